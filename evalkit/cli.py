@@ -1,0 +1,297 @@
+"""The `evalkit` command: parses, calls the library, prints. Exit codes in evalkit.errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from evalkit import __version__
+from evalkit.errors import (
+    EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BadInputError, EvalkitError, UnavailableError,
+)
+
+SPLIT = click.Choice(["train", "test", "ood"])
+
+
+def _positive(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"must be positive, got {value}")
+    return value
+
+
+def _unavailable(command: str, issue: int):
+    raise UnavailableError(f"`evalkit {command}` is not available in evalkit {__version__} yet "
+                           f"(planned: issue {issue}); see the README for what works today")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="evalkit")
+def cli():
+    """evalkit: evaluation, safety and synthetic-media detection for text-to-video models.
+
+    Exit codes: 0 success, 1 a check failed, 2 bad input, 3 missing weights/credentials/model,
+    4 not available in this version, 70 internal error, 130 interrupted.
+    """
+
+
+# ---------------------------------------------------------------- demo, info, probe
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("evalkit-demo"), show_default=True,
+              help="Folder for the demo's clips and pictures (replaced on each run).")
+@click.option("--n", type=int, default=32, show_default=True, callback=_positive, help="Reference clips.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(out, n, seed):
+    """End-to-end on the embedded default; prints where the results are."""
+    from evalkit.demo import run_demo
+
+    result = run_demo(out, n=n, seed=seed)
+    click.echo(result.summary())
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(as_json):
+    """Version, machine, tracking store and home folder."""
+    from evalkit.home import evalkit_home, git_commit, machine_info
+    from evalkit.tracking import tracking_uri
+
+    data = {"version": __version__, "git_commit": git_commit(), "tracking_uri": tracking_uri(),
+            "evalkit_home": str(evalkit_home()), "machine": machine_info()}
+    click.echo(json.dumps(data, indent=2) if as_json else "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
+def probe(files, as_json):
+    """Read video headers: container, codec, size, fps, frames. Exit 2 if any file is bad."""
+    from dataclasses import asdict
+
+    from evalkit.video import probe_video
+
+    failed = None
+    for f in files:
+        try:
+            info = asdict(probe_video(f))
+            info["path"] = str(info["path"])
+            row = {"file": str(f), "readable": True, "error": None, **info}
+        except EvalkitError as e:
+            row, failed = {"file": str(f), "readable": False, "error": str(e)}, e
+        if as_json:
+            click.echo(json.dumps(row))
+        elif row["readable"]:
+            click.echo(f"{f}: {row['container']} {row['codec']} {row['width']}x{row['height']} "
+                       f"{row['fps']:.3f} fps {row['frames']} frames")
+        else:
+            click.echo(f"evalkit: error: {row['error']}", err=True)
+    if failed is not None:
+        sys.exit(failed.exit_code)
+
+
+# ---------------------------------------------------------------- world
+@cli.group()
+def world():
+    """The procedural physics world: the embedded reference data."""
+
+
+@world.command("render")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--split", type=SPLIT, default="test", show_default=True)
+@click.option("--n", type=int, default=32, show_default=True, callback=_positive, help="Number of clips.")
+@click.option("--frames", type=int, default=16, show_default=True, callback=_positive)
+@click.option("--size", type=int, default=32, show_default=True, callback=_positive, help="Frame side in pixels.")
+@click.option("--fps", type=float, default=8.0, show_default=True, callback=_positive)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--noise", type=float, default=0.0, show_default=True, help="Sensor noise std (8-bit levels).")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="H.264 quality.")
+def world_render(out, split, n, frames, size, fps, seed, noise, crf):
+    """Render N world clips of a split to OUT (clips/*.mp4 + index.jsonl)."""
+    from evalkit.world import WorldConfig
+    from evalkit.world.export import render_folder
+
+    if size % 2:
+        raise BadInputError(f"--size {size}: H.264 (yuv420p) needs an even frame size; use {size + 1}")
+    try:
+        config = WorldConfig(frames=frames, size=size, fps=fps, noise=noise)
+    except ValueError as e:
+        raise BadInputError(f"evalkit world render: {e}")
+    records = render_folder(out, split=split, n=n, seed=seed, config=config, crf=crf)
+    click.echo(f"wrote {len(records)} {split} clips ({frames} frames, {size}x{size}, {fps:g} fps) to {out}")
+
+
+# ---------------------------------------------------------------- the rest of the contract
+@cli.group()
+def generator():
+    """The built-in U-ViT video diffusion generator."""
+
+
+@generator.command("train")
+@click.option("--preset", default="small", show_default=True)
+@click.option("--data", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path))
+@click.option("--max-minutes", type=float)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def generator_train(**_):
+    """Train the built-in generator on the world (or a folder of clips)."""
+    _unavailable("generator train", 3)
+
+
+@cli.command()
+@click.option("--model", required=True, help="uvit:PRESET_OR_CKPT | folder:DIR | diffusers:ID | world")
+@click.option("--prompts", required=True, help="A text file, a .jsonl file or a literal prompt.")
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--n-per-prompt", type=int, default=1, show_default=True, callback=_positive)
+@click.option("--sampler", default="ddim", show_default=True)
+@click.option("--steps", type=int, callback=_positive)
+@click.option("--guidance", type=float)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--sign", is_flag=True)
+@click.option("--watermark", is_flag=True)
+def generate(**_):
+    """Generate clips from prompts."""
+    _unavailable("generate", 3)
+
+
+@cli.command()
+@click.argument("candidates", type=click.Path(path_type=Path))
+@click.option("--reference", required=True, type=click.Path(path_type=Path))
+@click.option("--metrics", default="fvd,clip,flicker,physics", show_default=True)
+@click.option("--json", "json_file", type=click.Path(path_type=Path))
+def score(**_):
+    """Score a folder of clips against a reference folder."""
+    _unavailable("score", 4)
+
+
+@cli.group()
+def keys():
+    """Signing credentials for C2PA."""
+
+
+@keys.command("init")
+@click.option("--dir", "directory", type=click.Path(path_type=Path))
+def keys_init(**_):
+    """Make a development root CA and an ES256 signing certificate."""
+    _unavailable("keys init", 5)
+
+
+@cli.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--cert", type=click.Path(path_type=Path))
+@click.option("--key", type=click.Path(path_type=Path))
+@click.option("--source-type", type=click.Choice(["trained", "capture", "composite"]), default="trained")
+@click.option("--watermark", is_flag=True)
+def sign(**_):
+    """Sign a video with a C2PA manifest (and an invisible watermark)."""
+    _unavailable("sign", 5)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--trust", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def verify(**_):
+    """Verify provenance, watermark and detector verdicts of videos."""
+    _unavailable("verify", 5)
+
+
+@cli.group()
+def detectors():
+    """Synthetic-video detectors."""
+
+
+@detectors.command("train")
+@click.option("--real", required=True, type=click.Path(path_type=Path))
+@click.option("--fake", required=True, multiple=True, type=click.Path(path_type=Path))
+@click.option("--family", default="spectral,cnn3d,temporal,ensemble")
+@click.option("--out")
+def detectors_train(**_):
+    """Train detectors on real and generated clip folders."""
+    _unavailable("detectors train", 6)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--detector")
+@click.option("--json", "as_json", is_flag=True)
+def detect(**_):
+    """Probability that each video is generated."""
+    _unavailable("detect", 6)
+
+
+@cli.group()
+def bench():
+    """Versioned benchmark suites."""
+
+
+@bench.command("run")
+@click.option("--suite", required=True)
+@click.option("--model", "models", required=True, multiple=True)
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+def bench_run(**_):
+    """Run a suite over one or more models."""
+    _unavailable("bench run", 7)
+
+
+@cli.command()
+@click.option("--suite", required=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json", "html"]), default="table")
+def leaderboard(**_):
+    """Rank models of a suite from MLflow."""
+    _unavailable("leaderboard", 7)
+
+
+@cli.command()
+@click.option("--model", required=True)
+@click.option("--policy", required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def audit(**_):
+    """Audit a model release against a policy."""
+    _unavailable("audit", 7)
+
+
+# ---------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become one line on stderr and an exit code, never a traceback."""
+    debug = bool(os.environ.get("EVALKIT_DEBUG"))
+    try:
+        cli.main(args=argv, prog_name="evalkit", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as e:  # --help, --version
+        return e.exit_code
+    except click.ClickException as e:  # bad flag or value: click's message, on one line
+        where = f" (see `{e.ctx.command_path} --help`)" if getattr(e, "ctx", None) else ""
+        click.echo(f"evalkit: error: {' '.join(e.format_message().split())}{where}", err=True)
+        return EXIT_BAD_INPUT
+    except click.exceptions.Abort:
+        click.echo("evalkit: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except EvalkitError as e:
+        if debug:
+            raise
+        click.echo(f"evalkit: error: {e}", err=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("evalkit: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug in evalkit, not the user's fault
+        if debug:
+            raise
+        msg = " ".join(str(e).split())[:300]
+        click.echo(f"evalkit: internal error: {type(e).__name__}: {msg}; rerun with EVALKIT_DEBUG=1 "
+                   "for the traceback and report it", err=True)
+        return EXIT_INTERNAL
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

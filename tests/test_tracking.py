@@ -1,0 +1,184 @@
+"""The MLflow layer against a temporary SQLite store (the `mlflow_store` fixture)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evalkit import tracking
+from evalkit.metrics.stats import Estimate, proportion_ci
+
+
+def _client():
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
+def _download(run_id: str, artifact: str, dst: Path) -> Path:
+    import mlflow
+
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(dst)))
+
+
+def test_run_has_tags_params_and_metric_quartet(mlflow_store):
+    params = {"model": "uvit:small", "sampler": {"name": "ddim", "steps": 25}, "seeds": [0, 1],
+              "long": "x" * 7000}
+    with tracking.start_run("exp-a", "r1", params=params, tags={"suite": "world-v1"}, seed=123) as run:
+        tracking.log_metric_ci("fvd", 123.4, 110.0, 140.0, 256)
+        tracking.log_estimate("physics/pass rate", proportion_ci(30, 40))
+        tracking.log_estimates({"clip:score": Estimate(0.3, 0.25, 0.35, 64),
+                                "flicker": Estimate(0.9, math.nan, math.nan, 1)})
+    r = _client().get_run(run.info.run_id)
+    assert r.info.status == "FINISHED" and r.info.run_name == "r1"
+
+    t = r.data.tags
+    for k in ("evalkit.version", "evalkit.git_commit", "evalkit.git_dirty", "evalkit.machine",
+              "evalkit.platform", "evalkit.python", "evalkit.torch", "evalkit.cpu_count", "evalkit.gpu"):
+        assert t[k], k
+    assert t["evalkit.seed"] == "123" and t["suite"] == "world-v1"
+    assert t["evalkit.git_dirty"] in ("true", "false", "unknown")
+    assert int(t["evalkit.cpu_count"]) >= 1
+
+    p = r.data.params
+    assert p["model"] == "uvit:small" and p["sampler.name"] == "ddim" and p["sampler.steps"] == "25"
+    assert json.loads(p["seeds"]) == [0, 1]
+    assert len(p["long"]) == 6000 and p["long"].endswith("...")
+
+    m = r.data.metrics
+    assert (m["fvd"], m["fvd_ci_low"], m["fvd_ci_high"], m["fvd_n"]) == (123.4, 110.0, 140.0, 256.0)
+    assert m["physics/pass rate"] == 0.75 and m["physics/pass rate_n"] == 40
+    assert m["clip_score_ci_high"] == 0.35  # ':' is not portable: sanitised to '_'
+    assert m["flicker"] == 0.9 and math.isnan(m["flicker_ci_low"])  # NaN bounds survive the store
+    assert t["ci.physics/pass rate"] == "wilson@0.95" and "ci.fvd" not in t  # bare numbers carry no method
+    assert t["ci.clip_score"] == "bootstrap-percentile@0.95"
+
+
+def test_sanitize_name():
+    s = tracking.sanitize_name
+    assert s("fvd/i3d@16f") == "fvd/i3d_16f"
+    assert s("a:b é") == "a_b _"
+    assert s("/../x//./y/") == "x/y"
+    assert s("") == "_" and s("..") == "_"
+    assert len(s("x" * 1000)) == 250
+
+
+def test_image_json_and_table_artifacts(mlflow_store, tmp_path):
+    img = np.zeros((20, 30, 3), np.uint8)
+    img[5:10, 5:25] = (255, 0, 0)
+    df = pd.DataFrame({"id": ["a", "b"], "flicker": [0.91, 0.97]})
+    png_on_disk = tmp_path / "in.png"
+    from PIL import Image
+
+    Image.fromarray(img).save(png_on_disk)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "notes.txt").write_text("hello")
+
+    with tracking.start_run("exp-art") as run:
+        tracking.log_image(img, "plots/grid.png")
+        tracking.log_image(png_on_disk, "copy.png")
+        obj = {"x": np.float32(1.5), "nan": float("nan"), "est": Estimate(1, 0, 2, 3), "p": Path("a")}
+        tracking.log_json(obj, "summary.json")
+        tracking.log_table(df, "tables/per_clip.csv")
+        tracking.log_table(df, "tables/per_clip.json")
+        tracking.log_table(df, "tables/per_clip.parquet")
+        tracking.log_artifact(extra, "extra")
+        tracking.log_artifact(extra / "notes.txt")
+        with pytest.raises(ValueError):
+            tracking.log_table(df, "t.xlsx")
+        with pytest.raises(ValueError):
+            tracking.log_image(img, "../escape.png")
+    rid = run.info.run_id
+    names = {a.path for d in (None, "tables") for a in _client().list_artifacts(rid, d)}
+    assert {"plots", "copy.png", "summary.json", "tables/per_clip.csv", "notes.txt", "extra"} <= names
+
+    dl = tmp_path / "dl"
+    back = np.asarray(Image.open(_download(rid, "plots/grid.png", dl)))
+    assert np.array_equal(back, img)
+    assert np.array_equal(np.asarray(Image.open(_download(rid, "copy.png", dl))), img)
+    summary = json.loads(_download(rid, "summary.json", dl).read_text())
+    assert summary == {"x": 1.5, "nan": None, "est": Estimate(1, 0, 2, 3).to_dict(), "p": "a"}
+    pd.testing.assert_frame_equal(pd.read_csv(_download(rid, "tables/per_clip.csv", dl)), df)
+    pd.testing.assert_frame_equal(pd.read_json(_download(rid, "tables/per_clip.json", dl)), df)
+    pd.testing.assert_frame_equal(pd.read_parquet(_download(rid, "tables/per_clip.parquet", dl)), df)
+    assert _download(rid, "extra/notes.txt", dl).read_text() == "hello"
+
+
+def test_failing_block_ends_failed_and_reraises(mlflow_store):
+    import mlflow
+
+    with pytest.raises(ZeroDivisionError):
+        with tracking.start_run("exp-fail", "boom") as run:
+            tracking.log_metric_ci("x", 1, 0, 2, 3)
+            1 / 0
+    assert mlflow.active_run() is None
+    assert _client().get_run(run.info.run_id).info.status == "FAILED"
+
+
+def test_logging_outside_a_run_is_refused(mlflow_store):
+    with pytest.raises(RuntimeError, match="no active MLflow run"):
+        tracking.log_metric_ci("x", 1, 0, 2, 3)
+    assert tracking.runs_frame("Default").empty  # and no stray run was started
+
+
+def test_runs_frame_and_nesting(mlflow_store):
+    assert tracking.runs_frame("nope").empty
+    for model, fvd in (("a", 100.0), ("b", 200.0)):
+        with tracking.start_run("exp-rf", model, params={"model": model}):
+            tracking.log_metric_ci("fvd", fvd, fvd - 10, fvd + 10, 64)
+    df = tracking.runs_frame("exp-rf")
+    assert len(df) == 2 and set(df["params.model"]) == {"a", "b"}
+    assert set(df["metrics.fvd_ci_low"]) == {90.0, 190.0}
+    only = tracking.runs_frame("exp-rf", "metrics.fvd < 150")
+    assert list(only["tags.mlflow.runName"]) == ["a"]
+
+    with tracking.start_run("exp-nest", "parent") as parent:
+        with tracking.start_run("exp-nest", "child") as child:
+            pass
+    assert _client().get_run(child.info.run_id).data.tags["mlflow.parentRunId"] == parent.info.run_id
+
+
+def test_tracking_uri_honours_env(mlflow_store, monkeypatch, tmp_path):
+    assert tracking.tracking_uri() == mlflow_store
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", other)
+    assert tracking.tracking_uri() == other
+
+
+def test_import_is_light():
+    # `evalkit --help` must not pay for mlflow, pandas or torch through this module.
+    code = ("import sys, evalkit.tracking, evalkit.grid, evalkit.home;"
+            "print(sorted(m for m in ('mlflow', 'pandas', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.stdout.strip() == "[]"
+
+
+def test_home_is_private_and_git_info_is_typed(tmp_path, monkeypatch):
+    # evalkit.home feeds the run tags; tested here as it has no test file of its own.
+    from evalkit import home
+
+    target = tmp_path / "a" / "evalkit-home"
+    monkeypatch.setenv("EVALKIT_HOME", str(target))
+    assert home.evalkit_home() == target and target.is_dir()
+    assert target.stat().st_mode & 0o777 == 0o700
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "file"))
+    from evalkit.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="not a folder"):
+        home.evalkit_home()
+    commit, dirty = home.git_commit(), home.git_dirty()
+    assert commit is None or len(commit) == 40
+    assert dirty in (None, True, False) and (commit is None) == (dirty is None)
+    info = home.machine_info()
+    assert {"hostname", "platform", "python", "torch", "cpu_count", "gpu"} <= set(info)
