@@ -1,0 +1,367 @@
+"""Read and write video files with PyAV, with limits against hostile headers and one-line errors.
+
+Reading accepts any container and codec this ffmpeg build decodes (mp4, mov, mkv, webm, avi,
+animated gif, ...) and returns uint8 RGB frames [H, W, 3]. Still-image formats (PNG, JPEG, WebP,
+...) are refused: ffmpeg would happily call a PNG a one-frame "video", but for an evaluation
+suite that is almost always the wrong file. Writing makes H.264 yuv420p MP4 (faststart),
+atomically: a hidden temporary file in the target's folder, renamed over the target at the end.
+
+Every failure a user can cause is an `evalkit.errors.VideoError` (a missing path is a
+`MissingResourceError`, a directory a `BadInputError`) whose message is one line,
+"<path>: <what is wrong>; <what to do>". PyAV's own exceptions never escape.
+
+Truncated files are caught three ways: an MP4 whose index (moov) was cut off does not open; an
+index that points past the end of the file is refused on the header (probe_video sees it);
+and a full decode that yields fewer frames than an exact sample table lists (mp4/mov/avi) or
+ends well before the track's stated duration (mkv/webm) is an error. Any decoder error mid-
+stream is "damaged or truncated". Reading only `max_frames` checks only what it decodes.
+
+Logging: PyAV (18 here) drops all ffmpeg log lines by default (its callback is a no-op until
+`av.logging.set_level` is called), so nothing here touches the process-wide log setting.
+Note that `set_level(ERROR)` would *add* noise: the lines then go to Python's `libav`
+logger, which prints to stderr when no handler is configured.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from evalkit.clip import Clip
+from evalkit.errors import BadInputError, MissingResourceError, VideoError
+
+# Demuxers that open one picture, not a video (ffmpeg's image2 family).
+_STILL_FORMATS = {"image2", "image2pipe"}
+# Magic bytes of common video containers: (offset, bytes, name).
+_SIGNATURES = [(4, b"ftyp", "MP4/MOV (moov atom missing?)"), (8, b"AVI ", "AVI"),
+               (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (0, b"GIF8", "GIF")]
+# Muxer by the target's suffix.
+_MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                 "slower", "veryslow", "placebo")
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """Guards against hostile headers exhausting memory; checked on the header, then while decoding."""
+
+    max_frames: int = 20_000
+    max_pixels: int = 8192 * 4320  # per frame, W*H
+    max_decoded_bytes: int = 4 << 30  # T*H*W*3 of the decoded clip
+    max_file_bytes: int = 8 << 30
+
+    @classmethod
+    def from_env(cls) -> "VideoLimits":
+        """Defaults, overridden by EVALKIT_MAX_FRAMES / _PIXELS / _DECODED_BYTES / _FILE_BYTES."""
+        kw = {}
+        for name in ("max_frames", "max_pixels", "max_decoded_bytes", "max_file_bytes"):
+            var = "EVALKIT_" + name.upper()
+            raw = os.environ.get(var, "").strip()
+            if raw:
+                try:
+                    kw[name] = int(raw.replace("_", ""))
+                    assert kw[name] > 0
+                except (ValueError, AssertionError):
+                    raise BadInputError(f"{var}={raw!r}: not a positive integer; fix or unset it") from None
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    container: str  # ffmpeg's demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2" or "matroska,webm"
+    codec: str
+    width: int
+    height: int
+    fps: float
+    frames: int  # from the header; 0 if the container does not say (mkv, webm)
+    duration: float  # seconds; 0 if unknown
+    pix_fmt: str
+    metadata: dict[str, str] = field(default_factory=dict, compare=False)  # container tags
+
+
+def _fail(path, what: str, todo: str) -> VideoError:
+    return VideoError(f"{path}: {what}; {todo}")
+
+
+def _check_path(path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise MissingResourceError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise BadInputError(f"{p}: is a directory, not a video file; give the path of a video file")
+    return p
+
+
+def _open(p: Path, limits: VideoLimits):
+    """Open for reading and return (container, its video stream), after the header checks."""
+    size = p.stat().st_size
+    if size == 0:
+        raise _fail(p, "file is empty (0 bytes)", "re-export or re-download it")
+    if size > limits.max_file_bytes:
+        raise _fail(p, f"file is {size} bytes, over the limit of {limits.max_file_bytes}",
+                    "raise EVALKIT_MAX_FILE_BYTES if it is trusted")
+    try:
+        # "file:" stops ffmpeg reading the name as a protocol (concat:, http:, ...); the
+        # whitelist stops playlists inside the file from reaching anything but local files.
+        c = av.open("file:" + str(p.resolve()), options={"protocol_whitelist": "file"},
+                    metadata_errors="replace")
+    except av.error.PermissionError:
+        raise _fail(p, "permission denied", "check the file's permissions") from None
+    except (av.FFmpegError, OSError) as e:
+        with open(p, "rb") as fh:
+            head = fh.read(12)
+        kind = next((k for at, sig, k in _SIGNATURES if head[at:at + len(sig)] == sig), None)
+        if kind:  # a video container by its first bytes, but ffmpeg cannot parse its header
+            raise _fail(p, f"{kind} header is damaged or incomplete (truncated, or not finished "
+                        "writing)", "re-export or re-download it") from None
+        raise _fail(p, f"not a video file ffmpeg can read ({type(e).__name__})",
+                    "check that it is a video (mp4, mkv, webm, avi, mov, gif)") from None
+    try:
+        if c.format.name in _STILL_FORMATS or c.format.name.endswith("_pipe"):
+            raise _fail(p, f"is a still image ({c.format.name}), not a video",
+                        "convert it to a video or an animated GIF")
+        # Skip cover art: an attached picture is a one-frame "video stream" in audio files.
+        vs = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        if not vs:
+            kinds = ", ".join(sorted({s.type for s in c.streams})) or "none"
+            raise _fail(p, f"has no video stream (streams: {kinds})", "give a file with video")
+        s = vs[0]
+        if s.codec_context is None:  # PyAV 18: no decoder for the stream's codec tag
+            raise _fail(p, "video codec is unknown to or not decodable by this ffmpeg build",
+                        "re-encode it to H.264 (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)")
+        # Sample tables (mp4/mov/avi) list each packet's byte range: one that runs past the end
+        # of the file means the tail was cut off, which we can tell before decoding anything.
+        ends = [e.pos + e.size for e in s.index_entries if e.pos >= 0]
+        if ends and max(ends) > size:
+            raise _fail(p, f"file is truncated (its index needs {max(ends)} bytes, the file has "
+                        f"{size})", "re-export or re-download it")
+        return c, s
+    except BaseException:
+        c.close()
+        raise
+
+
+def _info(p: Path, c, s) -> VideoInfo:
+    rate = s.average_rate or s.guessed_rate or s.base_rate
+    duration = _stream_duration(s) or (c.duration or 0) / av.time_base
+    return VideoInfo(path=p, container=c.format.name, codec=s.codec_context.name,
+                     width=int(s.codec_context.width), height=int(s.codec_context.height),
+                     fps=float(rate) if rate else 0.0, frames=int(s.frames or 0),
+                     duration=max(duration, 0.0), pix_fmt=s.codec_context.pix_fmt or "",
+                     metadata=dict(c.metadata))
+
+
+def _stream_duration(s) -> float:
+    """The video stream's own duration in seconds (Matroska keeps it in a DURATION tag), or 0."""
+    if s.duration and s.time_base:
+        return float(s.duration * s.time_base)
+    try:
+        h, m, sec = s.metadata.get("DURATION", "").split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return 0.0
+
+
+def _check_header(info: VideoInfo, limits: VideoLimits, max_frames: int | None) -> None:
+    p, w, h = info.path, info.width, info.height
+    if w <= 0 or h <= 0:
+        raise _fail(p, f"header gives no frame size ({w}x{h})", "re-encode the file")
+    if w * h > limits.max_pixels:
+        raise _fail(p, f"frames are {w}x{h}, over the limit of {limits.max_pixels} pixels",
+                    "downscale it or raise EVALKIT_MAX_PIXELS if it is trusted")
+    n = min(info.frames, max_frames) if max_frames else info.frames
+    if n > limits.max_frames:
+        raise _fail(p, f"header says {n} frames, over the limit of {limits.max_frames}",
+                    "pass max_frames or raise EVALKIT_MAX_FRAMES")
+    if n * w * h * 3 > limits.max_decoded_bytes:
+        raise _fail(p, f"{n} frames of {w}x{h} need {n * w * h * 3} bytes decoded, over the limit "
+                    f"of {limits.max_decoded_bytes}", "pass max_frames or raise EVALKIT_MAX_DECODED_BYTES")
+
+
+def probe_video(path, limits: VideoLimits | None = None) -> VideoInfo:
+    """What the header says about a video, without decoding it; checks `limits` on the header."""
+    p = _check_path(path)
+    limits = limits or VideoLimits.from_env()
+    c, s = _open(p, limits)
+    with c:
+        info = _info(p, c, s)
+    _check_header(info, limits, None)
+    return info
+
+
+def _expected_frames(s) -> int:
+    """Frames the header promises, or 0 where its count is not exact. Only a sample-by-sample
+    index read from the header (mp4/mov/avi) counts; edit-list discards and zero-byte "dropped
+    frame" entries are left out, so healthy files with those do not look truncated."""
+    entries = list(s.index_entries)
+    if not s.frames or len(entries) < s.frames:
+        return 0
+    return sum(1 for e in entries if e.size > 0 and not e.is_discard)
+
+
+def _start(path, max_frames, limits, need_fps=False) -> tuple[VideoInfo, Iterator[np.ndarray]]:
+    """Open and check the header now (so a bad file fails at the call, not at the first
+    `next()`); return the header's info and a generator that decodes and closes the file."""
+    p = _check_path(path)
+    limits = limits or VideoLimits.from_env()
+    if max_frames is not None and max_frames < 1:
+        raise BadInputError(f"{p}: max_frames must be at least 1, got {max_frames}; pass a positive count")
+    c, s = _open(p, limits)
+    try:
+        info = _info(p, c, s)
+        _check_header(info, limits, max_frames)
+        if need_fps and not info.fps > 0:
+            raise _fail(p, "header gives no frame rate", "re-encode it at a fixed frame rate")
+        s.thread_type = "AUTO"  # frame + slice threads: much faster on HD footage
+    except BaseException:
+        c.close()
+        raise
+    return info, _frames(p, c, s, limits, max_frames)
+
+
+def iter_frames(path, *, max_frames: int | None = None, limits: VideoLimits | None = None
+                ) -> Iterator[np.ndarray]:
+    """Decode frames one by one as uint8 [H, W, 3] RGB; `max_frames` stops early (not an error)."""
+    return _start(path, max_frames, limits)[1]
+
+
+def _frames(p, c, s, limits, max_frames) -> Iterator[np.ndarray]:
+    n, shape, end = 0, None, None
+    try:
+        try:
+            for frame in c.decode(s):
+                if shape is None:
+                    shape = (frame.height, frame.width)
+                    if frame.height * frame.width > limits.max_pixels:
+                        raise _fail(p, f"frames are {frame.width}x{frame.height}, over the limit of "
+                                    f"{limits.max_pixels} pixels", "raise EVALKIT_MAX_PIXELS if trusted")
+                elif (frame.height, frame.width) != shape:
+                    raise _fail(p, f"frame size changes at frame {n} from {shape[1]}x{shape[0]} to "
+                                f"{frame.width}x{frame.height}", "re-encode it at one size")
+                n += 1
+                if n > limits.max_frames:
+                    raise _fail(p, f"has more than {limits.max_frames} frames",
+                                "pass max_frames or raise EVALKIT_MAX_FRAMES")
+                if n * shape[0] * shape[1] * 3 > limits.max_decoded_bytes:
+                    raise _fail(p, f"decoded frames exceed {limits.max_decoded_bytes} bytes",
+                                "pass max_frames or raise EVALKIT_MAX_DECODED_BYTES")
+                if frame.time is not None:
+                    end = frame.time + float((frame.duration or 0) * (frame.time_base or 0))
+                yield frame.to_ndarray(format="rgb24")
+                if n == max_frames:
+                    return  # early stop by request: the rest of the file is not checked
+        except (av.FFmpegError, OSError) as e:
+            raise _fail(p, f"damaged or truncated: decoding stopped after {n} frames "
+                        f"({type(e).__name__})", "re-export or re-download it") from None
+        if n == 0:
+            raise _fail(p, "no frame could be decoded", "re-export or re-download it")
+        # Truncated tails decode cleanly to fewer frames. Exact counts come from sample tables;
+        # without one (mkv, webm) compare where the last frame ends with the stream's own
+        # duration, allowing 2 frames and 5% so that approximate headers never trip it. The end
+        # is absolute (not minus the first timestamp), so a late-starting track cannot trip it.
+        expected, want = _expected_frames(s), _stream_duration(s)
+        if n < expected:
+            raise _fail(p, f"truncated: decoded {n} of the {expected} frames its header lists",
+                        "re-export or re-download it")
+        fps = float(s.average_rate or s.guessed_rate or 0)
+        if not expected and want and end is not None and fps:
+            if end < want - max(2 / fps, 0.05 * want):
+                raise _fail(p, f"truncated: frames end at {end:.2f} s of the {want:.2f} s "
+                            "its header gives", "re-export or re-download it")
+    finally:
+        c.close()
+
+
+def read_video(path, *, max_frames: int | None = None, limits: VideoLimits | None = None,
+               prompt: str = "", meta: dict | None = None) -> Clip:
+    """Decode a video into a `Clip` (uint8 [T, H, W, 3] RGB, fps from the header)."""
+    info, it = _start(path, max_frames, limits, need_fps=True)
+    frames = np.stack(list(it))  # peak memory ~2x the clip, bounded by max_decoded_bytes
+    m = dict(meta or {})
+    m.update(source=str(path), codec=info.codec, container=info.container)
+    return Clip(frames=frames, fps=info.fps, prompt=prompt, meta=m)
+
+
+def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18,
+                preset: str = "medium", codec: str = "libx264", pix_fmt: str = "yuv420p",
+                metadata: dict[str, str] | None = None, pad: bool = False) -> Path:
+    """Encode a `Clip` or uint8 [T, H, W, 3] RGB frames; returns the path written.
+
+    The file appears at `path` only once complete (temporary name + rename); on failure any
+    file already at `path` is untouched. fps is stored as an exact rational (30000/1001 for
+    29.97...). yuv420p needs even sizes: odd ones are an error unless `pad=True`, which
+    repeats the last row/column."""
+    p = Path(path)
+    if isinstance(clip_or_frames, Clip):
+        frames, fps = clip_or_frames.frames, fps or clip_or_frames.fps
+    else:
+        frames = np.asarray(clip_or_frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise _fail(p, f"frames must be uint8 [T, H, W, 3] with T >= 1, got {frames.dtype} "
+                    f"{tuple(frames.shape)}", "convert them first (Clip.from_tensor does)")
+    if fps is None or not fps > 0:
+        raise _fail(p, f"a positive fps is required, got {fps}", "pass fps= (or write a Clip)")
+    if p.is_dir():
+        raise BadInputError(f"{p}: is a directory; give a file name ending in .mp4")
+    if not p.parent.is_dir():
+        raise MissingResourceError(f"{p}: folder {p.parent} does not exist; create it first")
+    if p.suffix.lower() not in _MUXERS:
+        raise _fail(p, f"cannot write {p.suffix or 'a file without a suffix'}",
+                    f"name the output {', '.join(_MUXERS)} (H.264 MP4 is the default)")
+    if codec == "libx264" and preset not in _X264_PRESETS:  # x264 would print to stderr itself
+        raise _fail(p, f"unknown x264 preset {preset!r}", f"use one of {', '.join(_X264_PRESETS)}")
+    h, w = frames.shape[1:3]
+    try:  # chroma-subsampled formats (yuv420p, nv12, yuv422p) need even sizes: read off the planes
+        planes = av.VideoFormat(pix_fmt, 4, 4).components
+    except ValueError:
+        raise _fail(p, f"unknown pix_fmt {pix_fmt!r}", "use yuv420p (the default)") from None
+    even_w, even_h = any(c.width < 4 for c in planes), any(c.height < 4 for c in planes)
+    if (even_w and w % 2) or (even_h and h % 2):
+        if not pad:
+            raise _fail(p, f"frames are {w}x{h} but {pix_fmt} needs an even width and height",
+                        "crop or resize to an even size, or pass pad=True")
+        frames = np.pad(frames, ((0, 0), (0, (h % 2) * even_h), (0, (w % 2) * even_w), (0, 0)), mode="edge")
+        h, w = frames.shape[1:3]
+    rate = (fps if isinstance(fps, Fraction) else Fraction(float(fps))).limit_denominator(100_000)
+    fmt = _MUXERS[p.suffix.lower()]
+    # Hidden, unique, same folder (so os.replace is an atomic rename on one filesystem).
+    tmp = p.with_name(f".{p.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{p.suffix}")
+    opts = {"crf": str(crf), "preset": preset} if codec in ("libx264", "libx265") else {}
+    # faststart puts the index first (playable while downloading); use_metadata_tags keeps
+    # arbitrary keys (the plain MP4 muxer silently drops all but a few standard ones).
+    mux = {"movflags": "+faststart+use_metadata_tags"} if fmt in ("mp4", "mov") else {}
+    try:
+        with av.open("file:" + str(tmp.resolve()), "w", format=fmt, container_options=mux) as c:
+            c.metadata.update({str(k): str(v) for k, v in (metadata or {}).items()})
+            s = c.add_stream(codec, rate=rate, options=opts)
+            s.width, s.height, s.pix_fmt = w, h, pix_fmt
+            s.codec_context.time_base = 1 / rate
+            for i, f in enumerate(frames):
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+                vf.pts = i
+                c.mux(s.encode(vf))
+            c.mux(s.encode(None))  # flush: the encoder holds back its last frames until told
+        os.replace(tmp, p)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, (av.FFmpegError, OSError, ValueError)):
+            raise _fail(p, f"could not write video ({type(e).__name__}: {e})",
+                        "check the codec, pix_fmt, free disk space and permissions") from None
+        raise
+    return p
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 arrays of one shape, in dB; inf when equal."""
+    if a.shape != b.shape:
+        raise ValueError(f"psnr needs arrays of one shape, got {a.shape} and {b.shape}")
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))

@@ -1,0 +1,442 @@
+"""evalkit.video: reading real footage, round trips, atomic writes, and one-line errors for every
+kind of bad file (missing, empty, not a video, truncated, no video stream, unknown codec, too big)."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from evalkit import video
+from evalkit.clip import Clip
+from evalkit.errors import BadInputError, MissingResourceError, VideoError
+from evalkit.video import VideoLimits, iter_frames, probe_video, psnr, read_video, write_video
+
+REAL = {  # name: (width, height, fps, frames)
+    "bikes.mp4": (640, 272, 25.0, 250),
+    "carphone_pristine.mp4": (176, 144, 30000 / 1001, 120),
+    "carphone_distorted.mp4": (176, 144, 30000 / 1001, 120),
+    "bigbuckbunny.mp4": (1280, 720, 25.0, 132),
+}
+
+
+def synth(t=24, h=72, w=96) -> np.ndarray:
+    """Smooth colour gradients with a soft-edged bright disc moving across: uint8 [T, H, W, 3]."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    bg = np.stack([40 + 150 * xx / w, 60 + 120 * yy / h, 170 - 80 * xx / w], -1)
+    out = []
+    for i in range(t):
+        d = np.hypot(xx - (12 + 3 * i), yy - (h / 2 + 10 * np.sin(i / 4)))
+        a = np.clip((12 - d) / 3, 0, 1)[..., None]  # anti-aliased edge, as a renderer makes
+        out.append(bg * (1 - a) + np.array([235, 220, 200]) * a)
+    return np.clip(np.stack(out) + 0.5, 0, 255).astype(np.uint8)
+
+
+def pyav_write(path, frames, codec, pix_fmt, fps=25, fmt=None, container_options=None):
+    """Write with PyAV directly (not through evalkit), for containers write_video does not make."""
+    with av.open(str(path), "w", format=fmt, container_options=container_options or {}) as c:
+        s = c.add_stream(codec, rate=Fraction(fps))
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode(None))
+    return Path(path)
+
+
+def check_error(excinfo, path, cls=VideoError) -> str:
+    """The error is exactly `cls`, one line, names the file and says what to do."""
+    assert type(excinfo.value) is cls, type(excinfo.value)
+    msg = str(excinfo.value)
+    assert "\n" not in msg and Path(path).name in msg and "; " in msg, msg
+    return msg
+
+
+@pytest.fixture(scope="module")
+def frames() -> np.ndarray:
+    return synth()
+
+
+@pytest.fixture
+def mp4(tmp_path, frames) -> Path:
+    return write_video(tmp_path / "clip.mp4", frames, fps=25)
+
+
+# --- real footage ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_probe_real_footage(real_videos_dir, name):
+    w, h, fps, n = REAL[name]
+    info = probe_video(real_videos_dir / name)
+    assert (info.width, info.height, info.frames) == (w, h, n)
+    assert info.fps == pytest.approx(fps, rel=1e-9)
+    assert info.codec == "h264" and info.pix_fmt == "yuv420p" and "mp4" in info.container
+    assert info.duration == pytest.approx(n / fps, rel=1e-3)
+
+
+def test_read_real_footage_in_full_and_in_part(real_videos_dir):
+    before = sorted(os.listdir(real_videos_dir))
+    clip = read_video(real_videos_dir / "carphone_pristine.mp4", prompt="a man in a car")
+    assert clip.frames.shape == (120, 144, 176, 3) and clip.frames.dtype == np.uint8
+    assert clip.fps == pytest.approx(30000 / 1001) and clip.prompt == "a man in a car"
+    assert clip.meta["source"].endswith("carphone_pristine.mp4") and clip.meta["codec"] == "h264"
+    distorted = read_video(real_videos_dir / "carphone_distorted.mp4")
+    assert 15 < psnr(clip.frames, distorted.frames) < 40  # same scene, heavily compressed
+    for name, n in (("bikes.mp4", 10), ("bigbuckbunny.mp4", 4)):
+        w, h, fps, _ = REAL[name]
+        part = read_video(real_videos_dir / name, max_frames=n, meta={"k": 1})
+        assert part.frames.shape == (n, h, w, 3) and part.fps == fps and part.meta["k"] == 1
+        assert part.frames.std() > 10  # real picture content, not a blank decode
+    assert sorted(os.listdir(real_videos_dir)) == before
+
+
+def test_iter_frames_is_lazy_and_matches_read(real_videos_dir):
+    it = iter_frames(real_videos_dir / "bikes.mp4")
+    first = [next(it) for _ in range(3)]
+    it.close()
+    ref = read_video(real_videos_dir / "bikes.mp4", max_frames=3).frames
+    assert all(f.shape == (272, 640, 3) for f in first)
+    np.testing.assert_array_equal(np.stack(first), ref)
+
+
+# --- round trips -----------------------------------------------------------------------------
+
+
+def test_roundtrip_mp4_quality_and_layout(tmp_path, frames):
+    out = write_video(tmp_path / "clip.mp4", frames, fps=25, metadata={"evalkit_prompt": "a disc"})
+    assert os.listdir(tmp_path) == ["clip.mp4"]  # nothing else left in the folder
+    info = probe_video(out)
+    assert (info.codec, info.pix_fmt, info.frames, info.fps) == ("h264", "yuv420p", len(frames), 25.0)
+    assert info.metadata["evalkit_prompt"] == "a disc"
+    head = out.read_bytes()[:4096]
+    assert head.find(b"moov") != -1 and (head.find(b"mdat") == -1 or head.find(b"moov") < head.find(b"mdat"))
+    clip = read_video(out)
+    assert clip.frames.shape == frames.shape and clip.fps == 25.0
+    assert psnr(clip.frames, frames) > 35
+
+
+@pytest.mark.parametrize("fps", [8, 24, 30000 / 1001, 29.97, 12.5])
+def test_fps_is_stored_exactly_and_all_frames_come_back(tmp_path, fps):
+    f = synth(t=7, h=32, w=48)  # an odd count: the encoder's held-back frames must be flushed
+    out = write_video(tmp_path / "f.mp4", Clip(frames=f, fps=fps), preset="ultrafast")
+    info = probe_video(out)
+    assert info.fps == pytest.approx(fps, rel=1e-12) and info.frames == 7
+    assert read_video(out).num_frames == 7
+
+
+def test_write_clip_fps_can_be_overridden_and_mkv(tmp_path, frames):
+    out = write_video(tmp_path / "c.mp4", Clip(frames=frames[:4], fps=8), fps=16, preset="ultrafast")
+    assert probe_video(out).fps == 16
+    out = write_video(tmp_path / "c.mkv", frames[:4], fps=np.float32(12), metadata={"title": "t"})
+    info = probe_video(out)
+    assert (info.container, info.fps, info.metadata["title"]) == ("matroska,webm", 12.0, "t")
+    assert read_video(out).num_frames == 4
+
+
+@pytest.mark.parametrize(
+    "name, codec, pix_fmt, tol",
+    [("a.mkv", "libx264", "yuv420p", 5), ("a.webm", "libvpx-vp9", "yuv420p", 8),
+     ("a.gif", "gif", "rgb8", 25), ("a.avi", "mpeg4", "yuv420p", 8), ("a.mov", "mjpeg", "yuvj420p", 8)],
+)
+def test_read_other_containers(tmp_path, frames, name, codec, pix_fmt, tol):
+    f = frames[:10]
+    path = pyav_write(tmp_path / name, f, codec, pix_fmt, fps=25)
+    clip = read_video(path)
+    assert clip.frames.shape == f.shape and clip.fps == 25.0 and clip.meta["container"]
+    assert np.abs(clip.frames.astype(int) - f).mean() < tol
+    if name in ("a.mkv", "a.webm"):  # no frame count in the header, and that is not "truncated"
+        assert probe_video(path).frames == 0
+
+
+def test_odd_size_is_an_error_unless_padded(tmp_path, frames):
+    odd = frames[:3, :71, :95]
+    with pytest.raises(VideoError) as e:
+        write_video(tmp_path / "odd.mp4", odd, fps=10)
+    assert "even" in check_error(e, "odd.mp4") and "pad=True" in str(e.value)
+    assert os.listdir(tmp_path) == []
+    out = write_video(tmp_path / "odd.mp4", odd, fps=10, pad=True, preset="ultrafast")
+    clip = read_video(out)
+    assert clip.frames.shape == (3, 72, 96, 3)
+    assert psnr(clip.frames[:, :71, :95], odd) > 35
+
+
+def test_write_rejects_bad_arguments(tmp_path, frames):
+    target = tmp_path / "x.mp4"
+    for kwargs in ({"clip_or_frames": frames.astype(np.float32), "fps": 8},
+                   {"clip_or_frames": frames[0], "fps": 8},
+                   {"clip_or_frames": frames[:0], "fps": 8},
+                   {"clip_or_frames": frames},  # a bare array needs fps
+                   {"clip_or_frames": frames, "fps": 8, "preset": "bogus"},
+                   {"clip_or_frames": frames, "fps": 8, "codec": "no-such-codec"},
+                   {"clip_or_frames": frames, "fps": 8, "pix_fmt": "no-such-fmt"},
+                   {"path": tmp_path / "x.avi", "clip_or_frames": frames, "fps": 8}):
+        kwargs.setdefault("path", target)
+        with pytest.raises(VideoError) as e:
+            write_video(**kwargs)
+        check_error(e, kwargs["path"])
+    with pytest.raises(MissingResourceError) as e:
+        write_video(tmp_path / "nowhere" / "x.mp4", frames, fps=8)
+    check_error(e, "x.mp4", MissingResourceError)
+    with pytest.raises(BadInputError) as e:
+        write_video(tmp_path, frames, fps=8)
+    check_error(e, tmp_path, BadInputError)
+    assert os.listdir(tmp_path) == []
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+
+
+def test_failed_write_keeps_old_target_and_leaves_no_temp(tmp_path, frames, monkeypatch):
+    target = write_video(tmp_path / "keep.mp4", frames[:4], fps=8, preset="ultrafast")
+    old = target.read_bytes()
+    seen = []
+
+    def broken_replace(src, dst):
+        seen.append(Path(src))
+        assert Path(src).stat().st_size > 0 and Path(src).parent == tmp_path
+        assert Path(src).name.startswith(".keep.partial-")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(video.os, "replace", broken_replace)
+    with pytest.raises(VideoError) as e:
+        write_video(target, frames, fps=25)
+    check_error(e, target)
+    assert seen and target.read_bytes() == old and os.listdir(tmp_path) == ["keep.mp4"]
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(video.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # not swallowed, not wrapped; still cleaned up
+        write_video(target, frames, fps=25)
+    assert target.read_bytes() == old and os.listdir(tmp_path) == ["keep.mp4"]
+
+
+def test_encoder_failure_keeps_old_target(tmp_path, frames):
+    target = write_video(tmp_path / "keep.mp4", frames[:4], fps=8, preset="ultrafast")
+    old = target.read_bytes()
+    with pytest.raises(VideoError) as e:  # an MP4 cannot hold GIF: fails inside the writer
+        write_video(target, frames, fps=25, codec="gif", pix_fmt="rgb8")
+    check_error(e, target)
+    assert target.read_bytes() == old and os.listdir(tmp_path) == ["keep.mp4"]
+
+
+# --- bad inputs ------------------------------------------------------------------------------
+
+
+def _bad(tmp_path, name, data: bytes) -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def _assert_unreadable(path, cls=VideoError, contains=""):
+    """probe_video, iter_frames (at the call, before any next()) and read_video all refuse."""
+    for fn in (probe_video, iter_frames, read_video):
+        with pytest.raises(cls) as e:
+            fn(path)
+        msg = check_error(e, path, cls)
+        assert contains in msg, msg
+    return msg
+
+
+def test_missing_path_and_directory(tmp_path):
+    _assert_unreadable(tmp_path / "nope.mp4", MissingResourceError, "no such file")
+    (tmp_path / "d.mp4").mkdir()
+    _assert_unreadable(tmp_path / "d.mp4", BadInputError, "directory")
+
+
+def test_empty_text_and_random_files(tmp_path):
+    _assert_unreadable(_bad(tmp_path, "empty.mp4", b""), contains="empty")
+    _assert_unreadable(_bad(tmp_path, "notes.mp4", b"hello\nnot a video\n" * 20), contains="not a video")
+    rnd = np.random.default_rng(0).integers(0, 256, 8192, dtype=np.uint8).tobytes()
+    _assert_unreadable(_bad(tmp_path, "noise.mkv", rnd), contains="not a video")
+
+
+def test_still_image_is_refused(tmp_path, frames):
+    # Policy: ffmpeg decodes a PNG as a one-frame "video"; evalkit refuses still images.
+    png = tmp_path / "still.png"
+    with av.open(str(png), "w") as c:
+        s = c.add_stream("png")
+        s.width, s.height, s.pix_fmt = 96, 72, "rgb24"
+        c.mux(s.encode(av.VideoFrame.from_ndarray(frames[0], format="rgb24")))
+        c.mux(s.encode(None))
+    _assert_unreadable(png, contains="still image")
+
+
+def test_audio_only_file(tmp_path):
+    wav = tmp_path / "tone.wav"
+    with av.open(str(wav), "w") as c:
+        s = c.add_stream("pcm_s16le", rate=8000)
+        tone = (np.sin(np.arange(4000) / 5) * 8000).astype(np.int16)[None]
+        frame = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+        frame.sample_rate = 8000
+        c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    _assert_unreadable(wav, contains="no video stream (streams: audio)")
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.95])
+def test_truncated_mp4_without_moov(tmp_path, frames, fraction):
+    # A plain (non-faststart) MP4 keeps its index at the end: cutting the tail loses it.
+    whole = pyav_write(tmp_path / "plain.mp4", frames, "libx264", "yuv420p").read_bytes()
+    cut = _bad(tmp_path, "cut.mp4", whole[: int(len(whole) * fraction)])
+    _assert_unreadable(cut, contains="moov")
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.95, 0.999])
+def test_truncated_faststart_mp4(tmp_path, mp4, fraction):
+    # The index survives at the front and points past the end: caught on the header.
+    data = mp4.read_bytes()
+    cut = _bad(tmp_path, "cut.mp4", data[: int(len(data) * fraction)])
+    _assert_unreadable(cut, contains="truncated")
+
+
+def test_unwritten_tail_is_damaged(tmp_path, mp4, frames):
+    # Same size, but the last part never written (zeros, as a preallocated download leaves it).
+    data = bytearray(mp4.read_bytes())
+    data[int(len(data) * 0.9):] = bytes(len(data) - int(len(data) * 0.9))
+    p = _bad(tmp_path, "holes.mp4", bytes(data))
+    assert probe_video(p).frames == len(frames)  # the header looks fine
+    with pytest.raises(VideoError) as e:
+        read_video(p)
+    assert "damaged or truncated" in check_error(e, p)
+
+
+def test_fewer_frames_than_the_sample_table_lists(tmp_path, mp4, frames):
+    # Make the last 4 samples valid but pictureless (an H.264 end-of-sequence NAL): the decoder
+    # then returns 4 frames fewer, without any error. Only the frame count can tell.
+    data = bytearray(mp4.read_bytes())
+    with av.open(str(mp4)) as c:
+        tail = [(e.pos, e.size) for e in c.streams.video[0].index_entries][-4:]
+    for pos, size in tail:
+        data[pos:pos + size] = (size - 4).to_bytes(4, "big") + b"\x0a" + bytes(size - 5)
+    p = _bad(tmp_path, "short.mp4", bytes(data))
+    with pytest.raises(VideoError) as e:
+        read_video(p)
+    assert f"decoded {len(frames) - 4} of the {len(frames)} frames" in check_error(e, p)
+    assert read_video(p, max_frames=10).num_frames == 10  # asking for the intact start is fine
+
+
+def test_truncated_webm_is_caught_by_duration(tmp_path, frames):
+    data = pyav_write(tmp_path / "a.webm", frames, "libvpx-vp9", "yuv420p").read_bytes()
+    cut = _bad(tmp_path, "cut.webm", data[: len(data) // 2])
+    with pytest.raises(VideoError) as e:
+        read_video(cut)
+    assert "truncated" in check_error(e, cut)
+
+
+def test_unknown_codec(tmp_path, mp4):
+    data = mp4.read_bytes()
+    at = data.index(b"avc1", data.index(b"stsd"))  # the sample entry's fourcc, not the ftyp brand
+    p = _bad(tmp_path, "zzzz.mp4", data[:at] + b"zzzz" + data[at + 4:])
+    _assert_unreadable(p, contains="codec")
+
+
+def test_resolution_change_mid_stream(tmp_path):
+    # MJPEG frames carry their own size, so one stream can switch: mux two encoders' packets.
+    p = tmp_path / "switch.mkv"
+    with av.open(str(p), "w") as c:
+        s = c.add_stream("mjpeg", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuvj420p"
+        other = av.CodecContext.create("mjpeg", "w")
+        other.width, other.height, other.pix_fmt, other.time_base = 96, 64, "yuvj420p", Fraction(1, 25)
+        for i in range(6):
+            enc, size = (s, (48, 64)) if i < 3 else (other, (64, 96))
+            frame = av.VideoFrame.from_ndarray(np.full((*size, 3), 40 * i, np.uint8), format="rgb24")
+            for pkt in enc.encode(frame):
+                pkt.stream, pkt.pts, pkt.dts, pkt.time_base = s, i, i, Fraction(1, 25)
+                c.mux(pkt)
+    with pytest.raises(VideoError) as e:
+        read_video(p)
+    assert "frame size changes at frame 3" in check_error(e, p)
+
+
+def test_stderr_stays_clean(tmp_path, mp4, capfd):
+    data = mp4.read_bytes()
+    for name, blob in (("a.mp4", data[: len(data) // 2]), ("b.mp4", b"junk" * 100), ("c.mp4", b"")):
+        with pytest.raises(VideoError):
+            read_video(_bad(tmp_path, name, blob))
+    with pytest.raises(VideoError):
+        write_video(tmp_path / "d.mp4", synth(2, 16, 16), fps=8, preset="bogus")
+    read_video(mp4)
+    out, err = capfd.readouterr()
+    assert err == "" and out == ""
+
+
+# --- limits ----------------------------------------------------------------------------------
+
+
+def test_pixel_limit_is_checked_on_the_header(real_videos_dir):
+    small = VideoLimits(max_pixels=640 * 480)
+    path = real_videos_dir / "bigbuckbunny.mp4"
+    for fn in (probe_video, iter_frames):  # iter_frames raises at the call: nothing decoded yet
+        with pytest.raises(VideoError) as e:
+            fn(path, limits=small)
+        assert "1280x720" in check_error(e, path) and "EVALKIT_MAX_PIXELS" in str(e.value)
+    assert probe_video(real_videos_dir / "bikes.mp4", limits=small).width == 640
+
+
+def test_frame_and_byte_limits(tmp_path, mp4, frames):
+    few = VideoLimits(max_frames=10)
+    with pytest.raises(VideoError) as e:  # mp4 header gives the count: refused up front
+        iter_frames(mp4, limits=few)
+    assert "frames" in check_error(e, mp4)
+    assert read_video(mp4, max_frames=10, limits=few).num_frames == 10  # asking for fewer is fine
+    # MKV has no count in its header: the limit trips while decoding.
+    mkv = pyav_write(tmp_path / "a.mkv", frames, "libx264", "yuv420p")
+    it = iter_frames(mkv, limits=few)
+    with pytest.raises(VideoError) as e:
+        list(it)
+    assert "more than 10 frames" in check_error(e, mkv)
+    tiny = VideoLimits(max_decoded_bytes=5 * 72 * 96 * 3)
+    with pytest.raises(VideoError) as e:
+        probe_video(mp4, limits=tiny)
+    assert "bytes" in check_error(e, mp4)
+    with pytest.raises(VideoError) as e:
+        read_video(mkv, limits=tiny)
+    assert "EVALKIT_MAX_DECODED_BYTES" in check_error(e, mkv)
+    with pytest.raises(VideoError) as e:
+        probe_video(mp4, limits=VideoLimits(max_file_bytes=100))
+    check_error(e, mp4)
+
+
+def test_limits_from_env(monkeypatch, mp4):
+    assert VideoLimits.from_env() == VideoLimits()
+    monkeypatch.setenv("EVALKIT_MAX_FRAMES", "5")
+    monkeypatch.setenv("EVALKIT_MAX_PIXELS", "1_000_000")
+    monkeypatch.setenv("EVALKIT_MAX_DECODED_BYTES", "123456789")
+    lim = VideoLimits.from_env()
+    assert (lim.max_frames, lim.max_pixels, lim.max_decoded_bytes) == (5, 1_000_000, 123456789)
+    with pytest.raises(VideoError):  # the default limits come from the environment
+        read_video(mp4)
+    monkeypatch.setenv("EVALKIT_MAX_FRAMES", "lots")
+    with pytest.raises(BadInputError) as e:
+        VideoLimits.from_env()
+    assert "EVALKIT_MAX_FRAMES" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_max_frames_must_be_positive(mp4):
+    with pytest.raises(BadInputError) as e:
+        read_video(mp4, max_frames=0)
+    check_error(e, mp4, BadInputError)
+
+
+# --- psnr ------------------------------------------------------------------------------------
+
+
+def test_psnr():
+    a = np.zeros((2, 4, 4, 3), np.uint8)
+    assert psnr(a, a) == float("inf")
+    b = a.copy()
+    b[...] = 255
+    assert psnr(a, b) == pytest.approx(0.0)
+    c = a.copy()
+    c[...] = 1
+    assert psnr(a, c) == pytest.approx(10 * np.log10(255**2))
+    with pytest.raises(ValueError):
+        psnr(a, a[:1])
