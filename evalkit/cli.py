@@ -89,7 +89,7 @@ def probe(files, as_json):
         else:
             click.echo(f"evalkit: error: {row['error']}", err=True)
     if failed is not None:
-        sys.exit(failed.exit_code)
+        raise click.exceptions.Exit(failed.exit_code)  # each error is already printed
 
 
 # ---------------------------------------------------------------- world
@@ -259,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and an exit code, never a traceback."""
     debug = bool(os.environ.get("EVALKIT_DEBUG"))
     try:
-        cli.main(args=argv, prog_name="evalkit", standalone_mode=False)
-        return 0
+        # Without standalone mode click returns the code of a `click.exceptions.Exit`.
+        code = cli.main(args=argv, prog_name="evalkit", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except click.exceptions.Exit as e:  # --help, --version
         return e.exit_code
     except click.ClickException as e:  # bad flag or value: click's message, on one line

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterator
 
 import av
+from av.video.reformatter import VideoReformatter
 import numpy as np
 
 from evalkit.clip import Clip
@@ -220,7 +221,10 @@ def _start(path, max_frames, limits, need_fps=False) -> tuple[VideoInfo, Iterato
         _check_header(info, limits, max_frames)
         if need_fps and not info.fps > 0:
             raise _fail(p, "header gives no frame rate", "re-encode it at a fixed frame rate")
-        s.thread_type = "AUTO"  # frame + slice threads: much faster on HD footage
+        if info.width * info.height >= 320 * 240:
+            # Frame + slice threads halve decode time on HD footage, but starting the thread
+            # pool costs ~50 ms, which dominates small clips (a 16x32x32 clip decodes in ~2 ms).
+            s.thread_type = "AUTO"
     except BaseException:
         c.close()
         raise
@@ -235,6 +239,9 @@ def iter_frames(path, *, max_frames: int | None = None, limits: VideoLimits | No
 
 def _frames(p, c, s, limits, max_frames) -> Iterator[np.ndarray]:
     n, shape, end = 0, None, None
+    # One reformatter for the stream keeps its swscale context: ~10x faster than
+    # frame.to_ndarray(format=...) on small frames, and bit-identical.
+    rgb = VideoReformatter()
     try:
         try:
             for frame in c.decode(s):
@@ -255,7 +262,7 @@ def _frames(p, c, s, limits, max_frames) -> Iterator[np.ndarray]:
                                 "pass max_frames or raise EVALKIT_MAX_DECODED_BYTES")
                 if frame.time is not None:
                     end = frame.time + float((frame.duration or 0) * (frame.time_base or 0))
-                yield frame.to_ndarray(format="rgb24")
+                yield rgb.reformat(frame, format="rgb24").to_ndarray()
                 if n == max_frames:
                     return  # early stop by request: the rest of the file is not checked
         except (av.FFmpegError, OSError) as e:

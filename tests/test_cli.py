@@ -1,0 +1,150 @@
+"""The command-line contract: help everywhere, one-line errors with documented exit codes,
+`world render` writing playable MP4s whose pixels match their ground truth."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evalkit.cli import cli, main
+from evalkit.clipset import iter_clips, read_index
+from evalkit.errors import EXIT_BAD_INPUT, EXIT_MISSING, EXIT_UNAVAILABLE
+from evalkit.video import probe_video
+
+from test_world_render import check_clip_against_track
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def all_command_paths(group=cli, prefix=()):
+    for name, cmd in group.commands.items():
+        path = prefix + (name,)
+        yield path
+        if hasattr(cmd, "commands"):
+            yield from all_command_paths(cmd, path)
+
+
+CONTRACT = [("demo",), ("world", "render"), ("generator", "train"), ("generate",), ("score",),
+            ("keys", "init"), ("sign",), ("verify",), ("detectors", "train"), ("detect",),
+            ("bench", "run"), ("leaderboard",), ("audit",)]
+
+
+def test_every_contract_command_exists_and_has_help(capsys):
+    paths = set(all_command_paths())
+    for path in CONTRACT:
+        assert path in paths, path
+    for path in paths:
+        code, out, err = run(capsys, *path, "--help")
+        assert code == 0 and "Usage: evalkit " + " ".join(path) in out, path
+
+
+def test_version(capsys):
+    from evalkit import __version__
+
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and __version__ in out
+
+
+@pytest.mark.parametrize("argv,issue", [
+    (["score", "a", "--reference", "b"], 4),
+    (["generate", "--model", "uvit:small", "--prompts", "x", "--out", "o"], 3),
+    (["keys", "init"], 5),
+    (["verify", "f.mp4"], 5),
+    (["detect", "f.mp4"], 6),
+    (["bench", "run", "--suite", "world-v1", "--model", "world"], 7),
+])
+def test_commands_not_built_yet_say_so_and_exit_4(capsys, argv, issue):
+    code, out, err = run(capsys, *argv)
+    assert code == EXIT_UNAVAILABLE
+    assert "not available" in err and f"issue {issue}" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["world", "render", "OUT", "--split", "bogus"], "--split"),
+    (["world", "render", "OUT", "--n", "0"], "--n"),
+    (["world", "render", "OUT", "--size", "33"], "even"),
+    (["world", "render", "OUT", "--frames", "1"], "frames"),
+    (["world", "render", "OUT", "--fps", "abc"], "--fps"),
+    (["world", "render"], "OUT"),
+    (["no-such-command"], "no-such-command"),
+    (["world", "render", "OUT", "--bogus-flag"], "--bogus-flag"),
+])
+def test_bad_flags_are_one_line_errors_with_exit_2(capsys, tmp_path, monkeypatch, argv, fragment):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert code == EXIT_BAD_INPUT, err
+    assert err.startswith("evalkit: error:") and err.count("\n") == 1 and fragment in err
+    assert not (tmp_path / "OUT").exists() and not list(tmp_path.iterdir())
+
+
+def test_world_render_writes_playable_clips_matching_ground_truth(capsys, tmp_path):
+    out = tmp_path / "ref"
+    code, stdout, err = run(capsys, "world", "render", str(out), "--split", "ood", "--n", "6",
+                            "--frames", "12", "--size", "64", "--fps", "10", "--seed", "4")
+    assert code == 0, err
+    records = read_index(out)
+    errors = []
+    assert len(records) == 6 and sorted(p.name for p in (out / "clips").iterdir()) == sorted(
+        Path(r["file"]).name for r in records)
+    for rec, clip in zip(records, iter_clips(out)):
+        info = probe_video(out / rec["file"])
+        assert (info.codec, info.pix_fmt) == ("h264", "yuv420p")
+        assert clip.frames.shape == (12, 64, 64, 3) and clip.fps == pytest.approx(10)
+        assert rec["split"] == "ood" and rec["size"] == [64, 64] and rec["frames"] == 12
+        # H.264 and 4:2:0 chroma smear small objects whose luma is close to the background's
+        # (a small blue square on texture, say), but the centres stay close to the track.
+        errors += check_clip_against_track(clip.frames, rec, tol_px=1.5, area_rel=None)
+    assert np.hypot(*np.array(errors).T).mean() < 0.3
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no leftovers
+
+
+def test_world_render_refuses_to_overwrite_a_non_empty_folder(capsys, tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    code, _, err = run(capsys, "world", "render", str(out), "--n", "2")
+    assert code == EXIT_BAD_INPUT and "not empty" in err
+    assert (out / "precious.txt").read_text() == "keep me" and len(list(out.iterdir())) == 1
+
+
+def test_world_render_is_deterministic(capsys, tmp_path):
+    for name in ("a", "b"):
+        assert run(capsys, "world", "render", str(tmp_path / name), "--n", "3", "--seed", "9")[0] == 0
+    assert (tmp_path / "a/index.jsonl").read_text() == (tmp_path / "b/index.jsonl").read_text()
+    for ca, cb in zip(iter_clips(tmp_path / "a"), iter_clips(tmp_path / "b")):
+        assert np.array_equal(ca.frames, cb.frames)
+
+
+def test_probe_reports_real_footage_and_bad_files(capsys, tmp_path, real_videos_dir):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all\n" * 20)
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes((real_videos_dir / "carphone_pristine.mp4").read_bytes()[:200_000])
+    code, out, err = run(capsys, "probe", "--json", str(real_videos_dir / "bikes.mp4"), str(empty),
+                         str(text), str(truncated))
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == EXIT_BAD_INPUT
+    assert rows[0]["readable"] and (rows[0]["width"], rows[0]["height"], rows[0]["frames"]) == (640, 272, 250)
+    for row, name in zip(rows[1:], ("empty.mp4", "notes.mp4", "cut.mp4")):
+        assert not row["readable"] and name in row["error"] and "\n" not in row["error"]
+    code, _, err = run(capsys, "probe", str(tmp_path / "missing.mp4"))
+    assert code == EXIT_MISSING and "missing.mp4" in err and err.count("\n") == 1
+
+
+def test_console_script_exit_codes_without_traceback(tmp_path):
+    exe = Path(sys.executable).with_name("evalkit")
+    res = subprocess.run([str(exe), "world", "render", str(tmp_path / "x"), "--size", "31"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == EXIT_BAD_INPUT and "Traceback" not in res.stderr
+    assert res.stderr.count("\n") == 1
