@@ -119,6 +119,17 @@ def _experiment_id(client, name: str) -> str:
         return exp.experiment_id
 
 
+def _quiet_store_setup() -> None:
+    """MLflow announces creating and migrating its SQLite tables at INFO on every new store;
+    that is noise on a user's terminal. Warnings and errors still show."""
+    import logging
+
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
 @contextmanager
 def start_run(experiment: str, run_name: str | None = None, *, params: dict | None = None,
               tags: dict | None = None, seed: int | None = None) -> Iterator[Any]:
@@ -130,6 +141,7 @@ def start_run(experiment: str, run_name: str | None = None, *, params: dict | No
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    _quiet_store_setup()
     exp_id = _experiment_id(MlflowClient(), experiment)
     all_tags = {**run_tags(seed), **{str(k): str(v) for k, v in (tags or {}).items()}}
     run = mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=all_tags,
