@@ -94,3 +94,31 @@ def test_world_config_rejects_bad_values():
     for bad in [dict(frames=1), dict(size=4), dict(fps=0), dict(noise=-1)]:
         with pytest.raises(ValueError):
             WorldConfig(**bad)
+
+
+def test_parse_caption_inverts_caption_and_rejects_other_text():
+    from evalkit.world.captions import parse_caption
+
+    for split in ("train", "ood"):
+        for s in draw(split, 150):
+            parsed = parse_caption(caption(s))
+            assert parsed == {"kind": s.kind, "background": s.background,
+                              "objects": [(o.shape, o.color, o.size_name) for o in s.objects]}
+    for text in ["a cat riding a bike", "a small pink ball rests still, on a dark background",
+                 "a small red ball rests still", "", "a small red ball flies, on a dark background"]:
+        assert parse_caption(text) is None
+
+
+def test_world_renders_any_world_prompt_with_exactly_the_prompted_scene():
+    from evalkit.world import make_clip_for_prompt
+
+    for i in range(20):
+        prompt = make_clip("test", i).prompt
+        clip = make_clip_for_prompt(prompt, seed=i)
+        rec = clip.meta["record"]
+        assert clip.prompt == prompt and rec["split"] == "test"
+        assert np.array_equal(clip.frames, make_clip_for_prompt(prompt, seed=i).frames)
+    held_out = make_clip_for_prompt("a small green square rests still, on a dark background", 0)
+    assert held_out.meta["record"]["split"] == "ood"
+    with pytest.raises(ValueError):
+        make_clip_for_prompt("a cat riding a bike", 0)

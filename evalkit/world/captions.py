@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from evalkit.world.spec import Scene
 
 _BACKGROUND = {
@@ -36,3 +38,29 @@ def caption(scene: Scene) -> str:
     singular, plural = _MOTION[scene.kind]
     verb = singular if len(names) == 1 else plural
     return f"{_join(names)} {verb}, {_BACKGROUND[scene.background]}"
+
+
+_BACKGROUND_BY_PHRASE = {v: k for k, v in _BACKGROUND.items()}
+_OBJECT = re.compile(r"a (small|medium|large) (\w+) (ball|square)")
+
+
+def parse_caption(text: str) -> dict | None:
+    """The inverse of `caption` for world prompts: {"kind", "background", "objects": [(shape,
+    colour, size_name), ...]}, or None when `text` is not in the world's grammar."""
+    from evalkit.world.spec import COLORS
+
+    text = " ".join(text.strip().lower().split())
+    body, sep, bg_phrase = text.rpartition(", ")
+    if not sep or bg_phrase not in _BACKGROUND_BY_PHRASE:
+        return None
+    for kind, (singular, plural) in _MOTION.items():
+        for verb in (singular, plural):
+            if body.endswith(" " + verb):
+                names = body[: -len(verb) - 1]
+                objects = [m.groups() for m in _OBJECT.finditer(names)]
+                rebuilt = _join([f"a {s} {c} {sh}" for s, c, sh in objects]) if objects else ""
+                if rebuilt != names or any(c not in COLORS for _, c, _ in objects):
+                    return None
+                return {"kind": kind, "background": _BACKGROUND_BY_PHRASE[bg_phrase],
+                        "objects": [(sh, c, s) for s, c, sh in objects]}
+    return None

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from evalkit.clip import Clip
-from evalkit.world.captions import caption
+from evalkit.world.captions import caption, parse_caption
 from evalkit.world.physics import trajectories
 from evalkit.world.render import render
-from evalkit.world.scenes import sample_scene
+from evalkit.world.scenes import sample_scene, scene_for
 from evalkit.world.spec import SPLITS, Scene
 
 
@@ -66,12 +66,29 @@ def make_clip_from_seed(seed: int, split: str, config: WorldConfig = WorldConfig
                         clip_id: str | None = None) -> Clip:
     rng = np.random.default_rng(seed)
     scene = sample_scene(rng, split, duration=config.frames / config.fps)
+    return _render_scene(scene, seed, config, clip_id or f"{split}-{seed}")
+
+
+def make_clip_for_prompt(prompt: str, seed: int, config: WorldConfig = WorldConfig(),
+                         clip_id: str | None = None) -> Clip:
+    """The world's own rendering of a world-grammar prompt (the real-data ceiling for a
+    benchmark): a scene with exactly the prompted objects, kind and background."""
+    parsed = parse_caption(prompt)
+    if parsed is None:
+        raise ValueError(f"not a world prompt: {prompt!r}")
+    rng = np.random.default_rng([seed, 7])
+    scene = scene_for(rng, parsed["kind"], parsed["background"], parsed["objects"],
+                      duration=config.frames / config.fps)
+    return _render_scene(scene, seed, config, clip_id or f"prompt-{seed}")
+
+
+def _render_scene(scene: Scene, seed: int, config: WorldConfig, clip_id: str) -> Clip:
     traj = trajectories(scene, config.frames, config.fps)
     frames = render(scene, traj.pos, config.size, np.random.default_rng([seed, 1]), config.noise)
     prompt = caption(scene)
     record = {
-        "id": clip_id or f"{split}-{seed}", "prompt": prompt, "seed": seed, "fps": config.fps,
-        "frames": config.frames, "size": [config.size, config.size], "split": split,
+        "id": clip_id, "prompt": prompt, "seed": seed, "fps": config.fps,
+        "frames": config.frames, "size": [config.size, config.size], "split": scene.split,
         "scene": scene_record(scene, traj.pos, traj.vel, config.size),
     }
     if config.noise:

@@ -121,6 +121,42 @@ def _collision_observable(scene: Scene, duration: float) -> bool:
     return events[0] < 0.7 * duration and all(t > events[0] + 0.25 * duration for t in walls)
 
 
+def _build(rng, kind, background, attrs, params, split, reasons, duration) -> Scene | None:
+    """Lay out a scene of these attributes; None when a collision would not be observable."""
+    g = params["gravity"] if kind in ("fall", "throw") else 0.0
+    objects = _layout(rng, kind, attrs, g if g else 1.0, duration)
+    if kind == "slide":
+        objects = [_fit_slide_speed(o, params["friction"]) for o in objects]
+    scene = Scene(
+        kind=kind, background=background, objects=tuple(objects), gravity=g,
+        restitution=params["restitution"] if kind in ("fall", "throw", "collide") else 0.0,
+        friction=params["friction"] if kind in ("slide", "throw") else 0.0,
+        split=split, ood=tuple(reasons) if split == "ood" else (),
+    )
+    if kind == "collide" and not _collision_observable(scene, duration):
+        return None
+    return scene
+
+
+def scene_for(rng: np.random.Generator, kind: str, background: str, attrs, duration: float = 2.0) -> Scene:
+    """A scene with the given kind, background and (shape, colour, size_name) objects, laid out
+    and given physical parameters at random from the training ranges (for prompts)."""
+    if kind not in KINDS or background not in BACKGROUNDS:
+        raise ValueError(f"unknown kind {kind!r} or background {background!r}")
+    if not _MIN_OBJECTS[kind] <= len(attrs) <= _MAX_OBJECTS[kind]:
+        raise ValueError(f"a {kind} scene holds {_MIN_OBJECTS[kind]} to {_MAX_OBJECTS[kind]} objects, "
+                         f"got {len(attrs)}")
+    attrs = [tuple(a) for a in attrs]
+    reasons = held_out_reasons(kind, background, [ObjectSpec(*a, (0, 0)) for a in attrs])
+    for _ in range(1000):
+        params = {name: float(rng.uniform(r.low, r.high)) for name, r in TRAIN_RANGES.items()}
+        scene = _build(rng, kind, background, attrs, params, "ood" if reasons else "test", reasons,
+                       duration)
+        if scene is not None:
+            return scene
+    raise RuntimeError(f"could not lay out a {kind} scene")
+
+
 def sample_scene(rng: np.random.Generator, split: str = "train", duration: float = 2.0) -> Scene:
     """Draw one scene of `split` for a clip of `duration` seconds; deterministic for the
     generator's state."""
@@ -151,17 +187,7 @@ def sample_scene(rng: np.random.Generator, split: str = "train", duration: float
             params[ood_physics] = float(rng.uniform(r.low, r.high))
             reasons = [f"{ood_physics} {params[ood_physics]:.2f} outside train range "
                        f"[{TRAIN_RANGES[ood_physics].low}, {TRAIN_RANGES[ood_physics].high}]"]
-        g = params["gravity"] if kind in ("fall", "throw") else 0.0
-        objects = _layout(rng, kind, attrs, g if g else 1.0, duration)
-        if kind == "slide":
-            objects = [_fit_slide_speed(o, params["friction"]) for o in objects]
-        scene = Scene(
-            kind=kind, background=background, objects=tuple(objects), gravity=g,
-            restitution=params["restitution"] if kind in ("fall", "throw", "collide") else 0.0,
-            friction=params["friction"] if kind in ("slide", "throw") else 0.0,
-            split=split, ood=tuple(reasons) if split == "ood" else (),
-        )
-        if kind == "collide" and not _collision_observable(scene, duration):
-            continue
-        return scene
+        scene = _build(rng, kind, background, attrs, params, split, reasons, duration)
+        if scene is not None:
+            return scene
     raise RuntimeError("could not draw a scene; the split rules exclude everything")
