@@ -141,19 +141,30 @@ def generator_train(**_):
 
 
 @cli.command()
-@click.option("--model", required=True, help="uvit:PRESET_OR_CKPT | folder:DIR | diffusers:ID | world")
+@click.option("--model", required=True,
+              help="uvit:PRESET_OR_CKPT | folder:DIR | diffusers:ID | world | control:noise|frozen|shuffled")
 @click.option("--prompts", required=True, help="A text file, a .jsonl file or a literal prompt.")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--n-per-prompt", type=int, default=1, show_default=True, callback=_positive)
-@click.option("--sampler", default="ddim", show_default=True)
-@click.option("--steps", type=int, callback=_positive)
-@click.option("--guidance", type=float)
+@click.option("--sampler", help="uvit only: ddpm | ddim | dpmpp-2m")
+@click.option("--steps", type=int, callback=_positive, help="uvit only: sampling steps.")
+@click.option("--guidance", type=float, help="uvit only: CFG scale s in uncond + s (cond - uncond).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--sign", is_flag=True)
-@click.option("--watermark", is_flag=True)
-def generate(**_):
-    """Generate clips from prompts."""
-    _unavailable("generate", 3)
+@click.option("--sign", is_flag=True, help="Sign every clip with a C2PA manifest.")
+@click.option("--watermark", is_flag=True, help="Embed the invisible watermark in every clip.")
+def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, seed, sign, watermark):
+    """Generate clips from prompts into OUT (clips/*.mp4 + index.jsonl with the full protocol)."""
+    from generators.base import generate_folder, get_generator, load_prompts
+
+    sampling = {k: v for k, v in dict(sampler=sampler, steps=steps, guidance=guidance).items() if v is not None}
+    if sampling and not model.startswith("uvit:"):
+        raise BadInputError(f"--{'/--'.join(sampling)} only apply to uvit models, not {model}")
+    if sign or watermark:
+        _unavailable("generate --sign/--watermark", 5)
+    prompt_list = load_prompts(prompts)
+    gen = get_generator(model, **sampling)
+    records = generate_folder(gen, prompt_list, out, n_per_prompt=n_per_prompt, seed=seed)
+    click.echo(f"wrote {len(records)} clips from {model} for {len(prompt_list)} prompts to {out}")
 
 
 @cli.command()

@@ -1,0 +1,114 @@
+"""Prompt files, model specs, the world/control/folder generators and generated folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from evalkit.clipset import iter_clips, read_index
+from evalkit.errors import BadInputError, MissingResourceError, UnavailableError
+from evalkit.video import write_video
+from evalkit.world import make_clip
+from generators.base import Generator, generate_folder, get_generator, load_prompts
+from generators.folder import FolderGenerator
+
+PROMPTS = [make_clip("test", i).prompt for i in range(3)]
+
+
+def test_load_prompts_from_text_jsonl_and_literal(tmp_path):
+    txt = tmp_path / "p.txt"
+    txt.write_text(f"# a comment\n{PROMPTS[0]}\n\n  {PROMPTS[1]}  \n")
+    assert [p.text for p in load_prompts(str(txt))] == PROMPTS[:2]
+    jl = tmp_path / "p.jsonl"
+    jl.write_text(json.dumps({"prompt": PROMPTS[2], "probe": {"kind": "fall"}, "id": "q7"}) + "\n")
+    (p,) = load_prompts(str(jl))
+    assert (p.text, p.probe, p.id) == (PROMPTS[2], {"kind": "fall"}, "q7")
+    assert load_prompts("a red ball")[0].text == "a red ball"
+
+
+@pytest.mark.parametrize("content,suffix,fragment", [
+    ("", ".txt", "no prompts"),
+    ("{not json\n", ".jsonl", "not valid JSON"),
+    ('{"text": "x"}\n', ".jsonl", "prompt"),
+    ('{"prompt": "   "}\n', ".jsonl", "empty prompt"),
+    ("x" * 1200 + "\n", ".txt", "over the limit"),
+])
+def test_bad_prompt_files_name_the_line(tmp_path, content, suffix, fragment):
+    f = tmp_path / f"bad{suffix}"
+    f.write_text(content)
+    with pytest.raises(BadInputError, match=fragment) as e:
+        load_prompts(str(f))
+    assert str(f) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_prompt_file_and_empty_literal():
+    with pytest.raises(MissingResourceError):
+        load_prompts("nowhere/prompts.txt")
+    with pytest.raises(BadInputError):
+        load_prompts("   ")
+
+
+def test_specs():
+    assert isinstance(get_generator("world"), Generator)
+    assert get_generator("control:frozen").spec == "control:frozen"
+    with pytest.raises(BadInputError):
+        get_generator("control:blurry")
+    with pytest.raises(BadInputError):
+        get_generator("gan:foo")
+    with pytest.raises(UnavailableError):
+        get_generator("diffusers:some/model")
+
+
+def test_world_generator_is_deterministic_and_controls_behave():
+    world = get_generator("world")
+    a, b = world.generate(PROMPTS[:2], [5, 6])
+    assert np.array_equal(a.frames, world.generate(PROMPTS[:1], [5])[0].frames)
+    assert not np.array_equal(a.frames, b.frames)
+    frozen = get_generator("control:frozen").generate(PROMPTS[:1], [5])[0]
+    assert np.all(frozen.frames == a.frames[:1]) and frozen.frames.shape == a.frames.shape
+    shuffled = get_generator("control:shuffled").generate(PROMPTS[:1], [5])[0]
+    assert sorted(map(bytes, shuffled.frames)) == sorted(map(bytes, a.frames))
+    noise = get_generator("control:noise").generate(PROMPTS[:1], [5])[0]
+    assert noise.frames.shape == a.frames.shape and 100 < noise.frames.mean() < 155
+    with pytest.raises(BadInputError):
+        world.generate(["a cat on a sofa"], [0])
+
+
+def test_generate_folder_records_protocol_and_round_trips(tmp_path):
+    from generators.base import Prompt
+
+    prompts = [Prompt(PROMPTS[0], {"kind": "x"}, "alpha"), Prompt(PROMPTS[1])]
+    recs = generate_folder(get_generator("world"), prompts, tmp_path / "gen", n_per_prompt=2, seed=3,
+                           batch_size=3, progress=False)
+    index = read_index(tmp_path / "gen")
+    assert [r["id"] for r in index] == ["alpha-00", "alpha-01", "p0001-00", "p0001-01"] == [r["id"] for r in recs]
+    assert len({r["seed"] for r in index}) == 4
+    for r in index:
+        assert {"model", "weights_sha256", "sampler", "steps", "guidance", "seed", "scene"} <= set(r)
+    assert index[0]["probe"] == {"kind": "x"} and "probe" not in index[2]
+    again = generate_folder(get_generator("world"), prompts, tmp_path / "gen2", n_per_prompt=2, seed=3,
+                            progress=False)
+    for x, y in zip(iter_clips(tmp_path / "gen"), iter_clips(tmp_path / "gen2")):
+        assert np.array_equal(x.frames, y.frames)
+    assert [r["seed"] for r in again] == [r["seed"] for r in recs]
+
+
+def test_folder_generator_by_index_and_by_file_name(tmp_path):
+    generate_folder(get_generator("world"), load_prompts(PROMPTS[0]), tmp_path / "made", n_per_prompt=2,
+                    progress=False)
+    gen = FolderGenerator(tmp_path / "made")
+    clips = gen.generate([PROMPTS[0], PROMPTS[0].upper()], [0, 0])
+    made = list(iter_clips(tmp_path / "made"))
+    assert np.array_equal(clips[0].frames, made[0].frames) and np.array_equal(clips[1].frames, made[1].frames)
+    with pytest.raises(BadInputError, match="only 2 videos"):
+        gen.generate([PROMPTS[0]], [0])
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    write_video(loose / "a_red_ball_falls-0.mp4", make_clip("test", 0))
+    write_video(loose / "a red ball falls-1.mp4", make_clip("test", 1))
+    g2 = FolderGenerator(loose)
+    assert len(g2.generate(["A red ball falls", "a red ball falls"], [0, 0])) == 2
+    with pytest.raises(BadInputError, match="no video for prompt"):
+        g2.generate(["a blue cube"], [0])
