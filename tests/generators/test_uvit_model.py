@@ -1,0 +1,218 @@
+"""The U-ViT denoiser: shapes, init, long skips, positions, conditioning, checkpointing, overfitting."""
+
+import pytest
+import torch
+from torch import nn
+
+from generators.uvit import layers
+from generators.uvit.configs import get_config
+from generators.uvit.diffusion import GaussianDiffusion
+from generators.uvit.model import UViT
+from generators.uvit.network import TextToVideoUViT
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: intra-op threads only add overhead here, and on a busy 2-core box they stall."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+ATTN = ["joint", "factorised"]
+
+
+def inputs(cfg, B=2, L=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    L = L or cfg.text_len
+    x = torch.randn(B, cfg.frames, cfg.channels, cfg.image_size, cfg.image_size, generator=g)
+    t = torch.randint(0, 1000, (B,), generator=g)
+    emb = torch.randn(B, L, cfg.text_width, generator=g)
+    mask = torch.ones(B, L, dtype=torch.bool)
+    mask[0, L // 2 :] = False
+    return x, t, emb, mask
+
+
+def randomise_last_layer(model):
+    torch.manual_seed(1)
+    last = model.final_layer
+    nn.init.normal_(last.weight, std=0.1)
+    nn.init.normal_(last.bias, std=0.1)
+
+
+@pytest.mark.parametrize("attention", ATTN)
+@pytest.mark.parametrize("tubelet", [1, 2])
+def test_shape_and_zero_init(attention, tubelet):
+    torch.manual_seed(0)
+    cfg = get_config("tiny", attention=attention, temporal_patch=tubelet)
+    model = UViT(cfg)
+    x, t, emb, mask = inputs(cfg)
+    out = model(x, t, emb, mask)
+    assert out.shape == x.shape and out.dtype == torch.float32
+    assert torch.all(out == 0), "zero-initialised final conv: the network starts as the zero predictor"
+    randomise_last_layer(model)
+    assert model(x, t, emb, mask).abs().mean() > 1e-3
+    # a shorter prompt than text_len and float timesteps are accepted
+    assert model(x, t.float() + 0.5, emb[:, :5], mask[:, :5]).shape == x.shape
+
+
+@pytest.mark.parametrize("attention", ATTN)
+def test_eval_is_deterministic(attention):
+    torch.manual_seed(0)
+    model = UViT(get_config("tiny", attention=attention, dropout=0.2))
+    randomise_last_layer(model)
+    model.eval()
+    args = inputs(model.cfg)
+    assert torch.equal(model(*args), model(*args))
+
+
+def test_long_skips_join_mirrored_blocks():
+    cfg = get_config("tiny", depth=7, attention="joint")
+    model = UViT(cfg)
+    skips = [m for m in model.modules() if isinstance(m, nn.Linear) and m.in_features == 2 * cfg.width]
+    assert len(skips) == len(model.out_blocks) == len(model.in_blocks) == 3
+    assert model.mid_block.skip_linear is None and all(b.skip_linear is None for b in model.in_blocks)
+    outs, got = {}, {}
+    for i, b in enumerate(model.in_blocks):
+        b.register_forward_hook(lambda m, a, o, i=i: outs.__setitem__(i, o))
+    for k, b in enumerate(model.out_blocks):
+        b.register_forward_pre_hook(lambda m, a, k=k: got.__setitem__(k, a[1]))
+    model(*inputs(cfg))
+    for k in range(3):  # first out-block takes the deepest in-block's output
+        assert torch.equal(got[k], outs[2 - k])
+
+
+@pytest.mark.parametrize("tubelet", [1, 2])
+def test_positions_distinguish_every_patch(tubelet):
+    cfg = get_config("tiny", temporal_patch=tubelet, frames=8)
+    model = UViT(cfg)
+    pos = model.patch_positions().detach()  # [T'*H'*W', D], token order (t, i, j)
+    Tp, Hp, Wp = cfg.grid
+    assert pos.shape == (Tp * Hp * Wp, cfg.width)
+    dist = torch.cdist(pos, pos) + torch.eye(len(pos)) * 1e9
+    assert dist.min() > 0.1, "two patches share a position code"
+    t, i, j = 1, 2, 3  # P_st(i, j, t) = P_s(i, j) + P_t(t)
+    torch.testing.assert_close(
+        pos[t * Hp * Wp + i * Wp + j], model.pos_spatial[0, i * Wp + j] + model.pos_temporal[0, t]
+    )
+    fixed = UViT(get_config("tiny", pos_embed="fixed"))
+    assert "pos_spatial" not in dict(fixed.named_parameters())
+    torch.testing.assert_close(fixed.patch_positions(), UViT(get_config("tiny")).patch_positions().detach())
+
+
+@pytest.mark.parametrize("attention", ATTN)
+def test_text_conditions_output_and_padding_is_ignored(attention):
+    torch.manual_seed(0)
+    cfg = get_config("tiny", attention=attention)
+    model = UViT(cfg).eval()
+    x, t, emb, mask = inputs(cfg)
+    # after a few SGD steps from the zero init, the output depends on the text
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):
+        loss = (model(x, t, emb, mask) - x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        base = model(x, t, emb, mask)
+        assert (model(x, t, emb.flip(0), mask) - base).abs().max() > 1e-4
+        # masked (padded) text positions cannot influence anything
+        emb2 = emb.clone()
+        emb2[~mask] = torch.randn(int((~mask).sum()), cfg.text_width) * 10
+        torch.testing.assert_close(model(x, t, emb2, mask), base, rtol=1e-5, atol=1e-5)
+        # and the timestep matters too
+        assert (model(x, (t + 300) % 1000, emb, mask) - base).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("attention", ATTN)
+def test_gradient_checkpointing_gives_same_gradients(attention):
+    torch.manual_seed(0)
+    cfg = get_config("tiny", attention=attention)
+    model = UViT(cfg).train()
+    randomise_last_layer(model)
+    args = inputs(cfg)
+
+    def grads(ckpt):
+        model.zero_grad()
+        model.set_grad_checkpointing(ckpt)
+        model(*args).pow(2).mean().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    for a, b in zip(grads(False), grads(True)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_bf16_autocast_keeps_qkv_in_bf16(monkeypatch):
+    """q/k/v must reach SDPA in bf16 under autocast (an fp32 upcast would rule out flash attention)."""
+    seen = []
+    real = layers.F.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return real(q, k, v, **kw)
+
+    monkeypatch.setattr(layers.F, "scaled_dot_product_attention", spy)
+    for attention in ATTN:
+        model = UViT(get_config("tiny", attention=attention))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(*inputs(model.cfg))
+    assert seen and all(d == (torch.bfloat16,) * 3 for d in seen)
+
+
+def test_wrong_input_shape_is_a_clear_error():
+    model = UViT(get_config("tiny"))
+    x, t, emb, mask = inputs(model.cfg)
+    with pytest.raises(ValueError, match="expected"):
+        model(x[:, :2], t, emb, mask)
+
+
+@pytest.mark.parametrize("attention", ATTN)
+def test_tiny_network_overfits_one_batch(attention):
+    """Text encoder + U-ViT on one fixed (x0, t, noise) batch: the eps loss drops > 5x in 100 steps."""
+    torch.manual_seed(0)
+    cfg = get_config("tiny", attention=attention, cond_drop_prob=0.0)
+    net = TextToVideoUViT(cfg).train()
+    diffusion = GaussianDiffusion.from_config(cfg)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4, cfg.frames, 3, cfg.image_size, cfg.image_size, generator=g) * 2 - 1
+    t = torch.tensor([50, 300, 600, 900])
+    noise = torch.randn(x0.shape, generator=g)
+    tokens = net.tokenize(["a red ball falls", "a blue square slides", "two balls collide", "nothing moves"])
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=0.0)
+    losses = []
+    for _ in range(100):
+        loss = diffusion.training_loss(lambda x_t, tt: net(x_t, tt, tokens), x0, t, noise)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(1.0, abs=0.1)  # zero predictor: E[noise^2]
+    assert losses[-1] < losses[0] / 5, losses[::10]
+
+
+def test_condition_dropout_in_training_only():
+    cfg = get_config("tiny", cond_drop_prob=0.5)
+    net = TextToVideoUViT(cfg)
+    randomise_last_layer(net.uvit)
+    x, t, _, _ = inputs(cfg, B=8)
+    tokens = net.tokenize(["a red ball falls"] * 8)
+    uncond = net.denoise(x, t, net.text.null(8, tokens.shape[1]))
+    net.train()
+    out = net(x, t, tokens, generator=torch.Generator().manual_seed(0))
+    dropped = [torch.allclose(out[i], uncond[i], atol=1e-6) for i in range(8)]
+    assert 0 < sum(dropped) < 8
+    net.eval()
+    out = net(x, t, tokens)
+    assert not any(torch.allclose(out[i], uncond[i], atol=1e-6) for i in range(8))
+
+
+def test_sample_is_seeded_and_in_unit_range():
+    torch.manual_seed(0)
+    net = TextToVideoUViT(get_config("tiny"))
+    randomise_last_layer(net.uvit)
+    a = net.sample(["a red ball", "a blue square"], sampler="ddim", steps=4, guidance=2.0, seed=7)
+    b = net.sample(["a blue square"], sampler="ddim", steps=4, guidance=2.0, seed=[8])
+    assert a.shape == (2, 4, 3, 16, 16) and a.min() >= 0 and a.max() <= 1
+    # a clip depends on its own seed only (up to batch-size-dependent float rounding)
+    torch.testing.assert_close(a[1:], b, rtol=0, atol=1e-4)
