@@ -130,14 +130,30 @@ def generator():
 
 
 @generator.command("train")
-@click.option("--preset", default="small", show_default=True)
-@click.option("--data", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path))
-@click.option("--max-minutes", type=float)
+@click.option("--preset", default="small", show_default=True, help="tiny | small | base")
+@click.option("--data", default="world", show_default=True, help="world, or a folder of clips.")
+@click.option("--out", type=click.Path(path_type=Path), help="Checkpoint (resumed if it exists). "
+              "Default: $EVALKIT_HOME/models/uvit-PRESET.pt")
+@click.option("--max-minutes", type=float, callback=_positive)
+@click.option("--max-steps", type=int, default=100_000, show_default=True, callback=_positive)
+@click.option("--batch-size", type=int, default=16, show_default=True, callback=_positive)
+@click.option("--lr", type=float, default=1e-3, show_default=True, callback=_positive)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the network.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def generator_train(**_):
-    """Train the built-in generator on the world (or a folder of clips)."""
-    _unavailable("generator train", 3)
+def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, seed, compile_, device):
+    """Train the built-in generator on the world (or a folder of clips); resumes from --out."""
+    from evalkit.home import evalkit_home
+    from generators.uvit.configs import get_config
+    from generators.uvit.train import TrainConfig, train
+
+    get_config(preset)  # an unknown preset fails here, before anything is written
+    out = out or evalkit_home() / "models" / f"uvit-{preset}.pt"
+    tc = TrainConfig(preset=preset, data=data, batch_size=batch_size, max_steps=max_steps,
+                     max_minutes=max_minutes, lr=lr, seed=seed, compile=compile_, device=device)
+    state = train(tc, out)
+    click.echo(f"trained uvit:{preset} to step {state.step} ({state.clips_seen} clips, "
+               f"{state.seconds / 60:.1f} min); checkpoint {out}")
 
 
 @cli.command()

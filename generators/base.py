@@ -103,8 +103,9 @@ def get_generator(spec: str, **options) -> Generator:
 
         return FolderGenerator(arg)
     if kind == "uvit" and arg:
-        raise UnavailableError(f"{spec}: the built-in U-ViT generator is not available in this version "
-                               "yet (planned: issue 3)")
+        from generators.uvit.generate import UViTGenerator
+
+        return UViTGenerator(arg, **options)
     if kind == "diffusers" and arg:
         raise UnavailableError(f"{spec}: the diffusers adapter is not available in this version yet "
                                "(planned: issue 7)")

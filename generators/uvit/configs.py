@@ -142,12 +142,15 @@ PRESETS: dict[str, UViTConfig] = {
         width=192,
         depth=7,
         heads=3,
-        text_len=24,
+        text_len=32,  # world captions take up to 28 tokens with SOT/EOT
         text_width=128,
         text_depth=2,
         text_heads=2,
         text_vocab_dim=16,
         schedule="cosine",  # joint attention: at 512 tokens it is faster on a CPU than factorised
+        # v-prediction: a reweighted noise MSE that keeps learning the low frequencies (mean
+        # brightness, background) at high noise, where epsilon prediction left them wrong.
+        prediction="v",
     ),
     # GPU: 16 frames of 64x64, tubelets 2x4x4 (2048 patch tokens); ~100M parameters.
     # No padding mask so that SDPA keeps the flash kernel under bf16 autocast.

@@ -1,0 +1,139 @@
+"""`uvit:PRESET_OR_CKPT` as a `Generator`: load weights, sample batches, record the protocol.
+
+Weights resolve in this order: a path (a `.safetensors` export or a `.pt` training checkpoint,
+whose EMA weights are used); `$EVALKIT_HOME/models/uvit-NAME.safetensors` (a model the user
+retrained); the checkpoint shipped in this package (`weights/NAME.safetensors`). The weights'
+SHA-256 goes into every clip's record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from evalkit.clip import Clip
+from evalkit.errors import BadInputError, MissingResourceError
+
+from .configs import PRESETS, UViTConfig
+from .network import TextToVideoUViT
+from .samplers import DEFAULT_STEPS, GUIDANCE_CONVENTION, SAMPLERS
+from .text import token_count
+
+SHIPPED = Path(__file__).parent / "weights"
+DEFAULT_FPS = 8.0  # the world's frame rate, which the shipped models learned
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_weights(checkpoint, out, dtype: torch.dtype = torch.float16) -> Path:
+    """A training checkpoint's EMA weights as safetensors (no pickled code), with the model
+    config and training summary in the metadata."""
+    from safetensors.torch import save_file
+
+    from .train import load_checkpoint
+
+    state, tc = load_checkpoint(checkpoint)
+    tensors = {k: v.detach().to(dtype if v.is_floating_point() else v.dtype).contiguous()
+               for k, v in state.ema.state_dict().items()}
+    meta = {"format": "evalkit-uvit-v1", "model_config": json.dumps(state.ema.cfg.to_dict()),
+            "train_config": json.dumps({k: v for k, v in tc.__dict__.items()}, default=str),
+            "step": str(state.step), "clips_seen": str(state.clips_seen),
+            "train_minutes": f"{state.seconds / 60:.1f}", "cpu_minutes": f"{state.cpu_seconds / 60:.1f}"}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(out)
+    return out
+
+
+def resolve_weights(arg: str) -> Path:
+    p = Path(arg).expanduser()
+    if p.suffix in (".safetensors", ".pt") or "/" in arg:
+        if not p.is_file():
+            raise MissingResourceError(f"uvit:{arg}: no such checkpoint file; check the path")
+        return p
+    if arg not in PRESETS:
+        raise BadInputError(f"uvit:{arg}: unknown preset or checkpoint; use one of {sorted(PRESETS)} "
+                            "or a path to a .safetensors/.pt file")
+    from evalkit.home import evalkit_home
+
+    for cand in (evalkit_home() / "models" / f"uvit-{arg}.safetensors", SHIPPED / f"{arg}.safetensors"):
+        if cand.is_file():
+            return cand
+    raise MissingResourceError(f"uvit:{arg}: no trained weights for this preset (none shipped, none in "
+                               f"{evalkit_home() / 'models'}); train them with `evalkit generator train "
+                               f"--preset {arg}` and export, or pass a checkpoint path")
+
+
+def load_network(path: Path, expect_preset: str | None = None) -> TextToVideoUViT:
+    try:
+        if path.suffix == ".pt":
+            from .train import load_checkpoint
+
+            net = load_checkpoint(path)[0].ema
+        else:
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata() or {}
+                if meta.get("format") != "evalkit-uvit-v1":
+                    raise ValueError("not an evalkit U-ViT export")
+                cfg = UViTConfig.from_dict(json.loads(meta["model_config"]))
+                state = {k: f.get_tensor(k).float() if f.get_tensor(k).is_floating_point() else f.get_tensor(k)
+                         for k in f.keys()}
+            net = TextToVideoUViT(cfg)
+            net.load_state_dict(state)
+    except (BadInputError, MissingResourceError):
+        raise
+    except Exception as e:
+        msg = " ".join(str(e).split())[:160]
+        raise BadInputError(f"{path}: unreadable or corrupt U-ViT checkpoint ({msg}); re-export or retrain it")
+    if expect_preset and net.cfg.name != expect_preset:
+        raise BadInputError(f"{path}: a checkpoint of preset {net.cfg.name!r}, not {expect_preset!r}")
+    return net.eval()
+
+
+class UViTGenerator:
+    def __init__(self, arg: str, sampler: str = "dpmpp-2m", steps: int | None = None,
+                 guidance: float = 3.0, batch_size: int = 8, device: str = "cpu"):
+        if sampler not in SAMPLERS:
+            raise BadInputError(f"--sampler {sampler}: unknown; choose one of {sorted(SAMPLERS)}")
+        self.spec = f"uvit:{arg}"
+        self.path = resolve_weights(arg)
+        self.net = load_network(self.path, arg if arg in PRESETS else None).to(device)
+        self.sha256 = sha256_file(self.path)
+        self.sampler, self.guidance = sampler, float(guidance)
+        self.steps = steps or DEFAULT_STEPS[sampler]
+        self.batch_size = batch_size
+
+    def protocol(self) -> dict:
+        return {"model": self.spec, "weights_sha256": self.sha256, "preset": self.net.cfg.name,
+                "sampler": self.sampler, "steps": self.steps, "guidance": self.guidance,
+                "guidance_convention": GUIDANCE_CONVENTION}
+
+    def check_prompts(self, prompts: list[str]) -> None:
+        for p in prompts:
+            n = token_count(p)
+            if n > self.net.cfg.text_len:
+                raise BadInputError(f"prompt {p[:60]!r}...: {n} tokens, over this model's {self.net.cfg.text_len}; "
+                                    "shorten it")
+
+    def generate(self, prompts: list[str], seeds: list[int]) -> list[Clip]:
+        self.check_prompts(prompts)
+        out = []
+        for i in range(0, len(prompts), self.batch_size):
+            videos = self.net.sample(prompts[i:i + self.batch_size], sampler=self.sampler, steps=self.steps,
+                                     guidance=self.guidance, seed=seeds[i:i + self.batch_size])
+            out += [Clip.from_tensor(v, fps=DEFAULT_FPS, prompt=p)
+                    for v, p in zip(videos.cpu(), prompts[i:i + self.batch_size])]
+        return out
