@@ -1,0 +1,224 @@
+"""Temporal consistency of a clip: VBench flicker, motion-compensated warping error, HF energy ratio.
+
+All functionals take uint8 frames [T, H, W, 3] (a `Clip`'s layout); the torchmetrics classes take
+float videos [B, T, 3, H, W] in [0, 1] and convert with round(x * 255) (`base.videos_to_uint8`),
+so a clip scores the same from disk or from a model.
+
+- `temporal_flicker_score`: VBench's "temporal_flickering" dimension. VBench
+  (vbench/temporal_flickering.py) computes, per clip, `np.mean(cv2.absdiff(f_t, f_t+1))` over all
+  pixels and channels in float32 for each consecutive pair, then `(255 - mean over pairs) / 255`.
+  Higher is better, 1.0 for a frozen clip. It only means "no flicker" on static scenes (VBench
+  filters to static clips first): any motion lowers it.
+  Exactness: absolute differences of uint8 are integers, so we sum them exactly (cv2.sumElems
+  returns a float64 sum of integers < 2^53) and divide once in float64. VBench's float32
+  `np.mean` rounds (pairwise summation, ~1e-7 relative); we report the exact value of their
+  formula, not their float32 rounding of it. VBench decodes with cv2.VideoCapture (BGR): channel
+  order does not change the MAE, but a different decoder's YUV->RGB conversion can.
+- `warping_error`: the temporal warping error of Lai et al. (ECCV 2018, "Learning blind video
+  temporal consistency"): optical flow f_t -> f_t+1 (OpenCV Farneback on grayscale), f_t+1 warped
+  back onto f_t with cv2.remap, occlusions masked by the forward-backward check of Ruder et al.
+  (GCPR 2016), mean squared error over the valid pixels in [0, 1] units. Works on moving scenes.
+- `temporal_hf_ratio`: share of temporal signal energy above a cutoff frequency; white temporal
+  noise (random or shuffled frames) puts ~1 - cutoff (0.75) of its energy there, smooth motion little.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from evalkit.metrics.base import PerClipMetric, as_frames
+
+# --------------------------------------------------------------------------------------------
+# VBench temporal flickering
+
+
+# Bytes of absolute differences per cv2.absdiff call: one call for a whole small clip (Python
+# overhead dominates there), one frame pair at a time for HD (stays in cache).
+_CHUNK_BYTES = 1 << 20
+
+
+def frame_maes(frames) -> np.ndarray:
+    """float64 [T-1]: mean |f_t+1 - f_t| over all pixels and channels, in uint8 units (0..255)."""
+    f = as_frames(frames)
+    t, h, w, c = f.shape
+    flat = f.reshape(t * h, w * c)  # one-channel 2-D view: cv2.sumElems takes at most 4 channels
+    step = max(1, _CHUNK_BYTES // f[0].size)  # frame pairs per absdiff call
+    sums = np.empty(t - 1, dtype=np.float64)
+    for s in range(0, t - 1, step):
+        e = min(s + step, t - 1)
+        # absdiff of uint8 is the exact |a - b| (no wrap); each frame is read once per call
+        diff = cv2.absdiff(flat[s * h:e * h], flat[(s + 1) * h:(e + 1) * h])  # [pairs*H, W*C] uint8
+        for i in range(e - s):
+            sums[s + i] = cv2.sumElems(diff[i * h:(i + 1) * h])[0]  # exact: integers < 2^53 in float64
+    return sums / float(h * w * c)
+
+
+def temporal_flicker_score(frames) -> float:
+    """VBench temporal flickering of uint8 frames [T, H, W, 3]: (255 - mean_t MAE(f_t, f_t+1)) / 255.
+
+    1.0 for a frozen clip, lower is more flicker (or more motion: VBench applies it to static clips).
+    """
+    return float((255.0 - frame_maes(frames).mean()) / 255.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Motion-compensated warping error
+
+# OpenCV's documented Farneback example settings: 3-level pyramid, 15 px window.
+_FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+
+
+def _flow(g0: np.ndarray, g1: np.ndarray, method: str) -> np.ndarray:
+    """float32 [H, W, 2] (dx, dy) such that g0(y, x) ~ g1(y + dy, x + dx)."""
+    if method == "farneback":
+        return cv2.calcOpticalFlowFarneback(g0, g1, None, **_FARNEBACK)
+    if method == "dis":
+        return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(g0, g1, None)
+    raise ValueError(f"unknown optical flow method {method!r}; use 'farneback' or 'dis'")
+
+
+def _warp_pair(f0, f1, g0, g1, method: str, grid) -> tuple[float, float, float]:
+    """(sum of squared error over valid pixels and channels, sum of abs error, valid pixel count)."""
+    fw = _flow(g0, g1, method)  # [H, W, 2] forward flow t -> t+1
+    bw = _flow(g1, g0, method)  # [H, W, 2] backward flow t+1 -> t
+    mx, my = grid[0] + fw[..., 0], grid[1] + fw[..., 1]  # where each pixel of f_t lands in f_t+1
+    warped = cv2.remap(f1, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # [H, W, 3]
+    bw_at = cv2.remap(bw, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # [H, W, 2]
+    # Ruder et al.: forward and (warped) backward flow must cancel, up to a motion-relative slack.
+    lhs = ((fw + bw_at) ** 2).sum(-1)
+    rhs = 0.01 * ((fw ** 2).sum(-1) + (bw_at ** 2).sum(-1)) + 0.5
+    h, w = g0.shape
+    inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)  # leaves the frame = occluded
+    valid = (lhs < rhs) & inside  # [H, W]
+    d = (f0.astype(np.float32) - warped.astype(np.float32))[valid].astype(np.float64) / 255.0  # [n_valid, 3]
+    return float((d ** 2).sum()), float(np.abs(d).sum()), int(valid.sum())
+
+
+def warping_error_pairs(frames, method: str = "farneback") -> dict[str, np.ndarray]:
+    """Per consecutive pair: {"mse", "mae", "valid_fraction"}, each float64 [T-1].
+
+    A pair with no valid pixel gets NaN errors (valid_fraction 0).
+    """
+    f = as_frames(frames)
+    t, h, w, _ = f.shape
+    grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))  # (x [H,W], y [H,W])
+    gray = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in f]  # flow on luma, as is usual
+    mse, mae, frac = np.empty(t - 1), np.empty(t - 1), np.empty(t - 1)
+    for i in range(t - 1):
+        sq, ab, n = _warp_pair(f[i], f[i + 1], gray[i], gray[i + 1], method, grid)
+        mse[i] = sq / (3 * n) if n else math.nan
+        mae[i] = ab / (3 * n) if n else math.nan
+        frac[i] = n / (h * w)
+    return {"mse": mse, "mae": mae, "valid_fraction": frac}
+
+
+def warping_error(frames, method: str = "farneback", reduction: str = "mse") -> float:
+    """Motion-compensated warping error of uint8 frames [T, H, W, 3]; lower is better, 0 when frozen.
+
+    Per pair: mean over non-occluded pixels and the 3 channels of (f_t - warp(f_t+1))^2 with values
+    in [0, 1] (`reduction="mae"`: absolute instead). Lai et al. sum the squares over RGB: theirs is
+    3x ours. The clip's value is the mean over pairs that have valid pixels; NaN if none has.
+    Caveats: the occlusion mask discards part of a pure-noise frame pair (flow is meaningless
+    there; ~75% of pixels stay valid on uniform noise); a scene cut is one huge pair (bikes.mp4's
+    cut at frame 30 is 0.18 against ~5e-4 for its other pairs) that dominates the mean.
+    `warping_error_pairs` gives the per-pair errors and valid fractions to check both.
+    """
+    if reduction not in ("mse", "mae"):
+        raise ValueError(f"reduction must be 'mse' or 'mae', got {reduction!r}")
+    per = warping_error_pairs(frames, method)[reduction]
+    ok = np.isfinite(per)
+    return float(per[ok].mean()) if ok.any() else math.nan
+
+
+# --------------------------------------------------------------------------------------------
+# Temporal high-frequency energy ratio
+
+
+def temporal_hf_ratio(frames, cutoff: float = 0.25, rows_per_chunk: int = 64) -> float:
+    """Fraction of temporal energy above `cutoff` x Nyquist, for uint8 frames [T, H, W, 3].
+
+    Each pixel/channel's time series (mean removed) is Fourier transformed along time; the energy
+    of the bins with frequency > cutoff * 0.5 cycles/frame (default 0.25: above a quarter of the
+    Nyquist band, i.e. periods shorter than 8 frames; motion of natural footage stays mostly below)
+    is divided by the total energy, both summed over all pixels (a ratio of sums, i.e. an
+    energy-weighted mean of per-pixel ratios: flat pixels with no energy do not produce 0/0).
+    White temporal noise gives about 1 - cutoff; smooth motion gives little. A clip with no temporal
+    change at all (frozen) has no energy: defined as 0.0, i.e. no high-frequency flicker.
+    """
+    if not 0.0 <= cutoff < 1.0:
+        raise ValueError(f"cutoff is a fraction of Nyquist in [0, 1), got {cutoff}")
+    f = as_frames(frames)
+    t = f.shape[0]
+    k = np.arange(t // 2 + 1)  # rfft bins, frequency k / T cycles per frame
+    # One-sided spectrum weights (Parseval): bins other than DC and (even T) Nyquist stand for two.
+    wts = np.full(k.size, 2.0)
+    wts[0] = 1.0
+    if t % 2 == 0:
+        wts[-1] = 1.0
+    high = wts * (k / t > cutoff * 0.5)
+    hf = total = 0.0
+    for r in range(0, f.shape[1], rows_per_chunk):  # bound memory: [T, rows, W, 3] float64 at a time
+        x = f[:, r:r + rows_per_chunk].astype(np.float64) / 255.0
+        x -= x.mean(axis=0, keepdims=True)
+        p = np.abs(np.fft.rfft(x, axis=0)) ** 2  # [K, rows, W, 3]
+        per_bin = p.reshape(p.shape[0], -1).sum(axis=1)  # [K]
+        hf += float(per_bin @ high)
+        total += float(per_bin @ wts)
+    return hf / total if total > 0 else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# torchmetrics classes: float videos [B, T, 3, H, W] in [0, 1]
+
+
+class TemporalFlicker(PerClipMetric):
+    """Mean VBench temporal-flickering score over clips (higher is better, 1.0 = frozen)."""
+
+    higher_is_better = True
+
+    def score_clip(self, frames: np.ndarray) -> float:
+        return temporal_flicker_score(frames)
+
+    def protocol(self) -> dict:
+        return {"metric": "temporal_flicker", "definition": "VBench temporal_flickering, "
+                "(255 - mean_t MAE(f_t, f_t+1)) / 255 on uint8 frames", **self._base_protocol()}
+
+
+class WarpingError(PerClipMetric):
+    """Mean motion-compensated warping error over clips (lower is better); see `warping_error`."""
+
+    higher_is_better = False
+
+    def __init__(self, method: str = "farneback", reduction: str = "mse", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.method, self.reduction = method, reduction
+
+    def score_clip(self, frames: np.ndarray) -> float:
+        return warping_error(frames, method=self.method, reduction=self.reduction)
+
+    def protocol(self) -> dict:
+        flow = dict(_FARNEBACK) if self.method == "farneback" else {"preset": "medium"}
+        return {"metric": "warp_error", "flow": self.method, "flow_params": flow, "flow_on": "gray (BT.601)",
+                "occlusion": "forward-backward check (Ruder et al. 2016), out-of-frame excluded",
+                "reduction": self.reduction, "units": "[0, 1], mean over channels", **self._base_protocol()}
+
+
+class TemporalHFRatio(PerClipMetric):
+    """Mean temporal high-frequency energy ratio over clips (lower is better); see `temporal_hf_ratio`."""
+
+    higher_is_better = False
+
+    def __init__(self, cutoff: float = 0.25, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.cutoff = cutoff
+
+    def score_clip(self, frames: np.ndarray) -> float:
+        return temporal_hf_ratio(frames, cutoff=self.cutoff)
+
+    def protocol(self) -> dict:
+        return {"metric": "temporal_hf_ratio", "cutoff_fraction_of_nyquist": self.cutoff,
+                "aggregation": "ratio of energies summed over pixels; frozen clip = 0",
+                "note": "depends on clip length T: compare at equal T", **self._base_protocol()}

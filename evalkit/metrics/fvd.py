@@ -1,0 +1,400 @@
+"""Distribution distances between feature sets of real and generated videos: FVD, KVD, precision/recall.
+
+Everything here takes feature matrices [N, D] (I3D logits, the offline encoder's embedding, ...) and
+works in float64; backbones live elsewhere. The torchmetrics classes optionally take a
+`feature_extractor` (videos float [B, T, 3, H, W] in [0, 1] -> features [B, D]) so videos can be fed
+directly.
+
+- FVD: Frechet distance between Gaussian fits, `|mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))`,
+  covariances with ddof=1 (np.cov, as StyleGAN-V / the FID code). The trace of the matrix square
+  root is computed without `scipy.linalg.sqrtm`: with S1 = L L^T (Cholesky), S1 S2 is similar to the
+  symmetric PSD L^T S2 L, so Tr((S1 S2)^(1/2)) = sum sqrt(eigvals(L^T S2 L)): one Cholesky and one
+  eigenvalues-only symmetric solve instead of a Schur decomposition of a non-symmetric matrix
+  (when both covariances are singular: S1^(1/2) S2 S1^(1/2) from `eigh`). When both sets have
+  fewer samples than dimensions, the same trace is the nuclear norm of Xc1 Xc2^T (centred
+  features): an [N1, N2] SVD, exact where the covariances are singular.
+  FVD is biased upwards at small N (the covariance estimates' noise adds trace); `fvd_with_ci`'s
+  interval is of that finite-N estimate, comparable only between runs with the same N.
+- KVD: unbiased MMD^2 with the polynomial kernel (x.y / D + 1)^3 (Binkowski et al. 2018, as KID),
+  averaged over random subsets.
+- Precision / recall: k-NN manifolds (Kynkaanniemi et al. 2019): a sample is inside the other
+  set's manifold if it is within the k-th nearest-neighbour radius of some sample of that set.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import scipy.linalg
+import torch
+from torchmetrics import Metric
+
+from evalkit.metrics.base import as_features, cat_state
+from evalkit.metrics.stats import Estimate
+
+_EPS = np.finfo(np.float64).eps
+
+# --------------------------------------------------------------------------------------------
+# Frechet distance
+
+
+def feature_statistics(f) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [D] and covariance [D, D] (ddof=1) of features [N, D], N >= 2."""
+    f = as_features(f)
+    if f.shape[0] < 2:
+        raise ValueError(f"a covariance needs at least 2 samples, got {f.shape[0]}")
+    return f.mean(axis=0), np.cov(f, rowvar=False).reshape(f.shape[1], f.shape[1])
+
+
+def _psd_eigvals_clean(w: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix with round-off removed: anything below d * eps * max is 0.
+
+    A singular covariance's zero eigenvalues come out as +-1e-16 * max; their square roots
+    (1e-8 * sqrt(max) each, hundreds of them) would otherwise add up to a visible error."""
+    tol = w.size * _EPS * max(float(w.max(initial=0.0)), 0.0)
+    return np.where(w > tol, w, 0.0)
+
+
+def _eigvalsh(m: np.ndarray) -> np.ndarray:
+    """Eigenvalues only of a symmetric matrix (LAPACK syevd: several times faster than eigh with
+    vectors at D=2048)."""
+    return scipy.linalg.eigh((m + m.T) * 0.5, eigvals_only=True, driver="evd", check_finite=False)
+
+
+def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
+    """Tr((S1 S2)^(1/2)) for symmetric PSD S1, S2 [D, D].
+
+    Fast path: S1 = L L^T (Cholesky) makes S1 S2 similar to the symmetric PSD L^T S2 L, whose
+    eigenvalues alone are needed. Used when one of the two is safely positive definite (every
+    pivot^2 above 1e-10 of the largest variance); otherwise (singular covariances, N <= D) the
+    symmetric square root S1^(1/2) from `eigh`, with round-off eigenvalues zeroed."""
+    for a, b in ((s1, s2), (s2, s1)):  # Tr sqrt(S1 S2) = Tr sqrt(S2 S1)
+        try:
+            low = scipy.linalg.cholesky(a, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            continue
+        if (np.diag(low) ** 2).min() > 1e-10 * np.diag(a).max():
+            return float(np.sqrt(_psd_eigvals_clean(_eigvalsh(low.T @ b @ low))).sum())
+    w1, v1 = np.linalg.eigh(s1)
+    root1 = (v1 * np.sqrt(_psd_eigvals_clean(w1))) @ v1.T  # S1^(1/2), symmetric PSD
+    return float(np.sqrt(_psd_eigvals_clean(_eigvalsh(root1 @ s2 @ root1))).sum())
+
+
+def frechet_distance(mu1, s1, mu2, s2, method: str = "fast") -> float:
+    """|mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), float64.
+
+    method "fast" (default: Cholesky or eigh, see trace_sqrt_product) or "sqrtm" (scipy's
+    `sqrtm` of S1 S2, real part of the trace: the reference implementation of StyleGAN-V / FID).
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64).ravel(), np.asarray(mu2, np.float64).ravel()
+    s1, s2 = np.asarray(s1, np.float64), np.asarray(s2, np.float64)
+    d = mu1.size
+    if mu2.size != d or s1.shape != (d, d) or s2.shape != (d, d):
+        raise ValueError(f"shapes do not match: mu1 {mu1.shape}, S1 {s1.shape}, "
+                         f"mu2 {mu2.shape}, S2 {s2.shape}")
+    s1, s2 = (s1 + s1.T) * 0.5, (s2 + s2.T) * 0.5
+    if method == "fast":
+        tr_sqrt = trace_sqrt_product(s1, s2)
+    elif method == "sqrtm":
+        tr_sqrt = float(np.real(np.trace(scipy.linalg.sqrtm(s1 @ s2))))
+    else:
+        raise ValueError(f"unknown method {method!r}; use 'fast' or 'sqrtm'")
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_sqrt)
+
+
+def frechet_distance_from_features(f1, f2, method: str = "fast") -> float:
+    """Frechet distance between Gaussian fits of features f1 [N1, D] and f2 [N2, D].
+
+    With method "fast" and N1, N2 < D the trace term is the nuclear norm of the centred
+    [N1, N2] cross-Gram matrix (cheaper and exact for the rank-deficient covariances)."""
+    f1, f2 = as_features(f1, "f1"), as_features(f2, "f2")
+    if f1.shape[1] != f2.shape[1]:
+        raise ValueError(f"feature dimensions differ: {f1.shape[1]} and {f2.shape[1]}")
+    n1, n2, d = f1.shape[0], f2.shape[0], f1.shape[1]
+    if n1 < 2 or n2 < 2:
+        raise ValueError(f"need at least 2 samples in each set, got {n1} and {n2}")
+    if method == "fast" and max(n1, n2) < d:
+        mu1, mu2 = f1.mean(0), f2.mean(0)
+        x1, x2 = f1 - mu1, f2 - mu2  # S_i = x_i^T x_i / (n_i - 1)
+        # S1 S2 has the nonzero eigenvalues of (x1 x2^T)(x1 x2^T)^T / c: its sqrt-trace is the
+        # sum of the singular values of x1 x2^T / sqrt(c).
+        tr_sqrt = np.linalg.svd(x1 @ x2.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1))
+        tr1, tr2 = (x1 * x1).sum() / (n1 - 1), (x2 * x2).sum() / (n2 - 1)
+        diff = mu1 - mu2
+        return float(diff @ diff + tr1 + tr2 - 2.0 * tr_sqrt)
+    mu1, s1 = feature_statistics(f1)
+    mu2, s2 = feature_statistics(f2)
+    return frechet_distance(mu1, s1, mu2, s2, method=method)
+
+
+def two_sample_bootstrap(real, fake, statistic: Callable, n_boot: int = 200, seed: int | None = 0,
+                         confidence: float = 0.95) -> Estimate:
+    """Percentile bootstrap interval of `statistic(real, fake)`, resampling each set independently
+    with replacement (the two sets are independent samples). `n` is the generated-set size."""
+    real, fake = as_features(real, "real"), as_features(fake, "fake")
+    if not 0 < confidence < 1 or n_boot < 1:
+        raise ValueError(f"need 0 < confidence < 1 and n_boot >= 1, got {confidence}, {n_boot}")
+    value = float(statistic(real, fake))
+    rng = np.random.default_rng(seed)
+    reps = np.empty(int(n_boot))
+    for b in range(reps.size):
+        ir = rng.integers(0, real.shape[0], real.shape[0])
+        jf = rng.integers(0, fake.shape[0], fake.shape[0])
+        reps[b] = statistic(real[ir], fake[jf])
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
+    return Estimate(value, float(lo), float(hi), int(fake.shape[0]), "bootstrap-percentile-2sample",
+                    confidence)
+
+
+def fvd_with_ci(real_feats, fake_feats, n_boot: int = 200, seed: int | None = 0,
+                confidence: float = 0.95) -> Estimate:
+    """FVD with a 95% percentile bootstrap interval (both sets resampled), n = generated clips.
+
+    FVD is biased at small N (estimation noise in the covariances adds distance; resampling with
+    replacement adds more, so the interval sits slightly above the value at small N): the interval
+    describes the finite-N estimate, and FVDs are comparable only at equal N and equal backbone.
+    Cost: n_boot Frechet distances (about 0.1 s each at D=400)."""
+    return two_sample_bootstrap(real_feats, fake_feats, frechet_distance_from_features, n_boot, seed,
+                                confidence)
+
+
+# --------------------------------------------------------------------------------------------
+# Kernel distance (KVD)
+
+
+def _mmd2_unbiased(x: np.ndarray, y: np.ndarray, degree: int, gamma: float, coef0: float) -> float:
+    """Unbiased MMD^2 of x [m, D] and y [n, D] with k(a, b) = (gamma a.b + coef0)^degree."""
+    m, n = x.shape[0], y.shape[0]
+    kxx = (gamma * (x @ x.T) + coef0) ** degree  # [m, m]
+    kyy = (gamma * (y @ y.T) + coef0) ** degree  # [n, n]
+    kxy = (gamma * (x @ y.T) + coef0) ** degree  # [m, n]
+    # Off-diagonal means: dropping k(x_i, x_i) is what makes the estimator unbiased.
+    xx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    yy = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    return float(xx + yy - 2.0 * kxy.mean())
+
+
+def kernel_distance(f1, f2, degree: int = 3, gamma: float | None = None, coef0: float = 1.0,
+                    subsets: int = 100, subset_size: int = 1000, seed: int | None = 0
+                    ) -> tuple[float, np.ndarray]:
+    """KVD/KID: mean unbiased polynomial-kernel MMD^2 over random subsets, and the per-subset values.
+
+    Each subset draws min(subset_size, N1, N2) samples from each set without replacement (seeded).
+    gamma defaults to 1/D. When the subset is the whole of both sets every subset would be the
+    same number, so it is computed once (per-subset array of length 1)."""
+    f1, f2 = as_features(f1, "f1"), as_features(f2, "f2")
+    if f1.shape[1] != f2.shape[1]:
+        raise ValueError(f"feature dimensions differ: {f1.shape[1]} and {f2.shape[1]}")
+    m = min(int(subset_size), f1.shape[0], f2.shape[0])
+    if m < 2:
+        raise ValueError(f"the unbiased MMD needs at least 2 samples per set, got subset size {m}")
+    g = 1.0 / f1.shape[1] if gamma is None else float(gamma)
+    if m == f1.shape[0] == f2.shape[0]:
+        vals = np.array([_mmd2_unbiased(f1, f2, degree, g, coef0)])
+    else:
+        rng = np.random.default_rng(seed)
+        vals = np.array([
+            _mmd2_unbiased(f1[rng.permutation(f1.shape[0])[:m]], f2[rng.permutation(f2.shape[0])[:m]],
+                           degree, g, coef0)
+            for _ in range(int(subsets))
+        ])
+    return float(vals.mean()), vals
+
+
+def kvd_with_ci(real_feats, fake_feats, n_boot: int = 200, seed: int | None = 0, confidence: float = 0.95,
+                degree: int = 3, gamma: float | None = None, coef0: float = 1.0) -> Estimate:
+    """Unbiased MMD^2 of the *whole* sets with a percentile bootstrap interval (both sets resampled).
+
+    The value is the full-set estimate (same expectation as the subset mean of `kernel_distance`,
+    less variance; equal to it when the subsets are the whole sets). Resampling with replacement
+    duplicates samples, which the estimator then counts as distinct pairs: the interval leans
+    positive, as FVD's does. Cost: n_boot kernel matrices of N1 + N2 samples."""
+    f1 = as_features(real_feats, "real")
+    g = 1.0 / f1.shape[1] if gamma is None else float(gamma)
+    return two_sample_bootstrap(f1, fake_feats, lambda a, b: _mmd2_unbiased(a, b, degree, g, coef0),
+                                n_boot, seed, confidence)
+
+
+# --------------------------------------------------------------------------------------------
+# k-NN precision and recall
+
+
+def _kth_nn_radii(x: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
+    """[N] distance of each row of x [N, D] to its k-th nearest other row (self excluded)."""
+    out = []
+    for i in range(0, x.shape[0], chunk):
+        d = torch.cdist(x[i:i + chunk], x)  # [c, N]
+        out.append(d.topk(k + 1, dim=1, largest=False).values[:, k])  # index 0 is the row itself
+    return torch.cat(out)
+
+
+def _inside(query: torch.Tensor, ref: torch.Tensor, radii: torch.Tensor, chunk: int) -> torch.Tensor:
+    """[Nq] bool: query row within radii[j] of some ref row j."""
+    out = []
+    for i in range(0, query.shape[0], chunk):
+        out.append((torch.cdist(query[i:i + chunk], ref) <= radii[None, :]).any(dim=1))
+    return torch.cat(out)
+
+
+def precision_recall(real, fake, k: int = 3, chunk: int = 1024) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019), exact k-NN in float64.
+
+    precision: share of fake samples inside the real manifold; recall: share of real samples
+    inside the fake manifold. Distances come in [chunk, N] blocks (memory O(chunk * N))."""
+    r = torch.from_numpy(as_features(real, "real"))
+    f = torch.from_numpy(as_features(fake, "fake"))
+    if r.shape[1] != f.shape[1]:
+        raise ValueError(f"feature dimensions differ: {r.shape[1]} and {f.shape[1]}")
+    if min(r.shape[0], f.shape[0]) <= k:
+        raise ValueError(f"k={k} needs more than k samples per set, got {r.shape[0]} and {f.shape[0]}")
+    precision = _inside(f, r, _kth_nn_radii(r, k, chunk), chunk).double().mean()
+    recall = _inside(r, f, _kth_nn_radii(f, k, chunk), chunk).double().mean()
+    return float(precision), float(recall)
+
+
+# --------------------------------------------------------------------------------------------
+# torchmetrics classes
+
+
+class _FeatureMetric(Metric):
+    """Turns update() input into float64 features [B, D]: features as given, or videos
+    [B, T, 3, H, W] through `feature_extractor` (run under no_grad)."""
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(self, feature_extractor: Callable | None = None, num_features: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.feature_extractor = feature_extractor
+        self.num_features = num_features
+
+    def _features(self, x) -> torch.Tensor:
+        x = torch.as_tensor(x)
+        if x.ndim == 5:
+            if self.feature_extractor is None:
+                raise ValueError(f"{type(self).__name__} got videos {tuple(x.shape)} but has no "
+                                 "feature_extractor; pass features [B, D] or a feature_extractor")
+            with torch.no_grad():
+                x = torch.as_tensor(self.feature_extractor(x))
+        if x.ndim != 2:
+            raise ValueError(f"expected features [B, D] (or videos [B, T, 3, H, W]), got {tuple(x.shape)}")
+        if self.num_features is not None and x.shape[1] != self.num_features:
+            raise ValueError(f"features have D={x.shape[1]}, the metric was built with num_features="
+                             f"{self.num_features}")
+        x = x.detach().to(torch.float64)
+        if not torch.isfinite(x).all():
+            raise ValueError("features hold NaN or infinite values; check the feature extractor")
+        return x
+
+
+class FrechetVideoDistance(_FeatureMetric):
+    """Streaming FVD: per set, float64 sum [D], sum of outer products [D, D] and count (DDP "sum"),
+    so memory is O(D^2) whatever N. compute() -> float64 scalar tensor.
+
+    The covariance comes from (sum x x^T - n mu mu^T) / (n - 1): float64 keeps ~16 - 2 log10(|mu|/sd)
+    digits, ample for network features. For a CI, keep the features and call `fvd_with_ci`."""
+
+    def __init__(self, num_features: int = 400, feature_extractor: Callable | None = None,
+                 method: str = "fast", **kwargs) -> None:
+        super().__init__(feature_extractor, num_features, **kwargs)
+        self.method = method
+        d = int(num_features)
+        for side in ("real", "fake"):
+            self.add_state(f"{side}_sum", torch.zeros(d, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state(f"{side}_outer", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state(f"{side}_n", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, x, real: bool) -> None:
+        """x: features [B, D] or videos [B, T, 3, H, W] in [0, 1]; real: which set they belong to."""
+        f = self._features(x)
+        side = "real" if real else "fake"
+        setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + f.sum(0))
+        setattr(self, f"{side}_outer", getattr(self, f"{side}_outer") + f.T @ f)
+        setattr(self, f"{side}_n", getattr(self, f"{side}_n") + f.shape[0])
+
+    def _stats(self, side: str) -> tuple[np.ndarray, np.ndarray]:
+        n = float(getattr(self, f"{side}_n"))
+        if n < 2:
+            raise RuntimeError(f"FrechetVideoDistance needs at least 2 {side} samples, has {int(n)}")
+        s = getattr(self, f"{side}_sum").cpu().numpy()
+        mu = s / n
+        cov = (getattr(self, f"{side}_outer").cpu().numpy() - np.outer(s, mu)) / (n - 1)
+        return mu, cov
+
+    def compute(self) -> torch.Tensor:
+        (mu1, s1), (mu2, s2) = self._stats("real"), self._stats("fake")
+        return torch.tensor(frechet_distance(mu1, s1, mu2, s2, self.method), dtype=torch.float64)
+
+    def protocol(self) -> dict:
+        """What the number depends on (the caller adds the backbone and its weights' SHA-256)."""
+        return {"metric": "fvd", "num_features": self.num_features, "method": self.method,
+                "covariance": "ddof=1", "n_real": int(self.real_n), "n_fake": int(self.fake_n)}
+
+
+class _SetsMetric(_FeatureMetric):
+    """Keeps both feature sets (DDP "cat" list states of float64 [B, D])."""
+
+    def __init__(self, feature_extractor=None, num_features=None, **kwargs) -> None:
+        super().__init__(feature_extractor, num_features, **kwargs)
+        self.add_state("real_features", [], dist_reduce_fx="cat")
+        self.add_state("fake_features", [], dist_reduce_fx="cat")
+
+    def update(self, x, real: bool) -> None:
+        """x: features [B, D] or videos [B, T, 3, H, W] in [0, 1]; real: which set they belong to."""
+        (self.real_features if real else self.fake_features).append(self._features(x))
+
+    def features(self) -> tuple[np.ndarray, np.ndarray]:
+        """(real [N1, D], fake [N2, D]) float64, in update order (after a DDP sync: rank order)."""
+        real, fake = cat_state(self.real_features), cat_state(self.fake_features)
+        if real.shape[0] == 0 or fake.shape[0] == 0:
+            raise RuntimeError(f"{type(self).__name__} has {real.shape[0]} real and {fake.shape[0]} fake "
+                               "samples; update() it with both sets before compute()")
+        return real.numpy(), fake.numpy()
+
+
+class KernelVideoDistance(_SetsMetric):
+    """KVD (unbiased polynomial MMD^2, mean over subsets); compute() -> float64 scalar tensor.
+    Subsets are drawn from the concatenated sets with a fixed seed; with subset_size >= both set
+    sizes (and equal sizes) the value does not depend on the order in which clips arrived."""
+
+    def __init__(self, degree: int = 3, gamma: float | None = None, coef0: float = 1.0, subsets: int = 100,
+                 subset_size: int = 1000, seed: int = 0, feature_extractor=None, num_features=None, **kwargs):
+        super().__init__(feature_extractor, num_features, **kwargs)
+        self.kernel_kw = dict(degree=degree, gamma=gamma, coef0=coef0, subsets=subsets,
+                              subset_size=subset_size, seed=seed)
+
+    def compute(self) -> torch.Tensor:
+        return torch.tensor(kernel_distance(*self.features(), **self.kernel_kw)[0], dtype=torch.float64)
+
+    def compute_with_ci(self, n_boot: int = 200, seed: int | None = 0) -> Estimate:
+        """Full-set unbiased MMD^2 with a bootstrap CI (`kvd_with_ci`); n = fake samples."""
+        kw = {k: self.kernel_kw[k] for k in ("degree", "gamma", "coef0")}
+        return kvd_with_ci(*self.features(), n_boot=n_boot, seed=seed, **kw)
+
+    def protocol(self) -> dict:
+        real, fake = self.features()
+        return {"metric": "kvd", "kernel": "polynomial (gamma x.y + coef0)^degree, gamma=1/D if None",
+                **self.kernel_kw, "n_real": len(real), "n_fake": len(fake)}
+
+
+class VideoPrecisionRecall(_SetsMetric):
+    """k-NN manifold precision and recall; compute() -> (precision, recall) float64 scalar tensors."""
+
+    higher_is_better = True
+
+    def __init__(self, k: int = 3, feature_extractor=None, num_features=None, **kwargs) -> None:
+        super().__init__(feature_extractor, num_features, **kwargs)
+        self.k = k
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        p, r = precision_recall(*self.features(), k=self.k)
+        return torch.tensor(p, dtype=torch.float64), torch.tensor(r, dtype=torch.float64)
+
+    def protocol(self) -> dict:
+        real, fake = self.features()
+        return {"metric": "precision_recall", "k": self.k, "distance": "euclidean",
+                "n_real": len(real), "n_fake": len(fake)}

@@ -1,0 +1,250 @@
+"""FVD / KVD / precision-recall on feature matrices: exactness against scipy and closed forms,
+statistical behaviour on Gaussians, and the shared metric tester on the classes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from evalkit.metrics.fvd import (
+    FrechetVideoDistance,
+    KernelVideoDistance,
+    VideoPrecisionRecall,
+    feature_statistics,
+    frechet_distance,
+    frechet_distance_from_features,
+    fvd_with_ci,
+    kernel_distance,
+    precision_recall,
+)
+from evalkit.metrics.stats import Estimate
+
+from .helpers import CHECKS, MetricCase, upd
+
+
+def _gaussian_features(rng, n: int, d: int, shift: float = 0.0) -> np.ndarray:
+    """[n, d] correlated Gaussian features (a random mixing matrix) with mean `shift`."""
+    mix = rng.normal(size=(d, d)) / math.sqrt(d)
+    return rng.normal(size=(n, d)) @ mix + shift
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / abs(b)
+
+
+# ------------------------------------------------------------------------------------------------
+# Frechet distance: fast path against scipy.linalg.sqrtm
+
+
+@pytest.mark.parametrize("n1,n2", [(1200, 1000), (50, 50), (50, 1000)],
+                         ids=["full-rank", "both-rank-deficient", "one-rank-deficient"])
+def test_fast_frechet_matches_sqrtm_at_d400(n1, n2):
+    rng = np.random.default_rng(n1 + n2)
+    f1 = _gaussian_features(rng, n1, 400)
+    f2 = _gaussian_features(rng, n2, 400, shift=0.05)
+    mu1, s1 = feature_statistics(f1)
+    mu2, s2 = feature_statistics(f2)
+    ref = frechet_distance(mu1, s1, mu2, s2, method="sqrtm")
+    fast = frechet_distance(mu1, s1, mu2, s2)
+    from_feats = frechet_distance_from_features(f1, f2)
+    assert _rel(fast, ref) <= 1e-6, (fast, ref)
+    assert _rel(from_feats, ref) <= 1e-6, (from_feats, ref)
+    # the two exact routes (Cholesky/eigh on covariances; SVD of the cross-Gram) agree far closer
+    assert _rel(from_feats, fast) <= 1e-10
+
+
+def test_frechet_closed_form_for_diagonal_covariances():
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(0.1, 4, 50), rng.uniform(0.1, 4, 50)
+    mu1, mu2 = rng.normal(size=50), rng.normal(size=50)
+    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
+    assert _rel(frechet_distance(mu1, np.diag(a), mu2, np.diag(b)), expected) <= 1e-12
+
+
+def test_frechet_identical_sets_is_zero():
+    f = _gaussian_features(np.random.default_rng(2), 300, 64)
+    mu, s = feature_statistics(f)
+    scale = np.trace(s)
+    assert abs(frechet_distance(mu, s, mu, s)) <= 1e-10 * scale
+    assert abs(frechet_distance_from_features(f, f)) <= 1e-10 * scale
+    small = f[:20]  # N < D: the cross-Gram route
+    assert abs(frechet_distance_from_features(small, small)) <= 1e-10 * scale
+
+
+@pytest.mark.parametrize("n", [300, 30], ids=["N>D", "N<D"])
+def test_frechet_grows_as_squared_mean_shift_for_equal_covariances(n):
+    rng = np.random.default_rng(3)
+    f = _gaussian_features(rng, n, 64)
+    trace = np.trace(np.cov(f, rowvar=False))
+    for scale in (0.01, 0.3, 3.0):
+        delta = scale * rng.normal(size=64)
+        got = frechet_distance_from_features(f, f + delta)  # same covariance, mean moved by delta
+        assert abs(got - delta @ delta) <= 1e-9 * (delta @ delta + trace)
+
+
+def test_frechet_rejects_bad_input():
+    with pytest.raises(ValueError, match="shapes"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+    with pytest.raises(ValueError, match="at least 2"):
+        frechet_distance_from_features(np.zeros((1, 3)), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        frechet_distance_from_features(np.full((4, 3), np.nan), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="method"):
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), method="magic")
+
+
+def test_fvd_with_ci_is_seeded_and_brackets_a_shift():
+    rng = np.random.default_rng(4)
+    real = _gaussian_features(rng, 80, 16)
+    fake = _gaussian_features(rng, 60, 16, shift=0.5)
+    est = fvd_with_ci(real, fake, n_boot=60, seed=7)
+    assert isinstance(est, Estimate) and est.n == 60
+    assert est.value == pytest.approx(frechet_distance_from_features(real, fake), rel=1e-12)
+    assert 0 < est.ci_low < est.value < est.ci_high
+    assert fvd_with_ci(real, fake, n_boot=60, seed=7) == est
+
+
+# ------------------------------------------------------------------------------------------------
+# Kernel distance
+
+
+def _mmd2_biased(x, y):
+    k = lambda a, b: (a @ b.T / a.shape[1] + 1.0) ** 3  # noqa: E731
+    return k(x, x).mean() + k(y, y).mean() - 2 * k(x, y).mean()
+
+
+def test_kernel_distance_is_unbiased():
+    """Over many pairs of independent samples of one distribution the estimator averages to 0
+    (within 3 standard errors), where the biased V-statistic stays clearly positive."""
+    rng = np.random.default_rng(5)
+    vals, biased = [], []
+    for _ in range(300):
+        x, y = rng.normal(size=(20, 8)), rng.normal(size=(20, 8))
+        vals.append(kernel_distance(x, y)[0])
+        biased.append(_mmd2_biased(x, y))
+    vals = np.array(vals)
+    se = vals.std(ddof=1) / math.sqrt(vals.size)
+    assert abs(vals.mean()) < 3 * se
+    assert np.mean(biased) > 10 * se
+
+
+def test_kernel_distance_near_zero_same_and_positive_shifted():
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=(400, 32)), rng.normal(size=(400, 32))
+    shifted = rng.normal(size=(400, 32)) + 0.5
+    same, per = kernel_distance(a, b, subsets=20, subset_size=200)
+    far, _ = kernel_distance(a, shifted, subsets=20, subset_size=200)
+    assert per.shape == (20,) and same == pytest.approx(per.mean())
+    assert far > 0 and abs(same) < 0.05 * far
+    # the whole set as one subset: computed once
+    full, per_full = kernel_distance(a, b, subset_size=10_000)
+    assert per_full.shape == (1,)
+
+
+# ------------------------------------------------------------------------------------------------
+# precision / recall
+
+
+def test_precision_recall_behaviour():
+    rng = np.random.default_rng(7)
+    real = rng.normal(size=(500, 8))
+    assert precision_recall(real, real.copy()) == (1.0, 1.0)  # every sample is its own twin
+    p, r = precision_recall(real, rng.normal(size=(500, 8)))  # same distribution
+    assert p > 0.8 and r > 0.8
+    p, r = precision_recall(real, rng.normal(size=(500, 8)) + 50.0)  # disjoint
+    assert p == 0.0 and r == 0.0
+    # mode dropping: real has two far-apart modes, fake only one -> full precision, half recall
+    two = real + np.where(np.arange(500)[:, None] % 2 == 0, 20.0, -20.0)
+    one = rng.normal(size=(250, 8)) + 20.0
+    p, r = precision_recall(two, one)
+    assert p > 0.8 and 0.4 <= r <= 0.5
+    # chunking does not change the answer
+    assert precision_recall(two, one, chunk=37) == (p, r)
+
+
+# ------------------------------------------------------------------------------------------------
+# classes: the shared tester
+
+
+def _feature_batches(seed: int, d: int = 8, sizes=(5, 7, 6, 4, 9, 6)):
+    """Alternating real / fake feature batches (float32 tensors, as a backbone would give)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, n in enumerate(sizes):
+        real = i % 2 == 0
+        x = _gaussian_features(rng, n, d, shift=0.0 if real else 0.3) + 2.0
+        out.append(upd(torch.from_numpy(x).float(), real=real))
+    return out
+
+
+def _sets(batches):
+    real = np.concatenate([b.args[0].double().numpy() for b in batches if b.kwargs["real"]])
+    fake = np.concatenate([b.args[0].double().numpy() for b in batches if not b.kwargs["real"]])
+    return real, fake
+
+
+CASES = {
+    "fvd": MetricCase(lambda: FrechetVideoDistance(num_features=8), _feature_batches(10),
+                      lambda bs: frechet_distance_from_features(*_sets(bs)), rtol=1e-9, atol=1e-10),
+    # subset_size above both set sizes (equal): the whole sets, so the value is order-free
+    "kvd": MetricCase(lambda: KernelVideoDistance(subset_size=1000),
+                      _feature_batches(11, sizes=(6, 6, 9, 9, 5, 5)),
+                      lambda bs: kernel_distance(*_sets(bs), subset_size=1000)[0], rtol=1e-9, atol=1e-12),
+    "precision_recall": MetricCase(lambda: VideoPrecisionRecall(k=3), _feature_batches(12),
+                                   lambda bs: precision_recall(*_sets(bs), k=3), rtol=0, atol=0),
+}
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
+@pytest.mark.parametrize("name", list(CASES))
+def test_feature_metric_classes(name, check):
+    check(CASES[name])
+
+
+def _toy_extractor(videos: torch.Tensor) -> torch.Tensor:
+    """videos [B, T, 3, H, W] -> [B, 6]: per-channel mean and temporal-difference energy."""
+    mean = videos.mean(dim=(1, 3, 4))
+    motion = videos.diff(dim=1).abs().mean(dim=(1, 3, 4))
+    return torch.cat([mean, motion], dim=1)
+
+
+def test_classes_take_videos_through_a_feature_extractor():
+    g = torch.Generator().manual_seed(0)
+    real = [torch.rand(4, 5, 3, 8, 8, generator=g) for _ in range(3)]
+    fake = [torch.rand(4, 5, 3, 8, 8, generator=g) ** 2 for _ in range(3)]
+    fr = torch.cat([_toy_extractor(v) for v in real]).double().numpy()
+    ff = torch.cat([_toy_extractor(v) for v in fake]).double().numpy()
+    fvd = FrechetVideoDistance(num_features=6, feature_extractor=_toy_extractor)
+    kvd = KernelVideoDistance(feature_extractor=_toy_extractor, subset_size=100)
+    for r, f in zip(real, fake):
+        for m in (fvd, kvd):
+            m.update(r, real=True)
+            m.update(f, real=False)
+    assert fvd.compute().item() == pytest.approx(frechet_distance_from_features(fr, ff), rel=1e-9)
+    assert kvd.compute().item() == pytest.approx(kernel_distance(fr, ff, subset_size=100)[0], rel=1e-12)
+    est = kvd.compute_with_ci(n_boot=20)  # full sets of 12: the same number as compute()
+    assert est.n == 12 and est.ci_low <= est.ci_high
+    assert est.value == pytest.approx(kvd.compute().item(), rel=1e-12)
+    assert fvd.protocol() == {"metric": "fvd", "num_features": 6, "method": "fast", "covariance": "ddof=1",
+                              "n_real": 12, "n_fake": 12}
+    assert kvd.protocol()["n_fake"] == 12
+
+
+def test_feature_metric_errors_are_clear():
+    m = FrechetVideoDistance(num_features=4)
+    with pytest.raises(ValueError, match="num_features=4"):
+        m.update(torch.zeros(3, 5), real=True)
+    with pytest.raises(ValueError, match="no feature_extractor"):
+        m.update(torch.zeros(2, 4, 3, 8, 8), real=True)
+    with pytest.raises(ValueError, match="NaN"):
+        m.update(torch.full((3, 4), float("nan")), real=True)
+    m.update(torch.randn(5, 4), real=True)
+    with pytest.raises(RuntimeError, match="at least 2 fake"):
+        m.compute()
+    k = KernelVideoDistance()
+    k.update(torch.randn(3, 4), real=True)
+    with pytest.raises(RuntimeError, match="0 fake"):
+        k.compute()
