@@ -251,6 +251,9 @@ def train(tc: TrainConfig, out, *, resume: bool = True, progress: bool = True, l
     from tqdm.auto import tqdm
 
     out = Path(out)
+    # Adam's second moments and the EMA drift into subnormal floats, which x86 CPUs process ~100x
+    # slower: flushing them to zero made a CPU training step of `small` 6x faster (7.7 s -> 1.3 s).
+    torch.set_flush_denormal(True)
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank, world = 0, 1
     if ddp:
