@@ -9,14 +9,6 @@ import torch.nn.functional as F
 from generators.uvit.diffusion import GaussianDiffusion, from_model_space, to_model_space
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add overhead here, and on a busy 2-core box they stall."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_linear_schedule_endpoints():
     d = GaussianDiffusion("linear", 1000)

@@ -11,14 +11,6 @@ from generators.uvit.model import UViT
 from generators.uvit.network import TextToVideoUViT
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add overhead here, and on a busy 2-core box they stall."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 ATTN = ["joint", "factorised"]
 

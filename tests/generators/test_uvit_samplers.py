@@ -30,14 +30,6 @@ from generators.uvit.samplers import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add overhead here, and on a busy 2-core box they stall."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 SHAPE = (4096, 8)
 MU = torch.linspace(-0.5, 0.5, 8)

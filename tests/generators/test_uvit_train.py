@@ -19,13 +19,6 @@ TINY = TrainConfig(preset="tiny", batch_size=4, max_steps=4, warmup_steps=2, sam
                    checkpoint_every_minutes=10**6)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def params(state_or_net):
     net = getattr(state_or_net, "net", state_or_net)
