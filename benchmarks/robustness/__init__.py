@@ -1,0 +1,1 @@
+"""Robustness benchmarks: how provenance signals survive re-encoding and edits."""

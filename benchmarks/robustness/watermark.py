@@ -1,0 +1,366 @@
+"""Watermark robustness on an omnisealbench-style grid, a false-positive study and a speed line.
+
+    python benchmarks/robustness/watermark.py [--quick] [--out FILE.md] [--mlflow] [--seed S]
+                                              [--world N] [--fp N] [--preset NAME]
+                                              [--rows FILE.jsonl] [--no-real]
+
+Every clip is marked with its own random key and 64-bit payload (`evalkit.provenance.watermark`),
+then each attack of the grid is applied to the marked frames and `detect` runs on the result:
+
+  none, H.264 CRF 23/30/40/50 (evalkit.video.write_video, preset medium, then read_video),
+  resize 0.75 and 0.5 (cv2.INTER_AREA, sizes rounded to even), centre crop 0.8 (even size, kept
+  at that size), brightness x0.8 / x1.2 (clipped), contrast 0.8 / 1.2 about each frame's mean
+  grey (torchvision's definition), remux (MP4 written at evalkit's default CRF 18, stream-copied
+  into Matroska with PyAV, read back), and resize 0.75 followed by H.264 CRF 30.
+
+Clips: world clips (`evalkit.world`, test split, 24 frames, 64x64 and 128x128, plus a few at
+256x256 outside --quick; half with sensor noise) and 32-frame segments of the real footage in
+../shared/data/real-videos (bikes 640x272, carphone 176x144, bigbuckbunny 1280x720).
+
+Per attack: bit accuracy (hard payload bits against the truth, averaged over clips), payload
+recovery rate (exact 64-bit payload, keyed check passed), detection rate at p < 1e-6, and the
+PSNR of the marked video (whole clip, RGB). The markdown table is printed and, with --out,
+written; one JSON line with the summary ends the output. The false-positive study runs detect on
+>= 1,000 unmarked (clip, key) pairs (world clips, crops of real footage, and clips marked with
+another key) and counts detections at p < 1e-6. The speed line times embed and detect on a
+256x256 clip of 32 frames. --mlflow logs everything to an MLflow run (evalkit.tracking).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(REPO))
+
+from evalkit.provenance.watermark import (  # noqa: E402
+    DEFAULT_P_THRESHOLD, detect, embed, get_config, make_key,
+)
+from evalkit.video import psnr, read_video, write_video  # noqa: E402
+from evalkit.world import WorldConfig, make_clip  # noqa: E402
+
+REAL_VIDEOS = Path(os.environ.get("EVALKIT_REAL_VIDEOS", REPO.parent / "shared" / "data" / "real-videos"))
+REAL_SEGMENTS = {"bikes.mp4": (0, 120), "carphone_pristine.mp4": (0, 60), "bigbuckbunny.mp4": (0, 64)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Attacks: (frames uint8 [T, H, W, 3], fps) -> frames
+
+
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2)) * 2)
+
+
+def h264(frames, fps, crf, workdir):
+    p = Path(workdir) / f"crf{crf}.mp4"
+    write_video(p, frames, fps=fps, crf=crf)
+    out = read_video(p).frames
+    p.unlink()
+    return out
+
+
+def resize(frames, scale):
+    h, w = frames.shape[1:3]
+    size = (_even(w * scale), _even(h * scale))
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def center_crop(frames, frac):
+    h, w = frames.shape[1:3]
+    ch, cw = _even(h * frac), _even(w * frac)
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(frames[:, y:y + ch, x:x + cw])
+
+
+def brightness(frames, factor):
+    return np.clip(np.rint(frames.astype(np.float32) * factor), 0, 255).astype(np.uint8)
+
+
+def contrast(frames, factor):
+    f = frames.astype(np.float32)
+    grey = (f @ np.array([0.299, 0.587, 0.114], np.float32)).mean(axis=(1, 2))[:, None, None, None]
+    return np.clip(np.rint((f - grey) * factor + grey), 0, 255).astype(np.uint8)
+
+
+def remux(frames, fps, workdir):
+    src = Path(workdir) / "src.mp4"
+    dst = Path(workdir) / "remux.mkv"
+    write_video(src, frames, fps=fps)  # evalkit's default: H.264 CRF 18
+    with av.open(str(src)) as i, av.open(str(dst), "w", format="matroska") as o:
+        s_in = i.streams.video[0]
+        s_out = o.add_stream_from_template(s_in)
+        for pkt in i.demux(s_in):
+            if pkt.dts is None:
+                continue
+            pkt.stream = s_out
+            o.mux(pkt)
+    out = read_video(dst).frames
+    src.unlink()
+    dst.unlink()
+    return out
+
+
+ATTACKS = {
+    "none": lambda f, fps, d: f,
+    "h264_crf23": lambda f, fps, d: h264(f, fps, 23, d),
+    "h264_crf30": lambda f, fps, d: h264(f, fps, 30, d),
+    "h264_crf40": lambda f, fps, d: h264(f, fps, 40, d),
+    "h264_crf50": lambda f, fps, d: h264(f, fps, 50, d),
+    "resize_0.75": lambda f, fps, d: resize(f, 0.75),
+    "resize_0.5": lambda f, fps, d: resize(f, 0.5),
+    "crop_0.8": lambda f, fps, d: center_crop(f, 0.8),
+    "brightness_0.8": lambda f, fps, d: brightness(f, 0.8),
+    "brightness_1.2": lambda f, fps, d: brightness(f, 1.2),
+    "contrast_0.8": lambda f, fps, d: contrast(f, 0.8),
+    "contrast_1.2": lambda f, fps, d: contrast(f, 1.2),
+    "remux_mkv": lambda f, fps, d: remux(f, fps, d),
+    "resize_0.75+h264_crf30": lambda f, fps, d: h264(resize(f, 0.75), fps, 30, d),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Clips
+
+
+def world_clips(n: int, size: int, seed: int, frames: int = 24):
+    out = []
+    for i in range(n):
+        cfg = WorldConfig(frames=frames, size=size, fps=8.0, noise=2.0 if i % 2 else 0.0)
+        c = make_clip("test", i, seed, cfg)
+        bg = c.meta["scene"].background
+        out.append((f"world{size}", f"world{size}-{i}-{bg}", c.frames, c.fps))
+    return out
+
+
+def real_clips(names, frames: int = 32):
+    out = []
+    for name, starts in names.items():
+        path = REAL_VIDEOS / name
+        if not path.exists():
+            print(f"note: {path} not found, skipping", file=sys.stderr)
+            continue
+        clip = read_video(path, max_frames=max(starts) + frames)
+        for s in starts:
+            out.append(("real", f"{Path(name).stem}@{s}", clip.frames[s:s + frames], clip.fps))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The grid
+
+
+def run_grid(clips, cfg, seed: int, attacks=ATTACKS, progress=True):
+    rng = np.random.default_rng(seed)
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for ci, (group, name, frames, fps) in enumerate(clips):
+            key = make_key(f"watermark-bench-{seed}-{ci}")
+            payload = rng.bytes(8)
+            truth = np.unpackbits(np.frombuffer(payload, np.uint8))
+            t = time.perf_counter()
+            marked = embed(frames, payload, key, cfg)
+            q = psnr(marked, frames)
+            for an, fn in attacks.items():
+                d = detect(fn(marked, fps, work), key, cfg)
+                rows.append({"group": group, "clip": name, "attack": an, "psnr": q,
+                             "bit_acc": float(np.mean((d.bits > 0) == truth)),
+                             "payload_ok": d.payload == payload,
+                             "detected": bool(d.p_value < DEFAULT_P_THRESHOLD), "p_value": d.p_value,
+                             "geometry": d.geometry})
+            if progress:
+                ok = sum(r["payload_ok"] for r in rows[-len(attacks):])
+                print(f"  [{ci + 1}/{len(clips)}] {name} {frames.shape[2]}x{frames.shape[1]}x{len(frames)} "
+                      f"psnr {q:.2f} dB, payload recovered under {ok}/{len(attacks)} attacks "
+                      f"({time.perf_counter() - t:.1f} s)", file=sys.stderr, flush=True)
+    return rows
+
+
+def summarize(rows, attacks):
+    order = {"world64": 0, "world128": 1, "world256": 2}
+    groups = sorted({r["group"] for r in rows}, key=lambda g: (order.get(g, 9), g))
+    table = {}
+    for an in attacks:
+        rs = [r for r in rows if r["attack"] == an]
+        entry = {"n": len(rs), "bit_acc": float(np.mean([r["bit_acc"] for r in rs])),
+                 "payload": float(np.mean([r["payload_ok"] for r in rs])),
+                 "detect": float(np.mean([r["detected"] for r in rs])),
+                 "psnr": float(np.mean([r["psnr"] for r in rs]))}
+        for g in groups:
+            gs = [r for r in rs if r["group"] == g]
+            entry[f"bit_acc_{g}"] = float(np.mean([r["bit_acc"] for r in gs])) if gs else float("nan")
+            entry[f"payload_{g}"] = float(np.mean([r["payload_ok"] for r in gs])) if gs else float("nan")
+        table[an] = entry
+    return groups, table
+
+
+def markdown(groups, table, psnrs, n_clips):
+    lines = [f"Marked clips: {n_clips}; PSNR of the marked video mean {np.mean(psnrs):.2f} dB, "
+             f"min {np.min(psnrs):.2f} dB.", "",
+             "| attack | bit acc | payload | detect@1e-6 | PSNR dB | " + " | ".join(
+                 f"bit acc / payload {g}" for g in groups) + " |",
+             "|---|---|---|---|---|" + "---|" * len(groups)]
+    for an, e in table.items():
+        per_group = " | ".join(f"{e[f'bit_acc_{g}']:.3f} / {e[f'payload_{g}']:.2f}" for g in groups)
+        lines.append(f"| {an} | {e['bit_acc']:.3f} | {e['payload']:.2f} | {e['detect']:.2f} | "
+                     f"{e['psnr']:.2f} | {per_group} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# False positives and speed
+
+
+def false_positive_study(n: int, cfg, seed: int):
+    """detect on n unmarked (clip, key) pairs: world clips (64 and 128), 96x96 crops of real
+    footage, and clips marked with a different key. Returns counts and p-value quantiles."""
+    rng = np.random.default_rng(seed + 7)
+    real = [read_video(REAL_VIDEOS / f, max_frames=64).frames for f in REAL_SEGMENTS
+            if (REAL_VIDEOS / f).exists()]
+    ps, kinds = [], {}  # kind -> counts
+    for i in range(n):
+        cycle = ("world64", "world128") + (("real_crop",) if real else ()) + ("other_key",)
+        kind = cycle[i % len(cycle)]
+        if kind == "world128":
+            f = make_clip("train", i, seed, WorldConfig(frames=16, size=128, noise=float(i % 3))).frames
+        elif kind == "real_crop":
+            v = real[i % len(real)]
+            t0 = rng.integers(0, v.shape[0] - 16)
+            y0 = rng.integers(0, v.shape[1] - 96)
+            x0 = rng.integers(0, v.shape[2] - 96)
+            f = np.ascontiguousarray(v[t0:t0 + 16, y0:y0 + 96, x0:x0 + 96])
+        else:
+            f = make_clip("train", i, seed, WorldConfig(frames=16, size=64, noise=float(i % 3))).frames
+            if kind == "other_key":
+                f = embed(f, rng.bytes(8), make_key(f"fp-marker-{seed}-{i}"), cfg)
+        d = detect(f, make_key(f"fp-detector-{seed}-{i}"), cfg)
+        ps.append(d.p_value)
+        k = kinds.setdefault(kind, {"n": 0, "detected": 0})
+        k["n"] += 1
+        k["detected"] += int(d.p_value < DEFAULT_P_THRESHOLD)
+    ps = np.asarray(ps)
+    return {"n": n, "detected": int(np.sum(ps < DEFAULT_P_THRESHOLD)), "by_kind": kinds,
+            "min_p": float(ps.min()), "frac_p_below_0.05": float(np.mean(ps < 0.05)),
+            "frac_p_below_0.01": float(np.mean(ps < 0.01)), "median_p": float(np.median(ps))}
+
+
+def speed(cfg, reps: int = 5):
+    f = make_clip("test", 0, 0, WorldConfig(frames=32, size=256, noise=2.0)).frames
+    key = make_key("speed")
+    embed(f, b"\x00" * 8, key, cfg)
+    t = time.perf_counter()
+    for _ in range(reps):
+        m = embed(f, b"\x01" * 8, key, cfg)
+    te = (time.perf_counter() - t) / reps
+    detect(m, key, cfg)
+    t = time.perf_counter()
+    for _ in range(reps):
+        detect(m, key, cfg)
+    td = (time.perf_counter() - t) / reps
+    return {"frames": 32, "size": "256x256", "embed_fps": round(32 / te, 1), "detect_fps": round(32 / td, 1)}
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+TARGETS = {"psnr_min": 42.0, "h264_crf23": 0.99, "h264_crf40": 0.95, "h264_crf50": 0.75, "fps": 30.0}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a sanity run in under a minute")
+    ap.add_argument("--out", type=Path, help="write the markdown table here")
+    ap.add_argument("--mlflow", action="store_true", help="log to MLflow (evalkit.tracking)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--world", type=int, default=None, help="world clips per size (default 8, quick 2)")
+    ap.add_argument("--fp", type=int, default=None, help="unmarked pairs (default 1000, quick 200)")
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--no-real", action="store_true", help="skip the real footage")
+    ap.add_argument("--rows", type=Path, help="write one JSON line per (clip, attack) here")
+    a = ap.parse_args(argv)
+    cfg = get_config(a.preset)
+    t0 = time.perf_counter()
+    n_world = a.world if a.world is not None else (2 if a.quick else 8)
+    clips = world_clips(n_world, 64, a.seed) + world_clips(n_world, 128, a.seed)
+    if not a.quick:  # and a few larger world clips, to show how robustness grows with size
+        clips += world_clips(max(1, n_world // 2), 256, a.seed)
+    if not a.no_real:
+        real = {"carphone_pristine.mp4": (0,), "bikes.mp4": (0,)} if a.quick else REAL_SEGMENTS
+        clips += real_clips(real)
+    rows = run_grid(clips, cfg, a.seed)
+    groups, table = summarize(rows, ATTACKS)
+    psnrs = [r["psnr"] for r in rows if r["attack"] == "none"]
+    md = markdown(groups, table, psnrs, len(clips))
+    n_fp = a.fp if a.fp is not None else (200 if a.quick else 1000)
+    fp = false_positive_study(n_fp, cfg, a.seed) if n_fp > 0 else {"n": 0, "detected": 0}
+    sp = speed(cfg, 2 if a.quick else 5)
+    md += f"\n\nPreset {a.preset!r}; seed {a.seed}; command: python benchmarks/robustness/watermark.py " \
+          + " ".join(argv if argv is not None else sys.argv[1:])
+    if n_fp > 0:
+        md += (f"\nFalse positives: {fp['detected']} detections at p < 1e-6 over {fp['n']} unmarked "
+               f"(clip, key) pairs (min p {fp['min_p']:.3g}, "
+               f"fraction p < 0.05: {fp['frac_p_below_0.05']:.3f}).")
+    md += f"\nSpeed at 256x256: embed {sp['embed_fps']} frames/s, detect {sp['detect_fps']} frames/s."
+    print(md)
+    if a.rows:
+        a.rows.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = a.out.with_name(f".{a.out.name}.partial")
+        tmp.write_text(md + "\n")
+        os.replace(tmp, a.out)
+    met = {
+        "psnr": bool(min(psnrs) >= TARGETS["psnr_min"]),
+        "crf23": table["h264_crf23"]["bit_acc"] >= TARGETS["h264_crf23"],
+        "crf40": table["h264_crf40"]["bit_acc"] >= TARGETS["h264_crf40"],
+        "crf50": table["h264_crf50"]["bit_acc"] >= TARGETS["h264_crf50"],
+        "false_positives": fp["detected"] == 0 and fp["n"] >= 1000,
+        "speed": min(sp["embed_fps"], sp["detect_fps"]) >= TARGETS["fps"],
+    }
+    summary = {"benchmark": "watermark-robustness", "quick": a.quick, "clips": len(clips),
+               "psnr_mean": round(float(np.mean(psnrs)), 3), "psnr_min": round(float(np.min(psnrs)), 3),
+               "attacks": {k: {m: round(v[m], 4) for m in ("bit_acc", "payload", "detect")}
+                           for k, v in table.items()},
+               "false_positives": fp, "speed": sp, "targets_met": met,
+               "seconds": round(time.perf_counter() - t0, 1)}
+    if a.mlflow:
+        _log_mlflow(cfg, a, table, summary, md)
+    print(json.dumps(summary))
+    return 0
+
+
+def _log_mlflow(cfg, a, table, summary, md):
+    import mlflow
+
+    from evalkit.tracking import log_json, sanitize_name, start_run
+
+    with start_run("watermark-robustness", run_name="quick" if a.quick else "grid",
+                   params={"config": asdict(cfg), "preset": a.preset, "quick": a.quick}, seed=a.seed):
+        for an, e in table.items():
+            mlflow.log_metrics({sanitize_name(f"{an}/{k}"): float(v) for k, v in e.items()
+                                if isinstance(v, float) and np.isfinite(v)})
+        mlflow.log_metrics({"psnr_mean": summary["psnr_mean"], "psnr_min": summary["psnr_min"],
+                            "false_positives": summary["false_positives"]["detected"],
+                            "fp_pairs": summary["false_positives"]["n"],
+                            "embed_fps": summary["speed"]["embed_fps"],
+                            "detect_fps": summary["speed"]["detect_fps"]})
+        log_json(summary, "watermark_summary.json")
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "watermark_robustness.md"
+            p.write_text(md + "\n")
+            mlflow.log_artifact(str(p))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,315 @@
+"""The invisible watermark: round trips, keys, false positives, codec robustness, PSNR, input
+errors, determinism, the error-correcting code and the p-value's calibration. Fast (< 1 min)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from evalkit.errors import BadInputError
+from evalkit.provenance import watermark as wm
+from evalkit.provenance.watermark import (
+    DEFAULT_P_THRESHOLD, PRESETS, Detection, WatermarkConfig, detect, embed, make_key,
+)
+from evalkit.provenance.wm_ecc import DEFAULT_CODE, ConvCode
+from evalkit.video import psnr, read_video, write_video
+from evalkit.world import WorldConfig, make_clip
+
+PAYLOAD = bytes.fromhex("0123456789abcdef")
+
+
+def world(i=0, size=64, frames=16, noise=0.0, seed=3):
+    return make_clip("test", i, seed, WorldConfig(frames=frames, size=size, noise=noise)).frames
+
+
+def h264(tmp_path, frames, crf, fps=8.0):
+    p = write_video(tmp_path / f"crf{crf}.mp4", frames, fps=fps, crf=crf)
+    return read_video(p).frames
+
+
+def bits(payload):
+    return np.unpackbits(np.frombuffer(payload, np.uint8))
+
+
+@pytest.fixture(scope="module")
+def key():
+    return make_key(b"evalkit test secret")
+
+
+@pytest.fixture(scope="module")
+def marked64(key):
+    f = world(0, 64)
+    return f, embed(f, PAYLOAD, key)
+
+
+# ----------------------------------------------------------------------------------------------
+# Round trip, keys, unmarked clips
+
+
+def test_round_trip_recovers_payload_with_tiny_p(key, marked64):
+    f, m = marked64
+    assert m.shape == f.shape and m.dtype == np.uint8
+    d = detect(m, key)
+    assert isinstance(d, Detection)
+    assert d.detected and d.payload == PAYLOAD
+    assert d.p_value < 1e-30
+    assert d.bit_confidence > 0.99
+    assert np.array_equal(d.bits > 0, bits(PAYLOAD).astype(bool))
+    out = d.to_dict()
+    assert set(out) == {"detected", "payload", "p_value", "bit_confidence"}
+    assert out["payload"] == PAYLOAD.hex() and out["detected"] is True
+    json.dumps(out)
+
+
+@pytest.mark.parametrize("size,frames", [(128, 8), (96, 1), (200, 4)])
+def test_round_trip_other_sizes_and_lengths(key, size, frames):
+    f = world(1, size, max(frames, 2))[:frames]
+    payload = bytes(range(100, 116))  # 128 bits
+    d = detect(embed(f, payload, key), key, payload_bits=128)
+    assert d.detected and d.payload == payload
+
+
+def test_round_trip_non_square_real_footage(key, real_videos_dir):
+    f = read_video(real_videos_dir / "bikes.mp4", max_frames=8).frames
+    d = detect(embed(f, PAYLOAD, key), key)
+    assert d.detected and d.payload == PAYLOAD
+    assert d.geometry["grid"] == 16
+
+
+def test_wrong_key_is_not_detected(marked64):
+    _, m = marked64
+    for secret in ("other secret", b"evalkit test secreT"):
+        d = detect(m, make_key(secret))
+        assert not d.detected and d.payload is None
+        assert d.p_value > 1e-3
+
+
+def test_unmarked_clips_are_not_detected_and_p_is_large(key):
+    ps = []
+    for i in range(12):
+        f = world(i, 64 if i % 2 else 96, 8, noise=float(i % 3))
+        d = detect(f, make_key(f"key-{i}") if i % 3 else key)
+        assert not d.detected and d.payload is None
+        ps.append(d.p_value)
+    noise = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    ps.append(detect(noise, key).p_value)
+    assert min(ps) > 1e-3  # conservative: Bonferroni over the geometry search
+
+
+def test_other_payload_same_key_reads_its_own_payload(key):
+    f = world(2, 64)
+    other = b"\xff" * 8
+    d = detect(embed(f, other, key), key)
+    assert d.payload == other
+
+
+# ----------------------------------------------------------------------------------------------
+# Attacks
+
+
+def test_survives_h264_crf30_on_world_clip(key, tmp_path):
+    f = world(1, 128, 16, noise=2.0, seed=7)
+    m = embed(f, PAYLOAD, key)
+    d = detect(h264(tmp_path, m, 30), key)
+    assert d.detected and d.payload == PAYLOAD and d.p_value < DEFAULT_P_THRESHOLD
+
+
+def test_survives_h264_crf30_on_real_footage(key, tmp_path, real_videos_dir):
+    clip = read_video(real_videos_dir / "carphone_pristine.mp4", max_frames=24)
+    m = embed(clip.frames, PAYLOAD, key)
+    assert psnr(m, clip.frames) >= 42.0
+    d = detect(h264(tmp_path, m, 30, fps=clip.fps), key)
+    assert d.detected and d.payload == PAYLOAD
+
+
+def test_survives_resize_crop_and_gain(key):
+    import cv2
+
+    f = world(1, 128, 8, seed=7)
+    m = embed(f, PAYLOAD, key)
+    half = np.stack([cv2.resize(x, (64, 64), interpolation=cv2.INTER_AREA) for x in m])
+    crop = np.ascontiguousarray(m[:, 13:115, 13:115])  # centre crop 0.8, even size
+    bright = np.clip(m.astype(np.float32) * 1.2, 0, 255).round().astype(np.uint8)
+    grey = m.astype(np.float32).mean(axis=(1, 2, 3), keepdims=True)
+    low = np.clip((m - grey) * 0.8 + grey, 0, 255).round().astype(np.uint8)
+    for attacked in (half, crop, bright, low):
+        d = detect(attacked, key)
+        assert d.detected and d.payload == PAYLOAD, d.geometry
+
+
+# ----------------------------------------------------------------------------------------------
+# Quality, determinism, inputs
+
+
+@pytest.mark.parametrize("i,size,noise", [(0, 64, 0.0), (3, 128, 2.0), (4, 96, 0.0)])
+def test_psnr_at_least_42_db(key, i, size, noise):
+    f = world(i, size, 8, noise=noise)
+    assert psnr(embed(f, PAYLOAD, key), f) >= 42.0
+
+
+def test_presets_and_psnr_guard(key):
+    f = world(5, 64, 4)
+    assert psnr(embed(f, PAYLOAD, key, "light"), f) >= 46.0
+    strong = embed(f, PAYLOAD, key, "strong")
+    assert 40.0 <= psnr(strong, f) < 42.0
+    assert detect(strong, key, "strong").payload == PAYLOAD
+    d = detect(strong, key)  # presets differ only in step size: the gain search bridges them
+    assert d.payload == PAYLOAD
+    assert set(PRESETS) >= {"default", "strong", "light"}
+    with pytest.raises(ValueError):
+        embed(f, PAYLOAD, key, "no-such-preset")
+
+
+def test_embed_is_deterministic(key, marked64):
+    f, m = marked64
+    assert np.array_equal(embed(f, PAYLOAD, key), m)
+    assert np.array_equal(embed(f, PAYLOAD, make_key(b"evalkit test secret")), m)
+    assert not np.array_equal(embed(f, b"\x00" * 8, key), m)
+    assert not np.array_equal(embed(f, PAYLOAD, make_key("x")), m)
+    assert np.array_equal(f, world(0, 64))  # input untouched
+
+
+@pytest.mark.parametrize("payload", ["0123456789abcdef", 12345678, None, b"", b"1234567",
+                                     b"x" * 33, [1, 2, 3, 4, 5, 6, 7, 8]])
+def test_bad_payload_is_value_error(key, payload):
+    f = world(0, 64, 2)
+    with pytest.raises(ValueError):
+        embed(f, payload, key)
+
+
+def test_bad_frames_key_and_bits_are_value_errors(key):
+    f = world(0, 64, 2)
+    bad = [f.astype(np.float32), f[0], f[..., :2], f[:, :16, :16], f[:0], f.tolist()]
+    for x in bad:
+        with pytest.raises(ValueError):
+            embed(x, PAYLOAD, key)
+        with pytest.raises(ValueError):
+            detect(x, key)
+    for n in (0, 63, 60, 512, True, 64.0):
+        with pytest.raises(ValueError):
+            detect(f, key, payload_bits=n)
+    for secret in ("", b"", None, 5):
+        with pytest.raises(ValueError):
+            make_key(secret)
+    with pytest.raises(BadInputError):  # one-line CLI error too
+        embed(f, b"short", key)
+    with pytest.raises(ValueError):
+        WatermarkConfig(psnr=10)
+
+
+def test_key_hides_its_secret():
+    k = make_key("hunter2-secret")
+    assert k == make_key(b"hunter2-secret")
+    assert "hunter2" not in repr(k) and k.seed.hex() not in repr(k)
+    assert make_key("a").fingerprint != make_key("b").fingerprint
+
+
+# ----------------------------------------------------------------------------------------------
+# The error-correcting code
+
+
+def test_ecc_corrects_injected_bit_errors_and_erasures():
+    rng = np.random.default_rng(1)
+    code = DEFAULT_CODE
+    n = code.n_code_bits(88)
+    assert n == 288
+    for trial in range(20):
+        info = rng.integers(0, 2, 88)
+        c = code.encode(info)
+        assert c.shape == (n,) and set(np.unique(c)) <= {0, 1}
+        llr = 1.0 - 2.0 * c  # hard decisions, positive = 0
+        flip = rng.choice(n, size=24, replace=False)  # 8% of the code bits wrong
+        llr[flip] *= -1
+        hard, soft = code.decode(llr, 88)
+        assert np.array_equal(hard, info), trial
+        assert np.all(np.sign(soft) == 1 - 2 * info)
+        # a punctured prefix (what survives a centre crop): 140 of 288 bits, a few of them wrong
+        pre = (1.0 - 2.0 * c[:140]) * 4
+        pre[rng.choice(140, size=3, replace=False)] *= -1
+        assert np.array_equal(code.decode(pre, 88)[0], info), trial
+
+
+def test_ecc_small_code_and_errors():
+    small = ConvCode(3, (0o7, 0o5))
+    info = np.array([1, 0, 1, 1, 0, 0, 1])
+    c = small.encode(info)
+    assert c.size == small.n_code_bits(7) == 18
+    llr = 1.0 - 2.0 * c
+    llr[[2, 11]] *= -1
+    assert np.array_equal(small.decode(llr, 7)[0], info)
+    with pytest.raises(ValueError):
+        ConvCode(1, (1, 1))
+    with pytest.raises(ValueError):
+        small.encode([0, 2])
+    with pytest.raises(ValueError):
+        small.decode(np.zeros(19), 7)
+
+
+# ----------------------------------------------------------------------------------------------
+# p-value calibration
+
+
+def test_presence_bound_is_calibrated_on_random_phases():
+    """Under the null the key's dithers make every phase uniform: the lattice-fit bound must
+    give P(p <= a) <= a (it is a Chernoff bound, so conservative) yet stay informative."""
+    rng = np.random.default_rng(2)
+    n = 240
+    ps = []
+    for _ in range(400):
+        fit = float(np.cos(4 * np.pi * rng.random(n)).sum())
+        ps.append(math.exp(wm._chernoff_log(wm._log_i0, np.ones(n), fit)))
+    ps = np.array(ps)
+    for a in (0.01, 0.05, 0.2, 0.5):
+        assert np.mean(ps <= a) <= a + 3 * math.sqrt(a * (1 - a) / ps.size)
+    assert np.mean(ps <= 0.5) > 0.1  # not vacuous
+    # and it is tight enough to see a real mark
+    e = 0.05 * rng.normal(size=n)
+    assert wm._chernoff_log(wm._log_i0, np.ones(n), float(np.cos(4 * np.pi * e).sum())) < math.log(1e-30)
+
+
+def test_codeword_correlation_bound_is_calibrated_on_random_soft_bits():
+    rng = np.random.default_rng(3)
+    code = np.where(rng.random(300) < 0.5, 1.0, -1.0)
+    ps = []
+    for _ in range(400):
+        soft = rng.normal(size=300) * rng.exponential(size=300)  # heavy-tailed, symmetric
+        ps.append(math.exp(wm._chernoff_log(wm._log_cosh, np.abs(soft), float(code @ soft))))
+    ps = np.array(ps)
+    for a in (0.01, 0.05, 0.2):
+        assert np.mean(ps <= a) <= a + 3 * math.sqrt(a * (1 - a) / ps.size)
+    assert np.mean(ps <= 0.2) > 0.05
+
+
+def test_decoding_random_soft_bits_never_gives_evidence(key):
+    """Random soft values through the real decoder, MAC check and union bound: no payload
+    verifies, and the correlation bound over every information word the decoder could have
+    picked (2^(64 + mac_bits) of them; `detect` uses 2^64 only for MAC-verified payloads)
+    never gets near the detection threshold."""
+    rng = np.random.default_rng(4)
+    cfg = WatermarkConfig()
+    plan = wm._plan(key, 16, cfg, 64 + cfg.mac_bits, DEFAULT_CODE)
+    worst = 0.0
+    for _ in range(300):
+        llr = rng.normal(size=plan.codebit.size) * rng.uniform(0.2, 3.0)
+        r = wm._evidence(llr, plan, key, cfg, 64)
+        assert not r["ok"]
+        worst = min(worst, r["log_corr"] + cfg.mac_bits * math.log(2))
+    assert worst > math.log(1e-3)
+
+
+def test_benchmark_attacks_keep_the_clip_readable(tmp_path):
+    """The robustness benchmark's attack helpers: shapes, even sizes, a real remux."""
+    from benchmarks.robustness import watermark as bench
+
+    f = world(0, 64, 4)
+    assert bench.resize(f, 0.75).shape == (4, 48, 48, 3)
+    assert bench.center_crop(world(0, 96, 2), 0.8).shape == (2, 76, 76, 3)
+    assert bench.brightness(f, 1.2).max() <= 255 and bench.contrast(f, 0.8).dtype == np.uint8
+    out = bench.remux(f, 8.0, tmp_path)
+    assert out.shape == f.shape and psnr(out, f) > 30
+    assert not list(tmp_path.iterdir())
+    assert set(bench.ATTACKS) >= {"h264_crf23", "h264_crf50", "crop_0.8", "remux_mkv",
+                                  "resize_0.75+h264_crf30"}
