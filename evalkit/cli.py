@@ -141,7 +141,9 @@ def generator():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, seed, compile_, device):
+@click.option("--init-from", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Start from these weights (.safetensors export) instead of a fresh init.")
+def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, seed, compile_, device, init_from):
     """Train the built-in generator on the world (or a folder of clips); resumes from --out."""
     from evalkit.home import evalkit_home
     from generators.uvit.configs import get_config
@@ -150,7 +152,8 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, s
     get_config(preset)  # an unknown preset fails here, before anything is written
     out = out or evalkit_home() / "models" / f"uvit-{preset}.pt"
     tc = TrainConfig(preset=preset, data=data, batch_size=batch_size, max_steps=max_steps,
-                     max_minutes=max_minutes, lr=lr, seed=seed, compile=compile_, device=device)
+                     max_minutes=max_minutes, lr=lr, seed=seed, compile=compile_, device=device,
+                     init_from=str(init_from) if init_from else None)
     state = train(tc, out)
     click.echo(f"trained uvit:{preset} to step {state.step} ({state.clips_seen} clips, "
                f"{state.seconds / 60:.1f} min); checkpoint {out}")

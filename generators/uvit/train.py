@@ -57,6 +57,9 @@ class TrainConfig:
     sample_every_steps: int = 1000
     log_every_steps: int = 25
     device: str = "auto"
+    # Warm start: weights (a .safetensors export) to begin from instead of a fresh init, for
+    # training in stages across sessions; its SHA-256 is recorded with the run.
+    init_from: str | None = None
 
     def model_config(self) -> UViTConfig:
         return get_config(self.preset, **self.overrides)
@@ -130,6 +133,11 @@ def build_state(tc: TrainConfig, device: torch.device) -> TrainState:
     cfg = tc.model_config()
     net = TextToVideoUViT(cfg).to(device)
     ema = TextToVideoUViT(cfg).to(device)
+    if tc.init_from:
+        from .generate import load_network
+
+        start = load_network(Path(tc.init_from), expect_preset=cfg.name)
+        net.load_state_dict(start.state_dict())
     ema.load_state_dict(net.state_dict())
     ema.requires_grad_(False).eval()
     decay, no_decay = [], []

@@ -103,3 +103,16 @@ def test_bad_checkpoints_and_prompts_are_clear_errors(tmp_path):
     gen = UViTGenerator(str(tmp_path / "t.pt"), steps=2)
     with pytest.raises(BadInputError, match="tokens"):
         gen.generate(["a red ball " * 20], [0])
+
+
+def test_warm_start_from_exported_weights(tmp_path):
+    train(TINY, tmp_path / "a.pt", progress=False, log_mlflow=False)
+    st = export_weights(tmp_path / "a.pt", tmp_path / "a.safetensors")
+    tc = TrainConfig(**{**TINY.__dict__, "max_steps": 1, "init_from": str(st)})
+    from generators.uvit.train import build_state
+    from generators.uvit.generate import load_network
+
+    state = build_state(tc, torch.device("cpu"))
+    torch.testing.assert_close(params(state), params(load_network(st)))
+    with pytest.raises(BadInputError, match="preset"):
+        build_state(TrainConfig(**{**tc.__dict__, "preset": "small"}), torch.device("cpu"))
