@@ -1,0 +1,443 @@
+"""Sign videos with a C2PA manifest (c2pa-python `Builder`), optionally watermarking them first.
+
+    signer = load_signer()                                   # evalkit.provenance.credentials
+    sign_video("clip.mp4", "clip.signed.mp4", signer=signer, source_type="trained",
+               generator={"name": "uvit", "version": "small"},
+               params={"prompt": "a red ball falls", "seed": 3, "sampler": "ddim", "steps": 50})
+    sign_file("in.mp4", "out.mp4", signer, watermark=True)   # embed the mark, re-encode, sign
+
+The manifest (claim v2, as c2pa-rs 0.91 writes it):
+
+* `c2pa.actions.v2`: `c2pa.created` with the IPTC digital source type (`trainedAlgorithmicMedia`,
+  `digitalCapture` or `compositeWithTrainedAlgorithmicMedia`) and the generator as
+  `softwareAgent` ({name, version}); when watermarked also `c2pa.watermarked`.
+* `org.evalkit.generation`: the generation parameters. A prompt is stored as `prompt_sha256`
+  (SHA-256 of its UTF-8 text), never as text unless `include_prompt=True`.
+* `cawg.training-mining`: `notAllowed` for `cawg.ai_generative_training`, `cawg.ai_inference`,
+  `cawg.ai_training` and `cawg.data_mining` (the CAWG training-and-data-mining entries).
+* when watermarked, `c2pa.soft-binding`: `alg` "org.evalkit.watermark.v1", one block whose
+  `scope` is the whole clip (`timespan` in ms) and whose `value` is the payload in base64 (as in
+  the C2PA examples), `alg_params` naming the key id (the key's public fingerprint) and preset.
+* the hard binding (`c2pa.hash.bmff.v3` for MP4) is added by c2pa itself.
+
+Signing is offline unless `tsa_url` is given. The input is never overwritten (same path or same
+file is refused); the output is written to a hidden temporary name beside it and renamed, and a
+failure leaves nothing behind. An input that already carries a C2PA manifest is refused unless
+`replace_manifest=True`: c2pa would silently drop the earlier provenance.
+
+Note on the name: this module is `evalkit.provenance.c2pa`; inside it `import c2pa` is an
+absolute import and gets the c2pa-python package (never run this file as a script).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
+
+IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+SOURCE_TYPES = {
+    "trained": IPTC + "trainedAlgorithmicMedia",
+    "capture": IPTC + "digitalCapture",
+    "composite": IPTC + "compositeWithTrainedAlgorithmicMedia",
+}
+AI_SOURCE_TYPES = frozenset(IPTC + t for t in (
+    "trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia",
+    "compositeSynthetic", "trainedAlgorithmicData"))
+WATERMARK_ALG = "org.evalkit.watermark.v1"
+GENERATION_LABEL = "org.evalkit.generation"
+TRAINING_MINING = {"cawg.ai_generative_training": {"use": "notAllowed"},
+                   "cawg.ai_inference": {"use": "notAllowed"},
+                   "cawg.ai_training": {"use": "notAllowed"},
+                   "cawg.data_mining": {"use": "notAllowed"}}
+MIME_BY_SUFFIX = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime"}
+C2PA_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")  # the uuid box that holds a manifest
+MAX_PARAMS_BYTES = 64 << 10
+
+# c2pa settings for signing: no thumbnails (videos have none anyway), nothing fetched.
+_SIGN_SETTINGS = {"builder": {"thumbnail": {"enabled": False}},
+                  "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
+
+
+class SigningError(BadInputError):
+    """Signing failed: a one-line reason (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class WatermarkInfo:
+    """What the soft binding says about the watermark in the signed video."""
+
+    payload: bytes  # 8 to 32 bytes, as given to `watermark.embed`
+    key_id: str  # the watermark key's public fingerprint (never the secret)
+    preset: str = "default"
+    alg: str = WATERMARK_ALG
+
+    def __post_init__(self):
+        if not isinstance(self.payload, (bytes, bytearray)) or not 8 <= len(self.payload) <= 32:
+            raise BadInputError("a watermark payload is 8 to 32 bytes")
+        if not isinstance(self.key_id, str) or not self.key_id:
+            raise BadInputError("a watermark key id is a non-empty string (WatermarkKey.fingerprint)")
+
+    @property
+    def payload_hex(self) -> str:
+        return bytes(self.payload).hex()
+
+
+@dataclass(frozen=True)
+class SignResult:
+    path: Path
+    watermarked: bool
+    payload: str | None = None  # hex
+    key_id: str | None = None
+
+    def summary(self) -> str:
+        wm = f", watermark payload {self.payload} (key {self.key_id})" if self.watermarked else ""
+        return f"signed {self.path}{wm}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifest
+
+
+def source_type_url(source_type: str) -> str:
+    if source_type in SOURCE_TYPES:
+        return SOURCE_TYPES[source_type]
+    if isinstance(source_type, str) and source_type.startswith(IPTC):
+        return source_type
+    raise BadInputError(f"source type {source_type!r}: choose trained, capture or composite "
+                        f"(or a full IPTC digital source type URL)")
+
+
+def _software_agent(generator) -> dict | None:
+    if generator is None:
+        return None
+    if isinstance(generator, str):
+        generator = {"name": generator}
+    if not isinstance(generator, dict) or not str(generator.get("name") or "").strip():
+        raise BadInputError(f"generator {generator!r}: give a dict with a 'name' (and a 'version')")
+    agent = {"name": str(generator["name"])}
+    if generator.get("version") is not None:
+        agent["version"] = str(generator["version"])
+    return agent
+
+
+def _generation(params: dict | None, include_prompt: bool) -> dict | None:
+    if params is None:
+        return None
+    if not isinstance(params, dict):
+        raise BadInputError(f"generation parameters must be a dict, got {type(params).__name__}")
+    out = {}
+    for k, v in params.items():
+        if k == "prompt":
+            if v is None:
+                continue
+            out["prompt_sha256"] = hashlib.sha256(str(v).encode("utf-8")).hexdigest()
+            if include_prompt:
+                out["prompt"] = str(v)
+        else:
+            out[str(k)] = v
+    try:
+        text = json.dumps(out, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise BadInputError(f"generation parameters are not plain JSON values ({e})") from None
+    if len(text) > MAX_PARAMS_BYTES:
+        raise BadInputError(f"generation parameters are {len(text)} bytes of JSON, over "
+                            f"{MAX_PARAMS_BYTES}; keep hashes, not contents")
+    return json.loads(text)
+
+
+def build_manifest(*, title: str, source_type: str = "trained", generator=None,
+                   params: dict | None = None, watermark: WatermarkInfo | None = None,
+                   include_prompt: bool = False, duration_ms: int | None = None) -> dict:
+    """The manifest definition given to `c2pa.Builder` (see the module docstring)."""
+    from evalkit import __version__
+
+    created = {"action": "c2pa.created", "digitalSourceType": source_type_url(source_type)}
+    agent = _software_agent(generator)
+    if agent:
+        created["softwareAgent"] = agent
+    actions = [created]
+    assertions = []
+    gen = _generation(params, include_prompt)
+    if gen is not None:
+        assertions.append({"label": GENERATION_LABEL, "data": gen})
+    assertions.append({"label": "cawg.training-mining", "data": {"entries": TRAINING_MINING}})
+    if watermark is not None:
+        actions.append({"action": "c2pa.watermarked",
+                        "parameters": {"description": f"invisible watermark {watermark.alg}, "
+                                                      f"key {watermark.key_id}"}})
+        scope = {"timespan": {"start": 0, "end": int(duration_ms)}} if duration_ms else {}
+        assertions.append({"label": "c2pa.soft-binding", "data": {
+            "alg": watermark.alg,
+            "name": "evalkit invisible watermark payload",
+            "alg_params": json.dumps({"key_id": watermark.key_id, "preset": watermark.preset,
+                                      "payload_bits": 8 * len(watermark.payload),
+                                      "value_encoding": "base64"}, sort_keys=True),
+            "blocks": [{"scope": scope, "value": base64.b64encode(bytes(watermark.payload)).decode()}],
+        }})
+    return {
+        "claim_generator_info": [{"name": "evalkit", "version": __version__}],
+        "title": title,
+        "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": actions}}, *assertions],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def _top_level_boxes(path, max_boxes: int = 4096):
+    """[(type, offset, size, c2pa_uuid)] of a file's top-level ISO BMFF boxes, reading headers
+    only; stops at the first box that is not well formed (`complete` False) and never raises
+    for the content. Returns (boxes, complete, file_size)."""
+    boxes, complete = [], False
+    with open(path, "rb") as fh:
+        total = os.fstat(fh.fileno()).st_size
+        pos = 0
+        for _ in range(max_boxes):
+            if pos == total:
+                complete = True
+                break
+            if pos + 8 > total:
+                break
+            fh.seek(pos)
+            head = fh.read(8)
+            size, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            hdr = 8
+            if size == 1:
+                size, hdr = int.from_bytes(fh.read(8), "big"), 16
+            elif size == 0:
+                size = total - pos
+            if size < hdr or pos + size > total or not all(32 <= b < 127 for b in kind):
+                break
+            is_c2pa = kind == b"uuid" and fh.read(16) == C2PA_UUID
+            boxes.append((kind.decode("ascii"), pos, size, is_c2pa))
+            pos += size
+        else:  # max_boxes well-formed boxes (a long fragmented MP4): no sign of damage so far
+            complete = True
+    return boxes, complete, total
+
+
+def has_c2pa_box(path) -> bool:
+    """True if a top-level box of the file is C2PA's manifest uuid box (headers only read;
+    False for anything that is not ISO BMFF or cannot be read)."""
+    try:
+        return any(b[3] for b in _top_level_boxes(path)[0])
+    except OSError:
+        return False
+
+
+def _mp4_duration_ms(path, moov: tuple) -> int | None:
+    """The movie duration from `mvhd` (ms), or None."""
+    _, pos, size, _ = moov
+    with open(path, "rb") as fh:
+        fh.seek(pos + 8)
+        body = fh.read(min(size - 8, 1 << 20))
+    i = 0
+    while i + 8 <= len(body):
+        n, kind = int.from_bytes(body[i:i + 4], "big"), body[i + 4:i + 8]
+        if kind == b"mvhd" and i + 40 <= len(body):
+            v = body[i + 8]
+            if v == 1:
+                scale = int.from_bytes(body[i + 28:i + 32], "big")
+                dur = int.from_bytes(body[i + 32:i + 40], "big")
+            else:
+                scale = int.from_bytes(body[i + 20:i + 24], "big")
+                dur = int.from_bytes(body[i + 24:i + 28], "big")
+            return int(round(1000 * dur / scale)) if scale and dur not in (0, 2**32 - 1, 2**64 - 1) else None
+        if n < 8:
+            return None
+        i += n
+    return None
+
+
+def _check_mp4(path: Path) -> int | None:
+    """A cheap structural check before signing (ffmpeg's probe costs ~20 ms a file): a complete
+    ISO BMFF file with ftyp, moov and mdat. Returns the duration in ms (None if unknown)."""
+    from evalkit.errors import VideoError
+
+    try:
+        boxes, complete, total = _top_level_boxes(path)
+    except OSError as e:
+        raise VideoError(f"{path}: cannot read the file ({e.strerror}); check its permissions") from None
+    if total == 0:
+        raise VideoError(f"{path}: file is empty (0 bytes); re-export or re-download it")
+    kinds = [b[0] for b in boxes]
+    if not kinds or kinds[0] != "ftyp":
+        raise VideoError(f"{path}: not an MP4/MOV file (no ftyp box at the start); re-encode it to "
+                         "H.264 MP4 or sign with --watermark (which re-encodes)")
+    if not complete or "moov" not in kinds or "mdat" not in kinds:
+        raise VideoError(f"{path}: MP4 is truncated or damaged (boxes: {', '.join(kinds[:12])}); "
+                         "re-export or re-download it")
+    return _mp4_duration_ms(path, next(b for b in boxes if b[0] == "moov"))
+
+
+@functools.lru_cache(maxsize=1)
+def _sign_context():
+    import c2pa
+
+    return c2pa.Context(c2pa.Settings.from_dict(_SIGN_SETTINGS))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_paths(src, dst, *, need_c2pa_format: bool = True) -> tuple[Path, Path]:
+    src, dst = Path(src), Path(dst)
+    if not src.exists():
+        raise MissingResourceError(f"{src}: no such file; check the path")
+    if src.is_dir():
+        raise BadInputError(f"{src}: is a directory; give a video file")
+    if _same_file(src, dst):
+        raise BadInputError(f"{dst}: is the input file; signing never overwrites its input, give "
+                            "another output path")
+    if dst.is_dir():
+        raise BadInputError(f"{dst}: is a directory; give an output file name ending in .mp4")
+    if not dst.parent.is_dir():
+        raise MissingResourceError(f"{dst}: folder {dst.parent} does not exist; create it first")
+    if dst.suffix.lower() not in MIME_BY_SUFFIX:
+        raise BadInputError(f"{dst}: cannot write a signed {dst.suffix or 'file without suffix'}; name "
+                            f"the output .mp4 (or .m4v, .mov)")
+    if need_c2pa_format:
+        if src.suffix.lower() not in MIME_BY_SUFFIX:
+            raise BadInputError(f"{src}: only MP4/MOV videos can be signed in place; re-encode it "
+                                "to H.264 MP4 or sign with --watermark (which re-encodes)")
+        if MIME_BY_SUFFIX[src.suffix.lower()] != MIME_BY_SUFFIX[dst.suffix.lower()]:
+            raise BadInputError(f"{dst}: the signed copy keeps the input's container "
+                                f"({src.suffix}); name the output {src.suffix}")
+    return src, dst
+
+
+def _tmp_beside(dst: Path) -> Path:
+    return dst.with_name(f".{dst.stem}.{secrets.token_hex(4)}.tmp{dst.suffix}")
+
+
+def _one_line(e: BaseException, limit: int = 240) -> str:
+    from evalkit.provenance.credentials import _scrub
+
+    text = _scrub(str(e))
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def sign_video(src, dst, *, signer, source_type: str = "trained", generator: dict | str | None = None,
+               params: dict | None = None, watermark: WatermarkInfo | None = None,
+               tsa_url: str | None = None, include_prompt: bool = False,
+               replace_manifest: bool = False) -> Path:
+    """Sign the MP4/MOV `src` into `dst` with a C2PA manifest; returns `dst`.
+
+    `signer` is an `evalkit.provenance.credentials.Signer` (`load_signer()` or
+    `callback_signer(...)`). `source_type` is trained | capture | composite (or an IPTC URL).
+    `generator` {"name", "version"} becomes the created action's softwareAgent; `params`
+    (prompt -> prompt_sha256, seed, sampler, steps, guidance, weights_sha256, ...) the
+    `org.evalkit.generation` assertion; `watermark` the `c2pa.watermarked` action and the
+    `c2pa.soft-binding` assertion. Raises one-line `EvalkitError`s."""
+    import c2pa
+
+    src, dst = _check_paths(src, dst)
+    duration_ms = _check_mp4(src)  # one-line VideoError for what is not a complete MP4/MOV
+    if not replace_manifest and has_c2pa_box(src):
+        raise SigningError(f"{src}: already carries a C2PA manifest; signing would discard that "
+                           "provenance (sign the original, or pass replace_manifest=True)")
+    manifest = build_manifest(title=dst.name, source_type=source_type, generator=generator,
+                              params=params, watermark=watermark, include_prompt=include_prompt,
+                              duration_ms=duration_ms)
+    # an evalkit Signer, or a c2pa.Signer made by the caller (then tsa_url is the caller's business)
+    c2pa_signer = signer.c2pa_signer(tsa_url) if hasattr(signer, "c2pa_signer") else signer
+    mime = MIME_BY_SUFFIX[src.suffix.lower()]
+    tmp = _tmp_beside(dst)
+    try:
+        with open(src, "rb") as fin, open(tmp, "x+b") as fout:
+            builder = c2pa.Builder(manifest, context=_sign_context())
+            try:
+                builder.sign(c2pa_signer, mime, fin, fout)
+            finally:
+                builder.close()
+        os.replace(tmp, dst)
+    except c2pa.C2paError as e:
+        tmp.unlink(missing_ok=True)
+        why = getattr(signer, "take_error", lambda: None)() or _one_line(e)
+        raise SigningError(f"{src}: C2PA signing failed: {why}") from None
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise SigningError(f"{dst}: cannot write the signed file ({e.strerror}); check the folder") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dst
+
+
+def default_payload(key, frames) -> bytes:
+    """64 bits bound to both the key and the content: the first 8 bytes of
+    SHA-256("evalkit-wm-payload" | key fingerprint | SHA-256 of the frames). The same clip and
+    key always get the same payload; the signed soft binding records it, so a stripped copy can
+    be matched to its manifest."""
+    content = hashlib.sha256(frames.tobytes()).digest()
+    return hashlib.sha256(b"evalkit-wm-payload\0" + key.fingerprint.encode() + b"\0" + content).digest()[:8]
+
+
+def sign_file(src, dst, signer, source_type: str = "trained", watermark: bool = False, wm_key=None,
+              payload: bytes | None = None, *, generator: dict | str | None = None,
+              params: dict | None = None, tsa_url: str | None = None, include_prompt: bool = False,
+              wm_preset: str = "default", crf: int = 18) -> SignResult:
+    """`evalkit sign`: sign `src` into `dst`, watermarking first when `watermark`.
+
+    With `watermark`, the frames are decoded, marked with `wm_key` (a WatermarkKey or secret;
+    default: `load_watermark_key()`, i.e. `watermark.key` of `evalkit keys init`) and `payload`
+    (default `default_payload`), encoded as H.264 (CRF `crf`, video only: audio is dropped) to a
+    temporary file beside `dst`, and that file is signed with the soft binding carrying the
+    payload. Without it, this is `sign_video`."""
+    if not watermark:
+        path = sign_video(src, dst, signer=signer, source_type=source_type, generator=generator,
+                          params=params, tsa_url=tsa_url, include_prompt=include_prompt)
+        return SignResult(path=path, watermarked=False)
+
+    from evalkit.provenance import watermark as wm
+    from evalkit.provenance.credentials import load_watermark_key
+    from evalkit.video import read_video, write_video
+
+    src, dst = _check_paths(src, dst, need_c2pa_format=False)
+    source_type_url(source_type)  # bad arguments fail before the decode, not after
+    _software_agent(generator)
+    _generation(params, include_prompt)
+    if has_c2pa_box(src):
+        raise SigningError(f"{src}: already carries a C2PA manifest; watermarking re-encodes the video "
+                           "and would discard that provenance (sign the original)")
+    key = wm.make_key(wm_key) if wm_key is not None else load_watermark_key()
+    clip = read_video(src)
+    if payload is None:
+        payload = default_payload(key, clip.frames)
+    try:
+        marked = wm.embed(clip.frames, bytes(payload), key, config=wm_preset)
+    except EvalkitError:
+        raise
+    except ValueError as e:
+        raise BadInputError(f"{src}: cannot watermark ({_one_line(e)})") from None
+    tmp = _tmp_beside(dst)
+    try:
+        write_video(tmp, marked, fps=clip.fps, crf=crf, pad=True)
+        del marked
+        info = WatermarkInfo(payload=bytes(payload), key_id=key.fingerprint, preset=str(wm_preset))
+        sign_video(tmp, dst, signer=signer, source_type=source_type, generator=generator,
+                   params=params, watermark=info, tsa_url=tsa_url, include_prompt=include_prompt)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return SignResult(path=dst, watermarked=True, payload=bytes(payload).hex(), key_id=key.fingerprint)
+
+
+__all__ = ["sign_video", "sign_file", "build_manifest", "WatermarkInfo", "SignResult", "SigningError",
+           "SOURCE_TYPES", "AI_SOURCE_TYPES", "WATERMARK_ALG", "GENERATION_LABEL", "has_c2pa_box",
+           "default_payload", "source_type_url"]

@@ -1,0 +1,583 @@
+"""Signing credentials for C2PA: a development CA, user-supplied chains, and callback signers.
+
+    paths = init_keys()                        # $EVALKIT_HOME/credentials/{ca,signer}.{pem,key}
+    signer = load_signer()                     # the defaults, or load_signer(cert, key)
+    signer = callback_signer(["my-kms-sign", "--key", "k1"], "chain.pem")   # KMS / HSM
+
+What C2PA (c2pa-python 0.38.1, c2pa-rs 0.91.3) accepts, found by signing and reading back:
+
+* The leaf may not be self-signed: `evalkit keys init` makes a root CA (CA:true, keyCertSign)
+  and an ES256 (P-256) end-entity certificate issued by it.
+* The leaf: X.509 v3; basicConstraints CA:false (critical); keyUsage digitalSignature
+  (critical); an extended key usage C2PA allows, and with c2pa-rs's *default* trust
+  configuration that means **emailProtection** (1.3.6.1.5.5.7.3.4): documentSigning
+  (1.3.6.1.5.5.7.3.36) and the C2PA claim-signing OID (1.3.6.1.4.1.62558.2.1) were refused
+  with "certificate missing required EKU" (they pass only when the validator's `trust_config`
+  lists them), and a leaf with no EKU, with serverAuth only, without keyUsage, or self-signed
+  was refused with "the certificate is invalid". anyExtendedKeyUsage is forbidden by the C2PA
+  profile. Plus subject and authority key identifiers and an organisation name (O=).
+* `signer.pem` holds the chain leaf first, then the CA (the order c2pa wants: signer, then
+  issuers). A validator trusts it only when the CA is given as a trust anchor.
+
+Secrets: private keys are written 0600 through `os.open(..., 0o600)` on a temporary name and
+renamed, so no moment exists where a key is readable by others. A key file readable by group or
+others is refused. Key bytes are read only to build the c2pa signer and are dropped right after:
+`Signer` keeps paths, never bytes, and no message or repr here contains them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import secrets
+import stat
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evalkit.errors import BadInputError, MissingResourceError
+
+CA_FILE, CA_KEY_FILE = "ca.pem", "ca.key"
+SIGNER_FILE, SIGNER_KEY_FILE = "signer.pem", "signer.key"
+WATERMARK_KEY_FILE = "watermark.key"  # the secret `--watermark` marks with, 32 random bytes (hex)
+CREDENTIALS_DIRNAME = "credentials"
+
+CA_DAYS = 3650
+SIGNER_DAYS = 730
+_SKEW = _dt.timedelta(minutes=5)  # not-before set a little in the past: clocks differ
+
+# Extended key usages. C2PA allows these for claim signing; c2pa-rs 0.91.3 accepts the first
+# with its default trust configuration (see the module docstring).
+OID_EMAIL_PROTECTION = "1.3.6.1.5.5.7.3.4"
+OID_DOCUMENT_SIGNING = "1.3.6.1.5.5.7.3.36"
+OID_C2PA_CLAIM_SIGNING = "1.3.6.1.4.1.62558.2.1"
+OID_ANY_EKU = "2.5.29.37.0"
+C2PA_ALLOWED_EKUS = (OID_EMAIL_PROTECTION, OID_DOCUMENT_SIGNING, OID_C2PA_CLAIM_SIGNING)
+
+
+class CredentialsError(BadInputError):
+    """A key, certificate or signing command that cannot be used (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class KeyPaths:
+    """Where `init_keys` wrote the credentials."""
+
+    dir: Path
+    ca_cert: Path
+    ca_key: Path
+    signer_cert: Path  # leaf + CA chain, the file to give as --cert
+    signer_key: Path
+    watermark_key: Path
+
+    def summary(self) -> str:
+        return (f"wrote a development CA and an ES256 signing certificate to {self.dir}: "
+                f"--cert {self.signer_cert.name} --key {self.signer_key.name}; verifiers trust it "
+                f"with --trust {self.ca_cert}")
+
+
+def credentials_dir() -> Path:
+    """`$EVALKIT_HOME/credentials` (not created here)."""
+    from evalkit.home import evalkit_home
+
+    return evalkit_home() / CREDENTIALS_DIRNAME
+
+
+def default_paths(dir: Path | str | None = None) -> KeyPaths:
+    d = Path(dir).expanduser() if dir is not None else credentials_dir()
+    return KeyPaths(d, d / CA_FILE, d / CA_KEY_FILE, d / SIGNER_FILE, d / SIGNER_KEY_FILE,
+                    d / WATERMARK_KEY_FILE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing files
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> Path:
+    """Write `data` to a hidden temporary file created with `mode` (never wider), then rename it
+    over `path`. Returns the temporary path on failure cleanup; raises OSError."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)  # the umask may have narrowed a certificate's 0644; keys stay 0600
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _name(org: str, cn: str):
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _make_certificates(org: str):
+    """(ca_key, ca_cert, leaf_key, leaf_cert), all P-256 / ECDSA-SHA256."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    now = _dt.datetime.now(_dt.timezone.utc)
+    ku = dict(content_commitment=False, key_encipherment=False, data_encipherment=False,
+              key_agreement=False, encipher_only=False, decipher_only=False)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name(org, f"{org} root CA")
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca = (x509.CertificateBuilder()
+          .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number())
+          .not_valid_before(now - _SKEW).not_valid_after(now + _dt.timedelta(days=CA_DAYS))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, key_cert_sign=True, crl_sign=True, **ku),
+                         critical=True)
+          .add_extension(ca_ski, critical=False)
+          .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+                         critical=False)
+          .sign(ca_key, hashes.SHA256()))
+
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder()
+            .subject_name(_name(org, f"{org} C2PA signer")).issuer_name(ca_name)
+            .public_key(leaf_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _SKEW).not_valid_after(now + _dt.timedelta(days=SIGNER_DAYS))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False, **ku),
+                           critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    return ca_key, ca, leaf_key, leaf
+
+
+def init_keys(dir: Path | str | None = None, org: str = "evalkit development",
+              force: bool = False) -> KeyPaths:
+    """Make a development root CA and an ES256 end-entity certificate C2PA accepts.
+
+    Writes `ca.pem`, `ca.key`, `signer.pem` (leaf then CA), `signer.key` and `watermark.key`
+    (the secret for `--watermark`) under `dir` (default `$EVALKIT_HOME/credentials`, created
+    0700). Keys are 0600 from the moment they exist; certificates 0644. Existing credentials are
+    never replaced unless `force` (the old keys are then lost). Raises `CredentialsError`."""
+    from cryptography.hazmat.primitives import serialization
+
+    if not isinstance(org, str) or not org.strip() or len(org) > 64:
+        raise CredentialsError(f"organisation name {org!r}: give 1 to 64 characters")
+    paths = default_paths(dir)
+    d = paths.dir
+    if d.exists() and not d.is_dir():
+        raise CredentialsError(f"{d}: exists and is not a folder; give another --dir")
+    targets = [paths.ca_cert, paths.ca_key, paths.signer_cert, paths.signer_key, paths.watermark_key]
+    existing = [p.name for p in targets if p.exists() or p.is_symlink()]
+    if existing and not force:
+        raise CredentialsError(f"{d}: credentials already exist ({', '.join(existing)}); "
+                               "pass --force to replace them (the old keys are lost) or choose another --dir")
+    try:
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        raise CredentialsError(f"{d}: cannot create the folder ({e.strerror}); choose another --dir") from None
+
+    ca_key, ca, leaf_key, leaf = _make_certificates(org.strip())
+    pem = serialization.Encoding.PEM
+
+    def key_bytes(k) -> bytes:
+        return k.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+    contents = [
+        (paths.ca_key, key_bytes(ca_key), 0o600),
+        (paths.signer_key, key_bytes(leaf_key), 0o600),
+        (paths.watermark_key, (secrets.token_hex(32) + "\n").encode(), 0o600),
+        (paths.ca_cert, ca.public_bytes(pem), 0o644),
+        (paths.signer_cert, leaf.public_bytes(pem) + ca.public_bytes(pem), 0o644),
+    ]
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, data, mode in contents:
+            temps.append((_write_atomic(path, data, mode), path))
+        for tmp, path in temps:  # all written: now rename, keys first
+            os.replace(tmp, path)
+    except OSError as e:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        raise CredentialsError(f"{d}: cannot write credentials ({e.strerror}); check the folder's "
+                               "permissions and free space") from None
+    finally:
+        del contents
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and checking
+
+
+def check_key_permissions(path: Path) -> None:
+    """Refuse a private key readable or writable by group or others (POSIX only)."""
+    if os.name != "posix":
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise CredentialsError(f"{path}: private key is accessible by group or others (mode {mode:04o}); "
+                               f"run `chmod 600 {path}` and try again")
+
+
+def _read_private(path, what: str) -> bytes:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise MissingResourceError(f"{p}: no such {what}; run `evalkit keys init` or give the right path")
+    if p.is_dir():
+        raise CredentialsError(f"{p}: is a folder, not a {what}")
+    check_key_permissions(p)
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise CredentialsError(f"{p}: cannot read the {what} ({e.strerror})") from None
+
+
+def load_certificates(path) -> list:
+    """The certificates of a PEM file, in file order (leaf first for a signing chain)."""
+    from cryptography import x509
+
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise MissingResourceError(f"{p}: no such certificate file; check the path")
+    if p.is_dir():
+        raise CredentialsError(f"{p}: is a folder, not a PEM certificate file")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise CredentialsError(f"{p}: cannot read the certificate file ({e.strerror})") from None
+    if b"PRIVATE KEY-----" in data:
+        raise CredentialsError(f"{p}: contains a private key; give a file with certificates only "
+                               "(keep keys in their own 0600 file)")
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        certs = []
+    if not certs:
+        raise CredentialsError(f"{p}: no PEM certificate found; give a file with "
+                               "'-----BEGIN CERTIFICATE-----' blocks")
+    return certs
+
+
+def _ext(cert, cls):
+    from cryptography import x509
+
+    try:
+        return cert.extensions.get_extension_for_class(cls)
+    except x509.ExtensionNotFound:
+        return None
+
+
+def check_certificate_profile(cert) -> list[str]:
+    """What keeps an end-entity certificate from the C2PA certificate profile ([] when none).
+
+    Checks the points C2PA validators enforce: X.509 v3, not a CA, not self-signed, keyUsage
+    (critical) with digitalSignature, an extended key usage from the C2PA list and not
+    anyExtendedKeyUsage, subject and authority key identifiers, an organisation name, and
+    the validity period covering now."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    problems = []
+    if cert.version != x509.Version.v3:
+        problems.append("not an X.509 v3 certificate")
+    bc = _ext(cert, x509.BasicConstraints)
+    if bc is not None and bc.value.ca:
+        problems.append("is a CA certificate (basicConstraints CA:true)")
+    if cert.issuer == cert.subject:
+        problems.append("is self-signed (C2PA needs a certificate issued by a CA)")
+    ku = _ext(cert, x509.KeyUsage)
+    if ku is None or not ku.value.digital_signature:
+        problems.append("keyUsage lacks digitalSignature")
+    elif not ku.critical:
+        problems.append("keyUsage is not marked critical")
+    eku = _ext(cert, x509.ExtendedKeyUsage)
+    oids = {o.dotted_string for o in eku.value} if eku is not None else set()
+    if OID_ANY_EKU in oids:
+        problems.append("has anyExtendedKeyUsage, which C2PA forbids")
+    if not oids & set(C2PA_ALLOWED_EKUS):
+        problems.append("extendedKeyUsage has no C2PA purpose (use emailProtection)")
+    elif OID_EMAIL_PROTECTION not in oids:
+        # documentSigning and the C2PA claim-signing OID are in the C2PA list, but c2pa-rs 0.91's
+        # default trust configuration rejects them ("certificate missing required EKU").
+        problems.append("extendedKeyUsage lacks emailProtection, the purpose c2pa's default "
+                        "trust configuration requires")
+    if _ext(cert, x509.SubjectKeyIdentifier) is None:
+        problems.append("no subject key identifier")
+    if _ext(cert, x509.AuthorityKeyIdentifier) is None:
+        problems.append("no authority key identifier")
+    if not cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME):
+        problems.append("subject has no organisation name (O=)")
+    now = _dt.datetime.now(_dt.timezone.utc)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        problems.append(f"not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d} to "
+                        f"{cert.not_valid_after_utc:%Y-%m-%d})")
+    return problems
+
+
+def _alg_for(public_key) -> str:
+    """The C2PA signing algorithm for a public key: es256/es384/es512, ps256 or ed25519."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        alg = {"secp256r1": "es256", "secp384r1": "es384", "secp521r1": "es512"}.get(public_key.curve.name)
+        if alg:
+            return alg
+        raise CredentialsError(f"elliptic curve {public_key.curve.name} is not allowed by C2PA; "
+                               "use P-256, P-384 or P-521")
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return "ps256"
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return "ed25519"
+    raise CredentialsError(f"{type(public_key).__name__} keys are not supported by C2PA; use ECDSA P-256")
+
+
+def _describe(name) -> str:
+    from cryptography.x509.oid import NameOID
+
+    def first(oid):
+        v = name.get_attributes_for_oid(oid)
+        return str(v[0].value) if v else None
+
+    cn, org = first(NameOID.COMMON_NAME), first(NameOID.ORGANIZATION_NAME)
+    if cn and org and org not in cn:
+        return f"{cn} ({org})"
+    return cn or org or name.rfc4514_string()
+
+
+def _checked_chain(cert_path) -> tuple[list, str]:
+    """Load a signing chain, check the leaf against the C2PA profile; (certs, alg)."""
+    certs = load_certificates(cert_path)
+    problems = check_certificate_profile(certs[0])
+    if problems:
+        raise CredentialsError(f"{cert_path}: the signing certificate (first in the file) does not meet "
+                               f"the C2PA certificate profile: {'; '.join(problems)}; "
+                               "`evalkit keys init` makes one that does")
+    return certs, _alg_for(certs[0].public_key())
+
+
+# ---------------------------------------------------------------------------------------------
+# Signers
+
+
+@dataclass(eq=False)
+class Signer:
+    """A signing identity: a certificate chain and either a key file or a signing command.
+
+    Holds paths and public facts only, never key bytes; `c2pa_signer()` builds (and caches, per
+    time-stamp authority) the `c2pa.Signer`, reading the key file just for that moment."""
+
+    cert_path: Path
+    alg: str
+    subject: str  # the leaf's "CN (O)"
+    issuer: str
+    key_path: Path | None = None
+    command: tuple[str, ...] | None = None
+    timeout_s: float = 30.0
+    _cache: dict = field(default_factory=dict, repr=False)
+    _last_error: list = field(default_factory=list, repr=False)
+
+    def __repr__(self) -> str:
+        how = f"key={self.key_path}" if self.key_path else f"command={self.command[0] if self.command else None!r}"
+        return f"Signer(cert={self.cert_path}, alg={self.alg}, subject={self.subject!r}, {how})"
+
+    @property
+    def kind(self) -> str:
+        return "key" if self.key_path is not None else "callback"
+
+    def chain_pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
+        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in load_certificates(self.cert_path))
+
+    def c2pa_signer(self, tsa_url: str | None = None):
+        """The c2pa-python `Signer` for this identity (cached per `tsa_url`)."""
+        import c2pa
+
+        if tsa_url is not None and not str(tsa_url).startswith(("http://", "https://")):
+            raise CredentialsError(f"time-stamp authority {tsa_url!r}: give an http(s) URL")
+        cached = self._cache.get(tsa_url)
+        if cached is not None and cached.is_valid:
+            return cached
+        alg = getattr(c2pa.C2paSigningAlg, self.alg.upper())
+        chain = self.chain_pem()
+        try:
+            if self.key_path is not None:
+                key = _read_private(self.key_path, "private key")
+                try:
+                    info = c2pa.C2paSignerInfo(alg, chain, key, tsa_url)
+                    signer = c2pa.Signer.from_info(info)
+                finally:
+                    del key
+                    info = None  # noqa: F841  (drop the only reference to the ctypes copy)
+            else:
+                signer = c2pa.Signer.from_callback(self._sign_callback, alg, chain.decode("ascii"), tsa_url)
+        except c2pa.C2paError as e:
+            raise CredentialsError(f"{self.cert_path}: c2pa cannot make a signer from this chain "
+                                   f"({type(e).__name__.lstrip('_')}); check the certificate and key") from None
+        self._cache[tsa_url] = signer
+        return signer
+
+    def take_error(self) -> str | None:
+        """The last signing-command failure (a message without secrets), cleared on read."""
+        return self._last_error.pop() if self._last_error else None
+
+    def _sign_callback(self, data: bytes) -> bytes:
+        """Run the signing command: data on stdin, a DER or raw (r||s) signature on stdout."""
+        self._last_error.clear()
+        try:
+            p = subprocess.run(list(self.command), input=data, capture_output=True,
+                               timeout=self.timeout_s, check=False)
+        except FileNotFoundError:
+            self._last_error.append(f"signing command {self.command[0]!r} not found")
+            raise RuntimeError(self._last_error[-1]) from None
+        except subprocess.TimeoutExpired:
+            self._last_error.append(f"signing command timed out after {self.timeout_s:g} s")
+            raise RuntimeError(self._last_error[-1]) from None
+        except OSError as e:
+            self._last_error.append(f"signing command could not run ({e.strerror})")
+            raise RuntimeError(self._last_error[-1]) from None
+        if p.returncode != 0:
+            # Its stderr is not repeated: a signing tool may print anything there.
+            self._last_error.append(f"signing command exited with status {p.returncode}")
+            raise RuntimeError(self._last_error[-1])
+        try:
+            return normalise_signature(p.stdout, self.alg)
+        except ValueError as e:
+            self._last_error.append(f"signing command output: {e}")
+            raise RuntimeError(self._last_error[-1]) from None
+
+
+def normalise_signature(sig: bytes, alg: str) -> bytes:
+    """ECDSA signatures as raw r||s (what COSE carries); DER input is converted. Others as is."""
+    sizes = {"es256": 32, "es384": 48, "es512": 66}
+    if not sig:
+        raise ValueError("empty signature")
+    n = sizes.get(alg)
+    if n is None:
+        return sig
+    if len(sig) == 2 * n:
+        return sig
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    try:
+        r, s = decode_dss_signature(sig)
+    except ValueError:
+        raise ValueError(f"not a {alg.upper()} signature (neither DER nor {2 * n} raw bytes, "
+                         f"got {len(sig)} bytes)") from None
+    return r.to_bytes(n, "big") + s.to_bytes(n, "big")
+
+
+def _load_private_key(key_path):
+    from cryptography.hazmat.primitives import serialization
+
+    data = _read_private(key_path, "private key")
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except TypeError:  # encrypted
+        raise CredentialsError(f"{key_path}: the private key is encrypted; give an unencrypted key "
+                               "(0600) or sign through a KMS/HSM command (callback signer)") from None
+    except Exception:  # never echo the parser's message: it sits next to key bytes
+        raise CredentialsError(f"{key_path}: not a PEM private key; give the key that matches --cert") from None
+    finally:
+        del data
+
+
+def load_signer(cert: Path | str | None = None, key: Path | str | None = None,
+                dir: Path | str | None = None) -> Signer:
+    """The signing identity from `cert` (chain, leaf first) and `key`, or the defaults that
+    `init_keys` wrote (`dir`, default `$EVALKIT_HOME/credentials`).
+
+    Refuses a key readable by group/others, a key that does not match the certificate, and a
+    leaf outside the C2PA certificate profile, each with a one-line `CredentialsError`."""
+    if (cert is None) != (key is None):
+        raise CredentialsError("give both --cert and --key, or neither (to use the credentials of "
+                               "`evalkit keys init`)")
+    if cert is None:
+        paths = default_paths(dir)
+        if not paths.signer_cert.exists() or not paths.signer_key.exists():
+            raise MissingResourceError(f"no signing credentials in {paths.dir}; run `evalkit keys init` "
+                                       "or give --cert and --key")
+        cert, key = paths.signer_cert, paths.signer_key
+    cert, key = Path(cert).expanduser(), Path(key).expanduser()
+    check = _read_private(key, "private key")  # existence and permissions first
+    del check
+    certs, alg = _checked_chain(cert)
+    pk = _load_private_key(key)
+    from cryptography.hazmat.primitives import serialization
+
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if pk.public_key().public_bytes(*spki) != certs[0].public_key().public_bytes(*spki):
+        raise CredentialsError(f"{key}: this private key does not match the certificate {cert}; "
+                               "give the key of the first certificate in the chain")
+    del pk
+    return Signer(cert_path=cert, alg=alg, subject=_describe(certs[0].subject),
+                  issuer=_describe(certs[0].issuer), key_path=key)
+
+
+def callback_signer(command: list[str] | tuple[str, ...], cert_chain_path: Path | str,
+                    timeout_s: float = 30.0) -> Signer:
+    """A signer for a KMS or HSM: `command` reads the bytes to sign on stdin and writes the
+    signature on stdout (DER or raw r||s for ECDSA), exiting 0. The chain (leaf first) must meet
+    the C2PA profile; its leaf's key type sets the algorithm (P-256 gives ES256)."""
+    if isinstance(command, (str, bytes)) or not command or not all(isinstance(c, str) for c in command):
+        raise CredentialsError("a signing command is a non-empty list of strings, e.g. "
+                               "['my-kms-sign', '--key-id', 'k1']")
+    if not timeout_s > 0:
+        raise CredentialsError(f"signing command timeout must be positive, got {timeout_s}")
+    cert = Path(cert_chain_path).expanduser()
+    certs, alg = _checked_chain(cert)
+    return Signer(cert_path=cert, alg=alg, subject=_describe(certs[0].subject),
+                  issuer=_describe(certs[0].issuer), command=tuple(command), timeout_s=float(timeout_s))
+
+
+# ---------------------------------------------------------------------------------------------
+# The watermark secret
+
+
+def load_watermark_key(path: Path | str | None = None, dir: Path | str | None = None,
+                       required: bool = True):
+    """The watermark key (`evalkit.provenance.watermark.WatermarkKey`) from `path`, else
+    `$EVALKIT_WATERMARK_KEY` (a file path), else `watermark.key` in the credentials folder.
+    Returns None when none exists and not `required`; a key file open to group/others is refused."""
+    from evalkit.provenance.watermark import make_key
+
+    if path is None:
+        path = os.environ.get("EVALKIT_WATERMARK_KEY") or default_paths(dir).watermark_key
+    p = Path(path).expanduser()
+    if not p.exists() and not required:
+        return None
+    data = _read_private(p, "watermark key file")
+    try:
+        secret = data.strip()
+        if not secret:
+            raise CredentialsError(f"{p}: the watermark key file is empty; run `evalkit keys init --force` "
+                                   "or write a secret into it")
+        return make_key(secret)
+    finally:
+        del data
+
+
+def _scrub(text: str) -> str:
+    """A message safe to show: PEM blocks removed, one line."""
+    import re
+
+    text = re.sub(r"-----BEGIN [A-Z ]+-----.*?(-----END [A-Z ]+-----|$)", "[PEM redacted]", str(text),
+                  flags=re.S)
+    return " ".join(text.split())
+
+
+__all__ = ["KeyPaths", "Signer", "CredentialsError", "init_keys", "load_signer", "callback_signer",
+           "load_certificates", "check_certificate_profile", "check_key_permissions",
+           "load_watermark_key", "default_paths", "credentials_dir", "normalise_signature",
+           "C2PA_ALLOWED_EKUS"]

@@ -1,0 +1,482 @@
+"""Verify a video's provenance: C2PA manifest, invisible watermark, detector; and a verdict.
+
+    result = verify_file("suspect.mp4", trust=["ca.pem"], wm_key=load_watermark_key())
+    result["provenance"]["state"]    # absent | invalid | valid | trusted
+    result["verdict"], result["reasons"]
+
+`verify_file` returns the object of `evalkit verify --json` (DESIGN.md) and never raises for the
+file: a missing, empty, truncated or hostile file gives `readable: false` and a one-line
+`error`, or provenance state `invalid` with failure codes. It raises (`EvalkitError`, one line)
+only for a bad `trust` file, before looking at any video.
+
+Provenance states (c2pa-python `Reader` with a `Context` whose settings never fetch anything:
+no remote manifests, no OCSP):
+
+* `absent`: no C2PA manifest (`ManifestNotFound`, or a format c2pa does not read).
+* `invalid`: a manifest that fails validation: `failures` lists the C2PA codes, e.g.
+  `assertion.bmffHash.mismatch` when the media bytes of an MP4 changed after signing
+  (`assertion.dataHash.mismatch` for formats hashed by byte range), `signingCredential.invalid`,
+  `claimSignature.mismatch`; a C2PA box that c2pa cannot parse at all gives
+  `evalkit.manifest.unreadable` (an evalkit code) with the reason in `error`.
+* `valid`: intact and correctly signed, but the signer does not chain to a trust anchor you
+  gave; `failures` then holds `signingCredential.untrusted`.
+* `trusted`: valid, and the chain anchors in one of the `trust` PEM files. No anchor is built
+  in: without `trust` nothing is trusted.
+
+Verdicts (the vocabulary; `reasons` are short sentences explaining which signals gave it):
+
+* `ai-generated (signed)`: a valid/trusted manifest says trainedAlgorithmicMedia (or another
+  AI source type); `ai-composite (signed)` for compositeWithTrainedAlgorithmicMedia.
+* `capture (signed)`: a valid/trusted manifest says digitalCapture.
+* `signed (source not stated)`: valid/trusted without a digital source type.
+* `tampered`: a manifest is present but invalid (the media or the manifest changed after
+  signing, or the credential is bad).
+* `conflicting signals`: a valid manifest whose soft-binding payload differs from the
+  watermark found, or that claims a camera capture while carrying an evalkit watermark.
+* `ai-generated (watermark only, manifest stripped)`: no manifest, but the evalkit watermark
+  is present (the manifest was removed, e.g. by re-encoding or remuxing).
+* `likely ai-generated (detector only)`: no manifest or watermark; the detector is above its
+  threshold.
+* `unknown`: no evidence either way. `unreadable`: neither a video nor a manifest was read.
+
+Signals that disagree are named in `reasons` (AI claimed but no watermark found; manifest
+stripped but watermark present; payload different from the soft binding). `watermark` adds
+`checked` (a key was given and the video decoded) and `key_id`; `provenance` adds
+`claim_generator`, `generation`, `soft_binding` and `training_mining` when present.
+
+The detector (`detector=`) is optional until the detectors of issue 6 exist; without one the
+`detector` object keeps its keys with null values and a reason says so. A detector is a
+callable `f(clip) -> P(generated)` (an `evalkit.clip.Clip`), or an object with a
+`p_generated(clip)` method; its `name` and `threshold` (default 0.5) attributes are reported.
+
+Exit codes for `evalkit verify` (`verify_exit_code`): 0 every file verified without a failed
+check; 1 some file is `tampered` or has `conflicting signals`; 2 some file is unreadable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import os
+from pathlib import Path
+
+from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK
+from evalkit.provenance.c2pa import (AI_SOURCE_TYPES, GENERATION_LABEL, IPTC, WATERMARK_ALG,
+                                     _one_line, has_c2pa_box)
+
+# Settings for reading: never touch the network.
+_VERIFY_SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False,
+                               "verify_trust": True, "verify_after_reading": True}}
+HASH_MISMATCH_CODES = ("assertion.dataHash.mismatch", "assertion.bmffHash.mismatch",
+                       "assertion.boxesHash.mismatch", "assertion.collectionHash.mismatch")
+UNREADABLE_MANIFEST = "evalkit.manifest.unreadable"
+CAPTURE = IPTC + "digitalCapture"
+COMPOSITE_AI = IPTC + "compositeWithTrainedAlgorithmicMedia"
+VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)",
+            "signed (source not stated)", "tampered", "conflicting signals",
+            "ai-generated (watermark only, manifest stripped)", "likely ai-generated (detector only)",
+            "unknown", "unreadable")
+FAILED_VERDICTS = ("tampered", "conflicting signals")
+
+
+# ---------------------------------------------------------------------------------------------
+# Trust anchors
+
+
+def load_trust(paths) -> str | None:
+    """The PEM text of the trust anchors in `paths` (one path or a list), checked; None if none.
+
+    Raises a one-line `EvalkitError` for a missing file or one without certificates."""
+    from cryptography.hazmat.primitives import serialization
+
+    from evalkit.provenance.credentials import load_certificates
+
+    if paths is None:
+        return None
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    pems = []
+    for p in paths:
+        pems += [c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in load_certificates(p)]
+    return "".join(pems) or None
+
+
+@functools.lru_cache(maxsize=8)
+def _context(anchors: str | None):
+    import c2pa
+
+    settings = json.loads(json.dumps(_VERIFY_SETTINGS))
+    if anchors:
+        settings["trust"] = {"trust_anchors": anchors}
+    return c2pa.Context(c2pa.Settings.from_dict(settings))
+
+
+# ---------------------------------------------------------------------------------------------
+# The manifest
+
+
+def _empty_provenance(state: str = "absent", failures=None) -> dict:
+    return {"state": state, "failures": list(failures or []), "signer": None, "issuer": None,
+            "digital_source_type": None, "generator": None, "actions": []}
+
+
+def _dn(d) -> str | None:
+    if not isinstance(d, dict):
+        return None
+    cn, org = d.get("CN"), d.get("O")
+    if cn and org and str(org) not in str(cn):
+        return f"{cn} ({org})"
+    return str(cn or org) if (cn or org) else None
+
+
+def _codes(items) -> list[str]:
+    return [str(i["code"]) for i in items or [] if isinstance(i, dict) and i.get("code")]
+
+
+def _agent(a) -> str | None:
+    if isinstance(a, dict):
+        if not a.get("name"):
+            return None
+        return " ".join(str(x) for x in (a["name"], a.get("version")) if x)
+    return str(a) if a else None
+
+
+def _soft_binding(data) -> dict | None:
+    if not isinstance(data, dict):
+        return None
+    out = {"alg": data.get("alg"), "payload": None, "key_id": None}
+    try:
+        params = json.loads(data.get("alg_params") or "{}")
+        out["key_id"] = params.get("key_id") if isinstance(params, dict) else None
+    except (TypeError, ValueError):
+        pass
+    blocks = data.get("blocks")
+    if isinstance(blocks, list) and blocks and isinstance(blocks[0], dict):
+        value = blocks[0].get("value")
+        if isinstance(value, str):
+            try:
+                out["payload"] = base64.b64decode(value, validate=True).hex()
+            except (binascii.Error, ValueError):
+                out["payload"] = None
+    return out
+
+
+def _parse_manifest(reader) -> dict:
+    """Provenance fields from an open c2pa Reader (defensive: the manifest is untrusted input)."""
+    state = str(reader.get_validation_state() or "").lower()
+    store = json.loads(reader.json())
+    prov = _empty_provenance(state if state in ("invalid", "valid", "trusted") else "invalid")
+    results = reader.get_validation_results() or {}
+    active = results.get("activeManifest") if isinstance(results, dict) else None
+    codes = _codes(active.get("failure")) if isinstance(active, dict) else []
+    for delta in (results.get("ingredientDeltas") or []) if isinstance(results, dict) else []:
+        if isinstance(delta, dict):
+            codes += _codes((delta.get("validationDeltas") or {}).get("failure"))
+    if not codes:
+        codes = _codes(store.get("validation_status"))
+    prov["failures"] = list(dict.fromkeys(codes))
+    if state not in ("invalid", "valid", "trusted"):
+        prov["failures"].append("evalkit.validation.unknown")
+
+    manifest = (store.get("manifests") or {}).get(store.get("active_manifest")) or {}
+    sig = manifest.get("signature_info") or {}
+    prov["signer"] = sig.get("common_name") or None
+    prov["issuer"] = sig.get("issuer") or None
+    try:  # crJSON carries both distinguished names of the signing certificate
+        for m in json.loads(reader.crjson()).get("manifests") or []:
+            if isinstance(m, dict) and m.get("label") == store.get("active_manifest"):
+                info = (m.get("signature") or {}).get("certificateInfo") or {}
+                prov["signer"] = _dn(info.get("subject")) or prov["signer"]
+                prov["issuer"] = _dn(info.get("issuer")) or prov["issuer"]
+    except Exception:  # noqa: BLE001  an optional view; the summary above stands
+        pass
+
+    gens = manifest.get("claim_generator_info")
+    if isinstance(gens, list) and gens:
+        prov["claim_generator"] = _agent(gens[0])
+    for a in manifest.get("assertions") or []:
+        if not isinstance(a, dict):
+            continue
+        label, data = str(a.get("label") or ""), a.get("data")
+        if label.startswith("c2pa.actions") and isinstance(data, dict):
+            for act in data.get("actions") or []:
+                if not isinstance(act, dict):
+                    continue
+                prov["actions"].append(str(act.get("action")))
+                if act.get("digitalSourceType") and (prov["digital_source_type"] is None
+                                                     or act.get("action") == "c2pa.created"):
+                    prov["digital_source_type"] = str(act["digitalSourceType"])
+                if act.get("action") == "c2pa.created" and act.get("softwareAgent"):
+                    prov["generator"] = _agent(act["softwareAgent"])
+        elif label == GENERATION_LABEL and isinstance(data, dict):
+            prov["generation"] = data
+        elif label.startswith("c2pa.soft-binding"):
+            sb = _soft_binding(data)
+            if sb and (sb["alg"] == WATERMARK_ALG or "soft_binding" not in prov):
+                prov["soft_binding"] = sb
+        elif label.startswith("cawg.training-mining") and isinstance(data, dict):
+            entries = data.get("entries") or {}
+            if isinstance(entries, dict):
+                prov["training_mining"] = {str(k): (v or {}).get("use") if isinstance(v, dict) else None
+                                           for k, v in entries.items()}
+    return prov
+
+
+def read_provenance(path, trust: str | None = None) -> tuple[dict, str | None]:
+    """(provenance, error) for one file; `trust` is the PEM text of `load_trust`. Never raises
+    for the file's content."""
+    import c2pa
+
+    try:
+        reader = c2pa.Reader(str(path), context=_context(trust))
+    except c2pa.C2paError.ManifestNotFound:
+        return _empty_provenance(), None
+    except c2pa.C2paError.NotSupported:
+        return _empty_provenance(), None  # c2pa does not read this format: no manifest to see
+    except (c2pa.C2paError, OSError, ValueError) as e:
+        if has_c2pa_box(path):
+            return (_empty_provenance("invalid", [UNREADABLE_MANIFEST]),
+                    f"{path}: C2PA manifest present but unreadable: {_one_line(e)}")
+        return _empty_provenance(), None  # not a container c2pa can parse: no manifest seen
+    try:
+        with reader:
+            return _parse_manifest(reader), None
+    except Exception as e:  # noqa: BLE001  a hostile manifest must not become a traceback
+        return (_empty_provenance("invalid", [UNREADABLE_MANIFEST]),
+                f"{path}: C2PA manifest could not be interpreted: {_one_line(e)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Watermark and detector
+
+
+def _no_watermark(key_id=None) -> dict:
+    return {"detected": False, "payload": None, "p_value": 1.0, "bit_confidence": 0.0,
+            "matches_manifest": None, "checked": False, "key_id": key_id}
+
+
+def _no_detector() -> dict:
+    return {"p_generated": None, "name": None, "threshold": None}
+
+
+def _detector_name(detector) -> str:
+    return str(getattr(detector, "name", None) or getattr(detector, "__name__", None)
+               or type(detector).__name__)
+
+
+def _run_detector(detector, clip) -> tuple[dict, str | None]:
+    threshold = float(getattr(detector, "threshold", 0.5))
+    fn = getattr(detector, "p_generated", None)
+    fn = fn if callable(fn) else detector
+    try:
+        p = float(fn(clip))
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"returned {p}, not a probability")
+    except Exception as e:  # noqa: BLE001  a detector failure is reported, not raised
+        return ({"p_generated": None, "name": _detector_name(detector), "threshold": threshold},
+                f"the detector failed ({_one_line(e, 120)})")
+    return {"p_generated": p, "name": _detector_name(detector), "threshold": threshold}, None
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdict
+
+
+def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) -> tuple[str, list[str]]:
+    state, dst = prov["state"], prov["digital_source_type"]
+    sb = prov.get("soft_binding")
+    ai_claim, capture_claim = dst in AI_SOURCE_TYPES, dst == CAPTURE
+    reasons: list[str] = []
+    p, thr = det.get("p_generated"), det.get("threshold")
+    det_says_ai = p is not None and thr is not None and p >= thr
+
+    wm_text = (f"the evalkit watermark is present (payload {wm['payload']}, p-value {wm['p_value']:.1e})"
+               if wm["detected"] and wm["payload"] else
+               f"an evalkit watermark is present but its payload did not decode (p-value {wm['p_value']:.1e})"
+               if wm["detected"] else None)
+
+    if not readable and state == "absent":
+        verdict = "unreadable"
+        reasons.append("the file could not be read as a video and carries no C2PA manifest")
+    elif state == "invalid":
+        verdict = "tampered"
+        codes = ", ".join(prov["failures"]) or "no code"
+        if any(c in HASH_MISMATCH_CODES for c in prov["failures"]):
+            reasons.append(f"the media changed after it was signed ({codes})")
+        elif UNREADABLE_MANIFEST in prov["failures"]:
+            reasons.append("a C2PA manifest is present but damaged beyond reading")
+        else:
+            reasons.append(f"the C2PA manifest does not validate ({codes})")
+        if wm_text:
+            reasons.append(wm_text[0].upper() + wm_text[1:])
+    elif state in ("valid", "trusted"):
+        signer = prov["signer"] or "an unnamed signer"
+        if state == "trusted":
+            reasons.append(f"Signed by {signer}, whose certificate chains to a trust anchor you gave.")
+        else:
+            reasons.append(f"The manifest is intact, but its signer ({signer}) is not in your trust "
+                           "anchors (give --trust with the issuer's CA to trust it).")
+        if dst == COMPOSITE_AI:
+            verdict = "ai-composite (signed)"
+        elif ai_claim:
+            verdict = "ai-generated (signed)"
+        elif capture_claim:
+            verdict = "capture (signed)"
+        else:
+            verdict = "signed (source not stated)"
+        if dst:
+            reasons.append(f"The manifest declares the digital source type {dst.rsplit('/', 1)[-1]}"
+                           + (f", made by {prov['generator']}." if prov["generator"] else "."))
+        if wm["matches_manifest"] is False:
+            verdict = "conflicting signals"
+            reasons.append(f"The watermark payload {wm['payload']} differs from the manifest's soft "
+                           f"binding {sb['payload']}.")
+        elif wm["matches_manifest"] is True:
+            reasons.append("The watermark payload matches the manifest's soft binding.")
+        if capture_claim and wm["detected"]:
+            verdict = "conflicting signals"
+            reasons.append("The manifest claims a camera capture, but the video carries an evalkit watermark.")
+        if wm["checked"] and not wm["detected"]:
+            if sb and sb.get("key_id") and wm.get("key_id") and sb["key_id"] != wm["key_id"]:
+                reasons.append(f"The manifest's watermark was made with key {sb['key_id']}, not the "
+                               f"key given ({wm['key_id']}); it could not be checked.")
+            elif sb:
+                reasons.append("The manifest declares a watermark (soft binding) but none was found.")
+            elif ai_claim:
+                reasons.append("The manifest says AI-generated, but no watermark was found.")
+        if capture_claim and det_says_ai:
+            reasons.append(f"The detector disagrees with the capture claim (p_generated {p:.2f} >= {thr:.2f}).")
+    else:  # absent
+        reasons.append("No C2PA manifest.")
+        if wm["detected"]:
+            verdict = "ai-generated (watermark only, manifest stripped)"
+            reasons.append(wm_text[0].upper() + wm_text[1:] + ": the manifest was removed or the "
+                           "video re-encoded after signing.")
+        elif det_says_ai:
+            verdict = "likely ai-generated (detector only)"
+            reasons.append(f"No watermark found; the detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
+        else:
+            verdict = "unknown"
+            if wm["checked"]:
+                reasons.append("No evalkit watermark found.")
+    if not wm["checked"]:
+        reasons.append(notes.pop(0) if notes else "The watermark was not checked.")
+    if p is None and not det.get("name"):
+        reasons.append("No detector available yet (synthetic-video detectors arrive with issue 6).")
+    elif p is not None and state == "absent" and not wm["detected"] and not det_says_ai:
+        reasons.append(f"The detector says not generated (p_generated {p:.2f} < {thr:.2f}).")
+    reasons += notes
+    return verdict, [r if r.endswith(".") else r + "." for r in (s[0].upper() + s[1:] for s in reasons)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The entry point
+
+
+def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None) -> dict:
+    """The `evalkit verify --json` object for one file (see the module docstring).
+
+    `trust`: trust-anchor PEM paths (or the text `load_trust` returned); `wm_key`: a
+    `WatermarkKey` or secret (None: the watermark is not checked; the CLI passes
+    `load_watermark_key(required=False)`); `detector`: see the module docstring; `limits`: the
+    `VideoLimits` for decoding."""
+    from evalkit.errors import EvalkitError as _E
+    from evalkit.provenance import watermark as wmmod
+    from evalkit.video import probe_video, read_video
+
+    anchors = trust if isinstance(trust, str) and "-----BEGIN" in trust else load_trust(trust)
+    key = wmmod.make_key(wm_key) if wm_key is not None else None
+    p = Path(path)
+    out = {"file": str(path), "readable": False, "error": None, "provenance": _empty_provenance(),
+           "watermark": _no_watermark(key.fingerprint if key else None), "detector": _no_detector(),
+           "verdict": "unreadable", "reasons": []}
+    notes: list[str] = []
+
+    # 1. the file itself
+    try:
+        if not p.exists():
+            raise _E(f"{p}: no such file; check the path")
+        if p.is_dir():
+            raise _E(f"{p}: is a directory, not a video file")
+        need_frames = key is not None or detector is not None
+        clip = read_video(p, limits=limits) if need_frames else None
+        if clip is None:
+            probe_video(p, limits=limits)
+        out["readable"] = True
+    except _E as e:
+        out["error"], clip = str(e), None
+    except Exception as e:  # noqa: BLE001  never a traceback for a hostile file
+        out["error"], clip = f"{p}: cannot be read ({_one_line(e)})", None
+
+    # 2. the manifest (also for files that do not decode: a signed picture, a damaged video)
+    if p.is_file():
+        prov, err = read_provenance(p, anchors)
+        out["provenance"] = prov
+        if err and out["error"] is None:
+            out["error"] = err
+
+    # 3. the watermark
+    if key is None:
+        notes.append("No watermark key given, so the watermark was not checked (run `evalkit keys init` "
+                     "or pass the key used to sign).")
+    elif clip is not None:
+        try:
+            d = wmmod.detect(clip.frames, key)
+            out["watermark"] = {**d.to_dict(), "matches_manifest": None, "checked": True,
+                                "key_id": key.fingerprint}
+        except Exception as e:  # noqa: BLE001
+            notes.append(f"The watermark check failed ({_one_line(e, 120)}).")
+        sb = out["provenance"].get("soft_binding")
+        wm = out["watermark"]
+        if wm["checked"] and sb and sb.get("payload") and wm["payload"] and \
+                (not sb.get("key_id") or sb["key_id"] == key.fingerprint):
+            wm["matches_manifest"] = wm["payload"] == sb["payload"]
+    else:
+        notes.append("The watermark was not checked: the video could not be decoded.")
+
+    # 4. the detector
+    if detector is not None and clip is not None:
+        out["detector"], derr = _run_detector(detector, clip)
+        if derr:
+            notes.append(derr)
+    elif detector is not None:
+        out["detector"] = {"p_generated": None, "name": _detector_name(detector),
+                           "threshold": float(getattr(detector, "threshold", 0.5))}
+        notes.append("The detector was not run: the video could not be decoded.")
+    del clip
+
+    out["verdict"], out["reasons"] = _verdict(out["readable"], out["provenance"], out["watermark"],
+                                              out["detector"], notes)
+    return out
+
+
+def verify_exit_code(results: list[dict]) -> int:
+    """0 all verified without a failed check; 1 a file is tampered or has conflicting signals;
+    2 a file is unreadable (takes precedence)."""
+    if any(r.get("verdict") == "unreadable" for r in results):
+        return EXIT_BAD_INPUT
+    if any(r.get("verdict") in FAILED_VERDICTS for r in results):
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+def format_result(r: dict) -> str:
+    """One human-readable block for `evalkit verify` without --json."""
+    prov, wm = r["provenance"], r["watermark"]
+    lines = [f"{r['file']}: {r['verdict']}"]
+    if r["error"]:
+        lines.append(f"  error: {r['error']}")
+    lines.append(f"  provenance: {prov['state']}" + (f" ({', '.join(prov['failures'])})" if prov["failures"] else "")
+                 + (f", signer {prov['signer']}" if prov["signer"] else ""))
+    if wm["checked"]:
+        lines.append(f"  watermark: {'detected' if wm['detected'] else 'not found'}"
+                     + (f", payload {wm['payload']}" if wm["payload"] else "")
+                     + f", p-value {wm['p_value']:.1e}")
+    lines += [f"  - {x}" for x in r["reasons"]]
+    return "\n".join(lines)
+
+
+__all__ = ["verify_file", "read_provenance", "load_trust", "verify_exit_code", "format_result",
+           "VERDICTS", "HASH_MISMATCH_CODES", "UNREADABLE_MANIFEST"]

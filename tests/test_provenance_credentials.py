@@ -1,0 +1,305 @@
+"""Signing credentials: the development CA and signer that `evalkit keys init` makes meet the C2PA
+certificate profile and are accepted by real c2pa; keys are 0600, never overwritten, never shown;
+user chains and callback (KMS/HSM) signers. Real keys made here, real c2pa, no mocks. < 30 s."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+import c2pa
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from evalkit.errors import EvalkitError, MissingResourceError
+from evalkit.provenance.c2pa import SigningError, sign_video
+from evalkit.provenance.credentials import (
+    CredentialsError, callback_signer, check_certificate_profile, init_keys, load_certificates,
+    load_signer, load_watermark_key, normalise_signature,
+)
+from evalkit.video import write_video
+from evalkit.world import WorldConfig, make_clip
+
+ORG = "evalkit test org"
+
+
+@pytest.fixture(scope="module")
+def creds(tmp_path_factory):
+    return init_keys(tmp_path_factory.mktemp("creds") / "credentials", org=ORG)
+
+
+@pytest.fixture(scope="module")
+def clip_mp4(tmp_path_factory):
+    clip = make_clip("test", 0, 1, WorldConfig(frames=8, size=32))
+    return write_video(tmp_path_factory.mktemp("clip") / "clip.mp4", clip)
+
+
+def _trusted_context(ca_pem: Path):
+    return c2pa.Context(c2pa.Settings.from_dict({"verify": {"remote_manifest_fetch": False},
+                                                 "trust": {"trust_anchors": ca_pem.read_text()}}))
+
+
+def _state(path, ca_pem=None):
+    ctx = _trusted_context(ca_pem) if ca_pem else c2pa.Context()
+    with c2pa.Reader(str(path), context=ctx) as r:
+        return r.get_validation_state(), json.loads(r.json())
+
+
+def _secret_fragments(*key_paths) -> list[str]:
+    """Base64 lines of the PEM key bodies and the raw private scalars: none may leak."""
+    out = []
+    for p in key_paths:
+        text = Path(p).read_text()
+        out += [line for line in text.splitlines() if line and not line.startswith("-----")]
+        try:
+            k = serialization.load_pem_private_key(text.encode(), None)
+            out.append(format(k.private_numbers().private_value, "x"))
+        except (ValueError, TypeError, AttributeError):
+            out.append(text.strip())  # the watermark secret (hex)
+    return [f for f in out if len(f) >= 16]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_init_keys_writes_files_with_private_permissions(creds):
+    for p in (creds.ca_cert, creds.ca_key, creds.signer_cert, creds.signer_key, creds.watermark_key):
+        assert p.is_file() and p.parent == creds.dir
+    for p in (creds.ca_key, creds.signer_key, creds.watermark_key):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    assert stat.S_IMODE(creds.dir.stat().st_mode) & 0o077 == 0
+    assert not [p for p in creds.dir.iterdir() if p.name.startswith(".")]  # no temporaries left
+    assert "PRIVATE KEY" not in creds.signer_cert.read_text() + creds.ca_cert.read_text()
+
+
+def test_default_folder_is_evalkit_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
+    paths = init_keys()
+    assert paths.dir == tmp_path / "home" / "credentials"
+    assert load_signer().cert_path == paths.signer_cert
+
+
+def test_certificates_meet_the_c2pa_profile(creds):
+    leaf, ca = load_certificates(creds.signer_cert)  # leaf first, then the CA
+    (ca_alone,) = load_certificates(creds.ca_cert)
+    assert ca == ca_alone
+    assert leaf.version == x509.Version.v3 and ca.version == x509.Version.v3
+    assert leaf.issuer == ca.subject and ca.issuer == ca.subject and leaf.subject != ca.subject
+
+    bc = leaf.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert bc.critical and bc.value.ca is False
+    ku = leaf.extensions.get_extension_for_class(x509.KeyUsage)
+    assert ku.critical and ku.value.digital_signature and not ku.value.key_cert_sign
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.EMAIL_PROTECTION]
+    ski = leaf.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    assert ski.digest == x509.SubjectKeyIdentifier.from_public_key(leaf.public_key()).digest
+    aki = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    ca_ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    assert aki.key_identifier == ca_ski.digest
+    assert leaf.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == ORG
+    assert isinstance(leaf.public_key(), ec.EllipticCurvePublicKey)
+    assert leaf.public_key().curve.name == "secp256r1"
+    assert isinstance(leaf.signature_hash_algorithm, hashes.SHA256)
+    now = dt.datetime.now(dt.timezone.utc)
+    assert leaf.not_valid_before_utc < now < leaf.not_valid_after_utc <= ca.not_valid_after_utc
+    assert leaf.not_valid_after_utc - now > dt.timedelta(days=300)
+
+    cbc = ca.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert cbc.critical and cbc.value.ca
+    assert ca.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+
+    assert check_certificate_profile(leaf) == []
+    problems = check_certificate_profile(ca)
+    assert any("CA" in p for p in problems) and any("self-signed" in p for p in problems)
+
+
+def test_c2pa_accepts_the_keys(creds, clip_mp4, tmp_path):
+    out = sign_video(clip_mp4, tmp_path / "signed.mp4", signer=load_signer(creds.signer_cert, creds.signer_key))
+    state, store = _state(out)
+    assert state == "Valid"  # intact, signer not trusted without an anchor
+    assert [s["code"] for s in store["validation_status"]] == ["signingCredential.untrusted"]
+    state, store = _state(out, creds.ca_cert)
+    assert state == "Trusted" and not store.get("validation_status")
+    sig = store["manifests"][store["active_manifest"]]["signature_info"]
+    assert sig["alg"].lower() == "es256" and ORG in sig["issuer"] + sig["common_name"]
+
+
+def test_refuses_to_overwrite_without_force(creds, tmp_path):
+    d = tmp_path / "c"
+    first = init_keys(d)
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    with pytest.raises(CredentialsError) as e:
+        init_keys(d)
+    msg = str(e.value)
+    assert "\n" not in msg and "--force" in msg and "already exist" in msg
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+    again = init_keys(d, force=True)
+    assert again.signer_key.read_bytes() != before["signer.key"]
+    assert stat.S_IMODE(again.signer_key.stat().st_mode) == 0o600
+    assert first.dir == again.dir
+    assert load_signer(again.signer_cert, again.signer_key).alg == "es256"
+
+
+def test_refuses_a_key_readable_by_others(creds, tmp_path):
+    key = tmp_path / "signer.key"
+    key.write_bytes(creds.signer_key.read_bytes())
+    key.chmod(0o644)
+    with pytest.raises(CredentialsError) as e:
+        load_signer(creds.signer_cert, key)
+    msg = str(e.value)
+    assert "\n" not in msg and f"chmod 600 {key}" in msg and "0644" in msg
+    key.chmod(0o640)
+    with pytest.raises(CredentialsError, match="chmod 600"):
+        load_signer(creds.signer_cert, key)
+    key.chmod(0o600)
+    assert load_signer(creds.signer_cert, key).key_path == key
+
+
+def test_bad_user_credentials_are_one_line_errors(creds, tmp_path):
+    other = init_keys(tmp_path / "other")
+    with pytest.raises(CredentialsError, match="does not match the certificate"):
+        load_signer(creds.signer_cert, other.signer_key)
+    with pytest.raises(CredentialsError, match="both --cert and --key"):
+        load_signer(creds.signer_cert, None)
+    with pytest.raises(MissingResourceError, match="no such private key"):
+        load_signer(creds.signer_cert, tmp_path / "missing.key")
+    with pytest.raises(MissingResourceError, match="keys init"):
+        load_signer(dir=tmp_path / "empty")
+    # a self-signed leaf, as users keep trying: refused before c2pa sees it
+    k = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "me")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(k.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(k, hashes.SHA256()))
+    (tmp_path / "self.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    kp = tmp_path / "self.key"
+    fd = os.open(kp, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()))
+    os.close(fd)
+    with pytest.raises(CredentialsError) as e:
+        load_signer(tmp_path / "self.pem", kp)
+    msg = str(e.value)
+    assert "\n" not in msg and "self-signed" in msg and "C2PA certificate profile" in msg
+    assert "organisation" in msg and "emailProtection" in msg
+    # an encrypted key, a garbage key, a cert file that is a key
+    enc = tmp_path / "enc.key"
+    fd = os.open(enc, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.BestAvailableEncryption(b"pw")))
+    os.close(fd)
+    with pytest.raises(CredentialsError, match="encrypted"):
+        load_signer(creds.signer_cert, enc)
+    with pytest.raises(CredentialsError, match="contains a private key"):
+        load_signer(creds.signer_key, creds.signer_key)
+    with pytest.raises(CredentialsError, match="no PEM certificate"):
+        load_certificates(creds.watermark_key)
+
+
+SIGN_SCRIPT = textwrap.dedent("""
+    import sys
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    key = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), None)
+    sig = key.sign(sys.stdin.buffer.read(), ec.ECDSA(hashes.SHA256()))
+    if sys.argv[2] == "raw":
+        r, s = decode_dss_signature(sig)
+        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    if sys.argv[2] == "fail":
+        sys.stderr.write(open(sys.argv[1]).read())   # a careless tool printing its key
+        sys.exit(3)
+    sys.stdout.buffer.write(sig)
+""")
+
+
+@pytest.mark.parametrize("form", ["der", "raw"])
+def test_callback_signer_with_a_command(creds, clip_mp4, tmp_path, form):
+    script = tmp_path / "kms_sign.py"
+    script.write_text(SIGN_SCRIPT)
+    signer = callback_signer([sys.executable, str(script), str(creds.signer_key), form], creds.signer_cert)
+    assert signer.kind == "callback" and signer.alg == "es256"
+    out = sign_video(clip_mp4, tmp_path / f"cb-{form}.mp4", signer=signer)
+    state, _ = _state(out, creds.ca_cert)
+    assert state == "Trusted"
+
+
+def test_failing_callback_leaves_nothing_and_leaks_nothing(creds, clip_mp4, tmp_path):
+    script = tmp_path / "kms_sign.py"
+    script.write_text(SIGN_SCRIPT)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    signer = callback_signer([sys.executable, str(script), str(creds.signer_key), "fail"], creds.signer_cert)
+    with pytest.raises(SigningError) as e:
+        sign_video(clip_mp4, out_dir / "x.mp4", signer=signer)
+    msg = str(e.value)
+    assert "\n" not in msg and "status 3" in msg
+    assert list(out_dir.iterdir()) == []
+    for frag in _secret_fragments(creds.signer_key):
+        assert frag not in msg
+    with pytest.raises(SigningError, match="not found"):
+        sign_video(clip_mp4, out_dir / "y.mp4",
+                   signer=callback_signer(["/nonexistent/kms-sign"], creds.signer_cert))
+    with pytest.raises(CredentialsError, match="list of strings"):
+        callback_signer("kms-sign --key k", creds.signer_cert)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_private_key_bytes_never_appear(creds, tmp_path, capfd):
+    """Every message, repr and string this module produces, grepped for key material."""
+    texts = []
+    signer = load_signer(creds.signer_cert, creds.signer_key)
+    texts += [repr(signer), str(signer), repr(creds), str(creds), creds.summary(),
+              repr(signer.c2pa_signer()), repr(load_watermark_key(dir=creds.dir))]
+    leaky = tmp_path / "leaky.key"
+    leaky.write_bytes(creds.signer_key.read_bytes())
+    leaky.chmod(0o644)
+    wrong = tmp_path / "wrong.key"
+    fd = os.open(wrong, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, creds.signer_key.read_bytes()[:-40] + b"garbage\n")
+    os.close(fd)
+    for call in (lambda: load_signer(creds.signer_cert, leaky),
+                 lambda: load_signer(creds.signer_cert, wrong),
+                 lambda: load_signer(creds.signer_key, creds.signer_key),
+                 lambda: load_signer(creds.ca_cert, creds.ca_key),
+                 lambda: init_keys(creds.dir),
+                 lambda: load_watermark_key(leaky)):
+        with pytest.raises(EvalkitError) as e:
+            call()
+        texts += [str(e.value), repr(e.value)]
+        assert e.value.__cause__ is None or "PRIVATE" not in str(e.value.__cause__)
+    out, err = capfd.readouterr()
+    texts += [out, err]
+    blob = "\n".join(texts)
+    assert "PRIVATE KEY" not in blob
+    for frag in _secret_fragments(creds.signer_key, creds.ca_key, creds.watermark_key):
+        assert frag not in blob
+
+
+def test_watermark_key_file(creds, tmp_path, monkeypatch):
+    key = load_watermark_key(dir=creds.dir)
+    assert key.fingerprint == load_watermark_key(creds.watermark_key).fingerprint
+    assert load_watermark_key(tmp_path / "none.key", required=False) is None
+    with pytest.raises(MissingResourceError):
+        load_watermark_key(tmp_path / "none.key")
+    monkeypatch.setenv("EVALKIT_WATERMARK_KEY", str(creds.watermark_key))
+    assert load_watermark_key().fingerprint == key.fingerprint
+
+
+def test_normalise_signature():
+    k = ec.generate_private_key(ec.SECP256R1())
+    der = k.sign(b"x", ec.ECDSA(hashes.SHA256()))
+    raw = normalise_signature(der, "es256")
+    assert len(raw) == 64 and normalise_signature(raw, "es256") == raw
+    with pytest.raises(ValueError):
+        normalise_signature(b"\x01\x02", "es256")

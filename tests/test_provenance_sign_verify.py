@@ -1,0 +1,377 @@
+"""Signing and verification end to end with real c2pa, real keys made here and real MP4s (world
+clips and the real footage): valid / trusted / invalid / absent, the manifest's assertions, the
+watermark surviving a stripped or re-encoded manifest, disagreeing signals, atomic writes, and
+hostile files giving a structured result, never a traceback. < 60 s."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import random
+import shutil
+
+import av
+import c2pa
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evalkit.errors import BadInputError, EvalkitError, MissingResourceError, VideoError
+from evalkit.provenance.c2pa import (
+    SOURCE_TYPES, SigningError, WatermarkInfo, build_manifest, has_c2pa_box, sign_file, sign_video,
+)
+from evalkit.provenance.credentials import init_keys, load_signer, load_watermark_key
+from evalkit.provenance.verify import VERDICTS, load_trust, verify_exit_code, verify_file
+from evalkit.provenance.watermark import embed
+from evalkit.video import read_video, write_video
+from evalkit.world import WorldConfig, make_clip
+
+GEN = {"name": "uvit", "version": "small"}
+PROMPT = "a small red ball falls and bounces on the floor"
+PARAMS = {"prompt": PROMPT, "seed": 7, "sampler": "ddim", "steps": 50, "guidance": 4.0,
+          "weights_sha256": "ab" * 32}
+TOP_KEYS = {"file", "readable", "error", "provenance", "watermark", "detector", "verdict", "reasons"}
+PROV_KEYS = {"state", "failures", "signer", "issuer", "digital_source_type", "generator", "actions"}
+WM_KEYS = {"detected", "payload", "p_value", "bit_confidence", "matches_manifest"}
+DET_KEYS = {"p_generated", "name", "threshold"}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prov")
+    creds = init_keys(root / "credentials")
+    signer = load_signer(creds.signer_cert, creds.signer_key)
+    clip = make_clip("test", 2, 5, WorldConfig(frames=16, size=128))
+    src = write_video(root / "world.mp4", clip)
+    signed = sign_video(src, root / "world.signed.mp4", signer=signer, generator=GEN, params=PARAMS)
+    wm_key = load_watermark_key(creds.watermark_key)
+    marked = sign_file(src, root / "world.marked.mp4", signer, watermark=True, wm_key=wm_key,
+                       generator=GEN, params=PARAMS)
+    return dict(root=root, creds=creds, signer=signer, src=src, signed=signed, marked=marked,
+                wm_key=wm_key, trust=[creds.ca_cert])
+
+
+def manifest_of(path) -> dict:
+    with c2pa.Reader(str(path)) as r:
+        store = json.loads(r.json())
+    return store["manifests"][store["active_manifest"]]
+
+
+def assertion(manifest, label):
+    return next((a["data"] for a in manifest["assertions"] if a["label"] == label), None)
+
+
+def check_schema(r):
+    assert set(r) == TOP_KEYS
+    assert PROV_KEYS <= set(r["provenance"]) and WM_KEYS <= set(r["watermark"]) and set(r["detector"]) == DET_KEYS
+    assert r["provenance"]["state"] in ("absent", "invalid", "valid", "trusted")
+    assert r["verdict"] in VERDICTS and r["reasons"] and all(isinstance(x, str) for x in r["reasons"])
+    assert r["error"] is None or (isinstance(r["error"], str) and "\n" not in r["error"])
+    json.dumps(r, allow_nan=False)
+
+
+def flip_in_mdat(path, dst, offset=64):
+    data = bytearray(path.read_bytes())
+    i = data.rfind(b"mdat")
+    assert i > 0
+    data[i + 4 + offset] ^= 0xFF
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def remux(src, dst):
+    """Stream copy into a new MP4 (no re-encode): what ffmpeg -c copy does; drops the manifest."""
+    with av.open(str(src)) as cin, av.open(str(dst), "w", format="mp4") as cout:
+        sin = cin.streams.video[0]
+        sout = cout.add_stream_from_template(sin)
+        for pkt in cin.demux(sin):
+            if pkt.dts is None:
+                continue
+            pkt.stream = sout
+            cout.mux(pkt)
+    return dst
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_signed_world_clip_is_valid_trusted_and_still_decodes(env):
+    signed = env["signed"]
+    original, after = read_video(env["src"]), read_video(signed)
+    assert np.array_equal(original.frames, after.frames) and after.fps == original.fps
+    r = verify_file(signed)
+    check_schema(r)
+    assert r["readable"] and r["provenance"]["state"] == "valid"
+    assert r["provenance"]["failures"] == ["signingCredential.untrusted"]
+    r = verify_file(signed, trust=env["trust"], wm_key=env["wm_key"])
+    check_schema(r)
+    p = r["provenance"]
+    assert p["state"] == "trusted" and p["failures"] == []
+    assert p["digital_source_type"] == SOURCE_TYPES["trained"] and p["generator"] == "uvit small"
+    assert p["actions"] == ["c2pa.created"] and "C2PA signer" in p["signer"] and "root CA" in p["issuer"]
+    assert r["verdict"] == "ai-generated (signed)"
+    assert any("no watermark" in x for x in r["reasons"])  # AI claimed but not marked: said
+    assert any("trust anchor you gave" in x for x in r["reasons"])
+    assert r["detector"] == {"p_generated": None, "name": None, "threshold": None}
+    assert any("No detector available yet" in x for x in r["reasons"])
+    assert verify_exit_code([r]) == 0
+
+
+def test_manifest_assertions(env):
+    m = manifest_of(env["signed"])
+    actions = assertion(m, "c2pa.actions.v2")["actions"]
+    assert actions[0] == {"action": "c2pa.created", "digitalSourceType": SOURCE_TYPES["trained"],
+                          "softwareAgent": GEN}
+    gen = assertion(m, "org.evalkit.generation")
+    assert gen["prompt_sha256"] == hashlib.sha256(PROMPT.encode()).hexdigest()
+    assert {k: gen[k] for k in ("seed", "sampler", "steps", "guidance", "weights_sha256")} == \
+        {k: PARAMS[k] for k in ("seed", "sampler", "steps", "guidance", "weights_sha256")}
+    assert PROMPT not in json.dumps(m) and "prompt" not in gen
+    tm = assertion(m, "cawg.training-mining")["entries"]
+    assert set(tm) >= {"cawg.ai_generative_training", "cawg.ai_training", "cawg.ai_inference",
+                       "cawg.data_mining"}
+    assert all(v["use"] == "notAllowed" for v in tm.values())
+    assert assertion(m, "c2pa.soft-binding") is None  # not watermarked
+    assert m["claim_generator_info"][0]["name"] == "evalkit"
+    # with include_prompt the text is there on request only
+    asked = build_manifest(title="t", params={"prompt": "p"}, include_prompt=True)
+    assert assertion(asked, "org.evalkit.generation")["prompt"] == "p"
+
+    mk = manifest_of(env["marked"].path)
+    acts = [a["action"] for a in assertion(mk, "c2pa.actions.v2")["actions"]]
+    assert acts == ["c2pa.created", "c2pa.watermarked"]
+    sb = assertion(mk, "c2pa.soft-binding")
+    assert sb["alg"] == "org.evalkit.watermark.v1"
+    assert base64.b64decode(sb["blocks"][0]["value"]).hex() == env["marked"].payload
+    assert json.loads(sb["alg_params"])["key_id"] == env["wm_key"].fingerprint
+    assert sb["blocks"][0]["scope"]["timespan"] == {"start": 0, "end": 2000}
+
+
+def test_watermarked_signed_clip_signals_agree(env):
+    r = verify_file(env["marked"].path, trust=env["trust"], wm_key=env["wm_key"])
+    check_schema(r)
+    wm = r["watermark"]
+    assert r["provenance"]["state"] == "trusted" and "c2pa.watermarked" in r["provenance"]["actions"]
+    assert wm["detected"] and wm["payload"] == env["marked"].payload and wm["matches_manifest"] is True
+    assert wm["p_value"] < 1e-6 and wm["bit_confidence"] > 0.5
+    assert r["verdict"] == "ai-generated (signed)"
+    assert read_video(env["marked"].path).frames.shape == (16, 128, 128, 3)
+
+
+def test_one_flipped_mdat_byte_is_tampering(env, tmp_path):
+    bad = flip_in_mdat(env["marked"].path, tmp_path / "tampered.mp4")
+    r = verify_file(bad, trust=env["trust"], wm_key=env["wm_key"])
+    check_schema(r)
+    assert r["provenance"]["state"] == "invalid"
+    assert "assertion.bmffHash.mismatch" in r["provenance"]["failures"]
+    assert r["verdict"] == "tampered" and any("changed after it was signed" in x for x in r["reasons"])
+    assert verify_exit_code([r]) == 1
+
+
+def test_remux_strips_the_manifest_but_not_the_watermark(env, tmp_path):
+    stripped = remux(env["marked"].path, tmp_path / "remuxed.mp4")
+    assert not has_c2pa_box(stripped)
+    r = verify_file(stripped, trust=env["trust"], wm_key=env["wm_key"])
+    check_schema(r)
+    assert r["provenance"]["state"] == "absent"
+    assert r["watermark"]["detected"] and r["watermark"]["payload"] == env["marked"].payload
+    assert r["watermark"]["matches_manifest"] is None
+    assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
+
+
+def test_reencode_at_crf30_keeps_the_watermark(env, tmp_path):
+    clip = read_video(env["marked"].path)
+    reenc = write_video(tmp_path / "crf30.mp4", clip, crf=30)
+    r = verify_file(reenc, trust=env["trust"], wm_key=env["wm_key"])
+    assert r["provenance"]["state"] == "absent"  # a re-encode writes a new file without the manifest
+    assert r["watermark"]["detected"] and r["watermark"]["payload"] == env["marked"].payload
+    assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
+    assert verify_exit_code([r]) == 0
+
+
+def test_payload_differs_from_soft_binding(env, tmp_path):
+    key = env["wm_key"]
+    frames = read_video(env["src"]).frames
+    marked = write_video(tmp_path / "m.mp4", embed(frames, b"AAAAAAAA", key), fps=8)
+    lie = WatermarkInfo(payload=b"BBBBBBBB", key_id=key.fingerprint)
+    out = sign_video(marked, tmp_path / "lie.mp4", signer=env["signer"], watermark=lie)
+    r = verify_file(out, trust=env["trust"], wm_key=key)
+    assert r["watermark"]["payload"] == b"AAAAAAAA".hex() and r["watermark"]["matches_manifest"] is False
+    assert r["verdict"] == "conflicting signals" and verify_exit_code([r]) == 1
+    # a capture claim on a watermarked video is a conflict too
+    cap = sign_video(marked, tmp_path / "cap.mp4", signer=env["signer"], source_type="capture")
+    r = verify_file(cap, wm_key=key)
+    assert r["verdict"] == "conflicting signals"
+    assert any("camera capture" in x for x in r["reasons"])
+
+
+def test_real_footage_signed_as_capture(env, real_videos_dir, tmp_path):
+    src = shutil.copy(real_videos_dir / "carphone_pristine.mp4", tmp_path / "carphone.mp4")
+    before = hashlib.sha256(open(src, "rb").read()).hexdigest()
+    out = sign_video(src, tmp_path / "carphone.signed.mp4", signer=env["signer"], source_type="capture",
+                     generator={"name": "camera"})
+    assert hashlib.sha256(open(src, "rb").read()).hexdigest() == before
+    assert read_video(out).frames.shape == read_video(src).frames.shape
+    r = verify_file(out, trust=env["trust"], wm_key=env["wm_key"])
+    check_schema(r)
+    assert r["provenance"]["state"] == "trusted" and r["provenance"]["digital_source_type"] == SOURCE_TYPES["capture"]
+    assert r["watermark"]["checked"] and not r["watermark"]["detected"]  # unmarked real footage
+    assert r["verdict"] == "capture (signed)"
+    assert verify_file(out)["provenance"]["state"] == "valid"
+    # unmarked, unsigned real footage: no evidence
+    r = verify_file(src, wm_key=env["wm_key"])
+    assert r["provenance"]["state"] == "absent" and not r["watermark"]["detected"] and r["verdict"] == "unknown"
+
+
+def test_real_footage_watermarked_then_stripped(env, real_videos_dir, tmp_path):
+    src = shutil.copy(real_videos_dir / "bikes.mp4", tmp_path / "bikes.mp4")
+    res = sign_file(src, tmp_path / "bikes.marked.mp4", env["signer"], source_type="composite",
+                    watermark=True, wm_key=env["wm_key"])
+    r = verify_file(res.path, trust=env["trust"], wm_key=env["wm_key"])
+    assert r["provenance"]["state"] == "trusted" and r["watermark"]["matches_manifest"] is True
+    assert r["verdict"] == "ai-composite (signed)"
+    r = verify_file(remux(res.path, tmp_path / "bikes.remux.mp4"), wm_key=env["wm_key"])
+    assert r["provenance"]["state"] == "absent" and r["watermark"]["payload"] == res.payload
+    assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
+
+
+def test_never_overwrites_its_input_and_leaves_nothing_on_failure(env, tmp_path):
+    src = shutil.copy(env["src"], tmp_path / "in.mp4")
+    before = open(src, "rb").read()
+    with pytest.raises(BadInputError, match="never overwrites its input"):
+        sign_video(src, src, signer=env["signer"])
+    os.link(src, tmp_path / "hard.mp4")
+    with pytest.raises(BadInputError, match="never overwrites its input"):
+        sign_video(src, tmp_path / "hard.mp4", signer=env["signer"])
+    os.symlink(src, tmp_path / "sym.mp4")
+    with pytest.raises(BadInputError, match="never overwrites its input"):
+        sign_file(tmp_path / "sym.mp4", src, env["signer"], watermark=True, wm_key=env["wm_key"])
+    assert open(src, "rb").read() == before
+    with pytest.raises(SigningError, match="already carries a C2PA manifest"):
+        sign_video(env["signed"], tmp_path / "twice.mp4", signer=env["signer"])
+    (tmp_path / "fake.mp4").write_bytes(b"not a video at all" * 10)
+    with pytest.raises(VideoError):
+        sign_video(tmp_path / "fake.mp4", tmp_path / "out.mp4", signer=env["signer"])
+    with pytest.raises(MissingResourceError):
+        sign_video(tmp_path / "missing.mp4", tmp_path / "out.mp4", signer=env["signer"])
+    with pytest.raises(BadInputError, match="trained, capture or composite"):
+        sign_video(src, tmp_path / "out.mp4", signer=env["signer"], source_type="drawn")
+    with pytest.raises(BadInputError, match=r"\.mp4"):
+        sign_video(src, tmp_path / "out.mkv", signer=env["signer"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.mp4", "hard.mp4", "in.mp4", "sym.mp4"]
+
+
+def test_trust_and_detector_options(env, tmp_path):
+    with pytest.raises(MissingResourceError):
+        verify_file(env["signed"], trust=[tmp_path / "none.pem"])
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    with pytest.raises(EvalkitError, match="no PEM certificate"):
+        load_trust([tmp_path / "junk.pem"])
+    other = init_keys(tmp_path / "other")  # a different CA: valid, not trusted
+    assert verify_file(env["signed"], trust=[other.ca_cert])["provenance"]["state"] == "valid"
+    both = verify_file(env["signed"], trust=[other.ca_cert, env["creds"].ca_cert])
+    assert both["provenance"]["state"] == "trusted"
+
+    def detector(clip):
+        return 0.9
+    detector.threshold = 0.7
+    r = verify_file(env["src"], wm_key=env["wm_key"], detector=detector)
+    assert r["detector"] == {"p_generated": 0.9, "name": "detector", "threshold": 0.7}
+    assert r["verdict"] == "likely ai-generated (detector only)"
+
+    def broken(clip):
+        raise RuntimeError("model weights missing")
+    r = verify_file(env["src"], detector=broken)
+    check_schema(r)
+    assert r["detector"]["p_generated"] is None and any("detector failed" in x for x in r["reasons"])
+
+
+HOSTILE = {
+    "empty.mp4": lambda good: b"",
+    "text.mp4": lambda good: b"hello, I am not a video\n" * 20,
+    "random.mp4": lambda good: random.Random(1).randbytes(6000),
+    "truncated.mp4": lambda good: good[: len(good) // 2],
+    "header_only.mp4": lambda good: good[:200],
+    "garbage_jumbf.mp4": lambda good: _garble_manifest(good),
+    "huge_box.mp4": lambda good: _huge_box(good),
+    "picture.png": lambda good: bytes.fromhex("89504e470d0a1a0a") + b"\0" * 64,
+}
+
+
+def _garble_manifest(good: bytes) -> bytes:
+    i = good.find(b"uuid")
+    return good[: i + 40] + random.Random(2).randbytes(600) + good[i + 640:]
+
+
+def _huge_box(good: bytes) -> bytes:
+    i = good.find(b"uuid")
+    return good[: i - 4] + (2**31).to_bytes(4, "big") + good[i:]
+
+
+def test_hostile_files_give_a_structured_result(env, tmp_path):
+    good = env["marked"].path.read_bytes()
+    results = {}
+    for name, make in HOSTILE.items():
+        (tmp_path / name).write_bytes(make(good))
+        results[name] = r = verify_file(tmp_path / name, trust=env["trust"], wm_key=env["wm_key"])
+        check_schema(r)
+    (tmp_path / "folder.mp4").mkdir()
+    for p in (tmp_path / "folder.mp4", tmp_path / "missing.mp4"):
+        r = verify_file(p)
+        check_schema(r)
+        assert not r["readable"] and r["error"] and r["verdict"] == "unreadable"
+    for name in ("empty.mp4", "text.mp4", "random.mp4", "picture.png"):
+        assert not results[name]["readable"] and results[name]["verdict"] == "unreadable", name
+        assert results[name]["provenance"]["state"] == "absent"
+    assert results["garbage_jumbf.mp4"]["provenance"]["state"] == "invalid"
+    assert results["garbage_jumbf.mp4"]["error"]
+    assert results["truncated.mp4"]["provenance"]["state"] in ("invalid", "absent")
+    assert not results["truncated.mp4"]["readable"]
+    assert verify_exit_code(list(results.values())) == 2
+
+
+def test_randomly_mutated_signed_files_never_raise(env, tmp_path):
+    """Seeded byte mutations of a signed file: a structured answer every time."""
+    good = bytearray(env["signed"].read_bytes())
+    rng = random.Random(5)
+    states = set()
+    for i in range(60):
+        data = bytearray(good)
+        kind = i % 4
+        if kind == 0:  # flip a few random bytes anywhere
+            for _ in range(rng.randint(1, 8)):
+                data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        elif kind == 1:  # overwrite a run inside the manifest
+            j = data.find(b"uuid") + rng.randrange(8, 3000)
+            data[j:j + 16] = rng.randbytes(16)
+        elif kind == 2:  # truncate
+            data = data[: rng.randrange(1, len(data))]
+        else:  # corrupt a box size
+            j = rng.choice([m for m in range(len(data) - 8) if data[m + 4:m + 8] in (b"moov", b"mdat", b"uuid")])
+            data[j:j + 4] = rng.randbytes(4)
+        p = tmp_path / f"m{i}.mp4"
+        p.write_bytes(bytes(data))
+        r = verify_file(p, trust=env["trust"], wm_key=env["wm_key"] if i % 3 == 0 else None)
+        check_schema(r)
+        states.add(r["provenance"]["state"])
+    assert "invalid" in states
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck),
+          derandomize=True)
+@given(edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.binary(min_size=1, max_size=24)),
+                      min_size=1, max_size=4),
+       cut=st.one_of(st.none(), st.floats(0, 1, exclude_min=True, exclude_max=True)))
+def test_hypothesis_mutations_never_raise(env, tmp_path_factory, edits, cut):
+    data = bytearray(env["signed"].read_bytes())
+    for where, junk in edits:
+        i = int(where * len(data))
+        data[i:i + len(junk)] = junk
+    if cut is not None:
+        data = data[: max(1, int(cut * len(data)))]
+    p = tmp_path_factory.mktemp("hyp", numbered=True) / "m.mp4"
+    p.write_bytes(bytes(data))
+    check_schema(verify_file(p, trust=env["trust"]))
