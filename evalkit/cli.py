@@ -202,31 +202,54 @@ def keys():
 
 
 @keys.command("init")
-@click.option("--dir", "directory", type=click.Path(path_type=Path))
-def keys_init(**_):
-    """Make a development root CA and an ES256 signing certificate."""
-    _unavailable("keys init", 5)
+@click.option("--dir", "directory", type=click.Path(path_type=Path),
+              help="Where to write them (default: $EVALKIT_HOME/credentials).")
+@click.option("--org", default="evalkit development", show_default=True, help="Organisation name.")
+@click.option("--force", is_flag=True, help="Replace existing credentials.")
+def keys_init(directory, org, force):
+    """Make a development root CA, an ES256 signing certificate that C2PA accepts, and a
+    watermark key (private keys 0600)."""
+    from evalkit.provenance.credentials import init_keys
+
+    click.echo(init_keys(dir=directory, org=org, force=force).summary())
 
 
 @cli.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--cert", type=click.Path(path_type=Path))
-@click.option("--key", type=click.Path(path_type=Path))
-@click.option("--source-type", type=click.Choice(["trained", "capture", "composite"]), default="trained")
-@click.option("--watermark", is_flag=True)
-def sign(**_):
-    """Sign a video with a C2PA manifest (and an invisible watermark)."""
-    _unavailable("sign", 5)
+@click.option("--cert", type=click.Path(path_type=Path), help="Certificate chain PEM (leaf first).")
+@click.option("--key", type=click.Path(path_type=Path), help="Private key PEM (mode 0600).")
+@click.option("--source-type", type=click.Choice(["trained", "capture", "composite"]), default="trained",
+              show_default=True)
+@click.option("--watermark", is_flag=True, help="Embed the invisible watermark (re-encodes the video).")
+def sign(src, dst, cert, key, source_type, watermark):
+    """Sign a video with a C2PA manifest (and an invisible watermark) into DST."""
+    from evalkit.provenance.c2pa import sign_file
+    from evalkit.provenance.credentials import load_signer, load_watermark_key
+
+    signer = load_signer(cert, key)
+    wm_key = load_watermark_key(required=True) if watermark else None
+    click.echo(sign_file(src, dst, signer, source_type=source_type, watermark=watermark, wm_key=wm_key).summary())
 
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--trust", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
-def verify(**_):
-    """Verify provenance, watermark and detector verdicts of videos."""
-    _unavailable("verify", 5)
+@click.option("--trust", type=click.Path(path_type=Path), help="Trust anchors PEM (e.g. your CA).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+def verify(files, trust, as_json):
+    """Provenance, watermark and detector verdicts of videos. Exit 1 if any file is tampered or
+    its signals conflict, 2 if any is unreadable."""
+    from evalkit.provenance.credentials import load_watermark_key
+    from evalkit.provenance.verify import format_result, load_trust, verify_exit_code, verify_file
+
+    anchors = load_trust([trust] if trust else None)
+    wm_key = load_watermark_key(required=False)
+    results = []
+    for f in files:
+        r = verify_file(f, trust=anchors, wm_key=wm_key, detector=None)
+        results.append(r)
+        click.echo(json.dumps(r) if as_json else format_result(r))
+    raise click.exceptions.Exit(verify_exit_code(results))
 
 
 @cli.group()

@@ -63,8 +63,6 @@ def test_version(capsys):
 
 @pytest.mark.parametrize("argv,issue", [
     (["score", "a", "--reference", "b"], 4),
-    (["keys", "init"], 5),
-    (["verify", "f.mp4"], 5),
     (["detect", "f.mp4"], 6),
     (["bench", "run", "--suite", "world-v1", "--model", "world"], 7),
 ])
@@ -154,3 +152,24 @@ def test_console_script_exit_codes_without_traceback(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == EXIT_BAD_INPUT and "Traceback" not in res.stderr
     assert res.stderr.count("\n") == 1
+
+
+def test_keys_sign_verify_round_trip_with_exit_codes(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
+    assert run(capsys, "keys", "init")[0] == 0
+    code, _, err = run(capsys, "keys", "init")
+    assert code == EXIT_BAD_INPUT and err.count("\n") == 1  # never overwrites without --force
+    assert run(capsys, "world", "render", str(tmp_path / "w"), "--n", "1", "--size", "128")[0] == 0
+    src = tmp_path / "w/clips/test-s0-00000.mp4"
+    assert run(capsys, "sign", str(src), str(tmp_path / "s.mp4"), "--watermark")[0] == 0
+    ca = tmp_path / "home/credentials/ca.pem"
+    code, out, _ = run(capsys, "verify", "--json", "--trust", str(ca), str(tmp_path / "s.mp4"))
+    (r,) = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and r["provenance"]["state"] == "trusted" and r["watermark"]["detected"]
+    assert r["verdict"] == "ai-generated (signed)" and r["watermark"]["matches_manifest"] is True
+    data = bytearray((tmp_path / "s.mp4").read_bytes())
+    i = data.rfind(b"mdat") + 64
+    data[i:i + 32] = bytes(b ^ 0xFF for b in data[i:i + 32])
+    (tmp_path / "t.mp4").write_bytes(bytes(data))
+    code, out, _ = run(capsys, "verify", "--json", str(tmp_path / "t.mp4"))
+    assert code == 1 and json.loads(out)["provenance"]["state"] == "invalid"
