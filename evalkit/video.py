@@ -342,6 +342,13 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
     # Hidden, unique, same folder (so os.replace is an atomic rename on one filesystem).
     tmp = p.with_name(f".{p.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{p.suffix}")
     opts = {"crf": str(crf), "preset": preset} if codec in ("libx264", "libx265") else {}
+    if codec == "libx264":
+        # x264's bitstream depends on its thread count, which defaults to the machine's CPU
+        # count: fix it so that machines with different core counts write the same bytes. One
+        # thread for small clips (thread start-up dominates), four for larger frames.
+        # Known gap: under heavy concurrent load x264 was seen writing different bytes for the
+        # same frames (CRF 30, 32x32) even with one thread; the cause is not found yet.
+        opts["threads"] = "1" if frames.shape[1] * frames.shape[2] < 320 * 240 else "4"
     # faststart puts the index first (playable while downloading); use_metadata_tags keeps
     # arbitrary keys (the plain MP4 muxer silently drops all but a few standard ones).
     mux = {"movflags": "+faststart+use_metadata_tags"} if fmt in ("mp4", "mov") else {}
