@@ -188,12 +188,35 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, seed, 
 
 @cli.command()
 @click.argument("candidates", type=click.Path(path_type=Path))
-@click.option("--reference", required=True, type=click.Path(path_type=Path))
+@click.option("--reference", type=click.Path(path_type=Path), help="Folder of real clips (needed for fvd).")
 @click.option("--metrics", default="fvd,clip,flicker,physics", show_default=True)
-@click.option("--json", "json_file", type=click.Path(path_type=Path))
-def score(**_):
-    """Score a folder of clips against a reference folder."""
-    _unavailable("score", 4)
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Also write the results here.")
+@click.option("--video-backbone", default="world-video-encoder", show_default=True,
+              help="FVD features: world-video-encoder, i3d (with --i3d), or a retrained name.")
+@click.option("--i3d", type=click.Path(path_type=Path), help="StyleGAN-V's i3d_torchscript.pt (implies "
+              "--video-backbone i3d).")
+@click.option("--clip-backbone", default="world-clip", show_default=True,
+              help="CLIP model: world-clip, or ViT-B-32 with --clip-weights.")
+@click.option("--clip-weights", type=click.Path(path_type=Path), help="open_clip weights file.")
+def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_backbone, clip_weights):
+    """Score a folder of clips (against a reference folder): every number with its 95% CI, N and
+    protocol."""
+    from evalkit.metrics.score import parse_metrics, score_folders
+
+    names = parse_metrics(metrics)
+    if "fvd" in names and reference is None:
+        raise BadInputError("--metrics includes fvd: give --reference REAL (a folder of real clips)")
+    result = score_folders(candidates, reference, names, video_backbone="i3d" if i3d else video_backbone,
+                           video_backbone_path=i3d, clip_backbone=clip_backbone, clip_backbone_path=clip_weights)
+    if json_file is not None:
+        from evalkit.tracking import _jsonable
+
+        tmp = json_file.with_name(f".{json_file.name}.partial")
+        tmp.write_text(json.dumps(_jsonable(result), indent=1))
+        tmp.replace(json_file)
+    for name, m in result["metrics"].items():
+        ci = f"[{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if m["ci_low"] is not None else "(no CI)"
+        click.echo(f"{name:<44} {m['value']:>10.4g} {ci:<24} n={m['n']}")
 
 
 @cli.group()

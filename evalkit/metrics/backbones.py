@@ -1,0 +1,504 @@
+"""Backbones: the networks that turn videos and prompts into features for FVD and CLIP alignment.
+
+Offline first: nothing here downloads unless the user opts in, and nothing loads at import.
+
+Standard backbones (the user brings the weights)
+- `i3d`: the TorchScript I3D (Kinetics-400) that StyleGAN-V and most papers use for FVD,
+  `i3d_torchscript.pt`, loaded with `load_i3d(path)` (path, else `$EVALKIT_I3D`). What StyleGAN-V
+  does (src/metrics/frechet_video_distance.py and metric_utils.py): clips of 16 consecutive frames,
+  uint8 [B, C, T, H, W], `detector(x, rescale=True, resize=True, return_features=True)`: the
+  TorchScript itself rescales to [-1, 1] and resizes to 224 x 224; the output is the 400-d logits
+  before the softmax. The widely used PyTorch port of that protocol (common_metrics_on_video_quality,
+  fvd/styleganv/fvd.py) does both steps outside the network, which is what we do
+  (`i3d_preprocess`): float [0, 1] frames, shorter side to 224 with bilinear interpolation
+  (`F.interpolate(..., mode="bilinear", align_corners=False)`, no antialias) and a centre crop to
+  224 x 224 (for square frames: a plain bilinear resize to 224 x 224), then `(x - 0.5) * 2`, layout
+  [B, 3, 16, 224, 224], called as `model(x, rescale=False, resize=False, return_features=True)`.
+  Frames: the first 16 (StyleGAN-V loads 16 consecutive frames from the start of generated clips);
+  clips shorter than 16 frames are stretched by repeating frames (index floor(i * T / 16)), which
+  StyleGAN-V would discard: the protocol records it (`frames_policy`).
+- open_clip `ViT-B-32` (or any open_clip model name) with the user's weights:
+  `load_clip("ViT-B-32", pretrained=PATH)` (or `$EVALKIT_CLIP`), through
+  `open_clip.create_model_and_transforms(name, pretrained=PATH)`. A named pretrained tag
+  ("openai", "laion2b_s34b_b79k", ...) is downloaded by open_clip only with `allow_download=True`
+  or `EVALKIT_ALLOW_DOWNLOAD=1`.
+
+Offline defaults (shipped in `evalkit/metrics/weights/`, trained on the world by
+`evalkit.metrics.encoders`): `world-video-encoder` (FVD features, 128-d) and `world-clip` (a tiny
+open_clip model, embed dim 128). Their SHA-256 is recorded in `weights/registry.json` and checked
+at load. Models retrained by the user live in `$EVALKIT_HOME/backbones/NAME.safetensors` and are
+picked by NAME; a retrained model can never take a shipped name.
+
+`get_backbone(name)` returns an object with `.name`, `.sha256` and `.protocol()` (name, weights hash,
+preprocessing), and either `.features(videos) -> float64 [B, D]` (video backbones; also callable,
+so it can be FVD's `feature_extractor`) or `.encode_video_frames(videos) -> float64 [B, T, D]` and
+`.encode_text(prompts) -> float64 [N, D]`, both L2-normalised (CLIP backbones). Videos are
+`[B, T, 3, H, W]` float in [0, 1] (uint8 accepted); each backbone converts at its own boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from evalkit.errors import BadInputError, MissingResourceError
+from evalkit.metrics.encoders import (
+    WEIGHTS_DIR,
+    WORLD_CLIP_MODEL,
+    clip_pixels,
+    file_sha256,
+    load_checkpoint,
+    load_video_encoder,
+    load_world_clip_model,
+)
+
+REGISTRY_PATH = WEIGHTS_DIR / "registry.json"
+SHIPPED = ("world-video-encoder", "world-clip")
+# The recipe `encoders.ship_defaults` reproduces the shipped files with (seed and steps define them).
+SHIPPED_RECIPES = {
+    "world-video-encoder": {"seed": 0, "steps": 800, "batch_size": 48, "lr": 3e-3},
+    "world-clip": {"seed": 0, "steps": 500, "batch_size": 128, "lr": 2e-3, "hard_negatives": 1.0},
+}
+DEFAULT_VIDEO_BACKBONE = "world-video-encoder"
+DEFAULT_CLIP_BACKBONE = "world-clip"
+
+I3D_ENV = "EVALKIT_I3D"
+CLIP_ENV = "EVALKIT_CLIP"
+DOWNLOAD_ENV = "EVALKIT_ALLOW_DOWNLOAD"
+I3D_URL = "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt"
+I3D_FRAMES = 16
+I3D_SIZE = 224
+I3D_DIM = 400
+I3D_CALL = {"rescale": False, "resize": False, "return_features": True}
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise BadInputError(f"backbone name {name!r} must be letters, digits, '.', '_' or '-' (at most 100)")
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# input handling shared by every backbone
+
+
+def as_videos(videos) -> torch.Tensor:
+    """float32 [B, T, 3, H, W] in [0, 1] from float (clamped) or uint8 (/ 255) input."""
+    if not isinstance(videos, torch.Tensor):
+        videos = torch.as_tensor(videos)
+    if videos.ndim != 5 or videos.shape[2] != 3:
+        raise ValueError(f"expected videos [B, T, 3, H, W], got shape {tuple(videos.shape)}")
+    if videos.shape[0] == 0 or videos.shape[1] == 0:
+        raise ValueError(f"empty videos {tuple(videos.shape)}")
+    if videos.dtype == torch.uint8:
+        return videos.float().div(255.0)
+    x = videos.detach().float()
+    if not torch.isfinite(x).all():
+        raise ValueError("videos hold NaN or infinite values; fix the generator output first")
+    return x.clamp(0.0, 1.0)
+
+
+def temporal_crop(videos: torch.Tensor, frames: int) -> tuple[torch.Tensor, str]:
+    """[B, T, ...] -> [B, frames, ...]: the first `frames` frames; a shorter clip is stretched by
+    repeating frames (index floor(i * T / frames)). Returns the videos and the policy applied."""
+    t = videos.shape[1]
+    if t >= frames:
+        return videos[:, :frames], "first" if t == frames else f"first {frames} of {t}"
+    idx = torch.div(torch.arange(frames) * t, frames, rounding_mode="floor")
+    return videos[:, idx], f"stretched {t} -> {frames} by frame repetition (non-standard)"
+
+
+def resize_center_crop(x: torch.Tensor, size: int, mode: str = "bilinear",
+                       antialias: bool = False) -> torch.Tensor:
+    """[N, C, H, W] -> [N, C, size, size]: shorter side to `size` (ceil of the other, as the
+    StyleGAN-V port), centre crop. No-op when already size x size."""
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size):
+        return x
+    scale = size / min(h, w)
+    nh, nw = (size, math.ceil(w * scale)) if h <= w else (math.ceil(h * scale), size)
+    x = F.interpolate(x, size=(nh, nw), mode=mode, align_corners=False, antialias=antialias)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return x[..., top:top + size, left:left + size]
+
+
+def i3d_preprocess(videos, frames: int = I3D_FRAMES, size: int = I3D_SIZE) -> torch.Tensor:
+    """Videos [B, T, 3, H, W] in [0, 1] -> I3D input float [B, 3, frames, size, size] in [-1, 1].
+
+    First `frames` frames (see `temporal_crop`), bilinear resize of the shorter side to `size`
+    (align_corners=False, no antialias) and centre crop, `(x - 0.5) * 2`: StyleGAN-V's protocol as
+    ported to PyTorch by common_metrics_on_video_quality (fvd/styleganv/fvd.py)."""
+    x, _ = temporal_crop(as_videos(videos), frames)
+    b, t = x.shape[:2]
+    x = resize_center_crop(x.flatten(0, 1), size, "bilinear", antialias=False)
+    x = (x - 0.5) * 2.0
+    return x.view(b, t, 3, size, size).permute(0, 2, 1, 3, 4).contiguous()
+
+
+# --------------------------------------------------------------------------------------------
+# backbone objects
+
+
+class Backbone:
+    """Common fields: `name`, `sha256` (of the weights file), `kind` ("video" or "clip")."""
+
+    kind = "video"
+
+    def __init__(self, name: str, sha256: str, source: str):
+        self.name, self.sha256, self.source = name, sha256, source
+
+    def protocol(self) -> dict:
+        return {"backbone": self.name, "weights_sha256": self.sha256}
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name={self.name!r}, sha256={self.sha256[:12]}..., "
+                f"source={self.source!r})")
+
+
+class VideoBackbone(Backbone):
+    """`features(videos [B, T, 3, H, W] in [0, 1]) -> float64 [B, dim]`; calling it does the same."""
+
+    dim: int = 0
+
+    def features(self, videos, batch_size: int = 32) -> torch.Tensor:
+        x = as_videos(videos)
+        out = []
+        with torch.no_grad():
+            for i in range(0, x.shape[0], batch_size):
+                out.append(self._features(x[i:i + batch_size]).to(torch.float64))
+        f = torch.cat(out)
+        if not torch.isfinite(f).all():
+            raise ValueError(f"backbone {self.name} produced non-finite features")
+        return f
+
+    __call__ = features
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class I3DBackbone(VideoBackbone):
+    """StyleGAN-V's TorchScript I3D: 400-d logits of 16 frames at 224 x 224 (see `i3d_preprocess`)."""
+
+    dim = I3D_DIM
+
+    def __init__(self, model, sha256: str, source: str, device="cpu", name: str = "i3d"):
+        super().__init__(name, sha256, source)
+        self.model, self.device = model, torch.device(device)
+        self.last_frames_policy = None
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        self.last_frames_policy = temporal_crop(x[:1], I3D_FRAMES)[1]
+        inp = i3d_preprocess(x).to(self.device)
+        f = self.model(inp, **I3D_CALL)
+        if f.ndim != 2 or f.shape[0] != x.shape[0]:
+            raise BadInputError(f"{self.source} is not StyleGAN-V's I3D: it returned {tuple(f.shape)} "
+                                f"for {x.shape[0]} clips (expected [{x.shape[0]}, {I3D_DIM}])")
+        return f.float().cpu()
+
+    def features(self, videos, batch_size: int = 8) -> torch.Tensor:
+        return super().features(videos, batch_size)
+
+    __call__ = features
+
+    def protocol(self) -> dict:
+        return {**super().protocol(), "feature": "I3D Kinetics-400 logits (400-d), StyleGAN-V TorchScript",
+                "frames": I3D_FRAMES, "frames_policy": "first 16; shorter clips stretched by repetition",
+                "resize": "shorter side to 224, bilinear (align_corners=False, no antialias), centre crop",
+                "range": "[-1, 1]", "layout": "[B, C, T, H, W]", "call": dict(I3D_CALL)}
+
+
+class WorldVideoBackbone(VideoBackbone):
+    """The shipped (or retrained) world video encoder: 128-d features of 16 x 32 x 32 clips."""
+
+    def __init__(self, model, meta: dict, name: str, sha256: str, source: str):
+        super().__init__(name, sha256, source)
+        self.model, self.meta = model, meta
+        self.frames, self.size = meta["config"]["frames"], meta["config"]["size"]
+        self.dim = meta["config"]["feature_dim"]
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        x, _ = temporal_crop(x, self.frames)
+        b, t = x.shape[:2]
+        x = resize_center_crop(x.flatten(0, 1), self.size, "bilinear", antialias=True).clamp(0, 1)
+        x = x.view(b, t, 3, self.size, self.size).permute(0, 2, 1, 3, 4) * 2.0 - 1.0
+        return self.model.features(x)
+
+    def protocol(self) -> dict:
+        return {**super().protocol(), "feature": f"world-video-encoder embedding ({self.dim}-d, pre-ReLU)",
+                "frames": self.frames,
+                "frames_policy": f"first {self.frames}; shorter clips stretched by repetition",
+                "resize": f"shorter side to {self.size}, bilinear antialias, centre crop", "range": "[-1, 1]",
+                "train": {"seed": self.meta.get("seed"), "steps": self.meta.get("steps")}}
+
+
+class ClipBackbone(Backbone):
+    """An open_clip model: `encode_text(prompts) -> [N, D]`, `encode_images(frames [N, 3, H, W] in
+    [0, 1]) -> [N, D]`, `encode_video_frames(videos [B, T, 3, H, W]) -> [B, T, D]`; all float64 and
+    L2-normalised (computed in float32). Images: shorter side to the model's size (bicubic,
+    antialias), centre crop, the model's mean/std (`encoders.clip_pixels`; open_clip's own
+    transform does the same on PIL images, equal up to interpolation rounding)."""
+
+    kind = "clip"
+
+    def __init__(self, model, tokenizer, name: str, sha256: str, source: str, device="cpu",
+                 mean=None, std=None, meta: dict | None = None):
+        super().__init__(name, sha256, source)
+        self.model, self.tokenizer, self.device = model.eval(), tokenizer, torch.device(device)
+        size = model.visual.image_size
+        self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        cfg = _preprocess_cfg(model)
+        self.mean = tuple(mean or cfg.get("mean") or (0.48145466, 0.4578275, 0.40821073))
+        self.std = tuple(std or cfg.get("std") or (0.26862954, 0.26130258, 0.27577711))
+        proj = getattr(model, "text_projection", None)
+        self.embed_dim = int(proj.shape[1]) if proj is not None else None
+        self.meta = meta or {}
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def encode_text(self, prompts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        prompts = list(prompts)
+        if not prompts:
+            raise ValueError("no prompts to encode")
+        miss = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
+        for i in range(0, len(miss), batch_size):
+            chunk = miss[i:i + batch_size]
+            emb = self.model.encode_text(self.tokenizer(chunk).to(self.device))
+            emb = F.normalize(emb.float(), dim=-1).cpu().to(torch.float64)
+            for p, e in zip(chunk, emb):
+                self._text_cache[p] = e
+        return torch.stack([self._text_cache[p] for p in prompts])
+
+    @torch.no_grad()
+    def encode_images(self, frames: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise ValueError(f"expected frames [N, 3, H, W], got {tuple(frames.shape)}")
+        x = frames.float().div(255.0) if frames.dtype == torch.uint8 else frames.float().clamp(0, 1)
+        out = []
+        for i in range(0, x.shape[0], batch_size):
+            px = clip_pixels(x[i:i + batch_size], self.image_size, self.mean, self.std).to(self.device)
+            out.append(F.normalize(self.model.encode_image(px).float(), dim=-1).cpu().to(torch.float64))
+        return torch.cat(out)
+
+    def encode_video_frames(self, videos) -> torch.Tensor:
+        x = as_videos(videos)
+        b, t = x.shape[:2]
+        return self.encode_images(x.flatten(0, 1)).view(b, t, -1)
+
+    def protocol(self) -> dict:
+        return {**super().protocol(), "embed_dim": self.embed_dim, "image_size": self.image_size,
+                "image_preprocess": f"shorter side to {self.image_size} (bicubic, antialias), centre crop, "
+                                    f"mean {list(self.mean)}, std {list(self.std)}",
+                "tokenizer": "open_clip default BPE (SimpleTokenizer)",
+                "context_length": int(getattr(self.model, "context_length", 0)) or None}
+
+
+def _preprocess_cfg(model) -> dict:
+    try:
+        import open_clip
+
+        return dict(open_clip.get_model_preprocess_cfg(model))
+    except Exception:  # older open_clip
+        return {}
+
+
+# --------------------------------------------------------------------------------------------
+# loaders
+
+
+@lru_cache(maxsize=64)
+def _sha_cached(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256(path)
+
+
+def weights_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a weights file (cached per path, size and modification time)."""
+    st = os.stat(path)
+    return _sha_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def load_i3d(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> I3DBackbone:
+    """StyleGAN-V's TorchScript I3D from `path`, else `$EVALKIT_I3D`; never downloads."""
+    given = path if path is not None else os.environ.get(I3D_ENV) or None
+    if given is None:
+        raise MissingResourceError(
+            f"the I3D backbone needs StyleGAN-V's i3d_torchscript.pt ({I3D_URL}); download it and pass "
+            f"--i3d PATH or set {I3D_ENV}=PATH, or use the offline backbone {DEFAULT_VIDEO_BACKBONE}")
+    p = Path(given).expanduser()
+    if not p.is_file():
+        raise MissingResourceError(
+            f"I3D weights not found at {p}; download i3d_torchscript.pt from {I3D_URL} and pass --i3d PATH "
+            f"or set {I3D_ENV}=PATH")
+    try:
+        model = torch.jit.load(str(p), map_location=device).eval()
+    except Exception as e:  # not TorchScript, truncated, ...
+        raise BadInputError(f"{p} is not a TorchScript I3D ({type(e).__name__}); expected StyleGAN-V's "
+                            f"i3d_torchscript.pt from {I3D_URL}") from None
+    return I3DBackbone(model, weights_sha256(p), str(p), device)
+
+
+def load_clip(name: str = "ViT-B-32", pretrained: str | os.PathLike | None = None,
+              allow_download: bool | None = None, device: str | torch.device = "cpu") -> ClipBackbone:
+    """open_clip `name` with the user's weights: `pretrained` is a file path (else `$EVALKIT_CLIP`),
+    loaded through `open_clip.create_model_and_transforms(name, pretrained=path)`. A pretrained
+    *tag* (e.g. "openai") makes open_clip download, allowed only with `allow_download=True` or
+    `EVALKIT_ALLOW_DOWNLOAD=1`; the SHA-256 is then that of the downloaded file."""
+    import open_clip
+
+    from evalkit.metrics.encoders import register_world_clip_config
+
+    register_world_clip_config()  # so that the world-clip architecture is a known name too
+    allow = _env_flag(DOWNLOAD_ENV) if allow_download is None else bool(allow_download)
+    if name not in open_clip.list_models():
+        raise BadInputError(f"unknown open_clip model {name!r}; see open_clip.list_models()")
+    given = pretrained if pretrained is not None else os.environ.get(CLIP_ENV) or None
+    hint = (f"pass --clip-weights PATH or set {CLIP_ENV}=PATH (open_clip weights for {name}), allow a "
+            f"download of a named tag with {DOWNLOAD_ENV}=1, or use the offline backbone "
+            f"{DEFAULT_CLIP_BACKBONE}")
+    if given is None:
+        raise MissingResourceError(f"no weights for the CLIP backbone {name}; {hint}")
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    p = Path(str(given)).expanduser()
+    if p.is_file():
+        checkpoint, source = str(p.resolve()), str(p)
+    elif str(given) in tags:
+        if not allow:
+            raise MissingResourceError(f"pretrained tag {given!r} of {name} would be downloaded; {hint}")
+        from open_clip.pretrained import download_pretrained, get_pretrained_cfg
+
+        checkpoint = download_pretrained(get_pretrained_cfg(name, str(given)))
+        if not checkpoint:
+            raise MissingResourceError(f"open_clip could not fetch {name}/{given}; {hint}")
+        source = f"{name}/{given}"
+    else:
+        raise MissingResourceError(f"CLIP weights not found at {p}; {hint}")
+    try:
+        from evalkit.metrics.encoders import _quiet_open_clip
+
+        with _quiet_open_clip():
+            model, _, _ = open_clip.create_model_and_transforms(name, pretrained=checkpoint, device=device)
+    except (RuntimeError, KeyError, ValueError, OSError) as e:
+        raise BadInputError(f"{source} does not hold open_clip weights for {name} "
+                            f"({type(e).__name__}: {str(e)[:120]})") from None
+    tokenizer = open_clip.get_tokenizer(name)
+    return ClipBackbone(model, tokenizer, name, weights_sha256(checkpoint), source, device)
+
+
+def _registry() -> dict:
+    return json.loads(REGISTRY_PATH.read_text()) if REGISTRY_PATH.exists() else {}
+
+
+def _load_world(path: Path, name: str, expected_sha: str | None = None):
+    sha = weights_sha256(path)
+    if expected_sha is not None and sha != expected_sha:
+        raise BadInputError(f"shipped backbone {name} at {path} has SHA-256 {sha[:16]}..., the registry says "
+                            f"{expected_sha[:16]}...; reinstall evalkit or rerun encoders.ship_defaults()")
+    try:
+        _, meta = load_checkpoint(path)
+    except Exception as e:
+        raise BadInputError(f"{path} is not an evalkit backbone checkpoint ({type(e).__name__})") from None
+    kind = meta.get("kind")
+    if kind == "video-encoder":
+        model, meta = load_video_encoder(path)
+        return WorldVideoBackbone(model, meta, name, sha, str(path))
+    if kind == "clip":
+        import open_clip
+
+        model, meta = load_world_clip_model(path)
+        tok = open_clip.get_tokenizer(WORLD_CLIP_MODEL)
+        pre = meta.get("preprocess", {})
+        return ClipBackbone(model, tok, name, sha, str(path), mean=pre.get("mean"), std=pre.get("std"),
+                            meta=meta)
+    raise BadInputError(f"{path} is not an evalkit backbone checkpoint (kind {kind!r})")
+
+
+@lru_cache(maxsize=16)
+def _load_world_cached(path: str, name: str, expected_sha: str | None, mtime_ns: int):
+    return _load_world(Path(path), name, expected_sha)
+
+
+def home_backbones_dir() -> Path:
+    from evalkit.home import evalkit_home
+
+    return evalkit_home() / "backbones"
+
+
+def get_backbone(name: str = DEFAULT_VIDEO_BACKBONE, *, path: str | os.PathLike | None = None,
+                 allow_download: bool | None = None, device: str | torch.device = "cpu"):
+    """A backbone by name:
+
+    - "world-video-encoder", "world-clip": the shipped defaults (hash-checked against the registry);
+    - "i3d": `load_i3d(path)` (path or `$EVALKIT_I3D`);
+    - an open_clip model name such as "ViT-B-32" (or "open_clip:NAME"): `load_clip(NAME, path)`;
+    - a path to a `.safetensors` checkpoint written by `evalkit.metrics.encoders`;
+    - any other NAME: `$EVALKIT_HOME/backbones/NAME.safetensors` (retrained models).
+    World backbones are cached per file (same object for the same file)."""
+    if name in SHIPPED:
+        entry = _registry().get(name)
+        p = WEIGHTS_DIR / (entry["file"] if entry else f"{name}.safetensors")
+        if not p.is_file():
+            raise MissingResourceError(
+                f"the shipped backbone {name} is missing from {WEIGHTS_DIR}; reinstall evalkit or rebuild "
+                "it with evalkit.metrics.encoders.ship_defaults()")
+        return _load_world_cached(str(p), name, entry["sha256"] if entry else None, p.stat().st_mtime_ns)
+    if name == "i3d":
+        return load_i3d(path, device)
+    if name.startswith("open_clip:"):
+        return load_clip(name.split(":", 1)[1], path, allow_download, device)
+    if name.endswith(".safetensors") or "/" in name or os.sep in name:
+        p = Path(name).expanduser()
+        if not p.is_file():
+            raise MissingResourceError(f"backbone checkpoint {p} not found; train one with "
+                                       "`evalkit backbones train` or name a shipped backbone")
+        return _load_world_cached(str(p.resolve()), p.stem, None, p.stat().st_mtime_ns)
+    import open_clip
+
+    if name in open_clip.list_models() and name != WORLD_CLIP_MODEL:
+        return load_clip(name, path, allow_download, device)
+    check_name(name)
+    p = home_backbones_dir() / f"{name}.safetensors"
+    if not p.is_file():
+        retrained = [b["name"] for b in list_backbones() if b["where"] == "home"]
+        known = ", ".join([*SHIPPED, "i3d", "ViT-B-32", *retrained])
+        raise MissingResourceError(f"no backbone named {name!r} (looked in {p.parent}); known: {known}; "
+                                   "retrained models come from `evalkit backbones train`")
+    return _load_world_cached(str(p), name, None, p.stat().st_mtime_ns)
+
+
+def list_backbones() -> list[dict]:
+    """Shipped and retrained world backbones: [{"name", "where", "path", "sha256" (shipped: as
+    registered), "kind"}]. Standard backbones (i3d, open_clip) are not listed: they live where the
+    user keeps them."""
+    out = []
+    reg = _registry()
+    for name in SHIPPED:
+        e = reg.get(name, {})
+        path = WEIGHTS_DIR / e.get("file", f"{name}.safetensors")
+        out.append({"name": name, "where": "package", "path": str(path), "sha256": e.get("sha256"),
+                    "kind": e.get("kind")})
+    d = home_backbones_dir()
+    if d.is_dir():
+        for p in sorted(d.glob("*.safetensors")):
+            try:
+                _, meta = load_checkpoint(p)
+                kind = meta.get("kind")
+            except Exception:
+                kind = None
+            out.append({"name": p.stem, "where": "home", "path": str(p), "sha256": None, "kind": kind})
+    return out

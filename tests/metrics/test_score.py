@@ -1,0 +1,63 @@
+"""`evalkit score` end to end: the world scores as real data, the controls as what they are,
+and every number carries its CI, N and protocol."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evalkit.cli import main
+from evalkit.world import make_clip
+from generators.base import Prompt, generate_folder, get_generator
+
+PROMPTS = [Prompt(make_clip("test", i, seed=9).prompt) for i in range(8)]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("score")
+    from evalkit.world.export import render_folder
+
+    render_folder(root / "ref", split="test", n=24, seed=1, progress=False)
+    for spec in ("world", "control:noise", "control:shuffled"):
+        generate_folder(get_generator(spec), PROMPTS, root / spec.replace(":", "-"), n_per_prompt=2, seed=3,
+                        progress=False)
+    return root
+
+
+def score(capsys, folders, name, *extra):
+    out = folders / f"{name}.json"
+    assert main(["score", str(folders / name), "--reference", str(folders / "ref"), "--json", str(out), *extra]) == 0
+    capsys.readouterr()
+    return json.loads(out.read_text())
+
+
+def test_world_scores_like_real_data_and_controls_do_not(capsys, folders):
+    world = score(capsys, folders, "world")
+    noise = score(capsys, folders, "control-noise")
+    shuffled = score(capsys, folders, "control-shuffled")
+    w, n, s = world["metrics"], noise["metrics"], shuffled["metrics"]
+    for m in (w, n, s):
+        for name, e in m.items():
+            assert {"value", "ci_low", "ci_high", "n", "protocol"} <= set(e), name
+            assert "generation" in e["protocol"] and (e["n"] == 16 or name.startswith("physics_law."))
+    assert w["physics_score"]["value"] > 0.9 and n["physics_score"]["value"] == 0.0
+    assert s["physics_score"]["value"] < w["physics_score"]["value"]
+    assert w["clip_alignment"]["value"] > n["clip_alignment"]["value"] + 30
+    assert w["clip_retrieval_top1"]["value"] > 0.5
+    assert n["fvd"]["value"] > 5 * w["fvd"]["value"]  # small-N FVD of real data is far from 0
+    assert w["flicker"]["value"] > s["flicker"]["value"] > n["flicker"]["value"]
+    assert w["warp_error"]["value"] < s["warp_error"]["value"]
+    assert w["fvd"]["protocol"]["backbone"]["backbone"] == "world-video-encoder"
+    assert len(w["fvd"]["protocol"]["backbone"]["weights_sha256"]) == 64
+    row = world["per_clip"][0]
+    assert {"id", "clip_alignment", "flicker", "warp_error", "physics_score", "physics_pass", "physics_laws"} <= set(row)
+
+
+def test_score_bad_input(capsys, folders, tmp_path):
+    assert main(["score", str(folders / "world"), "--metrics", "fvd"]) == 2
+    assert main(["score", str(folders / "world"), "--metrics", "fvd,vibes", "--reference", "x"]) == 2
+    assert main(["score", str(tmp_path / "nothing"), "--metrics", "flicker"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 3 and "Traceback" not in err
