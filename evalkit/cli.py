@@ -220,6 +220,38 @@ def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_b
 
 
 @cli.group()
+def backbones():
+    """The evaluator's feature models: shipped world defaults, retrained ones, standard ones."""
+
+
+@backbones.command("list")
+def backbones_list():
+    """Shipped and retrained world backbones with their weights' SHA-256."""
+    from evalkit.metrics.backbones import list_backbones
+
+    for b in list_backbones():
+        click.echo(f"{b['name']:<32} {b['where']:<8} {b['kind']:<6} {b['sha256']}  {b['path']}")
+
+
+@backbones.command("train")
+@click.option("--which", type=click.Choice(["video", "clip", "all"]), default="all", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=int, callback=_positive, help="Training steps (default: the shipped recipe's).")
+@click.option("--out", help="Name under $EVALKIT_HOME/backbones (default: world-video-encoder-seedS ...).")
+def backbones_train(which, seed, steps, out):
+    """Retrain the offline backbones on the world (a few CPU minutes each, deterministic)."""
+    from evalkit.metrics.encoders import train_world_clip, train_world_video_encoder
+
+    jobs = {"video": train_world_video_encoder, "clip": train_world_clip}
+    for name in (["video", "clip"] if which == "all" else [which]):
+        kw = {"seed": seed, **({"steps": steps} if steps else {})}
+        if out:
+            kw["out"] = out if which != "all" else f"{out}-{name}"
+        res = jobs[name](**kw)
+        click.echo(f"{name}: {res['path']} sha256 {res['sha256']} ({res['steps']} steps, {res['seconds']:.0f} s)")
+
+
+@cli.group()
 def keys():
     """Signing credentials for C2PA."""
 

@@ -62,7 +62,6 @@ def test_version(capsys):
 
 
 @pytest.mark.parametrize("argv,issue", [
-    (["score", "a", "--reference", "b"], 4),
     (["detect", "f.mp4"], 6),
     (["bench", "run", "--suite", "world-v1", "--model", "world"], 7),
 ])
