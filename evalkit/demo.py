@@ -1,9 +1,11 @@
 """`evalkit demo`: the main job on the embedded default.
 
 Renders a reference set from the world (in-distribution test split and the ood split) as MP4s,
-decodes them back, measures a few dataset statistics with 95% CIs, and logs one MLflow run
-(params, metrics with CIs, a sample grid, the indexes and a per-clip table). Later capabilities
-(generation, scoring, provenance, detection) join this pipeline as they land.
+decodes them back and measures a few dataset statistics; scores the ood set against the test
+set with every metric (the world's own numbers: what a perfect generator would get); signs and
+watermarks a clip with throw-away demo credentials and verifies it; and logs one MLflow run
+(params, metrics with CIs, a sample grid, the indexes, per-clip tables, the verification).
+Later capabilities (the shipped generator, detectors) join this pipeline as they land.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from evalkit.clipset import iter_clips
 from evalkit.errors import BadInputError
 from evalkit.grid import frame_grid, save_png
+from evalkit.metrics.score import score_folders
 from evalkit.metrics.stats import Estimate, mean_ci, proportion_ci
 from evalkit.video import psnr
 from evalkit.world import KINDS, WorldConfig, make_clip_from_seed
@@ -33,12 +36,17 @@ class DemoResult:
     tracking_uri: str
     estimates: dict[str, Estimate] = field(default_factory=dict)
     grid_path: Path | None = None
+    verification: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"evalkit demo: reference clips, statistics and run logged to MLflow", ""]
-        lines += [f"  {name:<28} {est}" for name, est in self.estimates.items()]
+        lines += [f"  {name:<40} {est}" for name, est in self.estimates.items()
+                  if not name.startswith("ood_vs_test.physics_law.")]
+        v = self.verification
         lines += [
             "",
+            f"  signed + watermarked: {v.get('file')}: {v.get('verdict')} (manifest "
+            f"{v.get('provenance', {}).get('state')}, watermark p={v.get('watermark', {}).get('p_value', 1):.1e})",
             f"  clips and index:  {self.out}/world-test, {self.out}/world-ood",
             f"  sample grid:      {self.grid_path}",
             f"  MLflow run:       {self.run_id} in experiment '{EXPERIMENT}'",
@@ -71,6 +79,25 @@ def clip_statistics(folder: Path, config: WorldConfig) -> list[dict]:
     return rows
 
 
+def _provenance_round_trip(out: Path, folder: Path) -> dict:
+    """Sign and watermark one reference clip with demo-only credentials (under `out`, never the
+    user's), then verify it against the demo CA."""
+    from evalkit.clipset import read_index
+    from evalkit.provenance.c2pa import sign_file
+    from evalkit.provenance.credentials import init_keys, load_signer, load_watermark_key
+    from evalkit.provenance.verify import load_trust, verify_file
+
+    keys = init_keys(dir=out / "credentials", org="evalkit demo", force=True)
+    rec = read_index(folder)[0]
+    signed = out / "signed" / f"{rec['id']}.mp4"
+    signed.parent.mkdir(exist_ok=True)
+    signed.unlink(missing_ok=True)
+    wm_key = load_watermark_key(keys.watermark_key)
+    sign_file(folder / rec["file"], signed, load_signer(keys.signer_cert, keys.signer_key), source_type="trained",
+              watermark=True, wm_key=wm_key, generator={"name": "evalkit world", "version": "demo"})
+    return verify_file(signed, trust=load_trust([keys.ca_cert]), wm_key=wm_key)
+
+
 def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConfig(),
              progress: bool = True) -> DemoResult:
     import pandas as pd
@@ -78,9 +105,11 @@ def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConf
     from evalkit import tracking
 
     out = Path(out)
+    if n < 2:
+        raise BadInputError(f"--n {n}: the demo needs at least 2 reference clips (FVD needs 2 a set)")
     _prepare_out(out)
     folders = {"test": out / "world-test", "ood": out / "world-ood"}
-    counts = {"test": n, "ood": max(1, n // 2)}
+    counts = {"test": n, "ood": max(2, n // 2)}
     for split, folder in folders.items():
         render_folder(folder, split=split, n=counts[split], seed=seed, config=config,
                       progress=progress, replace=True)
@@ -105,15 +134,23 @@ def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConf
     params = {"world": {"frames": config.frames, "size": config.size, "fps": config.fps,
                         "noise": config.noise}, "n_test": counts["test"], "n_ood": counts["ood"],
               "seed": seed, "codec": "h264 yuv420p crf 18"}
+    scores = score_folders(folders["ood"], folders["test"], progress=progress)
+    for name, m in scores["metrics"].items():
+        if m["ci_low"] is not None:
+            estimates[f"ood_vs_test.{name}"] = Estimate(m["value"], m["ci_low"], m["ci_high"], m["n"])
+    verification = _provenance_round_trip(out, folders["test"])
+
     with tracking.start_run(EXPERIMENT, run_name="world-reference", params=params, seed=seed) as run:
         tracking.log_estimates(estimates)
+        tracking.log_json(scores, "scores/ood_vs_test.json")
+        tracking.log_json(verification, "provenance/verify.json")
         tracking.log_image(grid, "samples.png")
         tracking.log_table(table, "clips.csv")
         for split, folder in folders.items():
             tracking.log_artifact(folder / "index.jsonl", f"world-{split}")
         run_id = run.info.run_id
     return DemoResult(out=out, run_id=run_id, tracking_uri=tracking.tracking_uri(),
-                      estimates=estimates, grid_path=grid_path)
+                      estimates=estimates, grid_path=grid_path, verification=verification)
 
 
 def remove_demo_output(out) -> None:

@@ -31,7 +31,11 @@ def test_demo_logs_a_complete_run(mlflow_store, tmp_path):
     assert m["mp4_psnr_db_n"] == 9 and m["mp4_psnr_db"] > 28  # H.264 at CRF 18 stays faithful
     assert abs(sum(m[f"share_{k}"] for k in ("fall", "throw", "slide", "collide", "static")) - 1) < 1e-9
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
-    assert {"samples.png", "clips.csv", "world-test", "world-ood"} <= artifacts
+    assert {"samples.png", "clips.csv", "world-test", "world-ood", "scores", "provenance"} <= artifacts
+    # The world scored against itself: what a perfect generator would get.
+    assert m["ood_vs_test.physics_score"] > 0.9 and m["ood_vs_test.clip_alignment"] > 80
+    assert result.verification["verdict"] == "ai-generated (signed)"
+    assert result.verification["provenance"]["state"] == "trusted" and result.verification["watermark"]["detected"]
     text = result.summary()
     assert result.run_id in text and "mlflow ui" in text and mlflow_store in text
 

@@ -82,15 +82,19 @@ def _fvd(clips, ref_clips, backbone_name: str, backbone_path, base: dict) -> dic
     from evalkit.metrics.backbones import get_backbone
     from evalkit.metrics.fvd import fvd_with_ci, kvd_with_ci, precision_recall
 
+    if len(clips) < 2 or len(ref_clips) < 2:
+        raise BadInputError(f"fvd needs at least 2 clips in each set, got {len(clips)} candidates and "
+                            f"{len(ref_clips)} reference clips")
     bb = get_backbone(backbone_name, path=backbone_path)
     fake = torch.cat([bb.features(v) for v in _videos(clips)]).double().numpy()
     real = torch.cat([bb.features(v) for v in _videos(ref_clips)]).double().numpy()
     proto = {**base, "backbone": bb.protocol(), "n_reference": len(ref_clips),
              "note": "FVD is biased at small N: compare only at equal N and backbone"}
     out = {"fvd": _entry(fvd_with_ci(real, fake), proto), "kvd": _entry(kvd_with_ci(real, fake), proto)}
-    p, r = precision_recall(real, fake, k=3)
-    out["precision"] = {"value": p, "ci_low": None, "ci_high": None, "n": len(clips), "protocol": {**proto, "k": 3}}
-    out["recall"] = {"value": r, "ci_low": None, "ci_high": None, "n": len(clips), "protocol": {**proto, "k": 3}}
+    if min(len(real), len(fake)) > 3:  # k-NN radii need more than k samples a set
+        p, r = precision_recall(real, fake, k=3)
+        for name, v in (("precision", p), ("recall", r)):
+            out[name] = {"value": v, "ci_low": None, "ci_high": None, "n": len(clips), "protocol": {**proto, "k": 3}}
     return out
 
 
