@@ -39,7 +39,7 @@ class DemoResult:
     verification: dict = field(default_factory=dict)
 
     def summary(self) -> str:
-        lines = [f"evalkit demo: reference clips, statistics and run logged to MLflow", ""]
+        lines = ["evalkit demo: reference clips, statistics and run logged to MLflow", ""]
         lines += [f"  {name:<40} {est}" for name, est in self.estimates.items()
                   if not name.startswith("ood_vs_test.physics_law.")]
         v = self.verification
