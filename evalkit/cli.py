@@ -198,7 +198,8 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, seed, 
 @click.option("--clip-backbone", default="world-clip", show_default=True,
               help="CLIP model: world-clip, or ViT-B-32 with --clip-weights.")
 @click.option("--clip-weights", type=click.Path(path_type=Path), help="open_clip weights file.")
-def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_backbone, clip_weights):
+@click.option("--no-mlflow", is_flag=True, help="Do not log an MLflow run.")
+def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_backbone, clip_weights, no_mlflow):
     """Score a folder of clips (against a reference folder): every number with its 95% CI, N and
     protocol."""
     from evalkit.metrics.score import parse_metrics, score_folders
@@ -207,7 +208,8 @@ def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_b
     if "fvd" in names and reference is None:
         raise BadInputError("--metrics includes fvd: give --reference REAL (a folder of real clips)")
     result = score_folders(candidates, reference, names, video_backbone="i3d" if i3d else video_backbone,
-                           video_backbone_path=i3d, clip_backbone=clip_backbone, clip_backbone_path=clip_weights)
+                           video_backbone_path=i3d, clip_backbone=clip_backbone, clip_backbone_path=clip_weights,
+                           log_mlflow=not no_mlflow)
     if json_file is not None:
         from evalkit.tracking import _jsonable
 
@@ -217,6 +219,10 @@ def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_b
     for name, m in result["metrics"].items():
         ci = f"[{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if m["ci_low"] is not None else "(no CI)"
         click.echo(f"{name:<44} {m['value']:>10.4g} {ci:<24} n={m['n']}")
+    for w in result["warnings"]:
+        click.echo(f"evalkit: warning: {w}", err=True)
+    if "mlflow_run_id" in result:
+        click.echo(f"MLflow run {result['mlflow_run_id']} in experiment 'evalkit-score'")
 
 
 @cli.group()

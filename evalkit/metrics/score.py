@@ -20,6 +20,7 @@ from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.metrics.stats import Estimate, mean_ci, proportion_ci
 
 ALL_METRICS = ("fvd", "clip", "flicker", "physics")
+STABLE_FVD_N = 256  # below this FVD's small-sample bias dominates differences between models
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:
@@ -80,6 +81,7 @@ def _flicker(clips, base: dict, rows: list[dict]) -> dict:
 
 def _fvd(clips, ref_clips, backbone_name: str, backbone_path, base: dict) -> dict:
     from evalkit.metrics.backbones import get_backbone
+    from evalkit.metrics.diversity import conditional_diversity
     from evalkit.metrics.fvd import fvd_with_ci, kvd_with_ci, precision_recall
 
     if len(clips) < 2 or len(ref_clips) < 2:
@@ -91,6 +93,11 @@ def _fvd(clips, ref_clips, backbone_name: str, backbone_path, base: dict) -> dic
     proto = {**base, "backbone": bb.protocol(), "n_reference": len(ref_clips),
              "note": "FVD is biased at small N: compare only at equal N and backbone"}
     out = {"fvd": _entry(fvd_with_ci(real, fake), proto), "kvd": _entry(kvd_with_ci(real, fake), proto)}
+    prompts = [c.prompt or c.meta["record"]["prompt"] for c in clips]
+    div = conditional_diversity(fake, prompts)
+    if div is not None:
+        out["conditional_diversity"] = _entry(div, {**proto, "definition": "mean pairwise L2 distance of a "
+                                                    "prompt's samples' features, mean over prompts (n = prompts)"})
     if min(len(real), len(fake)) > 3:  # k-NN radii need more than k samples a set
         p, r = precision_recall(real, fake, k=3)
         for name, v in (("precision", p), ("recall", r)):
@@ -156,8 +163,9 @@ def _physics(clips, base: dict, rows: list[dict]) -> dict:
 
 def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_backbone: str = "world-video-encoder",
                   video_backbone_path=None, clip_backbone: str = "world-clip", clip_backbone_path=None,
-                  progress: bool = True) -> dict:
-    """{"metrics": {name: {"value", "ci_low", "ci_high", "n", "protocol"}}, "per_clip": [...]}."""
+                  progress: bool = True, log_mlflow: bool = False) -> dict:
+    """{"metrics": {name: {"value", "ci_low", "ci_high", "n", "protocol"}}, "per_clip": [...],
+    "warnings": [...]}; with `log_mlflow`, also one MLflow run in experiment "evalkit-score"."""
     clips = _load(candidates, "candidates", progress)
     base = {"candidates": str(candidates), "generation": generation_protocol(clips)}
     rows = [{"id": c.meta["record"]["id"]} for c in clips]
@@ -172,4 +180,30 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
         out.update(_clip(clips, clip_backbone, clip_backbone_path, base, rows))
     if "physics" in metrics:
         out.update(_physics(clips, base, rows))
-    return {"metrics": out, "per_clip": rows}
+    warnings = []
+    if "fvd" in out and out["fvd"]["n"] < STABLE_FVD_N:
+        f = out["fvd"]
+        warnings.append(f"FVD from N={f['n']} clips (CI [{f['ci_low']:.4g}, {f['ci_high']:.4g}]) is strongly "
+                        f"biased below about {STABLE_FVD_N}; compare FVDs only at equal N and backbone")
+    result = {"metrics": out, "per_clip": rows, "warnings": warnings}
+    if log_mlflow:
+        result["mlflow_run_id"] = _log_run(candidates, reference, metrics, result)
+    return result
+
+
+def _log_run(candidates, reference, metrics, result: dict) -> str:
+    import pandas as pd
+
+    from evalkit import tracking
+
+    params = {"candidates": str(candidates), "reference": str(reference), "metrics": ",".join(metrics)}
+    with tracking.start_run("evalkit-score", run_name=Path(candidates).name, params=params) as run:
+        for name, m in result["metrics"].items():
+            if m["ci_low"] is None:
+                tracking.log_metric_ci(name, m["value"], float("nan"), float("nan"), m["n"])
+            else:
+                tracking.log_metric_ci(name, m["value"], m["ci_low"], m["ci_high"], m["n"])
+        tracking.log_json({k: v for k, v in result.items() if k != "per_clip"}, "score.json")
+        tracking.log_table(pd.DataFrame([{k: v for k, v in r.items() if k != "physics_laws"}
+                                         for r in result["per_clip"]]), "per_clip.csv")
+        return run.info.run_id

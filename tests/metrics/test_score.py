@@ -33,7 +33,7 @@ def score(capsys, folders, name, *extra):
     return json.loads(out.read_text())
 
 
-def test_world_scores_like_real_data_and_controls_do_not(capsys, folders):
+def test_world_scores_like_real_data_and_controls_do_not(capsys, folders, mlflow_store):
     world = score(capsys, folders, "world")
     noise = score(capsys, folders, "control-noise")
     shuffled = score(capsys, folders, "control-shuffled")
@@ -41,7 +41,8 @@ def test_world_scores_like_real_data_and_controls_do_not(capsys, folders):
     for m in (w, n, s):
         for name, e in m.items():
             assert {"value", "ci_low", "ci_high", "n", "protocol"} <= set(e), name
-            assert "generation" in e["protocol"] and (e["n"] == 16 or name.startswith("physics_law."))
+            assert "generation" in e["protocol"]
+            assert e["n"] == 16 or name.startswith("physics_law.") or name == "conditional_diversity"
     assert w["physics_score"]["value"] > 0.9 and n["physics_score"]["value"] == 0.0
     assert s["physics_score"]["value"] < w["physics_score"]["value"]
     assert w["clip_alignment"]["value"] > n["clip_alignment"]["value"] + 30
@@ -51,11 +52,19 @@ def test_world_scores_like_real_data_and_controls_do_not(capsys, folders):
     assert w["warp_error"]["value"] < s["warp_error"]["value"]
     assert w["fvd"]["protocol"]["backbone"]["backbone"] == "world-video-encoder"
     assert len(w["fvd"]["protocol"]["backbone"]["weights_sha256"]) == 64
+    assert w["conditional_diversity"]["n"] == 8  # prompts with two samples each
+    assert w["conditional_diversity"]["value"] > 0  # two seeds of a prompt give two scenes
+    assert any("N=16" in x for x in world["warnings"])  # small-N FVD is flagged, never silent
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_store)
+    runs = client.search_runs([client.get_experiment_by_name("evalkit-score").experiment_id])
+    assert len(runs) == 3 and {"fvd", "fvd_ci_low", "fvd_n", "physics_score"} <= set(runs[0].data.metrics)
     row = world["per_clip"][0]
     assert {"id", "clip_alignment", "flicker", "warp_error", "physics_score", "physics_pass", "physics_laws"} <= set(row)
 
 
-def test_score_bad_input(capsys, folders, tmp_path):
+def test_score_bad_input(capsys, folders, tmp_path, mlflow_store):
     assert main(["score", str(folders / "world"), "--metrics", "fvd"]) == 2
     assert main(["score", str(folders / "world"), "--metrics", "fvd,vibes", "--reference", "x"]) == 2
     assert main(["score", str(tmp_path / "nothing"), "--metrics", "flicker"]) == 3
