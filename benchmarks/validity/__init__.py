@@ -1,0 +1,1 @@
+"""Validity studies: do the metrics move the right way, and monotonically, under controlled corruption?"""
