@@ -62,7 +62,7 @@ def bench_train(preset: str, batch: int, steps: int, reference: bool, queue) -> 
     from generators.uvit.train import ClipSource, TrainConfig, build_state, train_step
     from generators.uvit.diffusion import GaussianDiffusion
 
-    torch.set_flush_denormal(True)  # as train() does
+    torch.set_flush_denormal(True)  # as train() does (its own process: nothing else to restore)
     tc = TrainConfig(preset=preset, batch_size=batch)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     state = build_state(tc, device)
@@ -96,7 +96,7 @@ def bench_sample(preset: str, sampler: str, steps: int, batch: int, queue) -> No
     from generators.uvit.configs import get_config
 
     torch.manual_seed(0)
-    torch.set_flush_denormal(True)  # as UViTGenerator does
+    torch.set_flush_denormal(True)  # as UViTGenerator does (its own process)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net = TextToVideoUViT(get_config(preset)).to(device).eval()
     prompts = ["a medium red ball falls and bounces on the floor, on a dark background"] * batch

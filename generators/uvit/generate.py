@@ -18,6 +18,7 @@ from evalkit.clip import Clip
 from evalkit.errors import BadInputError, MissingResourceError
 
 from .configs import PRESETS, UViTConfig
+from .layers import flush_denormal
 from .network import TextToVideoUViT
 from .samplers import DEFAULT_STEPS, GUIDANCE_CONVENTION, SAMPLERS
 from .text import token_count
@@ -108,7 +109,6 @@ class UViTGenerator:
                  guidance: float = 3.0, batch_size: int = 8, device: str = "cpu"):
         if sampler not in SAMPLERS:
             raise BadInputError(f"--sampler {sampler}: unknown; choose one of {sorted(SAMPLERS)}")
-        torch.set_flush_denormal(True)  # subnormal activations are ~100x slower on x86 CPUs
         self.spec = f"uvit:{arg}"
         self.path = resolve_weights(arg)
         self.net = load_network(self.path, arg if arg in PRESETS else None).to(device)
@@ -131,6 +131,10 @@ class UViTGenerator:
 
     def generate(self, prompts: list[str], seeds: list[int]) -> list[Clip]:
         self.check_prompts(prompts)
+        with flush_denormal():  # subnormal activations are ~100x slower on x86 CPUs
+            return self._generate(prompts, seeds)
+
+    def _generate(self, prompts: list[str], seeds: list[int]) -> list[Clip]:
         out = []
         for i in range(0, len(prompts), self.batch_size):
             videos = self.net.sample(prompts[i:i + self.batch_size], sampler=self.sampler, steps=self.steps,

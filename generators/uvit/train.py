@@ -30,6 +30,7 @@ from evalkit.world import WorldConfig, make_clip
 
 from .configs import UViTConfig, get_config, num_params
 from .diffusion import GaussianDiffusion, to_model_space
+from .layers import flush_denormal
 from .network import TextToVideoUViT
 
 
@@ -256,12 +257,14 @@ def train(tc: TrainConfig, out, *, resume: bool = True, progress: bool = True, l
     """Train until max_steps or max_minutes; checkpoint to `out` every few minutes and at the end.
     With `resume` and an existing `out`, continue from it (its TrainConfig wins, but max_steps,
     max_minutes and device come from `tc`). Under torchrun, runs DDP (gloo on CPU, nccl on CUDA)."""
+    with flush_denormal():  # 6x faster CPU steps; see layers.flush_denormal
+        return _train(tc, out, resume, progress, log_mlflow, on_checkpoint)
+
+
+def _train(tc, out, resume, progress, log_mlflow, on_checkpoint) -> TrainState:
     from tqdm.auto import tqdm
 
     out = Path(out)
-    # Adam's second moments and the EMA drift into subnormal floats, which x86 CPUs process ~100x
-    # slower: flushing them to zero made a CPU training step of `small` 6x faster (7.7 s -> 1.3 s).
-    torch.set_flush_denormal(True)
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank, world = 0, 1
     if ddp:
