@@ -178,12 +178,22 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, seed, 
     sampling = {k: v for k, v in dict(sampler=sampler, steps=steps, guidance=guidance).items() if v is not None}
     if sampling and not model.startswith("uvit:"):
         raise BadInputError(f"--{'/--'.join(sampling)} only apply to uvit models, not {model}")
-    if sign or watermark:
-        _unavailable("generate --sign/--watermark", 5)
     prompt_list = load_prompts(prompts)
+    post = None
+    if sign or watermark:
+        from evalkit.provenance.credentials import load_signer, load_watermark_key
+        from evalkit.provenance.protect import protect_file
+
+        signer = load_signer() if sign else None  # missing credentials fail before any generation
+        wm_key = load_watermark_key(required=True) if watermark else None
+
+        def post(path, record):
+            return protect_file(path, record, sign=sign, watermark=watermark, signer=signer, wm_key=wm_key)
+
     gen = get_generator(model, **sampling)
-    records = generate_folder(gen, prompt_list, out, n_per_prompt=n_per_prompt, seed=seed)
-    click.echo(f"wrote {len(records)} clips from {model} for {len(prompt_list)} prompts to {out}")
+    records = generate_folder(gen, prompt_list, out, n_per_prompt=n_per_prompt, seed=seed, postprocess=post)
+    done = " signed" * sign + " watermarked" * watermark
+    click.echo(f"wrote {len(records)}{done} clips from {model} for {len(prompt_list)} prompts to {out}")
 
 
 @cli.command()

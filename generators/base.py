@@ -119,9 +119,12 @@ def sample_seed(seed: int, prompt_index: int, k: int) -> int:
 
 
 def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt: int = 1, seed: int = 0,
-                    batch_size: int = 8, progress: bool = True) -> list[dict]:
+                    batch_size: int = 8, progress: bool = True, postprocess=None) -> list[dict]:
     """Generate n_per_prompt clips per prompt into `out` (clips/*.mp4 + index.jsonl, written
-    atomically), each record carrying the generator's full protocol and its seed."""
+    atomically), each record carrying the generator's full protocol and its seed.
+
+    `postprocess(path, record) -> dict` runs on each written clip before the folder appears (the
+    CLI signs and watermarks there); the fields it returns join the clip's record."""
     if n_per_prompt < 1:
         raise BadInputError(f"--n-per-prompt must be positive, got {n_per_prompt}")
     jobs = [(i, k, p) for i, p in enumerate(prompts) for k in range(n_per_prompt)]
@@ -140,7 +143,9 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
                 world_rec = clip.meta.get("record")
                 if world_rec and "scene" in world_rec:
                     rec["split"], rec["scene"] = world_rec["split"], world_rec["scene"]
-                writer.add(clip, rec)
+                written = writer.add(clip, rec)
+                if postprocess is not None:
+                    written.update(postprocess(writer.stage / written["file"], written) or {})
             bar.update(len(batch))
         bar.close()
     return writer.records

@@ -172,3 +172,22 @@ def test_keys_sign_verify_round_trip_with_exit_codes(capsys, tmp_path, monkeypat
     (tmp_path / "t.mp4").write_bytes(bytes(data))
     code, out, _ = run(capsys, "verify", "--json", str(tmp_path / "t.mp4"))
     assert code == 1 and json.loads(out)["provenance"]["state"] == "invalid"
+
+
+def test_generate_signs_and_watermarks_every_clip(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
+    prompt = "a small red ball falls and bounces on the floor, on a dark background"
+    code, _, err = run(capsys, "generate", "--model", "world", "--prompts", prompt, "--out", str(tmp_path / "g"),
+                       "--sign")
+    assert code == EXIT_MISSING and "keys init" in err and not (tmp_path / "g").exists()
+    assert run(capsys, "keys", "init")[0] == 0
+    assert run(capsys, "generate", "--model", "world", "--prompts", prompt, "--out", str(tmp_path / "g"),
+               "--n-per-prompt", "2", "--sign", "--watermark")[0] == 0
+    records = read_index(tmp_path / "g")
+    files = [str(tmp_path / "g" / r["file"]) for r in records]
+    code, out, _ = run(capsys, "verify", "--json", "--trust", str(tmp_path / "home/credentials/ca.pem"), *files)
+    results = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(results) == 2
+    for r, rec in zip(results, records):
+        assert r["provenance"]["state"] == "trusted" and r["verdict"] == "ai-generated (signed)"
+        assert r["watermark"]["detected"] and r["watermark"]["payload"] == rec["watermark_payload"]

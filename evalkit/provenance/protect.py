@@ -1,0 +1,52 @@
+"""Provenance for freshly generated clips: watermark and/or sign a file in place.
+
+`evalkit generate --sign --watermark` hands every clip to `protect_file` while the output folder
+is still being built, so that the folder appears only with every clip protected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from evalkit.provenance.c2pa import default_payload, sign_file
+from evalkit.video import read_video, write_video
+
+
+def generation_params(record: dict) -> dict:
+    """What the manifest records of a generated clip (the prompt only as its SHA-256)."""
+    return {"prompt_sha256": hashlib.sha256(record["prompt"].encode()).hexdigest(), "seed": record.get("seed"),
+            "sampler": record.get("sampler"), "steps": record.get("steps"), "guidance": record.get("guidance"),
+            "guidance_convention": record.get("guidance_convention"),
+            "model_weights_sha256": record.get("weights_sha256")}
+
+
+def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None, wm_key=None) -> dict:
+    """Watermark and/or sign `path` in place (via a temporary file and a rename); returns the
+    fields to add to the clip's index record."""
+    from evalkit.provenance import watermark as wm
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.protect-{os.getpid()}{path.suffix}")
+    extra: dict = {}
+    try:
+        if sign:
+            res = sign_file(path, tmp, signer, source_type="trained", watermark=watermark, wm_key=wm_key,
+                            generator={"name": str(record.get("model")), "version": "evalkit"},
+                            params=generation_params(record))
+            extra["signed"] = True
+            if res.watermarked:
+                extra["watermark_payload"] = res.payload
+        elif watermark:
+            clip = read_video(path)
+            key = wm.make_key(wm_key) if not isinstance(wm_key, wm.WatermarkKey) else wm_key
+            payload = default_payload(key, clip.frames)
+            write_video(tmp, wm.embed(clip.frames, payload, key), fps=clip.fps)
+            extra["watermark_payload"] = payload.hex()
+        else:
+            return extra
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return extra
