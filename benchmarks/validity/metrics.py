@@ -123,6 +123,7 @@ def teleport(clip, magnitude: float, seed: int = 0):
     mid-clip on, in the first of the 4 directions that keeps it inside and clear of the others
     (the `control_clip(..., "teleport")` construction with a variable jump)."""
     from evalkit.clip import Clip
+    from evalkit.metrics.physics_controls import teleport_positions
     from evalkit.world.physics import trajectories
     from evalkit.world.render import render
 
@@ -134,18 +135,7 @@ def teleport(clip, magnitude: float, seed: int = 0):
     pos = trajectories(scene, t, clip.fps).pos.copy()
     objs = list(scene.objects)
     i = int(rng.integers(len(objs)))
-    mid = t // 2
-    half = objs[i].size / 2
-    m = float(magnitude)
-    for k in rng.permutation(4):
-        d = np.array([[m, 0.0], [-m, 0.0], [0.0, m], [0.0, -m]][k])
-        moved = pos[i, mid:] + d
-        inside = ((moved >= half) & (moved <= 1 - half)).all()
-        clear = all(np.abs(moved - pos[j, mid:]).max(1).min() > half + objs[j].size / 2 + 0.02
-                    for j in range(len(objs)) if j != i)
-        if inside and clear:
-            break
-    pos[i, mid:] = np.clip(moved, half, 1 - half)
+    teleport_positions(objs, pos, i, t // 2, magnitude, rng)
     frames = render(scene, pos, size, np.random.default_rng([record["seed"], 1]), float(record.get("noise", 0.0)))
     return Clip(frames=frames, fps=clip.fps, prompt=clip.prompt, meta=dict(clip.meta))
 

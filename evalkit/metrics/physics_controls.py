@@ -10,6 +10,24 @@ CONTROLS = ("shuffle", "freeze", "reverse", "flip", "vanish", "teleport", "recol
             "momentum", "noise")
 
 
+def teleport_positions(objs, pos: np.ndarray, i: int, start: int, magnitude: float, rng) -> np.ndarray:
+    """Move object i of `pos` [N, T, 2] by `magnitude` (frame fraction) from frame `start` on, in
+    place: up, down, left or right, the first direction (in random order) that keeps it inside
+    the frame and clear of the others, so that it stays visible."""
+    half = objs[i].size / 2
+    m = float(magnitude)
+    for k in rng.permutation(4):
+        d = np.array([[m, 0.0], [-m, 0.0], [0.0, m], [0.0, -m]][k])
+        moved = pos[i, start:] + d
+        inside = ((moved >= half) & (moved <= 1 - half)).all()
+        clear = all(np.abs(moved - pos[j, start:]).max(1).min() > half + objs[j].size / 2 + 0.02
+                    for j in range(len(objs)) if j != i)
+        if inside and clear:
+            break
+    pos[i, start:] = np.clip(moved, half, 1 - half)
+    return pos
+
+
 def control_clip(clip, how: str, seed: int = 0):
     """A copy of world clip `clip` (from `evalkit.world.make_clip*`) with a violation, re-rendered
     exactly from its scene where the violation is physical. Which law each breaks:
@@ -62,18 +80,7 @@ def control_clip(clip, how: str, seed: int = 0):
         start = int(rng.integers(1, t - t // 3))
         frames[start:start + t // 3] = gone[start:start + t // 3]
     elif how == "teleport":
-        # A quarter frame up, down, left or right from mid-clip on: the first shift that keeps the
-        # object inside the frame and clear of the others (so that it stays visible).
-        half = objs[i].size / 2
-        for k in rng.permutation(4):
-            d = np.array([[0.25, 0.0], [-0.25, 0.0], [0.0, 0.25], [0.0, -0.25]][k])
-            moved = pos[i, mid:] + d
-            inside = ((moved >= half) & (moved <= 1 - half)).all()
-            clear = all(np.abs(moved - pos[j, mid:]).max(1).min() > half + objs[j].size / 2 + 0.02
-                        for j in range(len(objs)) if j != i)
-            if inside and clear:
-                break
-        pos[i, mid:] = np.clip(moved, half, 1 - half)
+        teleport_positions(objs, pos, i, mid, 0.25, rng)
         frames = draw(scene, pos)
     elif how in ("recolour", "resize"):
         o = objs[i]
