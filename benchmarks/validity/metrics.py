@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from evalkit.metrics.stats import Estimate, mean_ci, proportion_ci  # noqa: E402
+from evalkit.metrics.stats import Estimate, proportion_ci  # noqa: E402
 
 REAL_DIR = ROOT.parent / "shared" / "data" / "real-videos"
 TARGET_RHO = 0.95
