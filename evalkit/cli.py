@@ -159,6 +159,20 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, s
                f"{state.seconds / 60:.1f} min); checkpoint {out}")
 
 
+@generator.command("export")
+@click.argument("checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("out", type=click.Path(path_type=Path))
+def generator_export(checkpoint, out):
+    """Export a training checkpoint's EMA weights as fp16 safetensors (what `uvit:PATH`, `uvit:NAME`
+    and --init-from load)."""
+    from generators.uvit.generate import export_weights, sha256_file
+
+    if out.suffix != ".safetensors":
+        raise BadInputError(f"{out}: the export is a .safetensors file; name it so")
+    path = export_weights(checkpoint, out)
+    click.echo(f"exported {checkpoint} to {path} (sha256 {sha256_file(path)})")
+
+
 @cli.command()
 @click.option("--model", required=True,
               help="uvit:PRESET_OR_CKPT | folder:DIR | diffusers:ID | world | control:noise|frozen|shuffled")

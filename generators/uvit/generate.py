@@ -63,8 +63,11 @@ def resolve_weights(arg: str) -> Path:
         if not p.is_file():
             raise MissingResourceError(f"uvit:{arg}: no such checkpoint file; check the path")
         return p
+    if (SHIPPED / f"{arg}.safetensors").is_file():  # a named shipped checkpoint, e.g. small-stage1
+        return SHIPPED / f"{arg}.safetensors"
     if arg not in PRESETS:
-        raise BadInputError(f"uvit:{arg}: unknown preset or checkpoint; use one of {sorted(PRESETS)} "
+        shipped = sorted(p.stem for p in SHIPPED.glob("*.safetensors"))
+        raise BadInputError(f"uvit:{arg}: unknown preset or checkpoint; use one of {sorted(PRESETS) + shipped} "
                             "or a path to a .safetensors/.pt file")
     from evalkit.home import evalkit_home
 
