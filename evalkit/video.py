@@ -379,3 +379,26 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError(f"psnr needs arrays of one shape, got {a.shape} and {b.shape}")
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def remux(src, dst, format: str | None = None) -> Path:
+    """Copy the video stream of `src` into a new container at `dst` without re-encoding (what
+    `ffmpeg -c copy` does): pixels unchanged, container metadata and C2PA boxes dropped. The
+    container follows `dst`'s suffix (mp4, mov, mkv) unless `format` names one."""
+    src, dst = _check_path(src), Path(dst)
+    fmt = format or _MUXERS.get(dst.suffix.lower())
+    if fmt is None:
+        raise BadInputError(f"{dst}: cannot remux into {dst.suffix!r}; use .mp4, .mov or .mkv")
+    try:
+        with av.open(str(src)) as cin, av.open(str(dst), "w", format=fmt) as cout:
+            sin = cin.streams.video[0]
+            sout = cout.add_stream_from_template(sin)
+            for pkt in cin.demux(sin):
+                if pkt.dts is None:  # the demuxer's flush packet
+                    continue
+                pkt.stream = sout
+                cout.mux(pkt)
+    except (av.FFmpegError, IndexError) as e:
+        dst.unlink(missing_ok=True)
+        raise _fail(src, f"cannot remux ({type(e).__name__})", "check that it is a readable video")
+    return dst

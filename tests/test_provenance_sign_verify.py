@@ -12,13 +12,13 @@ import os
 import random
 import shutil
 
-import av
 import c2pa
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from evalkit.video import remux as video_remux
 from evalkit.errors import BadInputError, EvalkitError, MissingResourceError, VideoError
 from evalkit.provenance.c2pa import (
     SOURCE_TYPES, SigningError, WatermarkInfo, build_manifest, has_c2pa_box, sign_file, sign_video,
@@ -84,15 +84,7 @@ def flip_in_mdat(path, dst, offset=64):
 
 def remux(src, dst):
     """Stream copy into a new MP4 (no re-encode): what ffmpeg -c copy does; drops the manifest."""
-    with av.open(str(src)) as cin, av.open(str(dst), "w", format="mp4") as cout:
-        sin = cin.streams.video[0]
-        sout = cout.add_stream_from_template(sin)
-        for pkt in cin.demux(sin):
-            if pkt.dts is None:
-                continue
-            pkt.stream = sout
-            cout.mux(pkt)
-    return dst
+    return video_remux(src, dst)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -440,3 +440,16 @@ def test_psnr():
     assert psnr(a, c) == pytest.approx(10 * np.log10(255**2))
     with pytest.raises(ValueError):
         psnr(a, a[:1])
+
+
+def test_remux_copies_pixels_without_reencoding(tmp_path):
+    from evalkit.video import remux
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (6, 32, 48, 3), dtype=np.uint8)
+    src = write_video(tmp_path / "a.mp4", frames, fps=8)
+    for name in ("b.mkv", "c.mp4"):
+        out = remux(src, tmp_path / name)
+        assert np.array_equal(read_video(out).frames, read_video(src).frames)
+    with pytest.raises(BadInputError):
+        remux(src, tmp_path / "d.avi")

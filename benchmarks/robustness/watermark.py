@@ -37,7 +37,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
@@ -48,6 +47,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 from evalkit.provenance.watermark import (  # noqa: E402
     DEFAULT_P_THRESHOLD, detect, embed, get_config, make_key,
 )
+from evalkit import video
 from evalkit.video import psnr, read_video, write_video  # noqa: E402
 from evalkit.world import WorldConfig, make_clip  # noqa: E402
 
@@ -98,15 +98,7 @@ def remux(frames, fps, workdir):
     src = Path(workdir) / "src.mp4"
     dst = Path(workdir) / "remux.mkv"
     write_video(src, frames, fps=fps)  # evalkit's default: H.264 CRF 18
-    with av.open(str(src)) as i, av.open(str(dst), "w", format="matroska") as o:
-        s_in = i.streams.video[0]
-        s_out = o.add_stream_from_template(s_in)
-        for pkt in i.demux(s_in):
-            if pkt.dts is None:
-                continue
-            pkt.stream = s_out
-            o.mux(pkt)
-    out = read_video(dst).frames
+    out = read_video(video.remux(src, dst)).frames
     src.unlink()
     dst.unlink()
     return out
