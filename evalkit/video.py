@@ -346,8 +346,10 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
         # x264's bitstream depends on its thread count, which defaults to the machine's CPU
         # count: fix it so that machines with different core counts write the same bytes. One
         # thread for small clips (thread start-up dominates), four for larger frames.
-        # Known gap: under heavy concurrent load x264 was seen writing different bytes for the
-        # same frames (CRF 30, 32x32) even with one thread; the cause is not found yet.
+        # mbtree off: with it, this x264 build wrote different bitstreams for identical frames
+        # (6 variants in 60 encodes of one 32x32 clip, also seen at 48 and 96 px; none with it
+        # off), so same-seed runs decoded to different pixels. It costs a few % of bitrate.
+        opts["x264-params"] = "mbtree=0"
         opts["threads"] = "1" if frames.shape[1] * frames.shape[2] < 320 * 240 else "4"
     # faststart puts the index first (playable while downloading); use_metadata_tags keeps
     # arbitrary keys (the plain MP4 muxer silently drops all but a few standard ones).
