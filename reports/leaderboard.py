@@ -1,0 +1,318 @@
+"""The leaderboard of a suite, drawn from its bench runs in MLflow (see benchmarks/schema.py).
+
+Which runs: per model, the newest run tagged complete in `experiment_name(suite)`, among the runs
+of the newest complete run's suite hash (a leaderboard mixes no suite versions; runs of other
+hashes are ignored and the frame's notes say so).
+
+Ranking: by `PRIMARY_METRICS`' first metric that some model row has, FVD by default: it is the
+suite's headline distribution-quality number and every suite scores it. Direction comes from
+`schema.LOWER_IS_BETTER`. Only rows with role "model" are ranked; the ceiling (`world`, the
+renderer itself) and the controls stay in the table, unranked, for scale.
+
+The mark: a ranked row gets `tie_with_above` when the data do not support its difference from the
+row ranked just above it. For a metric with per-clip values (clip_alignment, flicker, warp_error,
+physics_score) that is a paired bootstrap (`paired_bootstrap_diff`, clips matched by prompt and
+seed) whose 95% interval of the difference contains 0 (p >= 0.05). FVD and KVD are set-level:
+there is no per-clip value to pair, so the rule is overlap of the two 95% CIs, which is
+conservative (it marks more often than a test of the difference would).
+
+Columns: model, role, rank (nullable int), tie_with_above, tie_test, run_id, suite_hash, and for
+every metric `m`: m, m_ci_low, m_ci_high, m_n (as logged). `df.attrs` holds suite, experiment,
+suite_hash, primary, lower_is_better, metrics (names in order) and notes (sentences for the reader).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from benchmarks import schema
+from reports import _store
+
+PRIMARY_METRICS = ("fvd", "physics_score", "clip_alignment")
+PER_CLIP_METRICS = ("clip_alignment", "flicker", "warp_error", "physics_score")
+ALPHA = 0.05
+# What the table, markdown and HTML show; csv and json carry every metric.
+HEADLINE = ("fvd", "clip_alignment", "flicker", "physics_score", "physics_score_id", "physics_score_ood",
+            "physics_ood_gap", "provenance_valid_rate", "watermark_survival_crf30", "detector_catch_rate")
+COST = schema.COST_METRICS
+# The terminal table stays narrower: the quality headline, the physics gap and cost.
+TABLE = ("fvd", "clip_alignment", "flicker", "physics_score", "physics_ood_gap")
+MARK = "~"
+ROLE_ORDER = {"model": 0, "ceiling": 1, "control": 2}
+
+
+def _role(tags: dict, model: str) -> str:
+    role = tags.get(schema.TAG_ROLE)
+    if role in schema.ROLES:
+        return role
+    # Runs from before the role tag: infer it as the runner would.
+    return "ceiling" if model == "world" else "control" if model.startswith("control:") else "model"
+
+
+def _select_runs(suite: str) -> tuple[Any, list[str]]:
+    """The chosen runs (a runs_frame slice, newest first) and notes about what was left out."""
+    from evalkit.errors import MissingResourceError
+    from evalkit.tracking import runs_frame, tracking_uri
+
+    runs = runs_frame(schema.experiment_name(suite))
+    hint = f"run `evalkit bench run --suite {suite} --model SPEC` first"
+    if runs.empty:
+        known = _store.known_suites()
+        if suite not in known:
+            listed = ", ".join(known) if known else "none"
+            raise MissingResourceError(f"unknown suite {suite!r}: no experiment "
+                                       f"{schema.experiment_name(suite)!r} in {tracking_uri()} "
+                                       f"(known suites: {listed}); {hint}")
+        raise MissingResourceError(f"suite {suite!r} has no bench runs in {tracking_uri()}; {hint}")
+
+    def tag(name):
+        col = f"tags.{name}"
+        return runs[col] if col in runs else np.full(len(runs), None, dtype=object)
+
+    runs = runs.assign(_kind=tag(schema.TAG_KIND), _complete=tag(schema.TAG_COMPLETE),
+                       _model=tag(schema.TAG_MODEL), _hash=tag(schema.TAG_SUITE_HASH))
+    runs = runs[(runs["_kind"].fillna(schema.KIND_BENCH) == schema.KIND_BENCH) & runs["_model"].notna()]
+    done = runs[runs["_complete"] == "true"].sort_values("start_time", ascending=False)
+    notes = []
+    if done.empty:
+        raise MissingResourceError(f"suite {suite!r} has no complete bench runs in {tracking_uri()} "
+                                   f"({len(runs)} incomplete); {hint}")
+    suite_hash = done["_hash"].iloc[0]
+    other = done[done["_hash"] != suite_hash]
+    if len(other):
+        lost = sorted(set(other["_model"]) - set(done.loc[done["_hash"] == suite_hash, "_model"]))
+        notes.append(f"ignored {len(other)} complete run(s) of other suite hashes (older suite versions)"
+                     + (f"; not on this board: {', '.join(lost)}" if lost else ""))
+    done = done[done["_hash"] == suite_hash]
+    n_incomplete = int((runs["_complete"] != "true").sum())
+    if n_incomplete:
+        notes.append(f"{n_incomplete} incomplete run(s) ignored")
+    return done.drop_duplicates("_model", keep="first"), notes
+
+
+def _frame(chosen) -> Any:
+    import pandas as pd
+
+    rows, names = [], []
+    for _, r in chosen.iterrows():
+        metrics = {c[len("metrics."):]: v for c, v in r.items() if c.startswith("metrics.") and pd.notna(v)}
+        for m in _store.metric_names(metrics):
+            if m not in names:
+                names.append(m)
+        tags = {c[len("tags."):]: v for c, v in r.items() if c.startswith("tags.") and isinstance(v, str)}
+        rows.append({"model": r["_model"], "role": _role(tags, r["_model"]), "run_id": r["run_id"],
+                     "suite_hash": r["_hash"], **metrics})
+    df = pd.DataFrame(rows)
+    ordered = [*schema.SCORE_METRICS, *schema.PHYSICS_PART_METRICS, *schema.SAFETY_METRICS, *COST]
+    names = [m for m in ordered if m in names] + sorted(m for m in names if m not in ordered)
+    for m in names:
+        for c in (m, *(m + s for s in _store.CI_SUFFIXES)):
+            if c not in df:
+                df[c] = math.nan
+    return df[["model", "role", "run_id", "suite_hash", *[c for m in names for c in
+                                                           (m, *(m + s for s in _store.CI_SUFFIXES))]]], names
+
+
+def pick_primary(df, names: list[str], primary: str | None = None) -> str | None:
+    from evalkit.errors import BadInputError
+
+    if primary is not None:
+        if primary not in names:
+            raise BadInputError(f"--rank-by {primary!r}: not a metric of this suite's runs "
+                                f"(have: {', '.join(names)})")
+        return primary
+    models = df[df["role"] == "model"]
+    for m in PRIMARY_METRICS:
+        if m in names and models[m].notna().any():
+            return m
+    return next((m for m in names if models[m].notna().any()), None)
+
+
+def _paired(run_a: str, run_b: str, metric: str, cache: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per-clip values of `metric` for the clips both runs share, matched by (prompt, seed);
+    repeated keys within a run are averaged so each key is one pair."""
+    def table(run_id):
+        if run_id not in cache:
+            cache[run_id] = _store.per_clip(run_id)
+        acc: dict[tuple, list[float]] = {}
+        for row in cache[run_id]:
+            v = row.get(metric)
+            if isinstance(v, (int, float)) and math.isfinite(float(v)):
+                acc.setdefault((row.get("prompt"), row.get("seed")), []).append(float(v))
+        return {k: float(np.mean(v)) for k, v in acc.items()}
+
+    ta, tb = table(run_a), table(run_b)
+    keys = sorted(set(ta) & set(tb), key=repr)
+    return np.array([ta[k] for k in keys]), np.array([tb[k] for k in keys])
+
+
+def _ci_overlap(a, b, metric: str) -> tuple[bool, str]:
+    lo_a, hi_a, lo_b, hi_b = (a[metric + "_ci_low"], a[metric + "_ci_high"], b[metric + "_ci_low"],
+                              b[metric + "_ci_high"])
+    if any(map(math.isnan, (lo_a, hi_a, lo_b, hi_b))):
+        return True, "no CI to compare: difference not established"
+    overlap = lo_a <= hi_b and lo_b <= hi_a
+    return overlap, f"95% CIs {'overlap' if overlap else 'do not overlap'} (set-level metric: no paired test)"
+
+
+def _tie(above, row, metric: str, cache: dict) -> tuple[bool, str]:
+    """Whether the difference between two neighbours is NOT supported, and how that was decided."""
+    from evalkit.metrics.stats import paired_bootstrap_diff
+
+    if metric in PER_CLIP_METRICS:
+        a, b = _paired(above["run_id"], row["run_id"], metric, cache)
+        if a.size >= 2:
+            est, p = paired_bootstrap_diff(a, b, seed=0)
+            return bool(not p < ALPHA), (f"paired bootstrap over {a.size} matched clips: "
+                                         f"diff {est.value:.4g} [{est.ci_low:.4g}, {est.ci_high:.4g}], "
+                                         f"p={p:.3g}")
+        tie, why = _ci_overlap(above, row, metric)
+        return tie, f"fewer than 2 clips matched by (prompt, seed); {why}"
+    return _ci_overlap(above, row, metric)
+
+
+def leaderboard(suite_name: str, primary: str | None = None):
+    """One row per model of `suite_name` (see the module docstring), ranked rows first, then the
+    ceiling and control rows."""
+    chosen, notes = _select_runs(suite_name)
+    df, names = _frame(chosen)
+    metric = pick_primary(df, names, primary)
+    lower = metric in schema.LOWER_IS_BETTER
+    df["rank"] = np.nan
+    df["tie_with_above"] = False
+    df["tie_test"] = ""
+    if metric is None:
+        notes.append("no metric to rank by: rows are unranked")
+        df["_key"] = 0.0
+    else:
+        # Sort key: better first, rows without the metric last; ties broken by model name.
+        df["_key"] = (df[metric] if lower else -df[metric]).fillna(math.inf)
+    df["_role"] = df["role"].map(ROLE_ORDER).fillna(3)
+    df = df.sort_values(["_role", "_key", "model"], kind="stable").reset_index(drop=True)
+    ranked = df.index[(df["role"] == "model") & df[metric].notna()] if metric else []
+    cache: dict = {}
+    for i, idx in enumerate(ranked):
+        df.loc[idx, "rank"] = i + 1
+        if i:
+            tie, why = _tie(df.loc[ranked[i - 1]], df.loc[idx], metric, cache)
+            df.loc[idx, ["tie_with_above", "tie_test"]] = [tie, why]
+    if metric in schema.SCORE_METRICS and metric not in PER_CLIP_METRICS:
+        notes.append(f"{metric} is set-level: neighbours are compared by CI overlap, not a paired bootstrap")
+    df["rank"] = df["rank"].astype("Int64")
+    df = df.drop(columns=["_key", "_role"])
+    front = ["rank", "tie_with_above", "model", "role"]
+    df = df[front + [c for c in df.columns if c not in front]]
+    df.attrs.update(suite=suite_name, experiment=schema.experiment_name(suite_name),
+                    suite_hash=chosen["_hash"].iloc[0], primary=metric, lower_is_better=lower,
+                    metrics=names, notes=notes)
+    return df
+
+
+# ------------------------------------------------------------------------------------- formats
+def _num(x: float, digits: int = 4) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
+
+
+def cell(row, m: str) -> str:
+    """'value [lo, hi]' (or the value alone where the interval is not defined)."""
+    v, lo, hi = row.get(m, math.nan), row.get(m + "_ci_low", math.nan), row.get(m + "_ci_high", math.nan)
+    if isinstance(v, float) and math.isnan(v):
+        return "—"
+    if math.isnan(lo) or math.isnan(hi):
+        return _num(v)
+    return f"{_num(v, 3)} [{_num(lo, 3)}, {_num(hi, 3)}]"
+
+
+def shown_metrics(df, narrow: bool = False) -> list[str]:
+    """Headline (or, narrow, the table's) and cost metrics that at least one row has."""
+    names = df.attrs.get("metrics", [])
+    return [m for m in (*(TABLE if narrow else HEADLINE), *COST) if m in names and df[m].notna().any()]
+
+
+def display_rows(df, narrow: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and string cells shared by the table, markdown and HTML formats."""
+    import pandas as pd
+
+    metrics = shown_metrics(df, narrow)
+    primary = df.attrs.get("primary")
+    header = ["rank", "", "model", "role", *metrics, "n"]
+    out = []
+    for _, r in df.iterrows():
+        n = r.get(primary + "_n", math.nan) if primary else math.nan
+        out.append(["" if pd.isna(r["rank"]) else str(int(r["rank"])),
+                    MARK if r["tie_with_above"] else "", r["model"], r["role"],
+                    *[cell(r, m) if m not in COST else _num(r[m]) for m in metrics],
+                    "—" if math.isnan(n) else str(int(n))])
+    return header, out
+
+
+def caption(df) -> str:
+    primary = df.attrs.get("primary")
+    how = (f"ranked by {primary} ({'lower' if df.attrs.get('lower_is_better') else 'higher'} is better)"
+           if primary else "unranked")
+    return (f"Suite {df.attrs.get('suite')} (hash {str(df.attrs.get('suite_hash'))[:12]}), {how}; "
+            f"values are 'value [95% CI]'.")
+
+
+def footnotes(df) -> list[str]:
+    notes = [f"{MARK} the data do not support the difference from the model ranked just above "
+             "(see tie_test in --format csv/json)."]
+    return notes + list(df.attrs.get("notes", []))
+
+
+def _json_rows(df) -> list[dict]:
+    import pandas as pd
+
+    def num(x):
+        return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
+
+    rows = []
+    for _, r in df.iterrows():
+        row = {"rank": None if r["rank"] is pd.NA or pd.isna(r["rank"]) else int(r["rank"]), "model": r["model"],
+               "role": r["role"], "tie_with_above": bool(r["tie_with_above"]), "tie_test": r["tie_test"],
+               "run_id": r["run_id"], "suite_hash": r["suite_hash"]}
+        for m in df.attrs.get("metrics", []):
+            n = num(r[m + "_n"])
+            row[m] = {"value": num(r[m]), "ci_low": num(r[m + "_ci_low"]), "ci_high": num(r[m + "_ci_high"]),
+                      "n": None if n is None else int(n)}
+        rows.append(row)
+    return rows
+
+
+def _plain(header, rows) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _md(header, rows) -> str:
+    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+    return "\n".join(["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header),
+                      *("| " + " | ".join(map(esc, r)) + " |" for r in rows)])
+
+
+FORMATS = ("table", "md", "csv", "json", "html")
+
+
+def format_leaderboard(df, fmt: str = "table") -> str:
+    """The leaderboard as text: table (plain, aligned), md, csv (every column), json (DESIGN's
+    shape: a list of rows, each metric {value, ci_low, ci_high, n}) or html (the suite report)."""
+    import json
+
+    if fmt == "json":
+        return json.dumps(_json_rows(df), indent=1)
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "html":
+        from reports.html import suite_report
+
+        return suite_report(df)
+    if fmt not in ("table", "md"):
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    header, rows = display_rows(df, narrow=fmt == "table")
+    if fmt == "md":
+        return "\n".join([caption(df), "", _md(header, rows), "", *(f"- {n}" for n in footnotes(df))])
+    return "\n".join([caption(df), _plain(header, rows), *footnotes(df)])

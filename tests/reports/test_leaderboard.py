@@ -1,0 +1,98 @@
+"""The leaderboard from bench runs with known values (tests/reports/conftest.py): which runs are
+chosen, ranks, the paired-bootstrap mark, formats and the CLI's errors."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import SUITE
+from evalkit.cli import main
+from evalkit.errors import EXIT_BAD_INPUT, EXIT_MISSING, MissingResourceError
+from reports.leaderboard import format_leaderboard, leaderboard
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def board(bench_store):
+    return leaderboard(SUITE)
+
+
+def test_newest_complete_run_per_model_at_the_newest_suite_hash(board, bench_store):
+    assert list(board["model"]) == ["uvit:good", "uvit:twin", "uvit:bad", "world", "control:frozen"]
+    assert board.set_index("model").loc["uvit:good", "run_id"] == bench_store["uvit:good"]  # not the incomplete one
+    assert set(board["suite_hash"]) == {"h2"}
+    notes = " ".join(board.attrs["notes"])
+    assert "other suite hashes" in notes and "uvit:oldie" in notes and "1 incomplete" in notes
+
+
+def test_ranked_by_fvd_lower_is_better_ceiling_and_control_unranked(board):
+    assert board.attrs["primary"] == "fvd" and board.attrs["lower_is_better"]
+    by = board.set_index("model")
+    assert [by.loc[m, "rank"] for m in ("uvit:good", "uvit:twin", "uvit:bad")] == [1, 2, 3]
+    assert pd.isna(by.loc["world", "rank"]) and by.loc["world", "role"] == "ceiling"
+    assert pd.isna(by.loc["control:frozen", "rank"]) and by.loc["control:frozen", "role"] == "control"
+    # Each metric with its CI and N.
+    assert by.loc["uvit:bad", ["fvd", "fvd_ci_low", "fvd_ci_high", "fvd_n"]].tolist() == [300, 280, 320, 40]
+    # FVD has no per-clip values: overlapping CIs (100 [90,110] vs 104 [94,114]) mark, disjoint do not.
+    assert by.loc["uvit:twin", "tie_with_above"] and "CI" in by.loc["uvit:twin", "tie_test"]
+    assert not by.loc["uvit:bad", "tie_with_above"]
+    assert any("set-level" in n for n in board.attrs["notes"])
+
+
+def test_paired_bootstrap_marks_near_identical_models_only(bench_store):
+    df = leaderboard(SUITE, primary="physics_score").set_index("model")
+    assert df.loc["uvit:good", "rank"] in (1, 2) and df.loc["uvit:bad", "rank"] == 3
+    twin_below = "uvit:twin" if df.loc["uvit:twin", "rank"] == 2 else "uvit:good"
+    assert df.loc[twin_below, "tie_with_above"]  # good vs twin: paired bootstrap finds no support
+    assert "paired bootstrap over 40 matched clips" in df.loc[twin_below, "tie_test"]
+    assert not df.loc["uvit:bad", "tie_with_above"]  # far apart: supported, no mark
+    assert "p=" in df.loc["uvit:bad", "tie_test"]
+
+
+def test_json_is_designs_shape(board):
+    rows = json.loads(format_leaderboard(board, "json"))
+    assert [r["model"] for r in rows][:3] == ["uvit:good", "uvit:twin", "uvit:bad"]
+    for r in rows:
+        for m in ("fvd", "physics_score", "physics_ood_gap", "detector_catch_rate", "cost.clips_per_s"):
+            assert set(r[m]) == {"value", "ci_low", "ci_high", "n"}
+    assert rows[2]["fvd"] == {"value": 300.0, "ci_low": 280.0, "ci_high": 320.0, "n": 40}
+    assert rows[0]["cost.clips_per_s"]["ci_low"] is None  # NaN becomes null: strict JSON
+    assert rows[0]["rank"] == 1 and rows[3]["rank"] is None and rows[1]["tie_with_above"] is True
+
+
+def test_table_md_csv(board):
+    table = format_leaderboard(board, "table")
+    assert "ranked by fvd (lower is better)" in table and "100 [90, 110]" in table
+    assert "physics_ood_gap" in table and "cost.clips_per_s" in table
+    assert "cost.energy_j_per_clip" not in table  # no row has NVML energy: no empty column
+    md = format_leaderboard(board, "md")
+    assert "| 2 | ~ | uvit:twin | model |" in md
+    back = pd.read_csv(io.StringIO(format_leaderboard(board, "csv")))
+    assert len(back) == 5 and {"fvd_ci_low", "physics_law.gravity.ood_n", "tie_test"} <= set(back.columns)
+
+
+def test_cli_leaderboard_formats_and_errors(bench_store, capsys, monkeypatch, tmp_path):
+    code, out, err = run(capsys, "leaderboard", "--suite", SUITE, "--format", "json")
+    assert code == 0 and json.loads(out)[0]["model"] == "uvit:good"
+    assert "other suite hashes" in err  # the notes go to stderr, the data to stdout
+    code, out, _ = run(capsys, "leaderboard", "--suite", SUITE, "--rank-by", "physics_score")
+    assert code == 0 and "ranked by physics_score (higher is better)" in out
+    code, _, err = run(capsys, "leaderboard", "--suite", SUITE, "--rank-by", "nope")
+    assert code == EXIT_BAD_INPUT and "nope" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "leaderboard", "--suite", "no-such-suite")
+    assert code == EXIT_MISSING and err.count("\n") == 1
+    assert "unknown suite 'no-such-suite'" in err and SUITE in err and "evalkit bench run" in err
+
+
+def test_no_runs_says_run_bench_first(mlflow_store):
+    with pytest.raises(MissingResourceError, match="evalkit bench run"):
+        leaderboard("empty-suite")
