@@ -132,9 +132,11 @@ def _quiet_store_setup() -> None:
 
 @contextmanager
 def start_run(experiment: str, run_name: str | None = None, *, params: dict | None = None,
-              tags: dict | None = None, seed: int | None = None) -> Iterator[Any]:
+              tags: dict | None = None, seed: int | None = None, run_id: str | None = None) -> Iterator[Any]:
     """Open an MLflow run in `experiment` (created if missing), tagged with `run_tags(seed)` and
     `tags`, with `params` flattened. Yields the ActiveRun. Nested under an already active run.
+    With `run_id`, resume that existing run instead of creating one (a benchmark run started
+    again after a crash; its params must be logged with the same values as before).
 
     The run ends FINISHED, or FAILED if the block raises (KILLED on Ctrl-C); the exception goes on.
     """
@@ -144,8 +146,8 @@ def start_run(experiment: str, run_name: str | None = None, *, params: dict | No
     _quiet_store_setup()
     exp_id = _experiment_id(MlflowClient(), experiment)
     all_tags = {**run_tags(seed), **{str(k): str(v) for k, v in (tags or {}).items()}}
-    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=all_tags,
-                           nested=mlflow.active_run() is not None)
+    run = mlflow.start_run(run_id=run_id, experiment_id=exp_id, run_name=None if run_id else run_name,
+                           tags=all_tags, nested=mlflow.active_run() is not None)
     try:
         if params:
             mlflow.log_params(flatten_params(params))

@@ -1,0 +1,256 @@
+"""The signed result bundle of a bench run, and `evalkit bench verify`.
+
+`bundle.json` says what was measured and how: the suite (name, hash and its full canonical
+content, so the run can be re-derived from the bundle alone), the model spec, weights hash and
+generation settings, every clip's id, prompt, part, seed and SHA-256, the reference set's
+digest, every metric with its CI and N, the evalkit version and git commit, and the environment.
+
+`bundle.sig` signs the bundle's canonical JSON bytes (sorted keys, no whitespace: see
+`benchmarks.suite.canonical_json`) with the project's ES256 key, and carries the certificate
+chain (leaf first). Verification checks the signature against the leaf, the chain's links, and,
+given trust anchors, that the chain ends at one of them; then each clip's SHA-256, and on request
+recomputes the quality metrics from the clips and compares them exactly (they are deterministic).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+import platform
+from pathlib import Path
+
+from benchmarks.suite import canonical_json
+from evalkit.errors import (
+    EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_MISSING, EXIT_OK, BadInputError, MissingResourceError,
+)
+
+FORMAT = "evalkit-bench-bundle-v1"
+SIG_FORMAT = "evalkit-bench-signature-v1"
+BUNDLE_FILE, SIG_FILE = "bundle.json", "bundle.sig"
+
+
+def _environment() -> dict:
+    from evalkit.home import machine_info
+
+    m = machine_info()
+    env = {"python": m["python"], "torch": m["torch"], "platform": m["platform"], "cpu_count": m["cpu_count"],
+           "gpu": m["gpu"]}
+    for mod in ("numpy", "av", "mlflow", "c2pa"):
+        try:
+            env[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001  absent or without a version: recorded as such
+            env[mod] = None
+    return env
+
+
+def build_bundle(suite, model: str, role: str, run_key: str, protocol: dict, max_prompts, records: list[dict],
+                 reference: Path, metrics: dict, backbones: dict, run_id: str) -> dict:
+    from benchmarks.runner import _clean, folder_digest
+    from evalkit import __version__
+    from evalkit.home import git_commit, git_dirty
+
+    clips = [{k: r.get(k) for k in ("id", "file", "prompt", "prompt_id", "part", "sample", "seed", "sha256")}
+             for r in records]
+    return _clean({
+        "format": FORMAT,
+        "suite": {"name": suite.name, "version": suite.version, "hash": suite.hash, "canonical": suite.canonical},
+        "max_prompts": max_prompts, "model": model, "role": role, "run_key": run_key,
+        "weights_sha256": protocol.get("weights_sha256"), "generation": protocol, "backbones": backbones,
+        "seeds": {"base": suite.seed, "rule": "generators.base.sample_seed(base, prompt index, sample)"},
+        "clips": clips, "reference": {"spec": suite.reference, "digest": folder_digest(reference)},
+        "metrics": metrics,
+        "evalkit": {"version": __version__, "git_commit": git_commit(), "git_dirty": git_dirty()},
+        "environment": _environment(), "mlflow_run_id": run_id,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    })
+
+
+def _load_key(path: Path):
+    from cryptography.hazmat.primitives import serialization
+
+    from evalkit.provenance.credentials import CredentialsError, check_key_permissions
+
+    check_key_permissions(path)
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError, OSError) as e:
+        raise CredentialsError(f"{path}: cannot load the signing key ({type(e).__name__}); "
+                               "give an unencrypted PEM key or run `evalkit keys init`") from None
+
+
+def sign_bytes(data: bytes, paths) -> dict:
+    """The signature document for `data`, made with the signer key of `paths` (a KeyPaths)."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = _load_key(paths.signer_key)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise BadInputError(f"{paths.signer_key}: not an EC key; bundles are signed ES256 (P-256)")
+    sig = key.sign(data, ec.ECDSA(hashes.SHA256()))
+    del key
+    return {"format": SIG_FORMAT, "alg": "ES256", "bundle_sha256": hashlib.sha256(data).hexdigest(),
+            "signature": base64.b64encode(sig).decode("ascii"),
+            "certificate_chain": paths.signer_cert.read_text(encoding="ascii")}
+
+
+def write_signed_bundle(bundle: dict, folder: Path, paths) -> tuple[Path, Path]:
+    """bundle.json (indented, for people) and bundle.sig in `folder`, each written atomically."""
+    from benchmarks.runner import write_atomic
+
+    sig = sign_bytes(canonical_json(bundle), paths)
+    b = write_atomic(folder / BUNDLE_FILE, (json.dumps(bundle, indent=1, sort_keys=True) + "\n").encode())
+    s = write_atomic(folder / SIG_FILE, (json.dumps(sig, indent=1) + "\n").encode())
+    return b, s
+
+
+# ---------------------------------------------------------------------------------------------
+# verification
+
+
+def _check_signature(data: bytes, sig: dict, trust_pem: str | None) -> tuple[list[str], dict]:
+    """(problems, signer info) for the signature document `sig` over `data`."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    problems: list[str] = []
+    try:
+        chain = x509.load_pem_x509_certificates(sig["certificate_chain"].encode("ascii"))
+        signature = base64.b64decode(sig["signature"], validate=True)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return ["the signature file has no readable certificate chain or signature"], {}
+    leaf = chain[0]
+    info = {"signer": leaf.subject.rfc4514_string(), "issuer": leaf.issuer.rfc4514_string(), "trusted": None}
+    try:
+        leaf.public_key().verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, TypeError, AttributeError):
+        problems.append("signature does not match the bundle's content (bundle or signature altered)")
+    now = _dt.datetime.now(_dt.timezone.utc)
+    for cert in chain:
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            problems.append(f"certificate {cert.subject.rfc4514_string()} is outside its validity period")
+    for child, parent in zip(chain, chain[1:]):
+        try:
+            child.verify_directly_issued_by(parent)
+        except (ValueError, TypeError, InvalidSignature):
+            problems.append(f"certificate chain broken: {child.subject.rfc4514_string()} is not issued by "
+                            f"{parent.subject.rfc4514_string()}")
+    if trust_pem:
+        anchors = x509.load_pem_x509_certificates(trust_pem.encode("ascii"))
+        top = chain[-1]
+
+        def issued(a) -> bool:
+            try:
+                top.verify_directly_issued_by(a)
+                return True
+            except (ValueError, TypeError, InvalidSignature):
+                return False
+
+        info["trusted"] = any(top == a or issued(a) for a in anchors)
+        if not info["trusted"]:
+            problems.append("the signing certificate does not chain to the given trust anchors (--trust)")
+    return problems, info
+
+
+def _read(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise MissingResourceError(f"{path}: no such {what}; give the bundle.json of a bench run (its "
+                                   f"{SIG_FILE} beside it)")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadInputError(f"{path}: not a JSON {what}") from None
+    if not isinstance(obj, dict):
+        raise BadInputError(f"{path}: not a JSON {what}")
+    return obj
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return float(a) == float(b)
+
+
+def verify_bundle(bundle_path, *, clips=None, trust=None, recompute: bool = False, progress: bool = False) -> dict:
+    """Check a result bundle. Returns {"ok", "exit_code", "problems": [...], "signature": {...},
+    "clips": {...}|None, "recompute": {...}|None}; raises for a missing or unreadable bundle."""
+    from benchmarks.runner import sha256_file
+
+    bundle_path = Path(bundle_path)
+    if bundle_path.is_dir():
+        bundle_path = bundle_path / BUNDLE_FILE
+    bundle = _read(bundle_path, "result bundle")
+    sig = _read(bundle_path.with_name(SIG_FILE), "bundle signature")
+    if bundle.get("format") != FORMAT:
+        raise BadInputError(f"{bundle_path}: not an evalkit bench bundle (format {bundle.get('format')!r})")
+    trust_pem = None
+    if trust is not None:
+        from evalkit.provenance.verify import load_trust
+
+        trust_pem = load_trust([trust])
+    problems, signer = _check_signature(canonical_json(bundle), sig, trust_pem)
+    report = {"bundle": str(bundle_path), "suite": bundle["suite"]["name"], "model": bundle["model"],
+              "signature": {**signer, "valid": not problems}, "clips": None, "recompute": None}
+
+    from benchmarks.suite import suite_hash
+
+    if suite_hash(bundle["suite"]["canonical"]) != bundle["suite"]["hash"]:
+        problems.append("the embedded suite does not match the bundle's suite hash")
+    if clips is not None:
+        folder = Path(clips)
+        if not folder.is_dir():
+            raise MissingResourceError(f"{folder}: no such folder of clips (--clips); give the run's folder")
+        bad, missing = [], []
+        for c in bundle["clips"]:
+            p = folder / c["file"]
+            if not p.is_file():
+                missing.append(c["id"])
+            elif sha256_file(p) != c["sha256"]:
+                bad.append(c["id"])
+        report["clips"] = {"checked": len(bundle["clips"]), "mismatched": bad, "missing": missing}
+        if bad:
+            problems.append(f"{len(bad)} clip(s) differ from their SHA-256 in the bundle: {', '.join(bad[:5])}")
+        if missing:
+            problems.append(f"{len(missing)} clip(s) missing from {folder}: {', '.join(missing[:5])}")
+        if recompute and not bad and not missing:
+            report["recompute"] = _recompute(bundle, folder, problems, progress)
+    elif recompute:
+        raise BadInputError("--recompute needs --clips DIR (the run's folder of clips)")
+    code = EXIT_OK if not problems else EXIT_CHECK_FAILED
+    return {**report, "ok": not problems, "problems": problems, "exit_code": code}
+
+
+def _recompute(bundle: dict, folder: Path, problems: list, progress: bool) -> dict:
+    """Score the clips again and compare every quality metric of the bundle exactly."""
+    from benchmarks.runner import folder_digest, reference_folder, score_run
+    from benchmarks.suite import suite_from_canonical
+    from evalkit.clipset import read_index
+
+    suite = suite_from_canonical(bundle["suite"]["canonical"])
+    recs = read_index(folder)
+    want = [(c["id"], c["prompt"], c["seed"]) for c in bundle["clips"]]
+    if [(r["id"], r["prompt"], r.get("seed")) for r in recs] != want:
+        problems.append(f"{folder}/index.jsonl does not list the bundle's clips in its order")
+        return {"checked": 0, "mismatched": []}
+    reference = reference_folder(suite, suite.select(bundle.get("max_prompts")), progress)
+    if folder_digest(reference) != bundle["reference"]["digest"]:
+        problems.append("the re-rendered reference set differs from the run's (another video encoder build?); "
+                        "FVD/KVD cannot be compared exactly")
+    scored = score_run(suite, folder, reference, {c["id"]: c["part"] for c in bundle["clips"]}, progress=progress,
+                       use_cache=False)  # a recomputation, not a cache read
+    mismatched = []
+    for name, m in scored["metrics"].items():
+        b = bundle["metrics"].get(name)
+        if b is None or not all(_same(m[k], b[k]) for k in ("value", "ci_low", "ci_high", "n")):
+            mismatched.append({"metric": name, "bundle": b, "recomputed": m})
+    if mismatched:
+        problems.append(f"{len(mismatched)} metric(s) differ when recomputed: "
+                        f"{', '.join(x['metric'] for x in mismatched[:5])}")
+    return {"checked": len(scored["metrics"]), "mismatched": mismatched}
+
+
+EXIT_CODES = {"ok": EXIT_OK, "check_failed": EXIT_CHECK_FAILED, "bad_input": EXIT_BAD_INPUT, "missing": EXIT_MISSING}

@@ -1,0 +1,626 @@
+"""`evalkit bench run`: one suite over one model, as one MLflow run shaped by `benchmarks.schema`.
+
+    res = run_suite("world-v1", "uvit:small-stage1", out_dir="evalkit-bench")
+    res.run_id, res.status, res.metrics, res.folder, res.bundle
+
+Steps: generate every (prompt, sample) clip of the suite (or read them, for `folder:`), sign and
+watermark them when the model is the built-in U-ViT, score every metric of the suite, check
+provenance, watermark survival after re-encoding and the default detector per clip, then log
+params, metrics with CIs, the per-clip table, a sample grid and the signed result bundle.
+
+Resume without repeating work or duplicating runs:
+
+* the run key (schema.TAG_RUN_KEY) hashes the suite, the model and its generation settings; an
+  MLflow run with that key that is complete is returned as is, an incomplete one (killed,
+  crashed) is resumed into, so one key never has two runs;
+* every finished clip is kept under `$EVALKIT_HOME/bench/work/<run key>/` (the MP4, then its
+  record, each written atomically: a record exists only for a whole clip), and generation is
+  deterministic per seed, so a restarted run generates only the clips that are missing;
+* per-clip checks (provenance, watermark survival, detector) are cached under
+  `$EVALKIT_HOME/bench/cache/` by the clip's SHA-256 and the check's protocol, and the set-level
+  scores by the SHA-256 of every clip and reference clip and the metric protocol. Scoring is
+  deterministic (fixed bootstrap seeds), so a recomputation gives the same numbers anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import schema
+from benchmarks.suite import Suite, SuitePrompt, canonical_json, load_suite
+from evalkit.errors import BadInputError
+
+SCORE_FAMILIES = ("fvd", "clip", "flicker", "physics")
+CODE_VERSION = "bench-runner-1"  # bump when a change here alters any number, to invalidate caches
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str  # "new", "resumed" or "complete" (an earlier run with this key, returned as is)
+    suite: str
+    model: str
+    run_key: str
+    folder: Path | None = None
+    bundle: Path | None = None
+    metrics: dict = field(default_factory=dict)  # name -> {"value", "ci_low", "ci_high", "n"}
+    warnings: list = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# small helpers
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sha(obj) -> str:
+    return hashlib.sha256(canonical_json(obj)).hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write to a hidden temporary name beside `path`, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # absent or damaged: recomputed
+
+
+def _clean(obj):
+    from evalkit.tracking import _jsonable
+
+    return _jsonable(obj)
+
+
+def _slug(spec: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", spec).strip("-.")[:60] or "model"
+
+
+def role_of(spec: str) -> str:
+    if spec == "world":
+        return "ceiling"
+    return "control" if spec.startswith("control:") else "model"
+
+
+def bench_home() -> Path:
+    from evalkit.home import evalkit_home
+
+    return evalkit_home() / "bench"
+
+
+def _entry(est) -> dict:
+    d = est.to_dict() if hasattr(est, "to_dict") else dict(est)
+    return {k: d.get(k) for k in ("value", "ci_low", "ci_high", "n")}
+
+
+def _cost_entry(value: float, n: int) -> dict:
+    return {"value": float(value), "ci_low": None, "ci_high": None, "n": int(n)}
+
+
+# ---------------------------------------------------------------------------------------------
+# generation
+
+
+def _generator(suite: Suite, spec: str, options: dict):
+    from evalkit.world import WorldConfig
+    from generators.base import get_generator
+
+    if spec == "world" or spec.startswith("control:"):
+        v = suite.video
+        return get_generator(spec, config=WorldConfig(frames=v["frames"], size=v["size"], fps=v["fps"]), **options)
+    return get_generator(spec, **options)
+
+
+def _model_fingerprint(spec: str) -> str | None:
+    """For `folder:` the generator's 'weights' are its files: the index (or listing) content hash."""
+    if not spec.startswith("folder:"):
+        return None
+    d = Path(spec.partition(":")[2])
+    idx = d / "index.jsonl"
+    if idx.is_file():
+        return sha256_file(idx)
+    return _sha(sorted((f.name, f.stat().st_size) for f in d.iterdir() if f.is_file())) if d.is_dir() else None
+
+
+def run_key(suite: Suite, spec: str, protocol: dict, max_prompts: int | None) -> str:
+    return _sha({"suite_hash": suite.hash, "model": spec, "weights_sha256": protocol.get("weights_sha256"),
+                 "generation": protocol, "max_prompts": max_prompts, "folder": _model_fingerprint(spec),
+                 "code": CODE_VERSION})
+
+
+class _ClipStore:
+    """Finished clips of one run key: clips/<id>.mp4 and records/<id>.json (written last)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        (root / "clips").mkdir(parents=True, exist_ok=True)
+        (root / "records").mkdir(parents=True, exist_ok=True)
+
+    def record(self, clip_id: str) -> dict | None:
+        rec = _read_json(self.root / "records" / f"{clip_id}.json")
+        path = self.root / "clips" / f"{clip_id}.mp4"
+        if rec is None or not path.is_file() or sha256_file(path) != rec.get("sha256"):
+            return None  # missing or damaged: generated again
+        return rec
+
+    def add(self, clip_id: str, tmp_mp4: Path, rec: dict) -> dict:
+        path = self.root / "clips" / f"{clip_id}.mp4"
+        os.replace(tmp_mp4, path)
+        rec = {**rec, "sha256": sha256_file(path)}
+        write_atomic(self.root / "records" / f"{clip_id}.json", json.dumps(_clean(rec)).encode())
+        return rec
+
+
+def _generate(suite: Suite, prompts: list[SuitePrompt], gen, store: _ClipStore, *, protect, progress: bool,
+              on_clip) -> list[dict]:
+    """Every clip of `prompts`, generating only those the store lacks; records in suite order."""
+    from tqdm.auto import tqdm
+
+    from evalkit.video import write_video
+    from generators.base import sample_seed
+
+    k_all = range(suite.samples_per_prompt)
+    proto = gen.protocol()
+    out: dict[str, dict] = {}
+    bar = tqdm(total=len(prompts) * suite.samples_per_prompt, desc=f"generate {gen.spec}", unit="clip",
+               disable=None if progress else True)
+    for p in prompts:
+        ids = {k: f"{p.id}-{k:02d}" for k in k_all}
+        have = {k: store.record(ids[k]) for k in k_all}
+        # folder: serves a prompt's videos in request order, so ask for all of them each time
+        todo = list(k_all) if gen.spec.startswith("folder:") else [k for k in k_all if have[k] is None]
+        if todo:
+            seeds = [sample_seed(suite.seed, p.index, k) for k in todo]
+            t0, c0 = time.perf_counter(), time.process_time()
+            clips = gen.generate([p.text] * len(todo), seeds)
+            wall, cpu = (time.perf_counter() - t0) / len(todo), (time.process_time() - c0) / len(todo)
+            for k, s, clip in zip(todo, seeds, clips):
+                if have[k] is not None:
+                    continue
+                rec = {"id": ids[k], "file": f"clips/{ids[k]}.mp4", "prompt": p.text, "prompt_id": p.id,
+                       "part": p.part, "sample": k, "seed": s, "fps": clip.fps, "frames": clip.num_frames,
+                       "size": list(clip.size), **proto, "gen_wall_s": wall, "gen_cpu_s": cpu}
+                if p.probe is not None:
+                    rec["probe"] = p.probe
+                tmp = store.root / "clips" / f".{ids[k]}.{os.getpid()}.mp4"
+                write_video(tmp, clip)
+                if protect is not None:
+                    rec.update(protect(tmp, rec) or {})
+                have[k] = store.add(ids[k], tmp, rec)
+                if on_clip is not None:
+                    on_clip(have[k])
+        for k in k_all:
+            out[ids[k]] = have[k]
+        bar.update(suite.samples_per_prompt)
+    bar.close()
+    return list(out.values())
+
+
+def _assemble(records: list[dict], store: _ClipStore, folder: Path) -> Path:
+    """The run's clip folder (clips/*.mp4 + index.jsonl, suite order), built beside and renamed."""
+    stage = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    (stage / "clips").mkdir(parents=True)
+    for rec in records:
+        src, dst = store.root / rec["file"], stage / rec["file"]
+        try:
+            os.link(src, dst)  # same bytes, no copy
+        except OSError:
+            shutil.copy2(src, dst)
+    index = "".join(json.dumps({k: v for k, v in rec.items() if not k.startswith("gen_")},
+                               separators=(",", ":")) + "\n" for rec in records)
+    (stage / "index.jsonl").write_text(index, encoding="utf-8")
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(stage, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# the reference set and scoring
+
+
+def reference_folder(suite: Suite, prompts: list[SuitePrompt], progress: bool = False) -> Path:
+    """World test-split clips plus the world's rendering of each prompt (cached by its spec)."""
+    from evalkit.clipset import ClipFolderWriter
+    from evalkit.world import WorldConfig, make_clip, make_clip_for_prompt
+    from generators.base import sample_seed
+
+    ref, v = suite.reference, suite.video
+    config = WorldConfig(frames=v["frames"], size=v["size"], fps=v["fps"])
+    spec = {"reference": ref, "video": v, "prompts": [[p.index, p.text] for p in prompts]}
+    folder = bench_home() / "refs" / _sha(spec)[:24]
+    if (folder / "index.jsonl").is_file():
+        return folder
+    with ClipFolderWriter(folder, replace=True) as w:
+        for i in range(ref["n"]):
+            clip = make_clip(ref["world_split"], i, ref["seed"], config)
+            w.add(clip, clip.meta["record"])
+        for p in prompts:
+            for k in range(ref["prompt_samples"]):
+                s = sample_seed(ref["prompt_seed"], p.index, k)
+                try:
+                    clip = make_clip_for_prompt(p.text, s, config, clip_id=f"ref-{p.id}-{k:02d}")
+                except ValueError:
+                    continue  # not a world prompt: the world has no footage of it
+                w.add(clip, clip.meta["record"])
+    return folder
+
+
+def folder_digest(folder: Path) -> str:
+    """SHA-256 over the index and every clip's SHA-256."""
+    from evalkit.clipset import read_index
+
+    return _sha([[r["id"], r.get("prompt"), sha256_file(folder / r["file"])] for r in read_index(folder)])
+
+
+def _two_sample_diff(a, b, n_boot: int = 2000, seed: int = 0) -> dict:
+    """mean(a) - mean(b) for independent samples, percentile bootstrap resampling each."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    value = float(a.mean() - b.mean())
+    if a.size < 2 or b.size < 2:
+        return {"value": value, "ci_low": None, "ci_high": None, "n": int(a.size + b.size)}
+    rng = np.random.default_rng(seed)
+    reps = (a[rng.integers(0, a.size, (n_boot, a.size))].mean(1)
+            - b[rng.integers(0, b.size, (n_boot, b.size))].mean(1))
+    lo, hi = np.quantile(reps, [0.025, 0.975])
+    return {"value": value, "ci_low": float(lo), "ci_high": float(hi), "n": int(a.size + b.size)}
+
+
+def physics_parts(rows: list[dict], part_of: dict) -> dict:
+    """physics_score_{id,ood}, physics_ood_gap and physics_law.<law>.<part> (schema)."""
+    from evalkit.metrics.stats import mean_ci, proportion_ci
+
+    out: dict = {}
+    by_part = {p: [r for r in rows if part_of.get(r["id"]) == p and r.get("physics_score") is not None]
+               for p in ("id", "ood")}
+    for part, rs in by_part.items():
+        if rs:
+            out[f"physics_score_{part}"] = _entry(mean_ci([r["physics_score"] for r in rs]))
+        laws: dict[str, list[bool]] = {}
+        for r in rs:
+            for law, ok in (r.get("physics_laws") or {}).items():
+                if ok is not None:
+                    laws.setdefault(law, []).append(bool(ok))
+        for law, oks in sorted(laws.items()):
+            out[f"physics_law.{law}.{part}"] = _entry(proportion_ci(sum(oks), len(oks)))
+    if by_part["id"] and by_part["ood"]:
+        out["physics_ood_gap"] = _two_sample_diff([r["physics_score"] for r in by_part["id"]],
+                                                  [r["physics_score"] for r in by_part["ood"]])
+    return out
+
+
+def score_run(suite: Suite, folder: Path, reference: Path, part_of: dict, *, progress: bool = False,
+              backbone_paths: dict | None = None, use_cache: bool = True) -> dict:
+    """`score_folders` over the suite's quality metrics plus the physics split by part:
+    {"metrics": {name: {value, ci_low, ci_high, n}}, "scores": <score_folders JSON w/o per_clip>,
+    "per_clip": rows}. Cached by the content of both folders and the protocol."""
+    from evalkit.metrics.score import score_folders
+
+    families = tuple(f for f in SCORE_FAMILIES if f in suite.metrics)
+    paths = backbone_paths or {}
+    protocol = {"families": families, "opts": {f: suite.metrics[f] for f in families},
+                "paths": {k: str(v) for k, v in paths.items()}, "code": CODE_VERSION}
+    key = _sha({"clips": folder_digest(folder), "reference": folder_digest(reference), "protocol": protocol})
+    cache = bench_home() / "cache" / "scores" / f"{key}.json"
+    hit = _read_json(cache) if use_cache else None
+    if hit is not None:
+        return hit
+    if not families:
+        res = {"metrics": {}, "per_clip": [], "warnings": []}
+    else:
+        res = score_folders(folder, reference, families,
+                            video_backbone=suite.metrics.get("fvd", {}).get("backbone", "world-video-encoder"),
+                            video_backbone_path=paths.get("video"),
+                            clip_backbone=suite.metrics.get("clip", {}).get("backbone", "world-clip"),
+                            clip_backbone_path=paths.get("clip"), progress=progress)
+    metrics = {name: {k: m[k] for k in ("value", "ci_low", "ci_high", "n")} for name, m in res["metrics"].items()}
+    if "physics" in families:
+        metrics.update(physics_parts(res["per_clip"], part_of))
+    out = _clean({"metrics": metrics, "scores": {k: v for k, v in res.items() if k != "per_clip"},
+                  "per_clip": res["per_clip"]})
+    write_atomic(cache, json.dumps(out).encode())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# provenance, watermark survival, detector: per clip, cached by content hash
+
+
+def project_credentials(warnings: list):
+    """The project's credentials ($EVALKIT_HOME/credentials); created, as `evalkit keys init`
+    would, when there are none, and said so in the run's warnings."""
+    from evalkit.provenance.credentials import default_paths, init_keys
+
+    paths = default_paths()
+    if not (paths.signer_cert.is_file() and paths.signer_key.is_file()):
+        init_keys()
+        warnings.append(f"no signing credentials in {paths.dir}: created a development CA and signing key there "
+                        f"(as `evalkit keys init`); verifiers trust them with --trust {paths.ca_cert}")
+    return paths
+
+
+def _protector(paths):
+    """Sign (C2PA) and watermark a freshly generated clip in place, as `generate --sign --watermark`."""
+    from evalkit.provenance.credentials import load_signer, load_watermark_key
+    from evalkit.provenance.protect import protect_file
+
+    signer = load_signer(paths.signer_cert, paths.signer_key)
+    wm_key = load_watermark_key(paths.watermark_key)
+    return lambda path, rec: protect_file(path, rec, sign=True, watermark=True, signer=signer, wm_key=wm_key)
+
+
+def load_default_detector(warnings: list):
+    """The default detector of the `detectors` package (`load_detector()`: `.name`, `.threshold`,
+    `.predict(clips) -> [p_generated]`), or None with a warning when it cannot be loaded."""
+    try:
+        from detectors import load_detector
+
+        det = load_detector()
+        return det if hasattr(det, "predict") else None
+    except Exception as e:  # noqa: BLE001  an absent or broken detector must not stop a benchmark
+        warnings.append(f"default detector unavailable ({' '.join(str(e).split())[:160] or type(e).__name__}); "
+                        "no detector metric, per-clip p_generated/detected left null")
+        return None
+
+
+class _CheckCache:
+    def __init__(self):
+        self.root = bench_home() / "cache" / "clips"
+
+    def get(self, sha: str, protocol: dict, compute):
+        path = self.root / sha[:2] / sha / f"{_sha(protocol)[:24]}.json"
+        hit = _read_json(path)
+        if hit is not None:
+            return hit["result"]
+        result = _clean(compute())
+        write_atomic(path, json.dumps({"protocol": _clean(protocol), "result": result}).encode())
+        return result
+
+
+def _survives(path: Path, rec: dict, wm_key, crf: int) -> bool:
+    """Re-encode at `crf` and decode the watermark: the right payload must come back."""
+    from evalkit.provenance import watermark as wm
+    from evalkit.video import read_video, write_video
+
+    clip = read_video(path)
+    tmp = path.with_name(f".{path.stem}.crf{crf}-{os.getpid()}.mp4")
+    try:
+        write_video(tmp, clip, crf=crf)
+        d = wm.detect(read_video(tmp).frames, wm_key)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return bool(d.detected and d.payload is not None and d.payload.hex() == rec.get("watermark_payload"))
+
+
+def per_clip_checks(suite: Suite, records: list[dict], folder: Path, paths, detector, *, progress: bool) -> dict:
+    """{clip id: {"signed_valid", "watermark_survives_crf<N>", "p_generated", "detected"}}."""
+    from tqdm.auto import tqdm
+
+    from evalkit.clip import Clip  # noqa: F401  (detectors take evalkit Clips)
+    from evalkit.clipset import load_clip
+    from evalkit.provenance.credentials import load_watermark_key
+    from evalkit.provenance.verify import load_trust, verify_file
+
+    cache = _CheckCache()
+    crf = suite.metrics.get("watermark", {}).get("crf")
+    wm_name = f"watermark_survives_crf{crf}"
+    anchors = load_trust([paths.ca_cert]) if paths.ca_cert.is_file() else None
+    wm_key = load_watermark_key(paths.watermark_key, required=False)
+    out = {}
+    for rec in tqdm(records, desc="check clips", unit="clip", disable=None if progress else True):
+        sha, path, row = rec["sha256"], folder / rec["file"], {}
+        if "provenance" in suite.metrics and rec.get("signed"):
+            proto = {"check": "c2pa-verify", "trust": _sha(anchors or ""), "code": CODE_VERSION}
+            row["signed_valid"] = cache.get(sha, proto, lambda: verify_file(path, trust=anchors)["provenance"]
+                                            ["state"] in ("valid", "trusted"))
+        if crf is not None and rec.get("watermark_payload") and wm_key is not None:
+            proto = {"check": "watermark-survival", "crf": crf, "key": wm_key.fingerprint, "code": CODE_VERSION}
+            row[wm_name] = cache.get(sha, proto, lambda: _survives(path, rec, wm_key, crf))
+        if detector is not None:
+            proto = {"check": "detector", "name": str(getattr(detector, "name", "?")),
+                     "threshold": float(detector.threshold), "weights": str(getattr(detector, "sha256", ""))}
+            p = cache.get(sha, proto, lambda: float(detector.predict([load_clip(folder, rec)])[0]))
+            row["p_generated"], row["detected"] = p, bool(p >= detector.threshold)
+        out[rec["id"]] = row
+    return out
+
+
+def safety_metrics(suite: Suite, checks: dict) -> dict:
+    from evalkit.metrics.stats import proportion_ci
+
+    out = {}
+    crf = suite.metrics.get("watermark", {}).get("crf")
+    for name, key in (("provenance_valid_rate", "signed_valid"), (f"watermark_survival_crf{crf}",
+                                                                   f"watermark_survives_crf{crf}"),
+                      ("detector_catch_rate", "detected")):
+        vals = [c[key] for c in checks.values() if c.get(key) is not None]
+        if vals:
+            out[name] = _entry(proportion_ci(sum(map(bool, vals)), len(vals)))
+    return out
+
+
+def cost_metrics(records: list[dict]) -> dict:
+    """From each clip's own generation timing (kept with the clip, so a resumed run reports what
+    generating its clips cost, not what reading them back did)."""
+    n = len(records)
+    wall = sum(r.get("gen_wall_s", 0.0) for r in records)
+    out = {"cost.cpu_s_per_clip": _cost_entry(sum(r.get("gen_cpu_s", 0.0) for r in records) / n, n)}
+    if wall > 0:
+        out["cost.clips_per_s"] = _cost_entry(n / wall, n)
+    gpu = [r["gen_gpu_s"] for r in records if r.get("gen_gpu_s") is not None]
+    if gpu:
+        out["cost.gpu_s_per_clip"] = _cost_entry(sum(gpu) / len(gpu), len(gpu))
+    energy = [r["gen_energy_j"] for r in records if r.get("gen_energy_j") is not None]
+    if energy:
+        out["cost.energy_j_per_clip"] = _cost_entry(sum(energy) / len(energy), len(energy))
+    return out
+
+
+def _grid(records: list[dict], folder: Path):
+    from evalkit.clipset import load_clip
+    from evalkit.grid import frame_grid
+
+    firsts = [r for r in records if r.get("sample") == 0]
+    shown = ([r for r in firsts if r["part"] == "id"][:4] + [r for r in firsts if r["part"] == "ood"][:4]) or records[:8]
+    clips = [load_clip(folder, r) for r in shown]
+    return frame_grid(clips, labels=[f"{r['part']}: {r['prompt']}" for r in shown])
+
+
+# ---------------------------------------------------------------------------------------------
+# MLflow
+
+
+def find_run(experiment: str, key: str):
+    """The run with this run key: a complete one if any, else the newest incomplete one."""
+    from mlflow.tracking import MlflowClient
+
+    from evalkit import tracking
+
+    tracking._quiet_store_setup()  # no INFO lines about creating a new store's tables
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{schema.TAG_RUN_KEY}` = '{key}'",
+                              order_by=["attributes.start_time DESC"])
+    complete = [r for r in runs if r.data.tags.get(schema.TAG_COMPLETE) == "true"]
+    return (complete or runs or [None])[0]
+
+
+def metrics_of_run(run) -> dict:
+    m = run.data.metrics
+    out = {}
+    for k in m:
+        base = k[:-2] if k.endswith("_n") else None
+        if base and base in m:
+            out[base] = {"value": m[base], "ci_low": m.get(base + "_ci_low"), "ci_high": m.get(base + "_ci_high"),
+                         "n": int(m[k])}
+    return _clean(out)
+
+
+def _nan(x):
+    return math.nan if x is None else x
+
+
+def _params(suite: Suite, spec: str, proto: dict, records_seeds: list, max_prompts) -> dict:
+    return {"model": spec, "weights_sha256": proto.get("weights_sha256"), "sampler": proto.get("sampler"),
+            "steps": proto.get("steps"), "guidance": proto.get("guidance"),
+            "guidance_convention": proto.get("guidance_convention"), "preset": proto.get("preset"),
+            "n_clips": len(records_seeds), "samples_per_prompt": suite.samples_per_prompt,
+            "seed": suite.seed, "seeds": records_seeds, "max_prompts": max_prompts,
+            "suite_version": suite.version, "video": suite.video}
+
+
+def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None,
+              generator_options: dict | None = None, backbone_paths: dict | None = None,
+              progress: bool = True, on_clip=None) -> RunResult:
+    """Run `suite` (a Suite, a shipped name or a path) over one model; see the module docstring.
+    `on_clip(record)` is called after each newly generated clip is stored."""
+    import mlflow
+
+    from benchmarks.bundle import build_bundle, write_signed_bundle
+    from evalkit import tracking
+    from generators.base import sample_seed
+
+    if not isinstance(suite, Suite):
+        suite = load_suite(suite)
+    if not isinstance(model_spec, str) or not model_spec.strip():
+        raise BadInputError("--model: give a model spec (world, control:KIND, folder:DIR, uvit:PRESET_OR_CKPT)")
+    prompts = suite.select(max_prompts)
+    gen = _generator(suite, model_spec, generator_options or {})
+    proto = gen.protocol()
+    key = run_key(suite, model_spec, proto, max_prompts)
+    experiment = schema.experiment_name(suite.name)
+    existing = find_run(experiment, key)
+    folder = Path(out_dir) / suite.name / f"{_slug(model_spec)}-{key[:8]}"
+    if existing is not None and existing.data.tags.get(schema.TAG_COMPLETE) == "true":
+        t = existing.data.tags
+        return RunResult(existing.info.run_id, "complete", suite.name, model_spec, key,
+                         Path(t["evalkit.bench.folder"]) if "evalkit.bench.folder" in t else None, None,
+                         metrics_of_run(existing))
+    warnings: list[str] = []
+    paths = project_credentials(warnings)
+    seeds = [sample_seed(suite.seed, p.index, k) for p in prompts for k in range(suite.samples_per_prompt)]
+    tags = {schema.TAG_KIND: schema.KIND_BENCH, schema.TAG_SUITE: suite.name, schema.TAG_SUITE_HASH: suite.hash,
+            schema.TAG_MODEL: model_spec, schema.TAG_ROLE: role_of(model_spec), schema.TAG_RUN_KEY: key,
+            schema.TAG_COMPLETE: "false", "evalkit.bench.folder": str(folder.resolve())}
+    with tracking.start_run(experiment, run_name=f"{suite.name}:{model_spec}", tags=tags, seed=suite.seed,
+                            params=_params(suite, model_spec, proto, seeds, max_prompts),
+                            run_id=existing.info.run_id if existing is not None else None) as run:
+        store = _ClipStore(bench_home() / "work" / key[:32])
+        protect = _protector(paths) if model_spec.startswith("uvit:") else None
+        records = _generate(suite, prompts, gen, store, protect=protect, progress=progress, on_clip=on_clip)
+        _assemble(records, store, folder)
+        reference = reference_folder(suite, prompts, progress)
+        part_of = {r["id"]: r["part"] for r in records}
+        scored = score_run(suite, folder, reference, part_of, progress=progress, backbone_paths=backbone_paths)
+        detector = load_default_detector(warnings) if "detector" in suite.metrics else None
+        checks = per_clip_checks(suite, records, folder, paths, detector, progress=progress)
+        metrics = {**scored["metrics"], **safety_metrics(suite, checks)}
+        if "cost" in suite.metrics:
+            metrics.update(cost_metrics(records))
+        warnings += scored["scores"].get("warnings", [])
+
+        scores_by_id = {r["id"]: r for r in scored["per_clip"]}
+        rows = []
+        for rec in records:
+            row = {"id": rec["id"], "prompt": rec["prompt"], "prompt_id": rec["prompt_id"], "part": rec["part"],
+                   "seed": rec["seed"], "sha256": rec["sha256"]}
+            s = scores_by_id.get(rec["id"], {})
+            row.update({k: s.get(k) for k in schema.PER_CLIP_KEYS if k not in row})
+            row.update(checks[rec["id"]])
+            rows.append(row)
+
+        for name, m in sorted(metrics.items()):
+            tracking.log_metric_ci(name, _nan(m["value"]), _nan(m["ci_low"]), _nan(m["ci_high"]), m["n"])
+        backbones = {}
+        for fam, name in (("fvd", "video"), ("clip", "clip")):
+            bb = scored["scores"]["metrics"].get("fvd" if fam == "fvd" else "clip_alignment", {}) \
+                .get("protocol", {}).get("backbone")
+            if bb:
+                backbones[name] = {"name": bb.get("backbone"), "weights_sha256": bb.get("weights_sha256")}
+        if backbones:
+            mlflow.log_params(tracking.flatten_params({"backbone": backbones}))
+        tracking.log_json(rows, schema.ARTIFACT_PER_CLIP)
+        tracking.log_json({**scored["scores"], "warnings": warnings}, schema.ARTIFACT_SCORES)
+        tracking.log_image(_grid(records, folder), schema.ARTIFACT_GRID)
+        bundle = build_bundle(suite, model_spec, role_of(model_spec), key, proto, max_prompts, records,
+                              reference, metrics, backbones, run.info.run_id)
+        bundle_path, sig_path = write_signed_bundle(bundle, folder, paths)
+        tracking.log_artifact(bundle_path, "bundle")
+        tracking.log_artifact(sig_path, "bundle")
+        if warnings:
+            mlflow.set_tag("evalkit.warnings", " | ".join(warnings)[:4900])
+        mlflow.set_tag(schema.TAG_COMPLETE, "true")
+        run_id = run.info.run_id
+    return RunResult(run_id, "resumed" if existing is not None else "new", suite.name, model_spec, key,
+                     folder, bundle_path, _clean(metrics), warnings)
