@@ -1,0 +1,173 @@
+"""bench run end to end on a tiny suite, with a real MLflow store and real keys: the schema's
+tags, metrics and artifacts; reruns that return the same run; a killed run that resumes to the
+numbers of an uninterrupted one; bundles that verify and that catch tampering."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import schema
+from benchmarks.bundle import verify_bundle
+from benchmarks.runner import run_suite
+from benchmarks.suite import load_suite
+from evalkit.errors import EXIT_CHECK_FAILED
+
+TINY = """\
+name: tiny
+version: 1
+video: {frames: 16, size: 32, fps: 8}
+samples_per_prompt: 2
+seed: 3
+reference: {world_split: test, n: 4, seed: 1, prompt_samples: 1}
+prompts:
+  - {id: fall, part: id, text: "a small red ball falls and bounces on the floor, on a dark background"}
+  - {id: green, part: ood, text: "a medium green square slides and slows down, on a light background"}
+  - {id: still, part: id, text: "a large blue square rests still, on a light background"}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    p = tmp_path / "tiny.yaml"
+    p.write_text(TINY)
+    return load_suite(p)
+
+
+def _runs(experiment="evalkit-bench-tiny"):
+    from evalkit.tracking import runs_frame
+
+    return runs_frame(experiment)
+
+
+def _artifacts(run_id: str) -> set[str]:
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient()
+    out, todo = set(), [None]
+    while todo:
+        for f in c.list_artifacts(run_id, todo.pop()):
+            (todo.append(f.path) if f.is_dir else out.add(f.path))
+    return out
+
+
+def _quality(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not k.startswith("cost.")}  # timings differ by nature
+
+
+def test_runs_log_the_schema_and_reruns_return_the_same_run(mlflow_store, tiny, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    world = run_suite(tiny, "world", out_dir=tmp_path / "out", progress=False)
+    frozen = run_suite(tiny, "control:frozen", out_dir=tmp_path / "out", progress=False)
+    assert world.status == frozen.status == "new"
+    run = MlflowClient().get_run(world.run_id)
+    t, m, p = run.data.tags, run.data.metrics, run.data.params
+    assert t[schema.TAG_KIND] == schema.KIND_BENCH and t[schema.TAG_SUITE] == "tiny"
+    assert t[schema.TAG_SUITE_HASH] == tiny.hash and t[schema.TAG_MODEL] == "world"
+    assert t[schema.TAG_ROLE] == "ceiling" and t[schema.TAG_COMPLETE] == "true"
+    assert MlflowClient().get_run(frozen.run_id).data.tags[schema.TAG_ROLE] == "control"
+    for name in schema.SCORE_METRICS + schema.PHYSICS_PART_METRICS + ("cost.cpu_s_per_clip",):
+        for suffix in ("", "_ci_low", "_ci_high", "_n"):
+            assert name + suffix in m, name + suffix
+    assert m["fvd_n"] == 6 and m["physics_score_ood_n"] == 2
+    assert any(k.startswith("physics_law.") and k.endswith(".ood") for k in m)
+    assert {"model", "weights_sha256", "sampler", "steps", "guidance", "guidance_convention", "n_clips",
+            "samples_per_prompt", "seeds", "backbone.video.weights_sha256"} <= set(p)
+    assert {schema.ARTIFACT_PER_CLIP, schema.ARTIFACT_SCORES, schema.ARTIFACT_GRID, schema.ARTIFACT_BUNDLE,
+            schema.ARTIFACT_BUNDLE_SIG} <= _artifacts(world.run_id)
+    rows = json.loads((world.folder / "bundle.json").read_text())["clips"]
+    assert len(rows) == 6 and {r["part"] for r in rows} == {"id", "ood"}
+    # the ceiling obeys physics; a frozen copy of it does not
+    assert world.metrics["physics_score"]["value"] > frozen.metrics["physics_score"]["value"]
+    # no detector in this checkout (or one): either way the run says what it did
+    assert ("detector_catch_rate" in world.metrics) != any("detector" in w for w in world.warnings)
+
+    again = run_suite(tiny, "world", out_dir=tmp_path / "out", progress=False)
+    assert again.status == "complete" and again.run_id == world.run_id
+    assert _quality(again.metrics) == _quality(world.metrics)
+    assert len(_runs()) == 2
+
+
+def test_bundle_verifies_and_catches_tampering(mlflow_store, tiny, tmp_path):
+    from evalkit.provenance.credentials import default_paths
+
+    res = run_suite(tiny, "control:frozen", out_dir=tmp_path / "out", progress=False)
+    ca = default_paths().ca_cert
+    ok = verify_bundle(res.bundle, clips=res.folder, trust=ca, recompute=True)
+    assert ok["ok"] and ok["exit_code"] == 0, ok["problems"]
+    assert ok["signature"]["trusted"] is True and ok["recompute"]["checked"] > 10
+    assert not ok["recompute"]["mismatched"]
+
+    clip = res.folder / "clips" / "fall-00.mp4"
+    data = bytearray(clip.read_bytes())
+    data[-100] ^= 0xFF
+    clip.unlink()  # a hard link into the run's store: replace, never write through it
+    clip.write_bytes(bytes(data))
+    bad = verify_bundle(res.bundle, clips=res.folder)
+    assert not bad["ok"] and bad["exit_code"] == EXIT_CHECK_FAILED and bad["clips"]["mismatched"] == ["fall-00"]
+
+    b = json.loads(res.bundle.read_text())
+    b["metrics"]["physics_score"]["value"] = 1.0
+    res.bundle.write_text(json.dumps(b))
+    forged = verify_bundle(res.bundle)
+    assert not forged["ok"] and forged["exit_code"] == EXIT_CHECK_FAILED
+    assert any("signature does not match" in p for p in forged["problems"])
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes_into_the_same_run_with_the_same_numbers(mlflow_store, tiny, tmp_path, monkeypatch):
+    import mlflow
+
+    done = []
+
+    def die_after_three(rec):
+        done.append(rec["id"])
+        if len(done) == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_suite(tiny, "control:frozen", out_dir=tmp_path / "out", progress=False, on_clip=die_after_three)
+    runs = _runs()
+    assert len(runs) == 1 and runs[f"tags.{schema.TAG_COMPLETE}"].iloc[0] == "false"
+
+    regenerated = []
+    resumed = run_suite(tiny, "control:frozen", out_dir=tmp_path / "out", progress=False,
+                        on_clip=lambda r: regenerated.append(r["id"]))
+    assert resumed.status == "resumed" and resumed.run_id == runs["run_id"].iloc[0]
+    assert len(regenerated) == 3 and not set(regenerated) & set(done)  # finished clips kept
+    runs = _runs()
+    assert len(runs) == 1 and runs[f"tags.{schema.TAG_COMPLETE}"].iloc[0] == "true"
+
+    # The same run from scratch, in a fresh home and store, without interruption.
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home2"))
+    uri = f"sqlite:///{tmp_path / 'other.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    clean = run_suite(tiny, "control:frozen", out_dir=tmp_path / "out2", progress=False)
+    assert clean.status == "new"
+    assert _quality(clean.metrics) == _quality(resumed.metrics)
+    a = json.loads(resumed.bundle.read_text())["clips"]
+    b = json.loads(clean.bundle.read_text())["clips"]
+    assert [c["sha256"] for c in a] == [c["sha256"] for c in b]  # bit-identical clips
+
+
+def test_builtin_model_outputs_are_signed_and_watermarked(mlflow_store, tiny, tmp_path):
+    res = run_suite(tiny, "uvit:small-stage1", out_dir=tmp_path / "out", max_prompts=1,
+                    generator_options={"steps": 2}, progress=False)
+    assert res.metrics["provenance_valid_rate"]["value"] == 1.0
+    assert res.metrics["provenance_valid_rate"]["n"] == 2
+    assert res.metrics["watermark_survival_crf30"]["n"] == 2
+    assert any("created a development CA" in w for w in res.warnings)
+    from mlflow.tracking import MlflowClient
+
+    p = MlflowClient().get_run(res.run_id).data.params
+    assert p["steps"] == "2" and p["max_prompts"] == "1" and len(p["weights_sha256"]) == 64
+    index = [json.loads(line) for line in (res.folder / "index.jsonl").read_text().splitlines()]
+    assert all(r["signed"] and r["watermark_payload"] for r in index)
+    assert verify_bundle(res.bundle, clips=res.folder, recompute=True)["ok"]

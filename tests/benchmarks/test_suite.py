@@ -1,0 +1,107 @@
+"""Suites: the shipped world-v1, strict validation, and a content hash blind to formatting."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from benchmarks.suite import PARTS, load_suite, shipped_suites, validate
+from evalkit.errors import BadInputError, MissingResourceError
+
+TINY = """\
+name: tiny
+version: 1
+samples_per_prompt: 2
+prompts:
+  - {id: a, part: id, text: "a small red ball falls and bounces on the floor, on a dark background"}
+  - {id: b, part: ood, text: "a medium green square falls and bounces on the floor, on a dark background"}
+"""
+
+# The same content: block style, other key order, comments, a default written out, odd spacing.
+TINY_REFORMATTED = """\
+# a comment that must not change the hash
+version: 1
+name: "tiny"
+samples_per_prompt: 2
+seed: 0            # the default, written out
+prompts:
+  - text: "a small   red ball falls and bounces on the floor, on a dark background"
+    part: id
+    id: a
+  - id: b
+    text: 'a medium green square falls and bounces on the floor, on a dark background'
+    part: ood
+"""
+
+
+def test_world_v1_covers_the_world_and_both_parts():
+    from evalkit.world.captions import parse_caption
+    from evalkit.world.spec import BACKGROUNDS, COLORS, KINDS, SHAPES, SIZES
+
+    assert "world-v1" in shipped_suites()
+    s = load_suite("world-v1")
+    assert len(s.hash) == 64 and s.name == "world-v1"
+    assert {p.part for p in s.prompts} == set(PARTS)
+    assert 24 <= len(s.prompts) <= 32 and s.samples_per_prompt >= 2
+    parsed = [parse_caption(p.text) for p in s.prompts]
+    assert all(parsed)
+    assert {x["kind"] for x in parsed} == set(KINDS)
+    assert {x["background"] for x in parsed} == set(BACKGROUNDS)
+    objs = [o for x in parsed for o in x["objects"]]
+    assert {o[0] for o in objs} == set(SHAPES) and {o[1] for o in objs} == set(COLORS)
+    assert {o[2] for o in objs} == set(SIZES)
+    assert all(p.probe is not None for p in s.prompts)
+    assert set(s.metrics) >= {"fvd", "clip", "flicker", "physics", "provenance", "watermark", "detector", "cost"}
+
+
+def test_hash_ignores_formatting_and_follows_content(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(TINY)
+    b.write_text(TINY_REFORMATTED)
+    assert load_suite(a).hash == load_suite(b).hash
+    for change in (("samples_per_prompt: 2", "samples_per_prompt: 3"), ("red ball", "blue ball"),
+                   ("version: 1", "version: 2")):
+        c = tmp_path / "c.yaml"
+        c.write_text(TINY.replace(*change))
+        assert load_suite(c).hash != load_suite(a).hash, change
+
+
+@pytest.mark.parametrize("edit,key", [
+    (lambda d: d.update(bogus=1), "bogus"),
+    (lambda d: d["prompts"][0].update(colour="red"), "prompts[0].colour"),
+    (lambda d: d["prompts"][0].update(part="maybe"), "prompts[0].part"),
+    (lambda d: d["prompts"][1].update(part="id"), "prompts[1].part"),  # a held-out combination marked id
+    (lambda d: d["prompts"][1].update(id="a"), "prompts[1].id"),
+    (lambda d: d.update(samples_per_prompt=0), "samples_per_prompt"),
+    (lambda d: d.update(video={"size": 33}), "video.size"),
+    (lambda d: d.update(metrics=[{"name": "fvd", "backbon": "x"}]), "metrics[0].backbon"),
+    (lambda d: d.update(metrics=["fvdd"]), "metrics[0].name"),
+    (lambda d: d["prompts"][0].update(probe={"kind": "fly", "objects": []}), "prompts[0].probe"),
+    (lambda d: d.pop("version"), "version"),
+])
+def test_bad_suites_are_one_line_errors_naming_the_key(edit, key):
+    data = yaml.safe_load(TINY)
+    edit(data)
+    with pytest.raises(BadInputError) as e:
+        validate(data, "s.yaml")
+    msg = str(e.value)
+    assert msg.startswith(f"s.yaml: {key}") and "\n" not in msg
+
+
+def test_missing_and_unparsable_suites(tmp_path):
+    with pytest.raises(MissingResourceError, match="not a shipped suite"):
+        load_suite("no-such-suite")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(BadInputError, match="not valid YAML"):
+        load_suite(bad)
+
+
+def test_max_prompts_takes_both_parts_in_file_order():
+    s = load_suite("world-v1")
+    sel = s.select(4)
+    assert [p.part for p in sel].count("ood") == 2 and len(sel) == 4
+    assert [p.index for p in sel] == sorted(p.index for p in sel)
+    assert s.select(None) == list(s.prompts)
+    with pytest.raises(BadInputError):
+        s.select(0)
