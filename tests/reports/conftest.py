@@ -1,7 +1,7 @@
 """Bench-shaped MLflow runs with known values, logged the way benchmarks/schema.py says the bench
 runner logs them, so that ranks, marks and audits can be checked against what we put in.
 
-`bench_store` (module-scoped: logging runs costs about a second each on SQLite) holds suite
+`bench_store` (logged once per session: a run costs about a second on SQLite) holds suite
 "t-suite" with, at the current suite hash "h2":
 
   uvit:good     fvd 100 [90, 110]   physics_score per clip ~0.85      ranked 1
@@ -101,9 +101,10 @@ def populate() -> dict[str, str]:
     return ids
 
 
-@pytest.fixture(scope="module")
-def bench_store(tmp_path_factory):
-    """A SQLite MLflow store with the runs of the module docstring; yields {model: run_id}."""
+@pytest.fixture(scope="session")
+def _bench_store_once(tmp_path_factory):
+    """Logged once per session (about a second per run on SQLite); the environment is restored
+    right after, so tests that do not ask for `bench_store` never see this store."""
     import mlflow
 
     tmp = tmp_path_factory.mktemp("bench-store")
@@ -113,7 +114,23 @@ def bench_store(tmp_path_factory):
         mp.setenv("EVALKIT_HOME", str(tmp / "home"))
         mp.chdir(tmp)
         mlflow.set_tracking_uri(uri)
-        yield populate()
-        if mlflow.active_run() is not None:
-            mlflow.end_run()
-        mlflow.set_tracking_uri(None)
+        try:
+            ids = populate()
+        finally:
+            mlflow.set_tracking_uri(None)
+    return uri, tmp, ids
+
+
+@pytest.fixture
+def bench_store(_bench_store_once, monkeypatch):
+    """The store of the module docstring as the current tracking store; yields {model: run_id}."""
+    import mlflow
+
+    uri, tmp, ids = _bench_store_once
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp)
+    mlflow.set_tracking_uri(uri)
+    yield ids
+    if mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)

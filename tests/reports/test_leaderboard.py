@@ -21,7 +21,7 @@ def run(capsys, *argv):
     return code, out, err
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def board(bench_store):
     return leaderboard(SUITE)
 
@@ -93,6 +93,6 @@ def test_cli_leaderboard_formats_and_errors(bench_store, capsys, monkeypatch, tm
     assert "unknown suite 'no-such-suite'" in err and SUITE in err and "evalkit bench run" in err
 
 
-def test_no_runs_says_run_bench_first(mlflow_store):
+def test_no_runs_says_run_bench_first(bench_store):
     with pytest.raises(MissingResourceError, match="evalkit bench run"):
         leaderboard("empty-suite")

@@ -1,0 +1,315 @@
+"""Release audits: a policy YAML of thresholds, checked against one bench run, with evidence.
+
+Policy schema (strict: an unknown key or a bad value is a BadInputError naming the key, e.g.
+`checks.fvd.max: expected a number, got 'abc'`):
+
+    name: release-gate            # optional, default: the file's stem
+    description: ...              # optional, free text
+    suite: world-v1               # required: the bench suite the model is run on
+    checks:                       # required, at least one; each key a metric of benchmarks/schema.py
+      fvd:                   {max: 400}          # (or physics_law.<law>.<id|ood>)
+      clip_alignment:        {min: 20}
+      physics_ood_gap:       {max: 0.15}
+      provenance_valid_rate: {min: 1.0, use: value}   # every output signed and valid
+      watermark_survival_crf30: {min: 0.9, min_n: 50}
+
+Per check: `min` and/or `max` (numbers; at least one), `use` ("ci", the default, or "value") and
+`min_n` (an integer: fewer samples fail the check).
+
+The rule is conservative by default: a `max` is met when the *upper* 95% CI bound is at most max,
+a `min` when the *lower* bound is at least min, so a pass means the data support it, not just the
+point estimate. `use: value` compares the point value instead; it is the default only for the cost
+metrics, which the runner logs without an interval. A rate checked at `min: 1.0` (or `max: 0`)
+with `use: ci` could never pass (a Wilson bound of a finite sample never reaches 1), so the policy
+is rejected with that reason rather than failing every audit. A metric the run did not log, or
+logged as NaN, fails with "not measured"; an interval that is not defined (n = 1) fails a `ci`
+check. A bench run that is not marked complete fails the audit too.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from benchmarks import schema
+from evalkit.errors import BadInputError, MissingResourceError
+
+EXPERIMENT = "evalkit-audit"
+KNOWN = (*schema.SCORE_METRICS, *schema.PHYSICS_PART_METRICS, *schema.SAFETY_METRICS, *schema.COST_METRICS)
+_LAW = re.compile(r"^physics_law\.[A-Za-z0-9_]+\.(id|ood)$")
+# Proportions (Wilson intervals): the bounds 0 and 1 are out of reach of a `ci` rule.
+RATES = ("physics_pass_rate", "clip_retrieval_top1", *schema.SAFETY_METRICS)
+TOP_KEYS = ("name", "description", "suite", "checks")
+CHECK_KEYS = ("min", "max", "use", "min_n")
+
+
+@dataclass(frozen=True)
+class Check:
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    use: str = "ci"
+    min_n: int | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    suite: str
+    checks: tuple[Check, ...]
+    description: str = ""
+    source: str = ""  # the YAML text, logged with the audit
+
+
+@dataclass
+class CheckResult:
+    metric: str
+    passed: bool
+    rule: str  # e.g. "upper CI bound 312 <= max 400"
+    reason: str  # "" when passed; "not measured", "n=12 < min_n 50", "upper CI bound 512 > max 400"
+    value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+    min: float | None = None  # the policy's thresholds, repeated so that the result stands alone
+    max: float | None = None
+    use: str = "ci"
+
+
+@dataclass
+class AuditResult:
+    policy: str
+    suite: str
+    model: str
+    run_id: str | None
+    suite_hash: str | None
+    checks: list[CheckResult]
+    notes: list[str] = field(default_factory=list)
+    complete: bool = True
+
+    @property
+    def passed(self) -> bool:
+        return self.complete and all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["passed"] = self.passed
+        return d
+
+
+# ---------------------------------------------------------------------------------------- policy
+def _number(where: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        raise BadInputError(f"{where}: expected a number, got {v!r}")
+    return float(v)
+
+
+def _known_metric(name) -> bool:
+    return isinstance(name, str) and (name in KNOWN or bool(_LAW.match(name)))
+
+
+def _check(metric: str, spec, where: str) -> Check:
+    if not _known_metric(metric):
+        raise BadInputError(f"{where}: unknown check; use a bench metric ({', '.join(KNOWN)}, "
+                            "or physics_law.<law>.<id|ood>)")
+    if not isinstance(spec, Mapping):
+        raise BadInputError(f"{where}: expected a mapping such as {{min: 0.5}} or {{max: 300}}, got {spec!r}")
+    for k in spec:
+        if k not in CHECK_KEYS:
+            raise BadInputError(f"{where}.{k}: unknown key; expected one of {', '.join(CHECK_KEYS)}")
+    lo = _number(f"{where}.min", spec["min"]) if "min" in spec else None
+    hi = _number(f"{where}.max", spec["max"]) if "max" in spec else None
+    if lo is None and hi is None:
+        raise BadInputError(f"{where}: give a threshold, min or max")
+    if lo is not None and hi is not None and lo > hi:
+        raise BadInputError(f"{where}: min {lo:g} is above max {hi:g}")
+    use = spec.get("use", "value" if metric.startswith("cost.") else "ci")
+    if use not in ("ci", "value"):
+        raise BadInputError(f"{where}.use: expected 'ci' or 'value', got {use!r}")
+    min_n = spec.get("min_n")
+    if min_n is not None and (isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 1):
+        raise BadInputError(f"{where}.min_n: expected a positive integer, got {min_n!r}")
+    if use == "ci" and (metric in RATES or metric.startswith("physics_law.")):
+        if (lo is not None and lo >= 1.0) or (hi is not None and hi <= 0.0):
+            bound = "min" if lo is not None and lo >= 1.0 else "max"
+            raise BadInputError(f"{where}.{bound}: a rate's 95% CI bound never reaches "
+                                f"{'1' if bound == 'min' else '0'}, so this check could never pass; "
+                                "add `use: value` to require every clip")
+    return Check(metric, lo, hi, use, min_n)
+
+
+def parse_policy(data, *, name: str = "policy", source: str = "") -> Policy:
+    """A Policy from parsed YAML; BadInputError naming the first offending key."""
+    if not isinstance(data, Mapping):
+        raise BadInputError(f"{name}: expected a mapping with suite and checks, got {type(data).__name__}")
+    for k in data:
+        if k not in TOP_KEYS:
+            raise BadInputError(f"{k}: unknown key; expected one of {', '.join(TOP_KEYS)}")
+    for k in ("name", "description", "suite"):
+        if k in data and not isinstance(data[k], str):
+            raise BadInputError(f"{k}: expected a string, got {data[k]!r}")
+    if not data.get("suite"):
+        raise BadInputError("suite: missing; name the bench suite to audit on (e.g. suite: world-v1)")
+    checks = data.get("checks")
+    if not isinstance(checks, Mapping) or not checks:
+        raise BadInputError(f"checks: expected a non-empty mapping of metric: {{min|max: number}}, got {checks!r}")
+    parsed = tuple(_check(m, spec, f"checks.{m}") for m, spec in checks.items())
+    return Policy(data.get("name") or name, data["suite"], parsed, data.get("description", ""), source)
+
+
+def load_policy(path) -> Policy:
+    """Read and validate a policy YAML; every error is one line starting with the file's name."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingResourceError(f"{path}: policy file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInputError(f"{path}: cannot read the policy: {e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        raise BadInputError(f"{path}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+    try:
+        return parse_policy(data, name=path.stem, source=text)
+    except BadInputError as e:
+        raise BadInputError(f"{path}: {e}") from None
+
+
+# ------------------------------------------------------------------------------------ evaluation
+def _num(x) -> float | None:
+    return None if x is None or not math.isfinite(float(x)) else float(x)
+
+
+def _judge(check: Check, ev: dict | None) -> CheckResult:
+    limits = " and ".join(f"{k} {v:g}" for k, v in (("min", check.min), ("max", check.max)) if v is not None)
+    limit = {"min": check.min, "max": check.max, "use": check.use}
+    if ev is None or ev["value"] is None or math.isnan(ev["value"]):
+        return CheckResult(check.metric, False, limits, "not measured", **limit)
+    n = None if math.isnan(ev["n"]) else int(ev["n"])
+    res = CheckResult(check.metric, True, "", "", _num(ev["value"]), _num(ev["ci_low"]), _num(ev["ci_high"]), n,
+                      **limit)
+    if check.min_n is not None and (n is None or n < check.min_n):
+        res.passed, res.rule, res.reason = False, f"n >= {check.min_n}", f"n={n} < min_n {check.min_n}"
+        return res
+    rules, fails = [], []
+    for kind, limit in (("min", check.min), ("max", check.max)):
+        if limit is None:
+            continue
+        if check.use == "value":
+            what, x = "value", ev["value"]
+        else:
+            what, x = ("lower CI bound", ev["ci_low"]) if kind == "min" else ("upper CI bound", ev["ci_high"])
+        op_ok, op_bad = (">=", "<") if kind == "min" else ("<=", ">")
+        if math.isnan(x):
+            rules.append(f"{what} {op_ok} {kind} {limit:g}")
+            fails.append(f"no confidence interval (n={n}); add `use: value` to judge the point value")
+            continue
+        ok = x >= limit if kind == "min" else x <= limit
+        rules.append(f"{what} {x:.4g} {op_ok if ok else op_bad} {kind} {limit:g}")
+        if not ok:
+            fails.append(rules[-1])
+    res.rule = "; ".join(rules)
+    res.passed, res.reason = not fails, "; ".join(fails)
+    return res
+
+
+def evaluate_policy(policy: Policy, run) -> AuditResult:
+    """Judge every check of `policy` on `run`: a bench run's id, an mlflow Run, or a mapping of
+    MLflow metric names to values (as `Run.data.metrics`)."""
+    from reports import _store
+
+    tags: dict = {}
+    run_id = None
+    if isinstance(run, str):
+        run = _store.get_run(run)
+    if hasattr(run, "data"):
+        run_id, tags, metrics = run.info.run_id, dict(run.data.tags), dict(run.data.metrics)
+    elif isinstance(run, Mapping):
+        metrics = {str(k): float(v) for k, v in run.items()}
+    else:
+        raise TypeError(f"run must be a run id, an mlflow Run or a metrics mapping, got {type(run).__name__}")
+    notes = []
+    complete = run_id is None or tags.get(schema.TAG_COMPLETE) == "true"
+    if not complete:
+        notes.append(f"bench run {run_id} is not marked complete ({schema.TAG_COMPLETE}): the audit fails")
+    suite = tags.get(schema.TAG_SUITE, policy.suite)
+    if suite != policy.suite:
+        notes.append(f"the policy names suite {policy.suite!r} but the run is of suite {suite!r}")
+    checks = [_judge(c, _store.evidence(metrics, c.metric)) for c in policy.checks]
+    return AuditResult(policy.name, suite, tags.get(schema.TAG_MODEL, "?"), run_id,
+                       tags.get(schema.TAG_SUITE_HASH), checks, notes, complete)
+
+
+# ------------------------------------------------------------------------------ output, logging
+def _fmt(x, digits: int = 4) -> str:
+    return "—" if x is None else f"{x:.{digits}g}"
+
+
+def evidence_text(c: CheckResult) -> str:
+    if c.value is None:
+        return "—"
+    ci = f" [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]" if c.ci_low is not None and c.ci_high is not None else ""
+    return f"{_fmt(c.value)}{ci} (n={c.n if c.n is not None else '—'})"
+
+
+def render_markdown(result: AuditResult) -> str:
+    verdict = "PASS" if result.passed else "FAIL"
+    failed = sum(not c.passed for c in result.checks)
+    lines = [f"# Audit {verdict}: {result.model} against policy {result.policy!r}", "",
+             f"Suite {result.suite} (hash {str(result.suite_hash)[:12]}), bench run {result.run_id}; "
+             f"{len(result.checks) - failed} of {len(result.checks)} checks pass.", "",
+             "| check | result | evidence: value [95% CI] (N) | rule | reason |", "|---|---|---|---|---|"]
+    for c in result.checks:
+        lines.append(f"| {c.metric} | {'pass' if c.passed else '**FAIL**'} | {evidence_text(c)} | "
+                     f"{c.rule} | {c.reason} |")
+    lines += ["", *(f"- {n}" for n in result.notes)]
+    lines.append("A `min` is judged on the lower 95% CI bound and a `max` on the upper one unless the "
+                 "policy says `use: value`.")
+    return "\n".join(lines) + "\n"
+
+
+def format_text(result: AuditResult) -> str:
+    """A compact terminal form: one line per check."""
+    out = [f"audit {'PASS' if result.passed else 'FAIL'}: {result.model} on {result.suite} "
+           f"(policy {result.policy!r}, bench run {result.run_id})"]
+    for c in result.checks:
+        out.append(f"  {'pass' if c.passed else 'FAIL'}  {c.metric:<28} {evidence_text(c):<36} "
+                   f"{c.reason or c.rule}")
+    out += [f"  note: {n}" for n in result.notes]
+    return "\n".join(out)
+
+
+def log_audit(result: AuditResult, policy: Policy | None = None) -> str:
+    """One run in the "evalkit-audit" experiment: pass/fail per check as metrics, the result as
+    JSON, markdown and the HTML report, and the policy's YAML. Returns the audit run's id."""
+    import mlflow
+
+    from evalkit import tracking
+    from reports.html import audit_report
+
+    tags = {"evalkit.kind": "audit", schema.TAG_MODEL: result.model, schema.TAG_SUITE: result.suite,
+            "evalkit.audit.policy": result.policy, "evalkit.audit.passed": str(result.passed).lower(),
+            "evalkit.audit.bench_run": str(result.run_id)}
+    with tracking.start_run(EXPERIMENT, run_name=f"{result.model} / {result.policy}", tags=tags,
+                            params={"policy": result.policy, "suite": result.suite, "model": result.model}) as run:
+        mlflow.log_metrics({"audit.passed": float(result.passed),
+                            "audit.checks_failed": float(sum(not c.passed for c in result.checks)),
+                            **{tracking.sanitize_name(f"check.{c.metric}.passed"): float(c.passed)
+                               for c in result.checks}})
+        tracking.log_json(result.to_dict(), "audit.json")
+        texts = {"audit.md": render_markdown(result), "audit.html": audit_report(result)}
+        if policy is not None and policy.source:
+            texts["policy.yaml"] = policy.source
+        with tempfile.TemporaryDirectory(prefix="evalkit-audit-") as tmp:
+            for fname, text in texts.items():
+                (Path(tmp) / fname).write_text(text, encoding="utf-8")
+                tracking.log_artifact(Path(tmp) / fname)
+        return run.info.run_id

@@ -1,0 +1,82 @@
+"""Open a report in headless Chromium and say whether it rendered: no console messages or script
+errors, every image decoded; optionally a PNG screenshot.
+
+Two signals, so that neither browser logging nor the page's own script is trusted alone:
+- the page's inline check (reports/html.py) writes `data-images-ok`, `data-images-bad` and
+  `data-js-errors` on <body> at the load event; `--dump-dom` prints the DOM after load, so the
+  attributes are in the dump;
+- Chromium's `--enable-logging=stderr` prints every console message as a `CONSOLE` line; a report
+  writes nothing to the console, so any such line counts as an error.
+
+Chromium is Debian's `chromium` (or `chromium-browser`, `google-chrome`); `.ci/run` installs it
+when absent. `--no-sandbox` because CI containers run as root, where the sandbox cannot start.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+_FLAGS = ["--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars", "--no-first-run",
+          "--disable-extensions", "--mute-audio"]
+
+
+def find_browser() -> str | None:
+    """Path of the first headless-capable Chromium on PATH, or None."""
+    return next((p for p in map(shutil.which, BROWSERS) if p), None)
+
+
+@dataclass
+class PageCheck:
+    images: int = 0
+    images_bad: int = 0
+    js_errors: int = 0
+    checked: bool = False  # the page's load-time check ran (its attributes are in the DOM)
+    console: list[str] = field(default_factory=list)
+    screenshot: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.checked and not self.images_bad and not self.js_errors and not self.console
+
+
+def _attr(dom: str, name: str) -> str | None:
+    m = re.search(rf'<body[^>]*\s{name}="([^"]*)"', dom)
+    return m.group(1) if m else None
+
+
+def check_page(html_path, *, screenshot=None, width: int = 1280, height: int = 4000, timeout: float = 60,
+               browser: str | None = None) -> PageCheck:
+    """Load `html_path` in headless Chromium; with `screenshot` (a .png path) also save a picture
+    of the first `height` pixels. RuntimeError when no browser is found or it fails to start."""
+    browser = browser or find_browser()
+    if browser is None:
+        raise RuntimeError(f"no Chromium found on PATH (tried {', '.join(BROWSERS)})")
+    url = Path(html_path).resolve().as_uri()
+    # A private profile per call: parallel runs and a user's own profile never collide.
+    with tempfile.TemporaryDirectory(prefix="evalkit-chromium-") as profile:
+        base = [browser, *_FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"]
+        dump = subprocess.run([*base, "--enable-logging=stderr", "--v=0", "--dump-dom", url],
+                              capture_output=True, text=True, timeout=timeout)
+        if dump.returncode != 0 or "<body" not in dump.stdout:
+            tail = " ".join(dump.stderr.split())[-300:]
+            raise RuntimeError(f"{browser} --dump-dom failed (exit {dump.returncode}): {tail}")
+        res = PageCheck(console=[ln.strip() for ln in dump.stderr.splitlines() if ":CONSOLE" in ln])
+        ok = _attr(dump.stdout, "data-images-ok")
+        res.checked = ok is not None
+        res.images = int(_attr(dump.stdout, "data-images") or 0)
+        res.images_bad = int(_attr(dump.stdout, "data-images-bad") or 0)
+        res.js_errors = int(_attr(dump.stdout, "data-js-errors") or 0)
+        if screenshot is not None:
+            shot = Path(screenshot).resolve()
+            r = subprocess.run([*base, f"--screenshot={shot}", url], capture_output=True, text=True,
+                               timeout=timeout)
+            if r.returncode != 0 or not shot.is_file():
+                raise RuntimeError(f"{browser} --screenshot failed (exit {r.returncode})")
+            res.screenshot = shot
+    return res

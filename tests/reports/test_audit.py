@@ -1,0 +1,155 @@
+"""Audit policies: strict parsing that names the bad key, conservative pass/fail with evidence,
+MLflow logging, and the CLI's exit codes (0 only when every check passes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from evalkit.cli import main
+from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_MISSING, BadInputError
+from reports.audit import evaluate_policy, load_policy, log_audit, parse_policy, render_markdown
+
+GOOD = """\
+name: gate
+suite: t-suite
+checks:
+  fvd: {max: 150}
+  physics_score: {min: 0.6}
+  provenance_valid_rate: {min: 1.0, use: value}
+  watermark_survival_crf30: {min: 0.8}
+  detector_catch_rate: {min: 0.7, min_n: 20}
+  cost.cpu_s_per_clip: {max: 1.0}
+  physics_law.gravity.ood: {min: 0.5}
+"""
+
+
+def write(tmp_path, text, name="policy.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("text,message", [
+    ("suite: s\nchecks:\n  fvd: {max: abc}\n", "checks.fvd.max: expected a number, got 'abc'"),
+    ("suite: s\nchecks:\n  fvd: {max: yes}\n", "checks.fvd.max: expected a number, got True"),
+    ("suite: s\nchecks:\n  fvd: {max: .nan}\n", "checks.fvd.max: expected a number"),
+    ("suite: s\nsuit: x\nchecks:\n  fvd: {max: 1}\n", "suit: unknown key"),
+    ("suite: s\nchecks:\n  fvdd: {max: 1}\n", "checks.fvdd: unknown check"),
+    ("suite: s\nchecks:\n  fvd: {maximum: 1}\n", "checks.fvd.maximum: unknown key"),
+    ("suite: s\nchecks:\n  fvd: {}\n", "checks.fvd: give a threshold"),
+    ("suite: s\nchecks:\n  fvd: 300\n", "checks.fvd: expected a mapping"),
+    ("suite: s\nchecks:\n  fvd: {min: 5, max: 1}\n", "checks.fvd: min 5 is above max 1"),
+    ("suite: s\nchecks:\n  fvd: {max: 1, use: mean}\n", "checks.fvd.use: expected 'ci' or 'value'"),
+    ("suite: s\nchecks:\n  fvd: {max: 1, min_n: 0}\n", "checks.fvd.min_n: expected a positive integer"),
+    ("suite: s\nchecks:\n  provenance_valid_rate: {min: 1.0}\n", "checks.provenance_valid_rate.min: a rate's"),
+    ("checks:\n  fvd: {max: 1}\n", "suite: missing"),
+    ("suite: s\nchecks: {}\n", "checks: expected a non-empty mapping"),
+    ("suite: s\nchecks:\n  fvd: {max: [1\n", "not valid YAML"),
+    ("- just\n- a list\n", "expected a mapping"),
+])
+def test_bad_policy_is_rejected_naming_the_key(tmp_path, text, message):
+    p = write(tmp_path, text)
+    with pytest.raises(BadInputError) as e:
+        load_policy(p)
+    assert str(e.value).startswith(f"{p}: ") and message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_shipped_example_policy_parses():
+    pol = load_policy(Path(__file__).resolve().parents[2] / "reports" / "policies" / "release.yaml")
+    assert pol.suite == "world-v1" and {c.metric for c in pol.checks} >= {"fvd", "provenance_valid_rate"}
+
+
+def test_pass_fail_with_evidence_and_conservative_bounds(bench_store):
+    pol = parse_policy({"suite": "t-suite", "checks": {
+        "fvd": {"max": 310},                      # bad: 300 [280, 320]: the upper bound fails it
+        "physics_score": {"min": 0.2, "use": "value"},
+        "kvd": {"max": 1},                        # never logged
+        "cost.cpu_s_per_clip": {"max": 1.0},      # cost: point value by default (no CI logged)
+        "detector_catch_rate": {"min": 0.5, "min_n": 100}}})
+    res = evaluate_policy(pol, bench_store["uvit:bad"])
+    by = {c.metric: c for c in res.checks}
+    assert not res.passed and res.model == "uvit:bad" and res.suite_hash == "h2"
+    assert not by["fvd"].passed and by["fvd"].reason == "upper CI bound 320 > max 310"
+    assert (by["fvd"].value, by["fvd"].ci_low, by["fvd"].ci_high, by["fvd"].n) == (300, 280, 320, 40)
+    assert by["physics_score"].passed and by["physics_score"].rule.startswith("value ")
+    assert not by["kvd"].passed and by["kvd"].reason == "not measured"
+    assert by["cost.cpu_s_per_clip"].passed and by["cost.cpu_s_per_clip"].rule == "value 0.25 <= max 1"
+    assert not by["detector_catch_rate"].passed and "min_n 100" in by["detector_catch_rate"].reason
+    md = render_markdown(res)
+    assert "# Audit FAIL" in md and "| fvd | **FAIL** | 300 [280, 320] (n=40) |" in md and "not measured" in md
+    # The same FVD judged on the point value passes: the default rule is the stricter one.
+    assert evaluate_policy(parse_policy({"suite": "t-suite", "checks": {"fvd": {"max": 310, "use": "value"}}}),
+                           bench_store["uvit:bad"]).passed
+
+
+def test_incomplete_run_fails_even_when_checks_pass(bench_store):
+    pol = parse_policy({"suite": "t-suite", "checks": {"cost.cpu_s_per_clip": {"max": 1.0}}})
+    res = evaluate_policy(pol, bench_store["incomplete"])
+    assert all(c.passed for c in res.checks) and not res.passed and "not marked complete" in res.notes[0]
+    assert evaluate_policy(pol, {"cost.cpu_s_per_clip": 0.5, "cost.cpu_s_per_clip_n": 3}).passed  # a mapping
+
+
+def test_log_audit_to_mlflow(bench_store, tmp_path):
+    import mlflow
+
+    pol = load_policy(write(tmp_path, GOOD))
+    res = evaluate_policy(pol, bench_store["uvit:good"])
+    assert res.passed, render_markdown(res)
+    run_id = log_audit(res, pol)
+    run = mlflow.get_run(run_id)
+    assert run.data.tags["evalkit.audit.passed"] == "true" and run.data.metrics["audit.passed"] == 1.0
+    assert run.data.metrics["check.fvd.passed"] == 1.0
+    names = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
+    assert {"audit.json", "audit.md", "audit.html", "policy.yaml"} <= names
+    exp = mlflow.get_experiment(run.info.experiment_id)
+    assert exp.name == "evalkit-audit"
+
+
+def test_cli_exit_codes(bench_store, tmp_path, capsys):
+    good = write(tmp_path, GOOD)
+    code, out, err = run(capsys, "audit", "--model", "uvit:good", "--policy", str(good),
+                         "--run", bench_store["uvit:good"], "--html", str(tmp_path / "a.html"))
+    assert code == 0, err
+    assert out.startswith("audit PASS: uvit:good") and "evalkit-audit" in out
+    assert (tmp_path / "a.html").read_text().startswith("<!DOCTYPE html>")
+    code, out, err = run(capsys, "audit", "--model", "uvit:bad", "--policy", str(good),
+                         "--run", bench_store["uvit:bad"], "--json")
+    assert code == EXIT_CHECK_FAILED
+    d = json.loads(out)
+    assert d["passed"] is False and d["audit_run_id"]
+    fvd = next(c for c in d["checks"] if c["metric"] == "fvd")
+    assert fvd == {**fvd, "passed": False, "value": 300.0, "ci_low": 280.0, "ci_high": 320.0, "n": 40}
+    code, _, err = run(capsys, "audit", "--model", "uvit:twin", "--policy", str(good),
+                       "--run", bench_store["uvit:good"])
+    assert code == EXIT_BAD_INPUT and "not of --model 'uvit:twin'" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "audit", "--model", "x", "--policy", str(tmp_path / "none.yaml"))
+    assert code == EXIT_MISSING and "none.yaml" in err and err.count("\n") == 1
+
+
+def test_cli_runs_the_suite_after_checking_the_policy(bench_store, tmp_path, capsys, monkeypatch):
+    import benchmarks.runner as runner
+
+    calls = []
+
+    def fake_run_suite(suite, model_spec, *, out_dir=None, **kw):
+        calls.append((suite, model_spec, out_dir))
+        return SimpleNamespace(run_id=bench_store["uvit:good"], status="complete")
+
+    monkeypatch.setattr(runner, "run_suite", fake_run_suite)
+    bad = write(tmp_path, "suite: t-suite\nchecks:\n  fvd: {max: abc}\n", "bad.yaml")
+    code, _, err = run(capsys, "audit", "--model", "uvit:good", "--policy", str(bad))
+    assert code == EXIT_BAD_INPUT and "checks.fvd.max: expected a number, got 'abc'" in err
+    assert err.count("\n") == 1 and not calls  # rejected before any generation
+    code, out, _ = run(capsys, "audit", "--model", "uvit:good", "--policy", str(write(tmp_path, GOOD)))
+    assert code == 0 and calls == [("t-suite", "uvit:good", Path("evalkit-bench"))]
