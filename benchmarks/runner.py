@@ -177,6 +177,42 @@ class _ClipStore:
         return rec
 
 
+class _GpuMeter:
+    """GPU-seconds (the synchronised wall time of a generate call on a CUDA model) and joules
+    (NVML's energy counter) of one call; inactive on CPU or without pynvml."""
+
+    def __init__(self, gen):
+        self.torch = self.nvml = self.handle = None
+        try:
+            import torch
+
+            net = getattr(gen, "net", None)
+            if net is not None and torch.cuda.is_available() and next(net.parameters()).device.type == "cuda":
+                self.torch = torch
+                import pynvml
+
+                pynvml.nvmlInit()
+                self.nvml, self.handle = pynvml, pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+        except Exception:  # noqa: BLE001  no CUDA / NVML: those cost metrics are simply absent
+            pass
+
+    def start(self):
+        if self.torch is None:
+            return None
+        self.torch.cuda.synchronize()
+        e = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) if self.nvml else None
+        return time.perf_counter(), e
+
+    def stop(self, t0) -> dict:
+        if t0 is None:
+            return {}
+        self.torch.cuda.synchronize()
+        out = {"gpu_s": time.perf_counter() - t0[0]}
+        if self.nvml and t0[1] is not None:
+            out["energy_j"] = (self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) - t0[1]) / 1000.0
+        return out
+
+
 def _generate(suite: Suite, prompts: list[SuitePrompt], gen, store: _ClipStore, *, protect, progress: bool,
               on_clip) -> list[dict]:
     """Every clip of `prompts`, generating only those the store lacks; records in suite order."""
@@ -187,6 +223,7 @@ def _generate(suite: Suite, prompts: list[SuitePrompt], gen, store: _ClipStore, 
 
     k_all = range(suite.samples_per_prompt)
     proto = gen.protocol()
+    gpu = _GpuMeter(gen)
     out: dict[str, dict] = {}
     bar = tqdm(total=len(prompts) * suite.samples_per_prompt, desc=f"generate {gen.spec}", unit="clip",
                disable=None if progress else True)
@@ -197,15 +234,17 @@ def _generate(suite: Suite, prompts: list[SuitePrompt], gen, store: _ClipStore, 
         todo = list(k_all) if gen.spec.startswith("folder:") else [k for k in k_all if have[k] is None]
         if todo:
             seeds = [sample_seed(suite.seed, p.index, k) for k in todo]
+            g0 = gpu.start()
             t0, c0 = time.perf_counter(), time.process_time()
             clips = gen.generate([p.text] * len(todo), seeds)
             wall, cpu = (time.perf_counter() - t0) / len(todo), (time.process_time() - c0) / len(todo)
+            g = {f"gen_{k}": v / len(todo) for k, v in gpu.stop(g0).items()}
             for k, s, clip in zip(todo, seeds, clips):
                 if have[k] is not None:
                     continue
                 rec = {"id": ids[k], "file": f"clips/{ids[k]}.mp4", "prompt": p.text, "prompt_id": p.id,
                        "part": p.part, "sample": k, "seed": s, "fps": clip.fps, "frames": clip.num_frames,
-                       "size": list(clip.size), **proto, "gen_wall_s": wall, "gen_cpu_s": cpu}
+                       "size": list(clip.size), **proto, "gen_wall_s": wall, "gen_cpu_s": cpu, **g}
                 if p.probe is not None:
                     rec["probe"] = p.probe
                 tmp = store.root / "clips" / f".{ids[k]}.{os.getpid()}.mp4"

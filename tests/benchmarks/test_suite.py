@@ -105,3 +105,27 @@ def test_max_prompts_takes_both_parts_in_file_order():
     assert s.select(None) == list(s.prompts)
     with pytest.raises(BadInputError):
         s.select(0)
+
+
+@pytest.mark.parametrize("argv,code,fragment", [
+    (["bench", "run", "--suite", "no-such-suite", "--model", "world"], 3, "not a shipped suite"),
+    (["bench", "run", "--suite", "world-v1", "--model", "world", "--executor", "ray"], 4, "ray"),
+    (["bench", "run", "--suite", "world-v1", "--model", "world", "--max-prompts", "0"], 2, "--max-prompts"),
+    (["bench", "verify", "no/such/bundle.json"], 3, "no such result bundle"),
+])
+def test_bench_cli_errors_are_one_line_with_exit_codes(capsys, argv, code, fragment):
+    from evalkit.cli import main
+
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
+
+
+def test_bench_cli_bad_suite_file_names_the_key(capsys, tmp_path):
+    from evalkit.cli import main
+
+    bad = tmp_path / "s.yaml"
+    bad.write_text(TINY.replace("samples_per_prompt: 2", "samples_per_prompt: 2\nsample: 1"))
+    assert main(["bench", "run", "--suite", str(bad), "--model", "world"]) == 2
+    err = capsys.readouterr().err
+    assert "sample: unknown key" in err and err.count("\n") == 1
