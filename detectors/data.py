@@ -1,0 +1,148 @@
+"""Labelled clips for training and evaluating detectors.
+
+Sources: a clip folder (index.jsonl + MP4s: world renders, generator outputs) gives its clips; a
+video file or a folder of videos without an index gives natural-footage windows: random
+`frames`-long windows, random crops (30-100% of the short side), flips, resized to 64-128 px.
+Every clip can be passed through H.264 at a random CRF so that real and generated clips share
+the codec's traces and the detectors cannot learn the container instead of the content.
+
+Splits are by group so near-duplicates never straddle them: each folder clip is its own group;
+a natural video is cut in time into train (first 60%), calibration (next 20%) and test (last
+20%) segments, and windows are drawn inside one segment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from detectors.features import Protocol, to_protocol
+from evalkit.clip import Clip
+from evalkit.errors import BadInputError, MissingResourceError
+
+SPLITS = ("train", "calib", "test")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+CRFS = (23, 30, 35)
+
+
+@dataclass
+class LabelledSet:
+    x: np.ndarray                 # float32 [N, T, S, S, 3], the detectors' protocol
+    y: np.ndarray                 # int [N], 1 = generated
+    source: list[str]             # generator name for generated clips; "world"/"natural:<file>" for real
+    split: np.ndarray             # str [N], one of SPLITS
+    meta: dict = field(default_factory=dict)
+
+    def subset(self, mask) -> "LabelledSet":
+        mask = np.asarray(mask)
+        idx = np.flatnonzero(mask) if mask.dtype == bool else mask
+        return LabelledSet(self.x[idx], self.y[idx], [self.source[i] for i in idx], self.split[idx], self.meta)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def _split_of(key: str, seed: int) -> str:
+    """Deterministic 60/20/20 split of a group key."""
+    u = int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:8], 16) / 2**32
+    return "train" if u < 0.6 else "calib" if u < 0.8 else "test"
+
+
+def reencode(clip: Clip, crf: int) -> Clip:
+    """`clip` after an H.264 round trip at `crf` (what a platform's transcoder does to it)."""
+    from evalkit.video import read_video, write_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = write_video(Path(tmp) / "c.mp4", clip, crf=crf, preset="veryfast", pad=True)
+        out = read_video(p)
+    return Clip(frames=out.frames[:, : clip.size[0], : clip.size[1]], fps=clip.fps, prompt=clip.prompt, meta=clip.meta)
+
+
+def resize_clip(clip: Clip, scale: float) -> Clip:
+    """Spatially rescale by `scale` (antialiased), keeping sizes even and at least 16 px."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = clip.size
+    nh, nw = max(16, int(round(h * scale / 2)) * 2), max(16, int(round(w * scale / 2)) * 2)
+    x = clip.to_tensor()
+    x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=scale < 1, align_corners=False)
+    return Clip.from_tensor(x, fps=clip.fps, prompt=clip.prompt, meta=clip.meta)
+
+
+def _natural_windows(path: Path, n: int, frames: int, rng: np.random.Generator, seed: int):
+    """n augmented windows of a natural video, spread evenly over the three time segments."""
+    from evalkit.video import read_video
+
+    video = read_video(path)
+    t = video.num_frames
+    if t < frames:
+        raise BadInputError(f"{path}: {t} frames, fewer than the detectors' {frames}; use longer footage")
+    bounds = {"train": (0, int(0.6 * t)), "calib": (int(0.6 * t), int(0.8 * t)), "test": (int(0.8 * t), t)}
+    counts = {"train": n - 2 * (n // 5), "calib": n // 5, "test": n // 5}
+    for split, (a, b) in bounds.items():
+        if b - a < frames:  # a short video: its segments overlap rather than vanish
+            a, b = max(0, b - frames), max(b, frames)
+        for _ in range(counts[split]):
+            s0 = int(rng.integers(a, b - frames + 1))
+            f = video.frames[s0:s0 + frames]
+            h, w = f.shape[1:3]
+            side = int(min(h, w) * rng.uniform(0.3, 1.0))
+            top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            f = f[:, top:top + side, left:left + side]
+            if rng.random() < 0.5:
+                f = f[:, :, ::-1]
+            clip = Clip(frames=np.ascontiguousarray(f), fps=video.fps)
+            target = int(rng.integers(32, 65)) * 2
+            clip = resize_clip(clip, target / side)
+            yield clip, split, f"natural:{path.name}"
+
+
+def _video_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def load_source(path, label: int, *, protocol: Protocol = Protocol(), seed: int = 0, max_clips: int | None = None,
+                natural_windows: int = 40, codec_augment: bool = True, name: str | None = None,
+                progress: bool = False) -> LabelledSet:
+    """One --real/--fake source as a LabelledSet (see the module docstring)."""
+    from evalkit.clipset import iter_clips
+
+    path = Path(path)
+    if not path.exists():
+        raise MissingResourceError(f"{path}: no such clip folder or video; check the path")
+    rng = np.random.default_rng(int(hashlib.sha256(f"{seed}:{path.name}".encode()).hexdigest()[:8], 16))
+    items = []  # (clip, split, source)
+    if (path / "index.jsonl").is_file():
+        source = name or path.name
+        for i, clip in enumerate(iter_clips(path)):
+            if max_clips is not None and i >= max_clips:
+                break
+            items.append((clip, _split_of(f"{source}/{clip.meta['record']['id']}", seed), source))
+    else:
+        files = _video_files(path)
+        if not files:
+            raise BadInputError(f"{path}: neither a clip folder (index.jsonl) nor videos; give one of those")
+        for f in files:
+            items.extend(_natural_windows(f, natural_windows, protocol.frames, rng, seed))
+    xs, splits, sources = [], [], []
+    for clip, split, source in tqdm(items, desc=f"prepare {path.name}", unit="clip", disable=None if progress else True):
+        if codec_augment and rng.random() < 0.6:
+            clip = reencode(clip, int(rng.choice(CRFS)))
+        xs.append(to_protocol(clip, protocol)[0])
+        splits.append(split)
+        sources.append(source)
+    return LabelledSet(np.stack(xs), np.full(len(xs), label), sources, np.array(splits),
+                       {"path": str(path)})
+
+
+def concat(sets: list[LabelledSet]) -> LabelledSet:
+    return LabelledSet(np.concatenate([s.x for s in sets]), np.concatenate([s.y for s in sets]),
+                       [src for s in sets for src in s.source], np.concatenate([s.split for s in sets]))

@@ -1,0 +1,167 @@
+"""A trained detector: one or more families, their scores stacked and calibrated, a decision
+threshold fitted at a target false-positive rate, and an abstain band.
+
+- Stacking + calibration: the families' logits on held-out calibration clips feed a logistic
+  regression (Platt scaling when there is one family); `isotonic` then maps its score through an
+  isotonic fit instead. Probabilities are calibrated to the calibration set's class balance,
+  which the detector records.
+- Threshold: the smallest t such that at most `target_fpr` of the held-out real clips have
+  p >= t ("generated" at or above t). The abstain band: below t, a clip is "real" only when p is
+  also under the generated clips' `target_fpr` quantile (so at most that share of generated clips
+  would be called real); in between, "uncertain".
+- Saved as `detector.json` (everything but arrays) + `weights.safetensors` (arrays); no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+from detectors.families import family_from_state
+from detectors.features import Protocol
+
+DECISIONS = ("generated", "real", "uncertain")
+
+
+def fpr_threshold(p_real: np.ndarray, target_fpr: float) -> float:
+    """Smallest t with mean(p_real >= t) <= target_fpr."""
+    desc = np.sort(np.asarray(p_real, dtype=np.float64))[::-1]
+    k = int(np.floor(target_fpr * len(desc)))  # real clips allowed above the threshold
+    if k >= len(desc):
+        return 0.0
+    return float(np.nextafter(desc[k], np.inf))
+
+
+class Detector:
+    def __init__(self, name: str, families: list, protocol: Protocol = Protocol(), *,
+                 calibration: str = "platt", target_fpr: float = 0.01):
+        if calibration not in ("platt", "isotonic"):
+            raise ValueError(f"calibration must be platt or isotonic, got {calibration!r}")
+        self.name, self.families, self.protocol = name, families, protocol
+        self.calibration, self.target_fpr = calibration, target_fpr
+        self.stack_coef = np.zeros(len(families))
+        self.stack_intercept = 0.0
+        self.iso_x = self.iso_y = None
+        self.threshold = 0.5
+        self.real_below = 0.5
+        self.info: dict = {}
+
+    # --- fitting on held-out calibration clips --------------------------------------------
+
+    def _logits(self, batch: np.ndarray) -> np.ndarray:
+        return np.stack([f.score(batch) for f in self.families], 1)  # [B, families]
+
+    def _stack(self, z: np.ndarray) -> np.ndarray:
+        return z @ self.stack_coef + self.stack_intercept
+
+    def calibrate(self, batch: np.ndarray, y: np.ndarray, seed: int = 0) -> "Detector":
+        z = self._logits(batch)
+        lr = LogisticRegression(C=10.0, max_iter=5000, random_state=seed).fit(z, y)
+        self.stack_coef, self.stack_intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+        if self.calibration == "isotonic":
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(self._stack(z), y)
+            self.iso_x, self.iso_y = iso.X_thresholds_.astype(np.float64), iso.y_thresholds_.astype(np.float64)
+        p = self.probability_from_logits(z)
+        y = np.asarray(y)
+        self.threshold = fpr_threshold(p[y == 0], self.target_fpr)
+        # The generated clips' target_fpr quantile: below it, at most that share of them fall.
+        p_gen = np.sort(p[y == 1])
+        k = int(np.floor(self.target_fpr * len(p_gen)))
+        self.real_below = float(min(p_gen[k] if len(p_gen) else self.threshold, self.threshold))
+        self.info["calibration_set"] = {"n_real": int((y == 0).sum()), "n_generated": int((y == 1).sum()),
+                                        "prevalence": float(y.mean())}
+        return self
+
+    # --- inference -------------------------------------------------------------------------
+
+    def probability_from_logits(self, z: np.ndarray) -> np.ndarray:
+        s = self._stack(z)
+        if self.calibration == "isotonic":
+            return np.interp(s, self.iso_x, self.iso_y)  # clipped at the ends, as the fit was
+        return 1.0 / (1.0 + np.exp(-s))
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Calibrated p(generated) for a protocol batch [B, T, S, S, 3]."""
+        return self.probability_from_logits(self._logits(batch))
+
+    def predict(self, clips) -> list[float]:
+        from detectors.features import stack_protocol
+
+        out: list[float] = []
+        for i in range(0, len(clips), 64):
+            out += [float(p) for p in self.predict_batch(stack_protocol(clips[i:i + 64], self.protocol))]
+        return out
+
+    def p_generated(self, clip) -> float:
+        """One clip's calibrated p(generated) (the interface `evalkit verify` calls)."""
+        return self.predict([clip])[0]
+
+    def decide(self, p: float) -> str:
+        if p >= self.threshold:
+            return "generated"
+        return "real" if p < self.real_below else "uncertain"
+
+    def describe(self) -> dict:
+        return {"name": self.name, "families": [f.name for f in self.families], "calibration": self.calibration,
+                "threshold": self.threshold, "real_below": self.real_below, "target_fpr": self.target_fpr,
+                "protocol": self.protocol.describe()}
+
+    # --- persistence -----------------------------------------------------------------------
+
+    def save(self, folder) -> Path:
+        """Write detector.json + weights.safetensors into `folder` atomically (staged, renamed)."""
+        from safetensors.numpy import save_file
+
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+        arrays, fams = {}, []
+        for i, f in enumerate(self.families):
+            meta, arr = f.state()
+            fams.append(meta)
+            arrays.update({f"family{i}.{k}": np.ascontiguousarray(v) for k, v in arr.items()})
+        arrays["stack_coef"] = self.stack_coef
+        if self.iso_x is not None:
+            arrays["iso_x"], arrays["iso_y"] = self.iso_x, self.iso_y
+        save_file(arrays, str(stage / "weights.safetensors"))
+        meta = {"format": "evalkit-detector/1", **self.describe(), "stack_intercept": self.stack_intercept,
+                "protocol": {"frames": self.protocol.frames, "size": self.protocol.size},
+                "family_states": fams, "info": self.info}
+        (stage / "detector.json").write_text(json.dumps(meta, indent=2))
+        if folder.exists():  # replace an older version: move it aside, then swap in
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, old)
+            os.replace(stage, folder)
+            import shutil
+
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(stage, folder)
+        return folder
+
+    @classmethod
+    def load(cls, folder) -> "Detector":
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        meta = json.loads((folder / "detector.json").read_text())
+        if meta.get("format") != "evalkit-detector/1":
+            raise ValueError(f"{folder}: not an evalkit detector (format {meta.get('format')!r})")
+        arrays = load_file(str(folder / "weights.safetensors"))
+        protocol = Protocol(**meta["protocol"])
+        fams = []
+        for i, fm in enumerate(meta["family_states"]):
+            pre = f"family{i}."
+            fams.append(family_from_state(fm, {k[len(pre):]: v for k, v in arrays.items() if k.startswith(pre)},
+                                          protocol))
+        det = cls(meta["name"], fams, protocol, calibration=meta["calibration"], target_fpr=meta["target_fpr"])
+        det.stack_coef, det.stack_intercept = arrays["stack_coef"], float(meta["stack_intercept"])
+        det.iso_x, det.iso_y = arrays.get("iso_x"), arrays.get("iso_y")
+        det.threshold, det.real_below, det.info = meta["threshold"], meta["real_below"], meta.get("info", {})
+        return det

@@ -1,0 +1,192 @@
+"""The detectors' input protocol and the hand-made features of the classical families.
+
+Protocol: every clip, whatever its size, length or codec, becomes `frames` consecutive frames
+from its start (a shorter clip is padded by repeating its last frame, which the protocol
+records), centre-cropped to a square and resized with antialiasing to `size` x `size`, as
+float32 [T, S, S, 3] in [0, 1]. One protocol for real and generated clips alike, so that the
+detectors see content, not the resizing.
+
+Feature families (each a function of a batch [B, T, S, S, 3] -> float64 [B, F], with names):
+- naive: pixel statistics (channel means and spreads, luminance quantiles, saturation). The
+  baseline every table carries, so what the other families add is visible.
+- spectral: azimuthally averaged log power spectrum of frames (log-spaced radial bins) and of
+  their high-pass residuals, high-frequency energy ratios, and the temporal power spectrum.
+  Generators leave traces in both: upsampling and denoising shape the spatial spectrum, frame-wise
+  sampling noise the temporal one.
+- temporal: first- and second-order frame differences (their size, ratio, tails) and the residual
+  of optical-flow warping: real motion is smooth and flow-predictable, sampled noise is not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from evalkit.clip import Clip
+
+
+@dataclass(frozen=True)
+class Protocol:
+    frames: int = 16
+    size: int = 64
+
+    def describe(self) -> dict:
+        return {**asdict(self), "layout": "first T frames (last repeated if short), centre square "
+                "crop, antialiased bilinear resize, RGB in [0, 1]"}
+
+
+def to_protocol(clip: Clip, protocol: Protocol = Protocol()) -> tuple[np.ndarray, dict]:
+    """float32 [T, S, S, 3] in [0, 1], and what was done to get there."""
+    f = clip.frames[: protocol.frames]
+    padded = protocol.frames - len(f)
+    if padded > 0:
+        f = np.concatenate([f, np.repeat(f[-1:], padded, axis=0)])
+    h, w = f.shape[1:3]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    x = torch.from_numpy(np.ascontiguousarray(f[:, top:top + side, left:left + side]))
+    x = x.permute(0, 3, 1, 2).float().div_(255.0)  # [T, 3, s, s]
+    if side != protocol.size:
+        x = F.interpolate(x, size=(protocol.size, protocol.size), mode="bilinear",
+                          antialias=side > protocol.size, align_corners=False).clamp_(0, 1)
+    done = {"source_size": [h, w], "source_frames": clip.num_frames, "padded_frames": max(padded, 0)}
+    return x.permute(0, 2, 3, 1).contiguous().numpy(), done
+
+
+def stack_protocol(clips, protocol: Protocol = Protocol()) -> np.ndarray:
+    """[B, T, S, S, 3] float32 for a list of clips."""
+    return np.stack([to_protocol(c, protocol)[0] for c in clips])
+
+
+def _luma(x: np.ndarray) -> np.ndarray:
+    return x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # [..., 3] -> [...]
+
+
+# --- naive ---------------------------------------------------------------------------------
+
+
+def naive_features(x: np.ndarray) -> np.ndarray:
+    """[B, T, S, S, 3] -> [B, 12]."""
+    b = len(x)
+    flat = x.reshape(b, -1, 3).astype(np.float64)
+    y = _luma(x).reshape(b, -1).astype(np.float64)
+    sat = flat.max(-1) - flat.min(-1)
+    q = np.quantile(y, [0.05, 0.25, 0.5, 0.75, 0.95], axis=1).T
+    return np.concatenate([flat.mean(1), flat.std(1), q, sat.mean(1, keepdims=True)], axis=1)
+
+
+NAIVE_NAMES = ([f"mean_{c}" for c in "rgb"] + [f"std_{c}" for c in "rgb"]
+               + [f"luma_q{q}" for q in (5, 25, 50, 75, 95)] + ["saturation"])
+
+
+# --- spectral ------------------------------------------------------------------------------
+
+_RADIAL_BINS = 12
+
+
+def _radial_index(size: int) -> tuple[np.ndarray, int]:
+    """Each rfft2 cell's log-spaced radial bin (DC excluded, bin -1), for an S x S image."""
+    fy = np.fft.fftfreq(size)[:, None]
+    fx = np.fft.rfftfreq(size)[None, :]
+    r = np.sqrt(fy**2 + fx**2) / 0.5  # 1 = Nyquist along an axis
+    edges = np.geomspace(2.0 / size, np.sqrt(2) + 1e-9, _RADIAL_BINS + 1)  # lowest non-DC radius is 2/size
+    idx = np.digitize(r, edges) - 1
+    idx[(r == 0) | (idx >= _RADIAL_BINS)] = -1
+    return idx, _RADIAL_BINS
+
+
+def _radial_log_power(img: torch.Tensor, idx: torch.Tensor, nbins: int) -> torch.Tensor:
+    """img [B, N, S, S] -> log10 mean power per radial bin, averaged over N: [B, nbins]."""
+    p = torch.fft.rfft2(img - img.mean((-2, -1), keepdim=True)).abs().pow(2).mean(1)  # [B, S, S//2+1]
+    p = p.flatten(1)
+    keep = idx >= 0
+    sums = torch.zeros(p.shape[0], nbins, dtype=p.dtype).index_add_(1, idx[keep], p[:, keep])
+    counts = torch.bincount(idx[keep], minlength=nbins).clamp_min(1)
+    return torch.log10(sums / counts + 1e-12)
+
+
+def spectral_features(x: np.ndarray) -> np.ndarray:
+    """[B, T, S, S, 3] -> [B, 2 * 12 + 2 + T//2 + 1 + 1]."""
+    y = torch.from_numpy(_luma(x)).double()  # [B, T, S, S]
+    b, t, s, _ = y.shape
+    idx, nb = _radial_index(s)
+    idx = torch.from_numpy(idx.ravel())
+    spec = _radial_log_power(y, idx, nb)
+    # High-pass residual: the frame minus its 3x3 box blur (the sensor/generator noise layer).
+    blur = F.avg_pool2d(y.reshape(b * t, 1, s, s), 3, 1, 1, count_include_pad=False).reshape(b, t, s, s)
+    res = y - blur
+    res_spec = _radial_log_power(res, idx, nb)
+    p = torch.fft.rfft2(y - y.mean((-2, -1), keepdim=True)).abs().pow(2).mean(1)  # [B, S, S//2+1]
+    r = torch.from_numpy(np.sqrt(np.fft.fftfreq(s)[:, None] ** 2 + np.fft.rfftfreq(s)[None, :] ** 2) / 0.5)
+    total = p.sum((-2, -1)) + 1e-12
+    hf_half = (p * (r > 0.5)).sum((-2, -1)) / total
+    hf_quarter = (p * (r > 0.25)).sum((-2, -1)) / total
+    # Temporal spectrum of each pixel's luminance, averaged over pixels, as shares of the total.
+    tp = torch.fft.rfft(y - y.mean(1, keepdim=True), dim=1).abs().pow(2).mean((-2, -1))  # [B, T//2+1]
+    tshare = tp / (tp.sum(1, keepdim=True) + 1e-12)
+    temporal_energy = torch.log10(tp.sum(1, keepdim=True) / t + 1e-12)
+    out = torch.cat([spec, res_spec, torch.log10(hf_half[:, None] + 1e-12),
+                     torch.log10(hf_quarter[:, None] + 1e-12), tshare, temporal_energy], 1)
+    return out.numpy()
+
+
+def spectral_names(frames: int = 16) -> list[str]:
+    return ([f"spec_r{i}" for i in range(_RADIAL_BINS)] + [f"resid_spec_r{i}" for i in range(_RADIAL_BINS)]
+            + ["hf_half", "hf_quarter"] + [f"tspec_{i}" for i in range(frames // 2 + 1)] + ["temporal_energy"])
+
+
+# --- temporal ------------------------------------------------------------------------------
+
+
+def _flow_residuals(y: np.ndarray) -> np.ndarray:
+    """y uint8 [T, S, S] luminance -> [T-1] mean |f_t+1 - warp(f_t)| after Farneback flow."""
+    import cv2
+
+    s = y.shape[-1]
+    gx, gy = np.meshgrid(np.arange(s, dtype=np.float32), np.arange(s, dtype=np.float32))
+    out = np.empty(len(y) - 1)
+    for i in range(len(y) - 1):
+        flow = cv2.calcOpticalFlowFarneback(y[i + 1], y[i], None, 0.5, 2, 9, 2, 5, 1.1, 0)
+        warped = cv2.remap(y[i], gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        out[i] = np.abs(warped.astype(np.float32) - y[i + 1]).mean() / 255.0
+    return out
+
+
+def temporal_features(x: np.ndarray) -> np.ndarray:
+    """[B, T, S, S, 3] -> [B, 14]."""
+    y = _luma(x).astype(np.float64)  # [B, T, S, S]
+    d1 = np.diff(y, axis=1)
+    d2 = np.diff(y, n=2, axis=1)
+    a1 = np.abs(d1).reshape(len(y), -1)
+    a2 = np.abs(d2).reshape(len(y), -1)
+    m1, m2 = a1.mean(1), a2.mean(1)
+    eps = 1e-6
+    k2 = ((d2.reshape(len(y), -1) ** 4).mean(1) / ((d2.reshape(len(y), -1) ** 2).mean(1) ** 2 + 1e-12))
+    still = (a1 < 1.0 / 255).mean(1)
+    # Correlation of consecutive frames' deviations from the clip mean (temporal coherence).
+    dev = y - y.mean(1, keepdims=True)
+    num = (dev[:, 1:] * dev[:, :-1]).sum((1, 2, 3))
+    den = np.sqrt((dev[:, 1:] ** 2).sum((1, 2, 3)) * (dev[:, :-1] ** 2).sum((1, 2, 3))) + 1e-12
+    per_frame = a1.reshape(len(y), d1.shape[1], -1).mean(2)  # [B, T-1]
+    u8 = np.clip(np.rint(y * 255), 0, 255).astype(np.uint8)
+    flow = np.stack([_flow_residuals(c) for c in u8])  # [B, T-1]
+    feats = [np.log10(m1 + eps), np.log10(m2 + eps), np.log10((m2 + eps) / (m1 + eps)),
+             np.log10(np.quantile(a2, 0.99, axis=1) + eps), np.log10(k2 + 1), still, num / den,
+             per_frame.std(1) / (per_frame.mean(1) + eps),
+             np.log10(flow.mean(1) + eps), np.log10(flow.max(1) + eps),
+             np.log10((flow.mean(1) + eps) / (m1 + eps)), flow.std(1) / (flow.mean(1) + eps),
+             np.log10(np.abs(np.diff(per_frame, axis=1)).mean(1) + eps), np.log10(a1.std(1) + eps)]
+    return np.stack(feats, 1)
+
+
+TEMPORAL_NAMES = ["log_d1", "log_d2", "log_d2_over_d1", "log_d2_q99", "log_d2_kurtosis", "still_fraction",
+                  "frame_correlation", "d1_per_frame_cv", "log_flow_residual", "log_flow_residual_max",
+                  "log_flow_residual_over_d1", "flow_residual_cv", "log_d1_jerk", "log_d1_spread"]
+
+FEATURE_SETS = {"naive": (naive_features, lambda p: NAIVE_NAMES),
+                "spectral": (spectral_features, lambda p: spectral_names(p.frames)),
+                "temporal": (temporal_features, lambda p: TEMPORAL_NAMES)}

@@ -1,0 +1,71 @@
+"""Detectors by name: trained ones under `$EVALKIT_HOME/detectors/NAME/`, shipped ones in the
+package (`detectors/weights/NAME/`, with their SHA-256 and recipe in `weights/registry.json`).
+A name is looked up in that order, so a user who retrains `default` gets their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from evalkit.errors import BadInputError, MissingResourceError
+
+SHIPPED = Path(__file__).parent / "weights"
+DEFAULT = "default"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise BadInputError(f"detector name {name!r}: use 1-64 letters, digits, '_', '.', '-'")
+    return name
+
+
+def home_dir() -> Path:
+    from evalkit.home import evalkit_home
+
+    return evalkit_home() / "detectors"
+
+
+def _is_detector(p: Path) -> bool:
+    return (p / "detector.json").is_file() and (p / "weights.safetensors").is_file()
+
+
+def list_detectors() -> dict[str, str]:
+    """name -> where it lives ("home" or "shipped"); home wins on a clash."""
+    found = {}
+    for where, root in (("shipped", SHIPPED), ("home", home_dir())):
+        if root.is_dir():
+            found.update({p.name: where for p in sorted(root.iterdir()) if _is_detector(p)})
+    return found
+
+
+def detector_path(name: str | None = None) -> Path:
+    name = check_name(name or DEFAULT)
+    for root in (home_dir(), SHIPPED):
+        if _is_detector(root / name):
+            return root / name
+    known = ", ".join(sorted(list_detectors())) or "none"
+    raise MissingResourceError(f"detector {name!r} not found (available: {known}); train one with "
+                               f"`evalkit detectors train --real DIR --fake DIR --out {name}`")
+
+
+def weights_sha256(folder: Path) -> str:
+    return hashlib.sha256((Path(folder) / "weights.safetensors").read_bytes()).hexdigest()
+
+
+def load_detector(name: str | None = None):
+    """The named detector (default: `default`), ready to `predict(clips)`."""
+    from detectors.ensemble import Detector
+
+    path = detector_path(name)
+    try:
+        det = Detector.load(path)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+        raise MissingResourceError(f"{path}: detector files are damaged ({type(e).__name__}: {e}); "
+                                   "retrain it with `evalkit detectors train`") from None
+    det.weights_sha256 = weights_sha256(path)
+    det.path = path
+    return det

@@ -1,0 +1,171 @@
+"""Training a detector: prepare labelled clips, fit the families on the train split, stack and
+calibrate them on the calibration split, fit the threshold there, evaluate on the test split,
+save under `$EVALKIT_HOME/detectors/NAME`, and log it all to MLflow (experiment
+"evalkit-detectors"), where the detector is also registered as a model version under NAME.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from detectors.data import LabelledSet, concat, load_source
+from detectors.ensemble import Detector
+from detectors.evaluate import (calibration_figure, detection_metrics, false_positive_rate, figure_png,
+                                format_estimate, roc_figure)
+from detectors.families import DEFAULT_FAMILIES, FAMILIES, make_family
+from detectors.features import Protocol
+from evalkit.errors import BadInputError
+
+EXPERIMENT = "evalkit-detectors"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    families: tuple[str, ...] = DEFAULT_FAMILIES
+    calibration: str = "platt"
+    target_fpr: float = 0.01
+    seed: int = 0
+    protocol: Protocol = field(default_factory=Protocol)
+    natural_windows: int = 40      # windows per natural video
+    max_clips_per_source: int | None = None
+    codec_augment: bool = True
+    cnn_epochs: int = 8
+
+
+def parse_families(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in FAMILIES]
+    if bad or not names:
+        raise BadInputError(f"--family {text!r}: unknown {bad or 'empty'}; choose from {','.join(FAMILIES)}")
+    return names
+
+
+def build_dataset(real: list, fake: list, cfg: TrainConfig, progress: bool = False) -> LabelledSet:
+    if not real or not fake:
+        raise BadInputError("detectors train needs at least one --real and one --fake source")
+    kw = dict(protocol=cfg.protocol, seed=cfg.seed, max_clips=cfg.max_clips_per_source,
+              natural_windows=cfg.natural_windows, codec_augment=cfg.codec_augment, progress=progress)
+    sets = [load_source(p, 0, **kw) for p in real] + [load_source(p, 1, **kw) for p in fake]
+    data = concat(sets)
+    for split in ("train", "calib"):
+        ys = set(data.y[data.split == split].tolist())
+        if ys != {0, 1}:
+            raise BadInputError(f"the {split} split has only {'real' if ys == {0} else 'generated'} clips; "
+                                "give more clips (a few dozen of each kind at least)")
+    return data
+
+
+def fit_families(data: LabelledSet, names, cfg: TrainConfig, progress: bool = False) -> dict:
+    """Each family fitted on the train split; {name: (family, seconds)}."""
+    tr = data.split == "train"
+    out = {}
+    for name in names:
+        t0 = time.perf_counter()
+        kw = {"epochs": cfg.cnn_epochs} if name == "cnn3d" else {}
+        fam = make_family(name, cfg.protocol, **kw).fit(data.x[tr], data.y[tr], seed=cfg.seed, progress=progress)
+        out[name] = (fam, time.perf_counter() - t0)
+    return out
+
+
+def assemble(name: str, fams: list, data: LabelledSet, cfg: TrainConfig) -> Detector:
+    cal = data.split == "calib"
+    det = Detector(name, fams, cfg.protocol, calibration=cfg.calibration, target_fpr=cfg.target_fpr)
+    return det.calibrate(data.x[cal], data.y[cal], seed=cfg.seed)
+
+
+def evaluate_on(det: Detector, data: LabelledSet, split: str = "test") -> dict:
+    m = data.split == split
+    p = det.predict_batch(data.x[m])
+    y = data.y[m]
+    res = {"n": int(m.sum()), "y": y, "p": p}
+    if len(set(y.tolist())) == 2:
+        res["metrics"] = detection_metrics(y, p, det.threshold)
+    natural = np.array([s.startswith("natural:") for s in np.asarray(data.source, dtype=object)[m]])
+    if natural.any():
+        res["natural_fpr"] = false_positive_rate(p[natural & (y == 0)], det.threshold)
+    return res
+
+
+def train_detector(real: list, fake: list, *, name: str, cfg: TrainConfig = TrainConfig(),
+                   progress: bool = True, log_mlflow: bool = True) -> dict:
+    """Train, evaluate, save and log; returns a report with the saved path and the test metrics."""
+    from detectors.registry import check_name, home_dir
+
+    check_name(name)
+    t0 = time.perf_counter()
+    data = build_dataset(real, fake, cfg, progress)
+    prep_s = time.perf_counter() - t0
+    wanted = tuple(dict.fromkeys([*cfg.families, "naive"]))  # naive: the baseline row of every table
+    fitted = fit_families(data, wanted, cfg, progress)
+    det = assemble(name, [fitted[f][0] for f in cfg.families], data, cfg)
+    rows = {"ensemble" if len(cfg.families) > 1 else cfg.families[0]: evaluate_on(det, data)}
+    for f in wanted:
+        if len(cfg.families) > 1 or f != cfg.families[0]:
+            rows[f] = evaluate_on(assemble(f, [fitted[f][0]], data, cfg), data)
+    det.info.update({"trained_on": {"real": [str(p) for p in real], "fake": [str(p) for p in fake]},
+                     "clips": {s: int((data.split == s).sum()) for s in ("train", "calib", "test")},
+                     "sources": sorted(set(data.source)), "config": _config_dict(cfg),
+                     "test": {k: {m: e.to_dict() for m, e in r.get("metrics", {}).items()} for k, r in rows.items()}})
+    path = det.save(home_dir() / name)
+    report = {"name": name, "path": str(path), "rows": rows, "threshold": det.threshold,
+              "real_below": det.real_below, "clips": det.info["clips"], "prep_s": prep_s,
+              "fit_s": {f: s for f, (_, s) in fitted.items()}, "total_s": time.perf_counter() - t0}
+    if log_mlflow:
+        report["mlflow_run_id"] = _log(det, report, cfg)
+    return report
+
+
+def _config_dict(cfg: TrainConfig) -> dict:
+    d = asdict(cfg)
+    d["protocol"] = cfg.protocol.describe()
+    return d
+
+
+def _log(det: Detector, report: dict, cfg: TrainConfig) -> str:
+    import mlflow
+
+    from evalkit import tracking
+
+    params = {"name": det.name, **{k: v for k, v in _config_dict(cfg).items()}, "clips": report["clips"],
+              "threshold": det.threshold, "real_below": det.real_below}
+    with tracking.start_run(EXPERIMENT, run_name=det.name, params=params, seed=cfg.seed) as run:
+        for row, r in report["rows"].items():
+            prefix = "" if row in ("ensemble", det.name) else f"{row}."
+            tracking.log_estimates({f"{prefix}{k}": e for k, e in r.get("metrics", {}).items()})
+            if "natural_fpr" in r:
+                tracking.log_estimate(f"{prefix}natural_fpr", r["natural_fpr"])
+        curves = {k: (r["y"], r["p"]) for k, r in report["rows"].items() if "metrics" in r}
+        tracking.log_image(figure_png(roc_figure(curves, f"ROC, test split ({det.name})")), "roc.png")
+        main = next(iter(report["rows"].values()))
+        tracking.log_image(figure_png(calibration_figure(main["y"], main["p"], title=det.name)), "calibration.png")
+        tracking.log_artifact(report["path"], "detector")
+        tracking.log_json({"table": table_rows(report)}, "evaluation.json")
+        run_id = run.info.run_id
+        artifact_uri = mlflow.get_artifact_uri("detector")
+    _register(det.name, artifact_uri, run_id)
+    return run_id
+
+
+def _register(name: str, source: str, run_id: str) -> None:
+    """A model version under `name` in MLflow's registry, pointing at the run's detector files."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        client.create_registered_model(name)
+    except MlflowException:
+        pass  # already registered: add a version
+    client.create_model_version(name, source, run_id=run_id)
+
+
+def table_rows(report: dict) -> list[dict]:
+    out = []
+    for row, r in report["rows"].items():
+        m = r.get("metrics", {})
+        out.append({"detector": row, "n": r["n"], **{k: format_estimate(e) for k, e in m.items()},
+                    "natural_fpr": format_estimate(r["natural_fpr"]) if "natural_fpr" in r else "n/a"})
+    return out
