@@ -108,7 +108,7 @@ def test_signed_world_clip_is_valid_trusted_and_still_decodes(env):
     assert any("no watermark" in x for x in r["reasons"])  # AI claimed but not marked: said
     assert any("trust anchor you gave" in x for x in r["reasons"])
     assert r["detector"] == {"p_generated": None, "name": None, "threshold": None}
-    assert any("No detector available yet" in x for x in r["reasons"])
+    assert any("No detector was run" in x for x in r["reasons"])
     assert verify_exit_code([r]) == 0
 
 

@@ -44,8 +44,8 @@ stripped but watermark present; payload different from the soft binding). `water
 `checked` (a key was given and the video decoded) and `key_id`; `provenance` adds
 `claim_generator`, `generation`, `soft_binding` and `training_mining` when present.
 
-The detector (`detector=`) is optional until the detectors of issue 6 exist; without one the
-`detector` object keeps its keys with null values and a reason says so. A detector is a
+The detector (`detector=`; `evalkit verify` passes the default one from `detectors`) is
+optional; without one the `detector` object keeps its keys with null values and a reason says so. A detector is a
 callable `f(clip) -> P(generated)` (an `evalkit.clip.Clip`), or an object with a
 `p_generated(clip)` method; its `name` and `threshold` (default 0.5) attributes are reported.
 
@@ -364,7 +364,7 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
     if not wm["checked"]:
         reasons.append(notes.pop(0) if notes else "The watermark was not checked.")
     if p is None and not det.get("name"):
-        reasons.append("No detector available yet (synthetic-video detectors arrive with issue 6).")
+        reasons.append("No detector was run (none available, or --no-detector).")
     elif p is not None and state == "absent" and not wm["detected"] and not det_says_ai:
         reasons.append(f"The detector says not generated (p_generated {p:.2f} < {thr:.2f}).")
     reasons += notes
