@@ -139,9 +139,10 @@ def physics_laws(df) -> str:
         return _missing("These runs log no per-law physics rates (physics_law.<law>.<id|ood>).")
     plt = _plt()
     rows = df.head(MAX_PANELS)
-    cols = min(3, len(rows))
+    panel_w = max(4.0, 0.55 * len(laws) + 1.0)  # room for every law's two bars and its label
+    cols = max(1, min(3, len(rows), int(14 // panel_w)))
     nrows = math.ceil(len(rows) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.0 * cols, 2.8 * nrows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(nrows, cols, figsize=(panel_w * cols, 3.2 * nrows), squeeze=False, sharey=True)
     x = np.arange(len(laws))
     for ax, (_, r) in zip(axes.flat, rows.iterrows()):
         for k, (part, colour) in enumerate((("id", "#4C72B0"), ("ood", "#DD8452"))):
@@ -150,7 +151,8 @@ def physics_laws(df) -> str:
             lo = np.array([r.get(n + "_ci_low", math.nan) for n in names], float)
             hi = np.array([r.get(n + "_ci_high", math.nan) for n in names], float)
             ax.bar(x + (k - 0.5) * 0.4, np.nan_to_num(v), 0.4, color=colour, label=part.upper())
-            ax.errorbar(x + (k - 0.5) * 0.4, v, yerr=_whiskers(v, lo, hi), fmt="none", ecolor="#222", capsize=2, lw=1)
+            ax.errorbar(x + (k - 0.5) * 0.4, v, yerr=_whiskers(v, lo, hi), fmt="none", ecolor="#222",
+                        capsize=2, lw=1)
         ax.set_xticks(x, laws, rotation=30, ha="right", fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_title(f"{r['model']} ({r['role']})", fontsize=10)
@@ -185,11 +187,12 @@ def _scores(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 def detector_curves(df, per_clip: dict[str, list[dict]]) -> str:
     real = [r for _, row in df[df["role"] == "ceiling"].iterrows() for r in per_clip.get(row["run_id"], [])]
     neg, neg_hit = _scores(real)
-    models = [(row["model"], *_scores(per_clip.get(row["run_id"], []))) for _, row in df[df["role"] == "model"].iterrows()]
+    models = [(row["model"], *_scores(per_clip.get(row["run_id"], [])))
+              for _, row in df[df["role"] == "model"].iterrows()]
     models = [m for m in models if m[1].size]
     if neg.size < 2 or not models:
-        return _missing("No detector curves: they need per-clip p_generated for the real clips of the ceiling "
-                        "run (world) and for at least one model's clips.")
+        return _missing("No detector curves: they need per-clip p_generated for the real clips of the "
+                        "ceiling run (world) and for at least one model's clips.")
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, pos, hit in models[:MAX_PANELS]:
@@ -327,12 +330,14 @@ def audit_report(result) -> str:
 
     verdict = "PASS" if result.passed else "FAIL"
     cls = "pass" if result.passed else "fail"
-    rows = [[c.metric, "pass" if c.passed else "FAIL", evidence_text(c), c.rule, c.reason] for c in result.checks]
+    rows = [[c.metric, "pass" if c.passed else "FAIL", evidence_text(c), c.rule, c.reason]
+            for c in result.checks]
     table = _table(["check", "result", "evidence: value [95% CI] (N)", "rule", "reason"], rows,
                    ["" if c.passed else "control" for c in result.checks])
     body = [f'<h1>evalkit audit <span class="badge {cls}">{verdict}</span></h1>',
             f"<p>Model <b>{esc(result.model)}</b> against policy <b>{esc(result.policy)}</b> on suite "
-            f"{esc(result.suite)} (hash {esc(str(result.suite_hash))}), bench run {esc(str(result.run_id))}.</p>",
+            f"{esc(result.suite)} (hash {esc(str(result.suite_hash))}), "
+            f"bench run {esc(str(result.run_id))}.</p>",
             table,
             "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in result.notes) + "</ul>",
             _missing("A min is judged on the lower 95% CI bound and a max on the upper one, unless the "
@@ -341,7 +346,8 @@ def audit_report(result) -> str:
     return _page(f"evalkit audit {verdict}: {result.model}", body)
 
 
-def log_report(html_path, screenshot=None, *, suite: str | None = None, experiment: str = "evalkit-reports") -> str:
+def log_report(html_path, screenshot=None, *, suite: str | None = None,
+               experiment: str = "evalkit-reports") -> str:
     """Keep a rendered report (and its screenshot) as artifacts of a run in `experiment`."""
     from evalkit import tracking
 

@@ -237,11 +237,12 @@ def display_rows(df, narrow: bool = False) -> tuple[list[str], list[list[str]]]:
     import pandas as pd
 
     metrics = shown_metrics(df, narrow)
-    primary = df.attrs.get("primary")
+    # N of the ranking metric (else of the first shown): the sample size a reader should know.
+    n_of = df.attrs.get("primary") or (metrics[0] if metrics else None)
     header = ["rank", "", "model", "role", *metrics, "n"]
     out = []
     for _, r in df.iterrows():
-        n = r.get(primary + "_n", math.nan) if primary else math.nan
+        n = r.get(n_of + "_n", math.nan) if n_of else math.nan
         out.append(["" if pd.isna(r["rank"]) else str(int(r["rank"])),
                     MARK if r["tie_with_above"] else "", r["model"], r["role"],
                     *[cell(r, m) if m not in COST else _num(r[m]) for m in metrics],
@@ -259,7 +260,7 @@ def caption(df) -> str:
 
 def footnotes(df) -> list[str]:
     notes = [f"{MARK} the data do not support the difference from the model ranked just above "
-             "(see tie_test in --format csv/json)."]
+             "(see tie_test in --format csv/json)."] if df["tie_with_above"].any() else []
     return notes + list(df.attrs.get("notes", []))
 
 
@@ -271,7 +272,7 @@ def _json_rows(df) -> list[dict]:
 
     rows = []
     for _, r in df.iterrows():
-        row = {"rank": None if r["rank"] is pd.NA or pd.isna(r["rank"]) else int(r["rank"]), "model": r["model"],
+        row = {"rank": None if pd.isna(r["rank"]) else int(r["rank"]), "model": r["model"],
                "role": r["role"], "tie_with_above": bool(r["tie_with_above"]), "tie_test": r["tie_test"],
                "run_id": r["run_id"], "suite_hash": r["suite_hash"]}
         for m in df.attrs.get("metrics", []):

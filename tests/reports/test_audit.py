@@ -51,7 +51,8 @@ def run(capsys, *argv):
     ("suite: s\nchecks:\n  fvd: {min: 5, max: 1}\n", "checks.fvd: min 5 is above max 1"),
     ("suite: s\nchecks:\n  fvd: {max: 1, use: mean}\n", "checks.fvd.use: expected 'ci' or 'value'"),
     ("suite: s\nchecks:\n  fvd: {max: 1, min_n: 0}\n", "checks.fvd.min_n: expected a positive integer"),
-    ("suite: s\nchecks:\n  provenance_valid_rate: {min: 1.0}\n", "checks.provenance_valid_rate.min: a rate's"),
+    ("suite: s\nchecks:\n  provenance_valid_rate: {min: 1.0}\n",
+     "checks.provenance_valid_rate.min: a rate's"),
     ("checks:\n  fvd: {max: 1}\n", "suite: missing"),
     ("suite: s\nchecks: {}\n", "checks: expected a non-empty mapping"),
     ("suite: s\nchecks:\n  fvd: {max: [1\n", "not valid YAML"),
@@ -87,10 +88,11 @@ def test_pass_fail_with_evidence_and_conservative_bounds(bench_store):
     assert by["cost.cpu_s_per_clip"].passed and by["cost.cpu_s_per_clip"].rule == "value 0.25 <= max 1"
     assert not by["detector_catch_rate"].passed and "min_n 100" in by["detector_catch_rate"].reason
     md = render_markdown(res)
-    assert "# Audit FAIL" in md and "| fvd | **FAIL** | 300 [280, 320] (n=40) |" in md and "not measured" in md
+    assert "# Audit FAIL" in md and "not measured" in md
+    assert "| fvd | **FAIL** | 300 [280, 320] (n=40) |" in md
     # The same FVD judged on the point value passes: the default rule is the stricter one.
-    assert evaluate_policy(parse_policy({"suite": "t-suite", "checks": {"fvd": {"max": 310, "use": "value"}}}),
-                           bench_store["uvit:bad"]).passed
+    lenient = parse_policy({"suite": "t-suite", "checks": {"fvd": {"max": 310, "use": "value"}}})
+    assert evaluate_policy(lenient, bench_store["uvit:bad"]).passed
 
 
 def test_incomplete_run_fails_even_when_checks_pass(bench_store):
@@ -133,6 +135,10 @@ def test_cli_exit_codes(bench_store, tmp_path, capsys):
     code, _, err = run(capsys, "audit", "--model", "uvit:twin", "--policy", str(good),
                        "--run", bench_store["uvit:good"])
     assert code == EXIT_BAD_INPUT and "not of --model 'uvit:twin'" in err and err.count("\n") == 1
+    other = write(tmp_path, GOOD.replace("suite: t-suite", "suite: other"), "other.yaml")
+    code, _, err = run(capsys, "audit", "--model", "uvit:good", "--policy", str(other),
+                       "--run", bench_store["uvit:good"])
+    assert code == EXIT_BAD_INPUT and "the policy names 'other'" in err
     code, _, err = run(capsys, "audit", "--model", "x", "--policy", str(tmp_path / "none.yaml"))
     assert code == EXIT_MISSING and "none.yaml" in err and err.count("\n") == 1
 
