@@ -34,7 +34,8 @@ def known_suites() -> list[str]:
 def metric_names(metrics: dict[str, float]) -> list[str]:
     """Names logged with `log_metric_ci` (those with a `_n` companion), schema order first."""
     found = {k[: -len("_n")] for k in metrics if k.endswith("_n") and k[: -len("_n")] in metrics}
-    order = [*schema.SCORE_METRICS, *schema.PHYSICS_PART_METRICS, *schema.SAFETY_METRICS, *schema.COST_METRICS]
+    order = [*schema.SCORE_METRICS, *schema.PHYSICS_PART_METRICS, *schema.SAFETY_METRICS,
+             *schema.COST_METRICS]
     head = [m for m in order if m in found]
     return head + sorted(found - set(head))
 

@@ -33,7 +33,7 @@ import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 from benchmarks import schema
 from evalkit.errors import BadInputError, MissingResourceError
@@ -156,7 +156,8 @@ def parse_policy(data, *, name: str = "policy", source: str = "") -> Policy:
         raise BadInputError("suite: missing; name the bench suite to audit on (e.g. suite: world-v1)")
     checks = data.get("checks")
     if not isinstance(checks, Mapping) or not checks:
-        raise BadInputError(f"checks: expected a non-empty mapping of metric: {{min|max: number}}, got {checks!r}")
+        raise BadInputError(f"checks: expected a non-empty mapping of metric: {{min|max: number}}, "
+                            f"got {checks!r}")
     parsed = tuple(_check(m, spec, f"checks.{m}") for m, spec in checks.items())
     return Policy(data.get("name") or name, data["suite"], parsed, data.get("description", ""), source)
 
@@ -194,8 +195,8 @@ def _judge(check: Check, ev: dict | None) -> CheckResult:
     if ev is None or ev["value"] is None or math.isnan(ev["value"]):
         return CheckResult(check.metric, False, limits, "not measured", **limit)
     n = None if math.isnan(ev["n"]) else int(ev["n"])
-    res = CheckResult(check.metric, True, "", "", _num(ev["value"]), _num(ev["ci_low"]), _num(ev["ci_high"]), n,
-                      **limit)
+    res = CheckResult(check.metric, True, "", "", _num(ev["value"]), _num(ev["ci_low"]), _num(ev["ci_high"]),
+                      n, **limit)
     if check.min_n is not None and (n is None or n < check.min_n):
         res.passed, res.rule, res.reason = False, f"n >= {check.min_n}", f"n={n} < min_n {check.min_n}"
         return res
@@ -299,7 +300,8 @@ def log_audit(result: AuditResult, policy: Policy | None = None) -> str:
             "evalkit.audit.policy": result.policy, "evalkit.audit.passed": str(result.passed).lower(),
             "evalkit.audit.bench_run": str(result.run_id)}
     with tracking.start_run(EXPERIMENT, run_name=f"{result.model} / {result.policy}", tags=tags,
-                            params={"policy": result.policy, "suite": result.suite, "model": result.model}) as run:
+                            params={"policy": result.policy, "suite": result.suite,
+                                    "model": result.model}) as run:
         mlflow.log_metrics({"audit.passed": float(result.passed),
                             "audit.checks_failed": float(sum(not c.passed for c in result.checks)),
                             **{tracking.sanitize_name(f"check.{c.metric}.passed"): float(c.passed)

@@ -16,7 +16,7 @@ from reports import write_text_atomic
 from reports.audit import evaluate_policy, parse_policy
 from reports.browser import check_page, find_browser
 from reports.html import audit_report, log_report, suite_report
-from reports.leaderboard import format_leaderboard, leaderboard
+from reports.leaderboard import leaderboard
 
 IMG = re.compile(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
@@ -64,7 +64,8 @@ def report_html(bench_store):
 
 def test_suite_report_has_every_section_with_inline_images(report_html):
     assert_self_contained(report_html)
-    for heading in ("Leaderboard", "Metrics with 95% CI", "Physics laws: in-distribution vs out-of-distribution",
+    for heading in ("Leaderboard", "Metrics with 95% CI",
+                    "Physics laws: in-distribution vs out-of-distribution",
                     "Detectors: ROC and calibration", "Watermark robustness", "Samples"):
         assert f"<h2>{heading}</h2>" in report_html
     sizes = images(report_html)

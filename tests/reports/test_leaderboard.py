@@ -28,7 +28,8 @@ def board(bench_store):
 
 def test_newest_complete_run_per_model_at_the_newest_suite_hash(board, bench_store):
     assert list(board["model"]) == ["uvit:good", "uvit:twin", "uvit:bad", "world", "control:frozen"]
-    assert board.set_index("model").loc["uvit:good", "run_id"] == bench_store["uvit:good"]  # not the incomplete one
+    # The complete run, not the newer incomplete one.
+    assert board.set_index("model").loc["uvit:good", "run_id"] == bench_store["uvit:good"]
     assert set(board["suite_hash"]) == {"h2"}
     notes = " ".join(board.attrs["notes"])
     assert "other suite hashes" in notes and "uvit:oldie" in notes and "1 incomplete" in notes
