@@ -111,8 +111,10 @@ def _video_files(path: Path) -> list[Path]:
 
 def load_source(path, label: int, *, protocol: Protocol = Protocol(), seed: int = 0, max_clips: int | None = None,
                 natural_windows: int = 40, codec_augment: bool = True, name: str | None = None,
-                progress: bool = False) -> LabelledSet:
-    """One --real/--fake source as a LabelledSet (see the module docstring)."""
+                splits: tuple[str, ...] = SPLITS, transform=None, progress: bool = False) -> LabelledSet:
+    """One --real/--fake source as a LabelledSet (see the module docstring). `splits` keeps only
+    those splits; `transform(clip) -> clip` is applied last (robustness tests: re-encode, resize).
+    The same seed always selects the same clips and windows, whatever the other options."""
     from evalkit.clipset import iter_clips
 
     path = Path(path)
@@ -132,15 +134,21 @@ def load_source(path, label: int, *, protocol: Protocol = Protocol(), seed: int 
             raise BadInputError(f"{path}: neither a clip folder (index.jsonl) nor videos; give one of those")
         for f in files:
             items.extend(_natural_windows(f, natural_windows, protocol.frames, rng, seed))
-    xs, splits, sources = [], [], []
+    xs, kept, sources = [], [], []
     for clip, split, source in tqdm(items, desc=f"prepare {path.name}", unit="clip", disable=None if progress else True):
-        if codec_augment and rng.random() < 0.6:
-            clip = reencode(clip, int(rng.choice(CRFS)))
+        crf = int(rng.choice(CRFS)) if rng.random() < 0.6 else None  # drawn always: same stream either way
+        if split not in splits:
+            continue
+        if codec_augment and crf is not None:
+            clip = reencode(clip, crf)
+        if transform is not None:
+            clip = transform(clip)
         xs.append(to_protocol(clip, protocol)[0])
-        splits.append(split)
+        kept.append(split)
         sources.append(source)
-    return LabelledSet(np.stack(xs), np.full(len(xs), label), sources, np.array(splits),
-                       {"path": str(path)})
+    if not xs:
+        raise BadInputError(f"{path}: no clips in the {'/'.join(splits)} split(s); give more clips")
+    return LabelledSet(np.stack(xs), np.full(len(xs), label), sources, np.array(kept), {"path": str(path)})
 
 
 def concat(sets: list[LabelledSet]) -> LabelledSet:
