@@ -230,8 +230,10 @@ def _generate(suite: Suite, prompts: list[SuitePrompt], gen, store: _ClipStore, 
     for p in prompts:
         ids = {k: f"{p.id}-{k:02d}" for k in k_all}
         have = {k: store.record(ids[k]) for k in k_all}
-        # folder: serves a prompt's videos in request order, so ask for all of them each time
-        todo = list(k_all) if gen.spec.startswith("folder:") else [k for k in k_all if have[k] is None]
+        # A prompt's samples are always generated as one batch, even when some are already stored:
+        # batched float maths can differ in the last bits with the batch's size, and a resumed run
+        # must make the very same clips. (folder: serves a prompt's videos in request order too.)
+        todo = list(k_all) if gen.spec.startswith("folder:") or any(h is None for h in have.values()) else []
         if todo:
             seeds = [sample_seed(suite.seed, p.index, k) for k in todo]
             g0 = gpu.start()
