@@ -130,7 +130,7 @@ def generator():
 
 
 @generator.command("train")
-@click.option("--preset", default="small", show_default=True, help="tiny | small | base")
+@click.option("--preset", default="small", show_default=True, help="tiny | small | base | vae-small")
 @click.option("--data", default="world", show_default=True, help="world, or a folder of clips.")
 @click.option("--out", type=click.Path(path_type=Path), help="Checkpoint (resumed if it exists). "
               "Default: $EVALKIT_HOME/models/uvit-PRESET.pt")
@@ -145,6 +145,12 @@ def generator():
               help="Start from these weights (.safetensors export) instead of a fresh init.")
 def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, seed, compile_, device, init_from):
     """Train the built-in generator on the world (or a folder of clips); resumes from --out."""
+    if preset.startswith("vae-"):  # the conditional video VAE family (generators/vae)
+        from generators.vae.train import train_from_cli
+
+        click.echo(train_from_cli(preset, data, out, max_minutes, max_steps, batch_size, lr, seed, compile_,
+                                  device, init_from))
+        return
     from evalkit.home import evalkit_home
     from generators.uvit.configs import get_config
     from generators.uvit.train import TrainConfig, train
@@ -321,7 +327,10 @@ def sign(src, dst, cert, key, source_type, watermark):
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--trust", type=click.Path(path_type=Path), help="Trust anchors PEM (e.g. your CA).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
-def verify(files, trust, as_json):
+@click.option("--detector", "detector_name", default=None,
+              help="Detector to consult (default: `default`, when one is available).")
+@click.option("--no-detector", is_flag=True, help="Do not run a detector.")
+def verify(files, trust, as_json, detector_name, no_detector):
     """Provenance, watermark and detector verdicts of videos. Exit 1 if any file is tampered or
     its signals conflict, 2 if any is unreadable."""
     from evalkit.provenance.credentials import load_watermark_key
@@ -329,9 +338,16 @@ def verify(files, trust, as_json):
 
     anchors = load_trust([trust] if trust else None)
     wm_key = load_watermark_key(required=False)
+    detector = None
+    if not no_detector:
+        from detectors.registry import list_detectors, load_detector
+
+        # A named detector must exist; the default is used only when one is available.
+        if detector_name or "default" in list_detectors():
+            detector = load_detector(detector_name)
     results = []
     for f in files:
-        r = verify_file(f, trust=anchors, wm_key=wm_key, detector=None)
+        r = verify_file(f, trust=anchors, wm_key=wm_key, detector=detector)
         results.append(r)
         click.echo(json.dumps(r) if as_json else format_result(r))
     raise click.exceptions.Exit(verify_exit_code(results))
@@ -343,22 +359,55 @@ def detectors():
 
 
 @detectors.command("train")
-@click.option("--real", required=True, type=click.Path(path_type=Path))
-@click.option("--fake", required=True, multiple=True, type=click.Path(path_type=Path))
-@click.option("--family", default="spectral,cnn3d,temporal,ensemble")
-@click.option("--out")
-def detectors_train(**_):
-    """Train detectors on real and generated clip folders."""
-    _unavailable("detectors train", 6)
+@click.option("--real", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Real clips: a clip folder (index.jsonl), or natural videos (a file or folder). Repeatable.")
+@click.option("--fake", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Generated clips, one clip folder per generator. Repeatable.")
+@click.option("--family", "families", default="spectral,temporal,cnn3d", show_default=True,
+              help="Families to combine (naive, spectral, temporal, cnn3d); naive is always evaluated.")
+@click.option("--out", "name", default="default", show_default=True, help="Name to save and register it under.")
+@click.option("--calibration", type=click.Choice(["platt", "isotonic"]), default="platt", show_default=True)
+@click.option("--target-fpr", type=click.FloatRange(0.0001, 0.5), default=0.01, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def detectors_train(real, fake, families, name, calibration, target_fpr, seed):
+    """Train a calibrated detector on real and generated clips; saves, logs to MLflow, registers."""
+    from detectors.train import TrainConfig, parse_families, table_rows, train_detector
+
+    cfg = TrainConfig(families=parse_families(families), calibration=calibration, target_fpr=target_fpr, seed=seed)
+    report = train_detector(list(real), list(fake), name=name, cfg=cfg)
+    for row in table_rows(report):
+        click.echo(f"{row['detector']:>10}  AUC {row['auc']}  TPR@1%FPR {row['tpr_at_1pct_fpr']}  "
+                   f"ECE {row['ece']}  natural FPR {row['natural_fpr']}  (test n={row['n']})")
+    click.echo(f"threshold {report['threshold']:.4f} (target FPR {target_fpr:g} on held-out real clips); "
+               f"saved to {report['path']}; MLflow run {report.get('mlflow_run_id')}")
+
+
+@detectors.command("list")
+def detectors_list():
+    """Detectors available by name."""
+    from detectors.registry import list_detectors
+
+    for name, where in list_detectors().items():
+        click.echo(f"{name}\t{where}")
 
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--detector")
-@click.option("--json", "as_json", is_flag=True)
-def detect(**_):
-    """Probability that each video is generated."""
-    _unavailable("detect", 6)
+@click.option("--detector", "name", default=None, help="Detector name (default: default).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per file.")
+def detect(files, name, as_json):
+    """Calibrated probability that each video is generated, the threshold and the decision.
+    Exit 2 if any file is unreadable."""
+    from detectors.predict import detect_files
+
+    rows = detect_files(files, name)
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            click.echo(f"{r['file']}: " + (f"error: {r['error']}" if r.get("error") else
+                       f"p_generated {r['p_generated']:.3f} (threshold {r['threshold']:.3f}) -> {r['decision']}"))
+    raise click.exceptions.Exit(EXIT_BAD_INPUT if any(r.get("error") for r in rows) else 0)
 
 
 @cli.group()
@@ -366,30 +415,191 @@ def bench():
     """Versioned benchmark suites."""
 
 
+_BENCH_SUMMARY = ("fvd", "clip_alignment", "physics_score_id", "physics_score_ood", "physics_ood_gap",
+                  "provenance_valid_rate", "watermark_survival_crf30", "detector_catch_rate", "cost.clips_per_s")
+
+
 @bench.command("run")
-@click.option("--suite", required=True)
-@click.option("--model", "models", required=True, multiple=True)
+@click.option("--suite", required=True, help="A shipped suite (world-v1) or a suite YAML file.")
+@click.option("--model", "models", required=True, multiple=True,
+              help="uvit:PRESET_OR_CKPT, folder:DIR, diffusers:ID, world, control:noise|frozen|shuffled; repeatable.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
-def bench_run(**_):
-    """Run a suite over one or more models."""
-    _unavailable("bench run", 7)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("evalkit-bench"), show_default=True,
+              help="Where each model's clips, index and signed bundle go (OUT/SUITE/MODEL-KEY).")
+@click.option("--max-prompts", type=int, callback=_positive,
+              help="Quick run: the first N prompts, taking the suite's parts in turn (part of the run key).")
+@click.option("--sampler", help="uvit: sampler (default: the model's).")
+@click.option("--steps", type=int, callback=_positive, help="uvit: sampling steps.")
+@click.option("--guidance", type=float, help="uvit: guidance scale.")
+def bench_run(suite, models, executor, out, max_prompts, sampler, steps, guidance):
+    """Run a suite over one or more models: one MLflow run per model in experiment
+    evalkit-bench-SUITE; a killed run started again resumes without repeating work."""
+    from benchmarks.runner import run_suite
+    from benchmarks.suite import load_suite
+
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UnavailableError("--executor ray: ray is not installed; install it (pip install ray) "
+                                   "or use --executor local") from None
+        raise UnavailableError("--executor ray: distributed runs are not available in this version yet; "
+                               "use --executor local")
+    s = load_suite(suite)
+    uvit_opts = {k: v for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance)) if v is not None}
+    results = []
+    for spec in models:
+        r = run_suite(s, spec, out_dir=out, max_prompts=max_prompts,
+                      generator_options=uvit_opts if spec.startswith("uvit:") else None)
+        for w in r.warnings:
+            click.echo(f"evalkit: warning: {spec}: {w}", err=True)
+        note = {"complete": "already complete: returned the earlier run", "resumed": "resumed an incomplete run",
+                "new": "new run"}[r.status]
+        click.echo(f"{spec}: MLflow run {r.run_id} ({note}); clips and bundle in {r.folder}")
+        results.append(r)
+    click.echo(f"\nsuite {s.name} (sha256 {s.hash[:16]}), experiment evalkit-bench-{s.name}")
+    click.echo(f"{'metric':<26}" + "".join(f"{r.model[:26]:>28}" for r in results))
+    for name in _BENCH_SUMMARY:
+        cells = []
+        for r in results:
+            m = r.metrics.get(name)
+            if m is None or m.get("value") is None:
+                cells.append(f"{'-':>28}")
+            elif m.get("ci_low") is None:
+                cells.append(f"{m['value']:>.4g} (n={m['n']})".rjust(28))
+            else:
+                cells.append(f"{m['value']:.3g} [{m['ci_low']:.3g},{m['ci_high']:.3g}] n={m['n']}".rjust(28))
+        click.echo(f"{name:<26}" + "".join(cells))
+
+
+@bench.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--clips", type=click.Path(path_type=Path), help="The run's folder of clips: check every SHA-256.")
+@click.option("--trust", type=click.Path(path_type=Path), help="Trust anchors PEM (e.g. the project's ca.pem).")
+@click.option("--recompute", is_flag=True, help="Score the clips again and compare the numbers exactly.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def bench_verify(bundle, clips, trust, recompute, as_json):
+    """Check a bench run's signed result bundle (BUNDLE: bundle.json, or the run's folder, whose
+    clips are then checked too). Exit 0 when everything checks, 1 when a signature, hash or
+    recomputed number does not."""
+    from benchmarks.bundle import verify_bundle
+
+    if clips is None and (Path(bundle) / "index.jsonl").is_file():
+        clips = Path(bundle)  # the run's folder holds both the bundle and the clips
+    r = verify_bundle(bundle, clips=clips, trust=trust, recompute=recompute)
+    if as_json:
+        click.echo(json.dumps(r, default=str))
+    else:
+        sig = r["signature"]
+        trusted = {True: "trusted", False: "NOT trusted", None: "no trust anchor given"}[sig.get("trusted")]
+        click.echo(f"{r['bundle']}: suite {r['suite']}, model {r['model']}")
+        click.echo(f"  signature: {'valid' if sig.get('valid') else 'INVALID'} ({sig.get('signer')}; {trusted})")
+        if r["clips"] is not None:
+            c = r["clips"]
+            click.echo(f"  clips: {c['checked'] - len(c['mismatched']) - len(c['missing'])}/{c['checked']} match")
+        if r["recompute"] is not None:
+            rc = r["recompute"]
+            click.echo(f"  recomputed: {rc['checked'] - len(rc['mismatched'])}/{rc['checked']} metrics identical")
+        for p in r["problems"]:
+            click.echo(f"  problem: {p}")
+        click.echo("  OK" if r["ok"] else "  FAILED")
+    raise click.exceptions.Exit(r["exit_code"])
 
 
 @cli.command()
 @click.option("--suite", required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json", "html"]), default="table")
-def leaderboard(**_):
-    """Rank models of a suite from MLflow."""
-    _unavailable("leaderboard", 7)
+@click.option("--rank-by", help="Metric to rank by (default: fvd, else physics_score, else clip_alignment).")
+@click.option("--out", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
+def leaderboard(suite, fmt, rank_by, out):
+    """Rank models of a suite from MLflow: each metric with its 95% CI and N; `~` marks a
+    difference from the model above that a paired bootstrap (CI overlap for FVD) does not support."""
+    from reports import write_text_atomic
+    from reports.leaderboard import format_leaderboard, leaderboard as make_board
+
+    board = make_board(suite, primary=rank_by)
+    text = format_leaderboard(board, fmt)
+    if fmt in ("csv", "json"):  # the other formats carry the notes; keep machine-readable stdout clean
+        for note in board.attrs.get("notes", []):
+            click.echo(f"evalkit: note: {note}", err=True)
+    if out is not None:
+        click.echo(f"wrote {fmt} leaderboard of {len(board)} rows to {write_text_atomic(out, text)}")
+    else:
+        click.echo(text)
 
 
 @cli.command()
 @click.option("--model", required=True)
 @click.option("--policy", required=True, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
-def audit(**_):
-    """Audit a model release against a policy."""
-    _unavailable("audit", 7)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.option("--run", "run_id", help="Audit this existing bench run instead of running the policy's suite.")
+@click.option("--out-dir", type=click.Path(path_type=Path), default=Path("evalkit-bench"), show_default=True,
+              help="Where the bench run keeps the model's clips.")
+@click.option("--html", "html_out", type=click.Path(path_type=Path), help="Also write the HTML audit report here.")
+def audit(model, policy, as_json, run_id, out_dir, html_out):
+    """Audit a model release against a policy YAML: pass/fail per check with its evidence
+    (value, 95% CI, N), logged to MLflow. Exit 0 only when every check passes, 1 otherwise."""
+    from evalkit.errors import EXIT_CHECK_FAILED
+    from reports import write_text_atomic
+    from reports.audit import evaluate_policy, format_text, load_policy, log_audit
+
+    pol = load_policy(policy)  # fail fast: a bad policy costs no generation
+    if run_id is None:
+        try:
+            from benchmarks.runner import run_suite
+        except ImportError as e:
+            raise UnavailableError(f"audit needs the bench runner (benchmarks/runner.py): {e}; "
+                                   "pass --run RUN_ID to audit an existing bench run") from None
+        res = run_suite(pol.suite, model, out_dir=out_dir)
+        run_id = getattr(res, "run_id", res)
+    result = evaluate_policy(pol, run_id)
+    if result.model != model:
+        raise BadInputError(f"--run {run_id} is a bench run of {result.model!r}, not of --model {model!r}")
+    if result.suite != pol.suite:
+        raise BadInputError(f"--run {run_id} is a run of suite {result.suite!r}; the policy names {pol.suite!r}")
+    audit_run = log_audit(result, pol)
+    if html_out is not None:
+        from reports.html import audit_report
+
+        write_text_atomic(html_out, audit_report(result))
+    if as_json:
+        click.echo(json.dumps({**result.to_dict(), "audit_run_id": audit_run}))
+    else:
+        click.echo(format_text(result))
+        click.echo(f"MLflow run {audit_run} in experiment 'evalkit-audit'")
+    raise click.exceptions.Exit(0 if result.passed else EXIT_CHECK_FAILED)
+
+
+@cli.command()
+@click.option("--suite", required=True)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The HTML file to write.")
+@click.option("--rank-by", help="Metric to rank by (as `leaderboard`).")
+@click.option("--check", is_flag=True, help="Open it in headless Chromium: no console errors, every image "
+              "decodes; saves a screenshot beside it (OUT.png) and logs both to MLflow ('evalkit-reports').")
+def report(suite, out, rank_by, check):
+    """A self-contained HTML report of a suite: leaderboard, metric bars with CIs, physics laws
+    ID vs OOD, detector and watermark curves, sample frames next to their prompts."""
+    from evalkit.errors import CheckFailedError, MissingResourceError
+    from reports import write_text_atomic
+    from reports.html import log_report, suite_report
+    from reports.leaderboard import leaderboard as make_board
+
+    path = write_text_atomic(out, suite_report(make_board(suite, primary=rank_by)))
+    click.echo(f"wrote {path}")
+    if check:
+        from reports.browser import check_page, find_browser
+
+        if find_browser() is None:
+            raise MissingResourceError("--check needs Chromium (apt-get install chromium); the report is written")
+        res = check_page(path, screenshot=path.with_suffix(".png"))
+        run_id = log_report(path, res.screenshot, suite=suite)
+        click.echo(f"checked in Chromium: {res.images} images, {res.images_bad} not decoded, "
+                   f"{res.js_errors + len(res.console)} console errors; screenshot {res.screenshot}; "
+                   f"MLflow run {run_id} in 'evalkit-reports'")
+        if not res.ok:
+            raise CheckFailedError(f"{path}: the report did not render cleanly in Chromium "
+                                   f"({res.images_bad} bad images, {res.js_errors} script errors, "
+                                   f"{len(res.console)} console messages)")
 
 
 # ---------------------------------------------------------------- entry point
