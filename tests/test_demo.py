@@ -1,55 +1,126 @@
-"""`evalkit demo` renders the reference set, logs one complete MLflow run and says where."""
+"""`evalkit demo`: the whole main job on a tiny configuration, through the CLI, in a temporary
+EVALKIT_HOME and MLflow store: world, signed generated clips, scores, detector (or its absence),
+verify verdicts, the world-v1 bench runs, leaderboard, HTML report, and where everything is."""
 
 from __future__ import annotations
 
+import time
 
-import numpy as np
+import pytest
 from mlflow.tracking import MlflowClient
 
+import evalkit.demo as demo_module
 from evalkit.cli import main
 from evalkit.clipset import read_index
-from evalkit.demo import EXPERIMENT, run_demo
+from evalkit.demo import EXPERIMENT
+from evalkit.demo_steps import CONTROL
 from evalkit.errors import EXIT_BAD_INPUT
 
+TINY = ["--n", "4", "--n-generate", "2", "--max-prompts", "1"]
 
-def test_demo_logs_a_complete_run(mlflow_store, tmp_path):
-    result = run_demo(tmp_path / "demo", n=6, seed=1, progress=False)
-    assert len(read_index(tmp_path / "demo/world-test")) == 6
-    assert len(read_index(tmp_path / "demo/world-ood")) == 3
+
+@pytest.fixture
+def fast_demo(monkeypatch):
+    """The CLI's `run_demo` with a 2-step sampler and quiet bars; the results it returned."""
+    real, results = demo_module.run_demo, []
+
+    def run(*args, **kwargs):
+        res = real(*args, **{**kwargs, "generator_options": {"steps": 2}, "n_real": 2, "progress": False})
+        results.append(res)
+        return res
+
+    monkeypatch.setattr(demo_module, "run_demo", run)
+    return results
+
+
+def _check_demo(result, out, text, mlflow_store):
+    gen = result.generator
+    assert gen.startswith("uvit:small")
+    # 1-2: the world and the signed, watermarked generated clips
+    assert len(read_index(out / "world-test")) == 4 and len(read_index(out / "world-ood")) == 2
+    recs = read_index(out / "generated")
+    assert len(recs) == 2 and all(r["signed"] and r["watermark_payload"] and r["model"] == gen for r in recs)
+    # 3: scores against the reference, the world's own ood split beside them
+    assert {"generated_vs_test.fvd", "generated_vs_test.clip_alignment", "ood_vs_test.physics_score"} \
+        <= set(result.estimates)
+    # 4: the default detector, or its absence said plainly
+    if result.detection is None:
+        assert "no default detector" in text and "no default detector" in result.detector_note
+    else:
+        assert result.detection["n_generated"] == 2 and result.detection["n_real"] == 2
+    # 5: the three verdicts
+    v = result.verification
+    assert v["signed"]["verdict"] == "ai-generated (signed)" and v["signed"]["provenance"]["state"] == "trusted"
+    assert v["tampered"]["verdict"] == "tampered"
+    assert "assertion.bmffHash.mismatch" in v["tampered"]["provenance"]["failures"]
+    assert v["stripped"]["verdict"] == "ai-generated (watermark only, manifest stripped)"
+    assert v["stripped"]["provenance"]["state"] == "absent" and v["stripped"]["watermark"]["detected"]
+    for verdict in ("ai-generated (signed)", "tampered", "watermark only, manifest stripped"):
+        assert verdict in text
+    # 6-7: the suite over ceiling, generator and control; leaderboard rows for the three; report
+    assert [r.model for r in result.bench] == ["world", gen, CONTROL]
     client = MlflowClient(mlflow_store)
+    for r in result.bench:
+        run = client.get_run(r.run_id)
+        assert run.info.status == "FINISHED" and run.data.tags["evalkit.complete"] == "true"
+        assert run.data.params["max_prompts"] == "1"
+    board = [line.split() for line in result.leaderboard.splitlines()]
+    for model, role in (("world", "ceiling"), (gen, "model"), (CONTROL, "control")):
+        assert any(model in row and role in row for row in board), result.leaderboard
+    assert "world-v1 (first 1 prompts)" in text
+    html = result.report_path.read_text()
+    assert result.report_path == out / "report.html" and html.startswith("<!DOCTYPE html>")
+    assert all(m in html for m in ("world", gen, CONTROL)) and "<img" in html
+    # 8: the demo's own run, and where everything is
     run = client.get_run(result.run_id)
-    assert run.info.status == "FINISHED"
-    assert client.get_experiment(run.info.experiment_id).name == EXPERIMENT
-    assert run.data.params["world.frames"] == "16" and run.data.params["n_test"] == "6"
-    for tag in ("evalkit.version", "evalkit.git_commit", "evalkit.seed", "evalkit.machine"):
-        assert tag in run.data.tags
+    assert run.info.status == "FINISHED" and client.get_experiment(run.info.experiment_id).name == EXPERIMENT
+    assert run.data.tags[f"evalkit.demo.bench.{gen}"] == result.bench[1].run_id
     m = run.data.metrics
-    for name in ("mp4_psnr_db", "brightness", "objects_per_clip", "share_fall"):
-        assert {name, f"{name}_ci_low", f"{name}_ci_high", f"{name}_n"} <= set(m)
-        assert m[f"{name}_ci_low"] <= m[name] <= m[f"{name}_ci_high"] or np.isnan(m[f"{name}_ci_low"])
-    assert m["mp4_psnr_db_n"] == 9 and m["mp4_psnr_db"] > 28  # H.264 at CRF 18 stays faithful
-    assert abs(sum(m[f"share_{k}"] for k in ("fall", "throw", "slide", "collide", "static")) - 1) < 1e-9
+    assert m["mp4_psnr_db"] > 28 and m["ood_vs_test.physics_score"] > 0.9
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
-    assert {"samples.png", "clips.csv", "world-test", "world-ood", "scores", "provenance"} <= artifacts
-    # The world scored against itself: what a perfect generator would get.
-    assert m["ood_vs_test.physics_score"] > 0.9 and m["ood_vs_test.clip_alignment"] > 80
-    assert result.verification["verdict"] == "ai-generated (signed)"
-    assert result.verification["provenance"]["state"] == "trusted" and result.verification["watermark"]["detected"]
-    text = result.summary()
-    assert result.run_id in text and "mlflow ui" in text and mlflow_store in text
+    assert {"samples.png", "clips.csv", "leaderboard.csv", "report.html", "scores", "provenance",
+            "generated"} <= artifacts
+    for needle in (str(out / "report.html"), "mlflow ui --backend-store-uri " + mlflow_store, result.run_id,
+                   "Total wall time", "[8/8]"):
+        assert needle in text
 
 
-def test_demo_cli_reruns_in_place_and_refuses_foreign_folders(mlflow_store, tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "d"), "--n", "2"]) == 0
-    assert main(["demo", "--out", str(tmp_path / "d"), "--n", "3"]) == 0  # replaces its own output
-    assert len(read_index(tmp_path / "d/world-test")) == 3
-    out = capsys.readouterr().out
-    assert "samples.png" in out and "mlflow ui" in out
+def test_demo_end_to_end_on_a_tiny_configuration(mlflow_store, tmp_path, capsys, fast_demo):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *TINY]) == 0
+    text = capsys.readouterr().out
+    [result] = fast_demo
+    assert [r.status for r in result.bench] == ["new"] * 3
+    _check_demo(result, out, text, mlflow_store)
+
+
+@pytest.mark.slow
+def test_demo_reruns_in_place_from_its_caches(mlflow_store, tmp_path, capsys, fast_demo):
+    out = tmp_path / "demo"
+    t = time.perf_counter()
+    assert main(["demo", "--out", str(out), *TINY]) == 0
+    cold = time.perf_counter() - t
+    capsys.readouterr()
+    t = time.perf_counter()
+    assert main(["demo", "--out", str(out), *TINY]) == 0  # replaces its own output, bench runs cached
+    warm = time.perf_counter() - t
+    text = capsys.readouterr().out
+    second = fast_demo[1]
+    assert [r.status for r in second.bench] == ["complete"] * 3
+    assert [r.run_id for r in second.bench] == [r.run_id for r in fast_demo[0].bench]
+    assert warm < cold
+    _check_demo(second, out, text, mlflow_store)
+    runs = MlflowClient(mlflow_store).search_runs(
+        [MlflowClient(mlflow_store).get_experiment_by_name(EXPERIMENT).experiment_id])
+    assert len(runs) == 2
+
+
+def test_demo_refuses_foreign_folders_and_bad_sizes(mlflow_store, tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("x")
     assert main(["demo", "--out", str(foreign)]) == EXIT_BAD_INPUT
     assert [p.name for p in foreign.iterdir()] == ["thesis.tex"]
-    runs = MlflowClient(mlflow_store).search_runs(
-        [MlflowClient(mlflow_store).get_experiment_by_name(EXPERIMENT).experiment_id])
-    assert len(runs) == 2
+    assert main(["demo", "--out", str(tmp_path / "d"), "--n-generate", "1"]) == EXIT_BAD_INPUT
+    assert main(["demo", "--out", str(tmp_path / "d"), "--max-prompts", "0"]) == EXIT_BAD_INPUT
+    assert MlflowClient(mlflow_store).get_experiment_by_name(EXPERIMENT) is None
