@@ -20,22 +20,22 @@ inside the functions.
 
 from __future__ import annotations
 
+import functools
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkit.clipset import iter_clips
+from evalkit.demo_steps import (  # the steps import the packages above the core lazily
+    CONTROL, DEFAULT_GENERATOR, SUITE, Progress, bench, bench_warnings, clip_statistics, default_generator,
+    demo_credentials, format_detection, generate_signed, leaderboard_and_report, load_default_detector,
+    run_detector, verdict_line, verify_three,
+)
 from evalkit.errors import BadInputError
 from evalkit.grid import frame_grid, save_png
 from evalkit.metrics.stats import Estimate, mean_ci, proportion_ci
 from evalkit.world import KINDS, WorldConfig
 from evalkit.world.export import render_folder
-
-from evalkit.demo_steps import (  # noqa: E402,I001  (steps; they import the upper packages lazily)
-    CONTROL, DEFAULT_GENERATOR, SUITE, Progress, bench, bench_warnings, clip_statistics, default_generator,
-    demo_credentials, format_detection, generate_signed, leaderboard_and_report, load_default_detector,
-    run_detector, verdict_line, verify_three,
-)
 
 EXPERIMENT = "evalkit-demo"
 _MARKER = ".evalkit-demo"  # marks a folder the demo owns and may replace
@@ -114,7 +114,8 @@ def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConf
              n_real: int = 4, max_prompts: int | None = 6, generator: str = DEFAULT_GENERATOR,
              generator_options: dict | None = None, progress: bool = True, echo=None) -> DemoResult:
     """The whole demo into `out` (a folder it owns; replaced in place on a rerun). `echo(line)`
-    receives the step lines as they happen; `progress` shows the bars of the steps (on a terminal).
+    receives the step lines as they happen (default: stdout); `progress` shows the bars of the
+    steps (on a terminal).
     `max_prompts` bounds the suite run (None: the whole suite); `generator_options` go to the
     U-ViT generator (e.g. `steps`) in steps 2 and 6."""
     import pandas as pd
@@ -129,7 +130,7 @@ def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConf
     if n_generate < 2:
         raise BadInputError(f"--n-generate {n_generate}: the demo needs at least 2 generated clips")
     _prepare_out(out)
-    p = Progress(STEPS, echo)
+    p = Progress(STEPS, echo or functools.partial(print, flush=True))
     notes: list[str] = []
 
     with p.step("rendering the reference world"):
@@ -148,15 +149,17 @@ def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConf
         p.say(f"{counts['test']} test + {counts['ood']} ood clips of {config.frames} frames at "
               f"{config.size}x{config.size}; MP4 PSNR {estimates['mp4_psnr_db']} dB")
 
-    with p.step(f"generating {n_generate} clips with the default generator {generator}, signed + watermarked"):
+    with p.step(f"generating {n_generate} clips with the default generator {generator}, signed + "
+                "watermarked"):
         gen, note = default_generator(generator, generator_options)
         if note:
             notes.append(note)
             p.say(note)
         keys, signer, wm_key = demo_credentials(out)
-        generated, records = generate_signed(gen, folders["test"], out, n=n_generate, seed=seed, signer=signer,
-                                             wm_key=wm_key, progress=progress)
-        p.say(f"{len(records)} clips in {generated} ({gen.protocol()['sampler']}, {gen.protocol()['steps']} steps)")
+        generated, records = generate_signed(gen, folders["test"], out, n=n_generate, seed=seed,
+                                             signer=signer, wm_key=wm_key, progress=progress)
+        proto = gen.protocol()
+        p.say(f"{len(records)} clips in {generated} ({proto['sampler']}, {proto['steps']} steps)")
         shown = list(iter_clips(folders["test"]))[:4] + list(iter_clips(generated))[:4]
         grid = frame_grid(shown, labels=[f"{'world' if i < 4 else gen.spec}: {c.prompt}"
                                          for i, c in enumerate(shown)])
@@ -181,11 +184,12 @@ def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConf
             detection = run_detector(detector, generated, folders["ood"], n_real)
             p.say(format_detection(detection))
             estimates["detector.catch_rate"] = proportion_ci(detection["caught"], detection["n_generated"])
-            estimates["detector.false_alarm_rate"] = proportion_ci(detection["false_alarms"], detection["n_real"])
+            estimates["detector.false_alarm_rate"] = proportion_ci(detection["false_alarms"],
+                                                                   detection["n_real"])
 
     with p.step("verifying a signed clip, a tampered copy and a stripped copy"):
-        verification = verify_three(generated / records[0]["file"], out / "verify", trust=load_trust([keys.ca_cert]),
-                                    wm_key=wm_key, detector=detector)
+        verification = verify_three(generated / records[0]["file"], out / "verify",
+                                    trust=load_trust([keys.ca_cert]), wm_key=wm_key, detector=detector)
         p.say("\n".join(verdict_line(k, r) for k, r in verification.items()))
 
     label = f"{SUITE} (first {max_prompts} prompts)" if max_prompts else SUITE
@@ -204,10 +208,11 @@ def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConf
         p.say(f"report: {report_path}")
 
     with p.step("logging the demo run to MLflow"):
-        params = {"world": {"frames": config.frames, "size": config.size, "fps": config.fps, "noise": config.noise},
-                  "n_test": counts["test"], "n_ood": counts["ood"], "seed": seed, "codec": "h264 yuv420p crf 18",
-                  "generator": gen.protocol(), "n_generated": len(records), "suite": SUITE,
-                  "max_prompts": max_prompts}
+        params = {"world": {"frames": config.frames, "size": config.size, "fps": config.fps,
+                            "noise": config.noise},
+                  "n_test": counts["test"], "n_ood": counts["ood"], "seed": seed,
+                  "codec": "h264 yuv420p crf 18", "generator": proto, "n_generated": len(records),
+                  "suite": SUITE, "max_prompts": max_prompts}
         tags = {f"evalkit.demo.bench.{r.model}": r.run_id for r in results}
         with tracking.start_run(EXPERIMENT, run_name="demo", params=params, seed=seed, tags=tags) as run:
             tracking.log_estimates(estimates)
@@ -226,9 +231,10 @@ def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConf
         p.say(f"run {run_id} in experiment '{EXPERIMENT}'")
 
     return DemoResult(out=out, run_id=run_id, tracking_uri=tracking.tracking_uri(), generator=gen.spec,
-                      estimates=estimates, grid_path=grid_path, verification=verification, detection=detection,
-                      detector_note=detector_note, bench=results, max_prompts=max_prompts, leaderboard=board,
-                      report_path=report_path, seconds=p.elapsed, notes=notes)
+                      estimates=estimates, grid_path=grid_path, verification=verification,
+                      detection=detection, detector_note=detector_note, bench=results,
+                      max_prompts=max_prompts, leaderboard=board, report_path=report_path,
+                      seconds=p.elapsed, notes=notes)
 
 
 def remove_demo_output(out) -> None:

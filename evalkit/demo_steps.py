@@ -152,8 +152,9 @@ def run_detector(det, generated: Path, real: Path, n_real: int) -> dict:
 
 
 def format_detection(d: dict) -> str:
-    lines = [f"detector {d['name']} (threshold {d['threshold']:.3f}): flagged {d['caught']}/{d['n_generated']} "
-             f"generated clips and {d['false_alarms']}/{d['n_real']} real world clips"]
+    lines = [f"detector {d['name']} (threshold {d['threshold']:.3f}): flagged "
+             f"{d['caught']}/{d['n_generated']} generated clips and {d['false_alarms']}/{d['n_real']} "
+             "real world clips"]
     lines += [f"  {r['truth']:<9} {r['id']:<22} p_generated {r['p_generated']:.3f} -> {r['decision']}"
               for r in d["rows"]]
     return "\n".join(lines)

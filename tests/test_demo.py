@@ -50,7 +50,8 @@ def _check_demo(result, out, text, mlflow_store):
         assert result.detection["n_generated"] == 2 and result.detection["n_real"] == 2
     # 5: the three verdicts
     v = result.verification
-    assert v["signed"]["verdict"] == "ai-generated (signed)" and v["signed"]["provenance"]["state"] == "trusted"
+    assert v["signed"]["verdict"] == "ai-generated (signed)"
+    assert v["signed"]["provenance"]["state"] == "trusted"
     assert v["tampered"]["verdict"] == "tampered"
     assert "assertion.bmffHash.mismatch" in v["tampered"]["provenance"]["failures"]
     assert v["stripped"]["verdict"] == "ai-generated (watermark only, manifest stripped)"
