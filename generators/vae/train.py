@@ -34,6 +34,8 @@ from .model import ConditionalVideoVAE, vae_loss
 CHECKPOINT_FORMAT = "evalkit-vae-train-v1"
 EXPORT_FORMAT = "evalkit-vae-v1"
 EXPERIMENT = "evalkit-generator-train"
+# TrainConfig fields that do not change the trained weights: left out of the export's metadata
+BOOKKEEPING = ("max_minutes", "checkpoint_every_steps", "log_every_steps", "device")
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.99)
     grad_clip: float = 1.0
-    kl_weight: float = 0.05  # beta per pixel (see model.vae_loss): a Gaussian likelihood of std 0.16
-    kl_warmup_steps: int = 300  # beta ramps linearly from 0, so the decoder learns to use z first
+    kl_weight: float = 0.5  # beta per pixel (see model.vae_loss): a Gaussian likelihood of std 0.5
+    kl_warmup_steps: int = 100  # beta ramps linearly from 0, so the decoder learns to use z first
     seed: int = 0
     data: str = "world"  # the world's train split rendered on the fly, or a folder of clips
     checkpoint_every_steps: int = 200
@@ -152,8 +154,9 @@ def export_weights(state: TrainState, tc: TrainConfig, out, dtype: torch.dtype =
 
     tensors = {k: v.detach().cpu().to(dtype if v.is_floating_point() else v.dtype).contiguous()
                for k, v in state.net.state_dict().items()}
+    recipe = {k: v for k, v in asdict(tc).items() if k not in BOOKKEEPING}
     meta = {"format": EXPORT_FORMAT, "model_config": json.dumps(state.net.cfg.to_dict()),
-            "train_config": json.dumps(asdict(tc)), "step": str(state.step), "clips_seen": str(state.clips_seen)}
+            "train_config": json.dumps(recipe), "step": str(state.step), "clips_seen": str(state.clips_seen)}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
