@@ -88,7 +88,7 @@ class Generator(Protocol):
 
 def get_generator(spec: str, **options) -> Generator:
     """A generator from a model spec: `world`, `control:KIND`, `folder:DIR`, `uvit:PRESET_OR_CKPT`,
-    `diffusers:ID_OR_PATH`."""
+    `vae:small|CKPT`, `diffusers:ID_OR_PATH`."""
     kind, _, arg = spec.partition(":")
     if spec == "world":
         from generators.world import WorldGenerator
@@ -106,11 +106,15 @@ def get_generator(spec: str, **options) -> Generator:
         from generators.uvit.generate import UViTGenerator
 
         return UViTGenerator(arg, **options)
+    if kind == "vae" and arg:
+        from generators.vae.generate import VAEGenerator
+
+        return VAEGenerator(arg, **options)
     if kind == "diffusers" and arg:
         raise UnavailableError(f"{spec}: the diffusers adapter is not available in this version yet "
                                "(planned: issue 7)")
     raise BadInputError(f"unknown model spec {spec!r}; use world, control:noise|frozen|shuffled, "
-                        "folder:DIR, uvit:PRESET_OR_CKPT or diffusers:ID_OR_PATH")
+                        "folder:DIR, uvit:PRESET_OR_CKPT, vae:small|CKPT or diffusers:ID_OR_PATH")
 
 
 def sample_seed(seed: int, prompt_index: int, k: int) -> int:
