@@ -111,7 +111,7 @@ def _scores_table(scores: dict[str, dict]) -> str:
 
 
 def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConfig(), n_generate: int = 4,
-             n_real: int = 4, max_prompts: int | None = 6, generator: str = DEFAULT_GENERATOR,
+             n_real: int = 4, max_prompts: int | None = 8, generator: str = DEFAULT_GENERATOR,
              generator_options: dict | None = None, progress: bool = True, echo=None) -> DemoResult:
     """The whole demo into `out` (a folder it owns; replaced in place on a rerun). `echo(line)`
     receives the step lines as they happen (default: stdout); `progress` shows the bars of the
@@ -124,7 +124,7 @@ def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConf
     from evalkit.metrics.score import score_folders
     from evalkit.provenance.verify import load_trust
 
-    out = Path(out)
+    out = Path(out).absolute()
     if n < 2:
         raise BadInputError(f"--n {n}: the demo needs at least 2 reference clips (FVD needs 2 a set)")
     if n_generate < 2:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -220,17 +221,32 @@ def bench(models: list[str], out: Path, *, max_prompts: int | None, generator_op
     from benchmarks.suite import load_suite
 
     suite = load_suite(SUITE)
+    total = len(suite.select(max_prompts)) * suite.samples_per_prompt
     results = []
     for spec in models:
         t = time.perf_counter()
         opts = generator_options if spec.startswith("uvit:") else None
         res = run_suite(suite, spec, out_dir=out, max_prompts=max_prompts, generator_options=opts,
-                        progress=progress)
+                        progress=progress, on_clip=_clip_counter(spec, total, t, say))
         fvd = res.metrics.get("fvd", {})
         fvd_text = f", fvd {fvd['value']:.4g}" if fvd.get("value") is not None else ""
         say(f"{spec:<20} {res.status:<9} run {res.run_id}  {time.perf_counter() - t:.0f} s{fvd_text}")
         results.append(res)
     return results
+
+
+def _clip_counter(spec: str, total: int, t0: float, say):
+    """A line every few newly generated clips where no progress bar shows (output not a terminal)."""
+    if sys.stderr.isatty():
+        return None
+    every = max(1, total // 6)
+    done = [0]
+
+    def on_clip(_record):
+        done[0] += 1
+        if done[0] % every == 0 or done[0] == total:
+            say(f"{spec}: {done[0]}/{total} clips generated ({time.perf_counter() - t0:.0f} s)")
+    return on_clip
 
 
 def bench_warnings(results) -> list[str]:
