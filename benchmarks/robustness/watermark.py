@@ -2,7 +2,7 @@
 
     python benchmarks/robustness/watermark.py [--quick] [--out FILE.md] [--mlflow] [--seed S]
                                               [--world N] [--fp N] [--preset NAME]
-                                              [--rows FILE.jsonl] [--no-real]
+                                              [--rows FILE.jsonl] [--no-real] [--sizes 32,64,128,256]
 
 Every clip is marked with its own random key and 64-bit payload (`evalkit.provenance.watermark`),
 then each attack of the grid is applied to the marked frames and `detect` runs on the result:
@@ -14,7 +14,8 @@ then each attack of the grid is applied to the marked frames and `detect` runs o
   into Matroska with PyAV, read back), and resize 0.75 followed by H.264 CRF 30.
 
 Clips: world clips (`evalkit.world`, test split, 24 frames, 64x64 and 128x128, plus a few at
-256x256 outside --quick; half with sensor noise) and 32-frame segments of the real footage in
+256x256 outside --quick; half with sensor noise; `--sizes` picks the sizes, and size 32 means the
+built-in generator's own 16-frame 32x32 clips) and 32-frame segments of the real footage in
 ../shared/data/real-videos (bikes 640x272, carphone 176x144, bigbuckbunny 1280x720).
 
 Per attack: bit accuracy (hard payload bits against the truth, averaged over clips), payload
@@ -180,7 +181,7 @@ def run_grid(clips, cfg, seed: int, attacks=ATTACKS, progress=True):
 
 
 def summarize(rows, attacks):
-    order = {"world64": 0, "world128": 1, "world256": 2}
+    order = {"world32": -1, "world64": 0, "world128": 1, "world256": 2}
     groups = sorted({r["group"] for r in rows}, key=lambda g: (order.get(g, 9), g))
     table = {}
     for an in attacks:
@@ -280,13 +281,18 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="default")
     ap.add_argument("--no-real", action="store_true", help="skip the real footage")
     ap.add_argument("--rows", type=Path, help="write one JSON line per (clip, attack) here")
+    ap.add_argument("--sizes", default=None,
+                    help="world clip sizes, comma-separated (default 64,128,256; quick 64,128); "
+                         "32 gives 16-frame clips, the built-in generator's format")
     a = ap.parse_args(argv)
     cfg = get_config(a.preset)
     t0 = time.perf_counter()
     n_world = a.world if a.world is not None else (2 if a.quick else 8)
-    clips = world_clips(n_world, 64, a.seed) + world_clips(n_world, 128, a.seed)
-    if not a.quick:  # and a few larger world clips, to show how robustness grows with size
-        clips += world_clips(max(1, n_world // 2), 256, a.seed)
+    sizes = [int(x) for x in a.sizes.split(",")] if a.sizes else [64, 128] + ([] if a.quick else [256])
+    clips = []
+    for size in sizes:  # fewer of the larger world clips, which show how robustness grows with size
+        n = n_world if size <= 128 else max(1, n_world // 2)
+        clips += world_clips(n, size, a.seed, frames=16 if size <= 32 else 24)
     if not a.no_real:
         real = {"carphone_pristine.mp4": (0,), "bikes.mp4": (0,)} if a.quick else REAL_SEGMENTS
         clips += real_clips(real)
