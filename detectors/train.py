@@ -137,6 +137,8 @@ def _log(det: Detector, report: dict, cfg: TrainConfig) -> str:
             tracking.log_estimates({f"{prefix}{k}": e for k, e in r.get("metrics", {}).items()})
             if "natural_fpr" in r:
                 tracking.log_estimate(f"{prefix}natural_fpr", r["natural_fpr"])
+        mlflow.log_metrics({f"train_seconds.{f}": s for f, s in report["fit_s"].items()}
+                            | {"prepare_seconds": report["prep_s"], "total_seconds": report["total_s"]})
         curves = {k: (r["y"], r["p"]) for k, r in report["rows"].items() if "metrics" in r}
         tracking.log_image(figure_png(roc_figure(curves, f"ROC, test split ({det.name})")), "roc.png")
         main = next(iter(report["rows"].values()))

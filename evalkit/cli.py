@@ -44,11 +44,16 @@ def cli():
               help="Folder for the demo's clips and pictures (replaced on each run).")
 @click.option("--n", type=int, default=32, show_default=True, callback=_positive, help="Reference clips.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(out, n, seed):
-    """End-to-end on the embedded default; prints where the results are."""
+@click.option("--n-generate", type=int, default=4, show_default=True, callback=_positive,
+              help="Clips the default generator makes, signs and watermarks (at least 2).")
+@click.option("--max-prompts", type=int, default=8, show_default=True, callback=_positive,
+              help="Prompts of world-v1 the suite run takes (the first N, both parts in turn).")
+def demo(out, n, seed, n_generate, max_prompts):
+    """End-to-end on the embedded default: world, generator, scores, detector, verify, suite,
+    leaderboard and HTML report; prints where the results are."""
     from evalkit.demo import run_demo
 
-    result = run_demo(out, n=n, seed=seed)
+    result = run_demo(out, n=n, seed=seed, n_generate=n_generate, max_prompts=max_prompts, echo=click.echo)
     click.echo(result.summary())
 
 
@@ -378,6 +383,8 @@ def detectors_train(real, fake, families, name, calibration, target_fpr, seed):
     for row in table_rows(report):
         click.echo(f"{row['detector']:>10}  AUC {row['auc']}  TPR@1%FPR {row['tpr_at_1pct_fpr']}  "
                    f"ECE {row['ece']}  natural FPR {row['natural_fpr']}  (test n={row['n']})")
+    fit = ", ".join(f"{f} {s:.0f} s" for f, s in report["fit_s"].items())
+    click.echo(f"clips {report['clips']}; prepared in {report['prep_s']:.0f} s; trained: {fit}")
     click.echo(f"threshold {report['threshold']:.4f} (target FPR {target_fpr:g} on held-out real clips); "
                f"saved to {report['path']}; MLflow run {report.get('mlflow_run_id')}")
 

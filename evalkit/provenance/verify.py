@@ -277,7 +277,10 @@ def _run_detector(detector, clip) -> tuple[dict, str | None]:
     except Exception as e:  # noqa: BLE001  a detector failure is reported, not raised
         return ({"p_generated": None, "name": _detector_name(detector), "threshold": threshold},
                 f"the detector failed ({_one_line(e, 120)})")
-    return {"p_generated": p, "name": _detector_name(detector), "threshold": threshold}, None
+    out = {"p_generated": p, "name": _detector_name(detector), "threshold": threshold}
+    if callable(getattr(detector, "decide", None)):  # evalkit detectors also abstain: real/uncertain/generated
+        out["decision"] = detector.decide(p)
+    return out, None
 
 
 # ---------------------------------------------------------------------------------------------
