@@ -46,7 +46,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 from evalkit.provenance.watermark import (  # noqa: E402
-    DEFAULT_P_THRESHOLD, detect, embed, get_config, make_key,
+    DEFAULT_P_THRESHOLD, Detection, WatermarkInputError, detect, embed, get_config, make_key,
 )
 from evalkit import video
 from evalkit.video import psnr, read_video, write_video  # noqa: E402
@@ -166,7 +166,10 @@ def run_grid(clips, cfg, seed: int, attacks=ATTACKS, progress=True):
             marked = embed(frames, payload, key, cfg)
             q = psnr(marked, frames)
             for an, fn in attacks.items():
-                d = detect(fn(marked, fps, work), key, cfg)
+                try:
+                    d = detect(fn(marked, fps, work), key, cfg)
+                except WatermarkInputError:  # e.g. a 32x32 clip resized below the 32-pixel minimum
+                    d = Detection(False, None, 1.0, 0.0, np.zeros(truth.size), geometry={"error": "too small"})
                 rows.append({"group": group, "clip": name, "attack": an, "psnr": q,
                              "bit_acc": float(np.mean((d.bits > 0) == truth)),
                              "payload_ok": d.payload == payload,
