@@ -235,17 +235,19 @@ def bench(models: list[str], out: Path, *, max_prompts: int | None, generator_op
     return results
 
 
-def _clip_counter(spec: str, total: int, t0: float, say):
-    """A line every few newly generated clips where no progress bar shows (output not a terminal)."""
+def _clip_counter(spec: str, total: int, t0: float, say, every_s: float = 15.0):
+    """Where no progress bar shows (output not a terminal): a line of newly generated clips at
+    most every `every_s` seconds while a model generates slowly."""
     if sys.stderr.isatty():
         return None
-    every = max(1, total // 6)
-    done = [0]
+    state = {"done": 0, "said": t0}
 
     def on_clip(_record):
-        done[0] += 1
-        if done[0] % every == 0 or done[0] == total:
-            say(f"{spec}: {done[0]}/{total} clips generated ({time.perf_counter() - t0:.0f} s)")
+        state["done"] += 1
+        now = time.perf_counter()
+        if now - state["said"] >= every_s and state["done"] < total:
+            state["said"] = now
+            say(f"{spec}: {state['done']}/{total} clips generated ({now - t0:.0f} s)")
     return on_clip
 
 
