@@ -125,3 +125,32 @@ def test_demo_refuses_foreign_folders_and_bad_sizes(mlflow_store, tmp_path):
     assert main(["demo", "--out", str(tmp_path / "d"), "--n-generate", "1"]) == EXIT_BAD_INPUT
     assert main(["demo", "--out", str(tmp_path / "d"), "--max-prompts", "0"]) == EXIT_BAD_INPUT
     assert MlflowClient(mlflow_store).get_experiment_by_name(EXPERIMENT) is None
+
+
+def test_detector_step_counts_catches_and_false_alarms(tmp_path):
+    from evalkit.demo_steps import format_detection, run_detector
+    from evalkit.world.export import render_folder
+
+    render_folder(tmp_path / "fake", split="test", n=2, progress=False)
+    render_folder(tmp_path / "real", split="ood", n=3, progress=False)
+
+    class Stub:
+        name, threshold = "stub", 0.5
+
+        def predict(self, clips):
+            return [0.9 if c.meta["record"]["split"] == "test" else 0.1 for c in clips]
+
+        def decide(self, p):
+            return "generated" if p >= self.threshold else "real"
+
+    d = run_detector(Stub(), tmp_path / "fake", tmp_path / "real", n_real=2)
+    assert (d["caught"], d["n_generated"], d["false_alarms"], d["n_real"]) == (2, 2, 0, 2)
+    assert "flagged 2/2 generated clips and 0/2 real world clips" in format_detection(d)
+
+
+def test_tampering_needs_a_media_payload(tmp_path):
+    from evalkit.demo_steps import flip_mdat_byte
+
+    (tmp_path / "x.mp4").write_bytes(b"\x00\x00\x00\x10ftypisom\x00\x00\x00\x00")
+    with pytest.raises(ValueError, match="no media payload"):
+        flip_mdat_byte(tmp_path / "x.mp4", tmp_path / "y.mp4")
