@@ -148,10 +148,12 @@ def _model_fingerprint(spec: str) -> str | None:
     return _sha(sorted((f.name, f.stat().st_size) for f in d.iterdir() if f.is_file())) if d.is_dir() else None
 
 
-def run_key(suite: Suite, spec: str, protocol: dict, max_prompts: int | None) -> str:
+def run_key(suite: Suite, spec: str, protocol: dict, max_prompts: int | None, judges: dict | None = None) -> str:
+    """Everything a run's numbers depend on: the suite, the model and its settings, and the judges
+    (the detector's weights, user-given backbone paths), so a new judge never reuses old numbers."""
     return _sha({"suite_hash": suite.hash, "model": spec, "weights_sha256": protocol.get("weights_sha256"),
                  "generation": protocol, "max_prompts": max_prompts, "folder": _model_fingerprint(spec),
-                 "code": CODE_VERSION})
+                 "code": CODE_VERSION, **({"judges": judges} if judges else {})})
 
 
 class _ClipStore:
@@ -488,7 +490,7 @@ def per_clip_checks(suite: Suite, records: list[dict], folder: Path, paths, dete
             row[wm_name] = cache.get(sha, proto, lambda: _survives(path, rec, wm_key, crf))
         if detector is not None:
             proto = {"check": "detector", "name": str(getattr(detector, "name", "?")),
-                     "threshold": float(detector.threshold), "weights": str(getattr(detector, "sha256", ""))}
+                     "threshold": float(detector.threshold), "weights": str(getattr(detector, "weights_sha256", ""))}
             p = cache.get(sha, proto, lambda: float(detector.predict([load_clip(folder, rec)])[0]))
             row["p_generated"], row["detected"] = p, bool(p >= detector.threshold)
         out[rec["id"]] = row
@@ -599,7 +601,11 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
     prompts = suite.select(max_prompts)
     gen = _generator(suite, model_spec, generator_options or {})
     proto = gen.protocol()
-    key = run_key(suite, model_spec, proto, max_prompts)
+    detector_warnings: list[str] = []
+    detector = load_default_detector(detector_warnings) if "detector" in suite.metrics else None
+    judges = {"detector": getattr(detector, "weights_sha256", None) if detector is not None else None,
+              "backbones": {k: str(v) for k, v in (backbone_paths or {}).items()}}
+    key = run_key(suite, model_spec, proto, max_prompts, judges)
     experiment = schema.experiment_name(suite.name)
     existing = find_run(experiment, key)
     folder = Path(out_dir) / suite.name / f"{_slug(model_spec)}-{key[:8]}"
@@ -624,7 +630,7 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
         reference = reference_folder(suite, prompts, progress)
         part_of = {r["id"]: r["part"] for r in records}
         scored = score_run(suite, folder, reference, part_of, progress=progress, backbone_paths=backbone_paths)
-        detector = load_default_detector(warnings) if "detector" in suite.metrics else None
+        warnings += detector_warnings
         checks = per_clip_checks(suite, records, folder, paths, detector, progress=progress)
         metrics = {**scored["metrics"], **safety_metrics(suite, checks)}
         if "cost" in suite.metrics:
