@@ -1,10 +1,14 @@
 """A trained detector: one or more families, their scores stacked and calibrated, a decision
 threshold fitted at a target false-positive rate, and an abstain band.
 
-- Stacking + calibration: the families' logits on held-out calibration clips feed a logistic
-  regression (Platt scaling when there is one family); `isotonic` then maps its score through an
-  isotonic fit instead. Probabilities are calibrated to the calibration set's class balance,
-  which the detector records.
+- Stacking + calibration: the supervised families' logits on held-out calibration clips feed a
+  logistic regression (Platt scaling when there is one family). With a `oneclass` family (a model
+  of real clips only, detectors/oneclass.py) the stacked probability and the one-class family's
+  own Platt-calibrated probability are averaged with equal weight, then calibrated once more:
+  learned stacking weights would favour the supervised families, which transfer worst to a
+  generator not seen in training. `isotonic` maps the final score through an isotonic fit
+  instead of Platt. Probabilities are calibrated to the calibration set's class balance, which
+  the detector records.
 - Threshold: the smallest t such that at most `target_fpr` of the held-out real clips have
   p >= t ("generated" at or above t). The abstain band: below t, a clip is "real" only when p is
   also under the generated clips' `target_fpr` quantile (so at most that share of generated clips
@@ -29,6 +33,10 @@ from detectors.features import Protocol
 DECISIONS = ("generated", "real", "uncertain")
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))  # no overflow warnings
+
+
 def fpr_threshold(p_real: np.ndarray, target_fpr: float) -> float:
     """Smallest t with mean(p_real >= t) <= target_fpr."""
     desc = np.sort(np.asarray(p_real, dtype=np.float64))[::-1]
@@ -47,6 +55,11 @@ class Detector:
         self.calibration, self.target_fpr = calibration, target_fpr
         self.stack_coef = np.zeros(len(families))
         self.stack_intercept = 0.0
+        names = [f.name for f in families]
+        # The one-class family is averaged in, not stacked, when supervised families are present.
+        self.oc_index = names.index("oneclass") if "oneclass" in names and len(names) > 1 else None
+        self.oc_platt = np.array([1.0, 0.0])     # p_oc = sigmoid(a * z_oc + b)
+        self.final_platt = np.array([1.0, 0.0])  # p = sigmoid(c * score + d)
         self.iso_x = self.iso_y = None
         self.threshold = 0.5
         self.real_below = 0.5
@@ -57,13 +70,27 @@ class Detector:
     def _logits(self, batch: np.ndarray) -> np.ndarray:
         return np.stack([f.score(batch) for f in self.families], 1)  # [B, families]
 
+    def _sup(self, z: np.ndarray) -> np.ndarray:
+        return z if self.oc_index is None else np.delete(z, self.oc_index, axis=1)
+
     def _stack(self, z: np.ndarray) -> np.ndarray:
-        return z @ self.stack_coef + self.stack_intercept
+        """The combined score, before the final calibration."""
+        s = self._sup(z) @ self.stack_coef + self.stack_intercept
+        if self.oc_index is None:
+            return s
+        a, b = self.oc_platt
+        p = 0.5 * (_sigmoid(s) + _sigmoid(a * z[:, self.oc_index] + b))
+        return np.log(p + 1e-12) - np.log1p(-p + 1e-12)
 
     def calibrate(self, batch: np.ndarray, y: np.ndarray, seed: int = 0) -> "Detector":
         z = self._logits(batch)
-        lr = LogisticRegression(C=10.0, max_iter=5000, random_state=seed).fit(z, y)
+        lr = LogisticRegression(C=10.0, max_iter=5000, random_state=seed).fit(self._sup(z), y)
         self.stack_coef, self.stack_intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+        if self.oc_index is not None:
+            oc = LogisticRegression(C=10.0, max_iter=5000, random_state=seed).fit(z[:, [self.oc_index]], y)
+            self.oc_platt = np.array([oc.coef_[0, 0], oc.intercept_[0]], dtype=np.float64)
+            fin = LogisticRegression(C=10.0, max_iter=5000, random_state=seed).fit(self._stack(z)[:, None], y)
+            self.final_platt = np.array([fin.coef_[0, 0], fin.intercept_[0]], dtype=np.float64)
         if self.calibration == "isotonic":
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(self._stack(z), y)
             self.iso_x, self.iso_y = iso.X_thresholds_.astype(np.float64), iso.y_thresholds_.astype(np.float64)
@@ -84,7 +111,7 @@ class Detector:
         s = self._stack(z)
         if self.calibration == "isotonic":
             return np.interp(s, self.iso_x, self.iso_y)  # clipped at the ends, as the fit was
-        return 1.0 / (1.0 + np.exp(-s))
+        return _sigmoid(self.final_platt[0] * s + self.final_platt[1])
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """Calibrated p(generated) for a protocol batch [B, T, S, S, 3]."""
@@ -127,6 +154,7 @@ class Detector:
             fams.append(meta)
             arrays.update({f"family{i}.{k}": np.ascontiguousarray(v) for k, v in arr.items()})
         arrays["stack_coef"] = self.stack_coef
+        arrays["oc_platt"], arrays["final_platt"] = self.oc_platt, self.final_platt
         if self.iso_x is not None:
             arrays["iso_x"], arrays["iso_y"] = self.iso_x, self.iso_y
         save_file(arrays, str(stage / "weights.safetensors"))
@@ -162,6 +190,8 @@ class Detector:
                                           protocol))
         det = cls(meta["name"], fams, protocol, calibration=meta["calibration"], target_fpr=meta["target_fpr"])
         det.stack_coef, det.stack_intercept = arrays["stack_coef"], float(meta["stack_intercept"])
+        det.oc_platt = arrays.get("oc_platt", det.oc_platt)
+        det.final_platt = arrays.get("final_platt", det.final_platt)
         det.iso_x, det.iso_y = arrays.get("iso_x"), arrays.get("iso_y")
         det.threshold, det.real_below, det.info = meta["threshold"], meta["real_below"], meta.get("info", {})
         return det

@@ -5,6 +5,7 @@
   features of `detectors.features`. Linear on purpose: the features carry the signal, a linear
   model is hard to overfit on a few hundred clips and saves as two vectors.
 - `cnn3d`: a small 3D CNN on high-pass residuals (detectors/cnn3d.py).
+- `oneclass`: a model of real clips only, scoring distance from them (detectors/oneclass.py).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from sklearn.preprocessing import StandardScaler
 
 from detectors.features import FEATURE_SETS, Protocol
 
-FAMILIES = ("naive", "spectral", "temporal", "cnn3d")
-DEFAULT_FAMILIES = ("spectral", "temporal", "cnn3d")  # the ensemble's members; naive is the baseline
+FAMILIES = ("naive", "spectral", "temporal", "cnn3d", "oneclass")
+# The ensemble's members; naive is the baseline every table carries.
+DEFAULT_FAMILIES = ("spectral", "temporal", "cnn3d", "oneclass")
 
 
 class LinearFamily:
@@ -72,6 +74,10 @@ class LinearFamily:
 
 
 def make_family(name: str, protocol: Protocol = Protocol(), **kw):
+    if name == "oneclass":
+        from detectors.oneclass import OneClassFamily
+
+        return OneClassFamily(protocol)
     if name == "cnn3d":
         from detectors.cnn3d import CNN3DFamily
 
@@ -80,6 +86,10 @@ def make_family(name: str, protocol: Protocol = Protocol(), **kw):
 
 
 def family_from_state(meta: dict, arrays: dict, protocol: Protocol):
+    if meta["kind"] == "oneclass":
+        from detectors.oneclass import OneClassFamily
+
+        return OneClassFamily.from_state(meta, arrays, protocol)
     if meta["kind"] == "cnn3d":
         from detectors.cnn3d import CNN3DFamily
 

@@ -65,7 +65,9 @@ def fit_families(data: LabelledSet, names, cfg: TrainConfig, progress: bool = Fa
     for name in names:
         t0 = time.perf_counter()
         kw = {"epochs": cfg.cnn_epochs} if name == "cnn3d" else {}
-        fam = make_family(name, cfg.protocol, **kw).fit(data.x[tr], data.y[tr], seed=cfg.seed, progress=progress)
+        fit_kw = {"sources": [s for s, t in zip(data.source, tr) if t]} if name == "oneclass" else {}
+        fam = make_family(name, cfg.protocol, **kw).fit(data.x[tr], data.y[tr], seed=cfg.seed, progress=progress,
+                                                         **fit_kw)
         out[name] = (fam, time.perf_counter() - t0)
     return out
 

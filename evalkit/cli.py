@@ -368,8 +368,8 @@ def detectors():
               help="Real clips: a clip folder (index.jsonl), or natural videos (a file or folder). Repeatable.")
 @click.option("--fake", required=True, multiple=True, type=click.Path(path_type=Path),
               help="Generated clips, one clip folder per generator. Repeatable.")
-@click.option("--family", "families", default="spectral,temporal,cnn3d", show_default=True,
-              help="Families to combine (naive, spectral, temporal, cnn3d); naive is always evaluated.")
+@click.option("--family", "families", default="spectral,temporal,cnn3d,oneclass", show_default=True,
+              help="Families to combine (naive, spectral, temporal, cnn3d, oneclass); naive is always evaluated.")
 @click.option("--out", "name", default="default", show_default=True, help="Name to save and register it under.")
 @click.option("--calibration", type=click.Choice(["platt", "isotonic"]), default="platt", show_default=True)
 @click.option("--target-fpr", type=click.FloatRange(0.0001, 0.5), default=0.01, show_default=True)

@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from detectors.cnn3d import CNN3DFamily
 from detectors.ensemble import Detector, fpr_threshold
@@ -140,15 +141,39 @@ def test_cnn3d_learns_residual_noise_and_round_trips():
     assert np.array_equal(other.score(x), s)  # same seed, same data -> the same network
 
 
+def test_oneclass_flags_departures_from_real_in_either_direction():
+    from detectors.oneclass import OneClassFamily
+
+    real = [make_clip_from_seed(s, ("train", "test", "ood")[s % 3]) for s in range(60)]
+    x = stack_protocol(real)
+    fam = OneClassFamily(min_group=10).fit(x, np.zeros(len(x), int), sources=["a"] * 30 + ["b"] * 30)
+    assert [g for g, _, _ in fam.groups] == ["a", "b"]
+    held_out = stack_protocol([make_clip_from_seed(500 + s, "test") for s in range(12)])
+    noisy = stack_protocol([noisy_generator(make_clip_from_seed(600 + s, "test"), s) for s in range(12)])
+    blurred = []  # the opposite trace: detail removed (what a VAE does)
+    for s in range(12):
+        c = make_clip_from_seed(700 + s, "test")
+        t = torch.nn.functional.avg_pool2d(c.to_tensor(), 5, 1, 2, count_include_pad=False)
+        blurred.append(Clip.from_tensor(t, fps=c.fps))
+    s_real, s_noisy, s_blur = fam.score(held_out), fam.score(noisy), fam.score(stack_protocol(blurred))
+    assert np.median(s_noisy) > np.quantile(s_real, 0.9) and np.median(s_blur) > np.quantile(s_real, 0.9)
+    meta, arrays = fam.state()
+    assert np.array_equal(OneClassFamily.from_state(meta, arrays, Protocol()).score(noisy), s_noisy)
+
+
 def test_detector_save_load_gives_identical_probabilities(tmp_path):
     clean = stack_protocol([make_clip_from_seed(s, "train") for s in range(30)])
     noisy = stack_protocol([noisy_generator(make_clip_from_seed(200 + s, "train"), s) for s in range(30)])
     x, y = np.concatenate([clean, noisy]), np.array([0] * 30 + [1] * 30)
-    fams = [LinearFamily("spectral").fit(x[::2], y[::2]), LinearFamily("naive").fit(x[::2], y[::2])]
+    from detectors.oneclass import OneClassFamily
+
+    fams = [LinearFamily("spectral").fit(x[::2], y[::2]), LinearFamily("naive").fit(x[::2], y[::2]),
+            OneClassFamily(min_group=5).fit(x[::2], y[::2])]
     for calibration in ("platt", "isotonic"):
         det = Detector("t", fams, calibration=calibration).calibrate(x[1::2], y[1::2])
         p = det.predict_batch(x)
         assert ((p >= 0) & (p <= 1)).all()
+        assert det.oc_index == 2 and roc_auc_score(y, p) > 0.9
         again = Detector.load(det.save(tmp_path / calibration))
         assert np.array_equal(again.predict_batch(x), p)
         assert again.threshold == det.threshold and again.calibration == calibration
