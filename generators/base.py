@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from evalkit.clip import Clip
 from evalkit.clipset import ClipFolderWriter
-from evalkit.errors import BadInputError, MissingResourceError, UnavailableError
+from evalkit.errors import BadInputError, MissingResourceError
 
 MAX_PROMPT_CHARS = 1000
 
@@ -111,8 +111,9 @@ def get_generator(spec: str, **options) -> Generator:
 
         return VAEGenerator(arg, **options)
     if kind == "diffusers" and arg:
-        raise UnavailableError(f"{spec}: the diffusers adapter is not available in this version yet "
-                               "(planned: issue 7)")
+        from generators.hf_diffusers import DiffusersGenerator
+
+        return DiffusersGenerator(arg, **options)
     raise BadInputError(f"unknown model spec {spec!r}; use world, control:noise|frozen|shuffled, "
                         "folder:DIR, uvit:PRESET_OR_CKPT, vae:small|CKPT or diffusers:ID_OR_PATH")
 

@@ -63,13 +63,21 @@ def test_version(capsys):
 
 @pytest.mark.parametrize("argv", [
     ["bench", "run", "--suite", "world-v1", "--model", "world", "--executor", "ray"],
-    ["generate", "--model", "diffusers:some/pipeline", "--prompts", "a red ball", "--out", "OUT"],
 ])
 def test_parts_not_available_say_so_and_exit_4(capsys, argv, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, *argv)
     assert code == EXIT_UNAVAILABLE
     assert ("not available" in err or "not installed" in err) and err.count("\n") == 1
+    assert not (tmp_path / "OUT").exists()
+
+
+def test_diffusers_model_not_in_the_local_cache_says_how_to_get_it_and_exits_3(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("diffusers")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "generate", "--model", "diffusers:some/pipeline", "--prompts", "a red ball",
+                         "--out", "OUT")
+    assert code == EXIT_MISSING and "huggingface-cli download some/pipeline" in err and err.count("\n") == 1
     assert not (tmp_path / "OUT").exists()
 
 

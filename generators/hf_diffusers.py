@@ -1,0 +1,247 @@
+"""`diffusers:ID_OR_PATH` as a `Generator`: an installed diffusers text-to-video pipeline.
+
+`diffusers:PATH` loads a pipeline folder (one that `save_pretrained` wrote: `model_index.json` and
+a folder per component); `diffusers:ORG/NAME` loads that model from the user's Hugging Face cache.
+Nothing is ever downloaded: a model not in the cache is a one-line error saying how to get it.
+
+Each (prompt, seed) pair is one pipeline call with a CPU `torch.Generator` seeded with the seed, so
+a clip does not depend on how prompts are batched nor on the device. The protocol records the
+pipeline, a SHA-256 over its weight files, the scheduler (sampler), steps, guidance (diffusers
+uses the standard convention, `uncond + s * (cond - uncond)`), frames, size and fps.
+
+Needs the optional packages: `pip install 'evalkit[diffusers]'` (diffusers and transformers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evalkit.clip import Clip
+from evalkit.errors import BadInputError, MissingResourceError, UnavailableError
+
+from .uvit.layers import flush_denormal
+
+GUIDANCE_CONVENTION = ("standard: eps = uncond + s * (cond - uncond); diffusers skips the unconditional pass "
+                       "for s <= 1 (so s < 1 gives the conditional model)")
+DEFAULT_FPS = 8.0  # what diffusers' text-to-video examples export at
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".onnx", ".gguf")
+# `--sampler` shorthands shared with uvit; any diffusers scheduler class name works too.
+SAMPLER_ALIASES = {"ddim": "DDIMScheduler", "ddpm": "DDPMScheduler",
+                   "dpmpp-2m": "DPMSolverMultistepScheduler", "euler": "EulerDiscreteScheduler",
+                   "euler-a": "EulerAncestralDiscreteScheduler",
+                   "unipc": "UniPCMultistepScheduler", "pndm": "PNDMScheduler"}
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _import_diffusers(spec: str):
+    try:
+        import diffusers
+        import transformers  # noqa: F401  (text encoders and tokenizers of every t2v pipeline)
+    except ImportError as e:
+        raise UnavailableError(f"{spec}: the diffusers adapter needs the optional packages diffusers and "
+                               f"transformers ({e.name or 'import'} is not installed); "
+                               "pip install 'evalkit[diffusers]'") from None
+    return diffusers
+
+
+@contextmanager
+def _quiet_loading():
+    """Loading a pipeline: no per-component progress bars, no advice to install accelerate, no
+    deprecation notices; diffusers' and transformers' logging settings are restored afterwards."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    saved = [(m, m.get_verbosity(), m.is_progress_bar_enabled()) for m in (dlog, tlog)]
+    for m, _, _ in saved:
+        m.set_verbosity_error()
+        m.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for m, verbosity, bar in saved:
+            m.set_verbosity(verbosity)
+            if bar:
+                m.enable_progress_bar()
+
+
+def resolve_pipeline_dir(arg: str) -> Path:
+    """A local pipeline folder: the path itself, or the snapshot of ORG/NAME in the Hugging Face
+    cache (never downloaded)."""
+    spec = f"diffusers:{arg}"
+    path = Path(arg).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "model_index.json").is_file():
+            raise BadInputError(f"{spec}: not a diffusers pipeline folder (no model_index.json); give a "
+                                "folder written by save_pretrained or a cached ORG/NAME")
+        return path
+    if not _REPO_ID.match(arg) or arg.startswith((".", "~")):
+        raise MissingResourceError(f"{spec}: no such pipeline folder; check the path")
+    from huggingface_hub import snapshot_download
+
+    try:
+        snap = Path(snapshot_download(arg, local_files_only=True))
+    except Exception:
+        snap = None
+    if snap is None or not (snap / "model_index.json").is_file():
+        raise MissingResourceError(f"{spec}: neither a folder nor in the local Hugging Face cache; download "
+                                   f"it first (huggingface-cli download {arg}) or pass a path to a pipeline "
+                                   "folder")
+    return snap
+
+
+def sha256_weights(folder: Path) -> str:
+    """One SHA-256 over the pipeline's weight files: each file's relative path and content hash,
+    in sorted order (so renaming, adding or changing a weight file changes it)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
+    for p in files:
+        fh = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                fh.update(chunk)
+        h.update(f"{p.relative_to(folder).as_posix()}\0{fh.hexdigest()}\n".encode())
+    return h.hexdigest()
+
+
+def _parse_size(size) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    hw = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    if len(hw) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in hw):
+        raise BadInputError(f"size {size!r}: give a positive int or [height, width]")
+    return int(hw[0]), int(hw[1])
+
+
+def _to_uint8_frames(video) -> np.ndarray:
+    """One video of a pipeline's `.frames` (numpy [T, H, W, C] in [0, 1], a tensor, or a list of
+    PIL images) as uint8 [T, H, W, 3]."""
+    if isinstance(video, (list, tuple)):
+        video = np.stack([np.asarray(im.convert("RGB")) if hasattr(im, "convert") else np.asarray(im)
+                          for im in video])
+    if isinstance(video, torch.Tensor):
+        video = video.detach().float().cpu().numpy()
+        if video.ndim == 4 and video.shape[1] in (1, 3) and video.shape[-1] not in (1, 3):
+            video = video.transpose(0, 2, 3, 1)  # [T, C, H, W] -> [T, H, W, C]
+    video = np.asarray(video)
+    if video.ndim != 4:
+        raise BadInputError(f"the pipeline returned frames of shape {video.shape}, not [T, H, W, C]; "
+                            "is it a text-to-video pipeline?")
+    if video.dtype != np.uint8:
+        video = (np.clip(video.astype(np.float32), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    if video.shape[-1] == 1:
+        video = np.repeat(video, 3, axis=-1)
+    return np.ascontiguousarray(video[..., :3])
+
+
+class DiffusersGenerator:
+    def __init__(self, arg: str, sampler: str | None = None, steps: int | None = None,
+                 guidance: float | None = None, frames: int | None = None, size=None,
+                 fps: float = DEFAULT_FPS, device: str = "cpu", batch_size: int | None = None):
+        self.spec = f"diffusers:{arg}"
+        diffusers = _import_diffusers(self.spec)
+        self.path = resolve_pipeline_dir(arg)
+        try:
+            with _quiet_loading():
+                pipe = diffusers.DiffusionPipeline.from_pretrained(str(self.path), local_files_only=True)
+        except Exception as e:
+            msg = " ".join(str(e).split())[:200]
+            raise BadInputError(f"{self.spec}: cannot load this pipeline ({type(e).__name__}: {msg}); check "
+                                "that the folder is complete and diffusers supports it") from None
+        params = inspect.signature(pipe.__call__).parameters
+        if "num_frames" not in params:
+            raise BadInputError(f"{self.spec}: {type(pipe).__name__} is not a text-to-video pipeline "
+                                "(its call takes no num_frames)")
+        if sampler is not None:
+            pipe.scheduler = self._scheduler(diffusers, pipe, sampler)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            self.pipe = pipe.to(device)
+        except Exception as e:
+            raise BadInputError(f"--device {device}: cannot move the pipeline there "
+                                f"({' '.join(str(e).split())[:120]})") from None
+        self.pipe.set_progress_bar_config(disable=True)
+        self.params = params
+
+        def default(name, fallback=None):
+            p = params.get(name)
+            return fallback if p is None or p.default is inspect.Parameter.empty else p.default
+
+        self.steps = int(steps if steps is not None else default("num_inference_steps", 50))
+        self.guidance = float(guidance if guidance is not None else default("guidance_scale", 7.5))
+        self.frames = int(frames if frames is not None else default("num_frames", 16))
+        if self.steps < 1 or self.frames < 1:
+            raise BadInputError(f"steps {self.steps}, frames {self.frames}: both must be positive")
+        if fps is None or not fps > 0:
+            raise BadInputError(f"fps {fps!r}: must be positive")
+        self.fps = float(fps)
+        self.size = _parse_size(size) or self._default_size()
+        self.sha256 = sha256_weights(self.path)
+        self.batch_size = batch_size  # unused: one call per (prompt, seed), kept for option symmetry
+
+    @staticmethod
+    def _scheduler(diffusers, pipe, sampler: str):
+        name = SAMPLER_ALIASES.get(sampler, sampler)
+        cls = getattr(diffusers, name, None) if name.isidentifier() else None
+        if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
+            valid = sorted({c.__name__ for c in getattr(pipe.scheduler, "compatibles", [])} |
+                           {"DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler"})
+            raise BadInputError(f"--sampler {sampler}: not a diffusers scheduler; use a scheduler class "
+                                f"name, e.g. {', '.join(valid[:8])}, or one of {sorted(SAMPLER_ALIASES)}")
+        try:
+            return cls.from_config(pipe.scheduler.config)
+        except Exception as e:
+            raise BadInputError(f"--sampler {sampler}: cannot build it from this pipeline's scheduler config "
+                                f"({' '.join(str(e).split())[:120]})") from None
+
+    def _default_size(self) -> tuple[int, int] | None:
+        """The pipeline's own default resolution, where it says (a UNet's sample size times the VAE
+        factor); None leaves it to the pipeline."""
+        unet = getattr(self.pipe, "unet", None)
+        factor = getattr(self.pipe, "vae_scale_factor", None)
+        sample = getattr(getattr(unet, "config", None), "sample_size", None)
+        if isinstance(sample, int) and isinstance(factor, int):
+            return sample * factor, sample * factor
+        return None
+
+    def protocol(self) -> dict:
+        proto = {"model": self.spec, "weights_sha256": self.sha256, "pipeline": type(self.pipe).__name__,
+                 "sampler": type(self.pipe.scheduler).__name__, "steps": self.steps,
+                 "guidance": self.guidance, "guidance_convention": GUIDANCE_CONVENTION, "frames": self.frames,
+                 "fps": self.fps}
+        if self.size is not None:
+            proto["size"] = list(self.size)
+        return proto
+
+    def _call(self, prompt: str, seed: int):
+        kwargs = {"num_inference_steps": self.steps, "guidance_scale": self.guidance,
+                  "num_frames": self.frames, "output_type": "np",
+                  "generator": torch.Generator("cpu").manual_seed(int(seed))}
+        if self.size is not None:
+            kwargs["height"], kwargs["width"] = self.size
+        kwargs = {k: v for k, v in kwargs.items() if k in self.params}
+        try:
+            with torch.inference_mode(), flush_denormal():  # subnormals are ~100x slower on x86 CPUs
+                return self.pipe(prompt, **kwargs).frames
+        except (ValueError, TypeError) as e:  # the pipeline's own input checks (sizes, frame counts, ...)
+            msg = " ".join(str(e).split())[:200]
+            raise BadInputError(f"{self.spec}: the pipeline refused the request ({msg}); check size, frames "
+                                "and steps") from None
+
+    def generate(self, prompts: list[str], seeds: list[int]) -> list[Clip]:
+        if len(prompts) != len(seeds):
+            raise BadInputError(f"{len(prompts)} prompts but {len(seeds)} seeds; give one seed a prompt")
+        clips = []
+        for prompt, seed in zip(prompts, seeds):
+            frames = self._call(prompt, seed)
+            video = frames[0] if (isinstance(frames, (list, tuple)) or np.ndim(frames) == 5) else frames
+            clips.append(Clip(_to_uint8_frames(video), fps=self.fps, prompt=prompt,
+                              meta={"seed": int(seed), "model": self.spec}))
+        return clips

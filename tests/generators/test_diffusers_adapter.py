@@ -1,0 +1,169 @@
+"""`diffusers:ID_OR_PATH`: a tiny randomly initialised text-to-video pipeline, built and saved here
+(nothing downloaded), loaded through `get_generator` and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from evalkit.cli import main
+from evalkit.clipset import load_clip, read_index
+from evalkit.errors import (EXIT_BAD_INPUT, EXIT_MISSING, EXIT_UNAVAILABLE, BadInputError, MissingResourceError,
+                            UnavailableError)
+from evalkit.video import probe_video
+from generators.base import Generator, Prompt, generate_folder, get_generator
+from generators.hf_diffusers import sha256_weights
+
+pytest.importorskip("diffusers")
+pytest.importorskip("transformers")
+
+FAST = dict(steps=2, frames=4, size=32)
+
+
+def _byte_level_chars() -> list[str]:
+    """The 256 printable stand-ins byte-level BPE uses for bytes (GPT-2's table)."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = [b for b in range(256) if b not in keep]
+    return [chr(b) for b in keep] + [chr(256 + i) for i in range(len(extra))]
+
+
+def _tiny_tokenizer(folder):
+    """A CLIP tokenizer whose vocabulary is single characters (no merges): every text tokenizes."""
+    from transformers import CLIPTokenizer
+
+    chars = _byte_level_chars()
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in chars + [c + "</w>" for c in chars]:
+        vocab[c] = len(vocab)
+    folder.mkdir(parents=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=16)
+
+
+@pytest.fixture(scope="module")
+def pipeline_dir(tmp_path_factory):
+    from diffusers import AutoencoderKL, DDIMScheduler, TextToVideoSDPipeline, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    root = tmp_path_factory.mktemp("tiny-t2v")
+    tokenizer = _tiny_tokenizer(root / "vocab")
+    torch.manual_seed(0)
+    unet = UNet3DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 8), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"), up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        cross_attention_dim=8, attention_head_dim=4, norm_num_groups=2)
+    vae = AutoencoderKL(  # two blocks: latents are half the frame size
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8), norm_num_groups=2,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, sample_size=16)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=8, intermediate_size=16, num_attention_heads=2, num_hidden_layers=1,
+        max_position_embeddings=16, projection_dim=8, bos_token_id=0, eos_token_id=1, pad_token_id=1))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              clip_sample=False, set_alpha_to_one=False)
+    pipe = TextToVideoSDPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                 scheduler=scheduler)
+    pipe.save_pretrained(root / "pipe")
+    return root / "pipe"
+
+
+def test_generates_deterministic_clips_of_the_asked_shape(pipeline_dir):
+    gen = get_generator(f"diffusers:{pipeline_dir}", **FAST)
+    assert isinstance(gen, Generator) and gen.spec == f"diffusers:{pipeline_dir}"
+    a, b, c = gen.generate(["a red ball falls", "a blue square slides", "a red ball falls"], [1, 2, 3])
+    for clip in (a, b, c):
+        assert clip.frames.shape == (4, 32, 32, 3) and clip.frames.dtype == np.uint8 and clip.fps == 8.0
+    assert np.array_equal(gen.generate(["a red ball falls"], [1])[0].frames, a.frames)  # same seed, same clip
+    assert not np.array_equal(a.frames, c.frames)  # same prompt, another seed
+    assert a.frames.std() > 0 and a.prompt == "a red ball falls"
+    wide = get_generator(f"diffusers:{pipeline_dir}", steps=1, frames=2, size=(16, 24), fps=12)
+    clip = wide.generate(["x"], [0])[0]
+    assert clip.frames.shape == (2, 16, 24, 3) and clip.fps == 12.0
+
+
+def test_protocol_records_scheduler_steps_guidance_and_weights(pipeline_dir):
+    proto = get_generator(f"diffusers:{pipeline_dir}", **FAST).protocol()
+    assert proto["model"] == f"diffusers:{pipeline_dir}" and proto["pipeline"] == "TextToVideoSDPipeline"
+    assert proto["sampler"] == "DDIMScheduler" and proto["steps"] == 2 and proto["frames"] == 4
+    assert proto["guidance"] == 9.0  # the pipeline's own default
+    assert proto["guidance_convention"].startswith("standard: eps = uncond + s * (cond - uncond)")
+    assert proto["size"] == [32, 32] and proto["fps"] == 8.0
+    assert proto["weights_sha256"] == sha256_weights(pipeline_dir) and len(proto["weights_sha256"]) == 64
+    other = get_generator(f"diffusers:{pipeline_dir}", sampler="DPMSolverMultistepScheduler", guidance=1.5,
+                          steps=2, frames=2, size=16)
+    assert other.protocol()["sampler"] == "DPMSolverMultistepScheduler" and other.protocol()["guidance"] == 1.5
+    assert other.generate(["a ball"], [0])[0].frames.shape == (2, 16, 16, 3)
+    assert get_generator(f"diffusers:{pipeline_dir}", sampler="ddim").protocol()["sampler"] == "DDIMScheduler"
+    default = get_generator(f"diffusers:{pipeline_dir}").protocol()  # the pipeline's defaults, made explicit
+    assert (default["steps"], default["frames"], default["size"]) == (50, 16, [16, 16])
+
+
+def test_generate_folder_writes_index_and_mp4s(pipeline_dir, tmp_path):
+    gen = get_generator(f"diffusers:{pipeline_dir}", **FAST)
+    records = generate_folder(gen, [Prompt("a red ball falls")], tmp_path / "out", n_per_prompt=2, seed=3,
+                              progress=False)
+    index = read_index(tmp_path / "out")
+    assert [r["id"] for r in index] == [r["id"] for r in records] == ["p0000-00", "p0000-01"]
+    for rec in index:
+        assert rec["sampler"] == "DDIMScheduler" and rec["steps"] == 2 and rec["model"] == f"diffusers:{pipeline_dir}"
+        assert rec["frames"] == 4 and rec["size"] == [32, 32] and rec["weights_sha256"] == sha256_weights(pipeline_dir)
+        info = probe_video(tmp_path / "out" / rec["file"])
+        assert (info.height, info.width) == (32, 32)
+        assert load_clip(tmp_path / "out", rec).frames.shape == (4, 32, 32, 3)
+
+
+def test_cli_generate_with_a_pipeline_folder(pipeline_dir, tmp_path, capsys):
+    code = main(["generate", "--model", f"diffusers:{pipeline_dir}", "--prompts", "a red ball falls",
+                 "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    (rec,) = read_index(tmp_path / "out")
+    assert rec["steps"] == 50 and rec["frames"] == 16 and rec["size"] == [16, 16] and "wrote 1 clips" in out
+
+
+def test_cache_ids_load_from_the_local_cache_only(pipeline_dir, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    snap = cache / "models--tiny-org--tiny-t2v" / "snapshots" / ("0" * 40)
+    shutil.copytree(pipeline_dir, snap)
+    (cache / "models--tiny-org--tiny-t2v" / "refs").mkdir()
+    (cache / "models--tiny-org--tiny-t2v" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    gen = get_generator("diffusers:tiny-org/tiny-t2v", **FAST)
+    assert gen.protocol()["weights_sha256"] == sha256_weights(pipeline_dir)  # the same weights, wherever they are
+    with pytest.raises(MissingResourceError, match=r"huggingface-cli download tiny-org/absent"):
+        get_generator("diffusers:tiny-org/absent")
+
+
+def test_missing_and_non_pipeline_paths_are_one_line_errors(pipeline_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notapipe").mkdir()
+    (tmp_path / "notapipe" / "weights.bin").write_bytes(b"\0" * 8)
+    for model, code_wanted, fragment in [(f"diffusers:{tmp_path / 'absent'}", EXIT_MISSING, "no such pipeline folder"),
+                                         ("diffusers:./absent", EXIT_MISSING, "no such pipeline folder"),
+                                         ("diffusers:notapipe", EXIT_BAD_INPUT, "model_index.json")]:
+        code = main(["generate", "--model", model, "--prompts", "a ball", "--out", "OUT"])
+        err = capsys.readouterr().err
+        assert code == code_wanted and fragment in err and err.count("\n") == 1, err
+        assert not (tmp_path / "OUT").exists()
+    with pytest.raises(BadInputError, match="DDIMScheduler") as e:
+        get_generator(f"diffusers:{pipeline_dir}", sampler="NoSuchScheduler")
+    assert e.value.exit_code == EXIT_BAD_INPUT and "\n" not in str(e.value)
+    with pytest.raises(BadInputError, match="size"):
+        get_generator(f"diffusers:{pipeline_dir}", size=(32,))
+
+
+def test_without_diffusers_installed_says_how_to_install(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "diffusers", None)  # `import diffusers` now raises ImportError
+    with pytest.raises(UnavailableError, match=r"pip install 'evalkit\[diffusers\]'"):
+        get_generator("diffusers:some/pipeline")
+    code = main(["generate", "--model", "diffusers:some/pipeline", "--prompts", "a ball", "--out",
+                 str(tmp_path / "OUT")])
+    err = capsys.readouterr().err
+    assert code == EXIT_UNAVAILABLE and "evalkit[diffusers]" in err and err.count("\n") == 1
