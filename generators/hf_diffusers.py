@@ -146,6 +146,13 @@ class DiffusersGenerator:
                  fps: float = DEFAULT_FPS, device: str = "cpu", batch_size: int | None = None):
         self.spec = f"diffusers:{arg}"
         diffusers = _import_diffusers(self.spec)
+        for name, value in (("steps", steps), ("frames", frames)):  # bad options fail before a long load
+            if value is not None and not (isinstance(value, (int, np.integer)) and value >= 1):
+                raise BadInputError(f"{name} {value!r}: must be a positive integer")
+        if fps is None or not fps > 0:
+            raise BadInputError(f"fps {fps!r}: must be positive")
+        size = _parse_size(size)
+        scheduler_cls = self._scheduler_class(diffusers, sampler) if sampler is not None else None
         self.path = resolve_pipeline_dir(arg)
         try:
             with _quiet_loading():
@@ -158,8 +165,12 @@ class DiffusersGenerator:
         if "num_frames" not in params:
             raise BadInputError(f"{self.spec}: {type(pipe).__name__} is not a text-to-video pipeline "
                                 "(its call takes no num_frames)")
-        if sampler is not None:
-            pipe.scheduler = self._scheduler(diffusers, pipe, sampler)
+        if scheduler_cls is not None:
+            try:
+                pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
+            except Exception as e:
+                raise BadInputError(f"--sampler {sampler}: cannot build it from this pipeline's scheduler "
+                                    f"config ({' '.join(str(e).split())[:120]})") from None
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
@@ -177,29 +188,22 @@ class DiffusersGenerator:
         self.steps = int(steps if steps is not None else default("num_inference_steps", 50))
         self.guidance = float(guidance if guidance is not None else default("guidance_scale", 7.5))
         self.frames = int(frames if frames is not None else default("num_frames", 16))
-        if self.steps < 1 or self.frames < 1:
-            raise BadInputError(f"steps {self.steps}, frames {self.frames}: both must be positive")
-        if fps is None or not fps > 0:
-            raise BadInputError(f"fps {fps!r}: must be positive")
         self.fps = float(fps)
-        self.size = _parse_size(size) or self._default_size()
+        self.size = size or self._default_size()
         self.sha256 = sha256_weights(self.path)
         self.batch_size = batch_size  # unused: one call per (prompt, seed), kept for option symmetry
 
     @staticmethod
-    def _scheduler(diffusers, pipe, sampler: str):
+    def _scheduler_class(diffusers, sampler: str):
         name = SAMPLER_ALIASES.get(sampler, sampler)
-        cls = getattr(diffusers, name, None) if name.isidentifier() else None
+        cls = getattr(diffusers, name, None) if isinstance(name, str) and name.isidentifier() else None
         if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
-            valid = sorted({c.__name__ for c in getattr(pipe.scheduler, "compatibles", [])} |
-                           {"DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler"})
+            examples = ["DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler",
+                        "EulerDiscreteScheduler",
+                        "PNDMScheduler", "UniPCMultistepScheduler"]
             raise BadInputError(f"--sampler {sampler}: not a diffusers scheduler; use a scheduler class "
-                                f"name, e.g. {', '.join(valid[:8])}, or one of {sorted(SAMPLER_ALIASES)}")
-        try:
-            return cls.from_config(pipe.scheduler.config)
-        except Exception as e:
-            raise BadInputError(f"--sampler {sampler}: cannot build it from this pipeline's scheduler config "
-                                f"({' '.join(str(e).split())[:120]})") from None
+                                f"name, e.g. {', '.join(examples)}, or one of {sorted(SAMPLER_ALIASES)}")
+        return cls
 
     def _default_size(self) -> tuple[int, int] | None:
         """The pipeline's own default resolution, where it says (a UNet's sample size times the VAE

@@ -157,6 +157,9 @@ def test_missing_and_non_pipeline_paths_are_one_line_errors(pipeline_dir, tmp_pa
     assert e.value.exit_code == EXIT_BAD_INPUT and "\n" not in str(e.value)
     with pytest.raises(BadInputError, match="size"):
         get_generator(f"diffusers:{pipeline_dir}", size=(32,))
+    for bad in ({"steps": 0}, {"frames": -1}, {"fps": 0}, {"sampler": "bogus"}):  # checked before any load
+        with pytest.raises(BadInputError):
+            get_generator(f"diffusers:{tmp_path / 'absent'}", **bad)
 
 
 def test_without_diffusers_installed_says_how_to_install(monkeypatch, tmp_path, capsys):
