@@ -190,9 +190,9 @@ def generator_export(checkpoint, out):
 @click.option("--prompts", required=True, help="A text file, a .jsonl file or a literal prompt.")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--n-per-prompt", type=int, default=1, show_default=True, callback=_positive)
-@click.option("--sampler", help="uvit only: ddpm | ddim | dpmpp-2m")
-@click.option("--steps", type=int, callback=_positive, help="uvit only: sampling steps.")
-@click.option("--guidance", type=float, help="uvit only: CFG scale s in uncond + s (cond - uncond).")
+@click.option("--sampler", help="uvit: ddpm | ddim | dpmpp-2m; diffusers: a scheduler name (ddim, euler, ...).")
+@click.option("--steps", type=int, callback=_positive, help="uvit, diffusers: sampling steps.")
+@click.option("--guidance", type=float, help="uvit, diffusers: CFG scale s in uncond + s (cond - uncond).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--sign", is_flag=True, help="Sign every clip with a C2PA manifest.")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark in every clip.")
@@ -201,8 +201,8 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, seed, 
     from generators.base import generate_folder, get_generator, load_prompts
 
     sampling = {k: v for k, v in dict(sampler=sampler, steps=steps, guidance=guidance).items() if v is not None}
-    if sampling and not model.startswith("uvit:"):
-        raise BadInputError(f"--{'/--'.join(sampling)} only apply to uvit models, not {model}")
+    if sampling and not model.startswith(("uvit:", "diffusers:")):
+        raise BadInputError(f"--{'/--'.join(sampling)} only apply to uvit and diffusers models, not {model}")
     prompt_list = load_prompts(prompts)
     post = None
     if sign or watermark:
@@ -457,7 +457,7 @@ def bench_run(suite, models, executor, out, max_prompts, sampler, steps, guidanc
     results = []
     for spec in models:
         r = run_suite(s, spec, out_dir=out, max_prompts=max_prompts,
-                      generator_options=uvit_opts if spec.startswith("uvit:") else None)
+                      generator_options=uvit_opts if spec.startswith(("uvit:", "diffusers:")) else None)
         for w in r.warnings:
             click.echo(f"evalkit: warning: {spec}: {w}", err=True)
         note = {"complete": "already complete: returned the earlier run", "resumed": "resumed an incomplete run",
