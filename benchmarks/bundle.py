@@ -178,7 +178,7 @@ def _same(a, b) -> bool:
 def verify_bundle(bundle_path, *, clips=None, trust=None, recompute: bool = False, progress: bool = False) -> dict:
     """Check a result bundle. Returns {"ok", "exit_code", "problems": [...], "signature": {...},
     "clips": {...}|None, "recompute": {...}|None}; raises for a missing or unreadable bundle."""
-    from benchmarks.runner import sha256_file
+    from evalkit.hashing import sha256_file
 
     bundle_path = Path(bundle_path)
     if bundle_path.is_dir():

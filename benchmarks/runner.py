@@ -39,6 +39,7 @@ import numpy as np
 from benchmarks import schema
 from benchmarks.suite import Suite, SuitePrompt, canonical_json, load_suite
 from evalkit.errors import BadInputError
+from evalkit.hashing import sha256_file
 
 SCORE_FAMILIES = ("fvd", "clip", "flicker", "physics")
 CODE_VERSION = "bench-runner-1"  # bump when a change here alters any number, to invalidate caches
@@ -59,14 +60,6 @@ class RunResult:
 
 # ---------------------------------------------------------------------------------------------
 # small helpers
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _sha(obj) -> str:

@@ -176,7 +176,8 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, s
 def generator_export(checkpoint, out):
     """Export a training checkpoint's EMA weights as fp16 safetensors (what `uvit:PATH`, `uvit:NAME`
     and --init-from load)."""
-    from generators.uvit.generate import export_weights, sha256_file
+    from evalkit.hashing import sha256_file
+    from generators.uvit.generate import export_weights
 
     if out.suffix != ".safetensors":
         raise BadInputError(f"{out}: the export is a .safetensors file; name it so")

@@ -30,7 +30,6 @@ models share no weights or code with the model under test.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -44,6 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from evalkit.hashing import sha256_file
 from evalkit.world import BACKGROUNDS, COLORS, KINDS, SHAPES, SIZES, WorldConfig
 from evalkit.world.clips import make_clip, make_clip_for_prompt
 
@@ -687,12 +687,7 @@ def _world_config_dict(c: WorldConfig) -> dict:
     return {"frames": c.frames, "size": c.size, "fps": c.fps, "noise": c.noise}
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+file_sha256 = sha256_file  # the name the backbones use
 
 
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> Path:

@@ -8,7 +8,6 @@ SHA-256 goes into every clip's record.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 
 from evalkit.clip import Clip
 from evalkit.errors import BadInputError, MissingResourceError
+from evalkit.hashing import sha256_file
 
 from .configs import PRESETS, UViTConfig
 from .layers import flush_denormal
@@ -25,14 +25,6 @@ from .text import token_count
 
 SHIPPED = Path(__file__).parent / "weights"
 DEFAULT_FPS = 8.0  # the world's frame rate, which the shipped models learned
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_weights(checkpoint, out, dtype: torch.dtype = torch.float16) -> Path:

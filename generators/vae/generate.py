@@ -7,7 +7,6 @@ training checkpoint. The weights' SHA-256 goes into every clip's record.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 
 from evalkit.clip import Clip
 from evalkit.errors import BadInputError, MissingResourceError
+from evalkit.hashing import sha256_file
 from generators.uvit.layers import flush_denormal
 from generators.uvit.text import token_count
 
@@ -24,14 +24,6 @@ from .model import ConditionalVideoVAE
 SHIPPED = Path(__file__).parent / "weights"
 DEFAULT_FPS = 8.0  # the world's frame rate, which the shipped model learned
 SAMPLER = "vae-prior"  # z ~ N(0, I), one decoder pass
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_weights(arg: str) -> Path:

@@ -281,7 +281,7 @@ def _log_samples(state: TrainState, weights: Path) -> None:
     from evalkit.clip import Clip
     from evalkit.grid import frame_grid
 
-    from .generate import sha256_file
+    from evalkit.hashing import sha256_file
 
     prompts = [p for p in PROBE_PROMPTS for _ in range(2)]
     videos = state.net.eval().sample(prompts, seeds=[0, 1] * len(PROBE_PROMPTS))
