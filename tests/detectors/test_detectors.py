@@ -146,8 +146,9 @@ def test_oneclass_flags_departures_from_real_in_either_direction():
 
     real = [make_clip_from_seed(s, ("train", "test", "ood")[s % 3]) for s in range(60)]
     x = stack_protocol(real)
-    fam = OneClassFamily(min_group=10).fit(x, np.zeros(len(x), int), sources=["a"] * 30 + ["b"] * 30)
-    assert [g for g, _, _ in fam.groups] == ["a", "b"]
+    fam = OneClassFamily(min_group=10).fit(x, np.zeros(len(x), int),
+                                           sources=["world"] * 45 + ["natural:a.mp4"] * 15)
+    assert [g for g, _, _ in fam.groups] == ["clips", "natural"]
     held_out = stack_protocol([make_clip_from_seed(500 + s, "test") for s in range(12)])
     noisy = stack_protocol([noisy_generator(make_clip_from_seed(600 + s, "test"), s) for s in range(12)])
     blurred = []  # the opposite trace: detail removed (what a VAE does)
