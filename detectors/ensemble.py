@@ -3,11 +3,11 @@ threshold fitted at a target false-positive rate, and an abstain band.
 
 - Stacking + calibration: the supervised families' logits on held-out calibration clips feed a
   logistic regression (Platt scaling when there is one family). With a `oneclass` family (a model
-  of real clips only, detectors/oneclass.py) the stacked probability and the one-class family's
-  own Platt-calibrated probability are averaged with equal weight, then calibrated once more:
-  learned stacking weights would favour the supervised families, which transfer worst to a
-  generator not seen in training. `isotonic` maps the final score through an isotonic fit
-  instead of Platt. Probabilities are calibrated to the calibration set's class balance, which
+  of real clips only, detectors/oneclass.py) the combined score is the larger of the stacked
+  probability and the one-class family's own Platt-calibrated probability, calibrated once more:
+  learned stacking weights (or an average) would let the supervised families, which transfer
+  worst to a generator not seen in training, outvote the one-class view. `isotonic` maps the
+  final score through an isotonic fit instead of Platt. Probabilities are calibrated to the calibration set's class balance, which
   the detector records.
 - Threshold: the smallest t such that at most `target_fpr` of the held-out real clips have
   p >= t ("generated" at or above t). The abstain band: below t, a clip is "real" only when p is
@@ -79,7 +79,9 @@ class Detector:
         if self.oc_index is None:
             return s
         a, b = self.oc_platt
-        p = 0.5 * (_sigmoid(s) + _sigmoid(a * z[:, self.oc_index] + b))
+        # The larger of the two: a clip is suspect when either view says so. The supervised view
+        # catches the generators it was trained on; the one-class view anything far from real.
+        p = np.maximum(_sigmoid(s), _sigmoid(a * z[:, self.oc_index] + b))
         return np.log(p + 1e-12) - np.log1p(-p + 1e-12)
 
     def calibrate(self, batch: np.ndarray, y: np.ndarray, seed: int = 0) -> "Detector":
