@@ -7,8 +7,8 @@ threshold fitted at a target false-positive rate, and an abstain band.
   probability and the one-class family's own Platt-calibrated probability, calibrated once more:
   learned stacking weights (or an average) would let the supervised families, which transfer
   worst to a generator not seen in training, outvote the one-class view. `isotonic` maps the
-  final score through an isotonic fit instead of Platt. Probabilities are calibrated to the calibration set's class balance, which
-  the detector records.
+  final score through an isotonic fit instead of Platt. Probabilities are calibrated to the
+  calibration set's class balance, which the detector records.
 - Threshold: the smallest t such that at most `target_fpr` of the held-out real clips have
   p >= t ("generated" at or above t). The abstain band: below t, a clip is "real" only when p is
   also under the generated clips' `target_fpr` quantile (so at most that share of generated clips
