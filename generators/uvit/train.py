@@ -27,6 +27,7 @@ import torch.distributed as dist
 
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.world import WorldConfig, make_clip
+from generators.checkpoints import torch_save_atomic
 
 from .configs import UViTConfig, get_config, num_params
 from .diffusion import GaussianDiffusion, to_model_space
@@ -152,8 +153,6 @@ def build_state(tc: TrainConfig, device: torch.device) -> TrainState:
 # ---------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(state: TrainState, tc: TrainConfig, path) -> Path:
     """Everything to resume exactly; tensors and plain data only (loads with weights_only=True)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": "evalkit-uvit-train-v1",
         "train_config": json.dumps(asdict(tc)),
@@ -162,13 +161,7 @@ def save_checkpoint(state: TrainState, tc: TrainConfig, path) -> Path:
         "step": state.step, "clips_seen": state.clips_seen, "seconds": state.seconds,
         "cpu_seconds": state.cpu_seconds,
     }
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return torch_save_atomic(payload, path)
 
 
 def load_checkpoint(path, device: torch.device = torch.device("cpu")) -> tuple[TrainState, TrainConfig]:

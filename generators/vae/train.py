@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from evalkit.errors import BadInputError, MissingResourceError
+from generators.checkpoints import torch_save_atomic
 from generators.uvit.layers import flush_denormal
 from generators.uvit.train import ClipSource, pick_device
 
@@ -106,19 +107,11 @@ def build_state(tc: TrainConfig, device: torch.device) -> TrainState:
 # ---------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(state: TrainState, tc: TrainConfig, path) -> Path:
     """Everything to resume exactly; tensors and plain data only (loads with weights_only=True)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": CHECKPOINT_FORMAT, "train_config": json.dumps(asdict(tc)),
                "model_config": json.dumps(state.net.cfg.to_dict()), "model": state.net.state_dict(),
                "opt": state.opt.state_dict(), "step": state.step, "clips_seen": state.clips_seen,
                "seconds": state.seconds, "cpu_seconds": state.cpu_seconds}
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return torch_save_atomic(payload, path)
 
 
 def load_checkpoint(path, device: torch.device = torch.device("cpu")) -> tuple[TrainState, TrainConfig]:
