@@ -20,3 +20,22 @@ def torch_save_atomic(payload: dict, path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def torch_load_checked(path, fmt: str, what: str, device: torch.device = torch.device("cpu")) -> dict:
+    """A checkpoint written by `torch_save_atomic` with `"format": fmt`, loaded with
+    weights_only=True (no pickled code runs). A missing file is MissingResourceError; anything
+    unreadable or of another format is a one-line BadInputError naming the file."""
+    from evalkit.errors import BadInputError, MissingResourceError
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingResourceError(f"{path}: no such {what} checkpoint; check the path")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # any failure to read a user-given file is bad input, not a bug
+        raise BadInputError(f"{path}: unreadable or corrupt checkpoint ({' '.join(str(e).split())[:200]}); "
+                            "train again or pick another") from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise BadInputError(f"{path}: not an evalkit {what} training checkpoint; train again or pick another")
+    return payload

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from evalkit.errors import BadInputError, MissingResourceError
+from evalkit.errors import BadInputError
 from evalkit.world import WorldConfig, make_clip
-from generators.checkpoints import torch_save_atomic
+from generators.checkpoints import torch_load_checked, torch_save_atomic
 
 from .configs import UViTConfig, get_config, num_params
 from .diffusion import GaussianDiffusion, to_model_space
@@ -166,12 +166,8 @@ def save_checkpoint(state: TrainState, tc: TrainConfig, path) -> Path:
 
 def load_checkpoint(path, device: torch.device = torch.device("cpu")) -> tuple[TrainState, TrainConfig]:
     path = Path(path)
-    if not path.is_file():
-        raise MissingResourceError(f"{path}: no such checkpoint; check the path")
+    payload = torch_load_checked(path, "evalkit-uvit-train-v1", "U-ViT", device)
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-        if payload.get("format") != "evalkit-uvit-train-v1":
-            raise ValueError("not an evalkit U-ViT training checkpoint")
         tc_dict = json.loads(payload["train_config"])
         tc_dict["betas"] = tuple(tc_dict["betas"])
         tc = TrainConfig(**tc_dict)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from evalkit.errors import BadInputError, MissingResourceError
-from generators.checkpoints import torch_save_atomic
+from generators.checkpoints import torch_load_checked, torch_save_atomic
 from generators.uvit.layers import flush_denormal
 from generators.uvit.train import ClipSource, pick_device
 
@@ -116,12 +116,8 @@ def save_checkpoint(state: TrainState, tc: TrainConfig, path) -> Path:
 
 def load_checkpoint(path, device: torch.device = torch.device("cpu")) -> tuple[TrainState, TrainConfig]:
     path = Path(path)
-    if not path.is_file():
-        raise MissingResourceError(f"{path}: no such VAE checkpoint; check the path")
+    payload = torch_load_checked(path, CHECKPOINT_FORMAT, "VAE", device)
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError("not an evalkit VAE training checkpoint")
         tc_dict = json.loads(payload["train_config"])
         tc = TrainConfig(**{**tc_dict, "betas": tuple(tc_dict["betas"]), "init_from": None})
         state = build_state(tc, device)
