@@ -8,6 +8,9 @@ watermark them when the model is the built-in U-ViT, score every metric of the s
 provenance, watermark survival after re-encoding and the default detector per clip, then log
 params, metrics with CIs, the per-clip table, a sample grid and the signed result bundle.
 
+Where clips are made is the executor's business (`benchmarks.executors`: here, or Ray actors on a
+cluster); everything else stays in this process, so the clips and numbers do not depend on it.
+
 Resume without repeating work or duplicating runs:
 
 * the run key (schema.TAG_RUN_KEY) hashes the suite, the model and its generation settings; an
@@ -24,6 +27,7 @@ Resume without repeating work or duplicating runs:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -37,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import schema
+from benchmarks.executors import LocalExecutor, Shard
 from benchmarks.suite import Suite, SuitePrompt, canonical_json, load_suite
 from evalkit.errors import BadInputError
 from evalkit.hashing import sha256_file
@@ -172,54 +177,21 @@ class _ClipStore:
         return rec
 
 
-class _GpuMeter:
-    """GPU-seconds (the synchronised wall time of a generate call on a CUDA model) and joules
-    (NVML's energy counter) of one call; inactive on CPU or without pynvml."""
-
-    def __init__(self, gen):
-        self.torch = self.nvml = self.handle = None
-        try:
-            import torch
-
-            net = getattr(gen, "net", None)
-            if net is not None and torch.cuda.is_available() and next(net.parameters()).device.type == "cuda":
-                self.torch = torch
-                import pynvml
-
-                pynvml.nvmlInit()
-                self.nvml, self.handle = pynvml, pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
-        except Exception:  # noqa: BLE001  no CUDA / NVML: those cost metrics are simply absent
-            pass
-
-    def start(self):
-        if self.torch is None:
-            return None
-        self.torch.cuda.synchronize()
-        e = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) if self.nvml else None
-        return time.perf_counter(), e
-
-    def stop(self, t0) -> dict:
-        if t0 is None:
-            return {}
-        self.torch.cuda.synchronize()
-        out = {"gpu_s": time.perf_counter() - t0[0]}
-        if self.nvml and t0[1] is not None:
-            out["energy_j"] = (self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) - t0[1]) / 1000.0
-        return out
-
-
 def _generate(suite: Suite, prompts: list[SuitePrompt], gen, store: _ClipStore, *, protect, progress: bool,
-              on_clip) -> list[dict]:
-    """Every clip of `prompts`, generating only those the store lacks; records in suite order."""
+              on_clip, executor=None, make_generator=None) -> list[dict]:
+    """Every clip of `prompts`, generating only those the store lacks; records in suite order.
+    The executor makes the clips (here or on a cluster); storing, signing and watermarking happen
+    here, so the credentials never leave this process."""
     from tqdm.auto import tqdm
 
     from evalkit.video import write_video
     from generators.base import sample_seed
 
+    executor = executor or LocalExecutor()
     k_all = range(suite.samples_per_prompt)
     proto = gen.protocol()
-    gpu = _GpuMeter(gen)
     out: dict[str, dict] = {}
+    shards = []
     bar = tqdm(total=len(prompts) * suite.samples_per_prompt, desc=f"generate {gen.spec}", unit="clip",
                disable=None if progress else True)
     for p in prompts:
@@ -228,20 +200,19 @@ def _generate(suite: Suite, prompts: list[SuitePrompt], gen, store: _ClipStore, 
         # A prompt's samples are always generated as one batch, even when some are already stored:
         # batched float maths can differ in the last bits with the batch's size, and a resumed run
         # must make the very same clips. (folder: serves a prompt's videos in request order too.)
-        todo = list(k_all) if gen.spec.startswith("folder:") or any(h is None for h in have.values()) else []
-        if todo:
-            seeds = [sample_seed(suite.seed, p.index, k) for k in todo]
-            g0 = gpu.start()
-            t0, c0 = time.perf_counter(), time.process_time()
-            clips = gen.generate([p.text] * len(todo), seeds)
-            wall, cpu = (time.perf_counter() - t0) / len(todo), (time.process_time() - c0) / len(todo)
-            g = {f"gen_{k}": v / len(todo) for k, v in gpu.stop(g0).items()}
-            for k, s, clip in zip(todo, seeds, clips):
-                if have[k] is not None:
-                    continue
+        if gen.spec.startswith("folder:") or any(h is None for h in have.values()):
+            shards.append(Shard((p, ids, have), [p.text] * len(k_all), [sample_seed(suite.seed, p.index, k)
+                                                                          for k in k_all]))
+        else:
+            out.update({ids[k]: have[k] for k in k_all})
+            bar.update(suite.samples_per_prompt)
+    for shard, clips, cost in executor.run(make_generator, shards, gen=gen):
+        p, ids, have = shard.key
+        for k, s, clip in zip(k_all, shard.seeds, clips):
+            if have[k] is None:
                 rec = {"id": ids[k], "file": f"clips/{ids[k]}.mp4", "prompt": p.text, "prompt_id": p.id,
                        "part": p.part, "sample": k, "seed": s, "fps": clip.fps, "frames": clip.num_frames,
-                       "size": list(clip.size), **proto, "gen_wall_s": wall, "gen_cpu_s": cpu, **g}
+                       "size": list(clip.size), **proto, **cost}
                 if p.probe is not None:
                     rec["probe"] = p.probe
                 tmp = store.root / "clips" / f".{ids[k]}.{os.getpid()}.mp4"
@@ -251,11 +222,10 @@ def _generate(suite: Suite, prompts: list[SuitePrompt], gen, store: _ClipStore, 
                 have[k] = store.add(ids[k], tmp, rec)
                 if on_clip is not None:
                     on_clip(have[k])
-        for k in k_all:
             out[ids[k]] = have[k]
         bar.update(suite.samples_per_prompt)
     bar.close()
-    return list(out.values())
+    return [out[f"{p.id}-{k:02d}"] for p in prompts for k in k_all]
 
 
 def _assemble(records: list[dict], store: _ClipStore, folder: Path) -> Path:
@@ -578,9 +548,10 @@ def _params(suite: Suite, spec: str, proto: dict, records_seeds: list, max_promp
 
 def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None,
               generator_options: dict | None = None, backbone_paths: dict | None = None,
-              progress: bool = True, on_clip=None) -> RunResult:
+              progress: bool = True, on_clip=None, executor=None) -> RunResult:
     """Run `suite` (a Suite, a shipped name or a path) over one model; see the module docstring.
-    `on_clip(record)` is called after each newly generated clip is stored."""
+    `on_clip(record)` is called after each newly generated clip is stored; `executor` (from
+    `benchmarks.executors.get_executor`) says where the clips are made (default: here)."""
     import mlflow
 
     from benchmarks.bundle import build_bundle, write_signed_bundle
@@ -618,7 +589,9 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
                             run_id=existing.info.run_id if existing is not None else None) as run:
         store = _ClipStore(bench_home() / "work" / key[:32])
         protect = _protector(paths) if model_spec.startswith("uvit:") else None
-        records = _generate(suite, prompts, gen, store, protect=protect, progress=progress, on_clip=on_clip)
+        records = _generate(suite, prompts, gen, store, protect=protect, progress=progress, on_clip=on_clip,
+                            executor=executor,
+                            make_generator=functools.partial(_generator, suite, model_spec, generator_options or {}))
         _assemble(records, store, folder)
         reference = reference_folder(suite, prompts, progress)
         part_of = {r["id"]: r["part"] for r in records}

@@ -61,15 +61,21 @@ def test_version(capsys):
     assert code == 0 and __version__ in out
 
 
-@pytest.mark.parametrize("argv", [
-    ["bench", "run", "--suite", "world-v1", "--model", "world", "--executor", "ray"],
-])
-def test_parts_not_available_say_so_and_exit_4(capsys, argv, tmp_path, monkeypatch):
+def test_ray_executor_without_ray_installed_says_how_to_get_it_and_exits_4(capsys, tmp_path, monkeypatch):
+    import sys
+
     monkeypatch.chdir(tmp_path)
-    code, out, err = run(capsys, *argv)
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: `import ray` raises ImportError
+    code, out, err = run(capsys, "bench", "run", "--suite", "world-v1", "--model", "world", "--executor", "ray")
     assert code == EXIT_UNAVAILABLE
-    assert ("not available" in err or "not installed" in err) and err.count("\n") == 1
-    assert not (tmp_path / "OUT").exists()
+    assert "evalkit[ray]" in err and err.count("\n") == 1
+    assert not (tmp_path / "evalkit-bench").exists()
+
+
+def test_ray_options_without_the_ray_executor_exit_2(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "bench", "run", "--suite", "world-v1", "--model", "world", "--workers", "2")
+    assert code == EXIT_BAD_INPUT and "--executor ray" in err and err.count("\n") == 1
 
 
 def test_diffusers_model_not_in_the_local_cache_says_how_to_get_it_and_exits_3(capsys, tmp_path, monkeypatch):
