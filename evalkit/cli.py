@@ -143,12 +143,16 @@ def generator():
 @click.option("--max-steps", type=int, default=100_000, show_default=True, callback=_positive)
 @click.option("--batch-size", type=int, default=16, show_default=True, callback=_positive)
 @click.option("--lr", type=float, default=1e-3, show_default=True, callback=_positive)
+@click.option("--warmup-steps", type=int, default=500, show_default=True, help="uvit: linear learning-rate warm-up.")
+@click.option("--min-snr-gamma", type=float, default=5.0, show_default=True,
+              help="uvit: min-SNR loss weighting (Hang et al.); 0 turns it off.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--init-from", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Start from these weights (.safetensors export) instead of a fresh init.")
-def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, seed, compile_, device, init_from):
+def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, warmup_steps, min_snr_gamma, seed,
+                    compile_, device, init_from):
     """Train the built-in generator on the world (or a folder of clips); resumes from --out."""
     if preset.startswith("vae-"):  # the conditional video VAE family (generators/vae)
         from generators.vae.train import train_from_cli
@@ -162,8 +166,11 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, s
 
     get_config(preset)  # an unknown preset fails here, before anything is written
     out = out or evalkit_home() / "models" / f"uvit-{preset}.pt"
+    if warmup_steps < 0 or min_snr_gamma < 0:
+        raise BadInputError("--warmup-steps and --min-snr-gamma must be >= 0")
     tc = TrainConfig(preset=preset, data=data, batch_size=batch_size, max_steps=max_steps,
-                     max_minutes=max_minutes, lr=lr, seed=seed, compile=compile_, device=device,
+                     max_minutes=max_minutes, lr=lr, warmup_steps=warmup_steps,
+                     min_snr_gamma=min_snr_gamma or None, seed=seed, compile=compile_, device=device,
                      init_from=str(init_from) if init_from else None)
     state = train(tc, out)
     click.echo(f"trained uvit:{preset} to step {state.step} ({state.clips_seen} clips, "
@@ -431,7 +438,10 @@ _BENCH_SUMMARY = ("fvd", "clip_alignment", "physics_score_id", "physics_score_oo
 @click.option("--suite", required=True, help="A shipped suite (world-v1) or a suite YAML file.")
 @click.option("--model", "models", required=True, multiple=True,
               help="uvit:PRESET_OR_CKPT, folder:DIR, diffusers:ID, world, control:noise|frozen|shuffled; repeatable.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where clips are generated: here, or Ray actors (pip install 'evalkit[ray]').")
+@click.option("--workers", type=int, callback=_positive, help="ray: actors (default: one per cluster CPU).")
+@click.option("--ray-address", help="ray: a running cluster (default: $RAY_ADDRESS, else a local instance).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("evalkit-bench"), show_default=True,
               help="Where each model's clips, index and signed bundle go (OUT/SUITE/MODEL-KEY).")
 @click.option("--max-prompts", type=int, callback=_positive,
@@ -439,32 +449,31 @@ _BENCH_SUMMARY = ("fvd", "clip_alignment", "physics_score_id", "physics_score_oo
 @click.option("--sampler", help="uvit: sampler (default: the model's).")
 @click.option("--steps", type=int, callback=_positive, help="uvit: sampling steps.")
 @click.option("--guidance", type=float, help="uvit: guidance scale.")
-def bench_run(suite, models, executor, out, max_prompts, sampler, steps, guidance):
+def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, sampler, steps, guidance):
     """Run a suite over one or more models: one MLflow run per model in experiment
     evalkit-bench-SUITE; a killed run started again resumes without repeating work."""
+    from benchmarks.executors import get_executor
     from benchmarks.runner import run_suite
     from benchmarks.suite import load_suite
 
-    if executor == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise UnavailableError("--executor ray: ray is not installed; install it (pip install ray) "
-                                   "or use --executor local") from None
-        raise UnavailableError("--executor ray: distributed runs are not available in this version yet; "
-                               "use --executor local")
+    if executor == "local" and (workers or ray_address):
+        raise BadInputError("--workers/--ray-address: only with --executor ray")
     s = load_suite(suite)
     uvit_opts = {k: v for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance)) if v is not None}
+    pool = get_executor(executor, **({"address": ray_address, "workers": workers} if executor == "ray" else {}))
     results = []
-    for spec in models:
-        r = run_suite(s, spec, out_dir=out, max_prompts=max_prompts,
-                      generator_options=uvit_opts if spec.startswith(("uvit:", "diffusers:")) else None)
-        for w in r.warnings:
-            click.echo(f"evalkit: warning: {spec}: {w}", err=True)
-        note = {"complete": "already complete: returned the earlier run", "resumed": "resumed an incomplete run",
-                "new": "new run"}[r.status]
-        click.echo(f"{spec}: MLflow run {r.run_id} ({note}); clips and bundle in {r.folder}")
-        results.append(r)
+    try:
+        for spec in models:
+            r = run_suite(s, spec, out_dir=out, max_prompts=max_prompts, executor=pool,
+                          generator_options=uvit_opts if spec.startswith(("uvit:", "diffusers:")) else None)
+            for w in r.warnings:
+                click.echo(f"evalkit: warning: {spec}: {w}", err=True)
+            note = {"complete": "already complete: returned the earlier run", "resumed": "resumed an incomplete run",
+                    "new": "new run"}[r.status]
+            click.echo(f"{spec}: MLflow run {r.run_id} ({note}); clips and bundle in {r.folder}")
+            results.append(r)
+    finally:
+        pool.close()
     click.echo(f"\nsuite {s.name} (sha256 {s.hash[:16]}), experiment evalkit-bench-{s.name}")
     click.echo(f"{'metric':<26}" + "".join(f"{r.model[:26]:>28}" for r in results))
     for name in _BENCH_SUMMARY:
