@@ -11,7 +11,8 @@ import click
 
 from evalkit import __version__
 from evalkit.errors import (
-    EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BadInputError, EvalkitError, UnavailableError,
+    EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUT_OF_MEMORY, BadInputError, EvalkitError,
+    UnavailableError, out_of_memory_message,
 )
 
 SPLIT = click.Choice(["train", "test", "ood"])
@@ -646,9 +647,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
-    except Exception as e:  # a bug in evalkit, not the user's fault
+    except Exception as e:  # a bug in evalkit, not the user's fault, unless memory ran out
         if debug:
             raise
+        oom = out_of_memory_message(e)
+        if oom is not None:
+            click.echo(f"evalkit: error: {oom}", err=True)
+            return EXIT_OUT_OF_MEMORY
         msg = " ".join(str(e).split())[:300]
         click.echo(f"evalkit: internal error: {type(e).__name__}: {msg}; rerun with EVALKIT_DEBUG=1 "
                    "for the traceback and report it", err=True)

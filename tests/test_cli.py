@@ -207,3 +207,26 @@ def test_generate_signs_and_watermarks_every_clip(capsys, tmp_path, monkeypatch)
     for r, rec in zip(results, records):
         assert r["provenance"]["state"] == "trusted" and r["verdict"] == "ai-generated (signed)"
         assert r["watermark"]["detected"] and r["watermark"]["payload"] == rec["watermark_payload"]
+
+
+def test_out_of_memory_is_one_line_exit_5_and_writes_nothing(capsys, tmp_path):
+    from evalkit.errors import EXIT_OUT_OF_MEMORY
+
+    # 5000 frames of 8192x8192 RGB: numpy refuses the 3.7 TiB array at once (a real MemoryError)
+    code, out, err = run(capsys, "world", "render", str(tmp_path / "big"), "--n", "1", "--frames", "5000",
+                         "--size", "8192")
+    assert code == EXIT_OUT_OF_MEMORY and err.startswith("evalkit: error: out of memory") and err.count("\n") == 1
+    assert "TiB" in err and not (tmp_path / "big").exists()
+
+
+def test_torch_allocator_failures_read_as_out_of_memory():
+    import torch
+
+    from evalkit.errors import out_of_memory_message
+
+    with pytest.raises(RuntimeError) as e:
+        torch.empty(10**13)  # torch's CPU allocator fails with a plain RuntimeError
+    msg = out_of_memory_message(e.value)
+    assert msg is not None and "out of memory" in msg and "37252.9 GiB" in msg
+    assert out_of_memory_message(RuntimeError("shape mismatch")) is None
+    assert out_of_memory_message(ValueError("can't allocate memory")) is None
