@@ -136,7 +136,7 @@ def generator():
 
 
 @generator.command("train")
-@click.option("--preset", default="small", show_default=True, help="tiny | small | base | vae-small")
+@click.option("--preset", default="small", show_default=True, help="tiny | small | small-coarse | base | vae-small")
 @click.option("--data", default="world", show_default=True, help="world, or a folder of clips.")
 @click.option("--out", type=click.Path(path_type=Path), help="Checkpoint (resumed if it exists). "
               "Default: $EVALKIT_HOME/models/uvit-PRESET.pt")

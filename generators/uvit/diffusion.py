@@ -7,10 +7,14 @@ and its closed form, with alpha_bar_t = prod_{s<=t} (1 - beta_s),
 Schedules are computed in float64 and cast to float32 per device on use.
 
 Data live in "model space" [-1, 1]; `to_model_space` / `from_model_space` convert from the
-library's [0, 1]. The network predicts eps (default) or v = sqrt(ab) eps - sqrt(1 - ab) x_0
-(Salimans & Ho); `output_to_eps` turns either into eps for the samplers, and because that map is
-affine in the output with coefficients that depend on t only, classifier-free guidance gives the
-same result whether it is applied to the raw output or to eps.
+library's [0, 1]. The network predicts eps (default), v = sqrt(ab) eps - sqrt(1 - ab) x_0
+(Salimans & Ho) or x_0 itself; `output_to_eps` turns any of them into eps for the samplers, and
+because that map is affine in the output with coefficients that depend on t only, classifier-free
+guidance gives the same result whether it is applied to the raw output or to eps.
+
+x_0 prediction suits coarse patches: a token's linear decoder has rank `width`, less than its
+patch's pixel count, so it cannot output per-pixel noise (eps, or v at low noise), but a smooth
+x_0 it can; eps = (x_t - sqrt(ab) x_0) / sqrt(1 - ab) then takes the noise from x_t exactly.
 """
 
 from __future__ import annotations
@@ -130,9 +134,12 @@ class GaussianDiffusion:
         return a * noise - s * x0
 
     def output_to_eps(self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The network's output (eps or v) -> eps. For v: eps = sqrt(ab) v + sqrt(1 - ab) x_t."""
+        """The network's output (eps, v or x0) -> eps. For v: eps = sqrt(ab) v + sqrt(1 - ab) x_t;
+        for x0: eps = (x_t - sqrt(ab) x0) / sqrt(1 - ab)."""
         if self.prediction == "eps":
             return out
+        if self.prediction == "x0":
+            return self.predict_eps(x_t, t, out)
         a, s = self._alpha_sigma(t, x_t)
         return a * out + s * x_t
 
@@ -160,14 +167,20 @@ class GaussianDiffusion:
 
         `min_snr_gamma` (Hang et al. 2023) weights each sample's loss by min(SNR, gamma)/SNR for eps
         prediction (min(SNR, gamma)/(SNR + 1) for v), which down-weights the easy low-noise steps.
-        `reduce=False` gives the per-sample loss [B].
+        x0 prediction always weights its x0 MSE by the truncated SNR max(SNR, 1) (Salimans & Ho),
+        capped at `min_snr_gamma` when given: uniform where the noise dominates, more where detail
+        is decided. `reduce=False` gives the per-sample loss [B].
         """
         noise = torch.randn_like(x0) if noise is None else noise
         x_t = self.q_sample(x0, t, noise)
         out = model_fn(x_t, t)
-        target = noise if self.prediction == "eps" else self.v_target(x0, t, noise)
+        target = {"eps": noise, "x0": x0}.get(self.prediction)
+        target = self.v_target(x0, t, noise) if target is None else target
         per_sample = (out.float() - target.float()).pow(2).flatten(1).mean(1)  # [B]
-        if min_snr_gamma is not None:
+        if self.prediction == "x0":
+            w = self.snr(t).clamp(min=1.0, max=min_snr_gamma)
+            per_sample = per_sample * w.to(per_sample)
+        elif min_snr_gamma is not None:
             snr = self.snr(t)
             w = snr.clamp(max=min_snr_gamma) / (snr if self.prediction == "eps" else snr + 1.0)
             per_sample = per_sample * w.to(per_sample)

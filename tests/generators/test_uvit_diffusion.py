@@ -123,3 +123,21 @@ def test_model_space_round_trip():
     x = torch.rand(2, 3, 3, 4, 4)
     torch.testing.assert_close(from_model_space(to_model_space(x)), x)
     assert to_model_space(torch.zeros(1)).item() == -1 and to_model_space(torch.ones(1)).item() == 1
+
+
+def test_x0_prediction_maps_to_eps_and_weights_by_truncated_snr():
+    d = GaussianDiffusion("cosine", 1000, prediction="x0", snr_shift=4.0)
+    g = torch.Generator().manual_seed(3)
+    x0, noise = torch.randn(8, 2, 3, generator=g), torch.randn(8, 2, 3, generator=g)
+    t = torch.tensor([0, 10, 100, 300, 500, 700, 900, 999])
+    x_t = d.q_sample(x0, t, noise)
+    # the true x0 as output gives the true noise back, and DPM-Solver++'s data prediction gets x0
+    # back (to float32 rounding divided by sqrt(ab), ~1e-3 at the last step of a shifted schedule)
+    torch.testing.assert_close(d.output_to_eps(x0, x_t, t), noise, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(d.predict_x0(x_t, t, d.output_to_eps(x0, x_t, t)), x0, rtol=0, atol=3e-3)
+    # a perfect x0 costs nothing; a wrong one costs its MSE times clamp(SNR, 1, gamma)
+    assert d.training_loss(lambda x, tt: x0, x0, t, noise).item() == pytest.approx(0.0, abs=1e-10)
+    per = d.training_loss(lambda x, tt: x0 + 0.5, x0, t, noise, min_snr_gamma=5.0, reduce=False)
+    w = d.snr(t).clamp(1.0, 5.0).float()
+    torch.testing.assert_close(per, 0.25 * w)
+    assert per[-1].item() == pytest.approx(0.25) and per[0].item() == pytest.approx(1.25)
