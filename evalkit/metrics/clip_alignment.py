@@ -12,6 +12,11 @@ Definitions (every number states its backbone and weights hash in `protocol()`):
   (unclamped); the metric is `max(mean over clips, 0)`. With the same number of frames in every
   clip this is exactly `torchmetrics.multimodal.CLIPScore` fed every (frame, prompt) pair, which
   clamps only its final mean. The two conventions agree exactly when no frame cosine is negative.
+- Retrieval per attribute (`attribute_retrieval`, world clips only): for each clip and each
+  attribute (colour, shape, size, count, motion, background), its own caption against the
+  captions of the same scene with only that attribute changed (`encoders.counterfactual_captions`),
+  ranked by the clip's mean frame cosine: top-1 = the own caption scores above every alternative
+  (ties count against); pairwise = the share of alternatives it beats (chance 0.5).
 - Retrieval (text -> clip): for each clip, the distinct prompts of the whole set (after DDP sync:
   of all ranks) are ranked by the clip's mean cosine over its frames (`<mean_f e_f, t>`, unclamped,
   so no ties at 0); rank = number of distinct prompts scoring >= the clip's own (ties count
@@ -287,3 +292,51 @@ class CLIPAlignment(Metric):
         if hasattr(bb, "protocol"):
             proto.update(bb.protocol())
         return proto
+
+
+ATTRIBUTES = ("color", "shape", "size", "count", "motion", "background")
+
+
+def attribute_retrieval(videos, scenes, backbone=None, *, num_frames: int = DEFAULT_NUM_FRAMES,
+                        confidence: float = 0.95) -> dict[str, dict]:
+    """Per attribute: can the CLIP backbone tell a world clip's caption from the same caption with
+    only that attribute changed? videos [N, T, 3, H, W] in [0, 1] (uint8 accepted), scenes: the
+    N world `Scene`s they were rendered from (`clip.meta["scene"]`).
+
+    Returns {attribute: {"top1": Estimate (Wilson; clips whose own caption beats all of that
+    attribute's alternatives), "pairwise": float (share of (clip, alternative) pairs won, chance
+    0.5), "chance_top1": float (mean of 1 / (1 + alternatives)), "n": clips with an alternative}}
+    for each attribute some clip has an alternative for (a one-object scene has no count to drop
+    in a collide, and so on).
+    """
+    from evalkit.metrics.encoders import counterfactual_captions
+    from evalkit.world.captions import caption
+
+    bb = _resolve_backbone(backbone)
+    scenes = list(scenes)
+    own = [caption(sc) for sc in scenes]
+    alts = [counterfactual_captions(sc) for sc in scenes]
+    texts = sorted(set(own) | {t for a in alts for v in a.values() for t in v})
+    index = {t: k for k, t in enumerate(texts)}
+    frame_embeds, _ = _encode(bb, videos, own, num_frames)
+    clip_e = _mean_frame_embeds(frame_embeds)  # [N, D]
+    text_e = _normalize64(bb.encode_text(texts))  # [K, D]
+    scores = (clip_e @ text_e.T).numpy()  # [N, K]
+    out = {}
+    for attr in ATTRIBUTES:
+        hits, won, pairs, chance, n = 0, 0, 0, 0.0, 0
+        for i, a in enumerate(alts):
+            others = [t for t in a.get(attr, []) if t != own[i]]
+            if not others:
+                continue
+            s_own = scores[i, index[own[i]]]
+            s_alt = scores[i, [index[t] for t in others]]
+            hits += bool((s_own > s_alt).all())
+            won += int((s_own > s_alt).sum())
+            pairs += len(others)
+            chance += 1.0 / (1 + len(others))
+            n += 1
+        if n:
+            out[attr] = {"top1": proportion_ci(hits, n, confidence), "pairwise": won / pairs,
+                         "chance_top1": chance / n, "n": n}
+    return out

@@ -6,7 +6,7 @@ None (not applicable, or not enough evidence: the object is found in too few fra
 
 | law | kinds | passes when |
 | --- | --- | --- |
-| `permanence` | all | every named object is found in >= 90% of the frames (world objects never leave) |
+| `permanence` | all | every named object is seen in >= 90% of the frames (world objects never leave): found as itself, or followed through a change of its colour or size |
 | `constant_size` | all | no run of frames has a median area off the rest's (`size_change`), beyond codec noise |
 | `constant_colour` | all | the blob at each object's place keeps the prompted colour in every frame |
 | `no_teleport` | all | no step exceeds the kind's top speed, and no velocity change exceeds gravity and friction unless a surface pushing that way can have been touched (floor up, walls in, the other body away) with a world restitution |
@@ -15,6 +15,15 @@ None (not applicable, or not enough evidence: the object is found in too few fra
 | `friction_slows` | slide | each object slides, along a path whose speed never rises, and ends slower or at rest |
 | `momentum_conserved` | collide | the bodies meet, and the centre of mass (mass = measured area) moves at one velocity before and after the contact |
 | `at_rest` | static | no object moves beyond sub-pixel noise |
+
+Each violation is charged to its own law. An object that turns another colour or size is still
+the same object (the tracker follows it by the continuity of its motion, from frames where it is
+itself): permanence holds and the kinematic laws keep their evidence, while constant_colour or
+constant_size fails. A single jump is no_teleport's: when taking one jump out of each object's
+track leaves a track no_teleport passes, the motion laws (acceleration, bounces, friction,
+momentum, rest) judge the track with it taken out, so that a teleported fall is still a
+parabola on either side; a second jump, a shuffle or a bounce that gains energy is not one jump,
+and they see the track as it is (`physics_laws.without_one_jump`).
 
 A clip's `physics_score` is the fraction of its applicable (non-None) laws that pass, and
 `physics_pass` whether all of them do. `permanence` is always applicable, so a clip in which the

@@ -28,6 +28,53 @@ def teleport_positions(objs, pos: np.ndarray, i: int, start: int, magnitude: flo
     return pos
 
 
+def momentum_kick_positions(scene, pos: np.ndarray, fps: float) -> np.ndarray:
+    """`pos` [N, T, 2] of a collide scene with both bodies leaving their first contact with the
+    same extra velocity, re-simulated exactly from there (walls and later contacts included).
+
+    The extra velocity is 0.6 of one body's velocity change at the contact, in that body's own
+    direction of push, so that each body is still pushed away from the other (its velocity change
+    keeps its sign) and the bodies separate at the world restitution times their approach: every
+    contact stays lawful for no_teleport, while the centre of mass, which a contact cannot move,
+    changes velocity. Of the two bodies', the one that leaves the longer clear run after the
+    contact (before the next wall or contact) is used, so that momentum_conserved has frames to
+    see it in. Measured over 547 world collide scenes (test and ood), the centre of mass's velocity
+    changes by 0.3 to 2.0 (median 1.0) times the bodies' mass-weighted mean speed before the
+    contact; momentum_conserved allows 0.1 of it plus measurement errors."""
+    import dataclasses
+
+    from evalkit.world.physics import simulate
+
+    t = pos.shape[1]
+    segs = simulate(scene, t / fps)
+    if len(segs[0]) < 2:
+        raise ValueError("the bodies of this collide clip never touch")
+    t_c = segs[0][1].t0  # the first event of a collide scene is the bodies' contact ...
+    before, after = [s[0] for s in segs[:2]], [s[1] for s in segs[:2]]
+    if abs((after[1].x - after[0].x) - (scene.objects[0].size + scene.objects[1].size) / 2) > 1e-9:
+        raise ValueError("the first event of this collide clip is not the bodies' contact")  # ... checked
+    dv = [a.vx - b.vx for a, b in zip(after, before)]  # left body pushed left, right body right
+    objs = list(scene.objects)
+    best = None
+    for delta in (-0.6 * dv[0], -0.6 * dv[1]):
+        kicked = tuple(dataclasses.replace(o, pos=(a.x, a.y), vel=(a.vx + delta, 0.0))
+                       for o, a in zip(objs[:2], after)) + tuple(objs[2:])
+        later = simulate(dataclasses.replace(scene, objects=kicked), t / fps - t_c + 1.0 / fps)
+        clear = later[0][1].t0 if len(later[0]) > 1 else np.inf  # the next wall or contact
+        if best is None or clear > best[0]:
+            best = (clear, later)
+    later = best[1]
+    times = np.arange(t) / fps
+    out = pos.copy()
+    for b in range(2):
+        tab = np.array([[s.t0, s.x, s.vx] for s in later[b]])
+        for f in np.nonzero(times >= t_c)[0]:
+            tau = times[f] - t_c
+            k = np.searchsorted(tab[:, 0], tau, side="right") - 1
+            out[b, f, 0] = tab[k, 1] + tab[k, 2] * (tau - tab[k, 0])
+    return out
+
+
 def control_clip(clip, how: str, seed: int = 0):
     """A copy of world clip `clip` (from `evalkit.world.make_clip*`) with a violation, re-rendered
     exactly from its scene where the violation is physical. Which law each breaks:
@@ -38,8 +85,9 @@ def control_clip(clip, how: str, seed: int = 0):
     upward), vanish (one object absent from a third of the frames: permanence), teleport (one object
     jumps a quarter frame from mid-clip on: no_teleport), recolour (one object takes the next
     palette colour from mid-clip on: constant_colour), resize (one object one size class bigger
-    from mid-clip on: constant_size), momentum (collide: the body carrying more momentum away
-    leaves the contact 2x faster: momentum_conserved), noise (uniform noise frames: nothing is found, permanence fails).
+    from mid-clip on: constant_size), momentum (collide: both bodies leave the contact with one
+    extra velocity, each still pushed away and at a world restitution: momentum_conserved; see
+    `momentum_kick_positions`), noise (uniform noise frames: nothing is found, permanence fails).
     """
     import dataclasses
 
@@ -98,12 +146,6 @@ def control_clip(clip, how: str, seed: int = 0):
     elif how == "momentum":
         if scene.kind != "collide":
             raise ValueError("the momentum control needs a collide clip")
-        gap = (pos[1, :, 0] - pos[0, :, 0]) - (objs[0].size + objs[1].size) / 2
-        k = int(np.argmin(gap))
-        moved = [objs[b].area * abs(pos[b, -1, 0] - pos[b, k, 0]) for b in range(2)]
-        j = int(np.argmax(moved))  # the body that carries more momentum away leaves twice as fast
-        pos[j, k:, 0] = pos[j, k, 0] + 2.0 * (pos[j, k:, 0] - pos[j, k, 0])
-        half = objs[j].size / 2
-        pos[j, :, 0] = np.clip(pos[j, :, 0], half, 1 - half)
+        pos = momentum_kick_positions(scene, pos, fps)
         frames = draw(scene, pos)
     return Clip(frames=frames, fps=fps, prompt=clip.prompt, meta=dict(clip.meta))

@@ -8,7 +8,7 @@ pixels and time in frames, derived from the world's own limits (spec.py, scenes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -68,8 +68,8 @@ def max_speed(kind: str, duration: float) -> float:
 class PhysicsTolerances:
     """Every threshold of the laws; pixels unless said otherwise."""
 
-    min_presence: float = 0.9  # permanence: fraction of frames each object is found in
-    min_evidence: float = 0.5  # other laws: None when an object is found in fewer frames
+    min_presence: float = 0.9  # permanence: fraction of frames each object is seen in (found or followed)
+    min_evidence: float = 0.5  # other laws: None when an object is seen in fewer frames
     size_log: float = 0.05  # constant_size: |log| ratio of run medians (see size_change), plus ...
     size_edge: float = 0.4  # ... this times perimeter / area (px^-1)
     hue_deg: float = 35.0  # constant_colour: hue within this of the prompted colour's (and nearest to it)
@@ -128,15 +128,18 @@ def _half_extent(tr: ObjectTrack) -> float:
 
 
 def _enough(tr: ObjectTrack, tol: PhysicsTolerances) -> bool:
-    return tr.found.size > 0 and tr.found.mean() >= tol.min_evidence and tr.found.sum() >= 3
+    seen = tr.seen
+    return seen.size > 0 and seen.mean() >= tol.min_evidence and seen.sum() >= 3
 
 
 def _positions(tr: ObjectTrack) -> np.ndarray:
-    return np.where(tr.found[:, None], tr.centroid, np.nan)  # [T, 2]
+    return np.where(tr.seen[:, None], tr.centroid, np.nan)  # [T, 2]
 
 
 def law_permanence(tracks, tol) -> tuple[bool, dict]:
-    pres = [float(t.found.mean()) for t in tracks]
+    """Each object is seen in `min_presence` of the frames: found as itself, or followed through
+    a change of colour or size (which constant_colour and constant_size judge, not this law)."""
+    pres = [float(t.seen.mean()) for t in tracks]
     return all(p >= tol.min_presence for p in pres), {"presence": pres}
 
 
@@ -170,12 +173,13 @@ def _masked_median(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def law_constant_size(tracks, tol) -> tuple[bool | None, dict]:
-    """Each object's area (over the frames with its blob, of any size) does not change: the
-    `size_change` statistic stays below `size_log` + `size_edge` x perimeter / area (boundary
-    pixels make small objects' areas noisier; 4 / d for a disc or square of extent d px)."""
+    """Each object's area (over the frames with its blob, of any size, or where it is followed in
+    another colour) does not change: the `size_change` statistic stays below `size_log` +
+    `size_edge` x perimeter / area (boundary pixels make small objects' areas noisier; 4 / d for
+    a disc or square of extent d px)."""
     worst = 0.0
     for t in tracks:
-        a = t.area[t.blob]
+        a = t.area[t.blob | t.seen]
         if len(a) < max(4, tol.min_evidence * len(t.blob)):
             return None, {}
         allowed = tol.size_log + tol.size_edge * 4.0 / max(2 * _half_extent(t), 1e-6)
@@ -245,6 +249,28 @@ def law_no_teleport(tracks, kind, fps, hw, n_frames, tol) -> tuple[bool | None, 
     single surface explains both, so any jump larger than the slack is seen."""
     if not all(_enough(t, tol) for t in tracks):
         return None, {}
+    pos = [_positions(t) for t in tracks]
+    halves = [_half_extent(t) for t in tracks]
+    worst_step, worst_kick = 0.0, -math.inf
+    for i in range(len(pos)):
+        step, kick = _worst(*_unexplained(i, pos, halves, kind, fps, hw, n_frames, tol))
+        worst_step, worst_kick = max(worst_step, step), max(worst_kick, kick)
+    passed = worst_step <= 1.0 and worst_kick <= 0.0
+    return passed, {"step_ratio": worst_step, "kick_px": worst_kick}
+
+
+def _worst(step: np.ndarray, kick: np.ndarray) -> tuple[float, float]:
+    """(largest step ratio, 0 if none known; largest unexplained kick, -inf if none known)."""
+    s = float(np.max(step[np.isfinite(step)])) if np.isfinite(step).any() else 0.0
+    k = kick[np.isfinite(kick)]
+    return s, float(k.max()) if k.size else -math.inf
+
+
+def _unexplained(i, pos, halves, kind, fps, hw, n_frames, tol) -> tuple[np.ndarray, np.ndarray]:
+    """Object i's steps over the kind's bound (ratio [T-1], <= 1 passes) and velocity changes
+    beyond what gravity, friction and the surfaces it can touch explain (px / frame^2 [T-2], the
+    change between steps s and s+1 at index s, <= 0 passes), NaN where unknown; `pos`: every
+    object's positions [T, 2] (NaN where unseen), `halves`: their half extents."""
     h, w = hw
     scale = np.array([w, h], np.float64)
     v_max = max_speed(kind, n_frames / fps) * scale / fps * tol.speed_margin  # px / frame, per axis
@@ -253,45 +279,114 @@ def law_no_teleport(tracks, kind, fps, hw, n_frames, tol) -> tuple[bool | None, 
     g = G_MAX * h / fps**2 if kind in ("fall", "throw") else 0.0
     mu = MU_MAX * w / fps**2 if kind in ("slide", "throw", "fall") else 0.0
     a_slack = g + tol.jump_px  # a bounce's step may hold up to a frame of gravity more
+    p = pos[i]
+    steps = np.diff(p, axis=0)  # [T-1, 2]
+    step = np.linalg.norm(steps, axis=1)  # [T-1]
+    d2 = steps[1:] - steps[:-1]  # [T-2, 2]
+    n = len(d2)
+    lo = np.tile([-mu, 0.0], (n, 1)) - tol.jump_px
+    hi = np.tile([mu, g], (n, 1)) + tol.jump_px
+    half = halves[i]
+    x, y = p[:, 0], p[:, 1]
+    if kind in ("fall", "throw"):  # the floor pushes up
+        lo[_contact_possible((h - 0.5) - (y + half), steps[:, 1], a_slack), 1] = -np.inf
+    if kind != "static":  # the walls push inwards
+        hi[_contact_possible(x - half + 0.5, -steps[:, 0], a_slack), 0] = np.inf
+        lo[_contact_possible((w - 0.5) - (x + half), steps[:, 0], a_slack), 0] = -np.inf
+    if kind == "collide":  # the other body pushes away from itself
+        for j, q in enumerate(pos):
+            if j == i:
+                continue
+            gap = np.abs(x - q[:, 0]) - half - halves[j]  # [T] px between facing edges
+            touch = _contact_possible(gap, -np.diff(gap), a_slack)
+            # ... and around their closest approach, whatever the (codec-blurred) gaps say.
+            if np.isfinite(gap).any():
+                with np.errstate(invalid="ignore"):
+                    touch |= gap[1:-1] <= np.nanmin(gap) + tol.jump_px + tol.contact_px
+            # Which side the other body is on: bodies on one line never pass each other, so
+            # where either is unseen, the side it is on in the frames where both are seen.
+            with np.errstate(invalid="ignore"):
+                left = q[:, 0] < x
+            both = np.isfinite(q[:, 0]) & np.isfinite(x)
+            if both.any():
+                left = np.where(both, left, np.mean(left[both]) >= 0.5)
+            other_left = left[1:-1]
+            hi[touch & other_left, 0] = np.inf
+            lo[touch & ~other_left, 0] = -np.inf
+    over = np.fmax(d2 - hi, lo - d2).max(1)  # > 0: an unexplained velocity change, px / frame^2
+    over = np.where(np.isfinite(d2).all(1) & ~np.isinf(over), over, np.nan)
+    return step / step_bound, over
+
+
+def without_one_jump(tracks, kind, fps, hw, n_frames, tol) -> list[ObjectTrack] | None:
+    """The tracks with each object's single jump taken out, when that is all that breaks
+    no_teleport; None when no_teleport passes, is undecided, or fails for more than one jump.
+
+    A jump belongs to no_teleport: the other laws judge the motion around it, so that a teleport
+    does not also fail the acceleration, friction, rest or momentum laws of a motion that is
+    lawful on either side of it (as they would, seeing a parabola, a slide or a rest broken in
+    two). Taking out a jump in step s shifts the frames after it by that step's excess over what
+    its neighbours predict: their mean, or the continuation of the two steps before it or after
+    it (exact for a parabola, a uniform slide and a rest, whose steps change linearly; one side
+    is enough where a bounce sits on the other). The step must have velocity changes into it and
+    out of it in opposite directions, at least one unexplained: a bounce, even one that gains
+    energy, turns the velocity one way only, and is no jump. The take-out counts only if
+    no_teleport then passes for every object: a second jump, a shuffle or an erratic track never
+    do, and the other laws see them as they are."""
+    if not all(_enough(t, tol) for t in tracks):
+        return None
     pos = [_positions(t) for t in tracks]
     halves = [_half_extent(t) for t in tracks]
-    worst_step, worst_kick = 0.0, -math.inf
-    for i, p in enumerate(pos):
-        steps = np.diff(p, axis=0)  # [T-1, 2]
-        step = np.linalg.norm(steps, axis=1)  # [T-1]
-        if np.isfinite(step).any():
-            worst_step = max(worst_step, float(np.nanmax(step)) / step_bound)
-        d2 = steps[1:] - steps[:-1]  # [T-2, 2]
-        n = len(d2)
-        lo = np.tile([-mu, 0.0], (n, 1)) - tol.jump_px
-        hi = np.tile([mu, g], (n, 1)) + tol.jump_px
-        half = halves[i]
-        x, y = p[:, 0], p[:, 1]
-        if kind in ("fall", "throw"):  # the floor pushes up
-            lo[_contact_possible((h - 0.5) - (y + half), steps[:, 1], a_slack), 1] = -np.inf
-        if kind != "static":  # the walls push inwards
-            hi[_contact_possible(x - half + 0.5, -steps[:, 0], a_slack), 0] = np.inf
-            lo[_contact_possible((w - 0.5) - (x + half), steps[:, 0], a_slack), 0] = -np.inf
-        if kind == "collide":  # the other body pushes away from itself
-            for j, q in enumerate(pos):
-                if j == i:
-                    continue
-                gap = np.abs(x - q[:, 0]) - half - halves[j]  # [T] px between facing edges
-                touch = _contact_possible(gap, -np.diff(gap), a_slack)
-                # ... and around their closest approach, whatever the (codec-blurred) gaps say.
-                if np.isfinite(gap).any():
-                    with np.errstate(invalid="ignore"):
-                        touch |= gap[1:-1] <= np.nanmin(gap) + tol.jump_px + tol.contact_px
-                other_left = q[1:-1, 0] < x[1:-1]
-                hi[touch & other_left, 0] = np.inf
-                lo[touch & ~other_left, 0] = -np.inf
-        over = np.fmax(d2 - hi, lo - d2)  # > 0: an unexplained velocity change, px / frame^2
-        ok = np.isfinite(d2).all(1)
-        if ok.any():
-            o = over[ok].max(1)
-            worst_kick = max(worst_kick, float(np.max(np.where(np.isinf(o), -np.inf, o))))
-    passed = worst_step <= 1.0 and worst_kick <= 0.0
-    return passed, {"step_ratio": worst_step, "kick_px": worst_kick}
+
+    def check(i, p) -> tuple[np.ndarray, np.ndarray]:
+        return _unexplained(i, p, halves, kind, fps, hw, n_frames, tol)
+
+    def passes(i, p) -> bool:
+        step, kick = _worst(*check(i, p))
+        return step <= 1.0 and kick <= 0.0
+
+    broken = [i for i in range(len(pos)) if not passes(i, pos)]
+    if not broken:
+        return None
+    fixed = list(pos)
+    for i in broken:
+        fixed = _take_out_jump(i, fixed, check, passes)
+        if fixed is None:
+            return None
+    return [replace(t, centroid=np.where(np.isfinite(p), p, t.centroid)) for t, p in zip(tracks, fixed)]
+
+
+def _take_out_jump(i, pos, check, passes) -> list[np.ndarray] | None:
+    """`pos` with object i's one jump taken out (see `without_one_jump`), or None."""
+    _, kick = check(i, pos)
+    st = np.diff(pos[i], axis=0)  # [T-1, 2]
+    n = len(st)
+    d2 = np.diff(st, axis=0)  # [T-2, 2]: the change from step s to s+1
+    with np.errstate(invalid="ignore"):
+        bad = kick > 0
+        # A jump in step s is two velocity changes, into it and out of it, in opposite directions
+        # (a bounce, even one that gains energy, turns the velocity one way only), at least one
+        # of them unexplained; at the clip's ends only one is seen.
+        there_and_back = np.einsum("sc,sc->s", d2[:-1], d2[1:]) < 0
+        suspects = np.nonzero(np.r_[bad[:1], (bad[:-1] | bad[1:]) & there_and_back, bad[-1:]])[0]
+    for s in suspects:
+        guesses = []
+        if 0 < s < n - 1:
+            guesses.append(0.5 * (st[s - 1] + st[s + 1]))
+        if s >= 2:
+            guesses.append(2 * st[s - 1] - st[s - 2])
+        if s <= n - 3:
+            guesses.append(2 * st[s + 1] - st[s + 2])
+        for g in guesses:
+            excess = st[s] - g
+            if not np.isfinite(excess).all():
+                continue
+            trial = list(pos)
+            trial[i] = pos[i].copy()
+            trial[i][s + 1:] -= excess
+            if all(passes(j, trial) for j in range(len(pos))):
+                return trial
+    return None
 
 
 def _neighbour_max(steps: np.ndarray, itself: bool = True) -> np.ndarray:
@@ -361,7 +456,7 @@ def law_fall(tracks, fps, hw, tol) -> tuple[dict, dict]:
         segs, floor = _flight_segments(y, h - 0.5 - _half_extent(tr), a_max, tol)
         fits = [(sg, *_fit_parabola(sg.astype(np.float64), y[sg])) for sg in segs if len(sg) >= 3]
         if not fits:  # no flight seen: the prompted fall did not happen (or happened unseen)
-            if not tr.found.all():
+            if not tr.seen.all():
                 return {"constant_downward_acceleration": None, "bounce_heights_non_increasing": None}, info
             acc_ok = False
             info["accel"].append(None)
@@ -422,7 +517,7 @@ def law_friction_slows(tracks, tol) -> tuple[bool | None, dict]:
         idx = np.nonzero(np.isfinite(x))[0]
         dist = float(abs(x[idx[-1]] - x[idx[0]]))
         if dist < tol.slide_min_px:  # it never slid (or slid while unseen: no evidence)
-            if not tr.found.all():
+            if not tr.seen.all():
                 return None, {"slide": info}
             ok = False
             info.append({"distance": dist})
@@ -540,6 +635,10 @@ def physics_laws(tracks: Sequence[ObjectTrack], kind: str, fps: float, frame_hw:
     laws["constant_size"], info["constant_size"] = law_constant_size(tracks, tol)
     laws["constant_colour"], info["constant_colour"] = law_constant_colour(tracks, tol)
     laws["no_teleport"], info["no_teleport"] = law_no_teleport(tracks, kind, fps, frame_hw, n_frames, tol)
+    if laws["no_teleport"] is False:  # one jump is no_teleport's alone: the motion laws look past it
+        fixed = without_one_jump(tracks, kind, fps, frame_hw, n_frames, tol)
+        info["no_teleport"]["jump_taken_out"] = fixed is not None
+        tracks = fixed or tracks
     if kind in ("fall", "throw"):
         res, info["fall"] = law_fall(tracks, float(fps), frame_hw, tol)
         laws.update(res)

@@ -31,6 +31,12 @@ How, and why so:
   `max_aspect`, its mass is within [`min_area_ratio`, `max_area_ratio`] of the expected, and it
   holds at least `min_share` of that colour's mask in the frame. A scattering of coloured noise
   fails the last two: its pixels are many small pieces.
+- **Following.** An object that changes colour or size mid-clip is still the same object: from
+  frames where it is found, its track goes on, frame to frame, through the compact blob of a
+  colour no named object has (or of its own colour, off its size) nearest to where its last two
+  positions predict it (`_follow`). Those frames are `followed`, not `found`: permanence and the
+  kinematic laws read both, constant_colour and constant_size see the change, and an object never
+  found as itself is never followed.
 - **Sub-pixel measures.** Centroid and area use the soft coverage (clipped to [0, 1]) over the
   chosen component dilated by `dilate` pixels, pixels of another hue class excluded; where two
   named objects of different colours touch, each blended pixel is unmixed between the two
@@ -97,16 +103,25 @@ class ObjectTrack:
     #                    the colour's objects together must hold `min_share` of it)
     colour: np.ndarray  # float64 [T, 3], mean RGB of the blob (coverage^2-weighted), a diagnostic
     hue: np.ndarray | None = None  # float64 [T], degrees, of the coloured blob at the object's place
+    followed: np.ndarray | None = None  # bool [T]: not found as itself, but its track continues
+    #                                     through a blob of another colour or size (`_follow`)
 
     @property
     def presence(self) -> float:
-        """Fraction of frames in which the object is found."""
+        """Fraction of frames in which the object is found (as itself: its colour, about its size)."""
         return float(self.found.mean()) if self.found.size else 0.0
+
+    @property
+    def seen(self) -> np.ndarray:
+        """bool [T]: found, or followed through a change of its appearance; centroid and area are
+        measured in these frames (what permanence and the kinematic laws read)."""
+        return self.found if self.followed is None else self.found | self.followed
 
     def to_dict(self) -> dict:
         return {"shape": self.shape, "color": self.color, "size_name": self.size_name,
                 "expected_area": self.expected_area, "presence": self.presence,
-                "found": self.found.tolist(), "centroid": self.centroid.tolist(),
+                "found": self.found.tolist(), "followed": (self.seen & ~self.found).tolist(),
+                "centroid": self.centroid.tolist(),
                 "area": self.area.tolist(), "compactness": self.compactness.tolist()}
 
 
@@ -229,6 +244,8 @@ def track_objects(frames, objects, config: TrackerConfig = DEFAULT_TRACKER) -> l
         got = _track_colour(f32, c, cls, mag, floor, cov, raw, colour, [objects[i] for i in idx], config)
         for i, tr in zip(idx, got):
             tracks[i] = tr
+    for tr in tracks:
+        _follow(tr, f32, c, cls, mag, floor, raw, config)
     others_any = {colour: _dilate(m, 1) for colour, m in raw.items()}
     for tr in tracks:
         excl = np.zeros_like(mag, bool)
@@ -239,19 +256,84 @@ def track_objects(frames, objects, config: TrackerConfig = DEFAULT_TRACKER) -> l
     return tracks  # type: ignore[return-value]
 
 
+# An object that changes its appearance is still the same object: its track goes on through a blob
+# of another colour or size that continues its motion. Within this reach of the place its last two
+# positions predict (px: twice the last step, for a bounce that reverses it, plus its diameter and
+# 2 px of slack), and within these factors of its area as found (the world's sizes differ by 1.33
+# to 2 x in extent, 1.8 to 4 x in area).
+_FOLLOW_SLACK_PX = 2.0
+_FOLLOW_AREA = (0.2, 5.0)
+
+
+def _follow(tr: "ObjectTrack", f, c, cls, mag, floor, raws, cfg) -> None:
+    """Set `tr.followed`: frames where the object is not found as itself (its colour, about its
+    size) but a compact blob that dominates its own colour continues its track, frame to frame,
+    from frames where it is: the object recoloured (a palette colour no named object has) or
+    resized (its own colour, off its size). Its centroid, area and colour are measured there as
+    for a found blob (coverage of the blob's own colour), so permanence and the kinematic laws
+    keep the object while constant_colour and constant_size see the change.
+
+    Only from an anchor: an object never found as itself is never followed, so a scattering of
+    coloured noise or another object of the wrong colour is not taken for it."""
+    t = len(tr.found)
+    tr.followed = np.zeros(t, bool)
+    lost = np.nonzero(~tr.found)[0]
+    if not lost.size or tr.found.sum() < 2:
+        return
+    cands: dict[int, list] = {int(i): [] for i in lost}
+    for i in lost:
+        if tr.blob[i]:  # its own colour, off its size
+            cands[int(i)].append((tr.centroid[i], tr.area[i], tr.colour[i]))
+    # Other colours: only those no named object has, with a blob's worth of salient pixels in a lost frame.
+    sub_floor = floor[lost]
+    salient = mag[lost] >= sub_floor
+    need = 0.5 * _FOLLOW_AREA[0] * tr.expected_area
+    for k, name in enumerate(_PALETTE_NAMES):
+        if name in raws or np.count_nonzero((cls[lost] == k) & salient, axis=(1, 2)).max() < need:
+            continue
+        q = _PALETTE[k].astype(np.float32)
+        cov_k = (c[lost] @ q) / float(q @ q)
+        raw_k = (cls[lost] == k) & (cov_k >= cfg.min_coverage) & (cov_k * float(np.sqrt(q @ q)) >= sub_floor)
+        sub_raws = {n: m[lost] for n, m in raws.items()} | {name: raw_k}
+        (alt,) = _track_colour(f[lost], c[lost], cls[lost], mag[lost], sub_floor, {name: cov_k}, sub_raws,
+                               name, [(tr.shape, name, tr.size_name)], cfg)
+        for j in np.nonzero(alt.blob)[0]:
+            cands[int(lost[j])].append((alt.centroid[j], alt.area[j], alt.colour[j]))
+    ref_area = float(np.median(tr.area[tr.found]))
+    diameter = 2.0 * math.sqrt(ref_area / math.pi)
+    seen = tr.found.copy()
+    for order, back in ((range(t), 1), (range(t - 1, -1, -1), -1)):  # forwards, then backwards
+        for i in order:
+            if seen[i] or not cands.get(i) or not (0 <= i - back < t and seen[i - back]):
+                continue
+            prev = tr.centroid[i - back]
+            j = i - 2 * back
+            v = prev - tr.centroid[j] if 0 <= j < t and seen[j] else np.zeros(2)
+            pred, reach = prev + v, 2.0 * float(np.hypot(*v)) + diameter + _FOLLOW_SLACK_PX
+            best, best_d = None, reach
+            for cen, area, rgb in cands[i]:
+                d = float(np.hypot(*(cen - pred)))
+                if _FOLLOW_AREA[0] <= area / ref_area <= _FOLLOW_AREA[1] and d <= best_d:
+                    best, best_d = (cen, area, rgb), d
+            if best is not None:
+                seen[i] = tr.followed[i] = True
+                tr.centroid[i], tr.area[i], tr.colour[i] = best
+
+
 def _local_hue(c, mag, floor, exclude, tr: "ObjectTrack", cfg) -> tuple[np.ndarray, np.ndarray]:
     """Hue (degrees) of whatever coloured blob sits where the object is, frame by frame.
 
-    The place is the object's centroid where found, interpolated (held at the ends) where not, so
-    an object that changes colour is still looked at. Over a disc 1.5 x its expected half extent
-    plus 2 px, pixels that stand out of the background (and are not another named colour's) are
-    summed as chroma vectors: mixing with grey does not turn a hue, so the sum's angle is the blob's
-    hue. NaN where the disc holds less than 0.3 of the object's expected chroma mass.
+    The place is the object's centroid where seen (found or followed), interpolated (held at the
+    ends) where not, so an object that changes colour is still looked at. Over a disc 1.5 x its
+    expected half extent plus 2 px, pixels that stand out of the background (and are not another
+    named colour's) are summed as chroma vectors: mixing with grey does not turn a hue, so the
+    sum's angle is the blob's hue. NaN where the disc holds less than 0.3 of the object's expected
+    chroma mass.
     """
     t, h, w = mag.shape
     hue = np.full(t, np.nan)
     amount = np.zeros(t)
-    ok = tr.found & np.isfinite(tr.centroid).all(1)
+    ok = tr.seen & np.isfinite(tr.centroid).all(1)
     if not ok.any():
         return hue, amount
     frames = np.arange(t)

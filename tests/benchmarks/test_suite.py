@@ -109,7 +109,8 @@ def test_max_prompts_takes_both_parts_in_file_order():
 
 @pytest.mark.parametrize("argv,code,fragment", [
     (["bench", "run", "--suite", "no-such-suite", "--model", "world"], 3, "not a shipped suite"),
-    (["bench", "run", "--suite", "world-v1", "--model", "world", "--executor", "ray"], 4, "ray"),
+    (["bench", "run", "--suite", "world-v1", "--model", "world", "--executor", "ray", "--workers", "0"], 2,
+     "--workers"),
     (["bench", "run", "--suite", "world-v1", "--model", "world", "--max-prompts", "0"], 2, "--max-prompts"),
     (["bench", "verify", "no/such/bundle.json"], 3, "no such result bundle"),
 ])

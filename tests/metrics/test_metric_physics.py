@@ -217,7 +217,6 @@ def _fail_rate(laws, law):
     ("reverse", ("slide",), "friction_slows"),  # it speeds up from rest
     ("shuffle", ("fall", "throw", "slide", "collide"), "no_teleport"),
     ("teleport", ("fall", "throw", "slide", "collide", "static"), "no_teleport"),
-    ("teleport", ("static",), "at_rest"),
     ("vanish", ("fall", "throw", "slide", "collide", "static"), "permanence"),
     ("recolour", ("fall", "throw", "slide", "collide", "static"), "constant_colour"),
     ("resize", ("fall", "throw", "slide", "collide", "static"), "constant_size"),
@@ -232,10 +231,115 @@ def test_controls_fail_the_law_they_break(how, kinds, law):
 def test_momentum_control_and_what_survives_reversal():
     clips = _kind_clips(("collide",), n=120)
     assert len(clips) >= 15
-    assert _fail_rate(_control_laws(clips, "momentum"), "momentum_conserved") >= 0.9
+    kicked = _control_laws(clips, "momentum")
+    assert _fail_rate(kicked, "momentum_conserved") >= 0.9
+    # The kick leaves every contact lawful (each body pushed away, a world restitution): only
+    # the centre of mass betrays it, so no_teleport has nothing to see.
+    assert _fail_rate(kicked, "no_teleport") == 0.0
     # Time reversal keeps momentum conserved (p_before and p_after swap and change sign): only the
     # restitution, > 1 backwards, betrays it, and no law here tests energy in collisions.
     assert _fail_rate(_control_laws(clips, "reverse"), "momentum_conserved") == 0.0
+
+
+def _false_alarms(how, n=60):
+    """(other laws failing on the control though they pass on the clean clip, such laws decided)."""
+    fa = decided = 0
+    for i, c in enumerate(_kind_clips(("fall", "throw", "slide", "collide", "static"), n=n)):
+        base = physics_probe(c.frames, c.prompt, c.fps)["physics_laws"]
+        res = physics_probe(control_clip(c, how, seed=i).frames, c.prompt, c.fps)["physics_laws"]
+        own = {"teleport": "no_teleport", "recolour": "constant_colour", "resize": "constant_size"}[how]
+        assert res[own] is False
+        for law, ok in res.items():
+            if law != own and ok is not None and base[law] is True:
+                decided += 1
+                fa += ok is False
+    return fa, decided
+
+
+@pytest.mark.parametrize("how", ["teleport", "recolour", "resize"])
+def test_a_violation_fails_its_own_law_only(how):
+    """A jump is no_teleport's: the motion laws look past one jump (a teleported fall is still a
+    parabola, a teleported static object still at rest on either side). A recoloured or resized
+    object is still the same object: permanence holds, and the kinematic laws follow it. Study
+    (200 test clips, 64 px): false alarms on the other laws 0.2%, 0% and 0% (were 14%, 26% and 16%)."""
+    fa, decided = _false_alarms(how)
+    assert decided >= 200 and fa <= 0.02 * decided, (fa, decided)
+
+
+def _static_jumps(clip, there: int, back: int | None):
+    """A static world clip with object 0 moved an eighth of the frame at frame `there` (and back
+    at frame `back`), re-rendered exactly."""
+    from evalkit.world.physics import trajectories
+    from evalkit.world.render import render
+
+    rec, scene = clip.meta["record"], clip.meta["scene"]
+    pos = trajectories(scene, clip.num_frames, clip.fps).pos.copy()
+    half = scene.objects[0].size / 2
+    d = 0.125 if pos[0, 0, 0] + 0.125 <= 1 - half else -0.125
+    pos[0, there:back, 0] += d
+    rng = np.random.default_rng([rec["seed"], 1])
+    frames = render(scene, pos, rec["size"][0], rng, float(rec.get("noise", 0.0)))
+    return clip.with_frames(frames)
+
+
+def test_one_jump_is_taken_out_and_two_are_not():
+    """The motion laws look past a single jump only: one that leaves a track no_teleport passes
+    once it is taken out. An object that jumps away and back is not at rest."""
+    clips = _kind_clips(("static",))[:8]
+    assert clips
+    for c in clips:
+        one = physics_probe(_static_jumps(c, 8, None).frames, c.prompt, c.fps)["physics_laws"]
+        assert one["no_teleport"] is False and one["at_rest"] is True, one
+        two = physics_probe(_static_jumps(c, 5, 11).frames, c.prompt, c.fps)["physics_laws"]
+        assert two["no_teleport"] is False and two["at_rest"] is False, two
+
+
+@pytest.mark.parametrize("how", ["recolour", "resize"])
+def test_a_changed_object_is_followed_exactly(how):
+    """From mid-clip on the object is not found as itself but followed: its centroid there is
+    measured as well as where it is found (the coverage of its new colour, or of its own)."""
+    errs = []
+    for i, c in enumerate(_kind_clips(("fall", "slide", "collide"), n=20)):
+        cc = control_clip(c, how, seed=i)
+        r = physics_probe(cc.frames, c.prompt, c.fps, details=True)
+        assert r["physics_laws"]["permanence"] is True
+        changed = [tr for tr in r["tracks"] if not tr.found.all()]
+        assert len(changed) <= 1  # the one object the control changed ...
+        if not changed:
+            continue  # ... unless it is still about its size (medium to large: 1.8 x the area)
+        tr = changed[0]
+        t = cc.num_frames
+        assert tr.found[: t // 2].all() and not tr.followed[: t // 2].any()
+        assert tr.seen.all() and tr.followed[t // 2:].any()  # (a resized one may be found at times)
+        k = [o["color"] for o in c.meta["record"]["scene"]["objects"]].index(tr.color)
+        gt = np.array(c.meta["record"]["scene"]["objects"][k]["track"])[:, :2]
+        # A resized object can reach past the frame's edge where the original touched it: not there.
+        clear = (gt > 0.12 * 32 + 1).all(1) & (gt < 32 - 0.12 * 32 - 1).all(1) if how == "resize" else True
+        errs.append(np.hypot(*(tr.centroid - gt).T)[tr.followed & clear])
+    errs = np.concatenate(errs)
+    assert len(errs) >= 20 and errs.max() < 0.1, errs
+
+
+def test_an_object_never_seen_as_itself_is_not_followed():
+    """Following needs an anchor: a blue ball where a red one is prompted is never the red ball,
+    however well it moves (permanence fails), and scattered colour noise is never followed."""
+    prompt = "a medium blue ball falls and bounces on the floor, on a dark background"
+    clip = make_clip_for_prompt(prompt, seed=3)
+    r = physics_probe(clip.frames, prompt.replace("blue", "red"), clip.fps, details=True)
+    assert r["physics_laws"]["permanence"] is False and not r["tracks"][0].followed.any()
+    import dataclasses
+
+    from evalkit.world.render import render
+
+    rec, scene = clip.meta["record"], clip.meta["scene"]
+    empty = render(dataclasses.replace(scene, objects=()), np.zeros((0, clip.num_frames, 2)), rec["size"][0],
+                   np.random.default_rng([rec["seed"], 1]))
+    frames = np.concatenate([clip.frames[:8], empty[8:]])  # the ball is gone after frame 8 ...
+    salt = np.random.default_rng(0).random(frames.shape[:3]) < 0.1
+    salt[:8] = False
+    frames[salt] = (40, 200, 210)  # ... and cyan salt is all there is
+    (tr,) = track_objects(frames, [("ball", "blue", "medium")])
+    assert tr.found[:8].all() and not tr.found[8:].any() and not tr.followed.any()
 
 
 def test_reversed_fall_still_accelerates_downward():
