@@ -164,21 +164,43 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
+def _dilate_boxes(mask: np.ndarray, boxes: list, r: int) -> np.ndarray:
+    """`_dilate(mask, r)` where `mask` is empty outside `boxes` ((frame, rows, cols) slices): the
+    dilation is run on the box that holds them all, grown by r (the same pixels, by construction)."""
+    if r <= 0 or not boxes:
+        return mask
+    t, h, w = mask.shape
+    y0, y1 = max(min(b[1].start for b in boxes) - r, 0), min(max(b[1].stop for b in boxes) + r, h)
+    x0, x1 = max(min(b[2].start for b in boxes) - r, 0), min(max(b[2].stop for b in boxes) + r, w)
+    out = np.zeros_like(mask)
+    out[:, y0:y1, x0:x1] = _dilate(np.ascontiguousarray(mask[:, y0:y1, x0:x1]), r)
+    return out
+
+
 def _neighbours(mask: np.ndarray) -> np.ndarray:
     """uint8 [T, H, W]: how many of each pixel's 8 neighbours (same frame) are set."""
-    p = np.pad(mask.astype(np.uint8), ((0, 0), (1, 1), (1, 1)))
-    h, w = mask.shape[1:]
-    n = np.zeros(mask.shape, np.uint8)
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            if dy != 1 or dx != 1:
-                n += p[:, dy:dy + h, dx:dx + w]
-    return n
+    m = mask.astype(np.uint8)
+    rows = m.copy()  # 3-row sums, then 3-column sums of those: the 3x3 box, less the pixel itself
+    rows[:, 1:] += m[:, :-1]
+    rows[:, :-1] += m[:, 1:]
+    box = rows.copy()
+    box[:, :, 1:] += rows[:, :, :-1]
+    box[:, :, :-1] += rows[:, :, 1:]
+    box -= m
+    return box
 
 
 def palette_hues() -> dict[str, float]:
     """Hue angle (degrees) of each world colour in the chroma plane used here."""
     return {n: float(np.degrees(np.arctan2(q[1], q[0]))) for n, q in zip(_PALETTE_NAMES, _PALETTE)}
+
+
+def _median_rows(x: np.ndarray) -> np.ndarray:
+    """np.median(x, axis=1) of a float32 [R, N] without NaN, bit for bit (a sort is several times
+    faster than numpy's partition here): the middle value, or the float32 mean of the two."""
+    v = np.sort(x, axis=1)
+    n = v.shape[1]
+    return v[:, n // 2] if n % 2 else (v[:, n // 2 - 1] + v[:, n // 2]) / np.float32(2)
 
 
 def chroma_planes(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,16 +209,20 @@ def chroma_planes(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The medians are taken over at most ~2048 evenly strided pixels of each frame (exact up to 64 x
     32): the background is most of any world frame, and its chroma is what they estimate."""
     t, h, w, _ = frames.shape
+    f32 = frames if frames.dtype == np.float32 else frames.astype(np.float32)  # one conversion
+    r, g, b = (f32[..., i] for i in range(3))
+    v0 = np.multiply(r - g, np.float32(_CHROMA[0, 0]))  # (R - G) / sqrt 2
+    v1 = np.multiply(r + g - 2 * b, np.float32(_CHROMA[1, 0]))  # (R + G - 2B) / sqrt 6
+    n = h * w
+    step = max(1, n // 2048)
+    s0, s1 = v0.reshape(t, n)[:, ::step], v1.reshape(t, n)[:, ::step]
+    m0, m1 = _median_rows(s0), _median_rows(s1)  # [T] each
     c = np.empty((t, h, w, 2), np.float32)
-    r, g, b = (frames[..., i].astype(np.float32) for i in range(3))
-    np.multiply(r - g, np.float32(_CHROMA[0, 0]), out=c[..., 0])  # (R - G) / sqrt 2
-    np.multiply(r + g - 2 * b, np.float32(_CHROMA[1, 0]), out=c[..., 1])  # (R + G - 2B) / sqrt 6
-    flat = c.reshape(t, -1, 2)
-    sample = flat[:, :: max(1, flat.shape[1] // 2048)]
-    med = np.median(sample, axis=1)  # [T, 2]
-    c -= med[:, None, None, :]
-    sample = sample - med[:, None, :]
-    spread = 1.4826 * np.median(np.sqrt((sample * sample).sum(-1)), axis=1)  # robust radius scale
+    np.subtract(v0, m0[:, None, None], out=c[..., 0])
+    np.subtract(v1, m1[:, None, None], out=c[..., 1])
+    # As before (bit for bit): the spread's sample was a view of c, so the median is taken off twice.
+    d0, d1 = (s0 - m0[:, None]) - m0[:, None], (s1 - m1[:, None]) - m1[:, None]
+    spread = np.float32(1.4826) * _median_rows(np.sqrt(d0 * d0 + d1 * d1))  # robust radius scale
     return c, spread.astype(np.float32)
 
 
@@ -207,8 +233,14 @@ _HUE_LUT = np.argmax(np.stack([np.cos(np.linspace(-np.pi, np.pi, _HUE_BINS + 1))
                      axis=1).astype(np.int8)
 
 
-def _hue_class(c: np.ndarray) -> np.ndarray:
-    """int8 [T, H, W]: index of the palette colour nearest in hue, per pixel."""
+def _hue_class(c: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    """int8 [T, H, W]: index of the palette colour nearest in hue, per pixel (with `where`, bool
+    [T, H, W], only there, and -1 elsewhere)."""
+    if where is not None:
+        out = np.full(c.shape[:-1], -1, np.int8)
+        on = np.flatnonzero(where)
+        out.reshape(-1)[on] = _hue_class(c.reshape(-1, 2)[on])
+        return out
     ang = np.arctan2(c[..., 1], c[..., 0])  # [-pi, pi]
     return _HUE_LUT[np.rint((ang + np.pi) * (_HUE_BINS / (2 * np.pi))).astype(np.int32)]
 
@@ -224,29 +256,32 @@ def track_objects(frames, objects, config: TrackerConfig = DEFAULT_TRACKER) -> l
     f = as_frames(frames, min_frames=1)
     objects = normalise_objects(objects)
     t, h, w, _ = f.shape
-    c, spread = chroma_planes(f)
-    cls = _hue_class(c)
+    f32 = f.astype(np.float32)
+    c, spread = chroma_planes(f32)  # the same as of f (exact integers)
     mag = np.hypot(c[..., 0], c[..., 1])  # [T, H, W]
+    floor = np.maximum(config.bg_sigmas * spread, 6.0)[:, None, None]  # [T, 1, 1] chroma units
+    # The hue class is only ever read where the chroma stands out (mag >= floor: `soft`, and the
+    # masks, whose coverage test implies it); classify those pixels (with a wide margin) only.
+    cls = _hue_class(c, mag >= 0.99 * floor)
     tracks: list[ObjectTrack | None] = [None] * len(objects)
     by_colour: dict[str, list[int]] = {}
     for i, (_, colour, _) in enumerate(objects):
         by_colour.setdefault(colour, []).append(i)
     cov, raw = {}, {}
-    floor = np.maximum(config.bg_sigmas * spread, 6.0)[:, None, None]  # [T, 1, 1] chroma units
     for colour in by_colour:
         k = _PALETTE_NAMES.index(colour)
         q = _PALETTE[k].astype(np.float32)
         cov[colour] = (c @ q) / float(q @ q)  # [T, H, W] coverage estimate
         strong = cov[colour] * float(np.sqrt(q @ q)) >= floor  # stands out of the background
         raw[colour] = (cls == k) & (cov[colour] >= config.min_coverage) & strong
-    f32 = f.astype(np.float32)
     for colour, idx in by_colour.items():
         got = _track_colour(f32, c, cls, mag, floor, cov, raw, colour, [objects[i] for i in idx], config)
         for i, tr in zip(idx, got):
             tracks[i] = tr
     for tr in tracks:
         _follow(tr, f32, c, cls, mag, floor, raw, config)
-    others_any = {colour: _dilate(m, 1) for colour, m in raw.items()}
+    # (each colour's mask dilated by 1, needed only as another track's exclusion: one colour, none)
+    others_any = {colour: _dilate(m, 1) for colour, m in raw.items()} if len(raw) > 1 else {}
     for tr in tracks:
         excl = np.zeros_like(mag, bool)
         for colour, m in others_any.items():
@@ -320,6 +355,24 @@ def _follow(tr: "ObjectTrack", f, c, cls, mag, floor, raws, cfg) -> None:
                 tr.centroid[i], tr.area[i], tr.colour[i] = best
 
 
+def _weighted_sums(wgt: np.ndarray, vals: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """np.einsum("tn,tnc->tc", wgt, vals[at]) bit for bit, over the non-zero weights only.
+
+    einsum accumulates each output in its dtype, term by term in order, from 0 (checked against a
+    cumulative sum); zero weights add exact zeros. So: the non-zero terms of each row, in order,
+    packed into rows of equal length (zeros after them), summed the same way by cumsum, whose first
+    column is the zero it starts from."""
+    t = wgt.shape[0]
+    on = np.flatnonzero(wgt)
+    row = on // wgt.shape[1]
+    prod = wgt.reshape(-1)[on, None] * vals[at.reshape(-1)[on]]  # [N, C], as einsum multiplies
+    counts = np.bincount(row, minlength=t)
+    rank = np.arange(on.size) - (np.cumsum(counts) - counts)[row]
+    pad = np.zeros((t, int(counts.max(initial=0)) + 1, vals.shape[1]), prod.dtype)
+    pad[row, rank + 1] = prod
+    return np.cumsum(pad, axis=1)[:, -1]
+
+
 def _local_hue(c, mag, floor, exclude, tr: "ObjectTrack", cfg) -> tuple[np.ndarray, np.ndarray]:
     """Hue (degrees) of whatever coloured blob sits where the object is, frame by frame.
 
@@ -348,13 +401,15 @@ def _local_hue(c, mag, floor, exclude, tr: "ObjectTrack", cfg) -> tuple[np.ndarr
     cols = np.rint(px).astype(np.int64)[:, None] + off[None, :]
     inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]  # [T, S, S]
     ri, ci = np.clip(rows, 0, h - 1)[:, :, None], np.clip(cols, 0, w - 1)[:, None, :]
-    ti = np.arange(t)[:, None, None]
+    lin = (np.arange(t)[:, None, None] * h + ri) * w + ci  # [T, S, S] flat pixel index
     dy = rows[:, :, None] - py[:, None, None]
     dx = cols[:, None, :] - px[:, None, None]
-    m_win = mag[ti, ri, ci]  # [T, S, S]
-    disc = inside & (dx * dx + dy * dy <= radius * radius) & (m_win >= floor[:, :, :1]) & ~exclude[ti, ri, ci]
+    m_win = mag.reshape(-1)[lin]  # [T, S, S]
+    disc = (inside & (dx * dx + dy * dy <= radius * radius) & (m_win >= floor[:, :, :1])
+            & ~exclude.reshape(-1)[lin])
     wm = np.where(disc, m_win, 0.0)
-    vec = np.einsum("tij,tijc->tc", wm, c[ti, ri, ci])  # [T, 2], strong pixels count most
+    # [T, 2], strong pixels count most: np.einsum("tij,tijc->tc", wm, c[window]), bit for bit
+    vec = _weighted_sums(wm.reshape(t, -1), c.reshape(-1, 2), lin.reshape(t, -1))
     amount = wm.reshape(t, -1).sum(1) / float(np.linalg.norm(q))  # coverage units
     enough = amount >= 0.3 * tr.expected_area
     hue[enough] = np.degrees(np.arctan2(vec[enough, 1], vec[enough, 0]))
@@ -365,11 +420,10 @@ def _local_hue(c, mag, floor, exclude, tr: "ObjectTrack", cfg) -> tuple[np.ndarr
         q_min = float(np.linalg.norm(_PALETTE, axis=1).min())
         salient = (mag >= np.maximum(floor, 0.35 * q_min)) & ~exclude
         salient[~lost] = False
-        labels, n = ndimage.label(salient, structure=_CONN8)
+        labels, n, slices = _label(salient)
         if n:
             ids = np.arange(1, n + 1)
             npx = ndimage.sum_labels(np.ones_like(mag), labels, ids)
-            slices = ndimage.find_objects(labels)
             bh = np.array([sl[1].stop - sl[1].start for sl in slices], np.float64)
             bw = np.array([sl[2].stop - sl[2].start for sl in slices], np.float64)
             good = ((npx / (bh * bw) >= cfg.min_fill)
@@ -394,26 +448,28 @@ def _track_colour(f, c, cls, mag, floor, cov, raws, colour, objs, cfg) -> list[O
     raw = raws[colour]  # [T, H, W]
     # Salt removal: keep pixels with at least 2 of their 8 neighbours in the mask.
     mask = raw & (_neighbours(raw) >= 2)
-    labels, n = ndimage.label(mask, structure=_CONN8)
+    labels, n, slices = _label(mask)
     soft = np.clip(a, 0.0, 1.0)
-    soft = np.where((cls == k) | (mag < floor), soft, 0.0).astype(np.float32)  # other hues: not ours
+    # other hues: not ours
+    soft = np.where((cls == k) | (mag < floor), soft, 0.0).astype(np.float32, copy=False)
     colour_total = np.count_nonzero(raw.reshape(t, -1), axis=1).astype(np.float64)  # [T] mask pixels
     exp_areas = [expected_area(o[0], o[2], (h, w)) for o in objs]
     found = np.zeros((len(objs), t), bool)
     chosen = np.zeros((len(objs), t), np.int64)  # label id (0: none)
     comp = {}
     if n:
-        flat = labels.ravel()
+        # Over the mask's pixels only (bincount sums each label's pixels in the same order).
+        on = np.flatnonzero(mask)  # = the labelled pixels
+        flat, soft_on = labels.ravel()[on], soft.ravel()[on]
         npx = np.bincount(flat, minlength=n + 1)[1:].astype(np.float64)
-        mass = np.bincount(flat, weights=soft.ravel(), minlength=n + 1)[1:]
-        strong = np.bincount(flat[soft.ravel() >= cfg.min_peak], minlength=n + 1)[1:]
-        slices = ndimage.find_objects(labels)
+        mass = np.bincount(flat, weights=soft_on, minlength=n + 1)[1:]
+        strong = np.bincount(flat[soft_on >= cfg.min_peak], minlength=n + 1)[1:]
         frame_of = np.array([s[0].start for s in slices])
         bh = np.array([s[1].stop - s[1].start for s in slices], np.float64)
         bw = np.array([s[2].stop - s[2].start for s in slices], np.float64)
         fill = npx / (bh * bw)
         aspect = np.maximum(bh, bw) / np.minimum(bh, bw)
-        comp = dict(npx=npx, mass=mass, fill=fill, aspect=aspect, frame=frame_of)
+        comp = dict(npx=npx, mass=mass, fill=fill, aspect=aspect, frame=frame_of, slices=slices)
         compact = (fill >= cfg.min_fill) & (aspect <= cfg.max_aspect) & (strong > 0)
         order = np.argsort(exp_areas)[::-1]  # largest expected first
         if len(objs) == 1:  # the common case, vectorised: per frame the best component
@@ -450,6 +506,22 @@ def _track_colour(f, c, cls, mag, floor, cov, raws, colour, objs, cfg) -> list[O
             for i, o in enumerate(objs)]
 
 
+def _label(mask: np.ndarray) -> tuple[np.ndarray, int, list]:
+    """`ndimage.label(mask, structure=_CONN8)` and `ndimage.find_objects` of it, run on the box
+    that holds every mask pixel of the clip (a sixth of the frame, typically): the same labels,
+    numbered in the same (raster) order, several times faster."""
+    rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
+    labels = np.zeros(mask.shape, np.int32)
+    if not rows.size:
+        return labels, 0, []
+    ys, xs = slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+    sub, n = ndimage.label(mask[:, ys, xs], structure=_CONN8)
+    labels[:, ys, xs] = sub
+    slices = [(st, slice(sy.start + ys.start, sy.stop + ys.start),
+               slice(sx.start + xs.start, sx.stop + xs.start)) for st, sy, sx in ndimage.find_objects(sub)]
+    return labels, int(n), slices
+
+
 def _keep_identities(chosen: np.ndarray, found: np.ndarray, labels: np.ndarray) -> None:
     """Same-colour objects: swap assignments frame to frame to keep each near its last position."""
     n_obj, t = chosen.shape
@@ -472,10 +544,11 @@ def _keep_identities(chosen: np.ndarray, found: np.ndarray, labels: np.ndarray) 
 def _measure(f, c, soft, labels, chosen, found, comp, colour_total, obj, exp_area, k,
              others, cfg) -> ObjectTrack:
     t, h, w, _ = f.shape
-    lut = np.zeros(labels.max() + 2 if labels.size else 2, bool)
-    lut[chosen[chosen > 0]] = True
-    blob = lut[labels]  # [T, H, W] the chosen component of each frame
-    region = _dilate(blob, cfg.dilate)
+    blob = np.zeros(labels.shape, bool)  # [T, H, W] the chosen component of each frame
+    boxes = [comp["slices"][j - 1] for j in chosen[chosen > 0]]  # its bounding box (find_objects)
+    for sl in boxes:
+        blob[sl] |= labels[sl] == chosen[sl[0].start]
+    region = _dilate_boxes(blob, boxes, cfg.dilate)
     wgt = np.where(region, soft, 0.0)
     # Where another named colour's blob is within reach, unmix each pixel between the two colours
     # (exact for two colours over grey: chroma = a_k q_k + a_o q_o). Not for nearly opposite hues
@@ -484,6 +557,12 @@ def _measure(f, c, soft, labels, chosen, found, comp, colour_total, obj, exp_are
     for other, other_raw in others.items():
         qo = _PALETTE[_PALETTE_NAMES.index(other)]
         if abs(float(q @ qo)) / float(np.linalg.norm(q) * np.linalg.norm(qo)) > math.cos(math.radians(45)):
+            continue
+        # Nothing of the other colour within reach of the region (its blob's box grown by both
+        # dilations): `near` would be empty; skip the dilation of the whole clip.
+        reach = max(cfg.dilate, 0) + max(cfg.dilate + 1, 0)
+        if not any(other_raw[sl[0], max(sl[1].start - reach, 0):sl[1].stop + reach,
+                             max(sl[2].start - reach, 0):sl[2].stop + reach].any() for sl in boxes):
             continue
         near = region & _dilate(other_raw, cfg.dilate + 1)
         if not near.any():
@@ -505,10 +584,17 @@ def _measure(f, c, soft, labels, chosen, found, comp, colour_total, obj, exp_are
                      if comp else np.nan, np.nan)
     # Colour: mean RGB of the blob's core, each pixel weighted by its coverage squared (the
     # anti-aliased edge and the codec's halo count little).
-    w2 = np.where(blob, soft, 0.0).astype(np.float32) ** 2  # [T, H, W]
+    w2 = np.where(blob, soft, np.float32(0.0))  # [T, H, W] float32
+    np.square(w2, out=w2)
     norm = w2.reshape(t, -1).sum(1)  # [T]
+    # np.einsum("thw,thwc->tc", w2, f) over each frame's blob box only: einsum accumulates each
+    # output in float32 in raster order, and the pixels outside the box add exact zeros.
+    rgb = np.zeros((t, f.shape[-1]), np.result_type(w2, f))
+    for sl in boxes:
+        ti = sl[0].start
+        rgb[ti] = np.einsum("hw,hwc->c", w2[ti, sl[1], sl[2]], f[ti, sl[1], sl[2]])
     with np.errstate(invalid="ignore", divide="ignore"):
-        colour = np.einsum("thw,thwc->tc", w2, f) / norm[:, None]
+        colour = rgb / norm[:, None]
     colour = np.where(has[:, None] & (norm[:, None] > 0), colour, np.nan).astype(np.float64)
     with np.errstate(invalid="ignore"):
         sized = (area >= cfg.min_area_ratio * exp_area) & (area <= cfg.max_area_ratio * exp_area)
