@@ -147,13 +147,15 @@ def generator():
 @click.option("--warmup-steps", type=int, default=500, show_default=True, help="uvit: linear learning-rate warm-up.")
 @click.option("--min-snr-gamma", type=float, default=5.0, show_default=True,
               help="uvit: min-SNR loss weighting (Hang et al.); 0 turns it off.")
+@click.option("--snr-shift", type=float, callback=_positive,
+              help="uvit: shift the noise schedule to SNR/shift^2 (default: the preset's).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--init-from", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Start from these weights (.safetensors export) instead of a fresh init.")
-def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, warmup_steps, min_snr_gamma, seed,
-                    compile_, device, init_from):
+def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, warmup_steps, min_snr_gamma,
+                    snr_shift, seed, compile_, device, init_from):
     """Train the built-in generator on the world (or a folder of clips); resumes from --out."""
     if preset.startswith("vae-"):  # the conditional video VAE family (generators/vae)
         from generators.vae.train import train_from_cli
@@ -169,7 +171,8 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
     out = out or evalkit_home() / "models" / f"uvit-{preset}.pt"
     if warmup_steps < 0 or min_snr_gamma < 0:
         raise BadInputError("--warmup-steps and --min-snr-gamma must be >= 0")
-    tc = TrainConfig(preset=preset, data=data, batch_size=batch_size, max_steps=max_steps,
+    tc = TrainConfig(preset=preset, overrides={"snr_shift": snr_shift} if snr_shift else {},
+                     data=data, batch_size=batch_size, max_steps=max_steps,
                      max_minutes=max_minutes, lr=lr, warmup_steps=warmup_steps,
                      min_snr_gamma=min_snr_gamma or None, seed=seed, compile=compile_, device=device,
                      init_from=str(init_from) if init_from else None)

@@ -126,3 +126,17 @@ def test_training_and_sampling_leave_subnormal_floats_alone(tmp_path):
     train(TINY, tmp_path / "f.pt", progress=False, log_mlflow=False)
     UViTGenerator(str(tmp_path / "f.pt"), steps=2).generate(["a small red ball rests still, on a dark background"], [0])
     assert (np.array([1e-310]) * 1.0)[0] != 0 and torch.tensor([1e-40])[0].item() != 0
+
+
+def test_cli_recipe_flags_reach_the_checkpoint(tmp_path, monkeypatch):
+    """--snr-shift, --min-snr-gamma and --warmup-steps are recorded in the checkpoint they train."""
+    from evalkit.cli import main
+    from generators.uvit.train import load_checkpoint
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    out = tmp_path / "t.pt"
+    assert main(["generator", "train", "--preset", "tiny", "--max-steps", "2", "--batch-size", "2",
+                 "--snr-shift", "3", "--min-snr-gamma", "0", "--warmup-steps", "1", "--out", str(out)]) == 0
+    state, tc = load_checkpoint(out)
+    assert state.net.cfg.snr_shift == 3.0 and tc.min_snr_gamma is None and tc.warmup_steps == 1
+    assert main(["generator", "train", "--preset", "tiny", "--snr-shift", "-1", "--out", str(tmp_path / "x.pt")]) == 2
