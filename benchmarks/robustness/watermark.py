@@ -3,6 +3,7 @@
     python benchmarks/robustness/watermark.py [--quick] [--out FILE.md] [--mlflow] [--seed S]
                                               [--world N] [--fp N] [--preset NAME]
                                               [--rows FILE.jsonl] [--no-real] [--sizes 32,64,128,256]
+                                              [--clips DIR]
 
 Every clip is marked with its own random key and 64-bit payload (`evalkit.provenance.watermark`),
 then each attack of the grid is applied to the marked frames and `detect` runs on the result:
@@ -11,12 +12,15 @@ then each attack of the grid is applied to the marked frames and `detect` runs o
   resize 0.75 and 0.5 (cv2.INTER_AREA, sizes rounded to even), centre crop 0.8 (even size, kept
   at that size), brightness x0.8 / x1.2 (clipped), contrast 0.8 / 1.2 about each frame's mean
   grey (torchvision's definition), remux (MP4 written at evalkit's default CRF 18, stream-copied
-  into Matroska with PyAV, read back), and resize 0.75 followed by H.264 CRF 30.
+  into Matroska with PyAV, read back), resize 0.75 followed by H.264 CRF 30, and H.264 CRF 18
+  followed by CRF 30 (what the bench runner's `watermark_survival_crf30` does to a clip that
+  `sign --watermark` wrote at CRF 18).
 
 Clips: world clips (`evalkit.world`, test split, 24 frames, 64x64 and 128x128, plus a few at
 256x256 outside --quick; half with sensor noise; `--sizes` picks the sizes, and size 32 means the
 built-in generator's own 16-frame 32x32 clips) and 32-frame segments of the real footage in
-../shared/data/real-videos (bikes 640x272, carphone 176x144, bigbuckbunny 1280x720).
+../shared/data/real-videos (bikes 640x272, carphone 176x144, bigbuckbunny 1280x720); --clips
+adds every .mp4 of a folder (e.g. what `evalkit generate --model uvit:small-stage1` wrote).
 
 Per attack: bit accuracy (hard payload bits against the truth, averaged over clips), payload
 recovery rate (exact 64-bit payload, keyed check passed), detection rate at p < 1e-6, and the
@@ -120,6 +124,7 @@ ATTACKS = {
     "contrast_1.2": lambda f, fps, d: contrast(f, 1.2),
     "remux_mkv": lambda f, fps, d: remux(f, fps, d),
     "resize_0.75+h264_crf30": lambda f, fps, d: h264(resize(f, 0.75), fps, 30, d),
+    "h264_crf18+crf30": lambda f, fps, d: h264(h264(f, fps, 18, d), fps, 30, d),
 }
 
 
@@ -134,6 +139,16 @@ def world_clips(n: int, size: int, seed: int, frames: int = 24):
         c = make_clip("test", i, seed, cfg)
         bg = c.meta["scene"].background
         out.append((f"world{size}", f"world{size}-{i}-{bg}", c.frames, c.fps))
+    return out
+
+
+def folder_clips(folder: Path):
+    out = []
+    for p in sorted(Path(folder).glob("*.mp4")):
+        clip = read_video(p)
+        out.append(("folder", p.stem, clip.frames, clip.fps))
+    if not out:
+        print(f"note: no .mp4 clips in {folder}", file=sys.stderr)
     return out
 
 
@@ -184,7 +199,7 @@ def run_grid(clips, cfg, seed: int, attacks=ATTACKS, progress=True):
 
 
 def summarize(rows, attacks):
-    order = {"world32": -1, "world64": 0, "world128": 1, "world256": 2}
+    order = {"folder": -2, "world32": -1, "world64": 0, "world128": 1, "world256": 2}
     groups = sorted({r["group"] for r in rows}, key=lambda g: (order.get(g, 9), g))
     table = {}
     for an in attacks:
@@ -220,7 +235,8 @@ def markdown(groups, table, psnrs, n_clips):
 
 def false_positive_study(n: int, cfg, seed: int):
     """detect on n unmarked (clip, key) pairs: world clips (64 and 128), 96x96 crops of real
-    footage, and clips marked with a different key. Returns counts and p-value quantiles."""
+    footage, and clips marked with a different key (64 and 160 px, so that both the luma and
+    the chroma profile occur). Returns counts and p-value quantiles."""
     rng = np.random.default_rng(seed + 7)
     real = [read_video(REAL_VIDEOS / f, max_frames=64).frames for f in REAL_SEGMENTS
             if (REAL_VIDEOS / f).exists()]
@@ -237,7 +253,8 @@ def false_positive_study(n: int, cfg, seed: int):
             x0 = rng.integers(0, v.shape[2] - 96)
             f = np.ascontiguousarray(v[t0:t0 + 16, y0:y0 + 96, x0:x0 + 96])
         else:
-            f = make_clip("train", i, seed, WorldConfig(frames=16, size=64, noise=float(i % 3))).frames
+            size = 160 if kind == "other_key" and (i // len(cycle)) % 2 else 64
+            f = make_clip("train", i, seed, WorldConfig(frames=16, size=size, noise=float(i % 3))).frames
             if kind == "other_key":
                 f = embed(f, rng.bytes(8), make_key(f"fp-marker-{seed}-{i}"), cfg)
         d = detect(f, make_key(f"fp-detector-{seed}-{i}"), cfg)
@@ -284,6 +301,7 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="default")
     ap.add_argument("--no-real", action="store_true", help="skip the real footage")
     ap.add_argument("--rows", type=Path, help="write one JSON line per (clip, attack) here")
+    ap.add_argument("--clips", type=Path, help="also mark and attack every .mp4 in this folder")
     ap.add_argument("--sizes", default=None,
                     help="world clip sizes, comma-separated (default 64,128,256; quick 64,128); "
                          "32 gives 16-frame clips, the built-in generator's format")
@@ -299,6 +317,8 @@ def main(argv=None) -> int:
     if not a.no_real:
         real = {"carphone_pristine.mp4": (0,), "bikes.mp4": (0,)} if a.quick else REAL_SEGMENTS
         clips += real_clips(real)
+    if a.clips:
+        clips = folder_clips(a.clips) + clips
     rows = run_grid(clips, cfg, a.seed)
     groups, table = summarize(rows, ATTACKS)
     psnrs = [r["psnr"] for r in rows if r["attack"] == "none"]

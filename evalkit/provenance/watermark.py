@@ -6,88 +6,112 @@
 
 Scheme (why each choice)
 ------------------------
-*Luma only.* The mark is one change of luma, added equally to R, G and B, so chroma
-subsampling (yuv420p) and colour edits never touch it and the PSNR of the video equals that of
-the luma change.
+*One colour channel per clip, picked by a profile.* The mark is a change of one BT.601 channel
+(`wm_grid.CHANNELS`): luma (the same change added to R, G and B) or Cr (a red-difference change
+that leaves luma exactly unchanged). A profile (`WatermarkConfig.profiles`) says which channel
+and which Haar levels carry bits, and with which relative lattice steps; `choose_profile` picks
+one per clip by its size and the detector tries them all. Frames of at least `chroma_min_px`
+(160) on the short side take the Cr profile: x264 quantises chroma more finely than luma at high
+CRF, so there a Cr mark comes back after CRF 50 where a luma mark at the same PSNR does not
+(measured over two benchmark runs, bit accuracy after CRF 50: 256 px world clips 0.77 against
+0.54, 640x272 and 720p footage 0.89 against 0.61, payloads from 7 of 16 clips against none; CRF
+23-40 unchanged). Smaller frames keep the luma profile, which is scheme 1's mark exactly (same
+plan, same pixels, so clips marked before are still found): 4:2:0 halves chroma's resolution,
+and on the 176x144 carphone and on 64 px clips a Cr mark loses payloads at CRF 30; on 128 px
+clips the two came out even. Splitting the power between the two channels (measured: both with
+all levels, or luma fine levels plus Cr coarse ones) lost payloads at CRF 30 on 64 px clips and
+gained nothing clear at CRF 40-50: x264's dead zone rewards a concentrated mark. The PSNR of the
+video is that of the channel change times its RGB cost (1 for luma, 0.83 for Cr).
 
 *One static mark, on the temporal mean.* The same pattern is added to every frame: H.264 codes
 a static pattern once (in the reference frames) and then carries it through P/B-frames for free,
 while per-frame noise would be thrown away by the motion-compensated residual quantiser at high
-CRF. The bits are read from the temporal mean of the clip's luma, which averages the codec's
-frame-to-frame errors and the moving content away. (Consequence: detection wants the whole clip;
+CRF. The bits are read from the temporal mean of the clip, which averages the codec's
+frame-to-frame errors and the moving content away (measured: its coefficient noise is half that
+of the I-frame alone; a temporal median is worse). Consequence: detection wants the whole clip;
 a trimmed excerpt of moving footage loses the mark. Re-encoding, remuxing and every attack of the
-benchmark keep all frames.)
+benchmark keep all frames.
 
 *Scale-invariant geometry.* Bits live on a G x G grid of "chips" laid over the frame's unit
 square (G = 16/32/64, the largest whose chips are >= `min_chip_px` pixels on the short side), so
 a resize changes nothing in normalised coordinates. The detector measures chip means exactly
-(a summed-area table with fractional boxes) and tries: every grid size, no crop, and centre crops
-of the listed fractions at every sub-pixel placement that whole-pixel rounding allows.
+(a summed-area table with fractional boxes) and tries: every profile and grid size, no crop, and
+centre crops of the listed fractions at every sub-pixel placement that whole-pixel rounding
+allows.
 
 *Quantisation, not spread spectrum.* Measured on the world clips and the real footage, the
 host image's own energy at the chip scale is 5 to 20 times the mark's at PSNR 42, so blind
 spread-spectrum correlation is host-limited (its SNR was too low to carry 64 bits even before
-compression). Instead each orthonormal 2-D Haar detail coefficient of the chip grid (levels 1
-and 2: chip-scale and twice that) is moved to the nearest point of a keyed, dithered lattice
-(dither modulation, QIM) whose coset encodes one code bit. The host then causes no
-interference at all; only the attack does. The step is fixed by the PSNR target (uniform
-displacement, MSE = step^2 / 12 per coefficient), the pattern is the chip changes drawn as
-blocks lightly smoothed (`blur`) with the smoothing and the 8-bit rounding pre-compensated, and a
-guard shrinks the change (distortion-compensated QIM) on the rare clip that would fall under
-`min_psnr`. Haar details have zero mean, so brightness offsets cancel; gain changes (contrast,
-brightness as a factor) are found by a search over the luma gain, scored by the sign-blind
-lattice fit sum(cos(4 pi e)) that needs no knowledge of the bits.
+compression). Instead each orthonormal 2-D Haar detail coefficient of the chip grid (the luma
+profile: levels 1 and 2, chip scale and twice that; the Cr profile: levels 1 to 3 with steps
+0.7 : 1.4 : 2.0, most of the power on the coarse levels) is moved to the nearest point of a
+keyed, dithered lattice (dither modulation, QIM) whose coset encodes one code bit. The host then
+causes no interference at all; only the attack does. The step is fixed by the PSNR target
+(uniform displacement, MSE = step^2 / 12 per coefficient), the pattern is the chip changes drawn
+as blocks lightly smoothed (`blur`) with the smoothing and the 8-bit rounding pre-compensated,
+and a guard shrinks the change (distortion-compensated QIM) on the rare clip that would fall
+under `min_psnr`. Haar details have zero mean, so brightness offsets cancel; gain changes
+(contrast, brightness as a factor: both scale luma details and colour differences alike) are
+found by a search over the gain, scored by the sign-blind lattice fit sum(cos(4 pi e)) that needs
+no knowledge of the bits.
 
 *Error correction and a keyed check.* The 64-bit payload (8 to 32 bytes allowed) plus a 24-bit
 keyed MAC (BLAKE2b under the key) is encoded with a constraint-length-9, rate-1/3 recursive
 systematic convolutional code (`wm_ecc`) whose bits come in rate-compatible order. Coefficients
-take the code bits centre-out (sorted by how far their tile reaches from the frame centre, keyed
-random order among equals, repeating the code when there are more coefficients than code bits),
-so a clip with fewer coefficients than code bits carries a punctured code and a centre crop
-keeps a prefix of the code rather than random holes. Decoding is max-log BCJR from soft values
-cos(2 pi e), each Haar level weighted by its reliability estimated from its own lattice fit;
-the decoded payload counts only if the MAC verifies.
+take the code bits centre-out (sorted by how far their tile reaches from the frame centre, then
+coarser levels first in the Cr profile, then in keyed random order, repeating the code when
+there are more coefficients than code bits), so a clip with fewer coefficients than code bits
+carries a punctured code and a centre crop keeps a prefix of the code rather than random holes
+(taking the coarse levels first outright put the payload bits on the tiles a crop cuts:
+measured: no 256 px clip survived the crop). Decoding is max-log BCJR from soft values cos(2 pi
+e), each Haar level weighted by its reliability estimated from its own lattice fit; the decoded
+payload counts only if the MAC verifies.
 
 *p-value under "no mark of this key".* With the key's dithers uniform and independent of the
 video, the phase e of every coefficient is uniform, so (i) the lattice fit F = sum cos(4 pi e)
 has log-MGF n log I0(lambda): a Chernoff bound gives p_presence, multiplied by the number of
-(geometry, gain) points searched (Bonferroni); (ii) given all magnitudes, the code-bit signs are
-fair coins, so the correlation S of the soft values with the re-encoded decoded codeword obeys
-P(S >= s) <= min_lambda prod cosh(lambda m_i) exp(-lambda s), times the 2^64 payloads (union
-bound over MAC-valid codewords), and a wrong decode passes the MAC with probability 2^-24; both are multiplied by the number of decoding
-attempts (at most `max_attempts`). p_value = min(1, 2 min(p_presence, p_payload)); detected
-means p_value < 1e-6. A mark whose payload does not verify but whose lattice fit is
-overwhelming is still "detected", with payload None. The bound is checked empirically by
-`benchmarks/robustness/watermark.py` (zero detections over >= 1,000 unmarked clip/key pairs) and
-by the tests.
+(profile, grid, crop box, gain) points searched (Bonferroni); (ii) given all magnitudes, the
+code-bit signs are fair coins, so the correlation S of the soft values with the re-encoded
+decoded codeword obeys P(S >= s) <= min_lambda prod cosh(lambda m_i) exp(-lambda s), times the
+2^64 payloads (union bound over MAC-valid codewords), and a wrong decode passes the MAC with
+probability 2^-24; both are multiplied by the number of decoding attempts (the a-priori geometry
+of each profile, then the best lattice fits, at most `max_attempts` = 4 in all). p_value =
+min(1, 2 min(p_presence, p_payload)); detected means p_value < 1e-6. A mark whose payload does
+not verify but whose lattice fit is overwhelming is still "detected", with payload None. The
+bound is checked empirically by `benchmarks/robustness/watermark.py` (zero detections over
+>= 1,000 unmarked clip/key pairs, and clips marked with another key in either profile) and by
+the tests.
 
-Presets differ only in `psnr`, and a step ratio looks to the detector like a luma gain: a clip
+Presets differ only in `psnr`, and a step ratio looks to the detector like a gain: a clip
 marked with one preset is usually also found with another within the gain range (about 3 dB).
 
-Limits (measured with `benchmarks/robustness/watermark.py`; the numbers are in its report): at
-PSNR 42 the chip-scale structure of small clips does not survive strong compression. On a flat
-128x128 world clip x264 at CRF 40 keeps ~10% of the amplitude of the chip-scale coefficients
-(8-pixel chips) and ~33% of the next level; a 128x128 frame has only ~60 Haar coefficients at
->= 16-pixel scale, fewer than the 88 information bits (64 payload + 24 check) any code must
-carry. At CRF 50 every size measured (up to 720p) keeps too little (roughly 20-60 bits of
-capacity). The payload survives CRF 23 on everything from 64x64 up; CRF 30 on 128x128 and
-256x256 world clips and natural footage (not always on 64x64, nor on the heavily textured
-176x144 carphone); CRF 40 on most 256x256 world clips and 640x272 / 720p footage; CRF 50 on
-nothing. The "strong" preset (PSNR 40 dB) moves each limit down by about one size class.
+Limits (measured with `benchmarks/robustness/watermark.py`; the numbers are in its report and
+the README): at PSNR 42 the payload survives CRF 23 on everything from 64x64 up and CRF 30 on
+128 px and larger (64 px: 5 to 8 clips of 8); CRF 40 on 256 px world clips and 640x272 / 720p
+footage but on few 64-128 px clips or 176x144 footage (bit accuracy 0.5-0.7 there); CRF 50 on
+flat large clips and on 720p footage, not on small ones. The targets of bit accuracy >= 0.95
+at CRF 40 and >= 0.75 at CRF 50 over the whole grid are not met: the small world clips hold too
+little. Measured on 64-128 px world clips through x264 CRF 40, the codec's error on the host
+alone, projected on the mark's carriers, is 0.1-0.2 of a grey level (of the mean over the
+frame) and the mark comes back at 0.3-0.8 of its amplitude; that leaves roughly 40-100 usable
+carriers at PSNR 42, and even an oracle-weighted soft decoder could not recover 88 information
+bits (64 payload + 24 check) from them. Alternatives measured and dropped (no better, or worse
+on CRF 30 or crop): smooth whole-frame sine carriers (DCT/DST bands, +0.05-0.1 bit accuracy at
+CRF 40 but fewer payloads at CRF 30), spread-transform dither modulation over many carriers,
+luma and chroma together, three or four luma levels weighted towards coarse ones, and
+closed-loop embedding through the codec (x264's decisions are discontinuous: it did not
+converge and cost 6-8 dB). The "strong" preset (PSNR 40 dB) moves each limit down by about one
+size class.
 
-The built-in generator's 16-frame 32x32 clips (issue 5) are below every limit: after CRF 18
-then CRF 30 the payload comes back from 0 of 60 clips (CRF 23: 27%). At 32x32 the 16x16 grid has
-2-pixel chips; probed with random +-4 patterns through CRF 18 + 30, x264 keeps 32% of the
-amplitude of 4-pixel-period Haar details, 39% at 8 px, 60% at 16 px, 95% at 32 px, with a
-residual of ~1.9 per coefficient, and it shrinks a small mark towards the host (a dead zone)
-rather than adding noise, so a QIM displacement d comes back as about g d: a bit flips once
-(1 - g)|d| > step / 4. Chroma channels keep less (11-30% at the two finest levels). A Shannon
-estimate from those gains gives roughly 60-90 bits at PSNR 36-38 for the whole clip, blind
-host interference ignored, against the 88 information bits to carry; measured, lowering the
-PSNR to 38.4 dB, reweighting the levels towards coarse ones, using 3 or 4 Haar levels, or
-feeding the x264 result back into the embedding (closed loop, down to 34 dB) each left CRF 30
-recovery on these clips at 0-5%. Meeting it needs another channel (e.g. a mark that differs
-between I-frame-aligned segments, or a shorter payload, which the format does not allow).
+The built-in generator's 16-frame 32x32 clips (issue 5) are below every limit: after CRF 18 then
+CRF 30 the payload comes back from none (0 of 30 generator clips, 0 of 8 world clips; CRF 23:
+97% of the generator's clips, 12% of the sharper world clips). At 32x32 x264 keeps 32% of the
+amplitude of 4-pixel-period Haar details, 39% at 8 px, 60% at 16 px, 95% at 32 px, and
+block-aligned steps fare worse (16 px block means come back at 23%, 8 px at 6%); smooth carriers
+fare better (80-90% of their amplitude at 16-32 px periods) but the host's own coding error on
+them is ~0.2 grey levels, which leaves roughly 10-20 bits of capacity at PSNR 42 and 60-90 at
+PSNR 36-38, against the 88 information bits to carry. Meeting it needs a lower PSNR for tiny
+clips or a shorter payload, which the targets do not allow.
 """
 
 from __future__ import annotations
@@ -97,11 +121,11 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import cv2
 import numpy as np
 from scipy.special import i0e
 
 from evalkit.errors import BadInputError
+from evalkit.provenance import wm_grid as geo
 from evalkit.provenance.wm_ecc import DEFAULT_CODE, ConvCode
 
 __all__ = [
@@ -110,8 +134,8 @@ __all__ = [
 ]
 
 DEFAULT_P_THRESHOLD = 1e-6
-_LUMA = np.array([0.299, 0.587, 0.114])  # BT.601: a change added to R, G and B alike is a pure luma change
-_VERSION = b"evalkit.watermark.v1"
+_VERSION = b"evalkit.watermark.v1"  # key derivation (keys made by `keys init` stay valid)
+_PLAN_LABEL = b"plan2"  # the embedding plan of scheme 2 (colour channels, three Haar levels)
 
 
 class WatermarkInputError(BadInputError, ValueError):
@@ -125,26 +149,42 @@ class WatermarkConfig:
 
     psnr: float = 42.3  # nominal PSNR of the mark; sets the lattice step
     min_psnr: float = 42.02  # guard: a clip that would come out below is marked more softly
+    channels: tuple[str, ...] = ("y", "cr")  # colour channels that carry bits (wm_grid.CHANNELS)
+    # Profiles: the lattice step of each (channel, Haar level), relative (0: unused). The embedder
+    # picks one per clip (`choose_profile`); the detector tries them all.
+    profiles: tuple[tuple[tuple[float, ...], ...], ...] = (
+        ((1.0, 1.0, 0.0), (0.0, 0.0, 0.0)),  # luma, two finest levels (scheme 1): small frames
+        ((0.0, 0.0, 0.0), (0.7, 1.4, 2.0)),  # Cr, three levels weighted coarse: large frames
+    )
+    chroma_min_px: int = 160  # frames this large (short side) take the second (chroma) profile
     grid_sizes: tuple[int, ...] = (16, 32, 64)  # chip grids (cells per side), by frame size
     min_chip_px: float = 16.0  # the largest grid whose chips are >= this many pixels (short side)
-    levels: int = 2  # Haar levels of the chip grid that carry bits
-    level_steps: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # lattice step of each level, relative
+    levels: int = 3  # Haar levels of the chip grid that carry bits
     blur: float = 0.2  # smoothing of the chip pattern, in chips (std of a Gaussian)
     mac_bits: int = 24  # keyed check on the payload
     crops: tuple[float, ...] = (1.0, 0.8)  # centre-crop fractions the detector tries
-    gain_range: tuple[float, float] = (0.7, 1.43)  # luma gains (contrast, brightness) searched
+    gain_range: tuple[float, float] = (0.7, 1.43)  # gains (contrast, brightness) searched
     gain_steps: int = 73
-    max_attempts: int = 3  # decodes tried (best geometries by lattice fit); Bonferroni-counted
+    max_attempts: int = 4  # decodes tried (a priori geometries, best lattice fits); Bonferroni-counted
     p_threshold: float = DEFAULT_P_THRESHOLD
 
     def __post_init__(self):
         if not 20.0 <= self.psnr <= 80.0 or self.min_psnr > self.psnr:
             raise WatermarkInputError(f"psnr must be in 20..80 dB and >= min_psnr, got "
                                       f"{self.psnr}/{self.min_psnr}")
+        if not self.channels or len(set(self.channels)) != len(self.channels) \
+                or any(c not in geo.CHANNELS for c in self.channels):
+            raise WatermarkInputError(f"channels must be distinct names of {', '.join(geo.CHANNELS)}, "
+                                      f"got {self.channels}")
+        if not self.profiles or any(len(st) != len(self.channels) or max(max(r) for r in st) <= 0
+                                    or any(len(r) != self.levels or min(r) < 0 for r in st)
+                                    for st in self.profiles):
+            raise WatermarkInputError("every profile must give each channel a row of `levels` non-negative "
+                                      f"steps, some positive; got {self.profiles}")
         if not self.grid_sizes or any(g < 4 or g % 2 ** self.levels for g in self.grid_sizes):
             raise WatermarkInputError(f"grid sizes must be multiples of 2**levels, got {self.grid_sizes}")
-        if not 1 <= self.levels <= len(self.level_steps):
-            raise WatermarkInputError(f"levels must be 1..{len(self.level_steps)}, got {self.levels}")
+        if not 1 <= self.levels <= 4:
+            raise WatermarkInputError(f"levels must be 1..4, got {self.levels}")
         if not 8 <= self.mac_bits <= 64:
             raise WatermarkInputError(f"mac_bits must be 8..64, got {self.mac_bits}")
         if not self.crops or any(not 0.3 <= c <= 1.0 for c in self.crops):
@@ -152,8 +192,10 @@ class WatermarkConfig:
         lo, hi = self.gain_range
         if not (0 < lo <= 1 <= hi) or self.gain_steps < 3 or self.max_attempts < 1:
             raise WatermarkInputError("gain_range must bracket 1, gain_steps >= 3, max_attempts >= 1")
-        if any(x <= 0 for x in self.level_steps) or not 0 <= self.blur <= 2 or self.min_chip_px <= 0:
-            raise WatermarkInputError("level_steps and min_chip_px must be positive and blur in 0..2")
+        if not 0 <= self.blur <= 2 or self.min_chip_px <= 0:
+            raise WatermarkInputError("min_chip_px must be positive and blur in 0..2")
+        if self.chroma_min_px < 0:
+            raise WatermarkInputError(f"chroma_min_px must be >= 0, got {self.chroma_min_px}")
         if not 0 < self.p_threshold < 1:
             raise WatermarkInputError(f"p_threshold must be in (0, 1), got {self.p_threshold}")
 
@@ -219,144 +261,69 @@ def _as_key(key) -> WatermarkKey:
 
 
 # ----------------------------------------------------------------------------------------------
-# Geometry: luma, chip grid, Haar levels
-
-
-def _mean_luma(frames: np.ndarray) -> np.ndarray:
-    """float32 [H, W]: the luma of the temporal mean frame."""
-    t = frames.shape[0]
-    s = frames.sum(axis=0, dtype=np.uint32 if t < (1 << 24) else np.float64)
-    return (s.astype(np.float32) @ (_LUMA / t).astype(np.float32)).astype(np.float32)
-
-
-class _Integral:
-    """Summed-area table of a luma image, for exact area means over fractional boxes."""
-
-    def __init__(self, y: np.ndarray):
-        self.h, self.w = y.shape
-        s = np.zeros((self.h + 1, self.w + 1), np.float64)
-        np.cumsum(y, axis=0, dtype=np.float64, out=s[1:, 1:])
-        np.cumsum(s[1:, 1:], axis=1, out=s[1:, 1:])
-        self.s = s
-
-    def _at(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """Integral over [0, r] x [0, c] (fractional, clamped), for r [n, 1] and c [1, m]."""
-        r = np.clip(r, 0, self.h)
-        c = np.clip(c, 0, self.w)
-        r0 = np.minimum(np.floor(r).astype(np.int64), self.h - 1)
-        c0 = np.minimum(np.floor(c).astype(np.int64), self.w - 1)
-        fr, fc = r - r0, c - c0
-        s = self.s
-        return ((1 - fr) * (1 - fc) * s[r0, c0] + fr * (1 - fc) * s[r0 + 1, c0]
-                + (1 - fr) * fc * s[r0, c0 + 1] + fr * fc * s[r0 + 1, c0 + 1])
-
-    def chips(self, g: int, box=(0.0, 1.0, 0.0, 1.0), tol: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-        """Means [g, g] of the chip grid of the marked frame's unit square, and their validity,
-        where this image shows the part `box` = (y0, y1, x0, x1) of that square."""
-        y0, y1, x0, x1 = box
-        e = np.arange(g + 1) / g
-        r = (e - y0) / (y1 - y0) * self.h
-        c = (e - x0) / (x1 - x0) * self.w
-        integ = self._at(r[:, None], c[None, :])
-        area = np.diff(np.clip(r, 0, self.h))[:, None] * np.diff(np.clip(c, 0, self.w))[None, :]
-        sums = integ[1:, 1:] - integ[:-1, 1:] - integ[1:, :-1] + integ[:-1, :-1]
-        okr = (r[:-1] >= -tol) & (r[1:] <= self.h + tol)
-        okc = (c[:-1] >= -tol) & (c[1:] <= self.w + tol)
-        valid = okr[:, None] & okc[None, :] & (area > 0)
-        return np.where(valid, sums / np.maximum(area, 1e-9), 0.0), valid
-
-
-def _crop_boxes(h: int, w: int, frac: float) -> list[tuple[float, float, float, float]]:
-    """Where a centre crop of fraction `frac` that came out h x w pixels may sit in the unit
-    square of the original: the ideal box, and the boxes of every original size and integer
-    offset that rounding to whole (or even) pixels could have produced."""
-    def axis(n):
-        out = {((1 - frac) / 2, (1 + frac) / 2)}
-        for n0 in range(int(math.floor((n - 2) / frac)), int(math.ceil((n + 2) / frac)) + 1):
-            if n0 <= n or abs(n - frac * n0) > 1.01:
-                continue
-            for off in {(n0 - n) // 2, (n0 - n + 1) // 2}:
-                out.add((off / n0, (off + n) / n0))
-        return sorted(out)
-    return [(a, b, c, d) for a, b in axis(h) for c, d in axis(w)]
-
-
-def _haar(c: np.ndarray, levels: int) -> np.ndarray:
-    """Orthonormal 2-D Haar detail coefficients of levels 1..levels, flattened (finest first)."""
-    out = []
-    for _ in range(levels):
-        a, b, cc, d = c[0::2, 0::2], c[0::2, 1::2], c[1::2, 0::2], c[1::2, 1::2]
-        out += [(a - b + cc - d) / 2, (a + b - cc - d) / 2, (a - b - cc + d) / 2]
-        c = (a + b + cc + d) / 2
-    return np.concatenate([o.ravel() for o in out])
-
-
-def _haar_valid(v: np.ndarray, levels: int) -> np.ndarray:
-    out = []
-    for _ in range(levels):
-        ok = v[0::2, 0::2] & v[0::2, 1::2] & v[1::2, 0::2] & v[1::2, 1::2]
-        out += [ok.ravel()] * 3
-        v = ok
-    return np.concatenate(out)
-
-
-def _ihaar(x: np.ndarray, g: int, levels: int) -> np.ndarray:
-    """Inverse of `_haar` with a zero coarse average."""
-    sizes = [g >> (l + 1) for l in range(levels)]
-    parts, i = [], 0
-    for s in sizes:
-        n = s * s
-        parts.append([x[i + k * n:i + (k + 1) * n].reshape(s, s) for k in range(3)])
-        i += 3 * n
-    c = np.zeros((sizes[-1], sizes[-1]), np.float64)
-    for (h, v, d), s in zip(reversed(parts), reversed(sizes)):
-        n = np.empty((2 * s, 2 * s))
-        n[0::2, 0::2] = (c + h + v + d) / 2
-        n[0::2, 1::2] = (c - h + v - d) / 2
-        n[1::2, 0::2] = (c + h - v - d) / 2
-        n[1::2, 1::2] = (c - h - v + d) / 2
-        c = n
-    return c
-
-
-# ----------------------------------------------------------------------------------------------
 # The keyed plan: which coefficient carries which code bit, with which dither and step
 
 
 @dataclass(frozen=True)
 class _Plan:
     g: int
-    level: np.ndarray  # level index (0 = finest) of each coefficient
-    step: np.ndarray  # lattice step in luma levels
+    chan: np.ndarray  # colour channel index (into cfg.channels) of each coefficient
+    level: np.ndarray  # Haar level index (0 = finest) of each coefficient
+    step: np.ndarray  # lattice step in channel levels
     dither: np.ndarray  # in [0, 1) of a step
     codebit: np.ndarray  # index into the rate-compatible code-bit array
     n_code: int
 
 
+def _is_v1(cfg: WatermarkConfig, profile: int) -> bool:
+    """Whether a profile is scheme 1's mark: luma levels 1 and 2 at equal steps, nothing else."""
+    v1 = (1.0, 1.0) + (0.0,) * (cfg.levels - 2)
+    return cfg.levels >= 2 and "y" in cfg.channels and all(
+        tuple(r) == v1 if c == "y" else not any(r) for c, r in zip(cfg.channels, cfg.profiles[profile]))
+
+
 @lru_cache(maxsize=64)
-def _plan(key: WatermarkKey, g: int, cfg: WatermarkConfig, n_info: int, code: ConvCode) -> _Plan:
+def _plan(key: WatermarkKey, g: int, cfg: WatermarkConfig, n_info: int, code: ConvCode,
+          profile: int = 0) -> _Plan:
+    """Coefficients are laid out channel by channel, each in `wm_grid.haar` order; those of an
+    unused (channel, level) have step 0 and take no code bit (codebit -1)."""
     n_code = code.n_code_bits(n_info)
-    ent = int.from_bytes(hashlib.sha256(b"plan\0" + key.seed).digest(), "big")
-    rng = np.random.default_rng(np.random.SeedSequence(ent, spawn_key=(g, cfg.levels, n_code)))
+    ent = int.from_bytes(hashlib.sha256(_PLAN_LABEL + b"\0" + key.seed).digest(), "big")
+    rng = np.random.default_rng(np.random.SeedSequence(ent, spawn_key=(g, cfg.levels, n_code, profile)))
     counts = [3 * (g >> (l + 1)) ** 2 for l in range(cfg.levels)]
-    level = np.concatenate([np.full(n, l) for l, n in enumerate(counts)])
-    w = np.asarray(cfg.level_steps[: cfg.levels], np.float64)
+    level1 = np.concatenate([np.full(n, l) for l, n in enumerate(counts)])
+    reach = geo.tile_reach(g, cfg.levels)
+    nc, n1 = len(cfg.channels), level1.size
+    chan = np.repeat(np.arange(nc), n1)
+    level = np.tile(level1, nc)
+    w = np.asarray(cfg.profiles[profile], np.float64)[chan, level]
+    cost = np.array([geo.CHANNELS[c][2] for c in cfg.channels])[chan]
     target_mse = 255.0 ** 2 / 10 ** (cfg.psnr / 10) - 1 / 12  # rounding adds ~1/12
-    delta0 = math.sqrt(12 * g * g * target_mse / float(np.sum(np.asarray(counts) * w ** 2)))
-    # Centre-out assignment: coefficients sorted by how far their tile reaches from the frame's
-    # centre (keyed random order among equals) take the code bits in rate-compatible order, so a
-    # centre crop keeps a prefix of the code, i.e. a punctured code rather than random holes.
-    ring = []
-    for l in range(cfg.levels):
-        t = 2 << l  # tile side in chips
-        edges = np.arange(g // t + 1) * t / g - 0.5
-        reach = np.maximum(np.abs(edges[:-1]), np.abs(edges[1:]))
-        ring += [np.maximum(reach[:, None], reach[None, :]).ravel()] * 3
-    ring = np.round(np.concatenate(ring), 9)
-    rank = np.lexsort((rng.random(ring.size), ring))
-    codebit = np.empty(ring.size, np.int64)
-    codebit[rank] = np.arange(ring.size) % n_code
-    return _Plan(g=g, level=level, step=delta0 * w[level], dither=rng.random(level.size),
+    # orthonormal Haar on the chip grid: pixel MSE = sum over coefficients of E[d^2] / g^2 (times
+    # the channel's RGB cost), and a displacement uniform over a step has E[d^2] = step^2 / 12
+    delta0 = math.sqrt(12 * g * g * target_mse / float(np.sum(w ** 2 * cost)))
+    codebit = np.full(nc * n1, -1, np.int64)
+    if _is_v1(cfg, profile):
+        # Scheme 1's plan, exactly (its seeds, centre-out order and dithers on luma levels 1-2):
+        # clips marked before the colour profiles existed are still found, and marked the same.
+        ent1 = int.from_bytes(hashlib.sha256(b"plan\0" + key.seed).digest(), "big")
+        rng1 = np.random.default_rng(np.random.SeedSequence(ent1, spawn_key=(g, 2, n_code)))
+        n2, y0 = counts[0] + counts[1], cfg.channels.index("y") * n1
+        rank = np.lexsort((rng1.random(n2), reach[:n2]))
+        codebit[y0 + rank] = np.arange(n2) % n_code
+        dither = np.zeros(nc * n1)
+        dither[y0:y0 + n2] = rng1.random(n2)
+        return _Plan(g=g, chan=chan, level=level, step=delta0 * w, dither=dither, codebit=codebit,
+                     n_code=n_code)
+    for ci in range(nc):
+        # Each channel carries the rate-compatible code from its first bit, centre-out (a centre
+        # crop keeps a prefix of the code, i.e. a punctured code rather than random holes),
+        # coarse levels first among tiles of equal reach.
+        tie = rng.random(n1)
+        act = np.flatnonzero(w[ci * n1:(ci + 1) * n1] > 0)
+        rank = act[np.lexsort((tie[act], -level1[act], reach[act]))]
+        codebit[ci * n1 + rank] = np.arange(rank.size) % n_code
+    return _Plan(g=g, chan=chan, level=level, step=delta0 * w, dither=rng.random(level.size),
                  codebit=codebit, n_code=n_code)
 
 
@@ -384,13 +351,34 @@ def _payload_bits(payload) -> np.ndarray:
     return np.unpackbits(np.frombuffer(bytes(payload), np.uint8))
 
 
-def _synth(dc: np.ndarray, h: int, w: int, blur: float) -> np.ndarray:
-    g = dc.shape[0]
-    p = cv2.resize(dc.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
-    if blur > 0:
-        p = cv2.GaussianBlur(p, (0, 0), sigmaX=blur * w / g, sigmaY=blur * h / g,
-                             borderType=cv2.BORDER_REFLECT)
-    return p
+def _coeffs(pl: list[np.ndarray], g: int, levels: int, box=(0.0, 1.0, 0.0, 1.0)):
+    """Haar coefficients of every channel plane (plan layout) and their validity."""
+    vs, oks = [], []
+    for p in pl:
+        c, ok = geo.Integral(p).chips(g, box)
+        vs.append(geo.haar(c, levels))
+        oks.append(geo.haar_valid(ok, levels))
+    return np.concatenate(vs), np.concatenate(oks)
+
+
+def _pattern(dcs: list[np.ndarray], dvs: list[np.ndarray], h: int, w: int, blur: float) -> np.ndarray:
+    """float32 [h, w, 3]: the RGB change that puts chip values `dcs` into their channels."""
+    out = np.zeros((h, w, 3), np.float32)
+    for dc, dv in zip(dcs, dvs):
+        out += geo.synth(dc, h, w, blur)[..., None] * dv.astype(np.float32)
+    return out
+
+
+def choose_profile(mean: np.ndarray, cfg: WatermarkConfig) -> int:
+    """Which profile marks a clip, from its mean frame [H, W, 3]: the first (luma) below
+    `chroma_min_px` on the short side, else the second (Cr). Measured with
+    `benchmarks/robustness/watermark.py`: on 256 px world clips and 640x272 / 720p footage the Cr
+    mark survives CRF 50 far more often and CRF 23-40 as well; on the 176x144 carphone and on
+    64 px clips it loses payloads at CRF 30 (4:2:0 halves its resolution); on 128 px clips the
+    two came out even, so they keep the luma mark, which is scheme 1's mark exactly."""
+    if len(cfg.profiles) == 1 or min(mean.shape[:2]) < cfg.chroma_min_px:
+        return 0
+    return 1
 
 
 def embed(frames: np.ndarray, payload: bytes, key, config: WatermarkConfig | str | None = None) -> np.ndarray:
@@ -405,23 +393,32 @@ def embed(frames: np.ndarray, payload: bytes, key, config: WatermarkConfig | str
     code = DEFAULT_CODE.encode(info)
     _, h, w, _ = frames.shape
     g = cfg.grid_for(h, w)
-    plan = _plan(key, g, cfg, info.size, DEFAULT_CODE)
-    b = code[plan.codebit]
-    c, _ = _Integral(_mean_luma(frames)).chips(g)
-    v = _haar(c, cfg.levels)
-    off = plan.step * (plan.dither + 0.5 * b)
-    disp = plan.step * np.round((v - off) / plan.step) + off - v
-    target = _ihaar(disp, g, cfg.levels)
-    dc = target.copy()
+    mean = geo.mean_frame(frames)
+    plan = _plan(key, g, cfg, info.size, DEFAULT_CODE, choose_profile(mean, cfg))
+    n1 = plan.codebit.size // len(cfg.channels)
+    used = [i for i in range(len(cfg.channels)) if np.any(plan.codebit[i * n1:(i + 1) * n1] >= 0)]
+    names = [cfg.channels[i] for i in used]
+    pvs = [geo.CHANNELS[c][0].astype(np.float32) for c in names]
+    dvs = [geo.CHANNELS[c][1] for c in names]
+    sel = np.concatenate([np.arange(i * n1, (i + 1) * n1) for i in used])
+    v, _ = _coeffs(geo.planes(mean, names), g, cfg.levels)
+    st, cb = plan.step[sel], plan.codebit[sel]
+    act = cb >= 0
+    st = np.where(act, st, 1.0)
+    off = st * (plan.dither[sel] + 0.5 * code[np.maximum(cb, 0)])
+    disp = np.where(act, st * np.round((v - off) / st) + off - v, 0.0)
+    targets = [geo.ihaar(disp[k * n1:(k + 1) * n1], g, cfg.levels) for k in range(len(used))]
+    dcs = [t.copy() for t in targets]
     for _ in range(3):  # pre-compensate smoothing and rounding so that chip means hit the target
-        p = np.rint(_synth(dc, h, w, cfg.blur))
-        dc += target - _Integral(p).chips(g)[0]
-    p = np.rint(_synth(dc, h, w, cfg.blur))
+        p = np.rint(_pattern(dcs, dvs, h, w, cfg.blur))
+        for k, pv in enumerate(pvs):
+            dcs[k] += targets[k] - geo.Integral(p @ pv).chips(g)[0]
+    p = np.rint(_pattern(dcs, dvs, h, w, cfg.blur))
     mse = float(np.mean(p * p)) + 1e-12
     floor = 255.0 ** 2 / 10 ** (cfg.min_psnr / 10)
     if mse > floor:  # rare: distortion-compensated QIM with alpha < 1 keeps the PSNR promise
-        p = np.rint(_synth(dc * math.sqrt(floor / mse) * 0.98, h, w, cfg.blur))
-    delta = p.astype(np.int16)[None, :, :, None]
+        p = np.rint(_pattern([d * (math.sqrt(floor / mse) * 0.98) for d in dcs], dvs, h, w, cfg.blur))
+    delta = p.astype(np.int16)[None]
     out = np.empty_like(frames)
     step = max(1, (1 << 24) // max(1, h * w * 3))  # bounded int16 temporaries on large frames
     for i in range(0, frames.shape[0], step):
@@ -497,6 +494,7 @@ class _Cand:
     v: np.ndarray
     valid: np.ndarray
     plan: _Plan
+    prof: int = 0
     prior: bool = False
 
 
@@ -506,33 +504,42 @@ def _fit(v, st, di, gains):
     return np.cos((4 * np.pi) * e.astype(np.float32)).sum(axis=1, dtype=np.float64)
 
 
-def _search(y: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, n_info: int):
-    """Every (grid, crop box) hypothesis with its best gain (and its best gain near 1).
+def _search(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey, n_info: int):
+    """Every (profile, grid, crop box) hypothesis with its best gain (and its best gain near 1).
     Returns the candidates and the number of (hypothesis, gain) points looked at."""
-    h, w = y.shape
-    integ = _Integral(y)
+    h, w = pl[0].shape
+    integs = [geo.Integral(p) for p in pl]
     lo, hi = math.log(cfg.gain_range[0]), math.log(cfg.gain_range[1])
     coarse = np.exp(np.linspace(lo, hi, cfg.gain_steps))
     step = (hi - lo) / max(cfg.gain_steps - 1, 1)
     near = np.exp(np.linspace(-0.03, 0.03, 13))
     native = cfg.grid_for(h, w)
     cands, n_search = [], 0
-    for g in cfg.grid_sizes:
-        plan = _plan(key, g, cfg, n_info, DEFAULT_CODE)
+    for g, prof in ((g, p) for p in range(len(cfg.profiles)) for g in cfg.grid_sizes):
+        plan = _plan(key, g, cfg, n_info, DEFAULT_CODE, prof)
+        n1 = plan.chan.size // len(cfg.channels)
+        used = [bool(np.any(plan.codebit[ci * n1:(ci + 1) * n1] >= 0)) for ci in range(len(cfg.channels))]
         for crop in cfg.crops:
             if min(h, w) / crop / g < 2.0:
                 continue
-            boxes = [(0.0, 1.0, 0.0, 1.0)] if crop >= 1.0 else _crop_boxes(h, w, crop)
+            boxes = [(0.0, 1.0, 0.0, 1.0)] if crop >= 1.0 else geo.crop_boxes(h, w, crop)
             # many candidate crop boxes: rank them on every 4th gain, refine the best two
             grid = coarse if len(boxes) == 1 else coarse[::4]
             gstep = step * (coarse.size - 1) / max(grid.size - 1, 1)
             per_box = []
             for box in boxes:
-                c, ok = integ.chips(g, box)
-                valid = _haar_valid(ok, cfg.levels)
+                vs, oks = [], []
+                for ci, integ in enumerate(integs):
+                    if used[ci]:
+                        c, ok = integ.chips(g, box)
+                        vs.append(geo.haar(c, cfg.levels))
+                        oks.append(geo.haar_valid(ok, cfg.levels))
+                    else:  # a channel this profile leaves unmarked: nothing to measure
+                        vs.append(np.zeros(n1))
+                        oks.append(np.zeros(n1, bool))
+                v, valid = np.concatenate(vs), np.concatenate(oks) & (plan.codebit >= 0)
                 if valid.sum() < 24:
                     continue
-                v = _haar(c, cfg.levels)
                 vv, st, di = v[valid], plan.step[valid], plan.dither[valid]
                 fit = _fit(vv, st, di, grid)
                 n_search += grid.size
@@ -546,37 +553,40 @@ def _search(y: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, n_info: int)
                     n_search += gs.size
                     i = int(np.argmax(fit))
                     z = float(fit[i]) / math.sqrt(vv.size / 2)
-                    cands.append(_Cand(z, float(fit[i]), g, box, crop, float(gs[i]), v, valid, plan,
+                    cands.append(_Cand(z, float(fit[i]), g, box, crop, float(gs[i]), v, valid, plan, prof,
                                        prior=(k == 1 and g == native and crop >= 1.0)))
     return cands, n_search
 
 
 def _decode(c: _Cand, cfg: WatermarkConfig, key: WatermarkKey, payload_bits: int) -> dict:
     plan, valid = c.plan, c.valid
-    e = c.v / c.gain / plan.step - plan.dither
+    e = c.v / c.gain / np.where(valid, plan.step, 1.0) - plan.dither
     cos2 = np.where(valid, np.cos(4 * np.pi * e), 0.0)
     s = np.where(valid, np.cos(2 * np.pi * e), 0.0)
-    # Reliability of each level from its lattice fit alone (sign-blind, so the null stays exact):
-    # for a Gaussian error, E cos(4 pi e) = m and E cos(2 pi e) = m ** (1/4).
-    kappa = np.zeros(cfg.levels)
-    for lv in range(cfg.levels):
-        sel = valid & (plan.level == lv)
+    # Reliability of each (channel, level) from its lattice fit alone (sign-blind, so the null
+    # stays exact): for a Gaussian error, E cos(4 pi e) = m and E cos(2 pi e) = m ** (1/4).
+    group = plan.chan * cfg.levels + plan.level
+    kappa = np.zeros(len(cfg.channels) * cfg.levels)
+    for gi in range(kappa.size):
+        sel = valid & (group == gi)
         if sel.any():
             m = max(float(cos2[sel].mean()) - 2.0 / math.sqrt(2.0 * sel.sum()), 1e-3)
             mu = m ** 0.25
-            kappa[lv] = 2 * mu / max((1 + m) / 2 - mu * mu, 0.05)
-    return {**_evidence(kappa[plan.level] * s, plan, key, cfg, payload_bits), "cand": c}
+            kappa[gi] = 2 * mu / max((1 + m) / 2 - mu * mu, 0.05)
+    return {**_evidence(kappa[group] * s, plan, key, cfg, payload_bits), "cand": c}
 
 
 def _evidence(llr_dim: np.ndarray, plan: _Plan, key: WatermarkKey, cfg: WatermarkConfig,
               payload_bits: int) -> dict:
     """Decode per-coefficient LLRs (positive = code bit 0); check the MAC; bound the evidence."""
     n_info = payload_bits + cfg.mac_bits
-    llr = np.bincount(plan.codebit, weights=llr_dim, minlength=plan.n_code)
+    act = plan.codebit >= 0
+    llr_dim, codebit = llr_dim[act], plan.codebit[act]
+    llr = np.bincount(codebit, weights=llr_dim, minlength=plan.n_code)
     hard, out_llr = DEFAULT_CODE.decode(llr, n_info)
     payload = np.packbits(hard[:payload_bits]).tobytes()
     ok = bool(np.array_equal(hard[payload_bits:], key.mac(payload, cfg.mac_bits)))
-    sgn = 1.0 - 2.0 * DEFAULT_CODE.encode(hard)[plan.codebit]
+    sgn = 1.0 - 2.0 * DEFAULT_CODE.encode(hard)[codebit]
     stat = float(np.sum(llr_dim * sgn))
     mags = np.abs(llr_dim[llr_dim != 0])
     # Given the magnitudes, the signs are fair coins under the null: a Chernoff bound on the
@@ -596,20 +606,28 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
             or payload_bits % 8 or not 64 <= payload_bits <= 256:
         raise WatermarkInputError(f"payload_bits must be a multiple of 8 in 64..256, got {payload_bits!r}")
     payload_bits = int(payload_bits)
-    cands, n_search = _search(_mean_luma(frames), cfg, key, payload_bits + cfg.mac_bits)
+    mean = geo.mean_frame(frames)
+    cands, n_search = _search(geo.planes(mean, cfg.channels), cfg, key, payload_bits + cfg.mac_bits)
     if not cands:
         return Detection(False, None, 1.0, 0.0, np.zeros(payload_bits))
     cands.sort(key=lambda c: -c.z)
     best = cands[0]
     n_valid = int(best.valid.sum())
     p_presence = min(1.0, n_search * math.exp(_chernoff_log(_log_i0, np.ones(n_valid), best.fit)))
-    # Decode the most plausible geometry a priori (native grid, no crop, gain near 1), then the
-    # best lattice fits; every attempt is counted in the p-value.
-    attempts = [c for c in cands if c.prior][:1]
+    # Decode the most plausible geometry a priori (native grid, no crop, gain near 1) of every
+    # profile, the one the embedder would have picked for this clip first, then the best lattice
+    # fits; every attempt is counted in the p-value.
+    guess = choose_profile(mean, cfg)
+    attempts = []
+    for c in sorted((c for c in cands if c.prior), key=lambda c: c.prof != guess):  # stable: by z
+        if not any(a.prof == c.prof for a in attempts):
+            attempts.append(c)
+    attempts = attempts[:cfg.max_attempts]
     for c in cands:
         if len(attempts) >= cfg.max_attempts:
             break
-        if not any(c.g == a.g and c.box == a.box and abs(c.gain / a.gain - 1) < 0.005 for a in attempts):
+        if not any(c.plan is a.plan and c.box == a.box and abs(c.gain / a.gain - 1) < 0.005
+                   for a in attempts):
             attempts.append(c)
     results = []
     for c in attempts:
@@ -626,7 +644,7 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
         p_payload = 1.0
     p = min(1.0, 2 * min(p_payload, p_presence))
     c = r["cand"]
-    geometry = {"grid": c.g, "crop": c.crop, "box": tuple(round(x, 4) for x in c.box),
+    geometry = {"grid": c.g, "profile": c.prof, "crop": c.crop, "box": tuple(round(x, 4) for x in c.box),
                 "gain": round(c.gain, 4), "presence_z": round(best.z, 2), "attempts": len(results)}
     return Detection(detected=p < cfg.p_threshold, payload=r["payload"] if r["ok"] else None,
                      p_value=p, bit_confidence=float(np.mean(np.abs(r["soft"]))), bits=r["soft"],

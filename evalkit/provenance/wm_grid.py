@@ -1,0 +1,159 @@
+"""Geometry of the watermark (`evalkit.provenance.watermark`): colour channels, the chip grid
+and its Haar levels, and the crop boxes the detector tries.
+
+Colour channels. A mark lives in one of three orthogonal colour directions of BT.601: luma
+("y", the same change added to R, G and B) and the two colour differences ("cb", "cr", changes
+that leave luma exactly unchanged). `CHANNELS[name]` gives the projection `pv` (RGB -> channel
+value), the direction `dv` (the RGB change of one unit of the channel; pv . dv = 1 and every
+other channel's pv . dv = 0, so marks in different channels do not see each other) and `cost`,
+the RGB mean squared error of one unit of change (what PSNR counts): 1 for luma, 0.83 for Cr,
+1.09 for Cb.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+_LUMA = np.array([0.299, 0.587, 0.114])  # BT.601
+
+
+def _channel(name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name == "y":
+        return _LUMA, np.ones(3)
+    if name == "cb":
+        return (np.array([0.0, 0.0, 1.0]) - _LUMA) / 1.772, np.array([0.0, -0.114 * 1.772 / 0.587, 1.772])
+    if name == "cr":
+        return (np.array([1.0, 0.0, 0.0]) - _LUMA) / 1.402, np.array([1.402, -0.299 * 1.402 / 0.587, 0.0])
+    raise ValueError(f"unknown colour channel {name!r}; use y, cb or cr")
+
+
+CHANNELS: dict[str, tuple[np.ndarray, np.ndarray, float]] = {
+    n: (pv, dv, float(np.mean(dv ** 2))) for n in ("y", "cb", "cr") for pv, dv in [_channel(n)]}
+
+
+def mean_frame(frames: np.ndarray) -> np.ndarray:
+    """float32 [H, W, 3]: the temporal mean of uint8 frames [T, H, W, 3]."""
+    t = frames.shape[0]
+    s = frames.sum(axis=0, dtype=np.uint32 if t < (1 << 24) else np.float64)
+    return (s.astype(np.float32) / np.float32(t)).astype(np.float32)
+
+
+def planes(mean: np.ndarray, channels: tuple[str, ...]) -> list[np.ndarray]:
+    """float32 [H, W] channel values of a mean RGB frame, one per channel."""
+    return [(mean @ CHANNELS[c][0].astype(np.float32)).astype(np.float32) for c in channels]
+
+
+class Integral:
+    """Summed-area table of one image, for exact area means over fractional boxes."""
+
+    def __init__(self, y: np.ndarray):
+        self.h, self.w = y.shape
+        s = np.zeros((self.h + 1, self.w + 1), np.float64)
+        np.cumsum(y, axis=0, dtype=np.float64, out=s[1:, 1:])
+        np.cumsum(s[1:, 1:], axis=1, out=s[1:, 1:])
+        self.s = s
+
+    def _at(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Integral over [0, r] x [0, c] (fractional, clamped), for r [n, 1] and c [1, m]."""
+        r = np.clip(r, 0, self.h)
+        c = np.clip(c, 0, self.w)
+        r0 = np.minimum(np.floor(r).astype(np.int64), self.h - 1)
+        c0 = np.minimum(np.floor(c).astype(np.int64), self.w - 1)
+        fr, fc = r - r0, c - c0
+        s = self.s
+        return ((1 - fr) * (1 - fc) * s[r0, c0] + fr * (1 - fc) * s[r0 + 1, c0]
+                + (1 - fr) * fc * s[r0, c0 + 1] + fr * fc * s[r0 + 1, c0 + 1])
+
+    def chips(self, g: int, box=(0.0, 1.0, 0.0, 1.0), tol: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+        """Means [g, g] of the chip grid of the marked frame's unit square, and their validity,
+        where this image shows the part `box` = (y0, y1, x0, x1) of that square."""
+        y0, y1, x0, x1 = box
+        e = np.arange(g + 1) / g
+        r = (e - y0) / (y1 - y0) * self.h
+        c = (e - x0) / (x1 - x0) * self.w
+        integ = self._at(r[:, None], c[None, :])
+        area = np.diff(np.clip(r, 0, self.h))[:, None] * np.diff(np.clip(c, 0, self.w))[None, :]
+        sums = integ[1:, 1:] - integ[:-1, 1:] - integ[1:, :-1] + integ[:-1, :-1]
+        okr = (r[:-1] >= -tol) & (r[1:] <= self.h + tol)
+        okc = (c[:-1] >= -tol) & (c[1:] <= self.w + tol)
+        valid = okr[:, None] & okc[None, :] & (area > 0)
+        return np.where(valid, sums / np.maximum(area, 1e-9), 0.0), valid
+
+
+def crop_boxes(h: int, w: int, frac: float) -> list[tuple[float, float, float, float]]:
+    """Where a centre crop of fraction `frac` that came out h x w pixels may sit in the unit
+    square of the original: the ideal box, and the boxes of every original size and integer
+    offset that rounding to whole (or even) pixels could have produced."""
+    def axis(n):
+        out = {((1 - frac) / 2, (1 + frac) / 2)}
+        for n0 in range(int(math.floor((n - 2) / frac)), int(math.ceil((n + 2) / frac)) + 1):
+            if n0 <= n or abs(n - frac * n0) > 1.01:
+                continue
+            for off in {(n0 - n) // 2, (n0 - n + 1) // 2}:
+                out.add((off / n0, (off + n) / n0))
+        return sorted(out)
+    return [(a, b, c, d) for a, b in axis(h) for c, d in axis(w)]
+
+
+def haar(c: np.ndarray, levels: int) -> np.ndarray:
+    """Orthonormal 2-D Haar detail coefficients of levels 1..levels, flattened (finest first)."""
+    out = []
+    for _ in range(levels):
+        a, b, cc, d = c[0::2, 0::2], c[0::2, 1::2], c[1::2, 0::2], c[1::2, 1::2]
+        out += [(a - b + cc - d) / 2, (a + b - cc - d) / 2, (a - b - cc + d) / 2]
+        c = (a + b + cc + d) / 2
+    return np.concatenate([o.ravel() for o in out])
+
+
+def haar_valid(v: np.ndarray, levels: int) -> np.ndarray:
+    out = []
+    for _ in range(levels):
+        ok = v[0::2, 0::2] & v[0::2, 1::2] & v[1::2, 0::2] & v[1::2, 1::2]
+        out += [ok.ravel()] * 3
+        v = ok
+    return np.concatenate(out)
+
+
+def ihaar(x: np.ndarray, g: int, levels: int) -> np.ndarray:
+    """Inverse of `haar` with a zero coarse average."""
+    sizes = [g >> (l + 1) for l in range(levels)]
+    parts, i = [], 0
+    for s in sizes:
+        n = s * s
+        parts.append([x[i + k * n:i + (k + 1) * n].reshape(s, s) for k in range(3)])
+        i += 3 * n
+    c = np.zeros((sizes[-1], sizes[-1]), np.float64)
+    for (h, v, d), s in zip(reversed(parts), reversed(sizes)):
+        n = np.empty((2 * s, 2 * s))
+        n[0::2, 0::2] = (c + h + v + d) / 2
+        n[0::2, 1::2] = (c - h + v - d) / 2
+        n[1::2, 0::2] = (c + h - v - d) / 2
+        n[1::2, 1::2] = (c - h - v + d) / 2
+        c = n
+    return c
+
+
+def tile_reach(g: int, levels: int) -> np.ndarray:
+    """For every Haar coefficient (layout of `haar`), how far its tile reaches from the frame's
+    centre (max-norm, in units of the frame side): a centre crop keeps the coefficients of small
+    reach."""
+    ring = []
+    for l in range(levels):
+        t = 2 << l  # tile side in chips
+        edges = np.arange(g // t + 1) * t / g - 0.5
+        reach = np.maximum(np.abs(edges[:-1]), np.abs(edges[1:]))
+        ring += [np.maximum(reach[:, None], reach[None, :]).ravel()] * 3
+    return np.round(np.concatenate(ring), 9)
+
+
+def synth(dc: np.ndarray, h: int, w: int, blur: float) -> np.ndarray:
+    """The pixel pattern [h, w] of chip values [g, g]: blocks, lightly smoothed (`blur` in chips)."""
+    g = dc.shape[0]
+    p = cv2.resize(dc.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
+    if blur > 0:
+        p = cv2.GaussianBlur(p, (0, 0), sigmaX=blur * w / g, sigmaY=blur * h / g,
+                             borderType=cv2.BORDER_REFLECT)
+    return p
