@@ -7,6 +7,8 @@ traceback and exits with the class's code; the codes are documented in the READM
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1  # the command ran and a check it makes failed (audit, verify, ...)
 EXIT_BAD_INPUT = 2  # bad flag, bad value, unreadable or hostile file
@@ -63,8 +65,6 @@ def out_of_memory_message(exc: BaseException) -> str | None:
     if not (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
             or (isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text))):
         return None
-    import re
-
     m = re.search(r"allocate (\d+) bytes", text) or re.search(r"allocate ([\d.]+ [KMGT]i?B)", text)
     amount = ""
     if m:

@@ -158,28 +158,6 @@ PRESETS: dict[str, UViTConfig] = {
         # learns to decide it; SNR / 4^2 (simple diffusion's shift for 16x the pixels) gives that
         # decision most of the schedule (FVD 1664 -> 988 in 1,632 more steps, README).
     ),
-    # CPU, coarse tokens: 16 frames of 32x32 as 4x8x8 tubelets, 64 patch tokens (8x fewer than
-    # `small`): a training step costs ~5x less on a CPU, so the same minutes see ~5x more clips.
-    # A token's decoder (rank 192) cannot output the 768 values of per-pixel noise a 4x8x8 patch
-    # holds, so this preset predicts x0 (eps is then taken from x_t); with v it sampled pure noise.
-    "small-coarse": UViTConfig(
-        name="small-coarse",
-        frames=16,
-        image_size=32,
-        patch_size=8,
-        temporal_patch=4,
-        width=192,
-        depth=7,
-        heads=3,
-        text_len=32,
-        text_width=128,
-        text_depth=2,
-        text_heads=2,
-        text_vocab_dim=16,
-        schedule="cosine",
-        prediction="x0",
-        snr_shift=4.0,
-    ),
     # GPU: 16 frames of 64x64, tubelets 2x4x4 (2048 patch tokens); ~100M parameters.
     # No padding mask so that SDPA keeps the flash kernel under bf16 autocast.
     "base": UViTConfig(
@@ -201,6 +179,14 @@ PRESETS: dict[str, UViTConfig] = {
     ),
 }
 
+
+# CPU, coarse tokens: `small`'s clips and text encoder, as 4x8x8 tubelets: 64 patch tokens (8x fewer),
+# so a training step costs ~5x less on a CPU and the same minutes see ~5x more clips. A token's
+# decoder (rank 192) cannot output the 768 values of per-pixel noise a 4x8x8 patch holds, so this
+# preset predicts x0 (eps is then taken from x_t); with v it sampled pure noise.
+PRESETS["small-coarse"] = dataclasses.replace(
+    PRESETS["small"], name="small-coarse", patch_size=8, temporal_patch=4, prediction="x0", snr_shift=4.0
+)
 
 def get_config(name: str, **overrides) -> UViTConfig:
     """A preset by name, with fields replaced by `overrides` (validated)."""
