@@ -65,7 +65,7 @@ SHIPPED = ("world-video-encoder", "world-clip")
 # The recipe `encoders.ship_defaults` reproduces the shipped files with (seed and steps define them).
 SHIPPED_RECIPES = {
     "world-video-encoder": {"seed": 0, "steps": 800, "batch_size": 48, "lr": 3e-3},
-    "world-clip": {"seed": 0, "steps": 500, "batch_size": 128, "lr": 2e-3, "hard_negatives": 1.0},
+    "world-clip": {"seed": 0, "steps": 1500, "batch_size": 128, "lr": 2e-3, "hard_negatives": 1.0},
 }
 DEFAULT_VIDEO_BACKBONE = "world-video-encoder"
 DEFAULT_CLIP_BACKBONE = "world-clip"
