@@ -136,7 +136,8 @@ def generator():
 
 
 @generator.command("train")
-@click.option("--preset", default="small", show_default=True, help="tiny | small | small-coarse | base | vae-small")
+@click.option("--preset", default="small", show_default=True,
+              help="tiny | small | small-coarse | base | vae-small | gan-small")
 @click.option("--data", default="world", show_default=True, help="world, or a folder of clips.")
 @click.option("--out", type=click.Path(path_type=Path), help="Checkpoint (resumed if it exists). "
               "Default: $EVALKIT_HOME/models/uvit-PRESET.pt")
@@ -162,6 +163,12 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
 
         click.echo(train_from_cli(preset, data, out, max_minutes, max_steps, batch_size, lr, seed, compile_,
                                   device, init_from))
+        return
+    if preset.startswith("gan-"):  # the conditional video GAN family (generators/gan)
+        from generators.gan.train import train_from_cli as train_gan
+
+        click.echo(train_gan(preset, data, out, max_minutes, max_steps, batch_size, lr, seed, compile_,
+                             device, init_from))
         return
     from evalkit.home import evalkit_home
     from generators.uvit.configs import get_config

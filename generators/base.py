@@ -88,7 +88,7 @@ class Generator(Protocol):
 
 def get_generator(spec: str, **options) -> Generator:
     """A generator from a model spec: `world`, `control:KIND`, `folder:DIR`, `uvit:PRESET_OR_CKPT`,
-    `vae:small|CKPT`, `diffusers:ID_OR_PATH`."""
+    `vae:small|CKPT`, `gan:small|CKPT`, `diffusers:ID_OR_PATH`."""
     kind, _, arg = spec.partition(":")
     if spec == "world":
         from generators.world import WorldGenerator
@@ -110,12 +110,17 @@ def get_generator(spec: str, **options) -> Generator:
         from generators.vae.generate import VAEGenerator
 
         return VAEGenerator(arg, **options)
+    if kind == "gan" and arg:
+        from generators.gan.generate import GANGenerator
+
+        return GANGenerator(arg, **options)
     if kind == "diffusers" and arg:
         from generators.hf_diffusers import DiffusersGenerator
 
         return DiffusersGenerator(arg, **options)
     raise BadInputError(f"unknown model spec {spec!r}; use world, control:noise|frozen|shuffled, "
-                        "folder:DIR, uvit:PRESET_OR_CKPT, vae:small|CKPT or diffusers:ID_OR_PATH")
+                        "folder:DIR, uvit:PRESET_OR_CKPT, vae:small|CKPT, gan:small|CKPT or "
+                        "diffusers:ID_OR_PATH")
 
 
 def sample_seed(seed: int, prompt_index: int, k: int) -> int:

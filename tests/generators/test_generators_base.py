@@ -56,7 +56,7 @@ def test_specs():
     with pytest.raises(BadInputError):
         get_generator("control:blurry")
     with pytest.raises(BadInputError):
-        get_generator("gan:foo")
+        get_generator("flow:foo")  # an unknown kind (gan: is a real family now)
     with pytest.raises((MissingResourceError, UnavailableError)):  # not in the HF cache / diffusers not installed
         get_generator("diffusers:some/model")
 

@@ -1,0 +1,380 @@
+"""Training the conditional video GAN on the world: hinge loss, one discriminator step per
+generator step, Adam(0.5, 0.999) as in DCGAN, an EMA of the generator's weights (which is what
+ships and generates, with BatchNorm "standing statistics" recomputed for it), checkpoints every N
+steps that resume exactly, one MLflow run.
+
+Exact resume comes from one rule (as the VAE's and the U-ViT's): every random draw of a training
+sample (its clip and the generator noise of the discriminator's and of the generator's step) is a
+pure function of (seed, global sample index), and global sample index = step * batch_size + j. A
+resumed run redraws what the uninterrupted run would have; the checkpoint holds the generator,
+its EMA, the discriminator (with its spectral-norm power-iteration vectors), both optimisers'
+moments and the step.
+
+    python -m generators.gan.train --preset gan-small --seed 0 --max-steps 1500 --out runs/gan-small.pt
+    (or: evalkit generator train --preset gan-small ...)
+
+The end of a run also writes the float16 EMA generator next to the checkpoint
+(`runs/gan-small.safetensors`), which is what `gan:PATH` and the shipped `gan:small` load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evalkit.errors import BadInputError, MissingResourceError
+from generators.checkpoints import torch_load_checked, torch_save_atomic
+from generators.uvit.layers import flush_denormal
+from generators.uvit.train import ClipSource, pick_device
+
+from .configs import GANConfig, get_config
+from .model import ConditionalVideoGAN, d_hinge_loss, g_hinge_loss, standing_stats, to_gan_space
+
+CHECKPOINT_FORMAT = "evalkit-gan-train-v1"
+EXPORT_FORMAT = "evalkit-gan-v1"
+EXPERIMENT = "evalkit-generator-train"
+# TrainConfig fields that do not change the trained weights: left out of the export's metadata
+BOOKKEEPING = ("max_minutes", "checkpoint_every_steps", "log_every_steps", "device")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "gan-small"
+    batch_size: int = 16
+    max_steps: int = 1500
+    max_minutes: float | None = None  # a wall-clock cap; the documented runs stop on max_steps
+    lr: float = 2e-4  # the generator's
+    d_lr: float = 2e-4  # the discriminator's
+    betas: tuple[float, float] = (0.5, 0.999)
+    ema_decay: float = 0.995  # of the generator's weights, with a warm-up (see ema_decay_at)
+    seed: int = 0
+    data: str = "world"  # the world's train split rendered on the fly, or a folder of clips
+    checkpoint_every_steps: int = 200
+    log_every_steps: int = 25
+    device: str = "cpu"
+    init_from: str | None = None  # a .pt training checkpoint (G, EMA and D) to start from
+
+    def model_config(self) -> GANConfig:
+        return get_config(self.preset)
+
+
+def _sample_seed(seed: int, index: int, stream: int) -> int:
+    return int(np.random.SeedSequence([seed, index, stream]).generate_state(1)[0])
+
+
+def ema_decay_at(tc: TrainConfig, step: int) -> float:
+    """EMA warm-up: early weights are forgotten fast, so the average is not stuck at init."""
+    return min(tc.ema_decay, (1 + step) / (10 + step))
+
+
+@dataclass
+class TrainState:
+    net: ConditionalVideoGAN
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    step: int = 0
+    clips_seen: int = 0
+    seconds: float = 0.0  # training wall time over all resumes
+    cpu_seconds: float = 0.0
+
+
+def build_state(tc: TrainConfig, device: torch.device) -> TrainState:
+    torch.manual_seed(tc.seed)  # the initial weights and spectral-norm vectors
+    net = ConditionalVideoGAN(tc.model_config()).to(device)
+    if tc.init_from:
+        start = load_checkpoint(Path(tc.init_from), device)[0]
+        net.load_state_dict(start.net.state_dict())
+    opt_g = torch.optim.Adam(net.g.parameters(), lr=tc.lr, betas=tc.betas)
+    opt_d = torch.optim.Adam(net.d.parameters(), lr=tc.d_lr, betas=tc.betas)
+    return TrainState(net=net, opt_g=opt_g, opt_d=opt_d)
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(state: TrainState, tc: TrainConfig, path) -> Path:
+    """Everything to resume exactly; tensors and plain data only (loads with weights_only=True)."""
+    payload = {"format": CHECKPOINT_FORMAT, "train_config": json.dumps(asdict(tc)),
+               "model_config": json.dumps(state.net.cfg.to_dict()), "model": state.net.state_dict(),
+               "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(), "step": state.step,
+               "clips_seen": state.clips_seen, "seconds": state.seconds, "cpu_seconds": state.cpu_seconds}
+    return torch_save_atomic(payload, path)
+
+
+def load_checkpoint(path, device: torch.device = torch.device("cpu")) -> tuple[TrainState, TrainConfig]:
+    path = Path(path)
+    payload = torch_load_checked(path, CHECKPOINT_FORMAT, "GAN", device)
+    try:
+        tc_dict = json.loads(payload["train_config"])
+        tc = TrainConfig(**{**tc_dict, "betas": tuple(tc_dict["betas"]), "init_from": None})
+        state = build_state(tc, device)
+        if json.loads(payload["model_config"]) != state.net.cfg.to_dict():
+            raise ValueError("its model config differs from its preset's")
+        state.net.load_state_dict(payload["model"])
+        state.opt_g.load_state_dict(payload["opt_g"])
+        state.opt_d.load_state_dict(payload["opt_d"])
+    except (BadInputError, MissingResourceError):
+        raise
+    except Exception as e:  # any failure to read a user-given file is bad input, not a bug
+        msg = " ".join(str(e).split())[:200]
+        raise BadInputError(f"{path}: unreadable or corrupt GAN checkpoint ({msg}); "
+                            "train again or pick another")
+    state.step, state.clips_seen = int(payload["step"]), int(payload["clips_seen"])
+    state.seconds, state.cpu_seconds = float(payload["seconds"]), float(payload["cpu_seconds"])
+    return state, replace(tc, init_from=json.loads(payload["train_config"]).get("init_from"))
+
+
+def settle_ema(net: ConditionalVideoGAN, tc: TrainConfig, batches: int = 8, batch_size: int = 16) -> None:
+    """Standing BatchNorm statistics for the EMA generator (see model.standing_stats), from the
+    prompts of the first batches * batch_size training samples and noise seeded by (seed, index):
+    deterministic, so an export and a `.pt` checkpoint loaded later generate the same clips."""
+    source = ClipSource(tc.data, net.cfg, tc.seed)
+    device = next(net.g_ema.parameters()).device
+    zs, toks = [], []
+    for b in range(batches):
+        idx = range(b * batch_size, (b + 1) * batch_size)
+        toks.append(net.tokenize([source.get(i)[1] for i in idx]))
+        zs.append(torch.stack([torch.randn(net.cfg.z_dim, generator=torch.Generator().manual_seed(
+            _sample_seed(tc.seed, i, 3))) for i in idx]).to(device))
+    standing_stats(net.g_ema, zs, toks)
+
+
+def export_weights(state: TrainState, tc: TrainConfig, out, dtype: torch.dtype = torch.float16) -> Path:
+    """The EMA generator's weights as safetensors (no pickled code) with the model config in the
+    metadata, after `settle_ema` (the discriminator is not needed to generate and stays in the
+    .pt checkpoint).
+    Only deterministic facts go into the metadata (no timings), so the same command and seed give
+    the same file and the same SHA-256."""
+    from safetensors.torch import save_file
+
+    settle_ema(state.net, tc)
+    tensors = {k: v.detach().cpu().to(dtype if v.is_floating_point() else v.dtype).contiguous()
+               for k, v in state.net.g_ema.state_dict().items()}
+    recipe = {k: v for k, v in asdict(tc).items() if k not in BOOKKEEPING}
+    meta = {"format": EXPORT_FORMAT, "model_config": json.dumps(state.net.cfg.to_dict()),
+            "train_config": json.dumps(recipe), "step": str(state.step), "clips_seen": str(state.clips_seen)}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        _canonical_header(tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _canonical_header(path: Path) -> None:
+    """Rewrite a safetensors header with its keys sorted: safetensors writes the metadata map in
+    hash order, which differs between processes, so without this the same weights and metadata
+    would give files with different SHA-256s. Same length (compact JSON, space padded), so the
+    tensor offsets do not move."""
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+        if len(text) > n:  # cannot happen for safetensors' own compact header; keep the file as is
+            return
+        f.seek(8)
+        f.write(text + b" " * (n - len(text)))
+
+
+# ---------------------------------------------------------------------------------- one step
+def batch_for_step(source: ClipSource, tc: TrainConfig, z_dim: int, step: int):
+    """(videos [B, T, C, H, W] in [0, 1], prompts, z_d [B, Z], z_g [B, Z]) of `step`, from global
+    sample indices: z_d feeds the discriminator's step, z_g the generator's."""
+    idx = [step * tc.batch_size + j for j in range(tc.batch_size)]
+    items = [source.get(i) for i in idx]
+    z = [torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(_sample_seed(tc.seed, i, s)))
+                      for i in idx]) for s in (1, 2)]
+    return torch.stack([v for v, _ in items]), [p for _, p in items], z[0], z[1]
+
+
+def train_step(state: TrainState, tc: TrainConfig, source: ClipSource, device: torch.device) -> dict:
+    net = state.net
+    video, prompts, z_d, z_g = batch_for_step(source, tc, net.cfg.z_dim, state.step)
+    real, tokens = to_gan_space(video.to(device)), net.tokenize(prompts)  # [B, C, T, H, W] in [-1, 1]
+    z_d, z_g = z_d.to(device), z_g.to(device)
+    # discriminator: real clips with their captions vs generated clips for the same captions
+    with torch.no_grad():
+        fake = net.g(z_d, tokens)
+    real_logits, fake_logits = net.d(real, tokens), net.d(fake, tokens)
+    loss_d = d_hinge_loss(real_logits, fake_logits)
+    state.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    state.opt_d.step()
+    # generator: fool the (just updated) discriminator; D's gradients are dropped, not stepped
+    net.d.requires_grad_(False)
+    loss_g = g_hinge_loss(net.d(net.g(z_g, tokens), tokens))
+    state.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    state.opt_g.step()
+    net.d.requires_grad_(True)
+    net.update_ema(ema_decay_at(tc, state.step))
+    state.step += 1
+    state.clips_seen += tc.batch_size
+    return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()),
+            "d_real": float(real_logits.detach().mean()), "d_fake": float(fake_logits.detach().mean())}
+
+
+# ---------------------------------------------------------------------------------- the loop
+def train(tc: TrainConfig, out, *, resume: bool = True, progress: bool = True,
+          log_mlflow: bool = True) -> TrainState:
+    """Train until max_steps (or max_minutes); checkpoint to `out` every `checkpoint_every_steps`
+    and at the end, then export the float16 EMA generator to `out` with the suffix .safetensors.
+    With `resume` and an existing `out`, continue from it (its config wins, except max_steps,
+    max_minutes and device, which come from `tc`)."""
+    out = Path(out)
+    if out.suffix == ".safetensors":
+        raise BadInputError(f"{out}: --out is the resumable training checkpoint; name it .pt "
+                            "(the .safetensors weights are written next to it)")
+    with flush_denormal():  # subnormal Adam moments make CPU steps several times slower
+        return _train(tc, out, resume, progress, log_mlflow)
+
+
+def _train(tc: TrainConfig, out: Path, resume: bool, progress: bool, log_mlflow: bool) -> TrainState:
+    from contextlib import nullcontext
+
+    from tqdm.auto import tqdm
+
+    device = pick_device(tc.device)
+    if resume and out.exists():
+        state, saved = load_checkpoint(out, device)
+        tc = replace(saved, max_steps=tc.max_steps, max_minutes=tc.max_minutes, device=tc.device)
+    else:
+        state = build_state(tc, device)
+    cfg = state.net.cfg
+    source = ClipSource(tc.data, cfg, tc.seed)
+    if log_mlflow:
+        from evalkit import tracking
+
+        params = {"train": asdict(tc), "model": cfg.to_dict(), "family": "gan",
+                  "params_g": sum(p.numel() for p in state.net.g.parameters()),
+                  "params_d": sum(p.numel() for p in state.net.d.parameters()), "resumed_at": state.step}
+        run_ctx = tracking.start_run(EXPERIMENT, f"gan-{cfg.name}", params=params, seed=tc.seed)
+    else:
+        run_ctx = nullcontext()
+    state.net.train()
+    with run_ctx as run:
+        t_start, cpu_start = time.perf_counter(), time.process_time()
+        seconds0, cpu0 = state.seconds, state.cpu_seconds
+        bar = tqdm(total=tc.max_steps, initial=state.step, desc=f"train gan:{cfg.name}", unit="step",
+                   disable=None if progress else True)
+        window: list[dict] = []
+        try:
+            while state.step < tc.max_steps:
+                if tc.max_minutes is not None and time.perf_counter() - t_start > 60 * tc.max_minutes:
+                    break
+                window.append(train_step(state, tc, source, device))
+                state.seconds = seconds0 + time.perf_counter() - t_start
+                state.cpu_seconds = cpu0 + time.process_time() - cpu_start
+                bar.update(1)
+                bar.set_postfix(d=f"{window[-1]['loss_d']:.3f}", g=f"{window[-1]['loss_g']:.3f}")
+                if state.step % tc.log_every_steps == 0:
+                    means = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+                    if run is not None:
+                        import mlflow
+
+                        mlflow.log_metrics({**means, "ema_decay": ema_decay_at(tc, state.step - 1),
+                                            "train_minutes": state.seconds / 60,
+                                            "cpu_minutes": state.cpu_seconds / 60}, step=state.step)
+                    if progress:
+                        bar.write(f"step {state.step}: " + " ".join(f"{k} {v:.3f}" for k, v in means.items())
+                                  + f" ({state.seconds / 60:.1f} min)")
+                    window.clear()
+                if state.step % tc.checkpoint_every_steps == 0:
+                    save_checkpoint(state, tc, out)
+        finally:
+            bar.close()
+            save_checkpoint(state, tc, out)
+        weights = export_weights(state, tc, out.with_suffix(".safetensors"))
+        if run is not None:
+            _log_samples(state, weights)
+    return state
+
+
+PROBE_PROMPTS = [
+    "a medium red ball falls and bounces on the floor, on a dark background",
+    "a large blue square slides and slows down, on a light background",
+    "a small yellow ball and a medium cyan square collide, on a dark background",
+    "a medium purple ball rests still, on a gradient background",
+]
+
+
+def _log_samples(state: TrainState, weights: Path) -> None:
+    """A sample grid of the final EMA generator (seeds 0 and 1 per probe prompt) and its SHA-256."""
+    import mlflow
+
+    from evalkit.clip import Clip
+    from evalkit.grid import frame_grid
+    from evalkit.hashing import sha256_file
+
+    prompts = [p for p in PROBE_PROMPTS for _ in range(2)]
+    videos = state.net.sample(prompts, seeds=[0, 1] * len(PROBE_PROMPTS))
+    grid = frame_grid([Clip.from_tensor(v) for v in videos.cpu()], labels=prompts)
+    mlflow.log_image(grid, f"samples/step-{state.step:07d}.png")
+    mlflow.log_param("weights_sha256", sha256_file(weights))
+
+
+def train_from_cli(preset: str, data: str, out, max_minutes, max_steps: int, batch_size: int, lr: float,
+                   seed: int, compile_: bool, device: str, init_from) -> str:
+    """`evalkit generator train --preset gan-...`: the shared flags mapped onto this family's
+    TrainConfig (--lr sets both networks' learning rates); returns the line the CLI prints."""
+    from evalkit.home import evalkit_home
+
+    get_config(preset)  # an unknown preset fails here, before anything is written
+    if compile_:
+        raise BadInputError("--compile applies to the U-ViT presets only, not to " + preset)
+    out = Path(out) if out else evalkit_home() / "models" / f"{preset}.pt"
+    tc = TrainConfig(preset=preset, data=data, batch_size=batch_size, max_steps=max_steps,
+                     max_minutes=max_minutes, lr=lr, d_lr=lr, seed=seed, device=device,
+                     init_from=str(init_from) if init_from else None)
+    state = train(tc, out)
+    weights = out.with_suffix(".safetensors")
+    return (f"trained {preset} to step {state.step} ({state.clips_seen} clips, {state.seconds / 60:.1f} min); "
+            f"checkpoint {out}, weights {weights} (use gan:{weights})")
+
+
+def main(argv=None) -> None:
+    """`python -m generators.gan.train`: the same run as `evalkit generator train --preset gan-...`,
+    with the GAN's own flags (both learning rates, EMA decay)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m generators.gan.train", description=main.__doc__)
+    d = TrainConfig()
+    p.add_argument("--preset", default=d.preset)
+    p.add_argument("--data", default=d.data)
+    p.add_argument("--out", required=True, help="the resumable .pt checkpoint (weights go next to it)")
+    p.add_argument("--max-steps", type=int, default=d.max_steps)
+    p.add_argument("--max-minutes", type=float)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--d-lr", type=float, default=d.d_lr)
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--no-mlflow", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        get_config(a.preset)
+        if a.batch_size < 1 or a.max_steps < 1 or a.lr <= 0 or a.d_lr <= 0 or not 0 <= a.ema_decay < 1:
+            raise BadInputError("--batch-size and --max-steps must be positive, learning rates > 0, "
+                                "--ema-decay in [0, 1)")
+        tc = TrainConfig(preset=a.preset, data=a.data, batch_size=a.batch_size, max_steps=a.max_steps,
+                         max_minutes=a.max_minutes, lr=a.lr, d_lr=a.d_lr, ema_decay=a.ema_decay, seed=a.seed,
+                         device=a.device)
+        state = train(tc, a.out, log_mlflow=not a.no_mlflow)
+    except (BadInputError, MissingResourceError) as e:
+        raise SystemExit(f"error: {e}")
+    print(f"trained {a.preset} to step {state.step} ({state.clips_seen} clips, {state.seconds / 60:.1f} min, "
+          f"{state.cpu_seconds / 60:.1f} CPU-min); checkpoint {a.out}, "
+          f"weights {Path(a.out).with_suffix('.safetensors')}")
+
+
+if __name__ == "__main__":
+    main()
