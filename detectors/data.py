@@ -151,6 +151,14 @@ def load_source(path, label: int, *, protocol: Protocol = Protocol(), seed: int 
     return LabelledSet(np.stack(xs), np.full(len(xs), label), sources, np.array(kept), {"path": str(path)})
 
 
+def recording_of(source: str) -> str | None:
+    """The recording a natural window comes from ("natural:carphone_pristine.mp4" -> "carphone":
+    versions of one recording, named STEM_VARIANT, count as one); None for folder clips."""
+    if not source.startswith("natural:"):
+        return None
+    return Path(source.split(":", 1)[1]).stem.split("_", 1)[0]
+
+
 def concat(sets: list[LabelledSet]) -> LabelledSet:
     return LabelledSet(np.concatenate([s.x for s in sets]), np.concatenate([s.y for s in sets]),
                        [src for s in sets for src in s.source], np.concatenate([s.split for s in sets]))

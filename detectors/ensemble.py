@@ -84,8 +84,11 @@ class Detector:
         p = np.maximum(_sigmoid(s), _sigmoid(a * z[:, self.oc_index] + b))
         return np.log(p + 1e-12) - np.log1p(-p + 1e-12)
 
-    def calibrate(self, batch: np.ndarray, y: np.ndarray, seed: int = 0) -> "Detector":
-        z = self._logits(batch)
+    def calibrate(self, batch: np.ndarray | None, y: np.ndarray, seed: int = 0,
+                  logits: np.ndarray | None = None) -> "Detector":
+        """Fit the stacking, calibration, threshold and abstain band on held-out clips (`batch`),
+        or on their family logits [B, families] when given (cross-fitted ones: detectors/train.py)."""
+        z = self._logits(batch) if logits is None else np.asarray(logits, dtype=np.float64)
         lr = LogisticRegression(C=10.0, max_iter=5000, random_state=seed).fit(self._sup(z), y)
         self.stack_coef, self.stack_intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
         if self.oc_index is not None:

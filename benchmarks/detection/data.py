@@ -5,12 +5,14 @@
 Writes under OUT: world-train, world-test, world-ood (real: the world's renders, 120 each) and
 one folder per generator (generated, 2 clips a prompt over 60 world captions): uvit-ddim20,
 uvit-dpmpp10, uvit-ddpm50 (the shipped U-ViT stage-1 checkpoint with three samplers),
-uvit-stage2-ddim20 (a later checkpoint) and vae-small (the convolutional VAE, another family).
+uvit-stage2-ddim20 (a later checkpoint), vae-small (the convolutional VAE, another family) and
+gan-small (the conditional video GAN, a third family).
 Folders that exist are kept, so an interrupted run continues. Then:
 
     evalkit detectors train --real OUT/world-train --real OUT/world-test --real OUT/world-ood \\
         --real ../shared/data/real-videos --fake OUT/uvit-ddim20 --fake OUT/uvit-dpmpp10 \\
-        --fake OUT/uvit-ddpm50 --fake OUT/uvit-stage2-ddim20 --fake OUT/vae-small --out default
+        --fake OUT/uvit-ddpm50 --fake OUT/uvit-stage2-ddim20 --fake OUT/vae-small --fake OUT/gan-small \\
+        --out default
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ GENERATORS = {  # folder: (model spec, sampler options, seed, prompts used)
     "uvit-ddpm50": ("uvit:small-stage1", {"sampler": "ddpm", "steps": 50, "guidance": 2.0}, 3, 60),
     "uvit-stage2-ddim20": ("uvit:small-stage2", {"sampler": "ddim", "steps": 20}, 5, 60),
     "vae-small": ("vae:small", {}, 4, 60),
+    "gan-small": ("gan:small", {}, 6, 60),
 }
 
 

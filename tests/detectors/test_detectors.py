@@ -277,3 +277,40 @@ def test_verify_reports_the_detector(in_trained, folders):
     assert res["detector"]["name"] == "unit" and res["detector"]["p_generated"] >= res["detector"]["threshold"]
     assert res["detector"]["decision"] == "generated"
     assert res["verdict"] == "likely ai-generated (detector only)"
+
+
+def test_versions_of_one_recording_are_one_recording():
+    from detectors.data import recording_of
+
+    assert recording_of("natural:carphone_pristine.mp4") == recording_of("natural:carphone_distorted.mp4") == "carphone"
+    assert recording_of("natural:bikes.mp4") == "bikes" != recording_of("natural:bigbuckbunny.mp4")
+    assert recording_of("uvit-ddim20") is None and recording_of("world-test") is None
+
+
+def test_calibration_scores_natural_windows_as_if_their_recording_were_unseen(folders, real_videos_dir):
+    """The calibration split's natural windows are scored by families refitted without their
+    recording (both carphone versions count as one), so the threshold reflects unseen footage."""
+    from detectors.data import concat, load_source, recording_of
+    from detectors.train import TrainConfig, assemble, crossfit_natural, fit_families
+
+    real, fake = folders
+    cfg = TrainConfig(families=("spectral",), natural_windows=10, codec_augment=False, crossfit_folds=2)
+    kw = dict(natural_windows=10, codec_augment=False)
+    data = concat([load_source(real, 0, **kw), load_source(real_videos_dir / "bikes.mp4", 0, **kw),
+                   load_source(real_videos_dir / "carphone_pristine.mp4", 0, **kw),
+                   load_source(real_videos_dir / "carphone_distorted.mp4", 0, **kw), load_source(fake, 1, **kw)])
+    cross = crossfit_natural(data, ("spectral",), cfg)
+    cal = np.flatnonzero(data.split == "calib")
+    recs = [recording_of(data.source[i]) for i in cal]
+    assert sorted(cross["rows"].tolist()) == [j for j, r in enumerate(recs) if r is not None]
+    for rec in ("bikes", "carphone"):
+        held = np.array([recording_of(s) == rec for s in data.source])
+        alone = fit_families(data.subset(~held), ("spectral",), cfg)["spectral"][0]
+        rows = np.array([j for j in cross["rows"] if recs[j] == rec])
+        got = cross["spectral"][np.searchsorted(cross["rows"], rows)]
+        np.testing.assert_allclose(got, alone.score(data.x[cal[rows]]))
+    seen = fit_families(data, ("spectral",), cfg)["spectral"][0]
+    assert not np.allclose(cross["spectral"], seen.score(data.x[cal[cross["rows"]]]))
+    det = assemble("x", [seen], data, cfg, cross)
+    assert 0.0 < det.threshold <= 1.0
+    assert crossfit_natural(data, ("spectral",), TrainConfig(crossfit_folds=0)) == {}
