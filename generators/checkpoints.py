@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -39,3 +40,18 @@ def torch_load_checked(path, fmt: str, what: str, device: torch.device = torch.d
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         raise BadInputError(f"{path}: not an evalkit {what} training checkpoint; train again or pick another")
     return payload
+
+
+def canonical_header(path) -> None:
+    """Rewrite a safetensors header with its keys sorted: safetensors writes the metadata map in
+    hash order, which differs between processes, so without this the same weights and metadata
+    would give files with different SHA-256s. Same length (compact JSON, space padded), so the
+    tensor offsets do not move."""
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+        if len(text) > n:  # cannot happen for safetensors' own compact header; keep the file as is
+            return
+        f.seek(8)
+        f.write(text + b" " * (n - len(text)))

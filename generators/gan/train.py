@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from evalkit.errors import BadInputError, MissingResourceError
-from generators.checkpoints import torch_load_checked, torch_save_atomic
+from generators.checkpoints import canonical_header, torch_load_checked, torch_save_atomic
 from generators.uvit.layers import flush_denormal
 from generators.uvit.train import ClipSource, pick_device
 
@@ -162,26 +162,11 @@ def export_weights(state: TrainState, tc: TrainConfig, out, dtype: torch.dtype =
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata=meta)
-        _canonical_header(tmp)
+        canonical_header(tmp)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return out
-
-
-def _canonical_header(path: Path) -> None:
-    """Rewrite a safetensors header with its keys sorted: safetensors writes the metadata map in
-    hash order, which differs between processes, so without this the same weights and metadata
-    would give files with different SHA-256s. Same length (compact JSON, space padded), so the
-    tensor offsets do not move."""
-    with open(path, "r+b") as f:
-        n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
-        text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-        if len(text) > n:  # cannot happen for safetensors' own compact header; keep the file as is
-            return
-        f.seek(8)
-        f.write(text + b" " * (n - len(text)))
 
 
 # ---------------------------------------------------------------------------------- one step

@@ -16,6 +16,7 @@ import torch
 from evalkit.clip import Clip
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.hashing import sha256_file
+from generators.checkpoints import canonical_header
 
 from .configs import PRESETS, UViTConfig
 from .layers import flush_denormal
@@ -45,6 +46,7 @@ def export_weights(checkpoint, out, dtype: torch.dtype = torch.float16) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     save_file(tensors, str(tmp), metadata=meta)
+    canonical_header(tmp)
     tmp.replace(out)
     return out
 

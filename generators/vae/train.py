@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from evalkit.errors import BadInputError, MissingResourceError
-from generators.checkpoints import torch_load_checked, torch_save_atomic
+from generators.checkpoints import canonical_header, torch_load_checked, torch_save_atomic
 from generators.uvit.layers import flush_denormal
 from generators.uvit.train import ClipSource, pick_device
 
@@ -151,6 +151,7 @@ def export_weights(state: TrainState, tc: TrainConfig, out, dtype: torch.dtype =
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata=meta)
+        canonical_header(tmp)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from evalkit.clipset import iter_clips, read_index
 from evalkit.errors import BadInputError, MissingResourceError, UnavailableError
@@ -112,3 +113,23 @@ def test_folder_generator_by_index_and_by_file_name(tmp_path):
     assert len(g2.generate(["A red ball falls", "a red ball falls"], [0, 0])) == 2
     with pytest.raises(BadInputError, match="no video for prompt"):
         g2.generate(["a blue cube"], [0])
+
+
+def test_exported_weights_have_one_byte_layout_whatever_the_metadata_order(tmp_path):
+    """safetensors writes its metadata map in hash order (it differs between processes); the
+    exports rewrite the header sorted, so the same weights and metadata give the same SHA-256."""
+    from safetensors.torch import load_file, save_file
+
+    from evalkit.hashing import sha256_file
+    from generators.checkpoints import canonical_header
+
+    tensors = {"b": torch.arange(6.0).view(2, 3), "a": torch.ones(4, dtype=torch.float16)}
+    meta = {"format": "x", "model_config": "{}", "train_config": "{}", "step": "3"}
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    save_file(tensors, str(a), metadata=meta)
+    save_file(tensors, str(b), metadata=dict(reversed(list(meta.items()))))
+    for p in (a, b):
+        canonical_header(p)
+    assert sha256_file(a) == sha256_file(b)
+    back = load_file(str(a))
+    assert torch.equal(back["b"], tensors["b"]) and torch.equal(back["a"], tensors["a"])
