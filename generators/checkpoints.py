@@ -55,3 +55,28 @@ def canonical_header(path) -> None:
             return
         f.seek(8)
         f.write(text + b" " * (n - len(text)))
+
+
+# Prompts whose sample grid every family's trainer logs at the end of training.
+PROBE_PROMPTS = [
+    "a medium red ball falls and bounces on the floor, on a dark background",
+    "a large blue square slides and slows down, on a light background",
+    "a small yellow ball and a medium cyan square collide, on a dark background",
+    "a medium purple ball rests still, on a gradient background",
+]
+
+
+def log_probe_samples(sample, step: int, weights) -> None:
+    """Log to the active MLflow run a grid of `sample(prompts, seeds)` -> videos [B, T, C, H, W]
+    in [0, 1] (seeds 0 and 1 per probe prompt) and the exported weights' SHA-256."""
+    import mlflow
+
+    from evalkit.clip import Clip
+    from evalkit.grid import frame_grid
+    from evalkit.hashing import sha256_file
+
+    prompts = [p for p in PROBE_PROMPTS for _ in range(2)]
+    videos = sample(prompts, [0, 1] * len(PROBE_PROMPTS))
+    grid = frame_grid([Clip.from_tensor(v) for v in videos.cpu()], labels=prompts)
+    mlflow.log_image(grid, f"samples/step-{step:07d}.png")
+    mlflow.log_param("weights_sha256", sha256_file(weights))

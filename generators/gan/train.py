@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from evalkit.errors import BadInputError, MissingResourceError
-from generators.checkpoints import canonical_header, torch_load_checked, torch_save_atomic
+from generators.checkpoints import (canonical_header, log_probe_samples, torch_load_checked,
+                                   torch_save_atomic)
 from generators.uvit.layers import flush_denormal
 from generators.uvit.train import ClipSource, pick_device
 
@@ -283,27 +284,9 @@ def _train(tc: TrainConfig, out: Path, resume: bool, progress: bool, log_mlflow:
     return state
 
 
-PROBE_PROMPTS = [
-    "a medium red ball falls and bounces on the floor, on a dark background",
-    "a large blue square slides and slows down, on a light background",
-    "a small yellow ball and a medium cyan square collide, on a dark background",
-    "a medium purple ball rests still, on a gradient background",
-]
-
-
 def _log_samples(state: TrainState, weights: Path) -> None:
-    """A sample grid of the final EMA generator (seeds 0 and 1 per probe prompt) and its SHA-256."""
-    import mlflow
-
-    from evalkit.clip import Clip
-    from evalkit.grid import frame_grid
-    from evalkit.hashing import sha256_file
-
-    prompts = [p for p in PROBE_PROMPTS for _ in range(2)]
-    videos = state.net.sample(prompts, seeds=[0, 1] * len(PROBE_PROMPTS))
-    grid = frame_grid([Clip.from_tensor(v) for v in videos.cpu()], labels=prompts)
-    mlflow.log_image(grid, f"samples/step-{state.step:07d}.png")
-    mlflow.log_param("weights_sha256", sha256_file(weights))
+    """A sample grid of the final EMA generator and its weights' SHA-256."""
+    log_probe_samples(lambda p, s: state.net.sample(p, seeds=s), state.step, weights)
 
 
 def train_from_cli(preset: str, data: str, out, max_minutes, max_steps: int, batch_size: int, lr: float,
