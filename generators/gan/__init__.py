@@ -10,7 +10,7 @@ model.py     ConditionalVideoGAN: FiLM-conditioned 3-D transposed-conv generator
              3-D conv discriminator with projection conditioning, hinge losses
 train.py     Adam(0, 0.99), hinge loss, EMA, exact resume, MLflow run; `python -m generators.gan.train`
              or `evalkit generator train --preset gan-small`
-generate.py  GANGenerator (`gan:small`, `gan:PATH`), resolve_weights, load_network
+generate.py  GANGenerator (`gan:small`, `gan:PATH`) over generators.family.OnePassGenerator
 
 This package must never import evalkit.metrics or evalkit.provenance.
 """

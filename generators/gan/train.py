@@ -19,29 +19,27 @@ The end of a run also writes the float16 EMA generator next to the checkpoint
 
 from __future__ import annotations
 
-import json
-import os
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from evalkit.errors import BadInputError, MissingResourceError
-from generators.checkpoints import (canonical_header, log_probe_samples, torch_load_checked,
-                                   torch_save_atomic)
-from generators.uvit.layers import flush_denormal
-from generators.uvit.train import ClipSource, pick_device
+from generators.checkpoints import log_probe_samples, torch_save_atomic
+from generators.training import (
+    FamilyTrainer,
+    checkpoint_payload,
+    read_checkpoint,
+    seeded_normal,
+    write_export,
+)
+from generators.uvit.train import ClipSource
 
 from .configs import GANConfig, get_config
 from .model import ConditionalVideoGAN, d_hinge_loss, g_hinge_loss, standing_stats, to_gan_space
 
 CHECKPOINT_FORMAT = "evalkit-gan-train-v1"
 EXPORT_FORMAT = "evalkit-gan-v1"
-EXPERIMENT = "evalkit-generator-train"
-# TrainConfig fields that do not change the trained weights: left out of the export's metadata
-BOOKKEEPING = ("max_minutes", "checkpoint_every_steps", "log_every_steps", "device")
 
 
 @dataclass(frozen=True)
@@ -63,10 +61,6 @@ class TrainConfig:
 
     def model_config(self) -> GANConfig:
         return get_config(self.preset)
-
-
-def _sample_seed(seed: int, index: int, stream: int) -> int:
-    return int(np.random.SeedSequence([seed, index, stream]).generate_state(1)[0])
 
 
 def ema_decay_at(tc: TrainConfig, step: int) -> float:
@@ -99,34 +93,19 @@ def build_state(tc: TrainConfig, device: torch.device) -> TrainState:
 # ---------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(state: TrainState, tc: TrainConfig, path) -> Path:
     """Everything to resume exactly; tensors and plain data only (loads with weights_only=True)."""
-    payload = {"format": CHECKPOINT_FORMAT, "train_config": json.dumps(asdict(tc)),
-               "model_config": json.dumps(state.net.cfg.to_dict()), "model": state.net.state_dict(),
-               "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(), "step": state.step,
-               "clips_seen": state.clips_seen, "seconds": state.seconds, "cpu_seconds": state.cpu_seconds}
-    return torch_save_atomic(payload, path)
+    return torch_save_atomic(checkpoint_payload(CHECKPOINT_FORMAT, state, tc, model=state.net.state_dict(),
+                                                opt_g=state.opt_g.state_dict(), opt_d=state.opt_d.state_dict()),
+                             path)
+
+
+def _restore(state: TrainState, payload: dict) -> None:
+    state.net.load_state_dict(payload["model"])
+    state.opt_g.load_state_dict(payload["opt_g"])
+    state.opt_d.load_state_dict(payload["opt_d"])
 
 
 def load_checkpoint(path, device: torch.device = torch.device("cpu")) -> tuple[TrainState, TrainConfig]:
-    path = Path(path)
-    payload = torch_load_checked(path, CHECKPOINT_FORMAT, "GAN", device)
-    try:
-        tc_dict = json.loads(payload["train_config"])
-        tc = TrainConfig(**{**tc_dict, "betas": tuple(tc_dict["betas"]), "init_from": None})
-        state = build_state(tc, device)
-        if json.loads(payload["model_config"]) != state.net.cfg.to_dict():
-            raise ValueError("its model config differs from its preset's")
-        state.net.load_state_dict(payload["model"])
-        state.opt_g.load_state_dict(payload["opt_g"])
-        state.opt_d.load_state_dict(payload["opt_d"])
-    except (BadInputError, MissingResourceError):
-        raise
-    except Exception as e:  # any failure to read a user-given file is bad input, not a bug
-        msg = " ".join(str(e).split())[:200]
-        raise BadInputError(f"{path}: unreadable or corrupt GAN checkpoint ({msg}); "
-                            "train again or pick another")
-    state.step, state.clips_seen = int(payload["step"]), int(payload["clips_seen"])
-    state.seconds, state.cpu_seconds = float(payload["seconds"]), float(payload["cpu_seconds"])
-    return state, replace(tc, init_from=json.loads(payload["train_config"]).get("init_from"))
+    return read_checkpoint(path, CHECKPOINT_FORMAT, "GAN", TrainConfig, build_state, _restore, device)
 
 
 def settle_ema(net: ConditionalVideoGAN, tc: TrainConfig, batches: int = 8, batch_size: int = 16) -> None:
@@ -139,35 +118,16 @@ def settle_ema(net: ConditionalVideoGAN, tc: TrainConfig, batches: int = 8, batc
     for b in range(batches):
         idx = range(b * batch_size, (b + 1) * batch_size)
         toks.append(net.tokenize([source.get(i)[1] for i in idx]))
-        zs.append(torch.stack([torch.randn(net.cfg.z_dim, generator=torch.Generator().manual_seed(
-            _sample_seed(tc.seed, i, 3))) for i in idx]).to(device))
+        zs.append(seeded_normal(tc.seed, idx, 3, net.cfg.z_dim).to(device))
     standing_stats(net.g_ema, zs, toks)
 
 
 def export_weights(state: TrainState, tc: TrainConfig, out, dtype: torch.dtype = torch.float16) -> Path:
-    """The EMA generator's weights as safetensors (no pickled code) with the model config in the
-    metadata, after `settle_ema` (the discriminator is not needed to generate and stays in the
-    .pt checkpoint).
-    Only deterministic facts go into the metadata (no timings), so the same command and seed give
-    the same file and the same SHA-256."""
-    from safetensors.torch import save_file
-
+    """The EMA generator's weights, after `settle_ema`, as safetensors with the model config and
+    recipe in the metadata (reproducible to the byte: `generators.training.write_export`). The
+    discriminator is not needed to generate and stays in the .pt checkpoint."""
     settle_ema(state.net, tc)
-    tensors = {k: v.detach().cpu().to(dtype if v.is_floating_point() else v.dtype).contiguous()
-               for k, v in state.net.g_ema.state_dict().items()}
-    recipe = {k: v for k, v in asdict(tc).items() if k not in BOOKKEEPING}
-    meta = {"format": EXPORT_FORMAT, "model_config": json.dumps(state.net.cfg.to_dict()),
-            "train_config": json.dumps(recipe), "step": str(state.step), "clips_seen": str(state.clips_seen)}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    try:
-        save_file(tensors, str(tmp), metadata=meta)
-        canonical_header(tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return write_export(state.net.g_ema.state_dict(), EXPORT_FORMAT, state.net.cfg, tc, state, out, dtype)
 
 
 # ---------------------------------------------------------------------------------- one step
@@ -176,8 +136,7 @@ def batch_for_step(source: ClipSource, tc: TrainConfig, z_dim: int, step: int):
     sample indices: z_d feeds the discriminator's step, z_g the generator's."""
     idx = [step * tc.batch_size + j for j in range(tc.batch_size)]
     items = [source.get(i) for i in idx]
-    z = [torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(_sample_seed(tc.seed, i, s)))
-                      for i in idx]) for s in (1, 2)]
+    z = [seeded_normal(tc.seed, idx, s, z_dim) for s in (1, 2)]
     return torch.stack([v for v, _ in items]), [p for _, p in items], z[0], z[1]
 
 
@@ -209,103 +168,36 @@ def train_step(state: TrainState, tc: TrainConfig, source: ClipSource, device: t
 
 
 # ---------------------------------------------------------------------------------- the loop
-def train(tc: TrainConfig, out, *, resume: bool = True, progress: bool = True,
-          log_mlflow: bool = True) -> TrainState:
-    """Train until max_steps (or max_minutes); checkpoint to `out` every `checkpoint_every_steps`
-    and at the end, then export the float16 EMA generator to `out` with the suffix .safetensors.
-    With `resume` and an existing `out`, continue from it (its config wins, except max_steps,
-    max_minutes and device, which come from `tc`)."""
-    out = Path(out)
-    if out.suffix == ".safetensors":
-        raise BadInputError(f"{out}: --out is the resumable training checkpoint; name it .pt "
-                            "(the .safetensors weights are written next to it)")
-    with flush_denormal():  # subnormal Adam moments make CPU steps several times slower
-        return _train(tc, out, resume, progress, log_mlflow)
-
-
-def _train(tc: TrainConfig, out: Path, resume: bool, progress: bool, log_mlflow: bool) -> TrainState:
-    from contextlib import nullcontext
-
-    from tqdm.auto import tqdm
-
-    device = pick_device(tc.device)
-    if resume and out.exists():
-        state, saved = load_checkpoint(out, device)
-        tc = replace(saved, max_steps=tc.max_steps, max_minutes=tc.max_minutes, device=tc.device)
-    else:
-        state = build_state(tc, device)
-    cfg = state.net.cfg
-    source = ClipSource(tc.data, cfg, tc.seed)
-    if log_mlflow:
-        from evalkit import tracking
-
-        params = {"train": asdict(tc), "model": cfg.to_dict(), "family": "gan",
-                  "params_g": sum(p.numel() for p in state.net.g.parameters()),
-                  "params_d": sum(p.numel() for p in state.net.d.parameters()), "resumed_at": state.step}
-        run_ctx = tracking.start_run(EXPERIMENT, f"gan-{cfg.name}", params=params, seed=tc.seed)
-    else:
-        run_ctx = nullcontext()
-    state.net.train()
-    with run_ctx as run:
-        t_start, cpu_start = time.perf_counter(), time.process_time()
-        seconds0, cpu0 = state.seconds, state.cpu_seconds
-        bar = tqdm(total=tc.max_steps, initial=state.step, desc=f"train gan:{cfg.name}", unit="step",
-                   disable=None if progress else True)
-        window: list[dict] = []
-        try:
-            while state.step < tc.max_steps:
-                if tc.max_minutes is not None and time.perf_counter() - t_start > 60 * tc.max_minutes:
-                    break
-                window.append(train_step(state, tc, source, device))
-                state.seconds = seconds0 + time.perf_counter() - t_start
-                state.cpu_seconds = cpu0 + time.process_time() - cpu_start
-                bar.update(1)
-                bar.set_postfix(d=f"{window[-1]['loss_d']:.3f}", g=f"{window[-1]['loss_g']:.3f}")
-                if state.step % tc.log_every_steps == 0:
-                    means = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
-                    if run is not None:
-                        import mlflow
-
-                        mlflow.log_metrics({**means, "ema_decay": ema_decay_at(tc, state.step - 1),
-                                            "train_minutes": state.seconds / 60,
-                                            "cpu_minutes": state.cpu_seconds / 60}, step=state.step)
-                    if progress:
-                        bar.write(f"step {state.step}: " + " ".join(f"{k} {v:.3f}" for k, v in means.items())
-                                  + f" ({state.seconds / 60:.1f} min)")
-                    window.clear()
-                if state.step % tc.checkpoint_every_steps == 0:
-                    save_checkpoint(state, tc, out)
-        finally:
-            bar.close()
-            save_checkpoint(state, tc, out)
-        weights = export_weights(state, tc, out.with_suffix(".safetensors"))
-        if run is not None:
-            _log_samples(state, weights)
-    return state
-
-
 def _log_samples(state: TrainState, weights: Path) -> None:
     """A sample grid of the final EMA generator and its weights' SHA-256."""
     log_probe_samples(lambda p, s: state.net.sample(p, seeds=s), state.step, weights)
+
+
+TRAINER = FamilyTrainer(
+    family="gan", build_state=build_state, load_checkpoint=load_checkpoint, save_checkpoint=save_checkpoint,
+    train_step=train_step, export_weights=export_weights, log_samples=_log_samples,
+    schedules=lambda tc, step: {"ema_decay": ema_decay_at(tc, step)},
+    run_params=lambda state: {"params_g": sum(p.numel() for p in state.net.g.parameters()),
+                              "params_d": sum(p.numel() for p in state.net.d.parameters())},
+    postfix=("loss_d", "loss_g"))
+
+
+def train(tc: TrainConfig, out, *, resume: bool = True, progress: bool = True,
+          log_mlflow: bool = True) -> TrainState:
+    """`FamilyTrainer.train` for the GAN: to max_steps, checkpoints to `out` (.pt), then the
+    float16 EMA generator next to it (.safetensors)."""
+    return TRAINER.train(tc, out, resume=resume, progress=progress, log_mlflow=log_mlflow)
 
 
 def train_from_cli(preset: str, data: str, out, max_minutes, max_steps: int, batch_size: int, lr: float,
                    seed: int, compile_: bool, device: str, init_from) -> str:
     """`evalkit generator train --preset gan-...`: the shared flags mapped onto this family's
     TrainConfig (--lr sets both networks' learning rates); returns the line the CLI prints."""
-    from evalkit.home import evalkit_home
-
     get_config(preset)  # an unknown preset fails here, before anything is written
-    if compile_:
-        raise BadInputError("--compile applies to the U-ViT presets only, not to " + preset)
-    out = Path(out) if out else evalkit_home() / "models" / f"{preset}.pt"
     tc = TrainConfig(preset=preset, data=data, batch_size=batch_size, max_steps=max_steps,
                      max_minutes=max_minutes, lr=lr, d_lr=lr, seed=seed, device=device,
                      init_from=str(init_from) if init_from else None)
-    state = train(tc, out)
-    weights = out.with_suffix(".safetensors")
-    return (f"trained {preset} to step {state.step} ({state.clips_seen} clips, {state.seconds / 60:.1f} min); "
-            f"checkpoint {out}, weights {weights} (use gan:{weights})")
+    return TRAINER.train_from_cli(tc, out, compile_)
 
 
 def main(argv=None) -> None:

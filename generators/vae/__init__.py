@@ -6,8 +6,8 @@ tokenizer. Generation samples the latent from the prior N(0, I) and decodes it i
 
 configs.py   VAEConfig, presets (tiny, small)
 model.py     ConditionalVideoVAE: prompt encoder, 3-D conv encoder -> latent, FiLM-conditioned decoder
-train.py     AdamW with KL warm-up, exact resume, MLflow run; `evalkit generator train --preset vae-small`
-generate.py  VAEGenerator (`vae:small`, `vae:PATH`), resolve_weights, load_network
+train.py     AdamW with KL warm-up; the loop, exact resume and MLflow run are generators.training
+generate.py  VAEGenerator (`vae:small`, `vae:PATH`) over generators.family.OnePassGenerator
 
 This package must never import evalkit.metrics or evalkit.provenance.
 """

@@ -1,99 +1,36 @@
-"""`vae:small` and `vae:PATH` as a `Generator`: load weights, sample from the prior, record the protocol.
-
-`vae:small` (or `vae:vae-small`) is always the checkpoint shipped in `weights/`, whose SHA-256 is
-in `weights/registry.json`; any other argument is a path to a `.safetensors` export or a `.pt`
-training checkpoint. The weights' SHA-256 goes into every clip's record.
-"""
+"""`vae:small` and `vae:PATH` as a `Generator`: load weights, sample from the prior, record the
+protocol (the shared parts: `generators.family.OnePassGenerator`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from evalkit.clip import Clip
-from evalkit.errors import BadInputError, MissingResourceError
-from evalkit.hashing import sha256_file
-from generators.uvit.layers import flush_denormal
-from generators.uvit.text import token_count
+from generators.family import OnePassGenerator
 
 from .configs import PRESETS, VAEConfig
 from .model import ConditionalVideoVAE
 
 SHIPPED = Path(__file__).parent / "weights"
-DEFAULT_FPS = 8.0  # the world's frame rate, which the shipped model learned
-SAMPLER = "vae-prior"  # z ~ N(0, I), one decoder pass
 
 
-def resolve_weights(arg: str) -> Path:
-    """The weights file of `vae:ARG`: a shipped name (`small`) or a checkpoint path."""
-    name = arg.removeprefix("vae-")
-    if name in PRESETS and "/" not in arg:
-        shipped = SHIPPED / f"vae-{name}.safetensors"
-        if shipped.is_file():
-            return shipped
-        raise MissingResourceError(f"vae:{arg}: no shipped weights for this preset; train them with "
-                                   f"`evalkit generator train --preset vae-{name} --out CKPT.pt` and pass "
-                                   "vae:CKPT.safetensors")
-    p = Path(arg).expanduser()
-    if not p.is_file():
-        raise MissingResourceError(f"vae:{arg}: no such checkpoint file; check the path, or use vae:small")
-    if p.suffix not in (".safetensors", ".pt"):
-        raise BadInputError(f"vae:{arg}: not a .safetensors or .pt checkpoint")
-    return p
+class VAEGenerator(OnePassGenerator):
+    """Generator protocol over a trained conditional video VAE (see model.py): z ~ N(0, I), one
+    decoder pass."""
+
+    family, label, sampler = "vae", "VAE", "vae-prior"
+    shipped, presets, config_cls, network_cls = SHIPPED, PRESETS, VAEConfig, ConditionalVideoVAE
+    train_command = "evalkit generator train --preset {preset}"
+
+    @classmethod
+    def network_from_checkpoint(cls, path: Path) -> ConditionalVideoVAE:
+        from .train import load_checkpoint
+
+        return load_checkpoint(path)[0].net
+
+    def sample(self, prompts: list[str], seeds: list[int]) -> torch.Tensor:
+        return self.net.sample(prompts, seeds)
 
 
-def load_network(path: Path) -> ConditionalVideoVAE:
-    """A VAE in eval mode from a `.safetensors` export or a `.pt` training checkpoint."""
-    try:
-        if path.suffix == ".pt":
-            from .train import load_checkpoint
-
-            net = load_checkpoint(path)[0].net
-        else:
-            from safetensors import safe_open
-
-            with safe_open(str(path), "pt") as f:
-                meta = f.metadata() or {}
-                if meta.get("format") != "evalkit-vae-v1":
-                    raise ValueError("not an evalkit VAE export")
-                cfg = VAEConfig.from_dict(json.loads(meta["model_config"]))
-                state = {k: f.get_tensor(k).float() for k in f.keys()}
-            net = ConditionalVideoVAE(cfg)
-            net.load_state_dict(state)
-    except (BadInputError, MissingResourceError):
-        raise
-    except Exception as e:  # a user-given file that does not load is bad input, not a bug
-        msg = " ".join(str(e).split())[:160]
-        raise BadInputError(f"{path}: unreadable or corrupt VAE checkpoint ({msg}); retrain or pick another")
-    return net.eval()
-
-
-class VAEGenerator:
-    """Generator protocol over a trained conditional video VAE (see model.py)."""
-
-    def __init__(self, arg: str, device: str = "cpu"):
-        self.spec = f"vae:{arg}"
-        self.path = resolve_weights(arg)
-        self.net = load_network(self.path).to(device)
-        self.sha256 = sha256_file(self.path)
-
-    def protocol(self) -> dict:
-        return {"model": self.spec, "weights_sha256": self.sha256, "preset": f"vae-{self.net.cfg.name}",
-                "sampler": SAMPLER, "steps": 1, "guidance": None, "guidance_convention": None}
-
-    def check_prompts(self, prompts: list[str]) -> None:
-        for p in prompts:
-            n = token_count(p)
-            if n > self.net.cfg.text_len:
-                raise BadInputError(f"prompt {p[:60]!r}...: {n} tokens, over this model's "
-                                    f"{self.net.cfg.text_len}; shorten it")
-
-    def generate(self, prompts: list[str], seeds: list[int]) -> list[Clip]:
-        if len(prompts) != len(seeds):
-            raise BadInputError(f"{len(prompts)} prompts but {len(seeds)} seeds; give one seed per prompt")
-        self.check_prompts(prompts)
-        with flush_denormal(), torch.no_grad():
-            videos = self.net.sample(prompts, seeds)  # [B, T, C, H, W] in [0, 1]
-        return [Clip.from_tensor(v, fps=DEFAULT_FPS, prompt=p) for v, p in zip(videos.cpu(), prompts)]
+resolve_weights, load_network = VAEGenerator.resolve_weights, VAEGenerator.load_network

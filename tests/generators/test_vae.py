@@ -3,22 +3,13 @@ weights and their registry entry, one-line errors, and a generated folder that r
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
-import pytest
 import torch
 
-from evalkit.clipset import iter_clips, read_index
-from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.world import make_clip
-from generators.base import Prompt, generate_folder, get_generator
+from generators.base import get_generator
 from generators.uvit.text import get_tokenizer
 from generators.vae.configs import VAEConfig, get_config
-from generators.vae.generate import SHIPPED, VAEGenerator, sha256_file
 from generators.vae.model import ConditionalVideoVAE, vae_loss
 from generators.vae.train import TrainConfig, load_checkpoint, train
 
@@ -92,17 +83,6 @@ def test_resume_gives_the_identical_next_steps(tmp_path):
     assert gen.generate([PROMPT], [0])[0].frames.shape == (4, 16, 16, 3)
 
 
-def test_shipped_small_weights_match_their_registry_entry():
-    registry = json.loads((SHIPPED / "registry.json").read_text())
-    entry = registry["vae-small"]
-    gen = get_generator("vae:small")
-    assert isinstance(gen, VAEGenerator)
-    assert gen.path == SHIPPED / entry["file"] and gen.path.stat().st_size < 3_000_000
-    assert sha256_file(gen.path) == entry["sha256"] == gen.protocol()["weights_sha256"]
-    assert gen.net.cfg == get_config("vae-small")
-    proto = gen.protocol()
-    assert proto["model"] == "vae:small" and proto["sampler"] == "vae-prior"
-    assert proto["steps"] == 1 and proto["guidance"] is None
 
 
 def test_shipped_samples_follow_the_prompt_colour():
@@ -115,29 +95,8 @@ def test_shipped_samples_follow_the_prompt_colour():
     assert redness(red) > redness(blue) + 5
 
 
-def test_missing_checkpoint_is_a_one_line_error(tmp_path):
-    with pytest.raises(MissingResourceError) as e:
-        get_generator(f"vae:{tmp_path / 'nope.safetensors'}")
-    assert "\n" not in str(e.value) and "nope.safetensors" in str(e.value)
-    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
-    with pytest.raises(BadInputError) as e:
-        get_generator(f"vae:{tmp_path / 'junk.safetensors'}")
-    assert "\n" not in str(e.value) and "corrupt" in str(e.value)
-    with pytest.raises(BadInputError):
-        get_config("vae-huge")
 
 
-def test_generate_folder_writes_a_valid_folder(tmp_path):
-    gen = get_generator("vae:small")
-    prompts = [Prompt(PROMPT), Prompt("two blue squares collide, on a light background")]
-    generate_folder(gen, prompts, tmp_path / "out", n_per_prompt=2, seed=3, progress=False)
-    records = read_index(tmp_path / "out")
-    assert len(records) == 4 and all((tmp_path / "out" / r["file"]).is_file() for r in records)
-    assert all(r["model"] == "vae:small" and r["sampler"] == "vae-prior" and r["frames"] == 16
-               and r["size"] == [32, 32] and r["fps"] == 8 for r in records)
-    clips = list(iter_clips(tmp_path / "out"))
-    assert len(clips) == 4 and all(c.frames.shape == (16, 32, 32, 3) for c in clips)
-    assert len({r["seed"] for r in records}) == 4
 
 
 def test_hashed_token_table_separates_every_world_word():
@@ -145,11 +104,3 @@ def test_hashed_token_table_separates_every_world_word():
     tok = get_tokenizer()
     ids = {i for s in ("train", "test", "ood") for n in range(100) for i in tok.encode(make_clip(s, n, 0).prompt)}
     assert len({i % cfg.text_buckets for i in ids}) == len(ids)
-
-
-def test_generator_package_does_not_import_the_judge():
-    code = ("import sys, generators.vae.generate, generators.vae.train; "
-            "print([m for m in sys.modules if m.startswith(('evalkit.metrics', 'evalkit.provenance'))])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2])
-    assert out.stdout.strip() == "[]"
