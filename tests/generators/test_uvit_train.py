@@ -140,3 +140,28 @@ def test_cli_recipe_flags_reach_the_checkpoint(tmp_path, monkeypatch):
     state, tc = load_checkpoint(out)
     assert state.net.cfg.snr_shift == 3.0 and tc.min_snr_gamma is None and tc.warmup_steps == 1
     assert main(["generator", "train", "--preset", "tiny", "--snr-shift", "-1", "--out", str(tmp_path / "x.pt")]) == 2
+
+
+def test_bf16_autocast_on_the_cpu_trains_and_a_resume_may_change_precision(tmp_path):
+    """`precision="bf16"` runs the steps under CPU bf16 autocast with fp32 weights: the loss stays
+    finite and close to the fp32 run's, the weights move differently (so autocast was really on),
+    and resuming an fp32 checkpoint with bf16 takes the caller's precision."""
+    from dataclasses import replace
+
+    from generators.uvit.train import autocast_for
+
+    with autocast_for("bf16", torch.device("cpu")):
+        assert torch.nn.functional.linear(torch.randn(2, 4), torch.randn(3, 4)).dtype == torch.bfloat16
+    with autocast_for("auto", torch.device("cpu")):
+        assert torch.nn.functional.linear(torch.randn(2, 4), torch.randn(3, 4)).dtype == torch.float32
+    with pytest.raises(BadInputError):
+        autocast_for("fp8", torch.device("cpu"))
+    fp32 = train(TINY, tmp_path / "a.pt", progress=False, log_mlflow=False)
+    bf16 = train(replace(TINY, precision="bf16"), tmp_path / "b.pt", progress=False, log_mlflow=False)
+    assert all(p.dtype == torch.float32 for p in bf16.net.parameters())
+    assert torch.isfinite(params(bf16)).all() and not torch.equal(params(fp32), params(bf16))
+    torch.testing.assert_close(params(bf16), params(fp32), rtol=0, atol=0.05)
+    train(replace(TINY, max_steps=2), tmp_path / "c.pt", progress=False, log_mlflow=False)
+    train(replace(TINY, precision="bf16"), tmp_path / "c.pt", progress=False, log_mlflow=False)
+    state, tc = load_checkpoint(tmp_path / "c.pt")
+    assert state.step == 4 and tc.precision == "bf16"
