@@ -158,11 +158,14 @@ def generator():
               "about 1.5x faster there).")
 @click.option("--init-from", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Start from these weights (.safetensors export) instead of a fresh init.")
+@click.option("--quality-every-minutes", type=float, callback=_positive,
+              help="uvit: every M training minutes (and at the end) score the EMA weights on 24 world test "
+              "prompts x 2 (objects present, falls, physics, FVD) into the MLflow run: a learning curve.")
 def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, warmup_steps, min_snr_gamma,
-                    snr_shift, seed, compile_, device, precision, init_from):
+                    snr_shift, seed, compile_, device, precision, init_from, quality_every_minutes):
     """Train the built-in generator on the world (or a folder of clips); resumes from --out."""
-    if precision != "auto" and preset.startswith(("vae-", "gan-")):
-        raise BadInputError(f"--precision applies to the U-ViT presets only, not to {preset}")
+    if (precision != "auto" or quality_every_minutes) and preset.startswith(("vae-", "gan-")):
+        raise BadInputError(f"--precision and --quality-every-minutes apply to the U-ViT presets only, not to {preset}")
     if preset.startswith("vae-"):  # the conditional video VAE family (generators/vae)
         from generators.vae.train import train_from_cli
 
@@ -188,7 +191,12 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
                      max_minutes=max_minutes, lr=lr, warmup_steps=warmup_steps,
                      min_snr_gamma=min_snr_gamma or None, seed=seed, compile=compile_, device=device,
                      precision=precision, init_from=str(init_from) if init_from else None)
-    state = train(tc, out)
+    hook = None
+    if quality_every_minutes:
+        from evalkit.metrics.generator_quality import training_quality_hook
+
+        hook = training_quality_hook(quality_every_minutes)
+    state = train(tc, out, on_checkpoint=hook)
     click.echo(f"trained uvit:{preset} to step {state.step} ({state.clips_seen} clips, "
                f"{state.seconds / 60:.1f} min); checkpoint {out}")
 

@@ -1,6 +1,9 @@
 """Quality of a U-ViT checkpoint on world test prompts against issue 3's targets: one JSON line.
 
     python benchmarks/quality/uvit.py --model uvit:PATH [--prompts 24] [--per-prompt 2] [--seed 0]
+    python benchmarks/quality/uvit.py --curve uvit:CKPT1 uvit:CKPT2 ...   # + an MLflow learning curve
+
+The probe (prompts, seeds, reference features) is `evalkit.metrics.generator_quality.QualityProbe`.
 
 Measures (each with N and a 95% CI): the share of clips whose prompted objects each appear as one
 compact blob of the prompted colour and about the prompted size in >= 75% of the frames (target
@@ -22,24 +25,8 @@ import time
 
 import numpy as np
 
-from evalkit.metrics.backbones import get_backbone
-from evalkit.metrics.fvd import fvd_with_ci
-from evalkit.metrics.physics import object_presence, physics_probe
-from evalkit.metrics.stats import proportion_ci
-from evalkit.world import WorldConfig, make_clip
-from generators.base import get_generator, sample_seed
-
-
-def clips_quality(clips) -> dict:
-    present, down, passes = [], [], []
-    for c in clips:
-        pres = object_presence(c.frames, c.prompt)
-        present.append(pres["min_presence"] >= 0.75)
-        if pres["moves_down"] is not None or pres["kind"] == "fall":
-            down.append(bool(pres["moves_down"]))
-        passes.append(bool(physics_probe(c.frames, c.prompt, fps=c.fps)["physics_pass"]))
-    est = lambda xs: proportion_ci(int(sum(xs)), len(xs)).to_dict() if xs else None  # noqa: E731
-    return {"objects_present": est(present), "falls_move_down": est(down), "physics_pass": est(passes)}
+from evalkit.metrics.generator_quality import QualityProbe
+from generators.base import get_generator
 
 
 def fvd_difference(ref: np.ndarray, fa: np.ndarray, fb: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict:
@@ -58,9 +45,50 @@ def fvd_difference(ref: np.ndarray, fa: np.ndarray, fb: np.ndarray, n_boot: int 
             "method": "paired-bootstrap-recentred", "confidence": 0.95, "ci_contains_zero": bool(lo <= 0 <= hi)}
 
 
+def evaluate(probe: QualityProbe, spec: str, sampling: dict, world_quality: dict | None = None) -> dict:
+    gen = get_generator(spec, **(sampling if spec.startswith("uvit:") else {}))
+    t0 = time.perf_counter()
+    res = probe.evaluate(gen.generate)
+    out = {"benchmark": "uvit-quality", "model": spec, "protocol": gen.protocol(), **probe.protocol(),
+           "sample_seconds": round(time.perf_counter() - t0, 1), "model_quality": res["quality"],
+           "world_quality": world_quality, "fvd": res["fvd"], "fvd_real_vs_real": res["fvd_real_vs_real"],
+           "fvd_ratio": res["fvd_ratio"]}
+    if spec.startswith("uvit:") and hasattr(gen, "path"):
+        from generators.uvit.generate import lineage
+
+        out["lineage"] = lineage(gen.path)
+    return out, res
+
+
+def log_curve(points: list[dict]) -> str:
+    """One MLflow run (experiment `evalkit-generator-quality`) whose metric histories are the
+    learning curve: every quality measure at each checkpoint's cumulative training step, with its
+    cumulative CPU minutes logged alongside."""
+    from evalkit import tracking
+
+    with tracking.start_run("evalkit-generator-quality", "uvit-learning-curve",
+                            params={"checkpoints": [p["model"] for p in points],
+                                    "protocol": {k: points[0][k] for k in ("n", "prompts", "backbone",
+                                                                           "backbone_sha256")},
+                                    "sampling": {k: points[0]["protocol"][k] for k in ("sampler", "steps",
+                                                                                     "guidance")}}) as run:
+        import mlflow
+
+        for p in points:
+            flat = QualityProbe.flat_metrics({"quality": p["model_quality"], "fvd": p["fvd"],
+                                              "fvd_ratio": p["fvd_ratio"]})
+            flat["cpu_minutes"] = p["lineage"]["cpu_minutes"]
+            flat["clips_seen"] = p["lineage"]["clips_seen"]
+            mlflow.log_metrics(flat, step=p["lineage"]["steps"])
+        return run.info.run_id
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model", help="uvit:PATH or any model spec")
+    ap.add_argument("--curve", nargs="+", metavar="SPEC",
+                    help="Score several U-ViT checkpoints on the same probe: one JSON line each, and one "
+                    "MLflow run whose metrics are plotted against cumulative training steps.")
     ap.add_argument("--prompts", type=int, default=24)
     ap.add_argument("--per-prompt", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -69,37 +97,30 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--compare", metavar="SAMPLER:STEPS", help="A second sampler on the same prompts and seeds.")
     a = ap.parse_args()
-    cfg = WorldConfig()
-    prompts = [make_clip("test", i, seed=a.seed + 100, config=cfg).prompt for i in range(a.prompts)]
-    jobs = [(i, k, p) for i, p in enumerate(prompts) for k in range(a.per_prompt)]
-    seeds = [sample_seed(a.seed, i, k) for i, k, _ in jobs]
-    sampling = dict(sampler=a.sampler, steps=a.steps, guidance=a.guidance) if a.model.startswith("uvit:") else {}
-    gen = get_generator(a.model, **sampling)
-    fake = gen.generate([p for _, _, p in jobs], seeds)
-    world = get_generator("world").generate([p for _, _, p in jobs], seeds)
-    n = len(jobs)
-    ref_a = [make_clip("test", i, seed=a.seed + 200, config=cfg) for i in range(n)]
-    ref_b = [make_clip("test", i, seed=a.seed + 300, config=cfg) for i in range(n)]
-    bb = get_backbone("world-video-encoder")
-    feats = lambda cs: np.concatenate([bb.features(c.to_tensor()[None]).numpy() for c in cs])  # noqa: E731
-    fa, fb = feats(ref_a), feats(ref_b)
-    ff = feats(fake)
-    fvd = fvd_with_ci(fa, ff)
-    fvd_real = fvd_with_ci(fa, fb)
-    out = {
-        "benchmark": "uvit-quality", "model": a.model, "protocol": gen.protocol(), "n": n,
-        "backbone": bb.protocol()["backbone"], "backbone_sha256": bb.sha256,
-        "model_quality": clips_quality(fake), "world_quality": clips_quality(world),
-        "fvd": fvd.to_dict(), "fvd_real_vs_real": fvd_real.to_dict(),
-        "fvd_ratio": fvd.value / max(fvd_real.value, 1e-9),
-    }
+    if not a.model and not a.curve:
+        ap.error("give --model or --curve")
+    probe = QualityProbe(a.prompts, a.per_prompt, a.seed)
+    sampling = dict(sampler=a.sampler, steps=a.steps, guidance=a.guidance)
+    world = probe.evaluate(get_generator("world").generate)["quality"]
+    if a.curve:
+        points = []
+        for spec in a.curve:
+            out, _ = evaluate(probe, spec, sampling, world)
+            points.append(out)
+            print(json.dumps(out), flush=True)
+        print(json.dumps({"benchmark": "uvit-learning-curve", "mlflow_run": log_curve(points)}))
+        return
+    out, res = evaluate(probe, a.model, sampling, world)
     if a.compare:
         sampler, _, steps = a.compare.partition(":")
         other = get_generator(a.model, sampler=sampler, steps=int(steps), guidance=a.guidance)
         t0 = time.perf_counter()
-        fo = feats(other.generate([p for _, _, p in jobs], seeds))
+        fo = probe.features(other.generate(probe.prompts, probe.seeds))
+        from evalkit.metrics.fvd import fvd_with_ci
+
         out["compare"] = {"protocol": other.protocol(), "seconds": time.perf_counter() - t0,
-                          "fvd": fvd_with_ci(fa, fo).to_dict(), "fvd_minus_compare": fvd_difference(fa, ff, fo)}
+                          "fvd": fvd_with_ci(probe.ref, fo).to_dict(),
+                          "fvd_minus_compare": fvd_difference(probe.ref, probe.features(res["clips"]), fo)}
     print(json.dumps(out))
 
 

@@ -139,3 +139,33 @@ class UViTGenerator:
             out += [Clip.from_tensor(v, fps=DEFAULT_FPS, prompt=p)
                     for v, p in zip(videos.cpu(), prompts[i:i + self.batch_size])]
         return out
+
+
+def lineage(path) -> dict:
+    """A U-ViT export's training history over its warm starts: each stage's steps, clips and CPU
+    minutes (from the export metadata, following `train_config.init_from` back to a fresh start)
+    and their sums, the x-axis of a learning curve across checkpoints. A warm start that cannot be
+    found ends the chain (`complete: False`)."""
+    from safetensors import safe_open
+
+    stages, seen, p = [], set(), Path(path)
+    complete = True
+    while True:
+        with safe_open(str(p), "pt") as f:
+            meta = f.metadata() or {}
+        tc = json.loads(meta.get("train_config", "{}"))
+        stages.append({"file": p.name, "step": int(meta.get("step", 0)), "clips_seen": int(meta.get("clips_seen", 0)),
+                       "cpu_minutes": float(meta.get("cpu_minutes", 0.0))})
+        prev = tc.get("init_from")
+        if not prev:
+            break
+        cands = [Path(prev), Path(__file__).resolve().parents[2] / prev, SHIPPED / Path(prev).name]
+        nxt = next((c for c in cands if c.is_file()), None)
+        if nxt is None or nxt.resolve() in seen:
+            complete = False
+            break
+        seen.add(nxt.resolve())
+        p = nxt
+    return {"stages": stages[::-1], "complete": complete, "steps": sum(s["step"] for s in stages),
+            "clips_seen": sum(s["clips_seen"] for s in stages),
+            "cpu_minutes": round(sum(s["cpu_minutes"] for s in stages), 1)}

@@ -253,10 +253,12 @@ def train_step(state: TrainState, tc: TrainConfig, source: ClipSource, diffusion
 
 # ---------------------------------------------------------------------------------- the loop
 def train(tc: TrainConfig, out, *, resume: bool = True, progress: bool = True, log_mlflow: bool = True,
-          on_checkpoint: Callable[[TrainState, Path], dict] | None = None) -> TrainState:
+          on_checkpoint: Callable[..., dict] | None = None) -> TrainState:
     """Train until max_steps or max_minutes; checkpoint to `out` every few minutes and at the end.
     With `resume` and an existing `out`, continue from it (its TrainConfig wins, but max_steps,
-    max_minutes, device and precision come from `tc`). Under torchrun, runs DDP (gloo on CPU, nccl on CUDA)."""
+    max_minutes, device and precision come from `tc`). Under torchrun, runs DDP (gloo on CPU, nccl on CUDA).
+    `on_checkpoint(state, out)` runs after every checkpoint (with `final=True` after the last) and
+    returns metrics that are logged at the step (e.g. `generator_quality.training_quality_hook`)."""
     with flush_denormal():  # 6x faster CPU steps; see layers.flush_denormal
         return _train(tc, out, resume, progress, log_mlflow, on_checkpoint)
 
@@ -322,7 +324,7 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint) -> TrainState:
     finally:
         bar.close()
         if rank == 0:
-            _checkpoint(state, tc, out, run, on_checkpoint)
+            _checkpoint(state, tc, out, run, on_checkpoint, final=True)
             if run is not None:
                 import mlflow
 
@@ -332,10 +334,10 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint) -> TrainState:
     return state
 
 
-def _checkpoint(state, tc, out, run, on_checkpoint):
+def _checkpoint(state, tc, out, run, on_checkpoint, final: bool = False):
     save_checkpoint(state, tc, out)
     if on_checkpoint is not None:
-        extra = on_checkpoint(state, out) or {}
+        extra = (on_checkpoint(state, out, final=True) if final else on_checkpoint(state, out)) or {}
         if run is not None and extra:
             import mlflow
 

@@ -1,0 +1,54 @@
+"""The generator-quality probe (issue 3's measures) separates the world from a noise control, is
+comparable across calls, and logs a learning curve from inside a real training run."""
+
+from __future__ import annotations
+
+import pytest
+
+from evalkit.metrics.generator_quality import QualityProbe, training_quality_hook, world_test_prompts
+from generators.base import get_generator
+
+
+@pytest.fixture(scope="module")
+def probe():
+    return QualityProbe(n_prompts=6, per_prompt=1, seed=0)
+
+
+def test_world_is_the_ceiling_and_noise_the_floor(probe):
+    world = probe.evaluate(get_generator("world").generate)
+    noise = probe.evaluate(get_generator("control:noise").generate)
+    assert world["quality"]["objects_present"]["value"] == 1.0
+    assert world["quality"]["physics_pass"]["value"] == 1.0
+    assert noise["quality"]["objects_present"]["value"] == 0.0
+    assert noise["fvd"]["value"] > 2 * world["fvd"]["value"]  # N = 6: FVD's small-sample bias is large
+    assert world["quality"]["objects_present"]["n"] == 6 and probe.protocol()["n"] == 6
+    flat = QualityProbe.flat_metrics(noise)
+    assert flat["quality/objects_present"] == 0.0 and flat["quality/fvd"] == noise["fvd"]["value"]
+
+
+def test_same_probe_same_numbers_and_prompts_are_world_test_prompts(probe):
+    a = probe.evaluate(get_generator("world").generate)["fvd"]["value"]
+    b = probe.evaluate(get_generator("world").generate)["fvd"]["value"]
+    assert a == b
+    assert probe.prompts == world_test_prompts(6, 0)
+
+
+def test_training_hook_logs_a_learning_curve(mlflow_store, tmp_path, probe):
+    from mlflow.tracking import MlflowClient
+
+    from generators.uvit.train import TrainConfig, train
+
+    tc = TrainConfig(preset="tiny", batch_size=2, max_steps=2, warmup_steps=1, sample_every_steps=10**9,
+                     checkpoint_every_minutes=10**6)
+    calls = []
+    hook = training_quality_hook(10**6, probe, steps=2)
+    state = train(tc, tmp_path / "q.pt", progress=False,
+                  on_checkpoint=lambda s, o, **kw: calls.append(kw) or hook(s, o, **kw))
+    assert calls == [{"final": True}]
+    client = MlflowClient(mlflow_store)
+    (run,) = client.search_runs([client.get_experiment_by_name("evalkit-generator-train").experiment_id])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "quality/fvd")] == [2]
+    assert 0.0 <= run.data.metrics["quality/objects_present"] <= 1.0
+    # within its period (training time) the hook returns nothing, except at the end of a run
+    assert hook(state, tmp_path / "q.pt") == {}
+    assert "quality/fvd" in hook(state, tmp_path / "q.pt", final=True)
