@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
-import platform
 from pathlib import Path
 
 from benchmarks.suite import canonical_json

@@ -34,7 +34,6 @@ import math
 import os
 import re
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -5,7 +5,6 @@ numbers of an uninterrupted one; bundles that verify and that catch tampering.""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
