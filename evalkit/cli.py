@@ -155,7 +155,7 @@ def generator():
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="uvit: bf16 autocast (auto: on CUDA only; bf16 also on a CPU with AMX/AVX512-BF16, "
-              "about 1.5x faster there).")
+              "1.2-1.6x faster there, measured).")
 @click.option("--init-from", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Start from these weights (.safetensors export) instead of a fresh init.")
 @click.option("--quality-every-minutes", type=float, callback=_positive,

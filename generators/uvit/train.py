@@ -56,8 +56,8 @@ class TrainConfig:
     data: str = "world"  # "world" (train split rendered on the fly) or a folder of clips
     compile: bool = False
     # "auto": bf16 autocast on CUDA, fp32 on a CPU; "bf16": bf16 autocast on either (on a CPU with
-    # AMX or AVX512-BF16, oneDNN runs the matmuls in bf16: measured 1.5-1.6x faster steps for
-    # `small` on this project's 2-core machine); "fp32": none. Weights and optimiser stay fp32.
+    # AMX or AVX512-BF16, oneDNN runs the matmuls in bf16: measured 1.2-1.6x faster steps for
+    # `small` on this project's 2-core machine, README); "fp32": none. Weights and optimiser stay fp32.
     precision: str = "auto"
     checkpoint_every_minutes: float = 5.0
     sample_every_steps: int = 1000
