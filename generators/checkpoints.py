@@ -57,6 +57,23 @@ def canonical_header(path) -> None:
         f.write(text + b" " * (n - len(text)))
 
 
+def save_safetensors_atomic(tensors: dict, metadata: dict, out) -> Path:
+    """Write tensors as safetensors with `metadata`, the header canonicalised (the same inputs give
+    the same bytes), to a hidden temporary name beside `out`, then rename."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        canonical_header(tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
 # Prompts whose sample grid every family's trainer logs at the end of training.
 PROBE_PROMPTS = [
     "a medium red ball falls and bounces on the floor, on a dark background",

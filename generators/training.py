@@ -1,5 +1,6 @@
-"""The training plumbing the one-pass generator families (VAE, GAN) share: per-sample seeds,
-checkpoints that resume exactly, reproducible safetensors exports, and the loop itself.
+"""The training plumbing the generator families share: the clip source, the device choice and
+per-sample seeds (all three families, the U-ViT included), and for the one-pass families (VAE,
+GAN) checkpoints that resume exactly, reproducible safetensors exports and the loop itself.
 
 A family supplies what is its own (the state with its networks and optimisers, one training step,
 what goes into the checkpoint and the export) as a `FamilyTrainer`; this module does the rest the
@@ -18,7 +19,6 @@ same way for all of them:
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -29,11 +29,47 @@ import numpy as np
 import torch
 
 from evalkit.errors import BadInputError, MissingResourceError
-from generators.checkpoints import canonical_header, torch_load_checked
+from evalkit.world import WorldConfig, make_clip
+from generators.checkpoints import save_safetensors_atomic, torch_load_checked
 
 EXPERIMENT = "evalkit-generator-train"
 # TrainConfig fields that do not change the trained weights: left out of an export's metadata
 BOOKKEEPING = ("max_minutes", "checkpoint_every_steps", "log_every_steps", "device")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BadInputError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+class ClipSource:
+    """Training clips by global sample index: the world's train split, or a folder of clips. `cfg`
+    is any family's model config (its `name`, `frames` and `image_size` are used)."""
+
+    def __init__(self, data: str, cfg, seed: int):
+        self.cfg, self.seed = cfg, seed
+        self.world = WorldConfig(frames=cfg.frames, size=cfg.image_size)
+        self.folder = None
+        if data != "world":
+            from evalkit.clipset import iter_clips
+
+            clips = list(iter_clips(data))
+            bad = [c for c in clips if c.frames.shape[:3] != (cfg.frames, cfg.image_size, cfg.image_size)]
+            if bad:
+                raise BadInputError(f"{data}: clips must be {cfg.frames} frames of {cfg.image_size}x"
+                                    f"{cfg.image_size} for preset {cfg.name!r}; got {bad[0].frames.shape[:3]}")
+            self.folder = [(c.to_tensor(), c.prompt) for c in clips]
+
+    def get(self, index: int) -> tuple[torch.Tensor, str]:
+        """video float [T, C, H, W] in [0, 1] and its prompt."""
+        if self.folder is not None:
+            order = np.random.default_rng([self.seed, index // len(self.folder)]).permutation(len(self.folder))
+            return self.folder[order[index % len(self.folder)]]
+        clip = make_clip("train", index, self.seed, self.world)
+        return clip.to_tensor(), clip.prompt
 
 
 def sample_seed(seed: int, index: int, stream: int) -> int:
@@ -95,23 +131,12 @@ def write_export(tensors: dict[str, torch.Tensor], fmt: str, cfg, tc, state, out
     """Weights as safetensors (no pickled code), floating tensors cast to `dtype`, with the model
     config, the recipe (the train config less `BOOKKEEPING`), the step and clips seen in the
     metadata; written atomically with a canonical header."""
-    from safetensors.torch import save_file
-
     tensors = {k: v.detach().cpu().to(dtype if v.is_floating_point() else v.dtype).contiguous()
                for k, v in tensors.items()}
     recipe = {k: v for k, v in asdict(tc).items() if k not in BOOKKEEPING}
     meta = {"format": fmt, "model_config": json.dumps(cfg.to_dict()), "train_config": json.dumps(recipe),
             "step": str(state.step), "clips_seen": str(state.clips_seen)}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    try:
-        save_file(tensors, str(tmp), metadata=meta)
-        canonical_header(tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return save_safetensors_atomic(tensors, meta, out)
 
 
 # ---------------------------------------------------------------------------------- the loop
@@ -149,8 +174,6 @@ class FamilyTrainer:
         from contextlib import nullcontext
 
         from tqdm.auto import tqdm
-
-        from generators.uvit.train import ClipSource, pick_device
 
         device = pick_device(tc.device)
         if resume and out.exists():
@@ -223,5 +246,5 @@ class FamilyTrainer:
                 f"checkpoint {out}, weights {weights} (use {self.family}:{weights})")
 
 
-__all__ = ["BOOKKEEPING", "EXPERIMENT", "FamilyTrainer", "adamw_no_decay_on_embeddings", "checkpoint_payload",
-           "read_checkpoint", "sample_seed", "seeded_normal", "write_export"]
+__all__ = ["BOOKKEEPING", "EXPERIMENT", "ClipSource", "FamilyTrainer", "adamw_no_decay_on_embeddings", "checkpoint_payload",
+           "pick_device", "read_checkpoint", "sample_seed", "seeded_normal", "write_export"]

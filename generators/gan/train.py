@@ -27,13 +27,13 @@ import torch
 from evalkit.errors import BadInputError, MissingResourceError
 from generators.checkpoints import log_probe_samples, torch_save_atomic
 from generators.training import (
+    ClipSource,
     FamilyTrainer,
     checkpoint_payload,
     read_checkpoint,
     seeded_normal,
     write_export,
 )
-from generators.uvit.train import ClipSource
 
 from .configs import GANConfig, get_config
 from .model import ConditionalVideoGAN, d_hinge_loss, g_hinge_loss, standing_stats, to_gan_space

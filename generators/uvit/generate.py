@@ -16,7 +16,7 @@ import torch
 from evalkit.clip import Clip
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.hashing import sha256_file
-from generators.checkpoints import canonical_header
+from generators.checkpoints import save_safetensors_atomic
 
 from .configs import PRESETS, UViTConfig
 from .layers import flush_denormal
@@ -31,8 +31,6 @@ DEFAULT_FPS = 8.0  # the world's frame rate, which the shipped models learned
 def export_weights(checkpoint, out, dtype: torch.dtype = torch.float16) -> Path:
     """A training checkpoint's EMA weights as safetensors (no pickled code), with the model
     config and training summary in the metadata."""
-    from safetensors.torch import save_file
-
     from .train import load_checkpoint
 
     state, tc = load_checkpoint(checkpoint)
@@ -42,13 +40,7 @@ def export_weights(checkpoint, out, dtype: torch.dtype = torch.float16) -> Path:
             "train_config": json.dumps({k: v for k, v in tc.__dict__.items()}, default=str),
             "step": str(state.step), "clips_seen": str(state.clips_seen),
             "train_minutes": f"{state.seconds / 60:.1f}", "cpu_minutes": f"{state.cpu_seconds / 60:.1f}"}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    save_file(tensors, str(tmp), metadata=meta)
-    canonical_header(tmp)
-    tmp.replace(out)
-    return out
+    return save_safetensors_atomic(tensors, meta, out)
 
 
 def resolve_weights(arg: str) -> Path:

@@ -26,8 +26,9 @@ import torch
 import torch.distributed as dist
 
 from evalkit.errors import BadInputError
-from evalkit.world import WorldConfig, make_clip
 from generators.checkpoints import torch_load_checked, torch_save_atomic
+from generators.training import ClipSource, pick_device
+from generators.training import sample_seed as _sample_seed
 
 from .configs import UViTConfig, get_config, num_params
 from .diffusion import GaussianDiffusion, to_model_space
@@ -71,50 +72,12 @@ class TrainConfig:
         return get_config(self.preset, **self.overrides)
 
 
-def _sample_seed(seed: int, index: int, stream: int) -> int:
-    return int(np.random.SeedSequence([seed, index, stream]).generate_state(1)[0])
-
-
 def autocast_for(precision: str, device: torch.device):
     """The autocast context of a training step (see TrainConfig.precision)."""
     if precision not in ("auto", "fp32", "bf16"):
         raise BadInputError(f"precision must be auto, fp32 or bf16, got {precision!r}")
     bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise BadInputError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    return torch.device(name)
-
-
-class ClipSource:
-    """Training clips by global sample index: the world's train split, or a folder of clips."""
-
-    def __init__(self, data: str, cfg: UViTConfig, seed: int):
-        self.cfg, self.seed = cfg, seed
-        self.world = WorldConfig(frames=cfg.frames, size=cfg.image_size)
-        self.folder = None
-        if data != "world":
-            from evalkit.clipset import iter_clips
-
-            clips = list(iter_clips(data))
-            bad = [c for c in clips if c.frames.shape[:3] != (cfg.frames, cfg.image_size, cfg.image_size)]
-            if bad:
-                raise BadInputError(f"{data}: clips must be {cfg.frames} frames of {cfg.image_size}x"
-                                    f"{cfg.image_size} for preset {cfg.name!r}; got {bad[0].frames.shape[:3]}")
-            self.folder = [(c.to_tensor(), c.prompt) for c in clips]
-
-    def get(self, index: int) -> tuple[torch.Tensor, str]:
-        """video float [T, C, H, W] in [0, 1] and its prompt."""
-        if self.folder is not None:
-            order = np.random.default_rng([self.seed, index // len(self.folder)]).permutation(len(self.folder))
-            return self.folder[order[index % len(self.folder)]]
-        clip = make_clip("train", index, self.seed, self.world)
-        return clip.to_tensor(), clip.prompt
 
 
 def lr_at(tc: TrainConfig, step: int) -> float:

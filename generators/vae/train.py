@@ -22,6 +22,7 @@ import torch
 
 from generators.checkpoints import log_probe_samples, torch_save_atomic
 from generators.training import (
+    ClipSource,
     FamilyTrainer,
     adamw_no_decay_on_embeddings,
     checkpoint_payload,
@@ -29,7 +30,6 @@ from generators.training import (
     seeded_normal,
     write_export,
 )
-from generators.uvit.train import ClipSource
 
 from .configs import VAEConfig, get_config
 from .model import ConditionalVideoVAE, vae_loss
