@@ -2,7 +2,10 @@
 
 Sources: a clip folder (index.jsonl + MP4s: world renders, generator outputs) gives its clips; a
 video file or a folder of videos without an index gives natural-footage windows: random
-`frames`-long windows, random crops (30-100% of the short side), flips, resized to 64-128 px.
+`frames`-long windows, random crops (30-100% of the short side), flips, resized to 64-128 px,
+and with `jitter` also a random frame stride (1-3: other frame rates and motion speeds) and
+photometric jitter (gamma, saturation, contrast, brightness), so that a few recordings stand for
+more footage than their own colours and pace.
 Every clip can be passed through H.264 at a random CRF so that real and generated clips share
 the codec's traces and the detectors cannot learn the container instead of the content.
 
@@ -65,7 +68,6 @@ def reencode(clip: Clip, crf: int) -> Clip:
 
 def resize_clip(clip: Clip, scale: float) -> Clip:
     """Spatially rescale by `scale` (antialiased), keeping sizes even and at least 16 px."""
-    import torch
     import torch.nn.functional as F
 
     h, w = clip.size
@@ -75,7 +77,18 @@ def resize_clip(clip: Clip, scale: float) -> Clip:
     return Clip.from_tensor(x, fps=clip.fps, prompt=clip.prompt, meta=clip.meta)
 
 
-def _natural_windows(path: Path, n: int, frames: int, rng: np.random.Generator, seed: int):
+def photometric_jitter(frames: np.ndarray, gamma: float, saturation: float, contrast: float,
+                       brightness: float) -> np.ndarray:
+    """uint8 [T, H, W, 3] with its gamma, saturation (about the luma), contrast (about the clip's
+    mean) and brightness (added, in 0-255 units) changed."""
+    x = (frames.astype(np.float32) / 255.0) ** gamma
+    luma = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    x = luma[..., None] + saturation * (x - luma[..., None])
+    x = x.mean() + contrast * (x - x.mean()) + brightness / 255.0
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _natural_windows(path: Path, n: int, frames: int, rng: np.random.Generator, seed: int, jitter: bool = False):
     """n augmented windows of a natural video, spread evenly over the three time segments."""
     from evalkit.video import read_video
 
@@ -86,18 +99,28 @@ def _natural_windows(path: Path, n: int, frames: int, rng: np.random.Generator, 
     bounds = {"train": (0, int(0.6 * t)), "calib": (int(0.6 * t), int(0.8 * t)), "test": (int(0.8 * t), t)}
     counts = {"train": n - 2 * (n // 5), "calib": n // 5, "test": n // 5}
     for split, (a, b) in bounds.items():
-        if b - a < frames:  # a short video: its segments overlap rather than vanish
-            a, b = max(0, b - frames), max(b, frames)
         for _ in range(counts[split]):
-            s0 = int(rng.integers(a, b - frames + 1))
-            f = video.frames[s0:s0 + frames]
+            # Drawn whether or not `jitter` is on, so both settings see the same crops and flips.
+            stride = int(rng.choice((1, 1, 2, 3)))
+            photo = dict(gamma=float(np.exp(rng.uniform(-0.25, 0.25))), saturation=float(rng.uniform(0.7, 1.3)),
+                         contrast=float(rng.uniform(0.8, 1.2)), brightness=float(rng.uniform(-20, 20)))
+            stride = stride if jitter else 1
+            span = (frames - 1) * stride + 1
+            lo, hi = a, b
+            if hi - lo < span:  # a short segment: windows overlap the next one rather than vanish
+                lo, hi = max(0, hi - span), max(hi, span)
+            if hi > t:  # the video itself is too short for this stride
+                stride, span, lo, hi = 1, frames, max(0, b - frames), max(b, frames)
+            s0 = int(rng.integers(lo, hi - span + 1))
+            f = video.frames[s0:s0 + span:stride]
             h, w = f.shape[1:3]
             side = int(min(h, w) * rng.uniform(0.3, 1.0))
             top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
             f = f[:, top:top + side, left:left + side]
             if rng.random() < 0.5:
                 f = f[:, :, ::-1]
-            clip = Clip(frames=np.ascontiguousarray(f), fps=video.fps)
+            f = photometric_jitter(f, **photo) if jitter else np.ascontiguousarray(f)
+            clip = Clip(frames=f, fps=video.fps / stride)
             target = int(rng.integers(32, 65)) * 2
             clip = resize_clip(clip, target / side)
             yield clip, split, f"natural:{path.name}"
@@ -110,7 +133,8 @@ def _video_files(path: Path) -> list[Path]:
 
 
 def load_source(path, label: int, *, protocol: Protocol = Protocol(), seed: int = 0, max_clips: int | None = None,
-                natural_windows: int = 40, codec_augment: bool = True, name: str | None = None,
+                natural_windows: int = 80, natural_jitter: bool = True, codec_augment: bool = True,
+                name: str | None = None,
                 splits: tuple[str, ...] = SPLITS, transform=None, progress: bool = False) -> LabelledSet:
     """One --real/--fake source as a LabelledSet (see the module docstring). `splits` keeps only
     those splits; `transform(clip) -> clip` is applied last (robustness tests: re-encode, resize).
@@ -133,7 +157,7 @@ def load_source(path, label: int, *, protocol: Protocol = Protocol(), seed: int 
         if not files:
             raise BadInputError(f"{path}: neither a clip folder (index.jsonl) nor videos; give one of those")
         for f in files:
-            items.extend(_natural_windows(f, natural_windows, protocol.frames, rng, seed))
+            items.extend(_natural_windows(f, natural_windows, protocol.frames, rng, seed, natural_jitter))
     xs, kept, sources = [], [], []
     for clip, split, source in tqdm(items, desc=f"prepare {path.name}", unit="clip", disable=None if progress else True):
         crf = int(rng.choice(CRFS)) if rng.random() < 0.6 else None  # drawn always: same stream either way

@@ -29,7 +29,8 @@ class TrainConfig:
     target_fpr: float = 0.01
     seed: int = 0
     protocol: Protocol = field(default_factory=Protocol)
-    natural_windows: int = 40      # windows per natural video
+    natural_windows: int = 80      # windows per natural video
+    natural_jitter: bool = True    # frame stride and photometric jitter of natural windows
     max_clips_per_source: int | None = None
     codec_augment: bool = True
     cnn_epochs: int = 8
@@ -48,7 +49,8 @@ def build_dataset(real: list, fake: list, cfg: TrainConfig, progress: bool = Fal
     if not real or not fake:
         raise BadInputError("detectors train needs at least one --real and one --fake source")
     kw = dict(protocol=cfg.protocol, seed=cfg.seed, max_clips=cfg.max_clips_per_source,
-              natural_windows=cfg.natural_windows, codec_augment=cfg.codec_augment, progress=progress)
+              natural_windows=cfg.natural_windows, natural_jitter=cfg.natural_jitter,
+              codec_augment=cfg.codec_augment, progress=progress)
     sets = [load_source(p, 0, **kw) for p in real] + [load_source(p, 1, **kw) for p in fake]
     data = concat(sets)
     for split in ("train", "calib"):

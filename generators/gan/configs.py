@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from evalkit.errors import BadInputError
+from generators.presets import config_from_dict, lookup_preset
 
 
 @dataclass(frozen=True)
@@ -66,16 +67,7 @@ class GANConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> GANConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise BadInputError(f"gan config: unknown fields {unknown} (checkpoint from a newer version?)")
-        d = dict(d)
-        for k in ("g_widths", "d_widths"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
-
+        return config_from_dict(cls, d, "gan")
 
 PRESETS: dict[str, GANConfig] = {
     # tests: 4 frames of 16x16; a few thousand parameters
@@ -88,16 +80,7 @@ PRESETS: dict[str, GANConfig] = {
 
 def get_config(name: str, **overrides) -> GANConfig:
     """A preset by name (`small` or `gan-small`), with fields replaced by `overrides` (validated)."""
-    key = name.removeprefix("gan-")
-    if key not in PRESETS:
-        raise BadInputError(f"unknown gan preset {name!r}; choose one of "
-                            f"{sorted('gan-' + k for k in PRESETS)}")
-    known = {f.name for f in dataclasses.fields(GANConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise BadInputError(f"unknown gan config fields {unknown}; known: {sorted(known)}")
-    return dataclasses.replace(PRESETS[key], **overrides)
-
+    return lookup_preset(PRESETS, name, "gan", overrides, prefix="gan-")
 
 def is_gan_preset(name: str) -> bool:
     """True for the preset names `evalkit generator train --preset` routes to this family."""

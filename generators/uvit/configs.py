@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from evalkit.errors import BadInputError
+from generators.presets import config_from_dict, lookup_preset
 
 TIME_FREQ_DIM = 256  # width of the sinusoidal timestep features fed to the time MLP (as DiT)
 VOCAB_SIZE = 49408  # open_clip's BPE vocabulary (SimpleTokenizer), SOT/EOT included
@@ -109,12 +110,7 @@ class UViTConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> UViTConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise BadInputError(f"uvit config: unknown fields {unknown} (checkpoint from a newer version?)")
-        return cls(**d)
-
+        return config_from_dict(cls, d, "uvit")
 
 PRESETS: dict[str, UViTConfig] = {
     # tests: 4 frames of 16x16, 64 patch tokens; ~0.2M parameters
@@ -190,14 +186,7 @@ PRESETS["small-coarse"] = dataclasses.replace(
 
 def get_config(name: str, **overrides) -> UViTConfig:
     """A preset by name, with fields replaced by `overrides` (validated)."""
-    if name not in PRESETS:
-        raise BadInputError(f"unknown uvit preset {name!r}; choose one of {sorted(PRESETS)}")
-    known = {f.name for f in dataclasses.fields(UViTConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise BadInputError(f"unknown uvit config fields {unknown}; known: {sorted(known)}")
-    return dataclasses.replace(PRESETS[name], **overrides)
-
+    return lookup_preset(PRESETS, name, "uvit", overrides)
 
 def num_params(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

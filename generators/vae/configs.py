@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from evalkit.errors import BadInputError
+from generators.presets import config_from_dict, lookup_preset
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,7 @@ class VAEConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> VAEConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise BadInputError(f"vae config: unknown fields {unknown} (checkpoint from a newer version?)")
-        d = dict(d)
-        if "widths" in d:
-            d["widths"] = tuple(d["widths"])
-        return cls(**d)
-
+        return config_from_dict(cls, d, "vae")
 
 PRESETS: dict[str, VAEConfig] = {
     # tests: 4 frames of 16x16; a few thousand parameters
@@ -80,16 +73,7 @@ PRESETS: dict[str, VAEConfig] = {
 
 def get_config(name: str, **overrides) -> VAEConfig:
     """A preset by name (`small` or `vae-small`), with fields replaced by `overrides` (validated)."""
-    key = name.removeprefix("vae-")
-    if key not in PRESETS:
-        raise BadInputError(f"unknown vae preset {name!r}; choose one of "
-                            f"{sorted('vae-' + k for k in PRESETS)}")
-    known = {f.name for f in dataclasses.fields(VAEConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise BadInputError(f"unknown vae config fields {unknown}; known: {sorted(known)}")
-    return dataclasses.replace(PRESETS[key], **overrides)
-
+    return lookup_preset(PRESETS, name, "vae", overrides, prefix="vae-")
 
 def is_vae_preset(name: str) -> bool:
     """True for the preset names `evalkit generator train --preset` routes to this family (an

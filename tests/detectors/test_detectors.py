@@ -99,6 +99,27 @@ def test_sources_split_by_group_and_codec_augmentation_reencodes_a_share(folders
     assert np.array_equal(again.x, nat.x[nat.split == "test"])  # the same windows, whatever is kept
 
 
+def test_natural_jitter_changes_colours_and_pace_but_not_the_windows_drawn(real_videos_dir):
+    from detectors.data import load_source, photometric_jitter
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    same = photometric_jitter(frames, gamma=1.0, saturation=1.0, contrast=1.0, brightness=0.0)
+    assert np.abs(same.astype(int) - frames).max() <= 1
+    grey = photometric_jitter(frames, gamma=1.0, saturation=0.0, contrast=1.0, brightness=0.0).astype(int)
+    assert np.abs(grey[..., 0] - grey[..., 2]).max() <= 1  # no colour left
+    brighter = photometric_jitter(frames, gamma=1.0, saturation=1.0, contrast=1.0, brightness=20.0)
+    assert 15 < brighter.mean() - frames.mean() < 21  # less than 20 where values clip at 255
+    kw = dict(natural_windows=10, codec_augment=False)
+    plain = load_source(real_videos_dir / "bikes.mp4", 0, natural_jitter=False, **kw)
+    jittered = load_source(real_videos_dir / "bikes.mp4", 0, natural_jitter=True, **kw)
+    assert np.array_equal(plain.split, jittered.split) and plain.x.shape == jittered.x.shape
+    assert all(not np.allclose(a, b, atol=0.02) for a, b in zip(plain.x, jittered.x))
+    # A stride of 2-3 moves more between frames: the jittered windows' mean frame change is larger.
+    motion = lambda s: np.abs(np.diff(s.x, axis=1)).mean(axis=(1, 2, 3, 4))  # noqa: E731
+    assert motion(jittered).mean() > motion(plain).mean()
+
+
 # --- metrics and threshold ------------------------------------------------------------------
 
 
