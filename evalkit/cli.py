@@ -90,8 +90,12 @@ def probe(files, as_json):
         if as_json:
             click.echo(json.dumps(row))
         elif row["readable"]:
+            # Matroska/WebM headers hold no frame count: estimate it from the duration, and say so.
+            frames = (f"{row['frames']} frames" if row["frames"] else
+                      f"about {round(row['duration'] * row['fps'])} frames (from the duration)"
+                      if row["duration"] and row["fps"] else "frame count not in the header")
             click.echo(f"{f}: {row['container']} {row['codec']} {row['width']}x{row['height']} "
-                       f"{row['fps']:.3f} fps {row['frames']} frames")
+                       f"{row['fps']:.3f} fps {frames}")
         else:
             click.echo(f"evalkit: error: {row['error']}", err=True)
     if failed is not None:

@@ -161,6 +161,17 @@ def test_probe_reports_real_footage_and_bad_files(capsys, tmp_path, real_videos_
     assert code == EXIT_MISSING and "missing.mp4" in err and err.count("\n") == 1
 
 
+def test_probe_estimates_frames_where_the_container_holds_no_count(capsys, tmp_path):
+    from evalkit.video import write_video
+
+    frames = np.random.default_rng(0).integers(0, 256, (12, 32, 48, 3), dtype=np.uint8)
+    write_video(tmp_path / "c.mkv", frames, fps=12)
+    write_video(tmp_path / "c.mp4", frames, fps=12)
+    code, out, _ = run(capsys, "probe", str(tmp_path / "c.mkv"), str(tmp_path / "c.mp4"))
+    mkv, mp4 = out.splitlines()
+    assert code == 0 and "about 12 frames (from the duration)" in mkv and mp4.endswith(" 12 frames")
+
+
 def test_console_script_exit_codes_without_traceback(tmp_path):
     exe = Path(sys.executable).with_name("evalkit")
     res = subprocess.run([str(exe), "world", "render", str(tmp_path / "x"), "--size", "31"],
