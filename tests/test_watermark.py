@@ -172,6 +172,41 @@ def test_survives_resize_crop_and_gain(key):
 # Colour channels and profiles
 
 
+
+def test_survives_mirroring_and_letterbox_or_pillarbox_bars(key, tmp_path, real_videos_dir):
+    f = world(2, 128, 8, seed=11)
+    m = embed(f, PAYLOAD, key)
+    mirrored = np.ascontiguousarray(m[:, :, ::-1])
+    letterbox = np.pad(m, ((0, 0), (16, 16), (0, 0), (0, 0)))                           # black bars
+    pillarbox = np.pad(m, ((0, 0), (0, 0), (20, 20), (0, 0)), constant_values=255)[:, :, ::-1]  # white, mirrored
+    for name, attacked in (("mirrored", mirrored), ("bars-removed", letterbox),
+                           ("bars-removed-mirrored", pillarbox)):
+        d = detect(attacked, key)
+        assert d.detected and d.payload == PAYLOAD and d.geometry["view"] == name, (name, d.geometry)
+    assert detect(m, key).geometry["view"] == "as-is"
+    # Bars through H.264 on real footage (the bars' edges ring, their insides stay flat).
+    real = read_video(real_videos_dir / "bikes.mp4").frames[:24]
+    boxed = np.pad(embed(real, PAYLOAD, key), ((0, 0), (40, 40), (0, 0), (0, 0)))
+    d = detect(h264(tmp_path, boxed, 23), key)
+    assert d.detected and d.payload == PAYLOAD, d.geometry
+
+
+def test_bars_are_found_only_where_flat_lines_never_change():
+    from evalkit.provenance import wm_grid as geo
+
+    rng = np.random.default_rng(0)
+    content = rng.integers(0, 256, (6, 40, 60, 3), dtype=np.uint8)
+    boxed = np.pad(content, ((0, 0), (5, 7), (3, 0), (0, 0)), constant_values=16)
+    assert geo.bars(boxed, geo.mean_frame(boxed)) == (5, 7, 3, 0)
+    assert geo.bars(content, geo.mean_frame(content)) == (0, 0, 0, 0)
+    # A flat but changing border (a fade on a uniform background) is picture, not a bar.
+    fade = boxed.copy()
+    fade[:, :5] = (np.arange(6) * 30)[:, None, None, None]
+    assert geo.bars(fade, geo.mean_frame(fade))[0] == 0
+    # Bars that would leave under half the frame are not believed (a flat clip is not all bars).
+    flat = np.full((4, 32, 32, 3), 90, np.uint8)
+    assert geo.bars(flat, geo.mean_frame(flat)) == (0, 0, 0, 0)
+
 def test_colour_channels_are_orthogonal_and_priced_in_rgb_mse():
     names = list(wm_grid.CHANNELS)
     pv = np.stack([wm_grid.CHANNELS[n][0] for n in names])
@@ -397,6 +432,10 @@ def test_benchmark_attacks_keep_the_clip_readable(tmp_path):
     assert bench.resize(f, 0.75).shape == (4, 48, 48, 3)
     assert bench.center_crop(world(0, 96, 2), 0.8).shape == (2, 76, 76, 3)
     assert bench.brightness(f, 1.2).max() <= 255 and bench.contrast(f, 0.8).dtype == np.uint8
+    boxed = bench.letterbox(f)
+    assert boxed.shape == (4, 80, 64, 3) and not boxed[:, :8].any() and np.array_equal(boxed[:, 8:72], f)
+    grey = bench.greyscale(f)
+    assert grey.shape == f.shape and np.array_equal(grey[..., 0], grey[..., 2])
     out = bench.remux(f, 8.0, tmp_path)
     assert out.shape == f.shape and psnr(out, f) > 30
     assert not list(tmp_path.iterdir())

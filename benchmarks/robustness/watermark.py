@@ -14,7 +14,9 @@ then each attack of the grid is applied to the marked frames and `detect` runs o
   grey (torchvision's definition), remux (MP4 written at evalkit's default CRF 18, stream-copied
   into Matroska with PyAV, read back), resize 0.75 followed by H.264 CRF 30, and H.264 CRF 18
   followed by CRF 30 (what the bench runner's `watermark_survival_crf30` does to a clip that
-  `sign --watermark` wrote at CRF 18).
+  `sign --watermark` wrote at CRF 18); beyond omnisealbench's grid, attacks a re-uploader uses:
+  a left-right mirror, letterbox bars (black, 1/8 of the height above and below, then H.264 CRF
+  23), and greyscale (BT.601 luma in all three channels).
 
 Clips: world clips (`evalkit.world`, test split, 24 frames, 64x64 and 128x128, plus a few at
 256x256 outside --quick; half with sensor noise; `--sizes` picks the sizes, and size 32 means the
@@ -99,6 +101,16 @@ def contrast(frames, factor):
     return np.clip(np.rint((f - grey) * factor + grey), 0, 255).astype(np.uint8)
 
 
+def letterbox(frames, frac=0.125):
+    p = _even(frames.shape[1] * frac)
+    return np.pad(frames, ((0, 0), (p, p), (0, 0), (0, 0)))
+
+
+def greyscale(frames):
+    y = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(np.clip(np.rint(y), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+
 def remux(frames, fps, workdir):
     src = Path(workdir) / "src.mp4"
     dst = Path(workdir) / "remux.mkv"
@@ -125,6 +137,9 @@ ATTACKS = {
     "remux_mkv": lambda f, fps, d: remux(f, fps, d),
     "resize_0.75+h264_crf30": lambda f, fps, d: h264(resize(f, 0.75), fps, 30, d),
     "h264_crf18+crf30": lambda f, fps, d: h264(h264(f, fps, 18, d), fps, 30, d),
+    "mirror": lambda f, fps, d: np.ascontiguousarray(f[:, :, ::-1]),
+    "letterbox+h264_crf23": lambda f, fps, d: h264(letterbox(f), fps, 23, d),
+    "greyscale": lambda f, fps, d: greyscale(f),
 }
 
 

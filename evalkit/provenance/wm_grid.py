@@ -1,5 +1,6 @@
 """Geometry of the watermark (`evalkit.provenance.watermark`): colour channels, the chip grid
-and its Haar levels, and the crop boxes the detector tries.
+and its Haar levels, the crop boxes the detector tries, and the views of a suspect clip it reads
+(as given, mirrored, with letterbox or pillarbox bars removed).
 
 Colour channels. A mark lives in one of three orthogonal colour directions of BT.601: luma
 ("y", the same change added to R, G and B) and the two colour differences ("cb", "cr", changes
@@ -39,6 +40,44 @@ def mean_frame(frames: np.ndarray) -> np.ndarray:
     t = frames.shape[0]
     s = frames.sum(axis=0, dtype=np.uint32 if t < (1 << 24) else np.float64)
     return (s.astype(np.float32) / np.float32(t)).astype(np.float32)
+
+
+def bars(frames: np.ndarray, mean: np.ndarray, tol: float = 2.0) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) widths in pixels of flat bars added around the picture
+    (letterbox, pillarbox, padding): outer rows/columns of one colour that never change. Bars
+    under 2 px, or that would leave under half of a side, count as none."""
+    luma = frames.astype(np.float32) @ _LUMA.astype(np.float32)      # [T, H, W]
+    m = mean @ _LUMA.astype(np.float32)                                # [H, W]
+
+    def flat(prof_t: np.ndarray, prof: np.ndarray, spread: np.ndarray) -> np.ndarray:
+        # a line is flat when it is one colour (spread) and its level never moves over time
+        return (spread < tol) & (np.abs(prof_t - prof[None]).max(axis=0) < tol)
+
+    rows = flat(luma.mean(axis=2), m.mean(axis=1), m.max(axis=1) - m.min(axis=1))   # [H]
+    cols = flat(luma.mean(axis=1), m.mean(axis=0), m.max(axis=0) - m.min(axis=0))   # [W]
+
+    def run(line: np.ndarray) -> int:
+        n = int(np.argmin(line)) if not line.all() else line.size
+        return n if n >= 2 else 0
+
+    t, b, lf, r = run(rows), run(rows[::-1]), run(cols), run(cols[::-1])
+    h, w = m.shape
+    if h - t - b < h / 2:
+        t = b = 0
+    if w - lf - r < w / 2:
+        lf = r = 0
+    return t, b, lf, r
+
+
+def views(frames: np.ndarray, mean: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The mean frames the detector reads: as given, mirrored left-right (a common re-upload
+    trick), and, when the clip has flat bars around it, both again with the bars cut off."""
+    out = [("as-is", mean), ("mirrored", mean[:, ::-1])]
+    t, b, lf, r = bars(frames, mean)
+    if t or b or lf or r:
+        inner = mean[t:mean.shape[0] - b, lf:mean.shape[1] - r]
+        out += [("bars-removed", inner), ("bars-removed-mirrored", inner[:, ::-1])]
+    return [(name, np.ascontiguousarray(v)) for name, v in out]
 
 
 def planes(mean: np.ndarray, channels: tuple[str, ...]) -> list[np.ndarray]:
