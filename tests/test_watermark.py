@@ -196,8 +196,12 @@ def test_bars_are_found_only_where_flat_lines_never_change():
 
     rng = np.random.default_rng(0)
     content = rng.integers(0, 256, (6, 40, 60, 3), dtype=np.uint8)
-    boxed = np.pad(content, ((0, 0), (5, 7), (3, 0), (0, 0)), constant_values=16)
-    assert geo.bars(boxed, geo.mean_frame(boxed)) == (5, 7, 3, 0)
+    boxed = np.pad(content, ((0, 0), (6, 10), (4, 0), (0, 0)), constant_values=16)
+    assert geo.bars(boxed, geo.mean_frame(boxed)) == (6, 10, 4, 0)
+    # The line next to the picture rings after a codec: even widths and centred pairs absorb it.
+    rung = np.pad(content, ((0, 0), (8, 8), (0, 0), (0, 0)), constant_values=16)
+    rung[:, -8] = rng.integers(0, 256, (6, 60, 3))
+    assert geo.bars(rung, geo.mean_frame(rung)) == (8, 8, 0, 0)
     assert geo.bars(content, geo.mean_frame(content)) == (0, 0, 0, 0)
     # A flat but changing border (a fade on a uniform background) is picture, not a bar.
     fade = boxed.copy()

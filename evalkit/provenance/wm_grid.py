@@ -61,6 +61,14 @@ def bars(frames: np.ndarray, mean: np.ndarray, tol: float = 2.0) -> tuple[int, i
         return n if n >= 2 else 0
 
     t, b, lf, r = run(rows), run(rows[::-1]), run(cols), run(cols[::-1])
+    # A codec rings at the edge between bar and picture, so the last bar line may not look flat:
+    # bars are padded in whole chroma samples (even widths in 4:2:0) and letterboxes are centred,
+    # so round each width up to even and give both sides of a nearly symmetric pair the larger.
+    t, b, lf, r = (x + x % 2 for x in (t, b, lf, r))
+    if t and b and abs(t - b) <= 2:
+        t = b = max(t, b)
+    if lf and r and abs(lf - r) <= 2:
+        lf = r = max(lf, r)
     h, w = m.shape
     if h - t - b < h / 2:
         t = b = 0
