@@ -100,7 +100,7 @@ def _natural_windows(path: Path, n: int, frames: int, rng: np.random.Generator, 
     counts = {"train": n - 2 * (n // 5), "calib": n // 5, "test": n // 5}
     for split, (a, b) in bounds.items():
         for _ in range(counts[split]):
-            # Drawn whether or not `jitter` is on, so both settings see the same crops and flips.
+            # Drawn whether or not `jitter` is on, so both settings draw the same crops and flips.
             stride = int(rng.choice((1, 1, 2, 3)))
             photo = dict(gamma=float(np.exp(rng.uniform(-0.25, 0.25))), saturation=float(rng.uniform(0.7, 1.3)),
                          contrast=float(rng.uniform(0.8, 1.2)), brightness=float(rng.uniform(-20, 20)))

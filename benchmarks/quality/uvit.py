@@ -1,6 +1,7 @@
 """Quality of a U-ViT checkpoint on world test prompts against issue 3's targets: one JSON line.
 
     python benchmarks/quality/uvit.py --model uvit:PATH [--prompts 24] [--per-prompt 2] [--seed 0]
+                                      [--grid PNG [--grid-rows 6]]
     python benchmarks/quality/uvit.py --curve uvit:CKPT1 uvit:CKPT2 ...   # + an MLflow learning curve
 
 The probe (prompts, seeds, reference features) is `evalkit.metrics.generator_quality.QualityProbe`.
@@ -10,6 +11,9 @@ compact blob of the prompted colour and about the prompted size in >= 75% of the
 >= 0.90); the share of fall clips whose objects move down (target >= 0.80); the physics pass rate
 against the world's own (target >= half); FVD on the world video encoder against a world
 reference, and its ratio to the FVD between two disjoint real sets of the same size (goal < 3).
+
+`--grid PNG` writes a picture: for the first prompts, the world's clip (the ceiling) above the
+model's, eight frames each, with the prompt above the pair.
 
 `--compare SAMPLER:STEPS` (e.g. `ddpm:250`) also samples the same prompts and seeds with a second
 sampler and reports its FVD and the FVD difference with a paired bootstrap CI (the two generated
@@ -83,6 +87,20 @@ def log_curve(points: list[dict]) -> str:
         return run.info.run_id
 
 
+def save_pair_grid(path, prompts: list[str], world_clips: list, model_clips: list, rows: int):
+    """A PNG of the first `rows` distinct prompts: the world's clip above the model's."""
+    from evalkit.grid import frame_grid, save_png
+
+    seen, clips, labels = set(), [], []
+    for p, w, m in zip(prompts, world_clips, model_clips):
+        if p in seen or len(seen) == rows:
+            continue
+        seen.add(p)
+        clips += [w, m]
+        labels += [f"world: {p}", "model"]
+    return save_png(frame_grid(clips, frames_per_row=8, cell=64, labels=labels), path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="uvit:PATH or any model spec")
@@ -95,13 +113,16 @@ def main() -> None:
     ap.add_argument("--sampler", default="dpmpp-2m")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--grid", help="Write a PNG of world and model clips for the first prompts.")
+    ap.add_argument("--grid-rows", type=int, default=6, help="Prompts in the --grid picture (default 6).")
     ap.add_argument("--compare", metavar="SAMPLER:STEPS", help="A second sampler on the same prompts and seeds.")
     a = ap.parse_args()
     if not a.model and not a.curve:
         ap.error("give --model or --curve")
     probe = QualityProbe(a.prompts, a.per_prompt, a.seed)
     sampling = dict(sampler=a.sampler, steps=a.steps, guidance=a.guidance)
-    world = probe.evaluate(get_generator("world").generate)["quality"]
+    world_res = probe.evaluate(get_generator("world").generate)
+    world, world_clips = world_res["quality"], world_res["clips"]
     if a.curve:
         points = []
         for spec in a.curve:
@@ -111,6 +132,8 @@ def main() -> None:
         print(json.dumps({"benchmark": "uvit-learning-curve", "mlflow_run": log_curve(points)}))
         return
     out, res = evaluate(probe, a.model, sampling, world)
+    if a.grid:
+        out["grid"] = str(save_pair_grid(a.grid, probe.prompts, world_clips, res["clips"], a.grid_rows))
     if a.compare:
         sampler, _, steps = a.compare.partition(":")
         other = get_generator(a.model, sampler=sampler, steps=int(steps), guidance=a.guidance)
