@@ -46,15 +46,22 @@ def bars(frames: np.ndarray, mean: np.ndarray, tol: float = 2.0) -> tuple[int, i
     """(top, bottom, left, right) widths in pixels of flat bars added around the picture
     (letterbox, pillarbox, padding): outer rows/columns of one colour that never change. Bars
     under 2 px, or that would leave under half of a side, count as none."""
-    luma = frames.astype(np.float32) @ _LUMA.astype(np.float32)      # [T, H, W]
-    m = mean @ _LUMA.astype(np.float32)                                # [H, W]
+    w3 = _LUMA.astype(np.float32)
+    m = mean @ w3                                                       # [H, W]
+    # per-frame row and column means of luma, one frame at a time (a long 1080p clip in float32
+    # would not fit in memory)
+    row_t = np.empty((frames.shape[0], m.shape[0]), np.float32)        # [T, H]
+    col_t = np.empty((frames.shape[0], m.shape[1]), np.float32)        # [T, W]
+    for i, f in enumerate(frames):
+        y = f.astype(np.float32) @ w3
+        row_t[i], col_t[i] = y.mean(axis=1), y.mean(axis=0)
 
     def flat(prof_t: np.ndarray, prof: np.ndarray, spread: np.ndarray) -> np.ndarray:
         # a line is flat when it is one colour (spread) and its level never moves over time
         return (spread < tol) & (np.abs(prof_t - prof[None]).max(axis=0) < tol)
 
-    rows = flat(luma.mean(axis=2), m.mean(axis=1), m.max(axis=1) - m.min(axis=1))   # [H]
-    cols = flat(luma.mean(axis=1), m.mean(axis=0), m.max(axis=0) - m.min(axis=0))   # [W]
+    rows = flat(row_t, m.mean(axis=1), m.max(axis=1) - m.min(axis=1))   # [H]
+    cols = flat(col_t, m.mean(axis=0), m.max(axis=0) - m.min(axis=0))   # [W]
 
     def run(line: np.ndarray) -> int:
         n = int(np.argmin(line)) if not line.all() else line.size
