@@ -7,7 +7,8 @@ and with `jitter` also a random frame stride (1-3: other frame rates and motion 
 photometric jitter (gamma, saturation, contrast, brightness), so that a few recordings stand for
 more footage than their own colours and pace.
 Every clip can be passed through H.264 at a random CRF so that real and generated clips share
-the codec's traces and the detectors cannot learn the container instead of the content.
+the codec's traces and the detectors cannot learn the container instead of the content; at
+detection time `codec_normalised` gives frames that never met a lossy codec one H.264 pass.
 
 Splits are by group so near-duplicates never straddle them: each folder clip is its own group;
 a natural video is cut in time into train (first 60%), calibration (next 20%) and test (last
@@ -63,7 +64,28 @@ def reencode(clip: Clip, crf: int) -> Clip:
     with tempfile.TemporaryDirectory() as tmp:
         p = write_video(Path(tmp) / "c.mp4", clip, crf=crf, preset="veryfast", pad=True)
         out = read_video(p)
-    return Clip(frames=out.frames[:, : clip.size[0], : clip.size[1]], fps=clip.fps, prompt=clip.prompt, meta=clip.meta)
+    meta = {**(clip.meta or {}), "codec": out.meta["codec"]}  # it has been through a lossy codec now
+    return Clip(frames=out.frames[:, : clip.size[0], : clip.size[1]], fps=clip.fps, prompt=clip.prompt, meta=meta)
+
+
+# Codecs that keep every pixel (or a palette of them): their frames carry no lossy-codec traces,
+# which every clip the detectors were trained on has (MP4 at CRF 18 or more).
+LOSSLESS_CODECS = frozenset({"ffv1", "rawvideo", "png", "apng", "qtrle", "huffyuv", "ffvhuff", "utvideo",
+                             "magicyuv", "v210", "r210", "v410", "bmp", "tiff", "gif", "zlib", "lagarith"})
+DETECT_CRF = 18  # evalkit's own MP4 quality, what the detectors' clean clips went through
+
+
+def codec_normalised(clip: Clip, frames: int) -> tuple[Clip, str | None]:
+    """The clip as the detectors know clips: frames that never went through a lossy codec (raw
+    frames in memory, or a lossless file: its codec is in `clip.meta["codec"]`) get one H.264
+    round trip at CRF 18 first. Returns the clip (its first `frames` frames when re-encoded) and
+    a note of what was done, or None when nothing was."""
+    codec = clip.meta.get("codec") if clip.meta else None
+    if codec is not None and codec not in LOSSLESS_CODECS:
+        return clip, None
+    why = f"lossless {codec}" if codec else "uncompressed frames"
+    first = Clip(frames=clip.frames[:frames], fps=clip.fps, prompt=clip.prompt, meta=clip.meta)
+    return reencode(first, DETECT_CRF), f"H.264 CRF {DETECT_CRF} round trip ({why} input)"
 
 
 def resize_clip(clip: Clip, scale: float) -> Clip:

@@ -123,11 +123,15 @@ class Detector:
         return self.probability_from_logits(self._logits(batch))
 
     def predict(self, clips) -> list[float]:
+        """Calibrated p(generated) per clip; clips that never met a lossy codec get one H.264
+        pass first (`detectors.data.codec_normalised`), as every training clip did."""
+        from detectors.data import codec_normalised
         from detectors.features import stack_protocol
 
         out: list[float] = []
         for i in range(0, len(clips), 64):
-            out += [float(p) for p in self.predict_batch(stack_protocol(clips[i:i + 64], self.protocol))]
+            batch = [codec_normalised(c, self.protocol.frames)[0] for c in clips[i:i + 64]]
+            out += [float(p) for p in self.predict_batch(stack_protocol(batch, self.protocol))]
         return out
 
     def p_generated(self, clip) -> float:

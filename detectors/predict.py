@@ -2,20 +2,24 @@
 
 Each row: {"file", "p_generated", "threshold", "decision", "detector", "protocol"} (DESIGN.md),
 plus "error" (null, or the one-line reason a file could not be read). The protocol says what
-was done to the clip to bring it to the detector's input (frames taken, padding, source size).
+was done to the clip to bring it to the detector's input (frames taken, padding, source size,
+and `codec`: the H.264 round trip given to a lossless or uncompressed input, else null).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from detectors.data import codec_normalised
 from detectors.features import to_protocol
 from detectors.registry import load_detector
 from evalkit.errors import EvalkitError
 
 
 def detect_clip(det, clip) -> dict:
+    clip, codec_note = codec_normalised(clip, det.protocol.frames)
     x, done = to_protocol(clip, det.protocol)
+    done["codec"] = codec_note
     p = float(det.predict_batch(x[None])[0])
     return {"p_generated": p, "threshold": det.threshold, "decision": det.decide(p),
             "detector": {"name": det.name, "weights_sha256": getattr(det, "weights_sha256", None),

@@ -363,3 +363,39 @@ def test_shipped_default_matches_its_registry_and_tells_its_kinds_apart(real_vid
     fake = [reencode(c, 18) for c in get_generator("gan:small").generate([c.prompt for c in world], [1, 2, 3, 4])]
     p_real, p_fake = det.predict(real), det.predict(fake)
     assert max(p_real) < min(p_fake), (p_real, p_fake)
+
+
+def test_lossless_and_uncompressed_inputs_get_the_codec_pass_training_clips_had(tmp_path, monkeypatch):
+    """A textured world render never written to a lossy file scored p ~ 1 before this pass: every
+    training clip went through H.264. Raw frames and lossless files now get one CRF 18 round trip."""
+    import av
+
+    from detectors.data import codec_normalised, reencode
+    from detectors.predict import detect_files
+    from detectors.registry import load_detector
+    from evalkit.world import make_clip
+
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
+    textured = [c for c in (make_clip("test", i, seed=4242) for i in range(8))
+                if c.meta["scene"].background == "noise"][:2]
+    assert textured, "the world has textured backgrounds in these seeds"
+    det = load_detector("default")
+    as_mp4 = det.predict([reencode(c, 18) for c in textured])
+    raw = det.predict(textured)
+    assert max(abs(a - b) for a, b in zip(raw, as_mp4)) < 0.05 and max(raw) < det.threshold
+    # A lossless file (FFV1 in Matroska): detected as lossless, given the pass, scored real.
+    path = tmp_path / "lossless.mkv"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("ffv1", rate=8)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv444p"
+        for f in textured[0].frames:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    row, = detect_files([path])
+    assert row["error"] is None and "lossless ffv1" in row["protocol"]["codec"]
+    assert row["p_generated"] < det.threshold
+    # Lossy inputs are left as they are.
+    mp4 = reencode(textured[0], 23)
+    assert codec_normalised(mp4, 16)[1] is None and codec_normalised(textured[0], 16)[1] is not None
