@@ -28,7 +28,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from detectors.families import family_from_state
-from detectors.features import Protocol
+from detectors.features import Protocol, feature_cache
 
 DECISIONS = ("generated", "real", "uncertain")
 
@@ -68,7 +68,8 @@ class Detector:
     # --- fitting on held-out calibration clips --------------------------------------------
 
     def _logits(self, batch: np.ndarray) -> np.ndarray:
-        return np.stack([f.score(batch) for f in self.families], 1)  # [B, families]
+        with feature_cache():  # the one-class family reads the other families' features again
+            return np.stack([f.score(batch) for f in self.families], 1)  # [B, families]
 
     def _sup(self, z: np.ndarray) -> np.ndarray:
         return z if self.oc_index is None else np.delete(z, self.oc_index, axis=1)

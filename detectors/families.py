@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from detectors.features import FEATURE_SETS, Protocol
+from detectors.features import FEATURE_SETS, Protocol, features_of
 
 FAMILIES = ("naive", "spectral", "temporal", "cnn3d", "oneclass")
 # The ensemble's members; naive is the baseline every table carries.
@@ -35,7 +35,7 @@ class LinearFamily:
 
     def _x(self, batch: np.ndarray) -> np.ndarray:
         # Degenerate clips (all-constant frames) give -inf logs; clamp so they stay usable.
-        return np.nan_to_num(self.features(batch), nan=0.0, posinf=30.0, neginf=-30.0)
+        return np.nan_to_num(features_of(self.name, batch), nan=0.0, posinf=30.0, neginf=-30.0)
 
     def fit(self, batch: np.ndarray, y: np.ndarray, seed: int = 0, progress: bool = False) -> "LinearFamily":
         x = self._x(batch)

@@ -19,6 +19,9 @@ Feature families (each a function of a batch [B, T, S, S, 3] -> float64 [B, F], 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -196,6 +199,31 @@ def temporal_features(x: np.ndarray) -> np.ndarray:
 TEMPORAL_NAMES = ["log_d1", "log_d2", "log_d2_over_d1", "log_d2_q99", "log_d2_kurtosis", "still_fraction",
                   "frame_correlation", "d1_per_frame_cv", "log_flow_residual", "log_flow_residual_max",
                   "log_flow_residual_over_d1", "flow_residual_cv", "log_d1_jerk", "log_d1_spread"]
+
+_CACHE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("detector_feature_cache", default=None)
+
+
+@contextlib.contextmanager
+def feature_cache():
+    """Inside the block, `features_of(name, batch)` computes each feature set once per batch, so
+    families that read the same features (oneclass reads naive, spectral and temporal) share them."""
+    token = _CACHE.set({})
+    try:
+        yield
+    finally:
+        _CACHE.reset(token)
+
+
+def features_of(name: str, batch: np.ndarray) -> np.ndarray:
+    """FEATURE_SETS[name] of `batch`, from the active `feature_cache` when there is one."""
+    cache = _CACHE.get()
+    if cache is None:
+        return FEATURE_SETS[name][0](batch)
+    key = (name, id(batch), batch.shape)  # the batch stays alive for the block, so its id is stable
+    if key not in cache:
+        cache[key] = FEATURE_SETS[name][0](batch)
+    return cache[key]
+
 
 FEATURE_SETS = {"naive": (naive_features, lambda p: NAIVE_NAMES),
                 "spectral": (spectral_features, lambda p: spectral_names(p.frames)),

@@ -399,3 +399,27 @@ def test_lossless_and_uncompressed_inputs_get_the_codec_pass_training_clips_had(
     # Lossy inputs are left as they are.
     mp4 = reencode(textured[0], 23)
     assert codec_normalised(mp4, 16)[1] is None and codec_normalised(textured[0], 16)[1] is not None
+
+
+def test_families_share_features_within_one_prediction(monkeypatch, tmp_path):
+    """The shipped default's one-class family reads the spectral and temporal features its
+    sibling families compute: one prediction computes each once, with the same probabilities."""
+    from detectors import features
+    from detectors.registry import load_detector
+    from evalkit.world.clips import WorldConfig, make_clip_from_seed
+
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path))
+    det = load_detector("default")
+    x = features.stack_protocol([make_clip_from_seed(s, "test", WorldConfig(size=64)) for s in range(6)])
+    calls = {"temporal": 0}
+    fn, names = features.FEATURE_SETS["temporal"]
+
+    def counted(batch):
+        calls["temporal"] += 1
+        return fn(batch)
+
+    monkeypatch.setitem(features.FEATURE_SETS, "temporal", (counted, names))
+    shared = det.predict_batch(x)
+    assert calls["temporal"] == 1
+    separate = det.probability_from_logits(np.stack([f.score(x) for f in det.families], 1))  # no cache
+    assert calls["temporal"] == 3 and np.array_equal(shared, separate)
