@@ -28,7 +28,7 @@ class LinearFamily:
         if name not in FEATURE_SETS:
             raise ValueError(f"unknown feature family {name!r}")
         self.name, self.protocol, self.C = name, protocol, C
-        self.features, names = FEATURE_SETS[name]
+        names = FEATURE_SETS[name][1]
         self.feature_names = names(protocol)
         self.scaler: StandardScaler | None = None
         self.model: LogisticRegression | None = None

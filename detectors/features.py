@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
