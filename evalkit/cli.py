@@ -162,14 +162,21 @@ def generator():
               "1.2-1.6x faster there, measured).")
 @click.option("--init-from", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Start from these weights (.safetensors export) instead of a fresh init.")
+@click.option("--window-prob", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="uvit: joint image-video training: the share of steps that train on short frame "
+              "windows of the clips (much cheaper steps).")
+@click.option("--window-frames", type=int, default=2, show_default=True, callback=_positive,
+              help="uvit: frames a window holds (a multiple of the tubelet length).")
 @click.option("--quality-every-minutes", type=float, callback=_positive,
               help="uvit: every M training minutes (and at the end) score the EMA weights on 24 world test "
               "prompts x 2 (objects present, falls, physics, FVD) into the MLflow run: a learning curve.")
 def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, warmup_steps, min_snr_gamma,
-                    snr_shift, seed, compile_, device, precision, init_from, quality_every_minutes):
+                    snr_shift, seed, compile_, device, precision, init_from, window_prob, window_frames,
+                    quality_every_minutes):
     """Train the built-in generator on the world (or a folder of clips); resumes from --out."""
-    if (precision != "auto" or quality_every_minutes) and preset.startswith(("vae-", "gan-")):
-        raise BadInputError(f"--precision and --quality-every-minutes apply to the U-ViT presets only, not to {preset}")
+    if (precision != "auto" or quality_every_minutes or window_prob) and preset.startswith(("vae-", "gan-")):
+        raise BadInputError("--precision, --window-prob and --quality-every-minutes apply to the U-ViT "
+                            f"presets only, not to {preset}")
     if preset.startswith("vae-"):  # the conditional video VAE family (generators/vae)
         from generators.vae.train import train_from_cli
 
@@ -194,7 +201,12 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
                      data=data, batch_size=batch_size, max_steps=max_steps,
                      max_minutes=max_minutes, lr=lr, warmup_steps=warmup_steps,
                      min_snr_gamma=min_snr_gamma or None, seed=seed, compile=compile_, device=device,
-                     precision=precision, init_from=str(init_from) if init_from else None)
+                     precision=precision, init_from=str(init_from) if init_from else None,
+                     window_prob=window_prob, window_frames=window_frames)
+    cfg = tc.model_config()
+    if window_prob and (window_frames % cfg.temporal_patch or window_frames >= cfg.frames):
+        raise BadInputError(f"--window-frames {window_frames}: must be a multiple of {cfg.temporal_patch} "
+                            f"below {cfg.frames} for preset {preset}")
     hook = None
     if quality_every_minutes:
         from evalkit.metrics.generator_quality import training_quality_hook

@@ -154,10 +154,15 @@ class UViT(nn.Module):
     def set_grad_checkpointing(self, enabled: bool = True) -> None:
         self.grad_checkpointing = enabled
 
-    def patch_positions(self) -> torch.Tensor:
-        """P_st for every patch, in token order (t, i, j). -> [T'*H'*W', D]."""
+    def patch_positions(self, tubelets: int | None = None, offset: torch.Tensor | None = None) -> torch.Tensor:
+        """P_st for every patch, in token order (t, i, j). -> [T'*H'*W', D], or [B, n*H'*W', D]
+        for a window of n = `tubelets` tubelets starting at tubelet `offset` [B] of each clip."""
         D = self.cfg.width
-        return (self.pos_temporal[:, :, None] + self.pos_spatial[:, None]).reshape(-1, D)
+        if offset is None:
+            return (self.pos_temporal[:, :, None] + self.pos_spatial[:, None]).reshape(-1, D)
+        rows = offset[:, None] + torch.arange(tubelets, device=offset.device)  # [B, n]
+        pt = self.pos_temporal[0][rows]  # [B, n, D]
+        return (pt[:, :, None] + self.pos_spatial[:, None]).reshape(offset.shape[0], -1, D)
 
     def _run(self, block: Block, x, skip, keep):
         if self.grad_checkpointing and self.training and torch.is_grad_enabled():
@@ -165,21 +170,37 @@ class UViT(nn.Module):
         return block(x, skip, keep)
 
     def forward(
-        self, x: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor, text_mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        text_emb: torch.Tensor,
+        text_mask: torch.Tensor | None = None,
+        frame_offset: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """`frame_offset` [B] (in frames, a multiple of temporal_patch) marks x as a window of
+        T < cfg.frames frames of longer clips (joint image-video training, as Latte and Vidu do):
+        its patches get the temporal positions of the frames they came from."""
         cfg = self.cfg
         B, T, C, H, W = x.shape
         L = text_emb.shape[1]
-        if (T, C, H, W) != (cfg.frames, cfg.channels, cfg.image_size, cfg.image_size):
+        window = frame_offset is not None
+        if (C, H, W) != (cfg.channels, cfg.image_size, cfg.image_size) or not (
+            T == cfg.frames or (window and 0 < T < cfg.frames and T % cfg.temporal_patch == 0)
+        ):
             raise ValueError(
                 f"U-ViT {cfg.name}: expected [B, {cfg.frames}, {cfg.channels}, {cfg.image_size}, "
-                f"{cfg.image_size}], got {list(x.shape)}"
+                f"{cfg.image_size}] (or fewer frames with frame_offset), got {list(x.shape)}"
             )
+        if window and cfg.attention != "joint" and T != cfg.frames:
+            raise ValueError(f"U-ViT {cfg.name}: frame windows need joint attention")
         if L > cfg.text_len:
             raise ValueError(f"U-ViT {cfg.name}: {L} text tokens > text_len {cfg.text_len}")
         E = 1 + L
         tok = self.patch_embed(x.permute(0, 2, 1, 3, 4))  # [B, C, T, H, W] -> [B, D, T', H', W']
-        tok = tok.flatten(2).transpose(1, 2) + self.patch_positions()  # [B, N, D], order (t, i, j)
+        pos = self.patch_positions() if not window else self.patch_positions(
+            T // cfg.temporal_patch, frame_offset.to(x.device).long() // cfg.temporal_patch
+        )
+        tok = tok.flatten(2).transpose(1, 2) + pos  # [B, N, D], order (t, i, j)
         time_tok = self.time_embed(t.expand(B) if t.dim() == 0 else t)[:, None]  # [B, 1, D]
         text_tok = self.text_proj(text_emb)  # [B, L, D]
         extras = torch.cat([time_tok.to(text_tok.dtype), text_tok], dim=1)  # [B, E, D]
@@ -205,5 +226,6 @@ class UViT(nn.Module):
         cfg = self.cfg
         (Tp, Hp, Wp), p, tp, C = cfg.grid, cfg.patch_size, cfg.temporal_patch, cfg.channels
         B = h.shape[0]
+        Tp = h.shape[1] // (Hp * Wp)  # fewer than cfg.frames // tp for a frame window
         h = h.view(B, Tp, Hp, Wp, tp, p, p, C).permute(0, 1, 4, 7, 2, 5, 3, 6)  # [B, T', tp, C, H', p, W', p]
         return h.reshape(B, Tp * tp, C, Hp * p, Wp * p)

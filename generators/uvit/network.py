@@ -39,8 +39,10 @@ class TextToVideoUViT(nn.Module):
         tokens: torch.Tensor,
         drop: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        frame_offset: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x [B, T, C, H, W] noisy (model space), t [B], tokens [B, L] -> output [B, T, C, H, W].
+        `frame_offset` [B]: x holds frame windows of longer clips (UViT.forward).
 
         In training mode, with `drop` None, each prompt is replaced by the null context with
         probability cfg.cond_drop_prob (drawn from `generator` if given)."""
@@ -49,7 +51,7 @@ class TextToVideoUViT(nn.Module):
             drop = (torch.rand(x.shape[0], generator=generator, device=gdev) < self.cfg.cond_drop_prob).to(
                 x.device
             )
-        return self.denoise(x, t, self.text(tokens, drop))
+        return self.uvit(x, t, *self.text(tokens, drop), frame_offset=frame_offset)
 
     def denoise(
         self, x: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -64,6 +65,13 @@ class TrainConfig:
     sample_every_steps: int = 1000
     log_every_steps: int = 25
     device: str = "auto"
+    # Joint image-video training (Latte, Vidu): with this probability a step trains on windows of
+    # `window_frames` frames, one random window per clip, instead of whole clips. A 2-frame window
+    # of `small` is 64 patch tokens against 512, so such a step costs a fraction of a full one and
+    # spends the budget on what every frame must get right (a compact object of the prompted
+    # colour and size) rather than on the clip's 16 near-copies of it.
+    window_prob: float = 0.0
+    window_frames: int = 2
     # Warm start: weights (a .safetensors export) to begin from instead of a fresh init, for
     # training in stages across sessions; its SHA-256 is recorded with the run.
     init_from: str | None = None
@@ -186,19 +194,38 @@ def per_sample_randomness(tc: TrainConfig, idx: list[int], diffusion: GaussianDi
     return torch.tensor(ts), torch.stack(noises), torch.tensor(drops)
 
 
+def frame_windows(tc: TrainConfig, cfg: UViTConfig, step: int, video: torch.Tensor, idx: list[int]):
+    """(video, frame offsets [b] or None): on a window step (drawn from (seed, step), so every
+    rank agrees), one random window of tc.window_frames frames per clip, drawn from (seed, index)."""
+    if tc.window_prob <= 0:
+        return video, None
+    g = torch.Generator().manual_seed(_sample_seed(tc.seed, step, 3))
+    if not bool(torch.rand((), generator=g) < tc.window_prob):
+        return video, None
+    n, tp = tc.window_frames, cfg.temporal_patch
+    if n % tp or not 0 < n < cfg.frames:
+        raise BadInputError(f"window_frames {n} must be a multiple of {tp} below {cfg.frames}")
+    starts = [int(torch.randint(0, (cfg.frames - n) // tp + 1, (1,),
+                                generator=torch.Generator().manual_seed(_sample_seed(tc.seed, i, 2)))) * tp
+              for i in idx]
+    return torch.stack([v[s:s + n] for v, s in zip(video, starts)]), torch.tensor(starts)
+
+
 def train_step(state: TrainState, tc: TrainConfig, source: ClipSource, diffusion: GaussianDiffusion,
                device: torch.device, model=None, rank: int = 0, world: int = 1) -> float:
     model = model or state.net
     video, prompts, idx = batch_for_step(source, tc, state.step, rank, world)
     cfg = state.net.cfg
+    video, offset = frame_windows(tc, cfg, state.step, video, idx)  # [b, T or window, C, H, W]
     t, noise, drop = per_sample_randomness(tc, idx, diffusion, video.shape[1:], cfg.cond_drop_prob)
     x0 = to_model_space(video).to(device)
     tokens = state.net.tokenize(prompts)
     t, noise, drop = t.to(device), noise.to(device), drop.to(device)
+    kw = {} if offset is None else {"frame_offset": offset.to(device)}
     for group in state.opt.param_groups:
         group["lr"] = lr_at(tc, state.step)
     with autocast_for(tc.precision, device):
-        loss = diffusion.training_loss(lambda x_t, tt: model(x_t, tt, tokens, drop=drop), x0, t, noise,
+        loss = diffusion.training_loss(lambda x_t, tt: model(x_t, tt, tokens, drop=drop, **kw), x0, t, noise,
                                        min_snr_gamma=tc.min_snr_gamma)
     state.opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -258,6 +285,7 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint) -> TrainState:
     run = _start_mlflow(tc, cfg, state) if (log_mlflow and rank == 0) else None
     t_start, cpu_start = time.perf_counter(), time.process_time()
     t_ckpt, seconds0, cpu0 = t_start, state.seconds, state.cpu_seconds
+    t_line = t_start
     bar = tqdm(total=tc.max_steps, initial=state.step, desc=f"train uvit:{cfg.name}", unit="step",
                disable=(None if progress else True) if rank == 0 else True)
     losses: list[float] = []
@@ -271,6 +299,11 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint) -> TrainState:
             state.cpu_seconds = cpu0 + time.process_time() - cpu_start
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if bar.disable and progress and rank == 0 and time.perf_counter() - t_line > 60:
+                # no terminal (a background job writing a log): a plain line a minute instead of a bar
+                print(f"train uvit:{cfg.name}: step {state.step}/{tc.max_steps}, loss {losses[-1]:.4f}, "
+                      f"{state.seconds / 60:.1f} min", file=sys.stderr, flush=True)
+                t_line = time.perf_counter()
             if run is not None and state.step % tc.log_every_steps == 0:
                 import mlflow
 

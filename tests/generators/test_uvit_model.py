@@ -152,6 +152,34 @@ def test_bf16_autocast_keeps_qkv_in_bf16(monkeypatch):
     assert seen and all(d == (torch.bfloat16,) * 3 for d in seen)
 
 
+def test_frame_windows_take_the_positions_of_their_frames():
+    """A window of n frames starting at frame k gets the temporal positions of frames k.., so a
+    window holding the whole clip at offset 0 is the plain forward exactly, and a 2-frame window
+    differs with its offset only through P_t."""
+    torch.manual_seed(0)
+    cfg = get_config("tiny", frames=8, temporal_patch=2)
+    model = UViT(cfg)
+    randomise_last_layer(model)
+    x, t, emb, mask = inputs(cfg)
+    torch.testing.assert_close(model(x, t, emb, mask, frame_offset=torch.zeros(2)), model(x, t, emb, mask))
+    pos = model.patch_positions(2, torch.tensor([0, 1])).detach()  # tubelets 0-1 and 1-2 of 4
+    P = cfg.grid[1] * cfg.grid[2]
+    full = model.patch_positions().detach()
+    torch.testing.assert_close(pos[0], full[: 2 * P])
+    torch.testing.assert_close(pos[1], full[P : 3 * P])
+    w = x[:, :2]
+    a = model(w, t, emb, mask, frame_offset=torch.tensor([0, 0]))
+    b = model(w, t, emb, mask, frame_offset=torch.tensor([0, 6]))
+    assert a.shape == w.shape
+    torch.testing.assert_close(a[0], b[0])
+    assert (a[1] - b[1]).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="expected"):
+        model(x[:, :3], t, emb, mask, frame_offset=torch.zeros(2))  # not whole tubelets
+    with pytest.raises(ValueError, match="joint attention"):
+        UViT(get_config("tiny", frames=8, temporal_patch=2, attention="factorised"))(
+            w, t, emb, mask, frame_offset=torch.zeros(2))
+
+
 def test_wrong_input_shape_is_a_clear_error():
     model = UViT(get_config("tiny"))
     x, t, emb, mask = inputs(model.cfg)

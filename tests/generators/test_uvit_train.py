@@ -37,6 +37,37 @@ def test_resume_is_exact(tmp_path):
     assert state.step == 4 and tc.preset == "tiny" and torch.equal(params(state), params(full))
 
 
+def test_frame_window_steps_are_seeded_and_resume_exactly(tmp_path):
+    """Joint image-video training: a step is a window step by (seed, step), each clip gives one
+    window of whole tubelets at a seeded offset, and a resumed run still matches an uninterrupted one."""
+    from dataclasses import replace
+
+    from generators.uvit.configs import get_config
+    from generators.uvit.train import frame_windows
+
+    tc = replace(TINY, overrides={"temporal_patch": 2, "frames": 8}, window_prob=0.5, window_frames=2)
+    cfg = get_config("tiny", temporal_patch=2, frames=8)
+    video = torch.rand(4, 8, 3, 16, 16)
+    kinds = []
+    for step in range(12):
+        idx = [step * 4 + j for j in range(4)]
+        v, off = frame_windows(tc, cfg, step, video, idx)
+        assert torch.equal(v, frame_windows(tc, cfg, step, video, idx)[0])
+        kinds.append(off is not None)
+        if off is not None:
+            assert v.shape == (4, 2, 3, 16, 16) and all(o % 2 == 0 and 0 <= o <= 6 for o in off.tolist())
+            assert all(torch.equal(v[j], video[j, o:o + 2]) for j, o in enumerate(off.tolist()))
+        else:
+            assert v is video
+    assert 2 <= sum(kinds) <= 10, kinds  # both kinds occur at p = 0.5
+    with pytest.raises(BadInputError, match="window_frames"):
+        frame_windows(replace(tc, window_prob=1.0, window_frames=3), cfg, 0, video, [0, 1, 2, 3])
+    full = train(tc, tmp_path / "full.pt", progress=False, log_mlflow=False)
+    train(replace(tc, max_steps=2), tmp_path / "split.pt", progress=False, log_mlflow=False)
+    resumed = train(tc, tmp_path / "split.pt", progress=False, log_mlflow=False)
+    assert torch.equal(params(full), params(resumed))
+
+
 def _ddp_worker(rank, world, port, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
@@ -140,6 +171,12 @@ def test_cli_recipe_flags_reach_the_checkpoint(tmp_path, monkeypatch):
     state, tc = load_checkpoint(out)
     assert state.net.cfg.snr_shift == 3.0 and tc.min_snr_gamma is None and tc.warmup_steps == 1
     assert main(["generator", "train", "--preset", "tiny", "--snr-shift", "-1", "--out", str(tmp_path / "x.pt")]) == 2
+    assert main(["generator", "train", "--preset", "tiny", "--window-prob", "0.5", "--window-frames", "4",
+                 "--out", str(tmp_path / "x.pt")]) == 2  # tiny has 4 frames: a window must be shorter
+    assert not (tmp_path / "x.pt").exists()
+    assert main(["generator", "train", "--preset", "tiny", "--max-steps", "2", "--batch-size", "2",
+                 "--window-prob", "1", "--window-frames", "2", "--out", str(tmp_path / "w.pt")]) == 0
+    assert load_checkpoint(tmp_path / "w.pt")[1].window_prob == 1.0
 
 
 def test_bf16_autocast_on_the_cpu_trains_and_a_resume_may_change_precision(tmp_path):
