@@ -167,16 +167,20 @@ def generator():
               "windows of the clips (much cheaper steps).")
 @click.option("--window-frames", type=int, default=2, show_default=True, callback=_positive,
               help="uvit: frames a window holds (a multiple of the tubelet length).")
+@click.option("--text-init", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="uvit: text-encoder weights from `generator pretrain-text`.")
+@click.option("--freeze-text", is_flag=True, help="uvit: do not train the text encoder further.")
 @click.option("--quality-every-minutes", type=float, callback=_positive,
               help="uvit: every M training minutes (and at the end) score the EMA weights on 24 world test "
               "prompts x 2 (objects present, falls, physics, FVD) into the MLflow run: a learning curve.")
 def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, warmup_steps, min_snr_gamma,
                     snr_shift, seed, compile_, device, precision, init_from, window_prob, window_frames,
-                    quality_every_minutes):
+                    text_init, freeze_text, quality_every_minutes):
     """Train the built-in generator on the world (or a folder of clips); resumes from --out."""
-    if (precision != "auto" or quality_every_minutes or window_prob) and preset.startswith(("vae-", "gan-")):
-        raise BadInputError("--precision, --window-prob and --quality-every-minutes apply to the U-ViT "
-                            f"presets only, not to {preset}")
+    uvit_only = precision != "auto" or quality_every_minutes or window_prob or text_init or freeze_text
+    if uvit_only and preset.startswith(("vae-", "gan-")):
+        raise BadInputError("--precision, --window-prob, --text-init, --freeze-text and --quality-every-minutes "
+                            f"apply to the U-ViT presets only, not to {preset}")
     if preset.startswith("vae-"):  # the conditional video VAE family (generators/vae)
         from generators.vae.train import train_from_cli
 
@@ -202,7 +206,8 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
                      max_minutes=max_minutes, lr=lr, warmup_steps=warmup_steps,
                      min_snr_gamma=min_snr_gamma or None, seed=seed, compile=compile_, device=device,
                      precision=precision, init_from=str(init_from) if init_from else None,
-                     window_prob=window_prob, window_frames=window_frames)
+                     window_prob=window_prob, window_frames=window_frames,
+                     text_init=str(text_init) if text_init else None, freeze_text=freeze_text)
     cfg = tc.model_config()
     if window_prob and (window_frames % cfg.temporal_patch or window_frames >= cfg.frames):
         raise BadInputError(f"--window-frames {window_frames}: must be a multiple of {cfg.temporal_patch} "
@@ -215,6 +220,29 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
     state = train(tc, out, on_checkpoint=hook)
     click.echo(f"trained uvit:{preset} to step {state.step} ({state.clips_seen} clips, "
                f"{state.seconds / 60:.1f} min); checkpoint {out}")
+
+
+@generator.command("pretrain-text")
+@click.option("--preset", default="small", show_default=True, help="A U-ViT preset (its text encoder's shape).")
+@click.option("--data", default="world", show_default=True, help="world, or a folder of captioned clips.")
+@click.option("--steps", type=int, default=1500, show_default=True, callback=_positive)
+@click.option("--batch-size", type=int, default=64, show_default=True, callback=_positive)
+@click.option("--lr", type=float, default=1e-3, show_default=True, callback=_positive)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Text-encoder weights (.safetensors).")
+def generator_pretrain_text(preset, data, steps, batch_size, lr, seed, out):
+    """Pre-train the U-ViT's own text encoder contrastively against its training clips (a stage
+    before `generator train --text-init OUT --freeze-text`)."""
+    from generators.uvit.configs import get_config
+    from generators.uvit.text_pretrain import TextPretrainConfig, pretrain_text
+
+    if preset.startswith(("vae-", "gan-")):
+        raise BadInputError(f"pretrain-text applies to the U-ViT presets only, not to {preset}")
+    get_config(preset)
+    s = pretrain_text(TextPretrainConfig(preset=preset, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                                         data=data), out)
+    click.echo(f"text encoder for uvit:{preset}: {out} (held-out caption retrieval top-1 "
+               f"{s['held_out_retrieval_top1']:.2f} of {s['held_out_n']}, chance {s['chance']:.3f}; {s['seconds']:.0f} s)")
 
 
 @generator.command("export")

@@ -75,6 +75,10 @@ class TrainConfig:
     # Warm start: weights (a .safetensors export) to begin from instead of a fresh init, for
     # training in stages across sessions; its SHA-256 is recorded with the run.
     init_from: str | None = None
+    # Text encoder from `generator pretrain-text` (text_pretrain.py), loaded after `init_from`;
+    # with `freeze_text` it is not trained further (the denoiser learns to read fixed features).
+    text_init: str | None = None
+    freeze_text: bool = False
 
     def model_config(self) -> UViTConfig:
         return get_config(self.preset, **self.overrides)
@@ -123,10 +127,19 @@ def build_state(tc: TrainConfig, device: torch.device) -> TrainState:
 
         start = load_network(Path(tc.init_from), expect_preset=cfg.name)
         net.load_state_dict(start.state_dict())
+    if tc.text_init:
+        from .text_pretrain import load_text_weights
+
+        load_text_weights(net.text, tc.text_init)
+    if tc.freeze_text:  # the null context stays trainable: pre-training never saw it
+        net.text.requires_grad_(False)
+        net.text.null_embed.requires_grad_(True)
     ema.load_state_dict(net.state_dict())
     ema.requires_grad_(False).eval()
     decay, no_decay = [], []
     for name, p in net.named_parameters():
+        if not p.requires_grad:
+            continue
         (no_decay if p.ndim < 2 or "pos" in name or "embed" in name else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=tc.betas)

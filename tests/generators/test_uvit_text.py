@@ -77,3 +77,42 @@ def test_encoder_is_its_own_and_rejects_long_token_rows(enc):
     assert not any("visual" in n for n, _ in enc.named_parameters())
     with pytest.raises(ValueError):
         enc(torch.zeros(1, enc.cfg.text_len + 1, dtype=torch.long))
+
+
+def test_contrastive_pretraining_learns_and_a_frozen_encoder_stays_frozen(tmp_path):
+    """`generator pretrain-text`: the InfoNCE loss falls below chance level (log batch), the export
+    loads into a training run, and with freeze_text the encoder's weights do not move while the
+    denoiser's and the null context's do; a file for another preset is a one-line error."""
+    import math
+    from dataclasses import replace
+
+    from evalkit.cli import main
+    from evalkit.errors import BadInputError
+    from generators.uvit.text_pretrain import TextPretrainConfig, load_text_weights, pretrain_text
+    from generators.uvit.train import TrainConfig, build_state, train
+
+    out = tmp_path / "text.safetensors"
+    s = pretrain_text(TextPretrainConfig(preset="tiny", steps=60, batch_size=32, lr=3e-3), out, progress=False)
+    assert s["final_loss"] < math.log(32) - 0.1, s
+    assert s["held_out_retrieval_top1"] > s["chance"]
+    tc = TrainConfig(preset="tiny", batch_size=4, max_steps=2, warmup_steps=1, sample_every_steps=10**9,
+                     checkpoint_every_minutes=10**6, text_init=str(out), freeze_text=True)
+    start = build_state(tc, torch.device("cpu"))
+    loaded = TextEncoder(get_config("tiny"))
+    load_text_weights(loaded, out)
+    assert all(torch.equal(a, b) for a, b in zip(start.net.text.parameters(), loaded.parameters()))
+    before = {k: v.clone() for k, v in start.net.state_dict().items()}
+    state = train(tc, tmp_path / "t.pt", progress=False, log_mlflow=False)
+    after = state.net.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(not k.startswith("text.") or k == "text.null_embed" for k in moved), moved
+    assert "text.null_embed" in moved
+    assert not any(torch.equal(before[k], after[k]) for k in after if k.startswith("uvit.decoder_pred"))
+    with pytest.raises(BadInputError, match="preset"):
+        load_text_weights(TextEncoder(get_config("small")), out)
+    with pytest.raises(BadInputError, match="pretrain-text"):
+        build_state(replace(tc, text_init=str(tmp_path / "t.pt")), torch.device("cpu"))
+    assert main(["generator", "pretrain-text", "--preset", "tiny", "--steps", "2", "--batch-size", "4",
+                 "--out", str(tmp_path / "cli.safetensors")]) == 0
+    assert main(["generator", "pretrain-text", "--preset", "nope", "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert not (tmp_path / "x.safetensors").exists()
