@@ -15,6 +15,9 @@ reference, and its ratio to the FVD between two disjoint real sets of the same s
 `--grid PNG` writes a picture: for the first prompts, the world's clip (the ceiling) above the
 model's, eight frames each, with the prompt above the pair.
 
+`--binding` adds the denoiser's prompt binding (`generators.uvit.binding`): its loss increase on
+object pixels when the colour word is swapped, on background pixels when the background word is.
+
 `--compare SAMPLER:STEPS` (e.g. `ddpm:250`) also samples the same prompts and seeds with a second
 sampler and reports its FVD and the FVD difference with a paired bootstrap CI (the two generated
 sets resampled together, clip by clip, the reference independently): the issue asks DPM-Solver++
@@ -116,6 +119,9 @@ def main() -> None:
     ap.add_argument("--grid", help="Write a PNG of world and model clips for the first prompts.")
     ap.add_argument("--grid-rows", type=int, default=6, help="Prompts in the --grid picture (default 6).")
     ap.add_argument("--compare", metavar="SAMPLER:STEPS", help="A second sampler on the same prompts and seeds.")
+    ap.add_argument("--binding", action="store_true",
+                    help="Also measure how much the denoiser reads the colour and background words "
+                    "(generators.uvit.binding; 64 world clips, no sampling).")
     a = ap.parse_args()
     if not a.model and not a.curve:
         ap.error("give --model or --curve")
@@ -132,6 +138,10 @@ def main() -> None:
         print(json.dumps({"benchmark": "uvit-learning-curve", "mlflow_run": log_curve(points)}))
         return
     out, res = evaluate(probe, a.model, sampling, world)
+    if a.binding:
+        from generators.uvit.binding import prompt_binding
+
+        out["prompt_binding"] = prompt_binding(get_generator(a.model).net)
     if a.grid:
         out["grid"] = str(save_pair_grid(a.grid, probe.prompts, world_clips, res["clips"], a.grid_rows))
     if a.compare:
