@@ -133,6 +133,20 @@ class UViTGenerator:
         return out
 
 
+def _text_stage(path: Path) -> dict:
+    """A `pretrain-text` export as a lineage stage (its steps are not denoiser steps)."""
+    from safetensors import safe_open
+
+    for cand in (path, Path(__file__).resolve().parents[2] / path):
+        if cand.is_file():
+            with safe_open(str(cand), "pt") as f:
+                summary = json.loads((f.metadata() or {}).get("summary", "{}"))
+            return {"file": cand.name, "kind": "text-pretrain", "found": True, "step": int(summary.get("steps", 0)),
+                    "clips_seen": int(summary.get("steps", 0)) * int(summary.get("batch_size", 0)),
+                    "cpu_minutes": round(float(summary.get("cpu_seconds", 0.0)) / 60, 2)}
+    return {"file": path.name, "kind": "text-pretrain", "found": False, "step": 0, "clips_seen": 0, "cpu_minutes": 0.0}
+
+
 def lineage(path) -> dict:
     """A U-ViT export's training history over its warm starts: each stage's steps, clips and CPU
     minutes (from the export metadata, following `train_config.init_from` back to a fresh start)
@@ -148,6 +162,9 @@ def lineage(path) -> dict:
         tc = json.loads(meta.get("train_config", "{}"))
         stages.append({"file": p.name, "step": int(meta.get("step", 0)), "clips_seen": int(meta.get("clips_seen", 0)),
                        "cpu_minutes": float(meta.get("cpu_minutes", 0.0))})
+        if tc.get("text_init"):  # a text-encoder pre-training stage: its clips and CPU time count too
+            stages.append(_text_stage(Path(tc["text_init"])))
+            complete = complete and stages[-1]["found"]
         prev = tc.get("init_from")
         if not prev:
             break
@@ -158,6 +175,7 @@ def lineage(path) -> dict:
             break
         seen.add(nxt.resolve())
         p = nxt
-    return {"stages": stages[::-1], "complete": complete, "steps": sum(s["step"] for s in stages),
+    return {"stages": stages[::-1], "complete": complete,
+            "steps": sum(s["step"] for s in stages if s.get("kind") != "text-pretrain"),
             "clips_seen": sum(s["clips_seen"] for s in stages),
             "cpu_minutes": round(sum(s["cpu_minutes"] for s in stages), 1)}

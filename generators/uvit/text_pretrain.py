@@ -17,6 +17,7 @@ from scratch on its data, it shares nothing with any evaluator's CLIP.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -135,7 +136,7 @@ def pretrain_text(tc: TextPretrainConfig, out, progress: bool = True) -> dict:
                "held_out_retrieval_top1": acc, "held_out_n": len(held_out), "chance": 1 / len(held_out),
                "seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": round(time.process_time() - cpu0, 1)}
     tensors = {k: v.detach().float().contiguous() for k, v in text.state_dict().items()}
-    meta = {"format": "evalkit-uvit-text-v1", "preset": cfg.name, "summary": str(summary)}
+    meta = {"format": "evalkit-uvit-text-v1", "preset": cfg.name, "summary": json.dumps(summary)}
     save_safetensors_atomic(tensors, meta, out)
     return summary
 

@@ -108,6 +108,12 @@ def test_contrastive_pretraining_learns_and_a_frozen_encoder_stays_frozen(tmp_pa
     assert moved and all(not k.startswith("text.") or k == "text.null_embed" for k in moved), moved
     assert "text.null_embed" in moved
     assert not any(torch.equal(before[k], after[k]) for k in after if k.startswith("uvit.decoder_pred"))
+    from generators.uvit.generate import export_weights, lineage
+
+    hist = lineage(export_weights(tmp_path / "t.pt", tmp_path / "t.safetensors"))
+    text_stage = next(st for st in hist["stages"] if st.get("kind") == "text-pretrain")
+    assert hist["complete"] and hist["steps"] == 2 and text_stage["clips_seen"] == 60 * 32
+    assert hist["cpu_minutes"] >= text_stage["cpu_minutes"] > 0
     with pytest.raises(BadInputError, match="preset"):
         load_text_weights(TextEncoder(get_config("small")), out)
     with pytest.raises(BadInputError, match="pretrain-text"):
