@@ -178,4 +178,4 @@ def lineage(path) -> dict:
     return {"stages": stages[::-1], "complete": complete,
             "steps": sum(s["step"] for s in stages if s.get("kind") != "text-pretrain"),
             "clips_seen": sum(s["clips_seen"] for s in stages),
-            "cpu_minutes": round(sum(s["cpu_minutes"] for s in stages), 1)}
+            "cpu_minutes": round(sum(s["cpu_minutes"] for s in stages), 2)}
