@@ -70,7 +70,7 @@ class TrainConfig:
     # of `small` is 64 patch tokens against 512, so such a step costs a fraction of a full one and
     # spends the budget on what every frame must get right (a compact object of the prompted
     # colour and size) rather than on the clip's 16 near-copies of it. Measured alone (P = 0.8,
-    # README): no better FVD per CPU-minute than whole clips; what held the objects back was the
+    # README): no better FVD per CPU-minute than whole clips; what held the colours back was the
     # text encoder (text_pretrain.py).
     window_prob: float = 0.0
     window_frames: int = 2
