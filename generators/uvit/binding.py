@@ -63,8 +63,7 @@ def prompt_binding(net: TextToVideoUViT, n_clips: int = 64, timesteps=(300, 500,
             tt = torch.full((len(items),), int(t))
             noise = torch.randn(x0.shape, generator=g)
             x_t = diffusion.q_sample(x0, tt, noise)
-            target = diffusion.v_target(x0, tt, noise) if diffusion.prediction == "v" else (
-                noise if diffusion.prediction == "eps" else x0)
+            target = diffusion.target(x0, tt, noise)
             err_true = (net.denoise(x_t, tt, true_cond) - target).pow(2).mean(2)  # [b, T, H, W]
             for kind, (values, on_objects) in kinds.items():
                 swapped = [swap_word(p, values) or p for p in prompts]

@@ -133,6 +133,12 @@ class GaussianDiffusion:
         a, s = self._alpha_sigma(t, x0)
         return a * noise - s * x0
 
+    def target(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """What the network regresses: the noise, v or x0, per `prediction`."""
+        if self.prediction == "eps":
+            return noise
+        return x0 if self.prediction == "x0" else self.v_target(x0, t, noise)
+
     def output_to_eps(self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The network's output (eps, v or x0) -> eps. For v: eps = sqrt(ab) v + sqrt(1 - ab) x_t;
         for x0: eps = (x_t - sqrt(ab) x0) / sqrt(1 - ab)."""
@@ -174,8 +180,7 @@ class GaussianDiffusion:
         noise = torch.randn_like(x0) if noise is None else noise
         x_t = self.q_sample(x0, t, noise)
         out = model_fn(x_t, t)
-        target = {"eps": noise, "x0": x0}.get(self.prediction)
-        target = self.v_target(x0, t, noise) if target is None else target
+        target = self.target(x0, t, noise)
         per_sample = (out.float() - target.float()).pow(2).flatten(1).mean(1)  # [B]
         if self.prediction == "x0":
             w = self.snr(t).clamp(min=1.0, max=min_snr_gamma)
