@@ -154,6 +154,10 @@ def generator():
               help="uvit: min-SNR loss weighting (Hang et al.); 0 turns it off.")
 @click.option("--snr-shift", type=float, callback=_positive,
               help="uvit: shift the noise schedule to SNR/shift^2 (default: the preset's).")
+@click.option("--mix-ffn", is_flag=True, help="uvit: Mix-FFN, a depthwise 3x3 conv over the patch grid in "
+              "every MLP (grows an --init-from checkpoint that lacks it).")
+@click.option("--head-channels", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="uvit: decode this many features a pixel, mixed by a 3x3 conv across patch borders.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -174,13 +178,14 @@ def generator():
               help="uvit: every M training minutes (and at the end) score the EMA weights on 24 world test "
               "prompts x 2 (objects present, falls, physics, FVD) into the MLflow run: a learning curve.")
 def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, warmup_steps, min_snr_gamma,
-                    snr_shift, seed, compile_, device, precision, init_from, window_prob, window_frames,
-                    text_init, freeze_text, quality_every_minutes):
+                    snr_shift, mix_ffn, head_channels, seed, compile_, device, precision, init_from,
+                    window_prob, window_frames, text_init, freeze_text, quality_every_minutes):
     """Train the built-in generator on the world (or a folder of clips); resumes from --out."""
-    uvit_only = precision != "auto" or quality_every_minutes or window_prob or text_init or freeze_text
+    uvit_only = (precision != "auto" or quality_every_minutes or window_prob or text_init or freeze_text
+                 or mix_ffn or head_channels)
     if uvit_only and preset.startswith(("vae-", "gan-")):
-        raise BadInputError("--precision, --window-prob, --text-init, --freeze-text and --quality-every-minutes "
-                            f"apply to the U-ViT presets only, not to {preset}")
+        raise BadInputError("--precision, --window-prob, --text-init, --freeze-text, --mix-ffn, --head-channels "
+                            f"and --quality-every-minutes apply to the U-ViT presets only, not to {preset}")
     if preset.startswith("vae-"):  # the conditional video VAE family (generators/vae)
         from generators.vae.train import train_from_cli
 
@@ -201,7 +206,9 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
     out = out or evalkit_home() / "models" / f"uvit-{preset}.pt"
     if warmup_steps < 0 or min_snr_gamma < 0:
         raise BadInputError("--warmup-steps and --min-snr-gamma must be >= 0")
-    tc = TrainConfig(preset=preset, overrides={"snr_shift": snr_shift} if snr_shift else {},
+    overrides = {"snr_shift": snr_shift} if snr_shift else {}
+    overrides.update({"mix_ffn": True} if mix_ffn else {}, **({"head_channels": head_channels} if head_channels else {}))
+    tc = TrainConfig(preset=preset, overrides=overrides,
                      data=data, batch_size=batch_size, max_steps=max_steps,
                      max_minutes=max_minutes, lr=lr, warmup_steps=warmup_steps,
                      min_snr_gamma=min_snr_gamma or None, seed=seed, compile=compile_, device=device,

@@ -41,6 +41,12 @@ class UViTConfig:
     attention: str = "joint"  # "joint" full attention | "factorised" spatial then temporal per block
     pos_embed: str = "learned"  # "learned" (initialised to sin-cos) | "fixed" (sin-cos buffer)
     final_conv: bool = True  # 3x3 conv per frame after unpatchify (U-ViT)
+    # Local mixing across patch borders (off in the shipped checkpoints; `generator train --mix-ffn
+    # --head-channels 16` grows a checkpoint into them, both starting as identities). A token
+    # decodes its own 4x4 pixels alone, so a half-trained U-ViT's x0 estimates are mosaics of
+    # patch-sized tiles and its samples objects broken into tiles:
+    mix_ffn: bool = False  # Mix-FFN (SegFormer, Sana): a depthwise 3x3 conv over the patch grid in every MLP
+    head_channels: int = 0  # >0: also decode this many features a pixel, mixed by a 3x3 conv into the output
     dropout: float = 0.0
     grad_checkpointing: bool = False
     # text encoder (the generator's own; never an evaluator's CLIP)
@@ -82,6 +88,8 @@ class UViTConfig:
             bad(f"prediction must be 'eps', 'v' or 'x0', got {self.prediction!r}")
         if self.learn_sigma:
             bad("learn_sigma=True is not supported (the samplers use fixed variances)")
+        if self.head_channels < 0:
+            bad(f"head_channels must be >= 0, got {self.head_channels}")
         if not 0.0 <= self.cond_drop_prob < 1.0:
             bad(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
 
@@ -220,9 +228,15 @@ def estimate_flops_per_sample(cfg: UViTConfig, training: bool = True, text_encod
             f += 2 * N * 4 * D * D + 4 * P * Tp**2 * D  # temporal: own qkv/proj, patches only
         if i > cfg.depth // 2:
             f += 2 * S * 2 * D * D  # long-skip linear on the out-blocks
+        if cfg.mix_ffn:
+            f += 2 * N * M * 9  # depthwise 3x3 over the patch grid
     f += 2 * N * D * patch_dim  # decoder
+    pixels = cfg.frames * cfg.image_size**2
     if cfg.final_conv:
-        f += 2 * cfg.frames * cfg.image_size**2 * cfg.channels**2 * 9
+        f += 2 * pixels * cfg.channels**2 * 9
+    if cfg.head_channels:
+        f += 2 * N * D * patch_dim // cfg.channels * cfg.head_channels  # feature decoder
+        f += 2 * pixels * cfg.head_channels * cfg.channels * 9  # its 3x3 conv
     if text_encoder:
         Dt, Mt = cfg.text_width, 4 * cfg.text_width
         if cfg.text_vocab_dim != Dt:

@@ -74,13 +74,29 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
+    """fc1 -> GELU -> fc2. With `local` (Mix-FFN, as SegFormer and Sana): fc1's output on the patch
+    tokens also passes a depthwise 3x3 conv over each frame's patch grid, added as a residual, so
+    that neighbouring patches agree at their borders. The conv starts at zero: a network grown
+    from a checkpoint without it starts as that checkpoint."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0, local: bool = False):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
         self.drop = nn.Dropout(dropout)
+        self.local = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden) if local else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x), approximate="tanh"))))
+    def forward(self, x: torch.Tensor, extras: int = 0, grid_hw: tuple[int, int] | None = None) -> torch.Tensor:
+        # x [B, S, D]: `extras` condition tokens, then patches in (t, i, j) order on a grid_hw grid
+        h = self.fc1(x)  # [B, S, M]
+        if self.local is not None:
+            B, S, M = h.shape
+            Hp, Wp = grid_hw
+            pa = h[:, extras:].reshape(B, -1, Hp, Wp, M)  # [B, T', H', W', M]
+            Tp = pa.shape[1]
+            img = pa.permute(0, 1, 4, 2, 3).reshape(B * Tp, M, Hp, Wp)  # [B*T', M, H', W']
+            mixed = self.local(img).view(B, Tp, M, Hp, Wp).permute(0, 1, 3, 4, 2).reshape(B, -1, M)
+            h = torch.cat([h[:, :extras], h[:, extras:] + mixed], dim=1)
+        return self.drop(self.fc2(self.drop(F.gelu(h, approximate="tanh"))))
 
 
 def key_mask(keep: torch.Tensor | None) -> torch.Tensor | None:

@@ -60,10 +60,12 @@ class Block(nn.Module):
             self.norm_t = nn.LayerNorm(D)
             self.attn_t = Attention(D, cfg.heads, cfg.qkv_bias, cfg.dropout)
         self.norm2 = nn.LayerNorm(D)
-        self.mlp = Mlp(D, int(D * cfg.mlp_ratio), cfg.dropout)
+        self.mlp = Mlp(D, int(D * cfg.mlp_ratio), cfg.dropout, local=cfg.mix_ffn)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None, keep: torch.Tensor | None) -> torch.Tensor:
-        # x [B, S, D]; skip [B, S, D] or None; keep [B, S] bool or None (True = attendable key)
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None, keep: torch.Tensor | None,
+                extras: int = 0) -> torch.Tensor:
+        # x [B, S, D]; skip [B, S, D] or None; keep [B, S] bool or None (True = attendable key);
+        # extras: the condition tokens before the patches (the Mix-FFN's conv skips them)
         if self.skip_linear is not None:
             x = self.skip_linear(torch.cat([x, skip], dim=-1))  # [B, S, 2D] -> [B, S, D]
         if self.factorised:
@@ -71,7 +73,7 @@ class Block(nn.Module):
             x = self._temporal(x)
         else:
             x = x + self.attn(self.norm1(x), key_mask(keep))
-        return x + self.mlp(self.norm2(x))
+        return x + self.mlp(self.norm2(x), extras, self.grid[1:])
 
     def _spatial(self, h: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
         """Attention within each frame, the extras prepended to every frame. h [B, S, D] -> [B, S, D]."""
@@ -130,6 +132,9 @@ class UViT(nn.Module):
         self.norm = nn.LayerNorm(D)
         self.decoder_pred = nn.Linear(D, tp * p * p * C)
         self.final_layer = nn.Conv2d(C, C, 3, padding=1) if cfg.final_conv else nn.Identity()
+        F = cfg.head_channels  # per-pixel features whose 3x3 conv reaches across patch borders
+        self.decoder_feat = nn.Linear(D, tp * p * p * F) if F else None
+        self.head_conv = nn.Conv2d(F, C, 3, padding=1) if F else None
         self.initialize_weights()
 
     @torch.no_grad()
@@ -150,6 +155,13 @@ class UViT(nn.Module):
         last = self.final_layer if cfg.final_conv else self.decoder_pred
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
+        for m in (self.head_conv, *(b.mlp.local for b in self.blocks())):  # start as identities
+            if m is not None:
+                nn.init.zeros_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def blocks(self):
+        return [*self.in_blocks, self.mid_block, *self.out_blocks]
 
     def set_grad_checkpointing(self, enabled: bool = True) -> None:
         self.grad_checkpointing = enabled
@@ -164,10 +176,10 @@ class UViT(nn.Module):
         pt = self.pos_temporal[0][rows]  # [B, n, D]
         return (pt[:, :, None] + self.pos_spatial[:, None]).reshape(offset.shape[0], -1, D)
 
-    def _run(self, block: Block, x, skip, keep):
+    def _run(self, block: Block, x, skip, keep, extras):
         if self.grad_checkpointing and self.training and torch.is_grad_enabled():
-            return checkpoint(block, x, skip, keep, use_reentrant=False)
-        return block(x, skip, keep)
+            return checkpoint(block, x, skip, keep, extras, use_reentrant=False)
+        return block(x, skip, keep, extras)
 
     def forward(
         self,
@@ -213,18 +225,23 @@ class UViT(nn.Module):
 
         skips = []
         for blk in self.in_blocks:
-            h = self._run(blk, h, None, keep)
+            h = self._run(blk, h, None, keep, E)
             skips.append(h)  # [B, S, D]
-        h = self._run(self.mid_block, h, None, keep)
+        h = self._run(self.mid_block, h, None, keep, E)
         for blk in self.out_blocks:
-            h = self._run(blk, h, skips.pop(), keep)  # deepest in-block pairs with the first out-block
-        h = self.decoder_pred(self.norm(h[:, E:]))  # [B, N, tp*p*p*C]
-        return self.final_layer(self.unpatchify(h).flatten(0, 1)).view(B, T, C, H, W)
+            h = self._run(blk, h, skips.pop(), keep, E)  # deepest in-block pairs with the first out-block
+        h = self.norm(h[:, E:])  # [B, N, D]
+        out = self.final_layer(self.unpatchify(self.decoder_pred(h)).flatten(0, 1))  # [B*T, C, H, W]
+        if self.head_conv is not None:
+            feat = self.unpatchify(self.decoder_feat(h), self.cfg.head_channels).flatten(0, 1)  # [B*T, F, H, W]
+            out = out + self.head_conv(torch.nn.functional.silu(feat))
+        return out.view(B, T, C, H, W)
 
-    def unpatchify(self, h: torch.Tensor) -> torch.Tensor:
-        """[B, T'*H'*W', tp*p*p*C] -> [B, T, C, H, W]."""
+    def unpatchify(self, h: torch.Tensor, channels: int | None = None) -> torch.Tensor:
+        """[B, T'*H'*W', tp*p*p*C] -> [B, T, C, H, W] (C = `channels`, default the video's)."""
         cfg = self.cfg
-        (Tp, Hp, Wp), p, tp, C = cfg.grid, cfg.patch_size, cfg.temporal_patch, cfg.channels
+        (Tp, Hp, Wp), p, tp = cfg.grid, cfg.patch_size, cfg.temporal_patch
+        C = channels or cfg.channels
         B = h.shape[0]
         Tp = h.shape[1] // (Hp * Wp)  # fewer than cfg.frames // tp for a frame window
         h = h.view(B, Tp, Hp, Wp, tp, p, p, C).permute(0, 1, 4, 7, 2, 5, 3, 6)  # [B, T', tp, C, H', p, W', p]

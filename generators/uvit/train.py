@@ -127,8 +127,7 @@ def build_state(tc: TrainConfig, device: torch.device) -> TrainState:
     if tc.init_from:
         from .generate import load_network
 
-        start = load_network(Path(tc.init_from), expect_preset=cfg.name)
-        net.load_state_dict(start.state_dict())
+        grow_from(net, load_network(Path(tc.init_from), expect_preset=cfg.name), tc.init_from)
     if tc.text_init:
         from .text_pretrain import load_text_weights
 
@@ -149,6 +148,22 @@ def build_state(tc: TrainConfig, device: torch.device) -> TrainState:
 
 
 # ---------------------------------------------------------------------------------- checkpoints
+# Parts a checkpoint may lack and grow into (configs.py: mix_ffn, head_channels); each starts at zero
+GROWABLE = ("mlp.local.", "uvit.decoder_feat.", "uvit.head_conv.")
+
+
+def grow_from(net: TextToVideoUViT, start: TextToVideoUViT, source: str) -> None:
+    """Load `start`'s weights into `net`; `net` may add the GROWABLE parts, which keep their init."""
+    try:
+        missing, unexpected = net.load_state_dict(start.state_dict(), strict=False)
+    except RuntimeError as e:  # a shape mismatch: another width, depth or patch size
+        missing, unexpected = [" ".join(str(e).split())[:120]], []
+    lost = [k for k in missing if not any(g in k for g in GROWABLE)]
+    if unexpected or lost:
+        raise BadInputError(f"{source}: its weights do not fit this model (missing {lost[:2]}, unexpected "
+                            f"{unexpected[:2]}); start from a checkpoint of the same architecture")
+
+
 def save_checkpoint(state: TrainState, tc: TrainConfig, path) -> Path:
     """Everything to resume exactly; tensors and plain data only (loads with weights_only=True)."""
     payload = {

@@ -75,6 +75,7 @@ def test_param_counts_of_presets():
         {"attention": "factorised"},
         {"temporal_patch": 2, "frames": 8},
         {"attention": "factorised", "text_vocab_dim": 32},
+        {"mix_ffn": True, "head_channels": 8},
     ],
 )
 def test_flop_estimate_matches_torch_flop_counter(over, monkeypatch):

@@ -236,3 +236,35 @@ def test_sample_is_seeded_and_in_unit_range():
     assert a.shape == (2, 4, 3, 16, 16) and a.min() >= 0 and a.max() <= 1
     # a clip depends on its own seed only (up to batch-size-dependent float rounding)
     torch.testing.assert_close(a[1:], b, rtol=0, atol=1e-4)
+
+
+def test_mix_ffn_conv_mixes_neighbouring_patches_of_one_frame_only():
+    """The Mix-FFN's depthwise conv must see the tokens in their (t, i, j) grid: a patch's MLP output
+    then depends on its 8 spatial neighbours in the same frame, not on other frames or the extras."""
+    torch.manual_seed(0)
+    mlp = layers.Mlp(4, 4, local=True)
+    nn.init.normal_(mlp.local.weight)
+    E, (T, H, W) = 2, (3, 4, 4)
+    x = torch.randn(1, E + T * H * W, 4, requires_grad=True)
+    out = mlp(x, E, (H, W))
+    at = lambda t, i, j: E + (t * H + i) * W + j  # noqa: E731 - token index of patch (t, i, j)
+    (grad,) = torch.autograd.grad(out[0, at(1, 1, 1)].sum(), x, retain_graph=True)
+    moved = {int(k) for k in grad[0].abs().sum(1).nonzero()}
+    assert moved == {at(1, 1 + di, 1 + dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)}
+    (grad,) = torch.autograd.grad(out[0, 0].sum(), x)  # an extra token: a plain MLP
+    assert {int(k) for k in grad[0].abs().sum(1).nonzero()} == {0}
+
+
+def test_local_mixing_parts_start_as_identities_and_cross_patch_borders():
+    """A network grown into Mix-FFN and the conv head starts as the network it grew from (their convs
+    start at zero), and the head takes part once its conv is trained."""
+    torch.manual_seed(0)
+    plain = UViT(get_config("tiny"))
+    randomise_last_layer(plain)
+    grown = UViT(get_config("tiny", mix_ffn=True, head_channels=4))
+    missing, unexpected = grown.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all("local" in k or "head_conv" in k or "decoder_feat" in k for k in missing)
+    args = inputs(plain.cfg)
+    torch.testing.assert_close(grown(*args), plain(*args))
+    nn.init.normal_(grown.head_conv.weight)
+    assert (grown(*args) - plain(*args)).abs().mean() > 1e-3, "a trained head changes the output"

@@ -202,3 +202,28 @@ def test_bf16_autocast_on_the_cpu_trains_and_a_resume_may_change_precision(tmp_p
     train(replace(TINY, precision="bf16"), tmp_path / "c.pt", progress=False, log_mlflow=False)
     state, tc = load_checkpoint(tmp_path / "c.pt")
     assert state.step == 4 and tc.precision == "bf16"
+
+
+def test_a_checkpoint_grows_into_local_mixing_but_not_into_another_shape(tmp_path):
+    """--mix-ffn / --head-channels may start from a checkpoint without them (the new parts start at
+    zero, so the first step's network is that checkpoint); a checkpoint of another width is refused
+    with one line, and so is shrinking a grown checkpoint back."""
+    from generators.uvit.generate import load_network
+    from generators.uvit.train import build_state
+
+    train(TINY, tmp_path / "a.pt", progress=False, log_mlflow=False)
+    st = export_weights(tmp_path / "a.pt", tmp_path / "a.safetensors")
+    grown = TrainConfig(**{**TINY.__dict__, "overrides": {"mix_ffn": True, "head_channels": 4}, "init_from": str(st)})
+    state = build_state(grown, torch.device("cpu"))
+    start = load_network(st)
+    net = state.net.eval()
+    x = torch.randn(1, 4, 3, 16, 16)
+    tok = net.tokenize(["a red ball"])
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, torch.tensor([400]), tok), start(x, torch.tensor([400]), tok))
+    with pytest.raises(BadInputError, match="do not fit"):
+        build_state(TrainConfig(**{**grown.__dict__, "overrides": {"width": 32}}), torch.device("cpu"))
+    train(TrainConfig(**{**grown.__dict__, "max_steps": 1}), tmp_path / "g.pt", progress=False, log_mlflow=False)
+    back = export_weights(tmp_path / "g.pt", tmp_path / "g.safetensors")
+    with pytest.raises(BadInputError, match="do not fit"):
+        build_state(TrainConfig(**{**TINY.__dict__, "init_from": str(back)}), torch.device("cpu"))

@@ -20,6 +20,7 @@ def test_world_is_the_ceiling_and_noise_the_floor(probe):
     assert world["quality"]["objects_present"]["value"] == 1.0
     assert world["quality"]["physics_pass"]["value"] == 1.0
     assert noise["quality"]["objects_present"]["value"] == 0.0
+    assert world["quality"]["object_frames"]["value"] == 1.0 and noise["quality"]["object_frames"]["value"] < 0.1
     assert noise["fvd"]["value"] > 2 * world["fvd"]["value"]  # N = 6: FVD's small-sample bias is large
     assert world["quality"]["objects_present"]["n"] == 6 and probe.protocol()["n"] == 6
     flat = QualityProbe.flat_metrics(noise)
