@@ -206,8 +206,8 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
     out = out or evalkit_home() / "models" / f"uvit-{preset}.pt"
     if warmup_steps < 0 or min_snr_gamma < 0:
         raise BadInputError("--warmup-steps and --min-snr-gamma must be >= 0")
-    overrides = {"snr_shift": snr_shift} if snr_shift else {}
-    overrides.update({"mix_ffn": True} if mix_ffn else {}, **({"head_channels": head_channels} if head_channels else {}))
+    overrides = {k: v for k, v in (("snr_shift", snr_shift), ("mix_ffn", mix_ffn), ("head_channels", head_channels))
+                 if v}  # unset: the preset's
     tc = TrainConfig(preset=preset, overrides=overrides,
                      data=data, batch_size=batch_size, max_steps=max_steps,
                      max_minutes=max_minutes, lr=lr, warmup_steps=warmup_steps,

@@ -177,6 +177,12 @@ def test_cli_recipe_flags_reach_the_checkpoint(tmp_path, monkeypatch):
     assert main(["generator", "train", "--preset", "tiny", "--max-steps", "2", "--batch-size", "2",
                  "--window-prob", "1", "--window-frames", "2", "--out", str(tmp_path / "w.pt")]) == 0
     assert load_checkpoint(tmp_path / "w.pt")[1].window_prob == 1.0
+    assert main(["generator", "train", "--preset", "tiny", "--max-steps", "1", "--batch-size", "2", "--mix-ffn",
+                 "--head-channels", "4", "--out", str(tmp_path / "m.pt")]) == 0
+    cfg = load_checkpoint(tmp_path / "m.pt")[0].net.cfg
+    assert cfg.mix_ffn and cfg.head_channels == 4
+    assert main(["generator", "train", "--preset", "gan-small", "--mix-ffn", "--out", str(tmp_path / "g.pt")]) == 2
+    assert not (tmp_path / "g.pt").exists()
 
 
 def test_bf16_autocast_on_the_cpu_trains_and_a_resume_may_change_precision(tmp_path):
