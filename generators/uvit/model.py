@@ -132,9 +132,9 @@ class UViT(nn.Module):
         self.norm = nn.LayerNorm(D)
         self.decoder_pred = nn.Linear(D, tp * p * p * C)
         self.final_layer = nn.Conv2d(C, C, 3, padding=1) if cfg.final_conv else nn.Identity()
-        F = cfg.head_channels  # per-pixel features whose 3x3 conv reaches across patch borders
-        self.decoder_feat = nn.Linear(D, tp * p * p * F) if F else None
-        self.head_conv = nn.Conv2d(F, C, 3, padding=1) if F else None
+        hc = cfg.head_channels  # per-pixel features whose 3x3 conv reaches across patch borders
+        self.decoder_feat = nn.Linear(D, tp * p * p * hc) if hc else None
+        self.head_conv = nn.Conv2d(hc, C, 3, padding=1) if hc else None
         self.initialize_weights()
 
     @torch.no_grad()
@@ -234,7 +234,7 @@ class UViT(nn.Module):
         out = self.final_layer(self.unpatchify(self.decoder_pred(h)).flatten(0, 1))  # [B*T, C, H, W]
         if self.head_conv is not None:
             feat = self.unpatchify(self.decoder_feat(h), self.cfg.head_channels).flatten(0, 1)  # [B*T, F, H, W]
-            out = out + self.head_conv(torch.nn.functional.silu(feat))
+            out = out + self.head_conv(nn.functional.silu(feat))
         return out.view(B, T, C, H, W)
 
     def unpatchify(self, h: torch.Tensor, channels: int | None = None) -> torch.Tensor:
