@@ -1,13 +1,16 @@
 """U-ViT speed: one JSON line per setting.
 
-    python benchmarks/perf/generator.py [--presets tiny,small] [--quick] [--full]
+    python benchmarks/perf/generator.py [--presets tiny,small] [--quick] [--full] [--compile]
+        [--batch N] [--sample-batch N] [--steps N] [--no-reference]
 
 Per preset: training steps and clips per second (and, beside it, a plain reference: the same
 network with attention written out as softmax(q k^T / sqrt(d)) v instead of the fused
 scaled_dot_product_attention), peak memory, model FLOPs utilisation against a given peak; per
 sampler and step count: sampled clips per second with classifier-free guidance. Each setting runs
 in its own process so that its peak memory is its own. On CUDA, training runs under bf16 autocast
-and MFU is against the H100's dense bf16 peak. On a CPU, training is timed in fp32 and under bf16
+and MFU is against the H100's dense bf16 peak (the H200 has the same). Training steps run on
+one pre-made batch: they time the model; the clips a core renders a second are a separate field
+(the training loop renders them ahead in `--data-workers` processes). On a CPU, training is timed in fp32 and under bf16
 autocast (`generator train --precision bf16`: oneDNN's bf16 matmuls on AMX / AVX512-BF16).
 """
 
@@ -19,6 +22,7 @@ import math
 import multiprocessing as mp
 import os
 import platform
+import queue
 import resource
 import time
 from contextlib import contextmanager
@@ -56,12 +60,14 @@ def _peak_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def bench_train(preset: str, batch: int, steps: int, reference: bool, precision: str, queue) -> None:
+def bench_train(preset: str, batch: int, steps: int, reference: bool, precision: str, compile_: bool, queue) -> None:
+    """Optimiser steps on one pre-made batch (the model's speed: on a GPU the loop's inputs come from
+    `--data-workers` processes, timed separately as `data_clips_per_s_per_core`)."""
     import torch
 
-    from generators.uvit.configs import estimate_flops_per_sample, estimate_mfu
-    from generators.uvit.train import ClipSource, TrainConfig, build_state, train_step
+    from generators.uvit.configs import H100_BF16_PEAK_FLOPS, estimate_flops_per_sample, estimate_mfu
     from generators.uvit.diffusion import GaussianDiffusion
+    from generators.uvit.train import ClipSource, TrainConfig, build_state, step_inputs, train_step
 
     torch.set_flush_denormal(True)  # as train() does (its own process: nothing else to restore)
     tc = TrainConfig(preset=preset, batch_size=batch, precision=precision)
@@ -69,29 +75,47 @@ def bench_train(preset: str, batch: int, steps: int, reference: bool, precision:
     state = build_state(tc, device)
     cfg = state.net.cfg
     source, diffusion = ClipSource("world", cfg, 0), GaussianDiffusion.from_config(cfg)
+    inputs = step_inputs(tc, cfg, source, diffusion.num_timesteps, 0)  # (loads the tokenizer)
+    t = time.perf_counter()
+    step_inputs(tc, cfg, source, diffusion.num_timesteps, 1)
+    data_s = time.perf_counter() - t
+    model = torch.compile(state.net) if compile_ else state.net
     ctx = plain_attention() if reference else contextmanager(lambda: (yield))()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with ctx:
-        train_step(state, tc, source, diffusion, device)  # warm-up
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(3 if compile_ else 1):  # warm-up (compilation, autotuning, allocator)
+            train_step(state, tc, source, diffusion, device, model, inputs=inputs)
+        sync()
+        warm_s = time.perf_counter() - t
         t = time.perf_counter()
         for _ in range(steps):
-            train_step(state, tc, source, diffusion, device)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+            train_step(state, tc, source, diffusion, device, model, inputs=inputs)
+        sync()
         dt = (time.perf_counter() - t) / steps
     clips_s = batch / dt
     bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    flops = estimate_flops_per_sample(cfg)
     queue.put({"benchmark": "generator-train", "preset": preset, "attention": "plain" if reference else "sdpa",
-               "device": str(device), "precision": "bf16-autocast" if bf16 else "fp32", "batch": batch, "steps_per_s": round(1 / dt, 3),
-               "clips_per_s": round(clips_s, 2), "tokens_per_s": round(clips_s * cfg.seq_len, 1),
-               "gflop_per_clip": round(estimate_flops_per_sample(cfg) / 1e9, 2),
-               "mfu_vs_h100_bf16": round(estimate_mfu(cfg, clips_s), 5) if device.type == "cuda" else None,
-               "achieved_gflops": round(clips_s * estimate_flops_per_sample(cfg) / 1e9, 1),
-               "peak_mb": round(_peak_mb(device), 1)})
+               "compile": compile_, "device": _device_name(device),
+               "precision": "bf16-autocast" if bf16 else "fp32", "batch": batch, "steps_timed": steps,
+               "steps_per_s": round(1 / dt, 3), "clips_per_s": round(clips_s, 2),
+               "tokens_per_s": round(clips_s * cfg.seq_len, 1), "params_m": round(sum(
+                   p.numel() for p in state.net.parameters()) / 1e6, 2),
+               "gflop_per_clip": round(flops / 1e9, 2),
+               "mfu_vs_h100_bf16": round(estimate_mfu(cfg, clips_s), 4) if device.type == "cuda" else None,
+               "h100_bf16_peak_tflops": H100_BF16_PEAK_FLOPS / 1e12,
+               "achieved_tflops": round(clips_s * flops / 1e12, 3), "warmup_s": round(warm_s, 1),
+               "data_clips_per_s_per_core": round(batch / data_s, 1), "peak_mb": round(_peak_mb(device), 1)})
 
 
-def bench_sample(preset: str, sampler: str, steps: int, batch: int, queue) -> None:
+def _device_name(device) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def bench_sample(preset: str, sampler: str, steps: int, batch: int, bf16: bool, queue) -> None:
     import torch
 
     from generators.uvit.network import TextToVideoUViT
@@ -102,11 +126,18 @@ def bench_sample(preset: str, sampler: str, steps: int, batch: int, queue) -> No
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net = TextToVideoUViT(get_config(preset)).to(device).eval()
     prompts = ["a medium red ball falls and bounces on the floor, on a dark background"] * batch
-    t = time.perf_counter()
-    net.sample(prompts, sampler=sampler, steps=steps, guidance=3.0, seed=0)
-    dt = time.perf_counter() - t
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        if device.type == "cuda":  # warm-up: kernels, allocator
+            net.sample(prompts, sampler=sampler, steps=2, guidance=3.0, seed=0)
+        sync()
+        t = time.perf_counter()
+        net.sample(prompts, sampler=sampler, steps=steps, guidance=3.0, seed=0)
+        sync()
+        dt = time.perf_counter() - t
     queue.put({"benchmark": "generator-sample", "preset": preset, "sampler": sampler, "steps": steps,
-               "guidance": 3.0, "device": str(device), "batch": batch,
+               "guidance": 3.0, "device": _device_name(device), "batch": batch,
+               "precision": "bf16-autocast" if bf16 else "fp32",
                "clips_per_s": round(batch / dt, 3), "peak_mb": round(_peak_mb(device), 1)})
 
 
@@ -115,7 +146,15 @@ def run(fn, *args) -> dict:
     q = ctx.Queue()
     p = ctx.Process(target=fn, args=(*args, q))
     p.start()
-    out = q.get()
+    while True:  # a setting that crashes (out of memory, a compiler error) is a row, not a hang
+        try:
+            out = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                out = {"benchmark": fn.__name__.replace("bench_", "generator-"), "args": [str(a) for a in args],
+                       "error": f"exited with code {p.exitcode}"}
+                break
     p.join()
     return out
 
@@ -129,22 +168,31 @@ def torch_cuda_available() -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", default="tiny,small")
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=16, help="training batch")
+    ap.add_argument("--sample-batch", type=int, default=4)
+    ap.add_argument("--steps", type=int, help="timed training steps (default 5; 2 with --quick)")
     ap.add_argument("--quick", action="store_true", help="few steps, for a smoke run")
+    ap.add_argument("--samplers", default="dpmpp-2m:20,ddim:50", help="SAMPLER:STEPS,... to time")
     ap.add_argument("--full", action="store_true", help="also DDPM at 250 steps")
+    ap.add_argument("--compile", action="store_true", help="also time the torch.compile'd network")
+    ap.add_argument("--no-reference", action="store_true", help="skip the plain-attention reference")
     a = ap.parse_args()
     machine = f"{platform.machine()} {os.cpu_count()} cpu"
-    steps = 2 if a.quick else 5
+    steps = a.steps or (2 if a.quick else 5)
+    cuda = torch_cuda_available()
     for preset in a.presets.split(","):
-        for reference, precision in ((False, "auto"), (True, "auto"), (False, "bf16")):
-            if precision == "bf16" and torch_cuda_available():
-                continue  # "auto" is already bf16 there
-            row = run(bench_train, preset, a.batch, steps, reference, precision)
+        settings = [(False, "auto", False)] + ([] if a.no_reference else [(True, "auto", False)])
+        settings += [(False, "auto", True)] if a.compile else []
+        settings += [] if cuda else [(False, "bf16", False)]  # on CUDA "auto" is already bf16
+        for reference, precision, compile_ in settings:
+            row = run(bench_train, preset, a.batch, steps, reference, precision, compile_)
             print(json.dumps({**row, "machine": machine}), flush=True)
-        settings = [("dpmpp-2m", 20), ("ddim", 50)] + ([("ddpm", 250)] if a.full else [])
-        for sampler, n in settings:
+        samplers = [(x.split(":")[0], int(x.split(":")[1])) for x in a.samplers.split(",") if x]
+        for sampler, n in samplers + ([("ddpm", 250)] if a.full else []):
             n = max(2, n // 10) if a.quick else n
-            print(json.dumps({**run(bench_sample, preset, sampler, n, 4), "machine": machine}), flush=True)
+            for bf16 in (False, True) if cuda else (False,):
+                row = run(bench_sample, preset, sampler, n, a.sample_batch, bf16)
+                print(json.dumps({**row, "machine": machine}), flush=True)
 
 
 if __name__ == "__main__":

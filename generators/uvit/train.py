@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +29,7 @@ import torch.distributed as dist
 
 from evalkit.errors import BadInputError
 from generators.checkpoints import torch_load_checked, torch_save_atomic
+from generators.prefetch import Prefetcher
 from generators.training import ClipSource, pick_device
 from generators.training import sample_seed as _sample_seed
 
@@ -35,6 +37,7 @@ from .configs import UViTConfig, get_config, num_params
 from .diffusion import GaussianDiffusion, to_model_space
 from .layers import flush_denormal
 from .network import TextToVideoUViT
+from .text import tokenize
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,11 @@ class TrainConfig:
     # with `freeze_text` it is not trained further (the denoiser learns to read fixed features).
     text_init: str | None = None
     freeze_text: bool = False
+    # Processes that make each step's inputs (world clips, noise, tokens) ahead of the step; they
+    # change no result (a step's inputs are a pure function of seed and step). None: 0 on a CPU,
+    # whose cores the step itself needs; on CUDA enough to keep the GPU fed (world clips cost
+    # ~2.4 ms each to render, about what a GPU needs for a whole `small` step of 64 clips).
+    data_workers: int | None = None
 
     def model_config(self) -> UViTConfig:
         return get_config(self.preset, **self.overrides)
@@ -143,7 +151,8 @@ def build_state(tc: TrainConfig, device: torch.device) -> TrainState:
             continue
         (no_decay if p.ndim < 2 or "pos" in name or "embed" in name else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=tc.betas)
+                             {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=tc.betas,
+                            fused=device.type == "cuda")  # one kernel for all tensors, not ~10 each
     return TrainState(net=net, ema=ema, opt=opt)
 
 
@@ -210,12 +219,12 @@ def batch_for_step(source: ClipSource, tc: TrainConfig, step: int, rank: int = 0
     return torch.stack([v for v, _ in items]), [p for _, p in items], idx
 
 
-def per_sample_randomness(tc: TrainConfig, idx: list[int], diffusion: GaussianDiffusion, shape, drop_p: float):
+def per_sample_randomness(tc: TrainConfig, idx: list[int], num_timesteps: int, shape, drop_p: float):
     """Timesteps, noise (with offset noise) and condition-dropout flags, one draw per global sample."""
     ts, noises, drops = [], [], []
     for i in idx:
         g = torch.Generator().manual_seed(_sample_seed(tc.seed, i, 1))
-        ts.append(int(torch.randint(0, diffusion.num_timesteps, (1,), generator=g)))
+        ts.append(int(torch.randint(0, num_timesteps, (1,), generator=g)))
         n = torch.randn(shape, generator=g)  # [T, C, H, W]
         if tc.offset_noise:
             n = n + tc.offset_noise * torch.randn((1, shape[1], 1, 1), generator=g)
@@ -241,17 +250,38 @@ def frame_windows(tc: TrainConfig, cfg: UViTConfig, step: int, video: torch.Tens
     return torch.stack([v[s:s + n] for v, s in zip(video, starts)]), torch.tensor(starts)
 
 
+@dataclass
+class StepInputs:
+    """One training step's inputs on one rank, on the CPU: a pure function of (seed, step, rank),
+    so a worker process can make them ahead of the step (`generators.training.Prefetcher`)."""
+
+    x0: torch.Tensor  # [b, T or window, C, H, W] clips in model space
+    tokens: torch.Tensor  # [b, L] prompt token ids
+    t: torch.Tensor  # [b] timesteps
+    noise: torch.Tensor  # like x0
+    drop: torch.Tensor  # [b] bool: prompt replaced by the null condition
+    offset: torch.Tensor | None  # [b] first frame of each window; None for whole clips
+
+
+def step_inputs(tc: TrainConfig, cfg: UViTConfig, source: ClipSource, num_timesteps: int, step: int,
+                rank: int = 0, world: int = 1) -> StepInputs:
+    video, prompts, idx = batch_for_step(source, tc, step, rank, world)
+    video, offset = frame_windows(tc, cfg, step, video, idx)  # [b, T or window, C, H, W]
+    t, noise, drop = per_sample_randomness(tc, idx, num_timesteps, video.shape[1:], cfg.cond_drop_prob)
+    return StepInputs(to_model_space(video), tokenize(prompts, cfg.text_len), t, noise, drop, offset)
+
+
 def train_step(state: TrainState, tc: TrainConfig, source: ClipSource, diffusion: GaussianDiffusion,
-               device: torch.device, model=None, rank: int = 0, world: int = 1) -> float:
-    model = model or state.net
-    video, prompts, idx = batch_for_step(source, tc, state.step, rank, world)
+               device: torch.device, model=None, rank: int = 0, world: int = 1,
+               inputs: StepInputs | None = None) -> float:
+    """One optimiser step on `inputs` (made here when None; else they must be this step's)."""
+    model = state.net if model is None else model  # (a compiled module has no truth value)
     cfg = state.net.cfg
-    video, offset = frame_windows(tc, cfg, state.step, video, idx)  # [b, T or window, C, H, W]
-    t, noise, drop = per_sample_randomness(tc, idx, diffusion, video.shape[1:], cfg.cond_drop_prob)
-    x0 = to_model_space(video).to(device)
-    tokens = state.net.tokenize(prompts)
-    t, noise, drop = t.to(device), noise.to(device), drop.to(device)
-    kw = {} if offset is None else {"frame_offset": offset.to(device)}
+    b = inputs or step_inputs(tc, cfg, source, diffusion.num_timesteps, state.step, rank, world)
+    nb = device.type == "cuda"  # copies overlap the previous step's kernels
+    x0, tokens, noise = (v.to(device, non_blocking=nb) for v in (b.x0, b.tokens, b.noise))
+    t, drop = b.t.to(device, non_blocking=nb), b.drop.to(device, non_blocking=nb)
+    kw = {} if b.offset is None else {"frame_offset": b.offset.to(device)}
     for group in state.opt.param_groups:
         group["lr"] = lr_at(tc, state.step)
     with autocast_for(tc.precision, device):
@@ -262,28 +292,33 @@ def train_step(state: TrainState, tc: TrainConfig, source: ClipSource, diffusion
     if tc.grad_clip:
         torch.nn.utils.clip_grad_norm_(state.net.parameters(), tc.grad_clip)
     state.opt.step()
-    with torch.no_grad():
-        d = ema_decay_at(tc, state.step)
-        for pe, p in zip(state.ema.parameters(), state.net.parameters()):
-            pe.lerp_(p, 1.0 - d)
+    with torch.no_grad():  # one fused launch for all tensors (a loop costs ~100 launches on a GPU)
+        torch._foreach_lerp_(list(state.ema.parameters()), list(state.net.parameters()),
+                             1.0 - ema_decay_at(tc, state.step))
     state.step += 1
     state.clips_seen += tc.batch_size
     return float(loss.detach())
 
 
+def default_data_workers(device: torch.device) -> int:
+    return 0 if device.type == "cpu" else max(0, min(12, (os.cpu_count() or 1) - 2))
+
+
 # ---------------------------------------------------------------------------------- the loop
 def train(tc: TrainConfig, out, *, resume: bool = True, progress: bool = True, log_mlflow: bool = True,
-          on_checkpoint: Callable[..., dict] | None = None) -> TrainState:
+          on_checkpoint: Callable[..., dict] | None = None, metrics_jsonl=None) -> TrainState:
     """Train until max_steps or max_minutes; checkpoint to `out` every few minutes and at the end.
     With `resume` and an existing `out`, continue from it (its TrainConfig wins, but max_steps,
     max_minutes, device and precision come from `tc`). Under torchrun, runs DDP (gloo on CPU, nccl on CUDA).
     `on_checkpoint(state, out)` runs after every checkpoint (with `final=True` after the last) and
-    returns metrics that are logged at the step (e.g. `generator_quality.training_quality_hook`)."""
+    returns metrics that are logged at the step (e.g. `generator_quality.training_quality_hook`).
+    `metrics_jsonl`: also append the logged metrics there, one JSON line each (for machines
+    without an MLflow store, e.g. a lent GPU; `benchmarks/gpu/`)."""
     with flush_denormal():  # 6x faster CPU steps; see layers.flush_denormal
-        return _train(tc, out, resume, progress, log_mlflow, on_checkpoint)
+        return _train(tc, out, resume, progress, log_mlflow, on_checkpoint, metrics_jsonl)
 
 
-def _train(tc, out, resume, progress, log_mlflow, on_checkpoint) -> TrainState:
+def _train(tc, out, resume, progress, log_mlflow, on_checkpoint, metrics_jsonl) -> TrainState:
     from tqdm.auto import tqdm
 
     out = Path(out)
@@ -301,7 +336,7 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint) -> TrainState:
         state, saved = load_checkpoint(out, device)
         # execution settings come from the caller: a resumed run may move device or precision
         tc = replace(saved, max_steps=tc.max_steps, max_minutes=tc.max_minutes, device=tc.device,
-                     precision=tc.precision)
+                     precision=tc.precision, data_workers=tc.data_workers)
     else:
         state = build_state(tc, device)
     cfg = state.net.cfg
@@ -319,12 +354,16 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint) -> TrainState:
     bar = tqdm(total=tc.max_steps, initial=state.step, desc=f"train uvit:{cfg.name}", unit="step",
                disable=(None if progress else True) if rank == 0 else True)
     losses: list[float] = []
+    workers = default_data_workers(device) if tc.data_workers is None else tc.data_workers
+    inputs = Prefetcher(partial(step_inputs, tc, cfg, source, diffusion.num_timesteps, rank=rank, world=world),
+                        state.step, tc.max_steps, workers)
+    t_log, log_step = time.perf_counter(), state.step
     try:
         while state.step < tc.max_steps:
             if tc.max_minutes is not None and time.perf_counter() - t_start > 60 * tc.max_minutes:
                 break
-            t0 = time.perf_counter()
-            losses.append(train_step(state, tc, source, diffusion, device, model, rank, world))
+            batch = inputs.get(state.step)
+            losses.append(train_step(state, tc, source, diffusion, device, model, rank, world, inputs=batch))
             state.seconds = seconds0 + time.perf_counter() - t_start
             state.cpu_seconds = cpu0 + time.process_time() - cpu_start
             bar.update(1)
@@ -334,20 +373,27 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint) -> TrainState:
                 print(f"train uvit:{cfg.name}: step {state.step}/{tc.max_steps}, loss {losses[-1]:.4f}, "
                       f"{state.seconds / 60:.1f} min", file=sys.stderr, flush=True)
                 t_line = time.perf_counter()
-            if run is not None and state.step % tc.log_every_steps == 0:
-                import mlflow
-
-                mlflow.log_metrics({"loss": float(np.mean(losses)), "lr": lr_at(tc, state.step - 1),
-                                    "clips_per_s": tc.batch_size / (time.perf_counter() - t0),
-                                    "train_minutes": state.seconds / 60, "cpu_minutes": state.cpu_seconds / 60},
-                                   step=state.step)
+            if rank == 0 and state.step % tc.log_every_steps == 0:
+                now = time.perf_counter()
+                row = {"loss": float(np.mean(losses)), "lr": lr_at(tc, state.step - 1),
+                       "clips_per_s": tc.batch_size * (state.step - log_step) / (now - t_log),
+                       "train_minutes": state.seconds / 60, "cpu_minutes": state.cpu_seconds / 60}
+                t_log, log_step = now, state.step
                 losses.clear()
+                if run is not None:
+                    import mlflow
+
+                    mlflow.log_metrics(row, step=state.step)
+                if metrics_jsonl is not None:
+                    with open(metrics_jsonl, "a") as f:
+                        f.write(json.dumps({"step": state.step, **row}) + "\n")
             if rank == 0 and time.perf_counter() - t_ckpt > 60 * tc.checkpoint_every_minutes:
                 _checkpoint(state, tc, out, run, on_checkpoint)
                 t_ckpt = time.perf_counter()
             if run is not None and state.step % tc.sample_every_steps == 0:
                 _log_samples(state, run)
     finally:
+        inputs.close()
         bar.close()
         if rank == 0:
             _checkpoint(state, tc, out, run, on_checkpoint, final=True)

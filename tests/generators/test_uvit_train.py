@@ -233,3 +233,29 @@ def test_a_checkpoint_grows_into_local_mixing_but_not_into_another_shape(tmp_pat
     back = export_weights(tmp_path / "g.pt", tmp_path / "g.safetensors")
     with pytest.raises(BadInputError, match="do not fit"):
         build_state(TrainConfig(**{**TINY.__dict__, "init_from": str(back)}), torch.device("cpu"))
+
+
+def test_inputs_made_ahead_by_workers_train_the_same_weights(tmp_path):
+    """Data workers (`--data-workers`) make each step's inputs ahead in spawned processes; the
+    weights, EMA and metrics log must not depend on how many there are, window steps included."""
+    import json
+    from dataclasses import replace
+
+    tc = replace(TINY, window_prob=0.5, window_frames=2)
+    inline = train(replace(tc, data_workers=0), tmp_path / "inline.pt", progress=False, log_mlflow=False)
+    log = tmp_path / "m.jsonl"
+    ahead = train(replace(tc, data_workers=2, log_every_steps=2), tmp_path / "ahead.pt", progress=False,
+                  log_mlflow=False, metrics_jsonl=log)
+    assert ahead.step == inline.step == 4
+    assert torch.equal(params(inline), params(ahead)) and torch.equal(params(inline.ema), params(ahead.ema))
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4] and all(r["loss"] > 0 and r["clips_per_s"] > 0 for r in rows)
+
+
+def test_prefetcher_serves_steps_in_order_only():
+    from generators.prefetch import Prefetcher
+
+    with Prefetcher(lambda s: s * s, 3, 10) as p:
+        assert [p.get(s) for s in (3, 4, 5)] == [9, 16, 25]
+        with pytest.raises(ValueError, match="next one is 6"):
+            p.get(8)
