@@ -1,0 +1,52 @@
+"""Record a lent-GPU session's training run in MLflow, back on a machine with a store.
+
+    python benchmarks/gpu/log_to_mlflow.py DIR
+
+DIR holds what `benchmarks/gpu/session.sh` brought back: small-gpu.safetensors (its metadata has
+the train config), metrics.jsonl (the metrics `train()` would have logged, with their steps),
+bench.jsonl and env.txt (logged as artifacts). One run in experiment `evalkit-generator-train`,
+as `evalkit generator train` makes; prints its id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dir", type=Path)
+    a = ap.parse_args()
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    from safetensors import safe_open
+
+    from evalkit import tracking
+    from evalkit.hashing import sha256_file
+
+    weights = a.dir / "small-gpu.safetensors"
+    with safe_open(str(weights), "pt") as f:
+        meta = f.metadata()
+    tracking._quiet_store_setup()
+    exp = tracking._experiment_id(MlflowClient(), "evalkit-generator-train")
+    rows = [json.loads(line) for line in (a.dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    with mlflow.start_run(experiment_id=exp, run_name="uvit-small-gpu",
+                          tags={**tracking.run_tags(json.loads(meta["train_config"])["seed"]),
+                                "device": (a.dir / "env.txt").read_text().splitlines()[2].split(",")[0]}) as run:
+        mlflow.log_params(tracking.flatten_params({"train": json.loads(meta["train_config"]),
+                                                   "model": json.loads(meta["model_config"])}))
+        mlflow.log_params({"weights_sha256": sha256_file(weights), "step": meta["step"],
+                           "clips_seen": meta["clips_seen"]})
+        for r in rows:
+            mlflow.log_metrics({k: float(v) for k, v in r.items() if k != "step"}, step=int(r["step"]))
+        for name in ("bench.jsonl", "env.txt"):
+            if (a.dir / name).is_file():
+                mlflow.log_artifact(str(a.dir / name))
+    print(run.info.run_id)
+
+
+if __name__ == "__main__":
+    main()
