@@ -122,6 +122,9 @@ def main() -> None:
     ap.add_argument("--binding", action="store_true",
                     help="Also measure how much the denoiser reads the colour and background words "
                     "(generators.uvit.binding; 64 world clips, no sampling).")
+    ap.add_argument("--falls", type=int, default=0, metavar="N",
+                    help="Also N world test fall prompts, one sample each: falls moving down with a CI "
+                    "(the main probe holds ~6 fall clips).")
     a = ap.parse_args()
     if not a.model and not a.curve:
         ap.error("give --model or --curve")
@@ -144,6 +147,12 @@ def main() -> None:
         out["prompt_binding"] = prompt_binding(get_generator(a.model).net)
     if a.grid:
         out["grid"] = str(save_pair_grid(a.grid, probe.prompts, world_clips, res["clips"], a.grid_rows))
+    if a.falls:
+        from evalkit.metrics.generator_quality import fall_probe
+
+        model = get_generator(a.model, **(sampling if a.model.startswith("uvit:") else {}))
+        out["falls_probe"] = {"model": fall_probe(model.generate, a.falls, a.seed),
+                              "world": fall_probe(get_generator("world").generate, a.falls, a.seed)}
     if a.compare:
         sampler, _, steps = a.compare.partition(":")
         other = get_generator(a.model, sampler=sampler, steps=int(steps), guidance=a.guidance)

@@ -24,9 +24,33 @@ from evalkit.world import WorldConfig, make_clip
 PRESENCE_FRAMES = 0.75  # an object counts as present when found in this share of the frames
 
 
-def world_test_prompts(n: int, seed: int = 0, config: WorldConfig | None = None) -> list[str]:
-    """The prompts of the first `n` world test clips (seed + 100: disjoint from the references)."""
-    return [make_clip("test", i, seed=seed + 100, config=config or WorldConfig()).prompt for i in range(n)]
+def world_test_prompts(n: int, seed: int = 0, config: WorldConfig | None = None, kind: str | None = None) -> list[str]:
+    """The prompts of the first `n` world test clips (seed + 100: disjoint from the references);
+    with `kind` (e.g. "fall"), the first `n` of that scene kind."""
+    from evalkit.world.captions import parse_caption
+
+    config = config or WorldConfig()
+    if kind is None:
+        return [make_clip("test", i, seed=seed + 100, config=config).prompt for i in range(n)]
+    out, i = [], 0
+    while len(out) < n:
+        if i > 200 * n:
+            raise ValueError(f"no world test scenes of kind {kind!r}")
+        prompt = make_clip("test", i, seed=seed + 100, config=config).prompt
+        if (parse_caption(prompt) or {}).get("kind") == kind:
+            out.append(prompt)
+        i += 1
+    return out
+
+
+def fall_probe(sample: Callable[[list[str], list[int]], list[Clip]], n: int = 48, seed: int = 0) -> dict:
+    """Issue 3's fall target with an N worth a CI: `n` world test fall prompts, one sample each
+    (the main probe holds only ~6 fall clips). Falls moving down, objects present, physics pass."""
+    from generators.base import sample_seed
+
+    prompts = world_test_prompts(n, seed, kind="fall")
+    q = clips_quality(sample(prompts, [sample_seed(seed, 10_000 + i, 0) for i in range(n)]))
+    return {"n": n, "prompts": len(set(prompts)), **q}
 
 
 def clips_quality(clips: Sequence[Clip]) -> dict:

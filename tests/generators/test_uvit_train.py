@@ -182,7 +182,11 @@ def test_cli_recipe_flags_reach_the_checkpoint(tmp_path, monkeypatch):
     cfg = load_checkpoint(tmp_path / "m.pt")[0].net.cfg
     assert cfg.mix_ffn and cfg.head_channels == 4
     assert main(["generator", "train", "--preset", "gan-small", "--mix-ffn", "--out", str(tmp_path / "g.pt")]) == 2
+    assert main(["generator", "train", "--preset", "vae-small", "--data-workers", "2", "--out", str(tmp_path / "g.pt")]) == 2
     assert not (tmp_path / "g.pt").exists()
+    assert main(["generator", "train", "--preset", "tiny", "--max-steps", "1", "--batch-size", "2", "--data-workers",
+                 "1", "--out", str(tmp_path / "d.pt")]) == 0
+    assert load_checkpoint(tmp_path / "d.pt")[1].data_workers == 1
 
 
 def test_bf16_autocast_on_the_cpu_trains_and_a_resume_may_change_precision(tmp_path):

@@ -53,3 +53,19 @@ def test_training_hook_logs_a_learning_curve(mlflow_store, tmp_path, probe):
     # within its period (training time) the hook returns nothing, except at the end of a run
     assert hook(state, tmp_path / "q.pt") == {}
     assert "quality/fvd" in hook(state, tmp_path / "q.pt", final=True)
+
+
+def test_fall_probe_has_fall_prompts_only_and_separates_world_from_noise():
+    from evalkit.metrics.generator_quality import fall_probe
+    from evalkit.world.captions import parse_caption
+
+    prompts = world_test_prompts(8, kind="fall")
+    assert len(prompts) == 8 and all(parse_caption(p)["kind"] == "fall" for p in prompts)
+    assert prompts == world_test_prompts(8, kind="fall")
+    world = fall_probe(get_generator("world").generate, 8)
+    noise = fall_probe(get_generator("control:noise").generate, 8)
+    assert world["n"] == 8 and world["falls_move_down"]["n"] == 8
+    assert world["falls_move_down"]["value"] == 1.0 and world["objects_present"]["value"] == 1.0
+    assert noise["objects_present"]["value"] == 0.0 and noise["falls_move_down"]["value"] < 0.5
+    with pytest.raises(ValueError, match="no world test scenes"):
+        world_test_prompts(1, kind="levitate")
