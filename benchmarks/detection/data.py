@@ -5,13 +5,13 @@
 Writes under OUT: world-train, world-test, world-ood (real: the world's renders, 120 each) and
 one folder per generator (generated, 2 clips a prompt over 60 world captions): uvit-ddim20,
 uvit-dpmpp10, uvit-ddpm50 (the shipped U-ViT stage-1 checkpoint with three samplers),
-uvit-stage2-ddim20 (a later checkpoint), vae-small (the convolutional VAE, another family) and
+uvit-gpu-dpmpp20 (the much later `uvit:small-gpu`, session 9: stage 2 before it), vae-small (the convolutional VAE, another family) and
 gan-small (the conditional video GAN, a third family).
 Folders that exist are kept, so an interrupted run continues. Then:
 
     evalkit detectors train --real OUT/world-train --real OUT/world-test --real OUT/world-ood \\
         --real ../shared/data/real-videos --fake OUT/uvit-ddim20 --fake OUT/uvit-dpmpp10 \\
-        --fake OUT/uvit-ddpm50 --fake OUT/uvit-stage2-ddim20 --fake OUT/vae-small --fake OUT/gan-small \\
+        --fake OUT/uvit-ddpm50 --fake OUT/uvit-gpu-dpmpp20 --fake OUT/vae-small --fake OUT/gan-small \\
         --out default
 """
 
@@ -24,7 +24,7 @@ GENERATORS = {  # folder: (model spec, sampler options, seed, prompts used)
     "uvit-ddim20": ("uvit:small-stage1", {"sampler": "ddim", "steps": 20}, 1, 60),
     "uvit-dpmpp10": ("uvit:small-stage1", {"sampler": "dpmpp-2m", "steps": 10}, 2, 60),
     "uvit-ddpm50": ("uvit:small-stage1", {"sampler": "ddpm", "steps": 50, "guidance": 2.0}, 3, 60),
-    "uvit-stage2-ddim20": ("uvit:small-stage2", {"sampler": "ddim", "steps": 20}, 5, 60),
+    "uvit-gpu-dpmpp20": ("uvit:small-gpu", {"sampler": "dpmpp-2m", "steps": 20}, 5, 60),
     "vae-small": ("vae:small", {}, 4, 60),
     "gan-small": ("gan:small", {}, 6, 60),
 }
