@@ -263,3 +263,15 @@ def test_prefetcher_serves_steps_in_order_only():
         assert [p.get(s) for s in (3, 4, 5)] == [9, 16, 25]
         with pytest.raises(ValueError, match="next one is 6"):
             p.get(8)
+
+
+@pytest.mark.slow  # compiling the tiny network takes ~45 s on the 2-core machine
+def test_compiled_training_runs_and_matches_eager_closely(tmp_path):
+    """`--compile` trains through the compiled module (a compiled module has no truth value, so
+    selecting it with `model or state.net` crashed on the first step before session 9)."""
+    from dataclasses import replace
+
+    eager = train(replace(TINY, max_steps=2), tmp_path / "e.pt", progress=False, log_mlflow=False)
+    compiled = train(replace(TINY, max_steps=2, compile=True), tmp_path / "c.pt", progress=False, log_mlflow=False)
+    assert compiled.step == 2
+    assert torch.allclose(params(eager), params(compiled), atol=1e-4)
