@@ -81,7 +81,7 @@ def bench_train(preset: str, batch: int, steps: int, reference: bool, precision:
     data_s = time.perf_counter() - t
     model = torch.compile(state.net) if compile_ else state.net
     ctx = plain_attention() if reference else contextmanager(lambda: (yield))()
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = _synchronizer(device)
     with ctx:
         t = time.perf_counter()
         for _ in range(3 if compile_ else 1):  # warm-up (compilation, autotuning, allocator)
@@ -109,6 +109,13 @@ def bench_train(preset: str, batch: int, steps: int, reference: bool, precision:
                "data_clips_per_s_per_core": round(batch / data_s, 1), "peak_mb": round(_peak_mb(device), 1)})
 
 
+def _synchronizer(device):
+    """Waits for the device's queued work (a GPU runs asynchronously; a CPU needs nothing)."""
+    import torch
+
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
 def _device_name(device) -> str:
     import torch
 
@@ -126,7 +133,7 @@ def bench_sample(preset: str, sampler: str, steps: int, batch: int, bf16: bool, 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net = TextToVideoUViT(get_config(preset)).to(device).eval()
     prompts = ["a medium red ball falls and bounces on the floor, on a dark background"] * batch
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = _synchronizer(device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         if device.type == "cuda":  # warm-up: kernels, allocator
             net.sample(prompts, sampler=sampler, steps=2, guidance=3.0, seed=0)
