@@ -2,7 +2,9 @@
 
     python -m benchmarks.detection.data OUT [--n-world 120] [--n-prompts 60]
 
-Writes under OUT: world-train, world-test, world-ood (real: the world's renders, 120 each) and
+Writes under OUT: world-train, world-test, world-ood (real: the world's renders, 120 each),
+photo-pans (real: 240 hand-held camera clips of still photographs, `benchmarks/detection/photos.py`;
+`pip install -e '.[detdata]'` first for all nine photos, else the three that always ship) and
 one folder per generator (generated, 2 clips a prompt over 60 world captions): uvit-ddim20,
 uvit-dpmpp10, uvit-ddpm50 (the shipped U-ViT stage-1 checkpoint with three samplers),
 uvit-gpu-dpmpp20 (the much later `uvit:small-gpu`, session 9: stage 2 before it), vae-small (the convolutional VAE, another family) and
@@ -10,7 +12,7 @@ gan-small (the conditional video GAN, a third family).
 Folders that exist are kept, so an interrupted run continues. Then:
 
     evalkit detectors train --real OUT/world-train --real OUT/world-test --real OUT/world-ood \\
-        --real ../shared/data/real-videos --fake OUT/uvit-ddim20 --fake OUT/uvit-dpmpp10 \\
+        --real ../shared/data/real-videos --real OUT/photo-pans --fake OUT/uvit-ddim20 --fake OUT/uvit-dpmpp10 \\
         --fake OUT/uvit-ddpm50 --fake OUT/uvit-gpu-dpmpp20 --fake OUT/vae-small --fake OUT/gan-small \\
         --out default
 """
@@ -45,6 +47,10 @@ def make_data(out: Path, n_world: int = 120, n_prompts: int = 60, only: list[str
     for split in ("train", "test", "ood"):
         if not (out / f"world-{split}").exists():
             render_folder(out / f"world-{split}", split=split, n=n_world, seed=7)
+    if not (out / "photo-pans").exists():
+        from benchmarks.detection.photos import make_photo_clips
+
+        make_photo_clips(out / "photo-pans", n=2 * n_world)
     prompts = [Prompt(p) for p in world_prompts(n_prompts)]
     for name, (spec, opts, seed, n) in GENERATORS.items():
         if (out / name).exists() or (only and name not in only):
