@@ -135,8 +135,8 @@ def make_photo_clips(out: Path, n: int = 240, photos: dict[str, np.ndarray] | No
     """Write `n` camera clips, dealt round-robin over the photos, as a clip folder."""
     from tqdm import tqdm
 
-    from evalkit.clipset import ClipFolderWriter
     from evalkit.clip import Clip
+    from evalkit.clipset import ClipFolderWriter
 
     photos = photos if photos is not None else packaged_photos()
     names = sorted(photos)
