@@ -93,8 +93,10 @@ def evaluate(real, fake, cfg: TrainConfig, progress: bool = True, parts=PARTS) -
             det = assemble("ensemble", [g_fit[f][0] for f in cfg.families], sub, cfg, g_cross)
             p = det.predict_batch(data.x[held])
             # Each family alone at its own threshold too: which one calls the footage generated.
-            by_family = {f: false_positive_rate(d.predict_batch(data.x[held]), d.threshold)
-                         for f in cfg.families for d in [assemble(f, [g_fit[f][0]], sub, cfg, g_cross)]}
+            by_family = {}
+            for f in cfg.families:
+                alone = assemble(f, [g_fit[f][0]], sub, cfg, g_cross)
+                by_family[f] = false_positive_rate(alone.predict_batch(data.x[held]), alone.threshold)
             unseen.append({"video": g, "p": p, "threshold": det.threshold, "real_below": det.real_below,
                            "fpr": false_positive_rate(p, det.threshold), "family_fpr": by_family})
     # Robustness: the test split through H.264 and a resize, scored by the in-distribution ensemble.
