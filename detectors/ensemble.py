@@ -9,6 +9,12 @@ threshold fitted at a target false-positive rate, and an abstain band.
   worst to a generator not seen in training, outvote the one-class view. `isotonic` maps the
   final score through an isotonic fit instead of Platt. Probabilities are calibrated to the
   calibration set's class balance, which the detector records.
+- `combine="trimmed"` (robust pooling): each family is Platt-calibrated on its own and the
+  combined score is the trimmed mean of their calibrated logits (the largest and the smallest
+  dropped with four or more families, the median of three), then calibrated once more. No
+  single family decides: stacking learns to trust the family that separates the generators it
+  saw best (cnn3d), and that family is the one that fails on a generator family it never saw
+  and fires confidently on camera footage unlike its training recordings (benchmarks/detection).
 - Threshold: the smallest t such that at most `target_fpr` of the held-out real clips have
   p >= t ("generated" at or above t). The abstain band: below t, a clip is "real" only when p is
   also under the generated clips' `target_fpr` quantile (so at most that share of generated clips
@@ -31,10 +37,22 @@ from detectors.families import family_from_state
 from detectors.features import Protocol, feature_cache
 
 DECISIONS = ("generated", "real", "uncertain")
+COMBINES = ("stack", "trimmed")
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))  # no overflow warnings
+
+
+def trimmed_mean(l: np.ndarray) -> np.ndarray:
+    """Row-wise mean of [B, K] without each row's largest and smallest value when K >= 4; the
+    median when K = 3; the mean when K <= 2."""
+    k = l.shape[1]
+    if k == 3:
+        return np.median(l, 1)
+    if k < 3:
+        return l.mean(1)
+    return np.sort(l, 1)[:, 1:-1].mean(1)
 
 
 def fpr_threshold(p_real: np.ndarray, target_fpr: float) -> float:
@@ -48,11 +66,14 @@ def fpr_threshold(p_real: np.ndarray, target_fpr: float) -> float:
 
 class Detector:
     def __init__(self, name: str, families: list, protocol: Protocol = Protocol(), *,
-                 calibration: str = "platt", target_fpr: float = 0.01):
+                 calibration: str = "platt", target_fpr: float = 0.01, combine: str = "stack"):
         if calibration not in ("platt", "isotonic"):
             raise ValueError(f"calibration must be platt or isotonic, got {calibration!r}")
+        if combine not in COMBINES:
+            raise ValueError(f"combine must be one of {', '.join(COMBINES)}, got {combine!r}")
         self.name, self.families, self.protocol = name, families, protocol
-        self.calibration, self.target_fpr = calibration, target_fpr
+        self.calibration, self.target_fpr, self.combine = calibration, target_fpr, combine
+        self.family_platt = np.tile([1.0, 0.0], (len(families), 1))  # trimmed: per-family (a, b)
         self.stack_coef = np.zeros(len(families))
         self.stack_intercept = 0.0
         names = [f.name for f in families]
@@ -76,6 +97,8 @@ class Detector:
 
     def _stack(self, z: np.ndarray) -> np.ndarray:
         """The combined score, before the final calibration."""
+        if self.combine == "trimmed":
+            return trimmed_mean(z * self.family_platt[:, 0] + self.family_platt[:, 1])
         s = self._sup(z) @ self.stack_coef + self.stack_intercept
         if self.oc_index is None:
             return s
@@ -90,12 +113,19 @@ class Detector:
         """Fit the stacking, calibration, threshold and abstain band on held-out clips (`batch`),
         or on their family logits [B, families] when given (cross-fitted ones: detectors/train.py)."""
         z = self._logits(batch) if logits is None else np.asarray(logits, dtype=np.float64)
-        lr = LogisticRegression(C=10.0, max_iter=5000, random_state=seed).fit(self._sup(z), y)
-        self.stack_coef, self.stack_intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
-        if self.oc_index is not None:
-            oc = LogisticRegression(C=10.0, max_iter=5000, random_state=seed).fit(z[:, [self.oc_index]], y)
+        platt = lambda x: LogisticRegression(C=10.0, max_iter=5000, random_state=seed).fit(x, y)  # noqa: E731
+        if self.combine == "trimmed":
+            fits = [platt(z[:, [j]]) for j in range(z.shape[1])]
+            self.family_platt = np.array([[f.coef_[0, 0], f.intercept_[0]] for f in fits], dtype=np.float64)
+            fin = platt(self._stack(z)[:, None])
+            self.final_platt = np.array([fin.coef_[0, 0], fin.intercept_[0]], dtype=np.float64)
+        else:
+            lr = platt(self._sup(z))
+            self.stack_coef, self.stack_intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+        if self.oc_index is not None and self.combine == "stack":
+            oc = platt(z[:, [self.oc_index]])
             self.oc_platt = np.array([oc.coef_[0, 0], oc.intercept_[0]], dtype=np.float64)
-            fin = LogisticRegression(C=10.0, max_iter=5000, random_state=seed).fit(self._stack(z)[:, None], y)
+            fin = platt(self._stack(z)[:, None])
             self.final_platt = np.array([fin.coef_[0, 0], fin.intercept_[0]], dtype=np.float64)
         if self.calibration == "isotonic":
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(self._stack(z), y)
@@ -145,7 +175,8 @@ class Detector:
         return "real" if p < self.real_below else "uncertain"
 
     def describe(self) -> dict:
-        return {"name": self.name, "families": [f.name for f in self.families], "calibration": self.calibration,
+        return {"name": self.name, "families": [f.name for f in self.families], "combine": self.combine,
+                "calibration": self.calibration,
                 "threshold": self.threshold, "real_below": self.real_below, "target_fpr": self.target_fpr,
                 "protocol": self.protocol.describe()}
 
@@ -165,6 +196,7 @@ class Detector:
             arrays.update({f"family{i}.{k}": np.ascontiguousarray(v) for k, v in arr.items()})
         arrays["stack_coef"] = self.stack_coef
         arrays["oc_platt"], arrays["final_platt"] = self.oc_platt, self.final_platt
+        arrays["family_platt"] = self.family_platt
         if self.iso_x is not None:
             arrays["iso_x"], arrays["iso_y"] = self.iso_x, self.iso_y
         save_file(arrays, str(stage / "weights.safetensors"))
@@ -198,7 +230,9 @@ class Detector:
             pre = f"family{i}."
             fams.append(family_from_state(fm, {k[len(pre):]: v for k, v in arrays.items() if k.startswith(pre)},
                                           protocol))
-        det = cls(meta["name"], fams, protocol, calibration=meta["calibration"], target_fpr=meta["target_fpr"])
+        det = cls(meta["name"], fams, protocol, calibration=meta["calibration"], target_fpr=meta["target_fpr"],
+                  combine=meta.get("combine", "stack"))  # detectors saved before `combine` stacked
+        det.family_platt = arrays.get("family_platt", det.family_platt)
         det.stack_coef, det.stack_intercept = arrays["stack_coef"], float(meta["stack_intercept"])
         det.oc_platt = arrays.get("oc_platt", det.oc_platt)
         det.final_platt = arrays.get("final_platt", det.final_platt)

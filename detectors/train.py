@@ -26,6 +26,7 @@ EXPERIMENT = "evalkit-detectors"
 class TrainConfig:
     families: tuple[str, ...] = DEFAULT_FAMILIES
     calibration: str = "platt"
+    combine: str = "trimmed"       # how the families' scores are pooled (detectors/ensemble.py)
     target_fpr: float = 0.01
     seed: int = 0
     protocol: Protocol = field(default_factory=Protocol)
@@ -108,7 +109,8 @@ def assemble(name: str, fams: list, data: LabelledSet, cfg: TrainConfig, cross: 
     """A detector of `fams` calibrated on the calibration split; with `cross` (crossfit_natural),
     the natural windows' logits there are the cross-fitted ones."""
     cal = data.split == "calib"
-    det = Detector(name, fams, cfg.protocol, calibration=cfg.calibration, target_fpr=cfg.target_fpr)
+    det = Detector(name, fams, cfg.protocol, calibration=cfg.calibration, target_fpr=cfg.target_fpr,
+                   combine=cfg.combine)
     z = det._logits(data.x[cal])
     if cross:
         for j, f in enumerate(fams):

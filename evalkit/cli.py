@@ -456,17 +456,20 @@ def detectors():
               help="Real clips: a clip folder (index.jsonl), or natural videos (a file or folder). Repeatable.")
 @click.option("--fake", required=True, multiple=True, type=click.Path(path_type=Path),
               help="Generated clips, one clip folder per generator. Repeatable.")
-@click.option("--family", "families", default="spectral,temporal,cnn3d,oneclass", show_default=True,
+@click.option("--family", "families", default="spectral,temporal,cnn3d,oneclass,naive", show_default=True,
               help="Families to combine (naive, spectral, temporal, cnn3d, oneclass); naive is always evaluated.")
 @click.option("--out", "name", default="default", show_default=True, help="Name to save and register it under.")
 @click.option("--calibration", type=click.Choice(["platt", "isotonic"]), default="platt", show_default=True)
+@click.option("--combine", type=click.Choice(["stack", "trimmed"]), default="trimmed", show_default=True,
+              help="Pool the families by stacking, or by a trimmed mean of their calibrated scores.")
 @click.option("--target-fpr", type=click.FloatRange(0.0001, 0.5), default=0.01, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def detectors_train(real, fake, families, name, calibration, target_fpr, seed):
+def detectors_train(real, fake, families, name, calibration, combine, target_fpr, seed):
     """Train a calibrated detector on real and generated clips; saves, logs to MLflow, registers."""
     from detectors.train import TrainConfig, parse_families, table_rows, train_detector
 
-    cfg = TrainConfig(families=parse_families(families), calibration=calibration, target_fpr=target_fpr, seed=seed)
+    cfg = TrainConfig(families=parse_families(families), calibration=calibration, combine=combine,
+                      target_fpr=target_fpr, seed=seed)
     report = train_detector(list(real), list(fake), name=name, cfg=cfg)
     for row in table_rows(report):
         click.echo(f"{row['detector']:>10}  AUC {row['auc']}  TPR@1%FPR {row['tpr_at_1pct_fpr']}  "

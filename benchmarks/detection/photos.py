@@ -1,6 +1,6 @@
 """Camera clips from still photographs: more varied natural content for the detectors' real side.
 
-    python -m benchmarks.detection.photos OUT [--n 240] [--photos DIR] [--seed 0]
+    python -m benchmarks.detection.photos OUT [--n 240] [--photos DIR] [--seed 0] [--movers K]
 
 The detectors had three natural recordings to learn what camera footage looks like, and called
 10% of the windows of a recording they never saw generated (README, "Detecting synthetic
@@ -9,8 +9,11 @@ history of real footage, and there are more of them than there are test videos i
 A virtual hand-held camera films each one: a window of the photo (a quarter to nine tenths of its
 short side) is panned, zoomed and slightly rotated along a smooth trajectory with hand shake,
 each frame integrated over its exposure (motion blur from several sub-frame renders), with
-signal-dependent sensor noise drawn anew every frame and a slow exposure drift. What it cannot
-give is independent object motion: the scene is rigid.
+signal-dependent sensor noise drawn anew every frame and a slow exposure drift. A rigid photo
+has no independent motion; with `--movers K` up to K things in each scene move on their own
+(patches of the photo cut out by soft irregular masks that travel, turn and stretch, and local
+elastic bends of the scene), under the same shutter and sensor, so that moving people, animals
+and water are not all the detector ever sees of non-rigid motion in generated clips.
 
 Photos: every image in --photos DIR (jpg/png), else the natural photographs that ship inside
 installed packages: scikit-learn's two sample images (always there), matplotlib's Grace Hopper
@@ -77,9 +80,64 @@ def read_photos(folder: Path) -> dict[str, np.ndarray]:
     return photos
 
 
+def _movers(img: np.ndarray, rng: np.random.Generator, size: int, scale: float, count: int) -> list[dict]:
+    """`count` independent movers: a patch of the photo cut out by a soft irregular mask (an
+    object with real texture) or a local elastic bend of the scene (a limb, a flag, water)."""
+    h, w = img.shape[:2]
+    out = []
+    for _ in range(count):
+        ang = rng.uniform(0, 2 * math.pi)
+        m = {"kind": "sprite" if rng.random() < 0.65 else "bend",
+             "p": rng.uniform(0.15, 0.85, 2) * size,                       # output px
+             "v": np.array([math.cos(ang), math.sin(ang)]) * rng.uniform(0.3, 0.09 * size),  # px a frame
+             "phase": rng.uniform(0, 2 * math.pi), "omega": rng.uniform(0.15, 0.9)}       # rad a frame
+        if m["kind"] == "sprite":
+            r = rng.uniform(0.08, 0.25) * size  # semi-axis, output px
+            m.update(axes=np.array([r, r * rng.uniform(0.5, 1.0)]), spin=math.radians(rng.normal(0, 2.0)),
+                     breathe=rng.uniform(0.0, 0.1), lobes=rng.normal(0, 0.12, 3),
+                     src=rng.uniform([0.2 * w, 0.2 * h], [0.8 * w, 0.8 * h]), scale=scale * rng.uniform(0.8, 1.25))
+        else:
+            m.update(sigma=rng.uniform(0.08, 0.25) * size, amp=rng.normal(0, 0.035 * size, 2))
+            m["v"] = m["v"] * 0.3  # a bend stays roughly where it is
+        out.append(m)
+    return out
+
+
+def _render_movers(frame: np.ndarray, img: np.ndarray, movers: list[dict], u: float) -> np.ndarray:
+    """The frame at time `u` (frames, fractional) with each mover drawn over it."""
+    size = frame.shape[0]
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    for m in movers:
+        p = m["p"] + m["v"] * u
+        p = size - np.abs(np.mod(p, 2 * size) - size)  # bounce inside the frame
+        wobble = math.sin(m["omega"] * u + m["phase"])
+        if m["kind"] == "bend":
+            g = np.exp(-((xx - p[0]) ** 2 + (yy - p[1]) ** 2) / (2 * m["sigma"] ** 2)).astype(np.float32)
+            dx, dy = (m["amp"] * wobble).astype(np.float32)
+            frame = cv2.remap(frame, xx - dx * g, yy - dy * g, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            continue
+        theta = m["spin"] * u
+        sx, sy = 1.0 + m["breathe"] * wobble, 1.0 - m["breathe"] * wobble  # non-rigid: it stretches
+        c, s = math.cos(theta), math.sin(theta)
+        # Output pixel -> sprite-local coordinates -> photo pixel (inverse map for warpAffine).
+        a = np.array([[c / sx, s / sx], [-s / sy, c / sy]]) * m["scale"]
+        tex = cv2.warpAffine(img, np.hstack([a, (m["src"] - a @ p)[:, None]]), (size, size),
+                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+        qx = (c * (xx - p[0]) + s * (yy - p[1])) / sx
+        qy = (-s * (xx - p[0]) + c * (yy - p[1])) / sy
+        ang = np.arctan2(qy, qx)
+        edge = 1.0 + sum(l * np.cos((k + 2) * ang + m["phase"]) for k, l in enumerate(m["lobes"]))
+        rad = np.sqrt((qx / m["axes"][0]) ** 2 + (qy / m["axes"][1]) ** 2) / edge
+        alpha = np.clip((1.0 - rad) * m["axes"][1] / 1.5, 0.0, 1.0)[..., None]  # ~1.5 px soft edge
+        frame = frame * (1.0 - alpha) + tex * alpha
+    return frame
+
+
 def film_photo(photo: np.ndarray, rng: np.random.Generator, frames: int = 20, size: int | None = None,
-               subframes: int = 4) -> np.ndarray:
-    """A hand-held camera clip of a still photo: uint8 [frames, size, size, 3]."""
+               subframes: int = 4, movers: int = 0) -> np.ndarray:
+    """A hand-held camera clip of a still photo: uint8 [frames, size, size, 3]. With `movers`
+    > 0, up to that many things in the scene also move on their own (`_movers`): independent,
+    non-rigid motion that a rigid photo cannot otherwise give."""
     h0, w0 = photo.shape[:2]
     size = size or int(rng.integers(32, 73)) * 2
     side0 = min(h0, w0) * rng.uniform(0.25, 0.9)  # the window, in photo pixels, at frame 0
@@ -107,6 +165,8 @@ def film_photo(photo: np.ndarray, rng: np.random.Generator, frames: int = 20, si
     hi = np.array([w - half, h - half])
     c = rng.uniform(lo, np.maximum(lo, hi))
     shake = np.zeros(2)
+    # Drawn after everything above, so clips without movers are the same as before they existed.
+    moving = _movers(img, rng, size, side0 / size, int(rng.integers(1, movers + 1))) if movers > 0 else []
     out = np.empty((frames, size, size, 3), np.uint8)
     for t in range(frames):
         shake = 0.7 * shake + rng.normal(0.0, shake_std, 2)
@@ -119,8 +179,9 @@ def film_photo(photo: np.ndarray, rng: np.random.Generator, frames: int = 20, si
             s = side / size
             a = np.array([[s * math.cos(theta), -s * math.sin(theta)], [s * math.sin(theta), s * math.cos(theta)]])
             m = np.hstack([a, (centre - a @ np.array([size / 2, size / 2]))[:, None]])
-            acc += cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                  borderMode=cv2.BORDER_REFLECT)
+            sub = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_REFLECT)
+            acc += _render_movers(sub, img, moving, u) if moving else sub
         frame = acc / subframes * drift ** t
         frame += rng.normal(0.0, 1.0, frame.shape).astype(np.float32) * np.sqrt(noise_a + noise_b * frame)
         out[t] = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
@@ -131,8 +192,9 @@ def film_photo(photo: np.ndarray, rng: np.random.Generator, frames: int = 20, si
 
 
 def make_photo_clips(out: Path, n: int = 240, photos: dict[str, np.ndarray] | None = None, seed: int = 0,
-                     frames: int = 20, progress: bool = True) -> list[dict]:
-    """Write `n` camera clips, dealt round-robin over the photos, as a clip folder."""
+                     frames: int = 20, progress: bool = True, movers: int = 0) -> list[dict]:
+    """Write `n` camera clips, dealt round-robin over the photos, as a clip folder (`movers`:
+    see `film_photo`)."""
     from tqdm import tqdm
 
     from evalkit.clip import Clip
@@ -140,16 +202,17 @@ def make_photo_clips(out: Path, n: int = 240, photos: dict[str, np.ndarray] | No
 
     photos = photos if photos is not None else packaged_photos()
     names = sorted(photos)
-    if n < 1 or not names:
-        raise BadInputError(f"need n >= 1 and at least one photo, got n={n} and {len(names)} photos")
+    if n < 1 or not names or movers < 0:
+        raise BadInputError(f"need n >= 1, movers >= 0 and at least one photo, got n={n}, movers={movers} "
+                            f"and {len(names)} photos")
     with ClipFolderWriter(Path(out)) as writer:
         for i in tqdm(range(n), desc="photo clips", unit="clip", disable=None if progress else True):
             name = names[i % len(names)]
             rng = np.random.default_rng([seed, i])
             fps = float(rng.choice((24.0, 25.0, 30.0)))
-            clip = Clip(frames=film_photo(photos[name], rng, frames), fps=fps)
+            clip = Clip(frames=film_photo(photos[name], rng, frames, movers=movers), fps=fps)
             writer.add(clip, {"id": f"photo-{i:04d}", "prompt": f"camera clip of the photograph {name}",
-                              "photo": name, "seed": seed})
+                              "photo": name, "seed": seed, "movers": movers})
     return writer.records
 
 
@@ -159,10 +222,12 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=240)
     ap.add_argument("--photos", type=Path, help="A folder of photographs (default: those packages ship).")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--movers", type=int, default=0,
+                    help="Up to this many things in each scene move on their own (default: a rigid scene).")
     a = ap.parse_args(argv)
     try:
         photos = read_photos(a.photos) if a.photos else packaged_photos()
-        recs = make_photo_clips(a.out, a.n, photos, a.seed)
+        recs = make_photo_clips(a.out, a.n, photos, a.seed, movers=a.movers)
     except BadInputError as e:
         print(f"evalkit: error: {e}")
         return 2

@@ -31,7 +31,9 @@ import numpy as np
 from detectors.data import concat, load_source, recording_of, reencode, resize_clip
 from detectors.evaluate import (calibration_figure, detection_metrics, false_positive_rate, figure_png,
                                 format_estimate, roc_figure)
-from detectors.train import TrainConfig, assemble, build_dataset, fit_all
+from detectors.ensemble import COMBINES
+from detectors.train import TrainConfig, assemble, build_dataset, fit_all, parse_families
+from evalkit.errors import BadInputError
 from evalkit.metrics.stats import proportion_ci
 
 TARGETS = {"in-distribution": ("auc", 0.99), "logo": ("auc", 0.90), "crf30": ("auc", 0.95)}
@@ -164,6 +166,10 @@ def main(argv=None) -> int:
                     help="Folds of natural recordings cross-fitted for calibration (0: off; default %(default)s).")
     ap.add_argument("--no-natural-jitter", action="store_true",
                     help="Natural windows without frame-stride and photometric jitter.")
+    ap.add_argument("--families", default=",".join(TrainConfig.families),
+                    help="The ensemble's families (default %(default)s); naive is always evaluated alone too.")
+    ap.add_argument("--combine", choices=COMBINES, default=TrainConfig.combine,
+                    help="How the ensemble pools its families (default %(default)s).")
     ap.add_argument("--parts", default=",".join(PARTS),
                     help="Comma-separated parts besides the in-distribution rows (default %(default)s).")
     ap.add_argument("--out-md", type=Path)
@@ -174,8 +180,13 @@ def main(argv=None) -> int:
         print(f"evalkit: error: --parts {a.parts!r}: unknown {sorted(set(parts) - set(PARTS))}; choose from "
               f"{','.join(PARTS)}", file=sys.stderr)
         return 2
+    try:
+        families = parse_families(a.families)
+    except BadInputError as e:
+        print(f"evalkit: error: {e}", file=sys.stderr)
+        return 2
     cfg = TrainConfig(seed=a.seed, natural_windows=a.natural_windows, crossfit_folds=a.crossfit_folds,
-                      natural_jitter=not a.no_natural_jitter)
+                      natural_jitter=not a.no_natural_jitter, families=families, combine=a.combine)
     res = evaluate(a.real, a.fake, cfg, parts=parts)
     md = markdown(res, cfg.target_fpr)
     print(md)

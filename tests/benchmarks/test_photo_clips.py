@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.detection.photos import film_photo, main, make_photo_clips, packaged_photos, read_photos
+from benchmarks.detection.photos import (_movers, _render_movers, film_photo, main, make_photo_clips, packaged_photos,
+                                         read_photos)
 from evalkit.clipset import iter_clips
 
 
@@ -53,6 +54,27 @@ def test_camera_moves_smoothly(photos):
     assert moved >= 4
 
 
+def test_movers_add_independent_motion(photos):
+    """Movers change part of a still scene, not all of it, differently at every moment; clips
+    with them are deterministic, and clips without them are exactly what they were before."""
+    img = photos["china"].astype(np.float32)
+    bg = np.ascontiguousarray(img[100:180, 200:280])  # a still 80 px view of the photo
+    for seed in range(4):
+        movers = _movers(img, np.random.default_rng(seed), 80, 1.0, 3)
+        frames = [_render_movers(bg.copy(), img, movers, float(u)) for u in range(6)]
+        changed = [np.abs(f - bg).max(-1) > 2 for f in frames]
+        assert all(0.005 < c.mean() < 0.9 for c in changed), [c.mean() for c in changed]  # a part moves
+        assert all(np.abs(frames[u + 1] - frames[u]).max() > 10 for u in range(5))  # and keeps moving
+    for seed in range(3):
+        a = film_photo(photos["china"], np.random.default_rng(seed), frames=8, size=64)
+        assert np.array_equal(a, film_photo(photos["china"], np.random.default_rng(seed), frames=8, size=64,
+                                            movers=0))
+        b = film_photo(photos["china"], np.random.default_rng(seed), frames=8, size=64, movers=3)
+        assert np.array_equal(b, film_photo(photos["china"], np.random.default_rng(seed), frames=8, size=64,
+                                            movers=3))
+        assert not np.array_equal(a, b)
+
+
 def test_folder_roundtrip_and_errors(tmp_path, photos):
     recs = make_photo_clips(tmp_path / "pc", n=5, photos={k: photos[k] for k in ("china", "flower")},
                             frames=16, progress=False)
@@ -62,6 +84,7 @@ def test_folder_roundtrip_and_errors(tmp_path, photos):
     assert all(c.num_frames == 16 and c.size[0] == c.size[1] >= 64 for c in clips)
     # A folder that exists is never overwritten; a folder without images is refused in one line.
     assert main([str(tmp_path / "pc"), "--n", "2"]) == 2
+    assert main([str(tmp_path / "neg"), "--movers", "-1"]) == 2 and not (tmp_path / "neg").exists()
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "out"), "--photos", str(tmp_path / "empty")]) == 2
     assert not (tmp_path / "out").exists()

@@ -200,6 +200,44 @@ def test_detector_save_load_gives_identical_probabilities(tmp_path):
         assert np.array_equal(again.predict_batch(x), p)
         assert again.threshold == det.threshold and again.calibration == calibration
         assert not list(tmp_path.glob(".*partial*"))
+    det = Detector("t", fams, combine="trimmed").calibrate(x[1::2], y[1::2])
+    again = Detector.load(det.save(tmp_path / "trimmed"))
+    assert again.combine == "trimmed" and np.array_equal(again.predict_batch(x), det.predict_batch(x))
+
+
+class ColumnFamily:
+    """A stand-in family whose logit for a clip is one column of the 'batch' it is given."""
+
+    def __init__(self, name: str, j: int):
+        self.name, self.j = name, j
+
+    def score(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(batch, dtype=np.float64)[:, self.j]
+
+
+def test_trimmed_pooling_lets_no_single_family_decide():
+    """Four families separate the calibration clips equally well. A clip that three of them call
+    clearly real and one calls generated with huge confidence is generated under stacking (its
+    weights add the logits up) and not under the trimmed mean, which also still calls a clip
+    generated when three of four say so."""
+    from detectors.ensemble import trimmed_mean
+
+    assert np.allclose(trimmed_mean(np.array([[0.0, 1.0, 2.0, 9.0], [-9.0, 1.0, 3.0, 4.0]])), [1.5, 2.0])
+    assert np.allclose(trimmed_mean(np.array([[0.0, 5.0, 1.0]])), [1.0])  # three: the median
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 300)
+    z = rng.normal(0.0, 1.0, (600, 4)) + np.where(y[:, None] == 1, 2.0, -2.0)
+    fams = [ColumnFamily(n, j) for j, n in enumerate(("spectral", "temporal", "cnn3d", "naive"))]
+    lone = np.array([[-3.0, -3.0, 15.0, -3.0]])
+    three = np.array([[2.5, 2.5, -3.0, 2.5]])
+    stack = Detector("s", fams).calibrate(z, y)
+    trim = Detector("t", fams, combine="trimmed").calibrate(z, y)
+    assert stack.decide(stack.predict_batch(lone)[0]) == "generated"
+    assert trim.decide(trim.predict_batch(lone)[0]) == "real"
+    assert trim.decide(trim.predict_batch(three)[0]) == "generated"
+    assert roc_auc_score(y, trim.predict_batch(z)) > 0.99
+    with pytest.raises(ValueError, match="combine"):
+        Detector("x", fams, combine="vote")
 
 
 # --- training, registry, MLflow, CLI --------------------------------------------------------
@@ -221,7 +259,10 @@ def trained(folders, tmp_path_factory, real_videos_dir):
     mlflow.set_tracking_uri(uri)
     real, fake = folders
     # Codec augmentation off here: at this tiny size it erases the stand-in's noise (its own test is below).
-    cfg = TrainConfig(families=("spectral", "temporal"), natural_windows=10, seed=0, codec_augment=False)
+    # Stacking: the stand-in generator only adds noise, which the temporal family barely sees, and
+    # an equal-weight pool of two would halve the spectral family's evidence.
+    cfg = TrainConfig(families=("spectral", "temporal"), natural_windows=10, seed=0, codec_augment=False,
+                      combine="stack")
     report = train_detector([real, real_videos_dir / "carphone_pristine.mp4"], [fake], name="unit",
                             cfg=cfg, progress=False)
     yield report, root
