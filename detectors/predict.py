@@ -23,7 +23,7 @@ def detect_clip(det, clip) -> dict:
     p = float(det.predict_batch(x[None])[0])
     return {"p_generated": p, "threshold": det.threshold, "decision": det.decide(p),
             "detector": {"name": det.name, "weights_sha256": getattr(det, "weights_sha256", None),
-                         "families": [f.name for f in det.families]},
+                         "families": [f.name for f in det.families], "combine": det.combine},
             "protocol": {**det.protocol.describe(), **done}}
 
 
