@@ -110,23 +110,23 @@ class Detector:
 
     def calibrate(self, batch: np.ndarray | None, y: np.ndarray, seed: int = 0,
                   logits: np.ndarray | None = None) -> "Detector":
-        """Fit the stacking, calibration, threshold and abstain band on held-out clips (`batch`),
+        """Fit the pooling, calibration, threshold and abstain band on held-out clips (`batch`),
         or on their family logits [B, families] when given (cross-fitted ones: detectors/train.py)."""
         z = self._logits(batch) if logits is None else np.asarray(logits, dtype=np.float64)
-        platt = lambda x: LogisticRegression(C=10.0, max_iter=5000, random_state=seed).fit(x, y)  # noqa: E731
+
+        def platt(x: np.ndarray) -> np.ndarray:  # [coef..., intercept] of a logistic fit of y on x
+            lr = LogisticRegression(C=10.0, max_iter=5000, random_state=seed).fit(x, y)
+            return np.append(lr.coef_[0], lr.intercept_[0]).astype(np.float64)
+
         if self.combine == "trimmed":
-            fits = [platt(z[:, [j]]) for j in range(z.shape[1])]
-            self.family_platt = np.array([[f.coef_[0, 0], f.intercept_[0]] for f in fits], dtype=np.float64)
-            fin = platt(self._stack(z)[:, None])
-            self.final_platt = np.array([fin.coef_[0, 0], fin.intercept_[0]], dtype=np.float64)
+            self.family_platt = np.stack([platt(z[:, [j]]) for j in range(z.shape[1])])
         else:
-            lr = platt(self._sup(z))
-            self.stack_coef, self.stack_intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
-        if self.oc_index is not None and self.combine == "stack":
-            oc = platt(z[:, [self.oc_index]])
-            self.oc_platt = np.array([oc.coef_[0, 0], oc.intercept_[0]], dtype=np.float64)
-            fin = platt(self._stack(z)[:, None])
-            self.final_platt = np.array([fin.coef_[0, 0], fin.intercept_[0]], dtype=np.float64)
+            *coef, self.stack_intercept = platt(self._sup(z))
+            self.stack_coef = np.array(coef)
+            if self.oc_index is not None:
+                self.oc_platt = platt(z[:, [self.oc_index]])
+        if self.combine == "trimmed" or self.oc_index is not None:
+            self.final_platt = platt(self._stack(z)[:, None])
         if self.calibration == "isotonic":
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(self._stack(z), y)
             self.iso_x, self.iso_y = iso.X_thresholds_.astype(np.float64), iso.y_thresholds_.astype(np.float64)
