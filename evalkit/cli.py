@@ -456,6 +456,8 @@ def detectors():
               help="Real clips: a clip folder (index.jsonl), or natural videos (a file or folder). Repeatable.")
 @click.option("--fake", required=True, multiple=True, type=click.Path(path_type=Path),
               help="Generated clips, one clip folder per generator. Repeatable.")
+# Spelled out rather than imported: the CLI starts without scikit-learn and torch. A test keeps
+# these equal to detectors.families.DEFAULT_FAMILIES, ensemble.COMBINES and TrainConfig.combine.
 @click.option("--family", "families", default="spectral,temporal,cnn3d,oneclass,naive", show_default=True,
               help="Families to combine (naive, spectral, temporal, cnn3d, oneclass); naive is always evaluated.")
 @click.option("--out", "name", default="default", show_default=True, help="Name to save and register it under.")

@@ -465,3 +465,17 @@ def test_families_share_features_within_one_prediction(monkeypatch, tmp_path):
     assert calls["temporal"] == 1
     separate = det.probability_from_logits(np.stack([f.score(x) for f in det.families], 1))  # no cache
     assert calls["temporal"] == 3 and np.array_equal(shared, separate)
+
+
+def test_cli_defaults_are_the_library_defaults():
+    """`detectors train` spells its defaults out (the CLI starts without scikit-learn); they must
+    be the library's."""
+    from detectors.ensemble import COMBINES
+    from detectors.families import DEFAULT_FAMILIES
+    from detectors.train import TrainConfig
+    from evalkit.cli import detectors_train
+
+    opts = {p.name: p for p in detectors_train.params}
+    assert tuple(opts["families"].default.split(",")) == DEFAULT_FAMILIES == TrainConfig.families
+    assert opts["combine"].default == TrainConfig.combine
+    assert tuple(opts["combine"].type.choices) == COMBINES
