@@ -15,10 +15,16 @@ threshold fitted at a target false-positive rate, and an abstain band.
   single family decides: stacking learns to trust the family that separates the generators it
   saw best (cnn3d), and that family is the one that fails on a generator family it never saw
   and fires confidently on camera footage unlike its training recordings (benchmarks/detection).
-- Threshold: the smallest t such that at most `target_fpr` of the held-out real clips have
-  p >= t ("generated" at or above t). The abstain band: below t, a clip is "real" only when p is
-  also under the generated clips' `target_fpr` quantile (so at most that share of generated clips
-  would be called real); in between, "uncertain".
+- Threshold (`threshold_rule`): "conformal" (the default) is the smallest t at which a new real
+  clip, exchangeable with the n held-out real clips, is expected to be flagged at most
+  `target_fpr` of the time: (#{p_real >= t} + 1) / (n + 1) <= target_fpr (split-conformal, as in
+  Neyman-Pearson classification). "empirical" (detectors saved before session 12) is the smallest
+  t with #{p_real >= t} / n <= target_fpr, whose expected rate on new clips is (k + 1) / (n + 1),
+  above the target (with n = 170 and a 1% target: 1.2%, the rate it showed on footage). With
+  n + 1 < 1 / target_fpr no t reaches the target: t goes above every real clip and the detector
+  records the rate it does guarantee, 1 / (n + 1). The abstain band, by the same rule on the
+  generated clips: below t, a clip is "real" only when p is also under the level at which at most
+  `target_fpr` of new generated clips would fall; in between, "uncertain".
 - Saved as `detector.json` (everything but arrays) + `weights.safetensors` (arrays); no pickle.
 """
 
@@ -38,6 +44,7 @@ from detectors.features import Protocol, feature_cache
 
 DECISIONS = ("generated", "real", "uncertain")
 COMBINES = ("stack", "trimmed")
+THRESHOLD_RULES = ("conformal", "empirical")
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -55,22 +62,34 @@ def trimmed_mean(l: np.ndarray) -> np.ndarray:
     return np.sort(l, 1)[:, 1:-1].mean(1)
 
 
-def fpr_threshold(p_real: np.ndarray, target_fpr: float) -> float:
-    """Smallest t with mean(p_real >= t) <= target_fpr."""
+def fpr_threshold(p_real: np.ndarray, target_fpr: float, rule: str = "empirical") -> float:
+    """Smallest t with mean(p_real >= t) <= target_fpr ("empirical"), or with
+    (#{p_real >= t} + 1) / (n + 1) <= target_fpr ("conformal"; above every p_real when no t can)."""
     desc = np.sort(np.asarray(p_real, dtype=np.float64))[::-1]
-    k = int(np.floor(target_fpr * len(desc)))  # real clips allowed above the threshold
-    if k >= len(desc):
+    n = len(desc)
+    k = int(np.floor(target_fpr * n)) if rule == "empirical" else int(np.floor(target_fpr * (n + 1))) - 1
+    if k >= n:  # real clips allowed at or above the threshold: k
         return 0.0
-    return float(np.nextafter(desc[k], np.inf))
+    return float(np.nextafter(desc[max(k, 0)], np.inf))
+
+
+def conformal_fpr_bound(n_real: int, n_above: int) -> float:
+    """Expected rate at which a new real clip exchangeable with n_real calibration clips scores at
+    or above a threshold that n_above of them reach."""
+    return (n_above + 1) / (n_real + 1)
 
 
 class Detector:
     def __init__(self, name: str, families: list, protocol: Protocol = Protocol(), *,
-                 calibration: str = "platt", target_fpr: float = 0.01, combine: str = "stack"):
+                 calibration: str = "platt", target_fpr: float = 0.01, combine: str = "stack",
+                 threshold_rule: str = "conformal"):
         if calibration not in ("platt", "isotonic"):
             raise ValueError(f"calibration must be platt or isotonic, got {calibration!r}")
         if combine not in COMBINES:
             raise ValueError(f"combine must be one of {', '.join(COMBINES)}, got {combine!r}")
+        if threshold_rule not in THRESHOLD_RULES:
+            raise ValueError(f"threshold_rule must be one of {', '.join(THRESHOLD_RULES)}, got {threshold_rule!r}")
+        self.threshold_rule = threshold_rule
         self.name, self.families, self.protocol = name, families, protocol
         self.calibration, self.target_fpr, self.combine = calibration, target_fpr, combine
         self.family_platt = np.tile([1.0, 0.0], (len(families), 1))  # trimmed: per-family (a, b)
@@ -132,13 +151,16 @@ class Detector:
             self.iso_x, self.iso_y = iso.X_thresholds_.astype(np.float64), iso.y_thresholds_.astype(np.float64)
         p = self.probability_from_logits(z)
         y = np.asarray(y)
-        self.threshold = fpr_threshold(p[y == 0], self.target_fpr)
-        # The generated clips' target_fpr quantile: below it, at most that share of them fall.
-        p_gen = np.sort(p[y == 1])
-        k = int(np.floor(self.target_fpr * len(p_gen)))
-        self.real_below = float(min(p_gen[k] if len(p_gen) else self.threshold, self.threshold))
-        self.info["calibration_set"] = {"n_real": int((y == 0).sum()), "n_generated": int((y == 1).sum()),
-                                        "prevalence": float(y.mean())}
+        self.threshold = fpr_threshold(p[y == 0], self.target_fpr, self.threshold_rule)
+        # The abstain band's lower edge, the same rule on the generated clips mirrored: below it,
+        # at most target_fpr of (new) generated clips fall.
+        p_gen = p[y == 1]
+        below = -fpr_threshold(-p_gen, self.target_fpr, self.threshold_rule) if len(p_gen) else self.threshold
+        self.real_below = float(min(np.nextafter(below, np.inf), self.threshold))
+        n_real, n_above = int((y == 0).sum()), int((p[y == 0] >= self.threshold).sum())
+        self.info["calibration_set"] = {"n_real": n_real, "n_generated": int((y == 1).sum()),
+                                        "prevalence": float(y.mean()), "real_at_or_above_threshold": n_above,
+                                        "expected_fpr_new_real": conformal_fpr_bound(n_real, n_above)}
         return self
 
     # --- inference -------------------------------------------------------------------------
@@ -177,7 +199,8 @@ class Detector:
     def describe(self) -> dict:
         return {"name": self.name, "families": [f.name for f in self.families], "combine": self.combine,
                 "calibration": self.calibration,
-                "threshold": self.threshold, "real_below": self.real_below, "target_fpr": self.target_fpr,
+                "threshold": self.threshold, "threshold_rule": self.threshold_rule,
+                "real_below": self.real_below, "target_fpr": self.target_fpr,
                 "protocol": self.protocol.describe()}
 
     # --- persistence -----------------------------------------------------------------------
@@ -231,7 +254,8 @@ class Detector:
             fams.append(family_from_state(fm, {k[len(pre):]: v for k, v in arrays.items() if k.startswith(pre)},
                                           protocol))
         det = cls(meta["name"], fams, protocol, calibration=meta["calibration"], target_fpr=meta["target_fpr"],
-                  combine=meta.get("combine", "stack"))  # detectors saved before `combine` stacked
+                  combine=meta.get("combine", "stack"),  # detectors saved before `combine` stacked
+                  threshold_rule=meta.get("threshold_rule", "empirical"))  # and before session 12
         det.family_platt = arrays.get("family_platt", det.family_platt)
         det.stack_coef, det.stack_intercept = arrays["stack_coef"], float(meta["stack_intercept"])
         det.oc_platt = arrays.get("oc_platt", det.oc_platt)

@@ -28,6 +28,7 @@ class TrainConfig:
     calibration: str = "platt"
     combine: str = "trimmed"       # how the families' scores are pooled (detectors/ensemble.py)
     target_fpr: float = 0.01
+    threshold_rule: str = "conformal"  # detectors/ensemble.py
     seed: int = 0
     protocol: Protocol = field(default_factory=Protocol)
     natural_windows: int = 80      # windows per natural video
@@ -110,7 +111,7 @@ def assemble(name: str, fams: list, data: LabelledSet, cfg: TrainConfig, cross: 
     the natural windows' logits there are the cross-fitted ones."""
     cal = data.split == "calib"
     det = Detector(name, fams, cfg.protocol, calibration=cfg.calibration, target_fpr=cfg.target_fpr,
-                   combine=cfg.combine)
+                   combine=cfg.combine, threshold_rule=cfg.threshold_rule)
     z = det._logits(data.x[cal])
     if cross:
         for j, f in enumerate(fams):
@@ -158,6 +159,7 @@ def train_detector(real: list, fake: list, *, name: str, cfg: TrainConfig = Trai
                      "test": {k: {m: e.to_dict() for m, e in r.get("metrics", {}).items()} for k, r in rows.items()}})
     path = det.save(home_dir() / name)
     report = {"name": name, "path": str(path), "rows": rows, "threshold": det.threshold,
+              "expected_fpr_new_real": det.info["calibration_set"]["expected_fpr_new_real"],
               "real_below": det.real_below, "clips": det.info["clips"], "prep_s": prep_s,
               "fit_s": {f: s for f, (_, s) in fitted.items()}, "total_s": time.perf_counter() - t0}
     if log_mlflow:
@@ -177,7 +179,8 @@ def _log(det: Detector, report: dict, cfg: TrainConfig) -> str:
     from evalkit import tracking
 
     params = {"name": det.name, **{k: v for k, v in _config_dict(cfg).items()}, "clips": report["clips"],
-              "threshold": det.threshold, "real_below": det.real_below}
+              "threshold": det.threshold, "real_below": det.real_below,
+              "expected_fpr_new_real": report["expected_fpr_new_real"]}
     with tracking.start_run(EXPERIMENT, run_name=det.name, params=params, seed=cfg.seed) as run:
         for row, r in report["rows"].items():
             prefix = "" if row in ("ensemble", det.name) else f"{row}."

@@ -457,7 +457,8 @@ def detectors():
 @click.option("--fake", required=True, multiple=True, type=click.Path(path_type=Path),
               help="Generated clips, one clip folder per generator. Repeatable.")
 # Spelled out rather than imported: the CLI starts without scikit-learn and torch. A test keeps
-# these equal to detectors.families.DEFAULT_FAMILIES, ensemble.COMBINES and TrainConfig.combine.
+# these equal to detectors.families.DEFAULT_FAMILIES, ensemble.COMBINES, ensemble.THRESHOLD_RULES
+# and TrainConfig.
 @click.option("--family", "families", default="spectral,temporal,cnn3d,oneclass,naive", show_default=True,
               help="Families to combine (naive, spectral, temporal, cnn3d, oneclass); naive is always evaluated.")
 @click.option("--out", "name", default="default", show_default=True, help="Name to save and register it under.")
@@ -465,20 +466,24 @@ def detectors():
 @click.option("--combine", type=click.Choice(["stack", "trimmed"]), default="trimmed", show_default=True,
               help="Pool the families by stacking, or by a trimmed mean of their calibrated scores.")
 @click.option("--target-fpr", type=click.FloatRange(0.0001, 0.5), default=0.01, show_default=True)
+@click.option("--threshold-rule", type=click.Choice(["conformal", "empirical"]), default="conformal",
+              show_default=True, help="conformal: new real clips are expected to be flagged at most "
+              "--target-fpr of the time; empirical: the held-out real clips are.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def detectors_train(real, fake, families, name, calibration, combine, target_fpr, seed):
+def detectors_train(real, fake, families, name, calibration, combine, target_fpr, threshold_rule, seed):
     """Train a calibrated detector on real and generated clips; saves, logs to MLflow, registers."""
     from detectors.train import TrainConfig, parse_families, table_rows, train_detector
 
     cfg = TrainConfig(families=parse_families(families), calibration=calibration, combine=combine,
-                      target_fpr=target_fpr, seed=seed)
+                      target_fpr=target_fpr, threshold_rule=threshold_rule, seed=seed)
     report = train_detector(list(real), list(fake), name=name, cfg=cfg)
     for row in table_rows(report):
         click.echo(f"{row['detector']:>10}  AUC {row['auc']}  TPR@1%FPR {row['tpr_at_1pct_fpr']}  "
                    f"ECE {row['ece']}  natural FPR {row['natural_fpr']}  (test n={row['n']})")
     fit = ", ".join(f"{f} {s:.0f} s" for f, s in report["fit_s"].items())
     click.echo(f"clips {report['clips']}; prepared in {report['prep_s']:.0f} s; trained: {fit}")
-    click.echo(f"threshold {report['threshold']:.4f} (target FPR {target_fpr:g} on held-out real clips); "
+    click.echo(f"threshold {report['threshold']:.4f} ({threshold_rule}, target FPR {target_fpr:g}; expected "
+               f"on new real clips {report['expected_fpr_new_real']:.4f}); "
                f"saved to {report['path']}; MLflow run {report.get('mlflow_run_id')}")
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from detectors.data import concat, load_source, recording_of, reencode, resize_clip
 from detectors.evaluate import (calibration_figure, detection_metrics, false_positive_rate, figure_png,
                                 format_estimate, roc_figure)
-from detectors.ensemble import COMBINES
+from detectors.ensemble import COMBINES, THRESHOLD_RULES
 from detectors.train import TrainConfig, assemble, build_dataset, fit_all, parse_families
 from evalkit.errors import BadInputError
 from evalkit.metrics.stats import proportion_ci
@@ -115,7 +115,7 @@ def evaluate(real, fake, cfg: TrainConfig, progress: bool = True, parts=PARTS) -
             "generators": sorted(set(src[data.y == 1])), "families": families}
 
 
-def markdown(res: dict, target_fpr: float) -> str:
+def markdown(res: dict, target_fpr: float, threshold_rule: str = "conformal") -> str:
     cols = ["auc", "ap", "eer", "acc_at_0.5", "acc_at_threshold", "tpr_at_1pct_fpr", "ece"]
     lines = ["| setting | detector | N | " + " | ".join(cols) + " | target |",
              "|" + "---|" * (len(cols) + 4)]
@@ -131,7 +131,8 @@ def markdown(res: dict, target_fpr: float) -> str:
                 target += f"; ECE <= 0.05: {'met' if m['ece'].value <= 0.05 else 'MISSED'}"
         lines.append(f"| {r['setting']} | {r['detector']} | {r['n']} | "
                      + " | ".join(format_estimate(m[c]) for c in cols) + f" | {target} |")
-    lines += ["", f"False-positive rate on held-out natural footage at the fitted threshold (target {target_fpr:g}):", "",
+    lines += ["", f"False-positive rate on held-out natural footage at the fitted threshold ({threshold_rule} rule, "
+              f"target {target_fpr:g}):", "",
               "| detector | FPR [95% Wilson CI] | N | target |", "|---|---|---|---|"]
     for r in res["natural_fpr"]:
         e = r["fpr"]
@@ -170,6 +171,8 @@ def main(argv=None) -> int:
                     help="The ensemble's families (default %(default)s); naive is always evaluated alone too.")
     ap.add_argument("--combine", choices=COMBINES, default=TrainConfig.combine,
                     help="How the ensemble pools its families (default %(default)s).")
+    ap.add_argument("--threshold-rule", choices=THRESHOLD_RULES, default=TrainConfig.threshold_rule,
+                    help="How the decision threshold is fitted (default %(default)s; detectors/ensemble.py).")
     ap.add_argument("--parts", default=",".join(PARTS),
                     help="Comma-separated parts besides the in-distribution rows (default %(default)s).")
     ap.add_argument("--out-md", type=Path)
@@ -186,9 +189,10 @@ def main(argv=None) -> int:
         print(f"evalkit: error: {e}", file=sys.stderr)
         return 2
     cfg = TrainConfig(seed=a.seed, natural_windows=a.natural_windows, crossfit_folds=a.crossfit_folds,
-                      natural_jitter=not a.no_natural_jitter, families=families, combine=a.combine)
+                      natural_jitter=not a.no_natural_jitter, families=families, combine=a.combine,
+                      threshold_rule=a.threshold_rule)
     res = evaluate(a.real, a.fake, cfg, parts=parts)
-    md = markdown(res, cfg.target_fpr)
+    md = markdown(res, cfg.target_fpr, cfg.threshold_rule)
     print(md)
     if a.out_md:
         a.out_md.write_text(md + "\n")
@@ -209,7 +213,9 @@ def _log(res: dict, md: str, cfg: TrainConfig) -> str:
     from evalkit import tracking
 
     with tracking.start_run("evalkit-detection-bench", run_name="detectors", seed=cfg.seed,
-                            params={"generators": res["generators"], "clips": res["clips"]}) as run:
+                            params={"generators": res["generators"], "clips": res["clips"],
+                                    "families": ",".join(cfg.families), "combine": cfg.combine,
+                                    "threshold_rule": cfg.threshold_rule, "target_fpr": cfg.target_fpr}) as run:
         for r in res["rows"]:
             tracking.log_estimates({f"{r['setting']}.{r['detector']}.{k}": e for k, e in r["metrics"].items()})
         for r in res["natural_unseen"]:

@@ -134,6 +134,28 @@ def test_fpr_threshold_is_the_smallest_that_meets_the_target():
             assert (p >= below.max()).mean() > target
 
 
+def test_conformal_threshold_holds_the_target_on_new_real_clips():
+    """The empirical rule meets the target on the calibration clips and exceeds it on new ones
+    (expected (k + 1) / (n + 1)); the conformal rule meets it on new ones."""
+    rng = np.random.default_rng(2)
+    n, target = 170, 0.01
+    rates = {"empirical": [], "conformal": []}
+    for _ in range(3000):
+        p = rng.random(n)
+        for rule in rates:
+            t = fpr_threshold(p, target, rule)
+            rates[rule].append(1.0 - min(t, 1.0))  # share of new uniform real scores at or above t
+    assert np.mean(rates["empirical"]) == pytest.approx(2 / 171, rel=0.08)   # over the target
+    assert np.mean(rates["conformal"]) == pytest.approx(1 / 171, rel=0.08)   # under it
+    p = rng.random(n)
+    t = fpr_threshold(p, target, "conformal")
+    assert ((p >= t).sum() + 1) / (n + 1) <= target
+    below = p[p < t]
+    assert ((p >= below.max()).sum() + 1) / (n + 1) > target  # the smallest such t
+    few = rng.random(20)  # 1 / 21 > 1%: no threshold reaches the target; above every real clip
+    assert fpr_threshold(few, target, "conformal") > few.max()
+
+
 def test_detection_metric_definitions():
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     p = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9])
@@ -199,6 +221,7 @@ def test_detector_save_load_gives_identical_probabilities(tmp_path):
         again = Detector.load(det.save(tmp_path / calibration))
         assert np.array_equal(again.predict_batch(x), p)
         assert again.threshold == det.threshold and again.calibration == calibration
+        assert again.threshold_rule == det.threshold_rule == "conformal" and again.real_below == det.real_below
         assert not list(tmp_path.glob(".*partial*"))
     det = Detector("t", fams, combine="trimmed").calibrate(x[1::2], y[1::2])
     again = Detector.load(det.save(tmp_path / "trimmed"))
@@ -470,7 +493,7 @@ def test_families_share_features_within_one_prediction(monkeypatch, tmp_path):
 def test_cli_defaults_are_the_library_defaults():
     """`detectors train` spells its defaults out (the CLI starts without scikit-learn); they must
     be the library's."""
-    from detectors.ensemble import COMBINES
+    from detectors.ensemble import COMBINES, THRESHOLD_RULES
     from detectors.families import DEFAULT_FAMILIES
     from detectors.train import TrainConfig
     from evalkit.cli import detectors_train
@@ -479,3 +502,5 @@ def test_cli_defaults_are_the_library_defaults():
     assert tuple(opts["families"].default.split(",")) == DEFAULT_FAMILIES == TrainConfig.families
     assert opts["combine"].default == TrainConfig.combine
     assert tuple(opts["combine"].type.choices) == COMBINES
+    assert opts["threshold_rule"].default == TrainConfig.threshold_rule
+    assert tuple(opts["threshold_rule"].type.choices) == THRESHOLD_RULES
