@@ -23,7 +23,9 @@ def detect_clip(det, clip) -> dict:
     p = float(det.predict_batch(x[None])[0])
     return {"p_generated": p, "threshold": det.threshold, "decision": det.decide(p),
             "detector": {"name": det.name, "weights_sha256": getattr(det, "weights_sha256", None),
-                         "families": [f.name for f in det.families], "combine": det.combine},
+                         "families": [f.name for f in det.families], "combine": det.combine,
+                         "threshold_rule": det.threshold_rule, "target_fpr": det.target_fpr,
+                         "real_below": det.real_below},
             "protocol": {**det.protocol.describe(), **done}}
 
 

@@ -1,8 +1,8 @@
 """`evalkit demo`: the main job on the embedded default, end to end.
 
 1. render the reference world (a test split and an ood split) as MP4s and measure it;
-2. get the default generator (`uvit:small`; while it has no trained weights, the shipped stage-1
-   checkpoint `uvit:small-stage1`, said so), generate a few clips for world prompts, and sign
+2. get the default generator (`uvit:small`; while it has no trained weights, the best shipped
+   checkpoint `uvit:small-gpu`, said so), generate a few clips for world prompts, and sign
    (C2PA) and watermark each with throw-away demo credentials;
 3. score them against the reference with every metric, beside the world's own ood split (what a
    perfect generator would get);

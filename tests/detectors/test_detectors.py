@@ -347,6 +347,7 @@ def test_detect_cli_json_bad_file_and_unknown_name(in_trained, folders, tmp_path
     assert [row["decision"] for row in rows[:2]] == ["generated", "real"]
     assert rows[0]["p_generated"] > rows[1]["p_generated"]
     assert rows[0]["detector"]["combine"] == "stack" and rows[0]["detector"]["families"] == ["spectral", "temporal"]
+    assert rows[0]["detector"]["threshold_rule"] == "conformal" and rows[0]["detector"]["target_fpr"] == 0.01
     assert rows[0]["protocol"]["frames"] == 16 and rows[0]["protocol"]["source_size"] == [32, 32]
     assert rows[2]["error"] and "broken.mp4" in rows[2]["error"] and rows[2]["p_generated"] is None
     assert main(["detect", str(bad), "--detector", "nosuch"]) == 3
