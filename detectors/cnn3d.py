@@ -39,6 +39,13 @@ def residual_input(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([res.permute(0, 2, 1, 3, 4), d[:, None]], 1)
 
 
+def _residuals(batch: np.ndarray, chunk: int = 64) -> torch.Tensor:
+    """residual_input of a whole protocol batch, stored as float16 [N, 4, T, S, S] (half the
+    memory; its rounding, 1e-3 relative, is far below the 8-bit pixels' own step of 0.04 here)."""
+    return torch.cat([residual_input(torch.from_numpy(batch[i:i + chunk])).half()
+                      for i in range(0, len(batch), chunk)]) if len(batch) else torch.zeros(0, 4, 1, 1, 1).half()
+
+
 class ResidualCNN3D(nn.Module):
     def __init__(self, width: int = 16):
         super().__init__()
@@ -80,16 +87,20 @@ class CNN3DFamily:
         weight = torch.tensor([0.5 / max(1 - pos, 1e-3), 0.5 / max(pos, 1e-3)])
         yt = torch.from_numpy(np.asarray(y, dtype=np.float32))
         self.net.train()
+        self.net.to(memory_format=torch.channels_last_3d)  # oneDNN's fast 3D convolutions (measured 1.8x)
         bar = tqdm(total=steps, desc="train cnn3d", unit="step", disable=None if progress else True)
         with _cpu_fast_math():
+            r_all = _residuals(batch)  # once, not every epoch: it cost a third of each step
             for _ in range(self.epochs):
                 order = torch.randperm(n, generator=g)
                 for i in range(0, n, self.batch_size):
                     idx = order[i:i + self.batch_size]
-                    x = torch.from_numpy(batch[idx.numpy()])
-                    flip = torch.rand(len(idx), generator=g) < 0.5  # horizontal flips: content-agnostic
-                    x[flip] = x[flip].flip(3)
-                    logits = self.net(residual_input(x))
+                    r = r_all[idx].float()
+                    # Horizontal flips (content-agnostic); the residual of a flipped clip is the
+                    # flipped residual, the 3x3 box blur being symmetric.
+                    flip = torch.rand(len(idx), generator=g) < 0.5
+                    r[flip] = r[flip].flip(4)
+                    logits = self.net(r.contiguous(memory_format=torch.channels_last_3d))
                     w = weight[yt[idx].long()]
                     loss = (F.binary_cross_entropy_with_logits(logits, yt[idx], reduction="none") * w).sum() / w.sum()
                     opt.zero_grad(set_to_none=True)
@@ -104,17 +115,18 @@ class CNN3DFamily:
 
     @torch.no_grad()
     def score(self, batch: np.ndarray) -> np.ndarray:
-        self.net.eval()
+        self.net.eval().to(memory_format=torch.channels_last_3d)
         out = []
         with _cpu_fast_math():
             for i in range(0, len(batch), 64):
-                out.append(self.net(residual_input(torch.from_numpy(batch[i:i + 64]))).double().numpy())
+                r = residual_input(torch.from_numpy(batch[i:i + 64]))
+                out.append(self.net(r.contiguous(memory_format=torch.channels_last_3d)).double().numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta = {"family": "cnn3d", "kind": "cnn3d", "width": self.width, "epochs": self.epochs,
                 "batch_size": self.batch_size, "lr": self.lr}
-        return meta, {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        return meta, {k: v.detach().cpu().contiguous().numpy() for k, v in self.net.state_dict().items()}
 
     @classmethod
     def from_state(cls, meta: dict, arrays: dict, protocol: Protocol) -> "CNN3DFamily":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -204,8 +205,15 @@ _CACHE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("detector_f
 
 @contextlib.contextmanager
 def feature_cache():
-    """Inside the block, `features_of(name, batch)` computes each feature set once per batch, so
-    families that read the same features (oneclass reads naive, spectral and temporal) share them."""
+    """Inside the block, `features_of` computes each feature set once per clip, whatever batch the
+    clip comes in: families that read the same features (oneclass reads naive, spectral and
+    temporal), the cross-fitting folds and the calibration and test passes of training all share
+    them (measured: training spent 200 of its 540 s recomputing features before this). Clips are
+    keyed by the SHA-256 of their pixels (about 0.4 ms a clip), never by object identity, which
+    Python reuses. A block inside another shares the outer block's cache."""
+    if _CACHE.get() is not None:
+        yield
+        return
     token = _CACHE.set({})
     try:
         yield
@@ -213,15 +221,40 @@ def feature_cache():
         _CACHE.reset(token)
 
 
+def _row_keys(batch: np.ndarray) -> list[bytes]:
+    tag = f"{batch.dtype.str}{batch.shape[1:]}".encode()
+    keys = []
+    for row in batch:
+        h = hashlib.sha256(tag)
+        h.update(np.ascontiguousarray(row).data)
+        keys.append(h.digest())
+    return keys
+
+
+def features_of_many(names, batch: np.ndarray) -> list[np.ndarray]:
+    """[FEATURE_SETS[name] of `batch` for name in names], from the active `feature_cache` if any.
+    Every feature set is computed clip by clip (row-wise), so cached rows can be reused."""
+    cache = _CACHE.get()
+    if cache is None or len(batch) == 0:
+        return [FEATURE_SETS[n][0](batch) for n in names]
+    keys = _row_keys(batch)
+    out = []
+    for name in names:
+        store = cache.setdefault(name, {})
+        todo: dict[bytes, int] = {}  # clip key -> its first row; duplicates are computed once
+        for i, k in enumerate(keys):
+            if k not in store:
+                todo.setdefault(k, i)
+        if todo:
+            for k, f in zip(todo, FEATURE_SETS[name][0](batch[list(todo.values())])):
+                store[k] = f
+        out.append(np.stack([store[k] for k in keys]))
+    return out
+
+
 def features_of(name: str, batch: np.ndarray) -> np.ndarray:
     """FEATURE_SETS[name] of `batch`, from the active `feature_cache` when there is one."""
-    cache = _CACHE.get()
-    if cache is None:
-        return FEATURE_SETS[name][0](batch)
-    key = (name, id(batch), batch.shape)  # the batch stays alive for the block, so its id is stable
-    if key not in cache:
-        cache[key] = FEATURE_SETS[name][0](batch)
-    return cache[key]
+    return features_of_many([name], batch)[0]
 
 
 FEATURE_SETS = {"naive": (naive_features, lambda p: NAIVE_NAMES),

@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.covariance import LedoitWolf
 from sklearn.preprocessing import StandardScaler
 
-from detectors.features import FEATURE_SETS, Protocol, features_of
+from detectors.features import FEATURE_SETS, Protocol, features_of_many
 
 FEATURES = ("naive", "spectral", "temporal")
 
@@ -37,7 +37,7 @@ class OneClassFamily:
         self.groups: list[tuple[str, np.ndarray, np.ndarray]] = []  # (name, location, precision)
 
     def _x(self, batch: np.ndarray) -> np.ndarray:
-        x = np.concatenate([features_of(k, batch) for k in FEATURES], 1)
+        x = np.concatenate(features_of_many(FEATURES, batch), 1)
         return np.nan_to_num(x, nan=0.0, posinf=30.0, neginf=-30.0)
 
     @staticmethod

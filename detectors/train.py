@@ -16,7 +16,7 @@ from detectors.ensemble import Detector
 from detectors.evaluate import (calibration_figure, detection_metrics, false_positive_rate, figure_png,
                                 format_estimate, roc_figure)
 from detectors.families import DEFAULT_FAMILIES, FAMILIES, make_family
-from detectors.features import Protocol
+from detectors.features import Protocol, feature_cache
 from evalkit.errors import BadInputError
 
 EXPERIMENT = "evalkit-detectors"
@@ -147,12 +147,13 @@ def train_detector(real: list, fake: list, *, name: str, cfg: TrainConfig = Trai
     data = build_dataset(real, fake, cfg, progress)
     prep_s = time.perf_counter() - t0
     wanted = tuple(dict.fromkeys([*cfg.families, "naive"]))  # naive: the baseline row of every table
-    fitted, cross = fit_all(data, wanted, cfg, progress)
-    det = assemble(name, [fitted[f][0] for f in cfg.families], data, cfg, cross)
-    rows = {"ensemble" if len(cfg.families) > 1 else cfg.families[0]: evaluate_on(det, data)}
-    for f in wanted:
-        if len(cfg.families) > 1 or f != cfg.families[0]:
-            rows[f] = evaluate_on(assemble(f, [fitted[f][0]], data, cfg, cross), data)
+    with feature_cache():  # each clip's features once, for every fit, fold and evaluation below
+        fitted, cross = fit_all(data, wanted, cfg, progress)
+        det = assemble(name, [fitted[f][0] for f in cfg.families], data, cfg, cross)
+        rows = {"ensemble" if len(cfg.families) > 1 else cfg.families[0]: evaluate_on(det, data)}
+        for f in wanted:
+            if len(cfg.families) > 1 or f != cfg.families[0]:
+                rows[f] = evaluate_on(assemble(f, [fitted[f][0]], data, cfg, cross), data)
     det.info.update({"trained_on": {"real": [str(p) for p in real], "fake": [str(p) for p in fake]},
                      "clips": {s: int((data.split == s).sum()) for s in ("train", "calib", "test")},
                      "sources": sorted(set(data.source)), "config": _config_dict(cfg),

@@ -32,6 +32,7 @@ from detectors.data import concat, load_source, recording_of, reencode, resize_c
 from detectors.evaluate import (calibration_figure, detection_metrics, false_positive_rate, figure_png,
                                 format_estimate, roc_figure)
 from detectors.ensemble import COMBINES, THRESHOLD_RULES
+from detectors.features import feature_cache
 from detectors.train import TrainConfig, assemble, build_dataset, fit_all, parse_families
 from evalkit.errors import BadInputError
 from evalkit.metrics.stats import proportion_ci
@@ -58,6 +59,11 @@ PARTS = ("logo", "unseen", "robustness")  # the in-distribution rows always run
 
 
 def evaluate(real, fake, cfg: TrainConfig, progress: bool = True, parts=PARTS) -> dict:
+    with feature_cache():  # every clip's features computed once for all the detectors trained here
+        return _evaluate(real, fake, cfg, progress, parts)
+
+
+def _evaluate(real, fake, cfg: TrainConfig, progress: bool, parts) -> dict:
     t0 = time.perf_counter()
     data = build_dataset(real, fake, cfg, progress)
     prep = time.perf_counter() - t0

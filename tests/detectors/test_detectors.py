@@ -491,6 +491,44 @@ def test_families_share_features_within_one_prediction(monkeypatch, tmp_path):
     assert calls["temporal"] == 3 and np.array_equal(shared, separate)
 
 
+def test_feature_cache_computes_each_clip_once_across_batches(monkeypatch):
+    """Training fits the families on subsets, folds and splits of one set of clips: under one
+    `feature_cache` every clip's features are computed once, whatever batch or order it comes in,
+    equal to computing them directly; a nested block shares the outer cache."""
+    from detectors import features
+    from evalkit.world.clips import WorldConfig, make_clip_from_seed
+
+    x = features.stack_protocol([make_clip_from_seed(s, "test", WorldConfig(size=64)) for s in range(8)])
+    rows = {"n": 0}
+    fn, names = features.FEATURE_SETS["temporal"]
+
+    def counted(batch):
+        rows["n"] += len(batch)
+        return fn(batch)
+
+    monkeypatch.setitem(features.FEATURE_SETS, "temporal", (counted, names))
+    direct = fn(x)
+    with features.feature_cache():
+        a = features.features_of("temporal", x[[5, 1, 2]])
+        with features.feature_cache():
+            b = features.features_of("temporal", x[[7, 6, 5, 4, 3, 2, 1, 0, 0]])  # a duplicate row too
+        c = features.features_of_many(["temporal", "naive"], x[:4])
+    assert rows["n"] == 8  # 3 clips, then the 5 not seen yet; nothing afterwards
+    np.testing.assert_allclose(a, direct[[5, 1, 2]], rtol=1e-9)
+    np.testing.assert_allclose(b, direct[[7, 6, 5, 4, 3, 2, 1, 0, 0]], rtol=1e-9)
+    np.testing.assert_allclose(c[0], direct[:4], rtol=1e-9)
+    np.testing.assert_allclose(c[1], features.naive_features(x[:4]), rtol=1e-9)
+    # A clip that differs in one pixel is another clip.
+    y = x[:1].copy()
+    y[0, 3, 10, 10, 1] += 0.5
+    with features.feature_cache():
+        features.features_of("temporal", x[:1])
+        features.features_of("temporal", y)
+    assert rows["n"] == 10
+    features.features_of("temporal", x[:2])  # outside any block: computed
+    assert rows["n"] == 12
+
+
 def test_cli_defaults_are_the_library_defaults():
     """`detectors train` spells its defaults out (the CLI starts without scikit-learn); they must
     be the library's."""
