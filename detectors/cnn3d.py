@@ -42,8 +42,8 @@ def residual_input(x: torch.Tensor) -> torch.Tensor:
 def _residuals(batch: np.ndarray, chunk: int = 64) -> torch.Tensor:
     """residual_input of a whole protocol batch, stored as float16 [N, 4, T, S, S] (half the
     memory; its rounding, 1e-3 relative, is far below the 8-bit pixels' own step of 0.04 here)."""
-    return torch.cat([residual_input(torch.from_numpy(batch[i:i + chunk])).half()
-                      for i in range(0, len(batch), chunk)]) if len(batch) else torch.zeros(0, 4, 1, 1, 1).half()
+    parts = [residual_input(torch.from_numpy(batch[i:i + chunk])).half() for i in range(0, len(batch), chunk)]
+    return torch.cat(parts) if parts else torch.zeros(0, 4, *batch.shape[1:4], dtype=torch.half)
 
 
 class ResidualCNN3D(nn.Module):
@@ -69,7 +69,7 @@ class ResidualCNN3D(nn.Module):
 class CNN3DFamily:
     name = "cnn3d"
 
-    def __init__(self, protocol: Protocol = Protocol(), width: int = 16, epochs: int = 8,
+    def __init__(self, protocol: Protocol = Protocol(), width: int = 16, epochs: int = 16,
                  batch_size: int = 32, lr: float = 2e-3):
         self.protocol, self.width, self.epochs, self.batch_size, self.lr = protocol, width, epochs, batch_size, lr
         self.net = ResidualCNN3D(width)

@@ -184,6 +184,20 @@ def test_cnn3d_learns_residual_noise_and_round_trips():
     assert np.array_equal(other.score(x), s)  # same seed, same data -> the same network
 
 
+def test_cnn3d_residual_of_a_flipped_clip_is_the_flipped_residual():
+    """cnn3d computes each clip's residual input once per fit and flips the residual for its
+    flip augmentation: that is only the same as flipping the clip if the two commute."""
+    from detectors.cnn3d import _residuals, residual_input
+
+    x = stack_protocol([make_clip_from_seed(s, "train") for s in range(3)], Protocol(8, 32))
+    x[0, :, :, :5] = 0.0  # an asymmetric edge, so a wrong flip axis would show
+    r = residual_input(torch.from_numpy(x))
+    torch.testing.assert_close(residual_input(torch.from_numpy(x).flip(3)), r.flip(4))
+    stored = _residuals(x, chunk=2)  # float16 storage, in chunks
+    assert stored.dtype == torch.float16 and stored.shape == r.shape
+    torch.testing.assert_close(stored.float(), r, atol=1e-2, rtol=1e-3)
+
+
 def test_oneclass_flags_departures_from_real_in_either_direction():
     from detectors.oneclass import OneClassFamily
 
