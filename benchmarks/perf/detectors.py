@@ -93,8 +93,12 @@ def time_training(real: list[str], fake: list[str]) -> dict:
         t = time.perf_counter()
         r = train_detector(real, fake, name="timing", cfg=TrainConfig(), progress=False, log_mlflow=False)
         total = time.perf_counter() - t
+    import resource
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the process's peak (Linux: KiB)
     return {"clips": r["clips"], "prepare_s": round(r["prep_s"], 1),
-            "fit_s": {k: round(v, 1) for k, v in r["fit_s"].items()}, "total_s": round(total, 1)}
+            "fit_s": {k: round(v, 1) for k, v in r["fit_s"].items()}, "total_s": round(total, 1),
+            "peak_rss_mb": round(peak_mb)}
 
 
 if __name__ == "__main__":
