@@ -83,19 +83,26 @@ def main(argv=None) -> int:
 
 
 def time_training(real: list[str], fake: list[str]) -> dict:
-    """Wall seconds of a default `detectors train` on these folders, saved to a temporary home."""
+    """Wall seconds of a default `detectors train` on these folders, saved to a temporary home,
+    and the process's peak memory."""
+    import resource
     import tempfile
 
     from detectors.train import TrainConfig, train_detector
 
+    before = os.environ.get("EVALKIT_HOME")
     with tempfile.TemporaryDirectory() as home:
         os.environ["EVALKIT_HOME"] = home
-        t = time.perf_counter()
-        r = train_detector(real, fake, name="timing", cfg=TrainConfig(), progress=False, log_mlflow=False)
-        total = time.perf_counter() - t
-    import resource
-
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the process's peak (Linux: KiB)
+        try:
+            t = time.perf_counter()
+            r = train_detector(real, fake, name="timing", cfg=TrainConfig(), progress=False, log_mlflow=False)
+            total = time.perf_counter() - t
+        finally:
+            if before is None:
+                os.environ.pop("EVALKIT_HOME", None)
+            else:
+                os.environ["EVALKIT_HOME"] = before
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     return {"clips": r["clips"], "prepare_s": round(r["prep_s"], 1),
             "fit_s": {k: round(v, 1) for k, v in r["fit_s"].items()}, "total_s": round(total, 1),
             "peak_rss_mb": round(peak_mb)}
