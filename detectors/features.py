@@ -75,13 +75,16 @@ def _luma(x: np.ndarray) -> np.ndarray:
 def naive_features(x: np.ndarray) -> np.ndarray:
     """[B, T, S, S, 3] -> [B, 12]."""
     b = len(x)
-    flat = x.reshape(b, -1, 3)
-    sat = flat.max(-1) - flat.min(-1)
+    # One contiguous plane per channel: numpy reduces a strided axis of 3, or along it, 6x slower.
+    r, g, bl = (np.ascontiguousarray(x[..., c]).reshape(b, -1) for c in range(3))
+    means = np.stack([c.mean(1, dtype=np.float64) for c in (r, g, bl)], 1)
+    stds = np.stack([np.sqrt(np.square(c.astype(np.float64) - m[:, None]).mean(1))
+                     for c, m in zip((r, g, bl), means.T)], 1)
+    sat = (np.maximum(np.maximum(r, g), bl) - np.minimum(np.minimum(r, g), bl)).mean(1, dtype=np.float64)
     # Quantiles from every other row and column: 4x cheaper, and pixel statistics barely change.
     y = _luma(x[:, :, ::2, ::2]).reshape(b, -1)
     q = np.quantile(y, [0.05, 0.25, 0.5, 0.75, 0.95], axis=1).T.astype(np.float64)
-    return np.concatenate([flat.mean(1, dtype=np.float64), flat.std(1, dtype=np.float64), q,
-                           sat.mean(1, dtype=np.float64, keepdims=True)], axis=1)
+    return np.concatenate([means, stds, q, sat[:, None]], axis=1)
 
 
 NAIVE_NAMES = ([f"mean_{c}" for c in "rgb"] + [f"std_{c}" for c in "rgb"]
