@@ -448,3 +448,70 @@ def test_benchmark_attacks_keep_the_clip_readable(tmp_path):
     write_video(tmp_path / "a.mp4", f, fps=8.0)
     (group, name, frames, fps), = bench.folder_clips(tmp_path)  # --clips: every .mp4 of a folder
     assert (group, name, frames.shape, fps) == ("folder", "a", f.shape, 8.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Time: long clips are marked in segments, so excerpts keep the mark (wm_time)
+
+
+def test_segments_tile_the_clip_and_windows_span_one_segment_period():
+    from evalkit.provenance import wm_time
+
+    assert wm_time.segments(63, 32) == [(0, 63)]  # under two segments: one piece, as before
+    assert wm_time.segments(100, 0) == [(0, 100)]
+    for t in (64, 65, 95, 96, 250):
+        segs = wm_time.segments(t, 32)
+        assert segs[0][0] == 0 and segs[-1][1] == t
+        assert all(b == c for (_, b), (c, _) in zip(segs, segs[1:]))  # contiguous
+        assert all(b - a == 32 for a, b in segs[:-1]) and 0 < segs[-1][1] - segs[-1][0] <= 32
+    assert wm_time.windows(24, 32) == [] and wm_time.windows(100, 0) == []
+    w = wm_time.windows(32, 32)
+    assert (0, 32) not in w and sorted({b - a for a, b in w}) == [16]  # the whole clip is read anyway
+    w = wm_time.windows(200, 32)
+    assert sorted(a for a, b in w if b - a == 32) == list(range(32))
+    frames = np.random.default_rng(0).integers(0, 256, (70, 32, 40, 3), dtype=np.uint8)
+    for (a, b), m in wm_time.window_means(frames, wm_time.windows(70, 32)):
+        assert np.allclose(m, frames[a:b].mean(axis=0), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def carphone120(real_videos_dir):
+    return read_video(real_videos_dir / "carphone_pristine.mp4").frames  # 120 frames, talking head
+
+
+def test_excerpts_of_moving_footage_keep_the_mark(key, carphone120):
+    f = carphone120
+    m = embed(f, PAYLOAD, key)
+    assert psnr(m, f) >= 42.0
+    # an excerpt holding one whole 32-frame segment, starting mid-segment; the same with every
+    # other frame dropped (a halved frame rate); the clip's head
+    for excerpt in (m[37:110], m[37:110:2], m[:60]):
+        d = detect(excerpt, key)
+        assert d.detected and d.payload == PAYLOAD, d.geometry
+    # the reason for segments: marked in one piece, the same excerpt had lost its mark
+    one_piece = WatermarkConfig(segment_frames=0)
+    d = detect(embed(f, PAYLOAD, key, one_piece)[37:110], key, one_piece)
+    assert d.payload is None
+
+
+def test_window_reads_keep_the_false_detection_bound(key, carphone120):
+    # unmarked long footage is scanned window by window and still not detected, and a clip
+    # marked with another key is not read as this key's
+    ps = [detect(carphone120, make_key(f"window-key-{i}")).p_value for i in range(3)]
+    other = embed(carphone120[:96], PAYLOAD, make_key("another key"))
+    ps += [detect(other[5:80], key).p_value]
+    assert min(ps) > 1e-3
+
+
+def test_segments_decoded_together_need_the_right_alignment(key, carphone120):
+    # the combined read of `detect`: the LLRs of every segment in step, summed, at the clip's own
+    # geometry; on moving footage it decodes only where the windows line up with the segments
+    m = embed(carphone120[:96], PAYLOAD, key)
+    cfg = wm.get_config()
+    h, w = m.shape[1:3]
+    plan = wm._plan(key, cfg.grid_for(h, w), cfg, 64 + cfg.mac_bits, wm.DEFAULT_CODE, 0)
+    box = (0.0, 1.0, 0.0, 1.0)
+    d = wm._decode_segments(m, plan, box, 1.0, "as-is", 0, 32, cfg, key, 64)
+    assert d.payload == PAYLOAD and d.geometry["segments"] == 3 and d.p_value < 1e-9
+    off = wm._decode_segments(m, plan, box, 1.0, "as-is", 12, 32, cfg, key, 64)
+    assert off.payload is None and off.p_value == 1.0

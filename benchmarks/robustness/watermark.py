@@ -3,7 +3,8 @@
     python benchmarks/robustness/watermark.py [--quick] [--out FILE.md] [--mlflow] [--seed S]
                                               [--world N] [--fp N] [--preset NAME]
                                               [--rows FILE.jsonl] [--no-real] [--sizes 32,64,128,256]
-                                              [--clips DIR]
+                                              [--clips DIR] [--long | --no-long] [--long-baseline]
+                                              [--attacks grid|extra|all]
 
 Every clip is marked with its own random key and 64-bit payload (`evalkit.provenance.watermark`),
 then each attack of the grid is applied to the marked frames and `detect` runs on the result:
@@ -17,6 +18,20 @@ then each attack of the grid is applied to the marked frames and `detect` runs o
   `sign --watermark` wrote at CRF 18); beyond omnisealbench's grid, attacks a re-uploader uses:
   a left-right mirror, letterbox bars (black, 1/8 of the height above and below, then H.264 CRF
   23), and greyscale (BT.601 luma in all three channels).
+
+`--attacks extra` (or `all`) runs what a re-uploader may do beyond that grid: HEVC CRF 28, VP9
+CRF 40, AV1 (SVT) CRF 40, MPEG-4 part 2 q 5, Gaussian blur 3x3, median 3x3, Gaussian noise
+sigma 5, per-frame JPEG 50, saturation x1.5, hue +20 degrees, rotation 2 degrees (reflected
+border), height squeezed to 0.75 (aspect change), 2x bicubic upscale, and a 0.9 crop from the
+top-left corner (off centre: the detector searches centre crops only).
+
+Long clips (`--long`, on unless --quick): the whole real videos (120-250 frames) and 96-frame
+world clips, marked in 32-frame segments (`evalkit.provenance.wm_time`), under the edits that
+cut time rather than pixels: the first half, a 75-frame excerpt from frame 13 (3 s at 25 fps,
+starting mid-segment; alone, at half the frame rate, and after H.264 CRF 30), every other frame
+(frame rate halved), and, for the price paid, H.264 CRF 30/40/50 of the whole clip.
+`--long-baseline` runs the same clips marked in one piece (`segment_frames=0`, the scheme before
+segments) for comparison.
 
 Clips: world clips (`evalkit.world`, test split, 24 frames, 64x64 and 128x128, plus a few at
 256x256 outside --quick; half with sensor noise; `--sizes` picks the sizes, and size 32 means the
@@ -41,7 +56,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import cv2
@@ -143,6 +158,87 @@ ATTACKS = {
 }
 
 
+def encode(frames, codec, options, fmt="mp4"):
+    """Encode with any PyAV codec (4:2:0) in memory and decode back."""
+    import io
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as c:
+        st = c.add_stream(codec, rate=24, options=options)
+        st.width, st.height, st.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            for pkt in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(pkt)
+        for pkt in st.encode():
+            c.mux(pkt)
+    buf.seek(0)
+    with av.open(buf) as c:
+        return np.stack([fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)])
+
+
+def _per_frame(frames, fn):
+    return np.stack([fn(f) for f in frames])
+
+
+def _rotate(frames, deg):
+    h, w = frames.shape[1:3]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+    return _per_frame(frames, lambda f: cv2.warpAffine(f, m, (w, h), borderMode=cv2.BORDER_REFLECT))
+
+
+def _hue(frames, shift):
+    def one(f):
+        hsv = cv2.cvtColor(f, cv2.COLOR_RGB2HSV)
+        hsv[..., 0] = (hsv[..., 0].astype(np.int16) + shift) % 180
+        return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return _per_frame(frames, one)
+
+
+def _saturation(frames, k):
+    x = frames.astype(np.float32)
+    g = x.mean(axis=-1, keepdims=True)
+    return np.clip(np.rint(g + (x - g) * k), 0, 255).astype(np.uint8)
+
+
+# Beyond the grid (`--attacks extra`): other codecs, filters and geometry a re-uploader may apply.
+EXTRA_ATTACKS = {
+    "none": lambda f, fps, d: f,
+    "hevc_crf28": lambda f, fps, d: encode(f, "libx265", {"crf": "28", "x265-params": "log-level=0"}),
+    "vp9_crf40": lambda f, fps, d: encode(f, "libvpx-vp9", {"crf": "40", "b": "0"}, fmt="webm"),
+    "av1_crf40": lambda f, fps, d: encode(f, "libsvtav1", {"crf": "40", "svtav1-params": "log-level=0"}),
+    "mpeg4_q5": lambda f, fps, d: encode(f, "mpeg4", {"qscale": "5"}),
+    "gaussian_blur_3": lambda f, fps, d: _per_frame(f, lambda x: cv2.GaussianBlur(x, (3, 3), 0)),
+    "median_3": lambda f, fps, d: _per_frame(f, lambda x: cv2.medianBlur(x, 3)),
+    "noise_sigma5": lambda f, fps, d: np.clip(
+        f + np.random.default_rng(0).normal(0, 5, f.shape), 0, 255).astype(np.uint8),
+    "jpeg50": lambda f, fps, d: _per_frame(f, lambda x: cv2.imdecode(
+        cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, 50])[1], cv2.IMREAD_UNCHANGED)),
+    "saturation_1.5": lambda f, fps, d: _saturation(f, 1.5),
+    "hue_20deg": lambda f, fps, d: _hue(f, 10),
+    "rotate_2deg": lambda f, fps, d: _rotate(f, 2.0),
+    "aspect_0.75": lambda f, fps, d: _per_frame(f, lambda x: cv2.resize(
+        x, (x.shape[1], _even(x.shape[0] * 0.75)), interpolation=cv2.INTER_AREA)),
+    "upscale_2": lambda f, fps, d: _per_frame(f, lambda x: cv2.resize(
+        x, (2 * x.shape[1], 2 * x.shape[0]), interpolation=cv2.INTER_CUBIC)),
+    "corner_crop_0.9": lambda f, fps, d: np.ascontiguousarray(
+        f[:, :_even(f.shape[1] * 0.9), :_even(f.shape[2] * 0.9)]),
+}
+
+LONG_ATTACKS = {
+    "none": lambda f, fps, d: f,
+    "first_half": lambda f, fps, d: f[:len(f) // 2],
+    "excerpt_75": lambda f, fps, d: f[13:88],
+    "excerpt_75_half_rate": lambda f, fps, d: f[13:88:2],
+    "excerpt_75+h264_crf30": lambda f, fps, d: h264(f[13:88], fps, 30, d),
+    "half_rate": lambda f, fps, d: f[::2],
+    "h264_crf30": lambda f, fps, d: h264(f, fps, 30, d),
+    "h264_crf40": lambda f, fps, d: h264(f, fps, 40, d),
+    "h264_crf50": lambda f, fps, d: h264(f, fps, 50, d),
+}
+
+
 # ----------------------------------------------------------------------------------------------
 # Clips
 
@@ -177,6 +273,20 @@ def real_clips(names, frames: int = 32):
         clip = read_video(path, max_frames=max(starts) + frames)
         for s in starts:
             out.append(("real", f"{Path(name).stem}@{s}", clip.frames[s:s + frames], clip.fps))
+    return out
+
+
+def long_clips(n_world: int, seed: int):
+    """The whole real videos and `n_world` 96-frame world clips (sizes 64 to 256)."""
+    out = []
+    for name in REAL_SEGMENTS:
+        if (REAL_VIDEOS / name).exists():
+            clip = read_video(REAL_VIDEOS / name)
+            out.append(("real", Path(name).stem, clip.frames, clip.fps))
+    for i in range(n_world):
+        size = (64, 128, 256)[i % 3]
+        c = make_clip("test", 100 + i, seed, WorldConfig(frames=96, size=size, fps=8.0, noise=2.0 * (i % 2)))
+        out.append((f"world{size}", f"world{size}-long-{i}", c.frames, c.fps))
     return out
 
 
@@ -250,14 +360,15 @@ def markdown(groups, table, psnrs, n_clips):
 
 def false_positive_study(n: int, cfg, seed: int):
     """detect on n unmarked (clip, key) pairs: world clips (64 and 128), 96x96 crops of real
-    footage, and clips marked with a different key (64 and 160 px, so that both the luma and
-    the chroma profile occur). Returns counts and p-value quantiles."""
+    footage (16 frames, and 64 frames: long enough for the window scan and combined reads), and
+    clips marked with a different key (64 and 160 px, so that both the luma and the chroma
+    profile occur). Returns counts and p-value quantiles."""
     rng = np.random.default_rng(seed + 7)
     real = [read_video(REAL_VIDEOS / f, max_frames=64).frames for f in REAL_SEGMENTS
             if (REAL_VIDEOS / f).exists()]
     ps, kinds = [], {}  # kind -> counts
     for i in range(n):
-        cycle = ("world64", "world128") + (("real_crop",) if real else ()) + ("other_key",)
+        cycle = ("world64", "world128") + (("real_crop", "real_long") if real else ()) + ("other_key",)
         kind = cycle[i % len(cycle)]
         if kind == "world128":
             f = make_clip("train", i, seed, WorldConfig(frames=16, size=128, noise=float(i % 3))).frames
@@ -267,6 +378,11 @@ def false_positive_study(n: int, cfg, seed: int):
             y0 = rng.integers(0, v.shape[1] - 96)
             x0 = rng.integers(0, v.shape[2] - 96)
             f = np.ascontiguousarray(v[t0:t0 + 16, y0:y0 + 96, x0:x0 + 96])
+        elif kind == "real_long":  # 64 frames: the window scan and combined reads run too
+            v = real[i % len(real)]
+            y0 = rng.integers(0, v.shape[1] - 96)
+            x0 = rng.integers(0, v.shape[2] - 96)
+            f = np.ascontiguousarray(v[:64, y0:y0 + 96, x0:x0 + 96])
         else:
             size = 160 if kind == "other_key" and (i // len(cycle)) % 2 else 64
             f = make_clip("train", i, seed, WorldConfig(frames=16, size=size, noise=float(i % 3))).frames
@@ -320,6 +436,12 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default=None,
                     help="world clip sizes, comma-separated (default 64,128,256; quick 64,128); "
                          "32 gives 16-frame clips, the built-in generator's format")
+    ap.add_argument("--long", action=argparse.BooleanOptionalAction, default=None,
+                    help="the long-clip (time edits) table (default: on unless --quick)")
+    ap.add_argument("--long-baseline", action="store_true",
+                    help="also run the long clips marked in one piece (segment_frames=0)")
+    ap.add_argument("--attacks", choices=("grid", "extra", "all"), default="grid",
+                    help="the omnisealbench-style grid (default), the attacks beyond it, or both")
     a = ap.parse_args(argv)
     cfg = get_config(a.preset)
     t0 = time.perf_counter()
@@ -334,10 +456,23 @@ def main(argv=None) -> int:
         clips += real_clips(real)
     if a.clips:
         clips = folder_clips(a.clips) + clips
-    rows = run_grid(clips, cfg, a.seed)
-    groups, table = summarize(rows, ATTACKS)
+    attacks = {"grid": ATTACKS, "extra": EXTRA_ATTACKS, "all": {**ATTACKS, **EXTRA_ATTACKS}}[a.attacks]
+    rows = run_grid(clips, cfg, a.seed, attacks=attacks)
+    groups, table = summarize(rows, attacks)
     psnrs = [r["psnr"] for r in rows if r["attack"] == "none"]
     md = markdown(groups, table, psnrs, len(clips))
+    long_tables = {}
+    if a.long if a.long is not None else not a.quick:
+        lclips = long_clips(3 if a.quick else 6, a.seed)
+        variants = [("segments", cfg)] + ([("one piece", replace(cfg, segment_frames=0))] if a.long_baseline else [])
+        for label, c in variants:
+            print(f"long clips, marked in {label}:", file=sys.stderr, flush=True)
+            lrows = run_grid(lclips, c, a.seed, attacks=LONG_ATTACKS)
+            lgroups, ltable = summarize(lrows, LONG_ATTACKS)
+            long_tables[label] = ltable
+            md += (f"\n\nLong clips marked in {label} (segment_frames={c.segment_frames}): "
+                   + ", ".join(f"{n} ({f.shape[0]} frames)" for _, n, f, _ in lclips) + "\n\n"
+                   + markdown(lgroups, ltable, [r["psnr"] for r in lrows if r["attack"] == "none"], len(lclips)))
     n_fp = a.fp if a.fp is not None else (200 if a.quick else 1000)
     fp = false_positive_study(n_fp, cfg, a.seed) if n_fp > 0 else {"n": 0, "detected": 0}
     sp = speed(cfg, 2 if a.quick else 5)
@@ -358,9 +493,8 @@ def main(argv=None) -> int:
         os.replace(tmp, a.out)
     met = {
         "psnr": bool(min(psnrs) >= TARGETS["psnr_min"]),
-        "crf23": table["h264_crf23"]["bit_acc"] >= TARGETS["h264_crf23"],
-        "crf40": table["h264_crf40"]["bit_acc"] >= TARGETS["h264_crf40"],
-        "crf50": table["h264_crf50"]["bit_acc"] >= TARGETS["h264_crf50"],
+        **{k[5:]: table[k]["bit_acc"] >= TARGETS[k] for k in ("h264_crf23", "h264_crf40", "h264_crf50")
+           if k in table},  # (not with --attacks extra)
         "false_positives": fp["detected"] == 0 and fp["n"] >= 1000,
         "speed": min(sp["embed_fps"], sp["detect_fps"]) >= TARGETS["fps"],
     }
@@ -369,6 +503,8 @@ def main(argv=None) -> int:
                "attacks": {k: {m: round(v[m], 4) for m in ("bit_acc", "payload", "detect")}
                            for k, v in table.items()},
                "false_positives": fp, "speed": sp, "targets_met": met,
+               "long_clips": {label: {k: {m: round(v[m], 4) for m in ("bit_acc", "payload", "detect")}
+                                      for k, v in t.items()} for label, t in long_tables.items()},
                "seconds": round(time.perf_counter() - t0, 1)}
     if a.mlflow:
         _log_mlflow(cfg, a, table, summary, md)
