@@ -49,7 +49,13 @@ square (G = 16/32/64, the largest whose chips are >= `min_chip_px` pixels on the
 a resize changes nothing in normalised coordinates. The detector measures chip means exactly
 (a summed-area table with fractional boxes) and tries: every profile and grid size, no crop, and
 centre crops of the listed fractions at every sub-pixel placement that whole-pixel rounding
-allows.
+allows. It does not search crops off centre, and cannot cheaply: the host's own chip
+coefficients are 5-20 times the lattice step, so a box off by a sixty-fourth of the frame moves
+them by more than a step (measured on a 128 px world clip cropped to 0.89 from its top-left
+corner: lattice fit z 6.6 on the coarse level at the true box, 1.7 at 1/64 of the frame from
+it, while the best of 2,000 wrong boxes reaches 4). A search of arbitrary crops needs
+pixel-exact boxes (a tried coarse-to-fine box search recovered about half of such crops at
+1-4 s a clip and was dropped); a crop from a corner or an edge therefore loses the mark.
 
 *Views.* The detector reads the clip as given, mirrored left-right, and, when flat
 unchanging bars surround the picture (letterbox, pillarbox, padding: `wm_grid.bars`), both again
