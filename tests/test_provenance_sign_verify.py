@@ -230,6 +230,21 @@ def test_real_footage_watermarked_then_stripped(env, real_videos_dir, tmp_path):
     assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
 
 
+def test_excerpt_of_a_signed_long_clip_keeps_the_watermark(env, real_videos_dir, tmp_path):
+    # an investigator's usual case: a 3-second excerpt of a marked video, cut mid-segment and
+    # re-encoded, its manifest gone
+    src = shutil.copy(real_videos_dir / "carphone_pristine.mp4", tmp_path / "carphone.mp4")  # 120 frames
+    res = sign_file(src, tmp_path / "carphone.marked.mp4", env["signer"], source_type="composite",
+                    watermark=True, wm_key=env["wm_key"])
+    clip = read_video(res.path)
+    excerpt = write_video(tmp_path / "excerpt.mp4", clip.frames[37:110], fps=clip.fps, crf=23)
+    r = verify_file(excerpt, trust=env["trust"], wm_key=env["wm_key"])
+    check_schema(r)
+    assert r["provenance"]["state"] == "absent"
+    assert r["watermark"]["detected"] and r["watermark"]["payload"] == res.payload
+    assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
+
+
 def test_never_overwrites_its_input_and_leaves_nothing_on_failure(env, tmp_path):
     src = shutil.copy(env["src"], tmp_path / "in.mp4")
     before = open(src, "rb").read()

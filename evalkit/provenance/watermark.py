@@ -712,16 +712,23 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
 def _scan_offsets(frames: np.ndarray, wins: list, cfg: WatermarkConfig, key: WatermarkKey, n_info: int,
                   keep: int = 2, max_segments: int = 8) -> list[tuple[int, int, str]]:
     """(length, offset, view) of the window offsets to read: the first frame's (an untrimmed
-    clip), then the best `keep` of each window length in `wins`. An offset's score is the sign-blind lattice fit summed over the windows in step
-    with it (up to `max_segments` of them), as given or mirrored, at every profile and grid, no
-    crop, a coarse gain grid: the segments of a long clip all sit on the lattice, so their sum
-    stands out from noise long before a single window does."""
+    clip), then for each window length in `wins` the best `keep` by the narrow score and the
+    best `keep // 2` by the broad one. An offset's score is the sign-blind lattice fit summed
+    over the windows in step with it (up to `max_segments` of them), as given or mirrored, no
+    crop: the segments of a long clip all sit on the lattice, so their sum stands out from
+    noise long before a single window does. The
+    narrow score fits the a-priori geometry only (the clip's own grid and profile, gain within
+    3% of 1: what trimming and re-encoding leave), which few wrong offsets can match by chance;
+    the broad one every profile and grid over a coarse gain grid (a resized or brightened
+    excerpt)."""
     if not wins:
         return []
     t, h, w = frames.shape[:3]
     gains = np.exp(np.linspace(*np.log(cfg.gain_range), 13))
-    plans = [_plan(key, g, cfg, n_info, DEFAULT_CODE, prof)
-             for prof in range(len(cfg.profiles)) for g in cfg.grid_sizes if min(h, w) / g >= 2.0]
+    near = np.exp(np.linspace(-0.03, 0.03, 7))
+    geoms = [(g, prof) for prof in range(len(cfg.profiles)) for g in cfg.grid_sizes if min(h, w) / g >= 2.0]
+    plans = [_plan(key, g, cfg, n_info, DEFAULT_CODE, prof) for g, prof in geoms]
+    own = (cfg.grid_for(h, w), choose_profile(frames[0], cfg))
     small = wm_time.shrink(frames)
     picks = []
     for n in sorted({b - a for a, b in wins}, reverse=True):
@@ -741,17 +748,21 @@ def _scan_offsets(frames: np.ndarray, wins: list, cfg: WatermarkConfig, key: Wat
                     v, valid = coeffs[plan.g]
                     valid = valid & (plan.codebit >= 0)
                     if valid.sum() >= 24:
-                        e = acc.setdefault((a % n, name, pi), [0.0, 0])
+                        e = acc.setdefault((a % n, name, pi), [0.0, 0.0, 0])
                         e[0] = e[0] + _fit(v[valid], plan.step[valid], plan.dither[valid], gains)
-                        e[1] += int(valid.sum())
-        score: dict = {}
-        for (off, name, _), (fit, m) in acc.items():
-            score[(off, name)] = max(score.get((off, name), -math.inf), float(np.max(fit)) / math.sqrt(m / 2))
-        ranked = [(n, off, name) for (off, name), _ in sorted(score.items(), key=lambda kv: -kv[1])]
-        if not picks and (0, "as-is") in score:  # first, segments in step with the first frame:
-            ranked.remove((n, 0, "as-is"))      # the clip as it was marked, untrimmed
-            picks.append((n, 0, "as-is"))
-        picks += ranked[:keep]
+                        e[1] = e[1] + _fit(v[valid], plan.step[valid], plan.dither[valid], near)
+                        e[2] += int(valid.sum())
+        broad: dict = {}
+        narrow: dict = {}
+        for (off, name, pi), (fit, fit_near, m) in acc.items():
+            broad[(off, name)] = max(broad.get((off, name), -math.inf), float(np.max(fit)) / math.sqrt(m / 2))
+            if geoms[pi] == own:
+                narrow[(off, name)] = float(np.max(fit_near)) / math.sqrt(m / 2)
+        if not picks and (0, "as-is") in broad:  # first, segments in step with the first frame:
+            picks.append((n, 0, "as-is"))         # the clip as it was marked, untrimmed
+        for score, k in ((narrow, keep), (broad, max(1, keep // 2))):
+            ranked = [(n, off, name) for (off, name), _ in sorted(score.items(), key=lambda kv: -kv[1])]
+            picks += [r for r in ranked if r not in picks][:k]
     return picks
 
 
