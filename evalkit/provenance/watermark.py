@@ -42,7 +42,8 @@ their segments decoded together (LLRs summed). Any excerpt that holds one whole 
 frames are always enough), at the original or at half the frame rate, keeps a complete mark.
 The price, measured on 96-250-frame clips: after CRF 50 of a whole long clip, bit accuracy 0.66
 against 0.73 marked in one piece (payloads equal; README); clips under 64 frames (every clip of
-the benchmark grid and of the generators) are marked exactly as before.
+the benchmark grid and of the generators) are marked exactly as before, and a long clip marked
+in one piece before segments existed is still read (the whole clip is read first).
 
 *Scale-invariant geometry.* Bits live on a G x G grid of "chips" laid over the frame's unit
 square (G = 16/32/64, the largest whose chips are >= `min_chip_px` pixels on the short side), so
@@ -716,11 +717,10 @@ def _scan_offsets(frames: np.ndarray, wins: list, cfg: WatermarkConfig, key: Wat
     best `keep // 2` by the broad one. An offset's score is the sign-blind lattice fit summed
     over the windows in step with it (up to `max_segments` of them), as given or mirrored, no
     crop: the segments of a long clip all sit on the lattice, so their sum stands out from
-    noise long before a single window does. The
-    narrow score fits the a-priori geometry only (the clip's own grid and profile, gain within
-    3% of 1: what trimming and re-encoding leave), which few wrong offsets can match by chance;
-    the broad one every profile and grid over a coarse gain grid (a resized or brightened
-    excerpt)."""
+    noise long before a single window does. The narrow score fits the a-priori geometry only
+    (the clip's own grid and profile, gain within 3% of 1: what trimming and re-encoding
+    leave), which few wrong offsets can match by chance; the broad one every profile and grid
+    over a coarse gain grid (a resized or brightened excerpt)."""
     if not wins:
         return []
     t, h, w = frames.shape[:3]
@@ -734,7 +734,7 @@ def _scan_offsets(frames: np.ndarray, wins: list, cfg: WatermarkConfig, key: Wat
     for n in sorted({b - a for a, b in wins}, reverse=True):
         offsets = {a for a, b in wins if b - a == n}
         spans = [(a, a + n) for a in range(0, min(t - n, max_segments * n - 1) + 1) if a % n in offsets]
-        acc: dict = {}  # (offset, view, plan index) -> [summed fit per gain, coefficients]
+        acc: dict = {}  # (offset, view, plan index) -> [fits per gain, fits near gain 1, coefficients]
         for (a, _), mean in wm_time.window_means(small, spans):
             integs = [geo.Integral(p) for p in geo.planes(mean, cfg.channels)]
             chips = {p.g: [integ.chips(p.g) for integ in integs] for p in plans}
