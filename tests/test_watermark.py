@@ -511,7 +511,7 @@ def test_segments_decoded_together_need_the_right_alignment(key, carphone120):
     h, w = m.shape[1:3]
     plan = wm._plan(key, cfg.grid_for(h, w), cfg, 64 + cfg.mac_bits, wm.DEFAULT_CODE, 0)
     box = (0.0, 1.0, 0.0, 1.0)
-    d = wm._decode_segments(m, plan, box, 1.0, "as-is", 0, 32, cfg, key, 64)
+    d = wm._decode_segments(wm._segment_tables(m, "as-is", 0, 32, cfg), plan, box, 1.0, cfg, key, 64)
     assert d.payload == PAYLOAD and d.geometry["segments"] == 3 and d.p_value < 1e-9
-    off = wm._decode_segments(m, plan, box, 1.0, "as-is", 12, 32, cfg, key, 64)
+    off = wm._decode_segments(wm._segment_tables(m, "as-is", 12, 32, cfg), plan, box, 1.0, cfg, key, 64)
     assert off.payload is None and off.p_value == 1.0

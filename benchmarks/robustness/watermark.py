@@ -45,7 +45,7 @@ PSNR of the marked video (whole clip, RGB). The markdown table is printed and, w
 written; one JSON line with the summary ends the output. The false-positive study runs detect on
 >= 1,000 unmarked (clip, key) pairs (world clips, crops of real footage, and clips marked with
 another key) and counts detections at p < 1e-6. The speed line times embed and detect on a
-256x256 clip of 32 frames. --mlflow logs everything to an MLflow run (evalkit.tracking).
+256x256 clip of 32 frames, and detect on an unmarked one of 96 frames (searched to the end). --mlflow logs everything to an MLflow run (evalkit.tracking).
 """
 
 from __future__ import annotations
@@ -412,7 +412,14 @@ def speed(cfg, reps: int = 5):
     for _ in range(reps):
         detect(m, key, cfg)
     td = (time.perf_counter() - t) / reps
-    return {"frames": 32, "size": "256x256", "embed_fps": round(32 / te, 1), "detect_fps": round(32 / td, 1)}
+    # an unmarked long clip is searched to the end: whole clip, window scan, window reads
+    long = make_clip("test", 1, 0, WorldConfig(frames=96, size=256, noise=2.0)).frames
+    t = time.perf_counter()
+    for _ in range(max(1, reps // 2)):
+        detect(long, key, cfg)
+    tu = (time.perf_counter() - t) / max(1, reps // 2)
+    return {"frames": 32, "size": "256x256", "embed_fps": round(32 / te, 1), "detect_fps": round(32 / td, 1),
+            "detect_fps_unmarked_96_frames": round(96 / tu, 1)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -482,7 +489,8 @@ def main(argv=None) -> int:
         md += (f"\nFalse positives: {fp['detected']} detections at p < 1e-6 over {fp['n']} unmarked "
                f"(clip, key) pairs (min p {fp['min_p']:.3g}, "
                f"fraction p < 0.05: {fp['frac_p_below_0.05']:.3f}).")
-    md += f"\nSpeed at 256x256: embed {sp['embed_fps']} frames/s, detect {sp['detect_fps']} frames/s."
+    md += (f"\nSpeed at 256x256: embed {sp['embed_fps']} frames/s, detect {sp['detect_fps']} frames/s "
+           f"(an unmarked 96-frame clip: {sp['detect_fps_unmarked_96_frames']} frames/s).")
     print(md)
     if a.rows:
         a.rows.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -496,7 +504,7 @@ def main(argv=None) -> int:
         **{k[5:]: table[k]["bit_acc"] >= TARGETS[k] for k in ("h264_crf23", "h264_crf40", "h264_crf50")
            if k in table},  # (not with --attacks extra)
         "false_positives": fp["detected"] == 0 and fp["n"] >= 1000,
-        "speed": min(sp["embed_fps"], sp["detect_fps"]) >= TARGETS["fps"],
+        "speed": min(sp["embed_fps"], sp["detect_fps"], sp["detect_fps_unmarked_96_frames"]) >= TARGETS["fps"],
     }
     summary = {"benchmark": "watermark-robustness", "quick": a.quick, "clips": len(clips),
                "psnr_mean": round(float(np.mean(psnrs)), 3), "psnr_min": round(float(np.min(psnrs)), 3),

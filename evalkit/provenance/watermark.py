@@ -699,10 +699,11 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
         found = [scaled(d, name, (off, off + n))]
         # the a-priori geometry (the clip's grid and profile, no crop, gain 1: what a re-encoding
         # leaves), then the window's own best fit
+        segs = None  # summed-area tables of every segment's mean, made once for both geometries
         for geom in [(prior, (0.0, 1.0, 0.0, 1.0), 1.0)] + ([(cand.plan, cand.box, cand.gain)] if cand else []):
             if found[-1].payload is None:
-                found.append(scaled(_decode_segments(frames, *geom, name, off, n, cfg, key, payload_bits),
-                                    name, None))
+                segs = segs or _segment_tables(frames, name, off, n, cfg)
+                found.append(scaled(_decode_segments(segs, *geom, cfg, key, payload_bits), name, None))
         for d in found:
             if d.payload is not None:
                 return d
@@ -766,24 +767,38 @@ def _scan_offsets(frames: np.ndarray, wins: list, cfg: WatermarkConfig, key: Wat
     return picks
 
 
-def _decode_segments(frames: np.ndarray, plan: _Plan, box: tuple, gain: float, view: str, offset: int, n: int,
-                     cfg: WatermarkConfig, key: WatermarkKey, payload_bits: int) -> Detection:
-    """Decode the sum of the code-bit LLRs of the windows of `n` frames starting at `offset`,
-    `offset + n`, ... (the segments of a long marked clip, each on the lattice by itself) at one
-    geometry. The geometry was chosen a priori or by sign-blind fits, so the code-bit signs stay
-    fair coins under the null and `_evidence`'s bound holds for the sum."""
-    starts = range(offset, frames.shape[0] - n + 1, n)
-    llr = np.zeros(plan.step.size)
+def _segment_tables(frames: np.ndarray, view: str, offset: int, n: int, cfg: WatermarkConfig) -> dict:
+    """The windows of `n` frames starting at `offset`, `offset + n`, ... (the segments of a long
+    marked clip, if the offset is right): their frame ranges and the summed-area tables of each
+    one's mean, per channel, as given or mirrored."""
+    starts = list(range(offset, frames.shape[0] - n + 1, n))
+    tables = []
     for s0 in starts:
         mean = geo.mean_frame(frames[s0:s0 + n])
         mean = np.ascontiguousarray(mean if view == "as-is" else mean[:, ::-1])
-        v, ok = _coeffs(geo.planes(mean, cfg.channels), plan.g, cfg.levels, box)
-        c = _Cand(0.0, 0.0, plan.g, box, 1.0, gain, v, ok & (plan.codebit >= 0), plan)
-        llr += _llr(c, cfg)
+        tables.append([geo.Integral(p) for p in geo.planes(mean, cfg.channels)])
+    return {"frames": (starts[0], starts[-1] + n), "tables": tables}
+
+
+def _decode_segments(segs: dict, plan: _Plan, box: tuple, gain: float, cfg: WatermarkConfig, key: WatermarkKey,
+                     payload_bits: int) -> Detection:
+    """Decode the sum of the code-bit LLRs of the segments `segs` (`_segment_tables`), each on
+    the lattice by itself, at one geometry. The geometry was chosen a priori or by sign-blind
+    fits, so the code-bit signs stay fair coins under the null and `_evidence`'s bound holds for
+    the sum."""
+    llr = np.zeros(plan.step.size)
+    for integs in segs["tables"]:
+        vs, oks = [], []
+        for integ in integs:
+            c, ok = integ.chips(plan.g, box)
+            vs.append(geo.haar(c, cfg.levels))
+            oks.append(geo.haar_valid(ok, cfg.levels))
+        v, ok = np.concatenate(vs), np.concatenate(oks)
+        llr += _llr(_Cand(0.0, 0.0, plan.g, box, 1.0, gain, v, ok & (plan.codebit >= 0), plan), cfg)
     r = _evidence(llr, plan, key, cfg, payload_bits)
     p = min(1.0, 2 * min(2.0 ** -cfg.mac_bits, math.exp(min(r["log_corr"], 0.0)))) if r["ok"] else 1.0
     geometry = {"grid": plan.g, "box": tuple(round(x, 4) for x in box), "gain": round(gain, 4),
-                "frames": (starts[0], starts[-1] + n), "segments": len(starts)}
+                "frames": segs["frames"], "segments": len(segs["tables"])}
     return Detection(detected=False, payload=r["payload"] if r["ok"] else None, p_value=p,
                      bit_confidence=float(np.mean(np.abs(r["soft"]))), bits=r["soft"], p_payload=p,
                      geometry=geometry)
