@@ -28,8 +28,9 @@ top-left corner (off centre: the detector searches centre crops only).
 Long clips (`--long`, on unless --quick): the whole real videos (120-250 frames) and 96-frame
 world clips, marked in 32-frame segments (`evalkit.provenance.wm_time`), under the edits that
 cut time rather than pixels: the first half, a 75-frame excerpt from frame 13 (3 s at 25 fps,
-starting mid-segment; alone, at half the frame rate, and after H.264 CRF 30), every other frame
-(frame rate halved), and, for the price paid, H.264 CRF 30/40/50 of the whole clip.
+starting mid-segment; alone, at half the frame rate, converted to 6/5 the rate, and after
+H.264 CRF 30), every other frame (frame rate halved), 30 to 25 fps (every sixth frame dropped),
+and, for the price paid, H.264 CRF 30/40/50 of the whole clip.
 `--long-baseline` runs the same clips marked in one piece (`segment_frames=0`, the scheme before
 segments) for comparison.
 
@@ -226,6 +227,13 @@ EXTRA_ATTACKS = {
         f[:, :_even(f.shape[1] * 0.9), :_even(f.shape[2] * 0.9)]),
 }
 
+def resample_rate(frames, ratio):
+    """A frame-rate conversion by `ratio` (5/6: 30 to 25 fps, dropping every sixth frame; 6/5:
+    25 to 30, repeating every fifth) with nearest frames, as a transcoder without blending does."""
+    n = int(len(frames) * ratio)
+    return frames[np.minimum((np.arange(n) / ratio).astype(int), len(frames) - 1)]
+
+
 LONG_ATTACKS = {
     "none": lambda f, fps, d: f,
     "first_half": lambda f, fps, d: f[:len(f) // 2],
@@ -233,6 +241,8 @@ LONG_ATTACKS = {
     "excerpt_75_half_rate": lambda f, fps, d: f[13:88:2],
     "excerpt_75+h264_crf30": lambda f, fps, d: h264(f[13:88], fps, 30, d),
     "half_rate": lambda f, fps, d: f[::2],
+    "rate_5/6": lambda f, fps, d: resample_rate(f, 5 / 6),
+    "excerpt_75_rate_6/5": lambda f, fps, d: resample_rate(f[13:88], 6 / 5),
     "h264_crf30": lambda f, fps, d: h264(f, fps, 30, d),
     "h264_crf40": lambda f, fps, d: h264(f, fps, 40, d),
     "h264_crf50": lambda f, fps, d: h264(f, fps, 50, d),
