@@ -14,8 +14,9 @@ Why windows. After a trim, segment borders fall anywhere in the excerpt, and on 
 window even two frames off a segment has a mean too far from it (measured on the carphone
 footage). So the detector scans every window of a segment's length starting in the first
 segment's span (and of half that length, for a clip whose frame rate was halved) with a cheap
-lattice fit, and reads the best-fitting ones in full. A window read is a test of its own: `detect`
-multiplies every p-value by the number of windows it could have read (union bound), so the
+lattice fit summed over the segments in step, and reads the best offsets in full: one window
+alone, and all the windows in step decoded together. Each read is a test of its own: `detect`
+multiplies every p-value by the number of reads it could have made (union bound), so the
 false-detection rate stays under the threshold.
 """
 
