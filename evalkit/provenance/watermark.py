@@ -383,12 +383,13 @@ def _payload_bits(payload) -> np.ndarray:
 
 def _coeffs(pl: list[np.ndarray], g: int, levels: int, box=(0.0, 1.0, 0.0, 1.0)):
     """Haar coefficients of every channel plane (plan layout) and their validity."""
-    vs, oks = [], []
-    for p in pl:
-        c, ok = geo.Integral(p).chips(g, box)
-        vs.append(geo.haar(c, levels))
-        oks.append(geo.haar_valid(ok, levels))
-    return np.concatenate(vs), np.concatenate(oks)
+    return _haar_of([geo.Integral(p).chips(g, box) for p in pl], levels)
+
+
+def _haar_of(chips: list[tuple[np.ndarray, np.ndarray]], levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(coefficients, validity) in plan layout from each channel's (chip means, chip validity)."""
+    return (np.concatenate([geo.haar(c, levels) for c, _ in chips]),
+            np.concatenate([geo.haar_valid(ok, levels) for _, ok in chips]))
 
 
 def _pattern(dcs: list[np.ndarray], dvs: list[np.ndarray], h: int, w: int, blur: float) -> np.ndarray:
@@ -744,8 +745,7 @@ def _scan_offsets(frames: np.ndarray, wins: list, cfg: WatermarkConfig, key: Wat
                 for pi, plan in enumerate(plans):
                     if plan.g not in coeffs:
                         cs = [(c, ok) if name == "as-is" else (c[:, ::-1], ok[:, ::-1]) for c, ok in chips[plan.g]]
-                        coeffs[plan.g] = (np.concatenate([geo.haar(c, cfg.levels) for c, _ in cs]),
-                                          np.concatenate([geo.haar_valid(ok, cfg.levels) for _, ok in cs]))
+                        coeffs[plan.g] = _haar_of(cs, cfg.levels)
                     v, valid = coeffs[plan.g]
                     valid = valid & (plan.codebit >= 0)
                     if valid.sum() >= 24:
@@ -788,12 +788,7 @@ def _decode_segments(segs: dict, plan: _Plan, box: tuple, gain: float, cfg: Wate
     the sum."""
     llr = np.zeros(plan.step.size)
     for integs in segs["tables"]:
-        vs, oks = [], []
-        for integ in integs:
-            c, ok = integ.chips(plan.g, box)
-            vs.append(geo.haar(c, cfg.levels))
-            oks.append(geo.haar_valid(ok, cfg.levels))
-        v, ok = np.concatenate(vs), np.concatenate(oks)
+        v, ok = _haar_of([integ.chips(plan.g, box) for integ in integs], cfg.levels)
         llr += _llr(_Cand(0.0, 0.0, plan.g, box, 1.0, gain, v, ok & (plan.codebit >= 0), plan), cfg)
     r = _evidence(llr, plan, key, cfg, payload_bits)
     p = min(1.0, 2 * min(2.0 ** -cfg.mac_bits, math.exp(min(r["log_corr"], 0.0)))) if r["ok"] else 1.0
