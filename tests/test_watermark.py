@@ -515,3 +515,54 @@ def test_segments_decoded_together_need_the_right_alignment(key, carphone120):
     assert d.payload == PAYLOAD and d.geometry["segments"] == 3 and d.p_value < 1e-9
     off = wm._decode_segments(wm._segment_tables(m, "as-is", 12, 32, cfg), plan, box, 1.0, cfg, key, 64)
     assert off.payload is None and off.p_value == 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Crops off centre (`wm_crops`)
+
+
+def test_crop_sizes_step_finely_enough_to_hit_any_crop_in_range():
+    from evalkit.provenance import wm_crops
+
+    cfg = wm.get_config()
+    h, w = 104, 128
+    got = wm_crops.sizes(h, w, cfg, 0.5, 0.3)
+    assert all(hc >= h - 1e-9 and wc >= w - 1e-9 for hc, wc in got)
+    # every crop fraction in range, of both sides, of the width or of the height alone, lies within
+    # the scan's tolerance (a third of a chip across half the 16-chip grid) of a size tried
+    for f in np.linspace(0.52, 0.98, 47):
+        for want in ((h / f, w / f), (h, w / f), (h / f, w)):
+            near = min(max(abs(hc / want[0] - 1), abs(wc / want[1] - 1)) for hc, wc in got)
+            assert near <= 0.3 / 16 + 1e-9, (f, want)
+    assert wm_crops.scan_levels(cfg, 1, 32) == (1, 2) and wm_crops.scan_levels(cfg, 0, 16) == (0, 1)
+
+
+def test_crops_off_centre_keep_the_mark(key, tmp_path, real_videos_dir):
+    f = world(2, 128, 8, seed=5)
+    m = embed(f, PAYLOAD, key)
+    corner = np.ascontiguousarray(m[:, 24:, 24:])        # the bottom-right 0.81 of the frame
+    side = np.ascontiguousarray(m[:, :, 10:90])          # 0.62 of the width, full height
+    for attacked in (corner, h264(tmp_path, side, 23)):
+        d = detect(attacked, key)
+        assert d.detected and d.payload == PAYLOAD and d.geometry["crop"] == "off-centre", d.geometry
+    # the search is what finds them: without it, the same clips lose the mark
+    off = wm.WatermarkConfig(crop_search=0)
+    assert detect(corner, key, config=off).payload is None
+    # large footage takes the chroma profile: a corner crop of the 640x272 bikes, re-encoded
+    bikes = read_video(real_videos_dir / "bikes.mp4", max_frames=16).frames
+    mb = embed(bikes, PAYLOAD, key)
+    d = detect(h264(tmp_path, np.ascontiguousarray(mb[:, :244, 64:]), 23, fps=25.0), key)
+    assert d.payload == PAYLOAD and d.geometry["profile"] == 1, d.geometry
+    y0, y1, x0, x1 = d.geometry["box"]
+    assert abs(y1 - 244 / 272) < 0.01 and abs(x0 - 0.1) < 0.01
+
+
+def test_crop_search_keeps_the_false_detection_bound(key):
+    # unmarked clips go through the whole crop search; a clip marked with another key and then
+    # cropped is not read as this key's
+    ps = [detect(world(i, 128, 8, noise=float(i % 2)), make_key(f"crop-key-{i}")).p_value for i in range(4)]
+    other = embed(world(1, 128, 8), PAYLOAD, make_key("another key"))
+    ps.append(detect(np.ascontiguousarray(other[:, 20:, 16:]), key).p_value)
+    assert min(ps) > 1e-3
+    with pytest.raises(ValueError, match="crop_search"):
+        wm.WatermarkConfig(crop_search=0.1)

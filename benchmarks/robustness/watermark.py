@@ -22,8 +22,10 @@ then each attack of the grid is applied to the marked frames and `detect` runs o
 `--attacks extra` (or `all`) runs what a re-uploader may do beyond that grid: HEVC CRF 28, VP9
 CRF 40, AV1 (SVT) CRF 40, MPEG-4 part 2 q 5, Gaussian blur 3x3, median 3x3, Gaussian noise
 sigma 5, per-frame JPEG 50, saturation x1.5, hue +20 degrees, rotation 2 degrees (reflected
-border), height squeezed to 0.75 (aspect change), 2x bicubic upscale, and a 0.9 crop from the
-top-left corner (off centre: the detector searches centre crops only).
+border), height squeezed to 0.75 (aspect change), 2x bicubic upscale, and crops off centre
+(`--attacks crops` runs these alone): 0.9 from the top-left corner; 0.8 from the bottom-right
+then CRF 23; 0.75 of each side from (0.05, 0.2) then CRF 30; 0.7 of the width, full height; and
+0.9 of the height by 0.7 of the width (two fractions: outside the detector's crop search).
 
 Long clips (`--long`, on unless --quick): the whole real videos (120-250 frames) and 96-frame
 world clips, marked in 32-frame segments (`evalkit.provenance.wm_time`), under the edits that
@@ -223,9 +225,25 @@ EXTRA_ATTACKS = {
         x, (x.shape[1], _even(x.shape[0] * 0.75)), interpolation=cv2.INTER_AREA)),
     "upscale_2": lambda f, fps, d: _per_frame(f, lambda x: cv2.resize(
         x, (2 * x.shape[1], 2 * x.shape[0]), interpolation=cv2.INTER_CUBIC)),
-    "corner_crop_0.9": lambda f, fps, d: np.ascontiguousarray(
-        f[:, :_even(f.shape[1] * 0.9), :_even(f.shape[2] * 0.9)]),
 }
+
+
+def _crop(frames, y0, y1, x0, x1):
+    """The part (y0..y1, x0..x1 as fractions) of every frame, at even pixel offsets and sizes."""
+    h, w = frames.shape[1:3]
+    return np.ascontiguousarray(frames[:, _even(y0 * h):_even(y1 * h), _even(x0 * w):_even(x1 * w)])
+
+
+# Crops off centre (`--attacks crops`, also in extra): the detector searches them when nothing
+# else reads the mark (`evalkit.provenance.wm_crops`: both sides by one fraction, or one side).
+CROP_ATTACKS = {
+    "corner_crop_0.9": lambda f, fps, d: _crop(f, 0, 0.9, 0, 0.9),
+    "corner_crop_0.8+h264_crf23": lambda f, fps, d: h264(_crop(f, 0.2, 1, 0.2, 1), fps, 23, d),
+    "offset_crop_0.75+h264_crf30": lambda f, fps, d: h264(_crop(f, 0.05, 0.8, 0.2, 0.95), fps, 30, d),
+    "side_crop_0.7": lambda f, fps, d: _crop(f, 0, 1, 0.05, 0.75),
+    "crop_0.9x0.7": lambda f, fps, d: _crop(f, 0.1, 1, 0, 0.7),
+}
+EXTRA_ATTACKS.update(CROP_ATTACKS)
 
 def resample_rate(frames, ratio):
     """A frame-rate conversion by `ratio` (5/6: 30 to 25 fps, dropping every sixth frame; 6/5:
@@ -457,7 +475,7 @@ def main(argv=None) -> int:
                     help="the long-clip (time edits) table (default: on unless --quick)")
     ap.add_argument("--long-baseline", action="store_true",
                     help="also run the long clips marked in one piece (segment_frames=0)")
-    ap.add_argument("--attacks", choices=("grid", "extra", "all"), default="grid",
+    ap.add_argument("--attacks", choices=("grid", "extra", "crops", "all"), default="grid",
                     help="the omnisealbench-style grid (default), the attacks beyond it, or both")
     a = ap.parse_args(argv)
     cfg = get_config(a.preset)
@@ -473,7 +491,8 @@ def main(argv=None) -> int:
         clips += real_clips(real)
     if a.clips:
         clips = folder_clips(a.clips) + clips
-    attacks = {"grid": ATTACKS, "extra": EXTRA_ATTACKS, "all": {**ATTACKS, **EXTRA_ATTACKS}}[a.attacks]
+    attacks = {"grid": ATTACKS, "extra": EXTRA_ATTACKS, "crops": {"none": ATTACKS["none"], **CROP_ATTACKS},
+               "all": {**ATTACKS, **EXTRA_ATTACKS}}[a.attacks]
     rows = run_grid(clips, cfg, a.seed, attacks=attacks)
     groups, table = summarize(rows, attacks)
     psnrs = [r["psnr"] for r in rows if r["attack"] == "none"]

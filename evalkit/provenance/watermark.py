@@ -50,13 +50,19 @@ square (G = 16/32/64, the largest whose chips are >= `min_chip_px` pixels on the
 a resize changes nothing in normalised coordinates. The detector measures chip means exactly
 (a summed-area table with fractional boxes) and tries: every profile and grid size, no crop, and
 centre crops of the listed fractions at every sub-pixel placement that whole-pixel rounding
-allows. It does not search crops off centre, and cannot cheaply: the host's own chip
-coefficients are 5-20 times the lattice step, so a box off by a sixty-fourth of the frame moves
-them by more than a step (measured on a 128 px world clip cropped to 0.89 from its top-left
-corner: lattice fit z 6.6 on the coarse level at the true box, 1.7 at 1/64 of the frame from
-it, while the best of 2,000 wrong boxes reaches 4). A search of arbitrary crops needs
-pixel-exact boxes (a tried coarse-to-fine box search recovered about half of such crops at
-1-4 s a clip and was dropped); a crop from a corner or an edge therefore loses the mark.
+allows. A crop off centre needs its box to within about a quarter of a chip: the host's own
+chip coefficients are 5-20 times the lattice step, so a box off by a sixty-fourth of the frame
+moves them by more than a step (measured on a 128 px world clip cropped from a corner: lattice
+fit z 16 at the exact box, 3-4 half a pixel from it). When no other read finds the mark,
+`wm_crops` therefore searches them exhaustively and cheaply: for every original size the crop
+may have come from (both sides cut by one fraction, or one side only, down to `crop_search` of
+a side), the lattice phases of every Haar coefficient at every whole-pixel place its tile can
+take, summed against the key's dithers for every origin of the grid at once; the best three
+hypotheses are refined over every whole-pixel box near them (a crop not resized after has one)
+and then sub-pixel, and decoded. That is one read, its decodes counted in the payload bound and
+every box looked at in the presence bound. A crop with two different fractions, or resized to
+another size, or losing more than about half of the coefficients (they carry a code with
+little repetition on small grids) still loses the payload.
 
 *Views.* The detector reads the clip as given, mirrored left-right, and, when flat
 unchanging bars surround the picture (letterbox, pillarbox, padding: `wm_grid.bars`), both again
@@ -149,6 +155,7 @@ import numpy as np
 from scipy.special import i0e
 
 from evalkit.errors import BadInputError
+from evalkit.provenance import wm_crops
 from evalkit.provenance import wm_grid as geo
 from evalkit.provenance import wm_time
 from evalkit.provenance.wm_ecc import DEFAULT_CODE, ConvCode
@@ -188,6 +195,9 @@ class WatermarkConfig:
     blur: float = 0.2  # smoothing of the chip pattern, in chips (std of a Gaussian)
     mac_bits: int = 24  # keyed check on the payload
     crops: tuple[float, ...] = (1.0, 0.8)  # centre-crop fractions the detector tries
+    # Crops off centre (`wm_crops`) keeping at least this fraction of a side are searched when
+    # nothing else finds the mark; 0: never.
+    crop_search: float = 0.5
     gain_range: tuple[float, float] = (0.7, 1.43)  # gains (contrast, brightness) searched
     gain_steps: int = 73
     # Clips of at least twice this many frames are marked in segments of this many (`wm_time`),
@@ -215,6 +225,8 @@ class WatermarkConfig:
             raise WatermarkInputError(f"levels must be 1..4, got {self.levels}")
         if not 8 <= self.mac_bits <= 64:
             raise WatermarkInputError(f"mac_bits must be 8..64, got {self.mac_bits}")
+        if self.crop_search != 0 and not 0.3 <= self.crop_search <= 0.95:
+            raise WatermarkInputError(f"crop_search must be 0 or in 0.3..0.95, got {self.crop_search}")
         if not self.crops or any(not 0.3 <= c <= 1.0 for c in self.crops):
             raise WatermarkInputError(f"crops must be fractions in 0.3..1, got {self.crops}")
         lo, hi = self.gain_range
@@ -671,7 +683,7 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
     wins = wm_time.windows(t, cfg.segment_frames)
     # each (window, view) the scan could pick gives three reads: the window alone, and the
     # segments in step with it decoded together at two geometries
-    n_reads = len(views) + 3 * 2 * len(wins)
+    n_reads = len(views) + 3 * 2 * len(wins) + (1 if cfg.crop_search else 0)
     best = None
 
     def scaled(d: Detection, view: str, span) -> Detection:
@@ -709,7 +721,106 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
             if d.payload is not None:
                 return d
             best = d if d.p_value < best.p_value else best
+    if cfg.crop_search:  # last, as it is the dearest: a crop off centre of the whole clip
+        d = _detect_crop(views[0][1], cfg, key, payload_bits)
+        if d is not None:
+            d = scaled(d, "as-is", (0, t))
+            best = d if d.payload is not None or d.p_value < best.p_value else best
     return best
+
+
+def _detect_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payload_bits: int,
+                 keep: int = 3) -> Detection | None:
+    """`detect` on a crop off centre of the mean frame float32 [H, W, 3]: `wm_crops` ranks
+    every (original size, integer origin) by the lattice fit; the best `keep` are refined on
+    exact boxes (sub-pixel origin and size, gain near 1) and decoded. One read: its attempts are
+    counted in p_payload, every box looked at in p_presence."""
+    n_info = payload_bits + cfg.mac_bits
+    h, w = mean.shape[:2]
+    planes = geo.planes(mean, cfg.channels)
+    integs = [geo.Integral(p) for p in planes]
+    by_profile = {}
+    for prof, steps in enumerate(cfg.profiles):
+        ci = next(i for i, r in enumerate(steps) if max(r) > 0)  # the channel the profile marks
+        by_profile[prof] = planes[ci]
+    hyps, n_points = wm_crops.search(by_profile, cfg, lambda g, p: _plan(key, g, cfg, n_info, DEFAULT_CODE, p),
+                                     min_crop=cfg.crop_search, keep=keep)
+    if not hyps:
+        return None
+    near = np.exp(np.linspace(-0.03, 0.03, 13))
+
+    def score(plan, box):  # (z, (fit, gain, coefficients, validity)) at gains near 1
+        n1 = plan.codebit.size // len(cfg.channels)
+        v, valid = np.zeros(plan.codebit.size), np.zeros(plan.codebit.size, bool)
+        for ci, integ in enumerate(integs):  # only the channels the plan marks are measured
+            if np.any(plan.codebit[ci * n1:(ci + 1) * n1] >= 0):
+                c, ok = integ.chips(plan.g, box)
+                v[ci * n1:(ci + 1) * n1] = geo.haar(c, cfg.levels)
+                valid[ci * n1:(ci + 1) * n1] = geo.haar_valid(ok, cfg.levels)
+        valid &= plan.codebit >= 0
+        if valid.sum() < 24:
+            return -math.inf, None
+        fit = _fit(v[valid], plan.step[valid], plan.dither[valid], near)
+        i = int(np.argmax(fit))
+        return float(fit[i]) / math.sqrt(valid.sum() / 2), (float(fit[i]), float(near[i]), v, valid)
+
+    cands = []
+    for hyp in hyps:
+        plan = _plan(key, hyp.g, cfg, n_info, DEFAULT_CODE, hyp.profile)
+        y0, y1, x0, x1 = hyp.box
+        hc, wc = h / (y1 - y0), w / (x1 - x0)
+        x = [-y0 * hc, -x0 * wc, hc, wc]  # the original's top, left, height, width in pixels here
+        box_of = lambda x: (-x[0] / x[2], (h - x[0]) / x[2], -x[1] / x[3], (w - x[1]) / x[3])  # noqa: E731
+        z, info = score(plan, box_of(x))
+        # A crop at whole pixels, not resized after, has a whole-pixel origin and original size,
+        # and on sharp content only that exact box fits (measured on a 128 px world clip: z 16 at
+        # it, 3-4 half a pixel off): try every such box near the scan's.
+        t0, l0, h0, w0 = (int(round(v)) for v in x)
+        aspect = hyp.box[1] - hyp.box[0] < 1 and hyp.box[3] - hyp.box[2] < 1  # both sides cut
+        for hh in range(h0 - 3, h0 + 4):
+            for ww in ([int(round(hh * w / h)) + e for e in (-1, 0, 1)] if aspect else range(w0 - 3, w0 + 4)):
+                for top in range(t0 - 2, t0 + 3):
+                    for left in range(l0 - 2, l0 + 3):
+                        y = [top, left, hh, ww]
+                        if hh < h or ww < w or top > 0 or left > 0 or top + hh < h or left + ww < w:
+                            continue
+                        n_points += near.size
+                        zy, iy = score(plan, box_of(y))
+                        if zy > z:
+                            x, z, info = [float(v) for v in y], zy, iy
+        # then coordinate ascent, coarse to fine (a crop resized after has no whole-pixel box)
+        for scale in (1.0, 0.5, 0.25):
+            for i, d in [(i, d) for i in range(4) for d in (-2, -1, 1, 2)]:
+                y = list(x)
+                y[i] += scale * (d if i < 2 else d * 0.005 * x[i])
+                n_points += near.size
+                zy, iy = score(plan, box_of(y))
+                if zy > z:
+                    x, z, info = y, zy, iy
+        if info is not None:
+            fit, gain, v, valid = info
+            cands.append(_Cand(z, fit, plan.g, box_of(x), h / x[2], gain, v, valid, plan, hyp.profile))
+    if not cands:
+        return None
+    cands.sort(key=lambda c: -c.z)
+    p_presence = min(1.0, n_points * math.exp(_chernoff_log(_log_i0, np.ones(int(cands[0].valid.sum())),
+                                                             cands[0].fit)))
+    results = []
+    for c in cands:
+        results.append(_decode(c, cfg, key, payload_bits))
+        if results[-1]["ok"]:
+            break
+    r = results[-1] if results[-1]["ok"] else results[0]
+    p_payload = min(1.0, len(cands) * min(2.0 ** -cfg.mac_bits, math.exp(min(r["log_corr"], 0.0)))) \
+        if r["ok"] else 1.0
+    p = min(1.0, 2 * min(p_payload, p_presence))
+    c = r["cand"]
+    geometry = {"grid": c.g, "profile": c.prof, "crop": "off-centre", "box": tuple(round(x, 4) for x in c.box),
+                "gain": round(c.gain, 4), "presence_z": round(cands[0].z, 2), "attempts": len(results),
+                "boxes_searched": n_points}
+    return Detection(detected=p < cfg.p_threshold, payload=r["payload"] if r["ok"] else None, p_value=p,
+                     bit_confidence=float(np.mean(np.abs(r["soft"]))), bits=r["soft"], p_payload=p_payload,
+                     p_presence=p_presence, geometry=geometry)
 
 
 def _scan_offsets(frames: np.ndarray, wins: list, cfg: WatermarkConfig, key: WatermarkKey, n_info: int,
