@@ -387,3 +387,24 @@ def test_hypothesis_mutations_never_raise(env, tmp_path_factory, edits, cut):
     p = tmp_path_factory.mktemp("hyp", numbered=True) / "m.mp4"
     p.write_bytes(bytes(data))
     check_schema(verify_file(p, trust=env["trust"]))
+
+
+def test_verify_reports_the_edits_the_watermark_read_shows(env, tmp_path):
+    # stripped copies, one cropped from a corner, one mirrored: the verdict stands, and the read
+    # says what was done to the picture (where in the marked frame the crop came from)
+    clip = read_video(env["marked"].path)
+    edits = {}
+    for name, frames in (("cropped", clip.frames[:, 24:, 24:]), ("mirrored", clip.frames[:, :, ::-1])):
+        p = write_video(tmp_path / f"{name}.mp4", np.ascontiguousarray(frames), fps=clip.fps, crf=18)
+        r = verify_file(p, trust=env["trust"], wm_key=env["wm_key"])
+        check_schema(r)
+        assert r["verdict"] == "ai-generated (watermark only, manifest stripped)", name
+        assert r["watermark"]["payload"] == env["marked"].payload
+        assert any("edited after marking" in x for x in r["reasons"])
+        edits[name] = r["watermark"]["edits"]
+    assert edits["mirrored"] == ["mirrored left-right"]
+    assert len(edits["cropped"]) == 1 and edits["cropped"][0] == (
+        "cropped off centre: the video shows 19%-100% of the marked frame's height and 19%-100% of its width")
+    # an unedited re-encode shows no edit
+    plain = write_video(tmp_path / "plain.mp4", clip.frames, fps=clip.fps, crf=23)
+    assert verify_file(plain, trust=env["trust"], wm_key=env["wm_key"])["watermark"]["edits"] == []

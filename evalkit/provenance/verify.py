@@ -254,7 +254,27 @@ def read_provenance(path, trust: str | None = None) -> tuple[dict, str | None]:
 
 def _no_watermark(key_id=None) -> dict:
     return {"detected": False, "payload": None, "p_value": 1.0, "bit_confidence": 0.0,
-            "matches_manifest": None, "checked": False, "key_id": key_id}
+            "matches_manifest": None, "checked": False, "key_id": key_id, "edits": []}
+
+
+def _edits(geometry: dict) -> list[str]:
+    """What the geometry of a watermark read says was done to the picture since it was marked:
+    evidence for an investigator. Only what the read can show: a re-encode leaves nothing, and
+    which frames were read says nothing (a long moving clip is read segment by segment anyway)."""
+    out = []
+    view = geometry.get("view", "as-is")
+    if view.startswith("bars-removed"):
+        out.append("bars were added around the picture (letterbox or pillarbox)")
+    if view.endswith("mirrored"):
+        out.append("mirrored left-right")
+    y0, y1, x0, x1 = geometry.get("box", (0.0, 1.0, 0.0, 1.0))
+    if max(abs(y0), abs(1 - y1), abs(x0), abs(1 - x1)) > 0.005:
+        out.append(f"cropped{' off centre' if geometry.get('crop') == 'off-centre' else ''}: the video shows "
+                   f"{y0:.0%}-{y1:.0%} of the marked frame's height and {x0:.0%}-{x1:.0%} of its width")
+    gain = geometry.get("gain", 1.0)
+    if abs(gain - 1) > 0.02:
+        out.append(f"contrast, brightness or saturation changed (the mark reads at {gain:.2f} of its strength)")
+    return out
 
 
 def _no_detector() -> dict:
@@ -357,6 +377,9 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
             verdict = "ai-generated (watermark only, manifest stripped)"
             reasons.append(wm_text[0].upper() + wm_text[1:] + ": the manifest was removed or the "
                            "video re-encoded after signing.")
+            if wm.get("edits"):
+                reasons.append("The watermark read shows the video was edited after marking: "
+                               + "; ".join(wm["edits"]) + ".")
         elif det_says_ai:
             verdict = "likely ai-generated (detector only)"
             reasons.append(f"No watermark found; the detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
@@ -428,7 +451,8 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None) ->
         try:
             d = wmmod.detect(clip.frames, key)
             out["watermark"] = {**d.to_dict(), "matches_manifest": None, "checked": True,
-                                "key_id": key.fingerprint}
+                                "key_id": key.fingerprint,
+                                "edits": _edits(d.geometry) if d.detected else []}
         except Exception as e:  # noqa: BLE001
             notes.append(f"The watermark check failed ({_one_line(e, 120)}).")
         sb = out["provenance"].get("soft_binding")
@@ -477,6 +501,7 @@ def format_result(r: dict) -> str:
         lines.append(f"  watermark: {'detected' if wm['detected'] else 'not found'}"
                      + (f", payload {wm['payload']}" if wm["payload"] else "")
                      + f", p-value {wm['p_value']:.1e}")
+        lines += [f"    edit: {e}" for e in wm.get("edits", [])]
     lines += [f"  - {x}" for x in r["reasons"]]
     return "\n".join(lines)
 

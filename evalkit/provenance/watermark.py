@@ -60,9 +60,9 @@ a side), the lattice phases of every Haar coefficient at every whole-pixel place
 take, summed against the key's dithers for every origin of the grid at once; the best three
 hypotheses are refined over every whole-pixel box near them (a crop not resized after has one)
 and then sub-pixel, and decoded. That is one read, its decodes counted in the payload bound and
-every box looked at in the presence bound. A crop with two different fractions, or resized to
-another size, or losing more than about half of the coefficients (they carry a code with
-little repetition on small grids) still loses the payload.
+every box looked at in the presence bound. A crop by two different fractions, or losing more
+than about half of the coefficients (they carry a code with little repetition on small grids),
+still loses the payload; a crop resized after is found when the resize leaves the grid size.
 
 *Views.* The detector reads the clip as given, mirrored left-right, and, when flat
 unchanging bars surround the picture (letterbox, pillarbox, padding: `wm_grid.bars`), both again
