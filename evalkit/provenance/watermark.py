@@ -764,39 +764,16 @@ def _detect_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payl
         i = int(np.argmax(fit))
         return float(fit[i]) / math.sqrt(valid.sum() / 2), (float(fit[i]), float(near[i]), v, valid)
 
+    box_of = lambda x: (-x[0] / x[2], (h - x[0]) / x[2], -x[1] / x[3], (w - x[1]) / x[3])  # noqa: E731
     cands = []
     for hyp in hyps:
         plan = _plan(key, hyp.g, cfg, n_info, DEFAULT_CODE, hyp.profile)
         y0, y1, x0, x1 = hyp.box
         hc, wc = h / (y1 - y0), w / (x1 - x0)
         x = [-y0 * hc, -x0 * wc, hc, wc]  # the original's top, left, height, width in pixels here
-        box_of = lambda x: (-x[0] / x[2], (h - x[0]) / x[2], -x[1] / x[3], (w - x[1]) / x[3])  # noqa: E731
-        z, info = score(plan, box_of(x))
-        # A crop at whole pixels, not resized after, has a whole-pixel origin and original size,
-        # and on sharp content only that exact box fits (measured on a 128 px world clip: z 16 at
-        # it, 3-4 half a pixel off): try every such box near the scan's.
-        t0, l0, h0, w0 = (int(round(v)) for v in x)
-        aspect = hyp.box[1] - hyp.box[0] < 1 and hyp.box[3] - hyp.box[2] < 1  # both sides cut
-        for hh in range(h0 - 3, h0 + 4):
-            for ww in ([int(round(hh * w / h)) + e for e in (-1, 0, 1)] if aspect else range(w0 - 3, w0 + 4)):
-                for top in range(t0 - 2, t0 + 3):
-                    for left in range(l0 - 2, l0 + 3):
-                        y = [top, left, hh, ww]
-                        if hh < h or ww < w or top > 0 or left > 0 or top + hh < h or left + ww < w:
-                            continue
-                        n_points += near.size
-                        zy, iy = score(plan, box_of(y))
-                        if zy > z:
-                            x, z, info = [float(v) for v in y], zy, iy
-        # then coordinate ascent, coarse to fine (a crop resized after has no whole-pixel box)
-        for scale in (1.0, 0.5, 0.25):
-            for i, d in [(i, d) for i in range(4) for d in (-2, -1, 1, 2)]:
-                y = list(x)
-                y[i] += scale * (d if i < 2 else d * 0.005 * x[i])
-                n_points += near.size
-                zy, iy = score(plan, box_of(y))
-                if zy > z:
-                    x, z, info = y, zy, iy
+        both = y1 - y0 < 1 and x1 - x0 < 1  # both sides cut by one fraction
+        (x, z, info), n = _refine_box(lambda x: score(plan, box_of(x)), x, both, h, w)
+        n_points += n * near.size
         if info is not None:
             fit, gain, v, valid = info
             cands.append(_Cand(z, fit, plan.g, box_of(x), h / x[2], gain, v, valid, plan, hyp.profile))
@@ -821,6 +798,36 @@ def _detect_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payl
     return Detection(detected=p < cfg.p_threshold, payload=r["payload"] if r["ok"] else None, p_value=p,
                      bit_confidence=float(np.mean(np.abs(r["soft"]))), bits=r["soft"], p_payload=p_payload,
                      p_presence=p_presence, geometry=geometry)
+
+
+def _refine_box(score, x: list, both: bool, h: int, w: int):
+    """The best box near x = [top, left, height, width] (the original frame's, in pixels of the
+    crop) by `score(x) -> (z, info)`; returns ((x, z, info), boxes scored). A crop at whole
+    pixels, not resized after, has a whole-pixel origin and size, and on sharp content only that
+    exact box fits (measured on a 128 px world clip: z 16 at it, 3-4 half a pixel off), so every
+    such box near x is tried; then coordinate ascent, coarse to fine, for a crop resized after."""
+    z, info = score(x)
+    n = 1
+    t0, l0, h0, w0 = (int(round(v)) for v in x)
+    for hh in range(max(h, h0 - 3), h0 + 4):
+        widths = [int(round(hh * w / h)) + e for e in (-1, 0, 1)] if both else range(w0 - 3, w0 + 4)
+        for ww in (ww for ww in widths if ww >= w):
+            for top in range(max(h - hh, t0 - 2), min(0, t0 + 2) + 1):      # the crop lies inside
+                for left in range(max(w - ww, l0 - 2), min(0, l0 + 2) + 1):
+                    y = [float(top), float(left), float(hh), float(ww)]
+                    zy, iy = score(y)
+                    n += 1
+                    if zy > z:
+                        x, z, info = y, zy, iy
+    for scale in (1.0, 0.5, 0.25):
+        for i, d in [(i, d) for i in range(4) for d in (-2, -1, 1, 2)]:
+            y = list(x)
+            y[i] += scale * (d if i < 2 else d * 0.005 * x[i])
+            zy, iy = score(y)
+            n += 1
+            if zy > z:
+                x, z, info = y, zy, iy
+    return (x, z, info), n
 
 
 def _scan_offsets(frames: np.ndarray, wins: list, cfg: WatermarkConfig, key: WatermarkKey, n_info: int,
