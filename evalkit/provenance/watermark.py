@@ -725,7 +725,9 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
         d = _detect_crop(views[0][1], cfg, key, payload_bits)
         if d is not None:
             d = scaled(d, "as-is", (0, t))
-            best = d if d.payload is not None or d.p_value < best.p_value else best
+            # a failed crop read decoded a box of its own choosing: its bits replace the whole
+            # clip's only when it found the payload, or a mark the other reads did not
+            best = d if d.payload is not None or (d.detected and not best.detected) else best
     return best
 
 
