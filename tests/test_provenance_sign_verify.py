@@ -390,11 +390,12 @@ def test_hypothesis_mutations_never_raise(env, tmp_path_factory, edits, cut):
 
 
 def test_verify_reports_the_edits_the_watermark_read_shows(env, tmp_path):
-    # stripped copies, one cropped from a corner, one mirrored: the verdict stands, and the read
-    # says what was done to the picture (where in the marked frame the crop came from)
+    # stripped copies, cropped from a corner, mirrored, and both: the verdict stands, and the
+    # read says what was done to the picture (where in the marked frame the crop came from)
     clip = read_video(env["marked"].path)
     edits = {}
-    for name, frames in (("cropped", clip.frames[:, 24:, 24:]), ("mirrored", clip.frames[:, :, ::-1])):
+    for name, frames in (("cropped", clip.frames[:, 24:, 24:]), ("mirrored", clip.frames[:, :, ::-1]),
+                         ("both", clip.frames[:, 24:, 24:][:, :, ::-1])):
         p = write_video(tmp_path / f"{name}.mp4", np.ascontiguousarray(frames), fps=clip.fps, crf=18)
         r = verify_file(p, trust=env["trust"], wm_key=env["wm_key"])
         check_schema(r)
@@ -403,6 +404,7 @@ def test_verify_reports_the_edits_the_watermark_read_shows(env, tmp_path):
         assert any("edited after marking" in x for x in r["reasons"])
         edits[name] = r["watermark"]["edits"]
     assert edits["mirrored"] == ["mirrored left-right"]
+    assert edits["both"] == ["mirrored left-right", edits["cropped"][0]], edits["both"]
     assert len(edits["cropped"]) == 1 and edits["cropped"][0] == (
         "cropped off centre: the video shows 19%-100% of the marked frame's height and 19%-100% of its width")
     # an unedited re-encode shows no edit

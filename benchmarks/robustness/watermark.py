@@ -24,7 +24,8 @@ CRF 40, AV1 (SVT) CRF 40, MPEG-4 part 2 q 5, Gaussian blur 3x3, median 3x3, Gaus
 sigma 5, per-frame JPEG 50, saturation x1.5, hue +20 degrees, rotation 2 degrees (reflected
 border), height squeezed to 0.75 (aspect change), 2x bicubic upscale, and crops off centre
 (`--attacks crops` runs these alone): 0.9 from the top-left corner; 0.8 from the bottom-right
-then CRF 23; 0.75 of each side from (0.05, 0.2) then CRF 30; 0.7 of the width, full height; a
+then CRF 23; 0.75 of each side from (0.05, 0.2) then CRF 30; 0.7 of the width, full height;
+0.85 from the bottom-left, mirrored, then CRF 23; a
 zoom (0.8 from the bottom-left corner, resized back to the frame's size); and 0.9 of the height
 by 0.7 of the width (two fractions: outside the detector's crop search).
 
@@ -242,6 +243,8 @@ CROP_ATTACKS = {
     "corner_crop_0.8+h264_crf23": lambda f, fps, d: h264(_crop(f, 0.2, 1, 0.2, 1), fps, 23, d),
     "offset_crop_0.75+h264_crf30": lambda f, fps, d: h264(_crop(f, 0.05, 0.8, 0.2, 0.95), fps, 30, d),
     "side_crop_0.7": lambda f, fps, d: _crop(f, 0, 1, 0.05, 0.75),
+    "mirror+corner_crop_0.85+h264_crf23": lambda f, fps, d: h264(
+        np.ascontiguousarray(_crop(f, 0.15, 1, 0, 0.85)[:, :, ::-1]), fps, 23, d),
     "zoom_0.8": lambda f, fps, d: _per_frame(_crop(f, 0.2, 1, 0, 0.8), lambda x: cv2.resize(
         x, (f.shape[2], f.shape[1]), interpolation=cv2.INTER_LINEAR)),
     "crop_0.9x0.7": lambda f, fps, d: _crop(f, 0.1, 1, 0, 0.7),

@@ -54,13 +54,13 @@ allows. A crop off centre needs its box to within about a quarter of a chip: the
 chip coefficients are 5-20 times the lattice step, so a box off by a sixty-fourth of the frame
 moves them by more than a step (measured on a 128 px world clip cropped from a corner: lattice
 fit z 16 at the exact box, 3-4 half a pixel from it). When no other read finds the mark,
-`wm_crops` therefore searches them exhaustively and cheaply: for every original size the crop
-may have come from (both sides cut by one fraction, or one side only, down to `crop_search` of
-a side), the lattice phases of every Haar coefficient at every whole-pixel place its tile can
-take, summed against the key's dithers for every origin of the grid at once; the best three
-hypotheses are refined over every whole-pixel box near them (a crop not resized after has one)
-and then sub-pixel, and decoded. That is one read, its decodes counted in the payload bound and
-every box looked at in the presence bound. A crop by two different fractions, or losing more
+`wm_crops` therefore searches them exhaustively and cheaply, in the clip as given and mirrored:
+for every original size the crop may have come from (both sides cut by one fraction, or one
+side only, down to `crop_search` of a side), the lattice phases of every Haar coefficient at
+every whole-pixel place its tile can take, summed against the key's dithers for every origin of
+the grid at once; the best three hypotheses are refined over every whole-pixel box near them (a
+crop not resized after has one) and then sub-pixel, and decoded. Each view's search is one read,
+its decodes counted in the payload bound and every box looked at in the presence bound. A crop by two different fractions, or losing more
 than about half of the coefficients (they carry a code with little repetition on small grids),
 still loses the payload; a crop resized after is found when the resize leaves the grid size.
 
@@ -683,7 +683,7 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
     wins = wm_time.windows(t, cfg.segment_frames)
     # each (window, view) the scan could pick gives three reads: the window alone, and the
     # segments in step with it decoded together at two geometries
-    n_reads = len(views) + 3 * 2 * len(wins) + (1 if cfg.crop_search else 0)
+    n_reads = len(views) + 3 * 2 * len(wins) + (2 if cfg.crop_search else 0)
     best = None
 
     def scaled(d: Detection, view: str, span) -> Detection:
@@ -721,13 +721,17 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
             if d.payload is not None:
                 return d
             best = d if d.p_value < best.p_value else best
-    if cfg.crop_search:  # last, as it is the dearest: a crop off centre of the whole clip
-        d = _detect_crop(views[0][1], cfg, key, payload_bits)
-        if d is not None:
-            d = scaled(d, "as-is", (0, t))
-            # a failed crop read decoded a box of its own choosing: its bits replace the whole
-            # clip's only when it found the payload, or a mark the other reads did not
-            best = d if d.payload is not None or (d.detected and not best.detected) else best
+    # last, as it is the dearest: a crop off centre of the whole clip, as given or mirrored
+    for name, view in (views[:2] if cfg.crop_search else []):
+        d = _detect_crop(view, cfg, key, payload_bits)
+        if d is None:
+            continue
+        d = scaled(d, name, (0, t))
+        if d.payload is not None:
+            return d
+        # a failed crop read decoded a box of its own choosing: its bits replace the whole
+        # clip's only when it found a mark the other reads did not
+        best = d if d.detected and not best.detected else best
     return best
 
 
@@ -751,34 +755,45 @@ def _detect_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payl
         return None
     near = np.exp(np.linspace(-0.03, 0.03, 13))
 
-    def score(plan, box):  # (z, (fit, gain, coefficients, validity)) at gains near 1
-        n1 = plan.codebit.size // len(cfg.channels)
-        v, valid = np.zeros(plan.codebit.size), np.zeros(plan.codebit.size, bool)
-        for ci, integ in enumerate(integs):  # only the channels the plan marks are measured
-            if np.any(plan.codebit[ci * n1:(ci + 1) * n1] >= 0):
-                c, ok = integ.chips(plan.g, box)
-                v[ci * n1:(ci + 1) * n1] = geo.haar(c, cfg.levels)
-                valid[ci * n1:(ci + 1) * n1] = geo.haar_valid(ok, cfg.levels)
-        valid &= plan.codebit >= 0
-        if valid.sum() < 24:
-            return -math.inf, None
-        fit = _fit(v[valid], plan.step[valid], plan.dither[valid], near)
-        i = int(np.argmax(fit))
-        return float(fit[i]) / math.sqrt(valid.sum() / 2), (float(fit[i]), float(near[i]), v, valid)
+    def box_of(xs: np.ndarray) -> np.ndarray:  # [B, 4] (top, left, height, width) -> (y0, y1, x0, x1)
+        t, lf, hh, ww = xs.T
+        return np.stack([-t / hh, (h - t) / hh, -lf / ww, (w - lf) / ww], axis=1)
 
-    box_of = lambda x: (-x[0] / x[2], (h - x[0]) / x[2], -x[1] / x[3], (w - x[1]) / x[3])  # noqa: E731
+    def score(plan, xs: np.ndarray):
+        """Lattice fit z [B] of boxes xs [B, 4] at gains near 1, and (fit, gain, coefficients,
+        validity) of the best one. Only the channel the plan marks is measured."""
+        n1 = plan.codebit.size // len(cfg.channels)
+        v = np.zeros((len(xs), plan.codebit.size))
+        valid = np.zeros((len(xs), plan.codebit.size), bool)
+        for ci, integ in enumerate(integs):
+            if np.any(plan.codebit[ci * n1:(ci + 1) * n1] >= 0):
+                c, ok = integ.chips_many(plan.g, box_of(xs))
+                v[:, ci * n1:(ci + 1) * n1] = geo.haar(c, cfg.levels)
+                valid[:, ci * n1:(ci + 1) * n1] = geo.haar_valid(ok, cfg.levels)
+        valid &= plan.codebit >= 0
+        st = np.where(plan.step > 0, plan.step, 1.0)
+        e = ((v / st)[:, None, :] / near[None, :, None] - plan.dither).astype(np.float32)  # [B, gains, n]
+        fit = (np.cos((4 * np.pi) * e) * valid[:, None, :]).sum(axis=2, dtype=np.float64)
+        j = np.argmax(fit, axis=1)
+        best_fit = fit[np.arange(len(xs)), j]
+        n = valid.sum(axis=1)
+        z = np.where(n >= 24, best_fit / np.sqrt(np.maximum(n, 1) / 2), -np.inf)
+        b = int(np.argmax(z))
+        return z, (float(best_fit[b]), float(near[j[b]]), v[b], valid[b])
+
     cands = []
     for hyp in hyps:
         plan = _plan(key, hyp.g, cfg, n_info, DEFAULT_CODE, hyp.profile)
         y0, y1, x0, x1 = hyp.box
         hc, wc = h / (y1 - y0), w / (x1 - x0)
-        x = [-y0 * hc, -x0 * wc, hc, wc]  # the original's top, left, height, width in pixels here
+        x = np.array([-y0 * hc, -x0 * wc, hc, wc])  # the original's top, left, height, width here
         both = y1 - y0 < 1 and x1 - x0 < 1  # both sides cut by one fraction
-        (x, z, info), n = _refine_box(lambda x: score(plan, box_of(x)), x, both, h, w)
+        x, z, info, n = _refine_box(lambda xs: score(plan, xs), x, both, h, w)
         n_points += n * near.size
-        if info is not None:
+        if np.isfinite(z):
             fit, gain, v, valid = info
-            cands.append(_Cand(z, fit, plan.g, box_of(x), h / x[2], gain, v, valid, plan, hyp.profile))
+            cands.append(_Cand(z, fit, plan.g, tuple(box_of(x[None])[0]), h / x[2], gain, v, valid, plan,
+                               hyp.profile))
     if not cands:
         return None
     cands.sort(key=lambda c: -c.z)
@@ -802,34 +817,35 @@ def _detect_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payl
                      p_presence=p_presence, geometry=geometry)
 
 
-def _refine_box(score, x: list, both: bool, h: int, w: int):
+def _refine_box(score, x: np.ndarray, both: bool, h: int, w: int):
     """The best box near x = [top, left, height, width] (the original frame's, in pixels of the
-    crop) by `score(x) -> (z, info)`; returns ((x, z, info), boxes scored). A crop at whole
-    pixels, not resized after, has a whole-pixel origin and size, and on sharp content only that
-    exact box fits (measured on a 128 px world clip: z 16 at it, 3-4 half a pixel off), so every
-    such box near x is tried; then coordinate ascent, coarse to fine, for a crop resized after."""
-    z, info = score(x)
-    n = 1
+    crop) by `score(xs [B, 4]) -> (z [B], info of the best)`; returns (x, z, info, boxes scored).
+    A crop at whole pixels, not resized after, has a whole-pixel origin and size, and on sharp
+    content only that exact box fits (measured on a 128 px world clip: z 16 at it, 3-4 half a
+    pixel off), so every such box near x is tried; then ascent, coarse to fine, for a crop
+    resized after (best of the 16 one-coordinate moves, twice at each scale)."""
     t0, l0, h0, w0 = (int(round(v)) for v in x)
+    boxes = [x]
     for hh in range(max(h, h0 - 3), h0 + 4):
         widths = [int(round(hh * w / h)) + e for e in (-1, 0, 1)] if both else range(w0 - 3, w0 + 4)
         for ww in (ww for ww in widths if ww >= w):
-            for top in range(max(h - hh, t0 - 2), min(0, t0 + 2) + 1):      # the crop lies inside
-                for left in range(max(w - ww, l0 - 2), min(0, l0 + 2) + 1):
-                    y = [float(top), float(left), float(hh), float(ww)]
-                    zy, iy = score(y)
-                    n += 1
-                    if zy > z:
-                        x, z, info = y, zy, iy
-    for scale in (1.0, 0.5, 0.25):
-        for i, d in [(i, d) for i in range(4) for d in (-2, -1, 1, 2)]:
-            y = list(x)
-            y[i] += scale * (d if i < 2 else d * 0.005 * x[i])
-            zy, iy = score(y)
-            n += 1
-            if zy > z:
-                x, z, info = y, zy, iy
-    return (x, z, info), n
+            boxes += [np.array([top, left, hh, ww], np.float64)
+                      for top in range(max(h - hh, t0 - 2), min(0, t0 + 2) + 1)      # the crop lies inside
+                      for left in range(max(w - ww, l0 - 2), min(0, l0 + 2) + 1)]
+    zs, info = score(np.stack(boxes))
+    i = int(np.argmax(zs))
+    x, z, n = boxes[i], float(zs[i]), len(boxes)
+    moves = np.array([[d if k == i else 0.0 for k in range(4)] for i in range(4) for d in (-2, -1, 1, 2)])
+    for scale in (1.0, 0.5, 0.25, 0.25):
+        for _ in range(2):
+            # positions move by pixels, sizes by half a percent
+            ys = x + scale * moves * np.array([1.0, 1.0, 0.005 * x[2], 0.005 * x[3]])
+            zy, iy = score(ys)
+            n += len(ys)
+            j = int(np.argmax(zy))
+            if zy[j] > z:
+                x, z, info = ys[j], float(zy[j]), iy
+    return x, z, info, n
 
 
 def _scan_offsets(frames: np.ndarray, wins: list, cfg: WatermarkConfig, key: WatermarkKey, n_info: int,

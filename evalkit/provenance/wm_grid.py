@@ -124,16 +124,21 @@ class Integral:
     def chips(self, g: int, box=(0.0, 1.0, 0.0, 1.0), tol: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
         """Means [g, g] of the chip grid of the marked frame's unit square, and their validity,
         where this image shows the part `box` = (y0, y1, x0, x1) of that square."""
-        y0, y1, x0, x1 = box
-        e = np.arange(g + 1) / g
-        r = (e - y0) / (y1 - y0) * self.h
+        means, valid = self.chips_many(g, np.asarray([box], np.float64), tol)
+        return means[0], valid[0]
+
+    def chips_many(self, g: int, boxes: np.ndarray, tol: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+        """`chips` for many boxes [B, 4] at once: means and validity [B, g, g]."""
+        y0, y1, x0, x1 = (boxes[:, i:i + 1] for i in range(4))          # [B, 1] each
+        e = np.arange(g + 1)[None, :] / g
+        r = (e - y0) / (y1 - y0) * self.h                                 # [B, g + 1]
         c = (e - x0) / (x1 - x0) * self.w
-        integ = self._at(r[:, None], c[None, :])
-        area = np.diff(np.clip(r, 0, self.h))[:, None] * np.diff(np.clip(c, 0, self.w))[None, :]
-        sums = integ[1:, 1:] - integ[:-1, 1:] - integ[1:, :-1] + integ[:-1, :-1]
-        okr = (r[:-1] >= -tol) & (r[1:] <= self.h + tol)
-        okc = (c[:-1] >= -tol) & (c[1:] <= self.w + tol)
-        valid = okr[:, None] & okc[None, :] & (area > 0)
+        integ = self._at(r[:, :, None], c[:, None, :])                    # [B, g + 1, g + 1]
+        area = np.diff(np.clip(r, 0, self.h))[:, :, None] * np.diff(np.clip(c, 0, self.w))[:, None, :]
+        sums = integ[:, 1:, 1:] - integ[:, :-1, 1:] - integ[:, 1:, :-1] + integ[:, :-1, :-1]
+        okr = (r[:, :-1] >= -tol) & (r[:, 1:] <= self.h + tol)
+        okc = (c[:, :-1] >= -tol) & (c[:, 1:] <= self.w + tol)
+        valid = okr[:, :, None] & okc[:, None, :] & (area > 0)
         return np.where(valid, sums / np.maximum(area, 1e-9), 0.0), valid
 
 
@@ -153,22 +158,23 @@ def crop_boxes(h: int, w: int, frac: float) -> list[tuple[float, float, float, f
 
 
 def haar(c: np.ndarray, levels: int) -> np.ndarray:
-    """Orthonormal 2-D Haar detail coefficients of levels 1..levels, flattened (finest first)."""
+    """Orthonormal 2-D Haar detail coefficients of levels 1..levels of chip means [..., g, g],
+    flattened over the last two axes (finest first)."""
     out = []
     for _ in range(levels):
-        a, b, cc, d = c[0::2, 0::2], c[0::2, 1::2], c[1::2, 0::2], c[1::2, 1::2]
+        a, b, cc, d = c[..., 0::2, 0::2], c[..., 0::2, 1::2], c[..., 1::2, 0::2], c[..., 1::2, 1::2]
         out += [(a - b + cc - d) / 2, (a + b - cc - d) / 2, (a - b - cc + d) / 2]
         c = (a + b + cc + d) / 2
-    return np.concatenate([o.ravel() for o in out])
+    return np.concatenate([o.reshape(*o.shape[:-2], -1) for o in out], axis=-1)
 
 
 def haar_valid(v: np.ndarray, levels: int) -> np.ndarray:
     out = []
     for _ in range(levels):
-        ok = v[0::2, 0::2] & v[0::2, 1::2] & v[1::2, 0::2] & v[1::2, 1::2]
-        out += [ok.ravel()] * 3
+        ok = v[..., 0::2, 0::2] & v[..., 0::2, 1::2] & v[..., 1::2, 0::2] & v[..., 1::2, 1::2]
+        out += [ok.reshape(*ok.shape[:-2], -1)] * 3
         v = ok
-    return np.concatenate(out)
+    return np.concatenate(out, axis=-1)
 
 
 def ihaar(x: np.ndarray, g: int, levels: int) -> np.ndarray:
