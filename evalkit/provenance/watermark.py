@@ -404,6 +404,21 @@ def _haar_of(chips: list[tuple[np.ndarray, np.ndarray]], levels: int) -> tuple[n
             np.concatenate([geo.haar_valid(ok, levels) for _, ok in chips]))
 
 
+def _plan_coeffs(integs: list, plan: _Plan, cfg: WatermarkConfig, boxes: np.ndarray):
+    """Coefficients and validity [B, n] in plan layout of chip grids laid over boxes [B, 4] of
+    the channel planes' summed-area tables `integs`; the channels the plan leaves unmarked are
+    not measured (zero, invalid), nor are coefficients that carry no code bit."""
+    n1 = plan.codebit.size // len(cfg.channels)
+    v = np.zeros((len(boxes), plan.codebit.size))
+    valid = np.zeros((len(boxes), plan.codebit.size), bool)
+    for ci, integ in enumerate(integs):
+        if np.any(plan.codebit[ci * n1:(ci + 1) * n1] >= 0):
+            c, ok = integ.chips_many(plan.g, boxes)
+            v[:, ci * n1:(ci + 1) * n1] = geo.haar(c, cfg.levels)
+            valid[:, ci * n1:(ci + 1) * n1] = geo.haar_valid(ok, cfg.levels)
+    return v, valid & (plan.codebit >= 0)
+
+
 def _pattern(dcs: list[np.ndarray], dvs: list[np.ndarray], h: int, w: int, blur: float) -> np.ndarray:
     """float32 [h, w, 3]: the RGB change that puts chip values `dcs` into their channels."""
     out = np.zeros((h, w, 3), np.float32)
@@ -581,8 +596,6 @@ def _search(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey, n_inf
     cands, n_search = [], 0
     for g, prof in ((g, p) for p in range(len(cfg.profiles)) for g in cfg.grid_sizes):
         plan = _plan(key, g, cfg, n_info, DEFAULT_CODE, prof)
-        n1 = plan.chan.size // len(cfg.channels)
-        used = [bool(np.any(plan.codebit[ci * n1:(ci + 1) * n1] >= 0)) for ci in range(len(cfg.channels))]
         for crop in cfg.crops:
             if min(h, w) / crop / g < 2.0:
                 continue
@@ -592,16 +605,7 @@ def _search(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey, n_inf
             gstep = step * (coarse.size - 1) / max(grid.size - 1, 1)
             per_box = []
             for box in boxes:
-                vs, oks = [], []
-                for ci, integ in enumerate(integs):
-                    if used[ci]:
-                        c, ok = integ.chips(g, box)
-                        vs.append(geo.haar(c, cfg.levels))
-                        oks.append(geo.haar_valid(ok, cfg.levels))
-                    else:  # a channel this profile leaves unmarked: nothing to measure
-                        vs.append(np.zeros(n1))
-                        oks.append(np.zeros(n1, bool))
-                v, valid = np.concatenate(vs), np.concatenate(oks) & (plan.codebit >= 0)
+                v, valid = (a[0] for a in _plan_coeffs(integs, plan, cfg, np.asarray([box])))
                 if valid.sum() < 24:
                     continue
                 vv, st, di = v[valid], plan.step[valid], plan.dither[valid]
@@ -740,7 +744,9 @@ def _detect_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payl
     """`detect` on a crop off centre of the mean frame float32 [H, W, 3]: `wm_crops` ranks
     every (original size, integer origin) by the lattice fit; the best `keep` are refined on
     exact boxes (sub-pixel origin and size, gain near 1) and decoded. One read: its attempts are
-    counted in p_payload, every box looked at in p_presence."""
+    counted in p_payload, every box looked at in p_presence (as `_search` counts its gain
+    refinement: the boxes scored, though which ones depends on the scan's winners; the payload
+    bound, which decides a detection with a payload, needs only the number of decodes)."""
     n_info = payload_bits + cfg.mac_bits
     h, w = mean.shape[:2]
     planes = geo.planes(mean, cfg.channels)
@@ -761,16 +767,8 @@ def _detect_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payl
 
     def score(plan, xs: np.ndarray):
         """Lattice fit z [B] of boxes xs [B, 4] at gains near 1, and (fit, gain, coefficients,
-        validity) of the best one. Only the channel the plan marks is measured."""
-        n1 = plan.codebit.size // len(cfg.channels)
-        v = np.zeros((len(xs), plan.codebit.size))
-        valid = np.zeros((len(xs), plan.codebit.size), bool)
-        for ci, integ in enumerate(integs):
-            if np.any(plan.codebit[ci * n1:(ci + 1) * n1] >= 0):
-                c, ok = integ.chips_many(plan.g, box_of(xs))
-                v[:, ci * n1:(ci + 1) * n1] = geo.haar(c, cfg.levels)
-                valid[:, ci * n1:(ci + 1) * n1] = geo.haar_valid(ok, cfg.levels)
-        valid &= plan.codebit >= 0
+        validity) of the best one."""
+        v, valid = _plan_coeffs(integs, plan, cfg, box_of(xs))
         st = np.where(plan.step > 0, plan.step, 1.0)
         e = ((v / st)[:, None, :] / near[None, :, None] - plan.dither).astype(np.float32)  # [B, gains, n]
         fit = (np.cos((4 * np.pi) * e) * valid[:, None, :]).sum(axis=2, dtype=np.float64)
