@@ -46,15 +46,15 @@ class CropHypothesis:
     box: tuple    # (y0, y1, x0, x1): the part of the original's unit square this frame shows
 
 
-def sizes(h: int, w: int, cfg, min_crop: float, scale_chips: float) -> list[tuple[float, float]]:
+def sizes(h: int, w: int, cfg, min_crop: float, scale_chips: float, px: float = 1.0) -> list[tuple[float, float]]:
     """Original frame sizes (rows, columns, in received pixels) to try, largest crop first; the
     uncropped size (1, 1) is left out (the ordinary search covers it)."""
     out = []
     for fam in ("both", "width", "height"):
         f = 1.0
         while True:
-            g = cfg.grid_for(int(round(h / (f if fam != "width" else 1.0))),
-                             int(round(w / (f if fam != "height" else 1.0))))
+            g = cfg.grid_for(int(round(px * h / (f if fam != "width" else 1.0))),
+                             int(round(px * w / (f if fam != "height" else 1.0))))
             f /= 1 + 2 * scale_chips / g  # half the grid on either side of the best origin
             if f < min_crop:
                 break
@@ -144,24 +144,27 @@ def scan_levels(cfg, profile: int, g: int, min_coeffs: int = 200) -> tuple[int, 
 
 
 def search(planes_by_profile, cfg, plan_for, min_crop: float = 0.5, scale_chips: float = 0.3,
-           keep: int = 4, block_px: float = 6.0) -> tuple[list[CropHypothesis], int]:
+           keep: int = 4, block_px: float = 6.0, px: float = 1.0) -> tuple[list[CropHypothesis], int]:
     """The `keep` best crop hypotheses (each the best origin of its size, on different sizes),
     and the number of (size, origin) points looked at. `planes_by_profile[p]` is the channel
     plane [H, W] that profile p marks (`choose_profile`: by the original's short side), and
-    `plan_for(g, profile)` the key's plan."""
+    `plan_for(g, profile)` the key's plan. `px`: pixels of the video per pixel of the planes
+    (a large frame is searched shrunk), for the grid and profile the embedder chose by size."""
     h, w = next(iter(planes_by_profile.values())).shape
     hyps, n_points = [], 0
     shrunk = {}
-    for hc, wc in sizes(h, w, cfg, min_crop, scale_chips):
-        g = cfg.grid_for(int(round(hc)), int(round(wc)))
+    for hc, wc in sizes(h, w, cfg, min_crop, scale_chips, px):
+        g = cfg.grid_for(int(round(hc * px)), int(round(wc * px)))
         # the profile the embedder chose for a frame of that size (`watermark.choose_profile`)
-        prof = 0 if len(cfg.profiles) == 1 or min(hc, wc) < cfg.chroma_min_px else 1
+        prof = 0 if len(cfg.profiles) == 1 or min(hc, wc) * px < cfg.chroma_min_px else 1
         if prof not in planes_by_profile:
             continue
         scan = scan_levels(cfg, prof, g)
         # shrink so the finest scanned block is about `block_px` pixels: tile positions then
         # round to within a twelfth of a block
-        k = max(1, int(min(hc, wc) / g * 2 ** min(scan) / block_px))
+        # (a fine grid, on large frames, at two thirds of that: a third of the origins, and its
+        # many coefficients keep the fit standing out)
+        k = max(1, int(min(hc, wc) / g * 2 ** min(scan) / (block_px if g < 32 else block_px * 2 / 3)))
         if (prof, k) not in shrunk:
             shrunk[(prof, k)] = geo.Integral(_shrink(planes_by_profile[prof], k))
         integ = shrunk[(prof, k)]
