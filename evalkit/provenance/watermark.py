@@ -59,8 +59,10 @@ for every original size the crop may have come from (both sides cut by one fract
 side only, down to `crop_search` of a side), the lattice phases of every Haar coefficient at
 every whole-pixel place its tile can take, summed against the key's dithers for every origin of
 the grid at once; the best three hypotheses are refined over every whole-pixel box near them (a
-crop not resized after has one) and then sub-pixel, and decoded. Each view's search is one read,
-its decodes counted in the payload bound and every box looked at in the presence bound. A crop by two different fractions, or losing more
+crop not resized after has one) and then sub-pixel, and decoded (a frame of 640 px or more on
+its short side is searched shrunk to about 320 px: the coordinates are frame-relative). Each
+view's search is one read, its decodes counted in the payload bound and every box looked at in
+the presence bound. A crop by two different fractions, or losing more
 than about half of the coefficients (they carry a code with little repetition on small grids),
 still loses the payload; a crop resized after is found when the resize leaves the grid size.
 

@@ -9,14 +9,14 @@ of the chip grid is measured at every integer pixel position its tile can take (
 a summed-area table), turned into its lattice phase exp(4 pi i v / step), and the fit of every
 integer origin of the grid is the sum of those phases against the key's dithers (one gather and
 one contraction: the tiles of a level form a regular lattice). The frame is first shrunk by a
-whole factor so the finest block scanned is about 6 pixels, which keeps tile positions within
-a twelfth of a block and the search cheap (measured, one thread: the scan 0.1-0.5 s for 64-256 px frames and
-640x272 footage, 2-3 s for 720p; with the refinement, detection of an unmarked 96-frame
-256x256 clip takes 0.6 s longer).
+whole factor so the finest block scanned is about 6 pixels (4 on the fine grids of large
+frames), which keeps tile positions within a twelfth of a block and the search cheap (measured,
+one thread, per view: the scan 0.1-0.4 s for 64-256 px frames and 640x272 footage, about 2 s
+for 720p, which the caller searches shrunk to 360 px).
 
 Sizes are stepped so that any crop in range is within `scale_chips` of a chip, at the far edge
-of the grid, of a size tried (with the best origin, within half that at either edge). The best hypotheses are then refined on exact fractional boxes and decoded by
-the caller. Selection uses only the sign-blind fit, so each decode is one test for the payload
+of the grid, of a size tried (with the best origin, within half that at either edge). The best
+hypotheses are then refined on exact fractional boxes and decoded by the caller. Selection uses only the sign-blind fit, so each decode is one test for the payload
 bound; the presence bound counts every (size, origin) point looked at.
 
 Not searched: crops of under `min_crop` of a side, crops by two different fractions (0.9 of
