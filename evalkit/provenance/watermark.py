@@ -762,10 +762,7 @@ def _detect_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payl
     h, w = mean.shape[:2]
     planes = geo.planes(mean, cfg.channels)
     integs = [geo.Integral(p) for p in planes]
-    by_profile = {}
-    for prof, steps in enumerate(cfg.profiles):
-        ci = next(i for i, r in enumerate(steps) if max(r) > 0)  # the channel the profile marks
-        by_profile[prof] = planes[ci]
+    by_profile = {prof: planes[wm_crops.marked_channel(cfg, prof)] for prof in range(len(cfg.profiles))}
     hyps, n_points = wm_crops.search(by_profile, cfg, lambda g, p: _plan(key, g, cfg, n_info, DEFAULT_CODE, p),
                                      min_crop=cfg.crop_search, keep=keep, px=px)
     if not hyps:

@@ -38,9 +38,7 @@ from evalkit.provenance import wm_grid as geo
 
 @dataclass(frozen=True)
 class CropHypothesis:
-    z: float      # lattice fit / sqrt(n / 2) at the best integer origin
-    fit: float
-    n: int        # coefficients measured
+    z: float      # lattice fit / sqrt(n / 2) at the best integer origin (n coefficients measured)
     g: int        # chip grid
     profile: int
     box: tuple    # (y0, y1, x0, x1): the part of the original's unit square this frame shows
@@ -62,6 +60,11 @@ def sizes(h: int, w: int, cfg, min_crop: float, scale_chips: float, px: float = 
             fx = f if fam in ("both", "width") else 1.0
             out.append((h / fy, w / fx))
     return out
+
+
+def marked_channel(cfg, profile: int) -> int:
+    """The index (into cfg.channels) of the colour channel a profile marks."""
+    return next(i for i, r in enumerate(cfg.profiles[profile]) if max(r) > 0)
 
 
 def _shrink(plane: np.ndarray, k: int) -> np.ndarray:
@@ -169,8 +172,7 @@ def search(planes_by_profile, cfg, plan_for, min_crop: float = 0.5, scale_chips:
             shrunk[(prof, k)] = geo.Integral(_shrink(planes_by_profile[prof], k))
         integ = shrunk[(prof, k)]
         plan = plan_for(g, prof)
-        n1 = plan.codebit.size // len(cfg.channels)
-        ci = next(i for i in range(len(cfg.channels)) if np.any(plan.codebit[i * n1:(i + 1) * n1] >= 0))
+        ci = marked_channel(cfg, prof)
         # in shrunk pixels (y / k): a shrunk pixel is the mean of a k x k block
         oy, ox, fit, cnt = _fit_origins(integ, hc / k, wc / k, plan, ci, len(cfg.channels), cfg.levels, scan)
         n_points += fit.size
@@ -181,6 +183,6 @@ def search(planes_by_profile, cfg, plan_for, min_crop: float = 0.5, scale_chips:
         # the box of the original's unit square this frame shows, back in received pixels
         top, left = oy[a] * k, ox[b] * k
         box = (-top / hc, (h - top) / hc, -left / wc, (w - left) / wc)
-        hyps.append(CropHypothesis(float(z[a, b]), float(fit[a, b]), int(cnt[a, b]), g, prof, box))
+        hyps.append(CropHypothesis(float(z[a, b]), g, prof, box))
     hyps.sort(key=lambda c: -c.z)
     return hyps[:keep], n_points
