@@ -395,7 +395,8 @@ def test_verify_reports_the_edits_the_watermark_read_shows(env, tmp_path):
     clip = read_video(env["marked"].path)
     edits = {}
     for name, frames in (("cropped", clip.frames[:, 24:, 24:]), ("mirrored", clip.frames[:, :, ::-1]),
-                         ("both", clip.frames[:, 24:, 24:][:, :, ::-1])):
+                         ("both", clip.frames[:, 24:, 24:][:, :, ::-1]),
+                         ("turned", np.rot90(clip.frames, 1, axes=(1, 2)))):
         p = write_video(tmp_path / f"{name}.mp4", np.ascontiguousarray(frames), fps=clip.fps, crf=18)
         r = verify_file(p, trust=env["trust"], wm_key=env["wm_key"])
         check_schema(r)
@@ -404,6 +405,7 @@ def test_verify_reports_the_edits_the_watermark_read_shows(env, tmp_path):
         assert any("edited after marking" in x for x in r["reasons"])
         edits[name] = r["watermark"]["edits"]
     assert edits["mirrored"] == ["mirrored left-right"]
+    assert edits["turned"] == ["rotated 90° counter-clockwise"]
     assert edits["both"] == ["mirrored left-right", edits["cropped"][0]], edits["both"]
     assert len(edits["cropped"]) == 1 and edits["cropped"][0] == (
         "cropped off centre: the video shows 19%-100% of the marked frame's height and 19%-100% of its width")

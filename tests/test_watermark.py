@@ -191,6 +191,30 @@ def test_survives_mirroring_and_letterbox_or_pillarbox_bars(key, tmp_path, real_
     assert d.detected and d.payload == PAYLOAD, d.geometry
 
 
+def test_survives_turns_and_names_the_turn(key, tmp_path, real_videos_dir):
+    from evalkit.provenance import wm_grid as geo
+
+    # every turn's undo map is the inverse of the edit it names (on a non-square frame)
+    x = np.arange(3 * 5 * 2).reshape(3, 5, 2)
+    edits = {"rotated 90° clockwise": lambda f: np.rot90(f, -1, axes=(-3, -2)),
+             "rotated 90° counter-clockwise": lambda f: np.rot90(f, 1, axes=(-3, -2)),
+             "rotated 180°": lambda f: np.rot90(f, 2, axes=(-3, -2)),
+             "flipped upside down": lambda f: np.flip(f, -3),
+             "mirrored left-right, then rotated 90° counter-clockwise": lambda f: np.rot90(np.flip(f, -2), 1, axes=(-3, -2)),
+             "mirrored left-right, then rotated 90° clockwise": lambda f: np.rot90(np.flip(f, -2), -1, axes=(-3, -2))}
+    assert set(edits) == set(dict(geo.TURNS))
+    for name, undo in geo.TURNS:
+        assert np.array_equal(undo(edits[name](x)), x), name
+    m = embed(world(3, 96, 8, seed=12)[:, :, 16:], PAYLOAD, key)  # 96 x 80: a turn changes the shape
+    for name, edit in edits.items():
+        d = detect(np.ascontiguousarray(edit(m)), key)
+        assert d.detected and d.payload == PAYLOAD and d.geometry["view"] == name, (name, d.geometry)
+    # A phone-style quarter turn of real footage, then H.264.
+    real = embed(read_video(real_videos_dir / "bikes.mp4").frames[:24], PAYLOAD, key)
+    d = detect(h264(tmp_path, np.ascontiguousarray(np.rot90(real, -1, axes=(1, 2))), 23), key)
+    assert d.detected and d.payload == PAYLOAD and d.geometry["view"] == "rotated 90° clockwise", d.geometry
+
+
 def test_bars_are_found_only_where_flat_lines_never_change():
     from evalkit.provenance import wm_grid as geo
 

@@ -22,7 +22,7 @@ then each attack of the grid is applied to the marked frames and `detect` runs o
 `--attacks extra` (or `all`) runs what a re-uploader may do beyond that grid: HEVC CRF 28, VP9
 CRF 40, AV1 (SVT) CRF 40, MPEG-4 part 2 q 5, Gaussian blur 3x3, median 3x3, Gaussian noise
 sigma 5, per-frame JPEG 50, saturation x1.5, hue +20 degrees, rotation 2 degrees (reflected
-border), height squeezed to 0.75 (aspect change), 2x bicubic upscale, and crops off centre
+border), a quarter turn clockwise then CRF 23, a half turn, an upside-down flip, height squeezed to 0.75 (aspect change), 2x bicubic upscale, and crops off centre
 (`--attacks crops` runs these alone): 0.9 from the top-left corner; 0.8 from the bottom-right
 then CRF 23; 0.75 of each side from (0.05, 0.2) then CRF 30; 0.7 of the width, full height;
 0.85 from the bottom-left, mirrored, then CRF 23; a
@@ -223,6 +223,9 @@ EXTRA_ATTACKS = {
     "saturation_1.5": lambda f, fps, d: _saturation(f, 1.5),
     "hue_20deg": lambda f, fps, d: _hue(f, 10),
     "rotate_2deg": lambda f, fps, d: _rotate(f, 2.0),
+    "rotate_90+h264_crf23": lambda f, fps, d: h264(np.ascontiguousarray(np.rot90(f, -1, axes=(1, 2))), fps, 23, d),
+    "rotate_180": lambda f, fps, d: np.ascontiguousarray(f[:, ::-1, ::-1]),
+    "flip_vertical": lambda f, fps, d: np.ascontiguousarray(f[:, ::-1]),
     "aspect_0.75": lambda f, fps, d: _per_frame(f, lambda x: cv2.resize(
         x, (x.shape[1], _even(x.shape[0] * 0.75)), interpolation=cv2.INTER_AREA)),
     "upscale_2": lambda f, fps, d: _per_frame(f, lambda x: cv2.resize(

@@ -261,12 +261,16 @@ def _edits(geometry: dict) -> list[str]:
     """What the geometry of a watermark read says was done to the picture since it was marked:
     evidence for an investigator. Only what the read can show: a re-encode leaves nothing, and
     which frames were read says nothing (a long moving clip is read segment by segment anyway)."""
+    from evalkit.provenance.wm_grid import TURNS  # (numpy and cv2: loaded only for a watermark)
+
     out = []
     view = geometry.get("view", "as-is")
     if view.startswith("bars-removed"):
         out.append("bars were added around the picture (letterbox or pillarbox)")
     if view.endswith("mirrored"):
         out.append("mirrored left-right")
+    if view in dict(TURNS):
+        out.append(view)
     y0, y1, x0, x1 = geometry.get("box", (0.0, 1.0, 0.0, 1.0))
     if max(abs(y0), abs(1 - y1), abs(x0), abs(1 - x1)) > 0.005:
         out.append(f"cropped{' off centre' if geometry.get('crop') == 'off-centre' else ''}: the video shows "

@@ -586,9 +586,11 @@ def _fit(v, st, di, gains):
     return np.cos((4 * np.pi) * e.astype(np.float32)).sum(axis=1, dtype=np.float64)
 
 
-def _search(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey, n_info: int):
-    """Every (profile, grid, crop box) hypothesis with its best gain (and its best gain near 1).
-    Returns the candidates and the number of (hypothesis, gain) points looked at."""
+def _search(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey, n_info: int,
+            crops: tuple[float, ...] | None = None):
+    """Every (profile, grid, crop box) hypothesis with its best gain (and its best gain near 1);
+    the centre crops are `cfg.crops` unless `crops` is given. Returns the candidates and the
+    number of (hypothesis, gain) points looked at."""
     h, w = pl[0].shape
     integs = [geo.Integral(p) for p in pl]
     lo, hi = math.log(cfg.gain_range[0]), math.log(cfg.gain_range[1])
@@ -599,7 +601,7 @@ def _search(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey, n_inf
     cands, n_search = [], 0
     for g, prof in ((g, p) for p in range(len(cfg.profiles)) for g in cfg.grid_sizes):
         plan = _plan(key, g, cfg, n_info, DEFAULT_CODE, prof)
-        for crop in cfg.crops:
+        for crop in cfg.crops if crops is None else crops:
             if min(h, w) / crop / g < 2.0:
                 continue
             boxes = [(0.0, 1.0, 0.0, 1.0)] if crop >= 1.0 else geo.crop_boxes(h, w, crop)
@@ -686,11 +688,12 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
     # each one's p-value is multiplied by the number of reads that could be made (union bound),
     # so the false-detection rate stays under the threshold whichever read reports.
     t = frames.shape[0]
-    views = geo.views(frames, geo.mean_frame(frames))
+    mean = geo.mean_frame(frames)
+    views = geo.views(frames, mean)
     wins = wm_time.windows(t, cfg.segment_frames)
     # each (window, view) the scan could pick gives three reads: the window alone, and the
     # segments in step with it decoded together at two geometries
-    n_reads = len(views) + 3 * 2 * len(wins) + (2 if cfg.crop_search else 0)
+    n_reads = len(views) + len(geo.TURNS) + 3 * 2 * len(wins) + (2 if cfg.crop_search else 0)
     best = None
 
     def scaled(d: Detection, view: str, span) -> Detection:
@@ -707,6 +710,14 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
         if d.payload is not None:
             return d
         best = d if best is None or d.p_value < best.p_value else best
+    # A clip turned by a quarter or a half, or flipped upside down: one read for each turn, of
+    # the whole frame (no centre crop: a turn and a crop together are not searched, which keeps
+    # the six reads at about half the cost of the first view's)
+    for name, view in geo.turned(mean):
+        d = scaled(_detect_mean(view, cfg, key, payload_bits, crops=(1.0,))[0], name, (0, t))
+        if d.payload is not None:
+            return d
+        best = d if d.p_value < best.p_value else best
     # An excerpt's segment borders fall anywhere: a cheap scan ranks the windows' offsets, the
     # best ones are read in full, then with every segment in step with them.
     h, w = frames.shape[1:3]
@@ -944,10 +955,11 @@ def _decode_segments(segs: dict, plan: _Plan, box: tuple, gain: float, cfg: Wate
 
 
 def _detect_mean(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey,
-                 payload_bits: int) -> tuple[Detection, _Cand | None]:
-    """`detect` on one view: the mean frame float32 [H, W, 3] of the clip as the embedder saw it.
-    Also returns the geometry of best lattice fit (None if nothing could be measured)."""
-    cands, n_search = _search(geo.planes(mean, cfg.channels), cfg, key, payload_bits + cfg.mac_bits)
+                 payload_bits: int, crops: tuple[float, ...] | None = None) -> tuple[Detection, _Cand | None]:
+    """`detect` on one view: the mean frame float32 [H, W, 3] of the clip as the embedder saw it
+    (centre crops `crops`, default `cfg.crops`). Also returns the geometry of best lattice fit
+    (None if nothing could be measured)."""
+    cands, n_search = _search(geo.planes(mean, cfg.channels), cfg, key, payload_bits + cfg.mac_bits, crops)
     if not cands:
         return Detection(False, None, 1.0, 0.0, np.zeros(payload_bits)), None
     cands.sort(key=lambda c: -c.z)

@@ -1,6 +1,6 @@
 """Geometry of the watermark (`evalkit.provenance.watermark`): colour channels, the chip grid
 and its Haar levels, the crop boxes the detector tries, and the views of a suspect clip it reads
-(as given, mirrored, with letterbox or pillarbox bars removed).
+(as given, mirrored, with letterbox or pillarbox bars removed, turned by a quarter or a half).
 
 Colour channels. A mark lives in one of three orthogonal colour directions of BT.601: luma
 ("y", the same change added to R, G and B) and the two colour differences ("cb", "cr", changes
@@ -93,6 +93,24 @@ def views(frames: np.ndarray, mean: np.ndarray) -> list[tuple[str, np.ndarray]]:
         inner = mean[t:mean.shape[0] - b, lf:mean.shape[1] - r]
         out += [("bars-removed", inner), ("bars-removed-mirrored", inner[:, ::-1])]
     return [(name, np.ascontiguousarray(v)) for name, v in out]
+
+
+# The frame's six other symmetries (with as-is and mirrored, the eight ways to lay a picture on
+# its axes): what a transcoder that applies a phone's rotation flag, or an editor, leaves. Each
+# is (what was done to the marked picture, the map that takes the suspect's frame back to it).
+TURNS = (
+    ("rotated 90° clockwise", lambda m: np.rot90(m, 1)),
+    ("rotated 90° counter-clockwise", lambda m: np.rot90(m, -1)),
+    ("rotated 180°", lambda m: m[::-1, ::-1]),
+    ("flipped upside down", lambda m: m[::-1]),
+    ("mirrored left-right, then rotated 90° counter-clockwise", lambda m: np.swapaxes(m, 0, 1)),
+    ("mirrored left-right, then rotated 90° clockwise", lambda m: np.swapaxes(m[::-1, ::-1], 0, 1)),
+)
+
+
+def turned(mean: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The mean frame [H, W, ...] undone by each of `TURNS`, named by the turn it undoes."""
+    return [(name, np.ascontiguousarray(undo(mean))) for name, undo in TURNS]
 
 
 def planes(mean: np.ndarray, channels: tuple[str, ...]) -> list[np.ndarray]:
