@@ -10,9 +10,11 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 
 import c2pa
+import cv2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -393,10 +395,14 @@ def test_verify_reports_the_edits_the_watermark_read_shows(env, tmp_path):
     # stripped copies, cropped from a corner, mirrored, and both: the verdict stands, and the
     # read says what was done to the picture (where in the marked frame the crop came from)
     clip = read_video(env["marked"].path)
+    h, w = clip.frames.shape[1:3]
+    tilt = cv2.getRotationMatrix2D((w / 2, h / 2), 4.0, 1.0)  # 4 degrees counter-clockwise
     edits = {}
     for name, frames in (("cropped", clip.frames[:, 24:, 24:]), ("mirrored", clip.frames[:, :, ::-1]),
                          ("both", clip.frames[:, 24:, 24:][:, :, ::-1]),
-                         ("turned", np.rot90(clip.frames, 1, axes=(1, 2)))):
+                         ("turned", np.rot90(clip.frames, 1, axes=(1, 2))),
+                         ("tilted", np.stack([cv2.warpAffine(f, tilt, f.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+                                              for f in clip.frames]))):
         p = write_video(tmp_path / f"{name}.mp4", np.ascontiguousarray(frames), fps=clip.fps, crf=18)
         r = verify_file(p, trust=env["trust"], wm_key=env["wm_key"])
         check_schema(r)
@@ -406,6 +412,8 @@ def test_verify_reports_the_edits_the_watermark_read_shows(env, tmp_path):
         edits[name] = r["watermark"]["edits"]
     assert edits["mirrored"] == ["mirrored left-right"]
     assert edits["turned"] == ["rotated 90° counter-clockwise"]
+    assert len(edits["tilted"]) == 1 and re.fullmatch(r"rotated (3\.[89]|4\.[0-2])° counter-clockwise",
+                                                      edits["tilted"][0]), edits["tilted"]
     assert edits["both"] == ["mirrored left-right", edits["cropped"][0]], edits["both"]
     assert len(edits["cropped"]) == 1 and edits["cropped"][0] == (
         "cropped off centre: the video shows 19%-100% of the marked frame's height and 19%-100% of its width")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -154,8 +155,6 @@ def test_survives_h264_crf30_on_real_footage(key, tmp_path, real_videos_dir):
 
 
 def test_survives_resize_crop_and_gain(key):
-    import cv2
-
     f = world(1, 128, 8, seed=7)
     m = embed(f, PAYLOAD, key)
     half = np.stack([cv2.resize(x, (64, 64), interpolation=cv2.INTER_AREA) for x in m])
@@ -274,8 +273,6 @@ def test_large_clips_are_marked_in_cr_and_found_after_a_resize(key):
     d = delta_channels(m, f)
     assert np.abs(d["cr"]).mean() > 1.0
     assert np.abs(d["y"]).max() < 0.6 and np.abs(d["cb"]).max() < 0.6
-    import cv2
-
     small = np.stack([cv2.resize(x, (80, 80), interpolation=cv2.INTER_AREA) for x in m])
     # at 80 px the detector would pick the luma profile, but it tries every profile
     assert wm.choose_profile(wm_grid.mean_frame(small), wm.get_config()) == 0
@@ -590,3 +587,33 @@ def test_crop_search_keeps_the_false_detection_bound(key):
     assert min(ps) > 1e-3
     with pytest.raises(ValueError, match="crop_search"):
         wm.WatermarkConfig(crop_search=0.1)
+
+
+def rotate(frames, deg):
+    h, w = frames.shape[1:3]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)  # positive: counter-clockwise
+    return np.stack([cv2.warpAffine(f, m, (w, h), borderMode=cv2.BORDER_REFLECT) for f in frames])
+
+
+def test_rotations_about_the_centre_keep_the_mark(key, tmp_path, real_videos_dir):
+    m = embed(world(2, 64, 8, seed=6), PAYLOAD, key)
+    for deg in (5.0, -8.4):
+        d = detect(rotate(m, deg), key)
+        assert d.detected and d.payload == PAYLOAD and abs(d.geometry["rotation"] - deg) <= 0.25, (deg, d.geometry)
+    # the search is what finds them: without it, the same clip loses the mark
+    assert detect(rotate(m, 5.0), key, config=wm.WatermarkConfig(rotation_search=0)).payload is None
+    # footage in the chroma profile, rotated clockwise, then re-encoded
+    bikes = embed(read_video(real_videos_dir / "bikes.mp4", max_frames=16).frames, PAYLOAD, key)
+    d = detect(h264(tmp_path, rotate(bikes, -3.0), 23, fps=25.0), key)
+    assert d.payload == PAYLOAD and d.geometry["profile"] == 1 and d.geometry["rotation"] < 0, d.geometry
+
+
+def test_rotation_search_keeps_the_false_detection_bound(key):
+    # rotated unmarked clips, and a rotated clip marked with another key, are not read as marked
+    ps = [detect(rotate(world(i, 96, 8, noise=float(i % 2)), 4.0 * i - 6), make_key(f"rot-key-{i}")).p_value
+          for i in range(4)]
+    other = embed(world(1, 96, 8), PAYLOAD, make_key("another key"))
+    ps.append(detect(rotate(other, 6.0), key).p_value)
+    assert min(ps) > 1e-3
+    with pytest.raises(ValueError, match="rotation_search"):
+        wm.WatermarkConfig(rotation_search=45)

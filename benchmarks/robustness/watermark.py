@@ -22,7 +22,10 @@ then each attack of the grid is applied to the marked frames and `detect` runs o
 `--attacks extra` (or `all`) runs what a re-uploader may do beyond that grid: HEVC CRF 28, VP9
 CRF 40, AV1 (SVT) CRF 40, MPEG-4 part 2 q 5, Gaussian blur 3x3, median 3x3, Gaussian noise
 sigma 5, per-frame JPEG 50, saturation x1.5, hue +20 degrees, rotation 2 degrees (reflected
-border), a quarter turn clockwise then CRF 23, a half turn, an upside-down flip, height squeezed to 0.75 (aspect change), 2x bicubic upscale, and crops off centre
+border), rotation 7 degrees clockwise then CRF 23, a quarter turn clockwise then CRF 23, a half
+turn, an upside-down flip, VideoMarkBench's kinds at their stronger settings (a centre crop of
+0.95 resized back, Gaussian noise sigma 25, Gaussian blur sigma 1.5, JPEG 20, a 5-frame moving
+average), height squeezed to 0.75 (aspect change), 2x bicubic upscale, and crops off centre
 (`--attacks crops` runs these alone): 0.9 from the top-left corner; 0.8 from the bottom-right
 then CRF 23; 0.75 of each side from (0.05, 0.2) then CRF 30; 0.7 of the width, full height;
 0.85 from the bottom-left, mirrored, then CRF 23; a
@@ -207,6 +210,14 @@ def _saturation(frames, k):
     return np.clip(np.rint(g + (x - g) * k), 0, 255).astype(np.uint8)
 
 
+def _frame_average(frames, k):
+    """Each frame replaced by the mean of the k frames centred on it (fewer at the ends)."""
+    c = np.cumsum(np.concatenate([np.zeros_like(frames[:1], np.float64), frames.astype(np.float64)]), axis=0)
+    i = np.arange(len(frames))
+    lo, hi = np.maximum(i - k // 2, 0), np.minimum(i + k // 2 + 1, len(frames))
+    return np.rint((c[hi] - c[lo]) / (hi - lo)[:, None, None, None]).astype(np.uint8)
+
+
 # Beyond the grid (`--attacks extra`): other codecs, filters and geometry a re-uploader may apply.
 EXTRA_ATTACKS = {
     "none": lambda f, fps, d: f,
@@ -223,6 +234,7 @@ EXTRA_ATTACKS = {
     "saturation_1.5": lambda f, fps, d: _saturation(f, 1.5),
     "hue_20deg": lambda f, fps, d: _hue(f, 10),
     "rotate_2deg": lambda f, fps, d: _rotate(f, 2.0),
+    "rotate_-7deg+h264_crf23": lambda f, fps, d: h264(_rotate(f, -7.0), fps, 23, d),
     "rotate_90+h264_crf23": lambda f, fps, d: h264(np.ascontiguousarray(np.rot90(f, -1, axes=(1, 2))), fps, 23, d),
     "rotate_180": lambda f, fps, d: np.ascontiguousarray(f[:, ::-1, ::-1]),
     "flip_vertical": lambda f, fps, d: np.ascontiguousarray(f[:, ::-1]),
@@ -230,6 +242,15 @@ EXTRA_ATTACKS = {
         x, (x.shape[1], _even(x.shape[0] * 0.75)), interpolation=cv2.INTER_AREA)),
     "upscale_2": lambda f, fps, d: _per_frame(f, lambda x: cv2.resize(
         x, (2 * x.shape[1], 2 * x.shape[0]), interpolation=cv2.INTER_CUBIC)),
+    # VideoMarkBench's kinds at their stronger settings
+    "zoom_centre_0.95": lambda f, fps, d: _per_frame(_crop(f, 0.025, 0.975, 0.025, 0.975), lambda x: cv2.resize(
+        x, (f.shape[2], f.shape[1]), interpolation=cv2.INTER_LINEAR)),
+    "noise_sigma25": lambda f, fps, d: np.clip(
+        f + np.random.default_rng(0).normal(0, 25.5, f.shape), 0, 255).astype(np.uint8),
+    "gaussian_blur_sigma1.5": lambda f, fps, d: _per_frame(f, lambda x: cv2.GaussianBlur(x, (0, 0), 1.5)),
+    "jpeg20": lambda f, fps, d: _per_frame(f, lambda x: cv2.imdecode(
+        cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, 20])[1], cv2.IMREAD_UNCHANGED)),
+    "frame_average_5": lambda f, fps, d: _frame_average(f, 5),
 }
 
 

@@ -271,6 +271,9 @@ def _edits(geometry: dict) -> list[str]:
         out.append("mirrored left-right")
     if view in dict(TURNS):
         out.append(view)
+    deg = geometry.get("rotation", 0.0)
+    if deg:
+        out.append(f"rotated {abs(deg):.1f}° {'counter-clockwise' if deg > 0 else 'clockwise'}")
     y0, y1, x0, x1 = geometry.get("box", (0.0, 1.0, 0.0, 1.0))
     if max(abs(y0), abs(1 - y1), abs(x0), abs(1 - x1)) > 0.005:
         out.append(f"cropped{' off centre' if geometry.get('crop') == 'off-centre' else ''}: the video shows "

@@ -113,6 +113,16 @@ def turned(mean: np.ndarray) -> list[tuple[str, np.ndarray]]:
     return [(name, np.ascontiguousarray(undo(mean))) for name, undo in TURNS]
 
 
+def unrotate(mean: np.ndarray, deg: float) -> np.ndarray:
+    """float32 [H, W, C]: the frame turned back by `deg` degrees, undoing a rotation by `deg`
+    counter-clockwise about its centre at the same size (OpenCV's sign convention). The corners
+    that rotation brought in from outside the picture are filled by reflection: noise for the
+    lattice fit, never signal."""
+    h, w = mean.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), -deg, 1.0)
+    return cv2.warpAffine(mean, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
 def planes(mean: np.ndarray, channels: tuple[str, ...]) -> list[np.ndarray]:
     """float32 [H, W] channel values of a mean RGB frame, one per channel."""
     return [(mean @ CHANNELS[c][0].astype(np.float32)).astype(np.float32) for c in channels]
