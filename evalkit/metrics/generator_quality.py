@@ -53,21 +53,45 @@ def fall_probe(sample: Callable[[list[str], list[int]], list[Clip]], n: int = 48
     return {"n": n, "prompts": len(set(prompts)), **q}
 
 
-def clips_quality(clips: Sequence[Clip]) -> dict:
+def clip_measures(clips: Sequence[Clip]) -> dict[str, np.ndarray]:
+    """Per clip: `objects_present`, `object_frames`, `physics_pass`, and `falls_move_down`
+    (NaN where the clip is not a fall): what `clips_quality` aggregates, and what a paired
+    comparison of two samplers on the same prompts and seeds resamples clip by clip."""
+    out = {k: [] for k in ("objects_present", "object_frames", "falls_move_down", "physics_pass")}
+    for c in clips:
+        pres = object_presence(c.frames, c.prompt)
+        out["objects_present"].append(pres["min_presence"] >= PRESENCE_FRAMES)
+        out["object_frames"].append(float(np.mean([o["presence"] for o in pres["objects"]])))
+        fall = pres["moves_down"] is not None or pres["kind"] == "fall"
+        out["falls_move_down"].append(float(bool(pres["moves_down"])) if fall else np.nan)
+        out["physics_pass"].append(bool(physics_probe(c.frames, c.prompt, fps=c.fps)["physics_pass"]))
+    return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
+def clips_quality(clips: Sequence[Clip], measures: dict[str, np.ndarray] | None = None) -> dict:
     """Objects present, falls moving down and the physics pass rate, each a Wilson 95% CI; and
     `object_frames`, the mean share of frames in which a clip's prompted objects are found (a
     bootstrap CI over clips): a graded view of the first, which moves before any clip passes."""
-    present, frames_found, down, passes = [], [], [], []
-    for c in clips:
-        pres = object_presence(c.frames, c.prompt)
-        present.append(pres["min_presence"] >= PRESENCE_FRAMES)
-        frames_found.append(float(np.mean([o["presence"] for o in pres["objects"]])))
-        if pres["moves_down"] is not None or pres["kind"] == "fall":
-            down.append(bool(pres["moves_down"]))
-        passes.append(bool(physics_probe(c.frames, c.prompt, fps=c.fps)["physics_pass"]))
-    est = lambda xs: proportion_ci(int(sum(xs)), len(xs)).to_dict() if xs else None  # noqa: E731
-    return {"objects_present": est(present), "falls_move_down": est(down), "physics_pass": est(passes),
-            "object_frames": mean_ci(frames_found).to_dict() if frames_found else None}
+    m = clip_measures(clips) if measures is None else measures
+    down = m["falls_move_down"][~np.isnan(m["falls_move_down"])]
+    est = lambda xs: proportion_ci(int(xs.sum()), len(xs)).to_dict() if len(xs) else None  # noqa: E731
+    return {"objects_present": est(m["objects_present"]), "falls_move_down": est(down),
+            "physics_pass": est(m["physics_pass"]),
+            "object_frames": mean_ci(list(m["object_frames"])).to_dict() if len(m["object_frames"]) else None}
+
+
+def paired_differences(a: dict, b: dict, n_boot: int = 2000, seed: int = 0) -> dict:
+    """mean(a) - mean(b) of each per-clip measure (`clip_measures`) of two settings sampled on the
+    same prompts and seeds, with a 95% percentile bootstrap over clips resampled in pairs."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k in ("objects_present", "object_frames", "physics_pass"):
+        d = np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)
+        reps = d[rng.integers(0, d.size, (n_boot, d.size))].mean(axis=1)
+        lo, hi = np.quantile(reps, [0.025, 0.975])
+        out[k] = {"value": float(d.mean()), "ci_low": float(lo), "ci_high": float(hi), "n": int(d.size),
+                  "method": "paired-bootstrap", "confidence": 0.95, "ci_contains_zero": bool(lo <= 0 <= hi)}
+    return out
 
 
 class QualityProbe:
@@ -104,7 +128,8 @@ class QualityProbe:
 
         clips = sample(self.prompts, self.seeds)
         fvd = fvd_with_ci(self.ref, self.features(clips))
-        return {"quality": clips_quality(clips), "fvd": fvd.to_dict(),
+        measures = clip_measures(clips)
+        return {"quality": clips_quality(clips, measures), "measures": measures, "fvd": fvd.to_dict(),
                 "fvd_real_vs_real": self.fvd_real_vs_real.to_dict(),
                 "fvd_ratio": fvd.value / max(self.fvd_real_vs_real.value, 1e-9), "clips": clips}
 
@@ -154,4 +179,4 @@ def training_quality_hook(every_minutes: float, probe: QualityProbe | None = Non
     return hook
 
 
-__all__ = ["PRESENCE_FRAMES", "QualityProbe", "clips_quality", "training_quality_hook", "world_test_prompts"]
+__all__ = ["PRESENCE_FRAMES", "QualityProbe", "clip_measures", "clips_quality", "paired_differences", "training_quality_hook", "world_test_prompts"]

@@ -69,3 +69,17 @@ def test_fall_probe_has_fall_prompts_only_and_separates_world_from_noise():
     assert noise["objects_present"]["value"] == 0.0 and noise["falls_move_down"]["value"] < 0.5
     with pytest.raises(ValueError, match="no world test scenes"):
         world_test_prompts(1, kind="levitate")
+
+
+def test_paired_differences_of_clip_measures(probe):
+    from evalkit.metrics.generator_quality import clip_measures, paired_differences
+
+    world = probe.evaluate(get_generator("world").generate)
+    noise = clip_measures(get_generator("control:noise").generate(probe.prompts, probe.seeds))
+    assert set(world["measures"]) == {"objects_present", "object_frames", "falls_move_down", "physics_pass"}
+    assert all(len(v) == 6 for v in noise.values())
+    d = paired_differences(world["measures"], noise)
+    assert d["objects_present"]["value"] == 1.0 and not d["objects_present"]["ci_contains_zero"]
+    assert d["object_frames"]["ci_low"] > 0.5 and d["physics_pass"]["n"] == 6
+    same = paired_differences(noise, noise)
+    assert all(v["value"] == 0.0 and v["ci_contains_zero"] for v in same.values())
