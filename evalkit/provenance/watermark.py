@@ -782,14 +782,7 @@ def _detect_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payl
     refinement: the boxes scored, though which ones depends on the scan's winners; the payload
     bound, which decides a detection with a payload, needs only the number of decodes)."""
     n_info = payload_bits + cfg.mac_bits
-    # The mark is read in frame-relative coordinates, so a large frame is searched at about 320
-    # px on its short side: the same boxes, for a fraction of the cost (720p: 5x less)
-    shrink = min(mean.shape[:2]) // 320
-    px = 1.0
-    if shrink > 1:
-        size = (round(mean.shape[1] / shrink), round(mean.shape[0] / shrink))
-        px = mean.shape[0] / size[1]  # video pixels per searched pixel
-        mean = cv2.resize(mean, size, interpolation=cv2.INTER_AREA)
+    mean, px = _shrunk(mean)
     h, w = mean.shape[:2]
     planes = geo.planes(mean, cfg.channels)
     integs = [geo.Integral(p) for p in planes]
@@ -855,6 +848,18 @@ def _detect_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payl
                      p_presence=p_presence, geometry=geometry)
 
 
+def _shrunk(mean: np.ndarray, short: int = 320) -> tuple[np.ndarray, float]:
+    """A large frame shrunk by a whole factor to about `short` px on its short side, and the
+    video pixels per pixel of it. The mark is read in frame-relative coordinates, so the
+    searches for crops and rotations run on it: the same hypotheses for a fraction of the cost
+    (720p: 5x less)."""
+    k = min(mean.shape[:2]) // short
+    if k < 2:
+        return mean, 1.0
+    size = (round(mean.shape[1] / k), round(mean.shape[0] / k))
+    return cv2.resize(mean, size, interpolation=cv2.INTER_AREA), mean.shape[0] / size[1]
+
+
 def _detect_rotation(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payload_bits: int) -> Detection:
     """`detect` on the mean frame float32 [H, W, 3] turned back by a small angle: a clip rotated
     about its centre and kept at its size (an editor's straightening, a tilted re-shoot of a
@@ -867,9 +872,7 @@ def _detect_rotation(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, 
     presence bound, its decodes in the payload bound."""
     n_info = payload_bits + cfg.mac_bits
     h, w = mean.shape[:2]
-    shrink = min(h, w) // 320
-    small = mean if shrink < 2 else cv2.resize(mean, (round(w / shrink), round(h / shrink)),
-                                               interpolation=cv2.INTER_AREA)
+    small, _ = _shrunk(mean)
     step = 16.0 / cfg.grid_for(h, w)
     n_points = 0
 
