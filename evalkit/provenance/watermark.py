@@ -725,8 +725,8 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
             return d
         best = d if best is None or d.p_value < best.p_value else best
     # A clip turned by a quarter or a half, or flipped upside down: one read for each turn, of
-    # the whole frame (no centre crop: a turn and a crop together are not searched, which keeps
-    # the six reads at about half the cost of the first view's)
+    # the whole frame only (a turn and a crop together are not searched; each read then costs
+    # about half of a view's)
     for name, view in geo.turned(mean):
         d = scaled(_detect_mean(view, cfg, key, payload_bits, crops=(1.0,))[0], name, (0, t))
         if d.payload is not None:
