@@ -280,7 +280,8 @@ def generator_export(checkpoint, out):
 @click.option("--n-per-prompt", type=int, default=1, show_default=True, callback=_positive)
 @click.option("--sampler", help="uvit: ddpm | ddim | dpmpp-2m; diffusers: a scheduler name (ddim, euler, ...).")
 @click.option("--steps", type=int, callback=_positive, help="uvit, diffusers: sampling steps.")
-@click.option("--guidance", type=float, help="uvit, diffusers: CFG scale s in uncond + s (cond - uncond).")
+@click.option("--guidance", type=float, help="uvit, diffusers: CFG scale s in uncond + s (cond - uncond); "
+              "default: the model's own (uvit: its registry entry's measured best, else 3).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--sign", is_flag=True, help="Sign every clip with a C2PA manifest.")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark in every clip.")
@@ -538,7 +539,7 @@ _BENCH_SUMMARY = ("fvd", "clip_alignment", "physics_score_id", "physics_score_oo
               help="Quick run: the first N prompts, taking the suite's parts in turn (part of the run key).")
 @click.option("--sampler", help="uvit: sampler (default: the model's).")
 @click.option("--steps", type=int, callback=_positive, help="uvit: sampling steps.")
-@click.option("--guidance", type=float, help="uvit: guidance scale.")
+@click.option("--guidance", type=float, help="uvit: guidance scale (default: the model's own, as for generate).")
 def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, sampler, steps, guidance):
     """Run a suite over one or more models: one MLflow run per model in experiment
     evalkit-bench-SUITE; a killed run started again resumes without repeating work."""

@@ -26,7 +26,7 @@ GENERATORS = {  # folder: (model spec, sampler options, seed, prompts used)
     "uvit-ddim20": ("uvit:small-stage1", {"sampler": "ddim", "steps": 20}, 1, 60),
     "uvit-dpmpp10": ("uvit:small-stage1", {"sampler": "dpmpp-2m", "steps": 10}, 2, 60),
     "uvit-ddpm50": ("uvit:small-stage1", {"sampler": "ddpm", "steps": 50, "guidance": 2.0}, 3, 60),
-    "uvit-gpu-dpmpp20": ("uvit:small-gpu", {"sampler": "dpmpp-2m", "steps": 20}, 5, 60),
+    "uvit-gpu-dpmpp20": ("uvit:small-gpu", {"sampler": "dpmpp-2m", "steps": 20, "guidance": 3.0}, 5, 60),
     "vae-small": ("vae:small", {}, 4, 60),
     "gan-small": ("gan:small", {}, 6, 60),
 }

@@ -25,6 +25,16 @@ from .samplers import DEFAULT_STEPS, GUIDANCE_CONVENTION, SAMPLERS
 from .text import token_count
 
 SHIPPED = Path(__file__).parent / "weights"
+DEFAULT_GUIDANCE = 3.0  # for a checkpoint without a measured scale of its own
+
+
+def default_guidance(sha256: str) -> float:
+    """The guidance scale a shipped checkpoint was measured best at (`sampling.guidance` of the
+    registry entry with this SHA-256, wherever the file lives), else `DEFAULT_GUIDANCE`: the
+    model's own default, as a diffusers pipeline carries one."""
+    reg = json.loads((SHIPPED / "registry.json").read_text())
+    entry = next((e for e in reg.values() if e.get("sha256") == sha256), {})
+    return float(entry.get("sampling", {}).get("guidance", DEFAULT_GUIDANCE))
 DEFAULT_FPS = 8.0  # the world's frame rate, which the shipped models learned
 
 
@@ -95,14 +105,15 @@ def load_network(path: Path, expect_preset: str | None = None) -> TextToVideoUVi
 
 class UViTGenerator:
     def __init__(self, arg: str, sampler: str = "dpmpp-2m", steps: int | None = None,
-                 guidance: float = 3.0, batch_size: int = 8, device: str = "cpu"):
+                 guidance: float | None = None, batch_size: int = 8, device: str = "cpu"):
         if sampler not in SAMPLERS:
             raise BadInputError(f"--sampler {sampler}: unknown; choose one of {sorted(SAMPLERS)}")
         self.spec = f"uvit:{arg}"
         self.path = resolve_weights(arg)
         self.net = load_network(self.path, arg if arg in PRESETS else None).to(device)
         self.sha256 = sha256_file(self.path)
-        self.sampler, self.guidance = sampler, float(guidance)
+        self.sampler = sampler
+        self.guidance = float(guidance) if guidance is not None else default_guidance(self.sha256)
         self.steps = steps or DEFAULT_STEPS[sampler]
         self.batch_size = batch_size
 

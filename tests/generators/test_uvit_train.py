@@ -119,6 +119,24 @@ def test_exported_weights_generate_deterministically_with_protocol(tmp_path):
     assert np.abs(from_pt.generate([prompt], [1])[0].frames.astype(int) - a.frames).max() <= 8
 
 
+def test_guidance_defaults_to_the_checkpoints_measured_scale(tmp_path):
+    import json
+    import shutil
+
+    from generators.uvit.generate import DEFAULT_GUIDANCE, SHIPPED
+
+    reg = json.loads((SHIPPED / "registry.json").read_text())
+    tuned = next(name for name, e in reg.items() if "guidance" in e.get("sampling", {}))
+    assert UViTGenerator(tuned).protocol()["guidance"] == reg[tuned]["sampling"]["guidance"] != DEFAULT_GUIDANCE
+    # found by the weights' SHA-256, wherever the file lives; an explicit scale wins
+    copy = shutil.copy(SHIPPED / f"{tuned}.safetensors", tmp_path / "copy.safetensors")
+    assert UViTGenerator(str(copy)).guidance == reg[tuned]["sampling"]["guidance"]
+    assert UViTGenerator(str(copy), guidance=4.5).guidance == 4.5
+    # a checkpoint without a measured scale takes the project's default
+    train(TINY, tmp_path / "g.pt", progress=False, log_mlflow=False)
+    assert UViTGenerator(str(export_weights(tmp_path / "g.pt", tmp_path / "g.safetensors"))).guidance == DEFAULT_GUIDANCE
+
+
 def test_bad_checkpoints_and_prompts_are_clear_errors(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00garbage")
