@@ -25,7 +25,8 @@ sigma 5, per-frame JPEG 50, saturation x1.5, hue +20 degrees, rotation 2 degrees
 border), rotation 7 degrees clockwise then CRF 23, a quarter turn clockwise then CRF 23, a half
 turn, an upside-down flip, VideoMarkBench's kinds at their stronger settings (a centre crop of
 0.95 resized back, Gaussian noise sigma 25, Gaussian blur sigma 1.5, JPEG 20, a 5-frame moving
-average), height squeezed to 0.75 (aspect change), 2x bicubic upscale, and crops off centre
+average), a burnt-in caption and logo then CRF 23, the clip at half size inside a black frame
+(picture in picture), height squeezed to 0.75 (aspect change), 2x bicubic upscale, and crops off centre
 (`--attacks crops` runs these alone): 0.9 from the top-left corner; 0.8 from the bottom-right
 then CRF 23; 0.75 of each side from (0.05, 0.2) then CRF 30; 0.7 of the width, full height;
 0.85 from the bottom-left, mirrored, then CRF 23; a
@@ -218,6 +219,27 @@ def _frame_average(frames, k):
     return np.rint((c[hi] - c[lo]) / (hi - lo)[:, None, None, None]).astype(np.uint8)
 
 
+def _caption_and_logo(frames):
+    """White caption text across the bottom and a solid red logo block in the top-right corner."""
+    out = frames.copy()
+    h, w = out.shape[1:3]
+    for f in out:
+        cv2.putText(f, "BREAKING: watch this", (int(0.03 * w), int(0.92 * h)), cv2.FONT_HERSHEY_SIMPLEX,
+                    w / 400, (255, 255, 255), max(1, w // 200))
+    out[:, int(0.04 * h):int(0.16 * h), int(0.80 * w):int(0.96 * w)] = (230, 40, 40)
+    return out
+
+
+def _picture_in_picture(frames, scale):
+    """The clip shrunk by `scale`, centred in a black frame of its own size."""
+    h, w = frames.shape[1:3]
+    sh, sw = _even(h * scale), _even(w * scale)
+    out = np.zeros_like(frames)
+    out[:, (h - sh) // 2:(h - sh) // 2 + sh, (w - sw) // 2:(w - sw) // 2 + sw] = _per_frame(
+        frames, lambda x: cv2.resize(x, (sw, sh), interpolation=cv2.INTER_AREA))
+    return out
+
+
 # Beyond the grid (`--attacks extra`): other codecs, filters and geometry a re-uploader may apply.
 EXTRA_ATTACKS = {
     "none": lambda f, fps, d: f,
@@ -251,6 +273,10 @@ EXTRA_ATTACKS = {
     "jpeg20": lambda f, fps, d: _per_frame(f, lambda x: cv2.imdecode(
         cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, 20])[1], cv2.IMREAD_UNCHANGED)),
     "frame_average_5": lambda f, fps, d: _frame_average(f, 5),
+    # what a re-publisher adds: a burnt-in caption and a channel logo, then H.264; the clip shrunk
+    # to half inside a black frame of its own size (picture in picture)
+    "caption+logo+h264_crf23": lambda f, fps, d: h264(_caption_and_logo(f), fps, 23, d),
+    "picture_in_picture_0.5": lambda f, fps, d: _picture_in_picture(f, 0.5),
 }
 
 

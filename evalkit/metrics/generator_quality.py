@@ -179,4 +179,5 @@ def training_quality_hook(every_minutes: float, probe: QualityProbe | None = Non
     return hook
 
 
-__all__ = ["PRESENCE_FRAMES", "QualityProbe", "clip_measures", "clips_quality", "paired_differences", "training_quality_hook", "world_test_prompts"]
+__all__ = ["PRESENCE_FRAMES", "QualityProbe", "clip_measures", "clips_quality", "paired_differences",
+           "training_quality_hook", "world_test_prompts"]

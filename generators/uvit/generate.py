@@ -26,6 +26,7 @@ from .text import token_count
 
 SHIPPED = Path(__file__).parent / "weights"
 DEFAULT_GUIDANCE = 3.0  # for a checkpoint without a measured scale of its own
+DEFAULT_FPS = 8.0  # the world's frame rate, which the shipped models learned
 
 
 def default_guidance(sha256: str) -> float:
@@ -35,7 +36,6 @@ def default_guidance(sha256: str) -> float:
     reg = json.loads((SHIPPED / "registry.json").read_text())
     entry = next((e for e in reg.values() if e.get("sha256") == sha256), {})
     return float(entry.get("sampling", {}).get("guidance", DEFAULT_GUIDANCE))
-DEFAULT_FPS = 8.0  # the world's frame rate, which the shipped models learned
 
 
 def export_weights(checkpoint, out, dtype: torch.dtype = torch.float16) -> Path:
