@@ -402,7 +402,10 @@ def test_verify_reports_the_edits_the_watermark_read_shows(env, tmp_path):
                          ("both", clip.frames[:, 24:, 24:][:, :, ::-1]),
                          ("turned", np.rot90(clip.frames, 1, axes=(1, 2))),
                          ("tilted", np.stack([cv2.warpAffine(f, tilt, f.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
-                                              for f in clip.frames]))):
+                                              for f in clip.frames])),
+                         ("mirrored-tilted", np.stack([cv2.warpAffine(np.ascontiguousarray(f[:, ::-1]), tilt,
+                                                                      f.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+                                                       for f in clip.frames]))):
         p = write_video(tmp_path / f"{name}.mp4", np.ascontiguousarray(frames), fps=clip.fps, crf=18)
         r = verify_file(p, trust=env["trust"], wm_key=env["wm_key"])
         check_schema(r)
@@ -414,6 +417,8 @@ def test_verify_reports_the_edits_the_watermark_read_shows(env, tmp_path):
     assert edits["turned"] == ["rotated 90° counter-clockwise"]
     assert len(edits["tilted"]) == 1 and re.fullmatch(r"rotated (3\.[89]|4\.[0-2])° counter-clockwise",
                                                       edits["tilted"][0]), edits["tilted"]
+    # mirrored first, then tilted: both named, the angle as the tilt was applied
+    assert edits["mirrored-tilted"][0] == "mirrored left-right" and edits["mirrored-tilted"][1:] == edits["tilted"]
     assert edits["both"] == ["mirrored left-right", edits["cropped"][0]], edits["both"]
     assert len(edits["cropped"]) == 1 and edits["cropped"][0] == (
         "cropped off centre: the video shows 19%-100% of the marked frame's height and 19%-100% of its width")

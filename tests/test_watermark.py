@@ -602,6 +602,9 @@ def test_rotations_about_the_centre_keep_the_mark(key, tmp_path, real_videos_dir
         assert d.detected and d.payload == PAYLOAD and abs(d.geometry["rotation"] - deg) <= 0.25, (deg, d.geometry)
     # the search is what finds them: without it, the same clip loses the mark
     assert detect(rotate(m, 5.0), key, config=wm.WatermarkConfig(rotation_search=0)).payload is None
+    # mirrored, then rotated: read on the mirrored view
+    d = detect(rotate(np.ascontiguousarray(m[:, :, ::-1]), 6.0), key)
+    assert d.payload == PAYLOAD and d.geometry["view"] == "mirrored", d.geometry
     # footage in the chroma profile, rotated clockwise, then re-encoded
     bikes = embed(read_video(real_videos_dir / "bikes.mp4", max_frames=16).frames, PAYLOAD, key)
     d = detect(h264(tmp_path, rotate(bikes, -3.0), 23, fps=25.0), key)

@@ -271,7 +271,8 @@ def _edits(geometry: dict) -> list[str]:
         out.append("mirrored left-right")
     if view in dict(TURNS):
         out.append(view)
-    deg = geometry.get("rotation", 0.0)
+    # the angle was read on the view: after a mirror, the picture turned the other way
+    deg = -geometry.get("rotation", 0.0) if view.endswith("mirrored") else geometry.get("rotation", 0.0)
     if deg:
         out.append(f"rotated {abs(deg):.1f}° {'counter-clockwise' if deg > 0 else 'clockwise'}")
     y0, y1, x0, x1 = geometry.get("box", (0.0, 1.0, 0.0, 1.0))

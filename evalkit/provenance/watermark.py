@@ -73,7 +73,8 @@ search; its p-value is multiplied by the number of views (union bound). Then the
 ways to lay the picture on its axes (`wm_grid.TURNS`: a quarter turn either way, a half turn,
 upside down, and the two transposes: what a transcoder applying a phone's rotation flag
 leaves), each one read of the whole frame without the centre crops. Then rotations by a few
-degrees about the centre (`_detect_rotation`, up to `rotation_search` either way): the whole
+degrees about the centre, as given and mirrored (`_detect_rotation`, up to `rotation_search`
+either way): the whole
 frame's lattice fit shows only within about a quarter of a chip at the frame's edge, so angles
 16/G degrees apart are screened on a frame shrunk to about 320 px, refined, and the best read
 at full size, as one read whose presence bound counts every angle tried. A rotation combined
@@ -725,7 +726,7 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
     wins = wm_time.windows(t, cfg.segment_frames)
     # each (window, view) the scan could pick gives three reads: the window alone, and the
     # segments in step with it decoded together at two geometries
-    n_reads = (len(views) + len(geo.TURNS) + (1 if cfg.rotation_search else 0) + 3 * 2 * len(wins)
+    n_reads = (len(views) + len(geo.TURNS) + (2 if cfg.rotation_search else 0) + 3 * 2 * len(wins)
                + (2 if cfg.crop_search else 0))
     best = None
 
@@ -751,9 +752,9 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
         if d.payload is not None:
             return d
         best = d if d.p_value < best.p_value else best
-    # A clip rotated by a few degrees about its centre
-    if cfg.rotation_search:
-        d = scaled(_detect_rotation(mean, cfg, key, payload_bits), "as-is", (0, t))
+    # A clip rotated by a few degrees about its centre, as given or mirrored
+    for name, view in (views[:2] if cfg.rotation_search else []):
+        d = scaled(_detect_rotation(view, cfg, key, payload_bits), name, (0, t))
         if d.payload is not None:
             return d
         best = d if d.detected and not best.detected else best
