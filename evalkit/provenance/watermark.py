@@ -902,8 +902,11 @@ def _detect_rotation(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, 
         n_points += n
         return cands
 
+    screened: dict[float, list[_Cand]] = {}
+
     def z(deg: float) -> float:
-        return max((c.z for c in search(small, deg)), default=-math.inf)
+        screened[deg] = search(small, deg)
+        return max((c.z for c in screened[deg]), default=-math.inf)
 
     k = max(1, int(cfg.rotation_search / step + 1e-9))
     angles = [s * step * i for i in range(1, k + 1) for s in (1, -1)]
@@ -912,7 +915,7 @@ def _detect_rotation(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, 
     near = [a0 + f * step for f in (-0.5, -0.25, 0.25, 0.5)]
     angles, zs = angles + near, zs + [z(a) for a in near]
     deg = angles[int(np.argmax(zs))]
-    cands = search(mean, deg)
+    cands = screened[deg] if small is mean else search(mean, deg)  # an unshrunk frame: already read
     d, _ = _read(cands, n_points, choose_profile(mean, cfg), cfg, key, payload_bits)
     d.geometry["rotation"] = round(deg, 2)
     return d
