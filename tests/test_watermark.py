@@ -12,7 +12,7 @@ import pytest
 
 from evalkit.errors import BadInputError
 from evalkit.provenance import watermark as wm
-from evalkit.provenance import wm_grid
+from evalkit.provenance import wm_grid, wm_pvalue, wm_read, wm_scheme
 from evalkit.provenance.watermark import (
     DEFAULT_P_THRESHOLD, PRESETS, Detection, WatermarkConfig, detect, embed, make_key,
 )
@@ -258,7 +258,7 @@ def test_small_clips_are_marked_in_luma_exactly_as_scheme_1(key):
         d = delta_channels(embed(f, PAYLOAD, key), f)
         assert np.abs(d["y"]).mean() > 1.0
         assert np.abs(d["cr"]).max() < 0.6 and np.abs(d["cb"]).max() < 0.6  # RGB rounding only
-    plan = wm._plan(key, 16, wm.get_config(), 88, DEFAULT_CODE, 0)
+    plan = wm_scheme.make_plan(key, 16, wm.get_config(), 88, DEFAULT_CODE, 0)
     assert np.allclose(plan.dither[:4], [0.965616, 0.242589, 0.239629, 0.749134], atol=1e-6)
     assert plan.codebit[:8].tolist() == [158, 201, 193, 177, 123, 147, 209, 126]
     assert plan.step[0] == pytest.approx(6.92416, abs=1e-4)
@@ -409,14 +409,14 @@ def test_presence_bound_is_calibrated_on_random_phases():
     ps = []
     for _ in range(400):
         fit = float(np.cos(4 * np.pi * rng.random(n)).sum())
-        ps.append(math.exp(wm._chernoff_log(wm._log_i0, np.ones(n), fit)))
+        ps.append(math.exp(wm_pvalue.chernoff_log(wm_pvalue.log_i0, np.ones(n), fit)))
     ps = np.array(ps)
     for a in (0.01, 0.05, 0.2, 0.5):
         assert np.mean(ps <= a) <= a + 3 * math.sqrt(a * (1 - a) / ps.size)
     assert np.mean(ps <= 0.5) > 0.1  # not vacuous
     # and it is tight enough to see a real mark
     e = 0.05 * rng.normal(size=n)
-    assert wm._chernoff_log(wm._log_i0, np.ones(n), float(np.cos(4 * np.pi * e).sum())) < math.log(1e-30)
+    assert wm_pvalue.chernoff_log(wm_pvalue.log_i0, np.ones(n), float(np.cos(4 * np.pi * e).sum())) < math.log(1e-30)
 
 
 def test_codeword_correlation_bound_is_calibrated_on_random_soft_bits():
@@ -425,7 +425,7 @@ def test_codeword_correlation_bound_is_calibrated_on_random_soft_bits():
     ps = []
     for _ in range(400):
         soft = rng.normal(size=300) * rng.exponential(size=300)  # heavy-tailed, symmetric
-        ps.append(math.exp(wm._chernoff_log(wm._log_cosh, np.abs(soft), float(code @ soft))))
+        ps.append(math.exp(wm_pvalue.chernoff_log(wm_pvalue.log_cosh, np.abs(soft), float(code @ soft))))
     ps = np.array(ps)
     for a in (0.01, 0.05, 0.2):
         assert np.mean(ps <= a) <= a + 3 * math.sqrt(a * (1 - a) / ps.size)
@@ -439,11 +439,11 @@ def test_decoding_random_soft_bits_never_gives_evidence(key):
     never gets near the detection threshold."""
     rng = np.random.default_rng(4)
     cfg = WatermarkConfig()
-    plan = wm._plan(key, 16, cfg, 64 + cfg.mac_bits, DEFAULT_CODE)
+    plan = wm_scheme.make_plan(key, 16, cfg, 64 + cfg.mac_bits, DEFAULT_CODE)
     worst = 0.0
     for _ in range(300):
         llr = rng.normal(size=plan.codebit.size) * rng.uniform(0.2, 3.0)
-        r = wm._evidence(llr, plan, key, cfg, 64)
+        r = wm_read.decode_llrs(llr, plan, key, cfg, 64)
         assert not r["ok"]
         worst = min(worst, r["log_corr"] + cfg.mac_bits * math.log(2))
     assert worst > math.log(1e-3)
@@ -530,11 +530,11 @@ def test_segments_decoded_together_need_the_right_alignment(key, carphone120):
     m = embed(carphone120[:96], PAYLOAD, key)
     cfg = wm.get_config()
     h, w = m.shape[1:3]
-    plan = wm._plan(key, cfg.grid_for(h, w), cfg, 64 + cfg.mac_bits, wm.DEFAULT_CODE, 0)
+    plan = wm_scheme.make_plan(key, cfg.grid_for(h, w), cfg, 64 + cfg.mac_bits, DEFAULT_CODE, 0)
     box = (0.0, 1.0, 0.0, 1.0)
-    d = wm._decode_segments(wm._segment_tables(m, "as-is", 0, 32, cfg), plan, box, 1.0, cfg, key, 64)
+    d = wm_read.decode_segments(wm_read.segment_tables(m, "as-is", 0, 32, cfg), plan, box, 1.0, cfg, key, 64)
     assert d.payload == PAYLOAD and d.geometry["segments"] == 3 and d.p_value < 1e-9
-    off = wm._decode_segments(wm._segment_tables(m, "as-is", 12, 32, cfg), plan, box, 1.0, cfg, key, 64)
+    off = wm_read.decode_segments(wm_read.segment_tables(m, "as-is", 12, 32, cfg), plan, box, 1.0, cfg, key, 64)
     assert off.payload is None and off.p_value == 1.0
 
 

@@ -1,0 +1,235 @@
+"""Reading the mark from one frame: the lattice search over (profile, grid, centre crop, gain)
+hypotheses (`search_lattice`), the soft decode of a candidate geometry (`decode_candidate`), and
+the p-values that count every hypothesis and decode tried (`read_candidates`). A view of a
+clip, a window of it or a searched geometry (`wm_search`) is one such read."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from evalkit.provenance import wm_grid as geo
+from evalkit.provenance.wm_ecc import DEFAULT_CODE
+from evalkit.provenance.wm_pvalue import chernoff_log, log_cosh, log_i0
+from evalkit.provenance.wm_scheme import (
+    Plan, WatermarkConfig, WatermarkKey, choose_profile, haar_of, make_plan, plan_coeffs,
+)
+
+
+@dataclass
+class Detection:
+    """What `detect` found. `bits` are soft payload bits in [-1, 1] (positive means 1);
+    `bit_confidence` is their mean magnitude. `p_value` is the probability, with no mark of this
+    key present, of evidence at least this strong (see `watermark`'s docstring)."""
+
+    detected: bool
+    payload: bytes | None
+    p_value: float
+    bit_confidence: float
+    bits: np.ndarray
+    p_payload: float = 1.0
+    p_presence: float = 1.0
+    geometry: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"detected": bool(self.detected),
+                "payload": self.payload.hex() if self.payload is not None else None,
+                "p_value": float(self.p_value), "bit_confidence": float(self.bit_confidence)}
+
+
+@dataclass
+class Candidate:
+    z: float
+    fit: float
+    g: int
+    box: tuple
+    crop: float
+    gain: float
+    v: np.ndarray
+    valid: np.ndarray
+    plan: Plan
+    prof: int = 0
+    prior: bool = False
+
+
+def lattice_fit(v, st, di, gains):
+    """Lattice fit (sign-blind: a half step apart both bits fit) at each gain."""
+    e = (v / st)[None, :] / gains[:, None] - di
+    return np.cos((4 * np.pi) * e.astype(np.float32)).sum(axis=1, dtype=np.float64)
+
+
+def search_lattice(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey, n_info: int,
+            crops: tuple[float, ...] | None = None):
+    """Every (profile, grid, crop box) hypothesis with its best gain (and its best gain near 1);
+    the centre crops are `cfg.crops` unless `crops` is given. Returns the candidates and the
+    number of (hypothesis, gain) points looked at."""
+    h, w = pl[0].shape
+    integs = [geo.Integral(p) for p in pl]
+    lo, hi = math.log(cfg.gain_range[0]), math.log(cfg.gain_range[1])
+    coarse = np.exp(np.linspace(lo, hi, cfg.gain_steps))
+    step = (hi - lo) / max(cfg.gain_steps - 1, 1)
+    near = np.exp(np.linspace(-0.03, 0.03, 13))
+    native = cfg.grid_for(h, w)
+    cands, n_search = [], 0
+    for g, prof in ((g, p) for p in range(len(cfg.profiles)) for g in cfg.grid_sizes):
+        plan = make_plan(key, g, cfg, n_info, DEFAULT_CODE, prof)
+        for crop in cfg.crops if crops is None else crops:
+            if min(h, w) / crop / g < 2.0:
+                continue
+            boxes = [(0.0, 1.0, 0.0, 1.0)] if crop >= 1.0 else geo.crop_boxes(h, w, crop)
+            # many candidate crop boxes: rank them on every 4th gain, refine the best two
+            grid = coarse if len(boxes) == 1 else coarse[::4]
+            gstep = step * (coarse.size - 1) / max(grid.size - 1, 1)
+            per_box = []
+            for box in boxes:
+                v, valid = (a[0] for a in plan_coeffs(integs, plan, cfg, np.asarray([box])))
+                if valid.sum() < 24:
+                    continue
+                vv, st, di = v[valid], plan.step[valid], plan.dither[valid]
+                fit = lattice_fit(vv, st, di, grid)
+                n_search += grid.size
+                per_box.append((float(fit.max()), box, v, valid, vv, st, di, int(np.argmax(fit))))
+            per_box.sort(key=lambda t: -t[0])
+            for rank, (_, box, v, valid, vv, st, di, j) in enumerate(per_box[:2]):
+                fine = np.exp(math.log(grid[j]) + np.linspace(-gstep, gstep, 15 if grid is coarse else 41))
+                gains = [fine] + ([near] if rank == 0 else [])
+                for k, gs in enumerate(gains):
+                    fit = lattice_fit(vv, st, di, gs)
+                    n_search += gs.size
+                    i = int(np.argmax(fit))
+                    z = float(fit[i]) / math.sqrt(vv.size / 2)
+                    cands.append(Candidate(z, float(fit[i]), g, box, crop, float(gs[i]), v, valid, plan, prof,
+                                       prior=(k == 1 and g == native and crop >= 1.0)))
+    return cands, n_search
+
+
+def decode_candidate(c: Candidate, cfg: WatermarkConfig, key: WatermarkKey, payload_bits: int) -> dict:
+    return {**decode_llrs(coefficient_llrs(c, cfg), c.plan, key, cfg, payload_bits), "cand": c}
+
+
+def coefficient_llrs(c: Candidate, cfg: WatermarkConfig) -> np.ndarray:
+    """Per-coefficient log-likelihood ratios of the code bits (positive = 0) at geometry `c`."""
+    plan, valid = c.plan, c.valid
+    e = c.v / c.gain / np.where(valid, plan.step, 1.0) - plan.dither
+    cos2 = np.where(valid, np.cos(4 * np.pi * e), 0.0)
+    s = np.where(valid, np.cos(2 * np.pi * e), 0.0)
+    # Reliability of each (channel, level) from its lattice fit alone (sign-blind, so the null
+    # stays exact): for a Gaussian error, E cos(4 pi e) = m and E cos(2 pi e) = m ** (1/4).
+    group = plan.chan * cfg.levels + plan.level
+    kappa = np.zeros(len(cfg.channels) * cfg.levels)
+    for gi in range(kappa.size):
+        sel = valid & (group == gi)
+        if sel.any():
+            m = max(float(cos2[sel].mean()) - 2.0 / math.sqrt(2.0 * sel.sum()), 1e-3)
+            mu = m ** 0.25
+            kappa[gi] = 2 * mu / max((1 + m) / 2 - mu * mu, 0.05)
+    return kappa[group] * s
+
+
+def decode_llrs(llr_dim: np.ndarray, plan: Plan, key: WatermarkKey, cfg: WatermarkConfig,
+              payload_bits: int) -> dict:
+    """Decode per-coefficient LLRs (positive = code bit 0); check the MAC; bound the evidence."""
+    n_info = payload_bits + cfg.mac_bits
+    act = plan.codebit >= 0
+    llr_dim, codebit = llr_dim[act], plan.codebit[act]
+    llr = np.bincount(codebit, weights=llr_dim, minlength=plan.n_code)
+    hard, out_llr = DEFAULT_CODE.decode(llr, n_info)
+    payload = np.packbits(hard[:payload_bits]).tobytes()
+    ok = bool(np.array_equal(hard[payload_bits:], key.mac(payload, cfg.mac_bits)))
+    sgn = 1.0 - 2.0 * DEFAULT_CODE.encode(hard)[codebit]
+    stat = float(np.sum(llr_dim * sgn))
+    mags = np.abs(llr_dim[llr_dim != 0])
+    # Given the magnitudes, the signs are fair coins under the null: a Chernoff bound on the
+    # correlation with one codeword, times the number of payloads (union bound).
+    log_corr = payload_bits * math.log(2) + chernoff_log(log_cosh, mags, stat)
+    soft = -np.tanh(np.clip(out_llr[:payload_bits], -60, 60) / 2)
+    return {"ok": ok, "payload": payload, "log_corr": log_corr, "soft": soft}
+
+
+def read_mean(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey,
+                 payload_bits: int, crops: tuple[float, ...] | None = None) -> tuple[Detection, Candidate | None]:
+    """`detect` on one view: the mean frame float32 [H, W, 3] of the clip as the embedder saw it
+    (centre crops `crops`, default `cfg.crops`). Also returns the geometry of best lattice fit
+    (None if nothing could be measured)."""
+    cands, n_search = search_lattice(geo.planes(mean, cfg.channels), cfg, key, payload_bits + cfg.mac_bits, crops)
+    return read_candidates(cands, n_search, choose_profile(mean, cfg), cfg, key, payload_bits)
+
+
+def read_candidates(cands: list[Candidate], n_search: int, guess: int, cfg: WatermarkConfig, key: WatermarkKey,
+          payload_bits: int) -> tuple[Detection, Candidate | None]:
+    """Decode a view's candidates (profile `guess` is the embedder's pick for its frame size);
+    the presence bound counts `n_search` points."""
+    if not cands:
+        return Detection(False, None, 1.0, 0.0, np.zeros(payload_bits)), None
+    cands.sort(key=lambda c: -c.z)
+    best = cands[0]
+    n_valid = int(best.valid.sum())
+    p_presence = min(1.0, n_search * math.exp(chernoff_log(log_i0, np.ones(n_valid), best.fit)))
+    # Decode the most plausible geometry a priori (native grid, no crop, gain near 1) of every
+    # profile, the one the embedder would have picked for this clip first, then the best lattice
+    # fits; every attempt is counted in the p-value.
+    attempts = []
+    for c in sorted((c for c in cands if c.prior), key=lambda c: c.prof != guess):  # stable: by z
+        if not any(a.prof == c.prof for a in attempts):
+            attempts.append(c)
+    attempts = attempts[:cfg.max_attempts]
+    for c in cands:
+        if len(attempts) >= cfg.max_attempts:
+            break
+        if not any(c.plan is a.plan and c.box == a.box and abs(c.gain / a.gain - 1) < 0.005
+                   for a in attempts):
+            attempts.append(c)
+    results = []
+    for c in attempts:
+        r = decode_candidate(c, cfg, key, payload_bits)
+        results.append(r)
+        if r["ok"]:
+            break
+    good = [r for r in results if r["ok"]]
+    if good:
+        r = good[0]
+        p_payload = min(1.0, len(attempts) * min(2.0 ** -cfg.mac_bits, math.exp(min(r["log_corr"], 0.0))))
+    else:  # report the a-priori geometry unless the lattice fit clearly prefers another one
+        r = results[0] if results[0]["cand"].prior and best.z < 6 else max(results, key=lambda r: r["cand"].z)
+        p_payload = 1.0
+    p = min(1.0, 2 * min(p_payload, p_presence))
+    c = r["cand"]
+    geometry = {"grid": c.g, "profile": c.prof, "crop": c.crop, "box": tuple(round(x, 4) for x in c.box),
+                "gain": round(c.gain, 4), "presence_z": round(best.z, 2), "attempts": len(results)}
+    return Detection(detected=p < cfg.p_threshold, payload=r["payload"] if r["ok"] else None,
+                     p_value=p, bit_confidence=float(np.mean(np.abs(r["soft"]))), bits=r["soft"],
+                     p_payload=p_payload, p_presence=p_presence, geometry=geometry), best
+
+
+def segment_tables(frames: np.ndarray, view: str, offset: int, n: int, cfg: WatermarkConfig) -> dict:
+    """The windows of `n` frames starting at `offset`, `offset + n`, ... (the segments of a long
+    marked clip, if the offset is right): their frame ranges and the summed-area tables of each
+    one's mean, per channel, as given or mirrored."""
+    starts = list(range(offset, frames.shape[0] - n + 1, n))
+    tables = []
+    for s0 in starts:
+        mean = geo.mean_frame(frames[s0:s0 + n])
+        mean = np.ascontiguousarray(mean if view == "as-is" else mean[:, ::-1])
+        tables.append([geo.Integral(p) for p in geo.planes(mean, cfg.channels)])
+    return {"frames": (starts[0], starts[-1] + n), "tables": tables}
+
+
+def decode_segments(segs: dict, plan: Plan, box: tuple, gain: float, cfg: WatermarkConfig, key: WatermarkKey,
+                     payload_bits: int) -> Detection:
+    """Decode the sum of the code-bit LLRs of the segments `segs` (`segment_tables`), each on
+    the lattice by itself, at one geometry. The geometry was chosen a priori or by sign-blind
+    fits, so the code-bit signs stay fair coins under the null and `decode_llrs`'s bound holds for
+    the sum."""
+    llr = np.zeros(plan.step.size)
+    for integs in segs["tables"]:
+        v, ok = haar_of([integ.chips(plan.g, box) for integ in integs], cfg.levels)
+        llr += coefficient_llrs(Candidate(0.0, 0.0, plan.g, box, 1.0, gain, v, ok & (plan.codebit >= 0), plan), cfg)
+    r = decode_llrs(llr, plan, key, cfg, payload_bits)
+    p = min(1.0, 2 * min(2.0 ** -cfg.mac_bits, math.exp(min(r["log_corr"], 0.0)))) if r["ok"] else 1.0
+    geometry = {"grid": plan.g, "box": tuple(round(x, 4) for x in box), "gain": round(gain, 4),
+                "frames": segs["frames"], "segments": len(segs["tables"])}
+    return Detection(detected=False, payload=r["payload"] if r["ok"] else None, p_value=p,
+                     bit_confidence=float(np.mean(np.abs(r["soft"]))), bits=r["soft"], p_payload=p,
+                     geometry=geometry)
