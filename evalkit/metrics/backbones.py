@@ -50,15 +50,9 @@ import torch
 import torch.nn.functional as F
 
 from evalkit.errors import BadInputError, MissingResourceError
-from evalkit.metrics.encoders import (
-    WEIGHTS_DIR,
-    WORLD_CLIP_MODEL,
-    clip_pixels,
-    file_sha256,
-    load_checkpoint,
-    load_video_encoder,
-    load_world_clip_model,
-)
+from evalkit.metrics.encoder_base import WEIGHTS_DIR, WORLD_CLIP_MODEL, file_sha256, load_checkpoint
+from evalkit.metrics.world_clip import clip_pixels, load_world_clip_model
+from evalkit.metrics.world_video_encoder import load_video_encoder
 
 REGISTRY_PATH = WEIGHTS_DIR / "registry.json"
 SHIPPED = ("world-video-encoder", "world-clip")
@@ -361,7 +355,7 @@ def load_clip(name: str = "ViT-B-32", pretrained: str | os.PathLike | None = Non
     `EVALKIT_ALLOW_DOWNLOAD=1`; the SHA-256 is then that of the downloaded file."""
     import open_clip
 
-    from evalkit.metrics.encoders import register_world_clip_config
+    from evalkit.metrics.world_clip import register_world_clip_config
 
     register_world_clip_config()  # so that the world-clip architecture is a known name too
     allow = _env_flag(DOWNLOAD_ENV) if allow_download is None else bool(allow_download)
@@ -389,7 +383,7 @@ def load_clip(name: str = "ViT-B-32", pretrained: str | os.PathLike | None = Non
     else:
         raise MissingResourceError(f"CLIP weights not found at {p}; {hint}")
     try:
-        from evalkit.metrics.encoders import _quiet_open_clip
+        from evalkit.metrics.world_clip import _quiet_open_clip
 
         with _quiet_open_clip():
             model, _, _ = open_clip.create_model_and_transforms(name, pretrained=checkpoint, device=device)

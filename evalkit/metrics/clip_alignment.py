@@ -309,7 +309,7 @@ def attribute_retrieval(videos, scenes, backbone=None, *, num_frames: int = DEFA
     for each attribute some clip has an alternative for (a one-object scene has no count to drop
     in a collide, and so on).
     """
-    from evalkit.metrics.encoders import counterfactual_captions
+    from evalkit.metrics.world_clip import counterfactual_captions
     from evalkit.world.captions import caption
 
     bb = _resolve_backbone(backbone)
