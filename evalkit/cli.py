@@ -234,6 +234,33 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
                f"{state.seconds / 60:.1f} min); checkpoint {out}")
 
 
+@generator.command("recipe")
+@click.argument("name", required=False)
+@click.option("--out-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where the stages' checkpoints, exports and recipe.json go (resumed if it exists).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True)
+@click.option("--until", help="Stop after this stage.")
+def generator_recipe(name, out_dir, device, precision, until):
+    """Train a recorded lineage of stages with one command (no NAME: list the recipes); run it
+    again to continue an interrupted one."""
+    from generators.uvit.recipes import RECIPES, run_recipe
+
+    if name is None:
+        for r in RECIPES.values():
+            t = r.totals()
+            click.echo(f"{r.name}: {r.description}\n    stages: {', '.join(s.name for s in r.stages)}; "
+                       f"{t['denoiser_steps']:,} denoiser steps, {t['denoiser_clips']:,} clips, "
+                       f"{t['text_steps']:,} text steps")
+        return
+    if out_dir is None:
+        raise BadInputError("generator recipe: give --out-dir DIR (where its stages are written and resumed)")
+    record = run_recipe(name, out_dir, device=device, precision=precision, until=until, echo=click.echo)
+    final = record["final"]
+    click.echo(f"recipe {name}: {len(record['stages'])} stages done in {out_dir}; weights {out_dir / final}"
+               if final else f"recipe {name}: {len(record['stages'])} stages done in {out_dir}")
+
+
 @generator.command("pretrain-text")
 @click.option("--preset", default="small", show_default=True, help="A U-ViT preset (its text encoder's shape).")
 @click.option("--data", default="world", show_default=True, help="world, or a folder of captioned clips.")

@@ -165,8 +165,8 @@ def lineage(path) -> dict:
     found ends the chain (`complete: False`)."""
     from safetensors import safe_open
 
-    stages, seen, p = [], set(), Path(path)
-    complete = True
+    stages, p = [], Path(path)
+    seen, complete = {p.resolve()}, True
     while True:
         with safe_open(str(p), "pt") as f:
             meta = f.metadata() or {}
@@ -179,9 +179,11 @@ def lineage(path) -> dict:
         prev = tc.get("init_from")
         if not prev:
             break
+        # the recorded path, from the repository, or a shipped file of that name; never a file
+        # already in the chain (a shipped export named like its own warm start is not its parent)
         cands = [Path(prev), Path(__file__).resolve().parents[2] / prev, SHIPPED / Path(prev).name]
-        nxt = next((c for c in cands if c.is_file()), None)
-        if nxt is None or nxt.resolve() in seen:
+        nxt = next((c for c in cands if c.is_file() and c.resolve() not in seen), None)
+        if nxt is None:
             complete = False
             break
         seen.add(nxt.resolve())

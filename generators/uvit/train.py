@@ -45,8 +45,11 @@ class TrainConfig:
     preset: str = "small"
     overrides: dict = field(default_factory=dict)  # UViTConfig fields to change
     batch_size: int = 16  # global, over all ranks
-    max_steps: int = 100_000
+    max_steps: int = 100_000  # where the learning-rate schedule ends (and training, unless stop_step)
     max_minutes: float | None = None
+    # End here, part-way down a schedule that runs to max_steps: a stage of a recorded lineage that
+    # was stopped early (`recipes`) is reproduced by its step count, not by its wall time.
+    stop_step: int | None = None
     lr: float = 1e-3
     warmup_steps: int = 500
     lr_decay: str = "cosine"  # "cosine" to lr_min at max_steps | "constant"
@@ -305,7 +308,7 @@ def default_data_workers(device: torch.device) -> int:
 # ---------------------------------------------------------------------------------- the loop
 def train(tc: TrainConfig, out, *, resume: bool = True, progress: bool = True, log_mlflow: bool = True,
           on_checkpoint: Callable[..., dict] | None = None, metrics_jsonl=None) -> TrainState:
-    """Train until max_steps or max_minutes; checkpoint to `out` every few minutes and at the end.
+    """Train until max_steps (or stop_step) or max_minutes; checkpoint to `out` every few minutes and at the end.
     With `resume` and an existing `out`, continue from it (its TrainConfig wins, but max_steps,
     max_minutes, device and precision come from `tc`). Under torchrun, runs DDP (gloo on CPU, nccl on CUDA).
     `on_checkpoint(state, out)` runs after every checkpoint (with `final=True` after the last) and
@@ -333,8 +336,8 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint, metrics_jsonl) 
     if resume and out.exists():
         state, saved = load_checkpoint(out, device)
         # execution settings come from the caller: a resumed run may move device or precision
-        tc = replace(saved, max_steps=tc.max_steps, max_minutes=tc.max_minutes, device=tc.device,
-                     precision=tc.precision, data_workers=tc.data_workers)
+        tc = replace(saved, max_steps=tc.max_steps, max_minutes=tc.max_minutes, stop_step=tc.stop_step,
+                     device=tc.device, precision=tc.precision, data_workers=tc.data_workers)
     else:
         state = build_state(tc, device)
     cfg = state.net.cfg
@@ -349,15 +352,16 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint, metrics_jsonl) 
     t_start, cpu_start = time.perf_counter(), time.process_time()
     t_ckpt, seconds0, cpu0 = t_start, state.seconds, state.cpu_seconds
     t_line = t_start
-    bar = tqdm(total=tc.max_steps, initial=state.step, desc=f"train uvit:{cfg.name}", unit="step",
+    end = min(tc.max_steps, tc.stop_step or tc.max_steps)
+    bar = tqdm(total=end, initial=state.step, desc=f"train uvit:{cfg.name}", unit="step",
                disable=(None if progress else True) if rank == 0 else True)
     losses: list[float] = []
     workers = default_data_workers(device) if tc.data_workers is None else tc.data_workers
     inputs = Prefetcher(partial(step_inputs, tc, cfg, source, diffusion.num_timesteps, rank=rank, world=world),
-                        state.step, tc.max_steps, workers)
+                        state.step, end, workers)
     t_log, log_step = time.perf_counter(), state.step
     try:
-        while state.step < tc.max_steps:
+        while state.step < end:
             if tc.max_minutes is not None and time.perf_counter() - t_start > 60 * tc.max_minutes:
                 break
             batch = inputs.get(state.step)
@@ -368,7 +372,7 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint, metrics_jsonl) 
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if bar.disable and progress and rank == 0 and time.perf_counter() - t_line > 60:
                 # no terminal (a background job writing a log): a plain line a minute instead of a bar
-                print(f"train uvit:{cfg.name}: step {state.step}/{tc.max_steps}, loss {losses[-1]:.4f}, "
+                print(f"train uvit:{cfg.name}: step {state.step}/{end}, loss {losses[-1]:.4f}, "
                       f"{state.seconds / 60:.1f} min", file=sys.stderr, flush=True)
                 t_line = time.perf_counter()
             if state.step % tc.log_every_steps == 0:
