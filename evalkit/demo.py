@@ -28,7 +28,7 @@ from pathlib import Path
 from evalkit.clipset import iter_clips
 from evalkit.demo_steps import (  # the steps import the packages above the core lazily
     CONTROL, DEFAULT_GENERATOR, SUITE, Progress, bench, bench_warnings, clip_statistics, default_generator,
-    demo_credentials, format_detection, generate_signed, leaderboard_and_report, load_default_detector,
+    demo_credentials, detection_line, format_detection, generate_signed, leaderboard_and_report, load_default_detector,
     run_detector, verdict_line, verify_three,
 )
 from evalkit.errors import BadInputError
@@ -67,9 +67,7 @@ class DemoResult:
                  f"Leaderboard of {suite}:", *(f"  {x}" for x in self.leaderboard.splitlines()), "",
                  "Verify verdicts:", *(f"  {verdict_line(k, r)}" for k, r in self.verification.items()), "",
                  f"Detector: {self.detector_note}" if self.detection is None else
-                 f"Detector: {self.detection['name']}: flagged {self.detection['caught']}/"
-                 f"{self.detection['n_generated']} generated, {self.detection['false_alarms']}/"
-                 f"{self.detection['n_real']} real", ""]
+                 f"Detector: {detection_line(self.detection)}", ""]
         lines += [f"Note: {n}" for n in self.notes] + ([""] if self.notes else [])
         bench_dirs = sorted({str(r.folder.parent) for r in self.bench if r.folder is not None})
         lines += [

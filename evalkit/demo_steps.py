@@ -149,15 +149,23 @@ def run_detector(det, generated: Path, real: Path, n_real: int) -> dict:
                          "decision": det.decide(float(p))})
     gen = [r for r in rows if r["truth"] == "generated"]
     real_rows = [r for r in rows if r["truth"] == "real"]
+    # a detector also answers `uncertain` (p between the real and the generated thresholds)
     return {"name": det.name, "threshold": float(det.threshold), "rows": rows,
             "caught": sum(r["decision"] == "generated" for r in gen), "n_generated": len(gen),
-            "false_alarms": sum(r["decision"] == "generated" for r in real_rows), "n_real": len(real_rows)}
+            "uncertain_generated": sum(r["decision"] == "uncertain" for r in gen),
+            "false_alarms": sum(r["decision"] == "generated" for r in real_rows), "n_real": len(real_rows),
+            "uncertain_real": sum(r["decision"] == "uncertain" for r in real_rows)}
+
+
+def detection_line(d: dict) -> str:
+    """One line: what the detector called the generated and the real clips."""
+    return (f"{d['name']} (threshold {d['threshold']:.3f}): generated clips called generated {d['caught']}/"
+            f"{d['n_generated']}, uncertain {d['uncertain_generated']}/{d['n_generated']}; real world clips "
+            f"called generated {d['false_alarms']}/{d['n_real']}, uncertain {d['uncertain_real']}/{d['n_real']}")
 
 
 def format_detection(d: dict) -> str:
-    lines = [f"detector {d['name']} (threshold {d['threshold']:.3f}): flagged "
-             f"{d['caught']}/{d['n_generated']} generated clips and {d['false_alarms']}/{d['n_real']} "
-             "real world clips"]
+    lines = [f"detector {detection_line(d)}"]
     lines += [f"  {r['truth']:<9} {r['id']:<22} p_generated {r['p_generated']:.3f} -> {r['decision']}"
               for r in d["rows"]]
     return "\n".join(lines)

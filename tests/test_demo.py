@@ -137,15 +137,18 @@ def test_detector_step_counts_catches_and_false_alarms(tmp_path):
     class Stub:
         name, threshold = "stub", 0.5
 
-        def predict(self, clips):
-            return [0.9 if c.meta["record"]["split"] == "test" else 0.1 for c in clips]
+        def predict(self, clips):  # generated 0.9; the first real clip 0.3, the others 0.1
+            return [0.9 if c.meta["record"]["split"] == "test" else 0.3 if k == 0 else 0.1
+                    for k, c in enumerate(clips)]
 
-        def decide(self, p):
-            return "generated" if p >= self.threshold else "real"
+        def decide(self, p):  # the real detector's three answers
+            return "generated" if p >= self.threshold else "uncertain" if p >= 0.2 else "real"
 
     d = run_detector(Stub(), tmp_path / "fake", tmp_path / "real", n_real=2)
     assert (d["caught"], d["n_generated"], d["false_alarms"], d["n_real"]) == (2, 2, 0, 2)
-    assert "flagged 2/2 generated clips and 0/2 real world clips" in format_detection(d)
+    assert (d["uncertain_generated"], d["uncertain_real"]) == (0, 1)
+    assert ("generated clips called generated 2/2, uncertain 0/2; real world clips called generated 0/2, "
+            "uncertain 1/2") in format_detection(d)
 
 
 def test_tampering_needs_a_media_payload(tmp_path):
