@@ -141,7 +141,14 @@ def run_recipe(name: str, out_dir, *, device: str = "auto", precision: str = "au
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     record_path = out_dir / "recipe.json"
-    record = json.loads(record_path.read_text()) if record_path.exists() else {"recipe": name, "stages": {}}
+    record = {"recipe": name, "stages": {}}
+    if record_path.exists():
+        try:
+            record = json.loads(record_path.read_text())
+        except (ValueError, UnicodeDecodeError):
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("stages"), dict):
+            raise BadInputError(f"{record_path}: not a recipe record; give another --out-dir")
     if record.get("recipe") != name:
         raise BadInputError(f"{out_dir} holds a run of recipe {record.get('recipe')!r}; give another --out-dir")
     prev, text = None, None

@@ -95,6 +95,9 @@ def test_recipe_refuses_a_folder_of_another_recipe_or_definition(tmp_path, monke
     monkeypatch.setitem(RECIPES, "other", changed)
     with pytest.raises(BadInputError, match="holds a run of recipe 'tiny'"):
         run_recipe("other", out, progress=False, log_mlflow=False)
+    (out / "recipe.json").write_text("{not json")
+    with pytest.raises(BadInputError, match="not a recipe record"):
+        run_recipe("tiny", out, progress=False, log_mlflow=False)
 
 
 def test_recipe_cli_lists_recipes_and_rejects_bad_input(tmp_path, capsys):
