@@ -25,8 +25,8 @@ import numpy as np
 from benchmarks import schema
 
 ROLE_COLOURS = {"model": "#4C72B0", "ceiling": "#55A868", "control": "#C44E52"}
-BAR_METRICS = ("fvd", "clip_alignment", "flicker", "physics_score", "physics_ood_gap", "provenance_valid_rate",
-               "watermark_survival_crf30", "detector_catch_rate")
+BAR_METRICS = ("fvd", "clip_alignment", "flicker", "physics_score", "physics_pass_rate", "physics_ood_gap",
+               "provenance_valid_rate", "watermark_survival_crf30", "detector_catch_rate")
 WATERMARK_EXPERIMENT = "watermark-robustness"  # benchmarks/robustness/watermark.py --mlflow
 MAX_PANELS = 12  # per-model small multiples beyond this are cut, and the page says so
 

@@ -56,6 +56,7 @@ def log_bench_run(model: str, *, role: str = "model", suite_hash: str = "h2", co
         rows = per_clip_rows(physics, p_generated)
         tracking.log_metric_ci("fvd", *fvd, 40)
         tracking.log_estimate("physics_score", mean_ci(physics))
+        tracking.log_estimate("physics_pass_rate", proportion_ci(int((physics > 0.5).sum()), physics.size))
         tracking.log_estimate("physics_score_id", mean_ci(physics[:20]))
         tracking.log_estimate("physics_score_ood", mean_ci(physics[20:]))
         gap = float(physics[:20].mean() - physics[20:].mean())

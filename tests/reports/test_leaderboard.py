@@ -74,6 +74,9 @@ def test_table_md_csv(board):
     table = format_leaderboard(board, "table")
     assert "ranked by fvd (lower is better)" in table and "100 [90, 110]" in table
     assert "physics_ood_gap" in table and "cost.clips_per_s" in table
+    # the share of laws held and the share of clips holding every law, side by side
+    header = table.splitlines()[1].split()
+    assert header.index("physics_pass_rate") == header.index("physics_score") + 1
     assert "cost.energy_j_per_clip" not in table  # no row has NVML energy: no empty column
     md = format_leaderboard(board, "md")
     assert "| 2 | ~ | uvit:twin | model |" in md
