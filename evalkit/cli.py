@@ -309,16 +309,23 @@ def generator_export(checkpoint, out):
 @click.option("--steps", type=int, callback=_positive, help="uvit, diffusers: sampling steps.")
 @click.option("--guidance", type=float, help="uvit, diffusers: CFG scale s in uncond + s (cond - uncond); "
               "default: the model's own (uvit: its registry entry's measured best, else 3).")
+@click.option("--guidance-rescale", type=click.FloatRange(0, 1),
+              help="uvit: pull the guided output's spread back to the conditional one's by this share "
+              "(Lin et al. 2024; 0: none; default: the model's own, else 0).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--sign", is_flag=True, help="Sign every clip with a C2PA manifest.")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark in every clip.")
-def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, seed, sign, watermark):
+def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidance_rescale, seed, sign, watermark):
     """Generate clips from prompts into OUT (clips/*.mp4 + index.jsonl with the full protocol)."""
     from generators.base import generate_folder, get_generator, load_prompts
 
     sampling = {k: v for k, v in dict(sampler=sampler, steps=steps, guidance=guidance).items() if v is not None}
     if sampling and not model.startswith(("uvit:", "diffusers:")):
         raise BadInputError(f"--{'/--'.join(sampling)} only apply to uvit and diffusers models, not {model}")
+    if guidance_rescale is not None:
+        if not model.startswith("uvit:"):
+            raise BadInputError(f"--guidance-rescale only applies to uvit models, not {model}")
+        sampling["guidance_rescale"] = guidance_rescale
     prompt_list = load_prompts(prompts)
     post = None
     if sign or watermark:
@@ -567,7 +574,9 @@ _BENCH_SUMMARY = ("fvd", "clip_alignment", "physics_score_id", "physics_score_oo
 @click.option("--sampler", help="uvit: sampler (default: the model's).")
 @click.option("--steps", type=int, callback=_positive, help="uvit: sampling steps.")
 @click.option("--guidance", type=float, help="uvit: guidance scale (default: the model's own, as for generate).")
-def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, sampler, steps, guidance):
+@click.option("--guidance-rescale", type=click.FloatRange(0, 1), help="uvit: guidance rescale (as for generate).")
+def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, sampler, steps, guidance,
+              guidance_rescale):
     """Run a suite over one or more models: one MLflow run per model in experiment
     evalkit-bench-SUITE; a killed run started again resumes without repeating work."""
     from benchmarks.executors import get_executor
@@ -577,7 +586,8 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
     if executor == "local" and (workers or ray_address):
         raise BadInputError("--workers/--ray-address: only with --executor ray")
     s = load_suite(suite)
-    uvit_opts = {k: v for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance)) if v is not None}
+    uvit_opts = {k: v for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance),
+                                   ("guidance_rescale", guidance_rescale)) if v is not None}
     pool = get_executor(executor, **({"address": ray_address, "workers": workers} if executor == "ray" else {}))
     results = []
     try:

@@ -54,6 +54,16 @@ def test_missing_generator_weights_exit_3(capsys, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_sampling_flags_out_of_place_are_one_line_errors(capsys, tmp_path):
+    code, _, err = run(capsys, "generate", "--model", "world", "--prompts", "x", "--out", str(tmp_path / "o"),
+                       "--guidance-rescale", "0.5")
+    assert code == EXIT_BAD_INPUT and "--guidance-rescale only applies to uvit" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "generate", "--model", "uvit:small-gpu", "--prompts", "x", "--out",
+                       str(tmp_path / "o"), "--guidance-rescale", "1.5")
+    assert code == EXIT_BAD_INPUT and "1.5" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_version(capsys):
     from evalkit import __version__
 

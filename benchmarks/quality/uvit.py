@@ -118,10 +118,13 @@ def main() -> None:
     ap.add_argument("--sampler", default="dpmpp-2m")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--guidance-rescale", type=float, default=0.0,
+                    help="Guidance rescale phi in [0, 1] (samplers.cfg_eps_fn; 0: none).")
     ap.add_argument("--grid", help="Write a PNG of world and model clips for the first prompts.")
     ap.add_argument("--grid-rows", type=int, default=6, help="Prompts in the --grid picture (default 6).")
-    ap.add_argument("--compare", metavar="SAMPLER:STEPS[:GUIDANCE]",
-                    help="A second sampling setting on the same prompts and seeds (guidance: --guidance's).")
+    ap.add_argument("--compare", metavar="SAMPLER:STEPS[:GUIDANCE[:RESCALE]]",
+                    help="A second sampling setting on the same prompts and seeds (guidance and rescale: "
+                    "--guidance's and --guidance-rescale's unless given).")
     ap.add_argument("--binding", action="store_true",
                     help="Also measure how much the denoiser reads the colour and background words "
                     "(generators.uvit.binding; 64 world clips, no sampling).")
@@ -132,7 +135,7 @@ def main() -> None:
     if not a.model and not a.curve:
         ap.error("give --model or --curve")
     probe = QualityProbe(a.prompts, a.per_prompt, a.seed)
-    sampling = dict(sampler=a.sampler, steps=a.steps, guidance=a.guidance)
+    sampling = dict(sampler=a.sampler, steps=a.steps, guidance=a.guidance, guidance_rescale=a.guidance_rescale)
     world_res = probe.evaluate(get_generator("world").generate)
     world, world_clips = world_res["quality"], world_res["clips"]
     if a.curve:
@@ -158,10 +161,11 @@ def main() -> None:
                               "world": fall_probe(get_generator("world").generate, a.falls, a.seed)}
     if a.compare:
         parts = a.compare.split(":")
-        if len(parts) not in (2, 3):
-            ap.error(f"--compare takes SAMPLER:STEPS[:GUIDANCE], got {a.compare!r}")
+        if len(parts) not in (2, 3, 4):
+            ap.error(f"--compare takes SAMPLER:STEPS[:GUIDANCE[:RESCALE]], got {a.compare!r}")
         other = get_generator(a.model, sampler=parts[0], steps=int(parts[1]),
-                              guidance=float(parts[2]) if len(parts) == 3 else a.guidance)
+                              guidance=float(parts[2]) if len(parts) >= 3 else a.guidance,
+                              guidance_rescale=float(parts[3]) if len(parts) == 4 else a.guidance_rescale)
         t0 = time.perf_counter()
         clips = other.generate(probe.prompts, probe.seeds)
         fo = probe.features(clips)

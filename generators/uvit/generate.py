@@ -33,9 +33,18 @@ def default_guidance(sha256: str) -> float:
     """The guidance scale a shipped checkpoint was measured best at (`sampling.guidance` of the
     registry entry with this SHA-256, wherever the file lives), else `DEFAULT_GUIDANCE`: the
     model's own default, as a diffusers pipeline carries one."""
+    return float(_registry_sampling(sha256).get("guidance", DEFAULT_GUIDANCE))
+
+
+def default_guidance_rescale(sha256: str) -> float:
+    """The guidance rescale of a shipped checkpoint's measured setting (`sampling.guidance_rescale`),
+    else 0 (none)."""
+    return float(_registry_sampling(sha256).get("guidance_rescale", 0.0))
+
+
+def _registry_sampling(sha256: str) -> dict:
     reg = json.loads((SHIPPED / "registry.json").read_text())
-    entry = next((e for e in reg.values() if e.get("sha256") == sha256), {})
-    return float(entry.get("sampling", {}).get("guidance", DEFAULT_GUIDANCE))
+    return next((e for e in reg.values() if e.get("sha256") == sha256), {}).get("sampling", {})
 
 
 def export_weights(checkpoint, out, dtype: torch.dtype = torch.float16) -> Path:
@@ -105,7 +114,8 @@ def load_network(path: Path, expect_preset: str | None = None) -> TextToVideoUVi
 
 class UViTGenerator:
     def __init__(self, arg: str, sampler: str = "dpmpp-2m", steps: int | None = None,
-                 guidance: float | None = None, batch_size: int = 8, device: str = "cpu"):
+                 guidance: float | None = None, batch_size: int = 8, device: str = "cpu",
+                 guidance_rescale: float | None = None):
         if sampler not in SAMPLERS:
             raise BadInputError(f"--sampler {sampler}: unknown; choose one of {sorted(SAMPLERS)}")
         self.spec = f"uvit:{arg}"
@@ -114,13 +124,17 @@ class UViTGenerator:
         self.sha256 = sha256_file(self.path)
         self.sampler = sampler
         self.guidance = float(guidance) if guidance is not None else default_guidance(self.sha256)
+        self.guidance_rescale = (float(guidance_rescale) if guidance_rescale is not None
+                                 else default_guidance_rescale(self.sha256))
+        if not 0.0 <= self.guidance_rescale <= 1.0:
+            raise BadInputError(f"--guidance-rescale {self.guidance_rescale}: must be in [0, 1]")
         self.steps = steps or DEFAULT_STEPS[sampler]
         self.batch_size = batch_size
 
     def protocol(self) -> dict:
         return {"model": self.spec, "weights_sha256": self.sha256, "preset": self.net.cfg.name,
                 "sampler": self.sampler, "steps": self.steps, "guidance": self.guidance,
-                "guidance_convention": GUIDANCE_CONVENTION}
+                "guidance_rescale": self.guidance_rescale, "guidance_convention": GUIDANCE_CONVENTION}
 
     def check_prompts(self, prompts: list[str]) -> None:
         for p in prompts:
@@ -138,7 +152,8 @@ class UViTGenerator:
         out = []
         for i in range(0, len(prompts), self.batch_size):
             videos = self.net.sample(prompts[i:i + self.batch_size], sampler=self.sampler, steps=self.steps,
-                                     guidance=self.guidance, seed=seeds[i:i + self.batch_size])
+                                     guidance=self.guidance, guidance_rescale=self.guidance_rescale,
+                                     seed=seeds[i:i + self.batch_size])
             out += [Clip.from_tensor(v, fps=DEFAULT_FPS, prompt=p)
                     for v, p in zip(videos.cpu(), prompts[i:i + self.batch_size])]
         return out

@@ -67,6 +67,7 @@ class TextToVideoUViT(nn.Module):
         sampler: str = "dpmpp-2m",
         steps: int | None = None,
         guidance: float = 3.0,
+        guidance_rescale: float = 0.0,
         seed: int | Sequence[int] = 0,
         spacing: str | None = None,
         diffusion: GaussianDiffusion | None = None,
@@ -76,7 +77,8 @@ class TextToVideoUViT(nn.Module):
     ) -> torch.Tensor:
         """Videos [B, T, C, H, W] float32 in [0, 1] for prompts (strings or tokens [B, L]).
 
-        `guidance` is in the standard convention (see samplers.GUIDANCE_CONVENTION). `seed` is one
+        `guidance` is in the standard convention (see samplers.GUIDANCE_CONVENTION), rescaled by
+        `guidance_rescale` (samplers.cfg_eps_fn; 0: none). `seed` is one
         int for the batch (row i gets seed + i) or one per prompt; each row draws its noise from
         its own CPU generator, so a clip depends on its seed only, on any device and in any batch."""
         device = self.uvit.pos_extra.device
@@ -91,7 +93,7 @@ class TextToVideoUViT(nn.Module):
         try:
             cond = self.text(tokens)
             uncond = self.text.null(B, tokens.shape[1])
-            eps = diffusion.eps_fn(cfg_eps_fn(self.denoise, cond, uncond, guidance))
+            eps = diffusion.eps_fn(cfg_eps_fn(self.denoise, cond, uncond, guidance, guidance_rescale))
             x = fn(
                 diffusion,
                 eps,

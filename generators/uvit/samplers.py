@@ -23,7 +23,11 @@ the generator's device and moved, so a CPU generator gives the same clip on any 
 
 Guidance (`cfg_eps_fn`) uses the standard convention eps = uncond + s * (cond - uncond): s = 1 is
 the conditional model, s = 0 the unconditional one. U-ViT's released code writes
-(1 + s_u) * cond - s_u * uncond, i.e. s = s_u + 1 (`uvit_to_standard_scale`).
+(1 + s_u) * cond - s_u * uncond, i.e. s = s_u + 1 (`uvit_to_standard_scale`). Guidance rescale
+phi (Lin et al. 2024, sec. 3.4; diffusers' `guidance_rescale`) then pulls each sample's guided
+output back towards the conditional output's standard deviation, which high scales inflate
+(over-saturated colours): out = phi * g * std(cond) / std(g) + (1 - phi) * g, std over all but
+the batch axis, on the network's own output (v for the v-prediction presets, as in the paper).
 """
 
 from __future__ import annotations
@@ -67,12 +71,16 @@ def _cat(a, b):
     raise TypeError(f"cannot batch a condition of type {type(a).__name__}")
 
 
-def cfg_eps_fn(model_fn: Callable, cond, uncond, scale: float) -> EpsFn:
-    """eps_fn for classifier-free guidance: model_fn(x_t, t, cond) -> eps, standard convention.
+def cfg_eps_fn(model_fn: Callable, cond, uncond, scale: float, rescale: float = 0.0) -> EpsFn:
+    """eps_fn for classifier-free guidance: model_fn(x_t, t, cond) -> eps, standard convention,
+    with guidance rescale `rescale` (phi in [0, 1]; 0: none).
 
     cond and uncond run in one forward (batch concatenated). s = 1 and s = 0 call only the
-    conditional / unconditional model, so they equal them exactly (and cost one pass).
+    conditional / unconditional model, so they equal them exactly (and cost one pass); at s = 1
+    the guided output is the conditional one and rescaling leaves it unchanged.
     """
+    if not 0.0 <= rescale <= 1.0:
+        raise BadInputError(f"guidance rescale must be in [0, 1], got {rescale}")
     if scale == 1.0:
         return lambda x, t: model_fn(x, t, cond)
     if scale == 0.0:
@@ -81,7 +89,12 @@ def cfg_eps_fn(model_fn: Callable, cond, uncond, scale: float) -> EpsFn:
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         e_c, e_u = model_fn(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
-        return e_u + scale * (e_c - e_u)
+        g = e_u + scale * (e_c - e_u)
+        if rescale:
+            dims = tuple(range(1, g.ndim))
+            ratio = e_c.std(dim=dims, keepdim=True) / g.std(dim=dims, keepdim=True).clamp_min(1e-12)
+            g = rescale * g * ratio + (1.0 - rescale) * g
+        return g
 
     return eps_fn
 

@@ -208,6 +208,24 @@ def test_guidance_batched_in_one_forward_standard_convention():
     torch.testing.assert_close(out, u + 4.0 * (c - u))
 
 
+def test_guidance_rescale_restores_the_conditional_spread_per_sample():
+    """Lin et al. 2024 (diffusers' guidance_rescale): phi = 1 gives each sample the conditional
+    output's standard deviation, phi = 0 is plain guidance, phi between mixes the two linearly."""
+    cond, uncond, x, t = _conds()
+    m = toy_model([])
+    c = m(x, t, cond)
+    plain = cfg_eps_fn(m, cond, uncond, 4.0)(x, t)
+    full = cfg_eps_fn(m, cond, uncond, 4.0, rescale=1.0)(x, t)
+    torch.testing.assert_close(full.std(dim=1), c.std(dim=1))
+    assert not torch.allclose(plain.std(dim=1), c.std(dim=1))  # guidance inflated it
+    torch.testing.assert_close(full / plain, (c.std(dim=1) / plain.std(dim=1))[:, None].expand_as(plain))
+    torch.testing.assert_close(cfg_eps_fn(m, cond, uncond, 4.0, rescale=0.7)(x, t), 0.7 * full + 0.3 * plain)
+    torch.testing.assert_close(cfg_eps_fn(m, cond, uncond, 4.0, rescale=0.0)(x, t), plain)
+    assert torch.equal(cfg_eps_fn(m, cond, uncond, 1.0, rescale=0.7)(x, t), c)  # s = 1: the conditional model
+    with pytest.raises(BadInputError, match="rescale"):
+        cfg_eps_fn(m, cond, uncond, 4.0, rescale=1.5)
+
+
 @pytest.mark.parametrize("s_uvit", [0.0, 0.4, 3.0])
 def test_conversion_to_uvit_convention(s_uvit):
     cond, uncond, x, t = _conds()

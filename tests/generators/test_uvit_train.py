@@ -134,7 +134,15 @@ def test_guidance_defaults_to_the_checkpoints_measured_scale(tmp_path):
     assert UViTGenerator(str(copy), guidance=4.5).guidance == 4.5
     # a checkpoint without a measured scale takes the project's default
     train(TINY, tmp_path / "g.pt", progress=False, log_mlflow=False)
-    assert UViTGenerator(str(export_weights(tmp_path / "g.pt", tmp_path / "g.safetensors"))).guidance == DEFAULT_GUIDANCE
+    plain = UViTGenerator(str(export_weights(tmp_path / "g.pt", tmp_path / "g.safetensors")), steps=4)
+    assert plain.guidance == DEFAULT_GUIDANCE and plain.protocol()["guidance_rescale"] == 0.0
+    # guidance rescale is recorded and reaches the sampler; out of [0, 1] it is a one-line error
+    rescaled = UViTGenerator(str(tmp_path / "g.safetensors"), steps=4, guidance_rescale=0.7)
+    assert rescaled.protocol()["guidance_rescale"] == 0.7
+    a, b = (g.generate(["a red ball falls"], [3])[0].frames for g in (plain, rescaled))
+    assert a.shape == b.shape and not np.array_equal(a, b)
+    with pytest.raises(BadInputError, match="guidance-rescale"):
+        UViTGenerator(str(tmp_path / "g.safetensors"), guidance_rescale=1.5)
 
 
 def test_bad_checkpoints_and_prompts_are_clear_errors(tmp_path):
