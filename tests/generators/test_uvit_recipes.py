@@ -118,6 +118,11 @@ def test_small_gpu_recipe_matches_the_recorded_lineage():
     steps = {s.name: s.steps for s in r.stages}
     assert steps == {"text": 1500, "stage1": 2281, "stage2": 450, "run-a": 2395, "run-b": 6152, "run-c": 7590,
                      "run-d": 445, "gpu-1": 3835, "gpu-2": 2600}
+    # every training stage's settings make a valid config, and the last one is the shipped model's
+    configs = [TrainConfig(**s.train, stop_step=s.stop_step).model_config() for s in r.stages if s.text is None]
+    with safe_open("generators/uvit/weights/small-gpu.safetensors", "pt") as f:
+        shipped = json.loads(f.metadata()["model_config"])
+    assert configs[-1].to_dict() == shipped
     last = train_config("generators/uvit/weights/small-gpu.safetensors")
     spec = r.stages[-1].train
     for k in ("batch_size", "lr", "warmup_steps", "max_steps", "seed", "freeze_text", "min_snr_gamma", "overrides"):
