@@ -438,17 +438,20 @@ def keys_init(directory, org, force):
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--cert", type=click.Path(path_type=Path), help="Certificate chain PEM (leaf first).")
 @click.option("--key", type=click.Path(path_type=Path), help="Private key PEM (mode 0600).")
-@click.option("--source-type", type=click.Choice(["trained", "capture", "composite"]), default="trained",
-              show_default=True)
+@click.option("--source-type", type=click.Choice(["trained", "capture", "composite"]), default=None,
+              help="The IPTC digital source type of a new video (default: trained).")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark (re-encodes the video).")
-def sign(src, dst, cert, key, source_type, watermark):
+@click.option("--edit", is_flag=True, help="SRC is already signed: keep its manifest as the parent ingredient "
+              "and record this signing as an edit of it (c2pa.opened).")
+def sign(src, dst, cert, key, source_type, watermark, edit):
     """Sign a video with a C2PA manifest (and an invisible watermark) into DST."""
     from evalkit.provenance.c2pa import sign_file
     from evalkit.provenance.credentials import load_signer, load_watermark_key
 
     signer = load_signer(cert, key)
     wm_key = load_watermark_key(required=True) if watermark else None
-    click.echo(sign_file(src, dst, signer, source_type=source_type, watermark=watermark, wm_key=wm_key).summary())
+    click.echo(sign_file(src, dst, signer, source_type=source_type, watermark=watermark, wm_key=wm_key,
+                         edit=edit).summary())
 
 
 @cli.command()

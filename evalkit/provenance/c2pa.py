@@ -19,11 +19,16 @@ The manifest (claim v2, as c2pa-rs 0.91 writes it):
   `scope` is the whole clip (`timespan` in ms) and whose `value` is the payload in base64 (as in
   the C2PA examples), `alg_params` naming the key id (the key's public fingerprint) and preset.
 * the hard binding (`c2pa.hash.bmff.v3` for MP4) is added by c2pa itself.
+* an edit (`edit=True`, `evalkit sign --edit`): the signed input becomes the `parentOf`
+  ingredient (its manifest store carried in the new one), and `c2pa.opened` of it replaces
+  `c2pa.created`, stating no source type (the parent's manifest holds it); a watermarking edit
+  adds `c2pa.transcoded`. `verify` reads the history back (`manifest_history`).
 
 Signing is offline unless `tsa_url` is given. The input is never overwritten (same path or same
 file is refused); the output is written to a hidden temporary name beside it and renamed, and a
-failure leaves nothing behind. An input that already carries a C2PA manifest is refused unless
-`replace_manifest=True`: c2pa would silently drop the earlier provenance.
+failure leaves nothing behind. An input that already carries a C2PA manifest is refused unless it
+is signed as an edit (its manifest kept as the parent ingredient) or `replace_manifest=True`:
+c2pa would silently drop the earlier provenance.
 
 Note on the name: this module is `evalkit.provenance.c2pa`; inside it `import c2pa` is an
 absolute import and gets the c2pa-python package (never run this file as a script).
@@ -57,6 +62,7 @@ TRAINING_MINING = {"cawg.ai_generative_training": {"use": "notAllowed"},
                    "cawg.ai_inference": {"use": "notAllowed"},
                    "cawg.ai_training": {"use": "notAllowed"},
                    "cawg.data_mining": {"use": "notAllowed"}}
+PARENT_ID = "evalkit-parent"  # the label that ties `c2pa.opened` to the parent ingredient
 MIME_BY_SUFFIX = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime"}
 C2PA_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")  # the uuid box that holds a manifest
 MAX_PARAMS_BYTES = 64 << 10
@@ -96,10 +102,12 @@ class SignResult:
     watermarked: bool
     payload: str | None = None  # hex
     key_id: str | None = None
+    edit_of: str | None = None  # the parent ingredient's file name, for an edit
 
     def summary(self) -> str:
         wm = f", watermark payload {self.payload} (key {self.key_id})" if self.watermarked else ""
-        return f"signed {self.path}{wm}"
+        edit = f", as an edit of {self.edit_of} (its manifest kept as the parent ingredient)" if self.edit_of else ""
+        return f"signed {self.path}{wm}{edit}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,17 +161,29 @@ def _generation(params: dict | None, include_prompt: bool) -> dict | None:
     return json.loads(text)
 
 
-def build_manifest(*, title: str, source_type: str = "trained", generator=None,
+def build_manifest(*, title: str, source_type: str | None = "trained", generator=None,
                    params: dict | None = None, watermark: WatermarkInfo | None = None,
-                   include_prompt: bool = False, duration_ms: int | None = None) -> dict:
-    """The manifest definition given to `c2pa.Builder` (see the module docstring)."""
+                   include_prompt: bool = False, duration_ms: int | None = None,
+                   edit: bool = False, transcoded: bool = False) -> dict:
+    """The manifest definition given to `c2pa.Builder` (see the module docstring). With `edit`
+    the first action is `c2pa.opened` of the parent ingredient `PARENT_ID` (added by the caller)
+    instead of `c2pa.created`, with no source type of its own (the parent's manifest holds it);
+    `transcoded` adds `c2pa.transcoded` (the video was re-encoded)."""
     from evalkit import __version__
 
-    created = {"action": "c2pa.created", "digitalSourceType": source_type_url(source_type)}
+    if edit:
+        if source_type is not None:
+            raise BadInputError("an edit states no source type of its own (its parent's manifest "
+                                "holds it); leave the source type out")
+        first = {"action": "c2pa.opened", "parameters": {"ingredientIds": [PARENT_ID]}}
+    else:
+        first = {"action": "c2pa.created", "digitalSourceType": source_type_url(source_type or "trained")}
     agent = _software_agent(generator)
     if agent:
-        created["softwareAgent"] = agent
-    actions = [created]
+        first["softwareAgent"] = agent
+    actions = [first]
+    if transcoded:
+        actions.append({"action": "c2pa.transcoded"})
     assertions = []
     gen = _generation(params, include_prompt)
     if gen is not None:
@@ -333,10 +353,10 @@ def _one_line(e: BaseException, limit: int = 240) -> str:
     return text[:limit] + ("..." if len(text) > limit else "")
 
 
-def sign_video(src, dst, *, signer, source_type: str = "trained", generator: dict | str | None = None,
+def sign_video(src, dst, *, signer, source_type: str | None = "trained", generator: dict | str | None = None,
                params: dict | None = None, watermark: WatermarkInfo | None = None,
                tsa_url: str | None = None, include_prompt: bool = False,
-               replace_manifest: bool = False) -> Path:
+               replace_manifest: bool = False, edit_of=None, transcoded: bool = False) -> Path:
     """Sign the MP4/MOV `src` into `dst` with a C2PA manifest; returns `dst`.
 
     `signer` is an `evalkit.provenance.credentials.Signer` (`load_signer()` or
@@ -344,17 +364,24 @@ def sign_video(src, dst, *, signer, source_type: str = "trained", generator: dic
     `generator` {"name", "version"} becomes the created action's softwareAgent; `params`
     (prompt -> prompt_sha256, seed, sampler, steps, guidance, weights_sha256, ...) the
     `org.evalkit.generation` assertion; `watermark` the `c2pa.watermarked` action and the
-    `c2pa.soft-binding` assertion. Raises one-line `EvalkitError`s."""
+    `c2pa.soft-binding` assertion. `edit_of` (a signed MP4/MOV, often `src` itself) makes the
+    manifest an edit: that file becomes the `parentOf` ingredient, its manifest store carried
+    inside the new one, and the first action `c2pa.opened` (source_type must be None);
+    `transcoded` records a re-encode. Raises one-line `EvalkitError`s."""
     import c2pa
 
     src, dst = _check_paths(src, dst)
     duration_ms = _check_mp4(src)  # one-line VideoError for what is not a complete MP4/MOV
-    if not replace_manifest and has_c2pa_box(src):
+    parent = Path(edit_of) if edit_of is not None else None
+    if parent is not None and not has_c2pa_box(parent):
+        raise SigningError(f"{parent}: carries no C2PA manifest, so there is no history to keep; "
+                           "sign it without --edit")
+    if parent is None and not replace_manifest and has_c2pa_box(src):
         raise SigningError(f"{src}: already carries a C2PA manifest; signing would discard that "
-                           "provenance (sign the original, or pass replace_manifest=True)")
+                           "provenance (use --edit to keep it as the parent ingredient, or sign the original)")
     manifest = build_manifest(title=dst.name, source_type=source_type, generator=generator,
                               params=params, watermark=watermark, include_prompt=include_prompt,
-                              duration_ms=duration_ms)
+                              duration_ms=duration_ms, edit=parent is not None, transcoded=transcoded)
     # an evalkit Signer, or a c2pa.Signer made by the caller (then tsa_url is the caller's business)
     c2pa_signer = signer.c2pa_signer(tsa_url) if hasattr(signer, "c2pa_signer") else signer
     mime = MIME_BY_SUFFIX[src.suffix.lower()]
@@ -363,6 +390,10 @@ def sign_video(src, dst, *, signer, source_type: str = "trained", generator: dic
         with open(src, "rb") as fin, open(tmp, "x+b") as fout:
             builder = c2pa.Builder(manifest, context=_sign_context())
             try:
+                if parent is not None:
+                    with open(parent, "rb") as fp:
+                        builder.add_ingredient({"title": parent.name, "relationship": "parentOf",
+                                                "label": PARENT_ID}, MIME_BY_SUFFIX.get(parent.suffix.lower(), "video/mp4"), fp)
                 builder.sign(c2pa_signer, mime, fin, fout)
             finally:
                 builder.close()
@@ -389,33 +420,48 @@ def default_payload(key, frames) -> bytes:
     return hashlib.sha256(b"evalkit-wm-payload\0" + key.fingerprint.encode() + b"\0" + content).digest()[:8]
 
 
-def sign_file(src, dst, signer, source_type: str = "trained", watermark: bool = False, wm_key=None,
+def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool = False, wm_key=None,
               payload: bytes | None = None, *, generator: dict | str | None = None,
               params: dict | None = None, tsa_url: str | None = None, include_prompt: bool = False,
-              wm_preset: str = "default", crf: int = 18) -> SignResult:
+              wm_preset: str = "default", crf: int = 18, edit: bool = False) -> SignResult:
     """`evalkit sign`: sign `src` into `dst`, watermarking first when `watermark`.
 
     With `watermark`, the frames are decoded, marked with `wm_key` (a WatermarkKey or secret;
     default: `load_watermark_key()`, i.e. `watermark.key` of `evalkit keys init`) and `payload`
     (default `default_payload`), encoded as H.264 (CRF `crf`, video only: audio is dropped) to a
     temporary file beside `dst`, and that file is signed with the soft binding carrying the
-    payload. Without it, this is `sign_video`."""
+    payload. Without it, this is `sign_video`. `source_type` None means "trained".
+
+    `edit`: `src` already carries a C2PA manifest, and the new one records this signing as an
+    edit of it (`src` becomes the parent ingredient, `c2pa.opened`; with `watermark` also
+    `c2pa.transcoded`), so the history survives instead of being refused; `source_type` must
+    then be None."""
+    if edit and source_type is not None:
+        raise BadInputError("--edit takes the source type from the parent's manifest; leave out --source-type")
+    if not edit:
+        source_type = source_type or "trained"
     if not watermark:
         path = sign_video(src, dst, signer=signer, source_type=source_type, generator=generator,
-                          params=params, tsa_url=tsa_url, include_prompt=include_prompt)
-        return SignResult(path=path, watermarked=False)
+                          params=params, tsa_url=tsa_url, include_prompt=include_prompt,
+                          edit_of=src if edit else None)
+        return SignResult(path=path, watermarked=False, edit_of=Path(src).name if edit else None)
 
     from evalkit.provenance import watermark as wm
     from evalkit.provenance.credentials import load_watermark_key
     from evalkit.video import read_video, write_video
 
     src, dst = _check_paths(src, dst, need_c2pa_format=False)
-    source_type_url(source_type)  # bad arguments fail before the decode, not after
+    if source_type is not None:
+        source_type_url(source_type)  # bad arguments fail before the decode, not after
     _software_agent(generator)
     _generation(params, include_prompt)
-    if has_c2pa_box(src):
+    if edit and not has_c2pa_box(src):
+        raise SigningError(f"{src}: carries no C2PA manifest, so there is no history to keep; "
+                           "sign it without --edit")
+    if not edit and has_c2pa_box(src):
         raise SigningError(f"{src}: already carries a C2PA manifest; watermarking re-encodes the video "
-                           "and would discard that provenance (sign the original)")
+                           "and would discard that provenance (use --edit to keep it as the parent "
+                           "ingredient, or sign the original)")
     key = wm.make_key(wm_key) if wm_key is not None else load_watermark_key()
     clip = read_video(src)
     if payload is None:
@@ -432,10 +478,12 @@ def sign_file(src, dst, signer, source_type: str = "trained", watermark: bool = 
         del marked
         info = WatermarkInfo(payload=bytes(payload), key_id=key.fingerprint, preset=str(wm_preset))
         sign_video(tmp, dst, signer=signer, source_type=source_type, generator=generator,
-                   params=params, watermark=info, tsa_url=tsa_url, include_prompt=include_prompt)
+                   params=params, watermark=info, tsa_url=tsa_url, include_prompt=include_prompt,
+                   edit_of=src if edit else None, transcoded=edit)
     finally:
         tmp.unlink(missing_ok=True)
-    return SignResult(path=dst, watermarked=True, payload=bytes(payload).hex(), key_id=key.fingerprint)
+    return SignResult(path=dst, watermarked=True, payload=bytes(payload).hex(), key_id=key.fingerprint,
+                      edit_of=src.name if edit else None)
 
 
 __all__ = ["sign_video", "sign_file", "build_manifest", "WatermarkInfo", "SignResult", "SigningError",

@@ -44,6 +44,16 @@ stripped but watermark present; payload different from the soft binding). `water
 `checked` (a key was given and the video decoded) and `key_id`; `provenance` adds
 `claim_generator`, `generation`, `soft_binding` and `training_mining` when present.
 
+History (`evalkit.provenance.manifest_history`): a video edited and signed again by a C2PA tool
+carries its earlier manifests as ingredients. `provenance.ingredients` lists them (title,
+relationship, their own signer, source type, generator, actions and the failures c2pa recorded
+when each was added; nested), and `provenance.ai_origin` names the nearest one that declares an
+AI source type. An edit whose own manifest states no source type is then `ai-generated
+(signed)` (an edit of a parent that says AI) or `ai-composite (signed)` (a component that says
+AI), with a reason naming the ingredient and its signer; a capture claim over AI history is
+`conflicting signals`. Where the active manifest has no evalkit soft binding, the nearest parent's
+is the one the watermark read is matched against (`soft_binding.from_ingredient`).
+
 The detector (`detector=`; `evalkit verify` passes the default one from `detectors`) is
 optional; without one the `detector` object keeps its keys with null values and a reason says so. A detector is a
 callable `f(clip) -> P(generated)` (an `evalkit.clip.Clip`), or an object with a
@@ -55,16 +65,15 @@ check; 1 some file is `tampered` or has `conflicting signals`; 2 some file is un
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import json
 import os
 from pathlib import Path
 
 from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK
-from evalkit.provenance.c2pa import (AI_SOURCE_TYPES, GENERATION_LABEL, IPTC, WATERMARK_ALG,
-                                     _one_line, has_c2pa_box)
+from evalkit.provenance.c2pa import AI_SOURCE_TYPES, IPTC, _one_line, has_c2pa_box
+from evalkit.provenance.manifest_history import (_codes, ai_origin, failed_ingredients, ingredient_history,
+                                                 inherited_soft_binding, manifest_summary)
 
 # Settings for reading: never touch the network.
 _VERIFY_SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False,
@@ -131,38 +140,6 @@ def _dn(d) -> str | None:
     return str(cn or org) if (cn or org) else None
 
 
-def _codes(items) -> list[str]:
-    return [str(i["code"]) for i in items or [] if isinstance(i, dict) and i.get("code")]
-
-
-def _agent(a) -> str | None:
-    if isinstance(a, dict):
-        if not a.get("name"):
-            return None
-        return " ".join(str(x) for x in (a["name"], a.get("version")) if x)
-    return str(a) if a else None
-
-
-def _soft_binding(data) -> dict | None:
-    if not isinstance(data, dict):
-        return None
-    out = {"alg": data.get("alg"), "payload": None, "key_id": None}
-    try:
-        params = json.loads(data.get("alg_params") or "{}")
-        out["key_id"] = params.get("key_id") if isinstance(params, dict) else None
-    except (TypeError, ValueError):
-        pass
-    blocks = data.get("blocks")
-    if isinstance(blocks, list) and blocks and isinstance(blocks[0], dict):
-        value = blocks[0].get("value")
-        if isinstance(value, str):
-            try:
-                out["payload"] = base64.b64decode(value, validate=True).hex()
-            except (binascii.Error, ValueError):
-                out["payload"] = None
-    return out
-
-
 def _parse_manifest(reader) -> dict:
     """Provenance fields from an open c2pa Reader (defensive: the manifest is untrusted input)."""
     state = str(reader.get_validation_state() or "").lower()
@@ -180,47 +157,28 @@ def _parse_manifest(reader) -> dict:
     if state not in ("invalid", "valid", "trusted"):
         prov["failures"].append("evalkit.validation.unknown")
 
-    manifest = (store.get("manifests") or {}).get(store.get("active_manifest")) or {}
-    sig = manifest.get("signature_info") or {}
-    prov["signer"] = sig.get("common_name") or None
-    prov["issuer"] = sig.get("issuer") or None
+    label = store.get("active_manifest")
+    manifest = (store.get("manifests") or {}).get(label) or {}
+    summary = manifest_summary(manifest)
+    prov.update(summary)
     try:  # crJSON carries both distinguished names of the signing certificate
         for m in json.loads(reader.crjson()).get("manifests") or []:
-            if isinstance(m, dict) and m.get("label") == store.get("active_manifest"):
+            if isinstance(m, dict) and m.get("label") == label:
                 info = (m.get("signature") or {}).get("certificateInfo") or {}
                 prov["signer"] = _dn(info.get("subject")) or prov["signer"]
                 prov["issuer"] = _dn(info.get("issuer")) or prov["issuer"]
     except Exception:  # noqa: BLE001  an optional view; the summary above stands
         pass
-
-    gens = manifest.get("claim_generator_info")
-    if isinstance(gens, list) and gens:
-        prov["claim_generator"] = _agent(gens[0])
-    for a in manifest.get("assertions") or []:
-        if not isinstance(a, dict):
-            continue
-        label, data = str(a.get("label") or ""), a.get("data")
-        if label.startswith("c2pa.actions") and isinstance(data, dict):
-            for act in data.get("actions") or []:
-                if not isinstance(act, dict):
-                    continue
-                prov["actions"].append(str(act.get("action")))
-                if act.get("digitalSourceType") and (prov["digital_source_type"] is None
-                                                     or act.get("action") == "c2pa.created"):
-                    prov["digital_source_type"] = str(act["digitalSourceType"])
-                if act.get("action") == "c2pa.created" and act.get("softwareAgent"):
-                    prov["generator"] = _agent(act["softwareAgent"])
-        elif label == GENERATION_LABEL and isinstance(data, dict):
-            prov["generation"] = data
-        elif label.startswith("c2pa.soft-binding"):
-            sb = _soft_binding(data)
-            if sb and (sb["alg"] == WATERMARK_ALG or "soft_binding" not in prov):
-                prov["soft_binding"] = sb
-        elif label.startswith("cawg.training-mining") and isinstance(data, dict):
-            entries = data.get("entries") or {}
-            if isinstance(entries, dict):
-                prov["training_mining"] = {str(k): (v or {}).get("use") if isinstance(v, dict) else None
-                                           for k, v in entries.items()}
+    history = ingredient_history(store, label)
+    if history:
+        prov["ingredients"] = history
+        origin = ai_origin(history)
+        if origin:
+            prov["ai_origin"] = origin
+        if "soft_binding" not in prov:
+            inherited = inherited_soft_binding(history)
+            if inherited:
+                prov["soft_binding"] = inherited
     return prov
 
 
@@ -315,6 +273,23 @@ def _run_detector(detector, clip) -> tuple[dict, str | None]:
 # Verdict
 
 
+def _binding_of(sb: dict) -> str:
+    return (f"soft binding of its ingredient '{sb['from_ingredient']}'" if sb.get("from_ingredient")
+            else "manifest's soft binding")
+
+
+def _origin_text(prov: dict, origin: dict) -> str:
+    edits = [a for a in prov["actions"] if a != "None"]
+    kind = origin["digital_source_type"].rsplit("/", 1)[-1]
+    whose = (f"whose own manifest (signed by {origin['signer'] or 'an unnamed signer'}) declares {kind}"
+             + (f", made by {origin['generator']}" if origin["generator"] else ""))
+    if origin["via"] == "parent":
+        how = f"It is an edit ({', '.join(edits) or 'no actions listed'})"
+        chain = "" if origin["depth"] == 1 else f" {origin['depth']} edits back"
+        return f"{how} of '{origin['title']}'{chain}, {whose}."
+    return f"It holds a component ('{origin['title']}') {whose}."
+
+
 def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) -> tuple[str, list[str]]:
     state, dst = prov["state"], prov["digital_source_type"]
     sb = prov.get("soft_binding")
@@ -349,23 +324,34 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
         else:
             reasons.append(f"The manifest is intact, but its signer ({signer}) is not in your trust "
                            "anchors (give --trust with the issuer's CA to trust it).")
+        origin = prov.get("ai_origin")
         if dst == COMPOSITE_AI:
             verdict = "ai-composite (signed)"
         elif ai_claim:
             verdict = "ai-generated (signed)"
         elif capture_claim:
             verdict = "capture (signed)"
+        elif origin:  # an edit of AI media states no source type itself: its history does
+            verdict = "ai-generated (signed)" if origin["via"] == "parent" else "ai-composite (signed)"
         else:
             verdict = "signed (source not stated)"
         if dst:
             reasons.append(f"The manifest declares the digital source type {dst.rsplit('/', 1)[-1]}"
                            + (f", made by {prov['generator']}." if prov["generator"] else "."))
+        if origin and not ai_claim:
+            reasons.append(_origin_text(prov, origin))
+            if capture_claim:
+                verdict = "conflicting signals"
+                reasons.append("The manifest claims a camera capture, but its history holds AI-generated media.")
+        for bad in failed_ingredients(prov.get("ingredients") or []):
+            reasons.append(f"The ingredient '{bad['title']}' did not validate when it was added "
+                           f"({', '.join(bad['failures'])}).")
         if wm["matches_manifest"] is False:
             verdict = "conflicting signals"
-            reasons.append(f"The watermark payload {wm['payload']} differs from the manifest's soft "
-                           f"binding {sb['payload']}.")
+            reasons.append(f"The watermark payload {wm['payload']} differs from the {_binding_of(sb)} "
+                           f"{sb['payload']}.")
         elif wm["matches_manifest"] is True:
-            reasons.append("The watermark payload matches the manifest's soft binding.")
+            reasons.append(f"The watermark payload matches the {_binding_of(sb)}.")
         if capture_claim and wm["detected"]:
             verdict = "conflicting signals"
             reasons.append("The manifest claims a camera capture, but the video carries an evalkit watermark.")
@@ -374,7 +360,7 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
                 reasons.append(f"The manifest's watermark was made with key {sb['key_id']}, not the "
                                f"key given ({wm['key_id']}); it could not be checked.")
             elif sb:
-                reasons.append("The manifest declares a watermark (soft binding) but none was found.")
+                reasons.append(f"The {_binding_of(sb)} declares a watermark, but none was found.")
             elif ai_claim:
                 reasons.append("The manifest says AI-generated, but no watermark was found.")
         if capture_claim and det_says_ai:
@@ -497,6 +483,17 @@ def verify_exit_code(results: list[dict]) -> int:
     return EXIT_OK
 
 
+def _history_lines(history: list[dict], indent: str = "    ") -> list[str]:
+    out = [] if indent != "    " or not history else ["  history:"]
+    for n in history:
+        kind = (n.get("digital_source_type") or "").rsplit("/", 1)[-1] or "no source type"
+        out.append(f"{indent}{n['relationship']} '{n['title']}': {kind}"
+                   + (f", signed by {n['signer']}" if n.get("signer") else ", no manifest" if not n.get("manifest") else "")
+                   + (f", failed: {', '.join(n['failures'])}" if n.get("failures") else ""))
+        out += _history_lines(n.get("ingredients") or [], indent + "  ")
+    return out
+
+
 def format_result(r: dict) -> str:
     """One human-readable block for `evalkit verify` without --json."""
     prov, wm = r["provenance"], r["watermark"]
@@ -510,6 +507,7 @@ def format_result(r: dict) -> str:
                      + (f", payload {wm['payload']}" if wm["payload"] else "")
                      + f", p-value {wm['p_value']:.1e}")
         lines += [f"    edit: {e}" for e in wm.get("edits", [])]
+    lines += _history_lines(prov.get("ingredients") or [])
     lines += [f"  - {x}" for x in r["reasons"]]
     return "\n".join(lines)
 

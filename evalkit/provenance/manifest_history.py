@@ -1,0 +1,188 @@
+"""What one C2PA manifest says, and what its ingredients' manifests say: a video's history.
+
+A video edited after it was signed (trimmed, colour-graded, re-encoded, watermarked) by a tool
+that writes C2PA keeps its history as *ingredients*: the new manifest's `c2pa.opened` action
+names a `parentOf` ingredient whose own manifest (carried in the same store) says how that
+earlier video was made, e.g. `c2pa.created` with `trainedAlgorithmicMedia`. The active manifest
+of such an edit declares no source type of its own, so a verifier that reads only it calls an
+edited AI clip "source not stated". `manifest_summary` reads one manifest; `ingredient_history`
+walks the ingredients (the store is untrusted input: depth and count are bounded, cycles cut);
+`ai_origin` finds the nearest ingredient that declares an AI source type.
+
+An ingredient's `failures` are the codes c2pa recorded when it was added (its validation
+results), less `signingCredential.untrusted` and OCSP notes: whether a signer is trusted is
+the reader's question, answered for the active manifest with the reader's own anchors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from evalkit.provenance.c2pa import AI_SOURCE_TYPES, GENERATION_LABEL, WATERMARK_ALG
+
+MAX_DEPTH = 8  # ingredients of ingredients; real edit chains are a few steps deep
+MAX_NODES = 64  # ingredients in all, over every level
+NOT_A_FAILURE = ("signingCredential.untrusted", "signingCredential.ocsp.skipped")
+
+
+def _agent(a) -> str | None:
+    if isinstance(a, dict):
+        if not a.get("name"):
+            return None
+        return " ".join(str(x) for x in (a["name"], a.get("version")) if x)
+    return str(a) if a else None
+
+
+def _codes(items) -> list[str]:
+    return [str(i["code"]) for i in items or [] if isinstance(i, dict) and i.get("code")]
+
+
+def soft_binding(data) -> dict | None:
+    """A `c2pa.soft-binding` assertion as {alg, payload (hex), key_id}; None if malformed."""
+    if not isinstance(data, dict):
+        return None
+    out = {"alg": data.get("alg"), "payload": None, "key_id": None}
+    try:
+        params = json.loads(data.get("alg_params") or "{}")
+        out["key_id"] = params.get("key_id") if isinstance(params, dict) else None
+    except (TypeError, ValueError):
+        pass
+    blocks = data.get("blocks")
+    if isinstance(blocks, list) and blocks and isinstance(blocks[0], dict):
+        value = blocks[0].get("value")
+        if isinstance(value, str):
+            try:
+                out["payload"] = base64.b64decode(value, validate=True).hex()
+            except (binascii.Error, ValueError):
+                out["payload"] = None
+    return out
+
+
+def manifest_summary(manifest) -> dict:
+    """The fields of one manifest (a value of the reader's `manifests` map): actions, digital
+    source type (the created action's, else the first stated), generator (the created action's
+    software agent), signer and issuer (from `signature_info`), claim generator, and when
+    present the generation parameters, the soft binding and the training-and-mining entries."""
+    m = manifest if isinstance(manifest, dict) else {}
+    sig = m.get("signature_info") if isinstance(m.get("signature_info"), dict) else {}
+    out = {"signer": sig.get("common_name") or None, "issuer": sig.get("issuer") or None,
+           "digital_source_type": None, "generator": None, "actions": []}
+    gens = m.get("claim_generator_info")
+    if isinstance(gens, list) and gens:
+        out["claim_generator"] = _agent(gens[0])
+    for a in m.get("assertions") or []:
+        if not isinstance(a, dict):
+            continue
+        label, data = str(a.get("label") or ""), a.get("data")
+        if label.startswith("c2pa.actions") and isinstance(data, dict):
+            for act in data.get("actions") or []:
+                if not isinstance(act, dict):
+                    continue
+                out["actions"].append(str(act.get("action")))
+                if act.get("digitalSourceType") and (out["digital_source_type"] is None
+                                                     or act.get("action") == "c2pa.created"):
+                    out["digital_source_type"] = str(act["digitalSourceType"])
+                if act.get("action") == "c2pa.created" and act.get("softwareAgent"):
+                    out["generator"] = _agent(act["softwareAgent"])
+        elif label == GENERATION_LABEL and isinstance(data, dict):
+            out["generation"] = data
+        elif label.startswith("c2pa.soft-binding"):
+            sb = soft_binding(data)
+            if sb and (sb["alg"] == WATERMARK_ALG or "soft_binding" not in out):
+                out["soft_binding"] = sb
+        elif label.startswith("cawg.training-mining") and isinstance(data, dict):
+            entries = data.get("entries") or {}
+            if isinstance(entries, dict):
+                out["training_mining"] = {str(k): (v or {}).get("use") if isinstance(v, dict) else None
+                                          for k, v in entries.items()}
+    return out
+
+
+def _ingredient_failures(ing: dict) -> list[str]:
+    res = ing.get("validation_results")
+    codes = []
+    if isinstance(res, dict):
+        active = res.get("activeManifest")
+        codes = _codes(active.get("failure")) if isinstance(active, dict) else []
+    codes += _codes(ing.get("validation_status"))  # claim v1 ingredients
+    return [c for c in dict.fromkeys(codes) if c not in NOT_A_FAILURE]
+
+
+def ingredient_history(store: dict, label) -> list[dict]:
+    """The ingredients of manifest `label` in a reader's store (`json.loads(reader.json())`),
+    each {title, relationship, format, manifest (its label, or None when it had none),
+    failures, **manifest_summary, ingredients: [...]}, nested as deep as MAX_DEPTH and at most
+    MAX_NODES in all. A manifest already on the path is not entered again."""
+    manifests = store.get("manifests") if isinstance(store, dict) else None
+    manifests = manifests if isinstance(manifests, dict) else {}
+    budget = [MAX_NODES]
+
+    def walk(lbl, depth: int, path: frozenset) -> list[dict]:
+        m = manifests.get(lbl) if isinstance(lbl, str) else None
+        if not isinstance(m, dict) or depth >= MAX_DEPTH:
+            return []
+        out = []
+        for ing in m.get("ingredients") or []:
+            if not isinstance(ing, dict) or budget[0] <= 0:
+                continue
+            budget[0] -= 1
+            child = ing.get("active_manifest")
+            child = child if isinstance(child, str) and child in manifests else None
+            node = {"title": str(ing.get("title") or ""), "relationship": str(ing.get("relationship") or "componentOf"),
+                    "format": ing.get("format") if isinstance(ing.get("format"), str) else None,
+                    "manifest": child, "failures": _ingredient_failures(ing)}
+            node.update(manifest_summary(manifests[child]) if child else manifest_summary({}))
+            node["ingredients"] = walk(child, depth + 1, path | {lbl}) if child and child not in path | {lbl} else []
+            out.append(node)
+        return out
+
+    return walk(label, 0, frozenset())
+
+
+def _nodes(history: list[dict], depth: int = 1):
+    """Breadth-first: (depth, node, relationships from the active manifest down to the node)."""
+    level = [(n, (n["relationship"],)) for n in history]
+    while level:
+        nxt = []
+        for n, rels in level:
+            yield depth, n, rels
+            nxt += [(c, rels + (c["relationship"],)) for c in n.get("ingredients") or []]
+        level, depth = nxt, depth + 1
+
+
+def ai_origin(history: list[dict]) -> dict | None:
+    """The nearest ingredient whose manifest declares an AI digital source type, preferring one
+    reached through parents only (the video *is* an edit of it) over a component (it holds a part
+    of it): {title, depth, via ("parent" or "component"), digital_source_type, signer, generator}."""
+    best = None
+    for depth, n, rels in _nodes(history):
+        if n.get("digital_source_type") not in AI_SOURCE_TYPES:
+            continue
+        via = "parent" if all(r == "parentOf" for r in rels) else "component"
+        cand = {"title": n["title"], "depth": depth, "via": via, "digital_source_type": n["digital_source_type"],
+                "signer": n.get("signer"), "generator": n.get("generator"), "failures": list(n["failures"])}
+        if best is None or (via == "parent" and best["via"] != "parent"):
+            best = cand
+        if via == "parent":
+            break
+    return best
+
+
+def inherited_soft_binding(history: list[dict]) -> dict | None:
+    """The nearest evalkit soft binding among the parents (what a watermark read should match when
+    the active manifest records an edit without marking again), with `from_ingredient` set."""
+    for _depth, n, rels in _nodes(history):
+        sb = n.get("soft_binding")
+        if sb and sb.get("alg") == WATERMARK_ALG and all(r == "parentOf" for r in rels):
+            return {**sb, "from_ingredient": n["title"]}
+    return None
+
+
+def failed_ingredients(history: list[dict]) -> list[dict]:
+    return [{"title": n["title"], "depth": d, "failures": n["failures"]} for d, n, _ in _nodes(history) if n["failures"]]
+
+
+__all__ = ["manifest_summary", "ingredient_history", "ai_origin", "inherited_soft_binding", "failed_ingredients",
+           "soft_binding", "MAX_DEPTH", "MAX_NODES"]
