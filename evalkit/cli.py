@@ -461,12 +461,18 @@ def sign(src, dst, cert, key, source_type, watermark, edit):
 @click.option("--detector", "detector_name", default=None,
               help="Detector to consult (default: `default`, when one is available).")
 @click.option("--no-detector", is_flag=True, help="Do not run a detector.")
-def verify(files, trust, as_json, detector_name, no_detector):
+@click.option("--manifest", type=click.Path(path_type=Path),
+              help="A .c2pa manifest store for FILE (a sidecar, or a downloaded remote manifest); one FILE only.")
+@click.option("--fetch-remote", is_flag=True,
+              help="Fetch a remote manifest a file names (the only network access verify makes).")
+def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_remote):
     """Provenance, watermark and detector verdicts of videos. Exit 1 if any file is tampered or
     its signals conflict, 2 if any is unreadable."""
     from evalkit.provenance.credentials import load_watermark_key
     from evalkit.provenance.verify import format_result, load_trust, verify_exit_code, verify_file
 
+    if manifest is not None and len(files) != 1:
+        raise BadInputError(f"--manifest {manifest}: give it with one FILE (it is that file's manifest store)")
     anchors = load_trust([trust] if trust else None)
     wm_key = load_watermark_key(required=False)
     detector = None
@@ -478,7 +484,8 @@ def verify(files, trust, as_json, detector_name, no_detector):
             detector = load_detector(detector_name)
     results = []
     for f in files:
-        r = verify_file(f, trust=anchors, wm_key=wm_key, detector=detector)
+        r = verify_file(f, trust=anchors, wm_key=wm_key, detector=detector, manifest=manifest,
+                        fetch_remote=fetch_remote)
         results.append(r)
         click.echo(json.dumps(r) if as_json else format_result(r))
     raise click.exceptions.Exit(verify_exit_code(results))

@@ -44,6 +44,13 @@ stripped but watermark present; payload different from the soft binding). `water
 `checked` (a key was given and the video decoded) and `key_id`; `provenance` adds
 `claim_generator`, `generation`, `soft_binding` and `training_mining` when present.
 
+Where the manifest lives (`provenance.manifest_source`): `embedded` in the file; `sidecar`, a
+`.c2pa` manifest store beside the file (same stem) or given as `manifest=` (`--manifest`), read
+when the file embeds none; `remote`, fetched from the URL the file names (XMP
+`dcterms:provenance`), only with `fetch_remote=True` (`--fetch-remote`). A file that names a
+remote manifest which was not read stays `absent`, with `provenance.remote_url` and a reason
+that says how to read it.
+
 History (`evalkit.provenance.manifest_history`): a video edited and signed again by a C2PA tool
 carries its earlier manifests as ingredients. `provenance.ingredients` lists them (title,
 relationship, their own signer, source type, generator, actions and the failures c2pa recorded
@@ -68,6 +75,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from pathlib import Path
 
 from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK
@@ -113,12 +121,14 @@ def load_trust(paths) -> str | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _context(anchors: str | None):
+def _context(anchors: str | None, fetch_remote: bool = False):
     import c2pa
 
     settings = json.loads(json.dumps(_VERIFY_SETTINGS))
     if anchors:
         settings["trust"] = {"trust_anchors": anchors}
+    if fetch_remote:  # asked for: the only setting under which verify touches the network
+        settings["verify"]["remote_manifest_fetch"] = True
     return c2pa.Context(c2pa.Settings.from_dict(settings))
 
 
@@ -182,28 +192,99 @@ def _parse_manifest(reader) -> dict:
     return prov
 
 
-def read_provenance(path, trust: str | None = None) -> tuple[dict, str | None]:
-    """(provenance, error) for one file; `trust` is the PEM text of `load_trust`. Never raises
-    for the file's content."""
+def _remote_url(e: BaseException) -> str | None:
+    """The URL of c2pa's "must fetch remote manifests from url ..." error, if that is what it is."""
+    m = re.search(r"remote manifests? from url (\S+)", str(e), re.IGNORECASE)
+    return m.group(1) if m else None
+
+
+def sidecar_of(path) -> Path | None:
+    """The C2PA sidecar beside a file (same stem, `.c2pa`), if there is one."""
+    side = Path(path).with_suffix(".c2pa")
+    return side if side.is_file() and side != Path(path) else None
+
+
+def _read(path, reader_fn, source: str, where: str) -> tuple[dict, str | None]:
     import c2pa
 
     try:
-        reader = c2pa.Reader(str(path), context=_context(trust))
+        reader = reader_fn()
+    except (c2pa.C2paError, OSError, ValueError) as e:
+        return (_empty_provenance("invalid", [UNREADABLE_MANIFEST]) | {"manifest_source": source},
+                f"{where}: C2PA manifest present but unreadable: {_one_line(e)}")
+    try:
+        with reader:
+            return _parse_manifest(reader) | {"manifest_source": source}, None
+    except Exception as e:  # noqa: BLE001  a hostile manifest must not become a traceback
+        return (_empty_provenance("invalid", [UNREADABLE_MANIFEST]) | {"manifest_source": source},
+                f"{where}: C2PA manifest could not be interpreted: {_one_line(e)}")
+
+
+def _read_with_sidecar(path, side: Path, trust) -> tuple[dict, str | None]:
+    import c2pa
+    from evalkit.provenance.c2pa import MIME_BY_SUFFIX
+
+    def reader():
+        with open(path, "rb") as f:  # c2pa copies what it needs while constructing the reader
+            return c2pa.Reader(MIME_BY_SUFFIX.get(Path(path).suffix.lower()), f,
+                               manifest_data=side.read_bytes(), context=_context(trust))
+
+    prov, err = _read(path, reader, "sidecar", str(side))
+    prov["sidecar"] = str(side)
+    return prov, err
+
+
+def read_provenance(path, trust: str | None = None, *, manifest=None,
+                    fetch_remote: bool = False) -> tuple[dict, str | None]:
+    """(provenance, error) for one file; `trust` is the PEM text of `load_trust`. Never raises
+    for the file's content.
+
+    Where the manifest lives (`provenance.manifest_source`): `embedded` in the file; `sidecar`,
+    a `.c2pa` manifest store given as `manifest` or found beside the file (same stem), used when
+    the file embeds none; `remote`, fetched from the URL the file names, only with
+    `fetch_remote`. A file that names a remote manifest which was not fetched keeps state
+    `absent` and reports `remote_url`."""
+    import c2pa
+
+    if manifest is not None:
+        return _read_with_sidecar(path, Path(manifest), trust)
+    try:
+        reader = c2pa.Reader(str(path), context=_context(trust))  # offline first: a remote one is named
     except c2pa.C2paError.ManifestNotFound:
-        return _empty_provenance(), None
+        side = sidecar_of(path)
+        return _read_with_sidecar(path, side, trust) if side else (_empty_provenance(), None)
     except c2pa.C2paError.NotSupported:
         return _empty_provenance(), None  # c2pa does not read this format: no manifest to see
     except (c2pa.C2paError, OSError, ValueError) as e:
+        url = _remote_url(e)
+        if url:
+            return _read_remote(path, url, trust, fetch_remote)
         if has_c2pa_box(path):
             return (_empty_provenance("invalid", [UNREADABLE_MANIFEST]),
                     f"{path}: C2PA manifest present but unreadable: {_one_line(e)}")
-        return _empty_provenance(), None  # not a container c2pa can parse: no manifest seen
-    try:
-        with reader:
-            return _parse_manifest(reader), None
-    except Exception as e:  # noqa: BLE001  a hostile manifest must not become a traceback
-        return (_empty_provenance("invalid", [UNREADABLE_MANIFEST]),
-                f"{path}: C2PA manifest could not be interpreted: {_one_line(e)}")
+        side = sidecar_of(path)
+        return _read_with_sidecar(path, side, trust) if side else (_empty_provenance(), None)
+    return _read(path, lambda: reader, "embedded", str(path))
+
+
+def _read_remote(path, url: str, trust, fetch_remote: bool) -> tuple[dict, str | None]:
+    """A file whose manifest lives at `url`: its sidecar if there is one, else fetched when asked."""
+    import c2pa
+
+    side = sidecar_of(path)
+    if side:
+        prov, err = _read_with_sidecar(path, side, trust)
+    elif not fetch_remote:
+        prov, err = _empty_provenance(), None
+    else:
+        try:
+            reader = c2pa.Reader(str(path), context=_context(trust, True))
+        except (c2pa.C2paError, OSError, ValueError) as e:
+            prov, err = _empty_provenance(), f"{path}: its remote C2PA manifest could not be fetched from {url}: {_one_line(e)}"
+        else:
+            prov, err = _read(path, lambda: reader, "remote", url)
+    prov["remote_url"] = url
+    return prov, err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,6 +400,10 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
             reasons.append(wm_text[0].upper() + wm_text[1:])
     elif state in ("valid", "trusted"):
         signer = prov["signer"] or "an unnamed signer"
+        if prov.get("manifest_source") == "sidecar":
+            reasons.append(f"The manifest was read from the sidecar {prov['sidecar']}.")
+        elif prov.get("manifest_source") == "remote":
+            reasons.append(f"The manifest was fetched from {prov['remote_url']}.")
         if state == "trusted":
             reasons.append(f"Signed by {signer}, whose certificate chains to a trust anchor you gave.")
         else:
@@ -366,7 +451,11 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
         if capture_claim and det_says_ai:
             reasons.append(f"The detector disagrees with the capture claim (p_generated {p:.2f} >= {thr:.2f}).")
     else:  # absent
-        reasons.append("No C2PA manifest.")
+        if prov.get("remote_url"):
+            reasons.append(f"The file names a remote C2PA manifest at {prov['remote_url']}, which was not read "
+                           "(verify works offline: pass --fetch-remote to fetch it, or --manifest FILE with a copy).")
+        else:
+            reasons.append("No C2PA manifest.")
         if wm["detected"]:
             verdict = "ai-generated (watermark only, manifest stripped)"
             reasons.append(wm_text[0].upper() + wm_text[1:] + ": the manifest was removed or the "
@@ -395,18 +484,24 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
 # The entry point
 
 
-def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None) -> dict:
+def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, manifest=None,
+                fetch_remote: bool = False) -> dict:
     """The `evalkit verify --json` object for one file (see the module docstring).
 
     `trust`: trust-anchor PEM paths (or the text `load_trust` returned); `wm_key`: a
     `WatermarkKey` or secret (None: the watermark is not checked; the CLI passes
     `load_watermark_key(required=False)`); `detector`: see the module docstring; `limits`: the
-    `VideoLimits` for decoding."""
+    `VideoLimits` for decoding; `manifest`: a `.c2pa` manifest store for this file (a sidecar,
+    or a downloaded copy of its remote manifest); `fetch_remote`: fetch a remote manifest the
+    file names (the only network access verify ever makes)."""
+    from evalkit.errors import BadInputError
     from evalkit.errors import EvalkitError as _E
     from evalkit.provenance import watermark as wmmod
     from evalkit.video import probe_video, read_video
 
     anchors = trust if isinstance(trust, str) and "-----BEGIN" in trust else load_trust(trust)
+    if manifest is not None and not Path(manifest).is_file():
+        raise BadInputError(f"{manifest}: no such manifest file; give the .c2pa manifest store of {path}")
     key = wmmod.make_key(wm_key) if wm_key is not None else None
     p = Path(path)
     out = {"file": str(path), "readable": False, "error": None, "provenance": _empty_provenance(),
@@ -432,7 +527,7 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None) ->
 
     # 2. the manifest (also for files that do not decode: a signed picture, a damaged video)
     if p.is_file():
-        prov, err = read_provenance(p, anchors)
+        prov, err = read_provenance(p, anchors, manifest=manifest, fetch_remote=fetch_remote)
         out["provenance"] = prov
         if err and out["error"] is None:
             out["error"] = err

@@ -1,0 +1,130 @@
+"""Where a video's C2PA manifest lives: embedded, in a sidecar `.c2pa` beside it or given with
+`--manifest`, or at a remote URL the file names, fetched only when asked (`--fetch-remote`; here
+from a local HTTP server the test starts). Real c2pa, real keys made here, real MP4s. < 20 s."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+
+import c2pa
+import pytest
+
+from evalkit.cli import main
+from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, BadInputError
+from evalkit.provenance.c2pa import _sign_context, build_manifest
+from evalkit.provenance.credentials import init_keys, load_signer
+from evalkit.provenance.verify import verify_file
+from evalkit.video import write_video
+from evalkit.world import WorldConfig, make_clip
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A local HTTP server for the remote manifests (the test machine has no internet)."""
+    root = tmp_path_factory.mktemp("www")
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, server):
+    root = tmp_path_factory.mktemp("remote")
+    creds = init_keys(root / "credentials")
+    signer = load_signer(creds.signer_cert, creds.signer_key)
+    src = write_video(root / "world.mp4", make_clip("test", 2, 5, WorldConfig(frames=16, size=64)))
+    www, base = server
+    url = f"{base}/manifests/remote.c2pa"
+    b = c2pa.Builder(build_manifest(title="remote.mp4", generator={"name": "uvit", "version": "small"}),
+                     context=_sign_context())
+    try:
+        b.set_no_embed()
+        b.set_remote_url(url)
+        out = root / "remote.mp4"
+        with open(src, "rb") as fin, open(out, "w+b") as fout:
+            store = b.sign(signer.c2pa_signer(None), "video/mp4", fin, fout)
+    finally:
+        b.close()
+    (www / "manifests").mkdir()
+    (www / "manifests" / "remote.c2pa").write_bytes(store)
+    return dict(root=root, creds=creds, src=src, remote=out, store=store, url=url, trust=[creds.ca_cert])
+
+
+def test_a_remote_manifest_is_named_but_not_fetched_by_default(env):
+    r = verify_file(env["remote"], trust=env["trust"])
+    prov = r["provenance"]
+    assert prov["state"] == "absent" and prov["remote_url"] == env["url"] and r["error"] is None
+    assert r["verdict"] == "unknown"
+    assert any(env["url"] in x and "--fetch-remote" in x for x in r["reasons"])
+
+
+def test_fetched_when_asked(env):
+    r = verify_file(env["remote"], trust=env["trust"], fetch_remote=True)
+    prov = r["provenance"]
+    assert prov["state"] == "trusted" and prov["manifest_source"] == "remote"
+    assert r["verdict"] == "ai-generated (signed)" and prov["generator"] == "uvit small"
+    assert any(f"fetched from {env['url']}" in x for x in r["reasons"])
+
+
+def test_a_url_that_does_not_answer_is_a_one_line_error(env, tmp_path):
+    dst = tmp_path / "remote.mp4"
+    shutil.copy(env["remote"], dst)
+    data = dst.read_bytes().replace(b"/manifests/remote.c2pa", b"/manifests/absent.c2pa")
+    dst.write_bytes(data)
+    r = verify_file(dst, trust=env["trust"], fetch_remote=True)
+    assert r["provenance"]["state"] == "absent" and "absent.c2pa" in r["provenance"]["remote_url"]
+    assert r["error"] and "could not be fetched" in r["error"] and "\n" not in r["error"]
+
+
+def test_sidecar_beside_the_file_or_given(env, tmp_path):
+    video = tmp_path / "clip.mp4"
+    shutil.copy(env["remote"], video)
+    (tmp_path / "clip.c2pa").write_bytes(env["store"])
+    r = verify_file(video, trust=env["trust"])
+    assert r["provenance"]["state"] == "trusted" and r["provenance"]["manifest_source"] == "sidecar"
+    assert r["provenance"]["remote_url"] == env["url"]  # still named; the sidecar answered it offline
+    assert any("sidecar" in x for x in r["reasons"])
+
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    copy = shutil.copy(env["remote"], other / "x.mp4")
+    r = verify_file(copy, trust=env["trust"], manifest=tmp_path / "clip.c2pa")
+    assert r["provenance"]["state"] == "trusted"
+
+
+def test_a_sidecar_of_another_video_or_garbage_is_caught(env, tmp_path):
+    video = shutil.copy(env["src"], tmp_path / "world.mp4")  # unsigned, no remote reference
+    (tmp_path / "world.c2pa").write_bytes(env["store"])  # the manifest of another video
+    r = verify_file(video, trust=env["trust"])
+    assert r["verdict"] == "tampered" and "assertion.bmffHash.mismatch" in r["provenance"]["failures"]
+
+    (tmp_path / "world.c2pa").write_bytes(b"not a manifest store" * 10)
+    r = verify_file(video, trust=env["trust"])
+    assert r["provenance"]["state"] == "invalid" and r["verdict"] == "tampered"
+    assert r["error"] and "world.c2pa" in r["error"] and "\n" not in r["error"]
+    with pytest.raises(BadInputError, match="no such manifest file"):
+        verify_file(video, manifest=tmp_path / "missing.c2pa")
+
+
+def test_cli_manifest_options(env, tmp_path, capsys):
+    side = tmp_path / "store.c2pa"
+    side.write_bytes(env["store"])
+    args = ["verify", "--no-detector", "--trust", str(env["creds"].ca_cert)]
+    assert main(args + [str(env["remote"]), "--manifest", str(side)]) == EXIT_OK
+    assert "ai-generated (signed)" in capsys.readouterr().out
+    assert main(args + [str(env["remote"]), str(env["src"]), "--manifest", str(side)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "one FILE" in err and len(err.strip().splitlines()) == 1
+    assert main(args + [str(env["src"]), "--manifest", str(side)]) == EXIT_CHECK_FAILED  # not its manifest
+    assert "tampered" in capsys.readouterr().out
+    assert main(args + [str(env["remote"]), "--fetch-remote", "--json"]) == EXIT_OK
+    assert '"manifest_source": "remote"' in capsys.readouterr().out
