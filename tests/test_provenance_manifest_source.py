@@ -111,6 +111,10 @@ def test_a_sidecar_of_another_video_or_garbage_is_caught(env, tmp_path):
     r = verify_file(video, trust=env["trust"])
     assert r["provenance"]["state"] == "invalid" and r["verdict"] == "tampered"
     assert r["error"] and "world.c2pa" in r["error"] and "\n" not in r["error"]
+    with open(tmp_path / "world.c2pa", "wb") as f:  # sparse: 65 MiB on paper, nothing on disk
+        f.truncate(65 << 20)
+    r = verify_file(video, trust=env["trust"])
+    assert r["provenance"]["state"] == "invalid" and "too large" in r["error"]
     with pytest.raises(BadInputError, match="no such manifest file"):
         verify_file(video, manifest=tmp_path / "missing.c2pa")
 

@@ -89,6 +89,7 @@ _VERIFY_SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": Fal
 HASH_MISMATCH_CODES = ("assertion.dataHash.mismatch", "assertion.bmffHash.mismatch",
                        "assertion.boxesHash.mismatch", "assertion.collectionHash.mismatch")
 UNREADABLE_MANIFEST = "evalkit.manifest.unreadable"
+MAX_SIDECAR_BYTES = 64 << 20  # manifest stores hold claims, signatures and thumbnails: a few MB
 CAPTURE = IPTC + "digitalCapture"
 COMPOSITE_AI = IPTC + "compositeWithTrainedAlgorithmicMedia"
 VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)",
@@ -223,6 +224,12 @@ def _read(path, reader_fn, source: str, where: str) -> tuple[dict, str | None]:
 def _read_with_sidecar(path, side: Path, trust) -> tuple[dict, str | None]:
     import c2pa
     from evalkit.provenance.c2pa import MIME_BY_SUFFIX
+
+    size = side.stat().st_size
+    if size > MAX_SIDECAR_BYTES:  # read whole into memory: a hostile one must not exhaust it
+        return (_empty_provenance("invalid", [UNREADABLE_MANIFEST]) | {"manifest_source": "sidecar", "sidecar": str(side)},
+                f"{side}: {size / 2**20:.0f} MiB is too large for a C2PA manifest store (limit "
+                f"{MAX_SIDECAR_BYTES // 2**20} MiB); check that it is one")
 
     def reader():
         with open(path, "rb") as f:  # c2pa copies what it needs while constructing the reader
