@@ -300,7 +300,7 @@ def _read_remote(path, url: str, trust, fetch_remote: bool) -> tuple[dict, str |
 
 def _no_watermark(key_id=None) -> dict:
     return {"detected": False, "payload": None, "p_value": 1.0, "bit_confidence": 0.0,
-            "matches_manifest": None, "checked": False, "key_id": key_id, "edits": []}
+            "matches_manifest": None, "checked": False, "key_id": key_id, "edits": [], "method": None}
 
 
 def _edits(geometry: dict) -> list[str]:
@@ -444,6 +444,9 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
                            f"{sb['payload']}.")
         elif wm["matches_manifest"] is True:
             reasons.append(f"The watermark payload matches the {_binding_of(sb)}.")
+            if wm.get("method") == "known payload":
+                reasons.append(f"Found by testing the payload the soft binding names (p-value {wm['p_value']:.1e}); "
+                               f"the blind read alone did not reach the threshold (p-value {wm['blind_p_value']:.1e}).")
         if capture_claim and wm["detected"]:
             verdict = "conflicting signals"
             reasons.append("The manifest claims a camera capture, but the video carries an evalkit watermark.")
@@ -547,14 +550,27 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
         try:
             d = wmmod.detect(clip.frames, key)
             out["watermark"] = {**d.to_dict(), "matches_manifest": None, "checked": True,
-                                "key_id": key.fingerprint,
+                                "key_id": key.fingerprint, "method": "blind",
                                 "edits": _edits(d.geometry) if d.detected else []}
         except Exception as e:  # noqa: BLE001
             notes.append(f"The watermark check failed ({_one_line(e, 120)}).")
         sb = out["provenance"].get("soft_binding")
         wm = out["watermark"]
-        if wm["checked"] and sb and sb.get("payload") and wm["payload"] and \
-                (not sb.get("key_id") or sb["key_id"] == key.fingerprint):
+        expected = wm["checked"] and sb and sb.get("payload") and \
+            (not sb.get("key_id") or sb["key_id"] == key.fingerprint)
+        if expected and not wm["detected"]:
+            # the manifest names the payload: test that one hypothesis (no union over payloads)
+            try:
+                from evalkit.provenance.wm_confirm import confirm_payload
+
+                c = confirm_payload(clip.frames, key, bytes.fromhex(sb["payload"]))
+                if c.detected:
+                    wm = out["watermark"] = {**c.to_dict(), "matches_manifest": True, "checked": True,
+                                             "key_id": key.fingerprint, "method": "known payload", "edits": [],
+                                             "blind_p_value": wm["p_value"]}
+            except Exception as e:  # noqa: BLE001  a hostile soft binding must not become a traceback
+                notes.append(f"The manifest's watermark payload could not be tested ({_one_line(e, 120)}).")
+        if expected and wm["detected"] and wm["payload"]:
             wm["matches_manifest"] = wm["payload"] == sb["payload"]
     else:
         notes.append("The watermark was not checked: the video could not be decoded.")
