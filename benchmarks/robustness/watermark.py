@@ -632,6 +632,7 @@ def _log_mlflow(cfg, a, table, summary, md):
         mlflow.log_metrics({"psnr_mean": summary["psnr_mean"], "psnr_min": summary["psnr_min"],
                             "false_positives": summary["false_positives"]["detected"],
                             "fp_pairs": summary["false_positives"]["n"],
+                            "known_payload_false_positives": summary["false_positives"].get("known_payload_detected", 0),
                             "embed_fps": summary["speed"]["embed_fps"],
                             "detect_fps": summary["speed"]["detect_fps"]})
         log_json(summary, "watermark_summary.json")
