@@ -443,7 +443,9 @@ def keys_init(directory, org, force):
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark (re-encodes the video).")
 @click.option("--edit", is_flag=True, help="SRC is already signed: keep its manifest as the parent ingredient "
               "and record this signing as an edit of it (c2pa.opened).")
-def sign(src, dst, cert, key, source_type, watermark, edit):
+@click.option("--sidecar", is_flag=True, help="Write the manifest beside DST (DST.c2pa) and DST as an unchanged "
+              "copy: for WebM/Matroska, which c2pa cannot embed in, or to keep media files untouched.")
+def sign(src, dst, cert, key, source_type, watermark, edit, sidecar):
     """Sign a video with a C2PA manifest (and an invisible watermark) into DST."""
     from evalkit.provenance.c2pa import sign_file
     from evalkit.provenance.credentials import load_signer, load_watermark_key
@@ -451,7 +453,7 @@ def sign(src, dst, cert, key, source_type, watermark, edit):
     signer = load_signer(cert, key)
     wm_key = load_watermark_key(required=True) if watermark else None
     click.echo(sign_file(src, dst, signer, source_type=source_type, watermark=watermark, wm_key=wm_key,
-                         edit=edit).summary())
+                         edit=edit, sidecar=sidecar).summary())
 
 
 @cli.command()

@@ -132,3 +132,57 @@ def test_cli_manifest_options(env, tmp_path, capsys):
     assert "tampered" in capsys.readouterr().out
     assert main(args + [str(env["remote"]), "--fetch-remote", "--json"]) == EXIT_OK
     assert '"manifest_source": "remote"' in capsys.readouterr().out
+
+
+def _webm(path, frames):
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libvpx-vp9", rate=8)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            for pk in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(pk)
+        for pk in s.encode():
+            c.mux(pk)
+    return path
+
+
+def test_sign_with_a_sidecar_any_container(env, tmp_path, capsys):
+    """WebM (no embedding in c2pa): an unchanged copy and DST.c2pa; verify finds it beside the
+    copy, catches a changed byte, and a watermarked Matroska copy carries the soft binding."""
+    from evalkit.provenance.c2pa import SigningError, sign_file
+    from evalkit.provenance.credentials import load_watermark_key
+
+    signer = load_signer(env["creds"].signer_cert, env["creds"].signer_key)
+    frames = make_clip("test", 3, 5, WorldConfig(frames=16, size=128)).frames
+    src = _webm(tmp_path / "clip.webm", frames)
+    res = sign_file(src, tmp_path / "out.webm", signer, sidecar=True)
+    assert res.sidecar == tmp_path / "out.c2pa" and (tmp_path / "out.webm").read_bytes() == src.read_bytes()
+    r = verify_file(tmp_path / "out.webm", trust=env["trust"])
+    assert r["provenance"]["state"] == "trusted" and r["provenance"]["manifest_source"] == "sidecar"
+    assert r["verdict"] == "ai-generated (signed)"
+    data = bytearray((tmp_path / "out.webm").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "out.webm").write_bytes(bytes(data))
+    r = verify_file(tmp_path / "out.webm", trust=env["trust"])
+    assert r["verdict"] == "tampered" and "assertion.dataHash.mismatch" in r["provenance"]["failures"]
+
+    key = load_watermark_key(env["creds"].watermark_key)
+    res = sign_file(src, tmp_path / "wm.mkv", signer, sidecar=True, watermark=True, wm_key=key)
+    r = verify_file(tmp_path / "wm.mkv", trust=env["trust"], wm_key=key)
+    assert r["provenance"]["state"] == "trusted" and r["watermark"]["detected"]
+    assert r["watermark"]["matches_manifest"] is True and r["watermark"]["payload"] == res.payload
+
+    with pytest.raises(BadInputError, match="keeps the input's container"):
+        sign_file(src, tmp_path / "x.mp4", signer, sidecar=True)
+    with pytest.raises(SigningError, match="already carries a C2PA manifest"):  # an embedded one: no second
+        signed = sign_file(env["src"], tmp_path / "emb.mp4", signer).path
+        sign_file(signed, tmp_path / "emb2.mp4", signer, sidecar=True)
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "emb2.c2pa").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
+
+    args = ["sign", str(src), str(tmp_path / "cli.webm"), "--cert", str(env["creds"].signer_cert),
+            "--key", str(env["creds"].signer_key), "--sidecar"]
+    assert main(args) == EXIT_OK
+    assert "sidecar" in capsys.readouterr().out and (tmp_path / "cli.c2pa").is_file()

@@ -103,11 +103,13 @@ class SignResult:
     payload: str | None = None  # hex
     key_id: str | None = None
     edit_of: str | None = None  # the parent ingredient's file name, for an edit
+    sidecar: Path | None = None  # the manifest store beside the copy (`--sidecar`)
 
     def summary(self) -> str:
         wm = f", watermark payload {self.payload} (key {self.key_id})" if self.watermarked else ""
         edit = f", as an edit of {self.edit_of} (its manifest kept as the parent ingredient)" if self.edit_of else ""
-        return f"signed {self.path}{wm}{edit}"
+        side = f", manifest in the sidecar {self.sidecar}" if self.sidecar else ""
+        return f"signed {self.path}{wm}{edit}{side}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,6 +413,76 @@ def sign_video(src, dst, *, signer, source_type: str | None = "trained", generat
     return dst
 
 
+SIDECAR_MIME = {".webm": "video/webm", ".mkv": "video/x-matroska", ".avi": "video/avi", **MIME_BY_SUFFIX}
+
+
+def sidecar_path(dst) -> Path:
+    """Where `sign --sidecar` writes the manifest store of `dst`: beside it, same stem, `.c2pa`
+    (where `verify` looks for it)."""
+    return Path(dst).with_suffix(".c2pa")
+
+
+def sign_sidecar(src, dst, *, signer, source_type: str | None = "trained", generator: dict | str | None = None,
+                 params: dict | None = None, watermark: WatermarkInfo | None = None,
+                 tsa_url: str | None = None, include_prompt: bool = False) -> Path:
+    """Sign any video `src` into a byte-identical copy `dst` and a C2PA manifest store beside it
+    (`sidecar_path(dst)`, hard-bound to the copy's bytes by a data hash); returns the sidecar.
+
+    For containers c2pa cannot embed a manifest in (WebM, Matroska) and for workflows that keep
+    media files untouched. Both files are written under temporary names and renamed; a failure
+    leaves neither. Raises one-line `EvalkitError`s."""
+    import c2pa
+
+    from evalkit.video import probe_video
+
+    src, dst = Path(src), Path(dst)
+    if not src.exists():
+        raise MissingResourceError(f"{src}: no such file; check the path")
+    side = sidecar_path(dst)
+    if _same_file(src, dst) or _same_file(src, side):
+        raise BadInputError(f"{dst}: would overwrite the input; give another output path")
+    if dst.suffix.lower() != src.suffix.lower():
+        raise BadInputError(f"{dst}: the signed copy keeps the input's container ({src.suffix}); "
+                            f"name the output {src.suffix}")
+    if not dst.parent.is_dir():
+        raise MissingResourceError(f"{dst}: folder {dst.parent} does not exist; create it first")
+    info = probe_video(src)  # a one-line VideoError for what is not a readable video
+    if has_c2pa_box(src):
+        raise SigningError(f"{src}: already carries a C2PA manifest, which a sidecar would contradict; "
+                           "sign the original")
+    manifest = build_manifest(title=dst.name, source_type=source_type, generator=generator, params=params,
+                              watermark=watermark, include_prompt=include_prompt,
+                              duration_ms=int(info.duration * 1000) or None)
+    c2pa_signer = signer.c2pa_signer(tsa_url) if hasattr(signer, "c2pa_signer") else signer
+    tmp, tmp_side = _tmp_beside(dst), _tmp_beside(side)
+    copied = False
+    try:
+        with open(src, "rb") as fin, open(tmp, "x+b") as fout:
+            builder = c2pa.Builder(manifest, context=_sign_context())
+            try:
+                builder.set_no_embed()
+                store = builder.sign(c2pa_signer, SIDECAR_MIME.get(src.suffix.lower(), "application/octet-stream"),
+                                     fin, fout)
+            finally:
+                builder.close()
+        with open(tmp_side, "xb") as f:
+            f.write(store)
+        os.replace(tmp, dst)
+        copied = True
+        os.replace(tmp_side, side)
+    except c2pa.C2paError as e:
+        why = getattr(signer, "take_error", lambda: None)() or _one_line(e)
+        raise SigningError(f"{src}: C2PA signing failed: {why}") from None
+    except OSError as e:
+        if copied:  # the copy without its manifest would look unsigned: take it back
+            dst.unlink(missing_ok=True)
+        raise SigningError(f"{dst}: cannot write the signed file ({e.strerror}); check the folder") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp_side.unlink(missing_ok=True)
+    return side
+
+
 def default_payload(key, frames) -> bytes:
     """64 bits bound to both the key and the content: the first 8 bytes of
     SHA-256("evalkit-wm-payload" | key fingerprint | SHA-256 of the frames). The same clip and
@@ -423,7 +495,7 @@ def default_payload(key, frames) -> bytes:
 def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool = False, wm_key=None,
               payload: bytes | None = None, *, generator: dict | str | None = None,
               params: dict | None = None, tsa_url: str | None = None, include_prompt: bool = False,
-              wm_preset: str = "default", crf: int = 18, edit: bool = False) -> SignResult:
+              wm_preset: str = "default", crf: int = 18, edit: bool = False, sidecar: bool = False) -> SignResult:
     """`evalkit sign`: sign `src` into `dst`, watermarking first when `watermark`.
 
     With `watermark`, the frames are decoded, marked with `wm_key` (a WatermarkKey or secret;
@@ -438,8 +510,14 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     then be None."""
     if edit and source_type is not None:
         raise BadInputError("--edit takes the source type from the parent's manifest; leave out --source-type")
+    if edit and sidecar:
+        raise BadInputError("--edit and --sidecar together are not supported; sign the edit embedded (MP4/MOV)")
     if not edit:
         source_type = source_type or "trained"
+    if sidecar and not watermark:
+        side = sign_sidecar(src, dst, signer=signer, source_type=source_type, generator=generator, params=params,
+                            tsa_url=tsa_url, include_prompt=include_prompt)
+        return SignResult(path=Path(dst), watermarked=False, sidecar=side)
     if not watermark:
         path = sign_video(src, dst, signer=signer, source_type=source_type, generator=generator,
                           params=params, tsa_url=tsa_url, include_prompt=include_prompt,
@@ -450,7 +528,15 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     from evalkit.provenance.credentials import load_watermark_key
     from evalkit.video import read_video, write_video
 
-    src, dst = _check_paths(src, dst, need_c2pa_format=False)
+    if sidecar:  # any container write_video makes (the sidecar holds the manifest)
+        from evalkit.video import _MUXERS
+
+        if Path(dst).suffix.lower() not in _MUXERS:
+            raise BadInputError(f"{dst}: a watermarked copy is written as H.264 in "
+                                f"{', '.join(sorted(_MUXERS))}; name the output so")
+        src, dst = _check_paths(src, Path(dst).with_suffix(".mp4"), need_c2pa_format=False)[0], Path(dst)
+    else:
+        src, dst = _check_paths(src, dst, need_c2pa_format=False)
     if source_type is not None:
         source_type_url(source_type)  # bad arguments fail before the decode, not after
     _software_agent(generator)
@@ -477,15 +563,21 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
         write_video(tmp, marked, fps=clip.fps, crf=crf, pad=True)
         del marked
         info = WatermarkInfo(payload=bytes(payload), key_id=key.fingerprint, preset=str(wm_preset))
-        sign_video(tmp, dst, signer=signer, source_type=source_type, generator=generator,
-                   params=params, watermark=info, tsa_url=tsa_url, include_prompt=include_prompt,
-                   edit_of=src if edit else None, transcoded=edit)
+        if sidecar:
+            side = sign_sidecar(tmp, dst, signer=signer, source_type=source_type,
+                                generator=generator, params=params, watermark=info, tsa_url=tsa_url,
+                                include_prompt=include_prompt)
+        else:
+            side = None
+            sign_video(tmp, dst, signer=signer, source_type=source_type, generator=generator,
+                       params=params, watermark=info, tsa_url=tsa_url, include_prompt=include_prompt,
+                       edit_of=src if edit else None, transcoded=edit)
     finally:
         tmp.unlink(missing_ok=True)
     return SignResult(path=dst, watermarked=True, payload=bytes(payload).hex(), key_id=key.fingerprint,
-                      edit_of=src.name if edit else None)
+                      edit_of=src.name if edit else None, sidecar=side)
 
 
-__all__ = ["sign_video", "sign_file", "build_manifest", "WatermarkInfo", "SignResult", "SigningError",
+__all__ = ["sign_video", "sign_file", "sign_sidecar", "sidecar_path", "build_manifest", "WatermarkInfo", "SignResult", "SigningError",
            "SOURCE_TYPES", "AI_SOURCE_TYPES", "WATERMARK_ALG", "GENERATION_LABEL", "has_c2pa_box",
            "default_payload", "source_type_url"]

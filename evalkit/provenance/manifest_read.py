@@ -165,7 +165,7 @@ def _read_with_sidecar(path, side: Path, trust) -> tuple[dict, str | None]:
 
     def reader():
         with open(path, "rb") as f:  # c2pa copies what it needs while constructing the reader
-            return c2pa.Reader(MIME_BY_SUFFIX.get(Path(path).suffix.lower()), f,
+            return c2pa.Reader(MIME_BY_SUFFIX.get(Path(path).suffix.lower(), "application/octet-stream"), f,
                                manifest_data=side.read_bytes(), context=_context(trust))
 
     prov, err = _read(path, reader, "sidecar", str(side))
@@ -192,8 +192,9 @@ def read_provenance(path, trust: str | None = None, *, manifest=None,
     except c2pa.C2paError.ManifestNotFound:
         side = sidecar_of(path)
         return _read_with_sidecar(path, side, trust) if side else (_empty_provenance(), None)
-    except c2pa.C2paError.NotSupported:
-        return _empty_provenance(), None  # c2pa does not read this format: no manifest to see
+    except c2pa.C2paError.NotSupported:  # c2pa embeds nothing in this format (WebM, MKV): a sidecar may hold it
+        side = sidecar_of(path)
+        return _read_with_sidecar(path, side, trust) if side else (_empty_provenance(), None)
     except (c2pa.C2paError, OSError, ValueError) as e:
         url = _remote_url(e)
         if url:
