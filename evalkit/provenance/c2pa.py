@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
+from evalkit.provenance.bmff import C2PA_UUID, _check_mp4, has_c2pa_box  # noqa: F401  (re-exported)
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 SOURCE_TYPES = {
@@ -64,7 +65,6 @@ TRAINING_MINING = {"cawg.ai_generative_training": {"use": "notAllowed"},
                    "cawg.data_mining": {"use": "notAllowed"}}
 PARENT_ID = "evalkit-parent"  # the label that ties `c2pa.opened` to the parent ingredient
 MIME_BY_SUFFIX = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime"}
-C2PA_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")  # the uuid box that holds a manifest
 MAX_PARAMS_BYTES = 64 << 10
 
 # c2pa settings for signing: no thumbnails (videos have none anyway), nothing fetched.
@@ -213,92 +213,6 @@ def build_manifest(*, title: str, source_type: str | None = "trained", generator
 
 # ---------------------------------------------------------------------------------------------
 # Files
-
-
-def _top_level_boxes(path, max_boxes: int = 4096):
-    """[(type, offset, size, c2pa_uuid)] of a file's top-level ISO BMFF boxes, reading headers
-    only; stops at the first box that is not well formed (`complete` False) and never raises
-    for the content. Returns (boxes, complete, file_size)."""
-    boxes, complete = [], False
-    with open(path, "rb") as fh:
-        total = os.fstat(fh.fileno()).st_size
-        pos = 0
-        for _ in range(max_boxes):
-            if pos == total:
-                complete = True
-                break
-            if pos + 8 > total:
-                break
-            fh.seek(pos)
-            head = fh.read(8)
-            size, kind = int.from_bytes(head[:4], "big"), head[4:8]
-            hdr = 8
-            if size == 1:
-                size, hdr = int.from_bytes(fh.read(8), "big"), 16
-            elif size == 0:
-                size = total - pos
-            if size < hdr or pos + size > total or not all(32 <= b < 127 for b in kind):
-                break
-            is_c2pa = kind == b"uuid" and fh.read(16) == C2PA_UUID
-            boxes.append((kind.decode("ascii"), pos, size, is_c2pa))
-            pos += size
-        else:  # max_boxes well-formed boxes (a long fragmented MP4): no sign of damage so far
-            complete = True
-    return boxes, complete, total
-
-
-def has_c2pa_box(path) -> bool:
-    """True if a top-level box of the file is C2PA's manifest uuid box (headers only read;
-    False for anything that is not ISO BMFF or cannot be read)."""
-    try:
-        return any(b[3] for b in _top_level_boxes(path)[0])
-    except OSError:
-        return False
-
-
-def _mp4_duration_ms(path, moov: tuple) -> int | None:
-    """The movie duration from `mvhd` (ms), or None."""
-    _, pos, size, _ = moov
-    with open(path, "rb") as fh:
-        fh.seek(pos + 8)
-        body = fh.read(min(size - 8, 1 << 20))
-    i = 0
-    while i + 8 <= len(body):
-        n, kind = int.from_bytes(body[i:i + 4], "big"), body[i + 4:i + 8]
-        if kind == b"mvhd" and i + 40 <= len(body):
-            v = body[i + 8]
-            if v == 1:
-                scale = int.from_bytes(body[i + 28:i + 32], "big")
-                dur = int.from_bytes(body[i + 32:i + 40], "big")
-            else:
-                scale = int.from_bytes(body[i + 20:i + 24], "big")
-                dur = int.from_bytes(body[i + 24:i + 28], "big")
-            return int(round(1000 * dur / scale)) if scale and dur not in (0, 2**32 - 1, 2**64 - 1) else None
-        if n < 8:
-            return None
-        i += n
-    return None
-
-
-def _check_mp4(path: Path) -> int | None:
-    """A cheap structural check before signing (ffmpeg's probe costs ~20 ms a file): a complete
-    ISO BMFF file with ftyp, moov and mdat. Returns the duration in ms (None if unknown)."""
-    from evalkit.errors import VideoError
-
-    try:
-        boxes, complete, total = _top_level_boxes(path)
-    except OSError as e:
-        raise VideoError(f"{path}: cannot read the file ({e.strerror}); check its permissions") from None
-    if total == 0:
-        raise VideoError(f"{path}: file is empty (0 bytes); re-export or re-download it")
-    kinds = [b[0] for b in boxes]
-    if not kinds or kinds[0] != "ftyp":
-        raise VideoError(f"{path}: not an MP4/MOV file (no ftyp box at the start); re-encode it to "
-                         "H.264 MP4 or sign with --watermark (which re-encodes)")
-    if not complete or "moov" not in kinds or "mdat" not in kinds:
-        raise VideoError(f"{path}: MP4 is truncated or damaged (boxes: {', '.join(kinds[:12])}); "
-                         "re-export or re-download it")
-    return _mp4_duration_ms(path, next(b for b in boxes if b[0] == "moov"))
 
 
 @functools.lru_cache(maxsize=1)
