@@ -25,25 +25,9 @@ import numpy as np
 from evalkit.provenance import wm_grid as geo
 from evalkit.provenance.wm_ecc import DEFAULT_CODE
 from evalkit.provenance.wm_pvalue import chernoff_log, log_cosh
-from evalkit.provenance.wm_read import Candidate, Detection, coefficient_llrs, search_lattice
-from evalkit.provenance.wm_scheme import (as_key, check_frames, choose_profile, get_config, payload_to_bits,
-                                          WatermarkConfig, WatermarkInputError)
-
-
-def _attempts(cands: list[Candidate], guess: int, cfg: WatermarkConfig) -> list[Candidate]:
-    """As `detect` picks them: the a-priori geometry of each profile (the embedder's pick first),
-    then the best lattice fits; sign-blind, so the choice does not bias the test."""
-    cands = sorted(cands, key=lambda c: -c.z)
-    out = []
-    for c in sorted((c for c in cands if c.prior), key=lambda c: c.prof != guess):
-        if not any(a.prof == c.prof for a in out):
-            out.append(c)
-    for c in cands:
-        if len(out) >= cfg.max_attempts:
-            break
-        if not any(c.plan is a.plan and c.box == a.box and abs(c.gain / a.gain - 1) < 0.005 for a in out):
-            out.append(c)
-    return out[:cfg.max_attempts]
+from evalkit.provenance.wm_read import Candidate, Detection, choose_attempts, coefficient_llrs, search_lattice
+from evalkit.provenance.wm_scheme import (WatermarkConfig, WatermarkInputError, as_key, check_frames, choose_profile,
+                                          get_config, payload_to_bits)
 
 
 def codeword_log_p(c: Candidate, cfg: WatermarkConfig, code: np.ndarray) -> tuple[float, float]:
@@ -75,7 +59,7 @@ def confirm_payload(frames: np.ndarray, key, payload: bytes, config: WatermarkCo
     tests, best = 0, None
     for name, view in geo.views(frames, mean):
         cands, _ = search_lattice(geo.planes(view, cfg.channels), cfg, key, info.size)
-        for c in _attempts(cands, guess, cfg):
+        for c in choose_attempts(sorted(cands, key=lambda c: -c.z), guess, cfg):
             log_p, agree = codeword_log_p(c, cfg, code)
             tests += 1
             if best is None or log_p < best[0]:

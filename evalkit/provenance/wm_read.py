@@ -157,19 +157,12 @@ def read_mean(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey,
     return read_candidates(cands, n_search, choose_profile(mean, cfg), cfg, key, payload_bits)
 
 
-def read_candidates(cands: list[Candidate], n_search: int, guess: int, cfg: WatermarkConfig, key: WatermarkKey,
-          payload_bits: int) -> tuple[Detection, Candidate | None]:
-    """Decode a view's candidates (profile `guess` is the embedder's pick for its frame size);
-    the presence bound counts `n_search` points."""
-    if not cands:
-        return Detection(False, None, 1.0, 0.0, np.zeros(payload_bits)), None
-    cands.sort(key=lambda c: -c.z)
-    best = cands[0]
-    n_valid = int(best.valid.sum())
-    p_presence = min(1.0, n_search * math.exp(chernoff_log(log_i0, np.ones(n_valid), best.fit)))
-    # Decode the most plausible geometry a priori (native grid, no crop, gain near 1) of every
-    # profile, the one the embedder would have picked for this clip first, then the best lattice
-    # fits; every attempt is counted in the p-value.
+def choose_attempts(cands: list[Candidate], guess: int, cfg: WatermarkConfig) -> list[Candidate]:
+    """The geometries to decode, from candidates sorted by lattice fit (best first): the most
+    plausible a priori (native grid, no crop, gain near 1) of every profile, the one the embedder
+    would have picked for this clip (`guess`) first, then the best lattice fits; at most
+    `cfg.max_attempts`, every one counted in the p-value. Sign-blind: the choice does not bias a
+    test of the bits."""
     attempts = []
     for c in sorted((c for c in cands if c.prior), key=lambda c: c.prof != guess):  # stable: by z
         if not any(a.prof == c.prof for a in attempts):
@@ -181,6 +174,20 @@ def read_candidates(cands: list[Candidate], n_search: int, guess: int, cfg: Wate
         if not any(c.plan is a.plan and c.box == a.box and abs(c.gain / a.gain - 1) < 0.005
                    for a in attempts):
             attempts.append(c)
+    return attempts
+
+
+def read_candidates(cands: list[Candidate], n_search: int, guess: int, cfg: WatermarkConfig, key: WatermarkKey,
+          payload_bits: int) -> tuple[Detection, Candidate | None]:
+    """Decode a view's candidates (profile `guess` is the embedder's pick for its frame size);
+    the presence bound counts `n_search` points."""
+    if not cands:
+        return Detection(False, None, 1.0, 0.0, np.zeros(payload_bits)), None
+    cands.sort(key=lambda c: -c.z)
+    best = cands[0]
+    n_valid = int(best.valid.sum())
+    p_presence = min(1.0, n_search * math.exp(chernoff_log(log_i0, np.ones(n_valid), best.fit)))
+    attempts = choose_attempts(cands, guess, cfg)
     results = []
     for c in attempts:
         r = decode_candidate(c, cfg, key, payload_bits)
