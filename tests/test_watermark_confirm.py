@@ -113,3 +113,17 @@ def test_a_hostile_soft_binding_is_a_note_not_a_traceback(crf38, tmp_path):
     assert not r["watermark"]["detected"]
     assert any("could not be tested" in x for x in r["reasons"])
     assert os.path.exists(tmp_path / "x.mp4")
+
+
+def test_a_miss_on_tiny_frames_is_called_weak_evidence(tmp_path):
+    small = make_clip("test", 1, 5, WorldConfig(frames=8, size=32)).frames
+    path = write_video(tmp_path / "tiny.mp4", Clip(frames=small, fps=8.0))
+    r = verify_file(path, wm_key=KEY)
+    assert not r["watermark"]["detected"]
+    assert any("below the size the watermark is reliable at" in x for x in r["reasons"])
+    r = verify_file(write_video(tmp_path / "big.mp4", Clip(frames=unmarked_64px(), fps=8.0)), wm_key=KEY)
+    assert not any("below the size" in x for x in r["reasons"])
+
+
+def unmarked_64px():
+    return make_clip("test", 7, 5, WorldConfig(frames=8, size=64)).frames

@@ -87,6 +87,9 @@ VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)"
             "ai-generated (watermark only, manifest stripped)", "likely ai-generated (detector only)",
             "unknown", "unreadable")
 FAILED_VERDICTS = ("tampered", "conflicting signals")
+# Below this short side the mark's 88 information bits barely fit (README: 32x32 clips lose the
+# payload after CRF 30), so a blind miss there says little.
+RELIABLE_WATERMARK_PX = 64
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,6 +370,10 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
                 notes.append(f"The manifest's watermark payload could not be tested ({_one_line(e, 120)}).")
         if expected and wm["detected"] and wm["payload"]:
             wm["matches_manifest"] = wm["payload"] == sb["payload"]
+        h, w = clip.frames.shape[1:3]
+        if wm["checked"] and not wm["detected"] and min(h, w) < RELIABLE_WATERMARK_PX:
+            notes.append(f"At {w}x{h} the frames are below the size the watermark is reliable at "
+                         f"({RELIABLE_WATERMARK_PX} px), so a mark may be missed: weak evidence of no mark.")
     else:
         notes.append("The watermark was not checked: the video could not be decoded.")
 
