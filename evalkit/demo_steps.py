@@ -215,7 +215,8 @@ def verdict_line(kind: str, r: dict) -> str:
     prov, wm = r["provenance"], r["watermark"]
     bits = [f"manifest {prov['state']}" + (f" ({', '.join(prov['failures'])})" if prov["failures"] else "")]
     if wm.get("checked"):
-        bits.append(f"watermark {'detected' if wm['detected'] else 'not found'} (p={wm['p_value']:.1e})")
+        how = ", the payload the manifest names" if wm.get("method") == "known payload" else ""
+        bits.append(f"watermark {'detected' if wm['detected'] else 'not found'} (p={wm['p_value']:.1e}{how})")
     det = r.get("detector") or {}
     if det.get("p_generated") is not None:
         bits.append(f"detector p={det['p_generated']:.2f}")
