@@ -249,20 +249,57 @@ def delta_channels(marked, frames):
     return {n: d @ wm_grid.CHANNELS[n][0] for n in wm_grid.CHANNELS}
 
 
-def test_small_clips_are_marked_in_luma_exactly_as_scheme_1(key):
-    """Below 160 px the mark is scheme 1's: a pure luma change, planned with scheme 1's seeds,
-    so clips marked before the colour profiles existed are still found (pinned: the first
-    dithers and code-bit positions scheme 1 drew for this key)."""
+def test_small_clips_are_marked_in_luma_on_scheme_1s_plan(key):
+    """Below 160 px the mark is a luma change on scheme 1's plan (pinned: the first dithers and
+    code-bit positions scheme 1 drew for this key). Along the least-squares direction (the
+    default since session 19) the RGB change is the smallest with that luma, so the same PSNR
+    buys a lattice step 1/sqrt(0.746) larger than scheme 1's flat (1, 1, 1) change; the
+    colour differences move only in the fixed proportion that direction implies."""
+    ls = wm_grid.LUMA_DIRECTIONS["least-squares"]
+    assert ls @ wm_grid.CHANNELS["y"][0] == pytest.approx(1.0)
+    assert wm_grid.direction("y")[1] == pytest.approx(0.746, abs=1e-3)
+    assert wm_grid.direction("y", "flat")[1] == 1.0 and wm_grid.direction("cr")[1] == wm_grid.CHANNELS["cr"][2]
+    flat = WatermarkConfig(luma="flat")
     for f in (world(0, 64, 4), world(1, 128, 4)):
         assert wm.choose_profile(wm_grid.mean_frame(f), wm.get_config()) == 0
-        d = delta_channels(embed(f, PAYLOAD, key), f)
-        assert np.abs(d["y"]).mean() > 1.0
-        assert np.abs(d["cr"]).max() < 0.6 and np.abs(d["cb"]).max() < 0.6  # RGB rounding only
-    plan = wm_scheme.make_plan(key, 16, wm.get_config(), 88, DEFAULT_CODE, 0)
+        d_flat = delta_channels(embed(f, PAYLOAD, key, flat), f)
+        assert np.abs(d_flat["y"]).mean() > 1.0
+        assert np.abs(d_flat["cr"]).max() < 0.6 and np.abs(d_flat["cb"]).max() < 0.6  # RGB rounding only
+        m = embed(f, PAYLOAD, key)
+        assert psnr(m, f) >= 42.0
+        d = delta_channels(m, f)
+        # the least-squares mark carries more luma at the same PSNR ...
+        assert np.abs(d["y"]).mean() > 1.1 * np.abs(d_flat["y"]).mean()
+        # ... and its Cr change is luma's times pv_cr . dv (RGB rounding aside)
+        k = float(wm_grid.CHANNELS["cr"][0] @ ls)
+        assert np.abs(d["cr"] - k * d["y"]).max() < 0.6
+    plan = wm_scheme.make_plan(key, 16, flat, 88, DEFAULT_CODE, 0)
     assert np.allclose(plan.dither[:4], [0.965616, 0.242589, 0.239629, 0.749134], atol=1e-6)
     assert plan.codebit[:8].tolist() == [158, 201, 193, 177, 123, 147, 209, 126]
     assert plan.step[0] == pytest.approx(6.92416, abs=1e-4)
     assert np.all(plan.codebit[240:] == -1)  # level 3 and the Cr channel carry nothing
+    new = wm_scheme.make_plan(key, 16, wm.get_config(), 88, DEFAULT_CODE, 0)
+    assert np.array_equal(new.dither, plan.dither) and np.array_equal(new.codebit, plan.codebit)
+    assert new.step[0] == pytest.approx(6.92416 / math.sqrt(wm_grid.direction("y")[1]), abs=1e-4)
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_marks_made_flat_before_session_19_are_read_a_priori(key, size, tmp_path):
+    """A clip marked along the old flat direction sits at gain sqrt(0.746) of the new plan's
+    steps; the detector fits that gain a priori, so the mark is found at the first decode
+    after an H.264 re-encode, as the new mark is at gain 1."""
+    f = world(2, size, 12, noise=1.0)
+    for cfg, gain in ((WatermarkConfig(luma="flat"), math.sqrt(wm_grid.direction("y")[1])), (None, 1.0)):
+        p = tmp_path / f"m{size}.mp4"
+        write_video(p, embed(f, PAYLOAD, key, cfg), fps=8.0, crf=23)
+        r = detect(read_video(p).frames, key)
+        assert r.detected and r.payload == PAYLOAD
+        assert r.geometry["attempts"] == 1 and r.geometry["gain"] == pytest.approx(gain, abs=0.035)
+    # the prior is only where a luma mark could be: the Cr profile reads at gain 1 alone
+    assert wm_scheme.prior_gains(wm.get_config(), 1) == (1.0,)
+    assert wm_scheme.prior_gains(wm.get_config(), 0)[1] == pytest.approx(0.8636, abs=1e-4)
+    with pytest.raises(ValueError, match="luma"):
+        WatermarkConfig(luma="diagonal")
 
 
 def test_large_clips_are_marked_in_cr_and_found_after_a_resize(key):

@@ -24,6 +24,9 @@ bootstrap CI (the two generated sets resampled together, clip by clip, the refer
 independently), and the paired differences of objects present, object frames and physics pass
 (clip by clip, bootstrap over the prompts' clips): the issue asks DPM-Solver++ at 20-25 steps to
 match DDPM at 250 steps within the CI, and a guidance scale is chosen the same way.
+
+`--against SPEC` does the same with another checkpoint at the same sampling setting: whether
+more training of a checkpoint helped, clip by clip.
 """
 
 from __future__ import annotations
@@ -52,6 +55,22 @@ def fvd_difference(ref: np.ndarray, fa: np.ndarray, fb: np.ndarray, n_boot: int 
     lo, hi = np.quantile(reps - (reps.mean() - value), [0.025, 0.975])
     return {"value": float(value), "ci_low": float(lo), "ci_high": float(hi), "n": int(len(fa)),
             "method": "paired-bootstrap-recentred", "confidence": 0.95, "ci_contains_zero": bool(lo <= 0 <= hi)}
+
+
+def paired_with(other, probe: QualityProbe, res: dict) -> dict:
+    """Sample `other` on the probe's prompts and seeds; its measures, and the paired differences
+    of the main model's (`res`, from `evaluate`) minus its."""
+    from evalkit.metrics.fvd import fvd_with_ci
+    from evalkit.metrics.generator_quality import clip_measures, clips_quality, paired_differences
+
+    t0 = time.perf_counter()
+    clips = other.generate(probe.prompts, probe.seeds)
+    fo = probe.features(clips)
+    measures = clip_measures(clips)
+    return {"protocol": other.protocol(), "seconds": time.perf_counter() - t0,
+            "fvd": fvd_with_ci(probe.ref, fo).to_dict(), "quality": clips_quality(clips, measures),
+            "fvd_minus_compare": fvd_difference(probe.ref, probe.features(res["clips"]), fo),
+            "minus_compare": paired_differences(res["measures"], measures)}
 
 
 def evaluate(probe: QualityProbe, spec: str, sampling: dict, world_quality: dict | None = None) -> dict:
@@ -125,6 +144,9 @@ def main() -> None:
     ap.add_argument("--compare", metavar="SAMPLER:STEPS[:GUIDANCE[:RESCALE]]",
                     help="A second sampling setting on the same prompts and seeds (guidance and rescale: "
                     "--guidance's and --guidance-rescale's unless given).")
+    ap.add_argument("--against", metavar="SPEC",
+                    help="Another checkpoint sampled at the same setting, prompts and seeds (paired "
+                    "differences as --compare's).")
     ap.add_argument("--binding", action="store_true",
                     help="Also measure how much the denoiser reads the colour and background words "
                     "(generators.uvit.binding; 64 world clips, no sampling).")
@@ -166,18 +188,9 @@ def main() -> None:
         other = get_generator(a.model, sampler=parts[0], steps=int(parts[1]),
                               guidance=float(parts[2]) if len(parts) >= 3 else a.guidance,
                               guidance_rescale=float(parts[3]) if len(parts) == 4 else a.guidance_rescale)
-        t0 = time.perf_counter()
-        clips = other.generate(probe.prompts, probe.seeds)
-        fo = probe.features(clips)
-        from evalkit.metrics.fvd import fvd_with_ci
-        from evalkit.metrics.generator_quality import clip_measures, clips_quality, paired_differences
-
-        measures = clip_measures(clips)
-        out["compare"] = {"protocol": other.protocol(), "seconds": time.perf_counter() - t0,
-                          "fvd": fvd_with_ci(probe.ref, fo).to_dict(),
-                          "quality": clips_quality(clips, measures),
-                          "fvd_minus_compare": fvd_difference(probe.ref, probe.features(res["clips"]), fo),
-                          "minus_compare": paired_differences(res["measures"], measures)}
+        out["compare"] = paired_with(other, probe, res)
+    if a.against:
+        out["against"] = paired_with(get_generator(a.against, **sampling), probe, res)
     print(json.dumps(out))
 
 

@@ -489,6 +489,9 @@ def false_positive_study(n: int, cfg, seed: int):
         k = kinds.setdefault(kind, {"n": 0, "detected": 0})
         k["n"] += 1
         k["detected"] += int(d.p_value < DEFAULT_P_THRESHOLD)
+        if (i + 1) % 100 == 0 or i + 1 == n:
+            print(f"  false positives: {i + 1}/{n} unmarked pairs read, {sum(p < DEFAULT_P_THRESHOLD for p in ps)} "
+                  f"detected, min p {min(ps):.3g}", file=sys.stderr, flush=True)
     ps, kp = np.asarray(ps), np.asarray(kp)
     return {"n": n, "detected": int(np.sum(ps < DEFAULT_P_THRESHOLD)), "by_kind": kinds,
             "known_payload_detected": int(np.sum(kp < DEFAULT_P_THRESHOLD)), "known_payload_min_p": float(kp.min()),

@@ -13,21 +13,29 @@ rotations, excerpt offsets), `wm_crops` (the crop scan) and `wm_time` (segments 
 Scheme (why each choice)
 ------------------------
 *One colour channel per clip, picked by a profile.* The mark is a change of one BT.601 channel
-(`wm_grid.CHANNELS`): luma (the same change added to R, G and B) or Cr (a red-difference change
-that leaves luma exactly unchanged). A profile (`WatermarkConfig.profiles`) says which channel
+(`wm_grid.CHANNELS`): luma (since session 19 along the least-squares RGB direction, the smallest
+RGB change with that luma: `wm_grid.LUMA_DIRECTIONS`) or Cr (a red-difference change that
+leaves luma exactly unchanged). A profile (`WatermarkConfig.profiles`) says which channel
 and which Haar levels carry bits, and with which relative lattice steps; `choose_profile` picks
 one per clip by its size and the detector tries them all. Frames of at least `chroma_min_px`
 (160) on the short side take the Cr profile: x264 quantises chroma more finely than luma at high
 CRF, so there a Cr mark comes back after CRF 50 where a luma mark at the same PSNR does not
 (measured over two benchmark runs, bit accuracy after CRF 50: 256 px world clips 0.77 against
 0.54, 640x272 and 720p footage 0.89 against 0.61, payloads from 7 of 16 clips against none; CRF
-23-40 unchanged). Smaller frames keep the luma profile, which is scheme 1's mark exactly (same
-plan, same pixels, so clips marked before are still found): 4:2:0 halves chroma's resolution,
+23-40 unchanged). Smaller frames keep the luma profile, on scheme 1's plan: 4:2:0 halves chroma's resolution,
 and on the 176x144 carphone and on 64 px clips a Cr mark loses payloads at CRF 30; on 128 px
 clips the two came out even. Splitting the power between the two channels (measured: both with
 all levels, or luma fine levels plus Cr coarse ones) lost payloads at CRF 30 on 64 px clips and
 gained nothing clear at CRF 40-50: x264's dead zone rewards a concentrated mark. The PSNR of the
-video is that of the channel change times its RGB cost (1 for luma, 0.83 for Cr).
+video is that of the channel change times its RGB cost (0.746 for luma, 0.83 for Cr).
+
+*Luma along the least-squares direction.* Schemes 1-2 added a luma change to R, G and B alike
+(cost 1). Spread in proportion to the BT.601 weights it costs 0.746, so at the same PSNR the
+lattice step is 1.16x larger (1.27 dB). Measured on the grid (session 18, detector unchanged):
+payloads after CRF 30 0.88 -> 1.00, after resize 0.75 then CRF 30 0.85 -> 0.96, bit accuracy
+after CRF 40 0.74 -> 0.78. A mark made flat before reads at gain sqrt(0.746) = 0.864 against the
+new steps, a gain the detector fits a priori beside 1 (`wm_scheme.prior_gains`), so old marks
+are found at the first decode as before; `WatermarkConfig(luma="flat")` still makes them.
 
 *One static mark, on the temporal mean.* The same pattern is added to every frame: H.264 codes
 a static pattern once (in the reference frames) and then carries it through P/B-frames for free,
@@ -227,7 +235,7 @@ def _segment_pattern(mean: np.ndarray, plan: Plan, code: np.ndarray, cfg: Waterm
     used = [i for i in range(len(cfg.channels)) if np.any(plan.codebit[i * n1:(i + 1) * n1] >= 0)]
     names = [cfg.channels[i] for i in used]
     pvs = [geo.CHANNELS[c][0].astype(np.float32) for c in names]
-    dvs = [geo.CHANNELS[c][1] for c in names]
+    dvs = [geo.direction(c, cfg.luma)[0] for c in names]
     sel = np.concatenate([np.arange(i * n1, (i + 1) * n1) for i in used])
     v, _ = frame_coeffs(geo.planes(mean, names), g, cfg.levels)
     st, cb = plan.step[sel], plan.codebit[sel]

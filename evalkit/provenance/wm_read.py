@@ -14,7 +14,7 @@ from evalkit.provenance import wm_grid as geo
 from evalkit.provenance.wm_ecc import DEFAULT_CODE
 from evalkit.provenance.wm_pvalue import chernoff_log, log_cosh, log_i0
 from evalkit.provenance.wm_scheme import (
-    Plan, WatermarkConfig, WatermarkKey, choose_profile, haar_of, make_plan, plan_coeffs,
+    Plan, WatermarkConfig, WatermarkKey, choose_profile, haar_of, make_plan, plan_coeffs, prior_gains,
 )
 
 
@@ -75,6 +75,8 @@ def search_lattice(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey
     cands, n_search = [], 0
     for g, prof in ((g, p) for p in range(len(cfg.profiles)) for g in cfg.grid_sizes):
         plan = make_plan(key, g, cfg, n_info, DEFAULT_CODE, prof)
+        # the a-priori gains: 1, and where a mark of the other luma direction would read
+        at_prior = np.concatenate([g0 * near for g0 in prior_gains(cfg, prof)])
         for crop in cfg.crops if crops is None else crops:
             if min(h, w) / crop / g < 2.0:
                 continue
@@ -94,7 +96,7 @@ def search_lattice(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey
             per_box.sort(key=lambda t: -t[0])
             for rank, (_, box, v, valid, vv, st, di, j) in enumerate(per_box[:2]):
                 fine = np.exp(math.log(grid[j]) + np.linspace(-gstep, gstep, 15 if grid is coarse else 41))
-                gains = [fine] + ([near] if rank == 0 else [])
+                gains = [fine] + ([at_prior] if rank == 0 else [])
                 for k, gs in enumerate(gains):
                     fit = lattice_fit(vv, st, di, gs)
                     n_search += gs.size
@@ -159,7 +161,7 @@ def read_mean(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey,
 
 def choose_attempts(cands: list[Candidate], guess: int, cfg: WatermarkConfig) -> list[Candidate]:
     """The geometries to decode, from candidates sorted by lattice fit (best first): the most
-    plausible a priori (native grid, no crop, gain near 1) of every profile, the one the embedder
+    plausible a priori (native grid, no crop, gain near a `prior_gains` one) of every profile, the one the embedder
     would have picked for this clip (`guess`) first, then the best lattice fits; at most
     `cfg.max_attempts`, every one counted in the p-value. Sign-blind: the choice does not bias a
     test of the bits."""

@@ -33,6 +33,9 @@ class WatermarkConfig:
     psnr: float = 42.3  # nominal PSNR of the mark; sets the lattice step
     min_psnr: float = 42.02  # guard: a clip that would come out below is marked more softly
     channels: tuple[str, ...] = ("y", "cr")  # colour channels that carry bits (wm_grid.CHANNELS)
+    # The RGB direction of a luma mark (wm_grid.LUMA_DIRECTIONS): "least-squares" since session
+    # 19, "flat" before. Either way the detector also looks for the other at its a-priori gain.
+    luma: str = "least-squares"
     # Profiles: the lattice step of each (channel, Haar level), relative (0: unused). The embedder
     # picks one per clip (`choose_profile`); the detector tries them all.
     profiles: tuple[tuple[tuple[float, ...], ...], ...] = (
@@ -68,6 +71,8 @@ class WatermarkConfig:
                 or any(c not in geo.CHANNELS for c in self.channels):
             raise WatermarkInputError(f"channels must be distinct names of {', '.join(geo.CHANNELS)}, "
                                       f"got {self.channels}")
+        if self.luma not in geo.LUMA_DIRECTIONS:
+            raise WatermarkInputError(f"luma must be one of {', '.join(geo.LUMA_DIRECTIONS)}, got {self.luma!r}")
         if not self.profiles or any(len(st) != len(self.channels) or max(max(r) for r in st) <= 0
                                     or any(len(r) != self.levels or min(r) < 0 for r in st)
                                     for st in self.profiles):
@@ -174,7 +179,7 @@ class Plan:
 
 
 def _is_v1(cfg: WatermarkConfig, profile: int) -> bool:
-    """Whether a profile is scheme 1's mark: luma levels 1 and 2 at equal steps, nothing else."""
+    """Whether a profile is on scheme 1's plan: luma levels 1 and 2 at equal steps, nothing else."""
     v1 = (1.0, 1.0) + (0.0,) * (cfg.levels - 2)
     return cfg.levels >= 2 and "y" in cfg.channels and all(
         tuple(r) == v1 if c == "y" else not any(r) for c, r in zip(cfg.channels, cfg.profiles[profile]))
@@ -195,7 +200,7 @@ def make_plan(key: WatermarkKey, g: int, cfg: WatermarkConfig, n_info: int, code
     chan = np.repeat(np.arange(nc), n1)
     level = np.tile(level1, nc)
     w = np.asarray(cfg.profiles[profile], np.float64)[chan, level]
-    cost = np.array([geo.CHANNELS[c][2] for c in cfg.channels])[chan]
+    cost = np.array([geo.direction(c, cfg.luma)[1] for c in cfg.channels])[chan]
     target_mse = 255.0 ** 2 / 10 ** (cfg.psnr / 10) - 1 / 12  # rounding adds ~1/12
     # orthonormal Haar on the chip grid: pixel MSE = sum over coefficients of E[d^2] / g^2 (times
     # the channel's RGB cost), and a displacement uniform over a step has E[d^2] = step^2 / 12
@@ -203,7 +208,8 @@ def make_plan(key: WatermarkKey, g: int, cfg: WatermarkConfig, n_info: int, code
     codebit = np.full(nc * n1, -1, np.int64)
     if _is_v1(cfg, profile):
         # Scheme 1's plan, exactly (its seeds, centre-out order and dithers on luma levels 1-2):
-        # clips marked before the colour profiles existed are still found, and marked the same.
+        # clips marked before the colour profiles existed are still found. (Its step is scheme
+        # 1's with `luma="flat"`; the least-squares direction's is 1/sqrt(0.746) of it.)
         ent1 = int.from_bytes(hashlib.sha256(b"plan\0" + key.seed).digest(), "big")
         rng1 = np.random.default_rng(np.random.SeedSequence(ent1, spawn_key=(g, 2, n_code)))
         n2, y0 = counts[0] + counts[1], cfg.channels.index("y") * n1
@@ -223,6 +229,19 @@ def make_plan(key: WatermarkKey, g: int, cfg: WatermarkConfig, n_info: int, code
         codebit[ci * n1 + rank] = np.arange(rank.size) % n_code
     return Plan(g=g, chan=chan, level=level, step=delta0 * w, dither=rng.random(level.size),
                  codebit=codebit, n_code=n_code)
+
+
+def prior_gains(cfg: WatermarkConfig, profile: int) -> tuple[float, ...]:
+    """The gains at which an unattacked mark of `profile` reads against its plan's steps: 1,
+    and, for a profile that marks luma, the gain of a mark made along the other luma direction
+    (its step scales as 1/sqrt(cost)): a clip marked "flat" before session 19 reads at
+    sqrt(0.746) = 0.864 against the least-squares plan. The detector fits both a priori, so
+    neither kind needs the blind gain search."""
+    out = [1.0]
+    if "y" in cfg.channels and any(cfg.profiles[profile][cfg.channels.index("y")]):
+        own = geo.direction("y", cfg.luma)[1]
+        out += [math.sqrt(own / geo.direction("y", d)[1]) for d in geo.LUMA_DIRECTIONS if d != cfg.luma]
+    return tuple(out)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,7 +300,7 @@ def choose_profile(mean: np.ndarray, cfg: WatermarkConfig) -> int:
     `benchmarks/robustness/watermark.py`: on 256 px world clips and 640x272 / 720p footage the Cr
     mark survives CRF 50 far more often and CRF 23-40 as well; on the 176x144 carphone and on
     64 px clips it loses payloads at CRF 30 (4:2:0 halves its resolution); on 128 px clips the
-    two came out even, so they keep the luma mark, which is scheme 1's mark exactly."""
+    two came out even, so they keep the luma mark, on scheme 1's plan."""
     if len(cfg.profiles) == 1 or min(mean.shape[:2]) < cfg.chroma_min_px:
         return 0
     return 1
