@@ -51,7 +51,8 @@ class Candidate:
     valid: np.ndarray
     plan: Plan
     prof: int = 0
-    prior: bool = False
+    prior: bool = False  # the a-priori geometry of its profile (native grid, no crop, a prior gain)
+    legacy: bool = False  # ... at the gain of a mark along the other luma direction
 
 
 def lattice_fit(v, st, di, gains):
@@ -75,8 +76,6 @@ def search_lattice(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey
     cands, n_search = [], 0
     for g, prof in ((g, p) for p in range(len(cfg.profiles)) for g in cfg.grid_sizes):
         plan = make_plan(key, g, cfg, n_info, DEFAULT_CODE, prof)
-        # the a-priori gains: 1, and where a mark of the other luma direction would read
-        at_prior = np.concatenate([g0 * near for g0 in prior_gains(cfg, prof)])
         for crop in cfg.crops if crops is None else crops:
             if min(h, w) / crop / g < 2.0:
                 continue
@@ -96,14 +95,16 @@ def search_lattice(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey
             per_box.sort(key=lambda t: -t[0])
             for rank, (_, box, v, valid, vv, st, di, j) in enumerate(per_box[:2]):
                 fine = np.exp(math.log(grid[j]) + np.linspace(-gstep, gstep, 15 if grid is coarse else 41))
-                gains = [fine] + ([at_prior] if rank == 0 else [])
+                # a priori: gain 1, and where a mark along the other luma direction reads
+                gains = [fine] + ([g0 * near for g0 in prior_gains(cfg, prof)] if rank == 0 else [])
                 for k, gs in enumerate(gains):
                     fit = lattice_fit(vv, st, di, gs)
                     n_search += gs.size
                     i = int(np.argmax(fit))
                     z = float(fit[i]) / math.sqrt(vv.size / 2)
                     cands.append(Candidate(z, float(fit[i]), g, box, crop, float(gs[i]), v, valid, plan, prof,
-                                       prior=(k == 1 and g == native and crop >= 1.0)))
+                                       prior=(k >= 1 and g == native and crop >= 1.0),
+                                       legacy=(k >= 2 and g == native and crop >= 1.0)))
     return cands, n_search
 
 
@@ -161,14 +162,17 @@ def read_mean(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey,
 
 def choose_attempts(cands: list[Candidate], guess: int, cfg: WatermarkConfig) -> list[Candidate]:
     """The geometries to decode, from candidates sorted by lattice fit (best first): the most
-    plausible a priori (native grid, no crop, gain near a `prior_gains` one) of every profile, the one the embedder
-    would have picked for this clip (`guess`) first, then the best lattice fits; at most
+    plausible a priori (native grid, no crop, gain near 1) of every profile, the one the embedder
+    would have picked for this clip (`guess`) first, then that of a mark along the other luma
+    direction (`prior_gains`) where it fits better, then the best lattice fits; at most
     `cfg.max_attempts`, every one counted in the p-value. Sign-blind: the choice does not bias a
     test of the bits."""
     attempts = []
-    for c in sorted((c for c in cands if c.prior), key=lambda c: c.prof != guess):  # stable: by z
+    for c in sorted((c for c in cands if c.prior and not c.legacy), key=lambda c: c.prof != guess):  # stable: by z
         if not any(a.prof == c.prof for a in attempts):
             attempts.append(c)
+            # then a mark along the other luma direction, where its a-priori gain fits better
+            attempts += [o for o in cands if o.prior and o.legacy and o.prof == c.prof and o.z > c.z][:1]
     attempts = attempts[:cfg.max_attempts]
     for c in cands:
         if len(attempts) >= cfg.max_attempts:
