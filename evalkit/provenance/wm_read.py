@@ -76,6 +76,8 @@ def search_lattice(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey
     cands, n_search = [], 0
     for g, prof in ((g, p) for p in range(len(cfg.profiles)) for g in cfg.grid_sizes):
         plan = make_plan(key, g, cfg, n_info, DEFAULT_CODE, prof)
+        # a priori: gain 1, and where a mark along the other luma direction reads
+        at_prior = [g0 * near for g0 in prior_gains(cfg, prof)]
         for crop in cfg.crops if crops is None else crops:
             if min(h, w) / crop / g < 2.0:
                 continue
@@ -95,16 +97,15 @@ def search_lattice(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey
             per_box.sort(key=lambda t: -t[0])
             for rank, (_, box, v, valid, vv, st, di, j) in enumerate(per_box[:2]):
                 fine = np.exp(math.log(grid[j]) + np.linspace(-gstep, gstep, 15 if grid is coarse else 41))
-                # a priori: gain 1, and where a mark along the other luma direction reads
-                gains = [fine] + ([g0 * near for g0 in prior_gains(cfg, prof)] if rank == 0 else [])
+                gains = [fine] + (at_prior if rank == 0 else [])
+                apriori = g == native and crop >= 1.0
                 for k, gs in enumerate(gains):
                     fit = lattice_fit(vv, st, di, gs)
                     n_search += gs.size
                     i = int(np.argmax(fit))
                     z = float(fit[i]) / math.sqrt(vv.size / 2)
                     cands.append(Candidate(z, float(fit[i]), g, box, crop, float(gs[i]), v, valid, plan, prof,
-                                       prior=(k >= 1 and g == native and crop >= 1.0),
-                                       legacy=(k >= 2 and g == native and crop >= 1.0)))
+                                       prior=apriori and k >= 1, legacy=apriori and k >= 2))
     return cands, n_search
 
 
