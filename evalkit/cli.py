@@ -174,6 +174,8 @@ def generator():
 @click.option("--text-init", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="uvit: text-encoder weights from `generator pretrain-text`.")
 @click.option("--freeze-text", is_flag=True, help="uvit: do not train the text encoder further.")
+@click.option("--object-weight", type=click.FloatRange(1, 100), default=1.0, show_default=True,
+              help="uvit: weight of saturated-colour pixels (the world's objects) in the loss; 1: plain MSE.")
 @click.option("--data-workers", type=click.IntRange(0, 64),
               help="uvit: processes that render the next steps' clips ahead (default: 0 on a CPU, "
               "enough to keep a GPU fed on CUDA); the weights do not depend on it.")
@@ -182,13 +184,14 @@ def generator():
               "prompts x 2 (objects present, falls, physics, FVD) into the MLflow run: a learning curve.")
 def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, warmup_steps, min_snr_gamma,
                     snr_shift, mix_ffn, head_channels, seed, compile_, device, precision, init_from,
-                    window_prob, window_frames, text_init, freeze_text, data_workers, quality_every_minutes):
+                    window_prob, window_frames, text_init, freeze_text, object_weight, data_workers,
+                    quality_every_minutes):
     """Train the built-in generator on the world (or a folder of clips); resumes from --out."""
     uvit_only = (precision != "auto" or quality_every_minutes or window_prob or text_init or freeze_text
-                 or mix_ffn or head_channels or data_workers is not None)
+                 or mix_ffn or head_channels or data_workers is not None or object_weight != 1.0)
     if uvit_only and preset.startswith(("vae-", "gan-")):
         raise BadInputError("--precision, --window-prob, --text-init, --freeze-text, --mix-ffn, --head-channels, "
-                            "--data-workers "
+                            "--object-weight, --data-workers "
                             f"and --quality-every-minutes apply to the U-ViT presets only, not to {preset}")
     if preset.startswith("vae-"):  # the conditional video VAE family (generators/vae)
         from generators.vae.train import train_from_cli
@@ -219,7 +222,7 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
                      precision=precision, init_from=str(init_from) if init_from else None,
                      window_prob=window_prob, window_frames=window_frames,
                      text_init=str(text_init) if text_init else None, freeze_text=freeze_text,
-                     data_workers=data_workers)
+                     object_weight=object_weight, data_workers=data_workers)
     cfg = tc.model_config()
     if window_prob and (window_frames % cfg.temporal_patch or window_frames >= cfg.frames):
         raise BadInputError(f"--window-frames {window_frames}: must be a multiple of {cfg.temporal_patch} "

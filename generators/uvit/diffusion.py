@@ -168,6 +168,7 @@ class GaussianDiffusion:
         noise: torch.Tensor | None = None,
         min_snr_gamma: float | None = None,
         reduce: bool = True,
+        pixel_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """MSE between the target (eps, or v) and the network's output on x_t = q_sample(x0, t, noise).
 
@@ -175,13 +176,19 @@ class GaussianDiffusion:
         prediction (min(SNR, gamma)/(SNR + 1) for v), which down-weights the easy low-noise steps.
         x0 prediction always weights its x0 MSE by the truncated SNR max(SNR, 1) (Salimans & Ho),
         capped at `min_snr_gamma` when given: uniform where the noise dominates, more where detail
-        is decided. `reduce=False` gives the per-sample loss [B].
+        is decided. `reduce=False` gives the per-sample loss [B]. `pixel_weight` (broadcastable to
+        x0, >= 0) makes each sample's MSE a weighted mean over its elements (sum w e^2 / sum w).
         """
         noise = torch.randn_like(x0) if noise is None else noise
         x_t = self.q_sample(x0, t, noise)
         out = model_fn(x_t, t)
         target = self.target(x0, t, noise)
-        per_sample = (out.float() - target.float()).pow(2).flatten(1).mean(1)  # [B]
+        err2 = (out.float() - target.float()).pow(2)  # like x0
+        if pixel_weight is None:
+            per_sample = err2.flatten(1).mean(1)  # [B]
+        else:
+            w = pixel_weight.float().expand_as(err2).flatten(1)
+            per_sample = (err2.flatten(1) * w).sum(1) / w.sum(1).clamp(min=1e-12)
         if self.prediction == "x0":
             w = self.snr(t).clamp(min=1.0, max=min_snr_gamma)
             per_sample = per_sample * w.to(per_sample)
