@@ -37,6 +37,7 @@ import numpy as np
 
 from evalkit.clip import Clip
 from evalkit.errors import BadInputError, MissingResourceError, VideoError
+from evalkit.video_audio import AudioCarry
 
 # Demuxers that open one picture, not a video (ffmpeg's image2 family).
 _STILL_FORMATS = {"image2", "image2pipe"}
@@ -299,13 +300,14 @@ def read_video(path, *, max_frames: int | None = None, limits: VideoLimits | Non
 
 def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18,
                 preset: str = "medium", codec: str = "libx264", pix_fmt: str = "yuv420p",
-                metadata: dict[str, str] | None = None, pad: bool = False) -> Path:
+                metadata: dict[str, str] | None = None, pad: bool = False, audio_from=None) -> Path:
     """Encode a `Clip` or uint8 [T, H, W, 3] RGB frames; returns the path written.
 
     The file appears at `path` only once complete (temporary name + rename); on failure any
     file already at `path` is untouched. fps is stored as an exact rational (30000/1001 for
     29.97...). yuv420p needs even sizes: odd ones are an error unless `pad=True`, which
-    repeats the last row/column."""
+    repeats the last row/column. `audio_from`: a video whose audio streams go into the new file
+    (copied, or as AAC where the container cannot hold their codec: `evalkit.video_audio`)."""
     p = Path(path)
     if isinstance(clip_or_frames, Clip):
         frames, fps = clip_or_frames.frames, fps or clip_or_frames.fps
@@ -360,11 +362,16 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
             s = c.add_stream(codec, rate=rate, options=opts)
             s.width, s.height, s.pix_fmt = w, h, pix_fmt
             s.codec_context.time_base = 1 / rate
+            audio = AudioCarry(audio_from, c, fmt) if audio_from is not None else None
             for i, f in enumerate(frames):
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
                 vf.pts = i
                 c.mux(s.encode(vf))
+                if audio is not None:  # interleaved by time, as players read ahead
+                    audio.mux_until(float((i + 1) / rate))
             c.mux(s.encode(None))  # flush: the encoder holds back its last frames until told
+            if audio is not None:
+                audio.finish()
         os.replace(tmp, p)
     except BaseException as e:
         tmp.unlink(missing_ok=True)

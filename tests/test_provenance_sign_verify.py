@@ -13,6 +13,7 @@ import random
 import re
 import shutil
 
+import av
 import c2pa
 import cv2
 import numpy as np
@@ -391,7 +392,7 @@ def test_hypothesis_mutations_never_raise(env, tmp_path_factory, edits, cut):
     check_schema(verify_file(p, trust=env["trust"]))
 
 
-def test_verify_reports_the_edits_the_watermark_read_shows(env, tmp_path):
+def test_verify_reports_the_edits_the_watermark_read_shows(env, tmp_path, real_videos_dir):
     # stripped copies, cropped from a corner, mirrored, and both: the verdict stands, and the
     # read says what was done to the picture (where in the marked frame the crop came from)
     clip = read_video(env["marked"].path)
@@ -425,3 +426,35 @@ def test_verify_reports_the_edits_the_watermark_read_shows(env, tmp_path):
     # an unedited re-encode shows no edit
     plain = write_video(tmp_path / "plain.mp4", clip.frames, fps=clip.fps, crf=23)
     assert verify_file(plain, trust=env["trust"], wm_key=env["wm_key"])["watermark"]["edits"] == []
+    # nor does the signed file itself, nor footage marked and re-encoded (its mark reads at 0.97-0.98,
+    # which a +-2% band called a contrast edit until session 20)
+    assert verify_file(env["marked"].path, trust=env["trust"], wm_key=env["wm_key"])["watermark"]["edits"] == []
+    bikes = write_video(tmp_path / "bikes.mp4", read_video(real_videos_dir / "bikes.mp4", max_frames=24))
+    marked = sign_file(bikes, tmp_path / "bikes.marked.mp4", env["signer"], watermark=True, wm_key=env["wm_key"],
+                       generator=GEN, params=PARAMS)
+    r = verify_file(marked.path, trust=env["trust"], wm_key=env["wm_key"])
+    assert r["watermark"]["detected"] and r["watermark"]["edits"] == []
+
+
+def test_watermarking_keeps_the_sound(env, tmp_path):
+    from test_video import decoded_audio, tone_strength, with_audio
+
+    clip = make_clip("test", 4, 5, WorldConfig(frames=24, size=128))
+    src, _ = with_audio(tmp_path / "talk.mp4", clip.frames, "aac")
+    marked = sign_file(src, tmp_path / "talk.marked.mp4", env["signer"], watermark=True, wm_key=env["wm_key"],
+                       generator=GEN, params=PARAMS)
+    name, pcm = decoded_audio(marked.path)
+    assert name == "aac" and tone_strength(pcm) > 0.9
+    with av.open(str(src)) as a, av.open(str(marked.path)) as b:  # the sound's packets, unchanged
+        assert [bytes(p) for p in a.demux(a.streams.audio[0]) if p.size] == \
+            [bytes(p) for p in b.demux(b.streams.audio[0]) if p.size]
+    r = verify_file(marked.path, trust=env["trust"], wm_key=env["wm_key"])
+    assert r["provenance"]["state"] == "trusted" and r["watermark"]["matches_manifest"] is True
+
+
+def test_only_a_gain_well_outside_a_re_encodes_band_is_called_an_edit():
+    from evalkit.provenance.verify import _edits
+
+    assert _edits({"gain": 0.97}) == [] and _edits({"gain": 1.03}) == []  # what CRF 18-30 read as
+    assert _edits({"gain": 0.84}) == ["contrast, brightness or saturation changed (the mark reads at 0.84 of its strength)"]
+    assert _edits({"gain": 1.19})[0].endswith("at 1.19 of its strength)")

@@ -463,3 +463,68 @@ def test_remux_copies_pixels_without_reencoding(tmp_path):
         assert np.array_equal(read_video(out).frames, read_video(src).frames)
     with pytest.raises(BadInputError):
         remux(src, tmp_path / "d.avi")
+
+
+# --- sound across a re-encode (evalkit.video_audio) -------------------------------------------
+
+
+def with_audio(path, frames, codec, fmt=None, fps=25, rate=16_000):
+    """A video with a 440 Hz tone (samples counted exactly) in `codec`, written with PyAV."""
+    n = int(rate * len(frames) / fps)
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.float32)
+    with av.open(str(path), "w", format=fmt) as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        a = c.add_stream(codec, rate=rate, layout="mono")
+        for f in frames:
+            c.mux(v.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(v.encode(None))
+        for k in range(0, n, 1024):
+            af = av.AudioFrame.from_ndarray(tone[None, k:k + 1024].copy(), format="flt", layout="mono")
+            af.sample_rate, af.pts = rate, k
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    return Path(path), tone
+
+
+def decoded_audio(path) -> tuple[str, np.ndarray]:
+    with av.open(str(path)) as c:
+        s = c.streams.audio[0]
+        pcm = np.concatenate([f.to_ndarray().reshape(-1) if f.format.is_planar else f.to_ndarray()[0]
+                              for f in c.decode(s)])
+        return s.codec_context.name, pcm.astype(np.float32)
+
+
+def tone_strength(pcm: np.ndarray, rate: int = 16_000) -> float:
+    """Share of the signal's energy at 440 Hz (1.0: a pure tone, ~0: silence or noise)."""
+    spec = np.abs(np.fft.rfft(pcm)) ** 2
+    k = int(round(440 * len(pcm) / rate))
+    return float(spec[k - 3:k + 4].sum() / spec.sum())
+
+
+@pytest.mark.parametrize("codec,src_name,dst_name,want", [
+    ("aac", "a.mp4", "b.mp4", "aac"),  # copied: the packets unchanged
+    ("libopus", "a.mkv", "b.mp4", "opus"),  # MP4 holds Opus: copied
+    ("pcm_s16le", "a.mkv", "b.mp4", "aac"),  # MP4 cannot hold raw PCM: encoded again as AAC
+    ("pcm_s16le", "a.mkv", "b.mkv", "pcm_s16le"),
+])
+def test_new_picture_keeps_the_sound(tmp_path, frames, codec, src_name, dst_name, want):
+    src, tone = with_audio(tmp_path / src_name, frames, codec, rate=48_000 if codec == "libopus" else 16_000)
+    out = write_video(tmp_path / dst_name, frames[:, ::-1], fps=25, audio_from=src)
+    assert len(read_video(out).frames) == len(frames)
+    name, pcm = decoded_audio(out)
+    _, original = decoded_audio(src)
+    assert name == want
+    assert abs(len(pcm) - len(original)) <= 2048 and len(pcm) >= 0.95 * len(tone)
+    assert tone_strength(pcm, 48_000 if codec == "libopus" else 16_000) > 0.9
+    if want == codec:  # copied: bit-exact sound
+        with av.open(str(src)) as a, av.open(str(out)) as b:
+            pa = [bytes(p) for p in a.demux(a.streams.audio[0]) if p.size]
+            pb = [bytes(p) for p in b.demux(b.streams.audio[0]) if p.size]
+        assert pa == pb
+
+
+def test_a_silent_source_adds_no_track(tmp_path, frames, mp4):
+    out = write_video(tmp_path / "b.mp4", frames, fps=25, audio_from=mp4)
+    with av.open(str(out)) as c:
+        assert not c.streams.audio

@@ -474,7 +474,7 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
         raise BadInputError(f"{src}: cannot watermark ({_one_line(e)})") from None
     tmp = _tmp_beside(dst)
     try:
-        write_video(tmp, marked, fps=clip.fps, crf=crf, pad=True)
+        write_video(tmp, marked, fps=clip.fps, crf=crf, pad=True, audio_from=src)
         del marked
         info = WatermarkInfo(payload=bytes(payload), key_id=key.fingerprint, preset=str(wm_preset))
         if sidecar:

@@ -108,6 +108,23 @@ def test_training_loss_is_eps_mse_and_parameterisations_invert():
     assert torch.all(w <= d.training_loss(model_fn, x0, t, noise, reduce=False) + 1e-7)
 
 
+def test_pixel_weights_make_each_samples_loss_a_weighted_mean():
+    d = GaussianDiffusion("cosine", 1000, prediction="v")
+    g = torch.Generator().manual_seed(2)
+    x0, noise = torch.randn(3, 2, 3, 4, 4, generator=g), torch.randn(3, 2, 3, 4, 4, generator=g)
+    t = torch.tensor([5, 400, 900])
+    model_fn = lambda x, tt: 0.7 * x
+    plain = d.training_loss(model_fn, x0, t, noise, reduce=False)
+    torch.testing.assert_close(d.training_loss(model_fn, x0, t, noise, reduce=False,
+                                               pixel_weight=torch.full((3, 2, 1, 4, 4), 2.5)), plain)
+    w = 1.0 + 3.0 * (torch.rand(3, 2, 1, 4, 4, generator=g) > 0.8)  # broadcast over channels
+    err2 = (model_fn(d.q_sample(x0, t, noise), t) - d.target(x0, t, noise)).pow(2)
+    want = (err2 * w).flatten(1).sum(1) / w.expand_as(err2).flatten(1).sum(1)
+    got = d.training_loss(model_fn, x0, t, noise, reduce=False, pixel_weight=w)
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, plain)
+
+
 def test_timesteps_uniform_and_shift():
     d = GaussianDiffusion("linear", 1000)
     t = d.sample_timesteps(100000, generator=torch.Generator().manual_seed(0))

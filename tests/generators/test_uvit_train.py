@@ -213,6 +213,33 @@ def test_cli_recipe_flags_reach_the_checkpoint(tmp_path, monkeypatch):
     assert main(["generator", "train", "--preset", "tiny", "--max-steps", "1", "--batch-size", "2", "--data-workers",
                  "1", "--out", str(tmp_path / "d.pt")]) == 0
     assert load_checkpoint(tmp_path / "d.pt")[1].data_workers == 1
+    # the object-weighted loss is recorded and changes what a step learns (same seed, same batch)
+    assert main(["generator", "train", "--preset", "tiny", "--max-steps", "1", "--batch-size", "2", "--object-weight",
+                 "4", "--out", str(tmp_path / "o.pt")]) == 0
+    assert main(["generator", "train", "--preset", "tiny", "--max-steps", "1", "--batch-size", "2",
+                 "--out", str(tmp_path / "p.pt")]) == 0
+    weighted, plain = load_checkpoint(tmp_path / "o.pt"), load_checkpoint(tmp_path / "p.pt")
+    assert weighted[1].object_weight == 4.0 and plain[1].object_weight == 1.0
+    assert not torch.equal(params(weighted[0]), params(plain[0]))
+    assert main(["generator", "train", "--preset", "tiny", "--object-weight", "0.5", "--out", str(tmp_path / "y.pt")]) == 2
+    assert main(["generator", "train", "--preset", "gan-small", "--object-weight", "2", "--out", str(tmp_path / "y.pt")]) == 2
+    assert not (tmp_path / "y.pt").exists()
+
+
+def test_object_weights_mark_saturated_objects_and_their_rim_only():
+    from evalkit.world import WorldConfig, make_clip
+    from generators.uvit.diffusion import to_model_space
+    from generators.uvit.train import object_weights
+
+    x = -torch.ones(1, 2, 3, 8, 8)  # a dark grey clip
+    x[:, :, :, :, 4:] = torch.linspace(-1, 1, 4)  # a grey gradient: no spread between channels
+    x[0, 1, 0, 2:4, 2:4] = 0.7  # a 2x2 reddish object in frame 1
+    w = object_weights(x, 4.0)
+    assert w.shape == (1, 2, 1, 8, 8) and torch.all(w[0, 0] == 1.0)
+    assert torch.all(w[0, 1, 0, 1:5, 1:5] == 4.0) and int((w == 4.0).sum()) == 16  # object + 1-pixel rim
+    clip = make_clip("train", 3, 0, WorldConfig(frames=4, size=32, noise=2.0))
+    share = float((object_weights(to_model_space(clip.to_tensor())[None], 4.0) > 1).float().mean())
+    assert 0.005 < share < 0.5  # a world clip's objects, not its background or sensor noise
 
 
 def test_bf16_autocast_on_the_cpu_trains_and_a_resume_may_change_precision(tmp_path):
