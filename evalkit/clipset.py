@@ -1,5 +1,9 @@
 """A folder of clips: `clips/*.mp4` plus `index.jsonl`, one JSON object a line (DESIGN.md).
 
+A folder of videos from elsewhere (real footage, another tool's outputs) needs no index: its
+videos (top level and `clips/`) are read in name order, each prompted by its file name, as
+`folder:DIR` reads them ("a_red_ball_falls-3.mp4": "a red ball falls", sample 3).
+
 `ClipFolderWriter` builds the folder under a temporary sibling name and renames it into place
 only when every clip and the index are written, so a killed run never leaves a folder that
 looks complete. `read_index` validates each line and names the line that is wrong.
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -19,6 +24,25 @@ from evalkit.video import read_video, write_video
 
 INDEX = "index.jsonl"
 REQUIRED_KEYS = ("id", "file", "prompt")
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v"}
+
+
+def prompt_from_name(stem: str) -> str:
+    """A video's prompt from its file name: a trailing sample number dropped, _ read as spaces."""
+    return " ".join(re.sub(r"[-_](\d+)$", "", stem).replace("_", " ").split())
+
+
+def videos_without_index(folder: Path) -> list[dict]:
+    """Records for the videos of a folder that has no index (top level, then clips/)."""
+    files = [f for d in (folder, folder / "clips") if d.is_dir() for f in sorted(d.iterdir())
+             if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith(".")]
+    recs, seen = [], set()
+    for f in files:
+        rel = f.relative_to(folder).as_posix()
+        rid = rel.rsplit(".", 1)[0] if f.stem in seen else f.stem  # "a.mp4" and "a.mov" stay apart
+        seen.add(f.stem)
+        recs.append({"id": rid, "file": rel, "prompt": prompt_from_name(f.stem)})
+    return recs
 
 
 def read_index(folder) -> list[dict]:
@@ -28,7 +52,11 @@ def read_index(folder) -> list[dict]:
     if not folder.is_dir():
         raise MissingResourceError(f"{folder}: no such folder of clips; give a folder with {INDEX}")
     if not path.is_file():
-        raise BadInputError(f"{folder}: no {INDEX} in this folder; render or generate clips into it first")
+        records = videos_without_index(folder)
+        if not records:
+            raise BadInputError(f"{folder}: no {INDEX} and no videos in this folder; render or generate "
+                                "clips into it, or give a folder of videos")
+        return records
     records, seen = [], set()
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):

@@ -15,8 +15,6 @@ from evalkit.clipset import INDEX, read_index
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.video import read_video
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v"}
-
 
 def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
@@ -29,16 +27,9 @@ class FolderGenerator:
         if not self.folder.is_dir():
             raise MissingResourceError(f"{self.folder}: no such folder of videos; check the path")
         self.by_prompt: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
-        if (self.folder / INDEX).exists():
-            for rec in read_index(self.folder):
-                self.by_prompt[normalise(rec["prompt"])].append((self.folder / rec["file"], rec))
-        else:
-            for f in sorted(self.folder.iterdir()):
-                if f.suffix.lower() in VIDEO_SUFFIXES:
-                    stem = re.sub(r"[-_](\d+)$", "", f.stem)
-                    self.by_prompt[normalise(stem)].append((f, {}))
-        if not self.by_prompt:
-            raise BadInputError(f"{self.folder}: no videos and no {INDEX}; nothing to read")
+        # with an index, its records; without, the folder's videos prompted by their names
+        for rec in read_index(self.folder):
+            self.by_prompt[normalise(rec["prompt"])].append((self.folder / rec["file"], rec))
         self._served: dict[str, int] = defaultdict(int)  # videos handed out per prompt
 
     def protocol(self) -> dict:

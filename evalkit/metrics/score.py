@@ -43,6 +43,10 @@ def _load(folder, what: str, progress: bool):
     records = read_index(folder)
     clips = list(tqdm(iter_clips(folder), total=len(records), desc=f"read {what}", unit="clip",
                       disable=None if progress else True))
+    for c in clips:  # a still is no video: flicker, warping and FVD compare frames
+        if c.num_frames < 2:
+            raise BadInputError(f"{c.meta.get('source')}: {c.num_frames} frame ({what}); every metric needs "
+                                "a video of at least 2 frames: remove it from the folder")
     return clips
 
 
@@ -181,6 +185,10 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     if "physics" in metrics:
         out.update(_physics(clips, base, rows))
     warnings = []
+    untested = sum("physics_score" not in r for r in rows) if "physics" in metrics else 0
+    if untested:  # prompts the world's probes cannot read (another tool's clips, file-name prompts)
+        warnings.append(f"physics: {untested} of {len(rows)} clips have no world prompt the probes can test "
+                        f"({'no physics score' if untested == len(rows) else 'left out of the physics score'})")
     if "fvd" in out and out["fvd"]["n"] < STABLE_FVD_N:
         f = out["fvd"]
         warnings.append(f"FVD from N={f['n']} clips (CI [{f['ci_low']:.4g}, {f['ci_high']:.4g}]) is strongly "

@@ -246,7 +246,7 @@ def _check_paths(src, dst, *, need_c2pa_format: bool = True) -> tuple[Path, Path
         raise MissingResourceError(f"{dst}: folder {dst.parent} does not exist; create it first")
     if dst.suffix.lower() not in MIME_BY_SUFFIX:
         raise BadInputError(f"{dst}: cannot write a signed {dst.suffix or 'file without suffix'}; name "
-                            f"the output .mp4 (or .m4v, .mov)")
+                            f"the output .mp4 (or .m4v, .mov), or keep the container with --sidecar")
     if need_c2pa_format:
         if src.suffix.lower() not in MIME_BY_SUFFIX:
             raise BadInputError(f"{src}: only MP4/MOV videos can be signed in place; re-encode it "

@@ -70,3 +70,37 @@ def test_score_bad_input(capsys, folders, tmp_path, mlflow_store):
     assert main(["score", str(tmp_path / "nothing"), "--metrics", "flicker"]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 3 and "Traceback" not in err
+
+
+def test_a_folder_of_videos_without_an_index_is_scored(capsys, folders, tmp_path, real_videos_dir, mlflow_store):
+    # real footage and another tool's files come as loose videos: read in name order, prompted by
+    # their names; the physics probes say they have nothing to test rather than staying silent
+    import shutil
+
+    from evalkit.clipset import read_index
+    from evalkit.video import read_video, write_video
+
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for i, name in enumerate(("bikes.mp4", "bigbuckbunny.mp4")):
+        clip = read_video(real_videos_dir / name, max_frames=16)
+        write_video(loose / f"a_clip_of_{name[:-4]}-{i}.mkv", clip.frames[:, :144, :144], fps=clip.fps)
+    shutil.copy(folders / "world" / read_index(folders / "world")[0]["file"], loose / "world.mp4")
+    recs = read_index(loose)
+    assert [r["prompt"] for r in recs] == ["a clip of bigbuckbunny", "a clip of bikes", "world"]  # name order
+    out = tmp_path / "s.json"
+    assert main(["score", str(loose), "--reference", str(folders / "ref"), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["metrics"]["flicker"]["n"] == 3 and res["metrics"]["fvd"]["n"] == 3
+    assert "physics_score" not in res["metrics"]
+    assert any("physics: 3 of 3 clips" in w for w in res["warnings"])
+    # a one-frame "video" is a one-line error naming it, not a traceback
+    write_video(loose / "still.mp4", read_video(loose / "world.mp4").frames[:1], fps=8)
+    capsys.readouterr()
+    assert main(["score", str(loose), "--metrics", "flicker"]) == 2
+    err = capsys.readouterr().err
+    assert "still.mp4: 1 frame" in err and err.count("\n") == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["score", str(empty), "--metrics", "flicker"]) == 2
+    assert "no index.jsonl and no videos" in capsys.readouterr().err
