@@ -362,6 +362,12 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
             s = c.add_stream(codec, rate=rate, options=opts)
             s.width, s.height, s.pix_fmt = w, h, pix_fmt
             s.codec_context.time_base = 1 / rate
+            # swscale converts RGB with the BT.601 matrix (limited range): say so in the stream.
+            # Untagged, players guess, and browsers take HD video for BT.709 and shift its colours
+            # (a saturated red 220,40,40 shown as 235,56,36). Primaries and transfer: sRGB's (BT.709).
+            if pix_fmt.startswith(("yuv", "nv")):
+                cc = s.codec_context
+                cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 6, 1, 1, 1
             audio = AudioCarry(audio_from, c, fmt) if audio_from is not None else None
             for i, f in enumerate(frames):
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")

@@ -528,3 +528,20 @@ def test_a_silent_source_adds_no_track(tmp_path, frames, mp4):
     out = write_video(tmp_path / "b.mp4", frames, fps=25, audio_from=mp4)
     with av.open(str(out)) as c:
         assert not c.streams.audio
+
+
+def test_written_video_says_which_colour_matrix_it_used(tmp_path):
+    # Untagged, a browser decodes HD video with BT.709 and shows a saturated red 15 levels off;
+    # tagged BT.601 (what swscale converts RGB with), every player gets the colours back.
+    from av.video.reformatter import Colorspace
+
+    rgb = np.zeros((3, 32, 64, 3), np.uint8)
+    rgb[:, :, :32], rgb[:, :, 32:] = (220, 40, 40), (40, 180, 60)
+    p = write_video(tmp_path / "c.mp4", rgb, fps=8, crf=0)
+    with av.open(str(p)) as c:
+        f = next(c.decode(video=0))
+        assert (f.colorspace, f.color_range) == (6, 1)  # SMPTE 170M (BT.601), limited range
+        by_tag = f.to_ndarray(format="rgb24", src_colorspace=Colorspace.SMPTE170M).astype(int)
+        as_709 = f.to_ndarray(format="rgb24", src_colorspace=Colorspace.ITU709).astype(int)
+    assert np.abs(by_tag - rgb[0]).max() <= 2 < np.abs(as_709 - rgb[0]).max()
+    assert np.abs(read_video(p).frames.astype(int) - rgb).max() <= 2
