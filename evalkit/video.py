@@ -172,7 +172,7 @@ def _stream_duration(s) -> float:
         return 0.0
 
 
-def _check_header(info: VideoInfo, limits: VideoLimits, max_frames: int | None) -> None:
+def _check_header(info: VideoInfo, limits: VideoLimits, max_frames: int | None, shrink: int = 1) -> None:
     p, w, h = info.path, info.width, info.height
     if w <= 0 or h <= 0:
         raise _fail(p, f"header gives no frame size ({w}x{h})", "re-encode the file")
@@ -183,6 +183,7 @@ def _check_header(info: VideoInfo, limits: VideoLimits, max_frames: int | None) 
     if n > limits.max_frames:
         raise _fail(p, f"header says {n} frames, over the limit of {limits.max_frames}",
                     "pass max_frames or raise EVALKIT_MAX_FRAMES")
+    w, h = w // shrink, h // shrink  # what is kept of each frame
     if n * w * h * 3 > limits.max_decoded_bytes:
         raise _fail(p, f"{n} frames of {w}x{h} need {n * w * h * 3} bytes decoded, over the limit "
                     f"of {limits.max_decoded_bytes}", "pass max_frames or raise EVALKIT_MAX_DECODED_BYTES")
@@ -209,7 +210,7 @@ def _expected_frames(s) -> int:
     return sum(1 for e in entries if e.size > 0 and not e.is_discard)
 
 
-def _start(path, max_frames, limits, need_fps=False) -> tuple[VideoInfo, Iterator[np.ndarray]]:
+def _start(path, max_frames, limits, need_fps=False, shrink: int = 1) -> tuple[VideoInfo, Iterator[np.ndarray]]:
     """Open and check the header now (so a bad file fails at the call, not at the first
     `next()`); return the header's info and a generator that decodes and closes the file."""
     p = _check_path(path)
@@ -219,7 +220,7 @@ def _start(path, max_frames, limits, need_fps=False) -> tuple[VideoInfo, Iterato
     c, s = _open(p, limits)
     try:
         info = _info(p, c, s)
-        _check_header(info, limits, max_frames)
+        _check_header(info, limits, max_frames, shrink)
         if need_fps and not info.fps > 0:
             raise _fail(p, "header gives no frame rate", "re-encode it at a fixed frame rate")
         if info.width * info.height >= 320 * 240:
@@ -229,7 +230,7 @@ def _start(path, max_frames, limits, need_fps=False) -> tuple[VideoInfo, Iterato
     except BaseException:
         c.close()
         raise
-    return info, _frames(p, c, s, limits, max_frames)
+    return info, _frames(p, c, s, limits, max_frames, shrink)
 
 
 def iter_frames(path, *, max_frames: int | None = None, limits: VideoLimits | None = None
@@ -238,7 +239,7 @@ def iter_frames(path, *, max_frames: int | None = None, limits: VideoLimits | No
     return _start(path, max_frames, limits)[1]
 
 
-def _frames(p, c, s, limits, max_frames) -> Iterator[np.ndarray]:
+def _frames(p, c, s, limits, max_frames, shrink: int = 1) -> Iterator[np.ndarray]:
     n, shape, end = 0, None, None
     # One reformatter for the stream keeps its swscale context: ~10x faster than
     # frame.to_ndarray(format=...) on small frames, and bit-identical.
@@ -255,15 +256,20 @@ def _frames(p, c, s, limits, max_frames) -> Iterator[np.ndarray]:
                     raise _fail(p, f"frame size changes at frame {n} from {shape[1]}x{shape[0]} to "
                                 f"{frame.width}x{frame.height}", "re-encode it at one size")
                 n += 1
+                kept = (shape[0] // shrink, shape[1] // shrink)
                 if n > limits.max_frames:
                     raise _fail(p, f"has more than {limits.max_frames} frames",
                                 "pass max_frames or raise EVALKIT_MAX_FRAMES")
-                if n * shape[0] * shape[1] * 3 > limits.max_decoded_bytes:
+                if n * kept[0] * kept[1] * 3 > limits.max_decoded_bytes:
                     raise _fail(p, f"decoded frames exceed {limits.max_decoded_bytes} bytes",
                                 "pass max_frames or raise EVALKIT_MAX_DECODED_BYTES")
                 if frame.time is not None:
                     end = frame.time + float((frame.duration or 0) * (frame.time_base or 0))
-                yield rgb.reformat(frame, format="rgb24").to_ndarray()
+                if shrink == 1:
+                    yield rgb.reformat(frame, format="rgb24").to_ndarray()
+                else:  # area average: each kept pixel the mean of a shrink x shrink block
+                    yield rgb.reformat(frame, format="rgb24", width=kept[1], height=kept[0],
+                                       interpolation="AREA").to_ndarray()
                 if n == max_frames:
                     return  # early stop by request: the rest of the file is not checked
         except (av.FFmpegError, OSError) as e:
@@ -289,13 +295,42 @@ def _frames(p, c, s, limits, max_frames) -> Iterator[np.ndarray]:
 
 
 def read_video(path, *, max_frames: int | None = None, limits: VideoLimits | None = None,
-               prompt: str = "", meta: dict | None = None) -> Clip:
-    """Decode a video into a `Clip` (uint8 [T, H, W, 3] RGB, fps from the header)."""
-    info, it = _start(path, max_frames, limits, need_fps=True)
+               prompt: str = "", meta: dict | None = None, shrink: int = 1) -> Clip:
+    """Decode a video into a `Clip` (uint8 [T, H, W, 3] RGB, fps from the header); `shrink` k
+    keeps each frame reduced k times in each direction (area average; the limits apply to that)."""
+    if isinstance(shrink, bool) or not isinstance(shrink, int) or shrink < 1:
+        raise BadInputError(f"{path}: shrink must be a whole number >= 1, got {shrink!r}")
+    info, it = _start(path, max_frames, limits, need_fps=True, shrink=shrink)
     frames = np.stack(list(it))  # peak memory ~2x the clip, bounded by max_decoded_bytes
     m = dict(meta or {})
     m.update(source=str(path), codec=info.codec, container=info.container)
     return Clip(frames=frames, fps=info.fps, prompt=prompt, meta=m)
+
+
+# A video over the decode budget is checked (watermark, detector) on the first frames that fit,
+# reduced by a whole factor that keeps the short side at least this long: the watermark's chips are
+# fractions of the frame, and it reads after a resize to 0.5 as well as before (README).
+CHECK_MIN_SIDE = 360
+CHECK_MAX_FRAMES = 2048  # 82 s at 25 fps: a mark sits in every 32-frame segment
+
+
+def read_for_checks(path, *, limits: VideoLimits | None = None) -> tuple[Clip, dict | None]:
+    """(clip, None) when the whole video fits `limits` as it is; otherwise (its first frames that
+    fit, each reduced k times, {"frames_read", "frames", "shrink"}): a long HD video an investigator
+    brings is still checked, in bounded memory, instead of refused."""
+    limits = limits or VideoLimits.from_env()
+    p = _check_path(path)
+    c, s = _open(p, limits)
+    with c:
+        info = _info(p, c, s)
+    n = info.frames or (round(info.duration * info.fps) if info.duration and info.fps else limits.max_frames)
+    if n <= limits.max_frames and n * info.width * info.height * 3 <= limits.max_decoded_bytes:
+        return read_video(p, limits=limits), None
+    k = max(1, min(info.width, info.height) // CHECK_MIN_SIDE)
+    fit = limits.max_decoded_bytes // max(1, 3 * (info.width // k) * (info.height // k))
+    take = int(max(1, min(fit, CHECK_MAX_FRAMES, limits.max_frames)))
+    clip = read_video(p, limits=limits, max_frames=take, shrink=k)
+    return clip, {"frames_read": clip.num_frames, "frames": info.frames or None, "shrink": k}
 
 
 def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18,

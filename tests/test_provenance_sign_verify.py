@@ -36,7 +36,7 @@ GEN = {"name": "uvit", "version": "small"}
 PROMPT = "a small red ball falls and bounces on the floor"
 PARAMS = {"prompt": PROMPT, "seed": 7, "sampler": "ddim", "steps": 50, "guidance": 4.0,
           "weights_sha256": "ab" * 32}
-TOP_KEYS = {"file", "readable", "error", "provenance", "watermark", "detector", "verdict", "reasons"}
+TOP_KEYS = {"file", "readable", "error", "provenance", "watermark", "detector", "verdict", "reasons", "checked_part"}
 PROV_KEYS = {"state", "failures", "signer", "issuer", "digital_source_type", "generator", "actions"}
 WM_KEYS = {"detected", "payload", "p_value", "bit_confidence", "matches_manifest"}
 DET_KEYS = {"p_generated", "name", "threshold"}
@@ -458,3 +458,26 @@ def test_only_a_gain_well_outside_a_re_encodes_band_is_called_an_edit():
     assert _edits({"gain": 0.97}) == [] and _edits({"gain": 1.03}) == []  # what CRF 18-30 read as
     assert _edits({"gain": 0.84}) == ["contrast, brightness or saturation changed (the mark reads at 0.84 of its strength)"]
     assert _edits({"gain": 1.19})[0].endswith("at 1.19 of its strength)")
+
+
+def test_a_video_over_the_decode_budget_is_checked_on_a_reduced_part(env, tmp_path, real_videos_dir):
+    # before session 20 the watermark and detector of any video over the budget went unchecked
+    # ("could not be decoded"): 4 GiB is 30 s of 1080p, and suspect videos are often longer
+    from evalkit.video import VideoLimits
+
+    hd = write_video(tmp_path / "hd.mp4", read_video(real_videos_dir / "bigbuckbunny.mp4", max_frames=40))
+    marked = sign_file(hd, tmp_path / "hd.marked.mp4", env["signer"], watermark=True, wm_key=env["wm_key"],
+                       generator=GEN, params=PARAMS)
+    whole = verify_file(marked.path, trust=env["trust"], wm_key=env["wm_key"])
+    assert whole["checked_part"] is None and whole["watermark"]["detected"]
+    budget = VideoLimits(max_decoded_bytes=40 * 640 * 360 * 3)  # 40 frames at half size; 1/4 at full
+    r = verify_file(marked.path, trust=env["trust"], wm_key=env["wm_key"], limits=budget)
+    check_schema(r)
+    assert r["checked_part"] == {"frames_read": 40, "frames": 40, "shrink": 2}
+    assert r["watermark"]["detected"] and r["watermark"]["matches_manifest"] is True
+    assert r["verdict"] == "ai-generated (signed)"
+    assert any("first 40 frames of 40, reduced 2x" in x for x in r["reasons"])
+    short = verify_file(marked.path, trust=env["trust"], wm_key=env["wm_key"],
+                        limits=VideoLimits(max_decoded_bytes=12 * 640 * 360 * 3))
+    assert short["checked_part"]["frames_read"] == 12 and short["watermark"]["checked"]
+    assert short["readable"] and short["error"] is None

@@ -41,7 +41,9 @@ Verdicts (the vocabulary; `reasons` are short sentences explaining which signals
 
 Signals that disagree are named in `reasons` (AI claimed but no watermark found; manifest
 stripped but watermark present; payload different from the soft binding). `watermark` adds
-`checked` (a key was given and the video decoded) and `key_id`; `provenance` adds
+`checked` (a key was given and the video decoded) and `key_id`; `checked_part` is None, or for a
+video over the decode budget (`VideoLimits`) the part the watermark and detector read: its first
+`frames_read` frames, each reduced `shrink` times (`evalkit.video.read_for_checks`); `provenance` adds
 `claim_generator`, `generation`, `soft_binding` and `training_mining` when present.
 
 Where the manifest lives (`provenance.manifest_source`): `embedded` in the file; `sidecar`, a
@@ -311,7 +313,7 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
     from evalkit.errors import BadInputError
     from evalkit.errors import EvalkitError as _E
     from evalkit.provenance import watermark as wmmod
-    from evalkit.video import probe_video, read_video
+    from evalkit.video import probe_video, read_for_checks
 
     anchors = trust if isinstance(trust, str) and "-----BEGIN" in trust else load_trust(trust)
     if manifest is not None and not Path(manifest).is_file():
@@ -320,7 +322,7 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
     p = Path(path)
     out = {"file": str(path), "readable": False, "error": None, "provenance": _empty_provenance(),
            "watermark": _no_watermark(key.fingerprint if key else None), "detector": _no_detector(),
-           "verdict": "unreadable", "reasons": []}
+           "verdict": "unreadable", "reasons": [], "checked_part": None}
     notes: list[str] = []
 
     # 1. the file itself
@@ -330,7 +332,13 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
         if p.is_dir():
             raise _E(f"{p}: is a directory, not a video file")
         need_frames = key is not None or detector is not None
-        clip = read_video(p, limits=limits) if need_frames else None
+        clip, part = read_for_checks(p, limits=limits) if need_frames else (None, None)
+        if part:
+            out["checked_part"] = part
+            notes.append(f"The video is larger than the decode budget, so the watermark and the detector read its "
+                         f"first {part['frames_read']} frames"
+                         + (f" of {part['frames']}" if part["frames"] else "")
+                         + (f", reduced {part['shrink']}x" if part["shrink"] > 1 else "") + ".")
         if clip is None:
             probe_video(p, limits=limits)
         out["readable"] = True
