@@ -336,7 +336,8 @@ def read_for_checks(path, *, limits: VideoLimits | None = None) -> tuple[Clip, d
 def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18,
                 preset: str = "medium", codec: str = "libx264", pix_fmt: str = "yuv420p",
                 metadata: dict[str, str] | None = None, pad: bool = False, audio_from=None) -> Path:
-    """Encode a `Clip` or uint8 [T, H, W, 3] RGB frames; returns the path written.
+    """Encode a `Clip`, uint8 [T, H, W, 3] RGB frames, or an iterable of uint8 [H, W, 3] frames
+    (encoded as they come: a long video in bounded memory); returns the path written.
 
     The file appears at `path` only once complete (temporary name + rename); on failure any
     file already at `path` is untouched. fps is stored as an exact rational (30000/1001 for
@@ -346,8 +347,13 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
     p = Path(path)
     if isinstance(clip_or_frames, Clip):
         frames, fps = clip_or_frames.frames, fps or clip_or_frames.fps
-    else:
+    elif isinstance(clip_or_frames, np.ndarray) or not hasattr(clip_or_frames, "__iter__"):
         frames = np.asarray(clip_or_frames)
+    else:  # a stream: checked on its first frame, which is put back in front
+        stream = iter(clip_or_frames)
+        first = next(stream, None)
+        first = np.zeros((0, 0, 0, 0), np.uint8) if first is None else np.asarray(first)[None]
+        frames = _Stream(first, stream)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise _fail(p, f"frames must be uint8 [T, H, W, 3] with T >= 1, got {frames.dtype} "
                     f"{tuple(frames.shape)}", "convert them first (Clip.from_tensor does)")
@@ -372,8 +378,9 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
         if not pad:
             raise _fail(p, f"frames are {w}x{h} but {pix_fmt} needs an even width and height",
                         "crop or resize to an even size, or pass pad=True")
-        frames = np.pad(frames, ((0, 0), (0, (h % 2) * even_h), (0, (w % 2) * even_w), (0, 0)), mode="edge")
-        h, w = frames.shape[1:3]
+        widths = ((0, (h % 2) * even_h), (0, (w % 2) * even_w), (0, 0))
+        frames = (np.pad(f, widths, mode="edge") for f in frames)
+        h, w = h + widths[0][1], w + widths[1][1]
     rate = (fps if isinstance(fps, Fraction) else Fraction(float(fps))).limit_denominator(100_000)
     fmt = _MUXERS[p.suffix.lower()]
     # Hidden, unique, same folder (so os.replace is an atomic rename on one filesystem).
@@ -387,7 +394,7 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
         # (6 variants in 60 encodes of one 32x32 clip, also seen at 48 and 96 px; none with it
         # off), so same-seed runs decoded to different pixels. It costs a few % of bitrate.
         opts["x264-params"] = "mbtree=0"
-        opts["threads"] = "1" if frames.shape[1] * frames.shape[2] < 320 * 240 else "4"
+        opts["threads"] = "1" if h * w < 320 * 240 else "4"
     # faststart puts the index first (playable while downloading); use_metadata_tags keeps
     # arbitrary keys (the plain MP4 muxer silently drops all but a few standard ones).
     mux = {"movflags": "+faststart+use_metadata_tags"} if fmt in ("mp4", "mov") else {}
@@ -405,6 +412,8 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
                 cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 6, 1, 1, 1
             audio = AudioCarry(audio_from, c, fmt) if audio_from is not None else None
             for i, f in enumerate(frames):
+                if f.shape != (h, w, 3) or f.dtype != np.uint8:  # (only a stream can change)
+                    raise ValueError(f"frame {i} is {f.dtype} {f.shape}, the first was uint8 {(h, w, 3)}")
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
                 vf.pts = i
                 c.mux(s.encode(vf))
@@ -421,6 +430,22 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
                         "check the codec, pix_fmt, free disk space and permissions") from None
         raise
     return p
+
+
+class _Stream:
+    """Frames coming one by one, looking like an array for write_video's checks: its first frame
+    (as [1, H, W, 3]) stands for the shape and type."""
+
+    def __init__(self, first: np.ndarray, rest):
+        self.first, self.rest = first, rest
+        self.dtype, self.ndim, self.shape = first.dtype, first.ndim, first.shape
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def __iter__(self):
+        yield from self.first
+        yield from self.rest
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -657,3 +657,43 @@ def test_rotation_search_keeps_the_false_detection_bound(key):
     assert min(ps) > 1e-3
     with pytest.raises(ValueError, match="rotation_search"):
         wm.WatermarkConfig(rotation_search=45)
+
+
+@pytest.mark.parametrize("frames,size", [(16, 64), (80, 96), (130, 128)])  # one piece; 2 and 4 segments
+def test_a_streamed_mark_equals_the_mark_made_in_memory(frames, size):
+    import hashlib
+
+    from evalkit.provenance.wm_stream import embed_stream, scan_frames
+
+    f = make_clip("test", 1, 0, WorldConfig(frames=frames, size=size, noise=2.0)).frames
+    key = wm.make_key("stream")
+    stats = scan_frames(iter(f))
+    assert stats.frames == frames and stats.sha256 == hashlib.sha256(f.tobytes()).digest()
+    assert np.array_equal(stats.mean, wm_grid.mean_frame(f))
+    streamed = np.stack(list(embed_stream(iter(f), stats, b"\x11" * 8, key)))
+    assert np.array_equal(streamed, wm.embed(f, b"\x11" * 8, key))
+    with pytest.raises(wm.WatermarkInputError, match="changed between passes"):
+        list(embed_stream(iter(f[:-1]), stats, b"\x11" * 8, key))
+    with pytest.raises(wm.WatermarkInputError, match="payload"):
+        embed_stream(iter(f), stats, b"\x11" * 3, key)  # raised at once, before a frame is read
+
+
+def test_sign_streams_a_video_over_the_decode_limit(tmp_path, monkeypatch):
+    # the decode limit guards memory; signing holds one segment, so a long video is not refused
+    from evalkit.provenance.c2pa import default_payload, sign_file
+    from evalkit.provenance.credentials import init_keys, load_signer
+
+    creds = init_keys(tmp_path / "creds")
+    clip = make_clip("test", 3, 0, WorldConfig(frames=72, size=128, noise=2.0))
+    src = write_video(tmp_path / "long.mp4", clip)
+    decoded = read_video(src).frames
+    monkeypatch.setenv("EVALKIT_MAX_DECODED_BYTES", str(decoded.nbytes // 3))
+    key = wm.make_key("7e57" * 16)
+    res = sign_file(src, tmp_path / "long.signed.mp4", load_signer(creds.signer_cert, creds.signer_key),
+                    watermark=True, wm_key=key, generator={"name": "test"})
+    assert res.payload == default_payload(key, decoded).hex()
+    monkeypatch.delenv("EVALKIT_MAX_DECODED_BYTES")
+    marked = read_video(res.path).frames
+    assert marked.shape == decoded.shape and psnr(marked, decoded) > 36  # the mark at 42 dB, then CRF 18
+    d = wm.detect(marked, key)
+    assert d.detected and d.payload.hex() == res.payload

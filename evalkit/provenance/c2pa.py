@@ -42,7 +42,7 @@ import hashlib
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
@@ -397,12 +397,12 @@ def sign_sidecar(src, dst, *, signer, source_type: str | None = "trained", gener
     return side
 
 
-def default_payload(key, frames) -> bytes:
+def default_payload(key, frames=None, *, digest: bytes | None = None) -> bytes:
     """64 bits bound to both the key and the content: the first 8 bytes of
     SHA-256("evalkit-wm-payload" | key fingerprint | SHA-256 of the frames). The same clip and
     key always get the same payload; the signed soft binding records it, so a stripped copy can
-    be matched to its manifest."""
-    content = hashlib.sha256(frames.tobytes()).digest()
+    be matched to its manifest. `digest`: that SHA-256, when the frames were hashed as a stream."""
+    content = digest if digest is not None else hashlib.sha256(frames.tobytes()).digest()
     return hashlib.sha256(b"evalkit-wm-payload\0" + key.fingerprint.encode() + b"\0" + content).digest()[:8]
 
 
@@ -440,7 +440,8 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
 
     from evalkit.provenance import watermark as wm
     from evalkit.provenance.credentials import load_watermark_key
-    from evalkit.video import read_video, write_video
+    from evalkit.provenance.wm_stream import embed_stream, scan_frames
+    from evalkit.video import VideoLimits, iter_frames, probe_video, write_video
 
     if sidecar:  # any container write_video makes (the sidecar holds the manifest)
         from evalkit.video import _MUXERS
@@ -463,19 +464,22 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
                            "and would discard that provenance (use --edit to keep it as the parent "
                            "ingredient, or sign the original)")
     key = wm.make_key(wm_key) if wm_key is not None else load_watermark_key()
-    clip = read_video(src)
-    if payload is None:
-        payload = default_payload(key, clip.frames)
+    # Streamed, two passes (`wm_stream`): memory holds one segment, not the video twice, so the
+    # decoded-size limit does not apply; the frame and pixel limits still do.
+    limits = replace(VideoLimits.from_env(), max_decoded_bytes=1 << 62)
+    fps = probe_video(src, limits=limits).fps
     try:
-        marked = wm.embed(clip.frames, bytes(payload), key, config=wm_preset)
+        stats = scan_frames(iter_frames(src, limits=limits))
+        if payload is None:
+            payload = default_payload(key, digest=stats.sha256)
+        marked = embed_stream(iter_frames(src, limits=limits), stats, bytes(payload), key, config=wm_preset)
     except EvalkitError:
         raise
     except ValueError as e:
         raise BadInputError(f"{src}: cannot watermark ({_one_line(e)})") from None
     tmp = _tmp_beside(dst)
     try:
-        write_video(tmp, marked, fps=clip.fps, crf=crf, pad=True, audio_from=src)
-        del marked
+        write_video(tmp, marked, fps=fps, crf=crf, pad=True, audio_from=src)
         info = WatermarkInfo(payload=bytes(payload), key_id=key.fingerprint, preset=str(wm_preset))
         if sidecar:
             side = sign_sidecar(tmp, dst, signer=signer, source_type=source_type,

@@ -204,26 +204,35 @@ def embed(frames: np.ndarray, payload: bytes, key, config: WatermarkConfig | str
     at least two `segment_frames` is marked segment by segment (`wm_time`), so excerpts keep it."""
     frames = check_frames(frames)
     cfg = get_config(config)
-    key = as_key(key)
-    bits = payload_to_bits(payload)
-    info = np.concatenate([bits, key.mac(bytes(payload), cfg.mac_bits)])
-    code = DEFAULT_CODE.encode(info)
-    _, h, w, _ = frames.shape
-    g = cfg.grid_for(h, w)
-    # one profile and plan for the whole clip, whatever its segments, so every excerpt reads alike
-    plan = make_plan(key, g, cfg, info.size, DEFAULT_CODE, choose_profile(geo.mean_frame(frames), cfg))
+    plan, code = marking_plan(geo.mean_frame(frames), payload, key, cfg)
     out = np.empty_like(frames)
     disp = None
     for a, b in wm_time.segments(frames.shape[0], cfg.segment_frames):
         delta, disp = _segment_pattern(geo.mean_frame(frames[a:b]), plan, code, cfg, disp)
-        delta = delta[None]  # [1, H, W, 3]
-        step = max(1, (1 << 24) // max(1, h * w * 3))  # bounded int16 temporaries on large frames
-        for i in range(a, b, step):
-            chunk = frames[i:min(i + step, b)].astype(np.int16)
-            chunk += delta
-            np.clip(chunk, 0, 255, out=chunk)
-            out[i:min(i + step, b)] = chunk
+        add_pattern(frames[a:b], delta, out[a:b])
     return out
+
+
+def marking_plan(mean: np.ndarray, payload: bytes, key, cfg: WatermarkConfig) -> tuple[Plan, np.ndarray]:
+    """(plan, code bits) for a clip whose temporal mean is `mean` [H, W, 3]: one profile and plan
+    for the whole clip, whatever its segments, so that every excerpt reads alike."""
+    key = as_key(key)
+    bits = payload_to_bits(payload)
+    info = np.concatenate([bits, key.mac(bytes(payload), cfg.mac_bits)])
+    h, w, _ = mean.shape
+    plan = make_plan(key, cfg.grid_for(h, w), cfg, info.size, DEFAULT_CODE, choose_profile(mean, cfg))
+    return plan, DEFAULT_CODE.encode(info)
+
+
+def add_pattern(frames: np.ndarray, delta: np.ndarray, out: np.ndarray) -> None:
+    """out = clip(frames + delta) for uint8 frames [n, H, W, 3] and an int16 pattern [H, W, 3]."""
+    h, w = frames.shape[1:3]
+    step = max(1, (1 << 24) // max(1, h * w * 3))  # bounded int16 temporaries on large frames
+    for i in range(0, frames.shape[0], step):
+        chunk = frames[i:i + step].astype(np.int16)
+        chunk += delta[None]
+        np.clip(chunk, 0, 255, out=chunk)
+        out[i:i + step] = chunk
 
 
 def _segment_pattern(mean: np.ndarray, plan: Plan, code: np.ndarray, cfg: WatermarkConfig,
