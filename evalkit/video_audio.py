@@ -26,18 +26,13 @@ def copyable(codec: str, fmt: str) -> bool:
     return codec in _MP4_AUDIO or (fmt == "mov" and codec in _PCM_IN_MOV)
 
 
-def has_audio(path) -> bool:
-    with av.open(str(path)) as c:
-        return bool(c.streams.audio)
-
-
 class AudioCarry:
     """Audio packets of `src`, made ready for output container `out` (format `fmt`) before its
     header is written; `mux_until(t)` writes those that start before t seconds, `finish()` the rest.
     Compressed audio is small (about 1 MB a minute at 128 kbit/s), so it is read up front."""
 
     def __init__(self, src: str | Path, out, fmt: str):
-        self.out, self.pending, self.transcoded = out, [], []
+        self.out, self.pending = out, []
         with av.open(str(src)) as cin:
             for s in cin.streams.audio:
                 name = s.codec_context.name
@@ -47,7 +42,6 @@ class AudioCarry:
                     cin.seek(0)
                 else:
                     self.pending += self._transcode(cin, s, out)
-                    self.transcoded.append(name)
                     cin.seek(0)
         self.pending.sort(key=lambda po: _seconds(po[0]))
         self.at = 0

@@ -208,7 +208,7 @@ def embed(frames: np.ndarray, payload: bytes, key, config: WatermarkConfig | str
     out = np.empty_like(frames)
     disp = None
     for a, b in wm_time.segments(frames.shape[0], cfg.segment_frames):
-        delta, disp = _segment_pattern(geo.mean_frame(frames[a:b]), plan, code, cfg, disp)
+        delta, disp = segment_pattern(geo.mean_frame(frames[a:b]), plan, code, cfg, disp)
         add_pattern(frames[a:b], delta, out[a:b])
     return out
 
@@ -235,7 +235,7 @@ def add_pattern(frames: np.ndarray, delta: np.ndarray, out: np.ndarray) -> None:
         out[i:i + step] = chunk
 
 
-def _segment_pattern(mean: np.ndarray, plan: Plan, code: np.ndarray, cfg: WatermarkConfig,
+def segment_pattern(mean: np.ndarray, plan: Plan, code: np.ndarray, cfg: WatermarkConfig,
                      prev: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """int16 [H, W, 3]: the change that puts the chip coefficients of `mean` [H, W, 3] (the frames
     it will be added to, averaged) onto the lattice points of their code bits; and the

@@ -21,7 +21,7 @@ import numpy as np
 
 from evalkit.provenance import wm_grid as geo
 from evalkit.provenance import wm_time
-from evalkit.provenance.watermark import _segment_pattern, add_pattern, marking_plan
+from evalkit.provenance.watermark import segment_pattern, add_pattern, marking_plan
 from evalkit.provenance.wm_scheme import WatermarkConfig, WatermarkInputError, check_frames, get_config
 
 
@@ -65,7 +65,7 @@ def _marked(it, stats: FrameStats, plan, code, cfg) -> Iterator[np.ndarray]:
         seg = np.stack([_next(it, a + j, stats.frames) for j in range(b - a)])  # [n, H, W, 3]
         if seg.shape[1:] != stats.mean.shape:
             raise WatermarkInputError(f"frames are {seg.shape[1:]}, but were {stats.mean.shape} when scanned")
-        delta, disp = _segment_pattern(geo.mean_frame(seg), plan, code, cfg, disp)
+        delta, disp = segment_pattern(geo.mean_frame(seg), plan, code, cfg, disp)
         add_pattern(seg, delta, seg)
         yield from seg
     if next(it, None) is not None:
