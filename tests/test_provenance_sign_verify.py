@@ -481,3 +481,25 @@ def test_a_video_over_the_decode_budget_is_checked_on_a_reduced_part(env, tmp_pa
                         limits=VideoLimits(max_decoded_bytes=12 * 640 * 360 * 3))
     assert short["checked_part"]["frames_read"] == 12 and short["watermark"]["checked"]
     assert short["readable"] and short["error"] is None
+
+
+def test_fragmented_mp4_is_signed_and_its_tampering_caught(env, tmp_path):
+    # screen recorders and browsers write fragmented MP4 (moof/mdat pairs, an empty moov)
+    frames = make_clip("test", 2, 0, WorldConfig(frames=48, size=128)).frames
+    src = tmp_path / "frag.mp4"
+    with av.open(str(src), "w", format="mp4",
+                 options={"movflags": "frag_keyframe+empty_moov+default_base_moof"}) as c:
+        s = c.add_stream("libx264", rate=24, options={"g": "12"})
+        s.width, s.height, s.pix_fmt = 128, 128, "yuv420p"
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode(None))
+    assert src.read_bytes().count(b"moof") >= 4
+    signed = sign_video(src, tmp_path / "frag.signed.mp4", signer=env["signer"], generator=GEN, params=PARAMS)
+    assert verify_file(signed, trust=env["trust"])["provenance"]["state"] == "trusted"
+    r = verify_file(flip_in_mdat(signed, tmp_path / "frag.tampered.mp4", offset=100), trust=env["trust"])
+    assert r["verdict"] == "tampered" and "assertion.bmffHash.mismatch" in r["provenance"]["failures"]
+    marked = sign_file(src, tmp_path / "frag.marked.mp4", env["signer"], watermark=True, wm_key=env["wm_key"],
+                       generator=GEN, params=PARAMS)
+    r = verify_file(marked.path, trust=env["trust"], wm_key=env["wm_key"])
+    assert r["provenance"]["state"] == "trusted" and r["watermark"]["matches_manifest"] is True
