@@ -83,7 +83,10 @@ class TrainConfig:
     # Object-weighted loss: pixels of saturated colour (the world's objects: every object colour
     # has an RGB spread >= 0.6, every background 0), grown by one pixel, weigh this many times a
     # background pixel in each clip's MSE. Objects are ~5% of the world's pixels, so the plain MSE
-    # spends ~95% of its gradient on backgrounds the model already draws well (README). 1: off.
+    # spends ~95% of its gradient on backgrounds the model already draws well. 1: off. Measured
+    # (README, session 20): FVD far worse and objects duplicated, since a weight that depends on
+    # x0 moves the loss's minimiser from E[x0 | x_t] towards object colours. Kept as a recipe
+    # choice with its measurement, not as a default.
     object_weight: float = 1.0
     # Warm start: weights (a .safetensors export) to begin from instead of a fresh init, for
     # training in stages across sessions; its SHA-256 is recorded with the run.
