@@ -27,10 +27,10 @@ from tqdm.auto import tqdm
 
 from detectors.features import Protocol, to_protocol
 from evalkit.clip import Clip
+from evalkit.clipset import VIDEO_SUFFIXES
 from evalkit.errors import BadInputError, MissingResourceError
 
 SPLITS = ("train", "calib", "test")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 CRFS = (23, 30, 35)
 
 
