@@ -471,14 +471,21 @@ def sign(src, dst, cert, key, source_type, watermark, edit, sidecar):
               help="A .c2pa manifest store for FILE (a sidecar, or a downloaded remote manifest); one FILE only.")
 @click.option("--fetch-remote", is_flag=True,
               help="Fetch a remote manifest a file names (the only network access verify makes).")
-def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_remote):
+@click.option("--fragments", multiple=True, metavar="FILES",
+              help="FILE is the init segment of a fragmented (DASH/HLS) stream: its media segments, as "
+              "files, a folder or a quoted glob ('seg/*.m4s'). Repeatable; one FILE only.")
+def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_remote, fragments):
     """Provenance, watermark and detector verdicts of videos. Exit 1 if any file is tampered or
-    its signals conflict, 2 if any is unreadable."""
+    its signals conflict, 2 if any is unreadable (or a stream's init segment comes without its
+    segments)."""
     from evalkit.provenance.credentials import load_watermark_key
     from evalkit.provenance.verify import format_result, load_trust, verify_exit_code, verify_file
 
     if manifest is not None and len(files) != 1:
         raise BadInputError(f"--manifest {manifest}: give it with one FILE (it is that file's manifest store)")
+    if fragments and len(files) != 1:
+        raise BadInputError(f"--fragments {fragments[0]}: give it with one FILE, the stream's init segment "
+                            "(quote a glob so the shell does not expand it)")
     anchors = load_trust([trust] if trust else None)
     wm_key = load_watermark_key(required=False)
     detector = None
@@ -491,7 +498,7 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
     results = []
     for f in files:
         r = verify_file(f, trust=anchors, wm_key=wm_key, detector=detector, manifest=manifest,
-                        fetch_remote=fetch_remote)
+                        fetch_remote=fetch_remote, fragments=list(fragments) or None)
         results.append(r)
         click.echo(json.dumps(r) if as_json else format_result(r))
     raise click.exceptions.Exit(verify_exit_code(results))

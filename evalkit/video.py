@@ -93,6 +93,18 @@ def _fail(path, what: str, todo: str) -> VideoError:
     return VideoError(f"{path}: {what}; {todo}")
 
 
+def _refuse_stream_segment(p: Path) -> None:
+    """A piece of a fragmented (DASH/HLS) stream decodes to nothing alone: say so, and how to join it."""
+    from evalkit.provenance.fragments import segment_kind
+
+    kind = segment_kind(p)
+    if kind:
+        what = "the init segment" if kind == "init" else "a media segment"
+        raise _fail(p, f"is {what} of a fragmented (DASH/HLS) stream, not a whole video",
+                    "join the init segment and its media segments in order (cat init.mp4 seg-*.m4s > "
+                    "whole.mp4), or verify the stream with `evalkit verify INIT --fragments SEGMENTS`")
+
+
 def _check_path(path) -> Path:
     p = Path(path)
     if not p.exists():
@@ -124,6 +136,7 @@ def _open(p: Path, limits: VideoLimits):
         if kind:  # a video container by its first bytes, but ffmpeg cannot parse its header
             raise _fail(p, f"{kind} header is damaged or incomplete (truncated, or not finished "
                         "writing)", "re-export or re-download it") from None
+        _refuse_stream_segment(p)
         raise _fail(p, f"not a video file ffmpeg can read ({type(e).__name__})",
                     "check that it is a video (mp4, mkv, webm, avi, mov, gif)") from None
     try:
@@ -276,6 +289,7 @@ def _frames(p, c, s, limits, max_frames, shrink: int = 1) -> Iterator[np.ndarray
             raise _fail(p, f"damaged or truncated: decoding stopped after {n} frames "
                         f"({type(e).__name__})", "re-export or re-download it") from None
         if n == 0:
+            _refuse_stream_segment(p)
             raise _fail(p, "no frame could be decoded", "re-export or re-download it")
         # Truncated tails decode cleanly to fewer frames. Exact counts come from sample tables;
         # without one (mkv, webm) compare where the last frame ends with the stream's own

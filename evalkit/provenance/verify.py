@@ -38,6 +38,8 @@ Verdicts (the vocabulary; `reasons` are short sentences explaining which signals
 * `likely ai-generated (detector only)`: no manifest or watermark; the detector is above its
   threshold.
 * `unknown`: no evidence either way. `unreadable`: neither a video nor a manifest was read.
+* `incomplete (fragmented stream)`: the init segment of a DASH/HLS stream given without its
+  media segments (`fragments=`), whose manifest cannot be checked alone.
 
 Signals that disagree are named in `reasons` (AI claimed but no watermark found; manifest
 stripped but watermark present; payload different from the soft binding). `watermark` adds
@@ -87,8 +89,9 @@ COMPOSITE_AI = IPTC + "compositeWithTrainedAlgorithmicMedia"
 VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)",
             "signed (source not stated)", "tampered", "conflicting signals",
             "ai-generated (watermark only, manifest stripped)", "likely ai-generated (detector only)",
-            "unknown", "unreadable")
+            "unknown", "unreadable", "incomplete (fragmented stream)")
 FAILED_VERDICTS = ("tampered", "conflicting signals")
+INCOMPLETE = "incomplete (fragmented stream)"  # an init segment given without its media segments
 # Below this short side the mark's 88 information bits barely fit (README: 32x32 clips lose the
 # payload after CRF 30), so a blind miss there says little.
 RELIABLE_WATERMARK_PX = 64
@@ -301,7 +304,7 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
 
 
 def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, manifest=None,
-                fetch_remote: bool = False) -> dict:
+                fetch_remote: bool = False, fragments=None) -> dict:
     """The `evalkit verify --json` object for one file (see the module docstring).
 
     `trust`: trust-anchor PEM paths (or the text `load_trust` returned); `wm_key`: a
@@ -309,9 +312,19 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
     `load_watermark_key(required=False)`); `detector`: see the module docstring; `limits`: the
     `VideoLimits` for decoding; `manifest`: a `.c2pa` manifest store for this file (a sidecar,
     or a downloaded copy of its remote manifest); `fetch_remote`: fetch a remote manifest the
-    file names (the only network access verify ever makes)."""
+    file names (the only network access verify ever makes); `fragments`: the media segments of
+    a fragmented stream whose init segment is `path` (files, folders or globs;
+    `evalkit.provenance.fragments`)."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        return _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, fragments, stack)
+
+
+def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, fragments, stack) -> dict:
     from evalkit.errors import BadInputError
     from evalkit.errors import EvalkitError as _E
+    from evalkit.provenance import fragments as fr
     from evalkit.provenance import watermark as wmmod
     from evalkit.video import probe_video, read_for_checks
 
@@ -324,15 +337,28 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
            "watermark": _no_watermark(key.fingerprint if key else None), "detector": _no_detector(),
            "verdict": "unreadable", "reasons": [], "checked_part": None}
     notes: list[str] = []
+    if fragments is not None:  # a fragmented stream: checked as a whole, or refused before any work
+        if not p.is_file():
+            raise BadInputError(f"{p}: no such file; check the path of the stream's init segment")
+        if fr.segment_kind(p) != "init":
+            raise BadInputError(f"{p}: is not the init segment of a fragmented stream (ftyp + moov with mvex, "
+                                "no frames); give --fragments only with a stream's init segment")
+        fragments = fr.expand_fragments(fragments, init=p)
+    kind = fr.segment_kind(p) if p.is_file() else None
 
-    # 1. the file itself
+    # 1. the file itself (a stream: its segments joined, as a player is fed them)
     try:
         if not p.exists():
             raise _E(f"{p}: no such file; check the path")
         if p.is_dir():
             raise _E(f"{p}: is a directory, not a video file")
+        if fragments is None and kind == "init":
+            raise _E(fr.init_only_message(p))
+        if kind == "media":
+            raise _E(fr.media_only_message(p))
+        media = stack.enter_context(fr.joined_stream(p, fragments)) if fragments else p
         need_frames = key is not None or detector is not None
-        clip, part = read_for_checks(p, limits=limits) if need_frames else (None, None)
+        clip, part = read_for_checks(media, limits=limits) if need_frames else (None, None)
         if part:
             out["checked_part"] = part
             notes.append(f"The video is larger than the decode budget, so the watermark and the detector read its "
@@ -340,7 +366,7 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
                          + (f" of {part['frames']}" if part["frames"] else "")
                          + (f", reduced {part['shrink']}x" if part["shrink"] > 1 else "") + ".")
         if clip is None:
-            probe_video(p, limits=limits)
+            probe_video(media, limits=limits)
         out["readable"] = True
     except _E as e:
         out["error"], clip = str(e), None
@@ -348,7 +374,12 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
         out["error"], clip = f"{p}: cannot be read ({_one_line(e)})", None
 
     # 2. the manifest (also for files that do not decode: a signed picture, a damaged video)
-    if p.is_file():
+    if fragments:
+        prov, out["fragments"], err = fr.read_fragmented_provenance(p, fragments, anchors)
+        out["provenance"] = prov
+        if err and out["error"] is None:
+            out["error"] = err
+    elif p.is_file():
         prov, err = read_provenance(p, anchors, manifest=manifest, fetch_remote=fetch_remote)
         out["provenance"] = prov
         if err and out["error"] is None:
@@ -404,13 +435,30 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
 
     out["verdict"], out["reasons"] = _verdict(out["readable"], out["provenance"], out["watermark"],
                                               out["detector"], notes)
+    if fragments:
+        out["reasons"].insert(0, _stream_text(out["fragments"]))
+    elif kind == "init":  # its manifest hashes segments that were not given: neither intact nor tampered
+        out["verdict"] = INCOMPLETE
+        signer = out["provenance"]["signer"]
+        out["reasons"] = [("It carries a C2PA manifest" + (f" signed by {signer}" if signer else "")
+                           + ", which covers the media segments too, so it cannot be checked alone."
+                           if out["provenance"]["state"] != "absent" else "It carries no C2PA manifest."),
+                          "Give the stream's media segments with --fragments (files, a folder or a quoted glob)."]
     return out
+
+
+def _stream_text(per: list[dict]) -> str:
+    bad = [Path(s["file"]).name for s in per if s["state"] == "invalid"]
+    text = f"Checked as a fragmented stream: the init segment and {len(per)} media segment" + ("s" if len(per) != 1 else "")
+    if not bad:
+        return text + ", each against the manifest."
+    return text + f"; {len(bad)} failed against the manifest: {', '.join(bad[:8])}" + (" ..." if len(bad) > 8 else "") + "."
 
 
 def verify_exit_code(results: list[dict]) -> int:
     """0 all verified without a failed check; 1 a file is tampered or has conflicting signals;
     2 a file is unreadable (takes precedence)."""
-    if any(r.get("verdict") == "unreadable" for r in results):
+    if any(r.get("verdict") in ("unreadable", INCOMPLETE) for r in results):
         return EXIT_BAD_INPUT
     if any(r.get("verdict") in FAILED_VERDICTS for r in results):
         return EXIT_CHECK_FAILED
