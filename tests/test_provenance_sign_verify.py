@@ -29,7 +29,7 @@ from evalkit.provenance.c2pa import (
 from evalkit.provenance.credentials import init_keys, load_signer, load_watermark_key
 from evalkit.provenance.verify import VERDICTS, load_trust, verify_exit_code, verify_file
 from evalkit.provenance.watermark import embed
-from evalkit.video import read_video, write_video
+from evalkit.video import psnr, read_video, write_video
 from evalkit.world import WorldConfig, make_clip
 
 GEN = {"name": "uvit", "version": "small"}
@@ -503,3 +503,28 @@ def test_fragmented_mp4_is_signed_and_its_tampering_caught(env, tmp_path):
                        generator=GEN, params=PARAMS)
     r = verify_file(marked.path, trust=env["trust"], wm_key=env["wm_key"])
     assert r["provenance"]["state"] == "trusted" and r["watermark"]["matches_manifest"] is True
+
+
+def test_watermarking_a_portrait_phone_video_keeps_it_upright(env, tmp_path):
+    """A phone stores portrait video on its side with a display matrix; the marked re-encode
+    holds the picture as players showed it (and no matrix), not turned a quarter."""
+    frames = make_clip("test", 1, 3, WorldConfig(frames=16, size=128)).frames[:, :, 16:112]  # 128 x 96
+    stored = np.ascontiguousarray(np.rot90(frames, k=1, axes=(1, 2)))  # on its side: 96 x 128
+    src = tmp_path / "portrait.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=8)
+        s.height, s.width = stored.shape[1:3]
+        s.pix_fmt, s.options = "yuv420p", {"crf": "12"}
+        s.set_display_rotation(-90)  # players turn it back a quarter clockwise
+        for f in stored:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode())
+    out = sign_file(src, tmp_path / "portrait.marked.mp4", env["signer"], watermark=True, wm_key=env["wm_key"],
+                    generator=GEN, params=PARAMS)
+    with av.open(str(out.path)) as c:
+        first = next(c.decode(video=0))
+        assert (first.height, first.width) == (128, 96) and first.rotation == 0
+    assert psnr(read_video(out.path).frames, frames) > 30  # upright, the same picture
+    r = verify_file(out.path, trust=env["trust"], wm_key=env["wm_key"])
+    assert r["watermark"]["detected"] and r["watermark"]["matches_manifest"] is True
+    assert r["watermark"]["edits"] == []  # read as marked: no turn needed

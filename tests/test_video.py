@@ -545,3 +545,44 @@ def test_written_video_says_which_colour_matrix_it_used(tmp_path):
         as_709 = f.to_ndarray(format="rgb24", src_colorspace=Colorspace.ITU709).astype(int)
     assert np.abs(by_tag - rgb[0]).max() <= 2 < np.abs(as_709 - rgb[0]).max()
     assert np.abs(read_video(p).frames.astype(int) - rgb).max() <= 2
+
+
+def _with_display_matrix(path, frames, degrees, hflip=False, vflip=False):
+    """Frames stored as given plus a display matrix (what a phone writes for portrait video)."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.height, s.width = frames.shape[1:3]
+        s.pix_fmt, s.options = "yuv444p", {"crf": "0"}
+        s.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode())
+    return path
+
+
+@pytest.mark.parametrize("degrees,hflip,vflip", [(0, False, False), (90, False, False), (-90, False, False),
+                                                  (180, False, False), (0, True, False), (0, False, True),
+                                                  (90, True, False), (-90, True, False)])
+def test_frames_come_out_as_players_show_them(tmp_path, degrees, hflip, vflip):
+    blocks = np.random.default_rng(1).integers(0, 256, (3, 12, 20, 3), dtype=np.uint8)
+    stored = np.repeat(np.repeat(blocks, 8, 1), 8, 2)  # [3, 96, 160, 3], blocky so the codec keeps it
+    path = _with_display_matrix(tmp_path / "phone.mp4", stored, degrees, hflip, vflip)
+    want = np.rot90(stored, k=degrees // 90, axes=(1, 2))  # counter-clockwise, then the mirrors
+    want = want[:, :, ::-1] if hflip else want
+    want = want[:, ::-1] if vflip else want
+    got = read_video(path).frames
+    assert got.shape == want.shape and got.flags["C_CONTIGUOUS"]
+    assert np.abs(got.astype(int) - want).mean() < 2
+    assert np.array_equal(np.stack(list(iter_frames(path))), got)
+    small = read_video(path, shrink=2).frames  # the reduced read turns the same way
+    assert small.shape[1:3] == (want.shape[1] // 2, want.shape[2] // 2)
+
+
+def test_portrait_phone_video_reads_upright(tmp_path):
+    stored = np.zeros((2, 96, 160, 3), np.uint8)
+    stored[:, :20, :40] = 255  # top-left as the sensor stored it
+    # -90: players turn it a quarter clockwise (ffprobe: "rotation of -90.00 degrees")
+    got = read_video(_with_display_matrix(tmp_path / "iphone.mp4", stored, -90)).frames[0]
+    assert got.shape == (160, 96, 3)
+    white = np.argwhere(got[..., 0] > 200)
+    assert white[:, 0].max() < 40 and white[:, 1].min() >= 96 - 20  # now top-right
