@@ -380,9 +380,41 @@ def read_for_checks(path, *, limits: VideoLimits | None = None) -> tuple[Clip, d
     return clip, {"frames_read": clip.num_frames, "frames": info.frames or None, "shrink": k}
 
 
+# ffmpeg's AVColorPrimaries / AVColorTransferCharacteristic: 0 reserved, 1 BT.709, 2 unspecified
+_COLOUR_UNSET = (0, 2)
+
+
+def picture_tags(path) -> dict:
+    """What a re-encode of `path`'s frames (as `read_video` returns them) must say for players to
+    show the same picture: `primaries` and `transfer` (ffmpeg's codes: an HDR phone clip's BT.2020
+    and HLG, which shown as BT.709 look washed out; None where unset) and `sample_aspect` (a
+    Fraction for non-square pixels, e.g. anamorphic 720x576 shown 16:9; None for square ones,
+    inverted where the display matrix turns the picture a quarter). For `write_video(**tags)`."""
+    p = _check_path(path)
+    c, s = _open(p, VideoLimits.from_env())
+    with c:
+        cc = s.codec_context
+        tags = {"primaries": None if cc.color_primaries in _COLOUR_UNSET else int(cc.color_primaries),
+                "transfer": None if cc.color_trc in _COLOUR_UNSET else int(cc.color_trc),
+                "sample_aspect": None}
+        sar = s.sample_aspect_ratio or cc.sample_aspect_ratio
+        if sar and sar > 0 and sar != 1:
+            tags["sample_aspect"] = Fraction(sar)
+            try:
+                first = next(c.decode(s), None)
+            except (av.FFmpegError, OSError):
+                first = None
+            turn = _display_transform(first) if first is not None else None
+            if turn and turn[0]:
+                tags["sample_aspect"] = 1 / tags["sample_aspect"]
+    return tags
+
+
 def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18,
                 preset: str = "medium", codec: str = "libx264", pix_fmt: str = "yuv420p",
-                metadata: dict[str, str] | None = None, pad: bool = False, audio_from=None) -> Path:
+                metadata: dict[str, str] | None = None, pad: bool = False, audio_from=None,
+                primaries: int | None = None, transfer: int | None = None,
+                sample_aspect: Fraction | None = None) -> Path:
     """Encode a `Clip`, uint8 [T, H, W, 3] RGB frames, or an iterable of uint8 [H, W, 3] frames
     (encoded as they come: a long video in bounded memory); returns the path written.
 
@@ -390,7 +422,9 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
     file already at `path` is untouched. fps is stored as an exact rational (30000/1001 for
     29.97...). yuv420p needs even sizes: odd ones are an error unless `pad=True`, which
     repeats the last row/column. `audio_from`: a video whose audio streams go into the new file
-    (copied, or as AAC where the container cannot hold their codec: `evalkit.video_audio`)."""
+    (copied, or as AAC where the container cannot hold their codec: `evalkit.video_audio`).
+    `primaries`, `transfer`, `sample_aspect`: what the frames' RGB means and how wide a pixel is
+    (default sRGB/BT.709, square); `picture_tags(src)` gives a source's, for a faithful re-encode."""
     p = Path(path)
     if isinstance(clip_or_frames, Clip):
         frames, fps = clip_or_frames.frames, fps or clip_or_frames.fps
@@ -454,9 +488,12 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
             # swscale converts RGB with the BT.601 matrix (limited range): say so in the stream.
             # Untagged, players guess, and browsers take HD video for BT.709 and shift its colours
             # (a saturated red 220,40,40 shown as 235,56,36). Primaries and transfer: sRGB's (BT.709).
+            cc = s.codec_context
             if pix_fmt.startswith(("yuv", "nv")):
-                cc = s.codec_context
-                cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 6, 1, 1, 1
+                cc.colorspace, cc.color_range = 6, 1
+                cc.color_primaries, cc.color_trc = primaries or 1, transfer or 1
+            if sample_aspect is not None and sample_aspect != 1:
+                cc.sample_aspect_ratio = Fraction(sample_aspect).limit_denominator(65535)
             audio = AudioCarry(audio_from, c, fmt) if audio_from is not None else None
             for i, f in enumerate(frames):
                 if f.shape != (h, w, 3) or f.dtype != np.uint8:  # (only a stream can change)

@@ -12,6 +12,7 @@ import os
 import random
 import re
 import shutil
+from fractions import Fraction
 
 import av
 import c2pa
@@ -528,3 +529,28 @@ def test_watermarking_a_portrait_phone_video_keeps_it_upright(env, tmp_path):
     r = verify_file(out.path, trust=env["trust"], wm_key=env["wm_key"])
     assert r["watermark"]["detected"] and r["watermark"]["matches_manifest"] is True
     assert r["watermark"]["edits"] == []  # read as marked: no turn needed
+
+
+def test_watermarking_keeps_hdr_colour_and_pixel_aspect(env, tmp_path):
+    """An HDR (BT.2020 HLG) clip with non-square pixels: the marked re-encode says the same, so
+    players neither wash its colours out as BT.709 nor squeeze it to square pixels."""
+    frames = make_clip("test", 4, 1, WorldConfig(frames=16, size=128)).frames
+    src = tmp_path / "hlg-anamorphic.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=8)
+        s.width = s.height = 128
+        s.pix_fmt = "yuv420p10le"
+        cc = s.codec_context
+        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 9, 18, 9, 1
+        cc.sample_aspect_ratio = Fraction(4, 3)
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode())
+    out = sign_file(src, tmp_path / "marked.mp4", env["signer"], watermark=True, wm_key=env["wm_key"],
+                    generator=GEN, params=PARAMS)
+    with av.open(str(out.path)) as c:
+        s = c.streams.video[0]
+        assert (s.codec_context.color_primaries, s.codec_context.color_trc) == (9, 18)
+        assert s.sample_aspect_ratio == Fraction(4, 3)
+    assert psnr(read_video(out.path).frames, read_video(src).frames) > 38  # the same RGB, re-tagged
+    assert verify_file(out.path, trust=env["trust"], wm_key=env["wm_key"])["watermark"]["matches_manifest"] is True

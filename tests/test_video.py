@@ -586,3 +586,37 @@ def test_portrait_phone_video_reads_upright(tmp_path):
     assert got.shape == (160, 96, 3)
     white = np.argwhere(got[..., 0] > 200)
     assert white[:, 0].max() < 40 and white[:, 1].min() >= 96 - 20  # now top-right
+
+
+def _tagged(path, frames, **cc_attrs):
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.height, s.width = frames.shape[1:3]
+        s.pix_fmt = cc_attrs.pop("pix_fmt", "yuv420p")
+        for k, v in cc_attrs.items():
+            setattr(s.codec_context, k, v)
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode())
+    return path
+
+
+def test_picture_tags_carry_hdr_colour_and_pixel_aspect(tmp_path):
+    frames = np.full((2, 48, 64, 3), 120, np.uint8)
+    plain = write_video(tmp_path / "plain.mp4", frames, fps=10)
+    assert video.picture_tags(plain) == {"primaries": 1, "transfer": 1, "sample_aspect": None}
+    hlg = _tagged(tmp_path / "hlg.mp4", frames, pix_fmt="yuv420p10le", color_primaries=9, color_trc=18,
+                  colorspace=9, color_range=1)  # an HDR phone clip: BT.2020, HLG
+    anamorphic = _tagged(tmp_path / "pal.mp4", frames, sample_aspect_ratio=Fraction(64, 45))
+    untagged = _tagged(tmp_path / "untagged.mp4", frames)
+    assert video.picture_tags(hlg) == {"primaries": 9, "transfer": 18, "sample_aspect": None}
+    assert video.picture_tags(anamorphic)["sample_aspect"] == Fraction(64, 45)
+    assert video.picture_tags(untagged) == {"primaries": None, "transfer": None, "sample_aspect": None}
+    for src in (hlg, anamorphic, untagged):
+        out = write_video(tmp_path / f"re-{src.name}", read_video(src), **video.picture_tags(src))
+        with av.open(str(out)) as c:
+            s = c.streams.video[0]
+            tags = video.picture_tags(src)
+            assert s.codec_context.color_primaries == (tags["primaries"] or 1)
+            assert s.codec_context.color_trc == (tags["transfer"] or 1)
+            assert (s.sample_aspect_ratio or Fraction(1)) == (tags["sample_aspect"] or 1)

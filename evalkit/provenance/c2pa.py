@@ -441,7 +441,7 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     from evalkit.provenance import watermark as wm
     from evalkit.provenance.credentials import load_watermark_key
     from evalkit.provenance.wm_stream import embed_stream, scan_frames
-    from evalkit.video import VideoLimits, iter_frames, probe_video, write_video
+    from evalkit.video import VideoLimits, iter_frames, picture_tags, probe_video, write_video
 
     if sidecar:  # any container write_video makes (the sidecar holds the manifest)
         from evalkit.video import _MUXERS
@@ -479,7 +479,8 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
         raise BadInputError(f"{src}: cannot watermark ({_one_line(e)})") from None
     tmp = _tmp_beside(dst)
     try:
-        write_video(tmp, marked, fps=fps, crf=crf, pad=True, audio_from=src)
+        # the same picture in a player: sound, colour primaries and transfer (HDR), pixel aspect
+        write_video(tmp, marked, fps=fps, crf=crf, pad=True, audio_from=src, **picture_tags(src))
         info = WatermarkInfo(payload=bytes(payload), key_id=key.fingerprint, preset=str(wm_preset))
         if sidecar:
             side = sign_sidecar(tmp, dst, signer=signer, source_type=source_type,
