@@ -205,3 +205,41 @@ def test_edit_of_a_non_mp4_parent_is_a_one_line_error(env, tmp_path):
     with pytest.raises(EvalkitError):
         sign_video(env["src"], tmp_path / "x.mp4", signer=env["signer"], source_type=None, edit_of=bad)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def _sign_created(env, src, dst, source_type: str):
+    """Another tool's manifest with just a created action and its own spelling of the source type."""
+    manifest = {"claim_generator_info": [{"name": "othertool", "version": "2.1"}], "title": dst.name,
+                "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [
+                    {"action": "c2pa.created", "digitalSourceType": source_type}]}}]}
+    b = c2pa.Builder(manifest, context=_sign_context())
+    try:
+        with open(src, "rb") as fin, open(dst, "w+b") as fout:
+            b.sign(env["signer"].c2pa_signer(None), "video/mp4", fin, fout)
+    finally:
+        b.close()
+    return dst
+
+
+@pytest.mark.parametrize("spelling,want", [
+    ("https://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia/", "ai-generated (signed)"),
+    ("digitalsourcetype:trainedAlgorithmicMedia", "ai-generated (signed)"),
+    ("HTTP://CV.IPTC.ORG/newscodes/digitalsourcetype/compositewithtrainedalgorithmicmedia", "ai-composite (signed)"),
+    ("http://cv.iptc.org/newscodes/digitalsourcetype/computationalCapture", "capture (signed)"),
+    ("urn:example:not-an-iptc-term", "signed (source not stated)"),
+])
+def test_source_types_as_other_tools_spell_them(env, spelling, want):
+    dst = _sign_created(env, env["src"], env["root"] / f"spelt-{abs(hash(spelling))}.mp4", spelling)
+    r = verify_file(dst, trust=env["trust"])
+    assert r["verdict"] == want
+    if spelling.startswith("urn:"):
+        assert r["provenance"]["digital_source_type"] == spelling  # kept as written, not guessed at
+    else:
+        assert r["provenance"]["digital_source_type"].startswith(IPTC)
+
+
+def test_a_phone_capture_claim_over_a_watermarked_picture_conflicts(env):
+    dst = _sign_created(env, env["marked"], env["root"] / "phone-claim.mp4", "digitalsourcetype:computationalCapture")
+    r = verify_file(dst, trust=env["trust"], wm_key=env["key"])
+    assert r["verdict"] == "conflicting signals"
+    assert any("claims a camera capture" in x and "watermark" in x for x in r["reasons"])

@@ -57,6 +57,41 @@ SOURCE_TYPES = {
 AI_SOURCE_TYPES = frozenset(IPTC + t for t in (
     "trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia",
     "compositeSynthetic", "trainedAlgorithmicData"))
+# Camera-made: a capture claim that an AI signal contradicts (computationalCapture: a phone's
+# multi-frame processing, still a capture; compositeCapture: several captures combined).
+CAPTURE_SOURCE_TYPES = frozenset(IPTC + t for t in (
+    "digitalCapture", "computationalCapture", "compositeCapture", "negativeFilm", "positiveFilm"))
+# The IPTC terms tools write (NewsCodes "digitalsourcetype"), by their lower-case spelling.
+_IPTC_TERMS = {t.lower(): t for t in (
+    "digitalCapture", "computationalCapture", "negativeFilm", "positiveFilm", "print", "humanEdits",
+    "minorHumanEdits", "compositeCapture", "algorithmicallyEnhanced", "dataDrivenMedia", "digitalArt",
+    "digitalCreation", "virtualRecording", "compositeSynthetic", "trainedAlgorithmicMedia",
+    "algorithmicMedia", "screenCapture", "compositeWithTrainedAlgorithmicMedia", "trainedAlgorithmicData")}
+
+
+def canonical_source_type(value) -> str | None:
+    """A digital source type as the C2PA spec spells it (http://cv.iptc.org/newscodes/
+    digitalsourcetype/TERM), from the variants tools write: https, a trailing slash, www, another
+    case, the bare term, or the `digitalsourcetype:TERM` QCode. Anything else comes back as given
+    (a stripped string); None for nothing."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    v = value.strip()
+    low = v.lower().rstrip("/")
+    for prefix in ("https://", "http://"):
+        low = low[len(prefix):] if low.startswith(prefix) else low
+    low = low[4:] if low.startswith("www.") else low
+    for head in ("cv.iptc.org/newscodes/digitalsourcetype/", "digitalsourcetype:"):
+        if low.startswith(head):
+            low = low[len(head):]
+            break
+    else:
+        if "/" in low or ":" in low:
+            return v
+    term = _IPTC_TERMS.get(low)
+    return IPTC + term if term else v
+
+
 WATERMARK_ALG = "org.evalkit.watermark.v1"
 GENERATION_LABEL = "org.evalkit.generation"
 TRAINING_MINING = {"cawg.ai_generative_training": {"use": "notAllowed"},

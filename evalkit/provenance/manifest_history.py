@@ -20,7 +20,7 @@ import base64
 import binascii
 import json
 
-from evalkit.provenance.c2pa import AI_SOURCE_TYPES, GENERATION_LABEL, WATERMARK_ALG
+from evalkit.provenance.c2pa import AI_SOURCE_TYPES, GENERATION_LABEL, WATERMARK_ALG, canonical_source_type
 
 MAX_DEPTH = 8  # ingredients of ingredients; real edit chains are a few steps deep
 MAX_NODES = 64  # ingredients in all, over every level
@@ -81,9 +81,9 @@ def manifest_summary(manifest) -> dict:
                 if not isinstance(act, dict):
                     continue
                 out["actions"].append(str(act.get("action")))
-                if act.get("digitalSourceType") and (out["digital_source_type"] is None
-                                                     or act.get("action") == "c2pa.created"):
-                    out["digital_source_type"] = str(act["digitalSourceType"])
+                dst = canonical_source_type(act.get("digitalSourceType"))
+                if dst and (out["digital_source_type"] is None or act.get("action") == "c2pa.created"):
+                    out["digital_source_type"] = dst
                 if act.get("action") == "c2pa.created" and act.get("softwareAgent"):
                     out["generator"] = _agent(act["softwareAgent"])
         elif label == GENERATION_LABEL and isinstance(data, dict):

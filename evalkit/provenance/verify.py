@@ -79,12 +79,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK
-from evalkit.provenance.c2pa import AI_SOURCE_TYPES, IPTC, _one_line
+from evalkit.provenance.c2pa import AI_SOURCE_TYPES, CAPTURE_SOURCE_TYPES, IPTC, _one_line
 from evalkit.provenance.manifest_history import failed_ingredients
 from evalkit.provenance.manifest_read import (HASH_MISMATCH_CODES, UNREADABLE_MANIFEST, _context,  # noqa: F401
                                               _empty_provenance, load_trust, read_provenance)
 
-CAPTURE = IPTC + "digitalCapture"
+CAPTURE = IPTC + "digitalCapture"  # what `--source-type capture` writes
 COMPOSITE_AI = IPTC + "compositeWithTrainedAlgorithmicMedia"
 VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)",
             "signed (source not stated)", "tampered", "conflicting signals",
@@ -190,7 +190,7 @@ def _origin_text(prov: dict, origin: dict) -> str:
 def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) -> tuple[str, list[str]]:
     state, dst = prov["state"], prov["digital_source_type"]
     sb = prov.get("soft_binding")
-    ai_claim, capture_claim = dst in AI_SOURCE_TYPES, dst == CAPTURE
+    ai_claim, capture_claim = dst in AI_SOURCE_TYPES, dst in CAPTURE_SOURCE_TYPES
     reasons: list[str] = []
     p, thr = det.get("p_generated"), det.get("threshold")
     det_says_ai = p is not None and thr is not None and p >= thr
