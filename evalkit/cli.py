@@ -77,13 +77,14 @@ def probe(files, as_json):
     """Read video headers: container, codec, size, fps, frames. Exit 2 if any file is bad."""
     from dataclasses import asdict
 
-    from evalkit.video import probe_video
+    from evalkit.video import display_turn, probe_video
 
     failed = None
     for f in files:
         try:
             info = asdict(probe_video(f))
             info["path"] = str(info["path"])
+            info["display_turn"] = display_turn(f)  # frames are read as shown: turned by this
             row = {"file": str(f), "readable": True, "error": None, **info}
         except EvalkitError as e:
             row, failed = {"file": str(f), "readable": False, "error": str(e)}, e
@@ -94,7 +95,8 @@ def probe(files, as_json):
             frames = (f"{row['frames']} frames" if row["frames"] else
                       f"about {round(row['duration'] * row['fps'])} frames (from the duration)"
                       if row["duration"] and row["fps"] else "frame count not in the header")
-            click.echo(f"{f}: {row['container']} {row['codec']} {row['width']}x{row['height']} "
+            turn = f" (stored; shown {row['display_turn']})" if row["display_turn"] else ""
+            click.echo(f"{f}: {row['container']} {row['codec']} {row['width']}x{row['height']}{turn} "
                        f"{row['fps']:.3f} fps {frames}")
         else:
             click.echo(f"evalkit: error: {row['error']}", err=True)

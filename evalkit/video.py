@@ -400,14 +400,34 @@ def picture_tags(path) -> dict:
         sar = s.sample_aspect_ratio or cc.sample_aspect_ratio
         if sar and sar > 0 and sar != 1:
             tags["sample_aspect"] = Fraction(sar)
-            try:
-                first = next(c.decode(s), None)
-            except (av.FFmpegError, OSError):
-                first = None
-            turn = _display_transform(first) if first is not None else None
+            turn = _first_transform(c, s)
             if turn and turn[0]:
                 tags["sample_aspect"] = 1 / tags["sample_aspect"]
     return tags
+
+
+def _first_transform(c, s):
+    try:
+        first = next(c.decode(s), None)
+    except (av.FFmpegError, OSError):
+        return None
+    return _display_transform(first) if first is not None else None
+
+
+def display_turn(path) -> str | None:
+    """How players turn the stored frames (the first frame's display matrix), in words, e.g.
+    "a quarter turn clockwise"; None when shown as stored. Decodes one frame."""
+    p = _check_path(path)
+    c, s = _open(p, VideoLimits.from_env())
+    with c:
+        turn = _first_transform(c, s)
+    if not turn:
+        return None
+    words = {(True, False, True): "a quarter turn clockwise", (True, True, False): "a quarter turn counter-clockwise",
+             (False, True, True): "a half turn", (False, False, True): "mirrored left-right",
+             (False, True, False): "mirrored upside down", (True, False, False): "transposed",
+             (True, True, True): "transposed across the other diagonal"}
+    return words.get(turn, "turned")
 
 
 def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18,

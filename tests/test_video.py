@@ -576,13 +576,17 @@ def test_frames_come_out_as_players_show_them(tmp_path, degrees, hflip, vflip):
     assert np.array_equal(np.stack(list(iter_frames(path))), got)
     small = read_video(path, shrink=2).frames  # the reduced read turns the same way
     assert small.shape[1:3] == (want.shape[1] // 2, want.shape[2] // 2)
+    assert (video.display_turn(path) is None) == (degrees == 0 and not hflip and not vflip)
 
 
 def test_portrait_phone_video_reads_upright(tmp_path):
     stored = np.zeros((2, 96, 160, 3), np.uint8)
     stored[:, :20, :40] = 255  # top-left as the sensor stored it
     # -90: players turn it a quarter clockwise (ffprobe: "rotation of -90.00 degrees")
-    got = read_video(_with_display_matrix(tmp_path / "iphone.mp4", stored, -90)).frames[0]
+    path = _with_display_matrix(tmp_path / "iphone.mp4", stored, -90)
+    assert video.display_turn(path) == "a quarter turn clockwise"
+    assert probe_video(path).width == 160  # the header's size is as stored
+    got = read_video(path).frames[0]
     assert got.shape == (160, 96, 3)
     white = np.argwhere(got[..., 0] > 200)
     assert white[:, 0].max() < 40 and white[:, 1].min() >= 96 - 20  # now top-right
