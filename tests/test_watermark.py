@@ -615,6 +615,30 @@ def test_crops_off_centre_keep_the_mark(key, tmp_path, real_videos_dir):
     assert abs(y1 - 244 / 272) < 0.01 and abs(x0 - 0.1) < 0.01
 
 
+def shift(frames, dx, dy):
+    """The picture moved by (dx, dy) pixels within its frame, the uncovered edge smeared (a
+    stabiliser's or re-framing editor's shift)."""
+    h, w = frames.shape[1:3]
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return np.stack([cv2.warpAffine(f, m, (w, h), borderMode=cv2.BORDER_REPLICATE) for f in frames])
+
+
+def test_a_picture_moved_within_its_frame_keeps_the_mark(key, tmp_path):
+    for size, (dx, dy) in ((64, (3, 2)), (128, (4, -3))):
+        m = embed(world(3, size, 8, seed=size), PAYLOAD, key)
+        moved = h264(tmp_path, np.ascontiguousarray(shift(m, dx, dy)), 23)
+        d = detect(moved, key)
+        assert d.payload == PAYLOAD and d.geometry["crop"] == "off-centre", d.geometry
+        y0, _, x0, _ = d.geometry["box"]  # the frame starts dx, dy pixels before the original
+        assert abs(x0 * size + dx) < 0.75 and abs(y0 * size + dy) < 0.75, d.geometry["box"]
+        if size == 64:  # the shift hypothesis is what finds it (a nearby crop size may fit at 128)
+            assert detect(moved, key, config=wm.WatermarkConfig(shift_search=0)).payload is None
+    # unmarked and moved: nothing
+    assert detect(shift(world(4, 128, 8), 4, -3), key).p_value > 1e-3
+    with pytest.raises(ValueError, match="shift_search"):
+        wm.WatermarkConfig(shift_search=0.5)
+
+
 def test_crop_search_keeps_the_false_detection_bound(key):
     # unmarked clips go through the whole crop search; a clip marked with another key and then
     # cropped is not read as this key's

@@ -44,10 +44,12 @@ class CropHypothesis:
     box: tuple    # (y0, y1, x0, x1): the part of the original's unit square this frame shows
 
 
-def sizes(h: int, w: int, cfg, min_crop: float, scale_chips: float, px: float = 1.0) -> list[tuple[float, float]]:
+def sizes(h: int, w: int, cfg, min_crop: float, scale_chips: float, px: float = 1.0,
+          shift: bool = False) -> list[tuple[float, float]]:
     """Original frame sizes (rows, columns, in received pixels) to try, largest crop first; the
-    uncropped size (1, 1) is left out (the ordinary search covers it)."""
-    out = []
+    uncropped size (1, 1) only with `shift` (a picture moved within its frame: the ordinary
+    search covers it in place)."""
+    out = [(float(h), float(w))] if shift else []
     for fam in ("both", "width", "height"):
         f = 1.0
         while True:
@@ -75,14 +77,15 @@ def _shrink(plane: np.ndarray, k: int) -> np.ndarray:
 
 
 def _fit_origins(integ: geo.Integral, hc: float, wc: float, plan, ci: int, n_chan: int, levels: int,
-                 scan: tuple[int, ...]):
+                 scan: tuple[int, ...], slack: tuple[int, int] = (1, 1)):
     """Fit and count [origins_y, origins_x] of the grid of `plan` laid over an original frame of
-    hc x wc pixels whose top-left sits at each integer (oy, ox) with oy in [h - hc - 1, 1]."""
+    hc x wc pixels whose top-left sits at each integer (oy, ox) with oy in [h - hc - sy, sy]
+    (`slack` (sy, sx): 1 for a crop; a shift's reach for a picture moved within its frame)."""
     h, w = integ.h, integ.w
     g = plan.g
     ch, cw = hc / g, wc / g
-    oy = np.arange(int(math.floor(h - hc)) - 1, 2)
-    ox = np.arange(int(math.floor(w - wc)) - 1, 2)
+    oy = np.arange(int(math.floor(h - hc)) - slack[0], slack[0] + 1)
+    ox = np.arange(int(math.floor(w - wc)) - slack[1], slack[1] + 1)
     fit = np.zeros((oy.size, ox.size))
     cnt = np.zeros((oy.size, ox.size))
     n1 = plan.codebit.size // n_chan
@@ -147,16 +150,19 @@ def scan_levels(cfg, profile: int, g: int, min_coeffs: int = 200) -> tuple[int, 
 
 
 def search(planes_by_profile, cfg, plan_for, min_crop: float = 0.5, scale_chips: float = 0.3,
-           keep: int = 4, block_px: float = 6.0, px: float = 1.0) -> tuple[list[CropHypothesis], int]:
+           keep: int = 4, block_px: float = 6.0, px: float = 1.0,
+           shift: float = 0.0) -> tuple[list[CropHypothesis], int]:
     """The `keep` best crop hypotheses (each the best origin of its size, on different sizes),
     and the number of (size, origin) points looked at. `planes_by_profile[p]` is the channel
     plane [H, W] that profile p marks (`choose_profile`: by the original's short side), and
     `plan_for(g, profile)` the key's plan. `px`: pixels of the video per pixel of the planes
-    (a large frame is searched shrunk), for the grid and profile the embedder chose by size."""
+    (a large frame is searched shrunk), for the grid and profile the embedder chose by size.
+    `shift`: also the picture at its own size moved by up to this fraction of a side either way
+    (the frame's edge then shows what the mover filled it with)."""
     h, w = next(iter(planes_by_profile.values())).shape
     hyps, n_points = [], 0
     shrunk = {}
-    for hc, wc in sizes(h, w, cfg, min_crop, scale_chips, px):
+    for hc, wc in sizes(h, w, cfg, min_crop, scale_chips, px, shift=shift > 0):
         g = cfg.grid_for(int(round(hc * px)), int(round(wc * px)))
         # the profile the embedder chose for a frame of that size (`watermark.choose_profile`)
         prof = 0 if len(cfg.profiles) == 1 or min(hc, wc) * px < cfg.chroma_min_px else 1
@@ -174,7 +180,10 @@ def search(planes_by_profile, cfg, plan_for, min_crop: float = 0.5, scale_chips:
         plan = plan_for(g, prof)
         ci = marked_channel(cfg, prof)
         # in shrunk pixels (y / k): a shrunk pixel is the mean of a k x k block
-        oy, ox, fit, cnt = _fit_origins(integ, hc / k, wc / k, plan, ci, len(cfg.channels), cfg.levels, scan)
+        moved = hc == h and wc == w  # the shift hypothesis: its origins reach `shift` either way
+        slack = (max(1, math.ceil(shift * h / k)), max(1, math.ceil(shift * w / k))) if moved else (1, 1)
+        oy, ox, fit, cnt = _fit_origins(integ, hc / k, wc / k, plan, ci, len(cfg.channels), cfg.levels, scan,
+                                        slack)
         n_points += fit.size
         z = np.where(cnt >= 24, fit / np.sqrt(np.maximum(cnt, 1) / 2), -np.inf)
         a, b = np.unravel_index(int(np.argmax(z)), z.shape)

@@ -52,6 +52,9 @@ class WatermarkConfig:
     # Crops off centre (`wm_crops`) keeping at least this fraction of a side are searched when
     # nothing else finds the mark; 0: never.
     crop_search: float = 0.5
+    # With the crop search, the picture moved within its frame by up to this fraction of a side
+    # (a re-framing or stabilising shift, the edge smeared or padded); 0: not searched.
+    shift_search: float = 0.05
     # Rotations about the centre up to this many degrees either way (`read_rotation`) are
     # searched when no read of the clip as given finds the mark; 0: never.
     rotation_search: float = 10.0
@@ -86,6 +89,8 @@ class WatermarkConfig:
             raise WatermarkInputError(f"mac_bits must be 8..64, got {self.mac_bits}")
         if self.crop_search != 0 and not 0.3 <= self.crop_search <= 0.95:
             raise WatermarkInputError(f"crop_search must be 0 or in 0.3..0.95, got {self.crop_search}")
+        if not 0 <= self.shift_search <= 0.2:
+            raise WatermarkInputError(f"shift_search must be 0..0.2 of a side, got {self.shift_search}")
         if not 0 <= self.rotation_search <= 30:
             raise WatermarkInputError(f"rotation_search must be 0..30 degrees, got {self.rotation_search}")
         if not self.crops or any(not 0.3 <= c <= 1.0 for c in self.crops):

@@ -36,7 +36,7 @@ def read_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payload
     integs = [geo.Integral(p) for p in planes]
     by_profile = {prof: planes[wm_crops.marked_channel(cfg, prof)] for prof in range(len(cfg.profiles))}
     hyps, n_points = wm_crops.search(by_profile, cfg, lambda g, p: make_plan(key, g, cfg, n_info, DEFAULT_CODE, p),
-                                     min_crop=cfg.crop_search, keep=keep, px=px)
+                                     min_crop=cfg.crop_search, keep=keep, px=px, shift=cfg.shift_search)
     if not hyps:
         return None
     near = np.exp(np.linspace(-0.03, 0.03, 13))
@@ -67,7 +67,8 @@ def read_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payload
         hc, wc = h / (y1 - y0), w / (x1 - x0)
         x = np.array([-y0 * hc, -x0 * wc, hc, wc])  # the original's top, left, height, width here
         both = y1 - y0 < 1 and x1 - x0 < 1  # both sides cut by one fraction
-        x, z, info, n = _refine_box(lambda xs, gains=near: score(plan, xs, gains), x, both, h, w, near)
+        moved = abs(hc - h) < 0.5 and abs(wc - w) < 0.5  # the picture at its size, moved
+        x, z, info, n = _refine_box(lambda xs, gains=near: score(plan, xs, gains), x, both, h, w, near, moved)
         n_points += n * near.size
         if np.isfinite(z):
             fit, gain, v, valid = info
@@ -149,16 +150,20 @@ def read_rotation(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, pay
     return d
 
 
-def _refine_box(score, x: np.ndarray, both: bool, h: int, w: int, near: np.ndarray):
+def _refine_box(score, x: np.ndarray, both: bool, h: int, w: int, near: np.ndarray, moved: bool = False):
     """The best box near x = [top, left, height, width] (the original frame's, in pixels of the
     crop) by `score(xs [B, 4], gains) -> (z [B], info of the best)` with gains from `near`;
     returns (x, z, info, boxes scored).
     A crop at whole pixels, not resized after, has a whole-pixel origin and size, and on sharp
     content only that exact box fits (measured on a 128 px world clip: z 16 at it, 3-4 half a
     pixel off), so every such box near x is tried; then ascent, coarse to fine, for a crop
-    resized after (best of the 16 one-coordinate moves, twice at each scale)."""
+    resized after (best of the 16 one-coordinate moves, twice at each scale). `moved`: a
+    picture shifted within its frame, at its own size, so its origin may lie inside the frame."""
     t0, l0, h0, w0 = (int(round(v)) for v in x)
     boxes = [x]
+    if moved:
+        boxes += [np.array([top, left, h, w], np.float64)
+                  for top in range(t0 - 2, t0 + 3) for left in range(l0 - 2, l0 + 3)]
     for hh in range(max(h, h0 - 3), h0 + 4):
         widths = [int(round(hh * w / h)) + e for e in (-1, 0, 1)] if both else range(w0 - 3, w0 + 4)
         for ww in (ww for ww in widths if ww >= w):
