@@ -503,6 +503,16 @@ def test_benchmark_attacks_keep_the_clip_readable(tmp_path):
     assert not list(tmp_path.iterdir())
     assert set(bench.ATTACKS) >= {"h264_crf23", "h264_crf50", "crop_0.8", "remux_mkv",
                                   "resize_0.75+h264_crf30", "h264_crf18+crf30"}
+    # the editors' attacks: shapes kept (the square crop excepted), and each one changes the clip
+    g = world(0, 96, 5)[:, :, :80]  # 80 x 96, not square
+    for name, fn in bench.EDIT_ATTACKS.items():
+        out = fn(g, 8.0, tmp_path)
+        want = {"square_crop+h264_crf23": (5, 80, 80, 3), "speed_1.25": (4, 96, 80, 3),
+                "screen_recording": (5, 86, 72, 3)}.get(name, g.shape)
+        assert out.shape == want and out.dtype == np.uint8, name
+        assert name == "square_crop+h264_crf23" or not np.array_equal(out, g), name
+    assert np.array_equal(bench.EDIT_ATTACKS["reverse"](g, 8.0, tmp_path)[0], g[-1])
+    assert np.array_equal(bench._shift(g, 3, 0)[:, :, 3:], g[:, :, :-3])
     write_video(tmp_path / "a.mp4", f, fps=8.0)
     (group, name, frames, fps), = bench.folder_clips(tmp_path)  # --clips: every .mp4 of a folder
     assert (group, name, frames.shape, fps) == ("folder", "a", f.shape, 8.0)

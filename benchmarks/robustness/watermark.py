@@ -305,6 +305,67 @@ CROP_ATTACKS = {
 }
 EXTRA_ATTACKS.update(CROP_ATTACKS)
 
+# What editors and re-uploaders do besides re-encoding (`--attacks edits`, also in extra): tone
+# curves, white balance, sharpening, a picture moved within its frame, time played backwards or
+# faster, a square crop for a feed, a vignette filter, a screen recording.
+def _gamma(frames, g):
+    lut = np.clip(np.rint(255 * (np.arange(256) / 255) ** g), 0, 255).astype(np.uint8)
+    return lut[frames]
+
+
+def _white_balance(frames, r, b):
+    x = frames.astype(np.float32)
+    x[..., 0] *= r
+    x[..., 2] *= b
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _shift(frames, dx, dy):
+    """The picture moved by (dx, dy) pixels, the uncovered edge smeared (a stabiliser's shift)."""
+    h, w = frames.shape[1:3]
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return _per_frame(frames, lambda x: cv2.warpAffine(x, m, (w, h), borderMode=cv2.BORDER_REPLICATE))
+
+
+def _square(frames):
+    h, w = frames.shape[1:3]
+    s = min(h, w) // 2 * 2
+    y0, x0 = (h - s) // 4 * 2, (w - s) // 4 * 2  # centred, at even offsets (4:2:0)
+    return np.ascontiguousarray(frames[:, y0:y0 + s, x0:x0 + s])
+
+
+def _vignette(frames, k):
+    h, w = frames.shape[1:3]
+    yy, xx = np.mgrid[0:h, 0:w]
+    r2 = ((yy - h / 2) / (h / 2)) ** 2 + ((xx - w / 2) / (w / 2)) ** 2
+    return np.clip(np.rint(frames * (1 - k * r2 / 2)[None, :, :, None]), 0, 255).astype(np.uint8)
+
+
+def _screen_recording(frames, fps, d):
+    """Shown on a screen and recorded: 0.9 size, display gamma, a little blur and noise, CRF 30."""
+    x = _gamma(resize(frames, 0.9), 1.1)
+    x = _per_frame(x, lambda y: cv2.GaussianBlur(y, (0, 0), 0.7))
+    x = np.clip(x + np.random.default_rng(1).normal(0, 2, x.shape), 0, 255).astype(np.uint8)
+    return h264(x, fps, 30, d)
+
+
+EDIT_ATTACKS = {
+    "gamma_0.7": lambda f, fps, d: _gamma(f, 0.7),
+    "gamma_1.4": lambda f, fps, d: _gamma(f, 1.4),
+    "white_balance_r1.1_b0.9": lambda f, fps, d: _white_balance(f, 1.1, 0.9),
+    "white_balance_r0.9_b1.1+h264_crf23": lambda f, fps, d: h264(_white_balance(f, 0.9, 1.1), fps, 23, d),
+    "sharpen": lambda f, fps, d: _per_frame(f, lambda x: cv2.addWeighted(x, 2.0, cv2.GaussianBlur(x, (0, 0), 1.0), -1.0, 0)),
+    "shift_3px": lambda f, fps, d: _shift(f, 3, 2),
+    "shift_1.5%+h264_crf23": lambda f, fps, d: h264(_shift(f, 0.015 * f.shape[2], -0.015 * f.shape[1]), fps, 23, d),
+    "reverse": lambda f, fps, d: np.ascontiguousarray(f[::-1]),
+    "speed_1.25": lambda f, fps, d: np.ascontiguousarray(np.delete(f, np.arange(4, len(f), 5), axis=0)),
+    "square_crop+h264_crf23": lambda f, fps, d: h264(_square(f), fps, 23, d),
+    "vignette_0.4": lambda f, fps, d: _vignette(f, 0.4),
+    "screen_recording": _screen_recording,
+}
+EXTRA_ATTACKS.update(EDIT_ATTACKS)
+
+
 def resample_rate(frames, ratio):
     """A frame-rate conversion by `ratio` (5/6: 30 to 25 fps, dropping every sixth frame; 6/5:
     25 to 30, repeating every fifth) with nearest frames, as a transcoder without blending does."""
@@ -547,7 +608,7 @@ def main(argv=None) -> int:
                     help="the long-clip (time edits) table (default: on unless --quick)")
     ap.add_argument("--long-baseline", action="store_true",
                     help="also run the long clips marked in one piece (segment_frames=0)")
-    ap.add_argument("--attacks", choices=("grid", "extra", "crops", "all"), default="grid",
+    ap.add_argument("--attacks", choices=("grid", "extra", "crops", "edits", "all"), default="grid",
                     help="the omnisealbench-style grid (default), the attacks beyond it, or both")
     a = ap.parse_args(argv)
     cfg = get_config(a.preset)
@@ -564,6 +625,7 @@ def main(argv=None) -> int:
     if a.clips:
         clips = folder_clips(a.clips) + clips
     attacks = {"grid": ATTACKS, "extra": EXTRA_ATTACKS, "crops": {"none": ATTACKS["none"], **CROP_ATTACKS},
+               "edits": {"none": ATTACKS["none"], **EDIT_ATTACKS},
                "all": {**ATTACKS, **EXTRA_ATTACKS}}[a.attacks]
     rows = run_grid(clips, cfg, a.seed, attacks=attacks)
     groups, table = summarize(rows, attacks)
