@@ -348,10 +348,27 @@ def read_video(path, *, max_frames: int | None = None, limits: VideoLimits | Non
     if isinstance(shrink, bool) or not isinstance(shrink, int) or shrink < 1:
         raise BadInputError(f"{path}: shrink must be a whole number >= 1, got {shrink!r}")
     info, it = _start(path, max_frames, limits, need_fps=True, shrink=shrink)
-    frames = np.stack(list(it))  # peak memory ~2x the clip, bounded by max_decoded_bytes
+    frames = _gather(it, min(info.frames, max_frames or info.frames))
     m = dict(meta or {})
     m.update(source=str(path), codec=info.codec, container=info.container)
     return Clip(frames=frames, fps=info.fps, prompt=prompt, meta=m)
+
+
+def _gather(it: Iterator[np.ndarray], n_hint: int) -> np.ndarray:
+    """Stack decoded frames into one array, filled in place when the header gives the count (a
+    list then `np.stack` would hold the clip twice at its peak)."""
+    first = next(it)
+    if n_hint < 2:
+        return np.stack([first, *it])
+    out = np.empty((n_hint, *first.shape), np.uint8)
+    out[0], k, extra = first, 1, []
+    for f in it:
+        if k < n_hint:
+            out[k] = f
+            k += 1
+        else:  # more frames than the header said
+            extra.append(f)
+    return np.concatenate([out[:k], np.stack(extra)]) if extra else out[:k]
 
 
 # A video over the decode budget is checked (watermark, detector) on the first frames that fit,

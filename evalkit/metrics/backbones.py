@@ -160,9 +160,12 @@ class Backbone:
 
 
 class VideoBackbone(Backbone):
-    """`features(videos [B, T, 3, H, W] in [0, 1]) -> float64 [B, dim]`; calling it does the same."""
+    """`features(videos [B, T, 3, H, W] in [0, 1]) -> float64 [B, dim]`; calling it does the same.
+    `frames`: how many of the first frames it reads (None: all), so that a caller holding a long
+    clip can hand over just those."""
 
     dim: int = 0
+    frames: int | None = None
 
     def features(self, videos, batch_size: int = 32) -> torch.Tensor:
         x = as_videos(videos)
@@ -185,6 +188,7 @@ class I3DBackbone(VideoBackbone):
     """StyleGAN-V's TorchScript I3D: 400-d logits of 16 frames at 224 x 224 (see `i3d_preprocess`)."""
 
     dim = I3D_DIM
+    frames = I3D_FRAMES
 
     def __init__(self, model, sha256: str, source: str, device="cpu", name: str = "i3d"):
         super().__init__(name, sha256, source)

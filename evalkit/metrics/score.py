@@ -37,21 +37,27 @@ def _entry(est: Estimate, protocol: dict) -> dict:
             "protocol": {**protocol, "ci": f"{d['method']}@{d['confidence']}"}}
 
 
-def _load(folder, what: str, progress: bool):
+class _Seen:
+    """What scoring keeps of a clip once its frames are gone: a folder is read one clip at a time,
+    so memory holds one clip (and the metrics' small per-clip features), not the whole folder."""
+
+    def __init__(self, clip):
+        self.meta = {"record": clip.meta["record"]}
+        self.prompt = clip.prompt or clip.meta["record"]["prompt"]
+        self.num_frames, self.size = clip.num_frames, clip.size
+
+
+def _iter(folder, what: str, progress: bool):
+    """Each clip of a folder in turn (frames decoded one clip at a time), checked for scoring."""
     if not Path(folder).is_dir():
         raise MissingResourceError(f"{folder}: no such folder of clips ({what}); check the path")
     records = read_index(folder)
-    clips = list(tqdm(iter_clips(folder), total=len(records), desc=f"read {what}", unit="clip",
-                      disable=None if progress else True))
-    for c in clips:  # a still is no video: flicker, warping and FVD compare frames
-        if c.num_frames < 2:
+    for c in tqdm(iter_clips(folder), total=len(records), desc=f"score {what}", unit="clip",
+                  disable=None if progress else True):
+        if c.num_frames < 2:  # a still is no video: flicker, warping and FVD compare frames
             raise BadInputError(f"{c.meta.get('source')}: {c.num_frames} frame ({what}); every metric needs "
                                 "a video of at least 2 frames: remove it from the folder")
-    return clips
-
-
-def _videos(clips) -> list[torch.Tensor]:
-    return [c.to_tensor()[None] for c in clips]  # each [1, T, C, H, W]
+        yield c
 
 
 def generation_protocol(clips) -> dict:
@@ -67,37 +73,32 @@ def generation_protocol(clips) -> dict:
     return out
 
 
-def _flicker(clips, base: dict, rows: list[dict]) -> dict:
+def _flicker_row(frames: np.ndarray, row: dict) -> None:
     from evalkit.metrics.flicker import temporal_flicker_score, temporal_hf_ratio, warping_error
 
-    vals = {"flicker": [], "warp_error": [], "temporal_hf": []}
-    for c, row in zip(clips, rows):
-        row["flicker"] = temporal_flicker_score(c.frames)
-        row["warp_error"] = warping_error(c.frames)
-        row["temporal_hf"] = temporal_hf_ratio(c.frames) if c.num_frames > 2 else math.nan
-        for k in vals:
-            vals[k].append(row[k])
+    row["flicker"] = temporal_flicker_score(frames)
+    row["warp_error"] = warping_error(frames)
+    row["temporal_hf"] = temporal_hf_ratio(frames) if len(frames) > 2 else math.nan
+
+
+def _flicker(rows: list[dict], base: dict) -> dict:
     proto = {**base, "flicker": "VBench temporal flickering (255 - mean MAE(f_t, f_t+1)) / 255 on uint8",
              "warp_error": "Farneback flow, forward-backward occlusion mask, MSE in [0, 1]",
              "temporal_hf": "temporal energy above 1/4 Nyquist"}
-    return {k: _entry(mean_ci([x for x in v if np.isfinite(x)]), proto) for k, v in vals.items()}
+    return {k: _entry(mean_ci([r[k] for r in rows if np.isfinite(r[k])]), proto)
+            for k in ("flicker", "warp_error", "temporal_hf")}
 
 
-def _fvd(clips, ref_clips, backbone_name: str, backbone_path, base: dict) -> dict:
-    from evalkit.metrics.backbones import get_backbone
+def _fvd(fake: np.ndarray, real: np.ndarray, prompts: list[str], bb, base: dict) -> dict:
     from evalkit.metrics.diversity import conditional_diversity
     from evalkit.metrics.fvd import fvd_with_ci, kvd_with_ci, precision_recall
 
-    if len(clips) < 2 or len(ref_clips) < 2:
-        raise BadInputError(f"fvd needs at least 2 clips in each set, got {len(clips)} candidates and "
-                            f"{len(ref_clips)} reference clips")
-    bb = get_backbone(backbone_name, path=backbone_path)
-    fake = torch.cat([bb.features(v) for v in _videos(clips)]).double().numpy()
-    real = torch.cat([bb.features(v) for v in _videos(ref_clips)]).double().numpy()
-    proto = {**base, "backbone": bb.protocol(), "n_reference": len(ref_clips),
+    if len(fake) < 2 or len(real) < 2:
+        raise BadInputError(f"fvd needs at least 2 clips in each set, got {len(fake)} candidates and "
+                            f"{len(real)} reference clips")
+    proto = {**base, "backbone": bb.protocol(), "n_reference": len(real),
              "note": "FVD is biased at small N: compare only at equal N and backbone"}
     out = {"fvd": _entry(fvd_with_ci(real, fake), proto), "kvd": _entry(kvd_with_ci(real, fake), proto)}
-    prompts = [c.prompt or c.meta["record"]["prompt"] for c in clips]
     div = conditional_diversity(fake, prompts)
     if div is not None:
         out["conditional_diversity"] = _entry(div, {**proto, "definition": "mean pairwise L2 distance of a "
@@ -105,85 +106,120 @@ def _fvd(clips, ref_clips, backbone_name: str, backbone_path, base: dict) -> dic
     if min(len(real), len(fake)) > 3:  # k-NN radii need more than k samples a set
         p, r = precision_recall(real, fake, k=3)
         for name, v in (("precision", p), ("recall", r)):
-            out[name] = {"value": v, "ci_low": None, "ci_high": None, "n": len(clips), "protocol": {**proto, "k": 3}}
+            out[name] = {"value": v, "ci_low": None, "ci_high": None, "n": len(fake), "protocol": {**proto, "k": 3}}
     return out
 
 
-def _clip(clips, backbone_name: str, backbone_path, base: dict, rows: list[dict]) -> dict:
-    from evalkit.metrics.backbones import get_backbone
+def _clip(frame_embeds, text_embeds, prompts: list[str], bb, base: dict, rows: list[dict]) -> dict:
+    """CLIPScore per clip and text-to-clip retrieval (each clip against every distinct prompt),
+    from the embeddings gathered clip by clip (so clips of different sizes are ranked too)."""
     from evalkit.metrics.clip_alignment import clip_alignment
 
-    bb = get_backbone(backbone_name, path=backbone_path)
-    prompts = [c.prompt or c.meta["record"]["prompt"] for c in clips]
-    videos = _videos(clips)
+    res = clip_alignment(prompts=prompts, frame_embeds=torch.cat(frame_embeds), text_embeds=torch.cat(text_embeds))
     proto = {**base, "backbone": bb.protocol(), "score": "100 * max(cos, 0) per frame, mean over 8 frames"}
     out = {}
-    if len({tuple(v.shape[1:]) for v in videos}) == 1:
-        # One pass gives both the scores and retrieval (each clip against every distinct prompt).
-        res = clip_alignment(torch.cat(videos), prompts, bb)
-        per = [float(x) for x in res["per_clip"]]
-        if res["n_prompts"] > 1:
-            ranks = np.asarray(res["ranks"])
-            out["clip_retrieval_top1"] = _entry(proportion_ci(int((ranks <= 1).sum()), len(ranks)),
-                                                {**proto, "candidates": res["n_prompts"]})
-    else:
-        per = [float(clip_alignment(v, [p], bb)["per_clip"][0]) for v, p in zip(videos, prompts)]
+    per = [float(x) for x in res["per_clip"]]
+    if res["n_prompts"] > 1:
+        ranks = np.asarray(res["ranks"])
+        out["clip_retrieval_top1"] = _entry(proportion_ci(int((ranks <= 1).sum()), len(ranks)),
+                                            {**proto, "candidates": res["n_prompts"]})
     for row, s in zip(rows, per):
         row["clip_alignment"] = s
     out["clip_alignment"] = _entry(mean_ci(per), proto)
     return out
 
 
-def _physics(clips, base: dict, rows: list[dict]) -> dict:
+def _physics_row(clip, row: dict) -> None:
     from evalkit.metrics.physics import physics_probe
 
-    scores, passes, laws = [], [], {}
-    skipped = 0
-    for c, row in zip(clips, rows):
-        rec = c.meta["record"]
-        probe = rec.get("probe") or rec["prompt"]
-        try:
-            res = physics_probe(c.frames, probe, fps=c.fps)
-        except ValueError:
-            skipped += 1  # not a world prompt: the probes have nothing to test
-            continue
-        row.update(physics_score=res["physics_score"], physics_pass=res["physics_pass"],
-                   physics_laws=res["physics_laws"])
-        scores.append(res["physics_score"])
-        passes.append(bool(res["physics_pass"]))
-        for law, ok in res["physics_laws"].items():
+    rec = clip.meta["record"]
+    try:
+        res = physics_probe(clip.frames, rec.get("probe") or rec["prompt"], fps=clip.fps)
+    except ValueError:
+        return  # not a world prompt: the probes have nothing to test
+    row.update(physics_score=res["physics_score"], physics_pass=res["physics_pass"],
+               physics_laws=res["physics_laws"])
+
+
+def _physics(rows: list[dict], base: dict) -> dict:
+    tested = [r for r in rows if "physics_score" in r]
+    if not tested:
+        return {}
+    laws: dict[str, list[bool]] = {}
+    for r in tested:
+        for law, ok in r["physics_laws"].items():
             if ok is not None:
                 laws.setdefault(law, []).append(bool(ok))
-    if not scores:
-        return {}
     proto = {**base, "probes": "colour-segmentation tracker, per-law tests of the prompted scene",
-             "skipped_non_world_prompts": skipped}
-    out = {"physics_score": _entry(mean_ci(scores), proto),
-           "physics_pass_rate": _entry(proportion_ci(sum(passes), len(passes)), proto)}
+             "skipped_non_world_prompts": len(rows) - len(tested)}
+    out = {"physics_score": _entry(mean_ci([r["physics_score"] for r in tested]), proto),
+           "physics_pass_rate": _entry(proportion_ci(sum(bool(r["physics_pass"]) for r in tested), len(tested)),
+                                       proto)}
     for law, oks in sorted(laws.items()):
         out[f"physics_law.{law}"] = _entry(proportion_ci(sum(oks), len(oks)), proto)
     return out
+
+
+def _frames_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [1, T, 3, H, W], a view of uint8 frames [T, H, W, 3]: the backbones scale it to [0, 1]
+    themselves, for just the frames they read (an HD clip as float32 is 4x its frames)."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)[None]
+
+
+def _features(bb, frames: np.ndarray) -> torch.Tensor:
+    """A video backbone's features of a clip, given only the first frames it reads."""
+    return bb.features(_frames_tensor(frames[:bb.frames] if bb.frames else frames))
+
+
+def _clip_frames(t: int) -> np.ndarray:
+    from evalkit.metrics.clip_alignment import DEFAULT_NUM_FRAMES, frame_indices
+
+    return frame_indices(t, DEFAULT_NUM_FRAMES)
 
 
 def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_backbone: str = "world-video-encoder",
                   video_backbone_path=None, clip_backbone: str = "world-clip", clip_backbone_path=None,
                   progress: bool = True, log_mlflow: bool = False) -> dict:
     """{"metrics": {name: {"value", "ci_low", "ci_high", "n", "protocol"}}, "per_clip": [...],
-    "warnings": [...]}; with `log_mlflow`, also one MLflow run in experiment "evalkit-score"."""
-    clips = _load(candidates, "candidates", progress)
-    base = {"candidates": str(candidates), "generation": generation_protocol(clips)}
-    rows = [{"id": c.meta["record"]["id"]} for c in clips]
+    "warnings": [...]}; with `log_mlflow`, also one MLflow run in experiment "evalkit-score".
+
+    One pass over the candidates computes every metric's per-clip part (flicker, physics, the
+    FVD backbone's features, the CLIP embeddings) and lets the frames go, so a folder of long HD
+    videos needs the memory of one of them; then one pass over the reference for FVD."""
+    from evalkit.metrics.backbones import get_backbone
+
+    if "fvd" in metrics and reference is None:  # before any work
+        raise BadInputError("fvd needs --reference REAL (a folder of real clips)")
+    video_bb = get_backbone(video_backbone, path=video_backbone_path) if "fvd" in metrics else None
+    clip_bb = get_backbone(clip_backbone, path=clip_backbone_path) if "clip" in metrics else None
+    seen, rows, fake, frame_embeds, text_embeds = [], [], [], [], []
+    for c in _iter(candidates, "candidates", progress):
+        row = {"id": c.meta["record"]["id"]}
+        seen.append(_Seen(c))
+        if "flicker" in metrics:
+            _flicker_row(c.frames, row)
+        if "physics" in metrics:
+            _physics_row(c, row)
+        if video_bb is not None:
+            fake.append(_features(video_bb, c.frames))
+        if clip_bb is not None:
+            frame_embeds.append(clip_bb.encode_video_frames(_frames_tensor(c.frames[_clip_frames(c.num_frames)])))
+            text_embeds.append(clip_bb.encode_text([seen[-1].prompt]))
+        rows.append(row)
+        del c
+    base = {"candidates": str(candidates), "generation": generation_protocol(seen)}
+    prompts = [s.prompt for s in seen]
     out: dict = {}
     if "flicker" in metrics:
-        out.update(_flicker(clips, base, rows))
-    if "fvd" in metrics:
-        if reference is None:
-            raise BadInputError("fvd needs --reference REAL (a folder of real clips)")
-        out.update(_fvd(clips, _load(reference, "reference", progress), video_backbone, video_backbone_path, base))
-    if "clip" in metrics:
-        out.update(_clip(clips, clip_backbone, clip_backbone_path, base, rows))
+        out.update(_flicker(rows, base))
+    if video_bb is not None:
+        real = [_features(video_bb, c.frames) for c in _iter(reference, "reference", progress)]
+        out.update(_fvd(torch.cat(fake).double().numpy(), torch.cat(real).double().numpy() if real else
+                        np.zeros((0, 1)), prompts, video_bb, base))
+    if clip_bb is not None:
+        out.update(_clip(frame_embeds, text_embeds, prompts, clip_bb, base, rows))
     if "physics" in metrics:
-        out.update(_physics(clips, base, rows))
+        out.update(_physics(rows, base))
     warnings = []
     untested = sum("physics_score" not in r for r in rows) if "physics" in metrics else 0
     if untested:  # prompts the world's probes cannot read (another tool's clips, file-name prompts)
