@@ -63,7 +63,9 @@ def main(argv=None) -> None:
                            cwd=ROOT, env=env)
         wall = time.perf_counter() - t
         if p.returncode:
-            sys.exit(p.stderr.strip().splitlines()[-1])
+            why = (p.stderr.strip().splitlines() or [f"killed by signal {-p.returncode}" if p.returncode < 0
+                                                      else f"exit code {p.returncode}"])[-1]
+            sys.exit(f"score_memory: the scoring process failed: {why}")
         child = json.loads(p.stdout.strip().splitlines()[-1])
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # kB on Linux
     one = decoded / a.clips
