@@ -202,7 +202,7 @@ def test_bad_user_credentials_are_one_line_errors(creds, tmp_path):
         load_signer(creds.signer_cert, enc)
     with pytest.raises(CredentialsError, match="contains a private key"):
         load_signer(creds.signer_key, creds.signer_key)
-    with pytest.raises(CredentialsError, match="no PEM certificate"):
+    with pytest.raises(CredentialsError, match="no certificate found"):
         load_certificates(creds.watermark_key)
 
 

@@ -284,12 +284,25 @@ def test_trust_and_detector_options(env, tmp_path):
     with pytest.raises(MissingResourceError):
         verify_file(env["signed"], trust=[tmp_path / "none.pem"])
     (tmp_path / "junk.pem").write_text("not a certificate")
-    with pytest.raises(EvalkitError, match="no PEM certificate"):
+    with pytest.raises(EvalkitError, match="no certificate found"):
         load_trust([tmp_path / "junk.pem"])
     other = init_keys(tmp_path / "other")  # a different CA: valid, not trusted
     assert verify_file(env["signed"], trust=[other.ca_cert])["provenance"]["state"] == "valid"
     both = verify_file(env["signed"], trust=[other.ca_cert, env["creds"].ca_cert])
     assert both["provenance"]["state"] == "trusted"
+    # the root as CAs hand it out: one DER certificate (.cer), or a PKCS#7 bundle (.p7b) with another CA
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.serialization import pkcs7
+    from evalkit.provenance.credentials import load_certificates
+
+    (root,), (other_root,) = load_certificates(env["creds"].ca_cert), load_certificates(other.ca_cert)
+    (tmp_path / "root.cer").write_bytes(root.public_bytes(ser.Encoding.DER))
+    (tmp_path / "roots.p7b").write_bytes(pkcs7.serialize_certificates([other_root, root], ser.Encoding.DER))
+    (tmp_path / "roots-pem.p7b").write_bytes(pkcs7.serialize_certificates([root], ser.Encoding.PEM))
+    for anchors in ("root.cer", "roots.p7b", "roots-pem.p7b"):
+        assert verify_file(env["signed"], trust=[tmp_path / anchors])["provenance"]["state"] == "trusted", anchors
+    (tmp_path / "other.cer").write_bytes(other_root.public_bytes(ser.Encoding.DER))
+    assert verify_file(env["signed"], trust=[tmp_path / "other.cer"])["provenance"]["state"] == "valid"
 
     def detector(clip):
         return 0.9

@@ -244,8 +244,11 @@ def _read_private(path, what: str) -> bytes:
 
 
 def load_certificates(path) -> list:
-    """The certificates of a PEM file, in file order (leaf first for a signing chain)."""
+    """The certificates of a file, in file order (leaf first for a signing chain): PEM (one or
+    many), or as CAs and browsers export them: one DER certificate (.cer, .der, .crt) or a
+    PKCS#7 bundle (.p7b, .p7c; DER or PEM)."""
     from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import pkcs7
 
     p = Path(path).expanduser()
     if not p.exists():
@@ -259,13 +262,18 @@ def load_certificates(path) -> list:
     if b"PRIVATE KEY-----" in data:
         raise CredentialsError(f"{p}: contains a private key; give a file with certificates only "
                                "(keep keys in their own 0600 file)")
-    try:
-        certs = x509.load_pem_x509_certificates(data)
-    except ValueError:
-        certs = []
+    certs = []
+    for load in (x509.load_pem_x509_certificates, lambda d: [x509.load_der_x509_certificate(d)],
+                 pkcs7.load_pem_pkcs7_certificates, pkcs7.load_der_pkcs7_certificates):
+        try:
+            certs = list(load(data))
+        except (ValueError, TypeError):  # not this encoding: try the next
+            continue
+        if certs:
+            break
     if not certs:
-        raise CredentialsError(f"{p}: no PEM certificate found; give a file with "
-                               "'-----BEGIN CERTIFICATE-----' blocks")
+        raise CredentialsError(f"{p}: no certificate found; give a PEM file with '-----BEGIN CERTIFICATE-----' "
+                               "blocks, a DER certificate or a PKCS#7 (.p7b) bundle")
     return certs
 
 
