@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from evalkit.video import remux as video_remux
 from evalkit.errors import BadInputError, EvalkitError, MissingResourceError, VideoError
 from evalkit.provenance.c2pa import (
-    SOURCE_TYPES, SigningError, WatermarkInfo, build_manifest, has_c2pa_box, sign_file, sign_video,
+    SOURCE_TYPES, SigningError, WatermarkInfo, _sign_context, build_manifest, has_c2pa_box, sign_file, sign_video,
 )
 from evalkit.provenance.credentials import init_keys, load_signer, load_watermark_key
 from evalkit.provenance.verify import VERDICTS, load_trust, verify_exit_code, verify_file
@@ -567,3 +567,81 @@ def test_watermarking_keeps_hdr_colour_and_pixel_aspect(env, tmp_path):
         assert s.sample_aspect_ratio == Fraction(4, 3)
     assert psnr(read_video(out.path).frames, read_video(src).frames) > 38  # the same RGB, re-tagged
     assert verify_file(out.path, trust=env["trust"], wm_key=env["wm_key"])["watermark"]["matches_manifest"] is True
+
+
+def _short_lived_signer(root, seconds: float):
+    """A CA and a C2PA-profile signer whose certificate expires `seconds` from now, and the
+    moment it does: c2pa refuses to sign with an expired certificate, so a test ages one."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from evalkit.provenance.credentials import Signer
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Short Org"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ku = dict(content_commitment=False, key_encipherment=False, data_encipherment=False, key_agreement=False,
+              encipher_only=False, decipher_only=False)
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+    def cert(subject, key, until, ca: bool):
+        b = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name("Short CA"))
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(until)
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+             .add_extension(x509.KeyUsage(digital_signature=not ca, key_cert_sign=ca, crl_sign=ca, **ku), critical=True)
+             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+             .add_extension(aki, critical=False))
+        if not ca:
+            b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+        return b.sign(ca_key, hashes.SHA256())
+
+    ca = cert("Short CA", ca_key, now + dt.timedelta(days=30), True)
+    expiry = now + dt.timedelta(seconds=seconds)
+    leaf = cert("Short signer", leaf_key, expiry, False)
+    (root / "chain.pem").write_bytes(leaf.public_bytes(ser.Encoding.PEM) + ca.public_bytes(ser.Encoding.PEM))
+    (root / "ca.pem").write_bytes(ca.public_bytes(ser.Encoding.PEM))
+    fd = os.open(root / "leaf.key", os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, leaf_key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption()))
+    os.close(fd)
+    return Signer(cert_path=root / "chain.pem", alg="es256", subject="Short signer (Short Org)",
+                  issuer="Short CA", key_path=root / "leaf.key"), root / "ca.pem", expiry
+
+
+def test_an_expired_signing_credential_is_not_called_tampering(env, tmp_path):
+    """A manifest signed without a time-stamp, read after its certificate expired: the media is
+    as signed, the credential is not. That is its own verdict; a changed byte is still tampering."""
+    import datetime as dt
+    import time
+
+    signer, ca, expiry = _short_lived_signer(tmp_path, 4.0)
+    out = tmp_path / "signed.mp4"
+    b = c2pa.Builder(build_manifest(title="x.mp4", generator=GEN, source_type="trained"), context=_sign_context())
+    try:
+        with open(env["src"], "rb") as fin, open(out, "w+b") as fout:
+            b.sign(signer.c2pa_signer(None), "video/mp4", fin, fout)
+    finally:
+        b.close()
+    assert verify_file(out, trust=[ca])["verdict"] == "ai-generated (signed)"  # while the certificate is good
+    time.sleep(max(0.0, (expiry - dt.datetime.now(dt.timezone.utc)).total_seconds()) + 1.5)
+    r = verify_file(out, trust=[ca])
+    assert r["provenance"]["state"] == "invalid" and "signingCredential.expired" in r["provenance"]["failures"]
+    assert r["verdict"] == "invalid credential" and r["verdict"] in VERDICTS
+    assert "matches its manifest" in r["reasons"][0] and "signingCredential.expired" in r["reasons"][0]
+    assert any("Unvouched for" in x and "trainedAlgorithmicMedia" in x for x in r["reasons"])
+    assert verify_exit_code([r]) == 1
+    bad = tmp_path / "bad.mp4"
+    data = bytearray(out.read_bytes())
+    i = data.rfind(b"mdat") + 200
+    data[i] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    assert verify_file(bad, trust=[ca])["verdict"] == "tampered"  # both: the changed media decides

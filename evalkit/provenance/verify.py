@@ -29,8 +29,12 @@ Verdicts (the vocabulary; `reasons` are short sentences explaining which signals
   AI source type); `ai-composite (signed)` for compositeWithTrainedAlgorithmicMedia.
 * `capture (signed)`: a valid/trusted manifest says digitalCapture.
 * `signed (source not stated)`: valid/trusted without a digital source type.
-* `tampered`: a manifest is present but invalid (the media or the manifest changed after
-  signing, or the credential is bad).
+* `tampered`: a manifest is present but invalid: the media or the manifest changed after
+  signing, or the manifest is damaged.
+* `invalid credential`: the media and the manifest are as signed, but the signing certificate
+  is expired, revoked or otherwise invalid (`signingCredential.*` failures only): with no
+  trusted time-stamp the signature cannot be tied to a time the certificate was good. Its
+  claims are reported, as unvouched for.
 * `conflicting signals`: a valid manifest whose soft-binding payload differs from the
   watermark found, or that claims a camera capture while carrying an evalkit watermark.
 * `ai-generated (watermark only, manifest stripped)`: no manifest, but the evalkit watermark
@@ -89,8 +93,8 @@ COMPOSITE_AI = IPTC + "compositeWithTrainedAlgorithmicMedia"
 VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)",
             "signed (source not stated)", "tampered", "conflicting signals",
             "ai-generated (watermark only, manifest stripped)", "likely ai-generated (detector only)",
-            "unknown", "unreadable", "incomplete (fragmented stream)")
-FAILED_VERDICTS = ("tampered", "conflicting signals")
+            "unknown", "unreadable", "incomplete (fragmented stream)", "invalid credential")
+FAILED_VERDICTS = ("tampered", "conflicting signals", "invalid credential")
 INCOMPLETE = "incomplete (fragmented stream)"  # an init segment given without its media segments
 # Below this short side the mark's 88 information bits barely fit (README: 32x32 clips lose the
 # payload after CRF 30), so a blind miss there says little.
@@ -187,6 +191,13 @@ def _origin_text(prov: dict, origin: dict) -> str:
     return f"It holds a component ('{origin['title']}') {whose}."
 
 
+def _credential_only(failures: list[str]) -> bool:
+    """Only the signing certificate failed (expired, revoked, invalid): nothing says the media or
+    the manifest changed."""
+    bad = [c for c in failures if c != "signingCredential.untrusted"]
+    return bool(bad) and all(c.startswith("signingCredential.") for c in bad)
+
+
 def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) -> tuple[str, list[str]]:
     state, dst = prov["state"], prov["digital_source_type"]
     sb = prov.get("soft_binding")
@@ -203,6 +214,17 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
     if not readable and state == "absent":
         verdict = "unreadable"
         reasons.append("the file could not be read as a video and carries no C2PA manifest")
+    elif state == "invalid" and _credential_only(prov["failures"]):
+        verdict = "invalid credential"
+        bad = [c for c in prov["failures"] if c != "signingCredential.untrusted"]
+        reasons.append(f"The media matches its manifest, but the signing credential is not valid ({', '.join(bad)}): "
+                       "with no trusted time-stamp the signature cannot be shown to come from a time the "
+                       f"certificate was good, so {prov['signer'] or 'the signer'} does not vouch for it.")
+        if dst:
+            reasons.append(f"Unvouched for, the manifest declares the digital source type {dst.rsplit('/', 1)[-1]}"
+                           + (f", made by {prov['generator']}." if prov["generator"] else "."))
+        if wm_text:
+            reasons.append(wm_text[0].upper() + wm_text[1:])
     elif state == "invalid":
         verdict = "tampered"
         codes = ", ".join(prov["failures"]) or "no code"
