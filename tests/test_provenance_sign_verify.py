@@ -519,20 +519,30 @@ def test_fragmented_mp4_is_signed_and_its_tampering_caught(env, tmp_path):
     assert r["provenance"]["state"] == "trusted" and r["watermark"]["matches_manifest"] is True
 
 
+def _camera_file(path, frames, pix_fmt="yuv420p", rotation=None, options=None, **codec_attrs):
+    """H.264 of `frames` with what cameras write beside the pixels: a display matrix, colour
+    tags, a pixel aspect (as codec-context attributes)."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=8)
+        s.height, s.width = frames.shape[1:3]
+        s.pix_fmt, s.options = pix_fmt, options or {}
+        for k, v in codec_attrs.items():
+            setattr(s.codec_context, k, v)
+        if rotation is not None:
+            s.set_display_rotation(rotation)
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode())
+    return path
+
+
 def test_watermarking_a_portrait_phone_video_keeps_it_upright(env, tmp_path):
     """A phone stores portrait video on its side with a display matrix; the marked re-encode
     holds the picture as players showed it (and no matrix), not turned a quarter."""
     frames = make_clip("test", 1, 3, WorldConfig(frames=16, size=128)).frames[:, :, 16:112]  # 128 x 96
     stored = np.ascontiguousarray(np.rot90(frames, k=1, axes=(1, 2)))  # on its side: 96 x 128
-    src = tmp_path / "portrait.mp4"
-    with av.open(str(src), "w") as c:
-        s = c.add_stream("libx264", rate=8)
-        s.height, s.width = stored.shape[1:3]
-        s.pix_fmt, s.options = "yuv420p", {"crf": "12"}
-        s.set_display_rotation(-90)  # players turn it back a quarter clockwise
-        for f in stored:
-            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
-        c.mux(s.encode())
+    # players turn it back a quarter clockwise
+    src = _camera_file(tmp_path / "portrait.mp4", stored, rotation=-90, options={"crf": "12"})
     out = sign_file(src, tmp_path / "portrait.marked.mp4", env["signer"], watermark=True, wm_key=env["wm_key"],
                     generator=GEN, params=PARAMS)
     with av.open(str(out.path)) as c:
@@ -548,17 +558,8 @@ def test_watermarking_keeps_hdr_colour_and_pixel_aspect(env, tmp_path):
     """An HDR (BT.2020 HLG) clip with non-square pixels: the marked re-encode says the same, so
     players neither wash its colours out as BT.709 nor squeeze it to square pixels."""
     frames = make_clip("test", 4, 1, WorldConfig(frames=16, size=128)).frames
-    src = tmp_path / "hlg-anamorphic.mp4"
-    with av.open(str(src), "w") as c:
-        s = c.add_stream("libx264", rate=8)
-        s.width = s.height = 128
-        s.pix_fmt = "yuv420p10le"
-        cc = s.codec_context
-        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 9, 18, 9, 1
-        cc.sample_aspect_ratio = Fraction(4, 3)
-        for f in frames:
-            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
-        c.mux(s.encode())
+    src = _camera_file(tmp_path / "hlg-anamorphic.mp4", frames, pix_fmt="yuv420p10le", color_primaries=9,
+                       color_trc=18, colorspace=9, color_range=1, sample_aspect_ratio=Fraction(4, 3))
     out = sign_file(src, tmp_path / "marked.mp4", env["signer"], watermark=True, wm_key=env["wm_key"],
                     generator=GEN, params=PARAMS)
     with av.open(str(out.path)) as c:

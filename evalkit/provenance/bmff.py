@@ -51,27 +51,31 @@ def has_c2pa_box(path) -> bool:
         return False
 
 
-def _mp4_duration_ms(path, moov: tuple) -> int | None:
-    """The movie duration from `mvhd` (ms), or None."""
-    _, pos, size, _ = moov
+def _children(path, box: tuple):
+    """(type, body) of the boxes directly inside `box` (from `_top_level_boxes`), from its first
+    MiB (headers such as mvhd and mvex come early); stops at the first malformed one."""
+    _, pos, size, _ = box
     with open(path, "rb") as fh:
         fh.seek(pos + 8)
         body = fh.read(min(size - 8, 1 << 20))
     i = 0
     while i + 8 <= len(body):
         n, kind = int.from_bytes(body[i:i + 4], "big"), body[i + 4:i + 8]
-        if kind == b"mvhd" and i + 40 <= len(body):
-            v = body[i + 8]
-            if v == 1:
-                scale = int.from_bytes(body[i + 28:i + 32], "big")
-                dur = int.from_bytes(body[i + 32:i + 40], "big")
-            else:
-                scale = int.from_bytes(body[i + 20:i + 24], "big")
-                dur = int.from_bytes(body[i + 24:i + 28], "big")
-            return int(round(1000 * dur / scale)) if scale and dur not in (0, 2**32 - 1, 2**64 - 1) else None
+        yield kind, body[i:i + n] if n >= 8 else body[i:]
         if n < 8:
-            return None
+            return
         i += n
+
+
+def _mp4_duration_ms(path, moov: tuple) -> int | None:
+    """The movie duration from `mvhd` (ms), or None."""
+    for kind, b in _children(path, moov):
+        if kind == b"mvhd" and len(b) >= 40:
+            if b[8] == 1:
+                scale, dur = int.from_bytes(b[28:32], "big"), int.from_bytes(b[32:40], "big")
+            else:
+                scale, dur = int.from_bytes(b[20:24], "big"), int.from_bytes(b[24:28], "big")
+            return int(round(1000 * dur / scale)) if scale and dur not in (0, 2**32 - 1, 2**64 - 1) else None
     return None
 
 

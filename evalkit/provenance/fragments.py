@@ -32,26 +32,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from evalkit.errors import BadInputError, MissingResourceError
-from evalkit.provenance.bmff import _top_level_boxes
+from evalkit.provenance.bmff import _children, _top_level_boxes
 
 MEDIA_SEGMENT_SUFFIXES = (".m4s", ".m4v", ".mp4", ".cmfv", ".cmfa", ".m4a")
 _STATE_ORDER = {"invalid": 0, "valid": 1, "trusted": 2}
-
-
-def _moov_has_mvex(path, moov: tuple) -> bool:
-    _, pos, size, _ = moov
-    with open(path, "rb") as fh:
-        fh.seek(pos + 8)
-        body = fh.read(min(size - 8, 1 << 20))
-    i = 0
-    while i + 8 <= len(body):
-        n, kind = int.from_bytes(body[i:i + 4], "big"), body[i + 4:i + 8]
-        if kind == b"mvex":
-            return True
-        if n < 8:
-            return False
-        i += n
-    return False
 
 
 def segment_kind(path) -> str | None:
@@ -67,7 +51,7 @@ def segment_kind(path) -> str | None:
     if "moov" in kinds and "mdat" not in kinds and "moof" not in kinds:
         moov = next(b for b in boxes if b[0] == "moov")
         try:
-            return "init" if _moov_has_mvex(path, moov) else None
+            return "init" if any(kind == b"mvex" for kind, _ in _children(path, moov)) else None
         except OSError:
             return None
     if "moov" not in kinds and "moof" in kinds and kinds[0] in ("styp", "sidx", "moof", "prft", "emsg"):
