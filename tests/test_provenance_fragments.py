@@ -89,6 +89,12 @@ def test_fragments_expand_in_stream_order(tmp_path, marked_stream):
     assert expand_fragments([tmp_path / "seg-9.m4s", str(tmp_path / "seg-*.m4s")])[0] == want[1]  # given order first
     with pytest.raises(BadInputError):
         expand_fragments([tmp_path / "init.mp4"], init=tmp_path / "init.mp4")
+    # a glob over the whole stream folder skips the playlist and the init segment; a named
+    # file that is no media segment is refused, not checked as one (and called tampered)
+    (tmp_path / "stream.mpd").write_text("<MPD/>")
+    assert expand_fragments([str(tmp_path / "*")], init=tmp_path / "init.mp4") == want
+    with pytest.raises(BadInputError, match="not a media segment"):
+        expand_fragments([tmp_path / "stream.mpd"])
 
 
 def test_stream_signed_by_another_tool_validates_with_its_segments():

@@ -77,14 +77,17 @@ def expand_fragments(specs, init=None) -> list[Path]:
                      and segment_kind(q) == "media"]
             if not found:
                 raise MissingResourceError(f"{p}: no media segments (.m4s, moof + mdat) in this folder; "
-                                   "give the folder, files or a quoted glob that holds them")
+                                           "give the folder, files or a quoted glob that holds them")
         elif p.is_file():
+            if segment_kind(p) != "media" and (init_r is None or p.resolve() != init_r):
+                raise BadInputError(f"{p}: is not a media segment of a fragmented stream (moof + mdat); give "
+                                    "the stream's .m4s segments only")
             found = [p]
-        else:
-            found = [Path(q) for q in glob.glob(str(spec)) if Path(q).is_file()]
+        else:  # a glob: its media segments (a playlist, the init segment or notes beside them are skipped)
+            found = [Path(q) for q in glob.glob(str(spec)) if Path(q).is_file() and segment_kind(q) == "media"]
             if not found:
-                raise MissingResourceError(f"{spec}: no such file, folder, or files matching it; check the path "
-                                   "(quote a glob so the shell does not expand it)")
+                raise MissingResourceError(f"{spec}: no such file, folder, or media segments matching it; check "
+                                           "the path (quote a glob so the shell does not expand it)")
         for q in sorted(found, key=_stream_order):
             if q.resolve() != init_r and q not in out:
                 out.append(q)
