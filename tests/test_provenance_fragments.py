@@ -161,7 +161,8 @@ def test_cli_fragments(capsys, marked_stream, tmp_path):
     # mistakes: one line each, named
     for argv, want in ([["verify", str(init), str(segs[0]), "--fragments", str(segs[0])], EXIT_BAD_INPUT],
                        [["verify", str(SIGNED / "dash1.m4s"), "--fragments", str(SIGNED / "dash1.m4s")], EXIT_BAD_INPUT],
-                       [["verify", str(init), "--fragments", str(tmp_path / "nothing-*.m4s")], EXIT_MISSING]):
+                       [["verify", str(init), "--fragments", str(tmp_path / "nothing-*.m4s")], EXIT_MISSING],
+                       [["verify", str(init), "--fragments", str(segs[0]), "--manifest", str(init)], EXIT_BAD_INPUT]):
         assert main(argv + ["--no-detector"]) == want
         err = capsys.readouterr().err.strip()
         assert err.startswith("evalkit: error:") and "\n" not in err and "Traceback" not in err

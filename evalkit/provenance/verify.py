@@ -360,6 +360,9 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
            "verdict": "unreadable", "reasons": [], "checked_part": None}
     notes: list[str] = []
     if fragments is not None:  # a fragmented stream: checked as a whole, or refused before any work
+        if manifest is not None:
+            raise BadInputError(f"--manifest {manifest}: not with --fragments; a stream's manifest is in its "
+                                "init segment")
         if not p.is_file():
             raise BadInputError(f"{p}: no such file; check the path of the stream's init segment")
         if fr.segment_kind(p) != "init":
