@@ -47,13 +47,14 @@ class _Seen:
         self.num_frames, self.size = clip.num_frames, clip.size
 
 
-def _iter(folder, what: str, progress: bool):
-    """Each clip of a folder in turn (frames decoded one clip at a time), checked for scoring."""
+def _iter(folder, what: str, progress: bool, max_frames: int | None = None):
+    """Each clip of a folder in turn (frames decoded one clip at a time), checked for scoring;
+    `max_frames`: decode only the first frames (all that FVD's backbone reads of a reference clip)."""
     if not Path(folder).is_dir():
         raise MissingResourceError(f"{folder}: no such folder of clips ({what}); check the path")
     records = read_index(folder)
-    for c in tqdm(iter_clips(folder), total=len(records), desc=f"score {what}", unit="clip",
-                  disable=None if progress else True):
+    for c in tqdm(iter_clips(folder, max_frames=max_frames), total=len(records), desc=f"score {what}",
+                  unit="clip", disable=None if progress else True):
         if c.num_frames < 2:  # a still is no video: flicker, warping and FVD compare frames
             raise BadInputError(f"{c.meta.get('source')}: {c.num_frames} frame ({what}); every metric needs "
                                 "a video of at least 2 frames: remove it from the folder")
@@ -185,7 +186,8 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
 
     One pass over the candidates computes every metric's per-clip part (flicker, physics, the
     FVD backbone's features, the CLIP embeddings) and lets the frames go, so a folder of long HD
-    videos needs the memory of one of them; then one pass over the reference for FVD."""
+    videos needs the memory of one of them; then one pass over the reference for FVD, decoding
+    each reference video only as far as the backbone reads (its first 16 frames)."""
     from evalkit.metrics.backbones import get_backbone
 
     if "fvd" in metrics and reference is None:  # before any work
@@ -213,7 +215,8 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     if "flicker" in metrics:
         out.update(_flicker(rows, base))
     if video_bb is not None:
-        real = [_features(video_bb, c.frames) for c in _iter(reference, "reference", progress)]
+        # the reference serves FVD alone: a long real video is decoded only as far as the backbone reads
+        real = [_features(video_bb, c.frames) for c in _iter(reference, "reference", progress, video_bb.frames)]
         out.update(_fvd(torch.cat(fake).double().numpy(), torch.cat(real).double().numpy() if real else
                         np.zeros((0, 1)), prompts, video_bb, base))
     if clip_bb is not None:
