@@ -464,7 +464,7 @@ def sign(src, dst, cert, key, source_type, watermark, edit, sidecar):
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--trust", type=click.Path(path_type=Path), help="Trust anchors PEM (e.g. your CA).")
+@click.option("--trust", type=click.Path(path_type=Path), help="Trust anchors (e.g. your CA): PEM, a DER certificate or a PKCS#7 bundle.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
 @click.option("--detector", "detector_name", default=None,
               help="Detector to consult (default: `default`, when one is available).")
