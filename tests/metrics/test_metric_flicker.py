@@ -251,3 +251,15 @@ def test_classes_refuse_bad_input_and_nan_scores():
 
     with pytest.raises(ValueError, match="clip 0 of the batch scored nan"):
         Broken().update(torch.zeros(1, 3, 3, 4, 4))
+
+
+def test_warping_error_pairs_of_large_frames_run_in_threads_with_the_same_numbers(footage, monkeypatch):
+    from evalkit.metrics import flicker
+
+    frames = footage["bikes"][:6]  # 640 x 272: over the threading floor
+    threaded = flicker.warping_error_pairs(frames)
+    monkeypatch.setattr(flicker, "_cpus", lambda: 1)
+    serial = flicker.warping_error_pairs(frames)
+    for k in ("mse", "mae", "valid_fraction"):
+        assert np.array_equal(threaded[k], serial[k], equal_nan=True), k
+    assert np.all(np.isfinite(serial["mse"])) and serial["mse"].shape == (5,)
