@@ -4,9 +4,9 @@ Reading accepts any container and codec this ffmpeg build decodes (mp4, mov, mkv
 animated gif, ...) and returns uint8 RGB frames [H, W, 3], as players show them: a display
 matrix (how phones store portrait video: landscape frames plus "turn a quarter") is applied,
 quarter turns and mirrors, so metrics, detectors and the watermark see the upright picture and
-a marked re-encode is upright without a matrix. `VideoInfo.width`/`height` are as stored. Still-image formats (PNG, JPEG, WebP,
-...) are refused: ffmpeg would happily call a PNG a one-frame "video", but for an evaluation
-suite that is almost always the wrong file. Writing makes H.264 yuv420p MP4 (faststart),
+a marked re-encode is upright without a matrix. `VideoInfo.width`/`height` are as stored.
+Still-image formats (PNG, JPEG, WebP, ...) are refused: ffmpeg would happily call a PNG a
+one-frame "video", but for an evaluation suite that is almost always the wrong file. Writing makes H.264 yuv420p MP4 (faststart),
 atomically: a hidden temporary file in the target's folder, renamed over the target at the end.
 
 Every failure a user can cause is an `evalkit.errors.VideoError` (a missing path is a
