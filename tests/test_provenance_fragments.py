@@ -106,7 +106,7 @@ def test_stream_signed_by_another_tool_validates_with_its_segments():
     assert r["fragments"] == [{"file": str(SIGNED / "dash1.m4s"), "state": "valid",
                                "failures": ["signingCredential.untrusted"]}]
     assert r["verdict"] == "signed (source not stated)"
-    assert "1 media segment, each against the manifest" in r["reasons"][0]
+    assert "1 media segment, each checked against the manifest" in r["reasons"][0]
 
 
 def test_changed_or_foreign_segment_is_named(tmp_path, marked_stream):
@@ -142,6 +142,8 @@ def test_watermark_is_read_through_the_segments(marked_stream):
     assert r["readable"] and r["provenance"]["state"] == "absent"
     assert r["watermark"]["detected"] and bytes.fromhex(r["watermark"]["payload"]) == b"STREAMED"
     assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
+    assert r["reasons"][0] == (f"Read as a fragmented stream: the init segment and {len(segs)} media segments "
+                               "(no manifest to check them against).")
     # the frames are the stream's, joined in order: one segment alone is a shorter read, still marked
     one = verify_file(init, wm_key=SECRET, fragments=[segs[0]])
     assert one["watermark"]["detected"]

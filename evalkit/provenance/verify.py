@@ -461,7 +461,7 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
     out["verdict"], out["reasons"] = _verdict(out["readable"], out["provenance"], out["watermark"],
                                               out["detector"], notes)
     if fragments:
-        out["reasons"].insert(0, _stream_text(out["fragments"]))
+        out["reasons"].insert(0, _stream_text(out["fragments"], len(fragments)))
     elif kind == "init":  # its manifest hashes segments that were not given: neither intact nor tampered
         out["verdict"] = INCOMPLETE
         signer = out["provenance"]["signer"]
@@ -472,11 +472,14 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
     return out
 
 
-def _stream_text(per: list[dict]) -> str:
+def _stream_text(per: list[dict], n_segments: int) -> str:
+    text = f"Read as a fragmented stream: the init segment and {n_segments} media segment" + \
+        ("s" if n_segments != 1 else "")
+    if not per:  # no manifest to check them against: the frames were still read
+        return text + " (no manifest to check them against)."
     bad = [Path(s["file"]).name for s in per if s["state"] == "invalid"]
-    text = f"Checked as a fragmented stream: the init segment and {len(per)} media segment" + ("s" if len(per) != 1 else "")
     if not bad:
-        return text + ", each against the manifest."
+        return text + ", each checked against the manifest."
     return text + f"; {len(bad)} failed against the manifest: {', '.join(bad[:8])}" + (" ..." if len(bad) > 8 else "") + "."
 
 
