@@ -359,17 +359,17 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
            "watermark": _no_watermark(key.fingerprint if key else None), "detector": _no_detector(),
            "verdict": "unreadable", "reasons": [], "checked_part": None}
     notes: list[str] = []
+    kind = fr.segment_kind(p) if p.is_file() else None  # a piece of a DASH/HLS stream, or None
     if fragments is not None:  # a fragmented stream: checked as a whole, or refused before any work
         if manifest is not None:
             raise BadInputError(f"--manifest {manifest}: not with --fragments; a stream's manifest is in its "
                                 "init segment")
         if not p.is_file():
             raise BadInputError(f"{p}: no such file; check the path of the stream's init segment")
-        if fr.segment_kind(p) != "init":
+        if kind != "init":
             raise BadInputError(f"{p}: is not the init segment of a fragmented stream (ftyp + moov with mvex, "
                                 "no frames); give --fragments only with a stream's init segment")
         fragments = fr.expand_fragments(fragments, init=p)
-    kind = fr.segment_kind(p) if p.is_file() else None
 
     # 1. the file itself (a stream: its segments joined, as a player is fed them)
     try:
