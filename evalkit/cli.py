@@ -361,7 +361,9 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidan
               "--video-backbone i3d).")
 @click.option("--clip-backbone", default="world-clip", show_default=True,
               help="CLIP model: world-clip, or ViT-B-32 with --clip-weights.")
-@click.option("--clip-weights", type=click.Path(path_type=Path), help="open_clip weights file.")
+@click.option("--clip-weights", type=click.Path(path_type=Path),
+              help="CLIP weights: OpenAI's ViT-B-32.pt, an open_clip state dict, or a Hugging Face "
+              "snapshot folder of open_clip weights.")
 @click.option("--no-mlflow", is_flag=True, help="Do not log an MLflow run.")
 def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_backbone, clip_weights, no_mlflow):
     """Score a folder of clips (against a reference folder): every number with its 95% CI, N and

@@ -18,8 +18,9 @@ Standard backbones (the user brings the weights)
   clips shorter than 16 frames are stretched by repeating frames (index floor(i * T / 16)), which
   StyleGAN-V would discard: the protocol records it (`frames_policy`).
 - open_clip `ViT-B-32` (or any open_clip model name) with the user's weights:
-  `load_clip("ViT-B-32", pretrained=PATH)` (or `$EVALKIT_CLIP`), through
-  `open_clip.create_model_and_transforms(name, pretrained=PATH)`. A named pretrained tag
+  `load_clip("ViT-B-32", pretrained=PATH)` (or `$EVALKIT_CLIP`): OpenAI's TorchScript release, an
+  open_clip state dict or a Hugging Face snapshot folder, each run with the activation it was
+  trained with (`clip_weights`: OpenAI's QuickGELU is not ViT-B-32's GELU). A named pretrained tag
   ("openai", "laion2b_s34b_b79k", ...) is downloaded by open_clip only with `allow_download=True`
   or `EVALKIT_ALLOW_DOWNLOAD=1`.
 
@@ -50,6 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from evalkit.errors import BadInputError, MissingResourceError
+from evalkit.metrics import clip_weights
 from evalkit.metrics.encoder_base import WEIGHTS_DIR, WORLD_CLIP_MODEL, file_sha256, load_checkpoint
 from evalkit.metrics.world_clip import clip_pixels, load_world_clip_model
 from evalkit.metrics.world_video_encoder import load_video_encoder
@@ -250,7 +252,7 @@ class ClipBackbone(Backbone):
     kind = "clip"
 
     def __init__(self, model, tokenizer, name: str, sha256: str, source: str, device="cpu",
-                 mean=None, std=None, meta: dict | None = None):
+                 mean=None, std=None, meta: dict | None = None, weights_info: dict | None = None):
         super().__init__(name, sha256, source)
         self.model, self.tokenizer, self.device = model.eval(), tokenizer, torch.device(device)
         size = model.visual.image_size
@@ -261,6 +263,8 @@ class ClipBackbone(Backbone):
         proj = getattr(model, "text_projection", None)
         self.embed_dim = int(proj.shape[1]) if proj is not None else None
         self.meta = meta or {}
+        # user weights: their form, the activation that runs, a known release (clip_weights)
+        self.weights_info = dict(weights_info or {})
         self._text_cache: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
@@ -300,7 +304,8 @@ class ClipBackbone(Backbone):
                 "image_preprocess": f"shorter side to {self.image_size} (bicubic, antialias), centre crop, "
                                     f"mean {list(self.mean)}, std {list(self.std)}",
                 "tokenizer": "open_clip default BPE (SimpleTokenizer)",
-                "context_length": int(getattr(self.model, "context_length", 0)) or None}
+                "context_length": int(getattr(self.model, "context_length", 0)) or None,
+                **self.weights_info}
 
 
 def _preprocess_cfg(model) -> dict:
@@ -344,19 +349,25 @@ def load_i3d(path: str | os.PathLike | None = None, device: str | torch.device =
             f"I3D weights not found at {p}; download i3d_torchscript.pt from {I3D_URL} and pass --i3d PATH "
             f"or set {I3D_ENV}=PATH")
     try:
-        model = torch.jit.load(str(p), map_location=device).eval()
+        model = clip_weights.load_torchscript(p, device).eval()
     except Exception as e:  # not TorchScript, truncated, ...
         raise BadInputError(f"{p} is not a TorchScript I3D ({type(e).__name__}); expected StyleGAN-V's "
                             f"i3d_torchscript.pt from {I3D_URL}") from None
+    takes = [a.name for a in model.forward.schema.arguments][1:]
+    if not set(I3D_CALL) <= set(takes):  # another TorchScript model (a CLIP release, ...)
+        raise BadInputError(f"{p} is a TorchScript model but not StyleGAN-V's I3D (its forward takes "
+                            f"{', '.join(takes)}); expected i3d_torchscript.pt from {I3D_URL}")
     return I3DBackbone(model, weights_sha256(p), str(p), device)
 
 
 def load_clip(name: str = "ViT-B-32", pretrained: str | os.PathLike | None = None,
               allow_download: bool | None = None, device: str | torch.device = "cpu") -> ClipBackbone:
-    """open_clip `name` with the user's weights: `pretrained` is a file path (else `$EVALKIT_CLIP`),
-    loaded through `open_clip.create_model_and_transforms(name, pretrained=path)`. A pretrained
-    *tag* (e.g. "openai") makes open_clip download, allowed only with `allow_download=True` or
-    `EVALKIT_ALLOW_DOWNLOAD=1`; the SHA-256 is then that of the downloaded file."""
+    """open_clip `name` with the user's weights: `pretrained` is a path (else `$EVALKIT_CLIP`):
+    OpenAI's TorchScript release, an open_clip state dict, or a Hugging Face snapshot folder of
+    open_clip weights; each runs with the activation it was trained with (`clip_weights`). A
+    pretrained *tag* (e.g. "openai") makes open_clip download, allowed only with
+    `allow_download=True` or `EVALKIT_ALLOW_DOWNLOAD=1`; the SHA-256 is then that of the
+    downloaded file."""
     import open_clip
 
     from evalkit.metrics.world_clip import register_world_clip_config
@@ -373,29 +384,68 @@ def load_clip(name: str = "ViT-B-32", pretrained: str | os.PathLike | None = Non
         raise MissingResourceError(f"no weights for the CLIP backbone {name}; {hint}")
     tags = open_clip.list_pretrained_tags_by_model(name)
     p = Path(str(given)).expanduser()
-    if p.is_file():
-        checkpoint, source = str(p.resolve()), str(p)
+    tag_cfg: dict = {}
+    if p.exists():
+        weights = clip_weights.resolve(p)
+        source = str(p)
     elif str(given) in tags:
         if not allow:
             raise MissingResourceError(f"pretrained tag {given!r} of {name} would be downloaded; {hint}")
         from open_clip.pretrained import download_pretrained, get_pretrained_cfg
 
-        checkpoint = download_pretrained(get_pretrained_cfg(name, str(given)))
+        tag_cfg = dict(get_pretrained_cfg(name, str(given)))
+        checkpoint = download_pretrained(tag_cfg)
         if not checkpoint:
             raise MissingResourceError(f"open_clip could not fetch {name}/{given}; {hint}")
+        # the tag's config says how its weights were trained (OpenAI's: QuickGELU)
+        weights = clip_weights.ClipWeights(Path(checkpoint), f"open_clip pretrained tag {given}",
+                                           bool(tag_cfg.get("quick_gelu", False)))
         source = f"{name}/{given}"
     else:
         raise MissingResourceError(f"CLIP weights not found at {p}; {hint}")
-    try:
-        from evalkit.metrics.world_clip import _quiet_open_clip
+    model = _open_clip_model(name, weights, source, device)
+    info = {"weights_form": weights.form, "activation": clip_weights.activation(model)}
+    known = clip_weights.OPENAI_RELEASES.get(weights_sha256(weights.file))
+    if known:
+        info["weights_known_as"] = known
+    tokenizer = open_clip.get_tokenizer(name)
+    return ClipBackbone(model, tokenizer, name, weights_sha256(weights.file), source, device,
+                        mean=tag_cfg.get("mean"), std=tag_cfg.get("std"), weights_info=info)
 
+
+def _open_clip_model(name: str, weights: clip_weights.ClipWeights, source: str, device):
+    """open_clip `name` holding `weights`, run with the activation they were trained with."""
+    import open_clip
+
+    from evalkit.metrics.world_clip import _quiet_open_clip
+
+    force = {"force_quick_gelu": True} if weights.quick_gelu else {}
+    try:
         with _quiet_open_clip():
-            model, _, _ = open_clip.create_model_and_transforms(name, pretrained=checkpoint, device=device)
+            if weights.torchscript:
+                state = clip_weights.torchscript_state_dict(weights.file)
+                model = open_clip.create_model(name, pretrained=None, device=device, **force)
+                _load_all_parameters(model, state)
+            else:
+                model = open_clip.create_model(name, pretrained=str(weights.file.resolve()), device=device,
+                                               **force)
     except (RuntimeError, KeyError, ValueError, OSError) as e:
         raise BadInputError(f"{source} does not hold open_clip weights for {name} "
-                            f"({type(e).__name__}: {str(e)[:120]})") from None
-    tokenizer = open_clip.get_tokenizer(name)
-    return ClipBackbone(model, tokenizer, name, weights_sha256(checkpoint), source, device)
+                            f"({type(e).__name__}: {str(e)[:120]}); if it is another architecture, "
+                            "name it with --clip-backbone") from None
+    return model.eval()
+
+
+def _load_all_parameters(model, state: dict) -> None:
+    """Load `state` into `model`, requiring every parameter and nothing unknown. Buffers such as
+    the text attention mask are rebuilt, not trained: absent or saved, they are not loaded."""
+    buffers = dict(model.named_buffers())
+    state = {k: v for k, v in state.items() if k not in buffers or k in model.state_dict()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    params = dict(model.named_parameters())
+    lost = [k for k in missing if k in params]
+    if lost or unexpected:
+        raise KeyError(f"parameters missing: {lost[:3]}, unknown: {list(unexpected)[:3]}")
 
 
 def _registry() -> dict:

@@ -148,6 +148,13 @@ def test_missing_i3d_is_one_line_with_what_to_do(tmp_path, monkeypatch):
     bad.write_bytes(b"not torchscript")
     with pytest.raises(BadInputError, match="not a TorchScript I3D"):
         bb.load_i3d(bad)
+    # another TorchScript model (say, OpenAI's CLIP release) is named as such at load, not
+    # called with I3D's flags later (that was an internal error)
+    other = tmp_path / "ViT-B-32.pt"
+    torch.jit.script(torch.nn.Linear(3, 2)).save(str(other))
+    with pytest.raises(BadInputError, match="TorchScript model but not StyleGAN-V's I3D") as e:
+        bb.load_i3d(other)
+    assert "\n" not in str(e.value)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -206,13 +213,14 @@ def test_clip_download_only_with_explicit_opt_in(how, monkeypatch, tiny_clip_wei
     calls = []
     monkeypatch.setattr(ocp, "download_pretrained",
                         lambda cfg, *a, **k: calls.append(cfg) or str(tiny_clip_weights))
-    real_create = open_clip.create_model_and_transforms
+    real_create = open_clip.create_model
 
     def create(name, pretrained=None, **kw):  # build the tiny architecture instead of ViT-B-32
-        assert name == "ViT-B-32" and pretrained == str(tiny_clip_weights)
+        assert name == "ViT-B-32" and pretrained == str(tiny_clip_weights.resolve())
+        assert kw.get("force_quick_gelu") is True  # the openai tag's weights were trained with it
         return real_create(enc.WORLD_CLIP_MODEL, pretrained=pretrained, **kw)
 
-    monkeypatch.setattr(open_clip, "create_model_and_transforms", create)
+    monkeypatch.setattr(open_clip, "create_model", create)
     monkeypatch.setattr(open_clip, "get_tokenizer",
                         lambda name, **k: open_clip.SimpleTokenizer(context_length=32))
     if how == "env":
@@ -222,6 +230,7 @@ def test_clip_download_only_with_explicit_opt_in(how, monkeypatch, tiny_clip_wei
         clip = bb.load_clip("ViT-B-32", pretrained="openai", allow_download=True)
     assert len(calls) == 1 and clip.sha256 == enc.file_sha256(tiny_clip_weights)
     assert clip.source == "ViT-B-32/openai"
+    assert clip.protocol()["activation"] == "QuickGELU"
 
 
 # ------------------------------------------------------------------------------------------------
