@@ -351,7 +351,9 @@ def load_i3d(path: str | os.PathLike | None = None, device: str | torch.device =
     try:
         model = clip_weights.load_torchscript(p, device).eval()
     except Exception as e:  # not TorchScript, truncated, ...
-        raise BadInputError(f"{p} is not a TorchScript I3D ({type(e).__name__}); expected StyleGAN-V's "
+        what = ("a torch.save checkpoint (a state dict such as VideoGPT's i3d_pretrained_400.pt)"
+                if clip_weights.is_pickle_checkpoint(p) else type(e).__name__)
+        raise BadInputError(f"{p} is not a TorchScript I3D ({what}); expected StyleGAN-V's "
                             f"i3d_torchscript.pt from {I3D_URL}") from None
     takes = [a.name for a in model.forward.schema.arguments][1:]
     if not set(I3D_CALL) <= set(takes):  # another TorchScript model (a CLIP release, ...)

@@ -66,6 +66,16 @@ def is_torchscript(path: Path) -> bool:
         return False
 
 
+def is_pickle_checkpoint(path: Path) -> bool:
+    """A `torch.save` zip (a pickled state dict), not TorchScript."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n.rsplit("/", 1)[-1] for n in z.namelist()]
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return "data.pkl" in names and "constants.pkl" not in names
+
+
 def _config_quick_gelu(config: Path) -> bool:
     try:
         cfg = json.loads(config.read_text())

@@ -148,6 +148,10 @@ def test_missing_i3d_is_one_line_with_what_to_do(tmp_path, monkeypatch):
     bad.write_bytes(b"not torchscript")
     with pytest.raises(BadInputError, match="not a TorchScript I3D"):
         bb.load_i3d(bad)
+    state = tmp_path / "i3d_pretrained_400.pt"
+    torch.save(torch.nn.Linear(3, 2).state_dict(), state)
+    with pytest.raises(BadInputError, match="not a TorchScript I3D .a torch.save checkpoint"):
+        bb.load_i3d(state)
     # another TorchScript model (say, OpenAI's CLIP release) is named as such at load, not
     # called with I3D's flags later (that was an internal error)
     other = tmp_path / "ViT-B-32.pt"
