@@ -24,7 +24,11 @@ from evalkit.video import read_video, write_video
 
 INDEX = "index.jsonl"
 REQUIRED_KEYS = ("id", "file", "prompt")
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v"}
+# What cameras, editors, broadcast and other tools write: MPEG-4/QuickTime, Matroska/WebM, AVI,
+# GIF, camcorder and broadcast transport streams (AVCHD .mts/.m2ts, .ts), MPEG-PS, phones' 3GP,
+# Flash, Windows Media, Ogg, MXF, and raw YUV4MPEG test sequences.
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v", ".mts", ".m2ts", ".ts",
+                  ".mpg", ".mpeg", ".3gp", ".3g2", ".flv", ".wmv", ".asf", ".ogv", ".mxf", ".y4m"}
 
 
 def prompt_from_name(stem: str) -> str:

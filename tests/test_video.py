@@ -148,16 +148,26 @@ def test_write_clip_fps_can_be_overridden_and_mkv(tmp_path, frames):
 
 
 @pytest.mark.parametrize(
-    "name, codec, pix_fmt, tol",
-    [("a.mkv", "libx264", "yuv420p", 5), ("a.webm", "libvpx-vp9", "yuv420p", 8),
-     ("a.gif", "gif", "rgb8", 25), ("a.avi", "mpeg4", "yuv420p", 8), ("a.mov", "mjpeg", "yuvj420p", 8)],
+    "name, codec, pix_fmt, tol, fmt",
+    [("a.mkv", "libx264", "yuv420p", 5, None), ("a.webm", "libvpx-vp9", "yuv420p", 8, None),
+     ("a.gif", "gif", "rgb8", 25, None), ("a.avi", "mpeg4", "yuv420p", 8, None),
+     ("a.mov", "mjpeg", "yuvj420p", 8, None),
+     # camcorder (AVCHD) and broadcast transport streams, MPEG-2 program streams, phones' 3GP,
+     # Windows Media, raw YUV4MPEG test sequences: no sample tables in most of them
+     ("a.mts", "libx264", "yuv420p", 5, "mpegts"), ("a.mpg", "mpeg2video", "yuv420p", 8, "mpeg"),
+     ("a.3gp", "libx264", "yuv420p", 5, "3gp"), ("a.wmv", "wmv2", "yuv420p", 8, "asf"),
+     ("a.y4m", "rawvideo", "yuv420p", 3, "yuv4mpegpipe")],
 )
-def test_read_other_containers(tmp_path, frames, name, codec, pix_fmt, tol):
+def test_read_other_containers(tmp_path, frames, name, codec, pix_fmt, tol, fmt):
+    from evalkit.clipset import read_index
+
     f = frames[:10]
-    path = pyav_write(tmp_path / name, f, codec, pix_fmt, fps=25)
+    path = pyav_write(tmp_path / name, f, codec, pix_fmt, fps=25, fmt=fmt)
     clip = read_video(path)
     assert clip.frames.shape == f.shape and clip.fps == 25.0 and clip.meta["container"]
     assert np.abs(clip.frames.astype(int) - f).mean() < tol
+    # a folder of such files is a folder of videos (score, bench folder:, detectors)
+    assert [r["file"] for r in read_index(tmp_path)] == [name]
     if name in ("a.mkv", "a.webm"):  # no frame count in the header, and that is not "truncated"
         assert probe_video(path).frames == 0
 
