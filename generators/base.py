@@ -146,8 +146,12 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
             seeds = [sample_seed(seed, i, k) for i, k, _ in batch]
             clips = gen.generate([p.text for _, _, p in batch], seeds)
             for (i, k, p), s, clip in zip(batch, seeds, clips):
-                rec = {"id": f"{p.id or f'p{i:04d}'}-{k:02d}", "prompt": p.text, "seed": s,
-                       "fps": clip.fps, "frames": clip.num_frames, "size": list(clip.size), **proto}
+                # what the clip is wins over what was asked: a pipeline may round frames or size
+                rec = {"id": f"{p.id or f'p{i:04d}'}-{k:02d}", "prompt": p.text, "seed": s, **proto,
+                       "fps": clip.fps, "frames": clip.num_frames, "size": list(clip.size)}
+                for key in ("frames", "size"):
+                    if proto.get(key) is not None and proto[key] != rec[key]:
+                        rec[f"{key}_requested"] = proto[key]
                 if p.probe is not None:
                     rec["probe"] = p.probe
                 world_rec = clip.meta.get("record")

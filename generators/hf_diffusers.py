@@ -182,12 +182,15 @@ class DiffusersGenerator:
         self.params = params
 
         def default(name, fallback=None):
+            # newer pipelines (CogVideoX) default some arguments to None and decide in the call
             p = params.get(name)
-            return fallback if p is None or p.default is inspect.Parameter.empty else p.default
+            return fallback if p is None or p.default in (inspect.Parameter.empty, None) else p.default
 
         self.steps = int(steps if steps is not None else default("num_inference_steps", 50))
         self.guidance = float(guidance if guidance is not None else default("guidance_scale", 7.5))
-        self.frames = int(frames if frames is not None else default("num_frames", 16))
+        # None: the pipeline's own count (from its model config); the clips say what it was
+        made = frames if frames is not None else default("num_frames")
+        self.frames = int(made) if made is not None else None
         self.fps = float(fps)
         self.size = size or self._default_size()
         self.sha256 = sha256_weights(self.path)
@@ -218,8 +221,9 @@ class DiffusersGenerator:
     def protocol(self) -> dict:
         proto = {"model": self.spec, "weights_sha256": self.sha256, "pipeline": type(self.pipe).__name__,
                  "sampler": type(self.pipe.scheduler).__name__, "steps": self.steps,
-                 "guidance": self.guidance, "guidance_convention": GUIDANCE_CONVENTION, "frames": self.frames,
-                 "fps": self.fps}
+                 "guidance": self.guidance, "guidance_convention": GUIDANCE_CONVENTION, "fps": self.fps}
+        if self.frames is not None:
+            proto["frames"] = self.frames
         if self.size is not None:
             proto["size"] = list(self.size)
         return proto
@@ -230,7 +234,7 @@ class DiffusersGenerator:
                   "generator": torch.Generator("cpu").manual_seed(int(seed))}
         if self.size is not None:
             kwargs["height"], kwargs["width"] = self.size
-        kwargs = {k: v for k, v in kwargs.items() if k in self.params}
+        kwargs = {k: v for k, v in kwargs.items() if k in self.params and v is not None}
         try:
             with torch.inference_mode(), flush_denormal():  # subnormals are ~100x slower on x86 CPUs
                 return self.pipe(prompt, **kwargs).frames

@@ -126,6 +126,54 @@ def test_cli_generate_with_a_pipeline_folder(pipeline_dir, tmp_path, capsys):
     assert rec["steps"] == 50 and rec["frames"] == 16 and rec["size"] == [16, 16] and "wrote 1 clips" in out
 
 
+@pytest.fixture(scope="module")
+def dit_pipeline_dir(tmp_path_factory):
+    """A tiny CogVideoX pipeline: a video transformer (no UNet), a 3D VAE, a T5 encoder, and
+    None defaults for num_frames, height and width that the pipeline fills from its config, as
+    the newer text-to-video pipelines (CogVideoX, and others after it) do."""
+    from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline,
+                           CogVideoXTransformer3DModel)
+    from transformers import T5Config, T5EncoderModel
+
+    root = tmp_path_factory.mktemp("tiny-cogvideox")
+    tokenizer = _tiny_tokenizer(root / "vocab")
+    tokenizer.model_max_length = 226  # the pipeline pads prompts to 226 tokens
+    torch.manual_seed(0)
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
+        text_embed_dim=16, num_layers=1, sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=226)
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4)
+    text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1,
+                                           num_heads=2, pad_token_id=1, eos_token_id=1, decoder_start_token_id=0))
+    pipe = CogVideoXPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                             scheduler=CogVideoXDDIMScheduler())
+    pipe.save_pretrained(root / "pipe")
+    return root / "pipe"
+
+
+def test_a_transformer_pipeline_with_its_own_frame_count(dit_pipeline_dir, tmp_path):
+    # before: int(None) on the pipeline's num_frames default, an internal error
+    gen = get_generator(f"diffusers:{dit_pipeline_dir}", steps=2)
+    proto = gen.protocol()
+    assert proto["pipeline"] == "CogVideoXPipeline" and "frames" not in proto and "size" not in proto
+    records = generate_folder(gen, [Prompt("a red ball falls")], tmp_path / "out", seed=1, progress=False)
+    (rec,) = read_index(tmp_path / "out")
+    # the clip's record says what the pipeline made: its config's 9 frames of 4 x 8 = 32 px
+    assert rec["frames"] == records[0]["frames"] == 9 and rec["size"] == [32, 32]
+    assert load_clip(tmp_path / "out", rec).frames.shape == (9, 32, 32, 3)
+    # asked for 5 frames, CogVideoX pads its latent frames and makes 8: the record says 8, and
+    # what was asked beside it (before, the protocol's 5 overwrote the clip's own count)
+    asked = get_generator(f"diffusers:{dit_pipeline_dir}", steps=2, frames=5, size=16)
+    assert asked.protocol()["frames"] == 5
+    (rec,) = generate_folder(asked, [Prompt("a ball")], tmp_path / "asked", progress=False)
+    assert (rec["frames"], rec["frames_requested"], rec["size"]) == (8, 5, [16, 16]) and "size_requested" not in rec
+    assert load_clip(tmp_path / "asked", rec).frames.shape == (8, 16, 16, 3)
+
+
 def test_cache_ids_load_from_the_local_cache_only(pipeline_dir, tmp_path, monkeypatch):
     from huggingface_hub import constants
 
