@@ -30,7 +30,12 @@ from .uvit.layers import flush_denormal
 
 GUIDANCE_CONVENTION = ("standard: eps = uncond + s * (cond - uncond); diffusers skips the unconditional pass "
                        "for s <= 1 (so s < 1 gives the conditional model)")
+# Distilled models (HunyuanVideo) take guidance_scale as an input embedding, and real CFG as
+# true_cfg_scale (unused here: default off): guidance_scale is then not the CFG scale.
+DISTILLED_GUIDANCE = ("distilled: guidance_scale is an input of the network (guidance embedding), not classifier-"
+                      "free guidance; true CFG (true_cfg_scale) left at the pipeline's default")
 DEFAULT_FPS = 8.0  # what diffusers' text-to-video examples export at
+FRAME_ARGS = ("num_frames", "video_length")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".onnx", ".gguf")
 # `--sampler` shorthands shared with uvit; any diffusers scheduler class name works too.
 SAMPLER_ALIASES = {"ddim": "DDIMScheduler", "ddpm": "DDPMScheduler",
@@ -143,13 +148,13 @@ def _to_uint8_frames(video) -> np.ndarray:
 class DiffusersGenerator:
     def __init__(self, arg: str, sampler: str | None = None, steps: int | None = None,
                  guidance: float | None = None, frames: int | None = None, size=None,
-                 fps: float = DEFAULT_FPS, device: str = "cpu", batch_size: int | None = None):
+                 fps: float | None = None, device: str = "cpu", batch_size: int | None = None):
         self.spec = f"diffusers:{arg}"
         diffusers = _import_diffusers(self.spec)
         for name, value in (("steps", steps), ("frames", frames)):  # bad options fail before a long load
             if value is not None and not (isinstance(value, (int, np.integer)) and value >= 1):
                 raise BadInputError(f"{name} {value!r}: must be a positive integer")
-        if fps is None or not fps > 0:
+        if fps is not None and not fps > 0:
             raise BadInputError(f"fps {fps!r}: must be positive")
         size = _parse_size(size)
         scheduler_cls = self._scheduler_class(diffusers, sampler) if sampler is not None else None
@@ -162,9 +167,11 @@ class DiffusersGenerator:
             raise BadInputError(f"{self.spec}: cannot load this pipeline ({type(e).__name__}: {msg}); check "
                                 "that the folder is complete and diffusers supports it") from None
         params = inspect.signature(pipe.__call__).parameters
-        if "num_frames" not in params:
+        # the frame count's name: num_frames in most, video_length in Latte and Text2Video-Zero
+        self.frames_arg = next((n for n in FRAME_ARGS if n in params), None)
+        if self.frames_arg is None:
             raise BadInputError(f"{self.spec}: {type(pipe).__name__} is not a text-to-video pipeline "
-                                "(its call takes no num_frames)")
+                                f"(its call takes no {' or '.join(FRAME_ARGS)})")
         if scheduler_cls is not None:
             try:
                 pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
@@ -189,9 +196,12 @@ class DiffusersGenerator:
         self.steps = int(steps if steps is not None else default("num_inference_steps", 50))
         self.guidance = float(guidance if guidance is not None else default("guidance_scale", 7.5))
         # None: the pipeline's own count (from its model config); the clips say what it was
-        made = frames if frames is not None else default("num_frames")
+        made = frames if frames is not None else default(self.frames_arg)
         self.frames = int(made) if made is not None else None
-        self.fps = float(fps)
+        # a pipeline conditioned on the frame rate (LTX-Video's frame_rate) makes motion for that
+        # rate: the clips are written at it, and an asked-for rate is passed to it
+        native = default("frame_rate")
+        self.fps = float(fps if fps is not None else native if isinstance(native, (int, float)) else DEFAULT_FPS)
         self.size = size or self._default_size()
         self.sha256 = sha256_weights(self.path)
         self.batch_size = batch_size  # unused: one call per (prompt, seed), kept for option symmetry
@@ -218,10 +228,13 @@ class DiffusersGenerator:
             return sample * factor, sample * factor
         return None
 
+    def _guidance_convention(self) -> str:
+        return DISTILLED_GUIDANCE if "true_cfg_scale" in self.params else GUIDANCE_CONVENTION
+
     def protocol(self) -> dict:
         proto = {"model": self.spec, "weights_sha256": self.sha256, "pipeline": type(self.pipe).__name__,
                  "sampler": type(self.pipe.scheduler).__name__, "steps": self.steps,
-                 "guidance": self.guidance, "guidance_convention": GUIDANCE_CONVENTION, "fps": self.fps}
+                 "guidance": self.guidance, "guidance_convention": self._guidance_convention(), "fps": self.fps}
         if self.frames is not None:
             proto["frames"] = self.frames
         if self.size is not None:
@@ -230,7 +243,7 @@ class DiffusersGenerator:
 
     def _call(self, prompt: str, seed: int):
         kwargs = {"num_inference_steps": self.steps, "guidance_scale": self.guidance,
-                  "num_frames": self.frames, "output_type": "np",
+                  self.frames_arg: self.frames, "frame_rate": self.fps, "output_type": "np",
                   "generator": torch.Generator("cpu").manual_seed(int(seed))}
         if self.size is not None:
             kwargs["height"], kwargs["width"] = self.size
@@ -238,10 +251,16 @@ class DiffusersGenerator:
         try:
             with torch.inference_mode(), flush_denormal():  # subnormals are ~100x slower on x86 CPUs
                 return self.pipe(prompt, **kwargs).frames
-        except (ValueError, TypeError) as e:  # the pipeline's own input checks (sizes, frame counts, ...)
+        except torch.OutOfMemoryError:
+            raise BadInputError(f"{self.spec}: out of memory on {self.pipe.device} for {self.frames or 'the default'} "
+                                f"frames at {self.size or 'the default size'}; ask for fewer frames or a smaller "
+                                "size, or use another device") from None
+        except (ValueError, TypeError, RuntimeError) as e:
+            # the pipeline's own input checks (sizes, frame counts, ...), or its model failing on a
+            # shape it was not built for (Latte's temporal embedding is for a fixed frame count)
             msg = " ".join(str(e).split())[:200]
-            raise BadInputError(f"{self.spec}: the pipeline refused the request ({msg}); check size, frames "
-                                "and steps") from None
+            raise BadInputError(f"{self.spec}: the pipeline refused the request ({type(e).__name__}: {msg}); "
+                                "check size, frames and steps against what the model supports") from None
 
     def generate(self, prompts: list[str], seeds: list[int]) -> list[Clip]:
         if len(prompts) != len(seeds):

@@ -174,6 +174,67 @@ def test_a_transformer_pipeline_with_its_own_frame_count(dit_pipeline_dir, tmp_p
     assert load_clip(tmp_path / "asked", rec).frames.shape == (8, 16, 16, 3)
 
 
+def test_latte_counts_frames_as_video_length(tmp_path):
+    """Latte (a DiT video model, the design U-ViT is compared with) calls its frame count
+    video_length; it was refused as 'not a text-to-video pipeline'. Its temporal embedding is
+    built for 16 frames: asking for 4 is a one-line error (before: an internal error)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, LattePipeline, LatteTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer = _tiny_tokenizer(tmp_path / "vocab")
+    tokenizer.model_max_length = 120  # Latte pads prompts to 120 tokens
+    torch.manual_seed(0)
+    transformer = LatteTransformer3DModel(
+        sample_size=8, num_layers=1, patch_size=2, attention_head_dim=8, num_attention_heads=2,
+        caption_channels=16, in_channels=4, cross_attention_dim=16, out_channels=8, attention_bias=True,
+        activation_fn="gelu-approximate", num_embeds_ada_norm=1000, norm_type="ada_norm_single",
+        norm_elementwise_affine=False, norm_eps=1e-6, video_length=16)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8),
+                        norm_num_groups=2, down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, sample_size=16)
+    text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1,
+                                           num_heads=2, pad_token_id=1, eos_token_id=1, decoder_start_token_id=0))
+    LattePipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                  scheduler=DDIMScheduler()).save_pretrained(tmp_path / "pipe")
+    gen = get_generator(f"diffusers:{tmp_path / 'pipe'}", steps=2, size=16)
+    assert gen.protocol()["frames"] == 16 and gen.generate(["a ball"], [0])[0].frames.shape == (16, 16, 16, 3)
+    short = get_generator(f"diffusers:{tmp_path / 'pipe'}", steps=2, size=16, frames=4)
+    with pytest.raises(BadInputError, match="refused the request") as e:
+        short.generate(["a ball"], [0])
+    assert "\n" not in str(e.value) and "frames" in str(e.value)
+
+
+def test_a_frame_rate_conditioned_pipeline_writes_at_its_rate(tmp_path):
+    """LTX-Video is conditioned on frame_rate (default 25): its clips are written at that rate
+    (before: 8 fps, so its motion played three times slower), and an asked-for rate reaches it."""
+    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXPipeline, LTXVideoTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer = _tiny_tokenizer(tmp_path / "vocab")
+    tokenizer.model_max_length = 128
+    torch.manual_seed(0)
+    transformer = LTXVideoTransformer3DModel(in_channels=8, out_channels=8, patch_size=1, patch_size_t=1,
+                                             num_attention_heads=2, attention_head_dim=8, cross_attention_dim=16,
+                                             num_layers=1, caption_channels=16)
+    four = (1, 1, 1, 1)
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8,) * 4, decoder_block_out_channels=(8,) * 4,
+        layers_per_block=(1,) * 5, decoder_layers_per_block=(1,) * 5, spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4, upsample_factor=four, timestep_conditioning=False, patch_size=1, patch_size_t=1,
+        encoder_causal=True, decoder_causal=False)
+    text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1,
+                                           num_heads=2, pad_token_id=1, eos_token_id=1, decoder_start_token_id=0))
+    LTXPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                transformer=transformer).save_pretrained(tmp_path / "pipe")
+    native = get_generator(f"diffusers:{tmp_path / 'pipe'}", steps=2, frames=9, size=32)
+    a = native.generate(["a red ball falls"], [1])[0]
+    assert native.protocol()["fps"] == 25.0 and a.fps == 25.0 and a.frames.shape == (9, 32, 32, 3)
+    b = get_generator(f"diffusers:{tmp_path / 'pipe'}", steps=2, frames=9, size=32, fps=12).generate(
+        ["a red ball falls"], [1])[0]
+    assert b.fps == 12.0 and not np.array_equal(a.frames, b.frames)  # the rate conditioned the model
+
+
 def test_cache_ids_load_from_the_local_cache_only(pipeline_dir, tmp_path, monkeypatch):
     from huggingface_hub import constants
 
