@@ -558,6 +558,8 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
     from evalkit import tracking
     from generators.base import sample_seed
 
+    tracking.check_reachable()  # before any clip is made: the run is logged at its end
+
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
     if not isinstance(model_spec, str) or not model_spec.strip():

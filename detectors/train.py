@@ -143,6 +143,10 @@ def train_detector(real: list, fake: list, *, name: str, cfg: TrainConfig = Trai
     from detectors.registry import check_name, home_dir
 
     check_name(name)
+    if log_mlflow:
+        from evalkit import tracking
+
+        tracking.check_reachable()  # before the training, which is logged at its end
     t0 = time.perf_counter()
     data = build_dataset(real, fake, cfg, progress)
     prep_s = time.perf_counter() - t0

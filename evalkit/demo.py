@@ -122,6 +122,7 @@ def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConf
     from evalkit.metrics.score import score_folders
     from evalkit.provenance.verify import load_trust
 
+    tracking.check_reachable()
     out = Path(out).absolute()
     if n < 2:
         raise BadInputError(f"--n {n}: the demo needs at least 2 reference clips (FVD needs 2 a set)")

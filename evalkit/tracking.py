@@ -55,6 +55,33 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
+_REACHED: set[str] = set()  # tracking servers this process has already reached
+
+
+def check_reachable(timeout: float = 5.0) -> None:
+    """Fail fast, in one line, when the tracking store is an MLflow server that does not answer.
+    MLflow itself retries an unreachable server with back-off for about four minutes and then
+    raises, and by then the evaluation that wanted logging has been computed and is lost; so the
+    commands that log call this before their work, and `start_run` calls it too. Local stores
+    (SQLite, files) are not checked here."""
+    uri = tracking_uri()
+    if not uri.startswith(("http://", "https://")) or uri in _REACHED:
+        return
+    import requests
+
+    from evalkit.errors import MissingResourceError
+
+    try:  # an MLflow server answers /health with "OK"; any HTTP answer shows something listens
+        requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+    except requests.RequestException as e:
+        why = type(e).__name__
+        raise MissingResourceError(f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI) is not reachable "
+                                   f"({why}); start it (mlflow server), point MLFLOW_TRACKING_URI at a "
+                                   "reachable one or unset it for a local store, or pass --no-mlflow where "
+                                   "offered") from None
+    _REACHED.add(uri)
+
+
 def run_tags(seed: int | None = None) -> dict[str, str]:
     """The tags every evalkit run carries: code version, git state, seed and machine."""
     from evalkit import __version__
@@ -144,6 +171,7 @@ def start_run(experiment: str, run_name: str | None = None, *, params: dict | No
     from mlflow.tracking import MlflowClient
 
     _quiet_store_setup()
+    check_reachable()
     exp_id = _experiment_id(MlflowClient(), experiment)
     all_tags = {**run_tags(seed), **{str(k): str(v) for k, v in (tags or {}).items()}}
     run = mlflow.start_run(run_id=run_id, experiment_id=exp_id, run_name=None if run_id else run_name,
@@ -295,6 +323,7 @@ def runs_frame(experiment: str, filter_string: str = "") -> "pd.DataFrame":
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
+    check_reachable()
     exp = MlflowClient().get_experiment_by_name(experiment)
     if exp is None:
         return pd.DataFrame()

@@ -24,6 +24,9 @@ def known_suites() -> list[str]:
     """Suites with an experiment in the store, and suite YAMLs shipped in benchmarks/suites."""
     from mlflow.tracking import MlflowClient
 
+    from evalkit.tracking import check_reachable
+
+    check_reachable()
     names = {p.stem for p in SUITES_DIR.glob("*.yaml")} if SUITES_DIR.is_dir() else set()
     for exp in MlflowClient().search_experiments():
         if exp.name.startswith(schema.EXPERIMENT_PREFIX) and exp.lifecycle_stage != "deleted":
@@ -57,6 +60,9 @@ def get_run(run_id: str):
 
     from evalkit.errors import MissingResourceError
 
+    from evalkit.tracking import check_reachable
+
+    check_reachable()
     try:
         return MlflowClient().get_run(run_id)
     except MlflowException as e:

@@ -182,3 +182,52 @@ def test_home_is_private_and_git_info_is_typed(tmp_path, monkeypatch):
     assert dirty in (None, True, False) and (commit is None) == (dirty is None)
     info = home.machine_info()
     assert {"hostname", "platform", "python", "torch", "cpu_count", "gpu"} <= set(info)
+
+
+def test_an_unreachable_tracking_server_fails_fast_in_one_line(monkeypatch, tmp_path, capsys):
+    """MLflow retries a server that does not answer for about four minutes and then raises an
+    internal error, after the evaluation it was to log has been computed: the commands check
+    first, and say what to do."""
+    import socket
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from evalkit.cli import main
+    from evalkit.errors import EXIT_MISSING, MissingResourceError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed}")
+    monkeypatch.setattr(tracking, "_REACHED", set())
+    with pytest.raises(MissingResourceError, match="not reachable"):
+        tracking.check_reachable(timeout=2)
+    t0 = time.perf_counter()
+    code = main(["score", str(tmp_path), "--metrics", "flicker"])
+    err = capsys.readouterr().err
+    assert code == EXIT_MISSING and "MLFLOW_TRACKING_URI" in err and err.count("\n") == 1
+    assert time.perf_counter() - t0 < 30
+    # without logging no server is needed: the command goes on to find the folder empty
+    assert main(["score", str(tmp_path), "--metrics", "flicker", "--no-mlflow"]) == 2
+    assert "no index.jsonl and no videos" in capsys.readouterr().err
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802  (http.server's name)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *a):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.server_port}")
+        tracking.check_reachable(timeout=2)  # answers: no error
+        assert f"http://127.0.0.1:{server.server_port}" in tracking._REACHED
+    finally:
+        server.shutdown()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(tmp_path / "mlflow.db"))
+    tracking.check_reachable()  # local stores are not checked here

@@ -192,6 +192,10 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
 
     if "fvd" in metrics and reference is None:  # before any work
         raise BadInputError("fvd needs --reference REAL (a folder of real clips)")
+    if log_mlflow:
+        from evalkit import tracking
+
+        tracking.check_reachable()
     video_bb = get_backbone(video_backbone, path=video_backbone_path) if "fvd" in metrics else None
     clip_bb = get_backbone(clip_backbone, path=clip_backbone_path) if "clip" in metrics else None
     seen, rows, fake, frame_embeds, text_embeds = [], [], [], [], []

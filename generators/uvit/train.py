@@ -337,6 +337,10 @@ def train(tc: TrainConfig, out, *, resume: bool = True, progress: bool = True, l
     returns metrics that are logged at the step (e.g. `generator_quality.training_quality_hook`).
     `metrics_jsonl`: also append the logged metrics there, one JSON line each (for machines
     without an MLflow store, e.g. a lent GPU; `benchmarks/gpu/`)."""
+    if log_mlflow:
+        from evalkit import tracking
+
+        tracking.check_reachable()
     with flush_denormal():  # 6x faster CPU steps; see layers.flush_denormal
         return _train(tc, out, resume, progress, log_mlflow, on_checkpoint, metrics_jsonl)
 
