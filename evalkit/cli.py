@@ -444,8 +444,10 @@ def keys_init(directory, org, force):
 @cli.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--cert", type=click.Path(path_type=Path), help="Certificate chain PEM (leaf first).")
-@click.option("--key", type=click.Path(path_type=Path), help="Private key PEM (mode 0600).")
+@click.option("--cert", type=click.Path(path_type=Path),
+              help="Certificate chain (leaf first): PEM, DER or PKCS#7.")
+@click.option("--key", type=click.Path(path_type=Path),
+              help="Private key, PEM or DER (mode 0600); an encrypted one opens with $EVALKIT_KEY_PASSPHRASE.")
 @click.option("--source-type", type=click.Choice(["trained", "capture", "composite"]), default=None,
               help="The IPTC digital source type of a new video (default: trained).")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark (re-encodes the video).")

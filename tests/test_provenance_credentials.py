@@ -206,6 +206,43 @@ def test_bad_user_credentials_are_one_line_errors(creds, tmp_path):
         load_certificates(creds.watermark_key)
 
 
+def _write_private(path: Path, data: bytes) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, data)
+    os.close(fd)
+    return path
+
+
+def test_keys_as_organisations_keep_them(creds, clip_mp4, tmp_path, monkeypatch):
+    """The same signing key as OpenSSL and PKI tools write it: encrypted with a passphrase
+    (EVALKIT_KEY_PASSPHRASE), SEC1 'EC PRIVATE KEY' PEM, DER. Each signs a manifest that
+    verifies; before, only unencrypted PEM was read."""
+    key = serialization.load_pem_private_key(creds.signer_key.read_bytes(), None)
+    pem, der, p8 = serialization.Encoding.PEM, serialization.Encoding.DER, serialization.PrivateFormat.PKCS8
+    forms = {
+        "encrypted.pem": key.private_bytes(pem, p8, serialization.BestAvailableEncryption(b"correct horse 42")),
+        "sec1.pem": key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL,
+                                      serialization.NoEncryption()),
+        "key.der": key.private_bytes(der, p8, serialization.NoEncryption()),
+        "encrypted.der": key.private_bytes(der, p8, serialization.BestAvailableEncryption(b"correct horse 42")),
+    }
+    monkeypatch.setenv("EVALKIT_KEY_PASSPHRASE", "correct horse 42")
+    for name, data in forms.items():
+        path = _write_private(tmp_path / name, data)
+        out = sign_video(clip_mp4, tmp_path / f"{name}.mp4", signer=load_signer(creds.signer_cert, path))
+        state, _ = _state(out, creds.ca_cert)
+        assert state == "Trusted", name
+        assert path.read_bytes() == data  # never rewritten on disk
+    enc = tmp_path / "encrypted.pem"
+    monkeypatch.setenv("EVALKIT_KEY_PASSPHRASE", "wrong horse")
+    with pytest.raises(CredentialsError, match="does not open this key") as e:
+        load_signer(creds.signer_cert, enc)
+    assert "horse" not in str(e.value) and "\n" not in str(e.value)
+    monkeypatch.delenv("EVALKIT_KEY_PASSPHRASE")
+    with pytest.raises(CredentialsError, match="EVALKIT_KEY_PASSPHRASE"):
+        load_signer(creds.signer_cert, enc)
+
+
 SIGN_SCRIPT = textwrap.dedent("""
     import sys
     from cryptography.hazmat.primitives import hashes, serialization

@@ -39,6 +39,9 @@ from evalkit.errors import BadInputError, MissingResourceError
 
 CA_FILE, CA_KEY_FILE = "ca.pem", "ca.key"
 SIGNER_FILE, SIGNER_KEY_FILE = "signer.pem", "signer.key"
+# An encrypted signing key is opened with the passphrase in this variable (never logged, never
+# echoed); the decrypted key lives only in memory while c2pa builds its signer.
+PASSPHRASE_ENV = "EVALKIT_KEY_PASSPHRASE"
 WATERMARK_KEY_FILE = "watermark.key"  # the secret `--watermark` marks with, 32 random bytes (hex)
 CREDENTIALS_DIRNAME = "credentials"
 
@@ -421,7 +424,7 @@ class Signer:
         chain = self.chain_pem()
         try:
             if self.key_path is not None:
-                key = _read_private(self.key_path, "private key")
+                key = _key_pem_for_c2pa(self.key_path)
                 try:
                     info = c2pa.C2paSignerInfo(alg, chain, key, tsa_url)
                     signer = c2pa.Signer.from_info(info)
@@ -486,19 +489,49 @@ def normalise_signature(sig: bytes, alg: str) -> bytes:
     return r.to_bytes(n, "big") + s.to_bytes(n, "big")
 
 
-def _load_private_key(key_path):
+def _parse_private_key(data: bytes, key_path):
+    """The key in `data`: PEM (PKCS#8, or SEC1/PKCS#1 as OpenSSL writes them) or DER; encrypted
+    ones opened with `$EVALKIT_KEY_PASSPHRASE`. Errors never carry the parser's message (it sits
+    next to key bytes) nor the passphrase."""
     from cryptography.hazmat.primitives import serialization
 
+    load = serialization.load_pem_private_key if b"-----BEGIN" in data else serialization.load_der_private_key
+    try:
+        return load(data, password=None)
+    except TypeError:  # encrypted
+        secret = os.environ.get(PASSPHRASE_ENV)
+        if not secret:
+            raise CredentialsError(f"{key_path}: the private key is encrypted; set {PASSPHRASE_ENV} to its "
+                                   "passphrase, or sign through a KMS/HSM command (callback signer)") from None
+        try:
+            return load(data, password=secret.encode())
+        except Exception:  # noqa: BLE001
+            raise CredentialsError(f"{key_path}: the passphrase in {PASSPHRASE_ENV} does not open this "
+                                   "key; check it") from None
+    except Exception:  # noqa: BLE001
+        raise CredentialsError(f"{key_path}: not a private key (PEM or DER); give the key that matches "
+                               "--cert") from None
+
+
+def _load_private_key(key_path):
     data = _read_private(key_path, "private key")
     try:
-        return serialization.load_pem_private_key(data, password=None)
-    except TypeError:  # encrypted
-        raise CredentialsError(f"{key_path}: the private key is encrypted; give an unencrypted key "
-                               "(0600) or sign through a KMS/HSM command (callback signer)") from None
-    except Exception:  # never echo the parser's message: it sits next to key bytes
-        raise CredentialsError(f"{key_path}: not a PEM private key; give the key that matches --cert") from None
+        return _parse_private_key(data, key_path)
     finally:
         del data
+
+
+def _key_pem_for_c2pa(key_path) -> bytes:
+    """The signing key as c2pa reads it: unencrypted PKCS#8 PEM, made in memory (a DER, SEC1 or
+    encrypted key file is never rewritten on disk)."""
+    from cryptography.hazmat.primitives import serialization
+
+    pk = _load_private_key(key_path)
+    try:
+        return pk.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    finally:
+        del pk
 
 
 def load_signer(cert: Path | str | None = None, key: Path | str | None = None,
