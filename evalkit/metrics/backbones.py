@@ -146,9 +146,12 @@ def i3d_preprocess(videos, frames: int = I3D_FRAMES, size: int = I3D_SIZE) -> to
 
 
 class Backbone:
-    """Common fields: `name`, `sha256` (of the weights file), `kind` ("video" or "clip")."""
+    """Common fields: `name`, `sha256` (of the weights file), `kind` ("video" or "clip"), and
+    `trained_on`: "world" for the encoders trained here on the world's renders and captions,
+    whose features mean nothing for other footage or prompts (score warns); None otherwise."""
 
     kind = "video"
+    trained_on: str | None = None
 
     def __init__(self, name: str, sha256: str, source: str):
         self.name, self.sha256, self.source = name, sha256, source
@@ -466,15 +469,19 @@ def _load_world(path: Path, name: str, expected_sha: str | None = None):
     kind = meta.get("kind")
     if kind == "video-encoder":
         model, meta = load_video_encoder(path)
-        return WorldVideoBackbone(model, meta, name, sha, str(path))
+        bb = WorldVideoBackbone(model, meta, name, sha, str(path))
+        bb.trained_on = "world"
+        return bb
     if kind == "clip":
         import open_clip
 
         model, meta = load_world_clip_model(path)
         tok = open_clip.get_tokenizer(WORLD_CLIP_MODEL)
         pre = meta.get("preprocess", {})
-        return ClipBackbone(model, tok, name, sha, str(path), mean=pre.get("mean"), std=pre.get("std"),
-                            meta=meta)
+        bb = ClipBackbone(model, tok, name, sha, str(path), mean=pre.get("mean"), std=pre.get("std"),
+                          meta=meta)
+        bb.trained_on = "world"
+        return bb
     raise BadInputError(f"{path} is not an evalkit backbone checkpoint (kind {kind!r})")
 
 

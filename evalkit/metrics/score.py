@@ -47,6 +47,19 @@ class _Seen:
         self.num_frames, self.size = clip.num_frames, clip.size
 
 
+def _off_world(metric: str, bb, prompts: list[str], what: str, instead: str) -> list[str]:
+    """A warning when clips outside the world's grammar meet a backbone trained on the world
+    only: its features of other footage, or of other words, were never trained to mean anything."""
+    from evalkit.world.captions import parse_caption
+
+    off = [p for p in prompts if parse_caption(p) is None]
+    if not off:
+        return []
+    return [f"{metric}: {len(off)} of {len(prompts)} {what} are not world clips (e.g. {off[0]!r}); the "
+            f"{bb.name} backbone was trained on the world's renders and captions only, so its features "
+            f"say little about them: use {instead}"]
+
+
 def _iter(folder, what: str, progress: bool, max_frames: int | None = None):
     """Each clip of a folder in turn (frames decoded one clip at a time), checked for scoring;
     `max_frames`: decode only the first frames (all that FVD's backbone reads of a reference clip)."""
@@ -220,7 +233,10 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
         out.update(_flicker(rows, base))
     if video_bb is not None:
         # the reference serves FVD alone: a long real video is decoded only as far as the backbone reads
-        real = [_features(video_bb, c.frames) for c in _iter(reference, "reference", progress, video_bb.frames)]
+        real, ref_prompts = [], []
+        for c in _iter(reference, "reference", progress, video_bb.frames):
+            real.append(_features(video_bb, c.frames))
+            ref_prompts.append(c.prompt or c.meta["record"]["prompt"])
         out.update(_fvd(torch.cat(fake).double().numpy(), torch.cat(real).double().numpy() if real else
                         np.zeros((0, 1)), prompts, video_bb, base))
     if clip_bb is not None:
@@ -232,6 +248,11 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     if untested:  # prompts the world's probes cannot read (another tool's clips, file-name prompts)
         warnings.append(f"physics: {untested} of {len(rows)} clips have no world prompt the probes can test "
                         f"({'no physics score' if untested == len(rows) else 'left out of the physics score'})")
+    if video_bb is not None and video_bb.trained_on == "world":
+        warnings += _off_world("fvd", video_bb, prompts + ref_prompts, "candidate and reference clips",
+                               "--i3d PATH (StyleGAN-V's I3D)")
+    if clip_bb is not None and clip_bb.trained_on == "world":
+        warnings += _off_world("clip", clip_bb, prompts, "clips", "--clip-backbone ViT-B-32 --clip-weights PATH")
     if "fvd" in out and out["fvd"]["n"] < STABLE_FVD_N:
         f = out["fvd"]
         warnings.append(f"FVD from N={f['n']} clips (CI [{f['ci_low']:.4g}, {f['ci_high']:.4g}]) is strongly "

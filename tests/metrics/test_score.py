@@ -55,6 +55,7 @@ def test_world_scores_like_real_data_and_controls_do_not(capsys, folders, mlflow
     assert w["conditional_diversity"]["n"] == 8  # prompts with two samples each
     assert w["conditional_diversity"]["value"] > 0  # two seeds of a prompt give two scenes
     assert any("N=16" in x for x in world["warnings"])  # small-N FVD is flagged, never silent
+    assert not any("not world clips" in x for x in world["warnings"])  # the world backbones' own domain
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(mlflow_store)
@@ -94,6 +95,11 @@ def test_a_folder_of_videos_without_an_index_is_scored(capsys, folders, tmp_path
     assert res["metrics"]["flicker"]["n"] == 3 and res["metrics"]["fvd"]["n"] == 3
     assert "physics_score" not in res["metrics"]
     assert any("physics: 3 of 3 clips" in w for w in res["warnings"])
+    # the shipped backbones know the world only: real footage and its prompts are named as such
+    off = [w for w in res["warnings"] if "not world clips" in w]
+    assert len(off) == 2 and "--i3d PATH" in off[0] and "--clip-weights PATH" in off[1]
+    # (the world clip here is named world.mp4, so its prompt is "world"); the reference is world clips
+    assert off[0].startswith("fvd: 3 of 27 candidate and reference clips") and off[1].startswith("clip: 3 of 3 clips")
     # a one-frame "video" is a one-line error naming it, not a traceback
     write_video(loose / "still.mp4", read_video(loose / "world.mp4").frames[:1], fps=8)
     capsys.readouterr()
