@@ -62,7 +62,7 @@ def read_index(folder) -> list[dict]:
                                 "clips into it, or give a folder of videos")
         return records
     records, seen = [], set()
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: an index saved by Windows tools starts with a BOM
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue

@@ -50,7 +50,8 @@ def load_prompts(arg: str) -> list[Prompt]:
         return [Prompt(_check_prompt(arg, "--prompts"))]
     prompts = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # -sig: Windows editors save UTF-8 with a BOM, which would otherwise start the first prompt
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise BadInputError(f"{path}: not UTF-8 text; give a text or .jsonl file of prompts")
     for n, line in enumerate(lines, 1):

@@ -27,6 +27,13 @@ def test_load_prompts_from_text_jsonl_and_literal(tmp_path):
     (p,) = load_prompts(str(jl))
     assert (p.text, p.probe, p.id) == (PROMPTS[2], {"kind": "fall"}, "q7")
     assert load_prompts("a red ball")[0].text == "a red ball"
+    # saved by a Windows editor: UTF-8 with a BOM and CRLF lines; the BOM is not part of a prompt
+    win = tmp_path / "win.txt"
+    win.write_bytes(("\ufeff" + "\r\n".join(PROMPTS) + "\r\n").encode("utf-8"))
+    assert [p.text for p in load_prompts(str(win))] == PROMPTS
+    win_jl = tmp_path / "win.jsonl"
+    win_jl.write_bytes(("\ufeff" + json.dumps({"prompt": PROMPTS[0]}) + "\r\n").encode("utf-8"))
+    assert load_prompts(str(win_jl))[0].text == PROMPTS[0]
 
 
 @pytest.mark.parametrize("content,suffix,fragment", [
@@ -94,6 +101,17 @@ def test_generate_folder_records_protocol_and_round_trips(tmp_path):
     for x, y in zip(iter_clips(tmp_path / "gen"), iter_clips(tmp_path / "gen2")):
         assert np.array_equal(x.frames, y.frames)
     assert [r["seed"] for r in again] == [r["seed"] for r in recs]
+
+
+def test_an_index_saved_with_a_bom_and_crlf_reads(tmp_path):
+    from evalkit.clipset import read_index
+    from evalkit.world.export import render_folder
+
+    render_folder(tmp_path / "w", split="test", n=2, seed=0, progress=False)
+    index = tmp_path / "w" / "index.jsonl"
+    before = read_index(tmp_path / "w")
+    index.write_bytes(("\ufeff" + index.read_text(encoding="utf-8").replace("\n", "\r\n")).encode("utf-8"))
+    assert read_index(tmp_path / "w") == before
 
 
 def test_folder_generator_by_index_and_by_file_name(tmp_path):

@@ -66,7 +66,8 @@ def test_openai_torchscript_release_loads_with_quickgelu(tmp_path, quick_model):
         warnings.simplefilter("ignore")
         torch.jit.trace(quick_model, (img, txt), strict=False, check_trace=False).save(str(path))
     assert cw.is_torchscript(path)
-    with pytest.raises(RuntimeError, match="TorchScript"):
+    with pytest.raises(RuntimeError, match="TorchScript"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's note that it is dispatching to torch.jit.load
         torch.load(path, weights_only=True)
 
     clip = bb.load_clip(enc.WORLD_CLIP_MODEL, pretrained=path)
