@@ -378,6 +378,25 @@ CHECK_MIN_SIDE = 360
 CHECK_MAX_FRAMES = 2048  # 82 s at 25 fps: a mark sits in every 32-frame segment
 
 
+def shrink_to_fit(path, limits: VideoLimits | None = None, min_side: int = 64) -> int:
+    """The smallest whole factor k by which every frame of the video, each reduced k times (area
+    average), fits the decode budget: 1 when it fits as it is. A 10-second 4K phone clip needs
+    2 (15 GB decoded in full against 4 GiB). Raises the header's one-line error when even a
+    reduction to `min_side` pixels on the short side would not fit (a very long video)."""
+    limits = limits or VideoLimits.from_env()
+    p = _check_path(path)
+    c, s = _open(p, limits)
+    with c:
+        info = _info(p, c, s)
+    n = info.frames or (round(info.duration * info.fps) if info.duration and info.fps else 0)
+    k = 1
+    while n * (info.width // k) * (info.height // k) * 3 > limits.max_decoded_bytes \
+            and min(info.width, info.height) // (k + 1) >= min_side:
+        k += 1
+    _check_header(info, limits, None, k)  # still over: the header's own error says what to do
+    return k
+
+
 def read_for_checks(path, *, limits: VideoLimits | None = None) -> tuple[Clip, dict | None]:
     """(clip, None) when the whole video fits `limits` as it is; otherwise (its first frames that
     fit, each reduced k times, {"frames_read", "frames", "shrink"}): a long HD video an investigator

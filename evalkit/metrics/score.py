@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from evalkit.clipset import iter_clips, read_index
+from evalkit.clipset import load_clip, read_index
 from evalkit.errors import BadInputError, MissingResourceError
+from evalkit.video import shrink_to_fit
 from evalkit.metrics.stats import Estimate, mean_ci, proportion_ci
 
 ALL_METRICS = ("fvd", "clip", "flicker", "physics")
@@ -66,8 +67,12 @@ def _iter(folder, what: str, progress: bool, max_frames: int | None = None):
     if not Path(folder).is_dir():
         raise MissingResourceError(f"{folder}: no such folder of clips ({what}); check the path")
     records = read_index(folder)
-    for c in tqdm(iter_clips(folder, max_frames=max_frames), total=len(records), desc=f"score {what}",
-                  unit="clip", disable=None if progress else True):
+    for rec in tqdm(records, desc=f"score {what}", unit="clip", disable=None if progress else True):
+        # a whole clip over the decode budget (a 4K phone clip) is read reduced by a whole factor,
+        # all its frames kept; the reference is read only as far as FVD's backbone does
+        k = 1 if max_frames else shrink_to_fit(Path(folder) / rec["file"])
+        c = load_clip(folder, rec, max_frames=max_frames, shrink=k)
+        c.meta["shrink"] = k
         if c.num_frames < 2:  # a still is no video: flicker, warping and FVD compare frames
             raise BadInputError(f"{c.meta.get('source')}: {c.num_frames} frame ({what}); every metric needs "
                                 "a video of at least 2 frames: remove it from the folder")
@@ -214,6 +219,8 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     seen, rows, fake, frame_embeds, text_embeds = [], [], [], [], []
     for c in _iter(candidates, "candidates", progress):
         row = {"id": c.meta["record"]["id"]}
+        if c.meta["shrink"] > 1:
+            row["read_reduced"] = c.meta["shrink"]
         seen.append(_Seen(c))
         if "flicker" in metrics:
             _flicker_row(c.frames, row)
@@ -248,6 +255,13 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     if untested:  # prompts the world's probes cannot read (another tool's clips, file-name prompts)
         warnings.append(f"physics: {untested} of {len(rows)} clips have no world prompt the probes can test "
                         f"({'no physics score' if untested == len(rows) else 'left out of the physics score'})")
+    reduced = Counter(r["read_reduced"] for r in rows if "read_reduced" in r)
+    if reduced:
+        ks = ", ".join(f"{n} at 1/{k}" for k, n in sorted(reduced.items()))
+        warnings.append(f"{sum(reduced.values())} of {len(rows)} clips are over the decode budget and were read "
+                        f"with every frame reduced by a whole factor ({ks}, area average; all frames kept); "
+                        "their flicker, warp_error and temporal_hf are of the reduced frames "
+                        "(per_clip read_reduced); raise EVALKIT_MAX_DECODED_BYTES to read them whole")
     if video_bb is not None and video_bb.trained_on == "world":
         warnings += _off_world("fvd", video_bb, prompts + ref_prompts, "candidate and reference clips",
                                "--i3d PATH (StyleGAN-V's I3D)")

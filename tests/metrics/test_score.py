@@ -110,3 +110,32 @@ def test_a_folder_of_videos_without_an_index_is_scored(capsys, folders, tmp_path
     empty.mkdir()
     assert main(["score", str(empty), "--metrics", "flicker"]) == 2
     assert "no index.jsonl and no videos" in capsys.readouterr().err
+
+
+def test_a_clip_over_the_decode_budget_is_scored_reduced(tmp_path, monkeypatch, capsys):
+    """A 10-second 4K phone clip needs 15 GB decoded: it was refused ('pass max_frames', which
+    score has no option for). Now it is read with every frame reduced by a whole factor, all
+    frames kept, and the result says so. Shown here with a small budget and small clips."""
+    from evalkit.errors import VideoError
+    from evalkit.metrics.flicker import temporal_flicker_score
+    from evalkit.video import read_video, shrink_to_fit
+    from evalkit.world import WorldConfig
+    from evalkit.world.export import render_folder
+
+    render_folder(tmp_path / "w", split="test", n=3, seed=2, config=WorldConfig(size=128), progress=False)
+    clip = tmp_path / "w" / "clips" / sorted(p.name for p in (tmp_path / "w" / "clips").iterdir())[0]
+    whole = 16 * 128 * 128 * 3
+    monkeypatch.setenv("EVALKIT_MAX_DECODED_BYTES", str(whole // 3))  # 1/2 fits (a quarter), 1/1 does not
+    assert shrink_to_fit(clip) == 2
+    out = tmp_path / "s.json"
+    assert main(["score", str(tmp_path / "w"), "--metrics", "flicker", "--json", str(out), "--no-mlflow"]) == 0
+    res = json.loads(out.read_text())
+    assert all(r["read_reduced"] == 2 for r in res["per_clip"])
+    assert any("3 of 3 clips are over the decode budget" in w and "1/2" in w for w in res["warnings"])
+    first = res["per_clip"][0]
+    assert first["flicker"] == temporal_flicker_score(read_video(clip, shrink=2).frames)
+    monkeypatch.setenv("EVALKIT_MAX_DECODED_BYTES", "1000")  # not even at the smallest size allowed
+    with pytest.raises(VideoError, match="EVALKIT_MAX_DECODED_BYTES"):
+        shrink_to_fit(clip)
+    assert main(["score", str(tmp_path / "w"), "--metrics", "flicker", "--no-mlflow"]) == 2
+    assert capsys.readouterr().err.count("evalkit: error") == 1
