@@ -112,9 +112,10 @@ def photometric_jitter(frames: np.ndarray, gamma: float, saturation: float, cont
 
 def _natural_windows(path: Path, n: int, frames: int, rng: np.random.Generator, seed: int, jitter: bool = False):
     """n augmented windows of a natural video, spread evenly over the three time segments."""
-    from evalkit.video import read_video
+    from evalkit.video import read_video, shrink_to_fit
 
-    video = read_video(path)
+    # a long or 4K recording is read reduced to fit the decode budget (its windows go to 64x64)
+    video = read_video(path, shrink=shrink_to_fit(path))
     t = video.num_frames
     if t < frames:
         raise BadInputError(f"{path}: {t} frames, fewer than the detectors' {frames}; use longer footage")
