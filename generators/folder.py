@@ -13,7 +13,7 @@ from pathlib import Path
 from evalkit.clip import Clip
 from evalkit.clipset import INDEX, read_index
 from evalkit.errors import BadInputError, MissingResourceError
-from evalkit.video import read_video
+from evalkit.video import read_video, shrink_to_fit
 
 
 def normalise(text: str) -> str:
@@ -51,5 +51,10 @@ class FolderGenerator:
                 raise BadInputError(f"{self.folder}: only {len(have)} videos for prompt {p!r}, "
                                     f"asked for sample {k + 1}; lower --n-per-prompt")
             self._served[key] += 1
-            out.append(read_video(have[k][0], prompt=p))
+            # a video over the decode budget (4K) is read reduced by a whole factor, all frames kept
+            k_shrink = shrink_to_fit(have[k][0])
+            clip = read_video(have[k][0], prompt=p, shrink=k_shrink)
+            if k_shrink > 1:
+                clip.meta["read_reduced"] = k_shrink
+            out.append(clip)
         return out

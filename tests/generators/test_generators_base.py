@@ -114,6 +114,17 @@ def test_an_index_saved_with_a_bom_and_crlf_reads(tmp_path):
     assert read_index(tmp_path / "w") == before
 
 
+def test_folder_generator_reads_videos_over_the_decode_budget_reduced(tmp_path, monkeypatch):
+    from evalkit.world import WorldConfig
+
+    (tmp_path / "v").mkdir()
+    big = write_video(tmp_path / "v" / "a_red_ball_falls-0.mp4", make_clip("test", 0, 1, WorldConfig(size=128)))
+    monkeypatch.setenv("EVALKIT_MAX_DECODED_BYTES", str(16 * 128 * 128))  # a third of the clip decoded
+    (clip,) = FolderGenerator(tmp_path / "v").generate(["a red ball falls"], [0])
+    assert clip.frames.shape == (16, 64, 64, 3) and clip.meta["read_reduced"] == 2  # before: refused
+    assert big.is_file()
+
+
 def test_folder_generator_by_index_and_by_file_name(tmp_path):
     generate_folder(get_generator("world"), load_prompts(PROMPTS[0]), tmp_path / "made", n_per_prompt=2,
                     progress=False)
