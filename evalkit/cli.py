@@ -445,7 +445,8 @@ def keys_init(directory, org, force):
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--cert", type=click.Path(path_type=Path),
-              help="Certificate chain (leaf first): PEM, DER or PKCS#7.")
+              help="Certificate chain (leaf first): PEM, DER or PKCS#7; or a PKCS#12 bundle (.p12/.pfx: "
+              "key and chain, no --key needed).")
 @click.option("--key", type=click.Path(path_type=Path),
               help="Private key, PEM or DER (mode 0600); an encrypted one opens with $EVALKIT_KEY_PASSPHRASE.")
 @click.option("--source-type", type=click.Choice(["trained", "capture", "composite"]), default=None,

@@ -243,6 +243,34 @@ def test_keys_as_organisations_keep_them(creds, clip_mp4, tmp_path, monkeypatch)
         load_signer(creds.signer_cert, enc)
 
 
+def test_a_pkcs12_bundle_signs_alone(creds, clip_mp4, tmp_path, monkeypatch):
+    """Key and chain in one passphrase-protected .p12/.pfx, as Windows and many CAs export them:
+    `--cert bundle.p12` alone signs."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    key = serialization.load_pem_private_key(creds.signer_key.read_bytes(), None)
+    leaf, ca = load_certificates(creds.signer_cert)[0], load_certificates(creds.ca_cert)[0]
+    data = pkcs12.serialize_key_and_certificates(b"signer", key, leaf, [ca],
+                                                 serialization.BestAvailableEncryption(b"bundle pass"))
+    bundle = _write_private(tmp_path / "signer.pfx", data)
+    monkeypatch.setenv("EVALKIT_KEY_PASSPHRASE", "bundle pass")
+    assert load_certificates(bundle)[0] == leaf
+    for signer in (load_signer(bundle), load_signer(bundle, bundle)):
+        out = sign_video(clip_mp4, tmp_path / f"p12-{signer.key_path.name}-{id(signer)}.mp4", signer=signer)
+        assert _state(out, creds.ca_cert)[0] == "Trusted"
+    monkeypatch.setenv("EVALKIT_KEY_PASSPHRASE", "nope")
+    with pytest.raises(CredentialsError, match="does not open this PKCS#12 bundle") as e:
+        load_signer(bundle)
+    assert "nope" not in str(e.value) and "\n" not in str(e.value)
+    monkeypatch.delenv("EVALKIT_KEY_PASSPHRASE")
+    with pytest.raises(CredentialsError, match="EVALKIT_KEY_PASSPHRASE"):
+        load_signer(bundle)
+    os.chmod(bundle, 0o644)  # it holds a key: readable by others is refused like a key file
+    monkeypatch.setenv("EVALKIT_KEY_PASSPHRASE", "bundle pass")
+    with pytest.raises(CredentialsError, match="accessible by group or others"):
+        load_signer(bundle)
+
+
 SIGN_SCRIPT = textwrap.dedent("""
     import sys
     from cryptography.hazmat.primitives import hashes, serialization

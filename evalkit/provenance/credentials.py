@@ -248,8 +248,9 @@ def _read_private(path, what: str) -> bytes:
 
 def load_certificates(path) -> list:
     """The certificates of a file, in file order (leaf first for a signing chain): PEM (one or
-    many), or as CAs and browsers export them: one DER certificate (.cer, .der, .crt) or a
-    PKCS#7 bundle (.p7b, .p7c; DER or PEM)."""
+    many), or as CAs and browsers export them: one DER certificate (.cer, .der, .crt), a
+    PKCS#7 bundle (.p7b, .p7c; DER or PEM), or the certificates of a PKCS#12 bundle (.p12, .pfx:
+    its own certificate first)."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import pkcs7
 
@@ -258,6 +259,8 @@ def load_certificates(path) -> list:
         raise MissingResourceError(f"{p}: no such certificate file; check the path")
     if p.is_dir():
         raise CredentialsError(f"{p}: is a folder, not a PEM certificate file")
+    if is_pkcs12(p):
+        return _open_pkcs12(p)[1]
     try:
         data = p.read_bytes()
     except OSError as e:
@@ -489,6 +492,39 @@ def normalise_signature(sig: bytes, alg: str) -> bytes:
     return r.to_bytes(n, "big") + s.to_bytes(n, "big")
 
 
+PKCS12_SUFFIXES = (".p12", ".pfx")
+
+
+def is_pkcs12(path) -> bool:
+    """A PKCS#12 bundle (key and chain in one file, as Windows and many CAs export them)."""
+    return Path(path).suffix.lower() in PKCS12_SUFFIXES
+
+
+def _open_pkcs12(path) -> tuple:
+    """(private key, [its certificate, then the others]) of a PKCS#12 bundle; its passphrase from
+    `$EVALKIT_KEY_PASSPHRASE` (bundles are almost always encrypted). It holds a private key, so
+    it must be 0600 like any key file."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    data = _read_private(path, "PKCS#12 bundle")
+    secret = os.environ.get(PASSPHRASE_ENV)
+    try:
+        try:
+            key, cert, others = pkcs12.load_key_and_certificates(data, secret.encode() if secret else None)
+        except ValueError:
+            if secret:  # wrong passphrase, or not PKCS#12 at all: both are this file's problem
+                raise CredentialsError(f"{path}: the passphrase in {PASSPHRASE_ENV} does not open this "
+                                       "PKCS#12 bundle, or it is not one; check both") from None
+            raise CredentialsError(f"{path}: a PKCS#12 bundle that needs its passphrase (or not one); set "
+                                   f"{PASSPHRASE_ENV}") from None
+    finally:
+        del data
+    if cert is None:
+        raise CredentialsError(f"{path}: this PKCS#12 bundle holds no certificate for its key; export it "
+                               "with the certificate chain")
+    return key, [cert, *(c for c in others if c != cert)]
+
+
 def _parse_private_key(data: bytes, key_path):
     """The key in `data`: PEM (PKCS#8, or SEC1/PKCS#1 as OpenSSL writes them) or DER; encrypted
     ones opened with `$EVALKIT_KEY_PASSPHRASE`. Errors never carry the parser's message (it sits
@@ -514,6 +550,12 @@ def _parse_private_key(data: bytes, key_path):
 
 
 def _load_private_key(key_path):
+    if is_pkcs12(key_path):
+        key = _open_pkcs12(key_path)[0]
+        if key is None:
+            raise CredentialsError(f"{key_path}: this PKCS#12 bundle holds no private key; export it with "
+                                   "the key")
+        return key
     data = _read_private(key_path, "private key")
     try:
         return _parse_private_key(data, key_path)
@@ -541,9 +583,11 @@ def load_signer(cert: Path | str | None = None, key: Path | str | None = None,
 
     Refuses a key readable by group/others, a key that does not match the certificate, and a
     leaf outside the C2PA certificate profile, each with a one-line `CredentialsError`."""
+    if cert is not None and key is None and is_pkcs12(cert):
+        key = cert  # one bundle holds both
     if (cert is None) != (key is None):
         raise CredentialsError("give both --cert and --key, or neither (to use the credentials of "
-                               "`evalkit keys init`)")
+                               "`evalkit keys init`), or one PKCS#12 bundle as --cert")
     if cert is None:
         paths = default_paths(dir)
         if not paths.signer_cert.exists() or not paths.signer_key.exists():
