@@ -49,6 +49,24 @@ def videos_without_index(folder: Path) -> list[dict]:
     return recs
 
 
+def clip_set(path) -> tuple[Path, list[dict]]:
+    """(folder, records) of what a user names as a set of clips: a folder (its index, or its
+    videos), or one video file, a set of one prompted by its name."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        for folder in (path.parent, path.parent.parent):  # a clip of a clip folder keeps its record
+            if (folder / INDEX).is_file():
+                rel = path.resolve().relative_to(folder.resolve()).as_posix()
+                recs = [r for r in read_index(folder) if Path(r["file"]).as_posix() == rel]
+                if recs:
+                    return folder, recs[:1]
+        return path.parent, [{"id": path.stem, "file": path.name, "prompt": prompt_from_name(path.stem)}]
+    if path.is_file():
+        raise BadInputError(f"{path}: neither a folder of clips nor a video file ({', '.join(sorted(VIDEO_SUFFIXES))}); "
+                            "give a folder or a video")
+    return path, read_index(path)
+
+
 def read_index(folder) -> list[dict]:
     """The records of `folder/index.jsonl`, each with the keys it must have."""
     folder = Path(folder)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from evalkit.clipset import load_clip, read_index
+from evalkit.clipset import clip_set, load_clip
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.video import shrink_to_fit
 from evalkit.metrics.stats import Estimate, mean_ci, proportion_ci
@@ -64,9 +64,9 @@ def _off_world(metric: str, bb, prompts: list[str], what: str, instead: str) -> 
 def _iter(folder, what: str, progress: bool, max_frames: int | None = None):
     """Each clip of a folder in turn (frames decoded one clip at a time), checked for scoring;
     `max_frames`: decode only the first frames (all that FVD's backbone reads of a reference clip)."""
-    if not Path(folder).is_dir():
+    if not Path(folder).exists():
         raise MissingResourceError(f"{folder}: no such folder of clips ({what}); check the path")
-    records = read_index(folder)
+    folder, records = clip_set(folder)  # a folder, or one video file
     for rec in tqdm(records, desc=f"score {what}", unit="clip", disable=None if progress else True):
         # a whole clip over the decode budget (a 4K phone clip) is read reduced by a whole factor,
         # all its frames kept; the reference is read only as far as FVD's backbone does

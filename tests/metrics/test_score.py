@@ -139,3 +139,27 @@ def test_a_clip_over_the_decode_budget_is_scored_reduced(tmp_path, monkeypatch, 
         shrink_to_fit(clip)
     assert main(["score", str(tmp_path / "w"), "--metrics", "flicker", "--no-mlflow"]) == 2
     assert capsys.readouterr().err.count("evalkit: error") == 1
+
+
+def test_one_video_file_is_a_set_of_one(folders, tmp_path, capsys):
+    """`score FILE`: before, 'no such folder of clips; check the path' for a file that exists."""
+    from evalkit.clipset import read_index
+
+    rec = read_index(folders / "world")[0]
+    out = tmp_path / "one.json"
+    assert main(["score", str(folders / "world" / rec["file"]), "--metrics", "flicker,physics", "--json", str(out),
+                 "--no-mlflow"]) == 0
+    res = json.loads(out.read_text())
+    # a clip of a clip folder keeps its index record: its world prompt, so the probes test it
+    assert res["per_clip"][0]["id"] == rec["id"] and res["metrics"]["physics_score"]["n"] == 1
+    assert res["metrics"]["flicker"]["n"] == 1
+    loose = tmp_path / "a_red_ball_falls-2.mp4"
+    loose.write_bytes((folders / "world" / rec["file"]).read_bytes())
+    assert main(["score", str(loose), "--metrics", "flicker", "--json", str(out), "--no-mlflow"]) == 0
+    assert json.loads(out.read_text())["per_clip"][0]["id"] == "a_red_ball_falls-2"
+    capsys.readouterr()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    assert main(["score", str(notes), "--metrics", "flicker", "--no-mlflow"]) == 2
+    err = capsys.readouterr().err
+    assert "neither a folder of clips nor a video file" in err and err.count("\n") == 1
