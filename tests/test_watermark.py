@@ -731,3 +731,17 @@ def test_sign_streams_a_video_over_the_decode_limit(tmp_path, monkeypatch):
     assert marked.shape == decoded.shape and psnr(marked, decoded) > 36  # the mark at 42 dB, then CRF 18
     d = wm.detect(marked, key)
     assert d.detected and d.payload.hex() == res.payload
+
+
+def test_forgery_benchmark_measures_a_copied_mark():
+    """The forgery benchmark's copy attack really carries a mark over: the exact mark of a
+    flat-background clip stamped on a grey still reads as marked, with the source's payload
+    (the weakness its README section reports), so its zeros elsewhere are measurements."""
+    from benchmarks.robustness import watermark_forgery as forge
+
+    tg = forge.targets(64)
+    assert {"grey still", "gradient"} <= set(tg) and all(t.shape == (16, 64, 64, 3) for t in tg.values())
+    rows = forge.copy_attacks(64, 2, bytes(range(32)), {"grey still": tg["grey still"]})
+    assert rows["exact"]["n"] == 2 and rows["exact"]["payload"] >= 1
+    assert "estimate, median 21" in rows and "| exact | 64 |" in forge.markdown(
+        [{"attack": k, "size": 64, **v} for k, v in rows.items()])
