@@ -239,6 +239,27 @@ def test_real_footage_watermarked_then_stripped(env, real_videos_dir, tmp_path):
     assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
 
 
+def test_a_copied_mark_on_real_footage_is_a_trace_not_a_verdict_of_ai(env, real_videos_dir, tmp_path):
+    """Copy attack: the exact mark of a marked clip (marked - original, which anyone holding both
+    has) added to real camera footage. Its pattern reads, its payload does not: before, that
+    camera video was called 'ai-generated (watermark only, manifest stripped)'."""
+    import cv2
+
+    from evalkit.provenance import watermark as wm
+
+    bikes = read_video(real_videos_dir / "bikes.mp4", max_frames=16).frames
+    target = np.stack([cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA) for f in bikes])
+    src = make_clip("test", 1, 5, WorldConfig(size=256, frames=16)).frames
+    mark = wm.embed(src, b"forged!!", env["wm_key"]).astype(np.int16) - src
+    forged = write_video(tmp_path / "forged.mp4", np.clip(target + mark, 0, 255).astype(np.uint8), fps=25)
+    r = verify_file(forged, wm_key=env["wm_key"])
+    assert r["watermark"]["detected"] and r["watermark"]["payload"] is None
+    assert r["verdict"] == "watermark trace (payload unreadable)" and verify_exit_code([r]) == 0
+    assert any("copied from another video" in x for x in r["reasons"])
+    unmarked = write_video(tmp_path / "bikes256.mp4", target, fps=25)
+    assert verify_file(unmarked, wm_key=env["wm_key"])["verdict"] == "unknown"
+
+
 def test_excerpt_of_a_signed_long_clip_keeps_the_watermark(env, real_videos_dir, tmp_path):
     # an investigator's usual case: a 3-second excerpt of a marked video, cut mid-segment and
     # re-encoded, its manifest gone

@@ -41,6 +41,11 @@ Verdicts (the vocabulary; `reasons` are short sentences explaining which signals
   is present (the manifest was removed, e.g. by re-encoding or remuxing).
 * `likely ai-generated (detector only)`: no manifest or watermark; the detector is above its
   threshold.
+* `watermark trace (payload unreadable)`: no manifest, and the watermark's pattern is present
+  but no payload decodes: a marked video damaged past reading, or a mark copied onto another
+  video (anyone holding a marked video and its original can copy its mark); not by itself
+  evidence that the video was generated. `likely ai-generated (watermark trace and detector)`
+  when the detector is also above its threshold.
 * `unknown`: no evidence either way. `unreadable`: neither a video nor a manifest was read.
 * `incomplete (fragmented stream)`: the init segment of a DASH/HLS stream given without its
   media segments (`fragments=`), whose manifest cannot be checked alone.
@@ -93,8 +98,11 @@ COMPOSITE_AI = IPTC + "compositeWithTrainedAlgorithmicMedia"
 VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)",
             "signed (source not stated)", "tampered", "conflicting signals",
             "ai-generated (watermark only, manifest stripped)", "likely ai-generated (detector only)",
+            "watermark trace (payload unreadable)", "likely ai-generated (watermark trace and detector)",
             "unknown", "unreadable", "incomplete (fragmented stream)", "invalid credential")
 FAILED_VERDICTS = ("tampered", "conflicting signals", "invalid credential")
+WATERMARK_TRACE = "watermark trace (payload unreadable)"
+TRACE_AND_DETECTOR = "likely ai-generated (watermark trace and detector)"
 INCOMPLETE = "incomplete (fragmented stream)"  # an init segment given without its media segments
 # Below this short side the mark's 88 information bits barely fit (README: 32x32 clips lose the
 # payload after CRF 30), so a blind miss there says little.
@@ -297,7 +305,18 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
                            "(verify works offline: pass --fetch-remote to fetch it, or --manifest FILE with a copy).")
         else:
             reasons.append("No C2PA manifest.")
-        if wm["detected"]:
+        if wm["detected"] and not wm["payload"]:
+            # A pattern without a payload: a marked video damaged past reading, or a mark copied
+            # onto another video by someone holding a marked video and its original (measured:
+            # benchmarks/robustness/watermark_forgery.py). Not enough to call it generated.
+            verdict = TRACE_AND_DETECTOR if det_says_ai else WATERMARK_TRACE
+            reasons.append(wm_text[0].upper() + wm_text[1:] + ": either a marked video damaged past "
+                           "reading (heavy re-encoding), or a mark's pattern copied from another video, "
+                           "which anyone holding a marked video and its original can do; on its own "
+                           "it does not show that this video was generated.")
+            if det_says_ai:
+                reasons.append(f"The detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
+        elif wm["detected"]:
             verdict = "ai-generated (watermark only, manifest stripped)"
             reasons.append(wm_text[0].upper() + wm_text[1:] + ": the manifest was removed or the "
                            "video re-encoded after signing.")
