@@ -305,6 +305,40 @@ def generator_export(checkpoint, out):
     click.echo(f"exported {checkpoint} to {path} (sha256 {sha256_file(path)})")
 
 
+def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
+    """generate's --frames/--size/--fps/--device as generator options; the models whose clip
+    shape is fixed (uvit, vae, gan: their training's; folder: its files') refuse them."""
+    given = {k: v for k, v in dict(frames=frames, size=size, fps=fps, device=device).items() if v is not None}
+    if not given:
+        return {}
+    hw = None
+    if size is not None:
+        parts = str(size).lower().split("x")
+        if not (1 <= len(parts) <= 2 and all(x.strip().isdigit() and int(x) > 0 for x in parts)):
+            raise BadInputError(f"--size {size!r}: give S or HxW in pixels, e.g. 256 or 480x832")
+        hw = (int(parts[0]), int(parts[-1]))
+    if model.startswith("diffusers:"):
+        out = {k: v for k, v in given.items() if k != "size"}
+        if hw:
+            out["size"] = hw
+        return out
+    if model == "world" or model.startswith("control:"):
+        if device is not None:
+            raise BadInputError(f"--device does not apply to {model} (it renders on the CPU)")
+        if hw and hw[0] != hw[1]:
+            raise BadInputError(f"--size {size}: the world renders square frames; give one number")
+        from evalkit.world import WorldConfig
+
+        base = WorldConfig()
+        try:
+            return {"config": WorldConfig(frames=frames or base.frames, size=hw[0] if hw else base.size,
+                                          fps=fps or base.fps)}
+        except ValueError as e:  # the world's own limits (size, frames)
+            raise BadInputError(f"--{'/--'.join(given)}: {e}") from None
+    raise BadInputError(f"--{'/--'.join(given)} do not apply to {model}: its clips' frames and size are "
+                        "fixed (its training's, or its files')")
+
+
 @cli.command()
 @click.option("--model", required=True,
               help="uvit:PRESET_OR_CKPT | folder:DIR | diffusers:ID | world | control:noise|frozen|shuffled")
@@ -318,10 +352,18 @@ def generator_export(checkpoint, out):
 @click.option("--guidance-rescale", type=click.FloatRange(0, 1),
               help="uvit: pull the guided output's spread back to the conditional one's by this share "
               "(Lin et al. 2024; 0: none; default: the model's own, else 0).")
+@click.option("--frames", type=int, callback=_positive,
+              help="diffusers, world, control: frames a clip (default: the model's own).")
+@click.option("--size", help="diffusers: S or HxW; world, control: S (default: the model's own).")
+@click.option("--fps", type=float, callback=_positive,
+              help="diffusers, world, control: frame rate of the clips (default: the model's own).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="diffusers: where the pipeline runs "
+              "(default cpu).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--sign", is_flag=True, help="Sign every clip with a C2PA manifest.")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark in every clip.")
-def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidance_rescale, seed, sign, watermark):
+def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidance_rescale, frames, size, fps,
+             device, seed, sign, watermark):
     """Generate clips from prompts into OUT (clips/*.mp4 + index.jsonl with the full protocol)."""
     from generators.base import generate_folder, get_generator, load_prompts
 
@@ -332,6 +374,7 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidan
         if not model.startswith("uvit:"):
             raise BadInputError(f"--guidance-rescale only applies to uvit models, not {model}")
         sampling["guidance_rescale"] = guidance_rescale
+    sampling.update(_clip_shape_options(model, frames, size, fps, device))
     prompt_list = load_prompts(prompts)
     post = None
     if sign or watermark:

@@ -64,6 +64,25 @@ def test_sampling_flags_out_of_place_are_one_line_errors(capsys, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_generate_sets_frames_size_and_fps_where_a_model_allows(capsys, tmp_path):
+    prompt = "a small red ball falls and bounces on the floor, on a dark background"
+    code, out, err = run(capsys, "generate", "--model", "world", "--prompts", prompt, "--out", str(tmp_path / "w"),
+                         "--frames", "8", "--size", "48", "--fps", "12")
+    assert code == 0, err
+    (rec,) = read_index(tmp_path / "w")
+    assert (rec["frames"], rec["size"], rec["fps"]) == (8, [48, 48], 12.0)
+    info = probe_video(tmp_path / "w" / rec["file"])
+    assert (info.frames, info.width, info.fps) == (8, 48, 12.0)
+    for argv, fragment in [(("--model", "uvit:small-gpu", "--frames", "8"), "--frames do not apply to uvit"),
+                           (("--model", "world", "--size", "48x64"), "square frames"),
+                           (("--model", "world", "--size", "7"), "at least 8 pixels"),
+                           (("--model", "world", "--size", "big"), "give S or HxW"),
+                           (("--model", "control:noise", "--device", "cuda"), "--device does not apply")]:
+        code, _, err = run(capsys, "generate", "--prompts", prompt, "--out", str(tmp_path / "o"), *argv)
+        assert code == EXIT_BAD_INPUT and fragment in err and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "o").exists()
+
+
 def test_version(capsys):
     from evalkit import __version__
 

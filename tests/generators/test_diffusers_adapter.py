@@ -124,6 +124,12 @@ def test_cli_generate_with_a_pipeline_folder(pipeline_dir, tmp_path, capsys):
     assert code == 0, err
     (rec,) = read_index(tmp_path / "out")
     assert rec["steps"] == 50 and rec["frames"] == 16 and rec["size"] == [16, 16] and "wrote 1 clips" in out
+    code = main(["generate", "--model", f"diffusers:{pipeline_dir}", "--prompts", "a red ball falls", "--out",
+                 str(tmp_path / "shaped"), "--steps", "1", "--frames", "2", "--size", "16x24", "--fps", "12",
+                 "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    (rec,) = read_index(tmp_path / "shaped")
+    assert (rec["frames"], rec["size"], rec["fps"]) == (2, [16, 24], 12.0)
 
 
 @pytest.fixture(scope="module")
