@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from detectors.features import Protocol, to_protocol
 from evalkit.clip import Clip
-from evalkit.clipset import VIDEO_SUFFIXES
+from evalkit.clipset import video_files
 from evalkit.errors import BadInputError, MissingResourceError
 
 SPLITS = ("train", "calib", "test")
@@ -150,9 +150,7 @@ def _natural_windows(path: Path, n: int, frames: int, rng: np.random.Generator, 
 
 
 def _video_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    return sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    return [path] if path.is_file() else video_files(path)  # hidden files (macOS ._*) skipped
 
 
 def load_source(path, label: int, *, protocol: Protocol = Protocol(), seed: int = 0, max_clips: int | None = None,

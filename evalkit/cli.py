@@ -528,6 +528,7 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
     """Provenance, watermark and detector verdicts of videos. Exit 1 if any file is tampered or
     its signals conflict, 2 if any is unreadable (or a stream's init segment comes without its
     segments)."""
+    from evalkit.clipset import expand_folders
     from evalkit.provenance.credentials import load_watermark_key
     from evalkit.provenance.verify import format_result, load_trust, verify_exit_code, verify_file
 
@@ -546,7 +547,7 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
         if detector_name or "default" in list_detectors():
             detector = load_detector(detector_name)
     results = []
-    for f in files:
+    for f in files if fragments else expand_folders(files):  # a folder: each of its videos
         r = verify_file(f, trust=anchors, wm_key=wm_key, detector=detector, manifest=manifest,
                         fetch_remote=fetch_remote, fragments=list(fragments) or None)
         results.append(r)
@@ -612,8 +613,9 @@ def detect(files, name, as_json):
     """Calibrated probability that each video is generated, the threshold and the decision.
     Exit 2 if any file is unreadable."""
     from detectors.predict import detect_files
+    from evalkit.clipset import expand_folders
 
-    rows = detect_files(files, name)
+    rows = detect_files(expand_folders(files), name)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
     else:

@@ -36,10 +36,32 @@ def prompt_from_name(stem: str) -> str:
     return " ".join(re.sub(r"[-_](\d+)$", "", stem).replace("_", " ").split())
 
 
+def video_files(folder: Path) -> list[Path]:
+    """The videos of a folder, top level then clips/, each in name order (hidden files skipped)."""
+    folder = Path(folder)
+    return [f for d in (folder, folder / "clips") if d.is_dir() for f in sorted(d.iterdir())
+            if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith(".")]
+
+
+def expand_folders(paths) -> list[Path]:
+    """Command-line paths with each folder replaced by its videos (`video_files`); a folder
+    without any is an error naming it."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = video_files(p)
+            if not found:
+                raise BadInputError(f"{p}: a folder with no videos in it (top level or clips/); give video "
+                                    "files or a folder of them")
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
 def videos_without_index(folder: Path) -> list[dict]:
     """Records for the videos of a folder that has no index (top level, then clips/)."""
-    files = [f for d in (folder, folder / "clips") if d.is_dir() for f in sorted(d.iterdir())
-             if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith(".")]
+    files = video_files(folder)
     recs, seen = [], set()
     for f in files:
         rel = f.relative_to(folder).as_posix()

@@ -228,6 +228,14 @@ def test_keys_sign_verify_round_trip_with_exit_codes(capsys, tmp_path, monkeypat
     (tmp_path / "t.mp4").write_bytes(bytes(data))
     code, out, _ = run(capsys, "verify", "--json", str(tmp_path / "t.mp4"))
     assert code == 1 and json.loads(out)["provenance"]["state"] == "invalid"
+    # a folder is its videos, in name order: the signed and the tampered copy side by side
+    (tmp_path / "case").mkdir()
+    for name in ("s.mp4", "t.mp4"):
+        (tmp_path / "case" / name).write_bytes((tmp_path / name).read_bytes())
+    code, out, _ = run(capsys, "verify", "--json", str(tmp_path / "case"))
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and [Path(r["file"]).name for r in rows] == ["s.mp4", "t.mp4"]
+    assert [r["provenance"]["state"] for r in rows] == ["valid", "invalid"]
 
 
 def test_generate_signs_and_watermarks_every_clip(capsys, tmp_path, monkeypatch):

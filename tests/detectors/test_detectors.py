@@ -367,6 +367,13 @@ def test_detect_cli_json_bad_file_and_unknown_name(in_trained, folders, tmp_path
     assert main(["detect", str(bad), "--detector", "nosuch"]) == 3
     err = capsys.readouterr().err
     assert "nosuch" in err and "unit" in err and len(err.strip().splitlines()) == 1
+    # a folder stands for its videos (before: 'is a directory' as an error row)
+    assert main(["detect", str(fake), "--detector", "unit", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["file"] for r in rows] == [str(p) for p in sorted((fake / "clips").glob("*.mp4"))]
+    (tmp_path / "empty").mkdir()
+    assert main(["detect", str(tmp_path / "empty"), "--detector", "unit"]) == 2
+    assert "no videos in it" in capsys.readouterr().err
 
 
 def test_verify_reports_the_detector(in_trained, folders):
