@@ -381,7 +381,7 @@ CHECK_MAX_FRAMES = 2048  # 82 s at 25 fps: a mark sits in every 32-frame segment
 def shrink_to_fit(path, limits: VideoLimits | None = None, min_side: int = 64) -> int:
     """The smallest whole factor k by which every frame of the video, each reduced k times (area
     average), fits the decode budget: 1 when it fits as it is. A 10-second 4K phone clip needs
-    2 (15 GB decoded in full against 4 GiB). Raises the header's one-line error when even a
+    2 (7.5 GB decoded in full at 30 fps, against 4 GiB). Raises the header's one-line error when even a
     reduction to `min_side` pixels on the short side would not fit (a very long video)."""
     limits = limits or VideoLimits.from_env()
     p = _check_path(path)

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from evalkit.errors import BadInputError, MissingResourceError
-from evalkit.metrics import clip_weights
+from evalkit.metrics import clip_weights, weight_files
 from evalkit.metrics.encoder_base import WEIGHTS_DIR, WORLD_CLIP_MODEL, file_sha256, load_checkpoint
 from evalkit.metrics.world_clip import clip_pixels, load_world_clip_model
 from evalkit.metrics.world_video_encoder import load_video_encoder
@@ -352,10 +352,10 @@ def load_i3d(path: str | os.PathLike | None = None, device: str | torch.device =
             f"I3D weights not found at {p}; download i3d_torchscript.pt from {I3D_URL} and pass --i3d PATH "
             f"or set {I3D_ENV}=PATH")
     try:
-        model = clip_weights.load_torchscript(p, device).eval()
+        model = weight_files.load_torchscript(p, device).eval()
     except Exception as e:  # not TorchScript, truncated, ...
         what = ("a torch.save checkpoint (a state dict such as VideoGPT's i3d_pretrained_400.pt)"
-                if clip_weights.is_pickle_checkpoint(p) else type(e).__name__)
+                if weight_files.is_pickle_checkpoint(p) else type(e).__name__)
         raise BadInputError(f"{p} is not a TorchScript I3D ({what}); expected StyleGAN-V's "
                             f"i3d_torchscript.pt from {I3D_URL}") from None
     takes = [a.name for a in model.forward.schema.arguments][1:]

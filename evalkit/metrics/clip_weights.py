@@ -25,14 +25,13 @@ open_clip form of the same weights.
 from __future__ import annotations
 
 import json
-import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from evalkit.errors import BadInputError, MissingResourceError
+from evalkit.metrics.weight_files import is_torchscript, load_torchscript
 
 # SHA-256 of OpenAI's released archives (the hash is part of their download URL, and the `clip`
 # package checks it): a file with one of these is that release.
@@ -55,25 +54,6 @@ class ClipWeights:
     form: str
     quick_gelu: bool | None  # None: the model name's own config decides
     torchscript: bool = False
-
-
-def is_torchscript(path: Path) -> bool:
-    """A TorchScript archive: a zip holding `constants.pkl` (what torch itself checks)."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            return any(n.rsplit("/", 1)[-1] == "constants.pkl" for n in z.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def is_pickle_checkpoint(path: Path) -> bool:
-    """A `torch.save` zip (a pickled state dict), not TorchScript."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = [n.rsplit("/", 1)[-1] for n in z.namelist()]
-    except (zipfile.BadZipFile, OSError):
-        return False
-    return "data.pkl" in names and "constants.pkl" not in names
 
 
 def _config_quick_gelu(config: Path) -> bool:
@@ -117,14 +97,6 @@ def resolve(given: Path) -> ClipWeights:
     if config.is_file():
         return ClipWeights(file, f"open_clip weights with {OPEN_CLIP_CONFIG}", _config_quick_gelu(config))
     return ClipWeights(file, "open_clip state dict (activation from the model name)", None)
-
-
-def load_torchscript(file: Path, device="cpu"):
-    """`torch.jit.load`, without its deprecation warning (TorchScript is the format these
-    releases come in; the warning is torch's plan, not the user's mistake)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated", category=FutureWarning)
-        return torch.jit.load(str(file), map_location=device)
 
 
 def torchscript_state_dict(file: Path) -> dict[str, torch.Tensor]:

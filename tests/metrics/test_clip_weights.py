@@ -16,6 +16,7 @@ from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.metrics import backbones as bb
 from evalkit.metrics import clip_weights as cw
 from evalkit.metrics import encoders as enc
+from evalkit.metrics import weight_files
 
 PROMPTS = ["a small red ball rests still, on a dark background", "a big blue square slides"]
 
@@ -65,7 +66,7 @@ def test_openai_torchscript_release_loads_with_quickgelu(tmp_path, quick_model):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.jit.trace(quick_model, (img, txt), strict=False, check_trace=False).save(str(path))
-    assert cw.is_torchscript(path)
+    assert weight_files.is_torchscript(path)
     with pytest.raises(RuntimeError, match="TorchScript"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's note that it is dispatching to torch.jit.load
         torch.load(path, weights_only=True)
@@ -154,4 +155,4 @@ def test_openai_release_is_named_by_its_hash(tmp_path, monkeypatch):
 
 def test_not_torchscript(tmp_path: Path):
     (tmp_path / "a.bin").write_bytes(b"PK\x03\x04 not really")
-    assert not cw.is_torchscript(tmp_path / "a.bin") and not cw.is_torchscript(tmp_path / "missing")
+    assert not weight_files.is_torchscript(tmp_path / "a.bin") and not weight_files.is_torchscript(tmp_path / "missing")

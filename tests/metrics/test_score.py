@@ -113,7 +113,7 @@ def test_a_folder_of_videos_without_an_index_is_scored(capsys, folders, tmp_path
 
 
 def test_a_clip_over_the_decode_budget_is_scored_reduced(tmp_path, monkeypatch, capsys):
-    """A 10-second 4K phone clip needs 15 GB decoded: it was refused ('pass max_frames', which
+    """A 10-second 4K phone clip needs 7.5 GB decoded at 30 fps: it was refused ('pass max_frames', which
     score has no option for). Now it is read with every frame reduced by a whole factor, all
     frames kept, and the result says so. Shown here with a small budget and small clips."""
     from evalkit.errors import VideoError
