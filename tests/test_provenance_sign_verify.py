@@ -260,6 +260,38 @@ def test_a_copied_mark_on_real_footage_is_a_trace_not_a_verdict_of_ai(env, real_
     assert verify_file(unmarked, wm_key=env["wm_key"])["verdict"] == "unknown"
 
 
+@pytest.mark.parametrize("name, fmt, codec, pix_fmt", [("clip.avi", "avi", "mpeg4", "yuv420p"),
+                                                     ("clip.gif", "gif", "gif", "rgb8")])
+def test_avi_and_gif_are_signed_in_place(env, tmp_path, name, fmt, codec, pix_fmt):
+    """c2pa embeds manifests in AVI (RIFF) and GIF too; they were refused ('only MP4/MOV')."""
+    import av
+
+    src = tmp_path / name
+    frames = make_clip("test", 3, 5, WorldConfig(frames=8, size=64)).frames
+    with av.open(str(src), "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=8)
+        s.width, s.height, s.pix_fmt = 64, 64, pix_fmt
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode(None))
+    signed = sign_file(src, tmp_path / f"signed{src.suffix}", env["signer"], generator=GEN, params=PARAMS).path
+    r = verify_file(signed, trust=env["trust"], wm_key=env["wm_key"])
+    assert r["provenance"]["state"] == "trusted" and r["verdict"] == "ai-generated (signed)"
+    assert read_video(signed).num_frames == 8  # still plays
+    with pytest.raises(SigningError, match="already carries a C2PA manifest"):
+        sign_file(signed, tmp_path / f"again{src.suffix}", env["signer"])
+    edit = sign_file(signed, tmp_path / f"edit{src.suffix}", env["signer"], edit=True).path
+    r = verify_file(edit, trust=env["trust"])
+    assert r["verdict"] == "ai-generated (signed)" and r["provenance"]["ingredients"]
+    data = bytearray(signed.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # in the media, past the headers
+    (tmp_path / f"tampered{src.suffix}").write_bytes(bytes(data))
+    r = verify_file(tmp_path / f"tampered{src.suffix}", trust=env["trust"])
+    assert r["verdict"] == "tampered" and "assertion.dataHash.mismatch" in r["provenance"]["failures"]
+    with pytest.raises(BadInputError, match="name the output .mp4"):  # a watermarked copy is H.264 MP4
+        sign_file(src, tmp_path / f"marked{src.suffix}", env["signer"], watermark=True, wm_key=env["wm_key"])
+
+
 def test_excerpt_of_a_signed_long_clip_keeps_the_watermark(env, real_videos_dir, tmp_path):
     # an investigator's usual case: a 3-second excerpt of a marked video, cut mid-segment and
     # re-encoded, its manifest gone

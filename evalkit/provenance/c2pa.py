@@ -99,7 +99,11 @@ TRAINING_MINING = {"cawg.ai_generative_training": {"use": "notAllowed"},
                    "cawg.ai_training": {"use": "notAllowed"},
                    "cawg.data_mining": {"use": "notAllowed"}}
 PARENT_ID = "evalkit-parent"  # the label that ties `c2pa.opened` to the parent ingredient
-MIME_BY_SUFFIX = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime"}
+MIME_BY_SUFFIX = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime"}  # ISO BMFF
+# Containers c2pa embeds a manifest in, in place: ISO BMFF, and since session 22 AVI (RIFF) and
+# GIF (an application extension block; short AI clips are passed around as GIFs). A watermarked
+# copy is always written as BMFF (H.264), so only `sign` without --watermark uses the others.
+EMBED_MIME = {**MIME_BY_SUFFIX, ".avi": "video/x-msvideo", ".gif": "image/gif"}
 MAX_PARAMS_BYTES = 64 << 10
 
 # c2pa settings for signing: no thumbnails (videos have none anyway), nothing fetched.
@@ -279,17 +283,35 @@ def _check_paths(src, dst, *, need_c2pa_format: bool = True) -> tuple[Path, Path
         raise BadInputError(f"{dst}: is a directory; give an output file name ending in .mp4")
     if not dst.parent.is_dir():
         raise MissingResourceError(f"{dst}: folder {dst.parent} does not exist; create it first")
-    if dst.suffix.lower() not in MIME_BY_SUFFIX:
+    allowed = EMBED_MIME if need_c2pa_format else MIME_BY_SUFFIX
+    if dst.suffix.lower() not in allowed:
         raise BadInputError(f"{dst}: cannot write a signed {dst.suffix or 'file without suffix'}; name "
-                            f"the output .mp4 (or .m4v, .mov), or keep the container with --sidecar")
+                            f"the output {', '.join(allowed)}, or keep the container with --sidecar")
     if need_c2pa_format:
-        if src.suffix.lower() not in MIME_BY_SUFFIX:
-            raise BadInputError(f"{src}: only MP4/MOV videos can be signed in place; re-encode it "
-                                "to H.264 MP4 or sign with --watermark (which re-encodes)")
-        if MIME_BY_SUFFIX[src.suffix.lower()] != MIME_BY_SUFFIX[dst.suffix.lower()]:
+        if src.suffix.lower() not in EMBED_MIME:
+            raise BadInputError(f"{src}: only MP4/MOV, AVI and GIF videos can be signed in place; sign "
+                                "with --sidecar (any container), or with --watermark (which re-encodes)")
+        if EMBED_MIME[src.suffix.lower()] != EMBED_MIME[dst.suffix.lower()]:
             raise BadInputError(f"{dst}: the signed copy keeps the input's container "
                                 f"({src.suffix}); name the output {src.suffix}")
     return src, dst
+
+
+def carries_manifest(path) -> bool:
+    """Whether a file already embeds a C2PA manifest: for ISO BMFF its uuid box (headers only);
+    for the other containers c2pa embeds in (AVI, GIF), whatever c2pa finds, a damaged manifest
+    counting as one."""
+    import c2pa
+
+    if Path(path).suffix.lower() in MIME_BY_SUFFIX:
+        return has_c2pa_box(path)
+    try:
+        with c2pa.Reader(str(path)):
+            return True
+    except (c2pa.C2paError.ManifestNotFound, c2pa.C2paError.NotSupported):
+        return False
+    except (c2pa.C2paError, OSError, ValueError):
+        return True
 
 
 def _tmp_beside(dst: Path) -> Path:
@@ -308,7 +330,7 @@ def sign_video(src, dst, *, signer, source_type: str | None = "trained", generat
                params: dict | None = None, watermark: WatermarkInfo | None = None,
                tsa_url: str | None = None, include_prompt: bool = False,
                replace_manifest: bool = False, edit_of=None, transcoded: bool = False) -> Path:
-    """Sign the MP4/MOV `src` into `dst` with a C2PA manifest; returns `dst`.
+    """Sign the MP4/MOV (or AVI, GIF: `EMBED_MIME`) `src` into `dst` with a C2PA manifest; returns `dst`.
 
     `signer` is an `evalkit.provenance.credentials.Signer` (`load_signer()` or
     `callback_signer(...)`). `source_type` is trained | capture | composite (or an IPTC URL).
@@ -322,12 +344,17 @@ def sign_video(src, dst, *, signer, source_type: str | None = "trained", generat
     import c2pa
 
     src, dst = _check_paths(src, dst)
-    duration_ms = _check_mp4(src)  # one-line VideoError for what is not a complete MP4/MOV
+    if src.suffix.lower() in MIME_BY_SUFFIX:
+        duration_ms = _check_mp4(src)  # one-line VideoError for what is not a complete MP4/MOV
+    else:  # AVI, GIF: ffmpeg's header check, one-line VideoError for what is not a video
+        from evalkit.video import probe_video
+
+        duration_ms = int(probe_video(src).duration * 1000) or None
     parent = Path(edit_of) if edit_of is not None else None
-    if parent is not None and not has_c2pa_box(parent):
+    if parent is not None and not carries_manifest(parent):
         raise SigningError(f"{parent}: carries no C2PA manifest, so there is no history to keep; "
                            "sign it without --edit")
-    if parent is None and not replace_manifest and has_c2pa_box(src):
+    if parent is None and not replace_manifest and carries_manifest(src):
         raise SigningError(f"{src}: already carries a C2PA manifest; signing would discard that "
                            "provenance (use --edit to keep it as the parent ingredient, or sign the original)")
     manifest = build_manifest(title=dst.name, source_type=source_type, generator=generator,
@@ -335,7 +362,7 @@ def sign_video(src, dst, *, signer, source_type: str | None = "trained", generat
                               duration_ms=duration_ms, edit=parent is not None, transcoded=transcoded)
     # an evalkit Signer, or a c2pa.Signer made by the caller (then tsa_url is the caller's business)
     c2pa_signer = signer.c2pa_signer(tsa_url) if hasattr(signer, "c2pa_signer") else signer
-    mime = MIME_BY_SUFFIX[src.suffix.lower()]
+    mime = EMBED_MIME[src.suffix.lower()]
     tmp = _tmp_beside(dst)
     try:
         with open(src, "rb") as fin, open(tmp, "x+b") as fout:
@@ -344,7 +371,7 @@ def sign_video(src, dst, *, signer, source_type: str | None = "trained", generat
                 if parent is not None:
                     with open(parent, "rb") as fp:
                         builder.add_ingredient({"title": parent.name, "relationship": "parentOf",
-                                                "label": PARENT_ID}, MIME_BY_SUFFIX.get(parent.suffix.lower(), "video/mp4"), fp)
+                                                "label": PARENT_ID}, EMBED_MIME.get(parent.suffix.lower(), "video/mp4"), fp)
                 builder.sign(c2pa_signer, mime, fin, fout)
             finally:
                 builder.close()
@@ -396,7 +423,7 @@ def sign_sidecar(src, dst, *, signer, source_type: str | None = "trained", gener
     if not dst.parent.is_dir():
         raise MissingResourceError(f"{dst}: folder {dst.parent} does not exist; create it first")
     info = probe_video(src)  # a one-line VideoError for what is not a readable video
-    if has_c2pa_box(src):
+    if carries_manifest(src):
         raise SigningError(f"{src}: already carries a C2PA manifest, which a sidecar would contradict; "
                            "sign the original")
     manifest = build_manifest(title=dst.name, source_type=source_type, generator=generator, params=params,
@@ -491,10 +518,10 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
         source_type_url(source_type)  # bad arguments fail before the decode, not after
     _software_agent(generator)
     _generation(params, include_prompt)
-    if edit and not has_c2pa_box(src):
+    if edit and not carries_manifest(src):
         raise SigningError(f"{src}: carries no C2PA manifest, so there is no history to keep; "
                            "sign it without --edit")
-    if not edit and has_c2pa_box(src):
+    if not edit and carries_manifest(src):
         raise SigningError(f"{src}: already carries a C2PA manifest; watermarking re-encodes the video "
                            "and would discard that provenance (use --edit to keep it as the parent "
                            "ingredient, or sign the original)")
@@ -533,5 +560,5 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
 
 
 __all__ = ["sign_video", "sign_file", "sign_sidecar", "sidecar_path", "build_manifest", "WatermarkInfo", "SignResult", "SigningError",
-           "SOURCE_TYPES", "AI_SOURCE_TYPES", "WATERMARK_ALG", "GENERATION_LABEL", "has_c2pa_box",
+           "SOURCE_TYPES", "AI_SOURCE_TYPES", "WATERMARK_ALG", "GENERATION_LABEL", "has_c2pa_box", "carries_manifest", "EMBED_MIME",
            "default_payload", "source_type_url"]
