@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from evalkit.clip import Clip
-from evalkit.errors import BadInputError, MissingResourceError, UnavailableError
+from evalkit.errors import BadInputError, MissingResourceError, UnavailableError, out_of_memory_message
 
 from .uvit.layers import flush_denormal
 
@@ -251,13 +251,12 @@ class DiffusersGenerator:
         try:
             with torch.inference_mode(), flush_denormal():  # subnormals are ~100x slower on x86 CPUs
                 return self.pipe(prompt, **kwargs).frames
-        except torch.OutOfMemoryError:
-            raise BadInputError(f"{self.spec}: out of memory on {self.pipe.device} for {self.frames or 'the default'} "
-                                f"frames at {self.size or 'the default size'}; ask for fewer frames or a smaller "
-                                "size, or use another device") from None
         except (ValueError, TypeError, RuntimeError) as e:
             # the pipeline's own input checks (sizes, frame counts, ...), or its model failing on a
-            # shape it was not built for (Latte's temporal embedding is for a fixed frame count)
+            # shape it was not built for (Latte's temporal embedding is for a fixed frame count);
+            # running out of memory goes on to the CLI's own message and exit code (5)
+            if out_of_memory_message(e) is not None:
+                raise
             msg = " ".join(str(e).split())[:200]
             raise BadInputError(f"{self.spec}: the pipeline refused the request ({type(e).__name__}: {msg}); "
                                 "check size, frames and steps against what the model supports") from None

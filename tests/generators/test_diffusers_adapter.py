@@ -241,6 +241,18 @@ def test_a_frame_rate_conditioned_pipeline_writes_at_its_rate(tmp_path):
     assert b.fps == 12.0 and not np.array_equal(a.frames, b.frames)  # the rate conditioned the model
 
 
+def test_a_pipeline_out_of_memory_is_exit_5(pipeline_dir, tmp_path, capsys):
+    """Frames of 400,000 px a side: the allocator refuses the latents at once. Out of memory keeps
+    its own exit code (5) and message, not the pipeline-refused-the-request one."""
+    from evalkit.errors import EXIT_OUT_OF_MEMORY
+
+    code = main(["generate", "--model", f"diffusers:{pipeline_dir}", "--prompts", "a ball", "--out",
+                 str(tmp_path / "o"), "--steps", "1", "--frames", "2", "--size", "400000"])
+    err = capsys.readouterr().err
+    assert code == EXIT_OUT_OF_MEMORY and "out of memory" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_cache_ids_load_from_the_local_cache_only(pipeline_dir, tmp_path, monkeypatch):
     from huggingface_hub import constants
 
