@@ -499,15 +499,19 @@ def keys_init(directory, org, force):
               "and record this signing as an edit of it (c2pa.opened).")
 @click.option("--sidecar", is_flag=True, help="Write the manifest beside DST (DST.c2pa) and DST as an unchanged "
               "copy: for WebM/Matroska, which c2pa cannot embed in, or to keep media files untouched.")
-def sign(src, dst, cert, key, source_type, watermark, edit, sidecar):
+@click.option("--tsa", metavar="URL", help="An RFC 3161 time-stamp authority: the signature then carries a "
+              "trusted time, so it stays valid after the certificate expires (the only network access sign makes).")
+def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa):
     """Sign a video with a C2PA manifest (and an invisible watermark) into DST."""
     from evalkit.provenance.c2pa import sign_file
     from evalkit.provenance.credentials import load_signer, load_watermark_key
 
+    if tsa is not None and not tsa.startswith(("http://", "https://")):
+        raise BadInputError(f"--tsa {tsa}: give the time-stamp authority's http(s) URL")
     signer = load_signer(cert, key)
     wm_key = load_watermark_key(required=True) if watermark else None
     click.echo(sign_file(src, dst, signer, source_type=source_type, watermark=watermark, wm_key=wm_key,
-                         edit=edit, sidecar=sidecar).summary())
+                         edit=edit, sidecar=sidecar, tsa_url=tsa).summary())
 
 
 @cli.command()

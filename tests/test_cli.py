@@ -238,6 +238,45 @@ def test_keys_sign_verify_round_trip_with_exit_codes(capsys, tmp_path, monkeypat
     assert [r["provenance"]["state"] for r in rows] == ["valid", "invalid"]
 
 
+def test_sign_with_a_time_stamp_authority_that_fails_writes_nothing(capsys, tmp_path, monkeypatch):
+    """`sign --tsa URL` (RFC 3161): no live TSA can be reached here, so this checks what a user
+    meets when theirs is down or is not a TSA: a one-line error and no output file."""
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
+    assert run(capsys, "keys", "init")[0] == 0
+    assert run(capsys, "world", "render", str(tmp_path / "w"), "--n", "1")[0] == 0
+    src = str(tmp_path / "w/clips/test-s0-00000.mp4")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+
+    class NotATsa(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/timestamp-reply")
+            self.end_headers()
+            self.wfile.write(b"this is not a time-stamp token")
+
+        def log_message(self, *a):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NotATsa)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for url in (f"http://127.0.0.1:{closed}/tsa", f"http://127.0.0.1:{server.server_port}/tsa"):
+            code, _, err = run(capsys, "sign", src, str(tmp_path / "s.mp4"), "--tsa", url)
+            assert code != 0 and "C2PA signing failed" in err and err.count("\n") == 1, err
+            assert not (tmp_path / "s.mp4").exists() and len(list(tmp_path.iterdir())) == 2  # home, w
+    finally:
+        server.shutdown()
+    code, _, err = run(capsys, "sign", src, str(tmp_path / "s.mp4"), "--tsa", "ftp://tsa.example")
+    assert code == EXIT_BAD_INPUT and "http(s) URL" in err
+
+
 def test_generate_signs_and_watermarks_every_clip(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
     prompt = "a small red ball falls and bounces on the floor, on a dark background"
