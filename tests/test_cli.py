@@ -238,9 +238,9 @@ def test_keys_sign_verify_round_trip_with_exit_codes(capsys, tmp_path, monkeypat
     assert [r["provenance"]["state"] for r in rows] == ["valid", "invalid"]
 
 
-def test_sign_with_a_time_stamp_authority_that_fails_writes_nothing(capsys, tmp_path, monkeypatch):
-    """`sign --tsa URL` (RFC 3161): no live TSA can be reached here, so this checks what a user
-    meets when theirs is down or is not a TSA: a one-line error and no output file."""
+def test_sign_with_a_time_stamp_authority(capsys, tmp_path, monkeypatch):
+    """`sign --tsa URL` (RFC 3161): a TSA that is down or is not a TSA is a one-line error and no
+    output file; a working one (run here) dates the signature."""
     import socket
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -275,6 +275,16 @@ def test_sign_with_a_time_stamp_authority_that_fails_writes_nothing(capsys, tmp_
         server.shutdown()
     code, _, err = run(capsys, "sign", src, str(tmp_path / "s.mp4"), "--tsa", "ftp://tsa.example")
     assert code == EXIT_BAD_INPUT and "http(s) URL" in err
+    # and one that works: an RFC 3161 authority run here, its certificate from the user's CA
+    pytest.importorskip("pyasn1_modules")
+    from local_tsa import LocalTSA, make_tsa
+
+    creds = tmp_path / "home/credentials"
+    with LocalTSA(*make_tsa((creds / "ca.pem").read_bytes(), (creds / "ca.key").read_bytes())) as url:
+        assert run(capsys, "sign", src, str(tmp_path / "s.mp4"), "--tsa", url)[0] == 0
+    code, out, _ = run(capsys, "verify", "--json", "--trust", str(creds / "ca.pem"), str(tmp_path / "s.mp4"))
+    r = json.loads(out)
+    assert code == 0 and r["provenance"]["state"] == "trusted" and r["provenance"]["time_stamp"]
 
 
 def test_generate_signs_and_watermarks_every_clip(capsys, tmp_path, monkeypatch):

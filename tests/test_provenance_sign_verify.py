@@ -671,6 +671,30 @@ def _short_lived_signer(root, seconds: float):
                   issuer="Short CA", key_path=root / "leaf.key"), root / "ca.pem", expiry
 
 
+def test_a_time_stamped_signature_outlives_its_certificate(env, tmp_path):
+    """`tsa_url` (`sign --tsa`): an RFC 3161 authority (a real one, run here on 127.0.0.1 with
+    pyasn1 and a certificate from the test CA) countersigns. Read after the signing certificate
+    expired, the manifest still validates: the token proves it was signed while the certificate
+    was good. Without a time-stamp the same reads 'invalid credential' (the test below)."""
+    import datetime as dt
+    import time
+
+    pytest.importorskip("pyasn1_modules")
+    from local_tsa import LocalTSA, make_tsa
+
+    signer, ca, expiry = _short_lived_signer(tmp_path, 4.0)
+    tsa_cert, tsa_key = make_tsa(env["creds"].ca_cert.read_bytes(), env["creds"].ca_key.read_bytes())
+    tsa = LocalTSA(tsa_cert, tsa_key)
+    with tsa as url:
+        out = sign_video(env["src"], tmp_path / "stamped.mp4", signer=signer, generator=GEN, tsa_url=url)
+    assert tsa.requests == 1
+    time.sleep(max(0.0, (expiry - dt.datetime.now(dt.timezone.utc)).total_seconds()) + 1.5)
+    r = verify_file(out, trust=[ca, env["creds"].ca_cert])
+    assert r["provenance"]["state"] == "trusted" and r["verdict"] == "ai-generated (signed)", r["provenance"]
+    stamped = dt.datetime.fromisoformat(r["provenance"]["time_stamp"])
+    assert stamped < expiry and any("time-stamp authority dated the signature" in x for x in r["reasons"])
+
+
 def test_an_expired_signing_credential_is_not_called_tampering(env, tmp_path):
     """A manifest signed without a time-stamp, read after its certificate expired: the media is
     as signed, the credential is not. That is its own verdict; a changed byte is still tampering."""

@@ -69,6 +69,8 @@ def manifest_summary(manifest) -> dict:
     sig = m.get("signature_info") if isinstance(m.get("signature_info"), dict) else {}
     out = {"signer": sig.get("common_name") or None, "issuer": sig.get("issuer") or None,
            "digital_source_type": None, "generator": None, "actions": []}
+    if isinstance(sig.get("time"), str):  # set only by an RFC 3161 time-stamp authority's token
+        out["time_stamp"] = sig["time"]
     gens = m.get("claim_generator_info")
     if isinstance(gens, list) and gens:
         out["claim_generator"] = _agent(gens[0])

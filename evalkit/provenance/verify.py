@@ -255,6 +255,8 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
         else:
             reasons.append(f"The manifest is intact, but its signer ({signer}) is not in your trust "
                            "anchors (give --trust with the issuer's CA to trust it).")
+        if prov.get("time_stamp"):
+            reasons.append(f"A time-stamp authority dated the signature {prov['time_stamp']}.")
         origin = prov.get("ai_origin")
         if dst == COMPOSITE_AI:
             verdict = "ai-composite (signed)"
