@@ -305,6 +305,13 @@ def generator_export(checkpoint, out):
     click.echo(f"exported {checkpoint} to {path} (sha256 {sha256_file(path)})")
 
 
+def _check_tsa(tsa: str | None, signing: bool = True) -> None:
+    if tsa is not None and not signing:
+        raise BadInputError("--tsa dates signatures: give it with --sign")
+    if tsa is not None and not tsa.startswith(("http://", "https://")):
+        raise BadInputError(f"--tsa {tsa}: give the time-stamp authority's http(s) URL")
+
+
 def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
     """generate's --frames/--size/--fps/--device as generator options; the models whose clip
     shape is fixed (uvit, vae, gan: their training's; folder: its files') refuse them."""
@@ -362,8 +369,9 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--sign", is_flag=True, help="Sign every clip with a C2PA manifest.")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark in every clip.")
+@click.option("--tsa", metavar="URL", help="With --sign: an RFC 3161 time-stamp authority dates each signature.")
 def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidance_rescale, frames, size, fps,
-             device, seed, sign, watermark):
+             device, seed, sign, watermark, tsa):
     """Generate clips from prompts into OUT (clips/*.mp4 + index.jsonl with the full protocol)."""
     from generators.base import generate_folder, get_generator, load_prompts
 
@@ -375,6 +383,7 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidan
             raise BadInputError(f"--guidance-rescale only applies to uvit models, not {model}")
         sampling["guidance_rescale"] = guidance_rescale
     sampling.update(_clip_shape_options(model, frames, size, fps, device))
+    _check_tsa(tsa, sign)
     prompt_list = load_prompts(prompts)
     post = None
     if sign or watermark:
@@ -385,7 +394,8 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidan
         wm_key = load_watermark_key(required=True) if watermark else None
 
         def post(path, record):
-            return protect_file(path, record, sign=sign, watermark=watermark, signer=signer, wm_key=wm_key)
+            return protect_file(path, record, sign=sign, watermark=watermark, signer=signer, wm_key=wm_key,
+                                tsa_url=tsa)
 
     gen = get_generator(model, **sampling)
     records = generate_folder(gen, prompt_list, out, n_per_prompt=n_per_prompt, seed=seed, postprocess=post)
@@ -506,8 +516,7 @@ def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa):
     from evalkit.provenance.c2pa import sign_file
     from evalkit.provenance.credentials import load_signer, load_watermark_key
 
-    if tsa is not None and not tsa.startswith(("http://", "https://")):
-        raise BadInputError(f"--tsa {tsa}: give the time-stamp authority's http(s) URL")
+    _check_tsa(tsa)
     signer = load_signer(cert, key)
     wm_key = load_watermark_key(required=True) if watermark else None
     click.echo(sign_file(src, dst, signer, source_type=source_type, watermark=watermark, wm_key=wm_key,

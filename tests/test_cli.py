@@ -304,6 +304,22 @@ def test_generate_signs_and_watermarks_every_clip(capsys, tmp_path, monkeypatch)
     for r, rec in zip(results, records):
         assert r["provenance"]["state"] == "trusted" and r["verdict"] == "ai-generated (signed)"
         assert r["watermark"]["detected"] and r["watermark"]["payload"] == rec["watermark_payload"]
+        assert "time_stamp" not in r["provenance"]
+    code, _, err = run(capsys, "generate", "--model", "world", "--prompts", prompt, "--out", str(tmp_path / "t"),
+                       "--tsa", "http://127.0.0.1:1/tsa")
+    assert code == EXIT_BAD_INPUT and "give it with --sign" in err
+    pytest.importorskip("pyasn1_modules")
+    from local_tsa import LocalTSA, make_tsa
+
+    creds = tmp_path / "home/credentials"
+    tsa = LocalTSA(*make_tsa((creds / "ca.pem").read_bytes(), (creds / "ca.key").read_bytes()))
+    with tsa as url:
+        assert run(capsys, "generate", "--model", "world", "--prompts", prompt, "--out", str(tmp_path / "t"),
+                   "--n-per-prompt", "2", "--sign", "--tsa", url)[0] == 0
+    assert tsa.requests == 2  # one time-stamp a clip
+    files = [str(tmp_path / "t" / r["file"]) for r in read_index(tmp_path / "t")]
+    code, out, _ = run(capsys, "verify", "--json", "--trust", str(creds / "ca.pem"), *files)
+    assert code == 0 and all(json.loads(line)["provenance"]["time_stamp"] for line in out.splitlines())
 
 
 def test_out_of_memory_is_one_line_exit_5_and_writes_nothing(capsys, tmp_path):

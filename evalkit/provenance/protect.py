@@ -22,9 +22,11 @@ def generation_params(record: dict) -> dict:
             "model_weights_sha256": record.get("weights_sha256")}
 
 
-def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None, wm_key=None) -> dict:
+def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None, wm_key=None,
+                 tsa_url: str | None = None) -> dict:
     """Watermark and/or sign `path` in place (via a temporary file and a rename); returns the
-    fields to add to the clip's index record."""
+    fields to add to the clip's index record. `tsa_url`: an RFC 3161 time-stamp authority for
+    the signature."""
     from evalkit.provenance import watermark as wm
 
     path = Path(path)
@@ -34,7 +36,7 @@ def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None
         if sign:
             res = sign_file(path, tmp, signer, source_type="trained", watermark=watermark, wm_key=wm_key,
                             generator={"name": str(record.get("model")), "version": "evalkit"},
-                            params=generation_params(record))
+                            params=generation_params(record), tsa_url=tsa_url)
             extra["signed"] = True
             if res.watermarked:
                 extra["watermark_payload"] = res.payload
