@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -17,6 +14,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyasn1.codec.der import decoder, encoder
 from pyasn1.type import univ, useful
 from pyasn1_modules import rfc3161, rfc5035, rfc5280, rfc5652
+
+from http_stub import serve
 
 SHA256 = univ.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
 ECDSA_SHA256 = univ.ObjectIdentifier("1.2.840.10045.4.3.2")
@@ -123,29 +122,16 @@ class LocalTSA:
 
     def __init__(self, cert, key):
         self.cert, self.key, self.requests = cert, key, 0
-        tsa = self
+        self._serving = None
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802  (http.server's name)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                tsa.requests += 1
-                out = time_stamp_response(body, tsa.cert, tsa.key, tsa.requests,
-                                          dt.datetime.now(dt.timezone.utc))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/timestamp-reply")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *a):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+    def _respond(self, body: bytes) -> tuple[str, bytes]:
+        self.requests += 1
+        return "application/timestamp-reply", time_stamp_response(body, self.cert, self.key, self.requests,
+                                                                  dt.datetime.now(dt.timezone.utc))
 
     def __enter__(self) -> str:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_port}/tsa"
+        self._serving = serve(self._respond)
+        return self._serving.__enter__() + "/tsa"
 
     def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        return self._serving.__exit__(*exc)

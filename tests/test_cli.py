@@ -241,38 +241,17 @@ def test_keys_sign_verify_round_trip_with_exit_codes(capsys, tmp_path, monkeypat
 def test_sign_with_a_time_stamp_authority(capsys, tmp_path, monkeypatch):
     """`sign --tsa URL` (RFC 3161): a TSA that is down or is not a TSA is a one-line error and no
     output file; a working one (run here) dates the signature."""
-    import socket
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from http_stub import closed_port, serve
 
     monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
     assert run(capsys, "keys", "init")[0] == 0
     assert run(capsys, "world", "render", str(tmp_path / "w"), "--n", "1")[0] == 0
     src = str(tmp_path / "w/clips/test-s0-00000.mp4")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-
-    class NotATsa(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/timestamp-reply")
-            self.end_headers()
-            self.wfile.write(b"this is not a time-stamp token")
-
-        def log_message(self, *a):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), NotATsa)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        for url in (f"http://127.0.0.1:{closed}/tsa", f"http://127.0.0.1:{server.server_port}/tsa"):
+    with serve(lambda body: ("application/timestamp-reply", b"this is not a time-stamp token")) as not_a_tsa:
+        for url in (f"http://127.0.0.1:{closed_port()}/tsa", f"{not_a_tsa}/tsa"):
             code, _, err = run(capsys, "sign", src, str(tmp_path / "s.mp4"), "--tsa", url)
             assert code != 0 and "C2PA signing failed" in err and err.count("\n") == 1, err
             assert not (tmp_path / "s.mp4").exists() and len(list(tmp_path.iterdir())) == 2  # home, w
-    finally:
-        server.shutdown()
     code, _, err = run(capsys, "sign", src, str(tmp_path / "s.mp4"), "--tsa", "ftp://tsa.example")
     assert code == EXIT_BAD_INPUT and "http(s) URL" in err
     # and one that works: an RFC 3161 authority run here, its certificate from the user's CA

@@ -188,18 +188,14 @@ def test_an_unreachable_tracking_server_fails_fast_in_one_line(monkeypatch, tmp_
     """MLflow retries a server that does not answer for about four minutes and then raises an
     internal error, after the evaluation it was to log has been computed: the commands check
     first, and say what to do."""
-    import socket
-    import threading
     import time
-    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from http_stub import closed_port, serve
 
     from evalkit.cli import main
     from evalkit.errors import EXIT_MISSING, MissingResourceError
 
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setattr(tracking, "_REACHED", set())
     with pytest.raises(MissingResourceError, match="not reachable"):
         tracking.check_reachable(timeout=2)
@@ -212,22 +208,9 @@ def test_an_unreachable_tracking_server_fails_fast_in_one_line(monkeypatch, tmp_
     assert main(["score", str(tmp_path), "--metrics", "flicker", "--no-mlflow"]) == 2
     assert "no index.jsonl and no videos" in capsys.readouterr().err
 
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802  (http.server's name)
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"OK")
-
-        def log_message(self, *a):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.server_port}")
+    with serve(lambda body: ("text/plain", b"OK")) as url:  # an MLflow server answers /health with OK
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         tracking.check_reachable(timeout=2)  # answers: no error
-        assert f"http://127.0.0.1:{server.server_port}" in tracking._REACHED
-    finally:
-        server.shutdown()
+        assert url in tracking._REACHED
     monkeypatch.setenv("MLFLOW_TRACKING_URI", str(tmp_path / "mlflow.db"))
     tracking.check_reachable()  # local stores are not checked here
