@@ -170,7 +170,9 @@ def _open(p: Path, limits: VideoLimits):
 def _info(p: Path, c, s) -> VideoInfo:
     rate = s.average_rate or s.guessed_rate or s.base_rate
     duration = _stream_duration(s) or (c.duration or 0) / av.time_base
-    return VideoInfo(path=p, container=c.format.name, codec=s.codec_context.name,
+    # the format's name (av1), not the decoder's that FFmpeg picked (libdav1d)
+    codec = getattr(s.codec_context.codec, "canonical_name", None) or s.codec_context.name
+    return VideoInfo(path=p, container=c.format.name, codec=codec,
                      width=int(s.codec_context.width), height=int(s.codec_context.height),
                      fps=float(rate) if rate else 0.0, frames=int(s.frames or 0),
                      duration=max(duration, 0.0), pix_fmt=s.codec_context.pix_fmt or "",
@@ -226,7 +228,8 @@ def _expected_frames(s) -> int:
     return sum(1 for e in entries if e.size > 0 and not e.is_discard)
 
 
-def _start(path, max_frames, limits, need_fps=False, shrink: int = 1) -> tuple[VideoInfo, Iterator[np.ndarray]]:
+def _start(path, max_frames, limits, need_fps=False, shrink: int = 1, times: list | None = None
+           ) -> tuple[VideoInfo, Iterator[np.ndarray]]:
     """Open and check the header now (so a bad file fails at the call, not at the first
     `next()`); return the header's info and a generator that decodes and closes the file."""
     p = _check_path(path)
@@ -246,13 +249,15 @@ def _start(path, max_frames, limits, need_fps=False, shrink: int = 1) -> tuple[V
     except BaseException:
         c.close()
         raise
-    return info, _frames(p, c, s, limits, max_frames, shrink)
+    return info, _frames(p, c, s, limits, max_frames, shrink, times)
 
 
-def iter_frames(path, *, max_frames: int | None = None, limits: VideoLimits | None = None
-                ) -> Iterator[np.ndarray]:
-    """Decode frames one by one as uint8 [H, W, 3] RGB; `max_frames` stops early (not an error)."""
-    return _start(path, max_frames, limits)[1]
+def iter_frames(path, *, max_frames: int | None = None, limits: VideoLimits | None = None,
+                times: list | None = None) -> Iterator[np.ndarray]:
+    """Decode frames one by one as uint8 [H, W, 3] RGB; `max_frames` stops early (not an error).
+    `times`: a list that gets each frame's presentation time in seconds on the file's clock
+    (None where the file gives none), for `write_video(times=...)` to keep the timing."""
+    return _start(path, max_frames, limits, times=times)[1]
 
 
 def _display_transform(frame) -> tuple[bool, bool, bool] | None:
@@ -281,7 +286,7 @@ def _display_transform(frame) -> tuple[bool, bool, bool] | None:
     return t if any(t) else None
 
 
-def _frames(p, c, s, limits, max_frames, shrink: int = 1) -> Iterator[np.ndarray]:
+def _frames(p, c, s, limits, max_frames, shrink: int = 1, times: list | None = None) -> Iterator[np.ndarray]:
     n, shape, end, turn = 0, None, None, None
     # One reformatter for the stream keeps its swscale context: ~10x faster than
     # frame.to_ndarray(format=...) on small frames, and bit-identical.
@@ -315,6 +320,8 @@ def _frames(p, c, s, limits, max_frames, shrink: int = 1) -> Iterator[np.ndarray
                 if turn:  # as players show it: upright, not as the camera stored it
                     a = a.transpose(1, 0, 2) if turn[0] else a
                     a = np.ascontiguousarray(a[::-1 if turn[1] else 1, ::-1 if turn[2] else 1])
+                if times is not None:
+                    times.append(frame.time)
                 yield a
                 if n == max_frames:
                     return  # early stop by request: the rest of the file is not checked
@@ -470,7 +477,7 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
                 preset: str = "medium", codec: str = "libx264", pix_fmt: str = "yuv420p",
                 metadata: dict[str, str] | None = None, pad: bool = False, audio_from=None,
                 primaries: int | None = None, transfer: int | None = None,
-                sample_aspect: Fraction | None = None) -> Path:
+                sample_aspect: Fraction | None = None, times=None) -> Path:
     """Encode a `Clip`, uint8 [T, H, W, 3] RGB frames, or an iterable of uint8 [H, W, 3] frames
     (encoded as they come: a long video in bounded memory); returns the path written.
 
@@ -480,7 +487,11 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
     repeats the last row/column. `audio_from`: a video whose audio streams go into the new file
     (copied, or as AAC where the container cannot hold their codec: `evalkit.video_audio`).
     `primaries`, `transfer`, `sample_aspect`: what the frames' RGB means and how wide a pixel is
-    (default sRGB/BT.709, square); `picture_tags(src)` gives a source's, for a faithful re-encode."""
+    (default sRGB/BT.709, square); `picture_tags(src)` gives a source's, for a faithful re-encode.
+    `times`: the source frames' presentation times in seconds (`iter_frames(times=...)`): a
+    variable frame rate, and a start that is not at 0 (an MPEG-TS clock, a late picture beside
+    early sound), are kept, so the new picture plays when the old one did and stays in step with
+    `audio_from`'s sound; without them frames are 1/fps apart from 0."""
     p = Path(path)
     if isinstance(clip_or_frames, Clip):
         frames, fps = clip_or_frames.frames, fps or clip_or_frames.fps
@@ -551,14 +562,19 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
             if sample_aspect is not None and sample_aspect != 1:
                 cc.sample_aspect_ratio = Fraction(sample_aspect).limit_denominator(65535)
             audio = AudioCarry(audio_from, c, fmt) if audio_from is not None else None
+            clock = _Clock(times, rate, audio.start if audio is not None and audio.pending else None)
+            if clock.exact is False:
+                cc.time_base = clock.time_base
+            if audio is not None:
+                audio.shift(clock.origin)
             for i, f in enumerate(frames):
                 if f.shape != (h, w, 3) or f.dtype != np.uint8:  # (only a stream can change)
                     raise ValueError(f"frame {i} is {f.dtype} {f.shape}, the first was uint8 {(h, w, 3)}")
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
-                vf.pts = i
+                vf.pts = clock.pts(i)
                 c.mux(s.encode(vf))
                 if audio is not None:  # interleaved by time, as players read ahead
-                    audio.mux_until(float((i + 1) / rate))
+                    audio.mux_until(clock.seconds(i) + float(1 / rate))
             c.mux(s.encode(None))  # flush: the encoder holds back its last frames until told
             if audio is not None:
                 audio.finish()
@@ -570,6 +586,40 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
                         "check the codec, pix_fmt, free disk space and permissions") from None
         raise
     return p
+
+
+class _Clock:
+    """When each written frame plays. Frames 1/rate apart from 0 (`exact`: pts i in units of
+    1/rate) unless the source's `times` say otherwise: then pts on a 90 kHz clock (MPEG's),
+    measured from `origin`, the earlier of the first frame and the first sound (a negative sound
+    start is encoder priming, which the copied packets carry themselves)."""
+
+    time_base = Fraction(1, 90_000)
+
+    def __init__(self, times, rate: Fraction, audio_start: float | None):
+        self.rate, self.origin, self.exact, self.times = rate, 0.0, True, None
+        if not times or any(t is None for t in times):
+            return
+        t = np.asarray(times, dtype=float)
+        origin = min(t[0], max(audio_start, 0.0)) if audio_start is not None else t[0]
+        ticks = np.round((t - origin) / float(self.time_base)).astype(np.int64)
+        if len(t) > 1 and not (np.diff(ticks) > 0).all():
+            return  # repeated or backward times: no clock to keep
+        self.origin = float(origin)
+        on_grid = np.abs((t - origin) * float(rate) - np.arange(len(t))) < 0.25
+        if not on_grid.all():  # a variable rate or a late start: keep the source's times
+            self.exact, self.times = False, ticks
+
+    def pts(self, i: int) -> int:
+        if self.exact:
+            return i
+        if i < len(self.times):
+            return int(self.times[i])
+        # a frame past the given times (not expected): 1/rate after the last
+        return int(self.times[-1] + round((i - len(self.times) + 1) / (self.rate * self.time_base)))
+
+    def seconds(self, i: int) -> float:
+        return float(i / self.rate) if self.exact else float(self.pts(i) * self.time_base)
 
 
 class _Stream:

@@ -9,6 +9,7 @@ ever dropped silently.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -29,7 +30,9 @@ def copyable(codec: str, fmt: str) -> bool:
 class AudioCarry:
     """Audio packets of `src`, made ready for output container `out` (format `fmt`) before its
     header is written; `mux_until(t)` writes those that start before t seconds, `finish()` the rest.
-    Compressed audio is small (about 1 MB a minute at 128 kbit/s), so it is read up front."""
+    Compressed audio is small (about 1 MB a minute at 128 kbit/s), so it is read up front.
+    `start`: where the first audio packet plays (seconds on the source's clock); `shift(origin)`
+    moves every packet so that `origin` becomes 0, as the new video's clock does."""
 
     def __init__(self, src: str | Path, out, fmt: str):
         self.out, self.pending = out, []
@@ -45,6 +48,15 @@ class AudioCarry:
                     cin.seek(0)
         self.pending.sort(key=lambda po: _seconds(po[0]))
         self.at = 0
+        self.start = _seconds(self.pending[0][0]) if self.pending else 0.0
+
+    def shift(self, origin: float) -> None:
+        """Play every packet `origin` seconds earlier (the source's clock started there)."""
+        for pkt, _ in self.pending:
+            d = round(origin / pkt.time_base) if pkt.time_base else 0
+            if d:
+                pkt.pts = None if pkt.pts is None else pkt.pts - d
+                pkt.dts = None if pkt.dts is None else pkt.dts - d
 
     @staticmethod
     def _transcode(cin, s, out) -> list:
@@ -52,9 +64,13 @@ class AudioCarry:
         # the default layout for the channel count: a source's may be unordered ("1 channels"),
         # which the AAC encoder refuses
         o = out.add_stream("aac", rate=rate, layout=_LAYOUTS.get(s.codec_context.layout.nb_channels, "stereo"))
-        packets = []
+        packets, at = [], None
         for frame in cin.decode(s):
-            frame.pts = None  # the encoder numbers the samples itself, from 0
+            # numbered in samples from where the source's sound starts on its clock, so that it
+            # stays in step with the picture (`shift` then moves it with the video's origin)
+            if at is None:
+                at = round(frame.time * rate) if frame.time is not None else 0
+            frame.pts, frame.time_base, at = at, Fraction(1, rate), at + frame.samples
             packets += [(p, o) for p in o.encode(frame)]
         packets += [(p, o) for p in o.encode(None)]
         return packets

@@ -330,7 +330,10 @@ def test_never_overwrites_its_input_and_leaves_nothing_on_failure(env, tmp_path)
         sign_video(src, tmp_path / "out.mp4", signer=env["signer"], source_type="drawn")
     with pytest.raises(BadInputError, match=r"\.mp4"):
         sign_video(src, tmp_path / "out.mkv", signer=env["signer"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.mp4", "hard.mp4", "in.mp4", "sym.mp4"]
+    tiny = write_video(tmp_path / "tiny.mp4", np.full((4, 16, 16, 3), 90, np.uint8), fps=8)
+    with pytest.raises(BadInputError, match=r"tiny\.mp4: cannot watermark .* without --watermark"):
+        sign_file(tiny, tmp_path / "out.mp4", env["signer"], watermark=True, wm_key=env["wm_key"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.mp4", "hard.mp4", "in.mp4", "sym.mp4", "tiny.mp4"]
 
 
 def test_trust_and_detector_options(env, tmp_path):
@@ -515,6 +518,25 @@ def test_watermarking_keeps_the_sound(env, tmp_path):
     with av.open(str(src)) as a, av.open(str(marked.path)) as b:  # the sound's packets, unchanged
         assert [bytes(p) for p in a.demux(a.streams.audio[0]) if p.size] == \
             [bytes(p) for p in b.demux(b.streams.audio[0]) if p.size]
+    r = verify_file(marked.path, trust=env["trust"], wm_key=env["wm_key"])
+    assert r["provenance"]["state"] == "trusted" and r["watermark"]["matches_manifest"] is True
+
+
+def test_watermarking_keeps_the_clock_of_a_variable_rate_broadcast_clip(env, tmp_path):
+    # A TS starts its clock at 1.4 s and a phone drops frames: the marked copy must show each
+    # frame when the source did and keep the sound in step (before: 1/fps apart from 0, so the
+    # picture ran 1.4 s ahead of the copied sound).
+    from test_video import _bar_and_click, _clicked
+
+    clip = make_clip("test", 4, 5, WorldConfig(frames=24, size=64))
+    src, times = _clicked(tmp_path / "news.ts", clip.frames, "mpegts", 1.4, 1.4, gaps=(4, 15))
+    marked = sign_file(src, tmp_path / "news.marked.mp4", env["signer"], watermark=True, wm_key=env["wm_key"],
+                       generator=GEN, params=PARAMS)
+    with av.open(str(marked.path)) as c:
+        written = [f.time for f in c.decode(video=0)]
+    assert np.diff(written) == pytest.approx(np.diff(times), abs=2e-3)
+    shown, heard = _bar_and_click(marked.path)
+    assert abs(shown - heard) < 0.03
     r = verify_file(marked.path, trust=env["trust"], wm_key=env["wm_key"])
     assert r["provenance"]["state"] == "trusted" and r["watermark"]["matches_manifest"] is True
 

@@ -534,6 +534,86 @@ def test_new_picture_keeps_the_sound(tmp_path, frames, codec, src_name, dst_name
         assert pa == pb
 
 
+def _clicked(path, frames, fmt=None, picture_from: float = 0.0, sound_from: float = 0.0, gaps=()):
+    """Frames (a bright bar on frame 10, the rest dark) and a click in the sound at the same
+    moment, on a clock where the picture starts at `picture_from` s and the sound at `sound_from` s;
+    `gaps`: frame numbers shown 3 frame-times long (a variable frame rate)."""
+    tb, rate = Fraction(1, 1000), 16_000
+    at, times = picture_from, []
+    for i in range(len(frames)):
+        times.append(at)
+        at += 0.12 if i in gaps else 0.04
+    click = times[10]
+    with av.open(str(path), "w", format=fmt) as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        v.codec_context.time_base = tb
+        a = c.add_stream("pcm_s16le" if fmt != "mpegts" else "mp2", rate=rate, layout="mono")
+        for i, f in enumerate(frames):
+            g = np.full_like(f, 20)
+            g[:, :8] = 235 if i == 10 else 20
+            vf = av.VideoFrame.from_ndarray(g, format="rgb24")
+            vf.pts, vf.time_base = round(times[i] / tb), tb
+            c.mux(v.encode(vf))
+        c.mux(v.encode(None))
+        n = int(rate * (at - sound_from)) // 1152 * 1152
+        pcm = np.zeros(n, np.int16)
+        k = int((click - sound_from) * rate)
+        pcm[k:k + 80] = 25_000
+        for j in range(0, n, 1152):
+            af = av.AudioFrame.from_ndarray(pcm[None, j:j + 1152].copy(), format="s16", layout="mono")
+            af.sample_rate, af.pts, af.time_base = rate, j + round(sound_from * rate), Fraction(1, rate)
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    return Path(path), times
+
+
+def _bar_and_click(path) -> tuple[float, float]:
+    """When the bright frame shows and when the click sounds, on the file's clock."""
+    with av.open(str(path)) as c:
+        shown = [(f.time, f.to_ndarray(format="rgb24")[:, :8].mean()) for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        for f in c.decode(audio=0):
+            x = f.to_ndarray().reshape(-1).astype(float)
+            hit = np.flatnonzero(np.abs(x) > 0.3 * (1.0 if x.dtype.kind == "f" and np.abs(x).max() <= 1.5 else 32767))
+            if len(hit):
+                click = f.time + hit[0] / f.sample_rate
+                break
+    return max(shown, key=lambda ts: ts[1])[0], click
+
+
+@pytest.mark.parametrize("fmt,suffix,picture_from,sound_from", [
+    ("mpegts", ".ts", 1.4, 1.4),  # a broadcast clock: both tracks start at 1.4 s
+    ("matroska", ".mkv", 0.5, 0.0),  # the picture starts half a second after the sound
+])
+def test_a_new_picture_plays_in_step_with_the_sound(tmp_path, frames, fmt, suffix, picture_from, sound_from):
+    # Written from 0 whatever the source's clock said, the new picture ran ahead of the copied
+    # sound by the picture's start: 1.4 s on a broadcast TS, 0.5 s on the late picture.
+    src, _ = _clicked(tmp_path / f"a{suffix}", frames, fmt, picture_from, sound_from)
+    shown, heard = _bar_and_click(src)
+    assert abs(shown - heard) < 0.03
+    times: list = []
+    decoded = np.stack(list(iter_frames(src, times=times)))
+    assert len(times) == len(frames) and times[0] == pytest.approx(picture_from, abs=0.01)
+    out = write_video(tmp_path / "b.mp4", decoded, fps=25, audio_from=src, times=times)
+    shown, heard = _bar_and_click(out)
+    assert abs(shown - heard) < 0.03
+
+
+def test_a_variable_frame_rate_is_kept(tmp_path, frames):
+    src, times = _clicked(tmp_path / "vfr.mkv", frames, "matroska", gaps=(3, 7, 12))
+    got: list = []
+    decoded = np.stack(list(iter_frames(src, times=got)))
+    out = write_video(tmp_path / "b.mp4", decoded, fps=25, times=got)
+    with av.open(str(out)) as c:
+        written = [f.time for f in c.decode(video=0)]
+    assert written == pytest.approx([t - times[0] for t in times], abs=1e-3)
+    # without the times, frames are 1/fps apart (what every caller that has none gets)
+    plain = write_video(tmp_path / "c.mp4", decoded, fps=25)
+    with av.open(str(plain)) as c:
+        assert [f.time for f in c.decode(video=0)] == pytest.approx([i / 25 for i in range(len(frames))])
+
+
 def test_a_silent_source_adds_no_track(tmp_path, frames, mp4):
     out = write_video(tmp_path / "b.mp4", frames, fps=25, audio_from=mp4)
     with av.open(str(out)) as c:

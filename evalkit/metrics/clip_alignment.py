@@ -142,7 +142,8 @@ def clip_alignment(videos=None, prompts: Sequence[str] | None = None, backbone=N
                    text_embeds=None, num_frames: int = DEFAULT_NUM_FRAMES, clamp: str = "frame") -> dict:
     """Functional form: {"clip_score", "per_clip" (float64 [N]), "retrieval_top1", "retrieval_top5",
     "ranks", "n", "n_prompts"} for videos [N, T, 3, H, W] in [0, 1] and one prompt per clip (or
-    precomputed `frame_embeds` [N, F, D] and `text_embeds` [N, D], with `prompts` for the keys).
+    precomputed `frame_embeds` [N, F, D] (or a list of [N_i, F_i, D], clips of different lengths)
+    and `text_embeds` [N, D], with `prompts` for the keys).
     `backbone`: a CLIP backbone object or name (default "world-clip")."""
     _check_clamp(clamp)
     if prompts is None:
@@ -152,11 +153,18 @@ def clip_alignment(videos=None, prompts: Sequence[str] | None = None, backbone=N
         frame_embeds, text_embeds = _encode(_resolve_backbone(backbone), videos, prompts, num_frames)
     elif text_embeds is None:
         text_embeds = _resolve_backbone(backbone).encode_text(prompts)
-    per = clip_scores(frame_embeds, text_embeds, clamp).numpy()
+    if isinstance(frame_embeds, (list, tuple)):  # clips of different lengths: [B_i, F_i, D] each
+        text_embeds = torch.cat(list(text_embeds)) if isinstance(text_embeds, (list, tuple)) else text_embeds
+        sizes = [len(f) for f in frame_embeds]
+        per = torch.cat([clip_scores(f, t, clamp) for f, t in zip(frame_embeds, text_embeds.split(sizes))]).numpy()
+        clip_means = torch.cat([_mean_frame_embeds(f) for f in frame_embeds])
+    else:
+        per = clip_scores(frame_embeds, text_embeds, clamp).numpy()
+        clip_means = _mean_frame_embeds(frame_embeds)
     keys = [prompt_key(p) for p in prompts]
     if len(keys) != per.shape[0]:
         raise ValueError(f"got {per.shape[0]} clips and {len(keys)} prompts")
-    ranks = retrieval_ranks(_mean_frame_embeds(frame_embeds), text_embeds, keys)
+    ranks = retrieval_ranks(clip_means, text_embeds, keys)
     n_prompts = len(set(keys))
     out = {"clip_score": float(aggregate(per, clamp)), "per_clip": per, "ranks": ranks, "n": int(per.size),
            "n_prompts": n_prompts}

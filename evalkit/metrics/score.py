@@ -104,8 +104,12 @@ def _flicker(rows: list[dict], base: dict) -> dict:
     proto = {**base, "flicker": "VBench temporal flickering (255 - mean MAE(f_t, f_t+1)) / 255 on uint8",
              "warp_error": "Farneback flow, forward-backward occlusion mask, MSE in [0, 1]",
              "temporal_hf": "temporal energy above 1/4 Nyquist"}
-    return {k: _entry(mean_ci([r[k] for r in rows if np.isfinite(r[k])]), proto)
-            for k in ("flicker", "warp_error", "temporal_hf")}
+    out = {}
+    for k in ("flicker", "warp_error", "temporal_hf"):
+        vals = [r[k] for r in rows if np.isfinite(r[k])]
+        if vals:  # temporal_hf needs 3 frames, warp_error a visible pixel: none may have it (a warning says so)
+            out[k] = _entry(mean_ci(vals), proto)
+    return out
 
 
 def _fvd(fake: np.ndarray, real: np.ndarray, prompts: list[str], bb, base: dict) -> dict:
@@ -134,8 +138,10 @@ def _clip(frame_embeds, text_embeds, prompts: list[str], bb, base: dict, rows: l
     from the embeddings gathered clip by clip (so clips of different sizes are ranked too)."""
     from evalkit.metrics.clip_alignment import clip_alignment
 
-    res = clip_alignment(prompts=prompts, frame_embeds=torch.cat(frame_embeds), text_embeds=torch.cat(text_embeds))
-    proto = {**base, "backbone": bb.protocol(), "score": "100 * max(cos, 0) per frame, mean over 8 frames"}
+    # a list: a clip shorter than 8 frames gives fewer frame embeddings than the others
+    res = clip_alignment(prompts=prompts, frame_embeds=frame_embeds, text_embeds=text_embeds)
+    proto = {**base, "backbone": bb.protocol(),
+             "score": "100 * max(cos, 0) per frame, mean over 8 evenly spaced frames (all of a shorter clip)"}
     out = {}
     per = [float(x) for x in res["per_clip"]]
     if res["n_prompts"] > 1:
@@ -255,6 +261,13 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     if untested:  # prompts the world's probes cannot read (another tool's clips, file-name prompts)
         warnings.append(f"physics: {untested} of {len(rows)} clips have no world prompt the probes can test "
                         f"({'no physics score' if untested == len(rows) else 'left out of the physics score'})")
+    if "flicker" in metrics:
+        for k, why in (("temporal_hf", "needs at least 3 frames"), ("warp_error", "needs a pixel the flow "
+                                                                    "does not mark occluded")):
+            gaps = sum(not np.isfinite(r[k]) for r in rows)
+            if gaps:
+                warnings.append(f"{k}: {gaps} of {len(rows)} clips have none ({why}); "
+                                + ("no value" if gaps == len(rows) else "left out of its mean"))
     reduced = Counter(r["read_reduced"] for r in rows if "read_reduced" in r)
     if reduced:
         ks = ", ".join(f"{n} at 1/{k}" for k, n in sorted(reduced.items()))

@@ -502,6 +502,7 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
 
     from evalkit.provenance import watermark as wm
     from evalkit.provenance.credentials import load_watermark_key
+    from evalkit.provenance.wm_scheme import WatermarkInputError
     from evalkit.provenance.wm_stream import embed_stream, scan_frames
     from evalkit.video import VideoLimits, iter_frames, picture_tags, probe_video, write_video
 
@@ -531,10 +532,13 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     limits = replace(VideoLimits.from_env(), max_decoded_bytes=1 << 62)
     fps = probe_video(src, limits=limits).fps
     try:
-        stats = scan_frames(iter_frames(src, limits=limits))
+        times: list = []  # the source's clock: a variable frame rate and the sound's sync kept
+        stats = scan_frames(iter_frames(src, limits=limits, times=times))
         if payload is None:
             payload = default_payload(key, digest=stats.sha256)
         marked = embed_stream(iter_frames(src, limits=limits), stats, bytes(payload), key, config=wm_preset)
+    except WatermarkInputError as e:  # a picture the mark cannot hold (under 32 px a side)
+        raise BadInputError(f"{src}: cannot watermark it: {e}; sign it without --watermark") from None
     except EvalkitError:
         raise
     except ValueError as e:
@@ -542,7 +546,7 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     tmp = _tmp_beside(dst)
     try:
         # the same picture in a player: sound, colour primaries and transfer (HDR), pixel aspect
-        write_video(tmp, marked, fps=fps, crf=crf, pad=True, audio_from=src, **picture_tags(src))
+        write_video(tmp, marked, fps=fps, crf=crf, pad=True, audio_from=src, times=times, **picture_tags(src))
         info = WatermarkInfo(payload=bytes(payload), key_id=key.fingerprint, preset=str(wm_preset))
         if sidecar:
             side = sign_sidecar(tmp, dst, signer=signer, source_type=source_type,

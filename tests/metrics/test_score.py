@@ -163,3 +163,38 @@ def test_one_video_file_is_a_set_of_one(folders, tmp_path, capsys):
     assert main(["score", str(notes), "--metrics", "flicker", "--no-mlflow"]) == 2
     err = capsys.readouterr().err
     assert "neither a folder of clips nor a video file" in err and err.count("\n") == 1
+
+
+def test_clips_of_two_frames_and_of_many_are_scored_together(folders, tmp_path, capsys):
+    """A 2-frame clip beside 16-frame ones: CLIP took 2 frame embeddings of it against 8 of the
+    others and failed to stack them (internal error); temporal_hf, which needs 3 frames, had no
+    value at all for a folder of 2-frame clips and crashed the CI. Now each is scored as far as
+    it can be, and what is left out is said."""
+    from evalkit.clipset import read_index
+    from evalkit.metrics.clip_alignment import clip_alignment
+    from evalkit.metrics.backbones import get_backbone
+    from evalkit.metrics.score import _frames_tensor
+    from evalkit.video import read_video, write_video
+
+    mixed, pair = tmp_path / "mixed", tmp_path / "pair"
+    mixed.mkdir(), pair.mkdir()
+    recs = read_index(folders / "world")[:3]
+    clips = [read_video(folders / "world" / r["file"]) for r in recs]
+    for i, (r, c) in enumerate(zip(recs, clips)):
+        write_video(mixed / f"{r['prompt'].replace(' ', '_')}-{i}.mp4", c.frames, fps=c.fps, crf=0)
+    write_video(mixed / "short.mp4", clips[0].frames[:2], fps=clips[0].fps, crf=0)
+    write_video(pair / "short.mp4", clips[0].frames[:2], fps=clips[0].fps, crf=0)
+    out = tmp_path / "s.json"
+    assert main(["score", str(mixed), "--metrics", "clip,flicker", "--json", str(out), "--no-mlflow"]) == 0
+    res = json.loads(out.read_text())
+    assert res["metrics"]["clip_alignment"]["n"] == 4 and res["metrics"]["temporal_hf"]["n"] == 3
+    assert any(w.startswith("temporal_hf: 1 of 4 clips have none") for w in res["warnings"])
+    # each clip's CLIPScore is its own, whatever the others' lengths
+    short_frames = _frames_tensor(read_video(mixed / "short.mp4").frames)
+    alone = clip_alignment(short_frames, ["short"], get_backbone("world-clip"))["per_clip"][0]
+    short = next(r for r in res["per_clip"] if r["id"] == "short")
+    assert short["clip_alignment"] == pytest.approx(alone, abs=1e-6)
+    assert main(["score", str(pair), "--metrics", "flicker", "--json", str(out), "--no-mlflow"]) == 0
+    res = json.loads(out.read_text())
+    assert "temporal_hf" not in res["metrics"] and res["metrics"]["flicker"]["n"] == 1
+    assert any(w.startswith("temporal_hf: 1 of 1 clips have none") and "no value" in w for w in res["warnings"])
