@@ -63,8 +63,10 @@ def check_reachable(timeout: float = 5.0) -> None:
     MLflow itself retries an unreachable server with back-off for about four minutes and then
     raises, and by then the evaluation that wanted logging has been computed and is lost; so the
     commands that log call this before their work, and `start_run` calls it too. Local stores
-    (SQLite, files) are not checked here."""
+    (SQLite) are not checked here. A file store (`./mlruns`, MLflow 2's default) is refused by
+    MLflow 3 unless MLFLOW_ALLOW_FILE_STORE opts in; say so in one line, before the work."""
     uri = tracking_uri()
+    _check_file_store(uri)
     if not uri.startswith(("http://", "https://")) or uri in _REACHED:
         return
     import requests
@@ -80,6 +82,21 @@ def check_reachable(timeout: float = 5.0) -> None:
                                    "reachable one or unset it for a local store, or pass --no-mlflow where "
                                    "offered") from None
     _REACHED.add(uri)
+
+
+def _check_file_store(uri: str) -> None:
+    from urllib.parse import urlparse
+
+    from evalkit.errors import MissingResourceError
+
+    scheme = urlparse(uri).scheme
+    if (scheme and scheme != "file" and len(scheme) > 1) or \
+            os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("1", "true", "yes"):
+        return  # a database or server URI (one letter is a Windows drive), or the user opted in
+    raise MissingResourceError(f"MLFLOW_TRACKING_URI {uri} is a file store, which MLflow 3 no longer writes by "
+                               "default: move it to a database (mlflow migrate-filestore, then "
+                               "MLFLOW_TRACKING_URI=sqlite:///mlflow.db), or set MLFLOW_ALLOW_FILE_STORE=true "
+                               "to keep using it")
 
 
 def run_tags(seed: int | None = None) -> dict[str, str]:

@@ -212,5 +212,26 @@ def test_an_unreachable_tracking_server_fails_fast_in_one_line(monkeypatch, tmp_
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         tracking.check_reachable(timeout=2)  # answers: no error
         assert url in tracking._REACHED
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(tmp_path / "mlflow.db"))
-    tracking.check_reachable()  # local stores are not checked here
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tracking.check_reachable()  # local databases are not checked here
+
+
+def test_a_file_store_is_named_before_the_work(monkeypatch, tmp_path, capsys, real_videos_dir):
+    """MLFLOW_TRACKING_URI=./mlruns (MLflow 2's default store, which many users still have): MLflow
+    3 refuses it with an exception, which came out as an internal error after the scoring was
+    done. Now it is one line before any work, naming the way out; opted in, it is used."""
+    from evalkit.cli import main
+    from evalkit.errors import EXIT_MISSING
+
+    store = tmp_path / "mlruns"
+    clip = real_videos_dir / "carphone_pristine.mp4"
+    for uri in (str(store), f"file://{store}"):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        assert main(["score", str(clip), "--metrics", "flicker"]) == EXIT_MISSING
+        err = capsys.readouterr().err
+        assert "is a file store" in err and "MLFLOW_ALLOW_FILE_STORE=true" in err and err.count("\n") == 1
+        assert not store.exists()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    assert main(["score", str(clip), "--metrics", "flicker"]) == 0
+    assert (store / "0").exists() or any(store.iterdir())
+    assert tracking.runs_frame("evalkit-score").shape[0] == 1

@@ -56,7 +56,8 @@ def _off_world(metric: str, bb, prompts: list[str], what: str, instead: str) -> 
     off = [p for p in prompts if parse_caption(p) is None]
     if not off:
         return []
-    return [f"{metric}: {len(off)} of {len(prompts)} {what} are not world clips (e.g. {off[0]!r}); the "
+    example = off[0] if len(off[0]) <= 60 else off[0][:57] + "..."
+    return [f"{metric}: {len(off)} of {len(prompts)} {what} are not world clips (e.g. {example!r}); the "
             f"{bb.name} backbone was trained on the world's renders and captions only, so its features "
             f"say little about them: use {instead}"]
 
@@ -234,7 +235,7 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
             _physics_row(c, row)
         if video_bb is not None:
             fake.append(_features(video_bb, c.frames))
-        if clip_bb is not None:
+        if clip_bb is not None and seen[-1].prompt.strip():  # no text to align with: left out, said below
             frame_embeds.append(clip_bb.encode_video_frames(_frames_tensor(c.frames[_clip_frames(c.num_frames)])))
             text_embeds.append(clip_bb.encode_text([seen[-1].prompt]))
         rows.append(row)
@@ -253,7 +254,10 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
         out.update(_fvd(torch.cat(fake).double().numpy(), torch.cat(real).double().numpy() if real else
                         np.zeros((0, 1)), prompts, video_bb, base))
     if clip_bb is not None:
-        out.update(_clip(frame_embeds, text_embeds, prompts, clip_bb, base, rows))
+        if frame_embeds:
+            prompted = [i for i, p in enumerate(prompts) if p.strip()]
+            out.update(_clip(frame_embeds, text_embeds, [prompts[i] for i in prompted], clip_bb, base,
+                             [rows[i] for i in prompted]))
     if "physics" in metrics:
         out.update(_physics(rows, base))
     warnings = []
@@ -278,6 +282,11 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     if video_bb is not None and video_bb.trained_on == "world":
         warnings += _off_world("fvd", video_bb, prompts + ref_prompts, "candidate and reference clips",
                                "--i3d PATH (StyleGAN-V's I3D)")
+    unprompted = sum(not p.strip() for p in prompts) if clip_bb is not None else 0
+    if unprompted:
+        warnings.append(f"clip: {unprompted} of {len(rows)} clips have an empty prompt, so nothing to align "
+                        f"with: {'no clip_alignment' if unprompted == len(rows) else 'left out of clip_alignment'}"
+                        " (give each a prompt in index.jsonl or by its file name)")
     if clip_bb is not None and clip_bb.trained_on == "world":
         warnings += _off_world("clip", clip_bb, prompts, "clips", "--clip-backbone ViT-B-32 --clip-weights PATH")
     if "fvd" in out and out["fvd"]["n"] < STABLE_FVD_N:

@@ -198,3 +198,25 @@ def test_clips_of_two_frames_and_of_many_are_scored_together(folders, tmp_path, 
     res = json.loads(out.read_text())
     assert "temporal_hf" not in res["metrics"] and res["metrics"]["flicker"]["n"] == 1
     assert any(w.startswith("temporal_hf: 1 of 1 clips have none") and "no value" in w for w in res["warnings"])
+
+
+def test_a_clip_without_a_prompt_is_left_out_of_clip_alignment(folders, tmp_path):
+    """An index line with an empty prompt was scored against the empty text, as if that meant
+    something; now it is left out of CLIP alignment and the warning says so."""
+    import shutil
+
+    from evalkit.clipset import read_index
+
+    recs = read_index(folders / "world")[:3]
+    (tmp_path / "set").mkdir()
+    lines = []
+    for i, r in enumerate(recs):
+        shutil.copy(folders / "world" / r["file"], tmp_path / "set" / f"{i}.mp4")
+        lines.append(json.dumps({"id": f"c{i}", "file": f"{i}.mp4", "prompt": "" if i == 1 else r["prompt"]}))
+    (tmp_path / "set" / "index.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "s.json"
+    assert main(["score", str(tmp_path / "set"), "--metrics", "clip", "--json", str(out), "--no-mlflow"]) == 0
+    res = json.loads(out.read_text())
+    assert res["metrics"]["clip_alignment"]["n"] == 2
+    assert [("clip_alignment" in r) for r in res["per_clip"]] == [True, False, True]
+    assert any(w.startswith("clip: 1 of 3 clips have an empty prompt") for w in res["warnings"])
