@@ -32,8 +32,9 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v", ".mts
 
 
 def prompt_from_name(stem: str) -> str:
-    """A video's prompt from its file name: a trailing sample number dropped, _ read as spaces."""
-    return " ".join(re.sub(r"[-_](\d+)$", "", stem).replace("_", " ").split())
+    """A video's prompt from its file name: a trailing sample number dropped ("-3", "_3", and the
+    " (3)" that a browser or file manager adds to a copy), _ read as spaces."""
+    return " ".join(re.sub(r"(?:[-_]\d+| ?\(\d+\))$", "", stem).replace("_", " ").split())
 
 
 def video_files(folder: Path) -> list[Path]:

@@ -107,6 +107,19 @@ def test_parse_caption_inverts_caption_and_rejects_other_text():
     for text in ["a cat riding a bike", "a small pink ball rests still, on a dark background",
                  "a small red ball rests still", "", "a small red ball flies, on a dark background"]:
         assert parse_caption(text) is None
+    # other tools' prompt lists write sentences: a capital, a full stop, quotes (before: not a
+    # world prompt, so such a folder's clips had no physics score)
+    text = caption(draw("test", 1)[0])
+    for other in (text.capitalize() + ".", f'"{text}"', f"\u201c{text}!\u201d"):
+        assert parse_caption(other) == parse_caption(text) is not None
+
+
+def test_a_file_name_gives_its_prompt_without_the_sample_number():
+    from evalkit.clipset import prompt_from_name
+
+    for stem in ("a_red_ball_falls-3", "a red ball falls_12", "a red ball falls (2)", "a red ball falls(2)"):
+        assert prompt_from_name(stem) == "a red ball falls"
+    assert prompt_from_name("a ball (red)") == "a ball (red)" and prompt_from_name("take (2") == "take (2"
 
 
 def test_world_renders_any_world_prompt_with_exactly_the_prompted_scene():

@@ -49,7 +49,8 @@ def parse_caption(text: str) -> dict | None:
     colour, size_name), ...]}, or None when `text` is not in the world's grammar."""
     from evalkit.world.spec import COLORS
 
-    text = " ".join(text.strip().lower().split())
+    # as other tools' prompt lists write it: a sentence's full stop, quotes around it
+    text = " ".join(text.strip().strip("\"'“”").strip().rstrip(".!").lower().split())
     body, sep, bg_phrase = text.rpartition(", ")
     if not sep or bg_phrase not in _BACKGROUND_BY_PHRASE:
         return None
