@@ -136,20 +136,46 @@ def test_gradient_checkpointing_gives_same_gradients(attention):
 
 
 def test_bf16_autocast_keeps_qkv_in_bf16(monkeypatch):
-    """q/k/v must reach SDPA in bf16 under autocast (an fp32 upcast would rule out flash attention)."""
+    """q/k/v must reach the attention product in bf16 under autocast (an fp32 upcast would rule out
+    flash attention on a GPU, and the bf16 matmuls on a CPU)."""
     seen = []
-    real = layers.F.scaled_dot_product_attention
+    real = layers.Attention.attend
 
-    def spy(q, k, v, **kw):
+    def spy(self, q, k, v, mask=None):
         seen.append((q.dtype, k.dtype, v.dtype))
-        return real(q, k, v, **kw)
+        return real(self, q, k, v, mask)
 
-    monkeypatch.setattr(layers.F, "scaled_dot_product_attention", spy)
+    monkeypatch.setattr(layers.Attention, "attend", spy)
     for attention in ATTN:
         model = UViT(get_config("tiny", attention=attention))
         with torch.autocast("cpu", dtype=torch.bfloat16):
             model(*inputs(model.cfg))
     assert seen and all(d == (torch.bfloat16,) * 3 for d in seen)
+
+
+def test_bf16_attention_on_a_cpu_matches_sdpa():
+    """On a CPU under bf16 the product is written out in bf16 (2.6x faster there than SDPA's flash
+    kernel): its output and gradients must be SDPA's in fp32, to bf16's precision, masked keys
+    included, and it must not fall back to an fp32 softmax under autocast."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 37, 16, generator=g) for _ in range(3))
+    mask = torch.ones(2, 1, 1, 37, dtype=torch.bool)
+    mask[0, ..., 20:] = False
+    attn = layers.Attention(48, 3)
+    outs, grads = [], []
+    for dtype in (torch.float32, torch.bfloat16):
+        leaves = [x.clone().to(dtype).requires_grad_() for x in (q, k, v)]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            o = attn.attend(*leaves, mask)  # [B, S, h*dh]
+        assert o.dtype == dtype
+        o.float().pow(2).sum().backward()
+        outs.append(o.float())
+        grads.append([x.grad.float() for x in leaves])
+    torch.testing.assert_close(outs[1], outs[0], atol=3e-2, rtol=3e-2)
+    for a, b in zip(grads[1], grads[0]):
+        torch.testing.assert_close(a, b, atol=8e-2, rtol=5e-2)
+    # the masked keys get no gradient and no weight
+    assert grads[1][1][0, :, 20:].abs().max() == 0 and grads[1][2][0, :, 20:].abs().max() == 0
 
 
 def test_frame_windows_take_the_positions_of_their_frames():
