@@ -324,6 +324,8 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
         if not (1 <= len(parts) <= 2 and all(x.strip().isdigit() and int(x) > 0 for x in parts)):
             raise BadInputError(f"--size {size!r}: give S or HxW in pixels, e.g. 256 or 480x832")
         hw = (int(parts[0]), int(parts[-1]))
+    if model.startswith("uvit:") and set(given) == {"device"}:
+        return given  # the U-ViT samples on a GPU too; its clip shape is its training's
     if model.startswith("diffusers:"):
         out = {k: v for k, v in given.items() if k != "size"}
         if hw:
@@ -364,14 +366,16 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
 @click.option("--size", help="diffusers: S or HxW; world, control: S (default: the model's own).")
 @click.option("--fps", type=float, callback=_positive,
               help="diffusers, world, control: frame rate of the clips (default: the model's own).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="diffusers: where the pipeline runs "
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="uvit, diffusers: where the model runs "
               "(default cpu).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+              help="uvit: the network in fp32 or under bf16 autocast (default auto: bf16 on a GPU, fp32 on a CPU).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--sign", is_flag=True, help="Sign every clip with a C2PA manifest.")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark in every clip.")
 @click.option("--tsa", metavar="URL", help="With --sign: an RFC 3161 time-stamp authority dates each signature.")
 def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidance_rescale, frames, size, fps,
-             device, seed, sign, watermark, tsa):
+             device, precision, seed, sign, watermark, tsa):
     """Generate clips from prompts into OUT (clips/*.mp4 + index.jsonl with the full protocol)."""
     from generators.base import generate_folder, get_generator, load_prompts
 
@@ -383,6 +387,10 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidan
             raise BadInputError(f"--guidance-rescale only applies to uvit models, not {model}")
         sampling["guidance_rescale"] = guidance_rescale
     sampling.update(_clip_shape_options(model, frames, size, fps, device))
+    if precision is not None:
+        if not model.startswith("uvit:"):
+            raise BadInputError(f"--precision only applies to uvit models, not {model}")
+        sampling["precision"] = precision
     _check_tsa(tsa, sign)
     prompt_list = load_prompts(prompts)
     post = None

@@ -77,7 +77,8 @@ def test_generate_sets_frames_size_and_fps_where_a_model_allows(capsys, tmp_path
                            (("--model", "world", "--size", "48x64"), "square frames"),
                            (("--model", "world", "--size", "7"), "at least 8 pixels"),
                            (("--model", "world", "--size", "big"), "give S or HxW"),
-                           (("--model", "control:noise", "--device", "cuda"), "--device does not apply")]:
+                           (("--model", "control:noise", "--device", "cuda"), "--device does not apply"),
+                           (("--model", "world", "--precision", "bf16"), "--precision only applies to uvit")]:
         code, _, err = run(capsys, "generate", "--prompts", prompt, "--out", str(tmp_path / "o"), *argv)
         assert code == EXIT_BAD_INPUT and fragment in err and err.count("\n") == 1, (argv, err)
     assert not (tmp_path / "o").exists()

@@ -147,6 +147,11 @@ def main() -> None:
     ap.add_argument("--against", metavar="SPEC",
                     help="Another checkpoint sampled at the same setting, prompts and seeds (paired "
                     "differences as --compare's).")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="uvit: the network in fp32 or under bf16 autocast (auto: bf16 on a GPU only).")
+    ap.add_argument("--against-precision", choices=["auto", "fp32", "bf16"],
+                    help="--against's precision (default --precision's); with --against the same model, "
+                    "a paired check of bf16 against fp32 sampling.")
     ap.add_argument("--binding", action="store_true",
                     help="Also measure how much the denoiser reads the colour and background words "
                     "(generators.uvit.binding; 64 world clips, no sampling).")
@@ -157,7 +162,8 @@ def main() -> None:
     if not a.model and not a.curve:
         ap.error("give --model or --curve")
     probe = QualityProbe(a.prompts, a.per_prompt, a.seed)
-    sampling = dict(sampler=a.sampler, steps=a.steps, guidance=a.guidance, guidance_rescale=a.guidance_rescale)
+    sampling = dict(sampler=a.sampler, steps=a.steps, guidance=a.guidance, guidance_rescale=a.guidance_rescale,
+                    precision=a.precision)
     world_res = probe.evaluate(get_generator("world").generate)
     world, world_clips = world_res["quality"], world_res["clips"]
     if a.curve:
@@ -187,10 +193,12 @@ def main() -> None:
             ap.error(f"--compare takes SAMPLER:STEPS[:GUIDANCE[:RESCALE]], got {a.compare!r}")
         other = get_generator(a.model, sampler=parts[0], steps=int(parts[1]),
                               guidance=float(parts[2]) if len(parts) >= 3 else a.guidance,
-                              guidance_rescale=float(parts[3]) if len(parts) == 4 else a.guidance_rescale)
+                              guidance_rescale=float(parts[3]) if len(parts) == 4 else a.guidance_rescale,
+                              precision=a.precision)
         out["compare"] = paired_with(other, probe, res)
     if a.against:
-        out["against"] = paired_with(get_generator(a.against, **sampling), probe, res)
+        against = {**sampling, "precision": a.against_precision or a.precision}
+        out["against"] = paired_with(get_generator(a.against, **against), probe, res)
     print(json.dumps(out))
 
 

@@ -112,15 +112,34 @@ def load_network(path: Path, expect_preset: str | None = None) -> TextToVideoUVi
     return net.eval()
 
 
+def resolve_device(device: str) -> torch.device:
+    """cpu | cuda | auto as a torch device; cuda without one is a one-line error (exit 3)."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise BadInputError(f"--device {device}: choose auto, cpu or cuda")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MissingResourceError("--device cuda: this machine's PyTorch sees no CUDA GPU; use --device cpu "
+                                   "(or auto), or install a CUDA build of torch")
+    return torch.device(device)
+
+
 class UViTGenerator:
     def __init__(self, arg: str, sampler: str = "dpmpp-2m", steps: int | None = None,
                  guidance: float | None = None, batch_size: int = 8, device: str = "cpu",
-                 guidance_rescale: float | None = None):
+                 guidance_rescale: float | None = None, precision: str = "auto"):
+        """`device`: cpu, cuda or auto (cuda when there is one); `precision`: fp32, bf16 (the
+        network under bf16 autocast; the sampler's updates stay fp32) or auto (bf16 on a GPU,
+        where it is several times faster, fp32 on a CPU, so that CPU clips stay as they were)."""
         if sampler not in SAMPLERS:
             raise BadInputError(f"--sampler {sampler}: unknown; choose one of {sorted(SAMPLERS)}")
+        self.device = resolve_device(device)
+        if precision not in ("auto", "fp32", "bf16"):
+            raise BadInputError(f"--precision {precision}: choose auto, fp32 or bf16")
+        self.bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
         self.spec = f"uvit:{arg}"
         self.path = resolve_weights(arg)
-        self.net = load_network(self.path, arg if arg in PRESETS else None).to(device)
+        self.net = load_network(self.path, arg if arg in PRESETS else None).to(self.device)
         self.sha256 = sha256_file(self.path)
         self.sampler = sampler
         self.guidance = float(guidance) if guidance is not None else default_guidance(self.sha256)
@@ -134,7 +153,8 @@ class UViTGenerator:
     def protocol(self) -> dict:
         return {"model": self.spec, "weights_sha256": self.sha256, "preset": self.net.cfg.name,
                 "sampler": self.sampler, "steps": self.steps, "guidance": self.guidance,
-                "guidance_rescale": self.guidance_rescale, "guidance_convention": GUIDANCE_CONVENTION}
+                "guidance_rescale": self.guidance_rescale, "guidance_convention": GUIDANCE_CONVENTION,
+                "precision": "bf16-autocast" if self.bf16 else "fp32"}
 
     def check_prompts(self, prompts: list[str]) -> None:
         for p in prompts:
@@ -151,11 +171,12 @@ class UViTGenerator:
     def _generate(self, prompts: list[str], seeds: list[int]) -> list[Clip]:
         out = []
         for i in range(0, len(prompts), self.batch_size):
-            videos = self.net.sample(prompts[i:i + self.batch_size], sampler=self.sampler, steps=self.steps,
-                                     guidance=self.guidance, guidance_rescale=self.guidance_rescale,
-                                     seed=seeds[i:i + self.batch_size])
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                videos = self.net.sample(prompts[i:i + self.batch_size], sampler=self.sampler, steps=self.steps,
+                                         guidance=self.guidance, guidance_rescale=self.guidance_rescale,
+                                         seed=seeds[i:i + self.batch_size])
             out += [Clip.from_tensor(v, fps=DEFAULT_FPS, prompt=p)
-                    for v, p in zip(videos.cpu(), prompts[i:i + self.batch_size])]
+                    for v, p in zip(videos.float().cpu(), prompts[i:i + self.batch_size])]
         return out
 
 
