@@ -330,6 +330,11 @@ def test_never_overwrites_its_input_and_leaves_nothing_on_failure(env, tmp_path)
         sign_video(src, tmp_path / "out.mp4", signer=env["signer"], source_type="drawn")
     with pytest.raises(BadInputError, match=r"\.mp4"):
         sign_video(src, tmp_path / "out.mkv", signer=env["signer"])
+    mkv = write_video(tmp_path / "film.mkv", read_video(src).frames, fps=8)
+    for out in ("copy.mkv", "copy.mp4"):  # the input's container is what to change, whatever the output
+        with pytest.raises(BadInputError, match=r"film\.mkv: only MP4/MOV, AVI and GIF .* --sidecar"):
+            sign_video(mkv, tmp_path / out, signer=env["signer"])
+    mkv.unlink()
     tiny = write_video(tmp_path / "tiny.mp4", np.full((4, 16, 16, 3), 90, np.uint8), fps=8)
     with pytest.raises(BadInputError, match=r"tiny\.mp4: cannot watermark .* without --watermark"):
         sign_file(tiny, tmp_path / "out.mp4", env["signer"], watermark=True, wm_key=env["wm_key"])

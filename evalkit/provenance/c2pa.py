@@ -284,13 +284,14 @@ def _check_paths(src, dst, *, need_c2pa_format: bool = True) -> tuple[Path, Path
     if not dst.parent.is_dir():
         raise MissingResourceError(f"{dst}: folder {dst.parent} does not exist; create it first")
     allowed = EMBED_MIME if need_c2pa_format else MIME_BY_SUFFIX
+    # the input first: renaming the output cannot help an input of another container
+    if need_c2pa_format and src.suffix.lower() not in EMBED_MIME:
+        raise BadInputError(f"{src}: only MP4/MOV, AVI and GIF videos can be signed in place; sign "
+                            "with --sidecar (any container), or with --watermark (which re-encodes)")
     if dst.suffix.lower() not in allowed:
         raise BadInputError(f"{dst}: cannot write a signed {dst.suffix or 'file without suffix'}; name "
                             f"the output {', '.join(allowed)}, or keep the container with --sidecar")
     if need_c2pa_format:
-        if src.suffix.lower() not in EMBED_MIME:
-            raise BadInputError(f"{src}: only MP4/MOV, AVI and GIF videos can be signed in place; sign "
-                                "with --sidecar (any container), or with --watermark (which re-encodes)")
         if EMBED_MIME[src.suffix.lower()] != EMBED_MIME[dst.suffix.lower()]:
             raise BadInputError(f"{dst}: the signed copy keeps the input's container "
                                 f"({src.suffix}); name the output {src.suffix}")
