@@ -52,16 +52,21 @@ class ClipSource:
     def __init__(self, data: str, cfg, seed: int):
         self.cfg, self.seed = cfg, seed
         self.world = WorldConfig(frames=cfg.frames, size=cfg.image_size)
-        self.folder = None
-        if data != "world":
-            from evalkit.clipset import iter_clips
+        self.folder, self.skipped_short = None, 0
+        if data != "world":  # any videos, cut to the model's shape (generators/clip_windows.py)
+            from evalkit.clipset import read_index
+            from generators.clip_windows import training_windows
 
-            clips = list(iter_clips(data))
-            bad = [c for c in clips if c.frames.shape[:3] != (cfg.frames, cfg.image_size, cfg.image_size)]
-            if bad:
-                raise BadInputError(f"{data}: clips must be {cfg.frames} frames of {cfg.image_size}x"
-                                    f"{cfg.image_size} for preset {cfg.name!r}; got {bad[0].frames.shape[:3]}")
-            self.folder = [(c.to_tensor(), c.prompt) for c in clips]
+            self.folder, short = [], 0
+            for rec in read_index(data):
+                windows = training_windows(Path(data) / rec["file"], cfg.frames, cfg.image_size, self.world.fps)
+                short += not windows
+                self.folder += [(torch.from_numpy(w).permute(0, 3, 1, 2).float() / 255.0, rec.get("prompt", ""))
+                                for w in windows]
+            if not self.folder:
+                raise BadInputError(f"{data}: no video has {cfg.frames} frames at {self.world.fps:g} fps (preset "
+                                    f"{cfg.name!r} trains on clips of that length); give longer videos")
+            self.skipped_short = short
 
     def get(self, index: int) -> tuple[torch.Tensor, str]:
         """video float [T, C, H, W] in [0, 1] and its prompt."""

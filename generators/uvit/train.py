@@ -61,7 +61,7 @@ class TrainConfig:
     min_snr_gamma: float | None = 5.0
     offset_noise: float = 0.1  # std of a per-clip, per-channel constant added to the noise
     seed: int = 0
-    data: str = "world"  # "world" (train split rendered on the fly) or a folder of clips
+    data: str = "world"  # "world" (train split rendered on the fly) or a folder of any videos (clip_windows)
     compile: bool = False
     # "auto": bf16 autocast on CUDA, fp32 on a CPU; "bf16": bf16 autocast on either (on a CPU with
     # AMX or AVX512-BF16, oneDNN runs the matmuls in bf16: measured 1.2-1.6x faster steps for

@@ -354,3 +354,44 @@ def test_compiled_training_runs_and_matches_eager_closely(tmp_path):
     compiled = train(replace(TINY, max_steps=2, compile=True), tmp_path / "c.pt", progress=False, log_mlflow=False)
     assert compiled.step == 2
     assert torch.allclose(params(eager), params(compiled), atol=1e-4)
+
+
+def test_trains_on_a_folder_of_any_videos(tmp_path, real_videos_dir):
+    """--data DIR took only clips at the preset's exact shape; one's own footage (any size, any
+    frame rate) was refused. Now each video is cut into windows of the preset's frames at its
+    frame rate, centre-cropped square and resized; clips at the exact shape pass unchanged."""
+    import shutil
+
+    from evalkit.video import read_video, write_video
+    from evalkit.world import WorldConfig
+    from evalkit.world.export import render_folder
+    from generators.clip_windows import frame_stride
+    from generators.training import ClipSource
+    from generators.uvit.configs import get_config
+
+    cfg = get_config("tiny")  # 4 frames of 16x16, at the world's 8 fps
+    own = tmp_path / "own"
+    own.mkdir()
+    shutil.copy(real_videos_dir / "carphone_pristine.mp4", own / "a_man_on_the_phone.mp4")  # 176x144, 29.97 fps
+    clip = read_video(real_videos_dir / "bikes.mp4", max_frames=30)
+    write_video(own / "bikes_portrait.mkv", clip.frames[:, :, 200:330], fps=25)  # 130x272, 25 fps: 10 frames at 8 fps
+    write_video(own / "too_short.mp4", clip.frames[:5], fps=25)  # 2 frames at 8 fps: no window
+    src = ClipSource(str(own), cfg, 0)
+    assert frame_stride(30000 / 1001, 8) == 4 and frame_stride(25, 8) == 3
+    assert len(src.folder) == 120 // 4 // 4 + 30 // 3 // 4 and src.skipped_short == 1
+    video, prompt = src.get(0)
+    assert video.shape == (4, 3, 16, 16) and 0 <= video.min() and video.max() <= 1
+    assert {p for _, p in src.folder} == {"a man on the phone", "bikes portrait"}
+    # the world's own clips, already at the preset's shape, are read exactly as they are
+    render_folder(tmp_path / "w", split="train", n=3, seed=0, config=WorldConfig(frames=4, size=16), progress=False)
+    world = ClipSource(str(tmp_path / "w"), cfg, 0)
+    from evalkit.clipset import iter_clips
+
+    assert [torch.equal(a, c.to_tensor()) for (a, _), c in zip(world.folder, iter_clips(tmp_path / "w"))] == [True] * 3
+    train(TrainConfig(**{**TINY.__dict__, "data": str(own), "max_steps": 2}), tmp_path / "own.pt", progress=False,
+          log_mlflow=False)
+    assert load_checkpoint(tmp_path / "own.pt")[0].step == 2
+    (own / "a_man_on_the_phone.mp4").unlink()
+    (own / "bikes_portrait.mkv").unlink()
+    with pytest.raises(BadInputError, match="no video has 4 frames at 8 fps"):
+        ClipSource(str(own), cfg, 0)
