@@ -214,6 +214,32 @@ def test_survives_turns_and_names_the_turn(key, tmp_path, real_videos_dir):
     assert d.detected and d.payload == PAYLOAD and d.geometry["view"] == "rotated 90° clockwise", d.geometry
 
 
+def test_a_fade_in_and_out_is_undone_before_the_read(monkeypatch, real_videos_dir):
+    """A fade scales each frame, mark included, by its own gain, so the plain mean of moving
+    content is no longer the mean the mark was set on. Found by the benchmark's handling attacks
+    (`--attacks handling`: these two clips, keys and payloads lost theirs to a fade over a quarter
+    of the frames at each end); the detector now also reads the mean with each frame's gain
+    undone, and `verify` names the fade."""
+    from benchmarks.robustness import watermark as bench
+    from evalkit.provenance.verify import _edits
+
+    carphone = read_video(real_videos_dir / "carphone_pristine.mp4", max_frames=92).frames[60:92]
+    cases = [(bench.world_clips(1, 256, 0)[0][2], "watermark-bench-0-16", "0e7fdb163a4bf9dc"),
+             (carphone, "watermark-bench-0-23", "bbe28e863a36aea5")]
+    for frames, secret, payload in cases:
+        key, payload = make_key(secret), bytes.fromhex(payload)
+        faded = bench._fade(embed(frames, payload, key), 0.25)
+        d = detect(faded, key)
+        assert d.detected and d.payload == payload and d.geometry["view"] == "fade undone"
+        assert any("faded in or out" in e for e in _edits(d.geometry))
+        with monkeypatch.context() as mp:  # without the view, as before: the payload is lost
+            mp.setattr(wm_grid, "defaded_mean", lambda f, **kw: None)
+            assert detect(faded, key).payload != payload
+    # no swing in brightness, no extra view (and no extra read to pay for in the p-value)
+    assert wm_grid.defaded_mean(world(1, 64, 8)) is None
+    assert wm_grid.defaded_mean(bench._flicker(world(1, 64, 8), 0.1)) is None
+
+
 def test_bars_are_found_only_where_flat_lines_never_change():
     from evalkit.provenance import wm_grid as geo
 

@@ -4,7 +4,7 @@
                                               [--world N] [--fp N] [--preset NAME]
                                               [--rows FILE.jsonl] [--no-real] [--sizes 32,64,128,256]
                                               [--clips DIR] [--long | --no-long] [--long-baseline]
-                                              [--attacks grid|extra|all]
+                                              [--attacks grid|extra|crops|edits|handling|all]
 
 Every clip is marked with its own random key and 64-bit payload (`evalkit.provenance.watermark`),
 then each attack of the grid is applied to the marked frames and `detect` runs on the result:
@@ -366,6 +366,60 @@ EDIT_ATTACKS = {
 EXTRA_ATTACKS.update(EDIT_ATTACKS)
 
 
+def _shake(frames, amplitude, seed=3):
+    """Handheld re-filming or a stabiliser: each frame moved by its own random sub-pixel offset."""
+    h, w = frames.shape[1:3]
+    rng = np.random.default_rng(seed)
+    out = np.empty_like(frames)
+    for i, x in enumerate(frames):
+        dx, dy = rng.uniform(-amplitude, amplitude, 2)
+        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        out[i] = cv2.warpAffine(x, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def _fade(frames, share):
+    """A fade in from black over the first `share` of the frames and out over the last."""
+    n = len(frames)
+    k = max(1, int(n * share))
+    g = np.ones(n)
+    g[:k], g[n - k:] = np.linspace(0, 1, k + 1)[1:], np.linspace(1, 0, k + 1)[:-1]
+    return np.clip(np.rint(frames * g[:, None, None, None]), 0, 255).astype(np.uint8)
+
+
+def _flicker(frames, amount, seed=4):
+    """Each frame's brightness scaled by its own factor in [1 - amount, 1 + amount]."""
+    g = np.random.default_rng(seed).uniform(1 - amount, 1 + amount, len(frames))
+    return np.clip(np.rint(frames * g[:, None, None, None]), 0, 255).astype(np.uint8)
+
+
+def _interpolate(frames):
+    """Twice the frame rate by blending each pair of neighbours (a TV's motion smoothing)."""
+    mid = ((frames[:-1].astype(np.uint16) + frames[1:]) // 2).astype(np.uint8)
+    out = np.empty((2 * len(frames) - 1, *frames.shape[1:]), np.uint8)
+    out[0::2], out[1::2] = frames, mid
+    return out
+
+
+def _slates(frames, n):
+    """`n` frames of a title card (flat grey) before and after the clip, as an edit adds."""
+    card = np.full((n, *frames.shape[1:]), 40, np.uint8)
+    return np.concatenate([card, frames, card])
+
+
+# What a video goes through on its way from a generator to a viewer beyond re-encoding: the
+# hand and the stabiliser, the editor's fades and slates, a display's motion smoothing.
+HANDLING_ATTACKS = {
+    "shake_1px": lambda f, fps, d: _shake(f, 1.0),
+    "shake_2px+h264_crf23": lambda f, fps, d: h264(_shake(f, 2.0), fps, 23, d),
+    "fade_in_out_0.25": lambda f, fps, d: _fade(f, 0.25),
+    "flicker_0.1": lambda f, fps, d: _flicker(f, 0.1),
+    "interpolate_2x+h264_crf23": lambda f, fps, d: h264(_interpolate(f), fps * 2, 23, d),
+    "slates_8+h264_crf23": lambda f, fps, d: h264(_slates(f, 8), fps, 23, d),
+}
+EXTRA_ATTACKS.update(HANDLING_ATTACKS)
+
+
 def resample_rate(frames, ratio):
     """A frame-rate conversion by `ratio` (5/6: 30 to 25 fps, dropping every sixth frame; 6/5:
     25 to 30, repeating every fifth) with nearest frames, as a transcoder without blending does."""
@@ -608,7 +662,7 @@ def main(argv=None) -> int:
                     help="the long-clip (time edits) table (default: on unless --quick)")
     ap.add_argument("--long-baseline", action="store_true",
                     help="also run the long clips marked in one piece (segment_frames=0)")
-    ap.add_argument("--attacks", choices=("grid", "extra", "crops", "edits", "all"), default="grid",
+    ap.add_argument("--attacks", choices=("grid", "extra", "crops", "edits", "handling", "all"), default="grid",
                     help="the omnisealbench-style grid (default), the attacks beyond it, or both")
     a = ap.parse_args(argv)
     cfg = get_config(a.preset)
@@ -626,6 +680,7 @@ def main(argv=None) -> int:
         clips = folder_clips(a.clips) + clips
     attacks = {"grid": ATTACKS, "extra": EXTRA_ATTACKS, "crops": {"none": ATTACKS["none"], **CROP_ATTACKS},
                "edits": {"none": ATTACKS["none"], **EDIT_ATTACKS},
+               "handling": {"none": ATTACKS["none"], **HANDLING_ATTACKS},
                "all": {**ATTACKS, **EXTRA_ATTACKS}}[a.attacks]
     rows = run_grid(clips, cfg, a.seed, attacks=attacks)
     groups, table = summarize(rows, attacks)

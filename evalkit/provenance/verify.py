@@ -135,6 +135,8 @@ def _edits(geometry: dict) -> list[str]:
         out.append("mirrored left-right")
     if view in dict(TURNS):
         out.append(view)
+    if view == "fade undone":
+        out.append("faded in or out (the mark was read with each frame's brightness undone)")
     # the angle was read on the view: after a mirror, the picture turned the other way
     deg = -geometry.get("rotation", 0.0) if view.endswith("mirrored") else geometry.get("rotation", 0.0)
     if deg:
