@@ -33,6 +33,11 @@ then CRF 23; 0.75 of each side from (0.05, 0.2) then CRF 30; 0.7 of the width, f
 zoom (0.8 from the bottom-left corner, resized back to the frame's size); and 0.9 of the height
 by 0.7 of the width (two fractions: outside the detector's crop search).
 
+`--attacks handling` runs what happens to a video on its way to a viewer beyond re-encoding: a
+hand or stabiliser's per-frame shake (up to 1 px; up to 2 px then CRF 23), a fade in and out over
+a quarter of the frames at each end, a +-10% brightness flicker, 2x frame interpolation (blended
+frames) then CRF 23, and 8-frame title-card slates at both ends then CRF 23.
+
 Long clips (`--long`, on unless --quick): the whole real videos (120-250 frames) and 96-frame
 world clips, marked in 32-frame segments (`evalkit.provenance.wm_time`), under the edits that
 cut time rather than pixels: the first half, a 75-frame excerpt from frame 13 (3 s at 25 fps,
