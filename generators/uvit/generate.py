@@ -17,6 +17,7 @@ from evalkit.clip import Clip
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.hashing import sha256_file
 from generators.checkpoints import save_safetensors_atomic
+from generators.training import pick_device
 
 from .configs import PRESETS, UViTConfig
 from .layers import flush_denormal
@@ -112,18 +113,6 @@ def load_network(path: Path, expect_preset: str | None = None) -> TextToVideoUVi
     return net.eval()
 
 
-def resolve_device(device: str) -> torch.device:
-    """cpu | cuda | auto as a torch device; cuda without one is a one-line error (exit 3)."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise BadInputError(f"--device {device}: choose auto, cpu or cuda")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise MissingResourceError("--device cuda: this machine's PyTorch sees no CUDA GPU; use --device cpu "
-                                   "(or auto), or install a CUDA build of torch")
-    return torch.device(device)
-
-
 class UViTGenerator:
     def __init__(self, arg: str, sampler: str = "dpmpp-2m", steps: int | None = None,
                  guidance: float | None = None, batch_size: int = 8, device: str = "cpu",
@@ -133,7 +122,9 @@ class UViTGenerator:
         where it is several times faster, fp32 on a CPU, so that CPU clips stay as they were)."""
         if sampler not in SAMPLERS:
             raise BadInputError(f"--sampler {sampler}: unknown; choose one of {sorted(SAMPLERS)}")
-        self.device = resolve_device(device)
+        if device not in ("auto", "cpu", "cuda"):
+            raise BadInputError(f"--device {device}: choose auto, cpu or cuda")
+        self.device = pick_device(device)
         if precision not in ("auto", "fp32", "bf16"):
             raise BadInputError(f"--precision {precision}: choose auto, fp32 or bf16")
         self.bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")

@@ -125,7 +125,7 @@ def test_bf16_sampling_is_recorded_and_close_to_fp32(tmp_path):
     protocol says which it was."""
     import torch
 
-    from generators.uvit.generate import resolve_device
+    from generators.training import pick_device
 
     train(TINY, tmp_path / "g.pt", progress=False, log_mlflow=False)
     st = export_weights(tmp_path / "g.pt", tmp_path / "g.safetensors")
@@ -136,10 +136,10 @@ def test_bf16_sampling_is_recorded_and_close_to_fp32(tmp_path):
     a, b = fp32.generate([prompt], [1])[0].frames, bf16.generate([prompt], [1])[0].frames
     assert b.dtype == np.uint8 and b.shape == a.shape
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 4 and np.array_equal(b, bf16.generate([prompt], [1])[0].frames)
-    assert resolve_device("cpu").type == "cpu"
+    assert bf16.device == pick_device("cpu")
     if not torch.cuda.is_available():
-        assert resolve_device("auto").type == "cpu"
-        with pytest.raises(MissingResourceError, match="no CUDA GPU"):
+        assert UViTGenerator(str(st), device="auto").device.type == "cpu"
+        with pytest.raises(BadInputError, match="--device cuda: no CUDA device"):
             UViTGenerator(str(st), device="cuda")
     with pytest.raises(BadInputError, match="--precision fp16"):
         UViTGenerator(str(st), precision="fp16")
