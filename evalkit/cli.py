@@ -77,7 +77,7 @@ def probe(files, as_json):
     """Read video headers: container, codec, size, fps, frames. Exit 2 if any file is bad."""
     from dataclasses import asdict
 
-    from evalkit.video import display_turn, probe_video
+    from evalkit.video import display_turn, frame_timing, probe_video
 
     failed = None
     for f in files:
@@ -85,6 +85,7 @@ def probe(files, as_json):
             info = asdict(probe_video(f))
             info["path"] = str(info["path"])
             info["display_turn"] = display_turn(f)  # frames are read as shown: turned by this
+            info.update(frame_timing(f))
             row = {"file": str(f), "readable": True, "error": None, **info}
         except EvalkitError as e:
             row, failed = {"file": str(f), "readable": False, "error": str(e)}, e
@@ -96,8 +97,12 @@ def probe(files, as_json):
                       f"about {round(row['duration'] * row['fps'])} frames (from the duration)"
                       if row["duration"] and row["fps"] else "frame count not in the header")
             turn = f" (stored; shown {row['display_turn']})" if row["display_turn"] else ""
+            timing = (f", variable frame rate (frames {row['interval_min'] * 1000:.0f}-"
+                      f"{row['interval_max'] * 1000:.0f} ms apart)" if row["variable_frame_rate"] else "")
+            if row["start_time"] and abs(row["start_time"]) >= 0.0005:
+                timing += f", first frame at {row['start_time']:.3f} s"
             click.echo(f"{f}: {row['container']} {row['codec']} {row['width']}x{row['height']}{turn} "
-                       f"{row['fps']:.3f} fps {frames}")
+                       f"{row['fps']:.3f} fps {frames}{timing}")
         else:
             click.echo(f"evalkit: error: {row['error']}", err=True)
     if failed is not None:

@@ -473,6 +473,34 @@ def display_turn(path) -> str | None:
     return words.get(turn, "turned")
 
 
+def frame_timing(path, max_packets: int = 100_000) -> dict:
+    """When the frames show, from the packets' timestamps (no decoding): {"start_time" (s, on the
+    file's clock), "interval_min", "interval_max" (s), "variable_frame_rate"}. A header's frame
+    rate is one number; a phone's or a screen recorder's frames come at uneven intervals, and an
+    MPEG-TS clock seldom starts at 0, which matter to whoever lines a video up with others."""
+    p = _check_path(path)
+    c, s = _open(p, VideoLimits.from_env())
+    times = []
+    with c:
+        for pkt in c.demux(s):
+            t = pkt.pts if pkt.pts is not None else pkt.dts
+            if t is not None and pkt.size and pkt.time_base:
+                times.append(float(t * pkt.time_base))
+            if len(times) >= max_packets:
+                break
+    if not times:
+        return {"start_time": None, "interval_min": None, "interval_max": None, "variable_frame_rate": None}
+    t = np.unique(np.asarray(times))  # presentation order (B-frames come out of order)
+    d = np.diff(t)
+    if not len(d):
+        return {"start_time": float(t[0]), "interval_min": None, "interval_max": None, "variable_frame_rate": False}
+    med = float(np.median(d))
+    # a header rounds its clock (1/1000 s in Matroska): 1.5 ms and 10% of a frame count as steady
+    vfr = bool(d.max() - d.min() > max(0.0015, 0.1 * med))
+    return {"start_time": float(t[0]), "interval_min": float(d.min()), "interval_max": float(d.max()),
+            "variable_frame_rate": vfr}
+
+
 def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18,
                 preset: str = "medium", codec: str = "libx264", pix_fmt: str = "yuv420p",
                 metadata: dict[str, str] | None = None, pad: bool = False, audio_from=None,

@@ -614,6 +614,28 @@ def test_a_variable_frame_rate_is_kept(tmp_path, frames):
         assert [f.time for f in c.decode(video=0)] == pytest.approx([i / 25 for i in range(len(frames))])
 
 
+def test_probe_says_when_frames_show(tmp_path, frames, mp4, capsys):
+    """A variable frame rate and a clock that does not start at 0 are in the packets, not in the
+    header's one frame rate: `probe` reads them without decoding."""
+    import json
+
+    from evalkit.cli import main
+
+    vfr, _ = _clicked(tmp_path / "phone.mkv", frames, "matroska", gaps=(3, 7))
+    ts, _ = _clicked(tmp_path / "news.ts", frames, "mpegts", 1.4, 1.4)
+    timing = {p.name: video.frame_timing(p) for p in (vfr, ts, mp4)}
+    assert timing["phone.mkv"]["variable_frame_rate"] and timing["phone.mkv"]["interval_max"] == pytest.approx(0.12)
+    assert timing["news.ts"]["start_time"] == pytest.approx(1.4, abs=0.01) and not timing["news.ts"]["variable_frame_rate"]
+    assert timing["clip.mp4"] == {"start_time": 0.0, "interval_min": pytest.approx(0.04),
+                                  "interval_max": pytest.approx(0.04), "variable_frame_rate": False}
+    assert main(["probe", str(vfr), str(ts), str(mp4)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "variable frame rate (frames 40-120 ms apart)" in out[0] and "first frame at 1.400 s" in out[1]
+    assert "variable" not in out[2] and "first frame" not in out[2]
+    assert main(["probe", "--json", str(vfr)]) == 0
+    assert json.loads(capsys.readouterr().out)["variable_frame_rate"] is True
+
+
 def test_a_silent_source_adds_no_track(tmp_path, frames, mp4):
     out = write_video(tmp_path / "b.mp4", frames, fps=25, audio_from=mp4)
     with av.open(str(out)) as c:
