@@ -38,6 +38,9 @@ BOOKKEEPING = ("max_minutes", "checkpoint_every_steps", "log_every_steps", "devi
 
 
 def pick_device(name: str) -> torch.device:
+    """cpu | cuda | auto (cuda when there is one) as a torch device; anything else is bad input."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise BadInputError(f"--device {name}: choose auto, cpu or cuda")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():

@@ -122,8 +122,6 @@ class UViTGenerator:
         where it is several times faster, fp32 on a CPU, so that CPU clips stay as they were)."""
         if sampler not in SAMPLERS:
             raise BadInputError(f"--sampler {sampler}: unknown; choose one of {sorted(SAMPLERS)}")
-        if device not in ("auto", "cpu", "cuda"):
-            raise BadInputError(f"--device {device}: choose auto, cpu or cuda")
         self.device = pick_device(device)
         if precision not in ("auto", "fp32", "bf16"):
             raise BadInputError(f"--precision {precision}: choose auto, fp32 or bf16")
