@@ -104,7 +104,7 @@ def _fit_origins(integ: geo.Integral, hc: float, wc: float, plan, ci: int, n_cha
             continue
         r = np.concatenate([ys, ys + bh, ys + 2 * bh]).astype(np.float64)
         c = np.concatenate([xs, xs + bw, xs + 2 * bw]).astype(np.float64)
-        s_at = integ._at(r[:, None], c[None, :]).reshape(3, ys.size, 3, xs.size)
+        s_at = integ.table(r, c).reshape(3, ys.size, 3, xs.size)
 
         def mean(a, b):  # [ys, xs]: mean of block (a, b) of each tile
             return (s_at[a + 1, :, b + 1] - s_at[a, :, b + 1] - s_at[a + 1, :, b] + s_at[a, :, b]) / (bh * bw)

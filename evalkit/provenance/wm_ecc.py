@@ -22,7 +22,7 @@ information bit. LLRs mean "positive: bit 0" throughout.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -112,6 +112,7 @@ class ConvCode:
         assert np.all(fill == 2)
         return nxt, out, tail, pred, pred_u
 
+    @lru_cache(maxsize=32)  # the same few block lengths are decoded many times a detection
     def order(self, n_info: int) -> np.ndarray:
         """Rate-compatible emission order: indices into the [steps, n_out] code-bit array. The
         first output of every step comes first, then each further output with the steps in van
@@ -121,7 +122,9 @@ class ConvCode:
         steps = n_info + self.memory
         idx = np.arange(steps * self.n_out).reshape(steps, self.n_out)
         spread = np.argsort([_van_der_corput(t) for t in range(steps)], kind="stable")
-        return np.concatenate([idx[:, 0]] + [idx[spread, j] for j in range(1, self.n_out)])
+        out = np.concatenate([idx[:, 0]] + [idx[spread, j] for j in range(1, self.n_out)])
+        out.setflags(write=False)  # shared by every caller (cached)
+        return out
 
     def encode(self, bits) -> np.ndarray:
         """0/1 information bits -> 0/1 code bits in rate-compatible order."""
@@ -156,20 +159,23 @@ class ConvCode:
         neg = -1e30
         alpha = np.full((steps + 1, S), neg)
         alpha[0, 0] = 0.0
-        p0, p1, u0, u1 = pred[:, 0], pred[:, 1], pred_u[:, 0], pred_u[:, 1]
+        # the branch metrics into each state from its two predecessors, for every step at once
+        g_in = [gamma[:, pred[:, k], pred_u[:, k]] for k in range(2)]      # 2 x [steps, S]
+        p0, p1 = pred[:, 0], pred[:, 1]
         for t in range(steps):
-            a, g = alpha[t], gamma[t]
-            alpha[t + 1] = np.maximum(a[p0] + g[p0, u0], a[p1] + g[p1, u1])
-            alpha[t + 1] -= alpha[t + 1].max()
+            a = alpha[t]
+            nxt_a = np.maximum(a[p0] + g_in[0][t], a[p1] + g_in[1][t])
+            alpha[t + 1] = nxt_a - nxt_a.max()
+        betas = np.empty((steps + 1, S))                                      # beta after step t
         beta = np.full(S, neg)
         beta[0] = 0.0  # terminated in state 0
-        out_llr = np.empty(steps)
+        betas[steps] = beta
         for t in range(steps - 1, -1, -1):
-            g = gamma[t]
-            m = alpha[t][:, None] + g + beta[nxt]  # [S, 2]
-            out_llr[t] = m[:, 0].max() - m[:, 1].max()
-            beta = np.max(g + beta[nxt], axis=1)
+            beta = np.max(gamma[t] + beta[nxt], axis=1)
             beta -= beta.max()
+            betas[t] = beta
+        m = alpha[:steps, :, None] + gamma + betas[1:][:, nxt]               # [steps, S, 2]
+        out_llr = m[:, :, 0].max(axis=1) - m[:, :, 1].max(axis=1)
         out_llr = out_llr[:n_info]
         return (out_llr < 0).astype(np.int8), out_llr
 

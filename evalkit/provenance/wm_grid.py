@@ -192,6 +192,19 @@ class Integral:
         return ((1 - fr) * (1 - fc) * s[r0, c0] + fr * (1 - fc) * s[r0 + 1, c0]
                 + (1 - fr) * fc * s[r0, c0 + 1] + fr * fc * s[r0 + 1, c0 + 1])
 
+    def table(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """[n, m]: `_at` at every pair of rows r [n] and columns c [m] (fractional, clamped).
+        Interpolates whole rows first, then gathers columns: for many points on a table this
+        size, two gathers instead of four (the crop scan's tile corners)."""
+        r = np.clip(r, 0, self.h)
+        c = np.clip(c, 0, self.w)
+        r0 = np.minimum(np.floor(r).astype(np.int64), self.h - 1)
+        c0 = np.minimum(np.floor(c).astype(np.int64), self.w - 1)
+        rows = self.s[r0]                                                   # [n, W + 1]
+        rows += (r - r0)[:, None] * (self.s[r0 + 1] - rows)
+        lo, hi = rows[:, c0], rows[:, c0 + 1]                               # [n, m]
+        return lo + (c - c0)[None, :] * (hi - lo)
+
     def chips(self, g: int, box=(0.0, 1.0, 0.0, 1.0), tol: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
         """Means [g, g] of the chip grid of the marked frame's unit square, and their validity,
         where this image shows the part `box` = (y0, y1, x0, x1) of that square."""
@@ -211,6 +224,17 @@ class Integral:
         okc = (c[:, :-1] >= -tol) & (c[:, 1:] <= self.w + tol)
         valid = okr[:, :, None] & okc[:, None, :] & (area > 0)
         return np.where(valid, sums / np.maximum(area, 1e-9), 0.0), valid
+
+
+def chip_weights(n: int, g: int) -> np.ndarray:
+    """float64 [g, n]: the weight of each of `n` pixels in each of `g` equal chips along one side
+    of the whole frame (pixels uniform over [k, k + 1]), so that the chip means of a whole
+    frame Y [n_h, n_w] are `chip_weights(n_h, g) @ Y @ chip_weights(n_w, g).T`, as
+    `Integral.chips` measures them; being linear, they can be taken frame by frame and averaged."""
+    edges = np.arange(g + 1) * (n / g)
+    k = np.arange(n)
+    overlap = np.clip(np.minimum(edges[1:, None], k + 1) - np.maximum(edges[:-1, None], k), 0, None)
+    return overlap / (n / g)
 
 
 def crop_boxes(h: int, w: int, frac: float) -> list[tuple[float, float, float, float]]:

@@ -16,9 +16,9 @@ from evalkit.provenance import wm_time
 from evalkit.provenance.wm_ecc import DEFAULT_CODE
 from evalkit.provenance.wm_pvalue import chernoff_log, log_i0
 from evalkit.provenance.wm_read import (
-    Candidate, Detection, decode_candidate, lattice_fit, read_candidates, search_lattice,
+    Candidate, Detection, box_fits, decode_candidate, read_candidates, search_lattice,
 )
-from evalkit.provenance.wm_scheme import WatermarkConfig, WatermarkKey, choose_profile, haar_of, make_plan, plan_coeffs
+from evalkit.provenance.wm_scheme import WatermarkConfig, WatermarkKey, choose_profile, make_plan, plan_coeffs
 
 
 def read_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payload_bits: int,
@@ -50,9 +50,7 @@ def read_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payload
         coefficients, validity) of the best box."""
         v, valid = plan_coeffs(integs, plan, cfg, box_of(xs))
         act = plan.codebit >= 0  # only the coefficients that carry code bits can fit
-        e = ((v[:, act] / plan.step[act])[:, None, :] / gains[None, :, None]
-             - plan.dither[act]).astype(np.float32)                                  # [B, gains, n]
-        fit = (np.cos((4 * np.pi) * e) * valid[:, None, act]).sum(axis=2, dtype=np.float64)
+        fit = box_fits(v[:, act], valid[:, act], plan.step[act], plan.dither[act], gains)   # [B, gains]
         j = np.argmax(fit, axis=1)
         best_fit = fit[np.arange(len(xs)), j]
         n = valid.sum(axis=1)
@@ -206,27 +204,36 @@ def scan_offsets(frames: np.ndarray, wins: list, cfg: WatermarkConfig, key: Wate
     plans = [make_plan(key, g, cfg, n_info, DEFAULT_CODE, prof) for g, prof in geoms]
     own = (cfg.grid_for(h, w), choose_profile(frames[0], cfg))
     small = wm_time.shrink(frames)
+    # Chip means are linear in the frame, so each frame's are taken once and a window's are their
+    # mean (running sums over time) instead of measuring every window's mean frame again.
+    pl = np.stack([small @ geo.CHANNELS[c][0].astype(np.float32) for c in cfg.channels], axis=1)  # [T, C, h, w]
+    sh, sw = pl.shape[2:]
+    cum = {}
+    for g in {p.g for p in plans}:
+        per_frame = np.einsum("gh,tchw,kw->tcgk", geo.chip_weights(sh, g), pl, geo.chip_weights(sw, g), optimize=True)
+        cum[g] = np.concatenate([np.zeros((1,) + per_frame.shape[1:]), np.cumsum(per_frame, axis=0)])
     picks = []
     for n in sorted({b - a for a, b in wins}, reverse=True):
         offsets = {a for a, b in wins if b - a == n}
-        spans = [(a, a + n) for a in range(0, min(t - n, max_segments * n - 1) + 1) if a % n in offsets]
+        spans = np.array([(a, a + n) for a in range(0, min(t - n, max_segments * n - 1) + 1) if a % n in offsets])
         acc: dict = {}  # (offset, view, plan index) -> [fits per gain, fits near gain 1, coefficients]
-        for (a, _), mean in wm_time.window_means(small, spans):
-            integs = [geo.Integral(p) for p in geo.planes(mean, cfg.channels)]
-            chips = {p.g: [integ.chips(p.g) for integ in integs] for p in plans}
-            for name in ("as-is", "mirrored"):  # a mirrored view's chips are the columns reversed
-                coeffs = {}
-                for pi, plan in enumerate(plans):
-                    if plan.g not in coeffs:
-                        cs = [(c, ok) if name == "as-is" else (c[:, ::-1], ok[:, ::-1]) for c, ok in chips[plan.g]]
-                        coeffs[plan.g] = haar_of(cs, cfg.levels)
-                    v, valid = coeffs[plan.g]
-                    valid = valid & (plan.codebit >= 0)
-                    if valid.sum() >= 24:
-                        e = acc.setdefault((a % n, name, pi), [0.0, 0.0, 0])
-                        e[0] = e[0] + lattice_fit(v[valid], plan.step[valid], plan.dither[valid], gains)
-                        e[1] = e[1] + lattice_fit(v[valid], plan.step[valid], plan.dither[valid], near)
-                        e[2] += int(valid.sum())
+        for name in ("as-is", "mirrored"):  # a mirrored view's chips are the columns reversed
+            coeffs = {}
+            for pi, plan in enumerate(plans):
+                if plan.g not in coeffs:
+                    c = (cum[plan.g][spans[:, 1]] - cum[plan.g][spans[:, 0]]) / n      # [S, C, g, g]
+                    c = c if name == "as-is" else c[..., ::-1]
+                    coeffs[plan.g] = np.concatenate([geo.haar(c[:, k], cfg.levels) for k in range(c.shape[1])], axis=1)
+                v = coeffs[plan.g]                                                        # [S, n_coeffs]
+                valid = geo.haar_valid(np.ones((plan.g, plan.g), bool), cfg.levels)
+                valid = np.tile(valid, len(cfg.channels)) & (plan.codebit >= 0)
+                if valid.sum() < 24:
+                    continue
+                ok = np.broadcast_to(valid, v.shape)
+                for (a, _), fit, fit_near in zip(spans, box_fits(v, ok, plan.step, plan.dither, gains),
+                                                       box_fits(v, ok, plan.step, plan.dither, near)):
+                    e = acc.setdefault((int(a) % n, name, pi), [0.0, 0.0, 0])
+                    e[0], e[1], e[2] = e[0] + fit, e[1] + fit_near, e[2] + int(valid.sum())
         broad: dict = {}
         narrow: dict = {}
         for (off, name, pi), (fit, fit_near, m) in acc.items():
