@@ -771,3 +771,48 @@ def test_forgery_benchmark_measures_a_copied_mark():
     assert rows["exact"]["n"] == 2 and rows["exact"]["payload"] >= 1
     assert "estimate, median 21" in rows and "| exact | 64 |" in forge.markdown(
         [{"attack": k, "size": 64, **v} for k, v in rows.items()])
+
+
+# ---------------------------------------------------------------------------------------------
+# The detector's fast paths agree with the direct computations they replace
+
+
+def test_fast_measurements_agree_with_direct_ones():
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 255, (37, 53))
+    integ = wm_grid.Integral(img)
+    # whole-row interpolation (the crop scan's tile corners) equals the four-corner formula
+    r, c = rng.uniform(-2, 40, 30), rng.uniform(-2, 56, 25)
+    np.testing.assert_allclose(integ.table(r, c), integ._at(r[:, None], c[None, :]), rtol=1e-12, atol=1e-6)
+    # chip means as a separable linear map equal the summed-area measurement, frame by frame
+    # and averaged (so a window's chips are its frames' chips averaged)
+    for g in (4, 16, 32):
+        direct = integ.chips(g)[0]
+        linear = wm_grid.chip_weights(37, g) @ img @ wm_grid.chip_weights(53, g).T
+        np.testing.assert_allclose(linear, direct, rtol=1e-9, atol=1e-9)
+    # lattice fits of many boxes at once equal one box at a time over its valid coefficients
+    n, gains = 300, np.exp(np.linspace(-0.3, 0.3, 9))
+    vs, st, di = rng.normal(0, 40, (5, n)), rng.uniform(1, 3, n), rng.uniform(0, 1, n)
+    valids = rng.random((5, n)) > 0.3
+    fits = wm_read.box_fits(vs, valids, st, di, gains)
+    for b in range(5):
+        e = (vs[b, valids[b]] / st[valids[b]])[None, :] / gains[:, None] - di[valids[b]]
+        np.testing.assert_allclose(fits[b], np.cos(4 * np.pi * e).sum(axis=1), atol=2e-3 * valids[b].sum() ** 0.5)
+
+
+def test_ecc_decode_is_a_max_log_map_decoder():
+    """The vectorised BCJR agrees with brute force over every codeword of a small code: the hard
+    decisions are the maximum-likelihood codeword, each output LLR the max-log difference."""
+    code = ConvCode(constraint=3, generators=(0o7, 0o5))
+    n_info = 6
+    words = [(np.array(u), code.encode(np.array(u))) for u in np.ndindex(*(2,) * n_info)]
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        llr = rng.normal(0, 2, code.n_code_bits(n_info))
+        score = np.array([0.5 * np.sum(llr * (1 - 2 * cw)) for _, cw in words])
+        hard, out = code.decode(llr, n_info)
+        assert np.array_equal(hard, words[int(np.argmax(score))][0])
+        for i in range(n_info):
+            best0 = max(s for (u, _), s in zip(words, score) if u[i] == 0)
+            best1 = max(s for (u, _), s in zip(words, score) if u[i] == 1)
+            assert out[i] == pytest.approx(best0 - best1, abs=1e-9)

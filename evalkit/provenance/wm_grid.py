@@ -124,7 +124,8 @@ def defaded_mean(frames: np.ndarray, swing: float = 1.3, floor: float = 0.15) ->
     on (measured: 2 of 6 footage clips and 1 of 4 256 px world clips lost their payload to a fade
     over a quarter of the frames at each end). g_t is estimated as the frame's mean luma over the
     median frame's; frames faded below `floor` (nearly black: the picture is gone) are left out."""
-    luma = frames.reshape(frames.shape[0], -1, 3).mean(axis=1) @ _LUMA.astype(np.float64)  # [T]
+    # per-frame channel means by OpenCV: numpy's float64 mean of uint8 HD frames took 1.5 s
+    luma = np.array([cv2.mean(f)[:3] for f in frames]) @ _LUMA.astype(np.float64)  # [T]
     ref = float(np.median(luma))
     if ref < 4.0:
         return None
