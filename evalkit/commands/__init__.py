@@ -1,0 +1,1 @@
+"""The `evalkit` commands, one family a module; `evalkit.cli` joins them into one group."""

@@ -1,0 +1,212 @@
+"""`evalkit bench ...`, `leaderboard`, `audit` and `report`: suites, MLflow records and reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from evalkit.commands.options import positive
+from evalkit.errors import BadInputError, UnavailableError
+
+
+@click.group()
+def bench():
+    """Versioned benchmark suites."""
+
+
+_BENCH_SUMMARY = ("fvd", "clip_alignment", "physics_score_id", "physics_score_ood", "physics_ood_gap",
+                  "provenance_valid_rate", "watermark_survival_crf30", "detector_catch_rate", "cost.clips_per_s")
+
+
+@bench.command("run")
+@click.option("--suite", required=True, help="A shipped suite (world-v1) or a suite YAML file.")
+@click.option("--model", "models", required=True, multiple=True,
+              help="uvit:PRESET_OR_CKPT, folder:DIR, diffusers:ID, world, control:noise|frozen|shuffled; repeatable.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where clips are generated: here, or Ray actors (pip install 'evalkit[ray]').")
+@click.option("--workers", type=int, callback=positive, help="ray: actors (default: one per cluster CPU).")
+@click.option("--ray-address", help="ray: a running cluster (default: $RAY_ADDRESS, else a local instance).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("evalkit-bench"), show_default=True,
+              help="Where each model's clips, index and signed bundle go (OUT/SUITE/MODEL-KEY).")
+@click.option("--max-prompts", type=int, callback=positive,
+              help="Quick run: the first N prompts, taking the suite's parts in turn (part of the run key).")
+@click.option("--sampler", help="uvit: sampler (default: the model's).")
+@click.option("--steps", type=int, callback=positive, help="uvit: sampling steps.")
+@click.option("--guidance", type=float, help="uvit: guidance scale (default: the model's own, as for generate).")
+@click.option("--guidance-rescale", type=click.FloatRange(0, 1), help="uvit: guidance rescale (as for generate).")
+def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, sampler, steps, guidance,
+              guidance_rescale):
+    """Run a suite over one or more models: one MLflow run per model in experiment
+    evalkit-bench-SUITE; a killed run started again resumes without repeating work."""
+    from benchmarks.executors import get_executor
+    from benchmarks.runner import run_suite
+    from benchmarks.suite import load_suite
+
+    if executor == "local" and (workers or ray_address):
+        raise BadInputError("--workers/--ray-address: only with --executor ray")
+    s = load_suite(suite)
+    uvit_opts = {k: v for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance),
+                                   ("guidance_rescale", guidance_rescale)) if v is not None}
+    pool = get_executor(executor, **({"address": ray_address, "workers": workers} if executor == "ray" else {}))
+    results = []
+    try:
+        for spec in models:
+            r = run_suite(s, spec, out_dir=out, max_prompts=max_prompts, executor=pool,
+                          generator_options=uvit_opts if spec.startswith(("uvit:", "diffusers:")) else None)
+            for w in r.warnings:
+                click.echo(f"evalkit: warning: {spec}: {w}", err=True)
+            note = {"complete": "already complete: returned the earlier run", "resumed": "resumed an incomplete run",
+                    "new": "new run"}[r.status]
+            click.echo(f"{spec}: MLflow run {r.run_id} ({note}); clips and bundle in {r.folder}")
+            results.append(r)
+    finally:
+        pool.close()
+    click.echo(f"\nsuite {s.name} (sha256 {s.hash[:16]}), experiment evalkit-bench-{s.name}")
+    click.echo(f"{'metric':<26}" + "".join(f"{r.model[:26]:>28}" for r in results))
+    for name in _BENCH_SUMMARY:
+        cells = []
+        for r in results:
+            m = r.metrics.get(name)
+            if m is None or m.get("value") is None:
+                cells.append(f"{'-':>28}")
+            elif m.get("ci_low") is None:
+                cells.append(f"{m['value']:>.4g} (n={m['n']})".rjust(28))
+            else:
+                cells.append(f"{m['value']:.3g} [{m['ci_low']:.3g},{m['ci_high']:.3g}] n={m['n']}".rjust(28))
+        click.echo(f"{name:<26}" + "".join(cells))
+
+
+@bench.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--clips", type=click.Path(path_type=Path), help="The run's folder of clips: check every SHA-256.")
+@click.option("--trust", type=click.Path(path_type=Path), help="Trust anchors PEM (e.g. the project's ca.pem).")
+@click.option("--recompute", is_flag=True, help="Score the clips again and compare the numbers exactly.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def bench_verify(bundle, clips, trust, recompute, as_json):
+    """Check a bench run's signed result bundle (BUNDLE: bundle.json, or the run's folder, whose
+    clips are then checked too). Exit 0 when everything checks, 1 when a signature, hash or
+    recomputed number does not."""
+    from benchmarks.bundle import verify_bundle
+
+    if clips is None and (Path(bundle) / "index.jsonl").is_file():
+        clips = Path(bundle)  # the run's folder holds both the bundle and the clips
+    r = verify_bundle(bundle, clips=clips, trust=trust, recompute=recompute)
+    if as_json:
+        click.echo(json.dumps(r, default=str))
+    else:
+        sig = r["signature"]
+        trusted = {True: "trusted", False: "NOT trusted", None: "no trust anchor given"}[sig.get("trusted")]
+        click.echo(f"{r['bundle']}: suite {r['suite']}, model {r['model']}")
+        click.echo(f"  signature: {'valid' if sig.get('valid') else 'INVALID'} ({sig.get('signer')}; {trusted})")
+        if r["clips"] is not None:
+            c = r["clips"]
+            click.echo(f"  clips: {c['checked'] - len(c['mismatched']) - len(c['missing'])}/{c['checked']} match")
+        if r["recompute"] is not None:
+            rc = r["recompute"]
+            click.echo(f"  recomputed: {rc['checked'] - len(rc['mismatched'])}/{rc['checked']} metrics identical")
+        for p in r["problems"]:
+            click.echo(f"  problem: {p}")
+        click.echo("  OK" if r["ok"] else "  FAILED")
+    raise click.exceptions.Exit(r["exit_code"])
+
+
+@click.command()
+@click.option("--suite", required=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json", "html"]), default="table")
+@click.option("--rank-by", help="Metric to rank by (default: fvd, else physics_score, else clip_alignment).")
+@click.option("--out", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
+def leaderboard(suite, fmt, rank_by, out):
+    """Rank models of a suite from MLflow: each metric with its 95% CI and N; `~` marks a
+    difference from the model above that a paired bootstrap (CI overlap for FVD) does not support."""
+    from reports import write_text_atomic
+    from reports.leaderboard import format_leaderboard
+    from reports.leaderboard import leaderboard as make_board
+
+    board = make_board(suite, primary=rank_by)
+    text = format_leaderboard(board, fmt)
+    if fmt in ("csv", "json"):  # the other formats carry the notes; keep machine-readable stdout clean
+        for note in board.attrs.get("notes", []):
+            click.echo(f"evalkit: note: {note}", err=True)
+    if out is not None:
+        click.echo(f"wrote {fmt} leaderboard of {len(board)} rows to {write_text_atomic(out, text)}")
+    else:
+        click.echo(text)
+
+
+@click.command()
+@click.option("--model", required=True)
+@click.option("--policy", required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.option("--run", "run_id", help="Audit this existing bench run instead of running the policy's suite.")
+@click.option("--out-dir", type=click.Path(path_type=Path), default=Path("evalkit-bench"), show_default=True,
+              help="Where the bench run keeps the model's clips.")
+@click.option("--html", "html_out", type=click.Path(path_type=Path), help="Also write the HTML audit report here.")
+def audit(model, policy, as_json, run_id, out_dir, html_out):
+    """Audit a model release against a policy YAML: pass/fail per check with its evidence
+    (value, 95% CI, N), logged to MLflow. Exit 0 only when every check passes, 1 otherwise."""
+    from evalkit.errors import EXIT_CHECK_FAILED
+    from reports import write_text_atomic
+    from reports.audit import evaluate_policy, format_text, load_policy, log_audit
+
+    pol = load_policy(policy)  # fail fast: a bad policy costs no generation
+    if run_id is None:
+        try:
+            from benchmarks.runner import run_suite
+        except ImportError as e:
+            raise UnavailableError(f"audit needs the bench runner (benchmarks/runner.py): {e}; "
+                                   "pass --run RUN_ID to audit an existing bench run") from None
+        res = run_suite(pol.suite, model, out_dir=out_dir)
+        run_id = getattr(res, "run_id", res)
+    result = evaluate_policy(pol, run_id)
+    if result.model != model:
+        raise BadInputError(f"--run {run_id} is a bench run of {result.model!r}, not of --model {model!r}")
+    if result.suite != pol.suite:
+        raise BadInputError(f"--run {run_id} is a run of suite {result.suite!r}; the policy names {pol.suite!r}")
+    audit_run = log_audit(result, pol)
+    if html_out is not None:
+        from reports.html import audit_report
+
+        write_text_atomic(html_out, audit_report(result))
+    if as_json:
+        click.echo(json.dumps({**result.to_dict(), "audit_run_id": audit_run}))
+    else:
+        click.echo(format_text(result))
+        click.echo(f"MLflow run {audit_run} in experiment 'evalkit-audit'")
+    raise click.exceptions.Exit(0 if result.passed else EXIT_CHECK_FAILED)
+
+
+@click.command()
+@click.option("--suite", required=True)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The HTML file to write.")
+@click.option("--rank-by", help="Metric to rank by (as `leaderboard`).")
+@click.option("--check", is_flag=True, help="Open it in headless Chromium: no console errors, every image "
+              "decodes; saves a screenshot beside it (OUT.png) and logs both to MLflow ('evalkit-reports').")
+def report(suite, out, rank_by, check):
+    """A self-contained HTML report of a suite: leaderboard, metric bars with CIs, physics laws
+    ID vs OOD, detector and watermark curves, sample frames next to their prompts."""
+    from evalkit.errors import CheckFailedError, MissingResourceError
+    from reports import write_text_atomic
+    from reports.html import log_report, suite_report
+    from reports.leaderboard import leaderboard as make_board
+
+    path = write_text_atomic(out, suite_report(make_board(suite, primary=rank_by)))
+    click.echo(f"wrote {path}")
+    if check:
+        from reports.browser import check_page, find_browser
+
+        if find_browser() is None:
+            raise MissingResourceError("--check needs Chromium (apt-get install chromium); the report is written")
+        res = check_page(path, screenshot=path.with_suffix(".png"))
+        run_id = log_report(path, res.screenshot, suite=suite)
+        click.echo(f"checked in Chromium: {res.images} images, {res.images_bad} not decoded, "
+                   f"{res.js_errors + len(res.console)} console errors; screenshot {res.screenshot}; "
+                   f"MLflow run {run_id} in 'evalkit-reports'")
+        if not res.ok:
+            raise CheckFailedError(f"{path}: the report did not render cleanly in Chromium "
+                                   f"({res.images_bad} bad images, {res.js_errors} script errors, "
+                                   f"{len(res.console)} console messages)")
+
+
+COMMANDS = [bench, leaderboard, audit, report]  # what `evalkit.cli` adds to the `evalkit` group

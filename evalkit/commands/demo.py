@@ -1,0 +1,84 @@
+"""`evalkit demo`, `info` and `probe`: the end-to-end run, the install, and what a video file holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from evalkit import __version__
+from evalkit.commands.options import positive
+from evalkit.errors import EvalkitError
+
+
+@click.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("evalkit-demo"), show_default=True,
+              help="Folder for the demo's clips and pictures (replaced on each run).")
+@click.option("--n", type=int, default=32, show_default=True, callback=positive, help="Reference clips.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n-generate", type=int, default=4, show_default=True, callback=positive,
+              help="Clips the default generator makes, signs and watermarks (at least 2).")
+@click.option("--max-prompts", type=int, default=8, show_default=True, callback=positive,
+              help="Prompts of world-v1 the suite run takes (the first N, both parts in turn).")
+def demo(out, n, seed, n_generate, max_prompts):
+    """End-to-end on the embedded default: world, generator, scores, detector, verify, suite,
+    leaderboard and HTML report; prints where the results are."""
+    from evalkit.demo import run_demo
+
+    result = run_demo(out, n=n, seed=seed, n_generate=n_generate, max_prompts=max_prompts, echo=click.echo)
+    click.echo(result.summary())
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(as_json):
+    """Version, machine, tracking store and home folder."""
+    from evalkit.home import evalkit_home, git_commit, machine_info
+    from evalkit.tracking import tracking_uri
+
+    data = {"version": __version__, "git_commit": git_commit(), "tracking_uri": tracking_uri(),
+            "evalkit_home": str(evalkit_home()), "machine": machine_info()}
+    click.echo(json.dumps(data, indent=2) if as_json else "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
+def probe(files, as_json):
+    """Read video headers: container, codec, size, fps, frames. Exit 2 if any file is bad."""
+    from dataclasses import asdict
+
+    from evalkit.video import display_turn, frame_timing, probe_video
+
+    failed = None
+    for f in files:
+        try:
+            info = asdict(probe_video(f))
+            info["path"] = str(info["path"])
+            info["display_turn"] = display_turn(f)  # frames are read as shown: turned by this
+            info.update(frame_timing(f))
+            row = {"file": str(f), "readable": True, "error": None, **info}
+        except EvalkitError as e:
+            row, failed = {"file": str(f), "readable": False, "error": str(e)}, e
+        if as_json:
+            click.echo(json.dumps(row))
+        elif row["readable"]:
+            # Matroska/WebM headers hold no frame count: estimate it from the duration, and say so.
+            frames = (f"{row['frames']} frames" if row["frames"] else
+                      f"about {round(row['duration'] * row['fps'])} frames (from the duration)"
+                      if row["duration"] and row["fps"] else "frame count not in the header")
+            turn = f" (stored; shown {row['display_turn']})" if row["display_turn"] else ""
+            timing = (f", variable frame rate (frames {row['interval_min'] * 1000:.0f}-"
+                      f"{row['interval_max'] * 1000:.0f} ms apart)" if row["variable_frame_rate"] else "")
+            if row["start_time"] and abs(row["start_time"]) >= 0.0005:
+                timing += f", first frame at {row['start_time']:.3f} s"
+            click.echo(f"{f}: {row['container']} {row['codec']} {row['width']}x{row['height']}{turn} "
+                       f"{row['fps']:.3f} fps {frames}{timing}")
+        else:
+            click.echo(f"evalkit: error: {row['error']}", err=True)
+    if failed is not None:
+        raise click.exceptions.Exit(failed.exit_code)  # each error is already printed
+
+
+COMMANDS = [demo, info, probe]  # what `evalkit.cli` adds to the `evalkit` group

@@ -1,0 +1,281 @@
+"""`evalkit generator ...` (train, recipe, pretrain-text, export) and `evalkit generate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from evalkit.commands.options import check_tsa, positive
+from evalkit.errors import BadInputError
+
+
+@click.group()
+def generator():
+    """The built-in U-ViT video diffusion generator."""
+
+
+@generator.command("train")
+@click.option("--preset", default="small", show_default=True,
+              help="tiny | small | small-coarse | base | vae-small | gan-small")
+@click.option("--data", default="world", show_default=True, help="world, or a folder of clips.")
+@click.option("--out", type=click.Path(path_type=Path), help="Checkpoint (resumed if it exists). "
+              "Default: $EVALKIT_HOME/models/uvit-PRESET.pt")
+@click.option("--max-minutes", type=float, callback=positive)
+@click.option("--max-steps", type=int, default=100_000, show_default=True, callback=positive)
+@click.option("--batch-size", type=int, default=16, show_default=True, callback=positive)
+@click.option("--lr", type=float, default=1e-3, show_default=True, callback=positive)
+@click.option("--warmup-steps", type=int, default=500, show_default=True, help="uvit: linear learning-rate warm-up.")
+@click.option("--min-snr-gamma", type=float, default=5.0, show_default=True,
+              help="uvit: min-SNR loss weighting (Hang et al.); 0 turns it off.")
+@click.option("--snr-shift", type=float, callback=positive,
+              help="uvit: shift the noise schedule to SNR/shift^2 (default: the preset's).")
+@click.option("--mix-ffn", is_flag=True, help="uvit: Mix-FFN, a depthwise 3x3 conv over the patch grid in "
+              "every MLP (grows an --init-from checkpoint that lacks it).")
+@click.option("--head-channels", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="uvit: decode this many features a pixel, mixed by a 3x3 conv across patch borders.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the network.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="uvit: bf16 autocast (auto: on CUDA only; bf16 also on a CPU with AMX/AVX512-BF16, "
+              "1.2-1.6x faster there, measured).")
+@click.option("--init-from", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Start from these weights (.safetensors export) instead of a fresh init.")
+@click.option("--window-prob", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="uvit: joint image-video training: the share of steps that train on short frame "
+              "windows of the clips (much cheaper steps).")
+@click.option("--window-frames", type=int, default=2, show_default=True, callback=positive,
+              help="uvit: frames a window holds (a multiple of the tubelet length).")
+@click.option("--text-init", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="uvit: text-encoder weights from `generator pretrain-text`.")
+@click.option("--freeze-text", is_flag=True, help="uvit: do not train the text encoder further.")
+@click.option("--object-weight", type=click.FloatRange(1, 100), default=1.0, show_default=True,
+              help="uvit: weight of saturated-colour pixels (the world's objects) in the loss; 1: plain MSE "
+              "(4 measured worse: README).")
+@click.option("--data-workers", type=click.IntRange(0, 64),
+              help="uvit: processes that render the next steps' clips ahead (default: 0 on a CPU, "
+              "enough to keep a GPU fed on CUDA); the weights do not depend on it.")
+@click.option("--quality-every-minutes", type=float, callback=positive,
+              help="uvit: every M training minutes (and at the end) score the EMA weights on 24 world test "
+              "prompts x 2 (objects present, falls, physics, FVD) into the MLflow run: a learning curve.")
+def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, warmup_steps, min_snr_gamma,
+                    snr_shift, mix_ffn, head_channels, seed, compile_, device, precision, init_from,
+                    window_prob, window_frames, text_init, freeze_text, object_weight, data_workers,
+                    quality_every_minutes):
+    """Train the built-in generator on the world (or a folder of clips); resumes from --out."""
+    uvit_only = (precision != "auto" or quality_every_minutes or window_prob or text_init or freeze_text
+                 or mix_ffn or head_channels or data_workers is not None or object_weight != 1.0)
+    if uvit_only and preset.startswith(("vae-", "gan-")):
+        raise BadInputError("--precision, --window-prob, --text-init, --freeze-text, --mix-ffn, --head-channels, "
+                            "--object-weight, --data-workers "
+                            f"and --quality-every-minutes apply to the U-ViT presets only, not to {preset}")
+    if preset.startswith("vae-"):  # the conditional video VAE family (generators/vae)
+        from generators.vae.train import train_from_cli
+
+        click.echo(train_from_cli(preset, data, out, max_minutes, max_steps, batch_size, lr, seed, compile_,
+                                  device, init_from))
+        return
+    if preset.startswith("gan-"):  # the conditional video GAN family (generators/gan)
+        from generators.gan.train import train_from_cli as train_gan
+
+        click.echo(train_gan(preset, data, out, max_minutes, max_steps, batch_size, lr, seed, compile_,
+                             device, init_from))
+        return
+    from evalkit.home import evalkit_home
+    from generators.uvit.configs import get_config
+    from generators.uvit.train import TrainConfig, train
+
+    get_config(preset)  # an unknown preset fails here, before anything is written
+    out = out or evalkit_home() / "models" / f"uvit-{preset}.pt"
+    if warmup_steps < 0 or min_snr_gamma < 0:
+        raise BadInputError("--warmup-steps and --min-snr-gamma must be >= 0")
+    overrides = {k: v for k, v in (("snr_shift", snr_shift), ("mix_ffn", mix_ffn), ("head_channels", head_channels))
+                 if v}  # unset: the preset's
+    tc = TrainConfig(preset=preset, overrides=overrides,
+                     data=data, batch_size=batch_size, max_steps=max_steps,
+                     max_minutes=max_minutes, lr=lr, warmup_steps=warmup_steps,
+                     min_snr_gamma=min_snr_gamma or None, seed=seed, compile=compile_, device=device,
+                     precision=precision, init_from=str(init_from) if init_from else None,
+                     window_prob=window_prob, window_frames=window_frames,
+                     text_init=str(text_init) if text_init else None, freeze_text=freeze_text,
+                     object_weight=object_weight, data_workers=data_workers)
+    cfg = tc.model_config()
+    if window_prob and (window_frames % cfg.temporal_patch or window_frames >= cfg.frames):
+        raise BadInputError(f"--window-frames {window_frames}: must be a multiple of {cfg.temporal_patch} "
+                            f"below {cfg.frames} for preset {preset}")
+    hook = None
+    if quality_every_minutes:
+        from evalkit.metrics.generator_quality import training_quality_hook
+
+        hook = training_quality_hook(quality_every_minutes)
+    state = train(tc, out, on_checkpoint=hook)
+    click.echo(f"trained uvit:{preset} to step {state.step} ({state.clips_seen} clips, "
+               f"{state.seconds / 60:.1f} min); checkpoint {out}")
+
+
+@generator.command("recipe")
+@click.argument("name", required=False)
+@click.option("--out-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where the stages' checkpoints, exports and recipe.json go (resumed if it exists).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True)
+@click.option("--until", help="Stop after this stage.")
+def generator_recipe(name, out_dir, device, precision, until):
+    """Train a recorded lineage of stages with one command (no NAME: list the recipes); run it
+    again to continue an interrupted one."""
+    from generators.uvit.recipes import RECIPES, run_recipe
+
+    if name is None:
+        for r in RECIPES.values():
+            t = r.totals()
+            click.echo(f"{r.name}: {r.description}\n    stages: {', '.join(s.name for s in r.stages)}; "
+                       f"{t['denoiser_steps']:,} denoiser steps, {t['denoiser_clips']:,} clips, "
+                       f"{t['text_steps']:,} text steps")
+        return
+    if out_dir is None:
+        raise BadInputError("generator recipe: give --out-dir DIR (where its stages are written and resumed)")
+    record = run_recipe(name, out_dir, device=device, precision=precision, until=until, echo=click.echo)
+    final = record["final"]
+    click.echo(f"recipe {name}: {len(record['stages'])} stages done in {out_dir}; weights {out_dir / final}"
+               if final else f"recipe {name}: {len(record['stages'])} stages done in {out_dir}")
+
+
+@generator.command("pretrain-text")
+@click.option("--preset", default="small", show_default=True, help="A U-ViT preset (its text encoder's shape).")
+@click.option("--data", default="world", show_default=True, help="world, or a folder of captioned clips.")
+@click.option("--steps", type=int, default=1500, show_default=True, callback=positive)
+@click.option("--batch-size", type=int, default=64, show_default=True, callback=positive)
+@click.option("--lr", type=float, default=1e-3, show_default=True, callback=positive)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Text-encoder weights (.safetensors).")
+def generator_pretrain_text(preset, data, steps, batch_size, lr, seed, out):
+    """Pre-train the U-ViT's own text encoder contrastively against its training clips (a stage
+    before `generator train --text-init OUT --freeze-text`)."""
+    from generators.uvit.configs import get_config
+    from generators.uvit.text_pretrain import TextPretrainConfig, pretrain_text
+
+    if preset.startswith(("vae-", "gan-")):
+        raise BadInputError(f"pretrain-text applies to the U-ViT presets only, not to {preset}")
+    get_config(preset)
+    s = pretrain_text(TextPretrainConfig(preset=preset, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                                         data=data), out)
+    click.echo(f"text encoder for uvit:{preset}: {out} (held-out caption retrieval top-1 "
+               f"{s['held_out_retrieval_top1']:.2f} of {s['held_out_n']}, chance {s['chance']:.3f}; {s['seconds']:.0f} s)")
+
+
+@generator.command("export")
+@click.argument("checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("out", type=click.Path(path_type=Path))
+def generator_export(checkpoint, out):
+    """Export a training checkpoint's EMA weights as fp16 safetensors (what `uvit:PATH`, `uvit:NAME`
+    and --init-from load)."""
+    from evalkit.hashing import sha256_file
+    from generators.uvit.generate import export_weights
+
+    if out.suffix != ".safetensors":
+        raise BadInputError(f"{out}: the export is a .safetensors file; name it so")
+    path = export_weights(checkpoint, out)
+    click.echo(f"exported {checkpoint} to {path} (sha256 {sha256_file(path)})")
+
+
+def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
+    """generate's --frames/--size/--fps/--device as generator options; the models whose clip
+    shape is fixed (uvit, vae, gan: their training's; folder: its files') refuse them."""
+    given = {k: v for k, v in dict(frames=frames, size=size, fps=fps, device=device).items() if v is not None}
+    if not given:
+        return {}
+    hw = None
+    if size is not None:
+        parts = str(size).lower().split("x")
+        if not (1 <= len(parts) <= 2 and all(x.strip().isdigit() and int(x) > 0 for x in parts)):
+            raise BadInputError(f"--size {size!r}: give S or HxW in pixels, e.g. 256 or 480x832")
+        hw = (int(parts[0]), int(parts[-1]))
+    if model.startswith("uvit:") and set(given) == {"device"}:
+        return given  # the U-ViT samples on a GPU too; its clip shape is its training's
+    if model.startswith("diffusers:"):
+        out = {k: v for k, v in given.items() if k != "size"}
+        if hw:
+            out["size"] = hw
+        return out
+    if model == "world" or model.startswith("control:"):
+        if device is not None:
+            raise BadInputError(f"--device does not apply to {model} (it renders on the CPU)")
+        if hw and hw[0] != hw[1]:
+            raise BadInputError(f"--size {size}: the world renders square frames; give one number")
+        from evalkit.world import WorldConfig
+
+        base = WorldConfig()
+        try:
+            return {"config": WorldConfig(frames=frames or base.frames, size=hw[0] if hw else base.size,
+                                          fps=fps or base.fps)}
+        except ValueError as e:  # the world's own limits (size, frames)
+            raise BadInputError(f"--{'/--'.join(given)}: {e}") from None
+    raise BadInputError(f"--{'/--'.join(given)} do not apply to {model}: its clips' frames and size are "
+                        "fixed (its training's, or its files')")
+
+
+@click.command()
+@click.option("--model", required=True,
+              help="uvit:PRESET_OR_CKPT | folder:DIR | diffusers:ID | world | control:noise|frozen|shuffled")
+@click.option("--prompts", required=True, help="A text file, a .jsonl file or a literal prompt.")
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--n-per-prompt", type=int, default=1, show_default=True, callback=positive)
+@click.option("--sampler", help="uvit: ddpm | ddim | dpmpp-2m; diffusers: a scheduler name (ddim, euler, ...).")
+@click.option("--steps", type=int, callback=positive, help="uvit, diffusers: sampling steps.")
+@click.option("--guidance", type=float, help="uvit, diffusers: CFG scale s in uncond + s (cond - uncond); "
+              "default: the model's own (uvit: its registry entry's measured best, else 3).")
+@click.option("--guidance-rescale", type=click.FloatRange(0, 1),
+              help="uvit: pull the guided output's spread back to the conditional one's by this share "
+              "(Lin et al. 2024; 0: none; default: the model's own, else 0).")
+@click.option("--frames", type=int, callback=positive,
+              help="diffusers, world, control: frames a clip (default: the model's own).")
+@click.option("--size", help="diffusers: S or HxW; world, control: S (default: the model's own).")
+@click.option("--fps", type=float, callback=positive,
+              help="diffusers, world, control: frame rate of the clips (default: the model's own).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="uvit, diffusers: where the model runs "
+              "(default cpu).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+              help="uvit: the network in fp32 or under bf16 autocast (default auto: bf16 on a GPU, fp32 on a CPU).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--sign", is_flag=True, help="Sign every clip with a C2PA manifest.")
+@click.option("--watermark", is_flag=True, help="Embed the invisible watermark in every clip.")
+@click.option("--tsa", metavar="URL", help="With --sign: an RFC 3161 time-stamp authority dates each signature.")
+def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidance_rescale, frames, size, fps,
+             device, precision, seed, sign, watermark, tsa):
+    """Generate clips from prompts into OUT (clips/*.mp4 + index.jsonl with the full protocol)."""
+    from generators.base import generate_folder, get_generator, load_prompts
+
+    sampling = {k: v for k, v in dict(sampler=sampler, steps=steps, guidance=guidance).items() if v is not None}
+    if sampling and not model.startswith(("uvit:", "diffusers:")):
+        raise BadInputError(f"--{'/--'.join(sampling)} only apply to uvit and diffusers models, not {model}")
+    if guidance_rescale is not None:
+        if not model.startswith("uvit:"):
+            raise BadInputError(f"--guidance-rescale only applies to uvit models, not {model}")
+        sampling["guidance_rescale"] = guidance_rescale
+    sampling.update(_clip_shape_options(model, frames, size, fps, device))
+    if precision is not None:
+        if not model.startswith("uvit:"):
+            raise BadInputError(f"--precision only applies to uvit models, not {model}")
+        sampling["precision"] = precision
+    check_tsa(tsa, sign)
+    prompt_list = load_prompts(prompts)
+    post = None
+    if sign or watermark:
+        from evalkit.provenance.credentials import load_signer, load_watermark_key
+        from evalkit.provenance.protect import protect_file
+
+        signer = load_signer() if sign else None  # missing credentials fail before any generation
+        wm_key = load_watermark_key(required=True) if watermark else None
+
+        def post(path, record):
+            return protect_file(path, record, sign=sign, watermark=watermark, signer=signer, wm_key=wm_key,
+                                tsa_url=tsa)
+
+    gen = get_generator(model, **sampling)
+    records = generate_folder(gen, prompt_list, out, n_per_prompt=n_per_prompt, seed=seed, postprocess=post)
+    done = " signed" * sign + " watermarked" * watermark
+    click.echo(f"wrote {len(records)}{done} clips from {model} for {len(prompt_list)} prompts to {out}")
+
+
+COMMANDS = [generator, generate]  # what `evalkit.cli` adds to the `evalkit` group

@@ -1,0 +1,22 @@
+"""Option types and checks the commands share."""
+
+from __future__ import annotations
+
+import click
+
+from evalkit.errors import BadInputError
+
+SPLIT = click.Choice(["train", "test", "ood"])
+
+
+def positive(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"must be positive, got {value}")
+    return value
+
+
+def check_tsa(tsa: str | None, signing: bool = True) -> None:
+    if tsa is not None and not signing:
+        raise BadInputError("--tsa dates signatures: give it with --sign")
+    if tsa is not None and not tsa.startswith(("http://", "https://")):
+        raise BadInputError(f"--tsa {tsa}: give the time-stamp authority's http(s) URL")

@@ -1,0 +1,106 @@
+"""`evalkit keys init`, `sign` and `verify`: C2PA credentials, manifests and the watermark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from evalkit.commands.options import check_tsa
+from evalkit.errors import BadInputError
+
+
+@click.group()
+def keys():
+    """Signing credentials for C2PA."""
+
+
+@keys.command("init")
+@click.option("--dir", "directory", type=click.Path(path_type=Path),
+              help="Where to write them (default: $EVALKIT_HOME/credentials).")
+@click.option("--org", default="evalkit development", show_default=True, help="Organisation name.")
+@click.option("--force", is_flag=True, help="Replace existing credentials.")
+def keys_init(directory, org, force):
+    """Make a development root CA, an ES256 signing certificate that C2PA accepts, and a
+    watermark key (private keys 0600)."""
+    from evalkit.provenance.credentials import init_keys
+
+    click.echo(init_keys(dir=directory, org=org, force=force).summary())
+
+
+@click.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--cert", type=click.Path(path_type=Path),
+              help="Certificate chain (leaf first): PEM, DER or PKCS#7; or a PKCS#12 bundle (.p12/.pfx: "
+              "key and chain, no --key needed).")
+@click.option("--key", type=click.Path(path_type=Path),
+              help="Private key, PEM or DER (mode 0600); an encrypted one opens with $EVALKIT_KEY_PASSPHRASE.")
+@click.option("--source-type", type=click.Choice(["trained", "capture", "composite"]), default=None,
+              help="The IPTC digital source type of a new video (default: trained).")
+@click.option("--watermark", is_flag=True, help="Embed the invisible watermark (re-encodes the video).")
+@click.option("--edit", is_flag=True, help="SRC is already signed: keep its manifest as the parent ingredient "
+              "and record this signing as an edit of it (c2pa.opened).")
+@click.option("--sidecar", is_flag=True, help="Write the manifest beside DST (DST.c2pa) and DST as an unchanged "
+              "copy: for WebM/Matroska, which c2pa cannot embed in, or to keep media files untouched.")
+@click.option("--tsa", metavar="URL", help="An RFC 3161 time-stamp authority: the signature then carries a "
+              "trusted time, so it stays valid after the certificate expires (the only network access sign makes).")
+def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa):
+    """Sign a video with a C2PA manifest (and an invisible watermark) into DST."""
+    from evalkit.provenance.c2pa import sign_file
+    from evalkit.provenance.credentials import load_signer, load_watermark_key
+
+    check_tsa(tsa)
+    signer = load_signer(cert, key)
+    wm_key = load_watermark_key(required=True) if watermark else None
+    click.echo(sign_file(src, dst, signer, source_type=source_type, watermark=watermark, wm_key=wm_key,
+                         edit=edit, sidecar=sidecar, tsa_url=tsa).summary())
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--trust", type=click.Path(path_type=Path), help="Trust anchors (e.g. your CA): PEM, a DER certificate or a PKCS#7 bundle.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+@click.option("--detector", "detector_name", default=None,
+              help="Detector to consult (default: `default`, when one is available).")
+@click.option("--no-detector", is_flag=True, help="Do not run a detector.")
+@click.option("--manifest", type=click.Path(path_type=Path),
+              help="A .c2pa manifest store for FILE (a sidecar, or a downloaded remote manifest); one FILE only.")
+@click.option("--fetch-remote", is_flag=True,
+              help="Fetch a remote manifest a file names (the only network access verify makes).")
+@click.option("--fragments", multiple=True, metavar="FILES",
+              help="FILE is the init segment of a fragmented (DASH/HLS) stream: its media segments, as "
+              "files, a folder or a quoted glob ('seg/*.m4s'). Repeatable; one FILE only.")
+def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_remote, fragments):
+    """Provenance, watermark and detector verdicts of videos. Exit 1 if any file is tampered or
+    its signals conflict, 2 if any is unreadable (or a stream's init segment comes without its
+    segments)."""
+    from evalkit.clipset import expand_folders
+    from evalkit.provenance.credentials import load_watermark_key
+    from evalkit.provenance.verify import format_result, load_trust, verify_exit_code, verify_file
+
+    if manifest is not None and len(files) != 1:
+        raise BadInputError(f"--manifest {manifest}: give it with one FILE (it is that file's manifest store)")
+    if fragments and len(files) != 1:
+        raise BadInputError(f"--fragments {fragments[0]}: give it with one FILE, the stream's init segment "
+                            "(quote a glob so the shell does not expand it)")
+    anchors = load_trust([trust] if trust else None)
+    wm_key = load_watermark_key(required=False)
+    detector = None
+    if not no_detector:
+        from detectors.registry import list_detectors, load_detector
+
+        # A named detector must exist; the default is used only when one is available.
+        if detector_name or "default" in list_detectors():
+            detector = load_detector(detector_name)
+    results = []
+    for f in files if fragments else expand_folders(files):  # a folder: each of its videos
+        r = verify_file(f, trust=anchors, wm_key=wm_key, detector=detector, manifest=manifest,
+                        fetch_remote=fetch_remote, fragments=list(fragments) or None)
+        results.append(r)
+        click.echo(json.dumps(r) if as_json else format_result(r))
+    raise click.exceptions.Exit(verify_exit_code(results))
+
+
+COMMANDS = [keys, sign, verify]  # what `evalkit.cli` adds to the `evalkit` group

@@ -1,0 +1,87 @@
+"""`evalkit score` and `evalkit backbones ...`: metrics and the encoders they read clips with."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from evalkit.commands.options import positive
+from evalkit.errors import BadInputError
+
+
+@click.command()
+@click.argument("candidates", type=click.Path(path_type=Path))
+@click.option("--reference", type=click.Path(path_type=Path), help="Folder of real clips (needed for fvd).")
+@click.option("--metrics", default="fvd,clip,flicker,physics", show_default=True)
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Also write the results here.")
+@click.option("--video-backbone", default="world-video-encoder", show_default=True,
+              help="FVD features: world-video-encoder, i3d (with --i3d), or a retrained name.")
+@click.option("--i3d", type=click.Path(path_type=Path), help="StyleGAN-V's i3d_torchscript.pt (implies "
+              "--video-backbone i3d).")
+@click.option("--clip-backbone", default="world-clip", show_default=True,
+              help="CLIP model: world-clip, or ViT-B-32 with --clip-weights.")
+@click.option("--clip-weights", type=click.Path(path_type=Path),
+              help="CLIP weights: OpenAI's ViT-B-32.pt, an open_clip state dict, or a Hugging Face "
+              "snapshot folder of open_clip weights.")
+@click.option("--no-mlflow", is_flag=True, help="Do not log an MLflow run.")
+def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_backbone, clip_weights, no_mlflow):
+    """Score a folder of clips (against a reference folder): every number with its 95% CI, N and
+    protocol."""
+    from evalkit.metrics.score import parse_metrics, score_folders
+
+    names = parse_metrics(metrics)
+    if "fvd" in names and reference is None:
+        raise BadInputError("--metrics includes fvd: give --reference REAL (a folder of real clips)")
+    result = score_folders(candidates, reference, names, video_backbone="i3d" if i3d else video_backbone,
+                           video_backbone_path=i3d, clip_backbone=clip_backbone, clip_backbone_path=clip_weights,
+                           log_mlflow=not no_mlflow)
+    if json_file is not None:
+        from evalkit.tracking import _jsonable
+
+        tmp = json_file.with_name(f".{json_file.name}.partial")
+        tmp.write_text(json.dumps(_jsonable(result), indent=1))
+        tmp.replace(json_file)
+    for name, m in result["metrics"].items():
+        ci = f"[{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if m["ci_low"] is not None else "(no CI)"
+        click.echo(f"{name:<44} {m['value']:>10.4g} {ci:<24} n={m['n']}")
+    for w in result["warnings"]:
+        click.echo(f"evalkit: warning: {w}", err=True)
+    if "mlflow_run_id" in result:
+        click.echo(f"MLflow run {result['mlflow_run_id']} in experiment 'evalkit-score'")
+
+
+@click.group()
+def backbones():
+    """The evaluator's feature models: shipped world defaults, retrained ones, standard ones."""
+
+
+@backbones.command("list")
+def backbones_list():
+    """Shipped and retrained world backbones with their weights' SHA-256."""
+    from evalkit.metrics.backbones import list_backbones
+
+    for b in list_backbones():
+        click.echo(f"{b['name']:<32} {b['where']:<8} {b['kind']:<6} {b['sha256']}  {b['path']}")
+
+
+@backbones.command("train")
+@click.option("--which", type=click.Choice(["video", "clip", "all"]), default="all", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=int, callback=positive, help="Training steps (default: the shipped recipe's).")
+@click.option("--out", help="Name under $EVALKIT_HOME/backbones (default: world-video-encoder-seedS ...).")
+def backbones_train(which, seed, steps, out):
+    """Retrain the offline backbones on the world (a few CPU minutes each, deterministic)."""
+    from evalkit.metrics.encoders import train_world_clip, train_world_video_encoder
+
+    jobs = {"video": train_world_video_encoder, "clip": train_world_clip}
+    for name in (["video", "clip"] if which == "all" else [which]):
+        kw = {"seed": seed, **({"steps": steps} if steps else {})}
+        if out:
+            kw["out"] = out if which != "all" else f"{out}-{name}"
+        res = jobs[name](**kw)
+        click.echo(f"{name}: {res['path']} sha256 {res['sha256']} ({res['steps']} steps, {res['seconds']:.0f} s)")
+
+
+COMMANDS = [score, backbones]  # what `evalkit.cli` adds to the `evalkit` group
