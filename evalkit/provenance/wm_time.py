@@ -47,21 +47,6 @@ def windows(t: int, seg: int) -> list[tuple[int, int]]:
     return out
 
 
-def window_means(frames: np.ndarray, spans: list[tuple[int, int]]):
-    """Yield ((a, b), float32 [H, W, 3] mean of frames[a:b]) for each span, in order. Windows of
-    one length that start on consecutive frames share a running sum."""
-    acc = np.int32 if frames.dtype == np.uint8 else np.float64  # integer sums are exact
-    run, last = None, None
-    for a, b in spans:
-        if last is not None and b - a == last[1] - last[0] and a == last[0] + 1:
-            run += frames[b - 1].astype(acc)
-            run -= frames[a - 1]
-        else:
-            run = frames[a:b].sum(axis=0, dtype=acc)
-        last = (a, b)
-        yield (a, b), (run / (b - a)).astype(np.float32)
-
-
 def shrink(frames: np.ndarray, short: int = 128) -> np.ndarray:
     """float32 [T, h, w, 3]: the frames reduced by a whole factor (area average) so that the
     short side stays >= `short`; chip means of a grid with >= 2 pixels a chip barely change."""
