@@ -12,7 +12,8 @@ summed over the code bits: a lower bound on the bits any decoder fed these LLRs 
 (mismatched decoding; Kaplan & Shamai 1993). The payload and its check are 88 information bits:
 where the sum stays below 88, no error-correcting code on this modulation can return the
 payload, so the miss is a capacity limit of the mark at its PSNR, not a decoding one.
-One JSON line per (size, CRF) on stdout, and a markdown table.
+Beside it, whether the blind detector returned the payload. One JSON line per (size, CRF)
+on stdout, and a markdown table.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 
 from benchmarks.robustness import watermark as grid  # noqa: E402  (the grid's clips and attacks)
 from evalkit.provenance import wm_grid as geo  # noqa: E402
-from evalkit.provenance.watermark import embed, get_config, make_key, marking_plan  # noqa: E402
+from evalkit.provenance.watermark import detect, embed, get_config, make_key, marking_plan  # noqa: E402
 from evalkit.provenance.wm_read import Candidate, coefficient_llrs, search_lattice  # noqa: E402
 from evalkit.provenance.wm_scheme import plan_coeffs  # noqa: E402
 
@@ -91,19 +92,25 @@ def main(argv=None) -> int:
             for crf in [None] + crfs:
                 x = marked if crf is None else grid.h264(marked, fps, crf, wd)
                 bits, n_code = channel_bits(x, payload, key, cfg)
+                read = detect(x, key, cfg).payload == payload  # what the blind detector returns
                 rows.append({"size": size, "clip": name, "attack": "none" if crf is None else f"h264_crf{crf}",
-                             "gmi_bits": round(bits, 1), "code_bits": n_code})
-                print(f"  {name} {rows[-1]['attack']}: {bits:.1f} bits of {n_code} code bits", file=sys.stderr)
+                             "gmi_bits": round(bits, 1), "code_bits": n_code, "payload_read": read})
+                print(f"  {name} {rows[-1]['attack']}: {bits:.1f} bits of {n_code} code bits, payload "
+                      f"{'read' if read else 'not read'}", file=sys.stderr)
     need = 64 + cfg.mac_bits
-    lines = ["| size | attack | bits carried (median) | min - max | clips carrying >= 88 |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| size | attack | bits carried (median) | min - max | clips carrying >= 88 | payload read (blind) |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for size in sorted({r["size"] for r in rows}):
         for att in dict.fromkeys(r["attack"] for r in rows):
-            b = [r["gmi_bits"] for r in rows if r["size"] == size and r["attack"] == att]
+            sel = [r for r in rows if r["size"] == size and r["attack"] == att]
+            b = [r["gmi_bits"] for r in sel]
             out = {"size": size, "attack": att, "n": len(b), "median_bits": float(np.median(b)),
-                   "min_bits": min(b), "max_bits": max(b), "enough": sum(x >= need for x in b), "needed": need}
+                   "min_bits": min(b), "max_bits": max(b), "enough": sum(x >= need for x in b), "needed": need,
+                   "read": sum(r["payload_read"] for r in sel),
+                   "read_with_enough": sum(r["payload_read"] for r in sel if r["gmi_bits"] >= need)}
             print(json.dumps(out))
             lines.append(f"| {size} px | {att} | {out['median_bits']:.0f} | {out['min_bits']:.0f} - {out['max_bits']:.0f} "
-                         f"| {out['enough']}/{len(b)} |")
+                         f"| {out['enough']}/{len(b)} | {out['read']}/{len(b)} |")
     print("\n".join(lines))
     return 0
 
