@@ -38,3 +38,13 @@ def mlflow_store(tmp_path, monkeypatch) -> str:
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Keep every test's caches and credentials out of the user's ~/.cache/evalkit."""
     monkeypatch.setenv("EVALKIT_HOME", str(tmp_path_factory.mktemp("evalkit-home")))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_soft_bindings(tmp_path_factory):
+    """Signing with a watermark records the payload in the soft-binding registry, also from
+    module-scoped fixtures set up before `_isolated_home`: keep those records in a temporary
+    folder, never in the user's ~/.cache/evalkit."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EVALKIT_SOFT_BINDINGS", str(tmp_path_factory.mktemp("soft-bindings")))
+        yield

@@ -46,7 +46,9 @@ def keys_init(directory, org, force):
               "copy: for WebM/Matroska, which c2pa cannot embed in, or to keep media files untouched.")
 @click.option("--tsa", metavar="URL", help="An RFC 3161 time-stamp authority: the signature then carries a "
               "trusted time, so it stays valid after the certificate expires (the only network access sign makes).")
-def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa):
+@click.option("--no-register", is_flag=True, help="With --watermark: do not record the payload in the "
+              "soft-binding registry ($EVALKIT_SOFT_BINDINGS, else $EVALKIT_HOME/soft-bindings).")
+def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa, no_register):
     """Sign a video with a C2PA manifest (and an invisible watermark) into DST."""
     from evalkit.provenance.c2pa import sign_file
     from evalkit.provenance.credentials import load_signer, load_watermark_key
@@ -55,7 +57,7 @@ def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa):
     signer = load_signer(cert, key)
     wm_key = load_watermark_key(required=True) if watermark else None
     click.echo(sign_file(src, dst, signer, source_type=source_type, watermark=watermark, wm_key=wm_key,
-                         edit=edit, sidecar=sidecar, tsa_url=tsa).summary())
+                         edit=edit, sidecar=sidecar, tsa_url=tsa, register=not no_register).summary())
 
 
 @click.command()
@@ -72,7 +74,9 @@ def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa):
 @click.option("--fragments", multiple=True, metavar="FILES",
               help="FILE is the init segment of a fragmented (DASH/HLS) stream: its media segments, as "
               "files, a folder or a quoted glob ('seg/*.m4s'). Repeatable; one FILE only.")
-def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_remote, fragments):
+@click.option("--registry", type=click.Path(path_type=Path), help="The soft-binding registry to look a "
+              "payload up in (default: $EVALKIT_SOFT_BINDINGS, else $EVALKIT_HOME/soft-bindings).")
+def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_remote, fragments, registry):
     """Provenance, watermark and detector verdicts of videos. Exit 1 if any file is tampered or
     its signals conflict, 2 if any is unreadable (or a stream's init segment comes without its
     segments)."""
@@ -97,7 +101,7 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
     results = []
     for f in files if fragments else expand_folders(files):  # a folder: each of its videos
         r = verify_file(f, trust=anchors, wm_key=wm_key, detector=detector, manifest=manifest,
-                        fetch_remote=fetch_remote, fragments=list(fragments) or None)
+                        fetch_remote=fetch_remote, fragments=list(fragments) or None, registry=registry)
         results.append(r)
         click.echo(json.dumps(r) if as_json else format_result(r))
     raise click.exceptions.Exit(verify_exit_code(results))

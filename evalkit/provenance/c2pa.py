@@ -46,6 +46,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
+from evalkit.hashing import sha256_file
 from evalkit.provenance.bmff import C2PA_UUID, _check_mp4, has_c2pa_box  # noqa: F401  (re-exported)
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
@@ -143,12 +144,16 @@ class SignResult:
     key_id: str | None = None
     edit_of: str | None = None  # the parent ingredient's file name, for an edit
     sidecar: Path | None = None  # the manifest store beside the copy (`--sidecar`)
+    registered: Path | None = None  # the payload's soft-binding registry record (`registry`)
+    registry_error: str | None = None  # why it could not be recorded (the signed file stands)
 
     def summary(self) -> str:
         wm = f", watermark payload {self.payload} (key {self.key_id})" if self.watermarked else ""
         edit = f", as an edit of {self.edit_of} (its manifest kept as the parent ingredient)" if self.edit_of else ""
         side = f", manifest in the sidecar {self.sidecar}" if self.sidecar else ""
-        return f"signed {self.path}{wm}{edit}{side}"
+        reg = f"; payload recorded in the soft-binding registry {self.registered.parent.parent}" if self.registered else ""
+        warn = f"\nwarning: {self.registry_error}" if self.registry_error else ""
+        return f"signed {self.path}{wm}{edit}{side}{reg}{warn}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,7 +477,8 @@ def default_payload(key, frames=None, *, digest: bytes | None = None) -> bytes:
 def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool = False, wm_key=None,
               payload: bytes | None = None, *, generator: dict | str | None = None,
               params: dict | None = None, tsa_url: str | None = None, include_prompt: bool = False,
-              wm_preset: str = "default", crf: int = 18, edit: bool = False, sidecar: bool = False) -> SignResult:
+              wm_preset: str = "default", crf: int = 18, edit: bool = False, sidecar: bool = False,
+              register: bool = True, registry=None) -> SignResult:
     """`evalkit sign`: sign `src` into `dst`, watermarking first when `watermark`.
 
     With `watermark`, the frames are decoded, marked with `wm_key` (a WatermarkKey or secret;
@@ -484,7 +490,13 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     `edit`: `src` already carries a C2PA manifest, and the new one records this signing as an
     edit of it (`src` becomes the parent ingredient, `c2pa.opened`; with `watermark` also
     `c2pa.transcoded`), so the history survives instead of being refused; `source_type` must
-    then be None."""
+    then be None.
+
+    `register` (with `watermark`): record the payload, what the manifest says and a thumbnail of
+    the marked picture in the soft-binding registry (`registry`: its folder, default
+    `registry.registry_dir()`), so that `verify` can find the manifest of a stripped copy and
+    tell a copied mark from the original. A registry that cannot be written leaves the signed
+    file in place and says why in `registry_error`."""
     if edit and source_type is not None:
         raise BadInputError("--edit takes the source type from the parent's manifest; leave out --source-type")
     if edit and sidecar:
@@ -560,8 +572,26 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
                        edit_of=src if edit else None, transcoded=edit)
     finally:
         tmp.unlink(missing_ok=True)
-    return SignResult(path=dst, watermarked=True, payload=bytes(payload).hex(), key_id=key.fingerprint,
-                      edit_of=src.name if edit else None, sidecar=side)
+    result = SignResult(path=dst, watermarked=True, payload=bytes(payload).hex(), key_id=key.fingerprint,
+                        edit_of=src.name if edit else None, sidecar=side)
+    if register:
+        registered, error = _register(result, stats.mean, registry)
+        result = replace(result, registered=registered, registry_error=error)
+    return result
+
+
+def _register(result: SignResult, mean, registry) -> tuple[Path | None, str | None]:
+    """Record a signed, watermarked file in the soft-binding registry: (record, None) or (None, why not)."""
+    from evalkit.provenance import registry as reg
+    from evalkit.provenance.manifest_read import read_provenance
+
+    try:
+        prov, _ = read_provenance(result.path, manifest=result.sidecar)
+        path = reg.register(result.payload, result.key_id, mean, provenance=prov, signed_file=result.path,
+                            sha256=sha256_file(result.path), root=registry)
+        return path, None
+    except EvalkitError as e:
+        return None, f"the payload was not recorded in the soft-binding registry: {e}"
 
 
 __all__ = ["sign_video", "sign_file", "sign_sidecar", "sidecar_path", "build_manifest", "WatermarkInfo", "SignResult", "SigningError",

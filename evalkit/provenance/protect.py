@@ -10,7 +10,10 @@ import hashlib
 import os
 from pathlib import Path
 
+from evalkit.errors import EvalkitError
+from evalkit.provenance import registry
 from evalkit.provenance.c2pa import default_payload, sign_file
+from evalkit.provenance.wm_grid import mean_frame
 from evalkit.video import read_video, write_video
 
 
@@ -40,12 +43,19 @@ def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None
             extra["signed"] = True
             if res.watermarked:
                 extra["watermark_payload"] = res.payload
+            if res.registry_error:
+                extra["registry_error"] = res.registry_error
         elif watermark:
             clip = read_video(path)
             key = wm.make_key(wm_key) if not isinstance(wm_key, wm.WatermarkKey) else wm_key
             payload = default_payload(key, clip.frames)
-            write_video(tmp, wm.embed(clip.frames, payload, key), fps=clip.fps)
+            marked = wm.embed(clip.frames, payload, key)
+            write_video(tmp, marked, fps=clip.fps)
             extra["watermark_payload"] = payload.hex()
+            try:  # unsigned: the registry holds the payload and the picture, no manifest
+                registry.register(payload.hex(), key.fingerprint, mean_frame(marked), signed_file=path)
+            except EvalkitError as e:
+                extra["registry_error"] = str(e)
         else:
             return extra
         os.replace(tmp, path)

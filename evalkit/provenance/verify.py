@@ -115,7 +115,8 @@ RELIABLE_WATERMARK_PX = 64
 
 def _no_watermark(key_id=None) -> dict:
     return {"detected": False, "payload": None, "p_value": 1.0, "bit_confidence": 0.0,
-            "matches_manifest": None, "checked": False, "key_id": key_id, "edits": [], "method": None}
+            "matches_manifest": None, "checked": False, "key_id": key_id, "edits": [], "method": None,
+            "registry": None}
 
 
 GAIN_EDIT = 0.1  # |gain - 1| above which a read reports a contrast, brightness or saturation edit
@@ -327,6 +328,13 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
             if wm.get("edits"):
                 reasons.append("The watermark read shows the video was edited after marking: "
                                + "; ".join(wm["edits"]) + ".")
+            reg = wm.get("registry")
+            if reg and reg["found"]:
+                reasons += _registry_text(reg)
+                if reg["content"] == "different":
+                    verdict = "conflicting signals"
+            elif reg and reg["exists"]:
+                reasons.append(f"The payload is not in the soft-binding registry at {reg['registry']}.")
         elif det_says_ai:
             verdict = "likely ai-generated (detector only)"
             reasons.append(f"No watermark found; the detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
@@ -344,12 +352,30 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
     return verdict, [r if r.endswith(".") else r + "." for r in (s[0].upper() + s[1:] for s in reasons)]
 
 
+def _registry_text(reg: dict) -> list[str]:
+    """Reasons from a soft-binding registry record of the payload read (`registry.resolve`)."""
+    m = reg.get("manifest") or {}
+    who = f"signed by {m['signer']}" if m.get("signer") else "marked without a manifest"
+    kind = (m.get("digital_source_type") or "").rsplit("/", 1)[-1]
+    made = f" ({kind}" + (f", {m['generator']}" if m.get("generator") else "") + ")" if kind else ""
+    out = [f"The soft-binding registry holds this payload: {reg.get('signed_file') or 'a video'}, {who}{made}, "
+           f"registered {reg.get('registered')}"]
+    if reg["content"] == "match":
+        out.append(reg["why"][0].upper() + reg["why"][1:])
+    elif reg["content"] == "uncertain":
+        out.append(reg["why"][0].upper() + reg["why"][1:] + ": captions, logos, letterbox bars or a crop do this too")
+    else:
+        out.append("But " + reg["why"] + ": the mark was copied onto this video from the registered one, or "
+                   "this video was edited past recognition")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # The entry point
 
 
 def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, manifest=None,
-                fetch_remote: bool = False, fragments=None) -> dict:
+                fetch_remote: bool = False, fragments=None, registry=None) -> dict:
     """The `evalkit verify --json` object for one file (see the module docstring).
 
     `trust`: trust-anchor PEM paths (or the text `load_trust` returned); `wm_key`: a
@@ -359,14 +385,17 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
     or a downloaded copy of its remote manifest); `fetch_remote`: fetch a remote manifest the
     file names (the only network access verify ever makes); `fragments`: the media segments of
     a fragmented stream whose init segment is `path` (files, folders or globs;
-    `evalkit.provenance.fragments`)."""
+    `evalkit.provenance.fragments`); `registry`: the soft-binding registry's folder (default
+    `registry.registry_dir()`), where a payload read from a video without a manifest is looked up."""
     from contextlib import ExitStack
 
     with ExitStack() as stack:
-        return _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, fragments, stack)
+        return _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, fragments, stack,
+                            registry)
 
 
-def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, fragments, stack) -> dict:
+def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, fragments, stack,
+                 registry=None) -> dict:
     from evalkit.errors import BadInputError
     from evalkit.errors import EvalkitError as _E
     from evalkit.provenance import fragments as fr
@@ -438,11 +467,13 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
         notes.append("No watermark key given, so the watermark was not checked (run `evalkit keys init` "
                      "or pass the key used to sign).")
     elif clip is not None:
+        geometry: dict = {}
         try:
             d = wmmod.detect(clip.frames, key)
+            geometry = d.geometry
             out["watermark"] = {**d.to_dict(), "matches_manifest": None, "checked": True,
                                 "key_id": key.fingerprint, "method": "blind",
-                                "edits": _edits(d.geometry) if d.detected else []}
+                                "edits": _edits(d.geometry) if d.detected else [], "registry": None}
         except Exception as e:  # noqa: BLE001
             notes.append(f"The watermark check failed ({_one_line(e, 120)}).")
         sb = out["provenance"].get("soft_binding")
@@ -463,6 +494,15 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
                 notes.append(f"The manifest's watermark payload could not be tested ({_one_line(e, 120)}).")
         if expected and wm["detected"] and wm["payload"]:
             wm["matches_manifest"] = wm["payload"] == sb["payload"]
+        if wm["detected"] and wm["payload"] and out["provenance"]["state"] == "absent":
+            # the manifest is gone: the soft-binding registry may still hold it, and the picture
+            # the payload was marked on (a copied mark sits on another picture)
+            from evalkit.provenance.registry import resolve
+
+            try:
+                wm["registry"] = resolve(wm["payload"], key.fingerprint, clip.frames, geometry, registry)
+            except Exception as e:  # noqa: BLE001  a damaged registry must not become a traceback
+                notes.append(f"The soft-binding registry could not be read ({_one_line(e, 120)}).")
         h, w = clip.frames.shape[1:3]
         if wm["checked"] and not wm["detected"] and min(h, w) < RELIABLE_WATERMARK_PX:
             notes.append(f"At {w}x{h} the frames are below the size the watermark is reliable at "
@@ -539,6 +579,10 @@ def format_result(r: dict) -> str:
         lines.append(f"  watermark: {'detected' if wm['detected'] else 'not found'}"
                      + (f", payload {wm['payload']}" if wm["payload"] else "")
                      + f", p-value {wm['p_value']:.1e}")
+        reg = wm.get("registry")
+        if reg and reg["found"]:
+            lines.append(f"  registry: {reg['record']}: content {reg['content']}"
+                         + (f" (difference {reg['difference']:.2f})" if reg.get("difference") is not None else ""))
         lines += [f"    edit: {e}" for e in wm.get("edits", [])]
     lines += _history_lines(prov.get("ingredients") or [])
     lines += [f"  - {x}" for x in r["reasons"]]

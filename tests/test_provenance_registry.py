@@ -1,0 +1,118 @@
+"""The soft-binding registry: `sign --watermark` records each payload with what its manifest says
+and a thumbnail of the marked picture; `verify` finds the manifest of a stripped copy there, and
+calls a mark copied onto another picture a conflict. Real c2pa, keys made here, real MP4s."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from evalkit.cli import main
+from evalkit.provenance import registry
+from evalkit.provenance import watermark as wm
+from evalkit.provenance.c2pa import sign_file
+from evalkit.provenance.credentials import init_keys, load_signer, load_watermark_key
+from evalkit.provenance.verify import verify_file
+from evalkit.video import read_video, remux, write_video
+from evalkit.world import WorldConfig, make_clip
+
+
+@pytest.fixture
+def signed(tmp_path, monkeypatch):
+    """A world clip (dark background, 64 px) signed with a watermark into a fresh registry."""
+    monkeypatch.setenv("EVALKIT_SOFT_BINDINGS", str(tmp_path / "registry"))
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))  # where the CLI finds the keys
+    creds = init_keys(tmp_path / "home" / "credentials")
+    creds.watermark_key.write_text("7e57" * 16 + "\n")  # a fixed key: deterministic payload reads
+    signer, key = load_signer(creds.signer_cert, creds.signer_key), load_watermark_key(creds.watermark_key)
+    clip = make_clip("test", 2, 0, WorldConfig(frames=24, size=64, fps=8.0))
+    src = write_video(tmp_path / "src.mp4", clip.frames, fps=8.0, crf=0)
+    res = sign_file(src, tmp_path / "signed.mp4", signer, watermark=True, wm_key=key,
+                    generator={"name": "uvit", "version": "small"})
+    return dict(tmp=tmp_path, src=src, res=res, key=key, signer=signer, frames=read_video(src).frames)
+
+
+def test_sign_records_the_payload_and_a_stripped_copy_finds_its_manifest(signed):
+    res, tmp = signed["res"], signed["tmp"]
+    assert res.registered is not None and res.registry_error is None
+    rec = json.loads(res.registered.read_text())
+    assert rec["payload"] == res.payload and rec["key_id"] == res.key_id
+    assert rec["manifest"]["digital_source_type"].endswith("trainedAlgorithmicMedia")
+    text = res.registered.read_text()
+    assert "7e57" * 16 not in text and "PRIVATE" not in text  # no secret in a record
+    stripped = remux(res.path, tmp / "stripped.mkv")
+    r = verify_file(stripped, wm_key=signed["key"])
+    assert r["provenance"]["state"] == "absent" and r["watermark"]["payload"] == res.payload
+    reg = r["watermark"]["registry"]
+    assert reg["found"] and reg["content"] == "match" and reg["signed_file"] == "signed.mp4"
+    assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
+    assert any("soft-binding registry holds this payload" in x and "signed by" in x for x in r["reasons"])
+    json.dumps(r)  # the contract stays JSON
+
+
+def test_a_mark_copied_onto_another_picture_conflicts_with_its_registration(signed):
+    """The forgery the watermark alone cannot see: the exact mark (marked - original) added to a
+    flat picture reads with the source's payload; the registry's thumbnail shows the picture is
+    not the one that was marked."""
+    frames, key, tmp = signed["frames"], signed["key"], signed["tmp"]
+    pattern = wm.embed(frames, bytes.fromhex(signed["res"].payload), key).astype(np.int16) - frames
+    grey = np.full_like(frames, int(frames.mean()))
+    forged = write_video(tmp / "forged.mp4", np.clip(grey + pattern, 0, 255).astype(np.uint8), fps=8.0, crf=0)
+    r = verify_file(forged, wm_key=key)
+    assert r["watermark"]["payload"] == signed["res"].payload  # the copy reads as marked ...
+    assert r["watermark"]["registry"]["content"] == "different"  # ... on another picture
+    assert r["verdict"] == "conflicting signals"
+    assert any("copied onto this video" in x for x in r["reasons"])
+    assert main(["verify", str(forged), "--no-detector"]) != 0  # exit 1: a failed check
+    # the real copy, re-encoded, is still the registered picture
+    recoded = write_video(tmp / "recoded.mp4", read_video(signed["res"].path).frames, fps=8.0, crf=28)
+    r = verify_file(recoded, wm_key=key)
+    assert r["watermark"]["registry"]["content"] == "match" and r["verdict"] != "conflicting signals"
+
+
+def test_no_register_and_a_damaged_record(signed, tmp_path, capsys):
+    # the CLI's --no-register writes nothing; verify then says the payload is not registered
+    out = tmp_path / "unregistered.mp4"
+    assert main(["sign", str(signed["src"]), str(out), "--watermark", "--no-register"]) == 0
+    assert "soft-binding registry" not in capsys.readouterr().out
+    # a damaged record reads as absent, never as a traceback or a trusted answer
+    rec = signed["res"].registered
+    rec.write_text(rec.read_text()[:40])
+    r = verify_file(remux(signed["res"].path, tmp_path / "s.mkv"), wm_key=signed["key"])
+    assert r["watermark"]["registry"]["found"] is False
+    assert any("not in the soft-binding registry" in x for x in r["reasons"])
+
+
+def test_an_unwritable_registry_leaves_the_signed_file_and_says_why(signed, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("EVALKIT_SOFT_BINDINGS", str(blocker))
+    res = sign_file(signed["src"], tmp_path / "again.mp4", signed["signer"], watermark=True, wm_key=signed["key"])
+    assert res.path.is_file() and res.registered is None
+    assert "soft-binding registry" in res.registry_error and "warning:" in res.summary()
+
+
+def test_compare_ignores_grading_and_turns_but_not_another_picture():
+    rng = np.random.default_rng(0)
+
+    def picture():  # a smooth random scene, mean 120, contrast 40 levels
+        f = cv2.GaussianBlur(rng.normal(0, 1, (96, 128, 3)).astype(np.float32), (0, 0), 8)
+        return np.clip(120 + 40 * (f - f.mean()) / f.std(), 0, 255).astype(np.float32)
+
+    scene = picture()
+    ref = registry.thumbnail(scene)
+    assert registry.compare(ref, scene)["content"] == "match"
+    assert registry.compare(ref, np.clip(scene * 0.8 + 10, 0, 255))["content"] == "match"   # graded
+    assert registry.compare(ref, scene[:, ::-1])["content"] == "match"                     # mirrored
+    assert registry.compare(ref, np.rot90(scene))["content"] == "match"                    # turned
+    crop = scene[10:86, 13:115]  # 0.8 of each side, its box in the marked frame's unit square
+    assert registry.compare(ref, crop, box=(10 / 96, 86 / 96, 13 / 128, 115 / 128))["content"] == "match"
+    other = picture()
+    assert registry.compare(ref, other)["content"] == "different"
+    flat = np.full_like(scene, scene.mean())
+    assert registry.compare(ref, flat)["content"] == "different"                           # a grey card
+    assert registry.compare(registry.thumbnail(flat), flat + 3)["content"] == "match"     # both flat
+    assert registry.compare(registry.thumbnail(flat), np.full_like(flat, 20))["content"] == "different"
