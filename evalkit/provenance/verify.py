@@ -36,7 +36,9 @@ Verdicts (the vocabulary; `reasons` are short sentences explaining which signals
   trusted time-stamp the signature cannot be tied to a time the certificate was good. Its
   claims are reported, as unvouched for.
 * `conflicting signals`: a valid manifest whose soft-binding payload differs from the
-  watermark found, or that claims a camera capture while carrying an evalkit watermark.
+  watermark found, or that claims a camera capture while carrying an evalkit watermark; or no
+  manifest and a payload the soft-binding registry (`registry`) holds for another picture (a
+  mark copied onto this video, or an edit past recognition).
 * `ai-generated (watermark only, manifest stripped)`: no manifest, but the evalkit watermark
   is present (the manifest was removed, e.g. by re-encoding or remuxing).
 * `likely ai-generated (detector only)`: no manifest or watermark; the detector is above its
