@@ -80,6 +80,11 @@ def test_no_register_and_a_damaged_record(signed, tmp_path, capsys):
     assert "soft-binding registry" not in capsys.readouterr().out
     # a damaged record reads as absent, never as a traceback or a trusted answer
     rec = signed["res"].registered
+    good = json.loads(rec.read_text())
+    rec.write_text(json.dumps({**good, "manifest": ["not", "a", "dict"], "signed_file": {"x": 1}}))
+    r = verify_file(remux(signed["res"].path, tmp_path / "h.mkv"), wm_key=signed["key"])  # hostile fields
+    assert r["watermark"]["registry"]["found"] and r["watermark"]["registry"]["manifest"] == {}
+    assert any("marked without a manifest" in x for x in r["reasons"])
     rec.write_text(rec.read_text()[:40])
     r = verify_file(remux(signed["res"].path, tmp_path / "s.mkv"), wm_key=signed["key"])
     assert r["watermark"]["registry"]["found"] is False

@@ -101,7 +101,11 @@ def lookup(payload_hex: str, key_id: str, root=None) -> dict | None:
         thumb = np.asarray(rec["thumbnail"], np.float32)
         if thumb.shape != (THUMB, THUMB) or not np.all(np.isfinite(thumb)) or rec.get("payload") != payload_hex:
             return None
-        return {**rec, "thumbnail": thumb, "path": str(path)}
+        # anyone who can write the folder writes these: keep only JSON of the expected kinds
+        manifest = rec.get("manifest") if isinstance(rec.get("manifest"), dict) else {}
+        text = {k: str(rec[k])[:300] if rec.get(k) is not None else None for k in ("registered", "signed_file", "sha256")}
+        return {**text, "payload": payload_hex, "key_id": key_id, "thumbnail": thumb, "path": str(path),
+                "manifest": {k: v for k, v in manifest.items() if isinstance(k, str) and isinstance(v, (str, list, dict))}}
     except (OSError, ValueError, KeyError, TypeError, BadInputError):
         return None
 

@@ -357,9 +357,10 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
 def _registry_text(reg: dict) -> list[str]:
     """Reasons from a soft-binding registry record of the payload read (`registry.resolve`)."""
     m = reg.get("manifest") or {}
-    who = f"signed by {m['signer']}" if m.get("signer") else "marked without a manifest"
-    kind = (m.get("digital_source_type") or "").rsplit("/", 1)[-1]
-    made = f" ({kind}" + (f", {m['generator']}" if m.get("generator") else "") + ")" if kind else ""
+    who = f"signed by {m['signer']}" if isinstance(m.get("signer"), str) else "marked without a manifest"
+    kind = str(m.get("digital_source_type") or "").rsplit("/", 1)[-1]
+    gen = m.get("generator")
+    made = f" ({kind}" + (f", {gen}" if isinstance(gen, str) else "") + ")" if kind else ""
     out = [f"The soft-binding registry holds this payload: {reg.get('signed_file') or 'a video'}, {who}{made}, "
            f"registered {reg.get('registered')}"]
     if reg["content"] == "match":
