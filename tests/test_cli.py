@@ -269,6 +269,7 @@ def test_sign_with_a_time_stamp_authority(capsys, tmp_path, monkeypatch):
 
 def test_generate_signs_and_watermarks_every_clip(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EVALKIT_SOFT_BINDINGS", str(tmp_path / "registry"))
     prompt = "a small red ball falls and bounces on the floor, on a dark background"
     code, _, err = run(capsys, "generate", "--model", "world", "--prompts", prompt, "--out", str(tmp_path / "g"),
                        "--sign")
@@ -285,6 +286,9 @@ def test_generate_signs_and_watermarks_every_clip(capsys, tmp_path, monkeypatch)
         assert r["provenance"]["state"] == "trusted" and r["verdict"] == "ai-generated (signed)"
         assert r["watermark"]["detected"] and r["watermark"]["payload"] == rec["watermark_payload"]
         assert "time_stamp" not in r["provenance"]
+        # each clip's payload is in the soft-binding registry, under the clip's own name
+        entry = tmp_path / "registry" / r["watermark"]["key_id"] / f"{rec['watermark_payload']}.json"
+        assert json.loads(entry.read_text())["signed_file"] == Path(rec["file"]).name
     code, _, err = run(capsys, "generate", "--model", "world", "--prompts", prompt, "--out", str(tmp_path / "t"),
                        "--tsa", "http://127.0.0.1:1/tsa")
     assert code == EXIT_BAD_INPUT and "give it with --sign" in err

@@ -478,7 +478,7 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
               payload: bytes | None = None, *, generator: dict | str | None = None,
               params: dict | None = None, tsa_url: str | None = None, include_prompt: bool = False,
               wm_preset: str = "default", crf: int = 18, edit: bool = False, sidecar: bool = False,
-              register: bool = True, registry=None) -> SignResult:
+              register: bool = True, registry=None, final_name=None) -> SignResult:
     """`evalkit sign`: sign `src` into `dst`, watermarking first when `watermark`.
 
     With `watermark`, the frames are decoded, marked with `wm_key` (a WatermarkKey or secret;
@@ -496,7 +496,8 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     the marked picture in the soft-binding registry (`registry`: its folder, default
     `registry.registry_dir()`), so that `verify` can find the manifest of a stripped copy and
     tell a copied mark from the original. A registry that cannot be written leaves the signed
-    file in place and says why in `registry_error`."""
+    file in place and says why in `registry_error`. `final_name`: the name the record gives the
+    signed file, when `dst` is a temporary file renamed after (`protect.protect_file`)."""
     if edit and source_type is not None:
         raise BadInputError("--edit takes the source type from the parent's manifest; leave out --source-type")
     if edit and sidecar:
@@ -575,19 +576,20 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     result = SignResult(path=dst, watermarked=True, payload=bytes(payload).hex(), key_id=key.fingerprint,
                         edit_of=src.name if edit else None, sidecar=side)
     if register:
-        registered, error = _register(result, stats.mean, registry)
+        registered, error = _register(result, stats.mean, registry, final_name)
         result = replace(result, registered=registered, registry_error=error)
     return result
 
 
-def _register(result: SignResult, mean, registry) -> tuple[Path | None, str | None]:
+def _register(result: SignResult, mean, registry, final_name=None) -> tuple[Path | None, str | None]:
     """Record a signed, watermarked file in the soft-binding registry: (record, None) or (None, why not)."""
     from evalkit.provenance import registry as reg
     from evalkit.provenance.manifest_read import read_provenance
 
     try:
         prov, _ = read_provenance(result.path, manifest=result.sidecar)
-        path = reg.register(result.payload, result.key_id, mean, provenance=prov, signed_file=result.path,
+        path = reg.register(result.payload, result.key_id, mean, provenance=prov,
+                            signed_file=final_name if final_name is not None else result.path,
                             sha256=sha256_file(result.path), root=registry)
         return path, None
     except EvalkitError as e:

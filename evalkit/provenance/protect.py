@@ -39,7 +39,7 @@ def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None
         if sign:
             res = sign_file(path, tmp, signer, source_type="trained", watermark=watermark, wm_key=wm_key,
                             generator={"name": str(record.get("model")), "version": "evalkit"},
-                            params=generation_params(record), tsa_url=tsa_url)
+                            params=generation_params(record), tsa_url=tsa_url, final_name=path)
             extra["signed"] = True
             if res.watermarked:
                 extra["watermark_payload"] = res.payload
