@@ -217,6 +217,9 @@ def verdict_line(kind: str, r: dict) -> str:
     if wm.get("checked"):
         how = ", the payload the manifest names" if wm.get("method") == "known payload" else ""
         bits.append(f"watermark {'detected' if wm['detected'] else 'not found'} (p={wm['p_value']:.1e}{how})")
+    reg = wm.get("registry") or {}
+    if reg.get("found"):
+        bits.append(f"registry: signed as {reg.get('signed_file')}, picture {reg['content']}")
     det = r.get("detector") or {}
     if det.get("p_generated") is not None:
         bits.append(f"detector p={det['p_generated']:.2f}")

@@ -56,6 +56,10 @@ def _check_demo(result, out, text, mlflow_store):
     assert "assertion.bmffHash.mismatch" in v["tampered"]["provenance"]["failures"]
     assert v["stripped"]["verdict"] == "ai-generated (watermark only, manifest stripped)"
     assert v["stripped"]["provenance"]["state"] == "absent" and v["stripped"]["watermark"]["detected"]
+    # the stripped copy's manifest is found in the soft-binding registry, its picture the same
+    reg = v["stripped"]["watermark"]["registry"]
+    assert reg["found"] and reg["content"] == "match" and reg["manifest"]["signer"]
+    assert "registry: signed as" in text
     for verdict in ("ai-generated (signed)", "tampered", "watermark only, manifest stripped"):
         assert verdict in text
     # 6-7: the suite over ceiling, generator and control; leaderboard rows for the three; report
