@@ -121,3 +121,19 @@ def test_compare_ignores_grading_and_turns_but_not_another_picture():
     assert registry.compare(ref, flat)["content"] == "different"                           # a grey card
     assert registry.compare(registry.thumbnail(flat), flat + 3)["content"] == "match"     # both flat
     assert registry.compare(registry.thumbnail(flat), np.full_like(flat, 20))["content"] == "different"
+
+
+def test_a_marked_video_re_signed_as_a_capture_is_traced_to_its_registration(signed, tmp_path):
+    """Strip the manifest of a generated, marked video and sign the copy anew as a camera
+    capture: the watermark contradicts the claim, and the registry names the original signing."""
+    stripped = remux(signed["res"].path, tmp_path / "stripped.mp4")
+    resigned = sign_file(stripped, tmp_path / "resigned.mp4", signed["signer"], source_type="capture")
+    r = verify_file(resigned.path, wm_key=signed["key"])
+    assert r["provenance"]["state"] == "valid" and r["verdict"] == "conflicting signals"
+    reg = r["watermark"]["registry"]
+    assert reg["found"] and reg["signed_file"] == "signed.mp4" and reg["content"] == "match"
+    assert reg["manifest"]["digital_source_type"].endswith("trainedAlgorithmicMedia")
+    assert any("claims a camera capture" in x for x in r["reasons"])
+    assert any("soft-binding registry holds this payload: signed.mp4" in x for x in r["reasons"])
+    # the original, whose manifest binds the payload, needs no look-up
+    assert verify_file(signed["res"].path, wm_key=signed["key"])["watermark"]["registry"] is None

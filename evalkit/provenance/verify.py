@@ -296,6 +296,11 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
         if capture_claim and wm["detected"]:
             verdict = "conflicting signals"
             reasons.append("The manifest claims a camera capture, but the video carries an evalkit watermark.")
+        reg = wm.get("registry")
+        if reg and reg["found"]:  # a manifest without this payload: the registry says where it came from
+            reasons += _registry_text(reg)
+            if reg["content"] == "different":
+                verdict = "conflicting signals"
         if wm["checked"] and not wm["detected"]:
             if sb and sb.get("key_id") and wm.get("key_id") and sb["key_id"] != wm["key_id"]:
                 reasons.append(f"The manifest's watermark was made with key {sb['key_id']}, not the "
@@ -497,9 +502,11 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
                 notes.append(f"The manifest's watermark payload could not be tested ({_one_line(e, 120)}).")
         if expected and wm["detected"] and wm["payload"]:
             wm["matches_manifest"] = wm["payload"] == sb["payload"]
-        if wm["detected"] and wm["payload"] and out["provenance"]["state"] == "absent":
-            # the manifest is gone: the soft-binding registry may still hold it, and the picture
-            # the payload was marked on (a copied mark sits on another picture)
+        if wm["detected"] and wm["payload"] and wm["matches_manifest"] is not True \
+                and out["provenance"]["state"] in ("absent", "valid", "trusted"):
+            # no manifest that binds this payload (none, or one signed without or against it): the
+            # soft-binding registry may hold the manifest it was signed with, and the picture it was
+            # marked on (a copied mark sits on another picture)
             from evalkit.provenance.registry import resolve
 
             try:
