@@ -38,12 +38,6 @@ ATTACKS = {**{k: grid.ATTACKS[k] for k in ("h264_crf30", "h264_crf40", "resize_0
            **{k: grid.CROP_ATTACKS[k] for k in ("corner_crop_0.8+h264_crf23", "side_crop_0.7")}}
 
 
-def read_view(frames: np.ndarray, d) -> np.ndarray:
-    """The mean frame in the view the mark was read in (as `registry.resolve` takes it)."""
-    mean = geo.mean_frame(frames)
-    return dict(geo.views(frames, mean)).get(d.geometry.get("view"), mean) if d.detected else mean
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="64,128,256")
@@ -61,7 +55,7 @@ def main(argv=None) -> int:
             for att, fn in ATTACKS.items():
                 x = fn(marked, fps, wd)
                 d = wm.detect(x, key)
-                c = registry.compare(ref, read_view(x, d), d.geometry.get("box") if d.detected else None)
+                c = registry.compare(ref, *registry.picture_as_read(x, d.geometry if d.detected else None))
                 genuine[att].append((c["content"], name))
             if name.startswith("world"):
                 pattern = marked.astype(np.int16) - f.astype(np.int16)
@@ -70,7 +64,7 @@ def main(argv=None) -> int:
                     fake = np.clip(t[:n].astype(np.int16) + pattern[:n], 0, 255).astype(np.uint8)
                     d = wm.detect(fake, key)
                     if d.payload == b"\x11" * 8:
-                        c = registry.compare(ref, read_view(fake, d), d.geometry.get("box"))
+                        c = registry.compare(ref, *registry.picture_as_read(fake, d.geometry))
                         forged.append((name, tname, c["content"], c["why"]))
             print(f"  {name} done", file=sys.stderr, flush=True)
     print("| attack (genuine copies) | match | uncertain | different |\n| --- | --- | --- | --- |")

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from evalkit.errors import BadInputError
+from evalkit.provenance import wm_grid as geo
 
 ENV = "EVALKIT_SOFT_BINDINGS"
 THUMB = 16  # thumbnail side: survives re-encoding and resizing; a moved object still shows
@@ -42,7 +43,6 @@ BLUR = 0.8  # thumbnail pixels
 # +-40% stay inside (gamma 0.7 on a dark clip: 1.8x)
 BRIGHTNESS = (0.5, 2.0)
 _HEX = re.compile(r"^[0-9a-f]{16,64}$")
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def registry_dir(path=None) -> Path:
@@ -58,7 +58,7 @@ def registry_dir(path=None) -> Path:
 
 def thumbnail(mean: np.ndarray) -> np.ndarray:
     """float32 [THUMB, THUMB]: the luma of a temporal-mean frame [H, W, 3], area-averaged."""
-    y = np.ascontiguousarray(mean, np.float32) @ _LUMA
+    y = np.ascontiguousarray(mean, np.float32) @ geo._LUMA.astype(np.float32)  # BT.601, as the mark's luma
     return cv2.resize(y, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
@@ -171,20 +171,24 @@ def resolve(payload_hex: str, key_id: str, frames: np.ndarray, geometry: dict | 
     (`geometry` of the watermark read). Keys: found, registry (its folder), exists (the folder
     does), and when found: record, registered, signed_file, sha256, manifest, content,
     difference, why."""
-    from evalkit.provenance import wm_grid as geo
-
     where = registry_dir(root)
     out: dict = {"found": False, "registry": str(where), "exists": where.is_dir()}
     rec = lookup(payload_hex, key_id, root)
     if rec is None:
         return out
-    geometry = geometry or {}
-    mean = geo.mean_frame(frames)
-    view = dict(geo.views(frames, mean)).get(geometry.get("view"), mean)
-    box = geometry.get("box") if geometry.get("crop") not in (None, 1.0) else None
+    view, box = picture_as_read(frames, geometry)
     out.update(found=True, record=rec["path"], registered=rec.get("registered"), signed_file=rec.get("signed_file"),
                sha256=rec.get("sha256"), manifest=rec.get("manifest") or {}, **compare(rec["thumbnail"], view, box))
     return out
 
 
-__all__ = ["ENV", "THUMB", "registry_dir", "thumbnail", "register", "lookup", "compare", "resolve"]
+def picture_as_read(frames: np.ndarray, geometry: dict | None) -> tuple[np.ndarray, tuple | None]:
+    """(mean frame [H, W, 3] in the view the mark was read in, the crop box or None) from a
+    watermark read's `geometry`: what `compare` takes."""
+    geometry = geometry or {}
+    mean = geo.mean_frame(frames)
+    view = dict(geo.views(frames, mean)).get(geometry.get("view"), mean)
+    return view, geometry.get("box") if geometry.get("crop") not in (None, 1.0) else None
+
+
+__all__ = ["ENV", "THUMB", "registry_dir", "thumbnail", "register", "lookup", "compare", "resolve", "picture_as_read"]
