@@ -80,7 +80,7 @@ def evaluate(probe: QualityProbe, spec: str, sampling: dict, world_quality: dict
     out = {"benchmark": "uvit-quality", "model": spec, "protocol": gen.protocol(), **probe.protocol(),
            "sample_seconds": round(time.perf_counter() - t0, 1), "model_quality": res["quality"],
            "world_quality": world_quality, "fvd": res["fvd"], "fvd_real_vs_real": res["fvd_real_vs_real"],
-           "fvd_ratio": res["fvd_ratio"]}
+           "fvd_ratio": res["fvd_ratio"], "breakdown": res["breakdown"]}
     if spec.startswith("uvit:") and hasattr(gen, "path"):
         from generators.uvit.generate import lineage
 
@@ -104,7 +104,7 @@ def log_curve(points: list[dict]) -> str:
 
         for p in points:
             flat = QualityProbe.flat_metrics({"quality": p["model_quality"], "fvd": p["fvd"],
-                                              "fvd_ratio": p["fvd_ratio"]})
+                                              "fvd_ratio": p["fvd_ratio"], "breakdown": p["breakdown"]})
             flat["cpu_minutes"] = p["lineage"]["cpu_minutes"]
             flat["clips_seen"] = p["lineage"]["clips_seen"]
             mlflow.log_metrics(flat, step=p["lineage"]["steps"])

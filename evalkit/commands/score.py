@@ -26,7 +26,11 @@ from evalkit.errors import BadInputError
               help="CLIP weights: OpenAI's ViT-B-32.pt, an open_clip state dict, or a Hugging Face "
               "snapshot folder of open_clip weights.")
 @click.option("--no-mlflow", is_flag=True, help="Do not log an MLflow run.")
-def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_backbone, clip_weights, no_mlflow):
+@click.option("--skip-unreadable", is_flag=True, help="Leave out files that cannot be scored (broken, "
+              "not a video, one frame), each named in a warning and in the JSON's skipped list; without "
+              "it the first one stops the run.")
+def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_backbone, clip_weights, no_mlflow,
+          skip_unreadable):
     """Score a folder of clips (against a reference folder): every number with its 95% CI, N and
     protocol."""
     from evalkit.metrics.score import parse_metrics, score_folders
@@ -36,7 +40,7 @@ def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_b
         raise BadInputError("--metrics includes fvd: give --reference REAL (a folder of real clips)")
     result = score_folders(candidates, reference, names, video_backbone="i3d" if i3d else video_backbone,
                            video_backbone_path=i3d, clip_backbone=clip_backbone, clip_backbone_path=clip_weights,
-                           log_mlflow=not no_mlflow)
+                           log_mlflow=not no_mlflow, skip_unreadable=skip_unreadable)
     if json_file is not None:
         from evalkit.tracking import _jsonable
 

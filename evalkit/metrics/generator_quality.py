@@ -22,6 +22,8 @@ from evalkit.metrics.stats import mean_ci, proportion_ci
 from evalkit.world import WorldConfig, make_clip
 
 PRESENCE_FRAMES = 0.75  # an object counts as present when found in this share of the frames
+# What the tracker made of each (object, frame): `ObjectTrack.misses`.
+OUTCOMES = ("found", "absent", "scattered", "not compact", "too small", "too large")
 
 
 def world_test_prompts(n: int, seed: int = 0, config: WorldConfig | None = None, kind: str | None = None) -> list[str]:
@@ -56,8 +58,11 @@ def fall_probe(sample: Callable[[list[str], list[int]], list[Clip]], n: int = 48
 def clip_measures(clips: Sequence[Clip]) -> dict[str, np.ndarray]:
     """Per clip: `objects_present`, `object_frames`, `physics_pass`, and `falls_move_down`
     (NaN where the clip is not a fall): what `clips_quality` aggregates, and what a paired
-    comparison of two samplers on the same prompts and seeds resamples clip by clip."""
-    out = {k: [] for k in ("objects_present", "object_frames", "falls_move_down", "physics_pass")}
+    comparison of two samplers on the same prompts and seeds resamples clip by clip. Also, for
+    `failure_breakdown`: `kind` (the scene kind, str) and `outcomes` ([N, len(OUTCOMES)] counts
+    of the clip's object-frames by outcome)."""
+    out = {k: [] for k in ("objects_present", "object_frames", "falls_move_down", "physics_pass", "outcomes")}
+    kinds = []
     for c in clips:
         pres = object_presence(c.frames, c.prompt)
         out["objects_present"].append(pres["min_presence"] >= PRESENCE_FRAMES)
@@ -65,7 +70,23 @@ def clip_measures(clips: Sequence[Clip]) -> dict[str, np.ndarray]:
         fall = pres["moves_down"] is not None or pres["kind"] == "fall"
         out["falls_move_down"].append(float(bool(pres["moves_down"])) if fall else np.nan)
         out["physics_pass"].append(bool(physics_probe(c.frames, c.prompt, fps=c.fps)["physics_pass"]))
-    return {k: np.asarray(v, np.float64) for k, v in out.items()}
+        misses = [m for o in pres["objects"] for m in o["misses"]]
+        out["outcomes"].append([misses.count(r) for r in OUTCOMES])
+        kinds.append(pres["kind"])
+    return {**{k: np.asarray(v, np.float64) for k, v in out.items()}, "kind": np.asarray(kinds, dtype=str)}
+
+
+def failure_breakdown(measures: dict[str, np.ndarray]) -> dict:
+    """Where the prompted objects go missing (from `clip_measures`): objects present by scene
+    kind (Wilson 95% CIs: a generator that draws still objects but loses moving ones shows it
+    here), and the share of all object-frames by tracker outcome (`OUTCOMES`), with N."""
+    kinds = measures["kind"]
+    by_kind = {str(k): proportion_ci(int(measures["objects_present"][kinds == k].sum()),
+                                     int((kinds == k).sum())).to_dict() for k in sorted(set(kinds))}
+    counts = measures["outcomes"].sum(axis=0) if len(kinds) else np.zeros(len(OUTCOMES))
+    total = max(float(counts.sum()), 1.0)
+    return {"objects_present_by_kind": by_kind, "object_frames": int(counts.sum()),
+            "object_frame_outcomes": {r: float(n / total) for r, n in zip(OUTCOMES, counts)}}
 
 
 def clips_quality(clips: Sequence[Clip], measures: dict[str, np.ndarray] | None = None) -> dict:
@@ -130,6 +151,7 @@ class QualityProbe:
         fvd = fvd_with_ci(self.ref, self.features(clips))
         measures = clip_measures(clips)
         return {"quality": clips_quality(clips, measures), "measures": measures, "fvd": fvd.to_dict(),
+                "breakdown": failure_breakdown(measures),
                 "fvd_real_vs_real": self.fvd_real_vs_real.to_dict(),
                 "fvd_ratio": fvd.value / max(self.fvd_real_vs_real.value, 1e-9), "clips": clips}
 
@@ -141,6 +163,10 @@ class QualityProbe:
         out.update({f"quality/{k}_ci_low": v["ci_low"] for k, v in q.items() if v is not None})
         out.update({"quality/fvd": result["fvd"]["value"], "quality/fvd_ci_low": result["fvd"]["ci_low"],
                     "quality/fvd_ci_high": result["fvd"]["ci_high"], "quality/fvd_ratio": result["fvd_ratio"]})
+        b = result.get("breakdown")
+        if b:  # per-kind curves, and the outcome shares (MLflow metric names take no spaces)
+            out.update({f"quality/objects_present_{k}": v["value"] for k, v in b["objects_present_by_kind"].items()})
+            out.update({f"quality/outcome_{r.replace(' ', '_')}": v for r, v in b["object_frame_outcomes"].items()})
         return out
 
 
@@ -179,5 +205,5 @@ def training_quality_hook(every_minutes: float, probe: QualityProbe | None = Non
     return hook
 
 
-__all__ = ["PRESENCE_FRAMES", "QualityProbe", "clip_measures", "clips_quality", "paired_differences",
-           "training_quality_hook", "world_test_prompts"]
+__all__ = ["OUTCOMES", "PRESENCE_FRAMES", "QualityProbe", "clip_measures", "clips_quality", "failure_breakdown",
+           "paired_differences", "training_quality_hook", "world_test_prompts"]

@@ -98,7 +98,8 @@ def object_presence(frames, prompt, *, tracker: TrackerConfig = DEFAULT_TRACKER,
     about its size (`tracking_objects`: compact, holding most of that colour, area within
     [0.5, 2] of the expected), and for fall prompts whether each falling object moves down.
 
-    Returns {"kind", "objects": [{"shape", "color", "size_name", "presence", "found": [bool]*T}],
+    Returns {"kind", "objects": [{"shape", "color", "size_name", "presence", "found": [bool]*T,
+    "misses": [str]*T (`ObjectTrack.misses`)}],
     "min_presence": the smallest presence, "moves_down": bool | None}. `moves_down` (fall only; None
     for other kinds or when an object is found in fewer than 3 frames) is True when every object's
     first clear move (half of `min_drop_px` away from where it is first seen) is downward and it
@@ -123,7 +124,7 @@ def object_presence(frames, prompt, *, tracker: TrackerConfig = DEFAULT_TRACKER,
             verdicts.append(bool(len(away) and y[away[0]] > start and y.max() - start >= drop))  # ... is down
         moves_down = None if verdicts is None else all(verdicts)
     objects = [{"shape": tr.shape, "color": tr.color, "size_name": tr.size_name, "presence": tr.presence,
-                "found": tr.found.tolist()} for tr in tracks]
+                "found": tr.found.tolist(), "misses": tr.misses(tracker).tolist()} for tr in tracks]
     return {"kind": spec["kind"], "objects": objects,
             "min_presence": min(o["presence"] for o in objects), "moves_down": moves_down}
 

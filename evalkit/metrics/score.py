@@ -62,21 +62,29 @@ def _off_world(metric: str, bb, prompts: list[str], what: str, instead: str) -> 
             f"say little about them: use {instead}"]
 
 
-def _iter(folder, what: str, progress: bool, max_frames: int | None = None):
+def _iter(folder, what: str, progress: bool, max_frames: int | None = None, skipped: list | None = None):
     """Each clip of a folder in turn (frames decoded one clip at a time), checked for scoring;
-    `max_frames`: decode only the first frames (all that FVD's backbone reads of a reference clip)."""
+    `max_frames`: decode only the first frames (all that FVD's backbone reads of a reference clip).
+    A file that cannot be scored (unreadable, or under 2 frames) stops the run with its name,
+    unless `skipped` is a list: then it is appended there ({"set", "file", "why"}) and passed over."""
     if not Path(folder).exists():
         raise MissingResourceError(f"{folder}: no such folder of clips ({what}); check the path")
     folder, records = clip_set(folder)  # a folder, or one video file
     for rec in tqdm(records, desc=f"score {what}", unit="clip", disable=None if progress else True):
-        # a whole clip over the decode budget (a 4K phone clip) is read reduced by a whole factor,
-        # all its frames kept; the reference is read only as far as FVD's backbone does
-        k = 1 if max_frames else shrink_to_fit(Path(folder) / rec["file"])
-        c = load_clip(folder, rec, max_frames=max_frames, shrink=k)
-        c.meta["shrink"] = k
-        if c.num_frames < 2:  # a still is no video: flicker, warping and FVD compare frames
-            raise BadInputError(f"{c.meta.get('source')}: {c.num_frames} frame ({what}); every metric needs "
-                                "a video of at least 2 frames: remove it from the folder")
+        try:
+            # a whole clip over the decode budget (a 4K phone clip) is read reduced by a whole factor,
+            # all its frames kept; the reference is read only as far as FVD's backbone does
+            k = 1 if max_frames else shrink_to_fit(Path(folder) / rec["file"])
+            c = load_clip(folder, rec, max_frames=max_frames, shrink=k)
+            c.meta["shrink"] = k
+            if c.num_frames < 2:  # a still is no video: flicker, warping and FVD compare frames
+                raise BadInputError(f"{c.meta.get('source')}: {c.num_frames} frame ({what}); every metric "
+                                    "needs a video of at least 2 frames: remove it from the folder")
+        except (BadInputError, MissingResourceError) as e:
+            if skipped is None:
+                raise type(e)(f"{e} (or pass --skip-unreadable to score the rest)") from None
+            skipped.append({"set": what, "file": str(Path(folder) / rec["file"]), "why": str(e)})
+            continue
         yield c
 
 
@@ -205,9 +213,12 @@ def _clip_frames(t: int) -> np.ndarray:
 
 def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_backbone: str = "world-video-encoder",
                   video_backbone_path=None, clip_backbone: str = "world-clip", clip_backbone_path=None,
-                  progress: bool = True, log_mlflow: bool = False) -> dict:
+                  progress: bool = True, log_mlflow: bool = False, skip_unreadable: bool = False) -> dict:
     """{"metrics": {name: {"value", "ci_low", "ci_high", "n", "protocol"}}, "per_clip": [...],
-    "warnings": [...]}; with `log_mlflow`, also one MLflow run in experiment "evalkit-score".
+    "warnings": [...], "skipped": [...]}; with `log_mlflow`, also one MLflow run in experiment
+    "evalkit-score". With `skip_unreadable`, files that cannot be scored (a broken download, a
+    one-frame still) are left out, each named in "skipped" and counted in a warning; otherwise
+    the first one stops the run.
 
     One pass over the candidates computes every metric's per-clip part (flicker, physics, the
     FVD backbone's features, the CLIP embeddings) and lets the frames go, so a folder of long HD
@@ -224,7 +235,8 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     video_bb = get_backbone(video_backbone, path=video_backbone_path) if "fvd" in metrics else None
     clip_bb = get_backbone(clip_backbone, path=clip_backbone_path) if "clip" in metrics else None
     seen, rows, fake, frame_embeds, text_embeds = [], [], [], [], []
-    for c in _iter(candidates, "candidates", progress):
+    skipped: list | None = [] if skip_unreadable else None
+    for c in _iter(candidates, "candidates", progress, skipped=skipped):
         row = {"id": c.meta["record"]["id"]}
         if c.meta["shrink"] > 1:
             row["read_reduced"] = c.meta["shrink"]
@@ -240,6 +252,9 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
             text_embeds.append(clip_bb.encode_text([seen[-1].prompt]))
         rows.append(row)
         del c
+    if not rows:  # only with --skip-unreadable: clip_set refuses a folder without videos
+        raise BadInputError(f"{candidates}: no video in it could be scored ({len(skipped)} left out, e.g. "
+                            f"{skipped[0]['why']}); fix or replace them")
     base = {"candidates": str(candidates), "generation": generation_protocol(seen)}
     prompts = [s.prompt for s in seen]
     out: dict = {}
@@ -248,9 +263,12 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     if video_bb is not None:
         # the reference serves FVD alone: a long real video is decoded only as far as the backbone reads
         real, ref_prompts = [], []
-        for c in _iter(reference, "reference", progress, video_bb.frames):
+        for c in _iter(reference, "reference", progress, video_bb.frames, skipped=skipped):
             real.append(_features(video_bb, c.frames))
             ref_prompts.append(c.prompt or c.meta["record"]["prompt"])
+        if not real:
+            raise BadInputError(f"{reference}: no reference video in it could be scored (e.g. "
+                                f"{skipped[-1]['why']}); fix or replace them")
         out.update(_fvd(torch.cat(fake).double().numpy(), torch.cat(real).double().numpy() if real else
                         np.zeros((0, 1)), prompts, video_bb, base))
     if clip_bb is not None:
@@ -293,7 +311,14 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
         f = out["fvd"]
         warnings.append(f"FVD from N={f['n']} clips (CI [{f['ci_low']:.4g}, {f['ci_high']:.4g}]) is strongly "
                         f"biased below about {STABLE_FVD_N}; compare FVDs only at equal N and backbone")
-    result = {"metrics": out, "per_clip": rows, "warnings": warnings}
+    for what in ("candidates", "reference"):
+        gone = [k for k in skipped or [] if k["set"] == what]
+        if gone:
+            noun = {"candidates": "candidate", "reference": "reference"}[what] + ("s" if len(gone) > 1 else "")
+            warnings.append(f"{len(gone)} {noun} could not be scored and {'were' if len(gone) > 1 else 'was'} left out "
+                            f"(--skip-unreadable): " + "; ".join(k["why"] for k in gone[:3])
+                            + (f"; and {len(gone) - 3} more (see skipped)" if len(gone) > 3 else ""))
+    result = {"metrics": out, "per_clip": rows, "warnings": warnings, "skipped": skipped or []}
     if log_mlflow:
         result["mlflow_run_id"] = _log_run(candidates, reference, metrics, result)
     return result

@@ -117,6 +117,20 @@ class ObjectTrack:
         measured in these frames (what permanence and the kinematic laws read)."""
         return self.found if self.followed is None else self.found | self.followed
 
+    def misses(self, cfg: "TrackerConfig | None" = None) -> np.ndarray:
+        """str [T]: per frame, "found" or why not: "absent" (no blob of the colour), "scattered"
+        (the colour spread over pieces, none holding `min_share` of it), "not compact" (a blob,
+        but too sparse or elongated), "too small" / "too large" (a compact blob off the size)."""
+        cfg = cfg or DEFAULT_TRACKER
+        out = np.full(self.found.shape, "not compact", dtype=object)
+        with np.errstate(invalid="ignore"):
+            out[~self.blob & (self.share < cfg.min_share)] = "scattered"
+            out[self.blob & (self.area < cfg.min_area_ratio * self.expected_area)] = "too small"
+            out[self.blob & (self.area > cfg.max_area_ratio * self.expected_area)] = "too large"
+        out[np.isnan(self.area)] = "absent"
+        out[self.found] = "found"
+        return out
+
     def to_dict(self) -> dict:
         return {"shape": self.shape, "color": self.color, "size_name": self.size_name,
                 "expected_area": self.expected_area, "presence": self.presence,

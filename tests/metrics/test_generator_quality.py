@@ -25,6 +25,9 @@ def test_world_is_the_ceiling_and_noise_the_floor(probe):
     assert world["quality"]["objects_present"]["n"] == 6 and probe.protocol()["n"] == 6
     flat = QualityProbe.flat_metrics(noise)
     assert flat["quality/objects_present"] == 0.0 and flat["quality/fvd"] == noise["fvd"]["value"]
+    assert flat["quality/outcome_found"] < 0.1 and flat["quality/outcome_not_compact"] >= 0.0
+    assert all(QualityProbe.flat_metrics(world)[f"quality/objects_present_{k}"] == 1.0
+               for k in world["breakdown"]["objects_present_by_kind"])
 
 
 def test_same_probe_same_numbers_and_prompts_are_world_test_prompts(probe):
@@ -76,10 +79,27 @@ def test_paired_differences_of_clip_measures(probe):
 
     world = probe.evaluate(get_generator("world").generate)
     noise = clip_measures(get_generator("control:noise").generate(probe.prompts, probe.seeds))
-    assert set(world["measures"]) == {"objects_present", "object_frames", "falls_move_down", "physics_pass"}
+    assert set(world["measures"]) == {"objects_present", "object_frames", "falls_move_down", "physics_pass",
+                                      "outcomes", "kind"}
     assert all(len(v) == 6 for v in noise.values())
     d = paired_differences(world["measures"], noise)
     assert d["objects_present"]["value"] == 1.0 and not d["objects_present"]["ci_contains_zero"]
     assert d["object_frames"]["ci_low"] > 0.5 and d["physics_pass"]["n"] == 6
     same = paired_differences(noise, noise)
     assert all(v["value"] == 0.0 and v["ci_contains_zero"] for v in same.values())
+
+
+def test_failure_breakdown_says_where_objects_go_missing(probe):
+    from evalkit.metrics.generator_quality import OUTCOMES, clip_measures, failure_breakdown
+    from evalkit.world.captions import parse_caption
+
+    world = probe.evaluate(get_generator("world").generate)["breakdown"]
+    kinds = {parse_caption(p)["kind"] for p in probe.prompts}
+    assert set(world["objects_present_by_kind"]) == kinds
+    assert all(v["value"] == 1.0 for v in world["objects_present_by_kind"].values())
+    assert world["object_frame_outcomes"]["found"] == 1.0 and world["object_frames"] >= 6 * 16
+    noise = failure_breakdown(clip_measures(get_generator("control:noise").generate(probe.prompts, probe.seeds)))
+    shares = noise["object_frame_outcomes"]
+    assert set(shares) == set(OUTCOMES) and abs(sum(shares.values()) - 1.0) < 1e-9
+    assert shares["found"] < 0.1 and shares["absent"] + shares["scattered"] > 0.5
+    assert noise["object_frames"] == world["object_frames"]

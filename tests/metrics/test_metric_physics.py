@@ -17,6 +17,7 @@ from evalkit.metrics.stats import Estimate
 from evalkit.metrics.tracking_objects import expected_area, track_objects
 from evalkit.video import read_video, write_video
 from evalkit.world import WorldConfig, make_clip, make_clip_for_prompt
+from evalkit.world.spec import SIZES
 
 from .helpers import CHECKS, MetricCase, upd
 
@@ -99,6 +100,23 @@ def test_scattered_colour_noise_is_not_an_object():
     salted[:, rng.integers(0, 32, 3), rng.integers(0, 32, 3)] = (220, 40, 40)  # 3 lone pixels
     (tr,) = track_objects(salted, [("ball", "red", "medium")])
     assert tr.found.all()
+
+
+def test_tracker_says_why_an_object_is_missed():
+    """`ObjectTrack.misses` names each frame's outcome: a square of the right size is found; a
+    blank frame is absent; one of a quarter or four times the area is too small / too large; red
+    salt is scattered; a thin red line is not compact."""
+    frames = np.full((6, 32, 32, 3), 30, np.uint8)
+    red = (220, 40, 40)
+    d = round(SIZES["medium"] * 32)  # the side of a medium square, about 6 px
+    frames[0, 10:10 + d, 10:10 + d] = red
+    frames[2, 10:10 + d // 2, 10:10 + d // 2] = red
+    frames[3, 4:4 + 2 * d, 4:4 + 2 * d] = red
+    frames[4][np.random.default_rng(0).random((32, 32)) < 0.15] = red
+    frames[5, 16:18, 2:30] = red
+    (tr,) = track_objects(frames, [("square", "red", "medium")])
+    assert list(tr.misses()) == ["found", "absent", "too small", "too large", "scattered", "not compact"]
+    assert (tr.misses() == "found").tolist() == tr.found.tolist()
 
 
 def test_tracker_keeps_touching_objects_apart():

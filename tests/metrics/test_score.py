@@ -4,6 +4,7 @@ and every number carries its CI, N and protocol."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -105,7 +106,24 @@ def test_a_folder_of_videos_without_an_index_is_scored(capsys, folders, tmp_path
     capsys.readouterr()
     assert main(["score", str(loose), "--metrics", "flicker"]) == 2
     err = capsys.readouterr().err
-    assert "still.mp4: 1 frame" in err and err.count("\n") == 1
+    assert "still.mp4: 1 frame" in err and err.count("\n") == 1 and "--skip-unreadable" in err
+    # ... or, asked to, a folder with broken files scores the rest and names what it left out
+    (loose / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(200))
+    assert main(["score", str(loose), "--metrics", "flicker", "--skip-unreadable", "--json", str(out),
+                 "--no-mlflow"]) == 0
+    res = json.loads(out.read_text())
+    assert res["metrics"]["flicker"]["n"] == 3
+    assert sorted(Path(k["file"]).name for k in res["skipped"]) == ["broken.mp4", "still.mp4"]
+    assert all(k["set"] == "candidates" and k["why"] for k in res["skipped"])
+    (warn,) = [w for w in res["warnings"] if "--skip-unreadable" in w]
+    assert warn.startswith("2 candidates could not be scored") and "still.mp4: 1 frame" in warn
+    only_broken = tmp_path / "only_broken"
+    only_broken.mkdir()
+    (only_broken / "broken.mp4").write_bytes(bytes(100))
+    capsys.readouterr()
+    assert main(["score", str(only_broken), "--metrics", "flicker", "--skip-unreadable", "--no-mlflow"]) == 2
+    err = capsys.readouterr().err
+    assert "no video in it could be scored (1 left out" in err and err.count("\n") == 1
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["score", str(empty), "--metrics", "flicker"]) == 2
