@@ -220,6 +220,7 @@ def test_a_fade_in_and_out_is_undone_before_the_read(monkeypatch, real_videos_di
     (`--attacks handling`: these two clips, keys and payloads lost theirs to a fade over a quarter
     of the frames at each end); the detector now also reads the mean with each frame's gain
     undone, and `verify` names the fade."""
+    from benchmarks.robustness import attacks
     from benchmarks.robustness import watermark as bench
     from evalkit.provenance.verify import _edits
 
@@ -228,7 +229,7 @@ def test_a_fade_in_and_out_is_undone_before_the_read(monkeypatch, real_videos_di
              (carphone, "watermark-bench-0-23", "bbe28e863a36aea5")]
     for frames, secret, payload in cases:
         key, payload = make_key(secret), bytes.fromhex(payload)
-        faded = bench._fade(embed(frames, payload, key), 0.25)
+        faded = attacks._fade(embed(frames, payload, key), 0.25)
         d = detect(faded, key)
         assert d.detected and d.payload == payload and d.geometry["view"] == "fade undone"
         assert any("faded in or out" in e for e in _edits(d.geometry))
@@ -237,7 +238,7 @@ def test_a_fade_in_and_out_is_undone_before_the_read(monkeypatch, real_videos_di
             assert detect(faded, key).payload != payload
     # no swing in brightness, no extra view (and no extra read to pay for in the p-value)
     assert wm_grid.defaded_mean(world(1, 64, 8)) is None
-    assert wm_grid.defaded_mean(bench._flicker(world(1, 64, 8), 0.1)) is None
+    assert wm_grid.defaded_mean(attacks._flicker(world(1, 64, 8), 0.1)) is None
 
 
 def test_bars_are_found_only_where_flat_lines_never_change():
@@ -514,7 +515,8 @@ def test_decoding_random_soft_bits_never_gives_evidence(key):
 
 def test_benchmark_attacks_keep_the_clip_readable(tmp_path):
     """The robustness benchmark's attack helpers: shapes, even sizes, a real remux."""
-    from benchmarks.robustness import watermark as bench
+    from benchmarks.robustness import attacks as bench
+    from benchmarks.robustness import watermark as grid
 
     f = world(0, 64, 4)
     assert bench.resize(f, 0.75).shape == (4, 48, 48, 3)
@@ -540,7 +542,7 @@ def test_benchmark_attacks_keep_the_clip_readable(tmp_path):
     assert np.array_equal(bench.EDIT_ATTACKS["reverse"](g, 8.0, tmp_path)[0], g[-1])
     assert np.array_equal(bench._shift(g, 3, 0)[:, :, 3:], g[:, :, :-3])
     write_video(tmp_path / "a.mp4", f, fps=8.0)
-    (group, name, frames, fps), = bench.folder_clips(tmp_path)  # --clips: every .mp4 of a folder
+    (group, name, frames, fps), = grid.folder_clips(tmp_path)  # --clips: every .mp4 of a folder
     assert (group, name, frames.shape, fps) == ("folder", "a", f.shape, 8.0)
 
 

@@ -25,17 +25,18 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
+from benchmarks.robustness import attacks  # noqa: E402
 from benchmarks.robustness import watermark as grid  # noqa: E402
 from benchmarks.robustness import watermark_forgery as forgery  # noqa: E402
 from evalkit.provenance import registry  # noqa: E402
 from evalkit.provenance import watermark as wm  # noqa: E402
 from evalkit.provenance import wm_grid as geo  # noqa: E402
 
-ATTACKS = {**{k: grid.ATTACKS[k] for k in ("h264_crf30", "h264_crf40", "resize_0.5", "crop_0.8", "brightness_0.8",
+ATTACKS = {**{k: attacks.ATTACKS[k] for k in ("h264_crf30", "h264_crf40", "resize_0.5", "crop_0.8", "brightness_0.8",
                                            "contrast_1.2", "mirror", "letterbox+h264_crf23", "greyscale")},
-           **{k: grid.EXTRA_ATTACKS[k] for k in ("rotate_90+h264_crf23", "jpeg50", "caption+logo+h264_crf23",
+           **{k: attacks.EXTRA_ATTACKS[k] for k in ("rotate_90+h264_crf23", "jpeg50", "caption+logo+h264_crf23",
                                                  "noise_sigma25", "gaussian_blur_sigma1.5")},
-           **{k: grid.CROP_ATTACKS[k] for k in ("corner_crop_0.8+h264_crf23", "side_crop_0.7")}}
+           **{k: attacks.CROP_ATTACKS[k] for k in ("corner_crop_0.8+h264_crf23", "side_crop_0.7")}}
 
 
 def main(argv=None) -> int:

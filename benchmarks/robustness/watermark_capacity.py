@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-from benchmarks.robustness import watermark as grid  # noqa: E402  (the grid's clips and attacks)
+from benchmarks.robustness import watermark as grid  # noqa: E402  (the grid's clips)
+from benchmarks.robustness.attacks import h264  # noqa: E402
 from evalkit.provenance import wm_grid as geo  # noqa: E402
 from evalkit.provenance.watermark import detect, embed, get_config, make_key, marking_plan  # noqa: E402
 from evalkit.provenance.wm_read import Candidate, coefficient_llrs, search_lattice  # noqa: E402
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
             payload = rng.bytes(8)
             marked = embed(frames, payload, key, cfg)
             for crf in [None] + crfs:
-                x = marked if crf is None else grid.h264(marked, fps, crf, wd)
+                x = marked if crf is None else h264(marked, fps, crf, wd)
                 bits, n_code = channel_bits(x, payload, key, cfg)
                 read = detect(x, key, cfg).payload == payload  # what the blind detector returns
                 rows.append({"size": size, "clip": name, "attack": "none" if crf is None else f"h264_crf{crf}",
