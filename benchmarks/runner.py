@@ -375,7 +375,8 @@ def project_credentials(warnings: list):
 
 def _protector(paths):
     """Sign (C2PA) and watermark a freshly generated clip in place, as `generate --sign --watermark`."""
-    from evalkit.provenance.credentials import load_signer, load_watermark_key
+    from evalkit.provenance.credentials import load_watermark_key
+    from evalkit.provenance.signers import load_signer
     from evalkit.provenance.protect import protect_file
 
     signer = load_signer(paths.signer_cert, paths.signer_key)

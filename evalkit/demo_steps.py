@@ -86,7 +86,8 @@ def clip_statistics(folder: Path, config: WorldConfig) -> list[dict]:
 # ------------------------------------------------------------------------------- 2. generate
 def demo_credentials(out: Path):
     """Throw-away demo credentials under `out` (never the user's): a CA, a signer, a watermark key."""
-    from evalkit.provenance.credentials import init_keys, load_signer, load_watermark_key
+    from evalkit.provenance.credentials import init_keys, load_watermark_key
+    from evalkit.provenance.signers import load_signer
 
     keys = init_keys(dir=out / "credentials", org="evalkit demo", force=True)
     return keys, load_signer(keys.signer_cert, keys.signer_key), load_watermark_key(keys.watermark_key)

@@ -21,10 +21,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from evalkit.errors import EvalkitError, MissingResourceError
 from evalkit.provenance.c2pa import SigningError, sign_video
-from evalkit.provenance.credentials import (
-    CredentialsError, callback_signer, check_certificate_profile, init_keys, load_certificates,
-    load_signer, load_watermark_key, normalise_signature,
-)
+from evalkit.provenance.credentials import CredentialsError, check_certificate_profile, init_keys, load_certificates, load_watermark_key
+from evalkit.provenance.signers import callback_signer, load_signer, normalise_signature
 from evalkit.video import write_video
 from evalkit.world import WorldConfig, make_clip
 

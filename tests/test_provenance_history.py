@@ -12,7 +12,8 @@ import pytest
 from evalkit.cli import main
 from evalkit.errors import EXIT_BAD_INPUT, EXIT_OK, BadInputError, EvalkitError
 from evalkit.provenance.c2pa import IPTC, SOURCE_TYPES, SigningError, _sign_context, sign_file, sign_video
-from evalkit.provenance.credentials import init_keys, load_signer, load_watermark_key
+from evalkit.provenance.credentials import init_keys, load_watermark_key
+from evalkit.provenance.signers import load_signer
 from evalkit.provenance.manifest_history import MAX_DEPTH, MAX_NODES, ai_origin, ingredient_history
 from evalkit.provenance.verify import VERDICTS, verify_file
 from evalkit.video import write_video

@@ -15,7 +15,8 @@ import pytest
 from evalkit.cli import main
 from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, BadInputError
 from evalkit.provenance.c2pa import _sign_context, build_manifest
-from evalkit.provenance.credentials import init_keys, load_signer
+from evalkit.provenance.credentials import init_keys
+from evalkit.provenance.signers import load_signer
 from evalkit.provenance.verify import verify_file
 from evalkit.video import write_video
 from evalkit.world import WorldConfig, make_clip

@@ -14,7 +14,8 @@ from evalkit.cli import main
 from evalkit.provenance import registry
 from evalkit.provenance import watermark as wm
 from evalkit.provenance.c2pa import sign_file
-from evalkit.provenance.credentials import init_keys, load_signer, load_watermark_key
+from evalkit.provenance.credentials import init_keys, load_watermark_key
+from evalkit.provenance.signers import load_signer
 from evalkit.provenance.verify import verify_file
 from evalkit.video import read_video, remux, write_video
 from evalkit.world import WorldConfig, make_clip

@@ -27,7 +27,8 @@ from evalkit.errors import BadInputError, EvalkitError, MissingResourceError, Vi
 from evalkit.provenance.c2pa import (
     SOURCE_TYPES, SigningError, WatermarkInfo, _sign_context, build_manifest, has_c2pa_box, sign_file, sign_video,
 )
-from evalkit.provenance.credentials import init_keys, load_signer, load_watermark_key
+from evalkit.provenance.credentials import init_keys, load_watermark_key
+from evalkit.provenance.signers import load_signer
 from evalkit.provenance.verify import VERDICTS, load_trust, verify_exit_code, verify_file
 from evalkit.provenance.watermark import embed
 from evalkit.video import psnr, read_video, write_video
@@ -661,7 +662,7 @@ def _short_lived_signer(root, seconds: float):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    from evalkit.provenance.credentials import Signer
+    from evalkit.provenance.signers import Signer
 
     def name(cn):
         return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Short Org"),

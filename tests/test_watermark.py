@@ -740,7 +740,8 @@ def test_a_streamed_mark_equals_the_mark_made_in_memory(frames, size):
 def test_sign_streams_a_video_over_the_decode_limit(tmp_path, monkeypatch):
     # the decode limit guards memory; signing holds one segment, so a long video is not refused
     from evalkit.provenance.c2pa import default_payload, sign_file
-    from evalkit.provenance.credentials import init_keys, load_signer
+    from evalkit.provenance.credentials import init_keys
+    from evalkit.provenance.signers import load_signer
 
     creds = init_keys(tmp_path / "creds")
     clip = make_clip("test", 3, 0, WorldConfig(frames=72, size=128, noise=2.0))

@@ -13,7 +13,8 @@ import pytest
 
 from evalkit.clip import Clip
 from evalkit.provenance.c2pa import WatermarkInfo, _sign_context, build_manifest
-from evalkit.provenance.credentials import init_keys, load_signer
+from evalkit.provenance.credentials import init_keys
+from evalkit.provenance.signers import load_signer
 from evalkit.provenance.verify import verify_file
 from evalkit.provenance.watermark import detect, embed, make_key
 from evalkit.provenance.wm_confirm import confirm_payload

@@ -61,7 +61,8 @@ def main() -> None:
     import c2pa
 
     from evalkit.provenance import c2pa as ev
-    from evalkit.provenance.credentials import init_keys, load_signer
+    from evalkit.provenance.credentials import init_keys
+    from evalkit.provenance.signers import load_signer
     from evalkit.provenance.verify import _context, load_trust, read_provenance, verify_file
 
     with tempfile.TemporaryDirectory() as d:

@@ -262,7 +262,8 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidan
     prompt_list = load_prompts(prompts)
     post = None
     if sign or watermark:
-        from evalkit.provenance.credentials import load_signer, load_watermark_key
+        from evalkit.provenance.credentials import load_watermark_key
+        from evalkit.provenance.signers import load_signer
         from evalkit.provenance.protect import protect_file
 
         signer = load_signer() if sign else None  # missing credentials fail before any generation

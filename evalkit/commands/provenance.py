@@ -51,7 +51,8 @@ def keys_init(directory, org, force):
 def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa, no_register):
     """Sign a video with a C2PA manifest (and an invisible watermark) into DST."""
     from evalkit.provenance.c2pa import sign_file
-    from evalkit.provenance.credentials import load_signer, load_watermark_key
+    from evalkit.provenance.credentials import load_watermark_key
+    from evalkit.provenance.signers import load_signer
 
     check_tsa(tsa)
     signer = load_signer(cert, key)

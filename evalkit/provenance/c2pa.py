@@ -1,6 +1,6 @@
 """Sign videos with a C2PA manifest (c2pa-python `Builder`), optionally watermarking them first.
 
-    signer = load_signer()                                   # evalkit.provenance.credentials
+    signer = load_signer()                                   # evalkit.provenance.signers
     sign_video("clip.mp4", "clip.signed.mp4", signer=signer, source_type="trained",
                generator={"name": "uvit", "version": "small"},
                params={"prompt": "a red ball falls", "seed": 3, "sampler": "ddim", "steps": 50})
@@ -338,7 +338,7 @@ def sign_video(src, dst, *, signer, source_type: str | None = "trained", generat
                replace_manifest: bool = False, edit_of=None, transcoded: bool = False) -> Path:
     """Sign the MP4/MOV (or AVI, GIF: `EMBED_MIME`) `src` into `dst` with a C2PA manifest; returns `dst`.
 
-    `signer` is an `evalkit.provenance.credentials.Signer` (`load_signer()` or
+    `signer` is an `evalkit.provenance.signers.Signer` (`load_signer()` or
     `callback_signer(...)`). `source_type` is trained | capture | composite (or an IPTC URL).
     `generator` {"name", "version"} becomes the created action's softwareAgent; `params`
     (prompt -> prompt_sha256, seed, sampler, steps, guidance, weights_sha256, ...) the
