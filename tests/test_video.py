@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from evalkit import video
+from evalkit import video, video_write
 from evalkit.clip import Clip
 from evalkit.errors import BadInputError, MissingResourceError, VideoError
 from evalkit.video import VideoLimits, iter_frames, probe_video, psnr, read_video, write_video
@@ -221,7 +221,7 @@ def test_failed_write_keeps_old_target_and_leaves_no_temp(tmp_path, frames, monk
         assert Path(src).name.startswith(".keep.partial-")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(video.os, "replace", broken_replace)
+    monkeypatch.setattr(video_write.os, "replace", broken_replace)
     with pytest.raises(VideoError) as e:
         write_video(target, frames, fps=25)
     check_error(e, target)
@@ -230,7 +230,7 @@ def test_failed_write_keeps_old_target_and_leaves_no_temp(tmp_path, frames, monk
     def interrupted(src, dst):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(video.os, "replace", interrupted)
+    monkeypatch.setattr(video_write.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):  # not swallowed, not wrapped; still cleaned up
         write_video(target, frames, fps=25)
     assert target.read_bytes() == old and os.listdir(tmp_path) == ["keep.mp4"]
