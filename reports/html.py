@@ -18,6 +18,7 @@ import base64
 import html
 import io
 import math
+import re
 from datetime import datetime, timezone
 
 import numpy as np
@@ -240,8 +241,10 @@ def watermark_curves(experiment: str = WATERMARK_EXPERIMENT) -> str:
     attacks = summary["attacks"]
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1, 1.4]})
-    crf = [(0, "none")] + sorted((int(k.split("crf")[1]), k) for k in attacks if k.startswith("h264_crf"))
-    crf = [(x, k) for x, k in crf if k in attacks]
+    # The re-encoding curve: "none" and the plain H.264 rows (h264_crf23, ...); combined attacks
+    # (h264_crf18+crf30, resize_0.75+h264_crf30) are bars beside it.
+    plain = {k: int(m.group(1)) for k in attacks if (m := re.fullmatch(r"h264_crf(\d+)", k))}
+    crf = [(x, k) for x, k in [(0, "none")] + sorted((v, k) for k, v in plain.items()) if k in attacks]
     for key, label in (("bit_acc", "bit accuracy"), ("payload", "payload recovered"), ("detect", "detected"),
                        ("known", "known payload confirmed")):
         if key == "known" and not any(key in attacks[k] for _, k in crf):
@@ -250,7 +253,7 @@ def watermark_curves(experiment: str = WATERMARK_EXPERIMENT) -> str:
     a1.set_xticks([x for x, _ in crf], ["no re-encode" if x == 0 else f"CRF {x}" for x, _ in crf], fontsize=8)
     a1.set(ylim=(0, 1.05), title="H.264 re-encoding")
     a1.legend(fontsize=8)
-    others = [k for k in attacks if not k.startswith("h264_crf") and k != "none"]
+    others = [k for k in attacks if k not in plain and k != "none"]
     a2.barh(others, [attacks[k].get("payload", math.nan) for k in others], color="#4C72B0")
     a2.set(xlim=(0, 1.05), title="payload recovered, other attacks")
     a2.invert_yaxis()
