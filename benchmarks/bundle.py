@@ -168,10 +168,47 @@ def _read(path: Path, what: str) -> dict:
     return obj
 
 
+def _check_structure(bundle: dict, path: Path) -> None:
+    """A bundle is read before its signature is checked, so it may be anything: every field that
+    verification reads must have its type, or the file is refused with the field named (a one-line
+    error, never a traceback on a hostile file)."""
+    def need(ok: bool, field: str, kind: str):
+        if not ok:
+            raise BadInputError(f"{path}: not a valid result bundle ({field} must be {kind}); use the "
+                                "bundle.json that `evalkit bench run` wrote")
+
+    suite = bundle.get("suite")
+    need(isinstance(suite, dict), "suite", "an object")
+    need(isinstance(suite.get("name"), str) and isinstance(suite.get("hash"), str), "suite.name and suite.hash",
+         "strings")
+    need(isinstance(suite.get("canonical"), dict), "suite.canonical", "an object")
+    need(isinstance(bundle.get("model"), str), "model", "a string")
+    need(isinstance(bundle.get("metrics", {}), dict), "metrics", "an object")
+    need(isinstance(bundle.get("reference", {}), dict), "reference", "an object")
+    clips = bundle.get("clips")
+    need(isinstance(clips, list), "clips", "a list")
+    for i, c in enumerate(clips):
+        need(isinstance(c, dict) and all(isinstance(c.get(k), str) for k in ("id", "file", "sha256")),
+             f"clips[{i}]", "an object with string id, file and sha256")
+
+
+def _inside(folder: Path, name: str) -> Path | None:
+    """`folder / name` when it stays inside `folder` (a relative path, no `..` out of it), else None:
+    a bundle names its clips, and a hostile one must not make verification read other files."""
+    p = Path(name)
+    if p.is_absolute() or not name:
+        return None
+    full = (folder / p).resolve()
+    return full if full.is_relative_to(folder.resolve()) else None
+
+
 def _same(a, b) -> bool:
     if a is None or b is None:
         return a is None and b is None
-    return float(a) == float(b)
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):  # a hostile bundle's "number"
+        return False
 
 
 def verify_bundle(bundle_path, *, clips=None, trust=None, recompute: bool = False, progress: bool = False) -> dict:
@@ -186,6 +223,7 @@ def verify_bundle(bundle_path, *, clips=None, trust=None, recompute: bool = Fals
     sig = _read(bundle_path.with_name(SIG_FILE), "bundle signature")
     if bundle.get("format") != FORMAT:
         raise BadInputError(f"{bundle_path}: not an evalkit bench bundle (format {bundle.get('format')!r})")
+    _check_structure(bundle, bundle_path)
     trust_pem = None
     if trust is not None:
         from evalkit.provenance.verify import load_trust
@@ -203,19 +241,25 @@ def verify_bundle(bundle_path, *, clips=None, trust=None, recompute: bool = Fals
         folder = Path(clips)
         if not folder.is_dir():
             raise MissingResourceError(f"{folder}: no such folder of clips (--clips); give the run's folder")
-        bad, missing = [], []
+        bad, missing, outside = [], [], []
         for c in bundle["clips"]:
-            p = folder / c["file"]
-            if not p.is_file():
+            p = _inside(folder, c["file"])
+            if p is None:
+                outside.append(c["id"])
+            elif not p.is_file():
                 missing.append(c["id"])
             elif sha256_file(p) != c["sha256"]:
                 bad.append(c["id"])
-        report["clips"] = {"checked": len(bundle["clips"]), "mismatched": bad, "missing": missing}
+        report["clips"] = {"checked": len(bundle["clips"]), "mismatched": bad, "missing": missing,
+                           "outside": outside}
+        if outside:
+            problems.append(f"{len(outside)} clip(s) name a file outside the run's folder (not read): "
+                            f"{', '.join(outside[:5])}")
         if bad:
             problems.append(f"{len(bad)} clip(s) differ from their SHA-256 in the bundle: {', '.join(bad[:5])}")
         if missing:
             problems.append(f"{len(missing)} clip(s) missing from {folder}: {', '.join(missing[:5])}")
-        if recompute and not bad and not missing:
+        if recompute and not bad and not missing and not outside:
             report["recompute"] = _recompute(bundle, folder, problems, progress)
     elif recompute:
         raise BadInputError("--recompute needs --clips DIR (the run's folder of clips)")
@@ -231,20 +275,20 @@ def _recompute(bundle: dict, folder: Path, problems: list, progress: bool) -> di
 
     suite = suite_from_canonical(bundle["suite"]["canonical"])
     recs = read_index(folder)
-    want = [(c["id"], c["prompt"], c["seed"]) for c in bundle["clips"]]
+    want = [(c["id"], c.get("prompt"), c.get("seed")) for c in bundle["clips"]]
     if [(r["id"], r["prompt"], r.get("seed")) for r in recs] != want:
         problems.append(f"{folder}/index.jsonl does not list the bundle's clips in its order")
         return {"checked": 0, "mismatched": []}
     reference = reference_folder(suite, suite.select(bundle.get("max_prompts")), progress)
-    if folder_digest(reference) != bundle["reference"]["digest"]:
+    if folder_digest(reference) != bundle.get("reference", {}).get("digest"):
         problems.append("the re-rendered reference set differs from the run's (another video encoder build?); "
                         "FVD/KVD cannot be compared exactly")
-    scored = score_run(suite, folder, reference, {c["id"]: c["part"] for c in bundle["clips"]}, progress=progress,
+    scored = score_run(suite, folder, reference, {c["id"]: c.get("part") for c in bundle["clips"]}, progress=progress,
                        use_cache=False)  # a recomputation, not a cache read
     mismatched = []
     for name, m in scored["metrics"].items():
-        b = bundle["metrics"].get(name)
-        if b is None or not all(_same(m[k], b[k]) for k in ("value", "ci_low", "ci_high", "n")):
+        b = bundle.get("metrics", {}).get(name)
+        if not isinstance(b, dict) or not all(_same(m[k], b.get(k)) for k in ("value", "ci_low", "ci_high", "n")):
             mismatched.append({"metric": name, "bundle": b, "recomputed": m})
     if mismatched:
         problems.append(f"{len(mismatched)} metric(s) differ when recomputed: "

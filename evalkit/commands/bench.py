@@ -102,7 +102,8 @@ def bench_verify(bundle, clips, trust, recompute, as_json):
         click.echo(f"  signature: {'valid' if sig.get('valid') else 'INVALID'} ({sig.get('signer')}; {trusted})")
         if r["clips"] is not None:
             c = r["clips"]
-            click.echo(f"  clips: {c['checked'] - len(c['mismatched']) - len(c['missing'])}/{c['checked']} match")
+            unmatched = len(c["mismatched"]) + len(c["missing"]) + len(c.get("outside", []))
+            click.echo(f"  clips: {c['checked'] - unmatched}/{c['checked']} match")
         if r["recompute"] is not None:
             rc = r["recompute"]
             click.echo(f"  recomputed: {rc['checked'] - len(rc['mismatched'])}/{rc['checked']} metrics identical")

@@ -5,6 +5,7 @@ numbers of an uninterrupted one; bundles that verify and that catch tampering.""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -12,7 +13,7 @@ from benchmarks import schema
 from benchmarks.bundle import verify_bundle
 from benchmarks.runner import run_suite
 from benchmarks.suite import load_suite
-from evalkit.errors import EXIT_CHECK_FAILED
+from evalkit.errors import EXIT_CHECK_FAILED, BadInputError
 
 TINY = """\
 name: tiny
@@ -114,6 +115,21 @@ def test_bundle_verifies_and_catches_tampering(mlflow_store, tiny, tmp_path):
     forged = verify_bundle(res.bundle)
     assert not forged["ok"] and forged["exit_code"] == EXIT_CHECK_FAILED
     assert any("signature does not match" in p for p in forged["problems"])
+
+    # A hostile bundle: a clip named outside the run's folder is not read, and a malformed
+    # structure is a one-line refusal naming the field, never a traceback
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not a clip")
+    for name in ("../../secret.txt", str(secret)):
+        b["clips"][0]["file"] = name
+        res.bundle.write_text(json.dumps(b))
+        out = verify_bundle(res.bundle, clips=res.folder, recompute=True)
+        assert not out["ok"] and out["clips"]["outside"] == [b["clips"][0]["id"]] and out["recompute"] is None
+    for field, value, says in (("clips", "nope", "clips must be a list"), ("suite", {"name": 1}, "suite.name"),
+                               ("clips", [{"id": 3}], "clips[0] must be an object")):
+        res.bundle.write_text(json.dumps({**b, field: value}))
+        with pytest.raises(BadInputError, match=re.escape(says)):
+            verify_bundle(res.bundle, clips=res.folder)
 
 
 class Killed(Exception):
