@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -23,6 +24,15 @@ def torch_save_atomic(payload: dict, path) -> Path:
     return path
 
 
+def load_failure(e: BaseException, limit: int = 200) -> str:
+    """Why a user's checkpoint did not load, for a one-line error. torch's refusal of a non-torch
+    file ends in advice to load it with weights_only=False (that would run the file's pickled
+    code), so that case is named for what it is instead."""
+    if isinstance(e, (pickle.UnpicklingError, EOFError)) or "Weights only load failed" in str(e):
+        return "not a PyTorch checkpoint, or a damaged one"
+    return " ".join(str(e).split())[:limit] or type(e).__name__
+
+
 def torch_load_checked(path, fmt: str, what: str, device: torch.device = torch.device("cpu")) -> dict:
     """A checkpoint written by `torch_save_atomic` with `"format": fmt`, loaded with
     weights_only=True (no pickled code runs). A missing file is MissingResourceError; anything
@@ -35,7 +45,7 @@ def torch_load_checked(path, fmt: str, what: str, device: torch.device = torch.d
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # any failure to read a user-given file is bad input, not a bug
-        raise BadInputError(f"{path}: unreadable or corrupt checkpoint ({' '.join(str(e).split())[:200]}); "
+        raise BadInputError(f"{path}: unreadable or corrupt checkpoint ({load_failure(e)}); "
                             "train again or pick another") from None
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         raise BadInputError(f"{path}: not an evalkit {what} training checkpoint; train again or pick another")

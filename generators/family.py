@@ -18,6 +18,7 @@ import torch
 from evalkit.clip import Clip
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.hashing import sha256_file
+from generators.checkpoints import load_failure
 from generators.uvit.layers import flush_denormal
 from generators.uvit.text import token_count
 
@@ -72,7 +73,7 @@ class OnePassGenerator:
         except (BadInputError, MissingResourceError):
             raise
         except Exception as e:  # a user-given file that does not load is bad input, not a bug
-            msg = " ".join(str(e).split())[:160]
+            msg = load_failure(e, 160)
             raise BadInputError(f"{path}: unreadable or corrupt {cls.label} checkpoint ({msg}); "
                                 "retrain or pick another")
         return net.requires_grad_(False).eval()

@@ -30,7 +30,7 @@ import torch
 
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.world import WorldConfig, make_clip
-from generators.checkpoints import save_safetensors_atomic, torch_load_checked
+from generators.checkpoints import load_failure, save_safetensors_atomic, torch_load_checked
 
 EXPERIMENT = "evalkit-generator-train"
 # TrainConfig fields that do not change the trained weights: left out of an export's metadata
@@ -126,7 +126,7 @@ def read_checkpoint(path, fmt: str, what: str, tc_cls, build_state: Callable, re
     except (BadInputError, MissingResourceError):
         raise
     except Exception as e:  # any failure to read a user-given file is bad input, not a bug
-        msg = " ".join(str(e).split())[:200]
+        msg = load_failure(e, 200)
         raise BadInputError(f"{path}: unreadable or corrupt {what} checkpoint ({msg}); "
                             "train again or pick another")
     state.step, state.clips_seen = int(payload["step"]), int(payload["clips_seen"])

@@ -42,7 +42,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import re
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -434,6 +436,10 @@ def _open_clip_model(name: str, weights: clip_weights.ClipWeights, source: str, 
             else:
                 model = open_clip.create_model(name, pretrained=str(weights.file.resolve()), device=device,
                                                **force)
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as e:  # not a torch file at all
+        raise BadInputError(f"{source} is not a PyTorch weights file, or is damaged ({type(e).__name__}); "
+                            f"give open_clip weights for {name} (OpenAI's ViT-B-32.pt, an open_clip state "
+                            "dict or a Hugging Face snapshot folder)") from None
     except (RuntimeError, KeyError, ValueError, OSError) as e:
         raise BadInputError(f"{source} does not hold open_clip weights for {name} "
                             f"({type(e).__name__}: {str(e)[:120]}); if it is another architecture, "

@@ -16,7 +16,7 @@ import torch
 from evalkit.clip import Clip
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.hashing import sha256_file
-from generators.checkpoints import save_safetensors_atomic
+from generators.checkpoints import load_failure, save_safetensors_atomic
 from generators.training import pick_device
 
 from .configs import PRESETS, UViTConfig
@@ -106,7 +106,7 @@ def load_network(path: Path, expect_preset: str | None = None) -> TextToVideoUVi
     except (BadInputError, MissingResourceError):
         raise
     except Exception as e:
-        msg = " ".join(str(e).split())[:160]
+        msg = load_failure(e, 160)
         raise BadInputError(f"{path}: unreadable or corrupt U-ViT checkpoint ({msg}); re-export or retrain it")
     if expect_preset and net.cfg.name != expect_preset:
         raise BadInputError(f"{path}: a checkpoint of preset {net.cfg.name!r}, not {expect_preset!r}")

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 
 from evalkit.errors import BadInputError
-from generators.checkpoints import torch_load_checked, torch_save_atomic
+from generators.checkpoints import load_failure, torch_load_checked, torch_save_atomic
 from generators.prefetch import Prefetcher
 from generators.training import ClipSource, pick_device
 from generators.training import sample_seed as _sample_seed
@@ -211,7 +211,7 @@ def load_checkpoint(path, device: torch.device = torch.device("cpu")) -> tuple[T
         state.ema.load_state_dict(payload["ema"])
         state.opt.load_state_dict(payload["opt"])
     except Exception as e:  # any failure to read a user-given file is bad input, not a bug
-        msg = " ".join(str(e).split())[:200]
+        msg = load_failure(e, 200)
         raise BadInputError(f"{path}: unreadable or corrupt checkpoint ({msg}); train again or pick another")
     state.step, state.clips_seen = int(payload["step"]), int(payload["clips_seen"])
     state.seconds, state.cpu_seconds = float(payload["seconds"]), float(payload["cpu_seconds"])

@@ -56,6 +56,9 @@ def test_missing_or_corrupt_checkpoint_is_a_one_line_error(family, tmp_path):
         with pytest.raises(BadInputError) as e:
             get_generator(f"{family}:{tmp_path / name}")
         assert "\n" not in str(e.value) and str(tmp_path / name) in str(e.value)
+    # torch's refusal of a non-torch file advises weights_only=False (running the file's pickled
+    # code): the error names the file for what it is instead
+    assert "not a PyTorch checkpoint" in str(e.value) and "weights_only" not in str(e.value)
     (tmp_path / "weights.txt").write_text("x")
     with pytest.raises(BadInputError, match="not a .safetensors or .pt"):
         get_generator(f"{family}:{tmp_path / 'weights.txt'}")

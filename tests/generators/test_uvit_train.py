@@ -182,6 +182,10 @@ def test_bad_checkpoints_and_prompts_are_clear_errors(tmp_path):
         UViTGenerator("gigantic")
     with pytest.raises(BadInputError, match="corrupt"):
         load_checkpoint(bad)
+    (tmp_path / "bad.pt").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(BadInputError, match="not a PyTorch checkpoint") as e:
+        load_checkpoint(tmp_path / "bad.pt")
+    assert "weights_only" not in str(e.value)
     train(TINY, tmp_path / "t.pt", progress=False, log_mlflow=False)
     gen = UViTGenerator(str(tmp_path / "t.pt"), steps=2)
     with pytest.raises(BadInputError, match="tokens"):

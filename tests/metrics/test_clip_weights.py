@@ -145,6 +145,14 @@ def test_refused_forms_name_the_input(tmp_path):
         bb.load_clip(enc.WORLD_CLIP_MODEL, pretrained=damaged)
     assert str(damaged) in str(e.value) and "\n" not in str(e.value)
 
+    # not a torch file at all (a download that saved an HTML page, random bytes): a one-line
+    # error, not torch's unpickling failure escaping as an internal error
+    for name, data in (("page.pt", b"<!DOCTYPE html><html>Sign in</html>"), ("noise.bin", bytes(range(256)) * 8)):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(BadInputError, match="not a PyTorch weights file") as e:
+            bb.load_clip(enc.WORLD_CLIP_MODEL, pretrained=tmp_path / name)
+        assert "\n" not in str(e.value) and "weights_only" not in str(e.value)
+
 
 def test_openai_release_is_named_by_its_hash(tmp_path, monkeypatch):
     path = tmp_path / "w.pt"
