@@ -244,8 +244,15 @@ class Detector:
 
         folder = Path(folder)
         meta = json.loads((folder / "detector.json").read_text())
-        if meta.get("format") != "evalkit-detector/1":
-            raise ValueError(f"{folder}: not an evalkit detector (format {meta.get('format')!r})")
+        if not isinstance(meta, dict) or meta.get("format") != "evalkit-detector/1":
+            raise ValueError(f"not an evalkit detector (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+        # The numbers every decision reads, checked here rather than failing mid-prediction.
+        for key in ("threshold", "real_below", "target_fpr", "stack_intercept"):
+            if key in meta and (isinstance(meta[key], bool) or not isinstance(meta[key], (int, float))):
+                raise ValueError(f"detector.json: {key} must be a number, got {meta[key]!r}")
+        for key, kind in (("name", str), ("protocol", dict), ("family_states", list), ("calibration", str)):
+            if not isinstance(meta.get(key), kind):
+                raise ValueError(f"detector.json: {key} must be a {kind.__name__}")
         arrays = load_file(str(folder / "weights.safetensors"))
         protocol = Protocol(**meta["protocol"])
         fams = []

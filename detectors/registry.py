@@ -6,7 +6,6 @@ A name is looked up in that order, so a user who retrains `default` gets their o
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 
@@ -63,8 +62,9 @@ def load_detector(name: str | None = None):
     path = detector_path(name)
     try:
         det = Detector.load(path)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-        raise MissingResourceError(f"{path}: detector files are damaged ({type(e).__name__}: {e}); "
+    except Exception as e:  # noqa: BLE001  any failure to load the detector's files means damaged files
+        reason = " ".join(str(e).split())[:200]
+        raise MissingResourceError(f"{path}: detector files are damaged ({type(e).__name__}: {reason}); "
                                    "retrain it with `evalkit detectors train`") from None
     det.weights_sha256 = weights_sha256(path)
     det.path = path

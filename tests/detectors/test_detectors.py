@@ -242,6 +242,28 @@ def test_detector_save_load_gives_identical_probabilities(tmp_path):
     assert again.combine == "trimmed" and np.array_equal(again.predict_batch(x), det.predict_batch(x))
 
 
+def test_damaged_detector_files_are_one_line_errors(tmp_path, monkeypatch):
+    """A detector folder is user data: unreadable weights or a detector.json with a wrong type
+    are refused when loaded, naming the folder (exit 3), never an internal error mid-prediction."""
+    import shutil
+
+    from detectors.registry import SHIPPED, load_detector
+    from evalkit.errors import MissingResourceError
+
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path))
+    for case, damage in (("weights", lambda d: (d / "weights.safetensors").write_bytes(b"\xff" * 64)),
+                         ("threshold", lambda d: (d / "detector.json").write_text(json.dumps(
+                             {**json.loads((d / "detector.json").read_text()), "threshold": "high"}))),
+                         ("json", lambda d: (d / "detector.json").write_text("{oops"))):
+        folder = tmp_path / "detectors" / case
+        shutil.copytree(SHIPPED / "default", folder)
+        damage(folder)
+        with pytest.raises(MissingResourceError, match="detector files are damaged") as e:
+            load_detector(case)
+        assert str(folder) in str(e.value) and "\n" not in str(e.value)
+    assert load_detector().threshold > 0.5  # the shipped one still loads
+
+
 class ColumnFamily:
     """A stand-in family whose logit for a clip is one column of the 'batch' it is given."""
 
