@@ -67,6 +67,7 @@ def check_reachable(timeout: float = 5.0) -> None:
     MLflow 3 unless MLFLOW_ALLOW_FILE_STORE opts in; say so in one line, before the work."""
     uri = tracking_uri()
     _check_file_store(uri)
+    _check_sqlite_file(uri)
     if not uri.startswith(("http://", "https://")) or uri in _REACHED:
         return
     import requests
@@ -82,6 +83,24 @@ def check_reachable(timeout: float = 5.0) -> None:
                                    "reachable one or unset it for a local store, or pass --no-mlflow where "
                                    "offered") from None
     _REACHED.add(uri)
+
+
+def _check_sqlite_file(uri: str) -> None:
+    """A `sqlite:///PATH` store whose file exists but is not an SQLite database (a typo'd path onto
+    another file, a truncated copy) is one line here, not SQLAlchemy's error from inside MLflow."""
+    from evalkit.errors import BadInputError
+
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return  # absent (MLflow creates it) or unreadable (MLflow says so)
+    if head and head != b"SQLite format 3\x00":
+        raise BadInputError(f"{path} (the MLflow store, MLFLOW_TRACKING_URI={uri}) is not an SQLite database; "
+                            "point MLFLOW_TRACKING_URI at an MLflow store, or unset it for ./mlflow.db")
 
 
 def _check_file_store(uri: str) -> None:

@@ -235,3 +235,21 @@ def test_a_file_store_is_named_before_the_work(monkeypatch, tmp_path, capsys, re
     assert main(["score", str(clip), "--metrics", "flicker"]) == 0
     assert (store / "0").exists() or any(store.iterdir())
     assert tracking.runs_frame("evalkit-score").shape[0] == 1
+
+
+def test_a_store_that_is_not_a_database_is_named_before_the_work(monkeypatch, tmp_path, capsys, real_videos_dir):
+    """MLFLOW_TRACKING_URI=sqlite:///FILE where FILE is something else (a typo onto another
+    file, a truncated copy): SQLAlchemy's DatabaseError came out of MLflow as an internal error."""
+    from evalkit.cli import main
+    from evalkit.errors import EXIT_BAD_INPUT
+
+    bogus = tmp_path / "notes.db"
+    bogus.write_text("not a database\n")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{bogus}")
+    clip = real_videos_dir / "carphone_pristine.mp4"
+    assert main(["score", str(clip), "--metrics", "flicker"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "is not an SQLite database" in err and str(bogus) in err and err.count("\n") == 1
+    assert bogus.read_text() == "not a database\n"  # untouched
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert main(["score", str(clip), "--metrics", "flicker"]) == 0  # absent: MLflow creates it

@@ -117,6 +117,14 @@ def test_write_is_atomic(tmp_path):
     p = write_text_atomic(tmp_path / "a" / "x.html", "one")
     write_text_atomic(p, "two")
     assert p.read_text() == "two" and [f.name for f in p.parent.iterdir()] == ["x.html"]
+    # a folder given as the file, or a file where a folder should be: one line, nothing written
+    from evalkit.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="is a folder"):
+        write_text_atomic(p.parent, "three")
+    with pytest.raises(BadInputError, match="cannot write it"):
+        write_text_atomic(p / "inside.html", "three")
+    assert p.read_text() == "two" and [f.name for f in p.parent.iterdir()] == ["x.html"]
 
 
 BROWSER = find_browser()
