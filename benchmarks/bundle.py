@@ -97,7 +97,7 @@ def sign_bytes(data: bytes, paths) -> dict:
 
 def write_signed_bundle(bundle: dict, folder: Path, paths) -> tuple[Path, Path]:
     """bundle.json (indented, for people) and bundle.sig in `folder`, each written atomically."""
-    from benchmarks.runner import write_atomic
+    from evalkit.atomic import write_atomic
 
     sig = sign_bytes(canonical_json(bundle), paths)
     b = write_atomic(folder / BUNDLE_FILE, (json.dumps(bundle, indent=1, sort_keys=True) + "\n").encode())

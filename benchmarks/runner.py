@@ -42,6 +42,7 @@ import numpy as np
 from benchmarks import schema
 from benchmarks.executors import LocalExecutor, Shard
 from benchmarks.suite import Suite, SuitePrompt, canonical_json, load_suite
+from evalkit.atomic import write_atomic
 from evalkit.errors import BadInputError
 from evalkit.hashing import sha256_file
 
@@ -68,18 +69,6 @@ class RunResult:
 
 def _sha(obj) -> str:
     return hashlib.sha256(canonical_json(obj)).hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write to a hidden temporary name beside `path`, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _read_json(path: Path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from evalkit.atomic import check_output_file, write_atomic
 from evalkit.commands.options import positive
 from evalkit.errors import BadInputError
 
@@ -38,15 +39,15 @@ def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_b
     names = parse_metrics(metrics)
     if "fvd" in names and reference is None:
         raise BadInputError("--metrics includes fvd: give --reference REAL (a folder of real clips)")
+    if json_file is not None:  # before the work, not after it
+        check_output_file(json_file, "scores.json")
     result = score_folders(candidates, reference, names, video_backbone="i3d" if i3d else video_backbone,
                            video_backbone_path=i3d, clip_backbone=clip_backbone, clip_backbone_path=clip_weights,
                            log_mlflow=not no_mlflow, skip_unreadable=skip_unreadable)
     if json_file is not None:
         from evalkit.tracking import _jsonable
 
-        tmp = json_file.with_name(f".{json_file.name}.partial")
-        tmp.write_text(json.dumps(_jsonable(result), indent=1))
-        tmp.replace(json_file)
+        write_atomic(json_file, json.dumps(_jsonable(result), indent=1))
     for name, m in result["metrics"].items():
         ci = f"[{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if m["ci_low"] is not None else "(no CI)"
         click.echo(f"{name:<44} {m['value']:>10.4g} {ci:<24} n={m['n']}")

@@ -72,6 +72,13 @@ def test_score_bad_input(capsys, folders, tmp_path, mlflow_store):
     assert main(["score", str(tmp_path / "nothing"), "--metrics", "flicker"]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 3 and "Traceback" not in err
+    # a --json target that cannot be a file is refused before the scoring, not after it
+    (tmp_path / "afile").write_text("x")
+    for target, says in ((tmp_path, "is a folder"), (tmp_path / "afile" / "s.json", "is a file, not a folder")):
+        assert main(["score", str(folders / "world"), "--metrics", "flicker", "--json", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not list(tmp_path.glob(".*partial")) and not list(tmp_path.parent.glob(f".{tmp_path.name}*"))
 
 
 def test_a_folder_of_videos_without_an_index_is_scored(capsys, folders, tmp_path, real_videos_dir, mlflow_store):
