@@ -139,6 +139,11 @@ def iter_clips(folder, **read_kw) -> Iterator[Clip]:
 def _check_target(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BadInputError(f"{out}: already exists and is not empty; choose a new folder or remove it")
+    for parent in out.parents:  # the nearest existing ancestor must be a folder to make `out` in
+        if parent.exists():
+            if not parent.is_dir():
+                raise BadInputError(f"{out}: {parent} is a file, not a folder; choose another path")
+            break
 
 
 class ClipFolderWriter:
@@ -154,9 +159,13 @@ class ClipFolderWriter:
         self.records: list[dict] = []
 
     def __enter__(self) -> "ClipFolderWriter":
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(self.stage, ignore_errors=True)
-        (self.stage / "clips").mkdir(parents=True)
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(self.stage, ignore_errors=True)
+            (self.stage / "clips").mkdir(parents=True)
+        except OSError as e:  # read-only, or a file in the way
+            raise BadInputError(f"{self.out}: cannot write clips here ({e.strerror or type(e).__name__}); "
+                                "choose another folder") from None
         return self
 
     def add(self, clip: Clip, record: dict) -> dict:

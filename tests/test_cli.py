@@ -163,6 +163,10 @@ def test_world_render_refuses_to_overwrite_a_non_empty_folder(capsys, tmp_path):
     code, _, err = run(capsys, "world", "render", str(out), "--n", "2")
     assert code == EXIT_BAD_INPUT and "not empty" in err
     assert (out / "precious.txt").read_text() == "keep me" and len(list(out.iterdir())) == 1
+    # ... and a folder asked for under a file is one line too (it was an internal error)
+    code, _, err = run(capsys, "world", "render", str(out / "precious.txt" / "clips"), "--n", "2")
+    assert code == EXIT_BAD_INPUT and "is a file, not a folder" in err and err.count("\n") == 1
+    assert len(list(out.iterdir())) == 1
 
 
 def test_world_render_is_deterministic(capsys, tmp_path):
