@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -43,7 +44,9 @@ def torch_load_checked(path, fmt: str, what: str, device: torch.device = torch.d
     if not path.is_file():
         raise MissingResourceError(f"{path}: no such {what} checkpoint; check the path")
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a raw pickle's protocol: the error below says it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # any failure to read a user-given file is bad input, not a bug
         raise BadInputError(f"{path}: unreadable or corrupt checkpoint ({load_failure(e)}); "
                             "train again or pick another") from None
