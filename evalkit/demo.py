@@ -91,10 +91,16 @@ class DemoResult:
 
 
 def _prepare_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"{out}: is a file; --out is the folder the demo writes into, choose another")
     if out.exists() and any(out.iterdir()) and not (out / _MARKER).exists():
         raise BadInputError(f"{out}: exists and was not made by `evalkit demo`; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / _MARKER).write_text("made by evalkit demo; replaced on each run\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / _MARKER).write_text("made by evalkit demo; replaced on each run\n")
+    except OSError as e:  # a file where a parent folder should be, a read-only place
+        raise BadInputError(f"{out}: cannot write the demo here ({e.strerror or type(e).__name__}); choose "
+                            "another --out") from None
 
 
 def _scores_table(scores: dict[str, dict]) -> str:

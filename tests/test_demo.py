@@ -126,6 +126,10 @@ def test_demo_refuses_foreign_folders_and_bad_sizes(mlflow_store, tmp_path):
     (foreign / "thesis.tex").write_text("x")
     assert main(["demo", "--out", str(foreign)]) == EXIT_BAD_INPUT
     assert [p.name for p in foreign.iterdir()] == ["thesis.tex"]
+    # a file, or a folder under a file: refused in one line (were internal errors), the file kept
+    for out in (foreign / "thesis.tex", foreign / "thesis.tex" / "demo"):
+        assert main(["demo", "--out", str(out)]) == EXIT_BAD_INPUT
+    assert (foreign / "thesis.tex").read_text() == "x"
     assert main(["demo", "--out", str(tmp_path / "d"), "--n-generate", "1"]) == EXIT_BAD_INPUT
     assert main(["demo", "--out", str(tmp_path / "d"), "--max-prompts", "0"]) == EXIT_BAD_INPUT
     assert MlflowClient(mlflow_store).get_experiment_by_name(EXPERIMENT) is None
