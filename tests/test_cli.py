@@ -47,6 +47,22 @@ def test_every_contract_command_exists_and_has_help(capsys):
         assert code == 0 and "Usage: evalkit " + " ".join(path) in out, path
 
 
+def test_output_files_that_cannot_be_files_are_refused_before_the_work(capsys, tmp_path):
+    """A folder given as a checkpoint or an export, or a path under a file: one line, exit 2,
+    before any training (they were a misleading "no such checkpoint" and an internal error)."""
+    (tmp_path / "afile").write_text("keep")
+    ship = "generators/uvit/weights/small-stage1.safetensors"
+    for argv, says in ((("generator", "train", "--preset", "tiny", "--max-steps", "1", "--out", str(tmp_path)),
+                        "is a folder"),
+                       (("generator", "train", "--preset", "tiny", "--max-steps", "1", "--out",
+                         str(tmp_path / "afile" / "t.pt")), "is a file, not a folder"),
+                       (("generator", "export", ship, str(tmp_path / "afile" / "e.safetensors")),
+                        "is a file, not a folder")):
+        code, _, err = run(capsys, *argv)
+        assert code == EXIT_BAD_INPUT and says in err and err.count("\n") == 1, err
+    assert (tmp_path / "afile").read_text() == "keep" and len(list(tmp_path.iterdir())) == 1
+
+
 def test_missing_generator_weights_exit_3(capsys, tmp_path):
     code, _, err = run(capsys, "generate", "--model", f"uvit:{tmp_path}/none.safetensors", "--prompts", "x",
                        "--out", str(tmp_path / "o"))

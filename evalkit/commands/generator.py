@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from evalkit.atomic import check_output_file
 from evalkit.commands.options import check_tsa, positive
 from evalkit.errors import BadInputError
 
@@ -87,7 +88,7 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
     from generators.uvit.train import TrainConfig, train
 
     get_config(preset)  # an unknown preset fails here, before anything is written
-    out = out or evalkit_home() / "models" / f"uvit-{preset}.pt"
+    out = check_output_file(out or evalkit_home() / "models" / f"uvit-{preset}.pt", f"{preset}.pt")
     if warmup_steps < 0 or min_snr_gamma < 0:
         raise BadInputError("--warmup-steps and --min-snr-gamma must be >= 0")
     overrides = {k: v for k, v in (("snr_shift", snr_shift), ("mix_ffn", mix_ffn), ("head_channels", head_channels))
@@ -158,6 +159,7 @@ def generator_pretrain_text(preset, data, steps, batch_size, lr, seed, out):
     if preset.startswith(("vae-", "gan-")):
         raise BadInputError(f"pretrain-text applies to the U-ViT presets only, not to {preset}")
     get_config(preset)
+    check_output_file(out, "text.safetensors")
     s = pretrain_text(TextPretrainConfig(preset=preset, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                                          data=data), out)
     click.echo(f"text encoder for uvit:{preset}: {out} (held-out caption retrieval top-1 "
@@ -175,6 +177,7 @@ def generator_export(checkpoint, out):
 
     if out.suffix != ".safetensors":
         raise BadInputError(f"{out}: the export is a .safetensors file; name it so")
+    check_output_file(out, "model.safetensors")
     path = export_weights(checkpoint, out)
     click.echo(f"exported {checkpoint} to {path} (sha256 {sha256_file(path)})")
 
