@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from evalkit.commands.options import check_tsa
-from evalkit.errors import BadInputError
+from evalkit.errors import BadInputError, MissingResourceError
 
 
 @click.group()
@@ -96,9 +96,16 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
     if not no_detector:
         from detectors.registry import list_detectors, load_detector
 
-        # A named detector must exist; the default is used only when one is available.
-        if detector_name or "default" in list_detectors():
+        # A named detector must exist and load; the default is used only when one is available,
+        # and a damaged default does not stop provenance checks: it is said and left out.
+        if detector_name:
             detector = load_detector(detector_name)
+        elif "default" in list_detectors():
+            try:
+                detector = load_detector()
+            except MissingResourceError as e:
+                click.echo(f"evalkit: warning: {e}; verifying without the detector (--no-detector "
+                           "silences this)", err=True)
     results = []
     for f in files if fragments else expand_folders(files):  # a folder: each of its videos
         r = verify_file(f, trust=anchors, wm_key=wm_key, detector=detector, manifest=manifest,

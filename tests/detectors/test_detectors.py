@@ -242,7 +242,7 @@ def test_detector_save_load_gives_identical_probabilities(tmp_path):
     assert again.combine == "trimmed" and np.array_equal(again.predict_batch(x), det.predict_batch(x))
 
 
-def test_damaged_detector_files_are_one_line_errors(tmp_path, monkeypatch):
+def test_damaged_detector_files_are_one_line_errors(tmp_path, monkeypatch, capsys):
     """A detector folder is user data: unreadable weights or a detector.json with a wrong type
     are refused when loaded, naming the folder (exit 3), never an internal error mid-prediction."""
     import shutil
@@ -262,6 +262,21 @@ def test_damaged_detector_files_are_one_line_errors(tmp_path, monkeypatch):
             load_detector(case)
         assert str(folder) in str(e.value) and "\n" not in str(e.value)
     assert load_detector().threshold > 0.5  # the shipped one still loads
+
+    # verify: a damaged *default* detector is said and left out (provenance is still checked);
+    # one named with --detector is an error
+    from evalkit.cli import main
+    from evalkit.errors import EXIT_MISSING
+    from evalkit.video import write_video
+
+    shutil.copytree(tmp_path / "detectors" / "weights", tmp_path / "detectors" / "default")
+    clip = write_video(tmp_path / "c.mp4", make_clip_from_seed(1, "test"))
+    capsys.readouterr()
+    assert main(["verify", str(clip)]) == 0
+    out, err = capsys.readouterr()
+    assert "detector files are damaged" in err and "verifying without the detector" in err
+    assert "No detector was run" in out
+    assert main(["verify", "--detector", "default", str(clip)]) == EXIT_MISSING
 
 
 class ColumnFamily:
