@@ -9,7 +9,7 @@ import click
 
 from evalkit.atomic import check_output_file, write_atomic
 from evalkit.commands.options import positive
-from evalkit.errors import BadInputError
+from evalkit.errors import BadInputError, EvalkitError
 
 
 @click.command()
@@ -41,9 +41,14 @@ def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_b
         raise BadInputError("--metrics includes fvd: give --reference REAL (a folder of real clips)")
     if json_file is not None:  # before the work, not after it
         check_output_file(json_file, "scores.json")
-    result = score_folders(candidates, reference, names, video_backbone="i3d" if i3d else video_backbone,
-                           video_backbone_path=i3d, clip_backbone=clip_backbone, clip_backbone_path=clip_weights,
-                           log_mlflow=not no_mlflow, skip_unreadable=skip_unreadable)
+    try:
+        result = score_folders(candidates, reference, names, video_backbone="i3d" if i3d else video_backbone,
+                               video_backbone_path=i3d, clip_backbone=clip_backbone, clip_backbone_path=clip_weights,
+                               log_mlflow=not no_mlflow, skip_unreadable=skip_unreadable)
+    except EvalkitError as e:
+        if getattr(e, "unscorable_file", False):  # one broken file among many: say how to go on
+            raise type(e)(f"{e} (or pass --skip-unreadable to score the rest)") from None
+        raise
     if json_file is not None:
         from evalkit.tracking import _jsonable
 

@@ -82,7 +82,8 @@ def _iter(folder, what: str, progress: bool, max_frames: int | None = None, skip
                                     "needs a video of at least 2 frames: remove it from the folder")
         except (BadInputError, MissingResourceError) as e:
             if skipped is None:
-                raise type(e)(f"{e} (or pass --skip-unreadable to score the rest)") from None
+                e.unscorable_file = True  # the CLI names its --skip-unreadable on these
+                raise
             skipped.append({"set": what, "file": str(Path(folder) / rec["file"]), "why": str(e)})
             continue
         yield c
