@@ -16,18 +16,25 @@ from pathlib import Path
 from evalkit.errors import BadInputError
 
 
-def check_output_file(path, example: str = "out.json") -> Path:
-    """`path` as a file to write: refused, in one line, when it is a folder or when something
-    other than a folder stands where one of its parent folders should be."""
+def check_parents(path) -> Path:
+    """`path` to be made (a file or a folder): refused, in one line, when something other than a
+    folder stands where one of its parent folders should be (they are made as needed)."""
     path = Path(path)
-    if path.is_dir():
-        raise BadInputError(f"{path}: is a folder; give a file name (e.g. {path / example})")
-    for parent in path.parents:
+    for parent in path.parents:  # the nearest one that exists must be a folder
         if parent.exists():
             if not parent.is_dir():
                 raise BadInputError(f"{path}: {parent} is a file, not a folder; choose another path")
             break
     return path
+
+
+def check_output_file(path, example: str = "out.json") -> Path:
+    """`path` as a file to write: refused, in one line, when it is a folder or cannot be made
+    (`check_parents`)."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInputError(f"{path}: is a folder; give a file name (e.g. {path / example})")
+    return check_parents(path)
 
 
 def write_atomic(path, data: bytes | str) -> Path:
@@ -51,4 +58,4 @@ def write_atomic(path, data: bytes | str) -> Path:
     return path
 
 
-__all__ = ["check_output_file", "write_atomic"]
+__all__ = ["check_output_file", "check_parents", "write_atomic"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from evalkit.clip import Clip
+from evalkit.atomic import check_parents
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.video import read_video, write_video
 
@@ -139,11 +140,7 @@ def iter_clips(folder, **read_kw) -> Iterator[Clip]:
 def _check_target(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BadInputError(f"{out}: already exists and is not empty; choose a new folder or remove it")
-    for parent in out.parents:  # the nearest existing ancestor must be a folder to make `out` in
-        if parent.exists():
-            if not parent.is_dir():
-                raise BadInputError(f"{out}: {parent} is a file, not a folder; choose another path")
-            break
+    check_parents(out)
 
 
 class ClipFolderWriter:
