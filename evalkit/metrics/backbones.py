@@ -560,8 +560,8 @@ def list_backbones() -> list[dict]:
         for p in sorted(d.glob("*.safetensors")):
             try:
                 _, meta = load_checkpoint(p)
-                kind = meta.get("kind")
-            except Exception:
-                kind = None
-            out.append({"name": p.stem, "where": "home", "path": str(p), "sha256": None, "kind": kind})
+                kind = str(meta.get("kind") or "unknown")
+            except Exception:  # noqa: BLE001  listed, and named as what it is: not a usable backbone
+                kind = "unreadable"
+            out.append({"name": p.stem, "where": "home", "path": str(p), "sha256": file_sha256(p), "kind": kind})
     return out

@@ -378,6 +378,14 @@ def test_retrain_by_name_is_deterministic_and_picked_by_name(tmp_path):
     assert got.protocol()["train"] == {"seed": 1, "steps": 2}
     assert any(x["name"] == "tiny-enc" and x["where"] == "home" for x in bb.list_backbones())
     assert bb.get_backbone(str(tmp_path / "other.safetensors")).sha256 == c["sha256"]
+    # a damaged file among them is listed as unreadable (`backbones list` was an internal error)
+    (home / "backbones" / "broken.safetensors").write_bytes(b"\xff" * 64)
+    listed = {x["name"]: x for x in bb.list_backbones()}
+    assert listed["broken"]["kind"] == "unreadable" and listed["tiny-enc"]["kind"] == "video-encoder"
+    assert listed["tiny-enc"]["sha256"] == a["sha256"]
+    from evalkit.cli import main
+
+    assert main(["backbones", "list"]) == 0
 
 
 def test_retrain_world_clip_by_name_is_deterministic(tmp_path):
