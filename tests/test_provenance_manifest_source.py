@@ -131,6 +131,12 @@ def test_cli_manifest_options(env, tmp_path, capsys):
     assert "one FILE" in err and len(err.strip().splitlines()) == 1
     assert main(args + [str(env["src"]), "--manifest", str(side)]) == EXIT_CHECK_FAILED  # not its manifest
     assert "tampered" in capsys.readouterr().out
+    # a --manifest that is no manifest store at all is the user's wrong file, not a tampered video
+    junk = tmp_path / "notes.c2pa"
+    junk.write_bytes(b"\x00\x00\x00\x10notjumbf" + bytes(64))
+    assert main(args + [str(env["remote"]), "--manifest", str(junk)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "not a C2PA manifest store" in err and len(err.strip().splitlines()) == 1
     assert main(args + [str(env["remote"]), "--fetch-remote", "--json"]) == EXIT_OK
     assert '"manifest_source": "remote"' in capsys.readouterr().out
 

@@ -402,6 +402,16 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
                             registry)
 
 
+def _is_manifest_store(path: Path) -> bool:
+    """A C2PA manifest store (`.c2pa`) is one JUMBF superbox: a 4-byte size, then `jumb`."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return len(head) == 8 and head[4:] == b"jumb"
+
+
 def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, fragments, stack,
                  registry=None) -> dict:
     from evalkit.errors import BadInputError
@@ -413,6 +423,10 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
     anchors = trust if isinstance(trust, str) and "-----BEGIN" in trust else load_trust(trust)
     if manifest is not None and not Path(manifest).is_file():
         raise BadInputError(f"{manifest}: no such manifest file; give the .c2pa manifest store of {path}")
+    if manifest is not None and not _is_manifest_store(Path(manifest)):
+        # The user's own input, not evidence about the video: a wrong file is not "tampered".
+        raise BadInputError(f"{manifest}: not a C2PA manifest store (it does not start with a JUMBF box); "
+                            f"give the .c2pa manifest store of {path}")
     key = wmmod.make_key(wm_key) if wm_key is not None else None
     p = Path(path)
     out = {"file": str(path), "readable": False, "error": None, "provenance": _empty_provenance(),
