@@ -233,6 +233,12 @@ def evaluate_policy(policy: Policy, run) -> AuditResult:
         run = _store.get_run(run)
     if hasattr(run, "data"):
         run_id, tags, metrics = run.info.run_id, dict(run.data.tags), dict(run.data.metrics)
+        if tags.get(schema.TAG_KIND) != schema.KIND_BENCH:
+            from evalkit.errors import BadInputError
+
+            kind = tags.get(schema.TAG_KIND)
+            raise BadInputError(f"--run {run_id} is not a bench run{f' (its kind: {kind})' if kind else ''}; "
+                                "give the id of an `evalkit bench run`, or leave --run out")
     elif isinstance(run, Mapping):
         metrics = {str(k): float(v) for k, v in run.items()}
     else:

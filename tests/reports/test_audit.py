@@ -141,6 +141,10 @@ def test_cli_exit_codes(bench_store, tmp_path, capsys):
     assert code == EXIT_BAD_INPUT and "the policy names 'other'" in err
     code, _, err = run(capsys, "audit", "--model", "x", "--policy", str(tmp_path / "none.yaml"))
     assert code == EXIT_MISSING and "none.yaml" in err and err.count("\n") == 1
+    # --run of a run that is no bench run (the demo's, an audit's): named as such
+    audit_id = d["audit_run_id"]
+    code, _, err = run(capsys, "audit", "--model", "uvit:good", "--policy", str(good), "--run", audit_id)
+    assert code == EXIT_BAD_INPUT and "is not a bench run (its kind: audit)" in err and err.count("\n") == 1
 
 
 def test_cli_runs_the_suite_after_checking_the_policy(bench_store, tmp_path, capsys, monkeypatch):
