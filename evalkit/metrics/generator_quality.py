@@ -59,10 +59,11 @@ def clip_measures(clips: Sequence[Clip]) -> dict[str, np.ndarray]:
     """Per clip: `objects_present`, `object_frames`, `physics_pass`, and `falls_move_down`
     (NaN where the clip is not a fall): what `clips_quality` aggregates, and what a paired
     comparison of two samplers on the same prompts and seeds resamples clip by clip. Also, for
-    `failure_breakdown`: `kind` (the scene kind, str) and `outcomes` ([N, len(OUTCOMES)] counts
-    of the clip's object-frames by outcome)."""
+    `failure_breakdown`: `kind` (the scene kind, str), `outcomes` ([N, len(OUTCOMES)] counts of
+    the clip's object-frames by outcome) and `found_by_frame` (per clip, [T]: the share of its
+    prompted objects found in each frame)."""
     out = {k: [] for k in ("objects_present", "object_frames", "falls_move_down", "physics_pass", "outcomes")}
-    kinds = []
+    kinds, found = [], []
     for c in clips:
         pres = object_presence(c.frames, c.prompt)
         out["objects_present"].append(pres["min_presence"] >= PRESENCE_FRAMES)
@@ -73,7 +74,9 @@ def clip_measures(clips: Sequence[Clip]) -> dict[str, np.ndarray]:
         misses = [m for o in pres["objects"] for m in o["misses"]]
         out["outcomes"].append([misses.count(r) for r in OUTCOMES])
         kinds.append(pres["kind"])
-    return {**{k: np.asarray(v, np.float64) for k, v in out.items()}, "kind": np.asarray(kinds, dtype=str)}
+        found.append(np.mean([o["found"] for o in pres["objects"]], axis=0))  # [T] share of its objects
+    return {**{k: np.asarray(v, np.float64) for k, v in out.items()}, "kind": np.asarray(kinds, dtype=str),
+            "found_by_frame": found}
 
 
 def failure_breakdown(measures: dict[str, np.ndarray]) -> dict:
@@ -86,7 +89,20 @@ def failure_breakdown(measures: dict[str, np.ndarray]) -> dict:
     counts = measures["outcomes"].sum(axis=0) if len(kinds) else np.zeros(len(OUTCOMES))
     total = max(float(counts.sum()), 1.0)
     return {"objects_present_by_kind": by_kind, "object_frames": int(counts.sum()),
-            "object_frame_outcomes": {r: float(n / total) for r, n in zip(OUTCOMES, counts)}}
+            "object_frame_outcomes": {r: float(n / total) for r, n in zip(OUTCOMES, counts)},
+            "found_by_frame_by_kind": _found_by_frame(kinds, measures.get("found_by_frame"))}
+
+
+def _found_by_frame(kinds: np.ndarray, found: list | None) -> dict[str, list[float]]:
+    """Per scene kind, the share of prompted objects found in each frame, averaged over the clips
+    of the most common length (where in the clip objects are lost: at the start, as they move,
+    progressively). Empty when the measures do not have it."""
+    if not found:
+        return {}
+    lengths = [len(f) for f in found]
+    t = max(set(lengths), key=lengths.count)
+    return {str(k): np.mean([f for f, kk in zip(found, kinds) if kk == k and len(f) == t], axis=0).round(4).tolist()
+            for k in sorted(set(kinds)) if any(kk == k and len(f) == t for f, kk in zip(found, kinds))}
 
 
 def clips_quality(clips: Sequence[Clip], measures: dict[str, np.ndarray] | None = None) -> dict:

@@ -80,7 +80,7 @@ def test_paired_differences_of_clip_measures(probe):
     world = probe.evaluate(get_generator("world").generate)
     noise = clip_measures(get_generator("control:noise").generate(probe.prompts, probe.seeds))
     assert set(world["measures"]) == {"objects_present", "object_frames", "falls_move_down", "physics_pass",
-                                      "outcomes", "kind"}
+                                      "outcomes", "kind", "found_by_frame"}
     assert all(len(v) == 6 for v in noise.values())
     d = paired_differences(world["measures"], noise)
     assert d["objects_present"]["value"] == 1.0 and not d["objects_present"]["ci_contains_zero"]
@@ -98,8 +98,11 @@ def test_failure_breakdown_says_where_objects_go_missing(probe):
     assert set(world["objects_present_by_kind"]) == kinds
     assert all(v["value"] == 1.0 for v in world["objects_present_by_kind"].values())
     assert world["object_frame_outcomes"]["found"] == 1.0 and world["object_frames"] >= 6 * 16
+    curves = world["found_by_frame_by_kind"]
+    assert set(curves) == kinds and all(len(c) == 16 and min(c) == 1.0 for c in curves.values())
     noise = failure_breakdown(clip_measures(get_generator("control:noise").generate(probe.prompts, probe.seeds)))
     shares = noise["object_frame_outcomes"]
     assert set(shares) == set(OUTCOMES) and abs(sum(shares.values()) - 1.0) < 1e-9
     assert shares["found"] < 0.1 and shares["absent"] + shares["scattered"] > 0.5
     assert noise["object_frames"] == world["object_frames"]
+    assert all(max(c) < 0.5 for c in noise["found_by_frame_by_kind"].values())
