@@ -438,7 +438,7 @@ def _open_clip_model(name: str, weights: clip_weights.ClipWeights, source: str, 
                                                **force)
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as e:  # not a torch file at all
         raise BadInputError(f"{source} is not a PyTorch weights file, or is damaged ({type(e).__name__}); "
-                            f"give open_clip weights for {name} (OpenAI's ViT-B-32.pt, an open_clip state "
+                            f"give open_clip weights for {name} (OpenAI's release file, an open_clip state "
                             "dict or a Hugging Face snapshot folder)") from None
     except (RuntimeError, KeyError, ValueError, OSError) as e:
         raise BadInputError(f"{source} does not hold open_clip weights for {name} "
