@@ -25,6 +25,7 @@ threshold fitted at a target false-positive rate, and an abstain band.
   records the rate it does guarantee, 1 / (n + 1). The abstain band, by the same rule on the
   generated clips: below t, a clip is "real" only when p is also under the level at which at most
   `target_fpr` of new generated clips would fall; in between, "uncertain".
+- Frames under MIN_SIDE pixels are outside its domain: the decision is "uncertain" whatever p.
 - Saved as `detector.json` (everything but arrays) + `weights.safetensors` (arrays); no pickle.
 """
 
@@ -43,6 +44,7 @@ from detectors.families import family_from_state
 from detectors.features import Protocol, feature_cache
 
 DECISIONS = ("generated", "real", "uncertain")
+MIN_SIDE = 16  # px: smaller clips are outside the detector's domain (`Detector.domain_note`)
 COMBINES = ("stack", "trimmed")
 THRESHOLD_RULES = ("conformal", "empirical")
 
@@ -191,10 +193,25 @@ class Detector:
         """One clip's calibrated p(generated) (the interface `evalkit verify` calls)."""
         return self.predict([clip])[0]
 
-    def decide(self, p: float) -> str:
+    def decide(self, p: float, out_of_domain: str | None = None) -> str:
+        """generated / real / uncertain; a clip outside the detector's domain (`domain_note`) is
+        `uncertain` whatever its p: the calibration does not hold there."""
+        if out_of_domain:
+            return "uncertain"
         if p >= self.threshold:
             return "generated"
         return "real" if p < self.real_below else "uncertain"
+
+    @staticmethod
+    def domain_note(clip) -> str | None:
+        """Why a clip is outside what the detector can judge, or None. Frames much smaller than
+        the protocol's are blown up many times over (an 8x8 clip 8x to 64x64): real footage
+        shrunk to 8x8 read p 0.95 (bikes; 12 px: 0.27, 16 px: 0.02), so below MIN_SIDE the
+        detector abstains."""
+        h, w = clip.frames.shape[1:3]
+        if min(h, w) < MIN_SIDE:
+            return f"{w}x{h} frames are below the {MIN_SIDE} px the detector can judge"
+        return None
 
     def describe(self) -> dict:
         return {"name": self.name, "families": [f.name for f in self.families], "combine": self.combine,

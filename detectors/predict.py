@@ -21,7 +21,8 @@ def detect_clip(det, clip) -> dict:
     x, done = to_protocol(clip, det.protocol)
     done["codec"] = codec_note
     p = float(det.predict_batch(x[None])[0])
-    return {"p_generated": p, "threshold": det.threshold, "decision": det.decide(p),
+    done["out_of_domain"] = det.domain_note(clip)
+    return {"p_generated": p, "threshold": det.threshold, "decision": det.decide(p, done["out_of_domain"]),
             "detector": {"name": det.name, "weights_sha256": getattr(det, "weights_sha256", None),
                          "families": [f.name for f in det.families], "combine": det.combine,
                          "threshold_rule": det.threshold_rule, "target_fpr": det.target_fpr,

@@ -146,8 +146,9 @@ def run_detector(det, generated: Path, real: Path, n_real: int) -> dict:
     for label, folder, limit in (("generated", generated, None), ("real", real, n_real)):
         clips = list(iter_clips(folder))[:limit]
         for clip, p in zip(clips, det.predict(clips)):
+            note = det.domain_note(clip) if callable(getattr(det, "domain_note", None)) else None
             rows.append({"id": clip.meta["record"]["id"], "truth": label, "p_generated": float(p),
-                         "decision": det.decide(float(p))})
+                         "decision": det.decide(float(p), note) if note else det.decide(float(p))})
     gen = [r for r in rows if r["truth"] == "generated"]
     real_rows = [r for r in rows if r["truth"] == "real"]
     # a detector also answers `uncertain` (p between the real and the generated thresholds)

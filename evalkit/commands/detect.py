@@ -75,8 +75,10 @@ def detect(files, name, as_json):
         click.echo(json.dumps(rows, indent=1))
     else:
         for r in rows:
+            ood = (r.get("protocol") or {}).get("out_of_domain")
             click.echo(f"{r['file']}: " + (f"error: {r['error']}" if r.get("error") else
-                       f"p_generated {r['p_generated']:.3f} (threshold {r['threshold']:.3f}) -> {r['decision']}"))
+                       f"p_generated {r['p_generated']:.3f} (threshold {r['threshold']:.3f}) -> {r['decision']}"
+                       + (f" (abstains: {ood})" if ood else "")))
     raise click.exceptions.Exit(EXIT_BAD_INPUT if any(r.get("error") for r in rows) else 0)
 
 

@@ -178,8 +178,11 @@ def _run_detector(detector, clip) -> tuple[dict, str | None]:
         return ({"p_generated": None, "name": _detector_name(detector), "threshold": threshold},
                 f"the detector failed ({_one_line(e, 120)})")
     out = {"p_generated": p, "name": _detector_name(detector), "threshold": threshold}
+    if callable(getattr(detector, "domain_note", None)):  # evalkit detectors know what they cannot judge
+        out["out_of_domain"] = detector.domain_note(clip)
     if callable(getattr(detector, "decide", None)):  # evalkit detectors also abstain: real/uncertain/generated
-        out["decision"] = detector.decide(p)
+        out["decision"] = (detector.decide(p, out["out_of_domain"]) if "out_of_domain" in out
+                           else detector.decide(p))
     return out, None
 
 
@@ -217,7 +220,7 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
     ai_claim, capture_claim = dst in AI_SOURCE_TYPES, dst in CAPTURE_SOURCE_TYPES
     reasons: list[str] = []
     p, thr = det.get("p_generated"), det.get("threshold")
-    det_says_ai = p is not None and thr is not None and p >= thr
+    det_says_ai = p is not None and thr is not None and p >= thr and not det.get("out_of_domain")
 
     wm_text = (f"the evalkit watermark is present (payload {wm['payload']}, p-value {wm['p_value']:.1e})"
                if wm["detected"] and wm["payload"] else
@@ -353,6 +356,8 @@ def _verdict(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) 
         reasons.append(notes.pop(0) if notes else "The watermark was not checked.")
     if p is None and not det.get("name"):
         reasons.append("No detector was run (none available, or --no-detector).")
+    elif p is not None and det.get("out_of_domain"):
+        reasons.append(f"The detector abstains: {det['out_of_domain']} (p_generated {p:.2f} not used).")
     elif p is not None and state == "absent" and not wm["detected"] and not det_says_ai:
         reasons.append(f"The detector says not generated (p_generated {p:.2f} < {thr:.2f}).")
     reasons += notes

@@ -279,6 +279,33 @@ def test_damaged_detector_files_are_one_line_errors(tmp_path, monkeypatch, capsy
     assert main(["verify", "--detector", "default", str(clip)]) == EXIT_MISSING
 
 
+def test_detector_abstains_below_its_smallest_frames(real_videos_dir, tmp_path):
+    """Real footage shrunk to 8x8 is blown up 8x to the protocol's 64x64 and read as nearly
+    generated (bikes: p 0.95, a hair under the threshold); below MIN_SIDE the detector says
+    `uncertain` whatever p, in `detect` and in `verify`, and says why."""
+    import cv2
+
+    from detectors.ensemble import MIN_SIDE
+    from detectors.predict import detect_clip
+    from detectors.registry import load_detector
+    from evalkit.provenance.verify import verify_file
+    from evalkit.video import read_video, write_video
+
+    det = load_detector()
+    frames = read_video(real_videos_dir / "bikes.mp4", max_frames=16).frames
+    for side, abstains in ((8, True), (MIN_SIDE, False), (32, False)):
+        small = np.stack([cv2.resize(f, (side, side), interpolation=cv2.INTER_AREA) for f in frames])
+        row = detect_clip(det, Clip(frames=small, fps=25.0, prompt=""))
+        assert bool(row["protocol"]["out_of_domain"]) is abstains, side
+        if abstains:
+            assert row["decision"] == "uncertain" and f"{side}x{side}" in row["protocol"]["out_of_domain"]
+    assert det.decide(0.999, "too small") == "uncertain" and det.decide(0.999) == "generated"
+    tiny = write_video(tmp_path / "tiny.mp4", np.stack([cv2.resize(f, (8, 8)) for f in frames]), fps=25)
+    res = verify_file(tiny, detector=det)
+    assert res["detector"]["decision"] == "uncertain" and res["detector"]["out_of_domain"]
+    assert any(r.startswith("The detector abstains") for r in res["reasons"])
+
+
 class ColumnFamily:
     """A stand-in family whose logit for a clip is one column of the 'batch' it is given."""
 
