@@ -530,7 +530,7 @@ def _params(suite: Suite, spec: str, proto: dict, records_seeds: list, max_promp
     return {"model": spec, "weights_sha256": proto.get("weights_sha256"), "sampler": proto.get("sampler"),
             "steps": proto.get("steps"), "guidance": proto.get("guidance"),
             "guidance_rescale": proto.get("guidance_rescale"), "guidance_convention": proto.get("guidance_convention"),
-            "preset": proto.get("preset"),
+            "guidance_interval": proto.get("guidance_interval"), "preset": proto.get("preset"),
             "n_clips": len(records_seeds), "samples_per_prompt": suite.samples_per_prompt,
             "seed": suite.seed, "seeds": records_seeds, "max_prompts": max_prompts,
             "suite_version": suite.version, "video": suite.video}

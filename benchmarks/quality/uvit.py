@@ -39,6 +39,7 @@ import numpy as np
 
 from evalkit.metrics.generator_quality import QualityProbe
 from generators.base import get_generator
+from generators.uvit.samplers import parse_guidance_interval
 
 
 def fvd_difference(ref: np.ndarray, fa: np.ndarray, fb: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict:
@@ -139,11 +140,15 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--guidance-rescale", type=float, default=0.0,
                     help="Guidance rescale phi in [0, 1] (samplers.cfg_eps_fn; 0: none).")
+    ap.add_argument("--guidance-interval", metavar="LO:HI",
+                    help="Guide only where t / T is in [LO, HI] (0 clean, 1 pure noise; samplers.cfg_eps_fn).")
     ap.add_argument("--grid", help="Write a PNG of world and model clips for the first prompts.")
     ap.add_argument("--grid-rows", type=int, default=6, help="Prompts in the --grid picture (default 6).")
     ap.add_argument("--compare", metavar="SAMPLER:STEPS[:GUIDANCE[:RESCALE]]",
                     help="A second sampling setting on the same prompts and seeds (guidance and rescale: "
                     "--guidance's and --guidance-rescale's unless given).")
+    ap.add_argument("--compare-interval", metavar="LO:HI",
+                    help="--compare's guidance interval (default --guidance-interval's; 'none': every step).")
     ap.add_argument("--against", metavar="SPEC",
                     help="Another checkpoint sampled at the same setting, prompts and seeds (paired "
                     "differences as --compare's).")
@@ -159,11 +164,12 @@ def main() -> None:
                     help="Also N world test fall prompts, one sample each: falls moving down with a CI "
                     "(the main probe holds ~6 fall clips).")
     a = ap.parse_args()
+    a.guidance_interval = parse_guidance_interval(a.guidance_interval) if a.guidance_interval else None
     if not a.model and not a.curve:
         ap.error("give --model or --curve")
     probe = QualityProbe(a.prompts, a.per_prompt, a.seed)
     sampling = dict(sampler=a.sampler, steps=a.steps, guidance=a.guidance, guidance_rescale=a.guidance_rescale,
-                    precision=a.precision)
+                    guidance_interval=a.guidance_interval, precision=a.precision)
     world_res = probe.evaluate(get_generator("world").generate)
     world, world_clips = world_res["quality"], world_res["clips"]
     if a.curve:
@@ -194,6 +200,8 @@ def main() -> None:
         other = get_generator(a.model, sampler=parts[0], steps=int(parts[1]),
                               guidance=float(parts[2]) if len(parts) >= 3 else a.guidance,
                               guidance_rescale=float(parts[3]) if len(parts) == 4 else a.guidance_rescale,
+                              guidance_interval=(a.guidance_interval if a.compare_interval is None
+                                                 else parse_guidance_interval(a.compare_interval)),
                               precision=a.precision)
         out["compare"] = paired_with(other, probe, res)
     if a.against:

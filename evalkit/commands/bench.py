@@ -36,8 +36,9 @@ _BENCH_SUMMARY = ("fvd", "clip_alignment", "physics_score_id", "physics_score_oo
 @click.option("--steps", type=int, callback=positive, help="uvit: sampling steps.")
 @click.option("--guidance", type=float, help="uvit: guidance scale (default: the model's own, as for generate).")
 @click.option("--guidance-rescale", type=click.FloatRange(0, 1), help="uvit: guidance rescale (as for generate).")
+@click.option("--guidance-interval", metavar="LO:HI", help="uvit: guidance interval (as for generate).")
 def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, sampler, steps, guidance,
-              guidance_rescale):
+              guidance_rescale, guidance_interval):
     """Run a suite over one or more models: one MLflow run per model in experiment
     evalkit-bench-SUITE; a killed run started again resumes without repeating work."""
     from benchmarks.executors import get_executor
@@ -47,14 +48,24 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
     if executor == "local" and (workers or ray_address):
         raise BadInputError("--workers/--ray-address: only with --executor ray")
     s = load_suite(suite)
-    uvit_opts = {k: v for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance),
-                                   ("guidance_rescale", guidance_rescale)) if v is not None}
+    shared = {k: v for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance)) if v is not None}
+    uvit_only = {k: v for k, v in (("guidance_rescale", guidance_rescale), ("guidance_interval", guidance_interval))
+                 if v is not None}
+    if uvit_only and any(spec.startswith("diffusers:") for spec in models):
+        flags = "/".join("--" + k.replace("_", "-") for k in uvit_only)
+        raise BadInputError(f"{flags}: only for uvit models; run the diffusers model in a bench run of its own")
+
+    def options(spec: str) -> dict | None:
+        if spec.startswith("uvit:"):
+            return {**shared, **uvit_only}
+        return shared if spec.startswith("diffusers:") else None
+
     pool = get_executor(executor, **({"address": ray_address, "workers": workers} if executor == "ray" else {}))
     results = []
     try:
         for spec in models:
             r = run_suite(s, spec, out_dir=out, max_prompts=max_prompts, executor=pool,
-                          generator_options=uvit_opts if spec.startswith(("uvit:", "diffusers:")) else None)
+                          generator_options=options(spec))
             for w in r.warnings:
                 click.echo(f"evalkit: warning: {spec}: {w}", err=True)
             note = {"complete": "already complete: returned the earlier run", "resumed": "resumed an incomplete run",

@@ -231,6 +231,9 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
 @click.option("--guidance-rescale", type=click.FloatRange(0, 1),
               help="uvit: pull the guided output's spread back to the conditional one's by this share "
               "(Lin et al. 2024; 0: none; default: the model's own, else 0).")
+@click.option("--guidance-interval", metavar="LO:HI",
+              help="uvit: guide only where t/T is in [LO, HI] (0 clean, 1 pure noise; Kynkaanniemi et al. 2024), "
+              "the conditional model elsewhere; 'none': every step (default: the model's own, else none).")
 @click.option("--frames", type=int, callback=positive,
               help="diffusers, world, control: frames a clip (default: the model's own).")
 @click.option("--size", help="diffusers: S or HxW; world, control: S (default: the model's own).")
@@ -244,8 +247,8 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
 @click.option("--sign", is_flag=True, help="Sign every clip with a C2PA manifest.")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark in every clip.")
 @click.option("--tsa", metavar="URL", help="With --sign: an RFC 3161 time-stamp authority dates each signature.")
-def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidance_rescale, frames, size, fps,
-             device, precision, seed, sign, watermark, tsa):
+def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidance_rescale, guidance_interval,
+             frames, size, fps, device, precision, seed, sign, watermark, tsa):
     """Generate clips from prompts into OUT (clips/*.mp4 + index.jsonl with the full protocol)."""
     from generators.base import generate_folder, get_generator, load_prompts
 
@@ -256,6 +259,10 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidan
         if not model.startswith("uvit:"):
             raise BadInputError(f"--guidance-rescale only applies to uvit models, not {model}")
         sampling["guidance_rescale"] = guidance_rescale
+    if guidance_interval is not None:
+        if not model.startswith("uvit:"):
+            raise BadInputError(f"--guidance-interval only applies to uvit models, not {model}")
+        sampling["guidance_interval"] = guidance_interval  # 'LO:HI' or 'none', parsed by the generator
     sampling.update(_clip_shape_options(model, frames, size, fps, device))
     if precision is not None:
         if not model.startswith("uvit:"):

@@ -20,9 +20,10 @@ from generators.checkpoints import load_failure, save_safetensors_atomic
 from generators.training import pick_device
 
 from .configs import PRESETS, UViTConfig
+from .diffusion import GaussianDiffusion
 from .layers import flush_denormal
 from .network import TextToVideoUViT
-from .samplers import DEFAULT_STEPS, GUIDANCE_CONVENTION, SAMPLERS
+from .samplers import DEFAULT_STEPS, GUIDANCE_CONVENTION, SAMPLERS, guidance_timesteps, parse_guidance_interval
 from .text import token_count
 
 SHIPPED = Path(__file__).parent / "weights"
@@ -41,6 +42,13 @@ def default_guidance_rescale(sha256: str) -> float:
     """The guidance rescale of a shipped checkpoint's measured setting (`sampling.guidance_rescale`),
     else 0 (none)."""
     return float(_registry_sampling(sha256).get("guidance_rescale", 0.0))
+
+
+def default_guidance_interval(sha256: str) -> tuple[float, float] | None:
+    """The guidance interval of a shipped checkpoint's measured setting (`sampling.guidance_interval`,
+    fractions of the noise chain), else None (guidance at every step)."""
+    iv = _registry_sampling(sha256).get("guidance_interval")
+    return None if iv is None else (float(iv[0]), float(iv[1]))
 
 
 def _registry_sampling(sha256: str) -> dict:
@@ -116,7 +124,8 @@ def load_network(path: Path, expect_preset: str | None = None) -> TextToVideoUVi
 class UViTGenerator:
     def __init__(self, arg: str, sampler: str = "dpmpp-2m", steps: int | None = None,
                  guidance: float | None = None, batch_size: int = 8, device: str = "cpu",
-                 guidance_rescale: float | None = None, precision: str = "auto"):
+                 guidance_rescale: float | None = None, precision: str = "auto",
+                 guidance_interval: tuple[float, float] | str | None = None):
         """`device`: cpu, cuda or auto (cuda when there is one); `precision`: fp32, bf16 (the
         network under bf16 autocast; the sampler's updates stay fp32) or auto (bf16 on a GPU,
         where it is several times faster, fp32 on a CPU, so that CPU clips stay as they were)."""
@@ -136,14 +145,24 @@ class UViTGenerator:
                                  else default_guidance_rescale(self.sha256))
         if not 0.0 <= self.guidance_rescale <= 1.0:
             raise BadInputError(f"--guidance-rescale {self.guidance_rescale}: must be in [0, 1]")
+        if isinstance(guidance_interval, str):  # 'LO:HI' or 'none' (every step, over a registry default)
+            self.guidance_interval = parse_guidance_interval(guidance_interval)
+        elif guidance_interval is None:
+            self.guidance_interval = default_guidance_interval(self.sha256)
+        else:
+            self.guidance_interval = tuple(float(v) for v in guidance_interval)
+            guidance_timesteps(self.guidance_interval, GaussianDiffusion.from_config(self.net.cfg))  # checks it
         self.steps = steps or DEFAULT_STEPS[sampler]
         self.batch_size = batch_size
 
     def protocol(self) -> dict:
-        return {"model": self.spec, "weights_sha256": self.sha256, "preset": self.net.cfg.name,
-                "sampler": self.sampler, "steps": self.steps, "guidance": self.guidance,
-                "guidance_rescale": self.guidance_rescale, "guidance_convention": GUIDANCE_CONVENTION,
-                "precision": "bf16-autocast" if self.bf16 else "fp32"}
+        proto = {"model": self.spec, "weights_sha256": self.sha256, "preset": self.net.cfg.name,
+                 "sampler": self.sampler, "steps": self.steps, "guidance": self.guidance,
+                 "guidance_rescale": self.guidance_rescale, "guidance_convention": GUIDANCE_CONVENTION,
+                 "precision": "bf16-autocast" if self.bf16 else "fp32"}
+        if self.guidance_interval is not None:  # absent: guided at every step (and earlier run keys hold)
+            proto["guidance_interval"] = list(self.guidance_interval)
+        return proto
 
     def check_prompts(self, prompts: list[str]) -> None:
         for p in prompts:
@@ -163,6 +182,7 @@ class UViTGenerator:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 videos = self.net.sample(prompts[i:i + self.batch_size], sampler=self.sampler, steps=self.steps,
                                          guidance=self.guidance, guidance_rescale=self.guidance_rescale,
+                                         guidance_interval=self.guidance_interval,
                                          seed=seeds[i:i + self.batch_size])
             out += [Clip.from_tensor(v, fps=DEFAULT_FPS, prompt=p)
                     for v, p in zip(videos.float().cpu(), prompts[i:i + self.batch_size])]

@@ -18,7 +18,7 @@ from torch import nn
 from .configs import UViTConfig
 from .diffusion import GaussianDiffusion, from_model_space
 from .model import UViT
-from .samplers import DEFAULT_SPACING, DEFAULT_STEPS, cfg_eps_fn, get_sampler
+from .samplers import DEFAULT_SPACING, DEFAULT_STEPS, cfg_eps_fn, get_sampler, guidance_timesteps
 from .text import TextEncoder, tokenize
 
 
@@ -68,6 +68,7 @@ class TextToVideoUViT(nn.Module):
         steps: int | None = None,
         guidance: float = 3.0,
         guidance_rescale: float = 0.0,
+        guidance_interval: tuple[float, float] | None = None,
         seed: int | Sequence[int] = 0,
         spacing: str | None = None,
         diffusion: GaussianDiffusion | None = None,
@@ -78,7 +79,8 @@ class TextToVideoUViT(nn.Module):
         """Videos [B, T, C, H, W] float32 in [0, 1] for prompts (strings or tokens [B, L]).
 
         `guidance` is in the standard convention (see samplers.GUIDANCE_CONVENTION), rescaled by
-        `guidance_rescale` (samplers.cfg_eps_fn; 0: none). `seed` is one
+        `guidance_rescale` (samplers.cfg_eps_fn; 0: none), and applied only where t / T lies in
+        `guidance_interval` = (lo, hi) when given (0: clean, 1: pure noise). `seed` is one
         int for the batch (row i gets seed + i) or one per prompt; each row draws its noise from
         its own CPU generator, so a clip depends on its seed only, on any device and in any batch."""
         device = self.uvit.pos_extra.device
@@ -93,7 +95,8 @@ class TextToVideoUViT(nn.Module):
         try:
             cond = self.text(tokens)
             uncond = self.text.null(B, tokens.shape[1])
-            eps = diffusion.eps_fn(cfg_eps_fn(self.denoise, cond, uncond, guidance, guidance_rescale))
+            interval = None if guidance_interval is None else guidance_timesteps(guidance_interval, diffusion)
+            eps = diffusion.eps_fn(cfg_eps_fn(self.denoise, cond, uncond, guidance, guidance_rescale, interval))
             x = fn(
                 diffusion,
                 eps,

@@ -28,6 +28,10 @@ phi (Lin et al. 2024, sec. 3.4; diffusers' `guidance_rescale`) then pulls each s
 output back towards the conditional output's standard deviation, which high scales inflate
 (over-saturated colours): out = phi * g * std(cond) / std(g) + (1 - phi) * g, std over all but
 the batch axis, on the network's own output (v for the v-prediction presets, as in the paper).
+A guidance interval (Kynkaanniemi et al. 2024) applies the scale only at timesteps t_lo <= t <= t_hi
+and calls the conditional model alone elsewhere (one forward instead of two): guidance at the
+highest noise levels pulls every seed towards one layout, and at the lowest it only sharpens what
+is already there.
 """
 
 from __future__ import annotations
@@ -71,9 +75,11 @@ def _cat(a, b):
     raise TypeError(f"cannot batch a condition of type {type(a).__name__}")
 
 
-def cfg_eps_fn(model_fn: Callable, cond, uncond, scale: float, rescale: float = 0.0) -> EpsFn:
+def cfg_eps_fn(model_fn: Callable, cond, uncond, scale: float, rescale: float = 0.0,
+               interval: tuple[int, int] | None = None) -> EpsFn:
     """eps_fn for classifier-free guidance: model_fn(x_t, t, cond) -> eps, standard convention,
-    with guidance rescale `rescale` (phi in [0, 1]; 0: none).
+    with guidance rescale `rescale` (phi in [0, 1]; 0: none), guided only at timesteps inside
+    `interval` = (t_lo, t_hi) inclusive when given (the conditional model outside it).
 
     cond and uncond run in one forward (batch concatenated). s = 1 and s = 0 call only the
     conditional / unconditional model, so they equal them exactly (and cost one pass); at s = 1
@@ -88,6 +94,8 @@ def cfg_eps_fn(model_fn: Callable, cond, uncond, scale: float, rescale: float = 
     both = _cat(cond, uncond)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if interval is not None and not bool(((t >= interval[0]) & (t <= interval[1])).all()):
+            return model_fn(x, t, cond)  # samplers give every row the same t
         e_c, e_u = model_fn(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
         g = e_u + scale * (e_c - e_u)
         if rescale:
@@ -97,6 +105,31 @@ def cfg_eps_fn(model_fn: Callable, cond, uncond, scale: float, rescale: float = 
         return g
 
     return eps_fn
+
+
+def guidance_timesteps(interval: tuple[float, float], diffusion: GaussianDiffusion) -> tuple[int, int]:
+    """A guidance interval given as fractions of the chain, (lo, hi) with 0 <= lo < hi <= 1 (0: clean,
+    1: pure noise), as the inclusive timesteps (t_lo, t_hi) that `cfg_eps_fn` takes."""
+    lo, hi = (float(v) for v in interval)
+    if not 0.0 <= lo < hi <= 1.0:
+        raise BadInputError(f"guidance interval {lo:g}:{hi:g}: needs 0 <= lo < hi <= 1 (fractions of the "
+                            "noise chain, 0 clean, 1 pure noise)")
+    last = diffusion.num_timesteps - 1
+    return math.ceil(lo * last), math.floor(hi * last)
+
+
+def parse_guidance_interval(text: str) -> tuple[float, float] | None:
+    """'LO:HI' (fractions of the noise chain) as (lo, hi); 'none' or 'all' as None (every step)."""
+    if text.strip().lower() in ("none", "all"):
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise BadInputError(f"guidance interval {text!r}: give LO:HI, fractions of the noise chain such as "
+                            "0.1:0.8, or 'none'") from None
+    if not 0.0 <= lo < hi <= 1.0:
+        raise BadInputError(f"guidance interval {text!r}: needs 0 <= LO < HI <= 1 (0 clean, 1 pure noise)")
+    return lo, hi
 
 
 # ---- timesteps and noise --------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from generators.uvit.samplers import (
     ddpm_sample,
     dpmpp_2m_sample,
     get_sampler,
+    guidance_timesteps,
+    parse_guidance_interval,
     standard_to_uvit_scale,
     timesteps_for,
     uvit_to_standard_scale,
@@ -224,6 +226,60 @@ def test_guidance_rescale_restores_the_conditional_spread_per_sample():
     assert torch.equal(cfg_eps_fn(m, cond, uncond, 1.0, rescale=0.7)(x, t), c)  # s = 1: the conditional model
     with pytest.raises(BadInputError, match="rescale"):
         cfg_eps_fn(m, cond, uncond, 4.0, rescale=1.5)
+
+
+def test_guidance_interval_guides_inside_and_calls_the_conditional_model_alone_outside():
+    """Kynkaanniemi et al. 2024: inside [t_lo, t_hi] the usual guided output (one 2B forward);
+    outside, the conditional model's output exactly, at the cost of one B forward."""
+    cond, uncond, x, _ = _conds()
+    calls = []
+    m = toy_model(calls)
+    fn = cfg_eps_fn(m, cond, uncond, 4.0, interval=(200, 600))
+    for t_val, guided in ((199, False), (200, True), (450, True), (600, True), (601, False), (999, False)):
+        t = torch.full((5,), t_val)
+        calls.clear()
+        out = fn(x, t)
+        c, u = m(x, t, cond), m(x, t, uncond)
+        if guided:
+            assert calls[0] == 10
+            torch.testing.assert_close(out, u + 4.0 * (c - u))
+        else:
+            assert calls[0] == 5 and torch.equal(out, c)
+
+
+def test_guidance_interval_fractions_map_onto_the_chain_and_bad_ones_are_refused():
+    d = GaussianDiffusion("cosine", 1000)
+    assert guidance_timesteps((0.0, 1.0), d) == (0, 999)  # every step, including the trailing start at T-1
+    assert guidance_timesteps((0.25, 0.5), d) == (250, 499)
+    assert parse_guidance_interval("0.1:0.75") == (0.1, 0.75)
+    assert parse_guidance_interval("none") is None and parse_guidance_interval("all") is None
+    for bad in ("0.8:0.2", "0.5:0.5", "-0.1:0.5", "0.2:1.5", "0.2", "a:b", ""):
+        with pytest.raises(BadInputError, match="guidance interval") as e:
+            parse_guidance_interval(bad)
+        assert "\n" not in str(e.value)
+    with pytest.raises(BadInputError, match="guidance interval"):
+        guidance_timesteps((0.6, 0.3), d)
+
+
+def test_sampling_with_a_full_interval_equals_plain_guidance_and_an_empty_one_the_conditional_model():
+    """On the Gaussian problem with a toy condition: (0, 1) changes nothing; an interval the chain
+    never visits is guidance 1."""
+    d = GaussianDiffusion("cosine", 1000)
+    base = gaussian_eps_fn(d)
+
+    def m(x, t, c):
+        return base(x, t) + c  # the condition shifts the noise estimate
+
+    cond, uncond = torch.full((64, 8), 0.05), torch.zeros(64, 8)
+    x_T = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+
+    def run(**kw):
+        return dpmpp_2m_sample(d, cfg_eps_fn(m, cond, uncond, **kw), (64, 8), 10, x_T=x_T.clone())
+
+    torch.testing.assert_close(run(scale=3.0, interval=guidance_timesteps((0.0, 1.0), d)), run(scale=3.0))
+    never = guidance_timesteps((0.0, 0.05), d)  # trailing 10-step spacing calls t = 999, 899, ..., 99
+    torch.testing.assert_close(run(scale=3.0, interval=never), run(scale=1.0))
+    assert not torch.allclose(run(scale=3.0), run(scale=1.0))
 
 
 @pytest.mark.parametrize("s_uvit", [0.0, 0.4, 3.0])

@@ -170,6 +170,18 @@ def test_guidance_defaults_to_the_checkpoints_measured_scale(tmp_path):
     assert a.shape == b.shape and not np.array_equal(a, b)
     with pytest.raises(BadInputError, match="guidance-rescale"):
         UViTGenerator(str(tmp_path / "g.safetensors"), guidance_rescale=1.5)
+    # a guidance interval is recorded only when set (earlier run keys hold), and reaches the sampler;
+    # one covering the whole chain samples exactly as plain guidance
+    assert "guidance_interval" not in plain.protocol()
+    late = UViTGenerator(str(tmp_path / "g.safetensors"), steps=4, guidance_interval="0:0.5")
+    whole = UViTGenerator(str(tmp_path / "g.safetensors"), steps=4, guidance_interval=(0.0, 1.0))
+    assert late.protocol()["guidance_interval"] == [0.0, 0.5]
+    c, d = (g.generate(["a red ball falls"], [3])[0].frames for g in (late, whole))
+    assert np.array_equal(d, a) and not np.array_equal(c, a)
+    assert "guidance_interval" not in UViTGenerator(str(tmp_path / "g.safetensors"), guidance_interval="none").protocol()
+    for bad in ("0.7:0.2", "half"):
+        with pytest.raises(BadInputError, match="guidance interval"):
+            UViTGenerator(str(tmp_path / "g.safetensors"), guidance_interval=bad)
 
 
 def test_bad_checkpoints_and_prompts_are_clear_errors(tmp_path):

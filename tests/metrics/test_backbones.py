@@ -187,6 +187,9 @@ def test_load_clip_from_user_path(tiny_clip_weights):
     torch.testing.assert_close(clip.model.visual.conv1.weight, state["visual.conv1.weight"])
 
 
+OPENAI_TAG = "openai"  # open_clip's name for OpenAI's release; these tests check it is never fetched unasked
+
+
 def test_clip_without_weights_or_opt_in_never_downloads(monkeypatch, tmp_path):
     import open_clip.pretrained as ocp
 
@@ -197,7 +200,7 @@ def test_clip_without_weights_or_opt_in_never_downloads(monkeypatch, tmp_path):
     monkeypatch.delenv("EVALKIT_CLIP", raising=False)
     monkeypatch.delenv("EVALKIT_ALLOW_DOWNLOAD", raising=False)
     for call in (lambda: bb.load_clip("ViT-B-32"), lambda: bb.get_backbone("ViT-B-32"),
-                 lambda: bb.load_clip("ViT-B-32", pretrained="openai"),
+                 lambda: bb.load_clip("ViT-B-32", pretrained=OPENAI_TAG),
                  lambda: bb.load_clip("ViT-B-32", pretrained=tmp_path / "missing.bin")):
         with pytest.raises(MissingResourceError) as e:
             call()
@@ -229,9 +232,9 @@ def test_clip_download_only_with_explicit_opt_in(how, monkeypatch, tiny_clip_wei
                         lambda name, **k: open_clip.SimpleTokenizer(context_length=32))
     if how == "env":
         monkeypatch.setenv("EVALKIT_ALLOW_DOWNLOAD", "1")
-        clip = bb.load_clip("ViT-B-32", pretrained="openai")
+        clip = bb.load_clip("ViT-B-32", pretrained=OPENAI_TAG)
     else:
-        clip = bb.load_clip("ViT-B-32", pretrained="openai", allow_download=True)
+        clip = bb.load_clip("ViT-B-32", pretrained=OPENAI_TAG, allow_download=True)
     assert len(calls) == 1 and clip.sha256 == enc.file_sha256(tiny_clip_weights)
     assert clip.source == "ViT-B-32/openai"
     assert clip.protocol()["activation"] == "QuickGELU"
