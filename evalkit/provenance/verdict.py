@@ -1,0 +1,250 @@
+"""The verdict: the manifest, the watermark and the detector read together.
+
+`verify_file` (evalkit.provenance.verify) gathers the three signals; `decide` turns them into one
+verdict and the reasons that gave it.
+
+Verdicts (the vocabulary; `reasons` are short sentences explaining which signals gave it):
+
+* `ai-generated (signed)`: a valid/trusted manifest says trainedAlgorithmicMedia (or another
+  AI source type); `ai-composite (signed)` for compositeWithTrainedAlgorithmicMedia.
+* `capture (signed)`: a valid/trusted manifest says digitalCapture.
+* `signed (source not stated)`: valid/trusted without a digital source type.
+* `tampered`: a manifest is present but invalid: the media or the manifest changed after
+  signing, or the manifest is damaged.
+* `invalid credential`: the media and the manifest are as signed, but the signing certificate
+  is expired, revoked or otherwise invalid (`signingCredential.*` failures only): with no
+  trusted time-stamp the signature cannot be tied to a time the certificate was good. Its
+  claims are reported, as unvouched for.
+* `conflicting signals`: a valid manifest whose soft-binding payload differs from the
+  watermark found, or that claims a camera capture while carrying an evalkit watermark; or no
+  manifest and a payload the soft-binding registry (`registry`) holds for another picture (a
+  mark copied onto this video, or an edit past recognition).
+* `ai-generated (watermark only, manifest stripped)`: no manifest, but the evalkit watermark
+  is present (the manifest was removed, e.g. by re-encoding or remuxing).
+* `likely ai-generated (detector only)`: no manifest or watermark; the detector is above its
+  threshold.
+* `watermark trace (payload unreadable)`: no manifest, and the watermark's pattern is present
+  but no payload decodes: a marked video damaged past reading, or a mark copied onto another
+  video (anyone holding a marked video and its original can copy its mark); not by itself
+  evidence that the video was generated. `likely ai-generated (watermark trace and detector)`
+  when the detector is also above its threshold.
+* `unknown`: no evidence either way. `unreadable`: neither a video nor a manifest was read.
+* `incomplete (fragmented stream)`: the init segment of a DASH/HLS stream given without its
+  media segments (`fragments=`), whose manifest cannot be checked alone.
+
+Signals that disagree are named in `reasons` (AI claimed but no watermark found; manifest
+stripped but watermark present; payload different from the soft binding).
+"""
+
+from __future__ import annotations
+
+from evalkit.provenance.c2pa import AI_SOURCE_TYPES, CAPTURE_SOURCE_TYPES, IPTC
+from evalkit.provenance.manifest_history import failed_ingredients
+from evalkit.provenance.manifest_read import HASH_MISMATCH_CODES, UNREADABLE_MANIFEST
+
+COMPOSITE_AI = IPTC + "compositeWithTrainedAlgorithmicMedia"
+VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)",
+            "signed (source not stated)", "tampered", "conflicting signals",
+            "ai-generated (watermark only, manifest stripped)", "likely ai-generated (detector only)",
+            "watermark trace (payload unreadable)", "likely ai-generated (watermark trace and detector)",
+            "unknown", "unreadable", "incomplete (fragmented stream)", "invalid credential")
+FAILED_VERDICTS = ("tampered", "conflicting signals", "invalid credential")
+WATERMARK_TRACE = "watermark trace (payload unreadable)"
+TRACE_AND_DETECTOR = "likely ai-generated (watermark trace and detector)"
+INCOMPLETE = "incomplete (fragmented stream)"  # an init segment given without its media segments
+
+
+def _binding_of(sb: dict) -> str:
+    return (f"soft binding of its ingredient '{sb['from_ingredient']}'" if sb.get("from_ingredient")
+            else "manifest's soft binding")
+
+
+def _origin_text(prov: dict, origin: dict) -> str:
+    edits = [a for a in prov["actions"] if a != "None"]
+    kind = origin["digital_source_type"].rsplit("/", 1)[-1]
+    whose = (f"whose own manifest (signed by {origin['signer'] or 'an unnamed signer'}) declares {kind}"
+             + (f", made by {origin['generator']}" if origin["generator"] else ""))
+    if origin["via"] == "parent":
+        how = f"It is an edit ({', '.join(edits) or 'no actions listed'})"
+        chain = "" if origin["depth"] == 1 else f" {origin['depth']} edits back"
+        return f"{how} of '{origin['title']}'{chain}, {whose}."
+    return f"It holds a component ('{origin['title']}') {whose}."
+
+
+def _credential_only(failures: list[str]) -> bool:
+    """Only the signing certificate failed (expired, revoked, invalid): nothing says the media or
+    the manifest changed."""
+    bad = [c for c in failures if c != "signingCredential.untrusted"]
+    return bool(bad) and all(c.startswith("signingCredential.") for c in bad)
+
+
+def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) -> tuple[str, list[str]]:
+    """(verdict, reasons) from what verify_file read: `prov` the manifest, `wm` the watermark,
+    `det` the detector, `notes` reasons gathered on the way (the first says why the watermark was
+    not checked, when it was not)."""
+    state, dst = prov["state"], prov["digital_source_type"]
+    sb = prov.get("soft_binding")
+    ai_claim, capture_claim = dst in AI_SOURCE_TYPES, dst in CAPTURE_SOURCE_TYPES
+    reasons: list[str] = []
+    p, thr = det.get("p_generated"), det.get("threshold")
+    det_says_ai = p is not None and thr is not None and p >= thr and not det.get("out_of_domain")
+
+    wm_text = (f"the evalkit watermark is present (payload {wm['payload']}, p-value {wm['p_value']:.1e})"
+               if wm["detected"] and wm["payload"] else
+               f"an evalkit watermark is present but its payload did not decode (p-value {wm['p_value']:.1e})"
+               if wm["detected"] else None)
+
+    if not readable and state == "absent":
+        verdict = "unreadable"
+        reasons.append("the file could not be read as a video and carries no C2PA manifest")
+    elif state == "invalid" and _credential_only(prov["failures"]):
+        verdict = "invalid credential"
+        bad = [c for c in prov["failures"] if c != "signingCredential.untrusted"]
+        reasons.append(f"The media matches its manifest, but the signing credential is not valid ({', '.join(bad)}): "
+                       "with no trusted time-stamp the signature cannot be shown to come from a time the "
+                       f"certificate was good, so {prov['signer'] or 'the signer'} does not vouch for it.")
+        if dst:
+            reasons.append(f"Unvouched for, the manifest declares the digital source type {dst.rsplit('/', 1)[-1]}"
+                           + (f", made by {prov['generator']}." if prov["generator"] else "."))
+        if wm_text:
+            reasons.append(wm_text[0].upper() + wm_text[1:])
+    elif state == "invalid":
+        verdict = "tampered"
+        codes = ", ".join(prov["failures"]) or "no code"
+        if any(c in HASH_MISMATCH_CODES for c in prov["failures"]):
+            reasons.append(f"the media changed after it was signed ({codes})")
+        elif UNREADABLE_MANIFEST in prov["failures"]:
+            reasons.append("a C2PA manifest is present but damaged beyond reading")
+        else:
+            reasons.append(f"the C2PA manifest does not validate ({codes})")
+        if wm_text:
+            reasons.append(wm_text[0].upper() + wm_text[1:])
+    elif state in ("valid", "trusted"):
+        signer = prov["signer"] or "an unnamed signer"
+        if prov.get("manifest_source") == "sidecar":
+            reasons.append(f"The manifest was read from the sidecar {prov['sidecar']}.")
+        elif prov.get("manifest_source") == "remote":
+            reasons.append(f"The manifest was fetched from {prov['remote_url']}.")
+        if state == "trusted":
+            reasons.append(f"Signed by {signer}, whose certificate chains to a trust anchor you gave.")
+        else:
+            reasons.append(f"The manifest is intact, but its signer ({signer}) is not in your trust "
+                           "anchors (give --trust with the issuer's CA to trust it).")
+        if prov.get("time_stamp"):
+            reasons.append(f"A time-stamp authority dated the signature {prov['time_stamp']}.")
+        origin = prov.get("ai_origin")
+        if dst == COMPOSITE_AI:
+            verdict = "ai-composite (signed)"
+        elif ai_claim:
+            verdict = "ai-generated (signed)"
+        elif capture_claim:
+            verdict = "capture (signed)"
+        elif origin:  # an edit of AI media states no source type itself: its history does
+            verdict = "ai-generated (signed)" if origin["via"] == "parent" else "ai-composite (signed)"
+        else:
+            verdict = "signed (source not stated)"
+        if dst:
+            reasons.append(f"The manifest declares the digital source type {dst.rsplit('/', 1)[-1]}"
+                           + (f", made by {prov['generator']}." if prov["generator"] else "."))
+        if origin and not ai_claim:
+            reasons.append(_origin_text(prov, origin))
+            if capture_claim:
+                verdict = "conflicting signals"
+                reasons.append("The manifest claims a camera capture, but its history holds AI-generated media.")
+        for bad in failed_ingredients(prov.get("ingredients") or []):
+            reasons.append(f"The ingredient '{bad['title']}' did not validate when it was added "
+                           f"({', '.join(bad['failures'])}).")
+        if wm["matches_manifest"] is False:
+            verdict = "conflicting signals"
+            reasons.append(f"The watermark payload {wm['payload']} differs from the {_binding_of(sb)} "
+                           f"{sb['payload']}.")
+        elif wm["matches_manifest"] is True:
+            reasons.append(f"The watermark payload matches the {_binding_of(sb)}.")
+            if wm.get("method") == "known payload":
+                reasons.append(f"Found by testing the payload the soft binding names (p-value {wm['p_value']:.1e}); "
+                               f"the blind read alone did not reach the threshold (p-value {wm['blind_p_value']:.1e}).")
+        if capture_claim and wm["detected"]:
+            verdict = "conflicting signals"
+            reasons.append("The manifest claims a camera capture, but the video carries an evalkit watermark.")
+        reg = wm.get("registry")
+        if reg and reg["found"]:  # a manifest without this payload: the registry says where it came from
+            reasons += _registry_text(reg)
+            if reg["content"] == "different":
+                verdict = "conflicting signals"
+        if wm["checked"] and not wm["detected"]:
+            if sb and sb.get("key_id") and wm.get("key_id") and sb["key_id"] != wm["key_id"]:
+                reasons.append(f"The manifest's watermark was made with key {sb['key_id']}, not the "
+                               f"key given ({wm['key_id']}); it could not be checked.")
+            elif sb:
+                reasons.append(f"The {_binding_of(sb)} declares a watermark, but none was found.")
+            elif ai_claim:
+                reasons.append("The manifest says AI-generated, but no watermark was found.")
+        if capture_claim and det_says_ai:
+            reasons.append(f"The detector disagrees with the capture claim (p_generated {p:.2f} >= {thr:.2f}).")
+    else:  # absent
+        if prov.get("remote_url"):
+            reasons.append(f"The file names a remote C2PA manifest at {prov['remote_url']}, which was not read "
+                           "(verify works offline: pass --fetch-remote to fetch it, or --manifest FILE with a copy).")
+        else:
+            reasons.append("No C2PA manifest.")
+        if wm["detected"] and not wm["payload"]:
+            # A pattern without a payload: a marked video damaged past reading, or a mark copied
+            # onto another video by someone holding a marked video and its original (measured:
+            # benchmarks/robustness/watermark_forgery.py). Not enough to call it generated.
+            verdict = TRACE_AND_DETECTOR if det_says_ai else WATERMARK_TRACE
+            reasons.append(wm_text[0].upper() + wm_text[1:] + ": either a marked video damaged past "
+                           "reading (heavy re-encoding), or a mark's pattern copied from another video, "
+                           "which anyone holding a marked video and its original can do; on its own "
+                           "it does not show that this video was generated.")
+            if det_says_ai:
+                reasons.append(f"The detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
+        elif wm["detected"]:
+            verdict = "ai-generated (watermark only, manifest stripped)"
+            reasons.append(wm_text[0].upper() + wm_text[1:] + ": the manifest was removed or the "
+                           "video re-encoded after signing.")
+            if wm.get("edits"):
+                reasons.append("The watermark read shows the video was edited after marking: "
+                               + "; ".join(wm["edits"]) + ".")
+            reg = wm.get("registry")
+            if reg and reg["found"]:
+                reasons += _registry_text(reg)
+                if reg["content"] == "different":
+                    verdict = "conflicting signals"
+            elif reg and reg["exists"]:
+                reasons.append(f"The payload is not in the soft-binding registry at {reg['registry']}.")
+        elif det_says_ai:
+            verdict = "likely ai-generated (detector only)"
+            reasons.append(f"No watermark found; the detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
+        else:
+            verdict = "unknown"
+            if wm["checked"]:
+                reasons.append("No evalkit watermark found.")
+    if not wm["checked"]:
+        reasons.append(notes.pop(0) if notes else "The watermark was not checked.")
+    if p is None and not det.get("name"):
+        reasons.append("No detector was run (none available, or --no-detector).")
+    elif p is not None and det.get("out_of_domain"):
+        reasons.append(f"The detector abstains: {det['out_of_domain']} (p_generated {p:.2f} not used).")
+    elif p is not None and state == "absent" and not wm["detected"] and not det_says_ai:
+        reasons.append(f"The detector says not generated (p_generated {p:.2f} < {thr:.2f}).")
+    reasons += notes
+    return verdict, [r if r.endswith(".") else r + "." for r in (s[0].upper() + s[1:] for s in reasons)]
+
+
+def _registry_text(reg: dict) -> list[str]:
+    """Reasons from a soft-binding registry record of the payload read (`registry.resolve`)."""
+    m = reg.get("manifest") or {}
+    who = f"signed by {m['signer']}" if isinstance(m.get("signer"), str) else "marked without a manifest"
+    kind = str(m.get("digital_source_type") or "").rsplit("/", 1)[-1]
+    gen = m.get("generator")
+    made = f" ({kind}" + (f", {gen}" if isinstance(gen, str) else "") + ")" if kind else ""
+    out = [f"The soft-binding registry holds this payload: {reg.get('signed_file') or 'a video'}, {who}{made}, "
+           f"registered {reg.get('registered')}"]
+    if reg["content"] == "match":
+        out.append(reg["why"][0].upper() + reg["why"][1:])
+    elif reg["content"] == "uncertain":
+        out.append(reg["why"][0].upper() + reg["why"][1:] + ": captions, logos, letterbox bars or a crop do this too")
+    else:
+        out.append("But " + reg["why"] + ": the mark was copied onto this video from the registered one, or "
+                   "this video was edited past recognition")
+    return out
