@@ -78,7 +78,7 @@ def test_sampling_flags_out_of_place_are_one_line_errors(capsys, tmp_path):
                        str(tmp_path / "o"), "--guidance-rescale", "1.5")
     assert code == EXIT_BAD_INPUT and "1.5" in err
     for model, value, says in (("world", "0:0.5", "--guidance-interval only applies to uvit"),
-                               ("uvit:small-gpu", "0.9:0.1", "guidance interval '0.9:0.1'")):
+                               ("uvit:small-gpu", "0.9:0.1", "guidance interval 0.9:0.1: needs 0 <= LO < HI")):
         code, _, err = run(capsys, "generate", "--model", model, "--prompts", "x", "--out", str(tmp_path / "o"),
                            "--guidance-interval", value)
         assert code == EXIT_BAD_INPUT and says in err and err.count("\n") == 1, err

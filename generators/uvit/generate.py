@@ -20,10 +20,9 @@ from generators.checkpoints import load_failure, save_safetensors_atomic
 from generators.training import pick_device
 
 from .configs import PRESETS, UViTConfig
-from .diffusion import GaussianDiffusion
 from .layers import flush_denormal
 from .network import TextToVideoUViT
-from .samplers import DEFAULT_STEPS, GUIDANCE_CONVENTION, SAMPLERS, guidance_timesteps, parse_guidance_interval
+from .samplers import DEFAULT_STEPS, GUIDANCE_CONVENTION, SAMPLERS, check_guidance_interval, parse_guidance_interval
 from .text import token_count
 
 SHIPPED = Path(__file__).parent / "weights"
@@ -150,8 +149,7 @@ class UViTGenerator:
         elif guidance_interval is None:
             self.guidance_interval = default_guidance_interval(self.sha256)
         else:
-            self.guidance_interval = tuple(float(v) for v in guidance_interval)
-            guidance_timesteps(self.guidance_interval, GaussianDiffusion.from_config(self.net.cfg))  # checks it
+            self.guidance_interval = check_guidance_interval(guidance_interval)
         self.steps = steps or DEFAULT_STEPS[sampler]
         self.batch_size = batch_size
 

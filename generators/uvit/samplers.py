@@ -107,19 +107,18 @@ def cfg_eps_fn(model_fn: Callable, cond, uncond, scale: float, rescale: float = 
     return eps_fn
 
 
-def guidance_timesteps(interval: tuple[float, float], diffusion: GaussianDiffusion) -> tuple[int, int]:
-    """A guidance interval given as fractions of the chain, (lo, hi) with 0 <= lo < hi <= 1 (0: clean,
-    1: pure noise), as the inclusive timesteps (t_lo, t_hi) that `cfg_eps_fn` takes."""
+def check_guidance_interval(interval) -> tuple[float, float]:
+    """(lo, hi) as floats, or a one-line error unless 0 <= lo < hi <= 1 (fractions of the noise
+    chain: 0 clean, 1 pure noise)."""
     lo, hi = (float(v) for v in interval)
     if not 0.0 <= lo < hi <= 1.0:
-        raise BadInputError(f"guidance interval {lo:g}:{hi:g}: needs 0 <= lo < hi <= 1 (fractions of the "
+        raise BadInputError(f"guidance interval {lo:g}:{hi:g}: needs 0 <= LO < HI <= 1 (fractions of the "
                             "noise chain, 0 clean, 1 pure noise)")
-    last = diffusion.num_timesteps - 1
-    return math.ceil(lo * last), math.floor(hi * last)
+    return lo, hi
 
 
 def parse_guidance_interval(text: str) -> tuple[float, float] | None:
-    """'LO:HI' (fractions of the noise chain) as (lo, hi); 'none' or 'all' as None (every step)."""
+    """'LO:HI' as (lo, hi); 'none' or 'all' as None (every step)."""
     if text.strip().lower() in ("none", "all"):
         return None
     try:
@@ -127,9 +126,15 @@ def parse_guidance_interval(text: str) -> tuple[float, float] | None:
     except ValueError:
         raise BadInputError(f"guidance interval {text!r}: give LO:HI, fractions of the noise chain such as "
                             "0.1:0.8, or 'none'") from None
-    if not 0.0 <= lo < hi <= 1.0:
-        raise BadInputError(f"guidance interval {text!r}: needs 0 <= LO < HI <= 1 (0 clean, 1 pure noise)")
-    return lo, hi
+    return check_guidance_interval((lo, hi))
+
+
+def guidance_timesteps(interval: tuple[float, float], diffusion: GaussianDiffusion) -> tuple[int, int]:
+    """A guidance interval (fractions of the chain) as the inclusive timesteps (t_lo, t_hi) that
+    `cfg_eps_fn` takes."""
+    lo, hi = check_guidance_interval(interval)
+    last = diffusion.num_timesteps - 1
+    return math.ceil(lo * last), math.floor(hi * last)
 
 
 # ---- timesteps and noise --------------------------------------------------------------------------
