@@ -10,7 +10,8 @@ setting (DPM-Solver++ 20 steps, trailing spacing, classifier-free guidance 2) on
 
 Variants (each an eps_fn handed to the library's sampler; nothing here enters the package):
 - `cfg`: eps_u + s (eps_c - eps_u), applied only for timesteps lo <= t < hi (Kynkaanniemi et al.
-  2024 apply guidance in a limited interval); `spacing` "karras" puts the steps at EDM's rho = 7
+  2024 apply guidance in a limited interval; since session 26 a package option, `generate
+  --guidance-interval LO:HI` and `benchmarks/quality/uvit.py --guidance-interval`); `spacing` "karras" puts the steps at EDM's rho = 7
   noise levels (sigma from `smax`, default 80, down to the schedule's smallest); `steps`.
 - `auto`: autoguidance (Karras et al. 2024): eps_bad + w (eps_good - eps_bad), the bad model
   `uvit:small-stage1` (the same preset, 2,281 steps into training, unshifted schedule: it is
