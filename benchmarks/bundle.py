@@ -45,13 +45,14 @@ def _environment() -> dict:
 
 def build_bundle(suite, model: str, role: str, run_key: str, protocol: dict, max_prompts, records: list[dict],
                  reference: Path, metrics: dict, backbones: dict, run_id: str) -> dict:
-    from benchmarks.runner import _clean, folder_digest
+    from benchmarks.run_cache import clean
+    from benchmarks.runner import folder_digest
     from evalkit import __version__
     from evalkit.home import git_commit, git_dirty
 
     clips = [{k: r.get(k) for k in ("id", "file", "prompt", "prompt_id", "part", "sample", "seed", "sha256")}
              for r in records]
-    return _clean({
+    return clean({
         "format": FORMAT,
         "suite": {"name": suite.name, "version": suite.version, "hash": suite.hash, "canonical": suite.canonical},
         "max_prompts": max_prompts, "model": model, "role": role, "run_key": run_key,

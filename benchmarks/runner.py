@@ -28,7 +28,6 @@ Resume without repeating work or duplicating runs:
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import os
@@ -40,14 +39,16 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import schema
+from benchmarks.clip_checks import (load_default_detector, per_clip_checks, project_credentials, protector,
+                                    safety_metrics)
 from benchmarks.executors import LocalExecutor, Shard
-from benchmarks.suite import Suite, SuitePrompt, canonical_json, load_suite
+from benchmarks.run_cache import CODE_VERSION, bench_home, clean, estimate_entry, read_json, sha_of
+from benchmarks.suite import Suite, SuitePrompt, load_suite
 from evalkit.atomic import write_atomic
 from evalkit.errors import BadInputError
 from evalkit.hashing import sha256_file
 
 SCORE_FAMILIES = ("fvd", "clip", "flicker", "physics")
-CODE_VERSION = "bench-runner-1"  # bump when a change here alters any number, to invalidate caches
 
 
 @dataclass
@@ -67,23 +68,6 @@ class RunResult:
 # small helpers
 
 
-def _sha(obj) -> str:
-    return hashlib.sha256(canonical_json(obj)).hexdigest()
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # absent or damaged: recomputed
-
-
-def _clean(obj):
-    from evalkit.tracking import _jsonable
-
-    return _jsonable(obj)
-
-
 def _slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", spec).strip("-.")[:60] or "model"
 
@@ -92,17 +76,6 @@ def role_of(spec: str) -> str:
     if spec == "world":
         return "ceiling"
     return "control" if spec.startswith("control:") else "model"
-
-
-def bench_home() -> Path:
-    from evalkit.home import evalkit_home
-
-    return evalkit_home() / "bench"
-
-
-def _entry(est) -> dict:
-    d = est.to_dict() if hasattr(est, "to_dict") else dict(est)
-    return {k: d.get(k) for k in ("value", "ci_low", "ci_high", "n")}
 
 
 def _cost_entry(value: float, n: int) -> dict:
@@ -131,13 +104,13 @@ def _model_fingerprint(spec: str) -> str | None:
     idx = d / "index.jsonl"
     if idx.is_file():
         return sha256_file(idx)
-    return _sha(sorted((f.name, f.stat().st_size) for f in d.iterdir() if f.is_file())) if d.is_dir() else None
+    return sha_of(sorted((f.name, f.stat().st_size) for f in d.iterdir() if f.is_file())) if d.is_dir() else None
 
 
 def run_key(suite: Suite, spec: str, protocol: dict, max_prompts: int | None, judges: dict | None = None) -> str:
     """Everything a run's numbers depend on: the suite, the model and its settings, and the judges
     (the detector's weights, user-given backbone paths), so a new judge never reuses old numbers."""
-    return _sha({"suite_hash": suite.hash, "model": spec, "weights_sha256": protocol.get("weights_sha256"),
+    return sha_of({"suite_hash": suite.hash, "model": spec, "weights_sha256": protocol.get("weights_sha256"),
                  "generation": protocol, "max_prompts": max_prompts, "folder": _model_fingerprint(spec),
                  "code": CODE_VERSION, **({"judges": judges} if judges else {})})
 
@@ -151,7 +124,7 @@ class _ClipStore:
         (root / "records").mkdir(parents=True, exist_ok=True)
 
     def record(self, clip_id: str) -> dict | None:
-        rec = _read_json(self.root / "records" / f"{clip_id}.json")
+        rec = read_json(self.root / "records" / f"{clip_id}.json")
         path = self.root / "clips" / f"{clip_id}.mp4"
         if rec is None or not path.is_file() or sha256_file(path) != rec.get("sha256"):
             return None  # missing or damaged: generated again
@@ -161,7 +134,7 @@ class _ClipStore:
         path = self.root / "clips" / f"{clip_id}.mp4"
         os.replace(tmp_mp4, path)
         rec = {**rec, "sha256": sha256_file(path)}
-        write_atomic(self.root / "records" / f"{clip_id}.json", json.dumps(_clean(rec)).encode())
+        write_atomic(self.root / "records" / f"{clip_id}.json", json.dumps(clean(rec)).encode())
         return rec
 
 
@@ -251,7 +224,7 @@ def reference_folder(suite: Suite, prompts: list[SuitePrompt], progress: bool = 
     ref, v = suite.reference, suite.video
     config = WorldConfig(frames=v["frames"], size=v["size"], fps=v["fps"])
     spec = {"reference": ref, "video": v, "prompts": [[p.index, p.text] for p in prompts]}
-    folder = bench_home() / "refs" / _sha(spec)[:24]
+    folder = bench_home() / "refs" / sha_of(spec)[:24]
     if (folder / "index.jsonl").is_file():
         return folder
     with ClipFolderWriter(folder, replace=True) as w:
@@ -273,7 +246,7 @@ def folder_digest(folder: Path) -> str:
     """SHA-256 over the index and every clip's SHA-256."""
     from evalkit.clipset import read_index
 
-    return _sha([[r["id"], r.get("prompt"), sha256_file(folder / r["file"])] for r in read_index(folder)])
+    return sha_of([[r["id"], r.get("prompt"), sha256_file(folder / r["file"])] for r in read_index(folder)])
 
 
 def _two_sample_diff(a, b, n_boot: int = 2000, seed: int = 0) -> dict:
@@ -298,14 +271,14 @@ def physics_parts(rows: list[dict], part_of: dict) -> dict:
                for p in ("id", "ood")}
     for part, rs in by_part.items():
         if rs:
-            out[f"physics_score_{part}"] = _entry(mean_ci([r["physics_score"] for r in rs]))
+            out[f"physics_score_{part}"] = estimate_entry(mean_ci([r["physics_score"] for r in rs]))
         laws: dict[str, list[bool]] = {}
         for r in rs:
             for law, ok in (r.get("physics_laws") or {}).items():
                 if ok is not None:
                     laws.setdefault(law, []).append(bool(ok))
         for law, oks in sorted(laws.items()):
-            out[f"physics_law.{law}.{part}"] = _entry(proportion_ci(sum(oks), len(oks)))
+            out[f"physics_law.{law}.{part}"] = estimate_entry(proportion_ci(sum(oks), len(oks)))
     if by_part["id"] and by_part["ood"]:
         out["physics_ood_gap"] = _two_sample_diff([r["physics_score"] for r in by_part["id"]],
                                                   [r["physics_score"] for r in by_part["ood"]])
@@ -323,9 +296,9 @@ def score_run(suite: Suite, folder: Path, reference: Path, part_of: dict, *, pro
     paths = backbone_paths or {}
     protocol = {"families": families, "opts": {f: suite.metrics[f] for f in families},
                 "paths": {k: str(v) for k, v in paths.items()}, "code": CODE_VERSION}
-    key = _sha({"clips": folder_digest(folder), "reference": folder_digest(reference), "protocol": protocol})
+    key = sha_of({"clips": folder_digest(folder), "reference": folder_digest(reference), "protocol": protocol})
     cache = bench_home() / "cache" / "scores" / f"{key}.json"
-    hit = _read_json(cache) if use_cache else None
+    hit = read_json(cache) if use_cache else None
     if hit is not None:
         return hit
     if not families:
@@ -339,128 +312,14 @@ def score_run(suite: Suite, folder: Path, reference: Path, part_of: dict, *, pro
     metrics = {name: {k: m[k] for k in ("value", "ci_low", "ci_high", "n")} for name, m in res["metrics"].items()}
     if "physics" in families:
         metrics.update(physics_parts(res["per_clip"], part_of))
-    out = _clean({"metrics": metrics, "scores": {k: v for k, v in res.items() if k != "per_clip"},
+    out = clean({"metrics": metrics, "scores": {k: v for k, v in res.items() if k != "per_clip"},
                   "per_clip": res["per_clip"]})
     write_atomic(cache, json.dumps(out).encode())
     return out
 
 
 # ---------------------------------------------------------------------------------------------
-# provenance, watermark survival, detector: per clip, cached by content hash
-
-
-def project_credentials(warnings: list):
-    """The project's credentials ($EVALKIT_HOME/credentials); created, as `evalkit keys init`
-    would, when there are none, and said so in the run's warnings."""
-    from evalkit.provenance.credentials import default_paths, init_keys
-
-    paths = default_paths()
-    if not (paths.signer_cert.is_file() and paths.signer_key.is_file()):
-        init_keys()
-        warnings.append(f"no signing credentials in {paths.dir}: created a development CA and signing key there "
-                        f"(as `evalkit keys init`); verifiers trust them with --trust {paths.ca_cert}")
-    return paths
-
-
-def _protector(paths):
-    """Sign (C2PA) and watermark a freshly generated clip in place, as `generate --sign --watermark`."""
-    from evalkit.provenance.credentials import load_watermark_key
-    from evalkit.provenance.signers import load_signer
-    from evalkit.provenance.protect import protect_file
-
-    signer = load_signer(paths.signer_cert, paths.signer_key)
-    wm_key = load_watermark_key(paths.watermark_key)
-    return lambda path, rec: protect_file(path, rec, sign=True, watermark=True, signer=signer, wm_key=wm_key)
-
-
-def load_default_detector(warnings: list):
-    """The default detector of the `detectors` package (`load_detector()`: `.name`, `.threshold`,
-    `.predict(clips) -> [p_generated]`), or None with a warning when it cannot be loaded."""
-    try:
-        from detectors import load_detector
-
-        det = load_detector()
-        return det if hasattr(det, "predict") else None
-    except Exception as e:  # noqa: BLE001  an absent or broken detector must not stop a benchmark
-        warnings.append(f"default detector unavailable ({' '.join(str(e).split())[:160] or type(e).__name__}); "
-                        "no detector metric, per-clip p_generated/detected left null")
-        return None
-
-
-class _CheckCache:
-    def __init__(self):
-        self.root = bench_home() / "cache" / "clips"
-
-    def get(self, sha: str, protocol: dict, compute):
-        path = self.root / sha[:2] / sha / f"{_sha(protocol)[:24]}.json"
-        hit = _read_json(path)
-        if hit is not None:
-            return hit["result"]
-        result = _clean(compute())
-        write_atomic(path, json.dumps({"protocol": _clean(protocol), "result": result}).encode())
-        return result
-
-
-def _survives(path: Path, rec: dict, wm_key, crf: int) -> bool:
-    """Re-encode at `crf` and decode the watermark: the right payload must come back."""
-    from evalkit.provenance import watermark as wm
-    from evalkit.video import read_video, write_video
-
-    clip = read_video(path)
-    tmp = path.with_name(f".{path.stem}.crf{crf}-{os.getpid()}.mp4")
-    try:
-        write_video(tmp, clip, crf=crf)
-        d = wm.detect(read_video(tmp).frames, wm_key)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return bool(d.detected and d.payload is not None and d.payload.hex() == rec.get("watermark_payload"))
-
-
-def per_clip_checks(suite: Suite, records: list[dict], folder: Path, paths, detector, *, progress: bool) -> dict:
-    """{clip id: {"signed_valid", "watermark_survives_crf<N>", "p_generated", "detected"}}."""
-    from tqdm.auto import tqdm
-
-    from evalkit.clip import Clip  # noqa: F401  (detectors take evalkit Clips)
-    from evalkit.clipset import load_clip
-    from evalkit.provenance.credentials import load_watermark_key
-    from evalkit.provenance.verify import load_trust, verify_file
-
-    cache = _CheckCache()
-    crf = suite.metrics.get("watermark", {}).get("crf")
-    wm_name = f"watermark_survives_crf{crf}"
-    anchors = load_trust([paths.ca_cert]) if paths.ca_cert.is_file() else None
-    wm_key = load_watermark_key(paths.watermark_key, required=False)
-    out = {}
-    for rec in tqdm(records, desc="check clips", unit="clip", disable=None if progress else True):
-        sha, path, row = rec["sha256"], folder / rec["file"], {}
-        if "provenance" in suite.metrics and rec.get("signed"):
-            proto = {"check": "c2pa-verify", "trust": _sha(anchors or ""), "code": CODE_VERSION}
-            row["signed_valid"] = cache.get(sha, proto, lambda: verify_file(path, trust=anchors)["provenance"]
-                                            ["state"] in ("valid", "trusted"))
-        if crf is not None and rec.get("watermark_payload") and wm_key is not None:
-            proto = {"check": "watermark-survival", "crf": crf, "key": wm_key.fingerprint, "code": CODE_VERSION}
-            row[wm_name] = cache.get(sha, proto, lambda: _survives(path, rec, wm_key, crf))
-        if detector is not None:
-            proto = {"check": "detector", "name": str(getattr(detector, "name", "?")),
-                     "threshold": float(detector.threshold), "weights": str(getattr(detector, "weights_sha256", ""))}
-            p = cache.get(sha, proto, lambda: float(detector.predict([load_clip(folder, rec)])[0]))
-            row["p_generated"], row["detected"] = p, bool(p >= detector.threshold)
-        out[rec["id"]] = row
-    return out
-
-
-def safety_metrics(suite: Suite, checks: dict) -> dict:
-    from evalkit.metrics.stats import proportion_ci
-
-    out = {}
-    crf = suite.metrics.get("watermark", {}).get("crf")
-    for name, key in (("provenance_valid_rate", "signed_valid"), (f"watermark_survival_crf{crf}",
-                                                                   f"watermark_survives_crf{crf}"),
-                      ("detector_catch_rate", "detected")):
-        vals = [c[key] for c in checks.values() if c.get(key) is not None]
-        if vals:
-            out[name] = _entry(proportion_ci(sum(map(bool, vals)), len(vals)))
-    return out
+# cost and the sample grid (the per-clip safety checks: benchmarks.clip_checks)
 
 
 def cost_metrics(records: list[dict]) -> dict:
@@ -519,7 +378,7 @@ def metrics_of_run(run) -> dict:
         if base and base in m:
             out[base] = {"value": m[base], "ci_low": m.get(base + "_ci_low"), "ci_high": m.get(base + "_ci_high"),
                          "n": int(m[k])}
-    return _clean(out)
+    return clean(out)
 
 
 def _nan(x):
@@ -580,7 +439,7 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
                             params=_params(suite, model_spec, proto, seeds, max_prompts),
                             run_id=existing.info.run_id if existing is not None else None) as run:
         store = _ClipStore(bench_home() / "work" / key[:32])
-        protect = _protector(paths) if model_spec.startswith("uvit:") else None
+        protect = protector(paths) if model_spec.startswith("uvit:") else None
         records = _generate(suite, prompts, gen, store, protect=protect, progress=progress, on_clip=on_clip,
                             executor=executor,
                             make_generator=functools.partial(_generator, suite, model_spec, generator_options or {}))
@@ -628,4 +487,4 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
         mlflow.set_tag(schema.TAG_COMPLETE, "true")
         run_id = run.info.run_id
     return RunResult(run_id, "resumed" if existing is not None else "new", suite.name, model_spec, key,
-                     folder, bundle_path, _clean(metrics), warnings)
+                     folder, bundle_path, clean(metrics), warnings)
