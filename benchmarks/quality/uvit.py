@@ -65,7 +65,7 @@ def paired_with(other, probe: QualityProbe, res: dict) -> dict:
     from evalkit.metrics.generator_quality import clip_measures, clips_quality, paired_differences
 
     t0 = time.perf_counter()
-    clips = other.generate(probe.prompts, probe.seeds)
+    clips = probe.sample(other.generate, desc=f"sample {other.protocol().get('model', '')} (compared)")
     fo = probe.features(clips)
     measures = clip_measures(clips)
     return {"protocol": other.protocol(), "seconds": time.perf_counter() - t0,
@@ -77,7 +77,7 @@ def paired_with(other, probe: QualityProbe, res: dict) -> dict:
 def evaluate(probe: QualityProbe, spec: str, sampling: dict, world_quality: dict | None = None) -> dict:
     gen = get_generator(spec, **(sampling if spec.startswith("uvit:") else {}))
     t0 = time.perf_counter()
-    res = probe.evaluate(gen.generate)
+    res = probe.evaluate(gen.generate, desc=f"sample {spec}")
     out = {"benchmark": "uvit-quality", "model": spec, "protocol": gen.protocol(), **probe.protocol(),
            "sample_seconds": round(time.perf_counter() - t0, 1), "model_quality": res["quality"],
            "world_quality": world_quality, "fvd": res["fvd"], "fvd_real_vs_real": res["fvd_real_vs_real"],
@@ -170,7 +170,7 @@ def main() -> None:
     probe = QualityProbe(a.prompts, a.per_prompt, a.seed)
     sampling = dict(sampler=a.sampler, steps=a.steps, guidance=a.guidance, guidance_rescale=a.guidance_rescale,
                     guidance_interval=a.guidance_interval, precision=a.precision)
-    world_res = probe.evaluate(get_generator("world").generate)
+    world_res = probe.evaluate(get_generator("world").generate, desc="render world")
     world, world_clips = world_res["quality"], world_res["clips"]
     if a.curve:
         points = []

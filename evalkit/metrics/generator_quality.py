@@ -160,10 +160,26 @@ class QualityProbe:
                 "backbone": self.backbone.protocol()["backbone"], "backbone_sha256": self.backbone.sha256,
                 "presence_frames": PRESENCE_FRAMES}
 
-    def evaluate(self, sample: Callable[[list[str], list[int]], list[Clip]]) -> dict:
+    def sample(self, sample: Callable[[list[str], list[int]], list[Clip]], desc: str | None = None,
+               chunk: int = 8) -> list[Clip]:
+        """The probe's clips from `sample`; with `desc`, in chunks under a progress bar (a clip
+        depends on its own seed only, so chunking does not change it)."""
+        if desc is None:
+            return sample(self.prompts, self.seeds)
+        from tqdm.auto import tqdm
+
+        clips: list[Clip] = []
+        with tqdm(total=len(self.prompts), desc=desc, unit="clip") as bar:
+            for i in range(0, len(self.prompts), chunk):
+                clips += sample(self.prompts[i:i + chunk], self.seeds[i:i + chunk])
+                bar.update(len(self.prompts[i:i + chunk]))
+        return clips
+
+    def evaluate(self, sample: Callable[[list[str], list[int]], list[Clip]], desc: str | None = None) -> dict:
+        """Scores of the clips `sample` makes for the probe (`desc`: show progress under that name)."""
         from evalkit.metrics.fvd import fvd_with_ci
 
-        clips = sample(self.prompts, self.seeds)
+        clips = self.sample(sample, desc)
         fvd = fvd_with_ci(self.ref, self.features(clips))
         measures = clip_measures(clips)
         return {"quality": clips_quality(clips, measures), "measures": measures, "fvd": fvd.to_dict(),

@@ -35,6 +35,11 @@ def test_same_probe_same_numbers_and_prompts_are_world_test_prompts(probe):
     b = probe.evaluate(get_generator("world").generate)["fvd"]["value"]
     assert a == b
     assert probe.prompts == world_test_prompts(6, 0)
+    # shown with progress, the probe samples in chunks: the same clips as one call
+    for spec in ("world", "control:noise"):
+        gen = get_generator(spec)
+        whole, chunked = probe.sample(gen.generate), probe.sample(gen.generate, desc=spec, chunk=4)
+        assert len(chunked) == 6 and all((x.frames == y.frames).all() for x, y in zip(whole, chunked))
 
 
 def test_training_hook_logs_a_learning_curve(mlflow_store, tmp_path, probe):
