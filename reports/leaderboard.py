@@ -178,6 +178,23 @@ def _tie(above, row, metric: str, cache: dict) -> tuple[bool, str]:
     return _ci_overlap(above, row, metric)
 
 
+def _past_the_ceiling(df, ranked, metric: str | None, lower: bool) -> list[str]:
+    """Notes for ranked models that score at or past the ceiling (the real data) on the ranking
+    metric: there the metric has stopped telling model from data at this N (FVD on a small set,
+    an encoder that does not see what the model gets wrong), so their rank says little."""
+    ceiling = df[df["role"] == "ceiling"]
+    if metric is None or ceiling.empty or not np.isfinite(float(ceiling[metric].iloc[0])):
+        return []
+    c, name = float(ceiling[metric].iloc[0]), ceiling["model"].iloc[0]
+    out = []
+    for idx in ranked:
+        v = float(df.loc[idx, metric])
+        if (v <= c) if lower else (v >= c):
+            out.append(f"{df.loc[idx, 'model']} scores {metric} {v:.4g}, at or past the ceiling ({name}: {c:.4g}): "
+                       f"at this N {metric} does not tell it from the real data; read the other metrics beside it")
+    return out
+
+
 def leaderboard(suite_name: str, primary: str | None = None):
     """One row per model of `suite_name` (see the module docstring), ranked rows first, then the
     ceiling and control rows."""
@@ -205,6 +222,7 @@ def leaderboard(suite_name: str, primary: str | None = None):
             df.loc[idx, ["tie_with_above", "tie_test"]] = [tie, why]
     if metric in schema.SCORE_METRICS and metric not in PER_CLIP_METRICS:
         notes.append(f"{metric} is set-level: neighbours are compared by CI overlap, not a paired bootstrap")
+    notes += _past_the_ceiling(df, ranked, metric, lower)
     df["rank"] = df["rank"].astype("Int64")
     df = df.drop(columns=["_key", "_role"])
     front = ["rank", "tie_with_above", "model", "role"]
