@@ -17,8 +17,7 @@ directly.
   interval is of that finite-N estimate, comparable only between runs with the same N.
 - KVD: unbiased MMD^2 with the polynomial kernel (x.y / D + 1)^3 (Binkowski et al. 2018, as KID),
   averaged over random subsets.
-- Precision / recall: k-NN manifolds (Kynkaanniemi et al. 2019): a sample is inside the other
-  set's manifold if it is within the k-th nearest-neighbour radius of some sample of that set.
+- Precision / recall: k-NN manifolds (Kynkaanniemi et al. 2019), in `precision_recall.py`.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ import torch
 from torchmetrics import Metric
 
 from evalkit.metrics.base import as_features, cat_state
+from evalkit.metrics.precision_recall import precision_recall, precision_recall_with_ci  # noqa: F401 (re-exported)
 from evalkit.metrics.stats import Estimate
 
 _EPS = np.finfo(np.float64).eps
@@ -228,43 +228,6 @@ def kvd_with_ci(real_feats, fake_feats, n_boot: int = 200, seed: int | None = 0,
 
 
 # --------------------------------------------------------------------------------------------
-# k-NN precision and recall
-
-
-def _kth_nn_radii(x: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
-    """[N] distance of each row of x [N, D] to its k-th nearest other row (self excluded)."""
-    out = []
-    for i in range(0, x.shape[0], chunk):
-        d = torch.cdist(x[i:i + chunk], x)  # [c, N]
-        out.append(d.topk(k + 1, dim=1, largest=False).values[:, k])  # index 0 is the row itself
-    return torch.cat(out)
-
-
-def _inside(query: torch.Tensor, ref: torch.Tensor, radii: torch.Tensor, chunk: int) -> torch.Tensor:
-    """[Nq] bool: query row within radii[j] of some ref row j."""
-    out = []
-    for i in range(0, query.shape[0], chunk):
-        out.append((torch.cdist(query[i:i + chunk], ref) <= radii[None, :]).any(dim=1))
-    return torch.cat(out)
-
-
-def precision_recall(real, fake, k: int = 3, chunk: int = 1024) -> tuple[float, float]:
-    """Improved precision and recall (Kynkaanniemi et al. 2019), exact k-NN in float64.
-
-    precision: share of fake samples inside the real manifold; recall: share of real samples
-    inside the fake manifold. Distances come in [chunk, N] blocks (memory O(chunk * N))."""
-    r = torch.from_numpy(as_features(real, "real"))
-    f = torch.from_numpy(as_features(fake, "fake"))
-    if r.shape[1] != f.shape[1]:
-        raise ValueError(f"feature dimensions differ: {r.shape[1]} and {f.shape[1]}")
-    if min(r.shape[0], f.shape[0]) <= k:
-        raise ValueError(f"k={k} needs more than k samples per set, got {r.shape[0]} and {f.shape[0]}")
-    precision = _inside(f, r, _kth_nn_radii(r, k, chunk), chunk).double().mean()
-    recall = _inside(r, f, _kth_nn_radii(f, k, chunk), chunk).double().mean()
-    return float(precision), float(recall)
-
-
-# --------------------------------------------------------------------------------------------
 # torchmetrics classes
 
 
@@ -402,6 +365,10 @@ class VideoPrecisionRecall(_SetsMetric):
     def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
         p, r = precision_recall(*self.features(), k=self.k)
         return torch.tensor(p, dtype=torch.float64), torch.tensor(r, dtype=torch.float64)
+
+    def compute_with_ci(self, n_boot: int = 200, seed: int | None = 0) -> tuple[Estimate, Estimate]:
+        """(precision, recall) with bootstrap CIs (`precision_recall_with_ci`)."""
+        return precision_recall_with_ci(*self.features(), k=self.k, n_boot=n_boot, seed=seed)
 
     def protocol(self) -> dict:
         real, fake = self.features()

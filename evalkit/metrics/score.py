@@ -124,7 +124,7 @@ def _flicker(rows: list[dict], base: dict) -> dict:
 
 def _fvd(fake: np.ndarray, real: np.ndarray, prompts: list[str], bb, base: dict) -> dict:
     from evalkit.metrics.diversity import conditional_diversity
-    from evalkit.metrics.fvd import fvd_with_ci, kvd_with_ci, precision_recall
+    from evalkit.metrics.fvd import fvd_with_ci, kvd_with_ci, precision_recall_with_ci
 
     if len(fake) < 2 or len(real) < 2:
         raise BadInputError(f"fvd needs at least 2 clips in each set, got {len(fake)} candidates and "
@@ -137,9 +137,9 @@ def _fvd(fake: np.ndarray, real: np.ndarray, prompts: list[str], bb, base: dict)
         out["conditional_diversity"] = _entry(div, {**proto, "definition": "mean pairwise L2 distance of a "
                                                     "prompt's samples' features, mean over prompts (n = prompts)"})
     if min(len(real), len(fake)) > 3:  # k-NN radii need more than k samples a set
-        p, r = precision_recall(real, fake, k=3)
-        for name, v in (("precision", p), ("recall", r)):
-            out[name] = {"value": v, "ci_low": None, "ci_high": None, "n": len(fake), "protocol": {**proto, "k": 3}}
+        p, r = precision_recall_with_ci(real, fake, k=3)
+        for name, est in (("precision", p), ("recall", r)):
+            out[name] = _entry(est, {**proto, "k": 3})
     return out
 
 

@@ -19,6 +19,7 @@ from evalkit.metrics.fvd import (
     fvd_with_ci,
     kernel_distance,
     precision_recall,
+    precision_recall_with_ci,
 )
 from evalkit.metrics.stats import Estimate
 
@@ -163,6 +164,50 @@ def test_precision_recall_behaviour():
     assert p > 0.8 and 0.4 <= r <= 0.5
     # chunking does not change the answer
     assert precision_recall(two, one, chunk=37) == (p, r)
+
+
+def _two_modes_and_one(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real: two modes, each sample's mode drawn at random; fake: a wider copy of one mode."""
+    real = rng.normal(size=(n, 8)) + np.where(rng.random((n, 1)) < 0.5, 3.0, -3.0)
+    return real, rng.normal(size=(n, 8)) * 1.2 + 3.0
+
+
+def test_precision_recall_ci_values_and_edges():
+    rng = np.random.default_rng(3)
+    real, fake = _two_modes_and_one(rng, 50)
+    p, r = precision_recall_with_ci(real, fake)
+    assert (p.value, r.value) == precision_recall(real, fake)  # the estimate is the full-set one
+    assert p.ci_low <= p.value <= p.ci_high and r.ci_low <= r.value <= r.ci_high
+    assert 0.0 <= p.ci_low < p.ci_high <= 1.0 and 0.0 <= r.ci_low < r.ci_high <= 1.0
+    assert (p.n, r.n) == (50, 50) and p.method == "bootstrap-recentred-2sample"
+    assert precision_recall_with_ci(real, fake, seed=1)[0].ci_low != p.ci_low  # the seed is used
+    # identical sets: full marks, but a resampled manifold misses some twins, so the interval opens
+    same = precision_recall_with_ci(real, real.copy())
+    assert all(e.value == e.ci_high == 1.0 and 0.8 < e.ci_low < 1.0 for e in same)
+    apart = precision_recall_with_ci(real, fake + 100.0)
+    assert [(e.value, e.ci_low, e.ci_high) for e in apart] == [(0.0, 0.0, 0.0)] * 2
+    # n is each rate's own denominator: generated samples for precision, real ones for recall
+    p, r = precision_recall_with_ci(real[:30], fake)
+    assert (p.n, r.n) == (50, 30)
+    with pytest.raises(ValueError, match="k=3"):
+        precision_recall_with_ci(real[:3], fake)
+
+
+def test_precision_recall_ci_covers_and_narrows():
+    """Over independent experiments the 95% intervals hold the estimator's mean at that N (its
+    finite-N expectation, from many draws) most of the time, and they narrow as N grows."""
+    rng = np.random.default_rng(11)
+    n = 40
+    truth = np.mean([precision_recall(*_two_modes_and_one(rng, n)) for _ in range(200)], axis=0)
+    hits, widths = np.zeros(2), []
+    for _ in range(40):
+        p, r = precision_recall_with_ci(*_two_modes_and_one(rng, n), n_boot=150)
+        hits += [p.ci_low <= truth[0] <= p.ci_high, r.ci_low <= truth[1] <= r.ci_high]
+        widths.append((p.ci_high - p.ci_low, r.ci_high - r.ci_low))
+    assert (hits / 40 >= 0.85).all(), hits / 40
+    big = [precision_recall_with_ci(*_two_modes_and_one(rng, 4 * n), n_boot=150) for _ in range(5)]
+    big_widths = np.mean([(p.ci_high - p.ci_low, r.ci_high - r.ci_low) for p, r in big], axis=0)
+    assert (big_widths < 0.75 * np.mean(widths, axis=0)).all()
 
 
 # ------------------------------------------------------------------------------------------------

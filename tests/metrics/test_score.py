@@ -43,7 +43,11 @@ def test_world_scores_like_real_data_and_controls_do_not(capsys, folders, mlflow
         for name, e in m.items():
             assert {"value", "ci_low", "ci_high", "n", "protocol"} <= set(e), name
             assert "generation" in e["protocol"]
-            assert e["n"] == 16 or name.startswith("physics_law.") or name == "conditional_diversity"
+            assert e["ci_low"] is not None and e["ci_low"] <= e["value"] <= e["ci_high"], name
+            if name == "recall":  # the share of reference clips covered: n is theirs
+                assert e["n"] == e["protocol"]["n_reference"] == 24
+            else:
+                assert e["n"] == 16 or name.startswith("physics_law.") or name == "conditional_diversity"
     assert w["physics_score"]["value"] > 0.9 and n["physics_score"]["value"] == 0.0
     assert s["physics_score"]["value"] < w["physics_score"]["value"]
     assert w["clip_alignment"]["value"] > n["clip_alignment"]["value"] + 30
