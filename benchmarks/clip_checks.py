@@ -64,8 +64,14 @@ def _survives(path: Path, rec: dict, wm_key, crf: int) -> bool:
     return bool(d.detected and d.payload is not None and d.payload.hex() == rec.get("watermark_payload"))
 
 
+def _detector_read(detector, clip) -> dict:
+    """{"p": p_generated, "note": why the clip is outside the detector's domain, or None}."""
+    note = detector.domain_note(clip) if callable(getattr(detector, "domain_note", None)) else None
+    return {"p": float(detector.predict([clip])[0]), "note": note}
+
+
 def per_clip_checks(suite: Suite, records: list[dict], folder: Path, paths, detector, *, progress: bool) -> dict:
-    """{clip id: {"signed_valid", "watermark_survives_crf<N>", "p_generated", "detected"}}."""
+    """{clip id: {"signed_valid", "watermark_survives_crf<N>", "p_generated", "detected", "detector_abstains"}}."""
     from tqdm.auto import tqdm
 
     from evalkit.clip import Clip  # noqa: F401  (detectors take evalkit Clips)
@@ -89,10 +95,12 @@ def per_clip_checks(suite: Suite, records: list[dict], folder: Path, paths, dete
             proto = {"check": "watermark-survival", "crf": crf, "key": wm_key.fingerprint, "code": CODE_VERSION}
             row[wm_name] = cache.get(sha, proto, lambda: _survives(path, rec, wm_key, crf))
         if detector is not None:
-            proto = {"check": "detector", "name": str(getattr(detector, "name", "?")),
+            proto = {"check": "detector", "name": str(getattr(detector, "name", "?")), "domain": 1,
                      "threshold": float(detector.threshold), "weights": str(getattr(detector, "weights_sha256", ""))}
-            p = cache.get(sha, proto, lambda: float(detector.predict([load_clip(folder, rec)])[0]))
-            row["p_generated"], row["detected"] = p, bool(p >= detector.threshold)
+            got = cache.get(sha, proto, lambda: _detector_read(detector, load_clip(folder, rec)))
+            # a clip outside the detector's domain (too small, too short) is not counted as caught
+            row["p_generated"], row["detected"] = got["p"], bool(got["p"] >= detector.threshold and not got["note"])
+            row["detector_abstains"] = got["note"]
         out[rec["id"]] = row
     return out
 

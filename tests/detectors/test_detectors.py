@@ -306,6 +306,31 @@ def test_detector_abstains_below_its_smallest_frames(real_videos_dir, tmp_path):
     assert any(r.startswith("The detector abstains") for r in res["reasons"])
 
 
+def test_detector_abstains_on_clips_shorter_than_its_protocol(tmp_path):
+    """A clip shorter than the protocol is padded by repeating its last frame; the threshold was
+    fitted on whole clips, and one world frame padded to 16 read as generated (p 0.99, the
+    default detector, session 27). Such clips are `uncertain` whatever p, and say why."""
+    from detectors.predict import detect_clip
+    from detectors.registry import load_detector
+    from evalkit.provenance.verify import verify_file
+    from evalkit.video import write_video
+    from evalkit.world.clips import make_clip
+
+    det = load_detector()
+    frames = make_clip("test", 0).frames  # [16, 32, 32, 3]
+    assert len(frames) == det.protocol.frames
+    for k in (1, 2, 8, 16):
+        row = detect_clip(det, Clip(frames=np.ascontiguousarray(frames[:k]), fps=8.0, prompt=""))
+        note = row["protocol"]["out_of_domain"]
+        assert bool(note) is (k < 16), k
+        if note:
+            assert row["decision"] == "uncertain" and f"{k} frame" in note and "16" in note
+    still = write_video(tmp_path / "still.mp4", frames[:1], fps=8)
+    res = verify_file(still, detector=det)
+    assert res["detector"]["decision"] == "uncertain" and "1 frame," in res["detector"]["out_of_domain"]
+    assert any(r.startswith("The detector abstains") for r in res["reasons"])
+
+
 class ColumnFamily:
     """A stand-in family whose logit for a clip is one column of the 'batch' it is given."""
 
