@@ -62,6 +62,7 @@ def main() -> None:
 
     from evalkit.provenance import c2pa as ev
     from evalkit.provenance.credentials import init_keys
+    from evalkit.provenance.manifest_build import build_manifest
     from evalkit.provenance.signers import load_signer
     from evalkit.provenance.verify import _context, load_trust, read_provenance, verify_file
 
@@ -79,8 +80,8 @@ def main() -> None:
             return ev.sign_video(src, d / f"e{i}.mp4", signer=signer, generator=generator, params=params)
 
         def sign_direct(i: int) -> Path:
-            manifest = ev.build_manifest(title=f"d{i}.mp4", generator=generator, params=params,
-                                         duration_ms=ev._check_mp4(src))
+            manifest = build_manifest(title=f"d{i}.mp4", generator=generator, params=params,
+                                      duration_ms=ev._check_mp4(src))
             out = d / f"d{i}.mp4"
             with open(src, "rb") as fin, open(out, "w+b") as fout:
                 builder = c2pa.Builder(manifest, context=ev._sign_context())

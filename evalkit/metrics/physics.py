@@ -23,7 +23,7 @@ constant_size fails. A single jump is no_teleport's: when taking one jump out of
 track leaves a track no_teleport passes, the motion laws (acceleration, bounces, friction,
 momentum, rest) judge the track with it taken out, so that a teleported fall is still a
 parabola on either side; a second jump, a shuffle or a bounce that gains energy is not one jump,
-and they see the track as it is (`physics_laws.without_one_jump`).
+and they see the track as it is (`physics_jumps.without_one_jump`).
 
 A clip's `physics_score` is the fraction of its applicable (non-None) laws that pass, and
 `physics_pass` whether all of them do. `permanence` is always applicable, so a clip in which the
@@ -61,8 +61,10 @@ from evalkit.metrics.base import PerClipMetric, as_frames, videos_to_uint8
 from evalkit.metrics.stats import Estimate, proportion_ci
 from evalkit.metrics.tracking_objects import DEFAULT_TRACKER, TrackerConfig, track_objects
 from evalkit.metrics.physics_laws import (  # noqa: F401  (re-exported)
-    COMMON_LAWS, DEFAULT_TOLERANCES, LAWS, LAWS_BY_KIND, PhysicsTolerances, max_speed, physics_laws, probe_spec,
-    score_laws, size_change,
+    COMMON_LAWS, LAWS, LAWS_BY_KIND, physics_laws, probe_spec, score_laws, size_change,
+)
+from evalkit.metrics.physics_limits import (  # noqa: F401  (re-exported)
+    DEFAULT_TOLERANCES, PhysicsTolerances, max_speed,
 )
 
 

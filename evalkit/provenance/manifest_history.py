@@ -20,7 +20,7 @@ import base64
 import binascii
 import json
 
-from evalkit.provenance.c2pa import AI_SOURCE_TYPES, GENERATION_LABEL, WATERMARK_ALG, canonical_source_type
+from evalkit.provenance.manifest_build import AI_SOURCE_TYPES, GENERATION_LABEL, WATERMARK_ALG, canonical_source_type
 
 MAX_DEPTH = 8  # ingredients of ingredients; real edit chains are a few steps deep
 MAX_NODES = 64  # ingredients in all, over every level

@@ -38,7 +38,7 @@ stripped but watermark present; payload different from the soft binding).
 
 from __future__ import annotations
 
-from evalkit.provenance.c2pa import AI_SOURCE_TYPES, CAPTURE_SOURCE_TYPES, IPTC
+from evalkit.provenance.manifest_build import AI_SOURCE_TYPES, CAPTURE_SOURCE_TYPES, IPTC
 from evalkit.provenance.manifest_history import failed_ingredients
 from evalkit.provenance.manifest_read import HASH_MISMATCH_CODES, UNREADABLE_MANIFEST
 

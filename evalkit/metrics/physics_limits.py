@@ -1,0 +1,101 @@
+"""The world's limits, the laws' tolerances, and the track readings every law shares.
+
+The limits (frame fractions and seconds) come from the world's own spec.py and scenes.py; the
+tolerances are in pixels and time in frames. They sit apart from the laws so that the laws'
+modules (`physics_laws`, `physics_jumps`, `physics_motion`) all read them without importing
+one another.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from evalkit.metrics.tracking_objects import ObjectTrack
+from evalkit.world.spec import KINDS, OOD_RANGES, SIZES, TRAIN_RANGES
+
+# ------------------------------------------------------------------------------------------------
+# The world's limits (frame fractions and seconds), from spec.py and the layouts of scenes.py.
+
+E_MIN = min(TRAIN_RANGES["restitution"].low, OOD_RANGES["restitution"].low)  # 0.5
+G_MAX = max(TRAIN_RANGES["gravity"].high, OOD_RANGES["gravity"].high)  # 6.5 frame heights / s^2
+E_MAX = max(TRAIN_RANGES["restitution"].high, OOD_RANGES["restitution"].high)  # 0.95
+MU_MAX = max(TRAIN_RANGES["friction"].high, OOD_RANGES["friction"].high)  # 1.3 frame widths / s^2
+V_SLIDE_MAX = 0.6  # scenes.py: slide launch speed <= 0.6 frame widths / s
+V_THROW_X_MAX = 0.7  # scenes.py: throw horizontal launch speed <= 0.7
+_EDGE = 0.03  # scenes.py: objects start at least 0.03 from the walls
+COLLIDE_GAP_MAX = 1.0 - 2 * _EDGE - 2 * min(SIZES.values())  # widest gap closed in a collision
+COLLIDE_MIN_TIME = 0.25  # scenes.py: the collision happens after >= 0.25 of the clip's duration
+
+
+def max_speed(kind: str, duration: float) -> float:
+    """The fastest any world object of `kind` moves, in frame sizes per second.
+
+    fall/throw: a drop through the whole frame at the largest gravity (plus a throw's horizontal
+    speed); slide: its largest launch speed (friction only slows); collide: the largest closing
+    speed (the widest gap closed in a quarter of the clip) times (1 + restitution), the most a
+    light body can leave with; static: 0.
+    """
+    if kind == "fall":
+        return math.sqrt(2 * G_MAX * 1.0)
+    if kind == "throw":
+        return math.sqrt(V_THROW_X_MAX ** 2 + 2 * G_MAX * 1.0)
+    if kind == "slide":
+        return V_SLIDE_MAX
+    if kind == "collide":
+        return (1 + E_MAX) * COLLIDE_GAP_MAX / (COLLIDE_MIN_TIME * max(duration, 1e-6))
+    if kind == "static":
+        return 0.0
+    raise ValueError(f"unknown scene kind {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+@dataclass(frozen=True)
+class PhysicsTolerances:
+    """Every threshold of the laws; pixels unless said otherwise."""
+
+    min_presence: float = 0.9  # permanence: fraction of frames each object is seen in (found or followed)
+    min_evidence: float = 0.5  # other laws: None when an object is seen in fewer frames
+    size_log: float = 0.05  # constant_size: |log| ratio of run medians (see size_change), plus ...
+    size_edge: float = 0.4  # ... this times perimeter / area (px^-1)
+    hue_deg: float = 35.0  # constant_colour: hue within this of the prompted colour's (and nearest to it)
+    jump_px: float = 2.0  # no_teleport: slack on steps and on velocity changes (tracking noise)
+    speed_margin: float = 1.25  # no_teleport: factor on the world's top speed
+    pos_sigma: float = 0.35  # assumed sd of a tracked centroid (H.264 at CRF 30, 32 px)
+    flight_rms: float = 0.6  # acceleration: rms residual of a flight segment's parabola
+    accel_rel: float = 0.25  # acceleration: segments' accelerations agree within this fraction
+    accel_px: float = 0.6  # ... plus this, in px / frame^2
+    contact_px: float = 1.0  # ground contact: within this of the lowest observed position
+    height_rel: float = 0.1  # bounce heights: growth allowed, fraction of the previous height
+    height_px: float = 1.0  # ... plus this
+    slide_rms: float = 0.5  # friction: rms distance from the best never-speeding-up path
+    slide_speed_px: float = 0.3  # friction: end slower than the start by this (px / frame), or below it
+    slide_min_px: float = 0.5  # friction: an object slides at least this far (px)
+    momentum_rel: float = 0.1  # collide: |p_after - p_before| / (sum of |m v| before), plus errors
+    pos_floor: float = 0.05  # smallest centroid scatter assumed in a slope's standard error (px)
+    rest_px: float = 1.0  # at_rest: max distance from the median position
+
+
+DEFAULT_TOLERANCES = PhysicsTolerances()
+
+
+# ------------------------------------------------------------------------------------------------
+# law helpers (positions in px, time in frames)
+
+
+def _half_extent(tr: ObjectTrack) -> float:
+    """Half the object's extent in pixels, from its median measured area (expected if unknown)."""
+    a = float(np.median(tr.area[tr.found])) if tr.found.any() else tr.expected_area
+    if not np.isfinite(a) or a <= 0:
+        a = tr.expected_area
+    return 0.5 * (math.sqrt(4 * a / math.pi) if tr.shape == "ball" else math.sqrt(a))
+
+
+def _enough(tr: ObjectTrack, tol: PhysicsTolerances) -> bool:
+    seen = tr.seen
+    return seen.size > 0 and seen.mean() >= tol.min_evidence and seen.sum() >= 3
+
+
+def _positions(tr: ObjectTrack) -> np.ndarray:
+    return np.where(tr.seen[:, None], tr.centroid, np.nan)  # [T, 2]

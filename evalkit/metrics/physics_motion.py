@@ -1,0 +1,248 @@
+"""The motion laws of each scene kind, tested on tracked positions.
+
+fall/throw: constant_downward_acceleration and bounce_heights_non_increasing (`law_fall`);
+slide: friction_slows; collide: momentum_conserved; static: at_rest. Positions are in px and
+time in frames; each law is None where the tracks hold too little evidence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from evalkit.metrics.physics_limits import G_MAX, PhysicsTolerances, _enough, _half_extent, _positions
+
+
+def _neighbour_max(steps: np.ndarray, itself: bool = True) -> np.ndarray:
+    """Per step (last axis), the largest of its two neighbours (and of itself with `itself`), NaN
+    ignored (-inf if none)."""
+    pad = np.full(steps.shape[:-1] + (1,), np.nan)
+    nb = [np.concatenate([pad, steps[..., :-1]], -1), np.concatenate([steps[..., 1:], pad], -1)]
+    nb = np.stack(nb + [steps] if itself else nb)
+    return np.max(np.where(np.isfinite(nb), nb, -np.inf), axis=0)
+
+
+def _flight_segments(y: np.ndarray, floor_geom: float, a_max: float,
+                     tol: PhysicsTolerances) -> tuple[list[np.ndarray], float]:
+    """Frame indices of each flight segment of a vertical track y [T] (px, NaN where missing).
+
+    The floor is where the object's lowest point touches the frame's bottom (`floor_geom`), or the
+    lowest observed position if that is lower. Frames within `contact_px` of the floor are ground
+    contact (rest, or ambiguous about which side of a bounce they lie), never flight. A segment is
+    split between frames t and t+1 wherever a bounce could hide in that step: the way down to the
+    floor and back up, (floor - y_t) + (floor - y_t+1), is within the reach of one step (the
+    largest neighbouring step plus a frame's worth of the largest gravity). Runs of tiny hops, each
+    shorter than a frame, so fall apart into single frames. A reversal in mid-air is not a bounce
+    and is not split: the acceleration test sees it.
+    """
+    ok = np.isfinite(y)
+    floor = max(floor_geom, float(np.nanmax(y)))
+    contact = ok & (y >= floor - tol.contact_px)
+    reach = _neighbour_max(np.abs(np.diff(y))) + 2 * a_max + tol.contact_px  # [T-1]
+    way = (floor - y[:-1]) + (floor - y[1:])
+    split = ~(way > reach)  # [T-1]: True where a bounce may hide (or a frame is missing)
+    segs, cur = [], []
+    for i in range(len(y)):
+        if ok[i] and not contact[i]:
+            cur.append(i)
+        elif cur:
+            segs.append(np.array(cur))
+            cur = []
+        if cur and i < len(y) - 1 and split[i]:
+            segs.append(np.array(cur))
+            cur = []
+    if cur:
+        segs.append(np.array(cur))
+    return segs, floor
+
+
+def _fit_parabola(t: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
+    """Least-squares y = c0 + c1 (t - t0) + c2 (t - t0)^2 -> (acceleration 2 c2, its standard error
+    per unit position sd, rms residual, coefficients)."""
+    tt = t - t[0]
+    a = np.stack([np.ones_like(tt), tt, tt * tt], 1).astype(np.float64)
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    res = y - a @ coef
+    cov = np.linalg.pinv(a.T @ a)
+    se = 2.0 * math.sqrt(max(cov[2, 2], 0.0))
+    return 2 * coef[2], se, float(np.sqrt(np.mean(res**2))), coef
+
+
+def law_fall(tracks, fps, hw, tol) -> tuple[dict, dict]:
+    """constant_downward_acceleration and bounce_heights_non_increasing, over all objects."""
+    if not all(_enough(t, tol) for t in tracks):
+        return {"constant_downward_acceleration": None, "bounce_heights_non_increasing": None}, {}
+    h = hw[0]
+    a_max = G_MAX * h / fps**2  # px / frame^2
+    acc_ok, heights_ok, info = True, None, {"accel": [], "heights": []}
+    for tr in tracks:
+        y = _positions(tr)[:, 1]
+        segs, floor = _flight_segments(y, h - 0.5 - _half_extent(tr), a_max, tol)
+        fits = [(sg, *_fit_parabola(sg.astype(np.float64), y[sg])) for sg in segs if len(sg) >= 3]
+        if not fits:  # no flight seen: the prompted fall did not happen (or happened unseen)
+            if not tr.seen.all():
+                return {"constant_downward_acceleration": None, "bounce_heights_non_increasing": None}, info
+            acc_ok = False
+            info["accel"].append(None)
+            continue
+        accs = np.array([f[1] for f in fits])
+        ses = np.array([f[2] for f in fits]) * tol.pos_sigma
+        wts = 1.0 / ses**2
+        a_ref = float(np.sum(wts * accs) / wts.sum())
+        se_ref = float(1.0 / math.sqrt(wts.sum()))
+        down = a_ref >= max(tol.accel_px, se_ref)
+        agree = all(abs(a - a_ref) <= tol.accel_rel * abs(a_ref) + tol.accel_px + 2 * se
+                    for a, se in zip(accs, ses))
+        smooth = all(f[3] <= tol.flight_rms for f in fits if len(f[0]) >= 4)
+        acc_ok = acc_ok and bool(down and agree and smooth)
+        info["accel"].append({"a": accs.tolist(), "se": ses.tolist(), "a_ref": a_ref, "down": down,
+                              "agree": agree, "rms": [f[3] for f in fits]})
+        # Apex height of each arc (segments of >= 2 frames), with the acceleration fixed to a_ref.
+        hs = []
+        for sg in segs:
+            if len(sg) < 2 or a_ref <= 0:
+                continue
+            tt = sg.astype(np.float64) - sg[0]
+            c1, c0 = np.polyfit(tt, y[sg] - 0.5 * a_ref * tt * tt, 1)  # y = c0 + c1 t + a t^2 / 2
+            tv = -c1 / a_ref
+            apex = c0 - c1 * c1 / (2 * a_ref) if -1.0 <= tv <= tt[-1] + 1.0 else float(np.min(y[sg]))
+            hs.append(floor - apex)
+        info["heights"].append(hs)
+        if len(hs) >= 2:
+            grow = all(hs[i + 1] <= hs[i] * (1 + tol.height_rel) + tol.height_px for i in range(len(hs) - 1))
+            heights_ok = grow if heights_ok is None else heights_ok and grow
+    return {"constant_downward_acceleration": acc_ok, "bounce_heights_non_increasing": heights_ok}, info
+
+
+def _concave_fit(t: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Least-squares fit of u(t) by a concave non-decreasing piecewise-linear function (knots at the
+    frames): u = c + sum_k b_k min(t - t0, k), b >= 0 (NNLS). Returns (fit, first slope, last slope)."""
+    from scipy.optimize import nnls
+
+    tt = t - t[0]
+    knots = tt[1:]  # each knot bends the line down at a frame
+    basis = np.minimum(tt[:, None], knots[None, :])  # [n, K]
+    a = np.concatenate([np.ones((len(t), 1)), -np.ones((len(t), 1)), basis], 1)
+    coef, _ = nnls(a, u)
+    fit = a @ coef
+    b = coef[2:]
+    return fit, float(b.sum()), float(b[-1]) if len(b) else 0.0
+
+
+def law_friction_slows(tracks, tol) -> tuple[bool | None, dict]:
+    """Each object slides (moves at least `slide_min_px`), along a path whose position is a concave
+    non-decreasing function of time in its direction of motion (speed never rises) within
+    `slide_rms` px, and ends slower than it starts by `slide_speed_px` px/frame or at rest."""
+    if not all(_enough(t, tol) for t in tracks):
+        return None, {}
+    ok, info = True, []
+    for tr in tracks:
+        x = _positions(tr)[:, 0]
+        idx = np.nonzero(np.isfinite(x))[0]
+        dist = float(abs(x[idx[-1]] - x[idx[0]]))
+        if dist < tol.slide_min_px:  # it never slid (or slid while unseen: no evidence)
+            if not tr.seen.all():
+                return None, {"slide": info}
+            ok = False
+            info.append({"distance": dist})
+            continue
+        u = x[idx] * math.copysign(1.0, x[idx[-1]] - x[idx[0]])
+        fit, v0, v1 = _concave_fit(idx.astype(np.float64), u)
+        rms = float(np.sqrt(np.mean((u - fit) ** 2)))
+        slows = v1 <= v0 - tol.slide_speed_px or v1 <= tol.slide_speed_px
+        ok = ok and rms <= tol.slide_rms and bool(slows)
+        info.append({"distance": dist, "rms": rms, "v_start": v0, "v_end": v1})
+    return ok, {"slide": info}
+
+
+def _robust_slope(t: np.ndarray, x: np.ndarray) -> float:
+    """Theil-Sen slope: the median of pairwise slopes (a codec's repeated frame moves it little)."""
+    i, j = np.triu_indices(len(t), 1)
+    return float(np.median((x[j] - x[i]) / (t[j] - t[i])))
+
+
+def law_momentum(tracks, n_frames, hw, tol) -> tuple[bool | None, dict]:
+    """The two bodies meet (their facing edges come within `jump_px` + `contact_px`), and the total
+    horizontal momentum after the contact equals that before within `momentum_rel` of the sum of
+    |m v| before.
+
+    Total momentum is M times the velocity of the centre of mass, which moves smoothly through the
+    contact: so the test compares the centre of mass's velocity (robust line fits) over the
+    frames up to the closest approach with that over the frames from it on, until a body can
+    reach a wall (a wall changes momentum). Masses are the median measured areas (one density).
+    Using every frame, contact included, is what makes it work on 4-pixel objects under H.264.
+    """
+    if len(tracks) != 2 or not all(_enough(t, tol) for t in tracks):
+        return None, {}
+    w = hw[1]
+    (ta, tb) = tracks
+    if np.nanmean(ta.centroid[ta.found, 0]) > np.nanmean(tb.centroid[tb.found, 0]):
+        ta, tb = tb, ta  # a is the left body
+    pa, pb = _positions(ta)[:, 0], _positions(tb)[:, 0]
+    ha, hb = _half_extent(ta), _half_extent(tb)
+    ma, mb = float(np.nanmedian(ta.area[ta.found])), float(np.nanmedian(tb.area[tb.found]))
+    gap = (pb - pa) - (ha + hb)  # [T] px between facing edges
+    ok = np.isfinite(gap)
+    if ok.sum() < 4:
+        return None, {}
+    k = int(np.nanargmin(np.where(ok, gap, np.nan)))
+    if gap[k] > tol.jump_px + tol.contact_px:  # they never met (or met while one was unseen)
+        return (False if ok.all() else None), {"min_gap": float(gap[k])}
+    # A wall may be touched in step (f, f+1) when the way there and back fits in the step.
+    room = np.stack([pa - ha + 0.5, (w - 0.5) - (pb + hb)])  # [2, T] distance to the outer walls
+    steps = np.abs(np.diff(np.stack([pa, pb]), axis=1))  # [2, T-1]
+    reach = _neighbour_max(steps) + 2 * tol.contact_px  # [2, T-1]
+    wall_step = ((room[:, :-1] + room[:, 1:]) <= reach).any(0)  # [T-1]
+    wall_step |= ~(np.isfinite(steps).all(0))  # unknown: treat as possible
+    start = k
+    while start > 0 and not wall_step[start - 1]:
+        start -= 1
+    end = k
+    while end < len(gap) - 1 and not wall_step[end]:
+        end += 1
+    cm = (ma * pa + mb * pb) / (ma + mb)
+    before = np.arange(start, k + 1)
+    after = np.arange(k, end + 1)
+    before, after = before[ok[before]], after[ok[after]]
+    if len(before) < 3 or len(after) < 3:
+        return None, {"contact": k}
+    fb, fa = before.astype(np.float64), after.astype(np.float64)
+    (v_before, se_b), (v_after, se_a) = _slope_se(fb, cm[before], tol), _slope_se(fa, cm[after], tol)
+    va, vb = _robust_slope(fb, pa[before]), _robust_slope(fb, pb[before])
+    dva, dvb = _robust_slope(fa, pa[after]) - va, _robust_slope(fa, pb[after]) - vb
+    scale = (ma * abs(va) + mb * abs(vb)) / (ma + mb)
+    if scale <= 0:
+        return False, {"contact": k}
+    # Allowed kink of the centre of mass: a base fraction, the slopes' statistical error, and what
+    # an error of the measured masses makes of the velocity changes the contact really brings (the
+    # mass error taken as the areas' robust relative scatter over the frames, at least 3%: a codec
+    # that blurs a small object's area frame to frame biases its median too).
+    dm = [max(0.03, 1.4826 * float(np.median(np.abs(a - np.median(a)))) / float(np.median(a)))
+          for a in (ta.area[ta.found], tb.area[tb.found])]
+    mass_term = (dm[0] * ma * abs(dva) + dm[1] * mb * abs(dvb)) / (ma + mb)
+    allowed = tol.momentum_rel * scale + 2.0 * math.hypot(se_b, se_a) + mass_term
+    err = abs(v_after - v_before)
+    return err <= allowed, {"contact": k, "window": (int(start), int(end)), "v_cm_before": v_before,
+                            "v_cm_after": v_after, "rel_err": err / scale, "allowed_rel": allowed / scale}
+
+
+def _slope_se(t: np.ndarray, x: np.ndarray, tol: PhysicsTolerances) -> tuple[float, float]:
+    """(Theil-Sen slope, its standard error from the robust scatter of the residuals, floored at
+    `pos_floor` px)."""
+    slope = _robust_slope(t, x)
+    res = x - slope * t
+    res -= np.median(res)
+    sigma = max(1.4826 * float(np.median(np.abs(res))), tol.pos_floor)
+    return slope, sigma / math.sqrt(float(np.sum((t - t.mean()) ** 2)))
+
+
+def law_at_rest(tracks, tol) -> tuple[bool | None, dict]:
+    if not all(_enough(t, tol) for t in tracks):
+        return None, {}
+    worst = 0.0
+    for tr in tracks:
+        p = _positions(tr)
+        med = np.nanmedian(p, axis=0)
+        worst = max(worst, float(np.nanmax(np.linalg.norm(p - med, axis=1))))
+    return worst <= tol.rest_px, {"max_dev": worst}
