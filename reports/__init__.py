@@ -3,6 +3,7 @@
 reports/leaderboard.py  rank a suite's models with CIs and the paired-bootstrap mark
 reports/audit.py        policy YAML, pass/fail per check with evidence, logged to MLflow
 reports/html.py         one self-contained HTML file for a suite or an audit
+reports/verification.py the same for `evalkit verify`'s results: verdicts, frames, evidence
 reports/browser.py      open a report in headless Chromium: console errors, images, screenshot
 """
 

@@ -77,7 +77,10 @@ def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa, no_reg
               "files, a folder or a quoted glob ('seg/*.m4s'). Repeatable; one FILE only.")
 @click.option("--registry", type=click.Path(path_type=Path), help="The soft-binding registry to look a "
               "payload up in (default: $EVALKIT_SOFT_BINDINGS, else $EVALKIT_HOME/soft-bindings).")
-def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_remote, fragments, registry):
+@click.option("--html", "html_out", type=click.Path(path_type=Path),
+              help="Also write a self-contained HTML report here: each file's verdict, frames and evidence.")
+def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_remote, fragments, registry,
+           html_out):
     """Provenance, watermark and detector verdicts of videos. Exit 1 if any file is tampered or
     its signals conflict, 2 if any is unreadable (or a stream's init segment comes without its
     segments)."""
@@ -90,6 +93,10 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
     if fragments and len(files) != 1:
         raise BadInputError(f"--fragments {fragments[0]}: give it with one FILE, the stream's init segment "
                             "(quote a glob so the shell does not expand it)")
+    if html_out is not None:
+        from evalkit.atomic import check_output_file
+
+        check_output_file(html_out, "report.html")  # a bad path fails now, not after the work
     anchors = load_trust([trust] if trust else None)
     wm_key = load_watermark_key(required=False)
     detector = None
@@ -112,6 +119,13 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
                         fetch_remote=fetch_remote, fragments=list(fragments) or None, registry=registry)
         results.append(r)
         click.echo(json.dumps(r) if as_json else format_result(r))
+    if html_out is not None:
+        from reports import write_text_atomic
+        from reports.verification import frame_strip, verification_report
+
+        strips = {r["file"]: frame_strip(r["file"]) if r["readable"] else None for r in results}
+        write_text_atomic(html_out, verification_report(results, strips))
+        click.echo(f"evalkit: report written to {html_out}", err=True)
     raise click.exceptions.Exit(verify_exit_code(results))
 
 
