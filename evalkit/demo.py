@@ -76,7 +76,7 @@ class DemoResult:
             f"  world clips:       {self.out}/world-test, {self.out}/world-ood (clips/*.mp4 + index.jsonl)",
             f"  generated clips:   {self.out}/generated ({self.generator}, signed + watermarked; "
             f"prompts in {self.out}/prompts.txt)",
-            f"  verify copies:     {self.out}/verify (signed/tampered/stripped.mp4, verify.json)",
+            f"  verify copies:     {self.out}/verify (signed/tampered/stripped.mp4, verify.json, verify.html)",
             f"  sample grid:       {self.grid_path}",
             f"  demo credentials:  {self.out}/credentials (trust with --trust {self.out}/credentials/ca.pem)",
             f"  bench clips:       {', '.join(bench_dirs) or '-'}",
@@ -224,6 +224,7 @@ def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConf
             for prefix, s in zip(("generated_vs_test", "ood_vs_test"), scores.values()):
                 tracking.log_json(s, f"scores/{prefix}.json")
             tracking.log_json(verification, "provenance/verify.json")
+            tracking.log_artifact(out / "verify" / "verify.html", "provenance")
             if detection is not None:
                 tracking.log_json(detection, "detector/predictions.json")
             tracking.log_image(grid, "samples.png")

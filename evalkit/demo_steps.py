@@ -197,7 +197,8 @@ def flip_mdat_byte(src: Path, dst: Path) -> Path:
 
 def verify_three(signed_src: Path, folder: Path, *, trust, wm_key, detector=None) -> dict[str, dict]:
     """Verify a signed clip, a tampered copy (one mdat byte flipped) and a stripped copy (remuxed
-    without re-encoding: the C2PA manifest is gone, the watermark in the pixels stays)."""
+    without re-encoding: the C2PA manifest is gone, the watermark in the pixels stays); the
+    results go to FOLDER/verify.json and the investigator's page FOLDER/verify.html."""
     from evalkit.provenance.verify import verify_file
     from evalkit.video import remux
 
@@ -210,6 +211,12 @@ def verify_three(signed_src: Path, folder: Path, *, trust, wm_key, detector=None
     remux(files["signed"], files["stripped"])
     results = {k: verify_file(p, trust=trust, wm_key=wm_key, detector=detector) for k, p in files.items()}
     (folder / "verify.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    from reports import write_text_atomic
+    from reports.verification import frame_strip, verification_report
+
+    rows = list(results.values())
+    write_text_atomic(folder / "verify.html", verification_report(rows, {r["file"]: frame_strip(r["file"])
+                                                                         for r in rows}))
     return results
 
 

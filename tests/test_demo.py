@@ -62,6 +62,9 @@ def _check_demo(result, out, text, mlflow_store):
     assert "registry: signed as" in text
     for verdict in ("ai-generated (signed)", "tampered", "watermark only, manifest stripped"):
         assert verdict in text
+    page = (out / "verify" / "verify.html").read_text()  # the investigator's page of the same three
+    assert page.count('class="card"') == 3 and page.count('<img class="strip"') == 3
+    assert all(f">{v[k]['verdict']}</span>" in page for k in v)
     # 6-7: the suite over ceiling, generator and control; leaderboard rows for the three; report
     assert [r.model for r in result.bench] == ["world", gen, CONTROL]
     client = MlflowClient(mlflow_store)
