@@ -66,6 +66,23 @@ def _coverage(d_self: torch.Tensor, d_query: torch.Tensor, ref: np.ndarray, quer
     return float((d_query[np.ix_(query, uniq)] <= radii[None, :]).any(dim=1).double().mean())
 
 
+MAX_BOOTSTRAP_N = 4096  # above: the full distance matrices (3 x N^2 float64) would take gigabytes
+
+
+def _wilson_fallback(r: torch.Tensor, f: torch.Tensor, k: int, confidence: float) -> tuple[Estimate, Estimate]:
+    """Large sets: the manifolds held fixed, each rate's Wilson interval over its queries."""
+    from evalkit.metrics.stats import proportion_ci
+
+    chunk = 1024
+    inside_f = int(_inside(f, r, _kth_nn_radii(r, k, chunk), chunk).sum())
+    inside_r = int(_inside(r, f, _kth_nn_radii(f, k, chunk), chunk).sum())
+    out = []
+    for hits, n in ((inside_f, f.shape[0]), (inside_r, r.shape[0])):
+        e = proportion_ci(hits, n, confidence)
+        out.append(Estimate(e.value, e.ci_low, e.ci_high, e.n, "wilson-manifold-fixed", confidence))
+    return out[0], out[1]
+
+
 def precision_recall_with_ci(real, fake, k: int = 3, n_boot: int = 200, seed: int | None = 0,
                              confidence: float = 0.95) -> tuple[Estimate, Estimate]:
     """Precision and recall of the full sets, each with a two-sample bootstrap interval.
@@ -75,10 +92,14 @@ def precision_recall_with_ci(real, fake, k: int = 3, n_boot: int = 200, seed: in
     sampling of the queries and that of the manifold. Building on ~63% distinct points widens the
     radii, so the resamples are recentred on the estimate before taking percentiles (as
     `fvd.two_sample_bootstrap` does) and the bounds clipped to [0, 1]. n: precision the generated
-    samples, recall the real ones. Cost: three distance matrices, then O(n_boot N^2)."""
+    samples, recall the real ones. Cost: three distance matrices, then O(n_boot N^2); above
+    MAX_BOOTSTRAP_N samples a set, Wilson intervals with the manifolds held fixed (narrower: they
+    leave out the manifolds' own sampling, and say so in `method`)."""
     r, f = _feature_sets(real, fake, k)
     if not 0 < confidence < 1 or n_boot < 1:
         raise ValueError(f"need 0 < confidence < 1 and n_boot >= 1, got {confidence}, {n_boot}")
+    if max(r.shape[0], f.shape[0]) > MAX_BOOTSTRAP_N:
+        return _wilson_fallback(r, f, k, confidence)
     d_rr, d_ff, d_fr = torch.cdist(r, r), torch.cdist(f, f), torch.cdist(f, r)  # [Nr,Nr] [Nf,Nf] [Nf,Nr]
     every_r, every_f = np.arange(r.shape[0]), np.arange(f.shape[0])
     value_p = _coverage(d_rr, d_fr, every_r, every_f, k)

@@ -172,7 +172,7 @@ def _two_modes_and_one(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
     return real, rng.normal(size=(n, 8)) * 1.2 + 3.0
 
 
-def test_precision_recall_ci_values_and_edges():
+def test_precision_recall_ci_values_and_edges(monkeypatch):
     rng = np.random.default_rng(3)
     real, fake = _two_modes_and_one(rng, 50)
     p, r = precision_recall_with_ci(real, fake)
@@ -191,6 +191,13 @@ def test_precision_recall_ci_values_and_edges():
     assert (p.n, r.n) == (50, 30)
     with pytest.raises(ValueError, match="k=3"):
         precision_recall_with_ci(real[:3], fake)
+    # above the bootstrap's size limit: Wilson intervals over the queries, the same estimates
+    import evalkit.metrics.precision_recall as pr
+
+    monkeypatch.setattr(pr, "MAX_BOOTSTRAP_N", 40)
+    p, r = precision_recall_with_ci(real, fake)
+    assert (p.value, r.value) == precision_recall(real, fake) and p.method == "wilson-manifold-fixed"
+    assert p.ci_low < p.value < p.ci_high and r.ci_low < r.value < r.ci_high
 
 
 def test_precision_recall_ci_covers_and_narrows():
