@@ -47,6 +47,9 @@ changed (colour, shape, size, count, motion, background; `clip_alignment.attribu
 The markdown table is printed (and written with --out); one JSON summary line ends the output;
 --mlflow logs each rho with its CI and the table to an MLflow run in "evalkit-validity".
 Corruptions are deterministic: the same clip, severity and seed give the same frames.
+
+The corruptions and clip sources are in `corruptions.py`, the table, summary and MLflow run in
+`report.py`; this file holds the study: severity levels, rank correlations, sweeps and `main`.
 """
 
 from __future__ import annotations
@@ -66,11 +69,15 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.validity.corruptions import (  # noqa: E402, F401  (shuffle_frames re-exported)
+    CORRUPT,
+    real_segments,
+    shuffle_frames,
+    teleport,
+    world_clips,
+)
+from benchmarks.validity.report import log_mlflow, markdown, summary  # noqa: E402
 from evalkit.metrics.stats import Estimate, proportion_ci  # noqa: E402
-
-REAL_DIR = ROOT.parent / "shared" / "data" / "real-videos"
-TARGET_RHO = 0.95
-ATTRIBUTE_TARGET = 0.9  # CLIP top-1 against one-attribute-changed captions, for colour and shape
 
 # Severity levels 0..4 of each corruption (index = severity).
 LEVELS = {
@@ -92,106 +99,6 @@ WORSE_SIGN = {"flicker": -1, "warp_error": 1, "temporal_hf": 1, "fvd": 1, "kvd":
 VIOLATIONS = {"teleport": "no_teleport", "vanish": "permanence", "recolour": "constant_colour",
               "resize": "constant_size", "reverse": "bounce_heights_non_increasing",
               "momentum": "momentum_conserved"}
-
-
-# --------------------------------------------------------------------------------------------
-# corruptions: uint8 [T, H, W, 3] -> uint8 [T, H, W, 3], deterministic in (frames, level, seed)
-
-
-def _u8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
-
-
-def add_flicker(frames: np.ndarray, amp: float, seed: int = 0) -> np.ndarray:
-    """Brightness flicker: +amp grey levels on even frames, -amp on odd ones (clipped)."""
-    if amp == 0:
-        return frames.copy()
-    sign = np.where(np.arange(len(frames)) % 2 == 0, 1.0, -1.0)[:, None, None, None]
-    return _u8(frames.astype(np.float32) + np.float32(amp) * sign.astype(np.float32))
-
-
-def add_noise(frames: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
-    """i.i.d. Gaussian noise of `sigma` grey levels (seeded)."""
-    if sigma == 0:
-        return frames.copy()
-    rng = np.random.default_rng(seed)
-    return _u8(frames.astype(np.float32) + rng.standard_normal(frames.shape, dtype=np.float32) * np.float32(sigma))
-
-
-def blur(frames: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
-    """Spatial Gaussian blur of each frame (cv2, kernel from sigma, reflected borders)."""
-    if sigma == 0:
-        return frames.copy()
-    return np.stack([cv2.GaussianBlur(f, (0, 0), sigmaX=float(sigma)) for f in frames])
-
-
-def shuffle_frames(frames: np.ndarray, frac: float, seed: int = 0) -> np.ndarray:
-    """Move round(frac * T) frames: a seeded choice of positions (nested as frac grows, in a seeded
-    random order) whose frames move one step along that order (one random cycle), so that every
-    chosen frame leaves its place and lands next to frames it did not neighbour."""
-    t = len(frames)
-    k = int(round(frac * t))
-    out = frames.copy()
-    if k < 2:
-        return out
-    pos = np.random.default_rng(seed).permutation(t)[:k]
-    out[pos] = frames[np.roll(pos, 1)]
-    return out
-
-
-CORRUPT = {"flicker": add_flicker, "noise": add_noise, "shuffle": shuffle_frames, "blur": blur}
-
-
-def teleport(clip, magnitude: float, seed: int = 0):
-    """World clip re-rendered with one object jumping `magnitude` (fraction of the frame) from
-    mid-clip on, in the first of the 4 directions that keeps it inside and clear of the others
-    (the `control_clip(..., "teleport")` construction with a variable jump)."""
-    from evalkit.clip import Clip
-    from evalkit.metrics.physics_controls import teleport_positions
-    from evalkit.world.physics import trajectories
-    from evalkit.world.render import render
-
-    if magnitude == 0:
-        return clip.with_frames(clip.frames.copy())
-    rng = np.random.default_rng(seed)
-    record, scene = clip.meta["record"], clip.meta["scene"]
-    size, t = record["size"][0], clip.num_frames
-    pos = trajectories(scene, t, clip.fps).pos.copy()
-    objs = list(scene.objects)
-    i = int(rng.integers(len(objs)))
-    teleport_positions(objs, pos, i, t // 2, magnitude, rng)
-    frames = render(scene, pos, size, np.random.default_rng([record["seed"], 1]), float(record.get("noise", 0.0)))
-    return Clip(frames=frames, fps=clip.fps, prompt=clip.prompt, meta=dict(clip.meta))
-
-
-# --------------------------------------------------------------------------------------------
-# data
-
-
-def world_clips(n: int, start: int = 0, size: int = 64, seed: int = 0) -> list:
-    from evalkit.world import WorldConfig, make_clip
-
-    cfg = WorldConfig(size=size)
-    return [make_clip("test", i, seed=seed, config=cfg) for i in range(start, start + n)]
-
-
-def real_segments(max_segments: int = 16, per_video: int = 4, size: int | None = 64, folder=REAL_DIR) -> list:
-    """16-frame segments of the real footage (uint8 [16, H, W, 3]); [] if the folder is missing."""
-    from evalkit.video import read_video
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    out = []
-    for p in sorted(folder.glob("*.mp4")):
-        clip = read_video(p, max_frames=16 * per_video)
-        f = clip.frames
-        for s in range(0, len(f) - 15, 16):
-            seg = f[s:s + 16]
-            if size is not None:
-                seg = np.stack([cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA) for x in seg])
-            out.append(np.ascontiguousarray(seg))
-    return out[:max_segments]
 
 
 # --------------------------------------------------------------------------------------------
@@ -445,103 +352,6 @@ def run_study(n: int = 48, quick: bool = False, seed: int = 0, real: bool = True
     levels = lv | {f"{k} (FVD/KVD)": v for k, v in flv.items()}
     return {"n": n, "quick": quick, "severities": list(sevs), "levels": levels, "rows": rows, "fvd": fv, "physics": phys, "attributes": attrs, "probe_n": len(probe_clips),
             "n_real_segments": len(segs)}
-
-
-def _f(x) -> str:
-    return "nan" if x is None or not np.isfinite(x) else f"{x:.4g}"
-
-
-def _ci(e: Estimate) -> str:
-    return f"{_f(e.value)} [{_f(e.ci_low)}, {_f(e.ci_high)}]"
-
-
-def markdown(res: dict) -> str:
-    lines = [f"## Severity sweeps (N = {res['n']} world clips, {res['n_real_segments']} real segments, "
-             f"severities {res['severities']}{', --quick' if res['quick'] else ''})", "",
-             "| metric | corruption | data | N | levels | mean score per severity | rho (worse = +) [95% CI] | >= 0.95 |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in res["rows"]:
-        lvls = ", ".join(_f(x) for x in r["levels"])
-        means = ", ".join(_f(x) for x in r["means"])
-        ok = "info" if r.get("info") else "yes" if r["rho"].value >= TARGET_RHO else "**no**"
-        lines.append(f"| {r['metric']} | {r['corruption']} | {r['data']} | {r['n']} | {lvls} | {means} | "
-                     f"{_ci(r['rho'])} | {ok} |")
-    fv = res["fvd"]
-    lines += ["", f"## FVD / KVD: real set A vs disjoint real set B (N = {fv['n']} each), and B corrupted at the top severity",
-              "", "| metric | real vs real [95% CI] | blurred [95% CI] | noise [95% CI] | real < blurred < noise | CIs separated |",
-              "| --- | --- | --- | --- | --- | --- |"]
-    for m in ("fvd", "kvd"):
-        lines.append(f"| {m} | {_ci(fv['ci'][(m, 'real')])} | {_ci(fv['ci'][(m, 'blur')])} | "
-                     f"{_ci(fv['ci'][(m, 'noise')])} | {'yes' if fv[f'{m}_ordered'] else '**no**'} | "
-                     f"{'yes' if fv[f'{m}_ordered_ci_separated'] else 'no'} |")
-    ph = res["physics"]
-    lines += ["", f"## Physics probes on control violations (severity 1), N = {res['probe_n']} world clips",
-              "",
-              f"Clean pass rate: {_ci(ph['clean_pass'])} (target >= 0.99)", "",
-              "| violation | law | clips | catch rate [95% CI] (>= 0.95) | false alarms on other laws [95% CI] (<= 0.02) | which laws (count) |",
-              "| --- | --- | --- | --- | --- | --- |"]
-    for v, d in ph["violations"].items():
-        fa = _ci(d["false_alarm"]) + f" of {d['false_alarm'].n}" if d["false_alarm"] else "n/a"
-        which = ", ".join(f"{k} ({c})" for k, c in d["false_alarm_laws"].items()) or "-"
-        lines.append(f"| {v} | {d['law']} | {d['catch'].n} | {_ci(d['catch'])} | {fa} | {which} |")
-    lines += ["", f"## CLIP (world-clip): caption vs the same caption with one attribute changed, "
-              f"N = {res['probe_n']} world clips", "",
-              "| attribute | clips | top-1 [95% CI] | chance | pairwise (chance 0.5) | target |",
-              "| --- | --- | --- | --- | --- | --- |"]
-    for a, d in res["attributes"].items():
-        target = "-"
-        if a in ("color", "shape"):
-            target = ("yes" if d["top1"].value >= ATTRIBUTE_TARGET else "**no**") + f" (>= {ATTRIBUTE_TARGET})"
-        lines.append(f"| {a} | {d['n']} | {_ci(d['top1'])} | {_f(d['chance_top1'])} | {_f(d['pairwise'])} | "
-                     f"{target} |")
-    return "\n".join(lines) + "\n"
-
-
-def summary(res: dict, seconds: float) -> dict:
-    rows = [r for r in res["rows"] if not r.get("info")]
-    rhos = {f"{r['metric']}/{r['corruption']}/{r['data']}": round(r["rho"].value, 4) for r in rows}
-    met = [k for k, r in zip(rhos, rows) if r["rho"].value >= TARGET_RHO]
-    info = {f"{r['metric']}/{r['corruption']}/{r['data']}": round(r["rho"].value, 4)
-            for r in res["rows"] if r.get("info")}
-    ph = res["physics"]
-    return {"study": "validity", "n": res["n"], "quick": res["quick"], "seconds": round(seconds, 1), "rho": rhos,
-            "rho_met": len(met), "rho_total": len(rhos),
-            "fvd_ordered": res["fvd"]["fvd_ordered"], "kvd_ordered": res["fvd"]["kvd_ordered"],
-            "physics_clean_pass": round(ph["clean_pass"].value, 4),
-            "physics_catch": {v: round(d["catch"].value, 4) for v, d in ph["violations"].items()},
-            "physics_false_alarm": {v: round(d["false_alarm"].value, 4) for v, d in ph["violations"].items()
-                                    if d["false_alarm"]},
-            "rho_info": info, "probe_n": res["probe_n"],
-            "clip_attribute_top1": {a: round(d["top1"].value, 4) for a, d in res["attributes"].items()}}
-
-
-def log_mlflow(res: dict, table: str, summ: dict) -> None:
-    from evalkit.metrics.backbones import get_backbone
-    from evalkit.tracking import log_estimate, log_json, log_metric_ci, start_run
-
-    params = {"n": res["n"], "quick": res["quick"], "severities": res["severities"], "levels": res["levels"],
-              "video_backbone": get_backbone("world-video-encoder").protocol().get("sha256", ""),
-              "clip_backbone": get_backbone("world-clip").protocol().get("sha256", "")}
-    with start_run("evalkit-validity", "validity-quick" if res["quick"] else "validity", params=params):
-        for r in res["rows"]:
-            e = r["rho"]
-            corr = r["corruption"].split()[0] + (".floor" if r.get("info") else "")
-            name = f"rho.{r['metric']}.{corr}.{r['data'].split()[0]}"
-            log_metric_ci(name, e.value, e.ci_low, e.ci_high, e.n)
-        for (m, k), e in res["fvd"]["ci"].items():
-            log_estimate(f"{m}.{k}", e)
-        ph = res["physics"]
-        log_estimate("physics.clean_pass", ph["clean_pass"])
-        for v, d in ph["violations"].items():
-            log_estimate(f"physics.catch.{v}", d["catch"])
-            if d["false_alarm"]:
-                log_estimate(f"physics.false_alarm.{v}", d["false_alarm"])
-        for a, d in res["attributes"].items():
-            log_estimate(f"clip.attribute_top1.{a}", d["top1"])
-        import mlflow
-
-        mlflow.log_text(table, "validity_table.md")
-        log_json(summ, "validity_summary.json")
 
 
 def main(argv=None) -> int:

@@ -49,7 +49,8 @@ def probe(files, as_json):
     """Read video headers: container, codec, size, fps, frames. Exit 2 if any file is bad."""
     from dataclasses import asdict
 
-    from evalkit.video import display_turn, frame_timing, probe_video
+    from evalkit.video import probe_video
+    from evalkit.video_facts import display_turn, frame_timing
 
     failed = None
     for f in files:

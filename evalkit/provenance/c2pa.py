@@ -338,7 +338,8 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     from evalkit.provenance.credentials import load_watermark_key
     from evalkit.provenance.wm_scheme import WatermarkInputError
     from evalkit.provenance.wm_stream import embed_stream, scan_frames
-    from evalkit.video import VideoLimits, iter_frames, picture_tags, probe_video, write_video
+    from evalkit.video import VideoLimits, iter_frames, probe_video, write_video
+    from evalkit.video_facts import picture_tags
 
     if sidecar:  # any container write_video makes (the sidecar holds the manifest)
         from evalkit.video import _MUXERS
