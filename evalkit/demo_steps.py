@@ -211,12 +211,9 @@ def verify_three(signed_src: Path, folder: Path, *, trust, wm_key, detector=None
     remux(files["signed"], files["stripped"])
     results = {k: verify_file(p, trust=trust, wm_key=wm_key, detector=detector) for k, p in files.items()}
     (folder / "verify.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
-    from reports import write_text_atomic
-    from reports.verification import frame_strip, verification_report
+    from reports.verification import write_verification_report
 
-    rows = list(results.values())
-    write_text_atomic(folder / "verify.html", verification_report(rows, {r["file"]: frame_strip(r["file"])
-                                                                         for r in rows}))
+    write_verification_report(folder / "verify.html", list(results.values()))
     return results
 
 

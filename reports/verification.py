@@ -9,6 +9,7 @@ manifest's soft binding) and the detector (p against its threshold, drawn as a b
 page frame as the suite and audit reports (`reports.html`): inline images only, offline, and
 the load-time check that `reports.browser.check_page` reads.
 
+`write_verification_report(path, results)` draws the strips and writes the page atomically.
 `frame_strip(path)` decodes the clip once and keeps small thumbnails only, so a long HD video
 costs a few megabytes, not its frames; a file that cannot be decoded gets no strip (its card
 says so), never an error: the report must cover exactly the files verify judged.
@@ -156,3 +157,11 @@ def verification_report(results: list[dict], strips: dict[str, bytes | None] | N
             "<h2>Verdicts</h2>", summary, "<h2>Files</h2>",
             *(_card(r, strips.get(str(r.get("file")))) for r in results)]
     return _page(title, body, extra_css=_EXTRA_CSS)
+
+
+def write_verification_report(path, results: list[dict]):
+    """Draw each readable file's frame strip and write the page to `path` atomically."""
+    from reports import write_text_atomic
+
+    strips = {str(r["file"]): frame_strip(r["file"]) if r.get("readable") else None for r in results}
+    return write_text_atomic(path, verification_report(results, strips))

@@ -120,11 +120,9 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
         results.append(r)
         click.echo(json.dumps(r) if as_json else format_result(r))
     if html_out is not None:
-        from reports import write_text_atomic
-        from reports.verification import frame_strip, verification_report
+        from reports.verification import write_verification_report
 
-        strips = {r["file"]: frame_strip(r["file"]) if r["readable"] else None for r in results}
-        write_text_atomic(html_out, verification_report(results, strips))
+        write_verification_report(html_out, results)
         click.echo(f"evalkit: report written to {html_out}", err=True)
     raise click.exceptions.Exit(verify_exit_code(results))
 
