@@ -17,6 +17,7 @@ from evalkit.commands import bench, demo, detect, generator, provenance, score, 
 from evalkit.commands.detect import detectors_train  # noqa: F401  (tests call it directly)
 from evalkit.errors import (
     EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUT_OF_MEMORY, EvalkitError, out_of_memory_message,
+    path_error_message,
 )
 
 
@@ -68,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         if oom is not None:
             click.echo(f"evalkit: error: {oom}", err=True)
             return EXIT_OUT_OF_MEMORY
+        refused = path_error_message(e)
+        if refused is not None:  # the OS refused a path the user gave: too long, absent, no permission
+            click.echo(f"evalkit: error: {refused[0]}", err=True)
+            return refused[1]
         msg = " ".join(str(e).split())[:300]
         click.echo(f"evalkit: internal error: {type(e).__name__}: {msg}; rerun with EVALKIT_DEBUG=1 "
                    "for the traceback and report it", err=True)

@@ -50,7 +50,11 @@ def expand_folders(paths) -> list[Path]:
     without any is an error naming it."""
     out = []
     for p in map(Path, paths):
-        if p.is_dir():
+        try:
+            is_dir = p.is_dir()
+        except OSError:  # a name the OS refuses (too long): the file's own read says so, for it alone
+            is_dir = False
+        if is_dir:
             found = video_files(p)
             if not found:
                 raise BadInputError(f"{p}: a folder with no videos in it (top level or clips/); give video "

@@ -7,6 +7,7 @@ traceback and exits with the class's code; the codes are documented in the READM
 
 from __future__ import annotations
 
+import errno
 import re
 
 EXIT_OK = 0
@@ -73,3 +74,26 @@ def out_of_memory_message(exc: BaseException) -> str | None:
     where = "GPU" if "CUDA" in text or type(exc).__name__ == "OutOfMemoryError" else "memory"
     return (f"out of {where}{amount}; ask for less at once (--batch-size, preset, --size, --frames, --n) "
             "or use a machine with more; an interrupted training resumes from its last checkpoint")
+
+
+# What the OS can say about a path a user gave, and what to do about it.
+_PATH_ERRORS = {
+    errno.ENAMETOOLONG: "use a shorter name (the OS allows 255 bytes a name, 4,096 a path)",
+    errno.ENOENT: "check the path", errno.ENOTDIR: "check the path", errno.EISDIR: "check the path",
+    errno.ELOOP: "check the path (a link loops)", errno.EACCES: "check its permissions",
+    errno.EPERM: "check its permissions", errno.EROFS: "write somewhere writable",
+    errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space (quota)",
+}
+
+
+def path_error_message(exc: BaseException) -> tuple[str, int] | None:
+    """(one line, exit code) when `exc` is the OS refusing a path (a name too long, no such file,
+    no permission, a full disk), else None. Such an OSError reaches the CLI wherever a command
+    first touches the path, often inside a library, so it is recognised here once rather than
+    at every open: exit 3 for a path that is not there, 2 otherwise."""
+    if not isinstance(exc, OSError) or exc.errno not in _PATH_ERRORS or exc.filename is None:
+        return None
+    name = str(exc.filename)
+    shown = name if len(name) <= 120 else f"{name[:60]}...{name[-20:]} ({len(name)} characters)"
+    code = EXIT_MISSING if exc.errno == errno.ENOENT else EXIT_BAD_INPUT
+    return f"{shown}: {exc.strerror or 'refused'}; {_PATH_ERRORS[exc.errno]}", code

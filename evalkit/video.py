@@ -40,7 +40,7 @@ from av.video.reformatter import VideoReformatter
 import numpy as np
 
 from evalkit.clip import Clip
-from evalkit.errors import BadInputError, MissingResourceError, VideoError
+from evalkit.errors import BadInputError, MissingResourceError, VideoError, path_error_message
 
 # Demuxers that open one picture, not a video (ffmpeg's image2 family).
 _STILL_FORMATS = {"image2", "image2pipe"}
@@ -106,7 +106,11 @@ def _refuse_stream_segment(p: Path) -> None:
 
 def _check_path(path) -> Path:
     p = Path(path)
-    if not p.exists():
+    try:
+        exists = p.exists()
+    except OSError as e:  # a name the OS refuses outright (over 255 bytes): one file's error, not the run's
+        raise BadInputError((path_error_message(e) or (f"{p}: {e.strerror}; check the path",))[0]) from None
+    if not exists:
         raise MissingResourceError(f"{p}: no such file; check the path")
     if p.is_dir():
         raise BadInputError(f"{p}: is a directory, not a video file; give the path of a video file")

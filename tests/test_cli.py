@@ -63,6 +63,31 @@ def test_output_files_that_cannot_be_files_are_refused_before_the_work(capsys, t
     assert (tmp_path / "afile").read_text() == "keep" and len(list(tmp_path.iterdir())) == 1
 
 
+def test_paths_the_os_refuses_are_one_line_errors(capsys, tmp_path):
+    """A name over 255 bytes makes the OS itself refuse the path (ENAMETOOLONG), which Path.exists
+    and is_file raise rather than answer: every command gave an internal error (exit 70). Now one
+    line naming the path, shortened, with what to do; exit 2. In a batch (verify, detect) it is that
+    file's error and the other files are still judged."""
+    long = str(tmp_path / ("x" * 300))
+    good = tmp_path / "ok.mp4"
+    from evalkit.video import write_video
+
+    write_video(good, np.zeros((4, 32, 32, 3), np.uint8), fps=8)
+    assert run(capsys, "keys", "init")[0] == 0  # sign reaches its output path only with credentials
+    for argv in (("probe", long + ".mp4"), ("score", long, "--metrics", "flicker"),
+                 ("sign", str(good), long + ".mp4"), ("audit", "--model", "world", "--policy", long + ".yaml"),
+                 ("generate", "--model", f"uvit:{long}.safetensors", "--prompts", "x", "--out", str(tmp_path / "g")),
+                 ("generate", "--model", "world", "--prompts", "a red ball falls " * 200, "--out", str(tmp_path / "g"))):
+        code, _, err = run(capsys, *argv)
+        assert code == EXIT_BAD_INPUT and err.count("\n") == 1 and "internal error" not in err, (argv, err)
+        assert "File name too long" in err or "over the limit" in err, err
+        assert len(err) < 400 and ("characters)" in err or "over the limit" in err), err  # the name shortened
+    code, out, err = run(capsys, "verify", "--no-detector", "--json", str(good), long + ".mp4")
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert code == EXIT_BAD_INPUT and [r["readable"] for r in rows] == [True, False]
+    assert "File name too long" in rows[1]["error"] and "internal error" not in err
+
+
 def test_missing_generator_weights_exit_3(capsys, tmp_path):
     code, _, err = run(capsys, "generate", "--model", f"uvit:{tmp_path}/none.safetensors", "--prompts", "x",
                        "--out", str(tmp_path / "o"))

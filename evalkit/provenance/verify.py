@@ -201,12 +201,16 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
            "watermark": _no_watermark(key.fingerprint if key else None), "detector": _no_detector(),
            "verdict": "unreadable", "reasons": [], "checked_part": None}
     notes: list[str] = []
-    kind = fr.segment_kind(p) if p.is_file() else None  # a piece of a DASH/HLS stream, or None
+    try:
+        is_file = p.is_file()
+    except OSError:  # a name the OS refuses (too long): read below, where it becomes this file's error
+        is_file = False
+    kind = fr.segment_kind(p) if is_file else None  # a piece of a DASH/HLS stream, or None
     if fragments is not None:  # a fragmented stream: checked as a whole, or refused before any work
         if manifest is not None:
             raise BadInputError(f"--manifest {manifest}: not with --fragments; a stream's manifest is in its "
                                 "init segment")
-        if not p.is_file():
+        if not is_file:
             raise BadInputError(f"{p}: no such file; check the path of the stream's init segment")
         if kind != "init":
             raise BadInputError(f"{p}: is not the init segment of a fragmented stream (ftyp + moov with mvex, "
@@ -246,7 +250,7 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
         out["provenance"] = prov
         if err and out["error"] is None:
             out["error"] = err
-    elif p.is_file():
+    elif is_file:
         prov, err = read_provenance(p, anchors, manifest=manifest, fetch_remote=fetch_remote)
         out["provenance"] = prov
         if err and out["error"] is None:

@@ -56,6 +56,14 @@ def test_missing_prompt_file_and_empty_literal():
         load_prompts("nowhere/prompts.txt")
     with pytest.raises(BadInputError):
         load_prompts("   ")
+    # a literal prompt too long to be a file name (the OS refuses it: ENAMETOOLONG), or one with a
+    # NUL byte, is read as a prompt: over the limit is a one-line error, not an internal error
+    with pytest.raises(BadInputError, match="over the limit"):
+        load_prompts("a red ball falls " * 200)
+    assert load_prompts("a red ball " * 30)[0].text == ("a red ball " * 30).strip()  # 330 chars, no spaces cut
+    with pytest.raises(BadInputError, match="over the limit"):
+        load_prompts("x" * 5000)
+    assert load_prompts("a red\x00ball")[0].text == "a red\x00ball"
 
 
 def test_specs():
