@@ -97,6 +97,11 @@ def crossfit_natural(data: LabelledSet, names, cfg: TrainConfig, progress: bool 
     out: dict = {"rows": rows, **{n: np.zeros(len(rows)) for n in names}}
     for k in sorted(set(fold_of.values())):
         held = np.array([r is not None and fold_of[r] == k for r in recs])
+        if set(data.y[~held & (data.split == "train")].tolist()) != {0, 1}:
+            # the fold's recordings were all the real clips there are: nothing real is left to fit on
+            raise BadInputError(f"cross-fitting the real recordings leaves no real training clips once "
+                                f"{', '.join(r for r in names_rec if fold_of[r] == k)} is held out; give "
+                                "more real sources (another recording, or a folder of real clips)")
         fitted = fit_families(data.subset(~held), names, cfg, progress)
         sel = np.array([fold_of[recs[cal[j]]] == k for j in rows])
         if sel.any():

@@ -22,6 +22,7 @@ from detectors.families import LinearFamily
 from detectors.features import FEATURE_SETS, Protocol, stack_protocol, to_protocol
 from evalkit.clip import Clip
 from evalkit.clipset import ClipFolderWriter
+from evalkit.errors import BadInputError
 from evalkit.world.clips import make_clip_from_seed
 
 
@@ -511,6 +512,12 @@ def test_calibration_scores_natural_windows_as_if_their_recording_were_unseen(fo
     det = assemble("x", [seen], data, cfg, cross)
     assert 0.0 < det.threshold <= 1.0
     assert crossfit_natural(data, ("spectral",), TrainConfig(crossfit_folds=0)) == {}
+
+    # one recording as the only real source: holding it out leaves nothing real to fit on. That
+    # was an internal error from scikit-learn ("needs samples of at least 2 classes"); now one line.
+    only = concat([load_source(real_videos_dir / "bikes.mp4", 0, **kw), load_source(fake, 1, **kw)])
+    with pytest.raises(BadInputError, match="no real training clips once bikes is held out"):
+        crossfit_natural(only, ("spectral",), cfg)
 
 
 def test_shipped_default_matches_its_registry_and_tells_its_kinds_apart(real_videos_dir, monkeypatch, tmp_path):
