@@ -78,8 +78,19 @@ def role_of(spec: str) -> str:
     return "control" if spec.startswith("control:") else "model"
 
 
-def _cost_entry(value: float, n: int) -> dict:
-    return {"value": float(value), "ci_low": None, "ci_high": None, "n": int(n)}
+def _cost_entry(per_clip: list[float], *, invert: bool = False) -> dict:
+    """Mean per-clip cost with a bootstrap interval over the clips (a shard's clips share its
+    time, so the interval is of the run's shard-to-shard spread, not of the machine's load);
+    `invert`: the rate 1 / mean instead (clips per second), its bounds the inverted ones."""
+    from evalkit.metrics.stats import mean_ci
+
+    e = mean_ci(per_clip)
+    lo, hi = (e.ci_low, e.ci_high) if len(per_clip) > 1 else (None, None)
+    if not invert:
+        return {"value": e.value, "ci_low": lo, "ci_high": hi, "n": e.n}
+    rate = (lambda x: 1.0 / x if x and x > 0 else None)
+    return {"value": rate(e.value), "ci_low": rate(hi) if hi is not None else None,
+            "ci_high": rate(lo) if lo is not None else None, "n": e.n}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,17 +336,16 @@ def score_run(suite: Suite, folder: Path, reference: Path, part_of: dict, *, pro
 def cost_metrics(records: list[dict]) -> dict:
     """From each clip's own generation timing (kept with the clip, so a resumed run reports what
     generating its clips cost, not what reading them back did)."""
-    n = len(records)
-    wall = sum(r.get("gen_wall_s", 0.0) for r in records)
-    out = {"cost.cpu_s_per_clip": _cost_entry(sum(r.get("gen_cpu_s", 0.0) for r in records) / n, n)}
-    if wall > 0:
-        out["cost.clips_per_s"] = _cost_entry(n / wall, n)
+    wall = [r.get("gen_wall_s", 0.0) for r in records]
+    out = {"cost.cpu_s_per_clip": _cost_entry([r.get("gen_cpu_s", 0.0) for r in records])}
+    if sum(wall) > 0:
+        out["cost.clips_per_s"] = _cost_entry(wall, invert=True)
     gpu = [r["gen_gpu_s"] for r in records if r.get("gen_gpu_s") is not None]
     if gpu:
-        out["cost.gpu_s_per_clip"] = _cost_entry(sum(gpu) / len(gpu), len(gpu))
+        out["cost.gpu_s_per_clip"] = _cost_entry(gpu)
     energy = [r["gen_energy_j"] for r in records if r.get("gen_energy_j") is not None]
     if energy:
-        out["cost.energy_j_per_clip"] = _cost_entry(sum(energy) / len(energy), len(energy))
+        out["cost.energy_j_per_clip"] = _cost_entry(energy)
     return out
 
 

@@ -57,6 +57,23 @@ def _quality(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if not k.startswith("cost.")}  # timings differ by nature
 
 
+def test_cost_columns_carry_intervals_over_clips():
+    """Per-clip cost as each clip's shard measured it; the mean with a bootstrap CI over the clips,
+    clips per second as the inverse of the mean wall time (its bounds swapped)."""
+    from benchmarks.runner import cost_metrics
+
+    recs = [{"gen_wall_s": w, "gen_cpu_s": 2 * w} for w in (0.1, 0.1, 0.3, 0.3)]
+    m = cost_metrics(recs)
+    cpu, rate = m["cost.cpu_s_per_clip"], m["cost.clips_per_s"]
+    assert cpu["value"] == pytest.approx(0.4) and cpu["n"] == 4 and cpu["ci_low"] < 0.4 < cpu["ci_high"]
+    assert rate["value"] == pytest.approx(5.0)
+    assert rate["ci_low"] == pytest.approx(1 / (cpu["ci_high"] / 2)) and rate["ci_high"] == pytest.approx(
+        1 / (cpu["ci_low"] / 2))
+    assert "cost.gpu_s_per_clip" not in m and "cost.energy_j_per_clip" not in m  # no GPU: no columns
+    one = cost_metrics([{"gen_wall_s": 0.2, "gen_cpu_s": 0.2}])["cost.cpu_s_per_clip"]
+    assert one["value"] == pytest.approx(0.2) and one["ci_low"] is None and one["n"] == 1
+
+
 def test_runs_log_the_schema_and_reruns_return_the_same_run(mlflow_store, tiny, tmp_path):
     from mlflow.tracking import MlflowClient
 
