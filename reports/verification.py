@@ -9,7 +9,8 @@ manifest's soft binding) and the detector (p against its threshold, drawn as a b
 page frame as the suite and audit reports (`reports.html`): inline images only, offline, and
 the load-time check that `reports.browser.check_page` reads.
 
-`write_verification_report(path, results)` draws the strips and writes the page atomically.
+`write_verification_report(path, results)` draws the strips and writes the page atomically;
+`log_verification` records a verification as an MLflow run (`evalkit verify --mlflow`).
 `frame_strip(path)` decodes the clip once and keeps small thumbnails only, so a long HD video
 costs a few megabytes, not its frames; a file that cannot be decoded gets no strip (its card
 says so), never an error: the report must cover exactly the files verify judged.
@@ -165,3 +166,37 @@ def write_verification_report(path, results: list[dict]):
 
     strips = {str(r["file"]): frame_strip(r["file"]) if r.get("readable") else None for r in results}
     return write_text_atomic(path, verification_report(results, strips))
+
+
+VERIFY_EXPERIMENT = "evalkit-verify"
+
+
+def log_verification(results: list[dict], html_path=None, *, detector: str | None = None,
+                     trust_sha256: str | None = None) -> str:
+    """One MLflow run in `VERIFY_EXPERIMENT` recording a verification: the number of files and of
+    each verdict as metrics, the detector and the trust anchors' SHA-256 (never the anchors or
+    any key) as params, every file's JSON result as `verify.json`, and the HTML page (the one at
+    `html_path`, else one drawn for the run) as `verify.html`. Returns the run id."""
+    import re
+    import tempfile
+    from pathlib import Path
+
+    from evalkit import tracking
+
+    counts = Counter(str(r.get("verdict")) for r in results)
+    params = {"files": len(results), "detector": detector or "none", "trust_sha256": trust_sha256 or "none"}
+    name = Path(str(results[0]["file"])).name if len(results) == 1 else f"{len(results)} files"
+    with tracking.start_run(VERIFY_EXPERIMENT, run_name=name, params=params) as run:
+        import mlflow
+
+        mlflow.log_metric("files", len(results))
+        mlflow.log_metric("readable", sum(bool(r.get("readable")) for r in results))
+        for verdict, n in counts.items():
+            mlflow.log_metric("verdict." + re.sub(r"[^A-Za-z0-9_.-]+", "_", verdict).strip("_"), n)
+        tracking.log_json(results, "verify.json")
+        if html_path is not None:
+            tracking.log_artifact(html_path)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                tracking.log_artifact(write_verification_report(Path(tmp) / "verify.html", results))
+        return run.info.run_id

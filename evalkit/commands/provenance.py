@@ -79,8 +79,11 @@ def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa, no_reg
               "payload up in (default: $EVALKIT_SOFT_BINDINGS, else $EVALKIT_HOME/soft-bindings).")
 @click.option("--html", "html_out", type=click.Path(path_type=Path),
               help="Also write a self-contained HTML report here: each file's verdict, frames and evidence.")
+@click.option("--mlflow", "log_mlflow", is_flag=True,
+              help="Record the verification as an MLflow run (experiment evalkit-verify): verdict counts, "
+              "every result, the HTML page.")
 def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_remote, fragments, registry,
-           html_out):
+           html_out, log_mlflow):
     """Provenance, watermark and detector verdicts of videos. Exit 1 if any file is tampered or
     its signals conflict, 2 if any is unreadable (or a stream's init segment comes without its
     segments)."""
@@ -97,6 +100,10 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
         from evalkit.atomic import check_output_file
 
         check_output_file(html_out, "report.html")  # a bad path fails now, not after the work
+    if log_mlflow:
+        from evalkit import tracking
+
+        tracking.check_reachable()  # an unreachable store fails now, not after the work
     anchors = load_trust([trust] if trust else None)
     wm_key = load_watermark_key(required=False)
     detector = None
@@ -124,6 +131,14 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
 
         write_verification_report(html_out, results)
         click.echo(f"evalkit: report written to {html_out}", err=True)
+    if log_mlflow:
+        import hashlib
+
+        from reports.verification import VERIFY_EXPERIMENT, log_verification
+
+        run_id = log_verification(results, html_out, detector=getattr(detector, "name", None),
+                                  trust_sha256=hashlib.sha256(anchors.encode()).hexdigest() if anchors else None)
+        click.echo(f"evalkit: MLflow run {run_id} in experiment '{VERIFY_EXPERIMENT}'", err=True)
     raise click.exceptions.Exit(verify_exit_code(results))
 
 

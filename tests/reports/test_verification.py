@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 
 import numpy as np
@@ -85,3 +86,27 @@ def test_verify_html_bad_path_fails_before_any_work(files, tmp_path, capsys):
     assert main(["verify", str(files["signed"]), "--no-detector", "--html", str(folder)]) == 2
     err = capsys.readouterr()
     assert "is a folder" in err.err and err.out == ""  # refused before verifying anything
+
+
+def test_verify_mlflow_records_the_verification(files, tmp_path, monkeypatch, capsys, mlflow_store):
+    from mlflow.tracking import MlflowClient
+
+    from reports.verification import VERIFY_EXPERIMENT
+
+    monkeypatch.setenv("EVALKIT_HOME", str(files["root"]))
+    argv = ["verify", str(files["signed"]), str(files["tampered"]), "--no-detector", "--mlflow",
+            "--trust", str(files["creds"].ca_cert)]
+    assert main(argv) == 1  # the tampered copy fails the check
+    err = capsys.readouterr().err
+    run_id = re.search(r"MLflow run (\w+) in experiment 'evalkit-verify'", err).group(1)
+    client = MlflowClient(mlflow_store)
+    run = client.get_run(run_id)
+    assert client.get_experiment(run.info.experiment_id).name == VERIFY_EXPERIMENT
+    m, p = run.data.metrics, run.data.params
+    assert m["files"] == 2 and m["readable"] == 2
+    assert m["verdict.ai-generated_signed"] == 1 and m["verdict.tampered"] == 1
+    assert p["detector"] == "none" and len(p["trust_sha256"]) == 64
+    assert {a.path for a in client.list_artifacts(run_id)} == {"verify.json", "verify.html"}
+    logged = json.loads(open(client.download_artifacts(run_id, "verify.json", str(tmp_path))).read())
+    assert [r["verdict"] for r in logged] == ["ai-generated (signed)", "tampered"]
+    assert "PRIVATE KEY" not in json.dumps(logged) + json.dumps(p)  # never a key in the record
