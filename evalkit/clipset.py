@@ -20,7 +20,7 @@ from typing import Iterator
 
 from evalkit.clip import Clip
 from evalkit.atomic import check_parents
-from evalkit.errors import BadInputError, MissingResourceError
+from evalkit.errors import BadInputError, MissingResourceError, path_is
 from evalkit.video import read_video, write_video
 
 INDEX = "index.jsonl"
@@ -50,11 +50,7 @@ def expand_folders(paths) -> list[Path]:
     without any is an error naming it."""
     out = []
     for p in map(Path, paths):
-        try:
-            is_dir = p.is_dir()
-        except OSError:  # a name the OS refuses (too long): the file's own read says so, for it alone
-            is_dir = False
-        if is_dir:
+        if path_is(p, "dir"):  # a name the OS refuses is no folder: its own read says so, for it alone
             found = video_files(p)
             if not found:
                 raise BadInputError(f"{p}: a folder with no videos in it (top level or clips/); give video "

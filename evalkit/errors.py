@@ -97,3 +97,15 @@ def path_error_message(exc: BaseException) -> tuple[str, int] | None:
     shown = name if len(name) <= 120 else f"{name[:60]}...{name[-20:]} ({len(name)} characters)"
     code = EXIT_MISSING if exc.errno == errno.ENOENT else EXIT_BAD_INPUT
     return f"{shown}: {exc.strerror or 'refused'}; {_PATH_ERRORS[exc.errno]}", code
+
+
+def path_is(path, kind: str) -> bool:
+    """`Path.is_file()` (kind "file") or `is_dir()` ("dir") that answers False where the OS refuses
+    the name itself (over 255 bytes, a NUL byte): pathlib raises there instead of answering, and a
+    literal prompt or one bad name in a batch must not stop the command."""
+    from pathlib import Path
+
+    try:
+        return Path(path).is_file() if kind == "file" else Path(path).is_dir()
+    except (OSError, ValueError):
+        return False

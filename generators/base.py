@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from evalkit.clip import Clip
 from evalkit.clipset import ClipFolderWriter
-from evalkit.errors import BadInputError, MissingResourceError
+from evalkit.errors import BadInputError, MissingResourceError, path_is
 
 MAX_PROMPT_CHARS = 1000
 
@@ -40,20 +40,11 @@ def _check_prompt(text, where: str) -> str:
     return text
 
 
-def _names_a_file(path: Path) -> bool:
-    """Whether `path` is an existing file. A long literal prompt is no path at all: the OS refuses
-    a name over 255 bytes (ENAMETOOLONG) or 4,096 in all, which Path.is_file() raises, not answers."""
-    try:
-        return path.is_file()
-    except (OSError, ValueError):  # too long; a NUL byte
-        return False
-
-
 def load_prompts(arg: str) -> list[Prompt]:
     """`--prompts`: a text file (a prompt a line), a .jsonl file (`prompt`, optional `probe` and
     `id` keys a line), or, when no such file exists, the literal prompt itself."""
     path = Path(arg)
-    if not _names_a_file(path):
+    if not path_is(path, "file"):  # a long literal prompt is no path the OS accepts
         if arg.endswith((".txt", ".jsonl")) and len(arg) < 4096:
             raise MissingResourceError(f"{arg}: no such prompts file; check the path")
         return [Prompt(_check_prompt(arg, "--prompts"))]

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK
+from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, path_is
 from evalkit.provenance.c2pa import _one_line
 from evalkit.provenance.manifest_read import (HASH_MISMATCH_CODES, UNREADABLE_MANIFEST, _context,  # noqa: F401
                                               _empty_provenance, load_trust, read_provenance)
@@ -201,10 +201,7 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
            "watermark": _no_watermark(key.fingerprint if key else None), "detector": _no_detector(),
            "verdict": "unreadable", "reasons": [], "checked_part": None}
     notes: list[str] = []
-    try:
-        is_file = p.is_file()
-    except OSError:  # a name the OS refuses (too long): read below, where it becomes this file's error
-        is_file = False
+    is_file = path_is(p, "file")  # a name the OS refuses: read below, where it becomes this file's error
     kind = fr.segment_kind(p) if is_file else None  # a piece of a DASH/HLS stream, or None
     if fragments is not None:  # a fragmented stream: checked as a whole, or refused before any work
         if manifest is not None:
