@@ -231,11 +231,22 @@ def _sign_created(env, src, dst, source_type: str):
 ])
 def test_source_types_as_other_tools_spell_them(env, spelling, want):
     dst = _sign_created(env, env["src"], env["root"] / f"spelt-{abs(hash(spelling))}.mp4", spelling)
-    r = verify_file(dst, trust=env["trust"])
+
+    def detector(clip):
+        return 0.9
+    detector.threshold = 0.7
+    r = verify_file(dst, trust=env["trust"], detector=detector)
     assert r["verdict"] == want
+    said = [x for x in r["reasons"] if x.startswith("The detector")]
     if spelling.startswith("urn:"):
         assert r["provenance"]["digital_source_type"] == spelling  # kept as written, not guessed at
+        # the manifest leaves the origin open, so the detector's read is the signal left to quote
+        assert said == ["The detector says generated (p_generated 0.90 >= 0.70)."]
+    elif "Capture" in spelling:
+        assert said == ["The detector disagrees with the capture claim (p_generated 0.90 >= 0.70)."]
     else:
+        assert said == []  # the signed claim settles the origin; the detector agrees and adds nothing
+    if not spelling.startswith("urn:"):
         assert r["provenance"]["digital_source_type"].startswith(IPTC)
 
 

@@ -88,6 +88,10 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
     reasons: list[str] = []
     p, thr = det.get("p_generated"), det.get("threshold")
     det_says_ai = p is not None and thr is not None and p >= thr and not det.get("out_of_domain")
+    # The manifest leaves the origin open: none, a broken one, or one that states no source type
+    # (itself or through its history).
+    origin_open = (state in ("absent", "invalid")
+                   or (not ai_claim and not capture_claim and dst != COMPOSITE_AI and not prov.get("ai_origin")))
 
     wm_text = (f"the evalkit watermark is present (payload {wm['payload']}, p-value {wm['p_value']:.1e})"
                if wm["detected"] and wm["payload"] else
@@ -225,8 +229,13 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
         reasons.append("No detector was run (none available, or --no-detector).")
     elif p is not None and det.get("out_of_domain"):
         reasons.append(f"The detector abstains: {det['out_of_domain']} (p_generated {p:.2f} not used).")
-    elif p is not None and state == "absent" and not wm["detected"] and not det_says_ai:
-        reasons.append(f"The detector says not generated (p_generated {p:.2f} < {thr:.2f}).")
+    elif p is not None and not wm["detected"] and origin_open:
+        # Nothing above settles where the video came from, so the detector's read is the one
+        # signal left; said here unless an earlier branch already quoted it.
+        if not det_says_ai:
+            reasons.append(f"The detector says not generated (p_generated {p:.2f} < {thr:.2f}).")
+        elif state != "absent":
+            reasons.append(f"The detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
     reasons += notes
     return verdict, [r if r.endswith(".") else r + "." for r in (s[0].upper() + s[1:] for s in reasons)]
 
