@@ -34,8 +34,56 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v", ".mts
 
 def prompt_from_name(stem: str) -> str:
     """A video's prompt from its file name: a trailing sample number dropped ("-3", "_3", and the
-    " (3)" that a browser or file manager adds to a copy), _ read as spaces."""
-    return " ".join(re.sub(r"(?:[-_]\d+| ?\(\d+\))$", "", stem).replace("_", " ").split())
+    " (3)" that a browser or file manager adds to a copy), _ read as spaces. A name that is only a
+    number ("0007", "0007_2", a camera's "20240501_123456") says nothing: no prompt ("")."""
+    text = " ".join(re.sub(r"(?:[-_]\d+| ?\(\d+\))$", "", stem).replace("_", " ").split())
+    return "" if text.isdigit() else text
+
+
+# Tools that number their outputs after a prompt list (EvalCrafter's 0000.mp4, ...) name a video
+# by its prompt's number, with an optional sample number: "0007", "0007_2", "7-1", "0007 (2)".
+_NUMBERED = re.compile(r"^(\d+)(?:[-_](\d+)| ?\((\d+)\))?$")
+
+
+def index_numbered(folder, prompts: list[dict], start: int | None = None) -> list[dict]:
+    """Index records for a folder of videos named by number: the video numbered n (and its
+    samples "n_k") gets `prompts[n - start]` (each a dict with "prompt" and optionally "probe").
+    Without `start` the numbers must run without a gap over exactly as many prompts as given
+    (then start is the smallest); a gap or another count needs `start`, since 0- and 1-based
+    numbering cannot be told apart when a video is missing. Records come in (number, sample)
+    order, so `folder:` hands out a prompt's samples in that order."""
+    folder = Path(folder)
+    files = video_files(folder)
+    if not files:
+        raise BadInputError(f"{folder}: no videos in this folder (top level or clips/); give the folder of "
+                            "the other tool's outputs")
+    numbered = []
+    for f in files:
+        m = _NUMBERED.match(f.stem)
+        if m is None:
+            raise BadInputError(f"{f}: not named by number (as 0007.mp4 or 0007_2.mp4), so it cannot be matched "
+                                "to a line of the prompts file; rename it, or write index.jsonl yourself")
+        numbered.append((int(m.group(1)), int(m.group(2) or m.group(3) or 0), f))
+    numbers = sorted({n for n, _, _ in numbered})
+    if start is None:
+        if len(numbers) != len(prompts) or numbers[-1] - numbers[0] + 1 != len(numbers):
+            raise BadInputError(
+                f"{folder}: videos numbered {numbers[0]}-{numbers[-1]} ({len(numbers)} numbers) for {len(prompts)} "
+                "prompts; give --start, the number of the first prompt's video (0 or 1, as the tool counts)")
+        start = numbers[0]
+    records, ids = [], set()
+    for n, k, f in sorted(numbered, key=lambda x: (x[0], x[1], x[2].name)):
+        if not 0 <= n - start < len(prompts):
+            raise BadInputError(f"{f}: number {n} has no prompt (from {start}, videos {start}-{start + len(prompts) - 1} "
+                                f"take the {len(prompts)} prompts); check --start and the prompts file")
+        rel = f.relative_to(folder).as_posix()
+        rid = f.stem if f.stem not in ids else rel.rsplit(".", 1)[0]
+        ids.add(rid)
+        rec = {"id": rid, "file": rel, "prompt": prompts[n - start]["prompt"], "prompt_number": n, "sample": k}
+        if prompts[n - start].get("probe"):
+            rec["probe"] = prompts[n - start]["probe"]
+        records.append(rec)
+    return records
 
 
 def video_files(folder: Path) -> list[Path]:

@@ -43,6 +43,9 @@ class FolderGenerator:
         for p in prompts:
             key = normalise(p)
             have = self.by_prompt.get(key)
+            if not have and set(self.by_prompt) == {""}:  # 0000.mp4, ...: numbered after a prompt list
+                raise BadInputError(f"{self.folder}: its videos are named by number, not by prompt; match them "
+                                    f"to the prompt list they were made from: evalkit index {self.folder} --prompts LIST")
             if not have:
                 raise BadInputError(f"{self.folder}: no video for prompt {p!r}; add one named after it "
                                     f"or list it in {INDEX}")

@@ -120,6 +120,10 @@ def test_a_file_name_gives_its_prompt_without_the_sample_number():
     for stem in ("a_red_ball_falls-3", "a red ball falls_12", "a red ball falls (2)", "a red ball falls(2)"):
         assert prompt_from_name(stem) == "a red ball falls"
     assert prompt_from_name("a ball (red)") == "a ball (red)" and prompt_from_name("take (2") == "take (2"
+    # a name that is only a number (a prompt list's index, a camera's date and time) is no prompt
+    for stem in ("0007", "0007_2", "7 (1)", "20240501_123456"):
+        assert prompt_from_name(stem) == ""
+    assert prompt_from_name("take 2") == "take 2"
 
 
 def test_world_renders_any_world_prompt_with_exactly_the_prompted_scene():

@@ -94,4 +94,34 @@ def backbones_train(which, seed, steps, out):
         click.echo(f"{name}: {res['path']} sha256 {res['sha256']} ({res['steps']} steps, {res['seconds']:.0f} s)")
 
 
-COMMANDS = [score, backbones]  # what `evalkit.cli` adds to the `evalkit` group
+@click.command("index")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--prompts", "prompts_file", required=True, type=click.Path(path_type=Path),
+              help="The prompt list the videos were made from: a prompt a line, or .jsonl with \"prompt\".")
+@click.option("--start", type=click.IntRange(min=0), default=None,
+              help="The number of the first prompt's video (0 or 1); needed when a video is missing.")
+def index(folder, prompts_file, start):
+    """Write FOLDER/index.jsonl for videos named by number after a prompt list (0000.mp4,
+    0000_1.mp4, ... as EvalCrafter and similar tools write them), so that score, bench
+    (folder:FOLDER) and detectors read each video with its prompt."""
+    from evalkit.clipset import INDEX, index_numbered
+    from evalkit.errors import path_is
+    from generators.base import load_prompts
+
+    if not path_is(folder, "dir"):
+        raise BadInputError(f"{folder}: no such folder; give the folder of the other tool's videos")
+    target = folder / INDEX
+    if target.exists():
+        raise BadInputError(f"{target}: already exists; this folder is indexed (remove it to index again)")
+    if not path_is(prompts_file, "file"):
+        raise BadInputError(f"{prompts_file}: no such prompts file; give the tool's prompt list")
+    prompts = [{"prompt": p.text, "probe": p.probe} for p in load_prompts(str(prompts_file))]
+    records = index_numbered(folder, prompts, start)
+    write_atomic(target, "".join(json.dumps(r) + "\n" for r in records))
+    first = min(r["prompt_number"] for r in records)
+    used = len({r["prompt_number"] for r in records})
+    click.echo(f"wrote {target}: {len(records)} videos of {used} of the {len(prompts)} prompts "
+               f"(video {first} takes prompt {first - (start if start is not None else first) + 1})")
+
+
+COMMANDS = [score, backbones, index]  # what `evalkit.cli` adds to the `evalkit` group

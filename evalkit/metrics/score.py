@@ -56,8 +56,8 @@ def _off_world(metric: str, bb, prompts: list[str], what: str, instead: str) -> 
     off = [p for p in prompts if parse_caption(p) is None]
     if not off:
         return []
-    example = off[0] if len(off[0]) <= 60 else off[0][:57] + "..."
-    return [f"{metric}: {len(off)} of {len(prompts)} {what} are not world clips (e.g. {example!r}); the "
+    example = repr(off[0] if len(off[0]) <= 60 else off[0][:57] + "...") if off[0].strip() else "one without a prompt"
+    return [f"{metric}: {len(off)} of {len(prompts)} {what} are not world clips (e.g. {example}); the "
             f"{bb.name} backbone was trained on the world's renders and captions only, so its features "
             f"say little about them: use {instead}"]
 
@@ -305,9 +305,12 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     if unprompted:
         warnings.append(f"clip: {unprompted} of {len(rows)} clips have an empty prompt, so nothing to align "
                         f"with: {'no clip_alignment' if unprompted == len(rows) else 'left out of clip_alignment'}"
-                        " (give each a prompt in index.jsonl or by its file name)")
+                        " (give each a prompt in index.jsonl or by its file name; for videos named by number after a "
+                        "prompt list: evalkit index FOLDER --prompts LIST)")
     if clip_bb is not None and clip_bb.trained_on == "world":
-        warnings += _off_world("clip", clip_bb, prompts, "clips", "--clip-backbone ViT-B-32 --clip-weights PATH")
+        # clips without a prompt are left out of clip_alignment (warned above), so not counted here
+        warnings += _off_world("clip", clip_bb, [p for p in prompts if p.strip()], "prompted clips",
+                               "--clip-backbone ViT-B-32 --clip-weights PATH")
     if "fvd" in out and out["fvd"]["n"] < STABLE_FVD_N:
         f = out["fvd"]
         warnings.append(f"FVD from N={f['n']} clips (CI [{f['ci_low']:.4g}, {f['ci_high']:.4g}]) is strongly "

@@ -91,6 +91,7 @@ def test_a_folder_of_videos_without_an_index_is_scored(capsys, folders, tmp_path
     import shutil
 
     from evalkit.clipset import read_index
+    from evalkit.errors import BadInputError
     from evalkit.video import read_video, write_video
 
     loose = tmp_path / "loose"
@@ -111,7 +112,7 @@ def test_a_folder_of_videos_without_an_index_is_scored(capsys, folders, tmp_path
     off = [w for w in res["warnings"] if "not world clips" in w]
     assert len(off) == 2 and "--i3d PATH" in off[0] and "--clip-weights PATH" in off[1]
     # (the world clip here is named world.mp4, so its prompt is "world"); the reference is world clips
-    assert off[0].startswith("fvd: 3 of 27 candidate and reference clips") and off[1].startswith("clip: 3 of 3 clips")
+    assert off[0].startswith("fvd: 3 of 27 candidate and reference clips") and off[1].startswith("clip: 3 of 3 prompted clips")
     # a one-frame "video" is a one-line error naming it, not a traceback
     write_video(loose / "still.mp4", read_video(loose / "world.mp4").frames[:1], fps=8)
     capsys.readouterr()
@@ -249,3 +250,64 @@ def test_a_clip_without_a_prompt_is_left_out_of_clip_alignment(folders, tmp_path
     assert res["metrics"]["clip_alignment"]["n"] == 2
     assert [("clip_alignment" in r) for r in res["per_clip"]] == [True, False, True]
     assert any(w.startswith("clip: 1 of 3 clips have an empty prompt") for w in res["warnings"])
+
+
+def test_videos_named_by_number_are_indexed_from_their_prompt_list(capsys, folders, tmp_path):
+    """Tools that number their outputs after a prompt list (0000.mp4, ...): a number is no
+    prompt, and `evalkit index` gives each video its prompt."""
+    import shutil
+
+    import numpy as np
+
+    from evalkit.clipset import read_index
+    from evalkit.errors import BadInputError
+    from evalkit.video import read_video
+    from generators.folder import FolderGenerator
+
+    world = read_index(folders / "ref")[:3]
+    num = tmp_path / "numbered"
+    num.mkdir()
+    for i, rec in enumerate(world, 1):  # numbered from 1, with a second sample of the first
+        shutil.copy(folders / "ref" / rec["file"], num / f"{i:04d}.mp4")
+    shutil.copy(folders / "ref" / world[1]["file"], num / "0001_1.mp4")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# the tool's list\n" + "".join(r["prompt"] + "\n" for r in world))
+    assert {r["prompt"] for r in read_index(num)} == {""}  # a number says nothing about the video
+    res = tmp_path / "s.json"
+    assert main(["score", str(num), "--metrics", "clip", "--json", str(res), "--no-mlflow"]) == 0
+    assert "clip_alignment" not in json.loads(res.read_text())["metrics"]
+    assert "evalkit index FOLDER --prompts LIST" in capsys.readouterr().err
+    with pytest.raises(BadInputError, match="named by number.*evalkit index"):
+        FolderGenerator(num).generate([world[0]["prompt"]], [0])
+
+    assert main(["index", str(num), "--prompts", str(prompts)]) == 0
+    recs = read_index(num)
+    assert [(r["file"], r["prompt"], r["sample"]) for r in recs] == [
+        ("0001.mp4", world[0]["prompt"], 0), ("0001_1.mp4", world[0]["prompt"], 1),
+        ("0002.mp4", world[1]["prompt"], 0), ("0003.mp4", world[2]["prompt"], 0)]
+    before = (num / "index.jsonl").read_bytes()
+    assert main(["index", str(num), "--prompts", str(prompts)]) == 2  # never overwritten
+    assert (num / "index.jsonl").read_bytes() == before
+    # folder: hands out a prompt's samples in their numbered order
+    got = FolderGenerator(num).generate([world[0]["prompt"]] * 2, [0, 1])
+    want = [read_video(num / "0001.mp4").frames, read_video(num / "0001_1.mp4").frames]
+    assert all(np.array_equal(g.frames, w) for g, w in zip(got, want))
+    assert not np.array_equal(want[0], want[1])
+    assert main(["score", str(num), "--metrics", "clip", "--json", str(res), "--no-mlflow"]) == 0
+    assert json.loads(res.read_text())["metrics"]["clip_alignment"]["n"] == 4
+
+    # a missing video: 0- and 1-based numbering cannot be told apart, so --start must say
+    (num / "index.jsonl").unlink()
+    (num / "0002.mp4").unlink()
+    capsys.readouterr()
+    assert main(["index", str(num), "--prompts", str(prompts)]) == 2
+    assert "give --start" in capsys.readouterr().err and not (num / "index.jsonl").exists()
+    assert main(["index", str(num), "--prompts", str(prompts), "--start", "2"]) == 2
+    assert "0001.mp4: number 1 has no prompt" in capsys.readouterr().err
+    assert main(["index", str(num), "--prompts", str(prompts), "--start", "1"]) == 0
+    assert [r["prompt"] for r in read_index(num)][-1] == world[2]["prompt"]
+    # a video not named by number is named, and nothing is written
+    (num / "index.jsonl").unlink()
+    shutil.copy(num / "0003.mp4", num / "extra take.mp4")
+    assert main(["index", str(num), "--prompts", str(prompts), "--start", "1"]) == 2
+    assert "extra take.mp4: not named by number" in capsys.readouterr().err and not (num / "index.jsonl").exists()
