@@ -1,7 +1,7 @@
 """The `evalkit` command: parses, calls the library, prints. Exit codes in evalkit.errors.
 
 The commands live one family a module in `evalkit.commands` (demo/info/probe, world,
-generator/generate, score/backbones, keys/sign/verify, detectors/detect, and
+generator/generate, score/backbones/index, keys/sign/verify, detectors/detect, and
 bench/leaderboard/audit/report); this module is the group they join and the entry point that
 turns every user error into one line and an exit code."""
 

@@ -1,4 +1,5 @@
-"""`evalkit score` and `evalkit backbones ...`: metrics and the encoders they read clips with."""
+"""`evalkit score`, `evalkit index` and `evalkit backbones ...`: metrics, the prompts of another
+tool's numbered videos, and the encoders clips are read with."""
 
 from __future__ import annotations
 
