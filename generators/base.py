@@ -40,37 +40,85 @@ def _check_prompt(text, where: str) -> str:
     return text
 
 
-def load_prompts(arg: str) -> list[Prompt]:
-    """`--prompts`: a text file (a prompt a line), a .jsonl file (`prompt`, optional `probe` and
-    `id` keys a line), or, when no such file exists, the literal prompt itself."""
-    path = Path(arg)
-    if not path_is(path, "file"):  # a long literal prompt is no path the OS accepts
-        if arg.endswith((".txt", ".jsonl")) and len(arg) < 4096:
-            raise MissingResourceError(f"{arg}: no such prompts file; check the path")
-        return [Prompt(_check_prompt(arg, "--prompts"))]
-    prompts = []
-    try:
-        # -sig: Windows editors save UTF-8 with a BOM, which would otherwise start the first prompt
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
+# The keys other benchmarks' prompt lists use for the prompt (VBench's JSON: prompt_en).
+PROMPT_KEYS = ("prompt", "prompt_en", "caption", "text")
+
+
+def _from_record(rec, where: str) -> Prompt:
+    """A prompt from one JSON object or CSV row: the first of PROMPT_KEYS it has (any case),
+    with optional `probe` and `id`."""
+    if isinstance(rec, str):
+        return Prompt(_check_prompt(rec, where))
+    if not isinstance(rec, dict):
+        raise BadInputError(f"{where}: each entry must be a prompt or an object with a \"prompt\" key")
+    keys = {str(k).strip().lower(): k for k in rec}
+    key = next((keys[k] for k in PROMPT_KEYS if k in keys), None)
+    if key is None:
+        raise BadInputError(f"{where}: no prompt key (one of {', '.join(PROMPT_KEYS)}); name the prompt's field so")
+    probe = rec.get("probe")
+    if probe in ("", None):
+        probe = None
+    elif not isinstance(probe, dict):
+        raise BadInputError(f"{where}: \"probe\" must be an object")
+    pid = rec.get("id")
+    return Prompt(_check_prompt(rec[key], where), probe, None if pid in ("", None) else str(pid))
+
+
+def _read_text(path: Path) -> str:
+    try:  # -sig: Windows editors save UTF-8 with a BOM, which would otherwise start the first prompt
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise BadInputError(f"{path}: not UTF-8 text; give a text or .jsonl file of prompts")
-    for n, line in enumerate(lines, 1):
+        raise BadInputError(f"{path}: not UTF-8 text; give a text, .jsonl, .json or .csv file of prompts")
+
+
+def _prompts_of_file(path: Path) -> list[Prompt]:
+    suffix = path.suffix.lower()
+    text = _read_text(path)
+    if suffix == ".json":  # a list of prompts, or of objects (VBench_full_info.json)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise BadInputError(f"{path}: not valid JSON ({e.msg}, line {e.lineno}); give a list of prompts")
+        if not isinstance(data, list):
+            raise BadInputError(f"{path}: a JSON prompt file must be a list (of prompts, or of objects with "
+                                "a \"prompt\" key)")
+        return [_from_record(rec, f"{path}: entry {i}") for i, rec in enumerate(data, 1)]
+    if suffix in (".csv", ".tsv"):  # a table with a prompt column
+        import csv
+
+        rows = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
+        try:
+            return [_from_record(row, f"{path}:{n}") for n, row in enumerate(rows, 2)
+                    if any((v or "").strip() for v in row.values() if isinstance(v, str))]
+        except csv.Error as e:
+            raise BadInputError(f"{path}: not a readable table ({e}); give a CSV with a prompt column")
+    prompts = []
+    for n, line in enumerate(text.splitlines(), 1):
         where = f"{path}:{n}"
-        if not line.strip() or (path.suffix != ".jsonl" and line.lstrip().startswith("#")):
+        if not line.strip() or (suffix != ".jsonl" and line.lstrip().startswith("#")):
             continue
-        if path.suffix == ".jsonl":
+        if suffix == ".jsonl":
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 raise BadInputError(f"{where}: not valid JSON ({e.msg}); one object a line")
-            if not isinstance(rec, dict) or "prompt" not in rec:
-                raise BadInputError(f"{where}: each line needs a \"prompt\" key")
-            probe = rec.get("probe")
-            if probe is not None and not isinstance(probe, dict):
-                raise BadInputError(f"{where}: \"probe\" must be an object")
-            prompts.append(Prompt(_check_prompt(rec["prompt"], where), probe, rec.get("id")))
+            prompts.append(_from_record(rec, where))
         else:
             prompts.append(Prompt(_check_prompt(line, where)))
+    return prompts
+
+
+def load_prompts(arg: str) -> list[Prompt]:
+    """`--prompts`: a text file (a prompt a line, `#` comments), a .jsonl file (an object a line),
+    a .json list (of prompts, or of objects), a .csv/.tsv table with a header, or, when no such
+    file exists, the literal prompt itself. Objects and rows give the prompt under the first of
+    PROMPT_KEYS they have (as other benchmarks name it), with optional `probe` and `id`."""
+    path = Path(arg)
+    if not path_is(path, "file"):  # a long literal prompt is no path the OS accepts
+        if arg.lower().endswith((".txt", ".jsonl", ".json", ".csv", ".tsv")) and len(arg) < 4096:
+            raise MissingResourceError(f"{arg}: no such prompts file; check the path")
+        return [Prompt(_check_prompt(arg, "--prompts"))]
+    prompts = _prompts_of_file(path)
     if not prompts:
         raise BadInputError(f"{path}: no prompts in this file")
     return prompts

@@ -36,10 +36,38 @@ def test_load_prompts_from_text_jsonl_and_literal(tmp_path):
     assert load_prompts(str(win_jl))[0].text == PROMPTS[0]
 
 
+def test_load_prompts_as_other_benchmarks_list_them(tmp_path):
+    """VBench's JSON (a list of objects with prompt_en), plain JSON lists, and CSV/TSV tables
+    with a prompt column: each read as its prompts, not line by line as text."""
+    vb = tmp_path / "VBench_full_info.json"
+    vb.write_text(json.dumps([{"prompt_en": PROMPTS[0], "dimension": ["subject_consistency"]},
+                              {"prompt_en": PROMPTS[1], "dimension": ["overall_consistency"]}], indent=4))
+    assert [p.text for p in load_prompts(str(vb))] == PROMPTS[:2]
+    plain = tmp_path / "list.JSON"
+    plain.write_text(json.dumps(PROMPTS))
+    assert [p.text for p in load_prompts(str(plain))] == PROMPTS
+    csv_file = tmp_path / "prompts.csv"
+    csv_file.write_text('id,Prompt,category\n7,"' + PROMPTS[0] + '",physics\n,,\n8,"' + PROMPTS[1] + '",x\n')
+    got = load_prompts(str(csv_file))
+    assert [(p.text, p.id) for p in got] == [(PROMPTS[0], "7"), (PROMPTS[1], "8")]  # the blank row skipped
+    tsv = tmp_path / "prompts.tsv"
+    tsv.write_text("caption\n" + "\n".join(PROMPTS) + "\n")
+    assert [p.text for p in load_prompts(str(tsv))] == PROMPTS
+    jl = tmp_path / "captions.jsonl"
+    jl.write_text(json.dumps({"caption": PROMPTS[2]}) + "\n")
+    assert load_prompts(str(jl))[0].text == PROMPTS[2]
+    with pytest.raises(MissingResourceError):
+        load_prompts(str(tmp_path / "missing.json"))
+
+
 @pytest.mark.parametrize("content,suffix,fragment", [
     ("", ".txt", "no prompts"),
     ("{not json\n", ".jsonl", "not valid JSON"),
-    ('{"text": "x"}\n', ".jsonl", "prompt"),
+    ('{"title": "x"}\n', ".jsonl", "no prompt key"),
+    ('{"prompts": ["x"]}', ".json", "must be a list"),
+    ('["a red ball", 3]', ".json", "entry 2"),
+    ("[not json", ".json", "not valid JSON"),
+    ("id,title\n1,a red ball\n", ".csv", "no prompt key"),
     ('{"prompt": "   "}\n', ".jsonl", "empty prompt"),
     ("x" * 1200 + "\n", ".txt", "over the limit"),
 ])
