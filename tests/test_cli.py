@@ -244,6 +244,20 @@ def test_probe_reports_real_footage_and_bad_files(capsys, tmp_path, real_videos_
     assert code == EXIT_MISSING and "missing.mp4" in err and err.count("\n") == 1
 
 
+def test_probe_describes_a_video_over_the_decode_budget(capsys, monkeypatch, real_videos_dir):
+    """Headers only: a video too big to decode whole (a 4K phone clip) is described, with the
+    budget reported; the commands that decode read it reduced."""
+    bikes = str(real_videos_dir / "bikes.mp4")  # 250 frames of 640x272: 130 MB decoded
+    monkeypatch.setenv("EVALKIT_MAX_DECODED_BYTES", str(100 << 20))
+    code, out, _ = run(capsys, "probe", bikes)
+    assert code == 0 and out.rstrip().endswith("over the decode budget (read reduced: EVALKIT_MAX_DECODED_BYTES)")
+    code, out, _ = run(capsys, "probe", "--json", bikes)
+    assert code == 0 and json.loads(out)["over_decode_budget"] is True
+    monkeypatch.setenv("EVALKIT_MAX_DECODED_BYTES", str(200 << 20))
+    code, out, _ = run(capsys, "probe", "--json", bikes)
+    assert json.loads(out)["over_decode_budget"] is False and json.loads(out)["frames"] == 250
+
+
 def test_probe_estimates_frames_where_the_container_holds_no_count(capsys, tmp_path):
     from evalkit.video import write_video
 

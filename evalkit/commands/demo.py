@@ -49,14 +49,20 @@ def probe(files, as_json):
     """Read video headers: container, codec, size, fps, frames. Exit 2 if any file is bad."""
     from dataclasses import asdict
 
-    from evalkit.video import probe_video
+    from dataclasses import replace
+
+    from evalkit.video import VideoLimits, probe_video
     from evalkit.video_facts import display_turn, frame_timing
 
     failed = None
+    limits = VideoLimits.from_env()
     for f in files:
         try:
-            info = asdict(probe_video(f))
+            # Headers only: a video too big to decode whole is still described (the commands
+            # that decode read it reduced), so the decoded-size budget is reported, not enforced.
+            info = asdict(probe_video(f, limits=replace(limits, max_decoded_bytes=1 << 62)))
             info["path"] = str(info["path"])
+            info["over_decode_budget"] = info["frames"] * info["width"] * info["height"] * 3 > limits.max_decoded_bytes
             info["display_turn"] = display_turn(f)  # frames are read as shown: turned by this
             info.update(frame_timing(f))
             row = {"file": str(f), "readable": True, "error": None, **info}
@@ -74,6 +80,8 @@ def probe(files, as_json):
                       f"{row['interval_max'] * 1000:.0f} ms apart)" if row["variable_frame_rate"] else "")
             if row["start_time"] and abs(row["start_time"]) >= 0.0005:
                 timing += f", first frame at {row['start_time']:.3f} s"
+            if row["over_decode_budget"]:
+                timing += ", over the decode budget (read reduced: EVALKIT_MAX_DECODED_BYTES)"
             click.echo(f"{f}: {row['container']} {row['codec']} {row['width']}x{row['height']}{turn} "
                        f"{row['fps']:.3f} fps {frames}{timing}")
         else:
