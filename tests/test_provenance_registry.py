@@ -138,3 +138,38 @@ def test_a_marked_video_re_signed_as_a_capture_is_traced_to_its_registration(sig
     assert any("soft-binding registry holds this payload: signed.mp4" in x for x in r["reasons"])
     # the original, whose manifest binds the payload, needs no look-up
     assert verify_file(signed["res"].path, wm_key=signed["key"])["watermark"]["registry"] is None
+
+
+def test_a_capture_its_signer_marked_reads_as_a_capture_signed_or_stripped(signed, tmp_path, real_videos_dir):
+    """`sign --source-type capture --watermark`: the mark is the signer's own soft binding, so
+    neither the signed file nor a stripped copy (found in the registry) reads as AI-generated."""
+    frames = read_video(real_videos_dir / "bikes.mp4", max_frames=24).frames[:, :128, 100:228]
+    src = write_video(tmp_path / "camera.mp4", frames, fps=25.0, crf=0)
+    cap = sign_file(src, tmp_path / "camera.signed.mp4", signed["signer"], source_type="capture",
+                    watermark=True, wm_key=signed["key"])
+    r = verify_file(cap.path, wm_key=signed["key"])
+    assert r["watermark"]["matches_manifest"] is True and r["verdict"] == "capture (signed)"
+    assert any("signer marked the capture itself" in x for x in r["reasons"])
+    assert r["watermark"]["registry"]["found"]  # a capture that binds a mark is looked up too
+    stripped = remux(cap.path, tmp_path / "camera.stripped.mp4")
+    r = verify_file(stripped, wm_key=signed["key"])
+    assert r["provenance"]["state"] == "absent" and r["watermark"]["payload"] == cap.payload
+    assert r["verdict"] == "capture (watermark only, manifest stripped)"
+    assert any("claims a camera capture" in x and "not a sign of generation" in x for x in r["reasons"])
+    assert main(["verify", str(stripped)]) == 0
+    # where the registry does not know the payload, the mark reads as evalkit's generated-media mark
+    r = verify_file(stripped, wm_key=signed["key"], registry=tmp_path / "another-registry")
+    assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
+
+
+def test_an_ai_mark_re_signed_as_a_capture_that_binds_it_conflicts(signed, tmp_path):
+    """The forged claim: a generated clip's mark, stripped and re-signed as a capture whose soft
+    binding names that payload. The manifest binds the mark, but the registry holds the payload
+    as AI-generated."""
+    res = signed["res"]
+    stripped = remux(res.path, tmp_path / "stripped.mp4")
+    forged = sign_file(stripped, tmp_path / "forged.mp4", signed["signer"], source_type="capture", watermark=True,
+                       wm_key=signed["key"], payload=bytes.fromhex(res.payload), register=False)
+    r = verify_file(forged.path, wm_key=signed["key"])
+    assert r["watermark"]["matches_manifest"] is True and r["verdict"] == "conflicting signals"
+    assert any("registered for AI-generated media" in x for x in r["reasons"])

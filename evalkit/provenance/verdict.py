@@ -7,7 +7,8 @@ Verdicts (the vocabulary; `reasons` are short sentences explaining which signals
 
 * `ai-generated (signed)`: a valid/trusted manifest says trainedAlgorithmicMedia (or another
   AI source type); `ai-composite (signed)` for compositeWithTrainedAlgorithmicMedia.
-* `capture (signed)`: a valid/trusted manifest says digitalCapture.
+* `capture (signed)`: a valid/trusted manifest says digitalCapture (a watermark it binds as its
+  soft binding is its signer's own, unless the registry holds that payload as AI-generated).
 * `signed (source not stated)`: valid/trusted without a digital source type.
 * `tampered`: a manifest is present but invalid: the media or the manifest changed after
   signing, or the manifest is damaged.
@@ -16,11 +17,14 @@ Verdicts (the vocabulary; `reasons` are short sentences explaining which signals
   trusted time-stamp the signature cannot be tied to a time the certificate was good. Its
   claims are reported, as unvouched for.
 * `conflicting signals`: a valid manifest whose soft-binding payload differs from the
-  watermark found, or that claims a camera capture while carrying an evalkit watermark; or no
+  watermark found, or that claims a camera capture while carrying an evalkit watermark it does
+  not bind (or that the registry holds as AI-generated); or no
   manifest and a payload the soft-binding registry (`registry`) holds for another picture (a
   mark copied onto this video, or an edit past recognition).
 * `ai-generated (watermark only, manifest stripped)`: no manifest, but the evalkit watermark
   is present (the manifest was removed, e.g. by re-encoding or remuxing).
+  `capture (watermark only, manifest stripped)` when the soft-binding registry holds the payload
+  with a manifest that claims a camera capture (`sign --source-type capture --watermark`).
 * `likely ai-generated (detector only)`: no manifest or watermark; the detector is above its
   threshold.
 * `watermark trace (payload unreadable)`: no manifest, and the watermark's pattern is present
@@ -38,7 +42,7 @@ stripped but watermark present; payload different from the soft binding).
 
 from __future__ import annotations
 
-from evalkit.provenance.manifest_build import AI_SOURCE_TYPES, CAPTURE_SOURCE_TYPES, IPTC
+from evalkit.provenance.manifest_build import AI_SOURCE_TYPES, CAPTURE_SOURCE_TYPES, IPTC, canonical_source_type
 from evalkit.provenance.manifest_history import failed_ingredients
 from evalkit.provenance.manifest_read import HASH_MISMATCH_CODES, UNREADABLE_MANIFEST
 
@@ -47,8 +51,10 @@ VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)"
             "signed (source not stated)", "tampered", "conflicting signals",
             "ai-generated (watermark only, manifest stripped)", "likely ai-generated (detector only)",
             "watermark trace (payload unreadable)", "likely ai-generated (watermark trace and detector)",
-            "unknown", "unreadable", "incomplete (fragmented stream)", "invalid credential")
+            "unknown", "unreadable", "incomplete (fragmented stream)", "invalid credential",
+            "capture (watermark only, manifest stripped)")
 FAILED_VERDICTS = ("tampered", "conflicting signals", "invalid credential")
+CAPTURE_STRIPPED = "capture (watermark only, manifest stripped)"
 WATERMARK_TRACE = "watermark trace (payload unreadable)"
 TRACE_AND_DETECTOR = "likely ai-generated (watermark trace and detector)"
 INCOMPLETE = "incomplete (fragmented stream)"  # an init segment given without its media segments
@@ -167,10 +173,17 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
             if wm.get("method") == "known payload":
                 reasons.append(f"Found by testing the payload the soft binding names (p-value {wm['p_value']:.1e}); "
                                f"the blind read alone did not reach the threshold (p-value {wm['blind_p_value']:.1e}).")
-        if capture_claim and wm["detected"]:
-            verdict = "conflicting signals"
-            reasons.append("The manifest claims a camera capture, but the video carries an evalkit watermark.")
         reg = wm.get("registry")
+        if capture_claim and wm["detected"]:
+            if wm["matches_manifest"] is True and _registered_type(reg) not in AI_SOURCE_TYPES:
+                # `sign --source-type capture --watermark`: the signer's own soft binding
+                reasons.append("The signer marked the capture itself: the watermark's payload is this "
+                               "manifest's soft binding, so the mark does not contradict the capture claim.")
+            else:
+                verdict = "conflicting signals"
+                reasons.append("The manifest claims a camera capture, but the video carries an evalkit watermark"
+                               + (" registered for AI-generated media." if _registered_type(reg) in AI_SOURCE_TYPES
+                                  else " that it does not bind."))
         if reg and reg["found"]:  # a manifest without this payload: the registry says where it came from
             reasons += _registry_text(reg)
             if reg["content"] == "different":
@@ -203,13 +216,20 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
             if det_says_ai:
                 reasons.append(f"The detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
         elif wm["detected"]:
-            verdict = "ai-generated (watermark only, manifest stripped)"
-            reasons.append(wm_text[0].upper() + wm_text[1:] + ": the manifest was removed or the "
-                           "video re-encoded after signing.")
+            reg = wm.get("registry")
+            if _registered_type(reg) in CAPTURE_SOURCE_TYPES:  # its signer marked a capture
+                verdict = CAPTURE_STRIPPED
+                reasons.append(wm_text[0].upper() + wm_text[1:] + ": the manifest was removed or the "
+                               "video re-encoded after signing; the manifest it was registered with claims a "
+                               "camera capture, so the mark is its signer's soft binding, not a sign of "
+                               "generation.")
+            else:
+                verdict = "ai-generated (watermark only, manifest stripped)"
+                reasons.append(wm_text[0].upper() + wm_text[1:] + ": the manifest was removed or the "
+                               "video re-encoded after signing.")
             if wm.get("edits"):
                 reasons.append("The watermark read shows the video was edited after marking: "
                                + "; ".join(wm["edits"]) + ".")
-            reg = wm.get("registry")
             if reg and reg["found"]:
                 reasons += _registry_text(reg)
                 if reg["content"] == "different":
@@ -238,6 +258,15 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
             reasons.append(f"The detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
     reasons += notes
     return verdict, [r if r.endswith(".") else r + "." for r in (s[0].upper() + s[1:] for s in reasons)]
+
+
+def _registered_type(reg: dict | None) -> str | None:
+    """The digital source type the soft-binding registry recorded with a payload read (the
+    record is untrusted input: anything but a string is no type)."""
+    if not reg or not reg.get("found"):
+        return None
+    t = (reg.get("manifest") or {}).get("digital_source_type")
+    return canonical_source_type(t) if isinstance(t, str) else None
 
 
 def _registry_text(reg: dict) -> list[str]:

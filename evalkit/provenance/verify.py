@@ -61,6 +61,7 @@ from pathlib import Path
 
 from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, path_is
 from evalkit.provenance.c2pa import _one_line
+from evalkit.provenance.manifest_build import CAPTURE_SOURCE_TYPES
 from evalkit.provenance.manifest_read import (HASH_MISMATCH_CODES, UNREADABLE_MANIFEST, _context,  # noqa: F401
                                               _empty_provenance, load_trust, read_provenance)
 from evalkit.provenance.verdict import (FAILED_VERDICTS, INCOMPLETE, VERDICTS,  # noqa: F401
@@ -285,11 +286,13 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
                 notes.append(f"The manifest's watermark payload could not be tested ({_one_line(e, 120)}).")
         if expected and wm["detected"] and wm["payload"]:
             wm["matches_manifest"] = wm["payload"] == sb["payload"]
-        if wm["detected"] and wm["payload"] and wm["matches_manifest"] is not True \
+        capture = out["provenance"]["digital_source_type"] in CAPTURE_SOURCE_TYPES
+        if wm["detected"] and wm["payload"] and (wm["matches_manifest"] is not True or capture) \
                 and out["provenance"]["state"] in ("absent", "valid", "trusted"):
             # no manifest that binds this payload (none, or one signed without or against it): the
             # soft-binding registry may hold the manifest it was signed with, and the picture it was
-            # marked on (a copied mark sits on another picture)
+            # marked on (a copied mark sits on another picture). A capture claim that binds the
+            # mark is looked up too: an AI clip's mark re-signed as a capture is registered as AI.
             from evalkit.provenance.registry import resolve
 
             try:
