@@ -97,36 +97,57 @@ def _warp_pair(f0, f1, g0, g1, method: str, grid) -> tuple[float, float, float]:
     return float((d ** 2).sum()), float(np.abs(d).sum()), int(valid.sum())
 
 
-def warping_error_pairs(frames, method: str = "farneback") -> dict[str, np.ndarray]:
-    """Per consecutive pair: {"mse", "mae", "valid_fraction"}, each float64 [T-1].
+# Pairs a clip's warping error reads: every consecutive pair up to this many, evenly spaced pairs
+# beyond. Generated clips (16-64 frames) are read whole; a 10 s HD recording (300 pairs, two
+# Farneback flows each) took a minute a clip on 2 cores, and 64 pairs estimate its mean error.
+MAX_WARP_PAIRS = 64
+
+
+def warp_pair_starts(num_frames: int, max_pairs: int | None = MAX_WARP_PAIRS) -> np.ndarray:
+    """First frames of the consecutive pairs read: all, or `max_pairs` evenly spaced from the first
+    pair to the last (deterministic)."""
+    n = max(num_frames - 1, 0)
+    if max_pairs is None or n <= max_pairs:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, max_pairs)).astype(int))
+
+
+def warping_error_pairs(frames, method: str = "farneback", max_pairs: int | None = MAX_WARP_PAIRS
+                        ) -> dict[str, np.ndarray]:
+    """Per pair read (`warp_pair_starts`): {"start", "mse", "mae", "valid_fraction"}, each
+    [P] (P = T-1 up to `max_pairs`; None: every pair).
 
     A pair with no valid pixel gets NaN errors (valid_fraction 0).
     """
     f = as_frames(frames)
     t, h, w, _ = f.shape
+    starts = warp_pair_starts(t, max_pairs)
     grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))  # (x [H,W], y [H,W])
-    gray = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in f]  # flow on luma, as is usual
-    mse, mae, frac = np.empty(t - 1), np.empty(t - 1), np.empty(t - 1)
+    used = sorted(set(starts) | set(starts + 1))
+    gray = {i: cv2.cvtColor(f[i], cv2.COLOR_RGB2GRAY) for i in used}  # flow on luma, as is usual
+    p = len(starts)
+    mse, mae, frac = np.empty(p), np.empty(p), np.empty(p)
 
-    def pair(i: int) -> None:
+    def pair(j: int) -> None:
+        i = starts[j]
         sq, ab, n = _warp_pair(f[i], f[i + 1], gray[i], gray[i + 1], method, grid)
-        mse[i] = sq / (3 * n) if n else math.nan
-        mae[i] = ab / (3 * n) if n else math.nan
-        frac[i] = n / (h * w)
+        mse[j] = sq / (3 * n) if n else math.nan
+        mae[j] = ab / (3 * n) if n else math.nan
+        frac[j] = n / (h * w)
 
     # OpenCV's Farneback runs on one core and releases the GIL: pairs of large frames go to a
     # thread each (1.9x on 2 cores for 720p; the same numbers, each pair written to its own slot).
     # Small frames stay serial, where starting threads would cost more than it saves.
-    workers = min(_cpus(), t - 1) if h * w >= 320 * 240 else 1
+    workers = min(_cpus(), p) if h * w >= 320 * 240 else 1
     if workers > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers) as ex:
-            list(ex.map(pair, range(t - 1)))
+            list(ex.map(pair, range(p)))
     else:
-        for i in range(t - 1):
-            pair(i)
-    return {"mse": mse, "mae": mae, "valid_fraction": frac}
+        for j in range(p):
+            pair(j)
+    return {"start": starts, "mse": mse, "mae": mae, "valid_fraction": frac}
 
 
 def _cpus() -> int:
@@ -138,12 +159,14 @@ def _cpus() -> int:
         return max(1, min(8, os.cpu_count() or 1))
 
 
-def warping_error(frames, method: str = "farneback", reduction: str = "mse") -> float:
+def warping_error(frames, method: str = "farneback", reduction: str = "mse",
+                  max_pairs: int | None = MAX_WARP_PAIRS) -> float:
     """Motion-compensated warping error of uint8 frames [T, H, W, 3]; lower is better, 0 when frozen.
 
     Per pair: mean over non-occluded pixels and the 3 channels of (f_t - warp(f_t+1))^2 with values
     in [0, 1] (`reduction="mae"`: absolute instead). Lai et al. sum the squares over RGB: theirs is
     3x ours. The clip's value is the mean over pairs that have valid pixels; NaN if none has.
+    A clip of more than `max_pairs` + 1 frames is read on `max_pairs` evenly spaced pairs.
     Caveats: the occlusion mask discards part of a pure-noise frame pair (flow is meaningless
     there; ~75% of pixels stay valid on uniform noise); a scene cut is one huge pair (bikes.mp4's
     cut at frame 30 is 0.18 against ~5e-4 for its other pairs) that dominates the mean.
@@ -151,7 +174,7 @@ def warping_error(frames, method: str = "farneback", reduction: str = "mse") -> 
     """
     if reduction not in ("mse", "mae"):
         raise ValueError(f"reduction must be 'mse' or 'mae', got {reduction!r}")
-    per = warping_error_pairs(frames, method)[reduction]
+    per = warping_error_pairs(frames, method, max_pairs)[reduction]
     ok = np.isfinite(per)
     return float(per[ok].mean()) if ok.any() else math.nan
 
@@ -181,16 +204,22 @@ def temporal_hf_ratio(frames, cutoff: float = 0.25, rows_per_chunk: int = 64) ->
     wts[0] = 1.0
     if t % 2 == 0:
         wts[-1] = 1.0
-    high = wts * (k / t > cutoff * 0.5)
-    hf = total = 0.0
-    for r in range(0, f.shape[1], rows_per_chunk):  # bound memory: [T, rows, W, 3] float64 at a time
-        x = f[:, r:r + rows_per_chunk].astype(np.float64) / 255.0
+    # By Parseval the whole spectrum's energy is T * sum(x^2), so only the few low bins need a
+    # transform: high = total - low, the low bins as one matrix product with their cos/sin rows
+    # (3x faster than an FFT along time on HD footage; the same value to ~1e-15). DC is 0 once
+    # the mean is removed. The scale of x (uint8 levels here) cancels in the ratio.
+    low = np.nonzero((k / t <= cutoff * 0.5) & (k > 0))[0]
+    angle = 2 * np.pi * np.outer(low, np.arange(t)) / t
+    basis = np.concatenate([np.cos(angle), np.sin(angle)])  # [2L, T]
+    low_wts = np.concatenate([wts[low], wts[low]])  # [2L]
+    low_energy = total = 0.0
+    for r in range(0, f.shape[1], rows_per_chunk):  # bound memory: [T, rows * W * 3] float64 at a time
+        x = f[:, r:r + rows_per_chunk].reshape(t, -1).astype(np.float64)
         x -= x.mean(axis=0, keepdims=True)
-        p = np.abs(np.fft.rfft(x, axis=0)) ** 2  # [K, rows, W, 3]
-        per_bin = p.reshape(p.shape[0], -1).sum(axis=1)  # [K]
-        hf += float(per_bin @ high)
-        total += float(per_bin @ wts)
-    return hf / total if total > 0 else 0.0
+        total += t * float(np.einsum("ij,ij->", x, x))
+        y = basis @ x  # [2L, N]: real and imaginary parts of the low bins
+        low_energy += float(low_wts @ np.einsum("ij,ij->i", y, y))
+    return max(total - low_energy, 0.0) / total if total > 0 else 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,18 +244,21 @@ class WarpingError(PerClipMetric):
 
     higher_is_better = False
 
-    def __init__(self, method: str = "farneback", reduction: str = "mse", **kwargs) -> None:
+    def __init__(self, method: str = "farneback", reduction: str = "mse", max_pairs: int | None = MAX_WARP_PAIRS,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
-        self.method, self.reduction = method, reduction
+        self.method, self.reduction, self.max_pairs = method, reduction, max_pairs
 
     def score_clip(self, frames: np.ndarray) -> float:
-        return warping_error(frames, method=self.method, reduction=self.reduction)
+        return warping_error(frames, method=self.method, reduction=self.reduction, max_pairs=self.max_pairs)
 
     def protocol(self) -> dict:
         flow = dict(_FARNEBACK) if self.method == "farneback" else {"preset": "medium"}
         return {"metric": "warp_error", "flow": self.method, "flow_params": flow, "flow_on": "gray (BT.601)",
                 "occlusion": "forward-backward check (Ruder et al. 2016), out-of-frame excluded",
-                "reduction": self.reduction, "units": "[0, 1], mean over channels", **self._base_protocol()}
+                "reduction": self.reduction, "units": "[0, 1], mean over channels",
+                "pairs": f"every consecutive pair up to {self.max_pairs}, else {self.max_pairs} evenly spaced"
+                if self.max_pairs else "every consecutive pair", **self._base_protocol()}
 
 
 class TemporalHFRatio(PerClipMetric):

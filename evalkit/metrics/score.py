@@ -111,8 +111,11 @@ def _flicker_row(frames: np.ndarray, row: dict) -> None:
 
 
 def _flicker(rows: list[dict], base: dict) -> dict:
+    from evalkit.metrics.flicker import MAX_WARP_PAIRS
+
     proto = {**base, "flicker": "VBench temporal flickering (255 - mean MAE(f_t, f_t+1)) / 255 on uint8",
-             "warp_error": "Farneback flow, forward-backward occlusion mask, MSE in [0, 1]",
+             "warp_error": f"Farneback flow, forward-backward occlusion mask, MSE in [0, 1]; every consecutive "
+                           f"pair up to {MAX_WARP_PAIRS}, else {MAX_WARP_PAIRS} evenly spaced",
              "temporal_hf": "temporal energy above 1/4 Nyquist"}
     out = {}
     for k in ("flicker", "warp_error", "temporal_hf"):

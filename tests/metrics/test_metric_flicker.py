@@ -156,6 +156,24 @@ def test_hf_ratio_of_a_pure_temporal_sinusoid(k, expect_high):
     assert ratio > 0.99 if expect_high else ratio < 0.01
 
 
+@pytest.mark.parametrize("t", [2, 3, 16, 17, 40])
+def test_hf_ratio_equals_the_spectrum_read_directly(t):
+    """The low-bin shortcut (Parseval) against the definition: an FFT along time of every pixel
+    and channel, the weighted energy above the cutoff over the total."""
+    rng = np.random.default_rng(t)
+    frames = np.cumsum(rng.integers(-9, 10, (t, 9, 7, 3)), axis=0).clip(-100, 100).astype(np.int16)
+    frames = (frames + 128).astype(np.uint8)
+    for cutoff in (0.0, 0.1, 0.25, 0.6):
+        x = frames.astype(np.float64)
+        x -= x.mean(axis=0)
+        p = np.abs(np.fft.rfft(x, axis=0)) ** 2
+        k = np.arange(p.shape[0])
+        w = np.where((k == 0) | ((t % 2 == 0) & (k == t // 2)), 1.0, 2.0)
+        per_bin = (p.reshape(len(k), -1).sum(1)) * w
+        want = per_bin[k / t > cutoff * 0.5].sum() / per_bin.sum()
+        assert temporal_hf_ratio(frames, cutoff=cutoff) == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
 def test_hf_ratio_chunking_and_cutoff():
     frames = np.random.default_rng(3).integers(0, 256, (10, 37, 11, 3), dtype=np.uint8)
     assert temporal_hf_ratio(frames, rows_per_chunk=5) == pytest.approx(temporal_hf_ratio(frames), rel=1e-12)
@@ -169,7 +187,8 @@ def test_warping_error_pairs_and_reductions():
     canvas = _smooth_texture(rng, 40, 60)
     clip = np.stack([canvas[4:36, 4 + t:52 + t] for t in range(5)])
     pairs = warping_error_pairs(clip)
-    assert set(pairs) == {"mse", "mae", "valid_fraction"} and pairs["mse"].shape == (4,)
+    assert set(pairs) == {"start", "mse", "mae", "valid_fraction"} and pairs["mse"].shape == (4,)
+    assert pairs["start"].tolist() == [0, 1, 2, 3]
     assert (pairs["valid_fraction"] > 0.8).all()
     assert warping_error(clip) == pytest.approx(pairs["mse"].mean())
     assert warping_error(clip, reduction="mae") == pytest.approx(pairs["mae"].mean())
@@ -178,6 +197,25 @@ def test_warping_error_pairs_and_reductions():
         warping_error(clip, reduction="huber")
     with pytest.raises(ValueError, match="at least 2 frames"):
         warping_error(clip[:1])
+
+
+def test_a_long_clip_reads_evenly_spaced_pairs_and_each_pair_as_in_the_whole_read():
+    from evalkit.metrics.flicker import warp_pair_starts
+
+    assert warp_pair_starts(65, 64).tolist() == list(range(64)) and warp_pair_starts(1, 64).tolist() == []
+    starts = warp_pair_starts(300, 64)
+    assert len(starts) == 64 and starts[0] == 0 and starts[-1] == 298 and (np.diff(starts) >= 4).all()
+    assert warp_pair_starts(300, None).tolist() == list(range(299))
+    rng = np.random.default_rng(5)
+    canvas = _smooth_texture(rng, 40, 200)
+    clip = np.stack([canvas[4:36, t:32 + t] for t in range(0, 150, 1)])  # 150 frames, a pan
+    clip[90] = 255 - clip[90]  # one bad frame: two pairs around it
+    every = warping_error_pairs(clip, max_pairs=None)
+    some = warping_error_pairs(clip, max_pairs=16)
+    assert len(every["mse"]) == 149 and len(some["mse"]) == 16
+    np.testing.assert_array_equal(some["mse"], every["mse"][some["start"]])  # the same pairs, the same numbers
+    assert warping_error(clip, max_pairs=None) == pytest.approx(np.nanmean(every["mse"]))
+    assert warping_error(clip) == pytest.approx(np.nanmean(every["mse"][warp_pair_starts(150)]))
 
 
 # ------------------------------------------------------------------------------------------------
