@@ -62,6 +62,32 @@ def _off_world(metric: str, bb, prompts: list[str], what: str, instead: str) -> 
             f"say little about them: use {instead}"]
 
 
+def _still_error(source, frames: int, what: str) -> BadInputError:
+    return BadInputError(f"{source}: {frames} frame ({what}); every metric needs a video of at least 2 frames: "
+                         "remove it from the folder")
+
+
+def _preflight(folder, what: str) -> None:
+    """Stop before any work at a file the run would stop at later: every header read (cheap),
+    so a broken file or a one-frame still at the end of a folder of HD recordings, or in the
+    reference, is named at once rather than after minutes of scoring."""
+    from dataclasses import replace
+
+    from evalkit.video import VideoLimits, probe_video
+
+    if not Path(folder).exists():
+        raise MissingResourceError(f"{folder}: no such folder of clips ({what}); check the path")
+    folder, records = clip_set(folder)
+    limits = replace(VideoLimits.from_env(), max_decoded_bytes=1 << 62)  # an HD clip is read reduced
+    for rec in records:
+        try:
+            if probe_video(Path(folder) / rec["file"], limits=limits).frames == 1:
+                raise _still_error(Path(folder) / rec["file"], 1, what)
+        except (BadInputError, MissingResourceError) as e:
+            e.unscorable_file = True  # the CLI names its --skip-unreadable on these
+            raise
+
+
 def _iter(folder, what: str, progress: bool, max_frames: int | None = None, skipped: list | None = None):
     """Each clip of a folder in turn (frames decoded one clip at a time), checked for scoring;
     `max_frames`: decode only the first frames (all that FVD's backbone reads of a reference clip).
@@ -78,8 +104,7 @@ def _iter(folder, what: str, progress: bool, max_frames: int | None = None, skip
             c = load_clip(folder, rec, max_frames=max_frames, shrink=k)
             c.meta["shrink"] = k
             if c.num_frames < 2:  # a still is no video: flicker, warping and FVD compare frames
-                raise BadInputError(f"{c.meta.get('source')}: {c.num_frames} frame ({what}); every metric "
-                                    "needs a video of at least 2 frames: remove it from the folder")
+                raise _still_error(c.meta.get("source"), c.num_frames, what)
         except (BadInputError, MissingResourceError) as e:
             if skipped is None:
                 e.unscorable_file = True  # the CLI names its --skip-unreadable on these
@@ -240,6 +265,10 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     clip_bb = get_backbone(clip_backbone, path=clip_backbone_path) if "clip" in metrics else None
     seen, rows, fake, frame_embeds, text_embeds = [], [], [], [], []
     skipped: list | None = [] if skip_unreadable else None
+    if skipped is None:  # without --skip-unreadable the first bad file stops the run: find it first
+        _preflight(candidates, "candidates")
+        if video_bb is not None:
+            _preflight(reference, "reference")
     for c in _iter(candidates, "candidates", progress, skipped=skipped):
         row = {"id": c.meta["record"]["id"]}
         if c.meta["shrink"] > 1:

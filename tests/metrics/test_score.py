@@ -311,3 +311,34 @@ def test_videos_named_by_number_are_indexed_from_their_prompt_list(capsys, folde
     shutil.copy(num / "0003.mp4", num / "extra take.mp4")
     assert main(["index", str(num), "--prompts", str(prompts), "--start", "1"]) == 2
     assert "extra take.mp4: not named by number" in capsys.readouterr().err and not (num / "index.jsonl").exists()
+
+
+def test_a_bad_file_anywhere_stops_the_run_before_any_scoring(capsys, folders, tmp_path, monkeypatch):
+    """Headers are read first: a broken reference file or a one-frame still at the end of the
+    candidates is named before the first clip is scored, not after all of them."""
+    import shutil
+
+    from evalkit.metrics import score as score_mod
+
+    scored = []
+    real_row = score_mod._flicker_row
+    monkeypatch.setattr(score_mod, "_flicker_row", lambda frames, row: (scored.append(1), real_row(frames, row)))
+    ref = tmp_path / "ref"
+    shutil.copytree(folders / "ref", ref)
+    (ref / "clips" / "zz-broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(300))
+    with open(ref / "index.jsonl", "a") as f:  # the last record of the reference
+        f.write(json.dumps({"id": "zz-broken", "file": "clips/zz-broken.mp4", "prompt": ""}) + "\n")
+    capsys.readouterr()
+    assert main(["score", str(folders / "world"), "--reference", str(ref), "--no-mlflow"]) == 2
+    assert "zz-broken.mp4" in capsys.readouterr().err and scored == []
+    cands = tmp_path / "cands"
+    shutil.copytree(folders / "world", cands)
+    from evalkit.video import read_video, write_video
+
+    first = sorted((cands / "clips").iterdir())[0]
+    write_video(cands / "clips" / "zz-still.mp4", read_video(first).frames[:1], fps=8)
+    with open(cands / "index.jsonl", "a") as f:
+        f.write(json.dumps({"id": "zz-still", "file": "clips/zz-still.mp4", "prompt": "a still"}) + "\n")
+    assert main(["score", str(cands), "--metrics", "flicker", "--no-mlflow"]) == 2
+    err = capsys.readouterr().err
+    assert "zz-still.mp4: 1 frame (candidates)" in err and "--skip-unreadable" in err and scored == []
