@@ -1,11 +1,13 @@
 """The built-in U-ViT text-to-video diffusion generator.
 
-configs.py    UViTConfig, presets (tiny/small/base), parameter and FLOP estimates
-model.py      UViT: time, text and space-time patch tokens in one sequence, long skips
-text.py       the generator's own text encoder over open_clip's BPE tokenizer
-network.py    TextToVideoUViT: text encoder + U-ViT, condition dropout, `sample`
-diffusion.py  GaussianDiffusion: schedules, q(x_t | x_0), q(x_t | x_{t-1}), loss
-samplers.py   DDPM, DDIM, DPM-Solver++(2M), classifier-free guidance
+configs.py        UViTConfig, presets (tiny/small/base), parameter and FLOP estimates
+model.py          UViT: time, text and space-time patch tokens in one sequence, long skips
+text.py           the generator's own text encoder over open_clip's BPE tokenizer
+network.py        TextToVideoUViT: text encoder + U-ViT, condition dropout, `sample`
+diffusion.py      GaussianDiffusion: schedules, q(x_t | x_0), q(x_t | x_{t-1}), loss
+samplers.py       DDPM, DDIM, DPM-Solver++(2M), classifier-free guidance
+train_inputs.py   a training step's inputs (clips, noise, tokens), a function of (seed, step) alone
+train_logging.py  training's MLflow side: learning curves, run parameters, sample grids
 
 This package must never import evalkit.metrics or any evaluator backbone.
 """

@@ -23,7 +23,6 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -31,13 +30,21 @@ from evalkit.errors import BadInputError
 from generators.checkpoints import load_failure, torch_load_checked, torch_save_atomic
 from generators.prefetch import Prefetcher
 from generators.training import ClipSource, pick_device
-from generators.training import sample_seed as _sample_seed
 
-from .configs import UViTConfig, get_config, num_params
-from .diffusion import GaussianDiffusion, to_model_space
+from .configs import UViTConfig, get_config
+from .diffusion import GaussianDiffusion
 from .layers import flush_denormal
 from .network import TextToVideoUViT
-from .text import tokenize
+from .train_inputs import (  # noqa: F401 (re-exported)
+    OBJECT_SPREAD,
+    StepInputs,
+    batch_for_step,
+    frame_windows,
+    object_weights,
+    per_sample_randomness,
+    step_inputs,
+)
+from .train_logging import PROBE_PROMPTS, _log_metrics, _log_samples, _start_mlflow  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -219,82 +226,6 @@ def load_checkpoint(path, device: torch.device = torch.device("cpu")) -> tuple[T
 
 
 # ---------------------------------------------------------------------------------- one step
-def batch_for_step(source: ClipSource, tc: TrainConfig, step: int, rank: int = 0, world: int = 1):
-    """This rank's share of the global batch of `step`: (videos [b, T, C, H, W], prompts,
-    global sample indices)."""
-    if tc.batch_size % world:
-        raise BadInputError(f"batch size {tc.batch_size} does not split over {world} processes")
-    b = tc.batch_size // world
-    idx = [step * tc.batch_size + rank * b + j for j in range(b)]
-    items = [source.get(i) for i in idx]
-    return torch.stack([v for v, _ in items]), [p for _, p in items], idx
-
-
-def per_sample_randomness(tc: TrainConfig, idx: list[int], num_timesteps: int, shape, drop_p: float):
-    """Timesteps, noise (with offset noise) and condition-dropout flags, one draw per global sample."""
-    ts, noises, drops = [], [], []
-    for i in idx:
-        g = torch.Generator().manual_seed(_sample_seed(tc.seed, i, 1))
-        ts.append(int(torch.randint(0, num_timesteps, (1,), generator=g)))
-        n = torch.randn(shape, generator=g)  # [T, C, H, W]
-        if tc.offset_noise:
-            n = n + tc.offset_noise * torch.randn((1, shape[1], 1, 1), generator=g)
-        noises.append(n)
-        drops.append(bool(torch.rand((), generator=g) < drop_p))
-    return torch.tensor(ts), torch.stack(noises), torch.tensor(drops)
-
-
-def frame_windows(tc: TrainConfig, cfg: UViTConfig, step: int, video: torch.Tensor, idx: list[int]):
-    """(video, frame offsets [b] or None): on a window step (drawn from (seed, step), so every
-    rank agrees), one random window of tc.window_frames frames per clip, drawn from (seed, index)."""
-    if tc.window_prob <= 0:
-        return video, None
-    g = torch.Generator().manual_seed(_sample_seed(tc.seed, step, 3))
-    if not bool(torch.rand((), generator=g) < tc.window_prob):
-        return video, None
-    n, tp = tc.window_frames, cfg.temporal_patch
-    if n % tp or not 0 < n < cfg.frames:
-        raise BadInputError(f"window_frames {n} must be a multiple of {tp} below {cfg.frames}")
-    starts = [int(torch.randint(0, (cfg.frames - n) // tp + 1, (1,),
-                                generator=torch.Generator().manual_seed(_sample_seed(tc.seed, i, 2)))) * tp
-              for i in idx]
-    return torch.stack([v[s:s + n] for v, s in zip(video, starts)]), torch.tensor(starts)
-
-
-@dataclass
-class StepInputs:
-    """One training step's inputs on one rank, on the CPU: a pure function of (seed, step, rank),
-    so a worker process can make them ahead of the step (`generators.prefetch.Prefetcher`)."""
-
-    x0: torch.Tensor  # [b, T or window, C, H, W] clips in model space
-    tokens: torch.Tensor  # [b, L] prompt token ids
-    t: torch.Tensor  # [b] timesteps
-    noise: torch.Tensor  # like x0
-    drop: torch.Tensor  # [b] bool: prompt replaced by the null condition
-    offset: torch.Tensor | None  # [b] first frame of each window; None for whole clips
-
-
-def step_inputs(tc: TrainConfig, cfg: UViTConfig, source: ClipSource, num_timesteps: int, step: int,
-                rank: int = 0, world: int = 1) -> StepInputs:
-    video, prompts, idx = batch_for_step(source, tc, step, rank, world)
-    video, offset = frame_windows(tc, cfg, step, video, idx)  # [b, T or window, C, H, W]
-    t, noise, drop = per_sample_randomness(tc, idx, num_timesteps, video.shape[1:], cfg.cond_drop_prob)
-    return StepInputs(to_model_space(video), tokenize(prompts, cfg.text_len), t, noise, drop, offset)
-
-
-OBJECT_SPREAD = 0.5  # RGB max - min in model space ([-1, 1]); 0.25 in [0, 1], as binding.SATURATED
-
-
-def object_weights(x0: torch.Tensor, weight: float) -> torch.Tensor:
-    """[b, T, 1, H, W] loss weights for clips x0 [b, T, C, H, W] in model space: `weight` on
-    saturated pixels and their 8 neighbours (an object's anti-aliased rim), 1 elsewhere."""
-    b, t, _, h, w = x0.shape
-    spread = x0.amax(2) - x0.amin(2)  # [b, T, H, W]
-    mask = (spread > OBJECT_SPREAD).float().reshape(b * t, 1, h, w)
-    mask = torch.nn.functional.max_pool2d(mask, 3, stride=1, padding=1).reshape(b, t, 1, h, w)
-    return 1.0 + (weight - 1.0) * mask
-
-
 def train_step(state: TrainState, tc: TrainConfig, source: ClipSource, diffusion: GaussianDiffusion,
                device: torch.device, model=None, rank: int = 0, world: int = 1,
                inputs: StepInputs | None = None) -> float:
@@ -427,18 +358,6 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint, metrics_jsonl) 
     return state
 
 
-def _log_metrics(state, tc, losses, clips_per_s, run, metrics_jsonl) -> None:
-    row = {"loss": float(np.mean(losses)), "lr": lr_at(tc, state.step - 1), "clips_per_s": clips_per_s,
-           "train_minutes": state.seconds / 60, "cpu_minutes": state.cpu_seconds / 60}
-    if run is not None:
-        import mlflow
-
-        mlflow.log_metrics(row, step=state.step)
-    if metrics_jsonl is not None:
-        with open(metrics_jsonl, "a") as f:
-            f.write(json.dumps({"step": state.step, **row}) + "\n")
-
-
 def _checkpoint(state, tc, out, run, on_checkpoint, final: bool = False):
     save_checkpoint(state, tc, out)
     if on_checkpoint is not None:
@@ -447,39 +366,3 @@ def _checkpoint(state, tc, out, run, on_checkpoint, final: bool = False):
             import mlflow
 
             mlflow.log_metrics({k: float(v) for k, v in extra.items()}, step=state.step)
-
-
-def _start_mlflow(tc: TrainConfig, cfg: UViTConfig, state: TrainState):
-    import mlflow
-
-    from evalkit import tracking
-
-    tracking._quiet_store_setup()
-    from mlflow.tracking import MlflowClient
-
-    exp = tracking._experiment_id(MlflowClient(), "evalkit-generator-train")
-    run = mlflow.start_run(experiment_id=exp, run_name=f"uvit-{cfg.name}", tags=tracking.run_tags(tc.seed))
-    mlflow.log_params(tracking.flatten_params({"train": asdict(tc), "model": cfg.to_dict(),
-                                              "params": num_params(state.net), "resumed_at": state.step}))
-    return run
-
-
-PROBE_PROMPTS = [
-    "a medium red ball falls and bounces on the floor, on a dark background",
-    "a large blue square slides and slows down, on a light background",
-    "a small yellow ball and a medium cyan square collide, on a dark background",
-    "a medium purple ball rests still, on a gradient background",
-]
-
-
-def _log_samples(state: TrainState, run) -> None:
-    """A sample grid from the EMA weights (DDIM, 25 steps, guidance 3) at this step."""
-    import mlflow
-
-    from evalkit.clip import Clip
-    from evalkit.grid import frame_grid
-
-    videos = state.ema.sample(PROBE_PROMPTS, sampler="ddim", steps=25, guidance=3.0, seed=0)
-    clips = [Clip.from_tensor(v) for v in videos.cpu()]
-    grid = frame_grid(clips, labels=PROBE_PROMPTS)
-    mlflow.log_image(grid, f"samples/step-{state.step:07d}.png")

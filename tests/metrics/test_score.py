@@ -91,7 +91,6 @@ def test_a_folder_of_videos_without_an_index_is_scored(capsys, folders, tmp_path
     import shutil
 
     from evalkit.clipset import read_index
-    from evalkit.errors import BadInputError
     from evalkit.video import read_video, write_video
 
     loose = tmp_path / "loose"
