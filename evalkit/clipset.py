@@ -77,7 +77,7 @@ def index_numbered(folder, prompts: list[dict], start: int | None = None) -> lis
             raise BadInputError(f"{f}: number {n} has no prompt (from {start}, videos {start}-{start + len(prompts) - 1} "
                                 f"take the {len(prompts)} prompts); check --start and the prompts file")
         rel = f.relative_to(folder).as_posix()
-        rid = f.stem if f.stem not in ids else rel.rsplit(".", 1)[0]
+        rid = f.stem if f.stem not in ids else rel  # 0001.mp4 and 0001.mov stay apart
         ids.add(rid)
         rec = {"id": rid, "file": rel, "prompt": prompts[n - start]["prompt"], "prompt_number": n, "sample": k}
         if prompts[n - start].get("probe"):

@@ -305,6 +305,13 @@ def test_videos_named_by_number_are_indexed_from_their_prompt_list(capsys, folde
     assert "0001.mp4: number 1 has no prompt" in capsys.readouterr().err
     assert main(["index", str(num), "--prompts", str(prompts), "--start", "1"]) == 0
     assert [r["prompt"] for r in read_index(num)][-1] == world[2]["prompt"]
+    # the same number in two containers: two samples of that prompt, with ids kept apart
+    (num / "index.jsonl").unlink()
+    shutil.copy(num / "0003.mp4", num / "0003.mkv")
+    assert main(["index", str(num), "--prompts", str(prompts), "--start", "1"]) == 0
+    threes = [r for r in read_index(num) if r["prompt_number"] == 3]
+    assert sorted(r["id"] for r in threes) == ["0003", "0003.mp4"] and {r["prompt"] for r in threes} == {world[2]["prompt"]}
+    (num / "0003.mkv").unlink()
     # a video not named by number is named, and nothing is written
     (num / "index.jsonl").unlink()
     shutil.copy(num / "0003.mp4", num / "extra take.mp4")
