@@ -142,6 +142,11 @@ def evaluate_on(det: Detector, data: LabelledSet, split: str = "test") -> dict:
     return res
 
 
+# Below this many clips of a class in the test split, its metrics' bootstrap intervals are
+# degenerate (one generated clip: TPR 1.000 [1.000, 1.000]); the report says so.
+MIN_TEST_CLIPS = 10
+
+
 def train_detector(real: list, fake: list, *, name: str, cfg: TrainConfig = TrainConfig(),
                    progress: bool = True, log_mlflow: bool = True) -> dict:
     """Train, evaluate, save and log; returns a report with the saved path and the test metrics."""
@@ -168,7 +173,14 @@ def train_detector(real: list, fake: list, *, name: str, cfg: TrainConfig = Trai
                      "sources": sorted(set(data.source)), "config": _config_dict(cfg),
                      "test": {k: {m: e.to_dict() for m, e in r.get("metrics", {}).items()} for k, r in rows.items()}})
     path = det.save(home_dir() / name)
+    by_class = {s: {"real": int(((data.split == s) & (data.y == 0)).sum()),
+                    "generated": int(((data.split == s) & (data.y == 1)).sum())} for s in ("train", "calib", "test")}
+    few = {k: v for k, v in by_class["test"].items() if v < MIN_TEST_CLIPS}
+    warnings = [f"the test split holds only {v} {k} clips, so its AUC, TPR and their intervals rest on "
+                f"{'that one clip' if v == 1 else 'those few'} (a bootstrap of {v} says little); give at least "
+                f"{MIN_TEST_CLIPS * 5} {k} clips" for k, v in few.items()]
     report = {"name": name, "path": str(path), "rows": rows, "threshold": det.threshold,
+              "clips_by_class": by_class, "warnings": warnings,
               "expected_fpr_new_real": det.info["calibration_set"]["expected_fpr_new_real"],
               "real_below": det.real_below, "clips": det.info["clips"], "prep_s": prep_s,
               "fit_s": {f: s for f, (_, s) in fitted.items()}, "total_s": time.perf_counter() - t0}

@@ -45,7 +45,11 @@ def detectors_train(real, fake, families, name, calibration, combine, target_fpr
         click.echo(f"{row['detector']:>10}  AUC {row['auc']}  TPR@1%FPR {row['tpr_at_1pct_fpr']}  "
                    f"ECE {row['ece']}  natural FPR {row['natural_fpr']}  (test n={row['n']})")
     fit = ", ".join(f"{f} {s:.0f} s" for f, s in report["fit_s"].items())
-    click.echo(f"clips {report['clips']}; prepared in {report['prep_s']:.0f} s; trained: {fit}")
+    clips = ", ".join(f"{s} {c['real'] + c['generated']} ({c['real']} real, {c['generated']} generated)"
+                      for s, c in report["clips_by_class"].items())
+    click.echo(f"clips: {clips}; prepared in {report['prep_s']:.0f} s; trained: {fit}")
+    for w in report["warnings"]:
+        click.echo(f"evalkit: warning: {w}", err=True)
     click.echo(f"threshold {report['threshold']:.4f} ({threshold_rule}, target FPR {target_fpr:g}; expected "
                f"on new real clips {report['expected_fpr_new_real']:.4f}); "
                f"saved to {report['path']}; MLflow run {report.get('mlflow_run_id')}")

@@ -417,6 +417,14 @@ def test_training_separates_and_meets_its_false_positive_target(trained):
     assert m["auc"].ci_low <= m["auc"].value <= m["auc"].ci_high
     assert set(report["rows"]) == {"ensemble", "spectral", "temporal", "naive"}
     assert report["clips"]["train"] > report["clips"]["test"] > 0
+    # the split by class adds up, and a class short in the test split is named in a warning
+    from detectors.train import MIN_TEST_CLIPS
+
+    by = report["clips_by_class"]
+    assert all(c["real"] + c["generated"] == report["clips"][s] for s, c in by.items())
+    short = [k for k, v in by["test"].items() if v < MIN_TEST_CLIPS]
+    assert short == ["generated"]  # this small fixture's test split: 4 generated clips
+    assert [w.split(" clips")[0].rsplit(" ", 1)[-1] for w in report["warnings"]] == short
 
 
 def test_trained_detector_is_saved_registered_and_logged(in_trained):
