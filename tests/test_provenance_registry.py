@@ -147,6 +147,8 @@ def test_a_capture_its_signer_marked_reads_as_a_capture_signed_or_stripped(signe
     src = write_video(tmp_path / "camera.mp4", frames, fps=25.0, crf=0)
     cap = sign_file(src, tmp_path / "camera.signed.mp4", signed["signer"], source_type="capture",
                     watermark=True, wm_key=signed["key"])
+    assert "note: a copy stripped of its manifest reads as a capture only where" in cap.summary()
+    assert "note:" not in signed["res"].summary()  # a generated clip's mark needs no such note
     r = verify_file(cap.path, wm_key=signed["key"])
     assert r["watermark"]["matches_manifest"] is True and r["verdict"] == "capture (signed)"
     assert any("signer marked the capture itself" in x for x in r["reasons"])

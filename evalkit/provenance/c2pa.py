@@ -65,6 +65,7 @@ class SignResult:
     sidecar: Path | None = None  # the manifest store beside the copy (`--sidecar`)
     registered: Path | None = None  # the payload's soft-binding registry record (`registry`)
     registry_error: str | None = None  # why it could not be recorded (the signed file stands)
+    capture: bool = False  # a marked capture: its stripped copies are told from AI only via the registry
 
     def summary(self) -> str:
         wm = f", watermark payload {self.payload} (key {self.key_id})" if self.watermarked else ""
@@ -72,6 +73,9 @@ class SignResult:
         side = f", manifest in the sidecar {self.sidecar}" if self.sidecar else ""
         reg = f"; payload recorded in the soft-binding registry {self.registered.parent.parent}" if self.registered else ""
         warn = f"\nwarning: {self.registry_error}" if self.registry_error else ""
+        if self.capture and self.watermarked:
+            warn += ("\nnote: a copy stripped of its manifest reads as a capture only where verify reads this "
+                     "registry (EVALKIT_SOFT_BINDINGS); elsewhere the mark reads as evalkit's mark of generated media")
         return f"signed {self.path}{wm}{edit}{side}{reg}{warn}"
 
 
@@ -395,7 +399,8 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     finally:
         tmp.unlink(missing_ok=True)
     result = SignResult(path=dst, watermarked=True, payload=bytes(payload).hex(), key_id=key.fingerprint,
-                        edit_of=src.name if edit else None, sidecar=side)
+                        edit_of=src.name if edit else None, sidecar=side,
+                        capture=source_type is not None and source_type_url(source_type) in CAPTURE_SOURCE_TYPES)
     if register:
         registered, error = _register(result, stats.mean, registry, final_name)
         result = replace(result, registered=registered, registry_error=error)
