@@ -95,6 +95,8 @@ def _edits(geometry: dict) -> list[str]:
     view = geometry.get("view", "as-is")
     if view.startswith("bars-removed"):
         out.append("bars were added around the picture (letterbox or pillarbox)")
+    if view.startswith("inset"):
+        out.append("the picture was laid inside another video's frame (picture-in-picture or split screen)")
     if view.endswith("mirrored"):
         out.append("mirrored left-right")
     if view in dict(TURNS):

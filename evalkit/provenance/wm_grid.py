@@ -102,13 +102,23 @@ def bars(frames: np.ndarray, mean: np.ndarray, tol: float = 2.0) -> tuple[int, i
 
 def views(frames: np.ndarray, mean: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """The mean frames the detector reads: as given, mirrored left-right (a common re-upload
-    trick), when the clip has flat bars around it both again with the bars cut off, and when
+    trick), when the clip has flat bars around it both again with the bars cut off (else, when
+    a picture sits inside a frame whose borders persist, `wm_inset`, both again cut to it), and when
     its frames' brightness swings (a fade in or out) the mean with each frame's gain undone."""
     out = [("as-is", mean), ("mirrored", mean[:, ::-1])]
     t, b, lf, r = bars(frames, mean)
+    h, w = mean.shape[:2]
     if t or b or lf or r:
-        inner = mean[t:mean.shape[0] - b, lf:mean.shape[1] - r]
+        inner = mean[t:h - b, lf:w - r]
         out += [("bars-removed", inner), ("bars-removed-mirrored", inner[:, ::-1])]
+    # pictures inside a frame that moves around them (picture-in-picture, a split screen; within
+    # the bars, if any): each cut out, as given and mirrored
+    from evalkit.provenance.wm_inset import find_insets
+
+    for i, (y0, y1, x0, x1) in enumerate(find_insets(frames[:, t:h - b, lf:w - r])):
+        inner = mean[t + y0:t + y1, lf + x0:lf + x1]
+        name = "inset" if i == 0 else f"inset-{i + 1}"
+        out += [(name, inner), (name + "-mirrored", inner[:, ::-1])]
     faded = defaded_mean(frames)
     if faded is not None:
         out.append(("fade undone", faded))
