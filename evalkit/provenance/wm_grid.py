@@ -1,6 +1,7 @@
 """Geometry of the watermark (`evalkit.provenance.watermark`): colour channels, the chip grid
 and its Haar levels, the crop boxes the detector tries, and the views of a suspect clip it reads
-(as given, mirrored, with letterbox or pillarbox bars removed, turned by a quarter or a half).
+(as given, mirrored, with letterbox or pillarbox bars removed, cut to a picture laid inside
+another video's frame, turned by a quarter or a half).
 
 Colour channels. A mark lives in one of three orthogonal colour directions of BT.601: luma
 ("y", the same change added to R, G and B) and the two colour differences ("cb", "cr", changes
