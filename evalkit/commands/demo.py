@@ -47,9 +47,7 @@ def info(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
 def probe(files, as_json):
     """Read video headers: container, codec, size, fps, frames. Exit 2 if any file is bad."""
-    from dataclasses import asdict
-
-    from dataclasses import replace
+    from dataclasses import asdict, replace
 
     from evalkit.video import VideoLimits, probe_video
     from evalkit.video_facts import display_turn, frame_timing

@@ -98,7 +98,8 @@ def backbones_train(which, seed, steps, out):
 @click.command("index")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--prompts", "prompts_file", required=True, type=click.Path(path_type=Path),
-              help="The prompt list the videos were made from: a prompt a line, or .jsonl with \"prompt\".")
+              help="The prompt list the videos were made from, as --prompts reads it: text (a prompt a "
+              "line), .jsonl, .json or .csv.")
 @click.option("--start", type=click.IntRange(min=0), default=None,
               help="The number of the first prompt's video (0 or 1); needed when a video is missing.")
 def index(folder, prompts_file, start):

@@ -47,14 +47,14 @@ from evalkit.provenance.manifest_history import failed_ingredients
 from evalkit.provenance.manifest_read import HASH_MISMATCH_CODES, UNREADABLE_MANIFEST
 
 COMPOSITE_AI = IPTC + "compositeWithTrainedAlgorithmicMedia"
+CAPTURE_STRIPPED = "capture (watermark only, manifest stripped)"
 VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)",
             "signed (source not stated)", "tampered", "conflicting signals",
             "ai-generated (watermark only, manifest stripped)", "likely ai-generated (detector only)",
             "watermark trace (payload unreadable)", "likely ai-generated (watermark trace and detector)",
             "unknown", "unreadable", "incomplete (fragmented stream)", "invalid credential",
-            "capture (watermark only, manifest stripped)")
+            CAPTURE_STRIPPED)
 FAILED_VERDICTS = ("tampered", "conflicting signals", "invalid credential")
-CAPTURE_STRIPPED = "capture (watermark only, manifest stripped)"
 WATERMARK_TRACE = "watermark trace (payload unreadable)"
 TRACE_AND_DETECTOR = "likely ai-generated (watermark trace and detector)"
 INCOMPLETE = "incomplete (fragmented stream)"  # an init segment given without its media segments
@@ -184,7 +184,8 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
                 reasons.append("The manifest claims a camera capture, but the video carries an evalkit watermark"
                                + (" registered for AI-generated media." if _registered_type(reg) in AI_SOURCE_TYPES
                                   else " that it does not bind."))
-        if reg and reg["found"]:  # a manifest without this payload: the registry says where it came from
+        if reg and reg["found"]:  # the payload's registration (looked up where the manifest does not bind
+            # it, or claims a capture): where it came from
             reasons += _registry_text(reg)
             if reg["content"] == "different":
                 verdict = "conflicting signals"
