@@ -114,9 +114,14 @@ def _edits(geometry: dict) -> list[str]:
     gain = geometry.get("gain", 1.0)
     # A plain re-encode reads at 0.97-1.00 of the mark's strength (CRF 18-30, world clips and
     # footage, session 20), and the a-priori read refines its gain only within +-3%: so only a read
-    # well outside that band is evidence of an edit (contrast x0.8 read at 0.84, x1.2 at 1.19).
-    if abs(gain - 1) > GAIN_EDIT:
-        out.append(f"contrast, brightness or saturation changed (the mark reads at {gain:.2f} of its strength)")
+    # well outside that band is evidence of an edit (contrast x0.8 read at 0.84, x1.2 at 1.19). A
+    # picture shrunk to half its size reads weaker too (0.77, session 28: the finest detail of the
+    # mark is averaged away), so a weak read names both.
+    if gain < 1 - GAIN_EDIT:
+        out.append(f"contrast, brightness or saturation lowered, or the picture shrunk (the mark reads at "
+                   f"{gain:.2f} of its strength)")
+    elif gain > 1 + GAIN_EDIT:
+        out.append(f"contrast, brightness or saturation raised (the mark reads at {gain:.2f} of its strength)")
     return out
 
 
