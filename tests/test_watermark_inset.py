@@ -60,6 +60,8 @@ def test_no_inset_in_plain_footage_or_world_clips(real_videos_dir):
     taken for an inset unless a textured picture's whole border persists."""
     for name in ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4"):
         assert find_insets(read_video(real_videos_dir / name, max_frames=64).frames) == [], name
+    noise = np.random.default_rng(0).integers(0, 256, (16, 64, 96, 3), dtype=np.uint8)
+    assert find_insets(noise) == []  # every pixel steps in every frame: no line stands out
     for size in (64, 128, 256):
         for i in range(12):
             assert find_insets(make_clip("test", i, 0, WorldConfig(frames=16, size=size)).frames) == [], (size, i)

@@ -8,16 +8,16 @@ detection; the same frames cut back to the inset: payload read, p 1e-141, and st
 off by 2-3 px, p 1e-48 or less). Flat bars are `wm_grid.bars`' case; here the surround moves.
 
 An inset's border is an edge at a fixed place in every frame, while the edges of moving content
-come and go. So the finder takes the 20th percentile over time of each pixel's step to its
-right and lower neighbour (in the colour channel that steps most: two pictures can meet at equal
-luma; an edge present in at least 80% of the frames survives), proposes
-the strongest column and row lines from those maps, and keeps the rectangle (the frame's own
-edges allowed as sides) whose every inner side is strong along its whole length (85% of
-it reaches `MIN_STEP`): more inner sides first, then the weakest side. The box must hold a picture (its mean luma
-spreads by `MIN_TEXTURE`), so the outline of a flat object that never moves is not taken for
-one. Static scenery has persistent edges too (a car's window frame), so a found box is only one
-more view to read, never a finding: its read counts in the detector's union bound like every
-other view.
+come and go. So the finder takes the 20th percentile over time of each pixel's step to its right
+and lower neighbour, in the colour channel that steps most (two pictures can meet at equal luma;
+an edge present in at least 80% of the frames survives). The strongest column and row lines of
+those maps are candidate sides, the frame's own edges too, and a rectangle counts when 85% of
+every inner side reaches `MIN_STEP` (or three times the frame's median persistent step where
+that is higher: in noise every line steps) and its inside is a picture (its mean luma spreads by
+`MIN_TEXTURE`, so the outline of a flat object that never moves is not one). More inner sides
+rank first, then the weakest side. Static scenery has persistent edges too (a car's window
+frame), so a found box is only one more view to read, never a finding: its read counts in the
+detector's union bound like every other view.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import numpy as np
 
 MIN_STEP = 5.0     # levels: the step 85% of every inner side reaches (`_along`). Measured (session 28):
 #                    found in 5 of 5 picture-in-picture and split-screen clips (CRF 23), in 0 of 240
-#                    world clips and in 4 of 43 24-frame windows of ten real recordings without an inset
+#                    world clips, in 3 of 43 24-frame windows of ten real recordings without an inset
+#                    and in none of five random-noise clips
 #                    (static scenery: each costs one more view read, never a detection)
 MIN_TEXTURE = 6.0  # luma levels: a picture's spread inside the box (a flat object's outline is no inset)
 MIN_SIDE = 0.25    # the inset spans at least this share of the frame's height and of its width
@@ -72,6 +73,9 @@ def find_insets(frames: np.ndarray, limit: int = 2) -> list[tuple[int, int, int,
     ey = np.partition(np.stack(steps_y), q, axis=0)[q].astype(np.float32)
     luma = np.mean(lumas, axis=0, dtype=np.float64)  # [h, w]: the sampled frames' mean
     hs, ws = h // k, w // k
+    # A border must stand out from the frame's own persistent steps: in noise (or a clip of a
+    # few frames) every pixel steps in every frame, and every line would pass MIN_STEP
+    floor = max(MIN_STEP, 3.0 * float(np.median(ex)), 3.0 * float(np.median(ey)))
     m = max(1, MARGIN // k)
     xs = sorted({x for x in _lines(ex.mean(axis=0)) if m <= x + 1 <= ws - m} | {-1, ws - 1})
     ys = sorted({y for y in _lines(ey.mean(axis=1)) if m <= y + 1 <= hs - m} | {-1, hs - 1})
@@ -84,11 +88,11 @@ def find_insets(frames: np.ndarray, limit: int = 2) -> list[tuple[int, int, int,
 
     def side(kind: str, at: int, lo: int, hi: int) -> float | None:
         """The side's strength, or None when its mean already rules it out (85% of a side at
-        MIN_STEP or more put its mean at 0.85 MIN_STEP or more)."""
+        `floor` or more put its mean at 0.85 `floor` or more)."""
         key = (kind, at, lo, hi)
         if key not in strength:
             mean = ((cx[hi, at] - cx[lo, at]) if kind == "x" else (cy[at, hi] - cy[at, lo])) / (hi - lo)
-            strength[key] = None if mean < 0.85 * MIN_STEP else _along(ex[lo:hi, at] if kind == "x" else ey[at, lo:hi])
+            strength[key] = None if mean < 0.85 * floor else _along(ex[lo:hi, at] if kind == "x" else ey[at, lo:hi])
         return strength[key]
 
     def spread(y0: int, y1: int, x0: int, x1: int) -> float:
@@ -113,9 +117,9 @@ def find_insets(frames: np.ndarray, limit: int = 2) -> list[tuple[int, int, int,
                                                     ("y", y0 - 1, x0, x1, y0 > 0), ("y", y1 - 1, x0, x1, y1 < hs)):
                         if inner:
                             sides.append(side(kind, at, lo, hi))
-                            if sides[-1] is None or sides[-1] < MIN_STEP:
+                            if sides[-1] is None or sides[-1] < floor:
                                 break
-                    if not sides or sides[-1] is None or min(sides) < MIN_STEP or spread(y0, y1, x0, x1) < MIN_TEXTURE:
+                    if not sides or sides[-1] is None or min(sides) < floor or spread(y0, y1, x0, x1) < MIN_TEXTURE:
                         continue
                     found.append(((len(sides), float(min(sides))), (y0, y1, x0, x1)))
     kept: list[tuple[int, int, int, int]] = []
