@@ -31,7 +31,7 @@ logger, which prints to stderr when no handler is configured.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -72,6 +72,11 @@ class VideoLimits:
                 except (ValueError, AssertionError):
                     raise BadInputError(f"{var}={raw!r}: not a positive integer; fix or unset it") from None
         return cls(**kw)
+
+    def without_decode_budget(self) -> "VideoLimits":
+        """These limits with no cap on the decoded size: for reading headers only, or frames
+        streamed a segment at a time, where the whole clip is never in memory at once."""
+        return replace(self, max_decoded_bytes=1 << 62)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def info(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
 def probe(files, as_json):
     """Read video headers: container, codec, size, fps, frames. Exit 2 if any file is bad."""
-    from dataclasses import asdict, replace
+    from dataclasses import asdict
 
     from evalkit.video import VideoLimits, probe_video
     from evalkit.video_facts import display_turn, frame_timing
@@ -58,7 +58,7 @@ def probe(files, as_json):
         try:
             # Headers only: a video too big to decode whole is still described (the commands
             # that decode read it reduced), so the decoded-size budget is reported, not enforced.
-            info = asdict(probe_video(f, limits=replace(limits, max_decoded_bytes=1 << 62)))
+            info = asdict(probe_video(f, limits=limits.without_decode_budget()))
             info["path"] = str(info["path"])
             info["over_decode_budget"] = info["frames"] * info["width"] * info["height"] * 3 > limits.max_decoded_bytes
             info["display_turn"] = display_turn(f)  # frames are read as shown: turned by this

@@ -71,14 +71,12 @@ def _preflight(folder, what: str) -> None:
     """Stop before any work at a file the run would stop at later: every header read (cheap),
     so a broken file or a one-frame still at the end of a folder of HD recordings, or in the
     reference, is named at once rather than after minutes of scoring."""
-    from dataclasses import replace
-
     from evalkit.video import VideoLimits, probe_video
 
     if not Path(folder).exists():
         raise MissingResourceError(f"{folder}: no such folder of clips ({what}); check the path")
     folder, records = clip_set(folder)
-    limits = replace(VideoLimits.from_env(), max_decoded_bytes=1 << 62)  # an HD clip is read reduced
+    limits = VideoLimits.from_env().without_decode_budget()  # an HD clip is read reduced
     for rec in records:
         try:
             if probe_video(Path(folder) / rec["file"], limits=limits).frames == 1:

@@ -368,7 +368,7 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     key = wm.make_key(wm_key) if wm_key is not None else load_watermark_key()
     # Streamed, two passes (`wm_stream`): memory holds one segment, not the video twice, so the
     # decoded-size limit does not apply; the frame and pixel limits still do.
-    limits = replace(VideoLimits.from_env(), max_decoded_bytes=1 << 62)
+    limits = VideoLimits.from_env().without_decode_budget()
     fps = probe_video(src, limits=limits).fps
     try:
         times: list = []  # the source's clock: a variable frame rate and the sound's sync kept
