@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import re
 
+from evalkit.safe_text import printable
+
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1  # the command ran and a check it makes failed (audit, verify, ...)
 EXIT_BAD_INPUT = 2  # bad flag, bad value, unreadable or hostile file
@@ -26,8 +28,9 @@ class EvalkitError(Exception):
     exit_code = EXIT_BAD_INPUT
 
     def __init__(self, message: str):
-        # One line, always: multi-line messages from libraries are folded.
-        super().__init__(" ".join(str(message).split()))
+        # One line, always: multi-line messages from libraries are folded, and what is left of
+        # a hostile name's control or bidi characters is shown as escapes.
+        super().__init__(printable(" ".join(str(message).split())))
 
 
 class BadInputError(EvalkitError):

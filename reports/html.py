@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from benchmarks import schema
+from evalkit.safe_text import printable
 
 ROLE_COLOURS = {"model": "#4C72B0", "ceiling": "#55A868", "control": "#C44E52"}
 BAR_METRICS = ("fvd", "clip_alignment", "flicker", "physics_score", "physics_pass_rate", "physics_ood_gap",
@@ -53,7 +54,13 @@ var b=document.body;b.setAttribute('data-images',String(im.length));b.setAttribu
 b.setAttribute('data-images-ok',bad===0?'true':'false');b.setAttribute('data-js-errors',String(errs));});})();
 </script>"""
 
-esc = html.escape
+
+
+def esc(text, quote: bool = True) -> str:
+    """HTML-escaped text, control and bidi characters shown as escapes: a report shows strings
+    from the files it describes (a manifest's signer, a file name), which must not reorder or
+    break what is around them."""
+    return html.escape(printable(text), quote=quote)
 
 
 def _page(title: str, body: list[str], extra_css: str = "") -> str:

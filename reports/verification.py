@@ -23,7 +23,7 @@ from collections import Counter
 
 import numpy as np
 
-from evalkit.provenance.verdict import FAILED_VERDICTS
+from evalkit.provenance.verdict import FAILED_VERDICTS, source_type_name
 from reports.html import _img, _page, _table, esc
 
 STRIP_FRAMES = 6
@@ -110,7 +110,7 @@ def _evidence(r: dict) -> str:
     prov, wm, det = r.get("provenance") or {}, r.get("watermark") or {}, r.get("detector") or {}
     prov_rows = [["state", _fmt(prov.get("state"))], ["failure codes", _fmt(prov.get("failures"))],
                  ["signer", _fmt(prov.get("signer"))], ["issuer", _fmt(prov.get("issuer"))],
-                 ["source type", _fmt((prov.get("digital_source_type") or "-").rsplit("/", 1)[-1])],
+                 ["source type", _fmt(source_type_name(prov["digital_source_type"]) if prov.get("digital_source_type") else "-")],
                  ["generator", _fmt(prov.get("generator"))], ["actions", _fmt(prov.get("actions"))]]
     if prov.get("manifest_source"):
         prov_rows.append(["manifest from", _fmt(prov["manifest_source"])])

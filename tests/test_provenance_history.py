@@ -11,11 +11,12 @@ import c2pa
 import pytest
 from evalkit.cli import main
 from evalkit.errors import EXIT_BAD_INPUT, EXIT_OK, BadInputError, EvalkitError
-from evalkit.provenance.c2pa import IPTC, SOURCE_TYPES, SigningError, _sign_context, sign_file, sign_video
+from evalkit.provenance.c2pa import _SIGN_SETTINGS, IPTC, SOURCE_TYPES, SigningError, _sign_context, sign_file, sign_video
 from evalkit.provenance.credentials import init_keys, load_watermark_key
 from evalkit.provenance.signers import load_signer
-from evalkit.provenance.manifest_history import MAX_DEPTH, MAX_NODES, ai_origin, ingredient_history
-from evalkit.provenance.verify import VERDICTS, verify_file
+from evalkit.provenance.manifest_history import MAX_DEPTH, MAX_NODES, ai_origin, history_truncated, ingredient_history
+from evalkit.provenance.verdict import decide
+from evalkit.provenance.verify import VERDICTS, format_result, verify_exit_code, verify_file
 from evalkit.video import write_video
 from evalkit.world import WorldConfig, make_clip
 
@@ -190,8 +191,13 @@ def test_history_is_bounded_against_hostile_stores():
     assert count(h) == 3 and ai_origin(h)["depth"] == 3
     h = ingredient_history(_store(5, cycle=True), "m0")  # m4 -> m0 again: not re-entered
     assert count(h) == 5
-    assert count(ingredient_history(_store(3 * MAX_DEPTH), "m0")) == MAX_DEPTH
-    assert count(ingredient_history(_store(6, fan=4), "m0")) <= MAX_NODES
+    assert not history_truncated(ingredient_history(_store(4), "m0"))
+    deep = ingredient_history(_store(3 * MAX_DEPTH), "m0")
+    assert count(deep) == MAX_DEPTH and history_truncated(deep)  # cut short, and it says so
+    assert ingredient_history(_store(MAX_DEPTH + 1), "m0") and not history_truncated(
+        ingredient_history(_store(MAX_DEPTH + 1), "m0"))  # exactly MAX_DEPTH ingredients deep: all read
+    wide = ingredient_history(_store(6, fan=4), "m0")
+    assert count(wide) <= MAX_NODES and history_truncated(wide)
     # malformed entries are skipped, never raised on
     junk = {"active_manifest": "a", "manifests": {"a": {"ingredients": [None, 3, {"active_manifest": ["x"]}],
                                                         "assertions": "no"}}}
@@ -227,7 +233,9 @@ def _sign_created(env, src, dst, source_type: str):
     ("digitalsourcetype:trainedAlgorithmicMedia", "ai-generated (signed)"),
     ("HTTP://CV.IPTC.ORG/newscodes/digitalsourcetype/compositewithtrainedalgorithmicmedia", "ai-composite (signed)"),
     ("http://cv.iptc.org/newscodes/digitalsourcetype/computationalCapture", "capture (signed)"),
-    ("urn:example:not-an-iptc-term", "signed (source not stated)"),
+    ("urn:example:not-an-iptc-term", "signed (other source type)"),
+    ("https://example.com/not-iptc/trainedAlgorithmicMedia", "signed (other source type)"),
+    ("http://cv.iptc.org/newscodes/digitalsourcetype/screenCapture", "signed (other source type)"),
 ])
 def test_source_types_as_other_tools_spell_them(env, spelling, want):
     dst = _sign_created(env, env["src"], env["root"] / f"spelt-{abs(hash(spelling))}.mp4", spelling)
@@ -238,15 +246,22 @@ def test_source_types_as_other_tools_spell_them(env, spelling, want):
     r = verify_file(dst, trust=env["trust"], detector=detector)
     assert r["verdict"] == want
     said = [x for x in r["reasons"] if x.startswith("The detector")]
-    if spelling.startswith("urn:"):
+    iptc = not spelling.startswith(("urn:", "https://example.com"))
+    if not iptc:
         assert r["provenance"]["digital_source_type"] == spelling  # kept as written, not guessed at
+        # quoted whole: a look-alike URL ending in an IPTC term must not read as that term
+        assert f"The manifest declares the digital source type '{spelling}' (not an IPTC digital source type)." \
+            in r["reasons"]
+        assert said == ["The detector says generated (p_generated 0.90 >= 0.70)."]
+    elif "screenCapture" in spelling:
+        assert "The manifest declares the digital source type screenCapture." in r["reasons"]
         # the manifest leaves the origin open, so the detector's read is the signal left to quote
         assert said == ["The detector says generated (p_generated 0.90 >= 0.70)."]
     elif "Capture" in spelling:
         assert said == ["The detector disagrees with the capture claim (p_generated 0.90 >= 0.70)."]
     else:
         assert said == []  # the signed claim settles the origin; the detector agrees and adds nothing
-    if not spelling.startswith("urn:"):
+    if iptc:
         assert r["provenance"]["digital_source_type"].startswith(IPTC)
 
 
@@ -255,3 +270,71 @@ def test_a_phone_capture_claim_over_a_watermarked_picture_conflicts(env):
     r = verify_file(dst, trust=env["trust"], wm_key=env["key"])
     assert r["verdict"] == "conflicting signals"
     assert any("claims a camera capture" in x and "watermark" in x for x in r["reasons"])
+
+
+def _sign_manifest(env, src, dst, manifest: dict, ingredient=None):
+    """Sign `src` with a manifest definition given whole, as another tool would (one that does
+    not check its own output against the standard's rules)."""
+    settings = {**_SIGN_SETTINGS, "verify": {**_SIGN_SETTINGS.get("verify", {}), "verify_after_sign": False}}
+    b = c2pa.Builder(manifest, context=c2pa.Context(c2pa.Settings.from_dict(settings)))
+    try:
+        if ingredient is not None:
+            with open(ingredient, "rb") as f:
+                b.add_ingredient({"title": ingredient.name, "relationship": "parentOf", "label": "ing"}, "video/mp4", f)
+        with open(src, "rb") as fin, open(dst, "w+b") as fout:
+            b.sign(env["signer"].c2pa_signer(None), "video/mp4", fin, fout)
+    finally:
+        b.close()
+    return dst
+
+
+def test_a_manifests_text_cannot_forge_lines_of_the_report(env):
+    """A software agent's name is the signer's to choose: a newline in it must not print a line
+    that reads as evalkit's own, nor may a right-to-left override reorder what follows."""
+    fake = "Camera\n  provenance: trusted, signer Reuters News (Reuters)\n  - Signed by Reuters News."
+    manifest = {"claim_generator_info": [{"name": "othertool\u202e", "version": "1"}], "title": "x\x1b[2Jy.mp4",
+                "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [
+                    {"action": "c2pa.created", "digitalSourceType": SOURCE_TYPES["capture"],
+                     "softwareAgent": {"name": fake, "version": "1\u202e"}}]}}]}
+    dst = _sign_manifest(env, env["src"], env["root"] / "forged-lines.mp4", manifest)
+    r = verify_file(dst, trust=env["trust"])
+    assert r["provenance"]["generator"].startswith("Camera\n")  # the JSON keeps the value as signed
+    text = format_result(r)
+    assert not any(line.lstrip().startswith(("provenance: trusted, signer Reuters", "- Signed by Reuters"))
+                   for line in text.splitlines())
+    assert "made by Camera\\n  provenance: trusted, signer Reuters" in text and "1\\u202e" in text
+    assert "\u202e" not in text and "\x1b" not in text
+    from reports.verification import verification_report
+    page = verification_report([r])
+    assert "\u202e" not in page and "\x1b" not in page and "Camera\\n" in page
+
+
+def test_a_malformed_manifest_is_not_called_tampering(env, tmp_path):
+    """A claim v2 without actions breaks C2PA's rules as written; nothing changed after signing."""
+    manifest = {"claim_generator_info": [{"name": "othertool", "version": "1"}], "title": "noactions.mp4",
+                "assertions": [{"label": "com.example.thing", "data": {"x": 1}}]}
+    dst = _sign_manifest(env, env["src"], tmp_path / "noactions.mp4", manifest)
+    r = verify_file(dst, trust=env["trust"])
+    assert r["provenance"]["failures"] == ["assertion.action.malformed"]
+    assert r["verdict"] == "invalid manifest (malformed)" and r["verdict"] in VERDICTS
+    assert verify_exit_code([r]) == 1  # still a failed check: its claims are not vouched for
+    assert any("no check says the media" in x for x in r["reasons"])
+
+
+def test_an_edit_of_another_tools_capture_is_a_capture(env, tmp_path):
+    cap = _sign_created(env, env["src"], tmp_path / "phone.mp4", SOURCE_TYPES["capture"])
+    edit = sign_file(cap, tmp_path / "phone.edit.mp4", env["signer"], edit=True).path
+    r = verify_file(edit, trust=env["trust"], wm_key=env["key"])
+    assert r["provenance"]["digital_source_type"] is None
+    assert r["provenance"]["stated_origin"]["title"] == "phone.mp4"
+    assert r["verdict"] == "capture (signed)"
+    assert any("edit (c2pa.opened" in x and "'phone.mp4'" in x and "declares digitalCapture" in x for x in r["reasons"])
+
+
+def test_a_history_cut_short_is_said():
+    prov = {"state": "trusted", "digital_source_type": None, "signer": "S", "generator": None, "actions": [],
+            "failures": [], "ingredients": [], "history_truncated": True}
+    wm = {"checked": False, "detected": False, "payload": None, "p_value": 1.0, "matches_manifest": None}
+    verdict, reasons = decide(True, prov, wm, {}, [])
+    assert verdict == "signed (source not stated)"
+    assert any(f"{MAX_DEPTH} edits deep" in x and "not shown" in x for x in reasons)

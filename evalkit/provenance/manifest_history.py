@@ -22,7 +22,7 @@ import json
 
 from evalkit.provenance.manifest_build import AI_SOURCE_TYPES, GENERATION_LABEL, WATERMARK_ALG, canonical_source_type
 
-MAX_DEPTH = 8  # ingredients of ingredients; real edit chains are a few steps deep
+MAX_DEPTH = 32  # ingredients of ingredients; real edit chains are a few steps deep
 MAX_NODES = 64  # ingredients in all, over every level
 NOT_A_FAILURE = ("signingCredential.untrusted", "signingCredential.ocsp.skipped")
 
@@ -116,19 +116,26 @@ def ingredient_history(store: dict, label) -> list[dict]:
     """The ingredients of manifest `label` in a reader's store (`json.loads(reader.json())`),
     each {title, relationship, format, manifest (its label, or None when it had none),
     failures, **manifest_summary, ingredients: [...]}, nested as deep as MAX_DEPTH and at most
-    MAX_NODES in all. A manifest already on the path is not entered again."""
+    MAX_NODES in all. A manifest already on the path is not entered again. Where the bounds cut
+    the walk short, the node it stopped at (or the last one read) has `truncated: True`
+    (`history_truncated`): an origin further back is unread, and a verifier must say so."""
     manifests = store.get("manifests") if isinstance(store, dict) else None
     manifests = manifests if isinstance(manifests, dict) else {}
     budget = [MAX_NODES]
 
-    def walk(lbl, depth: int, path: frozenset) -> list[dict]:
+    def walk(lbl, depth: int, path: frozenset) -> tuple[list[dict], bool]:
         m = manifests.get(lbl) if isinstance(lbl, str) else None
-        if not isinstance(m, dict) or depth >= MAX_DEPTH:
-            return []
-        out = []
+        if not isinstance(m, dict):
+            return [], False
+        if depth >= MAX_DEPTH:
+            return [], bool(m.get("ingredients"))
+        out, cut = [], False
         for ing in m.get("ingredients") or []:
-            if not isinstance(ing, dict) or budget[0] <= 0:
+            if not isinstance(ing, dict):
                 continue
+            if budget[0] <= 0:
+                cut = True
+                break
             budget[0] -= 1
             child = ing.get("active_manifest")
             child = child if isinstance(child, str) and child in manifests else None
@@ -136,11 +143,22 @@ def ingredient_history(store: dict, label) -> list[dict]:
                     "format": ing.get("format") if isinstance(ing.get("format"), str) else None,
                     "manifest": child, "failures": _ingredient_failures(ing)}
             node.update(manifest_summary(manifests[child]) if child else manifest_summary({}))
-            node["ingredients"] = walk(child, depth + 1, path | {lbl}) if child and child not in path | {lbl} else []
+            below, below_cut = (walk(child, depth + 1, path | {lbl}) if child and child not in path | {lbl}
+                                else ([], False))
+            node["ingredients"] = below
+            if below_cut:
+                node["truncated"] = True
             out.append(node)
-        return out
+        if cut and out:
+            out[-1]["truncated"] = True
+        return out, cut and not out
 
-    return walk(label, 0, frozenset())
+    return walk(label, 0, frozenset())[0]
+
+
+def history_truncated(history: list[dict]) -> bool:
+    """Whether `ingredient_history` stopped at its bounds before the history's end."""
+    return any(n.get("truncated") for _d, n, _r in _nodes(history))
 
 
 def _nodes(history: list[dict], depth: int = 1):
@@ -172,6 +190,17 @@ def ai_origin(history: list[dict]) -> dict | None:
     return best
 
 
+def stated_origin(history: list[dict]) -> dict | None:
+    """The nearest ingredient reached through parents only whose manifest states a digital
+    source type (an edit's own manifest usually states none; its parent's says what the video
+    was made as, e.g. a camera capture), in `ai_origin`'s shape; None if no parent states one."""
+    for depth, n, rels in _nodes(history):
+        if n.get("digital_source_type") and all(r == "parentOf" for r in rels):
+            return {"title": n["title"], "depth": depth, "via": "parent", "digital_source_type": n["digital_source_type"],
+                    "signer": n.get("signer"), "generator": n.get("generator"), "failures": list(n["failures"])}
+    return None
+
+
 def inherited_soft_binding(history: list[dict]) -> dict | None:
     """The nearest evalkit soft binding among the parents (what a watermark read should match when
     the active manifest records an edit without marking again), with `from_ingredient` set."""
@@ -186,5 +215,5 @@ def failed_ingredients(history: list[dict]) -> list[dict]:
     return [{"title": n["title"], "depth": d, "failures": n["failures"]} for d, n, _ in _nodes(history) if n["failures"]]
 
 
-__all__ = ["manifest_summary", "ingredient_history", "ai_origin", "inherited_soft_binding", "failed_ingredients",
-           "soft_binding", "MAX_DEPTH", "MAX_NODES"]
+__all__ = ["manifest_summary", "ingredient_history", "history_truncated", "ai_origin", "stated_origin",
+           "inherited_soft_binding", "failed_ingredients", "soft_binding", "MAX_DEPTH", "MAX_NODES"]

@@ -19,8 +19,8 @@ import re
 from pathlib import Path
 
 from evalkit.provenance.c2pa import _one_line, has_c2pa_box
-from evalkit.provenance.manifest_history import (_codes, ai_origin, ingredient_history, inherited_soft_binding,
-                                                 manifest_summary)
+from evalkit.provenance.manifest_history import (_codes, ai_origin, history_truncated, ingredient_history,
+                                                 inherited_soft_binding, manifest_summary, stated_origin)
 
 # Settings for reading: never touch the network.
 _VERIFY_SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False,
@@ -118,6 +118,12 @@ def _parse_manifest(reader) -> dict:
         origin = ai_origin(history)
         if origin:
             prov["ai_origin"] = origin
+        elif not prov["digital_source_type"]:
+            stated = stated_origin(history)
+            if stated:  # an edit of a capture (or of anything else that says what it is)
+                prov["stated_origin"] = stated
+        if history_truncated(history):
+            prov["history_truncated"] = True
         if "soft_binding" not in prov:
             inherited = inherited_soft_binding(history)
             if inherited:

@@ -9,7 +9,13 @@ Verdicts (the vocabulary; `reasons` are short sentences explaining which signals
   AI source type); `ai-composite (signed)` for compositeWithTrainedAlgorithmicMedia.
 * `capture (signed)`: a valid/trusted manifest says digitalCapture (a watermark it binds as its
   soft binding is its signer's own, unless the registry holds that payload as AI-generated).
-* `signed (source not stated)`: valid/trusted without a digital source type.
+* `signed (source not stated)`: valid/trusted without a digital source type (itself or through
+  the parents it is an edit of). `signed (other source type)`: it states one that is neither AI
+  generation nor a camera capture (an IPTC term such as screenCapture or digitalCreation, or a
+  value that is not an IPTC term at all; the reasons say which).
+* `invalid manifest (malformed)`: the manifest fails C2PA's rules only as written (every failure
+  code is `*.malformed`, e.g. a claim v2 without actions): nothing says the media or the
+  manifest changed after signing, but its claims are not vouched for.
 * `tampered`: a manifest is present but invalid: the media or the manifest changed after
   signing, or the manifest is damaged.
 * `invalid credential`: the media and the manifest are as signed, but the signing certificate
@@ -43,7 +49,7 @@ stripped but watermark present; payload different from the soft binding).
 from __future__ import annotations
 
 from evalkit.provenance.manifest_build import AI_SOURCE_TYPES, CAPTURE_SOURCE_TYPES, IPTC, canonical_source_type
-from evalkit.provenance.manifest_history import failed_ingredients
+from evalkit.provenance.manifest_history import MAX_DEPTH, MAX_NODES, failed_ingredients
 from evalkit.provenance.manifest_read import HASH_MISMATCH_CODES, UNREADABLE_MANIFEST
 
 COMPOSITE_AI = IPTC + "compositeWithTrainedAlgorithmicMedia"
@@ -53,8 +59,8 @@ VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)"
             "ai-generated (watermark only, manifest stripped)", "likely ai-generated (detector only)",
             "watermark trace (payload unreadable)", "likely ai-generated (watermark trace and detector)",
             "unknown", "unreadable", "incomplete (fragmented stream)", "invalid credential",
-            CAPTURE_STRIPPED)
-FAILED_VERDICTS = ("tampered", "conflicting signals", "invalid credential")
+            CAPTURE_STRIPPED, "signed (other source type)", "invalid manifest (malformed)")
+FAILED_VERDICTS = ("tampered", "conflicting signals", "invalid credential", "invalid manifest (malformed)")
 WATERMARK_TRACE = "watermark trace (payload unreadable)"
 TRACE_AND_DETECTOR = "likely ai-generated (watermark trace and detector)"
 INCOMPLETE = "incomplete (fragmented stream)"  # an init segment given without its media segments
@@ -65,9 +71,17 @@ def _binding_of(sb: dict) -> str:
             else "manifest's soft binding")
 
 
+def source_type_name(dst: str) -> str:
+    """An IPTC digital source type by its term; anything else quoted whole and called what it is
+    (a look-alike URL ending in an IPTC term must not read as that term)."""
+    if dst.startswith(IPTC):
+        return dst[len(IPTC):]
+    return f"'{dst}' (not an IPTC digital source type)"
+
+
 def _origin_text(prov: dict, origin: dict) -> str:
     edits = [a for a in prov["actions"] if a != "None"]
-    kind = origin["digital_source_type"].rsplit("/", 1)[-1]
+    kind = source_type_name(origin["digital_source_type"])
     whose = (f"whose own manifest (signed by {origin['signer'] or 'an unnamed signer'}) declares {kind}"
              + (f", made by {origin['generator']}" if origin["generator"] else ""))
     if origin["via"] == "parent":
@@ -90,7 +104,10 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
     not checked, when it was not)."""
     state, dst = prov["state"], prov["digital_source_type"]
     sb = prov.get("soft_binding")
-    ai_claim, capture_claim = dst in AI_SOURCE_TYPES, dst in CAPTURE_SOURCE_TYPES
+    # An edit states no source type of its own: the nearest parent that does says what it is.
+    stated = prov.get("stated_origin") if not dst else None
+    ai_claim = dst in AI_SOURCE_TYPES
+    capture_claim = (dst or (stated or {}).get("digital_source_type")) in CAPTURE_SOURCE_TYPES
     reasons: list[str] = []
     p, thr = det.get("p_generated"), det.get("threshold")
     det_says_ai = p is not None and thr is not None and p >= thr and not det.get("out_of_domain")
@@ -114,8 +131,15 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
                        "with no trusted time-stamp the signature cannot be shown to come from a time the "
                        f"certificate was good, so {prov['signer'] or 'the signer'} does not vouch for it.")
         if dst:
-            reasons.append(f"Unvouched for, the manifest declares the digital source type {dst.rsplit('/', 1)[-1]}"
+            reasons.append(f"Unvouched for, the manifest declares the digital source type {source_type_name(dst)}"
                            + (f", made by {prov['generator']}." if prov["generator"] else "."))
+        if wm_text:
+            reasons.append(wm_text[0].upper() + wm_text[1:])
+    elif state == "invalid" and prov["failures"] and all(c.endswith(".malformed") for c in prov["failures"]):
+        verdict = "invalid manifest (malformed)"
+        reasons.append(f"The C2PA manifest breaks the standard's rules as it was written ({', '.join(prov['failures'])}), "
+                       f"so {prov['signer'] or 'its signer'} does not vouch for its claims; no check says the media "
+                       "or the manifest changed after signing.")
         if wm_text:
             reasons.append(wm_text[0].upper() + wm_text[1:])
     elif state == "invalid":
@@ -124,7 +148,8 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
         if any(c in HASH_MISMATCH_CODES for c in prov["failures"]):
             reasons.append(f"the media changed after it was signed ({codes})")
         elif UNREADABLE_MANIFEST in prov["failures"]:
-            reasons.append("a C2PA manifest is present but damaged beyond reading")
+            reasons.append("a C2PA manifest is present but cannot be read (damaged, or not the one manifest "
+                           "store a file may carry)")
         else:
             reasons.append(f"the C2PA manifest does not validate ({codes})")
         if wm_text:
@@ -151,11 +176,20 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
             verdict = "capture (signed)"
         elif origin:  # an edit of AI media states no source type itself: its history does
             verdict = "ai-generated (signed)" if origin["via"] == "parent" else "ai-composite (signed)"
+        elif dst or stated:
+            verdict = "signed (other source type)"
         else:
             verdict = "signed (source not stated)"
         if dst:
-            reasons.append(f"The manifest declares the digital source type {dst.rsplit('/', 1)[-1]}"
+            reasons.append(f"The manifest declares the digital source type {source_type_name(dst)}"
                            + (f", made by {prov['generator']}." if prov["generator"] else "."))
+        elif stated and not origin:
+            reasons.append(_origin_text(prov, stated))
+        if verdict == "signed (other source type)":
+            reasons.append("That source type is neither AI generation nor a camera capture.")
+        if prov.get("history_truncated"):
+            reasons.append(f"Its history goes on past what verify reads ({MAX_DEPTH} edits deep, {MAX_NODES} "
+                           "ingredients in all): an origin further back is not shown.")
         if origin and not ai_claim:
             reasons.append(_origin_text(prov, origin))
             if capture_claim:
@@ -274,7 +308,8 @@ def _registry_text(reg: dict) -> list[str]:
     """Reasons from a soft-binding registry record of the payload read (`registry.resolve`)."""
     m = reg.get("manifest") or {}
     who = f"signed by {m['signer']}" if isinstance(m.get("signer"), str) else "marked without a manifest"
-    kind = str(m.get("digital_source_type") or "").rsplit("/", 1)[-1]
+    t = m.get("digital_source_type")
+    kind = source_type_name(canonical_source_type(t)) if isinstance(t, str) and t.strip() else ""
     gen = m.get("generator")
     made = f" ({kind}" + (f", {gen}" if isinstance(gen, str) else "") + ")" if kind else ""
     out = [f"The soft-binding registry holds this payload: {reg.get('signed_file') or 'a video'}, {who}{made}, "

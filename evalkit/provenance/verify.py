@@ -65,7 +65,8 @@ from evalkit.provenance.manifest_build import CAPTURE_SOURCE_TYPES
 from evalkit.provenance.manifest_read import (HASH_MISMATCH_CODES, UNREADABLE_MANIFEST, _context,  # noqa: F401
                                               _empty_provenance, load_trust, read_provenance)
 from evalkit.provenance.verdict import (FAILED_VERDICTS, INCOMPLETE, VERDICTS,  # noqa: F401
-                                        decide)
+                                        decide, source_type_name)
+from evalkit.safe_text import printable
 
 # Below this short side the mark's 88 information bits barely fit (README: 32x32 clips lose the
 # payload after CRF 30), so a blind miss there says little.
@@ -362,7 +363,7 @@ def verify_exit_code(results: list[dict]) -> int:
 def _history_lines(history: list[dict], indent: str = "    ") -> list[str]:
     out = [] if indent != "    " or not history else ["  history:"]
     for n in history:
-        kind = (n.get("digital_source_type") or "").rsplit("/", 1)[-1] or "no source type"
+        kind = source_type_name(n["digital_source_type"]) if n.get("digital_source_type") else "no source type"
         out.append(f"{indent}{n['relationship']} '{n['title']}': {kind}"
                    + (f", signed by {n['signer']}" if n.get("signer") else ", no manifest" if not n.get("manifest") else "")
                    + (f", failed: {', '.join(n['failures'])}" if n.get("failures") else ""))
@@ -389,7 +390,8 @@ def format_result(r: dict) -> str:
         lines += [f"    edit: {e}" for e in wm.get("edits", [])]
     lines += _history_lines(prov.get("ingredients") or [])
     lines += [f"  - {x}" for x in r["reasons"]]
-    return "\n".join(lines)
+    # The manifest's strings are the signer's to choose: none may start a line of its own.
+    return "\n".join(printable(x) for x in lines)
 
 
 __all__ = ["verify_file", "read_provenance", "load_trust", "verify_exit_code", "format_result",
