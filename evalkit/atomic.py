@@ -29,12 +29,50 @@ def check_parents(path) -> Path:
 
 
 def check_output_file(path, example: str = "out.json") -> Path:
-    """`path` as a file to write: refused, in one line, when it is a folder or cannot be made
-    (`check_parents`)."""
+    """`path` as a file to write: refused, in one line, when it is a folder, cannot be made
+    (`check_parents`) or is the MLflow store (`check_not_input`)."""
     path = Path(path)
     if path.is_dir():
         raise BadInputError(f"{path}: is a folder; give a file name (e.g. {path / example})")
-    return check_parents(path)
+    return check_parents(check_not_input(path, ()))
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_not_input(path, inputs, what: str = "output") -> Path:
+    """`path` as an output: refused, in one line, when writing it would destroy what the command
+    reads: one of `inputs` (a file, through any link), a video or `index.jsonl` inside an input
+    folder, or the MLflow store (a SQLite file) it reads or logs to. Such a mistake otherwise
+    costs the user the evidence or the results (`verify suspect.mp4 --html suspect.mp4`)."""
+    from evalkit.clipset import VIDEO_SUFFIXES
+    from evalkit.tracking import store_path
+
+    path = Path(path)
+    for given in [Path(p) for p in inputs if p is not None]:
+        if _same(path, given):
+            raise BadInputError(f"{path}: is an input of this command (it would be overwritten); give "
+                                f"another {what} path")
+        if path.exists() and path.is_file() and _inside(path, given) and (
+                path.suffix.lower() in VIDEO_SUFFIXES or path.name == "index.jsonl"):
+            raise BadInputError(f"{path}: is a file of the input folder {given} (it would be overwritten); "
+                                f"give another {what} path")
+    store = store_path()
+    if store is not None and _same(path, store):
+        raise BadInputError(f"{path}: is the MLflow store this command reads (it would be overwritten); "
+                            f"give another {what} path")
+    return path
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return folder.is_dir() and path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
 
 
 def write_atomic(path, data: bytes | str) -> Path:
@@ -58,4 +96,4 @@ def write_atomic(path, data: bytes | str) -> Path:
     return path
 
 
-__all__ = ["check_output_file", "check_parents", "write_atomic"]
+__all__ = ["check_not_input", "check_output_file", "check_parents", "write_atomic"]

@@ -55,6 +55,21 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
+def store_path() -> Path | None:
+    """The local file the tracking store lives in (a `sqlite:///` URI's database), or None for a
+    server, a folder store or an in-memory database: what an output path must never be. Asked
+    before any work, so MLflow is not imported just for this: unset and not yet imported, the
+    URI is MLflow 3's default, `mlflow.db` in the working folder."""
+    import sys
+
+    uri = (tracking_uri() if os.environ.get("MLFLOW_TRACKING_URI") or "mlflow" in sys.modules
+           else f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    if not uri.startswith("sqlite:///"):
+        return None
+    name = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(name) if name and name != ":memory:" else None
+
+
 _REACHED: set[str] = set()  # tracking servers this process has already reached
 
 
@@ -98,9 +113,23 @@ def _check_sqlite_file(uri: str) -> None:
             head = f.read(16)
     except OSError:
         return  # absent (MLflow creates it) or unreadable (MLflow says so)
-    if head and head != b"SQLite format 3\x00":
-        raise BadInputError(f"{path} (the MLflow store, MLFLOW_TRACKING_URI={uri}) is not an SQLite database; "
-                            "point MLFLOW_TRACKING_URI at an MLflow store, or unset it for ./mlflow.db")
+    damaged = ""
+    if head == b"SQLite format 3\x00":  # the right header: is the rest a database too?
+        import sqlite3
+
+        db = None
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            db.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+            return
+        except sqlite3.DatabaseError as e:
+            damaged = f" (damaged: {e})"
+        finally:
+            if db is not None:
+                db.close()
+    if head:
+        raise BadInputError(f"{path} (the MLflow store, MLFLOW_TRACKING_URI={uri}) is not an SQLite database"
+                            f"{damaged}; point MLFLOW_TRACKING_URI at an MLflow store, or unset it for ./mlflow.db")
 
 
 def _check_file_store(uri: str) -> None:

@@ -63,6 +63,47 @@ def test_output_files_that_cannot_be_files_are_refused_before_the_work(capsys, t
     assert (tmp_path / "afile").read_text() == "keep" and len(list(tmp_path.iterdir())) == 1
 
 
+def test_outputs_never_overwrite_what_the_command_reads(capsys, tmp_path, monkeypatch):
+    """An output path that is the video being verified, a clip or the index of the folder being
+    scored, the policy being audited or the MLflow store read: one line, exit 2, the input kept
+    byte for byte (each was overwritten, exit 0)."""
+    from evalkit.world import WorldConfig, make_clip
+    from evalkit.video import write_video
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    clip = write_video(clips / "a red ball falls.mp4", make_clip("test", 0, 0, WorldConfig(frames=8, size=32)))
+    (clips / "index.jsonl").write_text(json.dumps({"id": "a", "file": clip.name, "prompt": "a red ball falls"}) + "\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("suite: world-v1\nchecks: {}\n")
+    store = tmp_path / "store.db"
+    import sqlite3
+    db = sqlite3.connect(store)
+    db.execute("CREATE TABLE t (x)")
+    db.commit()
+    db.close()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    link = tmp_path / "link.mp4"
+    link.symlink_to(clip)
+    before = {p: p.read_bytes() for p in (clip, clips / "index.jsonl", policy, store)}
+    for argv, says in (
+            (("verify", str(clip), "--no-detector", "--html", str(clip)), "is an input of this command"),
+            (("verify", str(clips), "--no-detector", "--html", str(link)), "is a file of the input folder"),
+            (("score", str(clips), "--metrics", "flicker", "--no-mlflow", "--json", str(clips / "index.jsonl")),
+             "is a file of the input folder"),
+            (("score", str(clips), "--metrics", "flicker", "--no-mlflow", "--json", str(clip)), "input folder"),
+            (("audit", "--model", "world", "--policy", str(policy), "--html", str(policy)), "is an input"),
+            (("leaderboard", "--suite", "world-v1", "--out", str(store)), "is the MLflow store"),
+            (("report", "--suite", "world-v1", "--out", str(store)), "is the MLflow store")):
+        code, out, err = run(capsys, *argv)
+        assert code == EXIT_BAD_INPUT and says in err and err.count("\n") == 1, (argv, err)
+    assert all(p.read_bytes() == b for p, b in before.items())
+    # an output beside the inputs is fine, and written
+    code, _, err = run(capsys, "score", str(clips), "--metrics", "flicker", "--no-mlflow", "--json",
+                       str(clips / "scores.json"))
+    assert code == 0 and json.loads((clips / "scores.json").read_text())["metrics"], err
+
+
 def test_paths_the_os_refuses_are_one_line_errors(capsys, tmp_path):
     """A name over 255 bytes makes the OS itself refuse the path (ENAMETOOLONG), which Path.exists
     and is_file raise rather than answer: every command gave an internal error (exit 70). Now one

@@ -251,5 +251,12 @@ def test_a_store_that_is_not_a_database_is_named_before_the_work(monkeypatch, tm
     err = capsys.readouterr().err
     assert "is not an SQLite database" in err and str(bogus) in err and err.count("\n") == 1
     assert bogus.read_text() == "not a database\n"  # untouched
+    # the right header over a damaged body (a copy cut short after its first bytes)
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(b"SQLite format 3\x00" + b"\x00" * 84)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{cut}")
+    assert main(["leaderboard", "--suite", "world-v1"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "is not an SQLite database (damaged" in err and err.count("\n") == 1
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'fresh.db'}")
     assert main(["score", str(clip), "--metrics", "flicker"]) == 0  # absent: MLflow creates it

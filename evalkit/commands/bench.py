@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from evalkit.atomic import check_not_input, check_output_file
 from evalkit.commands.options import positive
 from evalkit.errors import BadInputError, UnavailableError
 
@@ -136,6 +137,8 @@ def leaderboard(suite, fmt, rank_by, out):
     from reports.leaderboard import format_leaderboard
     from reports.leaderboard import leaderboard as make_board
 
+    if out is not None:
+        check_output_file(out, f"leaderboard.{ {'table': 'txt'}.get(fmt, fmt)}")  # before the store is read
     board = make_board(suite, primary=rank_by)
     text = format_leaderboard(board, fmt)
     if fmt in ("csv", "json"):  # the other formats carry the notes; keep machine-readable stdout clean
@@ -162,6 +165,8 @@ def audit(model, policy, as_json, run_id, out_dir, html_out):
     from reports import write_text_atomic
     from reports.audit import evaluate_policy, format_text, load_policy, log_audit
 
+    if html_out is not None:
+        check_not_input(check_output_file(html_out, "audit.html"), [policy], "--html")
     pol = load_policy(policy)  # fail fast: a bad policy costs no generation
     if run_id is None:
         try:
@@ -203,6 +208,7 @@ def report(suite, out, rank_by, check):
     from reports.html import log_report, suite_report
     from reports.leaderboard import leaderboard as make_board
 
+    check_output_file(out, "report.html")  # before the store is read
     path = write_text_atomic(out, suite_report(make_board(suite, primary=rank_by)))
     click.echo(f"wrote {path}")
     if check:

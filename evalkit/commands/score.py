@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from evalkit.atomic import check_output_file, write_atomic
+from evalkit.atomic import check_not_input, check_output_file, write_atomic
 from evalkit.commands.options import positive
 from evalkit.errors import BadInputError, EvalkitError
 
@@ -41,7 +41,8 @@ def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_b
     if "fvd" in names and reference is None:
         raise BadInputError("--metrics includes fvd: give --reference REAL (a folder of real clips)")
     if json_file is not None:  # before the work, not after it
-        check_output_file(json_file, "scores.json")
+        check_not_input(check_output_file(json_file, "scores.json"), [candidates, reference, i3d, clip_weights],
+                        "--json")
     try:
         result = score_folders(candidates, reference, names, video_backbone="i3d" if i3d else video_backbone,
                                video_backbone_path=i3d, clip_backbone=clip_backbone, clip_backbone_path=clip_weights,
