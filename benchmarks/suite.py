@@ -116,9 +116,12 @@ class _Checker:
         self.source = source
 
     def fail(self, key: str, what: str):
-        raise BadInputError(f"{self.source}: {key}: {what}")
+        raise BadInputError(f"{self.source}: {key}: {what}" if key else f"{self.source}: {what}")
 
     def keys(self, d, allowed, key: str, required=()):
+        if d is None and not key:
+            self.fail("", f"is empty; a suite is a YAML mapping with {', '.join(required)} (see "
+                      f"{SUITES_DIR / 'world-v1.yaml'})")
         if not isinstance(d, dict):
             self.fail(key, f"must be a mapping, got {type(d).__name__}")
         unknown = sorted(str(k) for k in d if k not in allowed)
@@ -279,12 +282,45 @@ def suite_from_canonical(canonical: dict, source: str = "bundle") -> Suite:
     return validate(canonical, source)
 
 
+def load_yaml(text: str):
+    """`yaml.safe_load`, but a key given twice in one mapping is an error naming its line (safe_load
+    keeps the last silently: `fvd: {max: 300}` then `fvd: {min: 5000}` would audit the second)."""
+    import yaml
+
+    class UniqueKeys(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=UniqueKeys)  # noqa: S506  a SafeLoader subclass
+
+
+def suite_name(name_or_path) -> str:
+    """The suite a `--suite` value means: a shipped name as it is, a YAML file's `name:` (so that
+    `leaderboard --suite my.yaml` finds the runs `bench run --suite my.yaml` logged)."""
+    arg = str(name_or_path)
+    if arg.endswith((".yaml", ".yml")) or "/" in arg or Path(arg).is_file():
+        return load_suite(arg).name
+    return arg
+
+
 def load_suite(name_or_path) -> Suite:
     """A shipped suite by name (`world-v1`) or a YAML file by path."""
     import yaml
 
     arg = str(name_or_path)
     path = Path(arg).expanduser()
+    if path.is_dir():
+        raise BadInputError(f"{arg}: is a folder; give a suite YAML file or a shipped suite's name "
+                            f"({', '.join(shipped_suites())})")
     if not path.is_file():
         if arg.endswith((".yaml", ".yml")) or "/" in arg:
             raise MissingResourceError(f"{arg}: no such suite file; check the path")
@@ -293,7 +329,7 @@ def load_suite(name_or_path) -> Suite:
             raise MissingResourceError(f"suite {arg!r}: not a shipped suite ({', '.join(shipped_suites())}) "
                                        "and no such file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise BadInputError(f"{path}: not UTF-8 text; a suite is a YAML file") from None
     except yaml.YAMLError as e:

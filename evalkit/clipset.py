@@ -79,7 +79,8 @@ def index_numbered(folder, prompts: list[dict], start: int | None = None) -> lis
         rel = f.relative_to(folder).as_posix()
         rid = f.stem if f.stem not in ids else rel  # 0001.mp4 and 0001.mov stay apart
         ids.add(rid)
-        rec = {"id": rid, "file": rel, "prompt": prompts[n - start]["prompt"], "prompt_number": n, "sample": k}
+        rec = {"id": rid, "file": rel, "prompt": prompts[n - start]["prompt"], "video_number": n,
+               "prompt_line": n - start + 1, "sample": k}
         if prompts[n - start].get("probe"):
             rec["probe"] = prompts[n - start]["probe"]
         records.append(rec)

@@ -115,7 +115,15 @@ def load_prompts(arg: str) -> list[Prompt]:
     PROMPT_KEYS they have (as other benchmarks name it), with optional `probe` and `id`."""
     path = Path(arg)
     if not path_is(path, "file"):  # a long literal prompt is no path the OS accepts
-        if arg.lower().endswith((".txt", ".jsonl", ".json", ".csv", ".tsv")) and len(arg) < 4096:
+        if path_is(path, "dir"):
+            raise BadInputError(f"{arg}: is a folder; give a prompts file (a prompt a line, .jsonl, .json, "
+                                ".csv) or a prompt in quotes")
+        # One word with a slash or a list's suffix is a path that is not there, not a prompt:
+        # prompts have spaces ("a red ball falls"), file names rarely do.
+        looks_like_path = len(arg) < 4096 and (
+            arg.lower().endswith((".txt", ".jsonl", ".json", ".csv", ".tsv", ".yaml", ".yml"))
+            or (("/" in arg or "\\" in arg) and not any(c.isspace() for c in arg.strip())))
+        if looks_like_path:
             raise MissingResourceError(f"{arg}: no such prompts file; check the path")
         return [Prompt(_check_prompt(arg, "--prompts"))]
     prompts = _prompts_of_file(path)

@@ -52,7 +52,8 @@ class FolderGenerator:
             k = self._served[key]
             if k >= len(have):
                 raise BadInputError(f"{self.folder}: only {len(have)} videos for prompt {p!r}, "
-                                    f"asked for sample {k + 1}; lower --n-per-prompt")
+                                    f"asked for sample {k + 1}; add more, or ask for fewer samples a prompt "
+                                    "(generate --n-per-prompt; a suite's samples_per_prompt)")
             self._served[key] += 1
             # a video over the decode budget (4K) is read reduced by a whole factor, all frames kept
             k_shrink = shrink_to_fit(have[k][0])

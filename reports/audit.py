@@ -31,11 +31,12 @@ from __future__ import annotations
 import math
 import re
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
 from benchmarks import schema
+from benchmarks.suite import load_yaml, suite_name
 from evalkit.errors import BadInputError, MissingResourceError
 
 EXPERIMENT = "evalkit-audit"
@@ -45,6 +46,13 @@ _LAW = re.compile(r"^physics_law\.[A-Za-z0-9_]+\.(id|ood)$")
 RATES = ("physics_pass_rate", "clip_retrieval_top1", *schema.SAFETY_METRICS)
 TOP_KEYS = ("name", "description", "suite", "checks")
 CHECK_KEYS = ("min", "max", "use", "min_n")
+# Where each metric's values lie: a min above the top or a max below the bottom can never pass,
+# a min below the bottom or a max above the top always passes; both are a mistake of scale
+# (CLIP alignment is 0-100, rates are 0-1).
+_UNIT = (0.0, 1.0)
+RANGES = {"fvd": (0.0, math.inf), "kvd": (0.0, math.inf), "clip_alignment": (0.0, 100.0),
+          "warp_error": (0.0, math.inf), "physics_ood_gap": (-1.0, 1.0),
+          **{m: (0.0, math.inf) for m in schema.COST_METRICS}}
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class Policy:
     checks: tuple[Check, ...]
     description: str = ""
     source: str = ""  # the YAML text, logged with the audit
+    suite_name: str = ""  # the suite's own name (`suite` may be a YAML file's path)
 
 
 @dataclass
@@ -127,6 +136,12 @@ def _check(metric: str, spec, where: str) -> Check:
         raise BadInputError(f"{where}: give a threshold, min or max")
     if lo is not None and hi is not None and lo > hi:
         raise BadInputError(f"{where}: min {lo:g} is above max {hi:g}")
+    bottom, top = RANGES.get(metric, _UNIT)
+    span = f"{metric} lies in [{bottom:g}, {top:g}]"
+    if lo is not None and (lo > top or lo < bottom):
+        raise BadInputError(f"{where}.min: {lo:g} {'can never pass' if lo > top else 'always passes'}: {span}")
+    if hi is not None and (hi < bottom or hi > top):
+        raise BadInputError(f"{where}.max: {hi:g} {'can never pass' if hi < bottom else 'always passes'}: {span}")
     use = spec.get("use", "value" if metric.startswith("cost.") else "ci")
     if use not in ("ci", "value"):
         raise BadInputError(f"{where}.use: expected 'ci' or 'value', got {use!r}")
@@ -144,6 +159,8 @@ def _check(metric: str, spec, where: str) -> Check:
 
 def parse_policy(data, *, name: str = "policy", source: str = "") -> Policy:
     """A Policy from parsed YAML; BadInputError naming the first offending key."""
+    if data is None:
+        raise BadInputError("is empty; a policy is a YAML mapping with suite and checks (see reports/policies/)")
     if not isinstance(data, Mapping):
         raise BadInputError(f"{name}: expected a mapping with suite and checks, got {type(data).__name__}")
     for k in data:
@@ -159,7 +176,8 @@ def parse_policy(data, *, name: str = "policy", source: str = "") -> Policy:
         raise BadInputError(f"checks: expected a non-empty mapping of metric: {{min|max: number}}, "
                             f"got {checks!r}")
     parsed = tuple(_check(m, spec, f"checks.{m}") for m, spec in checks.items())
-    return Policy(data.get("name") or name, data["suite"], parsed, data.get("description", ""), source)
+    return Policy(data.get("name") or name, data["suite"], parsed, data.get("description", ""), source,
+                  data["suite"])
 
 
 def load_policy(path) -> Policy:
@@ -167,21 +185,31 @@ def load_policy(path) -> Policy:
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise BadInputError(f"{path}: is a folder; give the policy YAML file")
     if not path.is_file():
         raise MissingResourceError(f"{path}: policy file not found")
     try:
         text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadInputError(f"{path}: cannot read the policy: {e}") from None
+        data = load_yaml(text)
+    except UnicodeDecodeError:
+        raise BadInputError(f"{path}: not UTF-8 text; a policy is a YAML file (save it as UTF-8)") from None
+    except OSError as e:
+        raise BadInputError(f"{path}: cannot read the policy ({e.strerror}); check its permissions") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" (line {mark.line + 1})" if mark is not None else ""
         raise BadInputError(f"{path}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
     try:
-        return parse_policy(data, name=path.stem, source=text)
+        pol = parse_policy(data, name=path.stem, source=text)
     except BadInputError as e:
         raise BadInputError(f"{path}: {e}") from None
+    if pol.suite.endswith((".yaml", ".yml")) or "/" in pol.suite:
+        # a suite file named by the policy is found beside the policy, wherever the audit runs
+        where = Path(pol.suite).expanduser()
+        where = where if where.is_absolute() else path.parent / where
+        pol = replace(pol, suite=str(where), suite_name=suite_name(where))
+    return pol
 
 
 # ------------------------------------------------------------------------------------ evaluation
@@ -247,9 +275,9 @@ def evaluate_policy(policy: Policy, run) -> AuditResult:
     complete = run_id is None or tags.get(schema.TAG_COMPLETE) == "true"
     if not complete:
         notes.append(f"bench run {run_id} is not marked complete ({schema.TAG_COMPLETE}): the audit fails")
-    suite = tags.get(schema.TAG_SUITE, policy.suite)
-    if suite != policy.suite:
-        notes.append(f"the policy names suite {policy.suite!r} but the run is of suite {suite!r}")
+    suite = tags.get(schema.TAG_SUITE, policy.suite_name)
+    if suite != policy.suite_name:
+        notes.append(f"the policy names suite {policy.suite_name!r} but the run is of suite {suite!r}")
     checks = [_judge(c, _store.evidence(metrics, c.metric)) for c in policy.checks]
     return AuditResult(policy.name, suite, tags.get(schema.TAG_MODEL, "?"), run_id,
                        tags.get(schema.TAG_SUITE_HASH), checks, notes, complete)

@@ -206,7 +206,8 @@ def leaderboard(suite_name: str, primary: str | None = None):
     df["tie_with_above"] = False
     df["tie_test"] = ""
     if metric is None:
-        notes.append("no metric to rank by: rows are unranked")
+        notes.append("no model rows to rank (only the ceiling and controls)" if not (df["role"] == "model").any()
+                     else "no metric to rank by: rows are unranked")
         df["_key"] = 0.0
     else:
         # Sort key: better first, rows without the metric last; ties broken by model name.
@@ -261,13 +262,13 @@ def display_rows(df, narrow: bool = False) -> tuple[list[str], list[list[str]]]:
     metrics = shown_metrics(df, narrow)
     # N of the ranking metric (else of the first shown): the sample size a reader should know.
     n_of = df.attrs.get("primary") or (metrics[0] if metrics else None)
-    header = ["rank", "", "model", "role", *metrics, "n"]
+    header = ["rank", "tie", "model", "role", *metrics, "n"]
     out = []
     for _, r in df.iterrows():
         n = r.get(n_of + "_n", math.nan) if n_of else math.nan
         out.append(["" if pd.isna(r["rank"]) else str(int(r["rank"])),
                     MARK if r["tie_with_above"] else "", r["model"], r["role"],
-                    *[cell(r, m) if m not in COST else _num(r[m]) for m in metrics],
+                    *[cell(r, m) for m in metrics],
                     "—" if math.isnan(n) else str(int(n))])
     return header, out
 
@@ -312,7 +313,8 @@ def _plain(header, rows) -> str:
 
 
 def _md(header, rows) -> str:
-    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+    # a model name is the user's folder name: no table breaks, no HTML where markdown is rendered
+    esc = lambda s: s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")  # noqa: E731
     return "\n".join(["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header),
                       *("| " + " | ".join(map(esc, r)) + " |" for r in rows)])
 

@@ -151,7 +151,20 @@ def test_sampling_flags_out_of_place_are_one_line_errors(capsys, tmp_path):
     code, _, err = run(capsys, "bench", "run", "--suite", "world-v1", "--model", "diffusers:x",
                        "--guidance-interval", "0:0.5")
     assert code == EXIT_BAD_INPUT and "--guidance-interval: only for uvit models" in err, err
-    assert not (tmp_path / "o").exists()
+    # options no model of the run takes were ignored silently; a negative scale was taken
+    for argv, says in ((("--model", "world", "--steps", "5"), "--steps: only for uvit (and diffusers) models"),
+                       (("--model", "control:noise", "--sampler", "ddim"), "--sampler: only for uvit"),
+                       (("--model", "world", "--guidance", "-3"), "-3")):
+        code, _, err = run(capsys, "bench", "run", "--suite", "world-v1", "--out", str(tmp_path / "b"), *argv)
+        assert code == EXIT_BAD_INPUT and says in err and err.count("\n") == 1, err
+    (tmp_path / "afile").write_text("keep")
+    code, _, err = run(capsys, "bench", "run", "--suite", "world-v1", "--model", "world", "--out",
+                       str(tmp_path / "afile"))
+    assert code == EXIT_BAD_INPUT and "is a file; give a folder" in err and (tmp_path / "afile").read_text() == "keep"
+    code, _, err = run(capsys, "generate", "--model", "uvit:small-gpu", "--prompts", "x", "--out",
+                       str(tmp_path / "o"), "--guidance", "-1")
+    assert code == EXIT_BAD_INPUT and "-1" in err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "b").exists()
 
 
 def test_generate_sets_frames_size_and_fps_where_a_model_allows(capsys, tmp_path):
@@ -435,3 +448,20 @@ def test_torch_allocator_failures_read_as_out_of_memory():
     assert msg is not None and "out of memory" in msg and "37252.9 GiB" in msg
     assert out_of_memory_message(RuntimeError("shape mismatch")) is None
     assert out_of_memory_message(ValueError("can't allocate memory")) is None
+
+
+def test_bench_summary_columns_never_run_together():
+    """Cells wider than a fixed column ran into the next one ('n=81.08e+03' read as n=81)."""
+    from types import SimpleNamespace
+
+    from evalkit.commands.bench import _summary_table
+
+    m = {"cost.clips_per_s": {"value": 1000.2, "ci_low": 933.4, "ci_high": 1070.3, "n": 8},
+         "fvd": {"value": 902.9, "ci_low": 31.0, "ci_high": 12400.0, "n": 90}}
+    long = "folder:bench-out/tiny/a-model-with-a-long-name-b4294d3f"
+    text = _summary_table([SimpleNamespace(model="world", metrics=m), SimpleNamespace(model=long, metrics=m)])
+    lines = text.splitlines()
+    assert long in lines[0]  # names whole
+    fvd = next(x for x in lines if x.startswith("fvd"))
+    assert fvd.split() == ["fvd", "903", "[31,", "1.24e+04]", "n=90", "903", "[31,", "1.24e+04]", "n=90"]
+    assert len({len(x) for x in lines if not x.startswith(("clip", "physics", "prov", "water", "det"))}) == 1

@@ -13,7 +13,7 @@ import c2pa
 import pytest
 
 from evalkit.cli import main
-from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, BadInputError
+from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, BadInputError, MissingResourceError
 from evalkit.provenance.c2pa import _sign_context, build_manifest
 from evalkit.provenance.credentials import init_keys
 from evalkit.provenance.signers import load_signer
@@ -116,7 +116,7 @@ def test_a_sidecar_of_another_video_or_garbage_is_caught(env, tmp_path):
         f.truncate(65 << 20)
     r = verify_file(video, trust=env["trust"])
     assert r["provenance"]["state"] == "invalid" and "too large" in r["error"]
-    with pytest.raises(BadInputError, match="no such manifest file"):
+    with pytest.raises(MissingResourceError, match="no such manifest file"):
         verify_file(video, manifest=tmp_path / "missing.c2pa")
 
 

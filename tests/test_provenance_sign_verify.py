@@ -414,6 +414,9 @@ def test_hostile_files_give_a_structured_result(env, tmp_path):
         r = verify_file(p)
         check_schema(r)
         assert not r["readable"] and r["error"] and r["verdict"] == "unreadable"
+    # a path that is not there is exit 3, as for every command; a folder is bad input
+    assert verify_exit_code([verify_file(tmp_path / "missing.mp4")]) == 3
+    assert verify_exit_code([verify_file(tmp_path / "folder.mp4")]) == 2
     for name in ("empty.mp4", "text.mp4", "random.mp4", "picture.png"):
         assert not results[name]["readable"] and results[name]["verdict"] == "unreadable", name
         assert results[name]["provenance"]["state"] == "absent"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from evalkit.atomic import check_not_input, check_output_file
+from evalkit.atomic import check_not_input, check_output_file, check_parents
 from evalkit.commands.options import positive
 from evalkit.errors import BadInputError, UnavailableError
 
@@ -35,7 +35,8 @@ _BENCH_SUMMARY = ("fvd", "clip_alignment", "physics_score_id", "physics_score_oo
               help="Quick run: the first N prompts, taking the suite's parts in turn (part of the run key).")
 @click.option("--sampler", help="uvit: sampler (default: the model's).")
 @click.option("--steps", type=int, callback=positive, help="uvit: sampling steps.")
-@click.option("--guidance", type=float, help="uvit: guidance scale (default: the model's own, as for generate).")
+@click.option("--guidance", type=click.FloatRange(min=0), help="uvit: guidance scale (default: the model's own, "
+              "as for generate).")
 @click.option("--guidance-rescale", type=click.FloatRange(0, 1), help="uvit: guidance rescale (as for generate).")
 @click.option("--guidance-interval", metavar="LO:HI", help="uvit: guidance interval (as for generate).")
 def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, sampler, steps, guidance,
@@ -48,6 +49,9 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
 
     if executor == "local" and (workers or ray_address):
         raise BadInputError("--workers/--ray-address: only with --executor ray")
+    if out.exists() and not out.is_dir():  # before any run is opened in MLflow
+        raise BadInputError(f"--out {out}: is a file; give a folder for the clips and bundles")
+    check_parents(out)
     s = load_suite(suite)
     shared = {k: v for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance)) if v is not None}
     uvit_only = {k: v for k, v in (("guidance_rescale", guidance_rescale), ("guidance_interval", guidance_interval))
@@ -60,6 +64,18 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
         if spec.startswith("uvit:"):
             return {**shared, **uvit_only}
         return shared if spec.startswith("diffusers:") else None
+
+    # Sampling options a model does not take are an error when no model takes them, a warning
+    # when some do (`generate` refuses them for such a model too).
+    given = {**shared, **uvit_only}
+    if given:
+        flags = "/".join("--" + k.replace("_", "-") for k in given)
+        deaf = [spec for spec in models if not options(spec)]
+        if len(deaf) == len(models):
+            raise BadInputError(f"{flags}: only for uvit (and diffusers) models; {', '.join(models)} "
+                                "render or read their clips without sampling")
+        for spec in deaf:
+            click.echo(f"evalkit: warning: {flags} do not apply to {spec} (used for the other models)", err=True)
 
     pool = get_executor(executor, **({"address": ray_address, "workers": workers} if executor == "ray" else {}))
     results = []
@@ -76,18 +92,27 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
     finally:
         pool.close()
     click.echo(f"\nsuite {s.name} (sha256 {s.hash[:16]}), experiment evalkit-bench-{s.name}")
-    click.echo(f"{'metric':<26}" + "".join(f"{r.model[:26]:>28}" for r in results))
+    click.echo(_summary_table(results))
+
+
+def _summary_table(results) -> str:
+    """The suite's headline metrics, one column a model: value [95% CI] n=N, columns as wide as
+    their widest cell and two spaces apart, model names whole."""
+    rows = [["metric", *(r.model for r in results)]]
     for name in _BENCH_SUMMARY:
-        cells = []
+        cells = [name]
         for r in results:
             m = r.metrics.get(name)
             if m is None or m.get("value") is None:
-                cells.append(f"{'-':>28}")
+                cells.append("-")
             elif m.get("ci_low") is None:
-                cells.append(f"{m['value']:>.4g} (n={m['n']})".rjust(28))
+                cells.append(f"{m['value']:.4g} (n={m['n']})")
             else:
-                cells.append(f"{m['value']:.3g} [{m['ci_low']:.3g},{m['ci_high']:.3g}] n={m['n']}".rjust(28))
-        click.echo(f"{name:<26}" + "".join(cells))
+                cells.append(f"{m['value']:.3g} [{m['ci_low']:.3g}, {m['ci_high']:.3g}] n={m['n']}")
+        rows.append(cells)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     .rstrip() for row in rows)
 
 
 @bench.command("verify")
@@ -126,7 +151,7 @@ def bench_verify(bundle, clips, trust, recompute, as_json):
 
 
 @click.command()
-@click.option("--suite", required=True)
+@click.option("--suite", required=True, help="A suite's name, or the suite YAML file bench run was given.")
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json", "html"]), default="table")
 @click.option("--rank-by", help="Metric to rank by (default: fvd, else physics_score, else clip_alignment).")
 @click.option("--out", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
@@ -135,11 +160,12 @@ def leaderboard(suite, fmt, rank_by, out):
     difference from the model above that a paired bootstrap (CI overlap for FVD) does not support."""
     from reports import write_text_atomic
     from reports.leaderboard import format_leaderboard
+    from benchmarks.suite import suite_name
     from reports.leaderboard import leaderboard as make_board
 
     if out is not None:
         check_output_file(out, f"leaderboard.{ {'table': 'txt'}.get(fmt, fmt)}")  # before the store is read
-    board = make_board(suite, primary=rank_by)
+    board = make_board(suite_name(suite), primary=rank_by)
     text = format_leaderboard(board, fmt)
     if fmt in ("csv", "json"):  # the other formats carry the notes; keep machine-readable stdout clean
         for note in board.attrs.get("notes", []):
@@ -179,8 +205,9 @@ def audit(model, policy, as_json, run_id, out_dir, html_out):
     result = evaluate_policy(pol, run_id)
     if result.model != model:
         raise BadInputError(f"--run {run_id} is a bench run of {result.model!r}, not of --model {model!r}")
-    if result.suite != pol.suite:
-        raise BadInputError(f"--run {run_id} is a run of suite {result.suite!r}; the policy names {pol.suite!r}")
+    if result.suite != pol.suite_name:
+        raise BadInputError(f"--run {run_id} is a run of suite {result.suite!r}; the policy names "
+                            f"{pol.suite_name!r}")
     audit_run = log_audit(result, pol)
     if html_out is not None:
         from reports.html import audit_report
@@ -205,11 +232,12 @@ def report(suite, out, rank_by, check):
     ID vs OOD, detector and watermark curves, sample frames next to their prompts."""
     from evalkit.errors import CheckFailedError, MissingResourceError
     from reports import write_text_atomic
+    from benchmarks.suite import suite_name
     from reports.html import log_report, suite_report
     from reports.leaderboard import leaderboard as make_board
 
     check_output_file(out, "report.html")  # before the store is read
-    path = write_text_atomic(out, suite_report(make_board(suite, primary=rank_by)))
+    path = write_text_atomic(out, suite_report(make_board(suite_name(suite), primary=rank_by)))
     click.echo(f"wrote {path}")
     if check:
         from reports.browser import check_page, find_browser

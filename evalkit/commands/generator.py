@@ -226,7 +226,7 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
 @click.option("--n-per-prompt", type=int, default=1, show_default=True, callback=positive)
 @click.option("--sampler", help="uvit: ddpm | ddim | dpmpp-2m; diffusers: a scheduler name (ddim, euler, ...).")
 @click.option("--steps", type=int, callback=positive, help="uvit, diffusers: sampling steps.")
-@click.option("--guidance", type=float, help="uvit, diffusers: CFG scale s in uncond + s (cond - uncond); "
+@click.option("--guidance", type=click.FloatRange(min=0), help="uvit, diffusers: CFG scale s in uncond + s (cond - uncond); "
               "default: the model's own (uvit: its registry entry's measured best, else 3).")
 @click.option("--guidance-rescale", type=click.FloatRange(0, 1),
               help="uvit: pull the guided output's spread back to the conditional one's by this share "

@@ -86,7 +86,7 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
            html_out, log_mlflow):
     """Provenance, watermark and detector verdicts of videos. Exit 1 if any file is tampered or
     its signals conflict, 2 if any is unreadable (or a stream's init segment comes without its
-    segments)."""
+    segments), 3 if any is not there."""
     from evalkit.clipset import expand_folders
     from evalkit.provenance.credentials import load_watermark_key
     from evalkit.provenance.verify import format_result, load_trust, verify_exit_code, verify_file

@@ -10,7 +10,7 @@ import click
 
 from evalkit.atomic import check_not_input, check_output_file, write_atomic
 from evalkit.commands.options import positive
-from evalkit.errors import BadInputError, EvalkitError
+from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
 
 
 @click.command()
@@ -102,7 +102,8 @@ def backbones_train(which, seed, steps, out):
               help="The prompt list the videos were made from, as --prompts reads it: text (a prompt a "
               "line), .jsonl, .json or .csv.")
 @click.option("--start", type=click.IntRange(min=0), default=None,
-              help="The number of the first prompt's video (0 or 1); needed when a video is missing.")
+              help="The number of the first prompt's video (usually 0 or 1, as the tool counts; another for a "
+              "shard of a longer list); needed when a video is missing.")
 def index(folder, prompts_file, start):
     """Write FOLDER/index.jsonl for videos named by number after a prompt list (0000.mp4,
     0000_1.mp4, ... as EvalCrafter and similar tools write them), so that score, bench
@@ -112,17 +113,21 @@ def index(folder, prompts_file, start):
     from generators.base import load_prompts
 
     if not path_is(folder, "dir"):
-        raise BadInputError(f"{folder}: no such folder; give the folder of the other tool's videos")
+        raise (BadInputError(f"{folder}: is not a folder; give the folder of the other tool's videos")
+               if folder.exists() else
+               MissingResourceError(f"{folder}: no such folder; give the folder of the other tool's videos"))
     target = folder / INDEX
     if target.exists():
         raise BadInputError(f"{target}: already exists; this folder is indexed (remove it to index again)")
     if not path_is(prompts_file, "file"):
-        raise BadInputError(f"{prompts_file}: no such prompts file; give the tool's prompt list")
+        raise (BadInputError(f"{prompts_file}: is not a file; give the tool's prompt list")
+               if prompts_file.exists() else
+               MissingResourceError(f"{prompts_file}: no such prompts file; give the tool's prompt list"))
     prompts = [{"prompt": p.text, "probe": p.probe} for p in load_prompts(str(prompts_file))]
     records = index_numbered(folder, prompts, start)
     write_atomic(target, "".join(json.dumps(r) + "\n" for r in records))
-    first = min(r["prompt_number"] for r in records)
-    used = len({r["prompt_number"] for r in records})
+    first = min(r["video_number"] for r in records)
+    used = len({r["video_number"] for r in records})
     click.echo(f"wrote {target}: {len(records)} videos of {used} of the {len(prompts)} prompts "
                f"(video {first} takes prompt {first - (start if start is not None else first) + 1})")
 

@@ -74,7 +74,8 @@ class KeyPaths:
 
     def summary(self) -> str:
         return (f"wrote a development CA and an ES256 signing certificate to {self.dir}: "
-                f"--cert {self.signer_cert.name} --key {self.signer_key.name}; verifiers trust it "
+                f"sign with --cert {self.signer_cert} --key {self.signer_key} (the default when the folder "
+                f"is $EVALKIT_HOME/credentials); verifiers trust it "
                 f"with --trust {self.ca_cert}")
 
 

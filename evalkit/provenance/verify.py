@@ -59,7 +59,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, path_is
+from evalkit.errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_MISSING, EXIT_OK, BadInputError, MissingResourceError,
+                            path_is)
 from evalkit.provenance.c2pa import _one_line
 from evalkit.provenance.manifest_build import CAPTURE_SOURCE_TYPES
 from evalkit.provenance.manifest_read import (HASH_MISMATCH_CODES, UNREADABLE_MANIFEST, _context,  # noqa: F401
@@ -191,7 +192,6 @@ def _is_manifest_store(path: Path) -> bool:
 
 def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, fragments, stack,
                  registry=None) -> dict:
-    from evalkit.errors import BadInputError
     from evalkit.errors import EvalkitError as _E
     from evalkit.provenance import fragments as fr
     from evalkit.provenance import watermark as wmmod
@@ -199,7 +199,9 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
 
     anchors = trust if isinstance(trust, str) and "-----BEGIN" in trust else load_trust(trust)
     if manifest is not None and not Path(manifest).is_file():
-        raise BadInputError(f"{manifest}: no such manifest file; give the .c2pa manifest store of {path}")
+        raise (BadInputError(f"{manifest}: is not a file; give the .c2pa manifest store of {path}")
+               if Path(manifest).exists() else
+               MissingResourceError(f"{manifest}: no such manifest file; give the .c2pa manifest store of {path}"))
     if manifest is not None and not _is_manifest_store(Path(manifest)):
         # The user's own input, not evidence about the video: a wrong file is not "tampered".
         raise BadInputError(f"{manifest}: not a C2PA manifest store (it does not start with a JUMBF box); "
@@ -217,7 +219,8 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
             raise BadInputError(f"--manifest {manifest}: not with --fragments; a stream's manifest is in its "
                                 "init segment")
         if not is_file:
-            raise BadInputError(f"{p}: no such file; check the path of the stream's init segment")
+            raise (BadInputError(f"{p}: is not a file; give the stream's init segment") if p.exists() else
+                   MissingResourceError(f"{p}: no such file; check the path of the stream's init segment"))
         if kind != "init":
             raise BadInputError(f"{p}: is not the init segment of a fragmented stream (ftyp + moov with mvex, "
                                 "no frames); give --fragments only with a stream's init segment")
@@ -226,6 +229,7 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
     # 1. the file itself (a stream: its segments joined, as a player is fed them)
     try:
         if not p.exists():
+            out["missing"] = True  # a path that is not there: exit 3, as every command
             raise _E(f"{p}: no such file; check the path")
         if p.is_dir():
             raise _E(f"{p}: is a directory, not a video file")
@@ -327,7 +331,9 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
 
     out["verdict"], out["reasons"] = decide(out["readable"], out["provenance"], out["watermark"],
                                             out["detector"], notes)
-    if fragments:
+    if out.get("missing"):
+        out["reasons"] = ["There is no such file (check the path)."]
+    elif fragments:
         out["reasons"].insert(0, _stream_text(out["fragments"], len(fragments)))
     elif kind == "init":  # its manifest hashes segments that were not given: neither intact nor tampered
         out["verdict"] = INCOMPLETE
@@ -352,7 +358,9 @@ def _stream_text(per: list[dict], n_segments: int) -> str:
 
 def verify_exit_code(results: list[dict]) -> int:
     """0 all verified without a failed check; 1 a file is tampered or has conflicting signals;
-    2 a file is unreadable (takes precedence)."""
+    2 a file is unreadable (takes precedence); 3 a file is not there (before all)."""
+    if any(r.get("missing") for r in results):
+        return EXIT_MISSING
     if any(r.get("verdict") in ("unreadable", INCOMPLETE) for r in results):
         return EXIT_BAD_INPUT
     if any(r.get("verdict") in FAILED_VERDICTS for r in results):

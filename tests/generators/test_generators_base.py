@@ -27,6 +27,13 @@ def test_load_prompts_from_text_jsonl_and_literal(tmp_path):
     (p,) = load_prompts(str(jl))
     assert (p.text, p.probe, p.id) == (PROMPTS[2], {"kind": "fall"}, "q7")
     assert load_prompts("a red ball")[0].text == "a red ball"
+    assert load_prompts("a cat w/ a hat")[0].text == "a cat w/ a hat"  # a slash among words: a prompt
+    # a folder, or one word that reads as a path, is not taken as the prompt "prompts" (it was, exit 0)
+    with pytest.raises(BadInputError, match="is a folder"):
+        load_prompts(str(tmp_path))
+    for missing in ("prompts/list", "./my_prompts", "prompts.yaml", str(tmp_path / "nowhere")):
+        with pytest.raises(MissingResourceError, match="no such prompts file"):
+            load_prompts(missing)
     # saved by a Windows editor: UTF-8 with a BOM and CRLF lines; the BOM is not part of a prompt
     win = tmp_path / "win.txt"
     win.write_bytes(("\ufeff" + "\r\n".join(PROMPTS) + "\r\n").encode("utf-8"))

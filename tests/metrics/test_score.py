@@ -309,7 +309,7 @@ def test_videos_named_by_number_are_indexed_from_their_prompt_list(capsys, folde
     (num / "index.jsonl").unlink()
     shutil.copy(num / "0003.mp4", num / "0003.mkv")
     assert main(["index", str(num), "--prompts", str(prompts), "--start", "1"]) == 0
-    threes = [r for r in read_index(num) if r["prompt_number"] == 3]
+    threes = [r for r in read_index(num) if r["video_number"] == 3]
     assert sorted(r["id"] for r in threes) == ["0003", "0003.mp4"] and {r["prompt"] for r in threes} == {world[2]["prompt"]}
     (num / "0003.mkv").unlink()
     # a video not named by number is named, and nothing is written

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from evalkit.cli import main
-from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_MISSING, BadInputError
+from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_MISSING, BadInputError, MissingResourceError
 from reports.audit import evaluate_policy, load_policy, log_audit, parse_policy, render_markdown
 
 GOOD = """\
@@ -57,6 +57,15 @@ def run(capsys, *argv):
     ("suite: s\nchecks: {}\n", "checks: expected a non-empty mapping"),
     ("suite: s\nchecks:\n  fvd: {max: [1\n", "not valid YAML"),
     ("- just\n- a list\n", "expected a mapping"),
+    ("", "is empty"),
+    # a key given twice: safe_load kept the last silently
+    ("suite: s\nchecks:\n  fvd: {max: 2000}\n  fvd: {min: 5000}\n", "'fvd' is given twice"),
+    # thresholds outside the metric's range: a mistake of scale, never or always passing
+    ("suite: s\nchecks:\n  clip_alignment: {min: 250}\n", "250 can never pass: clip_alignment lies in [0, 100]"),
+    ("suite: s\nchecks:\n  clip_alignment: {min: -10}\n", "-10 always passes"),
+    ("suite: s\nchecks:\n  fvd: {max: -5}\n", "-5 can never pass: fvd lies in [0, inf]"),
+    ("suite: s\nchecks:\n  detector_catch_rate: {min: 5, use: value}\n", "5 can never pass"),
+    ("suite: s\nchecks:\n  physics_ood_gap: {max: 2}\n", "2 always passes"),
 ])
 def test_bad_policy_is_rejected_naming_the_key(tmp_path, text, message):
     p = write(tmp_path, text)
@@ -163,3 +172,19 @@ def test_cli_runs_the_suite_after_checking_the_policy(bench_store, tmp_path, cap
     assert err.count("\n") == 1 and not calls  # rejected before any generation
     code, out, _ = run(capsys, "audit", "--model", "uvit:good", "--policy", str(write(tmp_path, GOOD)))
     assert code == 0 and calls == [("t-suite", "uvit:good", Path("evalkit-bench"))]
+
+
+def test_a_policy_names_its_suite_by_a_file_beside_it(tmp_path, monkeypatch):
+    """`suite: my-suite.yaml` is found beside the policy, wherever the audit runs, and the run it
+    audits is matched by the suite's own name (it was matched against the path, and refused)."""
+    import shutil
+
+    shipped = Path(__file__).resolve().parents[2] / "benchmarks" / "suites" / "world-v1.yaml"
+    (tmp_path / "gates").mkdir()
+    shutil.copy(shipped, tmp_path / "gates" / "my-suite.yaml")
+    p = write(tmp_path / "gates", "suite: my-suite.yaml\nchecks:\n  fvd: {max: 400}\n")
+    monkeypatch.chdir(tmp_path)
+    pol = load_policy(p)
+    assert Path(pol.suite) == tmp_path / "gates" / "my-suite.yaml" and pol.suite_name == "world-v1"
+    with pytest.raises(MissingResourceError, match="no such suite file"):
+        load_policy(write(tmp_path, "suite: nowhere/my-suite.yaml\nchecks:\n  fvd: {max: 400}\n", "p2.yaml"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -109,6 +110,12 @@ def test_cli_leaderboard_formats_and_errors(bench_store, capsys, monkeypatch, tm
     assert code == 0 and "ranked by physics_score (higher is better)" in out
     code, _, err = run(capsys, "leaderboard", "--suite", SUITE, "--rank-by", "nope")
     assert code == EXIT_BAD_INPUT and "nope" in err and err.count("\n") == 1
+    # the suite YAML file bench run was given names the same suite
+    yaml_file = tmp_path / "my suite.yaml"
+    shipped = Path(__file__).resolve().parents[2] / "benchmarks" / "suites" / "world-v1.yaml"
+    yaml_file.write_text(shipped.read_text().replace("name: world-v1", f"name: {SUITE}", 1))
+    code, out, _ = run(capsys, "leaderboard", "--suite", str(yaml_file), "--format", "json")
+    assert code == 0 and json.loads(out)[0]["model"] == "uvit:good"
     code, _, err = run(capsys, "leaderboard", "--suite", "no-such-suite")
     assert code == EXIT_MISSING and err.count("\n") == 1
     assert "unknown suite 'no-such-suite'" in err and SUITE in err and "evalkit bench run" in err
