@@ -29,7 +29,7 @@ REQUIRED_KEYS = ("id", "file", "prompt")
 # GIF, camcorder and broadcast transport streams (AVCHD .mts/.m2ts, .ts), MPEG-PS, phones' 3GP,
 # Flash, Windows Media, Ogg, MXF, and raw YUV4MPEG test sequences.
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v", ".mts", ".m2ts", ".ts",
-                  ".mpg", ".mpeg", ".3gp", ".3g2", ".flv", ".wmv", ".asf", ".ogv", ".mxf", ".y4m"}
+                  ".mpg", ".mpeg", ".3gp", ".3g2", ".flv", ".wmv", ".asf", ".ogv", ".mxf", ".y4m", ".apng"}
 
 
 def prompt_from_name(stem: str) -> str:
@@ -90,8 +90,11 @@ def index_numbered(folder, prompts: list[dict], start: int | None = None) -> lis
 def video_files(folder: Path) -> list[Path]:
     """The videos of a folder, top level then clips/, each in name order (hidden files skipped)."""
     folder = Path(folder)
+    # A link whose target is gone is listed too: reading it names the broken link, where leaving
+    # it out would score one video fewer without a word.
     return [f for d in (folder, folder / "clips") if d.is_dir() for f in sorted(d.iterdir())
-            if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith(".")]
+            if (f.is_file() or (f.is_symlink() and not f.exists())) and f.suffix.lower() in VIDEO_SUFFIXES
+            and not f.name.startswith(".")]
 
 
 def expand_folders(paths) -> list[Path]:
@@ -126,6 +129,9 @@ def clip_set(path) -> tuple[Path, list[dict]]:
     """(folder, records) of what a user names as a set of clips: a folder (its index, or its
     videos), or one video file, a set of one prompted by its name."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise MissingResourceError(f"{path}: is a link to {os.readlink(path)}, which does not exist; fix or "
+                                   "remove the link")
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         for folder in (path.parent, path.parent.parent):  # a clip of a clip folder keeps its record
             if (folder / INDEX).is_file():

@@ -109,6 +109,16 @@ def _refuse_stream_segment(p: Path) -> None:
                     "whole.mp4), or verify the stream with `evalkit verify INIT --fragments SEGMENTS`")
 
 
+def _animated_webp(p: Path) -> bool:
+    """A RIFF WebP with the animation chunk (ANIM) among its first chunks."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return head[:4] == b"RIFF" and head[8:12] == b"WEBP" and b"ANIM" in head[12:]
+
+
 def _check_path(path) -> Path:
     p = Path(path)
     try:
@@ -116,6 +126,9 @@ def _check_path(path) -> Path:
     except OSError as e:  # a name the OS refuses outright (over 255 bytes): one file's error, not the run's
         raise BadInputError((path_error_message(e) or (f"{p}: {e.strerror}; check the path",))[0]) from None
     if not exists:
+        if p.is_symlink():
+            raise MissingResourceError(f"{p}: is a link to {os.readlink(p)}, which does not exist; fix or remove "
+                                       "the link")
         raise MissingResourceError(f"{p}: no such file; check the path")
     if p.is_dir():
         raise BadInputError(f"{p}: is a directory, not a video file; give the path of a video file")
@@ -148,6 +161,9 @@ def _open(p: Path, limits: VideoLimits):
         raise _fail(p, f"not a video file ffmpeg can read ({type(e).__name__})",
                     "check that it is a video (mp4, mkv, webm, avi, mov, gif)") from None
     try:
+        if c.format.name == "webp_pipe" and _animated_webp(p):
+            raise _fail(p, "is an animated WebP, which ffmpeg does not decode",
+                        "convert it to MP4 or GIF with another tool (e.g. ImageMagick: magick IN.webp OUT.gif)")
         if c.format.name in _STILL_FORMATS or c.format.name.endswith("_pipe"):
             raise _fail(p, f"is a still image ({c.format.name}), not a video",
                         "convert it to a video or an animated GIF")
@@ -205,11 +221,12 @@ def _check_header(info: VideoInfo, limits: VideoLimits, max_frames: int | None, 
     n = min(info.frames, max_frames) if max_frames else info.frames
     if n > limits.max_frames:
         raise _fail(p, f"header says {n} frames, over the limit of {limits.max_frames}",
-                    "pass max_frames or raise EVALKIT_MAX_FRAMES")
+                    "cut it shorter, or raise EVALKIT_MAX_FRAMES if the file is trusted")
     w, h = w // shrink, h // shrink  # what is kept of each frame
     if n * w * h * 3 > limits.max_decoded_bytes:
         raise _fail(p, f"{n} frames of {w}x{h} need {n * w * h * 3} bytes decoded, over the limit "
-                    f"of {limits.max_decoded_bytes}", "pass max_frames or raise EVALKIT_MAX_DECODED_BYTES")
+                    f"of {limits.max_decoded_bytes}", "cut or downscale it, or raise EVALKIT_MAX_DECODED_BYTES "
+                    "if the machine has the memory")
 
 
 def probe_video(path, limits: VideoLimits | None = None) -> VideoInfo:
@@ -311,10 +328,11 @@ def _frames(p, c, s, limits, max_frames, shrink: int = 1, times: list | None = N
                 kept = (shape[0] // shrink, shape[1] // shrink)
                 if n > limits.max_frames:
                     raise _fail(p, f"has more than {limits.max_frames} frames",
-                                "pass max_frames or raise EVALKIT_MAX_FRAMES")
+                                "cut it shorter, or raise EVALKIT_MAX_FRAMES if the file is trusted")
                 if n * kept[0] * kept[1] * 3 > limits.max_decoded_bytes:
                     raise _fail(p, f"decoded frames exceed {limits.max_decoded_bytes} bytes",
-                                "pass max_frames or raise EVALKIT_MAX_DECODED_BYTES")
+                                "cut or downscale it, or raise EVALKIT_MAX_DECODED_BYTES if the machine has "
+                                "the memory")
                 if frame.time is not None:
                     end = frame.time + float((frame.duration or 0) * (frame.time_base or 0))
                 if shrink == 1:
@@ -359,11 +377,29 @@ def read_video(path, *, max_frames: int | None = None, limits: VideoLimits | Non
     keeps each frame reduced k times in each direction (area average; the limits apply to that)."""
     if isinstance(shrink, bool) or not isinstance(shrink, int) or shrink < 1:
         raise BadInputError(f"{path}: shrink must be a whole number >= 1, got {shrink!r}")
-    info, it = _start(path, max_frames, limits, need_fps=True, shrink=shrink)
+    times: list = []
+    info, it = _start(path, max_frames, limits, need_fps=True, shrink=shrink, times=times)
     frames = _gather(it, min(info.frames, max_frames or info.frames))
     m = dict(meta or {})
     m.update(source=str(path), codec=info.codec, container=info.container)
-    return Clip(frames=frames, fps=info.fps, prompt=prompt, meta=m)
+    fps = fps_of_times(times)
+    if fps is not None and abs(fps - info.fps) > 0.1 * info.fps:
+        # The frames say otherwise than the header (a remux that kept the timestamps but wrote
+        # another rate, a VFR phone clip): motion per second is judged on when frames show.
+        m.update(header_fps=info.fps, fps_source="timestamps")
+    else:
+        fps = info.fps
+    return Clip(frames=frames, fps=fps, prompt=prompt, meta=m)
+
+
+def fps_of_times(times) -> float | None:
+    """Frames per second from decoded frames' presentation times: one over the median interval,
+    or None where fewer than 3 frames have distinct times (then the header's rate stands)."""
+    t = np.unique(np.asarray([x for x in times if x is not None], dtype=np.float64))
+    if len(t) < 3:
+        return None
+    d = float(np.median(np.diff(t)))
+    return 1.0 / d if d > 0 else None
 
 
 def _gather(it: Iterator[np.ndarray], n_hint: int) -> np.ndarray:

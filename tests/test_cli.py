@@ -312,7 +312,7 @@ def test_probe_describes_a_video_over_the_decode_budget(capsys, monkeypatch, rea
     assert json.loads(out)["over_decode_budget"] is False and json.loads(out)["frames"] == 250
 
 
-def test_probe_estimates_frames_where_the_container_holds_no_count(capsys, tmp_path):
+def test_probe_counts_frames_where_the_container_holds_no_count(capsys, tmp_path):
     from evalkit.video import write_video
 
     frames = np.random.default_rng(0).integers(0, 256, (12, 32, 48, 3), dtype=np.uint8)
@@ -320,7 +320,7 @@ def test_probe_estimates_frames_where_the_container_holds_no_count(capsys, tmp_p
     write_video(tmp_path / "c.mp4", frames, fps=12)
     code, out, _ = run(capsys, "probe", str(tmp_path / "c.mkv"), str(tmp_path / "c.mp4"))
     mkv, mp4 = out.splitlines()
-    assert code == 0 and "about 12 frames (from the duration)" in mkv and mp4.endswith(" 12 frames")
+    assert code == 0 and "12 frames (counted; the header holds no count)" in mkv and mp4.endswith(" 12 frames")
 
 
 def test_console_script_exit_codes_without_traceback(tmp_path):

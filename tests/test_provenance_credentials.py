@@ -366,3 +366,41 @@ def test_normalise_signature():
     assert len(raw) == 64 and normalise_signature(raw, "es256") == raw
     with pytest.raises(ValueError):
         normalise_signature(b"\x01\x02", "es256")
+
+
+def test_weak_rsa_keys_and_a_spoilt_bundle_are_named(creds, tmp_path):
+    """A 1024-bit RSA leaf was refused by c2pa as "the certificate is invalid", blamed on the video;
+    one malformed block in a bundle of anchors read as "no certificate found"."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    k = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
+    now = dt.datetime.now(dt.timezone.utc)
+    weak = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(k.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(k, hashes.SHA256()))
+    assert "its RSA key has 1024 bits; C2PA needs at least 2048" in check_certificate_profile(weak)
+    assert not any("RSA" in p for p in check_certificate_profile(load_certificates(creds.signer_cert)[0]))
+    good = creds.ca_cert.read_text()
+    lines = good.splitlines()
+    lines[3] = lines[3][:10] + "!!!!" + lines[3][14:]  # a corrupted line inside the block
+    bundle = tmp_path / "anchors.pem"
+    bundle.write_text(good + "\n".join(lines) + "\n" + good)
+    with pytest.raises(CredentialsError, match=r"anchors.pem: certificate block 2 of 3 is malformed"):
+        load_certificates(bundle)
+
+
+def test_an_untrusted_signature_names_its_issuer_when_no_anchor_is_it(creds, clip_mp4, tmp_path):
+    """Anchors given, signature intact, c2pa says only "untrusted": the reasons say which CA issued
+    the signing certificate and that it is none of the anchors (an intermediate left out of the
+    chain reads this way)."""
+    from evalkit.provenance.verify import verify_file
+
+    other = init_keys(tmp_path / "other", org="Other Org")
+    out = sign_video(clip_mp4, tmp_path / "signed.mp4", signer=load_signer(creds.signer_cert, creds.signer_key))
+    r = verify_file(out, trust=[other.ca_cert])
+    assert r["provenance"]["state"] == "valid"
+    (note,) = [x for x in r["reasons"] if "none of your trust anchors" in x]
+    assert f"issued by {ORG} root CA" in note and "Other Org root CA" in note and "intermediate" in note
+    r = verify_file(out, trust=[creds.ca_cert])
+    assert r["provenance"]["state"] == "trusted" and not any("none of your trust" in x for x in r["reasons"])

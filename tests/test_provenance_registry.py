@@ -175,3 +175,21 @@ def test_an_ai_mark_re_signed_as_a_capture_that_binds_it_conflicts(signed, tmp_p
     r = verify_file(forged.path, wm_key=signed["key"])
     assert r["watermark"]["matches_manifest"] is True and r["verdict"] == "conflicting signals"
     assert any("registered for AI-generated media" in x for x in r["reasons"])
+
+
+def test_a_marked_clip_cut_into_a_longer_video_is_found_in_it_not_called_a_copy(signed):
+    """A marked clip joined to other footage still carries its mark, but the whole video's mean
+    is not its picture: that read as "the mark was copied onto this video" (conflicting, exit 1).
+    The part that matches is found and named."""
+    tmp, key = signed["tmp"], signed["key"]
+    marked = read_video(signed["res"].path).frames
+    other = make_clip("test", 7, 0, WorldConfig(frames=len(marked), size=64, fps=8.0)).frames
+    for name, frames, where in (("after.mp4", np.concatenate([marked, other]), "frames 0-"),
+                                ("between.mp4", np.concatenate([other[:12], marked, other[12:]]), "frames ")):
+        joined = write_video(tmp / name, frames, fps=8.0, crf=0)
+        r = verify_file(joined, wm_key=key)
+        assert r["watermark"]["payload"] == signed["res"].payload, name
+        reg = r["watermark"]["registry"]
+        assert reg["content"] == "match" and reg["frames"][1] - reg["frames"][0] >= 8, (name, reg)
+        assert r["verdict"] == "ai-generated (watermark only, manifest stripped)", name
+        assert any(x.startswith(where.capitalize()) and "cut into a longer one" in x for x in r["reasons"]), r["reasons"]

@@ -627,13 +627,74 @@ def test_probe_says_when_frames_show(tmp_path, frames, mp4, capsys):
     assert timing["phone.mkv"]["variable_frame_rate"] and timing["phone.mkv"]["interval_max"] == pytest.approx(0.12)
     assert timing["news.ts"]["start_time"] == pytest.approx(1.4, abs=0.01) and not timing["news.ts"]["variable_frame_rate"]
     assert timing["clip.mp4"] == {"start_time": 0.0, "interval_min": pytest.approx(0.04),
-                                  "interval_max": pytest.approx(0.04), "variable_frame_rate": False}
+                                  "interval_max": pytest.approx(0.04), "variable_frame_rate": False,
+                                  "packets": len(frames), "fps_from_timestamps": pytest.approx(25)}
     assert main(["probe", str(vfr), str(ts), str(mp4)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "variable frame rate (frames 40-120 ms apart)" in out[0] and "first frame at 1.400 s" in out[1]
     assert "variable" not in out[2] and "first frame" not in out[2]
     assert main(["probe", "--json", str(vfr)]) == 0
     assert json.loads(capsys.readouterr().out)["variable_frame_rate"] is True
+
+
+def _mkv_with_header_rate(path, frames, header_fps: int, interval_ms: int) -> Path:
+    """An MKV whose frames are `interval_ms` apart while its stream claims `header_fps` (what a
+    remux that kept the timestamps but wrote another rate leaves)."""
+    with av.open(str(path), "w") as oc:
+        s = oc.add_stream("libx264", rate=header_fps)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        s.time_base = s.codec_context.time_base = Fraction(1, 1000)
+        for i, a in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24").reformat(format="yuv420p")
+            f.pts, f.time_base = i * interval_ms, Fraction(1, 1000)
+            for pkt in s.encode(f):
+                oc.mux(pkt)
+        for pkt in s.encode():
+            oc.mux(pkt)
+    return path
+
+
+def test_frames_are_timed_by_their_timestamps_not_a_header_that_disagrees(tmp_path, frames, capsys):
+    """Frames 125 ms apart under a header that says 25 fps: motion per second (physics) was judged
+    at 25 fps, and probe said "about 2x the frames" from the duration."""
+    import json
+
+    from evalkit.cli import main
+
+    src = _mkv_with_header_rate(tmp_path / "remuxed.mkv", frames, 25, 125)
+    assert probe_video(src).fps == pytest.approx(25)  # the header
+    clip = read_video(src)
+    assert clip.fps == pytest.approx(8) and clip.meta["header_fps"] == pytest.approx(25)
+    assert clip.meta["fps_source"] == "timestamps"
+    assert read_video(write_video(tmp_path / "plain.mp4", frames, fps=25)).meta.get("fps_source") is None
+    assert main(["probe", str(src)]) == 0
+    line = capsys.readouterr().out
+    assert "8.000 fps (the header says 25.000" in line and f"{len(frames)} frames (counted" in line
+    assert main(["probe", "--json", str(src)]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["packets"] == len(frames) and row["fps_from_timestamps"] == pytest.approx(8)
+
+
+def test_probe_shows_non_square_pixels_and_long_videos(tmp_path, frames, capsys, monkeypatch):
+    from evalkit.cli import main
+
+    wide = write_video(tmp_path / "anamorphic.mp4", frames, fps=25, sample_aspect=Fraction(2, 1))
+    h, w = frames.shape[1:3]
+    monkeypatch.setenv("EVALKIT_MAX_FRAMES", str(len(frames) - 1))  # the header is still described
+    assert main(["probe", str(wide)]) == 0
+    line = capsys.readouterr().out
+    assert f"{w}x{h} (pixels 2:1: shown {2 * w}x{h})" in line and "over the frame limit" in line
+
+
+def test_a_broken_link_is_named_not_skipped(tmp_path, mp4):
+    from evalkit.clipset import clip_set, video_files
+
+    (tmp_path / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")
+    assert [f.name for f in video_files(tmp_path)] == ["clip.mp4", "gone.mp4"]
+    with pytest.raises(MissingResourceError, match="gone.mp4: is a link to .*deleted.mp4, which does not exist"):
+        read_video(tmp_path / "gone.mp4")
+    with pytest.raises(MissingResourceError, match="is a link to"):
+        clip_set(tmp_path / "gone.mp4")
 
 
 def test_a_silent_source_adds_no_track(tmp_path, frames, mp4):
@@ -736,3 +797,19 @@ def test_picture_tags_carry_hdr_colour_and_pixel_aspect(tmp_path):
             assert s.codec_context.color_primaries == (tags["primaries"] or 1)
             assert s.codec_context.color_trc == (tags["transfer"] or 1)
             assert (s.sample_aspect_ratio or Fraction(1)) == (tags["sample_aspect"] or 1)
+
+
+def test_animated_webp_and_apng(tmp_path, frames):
+    """An animated PNG is a video to every command (score missed it by its suffix); an animated
+    WebP, which this ffmpeg cannot decode, is called what it is, not "a still image"."""
+    Image = pytest.importorskip("PIL.Image")
+    from evalkit.clipset import video_files
+
+    pics = [Image.fromarray(a) for a in frames[:8]]
+    pics[0].save(tmp_path / "anim.webp", save_all=True, append_images=pics[1:], duration=40, loop=0)
+    pics[0].save(tmp_path / "anim.png", save_all=True, append_images=pics[1:], duration=40, loop=0)
+    (tmp_path / "anim.png").rename(tmp_path / "anim.apng")
+    with pytest.raises(VideoError, match="is an animated WebP, which ffmpeg does not decode"):
+        read_video(tmp_path / "anim.webp")
+    assert read_video(tmp_path / "anim.apng").num_frames == 8
+    assert [f.name for f in video_files(tmp_path)] == ["anim.apng"]

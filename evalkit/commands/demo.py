@@ -49,19 +49,26 @@ def probe(files, as_json):
     """Read video headers: container, codec, size, fps, frames. Exit 2 if any file is bad."""
     from dataclasses import asdict
 
+    from dataclasses import replace
+
     from evalkit.video import VideoLimits, probe_video
-    from evalkit.video_facts import display_turn, frame_timing
+    from evalkit.video_facts import display_turn, frame_timing, picture_tags
 
     failed = None
     limits = VideoLimits.from_env()
     for f in files:
         try:
-            # Headers only: a video too big to decode whole is still described (the commands
-            # that decode read it reduced), so the decoded-size budget is reported, not enforced.
-            info = asdict(probe_video(f, limits=limits.without_decode_budget()))
+            # Headers only: a video too big or too long to decode whole is still described (the
+            # commands that decode read it reduced, or say why not), so the decode budget and the
+            # frame limit are reported, not enforced.
+            info = asdict(probe_video(f, limits=replace(limits.without_decode_budget(), max_frames=1 << 62)))
             info["path"] = str(info["path"])
             info["over_decode_budget"] = info["frames"] * info["width"] * info["height"] * 3 > limits.max_decoded_bytes
+            info["over_frame_limit"] = info["frames"] > limits.max_frames
             info["display_turn"] = display_turn(f)  # frames are read as shown: turned by this
+            sar = picture_tags(f)["sample_aspect"]  # non-square pixels: players stretch the picture
+            info["sample_aspect"] = f"{sar.numerator}:{sar.denominator}" if sar and sar != 1 else None
+            info["display_width"] = round(info["width"] * sar) if sar and sar != 1 else info["width"]
             info.update(frame_timing(f))
             row = {"file": str(f), "readable": True, "error": None, **info}
         except EvalkitError as e:
@@ -69,19 +76,29 @@ def probe(files, as_json):
         if as_json:
             click.echo(json.dumps(row))
         elif row["readable"]:
-            # Matroska/WebM headers hold no frame count: estimate it from the duration, and say so.
+            # Matroska/WebM headers hold no frame count: count the packets (one a frame), and say so.
             frames = (f"{row['frames']} frames" if row["frames"] else
+                      f"{row['packets']} frames (counted; the header holds no count)" if row["packets"] else
                       f"about {round(row['duration'] * row['fps'])} frames (from the duration)"
                       if row["duration"] and row["fps"] else "frame count not in the header")
             turn = f" (stored; shown {row['display_turn']})" if row["display_turn"] else ""
+            if row["sample_aspect"]:
+                turn += f" (pixels {row['sample_aspect']}: shown {row['display_width']}x{row['height']})"
+            fps = row["fps"]
+            ts = row["fps_from_timestamps"]
+            rate = (f"{ts:.3f} fps (the header says {fps:.3f}; the frames' timestamps are used)"
+                    if ts and fps and abs(ts - fps) > 0.1 * fps and not row["variable_frame_rate"]
+                    else f"{fps:.3f} fps")
             timing = (f", variable frame rate (frames {row['interval_min'] * 1000:.0f}-"
                       f"{row['interval_max'] * 1000:.0f} ms apart)" if row["variable_frame_rate"] else "")
             if row["start_time"] and abs(row["start_time"]) >= 0.0005:
                 timing += f", first frame at {row['start_time']:.3f} s"
             if row["over_decode_budget"]:
                 timing += ", over the decode budget (read reduced: EVALKIT_MAX_DECODED_BYTES)"
+            if row["over_frame_limit"]:
+                timing += f", over the frame limit of {limits.max_frames} (EVALKIT_MAX_FRAMES)"
             click.echo(f"{f}: {row['container']} {row['codec']} {row['width']}x{row['height']}{turn} "
-                       f"{row['fps']:.3f} fps {frames}{timing}")
+                       f"{rate} {frames}{timing}")
         else:
             click.echo(f"evalkit: error: {row['error']}", err=True)
     if failed is not None:

@@ -4,6 +4,7 @@ tool's numbered videos, and the encoders clips are read with."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -56,7 +57,9 @@ def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_b
 
         write_atomic(json_file, json.dumps(_jsonable(result), indent=1))
     for name, m in result["metrics"].items():
-        ci = f"[{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if m["ci_low"] is not None else "(no CI)"
+        ci = (f"[{m['ci_low']:.4g}, {m['ci_high']:.4g}]"
+              if all(isinstance(m.get(k), (int, float)) and math.isfinite(m[k]) for k in ("ci_low", "ci_high"))
+              else "(no CI: n too small)" if (m.get("n") or 0) < 2 else "(no CI)")
         click.echo(f"{name:<44} {m['value']:>10.4g} {ci:<24} n={m['n']}")
     for w in result["warnings"]:
         click.echo(f"evalkit: warning: {w}", err=True)

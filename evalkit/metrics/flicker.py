@@ -183,6 +183,14 @@ def warping_error(frames, method: str = "farneback", reduction: str = "mse",
 # Temporal high-frequency energy ratio
 
 
+def hf_min_frames(cutoff: float = 0.25) -> int:
+    """The shortest clip whose spectrum has a bin at or below `cutoff` x Nyquist besides DC (the
+    lowest, 1/T cycles a frame, must be <= cutoff / 2): 8 frames at the default. Shorter, every
+    change is "high frequency" and the ratio is 1 whatever the clip. Cutoff 0 (all of the
+    change counts) needs only 2."""
+    return max(2, math.ceil(2.0 / cutoff - 1e-9)) if cutoff > 0 else 2
+
+
 def temporal_hf_ratio(frames, cutoff: float = 0.25, rows_per_chunk: int = 64) -> float:
     """Fraction of temporal energy above `cutoff` x Nyquist, for uint8 frames [T, H, W, 3].
 
@@ -192,12 +200,15 @@ def temporal_hf_ratio(frames, cutoff: float = 0.25, rows_per_chunk: int = 64) ->
     is divided by the total energy, both summed over all pixels (a ratio of sums, i.e. an
     energy-weighted mean of per-pixel ratios: flat pixels with no energy do not produce 0/0).
     White temporal noise gives about 1 - cutoff; smooth motion gives little. A clip with no temporal
-    change at all (frozen) has no energy: defined as 0.0, i.e. no high-frequency flicker.
+    change at all (frozen) has no energy: defined as 0.0, i.e. no high-frequency flicker. A clip
+    shorter than `hf_min_frames(cutoff)` has no low band to compare with: NaN (undefined).
     """
     if not 0.0 <= cutoff < 1.0:
         raise ValueError(f"cutoff is a fraction of Nyquist in [0, 1), got {cutoff}")
     f = as_frames(frames)
     t = f.shape[0]
+    if t < hf_min_frames(cutoff):
+        return math.nan
     k = np.arange(t // 2 + 1)  # rfft bins, frequency k / T cycles per frame
     # One-sided spectrum weights (Parseval): bins other than DC and (even T) Nyquist stand for two.
     wts = np.full(k.size, 2.0)

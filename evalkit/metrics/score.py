@@ -7,7 +7,6 @@ size, the candidates' generation settings). Per-clip values go to "per_clip".
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from evalkit.clipset import clip_set, load_clip
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.video import shrink_to_fit
 from evalkit.metrics.stats import Estimate, mean_ci, proportion_ci
+from evalkit.metrics.flicker import hf_min_frames
 
 ALL_METRICS = ("fvd", "clip", "flicker", "physics")
 STABLE_FVD_N = 256  # below this FVD's small-sample bias dominates differences between models
@@ -130,7 +130,7 @@ def _flicker_row(frames: np.ndarray, row: dict) -> None:
 
     row["flicker"] = temporal_flicker_score(frames)
     row["warp_error"] = warping_error(frames)
-    row["temporal_hf"] = temporal_hf_ratio(frames) if len(frames) > 2 else math.nan
+    row["temporal_hf"] = temporal_hf_ratio(frames)  # NaN under 8 frames: no low band to compare with
 
 
 def _flicker(rows: list[dict], base: dict) -> dict:
@@ -143,7 +143,7 @@ def _flicker(rows: list[dict], base: dict) -> dict:
     out = {}
     for k in ("flicker", "warp_error", "temporal_hf"):
         vals = [r[k] for r in rows if np.isfinite(r[k])]
-        if vals:  # temporal_hf needs 3 frames, warp_error a visible pixel: none may have it (a warning says so)
+        if vals:  # temporal_hf needs 8 frames, warp_error a visible pixel: none may have it (a warning says so)
             out[k] = _entry(mean_ci(vals), proto)
     return out
 
@@ -262,6 +262,7 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     video_bb = get_backbone(video_backbone, path=video_backbone_path) if "fvd" in metrics else None
     clip_bb = get_backbone(clip_backbone, path=clip_backbone_path) if "clip" in metrics else None
     seen, rows, fake, frame_embeds, text_embeds = [], [], [], [], []
+    short = [0, 0]  # candidate and reference clips shorter than the video backbone reads
     skipped: list | None = [] if skip_unreadable else None
     if skipped is None:  # without --skip-unreadable the first bad file stops the run: find it first
         _preflight(candidates, "candidates")
@@ -271,6 +272,8 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
         row = {"id": c.meta["record"]["id"]}
         if c.meta["shrink"] > 1:
             row["read_reduced"] = c.meta["shrink"]
+        if c.meta.get("fps_source") == "timestamps":
+            row["fps"], row["header_fps"] = c.fps, c.meta["header_fps"]
         seen.append(_Seen(c))
         if "flicker" in metrics:
             _flicker_row(c.frames, row)
@@ -278,6 +281,7 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
             _physics_row(c, row)
         if video_bb is not None:
             fake.append(_features(video_bb, c.frames))
+            short[0] += c.num_frames < video_bb.frames
         if clip_bb is not None and seen[-1].prompt.strip():  # no text to align with: left out, said below
             frame_embeds.append(clip_bb.encode_video_frames(_frames_tensor(c.frames[_clip_frames(c.num_frames)])))
             text_embeds.append(clip_bb.encode_text([seen[-1].prompt]))
@@ -296,6 +300,7 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
         real, ref_prompts = [], []
         for c in _iter(reference, "reference", progress, video_bb.frames, skipped=skipped):
             real.append(_features(video_bb, c.frames))
+            short[1] += c.num_frames < video_bb.frames
             ref_prompts.append(c.prompt or c.meta["record"]["prompt"])
         if not real:
             raise BadInputError(f"{reference}: no reference video in it could be scored (e.g. "
@@ -315,12 +320,25 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
         warnings.append(f"physics: {untested} of {len(rows)} clips have no world prompt the probes can test "
                         f"({'no physics score' if untested == len(rows) else 'left out of the physics score'})")
     if "flicker" in metrics:
-        for k, why in (("temporal_hf", "needs at least 3 frames"), ("warp_error", "needs a pixel the flow "
+        for k, why in (("temporal_hf", f"needs at least {hf_min_frames()} frames: shorter, every change "
+                                       "counts as high-frequency"), ("warp_error", "needs a pixel the flow "
                                                                     "does not mark occluded")):
             gaps = sum(not np.isfinite(r[k]) for r in rows)
             if gaps:
                 warnings.append(f"{k}: {gaps} of {len(rows)} clips have none ({why}); "
                                 + ("no value" if gaps == len(rows) else "left out of its mean"))
+    if video_bb is not None and (short[0] or short[1]) and (short[0], short[1]) != (len(rows), len(real)):
+        # A set shorter than the backbone reads is stretched by repeating frames: its features then
+        # differ from a full-length set's for that reason alone.
+        warnings.append(f"fvd: {short[0]} of {len(rows)} candidate and {short[1]} of {len(real)} reference clips "
+                        f"have fewer than the {video_bb.frames} frames the backbone reads and were stretched by "
+                        "repeating frames; compare sets of the same length")
+    retimed = [r for r in rows if "header_fps" in r]
+    if retimed:
+        r = retimed[0]
+        warnings.append(f"{len(retimed)} of {len(rows)} clips show their frames at another rate than their header "
+                        f"says (e.g. {r['id']}: {r['fps']:.3g} fps by its timestamps, {r['header_fps']:.3g} by its "
+                        "header); motion is judged on the timestamps (per_clip fps, header_fps)")
     reduced = Counter(r["read_reduced"] for r in rows if "read_reduced" in r)
     if reduced:
         ks = ", ".join(f"{n} at 1/{k}" for k, n in sorted(reduced.items()))

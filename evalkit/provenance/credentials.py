@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 import secrets
 import stat
 from dataclasses import dataclass
@@ -278,6 +279,13 @@ def load_certificates(path) -> list:
         if certs:
             break
     if not certs:
+        blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", data, re.S)
+        for i, block in enumerate(blocks, 1):  # name the block that spoils a bundle
+            try:
+                x509.load_pem_x509_certificate(block)
+            except ValueError:
+                raise CredentialsError(f"{p}: certificate block {i} of {len(blocks)} is malformed; fix or remove "
+                                       "it") from None
         raise CredentialsError(f"{p}: no certificate found; give a PEM file with '-----BEGIN CERTIFICATE-----' "
                                "blocks, a DER certificate or a PKCS#7 (.p7b) bundle")
     return certs
@@ -332,6 +340,11 @@ def check_certificate_profile(cert) -> list[str]:
         problems.append("no authority key identifier")
     if not cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME):
         problems.append("subject has no organisation name (O=)")
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
+        problems.append(f"its RSA key has {key.key_size} bits; C2PA needs at least 2048")
     now = _dt.datetime.now(_dt.timezone.utc)
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         problems.append(f"not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d} to "

@@ -179,7 +179,35 @@ def resolve(payload_hex: str, key_id: str, frames: np.ndarray, geometry: dict | 
     view, box = picture_as_read(frames, geometry)
     out.update(found=True, record=rec["path"], registered=rec.get("registered"), signed_file=rec.get("signed_file"),
                sha256=rec.get("sha256"), manifest=rec.get("manifest") or {}, **compare(rec["thumbnail"], view, box))
+    if out["content"] != "match":
+        part = _matching_part(rec["thumbnail"], frames, geometry)
+        if part is not None:
+            out.update(part)
     return out
+
+
+def _matching_part(registered: np.ndarray, frames: np.ndarray, geometry: dict | None) -> dict | None:
+    """A stretch of the video whose picture matches the registered one, where the whole does not:
+    a marked clip cut into a longer video (between other footage, or joined to another clip)
+    still carries its mark, but the whole video's mean is not its picture. Halves, thirds and
+    quarters, each at half-length steps; the best that matches, or None."""
+    t = len(frames)
+    best = None
+    for parts in (2, 3, 4):
+        n = t // parts
+        if n < 8:  # too short to be the marked clip's picture
+            break
+        for a in range(0, t - n + 1, max(n // 2, 1)):
+            view, box = picture_as_read(frames[a:a + n], geometry)
+            c = compare(registered, view, box)
+            if c["content"] == "match" and (best is None or c["difference"] < best[1]["difference"]):
+                best = ((a, a + n), c)
+    if best is None:
+        return None
+    (a, b), c = best
+    return {**c, "frames": [a, b],
+            "why": f"frames {a}-{b - 1} of the {t} match the picture registered (difference {c['difference']:.2f}; "
+                   "0 is the same), the rest does not: the marked video was cut into a longer one"}
 
 
 def picture_as_read(frames: np.ndarray, geometry: dict | None) -> tuple[np.ndarray, tuple | None]:

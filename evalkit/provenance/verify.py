@@ -87,7 +87,17 @@ def _no_watermark(key_id=None) -> dict:
 GAIN_EDIT = 0.1  # |gain - 1| above which a read reports a contrast, brightness or saturation edit
 
 
-def _edits(geometry: dict) -> list[str]:
+def _faded(frames) -> bool:
+    """Whether the frames' brightness swings as a fade's does (the darkest frame under 70% of the
+    brightest): the read that undoes each frame's brightness also finds marks in trimmed or
+    re-encoded clips that were never faded, and then says nothing about a fade."""
+    if frames is None or len(frames) < 2:
+        return False
+    levels = frames.reshape(len(frames), -1).mean(axis=1) + 1.0
+    return float(levels.min() / levels.max()) < 0.7
+
+
+def _edits(geometry: dict, frames=None) -> list[str]:
     """What the geometry of a watermark read says was done to the picture since it was marked:
     evidence for an investigator. Only what the read can show: a re-encode leaves nothing, and
     which frames were read says nothing (a long moving clip is read segment by segment anyway)."""
@@ -103,7 +113,7 @@ def _edits(geometry: dict) -> list[str]:
         out.append("mirrored left-right")
     if view in dict(TURNS):
         out.append(view)
-    if view == "fade undone":
+    if view == "fade undone" and _faded(frames):
         out.append("faded in or out (the mark was read with each frame's brightness undone)")
     # the angle was read on the view: after a mirror, the picture turned the other way
     deg = -geometry.get("rotation", 0.0) if view.endswith("mirrored") else geometry.get("rotation", 0.0)
@@ -265,6 +275,9 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
         out["provenance"] = prov
         if err and out["error"] is None:
             out["error"] = err
+    note = _issuer_not_anchored(out["provenance"], anchors)
+    if note:
+        notes.append(note)
 
     # 3. the watermark
     if key is None:
@@ -277,7 +290,7 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
             geometry = d.geometry
             out["watermark"] = {**d.to_dict(), "matches_manifest": None, "checked": True,
                                 "key_id": key.fingerprint, "method": "blind",
-                                "edits": _edits(d.geometry) if d.detected else [], "registry": None}
+                                "edits": _edits(d.geometry, clip.frames) if d.detected else [], "registry": None}
         except Exception as e:  # noqa: BLE001
             notes.append(f"The watermark check failed ({_one_line(e, 120)}).")
         sb = out["provenance"].get("soft_binding")
@@ -354,6 +367,25 @@ def _stream_text(per: list[dict], n_segments: int) -> str:
     if not bad:
         return text + ", each checked against the manifest."
     return text + f"; {len(bad)} failed against the manifest: {', '.join(bad[:8])}" + (" ..." if len(bad) > 8 else "") + "."
+
+
+def _issuer_not_anchored(prov: dict, anchors: str | None) -> str | None:
+    """Why a signature that checks out is untrusted although anchors were given: the signing
+    certificate's issuer is none of them (another CA, or an intermediate under one of them that
+    the signer left out of the chain it signed with; c2pa says only "untrusted")."""
+    if not anchors or prov.get("state") != "valid" or not prov.get("issuer"):
+        return None
+    from cryptography import x509
+
+    from evalkit.provenance.credentials import _describe
+
+    names = [_describe(c.subject) for c in x509.load_pem_x509_certificates(anchors.encode("ascii"))]
+    if prov["issuer"] in names:
+        return None
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (f"The signing certificate was issued by {prov['issuer']}, which is none of your trust anchors "
+            f"({shown}): another CA, or an intermediate CA under one of them that the signer left out of "
+            "the chain it signed with (it belongs in the signer's --cert file, after the signing certificate).")
 
 
 def verify_exit_code(results: list[dict]) -> int:

@@ -18,6 +18,7 @@ from evalkit.metrics.flicker import (
     WarpingError,
     frame_maes,
     temporal_flicker_score,
+    hf_min_frames,
     temporal_hf_ratio,
     warping_error,
     warping_error_pairs,
@@ -171,7 +172,19 @@ def test_hf_ratio_equals_the_spectrum_read_directly(t):
         w = np.where((k == 0) | ((t % 2 == 0) & (k == t // 2)), 1.0, 2.0)
         per_bin = (p.reshape(len(k), -1).sum(1)) * w
         want = per_bin[k / t > cutoff * 0.5].sum() / per_bin.sum()
-        assert temporal_hf_ratio(frames, cutoff=cutoff) == pytest.approx(want, rel=1e-9, abs=1e-12)
+        if t < hf_min_frames(cutoff):  # no bin but DC at or below the cutoff: every change is "high"
+            assert want == pytest.approx(1.0) and np.isnan(temporal_hf_ratio(frames, cutoff=cutoff))
+        else:
+            assert temporal_hf_ratio(frames, cutoff=cutoff) == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def test_hf_ratio_is_undefined_below_eight_frames():
+    """A smooth ramp of 6 frames read 1.0 (all flicker), the same ramp of 16 frames 0.2."""
+    ramp = lambda t: np.broadcast_to(np.linspace(40, 200, t).astype(np.uint8)[:, None, None, None],  # noqa: E731
+                                     (t, 4, 4, 3)).copy()
+    assert hf_min_frames() == 8
+    assert np.isnan(temporal_hf_ratio(ramp(6))) and np.isnan(temporal_hf_ratio(ramp(7)))
+    assert temporal_hf_ratio(ramp(8)) < 0.5 and temporal_hf_ratio(ramp(16)) < 0.3
 
 
 def test_hf_ratio_chunking_and_cutoff():
@@ -223,14 +236,15 @@ def test_a_long_clip_reads_evenly_spaced_pairs_and_each_pair_as_in_the_whole_rea
 
 
 def _video_batches(seed: int, sizes=(2, 1, 3)) -> list:
-    """float32 [B, 6, 3, 20, 24] batches in [0, 1] (smooth moving texture plus noise)."""
+    """float32 [B, 8, 3, 20, 24] batches in [0, 1] (smooth moving texture plus noise); 8 frames, the
+    fewest the HF ratio is defined on."""
     rng = np.random.default_rng(seed)
     out = []
     for b in sizes:
         clips = []
         for _ in range(b):
             canvas = _smooth_texture(rng, 30, 40).astype(np.float32) / 255
-            clip = np.stack([canvas[5:25, 2 + t:26 + t] for t in range(6)])  # [T, H, W, 3]
+            clip = np.stack([canvas[5:25, 2 + t:26 + t] for t in range(8)])  # [T, H, W, 3]
             clip = np.clip(clip + rng.normal(0, rng.uniform(0, 0.05), clip.shape), 0, 1)
             clips.append(torch.from_numpy(clip).permute(0, 3, 1, 2).float())
         out.append(upd(torch.stack(clips)))

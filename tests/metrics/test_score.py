@@ -229,6 +229,28 @@ def test_clips_of_two_frames_and_of_many_are_scored_together(folders, tmp_path, 
     assert any(w.startswith("temporal_hf: 1 of 1 clips have none") and "no value" in w for w in res["warnings"])
 
 
+def test_fvd_warns_when_one_set_is_stretched_to_the_backbones_length(folders, tmp_path):
+    """4-frame candidates against 16-frame references: FVD ran, the candidates stretched by
+    repeating frames, with the policy only in the JSON's protocol."""
+    from evalkit.clipset import read_index
+    from evalkit.video import read_video, write_video
+
+    short = tmp_path / "short"
+    short.mkdir()
+    for i, r in enumerate(read_index(folders / "world")[:4]):
+        c = read_video(folders / "world" / r["file"])
+        write_video(short / f"{r['prompt'].replace(' ', '_')}-{i}.mp4", c.frames[:4], fps=c.fps, crf=0)
+    out = tmp_path / "s.json"
+    said = {}
+    for name in (short, folders / "world"):
+        assert main(["score", str(name), "--reference", str(folders / "ref"), "--metrics", "fvd", "--json",
+                     str(out), "--no-mlflow"]) == 0
+        said[name.name] = [w for w in json.loads(out.read_text())["warnings"] if "stretched by repeating" in w]
+    assert said["world"] == []  # the same length as the reference: nothing to say
+    (warning,) = said["short"]
+    assert warning.startswith("fvd: 4 of 4 candidate and 0 of ") and "compare sets of the same length" in warning
+
+
 def test_a_clip_without_a_prompt_is_left_out_of_clip_alignment(folders, tmp_path):
     """An index line with an empty prompt was scored against the empty text, as if that meant
     something; now it is left out of CLIP alignment and the warning says so."""
