@@ -11,7 +11,7 @@ import c2pa
 import pytest
 from evalkit.cli import main
 from evalkit.errors import EXIT_BAD_INPUT, EXIT_OK, BadInputError, EvalkitError
-from evalkit.provenance.c2pa import _SIGN_SETTINGS, IPTC, SOURCE_TYPES, SigningError, _sign_context, sign_file, sign_video
+from evalkit.provenance.c2pa import _SIGN_SETTINGS, IPTC, SOURCE_TYPES, SigningError, sign_file, sign_video
 from evalkit.provenance.credentials import init_keys, load_watermark_key
 from evalkit.provenance.signers import load_signer
 from evalkit.provenance.manifest_history import MAX_DEPTH, MAX_NODES, ai_origin, history_truncated, ingredient_history
@@ -51,10 +51,21 @@ def sign_with_c2pa(env, src, dst, first_actions: list[dict], ingredient, relatio
     manifest = {"claim_generator_info": [{"name": "othertool", "version": "2.1"}], "title": dst.name,
                 "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [
                     *first_actions, {"action": "c2pa.color_adjustments"}]}}]}
-    b = c2pa.Builder(manifest, context=_sign_context())
+    return _sign_manifest(env, src, dst, manifest, ingredient, relationship)
+
+
+def _sign_manifest(env, src, dst, manifest: dict, ingredient=None, relationship: str = "parentOf",
+                   check: bool = True):
+    """Sign `src` with a manifest definition given whole, as another tool would (`check=False`:
+    one that does not check its own output against the standard's rules)."""
+    settings = _SIGN_SETTINGS if check else {
+        **_SIGN_SETTINGS, "verify": {**_SIGN_SETTINGS.get("verify", {}), "verify_after_sign": False}}
+    b = c2pa.Builder(manifest, context=c2pa.Context(c2pa.Settings.from_dict(settings)))
     try:
-        with open(ingredient, "rb") as f:
-            b.add_ingredient({"title": ingredient.name, "relationship": relationship, "label": "ing"}, "video/mp4", f)
+        if ingredient is not None:
+            with open(ingredient, "rb") as f:
+                b.add_ingredient({"title": ingredient.name, "relationship": relationship, "label": "ing"},
+                                 "video/mp4", f)
         with open(src, "rb") as fin, open(dst, "w+b") as fout:
             b.sign(env["signer"].c2pa_signer(None), "video/mp4", fin, fout)
     finally:
@@ -219,13 +230,7 @@ def _sign_created(env, src, dst, source_type: str):
     manifest = {"claim_generator_info": [{"name": "othertool", "version": "2.1"}], "title": dst.name,
                 "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [
                     {"action": "c2pa.created", "digitalSourceType": source_type}]}}]}
-    b = c2pa.Builder(manifest, context=_sign_context())
-    try:
-        with open(src, "rb") as fin, open(dst, "w+b") as fout:
-            b.sign(env["signer"].c2pa_signer(None), "video/mp4", fin, fout)
-    finally:
-        b.close()
-    return dst
+    return _sign_manifest(env, src, dst, manifest)
 
 
 @pytest.mark.parametrize("spelling,want", [
@@ -272,21 +277,6 @@ def test_a_phone_capture_claim_over_a_watermarked_picture_conflicts(env):
     assert any("claims a camera capture" in x and "watermark" in x for x in r["reasons"])
 
 
-def _sign_manifest(env, src, dst, manifest: dict, ingredient=None):
-    """Sign `src` with a manifest definition given whole, as another tool would (one that does
-    not check its own output against the standard's rules)."""
-    settings = {**_SIGN_SETTINGS, "verify": {**_SIGN_SETTINGS.get("verify", {}), "verify_after_sign": False}}
-    b = c2pa.Builder(manifest, context=c2pa.Context(c2pa.Settings.from_dict(settings)))
-    try:
-        if ingredient is not None:
-            with open(ingredient, "rb") as f:
-                b.add_ingredient({"title": ingredient.name, "relationship": "parentOf", "label": "ing"}, "video/mp4", f)
-        with open(src, "rb") as fin, open(dst, "w+b") as fout:
-            b.sign(env["signer"].c2pa_signer(None), "video/mp4", fin, fout)
-    finally:
-        b.close()
-    return dst
-
 
 def test_a_manifests_text_cannot_forge_lines_of_the_report(env):
     """A software agent's name is the signer's to choose: a newline in it must not print a line
@@ -313,7 +303,7 @@ def test_a_malformed_manifest_is_not_called_tampering(env, tmp_path):
     """A claim v2 without actions breaks C2PA's rules as written; nothing changed after signing."""
     manifest = {"claim_generator_info": [{"name": "othertool", "version": "1"}], "title": "noactions.mp4",
                 "assertions": [{"label": "com.example.thing", "data": {"x": 1}}]}
-    dst = _sign_manifest(env, env["src"], tmp_path / "noactions.mp4", manifest)
+    dst = _sign_manifest(env, env["src"], tmp_path / "noactions.mp4", manifest, check=False)
     r = verify_file(dst, trust=env["trust"])
     assert r["provenance"]["failures"] == ["assertion.action.malformed"]
     assert r["verdict"] == "invalid manifest (malformed)" and r["verdict"] in VERDICTS
