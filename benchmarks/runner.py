@@ -46,7 +46,8 @@ from benchmarks.run_scoring import (  # noqa: F401  (re-exported)
 )
 from benchmarks.suite import Suite, SuitePrompt, load_suite
 from evalkit.atomic import write_atomic
-from evalkit.errors import BadInputError
+from evalkit.clipset import read_index
+from evalkit.errors import BadInputError, EvalkitError
 from evalkit.hashing import sha256_file
 
 
@@ -92,14 +93,33 @@ def _generator(suite: Suite, spec: str, options: dict):
 
 
 def _model_fingerprint(spec: str) -> str | None:
-    """For `folder:` the generator's 'weights' are its files: the index (or listing) content hash."""
+    """For `folder:` the generator's 'weights' are its files: the index's content hash and every
+    video's name, size and modification time (top level, clips/, and what the index lists), so a
+    video replaced under the same name makes a new run, never the old numbers. (Times rather than
+    contents: hashing a folder of HD videos would cost more than the bench run it keys.)"""
     if not spec.startswith("folder:"):
         return None
+    from evalkit.clipset import video_files
+
     d = Path(spec.partition(":")[2])
+    if not d.is_dir():
+        return None
     idx = d / "index.jsonl"
+    files = set(video_files(d))
     if idx.is_file():
-        return sha256_file(idx)
-    return sha_of(sorted((f.name, f.stat().st_size) for f in d.iterdir() if f.is_file())) if d.is_dir() else None
+        try:
+            files |= {d / rec["file"] for rec in read_index(d)}
+        except EvalkitError:  # a bad index is refused where it is read, with its line
+            pass
+
+    def stat(f: Path):
+        try:
+            st = f.stat()
+            return f.relative_to(d).as_posix(), st.st_size, st.st_mtime_ns
+        except (OSError, ValueError):
+            return str(f), None, None
+    return sha_of({"index": sha256_file(idx) if idx.is_file() else None,
+                   "videos": sorted(stat(f) for f in files)})
 
 
 def run_key(suite: Suite, spec: str, protocol: dict, max_prompts: int | None, judges: dict | None = None) -> str:
@@ -171,6 +191,11 @@ def _generate(suite: Suite, prompts: list[SuitePrompt], gen, store: _ClipStore, 
                        "size": list(clip.size), **proto, **cost}
                 if p.probe is not None:
                     rec["probe"] = p.probe
+                if gen.spec.startswith("folder:") and clip.meta.get("source"):
+                    # the user's own file, and its bytes: the bench scores an H.264 copy of it
+                    # (clips/ID.mp4), whose numbers can differ from the original's in the last digits
+                    src = Path(clip.meta["source"])
+                    rec.update(source_file=str(src), source_sha256=sha256_file(src))
                 tmp = store.root / "clips" / f".{ids[k]}.{os.getpid()}.mp4"
                 write_video(tmp, clip)
                 if protect is not None:
@@ -360,7 +385,8 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
         rows = []
         for rec in records:
             row = {"id": rec["id"], "prompt": rec["prompt"], "prompt_id": rec["prompt_id"], "part": rec["part"],
-                   "seed": rec["seed"], "sha256": rec["sha256"]}
+                   "seed": rec["seed"], "sha256": rec["sha256"],
+                   **{k: rec[k] for k in ("source_file", "source_sha256") if k in rec}}
             s = scores_by_id.get(rec["id"], {})
             row.update({k: s.get(k) for k in schema.PER_CLIP_KEYS if k not in row})
             row.update(checks[rec["id"]])

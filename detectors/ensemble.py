@@ -46,6 +46,12 @@ from detectors.features import Protocol, feature_cache
 
 DECISIONS = ("generated", "real", "uncertain")
 MIN_SIDE = 16  # px: smaller clips are outside the detector's domain (`Detector.domain_note`)
+# What the judged frames must hold for a verdict (session 29; luma levels 0-255, measured on 40
+# world test clips, the four real videos and their edits, and each generator's clips: none of
+# them is under these, while every case below read a confident verdict that was wrong):
+FLAT_STD = 2.0  # spatial std: black, white or one colour (a black lead-in read p 1.00 generated)
+NOISE_CORR = 0.3  # neighbouring pixels' correlation: 0 for pure noise (read "real", p 0.00), 0.7+ for any picture
+STILL_MAE = 0.1  # mean change between frames: one picture repeated (a generated frame x16 read "real")
 COMBINES = ("stack", "trimmed")
 THRESHOLD_RULES = ("conformal", "empirical")
 
@@ -81,6 +87,23 @@ def conformal_fpr_bound(n_real: int, n_above: int) -> float:
     or above a threshold that n_above of them reach."""
     return (n_above + 1) / (n_real + 1)
 
+
+
+def picture_note(frames: np.ndarray) -> str | None:
+    """Why the judged frames [T, H, W, 3] (uint8) hold nothing a detector's verdict can rest on, or
+    None: flat frames, pure noise, or one picture repeated. The families read texture, spectra
+    and change between frames, and each of these cases has none of one of them; the threshold
+    was fitted on clips that have all three."""
+    y = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # [T, H, W]
+    if float(np.median(y.reshape(len(y), -1).std(axis=1))) < FLAT_STD:
+        return "the frames are flat (black, white or one colour): nothing in them to judge"
+    a = y - y.mean(axis=(1, 2), keepdims=True)
+    corr = float((a[:, :, 1:] * a[:, :, :-1]).sum() / max(float((a * a).sum()), 1e-9))
+    if corr < NOISE_CORR:
+        return f"the frames are noise (neighbouring pixels correlate {corr:.2f}; any picture 0.7 or more)"
+    if len(y) > 1 and float(np.abs(np.diff(y, axis=0)).mean()) < STILL_MAE:
+        return "the frames do not change (one picture repeated): the detector's cues of motion are absent"
+    return None
 
 class Detector:
     def __init__(self, name: str, families: list, protocol: Protocol = Protocol(), *,
@@ -221,7 +244,8 @@ class Detector:
         if n < need:
             return (f"{n} frame{'s' if n != 1 else ''}, fewer than the {need} its threshold was fitted on "
                     "(a padded clip's false alarms are far above the target)")
-        return None
+        return picture_note(clip.frames[:need])
+
 
     def describe(self) -> dict:
         return {"name": self.name, "families": [f.name for f in self.families], "combine": self.combine,

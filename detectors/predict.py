@@ -3,7 +3,9 @@
 Each row: {"file", "p_generated", "threshold", "decision", "detector", "protocol"} (DESIGN.md),
 plus "error" (null, or the one-line reason a file could not be read). The protocol says what
 was done to the clip to bring it to the detector's input (frames taken, padding, source size,
-and `codec`: the H.264 round trip given to a lossless or uncompressed input, else null).
+and `codec`: the H.264 round trip given to a lossless or uncompressed input, else null), and
+`video_frames`, the frames the file's header lists (null where it lists none): the verdict is
+on the first `frames` of them.
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ def detect_clip(det, clip) -> dict:
     return {"p_generated": p, "threshold": det.threshold, "decision": det.decide(p, done["out_of_domain"]),
             "detector": {"name": det.name, "weights_sha256": getattr(det, "weights_sha256", None),
                          "families": [f.name for f in det.families], "combine": det.combine,
-                         "threshold_rule": det.threshold_rule, "target_fpr": det.target_fpr,
-                         "real_below": det.real_below},
+                         "calibration": det.calibration, "threshold_rule": det.threshold_rule,
+                         "target_fpr": det.target_fpr, "real_below": det.real_below,
+                         "expected_fpr_new_real": (det.info.get("calibration_set") or {}).get("expected_fpr_new_real"),
+                         "calibration_warnings": det.info.get("calibration_warnings", [])},
             "protocol": {**det.protocol.describe(), **done}}
 
 
 def detect_files(files, name: str | None = None) -> list[dict]:
-    from evalkit.video import read_video
+    from evalkit.video import probe_video, read_video
 
     det = load_detector(name)  # a missing detector is one error for the whole command
     rows = []
@@ -39,9 +43,11 @@ def detect_files(files, name: str | None = None) -> list[dict]:
         row = {"file": str(f), "p_generated": None, "threshold": det.threshold, "decision": None,
                "detector": {"name": det.name}, "protocol": None, "error": None}
         try:
-            # Only the frames the protocol uses are decoded: long videos stay cheap.
+            # Only the frames the protocol uses are decoded: long videos stay cheap, and the row
+            # says how much of the video that was (a verdict is on those frames, not the rest).
             clip = read_video(Path(f), max_frames=det.protocol.frames)
             row.update(detect_clip(det, clip))
+            row["protocol"]["video_frames"] = probe_video(Path(f)).frames or None
         except EvalkitError as e:
             row["error"] = str(e)
         rows.append(row)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -147,6 +148,35 @@ def evaluate_on(det: Detector, data: LabelledSet, split: str = "test") -> dict:
 MIN_TEST_CLIPS = 10
 
 
+def _same_paths(real: list, fake: list) -> str | None:
+    """A path given as both classes (a folder or a file, through any spelling), or None."""
+    def key(p):
+        try:
+            return Path(p).resolve()
+        except OSError:
+            return Path(p)
+    reals = {key(p): p for p in real}
+    return next((str(p) for p in fake if key(p) in reals), None)
+
+
+def calibration_warnings(det) -> list[str]:
+    """What the calibration split is too small to support: the threshold's false-alarm rate on new
+    real clips (the conformal bound needs about 1/target - 1 real clips to reach the target at all)
+    and the "real" cut-off (the same count of generated clips). Kept with the detector, so that
+    `detect` can say its verdicts rest on them."""
+    cal, target = det.info["calibration_set"], det.target_fpr
+    need = int(np.ceil(1 / target)) - 1
+    out = []
+    if cal["expected_fpr_new_real"] > target:
+        out.append(f"the calibration split holds {cal['n_real']} real clips, too few for the target false-alarm "
+                   f"rate {target:g}: expected on new real clips {cal['expected_fpr_new_real']:.3f}; give at least "
+                   f"{need} real clips to calibrate on")
+    if cal["n_generated"] < need:
+        out.append(f"the calibration split holds {cal['n_generated']} generated clips, too few to place the "
+                   f"'real' cut-off at a {target:g} miss rate; give at least {need} generated clips to calibrate on")
+    return out
+
+
 def train_detector(real: list, fake: list, *, name: str, cfg: TrainConfig = TrainConfig(),
                    progress: bool = True, log_mlflow: bool = True) -> dict:
     """Train, evaluate, save and log; returns a report with the saved path and the test metrics."""
@@ -157,6 +187,9 @@ def train_detector(real: list, fake: list, *, name: str, cfg: TrainConfig = Trai
         from evalkit import tracking
 
         tracking.check_reachable()  # before the training, which is logged at its end
+    both = _same_paths(real, fake)
+    if both:
+        raise BadInputError(f"{both}: given as both --real and --fake; each clip belongs to one class")
     t0 = time.perf_counter()
     data = build_dataset(real, fake, cfg, progress)
     prep_s = time.perf_counter() - t0
@@ -168,6 +201,7 @@ def train_detector(real: list, fake: list, *, name: str, cfg: TrainConfig = Trai
         for f in wanted:
             if len(cfg.families) > 1 or f != cfg.families[0]:
                 rows[f] = evaluate_on(assemble(f, [fitted[f][0]], data, cfg, cross), data)
+    det.info["calibration_warnings"] = calibration_warnings(det)
     det.info.update({"trained_on": {"real": [str(p) for p in real], "fake": [str(p) for p in fake]},
                      "clips": {s: int((data.split == s).sum()) for s in ("train", "calib", "test")},
                      "sources": sorted(set(data.source)), "config": _config_dict(cfg),
@@ -178,7 +212,7 @@ def train_detector(real: list, fake: list, *, name: str, cfg: TrainConfig = Trai
     few = {k: v for k, v in by_class["test"].items() if v < MIN_TEST_CLIPS}
     warnings = [f"the test split holds only {v} {k} clips, so its AUC, TPR and their intervals rest on "
                 f"{'that one clip' if v == 1 else 'those few'} (a bootstrap of {v} says little); give at least "
-                f"{MIN_TEST_CLIPS * 5} {k} clips" for k, v in few.items()]
+                f"{MIN_TEST_CLIPS * 5} {k} clips" for k, v in few.items()] + det.info["calibration_warnings"]
     report = {"name": name, "path": str(path), "rows": rows, "threshold": det.threshold,
               "clips_by_class": by_class, "warnings": warnings,
               "expected_fpr_new_real": det.info["calibration_set"]["expected_fpr_new_real"],

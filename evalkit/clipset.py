@@ -113,8 +113,15 @@ def expand_folders(paths) -> list[Path]:
     return out
 
 
+def sample_number(stem: str) -> int | None:
+    """The sample number a name ends in ("-3", "_3", " (3)"), or None."""
+    m = re.search(r"(?:[-_](\d+)| ?\((\d+)\))$", stem)
+    return int(m.group(1) or m.group(2)) if m else None
+
+
 def videos_without_index(folder: Path) -> list[dict]:
-    """Records for the videos of a folder that has no index (top level, then clips/)."""
+    """Records for the videos of a folder that has no index (top level, then clips/), a prompt's
+    samples in the order of their numbers ("-2" before "-10", which name order puts first)."""
     files = video_files(folder)
     recs, seen = [], set()
     for f in files:
@@ -122,7 +129,14 @@ def videos_without_index(folder: Path) -> list[dict]:
         rid = rel.rsplit(".", 1)[0] if f.stem in seen else f.stem  # "a.mp4" and "a.mov" stay apart
         seen.add(f.stem)
         recs.append({"id": rid, "file": rel, "prompt": prompt_from_name(f.stem)})
-    return recs
+    # stable: within a prompt by sample number (none first); prompts keep their first place
+    first = {}
+    for i, r in enumerate(recs):
+        first.setdefault(r["prompt"], i)
+    def number(r) -> int:
+        k = sample_number(Path(r["file"]).stem)
+        return -1 if k is None else k
+    return sorted(recs, key=lambda r: (first[r["prompt"]], number(r)))
 
 
 def clip_set(path) -> tuple[Path, list[dict]]:
@@ -155,30 +169,61 @@ def read_index(folder) -> list[dict]:
     if not path.is_file():
         records = videos_without_index(folder)
         if not records:
+            nested = [d.name for d in sorted(folder.iterdir()) if d.is_dir() and d.name != "clips" and video_files(d)]
+            if nested:  # one folder a prompt, as some tools write them: not read without an index
+                raise BadInputError(f"{folder}: no {INDEX}, and its videos are in subfolders ({nested[0]}/, ...), "
+                                    f"which are not read; list them in {INDEX} (one line a video: "
+                                    f'{{"id": ..., "file": "{nested[0]}/NAME.mp4", "prompt": ...}})')
             raise BadInputError(f"{folder}: no {INDEX} and no videos in this folder; render or generate "
                                 "clips into it, or give a folder of videos")
         return records
-    records, seen = [], set()
-    with open(path, encoding="utf-8-sig") as f:  # -sig: an index saved by Windows tools starts with a BOM
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise BadInputError(f"{path}:{n}: not valid JSON ({e.msg}); fix or regenerate the index")
-            if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED_KEYS):
-                raise BadInputError(f"{path}:{n}: a record needs the keys {', '.join(REQUIRED_KEYS)}")
-            if rec["id"] in seen:
-                raise BadInputError(f"{path}:{n}: duplicate id {rec['id']!r}; ids must be unique")
-            file = Path(rec["file"])
-            if file.is_absolute() or ".." in file.parts:
-                raise BadInputError(f"{path}:{n}: file {rec['file']!r} must be a path inside the folder")
-            seen.add(rec["id"])
-            records.append(rec)
+    records, seen, files = [], set(), {}
+    try:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: an index saved by Windows tools starts with a BOM
+            lines = list(f)
+    except UnicodeDecodeError:
+        raise BadInputError(f"{path}: not UTF-8 text; save the index as UTF-8 (one JSON object a line)") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise BadInputError(f"{path}:{n}: not valid JSON ({e.msg}); fix or regenerate the index") from None
+        if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED_KEYS):
+            raise BadInputError(f"{path}:{n}: a record needs the keys {', '.join(REQUIRED_KEYS)}")
+        _check_record(path, n, rec)
+        if str(rec["id"]) in seen:
+            raise BadInputError(f"{path}:{n}: duplicate id {rec['id']!r}; ids must be unique")
+        file = Path(rec["file"])
+        if file.is_absolute() or ".." in file.parts:
+            raise BadInputError(f"{path}:{n}: file {rec['file']!r} must be a path inside the folder")
+        if "\\" in rec["file"] and not (folder / rec["file"]).exists():
+            raise BadInputError(f"{path}:{n}: file {rec['file']!r}: write paths with / (a Windows \\ is part "
+                                "of the name here)")
+        if file.as_posix() in files:  # one video counted twice would be two samples, and N too large
+            raise BadInputError(f"{path}:{n}: file {rec['file']!r} is listed already (line {files[file.as_posix()]}); "
+                                "list each video once")
+        files[file.as_posix()] = n
+        seen.add(str(rec["id"]))
+        records.append(rec)
     if not records:
         raise BadInputError(f"{path}: the index is empty; the folder holds no clips")
     return records
+
+
+def _check_record(path, n: int, rec: dict) -> None:
+    """An index record's values of the right types: id a string or a whole number, file a
+    non-empty string, prompt a string (null: no prompt)."""
+    if isinstance(rec["id"], bool) or not isinstance(rec["id"], (str, int)) or rec["id"] == "":
+        raise BadInputError(f"{path}:{n}: id must be a non-empty string or a number, got {rec['id']!r}")
+    if not isinstance(rec["file"], str) or not rec["file"].strip():
+        raise BadInputError(f"{path}:{n}: file must be the video's path inside the folder, got {rec['file']!r}")
+    if rec["prompt"] is None:
+        rec["prompt"] = ""
+    if not isinstance(rec["prompt"], str):
+        raise BadInputError(f"{path}:{n}: prompt must be text, got {rec['prompt']!r}")
+    rec["id"] = str(rec["id"])
 
 
 def load_clip(folder, record: dict, **read_kw) -> Clip:

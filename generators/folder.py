@@ -7,29 +7,46 @@ one, files are matched by name: "a red ball falls.mp4", "a_red_ball_falls-3.mp4"
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
 from evalkit.clip import Clip
-from evalkit.clipset import INDEX, read_index
+from evalkit.clipset import INDEX, read_index, sample_number
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.video import read_video, shrink_to_fit
 
 
 def normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
+    """A prompt as matched: Unicode-folded (NFKC, casefold), every run of what is not a letter or
+    a digit, in any script, one space. ("A red-ball, falls!" and "a red ball falls" match;
+    "一只蓝色方块" keeps its characters: it once became "" and shared one pool with every other
+    prompt in a script outside a-z.)"""
+    t = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(re.sub(r"[\W_]+", " ", t).split())
 
 
 class FolderGenerator:
     def __init__(self, folder):
         self.folder = Path(folder)
         self.spec = f"folder:{folder}"
+        if self.folder.exists() and not self.folder.is_dir():
+            raise BadInputError(f"{self.folder}: is a file; folder: takes a folder of videos")
         if not self.folder.is_dir():
             raise MissingResourceError(f"{self.folder}: no such folder of videos; check the path")
         self.by_prompt: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
         # with an index, its records; without, the folder's videos prompted by their names
+        indexed = (self.folder / INDEX).is_file()
+        taken: dict[tuple[str, int], str] = {}
         for rec in read_index(self.folder):
-            self.by_prompt[normalise(rec["prompt"])].append((self.folder / rec["file"], rec))
+            key = normalise(rec["prompt"])
+            k = None if indexed else sample_number(Path(rec["file"]).stem)
+            if k is not None and (key, k) in taken:  # "x-0.mp4" and "x-0.webm": which is sample 0?
+                raise BadInputError(f"{self.folder}: {taken[key, k]} and {rec['file']} are both sample {k} of "
+                                    f"{rec['prompt']!r}; remove one, or list the samples in {INDEX}")
+            if k is not None:
+                taken[key, k] = rec["file"]
+            self.by_prompt[key].append((self.folder / rec["file"], rec))
         self._served: dict[str, int] = defaultdict(int)  # videos handed out per prompt
 
     def protocol(self) -> dict:

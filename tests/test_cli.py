@@ -465,3 +465,15 @@ def test_bench_summary_columns_never_run_together():
     fvd = next(x for x in lines if x.startswith("fvd"))
     assert fvd.split() == ["fvd", "903", "[31,", "1.24e+04]", "n=90", "903", "[31,", "1.24e+04]", "n=90"]
     assert len({len(x) for x in lines if not x.startswith(("clip", "physics", "prov", "water", "det"))}) == 1
+
+
+def test_generate_refuses_frame_rates_and_lengths_no_video_holds(capsys, tmp_path):
+    prompt = "a small red ball falls and bounces on the floor, on a dark background"
+    for flag, value, says in (("--fps", "inf", "frame rate from 0.01 to 1000"),
+                              ("--fps", "1e-9", "frame rate from 0.01 to 1000"),
+                              ("--fps", "nan", "frame rate from 0.01 to 1000"),
+                              ("--frames", "100000", "over the 20000 frames evalkit reads")):
+        code, _, err = run(capsys, "generate", "--model", "world", "--prompts", prompt, "--out",
+                           str(tmp_path / "o"), flag, value)
+        assert code == EXIT_BAD_INPUT and says in err and err.count("\n") == 1, (flag, value, err)
+    assert not (tmp_path / "o").exists()

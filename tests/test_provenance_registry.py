@@ -193,3 +193,20 @@ def test_a_marked_clip_cut_into_a_longer_video_is_found_in_it_not_called_a_copy(
         assert reg["content"] == "match" and reg["frames"][1] - reg["frames"][0] >= 8, (name, reg)
         assert r["verdict"] == "ai-generated (watermark only, manifest stripped)", name
         assert any(x.startswith(where.capitalize()) and "cut into a longer one" in x for x in r["reasons"]), r["reasons"]
+
+
+def test_two_marked_clips_joined_report_both_marks(signed):
+    """Two signed clips joined into one video: the first mark was reported and the second never
+    mentioned. Where the registered picture matches only a part, the rest is read for a mark of
+    its own."""
+    tmp, key = signed["tmp"], signed["key"]
+    other = write_video(tmp / "other.mp4", make_clip("test", 7, 0, WorldConfig(frames=24, size=64, fps=8.0)).frames,
+                        fps=8.0, crf=0)
+    second = sign_file(other, tmp / "other.signed.mp4", signed["signer"], watermark=True, wm_key=key,
+                       generator={"name": "uvit", "version": "small"})
+    assert second.payload != signed["res"].payload
+    both = np.concatenate([read_video(signed["res"].path).frames, read_video(second.path).frames])
+    r = verify_file(write_video(tmp / "both.mp4", both, fps=8.0, crf=0), wm_key=key)
+    found = {r["watermark"]["payload"], *(m["payload"] for m in r["watermark"].get("other_marks", []))}
+    assert found == {signed["res"].payload, second.payload}, r["reasons"]
+    assert any("carry another evalkit mark" in x and "two marked videos were joined" in x for x in r["reasons"])

@@ -75,14 +75,23 @@ def detect(files, name, as_json):
     from evalkit.clipset import expand_folders
 
     rows = detect_files(expand_folders(files), name)
+    said = next((r["detector"].get("calibration_warnings") for r in rows
+                 if (r.get("detector") or {}).get("calibration_warnings")), None)
+    for w in said or []:  # a detector calibrated on too few clips: its verdicts rest on that
+        click.echo(f"evalkit: warning: detector {rows[0]['detector']['name']}: {w}", err=True)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
     else:
         for r in rows:
-            ood = (r.get("protocol") or {}).get("out_of_domain")
+            proto = r.get("protocol") or {}
+            ood, total = proto.get("out_of_domain"), proto.get("video_frames")
+            below = (r.get("detector") or {}).get("real_below")
+            judged = (f"; judged its first {proto['frames']} of {total} frames"
+                      if total and proto.get("frames") and total > proto["frames"] else "")
             click.echo(f"{r['file']}: " + (f"error: {r['error']}" if r.get("error") else
-                       f"p_generated {r['p_generated']:.3f} (threshold {r['threshold']:.3f}) -> {r['decision']}"
-                       + (f" (abstains: {ood})" if ood else "")))
+                       f"p_generated {r['p_generated']:.3f} (generated at >= {r['threshold']:.3f}"
+                       + (f", real under {below:.3f}" if below is not None else "") + f") -> {r['decision']}"
+                       + (f" (abstains: {ood})" if ood else "") + judged))
     raise click.exceptions.Exit(EXIT_BAD_INPUT if any(r.get("error") for r in rows) else 0)
 
 

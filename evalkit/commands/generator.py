@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from evalkit.atomic import check_output_file
-from evalkit.commands.options import check_tsa, positive
+from evalkit.commands.options import check_tsa, frame_rate, positive
 from evalkit.errors import BadInputError
 
 
@@ -188,6 +188,11 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
     given = {k: v for k, v in dict(frames=frames, size=size, fps=fps, device=device).items() if v is not None}
     if not given:
         return {}
+    from evalkit.video import VideoLimits
+
+    most = VideoLimits.from_env().max_frames
+    if frames is not None and frames > most:  # clips no command could read back
+        raise BadInputError(f"--frames {frames}: over the {most} frames evalkit reads (EVALKIT_MAX_FRAMES)")
     hw = None
     if size is not None:
         parts = str(size).lower().split("x")
@@ -237,7 +242,7 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
 @click.option("--frames", type=int, callback=positive,
               help="diffusers, world, control: frames a clip (default: the model's own).")
 @click.option("--size", help="diffusers: S or HxW; world, control: S (default: the model's own).")
-@click.option("--fps", type=float, callback=positive,
+@click.option("--fps", type=float, callback=frame_rate,
               help="diffusers, world, control: frame rate of the clips (default: the model's own).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="uvit, diffusers: where the model runs "
               "(default cpu).")

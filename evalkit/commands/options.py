@@ -15,6 +15,14 @@ def positive(ctx, param, value):
     return value
 
 
+def frame_rate(ctx, param, value):
+    """A frame rate a video can hold: finite, at least 0.01 and at most 1000 (inf overflowed the
+    timestamps, 1e-9 divided by zero)."""
+    if value is not None and not (value == value and 0.01 <= value <= 1000):
+        raise click.BadParameter(f"must be a frame rate from 0.01 to 1000, got {value}")
+    return value
+
+
 def check_tsa(tsa: str | None, signing: bool = True) -> None:
     if tsa is not None and not signing:
         raise BadInputError("--tsa dates signatures: give it with --sign")

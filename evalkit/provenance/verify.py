@@ -87,6 +87,21 @@ def _no_watermark(key_id=None) -> dict:
 GAIN_EDIT = 0.1  # |gain - 1| above which a read reports a contrast, brightness or saturation edit
 
 
+def _other_mark(frames, part, key, payload: str) -> dict | None:
+    """A second mark in the longest stretch of `frames` outside `part` (the frames the registered
+    picture matched), or None: one more test of its own, at the detector's own threshold."""
+    from evalkit.provenance import watermark as wmmod
+
+    a, b = part
+    rest = max(((0, a), (b, len(frames))), key=lambda r: r[1] - r[0])
+    if rest[1] - rest[0] < 16:  # too short to carry a whole mark
+        return None
+    d = wmmod.detect(frames[rest[0]:rest[1]], key)
+    if not d.detected or not d.payload or d.payload.hex() == payload:
+        return None
+    return {"payload": d.payload.hex(), "p_value": d.p_value, "frames": list(rest)}
+
+
 def _faded(frames) -> bool:
     """Whether the frames' brightness swings as a fade's does (the darkest frame under 70% of the
     brightest): the read that undoes each frame's brightness also finds marks in trimmed or
@@ -324,6 +339,14 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
                 wm["registry"] = resolve(wm["payload"], key.fingerprint, clip.frames, geometry, registry)
             except Exception as e:  # noqa: BLE001  a damaged registry must not become a traceback
                 notes.append(f"The soft-binding registry could not be read ({_one_line(e, 120)}).")
+            part = (wm.get("registry") or {}).get("frames")
+            if part:  # the marked clip is a part of this video: is another mark in the rest?
+                other = _other_mark(clip.frames, part, key, wm["payload"])
+                if other:
+                    wm["other_marks"] = [other]
+                    notes.append(f"Frames {other['frames'][0]}-{other['frames'][1] - 1} carry another evalkit mark "
+                                 f"(payload {other['payload']}, p-value {other['p_value']:.1e}): two marked videos "
+                                 "were joined; verify that stretch alone for its registration.")
         h, w = clip.frames.shape[1:3]
         if wm["checked"] and not wm["detected"] and min(h, w) < RELIABLE_WATERMARK_PX:
             notes.append(f"At {w}x{h} the frames are below the size the watermark is reliable at "

@@ -203,3 +203,23 @@ def test_builtin_model_outputs_are_signed_and_watermarked(mlflow_store, tiny, tm
     index = [json.loads(line) for line in (res.folder / "index.jsonl").read_text().splitlines()]
     assert all(r["signed"] and r["watermark_payload"] for r in index)
     assert verify_bundle(res.bundle, clips=res.folder, recompute=True)["ok"]
+
+
+def test_a_folder_models_key_changes_when_a_video_is_replaced(tmp_path):
+    """The key hashed index.jsonl alone (or the top level's names and sizes), so videos replaced
+    under the same names returned the earlier run's numbers ("already complete")."""
+    import os
+
+    from benchmarks.runner import _model_fingerprint
+    from evalkit.video import write_video
+    from evalkit.world import make_clip
+
+    d = tmp_path / "outs"
+    (d / "clips").mkdir(parents=True)
+    clip = write_video(d / "clips" / "a_red_ball_falls-0.mp4", make_clip("test", 0))
+    before = _model_fingerprint(f"folder:{d}")
+    assert before == _model_fingerprint(f"folder:{d}")  # stable
+    write_video(clip, make_clip("test", 1))
+    st = clip.stat()
+    os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a copy over it, a second later
+    assert _model_fingerprint(f"folder:{d}") != before

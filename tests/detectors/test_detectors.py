@@ -332,6 +332,49 @@ def test_detector_abstains_on_clips_shorter_than_its_protocol(tmp_path):
     assert any(r.startswith("The detector abstains") for r in res["reasons"])
 
 
+def test_detector_abstains_on_flat_noise_and_still_frames(real_videos_dir, tmp_path):
+    """Frames with nothing a verdict can rest on read confident and wrong (session 29): a real
+    video's black lead-in p 1.00 generated, pure noise p 0.00 real, one generated frame repeated
+    "real". Each now abstains and says why; real footage and moving clips do not."""
+    from detectors.ensemble import picture_note
+    from detectors.predict import detect_clip, detect_files
+    from detectors.registry import load_detector
+    from evalkit.video import read_video, write_video
+
+    det = load_detector()
+    bikes = read_video(real_videos_dir / "bikes.mp4", max_frames=16).frames
+    rng = np.random.default_rng(0)
+    cases = {"flat": np.zeros_like(bikes), "noise": rng.integers(0, 256, bikes.shape, dtype=np.uint8),
+             "do not change": np.repeat(bikes[:1], 16, axis=0)}
+    for says, frames in cases.items():
+        row = detect_clip(det, Clip(frames=frames, fps=25.0, prompt=""))
+        assert row["decision"] == "uncertain" and says in row["protocol"]["out_of_domain"], (says, row)
+    assert picture_note(bikes) is None
+    # a black lead-in longer than the judged frames: the file is judged on them, and says how much
+    lead = write_video(tmp_path / "lead-in.mp4", np.concatenate([np.zeros_like(bikes), bikes]), fps=25)
+    (row,) = detect_files([lead])
+    assert row["decision"] == "uncertain" and "flat" in row["protocol"]["out_of_domain"]
+    assert row["protocol"]["video_frames"] == 32 and row["protocol"]["frames"] == 16
+    assert row["detector"]["calibration"] in ("platt", "isotonic") and row["detector"]["calibration_warnings"] == []
+
+
+def test_training_refuses_one_path_as_both_classes_and_warns_on_a_thin_calibration(tmp_path):
+    from types import SimpleNamespace
+
+    from detectors.train import TrainConfig, calibration_warnings, train_detector
+
+    with pytest.raises(BadInputError, match="given as both --real and --fake"):
+        train_detector([tmp_path / "a", tmp_path / "b"], [tmp_path / "x", tmp_path / ".." / tmp_path.name / "b"],
+                       name="t", cfg=TrainConfig(families=("naive",)), progress=False, log_mlflow=False)
+    thin = SimpleNamespace(target_fpr=0.01, info={"calibration_set": {
+        "n_real": 33, "n_generated": 2, "expected_fpr_new_real": 0.0294}})
+    w = calibration_warnings(thin)
+    assert len(w) == 2 and "33 real clips" in w[0] and "at least 99 real" in w[0] and "2 generated" in w[1]
+    ample = SimpleNamespace(target_fpr=0.01, info={"calibration_set": {
+        "n_real": 170, "n_generated": 131, "expected_fpr_new_real": 0.0058}})
+    assert calibration_warnings(ample) == []
+
+
 class ColumnFamily:
     """A stand-in family whose logit for a clip is one column of the 'batch' it is given."""
 
@@ -424,7 +467,13 @@ def test_training_separates_and_meets_its_false_positive_target(trained):
     assert all(c["real"] + c["generated"] == report["clips"][s] for s, c in by.items())
     short = [k for k, v in by["test"].items() if v < MIN_TEST_CLIPS]
     assert short == ["generated"]  # this small fixture's test split: 4 generated clips
-    assert [w.split(" clips")[0].rsplit(" ", 1)[-1] for w in report["warnings"]] == short
+    split = [w for w in report["warnings"] if w.startswith("the test split")]
+    assert [w.split(" clips")[0].rsplit(" ", 1)[-1] for w in split] == short
+    # and its calibration split is far under the 99 clips a class the 1% target needs: said too
+    cal = by["calib"]
+    thin = [w for w in report["warnings"] if w.startswith("the calibration split")]
+    assert len(thin) == (cal["real"] < 99 and report["expected_fpr_new_real"] > 0.01) + (cal["generated"] < 99)
+    assert thin and all("give at least 99" in w for w in thin)
 
 
 def test_trained_detector_is_saved_registered_and_logged(in_trained):

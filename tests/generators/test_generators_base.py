@@ -187,6 +187,78 @@ def test_folder_generator_by_index_and_by_file_name(tmp_path):
         g2.generate(["a blue cube"], [0])
 
 
+def test_folder_samples_by_number_prompts_in_any_script_and_clashes(tmp_path):
+    """Found with other tools' folders (session 29): "-10" was sample 2 (name order), a prompt in
+    Chinese matched a clip of another Chinese prompt (both normalised to ""), and "x-0.mp4" beside
+    "x-0.webm" were samples 0 and 1."""
+    from generators.folder import normalise
+
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for k, i in ((0, 0), (1, 1), (2, 2), (10, 3)):
+        write_video(loose / f"a_red_ball_falls-{k}.mp4", make_clip("test", i))
+    gen = FolderGenerator(loose)
+    got = gen.generate(["a red ball falls"] * 4, [0] * 4)
+    want = [iter_one(loose / f"a_red_ball_falls-{k}.mp4") for k in (0, 1, 2, 10)]
+    assert all(np.array_equal(a.frames, b) for a, b in zip(got, want))
+    assert normalise("一只蓝色方块") == "一只蓝色方块" and normalise("A Red-Ball, falls!") == "a red ball falls"
+    assert normalise("Ｒｅｄ　ＢＡＬＬ") == "red ball" and normalise("Straße") == normalise("STRASSE")
+    zh = tmp_path / "zh"
+    zh.mkdir()
+    write_video(zh / "一只红球落下.mp4", make_clip("test", 0))
+    with pytest.raises(BadInputError, match="no video for prompt '一只蓝色方块'"):
+        FolderGenerator(zh).generate(["一只蓝色方块"], [0])
+    assert len(FolderGenerator(zh).generate(["一只红球落下"], [0])) == 1
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    write_video(clash / "x-0.mp4", make_clip("test", 0))
+    write_video(clash / "x-0.mkv", make_clip("test", 1))
+    with pytest.raises(BadInputError, match="are both sample 0 of 'x'"):
+        FolderGenerator(clash)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(BadInputError, match="is a file"):
+        FolderGenerator(tmp_path / "afile")
+
+
+def iter_one(path):
+    from evalkit.video import read_video
+
+    return read_video(path).frames
+
+
+def test_hand_written_indexes_are_checked_line_by_line(tmp_path):
+    """Values of the wrong type were internal errors; a video listed twice counted twice (N too
+    large); a Latin-1 index a decoding error; videos in per-prompt subfolders 'no videos'."""
+    from evalkit.clipset import read_index
+
+    d = tmp_path / "d"
+    d.mkdir()
+    write_video(d / "a.mp4", make_clip("test", 0))
+    ok = {"id": "a", "file": "a.mp4", "prompt": "a red ball"}
+    for bad, says in (({**ok, "file": None}, "file must be"), ({**ok, "file": 3}, "file must be"),
+                      ({**ok, "id": [1]}, "id must be"), ({**ok, "prompt": 7}, "prompt must be text"),
+                      ({**ok, "file": "sub\\a.mp4"}, "write paths with /")):
+        (d / "index.jsonl").write_text(json.dumps(bad) + "\n")
+        with pytest.raises(BadInputError, match=says):
+            read_index(d)
+    (d / "index.jsonl").write_text(json.dumps(ok) + "\n" + json.dumps({**ok, "id": "b"}) + "\n")
+    with pytest.raises(BadInputError, match=r"index.jsonl:2: file 'a.mp4' is listed already \(line 1\)"):
+        read_index(d)
+    (d / "index.jsonl").write_text(json.dumps({**ok, "id": 1}) + "\n" + json.dumps({**ok, "id": "1", "file": "b.mp4"}))
+    with pytest.raises(BadInputError, match="duplicate id"):
+        read_index(d)
+    (d / "index.jsonl").write_text(json.dumps({**ok, "prompt": None}) + "\n")
+    assert read_index(d)[0]["prompt"] == ""  # null: no prompt, as an empty one
+    (d / "index.jsonl").write_bytes(json.dumps({**ok, "prompt": "café"}, ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(BadInputError, match="not UTF-8 text"):
+        read_index(d)
+    nested = tmp_path / "nested"
+    (nested / "a red ball falls").mkdir(parents=True)
+    write_video(nested / "a red ball falls" / "0.mp4", make_clip("test", 0))
+    with pytest.raises(BadInputError, match="its videos are in subfolders"):
+        read_index(nested)
+
+
 def test_exported_weights_have_one_byte_layout_whatever_the_metadata_order(tmp_path):
     """safetensors writes its metadata map in hash order (it differs between processes); the
     exports rewrite the header sorted, so the same weights and metadata give the same SHA-256."""
