@@ -552,7 +552,7 @@ def test_watermarking_keeps_the_clock_of_a_variable_rate_broadcast_clip(env, tmp
 
 
 def test_only_a_gain_well_outside_a_re_encodes_band_is_called_an_edit():
-    from evalkit.provenance.verify import _edits
+    from evalkit.provenance.verify_words import edits as _edits
 
     assert _edits({"gain": 0.97}) == [] and _edits({"gain": 1.03}) == []  # what CRF 18-30 read as
     assert _edits({"gain": 0.84}) == ["contrast, brightness or saturation lowered, or the picture shrunk (the mark "

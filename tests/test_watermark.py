@@ -222,7 +222,7 @@ def test_a_fade_in_and_out_is_undone_before_the_read(monkeypatch, real_videos_di
     undone, and `verify` names the fade."""
     from benchmarks.robustness import attacks
     from benchmarks.robustness import watermark as bench
-    from evalkit.provenance.verify import _edits
+    from evalkit.provenance.verify_words import edits as _edits
 
     carphone = read_video(real_videos_dir / "carphone_pristine.mp4", max_frames=92).frames[60:92]
     cases = [(bench.world_clips(1, 256, 0)[0][2], "watermark-bench-0-16", "0e7fdb163a4bf9dc"),

@@ -67,7 +67,9 @@ from evalkit.provenance.manifest_read import (HASH_MISMATCH_CODES, UNREADABLE_MA
                                               _empty_provenance, load_trust, read_provenance)
 from evalkit.provenance.verdict import (FAILED_VERDICTS, INCOMPLETE, VERDICTS,  # noqa: F401
                                         decide, source_type_name)
+from evalkit.provenance.verify_words import edits, issuer_not_anchored, other_mark
 from evalkit.safe_text import printable
+
 
 # Below this short side the mark's 88 information bits barely fit (README: 32x32 clips lose the
 # payload after CRF 30), so a blind miss there says little.
@@ -82,74 +84,6 @@ def _no_watermark(key_id=None) -> dict:
     return {"detected": False, "payload": None, "p_value": 1.0, "bit_confidence": 0.0,
             "matches_manifest": None, "checked": False, "key_id": key_id, "edits": [], "method": None,
             "registry": None}
-
-
-GAIN_EDIT = 0.1  # |gain - 1| above which a read reports a contrast, brightness or saturation edit
-
-
-def _other_mark(frames, part, key, payload: str) -> dict | None:
-    """A second mark in the longest stretch of `frames` outside `part` (the frames the registered
-    picture matched), or None: one more test of its own, at the detector's own threshold."""
-    from evalkit.provenance import watermark as wmmod
-
-    a, b = part
-    rest = max(((0, a), (b, len(frames))), key=lambda r: r[1] - r[0])
-    if rest[1] - rest[0] < 16:  # too short to carry a whole mark
-        return None
-    d = wmmod.detect(frames[rest[0]:rest[1]], key)
-    if not d.detected or not d.payload or d.payload.hex() == payload:
-        return None
-    return {"payload": d.payload.hex(), "p_value": d.p_value, "frames": list(rest)}
-
-
-def _faded(frames) -> bool:
-    """Whether the frames' brightness swings as a fade's does (the darkest frame under 70% of the
-    brightest): the read that undoes each frame's brightness also finds marks in trimmed or
-    re-encoded clips that were never faded, and then says nothing about a fade."""
-    if frames is None or len(frames) < 2:
-        return False
-    levels = frames.reshape(len(frames), -1).mean(axis=1) + 1.0
-    return float(levels.min() / levels.max()) < 0.7
-
-
-def _edits(geometry: dict, frames=None) -> list[str]:
-    """What the geometry of a watermark read says was done to the picture since it was marked:
-    evidence for an investigator. Only what the read can show: a re-encode leaves nothing, and
-    which frames were read says nothing (a long moving clip is read segment by segment anyway)."""
-    from evalkit.provenance.wm_grid import TURNS  # (numpy and cv2: loaded only for a watermark)
-
-    out = []
-    view = geometry.get("view", "as-is")
-    if view.startswith("bars-removed"):
-        out.append("bars were added around the picture (letterbox or pillarbox)")
-    if view.startswith("inset"):
-        out.append("the picture was laid inside another video's frame (picture-in-picture or split screen)")
-    if view.endswith("mirrored"):
-        out.append("mirrored left-right")
-    if view in dict(TURNS):
-        out.append(view)
-    if view == "fade undone" and _faded(frames):
-        out.append("faded in or out (the mark was read with each frame's brightness undone)")
-    # the angle was read on the view: after a mirror, the picture turned the other way
-    deg = -geometry.get("rotation", 0.0) if view.endswith("mirrored") else geometry.get("rotation", 0.0)
-    if deg:
-        out.append(f"rotated {abs(deg):.1f}° {'counter-clockwise' if deg > 0 else 'clockwise'}")
-    y0, y1, x0, x1 = geometry.get("box", (0.0, 1.0, 0.0, 1.0))
-    if max(abs(y0), abs(1 - y1), abs(x0), abs(1 - x1)) > 0.005:
-        out.append(f"cropped{' off centre' if geometry.get('crop') == 'off-centre' else ''}: the video shows "
-                   f"{y0:.0%}-{y1:.0%} of the marked frame's height and {x0:.0%}-{x1:.0%} of its width")
-    gain = geometry.get("gain", 1.0)
-    # A plain re-encode reads at 0.97-1.00 of the mark's strength (CRF 18-30, world clips and
-    # footage, session 20), and the a-priori read refines its gain only within +-3%: so only a read
-    # well outside that band is evidence of an edit (contrast x0.8 read at 0.84, x1.2 at 1.19). A
-    # picture shrunk to half its size reads weaker too (0.77, session 28: the finest detail of the
-    # mark is averaged away), so a weak read names both.
-    if gain < 1 - GAIN_EDIT:
-        out.append(f"contrast, brightness or saturation lowered, or the picture shrunk (the mark reads at "
-                   f"{gain:.2f} of its strength)")
-    elif gain > 1 + GAIN_EDIT:
-        out.append(f"contrast, brightness or saturation raised (the mark reads at {gain:.2f} of its strength)")
-    return out
 
 
 def _no_detector() -> dict:
@@ -290,7 +224,7 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
         out["provenance"] = prov
         if err and out["error"] is None:
             out["error"] = err
-    note = _issuer_not_anchored(out["provenance"], anchors)
+    note = issuer_not_anchored(out["provenance"], anchors)
     if note:
         notes.append(note)
 
@@ -305,7 +239,7 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
             geometry = d.geometry
             out["watermark"] = {**d.to_dict(), "matches_manifest": None, "checked": True,
                                 "key_id": key.fingerprint, "method": "blind",
-                                "edits": _edits(d.geometry, clip.frames) if d.detected else [], "registry": None}
+                                "edits": edits(d.geometry, clip.frames) if d.detected else [], "registry": None}
         except Exception as e:  # noqa: BLE001
             notes.append(f"The watermark check failed ({_one_line(e, 120)}).")
         sb = out["provenance"].get("soft_binding")
@@ -341,7 +275,7 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
                 notes.append(f"The soft-binding registry could not be read ({_one_line(e, 120)}).")
             part = (wm.get("registry") or {}).get("frames")
             if part:  # the marked clip is a part of this video: is another mark in the rest?
-                other = _other_mark(clip.frames, part, key, wm["payload"])
+                other = other_mark(clip.frames, part, key, wm["payload"])
                 if other:
                     wm["other_marks"] = [other]
                     notes.append(f"Frames {other['frames'][0]}-{other['frames'][1] - 1} carry another evalkit mark "
@@ -390,25 +324,6 @@ def _stream_text(per: list[dict], n_segments: int) -> str:
     if not bad:
         return text + ", each checked against the manifest."
     return text + f"; {len(bad)} failed against the manifest: {', '.join(bad[:8])}" + (" ..." if len(bad) > 8 else "") + "."
-
-
-def _issuer_not_anchored(prov: dict, anchors: str | None) -> str | None:
-    """Why a signature that checks out is untrusted although anchors were given: the signing
-    certificate's issuer is none of them (another CA, or an intermediate under one of them that
-    the signer left out of the chain it signed with; c2pa says only "untrusted")."""
-    if not anchors or prov.get("state") != "valid" or not prov.get("issuer"):
-        return None
-    from cryptography import x509
-
-    from evalkit.provenance.credentials import _describe
-
-    names = [_describe(c.subject) for c in x509.load_pem_x509_certificates(anchors.encode("ascii"))]
-    if prov["issuer"] in names:
-        return None
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return (f"The signing certificate was issued by {prov['issuer']}, which is none of your trust anchors "
-            f"({shown}): another CA, or an intermediate CA under one of them that the signer left out of "
-            "the chain it signed with (it belongs in the signer's --cert file, after the signing certificate).")
 
 
 def verify_exit_code(results: list[dict]) -> int:
