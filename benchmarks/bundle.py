@@ -139,6 +139,7 @@ def _check_signature(data: bytes, sig: dict, trust_pem: str | None) -> tuple[lis
         except (ValueError, TypeError, InvalidSignature):
             problems.append(f"certificate chain broken: {child.subject.rfc4514_string()} is not issued by "
                             f"{parent.subject.rfc4514_string()}")
+    info["intact"] = not problems  # the signature and chain check out, whoever the signer is
     if trust_pem:
         anchors = x509.load_pem_x509_certificates(trust_pem.encode("ascii"))
         top = chain[-1]
@@ -152,7 +153,8 @@ def _check_signature(data: bytes, sig: dict, trust_pem: str | None) -> tuple[lis
 
         info["trusted"] = any(top == a or issued(a) for a in anchors)
         if not info["trusted"]:
-            problems.append("the signing certificate does not chain to the given trust anchors (--trust)")
+            problems.append("the signing certificate does not chain to the trust anchor (signed by someone else, "
+                            "or give --trust with its signer's CA)")
     return problems, info
 
 
@@ -160,13 +162,37 @@ def _read(path: Path, what: str) -> dict:
     if not path.is_file():
         raise MissingResourceError(f"{path}: no such {what}; give the bundle.json of a bench run (its "
                                    f"{SIG_FILE} beside it)")
+    todo = "use the files `evalkit bench run` wrote (bundle.json and bundle.sig of the run's folder)"
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys,
+                         parse_constant=_no_constant)
+    except _Hostile as e:
+        raise BadInputError(f"{path}: not a valid {what}: {e}; {todo}") from None
+    except RecursionError:
+        raise BadInputError(f"{path}: not a valid {what}: nested too deep; {todo}") from None
     except (UnicodeDecodeError, ValueError):
-        raise BadInputError(f"{path}: not a JSON {what}") from None
+        raise BadInputError(f"{path}: not a JSON {what} (damaged or cut short); {todo}") from None
     if not isinstance(obj, dict):
-        raise BadInputError(f"{path}: not a JSON {what}")
+        raise BadInputError(f"{path}: not a JSON {what}; {todo}")
     return obj
+
+
+class _Hostile(ValueError):
+    """JSON that parses but that no evalkit writer makes: a key given twice (a reader that keeps
+    the first value and the signature's canonical form, which keeps the last, would disagree on
+    what was signed), or NaN/Infinity (not JSON, and not canonical)."""
+
+
+def _unique_keys(pairs):
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise _Hostile(f"the key {dup!r} is given twice")
+    return dict(pairs)
+
+
+def _no_constant(name):
+    raise _Hostile(f"{name} is not a JSON number")
 
 
 def _check_structure(bundle: dict, path: Path) -> None:
@@ -186,6 +212,9 @@ def _check_structure(bundle: dict, path: Path) -> None:
     need(isinstance(bundle.get("model"), str), "model", "a string")
     need(isinstance(bundle.get("metrics", {}), dict), "metrics", "an object")
     need(isinstance(bundle.get("reference", {}), dict), "reference", "an object")
+    mp = bundle.get("max_prompts")
+    need(mp is None or (isinstance(mp, int) and not isinstance(mp, bool) and mp >= 1), "max_prompts",
+         "null or a positive whole number")
     clips = bundle.get("clips")
     need(isinstance(clips, list), "clips", "a list")
     for i, c in enumerate(clips):
@@ -212,6 +241,15 @@ def _same(a, b) -> bool:
         return False
 
 
+def _project_ca() -> Path | None:
+    """This machine's project CA (`evalkit keys init`'s ca.pem under EVALKIT_HOME), which signs
+    the bundles `bench run` writes here: the default trust anchor, or None."""
+    from evalkit.provenance.credentials import default_paths
+
+    ca = default_paths().ca_cert
+    return ca if ca.is_file() else None
+
+
 def verify_bundle(bundle_path, *, clips=None, trust=None, recompute: bool = False, progress: bool = False) -> dict:
     """Check a result bundle. Returns {"ok", "exit_code", "problems": [...], "signature": {...},
     "clips": {...}|None, "recompute": {...}|None}; raises for a missing or unreadable bundle."""
@@ -225,14 +263,17 @@ def verify_bundle(bundle_path, *, clips=None, trust=None, recompute: bool = Fals
     if bundle.get("format") != FORMAT:
         raise BadInputError(f"{bundle_path}: not an evalkit bench bundle (format {bundle.get('format')!r})")
     _check_structure(bundle, bundle_path)
-    trust_pem = None
-    if trust is not None:
-        from evalkit.provenance.verify import load_trust
+    from evalkit.provenance.verify import load_trust
 
-        trust_pem = load_trust([trust])
+    anchor = Path(trust) if trust is not None else _project_ca()
+    trust_pem = load_trust([anchor]) if anchor is not None else None
     problems, signer = _check_signature(canonical_json(bundle), sig, trust_pem)
+    signer["anchor"] = str(anchor) if anchor is not None else None
+    if anchor is None:  # intact says nothing of who signed: anyone can sign a bundle with their own key
+        problems.append("no trust anchor: the signature shows the bundle is intact, not who signed it; give "
+                        "--trust with the signer's CA (the project's: credentials/ca.pem of its EVALKIT_HOME)")
     report = {"bundle": str(bundle_path), "suite": bundle["suite"]["name"], "model": bundle["model"],
-              "signature": {**signer, "valid": not problems}, "clips": None, "recompute": None}
+              "signature": {**signer, "valid": bool(signer.get("intact"))}, "clips": None, "recompute": None}
 
     from benchmarks.suite import suite_hash
 

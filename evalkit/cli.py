@@ -73,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         if refused is not None:  # the OS refused a path the user gave: too long, absent, no permission
             click.echo(f"evalkit: error: {refused[0]}", err=True)
             return refused[1]
+        from evalkit.tracking import store_error_message
+
+        store = store_error_message(e)
+        if store is not None:  # the MLflow store: another version's, or read-only
+            click.echo(f"evalkit: error: {store}", err=True)
+            return EXIT_BAD_INPUT
         msg = " ".join(str(e).split())[:300]
         click.echo(f"evalkit: internal error: {type(e).__name__}: {msg}; rerun with EVALKIT_DEBUG=1 "
                    "for the traceback and report it", err=True)

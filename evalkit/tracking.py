@@ -55,6 +55,59 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
+def store_error_message(exc: BaseException) -> str | None:
+    """One line for an MLflow store that cannot serve this command, recognised by text so the CLI
+    need not import mlflow: a database another MLflow version wrote (its schema older or newer
+    than this one's), or a store opened read-only by a command that logs. None for anything else."""
+    text = " ".join(str(exc).split())
+    name = type(exc).__name__
+    if name == "MlflowException" and "database schema" in text.lower():
+        import mlflow
+
+        older = _schema_is_older()
+        return (f"the MLflow store {tracking_uri()} was written by {'an older' if older else 'another'} MLflow "
+                f"(its database schema differs from MLflow {mlflow.__version__}'s); "
+                + ("back it up and run `mlflow db upgrade URI`, or point MLFLOW_TRACKING_URI at another store"
+                   if older else "use the MLflow version that wrote it, or point MLFLOW_TRACKING_URI at another store"))
+    if "readonly database" in text or "read-only database" in text:
+        return (f"the MLflow store {tracking_uri()} is read-only, and this command logs to it; point "
+                "MLFLOW_TRACKING_URI at a writable store")
+    return None
+
+
+def _schema_is_older() -> bool:
+    """Whether the SQLite store's schema revision is one this MLflow knows (an older store it can
+    upgrade), rather than one it does not (a newer MLflow's). MLflow's own message says
+    "out-of-date" either way."""
+    import sqlite3
+
+    import mlflow
+
+    path = store_path()
+    versions = Path(mlflow.__file__).parent / "store" / "db_migrations" / "versions"
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            (rev,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        finally:
+            db.close()
+    except (sqlite3.Error, TypeError, ValueError):
+        return True
+    return any(f.name.startswith(f"{rev}_") for f in versions.glob("*.py"))
+
+
+def check_store_exists() -> None:
+    """For commands that only read the store (leaderboard, report): a local SQLite store that is
+    not there is a path mistyped, not a store to create (MLflow would make an empty one, and its
+    folders, and then find no runs)."""
+    from evalkit.errors import MissingResourceError
+
+    path = store_path()
+    if path is not None and not path.exists():
+        raise MissingResourceError(f"{path}: no MLflow store there (MLFLOW_TRACKING_URI={tracking_uri()}); "
+                                   "check the path, or run `evalkit bench run` first")
+
+
 def store_path() -> Path | None:
     """The local file the tracking store lives in (a `sqlite:///` URI's database), or None for a
     server, a folder store or an in-memory database: what an output path must never be. Asked

@@ -75,12 +75,27 @@ def _img(png: bytes, alt: str, cls: str = "plot", mime: str = "image/png") -> st
 
 
 def _fig(fig, alt: str) -> str:
+    import warnings
+
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    with warnings.catch_warnings():  # a name in a script the font lacks draws as boxes: said once, below
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     return _img(buf.getvalue(), alt)
+
+
+LABEL_CHARS = 40
+
+
+def chart_label(name: str) -> str:
+    """A model's name as a chart shows it: control and bidi characters escaped (a right-to-left
+    override reversed a chart's text) and cut to LABEL_CHARS (a 200-character folder name
+    squeezed the plots into slivers); the tables give names whole."""
+    text = printable(name)
+    return text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 1] + "…"
 
 
 def _plt():
@@ -119,7 +134,7 @@ def metric_bars(df) -> str:
     cols = 2
     nrows = math.ceil(len(metrics) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(11, 0.35 * len(df) * nrows + 1.2 * nrows), squeeze=False)
-    labels = list(df["model"])
+    labels = [chart_label(m) for m in df["model"]]
     y = np.arange(len(df))
     colours = [ROLE_COLOURS.get(r, "#888") for r in df["role"]]
     for ax, m in zip(axes.flat, metrics):
@@ -195,7 +210,7 @@ def _scores(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 def detector_curves(df, per_clip: dict[str, list[dict]]) -> str:
     real = [r for _, row in df[df["role"] == "ceiling"].iterrows() for r in per_clip.get(row["run_id"], [])]
     neg, neg_hit = _scores(real)
-    models = [(row["model"], *_scores(per_clip.get(row["run_id"], [])))
+    models = [(chart_label(row["model"]), *_scores(per_clip.get(row["run_id"], [])))
               for _, row in df[df["role"] == "model"].iterrows()]
     models = [m for m in models if m[1].size]
     if neg.size < 2 or not models:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import schema
+from evalkit.safe_text import printable
 from reports import _store
 
 PRIMARY_METRICS = ("fvd", "physics_score", "clip_alignment")
@@ -267,7 +268,7 @@ def display_rows(df, narrow: bool = False) -> tuple[list[str], list[list[str]]]:
     for _, r in df.iterrows():
         n = r.get(n_of + "_n", math.nan) if n_of else math.nan
         out.append(["" if pd.isna(r["rank"]) else str(int(r["rank"])),
-                    MARK if r["tie_with_above"] else "", r["model"], r["role"],
+                    MARK if r["tie_with_above"] else "", printable(r["model"]), r["role"],
                     *[cell(r, m) for m in metrics],
                     "—" if math.isnan(n) else str(int(n))])
     return header, out

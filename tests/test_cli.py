@@ -94,7 +94,9 @@ def test_outputs_never_overwrite_what_the_command_reads(capsys, tmp_path, monkey
             (("score", str(clips), "--metrics", "flicker", "--no-mlflow", "--json", str(clip)), "input folder"),
             (("audit", "--model", "world", "--policy", str(policy), "--html", str(policy)), "is an input"),
             (("leaderboard", "--suite", "world-v1", "--out", str(store)), "is the MLflow store"),
-            (("report", "--suite", "world-v1", "--out", str(store)), "is the MLflow store")):
+            (("report", "--suite", "world-v1", "--out", str(store)), "is the MLflow store"),
+            (("report", "--suite", "world-v1", "--out", str(tmp_path / "r.png"), "--check"),
+             "--check writes its screenshot to")):
         code, out, err = run(capsys, *argv)
         assert code == EXIT_BAD_INPUT and says in err and err.count("\n") == 1, (argv, err)
     assert all(p.read_bytes() == b for p, b in before.items())

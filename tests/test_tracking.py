@@ -260,3 +260,38 @@ def test_a_store_that_is_not_a_database_is_named_before_the_work(monkeypatch, tm
     assert "is not an SQLite database (damaged" in err and err.count("\n") == 1
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'fresh.db'}")
     assert main(["score", str(clip), "--metrics", "flicker"]) == 0  # absent: MLflow creates it
+
+
+def test_a_store_of_another_mlflow_version_or_a_mistyped_one_is_one_line(monkeypatch, tmp_path, capsys):
+    """Another MLflow's database was an internal error cut off mid-word, its advice wrong for a
+    newer schema; a mistyped store path for a read-only command made an empty store and folders."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import mlflow
+
+    from evalkit.cli import main
+    from evalkit.errors import EXIT_BAD_INPUT, EXIT_MISSING
+
+    db = tmp_path / "store.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    mlflow.search_experiments()  # creates the store at this MLflow's schema
+    known = sorted(Path(mlflow.__file__).parent.glob("store/db_migrations/versions/*_*.py"))[0].name.split("_")[0]
+    for rev, says in ((known, "written by an older MLflow"), ("ffffffffffff", "use the MLflow version that wrote it")):
+        con = sqlite3.connect(db)
+        con.execute("UPDATE alembic_version SET version_num = ?", (rev,))
+        con.commit()
+        con.close()
+        # a process of its own: MLflow checks a store's schema once a process
+        r = subprocess.run([sys.executable, "-m", "evalkit.cli", "leaderboard", "--suite", "world-v1"],
+                           capture_output=True, text=True, env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}"})
+        err = r.stderr.strip().splitlines()[-1]
+        assert r.returncode == EXIT_BAD_INPUT and says in err and str(db) in err, r.stderr
+    typo = tmp_path / "nodir" / "typo.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{typo}")
+    assert main(["leaderboard", "--suite", "world-v1"]) == EXIT_MISSING
+    assert "no MLflow store there" in capsys.readouterr().err and not typo.parent.exists()

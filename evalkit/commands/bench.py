@@ -98,7 +98,9 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
 def _summary_table(results) -> str:
     """The suite's headline metrics, one column a model: value [95% CI] n=N, columns as wide as
     their widest cell and two spaces apart, model names whole."""
-    rows = [["metric", *(r.model for r in results)]]
+    from evalkit.safe_text import printable
+
+    rows = [["metric", *(printable(r.model) for r in results)]]
     for name in _BENCH_SUMMARY:
         cells = [name]
         for r in results:
@@ -133,20 +135,24 @@ def bench_verify(bundle, clips, trust, recompute, as_json):
     if as_json:
         click.echo(json.dumps(r, default=str))
     else:
+        from evalkit.safe_text import printable
+
         sig = r["signature"]
-        trusted = {True: "trusted", False: "NOT trusted", None: "no trust anchor given"}[sig.get("trusted")]
-        click.echo(f"{r['bundle']}: suite {r['suite']}, model {r['model']}")
-        click.echo(f"  signature: {'valid' if sig.get('valid') else 'INVALID'} ({sig.get('signer')}; {trusted})")
+        trusted = {True: f"trusted: chains to {sig.get('anchor')}", False: f"NOT trusted by {sig.get('anchor')}",
+                   None: "no trust anchor"}[sig.get("trusted")]
+        lines = [f"{r['bundle']}: suite {r['suite']}, model {r['model']}",
+                 f"  signature: {'intact' if sig.get('valid') else 'INVALID'} ({sig.get('signer')}; {trusted})"]
         if r["clips"] is not None:
             c = r["clips"]
             unmatched = len(c["mismatched"]) + len(c["missing"]) + len(c.get("outside", []))
-            click.echo(f"  clips: {c['checked'] - unmatched}/{c['checked']} match")
+            lines.append(f"  clips: {c['checked'] - unmatched}/{c['checked']} match")
         if r["recompute"] is not None:
             rc = r["recompute"]
-            click.echo(f"  recomputed: {rc['checked'] - len(rc['mismatched'])}/{rc['checked']} metrics identical")
-        for p in r["problems"]:
-            click.echo(f"  problem: {p}")
-        click.echo("  OK" if r["ok"] else "  FAILED")
+            lines.append(f"  recomputed: {rc['checked'] - len(rc['mismatched'])}/{rc['checked']} metrics identical")
+        lines += [f"  problem: {p}" for p in r["problems"]]
+        lines.append("  OK" if r["ok"] else "  FAILED")
+        # the bundle's strings are its writer's: none may print a line of its own ("OK")
+        click.echo("\n".join(printable(x) for x in lines))
     raise click.exceptions.Exit(r["exit_code"])
 
 
@@ -163,8 +169,11 @@ def leaderboard(suite, fmt, rank_by, out):
     from benchmarks.suite import suite_name
     from reports.leaderboard import leaderboard as make_board
 
+    from evalkit.tracking import check_store_exists
+
     if out is not None:
         check_output_file(out, f"leaderboard.{ {'table': 'txt'}.get(fmt, fmt)}")  # before the store is read
+    check_store_exists()
     board = make_board(suite_name(suite), primary=rank_by)
     text = format_leaderboard(board, fmt)
     if fmt in ("csv", "json"):  # the other formats carry the notes; keep machine-readable stdout clean
@@ -236,7 +245,14 @@ def report(suite, out, rank_by, check):
     from reports.html import log_report, suite_report
     from reports.leaderboard import leaderboard as make_board
 
+    from evalkit.tracking import check_store_exists
+
     check_output_file(out, "report.html")  # before the store is read
+    if check:  # the screenshot goes beside it, as OUT.png: never over the report
+        shot = out.with_suffix(".png")
+        if shot == out or shot.is_dir():
+            raise BadInputError(f"--out {out}: --check writes its screenshot to {shot}; give the report a .html name")
+    check_store_exists()
     path = write_text_atomic(out, suite_report(make_board(suite_name(suite), primary=rank_by)))
     click.echo(f"wrote {path}")
     if check:

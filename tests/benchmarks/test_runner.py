@@ -14,6 +14,7 @@ from benchmarks.bundle import verify_bundle
 from benchmarks.runner import run_suite
 from benchmarks.suite import load_suite
 from evalkit.errors import EXIT_CHECK_FAILED, BadInputError
+from evalkit.cli import main
 
 TINY = """\
 name: tiny
@@ -147,6 +148,45 @@ def test_bundle_verifies_and_catches_tampering(mlflow_store, tiny, tmp_path):
         res.bundle.write_text(json.dumps({**b, field: value}))
         with pytest.raises(BadInputError, match=re.escape(says)):
             verify_bundle(res.bundle, clips=res.folder)
+
+
+def test_a_bundle_re_signed_by_anyone_else_or_crafted_to_break_the_reader_fails(mlflow_store, tiny, tmp_path,
+                                                                                 monkeypatch):
+    """Found in session 29: a bundle with its numbers changed and signed again with other keys
+    (`keys init` elsewhere: the same default signer name) read "valid ... OK", exit 0, without
+    --trust; a key given twice, NaN or deep nesting were internal errors; a model name with a
+    newline printed a line "OK" of its own."""
+    from benchmarks.bundle import SIG_FILE, canonical_json, sign_bytes
+    from evalkit.provenance.credentials import default_paths, init_keys
+
+    res = run_suite(tiny, "control:noise", out_dir=tmp_path / "out", progress=False)
+    assert verify_bundle(res.bundle)["ok"]  # this machine's project CA is the default anchor
+    other = init_keys(tmp_path / "other")
+    b = json.loads(res.bundle.read_text())
+    b["metrics"]["fvd"]["value"] = 1.0
+    b["model"] = "control:noise\n  OK"
+    res.bundle.write_text(json.dumps(b))
+    sig = sign_bytes(canonical_json(b), default_paths(other.dir))
+    res.bundle.with_name(SIG_FILE).write_text(json.dumps(sig))
+    forged = verify_bundle(res.bundle)
+    assert forged["signature"]["valid"] and not forged["ok"]  # intact, but not the project's
+    assert any("does not chain to the trust anchor" in p for p in forged["problems"])
+    assert main(["bench", "verify", str(res.bundle)]) == EXIT_CHECK_FAILED
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "elsewhere"))  # a machine without the CA
+    alone = verify_bundle(res.bundle)
+    assert not alone["ok"] and any(p.startswith("no trust anchor") for p in alone["problems"])
+    assert verify_bundle(res.bundle, trust=other.ca_cert)["ok"]  # anchored in the other CA: its bundle
+    text = res.bundle.read_text()
+    for hostile, says in ((text.replace('"format"', '"model": "x", "format"', 1), "'model' is given twice"),
+                          (text.replace('"value": 1.0', '"value": NaN', 1), "NaN is not a JSON number"),
+                          ("[" * 100000 + "]" * 100000, "nested too deep"),
+                          (text[: len(text) // 2], "damaged or cut short")):
+        res.bundle.write_text(hostile)
+        with pytest.raises(BadInputError, match=re.escape(says)):
+            verify_bundle(res.bundle)
+    res.bundle.write_text(json.dumps({**b, "max_prompts": "abc"}))
+    with pytest.raises(BadInputError, match="max_prompts must be null or a positive whole number"):
+        verify_bundle(res.bundle)
 
 
 class Killed(Exception):
