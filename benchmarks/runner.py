@@ -122,6 +122,22 @@ def _model_fingerprint(spec: str) -> str | None:
                    "videos": sorted(stat(f) for f in files)})
 
 
+def _format_mismatch(suite: Suite, records: list[dict]) -> list[str]:
+    """A warning where the clips are not the suite's video format (a folder of another tool's
+    videos, a diffusers pipeline): physics is judged per frame and FVD's reference is rendered in
+    the suite's format, so the numbers compare with other models' only in part."""
+    v = suite.video
+    off = [r for r in records if (r.get("frames"), r.get("fps")) != (v["frames"], v["fps"])
+           or tuple(r.get("size") or ()) not in ((v["size"], v["size"]),)]
+    if not off:
+        return []
+    r = off[0]
+    return [f"{len(off)} of {len(records)} clips are not the suite's video format ({v['frames']} frames of "
+            f"{v['size']}x{v['size']} at {v['fps']:g} fps; e.g. {r['id']}: {r.get('frames')} frames of "
+            f"{'x'.join(map(str, r.get('size') or []))} at {r.get('fps', 0):.3g} fps): the reference is in the "
+            "suite's format, so FVD and physics compare with other models' in part only"]
+
+
 def run_key(suite: Suite, spec: str, protocol: dict, max_prompts: int | None, judges: dict | None = None) -> str:
     """Everything a run's numbers depend on: the suite, the model and its settings, and the judges
     (the detector's weights, user-given backbone paths), so a new judge never reuses old numbers."""
@@ -371,6 +387,7 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
                             executor=executor,
                             make_generator=functools.partial(_generator, suite, model_spec, generator_options or {}))
         _assemble(records, store, folder)
+        warnings += _format_mismatch(suite, records)
         reference = reference_folder(suite, prompts, progress)
         part_of = {r["id"]: r["part"] for r in records}
         scored = score_run(suite, folder, reference, part_of, progress=progress, backbone_paths=backbone_paths)

@@ -36,7 +36,7 @@ class FolderGenerator:
             raise MissingResourceError(f"{self.folder}: no such folder of videos; check the path")
         self.by_prompt: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
         # with an index, its records; without, the folder's videos prompted by their names
-        indexed = (self.folder / INDEX).is_file()
+        indexed = self.indexed = (self.folder / INDEX).is_file()
         taken: dict[tuple[str, int], str] = {}
         for rec in read_index(self.folder):
             key = normalise(rec["prompt"])
@@ -64,8 +64,9 @@ class FolderGenerator:
                 raise BadInputError(f"{self.folder}: its videos are named by number, not by prompt; match them "
                                     f"to the prompt list they were made from: evalkit index {self.folder} --prompts LIST")
             if not have:
-                raise BadInputError(f"{self.folder}: no video for prompt {p!r}; add one named after it "
-                                    f"or list it in {INDEX}")
+                raise BadInputError(f"{self.folder}: no video for prompt {p!r}; "
+                                    + (f"list one in its {INDEX}" if self.indexed else
+                                       f"add one named after it, or list the videos in an {INDEX}"))
             k = self._served[key]
             if k >= len(have):
                 raise BadInputError(f"{self.folder}: only {len(have)} videos for prompt {p!r}, "

@@ -125,6 +125,17 @@ def generation_protocol(clips) -> dict:
     return out
 
 
+def _unlisted(candidates) -> list[str]:
+    """Videos of an indexed folder (top level and clips/) that its index does not list."""
+    from evalkit.clipset import INDEX, read_index, video_files
+
+    folder = Path(candidates)
+    if not (folder / INDEX).is_file():
+        return []
+    listed = {(folder / r["file"]).resolve() for r in read_index(folder)}
+    return [f.relative_to(folder).as_posix() for f in video_files(folder) if f.resolve() not in listed]
+
+
 def _flicker_row(frames: np.ndarray, row: dict) -> None:
     from evalkit.metrics.flicker import temporal_flicker_score, temporal_hf_ratio, warping_error
 
@@ -333,6 +344,10 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
         warnings.append(f"fvd: {short[0]} of {len(rows)} candidate and {short[1]} of {len(real)} reference clips "
                         f"have fewer than the {video_bb.frames} frames the backbone reads and were stretched by "
                         "repeating frames; compare sets of the same length")
+    unlisted = _unlisted(candidates)
+    if unlisted:  # an index lists what is scored; the user may think the whole folder was
+        warnings.append(f"{len(unlisted)} videos of {candidates} are not in its index.jsonl and were not scored "
+                        f"(e.g. {unlisted[0]}); add them to the index to score them")
     retimed = [r for r in rows if "header_fps" in r]
     if retimed:
         r = retimed[0]

@@ -263,3 +263,13 @@ def test_a_folder_models_key_changes_when_a_video_is_replaced(tmp_path):
     st = clip.stat()
     os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a copy over it, a second later
     assert _model_fingerprint(f"folder:{d}") != before
+
+
+def test_clips_outside_the_suites_format_are_named(tiny):
+    from benchmarks.runner import _format_mismatch
+
+    v = tiny.video
+    ok = {"id": "a", "frames": v["frames"], "fps": v["fps"], "size": [v["size"], v["size"]]}
+    assert _format_mismatch(tiny, [ok]) == []
+    (w,) = _format_mismatch(tiny, [ok, {**ok, "id": "b", "frames": 40, "size": [64, 64], "fps": 24.0}])
+    assert w.startswith("1 of 2 clips are not the suite's video format") and "b: 40 frames of 64x64 at 24 fps" in w

@@ -251,6 +251,20 @@ def test_fvd_warns_when_one_set_is_stretched_to_the_backbones_length(folders, tm
     assert warning.startswith("fvd: 4 of 4 candidate and 0 of ") and "compare sets of the same length" in warning
 
 
+def test_videos_an_index_leaves_out_are_named(folders, tmp_path):
+    import shutil
+
+    part = tmp_path / "part"
+    shutil.copytree(folders / "world", part)
+    lines = (part / "index.jsonl").read_text().splitlines()
+    (part / "index.jsonl").write_text("\n".join(lines[:2]) + "\n")
+    out = tmp_path / "s.json"
+    assert main(["score", str(part), "--metrics", "flicker", "--json", str(out), "--no-mlflow"]) == 0
+    res = json.loads(out.read_text())
+    assert res["metrics"]["flicker"]["n"] == 2
+    assert any(w.startswith(f"{len(lines) - 2} videos of {part} are not in its index.jsonl") for w in res["warnings"])
+
+
 def test_a_clip_without_a_prompt_is_left_out_of_clip_alignment(folders, tmp_path):
     """An index line with an empty prompt was scored against the empty text, as if that meant
     something; now it is left out of CLIP alignment and the warning says so."""
