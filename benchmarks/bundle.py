@@ -292,8 +292,14 @@ def verify_bundle(bundle_path, *, clips=None, trust=None, recompute: bool = Fals
                 missing.append(c["id"])
             elif sha256_file(p) != c["sha256"]:
                 bad.append(c["id"])
+        from evalkit.clipset import video_files
+
+        listed = {p for c in bundle["clips"] if (p := _inside(folder, c["file"])) is not None}
+        extra = [f.relative_to(folder).as_posix() for f in video_files(folder) if f.resolve() not in listed]
         report["clips"] = {"checked": len(bundle["clips"]), "mismatched": bad, "missing": missing,
-                           "outside": outside}
+                           "outside": outside, "extra": extra}
+        if extra:  # the bundle vouches for its clips only: a video added to the folder is not the run's
+            problems.append(f"{len(extra)} video(s) in {folder} are not in the bundle: {', '.join(extra[:5])}")
         if outside:
             problems.append(f"{len(outside)} clip(s) name a file outside the run's folder (not read): "
                             f"{', '.join(outside[:5])}")

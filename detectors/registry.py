@@ -42,6 +42,9 @@ def list_detectors() -> dict[str, str]:
 
 
 def detector_path(name: str | None = None) -> Path:
+    if name is not None and not name.strip():  # `--detector ""`: a mistake, not the default
+        raise BadInputError("--detector is empty; give a detector's name (evalkit detectors list), or leave it out "
+                            f"for {DEFAULT!r}")
     name = check_name(name or DEFAULT)
     for root in (home_dir(), SHIPPED):
         if _is_detector(root / name):

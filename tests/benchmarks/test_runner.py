@@ -118,6 +118,12 @@ def test_bundle_verifies_and_catches_tampering(mlflow_store, tiny, tmp_path):
     assert ok["ok"] and ok["exit_code"] == 0, ok["problems"]
     assert ok["signature"]["trusted"] is True and ok["recompute"]["checked"] > 10
     assert not ok["recompute"]["mismatched"]
+    import shutil  # a video added to the run's folder is not vouched for by the bundle
+
+    shutil.copy(res.folder / "clips" / "fall-00.mp4", res.folder / "clips" / "extra.mp4")
+    added = verify_bundle(res.bundle, clips=res.folder)
+    assert not added["ok"] and added["clips"]["extra"] == ["clips/extra.mp4"]
+    (res.folder / "clips" / "extra.mp4").unlink()
 
     clip = res.folder / "clips" / "fall-00.mp4"
     data = bytearray(clip.read_bytes())

@@ -358,6 +358,13 @@ def test_detector_abstains_on_flat_noise_and_still_frames(real_videos_dir, tmp_p
     assert row["detector"]["calibration"] in ("platt", "isotonic") and row["detector"]["calibration_warnings"] == []
 
 
+def test_an_empty_detector_name_is_a_mistake_not_the_default():
+    from detectors.registry import detector_path
+
+    with pytest.raises(BadInputError, match="--detector is empty"):
+        detector_path("  ")
+
+
 def test_training_refuses_one_path_as_both_classes_and_warns_on_a_thin_calibration(tmp_path):
     from types import SimpleNamespace
 
