@@ -404,3 +404,20 @@ def test_an_untrusted_signature_names_its_issuer_when_no_anchor_is_it(creds, cli
     assert f"issued by {ORG} root CA" in note and "Other Org root CA" in note and "intermediate" in note
     r = verify_file(out, trust=[creds.ca_cert])
     assert r["provenance"]["state"] == "trusted" and not any("none of your trust" in x for x in r["reasons"])
+
+
+def test_each_signer_is_named_by_its_own_key_and_long_organisations_fit(tmp_path):
+    """Every `keys init` with the default organisation made the same signer name, so a bundle
+    re-signed with someone else's keys read like ours; a 53-character organisation overflowed
+    X.509's 64-character CN (an internal error)."""
+    names = []
+    for d, org in (("a", "evalkit development"), ("b", "evalkit development"), ("c", "O" * 64)):
+        creds = init_keys(tmp_path / d, org=org)
+        leaf, ca = load_certificates(creds.signer_cert)[:2]
+        cn = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        assert len(cn) <= 64 and cn.endswith(leaf.extensions.get_extension_for_class(
+            x509.SubjectKeyIdentifier).value.digest.hex()[:8])
+        assert leaf.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == org
+        assert check_certificate_profile(leaf) == []
+        names.append(cn)
+    assert names[0] != names[1] and names[0].startswith("evalkit development C2PA signer ")

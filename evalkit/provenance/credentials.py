@@ -114,10 +114,13 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> Path:
     return tmp
 
 
-def _name(org: str, cn: str):
+def _name(org: str, role: str):
+    """O=org, CN="org role"; X.509 caps each at 64 characters, so a long organisation name is
+    shortened in the CN (the O keeps it whole)."""
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
+    cn = f"{org[:64 - len(role) - 1].rstrip()} {role}"
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
                       x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
@@ -134,7 +137,7 @@ def _make_certificates(org: str):
               key_agreement=False, encipher_only=False, decipher_only=False)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name(org, f"{org} root CA")
+    ca_name = _name(org, "root CA")
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
     ca = (x509.CertificateBuilder()
           .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
@@ -149,8 +152,11 @@ def _make_certificates(org: str):
           .sign(ca_key, hashes.SHA256()))
 
     leaf_key = ec.generate_private_key(ec.SECP256R1())
+    # The key's own short id in its name: every `keys init` with the default organisation made the
+    # same signer name, so a bundle or a video re-signed with someone else's keys read like ours.
+    key_id = x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()).digest.hex()[:8]
     leaf = (x509.CertificateBuilder()
-            .subject_name(_name(org, f"{org} C2PA signer")).issuer_name(ca_name)
+            .subject_name(_name(org, f"C2PA signer {key_id}")).issuer_name(ca_name)
             .public_key(leaf_key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - _SKEW).not_valid_after(now + _dt.timedelta(days=SIGNER_DAYS))
