@@ -75,6 +75,22 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def check_writable(path) -> Path:
+    """`path` (a file to write later, perhaps after hours of work) refused now, in one line, when
+    its folder cannot be made or written: a read-only folder failed a training run at its first
+    checkpoint, an internal error with the work lost."""
+    path = check_parents(Path(path))
+    probe = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.probe")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise BadInputError(f"{path}: cannot write here ({e.strerror or type(e).__name__}); choose another "
+                            "path") from None
+    return path
+
+
 def write_atomic(path, data: bytes | str) -> Path:
     """Write `data` (text as UTF-8) to a hidden temporary name beside `path`, then rename it over
     `path`; folders are made as needed. Never a half-written file; a place that cannot be written
@@ -96,4 +112,4 @@ def write_atomic(path, data: bytes | str) -> Path:
     return path
 
 
-__all__ = ["check_not_input", "check_output_file", "check_parents", "write_atomic"]
+__all__ = ["check_not_input", "check_output_file", "check_parents", "check_writable", "write_atomic"]

@@ -85,7 +85,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _terminate(signum, frame):
+    # `kill` (SIGTERM), as a job scheduler or a container stop sends it: unwound like Ctrl-C, so
+    # the same clean-up runs (temporary files and staged folders removed, training checkpointed).
+    raise KeyboardInterrupt
+
+
 def entry() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())
 
 

@@ -187,6 +187,10 @@ def test_sign_with_a_sidecar_any_container(env, tmp_path, capsys):
         signed = sign_file(env["src"], tmp_path / "emb.mp4", signer).path
         sign_file(signed, tmp_path / "emb2.mp4", signer, sidecar=True)
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "emb2.c2pa").exists()
+    # wm.mkv's sidecar is wm.c2pa: a wm.webm beside it would overwrite it (and wm.mkv then read tampered)
+    with pytest.raises(BadInputError, match="is the sidecar of wm.mkv already"):
+        sign_file(src, tmp_path / "wm.webm", signer, sidecar=True)
+    assert verify_file(tmp_path / "wm.mkv", trust=env["trust"])["provenance"]["state"] == "trusted"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
 
     args = ["sign", str(src), str(tmp_path / "cli.webm"), "--cert", str(env["creds"].signer_cert),

@@ -210,3 +210,19 @@ def test_two_marked_clips_joined_report_both_marks(signed):
     found = {r["watermark"]["payload"], *(m["payload"] for m in r["watermark"].get("other_marks", []))}
     assert found == {signed["res"].payload, second.payload}, r["reasons"]
     assert any("carry another evalkit mark" in x and "two marked videos were joined" in x for x in r["reasons"])
+
+
+def test_signing_a_generated_clip_again_as_a_capture_cannot_launder_it(signed):
+    """The payload comes from the picture, so the same clip signed twice gets the same one; the
+    second signing (as a capture) replaced the record, and a stripped copy of the AI-signed file
+    then read "capture (watermark only, manifest stripped)"."""
+    tmp, key = signed["tmp"], signed["key"]
+    again = sign_file(signed["src"], tmp / "as-capture.mp4", signed["signer"], watermark=True, wm_key=key,
+                      source_type="capture")
+    assert again.payload == signed["res"].payload
+    rec = json.loads(signed["res"].registered.read_text())
+    assert rec["manifest"]["digital_source_type"].endswith("trainedAlgorithmicMedia")  # the AI record stays
+    assert [a["signed_file"] for a in rec["also"]] == ["as-capture.mp4"]
+    r = verify_file(remux(signed["res"].path, tmp / "stripped.mkv"), wm_key=key)
+    assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
+    assert any("also registered for as-capture.mp4 (digitalCapture" in x for x in r["reasons"])

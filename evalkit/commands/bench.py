@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from evalkit.atomic import check_not_input, check_output_file, check_parents
-from evalkit.commands.options import positive
+from evalkit.commands.options import guidance_scale, positive
 from evalkit.errors import BadInputError, UnavailableError
 
 
@@ -35,7 +35,7 @@ _BENCH_SUMMARY = ("fvd", "clip_alignment", "physics_score_id", "physics_score_oo
               help="Quick run: the first N prompts, taking the suite's parts in turn (part of the run key).")
 @click.option("--sampler", help="uvit: sampler (default: the model's).")
 @click.option("--steps", type=int, callback=positive, help="uvit: sampling steps.")
-@click.option("--guidance", type=click.FloatRange(min=0), help="uvit: guidance scale (default: the model's own, "
+@click.option("--guidance", type=float, callback=guidance_scale, help="uvit: guidance scale (default: the model's own, "
               "as for generate).")
 @click.option("--guidance-rescale", type=click.FloatRange(0, 1), help="uvit: guidance rescale (as for generate).")
 @click.option("--guidance-interval", metavar="LO:HI", help="uvit: guidance interval (as for generate).")

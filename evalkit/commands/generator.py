@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from evalkit.atomic import check_output_file
-from evalkit.commands.options import check_tsa, frame_rate, positive
+from evalkit.atomic import check_output_file, check_writable
+from evalkit.commands.options import check_tsa, frame_rate, guidance_scale, positive
 from evalkit.errors import BadInputError
 
 
@@ -88,7 +88,7 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
     from generators.uvit.train import TrainConfig, train
 
     get_config(preset)  # an unknown preset fails here, before anything is written
-    out = check_output_file(out or evalkit_home() / "models" / f"uvit-{preset}.pt", f"{preset}.pt")
+    out = check_writable(check_output_file(out or evalkit_home() / "models" / f"uvit-{preset}.pt", f"{preset}.pt"))
     if warmup_steps < 0 or min_snr_gamma < 0:
         raise BadInputError("--warmup-steps and --min-snr-gamma must be >= 0")
     overrides = {k: v for k, v in (("snr_shift", snr_shift), ("mix_ffn", mix_ffn), ("head_channels", head_channels))
@@ -101,6 +101,8 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
                      window_prob=window_prob, window_frames=window_frames,
                      text_init=str(text_init) if text_init else None, freeze_text=freeze_text,
                      object_weight=object_weight, data_workers=data_workers)
+    if out.exists():
+        _check_resume(out, tc)
     cfg = tc.model_config()
     if window_prob and (window_frames % cfg.temporal_patch or window_frames >= cfg.frames):
         raise BadInputError(f"--window-frames {window_frames}: must be a multiple of {cfg.temporal_patch} "
@@ -113,6 +115,37 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
     state = train(tc, out, on_checkpoint=hook)
     click.echo(f"trained uvit:{preset} to step {state.step} ({state.clips_seen} clips, "
                f"{state.seconds / 60:.1f} min); checkpoint {out}")
+
+
+# generator train's flags that make a run what it is (a resume keeps the checkpoint's), by the
+# TrainConfig field each sets; --max-steps/--max-minutes, --device, --precision and
+# --data-workers are the caller's on every resume.
+_RUN_FLAGS = {"preset": "preset", "data": "data", "batch_size": "batch_size", "lr": "lr",
+              "warmup_steps": "warmup_steps", "min_snr_gamma": "min_snr_gamma", "seed": "seed",
+              "snr_shift": "overrides", "mix_ffn": "overrides", "head_channels": "overrides",
+              "window_prob": "window_prob", "window_frames": "window_frames", "text_init": "text_init",
+              "freeze_text": "freeze_text", "object_weight": "object_weight", "init_from": "init_from",
+              "compile_": "compile"}
+
+
+def _check_resume(out: Path, tc) -> None:
+    """A resume continues the checkpoint's run: flags given on purpose that differ from it were
+    dropped without a word (another --preset, --lr, --seed trained the old run on), and a
+    --max-steps below its step trained nothing and reported success."""
+    from click.core import ParameterSource
+
+    from generators.uvit.train import resume_conflicts, saved_config
+
+    saved, step = saved_config(out)
+    ctx = click.get_current_context()
+    given = {field for flag, field in _RUN_FLAGS.items() if ctx.get_parameter_source(flag) == ParameterSource.COMMANDLINE}
+    clash = resume_conflicts(saved, tc, sorted(given))
+    if clash:
+        raise BadInputError(f"--out {out}: resumes a run trained with {'; '.join(clash)}; a resume keeps its "
+                            "run's settings: drop those flags, or give a new --out to start another run")
+    if tc.max_steps <= step:
+        raise BadInputError(f"--max-steps {tc.max_steps}: {out} is at step {step} already; give a larger --max-steps "
+                            "to train on")
 
 
 @generator.command("recipe")
@@ -159,7 +192,7 @@ def generator_pretrain_text(preset, data, steps, batch_size, lr, seed, out):
     if preset.startswith(("vae-", "gan-")):
         raise BadInputError(f"pretrain-text applies to the U-ViT presets only, not to {preset}")
     get_config(preset)
-    check_output_file(out, "text.safetensors")
+    check_writable(check_output_file(out, "text.safetensors"))
     s = pretrain_text(TextPretrainConfig(preset=preset, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                                          data=data), out)
     click.echo(f"text encoder for uvit:{preset}: {out} (held-out caption retrieval top-1 "
@@ -177,7 +210,7 @@ def generator_export(checkpoint, out):
 
     if out.suffix != ".safetensors":
         raise BadInputError(f"{out}: the export is a .safetensors file; name it so")
-    check_output_file(out, "model.safetensors")
+    check_writable(check_output_file(out, "model.safetensors"))
     path = export_weights(checkpoint, out)
     click.echo(f"exported {checkpoint} to {path} (sha256 {sha256_file(path)})")
 
@@ -231,7 +264,8 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
 @click.option("--n-per-prompt", type=int, default=1, show_default=True, callback=positive)
 @click.option("--sampler", help="uvit: ddpm | ddim | dpmpp-2m; diffusers: a scheduler name (ddim, euler, ...).")
 @click.option("--steps", type=int, callback=positive, help="uvit, diffusers: sampling steps.")
-@click.option("--guidance", type=click.FloatRange(min=0), help="uvit, diffusers: CFG scale s in uncond + s (cond - uncond); "
+@click.option("--guidance", type=float, callback=guidance_scale,
+              help="uvit, diffusers: CFG scale s in uncond + s (cond - uncond); "
               "default: the model's own (uvit: its registry entry's measured best, else 3).")
 @click.option("--guidance-rescale", type=click.FloatRange(0, 1),
               help="uvit: pull the guided output's spread back to the conditional one's by this share "

@@ -10,8 +10,16 @@ SPLIT = click.Choice(["train", "test", "ood"])
 
 
 def positive(ctx, param, value):
-    if value is not None and value <= 0:
-        raise click.BadParameter(f"must be positive, got {value}")
+    if value is not None and (value != value or value in (float("inf"), float("-inf")) or value <= 0):
+        raise click.BadParameter(f"must be a positive finite number, got {value}")
+    return value
+
+
+def guidance_scale(ctx, param, value):
+    """A guidance scale: finite and >= 0 (NaN and inf ran, and wrote NaN into the index, which
+    is no JSON)."""
+    if value is not None and not (value == value and 0 <= value < float("inf")):
+        raise click.BadParameter(f"must be a finite number >= 0, got {value}")
     return value
 
 

@@ -42,7 +42,7 @@ def keys_init(directory, org, force):
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark (re-encodes the video).")
 @click.option("--edit", is_flag=True, help="SRC is already signed: keep its manifest as the parent ingredient "
               "and record this signing as an edit of it (c2pa.opened).")
-@click.option("--sidecar", is_flag=True, help="Write the manifest beside DST (DST.c2pa) and DST as an unchanged "
+@click.option("--sidecar", is_flag=True, help="Write the manifest beside DST, named by its stem (x.mkv: x.c2pa), and DST as an unchanged "
               "copy: for WebM/Matroska, which c2pa cannot embed in, or to keep media files untouched.")
 @click.option("--tsa", metavar="URL", help="An RFC 3161 time-stamp authority: the signature then carries a "
               "trusted time, so it stays valid after the certificate expires (the only network access sign makes).")

@@ -23,6 +23,7 @@ absolute import and gets the c2pa-python package (never run this file as a scrip
 from __future__ import annotations
 
 import functools
+import glob
 import hashlib
 import os
 import secrets
@@ -252,6 +253,13 @@ def sign_sidecar(src, dst, *, signer, source_type: str | None = "trained", gener
                             f"name the output {src.suffix}")
     if not dst.parent.is_dir():
         raise MissingResourceError(f"{dst}: folder {dst.parent} does not exist; create it first")
+    # x.mkv and x.mp4 share the sidecar x.c2pa: signing the second overwrote the first's, which
+    # then read as tampered
+    other = [f.name for f in dst.parent.glob(f"{glob.escape(dst.stem)}.*")
+             if f.suffix.lower() not in (".c2pa", dst.suffix.lower()) and f.suffix.lower() in SIDECAR_MIME]
+    if side.exists() and other:
+        raise BadInputError(f"{side}: is the sidecar of {other[0]} already (a sidecar is named by the video's stem); "
+                            f"give {dst.name} another name")
     info = probe_video(src)  # a one-line VideoError for what is not a readable video
     if carries_manifest(src):
         raise SigningError(f"{src}: already carries a C2PA manifest, which a sidecar would contradict; "

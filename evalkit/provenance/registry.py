@@ -81,6 +81,7 @@ def register(payload_hex: str, key_id: str, mean: np.ndarray, *, provenance: dic
                                                     "actions", "claim_generator", "soft_binding", "signed_at")
                            if prov.get(k) is not None},
               "thumbnail": np.round(thumbnail(mean), 2).tolist()}
+    record = _keep_earlier(lookup(payload_hex, key_id, root), record)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -90,6 +91,29 @@ def register(payload_hex: str, key_id: str, mean: np.ndarray, *, provenance: dic
         raise BadInputError(f"{root}: cannot write the soft-binding registry ({e.strerror}); set {ENV} "
                             "to a writable folder, or sign with --no-register") from None
     return path
+
+
+def _brief(rec: dict) -> dict:
+    m = rec.get("manifest") or {}
+    return {"signed_file": rec.get("signed_file"), "registered": rec.get("registered"),
+            "digital_source_type": m.get("digital_source_type"), "signer": m.get("signer")}
+
+
+def _keep_earlier(old: dict | None, new: dict) -> dict:
+    """The record to write when a payload is registered again (the payload comes from the picture,
+    so the same clip signed twice gets the same one): every earlier signing stays listed in
+    "also", and a record that says AI-generated is never replaced by one that does not, so a
+    clip signed as generated cannot be re-signed into a capture in the registry's eyes."""
+    if old is None:
+        return new
+    from evalkit.provenance.manifest_build import AI_SOURCE_TYPES, canonical_source_type
+
+    also = [*old.get("also", []), _brief(old)]
+    ai = {canonical_source_type(r.get("digital_source_type")) in AI_SOURCE_TYPES for r in (_brief(old), _brief(new))}
+    if ai == {True, False} and canonical_source_type(_brief(new)["digital_source_type"]) not in AI_SOURCE_TYPES:
+        keep = {k: old[k] for k in ("registered", "signed_file", "sha256", "manifest") if k in old}
+        return {**new, **keep, "also": [*old.get("also", []), _brief(new)][-16:]}
+    return {**new, "also": also[-16:]}
 
 
 def lookup(payload_hex: str, key_id: str, root=None) -> dict | None:
@@ -104,8 +128,11 @@ def lookup(payload_hex: str, key_id: str, root=None) -> dict | None:
         # anyone who can write the folder writes these: keep only JSON of the expected kinds
         manifest = rec.get("manifest") if isinstance(rec.get("manifest"), dict) else {}
         text = {k: str(rec[k])[:300] if rec.get(k) is not None else None for k in ("registered", "signed_file", "sha256")}
+        also = [{k: str(a[k])[:300] for k in ("signed_file", "registered", "digital_source_type", "signer")
+                 if a.get(k) is not None} for a in rec.get("also") or [] if isinstance(a, dict)][:16]
         return {**text, "payload": payload_hex, "key_id": key_id, "thumbnail": thumb, "path": str(path),
-                "manifest": {k: v for k, v in manifest.items() if isinstance(k, str) and isinstance(v, (str, list, dict))}}
+                "manifest": {k: v for k, v in manifest.items() if isinstance(k, str) and isinstance(v, (str, list, dict))},
+                "also": also}
     except (OSError, ValueError, KeyError, TypeError, BadInputError):
         return None
 
@@ -178,7 +205,8 @@ def resolve(payload_hex: str, key_id: str, frames: np.ndarray, geometry: dict | 
         return out
     view, box = picture_as_read(frames, geometry)
     out.update(found=True, record=rec["path"], registered=rec.get("registered"), signed_file=rec.get("signed_file"),
-               sha256=rec.get("sha256"), manifest=rec.get("manifest") or {}, **compare(rec["thumbnail"], view, box))
+               sha256=rec.get("sha256"), manifest=rec.get("manifest") or {}, also=rec.get("also") or [],
+               **compare(rec["thumbnail"], view, box))
     if out["content"] != "match":
         part = _matching_part(rec["thumbnail"], frames, geometry)
         if part is not None:

@@ -314,6 +314,11 @@ def _registry_text(reg: dict) -> list[str]:
     made = f" ({kind}" + (f", {gen}" if isinstance(gen, str) else "") + ")" if kind else ""
     out = [f"The soft-binding registry holds this payload: {reg.get('signed_file') or 'a video'}, {who}{made}, "
            f"registered {reg.get('registered')}"]
+    for a in reg.get("also") or []:  # the same picture signed again: every signing is named
+        t = a.get("digital_source_type")
+        kind = source_type_name(canonical_source_type(t)) if t else "no source type"
+        out.append(f"The same payload was also registered for {a.get('signed_file') or 'a video'} ({kind}, "
+                   f"{a.get('registered')})")
     if reg["content"] == "match":
         out.append(reg["why"][0].upper() + reg["why"][1:])
     elif reg["content"] == "uncertain":

@@ -204,6 +204,33 @@ def save_checkpoint(state: TrainState, tc: TrainConfig, path) -> Path:
     return torch_save_atomic(payload, path)
 
 
+def saved_config(path) -> tuple[TrainConfig, int]:
+    """(the TrainConfig, the step) a training checkpoint was saved with, without building its
+    network: what a resume will continue."""
+    path = Path(path)
+    payload = torch_load_checked(path, "evalkit-uvit-train-v1", "U-ViT", torch.device("cpu"))
+    try:
+        tc_dict = json.loads(payload["train_config"])
+        tc_dict["betas"] = tuple(tc_dict["betas"])
+        return TrainConfig(**tc_dict), int(payload["step"])
+    except Exception as e:  # noqa: BLE001  a user-given file
+        raise BadInputError(f"{path}: unreadable or corrupt checkpoint ({load_failure(e, 200)}); train again or "
+                            "pick another") from None
+
+
+def resume_conflicts(saved: TrainConfig, asked: TrainConfig, fields) -> list[str]:
+    """The `fields` (TrainConfig names the caller set on purpose) whose asked value differs from the
+    run being resumed: a resume continues the checkpoint's run, so these would be dropped."""
+    out = []
+    for f in fields:
+        a, b = getattr(asked, f), getattr(saved, f)
+        if f == "overrides":
+            a, b = {k: v for k, v in a.items() if v}, {k: v for k, v in b.items() if v}
+        if a != b:
+            out.append(f"{f} {b!r} (asked: {a!r})")
+    return out
+
+
 def load_checkpoint(path, device: torch.device = torch.device("cpu")) -> tuple[TrainState, TrainConfig]:
     path = Path(path)
     payload = torch_load_checked(path, "evalkit-uvit-train-v1", "U-ViT", device)

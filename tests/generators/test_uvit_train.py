@@ -414,3 +414,49 @@ def test_trains_on_a_folder_of_any_videos(tmp_path, real_videos_dir):
     (own / "bikes_portrait.mkv").unlink()
     with pytest.raises(BadInputError, match="no video has 4 frames at 8 fps"):
         ClipSource(str(own), cfg, 0)
+
+
+def test_a_resume_refuses_flags_its_run_was_not_trained_with(tmp_path, monkeypatch, capsys):
+    """A resume kept the checkpoint's settings and dropped another --preset, --lr or --seed
+    without a word ("trained uvit:small"); a --max-steps below its step trained nothing and
+    reported success; NaN and inf learning rates ran (inf wrote NaN weights)."""
+    from evalkit.cli import main
+    from evalkit.errors import EXIT_BAD_INPUT
+    from generators.uvit.train import load_checkpoint
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    out = tmp_path / "t.pt"
+    base = ["generator", "train", "--batch-size", "2", "--out", str(out)]
+    assert main([*base, "--preset", "tiny", "--max-steps", "2", "--lr", "0.002"]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    for extra, says in ((["--preset", "small", "--max-steps", "4"], "preset 'tiny' (asked: 'small')"),
+                        (["--preset", "tiny", "--lr", "0.01", "--max-steps", "4"], "lr 0.002 (asked: 0.01)"),
+                        (["--preset", "tiny", "--seed", "5", "--max-steps", "4"], "seed 0 (asked: 5)"),
+                        (["--preset", "tiny", "--max-steps", "1"], "is at step 2 already")):
+        assert main([*base, *extra]) == EXIT_BAD_INPUT, extra
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1, err
+    assert out.read_bytes() == before  # nothing trained, nothing rewritten
+    # flags the run was trained with, or left out, resume it
+    assert main([*base, "--preset", "tiny", "--lr", "0.002", "--max-steps", "3"]) == 0
+    assert load_checkpoint(out)[0].step == 3
+    for lr in ("nan", "inf"):
+        assert main([*base[:-1], str(tmp_path / f"{lr}.pt"), "--preset", "tiny", "--max-steps", "1", "--lr", lr]) == 2
+        assert not (tmp_path / f"{lr}.pt").exists()
+
+
+def test_an_unwritable_out_is_refused_before_any_training(tmp_path, monkeypatch, capsys):
+    """A folder that cannot be written failed the run at its first checkpoint (minutes in, an
+    internal error, the work lost); export and pretrain-text failed the same way at the end."""
+    from evalkit.cli import main
+    from evalkit.errors import EXIT_BAD_INPUT
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    nowhere = "/proc/evalkit-cannot-write-here"  # the kernel's folder refuses new entries, even to root
+    for argv in (["generator", "train", "--preset", "tiny", "--max-steps", "1", "--out", f"{nowhere}/t.pt"],
+                 ["generator", "export", "generators/uvit/weights/small-stage1.safetensors", f"{nowhere}/e.safetensors"],
+                 ["generator", "pretrain-text", "--preset", "tiny", "--steps", "1", "--out", f"{nowhere}/x.safetensors"]):
+        assert main(argv) == EXIT_BAD_INPUT, argv
+        err = capsys.readouterr().err
+        assert "cannot write here" in err and err.count("\n") == 1, err
