@@ -143,10 +143,24 @@ class Generator(Protocol):
         """One clip per (prompt, seed) pair; the same pair always gives the same clip."""
 
 
+SPEC_KINDS = ("control", "folder", "uvit", "vae", "gan", "diffusers")
+
+
+def check_spec(spec: str) -> str:
+    """`spec` if it has a model spec's shape (`world`, or KIND:ARG of a known kind), else the one-line
+    error `get_generator` gives: said before any flag is judged against the model."""
+    kind, _, arg = spec.partition(":")
+    if spec == "world" or (kind in SPEC_KINDS and arg):
+        return spec
+    raise BadInputError(f"unknown model spec {spec!r}; use world, control:noise|frozen|shuffled, "
+                        "folder:DIR, uvit:PRESET_OR_CKPT, vae:small|CKPT, gan:small|CKPT or "
+                        "diffusers:ID_OR_PATH")
+
+
 def get_generator(spec: str, **options) -> Generator:
     """A generator from a model spec: `world`, `control:KIND`, `folder:DIR`, `uvit:PRESET_OR_CKPT`,
     `vae:small|CKPT`, `gan:small|CKPT`, `diffusers:ID_OR_PATH`."""
-    kind, _, arg = spec.partition(":")
+    kind, _, arg = check_spec(spec).partition(":")
     if spec == "world":
         from generators.world import WorldGenerator
 
@@ -175,9 +189,7 @@ def get_generator(spec: str, **options) -> Generator:
         from generators.hf_diffusers import DiffusersGenerator
 
         return DiffusersGenerator(arg, **options)
-    raise BadInputError(f"unknown model spec {spec!r}; use world, control:noise|frozen|shuffled, "
-                        "folder:DIR, uvit:PRESET_OR_CKPT, vae:small|CKPT, gan:small|CKPT or "
-                        "diffusers:ID_OR_PATH")
+    raise AssertionError(f"check_spec passed {spec!r}, which no generator takes")  # SPEC_KINDS out of step
 
 
 def sample_seed(seed: int, prompt_index: int, k: int) -> int:

@@ -479,3 +479,11 @@ def test_generate_refuses_frame_rates_and_lengths_no_video_holds(capsys, tmp_pat
                            str(tmp_path / "o"), flag, value)
         assert code == EXIT_BAD_INPUT and says in err and err.count("\n") == 1, (flag, value, err)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_mistyped_model_spec_is_named_before_its_flags(capsys, tmp_path):
+    """`--model uvit --steps 2` said "--steps only apply to uvit and diffusers models, not uvit"."""
+    for spec in ("uvit", "uvi:tiny", "UVIT:small-gpu"):
+        code, _, err = run(capsys, "generate", "--model", spec, "--prompts", "x", "--out", str(tmp_path / "o"),
+                           "--steps", "2")
+        assert code == EXIT_BAD_INPUT and f"unknown model spec '{spec}'" in err, err

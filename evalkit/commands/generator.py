@@ -169,6 +169,10 @@ def generator_recipe(name, out_dir, device, precision, until):
         return
     if out_dir is None:
         raise BadInputError("generator recipe: give --out-dir DIR (where its stages are written and resumed)")
+    if device is not None:
+        from generators.training import pick_device
+
+        pick_device(device)  # no CUDA here: said now, not after the text stage has trained
     record = run_recipe(name, out_dir, device=device, precision=precision, until=until, echo=click.echo)
     final = record["final"]
     click.echo(f"recipe {name}: {len(record['stages'])} stages done in {out_dir}; weights {out_dir / final}"
@@ -289,9 +293,10 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
 def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidance_rescale, guidance_interval,
              frames, size, fps, device, precision, seed, sign, watermark, tsa):
     """Generate clips from prompts into OUT (clips/*.mp4 + index.jsonl with the full protocol)."""
-    from generators.base import generate_folder, get_generator, load_prompts
+    from generators.base import check_spec, generate_folder, get_generator, load_prompts
 
     sampling = {k: v for k, v in dict(sampler=sampler, steps=steps, guidance=guidance).items() if v is not None}
+    check_spec(model)  # a mistyped spec is named as such, before its flags are judged
     if sampling and not model.startswith(("uvit:", "diffusers:")):
         raise BadInputError(f"--{'/--'.join(sampling)} only apply to uvit and diffusers models, not {model}")
     if guidance_rescale is not None:
