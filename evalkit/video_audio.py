@@ -39,6 +39,7 @@ class AudioCarry:
         with av.open(str(src)) as cin:
             for s in cin.streams.audio:
                 name = s.codec_context.name
+                n = len(out.streams.audio)
                 if copyable(name, fmt):
                     o = out.add_stream_from_template(s)
                     self.pending += [(p, o) for p in cin.demux(s) if p.dts is not None]
@@ -46,6 +47,9 @@ class AudioCarry:
                 else:
                     self.pending += self._transcode(cin, s, out)
                     cin.seek(0)
+                for k in ("language", "title"):  # a player's audio menu: eng/fra, not "und" twice
+                    if s.metadata.get(k) and len(out.streams.audio) > n:
+                        out.streams.audio[-1].metadata[k] = s.metadata[k]
         self.pending.sort(key=lambda po: _seconds(po[0]))
         self.at = 0
         self.start = _seconds(self.pending[0][0]) if self.pending else 0.0

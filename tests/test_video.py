@@ -813,3 +813,35 @@ def test_animated_webp_and_apng(tmp_path, frames):
         read_video(tmp_path / "anim.webp")
     assert read_video(tmp_path / "anim.apng").num_frames == 8
     assert [f.name for f in video_files(tmp_path)] == ["anim.apng"]
+
+
+def test_a_new_picture_keeps_the_sounds_language_and_sign_keeps_the_title_not_the_place(tmp_path, frames):
+    """Signing with --watermark re-encodes the picture: the audio tracks' languages became "und"
+    (a player's language menu lost), and title and creation time were dropped; a camera's
+    location is left behind on purpose."""
+    from evalkit.provenance.c2pa import kept_tags
+
+    src = tmp_path / "src.mov"
+    with av.open(str(src), "w") as c:
+        c.metadata.update({"title": "the clip", "creation_time": "2024-05-01T10:00:00.000000Z",
+                           "location": "+48.8577+002.2950/"})
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        tracks = [c.add_stream("aac", rate=16_000, layout="mono") for _ in range(2)]
+        for a, lang in zip(tracks, ("eng", "fra")):
+            a.metadata["language"] = lang
+        for f in frames:
+            c.mux(v.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(v.encode(None))
+        for a in tracks:
+            for j in range(0, 16_000, 1024):
+                af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.int16), format="s16", layout="mono")
+                af.sample_rate, af.pts = 16_000, j
+                c.mux(a.encode(af))
+            c.mux(a.encode(None))
+    tags = kept_tags(src)
+    assert tags["title"] == "the clip" and "creation_time" in tags and "location" not in tags
+    out = write_video(tmp_path / "out.mp4", frames, fps=25, audio_from=src, metadata=tags)
+    with av.open(str(out)) as c:
+        assert [s.metadata.get("language") for s in c.streams.audio] == ["eng", "fra"]
+        assert c.metadata.get("title") == "the clip" and "location" not in c.metadata

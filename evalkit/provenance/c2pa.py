@@ -223,6 +223,23 @@ def sign_video(src, dst, *, signer, source_type: str | None = "trained", generat
 SIDECAR_MIME = {".webm": "video/webm", ".mkv": "video/x-matroska", ".avi": "video/avi", **MIME_BY_SUFFIX}
 
 
+# Container tags a re-encode carries over: what the video is and when it was made. Location tags
+# are left behind on purpose (a signed copy for publication should not publish where a camera
+# stood), and so are the muxer's own (brands, encoder), which the new file states itself.
+KEPT_TAGS = ("title", "creation_time", "date", "comment", "description", "artist", "copyright", "album",
+             "genre", "language")
+
+
+def kept_tags(src) -> dict[str, str]:
+    import av
+
+    try:
+        with av.open(str(src)) as c:
+            return {k: str(v) for k, v in c.metadata.items() if k.lower() in KEPT_TAGS and str(v).strip()}
+    except (av.FFmpegError, OSError):
+        return {}
+
+
 def sidecar_path(dst) -> Path:
     """Where `sign --sidecar` writes the manifest store of `dst`: beside it, same stem, `.c2pa`
     (where `verify` looks for it)."""
@@ -393,7 +410,8 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     tmp = _tmp_beside(dst)
     try:
         # the same picture in a player: sound, colour primaries and transfer (HDR), pixel aspect
-        write_video(tmp, marked, fps=fps, crf=crf, pad=True, audio_from=src, times=times, **picture_tags(src))
+        write_video(tmp, marked, fps=fps, crf=crf, pad=True, audio_from=src, times=times, metadata=kept_tags(src),
+                    **picture_tags(src))
         info = WatermarkInfo(payload=bytes(payload), key_id=key.fingerprint, preset=str(wm_preset))
         if sidecar:
             side = sign_sidecar(tmp, dst, signer=signer, source_type=source_type,
