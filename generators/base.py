@@ -113,6 +113,8 @@ def load_prompts(arg: str) -> list[Prompt]:
     a .json list (of prompts, or of objects), a .csv/.tsv table with a header, or, when no such
     file exists, the literal prompt itself. Objects and rows give the prompt under the first of
     PROMPT_KEYS they have (as other benchmarks name it), with optional `probe` and `id`."""
+    if not arg.strip():  # (Path("") is the working folder)
+        raise BadInputError("--prompts: empty prompt; give some text, or a prompts file")
     path = Path(arg)
     if not path_is(path, "file"):  # a long literal prompt is no path the OS accepts
         if path_is(path, "dir"):

@@ -68,8 +68,10 @@ def get_run(run_id: str):
     except MlflowException as e:
         from evalkit.tracking import tracking_uri
 
-        raise MissingResourceError(f"MLflow run {run_id!r} not found in {tracking_uri()}: "
-                                   f"{str(e).splitlines()[0][:200]}") from None
+        why = str(e).splitlines()[0][:200] if str(e).strip() else ""
+        said = "" if "not found" in why.lower() else f" ({why})"  # MLflow's own words, when they add any
+        raise MissingResourceError(f"MLflow run {run_id!r} not found in {tracking_uri()}{said}; check the id "
+                                   "(`mlflow ui` lists the runs), or leave out --run to run the suite") from None
 
 
 @contextmanager

@@ -487,3 +487,17 @@ def test_a_mistyped_model_spec_is_named_before_its_flags(capsys, tmp_path):
         code, _, err = run(capsys, "generate", "--model", spec, "--prompts", "x", "--out", str(tmp_path / "o"),
                            "--steps", "2")
         assert code == EXIT_BAD_INPUT and f"unknown model spec '{spec}'" in err, err
+
+
+def test_small_messages_say_what_was_wrong(capsys, tmp_path, mlflow_store):
+    """`--prompts ""` said ": is a folder" (Path("") is the working folder); an unknown audit run
+    said "not found" twice; `--sampler DDIM` was unknown."""
+    from generators.uvit.generate import UViTGenerator
+
+    code, _, err = run(capsys, "generate", "--model", "world", "--prompts", "", "--out", str(tmp_path / "o"))
+    assert code == EXIT_BAD_INPUT and "empty prompt" in err
+    policy = Path(__file__).resolve().parents[1] / "reports" / "policies" / "release.yaml"
+    code, _, err = run(capsys, "audit", "--model", "world", "--policy", str(policy), "--run",
+                       "0123456789abcdef0123456789abcdef")
+    assert code == EXIT_MISSING and err.lower().count("not found") == 1 and "check the id" in err, err
+    assert UViTGenerator("small-gpu", sampler="DDIM").sampler == "ddim"

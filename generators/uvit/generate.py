@@ -128,8 +128,9 @@ class UViTGenerator:
         """`device`: cpu, cuda or auto (cuda when there is one); `precision`: fp32, bf16 (the
         network under bf16 autocast; the sampler's updates stay fp32) or auto (bf16 on a GPU,
         where it is several times faster, fp32 on a CPU, so that CPU clips stay as they were)."""
+        sampler = sampler.strip().lower() if isinstance(sampler, str) else sampler  # DDIM as ddim
         if sampler not in SAMPLERS:
-            raise BadInputError(f"--sampler {sampler}: unknown; choose one of {sorted(SAMPLERS)}")
+            raise BadInputError(f"--sampler {sampler}: unknown; choose one of {', '.join(sorted(SAMPLERS))}")
         self.device = pick_device(device)
         if precision not in ("auto", "fp32", "bf16"):
             raise BadInputError(f"--precision {precision}: choose auto, fp32 or bf16")
