@@ -159,6 +159,12 @@ def run_recipe(name: str, out_dir, *, device: str = "auto", precision: str = "au
         if done is not None and done.get("spec") != spec:
             raise BadInputError(f"{out_dir}: stage {stage.name} was run with another definition; "
                                 "give another --out-dir")
+        now = sha256_file(export) if done is not None and done.get("sha256") and export.exists() else None
+        if now is not None and now != done["sha256"]:
+            # a finished stage's weights are what later stages start from: changed ones are not skipped over
+            raise BadInputError(f"{export}: stage {stage.name}'s weights changed since it was trained (SHA-256 "
+                                f"{now[:12]}..., recorded {done['sha256'][:12]}...); remove the file to train the "
+                                "stage again")
         if done is None or not export.exists():
             echo(f"recipe {name}: stage {i + 1}/{len(recipe.stages)} {stage.name} ({stage.steps} steps)")
             t0 = time.perf_counter()

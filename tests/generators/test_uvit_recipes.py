@@ -68,6 +68,12 @@ def test_recipe_chains_stages_skips_finished_ones_and_resumes_an_interrupted_one
     assert b_cfg["init_from"] == str((out / "01-a.safetensors").resolve())
     assert b_cfg["text_init"] == str((out / "00-text.safetensors").resolve()) and b_cfg["freeze_text"]
     assert done["stages"]["b"]["steps"] == 2 and done["final"] == "02-b.safetensors"
+    # a finished stage's file changed since: not reported done ("3 stages done; weights" garbage)
+    good = (out / "02-b.safetensors").read_bytes()
+    (out / "02-b.safetensors").write_bytes(b"garbage")
+    with pytest.raises(BadInputError, match="stage b's weights changed since it was trained"):
+        run_recipe("tiny", out, progress=False, echo=lambda *_: None)
+    (out / "02-b.safetensors").write_bytes(good)
 
     # the same recipe run straight through in another folder gives the same weights (the files'
     # metadata differ: paths and minutes)
