@@ -1,7 +1,10 @@
 """`folder:DIR`: pre-made videos as a generator, matched to prompts by index.jsonl or file name.
 
 With an index.jsonl, the k-th clip whose prompt equals the asked prompt answers sample k. Without
-one, files are matched by name: "a red ball falls.mp4", "a_red_ball_falls-3.mp4" (sample 3).
+one, files are matched by name: "a red ball falls.mp4", "a_red_ball_falls-3.mp4" (sample 3). A
+name's trailing number is ambiguous ("a_clock_showing_12.mp4": sample 12 of "a clock showing", or
+the prompt "a clock showing 12"), so such a file also answers the whole name as a prompt, where no
+video is named after that prompt otherwise.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class FolderGenerator:
         if not self.folder.is_dir():
             raise MissingResourceError(f"{self.folder}: no such folder of videos; check the path")
         self.by_prompt: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
+        self.by_whole_name: dict[str, list[tuple[Path, dict]]] = defaultdict(list)  # number kept
         # with an index, its records; without, the folder's videos prompted by their names
         indexed = self.indexed = (self.folder / INDEX).is_file()
         taken: dict[tuple[str, int], str] = {}
@@ -46,6 +50,9 @@ class FolderGenerator:
                                     f"{rec['prompt']!r}; remove one, or list the samples in {INDEX}")
             if k is not None:
                 taken[key, k] = rec["file"]
+                if key:  # not a numbered output ("0007_2"), whose number is no part of a prompt
+                    whole = normalise(Path(rec["file"]).stem.replace("_", " "))
+                    self.by_whole_name[whole].append((self.folder / rec["file"], {**rec, "prompt": whole}))
             self.by_prompt[key].append((self.folder / rec["file"], rec))
         self._served: dict[str, int] = defaultdict(int)  # videos handed out per prompt
 
@@ -59,7 +66,7 @@ class FolderGenerator:
         out = []
         for p in prompts:
             key = normalise(p)
-            have = self.by_prompt.get(key)
+            have = self.by_prompt.get(key) or self.by_whole_name.get(key)
             if not have and set(self.by_prompt) == {""}:  # 0000.mp4, ...: numbered after a prompt list
                 raise BadInputError(f"{self.folder}: its videos are named by number, not by prompt; match them "
                                     f"to the prompt list they were made from: evalkit index {self.folder} --prompts LIST")

@@ -220,6 +220,29 @@ def test_folder_samples_by_number_prompts_in_any_script_and_clashes(tmp_path):
         FolderGenerator(tmp_path / "afile")
 
 
+def test_a_prompt_ending_in_a_number_finds_its_video(tmp_path):
+    """"a_clock_showing_12.mp4" read as sample 12 of "a clock showing", and the prompt "a clock
+    showing 12" found no video (session 29's known limit); both readings now find it, and a video
+    named after the prompt outright still comes first."""
+    d = tmp_path / "d"
+    d.mkdir()
+    write_video(d / "a_clock_showing_12.mp4", make_clip("test", 0))
+    write_video(d / "3 red balls_2.mp4", make_clip("test", 1))
+    gen = FolderGenerator(d)
+    (a,) = gen.generate(["a clock showing 12"], [0])
+    assert np.array_equal(a.frames, iter_one(d / "a_clock_showing_12.mp4"))
+    assert len(gen.generate(["a clock showing"], [0])) == 1  # the other reading stands
+    assert len(FolderGenerator(d).generate(["3 red balls 2"], [0])) == 1
+    write_video(d / "a clock showing 12-0.mp4", make_clip("test", 2))
+    (b,) = FolderGenerator(d).generate(["a clock showing 12"], [0])
+    assert np.array_equal(b.frames, iter_one(d / "a clock showing 12-0.mp4"))
+    numbered = tmp_path / "n"
+    numbered.mkdir()
+    write_video(numbered / "0007_2.mp4", make_clip("test", 0))
+    with pytest.raises(BadInputError, match="named by number"):
+        FolderGenerator(numbered).generate(["0007 2"], [0])
+
+
 def iter_one(path):
     from evalkit.video import read_video
 
