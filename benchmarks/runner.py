@@ -33,6 +33,7 @@ import math
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -328,6 +329,42 @@ def _nan(x):
     return math.nan if x is None else x
 
 
+def _complete_run_folder(run, suite: Suite, prompts, key: str, folder: Path):
+    """(folder, bundle, warnings) of a complete run asked for again. Its clips and bundle go where
+    this call's --out puts them: the folder is made from the run's clip store and its MLflow
+    bundle when it is not there (another --out, or the first one deleted); before, the run was
+    returned pointing at wherever it had first been written, gone or not."""
+    from mlflow.artifacts import download_artifacts
+
+    from benchmarks.bundle import BUNDLE_FILE, SIG_FILE
+    from evalkit.atomic import write_atomic
+
+    recorded = run.data.tags.get("evalkit.bench.folder")
+    if (folder / BUNDLE_FILE).is_file():
+        return folder, folder / BUNDLE_FILE, []
+    store_root = bench_home() / "work" / key[:32]
+    ids = [f"{p.id}-{k:02d}" for p in prompts for k in range(suite.samples_per_prompt)]
+    store = _ClipStore(store_root)
+    records = [store.record(i) for i in ids]
+    if any(r is None for r in records):
+        if recorded and (Path(recorded) / BUNDLE_FILE).is_file():
+            return Path(recorded), Path(recorded) / BUNDLE_FILE, [
+                f"the earlier run's clips are in {recorded}; they could not be copied to {folder} "
+                f"(their store {store_root} is gone)"]
+        return None, None, [f"the earlier run's clips are gone (its folder {recorded} and its store "
+                            f"{store_root}); its numbers and bundle stay in MLflow run {run.info.run_id}"]
+    with tempfile.TemporaryDirectory(prefix="evalkit-bundle-") as tmp:
+        got = Path(download_artifacts(run_id=run.info.run_id, artifact_path="bundle", dst_path=tmp))
+        files = {name: (got / name).read_bytes() for name in (BUNDLE_FILE, SIG_FILE) if (got / name).is_file()}
+    if len(files) < 2:
+        return None, None, [f"MLflow run {run.info.run_id} holds no signed bundle; run the suite again "
+                            "after deleting that run"]
+    _assemble(records, store, folder)
+    for name, data in files.items():
+        write_atomic(folder / name, data)
+    return folder, folder / BUNDLE_FILE, []
+
+
 def _params(suite: Suite, spec: str, proto: dict, records_seeds: list, max_prompts) -> dict:
     return {"model": spec, "weights_sha256": proto.get("weights_sha256"), "sampler": proto.get("sampler"),
             "steps": proto.get("steps"), "guidance": proto.get("guidance"),
@@ -368,10 +405,9 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
     existing = find_run(experiment, key)
     folder = Path(out_dir) / suite.name / f"{_slug(model_spec)}-{key[:8]}"
     if existing is not None and existing.data.tags.get(schema.TAG_COMPLETE) == "true":
-        t = existing.data.tags
-        return RunResult(existing.info.run_id, "complete", suite.name, model_spec, key,
-                         Path(t["evalkit.bench.folder"]) if "evalkit.bench.folder" in t else None, None,
-                         metrics_of_run(existing))
+        done, bundle_path, notes = _complete_run_folder(existing, suite, prompts, key, folder)
+        return RunResult(existing.info.run_id, "complete", suite.name, model_spec, key, done, bundle_path,
+                         metrics_of_run(existing), notes)
     warnings: list[str] = []
     paths = project_credentials(warnings)
     seeds = [sample_seed(suite.seed, p.index, k) for p in prompts for k in range(suite.samples_per_prompt)]

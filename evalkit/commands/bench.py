@@ -87,7 +87,8 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
                 click.echo(f"evalkit: warning: {spec}: {w}", err=True)
             note = {"complete": "already complete: returned the earlier run", "resumed": "resumed an incomplete run",
                     "new": "new run"}[r.status]
-            click.echo(f"{spec}: MLflow run {r.run_id} ({note}); clips and bundle in {r.folder}")
+            where = f"clips and bundle in {r.folder}" if r.folder is not None else "no clips on disk"
+            click.echo(f"{spec}: MLflow run {r.run_id} ({note}); {where}")
             results.append(r)
     finally:
         pool.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 
@@ -106,7 +107,20 @@ def test_runs_log_the_schema_and_reruns_return_the_same_run(mlflow_store, tiny, 
     again = run_suite(tiny, "world", out_dir=tmp_path / "out", progress=False)
     assert again.status == "complete" and again.run_id == world.run_id
     assert _quality(again.metrics) == _quality(world.metrics)
-    assert len(_runs()) == 2
+    assert again.folder == world.folder and again.bundle == world.folder / "bundle.json"
+    # another --out, or the first folder deleted: the complete run's clips and signed bundle are
+    # made there from its clip store and MLflow (before: the result named the old folder, gone or not)
+    from evalkit.provenance.credentials import default_paths
+
+    moved = run_suite(tiny, "world", out_dir=tmp_path / "elsewhere", progress=False)
+    assert moved.status == "complete" and moved.folder.is_relative_to(tmp_path / "elsewhere")
+    assert verify_bundle(moved.bundle, clips=moved.folder, trust=default_paths().ca_cert)["ok"]
+    assert (moved.folder / "bundle.json").read_bytes() == (world.folder / "bundle.json").read_bytes()
+    shutil.rmtree(world.folder)
+    back = run_suite(tiny, "world", out_dir=tmp_path / "out", progress=False)
+    assert back.folder == world.folder and sorted(p.name for p in (back.folder / "clips").iterdir()) == sorted(
+        p.name for p in (moved.folder / "clips").iterdir())
+    assert len(_runs()) == 2 and not back.warnings
 
 
 def test_bundle_verifies_and_catches_tampering(mlflow_store, tiny, tmp_path):
