@@ -85,10 +85,19 @@ def clip_statistics(folder: Path, config: WorldConfig) -> list[dict]:
 
 # ------------------------------------------------------------------------------- 2. generate
 def demo_credentials(out: Path):
-    """Throw-away demo credentials under `out` (never the user's): a CA, a signer, a watermark key."""
-    from evalkit.provenance.credentials import init_keys, load_watermark_key
+    """Throw-away demo credentials under `out` (never the user's): a CA, a signer, a watermark key.
+    A rerun keeps the ones an earlier run made, so a `ca.pem` the user took from it still verifies
+    the new outputs; damaged or incomplete ones are made again."""
+    from evalkit.errors import EvalkitError
+    from evalkit.provenance.credentials import default_paths, init_keys, load_watermark_key
     from evalkit.provenance.signers import load_signer
 
+    keys = default_paths(out / "credentials")
+    try:
+        if keys.ca_cert.is_file():
+            return keys, load_signer(keys.signer_cert, keys.signer_key), load_watermark_key(keys.watermark_key)
+    except (EvalkitError, OSError, ValueError):
+        pass
     keys = init_keys(dir=out / "credentials", org="evalkit demo", force=True)
     return keys, load_signer(keys.signer_cert, keys.signer_key), load_watermark_key(keys.watermark_key)
 

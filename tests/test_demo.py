@@ -168,3 +168,18 @@ def test_tampering_needs_a_media_payload(tmp_path):
     (tmp_path / "x.mp4").write_bytes(b"\x00\x00\x00\x10ftypisom\x00\x00\x00\x00")
     with pytest.raises(ValueError, match="no media payload"):
         flip_mdat_byte(tmp_path / "x.mp4", tmp_path / "y.mp4")
+
+
+def test_demo_credentials_are_kept_across_reruns(tmp_path, monkeypatch):
+    """A rerun made a new CA each time, so a `ca.pem` taken from the last run no longer verified
+    the demo's clips (session 29's known limit). Kept now; damaged ones are made again."""
+    from evalkit.demo_steps import demo_credentials
+
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
+    keys, _, wm = demo_credentials(tmp_path)
+    ca = keys.ca_cert.read_bytes()
+    keys2, _, wm2 = demo_credentials(tmp_path)
+    assert keys2.ca_cert.read_bytes() == ca and wm2 == wm
+    keys.signer_key.write_text("not a key")
+    keys3, signer, _ = demo_credentials(tmp_path)
+    assert keys3.ca_cert.read_bytes() != ca and signer is not None
