@@ -139,8 +139,11 @@ def run_recipe(name: str, out_dir, *, device: str = "auto", precision: str = "au
     if until is not None and until not in names:
         raise BadInputError(f"--until {until}: recipe {name} has no such stage; its stages: {', '.join(names)}")
     out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     record_path = out_dir / "recipe.json"
+    if out_dir.is_dir() and not record_path.exists() and any(out_dir.iterdir()):
+        # not a recipe's folder (recipe.json is written before any stage starts): its files are someone else's
+        raise BadInputError(f"{out_dir}: holds other files and no recipe.json; give a new or empty --out-dir")
+    out_dir.mkdir(parents=True, exist_ok=True)
     record = {"recipe": name, "stages": {}}
     if record_path.exists():
         try:
@@ -151,6 +154,8 @@ def run_recipe(name: str, out_dir, *, device: str = "auto", precision: str = "au
             raise BadInputError(f"{record_path}: not a recipe record; give another --out-dir")
     if record.get("recipe") != name:
         raise BadInputError(f"{out_dir} holds a run of recipe {record.get('recipe')!r}; give another --out-dir")
+    if not record_path.exists():
+        _write_json(record_path, record)
     prev, text = None, None
     for i, stage in enumerate(recipe.stages):
         ckpt, export = _stage_files(out_dir, i, stage)

@@ -104,6 +104,13 @@ def test_recipe_refuses_a_folder_of_another_recipe_or_definition(tmp_path, monke
     (out / "recipe.json").write_text("{not json")
     with pytest.raises(BadInputError, match="not a recipe record"):
         run_recipe("tiny", out, progress=False, log_mlflow=False)
+    # a folder of someone else's files: refused, nothing written into it (session 29's known limit)
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("x")
+    with pytest.raises(BadInputError, match="holds other files and no recipe.json"):
+        run_recipe("tiny", mine, progress=False, log_mlflow=False)
+    assert [p.name for p in mine.iterdir()] == ["chapter1.tex"]
 
 
 def test_recipe_cli_lists_recipes_and_rejects_bad_input(tmp_path, capsys):
