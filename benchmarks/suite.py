@@ -218,8 +218,12 @@ def _probe(c: _Checker, raw, key: str) -> dict:
     return {"kind": spec["kind"], "objects": [list(o) for o in spec["objects"]]}
 
 
+def _objects(objects) -> str:
+    return ", ".join(" ".join((size, colour, shape)) for shape, colour, size in objects)
+
+
 def _prompts(c: _Checker, raw) -> list[dict]:
-    from evalkit.world.captions import parse_caption
+    from evalkit.world.captions import caption_problem, parse_caption, read_caption
     from evalkit.world.scenes import held_out_reasons
     from evalkit.world.spec import ObjectSpec
 
@@ -240,7 +244,16 @@ def _prompts(c: _Checker, raw) -> list[dict]:
         rec = {"id": pid, "text": text, "part": part}
         if p.get("probe") is not None:
             rec["probe"] = _probe(c, p["probe"], f"{key}.probe")
+        read = read_caption(text)
+        if read is not None and caption_problem(read) is not None:  # the world's words, a scene it never draws
+            c.fail(f"{key}.text", f"{caption_problem(read)}; the world and its probes cannot take this prompt")
         parsed = parse_caption(text)
+        if parsed is not None and "probe" in rec:  # the probe tests what the text asks for, not another scene
+            said = {"kind": parsed["kind"], "objects": sorted(list(o) for o in parsed["objects"])}
+            if {"kind": rec["probe"]["kind"], "objects": sorted(rec["probe"]["objects"])} != said:
+                c.fail(f"{key}.probe", f"tests a {rec['probe']['kind']} of {_objects(rec['probe']['objects'])} but the "
+                       f"text asks for a {said['kind']} of {_objects(said['objects'])}; drop the probe (a world "
+                       "prompt's own is used) or make them agree")
         if parsed is not None:  # a world prompt: its part must agree with the world's split rules
             reasons = held_out_reasons(parsed["kind"], parsed["background"],
                                        [ObjectSpec(*o, (0, 0)) for o in parsed["objects"]])

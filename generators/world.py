@@ -8,6 +8,7 @@ import numpy as np
 from evalkit.clip import Clip
 from evalkit.errors import BadInputError
 from evalkit.world import WorldConfig, make_clip_for_prompt
+from evalkit.world.captions import caption_problem, read_caption
 
 
 class WorldGenerator:
@@ -28,8 +29,11 @@ class WorldGenerator:
             try:
                 out.append(make_clip_for_prompt(p, s, self.config))
             except ValueError:
-                raise BadInputError(f"model world: {p!r} is not a world prompt; the world renders only "
-                                    "its own grammar (see `evalkit world render` index prompts)")
+                read = read_caption(p)
+                why = caption_problem(read) if read else None
+                raise BadInputError(f"model world: {p!r} is not a world prompt"
+                                    + (f": {why}" if why else "; the world renders only its own grammar (see "
+                                       "`evalkit world render` index prompts)")) from None
         return out
 
 

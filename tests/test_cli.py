@@ -229,6 +229,13 @@ def test_diffusers_model_not_in_the_local_cache_says_how_to_get_it_and_exits_3(c
     (["world", "render", "OUT", "--frames", "1"], "frames"),
     (["world", "render", "OUT", "--fps", "abc"], "--fps"),
     (["world", "render"], "OUT"),
+    # session 30: internal errors (seed -1, fps 1e-9), NaN/inf noise written to the index, and a
+    # 100,000-frame clip no command could read
+    (["world", "render", "OUT", "--seed", "-1"], "--seed"),
+    (["world", "render", "OUT", "--fps", "1e-9"], "--fps"),
+    (["world", "render", "OUT", "--noise", "nan"], "--noise"),
+    (["world", "render", "OUT", "--noise", "inf"], "--noise"),
+    (["world", "render", "OUT", "--frames", "100000"], "EVALKIT_MAX_FRAMES"),
     (["no-such-command"], "no-such-command"),
     (["world", "render", "OUT", "--bogus-flag"], "--bogus-flag"),
 ])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from evalkit.commands.options import SPLIT, positive
+from evalkit.commands.options import SPLIT, frame_rate, positive
 from evalkit.errors import BadInputError
 
 
@@ -21,8 +21,8 @@ def world():
 @click.option("--n", type=int, default=32, show_default=True, callback=positive, help="Number of clips.")
 @click.option("--frames", type=int, default=16, show_default=True, callback=positive)
 @click.option("--size", type=int, default=32, show_default=True, callback=positive, help="Frame side in pixels.")
-@click.option("--fps", type=float, default=8.0, show_default=True, callback=positive)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--fps", type=float, default=8.0, show_default=True, callback=frame_rate)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--noise", type=float, default=0.0, show_default=True, help="Sensor noise std (8-bit levels).")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="H.264 quality.")
 def world_render(out, split, n, frames, size, fps, seed, noise, crf):
@@ -30,6 +30,15 @@ def world_render(out, split, n, frames, size, fps, seed, noise, crf):
     from evalkit.world import WorldConfig
     from evalkit.world.export import render_folder
 
+    from evalkit.video import VideoLimits
+
+    most = VideoLimits.from_env().max_frames
+    if frames > most:  # written, it could not be read by any command
+        raise BadInputError(f"--frames {frames}: over the {most} frames evalkit reads (EVALKIT_MAX_FRAMES)")
+    if not 0 <= noise < float("inf"):
+        raise BadInputError(f"--noise {noise}: give a finite sensor noise std of 0 or more (8-bit levels)")
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"{out}: is a file; OUT is the folder the clips go into")
     if size % 2:
         raise BadInputError(f"--size {size}: H.264 (yuv420p) needs an even frame size; use {size + 1}")
     try:

@@ -44,7 +44,7 @@ LAWS = COMMON_LAWS + ("constant_downward_acceleration", "bounce_heights_non_incr
 def probe_spec(prompt_or_spec) -> dict:
     """{"kind", "objects": [(shape, colour, size_name)]} from a world prompt, a parse_caption-like
     dict, or a suite's probe entry. A prompt outside the world's grammar is a ValueError."""
-    from evalkit.world.captions import parse_caption
+    from evalkit.world.captions import caption_problem, parse_caption
 
     if isinstance(prompt_or_spec, str):
         parsed = parse_caption(prompt_or_spec)
@@ -55,7 +55,11 @@ def probe_spec(prompt_or_spec) -> dict:
         kind = prompt_or_spec["kind"]
         if kind not in KINDS:
             raise ValueError(f"unknown scene kind {kind!r}; choose one of {', '.join(KINDS)}")
-        return {"kind": kind, "objects": normalise_objects(prompt_or_spec["objects"])}
+        objects = normalise_objects(prompt_or_spec["objects"])
+        problem = caption_problem({"kind": kind, "objects": objects})
+        if problem is not None:  # a probe of a scene the world never draws: its laws would not apply
+            raise ValueError(problem)
+        return {"kind": kind, "objects": objects}
     raise ValueError(f"expected a world prompt or a probe spec {{kind, objects}}, got {prompt_or_spec!r}")
 
 

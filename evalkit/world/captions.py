@@ -46,7 +46,28 @@ _OBJECT = re.compile(r"a (small|medium|large) (\w+) (ball|square)")
 
 def parse_caption(text: str) -> dict | None:
     """The inverse of `caption` for world prompts: {"kind", "background", "objects": [(shape,
-    colour, size_name), ...]}, or None when `text` is not in the world's grammar."""
+    colour, size_name), ...]}, or None when `text` is not in the world's grammar. The grammar
+    holds what the world can draw: a kind's number of objects (one thrown, two colliding; a
+    "collision" of one body once passed the physics probe as a still picture)."""
+    parsed = read_caption(text)
+    return parsed if parsed is not None and caption_problem(parsed) is None else None
+
+
+def caption_problem(parsed: dict) -> str | None:
+    """Why a prompt read by `read_caption` is no scene the world draws, or None."""
+    from evalkit.world.scenes import object_count_range
+
+    kind, objects = parsed["kind"], parsed["objects"]
+    low, high = object_count_range(kind)
+    if not low <= len(objects) <= high:
+        holds = f"{low} object" if low == high == 1 else f"{low} objects" if low == high else f"{low} to {high} objects"
+        return f"a {kind} scene holds {holds}, the prompt names {len(objects)}"
+    return None
+
+
+def read_caption(text: str) -> dict | None:
+    """`parse_caption` without the world's rule on object counts: what the words
+    say, or None when they are not the grammar's words."""
     from evalkit.world.spec import COLORS
 
     # as other tools' prompt lists write it: a sentence's full stop, quotes around it

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evalkit.clip import Clip
-from evalkit.world.captions import caption, parse_caption
+from evalkit.world.captions import caption, caption_problem, parse_caption, read_caption
 from evalkit.world.physics import trajectories
 from evalkit.world.render import render
 from evalkit.world.scenes import sample_scene, scene_for
@@ -30,10 +30,10 @@ class WorldConfig:
             raise ValueError(f"frames must be at least 2, got {self.frames}")
         if self.size < 8:
             raise ValueError(f"size must be at least 8 pixels, got {self.size}")
-        if not self.fps > 0:
-            raise ValueError(f"fps must be positive, got {self.fps}")
-        if self.noise < 0:
-            raise ValueError(f"noise must be >= 0, got {self.noise}")
+        if not 0 < self.fps < float("inf"):
+            raise ValueError(f"fps must be a positive finite number, got {self.fps}")
+        if not 0 <= self.noise < float("inf"):  # nan passed as 0 and was written to the index as NaN
+            raise ValueError(f"noise must be a finite number >= 0, got {self.noise}")
 
 
 def clip_seed(seed: int, split: str, index: int) -> int:
@@ -75,7 +75,8 @@ def make_clip_for_prompt(prompt: str, seed: int, config: WorldConfig = WorldConf
     benchmark): a scene with exactly the prompted objects, kind and background."""
     parsed = parse_caption(prompt)
     if parsed is None:
-        raise ValueError(f"not a world prompt: {prompt!r}")
+        read = read_caption(prompt)
+        raise ValueError(f"not a world prompt: {prompt!r}" + (f" ({caption_problem(read)})" if read else ""))
     rng = np.random.default_rng([seed, 7])
     scene = scene_for(rng, parsed["kind"], parsed["background"], parsed["objects"],
                       duration=config.frames / config.fps)

@@ -23,6 +23,11 @@ _KINDS_USING = {"gravity": ("fall", "throw"), "restitution": ("fall", "throw", "
                 "friction": ("slide", "throw")}
 
 
+def object_count_range(kind: str) -> tuple[int, int]:
+    """(fewest, most) objects a scene of `kind` holds."""
+    return _MIN_OBJECTS[kind], _MAX_OBJECTS[kind]
+
+
 def held_out_reasons(kind: str, background: str, objects) -> list[str]:
     """The held-out combinations a scene contains (empty for an in-distribution scene)."""
     reasons = []
@@ -33,6 +38,10 @@ def held_out_reasons(kind: str, background: str, objects) -> list[str]:
             reasons.append(f"{kind} {o.shape}")
     if (kind, background) in HELD_OUT_KIND_BACKGROUND:
         reasons.append(f"{kind} on {background}")
+    colours = [o.color for o in objects]
+    # the train split gives every object its own colour (_objects_attrs), so a prompt that repeats
+    # one is outside it too (it was once accepted as part "id")
+    reasons += [f"two {c} objects" for c in set(colours) if colours.count(c) > 1]
     return sorted(set(reasons))
 
 

@@ -78,6 +78,18 @@ def test_hash_ignores_formatting_and_follows_content(tmp_path):
     (lambda d: d.update(metrics=["fvdd"]), "metrics[0].name"),
     (lambda d: d["prompts"][0].update(probe={"kind": "fly", "objects": []}), "prompts[0].probe"),
     (lambda d: d.pop("version"), "version"),
+    # found in session 30: a probe of another scene than the text (the ceiling then scored 0), a
+    # scene the world never draws (one body "colliding" passed as a still picture), and repeated
+    # colours, which the train split never shows, marked id
+    (lambda d: d["prompts"][0].update(probe={"kind": "fall", "objects": [["square", "red", "small"]]}),
+     "prompts[0].probe"),
+    (lambda d: d["prompts"][0].update(probe={"kind": "collide", "objects": [["ball", "red", "small"]]}),
+     "prompts[0].probe"),
+    (lambda d: d["prompts"][0].update(text="a medium red ball collide, on a dark background"), "prompts[0].text"),
+    (lambda d: d["prompts"][0].update(text="a small red ball and a small blue ball are thrown and bounce across "
+                                           "the floor, on a dark background"), "prompts[0].text"),
+    (lambda d: d["prompts"][0].update(text="a small red ball and a small red square fall and bounce on the "
+                                           "floor, on a dark background"), "prompts[0].part"),
 ])
 def test_bad_suites_are_one_line_errors_naming_the_key(edit, key):
     data = yaml.safe_load(TINY)
@@ -86,6 +98,14 @@ def test_bad_suites_are_one_line_errors_naming_the_key(edit, key):
         validate(data, "s.yaml")
     msg = str(e.value)
     assert msg.startswith(f"s.yaml: {key}") and "\n" not in msg
+
+
+def test_a_probe_that_agrees_with_its_text_is_kept():
+    data = yaml.safe_load(TINY)
+    data["prompts"][0]["probe"] = {"kind": "fall", "objects": [["ball", "red", "small"]]}
+    assert validate(data, "s.yaml").prompts[0].probe == {"kind": "fall", "objects": [["ball", "red", "small"]]}
+    data["prompts"][0]["text"] = "a red ball in the rain"  # not a world prompt: the probe says what to test
+    assert validate(data, "s.yaml").prompts[0].probe["kind"] == "fall"
 
 
 def test_missing_and_unparsable_suites(tmp_path):

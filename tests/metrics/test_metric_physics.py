@@ -141,6 +141,19 @@ def test_objects_sharing_a_colour_are_told_apart():
             assert tr.found.all() and np.hypot(*(tr.centroid - np.array(obj["track"])[:, :2]).T).max() < 0.1
 
 
+def test_scenes_the_world_never_draws_have_no_probe():
+    """A one-body "collision" passed the probe as a still picture (its momentum law was not
+    applicable); two thrown objects were read as a probe though the world draws one."""
+    from evalkit.metrics.physics_laws import probe_spec
+
+    for prompt in ("a medium red ball collide, on a dark background",
+                   "a small red ball and a small blue ball are thrown and bounce across the floor, on a dark background"):
+        with pytest.raises(ValueError, match="not a world prompt"):
+            probe_spec(prompt)
+    with pytest.raises(ValueError, match="a collide scene holds 2 objects, the prompt names 1"):
+        probe_spec({"kind": "collide", "objects": [["ball", "red", "medium"]]})
+
+
 def test_expected_area_and_bad_objects():
     assert expected_area("square", "large", (32, 32)) == pytest.approx((0.24 * 32) ** 2)
     assert expected_area("ball", "small", (64, 48)) == pytest.approx(np.pi / 4 * (0.12 * 48) ** 2)
