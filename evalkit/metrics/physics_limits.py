@@ -21,6 +21,7 @@ from evalkit.world.spec import KINDS, OOD_RANGES, SIZES, TRAIN_RANGES
 
 E_MIN = min(TRAIN_RANGES["restitution"].low, OOD_RANGES["restitution"].low)  # 0.5
 G_MAX = max(TRAIN_RANGES["gravity"].high, OOD_RANGES["gravity"].high)  # 6.5 frame heights / s^2
+G_MIN = min(TRAIN_RANGES["gravity"].low, OOD_RANGES["gravity"].low)  # 2.5 frame heights / s^2
 E_MAX = max(TRAIN_RANGES["restitution"].high, OOD_RANGES["restitution"].high)  # 0.95
 MU_MAX = max(TRAIN_RANGES["friction"].high, OOD_RANGES["friction"].high)  # 1.3 frame widths / s^2
 V_SLIDE_MAX = 0.6  # scenes.py: slide launch speed <= 0.6 frame widths / s
@@ -66,6 +67,7 @@ class PhysicsTolerances:
     flight_rms: float = 0.6  # acceleration: rms residual of a flight segment's parabola
     accel_rel: float = 0.25  # acceleration: segments' accelerations agree within this fraction
     accel_px: float = 0.6  # ... plus this, in px / frame^2
+    accel_down: float = 0.5  # falling: at least this share of the weakest gravity (or accel_px, if less)
     contact_px: float = 1.0  # ground contact: within this of the lowest observed position
     height_rel: float = 0.1  # bounce heights: growth allowed, fraction of the previous height
     height_px: float = 1.0  # ... plus this

@@ -373,6 +373,45 @@ def test_an_object_never_seen_as_itself_is_not_followed():
     assert tr.found[:8].all() and not tr.found[8:].any() and not tr.followed.any()
 
 
+@pytest.mark.parametrize("fps,frames", [(16, 32), (24, 48)])
+def test_falls_at_video_frame_rates_accelerate_and_steady_ones_do_not(fps, frames):
+    """Gravity in px / frame^2 shrinks with fps^2: at 16 and 24 fps every correct fall failed a
+    fixed 0.6 px / frame^2 floor (session 30). The floor is now half the weakest gravity at the
+    clip's size and rate; a fall at constant speed still fails."""
+    from evalkit.world.physics import trajectories
+    from evalkit.world.render import render
+
+    cfg = WorldConfig(fps=fps, frames=frames)
+    falls = [c for c in (make_clip("test", i, 3, cfg) for i in range(40)) if c.meta["scene"].kind == "fall"][:6]
+    assert len(falls) >= 4
+    for c in falls:
+        laws = physics_probe(c.frames, c.prompt, fps)["physics_laws"]
+        assert laws["constant_downward_acceleration"] is True, laws
+        scene, rec = c.meta["scene"], c.meta["record"]
+        pos = trajectories(scene, frames, fps).pos.copy()  # [objects, T, 2]
+        t = np.linspace(0, 1, frames)[None, :]
+        drop = min(0.5, float(pos[:, -1, 1].min() - pos[:, 0, 1].min()))
+        pos[..., 1] = pos[:, :1, 1] + drop * 0.6 * t  # every object down at one steady speed
+        steady = render(scene, pos, rec["size"][0], np.random.default_rng([rec["seed"], 1]))
+        laws = physics_probe(steady, c.prompt, fps)["physics_laws"]
+        assert laws["constant_downward_acceleration"] is not True, laws
+
+
+def test_collisions_meet_between_frames_at_any_size():
+    """At 256 px the bodies close several px a frame, so the frames around a contact show a gap
+    over the fixed 3 px "they met" once allowed: 4 of the world's own collisions failed. The gap
+    allowed now grows with a frame's closing; bodies held apart still never meet."""
+    cfg = WorldConfig(size=256)
+    collides = [c for c in (make_clip("test", i, 3, cfg) for i in range(80)) if c.meta["scene"].kind == "collide"]
+    assert len(collides) >= 10
+    for c in collides:
+        laws = physics_probe(c.frames, c.prompt, c.fps)["physics_laws"]
+        assert laws["momentum_conserved"] is True, laws
+    for c in collides[:4]:
+        held = np.repeat(c.frames[:1], c.num_frames, axis=0)
+        assert physics_probe(held, c.prompt, c.fps)["physics_laws"]["momentum_conserved"] is False
+
+
 def test_reversed_fall_still_accelerates_downward():
     """y(T - t) has the same second derivative as y(t): curvature cannot tell the direction of
     time. What betrays a reversed fall is its bounces growing."""
