@@ -126,8 +126,13 @@ def videos_without_index(folder: Path) -> list[dict]:
     recs, seen = [], set()
     for f in files:
         rel = f.relative_to(folder).as_posix()
-        rid = rel.rsplit(".", 1)[0] if f.stem in seen else f.stem  # "a.mp4" and "a.mov" stay apart
-        seen.add(f.stem)
+        # "a.mp4" and "a.mov" (or clips/a.mp4) stay apart: the second is known by its path (its path
+        # without the suffix was "a" again for a top-level pair, two per-clip rows with one id)
+        rid = f.stem if f.stem not in seen else rel
+        k = 2
+        while rid in seen:  # a file named "a.mp4.mkv" beside "a.mp4" and "a.mkv"
+            rid, k = f"{rel}#{k}", k + 1
+        seen.add(rid)
         recs.append({"id": rid, "file": rel, "prompt": prompt_from_name(f.stem)})
     # stable: within a prompt by sample number (none first); prompts keep their first place
     first = {}

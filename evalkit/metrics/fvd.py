@@ -101,7 +101,8 @@ def frechet_distance(mu1, s1, mu2, s2, method: str = "fast") -> float:
     else:
         raise ValueError(f"unknown method {method!r}; use 'fast' or 'sqrtm'")
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_sqrt)
+    # >= 0 exactly; rounding left -2e-13 for identical sets, outside the interval's clipped bounds
+    return max(0.0, float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_sqrt))
 
 
 def frechet_distance_from_features(f1, f2, method: str = "fast") -> float:
@@ -123,7 +124,7 @@ def frechet_distance_from_features(f1, f2, method: str = "fast") -> float:
         tr_sqrt = np.linalg.svd(x1 @ x2.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1))
         tr1, tr2 = (x1 * x1).sum() / (n1 - 1), (x2 * x2).sum() / (n2 - 1)
         diff = mu1 - mu2
-        return float(diff @ diff + tr1 + tr2 - 2.0 * tr_sqrt)
+        return max(0.0, float(diff @ diff + tr1 + tr2 - 2.0 * tr_sqrt))
     mu1, s1 = feature_statistics(f1)
     mu2, s2 = feature_statistics(f2)
     return frechet_distance(mu1, s1, mu2, s2, method=method)

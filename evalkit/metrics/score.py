@@ -21,6 +21,7 @@ from evalkit.metrics.stats import Estimate, mean_ci, proportion_ci
 from evalkit.metrics.flicker import hf_min_frames
 
 ALL_METRICS = ("fvd", "clip", "flicker", "physics")
+PHYSICS_MIN_FRAMES = 3  # the probes fit motion: a velocity change needs three frames
 STABLE_FVD_N = 256  # below this FVD's small-sample bias dominates differences between models
 
 
@@ -194,7 +195,7 @@ def _clip(frame_embeds, text_embeds, prompts: list[str], bb, base: dict, rows: l
     if res["n_prompts"] > 1:
         ranks = np.asarray(res["ranks"])
         out["clip_retrieval_top1"] = _entry(proportion_ci(int((ranks <= 1).sum()), len(ranks)),
-                                            {**proto, "candidates": res["n_prompts"]})
+                                            {**proto, "n_prompts": res["n_prompts"]})
     for row, s in zip(rows, per):
         row["clip_alignment"] = s
     out["clip_alignment"] = _entry(mean_ci(per), proto)
@@ -203,12 +204,17 @@ def _clip(frame_embeds, text_embeds, prompts: list[str], bb, base: dict, rows: l
 
 def _physics_row(clip, row: dict) -> None:
     from evalkit.metrics.physics import physics_probe
+    from evalkit.metrics.physics_laws import probe_spec
 
     rec = clip.meta["record"]
     try:
-        res = physics_probe(clip.frames, rec.get("probe") or rec["prompt"], fps=clip.fps)
+        spec = probe_spec(rec.get("probe") or rec["prompt"])
     except ValueError:
         return  # not a world prompt: the probes have nothing to test
+    if clip.num_frames < PHYSICS_MIN_FRAMES:  # a motion needs 3 frames (it was blamed on the prompt)
+        row["physics_untested"] = "short"
+        return
+    res = physics_probe(clip.frames, spec, fps=clip.fps)
     row.update(physics_score=res["physics_score"], physics_pass=res["physics_pass"],
                physics_laws=res["physics_laws"])
 
@@ -326,10 +332,15 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     if "physics" in metrics:
         out.update(_physics(rows, base))
     warnings = []
-    untested = sum("physics_score" not in r for r in rows) if "physics" in metrics else 0
-    if untested:  # prompts the world's probes cannot read (another tool's clips, file-name prompts)
-        warnings.append(f"physics: {untested} of {len(rows)} clips have no world prompt the probes can test "
-                        f"({'no physics score' if untested == len(rows) else 'left out of the physics score'})")
+    untested = [r for r in rows if "physics_score" not in r] if "physics" in metrics else []
+    too_short = sum(r.pop("physics_untested", None) == "short" for r in untested)
+    tail = "no physics score" if len(untested) == len(rows) else "left out of the physics score"
+    if len(untested) - too_short:  # prompts the world's probes cannot read (another tool's clips, file-name prompts)
+        warnings.append(f"physics: {len(untested) - too_short} of {len(rows)} clips have no world prompt the probes "
+                        f"can test ({tail})")
+    if too_short:
+        warnings.append(f"physics: {too_short} of {len(rows)} clips are shorter than the {PHYSICS_MIN_FRAMES} frames "
+                        f"a motion needs ({tail})")
     if "flicker" in metrics:
         for k, why in (("temporal_hf", f"needs at least {hf_min_frames()} frames: shorter, every change "
                                        "counts as high-frequency"), ("warp_error", "needs a pixel the flow "
@@ -385,6 +396,10 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
             warnings.append(f"{len(gone)} {noun} could not be scored and {'were' if len(gone) > 1 else 'was'} left out "
                             f"(--skip-unreadable): " + "; ".join(k["why"] for k in gone[:3])
                             + (f"; and {len(gone) - 3} more (see skipped)" if len(gone) > 3 else ""))
+    if not out:  # exit 0 with "metrics": {} read as a score to a script checking $?
+        why = warnings[0] if warnings else "nothing to compute"
+        raise BadInputError(f"{candidates}: none of the metrics asked for ({', '.join(metrics)}) could be "
+                            f"computed: {why}")
     result = {"metrics": out, "per_clip": rows, "warnings": warnings, "skipped": skipped or []}
     if log_mlflow:
         result["mlflow_run_id"] = _log_run(candidates, reference, metrics, result)

@@ -309,9 +309,8 @@ def test_videos_named_by_number_are_indexed_from_their_prompt_list(capsys, folde
     prompts.write_text("# the tool's list\n" + "".join(r["prompt"] + "\n" for r in world))
     assert {r["prompt"] for r in read_index(num)} == {""}  # a number says nothing about the video
     res = tmp_path / "s.json"
-    assert main(["score", str(num), "--metrics", "clip", "--json", str(res), "--no-mlflow"]) == 0
-    assert "clip_alignment" not in json.loads(res.read_text())["metrics"]
-    assert "evalkit index FOLDER --prompts LIST" in capsys.readouterr().err
+    assert main(["score", str(num), "--metrics", "clip", "--json", str(res), "--no-mlflow"]) == 2  # nothing scored
+    assert not res.exists() and "evalkit index FOLDER --prompts LIST" in capsys.readouterr().err
     with pytest.raises(BadInputError, match="named by number.*evalkit index"):
         FolderGenerator(num).generate([world[0]["prompt"]], [0])
 
@@ -384,3 +383,36 @@ def test_a_bad_file_anywhere_stops_the_run_before_any_scoring(capsys, folders, t
     assert main(["score", str(cands), "--metrics", "flicker", "--no-mlflow"]) == 2
     err = capsys.readouterr().err
     assert "zz-still.mp4: 1 frame (candidates)" in err and "--skip-unreadable" in err and scored == []
+
+
+def test_short_clips_same_name_pairs_and_nothing_to_score(folders, tmp_path, capsys):
+    """Found with other footage (session 30): 2-frame world clips were said to have "no world
+    prompt"; `x.mkv` beside `x.mp4` gave two per-clip rows with one id; a request no metric could
+    answer exited 0 with "metrics": {}; the retrieval protocol's `candidates` became a count."""
+    from evalkit.clipset import read_index
+    from evalkit.errors import EXIT_BAD_INPUT
+    from evalkit.video import read_video, write_video
+
+    short, pair = tmp_path / "short", tmp_path / "pair"
+    short.mkdir(), pair.mkdir()
+    recs = read_index(folders / "world")[:3]
+    for i, r in enumerate(recs):
+        c = read_video(folders / "world" / r["file"])
+        name = f"{r['prompt'].replace(' ', '_')}-{i}"
+        write_video(short / f"{name}.mp4", c.frames[:2], fps=c.fps, crf=0)
+        write_video(pair / f"{name}.mp4", c.frames, fps=c.fps, crf=0)
+        write_video(pair / f"{name}.mkv", c.frames, fps=c.fps, crf=0)
+    capsys.readouterr()
+    assert main(["score", str(short), "--metrics", "physics", "--no-mlflow"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "shorter than the 3 frames a motion needs" in err and "no world prompt" not in err
+    assert err.count("\n") == 1
+    out = tmp_path / "s.json"
+    assert main(["score", str(short), "--metrics", "physics,flicker", "--json", str(out), "--no-mlflow"]) == 0
+    assert any("shorter than the 3 frames" in w for w in json.loads(out.read_text())["warnings"])
+    assert main(["score", str(pair), "--metrics", "flicker,clip", "--json", str(out), "--no-mlflow"]) == 0
+    res = json.loads(out.read_text())
+    ids = [r["id"] for r in res["per_clip"]]
+    assert len(ids) == 6 == len(set(ids))
+    assert res["metrics"]["clip_retrieval_top1"]["protocol"]["candidates"] == str(pair)
+    assert res["metrics"]["clip_retrieval_top1"]["protocol"]["n_prompts"] == len({r["prompt"] for r in recs})
