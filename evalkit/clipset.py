@@ -11,6 +11,7 @@ looks complete. `read_index` validates each line and names the line that is wron
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -243,9 +244,21 @@ def iter_clips(folder, **read_kw) -> Iterator[Clip]:
 
 
 def _check_target(out: Path) -> None:
+    if out.is_symlink():  # the finished folder cannot be renamed onto a link (it failed after all the work)
+        raise BadInputError(f"{out}: is a symbolic link; give the folder it points to, or a new name")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BadInputError(f"{out}: already exists and is not empty; choose a new folder or remove it")
     check_parents(out)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 class ClipFolderWriter:
@@ -257,12 +270,24 @@ class ClipFolderWriter:
         self.replace = replace
         if not replace:
             _check_target(self.out)
-        self.stage = self.out.with_name(f".{self.out.name}.partial-{os.getpid()}")
+        # the name cut short: a 250-byte folder name plus ".partial-PID" was over the OS's 255
+        self.stage = self.out.with_name(f"{self._stage_prefix()}{os.getpid()}")
         self.records: list[dict] = []
+
+    def _stage_prefix(self) -> str:
+        return f".{self.out.name[:64]}.partial-"
+
+    def _remove_stale_stages(self) -> None:
+        """Staging folders of runs that were killed (SIGKILL, the OOM killer: no cleanup ran)."""
+        for old in self.out.parent.glob(f"{glob.escape(self._stage_prefix())}*"):
+            pid = old.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
 
     def __enter__(self) -> "ClipFolderWriter":
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
+            self._remove_stale_stages()
             shutil.rmtree(self.stage, ignore_errors=True)
             (self.stage / "clips").mkdir(parents=True)
         except OSError as e:  # read-only, or a file in the way

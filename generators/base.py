@@ -9,6 +9,7 @@ evaluator's metrics or backbones: the model under test must not see its judge.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -31,7 +32,9 @@ class Prompt:
 
 
 def _check_prompt(text, where: str) -> str:
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise BadInputError(f"{where}: the prompt must be text, got {type(text).__name__} {text!r}")
+    if not text.strip():
         raise BadInputError(f"{where}: empty prompt; give some text")
     text = " ".join(text.split())
     if len(text) > MAX_PROMPT_CHARS:
@@ -61,7 +64,22 @@ def _from_record(rec, where: str) -> Prompt:
     elif not isinstance(probe, dict):
         raise BadInputError(f"{where}: \"probe\" must be an object")
     pid = rec.get("id")
-    return Prompt(_check_prompt(rec[key], where), probe, None if pid in ("", None) else str(pid))
+    return Prompt(_check_prompt(rec[key], where), probe, None if pid in ("", None) else _check_id(pid, where))
+
+
+_ID = re.compile(r"[^\x00-\x1f\x7f/\\]{1,100}")
+
+
+def _check_id(pid, where: str) -> str:
+    """A prompt's `id` names its clips (`clips/ID-00.mp4`): text or a whole number, one file name
+    with no path in it ("../../x" wrote outside --out), no control characters, at most 100."""
+    if isinstance(pid, bool) or not isinstance(pid, (str, int)):
+        raise BadInputError(f"{where}: \"id\" must be text or a whole number, got {type(pid).__name__}")
+    pid = str(pid)
+    if not _ID.fullmatch(pid) or pid.startswith(".") or pid != pid.strip():
+        raise BadInputError(f"{where}: \"id\" {pid!r} cannot name a clip file; use at most 100 characters with no "
+                            "/, \\, control characters, leading dot or surrounding spaces")
+    return pid
 
 
 def _read_text(path: Path) -> str:
@@ -199,6 +217,24 @@ def sample_seed(seed: int, prompt_index: int, k: int) -> int:
     return int(np.random.SeedSequence([seed, prompt_index, k]).generate_state(1)[0] >> 1)
 
 
+def _prompt_id(p: Prompt, i: int) -> str:
+    return p.id or f"p{i:04d}"
+
+
+def _check_unique_ids(prompts: list[Prompt]) -> None:
+    """Two prompts of one id wrote one file, the second clip over the first, and an index that
+    names it twice (which no command then reads); a given id can also meet an automatic one."""
+    first: dict[str, int] = {}
+    for i, p in enumerate(prompts):
+        pid = _prompt_id(p, i)
+        if pid.casefold() in first:  # a.mp4 and A.mp4 are one file on macOS and Windows
+            j = first[pid.casefold()]
+            raise BadInputError(f"--prompts: prompts {j + 1} and {i + 1} both have the id {pid!r} "
+                                f"({'given' if prompts[j].id else 'automatic'} and {'given' if p.id else 'automatic'}); "
+                                "give each prompt its own id")
+        first[pid.casefold()] = i
+
+
 def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt: int = 1, seed: int = 0,
                     batch_size: int = 8, progress: bool = True, postprocess=None) -> list[dict]:
     """Generate n_per_prompt clips per prompt into `out` (clips/*.mp4 + index.jsonl, written
@@ -209,6 +245,7 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
     if n_per_prompt < 1:
         raise BadInputError(f"--n-per-prompt must be positive, got {n_per_prompt}")
     jobs = [(i, k, p) for i, p in enumerate(prompts) for k in range(n_per_prompt)]
+    _check_unique_ids(prompts)
     proto = gen.protocol()
     with ClipFolderWriter(out) as writer:
         bar = tqdm(total=len(jobs), desc=f"generate {gen.spec}", unit="clip", disable=None if progress else True)
@@ -218,7 +255,7 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
             clips = gen.generate([p.text for _, _, p in batch], seeds)
             for (i, k, p), s, clip in zip(batch, seeds, clips):
                 # what the clip is wins over what was asked: a pipeline may round frames or size
-                rec = {"id": f"{p.id or f'p{i:04d}'}-{k:02d}", "prompt": p.text, "seed": s, **proto,
+                rec = {"id": f"{_prompt_id(p, i)}-{k:02d}", "prompt": p.text, "seed": s, **proto,
                        "fps": clip.fps, "frames": clip.num_frames, "size": list(clip.size)}
                 for key in ("frames", "size"):
                     if proto.get(key) is not None and proto[key] != rec[key]:

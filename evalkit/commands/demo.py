@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from evalkit import __version__
-from evalkit.commands.options import positive
+from evalkit.commands.options import SEED, positive
 from evalkit.errors import EvalkitError
 
 
@@ -16,7 +16,7 @@ from evalkit.errors import EvalkitError
 @click.option("--out", type=click.Path(path_type=Path), default=Path("evalkit-demo"), show_default=True,
               help="Folder for the demo's clips and pictures (replaced on each run).")
 @click.option("--n", type=int, default=32, show_default=True, callback=positive, help="Reference clips.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--n-generate", type=int, default=4, show_default=True, callback=positive,
               help="Clips the default generator makes, signs and watermarks (at least 2).")
 @click.option("--max-prompts", type=int, default=8, show_default=True, callback=positive,

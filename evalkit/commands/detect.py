@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from evalkit.commands.options import SEED
 from evalkit.errors import EXIT_BAD_INPUT
 
 
@@ -33,7 +34,7 @@ def detectors():
 @click.option("--threshold-rule", type=click.Choice(["conformal", "empirical"]), default="conformal",
               show_default=True, help="conformal: new real clips are expected to be flagged at most "
               "--target-fpr of the time; empirical: the held-out real clips are.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def detectors_train(real, fake, families, name, calibration, combine, target_fpr, threshold_rule, seed):
     """Train a calibrated detector on real and generated clips; saves, logs to MLflow, registers."""
     from detectors.train import TrainConfig, parse_families, table_rows, train_detector

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from evalkit.atomic import check_output_file, check_writable
-from evalkit.commands.options import check_tsa, frame_rate, guidance_scale, positive
+from evalkit.commands.options import SEED, check_tsa, frame_rate, guidance_scale, positive
 from evalkit.errors import BadInputError
 
 
@@ -35,7 +35,7 @@ def generator():
               "every MLP (grows an --init-from checkpoint that lacks it).")
 @click.option("--head-channels", type=click.IntRange(0, 64), default=0, show_default=True,
               help="uvit: decode this many features a pixel, mixed by a 3x3 conv across patch borders.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
@@ -185,7 +185,7 @@ def generator_recipe(name, out_dir, device, precision, until):
 @click.option("--steps", type=int, default=1500, show_default=True, callback=positive)
 @click.option("--batch-size", type=int, default=64, show_default=True, callback=positive)
 @click.option("--lr", type=float, default=1e-3, show_default=True, callback=positive)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Text-encoder weights (.safetensors).")
 def generator_pretrain_text(preset, data, steps, batch_size, lr, seed, out):
     """Pre-train the U-ViT's own text encoder contrastively against its training clips (a stage
@@ -236,6 +236,10 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
         if not (1 <= len(parts) <= 2 and all(x.strip().isdigit() and int(x) > 0 for x in parts)):
             raise BadInputError(f"--size {size!r}: give S or HxW in pixels, e.g. 256 or 480x832")
         hw = (int(parts[0]), int(parts[-1]))
+        limits = VideoLimits.from_env()
+        if hw[0] * hw[1] > limits.max_pixels:  # clips no command could read back
+            raise BadInputError(f"--size {size}: {hw[0] * hw[1]} pixels a frame is over the {limits.max_pixels} "
+                                "evalkit reads (EVALKIT_MAX_PIXELS)")
     if model.startswith("uvit:") and set(given) == {"device"}:
         return given  # the U-ViT samples on a GPU too; its clip shape is its training's
     if model.startswith("diffusers:"):
@@ -248,6 +252,8 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
             raise BadInputError(f"--device does not apply to {model} (it renders on the CPU)")
         if hw and hw[0] != hw[1]:
             raise BadInputError(f"--size {size}: the world renders square frames; give one number")
+        if hw and hw[0] % 2:  # found only when the first clip was written (naming a staging folder)
+            raise BadInputError(f"--size {size}: H.264 (yuv420p) needs an even frame size; use {hw[0] + 1}")
         from evalkit.world import WorldConfig
 
         base = WorldConfig()
@@ -258,6 +264,17 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
             raise BadInputError(f"--{'/--'.join(given)}: {e}") from None
     raise BadInputError(f"--{'/--'.join(given)} do not apply to {model}: its clips' frames and size are "
                         "fixed (its training's, or its files')")
+
+
+def _clip_hw(gen) -> tuple[int, int] | None:
+    """(height, width) of the clips `gen` makes, where it says (world, controls, uvit, diffusers)."""
+    if getattr(gen, "config", None) is not None and hasattr(gen.config, "size"):
+        return gen.config.size, gen.config.size
+    cfg = getattr(getattr(gen, "net", None), "cfg", None)
+    if cfg is not None and hasattr(cfg, "image_size"):
+        return cfg.image_size, cfg.image_size
+    size = getattr(gen, "size", None)
+    return tuple(size) if isinstance(size, (tuple, list)) and len(size) == 2 else None
 
 
 @click.command()
@@ -286,7 +303,7 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
               "(default cpu).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
               help="uvit: the network in fp32 or under bf16 autocast (default auto: bf16 on a GPU, fp32 on a CPU).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--sign", is_flag=True, help="Sign every clip with a C2PA manifest.")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark in every clip.")
 @click.option("--tsa", metavar="URL", help="With --sign: an RFC 3161 time-stamp authority dates each signature.")
@@ -328,6 +345,10 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidan
                                 tsa_url=tsa)
 
     gen = get_generator(model, **sampling)
+    hw = _clip_hw(gen)
+    if watermark and hw is not None and min(hw) < 32:  # before any clip is made, not after the first
+        raise BadInputError(f"--watermark: {model} makes {hw[1]}x{hw[0]} clips; the watermark needs at least 32x32 "
+                            "pixels (give a larger --size where the model takes one)")
     records = generate_folder(gen, prompt_list, out, n_per_prompt=n_per_prompt, seed=seed, postprocess=post)
     done = " signed" * sign + " watermarked" * watermark
     click.echo(f"wrote {len(records)}{done} clips from {model} for {len(prompt_list)} prompts to {out}")

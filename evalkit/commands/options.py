@@ -7,6 +7,7 @@ import click
 from evalkit.errors import BadInputError
 
 SPLIT = click.Choice(["train", "test", "ood"])
+SEED = click.IntRange(0, 2**63 - 1)  # numpy's SeedSequence takes no negative seed (-1 was an internal error)
 
 
 def positive(ctx, param, value):

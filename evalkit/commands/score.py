@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from evalkit.atomic import check_not_input, check_output_file, write_atomic
-from evalkit.commands.options import positive
+from evalkit.commands.options import SEED, positive
 from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
 
 
@@ -83,7 +83,7 @@ def backbones_list():
 
 @backbones.command("train")
 @click.option("--which", type=click.Choice(["video", "clip", "all"]), default="all", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--steps", type=int, callback=positive, help="Training steps (default: the shipped recipe's).")
 @click.option("--out", help="Name under $EVALKIT_HOME/backbones (default: world-video-encoder-seedS ...).")
 def backbones_train(which, seed, steps, out):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from evalkit.commands.options import SPLIT, frame_rate, positive
+from evalkit.commands.options import SEED, SPLIT, frame_rate, positive
 from evalkit.errors import BadInputError
 
 
@@ -22,7 +22,7 @@ def world():
 @click.option("--frames", type=int, default=16, show_default=True, callback=positive)
 @click.option("--size", type=int, default=32, show_default=True, callback=positive, help="Frame side in pixels.")
 @click.option("--fps", type=float, default=8.0, show_default=True, callback=frame_rate)
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--noise", type=float, default=0.0, show_default=True, help="Sensor noise std (8-bit levels).")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="H.264 quality.")
 def world_render(out, split, n, frames, size, fps, seed, noise, crf):

@@ -300,3 +300,37 @@ def test_exported_weights_have_one_byte_layout_whatever_the_metadata_order(tmp_p
     assert sha256_file(a) == sha256_file(b)
     back = load_file(str(a))
     assert torch.equal(back["b"], tensors["b"]) and torch.equal(back["a"], tensors["a"])
+
+
+def test_prompt_ids_name_files_inside_out_only_and_once(tmp_path, capsys):
+    """Found in session 30: an id "../../victim" wrote (and overwrote) victim-00.mp4 outside --out;
+    two prompts of one id lost a clip and wrote an index no command could read; a killed run's
+    staging folder stayed; a symlinked --out failed after all the work."""
+    from evalkit.cli import main
+    from evalkit.errors import EXIT_BAD_INPUT
+
+    prompt = PROMPTS[0]
+    victim = tmp_path / "victim-00.mp4"
+    victim.write_text("precious")
+    bad = tmp_path / "bad.jsonl"
+    for ids in (["../../victim"], ["sub/x"], ["a\u0000b"], [{"k": 1}], ["a", "a"], ["p0001", None]):
+        bad.write_text("".join(json.dumps({"prompt": prompt, **({"id": i} if i is not None else {})}) + "\n"
+                               for i in ids))
+        assert main(["generate", "--model", "world", "--prompts", str(bad), "--out", str(tmp_path / "o" / "d")]) \
+            == EXIT_BAD_INPUT, ids
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("id" in err), err
+    assert victim.read_text() == "precious" and not (tmp_path / "o").exists()
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text(json.dumps({"prompt": prompt, "id": 7}) + "\n" + json.dumps({"prompt": prompt}) + "\n")
+    stale = tmp_path / ".made.partial-999999999"  # a killed run's staging folder (no such process)
+    (stale / "clips").mkdir(parents=True)
+    assert main(["generate", "--model", "world", "--prompts", str(ok), "--out", str(tmp_path / "made")]) == 0
+    assert sorted(p.name for p in (tmp_path / "made" / "clips").iterdir()) == ["7-00.mp4", "p0001-00.mp4"]
+    assert not stale.exists()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    assert main(["generate", "--model", "world", "--prompts", prompt, "--out", str(tmp_path / "link")]) \
+        == EXIT_BAD_INPUT
+    assert "symbolic link" in capsys.readouterr().err
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
