@@ -12,7 +12,7 @@ from pathlib import Path
 from benchmarks.suite import canonical_json
 from evalkit.atomic import write_atomic
 
-CODE_VERSION = "bench-runner-1"  # bump when a change in the runner alters any number, to invalidate caches
+CODE_VERSION = "bench-runner-2"  # bump when a change in the runner alters any number (2: session 30 physics, CIs)
 
 
 def sha_of(obj) -> str:

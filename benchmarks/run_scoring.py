@@ -7,6 +7,7 @@ clip's own timing."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -27,16 +28,35 @@ def folder_digest(folder: Path) -> str:
 
 
 def _two_sample_diff(a, b, n_boot: int = 2000, seed: int = 0) -> dict:
-    """mean(a) - mean(b) for independent samples, percentile bootstrap resampling each."""
+    """mean(a) - mean(b) for independent samples of scores in [0, 1]: the percentile bootstrap
+    (each resampled), widened where needed to Welch's t interval; where neither part varies,
+    Newcombe's combination of the parts' bounded intervals (`mean_ci(bounds=(0, 1))`). The
+    bootstrap alone covered 82% at 3 clips a part and read "1.0 [1.0, 1.0]" for 10 + 10 clips.
+    `n` is the smaller part's count: what the difference rests on (it was their sum, so 48 + 2
+    clips passed a policy's `min_n: 50`)."""
+    from scipy.stats import t as student_t
+
+    from evalkit.metrics.stats import mean_ci
+
     a, b = np.asarray(a, float), np.asarray(b, float)
     value = float(a.mean() - b.mean())
+    n = int(min(a.size, b.size))
     if a.size < 2 or b.size < 2:
-        return {"value": value, "ci_low": None, "ci_high": None, "n": int(a.size + b.size)}
+        return {"value": value, "ci_low": None, "ci_high": None, "n": n}
     rng = np.random.default_rng(seed)
     reps = (a[rng.integers(0, a.size, (n_boot, a.size))].mean(1)
             - b[rng.integers(0, b.size, (n_boot, b.size))].mean(1))
-    lo, hi = np.quantile(reps, [0.025, 0.975])
-    return {"value": value, "ci_low": float(lo), "ci_high": float(hi), "n": int(a.size + b.size)}
+    lo, hi = (float(x) for x in np.quantile(reps, [0.025, 0.975]))
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    if va + vb > 0:
+        df = (va + vb) ** 2 / ((va**2 / (a.size - 1) if va else 0.0) + (vb**2 / (b.size - 1) if vb else 0.0))
+        half = float(student_t.ppf(0.975, df)) * float(np.sqrt(va + vb))
+        lo, hi = min(lo, value - half), max(hi, value + half)
+    else:
+        ea, eb = mean_ci(a, bounds=(0.0, 1.0)), mean_ci(b, bounds=(0.0, 1.0))
+        lo = value - float(np.hypot(ea.value - ea.ci_low, eb.ci_high - eb.value))
+        hi = value + float(np.hypot(ea.ci_high - ea.value, eb.value - eb.ci_low))
+    return {"value": value, "ci_low": max(lo, -1.0), "ci_high": min(hi, 1.0), "n": n}
 
 
 def physics_parts(rows: list[dict], part_of: dict) -> dict:
@@ -48,7 +68,7 @@ def physics_parts(rows: list[dict], part_of: dict) -> dict:
                for p in ("id", "ood")}
     for part, rs in by_part.items():
         if rs:
-            out[f"physics_score_{part}"] = estimate_entry(mean_ci([r["physics_score"] for r in rs]))
+            out[f"physics_score_{part}"] = estimate_entry(mean_ci([r["physics_score"] for r in rs], bounds=(0.0, 1.0)))
         laws: dict[str, list[bool]] = {}
         for r in rs:
             for law, ok in (r.get("physics_laws") or {}).items():
@@ -101,7 +121,7 @@ def _cost_entry(per_clip: list[float], *, invert: bool = False) -> dict:
     `invert`: the rate 1 / mean instead (clips per second), its bounds the inverted ones."""
     from evalkit.metrics.stats import mean_ci
 
-    e = mean_ci(per_clip)
+    e = mean_ci(per_clip, bounds=(0.0, math.inf))
     lo, hi = (e.ci_low, e.ci_high) if len(per_clip) > 1 else (None, None)
     if not invert:
         return {"value": e.value, "ci_low": lo, "ci_high": hi, "n": e.n}

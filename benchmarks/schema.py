@@ -49,8 +49,8 @@ PHYSICS_PART_METRICS = ("physics_score_id", "physics_score_ood", "physics_ood_ga
 SAFETY_METRICS = ("provenance_valid_rate",      # signed clips whose manifest verifies valid/trusted
                   "watermark_survival_crf30",   # watermark decoded with the right payload after CRF 30
                   "detector_catch_rate")        # clips the default detector flags at its threshold
-# Cost (value only, n = clips; CI bounds NaN): clips per second of wall time, CPU- and GPU-seconds
-# per clip, and joules per clip where NVML reports power (absent otherwise).
+# Cost (n = clips; a bootstrap CI over the clips' shard timings since session 27): clips per second of
+# wall time, CPU- and GPU-seconds per clip, and joules per clip where NVML reports power (absent otherwise).
 COST_METRICS = ("cost.clips_per_s", "cost.cpu_s_per_clip", "cost.gpu_s_per_clip", "cost.energy_j_per_clip")
 
 # Lower is better for these; higher is better for every other metric.

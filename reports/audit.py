@@ -19,7 +19,8 @@ Per check: `min` and/or `max` (numbers; at least one), `use` ("ci", the default,
 The rule is conservative by default: a `max` is met when the *upper* 95% CI bound is at most max,
 a `min` when the *lower* bound is at least min, so a pass means the data support it, not just the
 point estimate. `use: value` compares the point value instead; it is the default only for the cost
-metrics, which the runner logs without an interval. A rate checked at `min: 1.0` (or `max: 0`)
+metrics, whose interval (logged since session 27) is the spread of the run's shards' timings on a
+machine shared with other work, not a sampling error a release gate should rest on. A rate checked at `min: 1.0` (or `max: 0`)
 with `use: ci` could never pass (a Wilson bound of a finite sample never reaches 1), so the policy
 is rejected with that reason rather than failing every audit. A metric the run did not log, or
 logged as NaN, fails with "not measured"; an interval that is not defined (n = 1) fails a `ci`

@@ -11,8 +11,10 @@ renderer itself) and the controls stay in the table, unranked, for scale.
 
 The mark: a ranked row gets `tie_with_above` when the data do not support its difference from the
 row ranked just above it. For a metric with per-clip values (clip_alignment, flicker, warp_error,
-physics_score) that is a paired bootstrap (`paired_bootstrap_diff`, clips matched by prompt and
-seed) whose 95% interval of the difference contains 0 (p >= 0.05). FVD and KVD are set-level:
+physics_score, physics_pass_rate) that is a paired comparison (`paired_bootstrap_diff`, clips
+matched by prompt and seed): marked unless the randomisation test gives p < 0.05 and the 95%
+interval of the difference excludes 0 (since session 30: exact at small N, where the bootstrap's
+p once supported differences between two clips). FVD and KVD are set-level:
 there is no per-clip value to pair, so the rule is overlap of the two 95% CIs, which is
 conservative (it marks more often than a test of the difference would).
 
@@ -33,7 +35,10 @@ from evalkit.safe_text import printable
 from reports import _store
 
 PRIMARY_METRICS = ("fvd", "physics_score", "clip_alignment")
-PER_CLIP_METRICS = ("clip_alignment", "flicker", "warp_error", "physics_score")
+PER_CLIP_METRICS = ("clip_alignment", "flicker", "warp_error", "physics_score", "physics_pass_rate")
+# the per-clip value a set-level rate is the mean of (it was compared by CI overlap: 30/60 passes
+# against 18/60, every discordant pair one way, read "~")
+_PER_CLIP_KEY = {"physics_pass_rate": "physics_pass"}
 ALPHA = 0.05
 # What the table, markdown and HTML show; csv and json carry every metric.
 # physics_score is the share of a clip's laws that hold, so a frozen clip that keeps its objects
@@ -144,8 +149,8 @@ def _paired(run_a: str, run_b: str, metric: str, cache: dict) -> tuple[np.ndarra
             cache[run_id] = _store.per_clip(run_id)
         acc: dict[tuple, list[float]] = {}
         for row in cache[run_id]:
-            v = row.get(metric)
-            if isinstance(v, (int, float)) and math.isfinite(float(v)):
+            v = row.get(_PER_CLIP_KEY.get(metric, metric))
+            if isinstance(v, (int, float)) and math.isfinite(float(v)):  # (a bool is an int: a pass)
                 acc.setdefault((row.get("prompt"), row.get("seed")), []).append(float(v))
         return {k: float(np.mean(v)) for k, v in acc.items()}
 
@@ -171,9 +176,11 @@ def _tie(above, row, metric: str, cache: dict) -> tuple[bool, str]:
         a, b = _paired(above["run_id"], row["run_id"], metric, cache)
         if a.size >= 2:
             est, p = paired_bootstrap_diff(a, b, seed=0)
-            return bool(not p < ALPHA), (f"paired bootstrap over {a.size} matched clips: "
-                                         f"diff {est.value:.4g} [{est.ci_low:.4g}, {est.ci_high:.4g}], "
-                                         f"p={p:.3g}")
+            # supported only when the randomisation test and the interval agree (one alone once
+            # marked "~" beside an interval that excluded 0)
+            tie = not p < ALPHA or est.ci_low <= 0 <= est.ci_high
+            return bool(tie), (f"paired test over {a.size} matched clips: diff {est.value:.4g} "
+                               f"[{est.ci_low:.4g}, {est.ci_high:.4g}], randomisation p={p:.3g}")
         tie, why = _ci_overlap(above, row, metric)
         return tie, f"fewer than 2 clips matched by (prompt, seed); {why}"
     return _ci_overlap(above, row, metric)
@@ -223,7 +230,7 @@ def leaderboard(suite_name: str, primary: str | None = None):
             tie, why = _tie(df.loc[ranked[i - 1]], df.loc[idx], metric, cache)
             df.loc[idx, ["tie_with_above", "tie_test"]] = [tie, why]
     if metric in schema.SCORE_METRICS and metric not in PER_CLIP_METRICS:
-        notes.append(f"{metric} is set-level: neighbours are compared by CI overlap, not a paired bootstrap")
+        notes.append(f"{metric} is set-level: neighbours are compared by CI overlap, not a paired test")
     notes += _past_the_ceiling(df, ranked, metric, lower)
     df["rank"] = df["rank"].astype("Int64")
     df = df.drop(columns=["_key", "_role"])

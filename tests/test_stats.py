@@ -41,7 +41,7 @@ def test_estimate_fields_and_dict():
     e = mean_ci([1.0, 2.0, 3.0, 4.0])
     assert e.value == pytest.approx(2.5) and e.n == 4
     assert e.ci_low <= e.value <= e.ci_high
-    assert e.method == "bootstrap-percentile" and e.confidence == 0.95
+    assert e.method == "bootstrap-percentile+t" and e.confidence == 0.95
     d = e.to_dict()
     assert set(d) == {"value", "ci_low", "ci_high", "n", "method", "confidence"}
     assert all(type(d[k]) is float for k in ("value", "ci_low", "ci_high", "confidence"))
@@ -53,7 +53,7 @@ def test_estimate_fields_and_dict():
 def test_deterministic_for_a_seed_and_varies_across_seeds():
     x = np.random.default_rng(0).normal(size=50)
     assert mean_ci(x, seed=7) == mean_ci(x, seed=7)
-    assert mean_ci(x, seed=7) != mean_ci(x, seed=8)
+    assert bootstrap_ci(x, seed=7) != bootstrap_ci(x, seed=8)  # (mean_ci's t bound may cover both)
     assert paired_bootstrap_diff(x, x[::-1], seed=3) == paired_bootstrap_diff(x, x[::-1], seed=3)
 
 
@@ -79,9 +79,39 @@ def test_single_sample_has_nan_bounds():
     assert d.value == 1.0 and math.isnan(d.ci_low) and math.isnan(p)
 
 
-def test_constant_values_give_zero_width():
+def test_constant_values_give_zero_width_unless_bounded():
     e = mean_ci([2.0] * 10)
     assert e.ci_low == e.ci_high == e.value == 2.0
+    # a bounded score that does not vary: Wilson's interval of its place in the range, not a point
+    ones = mean_ci([1.0, 1.0], bounds=(0.0, 1.0))
+    assert ones.method == "wilson-bounded" and ones.ci_high == 1.0
+    assert ones.ci_low == pytest.approx(proportion_ci(2, 2).ci_low)
+    zeros = mean_ci([0.0] * 90, bounds=(0.0, 1.0))
+    assert zeros.ci_low == 0.0 and zeros.ci_high == pytest.approx(proportion_ci(0, 90).ci_high)
+    clip = mean_ci([50.0] * 4, bounds=(0.0, 100.0))
+    assert clip.ci_low < 50 < clip.ci_high and 0 <= clip.ci_low and clip.ci_high <= 100
+    wide = mean_ci([0.9, 1.0], bounds=(0.0, 1.0))  # t is wide at n = 2, clipped to the range
+    assert wide.ci_high == 1.0 and wide.ci_low < 0.5
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10])
+def test_small_samples_cover_the_mean(n):
+    """The percentile bootstrap alone covered 51% at n = 2 and 84% at n = 5 (session 30)."""
+    rng = np.random.default_rng(n)
+    hits = sum(mean_ci(x, n_boot=300, seed=r).ci_low <= 3.0 <= mean_ci(x, n_boot=300, seed=r).ci_high
+               for r, x in enumerate(rng.normal(3.0, 2.0, size=(200, n))))
+    assert hits / 200 >= 0.92
+
+
+def test_two_pairs_never_support_a_difference():
+    """Exact randomisation p: two pairs can reach no lower than 0.5 (their swaps); the bootstrap's
+    p read 0.001 for differences 0.01 and 0.50."""
+    d, p = paired_bootstrap_diff([0.51, 1.0], [0.5, 0.5])
+    assert p == 0.5 and d.ci_low < 0 < d.ci_high
+    rng = np.random.default_rng(3)
+    false = sum(paired_bootstrap_diff(rng.normal(size=n), rng.normal(size=n), n_boot=200, seed=n)[1] < 0.05
+                for n in (2, 3, 4, 5) for _ in range(50))
+    assert false <= 0.08 * 200
 
 
 def test_wilson_known_values_and_edges():
@@ -102,7 +132,7 @@ def test_paired_diff_detects_a_real_difference():
     a = base + 0.15 + rng.normal(0, 0.2, size=200)  # ... and a small real effect
     b = base + rng.normal(0, 0.2, size=200)
     d, p = paired_bootstrap_diff(a, b)
-    assert d.method == "paired-bootstrap-percentile" and d.n == 200
+    assert d.method == "paired-bootstrap-percentile+t" and d.n == 200
     assert d.ci_low > 0 and p < 0.01
     assert d.ci_low <= d.value <= d.ci_high
     # The swap mirrors the interval.

@@ -40,6 +40,10 @@ from evalkit.metrics.stats import proportion_ci
 TARGETS = {"in-distribution": ("auc", 0.99), "logo": ("auc", 0.90), "crf30": ("auc", 0.95)}
 
 
+def _met(by_value: bool, by_bound: bool) -> str:
+    return "met" if by_bound else "met (point; not by its 95% bound)" if by_value else "MISSED"
+
+
 def _family(source: str) -> str:
     return source.split("-", 1)[0]
 
@@ -123,6 +127,8 @@ def _evaluate(real, fake, cfg: TrainConfig, progress: bool, parts) -> dict:
 
 def markdown(res: dict, target_fpr: float, threshold_rule: str = "conformal") -> str:
     cols = ["auc", "ap", "eer", "acc_at_0.5", "acc_at_threshold", "tpr_at_1pct_fpr", "ece"]
+    # "met" as the audit judges it: by the 95% bound; a point estimate alone on the right side reads
+    # "met (point)" (the tables said "met" for an FPR of 0.000 [0.000, 0.057] against a 1% target)
     lines = ["| setting | detector | N | " + " | ".join(cols) + " | target |",
              "|" + "---|" * (len(cols) + 4)]
     for r in res["rows"]:
@@ -132,9 +138,9 @@ def markdown(res: dict, target_fpr: float, threshold_rule: str = "conformal") ->
         target = ""
         if key in TARGETS and (key != "in-distribution" or r["detector"] == "ensemble"):
             metric, bound = TARGETS[key]
-            target = f"AUC >= {bound}: {'met' if m[metric].value >= bound else 'MISSED'}"
+            target = f"AUC >= {bound}: {_met(m[metric].value >= bound, m[metric].ci_low >= bound)}"
             if key == "in-distribution":
-                target += f"; ECE <= 0.05: {'met' if m['ece'].value <= 0.05 else 'MISSED'}"
+                target += f"; ECE <= 0.05: {_met(m['ece'].value <= 0.05, m['ece'].ci_high <= 0.05)}"
         lines.append(f"| {r['setting']} | {r['detector']} | {r['n']} | "
                      + " | ".join(format_estimate(m[c]) for c in cols) + f" | {target} |")
     lines += ["", f"False-positive rate on held-out natural footage at the fitted threshold ({threshold_rule} rule, "
@@ -143,7 +149,7 @@ def markdown(res: dict, target_fpr: float, threshold_rule: str = "conformal") ->
     for r in res["natural_fpr"]:
         e = r["fpr"]
         lines.append(f"| {r['detector']} | {format_estimate(e)} | {e.n} | "
-                     f"{'met' if e.value <= target_fpr else 'MISSED'} |")
+                     f"{_met(e.value <= target_fpr, e.ci_high <= target_fpr)} |")
     if res.get("natural_unseen"):
         lines += ["", "Natural footage never seen in training or calibration (ensemble; each recording withheld "
                   "in turn, all its windows scored):", "",
@@ -154,11 +160,11 @@ def markdown(res: dict, target_fpr: float, threshold_rule: str = "conformal") ->
             unsure = float(((p < r["threshold"]) & (p >= r["real_below"])).mean())
             fams = ", ".join(f"{f} {e.value:.3f}" for f, e in r["family_fpr"].items())
             lines.append(f"| {r['video']} | {e.n} | {format_estimate(e)} | {unsure:.3f} | {np.median(p):.3f} | "
-                         f"{fams} | {'met' if e.value <= target_fpr else 'MISSED'} |")
+                         f"{fams} | {_met(e.value <= target_fpr, e.ci_high <= target_fpr)} |")
         k = sum(int(round(r["fpr"].value * r["fpr"].n)) for r in res["natural_unseen"])
         n = sum(r["fpr"].n for r in res["natural_unseen"])
         e = proportion_ci(k, n)
-        lines.append(f"| all (pooled) | {n} | {format_estimate(e)} |  |  |  | {'met' if e.value <= target_fpr else 'MISSED'} |")
+        lines.append(f"| all (pooled) | {n} | {format_estimate(e)} |  |  |  | {_met(e.value <= target_fpr, e.ci_high <= target_fpr)} |")
     return "\n".join(lines)
 
 

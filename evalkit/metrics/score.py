@@ -156,7 +156,7 @@ def _flicker(rows: list[dict], base: dict) -> dict:
     for k in ("flicker", "warp_error", "temporal_hf"):
         vals = [r[k] for r in rows if np.isfinite(r[k])]
         if vals:  # temporal_hf needs 8 frames, warp_error a visible pixel: none may have it (a warning says so)
-            out[k] = _entry(mean_ci(vals), proto)
+            out[k] = _entry(mean_ci(vals, bounds=(0.0, 1.0)), proto)  # each in [0, 1]
     return out
 
 
@@ -198,7 +198,7 @@ def _clip(frame_embeds, text_embeds, prompts: list[str], bb, base: dict, rows: l
                                             {**proto, "n_prompts": res["n_prompts"]})
     for row, s in zip(rows, per):
         row["clip_alignment"] = s
-    out["clip_alignment"] = _entry(mean_ci(per), proto)
+    out["clip_alignment"] = _entry(mean_ci(per, bounds=(0.0, 100.0)), proto)  # CLIPScore: 100 max(cos, 0)
     return out
 
 
@@ -230,7 +230,7 @@ def _physics(rows: list[dict], base: dict) -> dict:
                 laws.setdefault(law, []).append(bool(ok))
     proto = {**base, "probes": "colour-segmentation tracker, per-law tests of the prompted scene",
              "skipped_non_world_prompts": len(rows) - len(tested)}
-    out = {"physics_score": _entry(mean_ci([r["physics_score"] for r in tested]), proto),
+    out = {"physics_score": _entry(mean_ci([r["physics_score"] for r in tested], bounds=(0.0, 1.0)), proto),
            "physics_pass_rate": _entry(proportion_ci(sum(bool(r["physics_pass"]) for r in tested), len(tested)),
                                        proto)}
     for law, oks in sorted(laws.items()):

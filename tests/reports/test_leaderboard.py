@@ -72,7 +72,7 @@ def test_paired_bootstrap_marks_near_identical_models_only(bench_store):
     assert df.loc["uvit:good", "rank"] in (1, 2) and df.loc["uvit:bad", "rank"] == 3
     twin_below = "uvit:twin" if df.loc["uvit:twin", "rank"] == 2 else "uvit:good"
     assert df.loc[twin_below, "tie_with_above"]  # good vs twin: paired bootstrap finds no support
-    assert "paired bootstrap over 40 matched clips" in df.loc[twin_below, "tie_test"]
+    assert "paired test over 40 matched clips" in df.loc[twin_below, "tie_test"]
     assert not df.loc["uvit:bad", "tie_with_above"]  # far apart: supported, no mark
     assert "p=" in df.loc["uvit:bad", "tie_test"]
 
