@@ -181,15 +181,32 @@ def parse_policy(data, *, name: str = "policy", source: str = "") -> Policy:
                   data["suite"])
 
 
+POLICIES_DIR = Path(__file__).resolve().parent / "policies"
+
+
+def shipped_policies() -> list[str]:
+    return sorted(p.stem for p in POLICIES_DIR.glob("*.yaml"))
+
+
 def load_policy(path) -> Policy:
     """Read and validate a policy YAML; every error is one line starting with the file's name."""
     import yaml
 
-    path = Path(path)
+    arg = str(path)
+    path = Path(path).expanduser()
     if path.is_dir():
         raise BadInputError(f"{path}: is a folder; give the policy YAML file")
     if not path.is_file():
-        raise MissingResourceError(f"{path}: policy file not found")
+        shipped = POLICIES_DIR / f"{arg}.yaml"
+        # a shipped policy by name (`release`), as a suite is: its repository path does not exist
+        # where evalkit is installed with pip
+        if "/" not in arg and not arg.endswith((".yaml", ".yml")) and shipped.is_file():
+            path = shipped
+        elif (POLICIES_DIR / path.name).is_file() and path.parts[-2:-1] == ("policies",):
+            path = POLICIES_DIR / path.name  # the README's reports/policies/NAME.yaml outside a checkout
+        else:
+            raise MissingResourceError(f"{arg}: policy file not found; give a policy YAML file or a shipped "
+                                       f"policy's name ({', '.join(shipped_policies())})")
     try:
         text = path.read_text(encoding="utf-8")
         data = load_yaml(text)

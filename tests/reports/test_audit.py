@@ -80,6 +80,19 @@ def test_shipped_example_policy_parses():
     assert pol.suite == "world-v1" and {c.metric for c in pol.checks} >= {"fvd", "provenance_valid_rate"}
 
 
+def test_a_shipped_policy_is_found_by_name_anywhere(tmp_path, monkeypatch):
+    """Installed with pip, `--policy reports/policies/release.yaml` (the README's) named nothing
+    and the error said neither why nor what to do (session 30)."""
+    from evalkit.errors import MissingResourceError
+
+    monkeypatch.chdir(tmp_path)
+    assert load_policy("release").name == load_policy("reports/policies/release.yaml").name == "release-gate"
+    with pytest.raises(MissingResourceError, match=r"shipped policy's name \(release\)"):
+        load_policy("nope")
+    with pytest.raises(MissingResourceError, match="policy file not found"):
+        load_policy("mine/release.yaml")
+
+
 def test_pass_fail_with_evidence_and_conservative_bounds(bench_store):
     pol = parse_policy({"suite": "t-suite", "checks": {
         "fvd": {"max": 310},                      # bad: 300 [280, 320]: the upper bound fails it
