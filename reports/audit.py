@@ -24,7 +24,8 @@ machine shared with other work, not a sampling error a release gate should rest 
 with `use: ci` could never pass (a Wilson bound of a finite sample never reaches 1), so the policy
 is rejected with that reason rather than failing every audit. A metric the run did not log, or
 logged as NaN, fails with "not measured"; an interval that is not defined (n = 1) fails a `ci`
-check. A bench run that is not marked complete fails the audit too.
+check. A bench run that is not marked complete fails the audit too, and so (since session 30) does
+one over the suite's first prompts only (`bench run --max-prompts`).
 """
 
 from __future__ import annotations
@@ -293,6 +294,12 @@ def evaluate_policy(policy: Policy, run) -> AuditResult:
     complete = run_id is None or tags.get(schema.TAG_COMPLETE) == "true"
     if not complete:
         notes.append(f"bench run {run_id} is not marked complete ({schema.TAG_COMPLETE}): the audit fails")
+    params = dict(run.data.params) if hasattr(run, "data") else {}
+    quick = params.get("max_prompts") not in (None, "", "None")
+    if quick:  # a quick run is not the release's whole suite (it read as one: "audit FAIL ... on world-v1")
+        complete = False
+        notes.append(f"bench run {run_id} covers only the suite's first prompts (--max-prompts "
+                     f"{params['max_prompts']}): the audit fails; audit a run of the whole suite")
     suite = tags.get(schema.TAG_SUITE, policy.suite_name)
     if suite != policy.suite_name:
         notes.append(f"the policy names suite {policy.suite_name!r} but the run is of suite {suite!r}")

@@ -1,6 +1,7 @@
 """The leaderboard of a suite, drawn from its bench runs in MLflow (see benchmarks/schema.py).
 
-Which runs: per model, the newest run tagged complete in `experiment_name(suite)`, among the runs
+Which runs: per model, the newest run tagged complete in `experiment_name(suite)` (a run over the
+whole suite before any quick `--max-prompts` run, which a note names), among the runs
 of the newest complete run's suite hash (a leaderboard mixes no suite versions; runs of other
 hashes are ignored and the frame's notes say so).
 
@@ -100,7 +101,18 @@ def _select_runs(suite: str) -> tuple[Any, list[str]]:
     n_incomplete = int((runs["_complete"] != "true").sum())
     if n_incomplete:
         notes.append(f"{n_incomplete} incomplete run(s) ignored")
-    return done.drop_duplicates("_model", keep="first"), notes
+    # A quick run (--max-prompts N) covers part of the suite: a model's whole-suite run comes first
+    # (a newer quick run once replaced it, and the ranking flipped on a quarter of the prompts)
+    col = "params.max_prompts"
+    partial = done[col].map(lambda v: v not in (None, "", "None") and v == v) if col in done else False
+    done = done.assign(_partial=partial).sort_values(["_partial", "start_time"], ascending=[True, False])
+    chosen = done.drop_duplicates("_model", keep="first")
+    quick = chosen[chosen["_partial"]]
+    if len(quick):
+        notes.append("from quick runs over the suite's first prompts only (bench run --max-prompts), not "
+                     "comparable with whole-suite rows: " + ", ".join(f"{m} (--max-prompts {k})" for m, k in
+                                                                     zip(quick["_model"], quick[col])))
+    return chosen, notes
 
 
 def _frame(chosen) -> Any:

@@ -124,3 +124,25 @@ def test_cli_leaderboard_formats_and_errors(bench_store, capsys, monkeypatch, tm
 def test_no_runs_says_run_bench_first(bench_store):
     with pytest.raises(MissingResourceError, match="evalkit bench run"):
         leaderboard("empty-suite")
+
+
+def test_a_quick_run_never_replaces_a_whole_suite_run(mlflow_store):
+    """A newer `--max-prompts 8` run took a model's row and flipped the ranking; the audit called
+    it the whole suite (session 30). The whole-suite run is chosen, the quick one named, and an
+    audit of a quick run fails with the reason."""
+    from conftest import log_bench_run
+    from reports.audit import evaluate_policy, parse_policy
+
+    log_bench_run("uvit:a", fvd=(866.0, 800.0, 930.0))
+    log_bench_run("uvit:b", fvd=(889.0, 820.0, 950.0))
+    quick = log_bench_run("uvit:b", fvd=(1019.0, 900.0, 1150.0), max_prompts=8)
+    only_quick = log_bench_run("uvit:c", fvd=(700.0, 600.0, 800.0), max_prompts=8)
+    board = leaderboard(SUITE)
+    row = board.set_index("model")
+    assert row.loc["uvit:b", "fvd"] == 889.0 and row.loc["uvit:b", "run_id"] != quick
+    assert row.loc["uvit:c", "run_id"] == only_quick
+    (note,) = [n for n in board.attrs["notes"] if "quick runs" in n]
+    assert "uvit:c (--max-prompts 8)" in note and "uvit:b" not in note
+    pol = parse_policy({"suite": SUITE, "checks": {"fvd": {"max": 5000}}})
+    res = evaluate_policy(pol, quick)
+    assert not res.passed and any("--max-prompts 8" in n for n in res.notes)
