@@ -10,7 +10,10 @@ commands check their targets with `check_output_file` before computing anything.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import stat
+import sys
 from pathlib import Path
 
 from evalkit.errors import BadInputError
@@ -96,10 +99,15 @@ def write_atomic(path, data: bytes | str) -> Path:
     `path`; folders are made as needed. Never a half-written file; a place that cannot be written
     is a one-line error and leaves nothing behind."""
     path = check_output_file(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    if _is_stream(path):  # /dev/stdout, a FIFO: written into, never renamed over (as root a rename
+        _write_stream(path, payload)  # replaced /dev/null itself with a regular file)
+        return path
+    given, path = path, (path.resolve() if path.is_symlink() else path)  # the link stays a link
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        tmp.write_bytes(payload)
         os.replace(tmp, path)
     except OSError as e:
         raise BadInputError(f"{path}: cannot write it ({e.strerror or type(e).__name__}); choose another "
@@ -109,7 +117,57 @@ def write_atomic(path, data: bytes | str) -> Path:
             tmp.unlink(missing_ok=True)
         except OSError:  # its folder could not be made: nothing was written
             pass
-    return path
+    return given
+
+
+def _is_stream(path: Path) -> bool:
+    """A target that is there and is neither a file nor a folder (a device, a FIFO, a socket, or a
+    link to one), or a link to a process's open file (/dev/stdout -> /proc/self/fd/1, a file when
+    the output is redirected: renamed over, the link became a file and the output was lost)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return True
+    link = path
+    for _ in range(40):  # the chain of links, as the OS follows it
+        if not link.is_symlink():
+            return False
+        link = link.parent / os.readlink(link)
+        if link.parts[:2] == ("/", "proc") or str(link).startswith("/dev/fd/"):
+            return True
+    return False
+
+
+def _own_fd(path: Path) -> int | None:
+    """N where `path` links (through any chain) to this process's /proc/self/fd/N or /dev/fd/N."""
+    link = path
+    for _ in range(40):
+        m = re.fullmatch(r"/(?:proc/self|proc/\d+|dev)/fd/(\d+)", str(link))
+        if m and (str(link).startswith(("/proc/self/", "/dev/fd/")) or link.parts[2] == str(os.getpid())):
+            return int(m.group(1))
+        if not link.is_symlink():
+            return None
+        link = link.parent / os.readlink(link)
+    return None
+
+
+def _write_stream(path: Path, payload: bytes) -> None:
+    try:
+        fd = _own_fd(path)
+        if fd is not None:  # our own stdout: its offset shared with what else is printed there
+            if fd == 1:
+                sys.stdout.flush()
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+            return
+        with open(path, "ab") as f:
+            f.write(payload)
+    except OSError as e:  # /dev/full: "No space left on device"
+        raise BadInputError(f"{path}: cannot write to it ({e.strerror or type(e).__name__}); choose another "
+                            "path") from None
 
 
 __all__ = ["check_not_input", "check_output_file", "check_parents", "check_writable", "write_atomic"]
