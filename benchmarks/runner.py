@@ -27,12 +27,14 @@ Resume without repeating work or duplicating runs:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -381,11 +383,7 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
     """Run `suite` (a Suite, a shipped name or a path) over one model; see the module docstring.
     `on_clip(record)` is called after each newly generated clip is stored; `executor` (from
     `benchmarks.executors.get_executor`) says where the clips are made (default: here)."""
-    import mlflow
-
-    from benchmarks.bundle import build_bundle, write_signed_bundle
     from evalkit import tracking
-    from generators.base import sample_seed
 
     tracking.check_reachable()  # before any clip is made: the run is logged at its end
 
@@ -401,6 +399,46 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
     judges = {"detector": getattr(detector, "weights_sha256", None) if detector is not None else None,
               "backbones": {k: str(v) for k, v in (backbone_paths or {}).items()}}
     key = run_key(suite, model_spec, proto, max_prompts, judges)
+    with _run_key_lock(key):  # one process a run key: two at once made two complete MLflow runs
+        return _run_suite_locked(suite, model_spec, key, prompts, gen, proto, detector, detector_warnings,
+                                 judges, out_dir=out_dir, max_prompts=max_prompts,
+                                 generator_options=generator_options, backbone_paths=backbone_paths,
+                                 progress=progress, on_clip=on_clip, executor=executor)
+
+
+@contextlib.contextmanager
+def _run_key_lock(key: str):
+    """Hold `$EVALKIT_HOME/bench/work/<key>.lock`; a second `bench run` of the same suite and model
+    waits for the first, then finds its run complete (or resumes it, if the first was killed)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    lock = bench_home() / "work" / f"{key[:32]}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as held:
+        try:
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"evalkit: another bench run of this suite and model (run key {key[:12]}) is running; "
+                  "waiting for it", file=sys.stderr, flush=True)
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held.fileno(), fcntl.LOCK_UN)
+
+
+def _run_suite_locked(suite, model_spec, key, prompts, gen, proto, detector, detector_warnings, judges, *,
+                      out_dir, max_prompts, generator_options, backbone_paths, progress, on_clip,
+                      executor) -> RunResult:
+    import mlflow
+
+    from benchmarks.bundle import build_bundle, write_signed_bundle
+    from evalkit import tracking
+    from generators.base import sample_seed
+
     experiment = schema.experiment_name(suite.name)
     existing = find_run(experiment, key)
     folder = Path(out_dir) / suite.name / f"{_slug(model_spec)}-{key[:8]}"

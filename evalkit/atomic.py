@@ -170,4 +170,29 @@ def _write_stream(path: Path, payload: bytes) -> None:
                             "path") from None
 
 
-__all__ = ["check_not_input", "check_output_file", "check_parents", "check_writable", "write_atomic"]
+LOCK_NAME = ".evalkit.lock"
+
+
+def folder_lock(folder: Path):
+    """An exclusive lock on `folder` (a `LOCK_NAME` file in it, flock) for the `with` block; a
+    no-op where the OS has no flock."""
+    import contextlib
+
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def held():
+        with open(folder / LOCK_NAME, "a") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    return held()
+
+
+__all__ = ["check_not_input", "check_output_file", "check_parents", "check_writable", "folder_lock", "write_atomic"]

@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:  # a bug in evalkit, not the user's fault, unless memory ran out
+        if _interrupted(e):  # SIGTERM's KeyboardInterrupt raised inside code that wrapped it
+            click.echo("evalkit: interrupted", err=True)
+            return EXIT_INTERRUPTED
         if debug:
             raise
         oom = out_of_memory_message(e)
@@ -85,9 +88,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+_TERMINATED = []  # set when SIGTERM arrived, even where its KeyboardInterrupt was swallowed
+
+
+def _interrupted(e: BaseException) -> bool:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return bool(_TERMINATED)
+
+
 def _terminate(signum, frame):
     # `kill` (SIGTERM), as a job scheduler or a container stop sends it: unwound like Ctrl-C, so
     # the same clean-up runs (temporary files and staged folders removed, training checkpointed).
+    _TERMINATED.append(signum)
     raise KeyboardInterrupt
 
 
@@ -95,7 +112,13 @@ def entry() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
-    sys.exit(main())
+    code = main()
+    if _TERMINATED and code != EXIT_INTERRUPTED:
+        # raised inside a __del__ (Python prints and ignores it) or a library that wrapped it: the
+        # command may have finished, but it was told to stop; say so rather than exit 0
+        click.echo("evalkit: interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
 
 
 if __name__ == "__main__":

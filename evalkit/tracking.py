@@ -69,6 +69,12 @@ def store_error_message(exc: BaseException) -> str | None:
                 f"(its database schema differs from MLflow {mlflow.__version__}'s); "
                 + ("back it up and run `mlflow db upgrade URI`, or point MLFLOW_TRACKING_URI at another store"
                    if older else "use the MLflow version that wrote it, or point MLFLOW_TRACKING_URI at another store"))
+    if name == "OperationalError" and re.search(r"table \S+ already exists|duplicate column name", text):
+        # (stores made before session 30: MLflow built the tables in place, and a command stopped
+        # then, or two at once, left this)
+        return (f"the MLflow store {tracking_uri()} was left half-made (a command stopped, or two ran, while "
+                f"it was being created or upgraded); if it holds no runs you need, delete {store_path() or 'it'}, "
+                "else point MLFLOW_TRACKING_URI at another store")
     if "readonly database" in text or "read-only database" in text:
         return (f"the MLflow store {tracking_uri()} is read-only, and this command logs to it; point "
                 "MLFLOW_TRACKING_URI at a writable store")
@@ -136,6 +142,7 @@ def check_reachable(timeout: float = 5.0) -> None:
     uri = tracking_uri()
     _check_file_store(uri)
     _check_sqlite_file(uri)
+    _create_sqlite_store(uri)
     if not uri.startswith(("http://", "https://")) or uri in _REACHED:
         return
     import requests
@@ -183,6 +190,44 @@ def _check_sqlite_file(uri: str) -> None:
     if head:
         raise BadInputError(f"{path} (the MLflow store, MLFLOW_TRACKING_URI={uri}) is not an SQLite database"
                             f"{damaged}; point MLFLOW_TRACKING_URI at an MLflow store, or unset it for ./mlflow.db")
+
+
+def _create_sqlite_store(uri: str) -> None:
+    """A new `sqlite:///PATH` store made whole, once: its tables built in a file beside it that
+    is renamed into place, under a lock. MLflow builds them in place, so a command killed then
+    left a half-made store that every later command failed on ("table logged_models already
+    exists", an internal error), and two commands at once raced to build the same tables."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
+    if not path.name or path.name == ":memory:" or path.exists() or not path.parent.is_dir():
+        return  # there already (MLflow migrates it if needed), or nowhere to put it (MLflow says so)
+    import contextlib
+    import secrets
+
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: MLflow builds it in place
+        return
+    _quiet_store_setup()
+    lock = path.with_name(f".{path.name}.lock")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.partial")
+    try:
+        with open(lock, "a") as held:
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+            if path.exists():  # another command made it while this one waited
+                return
+            from mlflow.tracking._tracking_service.utils import _get_sqlalchemy_store
+
+            store = _get_sqlalchemy_store(f"sqlite:///{tmp}", None)
+            with contextlib.suppress(Exception):
+                store.engine.dispose()
+            os.replace(tmp, path)
+    except OSError:
+        return  # a read-only folder: MLflow's own attempt reports it
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _check_file_store(uri: str) -> None:

@@ -181,6 +181,8 @@ def test_generate_sets_frames_size_and_fps_where_a_model_allows(capsys, tmp_path
     for argv, fragment in [(("--model", "uvit:small-gpu", "--frames", "8"), "--frames do not apply to uvit"),
                            (("--model", "world", "--size", "48x64"), "square frames"),
                            (("--model", "world", "--size", "7"), "at least 8 pixels"),
+                           (("--model", "world", "--size", "33"), "even frame size; use 34"),
+                           (("--model", "control:frozen", "--size", "8200"), "EVALKIT_MAX_PIXELS"),
                            (("--model", "world", "--size", "big"), "give S or HxW"),
                            (("--model", "control:noise", "--device", "cuda"), "--device does not apply"),
                            (("--model", "world", "--precision", "bf16"), "--precision only applies to uvit")]:

@@ -252,16 +252,16 @@ def _clip_shape_options(model: str, frames, size, fps, device) -> dict:
             raise BadInputError(f"--device does not apply to {model} (it renders on the CPU)")
         if hw and hw[0] != hw[1]:
             raise BadInputError(f"--size {size}: the world renders square frames; give one number")
-        if hw and hw[0] % 2:  # found only when the first clip was written (naming a staging folder)
-            raise BadInputError(f"--size {size}: H.264 (yuv420p) needs an even frame size; use {hw[0] + 1}")
         from evalkit.world import WorldConfig
 
         base = WorldConfig()
         try:
-            return {"config": WorldConfig(frames=frames or base.frames, size=hw[0] if hw else base.size,
-                                          fps=fps or base.fps)}
+            config = WorldConfig(frames=frames or base.frames, size=hw[0] if hw else base.size, fps=fps or base.fps)
         except ValueError as e:  # the world's own limits (size, frames)
             raise BadInputError(f"--{'/--'.join(given)}: {e}") from None
+        if config.size % 2:  # found only when the first clip was written (naming a staging folder)
+            raise BadInputError(f"--size {size}: H.264 (yuv420p) needs an even frame size; use {config.size + 1}")
+        return {"config": config}
     raise BadInputError(f"--{'/--'.join(given)} do not apply to {model}: its clips' frames and size are "
                         "fixed (its training's, or its files')")
 

@@ -35,6 +35,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalkit.atomic import folder_lock
 from evalkit.errors import BadInputError, MissingResourceError
 
 CA_FILE, CA_KEY_FILE = "ca.pem", "ca.key"
@@ -179,8 +180,6 @@ def init_keys(dir: Path | str | None = None, org: str = "evalkit development",
     (the secret for `--watermark`) under `dir` (default `$EVALKIT_HOME/credentials`, created
     0700). Keys are 0600 from the moment they exist; certificates 0644. Existing credentials are
     never replaced unless `force` (the old keys are then lost). Raises `CredentialsError`."""
-    from cryptography.hazmat.primitives import serialization
-
     if not isinstance(org, str) or not org.strip() or len(org) > 64:
         raise CredentialsError(f"organisation name {org!r}: give 1 to 64 characters")
     paths = default_paths(dir)
@@ -188,14 +187,29 @@ def init_keys(dir: Path | str | None = None, org: str = "evalkit development",
     if d.exists() and not d.is_dir():
         raise CredentialsError(f"{d}: exists and is not a folder; give another --dir")
     targets = [paths.ca_cert, paths.ca_key, paths.signer_cert, paths.signer_key, paths.watermark_key]
-    existing = [p.name for p in targets if p.exists() or p.is_symlink()]
-    if existing and not force:
-        raise CredentialsError(f"{d}: credentials already exist ({', '.join(existing)}); "
-                               "pass --force to replace them (the old keys are lost) or choose another --dir")
+
+    def check_absent() -> None:
+        existing = [p.name for p in targets if p.exists() or p.is_symlink()]
+        if existing and not force:
+            raise CredentialsError(f"{d}: credentials already exist ({', '.join(existing)}); "
+                                   "pass --force to replace them (the old keys are lost) or choose another --dir")
+
+    check_absent()
     try:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as e:
         raise CredentialsError(f"{d}: cannot create the folder ({e.strerror}); choose another --dir") from None
+    # One `keys init` at a time a folder: two at once interleaved their renames into a certificate
+    # of one run beside the key of the other (a quarter of tries), or both wrote without --force.
+    with folder_lock(d):
+        check_absent()
+        return _write_new_credentials(paths, org)
+
+
+def _write_new_credentials(paths: KeyPaths, org: str) -> KeyPaths:
+    from cryptography.hazmat.primitives import serialization
+
+    d = paths.dir
 
     ca_key, ca, leaf_key, leaf = _make_certificates(org.strip())
     pem = serialization.Encoding.PEM

@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from evalkit.atomic import folder_lock
 from evalkit.errors import BadInputError
 from evalkit.provenance import wm_grid as geo
 
@@ -81,15 +82,23 @@ def register(payload_hex: str, key_id: str, mean: np.ndarray, *, provenance: dic
                                                     "actions", "claim_generator", "soft_binding", "signed_at")
                            if prov.get(k) is not None},
               "thumbnail": np.round(thumbnail(mean), 2).tolist()}
-    record = _keep_earlier(lookup(payload_hex, key_id, root), record)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, path)
+        # read, merge and write under the key's lock: two signings of one clip at once (AI and
+        # capture) each read the old record and the last write won, so the AI signing could vanish
+        with folder_lock(path.parent):
+            record = _keep_earlier(lookup(payload_hex, key_id, root), record)
+            tmp.write_text(json.dumps(record, indent=1))
+            os.replace(tmp, path)
     except OSError as e:
         raise BadInputError(f"{root}: cannot write the soft-binding registry ({e.strerror}); set {ENV} "
                             "to a writable folder, or sign with --no-register") from None
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)  # a full disk left a 0-byte partial record behind
+        except OSError:  # its folder could not be made: nothing was written
+            pass
     return path
 
 

@@ -210,8 +210,11 @@ def load_signer(cert: Path | str | None = None, key: Path | str | None = None,
 
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if pk.public_key().public_bytes(*spki) != certs[0].public_key().public_bytes(*spki):
+        made_here = Path(key).name == "signer.key" and Path(cert).name == "signer.pem"
         raise CredentialsError(f"{key}: this private key does not match the certificate {cert}; "
-                               "give the key of the first certificate in the chain")
+                               + ("a `keys init` was stopped while replacing them: make a new set with "
+                                  "`evalkit keys init --force`" if made_here else
+                                  "give the key of the first certificate in the chain"))
     del pk
     return Signer(cert_path=cert, alg=alg, subject=_describe(certs[0].subject),
                   issuer=_describe(certs[0].issuer), key_path=key)
