@@ -132,6 +132,8 @@ def fit_all(data: LabelledSet, names, cfg: TrainConfig, progress: bool = False) 
 
 def evaluate_on(det: Detector, data: LabelledSet, split: str = "test") -> dict:
     m = data.split == split
+    if not m.any():  # a set so small its split is empty (16 + 16 clips can leave none)
+        return {"n": 0, "y": data.y[m], "p": np.zeros(0)}
     p = det.predict_batch(data.x[m])
     y = data.y[m]
     res = {"n": int(m.sum()), "y": y, "p": p}
