@@ -27,7 +27,7 @@ def cli():
     """evalkit: evaluation, safety and synthetic-media detection for text-to-video models.
 
     Exit codes: 0 success, 1 a check failed, 2 bad input, 3 missing weights/credentials/model,
-    4 not available in this version, 70 internal error, 130 interrupted.
+    4 not available in this version, 5 out of memory, 70 internal error, 130 interrupted.
     """
 
 

@@ -58,6 +58,8 @@ class OnePassGenerator:
                                        f"`{cls.train_command.format(preset=f'{f}-{name}')} --out CKPT.pt` "
                                        f"and pass {f}:CKPT.safetensors")
         p = Path(arg).expanduser()
+        if p.is_dir():
+            raise BadInputError(f"{f}:{arg}: is a folder; give a .safetensors or .pt checkpoint file")
         if not p.is_file():
             raise MissingResourceError(f"{f}:{arg}: no such checkpoint file; check the path, or use {f}:small")
         if p.suffix not in (".safetensors", ".pt"):

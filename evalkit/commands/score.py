@@ -39,8 +39,14 @@ def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_b
     from evalkit.metrics.score import parse_metrics, score_folders
 
     names = parse_metrics(metrics)
+    if not candidates.exists() and not candidates.is_symlink():  # the path first: a typo is exit 3, not "give --reference"
+        from evalkit.errors import MissingResourceError
+
+        raise MissingResourceError(f"{candidates}: no such folder or video; check the path")
     if "fvd" in names and reference is None:
-        raise BadInputError("--metrics includes fvd: give --reference REAL (a folder of real clips)")
+        rest = ",".join(n for n in names if n != "fvd")
+        raise BadInputError("--metrics includes fvd (the default): give --reference REAL (a folder of real clips)"
+                            + (f", or score without it: --metrics {rest}" if rest else ""))
     if json_file is not None:  # before the work, not after it
         check_not_input(check_output_file(json_file, "scores.json"), [candidates, reference, i3d, clip_weights],
                         "--json")

@@ -72,7 +72,9 @@ def export_weights(checkpoint, out, dtype: torch.dtype = torch.float16) -> Path:
 
 def resolve_weights(arg: str) -> Path:
     p = Path(arg).expanduser()
-    if p.suffix in (".safetensors", ".pt") or "/" in arg:
+    if p.suffix in (".safetensors", ".pt") or "/" in arg or p.is_dir():
+        if p.is_dir():  # a folder given for the file: bad input (exit 2), as everywhere
+            raise BadInputError(f"uvit:{arg}: is a folder; give a .safetensors or .pt checkpoint file")
         if not p.is_file():
             raise MissingResourceError(f"uvit:{arg}: no such checkpoint file; check the path")
         return p
@@ -80,8 +82,9 @@ def resolve_weights(arg: str) -> Path:
         return SHIPPED / f"{arg}.safetensors"
     if arg not in PRESETS:
         shipped = sorted(p.stem for p in SHIPPED.glob("*.safetensors"))
-        raise BadInputError(f"uvit:{arg}: unknown preset or checkpoint; use one of {sorted(PRESETS) + shipped} "
-                            "or a path to a .safetensors/.pt file")
+        # a named model that is not there: exit 3, as vae: and gan: say (it was 2)
+        raise MissingResourceError(f"uvit:{arg}: unknown preset or checkpoint; use one of "
+                                   f"{sorted(PRESETS) + shipped} or a path to a .safetensors/.pt file")
     from evalkit.home import evalkit_home
 
     for cand in (evalkit_home() / "models" / f"uvit-{arg}.safetensors", SHIPPED / f"{arg}.safetensors"):

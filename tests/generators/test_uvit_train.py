@@ -191,8 +191,10 @@ def test_bad_checkpoints_and_prompts_are_clear_errors(tmp_path):
         UViTGenerator(str(bad))
     with pytest.raises(MissingResourceError):
         UViTGenerator(str(tmp_path / "none.pt"))
-    with pytest.raises(BadInputError, match="unknown preset"):
+    with pytest.raises(MissingResourceError, match="unknown preset"):  # a named model not there: exit 3
         UViTGenerator("gigantic")
+    with pytest.raises(BadInputError, match="is a folder"):  # a folder for the file: exit 2
+        UViTGenerator(str(tmp_path))
     with pytest.raises(BadInputError, match="corrupt"):
         load_checkpoint(bad)
     (tmp_path / "bad.pt").write_bytes(b"\x80\x04garbage")  # a raw pickle's header, then junk
