@@ -262,6 +262,8 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
                         rec[f"{key}_requested"] = proto[key]
                 if p.probe is not None:
                     rec["probe"] = p.probe
+                if clip.meta.get("prompt_truncated"):  # the model read only its first tokens
+                    rec["prompt_truncated"] = clip.meta["prompt_truncated"]
                 world_rec = clip.meta.get("record")
                 if world_rec and "scene" in world_rec:
                     rec["split"], rec["scene"] = world_rec["split"], world_rec["scene"]

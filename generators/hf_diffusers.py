@@ -37,6 +37,8 @@ DISTILLED_GUIDANCE = ("distilled: guidance_scale is an input of the network (gui
 DEFAULT_FPS = 8.0  # what diffusers' text-to-video examples export at
 FRAME_ARGS = ("num_frames", "video_length")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".onnx", ".gguf")
+# what else decides the clips: component configs (a scheduler's prediction type), tokenizers
+CONFIG_SUFFIXES = (".json", ".txt", ".model", ".tiktoken")
 # `--sampler` shorthands shared with uvit; any diffusers scheduler class name works too.
 SAMPLER_ALIASES = {"ddim": "DDIMScheduler", "ddpm": "DDPMScheduler",
                    "dpmpp-2m": "DPMSolverMultistepScheduler", "euler": "EulerDiscreteScheduler",
@@ -102,10 +104,13 @@ def resolve_pipeline_dir(arg: str) -> Path:
 
 
 def sha256_weights(folder: Path) -> str:
-    """One SHA-256 over the pipeline's weight files: each file's relative path and content hash,
-    in sorted order (so renaming, adding or changing a weight file changes it)."""
+    """One SHA-256 over the pipeline's weight and config files: each file's relative path and
+    content hash, in sorted order (so renaming, adding or changing one changes it). Configs count
+    since session 30: a scheduler config edited in place (its prediction type) made other clips
+    under the same recorded protocol."""
     h = hashlib.sha256()
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES + CONFIG_SUFFIXES)
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     for p in files:
         fh = hashlib.sha256()
         with open(p, "rb") as f:
@@ -208,7 +213,10 @@ class DiffusersGenerator:
 
     @staticmethod
     def _scheduler_class(diffusers, sampler: str):
-        name = SAMPLER_ALIASES.get(sampler, sampler)
+        name = SAMPLER_ALIASES.get(str(sampler).lower(), sampler)
+        if isinstance(name, str) and name.isidentifier() and getattr(diffusers, name, None) is None:
+            # any case, as uvit's samplers ("DDIM", "ddimscheduler")
+            name = next((n for n in dir(diffusers) if n.lower() in (name.lower(), name.lower() + "scheduler")), name)
         cls = getattr(diffusers, name, None) if isinstance(name, str) and name.isidentifier() else None
         if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
             examples = ["DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler",
@@ -251,7 +259,7 @@ class DiffusersGenerator:
         try:
             with torch.inference_mode(), flush_denormal():  # subnormals are ~100x slower on x86 CPUs
                 return self.pipe(prompt, **kwargs).frames
-        except (ValueError, TypeError, RuntimeError) as e:
+        except (ValueError, TypeError, RuntimeError, AttributeError) as e:  # (a scheduler that does not fit)
             # the pipeline's own input checks (sizes, frame counts, ...), or its model failing on a
             # shape it was not built for (Latte's temporal embedding is for a fixed frame count);
             # running out of memory goes on to the CLI's own message and exit code (5)
@@ -268,6 +276,21 @@ class DiffusersGenerator:
         for prompt, seed in zip(prompts, seeds):
             frames = self._call(prompt, seed)
             video = frames[0] if (isinstance(frames, (list, tuple)) or np.ndim(frames) == 5) else frames
-            clips.append(Clip(_to_uint8_frames(video), fps=self.fps, prompt=prompt,
-                              meta={"seed": int(seed), "model": self.spec}))
+            meta = {"seed": int(seed), "model": self.spec}
+            cut = self._truncation(prompt)
+            if cut is not None:  # the model saw less than the prompt the index records: say how much
+                meta["prompt_truncated"] = cut
+            clips.append(Clip(_to_uint8_frames(video), fps=self.fps, prompt=prompt, meta=meta))
         return clips
+
+    def _truncation(self, prompt: str) -> dict | None:
+        """{"tokens", "kept"} where the pipeline's tokenizer cuts `prompt` (CLIP's 77 tokens), else None."""
+        tok = getattr(self.pipe, "tokenizer", None)
+        most = getattr(tok, "model_max_length", None)
+        if tok is None or not isinstance(most, int) or most > 100_000:
+            return None
+        try:
+            n = len(tok(prompt, truncation=False)["input_ids"])
+        except Exception:  # noqa: BLE001 (a tokenizer of another shape: nothing to say)
+            return None
+        return {"tokens": n, "kept": most} if n > most else None

@@ -10,7 +10,7 @@ import pytest
 from benchmarks.executors import LocalExecutor, RayExecutor, Shard, get_executor
 from benchmarks.runner import run_suite
 from benchmarks.suite import load_suite
-from evalkit.errors import BadInputError
+from evalkit.errors import BadInputError, MissingResourceError
 
 from test_runner import TINY, Killed, _quality  # tests/benchmarks is on sys.path (rootdir-relative import)
 
@@ -101,7 +101,7 @@ def test_a_worker_error_reaches_the_caller_as_itself(ray_pool, tiny):
 
     from benchmarks.runner import _generator
 
-    with pytest.raises(BadInputError, match="uvit:no-such"):
+    with pytest.raises(MissingResourceError, match="uvit:no-such"):
         list(ray_pool.run(partial(_generator, tiny, "uvit:no-such-preset", {}), [Shard(0, ["x"], [0])]))
 
 

@@ -241,10 +241,13 @@ def test_a_frame_rate_conditioned_pipeline_writes_at_its_rate(tmp_path):
     assert b.fps == 12.0 and not np.array_equal(a.frames, b.frames)  # the rate conditioned the model
 
 
-def test_a_pipeline_out_of_memory_is_exit_5(pipeline_dir, tmp_path, capsys):
+def test_a_pipeline_out_of_memory_is_exit_5(pipeline_dir, tmp_path, capsys, monkeypatch):
     """Frames of 400,000 px a side: the allocator refuses the latents at once. Out of memory keeps
-    its own exit code (5) and message, not the pipeline-refused-the-request one."""
+    its own exit code (5) and message, not the pipeline-refused-the-request one. (Over the pixels
+    evalkit reads, such a size is refused before generating; the limit is raised here.)"""
     from evalkit.errors import EXIT_OUT_OF_MEMORY
+
+    monkeypatch.setenv("EVALKIT_MAX_PIXELS", str(10**12))
 
     code = main(["generate", "--model", f"diffusers:{pipeline_dir}", "--prompts", "a ball", "--out",
                  str(tmp_path / "o"), "--steps", "1", "--frames", "2", "--size", "400000"])
@@ -297,3 +300,29 @@ def test_without_diffusers_installed_says_how_to_install(monkeypatch, tmp_path, 
                  str(tmp_path / "OUT")])
     err = capsys.readouterr().err
     assert code == EXIT_UNAVAILABLE and "evalkit[diffusers]" in err and err.count("\n") == 1
+
+
+def test_configs_count_in_the_hash_long_prompts_are_recorded_and_schedulers_checked(pipeline_dir, tmp_path, capsys):
+    """Session 30: an edited scheduler config made other clips under the same weights_sha256; a
+    prompt over the text encoder's length was cut without a word; a scheduler that does not fit
+    the pipeline was an internal error; `--sampler DDIM` was refused for its case."""
+    import shutil
+
+    copy = tmp_path / "pipe"
+    shutil.copytree(pipeline_dir, copy)
+    before = sha256_weights(copy)
+    cfg = copy / "scheduler" / "scheduler_config.json"
+    cfg.write_text(cfg.read_text().replace('"epsilon"', '"v_prediction"'))
+    assert sha256_weights(copy) != before
+    gen = get_generator(f"diffusers:{pipeline_dir}", **FAST)
+    (short,) = gen.generate(["a ball"], [0])
+    (long,) = gen.generate(["a red ball falls and bounces on the floor"], [0])
+    assert "prompt_truncated" not in short.meta and long.meta["prompt_truncated"]["kept"] == 16
+    recs = generate_folder(gen, [Prompt("a red ball falls and bounces on the floor")], tmp_path / "o",
+                           progress=False)
+    assert recs[0]["prompt_truncated"]["tokens"] > 16
+    assert get_generator(f"diffusers:{pipeline_dir}", sampler="DDIM").protocol()["sampler"] == "DDIMScheduler"
+    code = main(["generate", "--model", f"diffusers:{pipeline_dir}", "--prompts", "a ball", "--steps", "2",
+                 "--sampler", "FlowMatchEulerDiscreteScheduler", "--out", str(tmp_path / "f")])
+    err = capsys.readouterr().err
+    assert code == 2 and "refused the request" in err and err.count("\n") == 1
