@@ -160,7 +160,7 @@ def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConf
         if note:
             notes.append(note)
             p.say(note)
-        keys, signer, wm_key = demo_credentials(out)
+        keys, signer, wm_key = demo_credentials(out, seed)
         generated, records = generate_signed(gen, folders["test"], out, n=n_generate, seed=seed,
                                              signer=signer, wm_key=wm_key, progress=progress)
         proto = gen.protocol()

@@ -8,6 +8,7 @@ functions, never at module import: the core does not depend on them.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -84,22 +85,33 @@ def clip_statistics(folder: Path, config: WorldConfig) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------- 2. generate
-def demo_credentials(out: Path):
+def demo_credentials(out: Path, seed: int = 0):
     """Throw-away demo credentials under `out` (never the user's): a CA, a signer, a watermark key.
     A rerun keeps the ones an earlier run made, so a `ca.pem` the user took from it still verifies
-    the new outputs; damaged or incomplete ones are made again."""
+    the new outputs; damaged or incomplete ones are made again. The watermark key is derived from
+    `seed`: the mark changes the pixels, so a random key gave every fresh demo other scores and
+    detector readings for the same --seed (a demo key is no secret)."""
+    import hashlib
+
     from evalkit.errors import EvalkitError
     from evalkit.provenance.credentials import default_paths, init_keys, load_watermark_key
     from evalkit.provenance.signers import load_signer
 
     keys = default_paths(out / "credentials")
+    signer = None
     try:
         if keys.ca_cert.is_file():
-            return keys, load_signer(keys.signer_cert, keys.signer_key), load_watermark_key(keys.watermark_key)
+            signer = load_signer(keys.signer_cert, keys.signer_key)
     except (EvalkitError, OSError, ValueError):
-        pass
-    keys = init_keys(dir=out / "credentials", org="evalkit demo", force=True)
-    return keys, load_signer(keys.signer_cert, keys.signer_key), load_watermark_key(keys.watermark_key)
+        signer = None
+    if signer is None:
+        keys = init_keys(dir=out / "credentials", org="evalkit demo", force=True)
+        signer = load_signer(keys.signer_cert, keys.signer_key)
+    secret = hashlib.sha256(f"evalkit demo watermark key, seed {seed}".encode()).hexdigest() + "\n"
+    fd = os.open(keys.watermark_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret)
+    return keys, signer, load_watermark_key(keys.watermark_key)
 
 
 def default_generator(spec: str, options: dict | None = None):

@@ -89,6 +89,25 @@ _PATH_ERRORS = {
 }
 
 
+# The hidden names outputs are written under before they are renamed into place (atomic writes,
+# staged folders): ".NAME.1a2b3c4d.tmp.mp4", ".NAME.PID.HEX.partial", ".NAME.partial-PID".
+_STAGED = re.compile(r"^\.(?P<stem>.+?)(?:\.[0-9a-f]{8}\.tmp(?P<suffix>\.[^./]+)?|\.\d+\.[0-9a-f]{6}\.partial"
+                     r"|\.partial-\d+(?:-[0-9a-f]+)?(?P<suffix2>\.[^./]+)?)$")
+
+
+def user_path(name: str) -> str:
+    """The path the user gave for a hidden staging name evalkit wrote under (an error about a
+    full or read-only disk named `.signed.bd4b97df.tmp.mp4`, a name the user never saw)."""
+    from pathlib import Path
+
+    parts = list(Path(name).parts)
+    for i, part in enumerate(parts):
+        while (m := _STAGED.match(part)) is not None:  # a staging name of a staging name, too
+            part = m.group("stem") + (m.group("suffix") or m.group("suffix2") or "")
+        parts[i] = part
+    return str(Path(*parts)) if parts else name
+
+
 def path_error_message(exc: BaseException) -> tuple[str, int] | None:
     """(one line, exit code) when `exc` is the OS refusing a path (a name too long, no such file,
     no permission, a full disk), else None. Such an OSError reaches the CLI wherever a command
@@ -96,7 +115,7 @@ def path_error_message(exc: BaseException) -> tuple[str, int] | None:
     at every open: exit 3 for a path that is not there, 2 otherwise."""
     if not isinstance(exc, OSError) or exc.errno not in _PATH_ERRORS or exc.filename is None:
         return None
-    name = str(exc.filename)
+    name = user_path(str(exc.filename))
     shown = name if len(name) <= 120 else f"{name[:60]}...{name[-20:]} ({len(name)} characters)"
     code = EXIT_MISSING if exc.errno == errno.ENOENT else EXIT_BAD_INPUT
     return f"{shown}: {exc.strerror or 'refused'}; {_PATH_ERRORS[exc.errno]}", code

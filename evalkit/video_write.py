@@ -7,6 +7,7 @@ are in `evalkit.video`.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from fractions import Fraction
@@ -135,7 +136,12 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
     except BaseException as e:
         tmp.unlink(missing_ok=True)
         if isinstance(e, (av.FFmpegError, OSError, ValueError)):
-            raise _fail(p, f"could not write video ({type(e).__name__}: {e})",
+            from evalkit.errors import user_path
+
+            if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+                raise _fail(user_path(str(p)), f"could not write video ({e.strerror})",
+                            "free some disk space or write somewhere else") from None
+            raise _fail(user_path(str(p)), f"could not write video ({type(e).__name__}: {e})",
                         "check the codec, pix_fmt, free disk space and permissions") from None
         raise
     return p

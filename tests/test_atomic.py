@@ -51,3 +51,14 @@ def test_a_link_to_our_own_stdout_writes_to_it(tmp_path, capfd):
     link.symlink_to("/proc/self/fd/1")
     write_atomic(link, "to stdout\n")
     assert "to stdout" in capfd.readouterr().out and link.is_symlink()
+
+
+def test_errors_name_the_users_path_not_a_staging_name():
+    """A full or read-only disk was reported on `.signed.bd4b97df.tmp.mp4`, a name the user never saw."""
+    from evalkit.errors import user_path
+
+    assert user_path("/m/ro/.signed.bd4b97df.tmp.mp4") == "/m/ro/signed.mp4"
+    assert user_path("/m/.scores.json.123.a1b2c3.partial") == "/m/scores.json"
+    assert user_path("/m/ul/.w.partial-30000/clips/x.mp4") == "/m/ul/w/clips/x.mp4"
+    assert user_path("/m/full/..wm.3153cee8.tmp.partial-24754-259c1a9b.mp4") == "/m/full/wm.mp4"
+    assert user_path("/m/.hidden.mp4") == "/m/.hidden.mp4" and user_path("plain.mp4") == "plain.mp4"

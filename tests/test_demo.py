@@ -181,5 +181,9 @@ def test_demo_credentials_are_kept_across_reruns(tmp_path, monkeypatch):
     keys2, _, wm2 = demo_credentials(tmp_path)
     assert keys2.ca_cert.read_bytes() == ca and wm2 == wm
     keys.signer_key.write_text("not a key")
-    keys3, signer, _ = demo_credentials(tmp_path)
+    keys3, signer, wm3 = demo_credentials(tmp_path)
     assert keys3.ca_cert.read_bytes() != ca and signer is not None
+    # the watermark key follows the seed, not the run: a fresh demo marks its clips alike
+    assert wm3 == wm and demo_credentials(tmp_path / "other")[2] == wm
+    assert demo_credentials(tmp_path, seed=1)[2] != wm
+    assert oct(keys3.watermark_key.stat().st_mode & 0o777) == "0o600"

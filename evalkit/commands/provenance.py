@@ -57,8 +57,11 @@ def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa, no_reg
     check_tsa(tsa)
     signer = load_signer(cert, key)
     wm_key = load_watermark_key(required=True) if watermark else None
-    click.echo(sign_file(src, dst, signer, source_type=source_type, watermark=watermark, wm_key=wm_key,
-                         edit=edit, sidecar=sidecar, tsa_url=tsa, register=not no_register).summary())
+    result = sign_file(src, dst, signer, source_type=source_type, watermark=watermark, wm_key=wm_key,
+                       edit=edit, sidecar=sidecar, tsa_url=tsa, register=not no_register)
+    click.echo(result.summary())
+    if result.registry_error:  # on stderr with the prefix, as every warning (it went to stdout as "warning:")
+        click.echo(f"evalkit: warning: {result.registry_error}", err=True)
 
 
 @click.command()

@@ -73,7 +73,7 @@ class SignResult:
         edit = f", as an edit of {self.edit_of} (its manifest kept as the parent ingredient)" if self.edit_of else ""
         side = f", manifest in the sidecar {self.sidecar}" if self.sidecar else ""
         reg = f"; payload recorded in the soft-binding registry {self.registered.parent.parent}" if self.registered else ""
-        warn = f"\nwarning: {self.registry_error}" if self.registry_error else ""
+        warn = ""  # the registry's failure is a warning the CLI prints on stderr (`warnings`)
         if self.capture and self.watermarked:
             warn += ("\nnote: a copy stripped of its manifest reads as a capture only where verify reads this "
                      "registry (EVALKIT_SOFT_BINDINGS); elsewhere the mark reads as evalkit's mark of generated media")
