@@ -421,6 +421,14 @@ def test_generate_signs_and_watermarks_every_clip(capsys, tmp_path, monkeypatch)
         # each clip's payload is in the soft-binding registry, under the clip's own name
         entry = tmp_path / "registry" / r["watermark"]["key_id"] / f"{rec['watermark_payload']}.json"
         assert json.loads(entry.read_text())["signed_file"] == Path(rec["file"]).name
+    # a run that fails after signing some clips keeps none of them, and registers none (it did)
+    before = sorted((tmp_path / "registry").rglob("*.json"))
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text(prompt + "\n" + "a purple elephant dances\n")
+    code, _, err = run(capsys, "generate", "--model", "world", "--prompts", str(mixed), "--out",
+                       str(tmp_path / "m"), "--n-per-prompt", "8", "--watermark")
+    assert code == EXIT_BAD_INPUT and "not a world prompt" in err and not (tmp_path / "m").exists()
+    assert sorted((tmp_path / "registry").rglob("*.json")) == before
     code, _, err = run(capsys, "generate", "--model", "world", "--prompts", prompt, "--out", str(tmp_path / "t"),
                        "--tsa", "http://127.0.0.1:1/tsa")
     assert code == EXIT_BAD_INPUT and "give it with --sign" in err

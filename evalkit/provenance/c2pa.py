@@ -66,6 +66,7 @@ class SignResult:
     sidecar: Path | None = None  # the manifest store beside the copy (`--sidecar`)
     registered: Path | None = None  # the payload's soft-binding registry record (`registry`)
     registry_error: str | None = None  # why it could not be recorded (the signed file stands)
+    pending_registration: object = None  # with register="defer": a call that records it
     capture: bool = False  # a marked capture: its stripped copies are told from AI only via the registry
 
     def summary(self) -> str:
@@ -327,7 +328,7 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
               payload: bytes | None = None, *, generator: dict | str | None = None,
               params: dict | None = None, tsa_url: str | None = None, include_prompt: bool = False,
               wm_preset: str = "default", crf: int = 18, edit: bool = False, sidecar: bool = False,
-              register: bool = True, registry=None, final_name=None) -> SignResult:
+              register: bool | str = True, registry=None, final_name=None) -> SignResult:
     """`evalkit sign`: sign `src` into `dst`, watermarking first when `watermark`.
 
     With `watermark`, the frames are decoded, marked with `wm_key` (a WatermarkKey or secret;
@@ -345,8 +346,9 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     the marked picture in the soft-binding registry (`registry`: its folder, default
     `registry.registry_dir()`), so that `verify` can find the manifest of a stripped copy and
     tell a copied mark from the original. A registry that cannot be written leaves the signed
-    file in place and says why in `registry_error`. `final_name`: the name the record gives the
-    signed file, when `dst` is a temporary file renamed after (`protect.protect_file`)."""
+    file in place and says why in `registry_error`. `register="defer"` leaves the recording to the
+    caller (`pending_registration`, called once its output is kept). `final_name`: the name the
+    record gives the signed file, when `dst` is a temporary file renamed after (`protect.protect_file`)."""
     if edit and source_type is not None:
         raise BadInputError("--edit takes the source type from the parent's manifest; leave out --source-type")
     if edit and sidecar:
@@ -427,25 +429,37 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     result = SignResult(path=dst, watermarked=True, payload=bytes(payload).hex(), key_id=key.fingerprint,
                         edit_of=src.name if edit else None, sidecar=side,
                         capture=source_type is not None and source_type_url(source_type) in CAPTURE_SOURCE_TYPES)
+    if register == "defer":  # recorded by the caller once its output is kept (`generate`)
+        return replace(result, pending_registration=_registration(result, stats.mean, registry, final_name))
     if register:
-        registered, error = _register(result, stats.mean, registry, final_name)
+        registered, error = _registration(result, stats.mean, registry, final_name)()
         result = replace(result, registered=registered, registry_error=error)
     return result
 
 
-def _register(result: SignResult, mean, registry, final_name=None) -> tuple[Path | None, str | None]:
-    """Record a signed, watermarked file in the soft-binding registry: (record, None) or (None, why not)."""
+def _registration(result: SignResult, mean, registry, final_name=None):
+    """A call that records a signed, watermarked file in the soft-binding registry and returns
+    (record, None) or (None, why not). What it records is read now, from the signed file."""
     from evalkit.provenance import registry as reg
     from evalkit.provenance.manifest_read import read_provenance
 
     try:
         prov, _ = read_provenance(result.path, manifest=result.sidecar)
-        path = reg.register(result.payload, result.key_id, mean, provenance=prov,
-                            signed_file=final_name if final_name is not None else result.path,
-                            sha256=sha256_file(result.path), root=registry)
-        return path, None
+        digest = sha256_file(result.path)
     except EvalkitError as e:
-        return None, f"the payload was not recorded in the soft-binding registry: {e}"
+        why = f"the payload was not recorded in the soft-binding registry: {e}"
+        return lambda: (None, why)
+
+    def record():
+        try:
+            path = reg.register(result.payload, result.key_id, mean, provenance=prov,
+                                signed_file=final_name if final_name is not None else result.path,
+                                sha256=digest, root=registry)
+            return path, None
+        except EvalkitError as e:
+            return None, f"the payload was not recorded in the soft-binding registry: {e}"
+
+    return record
 
 
 __all__ = ["sign_video", "sign_file", "sign_sidecar", "sidecar_path", "build_manifest", "WatermarkInfo", "SignResult", "SigningError",

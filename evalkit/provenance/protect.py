@@ -26,10 +26,12 @@ def generation_params(record: dict) -> dict:
 
 
 def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None, wm_key=None,
-                 tsa_url: str | None = None) -> dict:
+                 tsa_url: str | None = None, pending: list | None = None) -> dict:
     """Watermark and/or sign `path` in place (via a temporary file and a rename); returns the
     fields to add to the clip's index record. `tsa_url`: an RFC 3161 time-stamp authority for
-    the signature."""
+    the signature. `pending`: where given, the soft-binding registrations are appended to it as
+    calls (each returning (record, None) or (None, why not)) for the caller to make once the
+    clips are kept: an interrupted `generate` registered clips it then threw away."""
     from evalkit.provenance import watermark as wm
 
     path = Path(path)
@@ -39,7 +41,10 @@ def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None
         if sign:
             res = sign_file(path, tmp, signer, source_type="trained", watermark=watermark, wm_key=wm_key,
                             generator={"name": str(record.get("model")), "version": "evalkit"},
-                            params=generation_params(record), tsa_url=tsa_url, final_name=path)
+                            params=generation_params(record), tsa_url=tsa_url, final_name=path,
+                            register="defer" if pending is not None else True)
+            if res.pending_registration is not None:
+                pending.append(res.pending_registration)
             extra["signed"] = True
             if res.watermarked:
                 extra["watermark_payload"] = res.payload
@@ -52,10 +57,19 @@ def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None
             marked = wm.embed(clip.frames, payload, key)
             write_video(tmp, marked, fps=clip.fps)
             extra["watermark_payload"] = payload.hex()
-            try:  # unsigned: the registry holds the payload and the picture, no manifest
-                registry.register(payload.hex(), key.fingerprint, mean_frame(marked), signed_file=path)
-            except EvalkitError as e:
-                extra["registry_error"] = str(e)
+
+            def record(payload=payload.hex(), key_id=key.fingerprint, mean=mean_frame(marked)):
+                try:  # unsigned: the registry holds the payload and the picture, no manifest
+                    return registry.register(payload, key_id, mean, signed_file=path), None
+                except EvalkitError as e:
+                    return None, str(e)
+
+            if pending is not None:
+                pending.append(record)
+            else:
+                error = record()[1]
+                if error:
+                    extra["registry_error"] = error
         else:
             return extra
         os.replace(tmp, path)
