@@ -429,6 +429,12 @@ def test_generate_signs_and_watermarks_every_clip(capsys, tmp_path, monkeypatch)
                        str(tmp_path / "m"), "--n-per-prompt", "8", "--watermark")
     assert code == EXIT_BAD_INPUT and "not a world prompt" in err and not (tmp_path / "m").exists()
     assert sorted((tmp_path / "registry").rglob("*.json")) == before
+    # marked, never signed: verify says so (it said "manifest stripped" of a manifest never there)
+    assert run(capsys, "generate", "--model", "world", "--prompts", prompt, "--out", str(tmp_path / "u"),
+               "--watermark", "--seed", "5")[0] == 0  # (another clip: the one signed above is on record)
+    (rec,) = read_index(tmp_path / "u")
+    code, out, _ = run(capsys, "verify", "--json", "--no-detector", str(tmp_path / "u" / rec["file"]))
+    assert json.loads(out)["verdict"] == "ai-generated (watermark only, unsigned)"
     code, _, err = run(capsys, "generate", "--model", "world", "--prompts", prompt, "--out", str(tmp_path / "t"),
                        "--tsa", "http://127.0.0.1:1/tsa")
     assert code == EXIT_BAD_INPUT and "give it with --sign" in err

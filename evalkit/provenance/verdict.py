@@ -30,7 +30,9 @@ Verdicts (the vocabulary; `reasons` are short sentences explaining which signals
 * `ai-generated (watermark only, manifest stripped)`: no manifest, but the evalkit watermark
   is present (the manifest was removed, e.g. by re-encoding or remuxing).
   `capture (watermark only, manifest stripped)` when the soft-binding registry holds the payload
-  with a manifest that claims a camera capture (`sign --source-type capture --watermark`).
+  with a manifest that claims a camera capture (`sign --source-type capture --watermark`);
+  `ai-generated (watermark only, unsigned)` when it holds the payload with no manifest at all
+  (`generate --watermark` without `--sign`: nothing was stripped).
 * `likely ai-generated (detector only)`: no manifest or watermark; the detector is above its
   threshold.
 * `watermark trace (payload unreadable)`: no manifest, and the watermark's pattern is present
@@ -54,12 +56,13 @@ from evalkit.provenance.manifest_read import HASH_MISMATCH_CODES, UNREADABLE_MAN
 
 COMPOSITE_AI = IPTC + "compositeWithTrainedAlgorithmicMedia"
 CAPTURE_STRIPPED = "capture (watermark only, manifest stripped)"
+UNSIGNED_MARK = "ai-generated (watermark only, unsigned)"  # since session 30
 VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)",
             "signed (source not stated)", "tampered", "conflicting signals",
             "ai-generated (watermark only, manifest stripped)", "likely ai-generated (detector only)",
             "watermark trace (payload unreadable)", "likely ai-generated (watermark trace and detector)",
             "unknown", "unreadable", "incomplete (fragmented stream)", "invalid credential",
-            CAPTURE_STRIPPED, "signed (other source type)", "invalid manifest (malformed)")
+            CAPTURE_STRIPPED, "signed (other source type)", "invalid manifest (malformed)", UNSIGNED_MARK)
 FAILED_VERDICTS = ("tampered", "conflicting signals", "invalid credential", "invalid manifest (malformed)")
 WATERMARK_TRACE = "watermark trace (payload unreadable)"
 TRACE_AND_DETECTOR = "likely ai-generated (watermark trace and detector)"
@@ -258,6 +261,12 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
                                "video re-encoded after signing; the manifest it was registered with claims a "
                                "camera capture, so the mark is its signer's soft binding, not a sign of "
                                "generation.")
+            elif reg and reg.get("found") and not reg.get("manifest") and not reg.get("also"):
+                # registered by `generate --watermark` without --sign: there never was a manifest
+                verdict = UNSIGNED_MARK
+                reasons.append(wm_text[0].upper() + wm_text[1:] + ": the soft-binding registry's record of "
+                               "this payload holds no manifest, so the video was marked without being signed "
+                               "(generate --watermark), not stripped of a manifest.")
             else:
                 verdict = "ai-generated (watermark only, manifest stripped)"
                 reasons.append(wm_text[0].upper() + wm_text[1:] + ": the manifest was removed or the "
