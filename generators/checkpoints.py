@@ -29,9 +29,12 @@ def load_failure(e: BaseException, limit: int = 200) -> str:
     """Why a user's checkpoint did not load, for a one-line error. torch's refusal of a non-torch
     file ends in advice to load it with weights_only=False (that would run the file's pickled
     code), so that case is named for what it is instead."""
-    if isinstance(e, (pickle.UnpicklingError, EOFError)) or "Weights only load failed" in str(e):
+    if isinstance(e, (pickle.UnpicklingError, EOFError, IndexError, KeyError, UnicodeDecodeError)) \
+            or "Weights only load failed" in str(e):
+        # (a text file read as a pickle fails inside the unpickler: "pop from empty list", "101")
         return "not a PyTorch checkpoint, or a damaged one"
-    return " ".join(str(e).split())[:limit] or type(e).__name__
+    text = " ".join(str(e).split())[:limit]
+    return text if text and not text.isdigit() else f"{type(e).__name__}: not a PyTorch checkpoint, or a damaged one"
 
 
 def torch_load_checked(path, fmt: str, what: str, device: torch.device = torch.device("cpu")) -> dict:

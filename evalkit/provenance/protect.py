@@ -22,6 +22,8 @@ def generation_params(record: dict) -> dict:
     return {"prompt_sha256": hashlib.sha256(record["prompt"].encode()).hexdigest(), "seed": record.get("seed"),
             "sampler": record.get("sampler"), "steps": record.get("steps"), "guidance": record.get("guidance"),
             "guidance_convention": record.get("guidance_convention"),
+            # what else shapes a uvit clip (absent from the manifest before session 30)
+            **{k: record[k] for k in ("guidance_rescale", "guidance_interval") if record.get(k) is not None},
             "model_weights_sha256": record.get("weights_sha256")}
 
 

@@ -113,8 +113,10 @@ def load_network(path: Path, expect_preset: str | None = None) -> TextToVideoUVi
                          for k in f.keys()}
             net = TextToVideoUViT(cfg)
             net.load_state_dict(state)
-    except (BadInputError, MissingResourceError):
+    except MissingResourceError:
         raise
+    except BadInputError as e:  # named with the file it is about (a config "unknown fields" did not say which)
+        raise BadInputError(str(e) if str(e).startswith(str(path)) else f"{path}: {e}") from None
     except Exception as e:
         msg = load_failure(e, 160)
         raise BadInputError(f"{path}: unreadable or corrupt U-ViT checkpoint ({msg}); re-export or retrain it")
