@@ -113,7 +113,10 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "R
     ax.axvline(0.01, color="grey", lw=0.8, ls="--")
     ax.set(xscale="log", xlim=(1e-3, 1), ylim=(0, 1.01), xlabel="false-positive rate (log)",
            ylabel="true-positive rate", title=title)
-    ax.legend(fontsize=7, loc="lower right")
+    if curves:
+        ax.legend(fontsize=7, loc="lower right")
+    else:  # a test split of one class: no curve to draw, and the figure says why
+        ax.text(0.5, 0.5, "no ROC: the test split lacks a class", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     return fig
 
