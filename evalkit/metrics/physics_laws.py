@@ -165,7 +165,7 @@ def physics_laws(tracks: Sequence[ObjectTrack], kind: str, fps: float, frame_hw:
         res, info["fall"] = law_fall(tracks, float(fps), frame_hw, tol)
         laws.update(res)
     elif kind == "slide":
-        laws["friction_slows"], info["friction_slows"] = law_friction_slows(tracks, tol)
+        laws["friction_slows"], info["friction_slows"] = law_friction_slows(tracks, tol, float(fps), frame_hw)
     elif kind == "collide":
         laws["momentum_conserved"], info["momentum_conserved"] = law_momentum(tracks, n_frames, frame_hw, tol)
     elif kind == "static":

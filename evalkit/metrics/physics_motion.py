@@ -8,6 +8,7 @@ time in frames; each law is None where the tracks hold too little evidence.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -132,12 +133,25 @@ def _concave_fit(t: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, float, float
     return fit, float(b.sum()), float(b[-1]) if len(b) else 0.0
 
 
-def law_friction_slows(tracks, tol) -> tuple[bool | None, dict]:
+# The frame width and rate the slide tolerances were calibrated at: a speed of one frame width a
+# second is 4 px a frame there.
+_SLIDE_CALIBRATION_PX_PER_FRAME = 32 / 8.0
+
+
+def law_friction_slows(tracks, tol, fps: float = 8.0, hw=(32, 32)) -> tuple[bool | None, dict]:
     """Each object slides (moves at least `slide_min_px`), along a path whose position is a concave
     non-decreasing function of time in its direction of motion (speed never rises) within
-    `slide_rms` px, and ends slower than it starts by `slide_speed_px` px/frame or at rest."""
+    `slide_rms` px, and ends slower than it starts by `slide_speed_px` px/frame or at rest.
+
+    The speed and distance floors hold in the world's own units (frame widths, seconds): they are
+    scaled from their calibration at 32 px and 8 fps to the clip's width and rate (at 16 fps a
+    slide's speed in px/frame halves, and "at rest under 0.3 px/frame" passed 8 of 14 slides at a
+    constant speed, against 1 of 14 at 8 fps), never below a tenth of a pixel."""
     if not all(_enough(t, tol) for t in tracks):
         return None, {}
+    scale = (hw[1] / fps) / _SLIDE_CALIBRATION_PX_PER_FRAME
+    tol = replace(tol, slide_speed_px=max(0.1 * tol.slide_speed_px, tol.slide_speed_px * scale),
+                  slide_min_px=max(tol.slide_min_px, tol.slide_min_px * hw[1] / 32))
     ok, info = True, []
     for tr in tracks:
         x = _positions(tr)[:, 0]

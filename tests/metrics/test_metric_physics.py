@@ -397,6 +397,26 @@ def test_falls_at_video_frame_rates_accelerate_and_steady_ones_do_not(fps, frame
         assert laws["constant_downward_acceleration"] is not True, laws
 
 
+@pytest.mark.parametrize("fps,frames,size", [(16, 32, 32), (24, 48, 64), (8, 16, 256)])
+def test_a_slide_at_constant_speed_fails_at_any_rate_and_size(fps, frames, size):
+    """At 16 fps a slide's speed in px/frame halves, and "at rest under 0.3 px/frame" passed 8 of
+    14 slides moving at one constant speed (1 of 14 at 8 fps); the floors now scale."""
+    from evalkit.world.physics import trajectories
+    from evalkit.world.render import render
+
+    cfg = WorldConfig(fps=fps, frames=frames, size=size)
+    slides = [c for c in (make_clip("test", i, 3, cfg) for i in range(80)) if c.meta["scene"].kind == "slide"]
+    steady_passes = 0
+    for c in slides:
+        assert physics_probe(c.frames, c.prompt, fps)["physics_laws"]["friction_slows"] is True
+        scene, rec = c.meta["scene"], c.meta["record"]
+        pos = trajectories(scene, frames, fps).pos.copy()
+        pos[..., 0] = pos[:, :1, 0] + (pos[:, -1, 0] - pos[:, 0, 0])[:, None] * np.linspace(0, 1, frames)[None, :]
+        steady = render(scene, pos, rec["size"][0], np.random.default_rng([rec["seed"], 1]))
+        steady_passes += physics_probe(steady, c.prompt, fps)["physics_laws"]["friction_slows"] is True
+    assert len(slides) >= 10 and steady_passes <= 2
+
+
 def test_collisions_meet_between_frames_at_any_size():
     """At 256 px the bodies close several px a frame, so the frames around a contact show a gap
     over the fixed 3 px "they met" once allowed: 4 of the world's own collisions failed. The gap
