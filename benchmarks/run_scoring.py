@@ -36,7 +36,7 @@ def _two_sample_diff(a, b, n_boot: int = 2000, seed: int = 0) -> dict:
     clips passed a policy's `min_n: 50`)."""
     from scipy.stats import t as student_t
 
-    from evalkit.metrics.stats import mean_ci
+    from evalkit.metrics.stats import mean_ci, no_spread
 
     a, b = np.asarray(a, float), np.asarray(b, float)
     value = float(a.mean() - b.mean())
@@ -48,7 +48,7 @@ def _two_sample_diff(a, b, n_boot: int = 2000, seed: int = 0) -> dict:
             - b[rng.integers(0, b.size, (n_boot, b.size))].mean(1))
     lo, hi = (float(x) for x in np.quantile(reps, [0.025, 0.975]))
     va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    if va + vb > 0:
+    if not (no_spread(a) and no_spread(b)):
         df = (va + vb) ** 2 / ((va**2 / (a.size - 1) if va else 0.0) + (vb**2 / (b.size - 1) if vb else 0.0))
         half = float(student_t.ppf(0.975, df)) * float(np.sqrt(va + vb))
         lo, hi = min(lo, value - half), max(hi, value + half)

@@ -90,6 +90,9 @@ def test_constant_values_give_zero_width_unless_bounded():
     assert zeros.ci_low == 0.0 and zeros.ci_high == pytest.approx(proportion_ci(0, 90).ci_high)
     clip = mean_ci([50.0] * 4, bounds=(0.0, 100.0))
     assert clip.ci_low < 50 < clip.ci_high and 0 <= clip.ci_low and clip.ci_high <= 100
+    # 24 times 0.8 has a float standard deviation of 1e-16, not 0: it read "0.8 [0.8, 0.8]" in the demo
+    frozen = mean_ci([0.8] * 24, bounds=(0.0, 1.0))
+    assert frozen.method == "wilson-bounded" and frozen.ci_low < 0.7 and frozen.ci_high > 0.9
     wide = mean_ci([0.9, 1.0], bounds=(0.0, 1.0))  # t is wide at n = 2, clipped to the range
     assert wide.ci_high == 1.0 and wide.ci_low < 0.5
 

@@ -143,12 +143,19 @@ def mean_ci(values, *, bounds: tuple[float, float] | None = None, **kw) -> Estim
     lo, hi, method = min(est.ci_low, mean - half), max(est.ci_high, mean + half), "bootstrap-percentile+t"
     if bounds is not None:
         a, b = float(bounds[0]), float(bounds[1])
-        if half == 0.0 and math.isfinite(b - a) and b > a:  # no spread seen: the worst case a bounded mean allows
+        if no_spread(arr) and math.isfinite(b - a) and b > a:  # no spread seen: the worst case a bounded mean allows
             w_lo, w_hi = _wilson((mean - a) / (b - a), n, conf)
             lo, hi, method = a + (b - a) * w_lo, a + (b - a) * w_hi, "wilson-bounded"
         lo, hi = max(lo, a), min(hi, b)
         lo, hi = (a if mean == a else lo), (b if mean == b else hi)  # no float round-off at a bound
     return Estimate(mean, lo, hi, n, method, conf)
+
+
+def no_spread(values) -> bool:
+    """All values equal, as far as floating point can tell (the mean of 24 times 0.8 is
+    0.8000000000000002, so their standard deviation is 1e-16, not 0: "0.8 [0.8, 0.8]")."""
+    arr = np.asarray(values, dtype=np.float64)
+    return float(np.ptp(arr)) <= 1e-12 * max(1.0, float(np.abs(arr).max()))
 
 
 def _t_quantile(confidence: float, df: int) -> float:
