@@ -50,7 +50,7 @@ from benchmarks.run_scoring import (  # noqa: F401  (re-exported)
 from benchmarks.suite import Suite, SuitePrompt, load_suite
 from evalkit.atomic import write_atomic
 from evalkit.clipset import read_index
-from evalkit.errors import BadInputError, EvalkitError
+from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
 from evalkit.hashing import sha256_file
 
 
@@ -406,6 +406,15 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
                                  progress=progress, on_clip=on_clip, executor=executor)
 
 
+def _discard_run(run_id: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient().delete_run(run_id)
+    except Exception:  # noqa: BLE001 (the user's error is what to report, not this)
+        pass
+
+
 @contextlib.contextmanager
 def _run_key_lock(key: str):
     """Hold `$EVALKIT_HOME/bench/work/<key>.lock`; a second `bench run` of the same suite and model
@@ -452,58 +461,67 @@ def _run_suite_locked(suite, model_spec, key, prompts, gen, proto, detector, det
     tags = {schema.TAG_KIND: schema.KIND_BENCH, schema.TAG_SUITE: suite.name, schema.TAG_SUITE_HASH: suite.hash,
             schema.TAG_MODEL: model_spec, schema.TAG_ROLE: role_of(model_spec), schema.TAG_RUN_KEY: key,
             schema.TAG_COMPLETE: "false", "evalkit.bench.folder": str(folder.resolve())}
-    with tracking.start_run(experiment, run_name=f"{suite.name}:{model_spec}", tags=tags, seed=suite.seed,
-                            params=_params(suite, model_spec, proto, seeds, max_prompts),
-                            run_id=existing.info.run_id if existing is not None else None) as run:
-        store = _ClipStore(bench_home() / "work" / key[:32])
-        protect = protector(paths) if model_spec.startswith("uvit:") else None
-        records = _generate(suite, prompts, gen, store, protect=protect, progress=progress, on_clip=on_clip,
-                            executor=executor,
-                            make_generator=functools.partial(_generator, suite, model_spec, generator_options or {}))
-        _assemble(records, store, folder)
-        warnings += _format_mismatch(suite, records)
-        reference = reference_folder(suite, prompts, progress)
-        part_of = {r["id"]: r["part"] for r in records}
-        scored = score_run(suite, folder, reference, part_of, progress=progress, backbone_paths=backbone_paths)
-        warnings += detector_warnings
-        checks = per_clip_checks(suite, records, folder, paths, detector, progress=progress)
-        metrics = {**scored["metrics"], **safety_metrics(suite, checks)}
-        if "cost" in suite.metrics:
-            metrics.update(cost_metrics(records))
-        warnings += scored["scores"].get("warnings", [])
+    opened: list[str] = []
+    try:
+        with tracking.start_run(experiment, run_name=f"{suite.name}:{model_spec}", tags=tags, seed=suite.seed,
+                                params=_params(suite, model_spec, proto, seeds, max_prompts),
+                                run_id=existing.info.run_id if existing is not None else None) as run:
+            opened.append(run.info.run_id)
+            store = _ClipStore(bench_home() / "work" / key[:32])
+            protect = protector(paths) if model_spec.startswith("uvit:") else None
+            records = _generate(suite, prompts, gen, store, protect=protect, progress=progress, on_clip=on_clip,
+                                executor=executor,
+                                make_generator=functools.partial(_generator, suite, model_spec, generator_options or {}))
+            _assemble(records, store, folder)
+            warnings += _format_mismatch(suite, records)
+            reference = reference_folder(suite, prompts, progress)
+            part_of = {r["id"]: r["part"] for r in records}
+            scored = score_run(suite, folder, reference, part_of, progress=progress, backbone_paths=backbone_paths)
+            warnings += detector_warnings
+            checks = per_clip_checks(suite, records, folder, paths, detector, progress=progress)
+            metrics = {**scored["metrics"], **safety_metrics(suite, checks)}
+            if "cost" in suite.metrics:
+                metrics.update(cost_metrics(records))
+            warnings += scored["scores"].get("warnings", [])
 
-        scores_by_id = {r["id"]: r for r in scored["per_clip"]}
-        rows = []
-        for rec in records:
-            row = {"id": rec["id"], "prompt": rec["prompt"], "prompt_id": rec["prompt_id"], "part": rec["part"],
-                   "seed": rec["seed"], "sha256": rec["sha256"],
-                   **{k: rec[k] for k in ("source_file", "source_sha256") if k in rec}}
-            s = scores_by_id.get(rec["id"], {})
-            row.update({k: s.get(k) for k in schema.PER_CLIP_KEYS if k not in row})
-            row.update(checks[rec["id"]])
-            rows.append(row)
+            scores_by_id = {r["id"]: r for r in scored["per_clip"]}
+            rows = []
+            for rec in records:
+                row = {"id": rec["id"], "prompt": rec["prompt"], "prompt_id": rec["prompt_id"], "part": rec["part"],
+                       "seed": rec["seed"], "sha256": rec["sha256"],
+                       **{k: rec[k] for k in ("source_file", "source_sha256") if k in rec}}
+                s = scores_by_id.get(rec["id"], {})
+                row.update({k: s.get(k) for k in schema.PER_CLIP_KEYS if k not in row})
+                row.update(checks[rec["id"]])
+                rows.append(row)
 
-        for name, m in sorted(metrics.items()):
-            tracking.log_metric_ci(name, _nan(m["value"]), _nan(m["ci_low"]), _nan(m["ci_high"]), m["n"])
-        backbones = {}
-        for fam, name in (("fvd", "video"), ("clip", "clip")):
-            bb = scored["scores"]["metrics"].get("fvd" if fam == "fvd" else "clip_alignment", {}) \
-                .get("protocol", {}).get("backbone")
-            if bb:
-                backbones[name] = {"name": bb.get("backbone"), "weights_sha256": bb.get("weights_sha256")}
-        if backbones:
-            mlflow.log_params(tracking.flatten_params({"backbone": backbones}))
-        tracking.log_json(rows, schema.ARTIFACT_PER_CLIP)
-        tracking.log_json({**scored["scores"], "warnings": warnings}, schema.ARTIFACT_SCORES)
-        tracking.log_image(_grid(records, folder), schema.ARTIFACT_GRID)
-        bundle = build_bundle(suite, model_spec, role_of(model_spec), key, proto, max_prompts, records,
-                              reference, metrics, backbones, run.info.run_id)
-        bundle_path, sig_path = write_signed_bundle(bundle, folder, paths)
-        tracking.log_artifact(bundle_path, "bundle")
-        tracking.log_artifact(sig_path, "bundle")
-        if warnings:
-            mlflow.set_tag("evalkit.warnings", " | ".join(warnings)[:4900])
-        mlflow.set_tag(schema.TAG_COMPLETE, "true")
-        run_id = run.info.run_id
+            for name, m in sorted(metrics.items()):
+                tracking.log_metric_ci(name, _nan(m["value"]), _nan(m["ci_low"]), _nan(m["ci_high"]), m["n"])
+            backbones = {}
+            for fam, name in (("fvd", "video"), ("clip", "clip")):
+                bb = scored["scores"]["metrics"].get("fvd" if fam == "fvd" else "clip_alignment", {}) \
+                    .get("protocol", {}).get("backbone")
+                if bb:
+                    backbones[name] = {"name": bb.get("backbone"), "weights_sha256": bb.get("weights_sha256")}
+            if backbones:
+                mlflow.log_params(tracking.flatten_params({"backbone": backbones}))
+            tracking.log_json(rows, schema.ARTIFACT_PER_CLIP)
+            tracking.log_json({**scored["scores"], "warnings": warnings}, schema.ARTIFACT_SCORES)
+            tracking.log_image(_grid(records, folder), schema.ARTIFACT_GRID)
+            bundle = build_bundle(suite, model_spec, role_of(model_spec), key, proto, max_prompts, records,
+                                  reference, metrics, backbones, run.info.run_id)
+            bundle_path, sig_path = write_signed_bundle(bundle, folder, paths)
+            tracking.log_artifact(bundle_path, "bundle")
+            tracking.log_artifact(sig_path, "bundle")
+            if warnings:
+                mlflow.set_tag("evalkit.warnings", " | ".join(warnings)[:4900])
+            mlflow.set_tag(schema.TAG_COMPLETE, "true")
+            run_id = run.info.run_id
+    except (BadInputError, MissingResourceError):
+        # refused input (a prompt the model cannot make, a folder without its video): a new run
+        # left FAILED in MLflow put "1 incomplete run(s) ignored" under every later leaderboard
+        if existing is None and opened:
+            _discard_run(opened[0])
+        raise
     return RunResult(run_id, "resumed" if existing is not None else "new", suite.name, model_spec, key,
                      folder, bundle_path, clean(metrics), warnings)

@@ -322,15 +322,19 @@ def evidence_text(c: CheckResult) -> str:
 
 def render_markdown(result: AuditResult) -> str:
     verdict = "PASS" if result.passed else "FAIL"
+    from reports.leaderboard import md_cell as cell
+    from reports.leaderboard import md_escape as esc  # names and notes are the user's text (an
+    # `<img onerror>` model name went into audit.md raw); evidence and rules are evalkit's
+
     failed = sum(not c.passed for c in result.checks)
-    lines = [f"# Audit {verdict}: {result.model} against policy {result.policy!r}", "",
-             f"Suite {result.suite} (hash {str(result.suite_hash)[:12]}), bench run {result.run_id}; "
+    lines = [f"# Audit {verdict}: {esc(result.model)} against policy {esc(repr(result.policy))}", "",
+             f"Suite {esc(result.suite)} (hash {str(result.suite_hash)[:12]}), bench run {result.run_id}; "
              f"{len(result.checks) - failed} of {len(result.checks)} checks pass.", "",
              "| check | result | evidence: value [95% CI] (N) | rule | reason |", "|---|---|---|---|---|"]
     for c in result.checks:
-        lines.append(f"| {c.metric} | {'pass' if c.passed else '**FAIL**'} | {evidence_text(c)} | "
-                     f"{c.rule} | {c.reason} |")
-    lines += ["", *(f"- {n}" for n in result.notes)]
+        lines.append(f"| {cell(c.metric)} | {'pass' if c.passed else '**FAIL**'} | {cell(evidence_text(c))} | "
+                     f"{cell(c.rule)} | {cell(c.reason or '')} |")
+    lines += ["", *(f"- {esc(n)}" for n in result.notes)]
     lines.append("A `min` is judged on the lower 95% CI bound and a `max` on the upper one unless the "
                  "policy says `use: value`.")
     return "\n".join(lines) + "\n"
@@ -338,12 +342,14 @@ def render_markdown(result: AuditResult) -> str:
 
 def format_text(result: AuditResult) -> str:
     """A compact terminal form: one line per check."""
-    out = [f"audit {'PASS' if result.passed else 'FAIL'}: {result.model} on {result.suite} "
-           f"(policy {result.policy!r}, bench run {result.run_id})"]
+    from evalkit.safe_text import printable  # a model name with a newline forged a line
+
+    out = [f"audit {'PASS' if result.passed else 'FAIL'}: {printable(result.model)} on {printable(result.suite)} "
+           f"(policy {printable(repr(result.policy))}, bench run {result.run_id})"]
     for c in result.checks:
         out.append(f"  {'pass' if c.passed else 'FAIL'}  {c.metric:<28} {evidence_text(c):<36} "
-                   f"{c.reason or c.rule}")
-    out += [f"  note: {n}" for n in result.notes]
+                   f"{printable(c.reason or c.rule)}")
+    out += [f"  note: {printable(n)}" for n in result.notes]
     return "\n".join(out)
 
 

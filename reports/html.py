@@ -95,7 +95,9 @@ def chart_label(name: str) -> str:
     override reversed a chart's text) and cut to LABEL_CHARS (a 200-character folder name
     squeezed the plots into slivers); the tables give names whole."""
     text = printable(name)
-    return text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 1] + "…"
+    text = text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 1] + "…"
+    # matplotlib reads $...$ as a formula: "cost_$5_vs_$10" failed every report of its suite
+    return text.replace("$", r"\$")
 
 
 def _plt():
@@ -178,7 +180,7 @@ def physics_laws(df) -> str:
                         capsize=2, lw=1)
         ax.set_xticks(x, laws, rotation=30, ha="right", fontsize=8)
         ax.set_ylim(0, 1.05)
-        ax.set_title(f"{r['model']} ({r['role']})", fontsize=10)
+        ax.set_title(f"{chart_label(r['model'])} ({r['role']})", fontsize=10)
     axes.flat[0].set_ylabel("pass rate")
     axes.flat[0].legend(fontsize=8)
     for ax in list(axes.flat)[len(rows):]:

@@ -27,6 +27,7 @@ suite_hash, primary, lower_is_better, metrics (names in order) and notes (senten
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -264,15 +265,21 @@ def cell(row, m: str) -> str:
     v, lo, hi = row.get(m, math.nan), row.get(m + "_ci_low", math.nan), row.get(m + "_ci_high", math.nan)
     if isinstance(v, float) and math.isnan(v):
         return "—"
-    if math.isnan(lo) or math.isnan(hi):
+    if math.isnan(lo) and math.isnan(hi):
         return _num(v)
-    return f"{_num(v, 3)} [{_num(lo, 3)}, {_num(hi, 3)}]"
+    digits = 3  # more where 3 would print a real interval as a point ("1 [1, 1]" for 0.99977-0.99990)
+    while digits < 7 and lo != hi and _num(lo, digits) == _num(hi, digits):
+        digits += 1
+    return f"{_num(v, digits)} [{_num(lo, digits)}, {_num(hi, digits)}]"  # an open bound shows as —
 
 
 def shown_metrics(df, narrow: bool = False) -> list[str]:
-    """Headline (or, narrow, the table's) and cost metrics that at least one row has."""
+    """Headline (or, narrow, the table's) and cost metrics that at least one row has, and the
+    ranking metric first where it is none of those (ranked by kvd, no kvd column said nothing)."""
     names = df.attrs.get("metrics", [])
-    return [m for m in (*(TABLE if narrow else HEADLINE), *COST) if m in names and df[m].notna().any()]
+    shown = [m for m in (*(TABLE if narrow else HEADLINE), *COST) if m in names and df[m].notna().any()]
+    primary = df.attrs.get("primary")
+    return shown if primary is None or primary in shown or primary not in names else [primary, *shown]
 
 
 def display_rows(df, narrow: bool = False) -> tuple[list[str], list[list[str]]]:
@@ -286,9 +293,14 @@ def display_rows(df, narrow: bool = False) -> tuple[list[str], list[list[str]]]:
     out = []
     for _, r in df.iterrows():
         n = r.get(n_of + "_n", math.nan) if n_of else math.nan
+
+        def own_n(m):  # a number resting on fewer clips than the row's n says so (the id/ood parts)
+            k = r.get(m + "_n", math.nan)
+            return "" if math.isnan(k) or math.isnan(n) or int(k) == int(n) else f" n={int(k)}"
+
         out.append(["" if pd.isna(r["rank"]) else str(int(r["rank"])),
                     MARK if r["tie_with_above"] else "", printable(r["model"]), r["role"],
-                    *[cell(r, m) for m in metrics],
+                    *[cell(r, m) + (own_n(m) if cell(r, m) != "—" else "") for m in metrics],
                     "—" if math.isnan(n) else str(int(n))])
     return header, out
 
@@ -302,9 +314,10 @@ def caption(df) -> str:
 
 
 def footnotes(df) -> list[str]:
+    """The notes under a table, model names in them printable (a name with a newline forged a line)."""
     notes = [f"{MARK} the data do not support the difference from the model ranked just above "
              "(see tie_test in --format csv/json)."] if df["tie_with_above"].any() else []
-    return notes + list(df.attrs.get("notes", []))
+    return notes + [printable(n) for n in df.attrs.get("notes", [])]
 
 
 def _json_rows(df) -> list[dict]:
@@ -332,11 +345,24 @@ def _plain(header, rows) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def md_escape(text: str) -> str:
+    """Text safe in markdown: no HTML, no table breaks, and no markdown syntax (a model named
+    `![a](https://...)` became an image fetched from outside wherever the table was rendered)."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]!|])", r"\\\1", text)
+
+
+def md_cell(text: str) -> str:
+    """evalkit's own cells (numbers, marks): no HTML, no table breaks."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
 def _md(header, rows) -> str:
-    # a model name is the user's folder name: no table breaks, no HTML where markdown is rendered
-    esc = lambda s: s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")  # noqa: E731
-    return "\n".join(["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header),
-                      *("| " + " | ".join(map(esc, r)) + " |" for r in rows)])
+    # a model name is the user's folder name: escaped whole (no HTML, no links or images)
+    model = header.index("model")
+    return "\n".join(["| " + " | ".join(map(md_cell, header)) + " |", "|" + "---|" * len(header),
+                      *("| " + " | ".join(md_escape(c) if i == model else md_cell(c) for i, c in enumerate(r))
+                        + " |" for r in rows)])
 
 
 FORMATS = ("table", "md", "csv", "json", "html")
@@ -349,8 +375,12 @@ def format_leaderboard(df, fmt: str = "table") -> str:
 
     if fmt == "json":
         return json.dumps(_json_rows(df), indent=1)
-    if fmt == "csv":
-        return df.to_csv(index=False)
+    if fmt == "csv":  # N as integers, booleans as true/false (pandas wrote 6.0 and Python's False)
+        out = df.copy()
+        for c in [c for c in out.columns if c.endswith("_n")] + ["rank"]:
+            out[c] = out[c].astype("Int64")
+        out["tie_with_above"] = out["tie_with_above"].map({True: "true", False: "false"})
+        return out.to_csv(index=False)
     if fmt == "html":
         from reports.html import suite_report
 
@@ -359,5 +389,5 @@ def format_leaderboard(df, fmt: str = "table") -> str:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     header, rows = display_rows(df, narrow=fmt == "table")
     if fmt == "md":
-        return "\n".join([caption(df), "", _md(header, rows), "", *(f"- {n}" for n in footnotes(df))])
+        return "\n".join([caption(df), "", _md(header, rows), "", *(f"- {md_escape(n)}" for n in footnotes(df))])
     return "\n".join([caption(df), _plain(header, rows), *footnotes(df)])

@@ -108,10 +108,12 @@ def _summary_table(results) -> str:
             m = r.metrics.get(name)
             if m is None or m.get("value") is None:
                 cells.append("-")
-            elif m.get("ci_low") is None:
+            elif m.get("ci_low") is None and m.get("ci_high") is None:
                 cells.append(f"{m['value']:.4g} (n={m['n']})")
-            else:
-                cells.append(f"{m['value']:.3g} [{m['ci_low']:.3g}, {m['ci_high']:.3g}] n={m['n']}")
+            else:  # a bound may be open (clips/s when the wall time's lower bound reaches 0)
+                lo = "-inf" if m.get("ci_low") is None else f"{m['ci_low']:.3g}"
+                hi = "inf" if m.get("ci_high") is None else f"{m['ci_high']:.3g}"
+                cells.append(f"{m['value']:.3g} [{lo}, {hi}] n={m['n']}")
         rows.append(cells)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))

@@ -293,3 +293,14 @@ def test_clips_outside_the_suites_format_are_named(tiny):
     assert _format_mismatch(tiny, [ok]) == []
     (w,) = _format_mismatch(tiny, [ok, {**ok, "id": "b", "frames": 40, "size": [64, 64], "fps": 24.0}])
     assert w.startswith("1 of 2 clips are not the suite's video format") and "b: 40 frames of 64x64 at 24 fps" in w
+
+
+def test_a_refused_run_leaves_no_failed_mlflow_run(mlflow_store, tmp_path):
+    """A prompt the world cannot draw stopped the run with one line, but left a FAILED MLflow run
+    that every later leaderboard noted as "1 incomplete run(s) ignored" (session 30)."""
+    p = tmp_path / "odd.yaml"
+    p.write_text(TINY.replace("name: tiny", "name: odd").replace(
+        "a large blue square rests still, on a light background", "a purple elephant dances"))
+    with pytest.raises(BadInputError, match="not a world prompt"):
+        run_suite(load_suite(p), "world", out_dir=tmp_path / "out", progress=False)
+    assert _runs("evalkit-bench-odd").empty

@@ -146,3 +146,28 @@ def test_a_quick_run_never_replaces_a_whole_suite_run(mlflow_store):
     pol = parse_policy({"suite": SUITE, "checks": {"fvd": {"max": 5000}}})
     res = evaluate_policy(pol, quick)
     assert not res.passed and any("--max-prompts 8" in n for n in res.notes)
+
+
+def test_hostile_model_names_in_every_format(mlflow_store):
+    """Session 30: a model's name reached markdown notes raw (HTML and `![](url)` images), a
+    newline forged a note line, `$...$` crashed every chart (matplotlib's formulas), CSV wrote N
+    as 6.0 and booleans as Python's, and ranking by a metric no column showed said nothing."""
+    from conftest import log_bench_run
+    from reports.html import suite_report
+
+    names = ["folder:m/![a](https://evil.example/t.png)", "folder:m/<img src=x onerror=alert(1)>",
+             "folder:cost_$5_vs_$10", "folder:nl\u202e\nevalkit: note: all good"]
+    for i, name in enumerate(names):
+        log_bench_run(name, fvd=(100.0 + 50 * i, 90.0 + 50 * i, 110.0 + 50 * i), max_prompts=1,
+                      extra={"kvd": (0.1 * (i + 1), 0.05, 0.2 + 0.1 * i, 40)})
+    board = leaderboard(SUITE)
+    md = format_leaderboard(board, "md")
+    assert "![a](" not in md and "<img" not in md and "\\!\\[a\\]" in md
+    table = format_leaderboard(board, "table")
+    assert "\nevalkit: note: all good" not in table and "\\u202e" in table
+    html = suite_report(board)  # the charts draw every name, $ and all
+    assert "<img src=x" not in html and html.count("data:image/png;base64,") >= 2
+    back = pd.read_csv(io.StringIO(format_leaderboard(board, "csv")), dtype=str)
+    assert set(back["fvd_n"]) == {"40"} and set(back["tie_with_above"]) <= {"true", "false"}
+    by_kvd = format_leaderboard(leaderboard(SUITE, primary="kvd"), "table")
+    assert by_kvd.splitlines()[1].split()[4] == "kvd"
