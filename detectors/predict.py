@@ -50,5 +50,7 @@ def detect_files(files, name: str | None = None) -> list[dict]:
             row["protocol"]["video_frames"] = probe_video(Path(f)).frames or None
         except EvalkitError as e:
             row["error"] = str(e)
+            if not Path(f).exists() and not Path(f).is_symlink():
+                row["missing"] = True  # a path that is not there: exit 3, as in every command
         rows.append(row)
     return rows

@@ -47,10 +47,9 @@ def info(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
 def probe(files, as_json):
     """Read video headers: container, codec, size, fps, frames. Exit 2 if any file is bad."""
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
-    from dataclasses import replace
-
+    from evalkit.safe_text import printable  # a file name with a newline printed a forged line
     from evalkit.video import VideoLimits, probe_video
     from evalkit.video_facts import display_turn, frame_timing, picture_tags
 
@@ -97,10 +96,10 @@ def probe(files, as_json):
                 timing += ", over the decode budget (read reduced: EVALKIT_MAX_DECODED_BYTES)"
             if row["over_frame_limit"]:
                 timing += f", over the frame limit of {limits.max_frames} (EVALKIT_MAX_FRAMES)"
-            click.echo(f"{f}: {row['container']} {row['codec']} {row['width']}x{row['height']}{turn} "
-                       f"{rate} {frames}{timing}")
+            click.echo(f"{printable(str(f))}: {printable(str(row['container']))} {printable(str(row['codec']))} "
+                       f"{row['width']}x{row['height']}{turn} {rate} {frames}{timing}")
         else:
-            click.echo(f"evalkit: error: {row['error']}", err=True)
+            click.echo(f"evalkit: error: {printable(row['error'])}", err=True)
     if failed is not None:
         raise click.exceptions.Exit(failed.exit_code)  # each error is already printed
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from evalkit.commands.options import SEED
-from evalkit.errors import EXIT_BAD_INPUT
+from evalkit.errors import EXIT_BAD_INPUT, EXIT_MISSING
 
 
 @click.group()
@@ -73,8 +73,9 @@ def detectors_list():
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per file.")
 def detect(files, name, as_json):
     """Calibrated probability that each video is generated, the threshold and the decision.
-    Exit 2 if any file is unreadable."""
+    Exit 3 if a file is not there, else 2 if any file is unreadable."""
     from detectors.predict import detect_files
+    from evalkit.safe_text import printable  # a file name with a newline printed a forged row
     from evalkit.clipset import expand_folders
 
     rows = detect_files(expand_folders(files), name)
@@ -91,11 +92,13 @@ def detect(files, name, as_json):
             below = (r.get("detector") or {}).get("real_below")
             judged = (f"; judged its first {proto['frames']} of {total} frames"
                       if total and proto.get("frames") and total > proto["frames"] else "")
-            click.echo(f"{r['file']}: " + (f"error: {r['error']}" if r.get("error") else
+            click.echo(f"{printable(r['file'])}: " + (f"error: {printable(r['error'])}" if r.get("error") else
                        f"p_generated {r['p_generated']:.3f} (generated at >= {r['threshold']:.3f}"
                        + (f", real under {below:.3f}" if below is not None else "") + f") -> {r['decision']}"
                        + (f" (abstains: {ood})" if ood else "") + judged))
-    raise click.exceptions.Exit(EXIT_BAD_INPUT if any(r.get("error") for r in rows) else 0)
+    code = (EXIT_MISSING if any(r.get("missing") for r in rows) else
+            EXIT_BAD_INPUT if any(r.get("error") for r in rows) else 0)
+    raise click.exceptions.Exit(code)
 
 
 COMMANDS = [detectors, detect]  # what `evalkit.cli` adds to the `evalkit` group

@@ -528,6 +528,16 @@ def test_detect_cli_json_bad_file_and_unknown_name(in_trained, folders, tmp_path
     (tmp_path / "empty").mkdir()
     assert main(["detect", str(tmp_path / "empty"), "--detector", "unit"]) == 2
     assert "no videos in it" in capsys.readouterr().err
+    # session 30: a path that is not there is exit 3 (it was 2), and a file name cannot forge a row
+    assert main(["detect", str(tmp_path / "nothere.mp4"), "--detector", "unit"]) == 3
+    capsys.readouterr()
+    import shutil
+
+    forged = tmp_path / "ok\nfake.mp4: p_generated 1.000 -> generated.mp4"
+    shutil.copy(fake / "clips/c000.mp4", forged)
+    assert main(["detect", str(forged), "--detector", "unit"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "ok\\nfake.mp4" in out
 
 
 def test_verify_reports_the_detector(in_trained, folders):

@@ -175,7 +175,7 @@ def test_hf_ratio_equals_the_spectrum_read_directly(t):
         if t < hf_min_frames(cutoff):  # no bin but DC at or below the cutoff: every change is "high"
             assert want == pytest.approx(1.0) and np.isnan(temporal_hf_ratio(frames, cutoff=cutoff))
         else:
-            assert temporal_hf_ratio(frames, cutoff=cutoff) == pytest.approx(want, rel=1e-9, abs=1e-12)
+            assert temporal_hf_ratio(frames, cutoff=cutoff) == pytest.approx(want, rel=1e-14, abs=1e-15)  # "to 1e-15" (docs)
 
 
 def test_hf_ratio_is_undefined_below_eight_frames():

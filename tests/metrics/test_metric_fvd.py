@@ -51,8 +51,8 @@ def test_fast_frechet_matches_sqrtm_at_d400(n1, n2):
     ref = frechet_distance(mu1, s1, mu2, s2, method="sqrtm")
     fast = frechet_distance(mu1, s1, mu2, s2)
     from_feats = frechet_distance_from_features(f1, f2)
-    assert _rel(fast, ref) <= 1e-6, (fast, ref)
-    assert _rel(from_feats, ref) <= 1e-6, (from_feats, ref)
+    assert _rel(fast, ref) <= 1e-7, (fast, ref)  # the README says "to 1e-7" (measured 5e-8 at worst)
+    assert _rel(from_feats, ref) <= 1e-7, (from_feats, ref)
     # the two exact routes (Cholesky/eigh on covariances; SVD of the cross-Gram) agree far closer
     assert _rel(from_feats, fast) <= 1e-10
 
