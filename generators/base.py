@@ -255,13 +255,16 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
             clips = gen.generate([p.text for _, _, p in batch], seeds)
             for (i, k, p), s, clip in zip(batch, seeds, clips):
                 # what the clip is wins over what was asked: a pipeline may round frames or size
-                rec = {"id": f"{_prompt_id(p, i)}-{k:02d}", "prompt": p.text, "seed": s, **proto,
+                rec = {"id": f"{_prompt_id(p, i)}-{k:02d}", "prompt": p.text,
+                       "seed": s if getattr(gen, "uses_seeds", True) else None, **proto,
                        "fps": clip.fps, "frames": clip.num_frames, "size": list(clip.size)}
                 for key in ("frames", "size"):
                     if proto.get(key) is not None and proto[key] != rec[key]:
                         rec[f"{key}_requested"] = proto[key]
                 if p.probe is not None:
                     rec["probe"] = p.probe
+                if not getattr(gen, "uses_seeds", True) and clip.meta.get("source"):
+                    rec["source_file"] = str(clip.meta["source"])  # folder: the video it was read from
                 if clip.meta.get("prompt_truncated"):  # the model read only its first tokens
                     rec["prompt_truncated"] = clip.meta["prompt_truncated"]
                 world_rec = clip.meta.get("record")

@@ -30,6 +30,8 @@ def normalise(text: str) -> str:
 
 
 class FolderGenerator:
+    uses_seeds = False  # its videos are made: a record's seed would claim a choice nobody made
+
     def __init__(self, folder):
         self.folder = Path(folder)
         self.spec = f"folder:{folder}"

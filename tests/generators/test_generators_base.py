@@ -220,6 +220,17 @@ def test_folder_samples_by_number_prompts_in_any_script_and_clashes(tmp_path):
         FolderGenerator(tmp_path / "afile")
 
 
+def test_folder_records_name_their_video_and_no_seed(tmp_path):
+    """A folder: model's index recorded a seed that chose nothing and not which video answered."""
+    (tmp_path / "v").mkdir()
+    write_video(tmp_path / "v" / "a_red_ball_falls-0.mp4", make_clip("test", 0))
+    (rec,) = generate_folder(FolderGenerator(tmp_path / "v"), load_prompts("a red ball falls"), tmp_path / "o",
+                             progress=False)
+    assert rec["seed"] is None and rec["source_file"].endswith("a_red_ball_falls-0.mp4")
+    (world,) = generate_folder(get_generator("world"), load_prompts(PROMPTS[0]), tmp_path / "w", progress=False)
+    assert isinstance(world["seed"], int) and "source_file" not in world
+
+
 def test_a_prompt_ending_in_a_number_finds_its_video(tmp_path):
     """"a_clock_showing_12.mp4" read as sample 12 of "a clock showing", and the prompt "a clock
     showing 12" found no video (session 29's known limit); both readings now find it, and a video
