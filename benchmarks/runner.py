@@ -27,14 +27,12 @@ Resume without repeating work or duplicating runs:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import math
 import os
 import re
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -415,28 +413,15 @@ def _discard_run(run_id: str) -> None:
         pass
 
 
-@contextlib.contextmanager
 def _run_key_lock(key: str):
     """Hold `$EVALKIT_HOME/bench/work/<key>.lock`; a second `bench run` of the same suite and model
     waits for the first, then finds its run complete (or resumes it, if the first was killed)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX
-        yield
-        return
+    from evalkit.atomic import file_lock
+
     lock = bench_home() / "work" / f"{key[:32]}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as held:
-        try:
-            fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"evalkit: another bench run of this suite and model (run key {key[:12]}) is running; "
-                  "waiting for it", file=sys.stderr, flush=True)
-            fcntl.flock(held.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(held.fileno(), fcntl.LOCK_UN)
+    return file_lock(lock, f"evalkit: another bench run of this suite and model (run key {key[:12]}) is "
+                           "running; waiting for it")
 
 
 def _run_suite_locked(suite, model_spec, key, prompts, gen, proto, detector, detector_warnings, judges, *,

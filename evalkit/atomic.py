@@ -120,6 +120,16 @@ def write_atomic(path, data: bytes | str) -> Path:
     return given
 
 
+def _links(path: Path):
+    """Each target along `path`'s chain of symbolic links, as the OS follows them."""
+    link = path
+    for _ in range(40):
+        if not link.is_symlink():
+            return
+        link = link.parent / os.readlink(link)
+        yield link
+
+
 def _is_stream(path: Path) -> bool:
     """A target that is there and is neither a file nor a folder (a device, a FIFO, a socket, or a
     link to one), or a link to a process's open file (/dev/stdout -> /proc/self/fd/1, a file when
@@ -128,28 +138,16 @@ def _is_stream(path: Path) -> bool:
         mode = os.stat(path).st_mode
     except OSError:
         return False
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        return True
-    link = path
-    for _ in range(40):  # the chain of links, as the OS follows it
-        if not link.is_symlink():
-            return False
-        link = link.parent / os.readlink(link)
-        if link.parts[:2] == ("/", "proc") or str(link).startswith("/dev/fd/"):
-            return True
-    return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) or any(
+        link.parts[:2] == ("/", "proc") or str(link).startswith("/dev/fd/") for link in _links(path))
 
 
 def _own_fd(path: Path) -> int | None:
     """N where `path` links (through any chain) to this process's /proc/self/fd/N or /dev/fd/N."""
-    link = path
-    for _ in range(40):
-        m = re.fullmatch(r"/(?:proc/self|proc/\d+|dev)/fd/(\d+)", str(link))
-        if m and (str(link).startswith(("/proc/self/", "/dev/fd/")) or link.parts[2] == str(os.getpid())):
-            return int(m.group(1))
-        if not link.is_symlink():
-            return None
-        link = link.parent / os.readlink(link)
+    for link in (path, *_links(path)):
+        m = re.fullmatch(r"/(?:proc/(?:self|(\d+))|dev)/fd/(\d+)", str(link))
+        if m and m.group(1) in (None, str(os.getpid())):
+            return int(m.group(2))
     return None
 
 
@@ -173,9 +171,10 @@ def _write_stream(path: Path, payload: bytes) -> None:
 LOCK_NAME = ".evalkit.lock"
 
 
-def folder_lock(folder: Path):
-    """An exclusive lock on `folder` (a `LOCK_NAME` file in it, flock) for the `with` block; a
-    no-op where the OS has no flock."""
+def file_lock(lock: Path, waiting: str | None = None):
+    """An exclusive flock on the file `lock` (made if absent) for a `with` block; when another
+    process holds it, `waiting` (if given) is printed on stderr before waiting. A no-op where the
+    OS has no flock."""
     import contextlib
 
     try:
@@ -185,8 +184,13 @@ def folder_lock(folder: Path):
 
     @contextlib.contextmanager
     def held():
-        with open(folder / LOCK_NAME, "a") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        with open(lock, "a") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if waiting:
+                    print(waiting, file=sys.stderr, flush=True)
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
                 yield
             finally:
@@ -195,4 +199,10 @@ def folder_lock(folder: Path):
     return held()
 
 
-__all__ = ["check_not_input", "check_output_file", "check_parents", "check_writable", "folder_lock", "write_atomic"]
+def folder_lock(folder: Path):
+    """`file_lock` on `folder`'s own lock file (LOCK_NAME)."""
+    return file_lock(Path(folder) / LOCK_NAME)
+
+
+__all__ = ["check_not_input", "check_output_file", "check_parents", "check_writable", "file_lock", "folder_lock",
+           "write_atomic"]

@@ -205,16 +205,12 @@ def _create_sqlite_store(uri: str) -> None:
     import contextlib
     import secrets
 
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: MLflow builds it in place
-        return
+    from evalkit.atomic import file_lock
+
     _quiet_store_setup()
-    lock = path.with_name(f".{path.name}.lock")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.partial")
     try:
-        with open(lock, "a") as held:
-            fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with file_lock(path.with_name(f".{path.name}.lock")):
             if path.exists():  # another command made it while this one waited
                 return
             from mlflow.tracking._tracking_service.utils import _get_sqlalchemy_store
