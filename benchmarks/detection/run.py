@@ -36,6 +36,7 @@ from detectors.features import feature_cache
 from detectors.train import TrainConfig, assemble, build_dataset, fit_all, parse_families
 from evalkit.errors import BadInputError
 from evalkit.metrics.stats import proportion_ci
+from benchmarks.script_args import check_outputs
 
 TARGETS = {"in-distribution": ("auc", 0.99), "logo": ("auc", 0.90), "crf30": ("auc", 0.95)}
 
@@ -190,6 +191,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out-md", type=Path)
     ap.add_argument("--no-mlflow", action="store_true")
     a = ap.parse_args(argv)
+    check_outputs(ap, out_md=a.out_md)
     parts = tuple(x.strip() for x in a.parts.split(",") if x.strip())
     if set(parts) - set(PARTS):
         print(f"evalkit: error: --parts {a.parts!r}: unknown {sorted(set(parts) - set(PARTS))}; choose from "

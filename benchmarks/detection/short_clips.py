@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.script_args import check_input_folders
+
 KS = (1, 2, 3, 4, 8, 16)
 REAL_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-videos"
 
@@ -57,6 +59,7 @@ def main(argv=None) -> int:
     ap.add_argument("--real", type=Path, default=REAL_DIR, help="folder of real videos (16-frame segments)")
     ap.add_argument("--fake", type=Path, default=None, help="clip folder of generated clips")
     a = ap.parse_args(argv)
+    check_input_folders(ap, real=a.real, fake=a.fake)
     det = load_detector(a.detector)
     real = real_clips(a.world, a.real, det.protocol.frames)
     row = {"bench": "detector_short_clips", "detector": det.name, "threshold": float(det.threshold),

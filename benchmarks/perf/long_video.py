@@ -67,6 +67,11 @@ def main() -> None:
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--budget-mb", type=int, default=500, help="decode budget of the partial verify")
     a = ap.parse_args()
+    size = a.size.lower().split("x")
+    if not (len(size) == 2 and all(x.isdigit() and int(x) > 0 and int(x) % 2 == 0 for x in size)):
+        ap.error(f"--size {a.size!r}: give WxH in even pixels, e.g. 1280x720")
+    if a.frames < 1 or a.budget_mb < 1:
+        ap.error("--frames and --budget-mb must be at least 1")
     width, height = (int(x) for x in a.size.lower().split("x"))
     base = {"benchmark": "long_video", "frames": a.frames, "size": f"{width}x{height}",
             "machine": platform.machine(), "cpus": os.cpu_count(), "threads": os.environ.get("OMP_NUM_THREADS")}

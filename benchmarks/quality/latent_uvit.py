@@ -35,7 +35,6 @@ from generators.uvit.text import tokenize
 
 torch.set_num_threads(1)
 OUT = Path(sys.argv[sys.argv.index("--out-dir") + 1] if "--out-dir" in sys.argv else "runs/latent-uvit")
-OUT.mkdir(parents=True, exist_ok=True)
 PIX = UViTConfig(name="pix", frames=16, image_size=32)  # the clips: 16 x 32 x 32
 
 
@@ -217,7 +216,12 @@ def probe(guidance=2.0):
 
 if __name__ == "__main__":
     args = [a for i, a in enumerate(sys.argv[1:], 1) if a != "--out-dir" and sys.argv[i - 1] != "--out-dir"]
-    cmd = args[0]
+    cmd = args[0] if args else "--help"
+    if cmd not in ("ae", "dit", "probe") or (cmd != "probe" and len(args) < 2):
+        # (--help, a misspelt command or none was taken as "probe", after making runs/ in the cwd)
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        raise SystemExit(0 if cmd in ("-h", "--help") else 2)
+    OUT.mkdir(parents=True, exist_ok=True)
     if cmd == "ae":
         train_ae(float(args[1]))
     elif cmd == "dit":

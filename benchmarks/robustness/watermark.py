@@ -91,6 +91,7 @@ from evalkit.provenance.watermark import (  # noqa: E402
 from evalkit.video import psnr, read_video  # noqa: E402
 from evalkit.provenance.wm_confirm import confirm_payload  # noqa: E402
 from evalkit.world import WorldConfig, make_clip  # noqa: E402
+from benchmarks.script_args import check_input_folders, check_outputs  # noqa: E402
 
 REAL_VIDEOS = Path(os.environ.get("EVALKIT_REAL_VIDEOS", REPO.parent / "shared" / "data" / "real-videos"))
 REAL_SEGMENTS = {"bikes.mp4": (0, 120), "carphone_pristine.mp4": (0, 60), "bigbuckbunny.mp4": (0, 64)}
@@ -319,6 +320,8 @@ def main(argv=None) -> int:
     ap.add_argument("--attacks", choices=("grid", "extra", "crops", "edits", "handling", "all"), default="grid",
                     help="the omnisealbench-style grid (default), the attacks beyond it, or both")
     a = ap.parse_args(argv)
+    check_outputs(ap, out=a.out, rows=a.rows)
+    check_input_folders(ap, clips=a.clips)
     cfg = get_config(a.preset)
     t0 = time.perf_counter()
     n_world = a.world if a.world is not None else (2 if a.quick else 8)

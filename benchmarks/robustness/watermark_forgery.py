@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from evalkit.provenance import watermark as wm  # noqa: E402
 from evalkit.video import read_video  # noqa: E402
 from evalkit.world import WorldConfig, make_clip  # noqa: E402
+from benchmarks.script_args import check_outputs  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-videos"
 FRAMES = 16
@@ -131,6 +132,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, help="write the markdown table here")
     ap.add_argument("--mlflow", action="store_true", help="log one MLflow run (experiment watermark-robustness)")
     a = ap.parse_args(argv)
+    check_outputs(ap, out=a.out)
     key = np.random.default_rng(a.seed).bytes(32)
     t0, results = time.perf_counter(), []
     for size in (int(s) for s in a.sizes.split(",")):

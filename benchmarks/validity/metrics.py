@@ -78,6 +78,7 @@ from benchmarks.validity.corruptions import (  # noqa: E402, F401  (shuffle_fram
 )
 from benchmarks.validity.report import log_mlflow, markdown, summary  # noqa: E402
 from evalkit.metrics.stats import Estimate, proportion_ci  # noqa: E402
+from benchmarks.script_args import check_outputs  # noqa: E402
 
 # Severity levels 0..4 of each corruption (index = severity).
 LEVELS = {
@@ -366,6 +367,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-real", action="store_true", help="skip the real footage")
     args = ap.parse_args(argv)
+    check_outputs(ap, out=args.out)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     n = args.n or (8 if args.quick else 48)
