@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,8 @@ import numpy as np
 from benchmarks.script_args import check_input_folders
 
 KS = (1, 2, 3, 4, 8, 16)
-REAL_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-videos"
+REAL_DIR = Path(os.environ.get("EVALKIT_REAL_VIDEOS") or Path(__file__).resolve().parents[3] / "shared" / "data"
+                / "real-videos")
 
 
 def real_clips(n_world: int, real_dir: Path | None, frames: int) -> list[np.ndarray]:

@@ -28,14 +28,20 @@ def main() -> None:
     from evalkit.hashing import sha256_file
 
     weights = a.dir / "small-gpu.safetensors"
+    if not weights.is_file():
+        raise SystemExit(f"log_to_mlflow: {weights}: no such weights file; give the session's $OUT folder")
     with safe_open(str(weights), "pt") as f:
         meta = f.metadata()
     tracking._quiet_store_setup()
     exp = tracking._experiment_id(MlflowClient(), "evalkit-generator-train")
-    rows = [json.loads(line) for line in (a.dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    # both optional: a run under 100 steps logs no metrics.jsonl; env.txt names the device if there
+    metrics, env = a.dir / "metrics.jsonl", a.dir / "env.txt"
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
+    env_lines = env.read_text().splitlines() if env.is_file() else []
+    device = env_lines[2].split(",")[0] if len(env_lines) > 2 else "unknown"
     with mlflow.start_run(experiment_id=exp, run_name="uvit-small-gpu",
                           tags={**tracking.run_tags(json.loads(meta["train_config"])["seed"]),
-                                "device": (a.dir / "env.txt").read_text().splitlines()[2].split(",")[0]}) as run:
+                                "device": device}) as run:
         mlflow.log_params(tracking.flatten_params({"train": json.loads(meta["train_config"]),
                                                    "model": json.loads(meta["model_config"])}))
         mlflow.log_params({"weights_sha256": sha256_file(weights), "step": meta["step"],

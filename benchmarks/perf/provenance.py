@@ -57,6 +57,10 @@ def main() -> None:
     ap.add_argument("--input", type=Path, help="an unsigned MP4 (default: a ~1 MB world clip)")
     ap.add_argument("--repeats", type=int, default=15)
     a = ap.parse_args()
+    if a.repeats < 1:
+        ap.error("--repeats must be at least 1")
+    if a.input is not None and not a.input.is_file():
+        ap.error(f"--input {a.input}: no such file; give an unsigned MP4")
 
     import c2pa
 
@@ -130,6 +134,7 @@ def main() -> None:
             "verify_file_full_ms": round(m(full), 1),
             "target_overhead": 0.10, "c2pa_python": getattr(c2pa, "__version__", None) or _version("c2pa-python"),
             "machine": f"{platform.machine()} {os.cpu_count()} cpu", "load_avg_1m": round(os.getloadavg()[0], 2),
+            "threads": os.environ.get("OMP_NUM_THREADS"),
         }
     print(json.dumps(row))
 

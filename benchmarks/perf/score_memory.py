@@ -43,18 +43,21 @@ def main(argv=None) -> None:
     ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--frames", type=int, default=66)
     a = ap.parse_args(argv)
+    if a.clips < 1 or a.frames < 2:
+        ap.error("--clips must be at least 1 and --frames at least 2")
     src = read_video(FOOTAGE)
     names = ["a rabbit in a meadow", "a bird on a branch", "trees in the wind", "a butterfly over grass",
              "clouds over a hill", "a squirrel in the forest", "flowers in the sun", "a river in the morning"]
     with tempfile.TemporaryDirectory() as tmp:
         cand, ref = Path(tmp) / "cand", Path(tmp) / "ref"
         cand.mkdir()
-        decoded = 0
+        decoded, shape = 0, None
         for i in range(a.clips):
             start = (i * 11) % max(1, len(src.frames) - a.frames)
             frames = src.frames[start:start + a.frames]
             write_video(cand / f"{names[i % len(names)]} {i}.mp4", frames, fps=src.fps)
             decoded += frames.nbytes
+            shape = frames.shape[:3]  # what was cut: the footage may be shorter than --frames
         render_folder(ref, split="test", n=8, seed=1, progress=False)
         del src
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
@@ -70,7 +73,8 @@ def main(argv=None) -> None:
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # kB on Linux
     one = decoded / a.clips
     print(json.dumps({"benchmark": "score_memory", "machine": f"{platform.machine()} {os.cpu_count()} cpu",
-                      "clips": a.clips, "clip": f"{a.frames}x720x1280", "decoded_folder_bytes": decoded,
+                      "threads": env["OMP_NUM_THREADS"], "clips": a.clips, "clip": "x".join(map(str, shape)),
+                      "decoded_folder_bytes": decoded,
                       "decoded_clip_bytes": int(one), "peak_rss_bytes": peak,
                       "peak_over_one_clip": round(peak / one, 2), "peak_over_folder": round(peak / decoded, 2),
                       "score_seconds": round(child["seconds"], 1), "wall_seconds": round(wall, 1),

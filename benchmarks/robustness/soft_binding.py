@@ -14,7 +14,9 @@ different per attack, and the forged list, on stdout.
 from __future__ import annotations
 
 import argparse
+import atexit
 import collections
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -44,6 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="64,128,256")
     a = ap.parse_args(argv)
     key, wd = wm.make_key(b"soft-binding study"), tempfile.mkdtemp()
+    atexit.register(shutil.rmtree, wd, True)  # (it was left behind)
     genuine, forged = collections.defaultdict(list), []
     for size in (int(s) for s in a.sizes.split(",")):
         clips = grid.world_clips(6 if size < 256 else 4, size, 0)

@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         for att in dict.fromkeys(r["attack"] for r in rows):
             sel = [r for r in rows if r["size"] == size and r["attack"] == att]
             b = [r["gmi_bits"] for r in sel]
-            out = {"size": size, "attack": att, "n": len(b), "median_bits": float(np.median(b)),
+            out = {"size": size, "attack": att, "n": len(b), "median_bits": round(float(np.median(b)), 3),
                    "min_bits": min(b), "max_bits": max(b), "enough": sum(x >= need for x in b), "needed": need,
                    "read": sum(r["payload_read"] for r in sel),
                    "read_with_enough": sum(r["payload_read"] for r in sel if r["gmi_bits"] >= need)}

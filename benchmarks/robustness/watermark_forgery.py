@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -42,7 +43,8 @@ from evalkit.video import read_video  # noqa: E402
 from evalkit.world import WorldConfig, make_clip  # noqa: E402
 from benchmarks.script_args import check_outputs  # noqa: E402
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-videos"
+REAL = Path(os.environ.get("EVALKIT_REAL_VIDEOS") or Path(__file__).resolve().parents[3] / "shared" / "data"
+            / "real-videos")  # the footage the tests use (EVALKIT_REAL_VIDEOS), as watermark.py reads it
 FRAMES = 16
 
 
