@@ -30,3 +30,23 @@ def check_input_folders(ap: argparse.ArgumentParser, **paths: Path | None) -> No
     for flag, path in paths.items():
         if path is not None and not Path(path).is_dir():
             ap.error(f"--{flag.replace('_', '-')} {path}: no such folder; check the path")
+
+
+def run_script(main) -> None:
+    """A benchmark script's entry: `main()`, with evalkit's one-line errors for what the user gave
+    (a missing folder, an unknown preset or detector: tracebacks before session 30), exit with
+    their code. Anything else is a bug and keeps its traceback."""
+    import sys
+
+    from evalkit.errors import EvalkitError
+
+    prog = Path(sys.argv[0]).name
+    try:
+        code = main()
+    except EvalkitError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

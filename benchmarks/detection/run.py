@@ -247,4 +247,6 @@ def _log(res: dict, md: str, cfg: TrainConfig) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchmarks.script_args import run_script
+
+    run_script(main)

@@ -109,4 +109,6 @@ def time_training(real: list[str], fake: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from benchmarks.script_args import run_script
+
+    run_script(main)

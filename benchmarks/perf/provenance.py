@@ -149,4 +149,6 @@ def _version(dist: str) -> str | None:
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks.script_args import run_script
+
+    run_script(main)

@@ -82,4 +82,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks.script_args import run_script
+
+    run_script(main)

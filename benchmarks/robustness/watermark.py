@@ -430,4 +430,6 @@ def _log_mlflow(cfg, a, table, summary, md):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from benchmarks.script_args import run_script
+
+    run_script(main)
