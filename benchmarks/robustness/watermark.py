@@ -70,6 +70,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -308,7 +309,7 @@ TARGETS = {"psnr_min": 42.0, "h264_crf23": 0.99, "h264_crf40": 0.95, "h264_crf50
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a sanity run in under a minute")
+    ap.add_argument("--quick", action="store_true", help="a sanity run: 6 clips, 200 false-positive pairs (about 3 minutes on one core)")
     ap.add_argument("--out", type=Path, help="write the markdown table here")
     ap.add_argument("--mlflow", action="store_true", help="log to MLflow (evalkit.tracking)")
     ap.add_argument("--seed", type=int, default=0)
@@ -330,6 +331,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     check_outputs(ap, out=a.out, rows=a.rows)
     check_input_folders(ap, clips=a.clips)
+    if a.sizes and not re.fullmatch(r"\d+(,\d+)*", a.sizes):
+        ap.error(f"--sizes {a.sizes!r}: give pixel sizes, comma-separated (e.g. 64,128)")
     cfg = get_config(a.preset)
     t0 = time.perf_counter()
     n_world = a.world if a.world is not None else (2 if a.quick else 8)

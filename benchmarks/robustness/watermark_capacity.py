@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -80,6 +81,9 @@ def main(argv=None) -> int:
     ap.add_argument("--crfs", default="30,40,50")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
+    for flag, v in (("sizes", a.sizes), ("crfs", a.crfs)):
+        if not re.fullmatch(r"\d+(,\d+)*", v):
+            ap.error(f"--{flag} {v!r}: give whole numbers, comma-separated")
     cfg = get_config("default")
     key = make_key("capacity study")
     rng = np.random.default_rng(a.seed)
