@@ -205,8 +205,9 @@ def paired_bootstrap_diff(a, b, statistic: Callable = np.mean, *, n_boot: int = 
     exchangeable, so the observed |difference| is ranked among those with the pairs' members
     swapped (all 2^n swaps up to n = 12, else `n_boot` random ones, counting the observed one).
     It is exact at any n: two pairs can never go below p = 0.5 (each swap pattern ties with its
-    mirror). (The percentile-inversion p used before read p = 0.001 for two pairs whose differences were 0.01 and 0.50, and half of all
-    2-pair comparisons without a true difference came out "supported".)
+    mirror). (The percentile-inversion p used before read p = 0.001 for two pairs whose
+    differences were 0.01 and 0.50, and half of all 2-pair comparisons without a true difference
+    came out "supported".)
     For the mean the interval is the bootstrap's widened to the paired t interval where that is
     wider (see `mean_ci`); for other statistics it is the bootstrap's. For n == 1 the bounds and
     p are NaN.
