@@ -140,7 +140,13 @@ def main() -> None:
     ap.add_argument("--per-prompt", type=int, default=2)
     ap.add_argument("--cache", default=None, help="baseline cache (default runs/guidance-baseline-PxN.pkl)")
     a = ap.parse_args()
-    kw = json.loads(a.kw)
+    try:
+        kw = json.loads(a.kw)
+    except json.JSONDecodeError as e:  # (a traceback before session 30)
+        ap.error(f"kw {a.kw!r}: not JSON ({e.msg}); give the variant's settings as a JSON object, "
+                 "e.g. '{\"s\": 2}'")
+    if not isinstance(kw, dict):
+        ap.error(f"kw {a.kw!r}: give a JSON object of settings")
     if kw.get("spacing") == "karras":
         orig = samplers.timesteps_for
         samplers.timesteps_for = lambda d, n, sp: (karras_timesteps(d, n, float(kw.get("smax", 80.0)))

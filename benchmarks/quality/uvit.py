@@ -38,7 +38,7 @@ import time
 import numpy as np
 
 from evalkit.metrics.generator_quality import QualityProbe
-from generators.base import get_generator
+from generators.base import check_spec, get_generator
 from generators.uvit.samplers import parse_guidance_interval
 
 
@@ -167,6 +167,18 @@ def main() -> None:
     a.guidance_interval = parse_guidance_interval(a.guidance_interval) if a.guidance_interval else None
     if not a.model and not a.curve:
         ap.error("give --model or --curve")
+    compare = None
+    if a.compare:  # checked before the main model's minutes of sampling, not after them
+        parts = a.compare.split(":")
+        try:
+            assert len(parts) in (2, 3, 4)
+            compare = (parts[0], int(parts[1]), float(parts[2]) if len(parts) >= 3 else a.guidance,
+                       float(parts[3]) if len(parts) == 4 else a.guidance_rescale)
+        except (AssertionError, ValueError):
+            ap.error(f"--compare takes SAMPLER:STEPS[:GUIDANCE[:RESCALE]] with numbers, got {a.compare!r}")
+    for spec in [a.model, a.against, *(a.curve or [])]:
+        if spec:
+            check_spec(spec)
     probe = QualityProbe(a.prompts, a.per_prompt, a.seed)
     sampling = dict(sampler=a.sampler, steps=a.steps, guidance=a.guidance, guidance_rescale=a.guidance_rescale,
                     guidance_interval=a.guidance_interval, precision=a.precision)
@@ -193,14 +205,9 @@ def main() -> None:
         model = get_generator(a.model, **(sampling if a.model.startswith("uvit:") else {}))
         out["falls_probe"] = {"model": fall_probe(model.generate, a.falls, a.seed),
                               "world": fall_probe(get_generator("world").generate, a.falls, a.seed)}
-    if a.compare:
-        parts = a.compare.split(":")
-        if len(parts) not in (2, 3, 4):
-            ap.error(f"--compare takes SAMPLER:STEPS[:GUIDANCE[:RESCALE]], got {a.compare!r}")
-        other = get_generator(a.model, sampler=parts[0], steps=int(parts[1]),
-                              guidance=float(parts[2]) if len(parts) >= 3 else a.guidance,
-                              guidance_rescale=float(parts[3]) if len(parts) == 4 else a.guidance_rescale,
-                              guidance_interval=(a.guidance_interval if a.compare_interval is None
+    if compare is not None:
+        other = get_generator(a.model, sampler=compare[0], steps=compare[1], guidance=compare[2],
+                              guidance_rescale=compare[3], guidance_interval=(a.guidance_interval if a.compare_interval is None
                                                  else parse_guidance_interval(a.compare_interval)),
                               precision=a.precision)
         out["compare"] = paired_with(other, probe, res)
