@@ -68,16 +68,22 @@ def _still_error(source, frames: int, what: str) -> BadInputError:
                          "remove it from the folder")
 
 
-def _preflight(folder, what: str) -> None:
+def _preflight(folder, what: str, first_frames_only: bool = False) -> None:
     """Stop before any work at a file the run would stop at later: every header read (cheap),
     so a broken file or a one-frame still at the end of a folder of HD recordings, or in the
-    reference, is named at once rather than after minutes of scoring."""
+    reference, is named at once rather than after minutes of scoring. `first_frames_only`: the
+    run decodes only a clip's first frames (the reference, for FVD's backbone), so a clip over
+    the frame limit is no reason to stop (a 21,120-frame reference was refused for it)."""
+    from dataclasses import replace
+
     from evalkit.video import VideoLimits, probe_video
 
     if not Path(folder).exists():
         raise MissingResourceError(f"{folder}: no such folder of clips ({what}); check the path")
     folder, records = clip_set(folder)
     limits = VideoLimits.from_env().without_decode_budget()  # an HD clip is read reduced
+    if first_frames_only:
+        limits = replace(limits, max_frames=1 << 62)
     for rec in records:
         try:
             if probe_video(Path(folder) / rec["file"], limits=limits).frames == 1:
@@ -284,7 +290,7 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     if skipped is None:  # without --skip-unreadable the first bad file stops the run: find it first
         _preflight(candidates, "candidates")
         if video_bb is not None:
-            _preflight(reference, "reference")
+            _preflight(reference, "reference", first_frames_only=True)
     for c in _iter(candidates, "candidates", progress, skipped=skipped):
         row = {"id": c.meta["record"]["id"]}
         if c.meta["shrink"] > 1:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from evalkit.cli import main
@@ -416,3 +417,20 @@ def test_short_clips_same_name_pairs_and_nothing_to_score(folders, tmp_path, cap
     assert len(ids) == 6 == len(set(ids))
     assert res["metrics"]["clip_retrieval_top1"]["protocol"]["candidates"] == str(pair)
     assert res["metrics"]["clip_retrieval_top1"]["protocol"]["n_prompts"] == len({r["prompt"] for r in recs})
+
+
+def test_a_reference_longer_than_the_frame_limit_is_read_to_the_backbones_length(folders, tmp_path, monkeypatch):
+    """FVD reads a reference clip's first 16 frames; the header check before the run refused a
+    reference clip over the frame limit all the same (a 21,120-frame film, session 30)."""
+    from evalkit.video import read_video, write_video
+
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for i, f in enumerate(sorted((folders / "ref" / "clips").glob("*.mp4"))[:4]):
+        c = read_video(f)
+        write_video(ref / f"long-{i}.mp4", np.concatenate([c.frames] * 3), fps=c.fps)  # 48 frames
+    monkeypatch.setenv("EVALKIT_MAX_FRAMES", "40")
+    out = tmp_path / "s.json"
+    assert main(["score", str(folders / "world"), "--reference", str(ref), "--metrics", "fvd", "--json", str(out),
+                 "--no-mlflow"]) == 0
+    assert json.loads(out.read_text())["metrics"]["fvd"]["n"] > 0
