@@ -71,14 +71,17 @@ def detectors_list():
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--detector", "name", default=None, help="Detector name (default: default).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per file.")
-def detect(files, name, as_json):
+@click.option("--windows", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Also judge this many evenly spaced windows across each whole video and report where "
+              "it reads generated (the decision stays the first window's).")
+def detect(files, name, as_json, windows):
     """Calibrated probability that each video is generated, the threshold and the decision.
     Exit 3 if a file is not there, else 2 if any file is unreadable."""
     from detectors.predict import detect_files
     from evalkit.safe_text import printable  # a file name with a newline printed a forged row
     from evalkit.clipset import expand_folders
 
-    rows = detect_files(expand_folders(files), name)
+    rows = detect_files(expand_folders(files), name, windows=windows)
     said = next((r["detector"].get("calibration_warnings") for r in rows
                  if (r.get("detector") or {}).get("calibration_warnings")), None)
     for w in said or []:  # a detector calibrated on too few clips: its verdicts rest on that
@@ -96,6 +99,12 @@ def detect(files, name, as_json):
                        f"p_generated {r['p_generated']:.3f} (generated at >= {r['threshold']:.3f}"
                        + (f", real under {below:.3f}" if below is not None else "") + f") -> {r['decision']}"
                        + (f" (abstains: {ood})" if ood else "") + judged))
+            later = [w for w in r.get("windows", [])[1:] if w["p_generated"] >= r["threshold"]]
+            if later:  # the verdict is the first window's; say where else the video reads generated
+                w = max(later, key=lambda w: w["p_generated"])
+                click.echo(f"  {len(later)} later window(s) read generated, e.g. frames {w['frames'][0]}-"
+                           f"{w['frames'][1]} p_generated {w['p_generated']:.3f}; the decision above rests on the "
+                           "first window")
     code = (EXIT_MISSING if any(r.get("missing") for r in rows) else
             EXIT_BAD_INPUT if any(r.get("error") for r in rows) else 0)
     raise click.exceptions.Exit(code)

@@ -540,6 +540,27 @@ def test_detect_cli_json_bad_file_and_unknown_name(in_trained, folders, tmp_path
     assert out.count("\n") == 1 and "ok\\nfake.mp4" in out
 
 
+def test_detect_windows_show_generated_footage_after_a_real_lead_in(in_trained, folders, tmp_path, capsys):
+    """The verdict rests on the first 16 frames, so a real lead-in before generated footage read
+    real with nothing to say otherwise; `--windows N` judges N windows across the video and names
+    where it reads generated (session 30), the decision unchanged."""
+    import numpy as np
+
+    from evalkit.cli import main
+    from evalkit.video import read_video, write_video
+
+    real, fake = folders
+    lead, tail = read_video(real / "clips/c001.mp4"), read_video(fake / "clips/c000.mp4")
+    spliced = write_video(tmp_path / "spliced.mp4", np.concatenate([lead.frames, tail.frames]), fps=lead.fps)
+    assert main(["detect", str(spliced), "--detector", "unit", "--windows", "2", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["decision"] == "real" and [w["frames"] for w in row["windows"]] == [[0, 15], [16, 31]]
+    assert row["windows"][0]["p_generated"] == pytest.approx(row["p_generated"])
+    assert row["windows"][1]["decision"] == "generated"
+    assert main(["detect", str(spliced), "--detector", "unit", "--windows", "2"]) == 0
+    assert "1 later window(s) read generated, e.g. frames 16-31" in capsys.readouterr().out
+
+
 def test_verify_reports_the_detector(in_trained, folders):
     from detectors.registry import load_detector
     from evalkit.provenance.verify import verify_file
