@@ -1,10 +1,11 @@
 """Record a lent-GPU session's training run in MLflow, back on a machine with a store.
 
-    python benchmarks/gpu/log_to_mlflow.py DIR
+    python benchmarks/gpu/log_to_mlflow.py DIR [--weights NAME.safetensors]
 
-DIR holds what `benchmarks/gpu/session.sh` brought back: small-gpu.safetensors (its metadata has
-the train config), metrics.jsonl (the metrics `train()` would have logged, with their steps),
-bench.jsonl and env.txt (logged as artifacts). One run in experiment `evalkit-generator-train`,
+DIR holds what `benchmarks/gpu/session.sh` or `recipe.sh` brought back: the weights (default
+small-gpu.safetensors; a recipe's stage export such as 01-whole-clips.safetensors; its metadata has
+the train config), their metrics (NAME.metrics.jsonl beside them, else DIR/metrics.jsonl: what
+`train()` would have logged, with their steps), bench.jsonl and env.txt (logged as artifacts). One run in experiment `evalkit-generator-train`,
 as `evalkit generator train` makes; prints its id.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir", type=Path)
+    ap.add_argument("--weights", default="small-gpu.safetensors", help="the export in DIR to record")
     a = ap.parse_args()
 
     import mlflow
@@ -27,7 +29,7 @@ def main() -> None:
     from evalkit import tracking
     from evalkit.hashing import sha256_file
 
-    weights = a.dir / "small-gpu.safetensors"
+    weights = a.dir / a.weights
     if not weights.is_file():
         raise SystemExit(f"log_to_mlflow: {weights}: no such weights file; give the session's $OUT folder")
     with safe_open(str(weights), "pt") as f:
@@ -35,11 +37,13 @@ def main() -> None:
     tracking._quiet_store_setup()
     exp = tracking._experiment_id(MlflowClient(), "evalkit-generator-train")
     # both optional: a run under 100 steps logs no metrics.jsonl; env.txt names the device if there
-    metrics, env = a.dir / "metrics.jsonl", a.dir / "env.txt"
+    metrics, env = weights.with_suffix(".metrics.jsonl"), a.dir / "env.txt"
+    if not metrics.is_file():
+        metrics = a.dir / "metrics.jsonl"
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
     env_lines = env.read_text().splitlines() if env.is_file() else []
     device = env_lines[2].split(",")[0] if len(env_lines) > 2 else "unknown"
-    with mlflow.start_run(experiment_id=exp, run_name="uvit-small-gpu",
+    with mlflow.start_run(experiment_id=exp, run_name=f"uvit-{weights.stem}",
                           tags={**tracking.run_tags(json.loads(meta["train_config"])["seed"]),
                                 "device": device}) as run:
         mlflow.log_params(tracking.flatten_params({"train": json.loads(meta["train_config"]),

@@ -13,19 +13,7 @@ INIT=$(realpath "$1"); MINUTES=${2:-4.5}; BENCH_S=${3:-220}
 cd "$(dirname "$0")/../.."  # the repository root, wherever the call is made from
 [ -f "$INIT" ] || { echo "session.sh: $INIT: no such weights file" >&2; exit 3; }
 OUT=$(realpath -m "${OUT:-runs/gpu-out}"); mkdir -p "$OUT"
-# the project's interpreter where it travelled with the tree, else the machine's
-PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-"$PY" -c "import torch" 2>/dev/null || { echo "session.sh: $PY has no torch; set PYTHON=..." >&2; exit 3; }
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-# open_clip (the generator's tokenizer) and its two small needs travel as wheels in .whl/
-if [ -d .whl ]; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=$PYTHONPATH:/tmp/site
-fi
-{ date -u; nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv; nproc;
-  "$PY" -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.version.cuda)"; } \
-  > "$OUT/env.txt" 2>&1
-cat "$OUT/env.txt"
+. benchmarks/gpu/setup.sh || exit 3
 status=0
 timeout $("$PY" -c "print(int(60 * $MINUTES + 90))") "$PY" benchmarks/gpu/train_small.py \
   --init-from "$INIT" --out-dir /tmp/gpu-train --minutes "$MINUTES" 2>&1 | tee "$OUT/train.log" \

@@ -155,7 +155,9 @@ def _check_resume(out: Path, tc) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True)
 @click.option("--until", help="Stop after this stage.")
-def generator_recipe(name, out_dir, device, precision, until):
+@click.option("--smoke", is_flag=True,
+              help="Every stage for 2 steps only, in a folder of its own: checks the whole recipe runs here.")
+def generator_recipe(name, out_dir, device, precision, until, smoke):
     """Train a recorded lineage of stages with one command (no NAME: list the recipes); run it
     again to continue an interrupted one."""
     from generators.uvit.recipes import RECIPES, run_recipe
@@ -173,10 +175,11 @@ def generator_recipe(name, out_dir, device, precision, until):
         from generators.training import pick_device
 
         pick_device(device)  # no CUDA here: said now, not after the text stage has trained
-    record = run_recipe(name, out_dir, device=device, precision=precision, until=until, echo=click.echo)
+    record = run_recipe(name, out_dir, device=device, precision=precision, until=until, echo=click.echo, smoke=smoke)
     final = record["final"]
-    click.echo(f"recipe {name}: {len(record['stages'])} stages done in {out_dir}; weights {out_dir / final}"
-               if final else f"recipe {name}: {len(record['stages'])} stages done in {out_dir}")
+    kind = " (smoke run: not weights to use)" if smoke else ""
+    click.echo(f"recipe {name}: {len(record['stages'])} stages done in {out_dir}{kind}; weights {out_dir / final}"
+               if final else f"recipe {name}: {len(record['stages'])} stages done in {out_dir}{kind}")
 
 
 @generator.command("pretrain-text")
@@ -187,7 +190,10 @@ def generator_recipe(name, out_dir, device, precision, until):
 @click.option("--lr", type=float, default=1e-3, show_default=True, callback=positive)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Text-encoder weights (.safetensors).")
-def generator_pretrain_text(preset, data, steps, batch_size, lr, seed, out):
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--data-workers", type=click.IntRange(min=0), default=None,
+              help="Processes rendering steps ahead (default: none on a CPU, as generator train).")
+def generator_pretrain_text(preset, data, steps, batch_size, lr, seed, out, device, data_workers):
     """Pre-train the U-ViT's own text encoder contrastively against its training clips (a stage
     before `generator train --text-init OUT --freeze-text`)."""
     from generators.uvit.configs import get_config
@@ -198,7 +204,7 @@ def generator_pretrain_text(preset, data, steps, batch_size, lr, seed, out):
     get_config(preset)
     check_writable(check_output_file(out, "text.safetensors"))
     s = pretrain_text(TextPretrainConfig(preset=preset, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                                         data=data), out)
+                                         data=data), out, device=device, data_workers=data_workers)
     click.echo(f"text encoder for uvit:{preset}: {out} (held-out caption retrieval top-1 "
                f"{s['held_out_retrieval_top1']:.2f} of {s['held_out_n']}, chance {s['chance']:.3f}; {s['seconds']:.0f} s)")
 

@@ -22,6 +22,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -90,17 +91,34 @@ def retrieval_accuracy(text_feat: torch.Tensor, clip_feat: torch.Tensor, prompts
     return sum(prompts[j] == prompts[i] for i, j in enumerate(best)) / len(prompts)
 
 
-def pretrain_text(tc: TextPretrainConfig, out, progress: bool = True) -> dict:
+def text_batch(source: ClipSource, batch_size: int, step: int) -> tuple[torch.Tensor, list[str]]:
+    """Step `step`'s clips in model space [B, T, C, H, W] and their captions: a pure function of
+    (source seed, step), so workers can make steps ahead in any order (generators/prefetch.py)."""
+    items = [source.get(step * batch_size + j) for j in range(batch_size)]
+    return to_model_space(torch.stack([v for v, _ in items])), [p for _, p in items]
+
+
+def pretrain_text(tc: TextPretrainConfig, out, progress: bool = True, *, device: str = "cpu",
+                  data_workers: int | None = None) -> dict:
     """Train the preset's text encoder contrastively on `tc.data`; write its weights (safetensors,
-    keys as in `TextEncoder.state_dict()`) to `out` and return the run's summary."""
+    keys as in `TextEncoder.state_dict()`) to `out` and return the run's summary. `device` and
+    `data_workers` (processes rendering steps ahead; default as `generator train`'s: none on a
+    CPU) change where it runs, not what it computes (up to the device's rounding)."""
     from tqdm.auto import tqdm
 
+    from generators.prefetch import Prefetcher
+    from generators.training import pick_device
+
+    from .train import default_data_workers
+
+    dev = pick_device(device)
     cfg: UViTConfig = get_config(tc.preset)
     torch.manual_seed(tc.seed)
     text = TextEncoder(cfg)
     video = ClipVideoEncoder(cfg.channels, tc.embed_dim)
     head = nn.Linear(cfg.text_width, tc.embed_dim)
     logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's initial temperature
+    text, video, head, logit_scale = text.to(dev), video.to(dev), head.to(dev), nn.Parameter(logit_scale.data.to(dev))
     params = [*text.parameters(), *video.parameters(), *head.parameters(), logit_scale]
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=0.0)
     source = ClipSource(tc.data, cfg, tc.seed)
@@ -108,34 +126,35 @@ def pretrain_text(tc: TextPretrainConfig, out, progress: bool = True) -> dict:
     t0, cpu0 = time.perf_counter(), time.process_time()
     bar = tqdm(range(tc.steps), desc=f"pretrain text {cfg.name}", unit="step", disable=None if progress else True)
     losses = []
-    for step in bar:
-        items = [source.get(step * tc.batch_size + j) for j in range(tc.batch_size)]
-        prompts = [p for _, p in items]
-        x = to_model_space(torch.stack([v for v, _ in items]))
-        same = torch.tensor([[p == q for q in prompts] for p in prompts])
-        for g in opt.param_groups:  # warm-up, then cosine to zero
-            g["lr"] = tc.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / tc.steps))
-        loss = info_nce(pooled_text(text, head, text.tokenize(prompts)), video(x), logit_scale, same)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        if bar.disable and progress and (step + 1) % 100 == 0:  # no terminal: a plain line instead of a bar
-            print(f"pretrain text {cfg.name}: step {step + 1}/{tc.steps}, loss {losses[-1]:.3f}",
-                  file=sys.stderr, flush=True)
+    workers = default_data_workers(dev) if data_workers is None else data_workers
+    with Prefetcher(partial(text_batch, source, tc.batch_size), 0, tc.steps, workers) as batches:
+        for step in bar:
+            x, prompts = batches.get(step)
+            same = torch.tensor([[p == q for q in prompts] for p in prompts], device=dev)
+            for g in opt.param_groups:  # warm-up, then cosine to zero
+                g["lr"] = tc.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / tc.steps))
+            loss = info_nce(pooled_text(text, head, text.tokenize(prompts)), video(x.to(dev)),
+                            logit_scale, same)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if bar.disable and progress and (step + 1) % 100 == 0:  # no terminal: a plain line instead of a bar
+                print(f"pretrain text {cfg.name}: step {step + 1}/{tc.steps}, loss {losses[-1]:.3f}",
+                      file=sys.stderr, flush=True)
     text.eval(), video.eval()
     with torch.no_grad():
         prompts = [p for _, p in held_out]
         tf = pooled_text(text, head, text.tokenize(prompts))
-        vf = video(to_model_space(torch.stack([v for v, _ in held_out])))
+        vf = video(to_model_space(torch.stack([v for v, _ in held_out])).to(dev))
         acc = retrieval_accuracy(tf, vf, prompts)
     summary = {"preset": cfg.name, "steps": tc.steps, "batch_size": tc.batch_size, "lr": tc.lr, "seed": tc.seed,
-               "data": tc.data, "final_loss": sum(losses[-20:]) / len(losses[-20:]),
+               "data": tc.data, "device": dev.type, "final_loss": sum(losses[-20:]) / len(losses[-20:]),
                "held_out_retrieval_top1": acc, "held_out_n": len(held_out), "chance": 1 / len(held_out),
                "seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": round(time.process_time() - cpu0, 1)}
-    tensors = {k: v.detach().float().contiguous() for k, v in text.state_dict().items()}
+    tensors = {k: v.detach().float().cpu().contiguous() for k, v in text.state_dict().items()}
     meta = {"format": "evalkit-uvit-text-v1", "preset": cfg.name, "summary": json.dumps(summary)}
     save_safetensors_atomic(tensors, meta, out)
     return summary

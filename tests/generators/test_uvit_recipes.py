@@ -148,3 +148,56 @@ def test_lineage_never_takes_a_file_for_its_own_warm_start():
     hist = lineage("generators/uvit/weights/small-gpu.safetensors")
     assert [s["file"] for s in hist["stages"]] == ["small-gpu.safetensors"]
     assert hist["steps"] == 2600 and not hist["complete"]
+
+
+def test_smoke_run_cuts_every_stage_and_keeps_its_own_folder(tmp_path):
+    """--smoke runs each stage for two steps at its real settings (a check before a lent GPU's
+    minutes are spent), and its folder can never be taken for, or continued as, a full run's."""
+    from generators.uvit.recipes import SMOKE_STEPS, smoke_version
+
+    cut = smoke_version(RECIPES["small-gpu"])
+    assert [s.steps for s in cut.stages] == [SMOKE_STEPS] * len(cut.stages)
+    assert [s.train.get("max_steps") for s in cut.stages] == [s.train.get("max_steps") for s in RECIPES["small-gpu"].stages]
+    out = tmp_path / "smoke"
+    record = run_recipe("tiny", out, smoke=True, progress=False, log_mlflow=False, metrics_jsonl=True,
+                        echo=lambda *_: None)
+    assert record["smoke"] is True and record["final"] == "02-b.safetensors"
+    # stage a's real schedule stops at step 3, b's runs 2 steps: both cut to the smoke length
+    assert [v["steps"] for v in record["stages"].values()] == [2, 2, 2]
+    assert train_config(out / "01-a.safetensors")["max_steps"] == 8  # the stage's own schedule, cut short
+    with pytest.raises(BadInputError, match="smoke run"):
+        run_recipe("tiny", out, progress=False, log_mlflow=False)
+    full = tmp_path / "full"
+    run_recipe("tiny", full, until="text", progress=False, log_mlflow=False, echo=lambda *_: None)
+    with pytest.raises(BadInputError, match="full run"):
+        run_recipe("tiny", full, smoke=True, progress=False, log_mlflow=False)
+
+
+def test_small_recipe_is_valid_and_reads_its_pretrained_text():
+    """The planned uvit:small recipe (one GPU call, from scratch): every stage makes a valid config,
+    the denoiser starts from the frozen pre-trained text encoder, and its totals are what its
+    description promises."""
+    r = RECIPES["small"]
+    text, denoiser = r.stages
+    assert text.text is not None and text.text["preset"] == "small"
+    assert denoiser.use_text and denoiser.train["freeze_text"]
+    cfg = TrainConfig(**denoiser.train).model_config()
+    assert cfg.name == "small" and cfg.mix_ffn and cfg.head_channels == 16 and cfg.snr_shift == 4.0
+    assert r.totals()["denoiser_clips"] == 384_000 and "6,000" in r.description
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["small", "small-gpu"])
+def test_real_recipes_run_end_to_end_as_smoke_runs(tmp_path, name):
+    """Every stage of the real recipes runs here, two steps each (a few minutes on a CPU)."""
+    record = run_recipe(name, tmp_path / name, smoke=True, progress=False, log_mlflow=False, echo=lambda *_: None)
+    assert len(record["stages"]) == len(RECIPES[name].stages) and record["final"]
+
+
+def test_recipe_writes_each_stage_metrics_for_a_machine_without_mlflow(tmp_path, monkeypatch):
+    one = Recipe("one", "", (Stage("a", {"preset": "tiny", "batch_size": 2, "max_steps": 25, "warmup_steps": 2,
+                                         "log_every_steps": 25, "sample_every_steps": 10**9}),))
+    monkeypatch.setitem(RECIPES, "one", one)
+    run_recipe("one", tmp_path, progress=False, log_mlflow=False, metrics_jsonl=True, echo=lambda *_: None)
+    rows = [json.loads(line) for line in (tmp_path / "00-a.metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [25] and rows[0]["loss"] > 0

@@ -122,3 +122,17 @@ def test_contrastive_pretraining_learns_and_a_frozen_encoder_stays_frozen(tmp_pa
                  "--out", str(tmp_path / "cli.safetensors")]) == 0
     assert main(["generator", "pretrain-text", "--preset", "nope", "--out", str(tmp_path / "x.safetensors")]) == 2
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_text_pretraining_is_the_same_with_data_workers(tmp_path):
+    """Steps made ahead in worker processes (as on a GPU) train exactly what inline steps train."""
+    from safetensors.torch import load_file
+
+    from generators.uvit.text_pretrain import TextPretrainConfig, pretrain_text
+
+    tc = TextPretrainConfig(preset="tiny", steps=3, batch_size=8)
+    a = pretrain_text(tc, tmp_path / "a.safetensors", progress=False, data_workers=0)
+    b = pretrain_text(tc, tmp_path / "b.safetensors", progress=False, data_workers=1)
+    assert a["final_loss"] == b["final_loss"]
+    wa, wb = load_file(tmp_path / "a.safetensors"), load_file(tmp_path / "b.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
