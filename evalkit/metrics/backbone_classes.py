@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from evalkit.errors import BadInputError
+from evalkit.metrics.base import check_video_values
 from evalkit.metrics.world_clip import clip_pixels
 
 I3D_FRAMES = 16
@@ -30,7 +31,8 @@ I3D_CALL = {"rescale": False, "resize": False, "return_features": True}
 
 
 def as_videos(videos) -> torch.Tensor:
-    """float32 [B, T, 3, H, W] in [0, 1] from float (clamped) or uint8 (/ 255) input."""
+    """float32 [B, T, 3, H, W] in [0, 1] from float (clamped; far outside [0, 1] refused, as any
+    integer dtype but uint8: `base.check_video_values`) or uint8 (/ 255) input."""
     if not isinstance(videos, torch.Tensor):
         videos = torch.as_tensor(videos)
     if videos.ndim != 5 or videos.shape[2] != 3:
@@ -39,10 +41,7 @@ def as_videos(videos) -> torch.Tensor:
         raise ValueError(f"empty videos {tuple(videos.shape)}")
     if videos.dtype == torch.uint8:
         return videos.float().div(255.0)
-    x = videos.detach().float()
-    if not torch.isfinite(x).all():
-        raise ValueError("videos hold NaN or infinite values; fix the generator output first")
-    return x.clamp(0.0, 1.0)
+    return check_video_values(videos).clamp(0.0, 1.0)
 
 
 def temporal_crop(videos: torch.Tensor, frames: int) -> tuple[torch.Tensor, str]:

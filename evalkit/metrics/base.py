@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
@@ -20,11 +21,36 @@ from torchmetrics import Metric
 from evalkit.metrics.stats import Estimate, mean_ci
 
 
+# A float video may overshoot [0, 1] a little (a decoder's or sampler's ringing; it is clamped),
+# but not by this much: values beyond it mean another convention, which clamping would turn into
+# confident nonsense (0-255 floats read as a white frozen clip, a [-1, 1] model output lost half its range).
+RANGE_SLACK = 0.1
+
+
+def check_video_values(x: torch.Tensor) -> torch.Tensor:
+    """The float videos `x` as float32, refused with one line where their dtype or range is not
+    the [0, 1] convention (uint8 is handled by the callers: it is 0-255 by definition)."""
+    if x.dtype == torch.bool or not (x.is_floating_point() or x.dtype == torch.uint8):
+        raise ValueError(f"videos of dtype {str(x.dtype).replace('torch.', '')}: give uint8 (0-255) or float in "
+                         "[0, 1]; cast 0-255 integers with .to(torch.uint8)")
+    x = x.detach().float()
+    if x.numel() and not torch.isfinite(x).all():
+        raise ValueError("videos hold NaN or infinite values; fix the generator output first")
+    if x.numel():
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
+            raise ValueError(f"float videos range over [{lo:.3g}, {hi:.3g}]; expected [0, 1]: map a [-1, 1] model "
+                             "output with (x + 1) / 2, divide 0-255 floats by 255 (or give uint8)")
+    return x
+
+
 def videos_to_uint8(videos) -> np.ndarray:
     """float [B, T, C, H, W] in [0, 1] (C == 3) -> uint8 [B, T, H, W, C] by round(clamp(x) * 255).
 
     A uint8 tensor/array already in [B, T, C, H, W] is only permuted. Rounding (not truncation)
-    matches `Clip.from_tensor`, so float -> uint8 -> float -> uint8 is a fixed point.
+    matches `Clip.from_tensor`, so float -> uint8 -> float -> uint8 is a fixed point. Float values
+    more than RANGE_SLACK outside [0, 1], and integer dtypes other than uint8, are refused
+    (`check_video_values`).
     """
     if isinstance(videos, np.ndarray):
         videos = torch.from_numpy(videos)
@@ -33,10 +59,19 @@ def videos_to_uint8(videos) -> np.ndarray:
         raise ValueError(f"expected videos [B, T, 3, H, W], got shape {shape}")
     x = videos.detach()
     if x.dtype != torch.uint8:
-        if not torch.isfinite(x).all():
-            raise ValueError("videos hold NaN or infinite values; fix the generator output first")
-        x = x.float().clamp(0, 1).mul(255).round().to(torch.uint8)
+        x = check_video_values(x).clamp(0, 1).mul(255).round().to(torch.uint8)
     return x.permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()  # [B, T, H, W, C]
+
+
+def keep_out_of_compute_groups(metric: Metric, **config) -> None:
+    """Give `metric` a state whose name is its class and configuration, so that a MetricCollection
+    never puts it in one compute group with a metric that only looks alike. torchmetrics groups
+    metrics whose states have the same names and equal values after the first update, then updates
+    one of them for all: WarpingError and TemporalHFRatio (both 0 on a frozen first batch), or two
+    CLIPAlignment clamps, then reported each other's values. The state is empty and costs nothing."""
+    key = repr((type(metric).__qualname__, sorted((k, repr(v)) for k, v in config.items())))
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    metric.add_state(f"group_key_{digest}", default=torch.zeros(0, dtype=torch.float64), dist_reduce_fx="sum")
 
 
 def as_frames(frames, min_frames: int = 2) -> np.ndarray:
@@ -86,12 +121,15 @@ class PerClipMetric(Metric):
 
     is_differentiable = False
     full_state_update = False  # update never reads the accumulated state: merge_state is allowed
+    value_bounds: tuple[float, float] | None = None  # the range a per-clip score can take (for its CI)
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, group_config: dict | None = None, **kwargs: Any) -> None:
+        """group_config: the subclass's settings that change its scores (`keep_out_of_compute_groups`)."""
         super().__init__(**kwargs)
         self.add_state("total", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("values", default=[], dist_reduce_fx="cat")
+        keep_out_of_compute_groups(self, **(group_config or {}))
 
     def score_clip(self, frames: np.ndarray) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -125,5 +163,8 @@ class PerClipMetric(Metric):
         return cat_state(self.values).numpy().astype(np.float64)
 
     def compute_with_ci(self, n_boot: int = 2000, seed: int | None = 0, confidence: float = 0.95) -> Estimate:
-        """Mean with a percentile bootstrap CI over clips (`stats.mean_ci`); n is the clip count."""
-        return mean_ci(self.per_clip(), n_boot=n_boot, seed=seed, confidence=confidence)
+        """Mean with the interval `evalkit score` gives it (`stats.mean_ci` within `value_bounds`:
+        bootstrap widened to Student's t; Wilson's where no clip differs); n is the clip count."""
+        if self.count == 0:
+            raise RuntimeError(f"{type(self).__name__}.compute_with_ci() called before any update()")
+        return mean_ci(self.per_clip(), bounds=self.value_bounds, n_boot=n_boot, seed=seed, confidence=confidence)

@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
 
-from evalkit.metrics.base import cat_state
-from evalkit.metrics.stats import Estimate, bootstrap_ci, proportion_ci
+from evalkit.metrics.base import cat_state, keep_out_of_compute_groups
+from evalkit.metrics.stats import Estimate, mean_ci, proportion_ci
 
 DEFAULT_NUM_FRAMES = 8
 CLAMPS = ("frame", "mean")
@@ -134,8 +134,26 @@ def _resolve_backbone(backbone):
     if backbone is None or isinstance(backbone, str):
         from evalkit.metrics.backbones import DEFAULT_CLIP_BACKBONE, get_backbone
 
-        return get_backbone(backbone or DEFAULT_CLIP_BACKBONE)
+        name = backbone or DEFAULT_CLIP_BACKBONE
+        backbone = get_backbone(name)
+    else:
+        name = type(backbone).__name__
+    return _check_clip_backbone(backbone, name)
+
+
+def _check_clip_backbone(backbone, name: str):
+    if not all(callable(getattr(backbone, m, None)) for m in ("encode_video_frames", "encode_text")):
+        raise ValueError(f"backbone {name}: not a CLIP backbone (it has no encode_video_frames and encode_text); "
+                         "give world-clip, an open_clip name such as ViT-B-32, or an object with both")
     return backbone
+
+
+def _check_prompts(prompts) -> list[str]:
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    bad = next((i for i, p in enumerate(prompts) if not isinstance(p, str)), None)
+    if bad is not None:
+        raise ValueError(f"prompt {bad} is {type(prompts[bad]).__name__}, not text; give one string per clip")
+    return prompts
 
 
 def clip_alignment(videos=None, prompts: Sequence[str] | None = None, backbone=None, *, frame_embeds=None,
@@ -198,11 +216,13 @@ class CLIPAlignment(Metric):
         self.num_frames = int(num_frames)
         self._named = backbone is None or isinstance(backbone, str)
         self._backbone_spec = backbone if self._named else None
-        self._backbone = None if self._named else backbone
+        self._backbone = None if self._named else _check_clip_backbone(backbone, type(backbone).__name__)
         self.add_state("total", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         for name in ("values", "clip_embeds", "text_embeds", "prompt_keys"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
+        spec = backbone or "default" if self._named else f"{type(backbone).__qualname__}@{id(backbone)}"
+        keep_out_of_compute_groups(self, backbone=spec, num_frames=self.num_frames, clamp=self.clamp)
 
     @property
     def backbone(self):
@@ -220,7 +240,7 @@ class CLIPAlignment(Metric):
                text_embeds=None) -> None:
         if prompts is None:
             raise ValueError("CLIPAlignment.update needs the prompts (one per clip)")
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        prompts = _check_prompts(prompts)
         if frame_embeds is None:
             if videos is None:
                 raise ValueError("give videos or frame_embeds")
@@ -266,12 +286,16 @@ class CLIPAlignment(Metric):
         return cat_state(self.values).numpy().astype(np.float64)
 
     def compute_with_ci(self, n_boot: int = 2000, seed: int | None = 0, confidence: float = 0.95) -> Estimate:
-        """CLIPScore with a percentile bootstrap CI over clips (the clamp applied inside each replicate
-        for clamp="mean"); n is the clip count."""
+        """CLIPScore with the interval `evalkit score` gives it (`stats.mean_ci`: the bootstrap widened
+        to Student's t, within the score's range); for clamp="mean" the interval of the unclamped
+        mean, clamped at 0 as the value is (a monotone map keeps its coverage); n is the clip count."""
         self._check()
-        clamp = self.clamp
-        return bootstrap_ci(self.per_clip(), lambda a, axis=-1: aggregate(a, clamp, axis), n_boot=n_boot,
-                            seed=seed, confidence=confidence)
+        per = self.per_clip()
+        if self.clamp == "frame":
+            return mean_ci(per, bounds=(0.0, 100.0), n_boot=n_boot, seed=seed, confidence=confidence)
+        est = mean_ci(per, bounds=(-100.0, 100.0), n_boot=n_boot, seed=seed, confidence=confidence)
+        return Estimate(max(est.value, 0.0), max(est.ci_low, 0.0), max(est.ci_high, 0.0), est.n, est.method,
+                        est.confidence)
 
     def retrieval_with_ci(self, confidence: float = 0.95) -> dict[str, Estimate]:
         """{"top1", "top5"}: hit rates with Wilson intervals (clips treated as independent trials;

@@ -241,6 +241,7 @@ class TemporalFlicker(PerClipMetric):
     """Mean VBench temporal-flickering score over clips (higher is better, 1.0 = frozen)."""
 
     higher_is_better = True
+    value_bounds = (0.0, 1.0)
 
     def score_clip(self, frames: np.ndarray) -> float:
         return temporal_flicker_score(frames)
@@ -254,10 +255,11 @@ class WarpingError(PerClipMetric):
     """Mean motion-compensated warping error over clips (lower is better); see `warping_error`."""
 
     higher_is_better = False
+    value_bounds = (0.0, 1.0)
 
     def __init__(self, method: str = "farneback", reduction: str = "mse", max_pairs: int | None = MAX_WARP_PAIRS,
                  **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(group_config=dict(method=method, reduction=reduction, max_pairs=max_pairs), **kwargs)
         self.method, self.reduction, self.max_pairs = method, reduction, max_pairs
 
     def score_clip(self, frames: np.ndarray) -> float:
@@ -276,9 +278,10 @@ class TemporalHFRatio(PerClipMetric):
     """Mean temporal high-frequency energy ratio over clips (lower is better); see `temporal_hf_ratio`."""
 
     higher_is_better = False
+    value_bounds = (0.0, 1.0)
 
     def __init__(self, cutoff: float = 0.25, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(group_config=dict(cutoff=cutoff), **kwargs)
         self.cutoff = cutoff
 
     def score_clip(self, frames: np.ndarray) -> float:

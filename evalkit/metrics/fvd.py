@@ -222,9 +222,11 @@ def kvd_with_ci(real_feats, fake_feats, n_boot: int = 200, seed: int | None = 0,
     less variance; equal to it when the subsets are the whole sets). Resampling with replacement
     duplicates samples, which the estimator then counts as distinct pairs; the recentred interval
     (see `two_sample_bootstrap`) removes that shift. Cost: n_boot kernel matrices of N1 + N2 samples."""
-    f1 = as_features(real_feats, "real")
+    f1, f2 = as_features(real_feats, "real"), as_features(fake_feats, "fake")
+    if min(len(f1), len(f2)) < 2:
+        raise ValueError(f"the unbiased MMD needs at least 2 samples per set, got {len(f1)} real and {len(f2)} fake")
     g = 1.0 / f1.shape[1] if gamma is None else float(gamma)
-    return two_sample_bootstrap(f1, fake_feats, lambda a, b: _mmd2_unbiased(a, b, degree, g, coef0),
+    return two_sample_bootstrap(f1, f2, lambda a, b: _mmd2_unbiased(a, b, degree, g, coef0),
                                 n_boot, seed, confidence)
 
 
@@ -242,8 +244,23 @@ class _FeatureMetric(Metric):
 
     def __init__(self, feature_extractor: Callable | None = None, num_features: int | None = None, **kwargs):
         super().__init__(**kwargs)
+        if feature_extractor is not None and not callable(feature_extractor):
+            raise ValueError(f"feature_extractor: a {type(feature_extractor).__name__} is not callable; give a "
+                             "function of videos [B, T, 3, H, W] -> features [B, D] (e.g. a video backbone)")
         self.feature_extractor = feature_extractor
         self.num_features = num_features
+
+    def merge_state(self, incoming_state) -> None:
+        other = getattr(incoming_state, "num_features", self.num_features)
+        if isinstance(incoming_state, Metric) and other != self.num_features:
+            raise ValueError(f"cannot merge a {type(self).__name__} of num_features={other} into one of "
+                             f"{self.num_features}: their features come from different extractors")
+        super().merge_state(incoming_state)
+
+    def forward(self, *args, **kwargs) -> None:
+        """Accumulate only (as update): one batch holds one of the two sets, so it has no distance of
+        its own. torchmetrics' forward would compute one, fail, and leave the state emptied."""
+        self.update(*args, **kwargs)
 
     def _features(self, x) -> torch.Tensor:
         x = torch.as_tensor(x)

@@ -136,6 +136,12 @@ def object_presence(frames, prompt, *, tracker: TrackerConfig = DEFAULT_TRACKER,
 
 
 def _as_list(x, n: int, name: str) -> list:
+    """One value for all n videos, or one per video: a sequence, or a 1-D tensor or array (what a
+    DataLoader's collate makes of per-sample values)."""
+    if isinstance(x, (torch.Tensor, np.ndarray)):
+        if x.ndim > 1:
+            raise ValueError(f"{name}: expected one value or a 1-D sequence, got shape {tuple(x.shape)}")
+        x = x.tolist()
     if isinstance(x, (str, dict)) or not isinstance(x, Sequence):
         return [x] * n
     if len(x) != n:
@@ -154,10 +160,11 @@ class PhysicsPlausibility(PerClipMetric):
     """
 
     higher_is_better = True
+    value_bounds = (0.0, 1.0)
 
     def __init__(self, tolerances: PhysicsTolerances = DEFAULT_TOLERANCES,
                  tracker: TrackerConfig = DEFAULT_TRACKER, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(group_config=dict(tolerances=tolerances, tracker=tracker), **kwargs)
         self.tolerances, self.tracker = tolerances, tracker
         self.add_state("law_pass", default=torch.zeros(len(LAWS), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("law_n", default=torch.zeros(len(LAWS), dtype=torch.float64), dist_reduce_fx="sum")

@@ -61,6 +61,8 @@ def motion_mask_metrics(generated, real, *, downscale: int = 4, threshold: float
     As Physics-IQ: masks from the full-size frames, then frames and masks resized to 1/`downscale`
     (bilinear; masks re-binarised at one half).
     """
+    if isinstance(downscale, bool) or int(downscale) != downscale or downscale < 1:
+        raise ValueError(f"downscale must be a whole number >= 1 (Physics-IQ uses 4), got {downscale!r}")
     g, r = as_frames(generated, min_frames=2), as_frames(real, min_frames=2)
     if g.shape[1:] != r.shape[1:]:
         raise ValueError(f"generated {g.shape[1:3]} and real {r.shape[1:3]} frames differ in size; "
