@@ -227,3 +227,35 @@ def test_signing_a_generated_clip_again_as_a_capture_cannot_launder_it(signed):
     r = verify_file(remux(signed["res"].path, tmp / "stripped.mkv"), wm_key=key)
     assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
     assert any("also registered for as-capture.mp4 (digitalCapture" in x for x in r["reasons"])
+
+
+def test_a_capture_joined_to_a_generated_clip_of_similar_footage_is_not_a_capture(signed, tmp_path, real_videos_dir):
+    """Two clips of real footage at one size, one signed as a capture and one as generated, joined
+    half and half: their mean picture is close enough to either clip's to "match" (about 0.26),
+    so no part was looked for, the second mark was never read, and with the capture first the
+    whole video read as a capture. The matching half is now named, and the other half's mark
+    (registered as AI-generated) makes the join conflicting signals."""
+    key, signer = signed["key"], signed["signer"]
+    cam = read_video(real_videos_dir / "carphone_pristine.mp4", max_frames=92).frames[60:92]
+    bikes = read_video(real_videos_dir / "bikes.mp4", max_frames=132).frames[100:132]
+    gen = np.stack([cv2.resize(f, (cam.shape[2], cam.shape[1]), interpolation=cv2.INTER_AREA) for f in bikes])
+    cap = sign_file(write_video(tmp_path / "cap.mp4", cam, fps=30.0, crf=0), tmp_path / "cap.signed.mp4", signer,
+                    source_type="capture", watermark=True, wm_key=key)
+    ai = sign_file(write_video(tmp_path / "ai.mp4", gen, fps=30.0, crf=0), tmp_path / "ai.signed.mp4", signer,
+                   watermark=True, wm_key=key, generator={"name": "uvit", "version": "small"})
+    c, a = read_video(cap.path).frames, read_video(ai.path).frames
+    joined = write_video(tmp_path / "capture-then-ai.mp4", np.concatenate([c, a]), fps=30.0, crf=18)
+    whole = registry.compare(registry.thumbnail(registry.picture_as_read(c, None)[0]),
+                             registry.picture_as_read(read_video(joined).frames, None)[0])
+    assert whole["content"] == "match" and whole["difference"] > registry.PART_LOOK  # the case that hid the join
+    r = verify_file(joined, wm_key=key)
+    assert r["watermark"]["payload"] == cap.payload and r["watermark"]["registry"]["frames"] == [0, 32]
+    assert [m["payload"] for m in r["watermark"]["other_marks"]] == [ai.payload]
+    assert r["verdict"] == "conflicting signals"
+    assert any("registered as AI-generated" in x and "not a capture" in x for x in r["reasons"]), r["reasons"]
+    # the other order was already called generated; it now names the capture half too
+    r = verify_file(write_video(tmp_path / "ai-then-capture.mp4", np.concatenate([a, c]), fps=30.0, crf=18),
+                    wm_key=key)
+    assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
+    assert r["watermark"]["registry"]["frames"] == [0, 32]
+    assert [m["payload"] for m in r["watermark"]["other_marks"]] == [cap.payload]

@@ -129,3 +129,19 @@ def test_a_miss_on_tiny_frames_is_called_weak_evidence(tmp_path):
 
 def unmarked_64px():
     return make_clip("test", 7, 5, WorldConfig(frames=8, size=64)).frames
+
+
+def test_a_payload_near_the_embedded_one_is_not_confirmed():
+    """A manifest naming the embedded payload with one bit flipped was confirmed (p 1.8e-26) from
+    the head of the codeword, which the two payloads share; the tail (the keyed check) is now
+    required to agree on its own, and it agrees with another payload only by chance."""
+    key = make_key("near")
+    payload = bytes.fromhex("0123456789abcdef")
+    marked = embed(make_clip("test", 0, 7, WorldConfig(frames=24, size=128, fps=8.0)).frames, payload, key)
+    true = confirm_payload(marked, key, payload)
+    assert true.detected and true.payload == payload and true.geometry["tail_p_value"] < 1e-10
+    for bit in (0, 32, 63):
+        near = bytearray(payload)
+        near[bit // 8] ^= 0x80 >> (bit % 8)
+        d = confirm_payload(marked, key, bytes(near))
+        assert not d.detected and d.payload is None and d.geometry["tail_p_value"] > 1e-2, (bit, d.geometry)

@@ -26,7 +26,8 @@ Verdicts (the vocabulary; `reasons` are short sentences explaining which signals
   watermark found, or that claims a camera capture while carrying an evalkit watermark it does
   not bind (or that the registry holds as AI-generated); or no
   manifest and a payload the soft-binding registry (`registry`) holds for another picture (a
-  mark copied onto this video, or an edit past recognition).
+  mark copied onto this video, or an edit past recognition); or a capture (signed, or its mark
+  registered as one) joined to a stretch that carries another mark not registered as a capture.
 * `ai-generated (watermark only, manifest stripped)`: no manifest, but the evalkit watermark
   is present (the manifest was removed, e.g. by re-encoding or remuxing).
   `capture (watermark only, manifest stripped)` when the soft-binding registry holds the payload
@@ -287,6 +288,14 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
             verdict = "unknown"
             if wm["checked"]:
                 reasons.append("No evalkit watermark found.")
+    generated = [o for o in wm.get("other_marks") or [] if _mark_of_generation(o)]
+    if generated and verdict in (CAPTURE_STRIPPED, "capture (signed)"):
+        # a registered capture joined to footage that carries a mark of generation: not a capture
+        verdict = "conflicting signals"
+        o = generated[0]
+        reasons.append(f"Frames {o['frames'][0]}-{o['frames'][1] - 1} carry another evalkit mark, "
+                       + ("registered as AI-generated" if o.get("registered") else "not registered as a capture")
+                       + ": the capture was joined to generated footage, so the whole video is not a capture.")
     if not wm["checked"]:
         reasons.append(notes.pop(0) if notes else "The watermark was not checked.")
     if p is None and not det.get("name"):
@@ -302,6 +311,13 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
             reasons.append(f"The detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
     reasons += notes
     return verdict, [r if r.endswith(".") else r + "." for r in (s[0].upper() + s[1:] for s in reasons)]
+
+
+def _mark_of_generation(other: dict) -> bool:
+    """Whether a second mark found in a joined video speaks for generation: evalkit marks what it
+    generates, so any mark but one registered with a capture claim does."""
+    t = other.get("registered_source_type")
+    return not (isinstance(t, str) and canonical_source_type(t) in CAPTURE_SOURCE_TYPES)
 
 
 def _registered_type(reg: dict | None) -> str | None:

@@ -277,6 +277,11 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
             if part:  # the marked clip is a part of this video: is another mark in the rest?
                 other = other_mark(clip.frames, part, key, wm["payload"])
                 if other:
+                    from evalkit.provenance.registry import lookup
+
+                    rec = lookup(other["payload"], key.fingerprint, registry)
+                    other["registered_source_type"] = ((rec or {}).get("manifest") or {}).get("digital_source_type")
+                    other["registered"] = rec is not None
                     wm["other_marks"] = [other]
                     notes.append(f"Frames {other['frames'][0]}-{other['frames'][1] - 1} carry another evalkit mark "
                                  f"(payload {other['payload']}, p-value {other['p_value']:.1e}): two marked videos "

@@ -30,11 +30,29 @@ from evalkit.provenance.wm_scheme import (WatermarkConfig, WatermarkInputError, 
                                           get_config, payload_to_bits)
 
 
-def codeword_log_p(c: Candidate, cfg: WatermarkConfig, code: np.ndarray) -> tuple[float, float]:
+# The code bits after the payload's last trellis step depend on the keyed check (and, through the
+# recursive encoder's state, on every payload bit), so another payload's codeword agrees with them
+# only by chance, however close the payloads are. A named payload is confirmed only where that tail
+# alone also agrees beyond chance (p under TAIL_P): a manifest naming a payload one bit away from
+# the embedded one was confirmed at p 1.8e-26 from the shared head of the codeword (session 31).
+TAIL_P = 1e-2
+
+
+def tail_code_bits(n_info: int, payload_bits: int) -> np.ndarray:
+    """bool [code bits]: which code bits (in emission order) come from trellis steps at or after
+    the end of the payload, i.e. from the keyed check and the termination."""
+    return DEFAULT_CODE.order(n_info) // DEFAULT_CODE.n_out >= payload_bits
+
+
+def codeword_log_p(c: Candidate, cfg: WatermarkConfig, code: np.ndarray,
+                   only: np.ndarray | None = None) -> tuple[float, float]:
     """(log of the Chernoff bound on the correlation with `code` under the null, the share of
-    the candidate's code-bit carriers whose sign agrees with it)."""
+    the candidate's code-bit carriers whose sign agrees with it); `only`: a bool mask over the
+    code bits to count (all by default)."""
     llr = coefficient_llrs(c, cfg)
     act = c.plan.codebit >= 0
+    if only is not None:
+        act &= np.where(act, only[np.maximum(c.plan.codebit, 0)], False)
     llr, sgn = llr[act], 1.0 - 2.0 * code[c.plan.codebit[act]]
     nz = llr != 0
     stat = float(np.sum(llr * sgn))
@@ -44,8 +62,10 @@ def codeword_log_p(c: Candidate, cfg: WatermarkConfig, code: np.ndarray) -> tupl
 
 def confirm_payload(frames: np.ndarray, key, payload: bytes, config: WatermarkConfig | str | None = None) -> Detection:
     """Whether `frames` (uint8 [T, H, W, 3]) carry the mark of `key` with this `payload` (8 to 32
-    bytes). `detected` means p_value < the config's threshold; `payload` is the one tested when
-    detected; `geometry` names the read and `code_agreement` the share of agreeing carriers."""
+    bytes). `detected` means p_value < the config's threshold and the codeword's tail (the part
+    no other payload shares, `TAIL_P`) agrees too; `payload` is the one tested when detected;
+    `geometry` names the read, `code_agreement` the share of agreeing carriers and `tail_p_value`
+    the tail's own bound."""
     frames = check_frames(frames)
     cfg = get_config(config)
     key = as_key(key)
@@ -68,12 +88,14 @@ def confirm_payload(frames: np.ndarray, key, payload: bytes, config: WatermarkCo
         return Detection(False, None, 1.0, 0.0, np.zeros(8 * len(payload)), geometry={"method": "known payload"})
     log_p, agree, name, c = best
     p = min(1.0, tests * math.exp(log_p))
-    detected = p < cfg.p_threshold
+    tail_p = min(1.0, math.exp(codeword_log_p(c, cfg, code, tail_code_bits(info.size, 8 * len(payload)))[0]))
+    detected = p < cfg.p_threshold and tail_p < TAIL_P
     geometry = {"method": "known payload", "view": name, "grid": c.g, "profile": c.prof, "crop": c.crop,
-                "gain": round(c.gain, 4), "tests": tests, "code_agreement": round(agree, 4)}
+                "gain": round(c.gain, 4), "tests": tests, "code_agreement": round(agree, 4),
+                "tail_p_value": tail_p}
     return Detection(detected=detected, payload=payload if detected else None, p_value=p,
                      bit_confidence=2 * agree - 1, bits=np.zeros(8 * len(payload)), p_payload=p,
                      geometry=geometry)
 
 
-__all__ = ["confirm_payload", "codeword_log_p"]
+__all__ = ["confirm_payload", "codeword_log_p", "tail_code_bits", "TAIL_P"]
