@@ -142,6 +142,12 @@ def _is_stream(path: Path) -> bool:
         link.parts[:2] == ("/", "proc") or str(link).startswith("/dev/fd/") for link in _links(path))
 
 
+def is_stdout(path) -> bool:
+    """Whether an output path names this process's standard output ("-", /dev/stdout or a link to
+    its descriptor): a command writing its results there prints nothing else on it."""
+    return str(path) == "-" or _own_fd(Path(path)) == 1
+
+
 def _own_fd(path: Path) -> int | None:
     """N where `path` links (through any chain) to this process's /proc/self/fd/N or /dev/fd/N."""
     for link in (path, *_links(path)):

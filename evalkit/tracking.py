@@ -309,11 +309,14 @@ def _quiet_store_setup() -> None:
     """MLflow announces creating and migrating its SQLite tables at INFO on every new store;
     that is noise on a user's terminal. Warnings and errors still show."""
     import logging
+    import sys
 
     for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.WARNING)
+    if not sys.stderr.isatty():  # progress bars on a terminal only: a log file got "Downloading artifacts: 0%|"
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from evalkit.atomic import check_not_input, check_output_file, write_atomic
+from evalkit.atomic import is_stdout, check_not_input, check_output_file, write_atomic
 from evalkit.commands.options import SEED, positive
 from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
 
@@ -47,7 +47,8 @@ def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_b
         rest = ",".join(n for n in names if n != "fvd")
         raise BadInputError("--metrics includes fvd (the default): give --reference REAL (a folder of real clips)"
                             + (f", or score without it: --metrics {rest}" if rest else ""))
-    if json_file is not None:  # before the work, not after it
+    json_only = json_file is not None and is_stdout(json_file)  # the JSON alone on stdout, the table on stderr
+    if json_file is not None and not json_only:  # before the work, not after it
         check_not_input(check_output_file(json_file, "scores.json"), [candidates, reference, i3d, clip_weights],
                         "--json")
     try:
@@ -61,16 +62,31 @@ def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_b
     if json_file is not None:
         from evalkit.tracking import _jsonable
 
-        write_atomic(json_file, json.dumps(_jsonable(result), indent=1))
+        text = json.dumps(_jsonable(result), indent=1)
+        if json_only:
+            click.echo(text)
+        else:
+            write_atomic(json_file, text)
     for name, m in result["metrics"].items():
-        ci = (f"[{m['ci_low']:.4g}, {m['ci_high']:.4g}]"
+        ci = (f"[{_num(m['ci_low'], m)}, {_num(m['ci_high'], m)}]"
               if all(isinstance(m.get(k), (int, float)) and math.isfinite(m[k]) for k in ("ci_low", "ci_high"))
               else "(no CI: n too small)" if (m.get("n") or 0) < 2 else "(no CI)")
-        click.echo(f"{name:<44} {m['value']:>10.4g} {ci:<24} n={m['n']}")
+        click.echo(f"{name:<44} {_num(m['value'], m):>10} {ci:<24} n={m['n']}", err=json_only)
     for w in result["warnings"]:
         click.echo(f"evalkit: warning: {w}", err=True)
     if "mlflow_run_id" in result:
-        click.echo(f"MLflow run {result['mlflow_run_id']} in experiment 'evalkit-score'")
+        click.echo(f"MLflow run {result['mlflow_run_id']} in experiment 'evalkit-score'", err=json_only)
+
+
+def _num(x, m: dict) -> str:
+    """A number of the table: 4 significant digits, or more where that would show a real interval
+    as a point ("1 [1, 1]" for 0.99996 [0.99996, 0.99997])."""
+    lo, hi = m.get("ci_low"), m.get("ci_high")
+    digits = 4
+    if all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi)) and lo != hi:
+        while digits < 12 and f"{lo:.{digits}g}" == f"{hi:.{digits}g}":
+            digits += 1
+    return f"{x:.{digits}g}" if isinstance(x, (int, float)) else str(x)
 
 
 @click.group()

@@ -48,7 +48,7 @@ def world_test_prompts(n: int, seed: int = 0, config: WorldConfig | None = None,
 def fall_probe(sample: Callable[[list[str], list[int]], list[Clip]], n: int = 48, seed: int = 0) -> dict:
     """Issue 3's fall target with an N worth a CI: `n` world test fall prompts, one sample each
     (the main probe holds only ~6 fall clips). Falls moving down, objects present, physics pass."""
-    from generators.base import sample_seed
+    from evalkit.seeds import sample_seed
 
     prompts = world_test_prompts(n, seed, kind="fall")
     q = clips_quality(sample(prompts, [sample_seed(seed, 10_000 + i, 0) for i in range(n)]))
@@ -139,7 +139,7 @@ class QualityProbe:
                  backbone: str = "world-video-encoder"):
         from evalkit.metrics.backbones import get_backbone
         from evalkit.metrics.fvd import fvd_with_ci
-        from generators.base import sample_seed
+        from evalkit.seeds import sample_seed
 
         cfg = WorldConfig()
         prompts = world_test_prompts(n_prompts, seed, cfg)

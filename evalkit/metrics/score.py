@@ -7,6 +7,8 @@ size, the candidates' generation settings). Per-clip values go to "per_clip".
 
 from __future__ import annotations
 
+import json
+
 from collections import Counter
 from pathlib import Path
 
@@ -123,13 +125,25 @@ def generation_protocol(clips) -> dict:
     """The candidates' generation settings when they all share them (else "mixed")."""
     out = {}
     for key in ("model", "weights_sha256", "sampler", "steps", "guidance", "guidance_convention"):
-        vals = {str(c.meta["record"].get(key)) for c in clips if c.meta["record"].get(key) is not None}
+        # compared as JSON, kept as given: steps 20 stays a number (it read "20")
+        vals = {json.dumps(v, sort_keys=True, default=str) for c in clips
+                if (v := c.meta["record"].get(key)) is not None}
         if vals:
-            out[key] = vals.pop() if len(vals) == 1 else "mixed"
+            out[key] = json.loads(vals.pop()) if len(vals) == 1 else "mixed"
     sizes = Counter((c.num_frames, *c.size) for c in clips)
     out["frames_size"] = [list(k) for k in sizes]
-    out["seeds"] = sorted({c.meta["record"].get("seed") for c in clips if c.meta["record"].get("seed") is not None})[:50]
+    seeds = {json.dumps(v, default=str): v for c in clips if (v := c.meta["record"].get("seed")) is not None}
+    # an index may give a seed as text ("1"): ordered numbers first, then the rest by their text
+    listed = sorted(seeds.values(), key=lambda v: (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool)
+                    else (1, 0, str(v)))
+    out["seeds"], out["n_seeds"] = listed[:MAX_SEEDS_LISTED], len(listed)
+    if len(listed) > MAX_SEEDS_LISTED:
+        out["seeds_note"] = (f"the first {MAX_SEEDS_LISTED} of {len(listed)} distinct seeds; every clip's seed is "
+                             "in its index line")
     return out
+
+
+MAX_SEEDS_LISTED = 50
 
 
 def _unlisted(candidates) -> list[str]:
@@ -182,9 +196,18 @@ def _fvd(fake: np.ndarray, real: np.ndarray, prompts: list[str], bb, base: dict)
                                                     "prompt's samples' features, mean over prompts (n = prompts)"})
     if min(len(real), len(fake)) > 3:  # k-NN radii need more than k samples a set
         p, r = precision_recall_with_ci(real, fake, k=3)
+        pr_proto = {**proto, "k": 3}
+        if min(len(real), len(fake)) < PR_RELIABLE_N:
+            # measured: 64 control:noise clips had precision 1.0 against a 64-clip world reference
+            # (three real clips' radii then cover the noise), 0 against 256
+            pr_proto["note"] = (f"k-NN manifolds of under {PR_RELIABLE_N} clips a set are coarse: their radii can "
+                                "cover clips unlike any real one (precision 1 for noise against 64 reference clips)")
         for name, est in (("precision", p), ("recall", r)):
-            out[name] = _entry(est, {**proto, "k": 3})
+            out[name] = _entry(est, pr_proto)
     return out
+
+
+PR_RELIABLE_N = 256  # precision/recall below this many clips a set carry a note (score also warns)
 
 
 def _clip(frame_embeds, text_embeds, prompts: list[str], bb, base: dict, rows: list[dict]) -> dict:
@@ -395,6 +418,14 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
         f = out["fvd"]
         warnings.append(f"FVD from N={f['n']} clips (CI [{f['ci_low']:.4g}, {f['ci_high']:.4g}]) is strongly "
                         f"biased below about {STABLE_FVD_N}; compare FVDs only at equal N and backbone")
+    if "fvd" in out and "precision" not in out:
+        warnings.append(f"precision and recall were not computed: their k-NN radii (k = 3) need more than 3 clips "
+                        f"in each set, got {out['fvd']['n']} candidates and {out['fvd']['protocol'].get('n_reference')} "
+                        "reference clips")
+    elif "precision" in out and min(out["precision"]["n"], out["recall"]["n"]) < PR_RELIABLE_N:
+        warnings.append(f"precision and recall from {out['precision']['n']} candidate and {out['recall']['n']} "
+                        f"reference clips: k-NN manifolds under {PR_RELIABLE_N} clips a set are coarse (64 noise "
+                        "clips read precision 1 against 64 world clips); compare them only at equal N")
     for what in ("candidates", "reference"):
         gone = [k for k in skipped or [] if k["set"] == what]
         if gone:

@@ -434,3 +434,36 @@ def test_a_reference_longer_than_the_frame_limit_is_read_to_the_backbones_length
     assert main(["score", str(folders / "world"), "--reference", str(ref), "--metrics", "fvd", "--json", str(out),
                  "--no-mlflow"]) == 0
     assert json.loads(out.read_text())["metrics"]["fvd"]["n"] > 0
+
+
+def test_design_contract_json_alone_on_stdout_seeds_of_any_type_and_pr_intervals(folders, tmp_path, capsys):
+    """Session 31's DESIGN audit: `--json -` (or /dev/stdout) mixed the table into the JSON and
+    `-` wrote a file named "-"; a seed written as text in an index was an internal error after
+    all the scoring; precision and recall of a few clips read "1 [1, 1]" and were dropped
+    without a word under 4 clips."""
+    import shutil
+
+    from evalkit.metrics.precision_recall import precision_recall_with_ci
+
+    cand = tmp_path / "cand"
+    shutil.copytree(folders / "world", cand)
+    lines = (cand / "index.jsonl").read_text().splitlines()
+    recs = [json.loads(x) for x in lines]
+    recs[0]["seed"] = "1"  # text, as a hand-written index may have it
+    (cand / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    capsys.readouterr()
+    assert main(["score", str(cand), "--reference", str(folders / "ref"), "--metrics", "fvd,flicker",
+                 "--json", "-", "--no-mlflow"]) == 0
+    out, err = capsys.readouterr()
+    res = json.loads(out)  # nothing but the JSON on stdout
+    assert not (tmp_path / "-").exists() and "flicker" in err  # the table went to stderr
+    gen = res["metrics"]["flicker"]["protocol"]["generation"]
+    assert gen["n_seeds"] == len(gen["seeds"]) and "1" in gen["seeds"]
+    assert any("precision and recall from 16 candidate" in w for w in res["warnings"])
+    p = res["metrics"]["precision"]
+    assert p["protocol"]["ci"].startswith("bootstrap-recentred-2sample+wilson") and "note" in p["protocol"]
+    # all six fake clips inside the real manifold: no longer a point
+    g = np.random.default_rng(0)
+    real = g.normal(size=(40, 4))
+    prec, rec = precision_recall_with_ci(real, real[:6] * 0.5, k=3)
+    assert prec.value == 1.0 and prec.ci_low < 0.7 and prec.ci_high == 1.0
