@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from evalkit.clip import Clip
 from evalkit.clipset import ClipFolderWriter
+from evalkit.seeds import sample_seed  # noqa: F401 (re-exported: generators sample with it)
 from evalkit.errors import BadInputError, MissingResourceError, path_is
 
 MAX_PROMPT_CHARS = 1000
@@ -210,11 +210,6 @@ def get_generator(spec: str, **options) -> Generator:
 
         return DiffusersGenerator(arg, **options)
     raise AssertionError(f"check_spec passed {spec!r}, which no generator takes")  # SPEC_KINDS out of step
-
-
-def sample_seed(seed: int, prompt_index: int, k: int) -> int:
-    """The seed of sample k of prompt i in a run with base `seed` (independent streams)."""
-    return int(np.random.SeedSequence([seed, prompt_index, k]).generate_state(1)[0] >> 1)
 
 
 def _prompt_id(p: Prompt, i: int) -> str:
