@@ -11,11 +11,34 @@ from pathlib import Path
 import torch
 
 
+def weights_target(path) -> Path:
+    """Where a weights file given as `path` is written: a link's target (the link stays a link;
+    renamed over, it became a file and its target kept the old weights), never a device, FIFO or
+    socket (renamed over as root, /dev/null became a 3 MB file)."""
+    from evalkit.errors import BadInputError
+
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        what = "a folder" if path.is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise BadInputError(f"{path}: is {what}; give a file name for the weights")
+    return path.resolve() if path.is_symlink() else path
+
+
+def _remove_stale_partials(path: Path) -> None:
+    """Temporary files of writers killed mid-write (kill -9), whose process is gone: a `base`
+    checkpoint's is GBs, and nothing else would ever remove it."""
+    for tmp in path.parent.glob(f".{path.name}.partial-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+            tmp.unlink(missing_ok=True)
+
+
 def torch_save_atomic(payload: dict, path) -> Path:
     """`torch.save` to a hidden temporary name in the same folder, then rename: a run killed
     mid-write never leaves half a checkpoint where the next resume would look."""
-    path = Path(path)
+    path = weights_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(path)
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         torch.save(payload, tmp)
@@ -78,8 +101,9 @@ def save_safetensors_atomic(tensors: dict, metadata: dict, out) -> Path:
     the same bytes), to a hidden temporary name beside `out`, then rename."""
     from safetensors.torch import save_file
 
-    out = Path(out)
+    out = weights_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(out)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata=metadata)

@@ -19,8 +19,12 @@ same way for all of them:
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,36 @@ from generators.checkpoints import load_failure, save_safetensors_atomic, torch_
 EXPERIMENT = "evalkit-generator-train"
 # TrainConfig fields that do not change the trained weights: left out of an export's metadata
 BOOKKEEPING = ("max_minutes", "checkpoint_every_steps", "log_every_steps", "device")
+
+
+@contextmanager
+def deferred_interrupts():
+    """Ctrl-C (SIGINT) and `kill` (SIGTERM) arriving inside the block take effect at its end: an
+    optimiser step interrupted half-way left a checkpoint whose weights had moved and whose step
+    counter had not, and the resume applied that step again (2 of 7 killed runs, session 31). The
+    process's own handlers are restored and called after the block; outside the main thread (where
+    handlers cannot be set) the block runs as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in signals}
+    for s in signals:
+        signal.signal(s, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    for s in dict.fromkeys(held):  # each signal once, in the order it came, to the handler it was meant for
+        h = previous[s]
+        if callable(h):
+            h(s, None)
+        elif h == signal.SIG_DFL and s == signal.SIGINT:
+            raise KeyboardInterrupt
+        elif h == signal.SIG_DFL:
+            os.kill(os.getpid(), s)
 
 
 def pick_device(name: str) -> torch.device:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import click
@@ -88,9 +90,12 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
     from generators.uvit.train import TrainConfig, train
 
     get_config(preset)  # an unknown preset fails here, before anything is written
+    from generators.checkpoints import weights_target
+
     out = check_writable(check_output_file(out or evalkit_home() / "models" / f"uvit-{preset}.pt", f"{preset}.pt"))
-    if warmup_steps < 0 or min_snr_gamma < 0:
-        raise BadInputError("--warmup-steps and --min-snr-gamma must be >= 0")
+    weights_target(out)  # a device (/dev/null) is refused as one, not as "no such checkpoint"
+    if warmup_steps < 0 or not min_snr_gamma >= 0 or math.isinf(min_snr_gamma):  # NaN trained NaN weights
+        raise BadInputError("--warmup-steps and --min-snr-gamma must be finite numbers >= 0")
     overrides = {k: v for k, v in (("snr_shift", snr_shift), ("mix_ffn", mix_ffn), ("head_channels", head_channels))
                  if v}  # unset: the preset's
     tc = TrainConfig(preset=preset, overrides=overrides,
@@ -113,7 +118,7 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
 
         hook = training_quality_hook(quality_every_minutes)
     state = train(tc, out, on_checkpoint=hook)
-    click.echo(f"trained uvit:{preset} to step {state.step} ({state.clips_seen} clips, "
+    click.echo(f"trained uvit:{state.net.cfg.name} to step {state.step} ({state.clips_seen} clips, "
                f"{state.seconds / 60:.1f} min); checkpoint {out}")
 
 
@@ -203,10 +208,32 @@ def generator_pretrain_text(preset, data, steps, batch_size, lr, seed, out, devi
         raise BadInputError(f"pretrain-text applies to the U-ViT presets only, not to {preset}")
     get_config(preset)
     check_writable(check_output_file(out, "text.safetensors"))
+    _check_text_out(out)
     s = pretrain_text(TextPretrainConfig(preset=preset, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                                          data=data), out, device=device, data_workers=data_workers)
     click.echo(f"text encoder for uvit:{preset}: {out} (held-out caption retrieval top-1 "
                f"{s['held_out_retrieval_top1']:.2f} of {s['held_out_n']}, chance {s['chance']:.3f}; {s['seconds']:.0f} s)")
+
+
+def _check_text_out(out: Path) -> None:
+    """pretrain-text writes a .safetensors text encoder: over a training checkpoint, notes or a
+    device it replaced them (a 16 MB checkpoint became a text encoder; /dev/null a file)."""
+    from generators.checkpoints import weights_target
+
+    weights_target(out)
+    if out.suffix != ".safetensors":
+        raise BadInputError(f"--out {out}: the text encoder is a .safetensors file; name it so")
+    if out.is_file():
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(out), framework="pt") as f:
+                ours = (f.metadata() or {}).get("format") == "evalkit-uvit-text-v1"
+        except Exception:  # noqa: BLE001  not safetensors at all
+            ours = False
+        if not ours:
+            raise BadInputError(f"--out {out}: exists and is not a text encoder of `generator pretrain-text`; give "
+                                "a new file name (it would be overwritten)")
 
 
 @generator.command("export")

@@ -63,6 +63,10 @@ def export_weights(checkpoint, out, dtype: torch.dtype = torch.float16) -> Path:
     state, tc = load_checkpoint(checkpoint)
     tensors = {k: v.detach().to(dtype if v.is_floating_point() else v.dtype).contiguous()
                for k, v in state.ema.state_dict().items()}
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # a diverged run's weights sample black clips: not weights to ship
+        raise BadInputError(f"{checkpoint}: {len(bad)} of {len(tensors)} weight tensors hold NaN or infinite values "
+                            f"(e.g. {bad[0]}): the run diverged; resume an earlier checkpoint with a lower --lr")
     meta = {"format": "evalkit-uvit-v1", "model_config": json.dumps(state.ema.cfg.to_dict()),
             "train_config": json.dumps({k: v for k, v in tc.__dict__.items()}, default=str),
             "step": str(state.step), "clips_seen": str(state.clips_seen),

@@ -189,7 +189,8 @@ def run_recipe(name: str, out_dir, *, device: str = "auto", precision: str = "au
             record = json.loads(record_path.read_text())
         except (ValueError, UnicodeDecodeError):
             record = None
-        if not isinstance(record, dict) or not isinstance(record.get("stages"), dict):
+        if not isinstance(record, dict) or not isinstance(record.get("stages"), dict) \
+                or not all(isinstance(v, dict) for v in record["stages"].values()):
             raise BadInputError(f"{record_path}: not a recipe record; give another --out-dir")
     if record.get("recipe") != name:
         raise BadInputError(f"{out_dir} holds a run of recipe {record.get('recipe')!r}; give another --out-dir")

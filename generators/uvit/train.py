@@ -27,9 +27,9 @@ import torch
 import torch.distributed as dist
 
 from evalkit.errors import BadInputError
-from generators.checkpoints import load_failure, torch_load_checked, torch_save_atomic
+from generators.checkpoints import load_failure, torch_load_checked, torch_save_atomic, weights_target
 from generators.prefetch import Prefetcher
-from generators.training import ClipSource, pick_device
+from generators.training import ClipSource, deferred_interrupts, pick_device
 
 from .configs import UViTConfig, get_config
 from .diffusion import GaussianDiffusion
@@ -191,8 +191,16 @@ def grow_from(net: TextToVideoUViT, start: TextToVideoUViT, source: str) -> None
                             f"{unexpected[:2]}); start from a checkpoint of the same architecture")
 
 
+class TrainingDiverged(BadInputError):
+    """The loss or the weights became NaN or infinite: the settings, not the code, are at fault."""
+
+
 def save_checkpoint(state: TrainState, tc: TrainConfig, path) -> Path:
-    """Everything to resume exactly; tensors and plain data only (loads with weights_only=True)."""
+    """Everything to resume exactly; tensors and plain data only (loads with weights_only=True).
+    Weights that are no longer finite are never written over a good checkpoint."""
+    if not all(bool(torch.isfinite(p).all()) for p in state.net.parameters()):
+        raise TrainingDiverged(f"training diverged by step {state.step} (weights no longer finite); {path} keeps "
+                               "its last good checkpoint: lower --lr and resume from it")
     payload = {
         "format": "evalkit-uvit-train-v1",
         "train_config": json.dumps(asdict(tc)),
@@ -238,7 +246,9 @@ def load_checkpoint(path, device: torch.device = torch.device("cpu")) -> tuple[T
         tc_dict = json.loads(payload["train_config"])
         tc_dict["betas"] = tuple(tc_dict["betas"])
         tc = TrainConfig(**tc_dict)
-        state = build_state(tc, device)
+        # the checkpoint holds every weight: its warm-start files are history, not needed (they
+        # may have moved with the folder, or be gone)
+        state = build_state(replace(tc, init_from=None, text_init=None), device)
         if json.loads(payload["model_config"]) != state.net.cfg.to_dict():
             raise ValueError("its model config differs from its preset's")
         state.net.load_state_dict(payload["model"])
@@ -268,6 +278,9 @@ def train_step(state: TrainState, tc: TrainConfig, source: ClipSource, diffusion
     with autocast_for(tc.precision, device):
         loss = diffusion.training_loss(lambda x_t, tt: model(x_t, tt, tokens, drop=drop, **kw), x0, t, noise,
                                        min_snr_gamma=tc.min_snr_gamma, pixel_weight=pw)
+    if not torch.isfinite(loss.detach()):  # stop before the update: the weights stay those of the last good step
+        raise TrainingDiverged(f"training diverged at step {state.step} (loss {float(loss.detach())}); lower --lr "
+                               "(and check --min-snr-gamma), or resume from an earlier checkpoint")
     state.opt.zero_grad(set_to_none=True)
     loss.backward()
     if tc.grad_clip:
@@ -306,7 +319,7 @@ def train(tc: TrainConfig, out, *, resume: bool = True, progress: bool = True, l
 def _train(tc, out, resume, progress, log_mlflow, on_checkpoint, metrics_jsonl) -> TrainState:
     from tqdm.auto import tqdm
 
-    out = Path(out)
+    out = weights_target(out)  # a device or a folder is refused now, not after the training
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank, world = 0, 1
     if ddp:
@@ -349,7 +362,8 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint, metrics_jsonl) 
             if tc.max_minutes is not None and time.perf_counter() - t_start > 60 * tc.max_minutes:
                 break
             batch = inputs.get(state.step)
-            losses.append(train_step(state, tc, source, diffusion, device, model, rank, world, inputs=batch))
+            with deferred_interrupts():  # Ctrl-C or kill mid-update left a half-applied step in the checkpoint
+                losses.append(train_step(state, tc, source, diffusion, device, model, rank, world, inputs=batch))
             state.seconds = seconds0 + time.perf_counter() - t_start
             state.cpu_seconds = cpu0 + time.process_time() - cpu_start
             bar.update(1)
@@ -371,15 +385,28 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint, metrics_jsonl) 
                 t_ckpt = time.perf_counter()
             if run is not None and state.step % tc.sample_every_steps == 0:
                 _log_samples(state, run)
+    except BaseException as e:
+        failure = e
+        raise
+    else:
+        failure = None
     finally:
         inputs.close()
         bar.close()
         if rank == 0:
-            _checkpoint(state, tc, out, run, on_checkpoint, final=True)
+            if losses and not isinstance(failure, TrainingDiverged):  # the steps since the last log line
+                now = time.perf_counter()
+                _log_metrics(state, tc, losses, tc.batch_size * (state.step - log_step) / max(now - t_log, 1e-9), run,
+                             metrics_jsonl)
+            if not isinstance(failure, TrainingDiverged):
+                _checkpoint(state, tc, out, run, on_checkpoint, final=True)
+                if run is not None and failure is None and state.step % tc.sample_every_steps:
+                    _log_samples(state, run)  # every run ends with a sample grid, however short
             if run is not None:
                 import mlflow
 
-                mlflow.end_run()
+                mlflow.end_run(status="FINISHED" if failure is None else
+                               "KILLED" if isinstance(failure, KeyboardInterrupt) else "FAILED")
         if ddp:
             dist.destroy_process_group()
     return state

@@ -462,3 +462,77 @@ def test_an_unwritable_out_is_refused_before_any_training(tmp_path, monkeypatch,
         assert main(argv) == EXIT_BAD_INPUT, argv
         err = capsys.readouterr().err
         assert "cannot write here" in err and err.count("\n") == 1, err
+
+
+def test_an_interrupt_mid_step_takes_effect_after_it_and_the_resume_is_exact(tmp_path, monkeypatch):
+    """Ctrl-C or kill landing inside an optimiser step saved a checkpoint whose weights had moved
+    and whose step counter had not (2 of 7 killed runs): the resume applied that step twice. The
+    interrupt now takes effect when the step is done."""
+    import signal
+
+    import generators.uvit.train as T
+
+    tc = TrainConfig(**{**TINY.__dict__, "max_steps": 6})
+    straight = train(tc, tmp_path / "straight.pt", progress=False, log_mlflow=False)
+    real_step = T.train_step
+
+    def interrupted_inside(state, *a, **kw):
+        if state.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives before the update below
+        return real_step(state, *a, **kw)
+
+    monkeypatch.setattr(T, "train_step", interrupted_inside)
+    with pytest.raises(KeyboardInterrupt):
+        train(tc, tmp_path / "cut.pt", progress=False, log_mlflow=False)
+    monkeypatch.setattr(T, "train_step", real_step)
+    state, _ = load_checkpoint(tmp_path / "cut.pt")
+    assert state.step == 4  # the step it arrived in was finished, not half-applied
+    assert all(int(s["step"]) == 4 for s in state.opt.state_dict()["state"].values())
+    resumed = train(tc, tmp_path / "cut.pt", progress=False, log_mlflow=False)
+    assert torch.equal(params(resumed), params(straight)) and torch.equal(params(resumed.ema), params(straight.ema))
+
+
+def test_a_checkpoint_needs_no_warm_start_file_and_a_diverged_run_writes_no_weights(tmp_path):
+    train(TINY, tmp_path / "a.pt", progress=False, log_mlflow=False)
+    warm = export_weights(tmp_path / "a.pt", tmp_path / "warm.safetensors")
+    tc = TrainConfig(**{**TINY.__dict__, "max_steps": 2, "init_from": str(warm)})
+    train(tc, tmp_path / "w.pt", progress=False, log_mlflow=False)
+    warm.rename(tmp_path / "moved.safetensors")  # the folder was moved, or the file deleted
+    state, saved = load_checkpoint(tmp_path / "w.pt")  # it was "unreadable or corrupt"
+    assert state.step == 2 and saved.init_from == str(warm)
+    export_weights(tmp_path / "w.pt", tmp_path / "w.safetensors")
+    # a learning rate that blows the weights up: stopped with one line, nothing non-finite written
+    from generators.uvit.train import TrainingDiverged
+
+    wild = TrainConfig(**{**TINY.__dict__, "max_steps": 50, "lr": 1e6, "warmup_steps": 1})
+    with pytest.raises(TrainingDiverged, match="diverged"):
+        train(wild, tmp_path / "nan.pt", progress=False, log_mlflow=False)
+    if (tmp_path / "nan.pt").exists():  # a periodic checkpoint from before the divergence only
+        st, _ = load_checkpoint(tmp_path / "nan.pt")
+        assert all(bool(torch.isfinite(p).all()) for p in st.net.parameters())
+
+
+def test_weights_go_through_links_never_over_devices_and_pretrain_text_keeps_foreign_files(tmp_path, capsys):
+    from evalkit.cli import main
+
+    target = tmp_path / "target.pt"
+    train(TINY, target, progress=False, log_mlflow=False)
+    link = tmp_path / "link.pt"
+    link.symlink_to(target)
+    train(TrainConfig(**{**TINY.__dict__, "max_steps": 5}), link, progress=False, log_mlflow=False)
+    assert link.is_symlink() and load_checkpoint(target)[0].step == 5
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(BadInputError, match="not a regular file"):
+        train(TINY, fifo, progress=False, log_mlflow=False)
+    capsys.readouterr()
+    assert main(["generator", "train", "--preset", "tiny", "--out", str(fifo), "--max-steps", "1"]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+    notes = tmp_path / "notes.safetensors"
+    notes.write_text("my notes")
+    for out in (target, notes, fifo):
+        assert main(["generator", "pretrain-text", "--preset", "tiny", "--steps", "1", "--batch-size", "4",
+                     "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert ".safetensors file" in err and "not a text encoder" in err and "not a regular file" in err
+    assert notes.read_text() == "my notes" and load_checkpoint(target)[0].step == 5 and fifo.exists()
