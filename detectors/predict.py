@@ -39,14 +39,15 @@ def scan_windows(det, path: Path, n_windows: int) -> list[dict]:
     video (the first among them), each judged as `detect` judges the first. The verdict stays the
     first window's (the threshold was calibrated on one window a clip: the largest of several
     would call more real videos generated); these say where else the video reads generated, e.g.
-    generated footage spliced after a real lead-in. The video is read whole, reduced by a whole
-    factor where it is over the decode budget."""
+    generated footage spliced after a real lead-in. The video is read whole (up to the frame
+    limit), reduced by a whole factor where it is over the decode budget."""
     import numpy as np
 
-    from evalkit.video import read_video, shrink_to_fit
+    from evalkit.video import VideoLimits, read_video, shrink_to_fit
 
     k = det.protocol.frames
-    clip = read_video(path, shrink=shrink_to_fit(path))
+    most = VideoLimits.from_env().max_frames  # a longer video: windows across its first `most` frames
+    clip = read_video(path, max_frames=most, shrink=shrink_to_fit(path, max_frames=most))
     t = clip.num_frames
     starts = sorted({int(round(s)) for s in np.linspace(0, max(0, t - k), max(1, n_windows))})
     out = []
@@ -70,7 +71,9 @@ def detect_files(files, name: str | None = None, windows: int = 1) -> list[dict]
             # says how much of the video that was (a verdict is on those frames, not the rest).
             clip = read_video(Path(f), max_frames=det.protocol.frames)
             row.update(detect_clip(det, clip))
-            row["protocol"]["video_frames"] = probe_video(Path(f)).frames or None
+            # the header's count, unchecked: a video over the decode budget or the frame limit is
+            # judged on its first frames all the same (it was refused, though none of it was read)
+            row["protocol"]["video_frames"] = probe_video(Path(f), check=False).frames or None
             if windows > 1:
                 row["windows"] = scan_windows(det, Path(f), windows)
         except EvalkitError as e:

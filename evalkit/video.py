@@ -229,14 +229,17 @@ def _check_header(info: VideoInfo, limits: VideoLimits, max_frames: int | None, 
                     "if the machine has the memory")
 
 
-def probe_video(path, limits: VideoLimits | None = None) -> VideoInfo:
-    """What the header says about a video, without decoding it; checks `limits` on the header."""
+def probe_video(path, limits: VideoLimits | None = None, check: bool = True) -> VideoInfo:
+    """What the header says about a video, without decoding it; checks `limits` on the header
+    unless `check` is False (a caller that reads only part of the video, reduced if need be,
+    and wants the whole video's frame count: `detect`)."""
     p = _check_path(path)
     limits = limits or VideoLimits.from_env()
     c, s = _open(p, limits)
     with c:
         info = _info(p, c, s)
-    _check_header(info, limits, None)
+    if check:
+        _check_header(info, limits, None)
     return info
 
 
@@ -426,7 +429,7 @@ CHECK_MIN_SIDE = 360
 CHECK_MAX_FRAMES = 2048  # 82 s at 25 fps: a mark sits in every 32-frame segment
 
 
-def shrink_to_fit(path, limits: VideoLimits | None = None, min_side: int = 64) -> int:
+def shrink_to_fit(path, limits: VideoLimits | None = None, min_side: int = 64, max_frames: int | None = None) -> int:
     """The smallest whole factor k by which every frame of the video, each reduced k times (area
     average), fits the decode budget: 1 when it fits as it is. A 10-second 4K phone clip needs
     2 (7.5 GB decoded in full at 30 fps, against 4 GiB). Raises the header's one-line error when even a
@@ -437,11 +440,13 @@ def shrink_to_fit(path, limits: VideoLimits | None = None, min_side: int = 64) -
     with c:
         info = _info(p, c, s)
     n = info.frames or (round(info.duration * info.fps) if info.duration and info.fps else 0)
+    if max_frames is not None:  # only the first max_frames will be read
+        n = min(n, max_frames)
     k = 1
     while n * (info.width // k) * (info.height // k) * 3 > limits.max_decoded_bytes \
             and min(info.width, info.height) // (k + 1) >= min_side:
         k += 1
-    _check_header(info, limits, None, k)  # still over: the header's own error says what to do
+    _check_header(info, limits, max_frames, k)  # still over: the header's own error says what to do
     return k
 
 

@@ -561,6 +561,34 @@ def test_detect_windows_show_generated_footage_after_a_real_lead_in(in_trained, 
     assert "1 later window(s) read generated, e.g. frames 16-31" in capsys.readouterr().out
 
 
+def test_detect_judges_videos_over_the_decode_budget_and_the_frame_limit(in_trained, folders, tmp_path, capsys,
+                                                                          monkeypatch):
+    """detect reads 16 frames, yet refused every video over the decode budget (a 1080p video over
+    23 s) or the frame limit: the header check meant only to count the video's frames failed.
+    --windows reads such a video reduced, across its first frame-limit frames."""
+    import numpy as np
+
+    from evalkit.cli import main
+    from evalkit.video import read_video, write_video
+
+    real, fake = folders
+    tail = read_video(fake / "clips/c000.mp4")
+    big = tail.frames.repeat(4, axis=1).repeat(4, axis=2)  # 128 px: a reduction by 2 still keeps 64
+    long = write_video(tmp_path / "long.mp4", np.concatenate([big] * 3), fps=tail.fps)  # 48 frames
+    h, w = big.shape[1:3]
+    monkeypatch.setenv("EVALKIT_MAX_DECODED_BYTES", str(40 * h * w * 3))  # room for 40 frames as they are
+    assert main(["detect", str(long), "--detector", "unit", "--json", "--windows", "2"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["error"] is None and row["protocol"]["video_frames"] == 48
+    assert [x["frames"] for x in row["windows"]] == [[0, 15], [32, 47]]
+    monkeypatch.delenv("EVALKIT_MAX_DECODED_BYTES")
+    monkeypatch.setenv("EVALKIT_MAX_FRAMES", "40")
+    assert main(["detect", str(long), "--detector", "unit", "--json", "--windows", "2"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["error"] is None and row["protocol"]["video_frames"] == 48
+    assert [x["frames"] for x in row["windows"]] == [[0, 15], [24, 39]]  # across the first 40
+
+
 def test_verify_reports_the_detector(in_trained, folders):
     from detectors.registry import load_detector
     from evalkit.provenance.verify import verify_file
