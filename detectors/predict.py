@@ -78,7 +78,7 @@ def detect_files(files, name: str | None = None, windows: int = 1) -> list[dict]
                 row["windows"] = scan_windows(det, Path(f), windows)
         except EvalkitError as e:
             row["error"] = str(e)
-            if not Path(f).exists() and not Path(f).is_symlink():
-                row["missing"] = True  # a path that is not there: exit 3, as in every command
+            if not Path(f).exists():  # a path that is not there (or a link to nothing): exit 3, as in every command
+                row["missing"] = True
         rows.append(row)
     return rows

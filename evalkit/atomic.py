@@ -78,12 +78,25 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def short_name(name: str, limit: int = 150) -> str:
+    """`name` for a hidden temporary file beside it: cut, with a hash of the whole, where the
+    temporary name's additions (about 25 bytes) would pass the OS's 255 bytes a name. Otherwise a
+    name the OS takes (a 241-byte `--json` name) was refused as "File name too long"."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= limit:
+        return name
+    import hashlib
+
+    head = raw[:limit - 17].decode("utf-8", "ignore")
+    return f"{head}~{hashlib.sha1(raw).hexdigest()[:16]}"
+
+
 def check_writable(path) -> Path:
     """`path` (a file to write later, perhaps after hours of work) refused now, in one line, when
     its folder cannot be made or written: a read-only folder failed a training run at its first
     checkpoint, an internal error with the work lost."""
     path = check_parents(Path(path))
-    probe = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.probe")
+    probe = path.with_name(f".{short_name(path.name)}.{os.getpid()}.{secrets.token_hex(3)}.probe")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
@@ -104,7 +117,7 @@ def write_atomic(path, data: bytes | str) -> Path:
         _write_stream(path, payload)  # replaced /dev/null itself with a regular file)
         return path
     given, path = path, (path.resolve() if path.is_symlink() else path)  # the link stays a link
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.partial")
+    tmp = path.with_name(f".{short_name(path.name)}.{os.getpid()}.{secrets.token_hex(3)}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(payload)

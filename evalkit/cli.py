@@ -7,6 +7,7 @@ turns every user error into one line and an exit code."""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -16,7 +17,8 @@ from evalkit import __version__
 from evalkit.commands import bench, demo, detect, generator, provenance, score, world
 from evalkit.commands.detect import detectors_train  # noqa: F401  (tests call it directly)
 from evalkit.errors import (
-    EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUT_OF_MEMORY, EvalkitError, out_of_memory_message,
+    EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUT_OF_MEMORY, EvalkitError,
+    out_of_memory_message,
     path_error_message,
 )
 
@@ -43,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         # Without standalone mode click returns the code of a `click.exceptions.Exit`.
         code = cli.main(args=argv, prog_name="evalkit", standalone_mode=False)
         return code if isinstance(code, int) else 0
+    except SystemExit:
+        # click turns a broken pipe on stdout into sys.exit(1) even outside standalone mode, and 1
+        # means "a check failed" here (`verify ... | head -1` read as tampered)
+        if type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
+            return EXIT_BROKEN_PIPE
+        raise
     except click.exceptions.Exit as e:  # --help, --version
         return e.exit_code
     except click.ClickException as e:  # bad flag or value: click's message, on one line
@@ -61,8 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("evalkit: interrupted", err=True)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        return 0
+        return EXIT_BROKEN_PIPE
     except Exception as e:  # a bug in evalkit, not the user's fault, unless memory ran out
+        if isinstance(e, OSError) and e.filename is None and e.errno in (errno.ENOSPC, errno.EIO, errno.EBADF):
+            # the output stream itself (`>/dev/full`): the results are lost, so say so
+            click.echo(f"evalkit: error: cannot write the output ({e.strerror}); send stdout somewhere writable",
+                       err=True)
+            return EXIT_BAD_INPUT
         if _interrupted(e):  # SIGTERM's KeyboardInterrupt raised inside code that wrapped it
             click.echo("evalkit: interrupted", err=True)
             return EXIT_INTERRUPTED
@@ -112,6 +125,15 @@ def entry() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
+    for stream in (sys.stdout, sys.stderr):  # a Latin-1 terminal and a name in 漢字: escapes, not exit 70
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    if sys.stdout is None and len(sys.argv) > 1 and not {"-h", "--help", "--version"} & set(sys.argv):
+        # started with stdout closed (`>&-`): every result printed would be lost without a word
+        if sys.stderr is not None:
+            print("evalkit: error: standard output is closed, so the results would be lost; send it to a file "
+                  "or /dev/null", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     code = main()
     if _TERMINATED and code != EXIT_INTERRUPTED:
         # raised inside a __del__ (Python prints and ignores it) or a library that wrapped it: the

@@ -20,6 +20,7 @@ EXIT_UNAVAILABLE = 4  # the command exists in the contract but this version does
 EXIT_OUT_OF_MEMORY = 5  # the settings need more memory (RAM or GPU) than the machine has
 EXIT_INTERNAL = 70  # a bug in evalkit (EX_SOFTWARE); rerun with EVALKIT_DEBUG=1 for the traceback
 EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (`| head`): 128 + SIGPIPE, as shells report it
 
 
 class EvalkitError(Exception):

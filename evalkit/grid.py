@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from evalkit.atomic import short_name
 
 MIN_CELL = 96  # px: the smaller side of a default cell
 _BG = (32, 32, 32)  # padding and label strips
@@ -140,7 +141,7 @@ def save_png(image: np.ndarray, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Our own unique name opened with "x" (not mkstemp): the file gets the umask's permissions, not 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    tmp = path.with_name(f".{short_name(path.name)}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     try:
         with open(tmp, "xb") as fh:
             Image.fromarray(np.ascontiguousarray(a)).save(fh, format="PNG")

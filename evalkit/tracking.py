@@ -205,10 +205,10 @@ def _create_sqlite_store(uri: str) -> None:
     import contextlib
     import secrets
 
-    from evalkit.atomic import file_lock
+    from evalkit.atomic import file_lock, short_name
 
     _quiet_store_setup()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.partial")
+    tmp = path.with_name(f".{short_name(path.name)}.{os.getpid()}.{secrets.token_hex(3)}.partial")
     try:
         with file_lock(path.with_name(f".{path.name}.lock")):
             if path.exists():  # another command made it while this one waited

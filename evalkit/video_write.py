@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from evalkit.atomic import short_name
 from evalkit.clip import Clip
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.video import _check_path, _fail
@@ -86,7 +87,7 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
     rate = (fps if isinstance(fps, Fraction) else Fraction(float(fps))).limit_denominator(100_000)
     fmt = _MUXERS[p.suffix.lower()]
     # Hidden, unique, same folder (so os.replace is an atomic rename on one filesystem).
-    tmp = p.with_name(f".{p.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{p.suffix}")
+    tmp = p.with_name(f".{short_name(p.stem)}.partial-{os.getpid()}-{secrets.token_hex(4)}{p.suffix}")
     opts = {"crf": str(crf), "preset": preset} if codec in ("libx264", "libx265") else {}
     if codec == "libx264":
         # x264's bitstream depends on its thread count, which defaults to the machine's CPU

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from evalkit.atomic import short_name
 
 
 def weights_target(path) -> Path:
@@ -39,7 +40,7 @@ def torch_save_atomic(payload: dict, path) -> Path:
     path = weights_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(path)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    tmp = path.with_name(f".{short_name(path.name)}.partial-{os.getpid()}")
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
@@ -104,7 +105,7 @@ def save_safetensors_atomic(tensors: dict, metadata: dict, out) -> Path:
     out = weights_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(out)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    tmp = out.with_name(f".{short_name(out.name)}.partial-{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata=metadata)
         canonical_header(tmp)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from evalkit.atomic import check_not_input, check_output_file, check_parents
+from evalkit.safe_text import printable
 from evalkit.commands.options import guidance_scale, positive
 from evalkit.errors import BadInputError, UnavailableError
 
@@ -88,7 +89,7 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
             note = {"complete": "already complete: returned the earlier run", "resumed": "resumed an incomplete run",
                     "new": "new run"}[r.status]
             where = f"clips and bundle in {r.folder}" if r.folder is not None else "no clips on disk"
-            click.echo(f"{spec}: MLflow run {r.run_id} ({note}); {where}")
+            click.echo(printable(f"{spec}: MLflow run {r.run_id} ({note}); {where}"))
             results.append(r)
     finally:
         pool.close()
@@ -183,7 +184,7 @@ def leaderboard(suite, fmt, rank_by, out):
         for note in board.attrs.get("notes", []):
             click.echo(f"evalkit: note: {note}", err=True)
     if out is not None:
-        click.echo(f"wrote {fmt} leaderboard of {len(board)} rows to {write_text_atomic(out, text)}")
+        click.echo(f"wrote {fmt} leaderboard of {len(board)} rows to {printable(write_text_atomic(out, text))}")
     else:
         click.echo(text)
 
@@ -257,7 +258,7 @@ def report(suite, out, rank_by, check):
             raise BadInputError(f"--out {out}: --check writes its screenshot to {shot}; give the report a .html name")
     check_store_exists()
     path = write_text_atomic(out, suite_report(make_board(suite_name(suite), primary=rank_by)))
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {printable(path)}")
     if check:
         from reports.browser import check_page, find_browser
 

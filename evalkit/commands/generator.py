@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from evalkit.safe_text import printable
+
 from evalkit.atomic import check_output_file, check_writable
 from evalkit.commands.options import SEED, check_tsa, frame_rate, guidance_scale, positive
 from evalkit.errors import BadInputError
@@ -183,8 +185,8 @@ def generator_recipe(name, out_dir, device, precision, until, smoke):
     record = run_recipe(name, out_dir, device=device, precision=precision, until=until, echo=click.echo, smoke=smoke)
     final = record["final"]
     kind = " (smoke run: not weights to use)" if smoke else ""
-    click.echo(f"recipe {name}: {len(record['stages'])} stages done in {out_dir}{kind}; weights {out_dir / final}"
-               if final else f"recipe {name}: {len(record['stages'])} stages done in {out_dir}{kind}")
+    click.echo(f"recipe {name}: {len(record['stages'])} stages done in {printable(out_dir)}{kind}; weights {printable(out_dir / final)}"
+               if final else f"recipe {name}: {len(record['stages'])} stages done in {printable(out_dir)}{kind}")
 
 
 @generator.command("pretrain-text")
@@ -211,7 +213,7 @@ def generator_pretrain_text(preset, data, steps, batch_size, lr, seed, out, devi
     _check_text_out(out)
     s = pretrain_text(TextPretrainConfig(preset=preset, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                                          data=data), out, device=device, data_workers=data_workers)
-    click.echo(f"text encoder for uvit:{preset}: {out} (held-out caption retrieval top-1 "
+    click.echo(f"text encoder for uvit:{preset}: {printable(out)} (held-out caption retrieval top-1 "
                f"{s['held_out_retrieval_top1']:.2f} of {s['held_out_n']}, chance {s['chance']:.3f}; {s['seconds']:.0f} s)")
 
 
@@ -387,7 +389,7 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidan
     if errors:  # the clips stand; verify cannot resolve their payloads through the registry
         click.echo(f"evalkit: warning: {len(errors)} of {len(pending)} clips: {errors[0]}", err=True)
     done = " signed" * sign + " watermarked" * watermark
-    click.echo(f"wrote {len(records)}{done} clips from {model} for {len(prompt_list)} prompts to {out}")
+    click.echo(f"wrote {len(records)}{done} clips from {model} for {len(prompt_list)} prompts to {printable(out)}")
 
 
 COMMANDS = [generator, generate]  # what `evalkit.cli` adds to the `evalkit` group

@@ -100,10 +100,11 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
         raise BadInputError(f"--fragments {fragments[0]}: give it with one FILE, the stream's init segment "
                             "(quote a glob so the shell does not expand it)")
     if html_out is not None:
-        from evalkit.atomic import check_not_input, check_output_file
+        from evalkit.atomic import check_writable, check_not_input, check_output_file
 
         # a bad path fails now, not after the work; the evidence is never overwritten
-        check_not_input(check_output_file(html_out, "report.html"), [*files, manifest, trust, registry], "--html")
+        check_writable(check_not_input(check_output_file(html_out, "report.html"), [*files, manifest, trust, registry],
+                                       "--html"))  # a read-only folder: said now, not after every file is judged
     if log_mlflow:
         from evalkit import tracking
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import click
 
-from evalkit.atomic import is_stdout, check_not_input, check_output_file, write_atomic
+from evalkit.safe_text import printable
+
+from evalkit.atomic import check_writable, is_stdout, check_not_input, check_output_file, write_atomic
 from evalkit.commands.options import SEED, positive
 from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
 
@@ -49,8 +51,8 @@ def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_b
                             + (f", or score without it: --metrics {rest}" if rest else ""))
     json_only = json_file is not None and is_stdout(json_file)  # the JSON alone on stdout, the table on stderr
     if json_file is not None and not json_only:  # before the work, not after it
-        check_not_input(check_output_file(json_file, "scores.json"), [candidates, reference, i3d, clip_weights],
-                        "--json")
+        check_writable(check_not_input(check_output_file(json_file, "scores.json"),
+                                       [candidates, reference, i3d, clip_weights], "--json"))
     try:
         result = score_folders(candidates, reference, names, video_backbone="i3d" if i3d else video_backbone,
                                video_backbone_path=i3d, clip_backbone=clip_backbone, clip_backbone_path=clip_weights,
@@ -153,7 +155,7 @@ def index(folder, prompts_file, start):
     write_atomic(target, "".join(json.dumps(r) + "\n" for r in records))
     first = min(r["video_number"] for r in records)
     used = len({r["video_number"] for r in records})
-    click.echo(f"wrote {target}: {len(records)} videos of {used} of the {len(prompts)} prompts "
+    click.echo(f"wrote {printable(target)}: {len(records)} videos of {used} of the {len(prompts)} prompts "
                f"(video {first} takes prompt {first - (start if start is not None else first) + 1})")
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from evalkit.safe_text import printable
+
 from evalkit.commands.options import SEED, SPLIT, frame_rate, positive
 from evalkit.errors import BadInputError
 
@@ -46,7 +48,7 @@ def world_render(out, split, n, frames, size, fps, seed, noise, crf):
     except ValueError as e:
         raise BadInputError(f"evalkit world render: {e}")
     records = render_folder(out, split=split, n=n, seed=seed, config=config, crf=crf)
-    click.echo(f"wrote {len(records)} {split} clips ({frames} frames, {size}x{size}, {fps:g} fps) to {out}")
+    click.echo(f"wrote {len(records)} {split} clips ({frames} frames, {size}x{size}, {fps:g} fps) to {printable(out)}")
 
 
 COMMANDS = [world]  # what `evalkit.cli` adds to the `evalkit` group

@@ -30,6 +30,7 @@ import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from evalkit.atomic import short_name
 from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
 from evalkit.hashing import sha256_file
 from evalkit.provenance.bmff import C2PA_UUID, _check_mp4, has_c2pa_box  # noqa: F401  (re-exported)
@@ -78,7 +79,9 @@ class SignResult:
         if self.capture and self.watermarked:
             warn += ("\nnote: a copy stripped of its manifest reads as a capture only where verify reads this "
                      "registry (EVALKIT_SOFT_BINDINGS); elsewhere the mark reads as evalkit's mark of generated media")
-        return f"signed {self.path}{wm}{edit}{side}{reg}{warn}"
+        from evalkit.safe_text import printable
+
+        return printable(f"signed {self.path}{wm}{edit}{side}{reg}") + warn  # names as escapes: one line each
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,7 +150,7 @@ def carries_manifest(path) -> bool:
 
 
 def _tmp_beside(dst: Path) -> Path:
-    return dst.with_name(f".{dst.stem}.{secrets.token_hex(4)}.tmp{dst.suffix}")
+    return dst.with_name(f".{short_name(dst.stem)}.{secrets.token_hex(4)}.tmp{dst.suffix}")
 
 
 def _one_line(e: BaseException, limit: int = 240) -> str:

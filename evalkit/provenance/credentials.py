@@ -75,10 +75,17 @@ class KeyPaths:
     watermark_key: Path
 
     def summary(self) -> str:
-        return (f"wrote a development CA and an ES256 signing certificate to {self.dir}: "
-                f"sign with --cert {self.signer_cert} --key {self.signer_key} (the default when the folder "
+        import shlex
+
+        from evalkit.safe_text import printable
+
+        def arg(p) -> str:  # pasted back into a shell: quoted where needed, never a control character
+            return printable(shlex.quote(str(p)))
+
+        return (f"wrote a development CA and an ES256 signing certificate to {printable(self.dir)}: "
+                f"sign with --cert {arg(self.signer_cert)} --key {arg(self.signer_key)} (the default when the folder "
                 f"is $EVALKIT_HOME/credentials); verifiers trust it "
-                f"with --trust {self.ca_cert}")
+                f"with --trust {arg(self.ca_cert)}")
 
 
 def credentials_dir() -> Path:

@@ -10,6 +10,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from evalkit.atomic import short_name
 from evalkit.errors import EvalkitError
 from evalkit.provenance import registry
 from evalkit.provenance.c2pa import default_payload, sign_file
@@ -37,7 +38,7 @@ def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None
     from evalkit.provenance import watermark as wm
 
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.protect-{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f".{short_name(path.stem)}.protect-{os.getpid()}{path.suffix}")
     extra: dict = {}
     try:
         if sign:

@@ -1,0 +1,56 @@
+"""The command line where users' shells put it (session 31's red team): a reader that stops
+early (`| head`), a full or closed stdout, a Latin-1 terminal, names that try to print lines of
+their own, and output names near the OS's limit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from evalkit.atomic import write_atomic
+from evalkit.cli import main
+
+EVALKIT = [sys.executable, "-m", "evalkit"]
+
+
+def run(args, **kw):
+    return subprocess.run(EVALKIT + args, capture_output=kw.pop("capture", True), text=True, timeout=120, **kw)
+
+
+def test_a_reader_that_stops_early_a_full_or_closed_stdout():
+    r, w = os.pipe()
+    os.close(r)  # `| head -1` once head has exited: every write is EPIPE
+    p = subprocess.run(EVALKIT + ["generator", "recipe"], stdout=w, stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(w)
+    assert p.returncode == 141, p.stderr  # it was 1, which means "a check failed" (verify: tampered)
+    with open("/dev/full", "w") as full:
+        p = subprocess.run(EVALKIT + ["generator", "recipe"], stdout=full, stderr=subprocess.PIPE, text=True,
+                           timeout=120)
+    assert p.returncode == 2 and "cannot write the output" in p.stderr and "internal error" not in p.stderr
+    p = subprocess.run(" ".join(EVALKIT + ["generator", "recipe"]) + " >&-", shell=True, stderr=subprocess.PIPE,
+                       text=True, timeout=120)
+    assert p.returncode == 2 and "standard output is closed" in p.stderr  # it was exit 0, the results lost
+
+
+def test_a_latin1_terminal_gets_escapes_and_the_right_exit_code(tmp_path):
+    env = dict(os.environ, PYTHONIOENCODING="latin-1")
+    p = subprocess.run(EVALKIT + ["detect", str(tmp_path / "nothere 漢字.mp4")], env=env, capture_output=True,
+                       encoding="latin-1", timeout=120)
+    assert p.returncode == 3 and "\\u6f22\\u5b57" in p.stdout + p.stderr and "internal error" not in p.stderr
+
+
+def test_names_print_as_escapes_and_long_names_are_written(tmp_path, capsys):
+    out = tmp_path / "a\nOK fake"
+    assert main(["world", "render", "--n", "1", "--frames", "4", "--size", "16", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "a\\nOK fake" in printed and "\nOK fake" not in printed
+    long = tmp_path / ("L" * 246 + ".json")  # 251 bytes: the OS takes it; its temporary name did not fit
+    assert write_atomic(long, "{}") == long and long.read_text() == "{}"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_detect_calls_a_link_to_nothing_missing(tmp_path, capsys):
+    link = tmp_path / "dangling.mp4"
+    link.symlink_to(tmp_path / "gone.mp4")
+    assert main(["detect", str(link)]) == 3  # as every other command (it said 2)
