@@ -32,6 +32,8 @@ threshold fitted at a target false-positive rate, and an abstain band.
 
 from __future__ import annotations
 
+import math
+
 import json
 import os
 import tempfile
@@ -299,11 +301,27 @@ class Detector:
             raise ValueError(f"not an evalkit detector (format {meta.get('format') if isinstance(meta, dict) else None!r})")
         # The numbers every decision reads, checked here rather than failing mid-prediction.
         for key in ("threshold", "real_below", "target_fpr", "stack_intercept"):
-            if key in meta and (isinstance(meta[key], bool) or not isinstance(meta[key], (int, float))):
-                raise ValueError(f"detector.json: {key} must be a number, got {meta[key]!r}")
-        for key, kind in (("name", str), ("protocol", dict), ("family_states", list), ("calibration", str)):
-            if not isinstance(meta.get(key), kind):
+            if key in meta and (isinstance(meta[key], bool) or not isinstance(meta[key], (int, float))
+                                or not math.isfinite(meta[key])):  # NaN read "generated at >= nan"
+                raise ValueError(f"detector.json: {key} must be a finite number, got {meta[key]!r}")
+        for key in ("threshold", "real_below", "target_fpr"):  # probabilities: -3 called everything generated
+            if key in meta and not 0.0 <= meta[key] <= 1.0:
+                raise ValueError(f"detector.json: {key} must be a probability in [0, 1], got {meta[key]!r}")
+        if "real_below" in meta and "threshold" in meta and meta["real_below"] > meta["threshold"]:
+            raise ValueError("detector.json: real_below is above the threshold")
+        for key, kind in (("name", str), ("protocol", dict), ("family_states", list), ("calibration", str),
+                          ("info", dict)):
+            if not isinstance(meta.get(key, {} if key == "info" else None), kind):
                 raise ValueError(f"detector.json: {key} must be a {kind.__name__}")
+        if not isinstance(meta.get("info", {}).get("calibration_warnings", []), list):
+            raise ValueError("detector.json: info.calibration_warnings must be a list")
+        pr = meta["protocol"]
+        if set(pr) - {"frames", "size"} or not all(isinstance(pr.get(k), int) and not isinstance(pr.get(k), bool)
+                                                    for k in ("frames", "size")) \
+                or not (2 <= pr["frames"] <= 256 and 8 <= pr["size"] <= 512):
+            raise ValueError(f"detector.json: protocol must be frames 2-256 and size 8-512 (whole numbers), got {pr!r}")
+        if not meta["family_states"] or not all(isinstance(f, dict) for f in meta["family_states"]):
+            raise ValueError("detector.json: family_states must list one object a family")
         arrays = load_file(str(folder / "weights.safetensors"))
         protocol = Protocol(**meta["protocol"])
         fams = []

@@ -32,12 +32,35 @@ def _is_detector(p: Path) -> bool:
     return (p / "detector.json").is_file() and (p / "weights.safetensors").is_file()
 
 
+DETECTOR_FILES = ("detector.json", "weights.safetensors")
+
+
+def check_replaceable(folder: Path) -> Path:
+    """`folder` as where a detector is saved: new, or a detector's folder holding only its two
+    files (the save replaces it whole). A folder with other files lost them (NOTES.txt deleted
+    without a word), and a file there left debris; both are refused, before the training."""
+    from evalkit.atomic import check_writable
+
+    folder = Path(folder)
+    if folder.exists() or folder.is_symlink():
+        if not folder.is_dir() or folder.is_symlink():
+            raise BadInputError(f"{folder}: exists and is not a detector's folder; give another --out name")
+        other = sorted(p.name for p in folder.iterdir() if p.name not in DETECTOR_FILES)
+        if other or not _is_detector(folder):
+            shown = ", ".join(other[:3]) + (" ..." if len(other) > 3 else "") if other else "no detector files"
+            raise BadInputError(f"{folder}: holds {shown}, not only a detector (saving would delete it); give "
+                                "another --out name, or move those files")
+    return check_writable(folder)  # a read-only home: said now, not after the training
+
+
 def list_detectors() -> dict[str, str]:
-    """name -> where it lives ("home" or "shipped"); home wins on a clash."""
+    """name -> where it lives ("home" or "shipped"); home wins on a clash. Hidden folders (a save
+    staged or set aside by a process that was killed) are not detectors by name."""
     found = {}
     for where, root in (("shipped", SHIPPED), ("home", home_dir())):
         if root.is_dir():
-            found.update({p.name: where for p in sorted(root.iterdir()) if _is_detector(p)})
+            found.update({p.name: where for p in sorted(root.iterdir())
+                          if not p.name.startswith(".") and _is_detector(p)})
     return found
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.data import LabelledSet, concat, load_source, recording_of
+from detectors.data import LabelledSet, concat, load_source, recording_of, shape_warnings
 from detectors.ensemble import Detector
 from detectors.evaluate import (calibration_figure, detection_metrics, false_positive_rate, figure_png,
                                 format_estimate, roc_figure)
@@ -45,6 +45,8 @@ def parse_families(text: str) -> tuple[str, ...]:
     bad = [n for n in names if n not in FAMILIES]
     if bad or not names:
         raise BadInputError(f"--family {text!r}: unknown {bad or 'empty'}; choose from {','.join(FAMILIES)}")
+    if len(set(names)) < len(names):  # naive,naive was an "ensemble" of two copies
+        raise BadInputError(f"--family {text!r}: names a family twice; give each once")
     return names
 
 
@@ -56,6 +58,7 @@ def build_dataset(real: list, fake: list, cfg: TrainConfig, progress: bool = Fal
               codec_augment=cfg.codec_augment, progress=progress)
     sets = [load_source(p, 0, **kw) for p in real] + [load_source(p, 1, **kw) for p in fake]
     data = concat(sets)
+    data.meta["shape_warnings"] = shape_warnings(sets, cfg.protocol.frames)
     for split in ("train", "calib"):
         ys = set(data.y[data.split == split].tolist())
         if ys != {0, 1}:
@@ -140,7 +143,7 @@ def evaluate_on(det: Detector, data: LabelledSet, split: str = "test") -> dict:
     if len(set(y.tolist())) == 2:
         res["metrics"] = detection_metrics(y, p, det.threshold)
     natural = np.array([s.startswith("natural:") for s in np.asarray(data.source, dtype=object)[m]])
-    if natural.any():
+    if (natural & (y == 0)).any():  # natural windows of real footage in the test split (none: no rate)
         res["natural_fpr"] = false_positive_rate(p[natural & (y == 0)], det.threshold)
     return res
 
@@ -151,14 +154,44 @@ MIN_TEST_CLIPS = 10
 
 
 def _same_paths(real: list, fake: list) -> str | None:
-    """A path given as both classes (a folder or a file, through any spelling), or None."""
+    """Where the two classes share a video, or None: a path given as both (through any spelling),
+    one inside the other (`--real f/a.mp4 --fake f`), or one video's bytes under both (a copied
+    folder): each such clip trained as real and as generated at once (session 31)."""
+    import hashlib
+
+    from evalkit.clipset import video_files
+
     def key(p):
         try:
             return Path(p).resolve()
         except OSError:
             return Path(p)
     reals = {key(p): p for p in real}
-    return next((str(p) for p in fake if key(p) in reals), None)
+    same = next((str(p) for p in fake if key(p) in reals), None)
+    if same:
+        return same
+    for a in map(key, real):
+        for b in map(key, fake):
+            if a.is_relative_to(b) or b.is_relative_to(a):
+                return f"{a if a.is_relative_to(b) else b} (inside {b if a.is_relative_to(b) else a})"
+
+    def files(paths):
+        out = []
+        for p in map(Path, paths):
+            out += [p] if p.is_file() else video_files(p) if p.is_dir() else []
+        return [f for f in out if f.is_file()]  # a broken link is named later, when it is read
+
+    def digest(f: Path) -> str:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    real_files = {}
+    for f in files(real):
+        real_files.setdefault(digest(f), f)
+    return next((f"{f} (the same bytes as {real_files[d]})" for f in files(fake) if (d := digest(f)) in real_files),
+                None)
 
 
 def calibration_warnings(det) -> list[str]:
@@ -182,16 +215,16 @@ def calibration_warnings(det) -> list[str]:
 def train_detector(real: list, fake: list, *, name: str, cfg: TrainConfig = TrainConfig(),
                    progress: bool = True, log_mlflow: bool = True) -> dict:
     """Train, evaluate, save and log; returns a report with the saved path and the test metrics."""
-    from detectors.registry import check_name, home_dir
+    from detectors.registry import check_name, check_replaceable, home_dir
 
-    check_name(name)
+    check_replaceable(home_dir() / check_name(name))
     if log_mlflow:
         from evalkit import tracking
 
         tracking.check_reachable()  # before the training, which is logged at its end
     both = _same_paths(real, fake)
     if both:
-        raise BadInputError(f"{both}: given as both --real and --fake; each clip belongs to one class")
+        raise BadInputError(f"{both}: a video under both --real and --fake; each clip belongs to one class")
     t0 = time.perf_counter()
     data = build_dataset(real, fake, cfg, progress)
     prep_s = time.perf_counter() - t0
@@ -212,9 +245,12 @@ def train_detector(real: list, fake: list, *, name: str, cfg: TrainConfig = Trai
     by_class = {s: {"real": int(((data.split == s) & (data.y == 0)).sum()),
                     "generated": int(((data.split == s) & (data.y == 1)).sum())} for s in ("train", "calib", "test")}
     few = {k: v for k, v in by_class["test"].items() if v < MIN_TEST_CLIPS}
-    warnings = [f"the test split holds only {v} {k} clips, so its AUC, TPR and their intervals rest on "
-                f"{'that one clip' if v == 1 else 'those few'} (a bootstrap of {v} says little); give at least "
-                f"{MIN_TEST_CLIPS * 5} {k} clips" for k, v in few.items()] + det.info["calibration_warnings"]
+    warnings = [(f"the test split holds no {k} clips, so it has no AUC or TPR; give at least "
+                 f"{MIN_TEST_CLIPS * 5} {k} clips") if v == 0 else
+                (f"the test split holds only {v} {k} clips, so its AUC, TPR and their intervals rest on "
+                 f"{'that one clip' if v == 1 else 'those few'} (a bootstrap of {v} says little); give at least "
+                 f"{MIN_TEST_CLIPS * 5} {k} clips") for k, v in few.items()] + det.info["calibration_warnings"] \
+        + data.meta.get("shape_warnings", [])
     report = {"name": name, "path": str(path), "rows": rows, "threshold": det.threshold,
               "clips_by_class": by_class, "warnings": warnings,
               "expected_fpr_new_real": det.info["calibration_set"]["expected_fpr_new_real"],

@@ -370,9 +370,19 @@ def test_training_refuses_one_path_as_both_classes_and_warns_on_a_thin_calibrati
 
     from detectors.train import TrainConfig, calibration_warnings, train_detector
 
-    with pytest.raises(BadInputError, match="given as both --real and --fake"):
+    with pytest.raises(BadInputError, match="under both --real and --fake"):
         train_detector([tmp_path / "a", tmp_path / "b"], [tmp_path / "x", tmp_path / ".." / tmp_path.name / "b"],
                        name="t", cfg=TrainConfig(families=("naive",)), progress=False, log_mlflow=False)
+    # one inside the other, or the same bytes under both (a copied folder): trained as both classes
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "a.mp4").write_bytes(b"same video bytes")
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "b.mp4").write_bytes(b"same video bytes")
+    for real, fake, why in (([tmp_path / "f" / "a.mp4"], [tmp_path / "f"], "inside"),
+                            ([tmp_path / "f"], [tmp_path / "copy"], "the same bytes as")):
+        with pytest.raises(BadInputError, match=why):
+            train_detector(real, fake, name="t", cfg=TrainConfig(families=("naive",)), progress=False,
+                           log_mlflow=False)
     thin = SimpleNamespace(target_fpr=0.01, info={"calibration_set": {
         "n_real": 33, "n_generated": 2, "expected_fpr_new_real": 0.0294}})
     w = calibration_warnings(thin)
@@ -605,6 +615,9 @@ def test_versions_of_one_recording_are_one_recording():
 
     assert recording_of("natural:carphone_pristine.mp4") == recording_of("natural:carphone_distorted.mp4") == "carphone"
     assert recording_of("natural:bikes.mp4") == "bikes" != recording_of("natural:bigbuckbunny.mp4")
+    # numbered names are recordings of their own (a camera's IMG_0001, IMG_0002 were all "IMG")
+    assert recording_of("natural:IMG_0001.MOV") != recording_of("natural:IMG_0002.MOV")
+    assert recording_of("natural:my_video_1.mp4") == "my_video_1"
     assert recording_of("uvit-ddim20") is None and recording_of("world-test") is None
 
 
@@ -783,3 +796,92 @@ def test_cli_defaults_are_the_library_defaults():
     assert tuple(opts["combine"].type.choices) == COMBINES
     assert opts["threshold_rule"].default == TrainConfig.threshold_rule
     assert tuple(opts["threshold_rule"].type.choices) == THRESHOLD_RULES
+
+
+def test_natural_windows_stay_inside_their_time_segment_and_short_videos_are_one_group(tmp_path):
+    """A short segment's windows ran into the next one, so a video under about 75 frames gave
+    "held-out" test windows made of its own training frames (16 of 16 at 16 and 60 frames; 7 of
+    16 calibration windows at 120). Each segment is a colour here: a window that crossed a
+    boundary would hold two."""
+    import numpy as np
+
+    from detectors.data import load_source
+    from detectors.features import Protocol
+    from evalkit.video import write_video
+
+    colours = {"train": (200, 30, 30), "calib": (30, 200, 30), "test": (30, 30, 200)}
+
+    def video(name, t):
+        f = np.zeros((t, 48, 48, 3), np.uint8)
+        cuts = {"train": (0, int(0.6 * t)), "calib": (int(0.6 * t), int(0.8 * t)), "test": (int(0.8 * t), t)}
+        for split, (a, b) in cuts.items():
+            f[a:b] = colours[split]
+        return write_video(tmp_path / name, f, fps=24.0, crf=0)
+
+    proto = Protocol(frames=16, size=32)
+    data = load_source(video("long.mp4", 120), 0, protocol=proto, natural_windows=30, codec_augment=False)
+    for x, split in zip(data.x, data.split):
+        arr = np.asarray(x, dtype=np.float32).reshape(16, -1, 3) if x.shape[-1] == 3 else \
+            np.moveaxis(np.asarray(x, dtype=np.float32), 1, -1).reshape(16, -1, 3)
+        dominant = {int(np.argmax(fr.mean(axis=0))) for fr in arr}
+        assert dominant == {int(np.argmax(colours[split]))}, (split, dominant)
+    assert set(data.split) == {"train", "calib", "test"}
+    short = load_source(video("short.mp4", 60), 0, protocol=proto, natural_windows=20, codec_augment=False)
+    assert len(set(short.split)) == 1  # under five windows long: one group, never on both sides
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    for i in range(3):
+        video(f"gen/g{i}.mp4", 16)
+    fake = load_source(gen, 1, protocol=proto, natural_windows=4, codec_augment=False)
+    assert not any(s.startswith("natural:") for s in fake.source)  # generated videos are not "natural footage"
+
+
+@pytest.mark.parametrize("edit", [{"threshold": float("nan")}, {"threshold": -3}, {"threshold": 7.0},
+                                  {"protocol": {"frames": 0, "size": 64}}, {"protocol": {"frames": 16, "size": "64"}},
+                                  {"protocol": {"frames": 10_000_000, "size": 64}}, {"family_states": []},
+                                  {"info": "x"}, {"info": {"calibration_warnings": "too few"}}])
+def test_a_damaged_detector_json_is_refused_when_loaded(tmp_path, monkeypatch, edit):
+    """Values of the right type but wrong: NaN or out-of-range thresholds gave wrong verdicts with
+    exit 0, bad protocols and shapes were internal errors or blamed the video (session 31)."""
+    import shutil
+
+    from detectors.registry import SHIPPED, load_detector
+    from evalkit.errors import MissingResourceError
+
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path))
+    folder = tmp_path / "detectors" / "mangled"
+    shutil.copytree(SHIPPED / "default", folder)
+    meta = json.loads((folder / "detector.json").read_text())
+    (folder / "detector.json").write_text(json.dumps({**meta, **edit}))
+    with pytest.raises(MissingResourceError, match="damaged"):
+        load_detector("mangled")
+
+
+def test_training_never_saves_over_a_folder_that_is_not_only_a_detector(tmp_path, monkeypatch):
+    from detectors.registry import check_replaceable
+    from evalkit.errors import BadInputError
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "NOTES.txt").write_text("keep me")
+    with pytest.raises(BadInputError, match="NOTES.txt"):
+        check_replaceable(mine)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(BadInputError, match="not a detector's folder"):
+        check_replaceable(tmp_path / "afile")
+    assert check_replaceable(tmp_path / "new") == tmp_path / "new"
+
+
+def test_padded_or_tiny_training_clips_are_warned_about(tmp_path):
+    """6-frame "generated" clips of the same renderer as the real ones scored AUC 0.92 on the
+    padding alone, without a word (session 31)."""
+    from detectors.data import load_source, shape_warnings
+    from detectors.features import Protocol
+    from evalkit.world import WorldConfig
+    from evalkit.world.export import render_folder
+
+    render_folder(tmp_path / "gen", n=3, config=WorldConfig(frames=6, size=12), progress=False)
+    s = load_source(tmp_path / "gen", 1, protocol=Protocol(frames=16, size=32), codec_augment=False)
+    assert s.meta["padded"] == s.meta["n"] == 3 and s.meta["under_min_side"] == 3
+    w = shape_warnings([s], 16)
+    assert len(w) == 2 and "fewer than 16 frames" in w[0] and "under 16 px" in w[1]
