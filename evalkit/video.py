@@ -40,6 +40,7 @@ from av.video.reformatter import VideoReformatter
 import numpy as np
 
 from evalkit.clip import Clip
+from evalkit.safe_text import printable
 from evalkit.errors import BadInputError, MissingResourceError, VideoError, path_error_message
 
 # Demuxers that open one picture, not a video (ffmpeg's image2 family).
@@ -382,7 +383,7 @@ def read_video(path, *, max_frames: int | None = None, limits: VideoLimits | Non
         raise BadInputError(f"{path}: shrink must be a whole number >= 1, got {shrink!r}")
     times: list = []
     info, it = _start(path, max_frames, limits, need_fps=True, shrink=shrink, times=times)
-    frames = _gather(it, min(info.frames, max_frames or info.frames))
+    frames = _gather(it, min(info.frames, max_frames or info.frames), label=Path(path).name)
     m = dict(meta or {})
     m.update(source=str(path), codec=info.codec, container=info.container)
     fps = fps_of_times(times)
@@ -405,10 +406,19 @@ def fps_of_times(times) -> float | None:
     return 1.0 / d if d > 0 else None
 
 
-def _gather(it: Iterator[np.ndarray], n_hint: int) -> np.ndarray:
+PROGRESS_BYTES = 256 << 20  # a decode this large takes seconds: a progress bar on a terminal
+
+
+def _gather(it: Iterator[np.ndarray], n_hint: int, label: str = "") -> np.ndarray:
     """Stack decoded frames into one array, filled in place when the header gives the count (a
-    list then `np.stack` would hold the clip twice at its peak)."""
+    list then `np.stack` would hold the clip twice at its peak). A long decode shows a progress
+    bar on a terminal (`verify` of a 4K clip ran for minutes without a word)."""
     first = next(it)
+    if n_hint * first.nbytes > PROGRESS_BYTES:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, total=n_hint - 1, initial=0, desc=f"decode {printable(label)}", unit="frame",
+                  disable=None, leave=False)
     if n_hint < 2:
         return np.stack([first, *it])
     out = np.empty((n_hint, *first.shape), np.uint8)

@@ -191,7 +191,10 @@ def hf_min_frames(cutoff: float = 0.25) -> int:
     return max(2, math.ceil(2.0 / cutoff - 1e-9)) if cutoff > 0 else 2
 
 
-def temporal_hf_ratio(frames, cutoff: float = 0.25, rows_per_chunk: int = 64) -> float:
+HF_CHUNK_BYTES = 64 << 20  # float64 working block of `temporal_hf_ratio`, whatever the clip's length
+
+
+def temporal_hf_ratio(frames, cutoff: float = 0.25, chunk_bytes: int = HF_CHUNK_BYTES) -> float:
     """Fraction of temporal energy above `cutoff` x Nyquist, for uint8 frames [T, H, W, 3].
 
     Each pixel/channel's time series (mean removed) is Fourier transformed along time; the energy
@@ -220,16 +223,28 @@ def temporal_hf_ratio(frames, cutoff: float = 0.25, rows_per_chunk: int = 64) ->
     # (3x faster than an FFT along time on HD footage; the same value to ~1e-15). DC is 0 once
     # the mean is removed. The scale of x (uint8 levels here) cancels in the ratio.
     low = np.nonzero((k / t <= cutoff * 0.5) & (k > 0))[0]
-    angle = 2 * np.pi * np.outer(low, np.arange(t)) / t
-    basis = np.concatenate([np.cos(angle), np.sin(angle)])  # [2L, T]
-    low_wts = np.concatenate([wts[low], wts[low]])  # [2L]
+    # a long clip has many low bins (a quarter of the spectrum): the product costs T^2 per pixel
+    # there, an FFT T log T, so long clips take the FFT (a 10-minute clip: 2,250 low bins)
+    use_fft = low.size > 32
+    if not use_fft:
+        angle = 2 * np.pi * np.outer(low, np.arange(t)) / t
+        basis = np.concatenate([np.cos(angle), np.sin(angle)])  # [2L, T]
+        low_wts = np.concatenate([wts[low], wts[low]])  # [2L]
     low_energy = total = 0.0
-    for r in range(0, f.shape[1], rows_per_chunk):  # bound memory: [T, rows * W * 3] float64 at a time
-        x = f[:, r:r + rows_per_chunk].reshape(t, -1).astype(np.float64)
+    flat = f.reshape(t, -1)  # [T, H * W * 3], a view
+    # Memory is bounded by columns, not rows: a block of rows was [T, rows * W * 3] float64, 8.8 GB
+    # for a 10-minute 720p clip read at 1/4 (session 31), whatever the budget it was decoded under.
+    cols = max(1, chunk_bytes // (8 * t * (3 if use_fft else 2)))
+    for c in range(0, flat.shape[1], cols):
+        x = flat[:, c:c + cols].astype(np.float64)
         x -= x.mean(axis=0, keepdims=True)
         total += t * float(np.einsum("ij,ij->", x, x))
-        y = basis @ x  # [2L, N]: real and imaginary parts of the low bins
-        low_energy += float(low_wts @ np.einsum("ij,ij->i", y, y))
+        if use_fft:
+            y = np.fft.rfft(x, axis=0)[low]  # [L, N] complex
+            low_energy += float(wts[low] @ (y.real ** 2 + y.imag ** 2).sum(axis=1))
+        else:
+            y = basis @ x  # [2L, N]: real and imaginary parts of the low bins
+            low_energy += float(low_wts @ np.einsum("ij,ij->i", y, y))
     return max(total - low_energy, 0.0) / total if total > 0 else 0.0
 
 

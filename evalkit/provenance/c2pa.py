@@ -399,13 +399,23 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     # Streamed, two passes (`wm_stream`): memory holds one segment, not the video twice, so the
     # decoded-size limit does not apply; the frame and pixel limits still do.
     limits = VideoLimits.from_env().without_decode_budget()
-    fps = probe_video(src, limits=limits).fps
+    head = probe_video(src, limits=limits)
+    fps = head.fps
+
+    def progress(frames, what: str):  # two passes over a long video take minutes: shown on a terminal
+        from tqdm.auto import tqdm
+
+        from evalkit.safe_text import printable
+
+        return tqdm(frames, total=head.frames or None, desc=f"{what} {printable(src.name)}", unit="frame",
+                    disable=None, leave=False)
     try:
         times: list = []  # the source's clock: a variable frame rate and the sound's sync kept
-        stats = scan_frames(iter_frames(src, limits=limits, times=times))
+        stats = scan_frames(progress(iter_frames(src, limits=limits, times=times), "read"))
         if payload is None:
             payload = default_payload(key, digest=stats.sha256)
-        marked = embed_stream(iter_frames(src, limits=limits), stats, bytes(payload), key, config=wm_preset)
+        marked = embed_stream(progress(iter_frames(src, limits=limits), "mark"), stats, bytes(payload), key,
+                              config=wm_preset)
     except WatermarkInputError as e:  # a picture the mark cannot hold (under 32 px a side)
         raise BadInputError(f"{src}: cannot watermark it: {e}; sign it without --watermark") from None
     except EvalkitError:

@@ -189,7 +189,18 @@ def test_hf_ratio_is_undefined_below_eight_frames():
 
 def test_hf_ratio_chunking_and_cutoff():
     frames = np.random.default_rng(3).integers(0, 256, (10, 37, 11, 3), dtype=np.uint8)
-    assert temporal_hf_ratio(frames, rows_per_chunk=5) == pytest.approx(temporal_hf_ratio(frames), rel=1e-12)
+    assert temporal_hf_ratio(frames, chunk_bytes=800) == pytest.approx(temporal_hf_ratio(frames), rel=1e-12)
+    # a long clip takes the FFT, in blocks bounded whatever its length: the same value as a plain
+    # FFT of the whole (the block of rows was [T, 64 * W * 3] float64: 8.8 GB at 18,000 frames)
+    long = np.random.default_rng(4).integers(0, 256, (300, 6, 5, 3), dtype=np.uint8)
+    x = long.reshape(300, -1).astype(np.float64)
+    x -= x.mean(axis=0)
+    e = np.abs(np.fft.rfft(x, axis=0)) ** 2
+    w = np.full(e.shape[0], 2.0)
+    w[0] = w[-1] = 1.0
+    k = np.arange(e.shape[0])
+    ref = float((w[k / 300 > 0.125] @ e[k / 300 > 0.125]).sum() / (w @ e).sum())
+    assert temporal_hf_ratio(long, chunk_bytes=8 * 300 * 3 * 7) == pytest.approx(ref, rel=1e-9)
     assert temporal_hf_ratio(frames, cutoff=0.0) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="cutoff"):
         temporal_hf_ratio(frames, cutoff=1.0)
