@@ -54,3 +54,17 @@ def test_detect_calls_a_link_to_nothing_missing(tmp_path, capsys):
     link = tmp_path / "dangling.mp4"
     link.symlink_to(tmp_path / "gone.mp4")
     assert main(["detect", str(link)]) == 3  # as every other command (it said 2)
+
+
+def test_verify_without_a_key_or_detector_does_not_call_a_long_video_unreadable(tmp_path, monkeypatch, capsys):
+    """With nothing to decode, verify still checked the decode budget on the header and called a
+    10-minute 720p video "unreadable", exit 2 (session 31)."""
+    import numpy as np
+
+    from evalkit.video import write_video
+
+    clip = write_video(tmp_path / "long.mp4", np.full((40, 32, 32, 3), 99, np.uint8), fps=8.0)
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "empty-home"))  # no watermark key there
+    monkeypatch.setenv("EVALKIT_MAX_DECODED_BYTES", str(10 * 32 * 32 * 3))
+    assert main(["verify", str(clip), "--no-detector"]) == 0
+    assert "unreadable" not in capsys.readouterr().out

@@ -205,8 +205,10 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
                          f"first {part['frames_read']} frames"
                          + (f" of {part['frames']}" if part["frames"] else "")
                          + (f", reduced {part['shrink']}x" if part["shrink"] > 1 else "") + ".")
-        if clip is None:
-            probe_video(media, limits=limits)
+        if clip is None:  # nothing to decode: is it a video at all? (its length is no reason to refuse it)
+            head = probe_video(media, limits=limits, check=False)
+            if head.width <= 0 or head.height <= 0:
+                raise _E(f"{p}: header gives no frame size ({head.width}x{head.height}); re-encode the file")
         out["readable"] = True
     except _E as e:
         out["error"], clip = str(e), None
