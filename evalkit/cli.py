@@ -117,7 +117,17 @@ def _interrupted(e: BaseException) -> bool:
 def _terminate(signum, frame):
     # `kill` (SIGTERM), as a job scheduler or a container stop sends it: unwound like Ctrl-C, so
     # the same clean-up runs (temporary files and staged folders removed, training checkpointed).
-    _TERMINATED.append(signum)
+    import signal
+
+    if signum == signal.SIGTERM:
+        _TERMINATED.append(signum)
+    elif not _TERMINATED:  # a SIGALRM of someone else's: not ours to act on
+        return
+    if frame is not None and frame.f_code.co_name == "__del__":
+        # Python ignores an exception raised in a finaliser (tqdm's): the command ran on, and a
+        # later SIGINT was needed (session 31). Raised again in a moment, outside it.
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        return
     raise KeyboardInterrupt
 
 
@@ -125,6 +135,7 @@ def entry() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGALRM, _terminate)  # the retry of a SIGTERM that landed in a finaliser
     for stream in (sys.stdout, sys.stderr):  # a Latin-1 terminal and a name in 漢字: escapes, not exit 70
         if stream is not None and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")

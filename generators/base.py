@@ -89,9 +89,9 @@ def _read_text(path: Path) -> str:
         raise BadInputError(f"{path}: not UTF-8 text; give a text, .jsonl, .json or .csv file of prompts")
 
 
-def _prompts_of_file(path: Path) -> list[Prompt]:
+def _prompts_of_file(path: Path, text: str | None = None) -> list[Prompt]:
     suffix = path.suffix.lower()
-    text = _read_text(path)
+    text = _read_text(path) if text is None else text
     if suffix == ".json":  # a list of prompts, or of objects (VBench_full_info.json)
         try:
             data = json.loads(text)
@@ -133,6 +133,18 @@ def load_prompts(arg: str) -> list[Prompt]:
     PROMPT_KEYS they have (as other benchmarks name it), with optional `probe` and `id`."""
     if not arg.strip():  # (Path("") is the working folder)
         raise BadInputError("--prompts: empty prompt; give some text, or a prompts file")
+    if arg == "-":  # standard input, as Unix tools read it (it was taken for the prompt "-")
+        import sys
+
+        if sys.stdin is None or sys.stdin.isatty():
+            raise BadInputError("--prompts -: reads the prompts from standard input, which is a terminal; pipe a "
+                                "file in (a prompt a line, or JSON lines)")
+        text = sys.stdin.read()
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        prompts = _prompts_of_file(Path("<stdin>.jsonl" if first.startswith("{") else "<stdin>"), text)
+        if not prompts:
+            raise BadInputError("--prompts -: no prompts on standard input")
+        return prompts
     path = Path(arg)
     if not path_is(path, "file"):  # a long literal prompt is no path the OS accepts
         if path_is(path, "dir"):

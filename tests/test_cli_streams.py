@@ -68,3 +68,39 @@ def test_verify_without_a_key_or_detector_does_not_call_a_long_video_unreadable(
     monkeypatch.setenv("EVALKIT_MAX_DECODED_BYTES", str(10 * 32 * 32 * 3))
     assert main(["verify", str(clip), "--no-detector"]) == 0
     assert "unreadable" not in capsys.readouterr().out
+
+
+def test_prompts_dash_reads_standard_input(monkeypatch):
+    import io
+
+    from generators.base import load_prompts
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a red ball falls\n# a comment\na blue square slides\n"))
+    assert [p.text for p in load_prompts("-")] == ["a red ball falls", "a blue square slides"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"prompt": "a red ball falls", "id": "x1"}\n'))
+    (p,) = load_prompts("-")
+    assert (p.text, p.id) == ("a red ball falls", "x1")
+
+
+def test_a_sigterm_that_lands_in_a_finaliser_is_raised_again_outside_it(monkeypatch):
+    """Python ignores an exception raised inside __del__ (tqdm's), so a `kill` landing there was
+    lost and the command ran on; the handler now tries again a moment later."""
+    import signal
+
+    import evalkit.cli as cli
+
+    import pytest
+
+    monkeypatch.setattr(cli, "_TERMINATED", [])
+    timers = []
+    monkeypatch.setattr(signal, "setitimer", lambda which, seconds: timers.append((which, seconds)))
+
+    def __del__():
+        return sys._getframe()
+
+    assert cli._terminate(signal.SIGTERM, __del__()) is None  # not raised where it would be lost
+    assert timers == [(signal.ITIMER_REAL, 0.05)] and cli._TERMINATED == [signal.SIGTERM]
+    with pytest.raises(KeyboardInterrupt):  # the retry (SIGALRM), in ordinary code
+        cli._terminate(signal.SIGALRM, sys._getframe())
+    monkeypatch.setattr(cli, "_TERMINATED", [])
+    assert cli._terminate(signal.SIGALRM, sys._getframe()) is None  # an alarm that is not ours
