@@ -113,7 +113,7 @@ def write_signed_bundle(bundle: dict, folder: Path, paths) -> tuple[Path, Path]:
 def _check_signature(data: bytes, sig: dict, trust_pem: str | None) -> tuple[list[str], dict]:
     """(problems, signer info) for the signature document `sig` over `data`."""
     from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -129,6 +129,8 @@ def _check_signature(data: bytes, sig: dict, trust_pem: str | None) -> tuple[lis
         leaf.public_key().verify(signature, data, ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, TypeError, AttributeError):
         problems.append("signature does not match the bundle's content (bundle or signature altered)")
+    except (UnsupportedAlgorithm, ValueError) as e:  # a curve this machine's cryptography cannot use
+        problems.append(f"the signing certificate's key cannot be used ({' '.join(str(e).split())[:80]})")
     now = _dt.datetime.now(_dt.timezone.utc)
     for cert in chain:
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
@@ -136,7 +138,7 @@ def _check_signature(data: bytes, sig: dict, trust_pem: str | None) -> tuple[lis
     for child, parent in zip(chain, chain[1:]):
         try:
             child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             problems.append(f"certificate chain broken: {child.subject.rfc4514_string()} is not issued by "
                             f"{parent.subject.rfc4514_string()}")
     info["intact"] = not problems  # the signature and chain check out, whoever the signer is
@@ -148,7 +150,7 @@ def _check_signature(data: bytes, sig: dict, trust_pem: str | None) -> tuple[lis
             try:
                 top.verify_directly_issued_by(a)
                 return True
-            except (ValueError, TypeError, InvalidSignature):
+            except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
                 return False
 
         info["trusted"] = any(top == a or issued(a) for a in anchors)
@@ -165,7 +167,7 @@ def _read(path: Path, what: str) -> dict:
     todo = "use the files `evalkit bench run` wrote (bundle.json and bundle.sig of the run's folder)"
     try:
         obj = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys,
-                         parse_constant=_no_constant)
+                         parse_constant=_no_constant, parse_float=_finite_float)
     except _Hostile as e:
         raise BadInputError(f"{path}: not a valid {what}: {e}; {todo}") from None
     except RecursionError:
@@ -193,6 +195,13 @@ def _unique_keys(pairs):
 
 def _no_constant(name):
     raise _Hostile(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    x = float(text)
+    if x in (float("inf"), float("-inf")):  # 1e999: JSON, but no number a writer made (and not canonical)
+        raise _Hostile(f"{text[:40]} is out of the range of a float")
+    return x
 
 
 def _check_structure(bundle: dict, path: Path) -> None:

@@ -88,14 +88,29 @@ def index_numbered(folder, prompts: list[dict], start: int | None = None) -> lis
     return records
 
 
+MAX_INDEX_BYTES = 256 << 20
+
+
 def video_files(folder: Path) -> list[Path]:
-    """The videos of a folder, top level then clips/, each in name order (hidden files skipped)."""
+    """The videos of a folder, top level then clips/, each in name order (hidden files skipped;
+    a `clips` that is the folder itself, through a link, read once: its videos counted twice)."""
     folder = Path(folder)
+    dirs = [folder]
+    clips = folder / "clips"
+    if clips.is_dir() and not _same_dir(clips, folder):
+        dirs.append(clips)
     # A link whose target is gone is listed too: reading it names the broken link, where leaving
     # it out would score one video fewer without a word.
-    return [f for d in (folder, folder / "clips") if d.is_dir() for f in sorted(d.iterdir())
+    return [f for d in dirs for f in sorted(d.iterdir())
             if (f.is_file() or (f.is_symlink() and not f.exists())) and f.suffix.lower() in VIDEO_SUFFIXES
             and not f.name.startswith(".")]
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def expand_folders(paths) -> list[Path]:
@@ -184,6 +199,10 @@ def read_index(folder) -> list[dict]:
                                 "clips into it, or give a folder of videos")
         return records
     records, seen, files = [], set(), {}
+    size = path.stat().st_size
+    if size > MAX_INDEX_BYTES:  # read whole: 1 GB of index took 3-4 GB of memory, then "out of memory"
+        raise BadInputError(f"{path}: {size / 2**20:.0f} MiB is too large for an index (limit "
+                            f"{MAX_INDEX_BYTES // 2**20} MiB, about a million clips); check that it is one")
     try:
         with open(path, encoding="utf-8-sig") as f:  # -sig: an index saved by Windows tools starts with a BOM
             lines = list(f)
@@ -196,6 +215,9 @@ def read_index(folder) -> list[dict]:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
             raise BadInputError(f"{path}:{n}: not valid JSON ({e.msg}); fix or regenerate the index") from None
+        except (RecursionError, ValueError) as e:  # nesting 100,000 deep; an integer of 5,000 digits
+            what = "nested too deeply" if isinstance(e, RecursionError) else " ".join(str(e).split())[:80]
+            raise BadInputError(f"{path}:{n}: not an index record ({what}); fix or regenerate the index") from None
         if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED_KEYS):
             raise BadInputError(f"{path}:{n}: a record needs the keys {', '.join(REQUIRED_KEYS)}")
         _check_record(path, n, rec)

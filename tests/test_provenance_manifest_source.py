@@ -86,6 +86,41 @@ def test_a_url_that_does_not_answer_is_a_one_line_error(env, tmp_path):
     assert r["error"] and "could not be fetched" in r["error"] and "\n" not in r["error"]
 
 
+def test_a_server_that_never_stops_sending_is_cut_off(env, tmp_path, monkeypatch):
+    """A server answering with an endless body grew verify's memory until it was killed (session
+    31): the download is capped at the manifest-store limit, with one line naming the URL."""
+    import socket
+    import threading
+
+    import evalkit.provenance.manifest_read as mr
+
+    monkeypatch.setattr(mr, "MAX_SIDECAR_BYTES", 4 << 20)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    port = sock.getsockname()[1]
+
+    def flood():
+        conn, _ = sock.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/c2pa\r\n\r\n")
+        try:
+            while True:
+                conn.sendall(b"\0" * (1 << 20))
+        except OSError:
+            pass
+    threading.Thread(target=flood, daemon=True).start()
+    url = f"http://127.0.0.1:{port}/manifests/remote.c2pa"
+    dst = tmp_path / "flood.mp4"
+    data = env["remote"].read_bytes()
+    assert env["url"].encode() in data and len(url) <= len(env["url"])
+    dst.write_bytes(data.replace(env["url"].encode(), url.encode().ljust(len(env["url"]), b"/")))
+    r = verify_file(dst, trust=env["trust"], fetch_remote=True)
+    sock.close()
+    assert r["error"] and "too large for a C2PA manifest store" in r["error"]
+    assert any("could not be fetched" in x and "--fetch-remote" not in x for x in r["reasons"])
+
+
 def test_sidecar_beside_the_file_or_given(env, tmp_path):
     video = tmp_path / "clip.mp4"
     shutil.copy(env["remote"], video)

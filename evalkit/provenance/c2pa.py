@@ -33,7 +33,7 @@ from pathlib import Path
 from evalkit.atomic import short_name
 from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
 from evalkit.hashing import sha256_file
-from evalkit.provenance.bmff import C2PA_UUID, _check_mp4, has_c2pa_box  # noqa: F401  (re-exported)
+from evalkit.provenance.bmff import C2PA_UUID, _check_mp4, has_c2pa_box, too_many_boxes  # noqa: F401  (re-exported)
 from evalkit.provenance.manifest_build import (
     PARENT_ID, WatermarkInfo, _generation, _software_agent, build_manifest, source_type_url,
 )
@@ -181,6 +181,9 @@ def sign_video(src, dst, *, signer, source_type: str | None = "trained", generat
     src, dst = _check_paths(src, dst)
     if src.suffix.lower() in MIME_BY_SUFFIX:
         duration_ms = _check_mp4(src)  # one-line VideoError for what is not a complete MP4/MOV
+        crowded = too_many_boxes(src)
+        if crowded:  # c2pa would parse it for minutes, deaf to Ctrl-C and kill
+            raise BadInputError(crowded)
     else:  # AVI, GIF: ffmpeg's header check, one-line VideoError for what is not a video
         from evalkit.video import probe_video
 

@@ -238,7 +238,10 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
         if capture_claim and det_says_ai:
             reasons.append(f"The detector disagrees with the capture claim (p_generated {p:.2f} >= {thr:.2f}).")
     else:  # absent
-        if prov.get("remote_url"):
+        if prov.get("remote_fetch_error"):  # asked for, and it failed: not "pass --fetch-remote"
+            reasons.append(f"The file names a remote C2PA manifest at {prov['remote_url']}, which could not be "
+                           f"fetched ({prov['remote_fetch_error']}); give a copy with --manifest FILE.")
+        elif prov.get("remote_url"):
             reasons.append(f"The file names a remote C2PA manifest at {prov['remote_url']}, which was not read "
                            "(verify works offline: pass --fetch-remote to fetch it, or --manifest FILE with a copy).")
         else:

@@ -1,0 +1,59 @@
+"""Files an attacker hands an investigator (session 31's red team), each a one-line error or a
+bounded result: MP4s of a million empty boxes (c2pa parsed them for minutes, deaf to Ctrl-C), a
+hostile index or bundle (internal errors), a `clips` link back to its own folder."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from benchmarks.bundle import _read
+from evalkit.clipset import read_index, video_files
+from evalkit.errors import BadInputError
+from evalkit.provenance.bmff import MAX_BOXES, box_count
+from evalkit.provenance.c2pa import sign_file
+from evalkit.provenance.credentials import init_keys
+from evalkit.provenance.signers import load_signer
+from evalkit.provenance.verify import verify_file
+from evalkit.video import write_video
+
+
+def test_an_mp4_of_too_many_boxes_is_refused_before_c2pa(tmp_path):
+    src = write_video(tmp_path / "small.mp4", np.full((8, 32, 32, 3), 90, np.uint8), fps=8.0)
+    data = src.read_bytes()
+    crowded = tmp_path / "crowded.mp4"
+    crowded.write_bytes(data[:32] + b"\x00\x00\x00\x08free" * (MAX_BOXES + 10) + data[32:])  # after ftyp
+    assert box_count(crowded) == MAX_BOXES + 1 and box_count(src) < 50
+    t = time.perf_counter()
+    r = verify_file(crowded)
+    assert time.perf_counter() - t < 30 and r["error"] and "ISO BMFF boxes" in r["error"]
+    creds = init_keys(tmp_path / "keys")
+    trail = tmp_path / "trail.mp4"
+    trail.write_bytes(data + b"\x00\x00\x00\x08free" * (MAX_BOXES + 10))  # after moov: passed the 4,096-box check
+    with pytest.raises(BadInputError, match="ISO BMFF boxes"):
+        sign_file(trail, tmp_path / "out.mp4", load_signer(creds.signer_cert, creds.signer_key))
+    assert not list(tmp_path.glob(".*tmp*")) and not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("line, why", [("[" * 100_000, "nested too deeply"),
+                                       ('{"id": ' + "7" * 5000 + "}", "not an index record")])
+def test_a_hostile_index_line_is_one_line(tmp_path, line, why):
+    (tmp_path / "index.jsonl").write_text(line + "\n")
+    with pytest.raises(BadInputError, match=why):
+        read_index(tmp_path)
+
+
+def test_a_bundle_number_that_overflows_is_refused(tmp_path):
+    p = tmp_path / "bundle.json"
+    p.write_text(json.dumps({"metrics": {"fvd": {"value": 1.0}}}).replace("1.0", "1e999"))
+    with pytest.raises(BadInputError, match="out of the range of a float"):
+        _read(p, "result bundle")
+
+
+def test_a_clips_link_to_its_own_folder_is_read_once(tmp_path):
+    write_video(tmp_path / "a_red_ball_falls-1.mp4", np.full((8, 32, 32, 3), 90, np.uint8), fps=8.0)
+    (tmp_path / "clips").symlink_to(tmp_path)
+    assert [f.name for f in video_files(tmp_path)] == ["a_red_ball_falls-1.mp4"]  # it was counted twice
