@@ -104,3 +104,16 @@ def test_a_sigterm_that_lands_in_a_finaliser_is_raised_again_outside_it(monkeypa
         cli._terminate(signal.SIGALRM, sys._getframe())
     monkeypatch.setattr(cli, "_TERMINATED", [])
     assert cli._terminate(signal.SIGALRM, sys._getframe()) is None  # an alarm that is not ours
+
+
+def test_verify_names_the_frame_limit_when_that_is_what_cut_the_read(tmp_path, monkeypatch):
+    import numpy as np
+
+    from evalkit.provenance.verify import verify_file
+    from evalkit.video import write_video
+
+    clip = write_video(tmp_path / "long.mp4", np.full((40, 32, 32, 3), 99, np.uint8), fps=8.0)
+    monkeypatch.setenv("EVALKIT_MAX_FRAMES", "30")
+    r = verify_file(clip, wm_key="7e57" * 16)
+    assert r["checked_part"]["frames_read"] <= 30
+    assert any("longer than the frame limit" in x for x in r["reasons"]), r["reasons"]

@@ -154,7 +154,7 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
     from evalkit.errors import EvalkitError as _E
     from evalkit.provenance import fragments as fr
     from evalkit.provenance import watermark as wmmod
-    from evalkit.video import probe_video, read_for_checks
+    from evalkit.video import VideoLimits, probe_video, read_for_checks
 
     anchors = trust if isinstance(trust, str) and "-----BEGIN" in trust else load_trust(trust)
     if manifest is not None and not Path(manifest).is_file():
@@ -201,7 +201,10 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
         clip, part = read_for_checks(media, limits=limits) if need_frames else (None, None)
         if part:
             out["checked_part"] = part
-            notes.append(f"The video is larger than the decode budget, so the watermark and the detector read its "
+            most = (limits or VideoLimits.from_env()).max_frames
+            over = ("longer than the frame limit (EVALKIT_MAX_FRAMES)" if (part["frames"] or 0) > most
+                    else "larger than the decode budget")
+            notes.append(f"The video is {over}, so the watermark and the detector read its "
                          f"first {part['frames_read']} frames"
                          + (f" of {part['frames']}" if part["frames"] else "")
                          + (f", reduced {part['shrink']}x" if part["shrink"] > 1 else "") + ".")
