@@ -146,7 +146,7 @@ class _Checker:
         if not isinstance(v, str) or not v.strip() or len(v) > max_len:
             self.fail(key, f"must be a non-empty string of at most {max_len} characters, got {v!r}")
         if pattern is not None and not pattern.match(v):
-            self.fail(key, f"{v!r} is not allowed here (letters, digits, '.', '_', '-')")
+            self.fail(key, f"{v!r} is not allowed here (ASCII letters, digits, '.', '_', '-')")
         return v
 
     def choice(self, v, key: str, options) -> str:

@@ -101,11 +101,16 @@ def chart_label(name: str) -> str:
 
 
 def _plt():
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")  # no display: reports render on servers and in CI
     import matplotlib.pyplot as plt
 
+    # a model name in a script the font lacks (漢字, emoji) draws as boxes; tight_layout and savefig
+    # each warned about every glyph (12 lines for one name), so it is not said at all
+    warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
     return plt
 
 
