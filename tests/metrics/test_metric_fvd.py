@@ -179,13 +179,17 @@ def test_precision_recall_ci_values_and_edges(monkeypatch):
     assert (p.value, r.value) == precision_recall(real, fake)  # the estimate is the full-set one
     assert p.ci_low <= p.value <= p.ci_high and r.ci_low <= r.value <= r.ci_high
     assert 0.0 <= p.ci_low < p.ci_high <= 1.0 and 0.0 <= r.ci_low < r.ci_high <= 1.0
-    assert (p.n, r.n) == (50, 50) and p.method == "bootstrap-recentred-2sample"
+    assert (p.n, r.n) == (50, 50) and p.method == "bootstrap-recentred-2sample+wilson"
     assert precision_recall_with_ci(real, fake, seed=1)[0].ci_low != p.ci_low  # the seed is used
     # identical sets: full marks, but a resampled manifold misses some twins, so the interval opens
     same = precision_recall_with_ci(real, real.copy())
     assert all(e.value == e.ci_high == 1.0 and 0.8 < e.ci_low < 1.0 for e in same)
     apart = precision_recall_with_ci(real, fake + 100.0)
-    assert [(e.value, e.ci_low, e.ci_high) for e in apart] == [(0.0, 0.0, 0.0)] * 2
+    # no resample moves a share of 0 of 50: the interval is Wilson's, not the point [0, 0] (session 31)
+    from evalkit.metrics.stats import proportion_ci
+
+    wilson = proportion_ci(0, 50)
+    assert [(e.value, e.ci_low, e.ci_high) for e in apart] == [(0.0, 0.0, pytest.approx(wilson.ci_high))] * 2
     # n is each rate's own denominator: generated samples for precision, real ones for recall
     p, r = precision_recall_with_ci(real[:30], fake)
     assert (p.n, r.n) == (50, 30)
