@@ -100,7 +100,7 @@ def _fail(path, what: str, todo: str) -> VideoError:
 
 def _refuse_stream_segment(p: Path) -> None:
     """A piece of a fragmented (DASH/HLS) stream decodes to nothing alone: say so, and how to join it."""
-    from evalkit.provenance.fragments import segment_kind
+    from evalkit.bmff import segment_kind
 
     kind = segment_kind(p)
     if kind:

@@ -13,7 +13,7 @@ import pytest
 from benchmarks.bundle import _read
 from evalkit.clipset import read_index, video_files
 from evalkit.errors import BadInputError
-from evalkit.provenance.bmff import MAX_BOXES, box_count
+from evalkit.bmff import MAX_BOXES, box_count
 from evalkit.provenance.c2pa import sign_file
 from evalkit.provenance.credentials import init_keys
 from evalkit.provenance.signers import load_signer

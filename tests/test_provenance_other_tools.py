@@ -12,7 +12,7 @@ import av
 
 from evalkit.cli import main
 from evalkit.errors import EXIT_BAD_INPUT, EXIT_OK
-from evalkit.provenance.bmff import _top_level_boxes
+from evalkit.bmff import _top_level_boxes
 from evalkit.provenance.verify import verify_file
 from evalkit.video import remux
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from evalkit.atomic import short_name
 from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
 from evalkit.hashing import sha256_file
-from evalkit.provenance.bmff import C2PA_UUID, _check_mp4, has_c2pa_box, too_many_boxes  # noqa: F401  (re-exported)
+from evalkit.bmff import C2PA_UUID, _check_mp4, has_c2pa_box, too_many_boxes  # noqa: F401  (re-exported)
 from evalkit.provenance.manifest_build import (
     PARENT_ID, WatermarkInfo, _generation, _software_agent, build_manifest, source_type_url,
 )

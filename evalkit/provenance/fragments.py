@@ -32,31 +32,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from evalkit.errors import BadInputError, MissingResourceError
-from evalkit.provenance.bmff import _children, _top_level_boxes
+from evalkit.bmff import _children, _top_level_boxes, segment_kind  # noqa: F401 (segment_kind re-exported)
 
 MEDIA_SEGMENT_SUFFIXES = (".m4s", ".m4v", ".mp4", ".cmfv", ".cmfa", ".m4a")
 _STATE_ORDER = {"invalid": 0, "valid": 1, "trusted": 2}
-
-
-def segment_kind(path) -> str | None:
-    """"init" for an init segment of a fragmented stream (ftyp/moov with mvex, no media data),
-    "media" for a media segment (moof + mdat with no moov), None for anything else (a whole
-    MP4, fragmented in one file or not, or not ISO BMFF). Reads box headers only; never raises
-    for the content."""
-    try:
-        boxes, _, _ = _top_level_boxes(path)
-    except OSError:
-        return None
-    kinds = [b[0] for b in boxes]
-    if "moov" in kinds and "mdat" not in kinds and "moof" not in kinds:
-        moov = next(b for b in boxes if b[0] == "moov")
-        try:
-            return "init" if any(kind == b"mvex" for kind, _ in _children(path, moov)) else None
-        except OSError:
-            return None
-    if "moov" not in kinds and "moof" in kinds and kinds[0] in ("styp", "sidx", "moof", "prft", "emsg"):
-        return "media"
-    return None
 
 
 def _stream_order(p: Path):

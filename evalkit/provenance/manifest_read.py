@@ -191,7 +191,7 @@ def read_provenance(path, trust: str | None = None, *, manifest=None,
     `absent` and reports `remote_url`."""
     import c2pa
 
-    from evalkit.provenance.bmff import too_many_boxes
+    from evalkit.bmff import too_many_boxes
 
     crowded = too_many_boxes(path)
     if crowded:  # a million empty boxes kept c2pa busy for minutes, deaf to Ctrl-C and kill

@@ -1,6 +1,8 @@
 """ISO BMFF (MP4/MOV) at the box level, headers only: what signing checks before it hands a file to
-c2pa (a complete file with ftyp, moov and mdat; its duration) and whether a file already carries
-a C2PA manifest (C2PA's uuid box). Never raises for a file's content."""
+c2pa (a complete file with ftyp, moov and mdat; its duration; how many boxes), whether a file
+already carries a C2PA manifest (C2PA's uuid box), and whether it is a piece of a fragmented
+stream. Never raises for a file's content. In the core (not `provenance`), since reading a video
+needs it too (`video.py` names a stream segment for what it is)."""
 
 from __future__ import annotations
 
@@ -87,6 +89,27 @@ def too_many_boxes(path) -> str | None:
         return None
     return (f"{path}: holds over {MAX_BOXES:,} ISO BMFF boxes (real videos hold hundreds, a long fragmented one "
             "tens of thousands); refused rather than parsed for minutes: re-mux it (ffmpeg -c copy)")
+
+
+def segment_kind(path) -> str | None:
+    """"init" for an init segment of a fragmented stream (ftyp/moov with mvex, no media data),
+    "media" for a media segment (moof + mdat with no moov), None for anything else (a whole
+    MP4, fragmented in one file or not, or not ISO BMFF). Reads box headers only; never raises
+    for the content."""
+    try:
+        boxes, _, _ = _top_level_boxes(path)
+    except OSError:
+        return None
+    kinds = [b[0] for b in boxes]
+    if "moov" in kinds and "mdat" not in kinds and "moof" not in kinds:
+        moov = next(b for b in boxes if b[0] == "moov")
+        try:
+            return "init" if any(kind == b"mvex" for kind, _ in _children(path, moov)) else None
+        except OSError:
+            return None
+    if "moov" not in kinds and "moof" in kinds and kinds[0] in ("styp", "sidx", "moof", "prft", "emsg"):
+        return "media"
+    return None
 
 
 def has_c2pa_box(path) -> bool:
