@@ -313,5 +313,7 @@ def table_rows(report: dict) -> list[dict]:
     for row, r in report["rows"].items():
         m = r.get("metrics", {})
         out.append({"detector": row, "n": r["n"], **{k: format_estimate(e) for k, e in m.items()},
-                    "natural_fpr": format_estimate(r["natural_fpr"]) if "natural_fpr" in r else "n/a"})
+                    # its own N (natural windows, several a recording), not the test split's clips
+                    "natural_fpr": (f"{format_estimate(r['natural_fpr'])} of {r['natural_fpr'].n} windows"
+                                    if "natural_fpr" in r else "n/a")})
     return out
