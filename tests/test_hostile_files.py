@@ -30,6 +30,8 @@ def test_an_mp4_of_too_many_boxes_is_refused_before_c2pa(tmp_path):
     t = time.perf_counter()
     r = verify_file(crowded)
     assert time.perf_counter() - t < 30 and r["error"] and "ISO BMFF boxes" in r["error"]
+    # unread, so neither "tampered" nor "a manifest is present" (the recheck found both)
+    assert r["verdict"] == "unreadable" and r["provenance"]["state"] == "absent"
     creds = init_keys(tmp_path / "keys")
     trail = tmp_path / "trail.mp4"
     trail.write_bytes(data + b"\x00\x00\x00\x08free" * (MAX_BOXES + 10))  # after moov: passed the 4,096-box check

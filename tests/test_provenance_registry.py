@@ -259,3 +259,19 @@ def test_a_capture_joined_to_a_generated_clip_of_similar_footage_is_not_a_captur
     assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
     assert r["watermark"]["registry"]["frames"] == [0, 32]
     assert [m["payload"] for m in r["watermark"]["other_marks"]] == [cap.payload]
+
+
+def test_half_a_capture_joined_to_half_a_generated_clip_is_not_a_capture(signed, tmp_path, real_videos_dir):
+    """Each half is only part of its registered picture, so no part matched, the second mark was
+    never read, and the video read `capture (watermark only ...)`, exit 0 (session 31's recheck)."""
+    key, signer = signed["key"], signed["signer"]
+    bikes = read_video(real_videos_dir / "bikes.mp4", max_frames=128).frames[:, :144, :176]
+    cap = sign_file(write_video(tmp_path / "a.mp4", bikes[:64], fps=30.0, crf=0), tmp_path / "a.signed.mp4", signer,
+                    source_type="capture", watermark=True, wm_key=key)
+    ai = sign_file(write_video(tmp_path / "b.mp4", bikes[64:], fps=30.0, crf=0), tmp_path / "b.signed.mp4", signer,
+                   watermark=True, wm_key=key, generator={"name": "uvit", "version": "small"})
+    both = np.concatenate([read_video(cap.path).frames[:32], read_video(ai.path).frames[32:]])
+    r = verify_file(write_video(tmp_path / "halves.mp4", both, fps=30.0, crf=18), wm_key=key)
+    assert {r["watermark"]["payload"], *(m["payload"] for m in r["watermark"].get("other_marks") or [])} \
+        == {cap.payload, ai.payload}, r["reasons"]
+    assert r["verdict"] in ("conflicting signals", "ai-generated (watermark only, manifest stripped)")

@@ -262,7 +262,9 @@ class _FeatureMetric(Metric):
         its own. torchmetrics' forward would compute one, fail, and leave the state emptied."""
         self.update(*args, **kwargs)
 
-    def _features(self, x) -> torch.Tensor:
+    def _features(self, x, real=True) -> torch.Tensor:
+        if not isinstance(real, (bool, np.bool_)):  # real="false" counted the batch as real
+            raise ValueError(f"real must be True or False, got {real!r}")
         x = torch.as_tensor(x)
         if x.ndim == 5:
             if self.feature_extractor is None:
@@ -300,7 +302,7 @@ class FrechetVideoDistance(_FeatureMetric):
 
     def update(self, x, real: bool) -> None:
         """x: features [B, D] or videos [B, T, 3, H, W] in [0, 1]; real: which set they belong to."""
-        f = self._features(x)
+        f = self._features(x, real)
         side = "real" if real else "fake"
         setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + f.sum(0))
         setattr(self, f"{side}_outer", getattr(self, f"{side}_outer") + f.T @ f)
@@ -335,7 +337,7 @@ class _SetsMetric(_FeatureMetric):
 
     def update(self, x, real: bool) -> None:
         """x: features [B, D] or videos [B, T, 3, H, W] in [0, 1]; real: which set they belong to."""
-        (self.real_features if real else self.fake_features).append(self._features(x))
+        (self.real_features if real else self.fake_features).append(self._features(x, real))
 
     def features(self) -> tuple[np.ndarray, np.ndarray]:
         """(real [N1, D], fake [N2, D]) float64, in update order (after a DDP sync: rank order)."""

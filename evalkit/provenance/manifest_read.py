@@ -195,7 +195,7 @@ def read_provenance(path, trust: str | None = None, *, manifest=None,
 
     crowded = too_many_boxes(path)
     if crowded:  # a million empty boxes kept c2pa busy for minutes, deaf to Ctrl-C and kill
-        return _empty_provenance("invalid", [UNREADABLE_MANIFEST]), crowded
+        return _empty_provenance(), crowded  # not read, so not known to hold a manifest
     if manifest is not None:
         return _read_with_sidecar(path, Path(manifest), trust)
     try:

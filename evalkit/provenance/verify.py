@@ -67,6 +67,7 @@ from evalkit.provenance.manifest_read import (HASH_MISMATCH_CODES, UNREADABLE_MA
                                               _empty_provenance, load_trust, read_provenance)
 from evalkit.provenance.verdict import (FAILED_VERDICTS, INCOMPLETE, VERDICTS,  # noqa: F401
                                         decide, source_type_name)
+from evalkit.bmff import too_many_boxes
 from evalkit.provenance.verify_words import edits, issuer_not_anchored, other_mark
 from evalkit.safe_text import printable
 
@@ -197,6 +198,9 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
         if kind == "media":
             raise _E(fr.media_only_message(p))
         media = stack.enter_context(fr.joined_stream(p, fragments)) if fragments else p
+        crowded = too_many_boxes(media)
+        if crowded:  # a hostile structure: unreadable, not "tampered" (it may carry no manifest at all)
+            raise _E(crowded)
         need_frames = key is not None or detector is not None
         clip, part = read_for_checks(media, limits=limits) if need_frames else (None, None)
         if part:
@@ -204,7 +208,9 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
             most = (limits or VideoLimits.from_env()).max_frames
             over = ("longer than the frame limit (EVALKIT_MAX_FRAMES)" if (part["frames"] or 0) > most
                     else "larger than the decode budget")
-            notes.append(f"The video is {over}, so the watermark and the detector read its "
+            readers = " and the ".join(x for x, used in (("watermark", key is not None),
+                                                          ("detector", detector is not None)) if used)
+            notes.append(f"The video is {over}, so the {readers} read its "
                          f"first {part['frames_read']} frames"
                          + (f" of {part['frames']}" if part["frames"] else "")
                          + (f", reduced {part['shrink']}x" if part["shrink"] > 1 else "") + ".")
@@ -278,19 +284,26 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
                 wm["registry"] = resolve(wm["payload"], key.fingerprint, clip.frames, geometry, registry)
             except Exception as e:  # noqa: BLE001  a damaged registry must not become a traceback
                 notes.append(f"The soft-binding registry could not be read ({_one_line(e, 120)}).")
-            part = (wm.get("registry") or {}).get("frames")
-            if part:  # the marked clip is a part of this video: is another mark in the rest?
-                other = other_mark(clip.frames, part, key, wm["payload"])
-                if other:
-                    from evalkit.provenance.registry import lookup
+            reg = wm.get("registry") or {}
+            part = reg.get("frames")
+            if part or (reg.get("found") and reg.get("content") != "match" and clip.num_frames >= 32):
+                # the marked clip is a part of this video, or no part matches the registered picture
+                # (half of one marked clip joined to half of another: each half is only part of its
+                # registered picture; a capture's half laundered an AI half, session 31): is another
+                # mark in the rest?
+                other = other_mark(clip.frames, part or (0, 0), key, wm["payload"])
+            else:
+                other = None
+            if other:
+                from evalkit.provenance.registry import lookup
 
-                    rec = lookup(other["payload"], key.fingerprint, registry)
-                    other["registered_source_type"] = ((rec or {}).get("manifest") or {}).get("digital_source_type")
-                    other["registered"] = rec is not None
-                    wm["other_marks"] = [other]
-                    notes.append(f"Frames {other['frames'][0]}-{other['frames'][1] - 1} carry another evalkit mark "
-                                 f"(payload {other['payload']}, p-value {other['p_value']:.1e}): two marked videos "
-                                 "were joined; verify that stretch alone for its registration.")
+                rec = lookup(other["payload"], key.fingerprint, registry)
+                other["registered_source_type"] = ((rec or {}).get("manifest") or {}).get("digital_source_type")
+                other["registered"] = rec is not None
+                wm["other_marks"] = [other]
+                notes.append(f"Frames {other['frames'][0]}-{other['frames'][1] - 1} carry another evalkit mark "
+                             f"(payload {other['payload']}, p-value {other['p_value']:.1e}): two marked videos "
+                             "were joined; verify that stretch alone for its registration.")
         h, w = clip.frames.shape[1:3]
         if wm["checked"] and not wm["detected"] and min(h, w) < RELIABLE_WATERMARK_PX:
             notes.append(f"At {w}x{h} the frames are below the size the watermark is reliable at "

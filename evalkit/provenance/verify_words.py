@@ -9,18 +9,24 @@ GAIN_EDIT = 0.1  # |gain - 1| above which a read reports a contrast, brightness 
 
 
 def other_mark(frames, part, key, payload: str) -> dict | None:
-    """A second mark in the longest stretch of `frames` outside `part` (the frames the registered
-    picture matched), or None: one more test of its own, at the detector's own threshold."""
+    """A second mark in `frames`, or None: the longest stretch outside `part` (the frames the
+    registered picture matched; (0, 0) where none did) first, then the halves and thirds of the
+    video, each a test of its own at the detector's threshold. The rest alone missed a join whose
+    matched part was a quarter of the first clip: the rest then mixed both clips (session 31)."""
     from evalkit.provenance import watermark as wmmod
 
+    t = len(frames)
     a, b = part
-    rest = max(((0, a), (b, len(frames))), key=lambda r: r[1] - r[0])
-    if rest[1] - rest[0] < 16:  # too short to carry a whole mark
-        return None
-    d = wmmod.detect(frames[rest[0]:rest[1]], key)
-    if not d.detected or not d.payload or d.payload.hex() == payload:
-        return None
-    return {"payload": d.payload.hex(), "p_value": d.p_value, "frames": list(rest)}
+    rest = max(((0, a), (b, t)), key=lambda r: r[1] - r[0])
+    tried = []
+    for x, y in [rest, *[(t * i // k, t * (i + 1) // k) for k in (2, 3) for i in range(k)]]:
+        if y - x < 16 or (x, y) in tried:  # too short to carry a whole mark, or read already
+            continue
+        tried.append((x, y))
+        d = wmmod.detect(frames[x:y], key)
+        if d.detected and d.payload and d.payload.hex() != payload:
+            return {"payload": d.payload.hex(), "p_value": d.p_value, "frames": [x, y]}
+    return None
 
 
 def faded(frames) -> bool:

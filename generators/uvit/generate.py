@@ -126,6 +126,9 @@ def load_network(path: Path, expect_preset: str | None = None) -> TextToVideoUVi
         raise BadInputError(f"{path}: unreadable or corrupt U-ViT checkpoint ({msg}); re-export or retrain it")
     if expect_preset and net.cfg.name != expect_preset:
         raise BadInputError(f"{path}: a checkpoint of preset {net.cfg.name!r}, not {expect_preset!r}")
+    if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):  # a diverged run's: black clips, exit 0
+        raise BadInputError(f"{path}: its weights hold NaN or infinite values (a run that diverged); retrain "
+                            "with a lower --lr, or resume an earlier checkpoint")
     return net.eval()
 
 

@@ -199,8 +199,9 @@ def save_checkpoint(state: TrainState, tc: TrainConfig, path) -> Path:
     """Everything to resume exactly; tensors and plain data only (loads with weights_only=True).
     Weights that are no longer finite are never written over a good checkpoint."""
     if not all(bool(torch.isfinite(p).all()) for p in state.net.parameters()):
-        raise TrainingDiverged(f"training diverged by step {state.step} (weights no longer finite); {path} keeps "
-                               "its last good checkpoint: lower --lr and resume from it")
+        kept = (f"{path} keeps its last good checkpoint: lower --lr and resume from it" if Path(path).exists()
+                else "no checkpoint was written: lower --lr and train again")
+        raise TrainingDiverged(f"training diverged by step {state.step} (weights no longer finite); {kept}")
     payload = {
         "format": "evalkit-uvit-train-v1",
         "train_config": json.dumps(asdict(tc)),
