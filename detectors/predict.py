@@ -76,6 +76,8 @@ def detect_files(files, name: str | None = None, windows: int = 1) -> list[dict]
             row["protocol"]["video_frames"] = probe_video(Path(f), check=False).frames or None
             if windows > 1:
                 row["windows"] = scan_windows(det, Path(f), windows)
+                # a video over the frame limit is scanned across its first frames only: said so
+                row["windows_cover"] = [0, max(w["frames"][1] for w in row["windows"])]
         except EvalkitError as e:
             row["error"] = str(e)
             if not Path(f).exists():  # a path that is not there (or a link to nothing): exit 3, as in every command

@@ -99,6 +99,9 @@ def detect(files, name, as_json, windows):
                        f"p_generated {r['p_generated']:.3f} (generated at >= {r['threshold']:.3f}"
                        + (f", real under {below:.3f}" if below is not None else "") + f") -> {r['decision']}"
                        + (f" (abstains: {ood})" if ood else "") + judged))
+            cover, total = r.get("windows_cover"), (r.get("protocol") or {}).get("video_frames")
+            if cover and total and cover[1] + 1 < total - 2:  # (a header may miscount a frame or two)
+                click.echo(f"  windows cover frames 0-{cover[1]} of {total} (the frame limit, EVALKIT_MAX_FRAMES)")
             later = [w for w in r.get("windows", [])[1:] if w["p_generated"] >= r["threshold"]]
             if later:  # the verdict is the first window's; say where else the video reads generated
                 w = max(later, key=lambda w: w["p_generated"])

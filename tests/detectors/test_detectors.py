@@ -597,6 +597,9 @@ def test_detect_judges_videos_over_the_decode_budget_and_the_frame_limit(in_trai
     (row,) = json.loads(capsys.readouterr().out)
     assert row["error"] is None and row["protocol"]["video_frames"] == 48
     assert [x["frames"] for x in row["windows"]] == [[0, 15], [24, 39]]  # across the first 40
+    assert row["windows_cover"] == [0, 39]
+    assert main(["detect", str(long), "--detector", "unit", "--windows", "2"]) == 0
+    assert "windows cover frames 0-39 of 48" in capsys.readouterr().out
 
 
 def test_verify_reports_the_detector(in_trained, folders):
