@@ -117,3 +117,22 @@ def test_verify_names_the_frame_limit_when_that_is_what_cut_the_read(tmp_path, m
     r = verify_file(clip, wm_key="7e57" * 16)
     assert r["checked_part"]["frames_read"] <= 30
     assert any("longer than the frame limit" in x for x in r["reasons"]), r["reasons"]
+
+
+def test_sign_names_an_output_name_that_is_not_utf8(tmp_path):
+    """c2pa's JSON failed on it ("lone leading surrogate"), and the error named the input file."""
+    import numpy as np
+    import pytest
+
+    from evalkit.errors import BadInputError
+    from evalkit.provenance.c2pa import sign_file
+    from evalkit.provenance.credentials import init_keys
+    from evalkit.provenance.signers import load_signer
+    from evalkit.video import write_video
+
+    creds = init_keys(tmp_path / "keys")
+    src = write_video(tmp_path / "in.mp4", np.full((8, 32, 32, 3), 90, np.uint8), fps=8.0)
+    out = tmp_path / os.fsdecode(b"out\xe9.mp4")
+    with pytest.raises(BadInputError, match="not valid UTF-8") as e:
+        sign_file(src, out, load_signer(creds.signer_cert, creds.signer_key))
+    assert "in.mp4" not in str(e.value) and not out.exists()

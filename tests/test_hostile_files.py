@@ -59,3 +59,24 @@ def test_a_clips_link_to_its_own_folder_is_read_once(tmp_path):
     write_video(tmp_path / "a_red_ball_falls-1.mp4", np.full((8, 32, 32, 3), 90, np.uint8), fps=8.0)
     (tmp_path / "clips").symlink_to(tmp_path)
     assert [f.name for f in video_files(tmp_path)] == ["a_red_ball_falls-1.mp4"]  # it was counted twice
+
+
+def test_an_avi_whose_riff_size_is_unset_is_named_not_taken_for_a_signed_file(tmp_path):
+    """A streamed or unfinished writer leaves the RIFF size 0xFFFFFFFF: `sign` said "already
+    carries a C2PA manifest; use --edit", and --edit then failed."""
+    import av
+
+    src = tmp_path / "in.avi"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for _ in range(8):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), 90, np.uint8), format="rgb24")))
+        out.mux(stream.encode())
+    data = bytearray(src.read_bytes())
+    assert data[:4] == b"RIFF"
+    data[4:8] = b"\xff\xff\xff\xff"
+    src.write_bytes(bytes(data))
+    creds = init_keys(tmp_path / "keys")
+    with pytest.raises(BadInputError, match="container cannot be parsed"):
+        sign_file(src, tmp_path / "out.avi", load_signer(creds.signer_cert, creds.signer_key))

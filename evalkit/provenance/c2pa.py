@@ -115,6 +115,13 @@ def _check_paths(src, dst, *, need_c2pa_format: bool = True) -> tuple[Path, Path
                             "another output path")
     if dst.is_dir():
         raise BadInputError(f"{dst}: is a directory; give an output file name ending in .mp4")
+    try:  # the manifest records the output's name as its title: c2pa's JSON cannot hold bytes that are not UTF-8
+        dst.name.encode("utf-8")
+    except UnicodeEncodeError:
+        from evalkit.safe_text import printable
+
+        raise BadInputError(f"{printable(dst)}: the output name is not valid UTF-8 (the manifest records it as "
+                            "its title); give a name in UTF-8") from None
     if not dst.parent.is_dir():
         raise MissingResourceError(f"{dst}: folder {dst.parent} does not exist; create it first")
     allowed = EMBED_MIME if need_c2pa_format else MIME_BY_SUFFIX
@@ -132,10 +139,13 @@ def _check_paths(src, dst, *, need_c2pa_format: bool = True) -> tuple[Path, Path
     return src, dst
 
 
-def carries_manifest(path) -> bool:
+def carries_manifest(path, *, container_must_parse: bool = True) -> bool:
     """Whether a file already embeds a C2PA manifest: for ISO BMFF its uuid box (headers only);
     for the other containers c2pa embeds in (AVI, GIF), whatever c2pa finds, a damaged manifest
-    counting as one."""
+    counting as one. A container c2pa cannot parse at all (an AVI whose RIFF size is 0xFFFFFFFF)
+    is a one-line error where the file is to be signed in place (`container_must_parse`): it read
+    "already carries a C2PA manifest; use --edit", which then failed; elsewhere (a sidecar, or a
+    re-encode) it holds no manifest c2pa could find."""
     import c2pa
 
     if Path(path).suffix.lower() in MIME_BY_SUFFIX:
@@ -145,8 +155,13 @@ def carries_manifest(path) -> bool:
             return True
     except (c2pa.C2paError.ManifestNotFound, c2pa.C2paError.NotSupported):
         return False
-    except (c2pa.C2paError, OSError, ValueError):
-        return True
+    except (c2pa.C2paError, OSError, ValueError) as e:
+        if "asset could not be parsed" not in str(e):
+            return True
+        if container_must_parse:
+            raise BadInputError(f"{path}: its container cannot be parsed for signing ({_one_line(e)}); re-mux it "
+                                "(ffmpeg -c copy), or sign with --watermark (which re-encodes it)") from None
+        return False
 
 
 def _tmp_beside(dst: Path) -> Path:
@@ -285,7 +300,7 @@ def sign_sidecar(src, dst, *, signer, source_type: str | None = "trained", gener
         raise BadInputError(f"{side}: is the sidecar of {other[0]} already (a sidecar is named by the video's stem); "
                             f"give {dst.name} another name")
     info = probe_video(src)  # a one-line VideoError for what is not a readable video
-    if carries_manifest(src):
+    if carries_manifest(src, container_must_parse=False):
         raise SigningError(f"{src}: already carries a C2PA manifest, which a sidecar would contradict; "
                            "sign the original")
     manifest = build_manifest(title=dst.name, source_type=source_type, generator=generator, params=params,
@@ -391,10 +406,10 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
         source_type_url(source_type)  # bad arguments fail before the decode, not after
     _software_agent(generator)
     _generation(params, include_prompt)
-    if edit and not carries_manifest(src):
+    if edit and not carries_manifest(src, container_must_parse=False):
         raise SigningError(f"{src}: carries no C2PA manifest, so there is no history to keep; "
                            "sign it without --edit")
-    if not edit and carries_manifest(src):
+    if not edit and carries_manifest(src, container_must_parse=False):
         raise SigningError(f"{src}: already carries a C2PA manifest; watermarking re-encodes the video "
                            "and would discard that provenance (use --edit to keep it as the parent "
                            "ingredient, or sign the original)")
