@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from evalkit.clip import Clip
-from evalkit.atomic import check_parents
+from evalkit.atomic import _same, check_parents
 from evalkit.errors import BadInputError, MissingResourceError, path_is
 from evalkit.video import read_video, write_video
 
@@ -97,7 +97,7 @@ def video_files(folder: Path) -> list[Path]:
     folder = Path(folder)
     dirs = [folder]
     clips = folder / "clips"
-    if clips.is_dir() and not _same_dir(clips, folder):
+    if clips.is_dir() and not _same(clips, folder):
         dirs.append(clips)
     # A link whose target is gone is listed too: reading it names the broken link, where leaving
     # it out would score one video fewer without a word.
@@ -105,12 +105,6 @@ def video_files(folder: Path) -> list[Path]:
             if (f.is_file() or (f.is_symlink() and not f.exists())) and f.suffix.lower() in VIDEO_SUFFIXES
             and not f.name.startswith(".")]
 
-
-def _same_dir(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
 
 
 def expand_folders(paths) -> list[Path]:
