@@ -22,10 +22,11 @@ def check_name(name: str) -> str:
     return name
 
 
-def home_dir() -> Path:
+def home_dir(create: bool = True) -> Path:
+    """`$EVALKIT_HOME/detectors`; look-ups pass create=False (an absent home holds no detectors)."""
     from evalkit.home import evalkit_home
 
-    return evalkit_home() / "detectors"
+    return evalkit_home(create=create) / "detectors"
 
 
 def _is_detector(p: Path) -> bool:
@@ -57,7 +58,7 @@ def list_detectors() -> dict[str, str]:
     """name -> where it lives ("home" or "shipped"); home wins on a clash. Hidden folders (a save
     staged or set aside by a process that was killed) are not detectors by name."""
     found = {}
-    for where, root in (("shipped", SHIPPED), ("home", home_dir())):
+    for where, root in (("shipped", SHIPPED), ("home", home_dir(create=False))):
         if root.is_dir():
             found.update({p.name: where for p in sorted(root.iterdir())
                           if not p.name.startswith(".") and _is_detector(p)})
@@ -69,7 +70,7 @@ def detector_path(name: str | None = None) -> Path:
         raise BadInputError("--detector is empty; give a detector's name (evalkit detectors list), or leave it out "
                             f"for {DEFAULT!r}")
     name = check_name(name or DEFAULT)
-    for root in (home_dir(), SHIPPED):
+    for root in (home_dir(create=False), SHIPPED):
         if _is_detector(root / name):
             return root / name
     known = ", ".join(sorted(list_detectors())) or "none"

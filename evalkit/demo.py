@@ -32,6 +32,7 @@ from evalkit.demo_steps import (  # the steps import the packages above the core
     run_detector, verdict_line, verify_three,
 )
 from evalkit.errors import BadInputError
+from evalkit.safe_text import display_width, ljust
 from evalkit.grid import frame_grid, save_png
 from evalkit.metrics.stats import Estimate, mean_ci, proportion_ci
 from evalkit.world import KINDS, WorldConfig
@@ -110,8 +111,8 @@ def _scores_table(scores: dict[str, dict]) -> str:
         ests = [s["metrics"].get(m) for m in names]
         rows.append([label, *(str(Estimate(e["value"], e["ci_low"], e["ci_high"], e["n"])) if e else "-"
                               for e in ests)])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(ljust(c, w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
 def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConfig(), n_generate: int = 4,

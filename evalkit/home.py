@@ -20,14 +20,17 @@ _DEFAULT_HOME = "~/.cache/evalkit"
 _GIT_TIMEOUT_S = 3.0  # a hung git (network FS, huge repo) must not stall a run
 
 
-def evalkit_home() -> Path:
+def evalkit_home(create: bool = True) -> Path:
     """`$EVALKIT_HOME` (an empty value counts as unset), else `~/.cache/evalkit`; created on demand.
 
     A folder we create is made 0700 (it will hold signing keys). An existing folder the user
-    chose is left with its permissions: we do not chmod what we did not make.
+    chose is left with its permissions: we do not chmod what we did not make. `create=False` is
+    for look-ups (a model, a detector, a soft-binding record): a home that is absent, or cannot be
+    made (a read-only $HOME), simply holds nothing, so `verify`, `detect` and `generate` with
+    shipped models still run there.
     """
     home = Path(os.environ.get("EVALKIT_HOME") or _DEFAULT_HOME).expanduser()
-    if home.is_dir():
+    if home.is_dir() or not create:
         return home
     try:
         home.mkdir(parents=True, mode=0o700)

@@ -30,4 +30,23 @@ def printable(text) -> str:
     return _UNSAFE.sub(_escape, str(text))
 
 
-__all__ = ["printable"]
+def display_width(text: str) -> int:
+    """Terminal columns `text` takes: wide (CJK, most emoji) characters count two, combining marks
+    none, so that tables of users' names (a folder called 模型A) stay aligned."""
+    from wcwidth import wcswidth
+
+    w = wcswidth(text)
+    return len(text) if w < 0 else w  # -1: a character wcwidth cannot place; count it as one
+
+
+def ljust(text: str, width: int) -> str:
+    """`text` padded with spaces on the right to `width` terminal columns."""
+    return text + " " * max(0, width - display_width(text))
+
+
+def rjust(text: str, width: int) -> str:
+    """`text` padded with spaces on the left to `width` terminal columns."""
+    return " " * max(0, width - display_width(text)) + text
+
+
+__all__ = ["printable", "display_width", "ljust", "rjust"]

@@ -340,8 +340,11 @@ def _json_rows(df) -> list[dict]:
 
 
 def _plain(header, rows) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    from evalkit.safe_text import display_width, ljust
+
+    # terminal columns, not characters: a model folder named in CJK is two columns a character
+    widths = [max(display_width(h), *(display_width(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(ljust(c, w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 

@@ -524,3 +524,26 @@ def test_small_messages_say_what_was_wrong(capsys, tmp_path, mlflow_store):
                        "0123456789abcdef0123456789abcdef")
     assert code == EXIT_MISSING and err.lower().count("not found") == 1 and "check the id" in err, err
     assert UViTGenerator("small-gpu", sampler="DDIM").sampler == "ddim"
+
+
+def test_read_only_commands_run_where_the_home_cannot_be_made(capsys, tmp_path, monkeypatch):
+    """A read-only $HOME (a container user, a locked-down CI) must not stop `verify`, `detect` or
+    `generate` with a shipped model: they only look things up there. Writing commands say why."""
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "home"))
+    assert run(capsys, "keys", "init")[0] == 0
+    assert run(capsys, "world", "render", str(tmp_path / "w"), "--n", "1", "--size", "64")[0] == 0
+    signed = tmp_path / "s.mp4"
+    assert run(capsys, "sign", str(tmp_path / "w/clips/test-s0-00000.mp4"), str(signed))[0] == 0
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("EVALKIT_HOME", str(tmp_path / "file" / "home"))  # under a file: cannot be made
+    code, out, err = run(capsys, "verify", "--json", str(signed))
+    assert code == 0 and json.loads(out)["provenance"]["state"] == "valid", err
+    code, out, err = run(capsys, "detect", str(signed), "--json")
+    assert code == 0 and 0.0 <= json.loads(out)[0]["p_generated"] <= 1.0, err
+    prompt = "a small red ball falls and bounces on the floor, on a dark background"
+    code, _, err = run(capsys, "generate", "--model", "uvit:small-gpu", "--prompts", prompt, "--steps", "2",
+                       "--out", str(tmp_path / "g"))
+    assert code == 0 and len(read_index(tmp_path / "g")) == 1, err
+    code, _, err = run(capsys, "keys", "init")
+    assert code == EXIT_BAD_INPUT and "cannot create EVALKIT_HOME" in err and err.count("\n") == 1
+    assert not (tmp_path / "file" / "home").exists()

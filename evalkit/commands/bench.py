@@ -100,7 +100,7 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
 def _summary_table(results) -> str:
     """The suite's headline metrics, one column a model: value [95% CI] n=N, columns as wide as
     their widest cell and two spaces apart, model names whole."""
-    from evalkit.safe_text import printable
+    from evalkit.safe_text import display_width, ljust, printable, rjust
 
     rows = [["metric", *(printable(r.model) for r in results)]]
     for name in _BENCH_SUMMARY:
@@ -116,8 +116,8 @@ def _summary_table(results) -> str:
                 hi = "inf" if m.get("ci_high") is None else f"{m['ci_high']:.3g}"
                 cells.append(f"{m['value']:.3g} [{lo}, {hi}] n={m['n']}")
         rows.append(cells)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+    widths = [max(display_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(ljust(c, w) if i == 0 else rjust(c, w) for i, (c, w) in enumerate(zip(row, widths)))
                      .rstrip() for row in rows)
 
 

@@ -273,9 +273,10 @@ def _load_world_cached(path: str, name: str, expected_sha: str | None, mtime_ns:
 
 
 def home_backbones_dir() -> Path:
+    """Where retrained backbones are looked up (not created here: `save_backbone` makes it)."""
     from evalkit.home import evalkit_home
 
-    return evalkit_home() / "backbones"
+    return evalkit_home(create=False) / "backbones"
 
 
 def get_backbone(name: str = DEFAULT_VIDEO_BACKBONE, *, path: str | os.PathLike | None = None,

@@ -88,11 +88,12 @@ class KeyPaths:
                 f"with --trust {arg(self.ca_cert)}")
 
 
-def credentials_dir() -> Path:
-    """`$EVALKIT_HOME/credentials` (not created here)."""
+def credentials_dir(create_home: bool = False) -> Path:
+    """`$EVALKIT_HOME/credentials` (not created here; the home only when `create_home`: reading
+    keys needs no home, `keys init` makes it private before writing into it)."""
     from evalkit.home import evalkit_home
 
-    return evalkit_home() / CREDENTIALS_DIRNAME
+    return evalkit_home(create=create_home) / CREDENTIALS_DIRNAME
 
 
 def default_paths(dir: Path | str | None = None) -> KeyPaths:
@@ -189,7 +190,7 @@ def init_keys(dir: Path | str | None = None, org: str = "evalkit development",
     never replaced unless `force` (the old keys are then lost). Raises `CredentialsError`."""
     if not isinstance(org, str) or not org.strip() or len(org) > 64:
         raise CredentialsError(f"organisation name {org!r}: give 1 to 64 characters")
-    paths = default_paths(dir)
+    paths = default_paths(dir if dir is not None else credentials_dir(create_home=True))
     d = paths.dir
     if d.exists() and not d.is_dir():
         raise CredentialsError(f"{d}: exists and is not a folder; give another --dir")

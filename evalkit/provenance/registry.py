@@ -52,15 +52,16 @@ BRIGHTNESS = (0.5, 2.0)
 _HEX = re.compile(r"^[0-9a-f]{16,64}$")
 
 
-def registry_dir(path=None) -> Path:
-    """The registry folder: `path`, else `$EVALKIT_SOFT_BINDINGS`, else `$EVALKIT_HOME/soft-bindings`."""
+def registry_dir(path=None, create: bool = True) -> Path:
+    """The registry folder: `path`, else `$EVALKIT_SOFT_BINDINGS`, else `$EVALKIT_HOME/soft-bindings`
+    (the home made when `create`: a look-up never needs it to exist)."""
     if path is not None:
         return Path(path)
     if os.environ.get(ENV):
         return Path(os.environ[ENV]).expanduser()
     from evalkit.home import evalkit_home
 
-    return evalkit_home() / "soft-bindings"
+    return evalkit_home(create=create) / "soft-bindings"
 
 
 def thumbnail(mean: np.ndarray) -> np.ndarray:
@@ -135,7 +136,7 @@ def lookup(payload_hex: str, key_id: str, root=None) -> dict | None:
     """The record of `payload_hex` under key `key_id`, or None (no registry, no record, or a
     record that does not read: it is reported as absent rather than trusted)."""
     try:
-        path = _record_path(registry_dir(root), key_id, payload_hex)
+        path = _record_path(registry_dir(root, create=False), key_id, payload_hex)
         rec = json.loads(path.read_text())
         thumb = np.asarray(rec["thumbnail"], np.float32)
         if thumb.shape != (THUMB, THUMB) or not np.all(np.isfinite(thumb)) or rec.get("payload") != payload_hex:
@@ -213,7 +214,7 @@ def resolve(payload_hex: str, key_id: str, frames: np.ndarray, geometry: dict | 
     (`geometry` of the watermark read). Keys: found, registry (its folder), exists (the folder
     does), and when found: record, registered, signed_file, sha256, manifest, content,
     difference, why."""
-    where = registry_dir(root)
+    where = registry_dir(root, create=False)
     out: dict = {"found": False, "registry": str(where), "exists": where.is_dir()}
     rec = lookup(payload_hex, key_id, root)
     if rec is None:

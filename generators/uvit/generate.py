@@ -91,11 +91,11 @@ def resolve_weights(arg: str) -> Path:
                                    f"{sorted(PRESETS) + shipped} or a path to a .safetensors/.pt file")
     from evalkit.home import evalkit_home
 
-    for cand in (evalkit_home() / "models" / f"uvit-{arg}.safetensors", SHIPPED / f"{arg}.safetensors"):
+    for cand in (evalkit_home(create=False) / "models" / f"uvit-{arg}.safetensors", SHIPPED / f"{arg}.safetensors"):
         if cand.is_file():
             return cand
     raise MissingResourceError(f"uvit:{arg}: no trained weights for this preset (none shipped, none in "
-                               f"{evalkit_home() / 'models'}); train them with `evalkit generator train "
+                               f"{evalkit_home(create=False) / 'models'}); train them with `evalkit generator train "
                                f"--preset {arg}` and export, or pass a checkpoint path")
 
 

@@ -171,3 +171,22 @@ def test_hostile_model_names_in_every_format(mlflow_store):
     assert set(back["fvd_n"]) == {"40"} and set(back["tie_with_above"]) <= {"true", "false"}
     by_kvd = format_leaderboard(leaderboard(SUITE, primary="kvd"), "table")
     assert by_kvd.splitlines()[1].split()[4] == "kvd"
+
+
+def test_table_columns_stay_aligned_with_wide_characters_in_model_names(mlflow_store):
+    """A folder model named in CJK takes two terminal columns a character: padding by characters
+    pushed every later column of its row left of the header's."""
+    from wcwidth import wcswidth
+
+    from conftest import log_bench_run
+
+    log_bench_run("folder:模型甲", fvd=(120.0, 100.0, 140.0))
+    log_bench_run("folder:plain", fvd=(300.0, 280.0, 320.0))
+    table = format_leaderboard(leaderboard(SUITE), "table").splitlines()
+    header = next(i for i, line in enumerate(table) if line.lstrip().startswith("rank"))
+    rows = [line for line in table[header + 2:] if line.strip().startswith(("1", "2"))]
+    assert len(rows) == 2
+    # the FVD cell starts in the same terminal column in both rows and the header
+    col = lambda line, text: wcswidth(line[:line.index(text)])  # noqa: E731
+    fvd_col = col(table[header], "fvd")
+    assert col(rows[0], "120 [") == fvd_col and col(rows[1], "300 [") == fvd_col
