@@ -15,7 +15,7 @@ import math
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from evalkit.metrics.stats import Estimate, proportion_ci
+from evalkit.metrics.stats import Estimate, clustered_proportion_ci, proportion_ci
 
 METRICS = ("auc", "ap", "eer", "acc_at_0.5", "acc_at_threshold", "tpr_at_1pct_fpr", "ece")
 
@@ -85,9 +85,15 @@ def _count_of(metric: str, value: float, y: np.ndarray) -> tuple[int, int] | Non
     return None if n is None else (int(round(value * n)), n)
 
 
-def false_positive_rate(p_real, threshold: float) -> Estimate:
+def false_positive_rate(p_real, threshold: float, groups=None) -> Estimate:
+    """Share of real items called generated. `groups` (one label an item: the recording a natural
+    window was cut from) makes the interval count correlated windows as what they are
+    (`clustered_proportion_ci`): without it 480 windows of 12 videos read as 480 independent tries."""
     p_real = np.asarray(p_real)
-    return proportion_ci(int((p_real >= threshold).sum()), len(p_real))
+    hits = p_real >= threshold
+    if groups is not None:
+        return clustered_proportion_ci(hits, groups)
+    return proportion_ci(int(hits.sum()), len(p_real))
 
 
 def format_estimate(e: Estimate, digits: int = 3) -> str:

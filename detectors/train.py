@@ -142,9 +142,14 @@ def evaluate_on(det: Detector, data: LabelledSet, split: str = "test") -> dict:
     res = {"n": int(m.sum()), "y": y, "p": p}
     if len(set(y.tolist())) == 2:
         res["metrics"] = detection_metrics(y, p, det.threshold)
-    natural = np.array([s.startswith("natural:") for s in np.asarray(data.source, dtype=object)[m]])
+    src = np.asarray(data.source, dtype=object)[m]
+    natural = np.array([s.startswith("natural:") for s in src])
     if (natural & (y == 0)).any():  # natural windows of real footage in the test split (none: no rate)
-        res["natural_fpr"] = false_positive_rate(p[natural & (y == 0)], det.threshold)
+        # windows of one recording are not independent tries: the interval counts recordings
+        held = natural & (y == 0)
+        recordings = [recording_of(s) for s in src[held]]
+        res["natural_fpr"] = false_positive_rate(p[held], det.threshold, groups=recordings)
+        res["natural_recordings"] = len(set(recordings))
     return res
 
 
@@ -314,6 +319,6 @@ def table_rows(report: dict) -> list[dict]:
         m = r.get("metrics", {})
         out.append({"detector": row, "n": r["n"], **{k: format_estimate(e) for k, e in m.items()},
                     # its own N (natural windows, several a recording), not the test split's clips
-                    "natural_fpr": (f"{format_estimate(r['natural_fpr'])} of {r['natural_fpr'].n} windows"
-                                    if "natural_fpr" in r else "n/a")})
+                    "natural_fpr": (f"{format_estimate(r['natural_fpr'])} of {r['natural_fpr'].n} windows "
+                                    f"from {r['natural_recordings']} recordings" if "natural_fpr" in r else "n/a")})
     return out

@@ -187,3 +187,43 @@ def test_large_n_is_chunked_and_fast():
     e = mean_ci(x)
     assert isinstance(e, Estimate)
     assert e.ci_high - e.ci_low == pytest.approx(2 * 1.96 / math.sqrt(20_000), rel=0.15)
+
+
+def test_clustered_proportion_reduces_to_wilson_and_widens_for_correlated_groups():
+    from evalkit.metrics.stats import clustered_proportion_ci
+
+    rng = np.random.default_rng(0)
+    hits = rng.random(200) < 0.1
+    alone = clustered_proportion_ci(hits, np.arange(200))  # every item its own group: Wilson (t, 199 df)
+    plain = proportion_ci(int(hits.sum()), 200)
+    assert alone.value == plain.value and alone.n == 200
+    assert alone.ci_low == pytest.approx(plain.ci_low, rel=0.02) and alone.ci_high == pytest.approx(plain.ci_high, rel=0.02)
+    # no false alarm in 480 windows of 12 equal videos: the bound of about 12 draws, not 480
+    none = clustered_proportion_ci(np.zeros(480, bool), np.repeat(np.arange(12), 40))
+    assert none.value == 0.0 and none.ci_low == 0.0 and none.n == 480
+    assert proportion_ci(0, 12).ci_high <= none.ci_high <= proportion_ci(0, 9).ci_high
+    # every hit in one of 12 videos: far wider than as independent windows
+    one = clustered_proportion_ci(np.repeat(np.arange(12) == 0, 40), np.repeat(np.arange(12), 40))
+    naive = proportion_ci(40, 480)
+    assert one.value == naive.value and one.ci_high - one.ci_low > 2 * (naive.ci_high - naive.ci_low)
+    with pytest.raises(ValueError):
+        clustered_proportion_ci([True, False], [0])
+
+
+def test_clustered_proportion_covers_when_windows_of_a_video_agree():
+    """Windows of one video share its rate (a video the detector dislikes is flagged in most of
+    its windows): the clustered interval keeps about 95% coverage, the independent one does not."""
+    from evalkit.metrics.stats import clustered_proportion_ci
+
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(12), 40)
+    cover = naive_cover = 0
+    reps = 400
+    for _ in range(reps):
+        rate = rng.beta(0.5, 2.0, 12)  # mean 0.2, strongly varying between videos
+        hits = rng.random(480) < rate[groups]
+        e = clustered_proportion_ci(hits, groups)
+        cover += e.ci_low <= 0.2 <= e.ci_high
+        n = proportion_ci(int(hits.sum()), 480)
+        naive_cover += n.ci_low <= 0.2 <= n.ci_high
+    assert cover / reps >= 0.91 and naive_cover / reps < 0.6
