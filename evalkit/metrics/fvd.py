@@ -288,17 +288,22 @@ class FrechetVideoDistance(_FeatureMetric):
     so memory is O(D^2) whatever N. compute() -> float64 scalar tensor.
 
     The covariance comes from (sum x x^T - n mu mu^T) / (n - 1): float64 keeps ~16 - 2 log10(|mu|/sd)
-    digits, ample for network features. For a CI, keep the features and call `fvd_with_ci`."""
+    digits, ample for network features. A confidence interval needs the clips themselves (the
+    bootstrap resamples them): `keep_features=True` also keeps both sets' features (O(N D) memory,
+    DDP "cat") and enables `compute_with_ci`; without it, that method says so."""
 
     def __init__(self, num_features: int = 400, feature_extractor: Callable | None = None,
-                 method: str = "fast", **kwargs) -> None:
+                 method: str = "fast", keep_features: bool = False, **kwargs) -> None:
         super().__init__(feature_extractor, num_features, **kwargs)
         self.method = method
+        self.keep_features = bool(keep_features)
         d = int(num_features)
         for side in ("real", "fake"):
             self.add_state(f"{side}_sum", torch.zeros(d, dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state(f"{side}_outer", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state(f"{side}_n", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+            if self.keep_features:
+                self.add_state(f"{side}_features", [], dist_reduce_fx="cat")
 
     def update(self, x, real: bool) -> None:
         """x: features [B, D] or videos [B, T, 3, H, W] in [0, 1]; real: which set they belong to."""
@@ -307,6 +312,21 @@ class FrechetVideoDistance(_FeatureMetric):
         setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + f.sum(0))
         setattr(self, f"{side}_outer", getattr(self, f"{side}_outer") + f.T @ f)
         setattr(self, f"{side}_n", getattr(self, f"{side}_n") + f.shape[0])
+        if self.keep_features:
+            getattr(self, f"{side}_features").append(f)
+
+    def compute_with_ci(self, n_boot: int = 200, seed: int | None = 0, confidence: float = 0.95) -> Estimate:
+        """FVD with its two-sample bootstrap 95% interval (`fvd_with_ci`), n = generated clips; the
+        value is `fvd_with_ci`'s, computed from the kept features. Needs `keep_features=True`."""
+        if not self.keep_features:
+            raise RuntimeError("FrechetVideoDistance keeps only sums (no clips to resample) unless built with "
+                               "keep_features=True; build it so for compute_with_ci, or call fvd_with_ci "
+                               "on the features")
+        real, fake = cat_state(self.real_features), cat_state(self.fake_features)
+        for side, f in (("real", real), ("fake", fake)):
+            if f.shape[0] < 2:
+                raise RuntimeError(f"FrechetVideoDistance needs at least 2 {side} samples, has {f.shape[0]}")
+        return fvd_with_ci(real.numpy(), fake.numpy(), n_boot=n_boot, seed=seed, confidence=confidence)
 
     def _stats(self, side: str) -> tuple[np.ndarray, np.ndarray]:
         n = float(getattr(self, f"{side}_n"))
@@ -324,7 +344,8 @@ class FrechetVideoDistance(_FeatureMetric):
     def protocol(self) -> dict:
         """What the number depends on (the caller adds the backbone and its weights' SHA-256)."""
         return {"metric": "fvd", "num_features": self.num_features, "method": self.method,
-                "covariance": "ddof=1", "n_real": int(self.real_n), "n_fake": int(self.fake_n)}
+                "covariance": "ddof=1", "n_real": int(self.real_n), "n_fake": int(self.fake_n),
+                "ci": "two-sample bootstrap, recentred" if self.keep_features else "none (keep_features=False)"}
 
 
 class _SetsMetric(_FeatureMetric):

@@ -245,6 +245,9 @@ def _sets(batches):
 CASES = {
     "fvd": MetricCase(lambda: FrechetVideoDistance(num_features=8), _feature_batches(10),
                       lambda bs: frechet_distance_from_features(*_sets(bs)), rtol=1e-9, atol=1e-10),
+    # keeping the features for compute_with_ci must not change the contract (merge, DDP, reset)
+    "fvd_kept": MetricCase(lambda: FrechetVideoDistance(num_features=8, keep_features=True), _feature_batches(10),
+                           lambda bs: frechet_distance_from_features(*_sets(bs)), rtol=1e-9, atol=1e-10),
     # subset_size above both set sizes (equal): the whole sets, so the value is order-free
     "kvd": MetricCase(lambda: KernelVideoDistance(subset_size=1000),
                       _feature_batches(11, sizes=(6, 6, 9, 9, 5, 5)),
@@ -285,7 +288,7 @@ def test_classes_take_videos_through_a_feature_extractor():
     assert est.n == 12 and est.ci_low <= est.ci_high
     assert est.value == pytest.approx(kvd.compute().item(), rel=1e-12)
     assert fvd.protocol() == {"metric": "fvd", "num_features": 6, "method": "fast", "covariance": "ddof=1",
-                              "n_real": 12, "n_fake": 12}
+                              "n_real": 12, "n_fake": 12, "ci": "none (keep_features=False)"}
     assert kvd.protocol()["n_fake"] == 12
 
 

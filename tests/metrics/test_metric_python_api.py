@@ -169,3 +169,28 @@ def test_wrong_arguments_fail_with_one_clear_line():
     for bad in (0, -1, 1.5):
         with pytest.raises(ValueError, match="downscale"):
             motion_mask_metrics(frames, frames, downscale=bad)
+
+
+def test_streaming_fvd_gives_its_interval_when_it_keeps_the_features():
+    from evalkit.metrics.fvd import fvd_with_ci
+
+    g = torch.Generator().manual_seed(3)
+    real, fake = torch.randn(60, 4, generator=g), torch.randn(40, 4, generator=g) + 0.7
+    m = FrechetVideoDistance(num_features=4, keep_features=True)
+    for chunk in torch.split(real, 25):
+        m.update(chunk, real=True)
+    for chunk in torch.split(fake, 15):
+        m.update(chunk, real=False)
+    est = m.compute_with_ci(n_boot=100, seed=0)
+    ref = fvd_with_ci(real.double().numpy(), fake.double().numpy(), n_boot=100, seed=0)
+    assert (est.value, est.ci_low, est.ci_high, est.n) == (ref.value, ref.ci_low, ref.ci_high, 40)
+    assert est.value == pytest.approx(float(m.compute()), rel=1e-9) and est.ci_low < est.value < est.ci_high
+    assert m.protocol()["ci"].startswith("two-sample bootstrap")
+    m.reset()  # the kept features go with the sums
+    with pytest.raises(RuntimeError, match="at least 2 real"):
+        m.compute_with_ci()
+    plain = FrechetVideoDistance(num_features=4)
+    plain.update(real, real=True)
+    plain.update(fake, real=False)
+    with pytest.raises(RuntimeError, match="keep_features=True"):
+        plain.compute_with_ci()
