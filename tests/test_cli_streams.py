@@ -136,3 +136,48 @@ def test_sign_names_an_output_name_that_is_not_utf8(tmp_path):
     with pytest.raises(BadInputError, match="not valid UTF-8") as e:
         sign_file(src, out, load_signer(creds.signer_cert, creds.signer_key))
     assert "in.mp4" not in str(e.value) and not out.exists()
+
+
+def _stderr_on_a_terminal(args, env) -> str:
+    """Run the CLI with stderr on a pseudo-terminal (where progress bars belong); its text."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    # a new pseudo-terminal is 0 columns wide, where tqdm draws bars of nothing: give it 100
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    p = subprocess.Popen(EVALKIT + args, stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 120)
+        if not ready:
+            p.kill()
+            break
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    p.wait(timeout=120)
+    os.close(master)
+    assert p.returncode == 0, b"".join(chunks)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_long_work_shows_progress_on_a_terminal_and_none_in_a_log(tmp_path):
+    """`sign --watermark` reads and marks a video in two passes (minutes on a long one): a bar for
+    each on a terminal; piped to a log, not a byte of bar."""
+    env = dict(os.environ, EVALKIT_HOME=str(tmp_path / "home"))
+    assert run(["keys", "init"], env=env).returncode == 0
+    assert run(["world", "render", str(tmp_path / "w"), "--n", "1", "--size", "64"], env=env).returncode == 0
+    src = str(tmp_path / "w/clips/test-s0-00000.mp4")
+    text = _stderr_on_a_terminal(["sign", src, str(tmp_path / "tty.mp4"), "--watermark"], env)
+    assert "read test-s0-00000.mp4" in text and "mark test-s0-00000.mp4" in text and "frame/s" in text
+    logged = run(["sign", src, str(tmp_path / "log.mp4"), "--watermark"], env=env)
+    assert logged.returncode == 0 and "frame/s" not in logged.stderr and "\r" not in logged.stderr
