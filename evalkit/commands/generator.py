@@ -11,7 +11,9 @@ import click
 from evalkit.safe_text import printable
 
 from evalkit.atomic import check_output_file, check_writable
-from evalkit.commands.options import SEED, check_tsa, frame_rate, guidance_scale, positive
+from evalkit.commands.options import (
+    CERT_HELP, KEY_HELP, SEED, WATERMARK_KEY_HELP, check_tsa, frame_rate, guidance_scale, positive,
+)
 from evalkit.errors import BadInputError
 
 
@@ -342,8 +344,11 @@ def _clip_hw(gen) -> tuple[int, int] | None:
 @click.option("--sign", is_flag=True, help="Sign every clip with a C2PA manifest.")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark in every clip.")
 @click.option("--tsa", metavar="URL", help="With --sign: an RFC 3161 time-stamp authority dates each signature.")
+@click.option("--cert", type=click.Path(path_type=Path), help="With --sign: " + CERT_HELP)
+@click.option("--key", type=click.Path(path_type=Path), help="With --sign: " + KEY_HELP)
+@click.option("--watermark-key", type=click.Path(path_type=Path), help="With --watermark: " + WATERMARK_KEY_HELP)
 def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidance_rescale, guidance_interval,
-             frames, size, fps, device, precision, seed, sign, watermark, tsa):
+             frames, size, fps, device, precision, seed, sign, watermark, tsa, cert, key, watermark_key):
     """Generate clips from prompts into OUT (clips/*.mp4 + index.jsonl with the full protocol)."""
     from generators.base import check_spec, generate_folder, get_generator, load_prompts
 
@@ -365,6 +370,10 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidan
             raise BadInputError(f"--precision only applies to uvit models, not {model}")
         sampling["precision"] = precision
     check_tsa(tsa, sign)
+    for flag, value, needs, given in (("--cert", cert, "--sign", sign), ("--key", key, "--sign", sign),
+                                      ("--watermark-key", watermark_key, "--watermark", watermark)):
+        if value is not None and not given:
+            raise BadInputError(f"{flag} {value}: it only applies with {needs}")
     prompt_list = load_prompts(prompts)
     post, pending = None, []  # soft-binding registrations, made once the folder is kept
     if sign or watermark:
@@ -372,8 +381,8 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidan
         from evalkit.provenance.signers import load_signer
         from evalkit.provenance.protect import protect_file
 
-        signer = load_signer() if sign else None  # missing credentials fail before any generation
-        wm_key = load_watermark_key(required=True) if watermark else None
+        signer = load_signer(cert, key) if sign else None  # missing credentials fail before any generation
+        wm_key = load_watermark_key(watermark_key, required=True) if watermark else None
 
         def post(path, record):
             return protect_file(path, record, sign=sign, watermark=watermark, signer=signer, wm_key=wm_key,

@@ -32,6 +32,14 @@ def frame_rate(ctx, param, value):
     return value
 
 
+WATERMARK_KEY_HELP = ("The watermark key file (default: $EVALKIT_WATERMARK_KEY, else watermark.key of `evalkit keys "
+                      "init`); mode 0600.")
+CERT_HELP = ("Certificate chain, in any order (the key's certificate is taken as the signer and the rest "
+             "put in issuer order): PEM, DER or PKCS#7; or a PKCS#12 bundle (.p12/.pfx: key and chain, "
+             "no --key needed). Default: the credentials of `evalkit keys init`.")
+KEY_HELP = "Private key, PEM or DER (mode 0600); an encrypted one opens with $EVALKIT_KEY_PASSPHRASE."
+
+
 def check_tsa(tsa: str | None, signing: bool = True) -> None:
     if tsa is not None and not signing:
         raise BadInputError("--tsa dates signatures: give it with --sign")

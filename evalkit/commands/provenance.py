@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from evalkit.commands.options import check_tsa
+from evalkit.commands.options import CERT_HELP, KEY_HELP, WATERMARK_KEY_HELP, check_tsa
 from evalkit.errors import BadInputError, MissingResourceError
 
 
@@ -32,11 +32,8 @@ def keys_init(directory, org, force):
 @click.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--cert", type=click.Path(path_type=Path),
-              help="Certificate chain (leaf first): PEM, DER or PKCS#7; or a PKCS#12 bundle (.p12/.pfx: "
-              "key and chain, no --key needed).")
-@click.option("--key", type=click.Path(path_type=Path),
-              help="Private key, PEM or DER (mode 0600); an encrypted one opens with $EVALKIT_KEY_PASSPHRASE.")
+@click.option("--cert", type=click.Path(path_type=Path), help=CERT_HELP)
+@click.option("--key", type=click.Path(path_type=Path), help=KEY_HELP)
 @click.option("--source-type", type=click.Choice(["trained", "capture", "composite"]), default=None,
               help="The IPTC digital source type of a new video (default: trained).")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark (re-encodes the video).")
@@ -48,15 +45,18 @@ def keys_init(directory, org, force):
               "trusted time, so it stays valid after the certificate expires (the only network access sign makes).")
 @click.option("--no-register", is_flag=True, help="With --watermark: do not record the payload in the "
               "soft-binding registry ($EVALKIT_SOFT_BINDINGS, else $EVALKIT_HOME/soft-bindings).")
-def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa, no_register):
+@click.option("--watermark-key", type=click.Path(path_type=Path), help=WATERMARK_KEY_HELP)
+def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa, no_register, watermark_key):
     """Sign a video with a C2PA manifest (and an invisible watermark) into DST."""
     from evalkit.provenance.c2pa import sign_file
     from evalkit.provenance.credentials import load_watermark_key
     from evalkit.provenance.signers import load_signer
 
     check_tsa(tsa)
+    if watermark_key is not None and not watermark:
+        raise BadInputError(f"--watermark-key {watermark_key}: it only applies with --watermark")
     signer = load_signer(cert, key)
-    wm_key = load_watermark_key(required=True) if watermark else None
+    wm_key = load_watermark_key(watermark_key, required=True) if watermark else None
     result = sign_file(src, dst, signer, source_type=source_type, watermark=watermark, wm_key=wm_key,
                        edit=edit, sidecar=sidecar, tsa_url=tsa, register=not no_register)
     click.echo(result.summary())
@@ -85,8 +85,9 @@ def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa, no_reg
 @click.option("--mlflow", "log_mlflow", is_flag=True,
               help="Record the verification as an MLflow run (experiment evalkit-verify): verdict counts, "
               "every result, the HTML page.")
+@click.option("--watermark-key", type=click.Path(path_type=Path), help=WATERMARK_KEY_HELP)
 def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_remote, fragments, registry,
-           html_out, log_mlflow):
+           html_out, log_mlflow, watermark_key):
     """Provenance, watermark and detector verdicts of videos. Exit 1 if any file is tampered or
     its signals conflict, 2 if any is unreadable (or a stream's init segment comes without its
     segments), 3 if any is not there."""
@@ -110,7 +111,7 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
 
         tracking.check_reachable()  # an unreachable store fails now, not after the work
     anchors = load_trust([trust] if trust else None)
-    wm_key = load_watermark_key(required=False)
+    wm_key = load_watermark_key(watermark_key, required=watermark_key is not None)  # a named one must exist
     detector = None
     if not no_detector:
         from detectors.registry import list_detectors, load_detector

@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -263,16 +264,23 @@ def check_key_permissions(path: Path) -> None:
 
 
 def _read_private(path, what: str) -> bytes:
+    """The bytes of a secret file, read once (a key given as `<(kms-get ...)` or `/dev/stdin` is a
+    pipe: it can be read only once). A certificate given where a key belongs is named as such,
+    before its (usually 0644) permissions are."""
     p = Path(path).expanduser()
     if not p.exists():
         raise MissingResourceError(f"{p}: no such {what}; run `evalkit keys init` or give the right path")
     if p.is_dir():
         raise CredentialsError(f"{p}: is a folder, not a {what}")
-    check_key_permissions(p)
     try:
-        return p.read_bytes()
+        data = p.read_bytes()
     except OSError as e:
         raise CredentialsError(f"{p}: cannot read the {what} ({e.strerror})") from None
+    if what == "private key" and b"-----BEGIN CERTIFICATE-----" in data and b"PRIVATE KEY-----" not in data:
+        raise CredentialsError(f"{p}: is a certificate, not a private key; give the certificate as --cert and "
+                               "its key as --key")
+    check_key_permissions(p)
+    return data
 
 
 def load_certificates(path) -> list:
@@ -301,7 +309,9 @@ def load_certificates(path) -> list:
     for load in (x509.load_pem_x509_certificates, lambda d: [x509.load_der_x509_certificate(d)],
                  pkcs7.load_pem_pkcs7_certificates, pkcs7.load_der_pkcs7_certificates):
         try:
-            certs = list(load(data))
+            with warnings.catch_warnings():  # OpenSSL's crl2pkcs7 writes BER: read, without a 2-line warning
+                warnings.simplefilter("ignore", UserWarning)
+                certs = list(load(data))
         except (ValueError, TypeError):  # not this encoding: try the next
             continue
         if certs:
@@ -388,13 +398,17 @@ def _alg_for(public_key) -> str:
         alg = {"secp256r1": "es256", "secp384r1": "es384", "secp521r1": "es512"}.get(public_key.curve.name)
         if alg:
             return alg
-        raise CredentialsError(f"elliptic curve {public_key.curve.name} is not allowed by C2PA; "
-                               "use P-256, P-384 or P-521")
+        raise CredentialsError(f"the signing certificate's elliptic curve {public_key.curve.name} is not "
+                               f"allowed by C2PA; {_ALGS}")
     if isinstance(public_key, rsa.RSAPublicKey):
         return "ps256"
     if isinstance(public_key, ed25519.Ed25519PublicKey):
         return "ed25519"
-    raise CredentialsError(f"{type(public_key).__name__} keys are not supported by C2PA; use ECDSA P-256")
+    kind = type(public_key).__name__.removeprefix("_").replace("PublicKey", "")
+    raise CredentialsError(f"the signing certificate's {kind} key is not supported by C2PA; {_ALGS}")
+
+
+_ALGS = "use an ECDSA P-256, P-384 or P-521 key (ES256/384/512), RSA of 2048 bits or more (PS256) or Ed25519"
 
 
 def _describe(name) -> str:
@@ -410,15 +424,21 @@ def _describe(name) -> str:
     return cn or org or name.rfc4514_string()
 
 
-def _checked_chain(cert_path) -> tuple[list, str]:
-    """Load a signing chain, check the leaf against the C2PA profile; (certs, alg)."""
-    certs = load_certificates(cert_path)
+def _checked_chain(cert_path, public_key=None) -> tuple[list, str]:
+    """Load a signing chain, put it in issuer order (`chains.order_chain`: the certificate of
+    `public_key` first), check the leaf against the C2PA profile; (certs, alg)."""
+    from evalkit.provenance.chains import order_chain
+
+    certs = order_chain(load_certificates(cert_path), cert_path, public_key, describe=_describe)
     problems = check_certificate_profile(certs[0])
     if problems:
-        raise CredentialsError(f"{cert_path}: the signing certificate (first in the file) does not meet "
+        raise CredentialsError(f"{cert_path}: the signing certificate {_describe(certs[0].subject)} does not meet "
                                f"the C2PA certificate profile: {'; '.join(problems)}; "
                                "`evalkit keys init` makes one that does")
-    return certs, _alg_for(certs[0].public_key())
+    try:
+        return certs, _alg_for(certs[0].public_key())
+    except CredentialsError as e:
+        raise CredentialsError(f"{cert_path}: {e}") from None
 
 
 PKCS12_SUFFIXES = (".p12", ".pfx")
@@ -468,8 +488,12 @@ def load_watermark_key(path: Path | str | None = None, dir: Path | str | None = 
     if path is None:
         path = os.environ.get("EVALKIT_WATERMARK_KEY") or default_paths(dir).watermark_key
     p = Path(path).expanduser()
-    if not p.exists() and not required:
-        return None
+    if not p.exists() and not p.is_symlink():
+        if not required:
+            return None
+        raise MissingResourceError(f"{p}: no such watermark key; give the key file with --watermark-key (or "
+                                   "$EVALKIT_WATERMARK_KEY), or make one with `evalkit keys init` (in a new "
+                                   "--dir where credentials exist)")
     data = _read_private(p, "watermark key file")
     try:
         secret = data.strip()

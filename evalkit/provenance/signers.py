@@ -5,9 +5,11 @@ signing command (a KMS or HSM), as the `c2pa.Signer` that c2pa-python signs with
     signer = load_signer("chain.pem", "signer.key")
     signer = callback_signer(["my-kms-sign", "--key", "k1"], "chain.pem")   # KMS / HSM
 
-The chain is checked against the C2PA certificate profile first (`credentials`). `Signer` holds
-paths and public facts only: key bytes are read just while c2pa builds its signer, then dropped,
-and no message or repr here contains them.
+The chain is put in issuer order and checked against the C2PA certificate profile first
+(`chains`, `credentials`). `Signer` holds the chain and public facts: key bytes are read just
+while c2pa builds its signer, then dropped, and no message or repr here contains them. The one
+exception is a key given through a pipe (`--key <(kms-get ...)`, `/dev/stdin`), which can be read
+only once: it is kept in memory (never in a message or repr) until the signer is built.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ class Signer:
     key_path: Path | None = None
     command: tuple[str, ...] | None = None
     timeout_s: float = 30.0
+    chain: bytes | None = field(default=None, repr=False)  # PEM, issuer order (read once: a pipe reads once)
     _cache: dict = field(default_factory=dict, repr=False)
     _last_error: list = field(default_factory=list, repr=False)
+    _piped_key: bytes | None = field(default=None, repr=False)  # PKCS#8 PEM of a key that came through a pipe
 
     def __repr__(self) -> str:
         how = f"key={self.key_path}" if self.key_path else f"command={self.command[0] if self.command else None!r}"
@@ -50,9 +54,10 @@ class Signer:
         return "key" if self.key_path is not None else "callback"
 
     def chain_pem(self) -> bytes:
-        from cryptography.hazmat.primitives import serialization
-
-        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in load_certificates(self.cert_path))
+        """The chain as c2pa takes it: PEM, signing certificate first, then each issuer."""
+        if self.chain is not None:
+            return self.chain
+        return _pem(_checked_chain(self.cert_path)[0])
 
     def c2pa_signer(self, tsa_url: str | None = None):
         """The c2pa-python `Signer` for this identity (cached per `tsa_url`)."""
@@ -67,7 +72,7 @@ class Signer:
         chain = self.chain_pem()
         try:
             if self.key_path is not None:
-                key = _key_pem_for_c2pa(self.key_path)
+                key = self._piped_key if self._piped_key is not None else _key_pem_for_c2pa(self.key_path)
                 try:
                     info = c2pa.C2paSignerInfo(alg, chain, key, tsa_url)
                     signer = c2pa.Signer.from_info(info)
@@ -145,7 +150,8 @@ def _parse_private_key(data: bytes, key_path):
         secret = os.environ.get(PASSPHRASE_ENV)
         if not secret:
             raise CredentialsError(f"{key_path}: the private key is encrypted; set {PASSPHRASE_ENV} to its "
-                                   "passphrase, or sign through a KMS/HSM command (callback signer)") from None
+                                   "passphrase (from Python, `callback_signer` can sign through a KMS or HSM "
+                                   "instead)") from None
         try:
             return load(data, password=secret.encode())
         except Exception:  # noqa: BLE001
@@ -154,6 +160,12 @@ def _parse_private_key(data: bytes, key_path):
     except Exception:  # noqa: BLE001
         raise CredentialsError(f"{key_path}: not a private key (PEM or DER); give the key that matches "
                                "--cert") from None
+
+
+def _pem(certs) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
 
 
 def _load_private_key(key_path):
@@ -202,22 +214,34 @@ def load_signer(cert: Path | str | None = None, key: Path | str | None = None,
                                        "or give --cert and --key")
         cert, key = paths.signer_cert, paths.signer_key
     cert, key = Path(cert).expanduser(), Path(key).expanduser()
-    check = _read_private(key, "private key")  # existence and permissions first
-    del check
-    certs, alg = _checked_chain(cert)
-    pk = _load_private_key(key)
+    pk = _load_private_key(key)  # read once: existence, permissions, then the key
+    certs, alg = _checked_chain(cert, pk.public_key())  # issuer order, the key's certificate first
     from cryptography.hazmat.primitives import serialization
 
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if pk.public_key().public_bytes(*spki) != certs[0].public_key().public_bytes(*spki):
-        made_here = Path(key).name == "signer.key" and Path(cert).name == "signer.pem"
-        raise CredentialsError(f"{key}: this private key does not match the certificate {cert}; "
+        # `keys init`'s own pair (its CA beside them issued the certificate): a replacement was cut
+        # short. The user's own certificate copied there is not: `--force` would destroy their key.
+        made_here = False
+        if (cert.name, key.name) == ("signer.pem", "signer.key") and cert.parent == key.parent \
+                and (cert.parent / "ca.pem").is_file():
+            from evalkit.provenance.chains import issued
+
+            try:
+                made_here = any(issued(certs[0], ca) for ca in load_certificates(cert.parent / "ca.pem"))
+            except Exception:  # noqa: BLE001  an unreadable ca.pem: not keys init's set
+                made_here = False
+        raise CredentialsError(f"{key}: this private key belongs to no certificate in {cert}; "
                                + ("a `keys init` was stopped while replacing them: make a new set with "
                                   "`evalkit keys init --force`" if made_here else
-                                  "give the key of the first certificate in the chain"))
+                                  "give the key of the signing certificate, or its chain"))
+    piped = None
+    if not is_pkcs12(key) and not key.is_file():  # a pipe or a device: it cannot be read again at signing
+        piped = pk.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
     del pk
     return Signer(cert_path=cert, alg=alg, subject=_describe(certs[0].subject),
-                  issuer=_describe(certs[0].issuer), key_path=key)
+                  issuer=_describe(certs[0].issuer), key_path=key, chain=_pem(certs), _piped_key=piped)
 
 
 def callback_signer(command: list[str] | tuple[str, ...], cert_chain_path: Path | str,
@@ -233,7 +257,8 @@ def callback_signer(command: list[str] | tuple[str, ...], cert_chain_path: Path 
     cert = Path(cert_chain_path).expanduser()
     certs, alg = _checked_chain(cert)
     return Signer(cert_path=cert, alg=alg, subject=_describe(certs[0].subject),
-                  issuer=_describe(certs[0].issuer), command=tuple(command), timeout_s=float(timeout_s))
+                  issuer=_describe(certs[0].issuer), command=tuple(command), timeout_s=float(timeout_s),
+                  chain=_pem(certs))
 
 
 __all__ = ["Signer", "callback_signer", "load_signer", "normalise_signature"]

@@ -94,8 +94,9 @@ def issuer_not_anchored(prov: dict, anchors: str | None) -> str | None:
         return None
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     return (f"The signing certificate was issued by {prov['issuer']}, which is none of your trust anchors "
-            f"({shown}): another CA, or an intermediate CA under one of them that the signer left out of "
-            "the chain it signed with (it belongs in the signer's --cert file, after the signing certificate).")
+            f"({shown}): another CA, or an intermediate CA under one of them that is missing from the chain "
+            "the file was signed with, out of its order (signing certificate, then each issuer in turn) or "
+            "not valid; `evalkit sign` puts a chain in order and refuses the others.")
 
 
 __all__ = ["GAIN_EDIT", "edits", "faded", "other_mark", "issuer_not_anchored"]
