@@ -22,7 +22,7 @@ from generators.training import pick_device
 from .configs import PRESETS, UViTConfig
 from .layers import flush_denormal
 from .network import TextToVideoUViT
-from .samplers import DEFAULT_STEPS, GUIDANCE_CONVENTION, SAMPLERS, check_guidance_interval, parse_guidance_interval
+from .samplers import DEFAULT_SPACING, DEFAULT_STEPS, GUIDANCE_CONVENTION, SAMPLERS, check_guidance_interval, parse_guidance_interval
 from .text import token_count
 
 SHIPPED = Path(__file__).parent / "weights"
@@ -170,6 +170,8 @@ class UViTGenerator:
         proto = {"model": self.spec, "weights_sha256": self.sha256, "preset": self.net.cfg.name,
                  "sampler": self.sampler, "steps": self.steps, "guidance": self.guidance,
                  "guidance_rescale": self.guidance_rescale, "guidance_convention": GUIDANCE_CONVENTION,
+                 # where the steps fall decides the clip as much as their number (session 32)
+                 "timestep_spacing": DEFAULT_SPACING[self.sampler],
                  "precision": "bf16-autocast" if self.bf16 else "fp32"}
         if self.guidance_interval is not None:  # absent: guided at every step (and earlier run keys hold)
             proto["guidance_interval"] = list(self.guidance_interval)

@@ -250,7 +250,8 @@ def test_guidance_interval_guides_inside_and_calls_the_conditional_model_alone_o
 def test_guidance_interval_fractions_map_onto_the_chain_and_bad_ones_are_refused():
     d = GaussianDiffusion("cosine", 1000)
     assert guidance_timesteps((0.0, 1.0), d) == (0, 999)  # every step, including the trailing start at T-1
-    assert guidance_timesteps((0.25, 0.5), d) == (250, 499)
+    assert guidance_timesteps((0.25, 0.5), d) == (250, 500)  # t/T in [lo, hi], as --help says
+    assert guidance_timesteps((0.2, 0.799), d) == (200, 799)  # trailing-20 visits t = 799 (t/T = 0.799)
     assert parse_guidance_interval("0.1:0.75") == (0.1, 0.75)
     assert parse_guidance_interval("none") is None and parse_guidance_interval("all") is None
     for bad in ("0.8:0.2", "0.5:0.5", "-0.1:0.5", "0.2:1.5", "0.2", "a:b", ""):
