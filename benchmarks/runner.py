@@ -204,7 +204,10 @@ def _generate(suite: Suite, prompts: list[SuitePrompt], gen, store: _ClipStore, 
         for k, s, clip in zip(k_all, shard.seeds, clips):
             if have[k] is None:
                 rec = {"id": ids[k], "file": f"clips/{ids[k]}.mp4", "prompt": p.text, "prompt_id": p.id,
-                       "part": p.part, "sample": k, "seed": s, "fps": clip.fps, "frames": clip.num_frames,
+                       "part": p.part, "sample": k,
+                       # a folder's videos are made: a seed would claim a choice nobody made (session 32)
+                       "seed": s if getattr(gen, "uses_seeds", True) else None,
+                       "fps": clip.fps, "frames": clip.num_frames,
                        "size": list(clip.size), **proto, **cost}
                 if p.probe is not None:
                     rec["probe"] = p.probe

@@ -36,14 +36,21 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v", ".mts
 def prompt_from_name(stem: str) -> str:
     """A video's prompt from its file name: a trailing sample number dropped ("-3", "_3", and the
     " (3)" that a browser or file manager adds to a copy), _ read as spaces. A name that is only a
-    number ("0007", "0007_2", a camera's "20240501_123456") says nothing: no prompt ("")."""
+    number ("0007", "0007_2", a camera's "20240501_123456"), or a generic word and a number as
+    tools number their outputs (Open-Sora's and Latte's "sample_0000", diffusers' "video_0",
+    "output_3"), says nothing: no prompt ("")."""
+    if _NUMBERED.match(stem):
+        return ""
     text = " ".join(re.sub(r"(?:[-_]\d+| ?\(\d+\))$", "", stem).replace("_", " ").split())
     return "" if text.isdigit() else text
 
 
-# Tools that number their outputs after a prompt list (EvalCrafter's 0000.mp4, ...) name a video
-# by its prompt's number, with an optional sample number: "0007", "0007_2", "7-1", "0007 (2)".
-_NUMBERED = re.compile(r"^(\d+)(?:[-_](\d+)| ?\((\d+)\))?$")
+# Tools that number their outputs after a prompt list (EvalCrafter's 0000.mp4, Open-Sora's
+# sample_0000.mp4, ...) name a video by its prompt's number, after an optional generic word, with
+# an optional sample number: "0007", "0007_2", "7-1", "0007 (2)", "sample_0007", "video-3_1".
+# The word is one that names no scene (session 32: "sample_0000" was scored as the prompt "sample").
+_GENERIC = r"(?:sample|samples|video|videos|output|outputs|out|clip|clips|gen|generated|result|results|vid)"
+_NUMBERED = re.compile(rf"^(?:{_GENERIC}[-_ ]?)?(\d+)(?:[-_](\d+)| ?\((\d+)\))?$", re.IGNORECASE)
 
 
 def index_numbered(folder, prompts: list[dict], start: int | None = None) -> list[dict]:
@@ -62,7 +69,7 @@ def index_numbered(folder, prompts: list[dict], start: int | None = None) -> lis
     for f in files:
         m = _NUMBERED.match(f.stem)
         if m is None:
-            raise BadInputError(f"{f}: not named by number (as 0007.mp4 or 0007_2.mp4), so it cannot be matched "
+            raise BadInputError(f"{f}: not named by number (as 0007.mp4, 0007_2.mp4 or sample_0007.mp4), so it cannot be matched "
                                 "to a line of the prompts file; rename it, or write index.jsonl yourself")
         numbered.append((int(m.group(1)), int(m.group(2) or m.group(3) or 0), f))
     numbers = sorted({n for n, _, _ in numbered})
@@ -212,8 +219,15 @@ def read_index(folder) -> list[dict]:
         except (RecursionError, ValueError) as e:  # nesting 100,000 deep; an integer of 5,000 digits
             what = "nested too deeply" if isinstance(e, RecursionError) else " ".join(str(e).split())[:80]
             raise BadInputError(f"{path}:{n}: not an index record ({what}); fix or regenerate the index") from None
-        if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED_KEYS):
-            raise BadInputError(f"{path}:{n}: a record needs the keys {', '.join(REQUIRED_KEYS)}")
+        if not isinstance(rec, dict):
+            raise BadInputError(f"{path}:{n}: not an index record (a JSON object with the keys "
+                                f"{', '.join(REQUIRED_KEYS)}); fix or regenerate the index")
+        missing = [k for k in REQUIRED_KEYS if k not in rec]
+        if missing:  # another tool's index (caption, video, path): say which key and what it has
+            has = ", ".join(sorted(map(str, rec))[:6]) or "none"
+            raise BadInputError(f"{path}:{n}: no {' or '.join(repr(k) for k in missing)} key (the record has: {has}); "
+                                f"each line needs {', '.join(REQUIRED_KEYS)}: rename the other tool's keys to "
+                                "these (id: any unique name, file: the video's path in the folder)")
         _check_record(path, n, rec)
         if str(rec["id"]) in seen:
             raise BadInputError(f"{path}:{n}: duplicate id {rec['id']!r}; ids must be unique")

@@ -1,6 +1,7 @@
 """`folder:DIR`: pre-made videos as a generator, matched to prompts by index.jsonl or file name.
 
-With an index.jsonl, the k-th clip whose prompt equals the asked prompt answers sample k. Without
+With an index.jsonl, the k-th clip whose prompt equals the asked prompt answers sample k (equal
+as `exact` folds them; else as `normalise` does, where that names one prompt only). Without
 one, files are matched by name: "a red ball falls.mp4", "a_red_ball_falls-3.mp4" (sample 3). A
 name's trailing number is ambiguous ("a_clock_showing_12.mp4": sample 12 of "a clock showing", or
 the prompt "a clock showing 12"), so such a file also answers the whole name as a prompt, where no
@@ -21,12 +22,45 @@ from evalkit.video import read_video, shrink_to_fit
 
 
 def normalise(text: str) -> str:
-    """A prompt as matched: Unicode-folded (NFKC, casefold), every run of what is not a letter or
-    a digit, in any script, one space. ("A red-ball, falls!" and "a red ball falls" match;
+    """A prompt as matched loosely: Unicode-folded (NFKC, casefold), every run of what is not a
+    letter or a digit, in any script, one space. ("A red-ball, falls!" and "a red ball falls" match;
     "一只蓝色方块" keeps its characters: it once became "" and shared one pool with every other
     prompt in a script outside a-z.)"""
     t = unicodedata.normalize("NFKC", text).casefold()
     return " ".join(re.sub(r"[\W_]+", " ", t).split())
+
+
+def exact(text: str) -> str:
+    """A prompt as matched first: folded (NFKC, casefold) with _ as a space and runs of spaces as
+    one, every symbol kept, so that "a C++ programmer" and "a C# programmer", or "🐱 plays" and
+    "🐶 plays", stay two prompts (the loose fold made them one pool: each got the other's clip)."""
+    t = unicodedata.normalize("NFKC", text).casefold().replace("_", " ")
+    return " ".join(t.split())
+
+
+class _Pools:
+    """Videos by exact prompt, found by the exact key first and by the loose one (`normalise`)
+    when no exact key matches, only where that loose key names a single prompt."""
+
+    def __init__(self):
+        self.exact: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
+        self.loose: dict[str, set[str]] = defaultdict(set)
+
+    def add(self, prompt: str, item: tuple[Path, dict]) -> None:
+        self.exact[exact(prompt)].append(item)
+        self.loose[normalise(prompt)].add(exact(prompt))
+
+    def find(self, prompt: str, folder: Path) -> tuple[str | None, list]:
+        key = exact(prompt)
+        if key in self.exact:
+            return key, self.exact[key]
+        keys = sorted(self.loose.get(normalise(prompt), ()))
+        if len(keys) > 1:
+            names = " and ".join(repr(self.exact[k][0][1]["prompt"]) for k in keys[:2])
+            raise BadInputError(f"{folder}: the prompt {prompt!r} matches the videos of {names} once symbols "
+                                f"are ignored, and none exactly; name the prompt as one of them, or list the "
+                                f"videos with their exact prompts in an {INDEX}")
+        return (keys[0], self.exact[keys[0]]) if keys else (None, [])
 
 
 class FolderGenerator:
@@ -39,23 +73,22 @@ class FolderGenerator:
             raise BadInputError(f"{self.folder}: is a file; folder: takes a folder of videos")
         if not self.folder.is_dir():
             raise MissingResourceError(f"{self.folder}: no such folder of videos; check the path")
-        self.by_prompt: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
-        self.by_whole_name: dict[str, list[tuple[Path, dict]]] = defaultdict(list)  # number kept
+        self.by_prompt = _Pools()
+        self.by_whole_name = _Pools()  # number kept: "a clock showing 12"
         # with an index, its records; without, the folder's videos prompted by their names
         indexed = self.indexed = (self.folder / INDEX).is_file()
         taken: dict[tuple[str, int], str] = {}
         for rec in read_index(self.folder):
-            key = normalise(rec["prompt"])
-            k = None if indexed else sample_number(Path(rec["file"]).stem)
+            key = exact(rec["prompt"])
+            k = None if indexed or not key else sample_number(Path(rec["file"]).stem)
             if k is not None and (key, k) in taken:  # "x-0.mp4" and "x-0.webm": which is sample 0?
                 raise BadInputError(f"{self.folder}: {taken[key, k]} and {rec['file']} are both sample {k} of "
                                     f"{rec['prompt']!r}; remove one, or list the samples in {INDEX}")
             if k is not None:
                 taken[key, k] = rec["file"]
-                if key:  # not a numbered output ("0007_2"), whose number is no part of a prompt
-                    whole = normalise(Path(rec["file"]).stem.replace("_", " "))
-                    self.by_whole_name[whole].append((self.folder / rec["file"], {**rec, "prompt": whole}))
-            self.by_prompt[key].append((self.folder / rec["file"], rec))
+                whole = " ".join(Path(rec["file"]).stem.replace("_", " ").split())
+                self.by_whole_name.add(whole, (self.folder / rec["file"], {**rec, "prompt": whole}))
+            self.by_prompt.add(rec["prompt"], (self.folder / rec["file"], rec))
         self._served: dict[str, int] = defaultdict(int)  # videos handed out per prompt
 
     def protocol(self) -> dict:
@@ -67,9 +100,11 @@ class FolderGenerator:
         generator's life gets its k-th video."""
         out = []
         for p in prompts:
-            key = normalise(p)
-            have = self.by_prompt.get(key) or self.by_whole_name.get(key)
-            if not have and set(self.by_prompt) == {""}:  # 0000.mp4, ...: numbered after a prompt list
+            key, have = self.by_prompt.find(p, self.folder)
+            if not have:
+                key, have = self.by_whole_name.find(p, self.folder)
+                key = f"whole:{key}"
+            if not have and set(self.by_prompt.exact) == {""}:  # 0000.mp4, ...: numbered after a prompt list
                 raise BadInputError(f"{self.folder}: its videos are named by number, not by prompt; match them "
                                     f"to the prompt list they were made from: evalkit index {self.folder} --prompts LIST")
             if not have:

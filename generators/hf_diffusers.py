@@ -67,7 +67,9 @@ def _quiet_loading():
 
     saved = [(m, m.get_verbosity(), m.is_progress_bar_enabled()) for m in (dlog, tlog)]
     for m, _, _ in saved:
-        m.set_verbosity_error()
+        # critical, not error: a missing weights file is logged as an error before the exception
+        # that evalkit turns into its own one line (two lines on stderr, session 32)
+        m.set_verbosity(50)
         m.disable_progress_bar()
     try:
         yield
@@ -168,10 +170,19 @@ class DiffusersGenerator:
             with _quiet_loading():
                 pipe = diffusers.DiffusionPipeline.from_pretrained(str(self.path), local_files_only=True)
         except Exception as e:
-            msg = " ".join(str(e).split())[:200]
-            raise BadInputError(f"{self.spec}: cannot load this pipeline ({type(e).__name__}: {msg}); check "
-                                "that the folder is complete and diffusers supports it") from None
+            msg = " ".join(str(e).split())
+            missing = re.search(r"no file named \S+ found in directory (\S+?)\.?$", msg)
+            if isinstance(e, OSError) and missing:  # a component folder without its weights: exit 3
+                raise MissingResourceError(f"{self.spec}: the component {Path(missing.group(1)).name}/ has no "
+                                           "weights file (diffusion_pytorch_model.safetensors or .bin, or "
+                                           "model.safetensors); copy the complete pipeline folder") from None
+            raise BadInputError(f"{self.spec}: cannot load this pipeline ({type(e).__name__}: {msg[:200]}); "
+                                "check that the folder is complete and diffusers supports it") from None
         params = inspect.signature(pipe.__call__).parameters
+        if "prompt" not in params:  # Stable Video Diffusion and other image-to-video pipelines
+            takes = "an image" if "image" in params else "no prompt"
+            raise BadInputError(f"{self.spec}: {type(pipe).__name__} is not a text-to-video pipeline (its call "
+                                f"takes {takes}, not a prompt)")
         # the frame count's name: num_frames in most, video_length in Latte and Text2Video-Zero
         self.frames_arg = next((n for n in FRAME_ARGS if n in params), None)
         if self.frames_arg is None:

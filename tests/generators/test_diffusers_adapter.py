@@ -292,6 +292,44 @@ def test_missing_and_non_pipeline_paths_are_one_line_errors(pipeline_dir, tmp_pa
             get_generator(f"diffusers:{tmp_path / 'absent'}", **bad)
 
 
+def test_a_pipeline_missing_its_weights_or_taking_an_image_is_named_in_one_line(pipeline_dir, tmp_path, capfd):
+    """Session 32: a component folder without weights printed diffusers' own error line as well
+    (two lines, exit 2); an image-to-video pipeline was handed the prompt as its image."""
+    broken = tmp_path / "no_unet"
+    shutil.copytree(pipeline_dir, broken)
+    for f in (broken / "unet").glob("*.safetensors"):
+        f.unlink()
+    code = main(["generate", "--model", f"diffusers:{broken}", "--prompts", "a ball", "--out", str(tmp_path / "o")])
+    err = capfd.readouterr().err
+    assert code == EXIT_MISSING and "unet/ has no weights file" in err and err.count("\n") == 1, err
+    # a tiny random Stable Video Diffusion: image-to-video, its call takes an image and num_frames
+    from diffusers import (AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline,
+                           UNetSpatioTemporalConditionModel)
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    unet = UNetSpatioTemporalConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=8, out_channels=4,
+        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"), cross_attention_dim=32,
+        num_attention_heads=(2, 2), projection_class_embeddings_input_dim=24, addition_time_embed_dim=8)
+    vae = AutoencoderKLTemporalDecoder(block_out_channels=(32, 32), in_channels=3, out_channels=3,
+                                       down_block_types=("DownEncoderBlock2D",) * 2, latent_channels=4,
+                                       layers_per_block=1)
+    enc = CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=8, projection_dim=32, num_hidden_layers=1,
+                                                         num_attention_heads=2, image_size=16, intermediate_size=16,
+                                                         patch_size=4))
+    StableVideoDiffusionPipeline(vae=vae, image_encoder=enc, unet=unet, scheduler=EulerDiscreteScheduler(),
+                                 feature_extractor=CLIPImageProcessor(crop_size=16, size={"shortest_edge": 16})
+                                 ).save_pretrained(tmp_path / "svd")
+    capfd.readouterr()  # save_pretrained's own progress bar
+    code = main(["generate", "--model", f"diffusers:{tmp_path / 'svd'}", "--prompts", "a ball", "--out",
+                 str(tmp_path / "o2")])
+    err = capfd.readouterr().err
+    assert code == EXIT_BAD_INPUT and err.count("\n") == 1, err
+    assert "StableVideoDiffusionPipeline is not a text-to-video pipeline (its call takes an image" in err
+
+
 def test_without_diffusers_installed_says_how_to_install(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "diffusers", None)  # `import diffusers` now raises ImportError
     with pytest.raises(UnavailableError, match=r"pip install 'evalkit\[diffusers\]'"):

@@ -254,6 +254,44 @@ def test_a_prompt_ending_in_a_number_finds_its_video(tmp_path):
         FolderGenerator(numbered).generate(["0007 2"], [0])
 
 
+def test_prompts_that_differ_only_in_symbols_keep_their_own_videos(tmp_path):
+    """Session 32: "a C++ programmer" and "a C# programmer" (or two emoji) folded to one pool, and
+    each prompt got the other's clip; a fold that names two prompts is now refused."""
+    d = tmp_path / "sym"
+    d.mkdir()
+    names = ["a C# programmer at work", "a C++ programmer at work", "🐱 plays the piano", "🐶 plays the piano"]
+    for i, name in enumerate(names):
+        write_video(d / f"{name}-0.mp4", make_clip("test", i))
+    for i, name in enumerate(names):
+        (clip,) = FolderGenerator(d).generate([name], [0])
+        assert np.array_equal(clip.frames, iter_one(d / f"{name}-0.mp4")), name
+    with pytest.raises(BadInputError, match="matches the videos of .* once symbols are ignored"):
+        FolderGenerator(d).generate(["a C programmer at work"], [0])
+    (loose,) = FolderGenerator(d).generate(["A C++ Programmer at  work"], [0])  # case and spaces still fold
+    assert np.array_equal(loose.frames, iter_one(d / "a C++ programmer at work-0.mp4"))
+
+
+def test_tools_numbered_outputs_are_not_prompts(tmp_path, capsys):
+    """Open-Sora and Latte write sample_0000.mp4 with a prompts.txt: every clip was scored against
+    the prompt "sample", and `evalkit index` refused the names."""
+    from evalkit.cli import main
+    from evalkit.clipset import prompt_from_name
+
+    assert prompt_from_name("sample_0000") == "" and prompt_from_name("video_3") == ""
+    assert prompt_from_name("Output-12_1") == "" and prompt_from_name("red ball_2") == "red ball"
+    d = tmp_path / "opensora"
+    d.mkdir()
+    for i in range(3):
+        write_video(d / f"sample_{i:04d}.mp4", make_clip("test", i))
+    with pytest.raises(BadInputError, match="named by number"):
+        FolderGenerator(d).generate(["sample"], [0])
+    (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS) + "\n")
+    assert main(["index", str(d), "--prompts", str(tmp_path / "prompts.txt")]) == 0, capsys.readouterr().err
+    assert [r["prompt"] for r in read_index(d)] == PROMPTS
+    (clip,) = FolderGenerator(d).generate([PROMPTS[1]], [0])
+    assert np.array_equal(clip.frames, iter_one(d / "sample_0001.mp4"))
+
+
 def iter_one(path):
     from evalkit.video import read_video
 
@@ -271,7 +309,11 @@ def test_hand_written_indexes_are_checked_line_by_line(tmp_path):
     ok = {"id": "a", "file": "a.mp4", "prompt": "a red ball"}
     for bad, says in (({**ok, "file": None}, "file must be"), ({**ok, "file": 3}, "file must be"),
                       ({**ok, "id": [1]}, "id must be"), ({**ok, "prompt": 7}, "prompt must be text"),
-                      ({**ok, "file": "sub\\a.mp4"}, "write paths with /")):
+                      ({**ok, "file": "sub\\a.mp4"}, "write paths with /"),
+                      # another tool's keys: which one is missing and what the record has
+                      ({"video": "a.mp4", "caption": "a red ball", "id": "a"},
+                       r"no 'file' or 'prompt' key \(the record has: caption, id, video\)"),
+                      ([1, 2], "not an index record")):
         (d / "index.jsonl").write_text(json.dumps(bad) + "\n")
         with pytest.raises(BadInputError, match=says):
             read_index(d)
