@@ -41,6 +41,10 @@ PER_CLIP_METRICS = ("clip_alignment", "flicker", "warp_error", "physics_score", 
 # the per-clip value a set-level rate is the mean of (it was compared by CI overlap: 30/60 passes
 # against 18/60, every discordant pair one way, read "~")
 _PER_CLIP_KEY = {"physics_pass_rate": "physics_pass"}
+# the range of each per-clip value (a paired difference that does not vary gets the worst case
+# this range allows, not a point: 8 passes against 8 fails read "1 [1, 1]")
+METRIC_BOUNDS = {"clip_alignment": (0.0, 100.0), "flicker": (0.0, 1.0), "warp_error": (0.0, 1.0),
+                 "physics_score": (0.0, 1.0), "physics_pass_rate": (0.0, 1.0)}
 ALPHA = 0.05
 # What the table, markdown and HTML show; csv and json carry every metric.
 # physics_score is the share of a clip's laws that hold, so a frozen clip that keeps its objects
@@ -188,7 +192,7 @@ def _tie(above, row, metric: str, cache: dict) -> tuple[bool, str]:
     if metric in PER_CLIP_METRICS:
         a, b = _paired(above["run_id"], row["run_id"], metric, cache)
         if a.size >= 2:
-            est, p = paired_bootstrap_diff(a, b, seed=0)
+            est, p = paired_bootstrap_diff(a, b, seed=0, bounds=METRIC_BOUNDS.get(metric))
             # supported only when the randomisation test and the interval agree (one alone once
             # marked "~" beside an interval that excluded 0)
             tie = not p < ALPHA or est.ci_low <= 0 <= est.ci_high

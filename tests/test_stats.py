@@ -227,3 +227,29 @@ def test_clustered_proportion_covers_when_windows_of_a_video_agree():
         n = proportion_ci(int(hits.sum()), 480)
         naive_cover += n.ci_low <= 0.2 <= n.ci_high
     assert cover / reps >= 0.91 and naive_cover / reps < 0.6
+
+
+def test_paired_differences_that_do_not_vary_get_the_bounded_worst_case():
+    """8 passes against 8 fails read "1 [1, 1]", and 6 ties "0 [0, 0]": certainty from a handful
+    of clips. With the values' range known, such differences get mean_ci's worst case."""
+    est, p = paired_bootstrap_diff([1.0] * 8, [0.0] * 8, bounds=(0.0, 1.0))
+    assert est.value == 1.0 and 0.2 < est.ci_low < 0.6 and est.ci_high == 1.0 and p < 0.01
+    ties, p = paired_bootstrap_diff([1.0] * 6, [1.0] * 6, bounds=(0.0, 1.0))
+    assert ties.value == 0.0 and ties.ci_low < -0.4 and ties.ci_high > 0.4 and p == 1.0
+    free, _ = paired_bootstrap_diff([1.0] * 8, [0.0] * 8)  # no range given: as before
+    assert (free.ci_low, free.ci_high) == (1.0, 1.0)
+    rng = np.random.default_rng(3)
+    cover = 0
+    for r in range(REPS):  # Bernoulli pairs, 0.9 against 0.8, five clips: coverage, not a point
+        a, b = (rng.random(5) < 0.9).astype(float), (rng.random(5) < 0.8).astype(float)
+        e, _ = paired_bootstrap_diff(a, b, bounds=(0.0, 1.0), n_boot=400, seed=r)
+        cover += e.ci_low <= 0.1 <= e.ci_high
+    assert cover / REPS >= 0.85  # 0.77 without the floor (a red team's simulation, session 32)
+
+
+def test_a_mean_of_distances_is_never_negative():
+    from evalkit.metrics.diversity import conditional_diversity
+
+    f = np.array([[0.0], [0.1], [0.0], [4.0], [0.0], [2.4]])
+    est = conditional_diversity(f, ["a", "a", "b", "b", "c", "c"])
+    assert est.n == 3 and est.ci_low == 0.0 and est.ci_high > est.value > 0

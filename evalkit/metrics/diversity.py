@@ -8,6 +8,8 @@ how far precise prompts narrow what a model produces; a model that ignores its s
 
 from __future__ import annotations
 
+import math
+
 from collections import defaultdict
 
 import numpy as np
@@ -40,4 +42,5 @@ def conditional_diversity(features, prompts, n_boot: int = 2000, seed: int = 0) 
     per = per_prompt_diversity(features, prompts)
     if not per:
         return None
-    return mean_ci(list(per.values()), n_boot=n_boot, seed=seed)
+    # a mean of distances: never below 0 (three prompts read "1.1 [-2.99, 5.19]", session 32)
+    return mean_ci(list(per.values()), bounds=(0.0, math.inf), n_boot=n_boot, seed=seed)

@@ -114,20 +114,22 @@ def clips_quality(clips: Sequence[Clip], measures: dict[str, np.ndarray] | None 
     est = lambda xs: proportion_ci(int(xs.sum()), len(xs)).to_dict() if len(xs) else None  # noqa: E731
     return {"objects_present": est(m["objects_present"]), "falls_move_down": est(down),
             "physics_pass": est(m["physics_pass"]),
-            "object_frames": mean_ci(list(m["object_frames"])).to_dict() if len(m["object_frames"]) else None}
+            "object_frames": mean_ci(list(m["object_frames"]), bounds=(0.0, 1.0)).to_dict() if len(m["object_frames"]) else None}
 
 
 def paired_differences(a: dict, b: dict, n_boot: int = 2000, seed: int = 0) -> dict:
-    """mean(a) - mean(b) of each per-clip measure (`clip_measures`) of two settings sampled on the
-    same prompts and seeds, with a 95% percentile bootstrap over clips resampled in pairs."""
-    rng = np.random.default_rng(seed)
+    """mean(a) - mean(b) of each per-clip measure (`clip_measures`, each in [0, 1]) of two settings
+    sampled on the same prompts and seeds: `stats.paired_bootstrap_diff` (the pairs resampled
+    jointly, widened to the paired t interval, and the worst case a bounded difference allows
+    where the differences do not vary), with its randomisation p. A bare percentile bootstrap
+    held the true difference 48% of the time with 2 clips and 90% with 8 (session 32)."""
+    from evalkit.metrics.stats import paired_bootstrap_diff
+
     out = {}
     for k in ("objects_present", "object_frames", "physics_pass"):
-        d = np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)
-        reps = d[rng.integers(0, d.size, (n_boot, d.size))].mean(axis=1)
-        lo, hi = np.quantile(reps, [0.025, 0.975])
-        out[k] = {"value": float(d.mean()), "ci_low": float(lo), "ci_high": float(hi), "n": int(d.size),
-                  "method": "paired-bootstrap", "confidence": 0.95, "ci_contains_zero": bool(lo <= 0 <= hi)}
+        est, p = paired_bootstrap_diff(np.asarray(a[k], np.float64), np.asarray(b[k], np.float64), n_boot=n_boot,
+                                       seed=seed, bounds=(0.0, 1.0))
+        out[k] = {**est.to_dict(), "p_value": p, "ci_contains_zero": bool(est.ci_low <= 0 <= est.ci_high)}
     return out
 
 

@@ -89,7 +89,8 @@ def test_paired_differences_of_clip_measures(probe):
     assert all(len(v) == 6 for v in noise.values())
     d = paired_differences(world["measures"], noise)
     assert d["objects_present"]["value"] == 1.0 and not d["objects_present"]["ci_contains_zero"]
-    assert d["object_frames"]["ci_low"] > 0.5 and d["physics_pass"]["n"] == 6
+    # six clips, every difference the same: the bounded worst case, not a point (session 32)
+    assert 0.2 < d["object_frames"]["ci_low"] < 1.0 and d["physics_pass"]["n"] == 6
     same = paired_differences(noise, noise)
     assert all(v["value"] == 0.0 and v["ci_contains_zero"] for v in same.values())
 
