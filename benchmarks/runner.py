@@ -392,6 +392,9 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
         suite = load_suite(suite)
     if not isinstance(model_spec, str) or not model_spec.strip():
         raise BadInputError("--model: give a model spec (world, control:KIND, folder:DIR, uvit:PRESET_OR_CKPT)")
+    from generators.base import canonical_spec
+
+    model_spec = canonical_spec(model_spec)  # a folder by its resolved path: one leaderboard row a folder
     prompts = suite.select(max_prompts)
     gen = _generator(suite, model_spec, generator_options or {})
     proto = gen.protocol()

@@ -189,6 +189,17 @@ def check_spec(spec: str) -> str:
                         "diffusers:ID_OR_PATH")
 
 
+def canonical_spec(spec: str) -> str:
+    """The spec that names one model wherever it is typed: a `folder:` spec by its folder's
+    resolved path. `folder:fold` typed in two places was one leaderboard row whose newest run hid
+    the other folder's, and `folder:fold`, `folder:./fold/` and its absolute path three rows of
+    one folder (session 32). Other specs as given."""
+    kind, _, arg = spec.partition(":")
+    if kind == "folder" and arg:
+        return f"folder:{Path(arg).expanduser().resolve()}"
+    return spec
+
+
 def get_generator(spec: str, **options) -> Generator:
     """A generator from a model spec: `world`, `control:KIND`, `folder:DIR`, `uvit:PRESET_OR_CKPT`,
     `vae:small|CKPT`, `gan:small|CKPT`, `diffusers:ID_OR_PATH`."""

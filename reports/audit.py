@@ -31,6 +31,7 @@ one over the suite's first prompts only (`bench run --max-prompts`).
 from __future__ import annotations
 
 import math
+import reprlib
 import re
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
@@ -113,22 +114,47 @@ class AuditResult:
 
 
 # ---------------------------------------------------------------------------------------- policy
+def _short(v, n: int = 60) -> str:
+    """repr of a policy value, cut: an alias bomb's expansion took gigabytes to print (session 32)."""
+    r = reprlib.Repr()
+    r.maxlevel, r.maxdict, r.maxlist, r.maxstring, r.maxother = 2, 4, 4, n, n
+    text = r.repr(v)
+    return text if len(text) <= n + 20 else text[:n] + "..."
+
+
 def _number(where: str, v) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-        raise BadInputError(f"{where}: expected a number, got {v!r}")
-    return float(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise BadInputError(f"{where}: expected a number, got {_short(v)}")
+    try:
+        f = float(v)
+    except OverflowError:  # a 400-digit whole number
+        f = math.inf
+    if not math.isfinite(f):
+        raise BadInputError(f"{where}: expected a number (finite), got {_short(v)}")
+    return f
 
 
 def _known_metric(name) -> bool:
-    return isinstance(name, str) and (name in KNOWN or bool(_LAW.match(name)))
+    if not isinstance(name, str):
+        return False
+    if name in KNOWN:
+        return True
+    m = _LAW.match(name)
+    if m is None:
+        return False
+    from evalkit.metrics.physics_laws import LAWS
+
+    return name.split(".")[1] in LAWS  # physics_law.permanance.id passed, then read "not measured"
 
 
 def _check(metric: str, spec, where: str) -> Check:
     if not _known_metric(metric):
+        from evalkit.metrics.physics_laws import LAWS
+
         raise BadInputError(f"{where}: unknown check; use a bench metric ({', '.join(KNOWN)}, "
-                            "or physics_law.<law>.<id|ood>)")
+                            f"or physics_law.<law>.<id|ood> with a law of {', '.join(LAWS)})")
     if not isinstance(spec, Mapping):
-        raise BadInputError(f"{where}: expected a mapping such as {{min: 0.5}} or {{max: 300}}, got {spec!r}")
+        raise BadInputError(f"{where}: expected a mapping such as {{min: 0.5}} or {{max: 300}}, got {_short(spec)}")
     for k in spec:
         if k not in CHECK_KEYS:
             raise BadInputError(f"{where}.{k}: unknown key; expected one of {', '.join(CHECK_KEYS)}")
@@ -146,10 +172,10 @@ def _check(metric: str, spec, where: str) -> Check:
         raise BadInputError(f"{where}.max: {hi:g} {'can never pass' if hi < bottom else 'always passes'}: {span}")
     use = spec.get("use", "value" if metric.startswith("cost.") else "ci")
     if use not in ("ci", "value"):
-        raise BadInputError(f"{where}.use: expected 'ci' or 'value', got {use!r}")
+        raise BadInputError(f"{where}.use: expected 'ci' or 'value', got {_short(use)}")
     min_n = spec.get("min_n")
     if min_n is not None and (isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 1):
-        raise BadInputError(f"{where}.min_n: expected a positive integer, got {min_n!r}")
+        raise BadInputError(f"{where}.min_n: expected a positive integer, got {_short(min_n)}")
     if use == "ci" and (metric in RATES or metric.startswith("physics_law.")):
         if (lo is not None and lo >= 1.0) or (hi is not None and hi <= 0.0):
             bound = "min" if lo is not None and lo >= 1.0 else "max"
@@ -280,6 +306,7 @@ def evaluate_policy(policy: Policy, run) -> AuditResult:
         run = _store.get_run(run)
     if hasattr(run, "data"):
         run_id, tags, metrics = run.info.run_id, dict(run.data.tags), dict(run.data.metrics)
+        _check_live(run)
         if tags.get(schema.TAG_KIND) != schema.KIND_BENCH:
             from evalkit.errors import BadInputError
 
@@ -303,9 +330,43 @@ def evaluate_policy(policy: Policy, run) -> AuditResult:
     suite = tags.get(schema.TAG_SUITE, policy.suite_name)
     if suite != policy.suite_name:
         notes.append(f"the policy names suite {policy.suite_name!r} but the run is of suite {suite!r}")
+    want = _suite_hash(policy)
+    if run_id is not None and want is not None and tags.get(schema.TAG_SUITE_HASH) != want:
+        # another version of the suite (other prompts, samples or metrics): not this policy's evidence
+        complete = False
+        notes.append(f"bench run {run_id} ran suite {suite} at hash {str(tags.get(schema.TAG_SUITE_HASH))[:12]}, "
+                     f"the policy's suite is now at {want[:12]}: the audit fails; run the suite again")
     checks = [_judge(c, _store.evidence(metrics, c.metric)) for c in policy.checks]
     return AuditResult(policy.name, suite, tags.get(schema.TAG_MODEL, "?"), run_id,
                        tags.get(schema.TAG_SUITE_HASH), checks, notes, complete)
+
+
+def _check_live(run) -> None:
+    """A deleted run (or one in a deleted experiment) is not evidence: the leaderboard no longer
+    shows it, and an audit passed on it (session 32)."""
+    from evalkit.errors import MissingResourceError
+
+    stage = getattr(run.info, "lifecycle_stage", "active")
+    if stage == "active":
+        try:
+            from mlflow.tracking import MlflowClient
+
+            stage = MlflowClient().get_experiment(run.info.experiment_id).lifecycle_stage
+        except Exception:  # noqa: BLE001  an experiment we cannot read: judged by the run alone
+            stage = "active"
+    if stage != "active":
+        raise MissingResourceError(f"--run {run.info.run_id} is deleted in the MLflow store (or its experiment "
+                                   "is); restore it, or audit a run that stands")
+
+
+def _suite_hash(policy: Policy) -> str | None:
+    """The content hash of the policy's suite as it is now, or None where it cannot be read."""
+    try:
+        from benchmarks.suite import load_suite
+
+        return load_suite(policy.suite).hash
+    except Exception:  # noqa: BLE001  a suite that no longer loads is named by the run's own check
+        return None
 
 
 # ------------------------------------------------------------------------------ output, logging

@@ -130,8 +130,10 @@ def _frame(chosen) -> Any:
             if m not in names:
                 names.append(m)
         tags = {c[len("tags."):]: v for c, v in r.items() if c.startswith("tags.") and isinstance(v, str)}
+        quick = r.get("params.max_prompts")
+        quick = int(quick) if isinstance(quick, str) and quick.isdigit() else None
         rows.append({"model": r["_model"], "role": _role(tags, r["_model"]), "run_id": r["run_id"],
-                     "suite_hash": r["_hash"], **metrics})
+                     "suite_hash": r["_hash"], "max_prompts": quick, **metrics})
     df = pd.DataFrame(rows)
     ordered = [*schema.SCORE_METRICS, *schema.PHYSICS_PART_METRICS, *schema.SAFETY_METRICS, *COST]
     names = [m for m in ordered if m in names] + sorted(m for m in names if m not in ordered)
@@ -139,7 +141,8 @@ def _frame(chosen) -> Any:
         for c in (m, *(m + s for s in _store.CI_SUFFIXES)):
             if c not in df:
                 df[c] = math.nan
-    return df[["model", "role", "run_id", "suite_hash", *[c for m in names for c in
+    df["max_prompts"] = df["max_prompts"].astype("Int64")  # a quick run's prompt count; <NA>: the whole suite
+    return df[["model", "role", "run_id", "suite_hash", "max_prompts", *[c for m in names for c in
                                                            (m, *(m + s for s in _store.CI_SUFFIXES))]]], names
 
 
@@ -332,8 +335,12 @@ def _json_rows(df) -> list[dict]:
 
     rows = []
     for _, r in df.iterrows():
+        # what the rank is by and whether the row covers the whole suite travel with each row: a
+        # file of rows said neither, and a quick run's row read as a whole-suite one (session 32)
         row = {"rank": None if pd.isna(r["rank"]) else int(r["rank"]), "model": r["model"],
                "role": r["role"], "tie_with_above": bool(r["tie_with_above"]), "tie_test": r["tie_test"],
+               "ranked_by": df.attrs.get("primary"), "lower_is_better": bool(df.attrs.get("lower_is_better")),
+               "max_prompts": None if pd.isna(r["max_prompts"]) else int(r["max_prompts"]),
                "run_id": r["run_id"], "suite_hash": r["suite_hash"]}
         for m in df.attrs.get("metrics", []):
             n = num(r[m + "_n"])
@@ -387,6 +394,9 @@ def format_leaderboard(df, fmt: str = "table") -> str:
         for c in [c for c in out.columns if c.endswith("_n")] + ["rank"]:
             out[c] = out[c].astype("Int64")
         out["tie_with_above"] = out["tie_with_above"].map({True: "true", False: "false"})
+        out.insert(out.columns.get_loc("tie_test") + 1, "ranked_by", df.attrs.get("primary"))
+        out.insert(out.columns.get_loc("ranked_by") + 1, "lower_is_better",
+                   "true" if df.attrs.get("lower_is_better") else "false")
         return out.to_csv(index=False)
     if fmt == "html":
         from reports.html import suite_report

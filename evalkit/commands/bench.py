@@ -204,10 +204,15 @@ def audit(model, policy, as_json, run_id, out_dir, html_out):
     from reports import write_text_atomic
     from reports.audit import evaluate_policy, format_text, load_policy, log_audit
 
-    if html_out is not None:
-        check_not_input(check_output_file(html_out, "audit.html"), [policy], "--html")
     pol = load_policy(policy)  # fail fast: a bad policy costs no generation
+    if html_out is not None:  # never over what the audit reads: the policy, its suite, a folder model
+        suite_file = Path(pol.suite) if Path(pol.suite).is_file() else None
+        folder = Path(model.split(":", 1)[1]) if model.startswith("folder:") else None
+        check_not_input(check_output_file(html_out, "audit.html"), [policy, suite_file, folder], "--html")
     if run_id is None:
+        if out_dir.exists() and not out_dir.is_dir():  # before any run is opened in MLflow, as bench run
+            raise BadInputError(f"--out-dir {out_dir}: is a file; give a folder for the clips and bundles")
+        check_parents(out_dir)
         try:
             from benchmarks.runner import run_suite
         except ImportError as e:
@@ -216,7 +221,9 @@ def audit(model, policy, as_json, run_id, out_dir, html_out):
         res = run_suite(pol.suite, model, out_dir=out_dir)
         run_id = getattr(res, "run_id", res)
     result = evaluate_policy(pol, run_id)
-    if result.model != model:
+    from generators.base import canonical_spec
+
+    if canonical_spec(result.model) != canonical_spec(model):
         raise BadInputError(f"--run {run_id} is a bench run of {result.model!r}, not of --model {model!r}")
     if result.suite != pol.suite_name:
         raise BadInputError(f"--run {run_id} is a run of suite {result.suite!r}; the policy names "

@@ -304,3 +304,20 @@ def test_a_refused_run_leaves_no_failed_mlflow_run(mlflow_store, tmp_path):
     with pytest.raises(BadInputError, match="not a world prompt"):
         run_suite(load_suite(p), "world", out_dir=tmp_path / "out", progress=False)
     assert _runs("evalkit-bench-odd").empty
+
+
+def test_a_folder_model_is_one_model_however_its_path_is_typed(mlflow_store, tiny, tmp_path, monkeypatch):
+    """`folder:outs`, `folder:./outs/` and the absolute path were three bench runs and three
+    leaderboard rows of one folder, and `folder:outs` typed in two places one row (session 32)."""
+    from generators.base import generate_folder, get_generator, load_prompts
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prompts.txt").write_text("\n".join(p.text for p in tiny.prompts) + "\n")
+    prompts = load_prompts(str(tmp_path / "prompts.txt"))
+    generate_folder(get_generator("world"), prompts, tmp_path / "outs", n_per_prompt=tiny.samples_per_prompt,
+                    progress=False)
+    first = run_suite(tiny, "folder:outs", out_dir=tmp_path / "b", progress=False)
+    assert first.model == f"folder:{(tmp_path / 'outs').resolve()}"
+    again = run_suite(tiny, "folder:./outs/", out_dir=tmp_path / "b", progress=False)
+    same = run_suite(tiny, f"folder:{tmp_path / 'outs'}", out_dir=tmp_path / "b", progress=False)
+    assert again.status == same.status == "complete" and again.run_id == same.run_id == first.run_id

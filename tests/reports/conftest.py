@@ -22,7 +22,7 @@ import pytest
 from benchmarks import schema
 
 SUITE = "t-suite"
-LAWS = ("permanence", "no_teleport", "gravity")
+LAWS = ("permanence", "no_teleport", "constant_downward_acceleration")
 
 
 def per_clip_rows(physics: np.ndarray, p_generated: float, *, signed=True, wm=True, detected=True):

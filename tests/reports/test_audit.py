@@ -23,7 +23,7 @@ checks:
   watermark_survival_crf30: {min: 0.8}
   detector_catch_rate: {min: 0.7, min_n: 20}
   cost.cpu_s_per_clip: {max: 1.0}
-  physics_law.gravity.ood: {min: 0.5}
+  physics_law.constant_downward_acceleration.ood: {min: 0.5}
 """
 
 
@@ -66,6 +66,13 @@ def run(capsys, *argv):
     ("suite: s\nchecks:\n  fvd: {max: -5}\n", "-5 can never pass: fvd lies in [0, inf]"),
     ("suite: s\nchecks:\n  detector_catch_rate: {min: 5, use: value}\n", "5 can never pass"),
     ("suite: s\nchecks:\n  physics_ood_gap: {max: 2}\n", "2 always passes"),
+    # session 32's red team: a 400-digit threshold, a misspelt law, an alias bomb
+    ("suite: s\nchecks:\n  fvd: {max: " + "9" * 400 + "}\n", "checks.fvd.max: expected a number (finite)"),
+    ("suite: s\nchecks:\n  physics_law.permanance.id: {min: 0.5}\n",
+     "checks.physics_law.permanance.id: unknown check"),
+    ("a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+     "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+     "suite: s\nchecks:\n  fvd: *f\n", "aliases expand to over 100,000 values"),
 ])
 def test_bad_policy_is_rejected_naming_the_key(tmp_path, text, message):
     p = write(tmp_path, text)
@@ -201,3 +208,49 @@ def test_a_policy_names_its_suite_by_a_file_beside_it(tmp_path, monkeypatch):
     assert Path(pol.suite) == tmp_path / "gates" / "my-suite.yaml" and pol.suite_name == "world-v1"
     with pytest.raises(MissingResourceError, match="no such suite file"):
         load_policy(write(tmp_path, "suite: nowhere/my-suite.yaml\nchecks:\n  fvd: {max: 400}\n", "p2.yaml"))
+
+
+def test_merge_keys_work_and_an_override_wins(tmp_path):
+    p = write(tmp_path, "base: &b {max: 300, use: value}\nsuite: s\nchecks:\n  fvd:\n    <<: *b\n    max: 150\n"
+              .replace("base: &b {max: 300, use: value}\n", "x-base: &b {max: 300, use: value}\n"))
+    with pytest.raises(BadInputError, match="x-base: unknown key"):  # merges read; unknown keys still named
+        load_policy(p)
+    from benchmarks.suite import load_yaml
+
+    assert load_yaml("b: &b {max: 300, use: value}\nfvd:\n  <<: *b\n  max: 150\n")["fvd"] == {"max": 150,
+                                                                                               "use": "value"}
+
+
+def test_audit_never_writes_over_what_it_reads_nor_stands_on_a_deleted_or_outdated_run(bench_store, tmp_path,
+                                                                                         capsys):
+    """Session 32: `--html` replaced the suite YAML a policy named; a deleted run passed an audit
+    the leaderboard no longer showed; a run of another version of the suite passed unremarked."""
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    from conftest import log_bench_run
+
+    shipped = Path(__file__).resolve().parents[2] / "benchmarks" / "suites" / "world-v1.yaml"
+    suite_file = tmp_path / "t-suite.yaml"
+    suite_file.write_text(shipped.read_text().replace("name: world-v1", "name: t-suite", 1))
+    before = suite_file.read_bytes()
+    pol = write(tmp_path, GOOD.replace("suite: t-suite", "suite: t-suite.yaml"))
+    run_id = bench_store["uvit:good"]
+    code, _, err = run(capsys, "audit", "--model", "uvit:good", "--policy", str(pol), "--run", run_id,
+                       "--html", str(suite_file))
+    assert code == EXIT_BAD_INPUT and "is an input of this command" in err and suite_file.read_bytes() == before
+    # the run was made at suite hash "h2"; the suite file hashes otherwise: not this policy's evidence
+    code, out, err = run(capsys, "audit", "--model", "uvit:good", "--policy", str(pol), "--run", run_id, "--json")
+    d = json.loads(out)
+    assert code == EXIT_CHECK_FAILED and d["passed"] is False and any("at hash h2" in n for n in d["notes"])
+    gone = log_bench_run("uvit:gone")
+    MlflowClient().delete_run(gone)
+    code, _, err = run(capsys, "audit", "--model", "uvit:gone", "--policy", str(write(tmp_path, GOOD, "g.yaml")),
+                       "--run", gone)
+    assert code == EXIT_MISSING and "is deleted" in err and err.count("\n") == 1
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run(capsys, "audit", "--model", "world", "--policy", str(write(tmp_path, GOOD, "w.yaml")),
+                       "--out-dir", str(tmp_path / "afile"))
+    assert code == EXIT_BAD_INPUT and "--out-dir" in err and "is a file" in err
+    shutil.rmtree(tmp_path / "gates", ignore_errors=True)

@@ -99,7 +99,7 @@ def test_table_md_csv(board):
     md = format_leaderboard(board, "md")
     assert "| 2 | ~ | uvit:twin | model |" in md
     back = pd.read_csv(io.StringIO(format_leaderboard(board, "csv")))
-    assert len(back) == 5 and {"fvd_ci_low", "physics_law.gravity.ood_n", "tie_test"} <= set(back.columns)
+    assert len(back) == 5 and {"fvd_ci_low", "physics_law.constant_downward_acceleration.ood_n", "tie_test"} <= set(back.columns)
 
 
 def test_cli_leaderboard_formats_and_errors(bench_store, capsys, monkeypatch, tmp_path):
@@ -190,3 +190,19 @@ def test_table_columns_stay_aligned_with_wide_characters_in_model_names(mlflow_s
     col = lambda line, text: wcswidth(line[:line.index(text)])  # noqa: E731
     fvd_col = col(table[header], "fvd")
     assert col(rows[0], "120 [") == fvd_col and col(rows[1], "300 [") == fvd_col
+
+
+def test_files_of_rows_say_what_the_rank_is_by_and_which_rows_are_quick(mlflow_store):
+    """A JSON or CSV file of the board said neither which metric ranked it nor that a row came
+    from a quick --max-prompts run (only stderr did, session 32)."""
+    from conftest import log_bench_run
+
+    log_bench_run("uvit:whole")
+    log_bench_run("uvit:quick", fvd=(90.0, 80.0, 100.0), max_prompts=2)
+    board = leaderboard(SUITE)
+    rows = {r["model"]: r for r in json.loads(format_leaderboard(board, "json"))}
+    assert rows["uvit:quick"]["max_prompts"] == 2 and rows["uvit:whole"]["max_prompts"] is None
+    assert all(r["ranked_by"] == "fvd" and r["lower_is_better"] is True for r in rows.values())
+    back = pd.read_csv(io.StringIO(format_leaderboard(board, "csv")))
+    assert set(back["ranked_by"]) == {"fvd"} and set(back["lower_is_better"]) == {True}
+    assert back.set_index("model").loc["uvit:quick", "max_prompts"] == 2
