@@ -244,6 +244,41 @@ def test_a_fade_in_and_out_is_undone_before_the_read(monkeypatch, real_videos_di
     assert wm_grid.defaded_mean(attacks._flicker(world(1, 64, 8), 0.1)) is None
 
 
+def test_added_flat_frames_and_odd_bars_keep_the_mark_and_are_named(key, tmp_path, real_videos_dir):
+    """Session 32's red team: 48 black frames after a moving 48-frame clip lost its mark, 24 read
+    as "contrast lowered", and bars of odd or one-sided widths (measured a line off where the codec
+    rings) lost it too."""
+    from evalkit.provenance.verify_words import edits as _edits
+
+    real = read_video(real_videos_dir / "bikes.mp4").frames[:48, :, :256]
+    m = embed(real, PAYLOAD, key)
+    black = np.zeros((48, *m.shape[1:]), np.uint8)
+    long_tail = h264(tmp_path, np.concatenate([m, black]), 18)
+    d = detect(long_tail, key)
+    assert d.detected and d.payload == PAYLOAD and not any("contrast" in e for e in _edits(d.geometry, long_tail))
+    views = dict(wm_grid.views(long_tail, wm_grid.mean_frame(long_tail)))
+    assert "flat frames left out" in views  # the picture's own frames, read at the mark's strength
+    alone = detect(np.ascontiguousarray(long_tail[:48]), key)
+    assert np.abs(views["flat frames left out"] - wm_grid.mean_frame(long_tail[:48])).max() < 1e-3
+    assert alone.payload == PAYLOAD
+    said = _edits({**d.geometry, "view": "flat frames left out"}, long_tail)
+    assert any("48 of 96 frames are black or flat" in e for e in said)
+    short_tail = h264(tmp_path, np.concatenate([m, black[:24]]), 18)
+    d = detect(short_tail, key)
+    assert d.payload == PAYLOAD and not any("contrast" in e for e in _edits(d.geometry, short_tail))
+    # a whole-clip read diluted by a third is the added frames, not a colour edit
+    said = _edits({"view": "as-is", "gain": 0.67}, short_tail)
+    assert any("24 of 72 frames are black or flat" in e for e in said) and not any("contrast" in e for e in said)
+    assert any("contrast" in e for e in _edits({"view": "as-is", "gain": 0.67}, m))  # no flat frame: as before
+    # unmarked footage with black frames added: no mark, whatever view
+    assert not detect(h264(tmp_path, np.concatenate([real[:24], black[:24]]), 18), key).detected
+    w = embed(world(2, 128, 16, seed=11), PAYLOAD, key)
+    for pads in (((5, 5), (0, 0)), ((10, 0), (0, 0))):  # odd bars, a bar on one side only
+        boxed = h264(tmp_path, np.pad(w, ((0, 0), *pads, (0, 0))), 18)
+        d = detect(boxed, key)
+        assert d.detected and d.payload == PAYLOAD and d.geometry["view"].startswith("bars-removed"), (pads, d.geometry)
+
+
 def test_bars_are_found_only_where_flat_lines_never_change():
     from evalkit.provenance import wm_grid as geo
 

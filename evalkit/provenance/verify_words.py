@@ -57,21 +57,36 @@ def edits(geometry: dict, frames=None) -> list[str]:
         out.append(view)
     if view == "fade undone" and faded(frames):
         out.append("faded in or out (the mark was read with each frame's brightness undone)")
+    flat = None
+    if frames is not None and len(frames):
+        from evalkit.provenance.wm_grid import flat_frames
+
+        flat = flat_frames(frames)
+    if view == "flat frames left out" and flat is not None:
+        out.append(f"frames of one colour were added before, after or between the marked ones ({int(flat.sum())} "
+                   f"of {len(flat)} frames are black or flat; the mark was read without them)")
     # the angle was read on the view: after a mirror, the picture turned the other way
     deg = -geometry.get("rotation", 0.0) if view.endswith("mirrored") else geometry.get("rotation", 0.0)
     if deg:
         out.append(f"rotated {abs(deg):.1f}° {'counter-clockwise' if deg > 0 else 'clockwise'}")
     y0, y1, x0, x1 = geometry.get("box", (0.0, 1.0, 0.0, 1.0))
     if max(abs(y0), abs(1 - y1), abs(x0), abs(1 - x1)) > 0.005:
+        pct = lambda x: f"{x:.0%}" if round(x * 100) != 0 else "0%"  # noqa: E731  (never "-0%")
         out.append(f"cropped{' off centre' if geometry.get('crop') == 'off-centre' else ''}: the video shows "
-                   f"{y0:.0%}-{y1:.0%} of the marked frame's height and {x0:.0%}-{x1:.0%} of its width")
+                   f"{pct(y0)}-{pct(y1)} of the marked frame's height and {pct(x0)}-{pct(x1)} of its width")
     gain = geometry.get("gain", 1.0)
     # A plain re-encode reads at 0.97-1.00 of the mark's strength (CRF 18-30, world clips and
     # footage, session 20), and the a-priori read refines its gain only within +-3%: so only a read
     # well outside that band is evidence of an edit (contrast x0.8 read at 0.84, x1.2 at 1.19). A
     # picture shrunk to half its size reads weaker too (0.77, session 28: the finest detail of the
     # mark is averaged away), so a weak read names both.
-    if gain < 1 - GAIN_EDIT:
+    share = float(flat.mean()) if flat is not None and view != "flat frames left out" else 0.0
+    if gain < 1 - GAIN_EDIT and share > 0 and abs(gain - (1 - share)) < GAIN_EDIT:
+        # flat frames dilute the mean by just their share: added frames, not a colour edit (24 black
+        # frames after 48 read "contrast lowered" at 0.69, session 32)
+        out.append(f"frames of one colour were added before, after or between the marked ones ({int(flat.sum())} "
+                   f"of {len(flat)} frames are black or flat: the mark reads at {gain:.2f} of its strength)")
+    elif gain < 1 - GAIN_EDIT:
         out.append(f"contrast, brightness or saturation lowered, or the picture shrunk (the mark reads at "
                    f"{gain:.2f} of its strength)")
     elif gain > 1 + GAIN_EDIT:

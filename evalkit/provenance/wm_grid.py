@@ -123,7 +123,29 @@ def views(frames: np.ndarray, mean: np.ndarray) -> list[tuple[str, np.ndarray]]:
     faded = defaded_mean(frames)
     if faded is not None:
         out.append(("fade undone", faded))
+    kept = without_flat_frames(frames)
+    if kept is not None:
+        out.append(("flat frames left out", kept))
     return [(name, np.ascontiguousarray(v)) for name, v in out]
+
+
+FLAT_SD = 2.0  # luma levels: a frame this uniform holds no picture (black, an end card, a slate)
+
+
+def flat_frames(frames: np.ndarray) -> np.ndarray:
+    """bool [T]: frames of (nearly) one colour, whose spatial luma spread is under FLAT_SD."""
+    return np.array([cv2.meanStdDev(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY))[1][0, 0] < FLAT_SD for f in frames])
+
+
+def without_flat_frames(frames: np.ndarray) -> np.ndarray | None:
+    """float32 [H, W, 3]: the temporal mean of the frames that hold a picture, or None when none
+    or all but one of them are flat. Black frames or an end card added before or after a marked
+    clip dilute its mean (24 black frames after 48 read at 0.67 of the mark's strength, and a
+    moving clip with 48 added was lost, session 32); the mark lives in the picture's frames."""
+    flat = flat_frames(frames)
+    if not flat.any() or (~flat).sum() < 2:
+        return None
+    return mean_frame(frames[~flat])
 
 
 def defaded_mean(frames: np.ndarray, swing: float = 1.3, floor: float = 0.15) -> np.ndarray | None:
