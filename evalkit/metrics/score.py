@@ -187,9 +187,16 @@ def _fvd(fake: np.ndarray, real: np.ndarray, prompts: list[str], bb, base: dict)
     if len(fake) < 2 or len(real) < 2:
         raise BadInputError(f"fvd needs at least 2 clips in each set, got {len(fake)} candidates and "
                             f"{len(real)} reference clips")
-    proto = {**base, "backbone": bb.protocol(), "n_reference": len(real),
-             "note": "FVD is biased at small N: compare only at equal N and backbone"}
-    out = {"fvd": _entry(fvd_with_ci(real, fake), proto), "kvd": _entry(kvd_with_ci(real, fake), proto)}
+    proto = {**base, "backbone": bb.protocol(), "n_reference": len(real)}
+    # each entry states its own definition: which estimator, which kernel (StyleGAN-V's KVD averages
+    # 100 subsets of up to 1,000 clips; on unequal sets that is another number, session 32)
+    fvd_proto = {**proto, "definition": "|mu_r - mu_g|^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2)) of Gaussian fits "
+                 "(covariance ddof=1, float64; trace square root by Cholesky/eigenvalues, scipy sqrtm for badly "
+                 "scaled features)", "note": "FVD is biased at small N: compare only at equal N and backbone"}
+    kvd_proto = {**proto, "definition": "unbiased MMD^2 of the whole sets (not a mean over subsets), kernel "
+                 f"(x.y / D + 1)^3 with D = {real.shape[1]}",
+                 "note": "KVD is unbiased but noisy at small N; compare at equal backbone"}
+    out = {"fvd": _entry(fvd_with_ci(real, fake), fvd_proto), "kvd": _entry(kvd_with_ci(real, fake), kvd_proto)}
     div = conditional_diversity(fake, prompts)
     if div is not None:
         out["conditional_diversity"] = _entry(div, {**proto, "definition": "mean pairwise L2 distance of a "

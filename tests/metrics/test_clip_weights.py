@@ -164,3 +164,23 @@ def test_openai_release_is_named_by_its_hash(tmp_path, monkeypatch):
 def test_not_torchscript(tmp_path: Path):
     (tmp_path / "a.bin").write_bytes(b"PK\x03\x04 not really")
     assert not weight_files.is_torchscript(tmp_path / "a.bin") and not weight_files.is_torchscript(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("hw", [(240, 320), (480, 854), (360, 640), (57, 100)])
+def test_frames_are_resized_and_cropped_as_open_clips_own_transform(hw):
+    """4:3 and 854x480 frames were resized one column wider than torchvision's Resize makes them
+    (rounded, not truncated), 2.7 levels apart on average (session 32): now rounding only."""
+    import numpy as np
+    import open_clip
+    from PIL import Image
+
+    from evalkit.metrics.world_clip import clip_pixels
+
+    h, w = hw
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3), dtype=np.uint8)
+    img = np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC))
+    ref = open_clip.image_transform(224, is_train=False)(Image.fromarray(img))
+    ours = clip_pixels(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255, 224)[0]
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1)
+    assert ours.shape == ref.shape and float(((ours - ref) * std * 255).abs().mean()) < 1.0

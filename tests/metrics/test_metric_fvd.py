@@ -326,3 +326,13 @@ def test_identical_sets_never_give_a_negative_distance():
         a = np.random.default_rng(seed).normal(size=(10, 400))
         e = fvd_with_ci(a, a.copy(), n_boot=20)
         assert 0.0 <= e.value <= e.ci_high and e.ci_low <= e.value
+
+
+def test_badly_scaled_features_keep_the_trace_sqrt_accurate():
+    """Per-dimension scales 1e-3..1e3: the product's eigenvalues span 1e24 and the fast path lost
+    6e-6 relative (a 40-digit reference, session 32); it now hands such cases to sqrtm."""
+    rng = np.random.default_rng(1)
+    sc = np.logspace(-3, 3, 24)
+    f1, f2 = rng.normal(size=(150, 24)) * sc, rng.normal(size=(150, 24)) * sc * 1.05 + 0.01 * sc
+    fast, ref = frechet_distance_from_features(f1, f2), frechet_distance_from_features(f1, f2, method="sqrtm")
+    assert abs(fast - ref) / ref < 1e-6

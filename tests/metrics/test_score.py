@@ -58,6 +58,10 @@ def test_world_scores_like_real_data_and_controls_do_not(capsys, folders, mlflow
     assert w["warp_error"]["value"] < s["warp_error"]["value"]
     assert w["fvd"]["protocol"]["backbone"]["backbone"] == "world-video-encoder"
     assert len(w["fvd"]["protocol"]["backbone"]["weights_sha256"]) == 64
+    # each set metric names its own estimator (the KVD entry carried FVD's note and no kernel)
+    assert "ddof=1" in w["fvd"]["protocol"]["definition"] and "FVD" in w["fvd"]["protocol"]["note"]
+    assert "whole sets" in w["kvd"]["protocol"]["definition"] and "^3" in w["kvd"]["protocol"]["definition"]
+    assert "FVD" not in w["kvd"]["protocol"]["note"]
     assert w["conditional_diversity"]["n"] == 8  # prompts with two samples each
     assert w["conditional_diversity"]["value"] > 0  # two seeds of a prompt give two scenes
     assert any("N=16" in x for x in world["warnings"])  # small-N FVD is flagged, never silent
