@@ -316,6 +316,9 @@ def load_yaml(text: str):
         for key_node, _ in node.value:
             if key_node.tag == merge_tag:
                 continue
+            if not isinstance(key_node, yaml.ScalarNode):  # `? [1, 2]`: unhashable, an internal error
+                raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value, not a list or "
+                                                        "mapping", key_node.start_mark)
             key = loader.construct_object(key_node, deep=deep)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice", key_node.start_mark)

@@ -33,16 +33,24 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v", ".mts
                   ".mpg", ".mpeg", ".3gp", ".3g2", ".flv", ".wmv", ".asf", ".ogv", ".mxf", ".y4m", ".apng"}
 
 
-def prompt_from_name(stem: str) -> str:
+def prompt_from_name(stem: str, numbered: bool = True) -> str:
     """A video's prompt from its file name: a trailing sample number dropped ("-3", "_3", and the
     " (3)" that a browser or file manager adds to a copy), _ read as spaces. A name that is only a
-    number ("0007", "0007_2", a camera's "20240501_123456"), or a generic word and a number as
-    tools number their outputs (Open-Sora's and Latte's "sample_0000", diffusers' "video_0",
-    "output_3"), says nothing: no prompt ("")."""
-    if _NUMBERED.match(stem):
+    number ("0007", "0007_2", a camera's "20240501_123456") says nothing: no prompt (""). With
+    `numbered` (the folder's names are all numbered outputs: `numbered_names`), neither does a
+    generic word and a number as tools number their outputs (Open-Sora's and Latte's
+    "sample_0000", diffusers' "video_0", "output_3"); in a folder of prompts "Clip 3" is one."""
+    if numbered and _NUMBERED.match(stem):
         return ""
     text = " ".join(re.sub(r"(?:[-_]\d+| ?\(\d+\))$", "", stem).replace("_", " ").split())
     return "" if text.isdigit() else text
+
+
+def numbered_names(stems) -> bool:
+    """Every name a numbered output (`_NUMBERED`): the folder of a tool that numbers its videos
+    after a prompt list, not one named by prompt (where "Clip 3.mp4" is a prompt, session 32)."""
+    stems = list(stems)
+    return bool(stems) and all(_NUMBERED.match(s) for s in stems)
 
 
 # Tools that number their outputs after a prompt list (EvalCrafter's 0000.mp4, Open-Sora's
@@ -72,6 +80,12 @@ def index_numbered(folder, prompts: list[dict], start: int | None = None) -> lis
             raise BadInputError(f"{f}: not named by number (as 0007.mp4, 0007_2.mp4 or sample_0007.mp4), so it cannot be matched "
                                 "to a line of the prompts file; rename it, or write index.jsonl yourself")
         numbered.append((int(m.group(1)), int(m.group(2) or m.group(3) or 0), f))
+    taken: dict[tuple[int, int], Path] = {}
+    for n, k, f in numbered:  # sample_0000 beside video_0000, or 0000_1 beside "0000 (1)": whose is it?
+        if (n, k) in taken:
+            raise BadInputError(f"{taken[n, k].name} and {f.name} are both video {n}, sample {k}; keep one tool's "
+                                "outputs a folder (or remove one), or write index.jsonl yourself")
+        taken[n, k] = f
     numbers = sorted({n for n, _, _ in numbered})
     if start is None:
         if len(numbers) != len(prompts) or numbers[-1] - numbers[0] + 1 != len(numbers):
@@ -140,6 +154,7 @@ def videos_without_index(folder: Path) -> list[dict]:
     """Records for the videos of a folder that has no index (top level, then clips/), a prompt's
     samples in the order of their numbers ("-2" before "-10", which name order puts first)."""
     files = video_files(folder)
+    numbered = numbered_names(f.stem for f in files)
     recs, seen = [], set()
     for f in files:
         rel = f.relative_to(folder).as_posix()
@@ -150,7 +165,7 @@ def videos_without_index(folder: Path) -> list[dict]:
         while rid in seen:  # a file named "a.mp4.mkv" beside "a.mp4" and "a.mkv"
             rid, k = f"{rel}#{k}", k + 1
         seen.add(rid)
-        recs.append({"id": rid, "file": rel, "prompt": prompt_from_name(f.stem)})
+        recs.append({"id": rid, "file": rel, "prompt": prompt_from_name(f.stem, numbered)})
     # stable: within a prompt by sample number (none first); prompts keep their first place
     first = {}
     for i, r in enumerate(recs):

@@ -547,3 +547,14 @@ def test_read_only_commands_run_where_the_home_cannot_be_made(capsys, tmp_path, 
     code, _, err = run(capsys, "keys", "init")
     assert code == EXIT_BAD_INPUT and "cannot create EVALKIT_HOME" in err and err.count("\n") == 1
     assert not (tmp_path / "file" / "home").exists()
+
+
+def test_info_says_where_the_home_is_and_makes_nothing(capsys, tmp_path, monkeypatch):
+    """`info` is where a user looks when the home is the problem: it failed there, and made it."""
+    (tmp_path / "file").write_text("x")
+    for home, state in ((tmp_path / "file" / "home", "not made yet"), (tmp_path / "new", "not made yet")):
+        monkeypatch.setenv("EVALKIT_HOME", str(home))
+        code, out, err = run(capsys, "info", "--json")
+        d = json.loads(out)
+        assert code == 0 and d["evalkit_home"] == str(home) and d["evalkit_home_state"].startswith(state), err
+        assert not home.exists()

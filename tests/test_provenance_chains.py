@@ -57,6 +57,7 @@ def pki(tmp_path_factory):
     leaf = _cert("Chain Signer", keys["leaf"], inter, keys["inter"], ca=False)
     root2 = _cert("Other Root", keys["root2"])
     old_inter = _cert("Expired Intermediate", keys["old"], root, keys["root"], days=(-30, -1))
+    inter_x = _cert("Chain Intermediate", keys["inter"], root2, keys["root2"])  # cross-signed by another root
     old_leaf = _cert("Chain Signer", keys["leaf"], old_inter, keys["old"], ca=False)
     pem = lambda *cs: b"".join(c.public_bytes(serialization.Encoding.PEM) for c in cs)  # noqa: E731
     key_path = d / "leaf.key"
@@ -67,6 +68,7 @@ def pki(tmp_path_factory):
     files = {
         "ordered": pem(leaf, inter, root), "leaf_root_inter": pem(leaf, root, inter),
         "inter_first": pem(inter, leaf), "stray": pem(leaf, inter, root2), "expired_inter": pem(old_leaf, old_inter),
+        "cross": pem(leaf, inter, inter_x, root, root2), "stray_first": pem(root2, inter, leaf, root),
     }
     for name, data in files.items():
         (d / f"{name}.pem").write_bytes(data)
@@ -96,7 +98,7 @@ def _trusted(path: Path, anchors: Path) -> str:
 
 
 @pytest.mark.parametrize("chain", ["ordered.pem", "leaf_root_inter.pem", "inter_first.pem", "sorted.p7b",
-                                   "rootfirst.p12"])
+                                   "rootfirst.p12", "cross.pem"])
 def test_any_order_of_a_true_chain_signs_trusted(pki, clip, tmp_path, chain):
     key = None if chain.endswith(".p12") else pki / "leaf.key"
     signer = load_signer(pki / chain, key)
@@ -107,6 +109,16 @@ def test_any_order_of_a_true_chain_signs_trusted(pki, clip, tmp_path, chain):
         second.subject.rfc4514_string()
     out = sign_video(clip, tmp_path / "s.mp4", signer=signer)
     assert _trusted(out, pki / "root.pem") == "Trusted"
+
+
+def test_a_callback_signer_takes_the_end_certificate_not_a_stray_root(pki):
+    """Without a key the leaf is the certificate that issued none of the others: an unrelated root
+    issued none either, was taken for the leaf, and a real intermediate was named stray."""
+    from evalkit.provenance.signers import callback_signer
+
+    with pytest.raises(BadInputError, match="the certificate Other Root .*is not an issuer"):
+        callback_signer(["true"], pki / "stray_first.pem")
+    assert callback_signer(["true"], pki / "cross.pem").subject.startswith("Chain Signer")
 
 
 def test_a_stray_or_expired_ca_certificate_is_named_before_signing(pki):

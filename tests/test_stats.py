@@ -253,3 +253,12 @@ def test_a_mean_of_distances_is_never_negative():
     f = np.array([[0.0], [0.1], [0.0], [4.0], [0.0], [2.4]])
     est = conditional_diversity(f, ["a", "a", "b", "b", "c", "c"])
     assert est.n == 3 and est.ci_low == 0.0 and est.ci_high > est.value > 0
+
+
+def test_clustered_and_paired_refuse_what_they_cannot_read():
+    from evalkit.metrics.stats import clustered_proportion_ci
+
+    with pytest.raises(ValueError, match="NaN"):
+        clustered_proportion_ci([math.nan, 0.0, 0.0], [0, 0, 1])  # NaN counted as a hit
+    with pytest.raises(ValueError, match="low < high"):
+        paired_bootstrap_diff([1.0, 0.0], [0.0, 1.0], bounds=(1.0, 0.0))

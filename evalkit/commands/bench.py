@@ -207,7 +207,10 @@ def audit(model, policy, as_json, run_id, out_dir, html_out):
     pol = load_policy(policy)  # fail fast: a bad policy costs no generation
     if html_out is not None:  # never over what the audit reads: the policy, its suite, a folder model
         suite_file = Path(pol.suite) if Path(pol.suite).is_file() else None
-        folder = Path(model.split(":", 1)[1]) if model.startswith("folder:") else None
+        from generators.base import canonical_spec
+
+        # the folder as the run names it (`~` expanded, resolved): the raw spec missed `folder:~/outs`
+        folder = Path(canonical_spec(model).split(":", 1)[1]) if model.startswith("folder:") else None
         check_not_input(check_output_file(html_out, "audit.html"), [policy, suite_file, folder], "--html")
     if run_id is None:
         if out_dir.exists() and not out_dir.is_dir():  # before any run is opened in MLflow, as bench run

@@ -37,8 +37,13 @@ def info(as_json):
     from evalkit.home import evalkit_home, git_commit, machine_info
     from evalkit.tracking import tracking_uri
 
+    import os
+
+    home = evalkit_home(create=False)  # a diagnosis: says where the home is, makes nothing
+    state = ("exists" if home.is_dir() and os.access(home, os.W_OK) else "exists, not writable" if home.is_dir()
+             else "not a folder" if home.exists() else "not made yet (made by the first command that writes)")
     data = {"version": __version__, "git_commit": git_commit(), "tracking_uri": tracking_uri(),
-            "evalkit_home": str(evalkit_home()), "machine": machine_info()}
+            "evalkit_home": str(home), "evalkit_home_state": state, "machine": machine_info()}
     click.echo(json.dumps(data, indent=2) if as_json else "\n".join(f"{k}: {v}" for k, v in data.items()))
 
 

@@ -207,7 +207,10 @@ def clustered_proportion_ci(hits, groups, confidence: float = 0.95) -> Estimate:
     12 videos bounds the rate near 12 draws' worth, not 480. Conservative where windows of a video
     disagree often; `n` stays the item count; method "wilson-clustered"."""
     _check(confidence, 1)
-    h = np.asarray(hits, dtype=bool).ravel()
+    raw = np.asarray(hits)
+    if raw.dtype.kind == "f" and not np.isfinite(raw).all():  # NaN would count as a hit
+        raise ValueError("hits hold NaN or infinite values; give True/False for each item")
+    h = raw.astype(bool).ravel()
     g = np.asarray(groups, dtype=object).ravel()
     if h.size == 0 or h.size != g.size:
         raise ValueError(f"hits and groups must be non-empty and of one length, got {h.size} and {g.size}")
@@ -247,6 +250,8 @@ def paired_bootstrap_diff(a, b, statistic: Callable = np.mean, *, n_boot: int = 
     from 8 pairs; session 32's coverage check found 60% of 2-pair binary comparisons so).
     """
     _check(confidence, n_boot)
+    if bounds is not None and not float(bounds[0]) < float(bounds[1]):
+        raise ValueError(f"bounds must be (low, high) with low < high, got {bounds!r}")
     a, b = _as_1d(a, "a"), _as_1d(b, "b")
     if a.size != b.size:
         raise ValueError(f"paired samples differ in length: a has {a.size}, b has {b.size}")

@@ -206,7 +206,8 @@ def load_signer(cert: Path | str | None = None, key: Path | str | None = None,
         key = cert  # one bundle holds both
     if (cert is None) != (key is None):
         raise CredentialsError("give both --cert and --key, or neither (to use the credentials of "
-                               "`evalkit keys init`), or one PKCS#12 bundle as --cert")
+                               "`evalkit keys init`), or one PKCS#12 bundle as --cert (a file named .p12 or "
+                               ".pfx: a bundle through a pipe has no name to be known by)")
     if cert is None:
         paths = default_paths(dir)
         if not paths.signer_cert.exists() or not paths.signer_key.exists():

@@ -290,6 +290,22 @@ def test_tools_numbered_outputs_are_not_prompts(tmp_path, capsys):
     assert [r["prompt"] for r in read_index(d)] == PROMPTS
     (clip,) = FolderGenerator(d).generate([PROMPTS[1]], [0])
     assert np.array_equal(clip.frames, iter_one(d / "sample_0001.mp4"))
+    # in a folder named by prompt, a generic word and a number is a prompt like any other
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    write_video(mixed / "Clip 3.mp4", make_clip("test", 0))
+    write_video(mixed / "a red ball.mp4", make_clip("test", 1))
+    (c3,) = FolderGenerator(mixed).generate(["Clip 3"], [0])
+    assert np.array_equal(c3.frames, iter_one(mixed / "Clip 3.mp4"))
+    # two tools' numbered outputs in one folder: whose video 0 is it? refused, naming both
+    two = tmp_path / "two"
+    two.mkdir()
+    for stem in ("sample_0000", "sample_0001", "video_0000", "video_0001"):
+        write_video(two / f"{stem}.mp4", make_clip("test", 0))
+    (tmp_path / "p2.txt").write_text("\n".join(PROMPTS[:2]) + "\n")
+    assert main(["index", str(two), "--prompts", str(tmp_path / "p2.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "sample_0000.mp4 and video_0000.mp4 are both video 0, sample 0" in err and err.count("\n") == 1
 
 
 def iter_one(path):

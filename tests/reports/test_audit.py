@@ -73,6 +73,7 @@ def run(capsys, *argv):
     ("a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
      "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
      "suite: s\nchecks:\n  fvd: *f\n", "aliases expand to over 100,000 values"),
+    ("suite: s\nchecks:\n  ? [1, 2]\n  : {max: 1}\n", "a key must be a plain value"),
 ])
 def test_bad_policy_is_rejected_naming_the_key(tmp_path, text, message):
     p = write(tmp_path, text)
@@ -254,3 +255,14 @@ def test_audit_never_writes_over_what_it_reads_nor_stands_on_a_deleted_or_outdat
                        "--out-dir", str(tmp_path / "afile"))
     assert code == EXIT_BAD_INPUT and "--out-dir" in err and "is a file" in err
     shutil.rmtree(tmp_path / "gates", ignore_errors=True)
+
+
+def test_html_is_never_written_into_a_folder_model_named_with_a_tilde(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "fold").mkdir()
+    index = tmp_path / "fold" / "index.jsonl"
+    index.write_text('{"id": "a", "file": "a.mp4", "prompt": "x"}\n')
+    code, _, err = run(capsys, "audit", "--model", "folder:~/fold", "--policy", str(write(tmp_path, GOOD)),
+                       "--run", "0" * 32, "--html", str(index))
+    assert code == EXIT_BAD_INPUT and "is a file of the input folder" in err
+    assert index.read_text().startswith('{"id"')
