@@ -4,8 +4,8 @@ Each row: {"file", "p_generated", "threshold", "decision", "detector", "protocol
 plus "error" (null, or the one-line reason a file could not be read). The protocol says what
 was done to the clip to bring it to the detector's input (frames taken, padding, source size,
 and `codec`: the H.264 round trip given to a lossless or uncompressed input, else null), and
-`video_frames`, the frames the file's header lists (null where it lists none): the verdict is
-on the first `frames` of them.
+`video_frames`, the frames the file holds (the header's count; counted from the packets where a
+Matroska/WebM header lists none; null where neither can say): the verdict is on the first `frames`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,12 @@ def detect_files(files, name: str | None = None, windows: int = 1) -> list[dict]
             row.update(detect_clip(det, clip))
             # the header's count, unchecked: a video over the decode budget or the frame limit is
             # judged on its first frames all the same (it was refused, though none of it was read)
-            row["protocol"]["video_frames"] = probe_video(Path(f), check=False).frames or None
+            frames = probe_video(Path(f), check=False).frames or None
+            if frames is None:  # Matroska/WebM hold no count: count the packets, one a frame (no decode)
+                from evalkit.video_facts import frame_timing
+
+                frames = frame_timing(Path(f)).get("packets") or None
+            row["protocol"]["video_frames"] = frames
             if windows > 1:
                 row["windows"] = scan_windows(det, Path(f), windows)
                 # a video over the frame limit is scanned across its first frames only: said so

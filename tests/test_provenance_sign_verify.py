@@ -373,6 +373,20 @@ def test_trust_and_detector_options(env, tmp_path):
     r = verify_file(env["src"], wm_key=env["wm_key"], detector=detector)
     assert r["detector"] == {"p_generated": 0.9, "name": "detector", "threshold": 0.7}
     assert r["verdict"] == "likely ai-generated (detector only)"
+    # between its cut-offs the detector decides nothing: "not generated" was said of p 0.95
+    class Banded:  # a detector with two cut-offs, as evalkit's own
+        threshold, real_below = 0.7, 0.1
+
+        def __init__(self, p):
+            self.p = p
+
+        def __call__(self, clip):
+            return self.p
+
+    for p_gen, says in ((0.5, "The detector is uncertain (p_generated 0.50; generated at >= 0.70, real under 0.10)"),
+                        (0.05, "The detector says not generated (p_generated 0.05 < 0.70, under its real cut-off")):
+        r = verify_file(env["src"], wm_key=env["wm_key"], detector=Banded(p_gen))
+        assert r["verdict"] == "unknown" and any(x.startswith(says) for x in r["reasons"]), r["reasons"]
 
     def broken(clip):
         raise RuntimeError("model weights missing")

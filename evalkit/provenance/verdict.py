@@ -309,7 +309,15 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
         # Nothing above settles where the video came from, so the detector's read is the one
         # signal left; said here unless an earlier branch already quoted it.
         if not det_says_ai:
-            reasons.append(f"The detector says not generated (p_generated {p:.2f} < {thr:.2f}).")
+            low = det.get("real_below")
+            if det.get("decision") == "uncertain" or (low is not None and p >= low):
+                # between its two cut-offs the detector decides nothing: "not generated" was said of
+                # a generated clip at p 0.95 (session 32)
+                band = f"; generated at >= {thr:.2f}" + (f", real under {low:.2f}" if low is not None else "")
+                reasons.append(f"The detector is uncertain (p_generated {p:.2f}{band}).")
+            else:
+                reasons.append(f"The detector says not generated (p_generated {p:.2f} < {thr:.2f}"
+                               + (f", under its real cut-off {low:.2f}" if low is not None else "") + ").")
         elif state != "absent":
             reasons.append(f"The detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
     reasons += notes

@@ -113,6 +113,8 @@ def _run_detector(detector, clip) -> tuple[dict, str | None]:
     if callable(getattr(detector, "decide", None)):  # evalkit detectors also abstain: real/uncertain/generated
         out["decision"] = (detector.decide(p, out["out_of_domain"]) if "out_of_domain" in out
                            else detector.decide(p))
+    if getattr(detector, "real_below", None) is not None:  # the other cut-off, said beside the threshold
+        out["real_below"] = float(detector.real_below)
     return out, None
 
 

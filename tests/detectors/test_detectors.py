@@ -350,6 +350,16 @@ def test_detector_abstains_on_flat_noise_and_still_frames(real_videos_dir, tmp_p
         row = detect_clip(det, Clip(frames=frames, fps=25.0, prompt=""))
         assert row["decision"] == "uncertain" and says in row["protocol"]["out_of_domain"], (says, row)
     assert picture_note(bikes) is None
+    # noise upscaled, letterboxed or both (a screen recording) is still noise: it read "real"
+    import cv2
+
+    small = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    for edited in (small.repeat(2, 1).repeat(2, 2),
+                   np.stack([cv2.resize(f, (128, 128), interpolation=cv2.INTER_CUBIC) for f in small]),
+                   np.pad(small.repeat(2, 1).repeat(2, 2), ((0, 0), (16, 16), (0, 0), (0, 0)))):
+        assert "noise" in (picture_note(edited) or ""), edited.shape
+    for name in ("bigbuckbunny.mp4", "carphone_pristine.mp4"):  # footage at any size is no noise
+        assert picture_note(read_video(real_videos_dir / name, max_frames=16).frames) is None
     # a black lead-in longer than the judged frames: the file is judged on them, and says how much
     lead = write_video(tmp_path / "lead-in.mp4", np.concatenate([np.zeros_like(bikes), bikes]), fps=25)
     (row,) = detect_files([lead])
@@ -888,3 +898,14 @@ def test_padded_or_tiny_training_clips_are_warned_about(tmp_path):
     assert s.meta["padded"] == s.meta["n"] == 3 and s.meta["under_min_side"] == 3
     w = shape_warnings([s], 16)
     assert len(w) == 2 and "fewer than 16 frames" in w[0] and "under 16 px" in w[1]
+
+
+def test_a_matroska_row_says_how_much_of_it_was_judged(real_videos_dir, tmp_path):
+    """Matroska/WebM headers hold no frame count: the row said nothing of the rest of the video."""
+    from detectors.predict import detect_files
+    from evalkit.video import read_video, write_video
+
+    frames = read_video(real_videos_dir / "bikes.mp4", max_frames=40).frames
+    webm = write_video(tmp_path / "bikes.mkv", frames, fps=25)  # Matroska: no count in the header
+    (row,) = detect_files([webm])
+    assert row["protocol"]["video_frames"] == 40 and row["protocol"]["frames"] < 40
