@@ -71,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_BROKEN_PIPE
     except Exception as e:  # a bug in evalkit, not the user's fault, unless memory ran out
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC and _raised_in(e, "mlflow"):
+            # MLflow copying a run's artifacts onto a full disk: not stdout (session 32)
+            from evalkit.tracking import tracking_uri
+
+            click.echo(f"evalkit: error: the disk under the MLflow store {tracking_uri()} (its runs' artifacts) is "
+                       "full; free space there or point MLFLOW_TRACKING_URI elsewhere", err=True)
+            return EXIT_BAD_INPUT
         if isinstance(e, OSError) and e.filename is None and e.errno in (errno.ENOSPC, errno.EIO, errno.EBADF):
             # the output stream itself (`>/dev/full`): the results are lost, so say so
             click.echo(f"evalkit: error: cannot write the output ({e.strerror}); send stdout somewhere writable",
@@ -99,6 +106,18 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"evalkit: internal error: {type(e).__name__}: {msg}; rerun with EVALKIT_DEBUG=1 "
                    "for the traceback and report it", err=True)
         return EXIT_INTERNAL
+
+
+def _raised_in(e: BaseException, package: str) -> bool:
+    """Whether `e` was raised from inside `package`'s code (by its traceback's frames)."""
+    import os
+
+    tb, part = e.__traceback__, f"{os.sep}{package}{os.sep}"
+    while tb is not None:
+        if part in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 _TERMINATED = []  # set when SIGTERM arrived, even where its KeyboardInterrupt was swallowed

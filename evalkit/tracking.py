@@ -75,6 +75,9 @@ def store_error_message(exc: BaseException) -> str | None:
         return (f"the MLflow store {tracking_uri()} was left half-made (a command stopped, or two ran, while "
                 f"it was being created or upgraded); if it holds no runs you need, delete {store_path() or 'it'}, "
                 "else point MLFLOW_TRACKING_URI at another store")
+    if "database or disk is full" in text:
+        return (f"the disk under the MLflow store {tracking_uri()} is full; free space there, or point "
+                "MLFLOW_TRACKING_URI at a store on another disk")
     if "readonly database" in text or "read-only database" in text:
         return (f"the MLflow store {tracking_uri()} is read-only, and this command logs to it; point "
                 "MLFLOW_TRACKING_URI at a writable store")
@@ -109,9 +112,15 @@ def check_store_exists() -> None:
     from evalkit.errors import MissingResourceError
 
     path = store_path()
-    if path is not None and not path.exists():
-        raise MissingResourceError(f"{path}: no MLflow store there (MLFLOW_TRACKING_URI={tracking_uri()}); "
-                                   "check the path, or run `evalkit bench run` first")
+    uri = tracking_uri()
+    said = f"MLFLOW_TRACKING_URI={uri}" if os.environ.get("MLFLOW_TRACKING_URI") else f"the default store {uri}"
+    if path is not None and (not path.exists() or path.stat().st_size == 0):  # an empty file holds no store
+        raise MissingResourceError(f"{path}: no MLflow store there ({said}); check the path, or run "
+                                   "`evalkit bench run` first")
+    folder = _file_store_path(uri)
+    if folder is not None and not folder.is_dir():  # a mistyped file store was made empty (with the opt-in)
+        raise MissingResourceError(f"{folder}: no MLflow file store there ({said}); check the path")
+    _check_sqlite_file(uri)  # another program's database is named, never turned into a store
 
 
 def store_path() -> Path | None:
@@ -140,23 +149,40 @@ def check_reachable(timeout: float = 5.0) -> None:
     (SQLite) are not checked here. A file store (`./mlruns`, MLflow 2's default) is refused by
     MLflow 3 unless MLFLOW_ALLOW_FILE_STORE opts in; say so in one line, before the work."""
     uri = tracking_uri()
+    from evalkit.errors import BadInputError
+
+    if uri.split("?", 1)[0] in ("sqlite://", "sqlite:///:memory:"):
+        raise BadInputError(f"MLFLOW_TRACKING_URI {uri} is an in-memory store: every run is lost when the command "
+                            "ends; point it at a file (sqlite:///mlflow.db) or a server")
     _check_file_store(uri)
     _check_sqlite_file(uri)
     _create_sqlite_store(uri)
+    path = store_path()
+    if path is not None and path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        # said before the work: after it, MLflow printed two tracebacks and the work was lost (a
+        # detector was even left saved by a command that failed, session 32)
+        raise BadInputError(f"the MLflow store {uri} is read-only (its file or folder cannot be written), and this "
+                            "command logs to it; point MLFLOW_TRACKING_URI at a writable store")
     if not uri.startswith(("http://", "https://")) or uri in _REACHED:
         return
     import requests
 
     from evalkit.errors import MissingResourceError
 
-    try:  # an MLflow server answers /health with "OK"; any HTTP answer shows something listens
-        requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+    try:  # an MLflow server answers /health with 200 "OK"
+        answer = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
     except requests.RequestException as e:
         why = type(e).__name__
         raise MissingResourceError(f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI) is not reachable "
                                    f"({why}); start it (mlflow server), point MLFLOW_TRACKING_URI at a "
                                    "reachable one or unset it for a local store, or pass --no-mlflow where "
                                    "offered") from None
+    if answer.status_code != 200:
+        # something answers but is no MLflow server (another web server on the port, a proxy whose
+        # backend is down: MLflow retried its 502s for four minutes, session 32)
+        raise MissingResourceError(f"{uri} (MLFLOW_TRACKING_URI) answers, but not as an MLflow tracking server "
+                                   f"(/health: HTTP {answer.status_code}); check the address and port, or start "
+                                   "the server behind it")
     _REACHED.add(uri)
 
 
@@ -180,13 +206,21 @@ def _check_sqlite_file(uri: str) -> None:
         db = None
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            db.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
-            return
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as e:
             damaged = f" (damaged: {e})"
+            tables = None
         finally:
             if db is not None:
                 db.close()
+        if tables is not None:
+            if not tables or {"experiments", "runs"} <= tables:
+                return  # an MLflow store, or a database with nothing in it yet
+            # another program's database: MLflow would add its ~200 tables to it (session 32)
+            shown = ", ".join(sorted(tables)[:4]) + (", ..." if len(tables) > 4 else "")
+            raise BadInputError(f"{path} (MLFLOW_TRACKING_URI={uri}) is an SQLite database but not an MLflow store "
+                                f"(its tables: {shown}); point MLFLOW_TRACKING_URI at an MLflow store, or a new "
+                                "file for one")
     if head:
         raise BadInputError(f"{path} (the MLflow store, MLFLOW_TRACKING_URI={uri}) is not an SQLite database"
                             f"{damaged}; point MLFLOW_TRACKING_URI at an MLflow store, or unset it for ./mlflow.db")
@@ -200,7 +234,10 @@ def _create_sqlite_store(uri: str) -> None:
     if not uri.startswith("sqlite:///"):
         return
     path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
-    if not path.name or path.name == ":memory:" or path.exists() or not path.parent.is_dir():
+    def made(p: Path) -> bool:  # an empty file (touched, or another tool's placeholder) is no store yet
+        return p.exists() and p.stat().st_size > 0
+
+    if not path.name or path.name == ":memory:" or made(path) or not path.parent.is_dir():
         return  # there already (MLflow migrates it if needed), or nowhere to put it (MLflow says so)
     import contextlib
     import secrets
@@ -211,7 +248,7 @@ def _create_sqlite_store(uri: str) -> None:
     tmp = path.with_name(f".{short_name(path.name)}.{os.getpid()}.{secrets.token_hex(3)}.partial")
     try:
         with file_lock(path.with_name(f".{path.name}.lock")):
-            if path.exists():  # another command made it while this one waited
+            if made(path):  # another command made it while this one waited
                 return
             from mlflow.tracking._tracking_service.utils import _get_sqlalchemy_store
 
@@ -224,6 +261,18 @@ def _create_sqlite_store(uri: str) -> None:
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def _file_store_path(uri: str) -> Path | None:
+    """The folder of a file store URI (`./mlruns`, `file:///abs`), else None."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if not parsed.scheme or len(parsed.scheme) == 1:  # a plain path (one letter: a Windows drive)
+        return Path(uri).expanduser()
+    return None
 
 
 def _check_file_store(uri: str) -> None:
@@ -315,6 +364,11 @@ def _quiet_store_setup() -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.WARNING)
+    # its database errors are raised as exceptions, which evalkit says in one line; logged too,
+    # they put 90 lines and two tracebacks above it (a read-only store, session 32)
+    db_log = logging.getLogger("mlflow.store.db.utils")
+    if db_log.level <= logging.ERROR:
+        db_log.setLevel(logging.CRITICAL)
     if not sys.stderr.isatty():  # progress bars on a terminal only: a log file got "Downloading artifacts: 0%|"
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -336,20 +390,29 @@ def start_run(experiment: str, run_name: str | None = None, *, params: dict | No
     check_reachable()
     exp_id = _experiment_id(MlflowClient(), experiment)
     all_tags = {**run_tags(seed), **{str(k): str(v) for k, v in (tags or {}).items()}}
-    run = mlflow.start_run(run_id=run_id, experiment_id=exp_id, run_name=None if run_id else run_name,
-                           tags=all_tags, nested=mlflow.active_run() is not None)
+    # MLflow resumes $MLFLOW_RUN_ID when no run id is passed: an evalkit command started inside a
+    # user's `mlflow run` logged into that run, renamed it and ended it (session 32). evalkit's
+    # runs are its own, in its own experiments; the variable is set aside while one starts.
+    # (MLflow's end_run also unsets the variable: it is put back when evalkit's run ends.)
+    outer = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
-        if params:
-            mlflow.log_params(flatten_params(params))
-        yield run
-    except KeyboardInterrupt:
-        mlflow.end_run(status="KILLED")
-        raise
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
-    else:
-        mlflow.end_run(status="FINISHED")
+        run = mlflow.start_run(run_id=run_id, experiment_id=exp_id, run_name=None if run_id else run_name,
+                               tags=all_tags, nested=mlflow.active_run() is not None)
+        try:
+            if params:
+                mlflow.log_params(flatten_params(params))
+            yield run
+        except KeyboardInterrupt:
+            mlflow.end_run(status="KILLED")
+            raise
+        except BaseException:
+            mlflow.end_run(status="FAILED")
+            raise
+        else:
+            mlflow.end_run(status="FINISHED")
+    finally:
+        if outer is not None:
+            os.environ["MLFLOW_RUN_ID"] = outer
 
 
 def _mlflow_in_run():

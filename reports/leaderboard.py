@@ -93,6 +93,11 @@ def _select_runs(suite: str) -> tuple[Any, list[str]]:
     runs = runs[(runs["_kind"].fillna(schema.KIND_BENCH) == schema.KIND_BENCH) & runs["_model"].notna()]
     done = runs[runs["_complete"] == "true"].sort_values("start_time", ascending=False)
     notes = []
+    unhashed = done[done["_hash"].isna()]
+    if len(unhashed):  # not logged by the bench runner (hand-made, another tool's): no suite version
+        notes.append(f"ignored {len(unhashed)} complete run(s) without {schema.TAG_SUITE_HASH} (not logged by "
+                     "`evalkit bench run`): " + ", ".join(sorted(map(str, set(unhashed["_model"]))))[:200])
+        done = done[done["_hash"].notna()]
     if done.empty:
         raise MissingResourceError(f"suite {suite!r} has no complete bench runs in {tracking_uri()} "
                                    f"({len(runs)} incomplete); {hint}")

@@ -14,14 +14,15 @@ Respond = Callable[[bytes], tuple[str, bytes]]  # request body -> (content type,
 
 
 @contextmanager
-def serve(respond: Respond) -> Iterator[str]:
-    """`with serve(fn) as base_url:` a server on 127.0.0.1 until the block ends."""
+def serve(respond: Respond, status: int = 200) -> Iterator[str]:
+    """`with serve(fn) as base_url:` a server on 127.0.0.1 until the block ends, answering with
+    HTTP `status`."""
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             kind, out = respond(body)
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(out)))
             self.end_headers()

@@ -295,3 +295,60 @@ def test_a_store_of_another_mlflow_version_or_a_mistyped_one_is_one_line(monkeyp
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{typo}")
     assert main(["leaderboard", "--suite", "world-v1"]) == EXIT_MISSING
     assert "no MLflow store there" in capsys.readouterr().err and not typo.parent.exists()
+
+
+def test_stores_that_are_not_mlflows_are_named_and_left_alone(monkeypatch, tmp_path, capsys):
+    """Session 32's red team: another program's SQLite file got MLflow's ~200 tables from a
+    `leaderboard`; a web server that is not MLflow gave an internal error (a proxy's 502s, four
+    minutes of retries); an in-memory store lost the runs it reported."""
+    import sqlite3
+
+    from http_stub import serve
+
+    from evalkit.cli import main
+    from evalkit.errors import EXIT_BAD_INPUT, EXIT_MISSING
+
+    app = tmp_path / "app.db"
+    with sqlite3.connect(app) as db:
+        db.execute("CREATE TABLE users (id INTEGER)")
+    before = app.read_bytes()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{app}")
+    for argv in (["leaderboard", "--suite", "world-v1"], ["bench", "run", "--suite", "world-v1", "--model", "world",
+                                                        "--max-prompts", "1", "--out", str(tmp_path / "b")]):
+        assert main(argv) == EXIT_BAD_INPUT
+        err = capsys.readouterr().err
+        assert "is an SQLite database but not an MLflow store (its tables: users)" in err and err.count("\n") == 1
+        assert app.read_bytes() == before
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{empty}")
+    assert main(["leaderboard", "--suite", "world-v1"]) == EXIT_MISSING and empty.stat().st_size == 0
+    capsys.readouterr()
+    monkeypatch.setattr(tracking, "_REACHED", set())
+    for status in (404, 502):
+        with serve(lambda body: ("text/html", b"<html>nope</html>"), status=status) as url:
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+            with pytest.raises(Exception, match=f"not as an MLflow tracking server .*HTTP {status}"):
+                tracking.check_reachable(timeout=2)
+    for uri in ("sqlite:///:memory:", "sqlite://"):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        with pytest.raises(Exception, match="in-memory store"):
+            tracking.check_reachable()
+
+
+def test_an_evalkit_run_never_lands_in_the_users_active_run(mlflow_store, monkeypatch):
+    """With MLFLOW_RUN_ID set (inside `mlflow run`), evalkit logged into the user's run, renamed it
+    and ended it, and its own result never reached the leaderboard."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    mine = client.create_run(client.create_experiment("my-training"), run_name="my training run")
+    monkeypatch.setenv("MLFLOW_RUN_ID", mine.info.run_id)
+    with tracking.start_run("evalkit-x", run_name="evalkit's", params={"a": 1}) as run:
+        tracking.log_metric_ci("m", 1.0, 0.5, 1.5, 3)
+    assert run.info.run_id != mine.info.run_id and os.environ["MLFLOW_RUN_ID"] == mine.info.run_id
+    theirs = client.get_run(mine.info.run_id)
+    assert theirs.info.run_name == "my training run" and theirs.info.status == "RUNNING" and not theirs.data.params
+    assert client.get_run(run.info.run_id).info.experiment_id == client.get_experiment_by_name("evalkit-x").experiment_id
+    assert mlflow.active_run() is None

@@ -212,6 +212,10 @@ def audit(model, policy, as_json, run_id, out_dir, html_out):
         # the folder as the run names it (`~` expanded, resolved): the raw spec missed `folder:~/outs`
         folder = Path(canonical_spec(model).split(":", 1)[1]) if model.startswith("folder:") else None
         check_not_input(check_output_file(html_out, "audit.html"), [policy, suite_file, folder], "--html")
+    if run_id is not None:  # only read: a mistyped store path is named, never created
+        from evalkit.tracking import check_store_exists
+
+        check_store_exists()
     if run_id is None:
         if out_dir.exists() and not out_dir.is_dir():  # before any run is opened in MLflow, as bench run
             raise BadInputError(f"--out-dir {out_dir}: is a file; give a folder for the clips and bundles")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmarks import schema
 from conftest import SUITE
 from evalkit.cli import main
 from evalkit.errors import EXIT_BAD_INPUT, EXIT_MISSING, MissingResourceError
@@ -206,3 +207,20 @@ def test_files_of_rows_say_what_the_rank_is_by_and_which_rows_are_quick(mlflow_s
     back = pd.read_csv(io.StringIO(format_leaderboard(board, "csv")))
     assert set(back["ranked_by"]) == {"fvd"} and set(back["lower_is_better"]) == {True}
     assert back.set_index("model").loc["uvit:quick", "max_prompts"] == 2
+
+
+def test_a_hand_made_complete_run_without_a_suite_hash_is_left_out_and_named(mlflow_store):
+    """A run logged by hand in the suite's experiment, tagged complete but with no suite hash,
+    made the newest hash NaN, every run was filtered out and the board an internal error."""
+    import mlflow
+
+    from conftest import log_bench_run
+
+    log_bench_run("uvit:real")
+    mlflow.set_experiment(schema.experiment_name(SUITE))
+    with mlflow.start_run():
+        mlflow.set_tags({schema.TAG_KIND: schema.KIND_BENCH, schema.TAG_MODEL: "someone:else",
+                         schema.TAG_COMPLETE: "true"})
+    board = leaderboard(SUITE)
+    assert list(board["model"]) == ["uvit:real"]
+    assert any("without evalkit.suite_hash" in n and "someone:else" in n for n in board.attrs["notes"])
