@@ -82,7 +82,8 @@ def index_numbered(folder, prompts: list[dict], start: int | None = None) -> lis
         numbered.append((int(m.group(1)), int(m.group(2) or m.group(3) or 0), f))
     taken: dict[tuple[int, int], Path] = {}
     for n, k, f in numbered:  # sample_0000 beside video_0000, or 0000_1 beside "0000 (1)": whose is it?
-        if (n, k) in taken:
+        # (one name in two containers, 0003.mp4 and 0003.mkv, stays two samples of that prompt)
+        if (n, k) in taken and taken[n, k].stem != f.stem:
             raise BadInputError(f"{taken[n, k].name} and {f.name} are both video {n}, sample {k}; keep one tool's "
                                 "outputs a folder (or remove one), or write index.jsonl yourself")
         taken[n, k] = f

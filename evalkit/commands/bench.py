@@ -204,6 +204,8 @@ def audit(model, policy, as_json, run_id, out_dir, html_out):
     from reports import write_text_atomic
     from reports.audit import evaluate_policy, format_text, load_policy, log_audit
 
+    if html_out is not None:  # the policy itself first: named even when it does not parse
+        check_not_input(check_output_file(html_out, "audit.html"), [policy], "--html")
     pol = load_policy(policy)  # fail fast: a bad policy costs no generation
     if html_out is not None:  # never over what the audit reads: the policy, its suite, a folder model
         suite_file = Path(pol.suite) if Path(pol.suite).is_file() else None
