@@ -520,8 +520,13 @@ def test_small_messages_say_what_was_wrong(capsys, tmp_path, mlflow_store):
     code, _, err = run(capsys, "generate", "--model", "world", "--prompts", "", "--out", str(tmp_path / "o"))
     assert code == EXIT_BAD_INPUT and "empty prompt" in err
     policy = Path(__file__).resolve().parents[1] / "reports" / "policies" / "release.yaml"
-    code, _, err = run(capsys, "audit", "--model", "world", "--policy", str(policy), "--run",
-                       "0123456789abcdef0123456789abcdef")
+    args = ["audit", "--model", "world", "--policy", str(policy), "--run", "0123456789abcdef0123456789abcdef"]
+    code, _, err = run(capsys, *args)  # no store yet: named, never made (session 32)
+    assert code == EXIT_MISSING and "no MLflow store there" in err and err.count("\n") == 1, err
+    from evalkit import tracking
+
+    tracking.check_reachable()  # the store made, as any logging command makes it
+    code, _, err = run(capsys, *args)
     assert code == EXIT_MISSING and err.lower().count("not found") == 1 and "check the id" in err, err
     assert UViTGenerator("small-gpu", sampler="DDIM").sampler == "ddim"
 
