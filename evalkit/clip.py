@@ -6,6 +6,7 @@ videos is `float32 [B, T, C, H, W]` in `[0, 1]`; `to_tensor` / `from_tensor` con
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,8 +29,9 @@ class Clip:
             raise ValueError(f"Clip frames must be uint8 [T, H, W, 3], got {dtype} {shape}")
         if f.shape[0] < 1:
             raise ValueError("Clip needs at least one frame")
-        if not self.fps > 0:
-            raise ValueError(f"Clip fps must be positive, got {self.fps}")
+        if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float, np.floating, np.integer)) \
+                or not math.isfinite(float(self.fps)) or not self.fps > 0:
+            raise ValueError(f"Clip fps must be a positive finite number, got {self.fps!r}")
 
     @property
     def num_frames(self) -> int:
@@ -51,10 +53,20 @@ class Clip:
 
     @classmethod
     def from_tensor(cls, video: torch.Tensor, fps: float = 8.0, prompt: str = "", meta=None) -> "Clip":
-        """From float [T, C, H, W] in [0, 1] (values outside are clipped, then rounded)."""
-        if video.ndim != 4 or video.shape[1] != 3:
-            raise ValueError(f"expected a video tensor [T, 3, H, W], got {tuple(video.shape)}")
-        x = video.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
+        """From a video [T, 3, H, W]: float in [0, 1] (an overshoot of up to 0.1, a sampler's
+        ringing, is clipped; further out, NaN or an integer dtype other than uint8 is refused, as
+        the metrics refuse it: a [-1, 1] output lost its lower half and 0-255 floats came out
+        white, session 32), or uint8 0-255. A numpy array is taken as a tensor."""
+        from evalkit.metrics.base import check_video_values
+
+        if isinstance(video, np.ndarray):
+            video = torch.from_numpy(video)
+        if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[1] != 3:
+            raise ValueError(f"expected a video tensor [T, 3, H, W], got {tuple(getattr(video, 'shape', ()))}")
+        if video.dtype == torch.uint8:
+            x = video.detach()
+        else:
+            x = check_video_values(video).clamp(0, 1).mul(255).round().to(torch.uint8)
         frames = x.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # [T, H, W, 3]
         return cls(frames=frames, fps=fps, prompt=prompt, meta=dict(meta or {}))
 

@@ -352,9 +352,14 @@ class ClipFolderWriter:
         if exc_type is not None:
             shutil.rmtree(self.stage, ignore_errors=True)
             return
+        try:
+            lines = [json.dumps(rec, separators=(",", ":")) + "\n" for rec in self.records]
+        except (TypeError, ValueError) as e:  # a value no JSON holds: nothing half-made is left behind
+            shutil.rmtree(self.stage, ignore_errors=True)
+            raise BadInputError(f"{self.out}: a clip's record is not plain JSON ({' '.join(str(e).split())[:120]}); "
+                                "give numbers, text, lists and dicts") from None
         with open(self.stage / INDEX, "w", encoding="utf-8") as f:
-            for rec in self.records:
-                f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+            f.writelines(lines)
         old = None
         if self.out.exists():
             if not self.replace:

@@ -28,6 +28,9 @@ _X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium
                  "slower", "veryslow", "placebo")
 
 
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # the rates written (and `--fps` takes)
+
+
 def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18,
                 preset: str = "medium", codec: str = "libx264", pix_fmt: str = "yuv420p",
                 metadata: dict[str, str] | None = None, pad: bool = False, audio_from=None,
@@ -62,6 +65,10 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
                     f"{tuple(frames.shape)}", "convert them first (Clip.from_tensor does)")
     if fps is None or not fps > 0:
         raise _fail(p, f"a positive fps is required, got {fps}", "pass fps= (or write a Clip)")
+    if not (MIN_FPS <= float(fps) <= MAX_FPS):
+        # past 1,000 frames a second the encoder's clock merges frames (8 written at 5,000 read
+        # back as 5; at 1e5 none decode), below 0.01 its rational overflows (session 32)
+        raise _fail(p, f"cannot write at {fps:g} frames a second", f"give fps between {MIN_FPS:g} and {MAX_FPS:g}")
     if p.is_dir():
         raise BadInputError(f"{p}: is a directory; give a file name ending in .mp4")
     if not p.parent.is_dir():

@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 from tqdm.auto import tqdm
@@ -253,6 +254,32 @@ def _check_unique_ids(prompts: list[Prompt]) -> None:
         first[pid.casefold()] = i
 
 
+_CLIP_KEYS = ("id", "file", "prompt", "seed", "fps", "frames", "size")  # a record's own: no protocol key
+
+
+def _checked_protocol(gen) -> dict:
+    """`gen.protocol()`, checked before any clip is made: a mapping of plain JSON values, with the
+    model named, and no key of a clip's own record. A numpy number or a Path failed the index
+    write after every clip was made (session 32)."""
+    spec = getattr(gen, "spec", type(gen).__name__)
+    proto = gen.protocol()
+    if not isinstance(proto, Mapping):
+        raise BadInputError(f"{spec}: protocol() returned {type(proto).__name__}; return a dict of the settings "
+                            "that made the clips (model, weights_sha256, sampler, steps, guidance, ...)")
+    clash = [k for k in _CLIP_KEYS if k in proto and k not in ("fps", "frames", "size")]
+    if clash:
+        raise BadInputError(f"{spec}: protocol() has the key {clash[0]!r}, which is each clip's own in index.jsonl; "
+                            "name the setting otherwise")
+    try:
+        json.dumps(proto, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise BadInputError(f"{spec}: protocol() is not plain JSON ({' '.join(str(e).split())[:120]}); give "
+                            "numbers, text, lists and dicts (float(x) for a numpy number, str(p) for a path)") from None
+    if "model" not in proto:
+        raise BadInputError(f"{spec}: protocol() does not name the model (a \"model\" key); every clip records it")
+    return dict(proto)
+
+
 def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt: int = 1, seed: int = 0,
                     batch_size: int = 8, progress: bool = True, postprocess=None) -> list[dict]:
     """Generate n_per_prompt clips per prompt into `out` (clips/*.mp4 + index.jsonl, written
@@ -260,22 +287,40 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
 
     `postprocess(path, record) -> dict` runs on each written clip before the folder appears (the
     CLI signs and watermarks there); the fields it returns join the clip's record."""
-    if n_per_prompt < 1:
-        raise BadInputError(f"--n-per-prompt must be positive, got {n_per_prompt}")
+    if isinstance(n_per_prompt, bool) or not isinstance(n_per_prompt, int) or n_per_prompt < 1:
+        raise BadInputError(f"--n-per-prompt must be a positive whole number, got {n_per_prompt!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise BadInputError(f"batch_size must be a positive whole number, got {batch_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise BadInputError(f"--seed must be a whole number of 0 or more, got {seed!r}")
+    prompts = list(prompts)
+    for i, p in enumerate(prompts):  # (a Python caller's list: the CLI's prompts are checked as read)
+        if not isinstance(p, Prompt):
+            raise BadInputError(f"prompt {i + 1}: expected a generators.base.Prompt (load_prompts makes them), "
+                                f"got {type(p).__name__}")
+        if p.id is not None:  # an id names a file: "../../x" wrote outside `out` (session 32)
+            _check_id(p.id, f"prompt {i + 1}")
     jobs = [(i, k, p) for i, p in enumerate(prompts) for k in range(n_per_prompt)]
     _check_unique_ids(prompts)
-    proto = gen.protocol()
+    proto = _checked_protocol(gen)
     with ClipFolderWriter(out) as writer:
         bar = tqdm(total=len(jobs), desc=f"generate {gen.spec}", unit="clip", disable=None if progress else True)
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start:start + batch_size]
             seeds = [sample_seed(seed, i, k) for i, k, _ in batch]
-            clips = gen.generate([p.text for _, _, p in batch], seeds)
+            clips = list(gen.generate([p.text for _, _, p in batch], seeds))
+            if len(clips) != len(batch) or not all(isinstance(c, Clip) for c in clips):
+                # zip() dropped the missing ones without a word: prompts left out of every score
+                got = f"{len(clips)} clips" if all(isinstance(c, Clip) for c in clips) else \
+                    f"a {type(next(c for c in clips if not isinstance(c, Clip))).__name__}"
+                raise BadInputError(f"{gen.spec}: generate() returned {got} for {len(batch)} prompts; a generator "
+                                    "returns one evalkit.clip.Clip a (prompt, seed) pair, in order")
             for (i, k, p), s, clip in zip(batch, seeds, clips):
                 # what the clip is wins over what was asked: a pipeline may round frames or size
+                # (the protocol holds no id, prompt or seed: `_checked_protocol`)
                 rec = {"id": f"{_prompt_id(p, i)}-{k:02d}", "prompt": p.text,
                        "seed": s if getattr(gen, "uses_seeds", True) else None, **proto,
-                       "fps": clip.fps, "frames": clip.num_frames, "size": list(clip.size)}
+                       "fps": float(clip.fps), "frames": clip.num_frames, "size": list(clip.size)}
                 for key in ("frames", "size"):
                     if proto.get(key) is not None and proto[key] != rec[key]:
                         rec[f"{key}_requested"] = proto[key]

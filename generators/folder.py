@@ -92,8 +92,17 @@ class FolderGenerator:
         self._served: dict[str, int] = defaultdict(int)  # videos handed out per prompt
 
     def protocol(self) -> dict:
-        return {"model": self.spec, "weights_sha256": None, "sampler": None, "steps": None,
-                "guidance": None, "guidance_convention": None}
+        """The folder as the model; with an index whose records all name one model and setting (a
+        folder `evalkit generate` or `generate_folder` wrote from a user's own model), those too,
+        the model as `source_model`: benching such a folder kept none of it (session 32)."""
+        proto = {"model": self.spec, "weights_sha256": None, "sampler": None, "steps": None,
+                 "guidance": None, "guidance_convention": None}
+        recs = [rec for pool in self.by_prompt.exact.values() for _, rec in pool] if self.indexed else []
+        for key in ("model", "weights_sha256", "sampler", "steps", "guidance", "guidance_convention"):
+            values = {repr(r.get(key)) for r in recs}
+            if recs and len(values) == 1 and recs[0].get(key) is not None:
+                proto["source_model" if key == "model" else key] = recs[0][key]
+        return proto
 
     def generate(self, prompts: list[str], seeds: list[int]) -> list[Clip]:
         """Seeds do not choose among pre-made videos; the k-th request for a prompt in this

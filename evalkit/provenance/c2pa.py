@@ -354,7 +354,7 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
 
     With `watermark`, the frames are decoded, marked with `wm_key` (a WatermarkKey or secret;
     default: `load_watermark_key()`, i.e. `watermark.key` of `evalkit keys init`) and `payload`
-    (default `default_payload`), encoded as H.264 (CRF `crf`, video only: audio is dropped) to a
+    (default `default_payload`), encoded as H.264 (CRF `crf`; sound, timing and tags copied as `write_video` does) to a
     temporary file beside `dst`, and that file is signed with the soft binding carrying the
     payload. Without it, this is `sign_video`. `source_type` None means "trained".
 

@@ -403,3 +403,90 @@ def test_prompt_ids_name_files_inside_out_only_and_once(tmp_path, capsys):
         == EXIT_BAD_INPUT
     assert "symbolic link" in capsys.readouterr().err
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+class _Own:
+    """A user's own generator (the Generator protocol), with knobs for what goes wrong."""
+
+    spec = "own:tiny"
+
+    def __init__(self, proto=None, short_by=0, frames=None):
+        self.proto = {"model": "own:tiny", "weights_sha256": None} if proto is None else proto
+        self.short_by, self.frames = short_by, frames
+
+    def protocol(self):
+        return self.proto
+
+    def generate(self, prompts, seeds):
+        from evalkit.clip import Clip
+
+        made = [Clip(frames=world(0), fps=8.0, prompt=p) for p in prompts]
+        return made[:len(made) - self.short_by] if self.short_by else made
+
+
+def world(i):
+    return make_clip("test", i).frames
+
+
+def test_a_python_generator_is_checked_before_and_while_it_makes_clips(tmp_path):
+    """Session 32's red team, integrating its own model: a generator returning fewer clips lost
+    prompts without a word; a protocol "seed" or "prompt" replaced every clip's; an id
+    "../../x" wrote outside the folder; a numpy value failed the index after every clip."""
+    prompts = load_prompts(PROMPTS[0]) * 1 + [load_prompts(PROMPTS[1])[0]]
+    with pytest.raises(BadInputError, match=r"own:tiny: generate\(\) returned 1 clips for 2 prompts"):
+        generate_folder(_Own(short_by=1), prompts, tmp_path / "a", progress=False)
+    for proto, says in (({"model": "m", "seed": 3}, "has the key 'seed'"), ({"model": np.float32(1)}, "not plain JSON"),
+                        ({"weights": None}, "does not name the model"), ([("model", "m")], "returned list")):
+        with pytest.raises(BadInputError, match=says):
+            generate_folder(_Own(proto=proto), prompts, tmp_path / "b", progress=False)
+    from generators.base import Prompt
+
+    for bad in ("../../escaped", "x\ny", 7.5):
+        with pytest.raises(BadInputError):
+            generate_folder(_Own(), [Prompt(PROMPTS[0], id=bad)], tmp_path / "c", progress=False)
+    with pytest.raises(BadInputError, match="expected a generators.base.Prompt"):
+        generate_folder(_Own(), [PROMPTS[0]], tmp_path / "d", progress=False)
+    for kw in ({"batch_size": 0}, {"seed": -5}, {"n_per_prompt": 0}):
+        with pytest.raises(BadInputError):
+            generate_folder(_Own(), prompts, tmp_path / "e", progress=False, **kw)
+    assert not any(tmp_path.iterdir())  # nothing made, nothing half-made
+    recs = generate_folder(_Own(), prompts, tmp_path / "ok", progress=False)
+    assert [r["prompt"] for r in recs] == [p.text for p in prompts] and recs[0]["model"] == "own:tiny"
+
+
+def test_clip_from_tensor_refuses_what_the_metrics_refuse():
+    from evalkit.clip import Clip
+
+    x = torch.rand(4, 3, 8, 8)
+    assert Clip.from_tensor(x * 1.05 - 0.02).frames.dtype == np.uint8  # a sampler's ringing: clipped
+    for bad in (x * 2 - 1, x * 255, torch.full_like(x, float("nan"))):
+        with pytest.raises(ValueError):
+            Clip.from_tensor(bad)
+    u8 = (x * 255).round().to(torch.uint8)
+    assert np.array_equal(Clip.from_tensor(u8).frames, u8.permute(0, 2, 3, 1).numpy())  # 0-255 as it is
+    assert Clip.from_tensor(x.numpy()).num_frames == 4
+    with pytest.raises(ValueError, match="finite"):
+        Clip(frames=world(0), fps=float("inf"))
+
+
+def test_write_video_refuses_rates_its_encoder_cannot_keep(tmp_path):
+    from evalkit.errors import EvalkitError
+
+    for fps in (5000.0, 1e-6):
+        with pytest.raises(EvalkitError, match="frames a second"):
+            write_video(tmp_path / "x.mp4", world(0), fps=fps)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_a_folder_of_a_users_generated_clips_keeps_their_protocol(tmp_path):
+    """The way to bench one's own Python generator: generate_folder, then folder:. The bench then
+    recorded sampler, steps and weights as None although the index held them."""
+    gen = _Own(proto={"model": "own:tiny", "weights_sha256": "ab" * 32, "sampler": "euler", "steps": 30,
+                      "guidance": 4.0})
+    generate_folder(gen, load_prompts(PROMPTS[0]), tmp_path / "mine", progress=False)
+    proto = FolderGenerator(tmp_path / "mine").protocol()
+    assert proto["model"] == f"folder:{tmp_path / 'mine'}" and proto["source_model"] == "own:tiny"
+    assert (proto["weights_sha256"], proto["sampler"], proto["steps"], proto["guidance"]) == ("ab" * 32, "euler", 30, 4.0)
+    (tmp_path / "plain").mkdir()  # videos without an index: nothing known
+    write_video(tmp_path / "plain" / "a.mp4", world(0), fps=8)
+    assert FolderGenerator(tmp_path / "plain").protocol()["sampler"] is None
