@@ -40,6 +40,8 @@ def _two_sample_diff(a, b, n_boot: int = 2000, seed: int = 0) -> dict:
 
     a, b = np.asarray(a, float), np.asarray(b, float)
     value = float(a.mean() - b.mean())
+    if abs(value) < 1e-12:  # two equal means differ by rounding: -2.22e-16 was printed as a gap
+        value = 0.0
     n = int(min(a.size, b.size))
     if a.size < 2 or b.size < 2:
         return {"value": value, "ci_low": None, "ci_high": None, "n": n}

@@ -377,7 +377,11 @@ def _fmt(x, digits: int = 4) -> str:
 def evidence_text(c: CheckResult) -> str:
     if c.value is None:
         return "—"
-    ci = f" [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]" if c.ci_low is not None and c.ci_high is not None else ""
+    # one open bound (clips/s when the wall time's lower bound reaches 0) keeps the other: "3.59 [1.69, —]"
+    # (the interval was dropped whole, while the rule quoted its lower bound, session 32)
+    bound = lambda b: None if b is None or not math.isfinite(b) else b  # noqa: E731
+    lo, hi = bound(c.ci_low), bound(c.ci_high)
+    ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None or hi is not None else ""
     return f"{_fmt(c.value)}{ci} (n={c.n if c.n is not None else '—'})"
 
 

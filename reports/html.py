@@ -93,11 +93,23 @@ LABEL_CHARS = 40
 def chart_label(name: str) -> str:
     """A model's name as a chart shows it: control and bidi characters escaped (a right-to-left
     override reversed a chart's text) and cut to LABEL_CHARS (a 200-character folder name
-    squeezed the plots into slivers); the tables give names whole."""
+    squeezed the plots into slivers) in the middle, keeping its start and its end: two folders
+    that differ only at the end (`..._v3`, `..._v4`) were drawn under one label (session 32).
+    The tables give names whole."""
     text = printable(name)
-    text = text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 1] + "…"
+    if len(text) > LABEL_CHARS:
+        head = 12
+        text = text[:head] + "…" + text[-(LABEL_CHARS - head - 1):]
     # matplotlib reads $...$ as a formula: "cost_$5_vs_$10" failed every report of its suite
     return text.replace("$", r"\$")
+
+
+def chart_labels(names) -> list[str]:
+    """`chart_label` of each name, numbered where two still read alike ("#2 folder:/…/models")."""
+    labels = [chart_label(n) for n in names]
+    if len(set(labels)) < len(labels):
+        labels = [f"#{i + 1} {lab}" for i, lab in enumerate(labels)]
+    return labels
 
 
 def _plt():
@@ -141,7 +153,7 @@ def metric_bars(df) -> str:
     cols = 2
     nrows = math.ceil(len(metrics) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(11, 0.35 * len(df) * nrows + 1.2 * nrows), squeeze=False)
-    labels = [chart_label(m) for m in df["model"]]
+    labels = chart_labels(df["model"])
     y = np.arange(len(df))
     colours = [ROLE_COLOURS.get(r, "#888") for r in df["role"]]
     for ax, m in zip(axes.flat, metrics):
@@ -149,6 +161,12 @@ def metric_bars(df) -> str:
         ax.barh(y, np.nan_to_num(v), color=colours, alpha=0.85)
         ax.errorbar(v, y, xerr=_whiskers(v, df[m + "_ci_low"], df[m + "_ci_high"]), fmt="none", ecolor="#222",
                     capsize=3, lw=1)
+        # each bar's N, and "not measured" where a model has no value (an empty row read as 0)
+        n = df[m + "_n"].to_numpy(float) if m + "_n" in df else np.full(len(df), np.nan)
+        for yi, vi, ni in zip(y, v, n):
+            ax.annotate("not measured" if np.isnan(vi) else (f"n={int(ni)}" if np.isfinite(ni) else ""),
+                        (0, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7,
+                        color="#555", style="italic" if np.isnan(vi) else "normal")
         ax.set_yticks(y, labels, fontsize=8)
         ax.invert_yaxis()
         better = "lower" if m in schema.LOWER_IS_BETTER else "higher"
@@ -174,19 +192,25 @@ def physics_laws(df) -> str:
     nrows = math.ceil(len(rows) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(panel_w * cols, 3.2 * nrows), squeeze=False, sharey=True)
     x = np.arange(len(laws))
+    titles = dict(zip(rows["model"], chart_labels(rows["model"])))
     for ax, (_, r) in zip(axes.flat, rows.iterrows()):
         for k, (part, colour) in enumerate((("id", "#4C72B0"), ("ood", "#DD8452"))):
             names = [f"physics_law.{law}.{part}" for law in laws]
             v = np.array([r.get(n, math.nan) for n in names], float)
             lo = np.array([r.get(n + "_ci_low", math.nan) for n in names], float)
             hi = np.array([r.get(n + "_ci_high", math.nan) for n in names], float)
+            n = np.array([r.get(nm + "_n", math.nan) for nm in names], float)
             ax.bar(x + (k - 0.5) * 0.4, np.nan_to_num(v), 0.4, color=colour, label=part.upper())
             ax.errorbar(x + (k - 0.5) * 0.4, v, yerr=_whiskers(v, lo, hi), fmt="none", ecolor="#222",
                         capsize=2, lw=1)
+            for xi, vi, ni in zip(x + (k - 0.5) * 0.4, v, n):  # untested is not 0%: said so; N on each bar
+                ax.text(xi, 0.02, "n/a" if np.isnan(vi) else (f"{int(ni)}" if np.isfinite(ni) else ""),
+                        rotation=90, ha="center", va="bottom", fontsize=6,
+                        color="#c62828" if np.isnan(vi) else "#fff")
         ax.set_xticks(x, laws, rotation=30, ha="right", fontsize=8)
         ax.set_ylim(0, 1.05)
-        ax.set_title(f"{chart_label(r['model'])} ({r['role']})", fontsize=10)
-    axes.flat[0].set_ylabel("pass rate")
+        ax.set_title(f"{titles[r['model']]} ({r['role']})", fontsize=10)
+    axes.flat[0].set_ylabel("pass rate (N on each bar; n/a: not testable)")
     axes.flat[0].legend(fontsize=8)
     for ax in list(axes.flat)[len(rows):]:
         ax.axis("off")
@@ -217,17 +241,21 @@ def _scores(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 def detector_curves(df, per_clip: dict[str, list[dict]]) -> str:
     real = [r for _, row in df[df["role"] == "ceiling"].iterrows() for r in per_clip.get(row["run_id"], [])]
     neg, neg_hit = _scores(real)
-    models = [(chart_label(row["model"]), *_scores(per_clip.get(row["run_id"], [])))
-              for _, row in df[df["role"] == "model"].iterrows()]
+    rows = df[df["role"] == "model"]
+    models = [(name, *_scores(per_clip.get(row["run_id"], [])))
+              for name, (_, row) in zip(chart_labels(rows["model"]), rows.iterrows())]
     models = [m for m in models if m[1].size]
     if neg.size < 2 or not models:
         return _missing("No detector curves: they need per-clip p_generated for the real clips of the "
                         "ceiling run (world) and for at least one model's clips.")
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name, pos, hit in models[:MAX_PANELS]:
+    styles = ["-", "--", "-.", ":"]
+    for i, (name, pos, hit) in enumerate(models[:MAX_PANELS]):
         fpr, tpr, auc = _roc(pos, neg)
-        line, = a1.plot(fpr, tpr, lw=1.5, label=f"{name} (AUC {auc:.3f}, n={pos.size})")
+        # line styles and a small offset: curves that coincide (every AUC 1) stay visible
+        line, = a1.plot(fpr + 0.004 * i, tpr - 0.004 * i, styles[i % len(styles)], lw=1.5,
+                        label=f"{name} (AUC {auc:.3f}, {pos.size} generated vs {neg.size} real)")
         a1.plot([neg_hit.mean()], [hit.mean()], "o", color=line.get_color())  # the fitted threshold
     a1.plot([0, 1], [0, 1], ":", color="#999")
     a1.set(xlabel="false-positive rate (real clips)", ylabel="true-positive rate",
@@ -274,22 +302,44 @@ def watermark_curves(experiment: str = WATERMARK_EXPERIMENT) -> str:
     # (h264_crf18+crf30, resize_0.75+h264_crf30) are bars beside it.
     plain = {k: int(m.group(1)) for k in attacks if (m := re.fullmatch(r"h264_crf(\d+)", k))}
     crf = [(x, k) for x, k in [(0, "none")] + sorted((v, k) for k, v in plain.items()) if k in attacks]
-    for key, label in (("bit_acc", "bit accuracy"), ("payload", "payload recovered"), ("detect", "detected"),
-                       ("known", "known payload confirmed")):
+    pos = np.arange(len(crf))  # one step a setting: "no re-encode" is no CRF 0, and labels never touch
+    styles = {"bit_acc": ("o-", 7), "payload": ("s--", 9), "detect": ("^:", 5), "known": ("d-.", 4)}
+    for j, (key, label) in enumerate((("bit_acc", "bit accuracy"), ("payload", "payload recovered"),
+                                      ("detect", "detected"), ("known", "known payload confirmed"))):
         if key == "known" and not any(key in attacks[k] for _, k in crf):
             continue  # a run from before session 18
-        a1.plot([x for x, _ in crf], [attacks[k].get(key, math.nan) for _, k in crf], "o-", label=label)
-    a1.set_xticks([x for x, _ in crf], ["no re-encode" if x == 0 else f"CRF {x}" for x, _ in crf], fontsize=8)
-    a1.set(ylim=(0, 1.05), title="H.264 re-encoding")
+        v = np.array([attacks[k].get(key, math.nan) for _, k in crf], float)
+        ci = [(attacks[k].get("ci95") or {}).get(key) or [math.nan, math.nan] for _, k in crf]
+        fmt, size = styles[key]
+        # a small sideways step a series: lines that coincide (payload = detected) both show
+        a1.errorbar(pos + (j - 1.5) * 0.05, v, yerr=_whiskers(v, [c[0] for c in ci], [c[1] for c in ci]), fmt=fmt,
+                    ms=size, capsize=2, lw=1.2, label=label, alpha=0.9)
+    a1.set_xticks(pos, ["no re-encode" if x == 0 else f"CRF {x}" for x, _ in crf], fontsize=8)
+    a1.set(ylim=(0, 1.05), ylabel="share of marked clips (95% CI)",
+           title=f"H.264 re-encoding (n={attacks[crf[0][1]].get('n', '?')} clips)")
     a1.legend(fontsize=8)
     others = [k for k in attacks if k not in plain and k != "none"]
-    a2.barh(others, [attacks[k].get("payload", math.nan) for k in others], color="#4C72B0")
-    a2.set(xlim=(0, 1.05), title="payload recovered, other attacks")
+    pv = np.array([attacks[k].get("payload", math.nan) for k in others], float)
+    pci = [(attacks[k].get("ci95") or {}).get("payload") or [math.nan, math.nan] for k in others]
+    a2.barh(others, np.nan_to_num(pv), color="#4C72B0")
+    a2.errorbar(pv, np.arange(len(others)), xerr=_whiskers(pv, [c[0] for c in pci], [c[1] for c in pci]),
+                fmt="none", ecolor="#222", capsize=2, lw=1)
+    a2.set(xlim=(0, 1.05), xlabel="share of marked clips with the payload (95% CI)",
+           title="payload recovered, other attacks")
     a2.invert_yaxis()
     fig.tight_layout()
+    groups = sorted({g for k in attacks for g in (attacks[k].get("by_group") or {})})
+    by = ""
+    if groups:  # the pooled rate hides a size that fails: each group's payload rate at each CRF
+        parts = []
+        for g in groups:
+            vals = [(attacks[k].get("by_group") or {}).get(g, {}).get("payload") for _, k in crf]
+            parts.append(f"{g}: " + ", ".join("—" if v is None else f"{v:.2f}" for v in vals))
+        by = (" Payload recovered by clip group at " + ", ".join("none" if x == 0 else f"CRF {x}" for x, _ in crf)
+              + ": " + "; ".join(parts) + ".")
     return _fig(fig, "watermark robustness curves") + _missing(
-        f"From the newest run of {experiment!r}: {summary.get('clips', '?')} marked clips, "
-        f"PSNR mean {summary.get('psnr_mean', '?')} dB.")
+        f"From the newest run of {experiment!r}: {summary.get('clips', '?')} marked clips, pooled over "
+        f"{len(groups) or 'all'} clip group(s), PSNR mean {summary.get('psnr_mean', '?')} dB.{by}")
 
 
 def samples(df, per_clip: dict[str, list[dict]]) -> str:
@@ -339,24 +389,36 @@ def suite_report(df, *, watermark_experiment: str = WATERMARK_EXPERIMENT) -> str
 # ------------------------------------------------------------------------------------ audit report
 def _audit_plot(result) -> str:
     """One row per measured check: the evidence (value and CI) against its threshold(s)."""
-    measured = [c for c in result.checks if c.value is not None]
-    if not measured:
-        return _missing("No check was measured.")
+    checks = list(result.checks)
+    if not checks:
+        return _missing("The policy has no checks.")
     plt = _plt()
-    fig, axes = plt.subplots(len(measured), 1, figsize=(9, 0.75 * len(measured) + 0.4), squeeze=False)
-    for ax, c in zip(axes[:, 0], measured):
+    fig, axes = plt.subplots(len(checks), 1, figsize=(9, 0.75 * len(checks) + 0.4), squeeze=False)
+    for ax, c in zip(axes[:, 0], checks):
         colour = "#1a7f37" if c.passed else "#c62828"
-        lo = c.ci_low if c.ci_low is not None else c.value
-        hi = c.ci_high if c.ci_high is not None else c.value
+        ax.set_yticks([0], [c.metric], fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        if c.value is None or not math.isfinite(c.value):  # a FAIL the chart left out (session 32)
+            ax.text(0.5, 0.5, "not measured: FAIL", transform=ax.transAxes, ha="center", va="center",
+                    color=colour, fontsize=9)
+            ax.set_xticks([])
+            continue
+        finite = lambda b: b is not None and math.isfinite(b)  # noqa: E731
+        lo = c.ci_low if finite(c.ci_low) else c.value
+        hi = c.ci_high if finite(c.ci_high) else c.value
         ax.errorbar([c.value], [0], xerr=[[c.value - lo], [hi - c.value]], fmt="o", color=colour, capsize=4)
         for limit in (c.min, c.max):
             if limit is not None:
                 ax.axvline(limit, color="#555", ls="--", lw=1)
-        ax.set_yticks([0], [c.metric], fontsize=8)
-        ax.tick_params(axis="x", labelsize=8)
         ax.margins(x=0.3)
+        for bound, side in ((c.ci_low, -1), (c.ci_high, 1)):  # an open bound: an arrow, not a whisker's end
+            if bound is not None and not math.isfinite(bound):
+                ax.annotate("", xy=(0.98 if side > 0 else 0.02, 0.5), xycoords="axes fraction",
+                            xytext=(c.value, 0), textcoords="data",
+                            arrowprops=dict(arrowstyle="->", color=colour, lw=1))
     fig.tight_layout()
-    return _fig(fig, "each check's evidence (value and 95% CI) against its threshold (dashed)")
+    return _fig(fig, "each check's evidence (value and 95% CI; an arrow: a bound open that way) against its "
+                     "threshold (dashed); checks not measured say so")
 
 
 def audit_report(result) -> str:

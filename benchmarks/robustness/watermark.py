@@ -396,7 +396,11 @@ def main(argv=None) -> int:
     summary = {"benchmark": "watermark-robustness", "quick": a.quick, "clips": len(clips),
                "psnr_mean": round(float(np.mean(psnrs)), 3), "psnr_min": round(float(np.min(psnrs)), 3),
                "attacks": {k: {**{m: round(v[m], 4) for m in ("bit_acc", "payload", "detect", "known")},
-                               "ci95": v["ci"], "n": v["n"]} for k, v in table.items()},
+                               "ci95": v["ci"], "n": v["n"],
+                               # by clip group (size, footage): the pooled rate hid a size that fails
+                               "by_group": {g: {m: (None if not np.isfinite(v[f"{m}_{g}"]) else round(v[f"{m}_{g}"], 4))
+                                                for m in ("bit_acc", "payload")} for g in groups}}
+                           for k, v in table.items()},
                "false_positives": {**fp, "rate_ci95_high": round(proportion_ci(fp["detected"], fp["n"]).ci_high, 5)
                                    if fp.get("n") else None},
                "speed": sp, "targets_met": met,

@@ -159,3 +159,33 @@ def test_browser_check_catches_a_broken_page(tmp_path):
                               "<script>console.error('boom')</script>"])
     res = check_page(write_text_atomic(tmp_path / "b.html", broken))
     assert res.checked and not res.ok and res.images_bad == 1 and res.js_errors >= 1
+
+
+def test_charts_tell_long_names_apart_and_pages_are_measured_whole():
+    """Session 32's look at the pictures: two folders differing only at the end of a long path
+    were drawn under one label; the screenshot stopped at a fixed 4,000 px, halfway down."""
+    from reports.browser import page_height
+    from reports.html import _img, chart_label, chart_labels
+
+    a = "folder:/work/models/a_very_long_descriptive_model_folder_name_for_release_candidate_2026_v3"
+    b = a[:-1] + "4"
+    assert chart_label(a) != chart_label(b) and chart_label(a).endswith("2026_v3") and len(chart_label(a)) <= 40
+    mid = ["folder:/x/" + "m" * 30 + c + "m" * 30 for c in "AB"]  # they differ only in the middle
+    assert [lab[:3] for lab in chart_labels(mid)] == ["#1 ", "#2 "]  # still alike once cut: numbered
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1100, 3000)).save(buf, "PNG")
+    tall = "<html><body>" + _img(buf.getvalue(), "x") * 3 + "</body></html>"
+    assert 9000 <= page_height(tall) <= 16000 and page_height("<html></html>") == 800
+
+
+def test_audit_evidence_keeps_an_open_interval_and_charts_unmeasured_checks(bench_store):
+    from reports.audit import CheckResult, evidence_text
+
+    c = CheckResult("cost.clips_per_s", True, "lower CI bound 1.69 >= min 1", "", value=3.59, ci_low=1.69,
+                    ci_high=float("inf"), n=9, min=1.0)
+    assert evidence_text(c) == "3.59 [1.69, —] (n=9)"
+    pol = parse_policy({"suite": SUITE, "checks": {"fvd": {"max": 150}, "watermark_survival_crf30": {"min": 0.5}}})
+    page = audit_report(evaluate_policy(pol, bench_store["uvit:good"]))
+    assert "not measured" in page and len(images(page)) == 1
