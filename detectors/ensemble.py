@@ -229,7 +229,15 @@ class Detector:
         pass first (`detectors.data.codec_normalised`), as every training clip did."""
         from detectors.data import codec_normalised
         from detectors.features import stack_protocol
+        from evalkit.clip import Clip
 
+        if isinstance(clips, Clip):
+            clips = [clips]  # one clip: a list of one (it was "object of type 'Clip' has no len()")
+        clips = list(clips)
+        bad = next((c for c in clips if not isinstance(c, Clip)), None)
+        if bad is not None:
+            raise ValueError(f"predict takes evalkit.clip.Clip objects, got {type(bad).__name__}; wrap frames "
+                             "as Clip(frames=uint8 [T, H, W, 3], fps=...) or Clip.from_tensor(video)")
         out: list[float] = []
         for i in range(0, len(clips), 64):
             batch = [codec_normalised(c, self.protocol.frames)[0] for c in clips[i:i + 64]]

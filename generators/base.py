@@ -216,6 +216,9 @@ def get_generator(spec: str, **options) -> Generator:
     if kind == "folder" and arg:
         from generators.folder import FolderGenerator
 
+        if options:  # its videos are made: sampling options change nothing (they were ignored silently)
+            raise BadInputError(f"{spec}: a folder of made videos takes no sampling options "
+                                f"({', '.join(sorted(options))}); give them to the model that made them")
         return FolderGenerator(arg)
     if kind == "uvit" and arg:
         from generators.uvit.generate import UViTGenerator

@@ -99,11 +99,15 @@ def _pairs(rows: list[list[str]]) -> str:
     return f'<div class="scroll"><table><tbody>{body}</tbody></table></div>'
 
 
-def _gauge(p: float, threshold: float | None) -> str:
-    colour = _AI if threshold is not None and p >= threshold else "#4C72B0"
-    t = "" if threshold is None else f'<div class="t" style="left:{100 * threshold:.1f}%"></div>'
+def _gauge(p: float, threshold: float | None, real_below: float | None = None, decision: str | None = None) -> str:
+    """p_generated as a bar with both cut-offs marked: generated at or above the threshold, real
+    under `real_below`, uncertain between (an uncertain p 0.89 and a real p 0.01 looked alike)."""
+    colour = (_AI if decision == "generated" or (decision is None and threshold is not None and p >= threshold)
+              else "#9e9e9e" if decision == "uncertain" else "#4C72B0")
+    ticks = "".join(f'<div class="t" style="left:{100 * t:.1f}%" title="{esc(what)} {t:.3f}"></div>'
+                    for t, what in ((threshold, "generated at >="), (real_below, "real under")) if t is not None)
     return (f'<div class="gauge" title="p_generated {p:.3f}"><div class="p" style="width:{100 * p:.1f}%;'
-            f'background:{colour}"></div>{t}</div>')
+            f'background:{colour}"></div>{ticks}</div>')
 
 
 def _evidence(r: dict) -> str:
@@ -125,10 +129,11 @@ def _evidence(r: dict) -> str:
         det_html = '<p class="muted">not run</p>'
     else:
         det_rows = [["detector", _fmt(det.get("name"))], ["p_generated", f"{p:.3f}"],
-                    ["threshold", _fmt(det.get("threshold"))], ["decision", _fmt(det.get("decision"))]]
+                    ["generated at >=", _fmt(det.get("threshold"))], ["real under", _fmt(det.get("real_below"))],
+                    ["decision", _fmt(det.get("decision"))]]
         if det.get("out_of_domain"):
             det_rows.append(["abstains", det["out_of_domain"]])
-        det_html = _gauge(float(p), det.get("threshold")) + _pairs(det_rows)
+        det_html = _gauge(float(p), det.get("threshold"), det.get("real_below"), det.get("decision")) + _pairs(det_rows)
     return ('<div class="cols">'
             f'<div><h4>C2PA manifest</h4>{_pairs(prov_rows)}</div>'
             f'<div><h4>Watermark</h4>{_pairs(wm_rows)}</div>'

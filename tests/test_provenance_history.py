@@ -257,13 +257,13 @@ def test_source_types_as_other_tools_spell_them(env, spelling, want):
         # quoted whole: a look-alike URL ending in an IPTC term must not read as that term
         assert f"The manifest declares the digital source type '{spelling}' (not an IPTC digital source type)." \
             in r["reasons"]
-        assert said == ["The detector says generated (p_generated 0.90 >= 0.70)."]
+        assert said == ["The detector says generated (p_generated 0.900 >= 0.700)."]
     elif "screenCapture" in spelling:
         assert "The manifest declares the digital source type screenCapture." in r["reasons"]
         # the manifest leaves the origin open, so the detector's read is the signal left to quote
-        assert said == ["The detector says generated (p_generated 0.90 >= 0.70)."]
+        assert said == ["The detector says generated (p_generated 0.900 >= 0.700)."]
     elif "Capture" in spelling:
-        assert said == ["The detector disagrees with the capture claim (p_generated 0.90 >= 0.70)."]
+        assert said == ["The detector disagrees with the capture claim (p_generated 0.900 >= 0.700)."]
     else:
         assert said == []  # the signed claim settles the origin; the detector agrees and adds nothing
     if iptc:

@@ -383,8 +383,8 @@ def test_trust_and_detector_options(env, tmp_path):
         def __call__(self, clip):
             return self.p
 
-    for p_gen, says in ((0.5, "The detector is uncertain (p_generated 0.50; generated at >= 0.70, real under 0.10)"),
-                        (0.05, "The detector says not generated (p_generated 0.05 < 0.70, under its real cut-off")):
+    for p_gen, says in ((0.5, "The detector is uncertain (p_generated 0.500; generated at >= 0.700, real under 0.100)"),
+                        (0.05, "The detector says not generated (p_generated 0.050 < 0.700, under its real cut-off")):
         r = verify_file(env["src"], wm_key=env["wm_key"], detector=Banded(p_gen))
         assert r["verdict"] == "unknown" and any(x.startswith(says) for x in r["reasons"]), r["reasons"]
 

@@ -38,6 +38,14 @@ def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None
     from evalkit.provenance import watermark as wm
 
     path = Path(path)
+    if sign and signer is None:  # c2pa's own words ("First argument must be a Signer") named nothing
+        from evalkit.errors import BadInputError
+
+        raise BadInputError("protect_file(sign=True): give signer= (evalkit.provenance.signers.load_signer())")
+    if watermark and wm_key is None:  # as signing with a watermark does: the key of `keys init`
+        from evalkit.provenance.credentials import load_watermark_key
+
+        wm_key = load_watermark_key()
     tmp = path.with_name(f".{short_name(path.stem)}.protect-{os.getpid()}{path.suffix}")
     extra: dict = {}
     try:

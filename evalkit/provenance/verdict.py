@@ -236,7 +236,7 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
             elif ai_claim:
                 reasons.append("The manifest says AI-generated, but no watermark was found.")
         if capture_claim and det_says_ai:
-            reasons.append(f"The detector disagrees with the capture claim (p_generated {p:.2f} >= {thr:.2f}).")
+            reasons.append(f"The detector disagrees with the capture claim (p_generated {p:.3f} >= {thr:.3f}).")
     else:  # absent
         if prov.get("remote_fetch_error"):  # asked for, and it failed: not "pass --fetch-remote"
             reasons.append(f"The file names a remote C2PA manifest at {prov['remote_url']}, which could not be "
@@ -256,7 +256,7 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
                            "which anyone holding a marked video and its original can do; on its own "
                            "it does not show that this video was generated.")
             if det_says_ai:
-                reasons.append(f"The detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
+                reasons.append(f"The detector says generated (p_generated {p:.3f} >= {thr:.3f}).")
         elif wm["detected"]:
             reg = wm.get("registry")
             if _registered_type(reg) in CAPTURE_SOURCE_TYPES:  # its signer marked a capture
@@ -286,7 +286,7 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
                 reasons.append(f"The payload is not in the soft-binding registry at {reg['registry']}.")
         elif det_says_ai:
             verdict = "likely ai-generated (detector only)"
-            reasons.append(f"No watermark found; the detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
+            reasons.append(f"No watermark found; the detector says generated (p_generated {p:.3f} >= {thr:.3f}).")
         else:
             verdict = "unknown"
             if wm["checked"]:
@@ -304,7 +304,7 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
     if p is None and not det.get("name"):
         reasons.append("No detector was run (none available, or --no-detector).")
     elif p is not None and det.get("out_of_domain"):
-        reasons.append(f"The detector abstains: {det['out_of_domain']} (p_generated {p:.2f} not used).")
+        reasons.append(f"The detector abstains: {det['out_of_domain']} (p_generated {p:.3f} not used).")
     elif p is not None and not wm["detected"] and origin_open:
         # Nothing above settles where the video came from, so the detector's read is the one
         # signal left; said here unless an earlier branch already quoted it.
@@ -313,13 +313,13 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
             if det.get("decision") == "uncertain" or (low is not None and p >= low):
                 # between its two cut-offs the detector decides nothing: "not generated" was said of
                 # a generated clip at p 0.95 (session 32)
-                band = f"; generated at >= {thr:.2f}" + (f", real under {low:.2f}" if low is not None else "")
-                reasons.append(f"The detector is uncertain (p_generated {p:.2f}{band}).")
+                band = f"; generated at >= {thr:.3f}" + (f", real under {low:.3f}" if low is not None else "")
+                reasons.append(f"The detector is uncertain (p_generated {p:.3f}{band}).")
             else:
-                reasons.append(f"The detector says not generated (p_generated {p:.2f} < {thr:.2f}"
-                               + (f", under its real cut-off {low:.2f}" if low is not None else "") + ").")
+                reasons.append(f"The detector says not generated (p_generated {p:.3f} < {thr:.3f}"
+                               + (f", under its real cut-off {low:.3f}" if low is not None else "") + ").")
         elif state != "absent":
-            reasons.append(f"The detector says generated (p_generated {p:.2f} >= {thr:.2f}).")
+            reasons.append(f"The detector says generated (p_generated {p:.3f} >= {thr:.3f}).")
     reasons += notes
     return verdict, [r if r.endswith(".") else r + "." for r in (s[0].upper() + s[1:] for s in reasons)]
 

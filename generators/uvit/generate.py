@@ -163,6 +163,9 @@ class UViTGenerator:
             self.guidance_interval = default_guidance_interval(self.sha256)
         else:
             self.guidance_interval = check_guidance_interval(guidance_interval)
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            # 0 ran the default 20 silently, and "ten" failed inside the sampler (session 32)
+            raise BadInputError(f"--steps {steps!r}: give a whole number of sampler steps, 1 or more")
         self.steps = steps or DEFAULT_STEPS[sampler]
         self.batch_size = batch_size
 

@@ -490,3 +490,14 @@ def test_a_folder_of_a_users_generated_clips_keeps_their_protocol(tmp_path):
     (tmp_path / "plain").mkdir()  # videos without an index: nothing known
     write_video(tmp_path / "plain" / "a.mp4", world(0), fps=8)
     assert FolderGenerator(tmp_path / "plain").protocol()["sampler"] is None
+
+
+def test_options_a_model_cannot_use_are_refused_not_ignored(tmp_path):
+    from generators.uvit.generate import UViTGenerator
+
+    (tmp_path / "v").mkdir()
+    with pytest.raises(BadInputError, match="takes no sampling options \\(guidance, steps\\)"):
+        get_generator(f"folder:{tmp_path / 'v'}", steps=50, guidance=7.5)
+    for bad in (0, "ten", 2.5):
+        with pytest.raises(BadInputError, match="--steps"):
+            UViTGenerator("small-gpu", steps=bad)
