@@ -53,12 +53,10 @@ class Clip:
 
     @classmethod
     def from_tensor(cls, video: torch.Tensor, fps: float = 8.0, prompt: str = "", meta=None) -> "Clip":
-        """From a video [T, 3, H, W]: float in [0, 1] (an overshoot of up to 0.1, a sampler's
-        ringing, is clipped; further out, NaN or an integer dtype other than uint8 is refused, as
-        the metrics refuse it: a [-1, 1] output lost its lower half and 0-255 floats came out
-        white, session 32), or uint8 0-255. A numpy array is taken as a tensor."""
-        from evalkit.metrics.base import check_video_values
-
+        """From a video [T, 3, H, W]: float in [0, 1], clipped (a sampler's ringing, added noise),
+        or uint8 0-255. Values that show another convention are refused, with NaN and integer
+        dtypes other than uint8: below -0.5 (a [-1, 1] output lost its lower half) or above 1.5
+        (0-255 floats came out white; session 32). A numpy array is taken as a tensor."""
         if isinstance(video, np.ndarray):
             video = torch.from_numpy(video)
         if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[1] != 3:
@@ -66,7 +64,16 @@ class Clip:
         if video.dtype == torch.uint8:
             x = video.detach()
         else:
-            x = check_video_values(video).clamp(0, 1).mul(255).round().to(torch.uint8)
+            if video.dtype == torch.bool or not video.is_floating_point():
+                raise ValueError(f"a video of dtype {str(video.dtype).replace('torch.', '')}: give float in [0, 1] "
+                                 "or uint8 0-255")
+            x = video.detach().float()
+            if x.numel() and not torch.isfinite(x).all():
+                raise ValueError("the video holds NaN or infinite values; fix the generator output first")
+            if x.numel() and (float(x.min()) < -0.5 or float(x.max()) > 1.5):
+                raise ValueError(f"the video ranges over [{float(x.min()):.3g}, {float(x.max()):.3g}]; expected [0, 1]: "
+                                 "map a [-1, 1] output with (x + 1) / 2, divide 0-255 floats by 255 (or give uint8)")
+            x = x.clamp(0, 1).mul(255).round().to(torch.uint8)
         frames = x.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # [T, H, W, 3]
         return cls(frames=frames, fps=fps, prompt=prompt, meta=dict(meta or {}))
 

@@ -40,7 +40,7 @@ def prompt_from_name(stem: str, numbered: bool = True) -> str:
     `numbered` (the folder's names are all numbered outputs: `numbered_names`), neither does a
     generic word and a number as tools number their outputs (Open-Sora's and Latte's
     "sample_0000", diffusers' "video_0", "output_3"); in a folder of prompts "Clip 3" is one."""
-    if numbered and _NUMBERED.match(stem):
+    if (numbered and _NUMBERED.match(stem)) or _TOOL_NUMBERED.match(stem):
         return ""
     text = " ".join(re.sub(r"(?:[-_]\d+| ?\(\d+\))$", "", stem).replace("_", " ").split())
     return "" if text.isdigit() else text
@@ -59,6 +59,10 @@ def numbered_names(stems) -> bool:
 # The word is one that names no scene (session 32: "sample_0000" was scored as the prompt "sample").
 _GENERIC = r"(?:sample|samples|video|videos|output|outputs|out|clip|clips|gen|generated|result|results|vid)"
 _NUMBERED = re.compile(rf"^(?:{_GENERIC}[-_ ]?)?(\d+)(?:[-_](\d+)| ?\((\d+)\))?$", re.IGNORECASE)
+# words no scene is named by: numbering wherever they stand (one stray file beside sample_0000.mp4
+# made every such clip's prompt "sample" again); "video 3" or "Clip 3" may be a prompt's name
+_TOOL_NUMBERED = re.compile(r"^(?:sample|samples|output|outputs|gen|generated|result|results)[-_ ]?\d+"
+                            r"(?:[-_]\d+| ?\(\d+\))?$", re.IGNORECASE)
 
 
 def index_numbered(folder, prompts: list[dict], start: int | None = None) -> list[dict]:

@@ -114,13 +114,29 @@ def check_store_exists() -> None:
     path = store_path()
     uri = tracking_uri()
     said = f"MLFLOW_TRACKING_URI={uri}" if os.environ.get("MLFLOW_TRACKING_URI") else f"the default store {uri}"
-    if path is not None and (not path.exists() or path.stat().st_size == 0):  # an empty file holds no store
+    if path is not None and (not path.exists() or path.stat().st_size == 0 or not _has_tables(path)):
+        # absent, an empty file, or a database with no table yet: no store, and a reader makes none
         raise MissingResourceError(f"{path}: no MLflow store there ({said}); check the path, or run "
                                    "`evalkit bench run` first")
     folder = _file_store_path(uri)
     if folder is not None and not folder.is_dir():  # a mistyped file store was made empty (with the opt-in)
         raise MissingResourceError(f"{folder}: no MLflow file store there ({said}); check the path")
     _check_sqlite_file(uri)  # another program's database is named, never turned into a store
+
+
+def _has_tables(path: Path) -> bool:
+    """Whether the SQLite file holds any table (True where it cannot be read: the checks after this
+    name what is wrong with it)."""
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0] > 0
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return True
 
 
 def store_path() -> Path | None:
@@ -141,7 +157,7 @@ def store_path() -> Path | None:
 _REACHED: set[str] = set()  # tracking servers this process has already reached
 
 
-def check_reachable(timeout: float = 5.0) -> None:
+def check_reachable(timeout: float = 5.0, writing: bool = True) -> None:
     """Fail fast, in one line, when the tracking store is an MLflow server that does not answer.
     MLflow itself retries an unreachable server with back-off for about four minutes and then
     raises, and by then the evaluation that wanted logging has been computed and is lost; so the
@@ -158,7 +174,8 @@ def check_reachable(timeout: float = 5.0) -> None:
     _check_sqlite_file(uri)
     _create_sqlite_store(uri)
     path = store_path()
-    if path is not None and path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+    if writing and path is not None and path.exists() \
+            and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
         # said before the work: after it, MLflow printed two tracebacks and the work was lost (a
         # detector was even left saved by a command that failed, session 32)
         raise BadInputError(f"the MLflow store {uri} is read-only (its file or folder cannot be written), and this "
@@ -177,13 +194,28 @@ def check_reachable(timeout: float = 5.0) -> None:
                                    f"({why}); start it (mlflow server), point MLFLOW_TRACKING_URI at a "
                                    "reachable one or unset it for a local store, or pass --no-mlflow where "
                                    "offered") from None
-    if answer.status_code != 200:
+    api = None
+    if answer.status_code == 200:  # /health answers 200 on many servers: MLflow's API must answer too
+        try:
+            api = requests.get(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search",
+                               params={"max_results": 1}, timeout=timeout)
+        except requests.RequestException:
+            api = None
+    if answer.status_code != 200 or api is None or api.status_code != 200 or not _is_json(api):
         # something answers but is no MLflow server (another web server on the port, a proxy whose
         # backend is down: MLflow retried its 502s for four minutes, session 32)
+        what = f"/health: HTTP {answer.status_code}" if answer.status_code != 200 else (
+            "its MLflow API does not answer" if api is None else f"its MLflow API: HTTP {api.status_code}")
         raise MissingResourceError(f"{uri} (MLFLOW_TRACKING_URI) answers, but not as an MLflow tracking server "
-                                   f"(/health: HTTP {answer.status_code}); check the address and port, or start "
-                                   "the server behind it")
+                                   f"({what}); check the address and port, or start the server behind it")
     _REACHED.add(uri)
+
+
+def _is_json(response) -> bool:
+    try:
+        return isinstance(response.json(), dict)
+    except ValueError:
+        return False
 
 
 def _check_sqlite_file(uri: str) -> None:
@@ -214,7 +246,9 @@ def _check_sqlite_file(uri: str) -> None:
             if db is not None:
                 db.close()
         if tables is not None:
-            if not tables or {"experiments", "runs"} <= tables:
+            # MLflow's own: its migration table beside its run tables (a lab tracker's `experiments`
+            # and `runs` tables passed, and were migrated, session 32)
+            if not tables or {"alembic_version", "experiments", "runs"} <= tables:
                 return  # an MLflow store, or a database with nothing in it yet
             # another program's database: MLflow would add its ~200 tables to it (session 32)
             shown = ", ".join(sorted(tables)[:4]) + (", ..." if len(tables) > 4 else "")
@@ -548,7 +582,7 @@ def runs_frame(experiment: str, filter_string: str = "") -> "pd.DataFrame":
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    check_reachable()
+    check_reachable(writing=False)  # reading a published, read-only store is fine
     exp = MlflowClient().get_experiment_by_name(experiment)
     if exp is None:
         return pd.DataFrame()

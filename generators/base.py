@@ -324,7 +324,7 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
                 rec = {"id": f"{_prompt_id(p, i)}-{k:02d}", "prompt": p.text,
                        "seed": s if getattr(gen, "uses_seeds", True) else None, **proto,
                        "fps": float(clip.fps), "frames": clip.num_frames, "size": list(clip.size)}
-                for key in ("frames", "size"):
+                for key in ("frames", "size", "fps"):  # (a protocol's fps was overwritten silently)
                     if proto.get(key) is not None and proto[key] != rec[key]:
                         rec[f"{key}_requested"] = proto[key]
                 if p.probe is not None:

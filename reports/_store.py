@@ -26,7 +26,7 @@ def known_suites() -> list[str]:
 
     from evalkit.tracking import check_reachable
 
-    check_reachable()
+    check_reachable(writing=False)  # reports only read
     names = {p.stem for p in SUITES_DIR.glob("*.yaml")} if SUITES_DIR.is_dir() else set()
     for exp in MlflowClient().search_experiments():
         if exp.name.startswith(schema.EXPERIMENT_PREFIX) and exp.lifecycle_stage != "deleted":
@@ -62,7 +62,7 @@ def get_run(run_id: str):
 
     from evalkit.tracking import check_reachable
 
-    check_reachable()
+    check_reachable(writing=False)  # reports only read
     try:
         return MlflowClient().get_run(run_id)
     except MlflowException as e:

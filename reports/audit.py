@@ -192,8 +192,11 @@ def parse_policy(data, *, name: str = "policy", source: str = "") -> Policy:
     if not isinstance(data, Mapping):
         raise BadInputError(f"{name}: expected a mapping with suite and checks, got {type(data).__name__}")
     for k in data:
+        if isinstance(k, str) and k.startswith("x-"):
+            continue  # an extension key (as Compose files use): where anchors for `<<:` merges live
         if k not in TOP_KEYS:
-            raise BadInputError(f"{k}: unknown key; expected one of {', '.join(TOP_KEYS)}")
+            raise BadInputError(f"{k}: unknown key; expected one of {', '.join(TOP_KEYS)} (or an x-NAME key of "
+                                "your own, e.g. anchors to merge)")
     for k in ("name", "description", "suite"):
         if k in data and not isinstance(data[k], str):
             raise BadInputError(f"{k}: expected a string, got {data[k]!r}")

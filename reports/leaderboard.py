@@ -344,7 +344,8 @@ def _json_rows(df) -> list[dict]:
         # file of rows said neither, and a quick run's row read as a whole-suite one (session 32)
         row = {"rank": None if pd.isna(r["rank"]) else int(r["rank"]), "model": r["model"],
                "role": r["role"], "tie_with_above": bool(r["tie_with_above"]), "tie_test": r["tie_test"],
-               "ranked_by": df.attrs.get("primary"), "lower_is_better": bool(df.attrs.get("lower_is_better")),
+               "ranked_by": df.attrs.get("primary"),
+               "lower_is_better": None if df.attrs.get("primary") is None else bool(df.attrs.get("lower_is_better")),
                "max_prompts": None if pd.isna(r["max_prompts"]) else int(r["max_prompts"]),
                "run_id": r["run_id"], "suite_hash": r["suite_hash"]}
         for m in df.attrs.get("metrics", []):

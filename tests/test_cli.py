@@ -557,7 +557,7 @@ def test_read_only_commands_run_where_the_home_cannot_be_made(capsys, tmp_path, 
 def test_info_says_where_the_home_is_and_makes_nothing(capsys, tmp_path, monkeypatch):
     """`info` is where a user looks when the home is the problem: it failed there, and made it."""
     (tmp_path / "file").write_text("x")
-    for home, state in ((tmp_path / "file" / "home", "not made yet"), (tmp_path / "new", "not made yet")):
+    for home, state in ((tmp_path / "file" / "home", "cannot be made"), (tmp_path / "new", "not made yet")):
         monkeypatch.setenv("EVALKIT_HOME", str(home))
         code, out, err = run(capsys, "info", "--json")
         d = json.loads(out)

@@ -170,3 +170,32 @@ def test_generate_signs_with_the_users_own_chain_and_watermark_key(pki, tmp_path
     assert v.returncode == 3 and "no such watermark key" in v.stderr and v.stderr.count("\n") == 1
     p = subprocess.run(args[:-5] + ["--watermark-key", str(wm)], env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and "--watermark-key" in p.stderr and "only applies with --watermark" in p.stderr
+
+
+def test_a_watermark_key_must_be_a_secret(pki, tmp_path, monkeypatch):
+    """Session 32: a public certificate given as --watermark-key (every manifest carries it) let
+    anyone read and forge the mark; a 5-byte secret passed; an empty one suggested `keys init
+    --force`, which replaces the signing keys; $EVALKIT_WATERMARK_KEY naming a missing file made
+    verify skip the watermark without a word."""
+    from evalkit.errors import MissingResourceError
+    from evalkit.provenance.credentials import load_watermark_key
+
+    def secret(name, data):
+        path = tmp_path / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+        return path
+
+    cert = secret("cert.pem", (pki / "root.pem").read_bytes())
+    for path, says in ((cert, "is a certificate or key, not a watermark secret"),
+                       (pki / "leaf.key", "is a certificate or key"),
+                       (secret("short", b"short\n"), "too short"),
+                       (secret("empty", b""), "is empty")):
+        with pytest.raises(BadInputError, match=says) as e:
+            load_watermark_key(path)
+        assert "--force" not in str(e.value)
+    assert load_watermark_key(secret("ok", os.urandom(16).hex().encode())) is not None
+    monkeypatch.setenv("EVALKIT_WATERMARK_KEY", str(tmp_path / "gone.key"))
+    with pytest.raises(MissingResourceError, match="no such watermark key"):
+        load_watermark_key(required=False)  # named, so it must be there

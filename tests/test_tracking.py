@@ -208,10 +208,14 @@ def test_an_unreachable_tracking_server_fails_fast_in_one_line(monkeypatch, tmp_
     assert main(["score", str(tmp_path), "--metrics", "flicker", "--no-mlflow"]) == 2
     assert "no index.jsonl and no videos" in capsys.readouterr().err
 
-    with serve(lambda body: ("text/plain", b"OK")) as url:  # an MLflow server answers /health with OK
+    with serve(lambda body: ("application/json", b'{"experiments": []}')) as url:  # answers as MLflow does
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         tracking.check_reachable(timeout=2)  # answers: no error
         assert url in tracking._REACHED
+    with serve(lambda body: ("text/plain", b"OK")) as url:  # /health 200, but no MLflow API behind it
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        with pytest.raises(MissingResourceError, match="not as an MLflow tracking server"):
+            tracking.check_reachable(timeout=2)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     tracking.check_reachable()  # local databases are not checked here
 
@@ -308,6 +312,21 @@ def test_stores_that_are_not_mlflows_are_named_and_left_alone(monkeypatch, tmp_p
     from evalkit.cli import main
     from evalkit.errors import EXIT_BAD_INPUT, EXIT_MISSING
 
+    tracker = tmp_path / "tracker.db"  # a lab tracker's own tables of MLflow's names: not MLflow's
+    with sqlite3.connect(tracker) as db:
+        db.execute("CREATE TABLE experiments (id INTEGER, title TEXT)")
+        db.execute("CREATE TABLE runs (id INTEGER, x REAL)")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tracker}")
+    kept = tracker.read_bytes()
+    assert main(["leaderboard", "--suite", "world-v1"]) == EXIT_BAD_INPUT and tracker.read_bytes() == kept
+    capsys.readouterr()
+    bare = tmp_path / "bare.db"  # a database with no table: no store to a reader, and left so
+    with sqlite3.connect(bare) as db:
+        db.execute("PRAGMA user_version=7")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{bare}")
+    kept = bare.read_bytes()
+    assert main(["leaderboard", "--suite", "world-v1"]) == EXIT_MISSING and bare.read_bytes() == kept
+    capsys.readouterr()
     app = tmp_path / "app.db"
     with sqlite3.connect(app) as db:
         db.execute("CREATE TABLE users (id INTEGER)")

@@ -40,8 +40,15 @@ def info(as_json):
     import os
 
     home = evalkit_home(create=False)  # a diagnosis: says where the home is, makes nothing
-    state = ("exists" if home.is_dir() and os.access(home, os.W_OK) else "exists, not writable" if home.is_dir()
-             else "not a folder" if home.exists() else "not made yet (made by the first command that writes)")
+    above = next((a for a in home.parents if a.exists()), None)  # what a first write would make it in
+    if home.is_dir():
+        state = "exists" if os.access(home, os.W_OK) else "exists, not writable"
+    elif home.exists() or home.is_symlink():
+        state = "not a folder"
+    elif above is None or not above.is_dir() or not os.access(above, os.W_OK):
+        state = f"cannot be made ({above} is {'not a folder' if above and not above.is_dir() else 'not writable'})"
+    else:
+        state = "not made yet (made by the first command that writes)"
     data = {"version": __version__, "git_commit": git_commit(), "tracking_uri": tracking_uri(),
             "evalkit_home": str(home), "evalkit_home_state": state, "machine": machine_info()}
     click.echo(json.dumps(data, indent=2) if as_json else "\n".join(f"{k}: {v}" for k, v in data.items()))

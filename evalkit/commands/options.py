@@ -32,12 +32,17 @@ def frame_rate(ctx, param, value):
     return value
 
 
-WATERMARK_KEY_HELP = ("The watermark key file (default: $EVALKIT_WATERMARK_KEY, else watermark.key of `evalkit keys "
+def sentence(text: str) -> str:
+    """Help text that starts a sentence (the shared texts below also follow "With --sign: ")."""
+    return text[:1].upper() + text[1:]
+
+
+WATERMARK_KEY_HELP = ("the watermark key file (default: $EVALKIT_WATERMARK_KEY, else watermark.key of `evalkit keys "
                       "init`); mode 0600.")
-CERT_HELP = ("Certificate chain, in any order (the key's certificate is taken as the signer and the rest "
+CERT_HELP = ("certificate chain, in any order (the key's certificate is taken as the signer and the rest "
              "put in issuer order): PEM, DER or PKCS#7; or a PKCS#12 bundle (.p12/.pfx: key and chain, "
              "no --key needed). Default: the credentials of `evalkit keys init`.")
-KEY_HELP = "Private key, PEM or DER (mode 0600); an encrypted one opens with $EVALKIT_KEY_PASSPHRASE."
+KEY_HELP = "private key, PEM or DER (mode 0600); an encrypted one opens with $EVALKIT_KEY_PASSPHRASE."
 
 
 def check_tsa(tsa: str | None, signing: bool = True) -> None:

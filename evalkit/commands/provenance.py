@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from evalkit.commands.options import CERT_HELP, KEY_HELP, WATERMARK_KEY_HELP, check_tsa
+from evalkit.commands.options import CERT_HELP, KEY_HELP, WATERMARK_KEY_HELP, check_tsa, sentence
 from evalkit.errors import BadInputError, MissingResourceError
 
 
@@ -32,8 +32,8 @@ def keys_init(directory, org, force):
 @click.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--cert", type=click.Path(path_type=Path), help=CERT_HELP)
-@click.option("--key", type=click.Path(path_type=Path), help=KEY_HELP)
+@click.option("--cert", type=click.Path(path_type=Path), help=sentence(CERT_HELP))
+@click.option("--key", type=click.Path(path_type=Path), help=sentence(KEY_HELP))
 @click.option("--source-type", type=click.Choice(["trained", "capture", "composite"]), default=None,
               help="The IPTC digital source type of a new video (default: trained).")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark (re-encodes the video).")
@@ -45,7 +45,7 @@ def keys_init(directory, org, force):
               "trusted time, so it stays valid after the certificate expires (the only network access sign makes).")
 @click.option("--no-register", is_flag=True, help="With --watermark: do not record the payload in the "
               "soft-binding registry ($EVALKIT_SOFT_BINDINGS, else $EVALKIT_HOME/soft-bindings).")
-@click.option("--watermark-key", type=click.Path(path_type=Path), help=WATERMARK_KEY_HELP)
+@click.option("--watermark-key", type=click.Path(path_type=Path), help=sentence(WATERMARK_KEY_HELP))
 def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa, no_register, watermark_key):
     """Sign a video with a C2PA manifest (and an invisible watermark) into DST."""
     from evalkit.provenance.c2pa import sign_file
@@ -85,7 +85,7 @@ def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa, no_reg
 @click.option("--mlflow", "log_mlflow", is_flag=True,
               help="Record the verification as an MLflow run (experiment evalkit-verify): verdict counts, "
               "every result, the HTML page.")
-@click.option("--watermark-key", type=click.Path(path_type=Path), help=WATERMARK_KEY_HELP)
+@click.option("--watermark-key", type=click.Path(path_type=Path), help=sentence(WATERMARK_KEY_HELP))
 def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_remote, fragments, registry,
            html_out, log_mlflow, watermark_key):
     """Provenance, watermark and detector verdicts of videos. Exit 1 if any file is tampered or

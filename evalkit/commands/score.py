@@ -133,7 +133,8 @@ def backbones_train(which, seed, steps, out):
               "shard of a longer list); needed when a video is missing.")
 def index(folder, prompts_file, start):
     """Write FOLDER/index.jsonl for videos named by number after a prompt list (0000.mp4,
-    0000_1.mp4, ... as EvalCrafter and similar tools write them), so that score, bench
+    0000_1.mp4, ... as EvalCrafter and similar tools write them; sample_0000.mp4, video_3.mp4 or
+    output-12_1.mp4 as Open-Sora, Latte and diffusers scripts do), so that score, bench
     (folder:FOLDER) and detectors read each video with its prompt."""
     from evalkit.clipset import INDEX, index_numbered
     from evalkit.errors import path_is

@@ -176,15 +176,15 @@ def two_sample_bootstrap(real, fake, statistic: Callable, n_boot: int = 200, see
 
 
 def fvd_with_ci(real_feats, fake_feats, n_boot: int = 200, seed: int | None = 0,
-                confidence: float = 0.95) -> Estimate:
+                confidence: float = 0.95, method: str = "fast") -> Estimate:
     """FVD with a 95% percentile bootstrap interval (both sets resampled), n = generated clips.
 
     FVD is biased at small N (estimation noise in the covariances adds distance): the interval
     describes the finite-N estimate (recentred, see `two_sample_bootstrap`), and FVDs are
     comparable only at equal N and equal backbone.
     Cost: n_boot Frechet distances (about 0.1 s each at D=400)."""
-    return two_sample_bootstrap(real_feats, fake_feats, frechet_distance_from_features, n_boot, seed,
-                                confidence, lower_bound=0.0)
+    return two_sample_bootstrap(real_feats, fake_feats, lambda a, b: frechet_distance_from_features(a, b, method),
+                                n_boot, seed, confidence, lower_bound=0.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,7 +342,8 @@ class FrechetVideoDistance(_FeatureMetric):
         for side, f in (("real", real), ("fake", fake)):
             if f.shape[0] < 2:
                 raise RuntimeError(f"FrechetVideoDistance needs at least 2 {side} samples, has {f.shape[0]}")
-        return fvd_with_ci(real.numpy(), fake.numpy(), n_boot=n_boot, seed=seed, confidence=confidence)
+        return fvd_with_ci(real.numpy(), fake.numpy(), n_boot=n_boot, seed=seed, confidence=confidence,
+                           method=self.method)
 
     def _stats(self, side: str) -> tuple[np.ndarray, np.ndarray]:
         n = float(getattr(self, f"{side}_n"))

@@ -253,13 +253,14 @@ def _write_new_credentials(paths: KeyPaths, org: str) -> KeyPaths:
 # Reading and checking
 
 
-def check_key_permissions(path: Path) -> None:
-    """Refuse a private key readable or writable by group or others (POSIX only)."""
+def check_key_permissions(path: Path, what: str = "private key") -> None:
+    """Refuse a secret (a private key, a watermark key) readable or writable by group or others
+    (POSIX only)."""
     if os.name != "posix":
         return
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        raise CredentialsError(f"{path}: private key is accessible by group or others (mode {mode:04o}); "
+        raise CredentialsError(f"{path}: {what} is accessible by group or others (mode {mode:04o}); "
                                f"run `chmod 600 {path}` and try again")
 
 
@@ -279,7 +280,10 @@ def _read_private(path, what: str) -> bytes:
     if what == "private key" and b"-----BEGIN CERTIFICATE-----" in data and b"PRIVATE KEY-----" not in data:
         raise CredentialsError(f"{p}: is a certificate, not a private key; give the certificate as --cert and "
                                "its key as --key")
-    check_key_permissions(p)
+    if what == "watermark key file" and data.lstrip().startswith(b"-----BEGIN"):
+        raise CredentialsError(f"{p}: is a certificate or key, not a watermark secret; give the watermark key "
+                               "file (`keys init` writes watermark.key)")
+    check_key_permissions(p, what)
     return data
 
 
@@ -485,11 +489,12 @@ def load_watermark_key(path: Path | str | None = None, dir: Path | str | None = 
     Returns None when none exists and not `required`; a key file open to group/others is refused."""
     from evalkit.provenance.watermark import make_key
 
+    named = path is not None or bool(os.environ.get("EVALKIT_WATERMARK_KEY"))
     if path is None:
         path = os.environ.get("EVALKIT_WATERMARK_KEY") or default_paths(dir).watermark_key
     p = Path(path).expanduser()
     if not p.exists() and not p.is_symlink():
-        if not required:
+        if not required and not named:  # a key the user named must be there (verify skipped the check)
             return None
         raise MissingResourceError(f"{p}: no such watermark key; give the key file with --watermark-key (or "
                                    "$EVALKIT_WATERMARK_KEY), or make one with `evalkit keys init` (in a new "
@@ -497,12 +502,25 @@ def load_watermark_key(path: Path | str | None = None, dir: Path | str | None = 
     data = _read_private(p, "watermark key file")
     try:
         secret = data.strip()
-        if not secret:
-            raise CredentialsError(f"{p}: the watermark key file is empty; run `evalkit keys init --force` "
-                                   "or write a secret into it")
+        if not secret:  # (`keys init --force` was suggested: it replaced the signing keys too)
+            raise CredentialsError(f"{p}: the watermark key file is empty; write a secret of at least "
+                                   f"{MIN_WATERMARK_SECRET} random bytes into it (keys init writes 32), or give "
+                                   "another --watermark-key")
+        # (DER: a SEQUENCE with a long length, 0x30 0x81-0x83; hex text "0..." begins 0x30 too, then a digit)
+        if secret.startswith(b"-----BEGIN") or (secret[:1] == b"\x30" and secret[1:2] in (b"\x81", b"\x82", b"\x83")):
+            # a certificate (public: every signed manifest carries it) or a key used as the secret let
+            # anyone holding it read and forge the mark (session 32)
+            raise CredentialsError(f"{p}: is a certificate or key, not a watermark secret; give the watermark "
+                                   "key file (`keys init` writes watermark.key)")
+        if len(secret) < MIN_WATERMARK_SECRET:
+            raise CredentialsError(f"{p}: a watermark secret of {len(secret)} bytes is too short to keep the mark "
+                                   f"private; use at least {MIN_WATERMARK_SECRET} random bytes (keys init writes 32)")
         return make_key(secret)
     finally:
         del data
+
+
+MIN_WATERMARK_SECRET = 16  # bytes of a key file
 
 
 def _scrub(text: str) -> str:

@@ -243,8 +243,8 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
 
     # 3. the watermark
     if key is None:
-        notes.append("No watermark key given, so the watermark was not checked (run `evalkit keys init` "
-                     "or pass the key used to sign).")
+        notes.append("No watermark key given, so the watermark was not checked (give the key used to sign "
+                     "with --watermark-key, or run `evalkit keys init`).")
     elif clip is not None:
         geometry: dict = {}
         try:

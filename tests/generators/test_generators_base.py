@@ -454,11 +454,13 @@ def test_a_python_generator_is_checked_before_and_while_it_makes_clips(tmp_path)
     assert [r["prompt"] for r in recs] == [p.text for p in prompts] and recs[0]["model"] == "own:tiny"
 
 
-def test_clip_from_tensor_refuses_what_the_metrics_refuse():
+def test_clip_from_tensor_refuses_other_conventions():
     from evalkit.clip import Clip
 
-    x = torch.rand(4, 3, 8, 8)
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     assert Clip.from_tensor(x * 1.05 - 0.02).frames.dtype == np.uint8  # a sampler's ringing: clipped
+    noisy = (x + 0.08 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(-0.45, 1.45)
+    assert Clip.from_tensor(noisy).frames.dtype == np.uint8  # added noise past the range: clipped
     for bad in (x * 2 - 1, x * 255, torch.full_like(x, float("nan"))):
         with pytest.raises(ValueError):
             Clip.from_tensor(bad)
