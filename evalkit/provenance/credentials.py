@@ -489,7 +489,7 @@ def load_watermark_key(path: Path | str | None = None, dir: Path | str | None = 
     Returns None when none exists and not `required`; a key file open to group/others is refused."""
     from evalkit.provenance.watermark import make_key
 
-    named = path is not None or bool(os.environ.get("EVALKIT_WATERMARK_KEY"))
+    named = path is None and bool(os.environ.get("EVALKIT_WATERMARK_KEY"))  # the user's variable names it
     if path is None:
         path = os.environ.get("EVALKIT_WATERMARK_KEY") or default_paths(dir).watermark_key
     p = Path(path).expanduser()
