@@ -186,8 +186,17 @@ def check_reachable(timeout: float = 5.0, writing: bool = True) -> None:
 
     from evalkit.errors import MissingResourceError
 
+    # as MLflow's own client reaches it: its login and TLS settings (a basic-auth server answers
+    # /health to anyone and its API with 401 to a request without them)
+    auth, headers = None, {}
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+    elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+    verify = (False if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true"
+              else os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True)
     try:  # an MLflow server answers /health with 200 "OK"
-        answer = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+        answer = requests.get(uri.rstrip("/") + "/health", timeout=timeout, verify=verify)
     except requests.RequestException as e:
         why = type(e).__name__
         raise MissingResourceError(f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI) is not reachable "
@@ -198,9 +207,16 @@ def check_reachable(timeout: float = 5.0, writing: bool = True) -> None:
     if answer.status_code == 200:  # /health answers 200 on many servers: MLflow's API must answer too
         try:
             api = requests.get(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search",
-                               params={"max_results": 1}, timeout=timeout)
+                               params={"max_results": 1}, timeout=timeout, auth=auth, headers=headers,
+                               verify=verify)
         except requests.RequestException:
             api = None
+    if api is not None and api.status_code in (401, 403):  # an MLflow that wants a login
+        given = bool(auth or headers)
+        raise MissingResourceError(f"MLflow tracking server {uri} " + (
+            "refused the login in MLFLOW_TRACKING_USERNAME/PASSWORD (or MLFLOW_TRACKING_TOKEN); check them"
+            if given else "asks for a login; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or "
+            "MLFLOW_TRACKING_TOKEN)") + f" (its API: HTTP {api.status_code})")
     if answer.status_code != 200 or api is None or api.status_code != 200 or not _is_json(api):
         # something answers but is no MLflow server (another web server on the port, a proxy whose
         # backend is down: MLflow retried its 502s for four minutes, session 32)
@@ -408,6 +424,19 @@ def _quiet_store_setup() -> None:
 
 
 @contextmanager
+def outer_run_set_aside() -> Iterator[None]:
+    """$MLFLOW_RUN_ID (a user's `mlflow run`) out of MLflow's sight while evalkit starts or ends a
+    run of its own, put back after: MLflow resumes that run when no run id is given, and its
+    end_run unsets the variable (session 32: evalkit logged into the user's run and ended it)."""
+    outer = os.environ.pop("MLFLOW_RUN_ID", None)
+    try:
+        yield
+    finally:
+        if outer is not None:
+            os.environ["MLFLOW_RUN_ID"] = outer
+
+
+@contextmanager
 def start_run(experiment: str, run_name: str | None = None, *, params: dict | None = None,
               tags: dict | None = None, seed: int | None = None, run_id: str | None = None) -> Iterator[Any]:
     """Open an MLflow run in `experiment` (created if missing), tagged with `run_tags(seed)` and
@@ -428,8 +457,7 @@ def start_run(experiment: str, run_name: str | None = None, *, params: dict | No
     # user's `mlflow run` logged into that run, renamed it and ended it (session 32). evalkit's
     # runs are its own, in its own experiments; the variable is set aside while one starts.
     # (MLflow's end_run also unsets the variable: it is put back when evalkit's run ends.)
-    outer = os.environ.pop("MLFLOW_RUN_ID", None)
-    try:
+    with outer_run_set_aside():
         run = mlflow.start_run(run_id=run_id, experiment_id=exp_id, run_name=None if run_id else run_name,
                                tags=all_tags, nested=mlflow.active_run() is not None)
         try:
@@ -444,9 +472,7 @@ def start_run(experiment: str, run_name: str | None = None, *, params: dict | No
             raise
         else:
             mlflow.end_run(status="FINISHED")
-    finally:
-        if outer is not None:
-            os.environ["MLFLOW_RUN_ID"] = outer
+
 
 
 def _mlflow_in_run():

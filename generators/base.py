@@ -257,6 +257,21 @@ def _check_unique_ids(prompts: list[Prompt]) -> None:
         first[pid.casefold()] = i
 
 
+def _whole(value, name: str, least: int) -> int:
+    """`value` as an int of at least `least` (numpy integers too), else a one-line error."""
+    import operator
+
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        v = operator.index(value)
+    except TypeError:
+        v = None
+    if v is None or v < least:
+        raise BadInputError(f"{name} must be a whole number of {least} or more, got {value!r}")
+    return v
+
+
 _CLIP_KEYS = ("id", "file", "prompt", "seed", "fps", "frames", "size")  # a record's own: no protocol key
 
 
@@ -290,12 +305,9 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
 
     `postprocess(path, record) -> dict` runs on each written clip before the folder appears (the
     CLI signs and watermarks there); the fields it returns join the clip's record."""
-    if isinstance(n_per_prompt, bool) or not isinstance(n_per_prompt, int) or n_per_prompt < 1:
-        raise BadInputError(f"--n-per-prompt must be a positive whole number, got {n_per_prompt!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise BadInputError(f"batch_size must be a positive whole number, got {batch_size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise BadInputError(f"--seed must be a whole number of 0 or more, got {seed!r}")
+    n_per_prompt = _whole(n_per_prompt, "n_per_prompt (--n-per-prompt)", 1)
+    batch_size = _whole(batch_size, "batch_size", 1)
+    seed = _whole(seed, "seed (--seed)", 0)
     prompts = list(prompts)
     for i, p in enumerate(prompts):  # (a Python caller's list: the CLI's prompts are checked as read)
         if not isinstance(p, Prompt):
@@ -325,7 +337,8 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
                        "seed": s if getattr(gen, "uses_seeds", True) else None, **proto,
                        "fps": float(clip.fps), "frames": clip.num_frames, "size": list(clip.size)}
                 for key in ("frames", "size", "fps"):  # (a protocol's fps was overwritten silently)
-                    if proto.get(key) is not None and proto[key] != rec[key]:
+                    # compared as the index holds them: a (16, 16) tuple asked is the [16, 16] made
+                    if proto.get(key) is not None and json.loads(json.dumps(proto[key])) != rec[key]:
                         rec[f"{key}_requested"] = proto[key]
                 if p.probe is not None:
                     rec["probe"] = p.probe

@@ -71,13 +71,27 @@ def page_height(html: str, width: int = 1280, content: int = 1200) -> int:
     return int(min(MAX_SHOT, max(800, total)))
 
 
+def page_width(html: str, least: int = 1280) -> int:
+    """Pixels wide enough for the widest table (about 110 a column): the leaderboard's 18 columns
+    scrolled inside a 1,200-px box and the screenshot showed 8 of them (session 32)."""
+    widest = max((len(re.findall(r"<th[ >]", head)) for head in re.findall(r"<thead>.*?</thead>", html, re.S)),
+                 default=0)
+    return int(min(4000, max(least, 60 + 110 * widest)))
+
+
+# For the screenshot only: the page as wide as its tables, nothing scrolled out of sight.
+_SHOT_CSS = "<style>body{max-width:none!important}.scroll{overflow:visible!important}</style>"
+
+
 def check_page(html_path, *, screenshot=None, width: int = 1280, height: int | None = None, timeout: float = 60,
                browser: str | None = None) -> PageCheck:
     """Load `html_path` in headless Chromium; with `screenshot` (a .png path) also save a picture
     of the whole page (`height` pixels; default: the page's measured height, `page_height`, up to
-    MAX_SHOT). RuntimeError when no browser is found or it fails to start."""
+    MAX_SHOT; as wide as its widest table, `page_width`). RuntimeError when no browser is found or
+    it fails to start."""
+    html = Path(html_path).read_text(encoding="utf-8", errors="replace")
     if height is None:
-        height = page_height(Path(html_path).read_text(encoding="utf-8", errors="replace"), width)
+        height = page_height(html, width)
     browser = browser or find_browser()
     if browser is None:
         raise RuntimeError(f"no Chromium found on PATH (tried {', '.join(BROWSERS)})")
@@ -98,7 +112,13 @@ def check_page(html_path, *, screenshot=None, width: int = 1280, height: int | N
         res.js_errors = int(_attr(dump.stdout, "data-js-errors") or 0)
         if screenshot is not None:
             shot = Path(screenshot).resolve()
-            r = subprocess.run([*base, f"--screenshot={shot}", url], capture_output=True, text=True,
+            # a copy as wide as its widest table (images are inline: the copy shows the same page)
+            wide = Path(profile) / "shot.html"
+            wide.write_text(html.replace("</head>", _SHOT_CSS + "</head>", 1), encoding="utf-8")
+            shot_w = max(width, page_width(html))
+            shot_h = height if shot_w == width else page_height(html, shot_w, content=shot_w - 80)
+            r = subprocess.run([browser, *_FLAGS, f"--user-data-dir={profile}", f"--window-size={shot_w},{shot_h}",
+                                f"--screenshot={shot}", wide.as_uri()], capture_output=True, text=True,
                                timeout=timeout)
             if r.returncode != 0 or not shot.is_file():
                 raise RuntimeError(f"{browser} --screenshot failed (exit {r.returncode})")

@@ -14,15 +14,15 @@ Respond = Callable[[bytes], tuple[str, bytes]]  # request body -> (content type,
 
 
 @contextmanager
-def serve(respond: Respond, status: int = 200) -> Iterator[str]:
+def serve(respond: Respond, status=200) -> Iterator[str]:
     """`with serve(fn) as base_url:` a server on 127.0.0.1 until the block ends, answering with
-    HTTP `status`."""
+    HTTP `status` (or `status(path)`)."""
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             kind, out = respond(body)
-            self.send_response(status)
+            self.send_response(status(self.path) if callable(status) else status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(out)))
             self.end_headers()

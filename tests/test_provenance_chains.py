@@ -199,3 +199,21 @@ def test_a_watermark_key_must_be_a_secret(pki, tmp_path, monkeypatch):
     monkeypatch.setenv("EVALKIT_WATERMARK_KEY", str(tmp_path / "gone.key"))
     with pytest.raises(MissingResourceError, match="no such watermark key"):
         load_watermark_key(required=False)  # named, so it must be there
+
+
+def test_watermark_keys_are_judged_by_what_they_are(tmp_path):
+    """Random binary keys that begin like DER are secrets; a short key still reads old marks."""
+    from evalkit.provenance.credentials import load_watermark_key
+
+    def secret(name, data):
+        path = tmp_path / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+        return path
+
+    assert load_watermark_key(secret("der-like", b"\x30\x82" + os.urandom(30))) is not None
+    short = secret("short", b"fourteen-bytes")
+    with pytest.raises(BadInputError, match="too short"):
+        load_watermark_key(short)  # for marking: refused
+    assert load_watermark_key(short, embedding=False) is not None  # for reading: allowed

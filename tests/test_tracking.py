@@ -349,6 +349,16 @@ def test_stores_that_are_not_mlflows_are_named_and_left_alone(monkeypatch, tmp_p
             monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
             with pytest.raises(Exception, match=f"not as an MLflow tracking server .*HTTP {status}"):
                 tracking.check_reachable(timeout=2)
+    # a login-protected MLflow: /health open, its API 401 without credentials (basic-auth app)
+    with serve(lambda body: ("application/json", b'{"experiments": []}'),
+               status=lambda path: 200 if path.startswith("/health") else 401) as url:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        with pytest.raises(Exception, match="asks for a login; set MLFLOW_TRACKING_USERNAME"):
+            tracking.check_reachable(timeout=2)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "me")
+        with pytest.raises(Exception, match="refused the login"):
+            tracking.check_reachable(timeout=2)
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
     for uri in ("sqlite:///:memory:", "sqlite://"):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         with pytest.raises(Exception, match="in-memory store"):

@@ -43,9 +43,9 @@ def main() -> None:
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
     env_lines = env.read_text().splitlines() if env.is_file() else []
     device = env_lines[2].split(",")[0] if len(env_lines) > 2 else "unknown"
-    with mlflow.start_run(experiment_id=exp, run_name=f"uvit-{weights.stem}",
-                          tags={**tracking.run_tags(json.loads(meta["train_config"])["seed"]),
-                                "device": device}) as run:
+    with tracking.outer_run_set_aside(), mlflow.start_run(
+            experiment_id=exp, run_name=f"uvit-{weights.stem}",
+            tags={**tracking.run_tags(json.loads(meta["train_config"])["seed"]), "device": device}) as run:
         mlflow.log_params(tracking.flatten_params({"train": json.loads(meta["train_config"]),
                                                    "model": json.loads(meta["model_config"])}))
         mlflow.log_params({"weights_sha256": sha256_file(weights), "step": meta["step"],

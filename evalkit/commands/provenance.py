@@ -111,7 +111,8 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
 
         tracking.check_reachable()  # an unreachable store fails now, not after the work
     anchors = load_trust([trust] if trust else None)
-    wm_key = load_watermark_key(watermark_key, required=watermark_key is not None)  # a named one must exist
+    wm_key = load_watermark_key(watermark_key, required=watermark_key is not None,  # a named one must exist
+                                embedding=False)  # reading: a short key of old marks still reads
     detector = None
     if not no_detector:
         from detectors.registry import list_detectors, load_detector

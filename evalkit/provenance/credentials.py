@@ -482,11 +482,31 @@ def _open_pkcs12(path) -> tuple:
 # The watermark secret
 
 
+def _is_der_credential(data: bytes) -> bool:
+    """Whether `data` parses as a DER certificate or key (two leading bytes alone also match about
+    3 random keys in 65,536)."""
+    if data[:1] != b"\x30":
+        return False
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    for load in (x509.load_der_x509_certificate, lambda d: serialization.load_der_private_key(d, None),
+                 serialization.load_der_public_key):
+        try:
+            load(data)
+            return True
+        except (ValueError, TypeError):
+            continue
+    return False
+
+
 def load_watermark_key(path: Path | str | None = None, dir: Path | str | None = None,
-                       required: bool = True):
+                       required: bool = True, embedding: bool = True):
     """The watermark key (`evalkit.provenance.watermark.WatermarkKey`) from `path`, else
     `$EVALKIT_WATERMARK_KEY` (a file path), else `watermark.key` in the credentials folder.
-    Returns None when none exists and not `required`; a key file open to group/others is refused."""
+    Returns None when none exists and not `required`; a key file open to group/others is refused,
+    and so are a certificate or key file and, for `embedding`, a secret under MIN_WATERMARK_SECRET
+    bytes (reading with one, marks made before the rule, stays possible)."""
     from evalkit.provenance.watermark import make_key
 
     named = path is None and bool(os.environ.get("EVALKIT_WATERMARK_KEY"))  # the user's variable names it
@@ -506,13 +526,12 @@ def load_watermark_key(path: Path | str | None = None, dir: Path | str | None = 
             raise CredentialsError(f"{p}: the watermark key file is empty; write a secret of at least "
                                    f"{MIN_WATERMARK_SECRET} random bytes into it (keys init writes 32), or give "
                                    "another --watermark-key")
-        # (DER: a SEQUENCE with a long length, 0x30 0x81-0x83; hex text "0..." begins 0x30 too, then a digit)
-        if secret.startswith(b"-----BEGIN") or (secret[:1] == b"\x30" and secret[1:2] in (b"\x81", b"\x82", b"\x83")):
+        if secret.startswith(b"-----BEGIN") or _is_der_credential(secret):
             # a certificate (public: every signed manifest carries it) or a key used as the secret let
             # anyone holding it read and forge the mark (session 32)
             raise CredentialsError(f"{p}: is a certificate or key, not a watermark secret; give the watermark "
                                    "key file (`keys init` writes watermark.key)")
-        if len(secret) < MIN_WATERMARK_SECRET:
+        if len(secret) < MIN_WATERMARK_SECRET and embedding:  # (reading old marks made with one stays possible)
             raise CredentialsError(f"{p}: a watermark secret of {len(secret)} bytes is too short to keep the mark "
                                    f"private; use at least {MIN_WATERMARK_SECRET} random bytes (keys init writes 32)")
         return make_key(secret)

@@ -406,8 +406,11 @@ def _train(tc, out, resume, progress, log_mlflow, on_checkpoint, metrics_jsonl) 
             if run is not None:
                 import mlflow
 
-                mlflow.end_run(status="FINISHED" if failure is None else
-                               "KILLED" if isinstance(failure, KeyboardInterrupt) else "FAILED")
+                from evalkit.tracking import outer_run_set_aside
+
+                with outer_run_set_aside():  # end_run unsets the user's variable: kept
+                    mlflow.end_run(status="FINISHED" if failure is None else
+                                   "KILLED" if isinstance(failure, KeyboardInterrupt) else "FAILED")
         if ddp:
             dist.destroy_process_group()
     return state

@@ -503,3 +503,13 @@ def test_options_a_model_cannot_use_are_refused_not_ignored(tmp_path):
     for bad in (0, "ten", 2.5):
         with pytest.raises(BadInputError, match="--steps"):
             UViTGenerator("small-gpu", steps=bad)
+
+
+def test_numpy_numbers_and_tuples_read_as_the_index_holds_them(tmp_path):
+    gen = _Own(proto={"model": "own:tiny", "size": (32, 32), "fps": 8})
+    (rec,) = generate_folder(gen, load_prompts(PROMPTS[0]), tmp_path / "o", seed=np.int64(3),
+                             batch_size=np.int32(2), progress=False)
+    assert "size_requested" not in rec and "fps_requested" not in rec  # asked as made: nothing said
+    gen = _Own(proto={"model": "own:tiny", "fps": 24})
+    (rec,) = generate_folder(gen, load_prompts(PROMPTS[0]), tmp_path / "p", progress=False)
+    assert rec["fps"] == 8.0 and rec["fps_requested"] == 24  # asked otherwise: said
