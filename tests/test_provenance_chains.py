@@ -172,6 +172,14 @@ def test_generate_signs_with_the_users_own_chain_and_watermark_key(pki, tmp_path
     assert p.returncode == 2 and "--watermark-key" in p.stderr and "only applies with --watermark" in p.stderr
 
 
+def _secret_file(path: Path, data: bytes) -> Path:
+    """A key file as `keys init` writes one: 0600 from the moment it exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, data)
+    os.close(fd)
+    return path
+
+
 def test_a_watermark_key_must_be_a_secret(pki, tmp_path, monkeypatch):
     """Session 32: a public certificate given as --watermark-key (every manifest carries it) let
     anyone read and forge the mark; a 5-byte secret passed; an empty one suggested `keys init
@@ -181,11 +189,7 @@ def test_a_watermark_key_must_be_a_secret(pki, tmp_path, monkeypatch):
     from evalkit.provenance.credentials import load_watermark_key
 
     def secret(name, data):
-        path = tmp_path / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-        os.write(fd, data)
-        os.close(fd)
-        return path
+        return _secret_file(tmp_path / name, data)
 
     cert = secret("cert.pem", (pki / "root.pem").read_bytes())
     for path, says in ((cert, "is a certificate or key, not a watermark secret"),
@@ -206,11 +210,7 @@ def test_watermark_keys_are_judged_by_what_they_are(tmp_path):
     from evalkit.provenance.credentials import load_watermark_key
 
     def secret(name, data):
-        path = tmp_path / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-        os.write(fd, data)
-        os.close(fd)
-        return path
+        return _secret_file(tmp_path / name, data)
 
     assert load_watermark_key(secret("der-like", b"\x30\x82" + os.urandom(30))) is not None
     short = secret("short", b"fourteen-bytes")
