@@ -179,7 +179,7 @@ def test_frames_are_resized_and_cropped_as_open_clips_own_transform(hw):
     h, w = hw
     rng = np.random.default_rng(0)
     small = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3), dtype=np.uint8)
-    img = np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC))
+    img = np.array(Image.fromarray(small).resize((w, h), Image.BICUBIC))  # writable: torch warns otherwise
     ref = open_clip.image_transform(224, is_train=False)(Image.fromarray(img))
     ours = clip_pixels(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255, 224)[0]
     std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1)
