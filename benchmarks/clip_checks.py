@@ -83,7 +83,7 @@ def per_clip_checks(suite: Suite, records: list[dict], folder: Path, paths, dete
     crf = suite.metrics.get("watermark", {}).get("crf")
     wm_name = f"watermark_survives_crf{crf}"
     anchors = load_trust([paths.ca_cert]) if paths.ca_cert.is_file() else None
-    wm_key = load_watermark_key(paths.watermark_key, required=False)
+    wm_key = load_watermark_key(paths.watermark_key, required=False, embedding=False)
     out = {}
     for rec in tqdm(records, desc="check clips", unit="clip", disable=None if progress else True):
         sha, path, row = rec["sha256"], folder / rec["file"], {}

@@ -72,11 +72,19 @@ def page_height(html: str, width: int = 1280, content: int = 1200) -> int:
 
 
 def page_width(html: str, least: int = 1280) -> int:
-    """Pixels wide enough for the widest table (about 110 a column): the leaderboard's 18 columns
+    """Pixels wide enough for the widest table: each column as wide as its longest cell's text
+    (about 8 px a character at the page's 14 px font, plus padding). The leaderboard's 18 columns
     scrolled inside a 1,200-px box and the screenshot showed 8 of them (session 32)."""
-    widest = max((len(re.findall(r"<th[ >]", head)) for head in re.findall(r"<thead>.*?</thead>", html, re.S)),
-                 default=0)
-    return int(min(4000, max(least, 60 + 110 * widest)))
+    widest = 0
+    for table in re.findall(r"<table>.*?</table>", html, re.S):
+        cols: dict[int, int] = {}
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S):
+            for i, cell in enumerate(re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)):
+                text = re.sub(r"<[^>]+>", "", cell)
+                text = re.sub(r"&[a-z]+;|&#\d+;", "x", text)
+                cols[i] = max(cols.get(i, 0), len(text))
+        widest = max(widest, sum(8 * n + 18 for n in cols.values()))
+    return int(min(6000, max(least, 80 + widest)))
 
 
 # For the screenshot only: the page as wide as its tables, nothing scrolled out of sight.

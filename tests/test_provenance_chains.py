@@ -213,6 +213,10 @@ def test_watermark_keys_are_judged_by_what_they_are(tmp_path):
         return _secret_file(tmp_path / name, data)
 
     assert load_watermark_key(secret("der-like", b"\x30\x82" + os.urandom(30))) is not None
+    # a certificate after OpenSSL's "Bag Attributes" lines is still a certificate
+    bagged = secret("bagged.pem", b"Bag Attributes\n    friendlyName: me\nsubject=/CN=x\n" + b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    with pytest.raises(BadInputError, match="is a certificate or key"):
+        load_watermark_key(bagged)
     short = secret("short", b"fourteen-bytes")
     with pytest.raises(BadInputError, match="too short"):
         load_watermark_key(short)  # for marking: refused

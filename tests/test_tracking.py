@@ -356,9 +356,16 @@ def test_stores_that_are_not_mlflows_are_named_and_left_alone(monkeypatch, tmp_p
         with pytest.raises(Exception, match="asks for a login; set MLFLOW_TRACKING_USERNAME"):
             tracking.check_reachable(timeout=2)
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "me")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+        with pytest.raises(Exception, match="refused the login"):
+            tracking.check_reachable(timeout=2)
+    # a proxy that guards every path, /health too: a login matter, not "not MLflow"
+    with serve(lambda body: ("text/plain", b"no"), status=401) as url:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         with pytest.raises(Exception, match="refused the login"):
             tracking.check_reachable(timeout=2)
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
     for uri in ("sqlite:///:memory:", "sqlite://"):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         with pytest.raises(Exception, match="in-memory store"):

@@ -280,7 +280,7 @@ def _read_private(path, what: str) -> bytes:
     if what == "private key" and b"-----BEGIN CERTIFICATE-----" in data and b"PRIVATE KEY-----" not in data:
         raise CredentialsError(f"{p}: is a certificate, not a private key; give the certificate as --cert and "
                                "its key as --key")
-    if what == "watermark key file" and data.lstrip().startswith(b"-----BEGIN"):
+    if what == "watermark key file" and b"-----BEGIN" in data:
         raise CredentialsError(f"{p}: is a certificate or key, not a watermark secret; give the watermark key "
                                "file (`keys init` writes watermark.key)")
     check_key_permissions(p, what)
@@ -526,7 +526,9 @@ def load_watermark_key(path: Path | str | None = None, dir: Path | str | None = 
             raise CredentialsError(f"{p}: the watermark key file is empty; write a secret of at least "
                                    f"{MIN_WATERMARK_SECRET} random bytes into it (keys init writes 32), or give "
                                    "another --watermark-key")
-        if secret.startswith(b"-----BEGIN") or _is_der_credential(secret):
+        # anywhere in the file (OpenSSL writes "Bag Attributes" lines first), and DER parsed whole (a
+        # strip() cut a certificate's last byte when it was whitespace, and the parse failed)
+        if b"-----BEGIN" in data or _is_der_credential(data) or _is_der_credential(secret):
             # a certificate (public: every signed manifest carries it) or a key used as the secret let
             # anyone holding it read and forge the mark (session 32)
             raise CredentialsError(f"{p}: is a certificate or key, not a watermark secret; give the watermark "

@@ -1,6 +1,6 @@
 """Verify a video's provenance: C2PA manifest, invisible watermark, detector; and a verdict.
 
-    result = verify_file("suspect.mp4", trust=["ca.pem"], wm_key=load_watermark_key())
+    result = verify_file("suspect.mp4", trust=["ca.pem"], wm_key=load_watermark_key(embedding=False))
     result["provenance"]["state"]    # absent | invalid | valid | trusted
     result["verdict"], result["reasons"]
 

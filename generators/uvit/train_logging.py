@@ -41,7 +41,8 @@ def _start_mlflow(tc: TrainConfig, cfg: UViTConfig, state: TrainState):
 
     exp = tracking._experiment_id(MlflowClient(), "evalkit-generator-train")
     with tracking.outer_run_set_aside():  # its own run, never a user's $MLFLOW_RUN_ID
-        run = mlflow.start_run(experiment_id=exp, run_name=f"uvit-{cfg.name}", tags=tracking.run_tags(tc.seed))
+        run = mlflow.start_run(experiment_id=exp, run_name=f"uvit-{cfg.name}", tags=tracking.run_tags(tc.seed),
+                               nested=mlflow.active_run() is not None)  # inside a notebook's own run
     mlflow.log_params(tracking.flatten_params({"train": asdict(tc), "model": cfg.to_dict(),
                                               "params": num_params(state.net), "resumed_at": state.step}))
     return run

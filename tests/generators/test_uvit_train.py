@@ -536,3 +536,22 @@ def test_weights_go_through_links_never_over_devices_and_pretrain_text_keeps_for
     err = capsys.readouterr().err
     assert ".safetensors file" in err and "not a text encoder" in err and "not a regular file" in err
     assert notes.read_text() == "my notes" and load_checkpoint(target)[0].step == 5 and fifo.exists()
+
+
+def test_training_keeps_to_its_own_run_inside_a_users(mlflow_store, tmp_path, monkeypatch):
+    """Inside a notebook's open run it crashed ("already active"); with $MLFLOW_RUN_ID it logged
+    into the user's run and ended it (session 32)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_store)
+    user = client.create_run(client.create_experiment("mine"), run_name="my run")
+    monkeypatch.setenv("MLFLOW_RUN_ID", user.info.run_id)
+    train(TINY, tmp_path / "a.pt", progress=False)
+    assert client.get_run(user.info.run_id).info.status == "RUNNING" and os.environ["MLFLOW_RUN_ID"] == user.info.run_id
+    monkeypatch.delenv("MLFLOW_RUN_ID")
+    with mlflow.start_run(experiment_id=client.get_experiment_by_name("mine").experiment_id) as outer:
+        train(TINY, tmp_path / "b.pt", progress=False)  # nested under the open run
+        assert mlflow.active_run().info.run_id == outer.info.run_id
+    exp = client.get_experiment_by_name("evalkit-generator-train").experiment_id
+    assert len(client.search_runs([exp])) == 2 and not client.get_run(user.info.run_id).data.params
