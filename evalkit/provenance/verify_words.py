@@ -58,7 +58,9 @@ def edits(geometry: dict, frames=None) -> list[str]:
     if view == "fade undone" and faded(frames):
         out.append("faded in or out (the mark was read with each frame's brightness undone)")
     flat = None
-    if frames is not None and len(frames):
+    # frames of one colour are counted only where they explain the read (every frame is looked at)
+    weak = geometry.get("gain", 1.0) < 1 - GAIN_EDIT
+    if frames is not None and len(frames) and (view == "flat frames left out" or weak):
         from evalkit.provenance.wm_grid import flat_frames
 
         flat = flat_frames(frames)
