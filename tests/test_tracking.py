@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalkit import tracking
+from evalkit import tracking, tracking_store
 from evalkit.metrics.stats import Estimate, proportion_ci
 
 
@@ -196,7 +196,7 @@ def test_an_unreachable_tracking_server_fails_fast_in_one_line(monkeypatch, tmp_
     from evalkit.errors import EXIT_MISSING, MissingResourceError
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")
-    monkeypatch.setattr(tracking, "_REACHED", set())
+    monkeypatch.setattr(tracking_store, "_REACHED", set())
     with pytest.raises(MissingResourceError, match="not reachable"):
         tracking.check_reachable(timeout=2)
     t0 = time.perf_counter()
@@ -211,7 +211,7 @@ def test_an_unreachable_tracking_server_fails_fast_in_one_line(monkeypatch, tmp_
     with serve(lambda body: ("application/json", b'{"experiments": []}')) as url:  # answers as MLflow does
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         tracking.check_reachable(timeout=2)  # answers: no error
-        assert url in tracking._REACHED
+        assert url in tracking_store._REACHED
     with serve(lambda body: ("text/plain", b"OK")) as url:  # /health 200, but no MLflow API behind it
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         with pytest.raises(MissingResourceError, match="not as an MLflow tracking server"):
@@ -343,7 +343,7 @@ def test_stores_that_are_not_mlflows_are_named_and_left_alone(monkeypatch, tmp_p
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{empty}")
     assert main(["leaderboard", "--suite", "world-v1"]) == EXIT_MISSING and empty.stat().st_size == 0
     capsys.readouterr()
-    monkeypatch.setattr(tracking, "_REACHED", set())
+    monkeypatch.setattr(tracking_store, "_REACHED", set())
     for status in (404, 502):
         with serve(lambda body: ("text/html", b"<html>nope</html>"), status=status) as url:
             monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
