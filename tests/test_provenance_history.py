@@ -255,11 +255,12 @@ def test_source_types_as_other_tools_spell_them(env, spelling, want):
     if not iptc:
         assert r["provenance"]["digital_source_type"] == spelling  # kept as written, not guessed at
         # quoted whole: a look-alike URL ending in an IPTC term must not read as that term
-        assert f"The manifest declares the digital source type '{spelling}' (not an IPTC digital source type)." \
-            in r["reasons"]
+        assert f"The manifest declares the digital source type '{spelling}' (not an IPTC digital source type) " \
+            "(no generator named; the claim was written by othertool 2.1)." in r["reasons"]
         assert said == ["The detector says generated (p_generated 0.900 >= 0.700)."]
     elif "screenCapture" in spelling:
-        assert "The manifest declares the digital source type screenCapture." in r["reasons"]
+        assert ("The manifest declares the digital source type screenCapture (no generator named; the claim was "
+                "written by othertool 2.1).") in r["reasons"]
         # the manifest leaves the origin open, so the detector's read is the signal left to quote
         assert said == ["The detector says generated (p_generated 0.900 >= 0.700)."]
     elif "Capture" in spelling:

@@ -376,6 +376,16 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
         raise BadInputError("--edit and --sidecar together are not supported; sign the edit embedded (MP4/MOV)")
     if not edit:
         source_type = source_type or "trained"
+    from evalkit.provenance.manifest_read import provenance_outside
+
+    outside = provenance_outside(src) if Path(src).is_file() else None
+    if outside:  # a history evalkit cannot carry as a parent ingredient: never dropped silently
+        raise SigningError(f"{src}: its provenance is in {outside}, which "
+                           + ("evalkit cannot keep as the parent of an edit (it carries embedded manifests only); "
+                              "embed it in the video first" if edit else "signing would leave behind")
+                           + ("; to sign the video as new instead, move the sidecar aside" if "sidecar" in outside
+                              else "; to sign the video as new instead, remux it without the reference (ffmpeg -i IN "
+                              "-c copy OUT)"))
     if sidecar and not watermark:
         side = sign_sidecar(src, dst, signer=signer, source_type=source_type, generator=generator, params=params,
                             tsa_url=tsa_url, include_prompt=include_prompt)

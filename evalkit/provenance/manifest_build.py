@@ -41,9 +41,13 @@ SOURCE_TYPES = {
     "capture": IPTC + "digitalCapture",
     "composite": IPTC + "compositeWithTrainedAlgorithmicMedia",
 }
-AI_SOURCE_TYPES = frozenset(IPTC + t for t in (
+# C2PA's own source types (c2pa-rs writes trainedAlgorithmicData here, not under IPTC's address)
+C2PA_SOURCE_TYPE = "http://c2pa.org/digitalsourcetype/"
+AI_SOURCE_TYPES = frozenset([IPTC + t for t in (
     "trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia",
-    "compositeSynthetic", "trainedAlgorithmicData"))
+    "compositeSynthetic", "trainedAlgorithmicData")] + [C2PA_SOURCE_TYPE + "trainedAlgorithmicData"])
+# AI-made parts in other media: the whole is a composite, not a generated video
+COMPOSITE_AI_TYPES = frozenset(IPTC + t for t in ("compositeWithTrainedAlgorithmicMedia", "compositeSynthetic"))
 # Camera-made: a capture claim that an AI signal contradicts (computationalCapture: a phone's
 # multi-frame processing, still a capture; compositeCapture: several captures combined).
 CAPTURE_SOURCE_TYPES = frozenset(IPTC + t for t in (
@@ -54,6 +58,7 @@ _IPTC_TERMS = {t.lower(): t for t in (
     "minorHumanEdits", "compositeCapture", "algorithmicallyEnhanced", "dataDrivenMedia", "digitalArt",
     "digitalCreation", "virtualRecording", "compositeSynthetic", "trainedAlgorithmicMedia",
     "algorithmicMedia", "screenCapture", "compositeWithTrainedAlgorithmicMedia", "trainedAlgorithmicData")}
+_C2PA_TERMS = ("trainedAlgorithmicData", "empty")
 
 
 def canonical_source_type(value) -> str | None:
@@ -68,6 +73,9 @@ def canonical_source_type(value) -> str | None:
     for prefix in ("https://", "http://"):
         low = low[len(prefix):] if low.startswith(prefix) else low
     low = low[4:] if low.startswith("www.") else low
+    if low.startswith("c2pa.org/digitalsourcetype/"):  # C2PA's own vocabulary
+        term = {t.lower(): t for t in _C2PA_TERMS}.get(low[len("c2pa.org/digitalsourcetype/"):])
+        return C2PA_SOURCE_TYPE + term if term else v
     for head in ("cv.iptc.org/newscodes/digitalsourcetype/", "digitalsourcetype:"):
         if low.startswith(head):
             low = low[len(head):]

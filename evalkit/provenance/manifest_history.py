@@ -62,9 +62,13 @@ def soft_binding(data) -> dict | None:
 
 def manifest_summary(manifest) -> dict:
     """The fields of one manifest (a value of the reader's `manifests` map): actions, digital
-    source type (the created action's, else the first stated), generator (the created action's
-    software agent), signer and issuer (from `signature_info`), claim generator, and when
-    present the generation parameters, the soft binding and the training-and-mining entries."""
+    source type (the created action's, else the first stated) and `source_action`, the action
+    that stated it; generator (the software agent of that action, the created one's first);
+    `ai_edits`, every later action (edited, placed, ...) that declares an AI source type, with its
+    agent (a capture retouched by a generative eraser states digitalCapture when created and
+    trainedAlgorithmicMedia when edited: both are the truth); signer and issuer (from
+    `signature_info`), claim generator, and when present the generation parameters, the soft
+    binding and the training-and-mining entries."""
     m = manifest if isinstance(manifest, dict) else {}
     sig = m.get("signature_info") if isinstance(m.get("signature_info"), dict) else {}
     out = {"signer": sig.get("common_name") or None, "issuer": sig.get("issuer") or None,
@@ -82,12 +86,19 @@ def manifest_summary(manifest) -> dict:
             for act in data.get("actions") or []:
                 if not isinstance(act, dict):
                     continue
-                out["actions"].append(str(act.get("action")))
+                name = str(act.get("action"))
+                out["actions"].append(name)
                 dst = canonical_source_type(act.get("digitalSourceType"))
-                if dst and (out["digital_source_type"] is None or act.get("action") == "c2pa.created"):
-                    out["digital_source_type"] = dst
-                if act.get("action") == "c2pa.created" and act.get("softwareAgent"):
+                created = name == "c2pa.created"
+                if dst and (out["digital_source_type"] is None
+                            or (created and out.get("source_action") != "c2pa.created")):
+                    out["digital_source_type"], out["source_action"] = dst, name
+                    out["generator"] = _agent(act.get("softwareAgent")) or (out["generator"] if not created else None)
+                elif created and act.get("softwareAgent") and not out["generator"]:
                     out["generator"] = _agent(act["softwareAgent"])
+                if dst in AI_SOURCE_TYPES and not created:
+                    out.setdefault("ai_edits", []).append(
+                        {"action": name, "digital_source_type": dst, "agent": _agent(act.get("softwareAgent"))})
         elif label == GENERATION_LABEL and isinstance(data, dict):
             out["generation"] = data
         elif label.startswith("c2pa.soft-binding"):
@@ -143,6 +154,11 @@ def ingredient_history(store: dict, label) -> list[dict]:
                     "format": ing.get("format") if isinstance(ing.get("format"), str) else None,
                     "manifest": child, "failures": _ingredient_failures(ing)}
             node.update(manifest_summary(manifests[child]) if child else manifest_summary({}))
+            declared = canonical_source_type(ing.get("digital_source_type"))
+            if declared and not node["digital_source_type"]:
+                # the ingredient assertion's own field (c2pa.ingredient.v3): the signer of the
+                # manifest that holds it says what the ingredient is, e.g. an unsigned AI clip placed in
+                node["digital_source_type"], node["declared_by"] = declared, "ingredient"
             below, below_cut = (walk(child, depth + 1, path | {lbl}) if child and child not in path | {lbl}
                                 else ([], False))
             node["ingredients"] = below
@@ -183,6 +199,8 @@ def ai_origin(history: list[dict]) -> dict | None:
         via = "parent" if all(r == "parentOf" for r in rels) else "component"
         cand = {"title": n["title"], "depth": depth, "via": via, "digital_source_type": n["digital_source_type"],
                 "signer": n.get("signer"), "generator": n.get("generator"), "failures": list(n["failures"])}
+        if n.get("declared_by"):
+            cand["declared_by"] = n["declared_by"]
         if best is None or (via == "parent" and best["via"] != "parent"):
             best = cand
         if via == "parent":
@@ -196,8 +214,11 @@ def stated_origin(history: list[dict]) -> dict | None:
     was made as, e.g. a camera capture), in `ai_origin`'s shape; None if no parent states one."""
     for depth, n, rels in _nodes(history):
         if n.get("digital_source_type") and all(r == "parentOf" for r in rels):
-            return {"title": n["title"], "depth": depth, "via": "parent", "digital_source_type": n["digital_source_type"],
-                    "signer": n.get("signer"), "generator": n.get("generator"), "failures": list(n["failures"])}
+            out = {"title": n["title"], "depth": depth, "via": "parent", "digital_source_type": n["digital_source_type"],
+                   "signer": n.get("signer"), "generator": n.get("generator"), "failures": list(n["failures"])}
+            if n.get("declared_by"):
+                out["declared_by"] = n["declared_by"]
+            return out
     return None
 
 

@@ -99,6 +99,24 @@ def _parse_manifest(reader) -> dict:
     prov["failures"] = list(dict.fromkeys(codes))
     if state not in ("invalid", "valid", "trusted"):
         prov["failures"].append("evalkit.validation.unknown")
+    if isinstance(active, dict):  # c2pa's words for a failed credential ("certificate missing required EKU")
+        why = {str(i["code"]): str(i.get("explanation") or "")[:200] for i in active.get("failure") or []
+               if isinstance(i, dict) and str(i.get("code", "")).startswith("signingCredential.")}
+        if any(why.values()):
+            prov["failure_explanations"] = why
+    # A CAWG identity assertion is a second signature, over who made the content; its credential's
+    # trust is not the claim signer's. c2pa folds its failures into the manifest's, so a manifest
+    # whose signer chains to the user's anchors read "valid (cawg.x509.credential.untrusted)" and
+    # was said to have an untrusted signer (session 33).
+    identity = [c for c in prov["failures"] if c.startswith("cawg.")]
+    succeeded = set(_codes(active.get("success"))) if isinstance(active, dict) else set()
+    if identity or any(c.startswith("cawg.identity") for c in succeeded):
+        prov["failures"] = [c for c in prov["failures"] if not c.startswith("cawg.")]
+        prov["identity"] = {"kind": "cawg", "failures": identity,
+                            "state": ("untrusted" if identity and all(c.endswith(".untrusted") for c in identity)
+                                      else "invalid" if identity else "valid")}
+        if state == "valid" and "signingCredential.trusted" in succeeded and not prov["failures"]:
+            prov["state"] = "trusted"
 
     label = store.get("active_manifest")
     manifest = (store.get("manifests") or {}).get(label) or {}
@@ -141,6 +159,27 @@ def sidecar_of(path) -> Path | None:
     """The C2PA sidecar beside a file (same stem, `.c2pa`), if there is one."""
     side = Path(path).with_suffix(".c2pa")
     return side if side.is_file() and side != Path(path) else None
+
+
+def provenance_outside(path) -> str | None:
+    """Where a file's C2PA provenance lives when the file does not embed it: "the C2PA sidecar X"
+    or "a remote C2PA manifest at URL" (never fetched here); None when it embeds a manifest or
+    has none anywhere. Signing such a file as new would leave that history behind silently."""
+    import c2pa
+
+    from evalkit.provenance.c2pa import MIME_BY_SUFFIX
+
+    if Path(path).suffix.lower() in MIME_BY_SUFFIX and has_c2pa_box(path):
+        return None  # embedded: the callers' own check (carries_manifest) speaks for it
+    side = sidecar_of(path)
+    if side:
+        return f"the C2PA sidecar {side}"
+    try:
+        with c2pa.Reader(str(path), context=_context(None)):  # offline: a remote one is only named
+            return None
+    except (c2pa.C2paError, OSError, ValueError) as e:
+        url = _remote_url(e)
+        return f"a remote C2PA manifest at {url}" if url else None
 
 
 def _read(path, reader_fn, source: str, where: str) -> tuple[dict, str | None]:

@@ -51,11 +51,14 @@ stripped but watermark present; payload different from the soft binding).
 
 from __future__ import annotations
 
-from evalkit.provenance.manifest_build import AI_SOURCE_TYPES, CAPTURE_SOURCE_TYPES, IPTC, canonical_source_type
+from evalkit.provenance.manifest_build import (
+    AI_SOURCE_TYPES, C2PA_SOURCE_TYPE, CAPTURE_SOURCE_TYPES, COMPOSITE_AI_TYPES, IPTC, canonical_source_type,
+)
 from evalkit.provenance.manifest_history import MAX_DEPTH, MAX_NODES, failed_ingredients
 from evalkit.provenance.manifest_read import HASH_MISMATCH_CODES, UNREADABLE_MANIFEST
 
 COMPOSITE_AI = IPTC + "compositeWithTrainedAlgorithmicMedia"
+NOT_A_FAILURE = ("signingCredential.untrusted", "signingCredential.ocsp.skipped")  # trust is the reader's question
 CAPTURE_STRIPPED = "capture (watermark only, manifest stripped)"
 UNSIGNED_MARK = "ai-generated (watermark only, unsigned)"  # since session 30
 VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)",
@@ -80,14 +83,35 @@ def source_type_name(dst: str) -> str:
     (a look-alike URL ending in an IPTC term must not read as that term)."""
     if dst.startswith(IPTC):
         return dst[len(IPTC):]
+    if dst.startswith(C2PA_SOURCE_TYPE) and canonical_source_type(dst) == dst:
+        return f"{dst[len(C2PA_SOURCE_TYPE):]} (a C2PA source type)"
     return f"'{dst}' (not an IPTC digital source type)"
+
+
+def _ai_edits_text(edits: list[dict]) -> str:
+    """"It was edited with AI: c2pa.edited (trainedAlgorithmicMedia, by Eraser)." for `ai_edits`."""
+    parts = [f"{e['action']} ({source_type_name(e['digital_source_type'])}"
+             + (f", by {e['agent']})" if e.get("agent") else ")") for e in edits[:4]]
+    more = f" and {len(edits) - 4} more" if len(edits) > 4 else ""
+    return f"It was edited with AI: {', '.join(parts)}{more}."
+
+
+def _made_by(prov: dict) -> str:
+    if prov.get("generator"):
+        return f", made by {prov['generator']}"
+    if prov.get("claim_generator"):
+        return f" (no generator named; the claim was written by {prov['claim_generator']})"
+    return ""
 
 
 def _origin_text(prov: dict, origin: dict) -> str:
     edits = [a for a in prov["actions"] if a != "None"]
     kind = source_type_name(origin["digital_source_type"])
-    whose = (f"whose own manifest (signed by {origin['signer'] or 'an unnamed signer'}) declares {kind}"
-             + (f", made by {origin['generator']}" if origin["generator"] else ""))
+    if origin.get("declared_by") == "ingredient":  # no manifest of its own: the holding manifest says it
+        whose = f"which this manifest's ingredient record declares {kind} (it has no manifest of its own)"
+    else:
+        whose = (f"whose own manifest (signed by {origin['signer'] or 'an unnamed signer'}) declares {kind}"
+                 + (f", made by {origin['generator']}" if origin["generator"] else ""))
     if origin["via"] == "parent":
         how = f"It is an edit ({', '.join(edits) or 'no actions listed'})"
         chain = "" if origin["depth"] == 1 else f" {origin['depth']} edits back"
@@ -98,8 +122,27 @@ def _origin_text(prov: dict, origin: dict) -> str:
 def _credential_only(failures: list[str]) -> bool:
     """Only the signing certificate failed (expired, revoked, invalid): nothing says the media or
     the manifest changed."""
-    bad = [c for c in failures if c != "signingCredential.untrusted"]
+    bad = [c for c in failures if c not in NOT_A_FAILURE]
     return bool(bad) and all(c.startswith("signingCredential.") for c in bad)
+
+
+def _credential_reason(prov: dict) -> str:
+    """Why the signing credential failed, in words that fit the failure: a time-stamp helps only
+    a certificate that is out of its validity period now."""
+    bad = [c for c in prov["failures"] if c not in NOT_A_FAILURE]
+    why = prov.get("failure_explanations") or {}
+    said = ", ".join(f"{c}: {why[c]}" if why.get(c) else c for c in bad)
+    signer = prov["signer"] or "the signer"
+    timely = any("expired" in c or "validity" in c.lower() or "expired" in str(why.get(c, "")).lower()
+                 or "not yet valid" in str(why.get(c, "")).lower() for c in bad)
+    if timely:
+        return (f"The media matches its manifest, but the signing credential is not valid ({said}): with no "
+                "trusted time-stamp the signature cannot be shown to come from a time the certificate was "
+                f"good, so {signer} does not vouch for it.")
+    usage = any("eku" in str(why.get(c, "")).lower() or "usage" in str(why.get(c, "")).lower() for c in bad)
+    return (f"The media matches its manifest, but the signing certificate is not one C2PA accepts ({said})"
+            + ("; its extended key usage is not one the C2PA certificate profile allows" if usage else "")
+            + f", so {signer} does not vouch for it.")
 
 
 def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) -> tuple[str, list[str]]:
@@ -111,14 +154,18 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
     # An edit states no source type of its own: the nearest parent that does says what it is.
     stated = prov.get("stated_origin") if not dst else None
     ai_claim = dst in AI_SOURCE_TYPES
-    capture_claim = (dst or (stated or {}).get("digital_source_type")) in CAPTURE_SOURCE_TYPES
+    # an AI source type stated by an edit (generative fill), not by the creation: a part is AI-made
+    ai_by_edit = ai_claim and prov.get("source_action", "c2pa.created") != "c2pa.created"
+    ai_edits = prov.get("ai_edits") or []
+    # a capture retouched with AI (a generative eraser) is a composite, not a capture
+    capture_claim = (dst or (stated or {}).get("digital_source_type")) in CAPTURE_SOURCE_TYPES and not ai_edits
     reasons: list[str] = []
     p, thr = det.get("p_generated"), det.get("threshold")
     det_says_ai = p is not None and thr is not None and p >= thr and not det.get("out_of_domain")
     # The manifest leaves the origin open: none, a broken one, or one that states no source type
     # (itself or through its history).
     origin_open = (state in ("absent", "invalid")
-                   or (not ai_claim and not capture_claim and dst != COMPOSITE_AI and not prov.get("ai_origin")))
+                   or (not ai_claim and not capture_claim and not ai_edits and not prov.get("ai_origin")))
 
     wm_text = (f"the evalkit watermark is present (payload {wm['payload']}, p-value {wm['p_value']:.1e})"
                if wm["detected"] and wm["payload"] else
@@ -130,18 +177,18 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
         reasons.append("the file could not be read as a video and carries no C2PA manifest")
     elif state == "invalid" and _credential_only(prov["failures"]):
         verdict = "invalid credential"
-        bad = [c for c in prov["failures"] if c != "signingCredential.untrusted"]
-        reasons.append(f"The media matches its manifest, but the signing credential is not valid ({', '.join(bad)}): "
-                       "with no trusted time-stamp the signature cannot be shown to come from a time the "
-                       f"certificate was good, so {prov['signer'] or 'the signer'} does not vouch for it.")
+        reasons.append(_credential_reason(prov))
         if dst:
             reasons.append(f"Unvouched for, the manifest declares the digital source type {source_type_name(dst)}"
-                           + (f", made by {prov['generator']}." if prov["generator"] else "."))
+                           + _made_by(prov) + ".")
         if wm_text:
             reasons.append(wm_text[0].upper() + wm_text[1:])
-    elif state == "invalid" and prov["failures"] and all(c.endswith(".malformed") for c in prov["failures"]):
+    elif state == "invalid" and [c for c in prov["failures"] if c not in NOT_A_FAILURE] \
+            and all(c.endswith(".malformed") for c in prov["failures"] if c not in NOT_A_FAILURE):
+        # (an untrusted signer, the usual case for another tool's file, is not a sign of tampering)
         verdict = "invalid manifest (malformed)"
-        reasons.append(f"The C2PA manifest breaks the standard's rules as it was written ({', '.join(prov['failures'])}), "
+        shown = ", ".join(c for c in prov["failures"] if c not in NOT_A_FAILURE)
+        reasons.append(f"The C2PA manifest breaks the standard's rules as it was written ({shown}), "
                        f"so {prov['signer'] or 'its signer'} does not vouch for its claims; no check says the media "
                        "or the manifest changed after signing.")
         if wm_text:
@@ -171,32 +218,44 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
                            "anchors (give --trust with the issuer's CA to trust it).")
         if prov.get("time_stamp"):
             reasons.append(f"A time-stamp authority dated the signature {prov['time_stamp']}.")
+        ident = prov.get("identity")
+        if ident and ident["state"] != "valid":  # a second signature, over who made it: judged apart
+            reasons.append(f"It also carries a CAWG identity assertion whose credential is {ident['state']} "
+                           f"({', '.join(ident['failures'])}): the identity it names is not vouched for; the "
+                           "manifest's own signature is judged apart from it.")
         origin = prov.get("ai_origin")
-        if dst == COMPOSITE_AI:
+        # an edit of AI media (through parents only) is AI media; AI parts in other media a composite
+        edit_of_ai = bool(origin) and origin["via"] == "parent" \
+            and origin["digital_source_type"] not in COMPOSITE_AI_TYPES
+        if dst in COMPOSITE_AI_TYPES:
             verdict = "ai-composite (signed)"
-        elif ai_claim:
+        elif ai_claim and not ai_by_edit:
             verdict = "ai-generated (signed)"
+        elif ai_claim or ai_edits:  # an AI edit: of AI media, still AI media; of anything else, a composite
+            verdict = "ai-generated (signed)" if edit_of_ai else "ai-composite (signed)"
         elif capture_claim:
             verdict = "capture (signed)"
         elif origin:  # an edit of AI media states no source type itself: its history does
-            verdict = "ai-generated (signed)" if origin["via"] == "parent" else "ai-composite (signed)"
+            verdict = "ai-generated (signed)" if edit_of_ai else "ai-composite (signed)"
         elif dst or stated:
             verdict = "signed (other source type)"
         else:
             verdict = "signed (source not stated)"
         if dst:
             reasons.append(f"The manifest declares the digital source type {source_type_name(dst)}"
-                           + (f", made by {prov['generator']}." if prov["generator"] else "."))
-        elif stated and not origin:
+                           + _made_by(prov) + ".")
+        if ai_edits and not (dst in AI_SOURCE_TYPES and len(ai_edits) == 1 and ai_by_edit):
+            reasons.append(_ai_edits_text(ai_edits))
+        if not dst and stated and not origin:
             reasons.append(_origin_text(prov, stated))
         if verdict == "signed (other source type)":
             reasons.append("That source type is neither AI generation nor a camera capture.")
         if prov.get("history_truncated"):
             reasons.append(f"Its history goes on past what verify reads ({MAX_DEPTH} edits deep, {MAX_NODES} "
                            "ingredients in all): an origin further back is not shown.")
-        if origin and not ai_claim:
+        if origin and not (ai_claim and not ai_by_edit):
             reasons.append(_origin_text(prov, origin))
-            if capture_claim:
+            if capture_claim and origin["via"] == "parent":
                 verdict = "conflicting signals"
                 reasons.append("The manifest claims a camera capture, but its history holds AI-generated media.")
         for bad in failed_ingredients(prov.get("ingredients") or []):
@@ -222,6 +281,15 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
                 reasons.append("The manifest claims a camera capture, but the video carries an evalkit watermark"
                                + (" registered for AI-generated media." if _registered_type(reg) in AI_SOURCE_TYPES
                                   else " that it does not bind."))
+        if (wm["detected"] and wm.get("payload") and wm["matches_manifest"] is not True
+                and verdict in ("signed (source not stated)", "signed (other source type)")
+                and _registered_type(reg) not in CAPTURE_SOURCE_TYPES):
+            # evalkit marks what it generates: a manifest that neither binds the mark nor says AI
+            # replaced the one it was signed with (re-signing laundered the origin, session 33)
+            verdict = "conflicting signals"
+            reasons.append("The video carries an evalkit watermark that this manifest does not bind, and the "
+                           "manifest does not say the video is AI-made: evalkit marks what it generates, so the "
+                           "manifest may have replaced the one the mark was signed with.")
         if reg and reg["found"]:  # the payload's registration (looked up where the manifest does not bind
             # it, or claims a capture): where it came from
             reasons += _registry_text(reg)
@@ -233,8 +301,10 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
                                f"key given ({wm['key_id']}); it could not be checked.")
             elif sb:
                 reasons.append(f"The {_binding_of(sb)} declares a watermark, but none was found.")
-            elif ai_claim:
+            elif ai_claim and not ai_by_edit:
                 reasons.append("The manifest says AI-generated, but no watermark was found.")
+            elif verdict == "ai-generated (signed)":  # an edit of AI media: its history says so
+                reasons.append("Its history says AI-generated, but no watermark was found.")
         if capture_claim and det_says_ai:
             reasons.append(f"The detector disagrees with the capture claim (p_generated {p:.3f} >= {thr:.3f}).")
     else:  # absent

@@ -382,6 +382,9 @@ def format_result(r: dict) -> str:
         lines.append(f"  error: {r['error']}")
     lines.append(f"  provenance: {prov['state']}" + (f" ({', '.join(prov['failures'])})" if prov["failures"] else "")
                  + (f", signer {prov['signer']}" if prov["signer"] else ""))
+    ident = prov.get("identity")
+    if ident:
+        lines.append(f"  identity: CAWG, {ident['state']}" + (f" ({', '.join(ident['failures'])})" if ident["failures"] else ""))
     if wm["checked"]:
         lines.append(f"  watermark: {'detected' if wm['detected'] else 'not found'}"
                      + (f", payload {wm['payload']}" if wm["payload"] else "")
