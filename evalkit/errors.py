@@ -7,6 +7,8 @@ traceback and exits with the class's code; the codes are documented in the READM
 
 from __future__ import annotations
 
+import os
+
 import errno
 import re
 
@@ -120,6 +122,29 @@ def path_error_message(exc: BaseException) -> tuple[str, int] | None:
     shown = name if len(name) <= 120 else f"{name[:60]}...{name[-20:]} ({len(name)} characters)"
     code = EXIT_MISSING if exc.errno == errno.ENOENT else EXIT_BAD_INPUT
     return f"{shown}: {exc.strerror or 'refused'}; {_PATH_ERRORS[exc.errno]}", code
+
+
+def special_file(path) -> str | None:
+    """What a path that exists but is no regular file is ("a FIFO (named pipe)", "a character
+    device", ...), else None. A video is read with seeks, and opening a FIFO blocks until a writer
+    comes: `verify` and `sign` of a FIFO a tar archive carried waited forever (session 33)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def special_file_message(path, what: str) -> str:
+    return f"{path}: is {what}, not a video file; save the video to a file and give that"
 
 
 def path_is(path, kind: str) -> bool:

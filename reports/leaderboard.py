@@ -388,6 +388,16 @@ def _md(header, rows) -> str:
 FORMATS = ("table", "md", "csv", "json", "html")
 
 
+def _csv_cell(v):
+    """A text cell a spreadsheet shows as text: control characters (a bare CR split a row for some
+    readers; ESC reached the terminal) as visible escapes, and a leading = + - @ or tab, which
+    Excel and LibreOffice run as a formula, behind a quote (OWASP's advice; session 33)."""
+    if not isinstance(v, str):
+        return v
+    v = printable(v)
+    return "'" + v if v[:1] in ("=", "+", "-", "@", "\t") else v
+
+
 def format_leaderboard(df, fmt: str = "table") -> str:
     """The leaderboard as text: table (plain, aligned), md, csv (every column), json (DESIGN's
     shape: a list of rows, each metric {value, ci_low, ci_high, n}) or html (the suite report)."""
@@ -396,9 +406,17 @@ def format_leaderboard(df, fmt: str = "table") -> str:
     if fmt == "json":
         return json.dumps(_json_rows(df), indent=1)
     if fmt == "csv":  # N as integers, booleans as true/false (pandas wrote 6.0 and Python's False)
+        import pandas as pd
+
         out = df.copy()
         for c in [c for c in out.columns if c.endswith("_n")] + ["rank"]:
-            out[c] = out[c].astype("Int64")
+            vals = pd.to_numeric(out[c], errors="coerce")
+            finite = vals[np.isfinite(vals)]
+            if (finite == finite.round()).all():  # a hostile store's N of 1.5 stays as logged (it was exit 70)
+                out[c] = vals.round().astype("Int64")
+        for c in out.columns:  # names come from the store: a formula or a bare CR must not act as one
+            if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):  # (pandas 3 infers "str")
+                out[c] = out[c].map(_csv_cell)
         out["tie_with_above"] = out["tie_with_above"].map({True: "true", False: "false"})
         out.insert(out.columns.get_loc("tie_test") + 1, "ranked_by", df.attrs.get("primary"))
         out.insert(out.columns.get_loc("ranked_by") + 1, "lower_is_better",

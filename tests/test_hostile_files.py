@@ -80,3 +80,43 @@ def test_an_avi_whose_riff_size_is_unset_is_named_not_taken_for_a_signed_file(tm
     creds = init_keys(tmp_path / "keys")
     with pytest.raises(BadInputError, match="container cannot be parsed"):
         sign_file(src, tmp_path / "out.avi", load_signer(creds.signer_cert, creds.signer_key))
+
+
+def test_a_fifo_named_like_a_video_is_refused_not_waited_on(tmp_path):
+    """A tar archive can carry a FIFO named x.mp4: opening it waited for a writer forever in
+    `verify` and `sign` (session 33), and `probe` called it "empty (0 bytes)"."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "x.mp4"
+    os.mkfifo(fifo)
+    env = {**os.environ, "EVALKIT_HOME": str(tmp_path / "home")}
+    init_keys(tmp_path / "home" / "credentials")  # so that sign gets as far as its input
+    for args in (["verify", str(fifo), "--no-detector"], ["sign", str(fifo), str(tmp_path / "o.mp4")],
+                 ["probe", str(fifo)]):
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "evalkit", *args], capture_output=True, text=True, env=env,
+                           timeout=60)
+        assert time.monotonic() - t0 < 60 and r.returncode == 2, (args, r.returncode, r.stderr)
+        assert "is a FIFO (named pipe), not a video file" in r.stdout + r.stderr
+        assert "Traceback" not in r.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_warnings_print_file_names_with_control_characters_escaped(tmp_path, capsys):
+    """`score`'s "not in its index" warning printed a file name's ESC and CR raw (session 33): a
+    name like 'bad\\x1b[2J.mp4' could clear the terminal or overwrite the line before it."""
+    from evalkit.cli import main
+    from evalkit.world import WorldConfig, make_clip
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    clip = make_clip("test", 0, 1, WorldConfig(frames=8, size=32))
+    write_video(folder / "a.mp4", clip)
+    write_video(folder / "bad\x1b[31mRED\rX.mp4", clip)
+    (folder / "index.jsonl").write_text(json.dumps({"id": "a", "file": "a.mp4", "prompt": "a red ball"}) + "\n")
+    assert main(["score", str(folder), "--metrics", "flicker", "--no-mlflow"]) == 0
+    err = capsys.readouterr().err
+    assert "not in its index.jsonl" in err and "\x1b" not in err and "\r" not in err
+    assert "bad\\x1b[31mRED\\rX.mp4" in err

@@ -76,7 +76,7 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
             raise BadInputError(f"{flags}: only for uvit (and diffusers) models; {', '.join(models)} "
                                 "render or read their clips without sampling")
         for spec in deaf:
-            click.echo(f"evalkit: warning: {flags} do not apply to {spec} (used for the other models)", err=True)
+            click.echo(printable(f"evalkit: warning: {flags} do not apply to {spec} (used for the other models)"), err=True)
 
     pool = get_executor(executor, **({"address": ray_address, "workers": workers} if executor == "ray" else {}))
     results = []
@@ -85,7 +85,7 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
             r = run_suite(s, spec, out_dir=out, max_prompts=max_prompts, executor=pool,
                           generator_options=options(spec))
             for w in r.warnings:
-                click.echo(f"evalkit: warning: {spec}: {w}", err=True)
+                click.echo(printable(f"evalkit: warning: {spec}: {w}"), err=True)
             note = {"complete": "already complete: returned the earlier run", "resumed": "resumed an incomplete run",
                     "new": "new run"}[r.status]
             where = f"clips and bundle in {r.folder}" if r.folder is not None else "no clips on disk"

@@ -9,6 +9,7 @@ import click
 
 from evalkit.commands.options import SEED
 from evalkit.errors import EXIT_BAD_INPUT, EXIT_MISSING
+from evalkit.safe_text import printable
 
 
 @click.group()
@@ -52,7 +53,7 @@ def detectors_train(real, fake, families, name, calibration, combine, target_fpr
                       for s, c in report["clips_by_class"].items())
     click.echo(f"clips: {clips}; prepared in {report['prep_s']:.0f} s; trained: {fit}")
     for w in report["warnings"]:
-        click.echo(f"evalkit: warning: {w}", err=True)
+        click.echo(printable(f"evalkit: warning: {w}"), err=True)
     click.echo(f"threshold {report['threshold']:.4f} ({threshold_rule}, target FPR {target_fpr:g}; expected "
                f"on new real clips {report['expected_fpr_new_real']:.4f}); "
                f"saved to {report['path']}; MLflow run {report.get('mlflow_run_id')}")
@@ -78,14 +79,13 @@ def detect(files, name, as_json, windows):
     """Calibrated probability that each video is generated, the threshold and the decision.
     Exit 3 if a file is not there, else 2 if any file is unreadable."""
     from detectors.predict import detect_files
-    from evalkit.safe_text import printable  # a file name with a newline printed a forged row
     from evalkit.clipset import expand_folders
 
     rows = detect_files(expand_folders(files), name, windows=windows)
     said = next((r["detector"].get("calibration_warnings") for r in rows
                  if (r.get("detector") or {}).get("calibration_warnings")), None)
     for w in said or []:  # a detector calibrated on too few clips: its verdicts rest on that
-        click.echo(f"evalkit: warning: detector {rows[0]['detector']['name']}: {w}", err=True)
+        click.echo(printable(f"evalkit: warning: detector {rows[0]['detector']['name']}: {w}"), err=True)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
     else:

@@ -396,7 +396,7 @@ def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidan
     records = generate_folder(gen, prompt_list, out, n_per_prompt=n_per_prompt, seed=seed, postprocess=post)
     errors = [e for e in (record()[1] for record in pending) if e]
     if errors:  # the clips stand; verify cannot resolve their payloads through the registry
-        click.echo(f"evalkit: warning: {len(errors)} of {len(pending)} clips: {errors[0]}", err=True)
+        click.echo(printable(f"evalkit: warning: {len(errors)} of {len(pending)} clips: {errors[0]}"), err=True)
     done = " signed" * sign + " watermarked" * watermark
     click.echo(f"wrote {len(records)}{done} clips from {model} for {len(prompt_list)} prompts to {printable(out)}")
 

@@ -4,6 +4,7 @@ tool's numbered videos, and the encoders clips are read with."""
 from __future__ import annotations
 
 import json
+import os
 import math
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def score(candidates, reference, metrics, json_file, video_backbone, i3d, clip_b
               else "(no CI: n too small)" if (m.get("n") or 0) < 2 else "(no CI)")
         click.echo(f"{name:<44} {_num(m['value'], m):>10} {ci:<24} n={m['n']}", err=json_only)
     for w in result["warnings"]:
-        click.echo(f"evalkit: warning: {w}", err=True)
+        click.echo(printable(f"evalkit: warning: {w}"), err=True)
     if "mlflow_run_id" in result:
         click.echo(f"MLflow run {result['mlflow_run_id']} in experiment 'evalkit-score'", err=json_only)
 
@@ -145,6 +146,9 @@ def index(folder, prompts_file, start):
                if folder.exists() else
                MissingResourceError(f"{folder}: no such folder; give the folder of the other tool's videos"))
     target = folder / INDEX
+    if target.is_symlink():  # a link planted in a downloaded folder: written through, it made a file anywhere
+        raise BadInputError(f"{printable(target)}: is a link (to {printable(os.readlink(target))}); the index is written "
+                            "only as a plain file in the folder: remove the link")
     if target.exists():
         raise BadInputError(f"{target}: already exists; this folder is indexed (remove it to index again)")
     if not path_is(prompts_file, "file"):

@@ -319,6 +319,12 @@ def test_videos_named_by_number_are_indexed_from_their_prompt_list(capsys, folde
     with pytest.raises(BadInputError, match="named by number.*evalkit index"):
         FolderGenerator(num).generate([world[0]["prompt"]], [0])
 
+    # a dangling index.jsonl link planted in a downloaded folder is never written through (it made
+    # a file wherever the folder's author pointed it, session 33)
+    (num / "index.jsonl").symlink_to(tmp_path / "planted.txt")
+    assert main(["index", str(num), "--prompts", str(prompts)]) == 2
+    assert not (tmp_path / "planted.txt").exists() and "is a link" in capsys.readouterr().err
+    (num / "index.jsonl").unlink()
     assert main(["index", str(num), "--prompts", str(prompts)]) == 0
     recs = read_index(num)
     assert [(r["file"], r["prompt"], r["sample"]) for r in recs] == [

