@@ -17,11 +17,12 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
+import math
 from pathlib import Path
 
 from benchmarks.suite import canonical_json
 from evalkit.errors import (
-    EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_MISSING, EXIT_OK, BadInputError, MissingResourceError,
+    EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_MISSING, EXIT_OK, BadInputError, EvalkitError, MissingResourceError,
 )
 
 FORMAT = "evalkit-bench-bundle-v1"
@@ -241,13 +242,51 @@ def _inside(folder: Path, name: str) -> Path | None:
     return full if full.is_relative_to(folder.resolve()) else None
 
 
-def _same(a, b) -> bool:
+# A recomputation on another machine sums in another order: BLAS threads moved FVD by 1e-8 of
+# its value between 1 and 2 threads (session 33), which read as tampering. Set-level numbers are
+# compared to this relative tolerance; a tampered score moves far more (and the signature holds
+# the bundle's numbers anyway).
+RECOMPUTE_REL_TOL = 1e-6
+
+
+def _same(a, b, rel: float = 0.0) -> bool:
     if a is None or b is None:
         return a is None and b is None
     try:
-        return float(a) == float(b)
+        x, y = float(a), float(b)
     except (TypeError, ValueError):  # a hostile bundle's "number"
         return False
+    return x == y or (rel > 0 and math.isfinite(x) and math.isfinite(y) and abs(x - y) <= rel * max(abs(x), abs(y)))
+
+
+def _index_differences(bundle: dict, folder: Path) -> list[str]:
+    """Where the run folder's index.jsonl says something else of a clip than the bundle: score and
+    folder: read the index, so a forged prompt or seed there must not pass under the bundle's
+    signature (it did: only the clips' bytes were checked)."""
+    from evalkit.clipset import INDEX, read_index
+
+    if not (folder / INDEX).is_file():
+        return [f"{folder}/{INDEX} is missing"]
+    try:
+        recs = read_index(folder)
+    except EvalkitError as e:
+        return [str(e)]
+    out = []
+    by_id = {str(r["id"]): (n, r) for n, r in enumerate(recs, 1)}
+    for c in bundle["clips"]:
+        n, r = by_id.get(str(c["id"]), (None, None))
+        if r is None:
+            out.append(f"{INDEX} has no line for clip {c['id']}")
+            continue
+        fields = [k for k in ("file", "prompt", "seed", "sample", "prompt_id")
+                  if k in c and c[k] is not None and r.get(k) != c[k]]
+        if fields:
+            out.append(f"{INDEX} line {n} ({c['id']}): {'/'.join(fields)} differ{'s' if len(fields) == 1 else ''} "
+                       "from the bundle")
+    listed = {str(c["id"]) for c in bundle["clips"]}
+    out += [f"{INDEX} line {n} names clip {i}, which the bundle does not hold" for i, (n, _r) in by_id.items()
+            if i not in listed]
+    return out
 
 
 def _project_ca() -> Path | None:
@@ -316,7 +355,12 @@ def verify_bundle(bundle_path, *, clips=None, trust=None, recompute: bool = Fals
             problems.append(f"{len(bad)} clip(s) differ from their SHA-256 in the bundle: {', '.join(bad[:5])}")
         if missing:
             problems.append(f"{len(missing)} clip(s) missing from {folder}: {', '.join(missing[:5])}")
-        if recompute and not bad and not missing and not outside:
+        index_diffs = _index_differences(bundle, folder)
+        report["clips"]["index"] = index_diffs
+        if index_diffs:
+            problems.append(f"the folder's index does not match the bundle: {'; '.join(index_diffs[:3])}"
+                            + (f" (and {len(index_diffs) - 3} more)" if len(index_diffs) > 3 else ""))
+        if recompute and not bad and not missing and not outside and not index_diffs:
             report["recompute"] = _recompute(bundle, folder, problems, progress)
     elif recompute:
         raise BadInputError("--recompute needs --clips DIR (the run's folder of clips)")
@@ -325,7 +369,8 @@ def verify_bundle(bundle_path, *, clips=None, trust=None, recompute: bool = Fals
 
 
 def _recompute(bundle: dict, folder: Path, problems: list, progress: bool) -> dict:
-    """Score the clips again and compare every quality metric of the bundle exactly."""
+    """Score the clips again and compare every quality metric of the bundle: N exactly, the values
+    and bounds to RECOMPUTE_REL_TOL (summation order differs between machines and thread counts)."""
     from benchmarks.runner import folder_digest, reference_folder, score_run
     from benchmarks.suite import suite_from_canonical
     from evalkit.clipset import read_index
@@ -345,7 +390,8 @@ def _recompute(bundle: dict, folder: Path, problems: list, progress: bool) -> di
     mismatched = []
     for name, m in scored["metrics"].items():
         b = bundle.get("metrics", {}).get(name)
-        if not isinstance(b, dict) or not all(_same(m[k], b.get(k)) for k in ("value", "ci_low", "ci_high", "n")):
+        if not isinstance(b, dict) or not _same(m["n"], b.get("n")) or \
+                not all(_same(m[k], b.get(k), RECOMPUTE_REL_TOL) for k in ("value", "ci_low", "ci_high")):
             mismatched.append({"metric": name, "bundle": b, "recomputed": m})
     if mismatched:
         problems.append(f"{len(mismatched)} metric(s) differ when recomputed: "

@@ -110,3 +110,28 @@ def test_clip_has_requested_shape_and_record_matches(frames, size, fps):
     for obj in rec["scene"]["objects"]:
         assert len(obj["track"]) == frames and len(obj["velocity"]) == frames
         assert set(obj) >= {"shape", "color", "rgb", "size", "track"}
+
+
+def test_an_index_line_records_what_decides_its_pixels_and_score_carries_it(tmp_path):
+    """`world render --crf 30` wrote the same index as CRF 18 (a clip could not be re-derived from its
+    line), and `score`'s protocol dropped settings an index records, e.g. bf16 sampling (session 33)."""
+    import json
+
+    from evalkit.clipset import read_index
+    from evalkit.metrics.score import generation_protocol
+    from evalkit.video import Clip
+    from evalkit.world.export import render_folder
+
+    plain = render_folder(tmp_path / "a", n=2, config=WorldConfig(frames=4, size=16), progress=False)
+    coarse = render_folder(tmp_path / "b", n=2, config=WorldConfig(frames=4, size=16), crf=30, progress=False)
+    assert "crf" not in plain[0] and [r["crf"] for r in read_index(tmp_path / "b")] == [30, 30]
+    assert json.loads((tmp_path / "a" / "index.jsonl").read_text().splitlines()[0]) == plain[0]
+    clips = []
+    for i, extra in enumerate(({"precision": "bf16-autocast", "guidance_rescale": 0.7},
+                               {"precision": "bf16-autocast", "guidance_rescale": 0.0})):
+        c = Clip(np.zeros((2, 8, 8, 3), np.uint8), fps=8.0)
+        c.meta["record"] = {"model": "uvit:x", "sampler": "dpmpp", "seed": i, **extra}
+        clips.append(c)
+    proto = generation_protocol(clips)
+    assert proto["precision"] == "bf16-autocast" and proto["guidance_rescale"] == "mixed"
+    assert generation_protocol([Clip(np.zeros((2, 8, 8, 3), np.uint8), fps=8.0, meta={"record": coarse[0]})])["crf"] == 30

@@ -131,7 +131,7 @@ def bench_verify(bundle, clips, trust, recompute, as_json):
     """Check a bench run's signed result bundle (BUNDLE: bundle.json, or the run's folder, whose
     clips are then checked too). Exit 0 when everything checks, 1 when a signature, hash or
     recomputed number does not."""
-    from benchmarks.bundle import verify_bundle
+    from benchmarks.bundle import RECOMPUTE_REL_TOL, verify_bundle
 
     if clips is None and (Path(bundle) / "index.jsonl").is_file():
         clips = Path(bundle)  # the run's folder holds both the bundle and the clips
@@ -152,7 +152,8 @@ def bench_verify(bundle, clips, trust, recompute, as_json):
             lines.append(f"  clips: {c['checked'] - unmatched}/{c['checked']} match")
         if r["recompute"] is not None:
             rc = r["recompute"]
-            lines.append(f"  recomputed: {rc['checked'] - len(rc['mismatched'])}/{rc['checked']} metrics identical")
+            lines.append(f"  recomputed: {rc['checked'] - len(rc['mismatched'])}/{rc['checked']} metrics equal "
+                         f"(N exactly, values to {RECOMPUTE_REL_TOL:g} of their size)")
         lines += [f"  problem: {p}" for p in r["problems"]]
         lines.append("  OK" if r["ok"] else "  FAILED")
         # the bundle's strings are its writer's: none may print a line of its own ("OK")

@@ -124,7 +124,11 @@ def _iter(folder, what: str, progress: bool, max_frames: int | None = None, skip
 def generation_protocol(clips) -> dict:
     """The candidates' generation settings when they all share them (else "mixed")."""
     out = {}
-    for key in ("model", "weights_sha256", "sampler", "steps", "guidance", "guidance_convention"):
+    # every setting an index records that changes the pixels (bf16 against fp32, guidance rescale and
+    # interval, spacing: two such folders reported under one protocol, session 33)
+    for key in ("model", "source_model", "weights_sha256", "preset", "sampler", "steps", "guidance",
+                "guidance_convention", "guidance_rescale", "guidance_interval", "timestep_spacing", "precision",
+                "noise", "crf"):
         # compared as JSON, kept as given: steps 20 stays a number (it read "20")
         vals = {json.dumps(v, sort_keys=True, default=str) for c in clips
                 if (v := c.meta["record"].get(key)) is not None}
@@ -187,6 +191,12 @@ def _fvd(fake: np.ndarray, real: np.ndarray, prompts: list[str], bb, base: dict)
     if len(fake) < 2 or len(real) < 2:
         raise BadInputError(f"fvd needs at least 2 clips in each set, got {len(fake)} candidates and "
                             f"{len(real)} reference clips")
+    # The bootstrap draws clips by position: in one order by content, a set's intervals depend on
+    # which clips it holds, not on the order they were listed or named in (reversing index.jsonl
+    # moved the FVD interval from [327, 946] to [315, 1075], session 33).
+    real = real[np.lexsort(real.T[::-1])]
+    order = np.lexsort(fake.T[::-1])
+    fake, prompts = fake[order], [prompts[i] for i in order]
     proto = {**base, "backbone": bb.protocol(), "n_reference": len(real)}
     # each entry states its own definition: which estimator, which kernel (StyleGAN-V's KVD averages
     # 100 subsets of up to 1,000 clips; on unequal sets that is another number, session 32)

@@ -20,5 +20,8 @@ def render_folder(out, *, split: str = "test", n: int = 32, seed: int = 0,
         bar = tqdm(range(n), desc=f"world {split}", unit="clip", disable=None if progress else True)
         for i in bar:
             clip = make_clip(split, i, seed, config)
-            writer.add(clip, clip.meta["record"])
+            record = clip.meta["record"]
+            if crf != 18:  # the encode decides the pixels too: a clip's line must re-derive it (session 33)
+                record = {**record, "crf": crf}
+            writer.add(clip, record)
     return writer.records

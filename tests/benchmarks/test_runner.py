@@ -138,6 +138,17 @@ def test_bundle_verifies_and_catches_tampering(mlflow_store, tiny, tmp_path):
     added = verify_bundle(res.bundle, clips=res.folder)
     assert not added["ok"] and added["clips"]["extra"] == ["clips/extra.mp4"]
     (res.folder / "clips" / "extra.mp4").unlink()
+    # the folder's index is what score and folder: read: a forged prompt or seed there is named
+    # (it passed as "6/6 match", and --recompute blamed the order, session 33)
+    index = res.folder / "index.jsonl"
+    before = index.read_text()
+    lines = [json.loads(x) for x in before.splitlines()]
+    lines[1]["prompt"], lines[1]["seed"] = "a blue cube slides", lines[1]["seed"] + 1
+    index.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    forged_index = verify_bundle(res.bundle, clips=res.folder, recompute=True)
+    assert not forged_index["ok"] and forged_index["recompute"] is None
+    assert forged_index["clips"]["index"] == [f"index.jsonl line 2 ({lines[1]['id']}): prompt/seed differ from the bundle"]
+    index.write_text(before)
 
     clip = res.folder / "clips" / "fall-00.mp4"
     data = bytearray(clip.read_bytes())
@@ -321,3 +332,14 @@ def test_a_folder_model_is_one_model_however_its_path_is_typed(mlflow_store, tin
     again = run_suite(tiny, "folder:./outs/", out_dir=tmp_path / "b", progress=False)
     same = run_suite(tiny, f"folder:{tmp_path / 'outs'}", out_dir=tmp_path / "b", progress=False)
     assert again.status == same.status == "complete" and again.run_id == same.run_id == first.run_id
+
+
+def test_recomputed_numbers_are_compared_to_a_relative_tolerance():
+    """FVD recomputed with 2 BLAS threads instead of 1 moved by 1e-8 of its value, and an honest
+    bundle read as tampered (session 33); a real change still fails, and N is exact."""
+    from benchmarks.bundle import RECOMPUTE_REL_TOL, _same
+
+    assert _same(1060.4437192282408, 1060.4437284470905, RECOMPUTE_REL_TOL)
+    assert not _same(1060.44, 1061.44, RECOMPUTE_REL_TOL) and not _same(0.5, 0.5000011, RECOMPUTE_REL_TOL)
+    assert not _same(1060.4437192282408, 1060.4437284470905)  # exact where no tolerance is given (N)
+    assert _same(None, None) and not _same(1.0, None) and not _same(float("nan"), 1.0, RECOMPUTE_REL_TOL)

@@ -477,3 +477,22 @@ def test_design_contract_json_alone_on_stdout_seeds_of_any_type_and_pr_intervals
     real = g.normal(size=(40, 4))
     prec, rec = precision_recall_with_ci(real, real[:6] * 0.5, k=3)
     assert prec.value == 1.0 and prec.ci_low < 0.7 and prec.ci_high == 1.0
+
+
+def test_set_level_intervals_do_not_depend_on_the_order_clips_are_listed(folders, tmp_path):
+    """The bootstrap drew clips by list position: reversing index.jsonl moved the FVD interval from
+    [327, 946] to [315, 1075] for the same clips (session 33). In content order it cannot."""
+    import shutil
+
+    swapped = tmp_path / "reversed"
+    shutil.copytree(folders / "world", swapped)
+    lines = (swapped / "index.jsonl").read_text().splitlines()
+    (swapped / "index.jsonl").write_text("\n".join(reversed(lines)) + "\n")
+    got = []
+    for name in (folders / "world", swapped):
+        out = tmp_path / f"{name.name}.json"
+        assert main(["score", str(name), "--reference", str(folders / "ref"), "--metrics", "fvd", "--json",
+                     str(out), "--no-mlflow"]) == 0
+        got.append({k: (m["value"], m["ci_low"], m["ci_high"], m["n"])
+                    for k, m in json.loads(out.read_text())["metrics"].items()})
+    assert got[0] == got[1] and {"fvd", "kvd", "precision", "recall"} <= set(got[0])
