@@ -373,6 +373,8 @@ def _params(suite: Suite, spec: str, proto: dict, records_seeds: list, max_promp
             "steps": proto.get("steps"), "guidance": proto.get("guidance"),
             "guidance_rescale": proto.get("guidance_rescale"), "guidance_convention": proto.get("guidance_convention"),
             "guidance_interval": proto.get("guidance_interval"), "preset": proto.get("preset"),
+            "precision": proto.get("precision"), "timestep_spacing": proto.get("timestep_spacing"),
+            "watermark_key": proto.get("watermark_key"),  # its fingerprint: the mark is in the scored pixels
             "n_clips": len(records_seeds), "samples_per_prompt": suite.samples_per_prompt,
             "seed": suite.seed, "seeds": records_seeds, "max_prompts": max_prompts,
             "suite_version": suite.version, "video": suite.video}
@@ -398,7 +400,16 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
     prompts = suite.select(max_prompts)
     gen = _generator(suite, model_spec, generator_options or {})
     proto = gen.protocol()
-    detector_warnings: list[str] = []
+    detector_warnings: list[str] = []  # (and any other said before the run)
+    if model_spec.startswith("uvit:"):
+        # its clips are watermarked before they are scored, and the mark moves the pixels: the key
+        # is part of the protocol (two homes' keys gave FVD 1051 and 1056 under one run key,
+        # session 33). Its fingerprint, as soft bindings name it; the key stays secret.
+        from evalkit.provenance.credentials import load_watermark_key
+        from evalkit.provenance.watermark import make_key
+
+        paths = project_credentials(detector_warnings)
+        proto = {**proto, "watermark_key": make_key(load_watermark_key(paths.watermark_key)).fingerprint}
     detector = load_default_detector(detector_warnings) if "detector" in suite.metrics else None
     judges = {"detector": getattr(detector, "weights_sha256", None) if detector is not None else None,
               "backbones": {k: str(v) for k, v in (backbone_paths or {}).items()}}

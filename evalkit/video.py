@@ -41,7 +41,8 @@ import numpy as np
 
 from evalkit.clip import Clip
 from evalkit.safe_text import printable
-from evalkit.errors import BadInputError, MissingResourceError, VideoError, path_error_message
+from evalkit.errors import (BadInputError, MissingResourceError, VideoError, path_error_message, special_file,
+                            special_file_message)
 
 # Demuxers that open one picture, not a video (ffmpeg's image2 family).
 _STILL_FORMATS = {"image2", "image2pipe"}
@@ -133,6 +134,9 @@ def _check_path(path) -> Path:
         raise MissingResourceError(f"{p}: no such file; check the path")
     if p.is_dir():
         raise BadInputError(f"{p}: is a directory, not a video file; give the path of a video file")
+    what = special_file(p)
+    if what:  # a FIFO would block the open; a device read as "empty (0 bytes)"
+        raise BadInputError(special_file_message(p, what))
     return p
 
 
@@ -376,12 +380,13 @@ def _frames(p, c, s, limits, max_frames, shrink: int = 1, times: list | None = N
 
 
 def read_video(path, *, max_frames: int | None = None, limits: VideoLimits | None = None,
-               prompt: str = "", meta: dict | None = None, shrink: int = 1) -> Clip:
+               prompt: str = "", meta: dict | None = None, shrink: int = 1, times: list | None = None) -> Clip:
     """Decode a video into a `Clip` (uint8 [T, H, W, 3] RGB, fps from the header); `shrink` k
-    keeps each frame reduced k times in each direction (area average; the limits apply to that)."""
+    keeps each frame reduced k times in each direction (area average; the limits apply to that).
+    `times`: a list that receives each frame's presentation time in seconds, as `iter_frames`'s."""
     if isinstance(shrink, bool) or not isinstance(shrink, int) or shrink < 1:
         raise BadInputError(f"{path}: shrink must be a whole number >= 1, got {shrink!r}")
-    times: list = []
+    times = [] if times is None else times
     info, it = _start(path, max_frames, limits, need_fps=True, shrink=shrink, times=times)
     frames = _gather(it, min(info.frames, max_frames or info.frames), label=Path(path).name)
     m = dict(meta or {})

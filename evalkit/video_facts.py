@@ -16,6 +16,8 @@ from evalkit.video import VideoLimits, _check_path, _display_transform, _open
 
 # ffmpeg's AVColorPrimaries / AVColorTransferCharacteristic: 0 reserved, 1 BT.709, 2 unspecified
 _COLOUR_UNSET = (0, 2)
+# ffmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2 TT, 3 BB, 4 TB, 5 BT (coded, then shown first)
+_FIELD_ORDER = {2: "tff", 3: "bff", 4: "bff", 5: "tff"}
 
 
 def picture_tags(path) -> dict:
@@ -23,7 +25,9 @@ def picture_tags(path) -> dict:
     show the same picture: `primaries` and `transfer` (ffmpeg's codes: an HDR phone clip's BT.2020
     and HLG, which shown as BT.709 look washed out; None where unset) and `sample_aspect` (a
     Fraction for non-square pixels, e.g. anamorphic 720x576 shown 16:9; None for square ones,
-    inverted where the display matrix turns the picture a quarter). For `write_video(**tags)`."""
+    inverted where the display matrix turns the picture a quarter), and for an interlaced video
+    `interlaced` ("tff" or "bff": the header's field order, top or bottom field first). For
+    `write_video(**tags)`."""
     p = _check_path(path)
     c, s = _open(p, VideoLimits.from_env())
     with c:
@@ -31,6 +35,9 @@ def picture_tags(path) -> dict:
         tags = {"primaries": None if cc.color_primaries in _COLOUR_UNSET else int(cc.color_primaries),
                 "transfer": None if cc.color_trc in _COLOUR_UNSET else int(cc.color_trc),
                 "sample_aspect": None}
+        fields = _FIELD_ORDER.get(int(getattr(cc, "field_order", 0) or 0))
+        if fields:  # only where interlaced: a progressive video's tags are the three above
+            tags["interlaced"] = fields
         sar = s.sample_aspect_ratio or cc.sample_aspect_ratio
         if sar and sar > 0 and sar != 1:
             tags["sample_aspect"] = Fraction(sar)
@@ -38,6 +45,15 @@ def picture_tags(path) -> dict:
             if turn and turn[0]:
                 tags["sample_aspect"] = 1 / tags["sample_aspect"]
     return tags
+
+
+def video_stream_count(path) -> int:
+    """How many video streams `path` holds, cover art (an attached picture) not counted; every
+    reader uses the first (#0), so a second camera angle or track is otherwise never seen."""
+    p = _check_path(path)
+    c, _ = _open(p, VideoLimits.from_env())
+    with c:
+        return sum(1 for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic)
 
 
 def _first_transform(c, s):

@@ -35,7 +35,7 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
                 preset: str = "medium", codec: str = "libx264", pix_fmt: str = "yuv420p",
                 metadata: dict[str, str] | None = None, pad: bool = False, audio_from=None,
                 primaries: int | None = None, transfer: int | None = None,
-                sample_aspect: Fraction | None = None, times=None) -> Path:
+                sample_aspect: Fraction | None = None, times=None, interlaced: str | None = None) -> Path:
     """Encode a `Clip`, uint8 [T, H, W, 3] RGB frames, or an iterable of uint8 [H, W, 3] frames
     (encoded as they come: a long video in bounded memory); returns the path written.
 
@@ -49,10 +49,24 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
     `times`: the source frames' presentation times in seconds (`iter_frames(times=...)`): a
     variable frame rate, and a start that is not at 0 (an MPEG-TS clock, a late picture beside
     early sound), are kept, so the new picture plays when the old one did and stays in step with
-    `audio_from`'s sound; without them frames are 1/fps apart from 0."""
+    `audio_from`'s sound; without them frames are 1/fps apart from 0. `interlaced`: "tff" or "bff"
+    (`picture_tags` gives a source's field order): the frames are coded as interlaced fields, top or
+    bottom first, as the source was (x264 only); None writes progressive frames.
+
+    A `Clip` read from a file by a caller that wants it written back as it was (the `folder:`
+    generator) may carry `meta["picture"]`: `picture_tags(src)` plus the frames' `times`; its
+    entries are used where the arguments above are not given (times only while the clip still has
+    one frame a time)."""
     p = Path(path)
     if isinstance(clip_or_frames, Clip):
         frames, fps = clip_or_frames.frames, fps or clip_or_frames.fps
+        kept = clip_or_frames.meta.get("picture") or {}
+        primaries = primaries if primaries is not None else kept.get("primaries")
+        transfer = transfer if transfer is not None else kept.get("transfer")
+        sample_aspect = sample_aspect if sample_aspect is not None else kept.get("sample_aspect")
+        interlaced = interlaced if interlaced is not None else kept.get("interlaced")
+        if times is None and kept.get("times") is not None and len(kept["times"]) == len(frames):
+            times = kept["times"]
     elif isinstance(clip_or_frames, np.ndarray) or not hasattr(clip_or_frames, "__iter__"):
         frames = np.asarray(clip_or_frames)
     else:  # a stream: checked on its first frame, which is put back in front
@@ -104,6 +118,8 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
         # (6 variants in 60 encodes of one 32x32 clip, also seen at 48 and 96 px; none with it
         # off), so same-seed runs decoded to different pixels. It costs a few % of bitrate.
         opts["x264-params"] = "mbtree=0"
+        if interlaced in ("tff", "bff"):  # the source's field order, which players deinterlace by
+            opts["x264-params"] += f":{interlaced}=1"
         opts["threads"] = "1" if h * w < 320 * 240 else "4"
     # faststart puts the index first (playable while downloading); use_metadata_tags keeps
     # arbitrary keys (the plain MP4 muxer silently drops all but a few standard ones).

@@ -19,6 +19,7 @@ from evalkit.clip import Clip
 from evalkit.clipset import INDEX, read_index, sample_number
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.video import read_video, shrink_to_fit
+from evalkit.video_facts import picture_tags
 
 
 def normalise(text: str) -> str:
@@ -128,8 +129,14 @@ class FolderGenerator:
             self._served[key] += 1
             # a video over the decode budget (4K) is read reduced by a whole factor, all frames kept
             k_shrink = shrink_to_fit(have[k][0])
-            clip = read_video(have[k][0], prompt=p, shrink=k_shrink)
+            times: list = []
+            clip = read_video(have[k][0], prompt=p, shrink=k_shrink, times=times)
             if k_shrink > 1:
                 clip.meta["read_reduced"] = k_shrink
+            # written back as `sign --watermark` writes its copy (session 33): when each frame
+            # shows (a variable frame rate), the pixel aspect and the colour/HDR and field tags,
+            # which `write_video` takes from here; before, a phone clip came out at a steady rate,
+            # anamorphic pixels square and HDR tagged BT.709
+            clip.meta["picture"] = {**picture_tags(have[k][0]), "times": times}
             out.append(clip)
         return out

@@ -63,7 +63,7 @@ def probe(files, as_json):
 
     from evalkit.safe_text import printable  # a file name with a newline printed a forged line
     from evalkit.video import VideoLimits, probe_video
-    from evalkit.video_facts import display_turn, frame_timing, picture_tags
+    from evalkit.video_facts import display_turn, frame_timing, picture_tags, video_stream_count
 
     failed = None
     limits = VideoLimits.from_env()
@@ -81,6 +81,7 @@ def probe(files, as_json):
             info["sample_aspect"] = f"{sar.numerator}:{sar.denominator}" if sar and sar != 1 else None
             info["display_width"] = round(info["width"] * sar) if sar and sar != 1 else info["width"]
             info.update(frame_timing(f))
+            info["video_streams"] = video_stream_count(f)  # a second track is never read: said (session 33)
             row = {"file": str(f), "readable": True, "error": None, **info}
         except EvalkitError as e:
             row, failed = {"file": str(f), "readable": False, "error": str(e)}, e
@@ -108,6 +109,8 @@ def probe(files, as_json):
                 timing += ", over the decode budget (read reduced: EVALKIT_MAX_DECODED_BYTES)"
             if row["over_frame_limit"]:
                 timing += f", over the frame limit of {limits.max_frames} (EVALKIT_MAX_FRAMES)"
+            if row["video_streams"] > 1:
+                timing += f"; {row['video_streams']} video streams; using #0"
             click.echo(f"{printable(str(f))}: {printable(str(row['container']))} {printable(str(row['codec']))} "
                        f"{row['width']}x{row['height']}{turn} {rate} {frames}{timing}")
         else:

@@ -60,6 +60,8 @@ def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa, no_reg
     result = sign_file(src, dst, signer, source_type=source_type, watermark=watermark, wm_key=wm_key,
                        edit=edit, sidecar=sidecar, tsa_url=tsa, register=not no_register)
     click.echo(result.summary())
+    for line in result.warnings:  # what a --watermark re-encode left behind (cover art, another track, alpha)
+        click.echo(f"evalkit: warning: {line}", err=True)
     if result.registry_error:  # on stderr with the prefix, as every warning (it went to stdout as "warning:")
         click.echo(f"evalkit: warning: {result.registry_error}", err=True)
 

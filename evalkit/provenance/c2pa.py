@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evalkit.atomic import short_name
-from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
+from evalkit.errors import BadInputError, EvalkitError, MissingResourceError, special_file, special_file_message
 from evalkit.hashing import sha256_file
 from evalkit.bmff import C2PA_UUID, _check_mp4, has_c2pa_box, too_many_boxes  # noqa: F401  (re-exported)
 from evalkit.provenance.manifest_build import (
@@ -69,6 +69,7 @@ class SignResult:
     registry_error: str | None = None  # why it could not be recorded (the signed file stands)
     pending_registration: object = None  # with register="defer": a call that records it
     capture: bool = False  # a marked capture: its stripped copies are told from AI only via the registry
+    warnings: tuple = ()  # what a --watermark re-encode left behind (`reencode_losses`), a line each
 
     def summary(self) -> str:
         wm = f", watermark payload {self.payload} (key {self.key_id})" if self.watermarked else ""
@@ -110,6 +111,9 @@ def _check_paths(src, dst, *, need_c2pa_format: bool = True) -> tuple[Path, Path
         raise MissingResourceError(f"{src}: no such file; check the path")
     if src.is_dir():
         raise BadInputError(f"{src}: is a directory; give a video file")
+    what = special_file(src)
+    if what:  # a FIFO blocked sign for good (session 33)
+        raise BadInputError(special_file_message(src, what))
     if _same_file(src, dst):
         raise BadInputError(f"{dst}: is the input file; signing never overwrites its input, give "
                             "another output path")
@@ -127,11 +131,20 @@ def _check_paths(src, dst, *, need_c2pa_format: bool = True) -> tuple[Path, Path
     allowed = EMBED_MIME if need_c2pa_format else MIME_BY_SUFFIX
     # the input first: renaming the output cannot help an input of another container
     if need_c2pa_format and src.suffix.lower() not in EMBED_MIME:
+        if src.is_file():  # not a video at all (an .m4a): say that, not fixes that then fail on it
+            from evalkit.video import probe_video
+
+            if not too_many_boxes(src):
+                probe_video(src, check=False)
         raise BadInputError(f"{src}: only MP4/MOV, AVI and GIF videos can be signed in place; sign "
                             "with --sidecar (any container), or with --watermark (which re-encodes)")
     if dst.suffix.lower() not in allowed:
-        raise BadInputError(f"{dst}: cannot write a signed {dst.suffix or 'file without suffix'}; name "
-                            f"the output {', '.join(allowed)}, or keep the container with --sidecar")
+        if need_c2pa_format:  # in place: the copy keeps the input's container
+            raise BadInputError(f"{dst}: cannot write a signed {dst.suffix or 'file without suffix'}; the signed "
+                                f"copy keeps the input's container: name the output {src.suffix}")
+        # --watermark writes H.264; --sidecar takes it in .mkv too (WebM cannot hold H.264)
+        raise BadInputError(f"{dst}: cannot write a watermarked {dst.suffix or 'file without suffix'}; a "
+                            f"watermarked copy is H.264: name the output {', '.join(allowed)}, or .mkv with --sidecar")
     if need_c2pa_format:
         if EMBED_MIME[src.suffix.lower()] != EMBED_MIME[dst.suffix.lower()]:
             raise BadInputError(f"{dst}: the signed copy keeps the input's container "
@@ -176,6 +189,47 @@ def _one_line(e: BaseException, limit: int = 240) -> str:
     return text[:limit] + ("..." if len(text) > limit else "")
 
 
+# What a file is by its first bytes, against what its name says: c2pa picks its parser by the MIME
+# type given (from the suffix), and a Matroska file named .mp4 read as MP4 gave its parser's words,
+# "Box size extends beyond asset bounds" (session 33).
+_FAMILY_BY_SUFFIX = {".mp4": "bmff", ".m4v": "bmff", ".mov": "bmff", ".mkv": "matroska", ".webm": "matroska",
+                     ".avi": "avi", ".gif": "gif"}
+_FAMILY_WORDS = {"bmff": ("MP4/MOV", ".mp4 (or .mov)"), "matroska": ("Matroska/WebM", ".mkv (or .webm)"),
+                 "avi": ("AVI", ".avi"), "gif": ("GIF", ".gif")}
+
+
+def sniff_container(path) -> str | None:
+    """"bmff", "matroska", "avi" or "gif" by the file's first bytes; None for anything else."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return None
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return "bmff"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if head[:4] == b"GIF8":
+        return "gif"
+    return None
+
+
+def _check_named_as_is(src: Path, *, sidecar: bool) -> None:
+    """Refuse, in one line naming the real container and the fix, a file whose name says another."""
+    named, real = _FAMILY_BY_SUFFIX.get(src.suffix.lower()), sniff_container(src)
+    if named is None or real is None or named == real:
+        return
+    what, rename = _FAMILY_WORDS[real]
+    fix = f"rename it {rename}"
+    if not sidecar and real == "matroska":  # c2pa cannot embed in Matroska: the renamed file goes by --sidecar
+        fix += " and sign it with --sidecar, or sign it with --watermark (which re-encodes it as MP4)"
+    elif sidecar:
+        fix += " and sign it again"
+    raise BadInputError(f"{src}: is {what}, not {_FAMILY_WORDS[named][0]} (its name says {src.suffix}); {fix}")
+
+
 def sign_video(src, dst, *, signer, source_type: str | None = "trained", generator: dict | str | None = None,
                params: dict | None = None, watermark: WatermarkInfo | None = None,
                tsa_url: str | None = None, include_prompt: bool = False,
@@ -194,11 +248,16 @@ def sign_video(src, dst, *, signer, source_type: str | None = "trained", generat
     import c2pa
 
     src, dst = _check_paths(src, dst)
+    _check_named_as_is(src, sidecar=False)
     if src.suffix.lower() in MIME_BY_SUFFIX:
         duration_ms = _check_mp4(src)  # one-line VideoError for what is not a complete MP4/MOV
         crowded = too_many_boxes(src)
         if crowded:  # c2pa would parse it for minutes, deaf to Ctrl-C and kill
             raise BadInputError(crowded)
+        from evalkit.video import probe_video
+
+        # a video at all: an audio-only MP4 was signed "AI-generated video" (session 33)
+        probe_video(src, check=False)
     else:  # AVI, GIF: ffmpeg's header check, one-line VideoError for what is not a video
         from evalkit.video import probe_video
 
@@ -292,6 +351,7 @@ def sign_sidecar(src, dst, *, signer, source_type: str | None = "trained", gener
                             f"name the output {src.suffix}")
     if not dst.parent.is_dir():
         raise MissingResourceError(f"{dst}: folder {dst.parent} does not exist; create it first")
+    _check_named_as_is(src, sidecar=True)
     # x.mkv and x.mp4 share the sidecar x.c2pa: signing the second overwrote the first's, which
     # then read as tampered
     other = [f.name for f in dst.parent.glob(f"{glob.escape(dst.stem)}.*")
@@ -334,6 +394,44 @@ def sign_sidecar(src, dst, *, signer, source_type: str | None = "trained", gener
         tmp.unlink(missing_ok=True)
         tmp_side.unlink(missing_ok=True)
     return side
+
+
+def reencode_losses(src) -> list[str]:
+    """What `sign --watermark`'s re-encode (one H.264 4:2:0 picture, the sound, the tags) leaves
+    behind of `src`, in words, one line each: other video tracks, cover art, an alpha channel.
+    (Subtitle and data tracks are documented as not carried; an interlaced picture keeps its field
+    order.) Reads the headers only."""
+    import av
+
+    from evalkit.safe_text import printable
+
+    name = printable(str(src))
+    out = []
+    try:
+        with av.open(str(src), metadata_errors="replace") as c:
+            art = [s for s in c.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+            video = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+            if len(video) > 1:
+                out.append(f"{name}: has {len(video)} video streams; only the first (#0) is watermarked and kept, "
+                           f"the other{'s are' if len(video) > 2 else ' is'} left out of the signed copy")
+            if art:
+                out.append(f"{name}: its cover art (an attached picture) is left out of the signed copy")
+            if video:
+                s0 = video[0]
+                pix = s0.codec_context.pix_fmt if s0.codec_context is not None else None
+                alpha = False
+                if pix:
+                    try:
+                        alpha = any(getattr(comp, "is_alpha", False) for comp in av.VideoFormat(pix).components)
+                    except ValueError:
+                        alpha = False
+                alpha = alpha or str(s0.metadata.get("alpha_mode", s0.metadata.get("ALPHA_MODE", ""))) == "1"
+                if alpha:
+                    out.append(f"{name}: its alpha channel (transparency) is dropped: the watermarked copy is "
+                               "opaque H.264 4:2:0, the transparent parts shown as their stored colour")
+    except (av.FFmpegError, OSError, ValueError):
+        return out
+    return out
 
 
 def default_payload(key, frames=None, *, digest: bytes | None = None) -> bytes:
@@ -445,7 +543,10 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
         marked = embed_stream(progress(iter_frames(src, limits=limits), "mark"), stats, bytes(payload), key,
                               config=wm_preset)
     except WatermarkInputError as e:  # a picture the mark cannot hold (under 32 px a side)
-        raise BadInputError(f"{src}: cannot watermark it: {e}; sign it without --watermark") from None
+        # a fix that works for this input: only MP4/MOV, AVI and GIF are signed in place
+        fix = ("sign it without --watermark" if src.suffix.lower() in EMBED_MIME else
+               f"sign it without --watermark, with --sidecar (a {src.suffix or 'file without suffix'} is not signed in place)")
+        raise BadInputError(f"{src}: cannot watermark it: {e}; {fix}") from None
     except EvalkitError:
         raise
     except ValueError as e:
@@ -468,7 +569,7 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     finally:
         tmp.unlink(missing_ok=True)
     result = SignResult(path=dst, watermarked=True, payload=bytes(payload).hex(), key_id=key.fingerprint,
-                        edit_of=src.name if edit else None, sidecar=side,
+                        edit_of=src.name if edit else None, sidecar=side, warnings=tuple(reencode_losses(src)),
                         capture=source_type is not None and source_type_url(source_type) in CAPTURE_SOURCE_TYPES)
     if register == "defer":  # recorded by the caller once its output is kept (`generate`)
         return replace(result, pending_registration=_registration(result, stats.mean, registry, final_name))
@@ -505,4 +606,4 @@ def _registration(result: SignResult, mean, registry, final_name=None):
 
 __all__ = ["sign_video", "sign_file", "sign_sidecar", "sidecar_path", "build_manifest", "WatermarkInfo", "SignResult", "SigningError",
            "SOURCE_TYPES", "AI_SOURCE_TYPES", "WATERMARK_ALG", "GENERATION_LABEL", "has_c2pa_box", "carries_manifest", "EMBED_MIME",
-           "default_payload", "source_type_url"]
+           "default_payload", "source_type_url", "reencode_losses", "sniff_container"]

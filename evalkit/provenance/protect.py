@@ -16,6 +16,7 @@ from evalkit.provenance import registry
 from evalkit.provenance.c2pa import default_payload, sign_file
 from evalkit.provenance.wm_grid import mean_frame
 from evalkit.video import read_video, write_video
+from evalkit.video_facts import picture_tags
 
 
 def generation_params(record: dict) -> dict:
@@ -62,11 +63,13 @@ def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None
             if res.registry_error:
                 extra["registry_error"] = res.registry_error
         elif watermark:
-            clip = read_video(path)
+            times: list = []
+            clip = read_video(path, times=times)
             key = wm.make_key(wm_key) if not isinstance(wm_key, wm.WatermarkKey) else wm_key
             payload = default_payload(key, clip.frames)
             marked = wm.embed(clip.frames, payload, key)
-            write_video(tmp, marked, fps=clip.fps)
+            # its timing, pixel aspect and colour tags kept, as `sign --watermark` keeps them
+            write_video(tmp, marked, fps=clip.fps, times=times, **picture_tags(path))
             extra["watermark_payload"] = payload.hex()
 
             def record(payload=payload.hex(), key_id=key.fingerprint, mean=mean_frame(marked)):

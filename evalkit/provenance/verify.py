@@ -60,7 +60,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalkit.errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_MISSING, EXIT_OK, BadInputError, MissingResourceError,
-                            path_is)
+                            path_is, special_file, special_file_message)
 from evalkit.provenance.c2pa import _one_line
 from evalkit.provenance.manifest_build import CAPTURE_SOURCE_TYPES
 from evalkit.provenance.manifest_read import (HASH_MISMATCH_CODES, UNREADABLE_MANIFEST, _context,  # noqa: F401
@@ -195,6 +195,9 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
             raise _E(f"{p}: no such file; check the path")
         if p.is_dir():
             raise _E(f"{p}: is a directory, not a video file")
+        what = special_file(p)
+        if what:  # a FIFO blocked verify for good (session 33)
+            raise _E(special_file_message(p, what))
         if fragments is None and kind == "init":
             raise _E(fr.init_only_message(p))
         if kind == "media":
@@ -353,10 +356,12 @@ def _stream_text(per: list[dict], n_segments: int) -> str:
 
 def verify_exit_code(results: list[dict]) -> int:
     """0 all verified without a failed check; 1 a file is tampered or has conflicting signals;
-    2 a file is unreadable (takes precedence); 3 a file is not there (before all)."""
+    2 a file is unreadable (takes precedence), also where its manifest still gave a verdict (an
+    audio-only MP4 signed as a video: its verdict and an error line printed, exit 0 before session
+    33); 3 a file is not there (before all)."""
     if any(r.get("missing") for r in results):
         return EXIT_MISSING
-    if any(r.get("verdict") in ("unreadable", INCOMPLETE) for r in results):
+    if any(r.get("verdict") in ("unreadable", INCOMPLETE) or r.get("readable") is False for r in results):
         return EXIT_BAD_INPUT
     if any(r.get("verdict") in FAILED_VERDICTS for r in results):
         return EXIT_CHECK_FAILED

@@ -193,15 +193,20 @@ class UViTGenerator:
             return self._generate(prompts, seeds)
 
     def _generate(self, prompts: list[str], seeds: list[int]) -> list[Clip]:
+        # A clip must not depend on what it was batched with. The maths of a batch row does not
+        # depend on the other rows, but the kernels chosen do depend on the batch's size: a clip
+        # sampled in a batch of 8 came out 1 level off the same clip alone, and H.264 spread that
+        # over 32,000 pixels (session 33). On the CPU each clip is sampled alone, which costs
+        # nothing there (2 threads are busy with one clip); on a GPU batches are kept for speed,
+        # and a clip can differ in the last bit with its batch's size.
+        size = self.batch_size if self.device.type == "cuda" else 1
         out = []
-        for i in range(0, len(prompts), self.batch_size):
+        for i in range(0, len(prompts), size):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                videos = self.net.sample(prompts[i:i + self.batch_size], sampler=self.sampler, steps=self.steps,
+                videos = self.net.sample(prompts[i:i + size], sampler=self.sampler, steps=self.steps,
                                          guidance=self.guidance, guidance_rescale=self.guidance_rescale,
-                                         guidance_interval=self.guidance_interval,
-                                         seed=seeds[i:i + self.batch_size])
-            out += [Clip.from_tensor(v, fps=DEFAULT_FPS, prompt=p)
-                    for v, p in zip(videos.float().cpu(), prompts[i:i + self.batch_size])]
+                                         guidance_interval=self.guidance_interval, seed=seeds[i:i + size])
+            out += [Clip.from_tensor(v, fps=DEFAULT_FPS, prompt=p) for v, p in zip(videos.float().cpu(), prompts[i:i + size])]
         return out
 
 

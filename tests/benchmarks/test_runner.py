@@ -274,6 +274,17 @@ def test_builtin_model_outputs_are_signed_and_watermarked(mlflow_store, tiny, tm
     index = [json.loads(line) for line in (res.folder / "index.jsonl").read_text().splitlines()]
     assert all(r["signed"] and r["watermark_payload"] for r in index)
     assert verify_bundle(res.bundle, clips=res.folder, recompute=True)["ok"]
+    # the mark moves the pixels that are scored: the key's fingerprint is part of the protocol, so
+    # another home's key is another run, not other numbers under one run key (session 33)
+    from evalkit.provenance.credentials import default_paths
+    from evalkit.provenance.watermark import make_key
+
+    fp = make_key(default_paths().watermark_key.read_text().strip()).fingerprint
+    assert p["watermark_key"] == fp and json.loads(res.bundle.read_text())["generation"]["watermark_key"] == fp
+    default_paths().watermark_key.write_text("ab" * 32 + "\n")
+    other = run_suite(tiny, "uvit:small-stage1", out_dir=tmp_path / "out", max_prompts=1,
+                      generator_options={"steps": 2}, progress=False)
+    assert other.status == "new" and other.run_key != res.run_key
 
 
 def test_a_folder_models_key_changes_when_a_video_is_replaced(tmp_path):

@@ -513,3 +513,15 @@ def test_numpy_numbers_and_tuples_read_as_the_index_holds_them(tmp_path):
     gen = _Own(proto={"model": "own:tiny", "fps": 24})
     (rec,) = generate_folder(gen, load_prompts(PROMPTS[0]), tmp_path / "p", progress=False)
     assert rec["fps"] == 8.0 and rec["fps_requested"] == 24  # asked otherwise: said
+
+
+def test_a_uvit_clip_does_not_depend_on_what_it_was_batched_with():
+    """In a batch of 8 a clip came out 1 level off the same prompt and seed alone (the kernels chosen
+    follow the batch's size; H.264 then spread it over 32,000 pixels), so a clip changed with the
+    number of prompts in the same `generate` call (session 33). On the CPU each is sampled alone."""
+    gen = get_generator("uvit:small-gpu", steps=3)
+    p = "a red ball falls and bounces on the floor, on a dark background"
+    others = ["a blue cube slides to the left, on a light background"] * 7
+    alone = gen.generate([p], [5])[0].frames
+    batched = gen.generate([*others[:4], p, *others[4:]], [*range(10, 14), 5, *range(14, 17)])[4].frames
+    assert gen.batch_size >= 8 and np.array_equal(alone, batched)
