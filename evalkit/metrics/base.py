@@ -10,13 +10,18 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
-from typing import Any
+import warnings
+from contextlib import contextmanager
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torchmetrics import Metric
+from torchmetrics.utilities.data import dim_zero_cat
+from torchmetrics.utilities.distributed import gather_all_tensors
 
 from evalkit.metrics.stats import Estimate, mean_ci
 
@@ -70,6 +75,7 @@ def keep_out_of_compute_groups(metric: Metric, **config) -> None:
     one of them for all: WarpingError and TemporalHFRatio (both 0 on a frozen first batch), or two
     CLIPAlignment clamps, then reported each other's values. The state is empty and costs nothing."""
     key = repr((type(metric).__qualname__, sorted((k, repr(v)) for k, v in config.items())))
+    metric._merge_settings = {k: repr(v) for k, v in config.items()}  # for merge_state's message
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     metric.add_state(f"group_key_{digest}", default=torch.zeros(0, dtype=torch.float64), dist_reduce_fx="sum")
 
@@ -111,7 +117,140 @@ def cat_state(state) -> torch.Tensor:
     return torch.cat([s.reshape(-1, *s.shape[1:]) if s.ndim else s.reshape(1) for s in state])
 
 
-class PerClipMetric(Metric):
+# ------------------------------------------------------------------------------------------------
+# What every evalkit Metric shares: float64 states whatever a parent module casts, every public
+# result synced under DDP, a zero-sample rank that takes part in the gather, clear merge errors.
+
+
+@contextmanager
+def global_states(metric: Metric):
+    """Run the body on the states of all ranks, as torchmetrics runs `compute()`: under DDP (when
+    torch.distributed is available and initialised) the states are gathered first and the rank's
+    own restored afterwards (also when the body raises). Nested use, or use inside `compute()`
+    or the user's own `sync_context()`, does not sync twice. Every rank must call it (a collective)."""
+    if metric._is_synced:
+        yield
+        return
+    metric.sync(dist_sync_fn=metric.dist_sync_fn, should_sync=metric._to_sync)
+    try:
+        yield
+    finally:
+        if metric._is_synced:
+            metric.unsync(should_unsync=metric._should_unsync)
+
+
+def synced(method: Callable) -> Callable:
+    """Decorate a public result method so that it sees the states of all DDP ranks (`global_states`)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with global_states(self):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class EvalkitMetric(Metric):
+    """Base of evalkit's torchmetrics classes.
+
+    - States stay float64 whatever dtype cast reaches them: a parent module's `.to(torch.bfloat16)`
+      (Lightning's "bf16-true"), `.half()` or `set_dtype` moves them between devices but keeps their
+      dtype (a bf16 count stopped at 256: 256 + 1 rounds to 256).
+    - A DDP rank that saw no samples takes part in the gather of "cat" states with an empty tensor of
+      the other ranks' dtype and trailing shape (torchmetrics stands in a 1-D float32 one, and gloo
+      failed on the size mismatch).
+    - `merge_state` of a metric of another class or other settings is one line naming them.
+    - `_no_data(method)`: the error for a result asked of a metric without data.
+    """
+
+    _merge_settings: dict = {}
+
+    # -- dtype ------------------------------------------------------------------------------------
+    def _apply(self, fn: Callable, exclude_state: Sequence[str] = "") -> torch.nn.Module:
+        states = tuple(self._defaults)
+        this = super()._apply(fn, exclude_state=tuple(exclude_state) + states)
+
+        def move(t: torch.Tensor) -> torch.Tensor:
+            out = fn(t)
+            if out.dtype != t.dtype:  # a dtype cast: take the device (or meta) only
+                out = t.to(device=out.device)
+            return out
+
+        for key in states:
+            if key in exclude_state:
+                continue
+            default = this._defaults[key]
+            this._defaults[key] = move(default) if isinstance(default, torch.Tensor) else [move(v) for v in default]
+            value = getattr(this, key)
+            setattr(this, key, move(value) if isinstance(value, torch.Tensor) else [move(v) for v in value])
+        return this
+
+    # -- DDP ----------------------------------------------------------------------------------------
+    def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any = None) -> None:
+        cat = [k for k, fx in self._reductions.items() if fx is dim_zero_cat]
+        if cat:
+            # Each rank describes its "cat" states (rows present, ndim, trailing shape); a rank with
+            # none stands in an empty float64 tensor shaped as the others' (one small extra gather).
+            info = torch.full((len(cat), 8), -1, dtype=torch.int64, device=self.device)
+            empty = []
+            for i, key in enumerate(cat):
+                value = getattr(self, key)
+                t = cat_state(value) if (isinstance(value, torch.Tensor) or value) else None
+                if t is None or t.numel() == 0 and t.ndim < 2:
+                    empty.append(i)
+                    continue
+                if t.ndim > 7:
+                    raise ValueError(f"{type(self).__name__}.{key}: a state of {t.ndim} dimensions")
+                info[i, 0] = t.ndim
+                info[i, 1:t.ndim] = torch.tensor(t.shape[1:], dtype=torch.int64)
+            if empty:
+                gathered = torch.stack(list(dist_sync_fn(info, group=process_group or self.process_group)))
+            else:
+                dist_sync_fn(info, group=process_group or self.process_group)
+            for i in empty:
+                known = [r for r in gathered[:, i] if int(r[0]) >= 1]
+                trailing = tuple(int(x) for x in known[0][1:int(known[0][0])]) if known else ()
+                setattr(self, cat[i], [torch.zeros((0, *trailing), dtype=torch.float64, device=self.device)])
+        super()._sync_dist(dist_sync_fn, process_group=process_group)
+
+    # -- merge --------------------------------------------------------------------------------------
+    def _merge_check(self, other: "EvalkitMetric") -> None:
+        """Raise where `other`'s states cannot be merged into this metric's (subclasses add checks)."""
+        mine, theirs = self._merge_settings, getattr(other, "_merge_settings", {})
+        diff = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+        if diff:
+            what = ", ".join(f"{k}={theirs.get(k, '?')} vs {mine.get(k, '?')}" for k in diff)
+            raise ValueError(f"cannot merge a {type(other).__name__} into a {type(self).__name__} of other "
+                             f"settings ({what}): their states measure different things")
+
+    def merge_state(self, incoming_state) -> None:
+        if isinstance(incoming_state, Metric):
+            if type(incoming_state) is not type(self):
+                raise ValueError(f"cannot merge a {type(incoming_state).__name__} into a {type(self).__name__}: "
+                                 "merge metrics of one class and settings")
+            self._merge_check(incoming_state)
+        elif isinstance(incoming_state, dict):
+            missing = [k for k in self._defaults if k not in incoming_state]
+            if missing:
+                raise ValueError(f"cannot merge into a {type(self).__name__}: the incoming state lacks "
+                                 f"{', '.join(missing)} (a state of another class or other settings?)")
+        super().merge_state(incoming_state)
+
+    # -- messages -----------------------------------------------------------------------------------
+    def _no_data(self, method: str, what: str = "clips") -> RuntimeError:
+        name = f"{type(self).__name__}.{method}()"
+        if self._update_count > 0:
+            return RuntimeError(f"{name}: no {what} yet; update() was called only with empty batches")
+        return RuntimeError(f"{name} called before any update()")
+
+
+def warn_one_sample(metric: Metric, n: int, method: str = "compute_with_ci") -> None:
+    if n == 1:
+        warnings.warn(f"{type(metric).__name__}.{method}(): one clip has no interval (a spread needs at "
+                      "least 2); ci_low and ci_high are NaN", UserWarning, stacklevel=3)
+
+
+class PerClipMetric(EvalkitMetric):
     """Mean over clips of a per-clip score; subclasses implement `score_clip(frames uint8 [T,H,W,3])`.
 
     States (all float64): `total` and `count` (DDP "sum": the mean is exact under any sharding) and
@@ -151,20 +290,25 @@ class PerClipMetric(Metric):
 
     def compute(self) -> torch.Tensor:
         if self.count == 0:
-            raise RuntimeError(f"{type(self).__name__}.compute() called before any update()")
+            raise self._no_data("compute")
         return self.total / self.count
 
+    @synced
     def _base_protocol(self) -> dict:
         return {"input": "uint8 frames; float videos converted by round(clamp(x, 0, 1) * 255)",
                 "n": int(self.count)}
 
+    @synced
     def per_clip(self) -> np.ndarray:
-        """float64 [N] per-clip scores, in update order (after DDP sync: rank order)."""
+        """float64 [N] per-clip scores, in update order (under DDP: all ranks', in rank order)."""
         return cat_state(self.values).numpy().astype(np.float64)
 
+    @synced
     def compute_with_ci(self, n_boot: int = 2000, seed: int | None = 0, confidence: float = 0.95) -> Estimate:
         """Mean with the interval `evalkit score` gives it (`stats.mean_ci` within `value_bounds`:
-        bootstrap widened to Student's t; Wilson's where no clip differs); n is the clip count."""
+        bootstrap widened to Student's t; Wilson's where no clip differs); n is the clip count (under
+        DDP, all ranks' clips). One clip has no interval: NaN bounds, with a warning."""
         if self.count == 0:
-            raise RuntimeError(f"{type(self).__name__}.compute_with_ci() called before any update()")
+            raise self._no_data("compute_with_ci")
+        warn_one_sample(self, int(self.count))
         return mean_ci(self.per_clip(), bounds=self.value_bounds, n_boot=n_boot, seed=seed, confidence=confidence)

@@ -35,9 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchmetrics import Metric
-
-from evalkit.metrics.base import cat_state, keep_out_of_compute_groups
+from evalkit.metrics.base import EvalkitMetric, cat_state, keep_out_of_compute_groups, synced, warn_one_sample
 from evalkit.metrics.stats import Estimate, mean_ci, proportion_ci
 
 DEFAULT_NUM_FRAMES = 8
@@ -191,7 +189,7 @@ def clip_alignment(videos=None, prompts: Sequence[str] | None = None, backbone=N
     return out
 
 
-class CLIPAlignment(Metric):
+class CLIPAlignment(EvalkitMetric):
     """CLIPScore (mean over clips, see the module docstring for `clamp`) and text-to-clip retrieval.
 
     `update(videos [B, T, 3, H, W] in [0, 1], prompts [B])`, or `update(prompts=..., frame_embeds=
@@ -257,16 +255,18 @@ class CLIPAlignment(Metric):
         self.text_embeds.append(_normalize64(text_embeds))
         self.prompt_keys.append(torch.tensor([prompt_key(p) for p in prompts], dtype=torch.float64))
 
-    def _check(self) -> None:
+    def _check(self, method: str = "compute") -> None:
         if self.count == 0:
-            raise RuntimeError("CLIPAlignment.compute() called before any update()")
+            raise self._no_data(method)
 
+    @synced
     def ranks(self) -> np.ndarray:
-        """Retrieval rank of each clip's own prompt (update order; after DDP sync: rank order)."""
-        self._check()
+        """Retrieval rank of each clip's own prompt (update order; under DDP: all ranks', in rank order)."""
+        self._check("ranks")
         return retrieval_ranks(cat_state(self.clip_embeds), cat_state(self.text_embeds),
                                cat_state(self.prompt_keys))
 
+    @synced
     def n_prompts(self) -> int:
         return int(np.unique(cat_state(self.prompt_keys).numpy()).size)
 
@@ -281,30 +281,36 @@ class CLIPAlignment(Metric):
         out["n_prompts"] = torch.tensor(float(k_prompts), dtype=torch.float64)
         return out
 
+    @synced
     def per_clip(self) -> np.ndarray:
         """float64 [N] per-clip CLIPScores (clamp="mean": the unclamped per-clip 100 * mean cos)."""
         return cat_state(self.values).numpy().astype(np.float64)
 
+    @synced
     def compute_with_ci(self, n_boot: int = 2000, seed: int | None = 0, confidence: float = 0.95) -> Estimate:
         """CLIPScore with the interval `evalkit score` gives it (`stats.mean_ci`: the bootstrap widened
         to Student's t, within the score's range); for clamp="mean" the interval of the unclamped
         mean, clamped at 0 as the value is (a monotone map keeps its coverage); n is the clip count."""
-        self._check()
+        self._check("compute_with_ci")
         per = self.per_clip()
+        warn_one_sample(self, per.size)
         if self.clamp == "frame":
             return mean_ci(per, bounds=(0.0, 100.0), n_boot=n_boot, seed=seed, confidence=confidence)
         est = mean_ci(per, bounds=(-100.0, 100.0), n_boot=n_boot, seed=seed, confidence=confidence)
         return Estimate(max(est.value, 0.0), max(est.ci_low, 0.0), max(est.ci_high, 0.0), est.n, est.method,
                         est.confidence)
 
+    @synced
     def retrieval_with_ci(self, confidence: float = 0.95) -> dict[str, Estimate]:
         """{"top1", "top5"}: hit rates with Wilson intervals (clips treated as independent trials;
         the candidate set is fixed by the data). Empty with fewer than 2 distinct prompts."""
+        self._check("retrieval_with_ci")
         ranks = self.ranks()
         if self.n_prompts() < 2:
             return {}
         return {f"top{k}": proportion_ci(int((ranks <= k).sum()), int(ranks.size), confidence) for k in TOP_K}
 
+    @synced
     def protocol(self) -> dict:
         bb = self.backbone
         proto = {

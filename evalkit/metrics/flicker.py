@@ -305,6 +305,11 @@ class TemporalHFRatio(PerClipMetric):
         self.cutoff = cutoff
 
     def score_clip(self, frames: np.ndarray) -> float:
+        need = hf_min_frames(self.cutoff)
+        if frames.shape[0] < need:
+            raise ValueError(f"TemporalHFRatio needs clips of at least hf_min_frames(cutoff={self.cutoff}) = {need} "
+                             f"frames, got {frames.shape[0]}: a shorter clip has no low band below the cutoff, so "
+                             "its ratio is undefined")
         return temporal_hf_ratio(frames, cutoff=self.cutoff)
 
     def protocol(self) -> dict:

@@ -15,21 +15,23 @@ directly.
   features): an [N1, N2] SVD, exact where the covariances are singular.
   FVD is biased upwards at small N (the covariance estimates' noise adds trace); `fvd_with_ci`'s
   interval is of that finite-N estimate, comparable only between runs with the same N.
-- KVD: unbiased MMD^2 with the polynomial kernel (x.y / D + 1)^3 (Binkowski et al. 2018, as KID),
-  averaged over random subsets.
+- KVD: unbiased MMD^2 with the polynomial kernel (x.y / D + 1)^3 (Binkowski et al. 2018, as KID);
+  `kernel_distance` averages it over random subsets (KID's convention), while `kvd_with_ci`, `evalkit
+  score` and `KernelVideoDistance` take it on the whole sets (one number per pair of sets, since
+  session 33).
 - Precision / recall: k-NN manifolds (Kynkaanniemi et al. 2019), in `precision_recall.py`.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
 import scipy.linalg
 import torch
-from torchmetrics import Metric
 
-from evalkit.metrics.base import as_features, cat_state
+from evalkit.metrics.base import EvalkitMetric, as_features, cat_state, synced
 from evalkit.metrics.precision_recall import precision_recall, precision_recall_with_ci  # noqa: F401 (re-exported)
 from evalkit.metrics.stats import Estimate
 
@@ -250,7 +252,7 @@ def kvd_with_ci(real_feats, fake_feats, n_boot: int = 200, seed: int | None = 0,
 # torchmetrics classes
 
 
-class _FeatureMetric(Metric):
+class _FeatureMetric(EvalkitMetric):
     """Turns update() input into float64 features [B, D]: features as given, or videos
     [B, T, 3, H, W] through `feature_extractor` (run under no_grad)."""
 
@@ -266,12 +268,10 @@ class _FeatureMetric(Metric):
         self.feature_extractor = feature_extractor
         self.num_features = num_features
 
-    def merge_state(self, incoming_state) -> None:
-        other = getattr(incoming_state, "num_features", self.num_features)
-        if isinstance(incoming_state, Metric) and other != self.num_features:
-            raise ValueError(f"cannot merge a {type(self).__name__} of num_features={other} into one of "
-                             f"{self.num_features}: their features come from different extractors")
-        super().merge_state(incoming_state)
+    def _merge_check(self, other) -> None:
+        if other.num_features != self.num_features:
+            raise ValueError(f"cannot merge a {type(other).__name__} of num_features={other.num_features} into one "
+                             f"of {self.num_features}: their features come from different extractors")
 
     def forward(self, *args, **kwargs) -> None:
         """Accumulate only (as update): one batch holds one of the two sets, so it has no distance of
@@ -331,6 +331,13 @@ class FrechetVideoDistance(_FeatureMetric):
         if self.keep_features:
             getattr(self, f"{side}_features").append(f)
 
+    def _merge_check(self, other) -> None:
+        super()._merge_check(other)
+        if self.keep_features and not other.keep_features:
+            raise ValueError("cannot merge a FrechetVideoDistance with keep_features=False into one with "
+                             "keep_features=True: it holds no features for compute_with_ci")
+
+    @synced
     def compute_with_ci(self, n_boot: int = 200, seed: int | None = 0, confidence: float = 0.95) -> Estimate:
         """FVD with its two-sample bootstrap 95% interval (`fvd_with_ci`), n = generated clips; the
         value is `fvd_with_ci`'s, computed from the kept features. Needs `keep_features=True`."""
@@ -358,6 +365,7 @@ class FrechetVideoDistance(_FeatureMetric):
         (mu1, s1), (mu2, s2) = self._stats("real"), self._stats("fake")
         return torch.tensor(frechet_distance(mu1, s1, mu2, s2, self.method), dtype=torch.float64)
 
+    @synced
     def protocol(self) -> dict:
         """What the number depends on (the caller adds the backbone and its weights' SHA-256)."""
         return {"metric": "fvd", "num_features": self.num_features, "method": self.method,
@@ -377,8 +385,9 @@ class _SetsMetric(_FeatureMetric):
         """x: features [B, D] or videos [B, T, 3, H, W] in [0, 1]; real: which set they belong to."""
         (self.real_features if real else self.fake_features).append(self._features(x, real))
 
+    @synced
     def features(self) -> tuple[np.ndarray, np.ndarray]:
-        """(real [N1, D], fake [N2, D]) float64, in update order (after a DDP sync: rank order)."""
+        """(real [N1, D], fake [N2, D]) float64, in update order (under DDP: all ranks', in rank order)."""
         real, fake = cat_state(self.real_features), cat_state(self.fake_features)
         if real.shape[0] == 0 or fake.shape[0] == 0:
             raise RuntimeError(f"{type(self).__name__} has {real.shape[0]} real and {fake.shape[0]} fake "
@@ -387,28 +396,49 @@ class _SetsMetric(_FeatureMetric):
 
 
 class KernelVideoDistance(_SetsMetric):
-    """KVD (unbiased polynomial MMD^2, mean over subsets); compute() -> float64 scalar tensor.
-    Subsets are drawn from the concatenated sets with a fixed seed; with subset_size >= both set
-    sizes (and equal sizes) the value does not depend on the order in which clips arrived."""
+    """KVD: the unbiased polynomial-kernel MMD^2 of the whole real and fake sets; compute() -> float64
+    scalar tensor, the same number as `compute_with_ci().value` and `evalkit score`'s `kvd`
+    (`kvd_with_ci`), whatever the order, batching, DDP sharding or merging of the clips.
 
-    def __init__(self, degree: int = 3, gamma: float | None = None, coef0: float = 1.0, subsets: int = 100,
-                 subset_size: int = 1000, seed: int = 0, feature_extractor=None, num_features=None, **kwargs):
+    Before session 33 compute() averaged random subsets drawn by position in the concatenated sets,
+    so the same two sets gave other numbers in another order or split. `subsets`, `subset_size` and
+    `seed` are accepted for old code and ignored (a FutureWarning); `kernel_distance` keeps KID's
+    subset estimator. Memory: three kernel matrices of the set sizes (N1^2 + N2^2 + N1 N2 floats)."""
+
+    def __init__(self, degree: int = 3, gamma: float | None = None, coef0: float = 1.0, subsets: int | None = None,
+                 subset_size: int | None = None, seed: int | None = None, feature_extractor=None, num_features=None,
+                 **kwargs):
         super().__init__(feature_extractor, num_features, **kwargs)
-        self.kernel_kw = dict(degree=degree, gamma=gamma, coef0=coef0, subsets=subsets,
-                              subset_size=subset_size, seed=seed)
+        ignored = [k for k, v in (("subsets", subsets), ("subset_size", subset_size), ("seed", seed)) if v is not None]
+        if ignored:
+            warnings.warn(f"KernelVideoDistance: {', '.join(ignored)} ignored: compute() is the unbiased MMD^2 of the "
+                          "whole sets (compute_with_ci's and evalkit score's value) since session 33; "
+                          "kernel_distance() keeps the subset estimator", FutureWarning, stacklevel=2)
+        self.kernel_kw = dict(degree=degree, gamma=gamma, coef0=coef0)
+
+    def _value(self, real: np.ndarray, fake: np.ndarray) -> float:
+        if min(len(real), len(fake)) < 2:
+            raise RuntimeError(f"KernelVideoDistance: the unbiased MMD needs at least 2 samples per set, has "
+                               f"{len(real)} real and {len(fake)} fake")
+        g = 1.0 / real.shape[1] if self.kernel_kw["gamma"] is None else float(self.kernel_kw["gamma"])
+        return _mmd2_unbiased(real, fake, self.kernel_kw["degree"], g, self.kernel_kw["coef0"])
 
     def compute(self) -> torch.Tensor:
-        return torch.tensor(kernel_distance(*self.features(), **self.kernel_kw)[0], dtype=torch.float64)
+        return torch.tensor(self._value(*self.features()), dtype=torch.float64)
 
+    @synced
     def compute_with_ci(self, n_boot: int = 200, seed: int | None = 0) -> Estimate:
-        """Full-set unbiased MMD^2 with a bootstrap CI (`kvd_with_ci`); n = fake samples."""
-        kw = {k: self.kernel_kw[k] for k in ("degree", "gamma", "coef0")}
-        return kvd_with_ci(*self.features(), n_boot=n_boot, seed=seed, **kw)
+        """compute()'s value with a two-sample bootstrap CI (`kvd_with_ci`); n = fake samples."""
+        real, fake = self.features()
+        self._value(real, fake)  # the same error as compute() for a set of one
+        return kvd_with_ci(real, fake, n_boot=n_boot, seed=seed, **self.kernel_kw)
 
+    @synced
     def protocol(self) -> dict:
         real, fake = self.features()
         return {"metric": "kvd", "kernel": "polynomial (gamma x.y + coef0)^degree, gamma=1/D if None",
-                **self.kernel_kw, "n_real": len(real), "n_fake": len(fake)}
+                "estimator": "unbiased MMD^2 of the whole sets", **self.kernel_kw,
+                "n_real": len(real), "n_fake": len(fake)}
 
 
 class VideoPrecisionRecall(_SetsMetric):
@@ -424,10 +454,12 @@ class VideoPrecisionRecall(_SetsMetric):
         p, r = precision_recall(*self.features(), k=self.k)
         return torch.tensor(p, dtype=torch.float64), torch.tensor(r, dtype=torch.float64)
 
+    @synced
     def compute_with_ci(self, n_boot: int = 200, seed: int | None = 0) -> tuple[Estimate, Estimate]:
         """(precision, recall) with bootstrap CIs (`precision_recall_with_ci`)."""
         return precision_recall_with_ci(*self.features(), k=self.k, n_boot=n_boot, seed=seed)
 
+    @synced
     def protocol(self) -> dict:
         real, fake = self.features()
         return {"metric": "precision_recall", "k": self.k, "distance": "euclidean",

@@ -57,7 +57,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from evalkit.metrics.base import PerClipMetric, as_frames, videos_to_uint8
+from evalkit.metrics.base import PerClipMetric, as_frames, synced, videos_to_uint8
 from evalkit.metrics.stats import Estimate, proportion_ci
 from evalkit.metrics.tracking_objects import DEFAULT_TRACKER, TrackerConfig, track_objects
 from evalkit.metrics.physics_laws import (  # noqa: F401  (re-exported)
@@ -198,6 +198,7 @@ class PhysicsPlausibility(PerClipMetric):
     def score_clip(self, frames: np.ndarray) -> float:  # pragma: no cover - needs the prompt
         raise TypeError("PhysicsPlausibility needs the prompt: call update(videos, prompts, fps=...)")
 
+    @synced
     def compute_laws(self, confidence: float = 0.95) -> dict[str, Estimate]:
         """{law: Wilson interval of its pass rate over the clips where it was decided}."""
         out = {}
@@ -207,12 +208,14 @@ class PhysicsPlausibility(PerClipMetric):
                 out[law] = proportion_ci(int(self.law_pass[k]), n, confidence)
         return out
 
+    @synced
     def compute_pass_rate(self, confidence: float = 0.95) -> Estimate:
         """Wilson interval of the fraction of clips that pass every applicable law."""
         if self.count == 0:
-            raise RuntimeError("PhysicsPlausibility.compute_pass_rate() called before any update()")
+            raise self._no_data("compute_pass_rate")
         return proportion_ci(int(self.n_pass), int(self.count), confidence)
 
+    @synced
     def protocol(self) -> dict:
         return {"metric": "physics", "definition": "mean over clips of the fraction of the scene's laws "
                 "passed (physics_score); per-law pass rates with Wilson intervals", "laws": list(LAWS),

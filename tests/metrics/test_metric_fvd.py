@@ -18,6 +18,7 @@ from evalkit.metrics.fvd import (
     frechet_distance_from_features,
     fvd_with_ci,
     kernel_distance,
+    kvd_with_ci,
     precision_recall,
     precision_recall_with_ci,
 )
@@ -248,10 +249,10 @@ CASES = {
     # keeping the features for compute_with_ci must not change the contract (merge, DDP, reset)
     "fvd_kept": MetricCase(lambda: FrechetVideoDistance(num_features=8, keep_features=True), _feature_batches(10),
                            lambda bs: frechet_distance_from_features(*_sets(bs)), rtol=1e-9, atol=1e-10),
-    # subset_size above both set sizes (equal): the whole sets, so the value is order-free
-    "kvd": MetricCase(lambda: KernelVideoDistance(subset_size=1000),
-                      _feature_batches(11, sizes=(6, 6, 9, 9, 5, 5)),
-                      lambda bs: kernel_distance(*_sets(bs), subset_size=1000)[0], rtol=1e-9, atol=1e-12),
+    # the whole sets' unbiased MMD^2 (kvd_with_ci's value, since session 33), also for sets of
+    # unequal size (20 real, 17 fake), where random subsets drawn by position made it order-dependent
+    "kvd": MetricCase(KernelVideoDistance, _feature_batches(11),
+                      lambda bs: kvd_with_ci(*_sets(bs), n_boot=1).value, rtol=1e-9, atol=1e-12),
     "precision_recall": MetricCase(lambda: VideoPrecisionRecall(k=3), _feature_batches(12),
                                    lambda bs: precision_recall(*_sets(bs), k=3), rtol=0, atol=0),
 }
@@ -277,7 +278,7 @@ def test_classes_take_videos_through_a_feature_extractor():
     fr = torch.cat([_toy_extractor(v) for v in real]).double().numpy()
     ff = torch.cat([_toy_extractor(v) for v in fake]).double().numpy()
     fvd = FrechetVideoDistance(num_features=6, feature_extractor=_toy_extractor)
-    kvd = KernelVideoDistance(feature_extractor=_toy_extractor, subset_size=100)
+    kvd = KernelVideoDistance(feature_extractor=_toy_extractor)
     for r, f in zip(real, fake):
         for m in (fvd, kvd):
             m.update(r, real=True)
