@@ -369,9 +369,13 @@ def load_suite(name_or_path) -> Suite:
         raise BadInputError(f"{arg}: is a folder; give a suite YAML file or a shipped suite's name "
                             f"({', '.join(shipped_suites())})")
     if not path.is_file():
-        if arg.endswith((".yaml", ".yml")) or "/" in arg:
-            raise MissingResourceError(f"{arg}: no such suite file; check the path")
-        path = SUITES_DIR / f"{arg}.yaml"
+        if (SUITES_DIR / path.name).is_file() and path.parts[-2:-1] == ("suites",):
+            path = SUITES_DIR / path.name  # the README's benchmarks/suites/NAME.yaml where evalkit is installed
+        elif arg.endswith((".yaml", ".yml")) or "/" in arg:
+            raise MissingResourceError(f"{arg}: no such suite file; check the path, or give a shipped suite's "
+                                       f"name ({', '.join(shipped_suites())})")
+        else:
+            path = SUITES_DIR / f"{arg}.yaml"
         if not path.is_file():
             raise MissingResourceError(f"suite {arg!r}: not a shipped suite ({', '.join(shipped_suites())}) "
                                        "and no such file")

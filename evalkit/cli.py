@@ -38,9 +38,42 @@ for _family in (demo, world, generator, score, provenance, detect, bench):
         cli.add_command(_command)
 
 
+# evalkit's own top-level packages beside `evalkit` (DESIGN's layout)
+SIBLING_PACKAGES = ("generators", "reports", "benchmarks", "detectors")
+
+
+def shadowed_package() -> str | None:
+    """One line when a package of the user's with the name of one of evalkit's top-level packages
+    comes first on the path (a project's own `generators/` or `benchmarks/` in the working folder,
+    with `python -m evalkit` or PYTHONPATH=.), else None. It hid evalkit's own and every command
+    that reached it failed as an internal error (session 33). Found without importing it."""
+    import importlib.util
+    from pathlib import Path
+
+    home = Path(__file__).resolve().parent.parent
+    for name in SIBLING_PACKAGES:
+        mod = sys.modules.get(name)
+        try:
+            spec = importlib.util.find_spec(name) if mod is None else mod.__spec__
+        except (ImportError, ValueError):
+            spec = None
+        places = [Path(x) for x in (getattr(spec, "submodule_search_locations", None) or [])] if spec else []
+        if spec is None or not places:
+            continue  # not found at all: an install problem ImportError will name
+        if not any(p.resolve() == home / name for p in places):
+            return (f"{places[0]}: a package named '{name}' there hides evalkit's own ({home / name}); run evalkit "
+                    "from another folder, or take that folder off the Python path (PYTHONPATH, the current folder "
+                    "with python -m), or rename your package")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and an exit code, never a traceback."""
     debug = bool(os.environ.get("EVALKIT_DEBUG"))
+    clash = shadowed_package()
+    if clash:
+        click.echo(f"evalkit: error: {clash}", err=True)
+        return EXIT_BAD_INPUT
     try:
         # Without standalone mode click returns the code of a `click.exceptions.Exit`.
         code = cli.main(args=argv, prog_name="evalkit", standalone_mode=False)

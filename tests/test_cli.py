@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import os
 import sys
 from pathlib import Path
 
@@ -563,3 +564,22 @@ def test_info_says_where_the_home_is_and_makes_nothing(capsys, tmp_path, monkeyp
         d = json.loads(out)
         assert code == 0 and d["evalkit_home"] == str(home) and d["evalkit_home_state"].startswith(state), err
         assert not home.exists()
+
+
+def test_a_users_package_named_like_evalkits_own_is_named_not_an_internal_error(tmp_path):
+    """A project's own `generators/` in the working folder hid evalkit's `generators` under
+    `python -m evalkit` (the folder is first on the path): "internal error: No module named
+    'generators.base'", exit 70 (session 33)."""
+    import subprocess
+
+    (tmp_path / "generators").mkdir()
+    (tmp_path / "generators" / "__init__.py").write_text("")
+    env = {**os.environ, "EVALKIT_HOME": str(tmp_path / "home")}
+    r = subprocess.run([sys.executable, "-m", "evalkit", "info"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"{tmp_path / 'generators'}: a package named 'generators' there hides evalkit's own" in r.stderr
+    (tmp_path / "generators" / "__init__.py").unlink()
+    (tmp_path / "generators").rmdir()
+    ok = subprocess.run([sys.executable, "-m", "evalkit", "--version"], cwd=tmp_path, capture_output=True, text=True,
+                        env=env)
+    assert ok.returncode == 0

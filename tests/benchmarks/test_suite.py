@@ -150,3 +150,14 @@ def test_bench_cli_bad_suite_file_names_the_key(capsys, tmp_path):
     assert main(["bench", "run", "--suite", str(bad), "--model", "world"]) == 2
     err = capsys.readouterr().err
     assert "sample: unknown key" in err and err.count("\n") == 1
+
+
+def test_the_readmes_suite_path_reads_the_shipped_suite_where_evalkit_is_installed(tmp_path, monkeypatch):
+    """`--suite benchmarks/suites/world-v1.yaml` worked only inside a checkout; the policy's path
+    already fell back to the installed copy (session 33)."""
+    from evalkit.errors import MissingResourceError
+
+    monkeypatch.chdir(tmp_path)  # no benchmarks/ here, as for a user of the installed package
+    assert load_suite("benchmarks/suites/world-v1.yaml").hash == load_suite("world-v1").hash
+    with pytest.raises(MissingResourceError, match=r"mine/x.yaml: no such suite file.*shipped suite's name \(world-v1"):
+        load_suite("mine/x.yaml")
