@@ -189,13 +189,92 @@ def test_a_credential_refused_for_its_key_usage_is_not_blamed_on_time():
 
 
 def test_sign_refuses_to_drop_a_sidecar_history(env):
-    side_src = env["root"] / "withside.mp4"
-    side_src.write_bytes(env["src"].read_bytes())
-    side = env["root"] / "withside.c2pa"
-    side.write_bytes(b"any manifest store")  # its presence is what counts: it is the file's history
+    (env["root"] / "sc").mkdir()
+    side_signed = sign_file(env["src"], env["root"] / "sc" / "withside.mp4", env["signer"], sidecar=True)
+    assert side_signed.sidecar.name == "withside.c2pa"
     for edit in (False, True):
         with pytest.raises(SigningError, match=r"withside.mp4: its provenance is in the C2PA sidecar .*withside.c2pa"):
-            sign_file(side_src, env["root"] / f"out-{edit}.mp4", env["signer"], edit=edit)
+            sign_file(side_signed.path, env["root"] / f"out-{edit}.mp4", env["signer"], edit=edit)
         assert not (env["root"] / f"out-{edit}.mp4").exists()
-    side.unlink()
-    assert sign_file(side_src, env["root"] / "out-new.mp4", env["signer"]).path.exists()  # moved aside: signs
+    side_signed.sidecar.unlink()
+    assert sign_file(side_signed.path, env["root"] / "out-new.mp4", env["signer"]).path.exists()  # moved aside
+
+
+def test_an_ingredient_retouched_with_ai_makes_its_edits_composites(env):
+    """The AI edit of a capture was read in the active manifest only: evalkit's own `sign --edit`
+    of a generatively erased phone clip read `capture (signed)` again (session 33's recheck)."""
+    erased = _sign(env, env["src"], "erased.mp4", [
+        {"action": "c2pa.created", "digitalSourceType": CAPTURE, "softwareAgent": {"name": "Pixel Camera"}},
+        {"action": "c2pa.edited", "digitalSourceType": TRAINED, "softwareAgent": {"name": "Magic Eraser"}}])
+    edit = sign_file(erased, env["root"] / "erased.edit.mp4", env["signer"], edit=True).path
+    r = verify_file(edit, trust=env["trust"])
+    assert r["verdict"] == "ai-composite (signed)" and r["provenance"]["ai_origin"]["ai_edits"][0]["agent"] == "Magic Eraser"
+    assert any("records an edit with AI: c2pa.edited (trainedAlgorithmicMedia, by Magic Eraser)" in x for x in r["reasons"])
+    assert "parentOf 'erased.mp4': digitalCapture, edited with AI" in format_result(r)
+
+
+def test_a_marked_edit_of_a_capture_stays_a_capture_re_signed_or_stripped(env, tmp_path):
+    """`sign --edit --watermark` of a capture registered no source type (the edit's own manifest
+    states none), so another tool's re-signing read `conflicting signals` and a stripped copy
+    `ai-generated` (session 33's recheck): the registry now records the origin all told."""
+    import av
+
+    registry = tmp_path / "registry"
+    cap = sign_file(env["src"], tmp_path / "cap.mp4", env["signer"], source_type="capture").path
+    marked = sign_file(cap, tmp_path / "cap.edit.mp4", env["signer"], edit=True, watermark=True, wm_key=env["key"],
+                       registry=registry)
+    assert marked.registry_error is None
+    resigned = _sign(env, marked.path, "cap.resigned.mp4", [
+        {"action": "c2pa.opened", "parameters": {"ingredientIds": ["p"]}}, {"action": "c2pa.color_adjustments"}],
+        ingredients=[({"title": "bare.mp4", "relationship": "parentOf", "label": "p"}, env["src"])])
+    r = verify_file(resigned, trust=env["trust"], wm_key=env["key"], registry=registry)
+    assert r["watermark"]["detected"] and r["verdict"] == "signed (source not stated)", r["reasons"]
+    stripped = tmp_path / "cap.stripped.mp4"
+    with av.open(str(marked.path)) as src, av.open(str(stripped), "w") as dst:  # a remux drops the manifest
+        s_in = src.streams.video[0]
+        s_out = dst.add_stream_from_template(s_in)
+        for pkt in src.demux(s_in):
+            if pkt.dts is not None:
+                pkt.stream = s_out
+                dst.mux(pkt)
+    r = verify_file(stripped, wm_key=env["key"], registry=registry)
+    assert r["provenance"]["state"] == "absent" and r["verdict"] == "capture (watermark only, manifest stripped)"
+
+
+def test_a_stripped_composite_stays_a_composite_and_unknown_c2pa_terms_are_quoted(env, tmp_path):
+    import av
+
+    registry = tmp_path / "registry"
+    comp = sign_file(env["src"], tmp_path / "comp.mp4", env["signer"], source_type="composite", watermark=True,
+                     wm_key=env["key"], registry=registry).path
+    stripped = tmp_path / "comp.stripped.mp4"
+    with av.open(str(comp)) as src, av.open(str(stripped), "w") as dst:
+        s_out = dst.add_stream_from_template(src.streams.video[0])
+        for pkt in src.demux(src.streams.video[0]):
+            if pkt.dts is not None:
+                pkt.stream = s_out
+                dst.mux(pkt)
+    r = verify_file(stripped, wm_key=env["key"], registry=registry)
+    assert r["verdict"] == "ai-composite (watermark only, manifest stripped)"  # it read "ai-generated"
+    odd = _sign(env, env["src"], "ns-odd.mp4", [{"action": "c2pa.created",
+                                                 "digitalSourceType": "http://c2pa.org/digitalsourcetype/trainedAlgorithmicMedia"}])
+    r = verify_file(odd, trust=env["trust"])
+    assert r["verdict"] == "signed (other source type)"  # not a C2PA term: quoted whole, not "a C2PA source type"
+    assert any("'http://c2pa.org/digitalsourcetype/trainedAlgorithmicMedia' (not an IPTC" in x for x in r["reasons"])
+
+
+def test_another_files_sidecar_with_the_same_stem_does_not_stop_signing(env, tmp_path):
+    """clip.mkv's sidecar is clip.c2pa, beside clip.mp4 too: signing clip.mp4 was refused as if that
+    were its history, with advice (move it aside) that stripped clip.mkv (session 33's recheck)."""
+    import shutil
+
+    mkv = tmp_path / "clip.mkv"
+    write_video(mkv, make_clip("test", 1, 2, WorldConfig(frames=8, size=64)))
+    (tmp_path / "signed").mkdir()
+    signed = sign_file(mkv, tmp_path / "signed" / "clip.mkv", env["signer"], sidecar=True)
+    shutil.copy(signed.sidecar, tmp_path / "clip.c2pa")
+    mp4 = tmp_path / "clip.mp4"
+    shutil.copy(env["src"], mp4)
+    assert sign_file(mp4, tmp_path / "out.mp4", env["signer"]).path.exists()
+    with pytest.raises(SigningError, match="its provenance is in the C2PA sidecar"):  # its own sidecar still counts
+        sign_file(signed.path, tmp_path / "again.mkv", env["signer"], sidecar=True)

@@ -479,8 +479,8 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     outside = provenance_outside(src) if Path(src).is_file() else None
     if outside:  # a history evalkit cannot carry as a parent ingredient: never dropped silently
         raise SigningError(f"{src}: its provenance is in {outside}, which "
-                           + ("evalkit cannot keep as the parent of an edit (it carries embedded manifests only); "
-                              "embed it in the video first" if edit else "signing would leave behind")
+                           + ("evalkit cannot keep as the parent of an edit yet (it keeps embedded manifests only, "
+                              "and WebM/Matroska cannot embed one)" if edit else "signing would leave behind")
                            + ("; to sign the video as new instead, move the sidecar aside" if "sidecar" in outside
                               else "; to sign the video as new instead, remux it without the reference (ffmpeg -i IN "
                               "-c copy OUT)"))
@@ -585,9 +585,13 @@ def _registration(result: SignResult, mean, registry, final_name=None):
     from evalkit.provenance import registry as reg
     from evalkit.provenance.manifest_read import read_provenance
 
+    from evalkit.provenance.manifest_history import effective_source_type
+
     try:
         prov, _ = read_provenance(result.path, manifest=result.sidecar)
         digest = sha256_file(result.path)
+        # the video's origin all told: a watermarked edit of a capture states none itself
+        prov = {**prov, "digital_source_type": effective_source_type(prov)}
     except EvalkitError as e:
         why = f"the payload was not recorded in the soft-binding registry: {e}"
         return lambda: (None, why)

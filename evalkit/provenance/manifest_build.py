@@ -58,7 +58,7 @@ _IPTC_TERMS = {t.lower(): t for t in (
     "minorHumanEdits", "compositeCapture", "algorithmicallyEnhanced", "dataDrivenMedia", "digitalArt",
     "digitalCreation", "virtualRecording", "compositeSynthetic", "trainedAlgorithmicMedia",
     "algorithmicMedia", "screenCapture", "compositeWithTrainedAlgorithmicMedia", "trainedAlgorithmicData")}
-_C2PA_TERMS = ("trainedAlgorithmicData", "empty")
+C2PA_TERMS = ("trainedAlgorithmicData", "empty")
 
 
 def canonical_source_type(value) -> str | None:
@@ -74,7 +74,7 @@ def canonical_source_type(value) -> str | None:
         low = low[len(prefix):] if low.startswith(prefix) else low
     low = low[4:] if low.startswith("www.") else low
     if low.startswith("c2pa.org/digitalsourcetype/"):  # C2PA's own vocabulary
-        term = {t.lower(): t for t in _C2PA_TERMS}.get(low[len("c2pa.org/digitalsourcetype/"):])
+        term = {t.lower(): t for t in C2PA_TERMS}.get(low[len("c2pa.org/digitalsourcetype/"):])
         return C2PA_SOURCE_TYPE + term if term else v
     for head in ("cv.iptc.org/newscodes/digitalsourcetype/", "digitalsourcetype:"):
         if low.startswith(head):

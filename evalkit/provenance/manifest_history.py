@@ -20,7 +20,9 @@ import base64
 import binascii
 import json
 
-from evalkit.provenance.manifest_build import AI_SOURCE_TYPES, GENERATION_LABEL, WATERMARK_ALG, canonical_source_type
+from evalkit.provenance.manifest_build import (
+    AI_SOURCE_TYPES, COMPOSITE_AI_TYPES, GENERATION_LABEL, SOURCE_TYPES, WATERMARK_ALG, canonical_source_type,
+)
 
 MAX_DEPTH = 32  # ingredients of ingredients; real edit chains are a few steps deep
 MAX_NODES = 64  # ingredients in all, over every level
@@ -189,16 +191,23 @@ def _nodes(history: list[dict], depth: int = 1):
 
 
 def ai_origin(history: list[dict]) -> dict | None:
-    """The nearest ingredient whose manifest declares an AI digital source type, preferring one
+    """The nearest ingredient whose manifest declares an AI digital source type, or records an AI
+    edit of what it made (a capture retouched by a generative eraser: a composite), preferring one
     reached through parents only (the video *is* an edit of it) over a component (it holds a part
-    of it): {title, depth, via ("parent" or "component"), digital_source_type, signer, generator}."""
+    of it): {title, depth, via ("parent" or "component"), digital_source_type, signer, generator,
+    ai_edits when that is how}."""
     best = None
     for depth, n, rels in _nodes(history):
-        if n.get("digital_source_type") not in AI_SOURCE_TYPES:
+        dst = n.get("digital_source_type")
+        if dst not in AI_SOURCE_TYPES and not n.get("ai_edits"):
             continue
+        if dst not in AI_SOURCE_TYPES:  # made otherwise, then edited with AI (session 33: an edit of it read "capture")
+            dst = SOURCE_TYPES["composite"]
         via = "parent" if all(r == "parentOf" for r in rels) else "component"
-        cand = {"title": n["title"], "depth": depth, "via": via, "digital_source_type": n["digital_source_type"],
+        cand = {"title": n["title"], "depth": depth, "via": via, "digital_source_type": dst,
                 "signer": n.get("signer"), "generator": n.get("generator"), "failures": list(n["failures"])}
+        if n.get("ai_edits"):
+            cand["ai_edits"] = n["ai_edits"]
         if n.get("declared_by"):
             cand["declared_by"] = n["declared_by"]
         if best is None or (via == "parent" and best["via"] != "parent"):
@@ -232,9 +241,29 @@ def inherited_soft_binding(history: list[dict]) -> dict | None:
     return None
 
 
+def effective_source_type(prov: dict) -> str | None:
+    """What a manifest says the video is, all told: its own source type, a composite where an AI
+    edit follows a non-AI creation, else its history's (an edit's own manifest states none: the
+    nearest parent's, AI or not; an AI component makes a composite). For the soft-binding registry,
+    whose record of an edit of a capture said nothing, so a marked edit of a capture re-signed or
+    stripped read as generated (session 33)."""
+    dst = prov.get("digital_source_type")
+    if prov.get("ai_edits") and dst not in AI_SOURCE_TYPES:
+        return SOURCE_TYPES["composite"]
+    if dst:
+        return dst
+    origin = prov.get("ai_origin")
+    if origin:
+        t = origin["digital_source_type"]
+        return t if origin["via"] == "parent" or t in COMPOSITE_AI_TYPES else SOURCE_TYPES["composite"]
+    stated = prov.get("stated_origin")
+    return stated["digital_source_type"] if stated else None
+
+
 def failed_ingredients(history: list[dict]) -> list[dict]:
     return [{"title": n["title"], "depth": d, "failures": n["failures"]} for d, n, _ in _nodes(history) if n["failures"]]
 
 
 __all__ = ["manifest_summary", "ingredient_history", "history_truncated", "ai_origin", "stated_origin",
+           "effective_source_type",
            "inherited_soft_binding", "failed_ingredients", "soft_binding", "MAX_DEPTH", "MAX_NODES"]

@@ -173,7 +173,12 @@ def provenance_outside(path) -> str | None:
         return None  # embedded: the callers' own check (carries_manifest) speaks for it
     side = sidecar_of(path)
     if side:
-        return f"the C2PA sidecar {side}"
+        # sidecars go by stem: clip.mkv's clip.c2pa sits beside clip.mp4 too. Only one that binds
+        # this file is its history (session 33: another file's was, and the advice to move it aside
+        # stripped that file).
+        prov, _err = _read_with_sidecar(path, side, None)
+        bad = [c for c in prov["failures"] if not c.startswith("signingCredential.")]
+        return f"the C2PA sidecar {side}" if prov["state"] in ("valid", "trusted", "invalid") and not bad else None
     try:
         with c2pa.Reader(str(path), context=_context(None)):  # offline: a remote one is only named
             return None

@@ -29,7 +29,9 @@ Verdicts (the vocabulary; `reasons` are short sentences explaining which signals
   mark copied onto this video, or an edit past recognition); or a capture (signed, or its mark
   registered as one) joined to a stretch that carries another mark not registered as a capture.
 * `ai-generated (watermark only, manifest stripped)`: no manifest, but the evalkit watermark
-  is present (the manifest was removed, e.g. by re-encoding or remuxing).
+  is present (the manifest was removed, e.g. by re-encoding or remuxing);
+  `ai-composite (watermark only, manifest stripped)` when the registry holds the payload with a
+  composite claim.
   `capture (watermark only, manifest stripped)` when the soft-binding registry holds the payload
   with a manifest that claims a camera capture (`sign --source-type capture --watermark`);
   `ai-generated (watermark only, unsigned)` when it holds the payload with no manifest at all
@@ -52,7 +54,8 @@ stripped but watermark present; payload different from the soft binding).
 from __future__ import annotations
 
 from evalkit.provenance.manifest_build import (
-    AI_SOURCE_TYPES, C2PA_SOURCE_TYPE, CAPTURE_SOURCE_TYPES, COMPOSITE_AI_TYPES, IPTC, canonical_source_type,
+    AI_SOURCE_TYPES, C2PA_SOURCE_TYPE, C2PA_TERMS, CAPTURE_SOURCE_TYPES, COMPOSITE_AI_TYPES, IPTC,
+    canonical_source_type,
 )
 from evalkit.provenance.manifest_history import MAX_DEPTH, MAX_NODES, failed_ingredients
 from evalkit.provenance.manifest_read import HASH_MISMATCH_CODES, UNREADABLE_MANIFEST
@@ -60,13 +63,15 @@ from evalkit.provenance.manifest_read import HASH_MISMATCH_CODES, UNREADABLE_MAN
 COMPOSITE_AI = IPTC + "compositeWithTrainedAlgorithmicMedia"
 NOT_A_FAILURE = ("signingCredential.untrusted", "signingCredential.ocsp.skipped")  # trust is the reader's question
 CAPTURE_STRIPPED = "capture (watermark only, manifest stripped)"
+COMPOSITE_STRIPPED = "ai-composite (watermark only, manifest stripped)"  # since session 33
 UNSIGNED_MARK = "ai-generated (watermark only, unsigned)"  # since session 30
 VERDICTS = ("ai-generated (signed)", "ai-composite (signed)", "capture (signed)",
             "signed (source not stated)", "tampered", "conflicting signals",
             "ai-generated (watermark only, manifest stripped)", "likely ai-generated (detector only)",
             "watermark trace (payload unreadable)", "likely ai-generated (watermark trace and detector)",
             "unknown", "unreadable", "incomplete (fragmented stream)", "invalid credential",
-            CAPTURE_STRIPPED, "signed (other source type)", "invalid manifest (malformed)", UNSIGNED_MARK)
+            CAPTURE_STRIPPED, "signed (other source type)", "invalid manifest (malformed)", UNSIGNED_MARK,
+            COMPOSITE_STRIPPED)
 FAILED_VERDICTS = ("tampered", "conflicting signals", "invalid credential", "invalid manifest (malformed)")
 WATERMARK_TRACE = "watermark trace (payload unreadable)"
 TRACE_AND_DETECTOR = "likely ai-generated (watermark trace and detector)"
@@ -83,17 +88,20 @@ def source_type_name(dst: str) -> str:
     (a look-alike URL ending in an IPTC term must not read as that term)."""
     if dst.startswith(IPTC):
         return dst[len(IPTC):]
-    if dst.startswith(C2PA_SOURCE_TYPE) and canonical_source_type(dst) == dst:
+    if dst.startswith(C2PA_SOURCE_TYPE) and dst[len(C2PA_SOURCE_TYPE):] in C2PA_TERMS:
         return f"{dst[len(C2PA_SOURCE_TYPE):]} (a C2PA source type)"
     return f"'{dst}' (not an IPTC digital source type)"
 
 
-def _ai_edits_text(edits: list[dict]) -> str:
-    """"It was edited with AI: c2pa.edited (trainedAlgorithmicMedia, by Eraser)." for `ai_edits`."""
+def _ai_edits_list(edits: list[dict]) -> str:
+    """"c2pa.edited (trainedAlgorithmicMedia, by Eraser)", the first four of `ai_edits`."""
     parts = [f"{e['action']} ({source_type_name(e['digital_source_type'])}"
              + (f", by {e['agent']})" if e.get("agent") else ")") for e in edits[:4]]
-    more = f" and {len(edits) - 4} more" if len(edits) > 4 else ""
-    return f"It was edited with AI: {', '.join(parts)}{more}."
+    return ", ".join(parts) + (f" and {len(edits) - 4} more" if len(edits) > 4 else "")
+
+
+def _ai_edits_text(edits: list[dict]) -> str:
+    return f"It was edited with AI: {_ai_edits_list(edits)}."
 
 
 def _made_by(prov: dict) -> str:
@@ -109,6 +117,9 @@ def _origin_text(prov: dict, origin: dict) -> str:
     kind = source_type_name(origin["digital_source_type"])
     if origin.get("declared_by") == "ingredient":  # no manifest of its own: the holding manifest says it
         whose = f"which this manifest's ingredient record declares {kind} (it has no manifest of its own)"
+    elif origin.get("ai_edits"):  # made otherwise (a capture), then retouched with AI: a composite
+        whose = (f"whose own manifest (signed by {origin['signer'] or 'an unnamed signer'}) records an edit with "
+                 f"AI: {_ai_edits_list(origin['ai_edits'])}")
     else:
         whose = (f"whose own manifest (signed by {origin['signer'] or 'an unnamed signer'}) declares {kind}"
                  + (f", made by {origin['generator']}" if origin["generator"] else ""))
@@ -244,7 +255,7 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
         if dst:
             reasons.append(f"The manifest declares the digital source type {source_type_name(dst)}"
                            + _made_by(prov) + ".")
-        if ai_edits and not (dst in AI_SOURCE_TYPES and len(ai_edits) == 1 and ai_by_edit):
+        if ai_edits:  # (also where an edit alone states the AI type: it says why a composite)
             reasons.append(_ai_edits_text(ai_edits))
         if not dst and stated and not origin:
             reasons.append(_origin_text(prov, stated))
@@ -287,9 +298,11 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
             # evalkit marks what it generates: a manifest that neither binds the mark nor says AI
             # replaced the one it was signed with (re-signing laundered the origin, session 33)
             verdict = "conflicting signals"
+            unsigned = bool(reg and reg.get("found") and not reg.get("manifest"))
             reasons.append("The video carries an evalkit watermark that this manifest does not bind, and the "
-                           "manifest does not say the video is AI-made: evalkit marks what it generates, so the "
-                           "manifest may have replaced the one the mark was signed with.")
+                           "manifest does not say the video is AI-made: evalkit marks what it generates, so "
+                           + ("this manifest was added to a video marked without one (generate --watermark)."
+                              if unsigned else "the manifest may have replaced the one the mark was signed with."))
         if reg and reg["found"]:  # the payload's registration (looked up where the manifest does not bind
             # it, or claims a capture): where it came from
             reasons += _registry_text(reg)
@@ -342,7 +355,9 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
                                "this payload holds no manifest, so the video was marked without being signed "
                                "(generate --watermark), not stripped of a manifest.")
             else:
-                verdict = "ai-generated (watermark only, manifest stripped)"
+                # a composite its signer marked stays a composite (it read "ai-generated", session 33)
+                verdict = (COMPOSITE_STRIPPED if _registered_type(reg) in COMPOSITE_AI_TYPES
+                           else "ai-generated (watermark only, manifest stripped)")
                 reasons.append(wm_text[0].upper() + wm_text[1:] + ": the manifest was removed or the "
                                "video re-encoded after signing.")
             if wm.get("edits"):

@@ -373,6 +373,7 @@ def _history_lines(history: list[dict], indent: str = "    ") -> list[str]:
     for n in history:
         kind = source_type_name(n["digital_source_type"]) if n.get("digital_source_type") else "no source type"
         out.append(f"{indent}{n['relationship']} '{n['title']}': {kind}"
+                   + (", edited with AI" if n.get("ai_edits") else "")
                    + (f", signed by {n['signer']}" if n.get("signer") else ", no manifest" if not n.get("manifest") else "")
                    + (f", failed: {', '.join(n['failures'])}" if n.get("failures") else ""))
         out += _history_lines(n.get("ingredients") or [], indent + "  ")
