@@ -175,7 +175,7 @@ def _open(p: Path, limits: VideoLimits):
         # Skip cover art: an attached picture is a one-frame "video stream" in audio files.
         vs = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
         if not vs:
-            kinds = ", ".join(sorted({s.type for s in c.streams})) or "none"
+            kinds = ", ".join(sorted({"cover art" if s.type == "video" else s.type for s in c.streams})) or "none"
             raise _fail(p, f"has no video stream (streams: {kinds})", "give a file with video")
         s = vs[0]
         if s.codec_context is None:  # PyAV 18: no decoder for the stream's codec tag

@@ -187,6 +187,18 @@ def test_alpha_is_named_as_dropped(tmp_path):
     assert any("alpha channel" in w for w in reencode_losses(src))
     plain = write_video(tmp_path / "plain.mp4", np.stack(frames(4)), fps=24)
     assert reencode_losses(plain) == []
+    # every GIF decodes with alpha: an opaque one loses nothing (each was warned about, session 33),
+    # and neither does an opaque picture in a format that could hold transparency
+    from PIL import Image
+
+    gif = tmp_path / "opaque.gif"  # as Pillow writes GIF89a: no transparency index
+    first, *rest = [Image.fromarray(f) for f in frames(4)]
+    first.save(gif, save_all=True, append_images=rest, duration=100, loop=0)
+    opaque = tmp_path / "opaque.mov"
+    full = [np.dstack([f, np.full(f.shape[:2], 255, np.uint8)]) for f in frames(4)]
+    with av.open(str(opaque), "w") as c:
+        encode(c, add_video(c, full, codec="png", pix="rgba"), full, fmt="rgba")
+    assert reencode_losses(gif) == [] and reencode_losses(opaque) == []
 
 
 # --- G: a suggested fix works for that input ----------------------------------------------------

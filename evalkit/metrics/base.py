@@ -183,6 +183,11 @@ class EvalkitMetric(Metric):
             this._defaults[key] = move(default) if isinstance(default, torch.Tensor) else [move(v) for v in default]
             value = getattr(this, key)
             setattr(this, key, move(value) if isinstance(value, torch.Tensor) else [move(v) for v in value])
+        # the states stayed float64, so a result computed before the cast is computed again from them
+        # (torchmetrics casts its cache: compute() came back bf16-rounded, session 33), and the
+        # metric says the dtype it holds
+        this._computed = None
+        this._dtype = torch.float64
         return this
 
     # -- DDP ----------------------------------------------------------------------------------------

@@ -189,6 +189,22 @@ def clip_alignment(videos=None, prompts: Sequence[str] | None = None, backbone=N
     return out
 
 
+def _default_clip_name() -> str:
+    from evalkit.metrics.backbones import DEFAULT_CLIP_BACKBONE
+
+    return DEFAULT_CLIP_BACKBONE
+
+
+def _backbone_identity(backbone) -> str:
+    """What a backbone object is, for merging and grouping: its name and weights' digest where it
+    has them (two workers' loads of one backbone are one setting; their id() differed and every
+    merge was refused, session 33), else the object itself."""
+    name, sha = getattr(backbone, "name", None), getattr(backbone, "sha256", None)
+    if isinstance(name, str) and isinstance(sha, str) and sha:
+        return f"{name}@{sha[:16]}"
+    return f"{type(backbone).__qualname__}@{id(backbone)}"
+
+
 class CLIPAlignment(EvalkitMetric):
     """CLIPScore (mean over clips, see the module docstring for `clamp`) and text-to-clip retrieval.
 
@@ -219,7 +235,7 @@ class CLIPAlignment(EvalkitMetric):
         self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         for name in ("values", "clip_embeds", "text_embeds", "prompt_keys"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
-        spec = backbone or "default" if self._named else f"{type(backbone).__qualname__}@{id(backbone)}"
+        spec = (backbone or _default_clip_name()) if self._named else _backbone_identity(backbone)
         keep_out_of_compute_groups(self, backbone=spec, num_frames=self.num_frames, clamp=self.clamp)
 
     @property

@@ -425,6 +425,8 @@ def reencode_losses(src) -> list[str]:
                         alpha = any(getattr(comp, "is_alpha", False) for comp in av.VideoFormat(pix).components)
                     except ValueError:
                         alpha = False
+                if alpha:  # a format that can hold transparency (GIF always decodes as bgra): is any there?
+                    alpha = _shows_transparency(c, s0)
                 alpha = alpha or str(s0.metadata.get("alpha_mode", s0.metadata.get("ALPHA_MODE", ""))) == "1"
                 if alpha:
                     out.append(f"{name}: its alpha channel (transparency) is dropped: the watermarked copy is "
@@ -432,6 +434,22 @@ def reencode_losses(src) -> list[str]:
     except (av.FFmpegError, OSError, ValueError):
         return out
     return out
+
+
+def _shows_transparency(container, stream, frames: int = 16) -> bool:
+    """Whether any of the first `frames` frames has a pixel less than opaque: every GIF decodes to
+    a format with alpha, and an opaque one was warned about (session 33)."""
+    import av
+
+    try:
+        for i, frame in enumerate(container.decode(stream)):
+            if frame.to_ndarray(format="rgba")[..., 3].min() < 255:
+                return True
+            if i + 1 >= frames:
+                break
+    except (av.FFmpegError, ValueError):
+        return True  # could not look: say what may be lost
+    return False
 
 
 def default_payload(key, frames=None, *, digest: bytes | None = None) -> bytes:

@@ -174,3 +174,27 @@ def test_merging_feature_metrics_names_what_differs():
     plain = fed(FrechetVideoDistance(8))  # sums from a metric that also kept features: fine
     plain.merge_state(fed(FrechetVideoDistance(8, keep_features=True)))
     assert float(plain.real_n) == 12
+
+
+def test_a_result_computed_before_a_cast_comes_back_float64_after_it():
+    """torchmetrics casts its cached result with the module: compute() after a bf16 cast, with no
+    new update, came back bf16-rounded (0.6680 for 0.6685) and `dtype` said bfloat16 (session 33)."""
+    m = TemporalFlicker()
+    m.update(torch.rand(4, 3, 3, 8, 8, generator=torch.Generator().manual_seed(2)))
+    before = m.compute()
+    m.to(torch.bfloat16)
+    after = m.compute()
+    assert after.dtype == torch.float64 and m.dtype == torch.float64 and float(after) == float(before)
+
+
+def test_clip_alignments_with_one_backbone_merge_however_it_was_named():
+    """The default named "default" and the same backbone named "world-clip" refused to merge, and two
+    workers' loads of one backbone object differed by id() (session 33)."""
+    from evalkit.metrics.backbones import DEFAULT_CLIP_BACKBONE, get_backbone
+
+    a, b = CLIPAlignment(), CLIPAlignment(backbone=DEFAULT_CLIP_BACKBONE)
+    assert a._merge_settings == b._merge_settings
+    one, two = get_backbone(DEFAULT_CLIP_BACKBONE), get_backbone(DEFAULT_CLIP_BACKBONE)
+    x, y = CLIPAlignment(backbone=one), CLIPAlignment(backbone=two)
+    assert x._merge_settings == y._merge_settings
+    assert x._merge_settings["backbone"] == repr(f"{one.name}@{one.sha256[:16]}")
