@@ -238,7 +238,8 @@ def test_real_footage_watermarked_then_stripped(env, real_videos_dir, tmp_path):
     assert r["verdict"] == "ai-composite (signed)"
     r = verify_file(remux(res.path, tmp_path / "bikes.remux.mp4"), wm_key=env["wm_key"])
     assert r["provenance"]["state"] == "absent" and r["watermark"]["payload"] == res.payload
-    assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
+    # signed as a composite, registered as one: stripped, still a composite (since session 33)
+    assert r["verdict"] == "ai-composite (watermark only, manifest stripped)"
 
 
 def test_a_copied_mark_on_real_footage_is_a_trace_not_a_verdict_of_ai(env, real_videos_dir, tmp_path):
@@ -306,7 +307,7 @@ def test_excerpt_of_a_signed_long_clip_keeps_the_watermark(env, real_videos_dir,
     check_schema(r)
     assert r["provenance"]["state"] == "absent"
     assert r["watermark"]["detected"] and r["watermark"]["payload"] == res.payload
-    assert r["verdict"] == "ai-generated (watermark only, manifest stripped)"
+    assert r["verdict"] == "ai-composite (watermark only, manifest stripped)"  # registered as a composite
 
 
 def test_never_overwrites_its_input_and_leaves_nothing_on_failure(env, tmp_path):
