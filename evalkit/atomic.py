@@ -91,11 +91,32 @@ def short_name(name: str, limit: int = 150) -> str:
     return f"{head}~{hashlib.sha1(raw).hexdigest()[:16]}"
 
 
+def _foreign_in_shared_folder(path: Path) -> str | None:
+    """Who else owns `path` (a link, or a file to be replaced) when it sits in a shared sticky
+    folder (/tmp-like: world-writable, sticky) and belongs neither to this user nor to the folder's
+    owner: the kernel's protected_symlinks rule. Another user's link planted there made evalkit's
+    output overwrite a file of this user's wherever it pointed (session 33)."""
+    try:
+        st, parent = os.lstat(path), os.stat(path.parent)
+    except OSError:
+        return None
+    shared = parent.st_mode & stat.S_ISVTX and parent.st_mode & stat.S_IWOTH
+    if not shared or st.st_uid in (os.geteuid(), parent.st_uid):
+        return None
+    what = "a link" if stat.S_ISLNK(st.st_mode) else "a file"
+    return f"{what} of another user (uid {st.st_uid}) in the shared folder {path.parent}"
+
+
 def check_writable(path) -> Path:
     """`path` (a file to write later, perhaps after hours of work) refused now, in one line, when
-    its folder cannot be made or written: a read-only folder failed a training run at its first
-    checkpoint, an internal error with the work lost."""
+    its folder cannot be made or written, or when it is another user's link or file in a shared
+    folder: a read-only folder failed a training run at its first checkpoint, an internal error
+    with the work lost."""
     path = check_parents(Path(path))
+    foreign = _foreign_in_shared_folder(path)
+    if foreign:
+        raise BadInputError(f"{path}: is {foreign}; evalkit does not write through it or over it: choose another "
+                            "path")
     probe = path.with_name(f".{short_name(path.name)}.{os.getpid()}.{secrets.token_hex(3)}.probe")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,11 +137,19 @@ def write_atomic(path, data: bytes | str) -> Path:
     if _is_stream(path):  # /dev/stdout, a FIFO: written into, never renamed over (as root a rename
         _write_stream(path, payload)  # replaced /dev/null itself with a regular file)
         return path
+    foreign = _foreign_in_shared_folder(path)
+    if foreign:
+        raise BadInputError(f"{path}: is {foreign}; evalkit does not write through it or over it: choose another "
+                            "path")
     given, path = path, (path.resolve() if path.is_symlink() else path)  # the link stays a link
     tmp = path.with_name(f".{short_name(path.name)}.{os.getpid()}.{secrets.token_hex(3)}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(payload)
+        try:  # a file rewritten keeps its mode: a 0600 result came back 0644 (session 33)
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        except OSError:
+            pass  # a new file: the umask's mode
         os.replace(tmp, path)
     except OSError as e:
         raise BadInputError(f"{path}: cannot write it ({e.strerror or type(e).__name__}); choose another "

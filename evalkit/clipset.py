@@ -298,6 +298,8 @@ def _check_target(out: Path) -> None:
         raise BadInputError(f"{out}: is a symbolic link; give the folder it points to, or a new name")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BadInputError(f"{out}: already exists and is not empty; choose a new folder or remove it")
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):  # a read-only folder is the user's to keep so
+        raise BadInputError(f"{out}: is a folder this user cannot write; choose another folder")
     check_parents(out)
 
 
@@ -365,13 +367,25 @@ class ClipFolderWriter:
         with open(self.stage / INDEX, "w", encoding="utf-8") as f:
             f.writelines(lines)
         old = None
-        if self.out.exists():
-            if not self.replace:
+        try:
+            if self.out.exists() and not self.replace:
                 _check_target(self.out)  # appeared while we were writing
-                self.out.rmdir()
-            else:
+                # the user's own empty folder is kept (its mode, group, setgid bit): the clips are
+                # moved into it, the index last. It was swapped for a new folder, so a read-only one
+                # was written anyway and a team's setgid folder lost its group (session 33).
+                os.replace(self.stage / "clips", self.out / "clips")
+                os.replace(self.stage / INDEX, self.out / INDEX)
+                self.stage.rmdir()
+                return
+            if self.out.exists():
                 old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
                 os.replace(self.out, old)
-        os.replace(self.stage, self.out)
+            os.replace(self.stage, self.out)
+        except OSError as e:  # nothing half-made is left behind: the staged clips go too
+            shutil.rmtree(self.stage, ignore_errors=True)
+            if old is not None and not self.out.exists():
+                os.replace(old, self.out)  # put the earlier folder back
+            raise BadInputError(f"{self.out}: cannot put the clips there ({e.strerror or type(e).__name__}); check "
+                                "its permissions or choose another folder") from None
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

@@ -83,9 +83,39 @@ def _in_own_checkout() -> bool:
 def git_commit() -> str | None:
     """Full SHA of HEAD of the evalkit source tree, or None when it is not a git checkout."""
     if not _in_own_checkout():
-        return None
+        return _head_from_files()  # git refused (another user's checkout) or is not installed
     out = _git("rev-parse", "HEAD")
-    return (out or "").strip() or None
+    return (out or "").strip() or _head_from_files()
+
+
+def _head_from_files() -> str | None:
+    """HEAD's commit read from the source root's own `.git` files, without running git: git refuses
+    a checkout another user owns ("dubious ownership"), so every run of an ordinary user of a shared
+    install was tagged "unknown" (session 33). Reading the files runs none of the repository's
+    configuration, which is what git's refusal guards against."""
+    import re
+
+    git = _source_root() / ".git"
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if re.fullmatch(r"[0-9a-f]{40}", head):
+            return head  # a detached HEAD
+        if not head.startswith("ref: "):
+            return None
+        ref = head[5:].strip()
+        if ".." in ref:
+            return None
+        loose = git / ref
+        if loose.is_file():
+            sha = loose.read_text().strip()
+            return sha if re.fullmatch(r"[0-9a-f]{40}", sha) else None
+        for line in (git / "packed-refs").read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == ref and re.fullmatch(r"[0-9a-f]{40}", parts[0]):
+                return parts[0]
+    except OSError:
+        return None
+    return None
 
 
 def git_dirty() -> bool | None:

@@ -87,6 +87,7 @@ def check_store_exists() -> None:
         # absent, an empty file, or a database with no table yet: no store, and a reader makes none
         raise MissingResourceError(f"{path}: no MLflow store there ({said}); check the path, or run "
                                    "`evalkit bench run` first")
+    _check_unreadable(uri)
     folder = _file_store_path(uri)
     if folder is not None and not folder.is_dir():  # a mistyped file store was made empty (with the opt-in)
         raise MissingResourceError(f"{folder}: no MLflow file store there ({said}); check the path")
@@ -140,9 +141,17 @@ def check_reachable(timeout: float = 5.0, writing: bool = True) -> None:
         raise BadInputError(f"MLFLOW_TRACKING_URI {uri} is an in-memory store: every run is lost when the command "
                             "ends; point it at a file (sqlite:///mlflow.db) or a server")
     _check_file_store(uri)
+    _check_unreadable(uri)
     _check_sqlite_file(uri)
     _create_sqlite_store(uri)
     path = store_path()
+    if writing and path is not None and not path.exists():
+        # the store could not be made here: MLflow retried for two minutes after the work and the
+        # command ended as an internal error, its results lost (session 33)
+        where = path.parent
+        why = "does not exist" if not where.is_dir() else "cannot be written"
+        raise BadInputError(f"the MLflow store {uri} cannot be created: its folder {where} {why}; point "
+                            "MLFLOW_TRACKING_URI at a writable place, or run from a writable folder")
     if writing and path is not None and path.exists() \
             and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
         # said before the work: after it, MLflow printed two tracebacks and the work was lost (a
@@ -155,6 +164,17 @@ def check_reachable(timeout: float = 5.0, writing: bool = True) -> None:
 
     check_server(uri, timeout)
     _REACHED.add(uri)
+
+
+def _check_unreadable(uri: str) -> None:
+    """A store file this user may not read is said at once: MLflow retried it for 104 s and the
+    command ended as an internal error (session 33, as an ordinary user; `score` called it read-only)."""
+    from evalkit.errors import BadInputError
+
+    path = store_path()
+    if path is not None and path.exists() and not os.access(path, os.R_OK):
+        raise BadInputError(f"the MLflow store {uri} cannot be read (permission denied); check its permissions, or "
+                            "point MLFLOW_TRACKING_URI at another store")
 
 
 def _check_sqlite_file(uri: str) -> None:

@@ -8,6 +8,8 @@ evaluator's metrics or backbones: the model under test must not see its judge.
 
 from __future__ import annotations
 
+import os
+
 import json
 import re
 from dataclasses import dataclass, field
@@ -157,6 +159,12 @@ def load_prompts(arg: str) -> list[Prompt]:
             arg.lower().endswith((".txt", ".jsonl", ".json", ".csv", ".tsv", ".yaml", ".yml"))
             or (("/" in arg or "\\" in arg) and not any(c.isspace() for c in arg.strip())))
         if looks_like_path:
+            try:
+                os.stat(arg)
+            except PermissionError:  # there, in a folder this user may not enter: not "no such file"
+                raise BadInputError(f"{arg}: permission denied; check its and its folders' permissions") from None
+            except (OSError, ValueError):
+                pass
             raise MissingResourceError(f"{arg}: no such prompts file; check the path")
         return [Prompt(_check_prompt(arg, "--prompts"))]
     prompts = _prompts_of_file(path)

@@ -62,3 +62,71 @@ def test_errors_name_the_users_path_not_a_staging_name():
     assert user_path("/m/ul/.w.partial-30000/clips/x.mp4") == "/m/ul/w/clips/x.mp4"
     assert user_path("/m/full/..wm.3153cee8.tmp.partial-24754-259c1a9b.mp4") == "/m/full/wm.mp4"
     assert user_path("/m/.hidden.mp4") == "/m/.hidden.mp4" and user_path("plain.mp4") == "plain.mp4"
+
+
+def test_another_users_link_or_file_in_a_shared_folder_is_never_written_through(tmp_path):
+    """In a /tmp-like folder (world-writable, sticky) another user planted `out.json` -> a file of
+    ours: `score --json`, `verify --html`, `report --out` overwrote it (session 33, found running as
+    an ordinary user). The kernel's protected_symlinks rule, applied by evalkit itself."""
+    import os
+
+    from evalkit.atomic import check_writable, write_atomic
+    from evalkit.errors import BadInputError
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    victim = tmp_path / "mine.txt"
+    victim.write_text("my data")
+    link = shared / "out.json"
+    link.symlink_to(victim)
+    other = os.geteuid() + 1 if os.geteuid() != 65534 else 65533
+    try:
+        os.lchown(link, other, -1)
+    except PermissionError:
+        pytest.skip("needs to give a file to another user (root) to stand in for one")
+    for call in (check_writable, lambda p: write_atomic(p, "{}")):
+        with pytest.raises(BadInputError, match=r"out.json: is a link of another user .* in the shared folder"):
+            call(link)
+    assert victim.read_text() == "my data"
+    os.unlink(link)
+    mine = shared / "mine.json"  # this user's own file there is rewritten, keeping its mode
+    mine.write_text("old")
+    os.chmod(mine, 0o600)
+    write_atomic(mine, "new")
+    assert mine.read_text() == "new" and (os.stat(mine).st_mode & 0o777) == 0o600
+
+
+def test_clips_go_into_the_users_own_empty_folder_which_keeps_its_mode(tmp_path):
+    """An empty OUT folder was swapped for a new one: a team's setgid folder (2770) lost its mode
+    and group, and a read-only one was written anyway (session 33, as an ordinary user)."""
+    import os
+
+    import numpy as np
+
+    from evalkit.clipset import ClipFolderWriter, read_index
+    from evalkit.video import Clip
+
+    team = tmp_path / "team"
+    team.mkdir()
+    os.chmod(team, 0o2770)
+    ino = os.stat(team).st_ino
+    with ClipFolderWriter(team) as w:
+        w.add(Clip(np.zeros((4, 16, 16, 3), np.uint8), fps=8.0), {"id": "a", "prompt": "x"})
+    st = os.stat(team)
+    assert st.st_ino == ino and stat.S_IMODE(st.st_mode) == 0o2770
+    assert [r["id"] for r in read_index(team)] == ["a"] and (team / "clips" / "a.mp4").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".team.partial")]
+
+
+def test_the_code_version_is_read_without_git_where_git_refuses_the_checkout():
+    """git refuses a checkout another user owns ("dubious ownership"): an ordinary user of a shared
+    install got `git_commit: unknown` on every run (session 33). HEAD is read from the files."""
+    import subprocess
+
+    from evalkit.home import _head_from_files, _source_root
+
+    if not (_source_root() / ".git").is_dir():
+        pytest.skip("not a git checkout")
+    want = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_source_root(), capture_output=True, text=True).stdout.strip()
+    assert _head_from_files() == want and len(want) == 40

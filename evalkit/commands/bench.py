@@ -30,7 +30,7 @@ _BENCH_SUMMARY = ("fvd", "clip_alignment", "physics_score_id", "physics_score_oo
               help="Where clips are generated: here, or Ray actors (pip install 'evalkit[ray]').")
 @click.option("--workers", type=int, callback=positive, help="ray: actors (default: one per cluster CPU).")
 @click.option("--ray-address", help="ray: a running cluster (default: $RAY_ADDRESS, else a local instance).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("evalkit-bench"), show_default=True,
+@click.option("--out", type=click.Path(readable=False, path_type=Path), default=Path("evalkit-bench"), show_default=True,
               help="Where each model's clips, index and signed bundle go (OUT/SUITE/MODEL-KEY).")
 @click.option("--max-prompts", type=int, callback=positive,
               help="Quick run: the first N prompts, taking the suite's parts in turn (part of the run key).")
@@ -122,9 +122,9 @@ def _summary_table(results) -> str:
 
 
 @bench.command("verify")
-@click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--clips", type=click.Path(path_type=Path), help="The run's folder of clips: check every SHA-256.")
-@click.option("--trust", type=click.Path(path_type=Path), help="Trust anchors PEM (e.g. the project's ca.pem).")
+@click.argument("bundle", type=click.Path(readable=False, path_type=Path))
+@click.option("--clips", type=click.Path(readable=False, path_type=Path), help="The run's folder of clips: check every SHA-256.")
+@click.option("--trust", type=click.Path(readable=False, path_type=Path), help="Trust anchors PEM (e.g. the project's ca.pem).")
 @click.option("--recompute", is_flag=True, help="Score the clips again and compare the numbers exactly.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def bench_verify(bundle, clips, trust, recompute, as_json):
@@ -165,7 +165,7 @@ def bench_verify(bundle, clips, trust, recompute, as_json):
 @click.option("--suite", required=True, help="A suite's name, or the suite YAML file bench run was given.")
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json", "html"]), default="table")
 @click.option("--rank-by", help="Metric to rank by (default: fvd, else physics_score, else clip_alignment).")
-@click.option("--out", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
+@click.option("--out", type=click.Path(readable=False, path_type=Path), help="Write to this file instead of stdout.")
 def leaderboard(suite, fmt, rank_by, out):
     """Rank models of a suite from MLflow: each metric with its 95% CI and N; `~` marks a
     difference from the model above that a paired bootstrap (CI overlap for FVD) does not support."""
@@ -192,12 +192,12 @@ def leaderboard(suite, fmt, rank_by, out):
 
 @click.command()
 @click.option("--model", required=True)
-@click.option("--policy", required=True, type=click.Path(path_type=Path))
+@click.option("--policy", required=True, type=click.Path(readable=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--run", "run_id", help="Audit this existing bench run instead of running the policy's suite.")
-@click.option("--out-dir", type=click.Path(path_type=Path), default=Path("evalkit-bench"), show_default=True,
+@click.option("--out-dir", type=click.Path(readable=False, path_type=Path), default=Path("evalkit-bench"), show_default=True,
               help="Where the bench run keeps the model's clips.")
-@click.option("--html", "html_out", type=click.Path(path_type=Path), help="Also write the HTML audit report here.")
+@click.option("--html", "html_out", type=click.Path(readable=False, path_type=Path), help="Also write the HTML audit report here.")
 def audit(model, policy, as_json, run_id, out_dir, html_out):
     """Audit a model release against a policy YAML: pass/fail per check with its evidence
     (value, 95% CI, N), logged to MLflow. Exit 0 only when every check passes, 1 otherwise."""
@@ -253,7 +253,7 @@ def audit(model, policy, as_json, run_id, out_dir, html_out):
 
 @click.command()
 @click.option("--suite", required=True)
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="The HTML file to write.")
+@click.option("--out", required=True, type=click.Path(readable=False, path_type=Path), help="The HTML file to write.")
 @click.option("--rank-by", help="Metric to rank by (as `leaderboard`).")
 @click.option("--check", is_flag=True, help="Open it in headless Chromium: no console errors, every image "
               "decodes; saves a screenshot beside it (OUT.png) and logs both to MLflow ('evalkit-reports').")

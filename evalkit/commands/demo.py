@@ -13,7 +13,7 @@ from evalkit.errors import EvalkitError
 
 
 @click.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("evalkit-demo"), show_default=True,
+@click.option("--out", type=click.Path(readable=False, path_type=Path), default=Path("evalkit-demo"), show_default=True,
               help="Folder for the demo's clips and pictures (replaced on each run).")
 @click.option("--n", type=int, default=32, show_default=True, callback=positive, help="Reference clips.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
@@ -55,7 +55,7 @@ def info(as_json):
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(readable=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
 def probe(files, as_json):
     """Read video headers: container, codec, size, fps, frames. Exit 2 if any file is bad."""

@@ -18,9 +18,9 @@ def detectors():
 
 
 @detectors.command("train")
-@click.option("--real", required=True, multiple=True, type=click.Path(path_type=Path),
+@click.option("--real", required=True, multiple=True, type=click.Path(readable=False, path_type=Path),
               help="Real clips: a clip folder (index.jsonl), or natural videos (a file or folder). Repeatable.")
-@click.option("--fake", required=True, multiple=True, type=click.Path(path_type=Path),
+@click.option("--fake", required=True, multiple=True, type=click.Path(readable=False, path_type=Path),
               help="Generated clips, one clip folder per generator. Repeatable.")
 # Spelled out rather than imported: the CLI starts without scikit-learn and torch. A test keeps
 # these equal to detectors.families.DEFAULT_FAMILIES, ensemble.COMBINES, ensemble.THRESHOLD_RULES
@@ -69,7 +69,7 @@ def detectors_list():
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(readable=False, path_type=Path))
 @click.option("--detector", "name", default=None, help="Detector name (default: default).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per file.")
 @click.option("--windows", type=click.IntRange(1, 64), default=1, show_default=True,

@@ -26,7 +26,7 @@ def generator():
 @click.option("--preset", default="small", show_default=True,
               help="tiny | small | small-coarse | base | vae-small | gan-small")
 @click.option("--data", default="world", show_default=True, help="world, or a folder of clips.")
-@click.option("--out", type=click.Path(path_type=Path), help="Checkpoint (resumed if it exists). "
+@click.option("--out", type=click.Path(readable=False, path_type=Path), help="Checkpoint (resumed if it exists). "
               "Default: $EVALKIT_HOME/models/uvit-PRESET.pt")
 @click.option("--max-minutes", type=float, callback=positive)
 @click.option("--max-steps", type=int, default=100_000, show_default=True, callback=positive)
@@ -47,14 +47,14 @@ def generator():
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="uvit: bf16 autocast (auto: on CUDA only; bf16 also on a CPU with AMX/AVX512-BF16, "
               "1.2-1.6x faster there, measured).")
-@click.option("--init-from", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--init-from", type=click.Path(readable=False, path_type=Path, exists=True, dir_okay=False),
               help="Start from these weights (.safetensors export) instead of a fresh init.")
 @click.option("--window-prob", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="uvit: joint image-video training: the share of steps that train on short frame "
               "windows of the clips (much cheaper steps).")
 @click.option("--window-frames", type=int, default=2, show_default=True, callback=positive,
               help="uvit: frames a window holds (a multiple of the tubelet length).")
-@click.option("--text-init", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@click.option("--text-init", type=click.Path(readable=False, path_type=Path, exists=True, dir_okay=False),
               help="uvit: text-encoder weights from `generator pretrain-text`.")
 @click.option("--freeze-text", is_flag=True, help="uvit: do not train the text encoder further.")
 @click.option("--object-weight", type=click.FloatRange(1, 100), default=1.0, show_default=True,
@@ -159,7 +159,7 @@ def _check_resume(out: Path, tc) -> None:
 
 @generator.command("recipe")
 @click.argument("name", required=False)
-@click.option("--out-dir", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--out-dir", type=click.Path(readable=False, path_type=Path, file_okay=False),
               help="Where the stages' checkpoints, exports and recipe.json go (resumed if it exists).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True)
@@ -198,7 +198,7 @@ def generator_recipe(name, out_dir, device, precision, until, smoke):
 @click.option("--batch-size", type=int, default=64, show_default=True, callback=positive)
 @click.option("--lr", type=float, default=1e-3, show_default=True, callback=positive)
 @click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Text-encoder weights (.safetensors).")
+@click.option("--out", type=click.Path(readable=False, path_type=Path), required=True, help="Text-encoder weights (.safetensors).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--data-workers", type=click.IntRange(min=0), default=None,
               help="Processes rendering steps ahead (default: none on a CPU, as generator train).")
@@ -241,8 +241,8 @@ def _check_text_out(out: Path) -> None:
 
 
 @generator.command("export")
-@click.argument("checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=click.Path(readable=False, path_type=Path, exists=True, dir_okay=False))
+@click.argument("out", type=click.Path(readable=False, path_type=Path))
 def generator_export(checkpoint, out):
     """Export a training checkpoint's EMA weights as fp16 safetensors (what `uvit:PATH`, `uvit:NAME`
     and --init-from load)."""
@@ -318,7 +318,7 @@ def _clip_hw(gen) -> tuple[int, int] | None:
 @click.option("--model", required=True,
               help="uvit:PRESET_OR_CKPT | folder:DIR | diffusers:ID | world | control:noise|frozen|shuffled")
 @click.option("--prompts", required=True, help="A text file, a .jsonl file or a literal prompt.")
-@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(readable=False, path_type=Path))
 @click.option("--n-per-prompt", type=int, default=1, show_default=True, callback=positive)
 @click.option("--sampler", help="uvit: ddpm | ddim | dpmpp-2m; diffusers: a scheduler name (ddim, euler, ...).")
 @click.option("--steps", type=int, callback=positive, help="uvit, diffusers: sampling steps.")
@@ -344,9 +344,9 @@ def _clip_hw(gen) -> tuple[int, int] | None:
 @click.option("--sign", is_flag=True, help="Sign every clip with a C2PA manifest.")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark in every clip.")
 @click.option("--tsa", metavar="URL", help="With --sign: an RFC 3161 time-stamp authority dates each signature.")
-@click.option("--cert", type=click.Path(path_type=Path), help="With --sign: " + CERT_HELP)
-@click.option("--key", type=click.Path(path_type=Path), help="With --sign: " + KEY_HELP)
-@click.option("--watermark-key", type=click.Path(path_type=Path), help="With --watermark: " + WATERMARK_KEY_HELP)
+@click.option("--cert", type=click.Path(readable=False, path_type=Path), help="With --sign: " + CERT_HELP)
+@click.option("--key", type=click.Path(readable=False, path_type=Path), help="With --sign: " + KEY_HELP)
+@click.option("--watermark-key", type=click.Path(readable=False, path_type=Path), help="With --watermark: " + WATERMARK_KEY_HELP)
 def generate(model, prompts, out, n_per_prompt, sampler, steps, guidance, guidance_rescale, guidance_interval,
              frames, size, fps, device, precision, seed, sign, watermark, tsa, cert, key, watermark_key):
     """Generate clips from prompts into OUT (clips/*.mp4 + index.jsonl with the full protocol)."""

@@ -17,7 +17,7 @@ def keys():
 
 
 @keys.command("init")
-@click.option("--dir", "directory", type=click.Path(path_type=Path),
+@click.option("--dir", "directory", type=click.Path(readable=False, path_type=Path),
               help="Where to write them (default: $EVALKIT_HOME/credentials).")
 @click.option("--org", default="evalkit development", show_default=True, help="Organisation name.")
 @click.option("--force", is_flag=True, help="Replace existing credentials.")
@@ -30,10 +30,10 @@ def keys_init(directory, org, force):
 
 
 @click.command()
-@click.argument("src", type=click.Path(path_type=Path))
-@click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--cert", type=click.Path(path_type=Path), help=sentence(CERT_HELP))
-@click.option("--key", type=click.Path(path_type=Path), help=sentence(KEY_HELP))
+@click.argument("src", type=click.Path(readable=False, path_type=Path))
+@click.argument("dst", type=click.Path(readable=False, path_type=Path))
+@click.option("--cert", type=click.Path(readable=False, path_type=Path), help=sentence(CERT_HELP))
+@click.option("--key", type=click.Path(readable=False, path_type=Path), help=sentence(KEY_HELP))
 @click.option("--source-type", type=click.Choice(["trained", "capture", "composite"]), default=None,
               help="The IPTC digital source type of a new video (default: trained).")
 @click.option("--watermark", is_flag=True, help="Embed the invisible watermark (re-encodes the video).")
@@ -45,7 +45,7 @@ def keys_init(directory, org, force):
               "trusted time, so it stays valid after the certificate expires (the only network access sign makes).")
 @click.option("--no-register", is_flag=True, help="With --watermark: do not record the payload in the "
               "soft-binding registry ($EVALKIT_SOFT_BINDINGS, else $EVALKIT_HOME/soft-bindings).")
-@click.option("--watermark-key", type=click.Path(path_type=Path), help=sentence(WATERMARK_KEY_HELP))
+@click.option("--watermark-key", type=click.Path(readable=False, path_type=Path), help=sentence(WATERMARK_KEY_HELP))
 def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa, no_register, watermark_key):
     """Sign a video with a C2PA manifest (and an invisible watermark) into DST."""
     from evalkit.provenance.c2pa import sign_file
@@ -67,27 +67,27 @@ def sign(src, dst, cert, key, source_type, watermark, edit, sidecar, tsa, no_reg
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--trust", type=click.Path(path_type=Path), help="Trust anchors (e.g. your CA): PEM, a DER certificate or a PKCS#7 bundle.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(readable=False, path_type=Path))
+@click.option("--trust", type=click.Path(readable=False, path_type=Path), help="Trust anchors (e.g. your CA): PEM, a DER certificate or a PKCS#7 bundle.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
 @click.option("--detector", "detector_name", default=None,
               help="Detector to consult (default: `default`, when one is available).")
 @click.option("--no-detector", is_flag=True, help="Do not run a detector.")
-@click.option("--manifest", type=click.Path(path_type=Path),
+@click.option("--manifest", type=click.Path(readable=False, path_type=Path),
               help="A .c2pa manifest store for FILE (a sidecar, or a downloaded remote manifest); one FILE only.")
 @click.option("--fetch-remote", is_flag=True,
               help="Fetch a remote manifest a file names (the only network access verify makes).")
 @click.option("--fragments", multiple=True, metavar="FILES",
               help="FILE is the init segment of a fragmented (DASH/HLS) stream: its media segments, as "
               "files, a folder or a quoted glob ('seg/*.m4s'). Repeatable; one FILE only.")
-@click.option("--registry", type=click.Path(path_type=Path), help="The soft-binding registry to look a "
+@click.option("--registry", type=click.Path(readable=False, path_type=Path), help="The soft-binding registry to look a "
               "payload up in (default: $EVALKIT_SOFT_BINDINGS, else $EVALKIT_HOME/soft-bindings).")
-@click.option("--html", "html_out", type=click.Path(path_type=Path),
+@click.option("--html", "html_out", type=click.Path(readable=False, path_type=Path),
               help="Also write a self-contained HTML report here: each file's verdict, frames and evidence.")
 @click.option("--mlflow", "log_mlflow", is_flag=True,
               help="Record the verification as an MLflow run (experiment evalkit-verify): verdict counts, "
               "every result, the HTML page.")
-@click.option("--watermark-key", type=click.Path(path_type=Path), help=sentence(WATERMARK_KEY_HELP))
+@click.option("--watermark-key", type=click.Path(readable=False, path_type=Path), help=sentence(WATERMARK_KEY_HELP))
 def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_remote, fragments, registry,
            html_out, log_mlflow, watermark_key):
     """Provenance, watermark and detector verdicts of videos. Exit 1 if any file is tampered or

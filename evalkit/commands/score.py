@@ -18,17 +18,17 @@ from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
 
 
 @click.command()
-@click.argument("candidates", type=click.Path(path_type=Path))
-@click.option("--reference", type=click.Path(path_type=Path), help="Folder of real clips (needed for fvd).")
+@click.argument("candidates", type=click.Path(readable=False, path_type=Path))
+@click.option("--reference", type=click.Path(readable=False, path_type=Path), help="Folder of real clips (needed for fvd).")
 @click.option("--metrics", default="fvd,clip,flicker,physics", show_default=True)
-@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Also write the results here.")
+@click.option("--json", "json_file", type=click.Path(readable=False, path_type=Path), help="Also write the results here.")
 @click.option("--video-backbone", default="world-video-encoder", show_default=True,
               help="FVD features: world-video-encoder, i3d (with --i3d), or a retrained name.")
-@click.option("--i3d", type=click.Path(path_type=Path), help="StyleGAN-V's i3d_torchscript.pt (implies "
+@click.option("--i3d", type=click.Path(readable=False, path_type=Path), help="StyleGAN-V's i3d_torchscript.pt (implies "
               "--video-backbone i3d).")
 @click.option("--clip-backbone", default="world-clip", show_default=True,
               help="CLIP model: world-clip, or ViT-B-32 with --clip-weights.")
-@click.option("--clip-weights", type=click.Path(path_type=Path),
+@click.option("--clip-weights", type=click.Path(readable=False, path_type=Path),
               help="CLIP weights: OpenAI's ViT-B-32.pt, an open_clip state dict, or a Hugging Face "
               "snapshot folder of open_clip weights.")
 @click.option("--no-mlflow", is_flag=True, help="Do not log an MLflow run.")
@@ -125,8 +125,8 @@ def backbones_train(which, seed, steps, out):
 
 
 @click.command("index")
-@click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--prompts", "prompts_file", required=True, type=click.Path(path_type=Path),
+@click.argument("folder", type=click.Path(readable=False, path_type=Path))
+@click.option("--prompts", "prompts_file", required=True, type=click.Path(readable=False, path_type=Path),
               help="The prompt list the videos were made from, as --prompts reads it: text (a prompt a "
               "line), .jsonl, .json or .csv.")
 @click.option("--start", type=click.IntRange(min=0), default=None,

@@ -18,7 +18,7 @@ def world():
 
 
 @world.command("render")
-@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(readable=False, path_type=Path))
 @click.option("--split", type=SPLIT, default="test", show_default=True)
 @click.option("--n", type=int, default=32, show_default=True, callback=positive, help="Number of clips.")
 @click.option("--frames", type=int, default=16, show_default=True, callback=positive)
