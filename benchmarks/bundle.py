@@ -61,6 +61,8 @@ def build_bundle(suite, model: str, role: str, run_key: str, protocol: dict, max
         "seeds": {"base": suite.seed, "rule": "generators.base.sample_seed(base, prompt index, sample)"},
         "clips": clips, "reference": {"spec": suite.reference, "digest": folder_digest(reference)},
         "metrics": metrics,
+        # how its intervals were drawn: set-level ones over clips in content order (session 33)
+        "scoring": {"set_order": "content"},
         "evalkit": {"version": __version__, "git_commit": git_commit(), "git_dirty": git_dirty()},
         "environment": _environment(), "mlflow_run_id": run_id,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -247,6 +249,10 @@ def _inside(folder: Path, name: str) -> Path | None:
 # compared to this relative tolerance; a tampered score moves far more (and the signature holds
 # the bundle's numbers anyway).
 RECOMPUTE_REL_TOL = 1e-6
+# KVD is a difference of large kernel sums: near 0 (a good model) its last digits moved by 5e-6
+# and its bounds by 4e-5 between thread counts, whatever its size (session 33's recheck)
+RECOMPUTE_ABS_TOL = 1e-4
+SET_LEVEL = ("fvd", "kvd", "precision", "recall", "conditional_diversity")
 
 
 def _same(a, b, rel: float = 0.0) -> bool:
@@ -256,7 +262,10 @@ def _same(a, b, rel: float = 0.0) -> bool:
         x, y = float(a), float(b)
     except (TypeError, ValueError):  # a hostile bundle's "number"
         return False
-    return x == y or (rel > 0 and math.isfinite(x) and math.isfinite(y) and abs(x - y) <= rel * max(abs(x), abs(y)))
+    if x == y:
+        return True
+    return rel > 0 and math.isfinite(x) and math.isfinite(y) and \
+        abs(x - y) <= rel * max(abs(x), abs(y)) + RECOMPUTE_ABS_TOL
 
 
 def _index_differences(bundle: dict, folder: Path) -> list[str]:
@@ -273,13 +282,25 @@ def _index_differences(bundle: dict, folder: Path) -> list[str]:
         return [str(e)]
     out = []
     by_id = {str(r["id"]): (n, r) for n, r in enumerate(recs, 1)}
+    generation = bundle.get("generation") if isinstance(bundle.get("generation"), dict) else {}
+    try:
+        from benchmarks.suite import suite_from_canonical
+
+        probes = {p.id: p.probe for p in suite_from_canonical(bundle["suite"]["canonical"]).prompts}
+    except (EvalkitError, KeyError, TypeError, ValueError):
+        probes = {}
     for c in bundle["clips"]:
         n, r = by_id.get(str(c["id"]), (None, None))
         if r is None:
             out.append(f"{INDEX} has no line for clip {c['id']}")
             continue
-        fields = [k for k in ("file", "prompt", "seed", "sample", "prompt_id")
+        fields = [k for k in ("file", "prompt", "seed", "sample", "prompt_id", "part")
                   if k in c and c[k] is not None and r.get(k) != c[k]]
+        # what score reads beside: the physics probe (the suite's) and the generation settings
+        want_probe = probes.get(c.get("prompt_id"), r.get("probe"))
+        if r.get("probe") != want_probe:
+            fields.append("probe")
+        fields += [k for k, v in generation.items() if k in r and r[k] != v]
         if fields:
             out.append(f"{INDEX} line {n} ({c['id']}): {'/'.join(fields)} differ{'s' if len(fields) == 1 else ''} "
                        "from the bundle")
@@ -388,15 +409,25 @@ def _recompute(bundle: dict, folder: Path, problems: list, progress: bool) -> di
     scored = score_run(suite, folder, reference, {c["id"]: c.get("part") for c in bundle["clips"]}, progress=progress,
                        use_cache=False)  # a recomputation, not a cache read
     mismatched = []
+    # bundles made before session 33 drew set-level intervals in listing order: only their values
+    # and N can be recomputed, and a note says so (they read as tampered)
+    content_order = bundle.get("scoring", {}).get("set_order") == "content" if isinstance(bundle.get("scoring"), dict) \
+        else False
     for name, m in scored["metrics"].items():
         b = bundle.get("metrics", {}).get(name)
+        bounds = ("value",) if (name in SET_LEVEL and not content_order) else ("value", "ci_low", "ci_high")
         if not isinstance(b, dict) or not _same(m["n"], b.get("n")) or \
-                not all(_same(m[k], b.get(k), RECOMPUTE_REL_TOL) for k in ("value", "ci_low", "ci_high")):
+                not all(_same(m[k], b.get(k), RECOMPUTE_REL_TOL) for k in bounds):
             mismatched.append({"metric": name, "bundle": b, "recomputed": m})
+
     if mismatched:
         problems.append(f"{len(mismatched)} metric(s) differ when recomputed: "
                         f"{', '.join(x['metric'] for x in mismatched[:5])}")
-    return {"checked": len(scored["metrics"]), "mismatched": mismatched}
+    out = {"checked": len(scored["metrics"]), "mismatched": mismatched}
+    if not content_order:
+        out["note"] = ("this bundle predates the set-level intervals in content order (session 33): for "
+                       f"{', '.join(SET_LEVEL)} the values and N were compared, not the bounds")
+    return out
 
 
 EXIT_CODES = {"ok": EXIT_OK, "check_failed": EXIT_CHECK_FAILED, "bad_input": EXIT_BAD_INPUT, "missing": EXIT_MISSING}

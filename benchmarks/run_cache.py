@@ -12,7 +12,9 @@ from pathlib import Path
 from benchmarks.suite import canonical_json
 from evalkit.atomic import write_atomic
 
-CODE_VERSION = "bench-runner-2"  # bump when a change in the runner alters any number (2: session 30 physics, CIs)
+# bump when a change in the runner alters any number (2: session 30 physics, CIs; 3: session 33, set-level
+# intervals in content order, the watermark key in the protocol)
+CODE_VERSION = "bench-runner-3"
 
 
 def sha_of(obj) -> str:

@@ -21,7 +21,7 @@ from typing import Iterator
 
 from evalkit.clip import Clip
 from evalkit.atomic import _same, check_parents
-from evalkit.errors import BadInputError, MissingResourceError, path_is
+from evalkit.errors import BadInputError, MissingResourceError, path_is, special_file
 from evalkit.video import read_video, write_video
 
 INDEX = "index.jsonl"
@@ -125,11 +125,11 @@ def video_files(folder: Path) -> list[Path]:
     clips = folder / "clips"
     if clips.is_dir() and not _same(clips, folder):
         dirs.append(clips)
-    # A link whose target is gone is listed too: reading it names the broken link, where leaving
-    # it out would score one video fewer without a word.
+    # A link whose target is gone is listed too, and a FIFO or device named like a video: reading
+    # it names what it is, where leaving it out would score one video fewer without a word.
     return [f for d in dirs for f in sorted(d.iterdir())
-            if (f.is_file() or (f.is_symlink() and not f.exists())) and f.suffix.lower() in VIDEO_SUFFIXES
-            and not f.name.startswith(".")]
+            if (f.is_file() or (f.is_symlink() and not f.exists()) or special_file(f))
+            and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith(".")]
 
 
 

@@ -120,3 +120,15 @@ def test_warnings_print_file_names_with_control_characters_escaped(tmp_path, cap
     err = capsys.readouterr().err
     assert "not in its index.jsonl" in err and "\x1b" not in err and "\r" not in err
     assert "bad\\x1b[31mRED\\rX.mp4" in err
+
+
+def test_a_fifo_in_a_folder_is_named_not_left_out(tmp_path):
+    """A FIFO named like a video inside a folder was skipped without a word (one video fewer);
+    listed, its read names it (session 33's recheck)."""
+    import os
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    write_video(folder / "a.mp4", np.zeros((4, 16, 16, 3), np.uint8), fps=8)
+    os.mkfifo(folder / "b.mp4")
+    assert [p.name for p in video_files(folder)] == ["a.mp4", "b.mp4"]

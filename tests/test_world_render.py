@@ -135,3 +135,5 @@ def test_an_index_line_records_what_decides_its_pixels_and_score_carries_it(tmp_
     proto = generation_protocol(clips)
     assert proto["precision"] == "bf16-autocast" and proto["guidance_rescale"] == "mixed"
     assert generation_protocol([Clip(np.zeros((2, 8, 8, 3), np.uint8), fps=8.0, meta={"record": coarse[0]})])["crf"] == 30
+    both = [Clip(np.zeros((2, 8, 8, 3), np.uint8), fps=8.0, meta={"record": r}) for r in (plain[0], coarse[0])]
+    assert generation_protocol(both)["crf"] == "mixed"  # a key some clips lack (the default) is mixed

@@ -133,8 +133,10 @@ def bench_verify(bundle, clips, trust, recompute, as_json):
     recomputed number does not."""
     from benchmarks.bundle import RECOMPUTE_REL_TOL, verify_bundle
 
-    if clips is None and (Path(bundle) / "index.jsonl").is_file():
-        clips = Path(bundle)  # the run's folder holds both the bundle and the clips
+    if clips is None and Path(bundle).is_dir():
+        # the run's folder holds both the bundle and the clips: always checked (with its index.jsonl
+        # deleted, a replaced clip passed as OK, session 33)
+        clips = Path(bundle)
     r = verify_bundle(bundle, clips=clips, trust=trust, recompute=recompute)
     if as_json:
         click.echo(json.dumps(r, default=str))
@@ -154,6 +156,8 @@ def bench_verify(bundle, clips, trust, recompute, as_json):
             rc = r["recompute"]
             lines.append(f"  recomputed: {rc['checked'] - len(rc['mismatched'])}/{rc['checked']} metrics equal "
                          f"(N exactly, values to {RECOMPUTE_REL_TOL:g} of their size)")
+        if r["recompute"] is not None and r["recompute"].get("note"):
+            lines.append(f"  note: {r['recompute']['note']}")
         lines += [f"  problem: {p}" for p in r["problems"]]
         lines.append("  OK" if r["ok"] else "  FAILED")
         # the bundle's strings are its writer's: none may print a line of its own ("OK")

@@ -129,11 +129,13 @@ def generation_protocol(clips) -> dict:
     for key in ("model", "source_model", "weights_sha256", "preset", "sampler", "steps", "guidance",
                 "guidance_convention", "guidance_rescale", "guidance_interval", "timestep_spacing", "precision",
                 "noise", "crf"):
-        # compared as JSON, kept as given: steps 20 stays a number (it read "20")
-        vals = {json.dumps(v, sort_keys=True, default=str) for c in clips
-                if (v := c.meta["record"].get(key)) is not None}
+        # compared as JSON, kept as given: steps 20 stays a number (it read "20"); a key some clips
+        # lack is mixed too (crf is recorded only where it is not the default: CRF 18 and 30 clips
+        # together read crf 30, session 33)
+        given = [c.meta["record"].get(key) for c in clips]
+        vals = {json.dumps(v, sort_keys=True, default=str) for v in given if v is not None}
         if vals:
-            out[key] = json.loads(vals.pop()) if len(vals) == 1 else "mixed"
+            out[key] = json.loads(vals.pop()) if len(vals) == 1 and None not in given else "mixed"
     sizes = Counter((c.num_frames, *c.size) for c in clips)
     out["frames_size"] = [list(k) for k in sizes]
     seeds = {json.dumps(v, default=str): v for c in clips if (v := c.meta["record"].get("seed")) is not None}
