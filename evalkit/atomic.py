@@ -107,16 +107,61 @@ def _foreign_in_shared_folder(path: Path) -> str | None:
     return f"{what} of another user (uid {st.st_uid}) in the shared folder {path.parent}"
 
 
+def foreign_on_path(path) -> str | None:
+    """`_foreign_in_shared_folder` for every link followed to reach `path`, folders included, and for
+    the file at its end: a link of the user's own pointing at another user's planted link, or a
+    planted folder link, still led the write over the user's files (session 33's recheck)."""
+    todo = list(Path(os.path.abspath(path)).parts)
+    cur, hops = Path(todo.pop(0)), 0
+    while todo:
+        cur = cur / todo.pop(0)
+        try:
+            link = os.path.islink(cur)
+        except OSError:
+            return None
+        if not link:
+            continue
+        who = _foreign_in_shared_folder(cur)
+        if who:
+            return f"{cur}: is {who}"
+        hops += 1
+        if hops > 40:  # a loop: the write will fail on its own
+            return None
+        target = Path(os.readlink(cur))
+        resolved = Path(os.path.normpath(target if target.is_absolute() else cur.parent / target))
+        todo = list(resolved.parts[1:]) + todo
+        cur = Path(resolved.parts[0])
+    who = _foreign_in_shared_folder(cur) if cur.exists() else None
+    return f"{cur}: is {who}" if who else None
+
+
+def keep_owner_mode(tmp: Path, path: Path) -> None:
+    """Give a file about to replace `path` its mode and group (a 0600 result came back 0644, a
+    team's file lost its group, session 33); a new file keeps the umask's mode."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    try:
+        os.chmod(tmp, st.st_mode & 0o7777)
+    except OSError:
+        pass
+    try:
+        if os.stat(tmp).st_gid != st.st_gid:
+            os.chown(tmp, -1, st.st_gid)
+    except OSError:
+        pass
+
+
 def check_writable(path) -> Path:
     """`path` (a file to write later, perhaps after hours of work) refused now, in one line, when
     its folder cannot be made or written, or when it is another user's link or file in a shared
     folder: a read-only folder failed a training run at its first checkpoint, an internal error
     with the work lost."""
     path = check_parents(Path(path))
-    foreign = _foreign_in_shared_folder(path)
+    foreign = foreign_on_path(path)
     if foreign:
-        raise BadInputError(f"{path}: is {foreign}; evalkit does not write through it or over it: choose another "
-                            "path")
+        raise BadInputError(f"{foreign}; evalkit does not write through it or over it: choose another path")
     probe = path.with_name(f".{short_name(path.name)}.{os.getpid()}.{secrets.token_hex(3)}.probe")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,19 +182,15 @@ def write_atomic(path, data: bytes | str) -> Path:
     if _is_stream(path):  # /dev/stdout, a FIFO: written into, never renamed over (as root a rename
         _write_stream(path, payload)  # replaced /dev/null itself with a regular file)
         return path
-    foreign = _foreign_in_shared_folder(path)
+    foreign = foreign_on_path(path)
     if foreign:
-        raise BadInputError(f"{path}: is {foreign}; evalkit does not write through it or over it: choose another "
-                            "path")
+        raise BadInputError(f"{foreign}; evalkit does not write through it or over it: choose another path")
     given, path = path, (path.resolve() if path.is_symlink() else path)  # the link stays a link
     tmp = path.with_name(f".{short_name(path.name)}.{os.getpid()}.{secrets.token_hex(3)}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(payload)
-        try:  # a file rewritten keeps its mode: a 0600 result came back 0644 (session 33)
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        except OSError:
-            pass  # a new file: the umask's mode
+        keep_owner_mode(tmp, path)
         os.replace(tmp, path)
     except OSError as e:
         raise BadInputError(f"{path}: cannot write it ({e.strerror or type(e).__name__}); choose another "

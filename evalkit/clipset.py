@@ -303,6 +303,22 @@ def _check_target(out: Path) -> None:
     check_parents(out)
 
 
+def _take_group(stage: Path, out: Path) -> None:
+    """The staged files take a setgid folder's group, as files made in it would (they were made
+    beside it, in the user's own group: a team could not read them, session 33)."""
+    import stat as _stat
+
+    try:
+        st = os.stat(out)
+        if not st.st_mode & _stat.S_ISGID:
+            return
+        for root, dirs, files in os.walk(stage):
+            for name in [*dirs, *files]:
+                os.chown(os.path.join(root, name), -1, st.st_gid)
+    except OSError:
+        pass
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -372,15 +388,20 @@ class ClipFolderWriter:
                 _check_target(self.out)  # appeared while we were writing
                 # the user's own empty folder is kept (its mode, group, setgid bit): the clips are
                 # moved into it, the index last. It was swapped for a new folder, so a read-only one
-                # was written anyway and a team's setgid folder lost its group (session 33).
-                os.replace(self.stage / "clips", self.out / "clips")
-                os.replace(self.stage / INDEX, self.out / INDEX)
+                # was written anyway and a team's setgid folder lost its group (session 33). A move,
+                # not a rename: an empty mount point (a volume, a disk) is another file system.
+                _take_group(self.stage, self.out)
+                shutil.move(str(self.stage / "clips"), str(self.out / "clips"))
+                shutil.move(str(self.stage / INDEX), str(self.out / INDEX))
                 self.stage.rmdir()
                 return
             if self.out.exists():
                 old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
                 os.replace(self.out, old)
             os.replace(self.stage, self.out)
+        except BadInputError:  # the folder stopped being empty while the clips were made
+            shutil.rmtree(self.stage, ignore_errors=True)
+            raise
         except OSError as e:  # nothing half-made is left behind: the staged clips go too
             shutil.rmtree(self.stage, ignore_errors=True)
             if old is not None and not self.out.exists():

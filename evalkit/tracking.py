@@ -91,6 +91,20 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
     return out
 
 
+def _artifacts_beside_store(name: str) -> str | None:
+    """For a local SQLite store, a new experiment's artifacts go beside the database
+    (`mlruns/` next to it), not in the working folder MLflow defaults to: from a folder the user
+    could not write, the run's work was done, its artifacts refused, the results lost, and the
+    experiment kept pointing there (session 33). None (MLflow's default) for other stores."""
+    path = store_path()
+    if path is None:
+        return None
+    import hashlib
+
+    folder = path.resolve().parent / "mlruns" / hashlib.sha1(name.encode()).hexdigest()[:12]
+    return folder.as_uri()
+
+
 def _experiment_id(client, name: str) -> str:
     from mlflow.exceptions import MlflowException
 
@@ -105,7 +119,7 @@ def _experiment_id(client, name: str) -> str:
             )
         return exp.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, artifact_location=_artifacts_beside_store(name))
     except MlflowException:  # another process created it between our two calls
         exp = client.get_experiment_by_name(name)
         if exp is None:

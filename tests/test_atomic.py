@@ -89,6 +89,17 @@ def test_another_users_link_or_file_in_a_shared_folder_is_never_written_through(
         with pytest.raises(BadInputError, match=r"out.json: is a link of another user .* in the shared folder"):
             call(link)
     assert victim.read_text() == "my data"
+    mine = tmp_path / "my-link.json"  # a link of the user's own that leads to the planted one
+    mine.symlink_to(link)
+    with pytest.raises(BadInputError, match=r"shared/out.json: is a link of another user"):
+        write_atomic(mine, "{}")
+    planted_dir = shared / "d"  # a planted folder link on the way
+    planted_dir.symlink_to(tmp_path)
+    os.lchown(planted_dir, other, -1)
+    with pytest.raises(BadInputError, match=r"shared/d: is a link of another user"):
+        write_atomic(planted_dir / "mine.txt", "{}")
+    assert victim.read_text() == "my data"
+    os.unlink(mine)
     os.unlink(link)
     mine = shared / "mine.json"  # this user's own file there is rewritten, keeping its mode
     mine.write_text("old")
@@ -130,3 +141,19 @@ def test_the_code_version_is_read_without_git_where_git_refuses_the_checkout():
         pytest.skip("not a git checkout")
     want = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_source_root(), capture_output=True, text=True).stdout.strip()
     assert _head_from_files() == want and len(want) == 40
+
+
+def test_a_folder_that_fills_while_clips_are_made_keeps_no_staging_behind(tmp_path):
+    """The refusal was right, but the staged clips were left beside it (session 33's recheck)."""
+    import numpy as np
+
+    from evalkit.clipset import ClipFolderWriter
+    from evalkit.video import Clip
+
+    out = tmp_path / "race"
+    out.mkdir()
+    with pytest.raises(BadInputError, match="already exists and is not empty"):
+        with ClipFolderWriter(out) as w:
+            w.add(Clip(np.zeros((4, 16, 16, 3), np.uint8), fps=8.0), {"id": "a", "prompt": "x"})
+            (out / "late.txt").write_text("someone else's")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["race"] and (out / "late.txt").exists()

@@ -30,7 +30,7 @@ import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from evalkit.atomic import short_name
+from evalkit.atomic import foreign_on_path, keep_owner_mode, short_name
 from evalkit.errors import BadInputError, EvalkitError, MissingResourceError, special_file, special_file_message
 from evalkit.hashing import sha256_file
 from evalkit.bmff import C2PA_UUID, _check_mp4, has_c2pa_box, too_many_boxes  # noqa: F401  (re-exported)
@@ -114,6 +114,9 @@ def _check_paths(src, dst, *, need_c2pa_format: bool = True) -> tuple[Path, Path
     what = special_file(src)
     if what:  # a FIFO blocked sign for good (session 33)
         raise BadInputError(special_file_message(src, what))
+    foreign = foreign_on_path(dst)
+    if foreign:  # said before the signing (it failed after it, or wrote through the link)
+        raise BadInputError(f"{foreign}; evalkit does not write through it or over it: choose another path")
     if _same_file(src, dst):
         raise BadInputError(f"{dst}: is the input file; signing never overwrites its input, give "
                             "another output path")
@@ -287,6 +290,7 @@ def sign_video(src, dst, *, signer, source_type: str | None = "trained", generat
                 builder.sign(c2pa_signer, mime, fin, fout)
             finally:
                 builder.close()
+        keep_owner_mode(tmp, dst)  # a signed file rewritten keeps its mode and group
         os.replace(tmp, dst)
     except c2pa.C2paError as e:
         tmp.unlink(missing_ok=True)
@@ -380,6 +384,7 @@ def sign_sidecar(src, dst, *, signer, source_type: str | None = "trained", gener
                 builder.close()
         with open(tmp_side, "xb") as f:
             f.write(store)
+        keep_owner_mode(tmp, dst)  # a signed file rewritten keeps its mode and group
         os.replace(tmp, dst)
         copied = True
         os.replace(tmp_side, side)

@@ -276,7 +276,7 @@ def _read_private(path, what: str) -> bytes:
     try:
         data = p.read_bytes()
     except OSError as e:
-        raise CredentialsError(f"{p}: cannot read the {what} ({e.strerror})") from None
+        raise CredentialsError(f"{p}: cannot read the {what} ({e.strerror}); check its permissions") from None
     if what == "private key" and b"-----BEGIN CERTIFICATE-----" in data and b"PRIVATE KEY-----" not in data:
         raise CredentialsError(f"{p}: is a certificate, not a private key; give the certificate as --cert and "
                                "its key as --key")
@@ -305,7 +305,7 @@ def load_certificates(path) -> list:
     try:
         data = p.read_bytes()
     except OSError as e:
-        raise CredentialsError(f"{p}: cannot read the certificate file ({e.strerror})") from None
+        raise CredentialsError(f"{p}: cannot read the certificate file ({e.strerror}); check its permissions") from None
     if b"PRIVATE KEY-----" in data:
         raise CredentialsError(f"{p}: contains a private key; give a file with certificates only "
                                "(keep keys in their own 0600 file)")
