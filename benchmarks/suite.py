@@ -369,7 +369,8 @@ def load_suite(name_or_path) -> Suite:
         raise BadInputError(f"{arg}: is a folder; give a suite YAML file or a shipped suite's name "
                             f"({', '.join(shipped_suites())})")
     if not path.is_file():
-        if (SUITES_DIR / path.name).is_file() and path.parts[-2:-1] == ("suites",):
+        if (SUITES_DIR / path.name).is_file() and Path(arg).parts in (("benchmarks", "suites", path.name),
+                                                                      (".", "benchmarks", "suites", path.name)):
             path = SUITES_DIR / path.name  # the README's benchmarks/suites/NAME.yaml where evalkit is installed
         elif arg.endswith((".yaml", ".yml")) or "/" in arg:
             raise MissingResourceError(f"{arg}: no such suite file; check the path, or give a shipped suite's "

@@ -199,6 +199,11 @@ def clip_set(path) -> tuple[Path, list[dict]]:
     if path.is_file():
         raise BadInputError(f"{path}: neither a folder of clips nor a video file ({', '.join(sorted(VIDEO_SUFFIXES))}); "
                             "give a folder or a video")
+    what = special_file(path)
+    if what:  # a FIFO given as the set: "no such folder", exit 3, before (session 33)
+        from evalkit.errors import special_file_message
+
+        raise BadInputError(special_file_message(path, what))
     return path, read_index(path)
 
 

@@ -148,10 +148,15 @@ def check_reachable(timeout: float = 5.0, writing: bool = True) -> None:
     if writing and path is not None and not path.exists():
         # the store could not be made here: MLflow retried for two minutes after the work and the
         # command ended as an internal error, its results lost (session 33)
+        from evalkit.errors import MissingResourceError
+
         where = path.parent
-        why = "does not exist" if not where.is_dir() else "cannot be written"
-        raise BadInputError(f"the MLflow store {uri} cannot be created: its folder {where} {why}; point "
-                            "MLFLOW_TRACKING_URI at a writable place, or run from a writable folder")
+        fix = "; point MLFLOW_TRACKING_URI at a writable place, or run from a writable folder"
+        if where.is_dir():
+            raise BadInputError(f"the MLflow store {uri} cannot be created: its folder {where} cannot be written{fix}")
+        if where.exists():
+            raise BadInputError(f"the MLflow store {uri} cannot be created: {where} is a file, not a folder{fix}")
+        raise MissingResourceError(f"the MLflow store {uri} cannot be created: its folder {where} does not exist{fix}")
     if writing and path is not None and path.exists() \
             and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
         # said before the work: after it, MLflow printed two tracebacks and the work was lost (a

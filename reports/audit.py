@@ -232,8 +232,11 @@ def load_policy(path) -> Policy:
         # where evalkit is installed with pip
         if "/" not in arg and not arg.endswith((".yaml", ".yml")) and shipped.is_file():
             path = shipped
-        elif (POLICIES_DIR / path.name).is_file() and path.parts[-2:-1] == ("policies",):
-            path = POLICIES_DIR / path.name  # the README's reports/policies/NAME.yaml outside a checkout
+        elif (POLICIES_DIR / path.name).is_file() and Path(arg).parts in (("reports", "policies", path.name),
+                                                                          (".", "reports", "policies", path.name)):
+            # the README's own reports/policies/NAME.yaml outside a checkout, that path only: a
+            # mistyped ~/team/policies/release.yaml was audited against evalkit's (session 33)
+            path = POLICIES_DIR / path.name
         else:
             raise MissingResourceError(f"{arg}: policy file not found; give a policy YAML file or a shipped "
                                        f"policy's name ({', '.join(shipped_policies())})")

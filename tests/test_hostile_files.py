@@ -132,3 +132,8 @@ def test_a_fifo_in_a_folder_is_named_not_left_out(tmp_path):
     write_video(folder / "a.mp4", np.zeros((4, 16, 16, 3), np.uint8), fps=8)
     os.mkfifo(folder / "b.mp4")
     assert [p.name for p in video_files(folder)] == ["a.mp4", "b.mp4"]
+    from evalkit.clipset import clip_set
+
+    os.mkfifo(tmp_path / "x.mp4")  # given as the set itself: it read "no such folder", exit 3
+    with pytest.raises(BadInputError, match="is a FIFO"):
+        clip_set(tmp_path / "x.mp4")

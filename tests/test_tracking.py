@@ -393,11 +393,16 @@ def test_an_evalkit_run_never_lands_in_the_users_active_run(mlflow_store, monkey
 def test_a_store_that_cannot_be_made_is_said_before_the_work(tmp_path, monkeypatch):
     """sqlite:///FOLDER/new.db where FOLDER cannot be written (or is not there): MLflow retried for
     two minutes after the work and the command ended as an internal error (session 33)."""
-    from evalkit.errors import BadInputError
+    from evalkit.errors import BadInputError, MissingResourceError
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'no-such-folder' / 'new.db'}")
-    with pytest.raises(BadInputError, match=r"cannot be created: its folder .*no-such-folder does not exist"):
+    with pytest.raises(MissingResourceError, match=r"cannot be created: its folder .*no-such-folder does not exist"):
         tracking.check_reachable()
+    (tmp_path / "plain.mp4").write_bytes(b"x")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'plain.mp4' / 'new.db'}")
+    with pytest.raises(BadInputError, match=r"plain.mp4 is a file, not a folder"):
+        tracking.check_reachable()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'no-such-folder' / 'new.db'}")
     tracking.check_reachable(writing=False)  # a reader is told by check_store_exists instead
     with pytest.raises(Exception, match="no MLflow store there"):
         tracking.check_store_exists()

@@ -241,3 +241,13 @@ def test_probe_names_a_second_video_stream(tmp_path, keys):
     assert p.returncode == 0 and p.stdout.rstrip().endswith("; 2 video streams; using #0")
     p = cli(["probe", "--json", str(src)], keys["home"])
     assert json.loads(p.stdout)["video_streams"] == 2
+
+
+def test_a_failed_check_is_exit_1_even_where_the_video_could_not_be_read():
+    """A tampered file whose video cannot be decoded exited 2 after session 33's audio-only fix,
+    and a CI gate that rejects on 1 let it through (session 33's README check)."""
+    from evalkit.provenance.verify import verify_exit_code
+
+    assert verify_exit_code([{"verdict": "tampered", "readable": False}]) == 1
+    assert verify_exit_code([{"verdict": "ai-generated (signed)", "readable": False}]) == 2
+    assert verify_exit_code([{"verdict": "ai-generated (signed)", "readable": True}]) == 0

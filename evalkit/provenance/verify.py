@@ -361,7 +361,8 @@ def verify_exit_code(results: list[dict]) -> int:
     33); 3 a file is not there (before all)."""
     if any(r.get("missing") for r in results):
         return EXIT_MISSING
-    if any(r.get("verdict") in ("unreadable", INCOMPLETE) or r.get("readable") is False for r in results):
+    if any(r.get("verdict") in ("unreadable", INCOMPLETE)
+           or (r.get("readable") is False and r.get("verdict") not in FAILED_VERDICTS) for r in results):
         return EXIT_BAD_INPUT
     if any(r.get("verdict") in FAILED_VERDICTS for r in results):
         return EXIT_CHECK_FAILED

@@ -161,3 +161,6 @@ def test_the_readmes_suite_path_reads_the_shipped_suite_where_evalkit_is_install
     assert load_suite("benchmarks/suites/world-v1.yaml").hash == load_suite("world-v1").hash
     with pytest.raises(MissingResourceError, match=r"mine/x.yaml: no such suite file.*shipped suite's name \(world-v1"):
         load_suite("mine/x.yaml")
+    # only that path: a mistyped folder of one's own suites is never swapped for the shipped suite
+    with pytest.raises(MissingResourceError, match="no such suite file"):
+        load_suite(str(tmp_path / "team" / "suites" / "world-v1.yaml"))

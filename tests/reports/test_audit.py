@@ -99,6 +99,9 @@ def test_a_shipped_policy_is_found_by_name_anywhere(tmp_path, monkeypatch):
         load_policy("nope")
     with pytest.raises(MissingResourceError, match="policy file not found"):
         load_policy("mine/release.yaml")
+    # a mistyped folder of one's own policies is never swapped for the shipped gate (session 33)
+    with pytest.raises(MissingResourceError, match="policy file not found"):
+        load_policy(str(tmp_path / "team" / "policies" / "release.yaml"))
 
 
 def test_pass_fail_with_evidence_and_conservative_bounds(bench_store):
