@@ -96,7 +96,7 @@ class Suite:
 def canonical_json(obj) -> bytes:
     """Sorted keys, no whitespace, UTF-8: the same bytes for the same content."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+                      allow_nan=False).encode("utf-8", "backslashreplace")
 
 
 def suite_hash(canonical: dict) -> str:

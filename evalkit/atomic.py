@@ -178,7 +178,8 @@ def write_atomic(path, data: bytes | str) -> Path:
     `path`; folders are made as needed. Never a half-written file; a place that cannot be written
     is a one-line error and leaves nothing behind."""
     path = check_output_file(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+    # a name that is not UTF-8 inside a page or table comes out as its escape, not an internal error
+    payload = data.encode("utf-8", "backslashreplace") if isinstance(data, str) else data
     if _is_stream(path):  # /dev/stdout, a FIFO: written into, never renamed over (as root a rename
         _write_stream(path, payload)  # replaced /dev/null itself with a regular file)
         return path

@@ -42,6 +42,9 @@ def prompt_from_name(stem: str, numbered: bool = True) -> str:
     "sample_0000", diffusers' "video_0", "output_3"); in a folder of prompts "Clip 3" is one."""
     if (numbered and _NUMBERED.match(stem)) or _TOOL_NUMBERED.match(stem):
         return ""
+    # a name that is not UTF-8 (a zip from another system): its bytes as escapes, which any later
+    # UTF-8 writer takes (a lone surrogate in a prompt failed scoring and logging, session 33)
+    stem = os.fsencode(stem).decode("utf-8", "backslashreplace")
     text = " ".join(re.sub(r"(?:[-_]\d+| ?\(\d+\))$", "", stem).replace("_", " ").split())
     return "" if text.isdigit() else text
 

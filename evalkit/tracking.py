@@ -86,9 +86,15 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
         if isinstance(v, (list, tuple)):
             s = json.dumps(v, default=str)
         else:
-            s = str(v)
+            s = utf8_text(str(v))
         out[sanitize_name(key)] = s if len(s) <= limit else s[: limit - 3] + "..."
     return out
+
+
+def utf8_text(s: str) -> str:
+    """`s` as text MLflow can store: a file name that is not UTF-8 (lone surrogates) as its bytes'
+    escapes, where MLflow raised after the work and the run was left FAILED (session 33)."""
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _artifacts_beside_store(name: str) -> str | None:
@@ -156,7 +162,8 @@ def start_run(experiment: str, run_name: str | None = None, *, params: dict | No
     _quiet_store_setup()
     check_reachable()
     exp_id = _experiment_id(MlflowClient(), experiment)
-    all_tags = {**run_tags(seed), **{str(k): str(v) for k, v in (tags or {}).items()}}
+    all_tags = {**run_tags(seed), **{str(k): utf8_text(str(v)) for k, v in (tags or {}).items()}}
+    run_name = utf8_text(run_name) if isinstance(run_name, str) else run_name
     # MLflow resumes $MLFLOW_RUN_ID when no run id is passed: an evalkit command started inside a
     # user's `mlflow run` logged into that run, renamed it and ended it (session 32). evalkit's
     # runs are its own, in its own experiments; the variable is set aside while one starts.
@@ -278,8 +285,13 @@ def log_json(obj, artifact_file: str) -> None:
     _log_file(lambda p: p.write_text(text + "\n", encoding="utf-8"), artifact_file)
 
 
-def log_table(df: "pd.DataFrame", artifact_file: str) -> None:
-    """A DataFrame as .csv (no index), .json (records) or .parquet, by the file's extension."""
+def log_table(df, artifact_file: str) -> None:
+    """A DataFrame (or a list of records, made one here) as .csv (no index), .json (records) or
+    .parquet, by the file's extension."""
+    if isinstance(df, list):  # records: their text made storable first (pandas 3's string arrays
+        import pandas as pd  # refuse a lone surrogate when the frame is built)
+
+        df = pd.DataFrame([{k: utf8_text(v) if isinstance(v, str) else v for k, v in r.items()} for r in df])
     ext = Path(artifact_file).suffix.lower()
     writers = {
         ".csv": lambda p: df.to_csv(p, index=False),
@@ -288,6 +300,11 @@ def log_table(df: "pd.DataFrame", artifact_file: str) -> None:
     }
     if ext not in writers:
         raise ValueError(f"log_table writes .csv, .json or .parquet, got {artifact_file!r}")
+    text_cols = [c for c in df.columns if df[c].dtype == object or str(df[c].dtype) in ("str", "string")]
+    if text_cols:  # names that are not UTF-8 (pyarrow and the CSV writer refused them)
+        df = df.copy()
+        for c in text_cols:
+            df[c] = df[c].map(lambda v: utf8_text(v) if isinstance(v, str) else v)
     _log_file(writers[ext], artifact_file)
 
 

@@ -37,6 +37,13 @@ class Prompt:
 def _check_prompt(text, where: str) -> str:
     if not isinstance(text, str):
         raise BadInputError(f"{where}: the prompt must be text, got {type(text).__name__} {text!r}")
+    bad = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff" or (c < " " and c not in "\t\n\r")), None)
+    if bad is not None:
+        # bytes that were not UTF-8 (stdin and argv decode them to lone surrogates), or NULs of a
+        # UTF-16 file read as UTF-8: clips were made for garbage prompts and every later command
+        # failed as an internal error (session 33)
+        raise BadInputError(f"{where}: the prompt holds {text[bad]!r} at character {bad + 1}, which is not text "
+                            "(bytes that are not UTF-8, or a UTF-16 file); save the prompts as UTF-8")
     if not text.strip():
         raise BadInputError(f"{where}: empty prompt; give some text")
     text = " ".join(text.split())
@@ -107,12 +114,24 @@ def _prompts_of_file(path: Path, text: str | None = None) -> list[Prompt]:
     if suffix in (".csv", ".tsv"):  # a table with a prompt column
         import csv
 
-        rows = csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
+        lines = text.splitlines()
+        if suffix == ".tsv":  # tab-separated has no quoting: a quote is part of the prompt
+            rows = csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+        else:  # Excel in a semicolon-list locale writes ';' between fields, commas left in the text
+            head = lines[0] if lines else ""
+            sep = ";" if head.count(";") > head.count(",") else ","
+            rows = csv.DictReader(lines, delimiter=sep)
+        out = []
         try:
-            return [_from_record(row, f"{path}:{n}") for n, row in enumerate(rows, 2)
-                    if any((v or "").strip() for v in row.values() if isinstance(v, str))]
+            for n, row in enumerate(rows, 2):
+                if None in row:  # more fields than the header: the rest of a prompt would be dropped
+                    raise BadInputError(f"{path}:{n}: more fields than the header's {len(rows.fieldnames)} (an "
+                                        "unquoted separator in a prompt?); quote the prompt or save the table again")
+                if any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                    out.append(_from_record(row, f"{path}:{n}"))
         except csv.Error as e:
             raise BadInputError(f"{path}: not a readable table ({e}); give a CSV with a prompt column")
+        return out
     prompts = []
     for n, line in enumerate(text.splitlines(), 1):
         where = f"{path}:{n}"

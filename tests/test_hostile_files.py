@@ -137,3 +137,36 @@ def test_a_fifo_in_a_folder_is_named_not_left_out(tmp_path):
     os.mkfifo(tmp_path / "x.mp4")  # given as the set itself: it read "no such folder", exit 3
     with pytest.raises(BadInputError, match="is a FIFO"):
         clip_set(tmp_path / "x.mp4")
+
+
+def test_names_and_prompts_that_are_not_utf8(tmp_path, monkeypatch):
+    """A file name that is not UTF-8 (a zip from another system) crashed `score` in MLflow and
+    `verify --html` (exit 70, work lost), and prompts piped in another encoding or holding NULs (a
+    UTF-16 file) made clips for garbage prompts (session 33)."""
+    import os
+
+    from evalkit.cli import main
+    from generators.base import load_prompts
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    bad = os.fsdecode(bytes(folder) + b"/\xffbad.mp4")
+    write_video(bad, np.zeros((4, 16, 16, 3), np.uint8), fps=8)
+    assert main(["score", str(folder), "--metrics", "flicker,clip", "--json", str(tmp_path / "s.json")]) == 0
+    assert main(["verify", bad, "--no-detector", "--html", str(tmp_path / "v.html")]) == 0
+    assert "\\udcffbad.mp4" in (tmp_path / "v.html").read_text(encoding="utf-8")  # escaped, as printed
+    for text, where in (("caf\udce9 ball", "--prompts"), ("a\x00b", "--prompts")):
+        with pytest.raises(BadInputError, match="which is not text"):
+            load_prompts(text)
+    utf16 = tmp_path / "p.txt"
+    utf16.write_bytes("a red ball falls\n".encode("utf-16-le"))  # no BOM: reads as UTF-8 with NULs
+    with pytest.raises(BadInputError, match=r"p.txt:1: the prompt holds '\\x00'"):
+        load_prompts(str(utf16))
+    semi = tmp_path / "excel.csv"  # Excel in a semicolon-list locale: ';' between fields
+    semi.write_text("\ufeffprompt;category\r\na red ball falls, on a dark background;fall\r\n", encoding="utf-8")
+    assert [p.text for p in load_prompts(str(semi))] == ["a red ball falls, on a dark background"]
+    one = tmp_path / "one.csv"  # an unquoted comma in a one-column table: refused, not cut short
+    one.write_text("prompt\na red ball falls, on a dark background\n")
+    with pytest.raises(BadInputError, match=r"one.csv:2: more fields than the header's 1"):
+        load_prompts(str(one))

@@ -54,7 +54,7 @@ def frame_indices(t: int, num_frames: int = DEFAULT_NUM_FRAMES) -> np.ndarray:
 
 def prompt_key(prompt: str) -> float:
     """A float64-exact 52-bit key of the exact prompt string (distinct prompts, across ranks)."""
-    return float(int(hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:13], 16))
+    return float(int(hashlib.sha256(prompt.encode("utf-8", "backslashreplace")).hexdigest()[:13], 16))
 
 
 def _check_clamp(clamp: str) -> str:

@@ -463,7 +463,6 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
 
 
 def _log_run(candidates, reference, metrics, result: dict) -> str:
-    import pandas as pd
 
     from evalkit import tracking
 
@@ -475,6 +474,6 @@ def _log_run(candidates, reference, metrics, result: dict) -> str:
             else:
                 tracking.log_metric_ci(name, m["value"], m["ci_low"], m["ci_high"], m["n"])
         tracking.log_json({k: v for k, v in result.items() if k != "per_clip"}, "score.json")
-        tracking.log_table(pd.DataFrame([{k: v for k, v in r.items() if k != "physics_laws"}
-                                         for r in result["per_clip"]]), "per_clip.csv")
+        tracking.log_table([{k: v for k, v in r.items() if k != "physics_laws"} for r in result["per_clip"]],
+                           "per_clip.csv")
         return run.info.run_id

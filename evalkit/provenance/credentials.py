@@ -130,7 +130,10 @@ def _name(org: str, role: str):
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
-    cn = f"{org[:64 - len(role) - 1].rstrip()} {role}"
+    # 64 UTF-8 bytes, not characters: a 20-character Chinese name is 60 bytes (session 33)
+    room = 64 - len(role.encode()) - 1
+    cut = org.encode()[:room].decode("utf-8", "ignore")  # never half a character
+    cn = f"{cut.rstrip()} {role}"
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
                       x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
@@ -189,8 +192,9 @@ def init_keys(dir: Path | str | None = None, org: str = "evalkit development",
     (the secret for `--watermark`) under `dir` (default `$EVALKIT_HOME/credentials`, created
     0700). Keys are 0600 from the moment they exist; certificates 0644. Existing credentials are
     never replaced unless `force` (the old keys are then lost). Raises `CredentialsError`."""
-    if not isinstance(org, str) or not org.strip() or len(org) > 64:
-        raise CredentialsError(f"organisation name {org!r}: give 1 to 64 characters")
+    if not isinstance(org, str) or not org.strip() or len(org.encode("utf-8", "replace")) > 64:
+        raise CredentialsError(f"organisation name {org!r}: give 1 to 64 characters (64 bytes in UTF-8: about 21 "
+                               "Chinese or Japanese characters)")
     paths = default_paths(dir if dir is not None else credentials_dir(create_home=True))
     d = paths.dir
     if d.exists() and not d.is_dir():
