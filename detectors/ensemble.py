@@ -124,10 +124,13 @@ def picture_note(frames: np.ndarray) -> str | None:
     # to 0.43 at 2 px, too near the line to judge by)
     far = max(2, round(min(y.shape[1:]) / 32))
     near_c = _lag_corr(y, 1)
-    far_c = _lag_corr(y, far) if min(y.shape[1:]) >= 48 else 1.0
+    measured_far = min(y.shape[1:]) >= 48
+    far_c = _lag_corr(y, far) if measured_far else 1.0
     if near_c < NOISE_CORR or far_c < NOISE_CORR_FAR:
-        return (f"the frames are noise (pixels correlate {near_c:.2f} with their neighbours, {far_c:.2f} at "
-                f"{far} px; footage tried: 0.3 or more at 1 px, 0.27 or more at {far} px)")
+        # the far lag is said only where it was measured (a placeholder 1.00 was printed, session 33)
+        far_said = f", {far_c:.2f} at {far} px" if measured_far else ""
+        return (f"the frames are noise (pixels correlate {near_c:.2f} with their neighbours{far_said}; footage "
+                f"tried: 0.3 or more at 1 px" + (f", 0.27 or more at {far} px)" if measured_far else ")"))
     if len(y) > 1 and float(np.abs(np.diff(y, axis=0)).mean()) < STILL_MAE:
         return "the frames do not change (one picture repeated): the detector's cues of motion are absent"
     return None

@@ -333,6 +333,12 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
         _preflight(candidates, "candidates")
         if video_bb is not None:
             _preflight(reference, "reference", first_frames_only=True)
+    if video_bb is not None:  # a set of one: said now, not after every clip was scored (session 33)
+        for folder, what in ((candidates, "candidates"), (reference, "reference")):
+            n = len(clip_set(folder)[1])
+            if n < 2:
+                raise BadInputError(f"{folder}: {n} clip{'s' if n != 1 else ''} ({what}); FVD compares sets of at "
+                                    "least 2 clips each: give more, or score without it: --metrics clip,flicker,physics")
     for c in _iter(candidates, "candidates", progress, skipped=skipped):
         row = {"id": c.meta["record"]["id"]}
         if c.meta["shrink"] > 1:

@@ -496,3 +496,14 @@ def test_set_level_intervals_do_not_depend_on_the_order_clips_are_listed(folders
         got.append({k: (m["value"], m["ci_low"], m["ci_high"], m["n"])
                     for k, m in json.loads(out.read_text())["metrics"].items()})
     assert got[0] == got[1] and {"fvd", "kvd", "precision", "recall"} <= set(got[0])
+
+
+def test_a_set_of_one_for_fvd_is_refused_before_any_scoring(folders, tmp_path, capsys):
+    """"fvd needs at least 2 clips in each set" came after every clip was scored, naming no input
+    (session 33)."""
+    from evalkit.clipset import read_index
+
+    one = folders / "world" / read_index(folders / "world")[0]["file"]
+    assert main(["score", str(one), "--reference", str(folders / "ref"), "--no-mlflow"]) == 2
+    err = capsys.readouterr().err
+    assert f"{one}: 1 clip (candidates); FVD compares sets of at least 2" in err and "--metrics clip,flicker" in err
