@@ -301,9 +301,17 @@ def iter_clips(folder, **read_kw) -> Iterator[Clip]:
         yield load_clip(folder, rec, **read_kw)
 
 
+_FILLING = re.compile(r"\.(clips|index)\.filling-(\d+)")  # what a fill in place brings in first
+
+
 def _check_target(out: Path) -> None:
     if out.is_symlink():  # the finished folder cannot be renamed onto a link (it failed after all the work)
         raise BadInputError(f"{out}: is a symbolic link; give the folder it points to, or a new name")
+    if out.is_dir() and not out.is_symlink():  # a fill in place that was killed: its hidden parts go
+        for part in out.iterdir():
+            m = _FILLING.fullmatch(part.name)
+            if m and int(m.group(2)) != os.getpid() and not _process_alive(int(m.group(2))):
+                shutil.rmtree(part, ignore_errors=True) if part.is_dir() else part.unlink(missing_ok=True)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BadInputError(f"{out}: already exists and is not empty; choose a new folder or remove it")
     if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):  # a read-only folder is the user's to keep so
@@ -344,11 +352,13 @@ class ClipFolderWriter:
         self.out = Path(out)
         self.crf = crf
         self.replace = replace
-        if not replace:
-            _check_target(self.out)
         # the name cut short: a 250-byte folder name plus ".partial-PID" was over the OS's 255
         self.stage = self.out.with_name(f"{self._stage_prefix()}{os.getpid()}")
         self.records: list[dict] = []
+        if not replace:
+            if self.out.parent.is_dir():  # a killed run's stage goes even when OUT is refused
+                self._remove_stale_stages()
+            _check_target(self.out)
 
     def _stage_prefix(self) -> str:
         return f".{self.out.name[:64]}.partial-"
@@ -378,6 +388,28 @@ class ClipFolderWriter:
         self.records.append(rec)
         return rec
 
+    def _fill_in_place(self) -> None:
+        """Bring the staged clips and index into the user's empty OUT under hidden names (a copy,
+        where OUT is another file system), then rename them into place, the index first: stopped at
+        any point, OUT never holds videos that read as a complete set without their index (a Ctrl-C
+        between the moves left six clips that `score` read as a whole set, session 33), and what
+        was brought in goes again on any exception, a Ctrl-C included."""
+        pid = os.getpid()
+        hidden_clips, hidden_index = self.out / f".clips.filling-{pid}", self.out / f".index.filling-{pid}"
+        placed: list[Path] = []
+        try:
+            shutil.move(str(self.stage / "clips"), str(hidden_clips))
+            shutil.move(str(self.stage / INDEX), str(hidden_index))
+            os.replace(hidden_index, self.out / INDEX)  # an index naming missing clips fails loudly
+            placed.append(self.out / INDEX)
+            os.replace(hidden_clips, self.out / "clips")
+        except BaseException:
+            for part in (*placed, hidden_clips, hidden_index):
+                shutil.rmtree(part, ignore_errors=True) if part.is_dir() else part.unlink(missing_ok=True)
+            shutil.rmtree(self.stage, ignore_errors=True)
+            raise
+        shutil.rmtree(self.stage, ignore_errors=True)
+
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             shutil.rmtree(self.stage, ignore_errors=True)
@@ -399,9 +431,7 @@ class ClipFolderWriter:
                 # was written anyway and a team's setgid folder lost its group (session 33). A move,
                 # not a rename: an empty mount point (a volume, a disk) is another file system.
                 _take_group(self.stage, self.out)
-                shutil.move(str(self.stage / "clips"), str(self.out / "clips"))
-                shutil.move(str(self.stage / INDEX), str(self.out / INDEX))
-                self.stage.rmdir()
+                self._fill_in_place()
                 return
             if self.out.exists():
                 old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")

@@ -157,3 +157,38 @@ def test_a_folder_that_fills_while_clips_are_made_keeps_no_staging_behind(tmp_pa
             w.add(Clip(np.zeros((4, 16, 16, 3), np.uint8), fps=8.0), {"id": "a", "prompt": "x"})
             (out / "late.txt").write_text("someone else's")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["race"] and (out / "late.txt").exists()
+
+
+def test_a_fill_in_place_stopped_midway_leaves_the_folder_empty(tmp_path, monkeypatch):
+    """A Ctrl-C between moving the clips and the index into the user's empty folder left six clips
+    without their index, which `score` read as a complete set, and a staging folder no rerun
+    removed (session 33's interruption red team)."""
+    import os
+
+    import numpy as np
+
+    import evalkit.clipset as clipset
+    from evalkit.clipset import ClipFolderWriter
+    from evalkit.video import Clip
+
+    out = tmp_path / "out"
+    out.mkdir()
+    real_replace, calls = os.replace, []
+
+    def interrupted(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # the index is in place, the clips not yet: the user presses Ctrl-C
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(clipset.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with ClipFolderWriter(out) as w:
+            w.add(Clip(np.zeros((4, 16, 16, 3), np.uint8), fps=8.0), {"id": "a", "prompt": "x"})
+    monkeypatch.setattr(clipset.os, "replace", real_replace)
+    assert list(out.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    # a killed fill's hidden parts (its process gone) do not make the folder "not empty" for a rerun
+    (out / ".clips.filling-4194000").mkdir()
+    with ClipFolderWriter(out) as w:
+        w.add(Clip(np.zeros((4, 16, 16, 3), np.uint8), fps=8.0), {"id": "a", "prompt": "x"})
+    assert sorted(p.name for p in out.iterdir()) == ["clips", "index.jsonl"]
