@@ -98,7 +98,8 @@ def test_missing_prompt_file_and_empty_literal():
     assert load_prompts("a red ball " * 30)[0].text == ("a red ball " * 30).strip()  # 330 chars, no spaces cut
     with pytest.raises(BadInputError, match="over the limit"):
         load_prompts("x" * 5000)
-    assert load_prompts("a red\x00ball")[0].text == "a red\x00ball"
+    with pytest.raises(BadInputError, match="which is not text"):  # since session 33: a NUL is no prompt text
+        load_prompts("a red\x00ball")
 
 
 def test_specs():

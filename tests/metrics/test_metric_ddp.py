@@ -118,6 +118,9 @@ def _worker(rank, port, out):
                 r["local_n"], r["synced"] = _local_n(name, m), m._is_synced
         with open(f"{out}.{rank}", "wb") as f:
             pickle.dump(res, f)
+        # both ranks done before either tears the group down: a rank that left first closed the
+        # gloo pair under the other's last collective, which then aborted ("terminate called")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
