@@ -185,7 +185,7 @@ def decide(readable: bool, prov: dict, wm: dict, det: dict, notes: list[str]) ->
 
     if not readable and state == "absent":
         verdict = "unreadable"
-        reasons.append("the file could not be read as a video and carries no C2PA manifest")
+        reasons.append("the file could not be read as a video, and no C2PA manifest was read from it")  # (unread: none known)
     elif state == "invalid" and _credential_only(prov["failures"]):
         verdict = "invalid credential"
         reasons.append(_credential_reason(prov))
