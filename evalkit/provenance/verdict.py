@@ -57,11 +57,9 @@ from evalkit.provenance.manifest_build import (
     AI_SOURCE_TYPES, C2PA_SOURCE_TYPE, C2PA_TERMS, CAPTURE_SOURCE_TYPES, COMPOSITE_AI_TYPES, IPTC,
     canonical_source_type,
 )
-from evalkit.provenance.manifest_history import MAX_DEPTH, MAX_NODES, failed_ingredients
+from evalkit.provenance.manifest_history import MAX_DEPTH, MAX_NODES, NOT_A_FAILURE, failed_ingredients
 from evalkit.provenance.manifest_read import HASH_MISMATCH_CODES, UNREADABLE_MANIFEST
 
-COMPOSITE_AI = IPTC + "compositeWithTrainedAlgorithmicMedia"
-NOT_A_FAILURE = ("signingCredential.untrusted", "signingCredential.ocsp.skipped")  # trust is the reader's question
 CAPTURE_STRIPPED = "capture (watermark only, manifest stripped)"
 COMPOSITE_STRIPPED = "ai-composite (watermark only, manifest stripped)"  # since session 33
 UNSIGNED_MARK = "ai-generated (watermark only, unsigned)"  # since session 30
