@@ -139,6 +139,37 @@ def test_missing_generator_weights_exit_3(capsys, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_missing_training_inputs_exit_3_naming_the_fix(capsys, tmp_path):
+    """generator export / train --init-from / --text-init used click's exists=True: a missing file
+    was exit 2 with click's words, against the README's "a path that is not there is exit 3"."""
+    out = tmp_path / "t.pt"
+    for argv, says in ((("generator", "export", str(tmp_path / "no.pt"), str(tmp_path / "x.safetensors")),
+                        "generator train --out"),
+                       (("generator", "train", "--preset", "tiny", "--max-steps", "1", "--out", str(out),
+                         "--init-from", str(tmp_path / "no.safetensors")), "generator export"),
+                       (("generator", "train", "--preset", "tiny", "--max-steps", "1", "--out", str(out),
+                         "--text-init", str(tmp_path / "no.safetensors")), "pretrain-text")):
+        code, _, err = run(capsys, *argv)
+        assert code == EXIT_MISSING and says in err and err.count("\n") == 1, (argv, err)
+    code, _, err = run(capsys, "generator", "export", str(tmp_path), str(tmp_path / "x.safetensors"))
+    assert code == EXIT_BAD_INPUT and "is not a file" in err
+    assert not out.exists() and not (tmp_path / "x.safetensors").exists()
+
+
+def test_verify_registry_that_is_not_there_is_said(capsys, tmp_path):
+    """A mistyped --registry read like a registry that was searched and lacked the payload (exit 0)."""
+    from evalkit.video import write_video
+
+    clip = tmp_path / "c.mp4"
+    write_video(clip, np.zeros((4, 32, 32, 3), np.uint8), fps=8)
+    code, out, err = run(capsys, "verify", "--no-detector", str(clip), "--registry", str(tmp_path / "typo"))
+    assert code == EXIT_MISSING and "--registry" in err and "typo" in err and err.count("\n") == 1 and not out
+    code, out, err = run(capsys, "verify", "--no-detector", str(clip), "--registry", str(clip))
+    assert code == EXIT_BAD_INPUT and "is not a folder" in err and not out
+    (tmp_path / "reg").mkdir()
+    assert run(capsys, "verify", "--no-detector", str(clip), "--registry", str(tmp_path / "reg"))[0] == 0
+
+
 def test_sampling_flags_out_of_place_are_one_line_errors(capsys, tmp_path):
     code, _, err = run(capsys, "generate", "--model", "world", "--prompts", "x", "--out", str(tmp_path / "o"),
                        "--guidance-rescale", "0.5")

@@ -12,7 +12,7 @@ from evalkit.safe_text import printable
 
 from evalkit.atomic import check_output_file, check_writable
 from evalkit.commands.options import (
-    CERT_HELP, KEY_HELP, SEED, WATERMARK_KEY_HELP, check_tsa, frame_rate, guidance_scale, positive,
+    CERT_HELP, KEY_HELP, SEED, WATERMARK_KEY_HELP, check_tsa, frame_rate, guidance_scale, positive, require_file,
 )
 from evalkit.errors import BadInputError
 
@@ -47,14 +47,14 @@ def generator():
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="uvit: bf16 autocast (auto: on CUDA only; bf16 also on a CPU with AMX/AVX512-BF16, "
               "1.2-1.6x faster there, measured).")
-@click.option("--init-from", type=click.Path(readable=False, path_type=Path, exists=True, dir_okay=False),
+@click.option("--init-from", type=click.Path(readable=False, path_type=Path),
               help="Start from these weights (.safetensors export) instead of a fresh init.")
 @click.option("--window-prob", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="uvit: joint image-video training: the share of steps that train on short frame "
               "windows of the clips (much cheaper steps).")
 @click.option("--window-frames", type=int, default=2, show_default=True, callback=positive,
               help="uvit: frames a window holds (a multiple of the tubelet length).")
-@click.option("--text-init", type=click.Path(readable=False, path_type=Path, exists=True, dir_okay=False),
+@click.option("--text-init", type=click.Path(readable=False, path_type=Path),
               help="uvit: text-encoder weights from `generator pretrain-text`.")
 @click.option("--freeze-text", is_flag=True, help="uvit: do not train the text encoder further.")
 @click.option("--object-weight", type=click.FloatRange(1, 100), default=1.0, show_default=True,
@@ -71,6 +71,8 @@ def generator_train(preset, data, out, max_minutes, max_steps, batch_size, lr, w
                     window_prob, window_frames, text_init, freeze_text, object_weight, data_workers,
                     quality_every_minutes):
     """Train the built-in generator on the world (or a folder of clips); resumes from --out."""
+    require_file(init_from, "weights file", "give the .safetensors of `evalkit generator export`")
+    require_file(text_init, "text-encoder file", "give the .safetensors of `evalkit generator pretrain-text`")
     uvit_only = (precision != "auto" or quality_every_minutes or window_prob or text_init or freeze_text
                  or mix_ffn or head_channels or data_workers is not None or object_weight != 1.0)
     if uvit_only and preset.startswith(("vae-", "gan-")):
@@ -241,11 +243,12 @@ def _check_text_out(out: Path) -> None:
 
 
 @generator.command("export")
-@click.argument("checkpoint", type=click.Path(readable=False, path_type=Path, exists=True, dir_okay=False))
+@click.argument("checkpoint", type=click.Path(readable=False, path_type=Path))
 @click.argument("out", type=click.Path(readable=False, path_type=Path))
 def generator_export(checkpoint, out):
     """Export a training checkpoint's EMA weights as fp16 safetensors (what `uvit:PATH`, `uvit:NAME`
     and --init-from load)."""
+    require_file(checkpoint, "checkpoint", "give the .pt file `evalkit generator train --out` wrote")
     from evalkit.hashing import sha256_file
     from generators.uvit.generate import export_weights
 
