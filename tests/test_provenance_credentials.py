@@ -422,3 +422,144 @@ def test_each_signer_is_named_by_its_own_key_and_long_organisations_fit(tmp_path
         assert check_certificate_profile(leaf) == []
         names.append(cn)
     assert names[0] != names[1] and names[0].startswith("evalkit development C2PA signer ")
+
+
+# ---------------------------------------------------------------------------------------------
+# Whose files and folders (session 34: a red team's findings)
+
+
+def _give_to_another_user(path: Path) -> None:
+    """Make `path` another user's (uid 65534, `nobody` on most systems): only root may chown."""
+    if not hasattr(os, "chown") or os.geteuid() == 65534:
+        pytest.skip("needs POSIX ownership and a user other than 65534")
+    try:
+        os.chown(path, 65534, -1)
+    except PermissionError:
+        pytest.skip("chown to another user needs root; these tests run as an ordinary user here")
+
+
+def test_another_users_key_open_to_others_is_refused_with_advice_its_reader_can_follow(creds, tmp_path):
+    """`chmod 600` was advised for another user's key, which only its owner can run (or root,
+    changing another user's file behind their back)."""
+    for src, what, load in ((creds.signer_key, "private key", lambda p: load_signer(creds.signer_cert, p)),
+                            (creds.watermark_key, "watermark key file", load_watermark_key)):
+        key = tmp_path / src.name
+        key.write_bytes(src.read_bytes())
+        key.chmod(0o644)
+        _give_to_another_user(key)
+        with pytest.raises(CredentialsError) as e:
+            load(key)
+        msg = str(e.value)
+        assert "\n" not in msg and msg.startswith(f"{key}: {what} belongs to another user")
+        assert "uid 65534" in msg and "mode 0644" in msg and "ask its owner" in msg
+        assert f"install -m 600 {key} ~/my-{key.name}" in msg and f"chmod 600 {key}" not in msg
+        key.chmod(0o600)  # private to its owner: reading it (as root) exposes nothing
+        assert load(key) is not None
+    own = tmp_path / "own.key"
+    own.write_bytes(creds.signer_key.read_bytes())
+    own.chmod(0o640)
+    with pytest.raises(CredentialsError, match=f"run `chmod 600 {own}`"):  # the owner's own fix
+        load_signer(creds.signer_cert, own)
+
+
+def test_keys_init_refuses_a_folder_anyone_can_write_and_warns_of_a_shared_one(tmp_path, capsys):
+    """Credentials went without a word into folders where other users can swap the files (their
+    CA as ca.pem, which verifiers then trust). Writable by all without the sticky bit: refused, as
+    ssh refuses keys there; /tmp-like (sticky): written, with a warning."""
+    from evalkit.cli import main
+
+    open_ = tmp_path / "open"
+    open_.mkdir()
+    open_.chmod(0o777)
+    for d in (open_, open_ / "sub" / "creds"):
+        with pytest.raises(CredentialsError) as e:
+            init_keys(d)
+        msg = str(e.value)
+        assert "\n" not in msg and msg.startswith(f"{d}: the folder") and "writable by every user" in msg
+        assert "mode 0777, no sticky bit" in msg and "only you can write" in msg and f"chmod o-w {open_}" in msg
+    assert list(open_.iterdir()) == []  # nothing written, not even the folder asked for
+    assert main(["keys", "init", "--dir", str(open_)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "writable by every user" in err
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    assert main(["keys", "init", "--dir", str(shared)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("wrote a development CA") and err.count("\n") == 1
+    assert err.startswith(f"evalkit: warning: {shared}: every user can write this folder (mode 1777)")
+    assert "only you can write" in err and (shared / "signer.key").is_file()
+    # a folder of one's own inside the shared one (as $TMPDIR/creds) is safe: the sticky bit guards it
+    assert init_keys(shared / "mine").warning is None and init_keys(tmp_path / "private").warning is None
+
+
+def test_keys_init_refuses_a_folder_another_user_made_in_a_shared_one(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    planted = shared / "creds"  # made first by someone else, where anyone may make folders
+    planted.mkdir()
+    _give_to_another_user(planted)
+    with pytest.raises(CredentialsError) as e:
+        init_keys(planted)
+    assert str(e.value).startswith(f"{planted}: belongs to another user") and "uid 65534" in str(e.value)
+    assert list(planted.iterdir()) == []
+
+
+def _damage(key: Path, how: str) -> None:
+    if how == "a folder in its place":
+        key.unlink()
+        key.mkdir()
+    elif how == "empty":
+        key.write_bytes(b"")
+    elif how == "a certificate":
+        key.write_bytes((key.parent / "ca.pem").read_bytes())
+    elif how == "open to others":
+        key.chmod(0o644)
+    elif how == "another user's, open to others":
+        key.chmod(0o644)
+        _give_to_another_user(key)
+    elif how == "unreadable (mode 0000)":
+        if os.geteuid() == 0:
+            pytest.skip("root reads a file of mode 0000")
+        key.chmod(0)
+
+
+@pytest.mark.parametrize("how", ["a folder in its place", "empty", "a certificate", "open to others",
+                                 "another user's, open to others", "unreadable (mode 0000)"])
+def test_verify_goes_on_without_a_default_watermark_key_it_cannot_use(creds, clip_mp4, tmp_path, monkeypatch,
+                                                                      capsys, how):
+    """A damaged default watermark key stopped `verify` before any verdict; it is optional there, so
+    the manifest is still checked and each result says why the mark was not. A key the user names
+    stays an error, and so does the key `sign --watermark` and `generate --watermark` mark with."""
+    from evalkit.cli import main
+
+    home = tmp_path / "home"
+    keys = init_keys(home / "credentials")
+    signed = sign_video(clip_mp4, tmp_path / "signed.mp4", signer=load_signer(keys.signer_cert, keys.signer_key))
+    monkeypatch.setenv("EVALKIT_HOME", str(home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("EVALKIT_WATERMARK_KEY", raising=False)
+    _damage(keys.watermark_key, how)
+
+    assert main(["verify", "--json", "--no-detector", str(signed)]) == 0
+    out, err = capsys.readouterr()
+    r = json.loads(out)
+    assert r["readable"] and r["provenance"]["state"] == "valid" and r["verdict"] == "ai-generated (signed)"
+    assert r["watermark"]["checked"] is False
+    (why,) = [x for x in r["reasons"] if "watermark" in x and "not checked" in x]
+    assert why.startswith("The watermark was not checked: the default watermark key file could not be used "
+                          f"({keys.watermark_key}: ") and "--watermark-key" in why
+    assert err.count("\n") == 1 and err.startswith("evalkit: warning: the default watermark key cannot be used")
+
+    assert main(["verify", "--no-detector", "--watermark-key", str(keys.watermark_key), str(signed)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith(f"evalkit: error: {keys.watermark_key}: ")
+    for argv, made in ((["sign", str(clip_mp4), str(tmp_path / "marked.mp4"), "--watermark"], tmp_path / "marked.mp4"),
+                       (["generate", "--model", "world", "--prompts", "a red ball falls", "--out",
+                         str(tmp_path / "gen"), "--sign", "--watermark"], tmp_path / "gen")):
+        assert main(argv) == 2, argv[0]
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1 and err.startswith(f"evalkit: error: {keys.watermark_key}: ")
+        assert not made.exists()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
 from evalkit.commands.options import CERT_HELP, KEY_HELP, WATERMARK_KEY_HELP, check_tsa, sentence
-from evalkit.errors import BadInputError, MissingResourceError
+from evalkit.errors import BadInputError, MissingResourceError, path_is
+from evalkit.safe_text import printable
 
 
 @click.group()
@@ -26,7 +28,12 @@ def keys_init(directory, org, force):
     watermark key (private keys 0600)."""
     from evalkit.provenance.credentials import init_keys
 
-    click.echo(init_keys(dir=directory, org=org, force=force).summary())
+    paths = init_keys(dir=directory, org=org, force=force)
+    click.echo(paths.summary())
+    if paths.warning:  # a shared /tmp-like folder (one others could swap files in is refused)
+        from evalkit.safe_text import printable
+
+        click.echo(f"evalkit: warning: {printable(paths.warning)}", err=True)
 
 
 @click.command()
@@ -94,14 +101,19 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
     its signals conflict, 2 if any is unreadable (or a stream's init segment comes without its
     segments), 3 if any is not there."""
     from evalkit.clipset import expand_folders
-    from evalkit.provenance.credentials import load_watermark_key
     from evalkit.provenance.verify import format_result, load_trust, verify_exit_code, verify_file
+    from evalkit.provenance.wm_keys import watermark_key_for_reading
 
     if manifest is not None and len(files) != 1:
         raise BadInputError(f"--manifest {manifest}: give it with one FILE (it is that file's manifest store)")
     if fragments and len(files) != 1:
         raise BadInputError(f"--fragments {fragments[0]}: give it with one FILE, the stream's init segment "
                             "(quote a glob so the shell does not expand it)")
+    if registry is not None and not path_is(registry, "dir"):  # a typo read as "not in the registry"
+        raise (BadInputError(f"--registry {printable(registry)}: is not a folder; give the soft-binding registry "
+                             "folder (or leave --registry out for the default)") if os.path.lexists(registry) else
+               MissingResourceError(f"--registry {printable(registry)}: no such folder; give the soft-binding "
+                                    "registry folder (or leave --registry out for the default)"))
     if html_out is not None:
         from evalkit.atomic import check_writable, check_not_input, check_output_file
 
@@ -113,8 +125,10 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
 
         tracking.check_reachable()  # an unreachable store fails now, not after the work
     anchors = load_trust([trust] if trust else None)
-    wm_key = load_watermark_key(watermark_key, required=watermark_key is not None,  # a named one must exist
-                                embedding=False)  # reading: a short key of old marks still reads
+    wm_key, wm_key_problem = watermark_key_for_reading(watermark_key)
+    if wm_key_problem:  # the default key is optional here: said once, and in each file's reasons
+        click.echo(f"evalkit: warning: the default watermark key cannot be used, so no watermark is checked: "
+                   f"{wm_key_problem}", err=True)
     detector = None
     if not no_detector:
         from detectors.registry import list_detectors, load_detector
@@ -132,7 +146,8 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
     results = []
     for f in files if fragments else expand_folders(files):  # a folder: each of its videos
         r = verify_file(f, trust=anchors, wm_key=wm_key, detector=detector, manifest=manifest,
-                        fetch_remote=fetch_remote, fragments=list(fragments) or None, registry=registry)
+                        fetch_remote=fetch_remote, fragments=list(fragments) or None, registry=registry,
+                        wm_key_problem=wm_key_problem)
         results.append(r)
         click.echo(json.dumps(r) if as_json else format_result(r))
     if html_out is not None:

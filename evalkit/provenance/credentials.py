@@ -21,7 +21,8 @@ What C2PA (c2pa-python 0.38.1, c2pa-rs 0.91.3) accepts, found by signing and rea
 
 Secrets: private keys are written 0600 through `os.open(..., 0o600)` on a temporary name and
 renamed, so no moment exists where a key is readable by others. A key file readable by group or
-others is refused. Key bytes are read only to build the c2pa signer and are dropped right after:
+others is refused (with `chmod 600` advice only when it is the caller's own: `key_owners`), and so
+is a credentials folder others could swap files in (a /tmp-like one is only warned about). Key bytes are read only to build the c2pa signer and are dropped right after:
 `Signer` keeps paths, never bytes, and no message or repr here contains them.
 """
 
@@ -33,11 +34,12 @@ import re
 import secrets
 import stat
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evalkit.atomic import folder_lock
 from evalkit.errors import BadInputError, MissingResourceError
+from evalkit.provenance.key_owners import check_credentials_folder, of_another_user, owner_name
 
 CA_FILE, CA_KEY_FILE = "ca.pem", "ca.key"
 SIGNER_FILE, SIGNER_KEY_FILE = "signer.pem", "signer.key"
@@ -74,6 +76,8 @@ class KeyPaths:
     signer_cert: Path  # leaf + CA chain, the file to give as --cert
     signer_key: Path
     watermark_key: Path
+    # what the user should know about where they are (a shared /tmp-like folder), for stderr
+    warning: str | None = field(default=None, compare=False)
 
     def summary(self) -> str:
         import shlex
@@ -208,15 +212,17 @@ def init_keys(dir: Path | str | None = None, org: str = "evalkit development",
                                    "pass --force to replace them (the old keys are lost) or choose another --dir")
 
     check_absent()
+    check_credentials_folder(d)  # before mkdir: a refused --dir leaves no empty folder behind
     try:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as e:
         raise CredentialsError(f"{d}: cannot create the folder ({e.strerror}); choose another --dir") from None
+    warning = check_credentials_folder(d)  # again: another user may have made `d` first, in a shared folder
     # One `keys init` at a time a folder: two at once interleaved their renames into a certificate
     # of one run beside the key of the other (a quarter of tries), or both wrote without --force.
     with folder_lock(d):
         check_absent()
-        return _write_new_credentials(paths, org)
+        return replace(_write_new_credentials(paths, org), warning=warning)
 
 
 def _write_new_credentials(paths: KeyPaths, org: str) -> KeyPaths:
@@ -259,13 +265,26 @@ def _write_new_credentials(paths: KeyPaths, org: str) -> KeyPaths:
 
 def check_key_permissions(path: Path, what: str = "private key") -> None:
     """Refuse a secret (a private key, a watermark key) readable or writable by group or others
-    (POSIX only)."""
+    (POSIX only). Another user's key (one root reads, or one shared through a group) is refused
+    too, but `chmod` is its owner's to run, so the advice differs."""
     if os.name != "posix":
         return
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
+    st = path.stat()
+    mode = stat.S_IMODE(st.st_mode)
+    if not mode & 0o077:
+        return
+    if not of_another_user(st):
         raise CredentialsError(f"{path}: {what} is accessible by group or others (mode {mode:04o}); "
                                f"run `chmod 600 {path}` and try again")
+    import shlex
+
+    # "chmod 600" fails for a user who does not own the file; as root it works, but would change
+    # another user's file behind their back, so neither is advised (session 34).
+    copy = "~/" + shlex.quote(f"my-{path.name}")  # the tilde outside the quotes, for the shell to expand
+    raise CredentialsError(f"{path}: {what} belongs to another user, {owner_name(st.st_uid)}, and is accessible by "
+                           f"group or others (mode {mode:04o}); copy it to a file of your own with mode 600 "
+                           f"(`install -m 600 {shlex.quote(str(path))} {copy}`) and give that, or ask its owner "
+                           f"to run `chmod 600` on it")
 
 
 def _read_private(path, what: str) -> bytes:
@@ -276,11 +295,11 @@ def _read_private(path, what: str) -> bytes:
     if not p.exists():
         raise MissingResourceError(f"{p}: no such {what}; run `evalkit keys init` or give the right path")
     if p.is_dir():
-        raise CredentialsError(f"{p}: is a folder, not a {what}")
+        raise CredentialsError(f"{p}: is a folder, not a {what}; give the file itself")
     try:
         data = p.read_bytes()
     except OSError as e:
-        raise CredentialsError(f"{p}: cannot read the {what} ({e.strerror}); check its permissions") from None
+        raise CredentialsError(f"{p}: cannot read the {what} ({e.strerror}); {_unreadable_advice(p, e)}") from None
     if what == "private key" and b"-----BEGIN CERTIFICATE-----" in data and b"PRIVATE KEY-----" not in data:
         raise CredentialsError(f"{p}: is a certificate, not a private key; give the certificate as --cert and "
                                "its key as --key")
@@ -289,6 +308,21 @@ def _read_private(path, what: str) -> bytes:
                                "file (`keys init` writes watermark.key)")
     check_key_permissions(p, what)
     return data
+
+
+def _unreadable_advice(p: Path, e: OSError) -> str:
+    """What to do about a secret file the OS refuses to read: its owner's permissions are theirs
+    to change, so "check its permissions" is advice only for one's own file."""
+    import errno
+
+    try:
+        st = p.stat()
+    except OSError:
+        st = None
+    if e.errno == errno.EACCES and st is not None and of_another_user(st):
+        return (f"it belongs to another user, {owner_name(st.st_uid)}: ask its owner for a copy of your own "
+                "(mode 600), or give another file")
+    return "check its permissions"
 
 
 def load_certificates(path) -> list:

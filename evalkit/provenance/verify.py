@@ -123,7 +123,7 @@ def _run_detector(detector, clip) -> tuple[dict, str | None]:
 
 
 def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, manifest=None,
-                fetch_remote: bool = False, fragments=None, registry=None) -> dict:
+                fetch_remote: bool = False, fragments=None, registry=None, wm_key_problem=None) -> dict:
     """The `evalkit verify --json` object for one file (see the module docstring).
 
     `trust`: trust-anchor PEM paths (or the text `load_trust` returned); `wm_key`: a
@@ -134,12 +134,14 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
     file names (the only network access verify ever makes); `fragments`: the media segments of
     a fragmented stream whose init segment is `path` (files, folders or globs;
     `evalkit.provenance.fragments`); `registry`: the soft-binding registry's folder (default
-    `registry.registry_dir()`), where a payload read from a video without a manifest is looked up."""
+    `registry.registry_dir()`), where a payload read from a video without a manifest is looked up;
+    `wm_key_problem`: why the default watermark key could not be used (`wm_keys.watermark_key_for_reading`),
+    said as the reason the watermark was not checked."""
     from contextlib import ExitStack
 
     with ExitStack() as stack:
         return _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, fragments, stack,
-                            registry)
+                            registry, wm_key_problem)
 
 
 def _is_manifest_store(path: Path) -> bool:
@@ -153,7 +155,7 @@ def _is_manifest_store(path: Path) -> bool:
 
 
 def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, fragments, stack,
-                 registry=None) -> dict:
+                 registry=None, wm_key_problem=None) -> dict:
     from evalkit.errors import EvalkitError as _E
     from evalkit.provenance import fragments as fr
     from evalkit.provenance import watermark as wmmod
@@ -245,7 +247,10 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
         notes.append(note)
 
     # 3. the watermark
-    if key is None:
+    if key is None and wm_key_problem:
+        notes.append(f"The watermark was not checked: the default watermark key file could not be used "
+                     f"({wm_key_problem}); fix it, or give the key used to sign with --watermark-key.")
+    elif key is None:
         notes.append("No watermark key given, so the watermark was not checked (give the key used to sign "
                      "with --watermark-key, or run `evalkit keys init`).")
     elif clip is not None:

@@ -73,4 +73,26 @@ def load_watermark_key(path: Path | str | None = None, dir: Path | str | None = 
         del data
 
 
-__all__ = ["MIN_WATERMARK_SECRET", "load_watermark_key"]
+def watermark_key_for_reading(path: Path | str | None = None):
+    """(key or None, why the default key cannot be used or None), for reading marks (`verify`).
+    A key the user names (`path`, `$EVALKIT_WATERMARK_KEY`) must be there and usable: it raises
+    as `load_watermark_key` does. The default key is optional: one that cannot be read (another
+    user's, a folder in its place, no secret in it) must not stop the manifest and detector
+    checks; the caller says why the watermark went unchecked."""
+    from evalkit.errors import EvalkitError
+
+    if path is not None or os.environ.get("EVALKIT_WATERMARK_KEY"):
+        return load_watermark_key(path, required=True, embedding=False), None  # a short key of old marks reads
+    try:
+        return load_watermark_key(required=False, embedding=False), None
+    except EvalkitError as e:
+        return None, str(e)
+    except OSError as e:  # its folder closed to this user: even whether the key exists cannot be seen
+        from evalkit.provenance.credentials import default_paths
+        from evalkit.safe_text import printable
+
+        return None, printable(f"{default_paths().watermark_key}: cannot be read ({e.strerror}); check the "
+                               "permissions of its folder, or give another key with --watermark-key")
+
+
+__all__ = ["MIN_WATERMARK_SECRET", "load_watermark_key", "watermark_key_for_reading"]
