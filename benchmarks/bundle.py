@@ -163,7 +163,20 @@ def _check_signature(data: bytes, sig: dict, trust_pem: str | None) -> tuple[lis
     return problems, info
 
 
+def _not_a_file(path: Path) -> str | None:
+    """What stands at `path` when it is there but is no regular file ("a FIFO (named pipe)", "a
+    folder"), else None. Such a clip read as "missing" (session 34), and hashing a FIFO would wait
+    for a writer for ever: it is named, never opened."""
+    from evalkit.errors import path_is, special_file
+
+    return "a folder" if path_is(path, "dir") else special_file(path)
+
+
 def _read(path: Path, what: str) -> dict:
+    odd = _not_a_file(path)
+    if odd is not None:
+        raise BadInputError(f"{path}: is not a regular file: {odd}; give the bundle.json of a bench run (its "
+                            f"{SIG_FILE} beside it)")
     if not path.is_file():
         raise MissingResourceError(f"{path}: no such {what}; give the bundle.json of a bench run (its "
                                    f"{SIG_FILE} beside it)")
@@ -274,6 +287,9 @@ def _index_differences(bundle: dict, folder: Path) -> list[str]:
     signature (it did: only the clips' bytes were checked)."""
     from evalkit.clipset import INDEX, read_index
 
+    odd = _not_a_file(folder / INDEX)
+    if odd is not None:
+        return [f"{folder}/{INDEX} is not a regular file: {odd}"]
     if not (folder / INDEX).is_file():
         return [f"{folder}/{INDEX} is missing"]
     try:
@@ -350,13 +366,17 @@ def verify_bundle(bundle_path, *, clips=None, trust=None, recompute: bool = Fals
         problems.append("the embedded suite does not match the bundle's suite hash")
     if clips is not None:
         folder = Path(clips)
+        if folder.exists() and not folder.is_dir():
+            raise BadInputError(f"{folder}: is not a folder (--clips); give the run's folder")
         if not folder.is_dir():
             raise MissingResourceError(f"{folder}: no such folder of clips (--clips); give the run's folder")
-        bad, missing, outside = [], [], []
+        bad, missing, outside, odd = [], [], [], []
         for c in bundle["clips"]:
             p = _inside(folder, c["file"])
             if p is None:
                 outside.append(c["id"])
+            elif (what := _not_a_file(p)) is not None:  # never opened: a FIFO would block the check
+                odd.append({"id": c["id"], "file": c["file"], "is": what})
             elif not p.is_file():
                 missing.append(c["id"])
             elif sha256_file(p) != c["sha256"]:
@@ -366,7 +386,7 @@ def verify_bundle(bundle_path, *, clips=None, trust=None, recompute: bool = Fals
         listed = {p for c in bundle["clips"] if (p := _inside(folder, c["file"])) is not None}
         extra = [f.relative_to(folder).as_posix() for f in video_files(folder) if f.resolve() not in listed]
         report["clips"] = {"checked": len(bundle["clips"]), "mismatched": bad, "missing": missing,
-                           "outside": outside, "extra": extra}
+                           "outside": outside, "not_regular": odd, "extra": extra}
         if extra:  # the bundle vouches for its clips only: a video added to the folder is not the run's
             problems.append(f"{len(extra)} video(s) in {folder} are not in the bundle: {', '.join(extra[:5])}")
         if outside:
@@ -376,12 +396,15 @@ def verify_bundle(bundle_path, *, clips=None, trust=None, recompute: bool = Fals
             problems.append(f"{len(bad)} clip(s) differ from their SHA-256 in the bundle: {', '.join(bad[:5])}")
         if missing:
             problems.append(f"{len(missing)} clip(s) missing from {folder}: {', '.join(missing[:5])}")
+        if odd:
+            problems.append(f"{len(odd)} clip(s) not a regular file (not read): "
+                            + ", ".join(f"{o['id']} ({o['file']}) is {o['is']}" for o in odd[:5]))
         index_diffs = _index_differences(bundle, folder)
         report["clips"]["index"] = index_diffs
         if index_diffs:
             problems.append(f"the folder's index does not match the bundle: {'; '.join(index_diffs[:3])}"
                             + (f" (and {len(index_diffs) - 3} more)" if len(index_diffs) > 3 else ""))
-        if recompute and not bad and not missing and not outside and not index_diffs:
+        if recompute and not bad and not missing and not outside and not odd and not index_diffs:
             report["recompute"] = _recompute(bundle, folder, problems, progress)
     elif recompute:
         raise BadInputError("--recompute needs --clips DIR (the run's folder of clips)")

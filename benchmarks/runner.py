@@ -27,6 +27,7 @@ Resume without repeating work or duplicating runs:
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import math
@@ -46,9 +47,9 @@ from benchmarks.run_scoring import (  # noqa: F401  (re-exported)
     SCORE_FAMILIES, _cost_entry, _two_sample_diff, cost_metrics, folder_digest, physics_parts, score_run,
 )
 from benchmarks.suite import Suite, SuitePrompt, load_suite
-from evalkit.atomic import write_atomic
+from evalkit.atomic import check_parents, write_atomic
 from evalkit.clipset import read_index
-from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
+from evalkit.errors import BadInputError, EvalkitError
 from evalkit.hashing import sha256_file
 
 
@@ -398,6 +399,7 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
 
     model_spec = canonical_spec(model_spec)  # a folder by its resolved path: one leaderboard row a folder
     prompts = suite.select(max_prompts)
+    check_out_dir(out_dir, suite.name)  # before the model loads, a clip is made or a run is opened
     gen = _generator(suite, model_spec, generator_options or {})
     proto = gen.protocol()
     detector_warnings: list[str] = []  # (and any other said before the run)
@@ -421,12 +423,72 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
                                  progress=progress, on_clip=on_clip, executor=executor)
 
 
+def check_out_dir(out_dir, suite_name: str) -> Path:
+    """`out_dir` refused in one line when the run's folder (OUT/SUITE/MODEL-KEY, staged beside
+    itself) cannot be made there: a file in the way, no permission, a read-only or full disk, a
+    name too long. The run found out at its end, after every clip was made, and left a FAILED
+    MLflow run (session 34)."""
+    out = Path(out_dir)
+    try:
+        for d in (out, out / suite_name):
+            if d.exists() and not d.is_dir():
+                raise BadInputError(f"{out}: {'is a file' if d == out else f'{d} is a file'}, where the run's "
+                                    "folder goes; choose another folder")
+    except OSError as e:  # a name too long
+        raise BadInputError(f"{out}: {e.strerror or type(e).__name__}; choose another folder") from None
+    check_parents(out)
+    target = out / suite_name
+    made = [d for d in (target, *target.parents) if not d.exists()]  # taken away again: a refusal
+    probe = target / f".evalkit-probe-{os.getpid()}-{os.urandom(3).hex()}"  # after leaves nothing
+    try:
+        probe.mkdir(parents=True)  # a folder made, not os.access asked: root, a full disk, long names
+        probe.rmdir()
+    except OSError as e:
+        raise BadInputError(f"{out}: cannot write the run's clips and bundle there ({e.strerror or type(e).__name__}"
+                            "); choose another folder") from None
+    finally:
+        for d in made:  # deepest first; one another process has filled meanwhile stays
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+    return out
+
+
 def _discard_run(run_id: str) -> None:
     from mlflow.tracking import MlflowClient
 
     try:
         MlflowClient().delete_run(run_id)
     except Exception:  # noqa: BLE001 (the user's error is what to report, not this)
+        pass
+
+
+# what the user fixes (input, a path, permissions, a full disk): a new run stopped by one is deleted
+_USER_ERRNOS = {errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
+                errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
+def _settle_stopped_run(run_id: str, resumed: bool, error: BaseException) -> None:
+    """A run that stops before its end must not pass for a result. A new one stopped by the user's
+    error is deleted: nothing is lost, the clips it made stay in the clip store for the next run.
+    Any other (a crash, Ctrl-C, or a run resumed before) stays for `bench run` to resume, as it
+    always did, with a tag saying why it stopped and MLflow's description saying it is no result
+    (a FAILED run looked like one in the MLflow UI)."""
+    from mlflow.tracking import MlflowClient
+
+    if not resumed and (isinstance(error, EvalkitError) or
+                        (isinstance(error, OSError) and error.errno in _USER_ERRNOS)):
+        _discard_run(run_id)
+        return
+    why = "interrupted" if not isinstance(error, Exception) else \
+        " ".join(f"{type(error).__name__}: {error}".split())[:300]
+    try:
+        client = MlflowClient()
+        client.set_tag(run_id, "evalkit.bench.stopped", why)
+        client.set_tag(run_id, "mlflow.note.content", f"Incomplete bench run, not a result (stopped: {why}). "
+                       "`evalkit bench run` with the same suite and model resumes it.")
+    except BaseException:  # noqa: BLE001 (what stopped the run is what to report, not this)
         pass
 
 
@@ -519,11 +581,11 @@ def _run_suite_locked(suite, model_spec, key, prompts, gen, proto, detector, det
                 mlflow.set_tag("evalkit.warnings", " | ".join(warnings)[:4900])
             mlflow.set_tag(schema.TAG_COMPLETE, "true")
             run_id = run.info.run_id
-    except (BadInputError, MissingResourceError):
+    except BaseException as e:
         # refused input (a prompt the model cannot make, a folder without its video): a new run
         # left FAILED in MLflow put "1 incomplete run(s) ignored" under every later leaderboard
-        if existing is None and opened:
-            _discard_run(opened[0])
+        if opened:
+            _settle_stopped_run(opened[0], existing is not None, e)
         raise
     return RunResult(run_id, "resumed" if existing is not None else "new", suite.name, model_spec, key,
                      folder, bundle_path, clean(metrics), warnings)

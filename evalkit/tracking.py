@@ -294,7 +294,8 @@ def log_table(df, artifact_file: str) -> None:
         df = pd.DataFrame([{k: utf8_text(v) if isinstance(v, str) else v for k, v in r.items()} for r in df])
     ext = Path(artifact_file).suffix.lower()
     writers = {
-        ".csv": lambda p: df.to_csv(p, index=False),
+        # a BOM, as every CSV file evalkit writes: Excel reads one without it in the system's code page
+        ".csv": lambda p: df.to_csv(p, index=False, encoding="utf-8-sig"),
         ".json": lambda p: df.to_json(p, orient="records", indent=2),
         ".parquet": lambda p: df.to_parquet(p, index=False),
     }

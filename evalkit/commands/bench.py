@@ -7,16 +7,18 @@ from pathlib import Path
 
 import click
 
-from evalkit.atomic import check_not_input, check_output_file, check_parents
+from evalkit.atomic import check_not_input, check_output_file, check_parents, is_stdout
 from evalkit.safe_text import printable
 from evalkit.commands.options import guidance_scale, positive
-from evalkit.errors import BadInputError, UnavailableError
+from evalkit.errors import BadInputError, UnavailableError, special_file
 
 
 @click.group()
 def bench():
     """Versioned benchmark suites."""
 
+
+CSV_FILE_BOM = "\ufeff"  # what a CSV file evalkit writes starts with (not a CSV on stdout)
 
 _BENCH_SUMMARY = ("fvd", "clip_alignment", "physics_score_id", "physics_score_ood", "physics_ood_gap",
                   "provenance_valid_rate", "watermark_survival_crf30", "detector_catch_rate", "cost.clips_per_s")
@@ -45,7 +47,7 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
     """Run a suite over one or more models: one MLflow run per model in experiment
     evalkit-bench-SUITE; a killed run started again resumes without repeating work."""
     from benchmarks.executors import get_executor
-    from benchmarks.runner import run_suite
+    from benchmarks.runner import check_out_dir, run_suite
     from benchmarks.suite import load_suite
 
     if executor == "local" and (workers or ray_address):
@@ -78,6 +80,7 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
         for spec in deaf:
             click.echo(printable(f"evalkit: warning: {flags} do not apply to {spec} (used for the other models)"), err=True)
 
+    check_out_dir(out, s.name)  # a folder that cannot be written: before a cluster starts or a run opens
     pool = get_executor(executor, **({"address": ray_address, "workers": workers} if executor == "ray" else {}))
     results = []
     try:
@@ -150,7 +153,8 @@ def bench_verify(bundle, clips, trust, recompute, as_json):
                  f"  signature: {'intact' if sig.get('valid') else 'INVALID'} ({sig.get('signer')}; {trusted})"]
         if r["clips"] is not None:
             c = r["clips"]
-            unmatched = len(c["mismatched"]) + len(c["missing"]) + len(c.get("outside", []))
+            unmatched = len(c["mismatched"]) + len(c["missing"]) + len(c.get("outside", [])) + \
+                len(c.get("not_regular", []))
             lines.append(f"  clips: {c['checked'] - unmatched}/{c['checked']} match")
         if r["recompute"] is not None:
             rc = r["recompute"]
@@ -167,7 +171,8 @@ def bench_verify(bundle, clips, trust, recompute, as_json):
 
 @click.command()
 @click.option("--suite", required=True, help="A suite's name, or the suite YAML file bench run was given.")
-@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json", "html"]), default="table")
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json", "html"]),
+              help="Output format (default: table; with --out, from its suffix: .csv, .md, .json, .html).")
 @click.option("--rank-by", help="Metric to rank by (default: fvd, else physics_score, else clip_alignment).")
 @click.option("--out", type=click.Path(readable=False, path_type=Path), help="Write to this file instead of stdout.")
 def leaderboard(suite, fmt, rank_by, out):
@@ -180,6 +185,11 @@ def leaderboard(suite, fmt, rank_by, out):
 
     from evalkit.tracking import check_store_exists
 
+    if out is not None and str(out) == "-":  # stdout, as usual (it wrote a file named "-")
+        out = None
+    if fmt is None:  # `--out board.csv` wrote the aligned table into a .csv
+        suffix = out.suffix.lower() if out is not None else ""
+        fmt = {".csv": "csv", ".md": "md", ".json": "json", ".html": "html", ".htm": "html"}.get(suffix, "table")
     if out is not None:
         check_output_file(out, f"leaderboard.{ {'table': 'txt'}.get(fmt, fmt)}")  # before the store is read
     check_store_exists()
@@ -189,6 +199,10 @@ def leaderboard(suite, fmt, rank_by, out):
         for note in board.attrs.get("notes", []):
             click.echo(f"evalkit: note: {note}", err=True)
     if out is not None:
+        if fmt == "csv" and not is_stdout(out) and special_file(out) is None:  # a file, not /dev/stdout
+            # a CSV file starts with a UTF-8 BOM: Excel reads one without it in the system's code page
+            # (`modèle` showed as `modÃ¨le`); pandas and csv with utf-8-sig drop it. stdout stays plain
+            text = CSV_FILE_BOM + text
         click.echo(f"wrote {fmt} leaderboard of {len(board)} rows to {printable(write_text_atomic(out, text))}")
     else:
         click.echo(text)

@@ -14,7 +14,7 @@ from benchmarks import schema
 from benchmarks.bundle import verify_bundle
 from benchmarks.runner import run_suite
 from benchmarks.suite import load_suite
-from evalkit.errors import EXIT_CHECK_FAILED, BadInputError
+from evalkit.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, BadInputError
 from evalkit.cli import main
 
 TINY = """\
@@ -149,6 +149,29 @@ def test_bundle_verifies_and_catches_tampering(mlflow_store, tiny, tmp_path):
     added = verify_bundle(res.bundle, clips=res.folder)
     assert not added["ok"] and added["clips"]["extra"] == ["clips/extra.mp4"]
     (res.folder / "clips" / "extra.mp4").unlink()
+    # a FIFO or a folder in a clip's place read as "missing" (session 34), and hashing a FIFO would
+    # wait for a writer for ever: each is named for what it is, never opened
+    import os
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    fifo, folder = res.folder / "clips" / "fall-00.mp4", res.folder / "clips" / "fall-01.mp4"
+    for c in (fifo, folder):
+        os.replace(c, kept / c.name)
+    os.mkfifo(fifo)
+    folder.mkdir()
+    odd = verify_bundle(res.bundle, clips=res.folder)
+    assert not odd["ok"] and odd["clips"]["missing"] == [] and odd["exit_code"] == EXIT_CHECK_FAILED
+    assert odd["clips"]["not_regular"] == [{"id": "fall-00", "file": "clips/fall-00.mp4", "is": "a FIFO (named pipe)"},
+                                           {"id": "fall-01", "file": "clips/fall-01.mp4", "is": "a folder"}]
+    assert "2 clip(s) not a regular file (not read): fall-00 (clips/fall-00.mp4) is a FIFO (named pipe), " \
+           "fall-01 (clips/fall-01.mp4) is a folder" in odd["problems"]
+    fifo.unlink()
+    folder.rmdir()
+    for c in (fifo, folder):
+        os.replace(kept / c.name, c)
+    os.mkfifo(tmp_path / "fifo.json")  # given as the bundle itself: exit 2, not "no such bundle"
+    assert main(["bench", "verify", str(tmp_path / "fifo.json")]) == EXIT_BAD_INPUT
     # the folder's index is what score and folder: read: a forged prompt or seed there is named
     # (it passed as "6/6 match", and --recompute blamed the order, session 33)
     index = res.folder / "index.jsonl"
@@ -165,9 +188,11 @@ def test_bundle_verifies_and_catches_tampering(mlflow_store, tiny, tmp_path):
     assert verify_bundle(res.bundle, clips=res.folder)["clips"]["index"] == [
         f"index.jsonl line 1 ({lines[0]['id']}): probe/sampler differ from the bundle"]
     index.unlink()  # a run folder whose index was deleted is still checked (it read OK, session 33)
-    from evalkit.cli import main
-
     assert main(["bench", "verify", str(res.folder)]) == EXIT_CHECK_FAILED
+    os.mkfifo(index)  # never read: it would block
+    assert verify_bundle(res.bundle, clips=res.folder)["clips"]["index"] == [
+        f"{res.folder}/index.jsonl is not a regular file: a FIFO (named pipe)"]
+    index.unlink()
     index.write_text(before)
 
     clip = res.folder / "clips" / "fall-00.mp4"
@@ -377,3 +402,69 @@ def test_recomputed_numbers_are_compared_to_a_relative_tolerance():
     assert _same(-0.3387866791204033, -0.338783569503903, RECOMPUTE_REL_TOL)
     assert _same(4e-6, -3.5e-5, RECOMPUTE_REL_TOL) and not _same(0.0, 3e-4, RECOMPUTE_REL_TOL)
     assert _same(None, None) and not _same(1.0, None) and not _same(float("nan"), 1.0, RECOMPUTE_REL_TOL)
+
+
+
+def test_an_out_folder_that_cannot_be_written_is_refused_before_any_run_or_clip(mlflow_store, tmp_path):
+    """`bench run --out` of a read-only folder made every clip, then failed writing the run's folder
+    and left a FAILED MLflow run (session 34): refused first now, in one line naming the folder."""
+    import os
+    import subprocess
+    import sys
+
+    from benchmarks.run_cache import bench_home
+
+    suite_file = tmp_path / "tiny.yaml"
+    suite_file.write_text(TINY)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "tiny").write_text("x")  # where OUT/SUITE goes
+    refused = {tmp_path / "afile" / "sub": "afile is a file", tmp_path / "taken": "taken/tiny is a file",
+               tmp_path / ("n" * 300): "File name too long"}
+    for out, says in refused.items():
+        with pytest.raises(BadInputError, match=re.escape(says)):
+            run_suite(load_suite(suite_file), "control:frozen", out_dir=out, max_prompts=1, progress=False)
+    # a folder without write permission, for root too (its power to write anywhere set aside)
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    prefix = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: a read-only folder is writable to root")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    r = subprocess.run([*prefix, sys.executable, "-m", "evalkit.cli", "bench", "run", "--suite", str(suite_file),
+                        "--model", "control:frozen", "--out", str(ro / "sub")],
+                       capture_output=True, text=True, env=os.environ, timeout=120)
+    assert r.returncode == EXIT_BAD_INPUT and r.stderr.count("\n") == 1, r.stderr
+    assert f"evalkit: error: {ro / 'sub'}: cannot write the run's clips and bundle there (Permission denied)" \
+        in r.stderr
+    assert _runs().empty and not list(bench_home().glob("work/*/clips/*.mp4"))  # no run, no clip made
+
+
+def test_a_new_run_stopped_by_a_path_error_is_deleted_and_a_crash_is_marked(mlflow_store, tiny, tmp_path):
+    """After the run opened, a path the OS refuses (here: its folder replaced by a file midway)
+    left a FAILED run that read as a result; it is deleted, and the clips it made stay in the clip
+    store for the next run. A crash's run stays, to be resumed, marked as no result in MLflow."""
+    from mlflow.tracking import MlflowClient
+
+    from benchmarks.run_cache import bench_home
+
+    def block_the_folder(rec):
+        (tmp_path / "out").mkdir(exist_ok=True)
+        (tmp_path / "out" / "tiny").write_text("in the way")
+
+    with pytest.raises(NotADirectoryError):
+        run_suite(tiny, "control:frozen", out_dir=tmp_path / "out", max_prompts=1, progress=False,
+                  on_clip=block_the_folder)
+    assert _runs().empty and len(list(bench_home().glob("work/*/clips/*.mp4"))) == tiny.samples_per_prompt
+
+    def crash(rec):
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError):
+        run_suite(tiny, "world", out_dir=tmp_path / "out2", max_prompts=1, progress=False, on_clip=crash)
+    runs = _runs()
+    assert len(runs) == 1 and runs["status"].iloc[0] == "FAILED"
+    tags = MlflowClient().get_run(runs["run_id"].iloc[0]).data.tags
+    assert tags["evalkit.bench.stopped"] == "RuntimeError: a bug" and tags[schema.TAG_COMPLETE] == "false"
+    assert tags["mlflow.note.content"].startswith("Incomplete bench run, not a result (stopped: RuntimeError")

@@ -245,3 +245,27 @@ def test_a_hand_made_complete_run_without_a_suite_hash_is_left_out_and_named(mlf
     board = leaderboard(SUITE)
     assert list(board["model"]) == ["uvit:real"]
     assert any("without evalkit.suite_hash" in n and "someone:else" in n for n in board.attrs["notes"])
+
+
+def test_a_csv_file_carries_a_bom_for_excel_and_stdout_stays_plain(bench_store, capsys, tmp_path, monkeypatch):
+    """Excel reads a CSV file without a BOM in the system's code page: a model `folder:modèle`
+    showed as `folder:modÃ¨le` (session 34). A file written with --out starts with one; stdout,
+    read by pipes and pandas, does not; `--out board.csv` alone writes CSV (it wrote the table)."""
+    import csv
+
+    code, out, _ = run(capsys, "leaderboard", "--suite", SUITE, "--format", "csv")
+    assert code == 0 and out.startswith("rank,")
+    monkeypatch.chdir(tmp_path)  # `--out -` is stdout too (it wrote a file named "-")
+    assert run(capsys, "leaderboard", "--suite", SUITE, "--format", "csv", "--out", "-")[:2] == (0, out)
+    assert not (tmp_path / "-").exists()
+    path = tmp_path / "b.CSV"
+    assert run(capsys, "leaderboard", "--suite", SUITE, "--out", str(path))[0] == 0
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfrank,") and raw[3:].decode("utf-8").strip() == out.strip()
+    back = pd.read_csv(path)  # pandas drops the BOM: the same table as stdout's
+    pd.testing.assert_frame_equal(back, pd.read_csv(io.StringIO(out)))
+    assert back.columns[0] == "rank" and back["model"].iloc[0] == "uvit:good"
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        assert next(csv.DictReader(f))["model"] == "uvit:good"
+    code, _, _ = run(capsys, "leaderboard", "--suite", SUITE, "--out", str(tmp_path / "board.txt"))
+    assert code == 0 and (tmp_path / "board.txt").read_text(encoding="utf-8").startswith(f"Suite {SUITE}")
