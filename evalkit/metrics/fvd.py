@@ -33,7 +33,7 @@ import torch
 
 from evalkit.metrics.base import EvalkitMetric, as_features, cat_state, synced
 from evalkit.metrics.precision_recall import precision_recall, precision_recall_with_ci  # noqa: F401 (re-exported)
-from evalkit.metrics.stats import Estimate
+from evalkit.metrics.stats import Estimate, no_spread, not_estimable
 
 _EPS = np.finfo(np.float64).eps
 
@@ -158,7 +158,9 @@ def two_sample_bootstrap(real, fake, statistic: Callable, n_boot: int = 200, see
     resamples 456 to 947), and a plain percentile interval would not contain its own value. The
     resamples are therefore recentred on the estimate (their mean shifted onto it) before taking
     percentiles: the spread is the bootstrap's, the resampling artefact is removed. Bounds are
-    clipped at `lower_bound` when the statistic cannot go below it (FVD >= 0)."""
+    clipped at `lower_bound` when the statistic cannot go below it (FVD >= 0). Resamples that all
+    give one number (two sets of copies) leave no interval to estimate: NaN bounds, with the
+    reason in `method` (`stats.not_estimable`)."""
     real, fake = as_features(real, "real"), as_features(fake, "fake")
     if not 0 < confidence < 1 or n_boot < 1:
         raise ValueError(f"need 0 < confidence < 1 and n_boot >= 1, got {confidence}, {n_boot}")
@@ -169,10 +171,14 @@ def two_sample_bootstrap(real, fake, statistic: Callable, n_boot: int = 200, see
         ir = rng.integers(0, real.shape[0], real.shape[0])
         jf = rng.integers(0, fake.shape[0], fake.shape[0])
         reps[b] = statistic(real[ir], fake[jf])
+    if no_spread(np.append(reps, value)):
+        # every resample the same number (each set one clip repeated, or features that do not
+        # vary): "FVD 1382 [1382, 1382]" from 4 copies claimed a certainty no 4 clips can give
+        return not_estimable(value, fake.shape[0], "every resample equal: each set one clip repeated?", confidence)
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(reps - (reps.mean() - value), [alpha, 1.0 - alpha])
-    # resamples that do not vary (each set one clip repeated) recentre to 1 ulp off the value:
-    # the interval always holds its own value (263 of 400 such intervals did not, session 33)
+    # recentring can leave a bound an ulp off the value: the interval always holds its own value
+    # (263 of 400 intervals of resamples that did not vary did not, session 33)
     lo, hi = min(lo, value), max(hi, value)
     if lower_bound is not None:
         lo, hi = max(lo, lower_bound), max(hi, lower_bound)

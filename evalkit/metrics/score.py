@@ -441,8 +441,15 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
                                "--clip-backbone ViT-B-32 --clip-weights PATH")
     if "fvd" in out and out["fvd"]["n"] < STABLE_FVD_N:
         f = out["fvd"]
-        warnings.append(f"FVD from N={f['n']} clips (CI [{f['ci_low']:.4g}, {f['ci_high']:.4g}]) is strongly "
+        ci = f"CI [{f['ci_low']:.4g}, {f['ci_high']:.4g}]" if np.isfinite([f["ci_low"], f["ci_high"]]).all() else "no CI"
+        warnings.append(f"FVD from N={f['n']} clips ({ci}) is strongly "
                         f"biased below about {STABLE_FVD_N}; compare FVDs only at equal N and backbone")
+    # an interval the data cannot give (two sets of copies of one clip): null bounds, said once here
+    unknown = {k: m["protocol"]["ci"] for k, m in out.items() if m["protocol"]["ci"].startswith("not-estimable")}
+    if unknown:
+        why = sorted(set(c[len("not-estimable("):c.rindex(")")] for c in unknown.values()))
+        warnings.append(f"{', '.join(unknown)}: no confidence interval ({'; '.join(why)}); a zero-width one would "
+                        "claim a certainty so few distinct clips cannot give")
     if "fvd" in out and "precision" not in out:
         warnings.append(f"precision and recall were not computed: their k-NN radii (k = 3) need more than 3 clips "
                         f"in each set, got {out['fvd']['n']} candidates and {out['fvd']['protocol'].get('n_reference')} "

@@ -507,3 +507,29 @@ def test_a_set_of_one_for_fvd_is_refused_before_any_scoring(folders, tmp_path, c
     assert main(["score", str(one), "--reference", str(folders / "ref"), "--no-mlflow"]) == 2
     err = capsys.readouterr().err
     assert f"{one}: 1 clip (candidates); FVD compares sets of at least 2" in err and "--metrics clip,flicker" in err
+
+
+def test_folders_of_copies_of_one_clip_get_no_set_level_interval(folders, tmp_path, capsys):
+    """Four copies of one clip against four of another read "FVD 1382 [1382, 1382]": every
+    resample is the same number, and a zero-width interval claims a certainty four copies cannot
+    give (session 34). FVD and KVD now have no interval (null), with the reason and a warning;
+    flicker, bounded, gets the worst case its range allows, not a point."""
+    import shutil
+
+    from evalkit.clipset import read_index
+
+    for name, src in (("a", "world"), ("b", "ref")):
+        first = folders / src / read_index(folders / src)[0]["file"]
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            shutil.copy(first, tmp_path / name / f"copy{i}{first.suffix}")
+    out = tmp_path / "copies.json"
+    assert main(["score", str(tmp_path / "a"), "--reference", str(tmp_path / "b"), "--metrics", "fvd,flicker",
+                 "--json", str(out), "--no-mlflow"]) == 0
+    captured = capsys.readouterr()
+    m = json.loads(out.read_text())["metrics"]
+    for k in ("fvd", "kvd"):
+        assert m[k]["value"] > 0 and m[k]["ci_low"] is None and m[k]["ci_high"] is None and m[k]["n"] == 4
+        assert m[k]["protocol"]["ci"].startswith("not-estimable(every resample equal")
+    assert "fvd, kvd: no confidence interval" in captured.err and "(no CI)" in captured.out
+    assert m["flicker"]["ci_low"] < m["flicker"]["value"] - 0.1 and m["flicker"]["protocol"]["ci"] == "wilson-bounded@0.95"
