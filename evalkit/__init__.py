@@ -1,5 +1,10 @@
 """evalkit: evaluation, safety and synthetic-media detection for text-to-video models."""
 
+from evalkit import interrupts as _interrupts
+
+if _interrupts.started_as_command():  # first thing: a Ctrl-C or `kill` while starting is exit 130 too
+    _interrupts.install()
+
 from importlib.metadata import PackageNotFoundError, version as _version
 
 try:

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from evalkit import __version__
+from evalkit import __version__, interrupts
 from evalkit.commands import bench, demo, detect, generator, provenance, score, world
 from evalkit.commands.detect import detectors_train  # noqa: F401  (tests call it directly)
 from evalkit.errors import (
@@ -21,6 +21,7 @@ from evalkit.errors import (
     out_of_memory_message,
     path_error_message,
 )
+from evalkit.streams import escape_what_cannot_be_shown
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -29,7 +30,8 @@ def cli():
     """evalkit: evaluation, safety and synthetic-media detection for text-to-video models.
 
     Exit codes: 0 success, 1 a check failed, 2 bad input, 3 missing weights/credentials/model,
-    4 not available in this version, 5 out of memory, 70 internal error, 130 interrupted.
+    4 not available in this version, 5 out of memory, 70 internal error, 130 interrupted,
+    141 the reader of stdout went away (`| head`).
     """
 
 
@@ -75,8 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"evalkit: error: {clash}", err=True)
         return EXIT_BAD_INPUT
     try:
-        # Without standalone mode click returns the code of a `click.exceptions.Exit`.
-        code = cli.main(args=argv, prog_name="evalkit", standalone_mode=False)
+        interrupts.let_raise(True)  # raises one that came while starting, here where it is caught
+        try:
+            # Without standalone mode click returns the code of a `click.exceptions.Exit`.
+            code = cli.main(args=argv, prog_name="evalkit", standalone_mode=False)
+        finally:
+            interrupts.let_raise(False)  # from here on a signal is noted: no traceback after the work
         return code if isinstance(code, int) else 0
     except SystemExit:
         # click turns a broken pipe on stdout into sys.exit(1) even outside standalone mode, and 1
@@ -153,9 +159,6 @@ def _raised_in(e: BaseException, package: str) -> bool:
     return False
 
 
-_TERMINATED = []  # set when SIGTERM arrived, even where its KeyboardInterrupt was swallowed
-
-
 def _interrupted(e: BaseException) -> bool:
     seen = set()
     while e is not None and id(e) not in seen:
@@ -163,34 +166,12 @@ def _interrupted(e: BaseException) -> bool:
             return True
         seen.add(id(e))
         e = e.__cause__ or e.__context__
-    return bool(_TERMINATED)
-
-
-def _terminate(signum, frame):
-    # `kill` (SIGTERM), as a job scheduler or a container stop sends it: unwound like Ctrl-C, so
-    # the same clean-up runs (temporary files and staged folders removed, training checkpointed).
-    import signal
-
-    if signum == signal.SIGTERM:
-        _TERMINATED.append(signum)
-    elif not _TERMINATED:  # a SIGALRM of someone else's: not ours to act on
-        return
-    if frame is not None and frame.f_code.co_name == "__del__":
-        # Python ignores an exception raised in a finaliser (tqdm's): the command ran on, and a
-        # later SIGINT was needed (session 31). Raised again in a moment, outside it.
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
-        return
-    raise KeyboardInterrupt
+    return bool(interrupts.RECEIVED)
 
 
 def entry() -> None:
-    import signal
-
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGALRM, _terminate)  # the retry of a SIGTERM that landed in a finaliser
-    for stream in (sys.stdout, sys.stderr):  # a Latin-1 terminal and a name in 漢字: escapes, not exit 70
-        if stream is not None and hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+    interrupts.install()  # the command set them on importing evalkit; this is for a program calling entry()
+    escape_what_cannot_be_shown(sys.stdout, sys.stderr)  # a name in 漢字 on a Latin-1 or ASCII terminal
     if sys.stdout is None and len(sys.argv) > 1 and not {"-h", "--help", "--version"} & set(sys.argv):
         # started with stdout closed (`>&-`): every result printed would be lost without a word
         if sys.stderr is not None:
@@ -198,7 +179,7 @@ def entry() -> None:
                   "or /dev/null", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     code = main()
-    if _TERMINATED and code != EXIT_INTERRUPTED:
+    if interrupts.RECEIVED and code != EXIT_INTERRUPTED:
         # raised inside a __del__ (Python prints and ignores it) or a library that wrapped it: the
         # command may have finished, but it was told to stop; say so rather than exit 0
         click.echo("evalkit: interrupted", err=True)

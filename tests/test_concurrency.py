@@ -4,10 +4,12 @@ half-made, and SIGTERM always ending in "interrupted"."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 
 from evalkit.provenance.credentials import default_paths, init_keys
 from evalkit.provenance.signers import load_signer
@@ -84,3 +86,62 @@ def test_sigterm_during_a_command_is_exit_130(tmp_path):
                        timeout=120)
     assert r.returncode == 130 and r.stderr.strip().endswith("evalkit: interrupted"), r.stderr[-500:]
     assert not (tmp_path / "w").exists()
+
+
+def _evalkit_script(body: str, *args, **kw) -> subprocess.CompletedProcess:
+    """`body` run in a fresh Python as the `evalkit` command (its handlers set on importing evalkit)."""
+    prelude = "import os, signal, sys, time\nsys.argv[0] = 'evalkit'\nimport evalkit.cli as c\n"
+    return subprocess.run([sys.executable, "-c", prelude + body, *map(str, args)], capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+def test_a_signal_inside_an_import_waits_for_the_import_then_is_exit_130(tmp_path):
+    """SIGTERM or Ctrl-C while torch's C++ start-up ran Python code aborted the process (exit 134,
+    a core dump, 2 `score`s in 25 killed in their first seconds, session 34): the KeyboardInterrupt
+    is now raised when the import is done."""
+    body = ("sys.path.insert(0, sys.argv[1])\n"
+            "@c.cli.command('start-up')\n"
+            "def start_up():\n"
+            "    import native_start_up\n"
+            "    print('imported whole:', native_start_up.WHOLE, flush=True)\n"
+            "    time.sleep(30)  # the interrupt lands here, a moment after the import\n"
+            "sys.argv[1:] = ['start-up']\nc.entry()\n")
+    for sig in ("SIGTERM", "SIGINT"):
+        (tmp_path / sig).mkdir()
+        (tmp_path / sig / "native_start_up.py").write_text(
+            f"import os, signal, time\nos.kill(os.getpid(), signal.{sig})  # arrives while this module is imported\n"
+            "time.sleep(0.2)  # blocked in C, as a library's start-up is\nWHOLE = True\n")
+        t0 = time.monotonic()
+        r = _evalkit_script(body, tmp_path / sig, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        assert r.returncode == 130 and r.stdout == "imported whole: True\n", (sig, r.stdout, r.stderr[-500:])
+        assert r.stderr.strip() == "evalkit: interrupted" and time.monotonic() - t0 < 20  # (click writes a newline)
+
+
+def test_a_signal_before_the_command_starts_or_after_it_ends_is_exit_130_without_a_traceback(tmp_path):
+    """Before evalkit set its handlers a `kill` was exit 143 and Ctrl-C a bare KeyboardInterrupt
+    traceback; one after the work a traceback too. Both are "interrupted", exit 130, now."""
+    early = "os.kill(os.getpid(), getattr(signal, sys.argv[1])); time.sleep(0.2)\nsys.argv[1:] = ['--version']\n"
+    late = ("real = c.main\n"
+            "c.main = lambda: (real(['--version']), os.kill(os.getpid(), getattr(signal, sys.argv[1])),"
+            " time.sleep(0.2))[0]\n")
+    for sig in ("SIGTERM", "SIGINT"):
+        r = _evalkit_script(early + "c.entry()\n", sig, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        assert (r.returncode, r.stdout, r.stderr) == (130, "", "evalkit: interrupted\n"), (sig, r.stderr[-500:])
+        r = _evalkit_script(late + "c.entry()\n", sig, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        assert r.returncode == 130 and "evalkit, version" in r.stdout and r.stderr == "evalkit: interrupted\n", r.stderr[-500:]
+    # a background job (`evalkit ... &`) starts with SIGINT ignored: it still is
+    r = _evalkit_script(early + "c.entry()\n", "SIGINT", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert r.returncode == 0 and "evalkit, version" in r.stdout and r.stderr == "", r.stderr[-500:]
+
+
+def test_only_the_evalkit_command_takes_the_signals_over_on_import(monkeypatch):
+    """A program that imports evalkit (a notebook, pytest) keeps Python's own Ctrl-C."""
+    from evalkit.interrupts import started_as_command
+
+    for argv, orig_argv, command in ((["/venv/bin/evalkit", "score"], [], True),
+                                     (["-m"], ["python", "-X", "utf8", "-m", "evalkit", "score"], True),
+                                     (["-m"], ["python", "-m", "evalkit.tracking_server"], False),
+                                     (["/venv/bin/pytest"], [], False), (["-c"], ["python", "-c", "..."], False)):
+        monkeypatch.setattr(sys, "argv", argv)
+        monkeypatch.setattr(sys, "orig_argv", orig_argv)
+        assert started_as_command() is command, argv
