@@ -22,7 +22,7 @@ from typing import Iterator
 from evalkit.clip import Clip
 from evalkit.atomic import _same, check_parents
 from evalkit.errors import BadInputError, MissingResourceError, path_is, special_file
-from evalkit.video import read_video, write_video
+from evalkit.video import animated_image, read_video, write_video
 
 INDEX = "index.jsonl"
 REQUIRED_KEYS = ("id", "file", "prompt")
@@ -31,6 +31,12 @@ REQUIRED_KEYS = ("id", "file", "prompt")
 # Flash, Windows Media, Ogg, MXF, and raw YUV4MPEG test sequences.
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v", ".mts", ".m2ts", ".ts",
                   ".mpg", ".mpeg", ".3gp", ".3g2", ".flv", ".wmv", ".asf", ".ogv", ".mxf", ".y4m", ".apng"}
+
+
+def is_video_name(f: Path) -> bool:
+    """A video by its name, or an animated WebP/PNG by its first bytes (a generator's animated
+    WebP was passed over without a word; a still one beside the clips is a thumbnail, not a clip)."""
+    return f.suffix.lower() in VIDEO_SUFFIXES or animated_image(f)
 
 
 def prompt_from_name(stem: str, numbered: bool = True) -> str:
@@ -132,7 +138,7 @@ def video_files(folder: Path) -> list[Path]:
     # it names what it is, where leaving it out would score one video fewer without a word.
     return [f for d in dirs for f in sorted(d.iterdir())
             if (f.is_file() or (f.is_symlink() and not f.exists()) or special_file(f))
-            and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith(".")]
+            and is_video_name(f) and not f.name.startswith(".")]
 
 
 
@@ -191,7 +197,7 @@ def clip_set(path) -> tuple[Path, list[dict]]:
     if path.is_symlink() and not path.exists():
         raise MissingResourceError(f"{path}: is a link to {os.readlink(path)}, which does not exist; fix or "
                                    "remove the link")
-    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+    if path.is_file() and is_video_name(path):
         for folder in (path.parent, path.parent.parent):  # a clip of a clip folder keeps its record
             if (folder / INDEX).is_file():
                 rel = path.resolve().relative_to(folder.resolve()).as_posix()

@@ -1,7 +1,8 @@
 """Read and write video files with PyAV, with limits against hostile headers and one-line errors.
 
 Reading accepts any container and codec this ffmpeg build decodes (mp4, mov, mkv, webm, avi,
-animated gif, ...) and returns uint8 RGB frames [H, W, 3], as players show them: a display
+animated gif, ...) and returns uint8 RGB frames [H, W, 3] (converted exact to rounding by each
+frame's colour-matrix and range tags: `evalkit.video_rgb`), as players show them: a display
 matrix (how phones store portrait video: landscape frames plus "turn a quarter") is applied,
 quarter turns and mirrors, so metrics, detectors and the watermark see the upright picture and
 a marked re-encode is upright without a matrix. `VideoInfo.width`/`height` are as stored.
@@ -40,6 +41,7 @@ from av.video.reformatter import VideoReformatter
 import numpy as np
 
 from evalkit.clip import Clip
+from evalkit.video_rgb import to_rgb
 from evalkit.safe_text import printable
 from evalkit.errors import (BadInputError, MissingResourceError, VideoError, path_error_message, special_file,
                             special_file_message)
@@ -112,13 +114,38 @@ def _refuse_stream_segment(p: Path) -> None:
 
 
 def _animated_webp(p: Path) -> bool:
-    """A RIFF WebP with the animation chunk (ANIM) among its first chunks."""
+    """A RIFF WebP whose extended header (VP8X) sets the animation flag, or with an ANIM chunk
+    among its first chunks."""
     try:
         with open(p, "rb") as f:
             head = f.read(64)
     except OSError:
         return False
-    return head[:4] == b"RIFF" and head[8:12] == b"WEBP" and b"ANIM" in head[12:]
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return False
+    return (head[12:16] == b"VP8X" and len(head) > 20 and bool(head[20] & 0x02)) or b"ANIM" in head[12:]
+
+
+def _animated_png(p: Path) -> bool:
+    """A PNG with an animation control chunk (acTL, an APNG), which comes before the first image data."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    if head[:8] != b"\x89PNG\r\n\x1a\n":
+        return False
+    at, data = head.find(b"acTL"), head.find(b"IDAT")
+    return at > 0 and (data < 0 or at < data)
+
+
+def animated_image(p: Path) -> bool:
+    """An animated WebP or PNG: a moving picture under a still image's name, which a folder of
+    clips lists (and the reader then decodes, or names as undecodable) rather than passing over."""
+    suffix = p.suffix.lower()
+    if suffix not in (".webp", ".png") or not p.is_file():  # never open a FIFO to sniff it: it would block
+        return False
+    return _animated_webp(p) if suffix == ".webp" else _animated_png(p)
 
 
 def _check_path(path) -> Path:
@@ -319,7 +346,7 @@ def _display_transform(frame) -> tuple[bool, bool, bool] | None:
 def _frames(p, c, s, limits, max_frames, shrink: int = 1, times: list | None = None) -> Iterator[np.ndarray]:
     n, shape, end, turn = 0, None, None, None
     # One reformatter for the stream keeps its swscale context: ~10x faster than
-    # frame.to_ndarray(format=...) on small frames, and bit-identical.
+    # frame.to_ndarray(format=...) on small frames.
     rgb = VideoReformatter()
     try:
         try:
@@ -343,11 +370,9 @@ def _frames(p, c, s, limits, max_frames, shrink: int = 1, times: list | None = N
                                 "the memory")
                 if frame.time is not None:
                     end = frame.time + float((frame.duration or 0) * (frame.time_base or 0))
-                if shrink == 1:
-                    a = rgb.reformat(frame, format="rgb24").to_ndarray()
-                else:  # area average: each kept pixel the mean of a shrink x shrink block
-                    a = rgb.reformat(frame, format="rgb24", width=kept[1], height=kept[0],
-                                     interpolation="AREA").to_ndarray()
+                # exact to rounding, by the frame's matrix and range tags (`video_rgb`); shrunk:
+                # area average, each kept pixel the mean of a shrink x shrink block
+                a = to_rgb(frame, rgb, None if shrink == 1 else kept)
                 if turn:  # as players show it: upright, not as the camera stored it
                     a = a.transpose(1, 0, 2) if turn[0] else a
                     a = np.ascontiguousarray(a[::-1 if turn[1] else 1, ::-1 if turn[2] else 1])
