@@ -45,6 +45,7 @@ from sklearn.linear_model import LogisticRegression
 
 from detectors.families import family_from_state
 from detectors.features import Protocol, feature_cache
+from detectors.upscaled_noise import FAR_LAGS, upscaled_noise_note
 
 DECISIONS = ("generated", "real", "uncertain")
 MIN_SIDE = 16  # px: smaller clips are outside the detector's domain (`Detector.domain_note`)
@@ -131,6 +132,10 @@ def picture_note(frames: np.ndarray) -> str | None:
         far_said = f", {far_c:.2f} at {far} px" if measured_far else ""
         return (f"the frames are noise (pixels correlate {near_c:.2f} with their neighbours{far_said}; footage "
                 f"tried: 0.3 or more at 1 px" + (f", 0.27 or more at {far} px)" if measured_far else ")"))
+    # where 1/32 of the frame is inside an upscale's reach (under about 288 px), noise blown up 3x
+    # read "real" (16x16 -> 48x48, 3x bilinear into 192x108; session 34): detectors/upscaled_noise.py
+    if far < FAR_LAGS.start and (note := upscaled_noise_note(y)):
+        return note
     if len(y) > 1 and float(np.abs(np.diff(y, axis=0)).mean()) < STILL_MAE:
         return "the frames do not change (one picture repeated): the detector's cues of motion are absent"
     return None

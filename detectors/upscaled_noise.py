@@ -1,0 +1,72 @@
+"""Pure noise blown up into a small frame: the noise check's case beyond the next pixel (session 34).
+
+Random noise upscaled by a factor s correlates with itself out to the interpolation kernel's reach
+(s px for nearest, 2s for bilinear and bicubic) and not at all beyond it, nor from one frame to
+the next; its detail is spread evenly over the frame. `picture_note`'s lag of 1/32 of the frame
+is inside that reach in frames under about 288 px (noise 16x16 -> 48x48, 3x nearest: 0.35 at 2 px; 3x
+bilinear into 192x108: 0.26 at 3 px), where such clips read "real" at p 0.00.
+
+Measured (session 34, 16 frames a clip): noise upscaled 1.5-4.5x (nearest, area, bilinear,
+bicubic, Lanczos; 32-360 px, square and 16:9; 1,200 clips) correlates 0.14 or less at 9-16 px in
+either direction and frame to frame, and its 16x16 blocks' variances spread 0.40 or less (std /
+mean). Crops of the real footage at 32-256 px (1,839) correlate 0.21 or more there; world
+renders go as low as 0.08 (one small object moving fast over a plain ground correlates like
+noise), but each of the 10 clips under 0.3 spreads its detail 2.1 or more. With both lines, none
+of 3,732 clips of footage (crops, thumbnails, both blown up 2-4x, session 32's edits), 140 world
+renders or 1,646 generator clips and edits is called noise, and all 1,200 noise clips are.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FAR_LAGS = range(9, 17)  # px: beyond a 4x kernel's reach (bilinear 4x correlates 0.05 at 6 px, 0.02 at 8)
+MIN_SIDE = 32  # px: lags of up to 16 need at least 16 px of overlap
+STRUCTURE_MAX = 0.2  # |correlation| at FAR_LAGS and frame to frame: noise 0.14 or less, footage 0.21+
+SPREAD_MAX = 1.0  # std / mean of 16x16 blocks' variances: noise 0.40 or less, footage and world 2.1+
+BLOCK = 16
+# a frame's busiest 8x8 block against its typical one (median over frames): upscaled noise 5.3 or
+# less (1.5-4.5x, 32-360 px); one small ball on a plain ground under white noise, a noisy
+# generator's 32 px world clip whose detail the 16 px blocks' spread misses (0.64), 10
+PEAK_MAX = 7.0
+SMOOTH_MIN = 0.2  # next-pixel correlation of the frame-to-frame change: upscaled 1.5x+ noise 0.33+, white noise ~0
+
+
+def _corr(p: np.ndarray, q: np.ndarray) -> float:
+    return float((p * q).sum() / max(float(np.sqrt((p * p).sum() * (q * q).sum())), 1e-9))
+
+
+def _peak(y: np.ndarray, b: int = 8) -> float:
+    t, h, w = y.shape
+    var = y[:, :h // b * b, :w // b * b].reshape(t, h // b, b, w // b, b).var(axis=(2, 4)).reshape(t, -1)
+    return float(np.median(var.max(axis=1) / np.maximum(np.median(var, axis=1), 1e-9)))
+
+
+def upscaled_noise_note(y: np.ndarray) -> str | None:
+    """Why the luma frames [T, H, W] (bars cut off) are upscaled noise, or None. Frames under
+    MIN_SIDE px are left to the next-pixel check."""
+    t, h, w = y.shape
+    if min(h, w) < MIN_SIDE:
+        return None
+    a = y - y.mean(axis=(1, 2), keepdims=True)
+    structure = max([abs(_corr(a[:, :, d:], a[:, :, :-d])) for d in FAR_LAGS if w - d >= 16]
+                    + [abs(_corr(a[:, d:], a[:, :-d])) for d in FAR_LAGS if h - d >= 16])
+    between = abs(_corr(a[1:], a[:-1])) if t > 1 else 1.0  # one frame: nothing to say of time
+    if max(structure, between) >= STRUCTURE_MAX:
+        return None
+    # What changes from frame to frame is itself smooth where noise was blown up (0.33 or more at
+    # the next pixel); a picture with white noise added (a noisy generator's 32 px world clip,
+    # whose small object on a plain ground correlates 0.02 at 9-16 px) changes by pixel-sized
+    # grains that do not (about 0), and is a picture.
+    r = y - y.mean(axis=0, keepdims=True) if t > 1 else a
+    smooth = (_corr(r[:, :, 1:], r[:, :, :-1]) + _corr(r[:, 1:], r[:, :-1])) / 2
+    if smooth < SMOOTH_MIN:
+        return None
+    blocks = y[:, :h // BLOCK * BLOCK, :w // BLOCK * BLOCK].reshape(t, h // BLOCK, BLOCK, w // BLOCK, BLOCK)
+    var = blocks.var(axis=(2, 4)).ravel()
+    spread = float(var.std() / max(float(var.mean()), 1e-9))
+    if spread >= SPREAD_MAX or _peak(y) >= PEAK_MAX:
+        return None
+    return (f"the frames are noise, upscaled (pixels correlate {structure:.2f} or less at "
+            f"{FAR_LAGS.start}-{FAR_LAGS.stop - 1} px and {between:.2f} frame to frame, evenly over the frame; "
+            f"footage tried: {STRUCTURE_MAX} or more, or its detail in places)")
