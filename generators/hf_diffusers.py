@@ -9,14 +9,18 @@ a clip does not depend on how prompts are batched nor on the device. The protoco
 pipeline, a SHA-256 over its weight files, the scheduler (sampler), steps, guidance (diffusers
 uses the standard convention, `uncond + s * (cond - uncond)`), frames, size and fps.
 
-Needs the optional packages: `pip install 'evalkit[diffusers]'` (diffusers and transformers).
+Needs the optional packages: `pip install 'evalkit[diffusers]'` (diffusers, transformers and
+accelerate, without which diffusers cannot load Wan, SkyReels-V2, Kandinsky 5 or Cosmos).
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import json
+import logging
 import re
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +40,23 @@ DISTILLED_GUIDANCE = ("distilled: guidance_scale is an input of the network (gui
                       "free guidance; true CFG (true_cfg_scale) left at the pipeline's default")
 DEFAULT_FPS = 8.0  # what diffusers' text-to-video examples export at
 FRAME_ARGS = ("num_frames", "video_length")
+# the frame rate a pipeline is conditioned on: LTX-Video's frame_rate; SkyReels-V2 and Cosmos's fps;
+# I2VGen-XL's target_fps. The model makes motion for that rate: its clips are written at it.
+RATE_ARGS = ("frame_rate", "fps", "target_fps")
+# inputs that make a pipeline image- or video-to-video: refused when its call requires one (no
+# default), or when its class name says it is conditioned on one although the argument defaults to
+# None (LTXImageToVideoPipeline, CosmosVideoToWorldPipeline). Not "whatever takes an image first":
+# Cosmos2_5_PredictBasePipeline does, and makes video from text alone when image and video are None.
+MEDIA_ARGS = ("image", "images", "video", "videos")
+MEDIA_CLASS_NAME = re.compile(r"ImageTo|VideoTo|Image2|Video2|^I2V")
+# VAEs whose decode raises NotImplementedError unless tiling is on (diffusers' own examples enable it)
+TILED_ONLY_VAES = ("AutoencoderKLAllegro",)
+# the pipelines' own per-call line for a prompt over the text encoder's length (said once per run)
+TRUNCATED_LINE = "The following part of your input was truncated"
+# transformers' warning when a pipeline tokenizes a prompt whole (textual inversion's check) before
+# cutting it: "will result in indexing errors" does not hold, the pipeline cuts it (dropped)
+TOKENIZER_LOGGER = "transformers.tokenization_utils_base"
+TOO_LONG_LINE = "Token indices sequence length is longer"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".onnx", ".gguf")
 # what else decides the clips: component configs (a scheduler's prediction type), tokenizers
 CONFIG_SUFFIXES = (".json", ".txt", ".model", ".tiktoken")
@@ -152,6 +173,81 @@ def _to_uint8_frames(video) -> np.ndarray:
     return np.ascontiguousarray(video[..., :3])
 
 
+def _declared_class(diffusers, folder: Path):
+    """The pipeline class model_index.json names, where diffusers has it (None otherwise): its call
+    is judged before minutes of loading weights."""
+    try:
+        name = json.loads((folder / "model_index.json").read_text(encoding="utf-8")).get("_class_name")
+        cls = getattr(diffusers, name, None) if isinstance(name, str) and name.isidentifier() else None
+    except Exception:  # noqa: BLE001 (an unreadable index: from_pretrained says what is wrong)
+        return None
+    # not diffusers' stand-ins for pipelines whose optional packages are missing (no real call)
+    return cls if isinstance(cls, type) and issubclass(cls, diffusers.DiffusionPipeline) else None
+
+
+def _call_params(spec: str, cls: type):
+    """(call parameters, frame-count argument, frame-rate argument or None) of a text-to-video
+    pipeline class; a one-line error for any other pipeline."""
+    params = inspect.signature(cls.__call__).parameters
+    name = cls.__name__
+    if "prompt" not in params:  # Stable Video Diffusion and other image-to-video pipelines
+        takes = "an image" if "image" in params else "no prompt"
+        raise BadInputError(f"{spec}: {name} is not a text-to-video pipeline (its call takes {takes}, not a prompt)")
+    required = [n for n, p in params.items() if n != "self" and p.default is inspect.Parameter.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and (n in MEDIA_ARGS or n.startswith("control"))]
+    named = [n for n in params if n in MEDIA_ARGS] if MEDIA_CLASS_NAME.search(name) else []
+    if required or named:
+        words = {"image": "an image", "images": "images", "video": "a video", "videos": "videos"}
+        needs = (" and " if required else " or ").join(words.get(n, f"a {n} input") for n in required or named)
+        raise BadInputError(f"{spec}: {name} is not a text-to-video pipeline (its call needs {needs}); "
+                            "give a text-to-video pipeline")
+    # the frame count's name: num_frames in most, video_length in Latte and Text2Video-Zero
+    frames_arg = next((n for n in FRAME_ARGS if n in params), None)
+    if frames_arg is None:
+        raise BadInputError(f"{spec}: {name} is not a text-to-video pipeline "
+                            f"(its call takes no {' or '.join(FRAME_ARGS)})")
+    return params, frames_arg, next((n for n in RATE_ARGS if n in params), None)
+
+
+class _SaidOnce(logging.Filter):
+    """Passes the pipeline's truncation line the first time in `said` (one per generator: one per
+    run) and drops it after (each clip's index record says prompt_truncated); drops TOO_LONG_LINE.
+    Set on the pipeline's own module loggers and the tokenizers' for the length of one call and
+    judging only the calling thread's records, so a host program's logging, and its other threads,
+    are as they were."""
+
+    def __init__(self, said: dict):
+        super().__init__()
+        self.thread, self.said = threading.get_ident(), said
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread:
+            return True
+        if TOO_LONG_LINE in str(record.msg):
+            return False
+        if TRUNCATED_LINE not in str(record.msg):
+            return True
+        if self.said.get("truncation"):
+            return False
+        self.said["truncation"] = True
+        record.msg = f"{record.msg} (said once a run; the index records prompt_truncated for each clip)"
+        return True
+
+
+@contextmanager
+def _truncation_said_once(pipe, said: dict):
+    names = dict.fromkeys([*(c.__module__ for c in type(pipe).__mro__), TOKENIZER_LOGGER])
+    loggers = [logging.getLogger(m) for m in names if m != "builtins"]
+    once = _SaidOnce(said)
+    for lg in loggers:
+        lg.addFilter(once)
+    try:
+        yield
+    finally:
+        for lg in loggers:
+            lg.removeFilter(once)
+
+
 class DiffusersGenerator:
     def __init__(self, arg: str, sampler: str | None = None, steps: int | None = None,
                  guidance: float | None = None, frames: int | None = None, size=None,
@@ -166,6 +262,9 @@ class DiffusersGenerator:
         size = _parse_size(size)
         scheduler_cls = self._scheduler_class(diffusers, sampler) if sampler is not None else None
         self.path = resolve_pipeline_dir(arg)
+        declared = _declared_class(diffusers, self.path)
+        if declared is not None:  # an image-to-video pipeline is refused before its weights load
+            _call_params(self.spec, declared)
         try:
             with _quiet_loading():
                 pipe = diffusers.DiffusionPipeline.from_pretrained(str(self.path), local_files_only=True)
@@ -176,18 +275,14 @@ class DiffusersGenerator:
                 raise MissingResourceError(f"{self.spec}: the component {Path(missing.group(1)).name}/ has no "
                                            "weights file (diffusion_pytorch_model.safetensors or .bin, or "
                                            "model.safetensors); copy the complete pipeline folder") from None
+            if "keep_in_fp32_modules" in msg and not diffusers.utils.is_accelerate_available():
+                # Wan, SkyReels-V2, Kandinsky 5, Cosmos: a model that keeps layers in float32 loads
+                # only through accelerate (diffusers' own ValueError says nothing of it)
+                raise UnavailableError(f"{self.spec}: this pipeline needs the accelerate package: pip install "
+                                       "accelerate (or pip install 'evalkit[diffusers]')") from None
             raise BadInputError(f"{self.spec}: cannot load this pipeline ({type(e).__name__}: {msg[:200]}); "
                                 "check that the folder is complete and diffusers supports it") from None
-        params = inspect.signature(pipe.__call__).parameters
-        if "prompt" not in params:  # Stable Video Diffusion and other image-to-video pipelines
-            takes = "an image" if "image" in params else "no prompt"
-            raise BadInputError(f"{self.spec}: {type(pipe).__name__} is not a text-to-video pipeline (its call "
-                                f"takes {takes}, not a prompt)")
-        # the frame count's name: num_frames in most, video_length in Latte and Text2Video-Zero
-        self.frames_arg = next((n for n in FRAME_ARGS if n in params), None)
-        if self.frames_arg is None:
-            raise BadInputError(f"{self.spec}: {type(pipe).__name__} is not a text-to-video pipeline "
-                                f"(its call takes no {' or '.join(FRAME_ARGS)})")
+        params, self.frames_arg, self.rate_arg = _call_params(self.spec, type(pipe))
         if scheduler_cls is not None:
             try:
                 pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
@@ -214,11 +309,15 @@ class DiffusersGenerator:
         # None: the pipeline's own count (from its model config); the clips say what it was
         made = frames if frames is not None else default(self.frames_arg)
         self.frames = int(made) if made is not None else None
-        # a pipeline conditioned on the frame rate (LTX-Video's frame_rate) makes motion for that
-        # rate: the clips are written at it, and an asked-for rate is passed to it
-        native = default("frame_rate")
+        # a pipeline conditioned on the frame rate (RATE_ARGS) makes motion for that rate: the clips
+        # are written at it, and an asked-for rate is passed to it
+        native = default(self.rate_arg) if self.rate_arg is not None else None
         self.fps = float(fps if fps is not None else native if isinstance(native, (int, float)) else DEFAULT_FPS)
         self.size = size or self._default_size()
+        self.vae_tiling = False
+        if type(getattr(self.pipe, "vae", None)).__name__ in TILED_ONLY_VAES:
+            self._enable_vae_tiling()
+        self._said = {}  # what was said once this run (the truncation line)
         self.sha256 = sha256_weights(self.path)
         self.batch_size = batch_size  # unused: one call per (prompt, seed), kept for option symmetry
 
@@ -258,27 +357,51 @@ class DiffusersGenerator:
             proto["frames"] = self.frames
         if self.size is not None:
             proto["size"] = list(self.size)
+        if self.vae_tiling:  # decoded in tiles (the VAE has no other way): said, as it shapes the pixels
+            proto["vae_tiling"] = True
         return proto
+
+    def _enable_vae_tiling(self) -> bool:
+        vae = getattr(self.pipe, "vae", None)
+        if self.vae_tiling or not callable(getattr(vae, "enable_tiling", None)):
+            return False
+        vae.enable_tiling()
+        self.vae_tiling = True
+        return True
 
     def _call(self, prompt: str, seed: int):
         kwargs = {"num_inference_steps": self.steps, "guidance_scale": self.guidance,
-                  self.frames_arg: self.frames, "frame_rate": self.fps, "output_type": "np",
-                  "generator": torch.Generator("cpu").manual_seed(int(seed))}
+                  self.frames_arg: self.frames, "output_type": "np"}
+        if self.rate_arg is not None:  # an int where the pipeline's own default is one (SkyReels-V2's 24)
+            native = self.params[self.rate_arg].default
+            whole = isinstance(native, int) and not isinstance(native, bool) and self.fps.is_integer()
+            kwargs[self.rate_arg] = int(self.fps) if whole else self.fps
         if self.size is not None:
             kwargs["height"], kwargs["width"] = self.size
         kwargs = {k: v for k, v in kwargs.items() if k in self.params and v is not None}
-        try:
-            with torch.inference_mode(), flush_denormal():  # subnormals are ~100x slower on x86 CPUs
-                return self.pipe(prompt, **kwargs).frames
-        except (ValueError, TypeError, RuntimeError, AttributeError) as e:  # (a scheduler that does not fit)
-            # the pipeline's own input checks (sizes, frame counts, ...), or its model failing on a
-            # shape it was not built for (Latte's temporal embedding is for a fixed frame count);
-            # running out of memory goes on to the CLI's own message and exit code (5)
-            if out_of_memory_message(e) is not None:
-                raise
-            msg = " ".join(str(e).split())[:200]
-            raise BadInputError(f"{self.spec}: the pipeline refused the request ({type(e).__name__}: {msg}); "
-                                "check size, frames and steps against what the model supports") from None
+        for attempt in range(2):
+            try:
+                return self._run(prompt, seed, kwargs)
+            except (ValueError, TypeError, RuntimeError, AttributeError) as e:  # (a scheduler that does not fit)
+                # running out of memory goes on to the CLI's own message and exit code (5)
+                if out_of_memory_message(e) is not None:
+                    raise
+                # a VAE that decodes only in tiles, not in TILED_ONLY_VAES: tiles from now on
+                if (attempt == 0 and isinstance(e, NotImplementedError) and "tiling" in str(e).lower()
+                        and self._enable_vae_tiling()):
+                    continue
+                # the pipeline's own input checks (sizes, frame counts, ...), or its model failing on a
+                # shape it was not built for (Latte's temporal embedding is for a fixed frame count)
+                msg = " ".join(str(e).split())[:200]
+                raise BadInputError(f"{self.spec}: the pipeline refused the request ({type(e).__name__}: {msg}); "
+                                    "check size, frames and steps against what the model supports") from None
+
+    def _run(self, prompt: str, seed: int, kwargs: dict):
+        generator = torch.Generator("cpu").manual_seed(int(seed))
+        # subnormals are ~100x slower on x86 CPUs; prompt by name: LTXConditionPipeline's first
+        # parameter is its conditions
+        with torch.inference_mode(), flush_denormal(), _truncation_said_once(self.pipe, self._said):
+            return self.pipe(prompt=prompt, generator=generator, **kwargs).frames
 
     def generate(self, prompts: list[str], seeds: list[int]) -> list[Clip]:
         if len(prompts) != len(seeds):
@@ -301,7 +424,9 @@ class DiffusersGenerator:
         if tok is None or not isinstance(most, int) or most > 100_000:
             return None
         try:
-            n = len(tok(prompt, truncation=False)["input_ids"])
+            # verbose=False: no "Token indices sequence length is longer" warning of its own (the
+            # clip's record says it, and the pipeline's line once a run)
+            n = len(tok(prompt, truncation=False, verbose=False)["input_ids"])
         except Exception:  # noqa: BLE001 (a tokenizer of another shape: nothing to say)
             return None
         return {"tokens": n, "kept": most} if n > most else None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import sys
@@ -239,6 +240,10 @@ def test_a_frame_rate_conditioned_pipeline_writes_at_its_rate(tmp_path):
     b = get_generator(f"diffusers:{tmp_path / 'pipe'}", steps=2, frames=9, size=32, fps=12).generate(
         ["a red ball falls"], [1])[0]
     assert b.fps == 12.0 and not np.array_equal(a.frames, b.frames)  # the rate conditioned the model
+    # LTXConditionPipeline (the same parts) takes `conditions` first: the prompt went there, refused
+    cond = _renamed_copy(tmp_path / "pipe", tmp_path / "cond", "LTXConditionPipeline")
+    c = get_generator(f"diffusers:{cond}", steps=2, frames=9, size=32).generate(["a red ball falls"], [1])[0]
+    assert c.fps == 25.0 and c.frames.shape == (9, 32, 32, 3) and c.frames.std() > 0
 
 
 def test_a_pipeline_out_of_memory_is_exit_5(pipeline_dir, tmp_path, capsys, monkeypatch):
@@ -364,3 +369,197 @@ def test_configs_count_in_the_hash_long_prompts_are_recorded_and_schedulers_chec
                  "--sampler", "FlowMatchEulerDiscreteScheduler", "--out", str(tmp_path / "f")])
     err = capsys.readouterr().err
     assert code == 2 and "refused the request" in err and err.count("\n") == 1
+
+
+def _renamed_copy(pipe, dest, class_name):
+    """A copy of a saved pipeline loaded as another class with the same parts."""
+    shutil.copytree(pipe, dest)
+    index = json.loads((dest / "model_index.json").read_text())
+    (dest / "model_index.json").write_text(json.dumps({**index, "_class_name": class_name}))
+    return dest
+
+
+def test_a_float32_keeping_model_without_accelerate_says_to_install_it(tmp_path, capsys, monkeypatch):
+    """Wan (as SkyReels-V2, Kandinsky 5 and Cosmos) keeps some layers in float32, which diffusers
+    loads only through accelerate; without it: "cannot load this pipeline ... check that the folder
+    is complete", exit 2. Now the missing package is named, exit 4 as for diffusers itself."""
+    import importlib.util
+
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+    from diffusers.utils import import_utils
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer = _tiny_tokenizer(tmp_path / "vocab")
+    torch.manual_seed(0)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
+        text_dim=16, freq_dim=256, ffn_dim=32, num_layers=1, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32)
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])
+    text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1,
+                                           num_heads=2, pad_token_id=1, eos_token_id=1, decoder_start_token_id=0))
+    WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0)).save_pretrained(tmp_path / "wan")
+    capsys.readouterr()  # save_pretrained's own progress bar
+    installed = importlib.util.find_spec("accelerate") is not None
+    monkeypatch.setattr(import_utils, "_accelerate_available", False)  # what diffusers sees without it
+    code = main(["generate", "--model", f"diffusers:{tmp_path / 'wan'}", "--prompts", "a ball", "--steps", "1",
+                 "--frames", "5", "--size", "32", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == EXIT_UNAVAILABLE and err.count("\n") == 1, err
+    assert "needs the accelerate package: pip install accelerate" in err and not (tmp_path / "o").exists()
+    if installed:  # `pip install 'evalkit[test]'` brings it: the same folder loads and generates
+        monkeypatch.undo()
+        gen = get_generator(f"diffusers:{tmp_path / 'wan'}", steps=1, frames=5, size=32)
+        assert gen.generate(["a ball"], [0])[0].frames.shape == (5, 32, 32, 3)
+
+
+def _rate_pipeline(pipeline_dir, dest, monkeypatch, rate_arg: str, default: int, seen: list):
+    """The tiny TextToVideoSD pipeline as a class whose call also takes a frame rate under
+    `rate_arg` (SkyReels-V2's and Cosmos's `fps`, I2VGen-XL's `target_fps`), keeping what it got."""
+    import diffusers
+    from diffusers import TextToVideoSDPipeline
+
+    def __call__(self, prompt=None, num_frames=16, height=None, width=None, num_inference_steps=50,
+                 guidance_scale=9.0, generator=None, output_type="np", **rate):
+        seen.append(rate[rate_arg])
+        return TextToVideoSDPipeline.__call__(
+            self, prompt=prompt, num_frames=num_frames, height=height, width=width, output_type=output_type,
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, generator=generator)
+
+    signature = inspect.signature(__call__)
+    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    __call__.__signature__ = signature.replace(parameters=[
+        *params, inspect.Parameter(rate_arg, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=int)])
+    name = f"Rate{rate_arg.title().replace('_', '')}TextToVideoSDPipeline"
+    monkeypatch.setattr(diffusers, name, type(name, (TextToVideoSDPipeline,), {"__call__": __call__}),
+                        raising=False)  # where diffusers finds a model_index.json's class
+    return _renamed_copy(pipeline_dir, dest, name)
+
+
+def test_an_fps_conditioned_pipeline_gets_and_records_its_rate(pipeline_dir, tmp_path, capsys, monkeypatch):
+    """SkyReels-V2 DF (fps, default 24), Cosmos (fps) and I2VGen-XL (target_fps) were neither given
+    --fps nor had their own rate recorded: clips made for 24 fps were written at 8."""
+    seen = []
+    fps = _rate_pipeline(pipeline_dir, tmp_path / "fps", monkeypatch, "fps", 24, seen)
+    gen = get_generator(f"diffusers:{fps}", **FAST)
+    (clip,) = gen.generate(["a red ball falls"], [1])
+    assert gen.protocol()["fps"] == 24.0 and clip.fps == 24.0 and seen == [24] and type(seen[0]) is int
+    (clip,) = get_generator(f"diffusers:{fps}", **FAST, fps=16).generate(["a red ball falls"], [1])
+    assert clip.fps == 16.0 and seen[-1] == 16
+    code = main(["generate", "--model", f"diffusers:{fps}", "--prompts", "a ball", "--steps", "1", "--frames", "2",
+                 "--size", "16", "--out", str(tmp_path / "o")])
+    assert code == 0, capsys.readouterr().err
+    (rec,) = read_index(tmp_path / "o")
+    assert rec["fps"] == 24.0 and probe_video(tmp_path / "o" / rec["file"]).fps == 24.0 and seen[-1] == 24
+    target = _rate_pipeline(pipeline_dir, tmp_path / "target", monkeypatch, "target_fps", 16, seen)
+    gen = get_generator(f"diffusers:{target}", **FAST)
+    assert gen.protocol()["fps"] == 16.0 and gen.generate(["a ball"], [0])[0].fps == 16.0 and seen[-1] == 16
+    get_generator(f"diffusers:{target}", **FAST, fps=12.5).generate(["a ball"], [0])
+    assert seen[-1] == 12.5
+
+
+def test_image_to_video_pipelines_that_take_a_prompt_are_refused_before_loading(tmp_path, capsys):
+    """Wan, CogVideoX, LTX, HunyuanVideo and SkyReels-V2 image-to-video (and ConsisID) take a prompt
+    too: they were loaded, then failed with "check size, frames and steps". Their class in
+    model_index.json says so before any weights load (the folders here have none)."""
+    import diffusers
+
+    refused = {"WanImageToVideoPipeline": "an image", "CogVideoXImageToVideoPipeline": "an image",
+               "LTXImageToVideoPipeline": "an image", "HunyuanVideoImageToVideoPipeline": "an image",
+               "SkyReelsV2ImageToVideoPipeline": "an image", "ConsisIDPipeline": "an image",
+               "I2VGenXLPipeline": "an image", "CosmosVideoToWorldPipeline": "an image or a video"}
+    # text alone is a mode of these (Cosmos 2.5's Text2World; LTX's conditions are optional)
+    allowed = ["Cosmos2_5_PredictBasePipeline", "LTXConditionPipeline", "WanPipeline"]
+    for name in [n for n in [*refused, *allowed] if hasattr(diffusers, n)]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "model_index.json").write_text(json.dumps({"_class_name": name}))
+        code = main(["generate", "--model", f"diffusers:{folder}", "--prompts", "a ball", "--out",
+                     str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert code == EXIT_BAD_INPUT and err.count("\n") == 1 and not (tmp_path / "o").exists(), err
+        said = f"{name} is not a text-to-video pipeline (its call needs {refused.get(name)})"
+        assert (said in err) == (name in refused), err
+
+
+def test_a_vae_that_decodes_only_in_tiles_is_tiled_and_others_are_untouched(pipeline_dir, tmp_path, monkeypatch):
+    """AllegroPipeline's VAE raises NotImplementedError("Decoding without tiling has not been
+    implemented yet.") unless tiling is on: its clips were "refused". Other pipelines' frames stay
+    the pipeline's own, bit for bit, with the prompt passed by name."""
+    from diffusers import AllegroPipeline, AllegroTransformer3DModel, AutoencoderKLAllegro, DDIMScheduler
+    from transformers import T5Config, T5EncoderModel
+
+    import generators.hf_diffusers as hf
+
+    tokenizer = _tiny_tokenizer(tmp_path / "vocab")
+    torch.manual_seed(0)
+    transformer = AllegroTransformer3DModel(num_attention_heads=2, attention_head_dim=12, in_channels=4,
+                                            out_channels=4, num_layers=1, cross_attention_dim=24, sample_width=8,
+                                            sample_height=8, sample_frames=8, caption_channels=24)
+    vae = AutoencoderKLAllegro(in_channels=3, out_channels=3, down_block_types=("AllegroDownBlock3D",) * 4,
+                               up_block_types=("AllegroUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8),
+                               latent_channels=4, layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4)
+    text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=24, d_kv=8, d_ff=32, num_layers=1,
+                                           num_heads=2, pad_token_id=1, eos_token_id=1, decoder_start_token_id=0))
+    AllegroPipeline(transformer=transformer, vae=vae, scheduler=DDIMScheduler(), text_encoder=text_encoder,
+                    tokenizer=tokenizer).save_pretrained(tmp_path / "allegro")
+    gen = get_generator(f"diffusers:{tmp_path / 'allegro'}", steps=1, frames=5, size=32)
+    (known,) = gen.generate(["a red ball"], [0])
+    assert gen.protocol()["vae_tiling"] is True and known.frames.shape == (5, 32, 32, 3)
+    monkeypatch.setattr(hf, "TILED_ONLY_VAES", ())  # a VAE not on the list: tiled after its first refusal
+    gen = get_generator(f"diffusers:{tmp_path / 'allegro'}", steps=1, frames=5, size=32)
+    assert "vae_tiling" not in gen.protocol()
+    (retried,) = gen.generate(["a red ball"], [0])
+    assert gen.protocol()["vae_tiling"] is True and np.array_equal(retried.frames, known.frames)
+    plain = get_generator(f"diffusers:{pipeline_dir}", **FAST)
+    (clip,) = plain.generate(["a red ball falls"], [3])
+    own = plain.pipe(prompt="a red ball falls", num_frames=4, height=32, width=32, num_inference_steps=2,
+                     output_type="np", generator=torch.Generator("cpu").manual_seed(3)).frames[0]
+    assert "vae_tiling" not in plain.protocol() and not plain.pipe.vae.use_tiling
+    assert np.array_equal(clip.frames, (np.clip(own, 0, 1) * 255).round().astype(np.uint8))
+
+
+def test_a_long_prompt_is_said_once_a_run_and_logging_is_left_as_it_was(pipeline_dir, tmp_path):
+    """transformers' "Token indices sequence length is longer ... will result in indexing errors"
+    (the prompt is cut, not indexed out of range) and the pipeline's "The following part of your
+    input was truncated" for every prompt; the index records prompt_truncated for each clip."""
+    import logging
+    import threading
+
+    import generators.hf_diffusers as hf
+
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    keep = Keep()
+    roots = [logging.getLogger("diffusers"), logging.getLogger("transformers")]
+    for lg in roots:
+        lg.addHandler(keep)
+    try:
+        gen = get_generator(f"diffusers:{pipeline_dir}", steps=1, frames=2, size=16)
+        long = ["a red ball falls and bounces on the floor", "a blue square slides across the table"]
+        records = generate_folder(gen, [Prompt(t) for t in long], tmp_path / "o", n_per_prompt=2, progress=False)
+    finally:
+        for lg in roots:
+            lg.removeHandler(keep)
+    assert all(r["prompt_truncated"]["kept"] == 16 for r in records) and len(records) == 4
+    assert sum(hf.TRUNCATED_LINE in line for line in keep.lines) == 1, keep.lines
+    assert not any(hf.TOO_LONG_LINE in line for line in keep.lines), keep.lines
+    # nothing left installed; another thread's line on the same logger is not judged
+    for name in [hf.TOKENIZER_LOGGER, *(c.__module__ for c in type(gen.pipe).__mro__)]:
+        assert not any(isinstance(f, hf._SaidOnce) for f in logging.getLogger(name).filters)
+    def line():
+        return logging.getLogger("x").makeRecord("x", logging.WARNING, __file__, 1, hf.TRUNCATED_LINE, (), None)
+
+    once, elsewhere = hf._SaidOnce({"truncation": True}), []
+    thread = threading.Thread(target=lambda: elsewhere.append(line()))
+    thread.start()
+    thread.join()
+    assert once.filter(elsewhere[0]) and not once.filter(line())
