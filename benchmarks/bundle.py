@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 
 from benchmarks.suite import canonical_json
+from evalkit import video_rgb
 from evalkit.errors import (
     EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_MISSING, EXIT_OK, BadInputError, EvalkitError, MissingResourceError,
 )
@@ -61,8 +62,9 @@ def build_bundle(suite, model: str, role: str, run_key: str, protocol: dict, max
         "seeds": {"base": suite.seed, "rule": "generators.base.sample_seed(base, prompt index, sample)"},
         "clips": clips, "reference": {"spec": suite.reference, "digest": folder_digest(reference)},
         "metrics": metrics,
-        # how its intervals were drawn: set-level ones over clips in content order (session 33)
-        "scoring": {"set_order": "content"},
+        # how its intervals were drawn: set-level ones over clips in content order (session 33), and
+        # by session 34's rules (`INTERVALS`)
+        "scoring": {"set_order": "content", "intervals": INTERVALS, "rgb": video_rgb.CONVERSION},
         "evalkit": {"version": __version__, "git_commit": git_commit(), "git_dirty": git_dirty()},
         "environment": _environment(), "mlflow_run_id": run_id,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -268,9 +270,20 @@ RECOMPUTE_ABS_TOL = 1e-4
 SET_LEVEL = ("fvd", "kvd", "precision", "recall", "conditional_diversity")
 
 
+# The interval rules a bundle's bounds were drawn by (session 34): no interval where every resample
+# is equal (null bounds, `stats.not_estimable`), bounded means widened to the bootstrap-t. A bundle
+# without it has the older intervals: zero-width for such sets, narrower for some means.
+INTERVALS = "not-estimable+bootstrap-t"
+
+
+def _no_number(v) -> bool:
+    """null, or NaN (a bundle written by a non-strict JSON writer): an interval that is not estimable."""
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 def _same(a, b, rel: float = 0.0) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
+    if _no_number(a) or _no_number(b):
+        return _no_number(a) and _no_number(b)
     try:
         x, y = float(a), float(b)
     except (TypeError, ValueError):  # a hostile bundle's "number"
@@ -429,16 +442,25 @@ def _recompute(bundle: dict, folder: Path, problems: list, progress: bool) -> di
     if folder_digest(reference) != bundle.get("reference", {}).get("digest"):
         problems.append("the re-rendered reference set differs from the run's (another video encoder build?); "
                         "FVD/KVD cannot be compared exactly")
-    scored = score_run(suite, folder, reference, {c["id"]: c.get("part") for c in bundle["clips"]}, progress=progress,
-                       use_cache=False)  # a recomputation, not a cache read
+    scoring = bundle.get("scoring") if isinstance(bundle.get("scoring"), dict) else {}
+    # the clips decoded to RGB as the bundle's scores were: bundles before session 34 name no
+    # conversion and were scored through swscale's fast path (up to ~1% off the exact colours)
+    rgb = scoring.get("rgb", "swscale-default")
+    if rgb not in video_rgb.CONVERSIONS:
+        problems.append(f"the bundle's scores were computed with an RGB conversion this version lacks ({rgb!r})")
+        return {"checked": 0, "mismatched": []}
+    with video_rgb.conversion(rgb):
+        scored = score_run(suite, folder, reference, {c["id"]: c.get("part") for c in bundle["clips"]},
+                           progress=progress, use_cache=False)  # a recomputation, not a cache read
     mismatched = []
-    # bundles made before session 33 drew set-level intervals in listing order: only their values
-    # and N can be recomputed, and a note says so (they read as tampered)
-    content_order = bundle.get("scoring", {}).get("set_order") == "content" if isinstance(bundle.get("scoring"), dict) \
-        else False
+    # bundles made before session 33 drew set-level intervals in listing order, and before session
+    # 34 every interval by older rules: only their values and N can be recomputed (the bundle's
+    # signature vouches for its bounds), and a note says so (they read as tampered)
+    content_order = scoring.get("set_order") == "content"
+    current_intervals = scoring.get("intervals") == INTERVALS
     for name, m in scored["metrics"].items():
         b = bundle.get("metrics", {}).get(name)
-        bounds = ("value",) if (name in SET_LEVEL and not content_order) else ("value", "ci_low", "ci_high")
+        bounds = ("value", "ci_low", "ci_high") if current_intervals else ("value",)
         if not isinstance(b, dict) or not _same(m["n"], b.get("n")) or \
                 not all(_same(m[k], b.get(k), RECOMPUTE_REL_TOL) for k in bounds):
             mismatched.append({"metric": name, "bundle": b, "recomputed": m})
@@ -447,9 +469,17 @@ def _recompute(bundle: dict, folder: Path, problems: list, progress: bool) -> di
         problems.append(f"{len(mismatched)} metric(s) differ when recomputed: "
                         f"{', '.join(x['metric'] for x in mismatched[:5])}")
     out = {"checked": len(scored["metrics"]), "mismatched": mismatched}
-    if not content_order:
-        out["note"] = ("this bundle predates the set-level intervals in content order (session 33): for "
-                       f"{', '.join(SET_LEVEL)} the values and N were compared, not the bounds")
+    notes = []
+    if rgb != video_rgb.CONVERSION:
+        notes.append(f"this bundle's clips were decoded to RGB by {rgb} (before session 34's exact colours); "
+                     "they were recomputed so")
+    if not current_intervals:
+        notes.append("this bundle predates " + ("session 34's intervals (every one resampled in content order, "
+                     "none where every resample is equal, bounded means widened by the bootstrap-t)"
+                     if content_order else "the set-level intervals in content order (session 33) and session "
+                     "34's intervals") + ": its values and N were compared, not its bounds")
+    if notes:
+        out["note"] = "; ".join(notes)
     return out
 
 

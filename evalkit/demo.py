@@ -176,8 +176,11 @@ def run_demo(out, *, n: int = 32, seed: int = 0, config: WorldConfig = WorldConf
                   "world ood (ceiling)": score_folders(folders["ood"], folders["test"], progress=progress)}
         for prefix, s in zip(("generated_vs_test", "ood_vs_test"), scores.values()):
             for name, m in s["metrics"].items():
-                if m["ci_low"] is not None:
-                    estimates[f"{prefix}.{name}"] = Estimate(m["value"], m["ci_low"], m["ci_high"], m["n"])
+                if m["ci_low"] is not None:  # the interval's method goes with it (tagged ci.<name>: a
+                    # not-estimable one's NaN bounds said "bootstrap-percentile", the default)
+                    method = m["protocol"]["ci"].rsplit("@", 1)[0]
+                    estimates[f"{prefix}.{name}"] = Estimate(m["value"], m["ci_low"], m["ci_high"], m["n"],
+                                                             method)
         p.say(_scores_table(scores))
 
     with p.step("loading the default detector"):

@@ -288,9 +288,11 @@ def _judge(check: Check, ev: dict | None) -> CheckResult:
         else:
             what, x = ("lower CI bound", ev["ci_low"]) if kind == "min" else ("upper CI bound", ev["ci_high"])
         op_ok, op_bad = (">=", "<") if kind == "min" else ("<=", ">")
-        if math.isnan(x):
+        if math.isnan(x):  # no interval (n = 1, or values that do not vary: not estimable): the data do
+            # not support the threshold, so the check fails, never passes on the point value unasked
             rules.append(f"{what} {op_ok} {kind} {limit:g}")
-            fails.append(f"no confidence interval (n={n}); add `use: value` to judge the point value")
+            why = ": its values do not vary (one clip repeated?) or a bound is open" if (n or 0) >= 2 else ""
+            fails.append(f"no confidence interval (n={n}{why}); add `use: value` to judge the point value")
             continue
         ok = x >= limit if kind == "min" else x <= limit
         rules.append(f"{what} {x:.4g} {op_ok if ok else op_bad} {kind} {limit:g}")
@@ -387,7 +389,8 @@ def evidence_text(c: CheckResult) -> str:
     # (the interval was dropped whole, while the rule quoted its lower bound, session 32)
     bound = lambda b: None if b is None or not math.isfinite(b) else b  # noqa: E731
     lo, hi = bound(c.ci_low), bound(c.ci_high)
-    ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None or hi is not None else ""
+    # neither bound: said ("1382 (n=4)" read as a number known exactly)
+    ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None or hi is not None else " (no CI)"
     return f"{_fmt(c.value)}{ci} (n={c.n if c.n is not None else '—'})"
 
 

@@ -161,10 +161,13 @@ def metric_bars(df) -> str:
         ax.barh(y, np.nan_to_num(v), color=colours, alpha=0.85)
         ax.errorbar(v, y, xerr=_whiskers(v, df[m + "_ci_low"], df[m + "_ci_high"]), fmt="none", ecolor="#222",
                     capsize=3, lw=1)
-        # each bar's N, and "not measured" where a model has no value (an empty row read as 0)
+        # each bar's N, "not measured" where a model has no value (an empty row read as 0), and "no CI"
+        # where it has no interval (n = 1, or not estimable): a bar without whiskers read as exact
         n = df[m + "_n"].to_numpy(float) if m + "_n" in df else np.full(len(df), np.nan)
-        for yi, vi, ni in zip(y, v, n):
-            ax.annotate("not measured" if np.isnan(vi) else (f"n={int(ni)}" if np.isfinite(ni) else ""),
+        bare = np.isnan(df[m + "_ci_low"].to_numpy(float)) & np.isnan(df[m + "_ci_high"].to_numpy(float))
+        for yi, vi, ni, no_ci in zip(y, v, n, bare):
+            label = (f"n={int(ni)}" if np.isfinite(ni) else "") + (", no CI" if no_ci else "")
+            ax.annotate("not measured" if np.isnan(vi) else label.lstrip(", "),
                         (0, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7,
                         color="#555", style="italic" if np.isnan(vi) else "normal")
         ax.set_yticks(y, labels, fontsize=8)
@@ -407,18 +410,21 @@ def _audit_plot(result) -> str:
         lo = c.ci_low if finite(c.ci_low) else c.value
         hi = c.ci_high if finite(c.ci_high) else c.value
         ax.errorbar([c.value], [0], xerr=[[c.value - lo], [hi - c.value]], fmt="o", color=colour, capsize=4)
+        if not finite(c.ci_low) and not finite(c.ci_high):  # a dot alone read as an exact value
+            ax.annotate("no CI", (c.value, 0), xytext=(0, 6), textcoords="offset points", ha="center",
+                        fontsize=7, color="#555")
         for limit in (c.min, c.max):
             if limit is not None:
                 ax.axvline(limit, color="#555", ls="--", lw=1)
         ax.margins(x=0.3)
         for bound, side in ((c.ci_low, -1), (c.ci_high, 1)):  # an open bound: an arrow, not a whisker's end
-            if bound is not None and not math.isfinite(bound):
+            if bound is not None and math.isinf(bound):  # (NaN: no interval at all, said above)
                 ax.annotate("", xy=(0.98 if side > 0 else 0.02, 0.5), xycoords="axes fraction",
                             xytext=(c.value, 0), textcoords="data",
                             arrowprops=dict(arrowstyle="->", color=colour, lw=1))
     fig.tight_layout()
-    return _fig(fig, "each check's evidence (value and 95% CI; an arrow: a bound open that way) against its "
-                     "threshold (dashed); checks not measured say so")
+    return _fig(fig, "each check's evidence (value and 95% CI; an arrow: a bound open that way; no CI: no "
+                     "interval) against its threshold (dashed); checks not measured say so")
 
 
 def audit_report(result) -> str:

@@ -187,7 +187,7 @@ def _paired(run_a: str, run_b: str, metric: str, cache: dict) -> tuple[np.ndarra
 def _ci_overlap(a, b, metric: str) -> tuple[bool, str]:
     lo_a, hi_a, lo_b, hi_b = (a[metric + "_ci_low"], a[metric + "_ci_high"], b[metric + "_ci_low"],
                               b[metric + "_ci_high"])
-    if any(map(math.isnan, (lo_a, hi_a, lo_b, hi_b))):
+    if any(map(math.isnan, (lo_a, hi_a, lo_b, hi_b))):  # n = 1, not estimable or an open bound: not supported
         return True, "no CI to compare: difference not established"
     overlap = lo_a <= hi_b and lo_b <= hi_a
     return overlap, f"95% CIs {'overlap' if overlap else 'do not overlap'} (set-level metric: no paired test)"
@@ -201,6 +201,12 @@ def _tie(above, row, metric: str, cache: dict) -> tuple[bool, str]:
         a, b = _paired(above["run_id"], row["run_id"], metric, cache)
         if a.size >= 2:
             est, p = paired_bootstrap_diff(a, b, seed=0, bounds=METRIC_BOUNDS.get(metric))
+            if math.isnan(est.ci_low) or math.isnan(est.ci_high):
+                # differences that never vary and no range to bound them (`not_estimable`): with no
+                # interval the difference is not supported, whatever p says (NaN compared False, so
+                # "0 <= nan" read as an interval excluding 0)
+                return True, (f"paired test over {a.size} matched clips: diff {est.value:.4g}, no interval "
+                              f"({est.method}), randomisation p={p:.3g}: difference not established")
             # supported only when the randomisation test and the interval agree (one alone once
             # marked "~" beside an interval that excluded 0)
             tie = not p < ALPHA or est.ci_low <= 0 <= est.ci_high
@@ -325,11 +331,25 @@ def caption(df) -> str:
             f"values are 'value [95% CI]'.")
 
 
-def footnotes(df) -> list[str]:
+def footnotes(df, narrow: bool = False) -> list[str]:
     """The notes under a table, model names in them printable (a name with a newline forged a line)."""
     notes = [f"{MARK} the data do not support the difference from the model ranked just above "
              "(see tie_test in --format csv/json)."] if df["tie_with_above"].any() else []
+    bare = [m for m in shown_metrics(df, narrow) if _without_ci(df, m)]
+    if bare:  # "1382" beside "1.22e+03 [356, 2.06e+03]" read as a number known exactly
+        notes.append(f"{', '.join(bare)}: a value without [CI] has no interval (one clip, or values that "
+                     "do not vary, e.g. one clip repeated or every clip timed alike); a zero-width one would "
+                     "claim a certainty the data cannot give.")
     return notes + [printable(n) for n in df.attrs.get("notes", [])]
+
+
+def _without_ci(df, m: str) -> bool:
+    """Whether some row has a value of `m` from 2 or more samples but neither bound."""
+    cols = [m, m + "_ci_low", m + "_ci_high", m + "_n"]
+    if not all(c in df for c in cols):
+        return False
+    v, lo, hi, n = (df[c].astype(float) for c in cols)
+    return bool((v.notna() & lo.isna() & hi.isna() & (n >= 2)).any())
 
 
 def _json_rows(df) -> list[dict]:
@@ -431,4 +451,4 @@ def format_leaderboard(df, fmt: str = "table") -> str:
     header, rows = display_rows(df, narrow=fmt == "table")
     if fmt == "md":
         return "\n".join([caption(df), "", _md(header, rows), "", *(f"- {md_escape(n)}" for n in footnotes(df))])
-    return "\n".join([caption(df), _plain(header, rows), *footnotes(df)])
+    return "\n".join([caption(df), _plain(header, rows), *footnotes(df, narrow=True)])

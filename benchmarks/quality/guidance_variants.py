@@ -172,7 +172,9 @@ def main() -> None:
     else:
         print(f"no baseline at {cache}: run `cfg '{{\"s\": 2.0}}'` first for the paired differences",
               file=sys.stderr)
-    print(json.dumps(row, default=float), flush=True)
+    from evalkit.tracking import _jsonable
+
+    print(json.dumps(_jsonable(row)), flush=True)  # strict JSON: a bound not estimable is null, not NaN
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import time
 import numpy as np
 
 from evalkit.metrics.generator_quality import QualityProbe
+from evalkit.tracking import _jsonable
 from generators.base import check_spec, get_generator
 from generators.uvit.samplers import parse_guidance_interval
 
@@ -46,6 +47,7 @@ def fvd_difference(ref: np.ndarray, fa: np.ndarray, fb: np.ndarray, n_boot: int 
     """FVD(ref, a) - FVD(ref, b) with a 95% paired bootstrap interval: a and b are generated from the
     same prompts and seeds, so row i of each is resampled together (recentred, as fvd_with_ci)."""
     from evalkit.metrics.fvd import frechet_distance_from_features
+    from evalkit.metrics.stats import no_spread, not_estimable
 
     value = frechet_distance_from_features(ref, fa) - frechet_distance_from_features(ref, fb)
     rng = np.random.default_rng(seed)
@@ -53,6 +55,11 @@ def fvd_difference(ref: np.ndarray, fa: np.ndarray, fb: np.ndarray, n_boot: int 
     for b in range(n_boot):
         ir, j = rng.integers(0, len(ref), len(ref)), rng.integers(0, len(fa), len(fa))
         reps[b] = frechet_distance_from_features(ref[ir], fa[j]) - frechet_distance_from_features(ref[ir], fb[j])
+    if no_spread(np.append(reps, value)):
+        # every resample the same difference (a and b the same clips: --against the same model and
+        # setting): no interval, as `stats.paired_bootstrap_diff` gives none, not "0 [0, 0]"
+        est = not_estimable(value, len(fa), "every resample equal: a and b the same clips?")
+        return {**est.to_dict(), "ci_contains_zero": None}
     lo, hi = np.quantile(reps - (reps.mean() - value), [0.025, 0.975])
     return {"value": float(value), "ci_low": float(lo), "ci_high": float(hi), "n": int(len(fa)),
             "method": "paired-bootstrap-recentred", "confidence": 0.95, "ci_contains_zero": bool(lo <= 0 <= hi)}
@@ -189,7 +196,7 @@ def main() -> None:
         for spec in a.curve:
             out, _ = evaluate(probe, spec, sampling, world)
             points.append(out)
-            print(json.dumps(out), flush=True)
+            print(json.dumps(_jsonable(out)), flush=True)
         print(json.dumps({"benchmark": "uvit-learning-curve", "mlflow_run": log_curve(points)}))
         return
     out, res = evaluate(probe, a.model, sampling, world)
@@ -214,7 +221,7 @@ def main() -> None:
     if a.against:
         against = {**sampling, "precision": a.against_precision or a.precision}
         out["against"] = paired_with(get_generator(a.against, **against), probe, res)
-    print(json.dumps(out))
+    print(json.dumps(_jsonable(out)))  # strict JSON: a bound that is not estimable is null, not NaN
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -110,10 +111,12 @@ def _summary_table(results) -> str:
         cells = [name]
         for r in results:
             m = r.metrics.get(name)
+            if m is not None:  # NaN as null: the "nan" of a bound that is not estimable is not printed
+                m = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in m.items()}
             if m is None or m.get("value") is None:
                 cells.append("-")
-            elif m.get("ci_low") is None and m.get("ci_high") is None:
-                cells.append(f"{m['value']:.4g} (n={m['n']})")
+            elif m.get("ci_low") is None and m.get("ci_high") is None:  # n = 1, or values that do not
+                cells.append(f"{m['value']:.4g} (no CI) n={m['n']}")  # vary (not-estimable): as `score` says
             else:  # a bound may be open (clips/s when the wall time's lower bound reaches 0)
                 lo = "-inf" if m.get("ci_low") is None else f"{m['ci_low']:.3g}"
                 hi = "inf" if m.get("ci_high") is None else f"{m['ci_high']:.3g}"

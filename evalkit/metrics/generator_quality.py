@@ -129,7 +129,10 @@ def paired_differences(a: dict, b: dict, n_boot: int = 2000, seed: int = 0) -> d
     for k in ("objects_present", "object_frames", "physics_pass"):
         est, p = paired_bootstrap_diff(np.asarray(a[k], np.float64), np.asarray(b[k], np.float64), n_boot=n_boot,
                                        seed=seed, bounds=(0.0, 1.0))
-        out[k] = {**est.to_dict(), "p_value": p, "ci_contains_zero": bool(est.ci_low <= 0 <= est.ci_high)}
+        # no interval (one pair): null, not False, which read as a difference the interval supports
+        no_ci = np.isnan([est.ci_low, est.ci_high]).any()
+        holds_zero = None if no_ci else bool(est.ci_low <= 0 <= est.ci_high)
+        out[k] = {**est.to_dict(), "p_value": p, "ci_contains_zero": holds_zero}
     return out
 
 

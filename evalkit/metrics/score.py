@@ -193,12 +193,8 @@ def _fvd(fake: np.ndarray, real: np.ndarray, prompts: list[str], bb, base: dict)
     if len(fake) < 2 or len(real) < 2:
         raise BadInputError(f"fvd needs at least 2 clips in each set, got {len(fake)} candidates and "
                             f"{len(real)} reference clips")
-    # The bootstrap draws clips by position: in one order by content, a set's intervals depend on
-    # which clips it holds, not on the order they were listed or named in (reversing index.jsonl
-    # moved the FVD interval from [327, 946] to [315, 1075], session 33).
-    real = real[np.lexsort(real.T[::-1])]
-    order = np.lexsort(fake.T[::-1])
-    fake, prompts = fake[order], [prompts[i] for i in order]
+    # (the intervals take each set in one order by content, whatever order the clips were listed
+    # in: `base.rows_by_content`, as the metric classes do, so that both give the same numbers)
     proto = {**base, "backbone": bb.protocol(), "n_reference": len(real)}
     # each entry states its own definition: which estimator, which kernel (StyleGAN-V's KVD averages
     # 100 subsets of up to 1,000 clips; on unequal sets that is another number, session 32)
@@ -435,6 +431,10 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
                         f"with: {'no clip_alignment' if unprompted == len(rows) else 'left out of clip_alignment'}"
                         " (give each a prompt in index.jsonl or by its file name; for videos named by number after a "
                         "prompt list: evalkit index FOLDER --prompts LIST)")
+    no_prompt = sum(not p.strip() for p in prompts) if video_bb is not None else 0
+    if no_prompt:  # numbered files, camera footage: no samples of one prompt (they read as one group "")
+        warnings.append(f"conditional_diversity: {no_prompt} of {len(rows)} clips have an empty prompt and were left "
+                        f"out{'' if 'conditional_diversity' in out else ' (no prompt has 2 samples: no value)'}")
     if clip_bb is not None and clip_bb.trained_on == "world":
         # clips without a prompt are left out of clip_alignment (warned above), so not counted here
         warnings += _off_world("clip", clip_bb, [p for p in prompts if p.strip()], "prompted clips",
@@ -481,11 +481,15 @@ def _log_run(candidates, reference, metrics, result: dict) -> str:
 
     params = {"candidates": str(candidates), "reference": str(reference), "metrics": ",".join(metrics)}
     with tracking.start_run("evalkit-score", run_name=Path(candidates).name, params=params) as run:
+        import mlflow
+
+        nan = lambda x: float("nan") if x is None else x  # noqa: E731
         for name, m in result["metrics"].items():
-            if m["ci_low"] is None:
-                tracking.log_metric_ci(name, m["value"], float("nan"), float("nan"), m["n"])
-            else:
-                tracking.log_metric_ci(name, m["value"], m["ci_low"], m["ci_high"], m["n"])
+            tracking.log_metric_ci(name, m["value"], nan(m["ci_low"]), nan(m["ci_high"]), m["n"])
+        # how each interval was made, tagged as `log_estimates` does: NaN bounds alone do not say
+        # whether n was 1 or the values did not vary (`not-estimable(...)`)
+        mlflow.set_tags({f"ci.{tracking.sanitize_name(k)}": m["protocol"]["ci"]
+                         for k, m in result["metrics"].items()})
         tracking.log_json({k: v for k, v in result.items() if k != "per_clip"}, "score.json")
         tracking.log_table([{k: v for k, v in r.items() if k != "physics_laws"} for r in result["per_clip"]],
                            "per_clip.csv")
