@@ -157,3 +157,17 @@ def path_is(path, kind: str) -> bool:
         return Path(path).is_file() if kind == "file" else Path(path).is_dir()
     except (OSError, ValueError):
         return False
+
+
+def os_path(path, what: str):
+    """`path` as the str or os.PathLike it is, bytes (or a PathLike of bytes) decoded as the OS
+    names files (`os.fsdecode`); anything else (None, an open file, a BytesIO) is a one-line
+    BadInputError naming `what` (pathlib raised a bare TypeError for all of them, session 34)."""
+    if isinstance(path, str):
+        return path
+    try:
+        raw = os.fspath(path)
+    except TypeError:
+        raise BadInputError(f"{what}: expected a file path (str, bytes or pathlib.Path), got "
+                            f"{type(path).__name__}; give the file's path (an open file or buffer is not read)") from None
+    return os.fsdecode(raw) if isinstance(raw, bytes) else path

@@ -135,9 +135,9 @@ def _experiment_id(client, name: str) -> str:
 
 @contextmanager
 def outer_run_set_aside() -> Iterator[None]:
-    """$MLFLOW_RUN_ID (a user's `mlflow run`) out of MLflow's sight while evalkit starts or ends a
-    run of its own, put back after: MLflow resumes that run when no run id is given, and its
-    end_run unsets the variable (session 32: evalkit logged into the user's run and ended it)."""
+    """$MLFLOW_RUN_ID (a user's `mlflow run`) out of MLflow's sight for the body, put back after:
+    MLflow resumes that run when no run id is given, and its end_run unsets the variable
+    (session 32: evalkit logged into the user's run and ended it)."""
     outer = os.environ.pop("MLFLOW_RUN_ID", None)
     try:
         yield
@@ -155,6 +155,7 @@ def start_run(experiment: str, run_name: str | None = None, *, params: dict | No
     again after a crash; its params must be logged with the same values as before).
 
     The run ends FINISHED, or FAILED if the block raises (KILLED on Ctrl-C); the exception goes on.
+    `$MLFLOW_RUN_ID` (a user's `mlflow run`) is unset inside the block and put back after it.
     """
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -166,8 +167,9 @@ def start_run(experiment: str, run_name: str | None = None, *, params: dict | No
     run_name = utf8_text(run_name) if isinstance(run_name, str) else run_name
     # MLflow resumes $MLFLOW_RUN_ID when no run id is passed: an evalkit command started inside a
     # user's `mlflow run` logged into that run, renamed it and ended it (session 32). evalkit's
-    # runs are its own, in its own experiments; the variable is set aside while one starts.
-    # (MLflow's end_run also unsets the variable: it is put back when evalkit's run ends.)
+    # runs are its own, in its own experiments; the variable is set aside for the whole block and put
+    # back when evalkit's run has ended. Not sooner: inside the block any mlflow.start_run(), nested
+    # or in a child process, would resume the user's run again, and MLflow's end_run unsets it.
     with outer_run_set_aside():
         run = mlflow.start_run(run_id=run_id, experiment_id=exp_id, run_name=None if run_id else run_name,
                                tags=all_tags, nested=mlflow.active_run() is not None)
@@ -197,12 +199,20 @@ def _mlflow_in_run():
 
 def _ci_metrics(name: str, value, ci_low, ci_high, n) -> dict[str, float]:
     base = sanitize_name(name, _MAX_KEY - max(map(len, _CI_SUFFIXES)))
-    return {base: float(value), f"{base}_ci_low": float(ci_low), f"{base}_ci_high": float(ci_high),
-            f"{base}_n": float(n)}
+    out = {base: float(value), f"{base}_ci_low": float(ci_low), f"{base}_ci_high": float(ci_high),
+           f"{base}_n": float(n)}
+    # MLflow stores +-inf as +-1.797e308 without a word: a number nobody measured, in every plot and
+    # comparison. NaN (no value, no interval) is stored as NaN.
+    bad = next((k for k, v in out.items() if math.isinf(v)), None)
+    if bad is not None:
+        raise ValueError(f"{name}: {bad} is {out[bad]}; MLflow would store it as {math.copysign(1.797e308, out[bad]):.4g}: "
+                         "log a finite number, or NaN for none")
+    return out
 
 
 def log_metric_ci(name: str, value, ci_low, ci_high, n: int, step: int | None = None) -> None:
-    """Log `name`, `name_ci_low`, `name_ci_high` and `name_n` (name sanitised; NaN is allowed)."""
+    """Log `name`, `name_ci_low`, `name_ci_high` and `name_n` (name sanitised; NaN is allowed, an
+    infinite number is a ValueError)."""
     _mlflow_in_run().log_metrics(_ci_metrics(name, value, ci_low, ci_high, n), step=step)
 
 

@@ -43,8 +43,8 @@ import numpy as np
 from evalkit.clip import Clip
 from evalkit.video_rgb import to_rgb
 from evalkit.safe_text import printable
-from evalkit.errors import (BadInputError, MissingResourceError, VideoError, path_error_message, special_file,
-                            special_file_message)
+from evalkit.errors import (BadInputError, MissingResourceError, VideoError, os_path, path_error_message,
+                            special_file, special_file_message)
 
 # Demuxers that open one picture, not a video (ffmpeg's image2 family).
 _STILL_FORMATS = {"image2", "image2pipe"}
@@ -149,7 +149,7 @@ def animated_image(p: Path) -> bool:
 
 
 def _check_path(path) -> Path:
-    p = Path(path)
+    p = Path(os_path(path, "video path"))
     try:
         exists = p.exists()
     except OSError as e:  # a name the OS refuses outright (over 255 bytes): one file's error, not the run's
@@ -409,6 +409,7 @@ def read_video(path, *, max_frames: int | None = None, limits: VideoLimits | Non
     """Decode a video into a `Clip` (uint8 [T, H, W, 3] RGB, fps from the header); `shrink` k
     keeps each frame reduced k times in each direction (area average; the limits apply to that).
     `times`: a list that receives each frame's presentation time in seconds, as `iter_frames`'s."""
+    path = os_path(path, "read_video")
     if isinstance(shrink, bool) or not isinstance(shrink, int) or shrink < 1:
         raise BadInputError(f"{path}: shrink must be a whole number >= 1, got {shrink!r}")
     times = [] if times is None else times

@@ -18,7 +18,7 @@ import numpy as np
 
 from evalkit.atomic import short_name
 from evalkit.clip import Clip
-from evalkit.errors import BadInputError, MissingResourceError
+from evalkit.errors import BadInputError, MissingResourceError, os_path
 from evalkit.video import _check_path, _fail
 from evalkit.video_audio import AudioCarry
 
@@ -57,7 +57,7 @@ def write_video(path, clip_or_frames, *, fps: float | None = None, crf: int = 18
     generator) may carry `meta["picture"]`: `picture_tags(src)` plus the frames' `times`; its
     entries are used where the arguments above are not given (times only while the clip still has
     one frame a time)."""
-    p = Path(path)
+    p = Path(os_path(path, "write_video"))
     if isinstance(clip_or_frames, Clip):
         frames, fps = clip_or_frames.frames, fps or clip_or_frames.fps
         kept = clip_or_frames.meta.get("picture") or {}
@@ -233,7 +233,7 @@ def remux(src, dst, format: str | None = None) -> Path:
     """Copy the video stream of `src` into a new container at `dst` without re-encoding (what
     `ffmpeg -c copy` does): pixels unchanged, container metadata and C2PA boxes dropped. The
     container follows `dst`'s suffix (mp4, mov, mkv) unless `format` names one."""
-    src, dst = _check_path(src), Path(dst)
+    src, dst = _check_path(src), Path(os_path(dst, "remux output"))
     fmt = format or _MUXERS.get(dst.suffix.lower())
     if fmt is None:
         raise BadInputError(f"{dst}: cannot remux into {dst.suffix!r}; use .mp4, .mov or .mkv")

@@ -99,8 +99,24 @@ def _read_text(path: Path) -> str:
         raise BadInputError(f"{path}: not UTF-8 text; give a text, .jsonl, .json or .csv file of prompts")
 
 
+def _suite_prompts(path: Path) -> list[Prompt]:
+    """A benchmark suite's prompts, with their ids and probes, in the suite's order (so that prompt
+    i's seeds are the suite's). Read as one prompt a line, world-v1.yaml gave 139 "prompts" such as
+    "name: world-v1" (session 34)."""
+    from benchmarks.suite import load_suite
+
+    try:
+        suite = load_suite(path)
+    except BadInputError as e:
+        raise BadInputError(f"{e}; a .yaml prompts file is read as a benchmark suite (as benchmarks/suites/*.yaml); "
+                            "for a plain list give a text, .jsonl, .json or .csv file") from None
+    return [Prompt(p.text, p.probe, p.id) for p in suite.prompts]
+
+
 def _prompts_of_file(path: Path, text: str | None = None) -> list[Prompt]:
     suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml") and text is None:
+        return _suite_prompts(path)
     text = _read_text(path) if text is None else text
     if suffix == ".json":  # a list of prompts, or of objects (VBench_full_info.json)
         try:
@@ -150,8 +166,8 @@ def _prompts_of_file(path: Path, text: str | None = None) -> list[Prompt]:
 
 def load_prompts(arg: str) -> list[Prompt]:
     """`--prompts`: a text file (a prompt a line, `#` comments), a .jsonl file (an object a line),
-    a .json list (of prompts, or of objects), a .csv/.tsv table with a header, or, when no such
-    file exists, the literal prompt itself. Objects and rows give the prompt under the first of
+    a .json list (of prompts, or of objects), a .csv/.tsv table with a header, a benchmark suite
+    .yaml (its prompts, ids and probes), or, when no such file exists, the literal prompt itself. Objects and rows give the prompt under the first of
     PROMPT_KEYS they have (as other benchmarks name it), with optional `probe` and `id`."""
     if not arg.strip():  # (Path("") is the working folder)
         raise BadInputError("--prompts: empty prompt; give some text, or a prompts file")
@@ -330,16 +346,25 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
     """Generate n_per_prompt clips per prompt into `out` (clips/*.mp4 + index.jsonl, written
     atomically), each record carrying the generator's full protocol and its seed.
 
+    `prompts`: `Prompt`s (`load_prompts`), or a suite's `SuitePrompt`s (`load_suite(...).select()`),
+    whose samples get the seeds of their place in the suite, as `bench run` gives them
+    (sample_seed(seed, index, k); pass the suite's `seed`).
     `postprocess(path, record) -> dict` runs on each written clip before the folder appears (the
     CLI signs and watermarks there); the fields it returns join the clip's record."""
+    from benchmarks.suite import SuitePrompt
+
     n_per_prompt = _whole(n_per_prompt, "n_per_prompt (--n-per-prompt)", 1)
     batch_size = _whole(batch_size, "batch_size", 1)
     seed = _whole(seed, "seed (--seed)", 0)
     prompts = list(prompts)
+    places = list(range(len(prompts)))  # the prompt index each one's seeds derive from
     for i, p in enumerate(prompts):  # (a Python caller's list: the CLI's prompts are checked as read)
+        if isinstance(p, SuitePrompt):
+            prompts[i], places[i] = Prompt(p.text, p.probe, p.id), p.index
+            p = prompts[i]
         if not isinstance(p, Prompt):
-            raise BadInputError(f"prompt {i + 1}: expected a generators.base.Prompt (load_prompts makes them), "
-                                f"got {type(p).__name__}")
+            raise BadInputError(f"prompt {i + 1}: expected a generators.base.Prompt (load_prompts makes them) or a "
+                                f"suite's SuitePrompt, got {type(p).__name__}")
         if p.id is not None:  # an id names a file: "../../x" wrote outside `out` (session 32)
             _check_id(p.id, f"prompt {i + 1}")
     jobs = [(i, k, p) for i, p in enumerate(prompts) for k in range(n_per_prompt)]
@@ -349,7 +374,7 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
         bar = tqdm(total=len(jobs), desc=f"generate {gen.spec}", unit="clip", disable=None if progress else True)
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start:start + batch_size]
-            seeds = [sample_seed(seed, i, k) for i, k, _ in batch]
+            seeds = [sample_seed(seed, places[i], k) for i, k, _ in batch]
             clips = list(gen.generate([p.text for _, _, p in batch], seeds))
             if len(clips) != len(batch) or not all(isinstance(c, Clip) for c in clips):
                 # zip() dropped the missing ones without a word: prompts left out of every score

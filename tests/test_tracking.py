@@ -406,3 +406,35 @@ def test_a_store_that_cannot_be_made_is_said_before_the_work(tmp_path, monkeypat
     tracking.check_reachable(writing=False)  # a reader is told by check_store_exists instead
     with pytest.raises(Exception, match="no MLflow store there"):
         tracking.check_store_exists()
+
+
+def test_an_infinite_metric_is_refused_and_nan_kept(mlflow_store):
+    """MLflow stored inf as 1.797e308 without a word (session 34); NaN means "none" and is kept."""
+    with tracking.start_run("exp-inf") as run:
+        with pytest.raises(ValueError, match=r"fvd: fvd_ci_high is inf; .*finite number, or NaN"):
+            tracking.log_metric_ci("fvd", 10.0, 5.0, math.inf, 8)
+        with pytest.raises(ValueError, match="kvd: kvd is -inf"):
+            tracking.log_estimates({"ok": Estimate(1.0, 0.5, 1.5, 3), "kvd": Estimate(-math.inf, 0.0, 1.0, 3)})
+        tracking.log_metric_ci("flicker", 0.9, math.nan, math.nan, 1)
+    m = _client().get_run(run.info.run_id).data.metrics
+    assert "fvd" not in m and "ok" not in m and "kvd" not in m  # nothing of a refused call was logged
+    assert m["flicker"] == 0.9 and math.isnan(m["flicker_ci_low"])
+
+
+def test_mlflow_run_id_stays_set_aside_for_the_whole_block(mlflow_store, monkeypatch):
+    """Inside the block, a nested mlflow.start_run() must not resume the user's run: MLflow takes
+    $MLFLOW_RUN_ID whenever no run id is given. It is back once evalkit's run has ended."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    mine = client.create_run(client.create_experiment("my-job"), run_name="mine")
+    monkeypatch.setenv("MLFLOW_RUN_ID", mine.info.run_id)
+    with tracking.start_run("evalkit-y") as run:
+        assert "MLFLOW_RUN_ID" not in os.environ
+        with mlflow.start_run(nested=True) as child:
+            pass
+    assert child.info.run_id != mine.info.run_id
+    assert client.get_run(child.info.run_id).data.tags["mlflow.parentRunId"] == run.info.run_id
+    assert os.environ["MLFLOW_RUN_ID"] == mine.info.run_id
+    assert client.get_run(mine.info.run_id).info.status == "RUNNING"

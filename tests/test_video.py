@@ -846,3 +846,18 @@ def test_a_new_picture_keeps_the_sounds_language_and_sign_keeps_the_title_not_th
     with av.open(str(out)) as c:
         assert [s.metadata.get("language") for s in c.streams.audio] == ["eng", "fra"]
         assert c.metadata.get("title") == "the clip" and "location" not in c.metadata
+
+
+def test_bytes_paths_are_read_and_written_and_other_objects_are_one_line(tmp_path):
+    """os.fsencode'd paths (what os.listdir(b".") gives) raised pathlib's bare TypeError (session 34)."""
+    frames = np.random.default_rng(0).integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
+    out = write_video(os.fsencode(tmp_path / "b.mp4"), frames, fps=8)
+    assert out == tmp_path / "b.mp4"
+    clip = read_video(os.fsencode(out))
+    assert clip.num_frames == 4 and clip.meta["source"] == str(out)
+    assert probe_video(os.fsencode(out)).frames == 4
+    with open(out, "rb") as f:
+        with pytest.raises(BadInputError, match=r"^read_video: expected a file path .*got BufferedReader"):
+            read_video(f)
+    with pytest.raises(BadInputError, match=r"^write_video: expected a file path .*got NoneType"):
+        write_video(None, frames, fps=8)

@@ -47,6 +47,7 @@ import json
 import os
 import pickle
 import re
+import threading
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -268,8 +269,18 @@ def _load_world(path: Path, name: str, expected_sha: str | None = None):
 
 
 @lru_cache(maxsize=16)
-def _load_world_cached(path: str, name: str, expected_sha: str | None, mtime_ns: int):
+def _load_world_cached_unlocked(path: str, name: str, expected_sha: str | None, mtime_ns: int):
     return _load_world(Path(path), name, expected_sha)
+
+
+_load_lock = threading.Lock()
+
+
+def _load_world_cached(path: str, name: str, expected_sha: str | None, mtime_ns: int):
+    """The cached world backbone; one thread loads it, the others wait for that copy (lru_cache
+    alone let two threads' first calls load it twice, each building its own model)."""
+    with _load_lock:
+        return _load_world_cached_unlocked(path, name, expected_sha, mtime_ns)
 
 
 def home_backbones_dir() -> Path:

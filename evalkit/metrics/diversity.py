@@ -19,13 +19,20 @@ from evalkit.metrics.stats import Estimate, mean_ci
 
 
 def per_prompt_diversity(features, prompts) -> dict[str, float]:
-    """{prompt: mean pairwise L2 distance of its samples' features} for prompts with K >= 2."""
+    """{prompt: mean pairwise L2 distance of its samples' features} for prompts with K >= 2.
+
+    Clips with an empty prompt ("", or spaces: numbered files, camera footage) are left out: they
+    are no samples of one prompt, and as one group "" their spread read as a prompt's (session 34:
+    prompt-less clips gave conditional_diversity 43.6 from "1 prompt"); `evalkit score` warns."""
     f = as_features(features)
     if len(prompts) != f.shape[0]:
         raise ValueError(f"got {f.shape[0]} feature rows and {len(prompts)} prompts")
     groups: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(prompts):
-        groups[p].append(i)
+        if not isinstance(p, str):
+            raise ValueError(f"prompt {i} is {type(p).__name__}, not text; give one string per clip")
+        if p.strip():
+            groups[p].append(i)
     out = {}
     for p, idx in groups.items():
         if len(idx) >= 2:
@@ -38,7 +45,7 @@ def per_prompt_diversity(features, prompts) -> dict[str, float]:
 
 def conditional_diversity(features, prompts, n_boot: int = 2000, seed: int = 0) -> Estimate | None:
     """Mean over prompts of `per_prompt_diversity`, CI by resampling prompts; None when no prompt
-    has two samples. `n` is the number of prompts."""
+    has two samples (clips without a prompt are left out). `n` is the number of prompts."""
     per = per_prompt_diversity(features, prompts)
     if not per:
         return None

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from evalkit.metrics.base import EvalkitMetric, as_features, cat_state, synced
+from evalkit.metrics.base import EvalkitMetric, as_features, cat_state, rows_by_content, synced
 from evalkit.metrics.precision_recall import precision_recall, precision_recall_with_ci  # noqa: F401 (re-exported)
 from evalkit.metrics.stats import Estimate, no_spread, not_estimable
 
@@ -160,8 +160,9 @@ def two_sample_bootstrap(real, fake, statistic: Callable, n_boot: int = 200, see
     percentiles: the spread is the bootstrap's, the resampling artefact is removed. Bounds are
     clipped at `lower_bound` when the statistic cannot go below it (FVD >= 0). Resamples that all
     give one number (two sets of copies) leave no interval to estimate: NaN bounds, with the
-    reason in `method` (`stats.not_estimable`)."""
-    real, fake = as_features(real, "real"), as_features(fake, "fake")
+    reason in `method` (`stats.not_estimable`). The sets are taken in one order by content
+    (`rows_by_content`): in any order the same interval."""
+    real, fake = rows_by_content(as_features(real, "real")), rows_by_content(as_features(fake, "fake"))
     if not 0 < confidence < 1 or n_boot < 1:
         raise ValueError(f"need 0 < confidence < 1 and n_boot >= 1, got {confidence}, {n_boot}")
     value = float(statistic(real, fake))
@@ -433,7 +434,8 @@ class KernelVideoDistance(_SetsMetric):
         return _mmd2_unbiased(real, fake, self.kernel_kw["degree"], g, self.kernel_kw["coef0"])
 
     def compute(self) -> torch.Tensor:
-        return torch.tensor(self._value(*self.features()), dtype=torch.float64)
+        real, fake = self.features()  # in compute_with_ci's order to the last bit (`rows_by_content`)
+        return torch.tensor(self._value(rows_by_content(real), rows_by_content(fake)), dtype=torch.float64)
 
     @synced
     def compute_with_ci(self, n_boot: int = 200, seed: int | None = 0) -> Estimate:

@@ -135,17 +135,18 @@ def object_presence(frames, prompt, *, tracker: TrackerConfig = DEFAULT_TRACKER,
 # torchmetrics class
 
 
-def _as_list(x, n: int, name: str) -> list:
-    """One value for all n videos, or one per video: a sequence, or a 1-D tensor or array (what a
-    DataLoader's collate makes of per-sample values)."""
+def _as_list(x, n: int, name: str, one_for_all: bool = True) -> list:
+    """One value for all n videos (where `one_for_all`), or one per video: a sequence, or a 1-D
+    tensor or array (what a DataLoader's collate makes of per-sample values)."""
     if isinstance(x, (torch.Tensor, np.ndarray)):
         if x.ndim > 1:
             raise ValueError(f"{name}: expected one value or a 1-D sequence, got shape {tuple(x.shape)}")
         x = x.tolist()
     if isinstance(x, (str, dict)) or not isinstance(x, Sequence):
-        return [x] * n
+        x = [x] * n if one_for_all else [x]
     if len(x) != n:
-        raise ValueError(f"got {len(x)} {name} for {n} videos; give one per video (or one for all)")
+        raise ValueError(f"got {len(x)} {name} for {n} videos; give one per video"
+                         + (" (or one for all)" if one_for_all else ""))
     return list(x)
 
 
@@ -153,7 +154,7 @@ class PhysicsPlausibility(PerClipMetric):
     """Mean `physics_score` over clips, with per-law pass rates; `update(videos, prompts, fps=8.0)`.
 
     videos: float [B, T, 3, H, W] in [0, 1] (or uint8 of that layout); prompts: one world prompt or
-    probe spec per video; fps: one number or one per video. States (float64): the base class's
+    probe spec per video (a count mismatch is a ValueError); fps: one number or one per video. States (float64): the base class's
     `total`/`count`/`values` (per-clip scores), `law_pass`/`law_n` [L] (passes and decided clips
     per law, in `LAWS` order) and `n_pass` (clips passing every law), all DDP "sum" but `values`.
     A prompt outside the world's grammar is a ValueError at `update`.
@@ -172,7 +173,9 @@ class PhysicsPlausibility(PerClipMetric):
 
     def update(self, videos, prompts, fps=8.0) -> None:  # type: ignore[override]
         clips = videos_to_uint8(videos)  # [B, T, H, W, 3]
-        prompts = _as_list(prompts, len(clips), "prompts")
+        # one per video, as CLIPAlignment takes them: a lone prompt for a batch of several was
+        # applied to each (a prompt list cut short would have tested clips against another's prompt)
+        prompts = _as_list(prompts, len(clips), "prompts", one_for_all=False)
         rates = _as_list(fps, len(clips), "fps values")
         scores, law_pass, law_n, n_pass = [], torch.zeros_like(self.law_pass), torch.zeros_like(self.law_n), 0
         for i, (clip, prompt, rate) in enumerate(zip(clips, prompts, rates)):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from evalkit.metrics.base import as_features
+from evalkit.metrics.base import as_features, rows_by_content
 from evalkit.metrics.stats import Estimate, _wilson
 
 
@@ -33,8 +33,10 @@ def _inside(query: torch.Tensor, ref: torch.Tensor, radii: torch.Tensor, chunk: 
 
 
 def _feature_sets(real, fake, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    r = torch.from_numpy(as_features(real, "real"))
-    f = torch.from_numpy(as_features(fake, "fake"))
+    """Both sets as float64 tensors, rows in one order by content: the bootstrap draws by
+    position, and the same sets give the same intervals in any order (`rows_by_content`)."""
+    r = torch.from_numpy(rows_by_content(as_features(real, "real")))
+    f = torch.from_numpy(rows_by_content(as_features(fake, "fake")))
     if r.shape[1] != f.shape[1]:
         raise ValueError(f"feature dimensions differ: {r.shape[1]} and {f.shape[1]}")
     if min(r.shape[0], f.shape[0]) <= k:

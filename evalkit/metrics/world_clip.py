@@ -8,6 +8,7 @@ import contextlib
 import logging
 import math
 import os
+import threading
 import time
 from typing import Any
 
@@ -40,6 +41,8 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 _registered = False
+# open_clip's model registry is a module global: two threads registering at once raced on it
+_register_lock = threading.Lock()
 
 
 def register_world_clip_config() -> str:
@@ -47,22 +50,52 @@ def register_world_clip_config() -> str:
     global _registered
     import open_clip
 
-    if not _registered or WORLD_CLIP_MODEL not in open_clip.list_models():
-        open_clip.add_model_config(OPEN_CLIP_CONFIG_DIR / f"{WORLD_CLIP_MODEL}.json")
-        _registered = True
+    with _register_lock:
+        if not _registered or WORLD_CLIP_MODEL not in open_clip.list_models():
+            open_clip.add_model_config(OPEN_CLIP_CONFIG_DIR / f"{WORLD_CLIP_MODEL}.json")
+            _registered = True
     return WORLD_CLIP_MODEL
+
+
+class _OpenClipNoise(logging.Filter):
+    """Drops open_clip's info and warning records ("No pretrained weights loaded ... initialized
+    randomly": expected here) logged by a thread inside `_quiet_open_clip`, and nothing else.
+
+    open_clip logs through the root logger (`logging.warning(...)`), so this filter sits on it; it
+    never changes the root logger's level. Saving, raising and restoring that level (before session
+    34) left a host program's logging at ERROR for good when two threads loaded a model at once, and
+    hid every other thread's warnings meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: dict[int, int] = {}  # thread id -> nesting depth inside `_quiet_open_clip`
+        self.lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno < logging.ERROR and record.thread in self.threads
+                    and _OPEN_CLIP_DIR in record.pathname)
+
+
+_OPEN_CLIP_DIR = f"{os.sep}open_clip{os.sep}"  # the package's own modules
+_noise = _OpenClipNoise()
 
 
 @contextlib.contextmanager
 def _quiet_open_clip():
-    """open_clip logs a warning for every randomly initialised model: expected here."""
-    logger = logging.getLogger()
-    old = logger.level
-    logger.setLevel(logging.ERROR)
+    """Hide open_clip's info and warnings of this thread for the body (`_OpenClipNoise`)."""
+    me = threading.get_ident()
+    with _noise.lock:
+        root = logging.getLogger()
+        if _noise not in root.filters:  # installed once, kept: a filter removed while another thread
+            root.addFilter(_noise)      # logs can be skipped, and this one passes all but our records
+        _noise.threads[me] = _noise.threads.get(me, 0) + 1
     try:
         yield
     finally:
-        logger.setLevel(old)
+        with _noise.lock:
+            _noise.threads[me] -= 1
+            if not _noise.threads[me]:
+                del _noise.threads[me]
 
 
 def create_world_clip():

@@ -526,3 +526,30 @@ def test_a_uvit_clip_does_not_depend_on_what_it_was_batched_with():
     alone = gen.generate([p], [5])[0].frames
     batched = gen.generate([*others[:4], p, *others[4:]], [*range(10, 14), 5, *range(14, 17)])[4].frames
     assert gen.batch_size >= 8 and np.array_equal(alone, batched)
+
+
+def test_a_suite_yaml_is_read_as_its_prompts_and_a_plain_yaml_is_refused(tmp_path):
+    """A suite YAML was read a line a prompt: 139 "prompts" such as "name: world-v1" (session 34)."""
+    from benchmarks.suite import SUITES_DIR, load_suite
+
+    suite = load_suite("world-v1")
+    got = load_prompts(str(SUITES_DIR / "world-v1.yaml"))
+    assert [(p.text, p.id, p.probe) for p in got] == [(q.text, q.id, q.probe) for q in suite.prompts]
+    plain = tmp_path / "prompts.yaml"
+    plain.write_text(f"- {PROMPTS[0]}\n- {PROMPTS[1]}\n")
+    with pytest.raises(BadInputError, match=r"must be a mapping, got list; a \.yaml prompts file is read as a "
+                                            r"benchmark suite .*give a text, \.jsonl, \.json or \.csv file$"):
+        load_prompts(str(plain))
+
+
+def test_generate_folder_takes_a_suites_prompts_with_the_suites_seeds(tmp_path):
+    from benchmarks.suite import load_suite
+    from generators.base import sample_seed
+
+    suite = load_suite("world-v1")
+    chosen = suite.select(2)  # one id and one ood prompt: places 0 and 20 in the suite
+    records = generate_folder(get_generator("world"), chosen, tmp_path / "out", n_per_prompt=2, seed=suite.seed,
+                              progress=False)
+    assert [(r["id"], r["seed"], r["probe"]) for r in records] == [
+        (f"{p.id}-{k:02d}", sample_seed(suite.seed, p.index, k), p.probe) for p in chosen for k in range(2)]
+    assert chosen[1].index > 1  # the seeds are the suite's, not the list's

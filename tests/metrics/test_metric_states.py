@@ -126,6 +126,35 @@ def test_errors_name_the_method_and_the_cause():
         TemporalHFRatio().update(torch.rand(2, 5, 3, 8, 8))
 
 
+@pytest.mark.filterwarnings("ignore:The ``compute`` method")
+def test_a_refused_update_is_not_called_an_empty_batch():
+    """torchmetrics counted an update() that raised, and compute() blamed "empty batches"."""
+    m = TemporalFlicker()
+    with pytest.raises(ValueError, match="range over"):
+        m.update(torch.rand(2, 4, 3, 8, 8) * 255)  # 0-255 floats
+    with pytest.raises(RuntimeError, match=r"compute\(\): no clips yet; 1 update\(\) call raised an error and "
+                                           r"added nothing: fix the input"):
+        m.compute()
+    m.update(torch.rand(0, 4, 3, 8, 8))
+    with pytest.raises(RuntimeError, match=r"only with empty batches \(1 update\(\) call raised"):
+        m.compute_with_ci()
+    m.update(torch.rand(2, 4, 3, 8, 8))
+    assert m.compute_with_ci().n == 2 and m._update_count == 2
+    m.reset()
+    with pytest.raises(RuntimeError, match="called before any update"):
+        m.compute()
+
+
+def test_physics_takes_one_prompt_per_video_as_clip_alignment_does():
+    from evalkit.metrics.physics import PhysicsPlausibility
+
+    videos = torch.rand(2, 4, 3, 16, 16)
+    with pytest.raises(ValueError, match="got 1 prompts for 2 videos; give one per video$"):
+        PhysicsPlausibility().update(videos, "a small red ball falls and bounces on the floor")
+    with pytest.raises(ValueError, match="got 2 videos and 1 prompts"):
+        CLIPAlignment().update(videos, "a small red ball falls and bounces on the floor")
+
+
 def test_one_clip_interval_says_why_it_is_nan():
     m = TemporalFlicker()
     m.update(torch.rand(1, 4, 3, 8, 8))
