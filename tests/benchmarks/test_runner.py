@@ -134,7 +134,7 @@ def test_bundle_verifies_and_catches_tampering(mlflow_store, tiny, tmp_path):
     assert not ok["recompute"]["mismatched"] and "note" not in ok["recompute"]
     # a bundle from before the content-ordered intervals: values and N recomputed, bounds not, said
     old_style = json.loads(res.bundle.read_text())
-    del old_style["scoring"]
+    old_style["scoring"] = {"rgb": old_style["scoring"]["rgb"]}  # (the clips' decoding is checked below)
     for m in ("fvd", "kvd"):
         if m in old_style["metrics"]:
             old_style["metrics"][m]["ci_low"] -= 1.0  # as drawn in listing order
@@ -142,6 +142,13 @@ def test_bundle_verifies_and_catches_tampering(mlflow_store, tiny, tmp_path):
     older.write_text(json.dumps(old_style))
     back = verify_bundle(older, clips=res.folder, recompute=True)
     assert not back["recompute"]["mismatched"] and "predates the set-level intervals" in back["recompute"]["note"]
+    # a bundle says how its clips were decoded to RGB, and a recompute decodes them so: these were
+    # scored with the exact colours, and swscale's fast path (every bundle before session 34) moves
+    # the scores off them
+    fast = {**old_style, "scoring": {}}
+    older.write_text(json.dumps(fast))
+    moved = verify_bundle(older, clips=res.folder, recompute=True)
+    assert moved["recompute"]["mismatched"] and "decoded to RGB by swscale-default" in moved["recompute"]["note"]
     older.unlink()
     import shutil  # a video added to the run's folder is not vouched for by the bundle
 
