@@ -771,3 +771,14 @@ def test_an_expired_signing_credential_is_not_called_tampering(env, tmp_path):
     data[i] ^= 0xFF
     bad.write_bytes(bytes(data))
     assert verify_file(bad, trust=[ca])["verdict"] == "tampered"  # both: the changed media decides
+
+
+def test_sign_and_verify_take_bytes_paths_and_name_a_missing_signer(env, tmp_path):
+    src = os.fsencode(env["src"])
+    out = sign_file(src, os.fsencode(tmp_path / "b.signed.mp4"), env["signer"])
+    assert out.path == tmp_path / "b.signed.mp4"
+    assert verify_file(os.fsencode(out.path), trust=env["trust"])["verdict"] == "ai-generated (signed)"
+    with pytest.raises(BadInputError, match=r"^signer: got NoneType; give a Signer: "
+                                            r"evalkit\.provenance\.signers\.load_signer\(\)"):
+        sign_file(env["src"], tmp_path / "none.mp4", None)
+    assert not (tmp_path / "none.mp4").exists()

@@ -31,7 +31,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evalkit.atomic import foreign_on_path, keep_owner_mode, short_name
-from evalkit.errors import BadInputError, EvalkitError, MissingResourceError, special_file, special_file_message
+from evalkit.errors import (BadInputError, EvalkitError, MissingResourceError, os_path, special_file,
+                            special_file_message)
 from evalkit.hashing import sha256_file
 from evalkit.bmff import C2PA_UUID, _check_mp4, has_c2pa_box, too_many_boxes  # noqa: F401  (re-exported)
 from evalkit.provenance.sign_inputs import (  # noqa: F401  (re-exported)
@@ -355,6 +356,17 @@ def default_payload(key, frames=None, *, digest: bytes | None = None) -> bytes:
     return hashlib.sha256(b"evalkit-wm-payload\0" + key.fingerprint.encode() + b"\0" + content).digest()[:8]
 
 
+def _check_signer(signer) -> None:
+    """A signer evalkit can sign with, else one line (None reached c2pa, which said "First
+    argument must be a Signer or a format string (MIME type)")."""
+    import c2pa
+
+    if not (callable(getattr(signer, "c2pa_signer", None)) or isinstance(signer, c2pa.Signer)):
+        raise BadInputError(f"signer: got {type(signer).__name__}; give a Signer: "
+                            "evalkit.provenance.signers.load_signer() (the credentials of `evalkit keys init`, or "
+                            "load_signer(cert, key)) or callback_signer(...)")
+
+
 def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool = False, wm_key=None,
               payload: bytes | None = None, *, generator: dict | str | None = None,
               params: dict | None = None, tsa_url: str | None = None, include_prompt: bool = False,
@@ -380,6 +392,8 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     file in place and says why in `registry_error`. `register="defer"` leaves the recording to the
     caller (`pending_registration`, called once its output is kept). `final_name`: the name the
     record gives the signed file, when `dst` is a temporary file renamed after (`protect.protect_file`)."""
+    src, dst = os_path(src, "sign_file source"), os_path(dst, "sign_file output")
+    _check_signer(signer)
     if edit and source_type is not None:
         raise BadInputError("--edit takes the source type from the parent's manifest; leave out --source-type")
     if edit and sidecar:
@@ -410,6 +424,7 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
     from evalkit.provenance.credentials import load_watermark_key
     from evalkit.provenance.wm_scheme import WatermarkInputError
     from evalkit.provenance.wm_stream import embed_stream, scan_frames
+    from evalkit.provenance.registry_segments import SegmentRecorder
     from evalkit.video import VideoLimits, iter_frames, probe_video, write_video
     from evalkit.video_facts import picture_tags
 
@@ -449,7 +464,9 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
                     disable=None, leave=False)
     try:
         times: list = []  # the source's clock: a variable frame rate and the sound's sync kept
-        stats = scan_frames(progress(iter_frames(src, limits=limits, times=times), "read"))
+        # each stretch's picture too, for the registry: an excerpt is compared with its own stretch
+        windows = SegmentRecorder()
+        stats = scan_frames(windows.watch(progress(iter_frames(src, limits=limits, times=times), "read")))
         if payload is None:
             payload = default_payload(key, digest=stats.sha256)
         marked = embed_stream(progress(iter_frames(src, limits=limits), "mark"), stats, bytes(payload), key,
@@ -484,14 +501,15 @@ def sign_file(src, dst, signer, source_type: str | None = None, watermark: bool 
                         edit_of=src.name if edit else None, sidecar=side, warnings=tuple(reencode_losses(src)),
                         capture=source_type is not None and source_type_url(source_type) in CAPTURE_SOURCE_TYPES)
     if register == "defer":  # recorded by the caller once its output is kept (`generate`)
-        return replace(result, pending_registration=_registration(result, stats.mean, registry, final_name))
+        return replace(result, pending_registration=_registration(result, stats.mean, registry, final_name,
+                                                                  windows.result()))
     if register:
-        registered, error = _registration(result, stats.mean, registry, final_name)()
+        registered, error = _registration(result, stats.mean, registry, final_name, windows.result())()
         result = replace(result, registered=registered, registry_error=error)
     return result
 
 
-def _registration(result: SignResult, mean, registry, final_name=None):
+def _registration(result: SignResult, mean, registry, final_name=None, segments=None):
     """A call that records a signed, watermarked file in the soft-binding registry and returns
     (record, None) or (None, why not). What it records is read now, from the signed file."""
     from evalkit.provenance import registry as reg
@@ -512,7 +530,7 @@ def _registration(result: SignResult, mean, registry, final_name=None):
         try:
             path = reg.register(result.payload, result.key_id, mean, provenance=prov,
                                 signed_file=final_name if final_name is not None else result.path,
-                                sha256=digest, root=registry)
+                                sha256=digest, root=registry, segments=segments)
             return path, None
         except EvalkitError as e:
             return None, f"the payload was not recorded in the soft-binding registry: {e}"

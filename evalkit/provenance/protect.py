@@ -15,6 +15,7 @@ from evalkit.errors import EvalkitError
 from evalkit.provenance import registry
 from evalkit.provenance.c2pa import default_payload, sign_file
 from evalkit.provenance.wm_grid import mean_frame
+from evalkit.provenance.registry_segments import segment_thumbnails
 from evalkit.video import read_video, write_video
 from evalkit.video_facts import picture_tags
 
@@ -72,9 +73,10 @@ def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None
             write_video(tmp, marked, fps=clip.fps, times=times, **picture_tags(path))
             extra["watermark_payload"] = payload.hex()
 
-            def record(payload=payload.hex(), key_id=key.fingerprint, mean=mean_frame(marked)):
+            def record(payload=payload.hex(), key_id=key.fingerprint, mean=mean_frame(marked),
+                       windows=segment_thumbnails(marked)):
                 try:  # unsigned: the registry holds the payload and the picture, no manifest
-                    return registry.register(payload, key_id, mean, signed_file=path), None
+                    return registry.register(payload, key_id, mean, signed_file=path, segments=windows), None
                 except EvalkitError as e:
                     return None, str(e)
 

@@ -440,6 +440,8 @@ def _registry_text(reg: dict) -> list[str]:
                    f"{a.get('registered')})")
     if reg["content"] == "match":
         out.append(reg["why"][0].upper() + reg["why"][1:])
+    elif reg.get("whole_only"):  # (its why says an excerpt may be the cause)
+        out.append(reg["why"][0].upper() + reg["why"][1:])
     elif reg["content"] == "uncertain":
         out.append(reg["why"][0].upper() + reg["why"][1:] + ": captions, logos, letterbox bars or a crop do this too")
     else:

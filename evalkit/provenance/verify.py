@@ -60,7 +60,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalkit.errors import (EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_MISSING, EXIT_OK, BadInputError, MissingResourceError,
-                            path_is, special_file, special_file_message)
+                            os_path, path_is, special_file, special_file_message)
 from evalkit.provenance.c2pa import _one_line
 from evalkit.provenance.manifest_build import CAPTURE_SOURCE_TYPES
 from evalkit.provenance.manifest_read import (HASH_MISMATCH_CODES, UNREADABLE_MANIFEST, _context,  # noqa: F401
@@ -68,7 +68,8 @@ from evalkit.provenance.manifest_read import (HASH_MISMATCH_CODES, UNREADABLE_MA
 from evalkit.provenance.verdict import (FAILED_VERDICTS, INCOMPLETE, VERDICTS,  # noqa: F401
                                         decide, source_type_name)
 from evalkit.bmff import too_many_boxes
-from evalkit.provenance.verify_words import edits, issuer_not_anchored, other_mark
+from evalkit.provenance.verify_words import (below_threshold_note, issuer_not_anchored, other_mark, read_edits,
+                                             read_fields)
 from evalkit.safe_text import printable
 
 
@@ -139,6 +140,7 @@ def verify_file(path, trust=None, wm_key=None, detector=None, *, limits=None, ma
     said as the reason the watermark was not checked."""
     from contextlib import ExitStack
 
+    path = os_path(path, "verify_file")
     with ExitStack() as stack:
         return _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, fragments, stack,
                             registry, wm_key_problem)
@@ -258,9 +260,12 @@ def _verify_file(path, trust, wm_key, detector, limits, manifest, fetch_remote, 
         try:
             d = wmmod.detect(clip.frames, key)
             geometry = d.geometry
-            out["watermark"] = {**d.to_dict(), "matches_manifest": None, "checked": True,
+            out["watermark"] = {**read_fields(d), "matches_manifest": None, "checked": True,
                                 "key_id": key.fingerprint, "method": "blind",
-                                "edits": edits(d.geometry, clip.frames) if d.detected else [], "registry": None}
+                                "edits": read_edits(d, clip.frames), "registry": None}
+            note = below_threshold_note(out["watermark"], key.fingerprint, registry)
+            if note:
+                notes.append(note)
         except Exception as e:  # noqa: BLE001
             notes.append(f"The watermark check failed ({_one_line(e, 120)}).")
         sb = out["provenance"].get("soft_binding")
@@ -398,9 +403,15 @@ def format_result(r: dict) -> str:
     if ident:
         lines.append(f"  identity: CAWG, {ident['state']}" + (f" ({', '.join(ident['failures'])})" if ident["failures"] else ""))
     if wm["checked"]:
-        lines.append(f"  watermark: {'detected' if wm['detected'] else 'not found'}"
-                     + (f", payload {wm['payload']}" if wm["payload"] else "")
-                     + f", p-value {wm['p_value']:.1e}")
+        if wm["detected"] or not wm.get("payload_below_threshold"):
+            lines.append(f"  watermark: {'detected' if wm['detected'] else 'not found'}"
+                         + (f", payload {wm['payload']}" if wm["payload"] else "")
+                         + f", p-value {wm['p_value']:.1e}")
+        else:  # bits that decode, from a read too weak to count: not a payload found
+            from evalkit.provenance.wm_scheme import DEFAULT_P_THRESHOLD
+
+            lines.append(f"  watermark: not found (best read p {wm['p_value']:.1e}, above the {DEFAULT_P_THRESHOLD:.0e} "
+                         f"threshold; its bits decode to {wm['payload_below_threshold']})")
         reg = wm.get("registry")
         if reg and reg["found"]:
             lines.append(f"  registry: {reg['record']}: content {reg['content']}"

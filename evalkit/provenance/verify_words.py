@@ -6,6 +6,10 @@ signature is untrusted although anchors were given (`issuer_not_anchored`). Kept
 from __future__ import annotations
 
 GAIN_EDIT = 0.1  # |gain - 1| above which a read reports a contrast, brightness or saturation edit
+# A trace (the pattern found, no payload decoded) reports edits only under this p-value: a plain
+# 8-frame cut traced at p 1e-7 read "rotated 0.5°" and "contrast lowered" (session 34), while
+# off-centre crops traced at 1e-29 to 1e-37 named their crops right
+TRACE_EDITS_P = 1e-12
 
 
 def other_mark(frames, part, key, payload: str) -> dict | None:
@@ -30,13 +34,55 @@ def other_mark(frames, part, key, payload: str) -> dict | None:
 
 
 def faded(frames) -> bool:
-    """Whether the frames' brightness swings as a fade's does (the darkest frame under 70% of the
-    brightest): the read that undoes each frame's brightness also finds marks in trimmed or
-    re-encoded clips that were never faded, and then says nothing about a fade."""
-    if frames is None or len(frames) < 2:
+    """Whether the frames' brightness ramps as a fade's does, at an end of the clip: from the first
+    (or last) frame, under 70% of the clip's typical level, it rises over at least 3 frames, each
+    step no darker than the last (codec noise aside) and none a jump, to 90% of that level. The read
+    that undoes each frame's brightness also finds marks in trimmed, re-encoded or re-graded clips
+    that were never faded, and a dark shot after a cut (bikes.mp4: 135 then 64) swings as much as
+    a fade: that swing is no fade (session 34)."""
+    if frames is None or len(frames) < 4:
         return False
     levels = frames.reshape(len(frames), -1).mean(axis=1) + 1.0
-    return float(levels.min() / levels.max()) < 0.7
+    return _ramp(levels) or _ramp(levels[::-1])
+
+
+def _ramp(levels) -> bool:
+    import numpy as np
+
+    typical = float(np.median(levels))
+    if levels[0] >= 0.7 * typical:
+        return False
+    top = np.flatnonzero(levels >= 0.9 * typical)
+    if not top.size or top[0] < 2:  # never reaches the clip's level, or a jump (a cut)
+        return False
+    steps = np.diff(levels[:top[0] + 1])
+    swing = levels[top[0]] - levels[0]
+    return bool(steps.min() >= -0.02 * typical and steps.max() <= 0.5 * swing)
+
+
+def read_fields(detection) -> dict:
+    """`verify`'s JSON of a watermark read. DESIGN.md's `payload` is hex or null: null unless the
+    read is a detection; a read whose bits decode (the check code verifies) at a p-value above the
+    threshold keeps them under `payload_below_threshold` (it printed "not found, payload ..." and
+    gave JSON detected false with the payload set, session 34)."""
+    out = detection.to_dict()
+    if not detection.detected and out["payload"] is not None:
+        out["payload_below_threshold"], out["payload"] = out["payload"], None
+    return out
+
+
+def read_edits(detection, frames) -> list[str]:
+    """The edits to report for a watermark read (`watermark.Detection`): none without a detection;
+    for a trace only with strong evidence, and never from the strength the mark reads at (a
+    pattern whose payload does not decode is weakened by damage, or by a second mark beside it:
+    two marked halves side by side read "contrast lowered", session 34)."""
+    if not detection.detected:
+        return []
+    if detection.payload is not None:
+        return edits(detection.geometry, frames)
+    if detection.p_value >= TRACE_EDITS_P:
+        return []
+    return edits({**detection.geometry, "gain": 1.0}, frames)
 
 
 def edits(geometry: dict, frames=None) -> list[str]:
@@ -96,6 +142,23 @@ def edits(geometry: dict, frames=None) -> list[str]:
     return out
 
 
+def below_threshold_note(wm: dict, key_id: str, registry=None) -> str | None:
+    """A reason for a read whose bits decode to a payload (its check code verifies) at a p-value
+    above the detection threshold, where the soft-binding registry holds that payload; else None.
+    A hint, worded apart from a detection and not counted by the verdict: the threshold bounds
+    false detections over every read the detector makes, and this read did not pass it."""
+    from evalkit.provenance.registry import lookup
+
+    payload = wm.get("payload_below_threshold")
+    rec = lookup(payload, key_id, registry) if payload else None
+    if rec is None:
+        return None
+    return (f"The best watermark read (p-value {wm['p_value']:.1e}, above the detection threshold) decodes to payload "
+            f"{payload}, which the soft-binding registry holds for {rec.get('signed_file') or 'a video'} (registered "
+            f"{rec.get('registered')}): a hint that this may be a damaged copy of that video, not a detection; the "
+            "verdict does not count it.")
+
+
 def issuer_not_anchored(prov: dict, anchors: str | None) -> str | None:
     """Why a signature that checks out is untrusted although anchors were given: the signing
     certificate's issuer is none of them (another CA, or an intermediate under one of them that
@@ -116,4 +179,4 @@ def issuer_not_anchored(prov: dict, anchors: str | None) -> str | None:
             "not valid; `evalkit sign` puts a chain in order and refuses the others.")
 
 
-__all__ = ["GAIN_EDIT", "edits", "faded", "other_mark", "issuer_not_anchored"]
+__all__ = ["GAIN_EDIT", "TRACE_EDITS_P", "below_threshold_note", "edits", "read_edits", "read_fields", "faded", "other_mark", "issuer_not_anchored"]
