@@ -6,15 +6,18 @@ None (not applicable, or not enough evidence: the object is found in too few fra
 
 | law | kinds | passes when |
 | --- | --- | --- |
-| `permanence` | all | every named object is seen in >= 90% of the frames (world objects never leave): found as itself, or followed through a change of its colour or size |
-| `constant_size` | all | no run of frames has a median area off the rest's (`size_change`), beyond codec noise |
+| `permanence` | all | every named object is seen in >= 90% of the frames it is in view (found as itself, or followed through a change of its colour or size; frames where it entered or left through a frame edge do not count), and never vanishes mid-clip for 2+ frames in a row |
+| `constant_size` | all | no run of frames has a median area off the rest's (`size_change`), beyond codec noise, in both its chroma mass and its extent (light changes the mass only) |
 | `constant_colour` | all | the blob at each object's place keeps the prompted colour in every frame |
 | `no_teleport` | all | no step exceeds the kind's top speed, and no velocity change exceeds gravity and friction unless a surface pushing that way can have been touched (floor up, walls in, the other body away) with a world restitution |
-| `constant_downward_acceleration` | fall, throw | the flight segments (split where a bounce can hide, ground contact dropped) are parabolas of one positive (downward) acceleration |
+| `constant_downward_acceleration` | fall, throw | the flight segments (split where a bounce can hide, ground contact dropped; the floor is the bottom edge, or where the track turns up at one lowest point twice or more: `floor_level`) are parabolas of one positive (downward) acceleration |
 | `bounce_heights_non_increasing` | fall, throw | the apex heights of successive arcs never grow |
 | `friction_slows` | slide | each object slides, along a path whose speed never rises, and ends slower or at rest |
 | `momentum_conserved` | collide | the bodies meet, and the centre of mass (mass = measured area) moves at one velocity before and after the contact |
 | `at_rest` | static | no object moves beyond sub-pixel noise |
+
+No_teleport and at_rest allow a shaking camera's jitter, the position noise that every object's
+track shares (`physics_limits.camera_jitter_px`, from 23+ frames); a zoom is not compensated.
 
 Each violation is charged to its own law. An object that turns another colour or size is still
 the same object (the tracker follows it by the continuity of its motion, from frames where it is

@@ -72,14 +72,82 @@ def probe_spec(prompt_or_spec) -> dict:
 MIN_TRACKABLE_AREA = 4.0
 
 
-def law_permanence(tracks, tol) -> tuple[bool | None, dict]:
+def law_permanence(tracks, tol, frame_hw: tuple[int, int] | None = None) -> tuple[bool | None, dict]:
     """Each object is seen in `min_presence` of the frames: found as itself, or followed through
     a change of colour or size (which constant_colour and constant_size judge, not this law).
+    The frames where it is out of the picture (unseen at the clip's start or end, or between two
+    sightings, next to a frame edge it touches: it entered or left the frame) do not count:
+    another tool's camera need not keep it in view. A disappearance does, whatever the clip's
+    length: 2 or more frames in a row mid-clip with no blob of its colour at all, away from the
+    edges (the 10% tolerance is for a tracker's scattered single misses, and a 3-frame vanish
+    in a 32-frame clip passed it).
     None (not testable) where an object is expected smaller than MIN_TRACKABLE_AREA."""
-    pres = [float(t.seen.mean()) for t in tracks]
+    pres, off, vanished = [], 0, 0
+    for t in tracks:
+        out_of_view, gaps = _unseen_runs(t, frame_hw)
+        counted = ~out_of_view
+        pres.append(float(t.seen[counted].mean()) if counted.any() else 0.0)
+        off += int(out_of_view.sum())
+        vanished += gaps
+    info = {"presence": pres}
+    if off:
+        info["frames_out_of_view"] = off
+    if vanished:
+        info["vanishings"] = vanished
     if any(t.expected_area < MIN_TRACKABLE_AREA for t in tracks):
-        return None, {"presence": pres, "untestable": f"an object under {MIN_TRACKABLE_AREA:g} px^2 at this size"}
-    return all(p >= tol.min_presence for p in pres), {"presence": pres}
+        return None, {**info, "untestable": f"an object under {MIN_TRACKABLE_AREA:g} px^2 at this size"}
+    return vanished == 0 and all(p >= tol.min_presence for p in pres), info
+
+
+def _unseen_runs(t: ObjectTrack, frame_hw) -> tuple[np.ndarray, int]:
+    """(bool [T]: frames where the object is out of view, the number of vanishings): a run of
+    unseen frames is out of view when each sighting bounding it is at a frame edge it moves
+    through (its edge within a step of it, plus 1 px, moving out before the run, in after it: an
+    object resting on the floor, the world's bottom edge, has not left the frame), and it is a
+    vanishing when it is mid-clip and not so, with 2 or more frames in a row that hold no blob of
+    the object's colour at all."""
+    seen = t.seen
+    n = len(seen)
+    out = np.zeros(n, bool)
+    if not seen.any():
+        return out, 0
+    from evalkit.metrics.physics_limits import _half_extent
+
+    half = _half_extent(t)
+    p = t.centroid
+
+    def through_edge(i: int, j: int | None, leaving: bool, reach: bool = True) -> bool:
+        """Sighting i, next to the run, is at an edge and moving out of (into) the frame; j: the
+        sighting on its other side, whose step to i gives the velocity; without `reach`, it must
+        touch the edge already (mid-clip: a world object falling fast at the floor, the bottom
+        edge, and vanishing there has not left the frame)."""
+        if frame_hw is None or j is None:
+            return False
+        h, w = frame_hw
+        v = (p[i] - p[j]) if leaving else (p[j] - p[i])  # px / frame, out of the frame is +
+        sign = 1.0 if leaving else -1.0
+        for room, out_speed in ((p[i, 0] + 0.5, -sign * v[0]), (w - 0.5 - p[i, 0], sign * v[0]),
+                                (p[i, 1] + 0.5, -sign * v[1]), (h - 0.5 - p[i, 1], sign * v[1])):
+            if out_speed > 0.5 and room - half <= (out_speed if reach else 0.0) + 1.0:
+                return True
+        return False
+
+    vanished = 0
+    runs = np.split(np.arange(n), np.nonzero(np.diff(seen.astype(np.int8)))[0] + 1)
+    for r in runs:
+        if seen[r[0]]:
+            continue
+        b, a = r[0] - 1, r[-1] + 1
+        ends = b < 0 or a >= n  # the clip starts or ends with the object out of view
+        left = b < 0 or through_edge(b, b - 1 if b >= 1 and seen[b - 1] else None, True, ends)
+        back = a >= n or through_edge(a, a + 1 if a + 1 < n and seen[a + 1] else None, False, ends)
+        if left and back:
+            out[r] = True
+        elif b >= 0 and a < n and len(r) >= 2:
+            absent = np.isnan(t.area[r])
+            if np.any(absent[:-1] & absent[1:]):
+                vanished += 1
+    return out, vanished
 
 
 def size_change(area: np.ndarray) -> float:
@@ -116,14 +184,22 @@ def law_constant_size(tracks, tol) -> tuple[bool | None, dict]:
     another colour) does not change: the `size_change` statistic stays below `size_log` +
     `size_edge` x perimeter / area (boundary pixels make small objects' areas noisier; 4 / d for
     a disc or square of extent d px)."""
-    worst = 0.0
+    worst, worst_mass = 0.0, 0.0
     for t in tracks:
-        a = t.area[t.blob | t.seen]
+        sel = t.blob | t.seen
+        a = t.area[sel]
         if len(a) < max(4, tol.min_evidence * len(t.blob)):
             return None, {}
         allowed = tol.size_log + tol.size_edge * 4.0 / max(2 * _half_extent(t), 1e-6)
-        worst = max(worst, size_change(a) / allowed)
-    return worst <= 1.0, {"size_excess": worst}
+        by_mass = size_change(a) / allowed
+        # The chroma mass also changes with the light (a disc dimmed to half has half the mass):
+        # a size change must show in the blob's spatial extent too (its bounding box, squared).
+        by_box = by_mass
+        if t.extent is not None and np.isfinite(t.extent[sel]).all():
+            by_box = size_change(np.square(t.extent[sel])) / allowed
+        worst_mass = max(worst_mass, by_mass)
+        worst = max(worst, min(by_mass, by_box))
+    return worst <= 1.0, {"size_excess": worst, "mass_change_excess": worst_mass}
 
 
 def law_constant_colour(tracks, tol) -> tuple[bool | None, dict]:
@@ -161,7 +237,7 @@ def physics_laws(tracks: Sequence[ObjectTrack], kind: str, fps: float, frame_hw:
                  n_frames: int, tol: PhysicsTolerances = DEFAULT_TOLERANCES) -> tuple[dict, dict]:
     """({law: True | False | None} for `kind`'s laws, {law: diagnostic numbers})."""
     laws, info = {}, {}
-    laws["permanence"], info["permanence"] = law_permanence(tracks, tol)
+    laws["permanence"], info["permanence"] = law_permanence(tracks, tol, frame_hw)
     laws["constant_size"], info["constant_size"] = law_constant_size(tracks, tol)
     laws["constant_colour"], info["constant_colour"] = law_constant_colour(tracks, tol)
     laws["no_teleport"], info["no_teleport"] = law_no_teleport(tracks, kind, fps, frame_hw, n_frames, tol)

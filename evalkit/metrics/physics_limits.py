@@ -86,12 +86,62 @@ DEFAULT_TOLERANCES = PhysicsTolerances()
 # law helpers (positions in px, time in frames)
 
 
+# A flat disc's silhouette (`ObjectTrack.span`: rows a quarter covered) spans about its diameter
+# + 0.5 px, +-0.5 for where it falls on the pixel grid: less this it stays under the extent its
+# exact chroma mass gives, so the world's own (flat) objects keep the mass's reading.
+_BOX_MARGIN_PX = 1.0
+
+
 def _half_extent(tr: ObjectTrack) -> float:
-    """Half the object's extent in pixels, from its median measured area (expected if unknown)."""
+    """Half the object's extent in pixels: from its median measured area (expected if unknown), or
+    from its blob's spatial extent where that is larger. A shaded sphere (darker limb, a highlight)
+    covers its silhouette with less chroma than a flat disc, so its chroma mass reads it a fifth
+    smaller: floor and walls then sat ~3 px out and its bounces read as kicks."""
     a = float(np.median(tr.area[tr.found])) if tr.found.any() else tr.expected_area
     if not np.isfinite(a) or a <= 0:
         a = tr.expected_area
-    return 0.5 * (math.sqrt(4 * a / math.pi) if tr.shape == "ball" else math.sqrt(a))
+    half = 0.5 * (math.sqrt(4 * a / math.pi) if tr.shape == "ball" else math.sqrt(a))
+    if tr.span is not None and tr.found.any():
+        side = tr.span[tr.found]
+        side = side[np.isfinite(side)]
+        if side.size:
+            # the mean, not the median: a moving blob's span steps by the codec's 2-px chroma
+            # grid, and averages out across it
+            half = max(half, 0.5 * (float(np.mean(side)) - _BOX_MARGIN_PX))
+    return half
+
+
+# A handheld camera's shake reads up to ~1.6 px here (0.7 px sd rendered, 128 px, H.264); a track
+# more erratic than this is no shaken camera but shuffled or broken motion, and gets no allowance
+# (32 shuffled frames read 8 to 50 px).
+JITTER_MAX_PX = 2.0
+
+
+def camera_jitter_px(positions) -> float:
+    """The jitter every object's track shares (`jitter_px`, the least over objects): a shaking
+    camera moves them all, while one object's erratic motion is its own. 0 above JITTER_MAX_PX."""
+    j = min((jitter_px(p) for p in positions), default=0.0)
+    return j if j <= JITTER_MAX_PX else 0.0
+
+
+def jitter_px(p: np.ndarray) -> float:
+    """Robust sd (px) of a track's frame-to-frame position noise, p [T, 2] (NaN where unseen): from
+    its third differences, zero for any motion of constant acceleration (a flight, a slide, a rest),
+    sd sqrt(20) x the noise's for white noise; their lower quartile ignores those a bounce or a
+    jump makes. A handheld camera's shake (0.7 px sd) moves every object so; the world's own clips
+    read under 0.1 px (a few tenths at H.264 CRF 30 on 32 px frames)."""
+    d3 = np.diff(p, n=3, axis=0)
+    d3 = d3[np.isfinite(d3).all(1)]
+    if len(d3) < 20:  # fewer: a short clip's bounces and noise are not told apart
+        return 0.0
+    # the lower quartile of |d3| (0.3186 sd for white noise): a short clip's bounces (each
+    # touches 3 or 4 third differences) can be most of the rest
+    return float(np.max(np.quantile(np.abs(d3), 0.25, axis=0)) / 0.3186 / math.sqrt(20.0))
+
+
+# A velocity change of white position noise has sd sqrt(6) x the noise; over a clip's frames and
+# both axes its largest is under this many of those sds.
+JITTER_KICK_SDS = 3.5
 
 
 def _enough(tr: ObjectTrack, tol: PhysicsTolerances) -> bool:

@@ -12,7 +12,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from evalkit.metrics.physics_limits import G_MAX, G_MIN, PhysicsTolerances, _enough, _half_extent, _positions
+from evalkit.metrics.physics_limits import (
+    G_MAX, G_MIN, PhysicsTolerances, _enough, _half_extent, _positions, camera_jitter_px,
+)
 
 
 def _neighbour_max(steps: np.ndarray, itself: bool = True) -> np.ndarray:
@@ -22,6 +24,55 @@ def _neighbour_max(steps: np.ndarray, itself: bool = True) -> np.ndarray:
     nb = [np.concatenate([pad, steps[..., :-1]], -1), np.concatenate([steps[..., 1:], pad], -1)]
     nb = np.stack(nb + [steps] if itself else nb)
     return np.max(np.where(np.isfinite(nb), nb, -np.inf), axis=0)
+
+
+def floor_level(y: np.ndarray, h: int, half: float, a_max: float,
+                tol: PhysicsTolerances) -> tuple[float, str | None]:
+    """(The object's centre y where it touches the floor, None or why no floor can be placed.)
+
+    The floor is the frame's bottom edge (the world draws it there) unless the track bounces
+    somewhere the bottom edge cannot explain: another tool may draw its floor higher up (at 88%
+    of the height, say). A bounce is a velocity reversal at a lowest point (down more than
+    `contact_px`, then up more than that: gravity alone never turns a fall upwards); the bottom
+    edge explains it when the way down to it and back fits within the neighbouring steps plus a
+    frame of the largest gravity. Where it does not, the floor is the track's lowest point, if
+    at least two bounces show one; a single such bounce could be a floor or a kick in mid-air,
+    so the fall laws are then not testable (never False for a correct bounce)."""
+    geom = h - 0.5 - half
+    ok = np.isfinite(y)
+    if ok.sum() < 3:
+        return geom, None
+    dy = np.diff(y)
+    rev = turns(y, tol)
+    if not rev.size:
+        return geom, None
+    reach = _neighbour_max(np.abs(dy)) + 2 * a_max + tol.contact_px  # [T-1]
+
+    def touches(level: float, i: int) -> bool:  # around frame i (steps i-1 and i)
+        return any((level - y[s]) + (level - y[s + 1]) <= reach[s] for s in (i - 1, i))
+
+    if all(touches(geom, int(i)) for i in rev):
+        return geom, None
+    lowest = float(np.nanmax(y))
+    if len(rev) < 2:
+        return lowest, "a single bounce above the frame's bottom edge: no floor can be placed"
+    return lowest, None
+
+
+def turning_level(y: np.ndarray, tol: PhysicsTolerances) -> float | None:
+    """The lowest point (largest y) at which a track turns from down to up (by more than
+    `contact_px` each way), where it does so at least twice: a floor seen in the track itself,
+    at or above the one its measured size places. None with fewer than two such turns."""
+    rev = turns(y, tol)
+    return float(np.max(y[rev])) if len(rev) >= 2 else None
+
+
+def turns(y: np.ndarray, tol: PhysicsTolerances) -> np.ndarray:
+    """Frames where a vertical track y [T] turns from down to up, by more than `contact_px` each
+    way (gravity alone never does that: a surface below pushed it)."""
+    dy = np.diff(y)
+    with np.errstate(invalid="ignore"):
+        return np.nonzero((dy[:-1] > tol.contact_px) & (dy[1:] < -tol.contact_px))[0] + 1
 
 
 def _flight_segments(y: np.ndarray, floor_geom: float, a_max: float,
@@ -79,7 +130,11 @@ def law_fall(tracks, fps, hw, tol) -> tuple[dict, dict]:
     acc_ok, heights_ok, info = True, None, {"accel": [], "heights": []}
     for tr in tracks:
         y = _positions(tr)[:, 1]
-        segs, floor = _flight_segments(y, h - 0.5 - _half_extent(tr), a_max, tol)
+        level, why_not = floor_level(y, h, _half_extent(tr), a_max, tol)
+        if why_not:
+            return ({"constant_downward_acceleration": None, "bounce_heights_non_increasing": None},
+                    {**info, "untestable": why_not})
+        segs, floor = _flight_segments(y, level, a_max, tol)
         fits = [(sg, *_fit_parabola(sg.astype(np.float64), y[sg])) for sg in segs if len(sg) >= 3]
         if not fits:  # no flight seen: the prompted fall did not happen (or happened unseen)
             if not tr.seen.all():
@@ -102,10 +157,11 @@ def law_fall(tracks, fps, hw, tol) -> tuple[dict, dict]:
         info["accel"].append({"a": accs.tolist(), "se": ses.tolist(), "a_ref": a_ref, "down": down,
                               "agree": agree, "rms": [f[3] for f in fits]})
         # Apex height of each arc (segments of >= 2 frames), with the acceleration fixed to a_ref.
-        hs = []
+        hs, cut = [], []  # cut: the arc borders unseen frames, so its apex may be unseen
         for sg in segs:
             if len(sg) < 2 or a_ref <= 0:
                 continue
+            cut.append(any(0 <= k < len(y) and np.isnan(y[k]) for k in (sg[0] - 1, sg[-1] + 1)))
             tt = sg.astype(np.float64) - sg[0]
             c1, c0 = np.polyfit(tt, y[sg] - 0.5 * a_ref * tt * tt, 1)  # y = c0 + c1 t + a t^2 / 2
             tv = -c1 / a_ref
@@ -113,7 +169,10 @@ def law_fall(tracks, fps, hw, tol) -> tuple[dict, dict]:
             hs.append(floor - apex)
         info["heights"].append(hs)
         if len(hs) >= 2:
-            grow = all(hs[i + 1] <= hs[i] * (1 + tol.height_rel) + tol.height_px for i in range(len(hs) - 1))
+            # An arc cut by unseen frames (a vanishing: permanence's) may have its apex among them,
+            # its height then read low: it bounds no later arc's height.
+            grow = all(hs[i + 1] <= hs[i] * (1 + tol.height_rel) + tol.height_px
+                       for i in range(len(hs) - 1) if not cut[i])
             heights_ok = grow if heights_ok is None else heights_ok and grow
     return {"constant_downward_acceleration": acc_ok, "bounce_heights_non_increasing": heights_ok}, info
 
@@ -269,9 +328,13 @@ def _slope_se(t: np.ndarray, x: np.ndarray, tol: PhysicsTolerances) -> tuple[flo
 def law_at_rest(tracks, tol) -> tuple[bool | None, dict]:
     if not all(_enough(t, tol) for t in tracks):
         return None, {}
+    # Allowed: rest_px, or what a shaking camera's jitter reaches (4 sd; a drift, however slow,
+    # has no third differences and keeps rest_px); worst in units of rest_px.
+    pos = [_positions(tr) for tr in tracks]
+    jitter = camera_jitter_px(pos)
+    allowed = max(tol.rest_px, 4.0 * jitter)
     worst = 0.0
-    for tr in tracks:
-        p = _positions(tr)
+    for p in pos:
         med = np.nanmedian(p, axis=0)
-        worst = max(worst, float(np.nanmax(np.linalg.norm(p - med, axis=1))))
-    return worst <= tol.rest_px, {"max_dev": worst}
+        worst = max(worst, float(np.nanmax(np.linalg.norm(p - med, axis=1))) / allowed * tol.rest_px)
+    return worst <= tol.rest_px, {"max_dev": worst, "jitter_px": jitter}

@@ -258,9 +258,13 @@ def _physics_row(clip, row: dict) -> None:
     if clip.num_frames < PHYSICS_MIN_FRAMES:  # a motion needs 3 frames (it was blamed on the prompt)
         row["physics_untested"] = "short"
         return
-    res = physics_probe(clip.frames, spec, fps=clip.fps)
+    res = physics_probe(clip.frames, spec, fps=clip.fps, details=True)
     row.update(physics_score=res["physics_score"], physics_pass=res["physics_pass"],
                physics_laws=res["physics_laws"])
+    if any(not tr.seen.any() for tr in res["tracks"]):
+        # Scored (permanence fails, as a blank or noise clip must) but said apart from a named
+        # object that breaks a law: real footage under a world prompt draws no such object.
+        row["physics_untested"] = "objects not found"
 
 
 def _physics(rows: list[dict], base: dict) -> dict:
@@ -391,6 +395,11 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     if too_short:
         warnings.append(f"physics: {too_short} of {len(rows)} clips are shorter than the {PHYSICS_MIN_FRAMES} frames "
                         f"a motion needs ({tail})")
+    not_found = sum(r.get("physics_untested") == "objects not found" for r in rows if "physics_score" in r)
+    if not_found:
+        warnings.append(f"physics: in {not_found} of {len(rows)} clips a named object is never found (no blob of "
+                        "its colour and size): permanence fails and its motion laws are untested; check that "
+                        "the clips show the prompted objects")
     if "flicker" in metrics:
         for k, why in (("temporal_hf", f"needs at least {hf_min_frames()} frames: shorter, every change "
                                        "counts as high-frequency"), ("warp_error", "needs a pixel the flow "

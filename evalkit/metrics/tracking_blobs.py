@@ -164,13 +164,34 @@ def _keep_identities(chosen: np.ndarray, found: np.ndarray, labels: np.ndarray) 
                 last[o] = pos[int(chosen[o, ti])]
 
 
+def _extent(cover: np.ndarray) -> tuple[float, float]:
+    """(extent, span): the blob's extent in px, the smaller of its height and width (motion blur lengthens the
+    other), read from its coverage `cover` [1, h, w] (0 off the blob) as a share of its typical
+    (90th percentile) coverage: dimmer light or a darker limb scale the chroma, not the shares, so
+    neither shrinks it as they shrink the chroma mass. Each row's (column's) largest share, summed
+    over the rows (columns): sub-pixel, where a count of pixels would step by the 2 px of the
+    codec's subsampled chroma."""
+    on = cover[cover > 0]
+    if not on.size:
+        return math.nan, math.nan
+    share = np.clip(cover[0] / float(np.percentile(on, 90)), 0.0, 1.0)
+    rows, cols = share.max(axis=1), share.max(axis=0)
+    # Its silhouette: rows and columns a quarter covered (a shaded sphere's dark limb counts in
+    # full here, where the summed shares read it ~4 px narrow).
+    span = min(np.count_nonzero(rows >= 0.25), np.count_nonzero(cols >= 0.25))
+    return float(min(rows.sum(), cols.sum())), float(span)
+
+
 def _measure(f, c, soft, labels, chosen, found, comp, colour_total, obj, exp_area, k,
              others, cfg) -> ObjectTrack:
     t, h, w, _ = f.shape
     blob = np.zeros(labels.shape, bool)  # [T, H, W] the chosen component of each frame
     boxes = [comp["slices"][j - 1] for j in chosen[chosen > 0]]  # its bounding box (find_objects)
+    extent, span = np.full(t, np.nan), np.full(t, np.nan)
     for sl in boxes:
-        blob[sl] |= labels[sl] == chosen[sl[0].start]
+        mine = labels[sl] == chosen[sl[0].start]
+        blob[sl] |= mine
+        extent[sl[0].start], span[sl[0].start] = _extent(np.where(mine, soft[sl], 0.0))
     region = _dilate_boxes(blob, boxes, cfg.dilate)
     wgt = np.where(region, soft, 0.0)
     # Where another named colour's blob is within reach, unmix each pixel between the two colours
@@ -224,4 +245,4 @@ def _measure(f, c, soft, labels, chosen, found, comp, colour_total, obj, exp_are
     return ObjectTrack(shape=obj[0], color=obj[1], size_name=obj[2], expected_area=exp_area,
                        found=found & sized, blob=found.copy(), centroid=centroid, area=area,
                        compactness=compactness,
-                       share=share, colour=colour)
+                       share=share, colour=colour, extent=extent, span=span)

@@ -157,7 +157,7 @@ def _follow(tr: "ObjectTrack", f, c, cls, mag, floor, raws, cfg) -> None:
     cands: dict[int, list] = {int(i): [] for i in lost}
     for i in lost:
         if tr.blob[i]:  # its own colour, off its size
-            cands[int(i)].append((tr.centroid[i], tr.area[i], tr.colour[i]))
+            cands[int(i)].append((tr.centroid[i], tr.area[i], tr.colour[i], tr.extent[i]))
     # Other colours: only those no named object has, with a blob's worth of salient pixels in a lost frame.
     sub_floor = floor[lost]
     salient = mag[lost] >= sub_floor
@@ -172,7 +172,7 @@ def _follow(tr: "ObjectTrack", f, c, cls, mag, floor, raws, cfg) -> None:
         (alt,) = _track_colour(f[lost], c[lost], cls[lost], mag[lost], sub_floor, {name: cov_k}, sub_raws,
                                name, [(tr.shape, name, tr.size_name)], cfg)
         for j in np.nonzero(alt.blob)[0]:
-            cands[int(lost[j])].append((alt.centroid[j], alt.area[j], alt.colour[j]))
+            cands[int(lost[j])].append((alt.centroid[j], alt.area[j], alt.colour[j], alt.extent[j]))
     ref_area = float(np.median(tr.area[tr.found]))
     diameter = 2.0 * math.sqrt(ref_area / math.pi)
     seen = tr.found.copy()
@@ -185,13 +185,13 @@ def _follow(tr: "ObjectTrack", f, c, cls, mag, floor, raws, cfg) -> None:
             v = prev - tr.centroid[j] if 0 <= j < t and seen[j] else np.zeros(2)
             pred, reach = prev + v, 2.0 * float(np.hypot(*v)) + diameter + _FOLLOW_SLACK_PX
             best, best_d = None, reach
-            for cen, area, rgb in cands[i]:
+            for cen, area, rgb, side in cands[i]:
                 d = float(np.hypot(*(cen - pred)))
                 if _FOLLOW_AREA[0] <= area / ref_area <= _FOLLOW_AREA[1] and d <= best_d:
-                    best, best_d = (cen, area, rgb), d
+                    best, best_d = (cen, area, rgb, side), d
             if best is not None:
                 seen[i] = tr.followed[i] = True
-                tr.centroid[i], tr.area[i], tr.colour[i] = best
+                tr.centroid[i], tr.area[i], tr.colour[i], tr.extent[i] = best
 
 
 def _weighted_sums(wgt: np.ndarray, vals: np.ndarray, at: np.ndarray) -> np.ndarray:
