@@ -103,13 +103,12 @@ def populate() -> dict[str, str]:
     return ids
 
 
-@pytest.fixture(scope="session")
-def _bench_store_once(tmp_path_factory):
-    """Logged once per session (about a second per run on SQLite); the environment is restored
-    right after, so tests that do not ask for `bench_store` never see this store."""
+def logged_store(tmp_path_factory, name: str, populate):
+    """A SQLite MLflow store in a new temporary folder, filled by `populate()` with it current; the
+    environment is restored right after. Returns (uri, folder, populate's result)."""
     import mlflow
 
-    tmp = tmp_path_factory.mktemp("bench-store")
+    tmp = tmp_path_factory.mktemp(name)
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
@@ -121,6 +120,13 @@ def _bench_store_once(tmp_path_factory):
         finally:
             mlflow.set_tracking_uri(None)
     return uri, tmp, ids
+
+
+@pytest.fixture(scope="session")
+def _bench_store_once(tmp_path_factory):
+    """Logged once per session (about a second per run on SQLite); the environment is restored
+    right after, so tests that do not ask for `bench_store` never see this store."""
+    return logged_store(tmp_path_factory, "bench-store", populate)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import SUITE, log_bench_run
+from conftest import SUITE, log_bench_run, logged_store
 from evalkit.metrics.stats import Estimate, not_estimable
 
 NO_CI = (math.nan, math.nan)
@@ -21,21 +21,9 @@ NO_CI = (math.nan, math.nan)
 def _copies_once(tmp_path_factory):
     """Two models of one clip repeated: FVD without an interval, physics constant per model (0.9
     against 0.4 on every clip). Logged once for the module (about a second a run)."""
-    import mlflow
-
-    tmp = tmp_path_factory.mktemp("copies-store")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("EVALKIT_HOME", str(tmp / "home"))
-        mp.chdir(tmp)
-        mlflow.set_tracking_uri(uri)
-        try:
-            ids = {"uvit:a": log_bench_run("uvit:a", fvd=(1382.0, *NO_CI), physics=np.full(40, 0.9)),
-                   "uvit:b": log_bench_run("uvit:b", fvd=(1490.0, *NO_CI), physics=np.full(40, 0.4))}
-        finally:
-            mlflow.set_tracking_uri(None)
-    return uri, tmp, ids
+    return logged_store(tmp_path_factory, "copies-store", lambda: {
+        "uvit:a": log_bench_run("uvit:a", fvd=(1382.0, *NO_CI), physics=np.full(40, 0.9)),
+        "uvit:b": log_bench_run("uvit:b", fvd=(1490.0, *NO_CI), physics=np.full(40, 0.4))})
 
 
 @pytest.fixture
