@@ -31,7 +31,7 @@ def panning(frames: int = 64, size: int = 96) -> np.ndarray:
     rng = np.random.default_rng(3)
     scene = cv2.GaussianBlur(rng.uniform(0, 255, (size, size * 4, 3)).astype(np.float32), (0, 0), 6)
     scene = (scene - scene.mean()) * 4 + 128
-    step = (size * 3) // frames
+    step = max((size * 3) // frames // 3, 1)  # slow enough that a stretch's mean keeps structure
     return np.stack([np.clip(scene[:, i * step:i * step + size], 0, 255).astype(np.uint8) for i in range(frames)])
 
 
@@ -194,3 +194,27 @@ def test_a_payload_below_the_threshold_is_no_payload(tmp_path, monkeypatch):
     registry.register("4585bd6a8d8d8b34", "abcdef123456", np.zeros((8, 8, 3), np.float32), signed_file="w.mp4")
     note = below_threshold_note(r["watermark"], "abcdef123456")
     assert "w.mp4" in note and "not a detection" in note
+
+
+def test_flat_pictures_never_vouch_for_a_copied_mark():
+    """Session 34's recheck: the max(R, G, B) picture of a saturated clip is flat, and so is a grey
+    card's, so a card with the copied mark matched at 0.18 (0.99 in luma); a flat stretch of the
+    registered video (an end card) confirmed a flat forgery as "an excerpt"; and every record made
+    before the stretches called any mismatch "uncertain (an excerpt?)", a grey card too."""
+    frame = np.zeros((64, 64, 3), np.float32)
+    frame[:, :32] = (200, 0, 0)  # red against blue of the same max(R, G, B): luma has structure,
+    frame[:, 32:] = (0, 0, 200)  # value none
+    frame[20:44, 20:44] = (0, 200, 0)
+    luma, value = registry.thumbnail(frame), seg.value_thumbnail(frame)
+    card = np.full_like(frame, float(registry.thumbnail(frame).mean()))
+    assert registry.compare(luma, card, value=value)["content"] == "different"
+    # a flat window among structured ones can make a flat suspect uncertain at most
+    flat_end = np.concatenate([np.repeat(frame[None], 24, 0), np.full((8, 64, 64, 3), 160.0, np.float32)])
+    rec = {"thumbnail": luma, "value_thumbnail": value,
+           "segments": seg.from_json(seg.to_json(seg.segment_thumbnails(flat_end.astype(np.uint8))))}
+    whole = registry.compare(luma, np.full_like(frame, 160.0), value=value)
+    run = registry._matching_run(rec, np.full_like(frame, 160.0), None, 16, whole)
+    assert run.get("content", whole["content"]) != "match"
+    # against an older record (the whole picture only), a flat suspect is no excerpt
+    assert not registry._could_be_excerpt(whole, card)
+    assert registry._could_be_excerpt({"difference": 0.85}, frame)

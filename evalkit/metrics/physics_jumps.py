@@ -154,7 +154,42 @@ def _unexplained(i, pos, halves, kind, fps, hw, n_frames, tol,
             lo[touch & ~other_left, 0] = -np.inf
     over = np.fmax(d2 - hi, lo - d2).max(1)  # > 0: an unexplained velocity change, px / frame^2
     over = np.where(np.isfinite(d2).all(1) & ~np.isinf(over), over, np.nan)
-    return step / step_bound, over
+    ratio = step / step_bound
+    # A collision can send a body off faster than it came: across a gap it gets the kind's bound.
+    v_cap = v_max if kind == "collide" else None
+    gaps = _gap_ratios(p, half, hw, step_bound, np.array([mu, g]), slack, v_cap)
+    return np.where(np.isfinite(gaps), gaps, ratio), over
+
+
+def _gap_ratios(p, half, hw, step_bound, acc, slack, v_cap) -> np.ndarray:
+    """[T-1]: at the step out of sighting b, before a run of unseen frames that ends at sighting
+    a, how far the object moved across it against how far it could (<= 1 passes; NaN elsewhere).
+
+    Per axis it could cover the gap's k = a - b frames at the larger of its speeds just before
+    and just after (a wall's or the floor's bounce turns a speed, never raises it), plus what
+    `acc` (gravity down, friction along x; px / frame^2) adds over k frames, plus `slack`; and
+    never more than k steps of the kind's top speed. Runs next to a frame edge are skipped: an
+    object may leave the picture and come back elsewhere (permanence's frames out of view)."""
+    h, w = hw
+    out = np.full(len(p) - 1, np.nan)
+    seen = np.isfinite(p).all(1)
+    idx = np.nonzero(seen)[0]
+    for b, a in zip(idx[:-1], idx[1:]):
+        k = int(a - b)
+        if k < 2:
+            continue
+        v = [np.abs(p[i] - p[j]) for i, j in ((b, b - 1), (a + 1, a)) if 0 <= min(i, j) and
+             max(i, j) < len(p) and seen[i] and seen[j]]
+        speed = np.max(v, axis=0) if v else np.full(2, step_bound)
+        reach = max(float(np.hypot(*speed)), 1.0) + half + 1.0
+        if any(min(q[0], w - 1 - q[0], q[1], h - 1 - q[1]) <= reach for q in (p[b], p[a])):
+            continue
+        if v_cap is not None:
+            speed = np.maximum(speed, v_cap)
+        allowed = k * speed + 0.5 * acc * k * k + slack
+        d = np.abs(p[a] - p[b])
+        out[b] = max(float(np.max(d / allowed)), float(np.hypot(*d)) / (k * step_bound))
+    return out
 
 
 def without_one_jump(tracks, kind, fps, hw, n_frames, tol) -> list[ObjectTrack] | None:

@@ -78,8 +78,8 @@ def law_permanence(tracks, tol, frame_hw: tuple[int, int] | None = None) -> tupl
     The frames where it is out of the picture (unseen at the clip's start or end, or between two
     sightings, next to a frame edge it touches: it entered or left the frame) do not count:
     another tool's camera need not keep it in view. A disappearance does, whatever the clip's
-    length: 2 or more frames in a row mid-clip with no blob of its colour at all, away from the
-    edges (the 10% tolerance is for a tracker's scattered single misses, and a 3-frame vanish
+    length: 2 or more frames in a row mid-clip in which no blob of its colour is the object
+    (none, or the tracker's pick off its size or path: `_not_itself`), away from the edges (the 10% tolerance is for a tracker's scattered single misses, and a 3-frame vanish
     in a 32-frame clip passed it).
     None (not testable) where an object is expected smaller than MIN_TRACKABLE_AREA."""
     pres, off, vanished = [], 0, 0
@@ -105,7 +105,7 @@ def _unseen_runs(t: ObjectTrack, frame_hw) -> tuple[np.ndarray, int]:
     through (its edge within a step of it, plus 1 px, moving out before the run, in after it: an
     object resting on the floor, the world's bottom edge, has not left the frame), and it is a
     vanishing when it is mid-clip and not so, with 2 or more frames in a row that hold no blob of
-    the object's colour at all."""
+    the object's colour that can be the object (`_not_itself`)."""
     seen = t.seen
     n = len(seen)
     out = np.zeros(n, bool)
@@ -144,10 +144,28 @@ def _unseen_runs(t: ObjectTrack, frame_hw) -> tuple[np.ndarray, int]:
         if left and back:
             out[r] = True
         elif b >= 0 and a < n and len(r) >= 2:
-            absent = np.isnan(t.area[r])
+            absent = _not_itself(t, r, b, a, half)
             if np.any(absent[:-1] & absent[1:]):
                 vanished += 1
     return out, vanished
+
+
+def _not_itself(t: ObjectTrack, r: np.ndarray, b: int, a: int, half: float) -> np.ndarray:
+    """bool [len(r)]: frames of the unseen run r (between sightings b and a) in which no blob of
+    the object's colour is the object itself: none at all, or the tracker's pick is under half the
+    track's median area, or farther from the straight path between the two sightings than the
+    object's size plus their steps (a 5 px speck of the same colour elsewhere in the frame once hid
+    a 3-frame vanish)."""
+    area = t.area[r]
+    ref = float(np.median(t.area[t.seen])) if t.seen.any() else t.expected_area
+    frac = (r - b)[:, None] / float(a - b)
+    path = t.centroid[b] + frac * (t.centroid[a] - t.centroid[b])
+    steps = [np.hypot(*(t.centroid[i] - t.centroid[j])) for i, j in ((b, b - 1), (a, a + 1))
+             if 0 <= j < len(t.seen) and t.seen[j]]
+    reach = 2.0 * half + (a - b) * max(steps, default=2.0 * half) + 2.0
+    with np.errstate(invalid="ignore"):
+        off_path = np.hypot(*(t.centroid[r] - path).T) > reach
+        return np.isnan(area) | (area < 0.5 * ref) | off_path
 
 
 def size_change(area: np.ndarray) -> float:
@@ -193,7 +211,9 @@ def law_constant_size(tracks, tol) -> tuple[bool | None, dict]:
         allowed = tol.size_log + tol.size_edge * 4.0 / max(2 * _half_extent(t), 1e-6)
         by_mass = size_change(a) / allowed
         # The chroma mass also changes with the light (a disc dimmed to half has half the mass):
-        # a size change must show in the blob's spatial extent too (its bounding box, squared).
+        # a size change must show in the blob's spatial extent too (its height x width, so that
+        # growth along one axis shows). The extent excuses a mass change only where it did not
+        # change itself; motion blur, which lengthens the extent, keeps the mass.
         by_box = by_mass
         if t.extent is not None and np.isfinite(t.extent[sel]).all():
             by_box = size_change(np.square(t.extent[sel])) / allowed

@@ -67,12 +67,30 @@ def turning_level(y: np.ndarray, tol: PhysicsTolerances) -> float | None:
     return float(np.max(y[rev])) if len(rev) >= 2 else None
 
 
+# A reversal with a small step on one side is a bounce when another bounce turned within this
+# (times contact_px) of its level: the floor is where the track turns twice.
+SAME_LEVEL_CONTACTS = 2.0
+
+
 def turns(y: np.ndarray, tol: PhysicsTolerances) -> np.ndarray:
     """Frames where a vertical track y [T] turns from down to up, by more than `contact_px` each
-    way (gravity alone never does that: a surface below pushed it)."""
+    way (gravity alone never does that: a surface below pushed it), or by more than that one way
+    and any amount the other, at the level of such a turn (within SAME_LEVEL_CONTACTS x
+    `contact_px`): frames sample a bounce anywhere in its step, and one sampled a frame after the
+    contact steps down by under a pixel (105.5, 106.4, 100.8 at 128 px) where the first bounce
+    stepped down by 9."""
     dy = np.diff(y)
+    c = tol.contact_px
     with np.errstate(invalid="ignore"):
-        return np.nonzero((dy[:-1] > tol.contact_px) & (dy[1:] < -tol.contact_px))[0] + 1
+        strict = np.nonzero((dy[:-1] > c) & (dy[1:] < -c))[0] + 1
+        if not strict.size:
+            return strict
+        # the small step must be beyond a step's own noise (sqrt 2 x a centroid's): a flat, no
+        # step at all, says nothing of a turn (a teleported throw's flat read as a second floor)
+        small = math.sqrt(2.0) * tol.pos_sigma
+        weak = np.nonzero((dy[:-1] > small) & (dy[1:] < -small) & ((dy[:-1] > c) | (dy[1:] < -c)))[0] + 1
+        level = np.abs(y[weak][:, None] - y[strict][None, :]).min(1) <= SAME_LEVEL_CONTACTS * c
+    return np.union1d(strict, weak[level])
 
 
 def _flight_segments(y: np.ndarray, floor_geom: float, a_max: float,
@@ -121,12 +139,30 @@ def _fit_parabola(t: np.ndarray, y: np.ndarray) -> tuple[float, float, float, fl
     return 2 * coef[2], se, float(np.sqrt(np.mean(res**2))), coef
 
 
+# A fit's rms residual over white position noise of sd j is about j; this many j are allowed
+# beside the fit's own tolerance (in quadrature).
+JITTER_RMS_SDS = 2.0
+
+
+def _shaken(tol: PhysicsTolerances, positions) -> PhysicsTolerances:
+    """`tol` with the fits' tolerances widened, in quadrature, by a shaking camera's jitter
+    (`camera_jitter_px`; 0 for the world's own clips and for erratic tracks): at 0.7 px of shake
+    correct falls failed flight_rms (0.6 px) and slides slide_rms (0.5 px)."""
+    j = camera_jitter_px(positions)
+    if j <= 0:
+        return tol
+    return replace(tol, pos_sigma=math.hypot(tol.pos_sigma, j),
+                   flight_rms=math.hypot(tol.flight_rms, JITTER_RMS_SDS * j),
+                   slide_rms=math.hypot(tol.slide_rms, JITTER_RMS_SDS * j))
+
+
 def law_fall(tracks, fps, hw, tol) -> tuple[dict, dict]:
     """constant_downward_acceleration and bounce_heights_non_increasing, over all objects."""
     if not all(_enough(t, tol) for t in tracks):
         return {"constant_downward_acceleration": None, "bounce_heights_non_increasing": None}, {}
     h = hw[0]
     a_max, g_min = G_MAX * h / fps**2, G_MIN * h / fps**2  # px / frame^2
+    tol = _shaken(tol, [_positions(t) for t in tracks])
     acc_ok, heights_ok, info = True, None, {"accel": [], "heights": []}
     for tr in tracks:
         y = _positions(tr)[:, 1]
@@ -216,7 +252,7 @@ def law_friction_slows(tracks, tol, fps: float = 8.0, hw=(32, 32)) -> tuple[bool
     if min(len(t.seen) for t in tracks) < MIN_SLIDE_FRAMES:  # too short to show the slowing
         return None, {"untestable": f"fewer than {MIN_SLIDE_FRAMES} frames"}
     scale = (hw[1] / fps) / _SLIDE_CALIBRATION_PX_PER_FRAME
-    tol = replace(tol, slide_speed_px=max(0.1 * tol.slide_speed_px, tol.slide_speed_px * scale),
+    tol = replace(_shaken(tol, [_positions(t) for t in tracks]), slide_speed_px=max(0.1 * tol.slide_speed_px, tol.slide_speed_px * scale),
                   slide_min_px=max(tol.slide_min_px, tol.slide_min_px * hw[1] / 32))
     ok, info = True, []
     for tr in tracks:

@@ -165,12 +165,14 @@ def _keep_identities(chosen: np.ndarray, found: np.ndarray, labels: np.ndarray) 
 
 
 def _extent(cover: np.ndarray) -> tuple[float, float]:
-    """(extent, span): the blob's extent in px, the smaller of its height and width (motion blur lengthens the
-    other), read from its coverage `cover` [1, h, w] (0 off the blob) as a share of its typical
-    (90th percentile) coverage: dimmer light or a darker limb scale the chroma, not the shares, so
-    neither shrinks it as they shrink the chroma mass. Each row's (column's) largest share, summed
-    over the rows (columns): sub-pixel, where a count of pixels would step by the 2 px of the
-    codec's subsampled chroma."""
+    """(extent, span): the blob's extent in px, the geometric mean of its height and width, read
+    from its coverage `cover` [1, h, w] (0 off the blob) as a share of its typical (90th
+    percentile) coverage: dimmer light or a darker limb scale the chroma, not the shares, so
+    neither shrinks it as they shrink the chroma mass. Its square is the silhouette's box area, so
+    growth along one axis shows (the smaller side once hid a ball stretched to twice its width);
+    motion blur lengthens it too, but keeps the chroma mass, which constant_size also asks to
+    change. Each row's (column's) largest share, summed over the rows (columns): sub-pixel, where
+    a count of pixels would step by the 2 px of the codec's subsampled chroma."""
     on = cover[cover > 0]
     if not on.size:
         return math.nan, math.nan
@@ -179,7 +181,7 @@ def _extent(cover: np.ndarray) -> tuple[float, float]:
     # Its silhouette: rows and columns a quarter covered (a shaded sphere's dark limb counts in
     # full here, where the summed shares read it ~4 px narrow).
     span = min(np.count_nonzero(rows >= 0.25), np.count_nonzero(cols >= 0.25))
-    return float(min(rows.sum(), cols.sum())), float(span)
+    return float(math.sqrt(rows.sum() * cols.sum())), float(span)
 
 
 def _measure(f, c, soft, labels, chosen, found, comp, colour_total, obj, exp_area, k,

@@ -54,7 +54,7 @@ class ObjectTrack:
     hue: np.ndarray | None = None  # float64 [T], degrees, of the coloured blob at the object's place
     followed: np.ndarray | None = None  # bool [T]: not found as itself, but its track continues
     #                                     through a blob of another colour or size (`_follow`)
-    extent: np.ndarray | None = None  # float64 [T], px: the blob's height or width, the smaller
+    extent: np.ndarray | None = None  # float64 [T], px: sqrt(height x width) of the blob
     #   (`tracking_blobs._extent`); unlike `area` (chroma mass) it does not shrink in dimmer light
     span: np.ndarray | None = None  # float64 [T], px: its silhouette's smaller side, whole pixels
 

@@ -16,8 +16,9 @@ S, T, FPS = 96, 32, 16.0
 MEDIUM_D = 0.18 * S  # the world's "medium" size at this frame size
 
 
-def _render(xs, ys, d=MEDIUM_D, colour="red", shade=False, light=None, shake=0.0, seed=0):
-    """Frames [T, S, S, 3] of a disc of diameter d at (xs[t], ys[t]) (NaN: not drawn)."""
+def _render(xs, ys, d=MEDIUM_D, colour="red", shade=False, light=None, shake=0.0, seed=0, wide=None):
+    """Frames [T, S, S, 3] of a disc of diameter d at (xs[t], ys[t]) (NaN: not drawn); wide[t]
+    stretches it along x into an ellipse."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:S, 0:S].astype(np.float64)
     rgb = np.array(COLORS[colour], np.float64)
@@ -27,7 +28,7 @@ def _render(xs, ys, d=MEDIUM_D, colour="red", shade=False, light=None, shake=0.0
         sx, sy = rng.normal(0.0, shake, 2) if shake else (0.0, 0.0)
         im = bg.copy()
         if np.isfinite(x):
-            dist = np.hypot(xx - x - sx, yy - y - sy)
+            dist = np.hypot((xx - x - sx) / (1.0 if wide is None else wide[t]), yy - y - sy)
             cover = np.clip(d / 2 + 0.5 - dist, 0.0, 1.0)[..., None]
             colour_t = rgb * (1.0 if light is None else light[t])
             if shade:  # darker towards the limb, as a lit sphere: 1 at the centre, 0.4 at the edge
@@ -143,3 +144,50 @@ def test_shuffled_frames_are_not_taken_for_a_shaking_camera():
     frames = _render(np.full(T, S / 2), _bouncing_fall(S - 0.5))
     shuffled = frames[np.random.default_rng(0).permutation(T)]
     assert _laws(shuffled, "fall")["no_teleport"] is False
+
+
+def test_a_ball_stretched_to_twice_its_width_changes_size():
+    wide = np.where(np.arange(T) >= T // 2, 2.0, 1.0)
+    frames = _render(np.full(T, S / 2), np.full(T, S / 2), wide=wide)
+    assert _laws(frames, "static")["constant_size"] is False
+
+
+def _with_speck(frames, x=8.0, y=8.0, d=5.0):
+    """`frames` with a still dot of the same red drawn in (the background is 30 everywhere)."""
+    dot = _render(np.full(len(frames), x), np.full(len(frames), y), d=d).astype(np.int16) - 30
+    return np.clip(frames.astype(np.int16) + dot, 0, 255).astype(np.uint8)
+
+
+def test_a_vanish_is_seen_past_a_speck_of_the_same_colour_and_a_jump_across_it_is_a_teleport():
+    ys = _bouncing_fall(S - 0.5)
+    xs = np.full(T, S / 2)
+    gone = xs.copy()
+    gone[16:19] = np.nan
+    laws = _laws(_with_speck(_render(gone, ys)), "fall")
+    assert laws["permanence"] is False and laws["no_teleport"] is True  # it fell on as it would
+    moved = gone.copy()
+    moved[19:] += 0.3 * S  # ... but comes back a third of the frame to the side
+    assert _laws(_with_speck(_render(moved, ys)), "fall")["no_teleport"] is False
+    # a speck beside a ball always in view changes nothing
+    laws = _laws(_with_speck(_render(xs, ys)), "fall")
+    assert laws["permanence"] is True and laws["no_teleport"] is True
+
+
+def test_a_bounce_sampled_a_frame_after_its_contact_is_a_bounce():
+    # A ball on a floor drawn at 0.95 of the height (two_floors' lower ball, 128 px scaled to 96):
+    # its second bounce is sampled 72.5, 79.1, 79.9, 75.8, a 0.75 px step down into it.
+    y128 = [38.5, 39.1, 41.4, 45.2, 50.4, 57.1, 65.4, 75.1, 86.3, 99.1, 107.8, 98.6, 91.0, 84.8, 80.3,
+            77.1, 75.5, 75.3, 76.6, 79.3, 83.6, 89.4, 96.7, 105.5, 106.5, 101.0, 96.8, 94.2, 93.0, 93.4,
+            95.3, 98.7]
+    laws = _laws(_render(np.full(T, S / 2), np.array(y128) * S / 128), "fall")
+    assert laws["no_teleport"] is True and laws["constant_downward_acceleration"] is True
+
+
+def test_a_shaking_camera_widens_the_fall_and_friction_fits_but_a_speeding_slide_still_fails():
+    fall = _laws(_render(np.full(T, S / 2), _bouncing_fall(S - 0.5), shake=0.7, seed=3), "fall")
+    assert fall["constant_downward_acceleration"] is True
+    t = np.arange(T) / FPS
+    slide = _render((0.2 + 0.45 * t - 0.1 * t * t) * S, np.full(T, S / 2), shake=0.7, seed=3)
+    assert _laws(slide, "slide")["friction_slows"] is True
+    faster = _render((0.2 + 0.1 * t + 0.2 * t * t) * S, np.full(T, S / 2), shake=0.7, seed=3)
+    assert _laws(faster, "slide")["friction_slows"] is False
