@@ -39,6 +39,23 @@ GUIDANCE_CONVENTION = ("standard: eps = uncond + s * (cond - uncond); diffusers 
 DISTILLED_GUIDANCE = ("distilled: guidance_scale is an input of the network (guidance embedding), not classifier-"
                       "free guidance; true CFG (true_cfg_scale) left at the pipeline's default")
 DEFAULT_FPS = 8.0  # what diffusers' text-to-video examples export at
+
+
+def example_fps(pipe) -> float | None:
+    """The frame rate diffusers' own example for this pipeline writes its video at (the
+    `export_to_video(..., fps=N)` of its module's EXAMPLE_DOC_STRING: Wan 16, HunyuanVideo 15,
+    Allegro 15, CogVideoX 8), for a pipeline that takes no rate: its clips were written at 8
+    (session 34's red team), though the model was trained for another rate. None where the
+    example gives none."""
+    import re
+    import sys
+
+    for cls in type(pipe).__mro__:
+        doc = getattr(sys.modules.get(cls.__module__), "EXAMPLE_DOC_STRING", None)
+        if isinstance(doc, str) and "export_to_video" in doc:
+            rates = {float(m) for m in re.findall(r"export_to_video\([^)]*?fps\s*=\s*([0-9]+(?:\.[0-9]+)?)", doc)}
+            return rates.pop() if len(rates) == 1 and 0 < next(iter(rates)) <= 240 else None
+    return None
 FRAME_ARGS = ("num_frames", "video_length")
 # the frame rate a pipeline is conditioned on: LTX-Video's frame_rate; SkyReels-V2 and Cosmos's fps;
 # I2VGen-XL's target_fps. The model makes motion for that rate: its clips are written at it.
@@ -312,7 +329,11 @@ class DiffusersGenerator:
         # a pipeline conditioned on the frame rate (RATE_ARGS) makes motion for that rate: the clips
         # are written at it, and an asked-for rate is passed to it
         native = default(self.rate_arg) if self.rate_arg is not None else None
-        self.fps = float(fps if fps is not None else native if isinstance(native, (int, float)) else DEFAULT_FPS)
+        example = example_fps(self.pipe) if self.rate_arg is None else None
+        self.fps = float(fps if fps is not None else native if isinstance(native, (int, float)) else
+                         example if example is not None else DEFAULT_FPS)
+        self.fps_from = ("asked" if fps is not None else "the pipeline's own rate" if isinstance(native, (int, float))
+                         else "diffusers' example for this pipeline" if example is not None else "evalkit's default")
         self.size = size or self._default_size()
         self.vae_tiling = False
         if type(getattr(self.pipe, "vae", None)).__name__ in TILED_ONLY_VAES:
@@ -352,7 +373,8 @@ class DiffusersGenerator:
     def protocol(self) -> dict:
         proto = {"model": self.spec, "weights_sha256": self.sha256, "pipeline": type(self.pipe).__name__,
                  "sampler": type(self.pipe.scheduler).__name__, "steps": self.steps,
-                 "guidance": self.guidance, "guidance_convention": self._guidance_convention(), "fps": self.fps}
+                 "guidance": self.guidance, "guidance_convention": self._guidance_convention(), "fps": self.fps,
+                 "fps_from": self.fps_from}
         if self.frames is not None:
             proto["frames"] = self.frames
         if self.size is not None:

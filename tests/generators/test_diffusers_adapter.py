@@ -412,7 +412,25 @@ def test_a_float32_keeping_model_without_accelerate_says_to_install_it(tmp_path,
     if installed:  # `pip install 'evalkit[test]'` brings it: the same folder loads and generates
         monkeypatch.undo()
         gen = get_generator(f"diffusers:{tmp_path / 'wan'}", steps=1, frames=5, size=32)
-        assert gen.generate(["a ball"], [0])[0].frames.shape == (5, 32, 32, 3)
+        (clip,) = gen.generate(["a ball"], [0])
+        assert clip.frames.shape == (5, 32, 32, 3)
+        # Wan takes no frame rate: its clips are written at diffusers' own example's 16, not at 8
+        assert clip.fps == 16.0 and gen.protocol()["fps_from"] == "diffusers' example for this pipeline"
+
+
+def test_a_pipeline_without_a_rate_is_written_at_its_documented_example_rate():
+    """Wan (16), HunyuanVideo and Allegro (15) take no frame rate and were written at 8 fps: the
+    rate of diffusers' own example for the pipeline is taken, from the installed package, and where
+    it gives none (TextToVideoSD) evalkit's default stays."""
+    import diffusers
+
+    from generators.hf_diffusers import example_fps
+
+    want = {"WanPipeline": 16.0, "HunyuanVideoPipeline": 15.0, "AllegroPipeline": 15.0, "CogVideoXPipeline": 8.0,
+            "TextToVideoSDPipeline": None}
+    for name, rate in want.items():
+        if hasattr(diffusers, name):
+            assert example_fps(object.__new__(getattr(diffusers, name))) == rate, name
 
 
 def _rate_pipeline(pipeline_dir, dest, monkeypatch, rate_arg: str, default: int, seen: list):
