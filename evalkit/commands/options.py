@@ -34,17 +34,23 @@ def frame_rate(ctx, param, value):
     return value
 
 
-def require_file(path, what: str, fix: str):
-    """`path` if it is a file; else exit 3 (not there) or 2 (a folder or special file), naming `fix`.
-    Used instead of click's exists=True, whose "does not exist" was exit 2 and named no fix."""
+def require(path, kind: str, what: str, fix: str, label: str = ""):
+    """`path` if it is a `kind` ("file" or "dir"); else exit 3 (not there: "no such WHAT") or 2 (something
+    else there), naming `fix`. Used instead of click's exists=True, whose "does not exist" was exit 2
+    and named no fix. `label`: the option's name before the path ("--registry ")."""
     from evalkit.errors import path_is
     from evalkit.safe_text import printable
 
-    if path is None or path_is(path, "file"):
+    if path is None or path_is(path, kind):
         return path
-    if not os.path.lexists(path):
-        raise MissingResourceError(f"{printable(path)}: no such {what}; {fix}")
-    raise BadInputError(f"{printable(path)}: is not a file; {fix}")
+    name = f"{label}{printable(path)}"
+    if not os.path.exists(path):
+        raise MissingResourceError(f"{name}: no such {what}; {fix}")
+    raise BadInputError(f"{name}: is not a {'file' if kind == 'file' else 'folder'}; {fix}")
+
+
+def require_file(path, what: str, fix: str):
+    return require(path, "file", what, fix)
 
 
 def sentence(text: str) -> str:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
-from evalkit.commands.options import CERT_HELP, KEY_HELP, WATERMARK_KEY_HELP, check_tsa, sentence
-from evalkit.errors import BadInputError, MissingResourceError, path_is
-from evalkit.safe_text import printable
+from evalkit.commands.options import CERT_HELP, KEY_HELP, WATERMARK_KEY_HELP, check_tsa, require, sentence
+from evalkit.errors import BadInputError, MissingResourceError
 
 
 @click.group()
@@ -109,11 +107,9 @@ def verify(files, trust, as_json, detector_name, no_detector, manifest, fetch_re
     if fragments and len(files) != 1:
         raise BadInputError(f"--fragments {fragments[0]}: give it with one FILE, the stream's init segment "
                             "(quote a glob so the shell does not expand it)")
-    if registry is not None and not path_is(registry, "dir"):  # a typo read as "not in the registry"
-        raise (BadInputError(f"--registry {printable(registry)}: is not a folder; give the soft-binding registry "
-                             "folder (or leave --registry out for the default)") if os.path.lexists(registry) else
-               MissingResourceError(f"--registry {printable(registry)}: no such folder; give the soft-binding "
-                                    "registry folder (or leave --registry out for the default)"))
+    # a typo read as "not in the registry"
+    require(registry, "dir", "folder", "give the soft-binding registry folder (or leave --registry out for the default)",
+            label="--registry ")
     if html_out is not None:
         from evalkit.atomic import check_writable, check_not_input, check_output_file
 

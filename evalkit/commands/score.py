@@ -14,7 +14,7 @@ from evalkit.safe_text import printable
 
 from evalkit.atomic import check_writable, is_stdout, check_not_input, check_output_file, write_atomic
 from evalkit.commands.options import SEED, positive
-from evalkit.errors import BadInputError, EvalkitError, MissingResourceError
+from evalkit.errors import BadInputError, EvalkitError
 
 
 @click.command()
@@ -138,23 +138,17 @@ def index(folder, prompts_file, start):
     output-12_1.mp4 as Open-Sora, Latte and diffusers scripts do), so that score, bench
     (folder:FOLDER) and detectors read each video with its prompt."""
     from evalkit.clipset import INDEX, index_numbered
-    from evalkit.errors import path_is
+    from evalkit.commands.options import require
     from generators.base import load_prompts
 
-    if not path_is(folder, "dir"):
-        raise (BadInputError(f"{folder}: is not a folder; give the folder of the other tool's videos")
-               if folder.exists() else
-               MissingResourceError(f"{folder}: no such folder; give the folder of the other tool's videos"))
+    require(folder, "dir", "folder", "give the folder of the other tool's videos")
     target = folder / INDEX
     if target.is_symlink():  # a link planted in a downloaded folder: written through, it made a file anywhere
         raise BadInputError(f"{printable(target)}: is a link (to {printable(os.readlink(target))}); the index is written "
                             "only as a plain file in the folder: remove the link")
     if target.exists():
         raise BadInputError(f"{target}: already exists; this folder is indexed (remove it to index again)")
-    if not path_is(prompts_file, "file"):
-        raise (BadInputError(f"{prompts_file}: is not a file; give the tool's prompt list")
-               if prompts_file.exists() else
-               MissingResourceError(f"{prompts_file}: no such prompts file; give the tool's prompt list"))
+    require(prompts_file, "file", "prompts file", "give the tool's prompt list")
     prompts = [{"prompt": p.text, "probe": p.probe} for p in load_prompts(str(prompts_file))]
     records = index_numbered(folder, prompts, start)
     write_atomic(target, "".join(json.dumps(r) + "\n" for r in records))
