@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import schema
+from benchmarks.clip_shape import bundle_generation, made_shape, resolve_shape, shape_params
 from benchmarks.clip_checks import (load_default_detector, per_clip_checks, project_credentials, protector,
                                     safety_metrics)
 from benchmarks.executors import LocalExecutor, Shard
@@ -51,6 +52,7 @@ from evalkit.atomic import check_parents, write_atomic
 from evalkit.clipset import read_index
 from evalkit.errors import BadInputError, EvalkitError
 from evalkit.hashing import sha256_file
+from generators.base import record_shape
 
 
 @dataclass
@@ -140,6 +142,13 @@ def _format_mismatch(suite: Suite, records: list[dict]) -> list[str]:
             "suite's format, so FVD and physics compare with other models' in part only"]
 
 
+def _device_of(gen) -> str | None:
+    """Where the model runs ("cpu", "cuda"), where it says: a U-ViT's device, a pipeline's."""
+    device = getattr(gen, "device", None) or getattr(getattr(gen, "pipe", None), "device", None)
+    kind = getattr(device, "type", device)
+    return kind if isinstance(kind, str) else None
+
+
 def run_key(suite: Suite, spec: str, protocol: dict, max_prompts: int | None, judges: dict | None = None) -> str:
     """Everything a run's numbers depend on: the suite, the model and its settings, and the judges
     (the detector's weights, user-given backbone paths), so a new judge never reuses old numbers."""
@@ -208,8 +217,8 @@ def _generate(suite: Suite, prompts: list[SuitePrompt], gen, store: _ClipStore, 
                        "part": p.part, "sample": k,
                        # a folder's videos are made: a seed would claim a choice nobody made (session 32)
                        "seed": s if getattr(gen, "uses_seeds", True) else None,
-                       "fps": clip.fps, "frames": clip.num_frames,
-                       "size": list(clip.size), **proto, **cost}
+                       # the clip's own shape wins over the protocol's (CogVideoX asked 5 frames makes 8)
+                       **proto, **record_shape(proto, clip), **cost}
                 if p.probe is not None:
                     rec["probe"] = p.probe
                 if gen.spec.startswith("folder:") and clip.meta.get("source"):
@@ -369,7 +378,7 @@ def _complete_run_folder(run, suite: Suite, prompts, key: str, folder: Path):
     return folder, folder / BUNDLE_FILE, []
 
 
-def _params(suite: Suite, spec: str, proto: dict, records_seeds: list, max_prompts) -> dict:
+def _params(suite: Suite, spec: str, proto: dict, records_seeds: list, max_prompts, shape_asked: dict) -> dict:
     return {"model": spec, "weights_sha256": proto.get("weights_sha256"), "sampler": proto.get("sampler"),
             "steps": proto.get("steps"), "guidance": proto.get("guidance"),
             "guidance_rescale": proto.get("guidance_rescale"), "guidance_convention": proto.get("guidance_convention"),
@@ -378,7 +387,10 @@ def _params(suite: Suite, spec: str, proto: dict, records_seeds: list, max_promp
             "watermark_key": proto.get("watermark_key"),  # its fingerprint: the mark is in the scored pixels
             "n_clips": len(records_seeds), "samples_per_prompt": suite.samples_per_prompt,
             "seed": suite.seed, "seeds": records_seeds, "max_prompts": max_prompts,
-            "suite_version": suite.version, "video": suite.video}
+            "suite_version": suite.version, "video": suite.video,
+            # the clip shape asked of the model and where each part came from (`shape_made`, what
+            # the clips are, is logged once they are made); the rate's source; a GPU, if one
+            "shape_asked": shape_asked, "fps_from": proto.get("fps_from"), "device": proto.get("device")}
 
 
 def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None,
@@ -386,7 +398,9 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
               progress: bool = True, on_clip=None, executor=None) -> RunResult:
     """Run `suite` (a Suite, a shipped name or a path) over one model; see the module docstring.
     `on_clip(record)` is called after each newly generated clip is stored; `executor` (from
-    `benchmarks.executors.get_executor`) says where the clips are made (default: here)."""
+    `benchmarks.executors.get_executor`) says where the clips are made (default: here);
+    `generator_options` go to the model (a diffusers model's `frames`, `size` and `fps` may be
+    "suite": the suite's video format, `benchmarks.clip_shape`)."""
     from evalkit import tracking
 
     tracking.check_reachable()  # before any clip is made: the run is logged at its end
@@ -394,14 +408,20 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
     if not isinstance(model_spec, str) or not model_spec.strip():
-        raise BadInputError("--model: give a model spec (world, control:KIND, folder:DIR, uvit:PRESET_OR_CKPT)")
+        raise BadInputError("--model: give a model spec (world, control:KIND, folder:DIR, uvit:PRESET_OR_CKPT, "
+                            "diffusers:ID_OR_PATH)")
     from generators.base import canonical_spec
 
     model_spec = canonical_spec(model_spec)  # a folder by its resolved path: one leaderboard row a folder
     prompts = suite.select(max_prompts)
     check_out_dir(out_dir, suite.name)  # before the model loads, a clip is made or a run is opened
-    gen = _generator(suite, model_spec, generator_options or {})
+    # `suite` in a shape option: the suite's format; shape options for a model that takes none: refused
+    options, asked, origin = resolve_shape(suite, model_spec, generator_options or {})
+    gen = _generator(suite, model_spec, options)
     proto = gen.protocol()
+    device = _device_of(gen)
+    if device not in (None, "cpu"):  # a GPU's clips differ from the CPU's in the last bits: another run
+        proto = {**proto, "device": device}
     detector_warnings: list[str] = []  # (and any other said before the run)
     if model_spec.startswith("uvit:"):
         # its clips are watermarked before they are scored, and the mark moves the pixels: the key
@@ -419,7 +439,8 @@ def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None
     with _run_key_lock(key):  # one process a run key: two at once made two complete MLflow runs
         return _run_suite_locked(suite, model_spec, key, prompts, gen, proto, detector, detector_warnings,
                                  judges, out_dir=out_dir, max_prompts=max_prompts,
-                                 generator_options=generator_options, backbone_paths=backbone_paths,
+                                 generator_options=options, shape_asked=shape_params(proto, asked, origin),
+                                 backbone_paths=backbone_paths,
                                  progress=progress, on_clip=on_clip, executor=executor)
 
 
@@ -504,7 +525,7 @@ def _run_key_lock(key: str):
 
 
 def _run_suite_locked(suite, model_spec, key, prompts, gen, proto, detector, detector_warnings, judges, *,
-                      out_dir, max_prompts, generator_options, backbone_paths, progress, on_clip,
+                      out_dir, max_prompts, generator_options, shape_asked, backbone_paths, progress, on_clip,
                       executor) -> RunResult:
     import mlflow
 
@@ -528,7 +549,7 @@ def _run_suite_locked(suite, model_spec, key, prompts, gen, proto, detector, det
     opened: list[str] = []
     try:
         with tracking.start_run(experiment, run_name=f"{suite.name}:{model_spec}", tags=tags, seed=suite.seed,
-                                params=_params(suite, model_spec, proto, seeds, max_prompts),
+                                params=_params(suite, model_spec, proto, seeds, max_prompts, shape_asked),
                                 run_id=existing.info.run_id if existing is not None else None) as run:
             opened.append(run.info.run_id)
             store = _ClipStore(bench_home() / "work" / key[:32])
@@ -537,6 +558,7 @@ def _run_suite_locked(suite, model_spec, key, prompts, gen, proto, detector, det
                                 executor=executor,
                                 make_generator=functools.partial(_generator, suite, model_spec, generator_options or {}))
             _assemble(records, store, folder)
+            mlflow.log_params(tracking.flatten_params({"shape_made": made_shape(records)}))
             warnings += _format_mismatch(suite, records)
             reference = reference_folder(suite, prompts, progress)
             part_of = {r["id"]: r["part"] for r in records}
@@ -572,8 +594,8 @@ def _run_suite_locked(suite, model_spec, key, prompts, gen, proto, detector, det
             tracking.log_json(rows, schema.ARTIFACT_PER_CLIP)
             tracking.log_json({**scored["scores"], "warnings": warnings}, schema.ARTIFACT_SCORES)
             tracking.log_image(_grid(records, folder), schema.ARTIFACT_GRID)
-            bundle = build_bundle(suite, model_spec, role_of(model_spec), key, proto, max_prompts, records,
-                                  reference, metrics, backbones, run.info.run_id)
+            bundle = build_bundle(suite, model_spec, role_of(model_spec), key, bundle_generation(proto, records),
+                                  max_prompts, records, reference, metrics, backbones, run.info.run_id)
             bundle_path, sig_path = write_signed_bundle(bundle, folder, paths)
             tracking.log_artifact(bundle_path, "bundle")
             tracking.log_artifact(sig_path, "bundle")

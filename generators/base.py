@@ -341,6 +341,18 @@ def _checked_protocol(gen) -> dict:
     return dict(proto)
 
 
+def record_shape(proto: dict, clip: Clip) -> dict:
+    """A clip record's fps, frames and size: the clip's own, with `KEY_requested` beside where the
+    protocol asked for another (a pipeline may round frames or size; a protocol's fps had been
+    written over the clip's silently)."""
+    rec = {"fps": float(clip.fps), "frames": clip.num_frames, "size": list(clip.size)}
+    for key in ("frames", "size", "fps"):
+        # compared as the index holds them: a (16, 16) tuple asked is the [16, 16] made
+        if proto.get(key) is not None and json.loads(json.dumps(proto[key])) != rec[key]:
+            rec[f"{key}_requested"] = proto[key]
+    return rec
+
+
 def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt: int = 1, seed: int = 0,
                     batch_size: int = 8, progress: bool = True, postprocess=None) -> list[dict]:
     """Generate n_per_prompt clips per prompt into `out` (clips/*.mp4 + index.jsonl, written
@@ -387,11 +399,7 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
                 # (the protocol holds no id, prompt or seed: `_checked_protocol`)
                 rec = {"id": f"{_prompt_id(p, i)}-{k:02d}", "prompt": p.text,
                        "seed": s if getattr(gen, "uses_seeds", True) else None, **proto,
-                       "fps": float(clip.fps), "frames": clip.num_frames, "size": list(clip.size)}
-                for key in ("frames", "size", "fps"):  # (a protocol's fps was overwritten silently)
-                    # compared as the index holds them: a (16, 16) tuple asked is the [16, 16] made
-                    if proto.get(key) is not None and json.loads(json.dumps(proto[key])) != rec[key]:
-                        rec[f"{key}_requested"] = proto[key]
+                       **record_shape(proto, clip)}
                 if p.probe is not None:
                     rec["probe"] = p.probe
                 if not getattr(gen, "uses_seeds", True) and clip.meta.get("source"):

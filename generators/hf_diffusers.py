@@ -30,6 +30,7 @@ import torch
 from evalkit.clip import Clip
 from evalkit.errors import BadInputError, MissingResourceError, UnavailableError, out_of_memory_message
 
+from .diffusers_shape import DEFAULT_FPS, check_frames, check_size, clip_rate, example_fps  # noqa: F401 (re-exported)
 from .uvit.layers import flush_denormal
 
 GUIDANCE_CONVENTION = ("standard: eps = uncond + s * (cond - uncond); diffusers skips the unconditional pass "
@@ -38,24 +39,6 @@ GUIDANCE_CONVENTION = ("standard: eps = uncond + s * (cond - uncond); diffusers 
 # true_cfg_scale (unused here: default off): guidance_scale is then not the CFG scale.
 DISTILLED_GUIDANCE = ("distilled: guidance_scale is an input of the network (guidance embedding), not classifier-"
                       "free guidance; true CFG (true_cfg_scale) left at the pipeline's default")
-DEFAULT_FPS = 8.0  # what diffusers' text-to-video examples export at
-
-
-def example_fps(pipe) -> float | None:
-    """The frame rate diffusers' own example for this pipeline writes its video at (the
-    `export_to_video(..., fps=N)` of its module's EXAMPLE_DOC_STRING: Wan 16, HunyuanVideo 15,
-    Allegro 15, CogVideoX 8), for a pipeline that takes no rate: its clips were written at 8
-    (session 34's red team), though the model was trained for another rate. None where the
-    example gives none."""
-    import re
-    import sys
-
-    for cls in type(pipe).__mro__:
-        doc = getattr(sys.modules.get(cls.__module__), "EXAMPLE_DOC_STRING", None)
-        if isinstance(doc, str) and "export_to_video" in doc:
-            rates = {float(m) for m in re.findall(r"export_to_video\([^)]*?fps\s*=\s*([0-9]+(?:\.[0-9]+)?)", doc)}
-            return rates.pop() if len(rates) == 1 and 0 < next(iter(rates)) <= 240 else None
-    return None
 FRAME_ARGS = ("num_frames", "video_length")
 # the frame rate a pipeline is conditioned on: LTX-Video's frame_rate; SkyReels-V2 and Cosmos's fps;
 # I2VGen-XL's target_fps. The model makes motion for that rate: its clips are written at it.
@@ -226,6 +209,10 @@ def _call_params(spec: str, cls: type):
     return params, frames_arg, next((n for n in RATE_ARGS if n in params), None)
 
 
+def _label(option: str, value, how: str | None) -> str:
+    return f"{option} {value}" + (f" ({how})" if how else "")
+
+
 class _SaidOnce(logging.Filter):
     """Passes the pipeline's truncation line the first time in `said` (one per generator: one per
     run) and drops it after (each clip's index record says prompt_truncated); drops TOO_LONG_LINE.
@@ -268,7 +255,10 @@ def _truncation_said_once(pipe, said: dict):
 class DiffusersGenerator:
     def __init__(self, arg: str, sampler: str | None = None, steps: int | None = None,
                  guidance: float | None = None, frames: int | None = None, size=None,
-                 fps: float | None = None, device: str = "cpu", batch_size: int | None = None):
+                 fps: float | None = None, device: str = "cpu", batch_size: int | None = None,
+                 asked_as: dict | None = None):
+        """`asked_as`: how the caller's user asked for `size`/`frames`, said after the value in an
+        error ({"size": "--size suite: the suite's video.size"}); they are `--size`/`--frames`."""
         self.spec = f"diffusers:{arg}"
         diffusers = _import_diffusers(self.spec)
         for name, value in (("steps", steps), ("frames", frames)):  # bad options fail before a long load
@@ -329,11 +319,19 @@ class DiffusersGenerator:
         # a pipeline conditioned on the frame rate (RATE_ARGS) makes motion for that rate: the clips
         # are written at it, and an asked-for rate is passed to it
         native = default(self.rate_arg) if self.rate_arg is not None else None
-        example = example_fps(self.pipe) if self.rate_arg is None else None
-        self.fps = float(fps if fps is not None else native if isinstance(native, (int, float)) else
-                         example if example is not None else DEFAULT_FPS)
-        self.fps_from = ("asked" if fps is not None else "the pipeline's own rate" if isinstance(native, (int, float))
-                         else "diffusers' example for this pipeline" if example is not None else "evalkit's default")
+        if fps is not None:
+            self.fps, self.fps_from = float(fps), "asked"
+        elif isinstance(native, (int, float)) and not isinstance(native, bool):
+            self.fps, self.fps_from = float(native), "the pipeline's own rate"
+        else:  # the model's published rate, diffusers' example's, or evalkit's 8
+            self.fps, self.fps_from = clip_rate(self.pipe)
+        # a shape asked that the pipeline cannot make: said now, naming the option, not after the
+        # model has run (or never: Wan makes a smaller size than asked)
+        said = asked_as or {}
+        if size is not None:
+            check_size(self.pipe, params, size, _label("--size", f"{size[0]}x{size[1]}", said.get("size")))
+        if frames is not None:
+            check_frames(self.pipe, int(frames), _label("--frames", frames, said.get("frames")))
         self.size = size or self._default_size()
         self.vae_tiling = False
         if type(getattr(self.pipe, "vae", None)).__name__ in TILED_ONLY_VAES:

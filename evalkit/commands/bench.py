@@ -37,14 +37,22 @@ _BENCH_SUMMARY = ("fvd", "clip_alignment", "physics_score_id", "physics_score_oo
               help="Where each model's clips, index and signed bundle go (OUT/SUITE/MODEL-KEY).")
 @click.option("--max-prompts", type=int, callback=positive,
               help="Quick run: the first N prompts, taking the suite's parts in turn (part of the run key).")
-@click.option("--sampler", help="uvit: sampler (default: the model's).")
-@click.option("--steps", type=int, callback=positive, help="uvit: sampling steps.")
-@click.option("--guidance", type=float, callback=guidance_scale, help="uvit: guidance scale (default: the model's own, "
+@click.option("--sampler", help="uvit: sampler; diffusers: a scheduler name (default: the model's).")
+@click.option("--steps", type=int, callback=positive, help="uvit, diffusers: sampling steps.")
+@click.option("--guidance", type=float, callback=guidance_scale, help="uvit, diffusers: guidance scale (default: the model's own, "
               "as for generate).")
 @click.option("--guidance-rescale", type=click.FloatRange(0, 1), help="uvit: guidance rescale (as for generate).")
 @click.option("--guidance-interval", metavar="LO:HI", help="uvit: guidance interval (as for generate).")
+@click.option("--frames", metavar="N|suite", help="diffusers: frames a clip (default: the pipeline's own; suite: the "
+              "suite's video.frames; a pipeline may round it, the index says).")
+@click.option("--size", metavar="S|HxW|suite", help="diffusers: frame size in pixels (default: the pipeline's own; "
+              "suite: the suite's).")
+@click.option("--fps", metavar="F|suite", help="diffusers: the clips' frame rate, given to a pipeline conditioned on "
+              "one (default: the pipeline's own, else its model's published rate; suite: the suite's).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="uvit, diffusers: where the model runs "
+              "(default cpu; a GPU's clips are another run).")
 def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, sampler, steps, guidance,
-              guidance_rescale, guidance_interval):
+              guidance_rescale, guidance_interval, frames, size, fps, device):
     """Run a suite over one or more models: one MLflow run per model in experiment
     evalkit-bench-SUITE; a killed run started again resumes without repeating work."""
     from benchmarks.executors import get_executor
@@ -64,22 +72,30 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
         flags = "/".join("--" + k.replace("_", "-") for k in uvit_only)
         raise BadInputError(f"{flags}: only for uvit models; run the diffusers model in a bench run of its own")
 
-    def options(spec: str) -> dict | None:
-        if spec.startswith("uvit:"):
-            return {**shared, **uvit_only}
-        return shared if spec.startswith("diffusers:") else None
-
-    # Sampling options a model does not take are an error when no model takes them, a warning
-    # when some do (`generate` refuses them for such a model too).
-    given = {**shared, **uvit_only}
-    if given:
+    shape = _clip_shape(frames, size, fps)
+    # each group of options with the model kinds that take it: refused when no model of the run
+    # takes one, named in a warning for the models that do not when others do (`generate`
+    # refuses them for such a model too)
+    groups = [(shared, ("uvit:", "diffusers:"), "uvit (and diffusers)",
+               "render or read their clips without sampling"),
+              (uvit_only, ("uvit:",), "uvit", "do not take them"),
+              (shape, ("diffusers:",), "diffusers",
+               "make the suite's format (world, control), their training's (uvit) or their files' (folder)"),
+              ({"device": device} if device else {}, ("uvit:", "diffusers:"), "uvit and diffusers",
+               "do not run a network (world, control, folder)")]
+    for given, kinds, who, why in groups:
+        if not given:
+            continue
         flags = "/".join("--" + k.replace("_", "-") for k in given)
-        deaf = [spec for spec in models if not options(spec)]
+        deaf = [spec for spec in models if not spec.startswith(kinds)]
         if len(deaf) == len(models):
-            raise BadInputError(f"{flags}: only for uvit (and diffusers) models; {', '.join(models)} "
-                                "render or read their clips without sampling")
+            raise BadInputError(f"{flags}: only for {who} models; {', '.join(models)} {why}")
         for spec in deaf:
             click.echo(printable(f"evalkit: warning: {flags} do not apply to {spec} (used for the other models)"), err=True)
+
+    def options(spec: str) -> dict | None:
+        taken = {k: v for given, kinds, _, _ in groups if spec.startswith(kinds) for k, v in given.items()}
+        return taken or None
 
     check_out_dir(out, s.name)  # a folder that cannot be written: before a cluster starts or a run opens
     pool = get_executor(executor, **({"address": ray_address, "workers": workers} if executor == "ray" else {}))
@@ -99,6 +115,30 @@ def bench_run(suite, models, executor, workers, ray_address, out, max_prompts, s
         pool.close()
     click.echo(f"\nsuite {s.name} (sha256 {s.hash[:16]}), experiment evalkit-bench-{s.name}")
     click.echo(_summary_table(results))
+
+
+def _clip_shape(frames, size, fps) -> dict:
+    """--frames/--size/--fps as generator options: each "suite" (the runner takes the suite's) or
+    a value checked as `generate` checks it (EVALKIT_MAX_FRAMES, EVALKIT_MAX_PIXELS)."""
+    from benchmarks.clip_shape import SUITE
+    from evalkit.commands.generator import _clip_shape_options
+
+    raw = {"frames": frames, "size": size, "fps": fps}
+    out = {k: SUITE for k, v in raw.items() if v is not None and v.strip().lower() == SUITE}
+    values = {k: v for k, v in raw.items() if v is not None and k not in out}
+    for key, kind, least, most, what in (("frames", int, 1, None, "a whole number of frames"),
+                                         ("fps", float, 0.01, 1000, "a frame rate from 0.01 to 1000")):
+        if key in values:
+            try:
+                values[key] = kind(values[key])
+                ok = values[key] >= least and (most is None or values[key] <= most)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise BadInputError(f"--{key} {raw[key]}: give {what}, or 'suite' for the suite's video.{key}")
+    if values:  # generate's own checks and parsing (S or HxW)
+        out.update(_clip_shape_options("diffusers:", values.get("frames"), values.get("size"), values.get("fps"), None))
+    return out
 
 
 def _summary_table(results) -> str:

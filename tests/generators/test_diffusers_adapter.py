@@ -19,6 +19,7 @@ from evalkit.errors import (EXIT_BAD_INPUT, EXIT_MISSING, EXIT_UNAVAILABLE, BadI
 from evalkit.video import probe_video
 from generators.base import Generator, Prompt, generate_folder, get_generator
 from generators.hf_diffusers import sha256_weights
+from tiny_diffusers import tiny_text_to_video_sd, tiny_tokenizer
 
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
@@ -26,51 +27,12 @@ pytest.importorskip("transformers")
 FAST = dict(steps=2, frames=4, size=32)
 
 
-def _byte_level_chars() -> list[str]:
-    """The 256 printable stand-ins byte-level BPE uses for bytes (GPT-2's table)."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    extra = [b for b in range(256) if b not in keep]
-    return [chr(b) for b in keep] + [chr(256 + i) for i in range(len(extra))]
-
-
-def _tiny_tokenizer(folder):
-    """A CLIP tokenizer whose vocabulary is single characters (no merges): every text tokenizes."""
-    from transformers import CLIPTokenizer
-
-    chars = _byte_level_chars()
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in chars + [c + "</w>" for c in chars]:
-        vocab[c] = len(vocab)
-    folder.mkdir(parents=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=16)
+_tiny_tokenizer = tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
 def pipeline_dir(tmp_path_factory):
-    from diffusers import AutoencoderKL, DDIMScheduler, TextToVideoSDPipeline, UNet3DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    root = tmp_path_factory.mktemp("tiny-t2v")
-    tokenizer = _tiny_tokenizer(root / "vocab")
-    torch.manual_seed(0)
-    unet = UNet3DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 8), layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"), up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-        cross_attention_dim=8, attention_head_dim=4, norm_num_groups=2)
-    vae = AutoencoderKL(  # two blocks: latents are half the frame size
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8), norm_num_groups=2,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, sample_size=16)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=8, intermediate_size=16, num_attention_heads=2, num_hidden_layers=1,
-        max_position_embeddings=16, projection_dim=8, bos_token_id=0, eos_token_id=1, pad_token_id=1))
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              clip_sample=False, set_alpha_to_one=False)
-    pipe = TextToVideoSDPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                 scheduler=scheduler)
-    pipe.save_pretrained(root / "pipe")
-    return root / "pipe"
+    return tiny_text_to_video_sd(tmp_path_factory.mktemp("tiny-t2v"))
 
 
 def test_generates_deterministic_clips_of_the_asked_shape(pipeline_dir):
@@ -94,6 +56,9 @@ def test_protocol_records_scheduler_steps_guidance_and_weights(pipeline_dir):
     assert proto["guidance"] == 9.0  # the pipeline's own default
     assert proto["guidance_convention"].startswith("standard: eps = uncond + s * (cond - uncond)")
     assert proto["size"] == [32, 32] and proto["fps"] == 8.0
+    assert proto["fps_from"].startswith("published for ModelScope text-to-video-ms-1.7b")  # (the model's own 8)
+    asked = get_generator(f"diffusers:{pipeline_dir}", **FAST, fps=12).protocol()
+    assert (asked["fps"], asked["fps_from"]) == (12.0, "asked")
     assert proto["weights_sha256"] == sha256_weights(pipeline_dir) and len(proto["weights_sha256"]) == 64
     other = get_generator(f"diffusers:{pipeline_dir}", sampler="DPMSolverMultistepScheduler", guidance=1.5,
                           steps=2, frames=2, size=16)
@@ -184,7 +149,8 @@ def test_a_transformer_pipeline_with_its_own_frame_count(dit_pipeline_dir, tmp_p
 def test_latte_counts_frames_as_video_length(tmp_path):
     """Latte (a DiT video model, the design U-ViT is compared with) calls its frame count
     video_length; it was refused as 'not a text-to-video pipeline'. Its temporal embedding is
-    built for 16 frames: asking for 4 is a one-line error (before: an internal error)."""
+    built for 16 frames: asking for 4 is a one-line error naming --frames, before any clip (session
+    34: when the first clip failed; before: an internal error)."""
     from diffusers import AutoencoderKL, DDIMScheduler, LattePipeline, LatteTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
@@ -205,10 +171,11 @@ def test_latte_counts_frames_as_video_length(tmp_path):
                   scheduler=DDIMScheduler()).save_pretrained(tmp_path / "pipe")
     gen = get_generator(f"diffusers:{tmp_path / 'pipe'}", steps=2, size=16)
     assert gen.protocol()["frames"] == 16 and gen.generate(["a ball"], [0])[0].frames.shape == (16, 16, 16, 3)
-    short = get_generator(f"diffusers:{tmp_path / 'pipe'}", steps=2, size=16, frames=4)
-    with pytest.raises(BadInputError, match="refused the request") as e:
-        short.generate(["a ball"], [0])
-    assert "\n" not in str(e.value) and "frames" in str(e.value)
+    with pytest.raises(BadInputError, match=r"^--frames 4: LattePipeline's transformer is built for 16 frames") as e:
+        get_generator(f"diffusers:{tmp_path / 'pipe'}", steps=2, size=16, frames=4)
+    assert "\n" not in str(e.value) and e.value.exit_code == EXIT_BAD_INPUT
+    one = get_generator(f"diffusers:{tmp_path / 'pipe'}", steps=1, size=16, frames=1)  # an image: no temporal embedding
+    assert one.generate(["a ball"], [0])[0].frames.shape == (1, 16, 16, 3)
 
 
 def test_a_frame_rate_conditioned_pipeline_writes_at_its_rate(tmp_path):
@@ -420,17 +387,51 @@ def test_a_float32_keeping_model_without_accelerate_says_to_install_it(tmp_path,
 
 def test_a_pipeline_without_a_rate_is_written_at_its_documented_example_rate():
     """Wan (16), HunyuanVideo and Allegro (15) take no frame rate and were written at 8 fps: the
-    rate of diffusers' own example for the pipeline is taken, from the installed package, and where
-    it gives none (TextToVideoSD) evalkit's default stays."""
+    rate of diffusers' own example for the pipeline is taken, from the installed package. Where
+    that example gives none (it writes at export_to_video's default, a rate of no model), the
+    model's published rate is (since session 35: Mochi 1's 30 fps, ModelScope's 8; Mochi was
+    written at 8), and fps_from says which."""
     import diffusers
 
+    from generators.diffusers_shape import FROM_EXAMPLE, clip_rate
     from generators.hf_diffusers import example_fps
 
     want = {"WanPipeline": 16.0, "HunyuanVideoPipeline": 15.0, "AllegroPipeline": 15.0, "CogVideoXPipeline": 8.0,
-            "TextToVideoSDPipeline": None}
+            "TextToVideoSDPipeline": None, "MochiPipeline": None}
     for name, rate in want.items():
         if hasattr(diffusers, name):
             assert example_fps(object.__new__(getattr(diffusers, name))) == rate, name
+    rates = {name: clip_rate(object.__new__(getattr(diffusers, name))) for name in ("WanPipeline", "MochiPipeline",
+                                                                                    "TextToVideoSDPipeline")}
+    assert rates["WanPipeline"] == (16.0, FROM_EXAMPLE)
+    assert rates["MochiPipeline"][0] == 30.0 and "Genmo Mochi 1" in rates["MochiPipeline"][1]
+    assert rates["TextToVideoSDPipeline"][0] == 8.0 and "text-to-video-ms-1.7b" in rates["TextToVideoSDPipeline"][1]
+    subclass = type("MyMochiPipeline", (diffusers.MochiPipeline,), {})  # a pipeline built on Mochi's
+    assert clip_rate(object.__new__(subclass))[0] == 30.0
+    other = type("OtherPipeline", (diffusers.DiffusionPipeline,), {})  # nothing said anywhere: evalkit's 8
+    assert clip_rate(object.__new__(other)) == (8.0, "evalkit's default")
+
+
+def test_a_size_the_pipeline_cannot_make_is_refused_before_any_clip(pipeline_dir, dit_pipeline_dir):
+    """A size off the pipeline's multiple: TextToVideoSD's own check (8) failed at the first clip,
+    as "the pipeline refused the request"; CogVideoX's check (8) passed 24x24 and its transformer
+    failed inside (its VAE's 8 times its patch 2 is 16). Now one line naming --size, at load."""
+    t2v_30 = ("--size 30x30: TextToVideoSDPipeline makes frames whose height and width are multiples of 8 (its VAE's "
+              "spatial factor 2; its own input check: 8); give 24x24 or 32x32")
+    for folder, size, says in [(pipeline_dir, 30, t2v_30),
+                               (pipeline_dir, (16, 20), "--size 16x20: TextToVideoSDPipeline makes frames whose height "
+                                                        "and width are multiples of 8"),
+                               (dit_pipeline_dir, 24, "--size 24x24: CogVideoXPipeline makes frames whose height and "
+                                                      "width are multiples of 16 (its VAE's spatial factor 8 times its "
+                                                      "patch 2); give 16x16 or 32x32")]:
+        with pytest.raises(BadInputError) as e:
+            get_generator(f"diffusers:{folder}", steps=1, size=size)
+        assert str(e.value).startswith(says) and "\n" not in str(e.value), str(e.value)
+    with pytest.raises(BadInputError, match=r"^--size 30x30 \(--size suite: the suite's video.size\): "):
+        get_generator(f"diffusers:{pipeline_dir}", size=30, asked_as={"size": "--size suite: the suite's video.size"})
+    from generators.diffusers_shape import _suggest
+
+    assert _suggest((20, 40), 16) == "16x32 or 32x48" and _suggest((8, 8), 16) == "16x16"
 
 
 def _rate_pipeline(pipeline_dir, dest, monkeypatch, rate_arg: str, default: int, seen: list):
