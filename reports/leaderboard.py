@@ -231,6 +231,16 @@ def _past_the_ceiling(df, ranked, metric: str | None, lower: bool) -> list[str]:
         if (v <= c) if lower else (v >= c):
             out.append(f"{df.loc[idx, 'model']} scores {metric} {v:.4g}, at or past the ceiling ({name}: {c:.4g}): "
                        f"at this N {metric} does not tell it from the real data; read the other metrics beside it")
+    # A control past the ceiling (a frozen clip's FVD under the world's own at N = 6: FVD's
+    # small-sample bias is larger than what freezing costs) says the metric cannot rank anything here.
+    for idx in df.index[(df["role"] == "control") & df[metric].notna()]:
+        v = float(df.loc[idx, metric])
+        if (v <= c) if lower else (v >= c):
+            n = df.loc[idx].get(metric + "_n", math.nan)
+            at_n = f"N = {int(n)}" if isinstance(n, (int, float)) and math.isfinite(n) else "this N"
+            out.append(f"the control {df.loc[idx, 'model']} scores {metric} {v:.4g}, at or past the ceiling "
+                       f"({name}: {c:.4g}): at {at_n} {metric} cannot tell even a control from the real data, "
+                       f"so no order of {metric} in this table means anything; run more clips")
     return out
 
 

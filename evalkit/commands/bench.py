@@ -171,7 +171,7 @@ def _summary_table(results) -> str:
 @click.argument("bundle", type=click.Path(readable=False, path_type=Path))
 @click.option("--clips", type=click.Path(readable=False, path_type=Path), help="The run's folder of clips: check every SHA-256.")
 @click.option("--trust", type=click.Path(readable=False, path_type=Path), help="Trust anchors PEM (e.g. the project's ca.pem).")
-@click.option("--recompute", is_flag=True, help="Score the clips again and compare the numbers exactly.")
+@click.option("--recompute", is_flag=True, help="Score the clips again and compare the numbers (N exactly, values to a relative 1e-6).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def bench_verify(bundle, clips, trust, recompute, as_json):
     """Check a bench run's signed result bundle (BUNDLE: bundle.json, or the run's folder, whose

@@ -10,6 +10,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from evalkit import __version__
 from evalkit.atomic import short_name
 from evalkit.errors import EvalkitError
 from evalkit.provenance import registry
@@ -53,7 +54,7 @@ def protect_file(path, record: dict, *, sign: bool, watermark: bool, signer=None
     try:
         if sign:
             res = sign_file(path, tmp, signer, source_type="trained", watermark=watermark, wm_key=wm_key,
-                            generator={"name": str(record.get("model")), "version": "evalkit"},
+                            generator={"name": str(record.get("model")), "version": f"evalkit {__version__}"},
                             params=generation_params(record), tsa_url=tsa_url, final_name=path,
                             register="defer" if pending is not None else True)
             if res.pending_registration is not None:

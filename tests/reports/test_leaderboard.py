@@ -68,6 +68,21 @@ def test_a_model_scoring_at_or_past_the_ceiling_is_named_in_the_notes(mlflow_sto
     assert {n.split()[0] for n in ties} == {"uvit:lucky", "uvit:plain"}
 
 
+def test_a_control_at_or_past_the_ceiling_says_the_metric_ranks_nothing_at_this_n(mlflow_store):
+    """The demo's quick run (N = 6): a frozen clip's FVD 1071 under the world's own 1182. A reader
+    must be told that this FVD cannot even tell a control from the data, not left to rank by it."""
+    from conftest import log_bench_run
+
+    log_bench_run("world", role="ceiling", fvd=(1182.0, 966.0, 1510.0))
+    log_bench_run("control:frozen", role="control", fvd=(1071.0, 877.0, 1360.0))
+    log_bench_run("control:noise", role="control", fvd=(5000.0, 4500.0, 5600.0))
+    log_bench_run("uvit:plain", fvd=(1360.0, 1110.0, 1690.0))
+    notes = [n for n in leaderboard(SUITE).attrs["notes"] if "ceiling" in n]
+    assert len(notes) == 1, notes  # the frozen control only: noise sits far above, the model below
+    assert notes[0].startswith("the control control:frozen scores fvd 1071, at or past the ceiling (world: 1182)")
+    assert "at N = 40" in notes[0] and "run more clips" in notes[0]
+
+
 def test_paired_bootstrap_marks_near_identical_models_only(bench_store):
     df = leaderboard(SUITE, primary="physics_score").set_index("model")
     assert df.loc["uvit:good", "rank"] in (1, 2) and df.loc["uvit:bad", "rank"] == 3
