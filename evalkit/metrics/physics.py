@@ -10,14 +10,18 @@ None (not applicable, or not enough evidence: the object is found in too few fra
 | `constant_size` | all | no run of frames has a median area off the rest's (`size_change`), beyond codec noise, in both its chroma mass and its extent (light changes the mass only) |
 | `constant_colour` | all | the blob at each object's place keeps the prompted colour in every frame |
 | `no_teleport` | all | no step exceeds the kind's top speed, and no velocity change exceeds gravity and friction unless a surface pushing that way can have been touched (floor up, walls in, the other body away) with a world restitution |
-| `constant_downward_acceleration` | fall, throw | the flight segments (split where a bounce can hide, ground contact dropped; the floor is the bottom edge, or where the track turns up at one lowest point twice or more: `floor_level`) are parabolas of one positive (downward) acceleration |
+| `constant_downward_acceleration` | fall, throw | the flight segments (split where a bounce can hide, ground contact and rests on a drawn support dropped; the floor is the bottom edge, or the track's lowest point where a surface is drawn under its bounces: `physics_floor`) are parabolas of one positive (downward) acceleration |
 | `bounce_heights_non_increasing` | fall, throw | the apex heights of successive arcs never grow |
 | `friction_slows` | slide | each object slides, along a path whose speed never rises, and ends slower or at rest |
 | `momentum_conserved` | collide | the bodies meet, and the centre of mass (mass = measured area) moves at one velocity before and after the contact |
-| `at_rest` | static | no object moves beyond sub-pixel noise |
+| `at_rest` | static | no object moves beyond sub-pixel noise, relative to the camera's motion where objects move more (`physics_camera`) |
 
-No_teleport and at_rest allow a shaking camera's jitter, the position noise that every object's
-track shares (`physics_limits.camera_jitter_px`, from 23+ frames); a zoom is not compensated.
+The probe reads the picture as well as the tracks (`physics_picture.Picture`): a bounce above
+the frame's bottom edge needs a surface drawn under it (a floor line or a change of colour),
+else it is a kick in mid-air; no_teleport and the fits allow a shaking camera's jitter, the
+position noise every object's track shares with the others and with a textured background
+(`physics_limits.camera_jitter_px`, from 23+ frames); at_rest takes out a zoom, measured on the
+background or from the objects' sizes together (`physics_camera`).
 
 Each violation is charged to its own law. An object that turns another colour or size is still
 the same object (the tracker follows it by the continuity of its motion, from frames where it is
@@ -66,6 +70,7 @@ from evalkit.metrics.tracking_objects import DEFAULT_TRACKER, TrackerConfig, tra
 from evalkit.metrics.physics_laws import (  # noqa: F401  (re-exported)
     COMMON_LAWS, LAWS, LAWS_BY_KIND, physics_laws, probe_spec, score_laws, size_change,
 )
+from evalkit.metrics.physics_picture import Picture
 from evalkit.metrics.physics_limits import (  # noqa: F401  (re-exported)
     DEFAULT_TOLERANCES, PhysicsTolerances, max_speed,
 )
@@ -84,7 +89,8 @@ def physics_probe(frames, prompt, fps: float = 8.0, *, tolerances: PhysicsTolera
         raise ValueError(f"fps must be positive, got {fps}")
     spec = probe_spec(prompt)
     tracks = track_objects(f, spec["objects"], tracker)
-    laws, diag = physics_laws(tracks, spec["kind"], float(fps), f.shape[1:3], f.shape[0], tolerances)
+    laws, diag = physics_laws(tracks, spec["kind"], float(fps), f.shape[1:3], f.shape[0], tolerances,
+                              Picture(f, tracks))
     score, passed = score_laws(laws)
     out = {"physics_score": float(score), "physics_pass": bool(passed), "physics_laws": laws,
            "kind": spec["kind"]}

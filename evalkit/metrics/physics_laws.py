@@ -3,8 +3,9 @@
 `physics_laws(tracks, kind, fps, frame_hw)` returns {law: True | False | None}; see
 `evalkit.metrics.physics` for the table of laws and how a clip is scored. This module holds the
 laws every kind has (permanence, constant size and colour) and runs them with no_teleport
-(`physics_jumps`) and the kind's motion laws (`physics_motion`); the world's limits and the
-tolerances, in pixels and frames, are in `physics_limits` (re-exported here).
+(`physics_jumps`) and the kind's motion laws (`physics_motion`; at_rest in `physics_camera`);
+the world's limits and the tolerances, in pixels and frames, are in `physics_limits`
+(re-exported here).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from evalkit.metrics.physics_limits import DEFAULT_TOLERANCES, PhysicsTolerances
 from evalkit.metrics.physics_limits import (  # noqa: F401  (re-exported)
     COLLIDE_GAP_MAX, COLLIDE_MIN_TIME, E_MAX, E_MIN, G_MAX, MU_MAX, V_SLIDE_MAX, V_THROW_X_MAX, max_speed,
 )
-from evalkit.metrics.physics_motion import law_at_rest, law_fall, law_friction_slows, law_momentum
+from evalkit.metrics.physics_camera import law_at_rest
+from evalkit.metrics.physics_motion import law_fall, law_friction_slows, law_momentum
 from evalkit.metrics.tracking_objects import (
     ObjectTrack, normalise_objects,
 )
@@ -254,26 +256,30 @@ def law_constant_colour(tracks, tol) -> tuple[bool | None, dict]:
 
 
 def physics_laws(tracks: Sequence[ObjectTrack], kind: str, fps: float, frame_hw: tuple[int, int],
-                 n_frames: int, tol: PhysicsTolerances = DEFAULT_TOLERANCES) -> tuple[dict, dict]:
-    """({law: True | False | None} for `kind`'s laws, {law: diagnostic numbers})."""
+                 n_frames: int, tol: PhysicsTolerances = DEFAULT_TOLERANCES,
+                 picture=None) -> tuple[dict, dict]:
+    """({law: True | False | None} for `kind`'s laws, {law: diagnostic numbers}). `picture`
+    (`physics_picture.Picture` of the clip) shows the surfaces drawn behind the objects and the
+    camera's motion; without it a bounce above the frame's bottom edge has no floor under it, and
+    only the tracks show a shake or a zoom."""
     laws, info = {}, {}
     laws["permanence"], info["permanence"] = law_permanence(tracks, tol, frame_hw)
     laws["constant_size"], info["constant_size"] = law_constant_size(tracks, tol)
     laws["constant_colour"], info["constant_colour"] = law_constant_colour(tracks, tol)
-    laws["no_teleport"], info["no_teleport"] = law_no_teleport(tracks, kind, fps, frame_hw, n_frames, tol)
+    laws["no_teleport"], info["no_teleport"] = law_no_teleport(tracks, kind, fps, frame_hw, n_frames, tol, picture)
     if laws["no_teleport"] is False:  # one jump is no_teleport's alone: the motion laws look past it
-        fixed = without_one_jump(tracks, kind, fps, frame_hw, n_frames, tol)
+        fixed = without_one_jump(tracks, kind, fps, frame_hw, n_frames, tol, picture)
         info["no_teleport"]["jump_taken_out"] = fixed is not None
         tracks = fixed or tracks
     if kind in ("fall", "throw"):
-        res, info["fall"] = law_fall(tracks, float(fps), frame_hw, tol)
+        res, info["fall"] = law_fall(tracks, float(fps), frame_hw, tol, picture)
         laws.update(res)
     elif kind == "slide":
-        laws["friction_slows"], info["friction_slows"] = law_friction_slows(tracks, tol, float(fps), frame_hw)
+        laws["friction_slows"], info["friction_slows"] = law_friction_slows(tracks, tol, float(fps), frame_hw, picture)
     elif kind == "collide":
         laws["momentum_conserved"], info["momentum_conserved"] = law_momentum(tracks, n_frames, frame_hw, tol)
     elif kind == "static":
-        laws["at_rest"], info["at_rest"] = law_at_rest(tracks, tol)
+        laws["at_rest"], info["at_rest"] = law_at_rest(tracks, tol, picture, frame_hw)
     return {k: (None if v is None else bool(v)) for k, v in laws.items()}, info
 
 

@@ -117,11 +117,38 @@ def _half_extent(tr: ObjectTrack) -> float:
 JITTER_MAX_PX = 2.0
 
 
-def camera_jitter_px(positions) -> float:
-    """The jitter every object's track shares (`jitter_px`, the least over objects): a shaking
-    camera moves them all, while one object's erratic motion is its own. 0 above JITTER_MAX_PX."""
+# An object's own position noise up to this is the tracker's (H.264 at CRF 30 on 32 px frames
+# reads a few tenths), allowed without asking whether the scene shares it.
+JITTER_NOISE_PX = 0.25
+# A shake is common to the scene when each object's jitter relative to the others' mean (and to
+# the background, where its texture shows the camera's motion) is under this share of it.
+COMMON_SHARE = 0.5
+
+
+def camera_jitter_px(positions, picture=None) -> float:
+    """The jitter every object's track shares (`jitter_px`, the least over objects), where the
+    scene shares it: a shaking camera moves every object and the background with them, while one
+    object's erratic motion is its own. With two objects or more, each one's jitter relative to
+    their mean must be under COMMON_SHARE of it; where `picture` (`physics_picture.Picture`)
+    shows the background's motion, so must each one's relative to the background. Jitter not so
+    shared is allowed up to JITTER_NOISE_PX (tracking noise). One object on a featureless
+    background cannot show whether its jitter is the camera's: it is allowed. 0 above
+    JITTER_MAX_PX."""
     j = min((jitter_px(p) for p in positions), default=0.0)
-    return j if j <= JITTER_MAX_PX else 0.0
+    if j > JITTER_MAX_PX:
+        return 0.0
+    if j <= JITTER_NOISE_PX:
+        return j
+
+    def shared(ref: np.ndarray) -> bool:
+        return all(jitter_px(p - ref) <= COMMON_SHARE * j for p in positions)
+
+    if len(positions) >= 2 and not shared(np.mean(np.stack(positions), axis=0)):  # NaN where one is unseen
+        return JITTER_NOISE_PX
+    camera = picture.camera() if picture is not None else None  # registered once, when first asked
+    if camera is not None and not shared(camera.shift):
+        return JITTER_NOISE_PX
+    return j
 
 
 def jitter_px(p: np.ndarray) -> float:

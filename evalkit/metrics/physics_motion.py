@@ -1,8 +1,9 @@
 """The motion laws of each scene kind, tested on tracked positions.
 
-fall/throw: constant_downward_acceleration and bounce_heights_non_increasing (`law_fall`);
-slide: friction_slows; collide: momentum_conserved; static: at_rest. Positions are in px and
-time in frames; each law is None where the tracks hold too little evidence.
+fall/throw: constant_downward_acceleration and bounce_heights_non_increasing (`law_fall`, on
+the flight segments `physics_floor` cuts out); slide: friction_slows; collide:
+momentum_conserved (static's at_rest is `physics_camera`'s). Positions are in px and time in
+frames; each law is None where the tracks hold too little evidence.
 """
 
 from __future__ import annotations
@@ -12,119 +13,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from evalkit.metrics.physics_floor import _flight_segments, _neighbour_max, floor_level, supported_rests
 from evalkit.metrics.physics_limits import (
     G_MAX, G_MIN, PhysicsTolerances, _enough, _half_extent, _positions, camera_jitter_px,
 )
-
-
-def _neighbour_max(steps: np.ndarray, itself: bool = True) -> np.ndarray:
-    """Per step (last axis), the largest of its two neighbours (and of itself with `itself`), NaN
-    ignored (-inf if none)."""
-    pad = np.full(steps.shape[:-1] + (1,), np.nan)
-    nb = [np.concatenate([pad, steps[..., :-1]], -1), np.concatenate([steps[..., 1:], pad], -1)]
-    nb = np.stack(nb + [steps] if itself else nb)
-    return np.max(np.where(np.isfinite(nb), nb, -np.inf), axis=0)
-
-
-def floor_level(y: np.ndarray, h: int, half: float, a_max: float,
-                tol: PhysicsTolerances) -> tuple[float, str | None]:
-    """(The object's centre y where it touches the floor, None or why no floor can be placed.)
-
-    The floor is the frame's bottom edge (the world draws it there) unless the track bounces
-    somewhere the bottom edge cannot explain: another tool may draw its floor higher up (at 88%
-    of the height, say). A bounce is a velocity reversal at a lowest point (down more than
-    `contact_px`, then up more than that: gravity alone never turns a fall upwards); the bottom
-    edge explains it when the way down to it and back fits within the neighbouring steps plus a
-    frame of the largest gravity. Where it does not, the floor is the track's lowest point, if
-    at least two bounces show one; a single such bounce could be a floor or a kick in mid-air,
-    so the fall laws are then not testable (never False for a correct bounce)."""
-    geom = h - 0.5 - half
-    ok = np.isfinite(y)
-    if ok.sum() < 3:
-        return geom, None
-    dy = np.diff(y)
-    rev = turns(y, tol)
-    if not rev.size:
-        return geom, None
-    reach = _neighbour_max(np.abs(dy)) + 2 * a_max + tol.contact_px  # [T-1]
-
-    def touches(level: float, i: int) -> bool:  # around frame i (steps i-1 and i)
-        return any((level - y[s]) + (level - y[s + 1]) <= reach[s] for s in (i - 1, i))
-
-    if all(touches(geom, int(i)) for i in rev):
-        return geom, None
-    lowest = float(np.nanmax(y))
-    if len(rev) < 2:
-        return lowest, "a single bounce above the frame's bottom edge: no floor can be placed"
-    return lowest, None
-
-
-def turning_level(y: np.ndarray, tol: PhysicsTolerances) -> float | None:
-    """The lowest point (largest y) at which a track turns from down to up (by more than
-    `contact_px` each way), where it does so at least twice: a floor seen in the track itself,
-    at or above the one its measured size places. None with fewer than two such turns."""
-    rev = turns(y, tol)
-    return float(np.max(y[rev])) if len(rev) >= 2 else None
-
-
-# A reversal with a small step on one side is a bounce when another bounce turned within this
-# (times contact_px) of its level: the floor is where the track turns twice.
-SAME_LEVEL_CONTACTS = 2.0
-
-
-def turns(y: np.ndarray, tol: PhysicsTolerances) -> np.ndarray:
-    """Frames where a vertical track y [T] turns from down to up, by more than `contact_px` each
-    way (gravity alone never does that: a surface below pushed it), or by more than that one way
-    and any amount the other, at the level of such a turn (within SAME_LEVEL_CONTACTS x
-    `contact_px`): frames sample a bounce anywhere in its step, and one sampled a frame after the
-    contact steps down by under a pixel (105.5, 106.4, 100.8 at 128 px) where the first bounce
-    stepped down by 9."""
-    dy = np.diff(y)
-    c = tol.contact_px
-    with np.errstate(invalid="ignore"):
-        strict = np.nonzero((dy[:-1] > c) & (dy[1:] < -c))[0] + 1
-        if not strict.size:
-            return strict
-        # the small step must be beyond a step's own noise (sqrt 2 x a centroid's): a flat, no
-        # step at all, says nothing of a turn (a teleported throw's flat read as a second floor)
-        small = math.sqrt(2.0) * tol.pos_sigma
-        weak = np.nonzero((dy[:-1] > small) & (dy[1:] < -small) & ((dy[:-1] > c) | (dy[1:] < -c)))[0] + 1
-        level = np.abs(y[weak][:, None] - y[strict][None, :]).min(1) <= SAME_LEVEL_CONTACTS * c
-    return np.union1d(strict, weak[level])
-
-
-def _flight_segments(y: np.ndarray, floor_geom: float, a_max: float,
-                     tol: PhysicsTolerances) -> tuple[list[np.ndarray], float]:
-    """Frame indices of each flight segment of a vertical track y [T] (px, NaN where missing).
-
-    The floor is where the object's lowest point touches the frame's bottom (`floor_geom`), or the
-    lowest observed position if that is lower. Frames within `contact_px` of the floor are ground
-    contact (rest, or ambiguous about which side of a bounce they lie), never flight. A segment is
-    split between frames t and t+1 wherever a bounce could hide in that step: the way down to the
-    floor and back up, (floor - y_t) + (floor - y_t+1), is within the reach of one step (the
-    largest neighbouring step plus a frame's worth of the largest gravity). Runs of tiny hops, each
-    shorter than a frame, so fall apart into single frames. A reversal in mid-air is not a bounce
-    and is not split: the acceleration test sees it.
-    """
-    ok = np.isfinite(y)
-    floor = max(floor_geom, float(np.nanmax(y)))
-    contact = ok & (y >= floor - tol.contact_px)
-    reach = _neighbour_max(np.abs(np.diff(y))) + 2 * a_max + tol.contact_px  # [T-1]
-    way = (floor - y[:-1]) + (floor - y[1:])
-    split = ~(way > reach)  # [T-1]: True where a bounce may hide (or a frame is missing)
-    segs, cur = [], []
-    for i in range(len(y)):
-        if ok[i] and not contact[i]:
-            cur.append(i)
-        elif cur:
-            segs.append(np.array(cur))
-            cur = []
-        if cur and i < len(y) - 1 and split[i]:
-            segs.append(np.array(cur))
-            cur = []
-    if cur:
-        segs.append(np.array(cur))
-    return segs, floor
 
 
 def _fit_parabola(t: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
@@ -144,11 +36,11 @@ def _fit_parabola(t: np.ndarray, y: np.ndarray) -> tuple[float, float, float, fl
 JITTER_RMS_SDS = 2.0
 
 
-def _shaken(tol: PhysicsTolerances, positions) -> PhysicsTolerances:
+def _shaken(tol: PhysicsTolerances, positions, picture=None) -> PhysicsTolerances:
     """`tol` with the fits' tolerances widened, in quadrature, by a shaking camera's jitter
     (`camera_jitter_px`; 0 for the world's own clips and for erratic tracks): at 0.7 px of shake
     correct falls failed flight_rms (0.6 px) and slides slide_rms (0.5 px)."""
-    j = camera_jitter_px(positions)
+    j = camera_jitter_px(positions, picture)
     if j <= 0:
         return tol
     return replace(tol, pos_sigma=math.hypot(tol.pos_sigma, j),
@@ -156,21 +48,24 @@ def _shaken(tol: PhysicsTolerances, positions) -> PhysicsTolerances:
                    slide_rms=math.hypot(tol.slide_rms, JITTER_RMS_SDS * j))
 
 
-def law_fall(tracks, fps, hw, tol) -> tuple[dict, dict]:
-    """constant_downward_acceleration and bounce_heights_non_increasing, over all objects."""
+def law_fall(tracks, fps, hw, tol, picture=None) -> tuple[dict, dict]:
+    """constant_downward_acceleration and bounce_heights_non_increasing, over all objects; the
+    floor and the supports an object rests on are believed where `picture` shows them
+    (`floor_level`, `supported_rests`)."""
     if not all(_enough(t, tol) for t in tracks):
         return {"constant_downward_acceleration": None, "bounce_heights_non_increasing": None}, {}
     h = hw[0]
     a_max, g_min = G_MAX * h / fps**2, G_MIN * h / fps**2  # px / frame^2
-    tol = _shaken(tol, [_positions(t) for t in tracks])
+    tol = _shaken(tol, [_positions(t) for t in tracks], picture)
     acc_ok, heights_ok, info = True, None, {"accel": [], "heights": []}
     for tr in tracks:
-        y = _positions(tr)[:, 1]
-        level, why_not = floor_level(y, h, _half_extent(tr), a_max, tol)
-        if why_not:
-            return ({"constant_downward_acceleration": None, "bounce_heights_non_increasing": None},
-                    {**info, "untestable": why_not})
-        segs, floor = _flight_segments(y, level, a_max, tol)
+        x, y = _positions(tr).T
+        half = _half_extent(tr)
+        level, unsupported = floor_level(y, h, half, a_max, tol, x, picture)
+        if unsupported:
+            info["unsupported_bounce"] = unsupported
+        resting = supported_rests(y, x, half, max(level, float(np.nanmax(y))), tol, picture)
+        segs, floor = _flight_segments(y, level, a_max, tol, resting)
         fits = [(sg, *_fit_parabola(sg.astype(np.float64), y[sg])) for sg in segs if len(sg) >= 3]
         if not fits:  # no flight seen: the prompted fall did not happen (or happened unseen)
             if not tr.seen.all():
@@ -238,7 +133,7 @@ _SLIDE_CALIBRATION_PX_PER_FRAME = 32 / 8.0
 MIN_SLIDE_FRAMES = 5
 
 
-def law_friction_slows(tracks, tol, fps: float = 8.0, hw=(32, 32)) -> tuple[bool | None, dict]:
+def law_friction_slows(tracks, tol, fps: float = 8.0, hw=(32, 32), picture=None) -> tuple[bool | None, dict]:
     """Each object slides (moves at least `slide_min_px`), along a path whose position is a concave
     non-decreasing function of time in its direction of motion (speed never rises) within
     `slide_rms` px, and ends slower than it starts by `slide_speed_px` px/frame or at rest.
@@ -252,7 +147,8 @@ def law_friction_slows(tracks, tol, fps: float = 8.0, hw=(32, 32)) -> tuple[bool
     if min(len(t.seen) for t in tracks) < MIN_SLIDE_FRAMES:  # too short to show the slowing
         return None, {"untestable": f"fewer than {MIN_SLIDE_FRAMES} frames"}
     scale = (hw[1] / fps) / _SLIDE_CALIBRATION_PX_PER_FRAME
-    tol = replace(_shaken(tol, [_positions(t) for t in tracks]), slide_speed_px=max(0.1 * tol.slide_speed_px, tol.slide_speed_px * scale),
+    tol = replace(_shaken(tol, [_positions(t) for t in tracks], picture),
+                  slide_speed_px=max(0.1 * tol.slide_speed_px, tol.slide_speed_px * scale),
                   slide_min_px=max(tol.slide_min_px, tol.slide_min_px * hw[1] / 32))
     ok, info = True, []
     for tr in tracks:
@@ -359,18 +255,3 @@ def _slope_se(t: np.ndarray, x: np.ndarray, tol: PhysicsTolerances) -> tuple[flo
     res -= np.median(res)
     sigma = max(1.4826 * float(np.median(np.abs(res))), tol.pos_floor)
     return slope, sigma / math.sqrt(float(np.sum((t - t.mean()) ** 2)))
-
-
-def law_at_rest(tracks, tol) -> tuple[bool | None, dict]:
-    if not all(_enough(t, tol) for t in tracks):
-        return None, {}
-    # Allowed: rest_px, or what a shaking camera's jitter reaches (4 sd; a drift, however slow,
-    # has no third differences and keeps rest_px); worst in units of rest_px.
-    pos = [_positions(tr) for tr in tracks]
-    jitter = camera_jitter_px(pos)
-    allowed = max(tol.rest_px, 4.0 * jitter)
-    worst = 0.0
-    for p in pos:
-        med = np.nanmedian(p, axis=0)
-        worst = max(worst, float(np.nanmax(np.linalg.norm(p - med, axis=1))) / allowed * tol.rest_px)
-    return worst <= tol.rest_px, {"max_dev": worst, "jitter_px": jitter}
