@@ -45,7 +45,8 @@ from sklearn.linear_model import LogisticRegression
 
 from detectors.families import family_from_state
 from detectors.features import Protocol, feature_cache
-from detectors.upscaled_noise import FAR_LAGS, upscaled_noise_note
+from detectors.noise_region import playing_region
+from detectors.upscaled_noise import upscaled_noise_note
 
 DECISIONS = ("generated", "real", "uncertain")
 MIN_SIDE = 16  # px: smaller clips are outside the detector's domain (`Detector.domain_note`)
@@ -120,7 +121,11 @@ def picture_note(frames: np.ndarray) -> str | None:
     rows = np.flatnonzero(y.std(axis=(0, 2)) >= FLAT_STD)
     cols = np.flatnonzero(y.std(axis=(0, 1)) >= FLAT_STD)
     if rows.size >= 8 and cols.size >= 8:
+        frames = frames[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         y = y[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    whole = y  # the noise checks judge what plays inside a screen recording's interface; the still check all
+    if (region := playing_region(y)) is not None:
+        frames, y = frames[:, region[0], region[1]], y[:, region[0], region[1]]
     # (frames under 48 px keep the next pixel alone: a 32 px world clip's objects correlate down
     # to 0.43 at 2 px, too near the line to judge by)
     far = max(2, round(min(y.shape[1:]) / 32))
@@ -132,11 +137,12 @@ def picture_note(frames: np.ndarray) -> str | None:
         far_said = f", {far_c:.2f} at {far} px" if measured_far else ""
         return (f"the frames are noise (pixels correlate {near_c:.2f} with their neighbours{far_said}; footage "
                 f"tried: 0.3 or more at 1 px" + (f", 0.27 or more at {far} px)" if measured_far else ")"))
-    # where 1/32 of the frame is inside an upscale's reach (under about 288 px), noise blown up 3x
-    # read "real" (16x16 -> 48x48, 3x bilinear into 192x108; session 34): detectors/upscaled_noise.py
-    if far < FAR_LAGS.start and (note := upscaled_noise_note(y)):
+    # where 1/32 of the frame is inside an upscale's reach (under about 288 px, or noise blown up
+    # 13x), noise read "real" (16x16 -> 48x48, 3x bilinear into 192x108; sessions 34-35), and one
+    # noise picture held or panned: detectors/upscaled_noise.py
+    if note := upscaled_noise_note(y, frames):
         return note
-    if len(y) > 1 and float(np.abs(np.diff(y, axis=0)).mean()) < STILL_MAE:
+    if len(whole) > 1 and float(np.abs(np.diff(whole, axis=0)).mean()) < STILL_MAE:
         return "the frames do not change (one picture repeated): the detector's cues of motion are absent"
     return None
 
