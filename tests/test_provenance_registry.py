@@ -275,3 +275,29 @@ def test_half_a_capture_joined_to_half_a_generated_clip_is_not_a_capture(signed,
     assert {r["watermark"]["payload"], *(m["payload"] for m in r["watermark"].get("other_marks") or [])} \
         == {cap.payload, ai.payload}, r["reasons"]
     assert r["verdict"] in ("conflicting signals", "ai-generated (watermark only, manifest stripped)")
+
+
+def test_a_mark_copied_onto_a_gradient_like_the_sources_does_not_match(tmp_path):
+    """Session 35: a world clip on a gradient background, its mark copied onto a plain gradient
+    of the same range (either way round) matched at 0.47: the gradient is most of both
+    pictures. What lies on the registered gradient (the ball) is missing from the copy; edits of
+    the real clip (tone curves, a vignette, a caption and logo, a crop, a turn) keep it."""
+    from benchmarks.robustness import attacks
+
+    clip = make_clip("test", 3, 0, WorldConfig(frames=24, size=64, fps=8.0))
+    assert clip.meta["scene"].background == "gradient"
+    frames = clip.frames
+    ref = registry.thumbnail(registry.picture_as_read(frames, None)[0])
+    rows = (frames.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])).mean(axis=(0, 2))
+    ramp = np.linspace(rows[0], rows[-1], 64, dtype=np.float32)
+    for gradient in (np.repeat(ramp[:, None], 64, 1), np.repeat(ramp[None, :], 64, 0)):
+        picture = np.repeat(gradient[:, :, None], 3, 2)
+        c = registry.compare(ref, picture)
+        assert c["content"] == "different", c
+        assert "missing" in c["why"]
+    for name in ("gamma_0.7", "gamma_1.4", "vignette_0.4", "caption+logo+h264_crf23", "contrast_0.8"):
+        edit = (attacks.EXTRA_ATTACKS.get(name) or attacks.ATTACKS[name])(frames, 8.0, tmp_path)
+        assert registry.compare(ref, registry.picture_as_read(edit, None)[0])["content"] == "match", name
+    mean = registry.picture_as_read(frames, None)[0]
+    turned_crop = np.rot90(mean[6:58, 6:58])
+    assert registry.compare(ref, turned_crop, box=(6 / 64, 58 / 64, 6 / 64, 58 / 64))["content"] == "match"

@@ -218,3 +218,77 @@ def test_flat_pictures_never_vouch_for_a_copied_mark():
     # against an older record (the whole picture only), a flat suspect is no excerpt
     assert not registry._could_be_excerpt(whole, card)
     assert registry._could_be_excerpt({"difference": 0.85}, frame)
+
+
+def pan_at(speed: int, frames: int = 72, size: int = 96, seed: int = 3) -> np.ndarray:
+    """A camera pan over a textured scene at `speed` px a frame: at 6, each 40-frame stretch
+    averages to a nearly featureless picture, while its 8-frame windows still differ."""
+    rng = np.random.default_rng(seed)
+    scene = cv2.GaussianBlur(rng.uniform(0, 255, (size, size + speed * frames + 1, 3)).astype(np.float32), (0, 0), 6)
+    scene = (scene - scene.mean()) * 4 + 128
+    return np.stack([np.clip(scene[:, i * speed:i * speed + size], 0, 255).astype(np.uint8) for i in range(frames)])
+
+
+KEY = wm.make_key(b"registry motion study")
+PAYLOAD = bytes.fromhex("5e55103500c0ffee")
+
+
+def registered(tmp_path, frames: np.ndarray) -> np.ndarray:
+    """`frames` marked and registered (whole picture and windows) in tmp_path/registry: the marked frames."""
+    marked = wm.embed(frames, PAYLOAD, KEY)
+    registry.register(PAYLOAD.hex(), KEY.fingerprint, mean_frame(marked), root=tmp_path / "registry",
+                      segments=seg.segment_thumbnails(marked))
+    return marked
+
+
+def look_up(tmp_path, frames: np.ndarray, crf: int | None = 23) -> dict | None:
+    """`verify`'s registry look-up of `frames` (re-encoded at `crf`), None where the payload does not read."""
+    if crf is not None:
+        frames = read_video(write_video(tmp_path / "copy.mp4", frames, fps=8.0, crf=crf)).frames
+    d = wm.detect(frames, KEY)
+    if d.payload != PAYLOAD:
+        return None
+    return registry.resolve(PAYLOAD.hex(), KEY.fingerprint, frames, d.geometry, tmp_path / "registry")
+
+
+def test_an_excerpt_of_a_fast_pan_matches_by_its_windows_and_a_grey_card_does_not(tmp_path):
+    """Session 35: an excerpt of a fast pan has a featureless mean frame, as its stretch of the
+    registered video has, so the mean frames alone could not tell it from a grey card with the
+    mark copied on: it read "uncertain". Its 8-frame windows change as the registered ones do
+    (found in step); the card's do not change at all, so it stays uncertain."""
+    frames = pan_at(6)
+    marked = registered(tmp_path, frames)
+    r = look_up(tmp_path, marked[30:70])
+    assert r is not None and r["content"] == "match", r
+    assert abs(r["excerpt"][0] - 30) <= seg.SEGMENT and abs(r["excerpt"][1] - 70) <= seg.SEGMENT
+    assert "window by window" in r["why"] and "an excerpt" in r["why"]
+    pattern = marked[30:70].astype(np.int16) - frames[30:70]
+    card = np.clip(np.full_like(frames[30:70], int(frames.mean())) + pattern, 0, 255).astype(np.uint8)
+    forged = look_up(tmp_path, card, crf=None)
+    assert forged is None or forged["content"] != "match", forged
+
+
+def test_an_excerpt_at_twice_the_speed_is_named_where_the_whole_matched_loosely(tmp_path):
+    """Session 35: frames 16-79 of a slow pan played at twice the speed (every other frame) matched
+    the whole registered picture loosely (0.42), so no stretch of another length was looked at
+    and the excerpt went unnamed. A stretch at twice the excerpt's length that matches by more
+    than a loose match's margin is named."""
+    marked = registered(tmp_path, pan_at(1, frames=96))
+    r = look_up(tmp_path, marked[16:80:2])
+    assert r is not None and r["content"] == "match", r
+    assert "excerpt" in r and abs(r["excerpt"][0] - 16) <= seg.SEGMENT and abs(r["excerpt"][1] - 80) <= seg.SEGMENT, r
+    whole = look_up(tmp_path, marked[::2])  # the whole clip at twice the speed is the whole, not an excerpt
+    assert whole is not None and whole["content"] == "match" and "excerpt" not in whole, whole
+
+
+def test_the_mark_on_a_still_of_the_registered_background_is_no_match(tmp_path):
+    """Session 35: the mark copied onto the registered clip's own background (the per-pixel median
+    of its frames: what moved is gone) matched its picture (0.00-0.30). The registered video's
+    windows change there and the copy's hold still: uncertain. A re-encoded copy still matches."""
+    frames = make_clip("test", 2, 0, WorldConfig(frames=24, size=64, fps=8.0)).frames
+    marked = registered(tmp_path, frames)
+    plate = np.repeat(np.median(frames, axis=0)[None], len(frames), 0).astype(np.int16)
+    forged = look_up(tmp_path, np.clip(plate + marked.astype(np.int16) - frames, 0, 255).astype(np.uint8), crf=None)
+    assert forged is not None and forged["content"] == "uncertain" and "holds still" in forged["why"], forged
+    genuine = look_up(tmp_path, marked, crf=30)
+    assert genuine is not None and genuine["content"] == "match", genuine

@@ -15,7 +15,11 @@ marked picture (its temporal mean, luma and max(R, G, B), `THUMB` px square), an
 one of each 8-frame window of it (`registry_segments`), and `verify` compares the suspect with
 them: a copied mark sits on another picture, an excerpt on a stretch of the registered one. A
 record from before keeps the whole picture only: a suspect that does not match it may be an
-excerpt, so it reads "uncertain (an excerpt?)", never "different".
+excerpt, so it reads "uncertain (an excerpt?)", never "different". Since session 35 the pictures
+are also compared at a finer scale (`registry_picture`: a gradient with the mark copied on lacks
+what lay on the registered gradient), and the suspect's own 8-frame windows against the
+registered ones (`registry_windows`): an excerpt of a fast pan, featureless on average, is placed
+by how its windows change, and a still picture is no copy of a video that moves.
 
 Layout: `DIR/KEY_ID/PAYLOAD.json`, one record per (watermark key, payload), written atomically;
 `DIR` is `$EVALKIT_SOFT_BINDINGS`, else `$EVALKIT_HOME/soft-bindings`. A record holds no secret:
@@ -32,24 +36,26 @@ import re
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from evalkit.atomic import folder_lock
 from evalkit.errors import BadInputError
+from evalkit.provenance import registry_picture as pic
 from evalkit.provenance import registry_segments as seg
+from evalkit.provenance import registry_windows as win
 from evalkit.provenance import wm_grid as geo
+from evalkit.provenance.registry_picture import DIFFERENT, FLOOR, MATCH
 
 ENV = "EVALKIT_SOFT_BINDINGS"
 THUMB = seg.THUMB  # thumbnail side: survives re-encoding and resizing; a moved object still shows
-MATCH, DIFFERENT = 0.53, 0.8  # `_difference` of thumbnails: at most MATCH the same picture
-# Re-measured in session 34 (runs/s34/wmverdict/measure.py: 18 world clips at 64-256 px and 3
-# footage clips, 96-160 frames): 252 genuine excerpts of 16-64 frames, re-encoded, matched their
-# stretch at 0.00-0.28 (against the whole picture 4 read "different", 25 "uncertain"); full
-# copies (JPEG 30, brightness, greyscale, hue +40 and +90, speed 1.5) at 0.00-0.07; copies of the
-# mark on grey cards and gradients: 97 of 126 "different", 5 "uncertain", 24 "match" (12 at
-# whole length, the same sources at 40 frames: world clips whose background is that flat or
-# graded picture, as before).
+# MATCH, DIFFERENT: `registry_picture.difference` of thumbnails (0 the same picture). Re-measured
+# in session 34 (runs/s34/wmverdict/measure.py: 18 world clips at 64-256 px and 3 footage clips,
+# 96-160 frames): 252 genuine excerpts of 16-64 frames, re-encoded, matched their stretch at
+# 0.00-0.28 (against the whole picture 4 read "different", 25 "uncertain"); full copies (JPEG 30,
+# brightness, greyscale, hue +40 and +90, speed 1.5) at 0.00-0.07; copies of the mark on grey
+# cards and gradients: 97 of 126 "different", 5 "uncertain", 24 "match" (12 at whole length, the
+# same sources at 40 frames: world clips whose background is that flat or graded picture, as
+# before). Session 35's changes are measured in `registry_picture` and `registry_windows`.
 # A matching whole above PART_LOOK is searched for a part that matches at under PART_BETTER times its
 # difference (a marked clip joined to other footage). Measured (session 31, runs/s31/reg/measure.py:
 # 32 frames of the three real videos and four 128 px world clips): brightness +20%, contrast -20%,
@@ -57,11 +63,7 @@ MATCH, DIFFERENT = 0.53, 0.8  # `_difference` of thumbnails: at most MATCH the s
 # clip matched better than the whole did, so neither is taken for a join.
 PART_LOOK, PART_BETTER = 0.15, 0.5
 EXCERPT_MAX = 0.95  # a difference this near the worst is another picture, excerpt or not
-FLOOR = 3.0  # levels: structure below this is noise, so two flat pictures agree
-BLUR = 0.8  # thumbnail pixels
-# (mean + 8) of the suspect over the registered one's: brightness, contrast and gamma edits of
-# +-40% stay inside (gamma 0.7 on a dark clip: 1.8x)
-BRIGHTNESS = (0.5, 2.0)
+FLAT_CAP = round((MATCH + DIFFERENT) / 2, 3)  # the best a flat stretch's picture alone can vouch for
 _HEX = re.compile(r"^[0-9a-f]{16,64}$")
 
 
@@ -173,37 +175,6 @@ def lookup(payload_hex: str, key_id: str, root=None) -> dict | None:
         return None
 
 
-def _views(t: np.ndarray) -> list[np.ndarray]:
-    """The eight ways to lay a square thumbnail on its axes (the detector's views and turns)."""
-    out = []
-    for k in range(4):
-        r = np.rot90(t, k)
-        out += [r, r[:, ::-1]]
-    return out
-
-
-def _crop(t: np.ndarray, box) -> np.ndarray:
-    """The part `box` = (y0, y1, x0, x1) of the unit square of thumbnail t, resampled to THUMB."""
-    y0, y1, x0, x1 = (min(max(float(v), 0.0), 1.0) for v in box)
-    if y1 - y0 < 0.2 or x1 - x0 < 0.2 or (y0, y1, x0, x1) == (0.0, 1.0, 0.0, 1.0):
-        return t
-    big = cv2.resize(t, (THUMB * 8, THUMB * 8), interpolation=cv2.INTER_LINEAR)
-    part = big[int(round(y0 * THUMB * 8)):int(round(y1 * THUMB * 8)), int(round(x0 * THUMB * 8)):int(round(x1 * THUMB * 8))]
-    return cv2.resize(part, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
-
-
-def _difference(ref: np.ndarray, sus: np.ndarray) -> float:
-    """How far `sus` is from `ref` once a contrast (0.5-2x) and brightness change are allowed:
-    the RMS of what the best such change leaves, over the larger picture's structure (at least
-    `FLOOR` levels, so that two flat pictures agree). For two structured pictures with
-    correlation r it is sqrt(1 - r^2): 0.53 at r 0.85, 0.8 at r 0.6."""
-    a_ref, a_sus = ref - ref.mean(), sus - sus.mean()
-    var = float((a_ref * a_ref).mean())
-    gain = float(np.clip((a_ref * a_sus).mean() / var, 0.5, 2.0)) if var > 1e-9 else 1.0
-    resid = float(np.sqrt(((a_sus - gain * a_ref) ** 2).mean()))
-    return resid / max(float(a_ref.std()) * gain, float(a_sus.std()), FLOOR)
-
-
 def compare(registered: np.ndarray, mean: np.ndarray, box=None, value: np.ndarray | None = None) -> dict:
     """Is the suspect's temporal mean frame `mean` [H, W, 3] the registered picture (luma
     thumbnail `registered`, and `value`, its max(R, G, B) thumbnail, where the record has one)?
@@ -213,13 +184,14 @@ def compare(registered: np.ndarray, mean: np.ndarray, box=None, value: np.ndarra
     mirrorings (the detector reads them too), nor, given `value`, a change of hue or saturation
     (the lesser of the luma and value differences counts); both thumbnails are blurred a little
     first, so a crop's resampling and a codec's loss of fine texture count for little."""
-    d, luma = _picture_difference(registered, value, mean, box)
+    d, luma, by_fine = pic.picture_difference(registered, value, mean, box)
     if d is None:
         return {"content": "different", "difference": None, "why": luma}
-    content = _content(d)
+    content = pic.content(d)
     what = {"match": "the picture matches the one registered", "different": "the picture differs from the one registered",
             "uncertain": "the picture partly matches the one registered (an edit, or another picture)"}[content]
-    return {"content": content, "difference": d, "why": f"{what} ({_amount(d, luma)}){_recoloured(luma)}"}
+    return {"content": content, "difference": d,
+            "why": f"{what} ({_amount(d, luma)}){_recoloured(luma)}{_lacking(by_fine and content != 'match')}"}
 
 
 def _amount(d: float, luma: float | None) -> str:
@@ -231,43 +203,9 @@ def _recoloured(luma: float | None) -> str:
     return ": its colours were changed (hue or saturation), its brightness pattern was not" if luma is not None else ""
 
 
-def _content(d: float) -> str:
-    return "match" if d <= MATCH else "different" if d >= DIFFERENT else "uncertain"
-
-
-def _picture_difference(luma: np.ndarray, value: np.ndarray | None, mean: np.ndarray, box,
-                        sus: tuple | None = None) -> tuple[float | None, float | str | None]:
-    """(difference, the luma difference where the value thumbnails decided, else None) of the
-    suspect's mean frame from one registered picture; (None, why) where its brightness is beyond
-    any grading. `sus`: the suspect's blurred luma and value thumbnails, made once by a caller
-    that compares many pictures."""
-    sy, sv = sus if sus is not None else _suspect(mean)
-    ref = cv2.GaussianBlur(_crop(luma, box) if box is not None else luma, (0, 0), BLUR)
-    ref_v = cv2.GaussianBlur(_crop(value, box) if box is not None else value, (0, 0), BLUR) if value is not None else None
-    bright = lambda a, b: BRIGHTNESS[0] <= (float(a.mean()) + 8.0) / (float(b.mean()) + 8.0) <= BRIGHTNESS[1]  # noqa: E731
-    # beyond any grading, in luma and in value: a dark clip is not a grey card (a hue turn can move
-    # luma's mean alone: green to blue is 0.59 to 0.11 of its level)
-    if not bright(sy, ref) and not (ref_v is not None and bright(sv, ref_v)):
-        return None, (f"the picture's brightness differs from the one registered (mean {sy.mean():.0f} "
-                      f"against {ref.mean():.0f})")
-    d = round(min(_difference(ref, np.ascontiguousarray(v)) for v in _views(sy)), 3) if bright(sy, ref) else math.inf
-    # two flat value pictures agree whatever the luma says: a saturated clip's max(R, G, B) is
-    # flat, and so is a grey card's, which matched at 0.18 against 0.99 in luma (session 34's
-    # recheck); the value picture counts only where both hold structure
-    if ref_v is None or min(float(ref_v.std()), float(sv.std())) < FLOOR:
-        if math.isinf(d):
-            return None, (f"the picture's brightness differs from the one registered (mean {sy.mean():.0f} "
-                          f"against {ref.mean():.0f})")
-        return d, None
-    d_v = round(min(_difference(ref_v, np.ascontiguousarray(v)) for v in _views(sv)), 3) if bright(sv, ref_v) \
-        else math.inf
-    if d_v < d and _content(d) != _content(d_v):  # HSV's V holds where hue or saturation moved luma
-        return d_v, d
-    return min(d, d_v), None
-
-
-def _suspect(mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return (cv2.GaussianBlur(thumbnail(mean), (0, 0), BLUR), cv2.GaussianBlur(seg.value_thumbnail(mean), (0, 0), BLUR))
+def _lacking(by_fine: bool) -> str:
+    return (": its overall shading is the registered picture's, but what lies on it there (objects, detail) "
+            "is missing here" if by_fine else "")
 
 
 def resolve(payload_hex: str, key_id: str, frames: np.ndarray, geometry: dict | None = None, root=None) -> dict:
@@ -288,18 +226,26 @@ def resolve(payload_hex: str, key_id: str, frames: np.ndarray, geometry: dict | 
                sha256=rec.get("sha256"), manifest=rec.get("manifest") or {}, also=rec.get("also") or [],
                **compare(rec["thumbnail"], view, box, rec.get("value_thumbnail")))
     segments = rec.get("segments")
+    held: list = []
+
+    def laid() -> win.Frames:  # the suspect's frames shrunk and summed, made once where needed
+        held[:] = held or [win.Frames(frames, (geometry or {}).get("view"))]
+        return held[0]
+
     if segments is None:
         if out["content"] != "match" and _could_be_excerpt(out, view):
             out.update(_whole_only(out))
     elif len(frames) < segments["total"] and (out["content"] != "match" or out["difference"] > PART_LOOK):
         # an excerpt's picture is a stretch of the registered one, not all of it (frames 80-160 of a
         # moving 160-frame clip read 0.81-0.93 against the whole, "different", session 34)
-        out.update(_matching_run(rec, view, box, len(frames), out))
+        out.update(_matching_run(rec, view, box, len(frames), out, laid))
         if out["content"] == "match" and "excerpt" not in out and _averaged_out(rec):
             # the whole of a pan or of busy footage averages to a featureless picture, which any
-            # flat picture "matches" (a grey card with the mark copied on did); its stretches do not
-            out.update(content="uncertain", why=out["why"] + ", but that picture is averaged out (moving footage) "
-                       "and no stretch of the registered video matches this one: uncertain")
+            # flat picture "matches" (a grey card with the mark copied on did); its stretches do
+            # not, and an excerpt's windows change as theirs do
+            out.update(_windows_in_step(rec, laid(), box, flat=True) or {
+                "content": "uncertain", "why": out["why"] + ", but that picture is averaged out (moving footage) "
+                "and no stretch of the registered video matches this one: uncertain"})
     shorter = segments is not None and len(frames) < segments["total"]  # then no part of it holds all of the clip
     if not shorter and (out["content"] != "match" or (out["difference"] or 0.0) > PART_LOOK):
         # the whole video's mean is not (quite) the registered picture: a part of it may be. A join
@@ -309,35 +255,67 @@ def resolve(payload_hex: str, key_id: str, frames: np.ndarray, geometry: dict | 
         if part is not None and (out["content"] != "match" or part["difference"] <= PART_BETTER * out["difference"]):
             out.update(part)
             out.pop("excerpt", None)
+    if segments is not None and out["content"] == "match" and "frames" not in out:
+        out.update(_held_still(rec, laid(), out, box))
     return out
 
 
-def _matching_run(rec: dict, view: np.ndarray, box, n_frames: int, whole: dict) -> dict:
+def _held_still(rec: dict, laid: win.Frames, out: dict, box) -> dict:
+    """A match made uncertain where the registered video moves (its windows change) and the
+    suspect's picture holds still: the mark copied onto a still of the registered video's own
+    background (its temporal median matched at 0.00-0.02, session 35), or a freeze frame."""
+    segments = rec["segments"]
+    still = win.still_copy(segments, laid, out.get("excerpt") or (0, segments["total"]), box)
+    if still is None:
+        return {}
+    return {"content": "uncertain", "why": out["why"] + f", but the registered video moves there (its "
+            f"{segments['frames']}-frame windows change by {still[0]:.1f} levels) while this one holds still "
+            f"({still[1]:.1f}): the mark copied onto a still picture, or a freeze frame: uncertain"}
+
+
+def _matching_run(rec: dict, view: np.ndarray, box, n_frames: int, whole: dict, laid=None) -> dict:
     """The suspect compared with each run of the registered video's windows it could be an excerpt
-    of (`registry_segments.runs`): the best, where it is better than the whole was."""
-    sus = _suspect(view)
+    of (`registry_segments.runs`): the best, where it is better than the whole was. `laid`: a
+    call that returns the suspect's frames as read (`registry_windows.Frames`), to see, where the
+    best run is flat, whether its own windows change in step with the registered ones."""
+    sus = pic.suspect(view)
     best = None
+    near = whole["content"] == "match"
     # a suspect that matches as a whole is the whole unless a stretch of its own length matches
-    # better: a stretch of another length then only fits noise (a whole hue-shifted clip of 48
-    # frames matched frames 16-47 a little better)
-    for a, b, luma, value in seg.runs(rec["segments"], n_frames, near=whole["content"] == "match"):
-        d, note = _picture_difference(luma, value, view, box, sus)
-        if d is not None and float(cv2.GaussianBlur(luma, (0, 0), BLUR).std()) < FLOOR:
-            # a flat stretch (an end card, a black leader) is matched by any flat picture with a
-            # copied mark (session 34's recheck): it can make an excerpt uncertain, never confirm it
-            d = max(d, round((MATCH + DIFFERENT) / 2, 3))
+    # better: a stretch of another length fits noise (a whole hue-shifted clip of 48 frames matched
+    # frames 16-47 a little better), so it counts only where it beats the whole by more than a
+    # loose match's margin (an excerpt at twice the speed whose whole matched at 0.43)
+    runs = [(r, False) for r in seg.runs(rec["segments"], n_frames, near=near)]
+    runs += [(r, True) for r in seg.runs(rec["segments"], n_frames, own=False)] if near else []
+    for (a, b, luma, value), other_speed in runs:
+        d, note, _ = pic.picture_difference(luma, value, view, box, sus)
+        if other_speed and d is not None and d > whole["difference"] - PART_LOOK:
+            continue
+        flat = d is not None and float(pic.blurred(luma).std()) < FLOOR
+        if flat:
+            # a flat stretch (an end card, a black leader, a fast pan's) is matched by any flat
+            # picture with a copied mark (session 34's recheck): alone, it can make an excerpt
+            # uncertain, never confirm it
+            d = max(d, FLAT_CAP)
         if d is not None and (best is None or d < best[0]):
             best = (d, note, a, b)
+    if best is not None and best[0] > PART_LOOK and laid is not None:
+        # a flat or loosely matching stretch: the suspect's own windows, in step with the
+        # registered ones, may place it more surely (a fast pan's excerpt: flat; its 40 frames from
+        # frame 3 matched frames 16-39 at 0.33)
+        step = _windows_in_step(rec, laid(), box, flat=best[0] == FLAT_CAP)
+        if step is not None and step["difference"] < best[0]:
+            return step
     # taken where it is a better kind of answer, or clearly closer (a match of 0.47 for the whole
     # that a stretch matches at 0.10: the stretch is named)
     better = best is not None and (whole["difference"] is None or best[0] < whole["difference"] and (
-        _content(best[0]) != whole["content"] or best[0] <= PART_BETTER * whole["difference"]))
+        pic.content(best[0]) != whole["content"] or best[0] <= PART_BETTER * whole["difference"]))
     if not better:
         if whole["content"] == "different":  # no stretch of it is this picture either
             return {"why": whole["why"] + "; no stretch of it matches either"}
         return {}
     d, note, a, b = best
-    content, total = _content(d), rec["segments"]["total"]
+    content, total = pic.content(d), rec["segments"]["total"]
     span = f"frames {a}-{b - 1} of the {total} registered"
     why = {"match": f"the picture matches {span} ({_amount(d, note)}): an excerpt of the registered video"
                     + (", its colours changed" if note is not None else ""),
@@ -348,11 +326,29 @@ def _matching_run(rec: dict, view: np.ndarray, box, n_frames: int, whole: dict) 
     return {"content": content, "difference": round(d, 3), "excerpt": [a, b], "why": why}
 
 
+def _windows_in_step(rec: dict, laid: win.Frames, box, flat: bool) -> dict | None:
+    """An excerpt placed by its own windows: they change as those of a stretch of the registered
+    video do, at most `registry_windows.STEP_MATCH` apart, which a copy on still content never
+    does. `flat`: the suspect's picture and its stretch's are featureless (a fast pan), which is
+    said. None where they do not, or say nothing (the stretch does not change)."""
+    step = win.in_step(rec["segments"], laid, box)
+    if step is None or step["difference"] > win.STEP_MATCH:
+        return None
+    (a, b), total, w = step["frames"], rec["segments"]["total"], rec["segments"]["frames"]
+    speed = {2.0: ", played at twice the speed", 0.5: ", played at half the speed"}.get(step["speed"], "")
+    span = f"frames {a}-{b - 1} of the {total} registered"
+    said = (f"the picture is featureless (moving footage), as {span} are, but window by window ({w} frames) it "
+            f"changes as they do{speed}" if flat else
+            f"window by window ({w} frames) the picture changes as {span} do{speed}")
+    return {"content": "match", "difference": step["difference"], "excerpt": [a, b],
+            "why": f"{said} (difference {step['difference']:.2f}; 0 is the same): an excerpt of the registered video"}
+
+
 def _averaged_out(rec: dict) -> bool:
     """Whether the registered whole picture holds under half the structure of its stretches."""
     segments = rec["segments"]
-    whole = float(cv2.GaussianBlur(rec["thumbnail"], (0, 0), BLUR).std())
-    parts = [float(cv2.GaussianBlur(t, (0, 0), BLUR).std()) for t in segments["luma"]]
+    whole = float(pic.blurred(rec["thumbnail"]).std())
+    parts = [float(pic.blurred(t).std()) for t in segments["luma"]]
     return whole < 0.5 * float(np.median(parts))
 
 
@@ -362,7 +358,7 @@ def _could_be_excerpt(whole: dict, view: np.ndarray) -> bool:
     flat, which is a copied mark's case, not an excerpt's (session 34's recheck: a grey card read
     "uncertain (an excerpt?)" at difference 1.00, exit 0, against every older record)."""
     d = whole.get("difference")
-    return d is not None and d < EXCERPT_MAX and float(_suspect(view)[0].std()) >= FLOOR
+    return d is not None and d < EXCERPT_MAX and float(pic.suspect(view)[0][0].std()) >= FLOOR
 
 
 def _whole_only(whole: dict) -> dict:

@@ -127,14 +127,16 @@ def from_json(obj) -> dict | None:
         return None
 
 
-def runs(seg: dict, n_frames: int, near: bool = False) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+def runs(seg: dict, n_frames: int, near: bool = False,
+         own: bool = True) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """(first frame, end frame, luma, value) of each run of consecutive windows that an excerpt of
-    `n_frames` frames could be: about its length (a window's worth either way), or unless `near`
-    half or twice it (the excerpt's speed changed), and never the whole clip."""
+    `n_frames` frames could be: unless not `own`, about its length (a window's worth either way);
+    unless `near`, half or twice it (the excerpt's speed changed), and never the whole clip."""
     counts, w = seg["counts"], seg["frames"]
     total = len(counts)
     k0 = n_frames / w
-    lengths = {round(k0) + d for d in (-1, 0, 1)} | (set() if near else {round(k0 * f) for f in (0.5, 2 / 3, 1.5, 2.0)})
+    mine = {round(k0) + d for d in (-1, 0, 1)}
+    lengths = (mine if own else set()) | (set() if near else {round(k0 * f) for f in (0.5, 2 / 3, 1.5, 2.0)} - mine)
     c = np.concatenate([[0.0], np.cumsum(counts)])
     cy = np.concatenate([np.zeros((1, THUMB, THUMB)), np.cumsum(seg["luma"] * counts[:, None, None], axis=0)])
     cv = np.concatenate([np.zeros((1, THUMB, THUMB)), np.cumsum(seg["value"] * counts[:, None, None], axis=0)])
