@@ -51,3 +51,29 @@ def tiny_text_to_video_sd(root):
                                  scheduler=scheduler)
     pipe.save_pretrained(root / "pipe")
     return root / "pipe"
+
+
+def tiny_cogvideox(root):
+    """A CogVideoXPipeline (a video transformer, no UNet; a 3D VAE compressing 4 frames to 1; a
+    one-layer T5 encoder; prompts padded to 226 tokens) saved under root/cog; returns that folder."""
+    import torch
+    from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline,
+                           CogVideoXTransformer3DModel)
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer = tiny_tokenizer(root / "vocab")
+    tokenizer.model_max_length = 226  # the pipeline pads prompts to 226 tokens
+    torch.manual_seed(0)
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
+        text_embed_dim=16, num_layers=1, sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=226)
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4)
+    text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1,
+                                           num_heads=2, pad_token_id=1, eos_token_id=1, decoder_start_token_id=0))
+    CogVideoXPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                      scheduler=CogVideoXDDIMScheduler()).save_pretrained(root / "cog")
+    return root / "cog"

@@ -17,7 +17,7 @@ from evalkit.errors import EXIT_BAD_INPUT, BadInputError
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from tiny_diffusers import tiny_text_to_video_sd, tiny_tokenizer  # noqa: E402
+from tiny_diffusers import tiny_cogvideox, tiny_text_to_video_sd  # noqa: E402
 
 SUITE = """\
 name: tinyd
@@ -137,28 +137,9 @@ def test_a_pipeline_that_rounds_the_frames_asked_is_recorded_as_it_made_them(mlf
     """CogVideoX asked for 5 frames makes 8 (its latent frames padded): each record says 8 with
     frames_requested 5 (the bench wrote the protocol's 5 over the clip's 8), the params and the
     signed bundle say so too, and `bench verify` finds the index and the bundle agreeing."""
-    import torch
-    from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline,
-                           CogVideoXTransformer3DModel)
-    from transformers import T5Config, T5EncoderModel
-
-    tokenizer = tiny_tokenizer(tmp_path / "vocab")
-    tokenizer.model_max_length = 226
-    torch.manual_seed(0)
-    transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
-        text_embed_dim=16, num_layers=1, sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
-        temporal_compression_ratio=4, max_text_seq_length=226)
-    vae = AutoencoderKLCogVideoX(
-        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
-        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4)
-    text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1,
-                                           num_heads=2, pad_token_id=1, eos_token_id=1, decoder_start_token_id=0))
-    CogVideoXPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                      scheduler=CogVideoXDDIMScheduler()).save_pretrained(tmp_path / "cog")
+    cog = tiny_cogvideox(tmp_path)
     capsys.readouterr()
-    suite, model = _suite(tmp_path), f"diffusers:{tmp_path / 'cog'}"
+    suite, model = _suite(tmp_path), f"diffusers:{cog}"
     # its VAE (8) times its patch (2): 24 failed inside the transformer, though its own check takes it
     code, _, err = _bench(capsys, suite, model, "--size", "24", "--frames", "5")
     assert code == EXIT_BAD_INPUT and "multiples of 16 (its VAE's spatial factor 8 times its patch 2" in err, err

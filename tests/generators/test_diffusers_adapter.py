@@ -19,7 +19,7 @@ from evalkit.errors import (EXIT_BAD_INPUT, EXIT_MISSING, EXIT_UNAVAILABLE, BadI
 from evalkit.video import probe_video
 from generators.base import Generator, Prompt, generate_folder, get_generator
 from generators.hf_diffusers import sha256_weights
-from tiny_diffusers import tiny_text_to_video_sd, tiny_tokenizer
+from tiny_diffusers import tiny_cogvideox, tiny_text_to_video_sd, tiny_tokenizer
 
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
@@ -103,28 +103,7 @@ def dit_pipeline_dir(tmp_path_factory):
     """A tiny CogVideoX pipeline: a video transformer (no UNet), a 3D VAE, a T5 encoder, and
     None defaults for num_frames, height and width that the pipeline fills from its config, as
     the newer text-to-video pipelines (CogVideoX, and others after it) do."""
-    from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline,
-                           CogVideoXTransformer3DModel)
-    from transformers import T5Config, T5EncoderModel
-
-    root = tmp_path_factory.mktemp("tiny-cogvideox")
-    tokenizer = _tiny_tokenizer(root / "vocab")
-    tokenizer.model_max_length = 226  # the pipeline pads prompts to 226 tokens
-    torch.manual_seed(0)
-    transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
-        text_embed_dim=16, num_layers=1, sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
-        temporal_compression_ratio=4, max_text_seq_length=226)
-    vae = AutoencoderKLCogVideoX(
-        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
-        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4)
-    text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1,
-                                           num_heads=2, pad_token_id=1, eos_token_id=1, decoder_start_token_id=0))
-    pipe = CogVideoXPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                             scheduler=CogVideoXDDIMScheduler())
-    pipe.save_pretrained(root / "pipe")
-    return root / "pipe"
+    return tiny_cogvideox(tmp_path_factory.mktemp("tiny-cogvideox"))
 
 
 def test_a_transformer_pipeline_with_its_own_frame_count(dit_pipeline_dir, tmp_path):
