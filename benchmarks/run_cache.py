@@ -15,8 +15,9 @@ from evalkit.atomic import write_atomic
 # bump when a change in the runner alters any number (2: session 30 physics, CIs; 3: session 33, set-level
 # intervals in content order, the watermark key in the protocol; 4: session 34, no interval where every
 # resample is equal, bounded means widened to the bootstrap-t: cached scores kept "1382 [1382, 1382]";
-# 5: session 35, physics reads the picture: a bounce on nothing drawn, a zoom, a shake of one object)
-CODE_VERSION = "bench-runner-5"
+# 5: session 35, physics reads the picture: a bounce on nothing drawn, a zoom, a shake of one object;
+# 6: session 36, CLIPScore over every frame of a clip up to 32, not 8 evenly spaced)
+CODE_VERSION = "bench-runner-6"
 
 
 def sha_of(obj) -> str:

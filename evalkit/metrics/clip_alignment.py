@@ -2,9 +2,12 @@
 
 Definitions (every number states its backbone and weights hash in `protocol()`):
 
-- Frames: `num_frames` (default 8) evenly spaced frames per clip, indices
-  `round(linspace(0, T - 1, num_frames))` (first and last included); a clip with fewer frames
-  uses all of them.
+- Frames: every frame of a clip of up to `num_frames` (default 32) frames, as DESIGN.md defines
+  CLIPScore; a longer clip uses `num_frames` evenly spaced frames, indices
+  `round(linspace(0, T - 1, num_frames))` (first and last included). Until session 36 the default
+  was 8, so a 16-frame suite clip was scored on half its frames (88.87 against 87.72 on every
+  frame, the red team's check of session 35); 32 keeps every frame of the suite's clips and of most
+  generators' (CogVideoX 49, Wan 81 frames are sampled), and bounds the cost of a long recording.
 - CLIPScore, `clamp="frame"` (default, DESIGN.md): per frame `100 * max(cos(image, text), 0)`,
   averaged over the clip's frames; the metric is the mean over clips. A frame that points away from
   the prompt counts 0, not negative.
@@ -38,7 +41,7 @@ import torch.nn.functional as F
 from evalkit.metrics.base import EvalkitMetric, cat_state, keep_out_of_compute_groups, synced, warn_one_sample
 from evalkit.metrics.stats import Estimate, mean_ci, proportion_ci
 
-DEFAULT_NUM_FRAMES = 8
+DEFAULT_NUM_FRAMES = 32  # every frame up to this many (see the module's docstring)
 CLAMPS = ("frame", "mean")
 TOP_K = (1, 5)
 

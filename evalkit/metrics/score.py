@@ -228,12 +228,13 @@ PR_RELIABLE_N = 256  # precision/recall below this many clips a set carry a note
 def _clip(frame_embeds, text_embeds, prompts: list[str], bb, base: dict, rows: list[dict]) -> dict:
     """CLIPScore per clip and text-to-clip retrieval (each clip against every distinct prompt),
     from the embeddings gathered clip by clip (so clips of different sizes are ranked too)."""
-    from evalkit.metrics.clip_alignment import clip_alignment
+    from evalkit.metrics.clip_alignment import DEFAULT_NUM_FRAMES, clip_alignment
 
-    # a list: a clip shorter than 8 frames gives fewer frame embeddings than the others
+    # a list: clips of different lengths give different numbers of frame embeddings
     res = clip_alignment(prompts=prompts, frame_embeds=frame_embeds, text_embeds=text_embeds)
     proto = {**base, "backbone": bb.protocol(),
-             "score": "100 * max(cos, 0) per frame, mean over 8 evenly spaced frames (all of a shorter clip)"}
+             "score": f"100 * max(cos, 0) per frame, mean over every frame (a clip over {DEFAULT_NUM_FRAMES} frames: "
+                      f"{DEFAULT_NUM_FRAMES} evenly spaced)", "num_frames": DEFAULT_NUM_FRAMES}
     out = {}
     per = [float(x) for x in res["per_clip"]]
     if res["n_prompts"] > 1:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from evalkit.metrics.backbones import get_backbone
 from evalkit.metrics.clip_alignment import (
+    DEFAULT_NUM_FRAMES,
     CLIPAlignment,
     aggregate,
     attribute_retrieval,
@@ -237,6 +238,28 @@ def test_frame_indices():
     assert frame_indices(100, 1).tolist() == [0]
 
 
+def test_clip_score_averages_every_frame_of_a_suite_clip(world_clip):
+    """DESIGN.md's CLIPScore: every frame's `100 * max(cos, 0)`, averaged. Until session 36 a
+    16-frame clip was scored on 8 of its frames."""
+    videos, prompts = world_batch("test", 0, 4)
+    assert videos.shape[1] == 16
+    fe = F.normalize(world_clip.encode_video_frames(videos).double(), dim=-1)  # [B, 16, D], every frame
+    te = F.normalize(world_clip.encode_text(prompts).double(), dim=-1)
+    by_hand = (100 * torch.einsum("bfd,bd->bf", fe, te).clamp(min=0)).mean(dim=1)
+    m = CLIPAlignment(world_clip)
+    m.update(videos, prompts)
+    np.testing.assert_allclose(m.per_clip(), by_hand.numpy(), rtol=1e-5)
+    # a clip longer than the default is scored on that many evenly spaced frames, ends included
+    long = torch.cat([videos, videos.flip(1), videos], dim=1)[:1]  # [1, 48, 3, H, W]
+    idx = frame_indices(48)
+    assert idx.size == DEFAULT_NUM_FRAMES and idx[0] == 0 and idx[-1] == 47
+    m = CLIPAlignment(world_clip)
+    m.update(long, prompts[:1])
+    fe = F.normalize(world_clip.encode_video_frames(long[:, torch.from_numpy(idx)]).double(), dim=-1)
+    by_hand = (100 * torch.einsum("bfd,bd->bf", fe, te[:1]).clamp(min=0)).mean(dim=1)
+    np.testing.assert_allclose(m.per_clip(), by_hand.numpy(), rtol=1e-5)
+
+
 def test_retrieval_ranks_with_ties_counting_against():
     text = torch.eye(3, dtype=torch.float64)
     clips = torch.tensor([[1.0, 0, 0], [0.5, 0.5, 0], [0, 0.2, 0.9]], dtype=torch.float64)
@@ -273,7 +296,7 @@ def test_ci_protocol_and_per_clip(world_clip):
     assert r["top1"].n == 12 and 0 <= r["top1"].ci_low <= r["top1"].value <= r["top1"].ci_high <= 1
     p = m.protocol()
     assert p["backbone"] == "world-clip" and p["weights_sha256"] == world_clip.sha256
-    assert p["clamp"] == "frame" and p["num_frames"] == 8 and p["n"] == 12
+    assert p["clamp"] == "frame" and p["num_frames"] == DEFAULT_NUM_FRAMES and p["n"] == 12
     assert p["n_prompts"] == len(set(prompts))
     # short clips use all their frames; uint8 input equals float input
     short = CLIPAlignment(world_clip)
