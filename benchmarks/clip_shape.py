@@ -8,7 +8,8 @@ shape, a folder its files'. What was asked is in the generator's protocol, and s
 and the clip store's key (a run at another size never reuses the old size's clips); where each
 value came from (`suite`, the option, or the model's own) and what the clips are go in the run's
 params (`shape_asked`, `shape_made`); each clip's record gives the frames, size and fps it has,
-with `frames_requested` (etc.) beside where the pipeline made another (CogVideoX rounds frames).
+with `frames_requested` (etc.) beside where the pipeline made another; a pipeline that makes more
+frames than asked (CogVideoX asked 5 makes 8) has its first frames asked kept, `frames_made` said.
 """
 
 from __future__ import annotations

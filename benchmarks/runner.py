@@ -221,6 +221,8 @@ def _generate(suite: Suite, prompts: list[SuitePrompt], gen, store: _ClipStore, 
                        **proto, **record_shape(proto, clip), **cost}
                 if p.probe is not None:
                     rec["probe"] = p.probe
+                if clip.meta.get("frames_made"):  # a pipeline made more frames than asked: the first kept
+                    rec["frames_made"] = clip.meta["frames_made"]
                 if gen.spec.startswith("folder:") and clip.meta.get("source"):
                     # the user's own file, and its bytes: the bench scores an H.264 copy of it
                     # (clips/ID.mp4), whose numbers can differ from the original's in the last digits

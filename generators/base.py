@@ -404,6 +404,8 @@ def generate_folder(gen: Generator, prompts: list[Prompt], out, *, n_per_prompt:
                     rec["probe"] = p.probe
                 if not getattr(gen, "uses_seeds", True) and clip.meta.get("source"):
                     rec["source_file"] = str(clip.meta["source"])  # folder: the video it was read from
+                if clip.meta.get("frames_made"):  # the pipeline made more frames than asked: the first kept
+                    rec["frames_made"] = clip.meta["frames_made"]
                 if clip.meta.get("prompt_truncated"):  # the model read only its first tokens
                     rec["prompt_truncated"] = clip.meta["prompt_truncated"]
                 world_rec = clip.meta.get("record")

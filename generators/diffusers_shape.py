@@ -5,9 +5,11 @@ pipeline cannot make, before any clip: a size that is not a multiple of its VAE'
 times its transformer's patch (Wan rounds it down to another size than asked; CogVideoX, whose own
 check asks for 8, failed inside its transformer at 24x24: "The size of tensor a (3) must match the
 size of tensor b (2)"), one its own `check_inputs` refuses (TextToVideoSD: divisible by 8), and a
-frame count its transformer's temporal embedding has no room for (Latte: 16 or 1). Frame counts a
-pipeline rounds to its VAE's temporal factor (CogVideoX asked 5 makes 8; Wan, LTX and Mochi round
-too) are made and recorded beside what was asked, as before.
+frame count its transformer's temporal embedding has no room for (Latte: 16 or 1). A pipeline
+that rounds the frame count up to its VAE's temporal factor (CogVideoX asked 5 makes 8; Wan, LTX
+and Mochi make 4k+1, 17 for 16) is run as asked and its first frames asked are kept
+(`HFDiffusersGenerator.generate`; each record's `frames_made` says how many it made); one that
+makes fewer is recorded with `frames_requested` beside its own count.
 
 `clip_rate(pipe)` is the rate a pipeline that takes no rate argument is written at, and where that
 rate comes from (`fps_from`): the model's published rate (Mochi 1: 30 fps), else diffusers' own

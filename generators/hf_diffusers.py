@@ -434,7 +434,14 @@ class DiffusersGenerator:
             cut = self._truncation(prompt)
             if cut is not None:  # the model saw less than the prompt the index records: say how much
                 meta["prompt_truncated"] = cut
-            clips.append(Clip(_to_uint8_frames(video), fps=self.fps, prompt=prompt, meta=meta))
+            pixels = _to_uint8_frames(video)
+            if self.frames is not None and pixels.shape[0] > self.frames:
+                # Wan, LTX and CogVideoX make 4k+1 (or 8k) frames: asked 16, Wan makes 17. The first
+                # frames asked are kept, so the clip has the suite's shape (FVD's backbone reads 16,
+                # flicker averages over pairs) and the record says what the pipeline made.
+                meta["frames_made"] = int(pixels.shape[0])
+                pixels = pixels[:self.frames]
+            clips.append(Clip(pixels, fps=self.fps, prompt=prompt, meta=meta))
         return clips
 
     def _truncation(self, prompt: str) -> dict | None:

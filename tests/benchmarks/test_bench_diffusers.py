@@ -13,6 +13,7 @@ import pytest
 from evalkit.cli import main
 from evalkit.clipset import read_index
 from evalkit.errors import EXIT_BAD_INPUT, BadInputError
+from evalkit.video import read_video
 
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
@@ -133,10 +134,11 @@ def test_shape_options_are_for_diffusers_models_only(mlflow_store, t2v, tmp_path
         run_suite(load_suite(suite), "world", out_dir=tmp_path / "api", generator_options={"frames": "suite"})
 
 
-def test_a_pipeline_that_rounds_the_frames_asked_is_recorded_as_it_made_them(mlflow_store, tmp_path, capsys):
-    """CogVideoX asked for 5 frames makes 8 (its latent frames padded): each record says 8 with
-    frames_requested 5 (the bench wrote the protocol's 5 over the clip's 8), the params and the
-    signed bundle say so too, and `bench verify` finds the index and the bundle agreeing."""
+def test_a_pipeline_that_makes_more_frames_than_asked_gives_the_frames_asked(mlflow_store, tmp_path, capsys):
+    """CogVideoX asked for 5 frames makes 8 (its latent frames padded; Wan asked 16 makes 17): the
+    first 5 are kept, so the clips have the shape asked, and each record says the pipeline made 8
+    (`frames_made`); the params and the signed bundle agree, and `bench verify` passes. Until
+    session 36 the clips kept all 8, and a suite's clips of two models had different lengths."""
     cog = tiny_cogvideox(tmp_path)
     capsys.readouterr()
     suite, model = _suite(tmp_path), f"diffusers:{cog}"
@@ -147,11 +149,13 @@ def test_a_pipeline_that_rounds_the_frames_asked_is_recorded_as_it_made_them(mlf
     assert code == 0, err
     folder = tmp_path / out.split("clips and bundle in ")[1].split()[0]
     recs = read_index(folder)
-    assert {(r["frames"], r.get("frames_requested"), tuple(r["size"])) for r in recs} == {(8, 5, (16, 16))}
+    assert {(r["frames"], r.get("frames_made"), "frames_requested" in r, tuple(r["size"])) for r in recs} == {
+        (5, 8, False, (16, 16))}
+    assert {read_video(folder / r["file"]).num_frames for r in recs} == {5}
     p = _run_of(out).data.params
-    assert (p["shape_asked.frames"], p["shape_made.frames"]) == ("5", "8")
+    assert (p["shape_asked.frames"], p["shape_made.frames"]) == ("5", "5")
     bundle = json.loads((folder / "bundle.json").read_text())
-    assert (bundle["generation"]["frames"], bundle["generation"]["frames_requested"]) == (8, 5)
+    assert bundle["generation"]["frames"] == 5 and "frames_requested" not in bundle["generation"]
     assert main(["bench", "verify", str(folder)]) == 0, capsys.readouterr().out
 
 

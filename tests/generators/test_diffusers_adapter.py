@@ -116,13 +116,14 @@ def test_a_transformer_pipeline_with_its_own_frame_count(dit_pipeline_dir, tmp_p
     # the clip's record says what the pipeline made: its config's 9 frames of 4 x 8 = 32 px
     assert rec["frames"] == records[0]["frames"] == 9 and rec["size"] == [32, 32]
     assert load_clip(tmp_path / "out", rec).frames.shape == (9, 32, 32, 3)
-    # asked for 5 frames, CogVideoX pads its latent frames and makes 8: the record says 8, and
-    # what was asked beside it (before, the protocol's 5 overwrote the clip's own count)
+    # asked for 5 frames, CogVideoX pads its latent frames and makes 8: the first 5 are kept (the
+    # shape asked) and the record says it made 8 (until session 36 the clip kept all 8)
     asked = get_generator(f"diffusers:{dit_pipeline_dir}", steps=2, frames=5, size=16)
     assert asked.protocol()["frames"] == 5
     (rec,) = generate_folder(asked, [Prompt("a ball")], tmp_path / "asked", progress=False)
-    assert (rec["frames"], rec["frames_requested"], rec["size"]) == (8, 5, [16, 16]) and "size_requested" not in rec
-    assert load_clip(tmp_path / "asked", rec).frames.shape == (8, 16, 16, 3)
+    assert (rec["frames"], rec["frames_made"], rec["size"]) == (5, 8, [16, 16])
+    assert "frames_requested" not in rec and "size_requested" not in rec
+    assert load_clip(tmp_path / "asked", rec).frames.shape == (5, 16, 16, 3)
 
 
 def test_latte_counts_frames_as_video_length(tmp_path):
