@@ -14,6 +14,14 @@ import numpy as np
 import torch
 
 
+def index_fps(fps) -> int | float:
+    """A frame rate as index.jsonl holds it: an int where it is whole (DESIGN.md's format: 8, 25),
+    else the float (a camera's 29.97). Until session 36 every rate was written as a float (8.0),
+    which a reader that holds the format's int type refused."""
+    f = float(fps)
+    return int(f) if f.is_integer() else f
+
+
 @dataclass
 class Clip:
     frames: np.ndarray  # uint8 [T, H, W, 3], RGB

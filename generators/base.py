@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 
 from tqdm.auto import tqdm
 
-from evalkit.clip import Clip
+from evalkit.clip import Clip, index_fps
 from evalkit.clipset import ClipFolderWriter
 from evalkit.seeds import sample_seed  # noqa: F401 (re-exported: generators sample with it)
 from evalkit.errors import BadInputError, MissingResourceError, path_is
@@ -345,7 +345,7 @@ def record_shape(proto: dict, clip: Clip) -> dict:
     """A clip record's fps, frames and size: the clip's own, with `KEY_requested` beside where the
     protocol asked for another (a pipeline may round frames or size; a protocol's fps had been
     written over the clip's silently)."""
-    rec = {"fps": float(clip.fps), "frames": clip.num_frames, "size": list(clip.size)}
+    rec = {"fps": index_fps(clip.fps), "frames": clip.num_frames, "size": list(clip.size)}
     for key in ("frames", "size", "fps"):
         # compared as the index holds them: a (16, 16) tuple asked is the [16, 16] made
         if proto.get(key) is not None and json.loads(json.dumps(proto[key])) != rec[key]:

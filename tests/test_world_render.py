@@ -100,12 +100,14 @@ def test_same_seed_same_clip_and_different_index_different_clip():
     assert a.prompt != d.prompt or not np.array_equal(a.frames, d.frames)
 
 
-@pytest.mark.parametrize("frames,size,fps", [(16, 32, 8.0), (8, 48, 4.0), (24, 64, 12.0)])
+@pytest.mark.parametrize("frames,size,fps", [(16, 32, 8.0), (8, 48, 4.0), (24, 64, 12.0), (8, 32, 12.5)])
 def test_clip_has_requested_shape_and_record_matches(frames, size, fps):
     clip = make_clip("test", 0, config=WorldConfig(frames=frames, size=size, fps=fps))
     assert clip.frames.shape == (frames, size, size, 3) and clip.frames.dtype == np.uint8
     rec = clip.meta["record"]
     assert rec["frames"] == frames and rec["size"] == [size, size] and rec["fps"] == fps
+    # DESIGN.md's index format: a whole rate is an int (8, not 8.0), a rate with a fraction a float
+    assert type(rec["fps"]) is (int if fps.is_integer() else float)
     assert rec["prompt"] == clip.prompt and rec["split"] == "test"
     for obj in rec["scene"]["objects"]:
         assert len(obj["track"]) == frames and len(obj["velocity"]) == frames

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evalkit.clip import Clip
+from evalkit.clip import Clip, index_fps
 from evalkit.world.captions import caption, caption_problem, parse_caption, read_caption
 from evalkit.world.physics import trajectories
 from evalkit.world.render import render
@@ -88,7 +88,7 @@ def _render_scene(scene: Scene, seed: int, config: WorldConfig, clip_id: str) ->
     frames = render(scene, traj.pos, config.size, np.random.default_rng([seed, 1]), config.noise)
     prompt = caption(scene)
     record = {
-        "id": clip_id, "prompt": prompt, "seed": seed, "fps": config.fps,
+        "id": clip_id, "prompt": prompt, "seed": seed, "fps": index_fps(config.fps),
         "frames": config.frames, "size": [config.size, config.size], "split": scene.split,
         "scene": scene_record(scene, traj.pos, traj.vel, config.size),
     }

@@ -70,11 +70,12 @@ def test_a_suite_shaped_run_records_what_it_asked_and_got_and_keys_its_clips_by_
     assert (p["shape_asked.frames"], p["shape_asked.size"], p["shape_asked.fps"]) == ("4", "[32, 32]", "8.0")
     assert (p["shape_asked.from.frames"], p["shape_asked.from.size"], p["shape_asked.from.fps"]) == (
         "suite", "suite", "model")
-    assert (p["shape_made.frames"], p["shape_made.size"], p["shape_made.fps"]) == ("4", "[32, 32]", "8.0")
+    assert (p["shape_made.frames"], p["shape_made.size"], p["shape_made.fps"]) == ("4", "[32, 32]", "8")
     assert p["fps_from"].startswith("published for ModelScope text-to-video-ms-1.7b")
     folder = tmp_path / out.split("clips and bundle in ")[1].split()[0]
     recs = read_index(folder)
-    assert [(r["frames"], r["size"], r["fps"]) for r in recs] == [(4, [32, 32], 8.0)] * 2
+    assert [(r["frames"], r["size"], r["fps"]) for r in recs] == [(4, [32, 32], 8)] * 2
+    assert all(type(r["fps"]) is int for r in recs)  # DESIGN.md's index format: a whole rate is an int
     assert not any(k.endswith("_requested") for r in recs for k in r)
     assert main(["bench", "verify", str(folder)]) == 0
     first = {r["id"]: r["sha256"] for r in recs}
