@@ -93,10 +93,26 @@ def resolve(given: Path) -> ClipWeights:
         _refuse_transformers(file.parent, given)
     if is_torchscript(file):
         return ClipWeights(file, "TorchScript archive (OpenAI's release format; QuickGELU)", True, True)
+    if file.is_file() and not _weights_container(file):
+        # a text file read as a pickle fails with whatever its bytes spell ("KeyError: 101")
+        raise BadInputError(f"{given} is not a PyTorch weights file (neither a torch archive, a pickle nor "
+                            "safetensors); give open_clip weights (OpenAI's release file, an open_clip state "
+                            "dict or a Hugging Face snapshot folder)")
     config = file.parent / OPEN_CLIP_CONFIG
     if config.is_file():
         return ClipWeights(file, f"open_clip weights with {OPEN_CLIP_CONFIG}", _config_quick_gelu(config))
     return ClipWeights(file, "open_clip state dict (activation from the model name)", None)
+
+
+def _weights_container(file: Path) -> bool:
+    """Whether the file starts as torch.save's zip archive, a legacy pickle (protocol 2+) or a
+    safetensors file (an 8-byte header length, then its JSON header) does."""
+    try:
+        with open(file, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return True  # unreadable: the loader names it
+    return head[:4] == b"PK\x03\x04" or head[:1] == b"\x80" or (len(head) == 9 and head[8:9] == b"{")
 
 
 def torchscript_state_dict(file: Path) -> dict[str, torch.Tensor]:

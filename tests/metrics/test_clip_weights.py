@@ -127,6 +127,14 @@ def test_refused_forms_name_the_input(tmp_path):
     with pytest.raises(BadInputError, match="not a readable open_clip config"):
         bb.load_clip(enc.WORLD_CLIP_MODEL, pretrained=bad_cfg)
 
+    # text is named as not a weights file: read as a pickle it had failed with "KeyError: 101"
+    # (the byte 'e' taken for a memo index; session 35's red team)
+    for name, text in (("notes.pt", "hello 101\n"), ("digits.pt", "101"), ("empty.pt", "")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(BadInputError, match="is not a PyTorch weights file") as e:
+            bb.load_clip(enc.WORLD_CLIP_MODEL, pretrained=tmp_path / name)
+        assert str(tmp_path / name) in str(e.value) and "KeyError" not in str(e.value)
+
     # a TorchScript archive of something else: its parameters do not fit the named model
     other = tmp_path / "other.pt"
     torch.jit.script(torch.nn.Linear(3, 2)).save(str(other))
