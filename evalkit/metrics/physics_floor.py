@@ -43,8 +43,10 @@ def floor_level(y: np.ndarray, h: int, half: float, a_max: float, tol: PhysicsTo
     alone never turns a fall upwards); the bottom edge explains it when the way down to it and
     back fits within the neighbouring steps plus a frame of the largest gravity (with a size
     read up to `misread_px` small: then the floor is the track's lowest point). Any other
-    bounce needs a surface drawn under it, at a level its steps can have reached
-    (`picture.surface_under`, at column x): then the floor is the track's lowest point, after
+    bounce needs a surface drawn under it, at a level its steps can have reached and no deeper
+    than where its fall and rise, extrapolated, meet (`contact_depth`: at 8 fps a floor drawn a
+    frame's reach below a bounce in mid-air was taken for its floor), found by
+    `picture.surface_under` at column x: then the floor is the track's lowest point, after
     one bounce or several. A bounce on nothing drawn (or with no picture to
     look at) is no floor: the bottom edge stays the floor, and the laws see the bounce as the kick
     in mid-air it is."""
@@ -66,13 +68,70 @@ def floor_level(y: np.ndarray, h: int, half: float, a_max: float, tol: PhysicsTo
     if np.all(geom <= deepest + slack):
         return lowest, None
     unexplained = [k for k, i in enumerate(rev) if geom > deepest[k] + slack]
-    if picture is not None and x is not None and all(
-            np.isfinite(x[rev[k]]) and (
-                picture.surface_under(float(x[rev[k]]), half, y[rev[k]] + half - slack, deepest[k] + half + slack)
-                or picture.horizon_above(float(x[rev[k]]), half, y[rev[k]] + half - slack))
-            for k in unexplained):
+    if picture is None or x is None:
+        return geom, f"{len(unexplained)} bounce(s) above the frame's bottom edge with no surface drawn under them"
+    # Where the fall and the rise around a bounce can be extrapolated, its contact lies between
+    # the lowest sampled position and where they meet: a floor a frame's reach lower is not its.
+    a = fall_accel(y, rev, a_max, tol)
+    meet = [None if a is None else contact_depth(y, rev, k, a) for k in range(len(rev))]
+    depth = [deepest[k] if m is None else min(deepest[k], m) for k, m in enumerate(meet)]
+    if all(np.isfinite(x[rev[k]]) and (
+            picture.surface_under(float(x[rev[k]]), half, y[rev[k]] + half - slack, depth[k] + half + slack)
+            or picture.horizon_above(float(x[rev[k]]), half, y[rev[k]] + half - slack))
+           for k in unexplained):
         return lowest, None
     return geom, f"{len(unexplained)} bounce(s) above the frame's bottom edge with no surface drawn under them"
+
+
+# Frames of each side of a bounce that its contact is extrapolated from (the arcs' ends).
+CONTACT_FIT_FRAMES = 3
+
+
+def fall_accel(y: np.ndarray, rev: np.ndarray, a_max: float, tol: PhysicsTolerances) -> float | None:
+    """The downward acceleration (px / frame^2) of a track y [T] between its bounces `rev`: the
+    largest of the parabolas fitted to each arc of 4 frames or more (3 where none is longer)
+    strictly between them, frames in contact with the lowest level left out; at most `a_max`.
+    The largest, so that a contact is never extrapolated too shallow (a roll along a table
+    before the fall flattens its arc). None with no arc of 3 frames."""
+    low = float(np.nanmax(y)) - tol.contact_px
+    bounds = [-1, *rev.tolist(), len(y)]
+    arcs = []
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        k = np.arange(s + 1, e)
+        k = k[np.isfinite(y[k]) & (y[k] < low)]
+        if len(k) >= 3:
+            arcs.append(k)
+    if not arcs:
+        return None
+    longest = max(len(k) for k in arcs)
+    accs = [2.0 * np.polyfit(k.astype(np.float64), y[k], 2)[0] for k in arcs if len(k) >= min(4, longest)]
+    return float(np.clip(max(accs), 0.0, a_max))
+
+
+def contact_depth(y: np.ndarray, rev: np.ndarray, n: int, a: float) -> float | None:
+    """The deepest centre level (px) where bounce `n` of a track y [T] (frame rev[n], its lowest
+    sample) can have met the floor: where the parabolas of acceleration `a` through the fall's
+    last CONTACT_FIT_FRAMES frames and the rise's first meet, the lowest sample counted with the
+    fall or with the rise (its contact lies after or before it), the meeting within half a frame
+    of the frames between. None where a side has fewer than 2 frames."""
+    i = int(rev[n])
+    prev = int(rev[n - 1]) if n > 0 else -1
+    nxt = int(rev[n + 1]) if n + 1 < len(rev) else len(y)
+    before = [k for k in range(max(prev + 1, i - CONTACT_FIT_FRAMES), i) if np.isfinite(y[k])]
+    after = [k for k in range(i + 1, min(nxt, i + 1 + CONTACT_FIT_FRAMES)) if np.isfinite(y[k])]
+    best = None
+    for down, up in ((before + [i], after), (before, [i] + after)):
+        if len(down) < 2 or len(up) < 2:
+            continue
+        (v0, c0), (v1, c1) = (np.polyfit(np.array(f, np.float64), y[f] - 0.5 * a * np.square(f), 1)
+                              for f in (down, up))
+        if v0 <= v1:  # no fall meets a rise
+            continue
+        t = (c1 - c0) / (v0 - v1)
+        if down[-1] - 0.5 <= t <= up[0] + 0.5:
+            level = c0 + v0 * t + 0.5 * a * t * t
+            best = level if best is None else max(best, level)
+    return best
 
 
 def misread_px(half: float, tol: PhysicsTolerances) -> float:

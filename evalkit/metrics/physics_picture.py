@@ -6,7 +6,8 @@ another tool may draw one higher up, and a generator that gets physics wrong may
 object on nothing at all, which a track alone cannot tell from a floor (session 35: two bounces
 at one level in mid-air passed the fall laws). `Picture.surface_under` says whether the
 background shows a horizontal edge under an object at the level where it bounces or rests: a
-floor line, or where the floor's colour begins.
+floor line, or where the floor's colour begins, even 10 grey levels off the wall or a change of
+hue alone (`step_edge`).
 
 The background is the clip with the tracked objects masked out (`background_plate`: each
 pixel's median over the frames where no object covers it). Where it has texture, it also shows
@@ -30,8 +31,8 @@ from evalkit.metrics.tracking_objects import ObjectTrack
 MASK_MARGIN_PX = 2.0
 # The plate is a median over at most this many evenly spaced frames (its cost stays bounded).
 PLATE_FRAMES = 32
-# A drawn surface is a sharp horizontal edge or line: the background's row profile under the
-# object (its median over the columns there) bends, in its second difference across three rows,
+# A horizon is a sharp horizontal edge or line: the background's row profile in the object's
+# column (its median over the columns there) bends, in its second difference across three rows,
 # by at least EDGE_MIN (RGB distance; a step of 30 grey levels, anti-aliased, bends it ~25-50)
 # and by EDGE_SNR times its typical bend in the rows around. A gradient backdrop changes evenly
 # (no bend) and a texture's blobs ramp over several rows. Measured on the plates of 200 clips of
@@ -41,6 +42,17 @@ PLATE_FRAMES = 32
 # (A pixel-by-pixel baseline read a codec's noise as texture and missed a table at CRF 28.)
 EDGE_MIN = 25.0
 EDGE_SNR = 10.0
+# A surface under a bounce, where the search is confined to the few rows the bounce can reach,
+# is read by its step instead (`step_edge`): the change across three rows less what the slope
+# of the rows beside them gives, so that an edge anti-aliased over two rows or softened by a
+# codec counts in full (the bend split a 30-level floor into two bends of 22 and missed it) and
+# a gradient gives nothing. Measured on 360 plates (session 36, 64-128 px, raw and H.264 CRF
+# 28): a floor 10 grey levels off a flat or gradient wall steps by 13-21, 17 for a colour change
+# of the same luma; with nothing drawn a flat or gradient wall stepped at most 3, a textured
+# wall (blobs 10-25 levels deep) up to 7.5 times its typical step. The typical step is the
+# wall's above the rows searched (a textured floor below a flat wall does not hide its edge).
+STEP_MIN = 9.0
+STEP_SNR = 8.0
 
 
 def object_masks(tracks: Sequence[ObjectTrack], shape: tuple[int, int, int]) -> np.ndarray:
@@ -108,9 +120,9 @@ class Picture:
         """Whether the background shows a horizontal edge (a drawn surface) between rows `top` and
         `bottom` (px, where the object's lower edge may meet it) under an object of half extent
         `half` at column `x`: the rows' median over the columns under it (its width and half
-        again on each side) bends there by EDGE_MIN and EDGE_SNR times its typical bend in the
-        rows around."""
-        return surface_edge(self.plate, x, half, top, bottom)
+        again on each side) steps there (`step_edge`) or bends sharply (`surface_edge`: over a
+        textured wall a strong floor's bend stands out more than its step)."""
+        return step_edge(self.plate, x, half, top, bottom) or surface_edge(self.plate, x, half, top, bottom)
 
     def horizon_above(self, x: float, half: float, contact: float) -> bool:
         """Whether the background shows a horizontal edge above row `contact` (where the object's
@@ -121,24 +133,61 @@ class Picture:
         return contact > 2 and surface_edge(self.plate, x, half, 0.0, contact - 1.0)
 
 
-def surface_edge(plate: np.ndarray, x: float, half: float, top: float, bottom: float) -> bool:
-    """`Picture.surface_under` on a background plate [H, W, 3] (NaN where unknown)."""
+def _profile(plate: np.ndarray, x: float, half: float, top: float, bottom: float, pad: int):
+    """(rows r0 .. r1-1 of the plate's median over the columns under an object at `x` [R, 3],
+    r0), taking `pad` rows beyond top and bottom (rows `around`: at least 6, or the object's
+    size); None where the window is too small."""
     h, w = plate.shape[:2]
-    around = max(6, int(math.ceil(2 * half)))  # rows above and below that give the baseline
+    around = max(6, int(math.ceil(2 * half))) + pad
     r0, r1 = max(int(math.floor(top)) - around, 0), min(int(math.ceil(bottom)) + around + 1, h)
     cw = max(1.5 * half, 3.0)
     c0, c1 = max(int(math.floor(x - cw)), 0), min(int(math.ceil(x + cw)) + 1, w)
-    if r1 - r0 < 5 or c1 - c0 < 2:
-        return False
-    win = plate[r0:r1, c0:c1]  # [R, C, 3]
+    if r1 - r0 < 5 + 2 * pad or c1 - c0 < 2:
+        return None, r0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        prof = np.nanmedian(win, axis=1)  # [R, 3]
-        bend = np.linalg.norm(prof[2:] - 2 * prof[1:-1] + prof[:-2], axis=1)  # rows r0+1 .. r1-2
-        rows = np.arange(r0 + 1, r1 - 1)
-        near = (rows >= math.floor(top) - 1) & (rows <= math.ceil(bottom) + 1) & np.isfinite(bend)
-        if not near.any():
-            return False
-        far = ~near & np.isfinite(bend)
-        typical = float(np.median(bend[far])) if far.any() else 0.0
-    return float(np.max(bend[near])) >= max(EDGE_MIN, EDGE_SNR * typical)
+        return np.nanmedian(plate[r0:r1, c0:c1], axis=1), r0
+
+
+def surface_edge(plate: np.ndarray, x: float, half: float, top: float, bottom: float) -> bool:
+    """Whether the plate [H, W, 3] (NaN where unknown) bends sharply between rows `top` and
+    `bottom` in the column of an object at `x` (by EDGE_MIN and EDGE_SNR times its typical bend
+    in the rows around): the horizon test."""
+    prof, r0 = _profile(plate, x, half, top, bottom, 0)
+    if prof is None:
+        return False
+    bend = np.linalg.norm(prof[2:] - 2 * prof[1:-1] + prof[:-2], axis=1)  # rows r0+1 .. r1-2
+    rows = np.arange(r0 + 1, r0 + len(prof) - 1)
+    return _stands_out(bend, rows, top, bottom, EDGE_MIN, EDGE_SNR, above=False)
+
+
+def step_edge(plate: np.ndarray, x: float, half: float, top: float, bottom: float) -> bool:
+    """`Picture.surface_under` on a plate [H, W, 3] (NaN where unknown): the profile's step at
+    each boundary b (between rows b-1 and b), p[b+1] - p[b-2] less three rows of the slope
+    measured over the three rows on either side, stands out by STEP_MIN and STEP_SNR times the
+    typical step of the quieter side's rows around."""
+    prof, r0 = _profile(plate, x, half, top, bottom, 3)
+    if prof is None:
+        return False
+    jump = prof[6:-3] - prof[3:-6]
+    slope = ((prof[3:-6] - prof[:-9]) + (prof[9:] - prof[6:-3])) / 6.0
+    step = np.linalg.norm(jump - 3.0 * slope, axis=1)  # boundaries r0+5 .. r1-4
+    rows = np.arange(r0 + 5, r0 + 5 + len(step))
+    return _stands_out(step, rows, top, bottom + 1, STEP_MIN, STEP_SNR, above=True)
+
+
+def _stands_out(v: np.ndarray, rows: np.ndarray, top: float, bottom: float, least: float, snr: float,
+                above: bool) -> bool:
+    """Whether v (per row) is at least `least` and `snr` times its typical (median) value away
+    from rows top .. bottom (+-1) somewhere in them; with `above`, the typical value of the rows
+    above them where there are 3 or more: the wall the object falls past (a floor's texture
+    does not hide its edge, and a flat floor drawn lower does not make a textured wall's
+    blobs stand out)."""
+    near = (rows >= math.floor(top) - 1) & (rows <= math.ceil(bottom) + 1) & np.isfinite(v)
+    if not near.any():
+        return False
+    far = ~near & np.isfinite(v)
+    if above and (far & (rows < math.floor(top))).sum() >= 3:
+        far &= rows < math.floor(top)
+    typical = float(np.median(v[far])) if far.any() else 0.0
+    return float(np.max(v[near])) >= max(least, snr * typical)
