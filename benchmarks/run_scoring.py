@@ -88,7 +88,8 @@ def score_run(suite: Suite, folder: Path, reference: Path, part_of: dict, *, pro
               backbone_paths: dict | None = None, use_cache: bool = True) -> dict:
     """`score_folders` over the suite's quality metrics plus the physics split by part:
     {"metrics": {name: {value, ci_low, ci_high, n}}, "scores": <score_folders JSON w/o per_clip>,
-    "per_clip": rows}. Cached by the content of both folders and the protocol."""
+    "per_clip": rows, "features": the FVD backbone's features (`score_folders(keep_features=True)`)
+    or None}. Cached by the content of both folders and the protocol."""
     from evalkit.metrics.score import score_folders
 
     families = tuple(f for f in SCORE_FAMILIES if f in suite.metrics)
@@ -107,12 +108,12 @@ def score_run(suite: Suite, folder: Path, reference: Path, part_of: dict, *, pro
                             video_backbone=suite.metrics.get("fvd", {}).get("backbone", "world-video-encoder"),
                             video_backbone_path=paths.get("video"),
                             clip_backbone=suite.metrics.get("clip", {}).get("backbone", "world-clip"),
-                            clip_backbone_path=paths.get("clip"), progress=progress)
+                            clip_backbone_path=paths.get("clip"), progress=progress, keep_features=True)
     metrics = {name: {k: m[k] for k in ("value", "ci_low", "ci_high", "n")} for name, m in res["metrics"].items()}
     if "physics" in families:
         metrics.update(physics_parts(res["per_clip"], part_of))
-    out = clean({"metrics": metrics, "scores": {k: v for k, v in res.items() if k != "per_clip"},
-                  "per_clip": res["per_clip"]})
+    out = clean({"metrics": metrics, "scores": {k: v for k, v in res.items() if k not in ("per_clip", "features")},
+                  "per_clip": res["per_clip"], "features": res.get("features")})
     write_atomic(cache, json.dumps(out).encode())
     return out
 

@@ -573,6 +573,7 @@ def _run_suite_locked(suite, model_spec, key, prompts, gen, proto, detector, det
             warnings += scored["scores"].get("warnings", [])
 
             scores_by_id = {r["id"]: r for r in scored["per_clip"]}
+            by_id = {r["id"]: r for r in records}
             rows = []
             for rec in records:
                 row = {"id": rec["id"], "prompt": rec["prompt"], "prompt_id": rec["prompt_id"], "part": rec["part"],
@@ -594,6 +595,14 @@ def _run_suite_locked(suite, model_spec, key, prompts, gen, proto, detector, det
             if backbones:
                 mlflow.log_params(tracking.flatten_params({"backbone": backbones}))
             tracking.log_json(rows, schema.ARTIFACT_PER_CLIP)
+            feats = scored.get("features")
+            if feats:  # each clip's with its prompt and seed: the leaderboard pairs two models' clips by them
+                clips = []
+                for s, f in zip(scored["per_clip"], feats["candidates"]):
+                    rec = by_id.get(s["id"], {})
+                    clips.append({"id": s["id"], "prompt": rec.get("prompt"), "seed": rec.get("seed"), "features": f})
+                tracking.log_json({"backbone": feats["backbone"], "reference": feats["reference"], "clips": clips},
+                                  schema.ARTIFACT_FEATURES, indent=None)
             tracking.log_json({**scored["scores"], "warnings": warnings}, schema.ARTIFACT_SCORES)
             tracking.log_image(_grid(records, folder), schema.ARTIFACT_GRID)
             bundle = build_bundle(suite, model_spec, role_of(model_spec), key, bundle_generation(proto, records),

@@ -15,7 +15,9 @@ One MLflow run per (suite, model) in the experiment `experiment_name(suite)`:
   `name`, `name_ci_low`, `name_ci_high`, `name_n` (names sanitised by `tracking.sanitize_name`).
 - artifacts: `ARTIFACT_PER_CLIP` (JSON list, one row a clip, keys in `PER_CLIP_KEYS`; paired
   bootstraps between models match rows by `prompt` and `seed`), `ARTIFACT_SCORES` (the
-  `score_folders` JSON without per_clip), `ARTIFACT_GRID` (sample frames), `ARTIFACT_BUNDLE` and
+  `score_folders` JSON without per_clip), `ARTIFACT_FEATURES` (the FVD backbone's features of
+  each clip and of the reference: the leaderboard's paired FVD/KVD test), `ARTIFACT_GRID`
+  (sample frames), `ARTIFACT_BUNDLE` and
   `ARTIFACT_BUNDLE_SIG` (the signed result bundle).
 """
 
@@ -62,6 +64,9 @@ PER_CLIP_KEYS = ("id", "prompt", "part", "seed", "sha256", "clip_alignment", "fl
                  "physics_score", "physics_pass", "physics_laws", "signed_valid",
                  "watermark_survives_crf30", "p_generated", "detected")
 ARTIFACT_SCORES = "scores.json"
+# the FVD backbone's features of every clip (with its id, prompt and seed) and of the reference:
+# what a paired bootstrap of two models' FVD and KVD needs (`reports.leaderboard`, since session 36)
+ARTIFACT_FEATURES = "fvd_features.json"
 ARTIFACT_GRID = "grid.png"
 ARTIFACT_BUNDLE = "bundle/bundle.json"
 ARTIFACT_BUNDLE_SIG = "bundle/bundle.sig"

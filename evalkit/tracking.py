@@ -289,9 +289,10 @@ def _jsonable(obj):
     return str(obj)  # Paths, enums, dates
 
 
-def log_json(obj, artifact_file: str) -> None:
-    """`obj` as indented strict JSON (see `_jsonable`) at `artifact_file`."""
-    text = json.dumps(_jsonable(obj), indent=2, allow_nan=False)
+def log_json(obj, artifact_file: str, indent: int | None = 2) -> None:
+    """`obj` as strict JSON (see `_jsonable`) at `artifact_file`, indented unless `indent` is None
+    (arrays of features: one number a line would double the file)."""
+    text = json.dumps(_jsonable(obj), indent=indent, allow_nan=False, separators=None if indent else (",", ":"))
     _log_file(lambda p: p.write_text(text + "\n", encoding="utf-8"), artifact_file)
 
 

@@ -119,3 +119,11 @@ def per_clip(run_id: str) -> list[dict]:
     """The run's per-clip rows (schema.ARTIFACT_PER_CLIP); [] when absent or malformed."""
     rows = artifact_json(run_id, schema.ARTIFACT_PER_CLIP)
     return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def features(run_id: str) -> dict | None:
+    """The run's FVD features (schema.ARTIFACT_FEATURES: "backbone", "reference" [R][D], "clips"
+    [{"id", "prompt", "seed", "features"}]); None when absent (runs before session 36) or malformed."""
+    data = artifact_json(run_id, schema.ARTIFACT_FEATURES)
+    ok = isinstance(data, dict) and isinstance(data.get("reference"), list) and isinstance(data.get("clips"), list)
+    return data if ok else None

@@ -15,9 +15,13 @@ row ranked just above it. For a metric with per-clip values (clip_alignment, fli
 physics_score, physics_pass_rate) that is a paired comparison (`paired_bootstrap_diff`, clips
 matched by prompt and seed): marked unless the randomisation test gives p < 0.05 and the 95%
 interval of the difference excludes 0 (since session 30: exact at small N, where the bootstrap's
-p once supported differences between two clips). FVD and KVD are set-level:
-there is no per-clip value to pair, so the rule is overlap of the two 95% CIs, which is
-conservative (it marks more often than a test of the difference would).
+p once supported differences between two clips). FVD and KVD are set-level, but their
+clips pair too: since session 36 each run logs its clips' FVD features and the reference's
+(`schema.ARTIFACT_FEATURES`), and two neighbours are compared by a paired bootstrap of the
+difference of their distances to the shared reference (`fvd_paired.paired_distance_diff`: pair
+and reference indices drawn once a resample for both), marked unless p < 0.05 and the interval
+excludes 0. Runs without features (older ones), on different backbones or references fall back
+to overlap of the two 95% CIs, which is conservative, and a note says why.
 
 Columns: model, role, rank (nullable int), tie_with_above, tie_test, run_id, suite_hash, and for
 every metric `m`: m, m_ci_low, m_ci_high, m_n (as logged). `df.attrs` holds suite, experiment,
@@ -184,6 +188,60 @@ def _paired(run_a: str, run_b: str, metric: str, cache: dict) -> tuple[np.ndarra
     return np.array([ta[k] for k in keys]), np.array([tb[k] for k in keys])
 
 
+SET_LEVEL_METRICS = ("fvd", "kvd")
+
+
+def _paired_features(run_a: str, run_b: str, cache: dict):
+    """(reference [R, D], a [K, D], b [K, D]) for two runs that logged their FVD features on one
+    backbone and one reference, clips matched by (prompt, seed); else (None, why not)."""
+    def load(run_id):
+        key = ("features", run_id)
+        if key not in cache:
+            cache[key] = _store.features(run_id)
+        return cache[key]
+
+    fa, fb = load(run_a), load(run_b)
+    if fa is None or fb is None:
+        return None, "a run has no logged features (made before session 36)"
+    if fa.get("backbone") != fb.get("backbone"):
+        return None, "the runs' FVD backbones differ"
+    ref_a, ref_b = np.asarray(fa["reference"], np.float64), np.asarray(fb["reference"], np.float64)
+    # the same reference clips, perhaps listed in another order
+    if ref_a.shape != ref_b.shape or not np.array_equal(np.unique(ref_a, axis=0), np.unique(ref_b, axis=0)):
+        return None, "the runs were scored against different reference sets"
+
+    def by_key(f):
+        out = {}
+        for c in f["clips"]:
+            out.setdefault((c.get("prompt"), c.get("seed")), c.get("features"))
+        return out
+
+    ta, tb = by_key(fa), by_key(fb)
+    keys = sorted(set(ta) & set(tb), key=repr)
+    if len(keys) < 2:
+        return None, "fewer than 2 clips matched by (prompt, seed)"
+    return (ref_a, np.asarray([ta[k] for k in keys], np.float64), np.asarray([tb[k] for k in keys], np.float64)), ""
+
+
+def _paired_set_level(above, row, metric: str, cache: dict) -> tuple[bool, str] | None:
+    """The paired bootstrap of two runs' FVD (or KVD) against their shared reference, or None
+    when the runs do not hold what it needs (then the CI overlap rule decides, and says why)."""
+    from evalkit.metrics.fvd_paired import paired_distance_diff
+
+    got, why = _paired_features(above["run_id"], row["run_id"], cache)
+    if got is None:
+        cache.setdefault(("why-unpaired", metric), why)
+        return None
+    real, a, b = got
+    est, p = paired_distance_diff(real, a, b, metric, seed=0)
+    if math.isnan(est.ci_low) or math.isnan(est.ci_high):
+        return True, (f"paired bootstrap over {a.shape[0]} matched clips and {real.shape[0]} reference clips: diff "
+                      f"{est.value:.4g}, no interval ({est.method}): difference not established")
+    tie = not p < ALPHA or est.ci_low <= 0 <= est.ci_high
+    return bool(tie), (f"paired bootstrap over {a.shape[0]} matched clips and {real.shape[0]} reference clips: "
+                       f"diff {est.value:.4g} [{est.ci_low:.4g}, {est.ci_high:.4g}], p={p:.3g}")
+
+
 def _ci_overlap(a, b, metric: str) -> tuple[bool, str]:
     lo_a, hi_a, lo_b, hi_b = (a[metric + "_ci_low"], a[metric + "_ci_high"], b[metric + "_ci_low"],
                               b[metric + "_ci_high"])
@@ -214,6 +272,10 @@ def _tie(above, row, metric: str, cache: dict) -> tuple[bool, str]:
                                f"[{est.ci_low:.4g}, {est.ci_high:.4g}], randomisation p={p:.3g}")
         tie, why = _ci_overlap(above, row, metric)
         return tie, f"fewer than 2 clips matched by (prompt, seed); {why}"
+    if metric in SET_LEVEL_METRICS:
+        paired = _paired_set_level(above, row, metric, cache)
+        if paired is not None:
+            return paired
     return _ci_overlap(above, row, metric)
 
 
@@ -270,8 +332,12 @@ def leaderboard(suite_name: str, primary: str | None = None):
         if i:
             tie, why = _tie(df.loc[ranked[i - 1]], df.loc[idx], metric, cache)
             df.loc[idx, ["tie_with_above", "tie_test"]] = [tie, why]
-    if metric in schema.SCORE_METRICS and metric not in PER_CLIP_METRICS:
-        notes.append(f"{metric} is set-level: neighbours are compared by CI overlap, not a paired test")
+    unpaired = cache.get(("why-unpaired", metric))
+    if metric in schema.SCORE_METRICS and metric not in PER_CLIP_METRICS and (
+            metric not in SET_LEVEL_METRICS or unpaired):
+        # FVD and KVD are paired through the runs' logged features where both runs have them
+        notes.append(f"{metric} is set-level: neighbours are compared by CI overlap, not a paired test"
+                     + (f" ({unpaired})" if unpaired else ""))
     notes += _past_the_ceiling(df, ranked, metric, lower)
     df["rank"] = df["rank"].astype("Int64")
     df = df.drop(columns=["_key", "_role"])

@@ -306,7 +306,8 @@ def _clip_frames(t: int) -> np.ndarray:
 
 def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_backbone: str = "world-video-encoder",
                   video_backbone_path=None, clip_backbone: str = "world-clip", clip_backbone_path=None,
-                  progress: bool = True, log_mlflow: bool = False, skip_unreadable: bool = False) -> dict:
+                  progress: bool = True, log_mlflow: bool = False, skip_unreadable: bool = False,
+                  keep_features: bool = False) -> dict:
     """{"metrics": {name: {"value", "ci_low", "ci_high", "n", "protocol"}}, "per_clip": [...],
     "warnings": [...], "skipped": [...]}; with `log_mlflow`, also one MLflow run in experiment
     "evalkit-score". With `skip_unreadable`, files that cannot be scored (a broken download, a
@@ -316,7 +317,11 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
     One pass over the candidates computes every metric's per-clip part (flicker, physics, the
     FVD backbone's features, the CLIP embeddings) and lets the frames go, so a folder of long HD
     videos needs the memory of one of them; then one pass over the reference for FVD, decoding
-    each reference video only as far as the backbone reads (its first 16 frames)."""
+    each reference video only as far as the backbone reads (its first 16 frames).
+
+    `keep_features`: also "features": the FVD backbone's features of every candidate (in
+    per_clip's order) and reference clip, as float lists, for a paired comparison of two sets'
+    distances to one reference (`fvd_paired`; the bench logs them beside each run)."""
     from evalkit.metrics.backbones import get_backbone
 
     if "fvd" in metrics and reference is None:  # before any work
@@ -480,6 +485,9 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
         raise BadInputError(f"{candidates}: none of the metrics asked for ({', '.join(metrics)}) could be "
                             f"computed: {why}")
     result = {"metrics": out, "per_clip": rows, "warnings": warnings, "skipped": skipped or []}
+    if keep_features and video_bb is not None and "fvd" in out:
+        result["features"] = {"backbone": out["fvd"]["protocol"]["backbone"],
+                              "candidates": torch.cat(fake).tolist(), "reference": torch.cat(real).tolist()}
     if log_mlflow:
         result["mlflow_run_id"] = _log_run(candidates, reference, metrics, result)
     return result

@@ -99,6 +99,16 @@ def test_runs_log_the_schema_and_reruns_return_the_same_run(mlflow_store, tiny, 
             schema.ARTIFACT_BUNDLE_SIG} <= _artifacts(world.run_id)
     rows = json.loads((world.folder / "bundle.json").read_text())["clips"]
     assert len(rows) == 6 and {r["part"] for r in rows} == {"id", "ood"}
+    # the FVD features of each clip (keyed by prompt and seed, as the leaderboard pairs two models'
+    # clips) and of the reference, one list of the backbone's width each
+    from reports import _store
+
+    feats = [_store.features(r.run_id) for r in (world, frozen)]
+    assert all(f is not None for f in feats)
+    assert [(c["prompt"], c["seed"]) for c in feats[0]["clips"]] == [(r["prompt"], r["seed"]) for r in rows]
+    assert feats[0]["reference"] == feats[1]["reference"] and len(feats[0]["reference"]) >= 2
+    width = {len(c["features"]) for f in feats for c in f["clips"]} | {len(x) for x in feats[0]["reference"]}
+    assert len(width) == 1 and feats[0]["backbone"]["weights_sha256"] == p["backbone.video.weights_sha256"]
     # the ceiling obeys physics; a frozen copy of it does not
     assert world.metrics["physics_score"]["value"] > frozen.metrics["physics_score"]["value"]
     # no detector in this checkout (or one): either way the run says what it did

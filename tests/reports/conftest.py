@@ -41,7 +41,8 @@ def per_clip_rows(physics: np.ndarray, p_generated: float, *, signed=True, wm=Tr
 
 def log_bench_run(model: str, *, role: str = "model", suite_hash: str = "h2", complete: bool = True,
                   fvd=(100.0, 90.0, 110.0), physics: np.ndarray | None = None, p_generated: float = 0.8,
-                  extra: dict | None = None, grid: bool = True, max_prompts: int | None = None) -> str:
+                  extra: dict | None = None, grid: bool = True, max_prompts: int | None = None,
+                  features: dict | None = None) -> str:
     """One run as the bench runner writes it; returns its run id."""
     import mlflow
 
@@ -76,6 +77,8 @@ def log_bench_run(model: str, *, role: str = "model", suite_hash: str = "h2", co
         for name, vals in (extra or {}).items():
             tracking.log_metric_ci(name, *vals)
         tracking.log_json(rows, schema.ARTIFACT_PER_CLIP)
+        if features is not None:  # {"backbone", "reference", "clips": [{"id", "prompt", "seed", "features"}]}
+            tracking.log_json(features, schema.ARTIFACT_FEATURES, indent=None)
         if grid:
             img = np.zeros((48, 96, 3), np.uint8)
             img[:, :48] = (200, 40, 40)

@@ -93,6 +93,45 @@ def test_paired_bootstrap_marks_near_identical_models_only(bench_store):
     assert "p=" in df.loc["uvit:bad", "tie_test"]
 
 
+def test_fvd_neighbours_are_compared_by_a_paired_bootstrap_of_their_logged_features(mlflow_store):
+    """Since session 36 a bench run logs its clips' FVD features and the reference's: two models
+    whose FVD intervals overlap are told apart when their clips, paired by prompt and seed, are
+    consistently further from the reference; two of one distribution stay marked; a run without
+    features (older) falls back to CI overlap, and the note says why."""
+    import numpy as np
+
+    from conftest import log_bench_run, per_clip_rows
+    from evalkit.metrics.fvd import fvd_with_ci
+
+    rng = np.random.default_rng(1)
+    real, base = rng.normal(size=(40, 8)), rng.normal(size=(40, 8))
+    sets = {"uvit:near": base + 0.1 * rng.normal(size=(40, 8)), "uvit:twin": base + 0.1 * rng.normal(size=(40, 8)),
+            "uvit:off": base + 0.1 * rng.normal(size=(40, 8)) + np.eye(8)[0] * 1.5}
+    keys = [(r["prompt"], r["seed"]) for r in per_clip_rows(np.full(40, 0.8), 0.8)]
+    est = {}
+    for model, f in sets.items():
+        est[model] = e = fvd_with_ci(real, f)
+        order = rng.permutation(40)  # clips listed in another order in each run: pairs are by key
+        feats = {"backbone": {"backbone": "test-encoder"}, "reference": real.tolist(),
+                 "clips": [{"id": f"c{i}", "prompt": keys[i][0], "seed": keys[i][1], "features": f[i].tolist()}
+                           for i in order]}
+        log_bench_run(model, fvd=(e.value, e.ci_low, e.ci_high), features=feats)
+    # the intervals of near and off overlap: the old rule could not separate them
+    assert est["uvit:off"].ci_low <= est["uvit:near"].ci_high or est["uvit:near"].ci_low <= est["uvit:off"].ci_high
+    by = leaderboard(SUITE).set_index("model")
+    assert by.loc["uvit:off", "rank"] == 3 and "paired bootstrap over 40 matched clips" in by.loc["uvit:off", "tie_test"]
+    assert not by.loc["uvit:off", "tie_with_above"]
+    second = by.index[by["rank"] == 2][0]
+    assert by.loc[second, "tie_with_above"] and "paired bootstrap" in by.loc[second, "tie_test"]
+    assert not any("set-level" in n for n in leaderboard(SUITE).attrs["notes"])
+    # a run without features: the CI rule, said
+    log_bench_run("uvit:old", fvd=(est["uvit:off"].value + 1, est["uvit:off"].ci_low, est["uvit:off"].ci_high + 5))
+    board = leaderboard(SUITE)
+    old = board.set_index("model").loc["uvit:old"]
+    assert old["rank"] == 4 and "CI" in old["tie_test"]
+    assert any("set-level" in n and "no logged features" in n for n in board.attrs["notes"])
+
+
 def test_json_is_designs_shape(board):
     rows = json.loads(format_leaderboard(board, "json"))
     assert [r["model"] for r in rows][:3] == ["uvit:good", "uvit:twin", "uvit:bad"]
