@@ -64,7 +64,8 @@ def build_bundle(suite, model: str, role: str, run_key: str, protocol: dict, max
         "metrics": metrics,
         # how its intervals were drawn: set-level ones over clips in content order (session 33), and
         # by session 34's rules (`INTERVALS`)
-        "scoring": {"set_order": "content", "intervals": INTERVALS, "rgb": video_rgb.CONVERSION},
+        "scoring": {"set_order": "content", "intervals": INTERVALS, "rgb": video_rgb.CONVERSION,
+                    "clip_frames": _clip_frames_now()},
         "evalkit": {"version": __version__, "git_commit": git_commit(), "git_dirty": git_dirty()},
         "environment": _environment(), "mlflow_run_id": run_id,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -274,6 +275,15 @@ SET_LEVEL = ("fvd", "kvd", "precision", "recall", "conditional_diversity")
 # is equal (null bounds, `stats.not_estimable`), bounded means widened to the bootstrap-t. A bundle
 # without it has the older intervals: zero-width for such sets, narrower for some means.
 INTERVALS = "not-estimable+bootstrap-t"
+# CLIPScore's frames a clip at most (every frame of a shorter clip; `clip_alignment.DEFAULT_NUM_FRAMES`,
+# in the bundle's scoring since session 36): bundles before it name none and used 8
+CLIP_FRAMES_BEFORE_36 = 8
+
+
+def _clip_frames_now() -> int:
+    from evalkit.metrics.clip_alignment import DEFAULT_NUM_FRAMES
+
+    return DEFAULT_NUM_FRAMES
 
 
 def _no_number(v) -> bool:
@@ -449,9 +459,14 @@ def _recompute(bundle: dict, folder: Path, problems: list, progress: bool) -> di
     if rgb not in video_rgb.CONVERSIONS:
         problems.append(f"the bundle's scores were computed with an RGB conversion this version lacks ({rgb!r})")
         return {"checked": 0, "mismatched": []}
+    clip_frames = scoring.get("clip_frames", CLIP_FRAMES_BEFORE_36)
+    if not isinstance(clip_frames, int) or isinstance(clip_frames, bool) or not 1 <= clip_frames <= 10_000:
+        problems.append(f"the bundle's scoring names an unusable CLIPScore frame count ({clip_frames!r})")
+        return {"checked": 0, "mismatched": []}
     with video_rgb.conversion(rgb):
         scored = score_run(suite, folder, reference, {c["id"]: c.get("part") for c in bundle["clips"]},
-                           progress=progress, use_cache=False)  # a recomputation, not a cache read
+                           progress=progress, use_cache=False,  # a recomputation, not a cache read
+                           clip_num_frames=clip_frames)  # as the bundle's clip_alignment was scored
     mismatched = []
     # bundles made before session 33 drew set-level intervals in listing order, and before session
     # 34 every interval by older rules: only their values and N can be recomputed (the bundle's
@@ -470,6 +485,9 @@ def _recompute(bundle: dict, folder: Path, problems: list, progress: bool) -> di
                         f"{', '.join(x['metric'] for x in mismatched[:5])}")
     out = {"checked": len(scored["metrics"]), "mismatched": mismatched}
     notes = []
+    if clip_frames != _clip_frames_now():
+        notes.append(f"this bundle's CLIPScore averaged {clip_frames} evenly spaced frames a clip (now every frame "
+                     f"up to {_clip_frames_now()}); it was recomputed so")
     if rgb != video_rgb.CONVERSION:
         notes.append(f"this bundle's clips were decoded to RGB by {rgb} (before session 34's exact colours); "
                      "they were recomputed so")

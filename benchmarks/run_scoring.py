@@ -85,7 +85,7 @@ def physics_parts(rows: list[dict], part_of: dict) -> dict:
 
 
 def score_run(suite: Suite, folder: Path, reference: Path, part_of: dict, *, progress: bool = False,
-              backbone_paths: dict | None = None, use_cache: bool = True) -> dict:
+              backbone_paths: dict | None = None, use_cache: bool = True, clip_num_frames: int | None = None) -> dict:
     """`score_folders` over the suite's quality metrics plus the physics split by part:
     {"metrics": {name: {value, ci_low, ci_high, n}}, "scores": <score_folders JSON w/o per_clip>,
     "per_clip": rows, "features": the FVD backbone's features (`score_folders(keep_features=True)`)
@@ -95,7 +95,8 @@ def score_run(suite: Suite, folder: Path, reference: Path, part_of: dict, *, pro
     families = tuple(f for f in SCORE_FAMILIES if f in suite.metrics)
     paths = backbone_paths or {}
     protocol = {"families": families, "opts": {f: suite.metrics[f] for f in families},
-                "paths": {k: str(v) for k, v in paths.items()}, "code": CODE_VERSION}
+                "paths": {k: str(v) for k, v in paths.items()}, "code": CODE_VERSION,
+                **({"clip_frames": clip_num_frames} if clip_num_frames else {})}
     key = sha_of({"clips": folder_digest(folder), "reference": folder_digest(reference), "protocol": protocol})
     cache = bench_home() / "cache" / "scores" / f"{key}.json"
     hit = read_json(cache) if use_cache else None
@@ -108,7 +109,8 @@ def score_run(suite: Suite, folder: Path, reference: Path, part_of: dict, *, pro
                             video_backbone=suite.metrics.get("fvd", {}).get("backbone", "world-video-encoder"),
                             video_backbone_path=paths.get("video"),
                             clip_backbone=suite.metrics.get("clip", {}).get("backbone", "world-clip"),
-                            clip_backbone_path=paths.get("clip"), progress=progress, keep_features=True)
+                            clip_backbone_path=paths.get("clip"), progress=progress, keep_features=True,
+                            clip_num_frames=clip_num_frames)
     metrics = {name: {k: m[k] for k in ("value", "ci_low", "ci_high", "n")} for name, m in res["metrics"].items()}
     if "physics" in families:
         metrics.update(physics_parts(res["per_clip"], part_of))

@@ -225,16 +225,16 @@ def _fvd(fake: np.ndarray, real: np.ndarray, prompts: list[str], bb, base: dict)
 PR_RELIABLE_N = 256  # precision/recall below this many clips a set carry a note (score also warns)
 
 
-def _clip(frame_embeds, text_embeds, prompts: list[str], bb, base: dict, rows: list[dict]) -> dict:
+def _clip(frame_embeds, text_embeds, prompts: list[str], bb, base: dict, rows: list[dict], num_frames: int) -> dict:
     """CLIPScore per clip and text-to-clip retrieval (each clip against every distinct prompt),
     from the embeddings gathered clip by clip (so clips of different sizes are ranked too)."""
-    from evalkit.metrics.clip_alignment import DEFAULT_NUM_FRAMES, clip_alignment
+    from evalkit.metrics.clip_alignment import clip_alignment
 
     # a list: clips of different lengths give different numbers of frame embeddings
     res = clip_alignment(prompts=prompts, frame_embeds=frame_embeds, text_embeds=text_embeds)
     proto = {**base, "backbone": bb.protocol(),
-             "score": f"100 * max(cos, 0) per frame, mean over every frame (a clip over {DEFAULT_NUM_FRAMES} frames: "
-                      f"{DEFAULT_NUM_FRAMES} evenly spaced)", "num_frames": DEFAULT_NUM_FRAMES}
+             "score": f"100 * max(cos, 0) per frame, mean over every frame (a clip over {num_frames} frames: "
+                      f"{num_frames} evenly spaced)", "num_frames": num_frames}
     out = {}
     per = [float(x) for x in res["per_clip"]]
     if res["n_prompts"] > 1:
@@ -298,16 +298,16 @@ def _features(bb, frames: np.ndarray) -> torch.Tensor:
     return bb.features(_frames_tensor(frames[:bb.frames] if bb.frames else frames))
 
 
-def _clip_frames(t: int) -> np.ndarray:
-    from evalkit.metrics.clip_alignment import DEFAULT_NUM_FRAMES, frame_indices
+def _clip_frames(t: int, num_frames: int) -> np.ndarray:
+    from evalkit.metrics.clip_alignment import frame_indices
 
-    return frame_indices(t, DEFAULT_NUM_FRAMES)
+    return frame_indices(t, num_frames)
 
 
 def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_backbone: str = "world-video-encoder",
                   video_backbone_path=None, clip_backbone: str = "world-clip", clip_backbone_path=None,
                   progress: bool = True, log_mlflow: bool = False, skip_unreadable: bool = False,
-                  keep_features: bool = False) -> dict:
+                  keep_features: bool = False, clip_num_frames: int | None = None) -> dict:
     """{"metrics": {name: {"value", "ci_low", "ci_high", "n", "protocol"}}, "per_clip": [...],
     "warnings": [...], "skipped": [...]}; with `log_mlflow`, also one MLflow run in experiment
     "evalkit-score". With `skip_unreadable`, files that cannot be scored (a broken download, a
@@ -321,7 +321,12 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
 
     `keep_features`: also "features": the FVD backbone's features of every candidate (in
     per_clip's order) and reference clip, as float lists, for a paired comparison of two sets'
-    distances to one reference (`fvd_paired`; the bench logs them beside each run)."""
+    distances to one reference (`fvd_paired`; the bench logs them beside each run).
+    `clip_num_frames`: CLIPScore's frames a clip (default `clip_alignment.DEFAULT_NUM_FRAMES`; a
+    bundle scored before session 36 is recomputed with its 8)."""
+    from evalkit.metrics.clip_alignment import DEFAULT_NUM_FRAMES
+
+    clip_num_frames = int(clip_num_frames or DEFAULT_NUM_FRAMES)
     from evalkit.metrics.backbones import get_backbone
 
     if "fvd" in metrics and reference is None:  # before any work
@@ -360,7 +365,7 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
             fake.append(_features(video_bb, c.frames))
             short[0] += c.num_frames < video_bb.frames
         if clip_bb is not None and seen[-1].prompt.strip():  # no text to align with: left out, said below
-            frame_embeds.append(clip_bb.encode_video_frames(_frames_tensor(c.frames[_clip_frames(c.num_frames)])))
+            frame_embeds.append(clip_bb.encode_video_frames(_frames_tensor(c.frames[_clip_frames(c.num_frames, clip_num_frames)])))
             text_embeds.append(clip_bb.encode_text([seen[-1].prompt]))
         rows.append(row)
         del c
@@ -388,7 +393,7 @@ def score_folders(candidates, reference=None, metrics=ALL_METRICS, *, video_back
         if frame_embeds:
             prompted = [i for i, p in enumerate(prompts) if p.strip()]
             out.update(_clip(frame_embeds, text_embeds, [prompts[i] for i in prompted], clip_bb, base,
-                             [rows[i] for i in prompted]))
+                             [rows[i] for i in prompted], clip_num_frames))
     if "physics" in metrics:
         out.update(_physics(rows, base))
     warnings = []

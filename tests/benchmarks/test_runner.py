@@ -144,7 +144,8 @@ def test_bundle_verifies_and_catches_tampering(mlflow_store, tiny, tmp_path):
     assert not ok["recompute"]["mismatched"] and "note" not in ok["recompute"]
     # a bundle from before the content-ordered intervals: values and N recomputed, bounds not, said
     old_style = json.loads(res.bundle.read_text())
-    old_style["scoring"] = {"rgb": old_style["scoring"]["rgb"]}  # (the clips' decoding is checked below)
+    # (the clips' decoding and CLIPScore's frames are checked below)
+    old_style["scoring"] = {k: old_style["scoring"][k] for k in ("rgb", "clip_frames")}
     for m in ("fvd", "kvd"):
         if m in old_style["metrics"]:
             old_style["metrics"][m]["ci_low"] -= 1.0  # as drawn in listing order
@@ -155,10 +156,17 @@ def test_bundle_verifies_and_catches_tampering(mlflow_store, tiny, tmp_path):
     # a bundle says how its clips were decoded to RGB, and a recompute decodes them so: these were
     # scored with the exact colours, and swscale's fast path (every bundle before session 34) moves
     # the scores off them
-    fast = {**old_style, "scoring": {}}
+    fast = {**old_style, "scoring": {"clip_frames": old_style["scoring"]["clip_frames"]}}
     older.write_text(json.dumps(fast))
     moved = verify_bundle(older, clips=res.folder, recompute=True)
     assert moved["recompute"]["mismatched"] and "decoded to RGB by swscale-default" in moved["recompute"]["note"]
+    # a bundle before session 36 averaged CLIPScore over 8 of these 16 frames: recomputed so (these
+    # numbers, over all 16, then differ in clip_alignment alone), and said
+    eight = {**old_style, "scoring": {"rgb": old_style["scoring"]["rgb"]}}
+    older.write_text(json.dumps(eight))
+    by8 = verify_bundle(older, clips=res.folder, recompute=True)["recompute"]
+    assert {m["metric"] for m in by8["mismatched"]} == {"clip_alignment"}
+    assert "CLIPScore averaged 8 evenly spaced frames" in by8["note"]
     older.unlink()
     import shutil  # a video added to the run's folder is not vouched for by the bundle
 
