@@ -205,22 +205,37 @@ def _paired_features(run_a: str, run_b: str, cache: dict):
         return None, "a run has no logged features (made before session 36)"
     if fa.get("backbone") != fb.get("backbone"):
         return None, "the runs' FVD backbones differ"
-    ref_a, ref_b = np.asarray(fa["reference"], np.float64), np.asarray(fb["reference"], np.float64)
-    # the same reference clips, perhaps listed in another order
-    if ref_a.shape != ref_b.shape or not np.array_equal(np.unique(ref_a, axis=0), np.unique(ref_b, axis=0)):
-        return None, "the runs were scored against different reference sets"
-
     def by_key(f):
         out = {}
         for c in f["clips"]:
-            out.setdefault((c.get("prompt"), c.get("seed")), c.get("features"))
+            if isinstance(c, dict):
+                out.setdefault((str(c.get("prompt")), str(c.get("seed"))), c.get("features"))
         return out
 
     ta, tb = by_key(fa), by_key(fb)
-    keys = sorted(set(ta) & set(tb), key=repr)
+    keys = sorted(set(ta) & set(tb))
     if len(keys) < 2:
         return None, "fewer than 2 clips matched by (prompt, seed)"
-    return (ref_a, np.asarray([ta[k] for k in keys], np.float64), np.asarray([tb[k] for k in keys], np.float64)), ""
+    try:  # a store anyone can write to: ragged, non-numeric or non-finite lists are not features
+        ref_a, ref_b = _matrix(fa["reference"]), _matrix(fb["reference"])
+        a, b = _matrix([ta[k] for k in keys]), _matrix([tb[k] for k in keys])
+    except (TypeError, ValueError):
+        return None, "a run's logged features are malformed"
+    if len({m.shape[1] for m in (ref_a, ref_b, a, b) if m.size}) > 1:
+        return None, "a run's logged features are malformed"
+    # the same reference clips, perhaps listed in another order
+    if ref_a.shape != ref_b.shape or not np.array_equal(np.unique(ref_a, axis=0), np.unique(ref_b, axis=0)):
+        return None, "the runs were scored against different reference sets"
+    if ref_a.shape[0] < 2:
+        return None, "fewer than 2 reference clips"
+    return (ref_a, a, b), ""
+
+
+def _matrix(rows) -> np.ndarray:
+    m = np.asarray(rows, dtype=np.float64)
+    if m.ndim != 2 or not np.isfinite(m).all():
+        raise ValueError("not a finite [N, D] matrix")
+    return m
 
 
 def _paired_set_level(above, row, metric: str, cache: dict) -> tuple[bool, str] | None:
@@ -230,7 +245,9 @@ def _paired_set_level(above, row, metric: str, cache: dict) -> tuple[bool, str] 
 
     got, why = _paired_features(above["run_id"], row["run_id"], cache)
     if got is None:
-        cache.setdefault(("why-unpaired", metric), why)
+        whys = cache.setdefault(("why-unpaired", metric), [])
+        if why not in whys:
+            whys.append(why)
         return None
     real, a, b = got
     est, p = paired_distance_diff(real, a, b, metric, seed=0)
@@ -337,7 +354,7 @@ def leaderboard(suite_name: str, primary: str | None = None):
             metric not in SET_LEVEL_METRICS or unpaired):
         # FVD and KVD are paired through the runs' logged features where both runs have them
         notes.append(f"{metric} is set-level: neighbours are compared by CI overlap, not a paired test"
-                     + (f" ({unpaired})" if unpaired else ""))
+                     + (f" ({'; '.join(unpaired)})" if unpaired else ""))
     notes += _past_the_ceiling(df, ranked, metric, lower)
     df["rank"] = df["rank"].astype("Int64")
     df = df.drop(columns=["_key", "_role"])

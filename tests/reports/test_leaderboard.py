@@ -124,6 +124,15 @@ def test_fvd_neighbours_are_compared_by_a_paired_bootstrap_of_their_logged_featu
     second = by.index[by["rank"] == 2][0]
     assert by.loc[second, "tie_with_above"] and "paired bootstrap" in by.loc[second, "tie_test"]
     assert not any("set-level" in n for n in leaderboard(SUITE).attrs["notes"])
+    # hostile or damaged features (ragged, text, NaN): the CI rule, said, never a traceback
+    for bad in ([[1.0, 2.0], [3.0]], [["a"] * 8] * 40, [[float("nan")] * 8] * 40):
+        feats = {"backbone": {"backbone": "test-encoder"}, "reference": real.tolist(),
+                 "clips": [{"id": f"c{i}", "prompt": keys[i][0], "seed": keys[i][1],
+                            "features": bad[i % len(bad)]} for i in range(40)]}
+        log_bench_run("uvit:near", fvd=(est["uvit:near"].value, est["uvit:near"].ci_low, est["uvit:near"].ci_high),
+                      features=feats)
+        board = leaderboard(SUITE)
+        assert any("malformed" in n for n in board.attrs["notes"]), board.attrs["notes"]
     # a run without features: the CI rule, said
     log_bench_run("uvit:old", fvd=(est["uvit:off"].value + 1, est["uvit:off"].ci_low, est["uvit:off"].ci_high + 5))
     board = leaderboard(SUITE)
