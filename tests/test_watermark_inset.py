@@ -55,6 +55,34 @@ def test_a_split_screen_is_read_on_either_half(footage, tmp_path):
         assert d.detected and d.payload == PAYLOAD and d.geometry["view"].startswith("inset"), d.geometry
 
 
+def _desktop(frames, scale, at=(40, 60), size=(540, 960)):
+    """A screen recording of a player showing `frames` at `scale`: a flat desktop with a title
+    bar, the player's frame and its control bar below the picture, a progress mark moving."""
+    t, h, w = frames.shape[:3]
+    nh, nw = round(h * scale) // 2 * 2, round(w * scale) // 2 * 2
+    y, x = at
+    out = np.full((t,) + size + (3,), 40, np.uint8)
+    out[:, :30] = 220
+    out[:, y - 4:y + nh + 34, x - 4:x + nw + 4] = 70
+    out[:, y + nh + 6:y + nh + 26, x:x + nw] = (120, 120, 200)
+    for i, f in enumerate(frames):
+        out[i, y:y + nh, x:x + nw] = cv2.resize(f, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        px = x + int(i * (nw - 8) / max(1, t - 1))
+        out[i, y + nh + 10:y + nh + 22, px:px + 8] = 250
+    return out
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_a_player_window_in_a_screen_recording(footage, tmp_path, scale):
+    """The picture inside a player's frame and control bar, the window under a quarter of the
+    recorded desktop's width at half size (session 35: the box found was the window, whose own
+    frame threw the read off, and a window that narrow was not looked for)."""
+    key, marked, _ = footage
+    rec = _h264(tmp_path, _desktop(marked, scale), f"desktop-{scale}.mp4")
+    d = detect(rec, key)
+    assert d.detected and d.payload == PAYLOAD and d.geometry["view"].startswith("inset"), d.geometry
+
+
 def test_no_inset_in_plain_footage_or_world_clips(real_videos_dir):
     """Static scenery and flat objects that never move have persistent edges too: no box is
     taken for an inset unless a textured picture's whole border persists."""

@@ -29,6 +29,38 @@ all levels, or luma fine levels plus Cr coarse ones) lost payloads at CRF 30 on 
 gained nothing clear at CRF 40-50: x264's dead zone rewards a concentrated mark. The PSNR of the
 video is that of the channel change times its RGB cost (0.746 for luma, 0.83 for Cr).
 
+*A luma companion beside the Cr mark (session 36).* A greyscale copy (ffmpeg's `format=gray` or
+`hue=s=0`, PIL's `convert("L")`, OpenCV's RGB2GRAY: BT.601 luma in every channel) keeps no Cr,
+so every such copy of a clip of 160 px or more lost its mark, and no read can bring it back:
+the copy holds luma only, and the Cr lattice points need the original Cr, which is gone. So a
+Cr clip also carries the code on the luma profile's plan at `grey_companion` (0.2) of its step,
+4% of the PSNR budget taken from Cr (`wm_scheme.embed_plan`); each part reads alone as its own
+profile's mark, the Cr part at gain 0.98, the companion at gain 0.2 (`prior_gains`; in a frame
+without colour, `wm_read.colourless`, the colour profiles are skipped and the luma profile is
+searched over a second gain range about 0.2, so a grey copy whose contrast changed is read too).
+Why so weak: the companion costs the Cr mark after x264 CRF 40 about 2% of the bits that reach
+the decoder at 4% of the budget, 9% at 6-10% and 12% at 15% (session 35, 12 clips), while 4%
+already carries the payload through a lossless grey copy and, on footage and textured clips,
+through a grey copy re-encoded at CRF 23. Flat 160-224 px renders lose the weak companion to
+that re-encode (x264's dead zone); a copy made with other weights (BT.709, the RGB average, HSL
+lightness) adds each pixel's own colour to the luma and is read only where the colour has little
+detail. Reading both parts together lowered the bits after CRF 40-50 (the companion's LLRs are
+mostly noise there), so they are decoded apart.
+Measured against the Cr mark alone (session 36; the same clips, keys and payloads; clips of 160
+px and more: 256 px world clips and 640x272, 640x360, 1280x720 and 192x192 footage): a greyscale
+copy kept the payload in 35 of 35 clips against 0; a grey copy then H.264 CRF 23 in 18 of 19
+against 0 (a dark 256 px render lost it), then CRF 30 in 9 of 19; colour turned down to 0.3 in
+19 of 19 against 1. Every other row of the grid kept its payloads clip for clip (N = 35) but
+H.264 CRF 40 and 50, where payloads near the code's cliff flip both ways: over 95 clips CRF 40
+81 -> 80 (6 lost, 5 gained), CRF 50 22 -> 24 (4 lost, 6 gained); bit accuracy after CRF 40
+0.976 -> 0.971 over 60 of them. HEVC CRF 28, VP9 CRF 40, hue +20 degrees, saturation x1.5,
+JPEG 50, blur and a screen recording kept theirs (N = 19), AV1 CRF 40 16 -> 18, a white balance
+change 15 -> 19. PSNR unchanged (mean 42.2 dB, min 42.02); clips under 160 px are marked as
+before and read the same (N = 18, every row equal). False detections: none at p < 1e-6 and no
+payload read over 1,120 unmarked reads (the benchmark's study, 420 of them greyscale copies of
+160-256 px world clips, 192x192 crops of footage and clips marked with another key; min p
+0.067), nor from a payload never embedded (1,120 known-payload tests).
+
 *Luma along the least-squares direction.* Schemes 1-2 added a luma change to R, G and B alike
 (cost 1). Spread in proportion to the BT.601 weights it costs 0.746, so at the same PSNR the
 lattice step is 1.16x larger (1.27 dB). Measured on the grid (session 19): payloads after CRF
@@ -186,10 +218,10 @@ import numpy as np
 from evalkit.provenance import wm_grid as geo
 from evalkit.provenance import wm_time
 from evalkit.provenance.wm_ecc import DEFAULT_CODE
-from evalkit.provenance.wm_read import Detection, decode_segments, read_mean, segment_tables
+from evalkit.provenance.wm_read import Detection, a_priori_mark, decode_segments, read_mean, segment_tables
 from evalkit.provenance.wm_scheme import (
     DEFAULT_P_THRESHOLD, PRESETS, Plan, WatermarkConfig, WatermarkInputError, WatermarkKey, as_key, check_frames,
-    choose_profile, frame_coeffs, get_config, make_key, make_plan, payload_to_bits,
+    choose_profile, embed_plan, frame_coeffs, get_config, make_key, make_plan, payload_to_bits,
 )
 from evalkit.provenance.wm_search import read_crop, read_rotation, scan_offsets
 
@@ -222,7 +254,7 @@ def marking_plan(mean: np.ndarray, payload: bytes, key, cfg: WatermarkConfig) ->
     bits = payload_to_bits(payload)
     info = np.concatenate([bits, key.mac(bytes(payload), cfg.mac_bits)])
     h, w, _ = mean.shape
-    plan = make_plan(key, cfg.grid_for(h, w), cfg, info.size, DEFAULT_CODE, choose_profile(mean, cfg))
+    plan = embed_plan(key, cfg.grid_for(h, w), cfg, info.size, DEFAULT_CODE, choose_profile(mean, cfg))
     return plan, DEFAULT_CODE.encode(info)
 
 
@@ -344,7 +376,7 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
     # An excerpt's segment borders fall anywhere: a cheap scan ranks the windows' offsets, the
     # best ones are read in full, then with every segment in step with them.
     h, w = frames.shape[1:3]
-    prof = choose_profile(frames[0], cfg)
+    prof, gain0 = a_priori_mark(np.ascontiguousarray(frames[0], np.float32), cfg)
     prior = make_plan(key, cfg.grid_for(h, w), cfg, payload_bits + cfg.mac_bits, DEFAULT_CODE, prof)
     for n, off, name in scan_offsets(frames, wins, cfg, key, payload_bits + cfg.mac_bits):
         mean = geo.mean_frame(frames[off:off + n])
@@ -354,7 +386,7 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
         # the a-priori geometry (the clip's grid and profile, no crop, gain 1: what a re-encoding
         # leaves), then the window's own best fit
         segs = None  # summed-area tables of every segment's mean, made once for both geometries
-        for geom in [(prior, (0.0, 1.0, 0.0, 1.0), 1.0)] + ([(cand.plan, cand.box, cand.gain)] if cand else []):
+        for geom in [(prior, (0.0, 1.0, 0.0, 1.0), gain0)] + ([(cand.plan, cand.box, cand.gain)] if cand else []):
             if found[-1].payload is None:
                 segs = segs or segment_tables(frames, name, off, n, cfg)
                 found.append(scaled(decode_segments(segs, *geom, cfg, key, payload_bits), name, None))

@@ -117,9 +117,8 @@ def views(frames: np.ndarray, mean: np.ndarray) -> list[tuple[str, np.ndarray]]:
     from evalkit.provenance.wm_inset import find_insets
 
     for i, (y0, y1, x0, x1) in enumerate(find_insets(frames[:, t:h - b, lf:w - r])):
-        inner = mean[t + y0:t + y1, lf + x0:lf + x1]
         name = "inset" if i == 0 else f"inset-{i + 1}"
-        out += [(name, inner), (name + "-mirrored", inner[:, ::-1])]
+        out += _inset_views(frames, mean, (t + y0, t + y1, lf + x0, lf + x1), name)
     faded = defaded_mean(frames)
     if faded is not None:
         out.append(("fade undone", faded))
@@ -127,6 +126,30 @@ def views(frames: np.ndarray, mean: np.ndarray) -> list[tuple[str, np.ndarray]]:
     if kept is not None:
         out.append(("flat frames left out", kept))
     return [(name, np.ascontiguousarray(v)) for name, v in out]
+
+
+def _inset_views(frames: np.ndarray, mean: np.ndarray, box: tuple[int, int, int, int], name: str):
+    """The views of a picture found inside the frame at `box` (`wm_inset`), each as given and
+    mirrored: the box; the box less flat bars along its edges (`bars`); and, where the box holds
+    a second persistent border of at least 0.7 of its sides, the picture inside that (less its
+    flat bars). The box may be a player window in a screen recording, its own frame and control
+    bar around the picture (session 35: a marked 256 px clip shown at its size in a recorded
+    desktop was read only from the picture inside)."""
+    from evalkit.provenance.wm_inset import find_insets
+
+    y0, y1, x0, x1 = box
+    boxes = [box]
+    for sy0, sy1, sx0, sx1 in find_insets(frames[:, y0:y1, x0:x1], limit=1):
+        if (sy1 - sy0) >= 0.7 * (y1 - y0) and (sx1 - sx0) >= 0.7 * (x1 - x0):
+            boxes.append((y0 + sy0, y0 + sy1, x0 + sx0, x0 + sx1))
+    out = []
+    for k, (a, b, c, d) in enumerate(boxes):
+        cuts = [(0, 0, 0, 0), bars(frames[:, a:b, c:d], mean[a:b, c:d])]
+        for j, (bt, bb, bl, br) in enumerate(dict.fromkeys(cuts)):
+            v = mean[a + bt:b - bb, c + bl:d - br]
+            label = name + ("-picture" if k else "") + ("-bars-removed" if j else "")
+            out += [(label, v), (label + "-mirrored", v[:, ::-1])]
+    return out
 
 
 FLAT_SD = 2.0  # luma levels: a frame this uniform holds no picture (black, an end card, a slate)

@@ -31,7 +31,11 @@ MIN_STEP = 5.0     # levels: the step 85% of every inner side reaches (`_along`)
 #                    and in none of five random-noise clips
 #                    (static scenery: each costs one more view read, never a detection)
 MIN_TEXTURE = 6.0  # luma levels: a picture's spread inside the box (a flat object's outline is no inset)
-MIN_SIDE = 0.25    # the inset spans at least this share of the frame's height and of its width
+MIN_SIDE = 0.12    # the inset spans at least this share of the frame's height and of its width
+#                    (0.25 until session 36: a player window in a recorded desktop is often smaller;
+#                    boxes in clips without an inset, 24-frame windows of the four real videos and
+#                    240 world clips: 9 of 265 against 3, each one more view read)
+MIN_PX = 48        # and at least this many pixels a side: under it no mark can be read (32 is the floor)
 MAX_AREA = 0.9     # and at most this share of its area (a thin border is not an inset)
 MARGIN = 4         # px: lines this close to the frame's edge are the edge's (codec ringing)
 MAX_FRAMES = 16    # frames sampled evenly to judge persistence
@@ -105,12 +109,12 @@ def find_insets(frames: np.ndarray, limit: int = 2) -> list[tuple[int, int, int,
     for a, xa in enumerate(xs):
         for xb in xs[a + 1:]:
             x0, x1 = xa + 1, xb + 1                    # columns [x0, x1)
-            if x1 - x0 < MIN_SIDE * ws:
+            if x1 - x0 < max(MIN_SIDE * ws, MIN_PX / k):
                 continue
             for c, ya in enumerate(ys):
                 for yb in ys[c + 1:]:
                     y0, y1 = ya + 1, yb + 1
-                    if y1 - y0 < MIN_SIDE * hs or (y1 - y0) * (x1 - x0) > MAX_AREA * hs * ws:
+                    if y1 - y0 < max(MIN_SIDE * hs, MIN_PX / k) or (y1 - y0) * (x1 - x0) > MAX_AREA * hs * ws:
                         continue
                     sides = []
                     for kind, at, lo, hi, inner in (("x", x0 - 1, y0, y1, x0 > 0), ("x", x1 - 1, y0, y1, x1 < ws),

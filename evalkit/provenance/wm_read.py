@@ -14,7 +14,8 @@ from evalkit.provenance import wm_grid as geo
 from evalkit.provenance.wm_ecc import DEFAULT_CODE
 from evalkit.provenance.wm_pvalue import chernoff_log, log_cosh, log_i0
 from evalkit.provenance.wm_scheme import (
-    Plan, WatermarkConfig, WatermarkKey, choose_profile, haar_of, make_plan, plan_coeffs, prior_gains,
+    Plan, WatermarkConfig, WatermarkKey, choose_profile, companion_gain, haar_of, make_plan, marks_luma, plan_coeffs,
+    prior_gains,
 )
 
 
@@ -52,7 +53,8 @@ class Candidate:
     plan: Plan
     prof: int = 0
     prior: bool = False  # the a-priori geometry of its profile (native grid, no crop, a prior gain)
-    legacy: bool = False  # ... at the gain of a mark along the other luma direction
+    legacy: bool = False  # ... at another kind's a-priori gain (the other luma direction, a luma companion)
+    base: float = 1.0  # the gain of an unattacked mark of its kind (a luma companion's); gains are reported over it
 
 
 def lattice_fit(v, st, di, gains):
@@ -79,11 +81,35 @@ def box_fits(vs: np.ndarray, valids: np.ndarray | None, st: np.ndarray, di: np.n
     return e.sum(axis=2, dtype=np.float64)
 
 
+def colourless(pl: list[np.ndarray], cfg: WatermarkConfig) -> bool:
+    """Whether the colour-difference planes of a frame are flat (under half a level end to end):
+    a greyscale copy, in which only luma can hold a mark."""
+    diff = [p for c, p in zip(cfg.channels, pl) if c != "y"]
+    return "y" in cfg.channels and bool(diff) and all(float(np.ptp(p)) < 0.5 for p in diff)
+
+
+def a_priori_mark(frame: np.ndarray, cfg: WatermarkConfig) -> tuple[int, float]:
+    """(profile, gain) at which an unattacked mark reads in a clip like `frame` [H, W, 3]: the
+    profile the embedder picks for its size at gain 1, or, in a frame without colour where that
+    profile marks none but colour, the luma profile at the luma companion's gain."""
+    prof = choose_profile(frame, cfg)
+    comp = companion_gain(cfg, 0)
+    if comp and not marks_luma(cfg, prof) and colourless(geo.planes(frame, cfg.channels), cfg):
+        return 0, comp
+    return prof, 1.0
+
+
 def search_lattice(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey, n_info: int,
             crops: tuple[float, ...] | None = None):
     """Every (profile, grid, crop box) hypothesis with its best gain (and its best gain near 1);
     the centre crops are `cfg.crops` unless `crops` is given. Returns the candidates and the
-    number of (hypothesis, gain) points looked at."""
+    number of (hypothesis, gain) points looked at.
+
+    A greyscale frame (`colourless`) holds no colour difference, so the profiles that mark none
+    but colour are not read (the choice depends on the frame alone, never on the key, so the
+    bounds hold); the luma profile is searched instead over a second gain range, about the gain
+    of a Cr mark's luma companion (`wm_scheme.companion_gain`): what a greyscale copy of a clip
+    marked in Cr keeps (after a contrast or brightness change too)."""
     h, w = pl[0].shape
     integs = [geo.Integral(p) for p in pl]
     lo, hi = math.log(cfg.gain_range[0]), math.log(cfg.gain_range[1])
@@ -91,41 +117,50 @@ def search_lattice(pl: list[np.ndarray], cfg: WatermarkConfig, key: WatermarkKey
     step = (hi - lo) / max(cfg.gain_steps - 1, 1)
     near = np.exp(np.linspace(-0.03, 0.03, 13))
     native = cfg.grid_for(h, w)
+    grey = colourless(pl, cfg)
     cands, n_search = [], 0
     for g, prof in ((g, p) for p in range(len(cfg.profiles)) for g in cfg.grid_sizes):
+        if grey and not marks_luma(cfg, prof):
+            continue
         plan = make_plan(key, g, cfg, n_info, DEFAULT_CODE, prof)
-        # a priori: gain 1, and where a mark along the other luma direction reads
-        at_prior = [g0 * near for g0 in prior_gains(cfg, prof)]
+        # a priori: gain 1, and where a mark along the other luma direction or a luma companion reads
+        priors = prior_gains(cfg, prof)
+        comp = companion_gain(cfg, prof)
+        at_prior = [g0 * near for g0 in priors]
+        bases = [1.0] + ([comp] if grey and comp else [])
         for crop in cfg.crops if crops is None else crops:
             if min(h, w) / crop / g < 2.0:
                 continue
             boxes = [(0.0, 1.0, 0.0, 1.0)] if crop >= 1.0 else geo.crop_boxes(h, w, crop)
-            # many candidate crop boxes: rank them on every 4th gain, refine the best two
-            grid = coarse if len(boxes) == 1 else coarse[::4]
-            gstep = step * (coarse.size - 1) / max(grid.size - 1, 1)
-            # all boxes measured and fitted at once: [B, n] coefficients, [B, gains] fits
+            apriori = g == native and crop >= 1.0
+            # all boxes measured at once: [B, n] coefficients
             vs, valids = plan_coeffs(integs, plan, cfg, np.asarray(boxes, np.float64))
-            fits = box_fits(vs, valids, plan.step, plan.dither, grid)
-            per_box = []
-            for b, box in enumerate(boxes):
-                v, valid = vs[b], valids[b]
-                if valid.sum() < 24:
-                    continue
-                vv, st, di = v[valid], plan.step[valid], plan.dither[valid]
-                n_search += grid.size
-                per_box.append((float(fits[b].max()), box, v, valid, vv, st, di, int(np.argmax(fits[b]))))
-            per_box.sort(key=lambda t: -t[0])
-            for rank, (_, box, v, valid, vv, st, di, j) in enumerate(per_box[:2]):
-                fine = np.exp(math.log(grid[j]) + np.linspace(-gstep, gstep, 15 if grid is coarse else 41))
-                gains = [fine] + (at_prior if rank == 0 else [])
-                apriori = g == native and crop >= 1.0
-                for k, gs in enumerate(gains):
-                    fit = lattice_fit(vv, st, di, gs)
-                    n_search += gs.size
-                    i = int(np.argmax(fit))
-                    z = float(fit[i]) / math.sqrt(vv.size / 2)
-                    cands.append(Candidate(z, float(fit[i]), g, box, crop, float(gs[i]), v, valid, plan, prof,
-                                       prior=apriori and k >= 1, legacy=apriori and k >= 2))
+            for base in bases:
+                # many candidate crop boxes: rank them on every 4th gain, refine the best two
+                grid = coarse * base if len(boxes) == 1 else coarse[::4] * base
+                gstep = step * (coarse.size - 1) / max(grid.size - 1, 1)
+                fits = box_fits(vs, valids, plan.step, plan.dither, grid)     # [B, gains]
+                per_box = []
+                for b, box in enumerate(boxes):
+                    v, valid = vs[b], valids[b]
+                    if valid.sum() < 24:
+                        continue
+                    vv, st, di = v[valid], plan.step[valid], plan.dither[valid]
+                    n_search += grid.size
+                    per_box.append((float(fits[b].max()), box, v, valid, vv, st, di, int(np.argmax(fits[b]))))
+                per_box.sort(key=lambda t: -t[0])
+                for rank, (_, box, v, valid, vv, st, di, j) in enumerate(per_box[:2]):
+                    fine = np.exp(math.log(grid[j]) + np.linspace(-gstep, gstep, 15 if len(boxes) == 1 else 41))
+                    gains = [fine] + (at_prior if rank == 0 and base == 1.0 else [])
+                    for k, gs in enumerate(gains):
+                        fit = lattice_fit(vv, st, di, gs)
+                        n_search += gs.size
+                        i = int(np.argmax(fit))
+                        z = float(fit[i]) / math.sqrt(vv.size / 2)
+                        kind = base if k == 0 else priors[k - 1]
+                        cands.append(Candidate(z, float(fit[i]), g, box, crop, float(gs[i]), v, valid, plan, prof,
+                                               prior=apriori and k >= 1, legacy=apriori and k >= 2,
+                                               base=kind if kind == comp else 1.0))
     return cands, n_search
 
 
@@ -185,7 +220,8 @@ def choose_attempts(cands: list[Candidate], guess: int, cfg: WatermarkConfig) ->
     """The geometries to decode, from candidates sorted by lattice fit (best first): the most
     plausible a priori (native grid, no crop, gain near 1) of every profile, the one the embedder
     would have picked for this clip (`guess`) first, then that of a mark along the other luma
-    direction (`prior_gains`) where it fits better, then the best lattice fits; at most
+    direction or of a Cr mark's luma companion (`prior_gains`; the better fitting one) where it
+    fits better, then the best lattice fits; at most
     `cfg.max_attempts`, every one counted in the p-value. Sign-blind: the choice does not bias a
     test of the bits."""
     attempts = []
@@ -231,7 +267,9 @@ def read_candidates(cands: list[Candidate], n_search: int, guess: int, cfg: Wate
     p = min(1.0, 2 * min(p_payload, p_presence))
     c = r["cand"]
     geometry = {"grid": c.g, "profile": c.prof, "crop": c.crop, "box": tuple(round(x, 4) for x in c.box),
-                "gain": round(c.gain, 4), "presence_z": round(best.z, 2), "attempts": len(results)}
+                "gain": round(c.gain / c.base, 4), "presence_z": round(best.z, 2), "attempts": len(results)}
+    if c.base != 1.0:  # read from a Cr mark's luma companion (a greyscale copy, or the colour gone)
+        geometry["part"] = "luma companion"
     return Detection(detected=p < cfg.p_threshold, payload=r["payload"] if r["ok"] else None,
                      p_value=p, bit_confidence=float(np.mean(np.abs(r["soft"]))), bits=r["soft"],
                      p_payload=p_payload, p_presence=p_presence, geometry=geometry), best

@@ -43,6 +43,11 @@ class WatermarkConfig:
         ((0.0, 0.0, 0.0), (0.7, 1.4, 2.0)),  # Cr, three levels weighted coarse: large frames
     )
     chroma_min_px: int = 160  # frames this large (short side) take the second (chroma) profile
+    # A clip marked in a profile without luma (Cr) also carries the code on the first (luma)
+    # profile's plan at this fraction of its lattice step, so that a greyscale copy, which keeps
+    # luma alone, keeps a mark (`companion_gain`); it takes this squared share of the PSNR budget
+    # from the Cr mark. 0: none (every mark made before session 36).
+    grey_companion: float = 0.2
     grid_sizes: tuple[int, ...] = (16, 32, 64)  # chip grids (cells per side), by frame size
     min_chip_px: float = 16.0  # the largest grid whose chips are >= this many pixels (short side)
     levels: int = 3  # Haar levels of the chip grid that carry bits
@@ -100,6 +105,8 @@ class WatermarkConfig:
             raise WatermarkInputError("gain_range must bracket 1, gain_steps >= 3, max_attempts >= 1")
         if not 0 <= self.blur <= 2 or self.min_chip_px <= 0:
             raise WatermarkInputError("min_chip_px must be positive and blur in 0..2")
+        if not 0 <= self.grey_companion <= 0.5:
+            raise WatermarkInputError(f"grey_companion must be 0..0.5 of the luma step, got {self.grey_companion}")
         if self.chroma_min_px < 0:
             raise WatermarkInputError(f"chroma_min_px must be >= 0, got {self.chroma_min_px}")
         if self.segment_frames != 0 and not 8 <= self.segment_frames <= 100_000:
@@ -236,17 +243,53 @@ def make_plan(key: WatermarkKey, g: int, cfg: WatermarkConfig, n_info: int, code
                  codebit=codebit, n_code=n_code)
 
 
+def marks_luma(cfg: WatermarkConfig, profile: int) -> bool:
+    return "y" in cfg.channels and any(cfg.profiles[profile][cfg.channels.index("y")])
+
+
+def companion_gain(cfg: WatermarkConfig, profile: int) -> float | None:
+    """The gain at which the luma companion of a Cr mark (`WatermarkConfig.grey_companion`,
+    `embed_plan`) reads against `profile`'s plan: the companion's relative step on the first
+    (luma) profile, None on any other profile or when no profile leaves luma for it."""
+    if profile != 0 or not cfg.grey_companion or not marks_luma(cfg, 0) \
+            or all(marks_luma(cfg, p) for p in range(len(cfg.profiles))):
+        return None
+    return cfg.grey_companion
+
+
 def prior_gains(cfg: WatermarkConfig, profile: int) -> tuple[float, ...]:
     """The gains at which an unattacked mark of `profile` reads against its plan's steps: 1,
     and, for a profile that marks luma, the gain of a mark made along the other luma direction
     (its step scales as 1/sqrt(cost)): a clip marked "flat" before session 19 reads at
-    sqrt(0.746) = 0.864 against the least-squares plan. The detector fits both a priori, so
-    neither kind needs the blind gain search."""
+    sqrt(0.746) = 0.864 against the least-squares plan; last, for the luma profile, the gain of
+    a Cr mark's luma companion (`companion_gain`). The detector fits them all a priori, so none
+    of these kinds needs the blind gain search."""
     out = [1.0]
-    if "y" in cfg.channels and any(cfg.profiles[profile][cfg.channels.index("y")]):
+    if marks_luma(cfg, profile):
         own = geo.direction("y", cfg.luma)[1]
         out += [math.sqrt(own / geo.direction("y", d)[1]) for d in geo.LUMA_DIRECTIONS if d != cfg.luma]
-    return tuple(out)
+    comp = companion_gain(cfg, profile)
+    return tuple(out + ([comp] if comp else []))
+
+
+def embed_plan(key: WatermarkKey, g: int, cfg: WatermarkConfig, n_info: int, code: ConvCode, profile: int) -> Plan:
+    """The plan the embedder marks a clip of `profile` with: `make_plan`'s, and for a profile
+    that leaves luma unmarked (Cr, on clips of `chroma_min_px` and more) the luma profile's
+    plan added at `grey_companion` of its step, the Cr steps shrunk so that the PSNR stays (each
+    plan alone spends the whole budget; the companion takes its step's square of it). Each part
+    is its own profile's plan, so each reads alone: the Cr part as a Cr mark at gain
+    sqrt(1 - c^2) (0.98), the luma part as a mark of the luma profile at gain c (`prior_gains`).
+    Why a luma part, and why so weak (measured): `watermark`'s docstring."""
+    plan = make_plan(key, g, cfg, n_info, code, profile)
+    c = cfg.grey_companion
+    if not c or marks_luma(cfg, profile) or companion_gain(cfg, 0) is None:
+        return plan
+    luma = make_plan(key, g, cfg, n_info, code, 0)
+    y = plan.chan == cfg.channels.index("y")
+    return Plan(g=g, chan=plan.chan, level=plan.level,
+                step=np.where(y, luma.step * c, plan.step * math.sqrt(1 - c * c)),
+                dither=np.where(y, luma.dither, plan.dither), codebit=np.where(y, luma.codebit, plan.codebit),
+                n_code=plan.n_code)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from evalkit.provenance import wm_time
 from evalkit.provenance.wm_ecc import DEFAULT_CODE
 from evalkit.provenance.wm_pvalue import chernoff_log, log_i0
 from evalkit.provenance.wm_read import (
-    Candidate, Detection, box_fits, decode_candidate, read_candidates, search_lattice,
+    Candidate, Detection, a_priori_mark, box_fits, decode_candidate, read_candidates, search_lattice,
 )
 from evalkit.provenance.wm_scheme import WatermarkConfig, WatermarkKey, choose_profile, make_plan, plan_coeffs
 
@@ -195,7 +195,8 @@ def scan_offsets(frames: np.ndarray, wins: list, cfg: WatermarkConfig, key: Wate
     crop: the segments of a long clip all sit on the lattice, so their sum stands out from
     noise long before a single window does. The narrow score fits the a-priori geometry only
     (the clip's own grid and profile, gain within 3% of 1: what trimming and re-encoding
-    leave), which few wrong offsets can match by chance; the broad one every profile and grid
+    leave; in a greyscale copy of a Cr mark, its luma companion's: `wm_read.a_priori_mark`),
+    which few wrong offsets can match by chance; the broad one every profile and grid
     over a coarse gain grid (a resized or brightened excerpt)."""
     if not wins:
         return []
@@ -204,7 +205,9 @@ def scan_offsets(frames: np.ndarray, wins: list, cfg: WatermarkConfig, key: Wate
     near = np.exp(np.linspace(-0.03, 0.03, 7))
     geoms = [(g, prof) for prof in range(len(cfg.profiles)) for g in cfg.grid_sizes if min(h, w) / g >= 2.0]
     plans = [make_plan(key, g, cfg, n_info, DEFAULT_CODE, prof) for g, prof in geoms]
-    own = (cfg.grid_for(h, w), choose_profile(frames[0], cfg))
+    # the a-priori geometry: in a greyscale copy of a Cr mark, its luma companion's
+    prof, gain0 = a_priori_mark(np.ascontiguousarray(frames[0], np.float32), cfg)
+    own = (cfg.grid_for(h, w), prof)
     # Chip means are linear in the frame, so each frame's are taken once and a window's are their
     # mean (running sums over time) instead of measuring every window's mean frame again. Taken
     # SCAN_CHUNK frames at a time: the whole clip's float copies and their products held 3.3x the
@@ -240,8 +243,9 @@ def scan_offsets(frames: np.ndarray, wins: list, cfg: WatermarkConfig, key: Wate
                 if valid.sum() < 24:
                     continue
                 ok = np.broadcast_to(valid, v.shape)
+                at = near * (gain0 if geoms[pi] == own else 1.0)
                 for (a, _), fit, fit_near in zip(spans, box_fits(v, ok, plan.step, plan.dither, gains),
-                                                       box_fits(v, ok, plan.step, plan.dither, near)):
+                                                       box_fits(v, ok, plan.step, plan.dither, at)):
                     e = acc.setdefault((int(a) % n, name, pi), [0.0, 0.0, 0])
                     e[0], e[1], e[2] = e[0] + fit, e[1] + fit_near, e[2] + int(valid.sum())
         broad: dict = {}
