@@ -45,6 +45,7 @@ from sklearn.linear_model import LogisticRegression
 
 from detectors.families import family_from_state
 from detectors.features import Protocol, feature_cache
+from detectors.noise_picture import grain_on_one_colour, picture_in_colour, picture_in_time
 from detectors.noise_region import playing_region
 from detectors.upscaled_noise import upscaled_noise_note
 
@@ -132,7 +133,14 @@ def picture_note(frames: np.ndarray) -> str | None:
     near_c = _lag_corr(y, 1)
     measured_far = min(y.shape[1:]) >= 48
     far_c = _lag_corr(y, far) if measured_far else 1.0
-    if near_c < NOISE_CORR or far_c < NOISE_CORR_FAR:
+    # ... unless it is one colour under faint grain, or the picture is in what one frame's luma does
+    # not show: its colour (a yellow object on a light ground, equal luma, under sensor noise) or
+    # its persisting from frame to frame, moved (a camera over gravel shrunk to stones of a few
+    # pixels): detectors/noise_picture.py
+    if (near_c < NOISE_CORR or far_c < NOISE_CORR_FAR) \
+            and not grain_on_one_colour(y) \
+            and not picture_in_colour(frames, far if measured_far else None, NOISE_CORR, NOISE_CORR_FAR) \
+            and not picture_in_time(frames, y):
         # the far lag is said only where it was measured (a placeholder 1.00 was printed, session 33)
         far_said = f", {far_c:.2f} at {far} px" if measured_far else ""
         return (f"the frames are noise (pixels correlate {near_c:.2f} with their neighbours{far_said}; footage "

@@ -30,6 +30,7 @@ import functools
 import numpy as np
 
 from detectors.noise_colour import colour_noise
+from detectors.noise_picture import detailed_chroma, picture_in_time
 
 FAR_LAGS = range(9, 17)  # px: beyond a 4x kernel's reach (bilinear 4x correlates 0.05 at 6 px, 0.02 at 8)
 MIN_SIDE = 32  # px: lags of up to 16 need at least 16 px of overlap
@@ -40,6 +41,9 @@ BLOCK = 16
 # less (1.5-4.5x, 32-360 px); one small ball on a plain ground under white noise, a noisy
 # generator's 32 px world clip whose detail the 16 px blocks' spread misses (0.64), 10
 PEAK_MAX = 7.0
+# the same in a chroma channel that holds something: noise 7.6 or less (blown up 13x, halved once:
+# fewer samples a block than the luma line was fitted on), a yellow object on a light ground 11.4+
+CHROMA_PEAK_MAX = 10.0
 SMOOTH_MIN = 0.2  # next-pixel correlation of the frame-to-frame change: upscaled 1.5x+ noise 0.33+, white noise ~0
 
 
@@ -93,6 +97,10 @@ def _note_at(y: np.ndarray, rgb) -> str | None:
         return None
     between = abs(_corr(a[1:], a[:-1])) if t > 1 else 1.0  # one frame: nothing to say of time
     colour = None
+    if between < STRUCTURE_MAX and (c := rgb()) is not None and picture_in_time(c, y):
+        # unlike noise drawn anew, the next frame is this one moved (a camera panning 5-6 px a frame
+        # over grass or gravel shrunk to a few pixels a blade, 15 of 476 pans), in a camera's colours
+        return None
     if between >= STRUCTURE_MAX:
         # One noise picture held or moving: only its colours tell it from a fine texture (gravel
         # shrunk to stones of a few pixels), and grey noise is left a picture.
@@ -109,6 +117,11 @@ def _note_at(y: np.ndarray, rgb) -> str | None:
     blocks = y[:, :h // BLOCK * BLOCK, :w // BLOCK * BLOCK].reshape(t, h // BLOCK, BLOCK, w // BLOCK, BLOCK)
     var = blocks.var(axis=(2, 4)).ravel()
     if float(var.std() / max(float(var.mean()), 1e-9)) >= SPREAD_MAX or _peak(y) >= PEAK_MAX:
+        return None
+    # The same in colour: where the luma is flat (a yellow object on a light ground, equal luma,
+    # under sensor noise), the object is in the chroma, in one place; noise's chroma is blown up
+    # by its luma's kernel and spread as evenly (session 36: 16 of 162 such world renders).
+    if (c := rgb()) is not None and any(_peak(ch) >= CHROMA_PEAK_MAX for ch in detailed_chroma(c)):
         return None
     if colour is not None:
         return (f"the frames are noise, one noise picture held or moving (pixels correlate "
