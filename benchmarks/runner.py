@@ -601,7 +601,8 @@ def _run_suite_locked(suite, model_spec, key, prompts, gen, proto, detector, det
                 for s, f in zip(scored["per_clip"], feats["candidates"]):
                     rec = by_id.get(s["id"], {})
                     clips.append({"id": s["id"], "prompt": rec.get("prompt"), "seed": rec.get("seed"), "features": f})
-                tracking.log_json({"backbone": feats["backbone"], "reference": feats["reference"], "clips": clips},
+                tracking.log_json({"backbone": feats["backbone"], "reference": feats["reference"],
+                                   "reference_digest": folder_digest(reference), "clips": clips},
                                   schema.ARTIFACT_FEATURES, indent=None)
             tracking.log_json({**scored["scores"], "warnings": warnings}, schema.ARTIFACT_SCORES)
             tracking.log_image(_grid(records, folder), schema.ARTIFACT_GRID)

@@ -117,7 +117,7 @@ def test_fvd_neighbours_are_compared_by_a_paired_bootstrap_of_their_logged_featu
                            for i in order]}
         log_bench_run(model, fvd=(e.value, e.ci_low, e.ci_high), features=feats)
     # the intervals of near and off overlap: the old rule could not separate them
-    assert est["uvit:off"].ci_low <= est["uvit:near"].ci_high or est["uvit:near"].ci_low <= est["uvit:off"].ci_high
+    assert est["uvit:near"].ci_low <= est["uvit:off"].ci_high and est["uvit:off"].ci_low <= est["uvit:near"].ci_high
     by = leaderboard(SUITE).set_index("model")
     assert by.loc["uvit:off", "rank"] == 3 and "paired bootstrap over 40 matched clips" in by.loc["uvit:off", "tie_test"]
     assert not by.loc["uvit:off", "tie_with_above"]
@@ -125,7 +125,7 @@ def test_fvd_neighbours_are_compared_by_a_paired_bootstrap_of_their_logged_featu
     assert by.loc[second, "tie_with_above"] and "paired bootstrap" in by.loc[second, "tie_test"]
     assert not any("set-level" in n for n in leaderboard(SUITE).attrs["notes"])
     # hostile or damaged features (ragged, text, NaN): the CI rule, said, never a traceback
-    for bad in ([[1.0, 2.0], [3.0]], [["a"] * 8] * 40, [[float("nan")] * 8] * 40):
+    for bad in ([[1.0, 2.0], [3.0]], [["a"] * 8] * 40, [[float("nan")] * 8] * 40, [[]]):
         feats = {"backbone": {"backbone": "test-encoder"}, "reference": real.tolist(),
                  "clips": [{"id": f"c{i}", "prompt": keys[i][0], "seed": keys[i][1],
                             "features": bad[i % len(bad)]} for i in range(40)]}
