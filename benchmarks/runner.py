@@ -392,7 +392,10 @@ def _params(suite: Suite, spec: str, proto: dict, records_seeds: list, max_promp
             "suite_version": suite.version, "video": suite.video,
             # the clip shape asked of the model and where each part came from (`shape_made`, what
             # the clips are, is logged once they are made); the rate's source; a GPU, if one
-            "shape_asked": shape_asked, "fps_from": proto.get("fps_from"), "device": proto.get("device")}
+            "shape_asked": shape_asked, "fps_from": proto.get("fps_from"), "device": proto.get("device"),
+            # the scoring code's version: rows of other versions on one board are named (session 36's
+            # CLIPScore averages every frame, not 8)
+            "scoring_code": CODE_VERSION}
 
 
 def run_suite(suite, model_spec: str, *, out_dir, max_prompts: int | None = None,

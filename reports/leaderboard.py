@@ -126,7 +126,27 @@ def _select_runs(suite: str) -> tuple[Any, list[str]]:
         notes.append("from quick runs over the suite's first prompts only (bench run --max-prompts), not "
                      "comparable with whole-suite rows: " + ", ".join(f"{m} (--max-prompts {k})" for m, k in
                                                                      zip(quick["_model"], quick[col])))
+    notes += _mixed_scoring(chosen)
     return chosen, notes
+
+
+def _mixed_scoring(chosen) -> list[str]:
+    """A note where the chosen runs were scored by different versions of the bench's scoring code
+    (`params.scoring_code`, logged since session 36; runs before it name none): their numbers can
+    differ for that alone (CLIPScore over 8 frames before session 36, every frame since)."""
+    col = "params.scoring_code"
+    versions = chosen[col].where(chosen[col].notna(), "before bench-runner-6") if col in chosen else None
+    if versions is None:
+        versions = chosen["_model"].map(lambda _: "before bench-runner-6")
+    groups: dict[str, list[str]] = {}
+    for model, v in zip(chosen["_model"], versions):
+        groups.setdefault(str(v), []).append(str(model))
+    if len(groups) < 2:
+        return []
+    parts = "; ".join(f"{v}: {', '.join(sorted(ms))}" for v, ms in sorted(groups.items()))
+    return [f"rows were scored by different versions of the bench's scoring ({parts})"[:400]
+            + "; their numbers can differ for that alone (CLIPScore averaged 8 frames before bench-runner-6): "
+            "run the older models again to compare them"]
 
 
 def _frame(chosen) -> Any:

@@ -42,7 +42,7 @@ def per_clip_rows(physics: np.ndarray, p_generated: float, *, signed=True, wm=Tr
 def log_bench_run(model: str, *, role: str = "model", suite_hash: str = "h2", complete: bool = True,
                   fvd=(100.0, 90.0, 110.0), physics: np.ndarray | None = None, p_generated: float = 0.8,
                   extra: dict | None = None, grid: bool = True, max_prompts: int | None = None,
-                  features: dict | None = None) -> str:
+                  features: dict | None = None, extra_params: dict | None = None) -> str:
     """One run as the bench runner writes it; returns its run id."""
     import mlflow
 
@@ -54,7 +54,7 @@ def log_bench_run(model: str, *, role: str = "model", suite_hash: str = "h2", co
             schema.TAG_MODEL: model, schema.TAG_ROLE: role, schema.TAG_RUN_KEY: f"{suite_hash}-{model}"}
     with tracking.start_run(schema.experiment_name(SUITE), run_name=model, tags=tags,
                             params={"model": model, "n_clips": 40, "sampler": "ddim", "steps": 20,
-                                    "max_prompts": max_prompts}) as run:
+                                    "max_prompts": max_prompts, **(extra_params or {})}) as run:
         rows = per_clip_rows(physics, p_generated)
         tracking.log_metric_ci("fvd", *fvd, 40)
         tracking.log_estimate("physics_score", mean_ci(physics))

@@ -141,6 +141,19 @@ def test_fvd_neighbours_are_compared_by_a_paired_bootstrap_of_their_logged_featu
     assert any("set-level" in n and "no logged features" in n for n in board.attrs["notes"])
 
 
+def test_rows_scored_by_different_scoring_versions_are_named(mlflow_store):
+    """Session 36 changed CLIPScore (every frame, not 8): a board mixing runs from before and after
+    says so, by model; one of a single version says nothing."""
+    from conftest import log_bench_run
+
+    log_bench_run("uvit:old")
+    log_bench_run("uvit:also-old")
+    assert not any("scoring" in n for n in leaderboard(SUITE).attrs["notes"])
+    log_bench_run("uvit:new", extra_params={"scoring_code": "bench-runner-6"})
+    (note,) = [n for n in leaderboard(SUITE).attrs["notes"] if "versions of the bench's scoring" in n]
+    assert "bench-runner-6: uvit:new" in note and "before bench-runner-6: uvit:also-old, uvit:old" in note
+
+
 def test_json_is_designs_shape(board):
     rows = json.loads(format_leaderboard(board, "json"))
     assert [r["model"] for r in rows][:3] == ["uvit:good", "uvit:twin", "uvit:bad"]
