@@ -13,8 +13,11 @@ The interval is the percentile interval of d*, recentred on the observed differe
 single-set intervals are (`fvd.two_sample_bootstrap`: duplicated clips read as lost diversity,
 which shifts every resample); the two-sided p-value is the share of recentred resamples at least
 as far from the observed difference as the observed difference is from 0 (a bootstrap test of
-no difference). Measured on world clips (session 36, `tests/metrics/test_fvd_paired.py`): two
-sets whose FVDs' single intervals overlap are told apart when their clips are paired.
+no difference; the observed difference counted as one resample). Measured on Gaussian features
+(session 36, 8-d, 40 pairs, 40 reference clips, 50 seeds; `tests/metrics/test_fvd_paired.py`): a
+shift of 1.5 along one feature is supported 49 of 50 times paired, 20 of 50 by disjoint single
+intervals; sets of one distribution were called different 0 of 100 times (a review's null
+simulations: p < 0.05 in 0.7-2.5% at 8-32-d, so the test is conservative).
 """
 
 from __future__ import annotations
@@ -63,5 +66,6 @@ def paired_distance_diff(real, a, b, metric: str = "fvd", n_boot: int = 500, see
     lo, hi = np.quantile(centred, [alpha, 1.0 - alpha])
     lo, hi = min(float(lo), value), max(float(hi), value)
     # under no difference the resamples would scatter about 0 as they scatter about the value
-    p = float(np.mean(np.abs(centred - value) >= abs(value)))
-    return Estimate(value, lo, hi, k, "paired-bootstrap-recentred", confidence), max(p, 1.0 / (reps.size + 1))
+    # (counting the observed difference as one of the resamples: never 0 from a finite bootstrap)
+    p = (float(np.sum(np.abs(centred - value) >= abs(value))) + 1.0) / (reps.size + 1)
+    return Estimate(value, lo, hi, k, "paired-bootstrap-recentred", confidence), p
