@@ -179,3 +179,20 @@ def test_surface_edge_needs_a_sharp_horizontal_edge():
     assert not surface_edge(ramp, 48.0, 8.0, 58.0, 63.0)
     for seed in range(8):  # a texture's blobs are no surface
         assert not surface_edge(_backdrop("texture", seed=seed), 48.0, 8.0, 58.0, 63.0)
+
+
+def test_a_horizon_spans_the_frame_where_a_texture_edge_does_not():
+    """Before: one sharp bend of a deep texture in the ball's column was taken for a horizon (2
+    of 30 bounces on nothing and 2 of 60 in mid-air over a lower floor passed). A horizon must
+    step at that level across the frame's width, in one direction."""
+    from evalkit.metrics.physics_picture import horizon_edge, surface_edge
+
+    yy = np.mgrid[0:S, 0:S][0].astype(np.float64)
+    for seed in (12, 35, 37, 42):
+        coarse = np.random.default_rng(seed).normal(0.0, 1.0, (S // 6 + 2, S // 6 + 2))
+        tex = 110.0 + 40.0 * ndimage.zoom(coarse, S / (S // 6 + 2), order=1)[:S, :S]
+        wall = np.repeat(tex[..., None], 3, 2)
+        assert surface_edge(wall, 48.0, 8.0, 0.0, 76.0), seed  # the column bends sharply ...
+        assert not horizon_edge(wall, 48.0, 8.0, 76.0), seed  # ... but no edge spans the frame
+        floor = np.clip(yy + 0.5 - 0.45 * S, 0, 1)[..., None]  # a floor plane from 45% down
+        assert horizon_edge(wall * (1 - floor) + 170.0 * floor, 48.0, 8.0, 76.0), seed
