@@ -5,6 +5,7 @@ physics rendered with numpy here (anti-aliased discs, uint8, no codec)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from evalkit.metrics.physics import physics_probe
 from evalkit.metrics.physics_floor import contact_depth, turns
@@ -117,3 +118,23 @@ def test_step_edge_finds_low_steps_but_no_gradient_or_texture():
         coarse = np.random.default_rng(seed).normal(0.0, 1.0, (S // 6 + 2, S // 6 + 2))
         tex = 110.0 + 25.0 * ndimage.zoom(coarse, S / (S // 6 + 2), order=1)[:S, :S]
         assert not step_edge(plate(tex), 48.0, 8.0, 58.0, 63.0), seed
+
+
+def test_a_bounce_one_frame_before_the_end_keeps_the_floor_drawn_under_it():
+    """With one frame after the bounce only one contact guess can be fitted, and it put the contact
+    at the lowest sample: a floor drawn under the ball's reach was missed and the bounce called
+    mid-air (a review's reproduction, session 36). Such a contact is no longer extrapolated."""
+    from evalkit.metrics.physics_floor import contact_depth, floor_level
+    from evalkit.metrics.physics_limits import PhysicsTolerances
+
+    class Plate:  # a background whose one floor edge is at row 77.1
+        def surface_under(self, x, half, top, bottom):
+            return top <= 77.1 <= bottom
+
+        def horizon_above(self, x, half, contact):
+            return False
+
+    y = np.array([12.5, 14.4, 19.0, 26.6, 36.9, 49.9, 65.0, 62.3])
+    assert contact_depth(y, np.array([6]), 0, 3.0) is None
+    level, why = floor_level(y, 128, 6.0, 3.0, PhysicsTolerances(), np.full(8, 50.0), Plate())
+    assert why is None and level == pytest.approx(65.0)
