@@ -287,12 +287,21 @@ def _paired_set_level(above, row, metric: str, cache: dict) -> tuple[bool, str] 
         whys = cache.setdefault(("why-unpaired", metric), [])
         whys.append(f"a run's logged features are malformed ({e})")
         return None
+    return _paired_verdict(est, p, f"paired bootstrap over {a.shape[0]} matched clips and {real.shape[0]} "
+                                   "reference clips", "p")
+
+
+def _paired_verdict(est, p: float, test: str, p_name: str) -> tuple[bool, str]:
+    """Whether a paired difference is NOT supported, and the line that says why: supported only
+    when the test's p is under ALPHA and the interval excludes 0 (one alone once marked "~"
+    beside an interval that excluded 0). With no interval (differences that never vary and no
+    range to bound them, `not_estimable`) it is not supported, whatever p says (NaN compared
+    False, so "0 <= nan" read as an interval excluding 0)."""
     if math.isnan(est.ci_low) or math.isnan(est.ci_high):
-        return True, (f"paired bootstrap over {a.shape[0]} matched clips and {real.shape[0]} reference clips: diff "
-                      f"{est.value:.4g}, no interval ({est.method}): difference not established")
+        return True, (f"{test}: diff {est.value:.4g}, no interval ({est.method}), {p_name}={p:.3g}: "
+                      "difference not established")
     tie = not p < ALPHA or est.ci_low <= 0 <= est.ci_high
-    return bool(tie), (f"paired bootstrap over {a.shape[0]} matched clips and {real.shape[0]} reference clips: "
-                       f"diff {est.value:.4g} [{est.ci_low:.4g}, {est.ci_high:.4g}], p={p:.3g}")
+    return bool(tie), f"{test}: diff {est.value:.4g} [{est.ci_low:.4g}, {est.ci_high:.4g}], {p_name}={p:.3g}"
 
 
 def _ci_overlap(a, b, metric: str) -> tuple[bool, str]:
@@ -312,17 +321,7 @@ def _tie(above, row, metric: str, cache: dict) -> tuple[bool, str]:
         a, b = _paired(above["run_id"], row["run_id"], metric, cache)
         if a.size >= 2:
             est, p = paired_bootstrap_diff(a, b, seed=0, bounds=METRIC_BOUNDS.get(metric))
-            if math.isnan(est.ci_low) or math.isnan(est.ci_high):
-                # differences that never vary and no range to bound them (`not_estimable`): with no
-                # interval the difference is not supported, whatever p says (NaN compared False, so
-                # "0 <= nan" read as an interval excluding 0)
-                return True, (f"paired test over {a.size} matched clips: diff {est.value:.4g}, no interval "
-                              f"({est.method}), randomisation p={p:.3g}: difference not established")
-            # supported only when the randomisation test and the interval agree (one alone once
-            # marked "~" beside an interval that excluded 0)
-            tie = not p < ALPHA or est.ci_low <= 0 <= est.ci_high
-            return bool(tie), (f"paired test over {a.size} matched clips: diff {est.value:.4g} "
-                               f"[{est.ci_low:.4g}, {est.ci_high:.4g}], randomisation p={p:.3g}")
+            return _paired_verdict(est, p, f"paired test over {a.size} matched clips", "randomisation p")
         tie, why = _ci_overlap(above, row, metric)
         return tie, f"fewer than 2 clips matched by (prompt, seed); {why}"
     if metric in SET_LEVEL_METRICS:
