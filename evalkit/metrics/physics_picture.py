@@ -164,9 +164,6 @@ def surface_edge(plate: np.ndarray, x: float, half: float, top: float, bottom: f
     """Whether the plate [H, W, 3] (NaN where unknown) bends sharply between rows `top` and
     `bottom` in the column of an object at `x` (by EDGE_MIN and EDGE_SNR times its typical bend
     in the rows around): the horizon test."""
-    prof, r0 = _profile(plate, x, half, top, bottom, 0)
-    if prof is None:
-        return False
     return bool(_bend_rows(plate, x, half, top, bottom).size)
 
 
@@ -228,7 +225,7 @@ def step_edge(plate: np.ndarray, x: float, half: float, top: float, bottom: floa
     """`Picture.surface_under` on a plate [H, W, 3] (NaN where unknown): the profile's step at
     each boundary b (between rows b-1 and b), p[b+1] - p[b-2] less three rows of the slope
     measured over the three rows on either side, stands out by STEP_MIN and STEP_SNR times the
-    typical step of the quieter side's rows around."""
+    typical step of the rows above them (the wall the object falls past; `_stands_out`)."""
     prof, r0 = _profile(plate, x, half, top, bottom, 3)
     if prof is None:
         return False
