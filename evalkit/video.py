@@ -317,6 +317,19 @@ def iter_frames(path, *, max_frames: int | None = None, limits: VideoLimits | No
     return _start(path, max_frames, limits, times=times)[1]
 
 
+def _side_data_bytes(frame, kind: str) -> bytes:
+    """The bytes of a frame's side data of type `kind` (e.g. "DISPLAYMATRIX"), b"" where absent.
+    PyAV 18.1.1 made the container a mapping keyed by type (iterating gives the types); 18.1.0
+    iterated over the side data themselves. Both are read: a phone's portrait video came out
+    sideways under 18.1.1 (session 36's CI: the release came out during the session)."""
+    sd = frame.side_data
+    for key in list(sd):
+        item = key if hasattr(key, "type") else sd[key]
+        if kind in str(getattr(item, "type", key)).upper():
+            return bytes(item)
+    return b""
+
+
 def _display_transform(frame) -> tuple[bool, bool, bool] | None:
     """(transpose, flip rows, flip columns) that turn a decoded frame into the picture players show,
     from its display matrix (phones record portrait video as landscape plus a matrix that turns
@@ -328,7 +341,7 @@ def _display_transform(frame) -> tuple[bool, bool, bool] | None:
     import struct
 
     try:
-        raw = next((bytes(sd) for sd in frame.side_data.keys() if "DISPLAYMATRIX" in str(sd.type).upper()), b"")
+        raw = _side_data_bytes(frame, "DISPLAYMATRIX")
     except Exception:  # noqa: BLE001  side data is optional; a damaged one means "as stored"
         return None
     if len(raw) != 36:
