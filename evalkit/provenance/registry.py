@@ -33,6 +33,7 @@ import json
 import math
 import os
 import re
+import secrets
 import time
 from pathlib import Path
 
@@ -108,7 +109,10 @@ def register(payload_hex: str, key_id: str, mean: np.ndarray, *, provenance: dic
               "value_thumbnail": np.round(seg.value_thumbnail(mean), 2).tolist()}
     if segments is not None:
         record["segments"] = seg.to_json(segments)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    # a random part too, as `atomic.write_atomic` names its partials: two signings in one process
+    # (threads) shared the partial's name, and one's clean-up below, outside the lock, deleted the
+    # other's partial before its rename (a flaky test_concurrency failure, session 36)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # read, merge and write under the key's lock: two signings of one clip at once (AI and
