@@ -266,6 +266,13 @@ def _matrix(rows) -> np.ndarray:
     return m
 
 
+def _unpaired(cache: dict, metric: str, why: str) -> None:
+    """Keep why a pair of neighbours fell back to CI overlap (the board's note names each reason once)."""
+    whys = cache.setdefault(("why-unpaired", metric), [])
+    if why not in whys:
+        whys.append(why)
+
+
 def _paired_set_level(above, row, metric: str, cache: dict) -> tuple[bool, str] | None:
     """The paired bootstrap of two runs' FVD (or KVD) against their shared reference, or None
     when the runs do not hold what it needs (then the CI overlap rule decides, and says why)."""
@@ -273,10 +280,7 @@ def _paired_set_level(above, row, metric: str, cache: dict) -> tuple[bool, str] 
 
     got, why = _paired_features(above["run_id"], row["run_id"], cache)
     if got is None:
-        whys = cache.setdefault(("why-unpaired", metric), [])
-        if why not in whys:
-            whys.append(why)
-        return None
+        return _unpaired(cache, metric, why)
     tie, why = _ci_overlap(above, row, metric)
     if not tie:  # disjoint 95% intervals: a paired test, more powerful still, would not be needed
         return tie, why
@@ -284,9 +288,7 @@ def _paired_set_level(above, row, metric: str, cache: dict) -> tuple[bool, str] 
     try:
         est, p = paired_distance_diff(real, a, b, metric, n_boot=PAIRED_BOOT, seed=0)
     except ValueError as e:  # a shape the checks above let through: the CI rule, said
-        whys = cache.setdefault(("why-unpaired", metric), [])
-        whys.append(f"a run's logged features are malformed ({e})")
-        return None
+        return _unpaired(cache, metric, f"a run's logged features are malformed ({e})")
     return _paired_verdict(est, p, f"paired bootstrap over {a.shape[0]} matched clips and {real.shape[0]} "
                                    "reference clips", "p")
 
