@@ -141,6 +141,61 @@ def test_fvd_neighbours_are_compared_by_a_paired_bootstrap_of_their_logged_featu
     assert any("set-level" in n and "no logged features" in n for n in board.attrs["notes"])
 
 
+def _log_with_features(model, real, f, keys, fvd=None):
+    from conftest import log_bench_run
+    from evalkit.metrics.fvd import fvd_with_ci
+
+    e = fvd_with_ci(real, f)
+    feats = {"backbone": {"backbone": "test-encoder"}, "reference": real.tolist(),
+             "clips": [{"id": f"c{i}", "prompt": keys[i][0], "seed": keys[i][1], "features": f[i].tolist()}
+                       for i in range(len(f))]}
+    log_bench_run(model, fvd=fvd or (e.value, e.ci_low, e.ci_high), features=feats)
+
+
+def test_a_paired_fvd_test_is_kept_between_boards_and_only_run_where_intervals_overlap(mlflow_store):
+    """A paired FVD test at 1,000 clips takes minutes: the answer is kept under $EVALKIT_HOME by the
+    digests of what it read, reused by the next board, recomputed when the kept file is damaged or
+    the features change; neighbours whose intervals do not overlap never read their features."""
+    import os
+
+    import numpy as np
+
+    from conftest import per_clip_rows
+
+    rng = np.random.default_rng(2)
+    real, base = rng.normal(size=(40, 8)), rng.normal(size=(40, 8))
+    keys = [(r["prompt"], r["seed"]) for r in per_clip_rows(np.full(40, 0.8), 0.8)]
+    _log_with_features("uvit:near", real, base + 0.1 * rng.normal(size=(40, 8)), keys)
+    _log_with_features("uvit:off", real, base + 0.1 * rng.normal(size=(40, 8)) + np.eye(8)[0] * 1.5, keys)
+    kept = Path(os.environ["EVALKIT_HOME"]) / "cache" / "paired"
+    first = leaderboard(SUITE).set_index("model").loc["uvit:off", "tie_test"]
+    assert "paired bootstrap" in first
+    (entry,) = kept.glob("*.json")
+    record = json.loads(entry.read_text())
+    # the next board reads the kept answer (shown by changing it: a real board never would)
+    entry.write_text(json.dumps({**record, "p": 0.5}))
+    assert "p=0.5" in leaderboard(SUITE).set_index("model").loc["uvit:off", "tie_test"]
+    for damaged in ("{not json", json.dumps({**record, "p": "nan"}), json.dumps({**record, "value": None}), "[]"):
+        entry.write_text(damaged)  # a damaged or hostile entry: computed again, same answer, kept again
+        assert leaderboard(SUITE).set_index("model").loc["uvit:off", "tie_test"] == first
+        assert json.loads(entry.read_text()) == record
+    # new features under the same model: another key, tested afresh
+    _log_with_features("uvit:off", real, base + 0.1 * rng.normal(size=(40, 8)) + np.eye(8)[0] * 1.5, keys)
+    leaderboard(SUITE)
+    assert len(list(kept.glob("*.json"))) == 2
+    # a neighbour far below (disjoint intervals) with unreadable features: they are never read,
+    # so no fallback note, and nothing new is kept
+    feats = {"backbone": {"backbone": "test-encoder"}, "reference": real.tolist(),
+             "clips": [{"id": "c0", "prompt": keys[0][0], "seed": keys[0][1], "features": ["x"]}]}
+    from conftest import log_bench_run
+
+    log_bench_run("uvit:far", fvd=(500.0, 480.0, 520.0), features=feats)
+    board = leaderboard(SUITE)
+    assert "do not overlap" in board.set_index("model").loc["uvit:far", "tie_test"]
+    assert not any("malformed" in n for n in board.attrs["notes"]), board.attrs["notes"]
+    assert len(list(kept.glob("*.json"))) == 2
+
+
 def test_rows_scored_by_different_scoring_versions_are_named(mlflow_store):
     """Session 36 changed CLIPScore (every frame, not 8): a board mixing runs from before and after
     says so, by model; one of a single version says nothing."""
