@@ -197,7 +197,7 @@ def clip_set(path) -> tuple[Path, list[dict]]:
     if path.is_symlink() and not path.exists():
         raise MissingResourceError(f"{path}: is a link to {os.readlink(path)}, which does not exist; fix or "
                                    "remove the link")
-    if path.is_file() and is_video_name(path):
+    if path.is_file() and (is_video_name(path) or _decodable(path)):
         for folder in (path.parent, path.parent.parent):  # a clip of a clip folder keeps its record
             if (folder / INDEX).is_file():
                 rel = path.resolve().relative_to(folder.resolve()).as_posix()
@@ -214,6 +214,19 @@ def clip_set(path) -> tuple[Path, list[dict]]:
 
         raise BadInputError(special_file_message(path, what))
     return path, read_index(path)
+
+
+def _decodable(path: Path) -> bool:
+    """A video under a name with no video suffix (saved without one, or `clip.bin`) that the
+    decoder reads: taken, as probe, verify and detect take it (score alone refused it by name)."""
+    from evalkit.errors import EvalkitError
+    from evalkit.video import probe_video
+
+    try:
+        probe_video(path, check=False)
+    except EvalkitError:
+        return False
+    return True
 
 
 def read_index(folder) -> list[dict]:

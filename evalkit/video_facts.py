@@ -84,14 +84,18 @@ def frame_timing(path, max_packets: int = 100_000) -> dict:
     """When the frames show, from the packets' timestamps (no decoding): {"start_time" (s, on the
     file's clock), "interval_min", "interval_max" (s), "variable_frame_rate", "packets" (the
     video packets with a timestamp, one a frame; None past `max_packets`), "fps_from_timestamps"
-    (one over the median interval)}. A header's frame
+    (one over the median interval), "packets_cut" (frames an edit list cuts: stored, never shown,
+    left out of the rest)}. A header's frame
     rate is one number; a phone's or a screen recorder's frames come at uneven intervals, and an
     MPEG-TS clock seldom starts at 0, which matter to whoever lines a video up with others."""
     p = _check_path(path)
     c, s = _open(p, VideoLimits.from_env())
-    times = []
+    times, cut = [], 0
     with c:
         for pkt in c.demux(s):
+            if pkt.is_discard:  # before an edit list's start (`ffmpeg -ss ... -c copy`): never shown
+                cut += 1
+                continue
             t = pkt.pts if pkt.pts is not None else pkt.dts
             if t is not None and pkt.size and pkt.time_base:
                 times.append(float(t * pkt.time_base))
@@ -99,16 +103,16 @@ def frame_timing(path, max_packets: int = 100_000) -> dict:
                 break
     if not times:
         return {"start_time": None, "interval_min": None, "interval_max": None, "variable_frame_rate": None,
-                "packets": 0, "fps_from_timestamps": None}
+                "packets": 0, "fps_from_timestamps": None, "packets_cut": cut}
     t = np.unique(np.asarray(times))  # presentation order (B-frames come out of order)
     d = np.diff(t)
     counted = len(times) if len(times) < max_packets else None  # all of them, or not counted
     if not len(d):
         return {"start_time": float(t[0]), "interval_min": None, "interval_max": None, "variable_frame_rate": False,
-                "packets": counted, "fps_from_timestamps": None}
+                "packets": counted, "fps_from_timestamps": None, "packets_cut": cut}
     med = float(np.median(d))
     # a header rounds its clock (1/1000 s in Matroska): 1.5 ms and 10% of a frame count as steady
     vfr = bool(d.max() - d.min() > max(0.0015, 0.1 * med))
     return {"start_time": float(t[0]), "interval_min": float(d.min()), "interval_max": float(d.max()),
             "variable_frame_rate": vfr, "packets": counted,
-            "fps_from_timestamps": 1.0 / med if med > 0 and len(d) >= 2 else None}
+            "fps_from_timestamps": 1.0 / med if med > 0 and len(d) >= 2 else None, "packets_cut": cut}

@@ -85,6 +85,9 @@ def test_audio_only_mp4_is_refused_by_every_sign_path(tmp_path, keys):
     m4a.write_bytes(src.read_bytes())
     with pytest.raises(VideoError, match="has no video stream"):
         sign_file(m4a, tmp_path / "out.m4a", keys["signer"])
+    # with --watermark too: the input's own problem, not "name the output .mp4" (which then failed)
+    with pytest.raises(VideoError, match="has no video stream"):
+        sign_file(m4a, tmp_path / "out.m4a", keys["signer"], watermark=True, wm_key=keys["wm_key"])
     p = cli(["sign", str(src), str(tmp_path / "o.mp4")], keys["home"])
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.count("\n") == 1 and "has no video stream (streams: audio)" in p.stderr

@@ -628,13 +628,51 @@ def test_probe_says_when_frames_show(tmp_path, frames, mp4, capsys):
     assert timing["news.ts"]["start_time"] == pytest.approx(1.4, abs=0.01) and not timing["news.ts"]["variable_frame_rate"]
     assert timing["clip.mp4"] == {"start_time": 0.0, "interval_min": pytest.approx(0.04),
                                   "interval_max": pytest.approx(0.04), "variable_frame_rate": False,
-                                  "packets": len(frames), "fps_from_timestamps": pytest.approx(25)}
+                                  "packets": len(frames), "fps_from_timestamps": pytest.approx(25),
+                                  "packets_cut": 0}
     assert main(["probe", str(vfr), str(ts), str(mp4)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "variable frame rate (frames 40-120 ms apart)" in out[0] and "first frame at 1.400 s" in out[1]
     assert "variable" not in out[2] and "first frame" not in out[2]
     assert main(["probe", "--json", str(vfr)]) == 0
     assert json.loads(capsys.readouterr().out)["variable_frame_rate"] is True
+
+
+def test_probe_counts_the_frames_shown(tmp_path, frames, capsys, monkeypatch):
+    """Frames an edit list cuts (what `ffmpeg -ss ... -c copy` writes) are stored but never shown:
+    probe said 24 frames starting at -0.125 s where every reader decodes 21 from 0. A Matroska
+    header holds no count: the JSON said 0 frames, and the frame limit was judged on that 0."""
+    import json
+
+    from evalkit.cli import main
+
+    trimmed = tmp_path / "trimmed.mp4"
+    with av.open(str(trimmed), "w") as c:
+        s = c.add_stream("libx264", rate=24, options={"bf": "0"})
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        s.codec_context.time_base = Fraction(1, 24)
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            vf.pts, vf.time_base = i - 3, Fraction(1, 24)  # the first 3 before 0: the muxer cuts them
+            c.mux(s.encode(vf))
+        c.mux(s.encode(None))
+    with av.open(str(trimmed)) as c:
+        shown = sum(1 for _ in c.decode(video=0))
+    assert shown == len(frames) - 3
+    assert main(["probe", "--json", str(trimmed)]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["frames"], row["frames_from"], row["packets_cut"], row["start_time"]) == (shown, "header less cut", 3, 0.0)
+    mkv = tmp_path / "long.mkv"
+    with av.open(str(mkv), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")))
+        c.mux(s.encode(None))
+    monkeypatch.setenv("EVALKIT_MAX_FRAMES", str(len(frames) - 1))
+    assert main(["probe", "--json", str(mkv)]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["frames"], row["frames_from"], row["over_frame_limit"]) == (len(frames), "packets", True)
 
 
 def _mkv_with_header_rate(path, frames, header_fps: int, interval_ms: int) -> Path:

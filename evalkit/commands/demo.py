@@ -74,13 +74,14 @@ def probe(files, as_json):
             # frame limit are reported, not enforced.
             info = asdict(probe_video(f, limits=replace(limits.without_decode_budget(), max_frames=1 << 62)))
             info["path"] = str(info["path"])
-            info["over_decode_budget"] = info["frames"] * info["width"] * info["height"] * 3 > limits.max_decoded_bytes
-            info["over_frame_limit"] = info["frames"] > limits.max_frames
             info["display_turn"] = display_turn(f)  # frames are read as shown: turned by this
             sar = picture_tags(f)["sample_aspect"]  # non-square pixels: players stretch the picture
             info["sample_aspect"] = f"{sar.numerator}:{sar.denominator}" if sar and sar != 1 else None
             info["display_width"] = round(info["width"] * sar) if sar and sar != 1 else info["width"]
             info.update(frame_timing(f))
+            info["frames"], info["frames_from"] = _frames_shown(info)
+            info["over_decode_budget"] = info["frames"] * info["width"] * info["height"] * 3 > limits.max_decoded_bytes
+            info["over_frame_limit"] = info["frames"] > limits.max_frames
             info["video_streams"] = video_stream_count(f)  # a second track is never read: said (session 33)
             row = {"file": str(f), "readable": True, "error": None, **info}
         except EvalkitError as e:
@@ -88,11 +89,8 @@ def probe(files, as_json):
         if as_json:
             click.echo(json.dumps(row))
         elif row["readable"]:
-            # Matroska/WebM headers hold no frame count: count the packets (one a frame), and say so.
-            frames = (f"{row['frames']} frames" if row["frames"] else
-                      f"{row['packets']} frames (counted; the header holds no count)" if row["packets"] else
-                      f"about {round(row['duration'] * row['fps'])} frames (from the duration)"
-                      if row["duration"] and row["fps"] else "frame count not in the header")
+            frames = (f"{row['frames']} frames{_FRAMES_FROM_SAID[row['frames_from']]}" if row["frames"] else
+                      "frame count not in the header")
             turn = f" (stored; shown {row['display_turn']})" if row["display_turn"] else ""
             if row["sample_aspect"]:
                 turn += f" (pixels {row['sample_aspect']}: shown {row['display_width']}x{row['height']})"
@@ -117,6 +115,26 @@ def probe(files, as_json):
             click.echo(f"evalkit: error: {printable(row['error'])}", err=True)
     if failed is not None:
         raise click.exceptions.Exit(failed.exit_code)  # each error is already printed
+
+
+_FRAMES_FROM_SAID = {"header": "", "header less cut": " (the edit list cuts some of the stored frames)",
+                     "packets": " (counted; the header holds no count)", "duration": " (about; from the duration)",
+                     None: ""}
+
+
+def _frames_shown(info: dict) -> tuple[int, str | None]:
+    """The frames a player shows, and where the number comes from: the header's count less those
+    an edit list cuts, else the packets counted (Matroska, WebM, MPEG-TS and fragmented MP4 headers
+    hold no count), else duration x rate. The over-limit flags are computed from it: from the
+    header's 0 a 320-frame MKV read as under any frame limit."""
+    cut = info.get("packets_cut") or 0
+    if info["frames"]:
+        return max(info["frames"] - cut, 0), "header less cut" if cut else "header"
+    if info.get("packets"):
+        return int(info["packets"]), "packets"
+    if info.get("duration") and info.get("fps"):
+        return round(info["duration"] * info["fps"]), "duration"
+    return 0, None
 
 
 COMMANDS = [demo, info, probe]  # what `evalkit.cli` adds to the `evalkit` group

@@ -143,9 +143,15 @@ def _check_paths(src, dst, *, need_c2pa_format: bool = True) -> tuple[Path, Path
 
             if not too_many_boxes(src):
                 probe_video(src, check=False)
-        raise BadInputError(f"{src}: only MP4/MOV, AVI and GIF videos can be signed in place; sign "
-                            "with --sidecar (any container), or with --watermark (which re-encodes)")
+        named = f"a {src.suffix} file" if src.suffix else "a name without a suffix"
+        raise BadInputError(f"{src}: only MP4/MOV, AVI and GIF videos can be signed in place (by the name's "
+                            f"suffix: {named}); sign with --sidecar (any container), or with --watermark "
+                            f"and an output named {dst.with_suffix('.mp4').name} (re-encoded to H.264)")
     if dst.suffix.lower() not in allowed:
+        if not need_c2pa_format and src.is_file() and not too_many_boxes(src):
+            from evalkit.video import probe_video  # the input first: an .m4a has no video to mark
+
+            probe_video(src, check=False)
         if need_c2pa_format:  # in place: the copy keeps the input's container
             raise BadInputError(f"{dst}: cannot write a signed {dst.suffix or 'file without suffix'}; the signed "
                                 f"copy keeps the input's container: name the output {src.suffix}")

@@ -191,6 +191,10 @@ def test_one_video_file_is_a_set_of_one(folders, tmp_path, capsys):
     loose.write_bytes((folders / "world" / rec["file"]).read_bytes())
     assert main(["score", str(loose), "--metrics", "flicker", "--json", str(out), "--no-mlflow"]) == 0
     assert json.loads(out.read_text())["per_clip"][0]["id"] == "a_red_ball_falls-2"
+    bare = tmp_path / "saved_without_a_suffix"  # probe, verify and detect read it; score refused it by name
+    bare.write_bytes(loose.read_bytes())
+    assert main(["score", str(bare), "--metrics", "flicker", "--json", str(out), "--no-mlflow"]) == 0
+    assert json.loads(out.read_text())["per_clip"][0]["id"] == "saved_without_a_suffix"
     capsys.readouterr()
     notes = tmp_path / "notes.txt"
     notes.write_text("x")
