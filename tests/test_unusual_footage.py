@@ -182,6 +182,21 @@ def test_watermark_warns_of_second_track_cover_art_and_keeps_interlacing(tmp_pat
         assert [s.type for s in c.streams] == ["video"]
 
 
+def test_a_cameras_timecode_track_is_named_as_left_out(tmp_path):
+    """A MOV from a camera or an editor carries a timecode (tmcd) track; the watermarked copy holds
+    the picture and the sound only, and that went unsaid (a red team, session 37)."""
+    src = tmp_path / "camera.mov"
+    with av.open(str(src), "w", format="mov") as c:
+        s = add_video(c, frames())
+        s.metadata["timecode"] = "01:00:00:00"  # FFmpeg's mov muxer writes a tmcd track for it
+        encode(c, s, frames())
+    with av.open(str(src)) as c:
+        assert [s.type for s in c.streams] == ["video", "data"]
+    (line,) = reencode_losses(src)
+    assert "timecode track (01:00:00:00) is left out" in line
+    assert reencode_losses(write_video(tmp_path / "plain.mov", np.stack(frames(4)), fps=24)) == []
+
+
 def test_alpha_is_named_as_dropped(tmp_path):
     src = tmp_path / "alpha.mov"
     rgba = [np.dstack([f, np.full(f.shape[:2], 128, np.uint8)]) for f in frames(4)]

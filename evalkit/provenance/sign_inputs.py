@@ -69,9 +69,9 @@ def kept_tags(src) -> dict[str, str]:
 
 def reencode_losses(src) -> list[str]:
     """What `sign --watermark`'s re-encode (one H.264 4:2:0 picture, the sound, the tags) leaves
-    behind of `src`, in words, one line each: other video tracks, cover art, an alpha channel.
-    (Subtitle and data tracks are documented as not carried; an interlaced picture keeps its field
-    order.) Reads the headers only."""
+    behind of `src`, in words, one line each: other video tracks, cover art, subtitle, timecode
+    and other data tracks, an alpha channel (an interlaced picture keeps its field order). Reads
+    the headers only."""
     import av
 
     from evalkit.safe_text import printable
@@ -87,6 +87,10 @@ def reencode_losses(src) -> list[str]:
                            f"the other{'s are' if len(video) > 2 else ' is'} left out of the signed copy")
             if art:
                 out.append(f"{name}: its cover art (an attached picture) is left out of the signed copy")
+            others = _other_tracks(c)
+            if others:
+                out.append(f"{name}: its {others} left out of the signed copy (a watermarked copy carries "
+                           "the picture and the sound)")
             if video:
                 s0 = video[0]
                 pix = s0.codec_context.pix_fmt if s0.codec_context is not None else None
@@ -105,6 +109,26 @@ def reencode_losses(src) -> list[str]:
     except (av.FFmpegError, OSError, ValueError):
         return out
     return out
+
+
+def _other_tracks(container) -> str:
+    """The subtitle and data tracks (a camera's or an editor's timecode, GPS, chapters' text), in
+    words: "timecode track (01:00:00:00) is", "2 subtitle tracks are"; "" when there are none."""
+    parts = []
+    subs = len(container.streams.subtitles)
+    if subs:
+        parts.append(f"{subs} subtitle tracks" if subs > 1 else "subtitle track")
+    data = list(container.streams.data)
+    timecode = [d for d in data if "timecode" in {k.lower() for k in d.metadata}]
+    if timecode:
+        parts.append(f"timecode track ({timecode[0].metadata.get('timecode', '?')})")
+    rest = len(data) - len(timecode)
+    if rest:
+        parts.append(f"{rest} data tracks" if rest > 1 else "data track")
+    if not parts:
+        return ""
+    plural = len(parts) > 1 or subs > 1 or rest > 1
+    return " and ".join(parts) + (" are" if plural else " is")
 
 
 def _shows_transparency(container, stream, frames: int = 16) -> bool:
