@@ -216,17 +216,24 @@ def clip_set(path) -> tuple[Path, list[dict]]:
     return path, read_index(path)
 
 
+# Containers a video saved without its suffix comes in. FFmpeg also opens raw elementary streams
+# (mjpeg, h264, mpegvideo) by sniffing, and a PDF of scanned pages reads as an mjpeg "clip" of
+# its pages: such a file must be named as a video to be scored.
+_CONTAINERS = {"mov", "mp4", "matroska", "webm", "avi", "mpegts", "mpeg", "flv", "asf", "ogg", "gif", "mxf",
+               "yuv4mpegpipe", "apng", "nut"}
+
+
 def _decodable(path: Path) -> bool:
-    """A video under a name with no video suffix (saved without one, or `clip.bin`) that the
-    decoder reads: taken, as probe, verify and detect take it (score alone refused it by name)."""
+    """A video in a container under a name with no video suffix (saved without one, or
+    `clip.bin`): taken, as probe, verify and detect take it (score alone refused it by name)."""
     from evalkit.errors import EvalkitError
     from evalkit.video import probe_video
 
     try:
-        probe_video(path, check=False)
+        info = probe_video(path, check=False)
     except EvalkitError:
         return False
-    return True
+    return bool(set(str(info.container).split(",")) & _CONTAINERS)
 
 
 def read_index(folder) -> list[dict]:

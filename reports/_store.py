@@ -6,7 +6,6 @@ mlflow is imported inside the functions (as in evalkit.tracking) so that `evalki
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -122,17 +121,9 @@ def per_clip(run_id: str) -> list[dict]:
     return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
-def features(run_id: str) -> tuple[dict | None, str | None]:
-    """(the run's FVD features, the SHA-256 of the artifact's bytes): schema.ARTIFACT_FEATURES
-    holds "backbone", "reference" [R][D], "clips" [{"id", "prompt", "seed", "features"}]. (None,
-    None) when absent (runs before session 36) or malformed. The digest names what a paired test
-    read (`paired_cache`)."""
-    raw = artifact_bytes(run_id, schema.ARTIFACT_FEATURES)
-    if raw is None:
-        return None, None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None, None
+def features(run_id: str) -> dict | None:
+    """The run's FVD features (schema.ARTIFACT_FEATURES: "backbone", "reference" [R][D], "clips"
+    [{"id", "prompt", "seed", "features"}]); None when absent (runs before session 36) or malformed."""
+    data = artifact_json(run_id, schema.ARTIFACT_FEATURES)
     ok = isinstance(data, dict) and isinstance(data.get("reference"), list) and isinstance(data.get("clips"), list)
-    return (data, hashlib.sha256(raw).hexdigest()) if ok else (None, None)
+    return data if ok else None

@@ -662,6 +662,22 @@ def test_probe_counts_the_frames_shown(tmp_path, frames, capsys, monkeypatch):
     assert main(["probe", "--json", str(trimmed)]) == 0
     row = json.loads(capsys.readouterr().out)
     assert (row["frames"], row["frames_from"], row["packets_cut"], row["start_time"]) == (shown, "header less cut", 3, 0.0)
+    keyed = tmp_path / "cut_on_a_keyframe.mp4"  # a cut on a keyframe: FFmpeg drops the samples before it
+    with av.open(str(keyed), "w") as c:  # from its index, flagged as nothing
+        s = c.add_stream("libx264", rate=24, options={"bf": "0", "forced-idr": "1"})
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        s.codec_context.time_base = Fraction(1, 24)
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            vf.pts, vf.time_base = i - 3, Fraction(1, 24)
+            if i == 3:
+                vf.pict_type = av.video.frame.PictureType.I
+            c.mux(s.encode(vf))
+        c.mux(s.encode(None))
+    with av.open(str(keyed)) as c:
+        shown = sum(1 for _ in c.decode(video=0))
+    assert main(["probe", "--json", str(keyed)]) == 0
+    assert json.loads(capsys.readouterr().out)["frames"] == shown
     mkv = tmp_path / "long.mkv"
     with av.open(str(mkv), "w") as c:
         s = c.add_stream("libx264", rate=25)

@@ -5,7 +5,8 @@
 Logs `--models` bench runs into a temporary MLflow store (SQLite) and `$EVALKIT_HOME`, each with
 `--clips` clips' features of `--dim` (I3D's 400 by default) on one shared reference of as many
 clips, drawn so that neighbouring models' FVD intervals overlap: every neighbour pair then needs
-the paired bootstrap (`reports.leaderboard.PAIRED_BOOT` resamples, FVD and KVD). Times the first
+the paired bootstrap of FVD, the board's ranking metric (`reports.leaderboard.PAIRED_BOOT`
+resamples). Times the first
 board (the tests run) and a second one (their results kept by `reports.paired_cache`), and the
 size of one run's features artifact. The load average at the start is recorded: on a shared
 machine the first board's time moves with the other jobs.
@@ -60,7 +61,7 @@ def main() -> None:
 
         rng = np.random.default_rng(0)
         real, base = rng.normal(size=(args.clips, args.dim)), rng.normal(size=(args.clips, args.dim))
-        for m in range(args.models):  # each a little further off along one feature: intervals overlap
+        for m in range(args.models):  # each shifted a little further (0.02 on every feature): intervals overlap
             log_run(f"uvit:m{m}", real, base + 0.3 * rng.normal(size=base.shape) + 0.02 * m, "perf-board")
         size = os.path.getsize(next(os.path.join(d, f) for d, _, fs in os.walk(tmp)
                                     for f in fs if f == "fvd_features.json"))

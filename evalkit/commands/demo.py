@@ -127,8 +127,10 @@ def _frames_shown(info: dict) -> tuple[int, str | None]:
     an edit list cuts, else the packets counted (Matroska, WebM, MPEG-TS and fragmented MP4 headers
     hold no count), else duration x rate. The over-limit flags are computed from it: from the
     header's 0 a 320-frame MKV read as under any frame limit."""
-    cut = info.get("packets_cut") or 0
+    cut, counted = info.get("packets_cut") or 0, info.get("packets")
     if info["frames"]:
+        if counted and counted < info["frames"] - cut:  # a cut on a keyframe: FFmpeg leaves the
+            return counted, "packets"  # samples before it out of its index, without a discard flag
         return max(info["frames"] - cut, 0), "header less cut" if cut else "header"
     if info.get("packets"):
         return int(info["packets"]), "packets"

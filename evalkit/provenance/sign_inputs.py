@@ -119,9 +119,12 @@ def _other_tracks(container) -> str:
     if subs:
         parts.append(f"{subs} subtitle tracks" if subs > 1 else "subtitle track")
     data = list(container.streams.data)
-    timecode = [d for d in data if "timecode" in {k.lower() for k in d.metadata}]
+    timecode = [next((str(v) for k, v in d.metadata.items() if k.lower() == "timecode"), None) for d in data]
+    timecode = [t for t in timecode if t is not None]
     if timecode:
-        parts.append(f"timecode track ({timecode[0].metadata.get('timecode', '?')})")
+        from evalkit.safe_text import printable  # the file's own text, printed on a terminal
+
+        parts.append(f"timecode track ({printable(timecode[0])[:40]})")
     rest = len(data) - len(timecode)
     if rest:
         parts.append(f"{rest} data tracks" if rest > 1 else "data track")

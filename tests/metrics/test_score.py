@@ -195,6 +195,13 @@ def test_one_video_file_is_a_set_of_one(folders, tmp_path, capsys):
     bare.write_bytes(loose.read_bytes())
     assert main(["score", str(bare), "--metrics", "flicker", "--json", str(out), "--no-mlflow"]) == 0
     assert json.loads(out.read_text())["per_clip"][0]["id"] == "saved_without_a_suffix"
+    from PIL import Image  # FFmpeg opens a PDF of JPEG pages as an mjpeg stream: no clip
+
+    pages = [Image.fromarray(np.full((32, 32, 3), 60 * i, np.uint8)) for i in range(4)]
+    pages[0].save(tmp_path / "report.pdf", save_all=True, append_images=pages[1:])
+    capsys.readouterr()
+    assert main(["score", str(tmp_path / "report.pdf"), "--metrics", "flicker", "--no-mlflow"]) == 2
+    assert "neither a folder of clips nor a video file" in capsys.readouterr().err
     capsys.readouterr()
     notes = tmp_path / "notes.txt"
     notes.write_text("x")

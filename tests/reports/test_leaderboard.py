@@ -153,9 +153,10 @@ def _log_with_features(model, real, f, keys, fvd=None):
 
 
 def test_a_paired_fvd_test_is_kept_between_boards_and_only_run_where_intervals_overlap(mlflow_store):
-    """A paired FVD test at 1,000 clips takes minutes: the answer is kept under $EVALKIT_HOME by the
-    digests of what it read, reused by the next board, recomputed when the kept file is damaged or
-    the features change; neighbours whose intervals do not overlap never read their features."""
+    """A paired FVD test at 1,000 clips takes minutes: the answer is kept under $EVALKIT_HOME by a
+    hash of the features it tested, reused by the next board, recomputed when the kept file is
+    damaged, inconsistent or not a file, or the features change; neighbours whose intervals do not
+    overlap never read their features."""
     import os
 
     import numpy as np
@@ -175,10 +176,18 @@ def test_a_paired_fvd_test_is_kept_between_boards_and_only_run_where_intervals_o
     # the next board reads the kept answer (shown by changing it: a real board never would)
     entry.write_text(json.dumps({**record, "p": 0.5}))
     assert "p=0.5" in leaderboard(SUITE).set_index("model").loc["uvit:off", "tie_test"]
-    for damaged in ("{not json", json.dumps({**record, "p": "nan"}), json.dumps({**record, "value": None}), "[]"):
+    hostile = ("{not json", json.dumps({**record, "p": "nan"}), json.dumps({**record, "value": None}), "[]",
+               json.dumps({**record, "ci_low": 5.0, "ci_high": -5.0, "p": 0.0}),  # bounds out of order
+               json.dumps({**record, "n": record["n"] + 1}), '{"n": 1e400}', '{"value": 1' + "0" * 400 + "}",
+               " " * 10_000)
+    for damaged in hostile:
         entry.write_text(damaged)  # a damaged or hostile entry: computed again, same answer, kept again
         assert leaderboard(SUITE).set_index("model").loc["uvit:off", "tie_test"] == first
         assert json.loads(entry.read_text()) == record
+    entry.unlink()
+    os.mkfifo(entry)  # a FIFO planted at the entry's name would block a read for ever
+    assert leaderboard(SUITE).set_index("model").loc["uvit:off", "tie_test"] == first
+    assert entry.is_file() and json.loads(entry.read_text()) == record
     # new features under the same model: another key, tested afresh
     _log_with_features("uvit:off", real, base + 0.1 * rng.normal(size=(40, 8)) + np.eye(8)[0] * 1.5, keys)
     leaderboard(SUITE)
