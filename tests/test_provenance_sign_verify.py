@@ -338,6 +338,11 @@ def test_never_overwrites_its_input_and_leaves_nothing_on_failure(env, tmp_path)
         with pytest.raises(BadInputError, match=r"film\.mkv: only MP4/MOV, AVI and GIF .* --sidecar"):
             sign_video(mkv, tmp_path / out, signer=env["signer"])
     mkv.unlink()
+    bare = tmp_path / "saved_bare"  # an MP4 saved without its suffix: renaming it is the fix named first
+    bare.write_bytes(src.read_bytes())
+    with pytest.raises(BadInputError, match=r"suffix: a name without a suffix\); rename it saved_bare\.mp4"):
+        sign_video(bare, tmp_path / "copy.mp4", signer=env["signer"])
+    bare.unlink()
     tiny = write_video(tmp_path / "tiny.mp4", np.full((4, 16, 16, 3), 90, np.uint8), fps=8)
     with pytest.raises(BadInputError, match=r"tiny\.mp4: cannot watermark .* without --watermark"):
         sign_file(tiny, tmp_path / "out.mp4", env["signer"], watermark=True, wm_key=env["wm_key"])

@@ -138,14 +138,17 @@ def _check_paths(src, dst, *, need_c2pa_format: bool = True) -> tuple[Path, Path
     allowed = EMBED_MIME if need_c2pa_format else MIME_BY_SUFFIX
     # the input first: renaming the output cannot help an input of another container
     if need_c2pa_format and src.suffix.lower() not in EMBED_MIME:
+        container = ""
         if src.is_file():  # not a video at all (an .m4a): say that, not fixes that then fail on it
             from evalkit.video import probe_video
 
             if not too_many_boxes(src):
-                probe_video(src, check=False)
+                container = str(probe_video(src, check=False).container)
         named = f"a {src.suffix} file" if src.suffix else "a name without a suffix"
+        # an MP4 saved under another name: renaming it is the simplest fix
+        rename = f"rename it {src.with_suffix('.mp4').name} and sign that, or " if "mp4" in container.split(",") else ""
         raise BadInputError(f"{src}: only MP4/MOV, AVI and GIF videos can be signed in place (by the name's "
-                            f"suffix: {named}); sign with --sidecar (any container), or with --watermark "
+                            f"suffix: {named}); {rename}sign with --sidecar (any container), or with --watermark "
                             f"and an output named {dst.with_suffix('.mp4').name} (re-encoded to H.264)")
     if dst.suffix.lower() not in allowed:
         if not need_c2pa_format and src.is_file() and not too_many_boxes(src):
