@@ -73,12 +73,13 @@ def detect_files(files, name: str | None = None, windows: int = 1) -> list[dict]
             row.update(detect_clip(det, clip))
             # the header's count, unchecked: a video over the decode budget or the frame limit is
             # judged on its first frames all the same (it was refused, though none of it was read)
-            frames = probe_video(Path(f), check=False).frames or None
-            if frames is None:  # Matroska/WebM hold no count: count the packets, one a frame (no decode)
-                from evalkit.video_facts import frame_timing
+            # (Matroska/WebM hold no count and an edit list may cut some: the packets decide, no decode)
+            from dataclasses import asdict
 
-                frames = frame_timing(Path(f)).get("packets") or None
-            row["protocol"]["video_frames"] = frames
+            from evalkit.video_facts import frame_timing, frames_shown
+
+            head = asdict(probe_video(Path(f), check=False))
+            row["protocol"]["video_frames"] = frames_shown({**head, **frame_timing(Path(f))})[0] or None
             if windows > 1:
                 row["windows"] = scan_windows(det, Path(f), windows)
                 # a video over the frame limit is scanned across its first frames only: said so

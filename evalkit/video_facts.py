@@ -116,3 +116,21 @@ def frame_timing(path, max_packets: int = 100_000) -> dict:
     return {"start_time": float(t[0]), "interval_min": float(d.min()), "interval_max": float(d.max()),
             "variable_frame_rate": vfr, "packets": counted,
             "fps_from_timestamps": 1.0 / med if med > 0 and len(d) >= 2 else None, "packets_cut": cut}
+
+
+def frames_shown(info: dict) -> tuple[int, str | None]:
+    """The frames a player shows, and where the number comes from: the header's count less those
+    an edit list cuts, else the packets counted (Matroska, WebM, MPEG-TS and fragmented MP4 headers
+    hold no count), else duration x rate. `info`: a probe's header facts ("frames", "duration",
+    "fps") with `frame_timing`'s. `probe`'s over-limit flags are computed from it (from the
+    header's 0 a 320-frame MKV read as under any frame limit), and `detect` reports it."""
+    cut, counted = info.get("packets_cut") or 0, info.get("packets")
+    if info["frames"]:
+        if counted and counted < info["frames"] - cut:  # a cut on a keyframe: FFmpeg leaves the
+            return counted, "packets"  # samples before it out of its index, without a discard flag
+        return max(info["frames"] - cut, 0), "header less cut" if cut else "header"
+    if info.get("packets"):
+        return int(info["packets"]), "packets"
+    if info.get("duration") and info.get("fps"):
+        return round(info["duration"] * info["fps"]), "duration"
+    return 0, None

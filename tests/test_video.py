@@ -662,6 +662,9 @@ def test_probe_counts_the_frames_shown(tmp_path, frames, capsys, monkeypatch):
     assert main(["probe", "--json", str(trimmed)]) == 0
     row = json.loads(capsys.readouterr().out)
     assert (row["frames"], row["frames_from"], row["packets_cut"], row["start_time"]) == (shown, "header less cut", 3, 0.0)
+    from detectors.predict import detect_files  # detect reports the same count as probe
+
+    assert detect_files([trimmed])[0]["protocol"]["video_frames"] == shown
     keyed = tmp_path / "cut_on_a_keyframe.mp4"  # a cut on a keyframe: FFmpeg drops the samples before it
     with av.open(str(keyed), "w") as c:  # from its index, flagged as nothing
         s = c.add_stream("libx264", rate=24, options={"bf": "0", "forced-idr": "1"})

@@ -63,7 +63,7 @@ def probe(files, as_json):
 
     from evalkit.safe_text import printable  # a file name with a newline printed a forged line
     from evalkit.video import VideoLimits, probe_video
-    from evalkit.video_facts import display_turn, frame_timing, picture_tags, video_stream_count
+    from evalkit.video_facts import display_turn, frame_timing, frames_shown, picture_tags, video_stream_count
 
     failed = None
     limits = VideoLimits.from_env()
@@ -79,7 +79,7 @@ def probe(files, as_json):
             info["sample_aspect"] = f"{sar.numerator}:{sar.denominator}" if sar and sar != 1 else None
             info["display_width"] = round(info["width"] * sar) if sar and sar != 1 else info["width"]
             info.update(frame_timing(f))
-            info["frames"], info["frames_from"] = _frames_shown(info)
+            info["frames"], info["frames_from"] = frames_shown(info)
             info["over_decode_budget"] = info["frames"] * info["width"] * info["height"] * 3 > limits.max_decoded_bytes
             info["over_frame_limit"] = info["frames"] > limits.max_frames
             info["video_streams"] = video_stream_count(f)  # a second track is never read: said (session 33)
@@ -120,23 +120,6 @@ def probe(files, as_json):
 _FRAMES_FROM_SAID = {"header": "", "header less cut": " (the edit list cuts some of the stored frames)",
                      "packets": " (counted; the header holds no count)", "duration": " (about; from the duration)",
                      None: ""}
-
-
-def _frames_shown(info: dict) -> tuple[int, str | None]:
-    """The frames a player shows, and where the number comes from: the header's count less those
-    an edit list cuts, else the packets counted (Matroska, WebM, MPEG-TS and fragmented MP4 headers
-    hold no count), else duration x rate. The over-limit flags are computed from it: from the
-    header's 0 a 320-frame MKV read as under any frame limit."""
-    cut, counted = info.get("packets_cut") or 0, info.get("packets")
-    if info["frames"]:
-        if counted and counted < info["frames"] - cut:  # a cut on a keyframe: FFmpeg leaves the
-            return counted, "packets"  # samples before it out of its index, without a discard flag
-        return max(info["frames"] - cut, 0), "header less cut" if cut else "header"
-    if info.get("packets"):
-        return int(info["packets"]), "packets"
-    if info.get("duration") and info.get("fps"):
-        return round(info["duration"] * info["fps"]), "duration"
-    return 0, None
 
 
 COMMANDS = [demo, info, probe]  # what `evalkit.cli` adds to the `evalkit` group
