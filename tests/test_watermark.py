@@ -279,6 +279,43 @@ def test_added_flat_frames_and_odd_bars_keep_the_mark_and_are_named(key, tmp_pat
         assert d.detected and d.payload == PAYLOAD and d.geometry["view"].startswith("bars-removed"), (pads, d.geometry)
 
 
+def _soft_pillarbox(frames, bar, soft, level=16):
+    """Pillarbox bars of `bar` px whose `soft` columns nearest the picture blend the bar with the
+    picture's edge column, frame by frame (a blurred or ringing edge): `wm_grid.bars` stops short
+    of them, so the picture is measured a few pixels padded."""
+    out = np.pad(frames, ((0, 0), (0, 0), (bar, bar), (0, 0)), constant_values=level).astype(np.float32)
+    w = out.shape[2]
+    for k in range(1, soft + 1):
+        a = 0.6 ** k
+        out[:, :, bar - k] = level + a * (out[:, :, bar] - level)
+        out[:, :, w - bar - 1 + k] = level + a * (out[:, :, w - bar - 1] - level)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def test_bars_measured_a_few_lines_off_still_give_the_payload(key, tmp_path, real_videos_dir):
+    """Session 37's grid: 18 px bars on the 176x144 carphone footage, then H.264 CRF 23, were
+    measured 16 (the two lines next to the picture ring), and neither that view nor the crop
+    search found a picture padded by 2 px: the payload was lost though the mark was intact. The
+    detector now also searches the cuts a few pixels either side of each measured edge."""
+    carphone = read_video(real_videos_dir / "carphone_pristine.mp4", max_frames=32).frames
+    boxed = h264(tmp_path, np.pad(embed(carphone, PAYLOAD, key), ((0, 0), (18, 18), (0, 0), (0, 0))), 23)
+    assert wm_grid.bars(boxed, wm_grid.mean_frame(boxed))[:2] != (18, 18)  # the edge is measured off
+    d = detect(boxed, key)
+    assert d.detected and d.payload == PAYLOAD and d.p_value < 1e-20, d.geometry
+    assert d.geometry["view"] == "bars-removed" and d.geometry["bars"] == (18, 18, 0, 0), d.geometry
+    # soft edges of 4 columns on a portrait picture, mirrored: measured 4 px short on both sides
+    portrait = np.ascontiguousarray(carphone[:16].transpose(0, 2, 1, 3))
+    soft = np.ascontiguousarray(_soft_pillarbox(embed(portrait, PAYLOAD, key), 20, 4)[:, :, ::-1])
+    assert wm_grid.bars(soft, wm_grid.mean_frame(soft))[2:] == (16, 16)
+    d = detect(soft, key)
+    assert d.detected and d.payload == PAYLOAD and d.geometry["view"] == "bars-removed-mirrored", d.geometry
+    assert d.geometry["bars"] == (0, 0, 20, 20), d.geometry
+    # the same bars around the unmarked footage: no mark, though every cut near the edges is read
+    unmarked = h264(tmp_path, np.pad(carphone, ((0, 0), (18, 18), (0, 0), (0, 0))), 23)
+    d = detect(unmarked, key)
+    assert not d.detected and d.payload is None and d.p_value > 1e-3, (d.p_value, d.geometry)
+
+
 def test_bars_are_found_only_where_flat_lines_never_change():
     from evalkit.provenance import wm_grid as geo
 

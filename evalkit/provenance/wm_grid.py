@@ -101,13 +101,15 @@ def bars(frames: np.ndarray, mean: np.ndarray, tol: float = 2.0) -> tuple[int, i
     return t, b, lf, r
 
 
-def views(frames: np.ndarray, mean: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def views(frames: np.ndarray, mean: np.ndarray,
+          cut: tuple[int, int, int, int] | None = None) -> list[tuple[str, np.ndarray]]:
     """The mean frames the detector reads: as given, mirrored left-right (a common re-upload
     trick), when the clip has flat bars around it both again with the bars cut off (else, when
     a picture sits inside a frame whose borders persist, `wm_inset`, both again cut to it), and when
-    its frames' brightness swings (a fade in or out) the mean with each frame's gain undone."""
+    its frames' brightness swings (a fade in or out) the mean with each frame's gain undone.
+    `cut`: the clip's `bars`, when the caller has measured them already."""
     out = [("as-is", mean), ("mirrored", mean[:, ::-1])]
-    t, b, lf, r = bars(frames, mean)
+    t, b, lf, r = bars(frames, mean) if cut is None else cut
     h, w = mean.shape[:2]
     if t or b or lf or r:
         inner = mean[t:h - b, lf:w - r]
