@@ -279,16 +279,18 @@ def test_added_flat_frames_and_odd_bars_keep_the_mark_and_are_named(key, tmp_pat
         assert d.detected and d.payload == PAYLOAD and d.geometry["view"].startswith("bars-removed"), (pads, d.geometry)
 
 
-def _soft_pillarbox(frames, bar, soft, level=16):
-    """Pillarbox bars of `bar` px whose `soft` columns nearest the picture blend the bar with the
-    picture's edge column, frame by frame (a blurred or ringing edge): `wm_grid.bars` stops short
-    of them, so the picture is measured a few pixels padded."""
-    out = np.pad(frames, ((0, 0), (0, 0), (bar, bar), (0, 0)), constant_values=level).astype(np.float32)
+def _soft_pillarbox(frames, bar, soft, level=16, right=None):
+    """Pillarbox bars of `bar` px (`right` px on the right, when given) whose `soft` columns
+    nearest the picture blend the bar with the picture's edge column, frame by frame (a blurred
+    or ringing edge): `wm_grid.bars` stops short of them, so the picture is measured a few pixels
+    padded."""
+    right = bar if right is None else right
+    out = np.pad(frames, ((0, 0), (0, 0), (bar, right), (0, 0)), constant_values=level).astype(np.float32)
     w = out.shape[2]
     for k in range(1, soft + 1):
         a = 0.6 ** k
         out[:, :, bar - k] = level + a * (out[:, :, bar] - level)
-        out[:, :, w - bar - 1 + k] = level + a * (out[:, :, w - bar - 1] - level)
+        out[:, :, w - right - 1 + k] = level + a * (out[:, :, w - right - 1] - level)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -303,13 +305,23 @@ def test_bars_measured_a_few_lines_off_still_give_the_payload(key, tmp_path, rea
     d = detect(boxed, key)
     assert d.detected and d.payload == PAYLOAD and d.p_value < 1e-20, d.geometry
     assert d.geometry["view"] == "bars-removed" and d.geometry["bars"] == (18, 18, 0, 0), d.geometry
-    # soft edges of 4 columns on a portrait picture, mirrored: measured 4 px short on both sides
+    # soft edges of 4 columns on a portrait picture, bars of 20 and 12 px, mirrored: measured
+    # 4 px short on both sides, read at the true cut, left and right as the clip shows them
     portrait = np.ascontiguousarray(carphone[:16].transpose(0, 2, 1, 3))
-    soft = np.ascontiguousarray(_soft_pillarbox(embed(portrait, PAYLOAD, key), 20, 4)[:, :, ::-1])
-    assert wm_grid.bars(soft, wm_grid.mean_frame(soft))[2:] == (16, 16)
+    soft = np.ascontiguousarray(_soft_pillarbox(embed(portrait, PAYLOAD, key), 20, 4, right=12)[:, :, ::-1])
+    assert wm_grid.bars(soft, wm_grid.mean_frame(soft))[2:] == (8, 16)
     d = detect(soft, key)
     assert d.detected and d.payload == PAYLOAD and d.geometry["view"] == "bars-removed-mirrored", d.geometry
-    assert d.geometry["bars"] == (0, 0, 20, 20), d.geometry
+    assert d.geometry["bars"] == (0, 0, 12, 20), d.geometry
+    # a greyscale copy of a clip marked in Cr, so read from its luma companion: its gain is
+    # reported over the companion's own, not as a mark at 0.2 of its strength ("contrast lowered")
+    bikes = read_video(real_videos_dir / "bikes.mp4", max_frames=16).frames[:, :192, :192]
+    luma = embed(np.ascontiguousarray(bikes), PAYLOAD, key).astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    luma += np.random.default_rng(1).normal(0, 4, luma.shape).astype(np.float32)  # sensor noise: the view
+    grey = np.repeat(np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None], 3, axis=3)  # at 16 px reads weakly
+    d = detect(_soft_pillarbox(grey, 20, 4), key)
+    assert d.detected and d.payload == PAYLOAD and d.geometry.get("bars") == (0, 0, 20, 20), d.geometry
+    assert d.geometry["part"] == "luma companion" and abs(d.geometry["gain"] - 1.0) < 0.1, d.geometry
     # the same bars around the unmarked footage: no mark, though every cut near the edges is read
     unmarked = h264(tmp_path, np.pad(carphone, ((0, 0), (18, 18), (0, 0), (0, 0))), 23)
     d = detect(unmarked, key)

@@ -121,9 +121,9 @@ still loses the payload; a crop resized after is found when the resize leaves th
 *Views.* The detector reads the clip as given, mirrored left-right, and, when flat
 unchanging bars surround the picture (letterbox, pillarbox, padding: `wm_grid.bars`), both again
 with the bars cut off (and, as one more read, at the best of the cuts within 4 px of the
-measured edges, which a codec's ringing moves: `wm_search.read_bars`), and when a picture sits inside a frame whose borders persist while the
-content moves (picture-in-picture, a split screen: `wm_inset`), both again cut to each of up to
-two such boxes, stopping at the first view whose payload verifies. Each view is a full
+measured edges, which a codec's ringing moves: `wm_search.read_bars`), and when a picture sits
+inside a frame whose borders persist while the content moves (picture-in-picture, a split
+screen: `wm_inset`), both again cut to each of up to two such boxes, stopping at the first view whose payload verifies. Each view is a full
 search; its p-value is multiplied by the number of views (union bound). Then the six other
 ways to lay the picture on its axes (`wm_grid.TURNS`: a quarter turn either way, a half turn,
 upside down, and the two transposes: what a transcoder applying a phone's rotation flag
