@@ -328,6 +328,26 @@ def test_bars_measured_a_few_lines_off_still_give_the_payload(key, tmp_path, rea
     assert not d.detected and d.payload is None and d.p_value > 1e-3, (d.p_value, d.geometry)
 
 
+def test_the_registry_lays_the_picture_out_at_the_cut_the_mark_was_read_at():
+    """A bar search reads the mark a few pixels from the measured bars: the registry compares the
+    picture at that cut (it cut at the measured one); a cut no read could give is not believed."""
+    from evalkit.provenance import wm_grid as geo
+    from evalkit.provenance.registry import picture_as_read
+    from evalkit.provenance.registry_windows import _layout
+
+    content = np.random.default_rng(3).integers(0, 256, (4, 40, 60, 3), dtype=np.uint8)
+    boxed = np.pad(content, ((0, 0), (10, 10), (0, 0), (0, 0)), constant_values=16)
+    mean = geo.mean_frame(boxed)
+    assert geo.bars(boxed, mean) == (10, 10, 0, 0)
+    read = {"view": "bars-removed", "bars": (12, 8, 0, 0)}
+    assert np.array_equal(picture_as_read(boxed, read)[0], mean[12:52])
+    assert np.array_equal(_layout(boxed, "bars-removed", geo.cut_read(read, boxed.shape[1:3]))(boxed[0]), boxed[0, 12:52])
+    for bad in ((40, 40, 0, 0), ("a", 1, 2, 3), (1, 2), (-2, 0, 0, 0), None):
+        assert geo.cut_read({"bars": bad}, boxed.shape[1:3]) is None
+        got = picture_as_read(boxed, {"view": "bars-removed", "bars": bad})[0]
+        assert np.array_equal(got, mean[10:50])  # the measured bars, as before
+
+
 def test_bars_are_found_only_where_flat_lines_never_change():
     from evalkit.provenance import wm_grid as geo
 

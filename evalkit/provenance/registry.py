@@ -233,7 +233,8 @@ def resolve(payload_hex: str, key_id: str, frames: np.ndarray, geometry: dict | 
     held: list = []
 
     def laid() -> win.Frames:  # the suspect's frames shrunk and summed, made once where needed
-        held[:] = held or [win.Frames(frames, (geometry or {}).get("view"))]
+        held[:] = held or [win.Frames(frames, (geometry or {}).get("view"),
+                                      cut=geo.cut_read(geometry, frames.shape[1:3]))]
         return held[0]
 
     if segments is None:
@@ -402,7 +403,8 @@ def picture_as_read(frames: np.ndarray, geometry: dict | None) -> tuple[np.ndarr
     watermark read's `geometry`: what `compare` takes."""
     geometry = geometry or {}
     mean = geo.mean_frame(frames)
-    view = dict(geo.views(frames, mean)).get(geometry.get("view"), mean)
+    # at the cut the mark was read at (a bar search refines the measured bars by a few pixels)
+    view = dict(geo.views(frames, mean, geo.cut_read(geometry, mean.shape))).get(geometry.get("view"), mean)
     return view, geometry.get("box") if geometry.get("crop") not in (None, 1.0) else None
 
 

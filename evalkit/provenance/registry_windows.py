@@ -42,10 +42,11 @@ SPEEDS = (1.0, 2.0, 0.5)
 STILL_FLOOR = 1.5  # as played, sped up by dropping every other frame, slowed by doubling each
 
 
-def _layout(frames: np.ndarray, view: str | None):
+def _layout(frames: np.ndarray, view: str | None, cut: tuple | None = None):
     """The function that lays one frame [H, W, 3] as `wm_grid.views` (or a turn of
     `wm_grid.TURNS`) laid the mean frame of the view named `view`; the frame as it is for a view
-    that reweights frames (a fade undone) or a name it does not know."""
+    that reweights frames (a fade undone) or a name it does not know. `cut`: the bars the read
+    cut off (`wm_grid.cut_read`), else those `wm_grid.bars` measures."""
     turns = dict(geo.TURNS)
     if view in turns:
         return turns[view]
@@ -55,7 +56,7 @@ def _layout(frames: np.ndarray, view: str | None):
     h, w = frames.shape[1:3]
     y0, y1, x0, x1 = 0, h, 0, w
     if name == "bars-removed" or name.startswith("inset"):
-        t, b, lf, r = geo.bars(frames, geo.mean_frame(frames))
+        t, b, lf, r = cut or geo.bars(frames, geo.mean_frame(frames))
         y0, y1, x0, x1 = t, h - b, lf, w - r
     if name.startswith("inset"):  # as `wm_grid.views` finds them: inside the bars, best first
         from evalkit.provenance.wm_inset import find_insets
@@ -83,8 +84,9 @@ class Frames:
     thumbnail (max(R, G, B)) is taken of the shrunk mean, not the full-size one: near enough for
     how windows change."""
 
-    def __init__(self, frames: np.ndarray, view: str | None, limit: int | None = MAX_FRAMES):
-        lay = _layout(frames, view)
+    def __init__(self, frames: np.ndarray, view: str | None, limit: int | None = MAX_FRAMES,
+                 cut: tuple | None = None):
+        lay = _layout(frames, view, cut)
         self._windows: dict = {}
         self.total = len(frames)
         self.n = self.total if limit is None else min(self.total, limit)

@@ -101,6 +101,20 @@ def bars(frames: np.ndarray, mean: np.ndarray, tol: float = 2.0) -> tuple[int, i
     return t, b, lf, r
 
 
+def cut_read(geometry: dict | None, shape: tuple) -> tuple[int, int, int, int] | None:
+    """The bars a watermark read cut off (`geometry["bars"]`: `wm_search.read_bars` refines the
+    measured ones by a few pixels), for laying a frame [H, W, ...] of `shape` out as the mark was
+    read; None when the read names none or a cut that would leave under half a side."""
+    cut = (geometry or {}).get("bars")
+    try:
+        t, b, lf, r = (int(x) for x in cut)
+    except (TypeError, ValueError):
+        return None
+    h, w = shape[:2]
+    ok = min(t, b, lf, r) >= 0 and h - t - b >= h / 2 and w - lf - r >= w / 2
+    return (t, b, lf, r) if ok else None
+
+
 def views(frames: np.ndarray, mean: np.ndarray,
           cut: tuple[int, int, int, int] | None = None) -> list[tuple[str, np.ndarray]]:
     """The mean frames the detector reads: as given, mirrored left-right (a common re-upload
