@@ -71,9 +71,9 @@ def detect_files(files, name: str | None = None, windows: int = 1) -> list[dict]
             # says how much of the video that was (a verdict is on those frames, not the rest).
             clip = read_video(Path(f), max_frames=det.protocol.frames)
             row.update(detect_clip(det, clip))
-            # the header's count, unchecked: a video over the decode budget or the frame limit is
-            # judged on its first frames all the same (it was refused, though none of it was read)
-            # (Matroska/WebM hold no count and an edit list may cut some: the packets decide, no decode)
+            # the video's whole length, from its headers and packets, unchecked (a video over the
+            # decode budget or the frame limit is judged on its first frames all the same): the
+            # frames a player shows (Matroska/WebM hold no count, an edit list may cut some)
             from dataclasses import asdict
 
             from evalkit.video_facts import frame_timing, frames_shown
