@@ -138,8 +138,8 @@ def read_bars(mean: np.ndarray, cut: tuple[int, int, int, int], cfg: WatermarkCo
         bar: 32 px bars on a dark 256 px render measured 32 and 40 after CRF 23)."""
         if not (a or c):
             return [(0, 0)]
-        near = sorted({x + i for x in (a, c) for i in range(-reach, reach + 1) if x + i >= 0})
-        return [(x, y) for x in near for y in near if n - x - y >= n / 2]
+        widths = sorted({x + i for x in (a, c) for i in range(-reach, reach + 1) if x + i >= 0})
+        return [(x, y) for x in widths for y in widths if n - x - y >= n / 2]
 
     def score(integs, cuts: list) -> list:
         """(z, fit, gain, cut, plan, coefficients, validity) of each cut (top, bottom, left, right)."""
