@@ -49,10 +49,11 @@ def _same(a: Path, b: Path) -> bool:
 
 def check_not_input(path, inputs, what: str = "output") -> Path:
     """`path` as an output: refused, in one line, when writing it would destroy what the command
-    reads: one of `inputs` (a file, through any link), a video or `index.jsonl` inside an input
-    folder, or the MLflow store (a SQLite file) it reads or logs to. Such a mistake otherwise
-    costs the user the evidence or the results (`verify suspect.mp4 --html suspect.mp4`)."""
-    from evalkit.clipset import VIDEO_SUFFIXES
+    reads: one of `inputs` (a file, through any link), a video (a suffix-less one too, since
+    session 38 a folder's video) or `index.jsonl` inside an input folder, or the MLflow store (a
+    SQLite file) it reads or logs to. Such a mistake otherwise costs the user the evidence or the
+    results (`verify suspect.mp4 --html suspect.mp4`)."""
+    from evalkit.clipset import VIDEO_SUFFIXES, is_video_file
     from evalkit.tracking import store_path
 
     path = Path(path)
@@ -61,7 +62,7 @@ def check_not_input(path, inputs, what: str = "output") -> Path:
             raise BadInputError(f"{path}: is an input of this command (it would be overwritten); give "
                                 f"another {what} path")
         if path.exists() and path.is_file() and _inside(path, given) and (
-                path.suffix.lower() in VIDEO_SUFFIXES or path.name == "index.jsonl"):
+                path.suffix.lower() in VIDEO_SUFFIXES or path.name == "index.jsonl" or is_video_file(path)):
             raise BadInputError(f"{path}: is a file of the input folder {given} (it would be overwritten); "
                                 f"give another {what} path")
     store = store_path()

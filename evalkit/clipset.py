@@ -2,7 +2,9 @@
 
 A folder of videos from elsewhere (real footage, another tool's outputs) needs no index: its
 videos (top level and `clips/`) are read in name order, each prompted by its file name, as
-`folder:DIR` reads them ("a_red_ball_falls-3.mp4": "a red ball falls", sample 3).
+`folder:DIR` reads them ("a_red_ball_falls-3.mp4": "a red ball falls", sample 3). A file with no
+suffix at all (a camera's `clip0001`, a download saved as `video`) is one of them when it is a
+video container, as `score FILE` takes it (`is_video_file`).
 
 `ClipFolderWriter` builds the folder under a temporary sibling name and renames it into place
 only when every clip and the index are written, so a killed run never leaves a folder that
@@ -11,11 +13,13 @@ looks complete. `read_index` validates each line and names the line that is wron
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -127,19 +131,31 @@ MAX_INDEX_BYTES = 256 << 20
 
 
 def video_files(folder: Path) -> list[Path]:
-    """The videos of a folder, top level then clips/, each in name order (hidden files skipped;
-    a `clips` that is the folder itself, through a link, read once: its videos counted twice)."""
+    """The videos of a folder (`is_video_file`), top level then clips/, each in name order (hidden
+    files skipped; a `clips` that is the folder itself, through a link, read once: its videos
+    counted twice)."""
     folder = Path(folder)
     dirs = [folder]
     clips = folder / "clips"
     if clips.is_dir() and not _same(clips, folder):
         dirs.append(clips)
-    # A link whose target is gone is listed too, and a FIFO or device named like a video: reading
-    # it names what it is, where leaving it out would score one video fewer without a word.
-    return [f for d in dirs for f in sorted(d.iterdir())
-            if (f.is_file() or (f.is_symlink() and not f.exists()) or special_file(f))
-            and is_video_name(f) and not f.name.startswith(".")]
+    return [f for d in dirs for f in sorted(d.iterdir()) if is_video_file(f)]
 
+
+def is_video_file(f: Path) -> bool:
+    """A file of a folder that is one of its videos: named as a video (`is_video_name`), or a
+    regular file with no suffix at all that is a video container (`_decodable`, as `score FILE`
+    takes it). A file with any other suffix (notes.txt, x.json, index.jsonl) is judged by its name
+    and never opened; a hidden one (macOS ._a.mp4, .DS_Store) is never looked at."""
+    if f.name.startswith("."):  # first: animated_image would open ._a.webp to sniff it
+        return False
+    if is_video_name(f):
+        # A link whose target is gone is listed too, and a FIFO or device named like a video: reading
+        # it names what it is, where leaving it out would score one video fewer without a word.
+        return f.is_file() or (f.is_symlink() and not f.exists()) or bool(special_file(f))
+    # Without a suffix the name says nothing, so only what is inside can: a FIFO, a device, a
+    # broken link or an empty file is nothing to list (README, LICENSE, a camera's log neither).
+    return not f.suffix and _decodable(f)
 
 
 def expand_folders(paths) -> list[Path]:
@@ -225,15 +241,75 @@ _CONTAINERS = {"mov", "mp4", "matroska", "webm", "avi", "mpegts", "mpeg", "flv",
 
 def _decodable(path: Path) -> bool:
     """A video in a container under a name with no video suffix (saved without one, or
-    `clip.bin`): taken, as probe, verify and detect take it (score alone refused it by name)."""
+    `clip.bin`): taken, as probe, verify and detect take it (score alone refused it by name).
+    A folder's suffix-less files are judged by this too (`is_video_file`), so it must be cheap:
+    a file that does not start as one of `_CONTAINERS` does is never handed to FFmpeg (which read
+    5 MB of any large file, ~45 ms, before giving up), and a probe is kept per file version, as
+    one command lists a folder more than once."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):  # gone, a broken link, a name the OS refuses
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+        return False
+    return _probed(str(Path(path).absolute()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+                   os.environ.get("EVALKIT_MAX_FILE_BYTES", ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def _probed(path: str, dev: int, ino: int, size: int, mtime_ns: int, max_bytes: str) -> bool:
+    """`_decodable` of one version of a file (its size and time in the key: a replaced file is
+    probed anew)."""
     from evalkit.errors import EvalkitError
     from evalkit.video import probe_video
 
+    if not _container_start(_head(Path(path))):
+        return False
     try:
-        info = probe_video(path, check=False)
+        info = probe_video(path, check=False)  # the header only: the frames are decoded when it is read
     except EvalkitError:
         return False
     return bool(set(str(info.container).split(",")) & _CONTAINERS)
+
+
+def _head(path: Path, n: int = 2048) -> bytes:
+    """The first bytes of a regular file; b"" for anything else. Opened without blocking and checked
+    again once open: a FIFO swapped in after the stat would have blocked the listing for good."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, n) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+# QuickTime/MP4 files start with one of these atoms (ftyp in MP4, moov, mdat or wide in old .mov).
+_MOV_ATOMS = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid", b"junk", b"pict",
+              b"PICT"}
+
+
+def _container_start(head: bytes) -> bool:
+    """Whether a file's first bytes are those of one of `_CONTAINERS` (their signatures as FFmpeg's
+    probes look for them); text, PDFs, archives and images other than GIF/PNG are not."""
+    if head[4:8] in _MOV_ATOMS or head.startswith((
+            b"\x1a\x45\xdf\xa3",  # Matroska/WebM (EBML)
+            b"FLV", b"OggS", b"GIF8", b"YUV4MPEG2", b"nut/multimedia container",
+            b"\x89PNG\r\n\x1a\n",  # APNG (a still PNG is refused by the probe)
+            b"\x30\x26\xb2\x75\x8e\x66\xcf\x11")):  # ASF/WMV header GUID
+        return True
+    if head[:4] == b"RIFF" and head[8:11] == b"AVI":
+        return True
+    if head[:3] == b"\x00\x00\x01" and len(head) > 3 and head[3] >= 0xB9:  # MPEG program stream
+        return True
+    if b"\x06\x0e\x2b\x34" in head:  # MXF (its partition pack may follow a run-in)
+        return True
+    # MPEG transport stream: a 0x47 sync byte every 188 bytes (192 in AVCHD .m2ts, 204 with FEC)
+    return any(all(head[i + k * n] == 0x47 for k in range(3))
+               for n in (188, 192, 204) for i in range(min(n, len(head) - 2 * n)))
 
 
 def read_index(folder) -> list[dict]:
