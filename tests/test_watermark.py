@@ -328,6 +328,22 @@ def test_bars_measured_a_few_lines_off_still_give_the_payload(key, tmp_path, rea
     assert not d.detected and d.payload is None and d.p_value > 1e-3, (d.p_value, d.geometry)
 
 
+def test_bar_search_reads_each_cut_with_the_profile_its_picture_size_was_marked_with(key, tmp_path,
+                                                                                    real_videos_dir):
+    """The embedder picks the mark's profile by the picture's size (luma under 160 px on the short
+    side, Cr above). Session 38: 14 px bars on the 176x144 carphone footage, then H.264 CRF 30,
+    were measured (0, 12): the top bar's blocks vary by ~3 levels across a line. The bar search
+    tried the true cut (14, 14) but read every cut with the profile of the measured picture, 160
+    lines, so Cr, and the payload was lost; each cut is now read with its own size's profile."""
+    carphone = read_video(real_videos_dir / "carphone_pristine.mp4", max_frames=32).frames
+    boxed = h264(tmp_path, np.pad(embed(carphone, PAYLOAD, key), ((0, 0), (14, 14), (0, 0), (0, 0))), 30)
+    cut = wm_grid.bars(boxed, wm_grid.mean_frame(boxed))
+    assert cut[0] != 14 and min(boxed.shape[1] - cut[0] - cut[1], boxed.shape[2]) >= 160, cut
+    d = detect(boxed, key)
+    assert d.detected and d.payload == PAYLOAD, (d.p_value, d.geometry)
+    assert d.geometry["bars"] == (14, 14, 0, 0) and d.geometry["profile"] == 0, d.geometry
+
+
 def test_the_registry_lays_the_picture_out_at_the_cut_the_mark_was_read_at():
     """A bar search reads the mark a few pixels from the measured bars: the registry compares the
     picture at that cut (it cut at the measured one); a cut no read could give is not believed."""

@@ -68,6 +68,22 @@ def test_no_detection_without_the_mark(real_videos_dir):
     assert np.mean(np.asarray(ps) < 0.05) <= 0.1 and min(ps) > 1e-4
 
 
+def test_a_named_payload_is_tested_at_the_cuts_near_bars_measured_off(real_videos_dir, tmp_path):
+    """Bars a codec rang at are measured off (14 px bars on the 176x144 carphone footage, CRF 30:
+    (0, 12)); no view's read confirmed the payload (p 0.2, session 37). The known-payload test now
+    also tries the cuts near the measured bars that fit best, as `detect`'s bar search reads them;
+    the same bars around unmarked footage stay unconfirmed."""
+    carphone = read_video(real_videos_dir / "carphone_pristine.mp4", max_frames=32).frames
+    bars = ((0, 0), (14, 14), (0, 0), (0, 0))
+    boxed = read_video(write_video(tmp_path / "boxed.mp4", np.pad(embed(carphone, PAYLOAD, KEY), bars),
+                                   fps=8.0, crf=30)).frames
+    d = confirm_payload(boxed, KEY, PAYLOAD)
+    assert d.detected and d.payload == PAYLOAD and d.geometry["bars"] == (14, 14, 0, 0), (d.p_value, d.geometry)
+    plain = read_video(write_video(tmp_path / "plain.mp4", np.pad(carphone, bars), fps=8.0, crf=30)).frames
+    d = confirm_payload(plain, KEY, PAYLOAD)
+    assert not d.detected and d.p_value > 1e-3, (d.p_value, d.geometry)
+
+
 def test_bad_payload_is_a_clear_error(crf38):
     with pytest.raises(WatermarkInputError, match="8 to 32 bytes"):
         confirm_payload(crf38["frames"], KEY, b"short")

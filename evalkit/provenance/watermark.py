@@ -8,7 +8,8 @@ This module embeds and runs the detector's reads in order; the parts live beside
 `wm_scheme` (configuration, keys, the keyed plan), `wm_grid` (colour channels, chip grid, Haar,
 views and turns), `wm_ecc` (the convolutional code), `wm_read` (one read of a frame: lattice
 search, soft decode, p-values), `wm_pvalue` (the Chernoff bounds), `wm_search` (crops off centre,
-rotations, excerpt offsets), `wm_crops` (the crop scan) and `wm_time` (segments of long clips).
+rotations, excerpt offsets), `wm_bars` (cuts near measured bars), `wm_crops` (the crop scan)
+and `wm_time` (segments of long clips).
 
 Scheme (why each choice)
 ------------------------
@@ -121,10 +122,12 @@ still loses the payload; a crop resized after is found when the resize leaves th
 *Views.* The detector reads the clip as given, mirrored left-right, and, when flat
 unchanging bars surround the picture (letterbox, pillarbox, padding: `wm_grid.bars`), both again
 with the bars cut off (and, as one more read, at the best of the cuts within 4 px of the
-measured edges, which a codec's ringing moves: `wm_search.read_bars`), and when a picture sits
+measured edges, which a codec's ringing moves: `wm_bars.read_bars`), and when a picture sits
 inside a frame whose borders persist while the content moves (picture-in-picture, a split
-screen: `wm_inset`), both again cut to each of up to two such boxes, stopping at the first view whose payload verifies. Each view is a full
-search; its p-value is multiplied by the number of views (union bound). Then the six other
+screen: `wm_inset`), both again cut to each of up to two such boxes, stopping at the first
+read whose payload verifies and whose p-value passes (a payload read weakly is kept while the
+later reads look for a stronger one). Each view is a full search; its p-value is multiplied
+by the number of views (union bound). Then the six other
 ways to lay the picture on its axes (`wm_grid.TURNS`: a quarter turn either way, a half turn,
 upside down, and the two transposes: what a transcoder applying a phone's rotation flag
 leaves), each one read of the whole frame without the centre crops. Then rotations by a few
@@ -224,7 +227,8 @@ from evalkit.provenance.wm_scheme import (
     DEFAULT_P_THRESHOLD, PRESETS, Plan, WatermarkConfig, WatermarkInputError, WatermarkKey, as_key, check_frames,
     choose_profile, embed_plan, frame_coeffs, get_config, make_key, make_plan, payload_to_bits,
 )
-from evalkit.provenance.wm_search import read_bars, read_crop, read_rotation, scan_offsets
+from evalkit.provenance.wm_bars import read_bars
+from evalkit.provenance.wm_search import read_crop, read_rotation, scan_offsets
 
 __all__ = [
     "DEFAULT_P_THRESHOLD", "PRESETS", "Detection", "WatermarkConfig", "WatermarkInputError",
@@ -358,32 +362,47 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
             d.geometry["frames"] = span
         return d
 
+    def found(d: Detection) -> bool:
+        return d.payload is not None and d.detected
+
+    def stronger(d: Detection, best: Detection | None) -> Detection:
+        """The read to report if no later one is `found`: detected first, then one that decoded a
+        payload (a weak payload's bits are the best evidence of which mark it is), then the
+        smallest p-value."""
+        def rank(x: Detection) -> tuple:
+            return not x.detected, x.payload is None, x.p_value
+        return d if best is None or rank(d) < rank(best) else best
+
+    # A read returns at once only when it both decodes a payload and beats the threshold: a
+    # payload read weakly (its MAC verifies, but the p-value times n_reads does not pass) is kept
+    # as the best so far while the later reads look for a stronger one (before session 38 it
+    # ended `detect`, never trying the bar search, the turns or the windows).
     for name, view in views:
         d = scaled(read_mean(view, cfg, key, payload_bits)[0], name, (0, t))
-        if d.payload is not None:
+        if found(d):
             return d
-        best = d if best is None or d.p_value < best.p_value else best
+        best = stronger(d, best)
     # Bars whose edges a codec blurred or rang are measured a line or two off; a picture padded
     # by them is found by no other read (session 37: both carphone segments under letterbox then
     # CRF 23). Only clips with bars pay for it.
     d = read_bars(mean, cut, cfg, key, payload_bits) if bar_search else None
     if d is not None:
         d = scaled(d, d.geometry["view"], (0, t))
-        if d.payload is not None:
+        if found(d):
             return d
-        best = d if d.p_value < best.p_value else best
+        best = stronger(d, best)
     # A clip turned by a quarter or a half, or flipped upside down: one read for each turn, of
     # the whole frame only (a turn and a crop together are not searched; each read then costs
     # about half of a view's)
     for name, view in geo.turned(mean):
         d = scaled(read_mean(view, cfg, key, payload_bits, crops=(1.0,))[0], name, (0, t))
-        if d.payload is not None:
+        if found(d):
             return d
-        best = d if d.p_value < best.p_value else best
+        best = stronger(d, best)
     # A clip rotated by a few degrees about its centre, as given or mirrored
     for name, view in (views[:2] if cfg.rotation_search else []):
         d = scaled(read_rotation(view, cfg, key, payload_bits), name, (0, t))
-        if d.payload is not None:
+        if found(d):
             return d
         best = d if d.detected and not best.detected else best
     # An excerpt's segment borders fall anywhere: a cheap scan ranks the windows' offsets, the
@@ -395,25 +414,25 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
         mean = geo.mean_frame(frames[off:off + n])
         d, cand = read_mean(np.ascontiguousarray(mean if name == "as-is" else mean[:, ::-1]), cfg, key,
                                payload_bits)
-        found = [scaled(d, name, (off, off + n))]
+        reads = [scaled(d, name, (off, off + n))]
         # the a-priori geometry (the clip's grid and profile, no crop, gain 1: what a re-encoding
         # leaves), then the window's own best fit
         segs = None  # summed-area tables of every segment's mean, made once for both geometries
         for geom in [(prior, (0.0, 1.0, 0.0, 1.0), gain0)] + ([(cand.plan, cand.box, cand.gain)] if cand else []):
-            if found[-1].payload is None:
+            if not found(reads[-1]):
                 segs = segs or segment_tables(frames, name, off, n, cfg)
-                found.append(scaled(decode_segments(segs, *geom, cfg, key, payload_bits), name, None))
-        for d in found:
-            if d.payload is not None:
+                reads.append(scaled(decode_segments(segs, *geom, cfg, key, payload_bits), name, None))
+        for d in reads:
+            if found(d):
                 return d
-            best = d if d.p_value < best.p_value else best
+            best = stronger(d, best)
     # last, as it is the dearest: a crop off centre of the whole clip, as given or mirrored
     for name, view in crop_views:
         d = read_crop(view, cfg, key, payload_bits)
         if d is None:
             continue
         d = scaled(d, name, (0, t))
-        if d.payload is not None:
+        if found(d):
             return d
         # a failed crop read decoded a box of its own choosing: its bits replace the whole
         # clip's only when it found a mark the other reads did not

@@ -10,7 +10,8 @@ check and the code), bounded under "no mark of this key" as `detect` bounds the 
 with its decoded codeword (given the magnitudes the signs are fair coins: a Chernoff bound),
 but for one codeword, without the 2^64 factor. Every geometry tried (the views `detect` reads
 first: as given, mirrored, bars cut off; at most `max_attempts` lattice fits each, chosen
-sign-blind) multiplies the p-value (Bonferroni).
+sign-blind; since session 38 the cuts near measured bars that fit best, `wm_bars`) multiplies the
+p-value (Bonferroni).
 
 Not searched here: turns, rotations, crops off centre and excerpts of segmented long clips
 (`detect` reads those blind); a payload found that way needs no confirmation.
@@ -23,6 +24,7 @@ import math
 import numpy as np
 
 from evalkit.provenance import wm_grid as geo
+from evalkit.provenance.wm_bars import as_given, bar_cuts
 from evalkit.provenance.wm_ecc import DEFAULT_CODE
 from evalkit.provenance.wm_pvalue import chernoff_log, log_cosh
 from evalkit.provenance.wm_read import Candidate, Detection, choose_attempts, coefficient_llrs, search_lattice
@@ -36,6 +38,7 @@ from evalkit.provenance.wm_scheme import (WatermarkConfig, WatermarkInputError, 
 # alone also agrees beyond chance (p under TAIL_P): a manifest naming a payload one bit away from
 # the embedded one was confirmed at p 1.8e-26 from the shared head of the codeword (session 31).
 TAIL_P = 1e-2
+BAR_ATTEMPTS = 3  # cuts near measured bars tested, the best-fitting first (as `wm_bars.read_bars` decodes)
 
 
 def tail_code_bits(n_info: int, payload_bits: int) -> np.ndarray:
@@ -76,23 +79,34 @@ def confirm_payload(frames: np.ndarray, key, payload: bytes, config: WatermarkCo
     code = DEFAULT_CODE.encode(info)
     mean = geo.mean_frame(frames)
     guess = choose_profile(mean, cfg)
+    cut = geo.bars(frames, mean)
     tests, best = 0, None
-    for name, view in geo.views(frames, mean):
+    for name, view in geo.views(frames, mean, cut):
         cands, _ = search_lattice(geo.planes(view, cfg.channels), cfg, key, info.size)
         for c in choose_attempts(sorted(cands, key=lambda c: -c.z), guess, cfg):
             log_p, agree = codeword_log_p(c, cfg, code)
             tests += 1
             if best is None or log_p < best[0]:
-                best = (log_p, agree, name, c)
+                best = (log_p, agree, name, c, None)
+    # bars measured a few lines off (a codec rang at their edges): the cuts near them that fit
+    # best, as `detect`'s bar search reads them (ranked sign-blind, so one test each)
+    near = bar_cuts(mean, cut, cfg, key, info.size) if any(cut) else None
+    for name, bars, c in (near.ranked[:BAR_ATTEMPTS] if near else []):
+        log_p, agree = codeword_log_p(c, cfg, code)
+        tests += 1
+        if best is None or log_p < best[0]:
+            best = (log_p, agree, name, c, as_given(name, bars))
     if best is None:
         return Detection(False, None, 1.0, 0.0, np.zeros(8 * len(payload)), geometry={"method": "known payload"})
-    log_p, agree, name, c = best
+    log_p, agree, name, c, bars = best
     p = min(1.0, tests * math.exp(log_p))
     tail_p = min(1.0, math.exp(codeword_log_p(c, cfg, code, tail_code_bits(info.size, 8 * len(payload)))[0]))
     detected = p < cfg.p_threshold and tail_p < TAIL_P
     geometry = {"method": "known payload", "view": name, "grid": c.g, "profile": c.prof, "crop": c.crop,
                 "gain": round(c.gain, 4), "tests": tests, "code_agreement": round(agree, 4),
                 "tail_p_value": tail_p}
+    if bars is not None:
+        geometry["bars"] = bars
     return Detection(detected=detected, payload=payload if detected else None, p_value=p,
                      bit_confidence=2 * agree - 1, bits=np.zeros(8 * len(payload)), p_payload=p,
                      geometry=geometry)

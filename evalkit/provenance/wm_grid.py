@@ -102,7 +102,7 @@ def bars(frames: np.ndarray, mean: np.ndarray, tol: float = 2.0) -> tuple[int, i
 
 
 def cut_read(geometry: dict | None, shape: tuple) -> tuple[int, int, int, int] | None:
-    """The bars a watermark read cut off (`geometry["bars"]`: `wm_search.read_bars` refines the
+    """The bars a watermark read cut off (`geometry["bars"]`: `wm_bars.read_bars` refines the
     measured ones by a few pixels), for laying a frame [H, W, ...] of `shape` out as the mark was
     read; None when the read names none or a cut that would leave under half a side."""
     cut = (geometry or {}).get("bars")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from evalkit.provenance.wm_ecc import DEFAULT_CODE
 from evalkit.provenance.wm_pvalue import chernoff_log, log_cosh, log_i0
 from evalkit.provenance.wm_scheme import (
     Plan, WatermarkConfig, WatermarkKey, choose_profile, companion_gain, haar_of, make_plan, marks_luma, plan_coeffs,
-    prior_gains,
+    prior_gains, profile_for_size,
 )
 
 
@@ -92,9 +93,15 @@ def a_priori_mark(frame: np.ndarray, cfg: WatermarkConfig) -> tuple[int, float]:
     """(profile, gain) at which an unattacked mark reads in a clip like `frame` [H, W, 3]: the
     profile the embedder picks for its size at gain 1, or, in a frame without colour where that
     profile marks none but colour, the luma profile at the luma companion's gain."""
-    prof = choose_profile(frame, cfg)
+    return a_priori_for(*frame.shape[:2], cfg, lambda: colourless(geo.planes(frame, cfg.channels), cfg))
+
+
+def a_priori_for(h: int, w: int, cfg: WatermarkConfig, grey: Callable[[], bool]) -> tuple[int, float]:
+    """`a_priori_mark` for a picture of h x w pixels; `grey()` says whether it has no colour
+    (asked only where the answer matters: the test reads the whole frame)."""
+    prof = profile_for_size(h, w, cfg)
     comp = companion_gain(cfg, 0)
-    if comp and not marks_luma(cfg, prof) and colourless(geo.planes(frame, cfg.channels), cfg):
+    if comp and not marks_luma(cfg, prof) and grey():
         return 0, comp
     return prof, 1.0
 

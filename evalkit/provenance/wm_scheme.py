@@ -349,6 +349,9 @@ def choose_profile(mean: np.ndarray, cfg: WatermarkConfig) -> int:
     mark survives CRF 50 far more often and CRF 23-40 as well; on the 176x144 carphone and on
     64 px clips it loses payloads at CRF 30 (4:2:0 halves its resolution); on 128 px clips the
     two came out even, so they keep the luma mark, on scheme 1's plan."""
-    if len(cfg.profiles) == 1 or min(mean.shape[:2]) < cfg.chroma_min_px:
-        return 0
-    return 1
+    return profile_for_size(*mean.shape[:2], cfg)
+
+
+def profile_for_size(h: int, w: int, cfg: WatermarkConfig) -> int:
+    """`choose_profile` for a picture of h x w pixels (the choice is the size's alone)."""
+    return 0 if len(cfg.profiles) == 1 or min(h, w) < cfg.chroma_min_px else 1

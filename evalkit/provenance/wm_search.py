@@ -19,7 +19,7 @@ from evalkit.provenance.wm_read import (
     Candidate, Detection, a_priori_mark, box_fits, decode_candidate, read_candidates, search_lattice,
 )
 from evalkit.provenance.wm_scheme import (
-    WatermarkConfig, WatermarkKey, choose_profile, companion_gain, make_plan, plan_coeffs, prior_gains,
+    WatermarkConfig, WatermarkKey, choose_profile, make_plan, plan_coeffs,
 )
 
 SCAN_CHUNK = 128  # frames whose float copies `scan_offsets` holds at once
@@ -96,117 +96,6 @@ def read_crop(mean: np.ndarray, cfg: WatermarkConfig, key: WatermarkKey, payload
                 "boxes_searched": n_points}
     return Detection(detected=p < cfg.p_threshold, payload=r["payload"] if r["ok"] else None, p_value=p,
                      bit_confidence=float(np.mean(np.abs(r["soft"]))), bits=r["soft"], p_payload=p_payload,
-                     p_presence=p_presence, geometry=geometry)
-
-
-BAR_REACH = 4  # px: how far a bar's true edge may lie from where `wm_grid.bars` measured it
-
-
-def read_bars(mean: np.ndarray, cut: tuple[int, int, int, int], cfg: WatermarkConfig, key: WatermarkKey,
-              payload_bits: int, reach: int = BAR_REACH, keep: int = 3) -> Detection | None:
-    """`detect` on the picture inside flat bars whose edges lie up to `reach` px from the
-    measured `cut` = (top, bottom, left, right) (`wm_grid.bars`), in the mean frame float32
-    [H, W, 3] as given and mirrored. A codec blurs or rings the lines where bar meets picture,
-    so a bar is measured a line or two short or long; a cut a line short leaves the picture
-    padded, which neither the read of that view nor the crop search (a crop lies inside the
-    original) can place (session 37: 18 px bars measured 16 after H.264 CRF 23 lost the
-    carphone footage's payload; cut at 18 it read at p 1e-55).
-    Every cut with each side's width within `reach` of the measured one or of the opposite
-    side's (sides measured without a bar too, where the opposite side has one), the rows' pair
-    first, then the columns' pair at the best rows, is scored by the sign-blind lattice fit of
-    the a-priori geometry (the picture's own grid and profile, gains within 3% of the a-priori
-    ones); the best `keep` cuts are decoded. One read, counted as `read_crop` counts its boxes:
-    every (cut, gain) scored in the presence bound, the decodes in the payload bound (the
-    choice is sign-blind)."""
-    h, w = mean.shape[:2]
-    n_info = payload_bits + cfg.mac_bits
-    t, b, lf, r = cut
-    prof, gain0 = a_priori_mark(np.ascontiguousarray(mean[t:h - b, lf:w - r]), cfg)
-    near = np.exp(np.linspace(-0.03, 0.03, 13))
-    priors = prior_gains(cfg, prof) if gain0 == 1.0 else (gain0,)
-    comp = companion_gain(cfg, prof)
-    gains = np.concatenate([g0 * near for g0 in priors])
-    # each gain's unattacked level: a luma companion's reads at its own (a greyscale copy), and
-    # is reported over it, as `read_candidates` does (0.2 read as "contrast lowered" otherwise)
-    bases = np.concatenate([np.full(near.size, g0 if g0 == comp else 1.0) for g0 in priors])
-    plans: dict = {}
-
-    def pairs(a: int, c: int, n: int) -> list[tuple[int, int]]:
-        """Widths of the two bars of one axis to try: none where neither side has a bar; else each
-        side within `reach` of its own measured width or of the other side's (letterboxes are
-        centred, and a picture whose edge lines are flat, a dark background, adds them to its
-        bar: 32 px bars on a dark 256 px render measured 32 and 40 after CRF 23)."""
-        if not (a or c):
-            return [(0, 0)]
-        widths = sorted({x + i for x in (a, c) for i in range(-reach, reach + 1) if x + i >= 0})
-        return [(x, y) for x in widths for y in widths if n - x - y >= n / 2]
-
-    def score(integs, cuts: list) -> list:
-        """(z, fit, gain, cut, plan, coefficients, validity) of each cut (top, bottom, left, right)."""
-        out = []
-        by_grid: dict = {}
-        for c in cuts:
-            by_grid.setdefault(cfg.grid_for(h - c[0] - c[1], w - c[2] - c[3]), []).append(c)
-        for g, cs in by_grid.items():
-            plan = plans.setdefault(g, make_plan(key, g, cfg, n_info, DEFAULT_CODE, prof))
-            # the picture (h - top - bottom) x (w - left - right) at (top, left) is the unit square
-            boxes = np.array([(-ct / (h - ct - cb), (h - ct) / (h - ct - cb), -cl / (w - cl - cr),
-                               (w - cl) / (w - cl - cr)) for ct, cb, cl, cr in cs], np.float64)
-            for k in range(0, len(cs), 64):  # bounded [boxes, gains, coefficients] temporaries
-                v, valid = plan_coeffs(integs, plan, cfg, boxes[k:k + 64])
-                fits = box_fits(v, valid, plan.step, plan.dither, gains)              # [B, gains]
-                n = valid.sum(axis=1)
-                for i, c in enumerate(cs[k:k + 64]):
-                    j = int(np.argmax(fits[i]))
-                    z = float(fits[i, j]) / math.sqrt(max(n[i], 1) / 2) if n[i] >= 24 else -math.inf
-                    out.append((z, float(fits[i, j]), float(gains[j]), c, plan, v[i], valid[i], float(bases[j])))
-        return out
-
-    scored, n_points = [], 0
-    for view, frame, (ct, cb, cl, cr) in (("bars-removed", mean, cut),
-                                          ("bars-removed-mirrored", mean[:, ::-1], (t, b, r, lf))):
-        integs = [geo.Integral(p) for p in geo.planes(np.ascontiguousarray(frame), cfg.channels)]
-        row_pairs, col_pairs = pairs(ct, cb, h), pairs(cl, cr, w)
-        rows = score(integs, [(a, c, cl, cr) for a, c in row_pairs])
-        best = max(rows, key=lambda s: s[0])[3]
-        cols = score(integs, [(best[0], best[1], a, c) for a, c in col_pairs])
-        # the columns are scored at the rows that won, which the data chose: the bound counts
-        # every (rows, columns) pair that could have been scored
-        n_points += len(row_pairs) * (1 + len(col_pairs)) * gains.size
-        scored += [(view, s) for s in rows + cols if np.isfinite(s[0])]
-    if not scored:
-        return None
-    scored.sort(key=lambda vs: -vs[1][0])
-    # every decode that could run counts in the payload bound, run or not (stopping at the first
-    # payload that verifies would otherwise inflate the false-payload rate by up to 1 + 1/2 + 1/3)
-    n_decodes = min(keep, len({(view, s[3]) for view, s in scored}))
-    tried, results = [], []
-    for view, (z, fit, gain, c, plan, v, valid, base) in scored:
-        if (view, c) in tried:  # the best rows are scored again with the columns
-            continue
-        tried.append((view, c))
-        cand = Candidate(z, fit, plan.g, (0.0, 1.0, 0.0, 1.0), 1.0, gain, v, valid, plan, prof, prior=True,
-                         base=base)
-        results.append((view, c, decode_candidate(cand, cfg, key, payload_bits)))
-        if results[-1][2]["ok"] or len(tried) >= keep:
-            break
-    best_fit, best_valid = scored[0][1][1], scored[0][1][6]
-    p_presence = min(1.0, n_points * math.exp(chernoff_log(log_i0, np.ones(int(best_valid.sum())), best_fit)))
-    view, c, res = results[-1] if results[-1][2]["ok"] else results[0]
-    p_payload = min(1.0, n_decodes * min(2.0 ** -cfg.mac_bits, math.exp(min(res["log_corr"], 0.0)))) \
-        if res["ok"] else 1.0
-    p = min(1.0, 2 * min(p_payload, p_presence))
-    cand = res["cand"]
-    # the cut in the clip as given (a mirrored view swaps left and right)
-    bars_cut = c if view == "bars-removed" else (c[0], c[1], c[3], c[2])
-    geometry = {"grid": cand.g, "profile": cand.prof, "crop": 1.0, "box": cand.box,
-                "gain": round(cand.gain / cand.base, 4), "presence_z": round(scored[0][1][0], 2),
-                "attempts": len(tried), "bars": tuple(int(x) for x in bars_cut),
-                "bars_measured": tuple(int(x) for x in cut), "cuts_searched": n_points // gains.size, "view": view}
-    if cand.base != 1.0:  # read from a Cr mark's luma companion (a greyscale copy)
-        geometry["part"] = "luma companion"
-    return Detection(detected=p < cfg.p_threshold, payload=res["payload"] if res["ok"] else None, p_value=p,
-                     bit_confidence=float(np.mean(np.abs(res["soft"]))), bits=res["soft"], p_payload=p_payload,
                      p_presence=p_presence, geometry=geometry)
 
 
