@@ -209,9 +209,10 @@ def _paired(run_a: str, run_b: str, metric: str, cache: dict) -> tuple[np.ndarra
 
 
 SET_LEVEL_METRICS = ("fvd", "kvd")
-# resamples of a paired FVD/KVD test: each is two distances, 1.3 s at 1,000 clips of I3D's 400-d
-# features on the 2-core machine at load 5 (`benchmarks/perf/leaderboard.py`); only neighbours
-# whose intervals overlap are tested, each pair once (`paired_cache`)
+# resamples of a paired FVD/KVD test: each is two distances from draw counts, 40 ms at 1,000 clips
+# of I3D's 400-d features on the 2-core machine at load 4 (`benchmarks/perf/leaderboard.py`: 8 s a
+# test, 1.3 s a resample before session 38); only neighbours whose intervals overlap are tested,
+# each pair once (`paired_cache`)
 PAIRED_BOOT = 200
 
 
@@ -296,7 +297,7 @@ def _paired_set_level(above, row, metric: str, cache: dict) -> tuple[bool, str] 
 def _paired_test(real, a, b, metric: str, what: str):
     """`paired_distance_diff` with PAIRED_BOOT resamples, its result kept between calls
     (`paired_cache`: the same features give the same answer) and a progress bar on a terminal
-    while it runs (minutes at 1,000 clips of 400-d features)."""
+    while it runs (seconds at 1,000 clips of 400-d features)."""
     from tqdm.auto import tqdm
 
     from evalkit.metrics.fvd_paired import paired_distance_diff

@@ -1,8 +1,9 @@
 """Paired FVD/KVD tests kept between leaderboard calls.
 
 A paired bootstrap of two runs' FVD is hundreds of Fréchet distances: at 1,000 clips of I3D's
-400-d features, minutes per pair of neighbours on a 2-core machine. A user who prints the board,
-then renders it as HTML, then as markdown would wait that long every time, for the same answer:
+400-d features, about 8 s per pair of neighbours on a 2-core machine (minutes before session 38),
+and more with more models. A user who prints the board, then renders it as HTML, then as
+markdown would wait that long every time, for the same answer:
 the runs' logged features do not change. So the result is kept in `$EVALKIT_HOME/cache/paired/`,
 named by a hash of everything it depends on: the metric, the three feature matrices tested (the
 reference, then the two models' matched clips in order: another pairing or a store rewritten

@@ -67,28 +67,65 @@ def _eigvalsh(m: np.ndarray) -> np.ndarray:
     return scipy.linalg.eigh((m + m.T) * 0.5, eigvals_only=True, driver="evd", check_finite=False)
 
 
-def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
-    """Tr((S1 S2)^(1/2)) for symmetric PSD S1, S2 [D, D].
+class FactoredCovariance:
+    """A covariance S1 [D, D] (symmetric PSD) with what `trace_sqrt_product` needs of it computed
+    once: its Cholesky factor when safely positive definite (else None), and on first need its
+    symmetric square root and whether it has full rank. One set compared with many others (the
+    resampled reference of a paired bootstrap, against both models) factorises once."""
+
+    def __init__(self, s: np.ndarray) -> None:
+        self.s = s
+        self.low = _definite_cholesky(s)
+        self._root: np.ndarray | None = None
+        self._full_rank: bool | None = None
+
+    @property
+    def root(self) -> np.ndarray:
+        """S1^(1/2), symmetric PSD, round-off eigenvalues zeroed (the singular-covariance path)."""
+        if self._root is None:
+            w1, v1 = np.linalg.eigh(self.s)
+            self._root = (v1 * np.sqrt(_psd_eigvals_clean(w1))) @ v1.T
+        return self._root
+
+    @property
+    def full_rank(self) -> bool:
+        if self._full_rank is None:
+            self._full_rank = bool(np.linalg.matrix_rank(self.s) == self.s.shape[0])
+        return self._full_rank
+
+
+def _definite_cholesky(a: np.ndarray) -> np.ndarray | None:
+    """Lower Cholesky factor of `a` when it is safely positive definite (every pivot^2 above 1e-10
+    of the largest variance), else None."""
+    try:
+        low = scipy.linalg.cholesky(a, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return None
+    return low if (np.diag(low) ** 2).min() > 1e-10 * np.diag(a).max() else None
+
+
+def trace_sqrt_product(s1, s2: np.ndarray) -> float:
+    """Tr((S1 S2)^(1/2)) for symmetric PSD S1, S2 [D, D]; S1 may be given as a
+    `FactoredCovariance` (its factorisation then reused).
 
     Fast path: S1 = L L^T (Cholesky) makes S1 S2 similar to the symmetric PSD L^T S2 L, whose
-    eigenvalues alone are needed. Used when one of the two is safely positive definite (every
-    pivot^2 above 1e-10 of the largest variance); otherwise (singular covariances, N <= D) the
-    symmetric square root S1^(1/2) from `eigh`, with round-off eigenvalues zeroed."""
+    eigenvalues alone are needed. Used when one of the two is safely positive definite (S1 tried
+    first); otherwise (singular covariances, N <= D) the symmetric square root S1^(1/2) from
+    `eigh`, with round-off eigenvalues zeroed."""
+    f1 = s1 if isinstance(s1, FactoredCovariance) else FactoredCovariance(s1)
+    s1 = f1.s
     w = None
-    for a, b in ((s1, s2), (s2, s1)):  # Tr sqrt(S1 S2) = Tr sqrt(S2 S1)
-        try:
-            low = scipy.linalg.cholesky(a, lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
-            continue
-        if (np.diag(low) ** 2).min() > 1e-10 * np.diag(a).max():
-            w = _psd_eigvals_clean(_eigvalsh(low.T @ b @ low))
-            break
+    if f1.low is not None:
+        w = _psd_eigvals_clean(_eigvalsh(f1.low.T @ s2 @ f1.low))
+    else:  # Tr sqrt(S1 S2) = Tr sqrt(S2 S1)
+        low2 = _definite_cholesky(s2)
+        if low2 is not None:
+            w = _psd_eigvals_clean(_eigvalsh(low2.T @ s1 @ low2))
     if w is None:
-        w1, v1 = np.linalg.eigh(s1)
-        root1 = (v1 * np.sqrt(_psd_eigvals_clean(w1))) @ v1.T  # S1^(1/2), symmetric PSD
+        root1 = f1.root
         w = _psd_eigvals_clean(_eigvalsh(root1 @ s2 @ root1))
     pos = w[w > 0]
-    if pos.size and pos.max() > _SPREAD_LIMIT * pos.min() and np.linalg.matrix_rank(s1) == s1.shape[0] \
+    if pos.size and pos.max() > _SPREAD_LIMIT * pos.min() and f1.full_rank \
             and np.linalg.matrix_rank(s2) == s2.shape[0]:
         # Full-rank features whose scales differ by 1e3 and more: the product's eigenvalues span
         # the square of that, the smallest come out with absolute error eps * max and their roots
@@ -113,11 +150,20 @@ def frechet_distance(mu1, s1, mu2, s2, method: str = "fast") -> float:
                          f"mu2 {mu2.shape}, S2 {s2.shape}")
     s1, s2 = (s1 + s1.T) * 0.5, (s2 + s2.T) * 0.5
     if method == "fast":
-        tr_sqrt = trace_sqrt_product(s1, s2)
-    elif method == "sqrtm":
-        tr_sqrt = float(np.real(np.trace(scipy.linalg.sqrtm(s1 @ s2))))
-    else:
+        return frechet_distance_factored(mu1, FactoredCovariance(s1), mu2, s2)
+    if method != "sqrtm":
         raise ValueError(f"unknown method {method!r}; use 'fast' or 'sqrtm'")
+    return _frechet_value(mu1, s1, mu2, s2, float(np.real(np.trace(scipy.linalg.sqrtm(s1 @ s2)))))
+
+
+def frechet_distance_factored(mu1: np.ndarray, f1: FactoredCovariance, mu2: np.ndarray,
+                              s2: np.ndarray) -> float:
+    """`frechet_distance` (method "fast") of float64 means [D] and symmetric covariances [D, D],
+    S1 given factorised (`FactoredCovariance`): a set compared with many others factorises once."""
+    return _frechet_value(mu1, f1.s, mu2, s2, trace_sqrt_product(f1, s2))
+
+
+def _frechet_value(mu1, s1, mu2, s2, tr_sqrt: float) -> float:
     diff = mu1 - mu2
     # >= 0 exactly; rounding left -2e-13 for identical sets, outside the interval's clipped bounds
     return max(0.0, float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_sqrt))
