@@ -37,17 +37,19 @@ from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from evalkit.metrics.base import as_features
 from evalkit.metrics.fvd import (
+    KVD_KEPT_KERNELS_MAX,
     FactoredCovariance,
     _mmd2_unbiased,
     frechet_distance_factored,
     frechet_distance_from_features,
+    mmd2_from_counts,
+    polynomial_kernel,
 )
 from evalkit.metrics.stats import Estimate, no_spread, not_estimable
 
 KVD_DEGREE, KVD_COEF0 = 3, 1.0  # the suite's KVD kernel: (x.y / D + 1)^3 (`score._fvd`)
-# Past this many clips in a set the KVD resamples go back to kernel matrices per resample: the
-# five kept whole-set matrices are 5 N^2 floats (640 MB at 4,000 clips).
-KVD_KEPT_KERNELS_MAX = 4000
+# Past KVD_KEPT_KERNELS_MAX clips in a set the KVD resamples go back to kernel matrices per
+# resample: the five kept whole-set matrices are 5 N^2 floats (640 MB at 4,000 clips).
 
 
 def _kvd(x: np.ndarray, y: np.ndarray) -> float:
@@ -98,27 +100,15 @@ def _kvd_resampler(real: np.ndarray, a: np.ndarray, b: np.ndarray) -> Resampler:
     if max(real.shape[0], a.shape[0]) > KVD_KEPT_KERNELS_MAX:
         return lambda i, j: _kvd(real[j], a[i]) - _kvd(real[j], b[i])
     gamma = 1.0 / real.shape[1]
-
-    def kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:  # as `_mmd2_unbiased` computes it
-        return (gamma * (x @ y.T) + KVD_COEF0) ** KVD_DEGREE
-
-    k_rr, k_ra, k_rb, k_aa, k_bb = (kernel(real, real), kernel(real, a), kernel(real, b),
-                                    kernel(a, a), kernel(b, b))
+    k_rr, k_ra, k_rb, k_aa, k_bb = (polynomial_kernel(x, y, KVD_DEGREE, gamma, KVD_COEF0)
+                                    for x, y in ((real, real), (real, a), (real, b), (a, a), (b, b)))
     r, k = real.shape[0], a.shape[0]
 
-    def off_diagonal_mean(kxx: np.ndarray, w: np.ndarray, m: int) -> float:
-        # the sum over positions p != q of K[idx_p, idx_q]: every pair of positions (w^T K w)
-        # less the m diagonal ones; a clip drawn twice is two positions, as in the copies
-        return (w @ kxx @ w - w @ np.diag(kxx)) / (m * (m - 1))
-
     def diff(i: np.ndarray, j: np.ndarray) -> float:
-        wr, w = np.bincount(j, minlength=r).astype(np.float64), np.bincount(i, minlength=k).astype(np.float64)
+        wr, w = np.bincount(j, minlength=r), np.bincount(i, minlength=k)
         # the reference's own term is in both distances and cancels in d*, as it did in the copies
         # up to round-off; it is kept so each distance is the full MMD^2
-        rr = off_diagonal_mean(k_rr, wr, r)
-        mmd_a = rr + off_diagonal_mean(k_aa, w, k) - 2.0 * (wr @ k_ra @ w) / (r * k)
-        mmd_b = rr + off_diagonal_mean(k_bb, w, k) - 2.0 * (wr @ k_rb @ w) / (r * k)
-        return float(mmd_a - mmd_b)
+        return mmd2_from_counts(k_rr, k_aa, k_ra, wr, w) - mmd2_from_counts(k_rr, k_bb, k_rb, wr, w)
     return diff
 
 

@@ -355,3 +355,23 @@ def test_sets_of_copies_give_no_interval_and_others_hold_their_value():
         b[0] += 1.0  # one clip differs: resamples vary, an interval again, holding its value
         for est in (fvd_with_ci(a, b, n_boot=20), kvd_with_ci(a, b, n_boot=20)):
             assert est.ci_low <= est.value <= est.ci_high and est.ci_low < est.ci_high
+
+
+def test_kvd_resamples_from_kept_kernels_equal_the_copies(monkeypatch):
+    """Since session 38 a KVD bootstrap resample is a few weighted sums of the whole sets' kernel
+    matrices (draw counts), not kernel matrices of copied rows: the same resamples, hence the
+    same interval, to round-off; drawn-twice rows count as two positions, as in the copies."""
+    from evalkit.metrics import fvd
+
+    rng = np.random.default_rng(4)
+    real, fake = rng.normal(size=(40, 12)), rng.normal(size=(30, 12)) + 0.3
+    i, j = rng.integers(0, 40, 40), rng.integers(0, 30, 30)
+    assert np.bincount(i).max() > 1 and np.bincount(j).max() > 1  # duplicates drawn
+    kept = fvd.kept_kernel_mmd2(real, fake, 3, 1 / 12, 1.0)
+    copies = fvd._mmd2_unbiased(real[i], fake[j], 3, 1 / 12, 1.0)
+    assert kept(i, j) == pytest.approx(copies, rel=1e-10, abs=1e-13)
+    fast = kvd_with_ci(real, fake, n_boot=50, seed=3)
+    monkeypatch.setattr(fvd, "KVD_KEPT_KERNELS_MAX", 10)  # these sets are "too many": copies
+    slow = kvd_with_ci(real, fake, n_boot=50, seed=3)
+    assert fast.value == slow.value and fast.n == slow.n
+    assert (fast.ci_low, fast.ci_high) == pytest.approx((slow.ci_low, slow.ci_high), rel=1e-9, abs=1e-13)
