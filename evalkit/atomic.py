@@ -43,7 +43,7 @@ def check_output_file(path, example: str = "out.json") -> Path:
 def _same(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Path.resolve before 3.13)
         return False
 
 
@@ -75,7 +75,7 @@ def check_not_input(path, inputs, what: str = "output") -> Path:
 def _inside(path: Path, folder: Path) -> bool:
     try:
         return folder.is_dir() and path.resolve().is_relative_to(folder.resolve())
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Path.resolve before 3.13)
         return False
 
 

@@ -67,6 +67,41 @@ def test_a_suffixless_video_is_listed_and_everything_else_without_a_suffix_is_no
     assert _listed_without_hanging(folder) == ["a.mp4", "b"]
 
 
+def test_a_damaged_or_unusual_suffixless_video_is_listed_and_named_a_still_photo_is_not(tmp_path):
+    """Session 38's review: listing by FFmpeg's probe dropped a suffix-less recording cut off
+    before its index without a word (a `.mp4` so cut is listed, and reading it says what is
+    wrong), and the first version's byte check refused a transport stream after 400 bytes of
+    junk, which FFmpeg opens. A folder now lists what starts as a video; a still AVIF does not."""
+    import av
+
+    from evalkit.clipset import clip_set
+    from evalkit.errors import EvalkitError
+    from evalkit.video import read_video
+
+    d = tmp_path / "card"
+    d.mkdir()
+    whole = _clip(d / "whole.mp4").read_bytes()
+    (d / "clip0002").write_bytes(whole[:len(whole) // 2])  # the index (moov) is at the end: cut off
+    ts = tmp_path / "x.ts"
+    with av.open(str(ts), "w", format="mpegts") as out:
+        s = out.add_stream("mpeg2video", rate=8)
+        s.width = s.height = 32
+        for i in range(8):
+            f = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * i, np.uint8), format="rgb24")
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    (d / "clip0003").write_bytes(b"\xa5" * 400 + ts.read_bytes())  # a capture's leading junk
+    (d / "photo").write_bytes(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(500))
+    assert _listed_without_hanging(d) == ["clip0002", "clip0003", "whole.mp4"]
+    with pytest.raises(EvalkitError, match="clip0002"):
+        read_video(d / "clip0002")
+    assert read_video(d / "clip0003").frames.shape[0] >= 7
+    # named alone, a suffix-less file is FFmpeg's to judge, with no byte check in front of it
+    assert clip_set(d / "clip0003")[1][0]["file"] == "clip0003"
+
+
 def test_a_suffixless_video_is_named_as_suffixed_ones_are(tmp_path):
     d = tmp_path / "named"
     d.mkdir()
@@ -114,3 +149,13 @@ def test_score_dir_scores_a_suffixless_video_beside_a_suffixed_one(folder, capsy
     assert main(["score", str(folder), "--metrics", "flicker", "--json", str(folder / "b"), "--no-mlflow"]) == 2
     assert "is a file of the input folder" in capsys.readouterr().err
     assert (folder / "b").read_bytes() == before
+
+
+def test_an_output_path_in_a_symlink_loop_is_judged_not_a_traceback(folder, tmp_path):
+    """Session 38's review: `check_not_input` let Path.resolve's RuntimeError for a link loop out
+    (an internal error where the write itself would name the problem)."""
+    from evalkit.atomic import check_not_input
+
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    assert check_not_input(tmp_path / "loop1", [folder]) == tmp_path / "loop1"

@@ -30,9 +30,9 @@ from typing import Callable
 import numpy as np
 import scipy.linalg
 import torch
-from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from evalkit.metrics.base import EvalkitMetric, as_features, cat_state, rows_by_content, synced
+from evalkit.metrics.blas import one_blas_thread
 from evalkit.metrics.precision_recall import precision_recall, precision_recall_with_ci  # noqa: F401 (re-exported)
 from evalkit.metrics.stats import Estimate, no_spread, not_estimable
 
@@ -250,7 +250,7 @@ def fvd_with_ci(real_feats, fake_feats, n_boot: int = 200, seed: int | None = 0,
     [D, D] factorisations gain nothing from a second thread, and on a busy machine threads that
     wait on each other made them 5-50 times slower (session 38; at load 0.5, 1,000 x 400-d, 50
     resamples: 3.4 s on two threads, 1.6 s on one)."""
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         return two_sample_bootstrap(real_feats, fake_feats,
                                     lambda a, b: frechet_distance_from_features(a, b, method),
                                     n_boot, seed, confidence, lower_bound=0.0)

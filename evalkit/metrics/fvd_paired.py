@@ -33,9 +33,9 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 import numpy as np
-from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from evalkit.metrics.base import as_features
+from evalkit.metrics.blas import one_blas_thread
 from evalkit.metrics.fvd import (
     KVD_KEPT_KERNELS_MAX,
     FactoredCovariance,
@@ -133,12 +133,12 @@ def paired_distance_diff(real, a, b, metric: str = "fvd", n_boot: int = 500, see
     rng = np.random.default_rng(seed)
     k, r = a.shape[0], real.shape[0]
     reps = np.empty(int(n_boot))
-    # One BLAS thread: the work is [D, D] products and factorisations, too small to split across
-    # threads, and threads that wait on each other on a busy machine made them 5-50 times slower
-    # (2 cores at load 4: a 400-d Cholesky 1.7 ms on one thread, 270 ms on two)
-    with threadpool_limits(1, user_api="blas"):
+    resampled_diff = RESAMPLERS[metric](real, a, b)  # KVD's kernel matrices: big products, threads help
+    # then one BLAS thread: the resamples are [D, D] products and factorisations, too small to
+    # split across threads, and threads that wait on each other on a busy machine made them 5-50
+    # times slower (2 cores at load 4: a 400-d Cholesky 1.7 ms on one thread, 270 ms on two)
+    with one_blas_thread():
         value = float(stat(real, a) - stat(real, b))
-        resampled_diff = RESAMPLERS[metric](real, a, b)
         for n in (progress or iter)(range(reps.size)):
             i, j = rng.integers(0, k, k), rng.integers(0, r, r)
             reps[n] = resampled_diff(i, j)
