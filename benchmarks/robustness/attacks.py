@@ -8,7 +8,8 @@ frames`, grouped as the grid runs them (`benchmarks/robustness/watermark.py --at
   bars then CRF 23, greyscale (BT.601);
 - `EXTRA_ATTACKS`, what a re-uploader may do beyond it (other codecs, blur, noise, JPEG, colour,
   rotations and flips, VideoMarkBench's stronger settings, captions, picture in picture, aspect
-  and upscale), with `CROP_ATTACKS` (off-centre crops and zooms), `EDIT_ATTACKS` (an editor's
+  and upscale, the short-video blur-pad reformat), with `CROP_ATTACKS` (off-centre crops and
+  zooms), `EDIT_ATTACKS` (an editor's
   colour, sharpening, shifts, reversal, speed, square crop, vignette, screen recording) and
   `HANDLING_ATTACKS` (shake, fades, flicker, motion interpolation, slates) folded in;
 - `LONG_ATTACKS`, the edits that cut time rather than pixels, for long clips marked in segments.
@@ -176,6 +177,41 @@ def _picture_in_picture(frames, scale):
     return out
 
 
+def blur_pad(frames, out_h, out_w, radius=None):
+    """The short-video platforms' reformat: the clip scaled to fit an `out_h` x `out_w` frame
+    (9:16 for a landscape clip, 16:9 for a portrait one) and centred, the rest filled with a
+    copy of the same frame zoomed to cover the frame and box-blurred (ffmpeg's
+    `split[a][b];[a]scale,boxblur=20[bg];[b]scale[fg];[bg][fg]overlay`). `radius`: the blur's,
+    by default 20 px per 360 px of the frame's short side."""
+    h, w = frames.shape[1:3]
+    r = radius or max(4, round(20 * min(out_h, out_w) / 360))
+    s = min(out_w / w, out_h / h)
+    fh, fw = min(out_h, _even(h * s)), min(out_w, _even(w * s))      # the picture, even sizes
+    z = max(out_w / w, out_h / h)                                      # the fill covers the frame
+    zh, zw = max(out_h, int(np.ceil(h * z))), max(out_w, int(np.ceil(w * z)))
+    y, x = (out_h - fh) // 2, (out_w - fw) // 2
+    by, bx = (zh - out_h) // 2, (zw - out_w) // 2
+
+    def one(f):
+        bg = cv2.resize(f, (zw, zh), interpolation=cv2.INTER_LINEAR)[by:by + out_h, bx:bx + out_w]
+        out = cv2.blur(bg, (2 * r + 1, 2 * r + 1))
+        out[y:y + fh, x:x + fw] = cv2.resize(f, (fw, fh),
+                                             interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+        return out
+    return _per_frame(frames, one)
+
+
+def _blur_pad_turned(frames):
+    """`blur_pad` into the other orientation, at most 360 px on the new frame's short side: a
+    landscape clip into 9:16 portrait (a square one into 1:2), a portrait one into 16:9."""
+    h, w = frames.shape[1:3]
+    if w >= h:
+        s = min(_even(w), 360)
+        return blur_pad(frames, _even(s * 16 / 9) if w > h else 2 * s, s)
+    s = min(_even(h), 360)
+    return blur_pad(frames, s, _even(s * 16 / 9))
+
+
 # Beyond the grid (`--attacks extra`): other codecs, filters and geometry a re-uploader may apply.
 EXTRA_ATTACKS = {
     "none": lambda f, fps, d: f,
@@ -213,6 +249,8 @@ EXTRA_ATTACKS = {
     # to half inside a black frame of its own size (picture in picture)
     "caption+logo+h264_crf23": lambda f, fps, d: h264(_caption_and_logo(f), fps, 23, d),
     "picture_in_picture_0.5": lambda f, fps, d: _picture_in_picture(f, 0.5),
+    # a short-video re-upload: into the other orientation over a blurred, zoomed copy, then H.264
+    "blur_pad+h264_crf23": lambda f, fps, d: h264(_blur_pad_turned(f), fps, 23, d),
 }
 
 

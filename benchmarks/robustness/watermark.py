@@ -26,7 +26,9 @@ border), rotation 7 degrees clockwise then CRF 23, a quarter turn clockwise then
 turn, an upside-down flip, VideoMarkBench's kinds at their stronger settings (a centre crop of
 0.95 resized back, Gaussian noise sigma 25, Gaussian blur sigma 1.5, JPEG 20, a 5-frame moving
 average), a burnt-in caption and logo then CRF 23, the clip at half size inside a black frame
-(picture in picture), height squeezed to 0.75 (aspect change), 2x bicubic upscale, and crops off centre
+(picture in picture), height squeezed to 0.75 (aspect change), 2x bicubic upscale, the short-video
+"blur-pad" reformat (the clip scaled into a frame of the other orientation, at most 360 px on its
+short side, over a zoomed and box-blurred copy of itself, then CRF 23), and crops off centre
 (`--attacks crops` runs these alone): 0.9 from the top-left corner; 0.8 from the bottom-right
 then CRF 23; 0.75 of each side from (0.05, 0.2) then CRF 30; 0.7 of the width, full height;
 0.85 from the bottom-left, mirrored, then CRF 23; a

@@ -8,8 +8,8 @@ This module embeds and runs the detector's reads in order; the parts live beside
 `wm_scheme` (configuration, keys, the keyed plan), `wm_grid` (colour channels, chip grid, Haar,
 views and turns), `wm_ecc` (the convolutional code), `wm_read` (one read of a frame: lattice
 search, soft decode, p-values), `wm_pvalue` (the Chernoff bounds), `wm_search` (crops off centre,
-rotations, excerpt offsets), `wm_bars` (cuts near measured bars), `wm_crops` (the crop scan)
-and `wm_time` (segments of long clips).
+rotations, excerpt offsets), `wm_bars` (cuts near measured bars), `wm_fill` (a picture over a
+blurred fill), `wm_crops` (the crop scan) and `wm_time` (segments of long clips).
 
 Scheme (why each choice)
 ------------------------
@@ -122,7 +122,9 @@ still loses the payload; a crop resized after is found when the resize leaves th
 *Views.* The detector reads the clip as given, mirrored left-right, and, when flat
 unchanging bars surround the picture (letterbox, pillarbox, padding: `wm_grid.bars`), both again
 with the bars cut off (and, as one more read, at the best of the cuts within 4 px of the
-measured edges, which a codec's ringing moves: `wm_bars.read_bars`), and when a picture sits
+measured edges, which a codec's ringing moves: `wm_bars.read_bars`; and, where a picture sits
+centred over a blurred copy of itself, the short-video reformat, one read of its box:
+`wm_fill.read_fill`), and when a picture sits
 inside a frame whose borders persist while the content moves (picture-in-picture, a split
 screen: `wm_inset`), both again cut to each of up to two such boxes, stopping at the first
 read whose payload verifies and whose p-value passes (a payload read weakly is kept while the
@@ -228,6 +230,7 @@ from evalkit.provenance.wm_scheme import (
     choose_profile, embed_plan, frame_coeffs, get_config, make_key, make_plan, payload_to_bits,
 )
 from evalkit.provenance.wm_bars import read_bars
+from evalkit.provenance.wm_fill import fill_box, read_fill
 from evalkit.provenance.wm_search import read_crop, read_rotation, scan_offsets
 
 __all__ = [
@@ -349,8 +352,10 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
         if cfg.crop_search else []
     # bars measured a few lines off by a codec's blur or ringing: one read of the cuts near them
     bar_search = any(cut)
+    # a picture over a blurred copy of itself (the short-video reformat: `wm_fill`), one read
+    fill = fill_box(frames, cut)
     n_reads = (len(views) + len(geo.TURNS) + (2 if cfg.rotation_search else 0) + 3 * 2 * len(wins)
-               + len(crop_views) + int(bar_search))
+               + len(crop_views) + int(bar_search) + int(fill is not None))
     best = None
 
     def scaled(d: Detection, view: str, span) -> Detection:
@@ -391,6 +396,12 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
         if found(d):
             return d
         best = stronger(d, best)
+    d = read_fill(mean, fill, cfg, key, payload_bits) if fill is not None else None
+    if d is not None:
+        d = scaled(d, d.geometry["view"], (0, t))
+        if found(d):
+            return d
+        best = stronger(d, best)
     # A clip turned by a quarter or a half, or flipped upside down: one read for each turn, of
     # the whole frame only (a turn and a crop together are not searched; each read then costs
     # about half of a view's)
@@ -404,7 +415,7 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
         d = scaled(read_rotation(view, cfg, key, payload_bits), name, (0, t))
         if found(d):
             return d
-        best = d if d.detected and not best.detected else best
+        best = stronger(d, best) if d.detected or d.payload is not None else best
     # An excerpt's segment borders fall anywhere: a cheap scan ranks the windows' offsets, the
     # best ones are read in full, then with every segment in step with them.
     h, w = frames.shape[1:3]
@@ -434,7 +445,7 @@ def detect(frames: np.ndarray, key, config: WatermarkConfig | str | None = None,
         d = scaled(d, name, (0, t))
         if found(d):
             return d
-        # a failed crop read decoded a box of its own choosing: its bits replace the whole
-        # clip's only when it found a mark the other reads did not
-        best = d if d.detected and not best.detected else best
+        # a failed crop (or rotation, above) read decoded a box of its own choosing: its bits
+        # replace the whole clip's only when it found a mark or a payload the other reads did not
+        best = stronger(d, best) if d.detected or d.payload is not None else best
     return best

@@ -10,8 +10,8 @@ check and the code), bounded under "no mark of this key" as `detect` bounds the 
 with its decoded codeword (given the magnitudes the signs are fair coins: a Chernoff bound),
 but for one codeword, without the 2^64 factor. Every geometry tried (the views `detect` reads
 first: as given, mirrored, bars cut off; at most `max_attempts` lattice fits each, chosen
-sign-blind; since session 38 the cuts near measured bars that fit best, `wm_bars`) multiplies the
-p-value (Bonferroni).
+sign-blind; since session 38 the cuts near measured bars that fit best, `wm_bars`, and the
+picture over a blurred fill, `wm_fill`) multiplies the p-value (Bonferroni).
 
 Not searched here: turns, rotations, crops off centre and excerpts of segmented long clips
 (`detect` reads those blind); a payload found that way needs no confirmation.
@@ -26,6 +26,7 @@ import numpy as np
 from evalkit.provenance import wm_grid as geo
 from evalkit.provenance.wm_bars import as_given, bar_cuts
 from evalkit.provenance.wm_ecc import DEFAULT_CODE
+from evalkit.provenance.wm_fill import as_given as fill_as_given, fill_box, fill_candidates
 from evalkit.provenance.wm_pvalue import chernoff_log, log_cosh
 from evalkit.provenance.wm_read import Candidate, Detection, choose_attempts, coefficient_llrs, search_lattice
 from evalkit.provenance.wm_scheme import (WatermarkConfig, WatermarkInputError, as_key, check_frames, choose_profile,
@@ -95,18 +96,26 @@ def confirm_payload(frames: np.ndarray, key, payload: bytes, config: WatermarkCo
         log_p, agree = codeword_log_p(c, cfg, code)
         tests += 1
         if best is None or log_p < best[0]:
-            best = (log_p, agree, name, c, as_given(name, bars))
+            best = (log_p, agree, name, c, {"bars": as_given(name, bars)})
+    # a picture over a blurred fill (`wm_fill`): the best box of each view, as `detect` reads it
+    box = fill_box(frames, cut)
+    cands, _, fill_guess, boxes = fill_candidates(mean, box, cfg, key, info.size) if box else ([], 0, 0, {})
+    for c in choose_attempts(sorted(cands, key=lambda c: -c.z), fill_guess, cfg):
+        log_p, agree = codeword_log_p(c, cfg, code)
+        tests += 1
+        if best is None or log_p < best[0]:
+            best = (log_p, agree, c.view, c,
+                    {"fill_box": fill_as_given(c.view, boxes[c.view], mean.shape[1])})
     if best is None:
         return Detection(False, None, 1.0, 0.0, np.zeros(8 * len(payload)), geometry={"method": "known payload"})
-    log_p, agree, name, c, bars = best
+    log_p, agree, name, c, extra = best
     p = min(1.0, tests * math.exp(log_p))
     tail_p = min(1.0, math.exp(codeword_log_p(c, cfg, code, tail_code_bits(info.size, 8 * len(payload)))[0]))
     detected = p < cfg.p_threshold and tail_p < TAIL_P
     geometry = {"method": "known payload", "view": name, "grid": c.g, "profile": c.prof, "crop": c.crop,
-                "gain": round(c.gain, 4), "tests": tests, "code_agreement": round(agree, 4),
+                "gain": round(c.gain / c.base, 4), "tests": tests, "code_agreement": round(agree, 4),
                 "tail_p_value": tail_p}
-    if bars is not None:
-        geometry["bars"] = bars
+    geometry.update(extra or {})
     return Detection(detected=detected, payload=payload if detected else None, p_value=p,
                      bit_confidence=2 * agree - 1, bits=np.zeros(8 * len(payload)), p_payload=p,
                      geometry=geometry)
