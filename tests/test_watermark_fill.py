@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
+from evalkit.provenance import registry, wm_grid
+from evalkit.provenance.verify_words import edits
 from evalkit.provenance.watermark import detect, embed, make_key
 from evalkit.provenance.wm_confirm import confirm_payload
 from evalkit.provenance.wm_fill import find_fill
@@ -44,7 +46,8 @@ def bikes(real_videos_dir):
 
 def test_a_blur_padded_clip_is_found_and_its_payload_read(bikes, tmp_path):
     key = make_key(b"blur-pad test secret")
-    padded = _h264(tmp_path, blur_pad(embed(bikes, PAYLOAD, key)), "marked.mp4")
+    marked = embed(bikes, PAYLOAD, key)
+    padded = _h264(tmp_path, blur_pad(marked), "marked.mp4")
     y0, y1, x0, x1 = find_fill(padded)
     fh = round(272 * W / 640 / 2) * 2
     assert abs(y0 - (H - fh) // 2) <= 2 and abs(y1 - ((H - fh) // 2 + fh)) <= 2 and (x0, x1) == (0, W)
@@ -53,6 +56,13 @@ def test_a_blur_padded_clip_is_found_and_its_payload_read(bikes, tmp_path):
     assert d.geometry["view"].startswith("blur-fill") and "fill_box" in d.geometry
     c = confirm_payload(padded, key, PAYLOAD)
     assert c.detected and c.geometry["view"].startswith("blur-fill")
+    # verify's words and the soft-binding registry read the picture as the mark was read: the
+    # whole padded frame compared "different" with the registered picture (session 38)
+    assert any("short-video reformat" in e for e in edits(d.geometry, padded))
+    root = tmp_path / "registry"
+    registry.register(PAYLOAD.hex(), key.fingerprint, wm_grid.mean_frame(marked), root=root)
+    res = registry.resolve(PAYLOAD.hex(), key.fingerprint, padded, d.geometry, root=root)
+    assert res["found"] and res["content"] == "match", res
 
 
 def test_the_same_layout_unmarked_is_not_detected(bikes, tmp_path):

@@ -234,7 +234,8 @@ def resolve(payload_hex: str, key_id: str, frames: np.ndarray, geometry: dict | 
 
     def laid() -> win.Frames:  # the suspect's frames shrunk and summed, made once where needed
         held[:] = held or [win.Frames(frames, (geometry or {}).get("view"),
-                                      cut=geo.cut_read(geometry, frames.shape[1:3]))]
+                                      cut=geo.cut_read(geometry, frames.shape[1:3]),
+                                      fill=geo.fill_read(geometry, frames.shape[1:3]))]
         return held[0]
 
     if segments is None:
@@ -403,8 +404,15 @@ def picture_as_read(frames: np.ndarray, geometry: dict | None) -> tuple[np.ndarr
     watermark read's `geometry`: what `compare` takes."""
     geometry = geometry or {}
     mean = geo.mean_frame(frames)
-    # at the cut the mark was read at (a bar search refines the measured bars by a few pixels)
-    view = dict(geo.views(frames, mean, geo.cut_read(geometry, mean.shape))).get(geometry.get("view"), mean)
+    fill = geo.fill_read(geometry, mean.shape)
+    if str(geometry.get("view", "")).startswith("blur-fill") and fill is not None:
+        # the picture over a blurred fill (`wm_fill`): compared as read, the fill left out (the
+        # whole frame read "different" for a re-upload in the short-video format, session 38)
+        y0, y1, x0, x1 = fill
+        view = mean[y0:y1, x0:x1]
+        view = np.ascontiguousarray(view[:, ::-1] if geometry["view"].endswith("mirrored") else view)
+    else:  # at the cut the mark was read at (a bar search refines the measured bars by a few pixels)
+        view = dict(geo.views(frames, mean, geo.cut_read(geometry, mean.shape))).get(geometry.get("view"), mean)
     return view, geometry.get("box") if geometry.get("crop") not in (None, 1.0) else None
 
 

@@ -42,11 +42,12 @@ SPEEDS = (1.0, 2.0, 0.5)
 STILL_FLOOR = 1.5  # as played, sped up by dropping every other frame, slowed by doubling each
 
 
-def _layout(frames: np.ndarray, view: str | None, cut: tuple | None = None):
+def _layout(frames: np.ndarray, view: str | None, cut: tuple | None = None, fill: tuple | None = None):
     """The function that lays one frame [H, W, 3] as `wm_grid.views` (or a turn of
     `wm_grid.TURNS`) laid the mean frame of the view named `view`; the frame as it is for a view
     that reweights frames (a fade undone) or a name it does not know. `cut`: the bars the read
-    cut off (`wm_grid.cut_read`), else those `wm_grid.bars` measures."""
+    cut off (`wm_grid.cut_read`), else those `wm_grid.bars` measures; `fill`: the box of a
+    picture read over a blurred fill (`wm_grid.fill_read`, the "blur-fill" views)."""
     turns = dict(geo.TURNS)
     if view in turns:
         return turns[view]
@@ -55,6 +56,8 @@ def _layout(frames: np.ndarray, view: str | None, cut: tuple | None = None):
     name = name[:-len("-mirrored")] if mirrored and name != "mirrored" else name
     h, w = frames.shape[1:3]
     y0, y1, x0, x1 = 0, h, 0, w
+    if name == "blur-fill" and fill is not None:
+        y0, y1, x0, x1 = fill
     if name == "bars-removed" or name.startswith("inset"):
         t, b, lf, r = cut or geo.bars(frames, geo.mean_frame(frames))
         y0, y1, x0, x1 = t, h - b, lf, w - r
@@ -85,8 +88,8 @@ class Frames:
     how windows change."""
 
     def __init__(self, frames: np.ndarray, view: str | None, limit: int | None = MAX_FRAMES,
-                 cut: tuple | None = None):
-        lay = _layout(frames, view, cut)
+                 cut: tuple | None = None, fill: tuple | None = None):
+        lay = _layout(frames, view, cut, fill)
         self._windows: dict = {}
         self.total = len(frames)
         self.n = self.total if limit is None else min(self.total, limit)

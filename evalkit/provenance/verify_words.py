@@ -97,6 +97,9 @@ def edits(geometry: dict, frames=None) -> list[str]:
         out.append("bars were added around the picture (letterbox or pillarbox)")
     if view.startswith("inset"):
         out.append("the picture was laid inside another video's frame (picture-in-picture or split screen)")
+    if view.startswith("blur-fill"):
+        out.append("the picture was scaled into a frame of another shape over a blurred copy of itself "
+                   "(a short-video reformat)")
     if view.endswith("mirrored"):
         out.append("mirrored left-right")
     if view in dict(TURNS):

@@ -115,6 +115,19 @@ def cut_read(geometry: dict | None, shape: tuple) -> tuple[int, int, int, int] |
     return (t, b, lf, r) if ok else None
 
 
+def fill_read(geometry: dict | None, shape: tuple) -> tuple[int, int, int, int] | None:
+    """The box (y0, y1, x0, x1), in the clip as given, of a picture read over a blurred fill
+    (`geometry["fill_box"]`: `wm_fill.read_fill`), for laying a frame [H, W, ...] of `shape` out
+    as the mark was read; None when the read names none or a box outside the frame."""
+    box = (geometry or {}).get("fill_box")
+    try:
+        y0, y1, x0, x1 = (int(x) for x in box)
+    except (TypeError, ValueError):
+        return None
+    h, w = shape[:2]
+    return (y0, y1, x0, x1) if 0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w else None
+
+
 def views(frames: np.ndarray, mean: np.ndarray,
           cut: tuple[int, int, int, int] | None = None) -> list[tuple[str, np.ndarray]]:
     """The mean frames the detector reads: as given, mirrored left-right (a common re-upload
