@@ -9,6 +9,7 @@ commands check their targets with `check_output_file` before computing anything.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -37,7 +38,23 @@ def check_output_file(path, example: str = "out.json") -> Path:
     path = Path(path)
     if path.is_dir():
         raise BadInputError(f"{path}: is a folder; give a file name (e.g. {path / example})")
+    if resolved(path) is None:  # before the work, not when the result is written
+        raise BadInputError(f"{path}: is a loop of symbolic links; remove it or give another path")
     return check_parents(check_not_input(path, ()))
+
+
+def resolved(path: Path) -> Path | None:
+    """`path` with its links followed; None for a loop of links (Path.resolve raises RuntimeError
+    for one before Python 3.13 and OSError ELOOP after)."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return None
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return None
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -187,7 +204,7 @@ def write_atomic(path, data: bytes | str) -> Path:
     foreign = foreign_on_path(path)
     if foreign:
         raise BadInputError(f"{foreign}; evalkit does not write through it or over it: choose another path")
-    given, path = path, (path.resolve() if path.is_symlink() else path)  # the link stays a link
+    given, path = path, ((resolved(path) or path) if path.is_symlink() else path)  # the link stays a link
     tmp = path.with_name(f".{short_name(path.name)}.{os.getpid()}.{secrets.token_hex(3)}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

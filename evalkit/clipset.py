@@ -262,16 +262,49 @@ def _decodable(path: Path) -> bool:
 
 def _starts_as_video(path: Path) -> bool:
     """Whether a suffix-less file of a folder is one of its videos: a regular file whose first
-    bytes are a container's (`_container_start`), a still image's excepted. FFmpeg is not asked
-    here: a file that starts as a video but is damaged (a recording cut off before its `moov`)
-    or over the size limit is listed, and reading it names what is wrong, as for a `.mp4`; left
-    out, it would be one video fewer without a word (session 38's review)."""
-    head = _head(path)
+    bytes are a container's (`_container_start`; not a still picture's or an audio file's) and
+    which, where the container opens, holds a video stream. One that starts as a video but does
+    not open (a recording cut off before its `moov`) or is over the size limit is listed, and
+    reading it names what is wrong, as for a `.mp4`; left out, it would be one video fewer
+    without a word (session 38's review)."""
+    head, size = _head(path), _size(path)
     if not _container_start(head):
         return False
-    if head[4:8] == b"ftyp" and head[8:12] in _STILL_BRANDS:  # an AVIF or HEIC photo
+    if head[4:8] in _MOV_ATOMS:
+        box = int.from_bytes(head[:4], "big")  # a box's size: text such as "The free clips" is not one
+        if box not in (0, 1) and not 8 <= box <= size:
+            return False
+        if head[4:8] == b"ftyp" and head[8:12] in _STILL_BRANDS | _AUDIO_BRANDS:  # a photo, a song
+            return False
+    if head.startswith(b"\x89PNG") and b"acTL" not in head:  # an APNG's acTL precedes its pixels
         return False
-    return not head.startswith(b"\x89PNG") or b"acTL" in head  # an APNG's acTL precedes its pixels
+    return _has_video_stream(path) is not False
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _has_video_stream(path: Path) -> bool | None:
+    """Whether the container holds a video stream; None where it does not open. Opened without
+    blocking and checked to be a regular file first (a FIFO swapped in would block the open)."""
+    import av
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        try:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            with av.open(f, "r") as c:  # the header only, no frame decoded
+                return bool(c.streams.video)
+        except Exception:  # noqa: BLE001 (any error of FFmpeg's: reading it names the problem)
+            return None
 
 
 def _head(path: Path, n: int = 2048) -> bytes:
@@ -294,8 +327,10 @@ def _head(path: Path, n: int = 2048) -> bytes:
 # ediw in XDCAM's, udta where a tool put it first, styp/sidx/moof in a fragment or CMAF segment).
 _MOV_ATOMS = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"ediw", b"pnot", b"uuid", b"junk",
               b"pict", b"PICT", b"udta", b"prfl", b"styp", b"sidx", b"moof"}
-# ftyp major brands of still pictures in the same box format (AVIF, HEIF/HEIC)
-_STILL_BRANDS = {b"avif", b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1"}
+# ftyp major brands of still pictures (AVIF, HEIF/HEIC; not their sequences, avis and msf1) and of
+# audio (iTunes' M4A/M4B/M4P, Flash's F4A/F4B) in the same box format
+_STILL_BRANDS = {b"avif", b"heic", b"heix", b"heim", b"heis", b"mif1"}
+_AUDIO_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
 
 
 def _container_start(head: bytes) -> bool:

@@ -71,7 +71,8 @@ def test_a_damaged_or_unusual_suffixless_video_is_listed_and_named_a_still_photo
     """Session 38's review: listing by FFmpeg's probe dropped a suffix-less recording cut off
     before its index without a word (a `.mp4` so cut is listed, and reading it says what is
     wrong), and the first version's byte check refused a transport stream after 400 bytes of
-    junk, which FFmpeg opens. A folder now lists what starts as a video; a still AVIF does not."""
+    junk, which FFmpeg opens, and took a text starting "The free" (an MP4 box name) and a voice
+    memo for videos. A folder now lists what starts as a video and, where it opens, holds one."""
     import av
 
     from evalkit.clipset import clip_set
@@ -94,6 +95,16 @@ def test_a_damaged_or_unusual_suffixless_video_is_listed_and_named_a_still_photo
             out.mux(p)
     (d / "clip0003").write_bytes(b"\xa5" * 400 + ts.read_bytes())  # a capture's leading junk
     (d / "photo").write_bytes(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(500))
+    (d / "NOTES").write_text("The free clips are in the other folder.\n" * 20)  # "free" at bytes 4-8
+    with av.open(str(d / "voicememo"), "w", format="mp4") as out:  # sound only, no picture
+        s = out.add_stream("aac", rate=16000)
+        for i in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            for p in s.encode(frame):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
     assert _listed_without_hanging(d) == ["clip0002", "clip0003", "whole.mp4"]
     with pytest.raises(EvalkitError, match="clip0002"):
         read_video(d / "clip0002")
@@ -159,3 +170,9 @@ def test_an_output_path_in_a_symlink_loop_is_judged_not_a_traceback(folder, tmp_
     (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
     (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
     assert check_not_input(tmp_path / "loop1", [folder]) == tmp_path / "loop1"
+    # and as a file to write, refused before any work (it failed as an internal error after it)
+    from evalkit.atomic import check_output_file
+    from evalkit.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="loop of symbolic links"):
+        check_output_file(tmp_path / "loop1")

@@ -72,7 +72,15 @@ def test_the_same_layout_unmarked_is_not_detected(bikes, tmp_path):
     assert not d.detected and d.payload is None
 
 
-def test_a_clip_without_fill_reports_no_box(bikes):
+def test_a_clip_without_fill_reports_no_box(bikes, real_videos_dir):
     assert find_fill(bikes) is None
     world = make_clip("test", 3, 0, WorldConfig(frames=24, size=128)).frames
     assert find_fill(world) is None
+    # a portrait crop of the footage, a bicycle over cobbles blurred by the depth of field below
+    # it only: each side must be smooth on its own (pooled, the two sides read as a fill; the
+    # session's review)
+    whole = read_video(real_videos_dir / "bikes.mp4", max_frames=240).frames
+    h, w = whole.shape[1:3]
+    pw = (h * 9 // 16) // 2 * 2
+    crop = np.ascontiguousarray(whole[224:240, :, (w - pw) // 2:(w - pw) // 2 + pw])
+    assert find_fill(crop) is None

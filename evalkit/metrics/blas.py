@@ -25,12 +25,15 @@ def one_blas_thread() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    limiter = threadpool_limits(1, user_api="blas") if _depth == 0 else None
-    _depth += 1
-    try:
+    limiter, entered = None, False
+    try:  # the limit taken inside: an interrupt between taking it and the yield still restores it
+        if _depth == 0:
+            limiter = threadpool_limits(1, user_api="blas")
+        _depth, entered = _depth + 1, True
         yield
     finally:
-        _depth -= 1
+        if entered:
+            _depth -= 1
         if limiter is not None:
             limiter.restore_original_limits()
 

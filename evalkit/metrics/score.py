@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from evalkit.atomic import resolved
 from evalkit.clipset import clip_set, load_clip
 from evalkit.errors import BadInputError, MissingResourceError
 from evalkit.video import shrink_to_fit
@@ -159,8 +160,9 @@ def _unlisted(candidates) -> list[str]:
     folder = Path(candidates)
     if not (folder / INDEX).is_file():
         return []
-    listed = {(folder / r["file"]).resolve() for r in read_index(folder)}
-    return [f.relative_to(folder).as_posix() for f in video_files(folder) if f.resolve() not in listed]
+    listed = {resolved(folder / r["file"]) or folder / r["file"] for r in read_index(folder)}
+    # a link loop stays as named: listed, and reading it names the problem
+    return [f.relative_to(folder).as_posix() for f in video_files(folder) if (resolved(f) or f) not in listed]
 
 
 def _flicker_row(frames: np.ndarray, row: dict) -> None:

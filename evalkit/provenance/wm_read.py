@@ -248,9 +248,10 @@ def choose_attempts(cands: list[Candidate], guess: int, cfg: WatermarkConfig) ->
 
 
 def read_candidates(cands: list[Candidate], n_search: int, guess: int, cfg: WatermarkConfig, key: WatermarkKey,
-          payload_bits: int) -> tuple[Detection, Candidate | None]:
+          payload_bits: int, reported: list | None = None) -> tuple[Detection, Candidate | None]:
     """Decode a view's candidates (profile `guess` is the embedder's pick for its frame size);
-    the presence bound counts `n_search` points."""
+    the presence bound counts `n_search` points. Returns the detection and the best-fitting
+    candidate; `reported`, when given, receives the candidate whose geometry is reported."""
     if not cands:
         return Detection(False, None, 1.0, 0.0, np.zeros(payload_bits)), None
     cands.sort(key=lambda c: -c.z)
@@ -273,6 +274,8 @@ def read_candidates(cands: list[Candidate], n_search: int, guess: int, cfg: Wate
         p_payload = 1.0
     p = min(1.0, 2 * min(p_payload, p_presence))
     c = r["cand"]
+    if reported is not None:
+        reported.append(c)
     geometry = {"grid": c.g, "profile": c.prof, "crop": c.crop, "box": tuple(round(x, 4) for x in c.box),
                 "gain": round(c.gain / c.base, 4), "presence_z": round(best.z, 2), "attempts": len(results)}
     if c.base != 1.0:  # read from a Cr mark's luma companion (a greyscale copy, or the colour gone)
