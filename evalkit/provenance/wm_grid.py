@@ -101,31 +101,38 @@ def bars(frames: np.ndarray, mean: np.ndarray, tol: float = 2.0) -> tuple[int, i
     return t, b, lf, r
 
 
+def _four_ints(geometry: dict | None, name: str) -> tuple[int, int, int, int] | None:
+    """`geometry[name]` as four integers; None when absent or not four numbers (a read's geometry
+    comes back from JSON and registries, which anyone may have written)."""
+    try:
+        a, b, c, d = (int(x) for x in (geometry or {}).get(name))
+    except (TypeError, ValueError):
+        return None
+    return a, b, c, d
+
+
 def cut_read(geometry: dict | None, shape: tuple) -> tuple[int, int, int, int] | None:
     """The bars a watermark read cut off (`geometry["bars"]`: `wm_bars.read_bars` refines the
     measured ones by a few pixels), for laying a frame [H, W, ...] of `shape` out as the mark was
     read; None when the read names none or a cut that would leave under half a side."""
-    cut = (geometry or {}).get("bars")
-    try:
-        t, b, lf, r = (int(x) for x in cut)
-    except (TypeError, ValueError):
+    cut = _four_ints(geometry, "bars")
+    if cut is None:
         return None
+    t, b, lf, r = cut
     h, w = shape[:2]
-    ok = min(t, b, lf, r) >= 0 and h - t - b >= h / 2 and w - lf - r >= w / 2
-    return (t, b, lf, r) if ok else None
+    return cut if min(cut) >= 0 and h - t - b >= h / 2 and w - lf - r >= w / 2 else None
 
 
 def fill_read(geometry: dict | None, shape: tuple) -> tuple[int, int, int, int] | None:
     """The box (y0, y1, x0, x1), in the clip as given, of a picture read over a blurred fill
     (`geometry["fill_box"]`: `wm_fill.read_fill`), for laying a frame [H, W, ...] of `shape` out
     as the mark was read; None when the read names none or a box outside the frame."""
-    box = (geometry or {}).get("fill_box")
-    try:
-        y0, y1, x0, x1 = (int(x) for x in box)
-    except (TypeError, ValueError):
+    box = _four_ints(geometry, "fill_box")
+    if box is None:
         return None
+    y0, y1, x0, x1 = box
     h, w = shape[:2]
-    return (y0, y1, x0, x1) if 0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w else None
+    return box if 0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w else None
 
 
 def views(frames: np.ndarray, mean: np.ndarray,
