@@ -3,7 +3,7 @@ wherever they land.
 
 Inside a command both unwind as KeyboardInterrupt, so the same clean-up runs (temporary files and
 staged folders removed, training checkpointed). Where raising it would do harm it is held and
-raised a moment later (a SIGALRM 50 ms on): inside an import (torch's C++ start-up turned it into
+raised a moment later (a SIGALRM every 50 ms until it can be): inside an import (torch's C++ start-up turned it into
 std::terminate, exit 134, a core dump: 2 `score`s in 25 killed in their first seconds, session 34),
 inside a finaliser (Python ignores an exception raised there, so the command ran on: session 31).
 Before the command starts and after it has finished it is only noted, and the command ends with
@@ -18,7 +18,7 @@ import signal
 import sys
 
 RECEIVED: list[int] = []  # SIGINT/SIGTERM seen, even where their KeyboardInterrupt was swallowed
-_state = {"raising": False, "pending": False}
+_state = {"raising": False, "pending": False, "retrying": False}
 _RETRY_S = 0.05
 _IMPORTING = "<frozen importlib._bootstrap>"
 
@@ -52,14 +52,28 @@ def on_signal(signum, frame) -> None:
             _insisted()
         _state["pending"] = True
     elif not _state["pending"]:
-        return  # an alarm of someone else's: not ours to act on
+        _stop_retrying()  # ours, once the interrupt was raised; else someone else's: not ours to act on
+        return
     if not _state["raising"]:
         return  # the command has not started or has finished: it ends with exit 130 then
     if _unsafe_to_raise(frame):
-        signal.setitimer(signal.ITIMER_REAL, _RETRY_S)
+        # again every 50 ms until it can be raised, not once: an alarm that lands between the
+        # interpreter's last look at signals and a sleep's system call is handled only when the
+        # sleep ends (a one-shot retry at an import's end held a Ctrl-C for a 30 s sleep, 1 run
+        # in dozens, session 38's CI)
+        if not _state["retrying"]:
+            _state["retrying"] = True
+            signal.setitimer(signal.ITIMER_REAL, _RETRY_S, _RETRY_S)
         return
     _state["pending"] = False
+    _stop_retrying()
     raise KeyboardInterrupt
+
+
+def _stop_retrying() -> None:
+    if _state["retrying"]:
+        _state["retrying"] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _unsafe_to_raise(frame) -> bool:
@@ -89,4 +103,7 @@ def let_raise(on: bool) -> None:
     _state["raising"] = on
     if on and _state["pending"]:
         _state["pending"] = False
+        _stop_retrying()
         raise KeyboardInterrupt
+    if not on:
+        _stop_retrying()  # the command is over: whatever comes is only noted

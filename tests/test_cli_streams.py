@@ -93,17 +93,22 @@ def test_a_signal_that_lands_in_a_finaliser_or_an_import_is_raised_again_outside
     from evalkit import interrupts
 
     monkeypatch.setattr(interrupts, "RECEIVED", [])
-    monkeypatch.setattr(interrupts, "_state", {"raising": True, "pending": False})  # inside a command
+    monkeypatch.setattr(interrupts, "_state", {"raising": True, "pending": False, "retrying": False})  # in a command
     timers = []
-    monkeypatch.setattr(signal, "setitimer", lambda which, seconds: timers.append((which, seconds)))
+    monkeypatch.setattr(signal, "setitimer", lambda which, seconds, interval=0.0: timers.append((which, seconds,
+                                                                                              interval)))
 
     def __del__():
         return sys._getframe()
 
     assert interrupts.on_signal(signal.SIGTERM, __del__()) is None  # not raised where it would be lost
-    assert timers == [(signal.ITIMER_REAL, 0.05)] and interrupts.RECEIVED == [signal.SIGTERM]
+    # retried every 50 ms until it can be raised (session 38: one retry could land just before a
+    # sleep's system call and be handled only when the sleep ended)
+    assert timers == [(signal.ITIMER_REAL, 0.05, 0.05)] and interrupts.RECEIVED == [signal.SIGTERM]
+    assert interrupts.on_signal(signal.SIGALRM, __del__()) is None and len(timers) == 1  # still held, still timed
     with pytest.raises(KeyboardInterrupt):  # the retry (SIGALRM), in ordinary code
         interrupts.on_signal(signal.SIGALRM, sys._getframe())
+    assert timers[-1] == (signal.ITIMER_REAL, 0, 0.0)  # raised: the retries stop
     assert interrupts.on_signal(signal.SIGALRM, sys._getframe()) is None  # raised once: a later alarm is not ours
     (tmp_path / "being_imported.py").write_text(
         "import signal, sys\nfrom evalkit import interrupts\n"
@@ -111,7 +116,7 @@ def test_a_signal_that_lands_in_a_finaliser_or_an_import_is_raised_again_outside
     monkeypatch.syspath_prepend(str(tmp_path))
     import being_imported
 
-    assert being_imported.HELD and len(timers) == 2 and interrupts.RECEIVED == [signal.SIGTERM, signal.SIGINT]
+    assert being_imported.HELD and len(timers) == 3 and interrupts.RECEIVED == [signal.SIGTERM, signal.SIGINT]
 
 
 def test_an_ascii_locale_prints_names_as_escapes_not_question_marks(tmp_path):
