@@ -3,8 +3,8 @@
 A folder of videos from elsewhere (real footage, another tool's outputs) needs no index: its
 videos (top level and `clips/`) are read in name order, each prompted by its file name, as
 `folder:DIR` reads them ("a_red_ball_falls-3.mp4": "a red ball falls", sample 3). A file with no
-suffix at all (a camera's `clip0001`, a download saved as `video`) is one of them when it is a
-video container, as `score FILE` takes it (`is_video_file`).
+suffix at all (a camera's `clip0001`, a download saved as `video`) is one of them when it starts
+as a video container does (`is_video_file`).
 
 `ClipFolderWriter` builds the folder under a temporary sibling name and renames it into place
 only when every clip and the index are written, so a killed run never leaves a folder that
@@ -146,8 +146,9 @@ def video_files(folder: Path) -> list[Path]:
 def is_video_file(f: Path) -> bool:
     """A file of a folder that is one of its videos: named as a video (`is_video_name`), or a
     regular file with no suffix at all that starts as a video container does (`_starts_as_video`;
-    `score FILE` takes one alone when FFmpeg opens it). A file with any other suffix (notes.txt, x.json, index.jsonl) is judged by its name
-    and never opened; a hidden one (macOS ._a.mp4, .DS_Store) is never looked at."""
+    `score FILE` takes one alone when FFmpeg opens it). A file with any other suffix (notes.txt,
+    x.json, index.jsonl) is judged by its name and never opened; a hidden one (macOS ._a.mp4,
+    .DS_Store) is never looked at."""
     if f.name.startswith("."):  # first: animated_image would open ._a.webp to sniff it
         return False
     if is_video_name(f):
@@ -267,60 +268,52 @@ def _starts_as_video(path: Path) -> bool:
     not open (a recording cut off before its `moov`) or is over the size limit is listed, and
     reading it names what is wrong, as for a `.mp4`; left out, it would be one video fewer
     without a word (session 38's review)."""
-    head, size = _head(path), _size(path)
-    if not _container_start(head):
+    f = _open_regular(path)
+    if f is None:
         return False
-    if head[4:8] in _MOV_ATOMS:
-        box = int.from_bytes(head[:4], "big")  # a box's size: text such as "The free clips" is not one
-        if box not in (0, 1) and not 8 <= box <= size:
+    with f:
+        head, size = f.read(2048), os.fstat(f.fileno()).st_size
+        if not _container_start(head):
             return False
-        if head[4:8] == b"ftyp" and head[8:12] in _STILL_BRANDS | _AUDIO_BRANDS:  # a photo, a song
+        if head[4:8] in _MOV_ATOMS:
+            box = int.from_bytes(head[:4], "big")  # a box's size: text such as "The free clips" is not one
+            if box not in (0, 1) and not 8 <= box <= size:
+                return False
+            if head[4:8] == b"ftyp" and head[8:12] in _STILL_BRANDS | _AUDIO_BRANDS:  # a photo, a song
+                return False
+        if head.startswith(b"\x89PNG") and b"acTL" not in head:  # an APNG's acTL precedes its pixels
             return False
-    if head.startswith(b"\x89PNG") and b"acTL" not in head:  # an APNG's acTL precedes its pixels
-        return False
-    return _has_video_stream(path) is not False
+        f.seek(0)
+        return _has_video_stream(f) is not False
 
 
-def _size(path: Path) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
-def _has_video_stream(path: Path) -> bool | None:
-    """Whether the container holds a video stream; None where it does not open. Opened without
-    blocking and checked to be a regular file first (a FIFO swapped in would block the open)."""
-    import av
-
+def _open_regular(path: Path):
+    """`path` opened for binary reading when it is a regular file, else None. Opened without
+    blocking and checked once open: opening a FIFO to read waits for a writer, which would block
+    a listing for good."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as f:
-        try:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return None
-            with av.open(f, "r") as c:  # the header only, no frame decoded
-                return bool(c.streams.video)
-        except Exception:  # noqa: BLE001 (any error of FFmpeg's: reading it names the problem)
-            return None
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return os.fdopen(fd, "rb")
+    except OSError:
+        pass
+    os.close(fd)
+    return None
 
 
-def _head(path: Path, n: int = 2048) -> bytes:
-    """The first bytes of a regular file; b"" for anything else. Opened without blocking and
-    checked once open: opening a FIFO to read waits for a writer, which would block a listing for
-    good."""
+def _has_video_stream(f) -> bool | None:
+    """Whether the container in the open file `f` holds a video stream; None where it does not
+    open (the header only is read, no frame decoded)."""
+    import av
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return b""
-    try:
-        return os.read(fd, n) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
+        with av.open(f, "r") as c:
+            return bool(c.streams.video)
+    except Exception:  # noqa: BLE001 (any error of FFmpeg's: reading the file names the problem)
+        return None
 
 
 # QuickTime/MP4 files start with one of these atoms (ftyp in MP4, moov, mdat or wide in old .mov,

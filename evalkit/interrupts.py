@@ -3,8 +3,9 @@ wherever they land.
 
 Inside a command both unwind as KeyboardInterrupt, so the same clean-up runs (temporary files and
 staged folders removed, training checkpointed). Where raising it would do harm it is held and
-raised a moment later (a SIGALRM every 50 ms until it can be): inside an import (torch's C++ start-up turned it into
-std::terminate, exit 134, a core dump: 2 `score`s in 25 killed in their first seconds, session 34),
+raised a moment later (a SIGALRM every 50 ms until it can be): inside an import (torch's C++
+start-up turned it into std::terminate, exit 134, a core dump: 2 `score`s in 25 killed in their
+first seconds, session 34),
 inside a finaliser (Python ignores an exception raised there, so the command ran on: session 31).
 Before the command starts and after it has finished it is only noted, and the command ends with
 exit 130 (a bare KeyboardInterrupt traceback, or exit 143 from a `kill` before the handlers were
